@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Local careloop infrastructure (Kafka + PostgreSQL) in one command.
+# Usage: deploy/local/infra.sh up|down|status|env
+# A service is skipped when its env var (KAFKA_BOOTSTRAP_SERVERS, CARELOOP_PG_URL) already points elsewhere.
+set -euo pipefail
+
+LOG_TAG=infra
+# shellcheck source=deploy/local/_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
+
+KAFKA_PORT="${CARELOOP_KAFKA_PORT:-9092}"
+PG_PORT="${CARELOOP_PG_PORT:-55432}"
+LOCAL_KAFKA="127.0.0.1:$KAFKA_PORT"
+LOCAL_PG_URL="postgresql://careloop@127.0.0.1:$PG_PORT"
+
+# Provided = set and not just our own local address (so `eval "$(infra.sh env)"; infra.sh up` still starts ours).
+external_kafka() { [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" && "$KAFKA_BOOTSTRAP_SERVERS" != "$LOCAL_KAFKA" ]]; }
+external_pg() {
+  [[ -n "${CARELOOP_PG_URL:-}" && "$CARELOOP_PG_URL" != "$LOCAL_PG_URL" && "$CARELOOP_PG_URL" != "$LOCAL_PG_URL/"* ]]
+}
+
+cmd_up() {
+  local t0 rc=0 pg_job=""
+  t0="$(now_ms)"
+  # Postgres starts in the background while Kafka (the slow one) starts in the foreground.
+  if external_pg; then
+    log "CARELOOP_PG_URL is set; using the provided PostgreSQL ($CARELOOP_PG_URL), not starting one"
+  else
+    "$LOCAL_DIR/postgres.sh" start &
+    pg_job=$!
+  fi
+  if external_kafka; then
+    log "KAFKA_BOOTSTRAP_SERVERS is set; using the provided Kafka ($KAFKA_BOOTSTRAP_SERVERS), not starting one"
+  else
+    "$LOCAL_DIR/kafka.sh" start || rc=1
+  fi
+  if [[ -n "$pg_job" ]]; then
+    wait "$pg_job" || rc=1
+  fi
+  ((rc == 0)) || die "some services failed to start (see above)"
+  log "up in $(elapsed_since "$t0"); for the environment run: eval \"\$($0 env)\""
+}
+
+# Stop both local services regardless of env vars: stopping one that is not running is a no-op.
+cmd_down() {
+  local rc=0
+  "$LOCAL_DIR/kafka.sh" stop || rc=1
+  "$LOCAL_DIR/postgres.sh" stop || rc=1
+  return "$rc"
+}
+
+cmd_status() {
+  local rc=0
+  if external_kafka; then
+    log "kafka: provided externally ($KAFKA_BOOTSTRAP_SERVERS)"
+  else
+    "$LOCAL_DIR/kafka.sh" status || rc=1
+  fi
+  if external_pg; then
+    log "postgres: provided externally ($CARELOOP_PG_URL)"
+  else
+    "$LOCAL_DIR/postgres.sh" status || rc=1
+  fi
+  return "$rc"
+}
+
+# Shell lines for eval; provided values win, so `env` always matches what `up` used.
+cmd_env() {
+  printf 'export KAFKA_BOOTSTRAP_SERVERS=%q\n' "${KAFKA_BOOTSTRAP_SERVERS:-$LOCAL_KAFKA}"
+  printf 'export CARELOOP_PG_URL=%q\n' "${CARELOOP_PG_URL:-$LOCAL_PG_URL}"
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  *)
+    echo "usage: $0 up|down|status|env" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,1 @@
+"""careloop careplan: personalised, versioned care plans built from assessed needs."""

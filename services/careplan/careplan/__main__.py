@@ -1,0 +1,3 @@
+from careplan.main import run
+
+run()

@@ -1,0 +1,17 @@
+"""followup's Kafka subscriptions: which event goes to which use case."""
+
+from __future__ import annotations
+
+from careloop_shared.consumer import Handler
+from careloop_shared.contracts import PlanUpdated, ReferralMade
+from careloop_shared.events import Event
+
+from followup.handlers import (
+    when_plan_updated_schedule_follow_up,
+    when_referral_made_schedule_check_in,
+)
+
+HANDLERS: dict[type[Event], Handler] = {
+    PlanUpdated: when_plan_updated_schedule_follow_up,
+    ReferralMade: when_referral_made_schedule_check_in,
+}

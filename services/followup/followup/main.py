@@ -1,0 +1,50 @@
+"""Composition root of followup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from careloop_shared.contracts import FollowUpDue
+from careloop_shared.http import create_app, serve
+from careloop_shared.runtime import ServiceRuntime, ServiceSpec
+from careloop_shared.settings import ServiceSettings
+from fastapi import FastAPI
+from pydantic_settings import SettingsConfigDict
+
+from followup.api import router
+from followup.consumers import HANDLERS
+from followup.domain.schedule import Clock, system_clock
+from followup.scheduler import scheduler_loop
+
+
+class FollowupSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="FOLLOWUP_", extra="ignore", frozen=True)
+
+    service_name: str = "followup"
+    port: int = 8004
+    scheduler_tick_s: float = 1.0
+
+
+def build_app(settings: FollowupSettings | None = None, clock: Clock = system_clock) -> FastAPI:
+    settings = settings or FollowupSettings()
+    spec = ServiceSpec(
+        name="followup",
+        migrations=Path(__file__).parent / "migrations",
+        publishes=[FollowUpDue],
+        handlers=HANDLERS,
+        background=[scheduler_loop(clock, settings.scheduler_tick_s)],
+    )
+    return create_app(
+        ServiceRuntime(spec, settings),
+        [router],
+        description="Follow-up scheduling. Consumes PlanUpdated and ReferralMade; emits FollowUpDue.",
+    )
+
+
+def run() -> None:
+    app = build_app()
+    serve(app, app.state.runtime)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""careloop intake: patients, consent and assessments. The only service holding identifying details."""

@@ -1,0 +1,3 @@
+from intake.main import run
+
+run()

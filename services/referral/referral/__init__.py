@@ -1,0 +1,1 @@
+"""careloop referral: a program directory, matching, and closed-loop referrals."""

@@ -1,0 +1,3 @@
+from referral.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""careloop platform kernel: what every service needs the same way."""

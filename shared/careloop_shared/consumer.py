@@ -1,0 +1,227 @@
+"""Idempotent, batching Kafka consumer with bounded retries and a dead-letter topic.
+
+Per batch: the event ids go into the inbox and the handlers' effects and emitted events are written in
+one transaction; offsets are committed only after it commits. A redelivered event finds its id in the
+inbox and changes nothing. An event that cannot be decoded, or that still fails after a bounded number
+of attempts with backoff, is published to the service's dead-letter topic and the partition moves on.
+Infrastructure trouble (database or broker down) is not the event's fault: the batch is retried, never
+dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from careloop_shared.events import Event, ReceivedEvent, UndecodableEvent, decode
+from careloop_shared.failpoints import failpoint
+from careloop_shared.logging import get_logger, safe_exception_message
+from careloop_shared.outbox import TopicFor, UnitOfWork
+
+log = get_logger(__name__)
+
+Handler = Callable[[UnitOfWork, Any], Awaitable[None]]
+DeadLetterSink = Callable[[str, bytes | None, dict[str, str], str | None], Awaitable[None]]
+
+# Not the event's fault: retry the batch, never dead-letter it.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.AdminShutdownError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    KafkaError,
+)
+
+
+class TransientFailure(Exception):
+    """Raised to the broker so the batch is redelivered (offsets not committed)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the consumer needs of a Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+def dead_letter_headers(record: Record, error: BaseException, consumer: str) -> dict[str, str]:
+    headers = {k: v.decode(errors="replace") for k, v in record.headers}
+    headers.update(
+        {
+            "dlq_error_type": type(error).__name__,
+            "dlq_error": safe_exception_message(error)[:1000],
+            "dlq_original_topic": record.topic,
+            "dlq_original_partition": str(record.partition),
+            "dlq_original_offset": str(record.offset),
+            "dlq_consumer": consumer,
+        }
+    )
+    return headers
+
+
+class EventConsumer:
+    """Applies events to one service's database, once each."""
+
+    def __init__(
+        self,
+        name: str,
+        pool: asyncpg.Pool,
+        topic_for: TopicFor,
+        handlers: Mapping[type[Event], Handler],
+        dead_letter: DeadLetterSink,
+        *,
+        dead_letter_topic: str,
+        max_attempts: int = 3,
+        backoff_s: float = 0.2,
+    ) -> None:
+        self.name = name
+        self._pool = pool
+        self._topic_for = topic_for
+        self._handlers = {cls.type: h for cls, h in handlers.items()}
+        self._accepted = {cls.type: cls for cls in handlers}
+        self._dead_letter = dead_letter
+        self.dead_letter_topic = dead_letter_topic
+        self._max_attempts = max_attempts
+        self._backoff_s = backoff_s
+        self._transient_streak = 0
+        self.last_progress = time.monotonic()
+        self.processed_total = 0
+        self.dead_lettered_total = 0
+
+    @property
+    def topics(self) -> list[str]:
+        return [self._topic_for(t) for t in self._accepted]
+
+    async def process(self, records: Sequence[Record]) -> None:
+        """Process one batch in order; raise TransientFailure to have it redelivered."""
+        try:
+            await self._process(records)
+            self._transient_streak = 0
+            self.last_progress = time.monotonic()
+        except TRANSIENT_ERRORS as exc:
+            self._transient_streak += 1
+            delay = min(self._backoff_s * 2**self._transient_streak, 5.0)
+            log.warning("transient failure; batch will be redelivered", exc_info=exc, retry_in_s=delay)
+            await asyncio.sleep(delay)
+            raise TransientFailure(type(exc).__name__) from exc
+
+    async def _process(self, records: Sequence[Record]) -> None:
+        received: list[tuple[Record, ReceivedEvent]] = []
+        for record in records:
+            try:
+                received.append(
+                    (
+                        record,
+                        decode(
+                            record.value,
+                            record.headers,
+                            topic=record.topic,
+                            partition=record.partition,
+                            offset=record.offset,
+                            accepted=self._accepted,
+                        ),
+                    )
+                )
+            except (UndecodableEvent, ValidationError) as exc:
+                await self._send_to_dead_letter(record, exc)
+        if not received:
+            return
+        try:
+            await self._apply([event for _, event in received])
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:
+            # Find the culprit: one event per transaction, each with bounded retries.
+            for record, event in received:
+                await self._apply_with_retries(record, event)
+
+    async def _apply(self, events: Sequence[ReceivedEvent]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            fresh = {
+                r["event_id"]
+                for r in await conn.fetch(
+                    'INSERT INTO inbox (consumer, event_id, event_type, topic, partition, "offset")'
+                    " SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[],"
+                    " $6::bigint[]) ON CONFLICT DO NOTHING RETURNING event_id",
+                    self.name,
+                    [e.envelope.id for e in events],
+                    [e.envelope.type for e in events],
+                    [e.topic for e in events],
+                    [e.partition for e in events],
+                    [e.offset for e in events],
+                )
+            }
+            uow = UnitOfWork(conn, self._topic_for)
+            for event in events:
+                if event.envelope.id not in fresh:
+                    continue  # already applied: a redelivery, or a duplicate within this batch
+                fresh.discard(event.envelope.id)
+                await self._handlers[event.envelope.type](uow, event)
+            await uow.flush()
+        failpoint("consumer.after_db_commit")
+        self.processed_total += len(events)
+
+    async def _apply_with_retries(self, record: Record, event: ReceivedEvent) -> None:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                await self._apply([event])
+                return
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:
+                if attempt < self._max_attempts:
+                    await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
+                    continue
+                log.error(
+                    "event failed after retries; dead-lettering",
+                    event_id=str(event.envelope.id),
+                    event_type=event.envelope.type,
+                    attempts=attempt,
+                    exc_info=exc,
+                )
+                await self._send_to_dead_letter(record, exc)
+                await self._record_dead_letter(event)
+
+    async def _record_dead_letter(self, event: ReceivedEvent) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                'INSERT INTO inbox (consumer, event_id, event_type, topic, partition, "offset",'
+                " outcome) VALUES ($1, $2, $3, $4, $5, $6, 'dead-lettered') ON CONFLICT DO NOTHING",
+                self.name,
+                event.envelope.id,
+                event.envelope.type,
+                event.topic,
+                event.partition,
+                event.offset,
+            )
+
+    async def _send_to_dead_letter(self, record: Record, exc: BaseException) -> None:
+        headers = dead_letter_headers(record, exc, self.name)
+        key = record.key.decode(errors="replace") if record.key else None
+        await self._dead_letter(self.dead_letter_topic, record.value, headers, key)
+        self.dead_lettered_total += 1
+        log.warning(
+            "message dead-lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=headers["dlq_error"],
+        )

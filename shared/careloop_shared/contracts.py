@@ -1,0 +1,134 @@
+"""Event contracts, version 1. Published as JSON Schema under ``schemas/`` for analytics consumers.
+
+Evolution rule: a ``.v1`` type only gains optional fields; anything else is a new ``.v2`` type.
+Events carry pseudonymous ids and coded values only: never names, birth dates, phone numbers,
+addresses or free text written about a patient.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from careloop_shared.events import Event, register
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class RiskLevel(StrEnum):
+    low = "low"
+    moderate = "moderate"
+    high = "high"
+    urgent = "urgent"
+
+
+class Need(_Part):
+    code: str = Field(description="Gravity SDOH domain code or clinical need, e.g. food-insecurity.")
+    severity: str | None = Field(None, description="Severity band where the instrument has one.")
+
+
+@register
+class PatientRegistered(Event):
+    """An agency registered a patient. Identifying details stay in intake's database."""
+
+    type = "careloop.intake.patient_registered.v1"
+    source = "/careloop/intake"
+    summary = "Patient registered"
+
+    preferred_language: str = Field(description="BCP-47 language tag, e.g. en, es.")
+    registered_at: datetime
+
+
+@register
+class PatientAssessed(Event):
+    """A screening instrument was scored into needs, a risk level and urgent flags."""
+
+    type = "careloop.intake.patient_assessed.v1"
+    source = "/careloop/intake"
+    summary = "Patient assessed"
+
+    assessment_id: uuid.UUID
+    instrument: str = Field(description="Instrument id, e.g. phq-2, phq-9, ahc-hrsn.")
+    rules_version: str = Field(description="Version of the scoring rules data file used.")
+    total_score: int | None = None
+    needs: list[Need]
+    risk_level: RiskLevel
+    urgent_flags: list[str] = Field(default_factory=list)
+    assessed_at: datetime
+
+
+class Goal(_Part):
+    id: uuid.UUID
+    need: str
+    description: str = Field(description="Coded goal text from the plan library, not patient notes.")
+    target: str
+    due: datetime
+
+
+class Intervention(_Part):
+    id: uuid.UUID
+    need: str
+    kind: str = Field(description="referral, education, follow-up or clinical.")
+    program_category: str | None = Field(None, description="Kind of program a referral asks for.")
+    needs_referral: bool
+
+
+class FollowUpCadence(_Part):
+    every_days: float
+    priority: RiskLevel
+
+
+@register
+class PlanUpdated(Event):
+    """A new version of the patient's care plan."""
+
+    type = "careloop.careplan.plan_updated.v1"
+    source = "/careloop/careplan"
+    summary = "Care plan updated"
+
+    plan_id: uuid.UUID
+    version: int
+    status: str = Field(description="FHIR CarePlan status: draft, active, on-hold, revoked, completed.")
+    risk_level: RiskLevel
+    goals: list[Goal]
+    interventions: list[Intervention]
+    follow_up: FollowUpCadence
+    based_on_assessment_id: uuid.UUID | None = None
+
+
+@register
+class ReferralMade(Event):
+    """A referral was made to a program for one plan intervention."""
+
+    type = "careloop.referral.referral_made.v1"
+    source = "/careloop/referral"
+    summary = "Referral made"
+
+    referral_id: uuid.UUID
+    plan_id: uuid.UUID
+    intervention_id: uuid.UUID
+    need: str
+    program_id: str
+    receiving_agency_id: str
+    status: str = Field(description="Gravity SDOH task status; requested when made.")
+    response_due_at: datetime
+
+
+@register
+class FollowUpDue(Event):
+    """A scheduled follow-up fell due. Emitted exactly once per due point."""
+
+    type = "careloop.followup.follow_up_due.v1"
+    source = "/careloop/followup"
+    summary = "Follow-up due"
+
+    follow_up_id: uuid.UUID
+    reason: str = Field(description="plan-cadence or referral-check-in.")
+    due_at: datetime
+    priority: RiskLevel
+    referral_id: uuid.UUID | None = None

@@ -1,0 +1,62 @@
+"""asyncpg pool and ordered SQL migrations applied on start."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+
+import asyncpg
+
+from careloop_shared.logging import get_logger
+
+log = get_logger(__name__)
+
+_MIGRATION_LOCK = 0x63617265  # advisory lock id: one replica migrates at a time
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=60
+    )
+    assert pool is not None
+    return pool
+
+
+def kernel_migrations() -> list[tuple[str, str]]:
+    folder = resources.files("careloop_shared") / "migrations"
+    return sorted((f"kernel/{f.name}", f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql"))
+
+
+def folder_migrations(namespace: str, folder: Path) -> list[tuple[str, str]]:
+    return sorted((f"{namespace}/{p.name}", p.read_text()) for p in folder.glob("*.sql"))
+
+
+async def migrate(pool: asyncpg.Pool, migrations: Iterable[tuple[str, str]]) -> list[str]:
+    """Apply the not-yet-applied migrations in order, each in its own transaction."""
+    applied_now: list[str] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+            for name, sql in migrations:
+                if name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute("INSERT INTO schema_migrations(name) VALUES ($1)", name)
+                applied_now.append(name)
+                log.info("migration applied", migration=name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied_now

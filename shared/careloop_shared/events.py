@@ -1,0 +1,185 @@
+"""Event envelope: CloudEvents 1.0 in Kafka binary mode.
+
+The Kafka value is the JSON body (the event's data); every context attribute travels in a ``ce_*``
+header; the Kafka key is the patient's pseudonymous id so one patient's events stay in order.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from careloop_shared.logging import SafeMessageError
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+
+class Event(BaseModel):
+    """Base of every event body. Subclasses set ``type`` and ``source`` and name the patient."""
+
+    # Tolerant reader: a newer producer may add optional fields an older consumer does not know.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    type: ClassVar[str]
+    source: ClassVar[str]
+    summary: ClassVar[str] = ""
+
+    patient_id: uuid.UUID
+    agency_id: str
+
+    @property
+    def subject(self) -> str:
+        return str(self.patient_id)
+
+    def body(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+E = TypeVar("E", bound=Event)
+
+REGISTRY: dict[str, type[Event]] = {}
+
+
+def register(cls: type[E]) -> type[E]:
+    """Class decorator: make an event type known to decoders and to the published schemas."""
+    if cls.type in REGISTRY:
+        raise ValueError(f"event type {cls.type} registered twice")
+    REGISTRY[cls.type] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """CloudEvents context attributes of one event."""
+
+    id: uuid.UUID
+    type: str
+    source: str
+    subject: str
+    time: datetime
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "ce_specversion": SPEC_VERSION,
+            "ce_id": str(self.id),
+            "ce_type": self.type,
+            "ce_source": self.source,
+            "ce_subject": self.subject,
+            "ce_time": self.time.isoformat(),
+            "ce_correlationid": str(self.correlation_id),
+            "content-type": CONTENT_TYPE,
+        }
+        if self.causation_id is not None:
+            headers["ce_causationid"] = str(self.causation_id)
+        return headers
+
+
+@dataclass(frozen=True)
+class Message:
+    """An event ready to be published: envelope, body and Kafka key."""
+
+    envelope: Envelope
+    event: Event
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.event.subject)
+
+
+def new_message(
+    event: Event,
+    *,
+    correlation_id: uuid.UUID | None = None,
+    causation_id: uuid.UUID | None = None,
+    event_id: uuid.UUID | None = None,
+    time: datetime | None = None,
+) -> Message:
+    event_id = event_id or uuid.uuid4()
+    envelope = Envelope(
+        id=event_id,
+        type=event.type,
+        source=event.source,
+        subject=event.subject,
+        time=time or datetime.now(UTC),
+        correlation_id=correlation_id or event_id,
+        causation_id=causation_id,
+    )
+    return Message(envelope=envelope, event=event)
+
+
+class UndecodableEvent(SafeMessageError):
+    """A Kafka record that is not a valid careloop event. The message never quotes the payload."""
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """An event read from Kafka, with where it came from."""
+
+    envelope: Envelope
+    event: Event
+    topic: str
+    partition: int
+    offset: int
+
+
+def _header_map(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in headers:
+        try:
+            out[key] = value.decode()
+        except UnicodeDecodeError as exc:
+            raise UndecodableEvent(f"header {key!r} is not UTF-8") from exc
+    return out
+
+
+def decode(
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    accepted: Mapping[str, type[Event]] | None = None,
+) -> ReceivedEvent:
+    """Decode a binary-mode CloudEvent; raise UndecodableEvent with a reason that names no values."""
+    h = _header_map(headers)
+    for required in ("ce_id", "ce_type", "ce_source", "ce_time", "ce_subject"):
+        if required not in h:
+            raise UndecodableEvent(f"missing header {required}")
+    if h.get("ce_specversion") != SPEC_VERSION:
+        raise UndecodableEvent("unsupported ce_specversion")
+    types = REGISTRY if accepted is None else accepted
+    model = types.get(h["ce_type"])
+    if model is None:
+        raise UndecodableEvent(f"unknown event type {h['ce_type']!r}")
+    try:
+        envelope = Envelope(
+            id=uuid.UUID(h["ce_id"]),
+            type=h["ce_type"],
+            source=h["ce_source"],
+            subject=h["ce_subject"],
+            time=datetime.fromisoformat(h["ce_time"]),
+            correlation_id=uuid.UUID(h.get("ce_correlationid") or h["ce_id"]),
+            causation_id=uuid.UUID(h["ce_causationid"]) if h.get("ce_causationid") else None,
+        )
+    except ValueError as exc:
+        raise UndecodableEvent("malformed ce_* header value") from exc
+    if value is None:
+        raise UndecodableEvent("empty value (tombstone)")
+    try:
+        data: Any = json.loads(value)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UndecodableEvent("value is not JSON") from exc
+    event = model.model_validate(data)  # ValidationError is logged without input values
+    if event.subject != envelope.subject:
+        raise UndecodableEvent("ce_subject does not match the event's patient_id")
+    return ReceivedEvent(envelope, event, topic, partition, offset)

@@ -1,0 +1,123 @@
+"""The HTTP side every service shares: app factory, health, auth dependency, PHI-safe errors."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import structlog
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from careloop_shared.auth import BearerCredentials, Principal, authenticate
+from careloop_shared.logging import configure_logging, get_logger
+from careloop_shared.runtime import ServiceRuntime
+
+log = get_logger(__name__)
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+def current_principal(request: Request, credentials: BearerCredentials) -> Principal:
+    settings = get_runtime(request).settings
+    return authenticate(credentials, settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
+
+
+Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Where and why the input is wrong, never the input itself (it may be patient data)."""
+    return [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in errors]
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": validation_errors(exc.errors())},
+    )
+
+
+async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    log.error("unhandled error", request_id=request_id, exc_info=exc)
+    return JSONResponse(status_code=500, content={"detail": "internal error", "request_id": request_id})
+
+
+def create_app(runtime: ServiceRuntime, routers: Sequence[APIRouter], *, description: str) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title=f"careloop {runtime.spec.name}",
+        version="0.1.0",
+        description=description,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Exception, _on_unexpected_error)
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        structlog.contextvars.bind_contextvars(request_id=str(uuid.uuid4()))
+        try:
+            response = await call_next(request)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        route = request.scope.get("route")
+        log.info(
+            "http request",
+            method=request.method,
+            route=getattr(route, "path", "<unmatched>"),  # the template, not the ids in the URL
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return response
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        checks = await runtime.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            status_code=200 if ready else 503,
+            content={"status": "ready" if ready else "not ready", "checks": checks},
+        )
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def serve(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Run one service process: JSON logs, no uvicorn access log (ours names routes, not URLs)."""
+    settings = runtime.settings
+    configure_logging(settings.service_name, settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )

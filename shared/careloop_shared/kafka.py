@@ -1,0 +1,100 @@
+"""Kafka plumbing every service shares: topics, the FastStream broker and the batch subscriber."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from careloop_shared.consumer import EventConsumer, Record
+from careloop_shared.logging import get_logger
+
+log = get_logger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[str], *, partitions: int, replication_factor: int = 1
+) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="careloop-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = sorted(set(topics) - existing)
+        if missing:
+            response = await admin.create_topics(
+                [NewTopic(t, partitions, replication_factor) for t in missing]
+            )
+            for topic_error in getattr(response, "topic_errors", []):
+                name, code = topic_error[0], topic_error[1]
+                if code not in (0, _TOPIC_ALREADY_EXISTS):
+                    raise RuntimeError(f"could not create topic {name}: error code {code}")
+            log.info("topics created", topics=missing)
+        return missing
+    finally:
+        await admin.close()
+
+
+def new_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
+    # Idempotent producer (acks=all) for everything the broker publishes (dead letters).
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        graceful_timeout=15.0,
+        logger=None,
+    )
+
+
+async def _tolerant_parser(records: Any, original: Any) -> Any:
+    """FastStream decodes headers strictly; a non-UTF-8 header must not wedge the partition."""
+    try:
+        return await original(records)
+    except UnicodeDecodeError:
+        return await original(tuple(_with_printable_headers(r) for r in records))
+
+
+def _with_printable_headers(record: Any) -> Any:
+    headers = [(k, v.decode(errors="replace").encode()) for k, v in record.headers]
+    return dataclasses.replace(record, headers=headers)
+
+
+def _raw(msg: Any) -> Any:
+    """Leave decoding to the consumer, which dead-letters what it cannot decode."""
+    return None
+
+
+def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, *, max_records: int) -> None:
+    """Feed batches of raw records to ``consumer``; offsets commit only after it returns."""
+
+    async def on_batch(msg: KafkaMessage) -> None:
+        await consumer.process(
+            [Record(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers)) for r in msg.raw_message]
+        )
+
+    broker.subscriber(
+        *consumer.topics,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=100,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw,
+        parser=_tolerant_parser,
+        title=f"{consumer.name}:events",
+    )(on_batch)
+
+
+async def publish_dead_letter(
+    broker: KafkaBroker, topic: str, value: bytes | None, headers: dict[str, str], key: str | None
+) -> None:
+    await broker.publish(value or b"", topic, key=key, headers=headers)

@@ -1,0 +1,157 @@
+"""structlog JSON logs that never carry patient data.
+
+Three guards: known PHI keys are dropped from every event dict; tracebacks are rendered without local
+variables; and an exception's message is kept only for exception types whose messages are known to be
+free of input values (a pydantic ValidationError keeps its locations and error types, nothing else).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+PHI_KEYS = frozenset(
+    {
+        "name",
+        "given_name",
+        "family_name",
+        "first_name",
+        "last_name",
+        "full_name",
+        "birth_date",
+        "birthdate",
+        "dob",
+        "phone",
+        "telephone",
+        "email",
+        "address",
+        "street",
+        "postal_code",
+        "contact",
+        "answers",
+        "body",
+        "payload",
+        "input",
+    }
+)
+
+
+class SafeMessageError(Exception):
+    """Base for exceptions whose message is written for logs and holds no patient data."""
+
+
+_SAFE_MESSAGE_TYPES: tuple[type[BaseException], ...] = (SafeMessageError, TimeoutError, OSError)
+_SAFE_MODULE_PREFIXES = ("aiokafka", "kafka", "asyncio")
+
+
+def register_safe_exceptions(*types: type[BaseException]) -> None:
+    """Declare exception types whose messages are safe to log (no input values in them)."""
+    global _SAFE_MESSAGE_TYPES
+    _SAFE_MESSAGE_TYPES = (*_SAFE_MESSAGE_TYPES, *types)
+
+
+def safe_exception_message(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['type']}" for e in exc.errors()]
+        return f"{exc.error_count()} validation error(s): " + "; ".join(parts)
+    if isinstance(exc, _SAFE_MESSAGE_TYPES) or type(exc).__module__.startswith(_SAFE_MODULE_PREFIXES):
+        return str(exc)
+    return "<message withheld: may contain input values>"
+
+
+def _frames(exc: BaseException) -> list[dict[str, Any]]:
+    return [
+        {"file": f.filename, "line": f.lineno, "function": f.name}
+        for f in traceback.extract_tb(exc.__traceback__)
+    ]
+
+
+def describe_exception(exc: BaseException) -> dict[str, Any]:
+    """Type, PHI-safe message and frames (no locals, no source values) of an exception chain."""
+    chain: list[dict[str, Any]] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 5:
+        chain.append(
+            {
+                "type": f"{type(current).__module__}.{type(current).__qualname__}",
+                "message": safe_exception_message(current),
+                "frames": _frames(current),
+            }
+        )
+        current = current.__cause__ or current.__context__
+    return {"exception": chain}
+
+
+def _scrub_phi(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key in PHI_KEYS.intersection(event_dict):
+        event_dict[key] = "<redacted>"
+    return event_dict
+
+
+def _render_exception(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    exc_info = event_dict.pop("exc_info", None)
+    if exc_info:
+        if exc_info is True:
+            exc_info = sys.exc_info()
+        exc = exc_info if isinstance(exc_info, BaseException) else exc_info[1]
+        if exc is not None:
+            event_dict["error"] = describe_exception(exc)
+    return event_dict
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _scrub_phi,
+        _render_exception,
+    ]
+
+
+def configure_logging(service: str, level: str = "INFO", stream: Any = None) -> None:
+    """JSON lines on stderr for structlog and for every stdlib logger (uvicorn, faststream, aiokafka)."""
+    shared = _shared_processors()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _drop_stdlib_args,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiokafka", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    structlog.contextvars.bind_contextvars(service=service)
+
+
+def _drop_stdlib_args(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    event_dict.pop("positional_args", None)
+    return event_dict
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)
+
+
+def phi_keys_in(keys: Iterable[str]) -> set[str]:
+    return PHI_KEYS.intersection(keys)

@@ -1,0 +1,201 @@
+"""Transactional outbox: state change and emitted events commit together; a relay publishes them.
+
+The relay publishes with an idempotent producer (acks=all) in outbox order, from a single active
+replica (advisory lock), so each patient's events reach their partition in the order they committed.
+A crash between publishing and marking published re-sends those events; consumers dedupe by ce_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from careloop_shared.db import init_connection
+from careloop_shared.events import Event, Message, ReceivedEvent, new_message
+from careloop_shared.logging import get_logger
+
+log = get_logger(__name__)
+
+NOTIFY_CHANNEL = "careloop_outbox"
+_RELAY_LOCK = 0x72656C61  # advisory lock id: one active relay per service database
+
+TopicFor = Callable[[str], str]
+
+
+class UnitOfWork:
+    """One database transaction: the service's state changes plus the events they emit."""
+
+    def __init__(
+        self, conn: asyncpg.Connection, topic_for: TopicFor, correlation_id: uuid.UUID | None = None
+    ) -> None:
+        self.conn = conn
+        self._topic_for = topic_for
+        self._correlation_id = correlation_id
+        self._pending: list[Message] = []
+
+    def emit(
+        self,
+        event: Event,
+        *,
+        caused_by: ReceivedEvent | None = None,
+        event_id: uuid.UUID | None = None,
+        time: datetime | None = None,
+    ) -> Message:
+        """Queue an event; it is written to the outbox when the unit of work commits."""
+        correlation = caused_by.envelope.correlation_id if caused_by else self._correlation_id
+        message = new_message(
+            event,
+            correlation_id=correlation,
+            causation_id=caused_by.envelope.id if caused_by else None,
+            event_id=event_id,
+            time=time,
+        )
+        self._pending.append(message)
+        return message
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        rows = [
+            (
+                m.envelope.id,
+                m.envelope.type,
+                self._topic_for(m.envelope.type),
+                m.key,
+                m.envelope.headers(),
+                m.event.body(),
+            )
+            for m in self._pending
+        ]
+        self._pending.clear()
+        # A deterministic event id emitted twice is one event: the second insert is a no-op.
+        await self.conn.executemany(
+            "INSERT INTO outbox (event_id, event_type, topic, key, headers, payload)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+            rows,
+        )
+        await self.conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+@contextlib.asynccontextmanager
+async def unit_of_work(
+    pool: asyncpg.Pool, topic_for: TopicFor, correlation_id: uuid.UUID | None = None
+) -> AsyncIterator[UnitOfWork]:
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, topic_for, correlation_id)
+        yield uow
+        await uow.flush()
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to Kafka in order and marks them published."""
+
+    def __init__(
+        self,
+        dsn: str,
+        bootstrap_servers: str,
+        *,
+        client_id: str,
+        batch_size: int = 500,
+        poll_interval_s: float = 1.0,
+    ) -> None:
+        self._dsn = dsn
+        self._bootstrap = bootstrap_servers
+        self._client_id = client_id
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.published_total = 0
+        self.is_leader = False
+        self.last_error: str | None = None
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while not self._stopping.is_set():
+            try:
+                await self._run_once()
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = type(exc).__name__
+                log.warning("outbox relay error; retrying", exc_info=exc, retry_in_s=backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _run_once(self) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
+        await init_connection(conn)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=f"{self._client_id}-relay",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            request_timeout_ms=30000,
+        )
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
+                self.is_leader = False
+                await self._sleep(self._poll_interval_s)
+                if self._stopping.is_set():
+                    return
+            self.is_leader = True
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wakeup.set())
+            await producer.start()
+            self.last_error = None
+            while not self._stopping.is_set():
+                self._wakeup.clear()
+                published = await self._publish_batch(conn, producer)
+                if published < self._batch_size:
+                    # Notifications only wake us up early; the poll interval is the safety net.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+        finally:
+            self.is_leader = False
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=5)
+
+    async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+        rows = await conn.fetch(
+            "SELECT position, topic, key, headers, payload FROM outbox"
+            " WHERE published_at IS NULL ORDER BY position LIMIT $1",
+            self._batch_size,
+        )
+        if not rows:
+            return 0
+        # send() only appends to the producer's buffer, in call order; the idempotent producer
+        # keeps that order per partition even when it retries.
+        deliveries = [
+            await producer.send(
+                r["topic"],
+                value=r["payload"],
+                key=r["key"].encode(),
+                headers=[(k, str(v).encode()) for k, v in r["headers"].items()],
+            )
+            for r in rows
+        ]
+        await asyncio.gather(*deliveries)
+        await conn.execute(
+            "UPDATE outbox SET published_at = now() WHERE position = ANY($1::bigint[])",
+            [r["position"] for r in rows],
+        )
+        self.published_total += len(rows)
+        return len(rows)

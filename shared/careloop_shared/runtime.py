@@ -1,0 +1,147 @@
+"""A service's running parts, wired once: settings, pool, migrations, topics, broker, relay, consumer.
+
+Every service is composed the same way in its ``main.py``; only its tables, handlers, routes and
+background loops differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from careloop_shared import db
+from careloop_shared.consumer import EventConsumer, Handler
+from careloop_shared.events import Event
+from careloop_shared.kafka import ensure_topics, new_broker, publish_dead_letter, subscribe
+from careloop_shared.logging import get_logger
+from careloop_shared.outbox import OutboxRelay, UnitOfWork, unit_of_work
+from careloop_shared.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+BackgroundLoop = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+@dataclass
+class ServiceSpec:
+    """What makes a service this service."""
+
+    name: str
+    migrations: Path
+    publishes: Sequence[type[Event]] = ()
+    handlers: Mapping[type[Event], Handler] = field(default_factory=dict)
+    background: Sequence[BackgroundLoop] = ()
+
+
+class ServiceRuntime:
+    def __init__(self, spec: ServiceSpec, settings: ServiceSettings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self.broker = new_broker(settings.kafka_bootstrap_servers, client_id=spec.name)
+        self.relay: OutboxRelay | None = None
+        self.consumer: EventConsumer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started_at = time.monotonic()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("runtime not started")
+        return self._pool
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.settings.topic(f"careloop.{self.spec.name}.dlq")
+
+    def topic_for(self, event_type: str) -> str:
+        return self.settings.topic(event_type)
+
+    def uow(
+        self, correlation_id: uuid.UUID | None = None
+    ) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
+        return unit_of_work(self.pool, self.topic_for, correlation_id)
+
+    async def start(self) -> None:
+        s = self.settings
+        dsn = s.own_database_url()
+        self._pool = await db.create_pool(dsn, min_size=s.db_pool_min, max_size=s.db_pool_max)
+        await db.migrate(
+            self._pool,
+            [*db.kernel_migrations(), *db.folder_migrations(self.spec.name, self.spec.migrations)],
+        )
+        topics = {self.topic_for(e.type) for e in self.spec.publishes}
+        if self.spec.handlers:
+            self.consumer = EventConsumer(
+                self.spec.name,
+                self._pool,
+                self.topic_for,
+                self.spec.handlers,
+                partial(publish_dead_letter, self.broker),
+                dead_letter_topic=self.dead_letter_topic,
+                max_attempts=s.consumer_max_attempts,
+                backoff_s=s.consumer_backoff_s,
+            )
+            topics.update(self.consumer.topics)
+            topics.add(self.dead_letter_topic)
+            subscribe(self.broker, self.consumer, s.consumer_group, max_records=s.consumer_batch_size)
+        await ensure_topics(s.kafka_bootstrap_servers, topics, partitions=s.topic_partitions)
+        await self.broker.start()
+        self.relay = OutboxRelay(
+            dsn,
+            s.kafka_bootstrap_servers,
+            client_id=self.spec.name,
+            batch_size=s.relay_batch_size,
+            poll_interval_s=s.relay_poll_interval_s,
+        )
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        for loop in self.spec.background:
+            self._tasks.append(asyncio.create_task(loop(self), name=getattr(loop, "__name__", "")))
+        log.info("service started", topics=sorted(topics))
+
+    async def stop(self) -> None:
+        if self.relay:
+            self.relay.stop()
+        for task in self._tasks:
+            if task.get_name() != "outbox-relay":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        log.info("service stopped")
+
+    async def readiness(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {}
+        try:
+            async with asyncio.timeout(2):
+                await self.pool.fetchval("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        try:
+            checks["broker"] = "ok" if await self.broker.ping(timeout=2.0) else "unavailable"
+        except Exception as exc:
+            checks["broker"] = f"unavailable: {type(exc).__name__}"
+        return checks
+
+
+@contextlib.asynccontextmanager
+async def running(runtime: ServiceRuntime) -> AsyncIterator[ServiceRuntime]:
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
