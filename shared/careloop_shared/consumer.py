@@ -11,6 +11,7 @@ dead-lettered.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from careloop_shared.outbox import TopicFor, UnitOfWork
 log = get_logger(__name__)
 
 Handler = Callable[[UnitOfWork, Any], Awaitable[None]]
-DeadLetterSink = Callable[[str, bytes | None, dict[str, str], str | None], Awaitable[None]]
+DeadLetterSink = Callable[[str, bytes | None, dict[str, str], bytes | None], Awaitable[None]]
 
 # Not the event's fault: retry the batch, never dead-letter it.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -40,10 +41,14 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.DeadlockDetectedError,
     asyncpg.AdminShutdownError,
     ConnectionError,
-    OSError,
     TimeoutError,
     KafkaError,
 )
+
+
+def is_transient(exc: BaseException) -> bool:
+    # A bare OSError is how a failed connect surfaces; its subclasses (PermissionError, ...) are bugs.
+    return isinstance(exc, TRANSIENT_ERRORS) or type(exc) in (OSError, socket.gaierror)
 
 
 class TransientFailure(Exception):
@@ -116,7 +121,9 @@ class EventConsumer:
             await self._process(records)
             self._transient_streak = 0
             self.last_progress = time.monotonic()
-        except TRANSIENT_ERRORS as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             self._transient_streak += 1
             delay = min(self._backoff_s * 2**self._transient_streak, 5.0)
             log.warning("transient failure; batch will be redelivered", exc_info=exc, retry_in_s=delay)
@@ -146,9 +153,9 @@ class EventConsumer:
             return
         try:
             await self._apply([event for _, event in received])
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception:
+        except Exception as exc:
+            if is_transient(exc):
+                raise
             # Find the culprit: one event per transaction, each with bounded retries.
             for record, event in received:
                 await self._apply_with_retries(record, event)
@@ -184,9 +191,9 @@ class EventConsumer:
             try:
                 await self._apply([event])
                 return
-            except TRANSIENT_ERRORS:
-                raise
             except Exception as exc:
+                if is_transient(exc):
+                    raise
                 if attempt < self._max_attempts:
                     await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
                     continue
@@ -215,8 +222,7 @@ class EventConsumer:
 
     async def _send_to_dead_letter(self, record: Record, exc: BaseException) -> None:
         headers = dead_letter_headers(record, exc, self.name)
-        key = record.key.decode(errors="replace") if record.key else None
-        await self._dead_letter(self.dead_letter_topic, record.value, headers, key)
+        await self._dead_letter(self.dead_letter_topic, record.value, headers, record.key)
         self.dead_lettered_total += 1
         log.warning(
             "message dead-lettered",

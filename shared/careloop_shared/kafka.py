@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -50,7 +51,8 @@ def new_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
         enable_idempotence=True,
         acks="all",
         graceful_timeout=15.0,
-        logger=None,
+        logger=logging.getLogger("careloop.faststream"),
+        log_level=logging.DEBUG,  # per-message "Received"/"Processed" lines
     )
 
 
@@ -95,6 +97,6 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, *, ma
 
 
 async def publish_dead_letter(
-    broker: KafkaBroker, topic: str, value: bytes | None, headers: dict[str, str], key: str | None
+    broker: KafkaBroker, topic: str, value: bytes | None, headers: dict[str, str], key: bytes | None
 ) -> None:
     await broker.publish(value or b"", topic, key=key, headers=headers)

@@ -19,7 +19,7 @@ def _global(name: str) -> AliasChoices:
 class ServiceSettings(BaseSettings):
     """Settings every service has; a service subclasses it with ``env_prefix='<SERVICE>_'``."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     service_name: str = "careloop"
     host: str = "127.0.0.1"

@@ -14,10 +14,15 @@ from careloop_shared.contracts import (
     RiskLevel,
 )
 from careloop_shared.events import ReceivedEvent
+from careloop_shared.logging import SafeMessageError
 from careloop_shared.outbox import UnitOfWork
 
 from careplan import store
 from careplan.domain.planning import PlanLibrary, draft_plan
+
+
+class ForeignAgencyAssessment(SafeMessageError):
+    """An assessment names an agency other than the one whose patient the plan belongs to."""
 
 
 async def when_patient_assessed_revise_plan(
@@ -27,7 +32,7 @@ async def when_patient_assessed_revise_plan(
     assert isinstance(assessed, PatientAssessed)
     current = await store.lock_current(uow.conn, assessed.patient_id)
     if current is not None and current["agency_id"] != assessed.agency_id:
-        raise PermissionError("assessment from another agency than the plan's")
+        raise ForeignAgencyAssessment("assessment from another agency than the plan's")
     document = draft_plan(
         library,
         patient_id=assessed.patient_id,

@@ -17,7 +17,9 @@ from careplan.domain.planning import PlanLibrary
 
 
 class CareplanSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="CAREPLAN_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CAREPLAN_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     service_name: str = "careplan"
     port: int = 8002

@@ -18,7 +18,9 @@ from followup.scheduler import scheduler_loop
 
 
 class FollowupSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="FOLLOWUP_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FOLLOWUP_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     service_name: str = "followup"
     port: int = 8004

@@ -15,7 +15,9 @@ from intake.api import router
 
 
 class IntakeSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="INTAKE_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     service_name: str = "intake"
     port: int = 8001

@@ -17,7 +17,9 @@ from referral.domain.matching import Directory
 
 
 class ReferralSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="REFERRAL_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="REFERRAL_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     service_name: str = "referral"
     port: int = 8003

@@ -1,0 +1,60 @@
+# careloop: `make up` runs the platform, `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+INFRA := deploy/local/infra.sh
+AGENCY ?= agency-demo
+ROLE ?= care-manager
+PYTEST_ARGS ?=
+
+.PHONY: help install up test test-unit infra-up infra-down infra-status token lint schemas clean
+
+help:
+	@echo "make up          install, start Kafka + PostgreSQL (unless provided) and all services"
+	@echo "make test        the whole suite against the real broker and database"
+	@echo "make infra-up    start the local Kafka broker and PostgreSQL server only"
+	@echo "make infra-down  stop them"
+	@echo "make token AGENCY=<id> ROLE=<role>   print a development token (last line)"
+	@echo "make lint        ruff and mypy"
+	@echo "make schemas     regenerate the published event JSON Schemas"
+
+.venv/.installed: uv.lock pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml)
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.installed
+
+up: install
+	deploy/local/up.sh
+
+infra-up:
+	$(INFRA) up
+
+infra-down:
+	$(INFRA) down
+
+infra-status:
+	$(INFRA) status
+
+test: install infra-up
+	eval "$$($(INFRA) env)" && .venv/bin/python -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	.venv/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)
+
+token: install
+	@.venv/bin/python -m careloop_shared.devtoken --agency "$(AGENCY)" --role "$(ROLE)"
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy shared/careloop_shared services/*/[a-z]*/
+
+schemas: install
+	.venv/bin/python -m careloop_shared.schemas write
+
+clean:
+	$(INFRA) down || true
+	rm -rf .run .venv

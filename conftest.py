@@ -1,0 +1,1 @@
+pytest_plugins = ["careloop_shared.testing"]

@@ -1,0 +1,256 @@
+"""Test fixtures every service's tests use: real Kafka and PostgreSQL, throwaway databases, polling.
+
+Where the infrastructure comes from, in order: ``KAFKA_BOOTSTRAP_SERVERS`` / ``CARELOOP_PG_URL`` when set;
+else testcontainers when a Docker engine answers; else the project's own local broker and server
+(``deploy/local/infra.sh up``). Every test session uses its own topic prefix and databases, so runs
+never see each other's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from careloop_shared.events import Message
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Infra:
+    bootstrap_servers: str
+    pg_url: str  # server URL without a database name
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    pg_url = os.environ.get("CARELOOP_PG_URL")
+    with contextlib.ExitStack() as stack:
+        if not (bootstrap and pg_url) and _docker_answers():
+            from testcontainers.kafka import KafkaContainer
+            from testcontainers.postgres import PostgresContainer
+
+            if not bootstrap:
+                kafka = stack.enter_context(KafkaContainer().with_kraft())
+                bootstrap = kafka.get_bootstrap_server()
+            if not pg_url:
+                pg = stack.enter_context(PostgresContainer("postgres:15", driver=None))
+                pg_url = pg.get_connection_url().rsplit("/", 1)[0]
+        if not (bootstrap and pg_url):
+            subprocess.run([str(REPO_ROOT / "deploy/local/infra.sh"), "up"], check=True)
+            bootstrap = bootstrap or "127.0.0.1:" + os.environ.get("CARELOOP_KAFKA_PORT", "9092")
+            pg_url = pg_url or "postgresql://careloop@127.0.0.1:" + os.environ.get(
+                "CARELOOP_PG_PORT", "55432"
+            )
+        yield Infra(bootstrap, pg_url)
+
+
+@pytest.fixture(scope="session")
+def topic_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}."
+
+
+@pytest_asyncio.fixture(scope="session")
+async def database_factory(infra: Infra) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+    """Creates throwaway databases (dropped at the end of the session); returns their URLs."""
+    created: list[str] = []
+    admin_url = f"{infra.pg_url}/postgres"
+
+    async def create(label: str) -> str:
+        name = f"t_{label}_{uuid.uuid4().hex[:10]}"
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        created.append(name)
+        return f"{infra.pg_url}/{name}"
+
+    yield create
+    conn = await asyncpg.connect(admin_url)
+    try:
+        for name in created:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    what: str = "condition",
+) -> T:
+    """Poll ``probe`` until it returns something truthy or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout}s (last value: {last!r})")
+
+
+async def publish_raw(
+    bootstrap: str,
+    topic: str,
+    value: bytes | None,
+    *,
+    key: bytes | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, headers=headers or [])
+    finally:
+        await producer.stop()
+
+
+async def publish_message(bootstrap: str, topic: str, message: Message) -> None:
+    await publish_raw(
+        bootstrap,
+        topic,
+        message.event.body(),
+        key=message.key.encode(),
+        headers=[(k, v.encode()) for k, v in message.envelope.headers().items()],
+    )
+
+
+class TopicReader:
+    """Reads a topic from the beginning and keeps every record seen, for assertions."""
+
+    def __init__(self, bootstrap: str, *topics: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        self.records: list[Any] = []
+
+    async def __aenter__(self) -> TopicReader:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._consumer.stop()
+
+    async def poll(self) -> list[Any]:
+        batches = await self._consumer.getmany(timeout_ms=200)
+        for records in batches.values():
+            self.records.extend(records)
+        return self.records
+
+    async def wait_for(
+        self, predicate: Callable[[Any], bool], *, timeout: float = 30.0, what: str = "record"
+    ) -> Any:
+        async def probe() -> Any:
+            await self.poll()
+            return next((r for r in self.records if predicate(r)), None)
+
+        return await eventually(probe, timeout=timeout, interval=0, what=what)
+
+
+def header(record: Any, name: str) -> str | None:
+    return next((v.decode() for k, v in record.headers if k == name), None)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServiceProcess:
+    """One service run as its own OS process, as in production: ``python -m <service>``."""
+
+    def __init__(self, service: str, env: dict[str, str], log_dir: Path) -> None:
+        self.service = service
+        self.port = free_port()
+        self.env = {**os.environ, **env, f"{service.upper()}_PORT": str(self.port)}
+        self.log_path = log_dir / f"{service}-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServiceProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [self.env.get("PYTHON", sys.executable), "-m", self.service],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        import httpx
+
+        async def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.service} exited with {self.proc.returncode}: {self.tail()}")
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(f"{self.url}/readyz", timeout=2)).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await eventually(ready, timeout=timeout, interval=0.2, what=f"{self.service} ready")
+
+    async def wait_exit(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        proc = self.proc
+
+        async def exited() -> bool:
+            return proc.poll() is not None
+
+        await eventually(exited, timeout=timeout, what=f"{self.service} exit")
+        return proc.returncode
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

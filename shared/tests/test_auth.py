@@ -1,0 +1,42 @@
+import time
+
+import jwt
+import pytest
+from careloop_shared.auth import InvalidToken, issue_token, verify_token
+
+SECRET = "test-secret-0123456789-0123456789-abcd"
+
+
+def test_token_names_agency_and_role():
+    principal = verify_token(
+        issue_token(SECRET, agency="a1", role="care-manager", subject="u1"), SECRET, issuer="careloop-dev"
+    )
+    assert (principal.agency_id, principal.role, principal.subject) == ("a1", "care-manager", "u1")
+
+
+def test_token_signed_with_another_secret_is_refused():
+    token = issue_token("another-secret-0123456789-0123456789", agency="a1", role="admin")
+    with pytest.raises(InvalidToken):
+        verify_token(token, SECRET, issuer="careloop-dev")
+
+
+def test_expired_token_is_refused():
+    token = issue_token(SECRET, agency="a1", role="admin", ttl_s=-10)
+    with pytest.raises(InvalidToken, match="Expired"):
+        verify_token(token, SECRET, issuer="careloop-dev")
+
+
+def test_token_without_agency_is_refused():
+    now = int(time.time())
+    token = jwt.encode(
+        {"sub": "u", "role": "admin", "iss": "careloop-dev", "iat": now, "exp": now + 60},
+        SECRET,
+        algorithm="HS256",
+    )
+    with pytest.raises(InvalidToken, match="no agency"):
+        verify_token(token, SECRET, issuer="careloop-dev")
+
+
+def test_unknown_role_cannot_be_issued():
+    with pytest.raises(ValueError, match="unknown role"):
+        issue_token(SECRET, agency="a1", role="superuser")

@@ -1,0 +1,90 @@
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from careloop_shared.contracts import FollowUpDue, RiskLevel
+from careloop_shared.events import UndecodableEvent, decode, new_message
+from pydantic import ValidationError
+
+
+def _follow_up_due() -> FollowUpDue:
+    return FollowUpDue(
+        patient_id=uuid.uuid4(),
+        agency_id="agency-a",
+        follow_up_id=uuid.uuid4(),
+        reason="plan-cadence",
+        due_at=datetime(2026, 1, 1, tzinfo=UTC),
+        priority=RiskLevel.high,
+    )
+
+
+def _wire(message):
+    return message.event.body(), [(k, v.encode()) for k, v in message.envelope.headers().items()]
+
+
+def test_event_travels_as_binary_mode_cloudevent_keyed_by_patient():
+    event = _follow_up_due()
+    cause = uuid.uuid4()
+    message = new_message(event, causation_id=cause, correlation_id=cause)
+    headers = message.envelope.headers()
+
+    assert message.key == str(event.patient_id)
+    assert headers["ce_specversion"] == "1.0"
+    assert headers["ce_type"] == "careloop.followup.follow_up_due.v1"
+    assert headers["ce_source"] == "/careloop/followup"
+    assert headers["ce_subject"] == str(event.patient_id)
+    assert headers["ce_causationid"] == str(cause)
+    assert headers["content-type"] == "application/json"
+    assert json.loads(message.event.body())["follow_up_id"] == str(event.follow_up_id)
+
+
+def test_decode_round_trips_envelope_and_body():
+    message = new_message(_follow_up_due())
+    value, headers = _wire(message)
+    received = decode(value, headers, topic="t", partition=2, offset=7)
+    assert received.envelope == message.envelope
+    assert received.event == message.event
+    assert (received.topic, received.partition, received.offset) == ("t", 2, 7)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda v, h: (b"{not json", h), "not JSON"),
+        (lambda v, h: (v, [x for x in h if x[0] != "ce_id"]), "missing header ce_id"),
+        (
+            lambda v, h: (v, [(k, b"careloop.nope.v1" if k == "ce_type" else x) for k, x in h]),
+            "unknown event type",
+        ),
+        (lambda v, h: (v, [(k, b"\xff" if k == "ce_source" else x) for k, x in h]), "not UTF-8"),
+        (lambda v, h: (None, h), "tombstone"),
+    ],
+)
+def test_undecodable_records_are_refused_with_a_reason(mutate, reason):
+    value, headers = mutate(*_wire(new_message(_follow_up_due())))
+    with pytest.raises(UndecodableEvent, match=reason):
+        decode(value, headers, topic="t", partition=0, offset=0)
+
+
+def test_body_failing_validation_raises_validation_error():
+    value, headers = _wire(new_message(_follow_up_due()))
+    body = json.loads(value)
+    del body["due_at"]
+    with pytest.raises(ValidationError):
+        decode(json.dumps(body).encode(), headers, topic="t", partition=0, offset=0)
+
+
+def test_subject_must_match_the_patient():
+    message = new_message(_follow_up_due())
+    value, headers = _wire(message)
+    headers = [(k, str(uuid.uuid4()).encode() if k == "ce_subject" else v) for k, v in headers]
+    with pytest.raises(UndecodableEvent, match="ce_subject"):
+        decode(value, headers, topic="t", partition=0, offset=0)
+
+
+def test_unknown_fields_from_a_newer_producer_are_ignored():
+    value, headers = _wire(new_message(_follow_up_due()))
+    body = {**json.loads(value), "added_later": "x"}
+    received = decode(json.dumps(body).encode(), headers, topic="t", partition=0, offset=0)
+    assert isinstance(received.event, FollowUpDue)

@@ -1,0 +1,52 @@
+import io
+import json
+import logging
+
+import pytest
+from careloop_shared.logging import configure_logging, get_logger
+from pydantic import BaseModel
+
+
+class _Patient(BaseModel):
+    birth_year: int
+
+
+@pytest.fixture
+def log_lines():
+    stream = io.StringIO()
+    configure_logging("test", "DEBUG", stream=stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    configure_logging("test", "WARNING")
+
+
+def test_phi_keys_are_redacted(log_lines):
+    get_logger("t").info("registered", name="Ann Lee", birth_date="1970-01-02", patient_id="p1")
+    (line,) = log_lines()
+    assert line["name"] == "<redacted>"
+    assert line["birth_date"] == "<redacted>"
+    assert line["patient_id"] == "p1"
+
+
+def test_validation_errors_are_logged_without_input_values(log_lines):
+    try:
+        _Patient.model_validate({"birth_year": "Ann-Lee-1970"})
+    except Exception as exc:
+        get_logger("t").error("bad input", exc_info=exc)
+    text = json.dumps(log_lines())
+    assert "Ann-Lee-1970" not in text
+    assert "birth_year: int_parsing" in text
+
+
+def test_unknown_exception_messages_and_locals_are_withheld(log_lines):
+    def handler():
+        secret_name = "Ann Lee"  # noqa: F841 - a local that must not reach the log
+        raise RuntimeError("could not save Ann Lee")
+
+    try:
+        handler()
+    except RuntimeError:
+        logging.getLogger("stdlib").exception("failed")
+    text = json.dumps(log_lines())
+    assert "Ann Lee" not in text
+    assert "RuntimeError" in text
+    assert "handler" in text  # frames are kept for debugging

@@ -1,0 +1,45 @@
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from careloop_shared.auth import issue_token
+from careloop_shared.settings import DEV_JWT_SECRET
+from careplan.domain.planning import DEFAULT_LIBRARY
+
+SERVICES = ("intake", "careplan", "referral", "followup")
+
+
+@pytest.fixture(scope="session")
+def fast_cadence_library(tmp_path_factory) -> Path:
+    """The shipped plan library, with follow-ups a few seconds apart so tests see them fall due."""
+    library = json.loads(DEFAULT_LIBRARY.read_text())
+    library["follow_up_days_by_risk"] = {risk: 2 / 86400 for risk in library["follow_up_days_by_risk"]}
+    path = tmp_path_factory.mktemp("library") / "plan-library.json"
+    path.write_text(json.dumps(library))
+    return path
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("service-logs")
+
+
+def base_env(infra, prefix: str) -> dict[str, str]:
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
+        "CARELOOP_PG_URL": infra.pg_url,
+        "CARELOOP_TOPIC_PREFIX": prefix,
+        "CARELOOP_LOG_LEVEL": "INFO",
+        "FOLLOWUP_SCHEDULER_TICK_S": "0.2",
+        "PYTHON": sys.executable,
+    }
+
+
+def token(agency: str, role: str = "care-manager") -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(DEV_JWT_SECRET, agency=agency, role=role)}"}
+
+
+def new_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}."

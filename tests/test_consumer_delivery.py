@@ -1,0 +1,110 @@
+"""The idempotent consumer against the real broker and database, using careplan as the consumer."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import pytest_asyncio
+from careloop_shared.contracts import Need, PatientAssessed, RiskLevel
+from careloop_shared.events import new_message
+from careloop_shared.runtime import running
+from careloop_shared.testing import TopicReader, eventually, header, publish_message, publish_raw
+from careplan.main import CareplanSettings, build_app
+
+pytestmark = pytest.mark.integration
+
+ASSESSED = PatientAssessed.type
+
+
+def assessed(patient_id: uuid.UUID, agency: str = "agency-a") -> PatientAssessed:
+    return PatientAssessed(
+        patient_id=patient_id,
+        agency_id=agency,
+        assessment_id=uuid.uuid4(),
+        instrument="phq-2",
+        rules_version="test",
+        total_score=4,
+        needs=[Need(code="depression")],
+        risk_level=RiskLevel.moderate,
+        assessed_at=datetime.now(UTC),
+    )
+
+
+@pytest_asyncio.fixture(scope="module")
+async def careplan(infra, database_factory):
+    prefix = f"test-{uuid.uuid4().hex[:8]}."
+    settings = CareplanSettings(
+        database_url=await database_factory("careplan"),
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+        topic_prefix=prefix,
+        consumer_backoff_s=0.01,
+    )
+    runtime = build_app(settings).state.runtime
+    async with running(runtime):
+        yield runtime
+
+
+async def plan_versions(runtime, patient_id: uuid.UUID) -> int:
+    return await runtime.pool.fetchval(
+        "SELECT count(*) FROM plan_versions v JOIN plans p USING (plan_id) WHERE p.patient_id = $1",
+        patient_id,
+    )
+
+
+async def test_event_delivered_twice_is_applied_once(careplan, infra):
+    topic = careplan.topic_for(ASSESSED)
+    patient, sentinel = uuid.uuid4(), uuid.uuid4()
+    message = new_message(assessed(patient))
+    await publish_message(infra.bootstrap_servers, topic, message)
+    await publish_message(infra.bootstrap_servers, topic, message)  # the same ce_id again
+    await publish_message(infra.bootstrap_servers, topic, new_message(assessed(sentinel)))
+
+    await eventually(lambda: plan_versions(careplan, sentinel), what="sentinel processed")
+    # Same key, same partition: the duplicate was read before the sentinel.
+    assert await plan_versions(careplan, patient) == 1
+    assert await careplan.pool.fetchval("SELECT count(*) FROM outbox WHERE key = $1", str(patient)) == 1
+
+
+async def test_malformed_message_goes_to_dead_letter_and_partition_moves_on(careplan, infra):
+    topic = careplan.topic_for(ASSESSED)
+    patient = uuid.uuid4()
+    key = str(patient).encode()
+    await publish_raw(
+        infra.bootstrap_servers,
+        topic,
+        b"{definitely not json",
+        key=key,
+        headers=[("ce_type", ASSESSED.encode())],
+    )
+    await publish_message(infra.bootstrap_servers, topic, new_message(assessed(patient)))
+
+    await eventually(lambda: plan_versions(careplan, patient), what="next message processed")
+    async with TopicReader(infra.bootstrap_servers, careplan.dead_letter_topic) as dlq:
+        dead = await dlq.wait_for(lambda r: r.key == key, what="dead letter")
+    assert dead.value == b"{definitely not json"
+    assert header(dead, "dlq_original_topic") == topic
+    assert header(dead, "dlq_original_partition") is not None
+    assert header(dead, "dlq_original_offset") is not None
+    assert header(dead, "dlq_error_type") == "UndecodableEvent"
+    assert "missing header" in header(dead, "dlq_error")
+
+
+async def test_event_failing_every_retry_is_dead_lettered_once_and_others_proceed(careplan, infra):
+    topic = careplan.topic_for(ASSESSED)
+    patient, other = uuid.uuid4(), uuid.uuid4()
+    await publish_message(infra.bootstrap_servers, topic, new_message(assessed(patient, "agency-a")))
+    await eventually(lambda: plan_versions(careplan, patient), what="first plan")
+    # A second agency assessing the same pseudonymous patient is refused by the handler, every time.
+    poison = new_message(assessed(patient, "agency-b"))
+    await publish_message(infra.bootstrap_servers, topic, poison)
+    await publish_message(infra.bootstrap_servers, topic, new_message(assessed(other)))
+
+    await eventually(lambda: plan_versions(careplan, other), what="later event processed")
+    async with TopicReader(infra.bootstrap_servers, careplan.dead_letter_topic) as dlq:
+        dead = await dlq.wait_for(lambda r: header(r, "ce_id") == str(poison.envelope.id))
+    assert header(dead, "dlq_error_type") == "ForeignAgencyAssessment"
+    assert await plan_versions(careplan, patient) == 1
+    assert (
+        await careplan.pool.fetchval("SELECT outcome FROM inbox WHERE event_id = $1", poison.envelope.id)
+        == "dead-lettered"
+    )

@@ -1,0 +1,171 @@
+"""The walking skeleton end to end: four services as separate processes, real Kafka and PostgreSQL."""
+
+import asyncio
+
+import httpx
+import pytest
+import pytest_asyncio
+from careloop_shared.contracts import FollowUpDue, PatientAssessed, PlanUpdated, ReferralMade
+from careloop_shared.testing import ServiceProcess, TopicReader, eventually, header
+
+from tests.conftest import SERVICES, base_env, new_prefix, token
+
+pytestmark = pytest.mark.integration
+
+PATIENT = {
+    "given_name": "Zelda",
+    "family_name": "Quartermaine",
+    "birth_date": "1961-07-19",
+    "preferred_language": "es",
+}
+PHQ2_POSITIVE = {"instrument": "phq-2", "answers": {"44250-9": 2, "44255-8": 2}}
+
+
+@pytest_asyncio.fixture(scope="module")
+async def platform(infra, database_factory, fast_cadence_library, log_dir):
+    prefix = new_prefix()
+    env = {**base_env(infra, prefix), "CAREPLAN_PLAN_LIBRARY": str(fast_cadence_library)}
+    for service in SERVICES:
+        env[f"{service.upper()}_DATABASE_URL"] = await database_factory(service)
+    processes = {s: ServiceProcess(s, env, log_dir).start() for s in SERVICES}
+    try:
+        await asyncio.gather(*(p.wait_ready() for p in processes.values()))
+        yield prefix, processes
+    finally:
+        for process in processes.values():
+            process.stop()
+
+
+async def test_assessment_flows_to_plan_referral_and_a_due_follow_up(platform, infra):
+    prefix, svc = platform
+    agency = token("agency-journey")
+    async with httpx.AsyncClient(timeout=10) as http:
+        created = await http.post(f"{svc['intake'].url}/v1/patients", json=PATIENT, headers=agency)
+        assert created.status_code == 201, created.text
+        patient_id = created.json()["id"]
+        assessed = await http.post(
+            f"{svc['intake'].url}/v1/patients/{patient_id}/assessments",
+            json=PHQ2_POSITIVE,
+            headers=agency,
+        )
+        assert assessed.status_code == 202, assessed.text
+
+        async def follow_ups(status: str) -> list:
+            r = await http.get(
+                f"{svc['followup'].url}/v1/follow-ups",
+                params={"patient_id": patient_id, "status": status},
+                headers=agency,
+            )
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        scheduled = await eventually(lambda: follow_ups("scheduled"), timeout=30, what="follow-ups scheduled")
+        assert {f["reason"] for f in scheduled} <= {"plan-cadence", "referral-check-in"}
+        due = await eventually(lambda: follow_ups("due"), timeout=30, what="follow-up due")
+        assert [f["reason"] for f in due] == ["plan-cadence"]
+
+        plan = (
+            await http.get(f"{svc['careplan'].url}/v1/patients/{patient_id}/care-plan", headers=agency)
+        ).json()
+        assert plan["version"] == 1
+        assert [g["need"] for g in plan["document"]["goals"]] == ["depression"]
+        referrals = (
+            await http.get(
+                f"{svc['referral'].url}/v1/referrals", params={"patient_id": patient_id}, headers=agency
+            )
+        ).json()
+        assert [r["need"] for r in referrals] == ["depression"]
+
+    topics = [f"{prefix}{t.type}" for t in (PatientAssessed, PlanUpdated, ReferralMade, FollowUpDue)]
+    async with TopicReader(infra.bootstrap_servers, *topics) as reader:
+        await reader.wait_for(
+            lambda r: r.topic == topics[3] and header(r, "ce_subject") == patient_id,
+            what="FollowUpDue on Kafka",
+        )
+        await eventually(lambda: _all_types_seen(reader, topics, patient_id), what="all events")
+        mine = [r for r in reader.records if r.key.decode() == patient_id]
+
+    by_type = {header(r, "ce_type"): r for r in mine}
+    assessed_id = header(by_type[PatientAssessed.type], "ce_id")
+    plan_event = by_type[PlanUpdated.type]
+    referral_event = by_type[ReferralMade.type]
+    assert header(plan_event, "ce_causationid") == assessed_id
+    assert header(referral_event, "ce_causationid") == header(plan_event, "ce_id")
+    assert {header(r, "ce_correlationid") for r in (plan_event, referral_event)} == {
+        header(by_type[PatientAssessed.type], "ce_correlationid")
+    }
+    assert len([r for r in mine if r.topic == topics[3]]) == 1  # FollowUpDue exactly once
+    # Events carry the pseudonymous id, never the patient's identifying details.
+    wire = b"".join(r.value + b"".join(v for _, v in r.headers) for r in mine)
+    for phi in ("Zelda", "Quartermaine", "1961-07-19"):
+        assert phi.encode() not in wire
+    for process in svc.values():
+        assert "Quartermaine" not in process.log_path.read_text()
+
+
+async def _all_types_seen(reader: TopicReader, topics: list[str], patient_id: str) -> bool:
+    await reader.poll()
+    return {r.topic for r in reader.records if r.key.decode() == patient_id} == set(topics)
+
+
+async def test_another_agency_cannot_read_or_change_a_patient(platform):
+    _, svc = platform
+    owner, stranger = token("agency-owner"), token("agency-stranger")
+    async with httpx.AsyncClient(timeout=10) as http:
+        patient_id = (
+            await http.post(f"{svc['intake'].url}/v1/patients", json=PATIENT, headers=owner)
+        ).json()["id"]
+        await http.post(
+            f"{svc['intake'].url}/v1/patients/{patient_id}/assessments", json=PHQ2_POSITIVE, headers=owner
+        )
+
+        async def owner_sees_plan() -> bool:
+            r = await http.get(f"{svc['careplan'].url}/v1/patients/{patient_id}/care-plan", headers=owner)
+            return r.status_code == 200
+
+        await eventually(owner_sees_plan, what="plan visible to its agency")
+
+        reads = [
+            await http.get(f"{svc['intake'].url}/v1/patients/{patient_id}", headers=stranger),
+            await http.get(f"{svc['careplan'].url}/v1/patients/{patient_id}/care-plan", headers=stranger),
+        ]
+        assert [r.status_code for r in reads] == [404, 404]
+        assert "Zelda" not in reads[0].text
+        change = await http.post(
+            f"{svc['intake'].url}/v1/patients/{patient_id}/assessments", json=PHQ2_POSITIVE, headers=stranger
+        )
+        assert change.status_code == 404
+        for service, path in (("referral", "/v1/referrals"), ("followup", "/v1/follow-ups")):
+            r = await http.get(
+                f"{svc[service].url}{path}", params={"patient_id": patient_id}, headers=stranger
+            )
+            assert r.status_code == 200 and r.json() == []
+        assert (
+            await http.get(f"{svc['intake'].url}/v1/patients/{patient_id}", headers=owner)
+        ).status_code == 200
+        # No token, no data.
+        assert (await http.get(f"{svc['intake'].url}/v1/patients/{patient_id}")).status_code == 401
+
+
+async def test_bad_assessment_input_is_refused_without_echoing_it(platform):
+    _, svc = platform
+    agency = token("agency-input")
+    async with httpx.AsyncClient(timeout=10) as http:
+        patient_id = (
+            await http.post(f"{svc['intake'].url}/v1/patients", json=PATIENT, headers=agency)
+        ).json()["id"]
+        bad = await http.post(
+            f"{svc['intake'].url}/v1/patients/{patient_id}/assessments",
+            json={"instrument": "phq-2", "answers": {"44250-9": 9, "99999-9": "Quartermaine"}},
+            headers=agency,
+        )
+        assert bad.status_code == 422
+        problems = {tuple(d["loc"]): d["msg"] for d in bad.json()["detail"]}
+        assert problems[("body", "answers", "44250-9")] == "must be 0..3"
+        assert problems[("body", "answers", "44255-8")] == "missing"
+        assert "Quartermaine" not in bad.text
+        bad_patient = await http.post(
+            f"{svc['intake'].url}/v1/patients", json={**PATIENT, "birth_date": "Quartermaine"}, headers=agency
+        )
+        assert bad_patient.status_code == 422
+        assert "Quartermaine" not in bad_patient.text
