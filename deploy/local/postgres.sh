@@ -13,7 +13,25 @@ PG_PORT="${CARELOOP_PG_PORT:-55432}"
 READY_TIMEOUT="${CARELOOP_PG_READY_TIMEOUT:-60}"
 STOP_TIMEOUT="${CARELOOP_PG_STOP_TIMEOUT:-60}"
 
-PG_DIR="$RUN_DIR/pg"
+# Every ancestor of $1 (or of its nearest existing parent) lets "others" through (o+x).
+others_can_reach() {
+  local dir="$1"
+  while [[ ! -e "$dir" ]]; do dir="$(dirname "$dir")"; done
+  while [[ "$dir" != "/" ]]; do
+    (( 8#$(stat -c %a "$dir") & 1 )) || return 1
+    dir="$(dirname "$dir")"
+  done
+}
+
+# As root the server runs as another user, who may not reach the run dir (a private temp dir, /root):
+# then the cluster lives in a fixed place under /var/tmp derived from the run dir.
+if [[ -n "${CARELOOP_PG_DIR:-}" ]]; then
+  PG_DIR="$CARELOOP_PG_DIR"
+elif [[ "$(id -u)" -eq 0 ]] && ! others_can_reach "$RUN_DIR"; then
+  PG_DIR="/var/tmp/careloop-pg-$(printf %s "$RUN_DIR" | sha1sum | cut -c1-12)"
+else
+  PG_DIR="$RUN_DIR/pg"
+fi
 DATA_DIR="$PG_DIR/data"
 SOCK_DIR="$PG_DIR/sock"
 LOG_FILE="$PG_DIR/postgres.log"
@@ -57,7 +75,7 @@ prepare_dirs() {
   mkdir -p "$PG_DIR"
   [[ "$(id -u)" -eq 0 ]] && chown "$OS_USER:" "$PG_DIR"
   as_pg test -w "$PG_DIR" \
-    || die "user $OS_USER cannot write $PG_DIR (a parent dir is not traversable?); set CARELOOP_RUN_DIR elsewhere"
+    || die "user $OS_USER cannot write $PG_DIR (a parent dir is not traversable?); set CARELOOP_PG_DIR elsewhere"
   as_pg mkdir -p "$SOCK_DIR"
   # Unix socket paths are limited to 107 bytes by the kernel.
   local sock_path="$SOCK_DIR/.s.PGSQL.$PG_PORT"
