@@ -27,7 +27,8 @@ stop_all() {
 
 "$ROOT/deploy/local/infra.sh" up
 eval "$("$ROOT/deploy/local/infra.sh" env)"
-trap stop_all INT TERM EXIT
+trap stop_all EXIT
+trap 'stop_all; exit 0' INT TERM
 
 mkdir -p "$LOG_DIR"
 for svc in "${SERVICES[@]}"; do
