@@ -4,6 +4,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from careloop_shared.auth import issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
 from careplan.domain.planning import DEFAULT_LIBRARY

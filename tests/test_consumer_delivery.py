@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
+
 from careloop_shared.contracts import Need, PatientAssessed, RiskLevel
 from careloop_shared.events import new_message
 from careloop_shared.runtime import running

@@ -5,12 +5,12 @@ import uuid
 import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+
 from careloop_shared.contracts import PatientAssessed
 from careloop_shared.events import new_message
 from careloop_shared.failpoints import EXIT_CODE
 from careloop_shared.kafka import ensure_topics
 from careloop_shared.testing import ServiceProcess, eventually, publish_message
-
 from tests.conftest import base_env, new_prefix
 from tests.test_consumer_delivery import assessed
 

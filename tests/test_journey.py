@@ -5,9 +5,9 @@ import asyncio
 import httpx
 import pytest
 import pytest_asyncio
+
 from careloop_shared.contracts import FollowUpDue, PatientAssessed, PlanUpdated, ReferralMade
 from careloop_shared.testing import ServiceProcess, TopicReader, eventually, header
-
 from tests.conftest import SERVICES, base_env, new_prefix, token
 
 pytestmark = pytest.mark.integration

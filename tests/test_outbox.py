@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+
 from careloop_shared import db
 from careloop_shared.contracts import PatientRegistered
 from careloop_shared.kafka import ensure_topics

@@ -20,8 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# development token for agency={args.agency} role={args.role}", file=sys.stderr)
     print(
         issue_token(
-            settings.jwt_secret.get_secret_value(), agency=args.agency, role=args.role,
-            subject=args.subject, issuer=settings.jwt_issuer, ttl_s=int(args.ttl_hours * 3600),
+            settings.jwt_secret.get_secret_value(),
+            agency=args.agency,
+            role=args.role,
+            subject=args.subject,
+            issuer=settings.jwt_issuer,
+            ttl_s=int(args.ttl_hours * 3600),
         )
     )
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -88,13 +88,13 @@ def describe_exception(exc: BaseException) -> dict[str, Any]:
     return {"exception": chain}
 
 
-def _scrub_phi(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _scrub_phi(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in PHI_KEYS.intersection(event_dict):
         event_dict[key] = "<redacted>"
     return event_dict
 
 
-def _render_exception(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _render_exception(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     exc_info = event_dict.pop("exc_info", None)
     if exc_info:
         if exc_info is True:
@@ -131,7 +131,6 @@ def configure_logging(service: str, level: str = "INFO", stream: Any = None) -> 
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                _drop_stdlib_args,
                 structlog.processors.JSONRenderer(),
             ],
         )
@@ -144,14 +143,5 @@ def configure_logging(service: str, level: str = "INFO", stream: Any = None) -> 
     structlog.contextvars.bind_contextvars(service=service)
 
 
-def _drop_stdlib_args(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    event_dict.pop("positional_args", None)
-    return event_dict
-
-
 def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name)
-
-
-def phi_keys_in(keys: Iterable[str]) -> set[str]:
-    return PHI_KEYS.intersection(keys)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -28,7 +28,7 @@ from careloop_shared.settings import ServiceSettings
 
 log = get_logger(__name__)
 
-BackgroundLoop = Callable[["ServiceRuntime"], Awaitable[None]]
+BackgroundLoop = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
 
 
 @dataclass

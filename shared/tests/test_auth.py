@@ -2,6 +2,7 @@ import time
 
 import jwt
 import pytest
+
 from careloop_shared.auth import InvalidToken, issue_token, verify_token
 
 SECRET = "test-secret-0123456789-0123456789-abcd"

@@ -3,9 +3,10 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
+
 from careloop_shared.contracts import FollowUpDue, RiskLevel
 from careloop_shared.events import UndecodableEvent, decode, new_message
-from pydantic import ValidationError
 
 
 def _follow_up_due() -> FollowUpDue:

@@ -3,8 +3,9 @@ import json
 import logging
 
 import pytest
-from careloop_shared.logging import configure_logging, get_logger
 from pydantic import BaseModel
+
+from careloop_shared.logging import configure_logging, get_logger
 
 
 class _Patient(BaseModel):

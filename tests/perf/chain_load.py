@@ -27,25 +27,44 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     parser.add_argument("--topic-prefix", default=os.environ.get("CARELOOP_TOPIC_PREFIX", ""))
-    parser.add_argument("--followup-db", default=os.environ.get(
-        "FOLLOWUP_DATABASE_URL", "postgresql://careloop@127.0.0.1:55432/careloop_followup"))
+    parser.add_argument(
+        "--followup-db",
+        default=os.environ.get(
+            "FOLLOWUP_DATABASE_URL", "postgresql://careloop@127.0.0.1:55432/careloop_followup"
+        ),
+    )
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
     topic = f"{args.topic_prefix}{PatientAssessed.type}"
     patients = [uuid.uuid4() for _ in range(args.events)]
-    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, enable_idempotence=True, acks="all",
-                                linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=args.bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+    )
     await producer.start()
     started = time.monotonic()
     futures = []
     for patient in patients:
-        message = new_message(PatientAssessed(
-            patient_id=patient, agency_id="agency-load", assessment_id=uuid.uuid4(),
-            instrument="phq-2", rules_version="load", total_score=4, needs=[Need(code="depression")],
-            risk_level=RiskLevel.moderate, assessed_at=datetime.now(UTC)))
-        futures.append(await producer.send(
-            topic, message.event.body(), key=message.key.encode(),
-            headers=[(k, v.encode()) for k, v in message.envelope.headers().items()]))
+        message = new_message(
+            PatientAssessed(
+                patient_id=patient,
+                agency_id="agency-load",
+                assessment_id=uuid.uuid4(),
+                instrument="phq-2",
+                rules_version="load",
+                total_score=4,
+                needs=[Need(code="depression")],
+                risk_level=RiskLevel.moderate,
+                assessed_at=datetime.now(UTC),
+            )
+        )
+        futures.append(
+            await producer.send(
+                topic,
+                message.event.body(),
+                key=message.key.encode(),
+                headers=[(k, v.encode()) for k, v in message.envelope.headers().items()],
+            )
+        )
     await asyncio.gather(*futures)
     await producer.stop()
     published = time.monotonic()
@@ -55,14 +74,17 @@ async def main() -> None:
     done = 0
     while done < len(ids) and time.monotonic() < started + args.timeout:
         done = await conn.fetchval(
-            "SELECT count(*) FROM follow_ups WHERE reason = 'plan-cadence'"
-            " AND patient_id = ANY($1::uuid[])", ids)
+            "SELECT count(*) FROM follow_ups WHERE reason = 'plan-cadence' AND patient_id = ANY($1::uuid[])",
+            ids,
+        )
         await asyncio.sleep(0.1)
     finished = time.monotonic()
     await conn.close()
     print(f"published {len(ids)} PatientAssessed in {published - started:.2f}s")
-    print(f"journeys completed: {done}; chain throughput {done / (finished - started):.0f} events/s;"
-          f" all done {finished - started:.1f}s after the first publish")
+    print(
+        f"journeys completed: {done}; chain throughput {done / (finished - started):.0f} events/s;"
+        f" all done {finished - started:.1f}s after the first publish"
+    )
 
 
 if __name__ == "__main__":

@@ -27,12 +27,17 @@ async def main() -> None:
     parser.add_argument("--patients", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--intake", default="http://127.0.0.1:8001")
-    parser.add_argument("--followup-db", default=os.environ.get(
-        "FOLLOWUP_DATABASE_URL", "postgresql://careloop@127.0.0.1:55432/careloop_followup"))
+    parser.add_argument(
+        "--followup-db",
+        default=os.environ.get(
+            "FOLLOWUP_DATABASE_URL", "postgresql://careloop@127.0.0.1:55432/careloop_followup"
+        ),
+    )
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
-    headers = {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency="agency-load",
-                                                         role="care-manager")}
+    headers = {
+        "Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency="agency-load", role="care-manager")
+    }
     sent_at: dict[str, float] = {}
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(args.patients):
@@ -41,13 +46,19 @@ async def main() -> None:
     async def worker(http: httpx.AsyncClient) -> None:
         while not queue.empty():
             i = queue.get_nowait()
-            r = await http.post("/v1/patients", headers=headers, json={
-                "given_name": f"Load{i}", "family_name": "Test", "birth_date": "1980-01-01"})
+            r = await http.post(
+                "/v1/patients",
+                headers=headers,
+                json={"given_name": f"Load{i}", "family_name": "Test", "birth_date": "1980-01-01"},
+            )
             r.raise_for_status()
             patient_id = r.json()["id"]
             sent_at[patient_id] = time.monotonic()
-            r = await http.post(f"/v1/patients/{patient_id}/assessments", headers=headers,
-                                json={"instrument": "phq-2", "answers": {"44250-9": 2, "44255-8": 2}})
+            r = await http.post(
+                f"/v1/patients/{patient_id}/assessments",
+                headers=headers,
+                json={"instrument": "phq-2", "answers": {"44250-9": 2, "44255-8": 2}},
+            )
             r.raise_for_status()
 
     started = time.monotonic()
@@ -62,7 +73,9 @@ async def main() -> None:
     while len(seen_at) < len(ids) and time.monotonic() < deadline:
         rows = await conn.fetch(
             "SELECT patient_id::text AS p FROM follow_ups WHERE reason = 'plan-cadence'"
-            " AND patient_id = ANY($1::uuid[])", [p for p in ids if p not in seen_at])
+            " AND patient_id = ANY($1::uuid[])",
+            [p for p in ids if p not in seen_at],
+        )
         now = time.monotonic()
         for row in rows:
             seen_at.setdefault(row["p"], now)
@@ -74,9 +87,11 @@ async def main() -> None:
     print(f"HTTP (register + assess): {len(ids) / (http_done - started):.0f} patients/s")
     print(f"end to end: {len(seen_at) / (finished - started):.0f} assessments/s")
     if latencies:
-        print(f"assessment -> follow-up scheduled: p50 {statistics.median(latencies) * 1000:.0f} ms,"
-              f" p95 {latencies[int(len(latencies) * 0.95) - 1] * 1000:.0f} ms,"
-              f" max {latencies[-1] * 1000:.0f} ms")
+        print(
+            f"assessment -> follow-up scheduled: p50 {statistics.median(latencies) * 1000:.0f} ms,"
+            f" p95 {latencies[int(len(latencies) * 0.95) - 1] * 1000:.0f} ms,"
+            f" max {latencies[-1] * 1000:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

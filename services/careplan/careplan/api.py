@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from careloop_shared.http import CurrentPrincipal, Runtime
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 
+from careloop_shared.http import CurrentPrincipal, Runtime
 from careplan import store
 
 router = APIRouter(prefix="/v1", tags=["care plans"])

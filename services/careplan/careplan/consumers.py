@@ -7,7 +7,6 @@ from functools import partial
 from careloop_shared.consumer import Handler
 from careloop_shared.contracts import PatientAssessed
 from careloop_shared.events import Event
-
 from careplan.domain.planning import PlanLibrary
 from careplan.handlers import when_patient_assessed_revise_plan
 

@@ -16,7 +16,6 @@ from careloop_shared.contracts import (
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.logging import SafeMessageError
 from careloop_shared.outbox import UnitOfWork
-
 from careplan import store
 from careplan.domain.planning import PlanLibrary, draft_plan
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import FastAPI
+from pydantic_settings import SettingsConfigDict
+
 from careloop_shared.contracts import PlanUpdated
 from careloop_shared.http import create_app, serve
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careloop_shared.settings import ServiceSettings
-from fastapi import FastAPI
-from pydantic_settings import SettingsConfigDict
-
 from careplan.api import router
 from careplan.consumers import handlers
 from careplan.domain.planning import PlanLibrary

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from careloop_shared.http import CurrentPrincipal, Runtime
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from careloop_shared.http import CurrentPrincipal, Runtime
 from followup import store
 
 router = APIRouter(prefix="/v1", tags=["follow-ups"])

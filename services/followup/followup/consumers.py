@@ -5,7 +5,6 @@ from __future__ import annotations
 from careloop_shared.consumer import Handler
 from careloop_shared.contracts import PlanUpdated, ReferralMade
 from careloop_shared.events import Event
-
 from followup.handlers import (
     when_plan_updated_schedule_follow_up,
     when_referral_made_schedule_check_in,

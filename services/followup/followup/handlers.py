@@ -7,7 +7,6 @@ from datetime import datetime
 from careloop_shared.contracts import FollowUpDue, PlanUpdated, ReferralMade, RiskLevel
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.outbox import UnitOfWork
-
 from followup import store
 from followup.domain.schedule import due_event_id, next_cadence_due
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import FastAPI
+from pydantic_settings import SettingsConfigDict
+
 from careloop_shared.contracts import FollowUpDue
 from careloop_shared.http import create_app, serve
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careloop_shared.settings import ServiceSettings
-from fastapi import FastAPI
-from pydantic_settings import SettingsConfigDict
-
 from followup.api import router
 from followup.consumers import HANDLERS
 from followup.domain.schedule import Clock, system_clock

@@ -9,15 +9,14 @@ from __future__ import annotations
 import asyncio
 
 from careloop_shared.logging import get_logger
-from careloop_shared.runtime import ServiceRuntime
-
+from careloop_shared.runtime import BackgroundLoop, ServiceRuntime
 from followup.domain.schedule import Clock
 from followup.handlers import fire_due_follow_ups
 
 log = get_logger(__name__)
 
 
-def scheduler_loop(clock: Clock, tick_s: float):  # type: ignore[no-untyped-def]
+def scheduler_loop(clock: Clock, tick_s: float) -> BackgroundLoop:
     async def follow_up_scheduler(runtime: ServiceRuntime) -> None:
         while True:
             try:

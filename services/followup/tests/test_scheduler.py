@@ -5,6 +5,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from careloop_shared.contracts import FollowUpDue
 from careloop_shared.runtime import running
 from careloop_shared.testing import TopicReader, eventually, header

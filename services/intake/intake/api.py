@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from careloop_shared.http import CurrentPrincipal, Runtime, validation_errors
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import JSONResponse
 
+from careloop_shared.http import CurrentPrincipal, Runtime, validation_errors
 from intake import handlers, store
 from intake.domain.scoring import InvalidAnswers, Rules
 from intake.schemas import AssessmentIn, AssessmentOut, Created, PatientIn, PatientOut

@@ -6,7 +6,6 @@ import uuid
 
 from careloop_shared.contracts import Need, PatientAssessed, PatientRegistered, RiskLevel
 from careloop_shared.outbox import UnitOfWork
-
 from intake import store
 from intake.domain.scoring import Rules, score
 from intake.schemas import AssessmentIn, PatientIn

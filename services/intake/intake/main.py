@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import FastAPI
+from pydantic_settings import SettingsConfigDict
+
 from careloop_shared.contracts import PatientAssessed, PatientRegistered
 from careloop_shared.http import create_app, serve
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careloop_shared.settings import ServiceSettings
-from fastapi import FastAPI
-from pydantic_settings import SettingsConfigDict
-
 from intake.api import router
 
 

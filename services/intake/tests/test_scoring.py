@@ -1,4 +1,5 @@
 import pytest
+
 from intake.domain.scoring import InvalidAnswers, Rules, score
 
 RULES = Rules.load()

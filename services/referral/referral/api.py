@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from careloop_shared.http import CurrentPrincipal, Runtime
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from careloop_shared.http import CurrentPrincipal, Runtime
 from referral import store
 
 router = APIRouter(prefix="/v1", tags=["referrals"])

@@ -7,7 +7,6 @@ from functools import partial
 from careloop_shared.consumer import Handler
 from careloop_shared.contracts import PlanUpdated
 from careloop_shared.events import Event
-
 from referral.domain.matching import Directory
 from referral.handlers import when_plan_updated_make_referrals
 

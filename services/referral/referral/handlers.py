@@ -9,7 +9,6 @@ from careloop_shared.contracts import PlanUpdated, ReferralMade
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.logging import get_logger
 from careloop_shared.outbox import UnitOfWork
-
 from referral import store
 from referral.domain.matching import Directory, best_program
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import FastAPI
+from pydantic_settings import SettingsConfigDict
+
 from careloop_shared.contracts import ReferralMade
 from careloop_shared.http import create_app, serve
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careloop_shared.settings import ServiceSettings
-from fastapi import FastAPI
-from pydantic_settings import SettingsConfigDict
-
 from referral.api import router
 from referral.consumers import handlers
 from referral.domain.matching import Directory
