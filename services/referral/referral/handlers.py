@@ -28,35 +28,17 @@ async def when_plan_updated_make_referrals(
         if program is None:
             log.warning("no program for category", category=intervention.program_category)
             continue
-        referral_id = uuid.uuid4()
-        response_due_at = made_at + timedelta(days=directory.response_deadline_days)
-        inserted = await store.insert_referral_once(
-            uow.conn,
-            id=referral_id,
+        made = ReferralMade(
             patient_id=plan.patient_id,
             agency_id=plan.agency_id,
+            referral_id=uuid.uuid4(),
             plan_id=plan.plan_id,
             intervention_id=intervention.id,
             need=intervention.need,
             program_id=program.id,
             receiving_agency_id=program.agency_id,
             status="requested",
-            response_due_at=response_due_at,
-            created_at=made_at,
+            response_due_at=made_at + timedelta(days=directory.response_deadline_days),
         )
-        if inserted:
-            uow.emit(
-                ReferralMade(
-                    patient_id=plan.patient_id,
-                    agency_id=plan.agency_id,
-                    referral_id=referral_id,
-                    plan_id=plan.plan_id,
-                    intervention_id=intervention.id,
-                    need=intervention.need,
-                    program_id=program.id,
-                    receiving_agency_id=program.agency_id,
-                    status="requested",
-                    response_due_at=response_due_at,
-                ),
-                caused_by=received,
-            )
+        if await store.insert_referral_once(uow.conn, made, created_at=made_at):
+            uow.emit(made, caused_by=received)

@@ -3,29 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
 
 import asyncpg
 
+from careloop_shared.contracts import ReferralMade
 
-async def insert_referral_once(conn: asyncpg.Connection, **row: Any) -> bool:
+
+async def insert_referral_once(
+    conn: asyncpg.Connection, referral: ReferralMade, *, created_at: datetime
+) -> bool:
     """Insert unless the intervention already has a referral; True when inserted."""
     inserted = await conn.fetchval(
         "INSERT INTO referrals (id, patient_id, agency_id, plan_id, intervention_id, need,"
         " program_id, receiving_agency_id, status, response_due_at, created_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         " ON CONFLICT (intervention_id) DO NOTHING RETURNING true",
-        row["id"],
-        row["patient_id"],
-        row["agency_id"],
-        row["plan_id"],
-        row["intervention_id"],
-        row["need"],
-        row["program_id"],
-        row["receiving_agency_id"],
-        row["status"],
-        row["response_due_at"],
-        row["created_at"],
+        referral.referral_id,
+        referral.patient_id,
+        referral.agency_id,
+        referral.plan_id,
+        referral.intervention_id,
+        referral.need,
+        referral.program_id,
+        referral.receiving_agency_id,
+        referral.status,
+        referral.response_due_at,
+        created_at,
     )
     return bool(inserted)
 
