@@ -17,6 +17,7 @@ PATIENT = {
     "family_name": "Quartermaine",
     "birth_date": "1961-07-19",
     "preferred_language": "es",
+    "phone": "+1 555 0199",
 }
 PHQ2_POSITIVE = {"instrument": "phq-2", "answers": {"44250-9": 2, "44255-8": 2}}
 
@@ -161,7 +162,7 @@ async def test_bad_assessment_input_is_refused_without_echoing_it(platform):
         )
         assert bad.status_code == 422
         problems = {tuple(d["loc"]): d["msg"] for d in bad.json()["detail"]}
-        assert problems[("body", "answers", "44250-9")] == "must be 0..3"
+        assert problems[("body", "answers", "44250-9")] == "must be between 0 and 3"
         assert problems[("body", "answers", "44255-8")] == "missing"
         assert "Quartermaine" not in bad.text
         bad_patient = await http.post(

@@ -64,7 +64,7 @@ Development token (agency-demo, care-manager):
 Try it:
   curl -s -XPOST localhost:${PORTS[intake]}/v1/patients -H "Authorization: Bearer \$TOKEN" \\
        -H 'content-type: application/json' \\
-       -d '{"given_name":"Ann","family_name":"Example","birth_date":"1970-01-02","preferred_language":"en"}'
+       -d '{"given_name":"Ann","family_name":"Example","birth_date":"1970-01-02","preferred_language":"en","phone":"+1 555 0100"}'
   curl -s -XPOST localhost:${PORTS[intake]}/v1/patients/<id>/assessments -H "Authorization: Bearer \$TOKEN" \\
        -H 'content-type: application/json' -d '{"instrument":"phq-2","answers":{"44250-9":2,"44255-8":2}}'
   curl -s "localhost:${PORTS[followup]}/v1/follow-ups?patient_id=<id>" -H "Authorization: Bearer \$TOKEN"

@@ -32,6 +32,23 @@ class Need(_Part):
     severity: str | None = Field(None, description="Severity band where the instrument has one.")
 
 
+class Observation(_Part):
+    """One answered item or a derived total, coded in LOINC."""
+
+    code: str = Field(description="LOINC code of the item or total, e.g. 44261-6 (PHQ-9 total).")
+    system: str = "http://loinc.org"
+    value: int | str | list[str] = Field(description="Score, LOINC answer code, or answer codes.")
+    points: int | None = Field(None, description="Points an answer code scores, where it scores.")
+    interpretation: str | None = Field(None, description="Band of a total, e.g. moderate.")
+
+
+class ContactPreference(StrEnum):
+    phone = "phone"
+    text = "text"
+    email = "email"
+    do_not_contact = "do-not-contact"
+
+
 @register
 class PatientRegistered(Event):
     """An agency registered a patient. Identifying details stay in intake's database."""
@@ -42,6 +59,52 @@ class PatientRegistered(Event):
 
     preferred_language: str = Field(description="BCP-47 language tag, e.g. en, es.")
     registered_at: datetime
+    contact_preference: ContactPreference | None = None
+    postal_area: str | None = Field(None, description="First three characters of the postal code.")
+
+
+@register
+class PatientUpdated(Event):
+    """A patient's details or preferences changed. Carries only the non-identifying ones."""
+
+    type = "careloop.intake.patient_updated.v1"
+    source = "/careloop/intake"
+    summary = "Patient details updated"
+
+    preferred_language: str
+    contact_preference: ContactPreference
+    postal_area: str | None = Field(None, description="First three characters of the postal code.")
+    changed_fields: list[str] = Field(description="Names of the fields that changed, never their values.")
+    updated_at: datetime
+
+
+@register
+class ConsentRecorded(Event):
+    """The patient agreed to share their case with other agencies or program categories."""
+
+    type = "careloop.intake.consent_recorded.v1"
+    source = "/careloop/intake"
+    summary = "Consent recorded"
+
+    consent_id: uuid.UUID
+    purpose: str = Field(description="What sharing is for: referral, care-coordination, ...")
+    agencies: list[str] = Field(description="Agencies the case may be shared with.")
+    program_categories: list[str] = Field(description="Program categories the case may be shared with.")
+    period_start: datetime
+    period_end: datetime | None = None
+    recorded_at: datetime
+
+
+@register
+class ConsentRevoked(Event):
+    """The patient withdrew a consent; sharing under it stops."""
+
+    type = "careloop.intake.consent_revoked.v1"
+    source = "/careloop/intake"
+    summary = "Consent revoked"
+
+    consent_id: uuid.UUID
+    revoked_at: datetime
 
 
 @register
@@ -60,6 +123,11 @@ class PatientAssessed(Event):
     risk_level: RiskLevel
     urgent_flags: list[str] = Field(default_factory=list)
     assessed_at: datetime
+    observations: list[Observation] = Field(default_factory=list)
+    interpretation: str | None = Field(None, description="Band of the instrument's total score.")
+    recommended_instruments: list[str] = Field(
+        default_factory=list, description="Instruments the result asks for next, e.g. phq-9 after phq-2."
+    )
 
 
 class Goal(_Part):

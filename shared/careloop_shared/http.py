@@ -6,13 +6,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 import structlog
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from careloop_shared.auth import BearerCredentials, Principal, authenticate
 from careloop_shared.logging import configure_logging, get_logger
@@ -33,6 +34,41 @@ def current_principal(request: Request, credentials: BearerCredentials) -> Princ
 
 Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+T = TypeVar("T")
+
+
+class PageParams(BaseModel):
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0)
+
+    @property
+    def fetch_limit(self) -> int:
+        """Rows to ask the store for: one more than a page tells whether another page follows."""
+        return self.limit + 1
+
+
+Paging = Annotated[PageParams, Query()]
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; ``next_offset`` is null on the last page."""
+
+    items: list[T]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+    @classmethod
+    def of(cls, fetched: list[T], params: PageParams) -> Page[T]:
+        """``fetched`` holds up to ``params.fetch_limit`` items."""
+        more = len(fetched) > params.limit
+        return cls(
+            items=fetched[: params.limit],
+            limit=params.limit,
+            offset=params.offset,
+            next_offset=params.offset + params.limit if more else None,
+        )
 
 
 def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:

@@ -49,7 +49,12 @@ async def main() -> None:
             r = await http.post(
                 "/v1/patients",
                 headers=headers,
-                json={"given_name": f"Load{i}", "family_name": "Test", "birth_date": "1980-01-01"},
+                json={
+                    "given_name": f"Load{i}",
+                    "family_name": "Test",
+                    "birth_date": "1980-01-01",
+                    "phone": "+1 555 0100",
+                },
             )
             r.raise_for_status()
             patient_id = r.json()["id"]

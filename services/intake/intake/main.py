@@ -7,7 +7,13 @@ from pathlib import Path
 from fastapi import FastAPI
 from pydantic_settings import SettingsConfigDict
 
-from careloop_shared.contracts import PatientAssessed, PatientRegistered
+from careloop_shared.contracts import (
+    ConsentRecorded,
+    ConsentRevoked,
+    PatientAssessed,
+    PatientRegistered,
+    PatientUpdated,
+)
 from careloop_shared.http import create_app, serve
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careloop_shared.settings import ServiceSettings
@@ -26,7 +32,7 @@ class IntakeSettings(ServiceSettings):
 SPEC = ServiceSpec(
     name="intake",
     migrations=Path(__file__).parent / "migrations",
-    publishes=[PatientRegistered, PatientAssessed],
+    publishes=[PatientRegistered, PatientUpdated, ConsentRecorded, ConsentRevoked, PatientAssessed],
 )
 
 
@@ -35,7 +41,10 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
     return create_app(
         runtime,
         [router],
-        description="Patients and assessments. Emits PatientRegistered and PatientAssessed.",
+        description=(
+            "Patients, consent and assessments. The only service holding identifying details. Emits"
+            " PatientRegistered, PatientUpdated, ConsentRecorded, ConsentRevoked and PatientAssessed."
+        ),
     )
 
 

@@ -4,18 +4,59 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from careloop_shared.contracts import ContactPreference
+from intake.domain.patients import contact_problems
+
+Language = Annotated[str, Field(pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$", max_length=35)]
+Phone = Annotated[str, Field(pattern=r"^\+?[0-9 ()\-.]{7,25}$")]
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+PostalCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 \-]{1,11}$")]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(str.strip)]
+
+
+def _not_in_future(value: date) -> date:
+    if value > date.today():
+        raise ValueError("birth date is in the future")
+    return value
 
 
 class PatientIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    given_name: str = Field(min_length=1, max_length=200)
-    family_name: str = Field(min_length=1, max_length=200)
-    birth_date: date
-    preferred_language: str = Field("en", pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
+    given_name: Name
+    family_name: Name
+    birth_date: Annotated[date, AfterValidator(_not_in_future)]
+    preferred_language: Language = "en"
+    contact_preference: ContactPreference = ContactPreference.phone
+    phone: Phone | None = None
+    email: Email | None = None
+    postal_code: PostalCode | None = None
+
+    @model_validator(mode="after")
+    def _reachable_as_preferred(self) -> PatientIn:
+        problems = contact_problems(self.contact_preference.value, self.phone, self.email)
+        if problems:
+            raise ValueError(problems[0])
+        return self
+
+
+class PatientPatch(BaseModel):
+    """Only the fields present change; ``null`` clears an optional contact detail."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    given_name: Name | None = None
+    family_name: Name | None = None
+    birth_date: Annotated[date, AfterValidator(_not_in_future)] | None = None
+    preferred_language: Language | None = None
+    contact_preference: ContactPreference | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    postal_code: PostalCode | None = None
 
 
 class PatientOut(BaseModel):
@@ -24,18 +65,58 @@ class PatientOut(BaseModel):
     family_name: str
     birth_date: date
     preferred_language: str
+    contact_preference: ContactPreference
+    phone: str | None
+    email: str | None
+    postal_code: str | None
     created_at: datetime
+    updated_at: datetime
 
 
 class Created(BaseModel):
     id: uuid.UUID
 
 
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: str = Field(pattern=r"^[a-z][a-z0-9-]{1,63}$", description="e.g. referral, care-coordination")
+    agencies: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
+    program_categories: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list
+    )
+    period_start: datetime | None = Field(None, description="Defaults to now.")
+    period_end: datetime | None = None
+
+    @model_validator(mode="after")
+    def _meaningful(self) -> ConsentIn:
+        if not self.agencies and not self.program_categories:
+            raise ValueError("a consent names at least one agency or program category")
+        if self.period_start and self.period_end and self.period_end <= self.period_start:
+            raise ValueError("period_end must be after period_start")
+        return self
+
+
+class ConsentOut(BaseModel):
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    purpose: str
+    agencies: list[str]
+    program_categories: list[str]
+    period_start: datetime
+    period_end: datetime | None
+    status: str
+    recorded_at: datetime
+    revoked_at: datetime | None
+
+
 class AssessmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    instrument: str = Field(max_length=50)
-    answers: dict[str, Any]
+    instrument: str = Field(max_length=50, description="phq-2, phq-9 or ahc-hrsn")
+    answers: dict[Annotated[str, Field(max_length=20)], Any] = Field(
+        description="Item LOINC code -> 0-3 score (PHQ) or LOINC answer code(s) (HRSN)."
+    )
 
 
 class AssessmentOut(BaseModel):
@@ -43,8 +124,11 @@ class AssessmentOut(BaseModel):
     patient_id: uuid.UUID
     instrument: str
     rules_version: str
+    observations: list[dict[str, Any]]
     total_score: int | None
+    interpretation: str | None
     needs: list[dict[str, Any]]
     risk_level: str
     urgent_flags: list[str]
+    recommended_instruments: list[str]
     assessed_at: datetime

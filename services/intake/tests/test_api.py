@@ -1,0 +1,396 @@
+"""intake over HTTP against its real database and broker (in-process app, real runtime)."""
+
+import json
+import uuid
+
+import httpx
+import jsonschema
+import pytest
+import pytest_asyncio
+
+from careloop_shared.auth import issue_token
+from careloop_shared.events import REGISTRY
+from careloop_shared.runtime import running
+from careloop_shared.schemas import path_of
+from careloop_shared.settings import DEV_JWT_SECRET
+from intake.main import IntakeSettings, build_app
+
+pytestmark = pytest.mark.integration
+
+PATIENT = {
+    "given_name": "Marisol",
+    "family_name": "Etxeberria",
+    "birth_date": "1958-03-14",
+    "preferred_language": "es",
+    "contact_preference": "text",
+    "phone": "+1 555 0100",
+    "postal_code": "94110",
+}
+PHI = ("Marisol", "Etxeberria", "1958-03-14", "555 0100", "94110")
+PHQ9_SEVERE = {
+    "instrument": "phq-9",
+    "answers": dict.fromkeys(
+        ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8"], 3
+    ),
+}
+
+
+def auth(agency: str) -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role="care-manager")}
+
+
+@pytest_asyncio.fixture(scope="module")
+async def intake(infra, database_factory):
+    settings = IntakeSettings(
+        database_url=await database_factory("intake_api"),
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+        topic_prefix=f"test-{uuid.uuid4().hex[:8]}.",
+    )
+    app = build_app(settings)
+    async with running(app.state.runtime) as runtime:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            yield client, runtime
+
+
+@pytest.fixture
+def agency() -> dict[str, str]:
+    return auth(f"agency-{uuid.uuid4().hex[:6]}")
+
+
+async def outbox(runtime, patient_id: str) -> list[tuple[str, dict]]:
+    rows = await runtime.pool.fetch(
+        "SELECT event_type, payload FROM outbox WHERE key = $1 ORDER BY position", patient_id
+    )
+    return [(r["event_type"], json.loads(r["payload"])) for r in rows]
+
+
+async def register(client, agency, **changes) -> str:
+    r = await client.post("/v1/patients", json={**PATIENT, **changes}, headers=agency)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+async def test_registration_emits_patient_registered_without_identifying_details(intake, agency):
+    client, runtime = intake
+    patient_id = await register(client, agency)
+    [(event_type, body)] = await outbox(runtime, patient_id)
+    assert event_type == "careloop.intake.patient_registered.v1"
+    assert body["postal_area"] == "941"
+    assert body["contact_preference"] == "text"
+    assert not any(p in json.dumps(body) for p in PHI)
+    got = (await client.get(f"/v1/patients/{patient_id}", headers=agency)).json()
+    assert (got["given_name"], got["phone"]) == ("Marisol", "+1 555 0100")
+
+
+async def test_likely_duplicate_is_refused_with_the_existing_id(intake, agency):
+    client, _ = intake
+    first = await register(client, agency)
+    again = await client.post(
+        "/v1/patients",
+        headers=agency,
+        json={**PATIENT, "given_name": " marisol ", "family_name": "ETXEBERRIA"},
+    )
+    assert again.status_code == 409
+    assert again.json()["existing_id"] == first
+    other_birth_date = await client.post(
+        "/v1/patients", json={**PATIENT, "birth_date": "1958-03-15"}, headers=agency
+    )
+    assert other_birth_date.status_code == 201
+    # Another agency may register the same person: duplicates are found within an agency only.
+    assert (
+        await client.post("/v1/patients", json=PATIENT, headers=auth("agency-elsewhere"))
+    ).status_code in (201, 409)
+
+
+async def test_retried_post_with_the_same_idempotency_key_returns_the_first_result(intake, agency):
+    client, runtime = intake
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = await client.post(
+        "/v1/patients", json={**PATIENT, "given_name": "Idem"}, headers={**agency, **key}
+    )
+    retry = await client.post(
+        "/v1/patients", json={**PATIENT, "given_name": "Idem"}, headers={**agency, **key}
+    )
+    assert (first.status_code, retry.status_code) == (201, 201)
+    assert retry.json() == first.json()
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    patient_id = first.json()["id"]
+    assert len(await outbox(runtime, patient_id)) == 1
+
+    assess_key = {"Idempotency-Key": "assess-1"}
+    a1 = await client.post(
+        f"/v1/patients/{patient_id}/assessments", json=PHQ9_SEVERE, headers={**agency, **assess_key}
+    )
+    a2 = await client.post(
+        f"/v1/patients/{patient_id}/assessments", json=PHQ9_SEVERE, headers={**agency, **assess_key}
+    )
+    assert a1.json() == a2.json()
+    history = (await client.get(f"/v1/patients/{patient_id}/assessments", headers=agency)).json()
+    assert len(history["items"]) == 1
+    assert [t for t, _ in await outbox(runtime, patient_id)].count("careloop.intake.patient_assessed.v1") == 1
+
+    reused = await client.post(
+        f"/v1/patients/{patient_id}/assessments",
+        headers={**agency, **assess_key},
+        json={"instrument": "phq-2", "answers": {"44250-9": 0, "44255-8": 0}},
+    )
+    assert reused.status_code == 422
+    assert "different request" in reused.text
+
+
+async def test_a_failed_request_stores_nothing_so_its_retry_runs(intake, agency):
+    client, _ = intake
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    missing = await client.post(
+        f"/v1/patients/{uuid.uuid4()}/assessments", json=PHQ9_SEVERE, headers={**agency, **key}
+    )
+    assert missing.status_code == 404
+    patient_id = await register(client, agency, given_name="Retry")
+    # Same key, different path: the failed attempt left no trace, so this runs.
+    ok = await client.post(
+        f"/v1/patients/{patient_id}/assessments", json=PHQ9_SEVERE, headers={**agency, **key}
+    )
+    assert ok.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "msg"),
+    [
+        ({"instrument": "phq-11", "answers": {}}, ["body", "instrument"], "unknown instrument"),
+        ({"instrument": "phq-2", "answers": {"44250-9": 1}}, ["body", "answers", "44255-8"], "missing"),
+        (
+            {"instrument": "phq-2", "answers": {"44250-9": 1, "44255-8": 1, "Etxeberria": 2}},
+            ["body", "answers", "<not a LOINC item code>"],
+            "not an item of this instrument",
+        ),
+        (
+            {"instrument": "phq-2", "answers": {"44250-9": 1, "44255-8": 1, "12345-6": 2}},
+            ["body", "answers", "12345-6"],
+            "not an item of this instrument",
+        ),
+        (
+            {"instrument": "phq-2", "answers": {"44250-9": 7, "44255-8": 1}},
+            ["body", "answers", "44250-9"],
+            "must be between 0 and 3",
+        ),
+        (
+            {"instrument": "phq-2", "answers": {"44250-9": "Marisol", "44255-8": 1}},
+            ["body", "answers", "44250-9"],
+            "must be an integer score",
+        ),
+        (
+            {"instrument": "ahc-hrsn", "answers": {"93030-5": "1958-03-14"}},
+            ["body", "answers", "93030-5"],
+            "is not an answer code of this item",
+        ),
+    ],
+)
+async def test_bad_assessment_input_names_item_and_reason_and_stores_nothing(intake, agency, body, loc, msg):
+    client, runtime = intake
+    patient_id = await register(client, agency, given_name=f"Bad{uuid.uuid4().hex[:4]}")
+    r = await client.post(f"/v1/patients/{patient_id}/assessments", json=body, headers=agency)
+    assert r.status_code == 422
+    assert {"loc": loc, "type": "invalid_answer", "msg": msg} in r.json()["detail"]
+    assert not any(p in r.text for p in (*PHI, "Etxeberria", "Marisol"))
+    assert [t for t, _ in await outbox(runtime, patient_id)] == ["careloop.intake.patient_registered.v1"]
+    assert (await client.get(f"/v1/patients/{patient_id}/assessments", headers=agency)).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**PATIENT, "birth_date": "not-a-date"},
+        {**PATIENT, "birth_date": "2999-01-01"},
+        {**PATIENT, "contact_preference": "email"},
+        {**PATIENT, "contact_preference": "pigeon"},
+        {**PATIENT, "phone": "call me maybe"},
+        {**PATIENT, "nickname": "Mari"},
+        {k: v for k, v in PATIENT.items() if k != "family_name"},
+    ],
+)
+async def test_bad_patient_input_is_refused_without_echoing_it(intake, agency, body):
+    client, _ = intake
+    r = await client.post("/v1/patients", json=body, headers=agency)
+    assert r.status_code == 422
+    assert not any(p in r.text for p in (*PHI, "not-a-date", "call me maybe", "Mari"))
+
+
+async def test_reassessment_keeps_history_and_emits_a_new_event(intake, agency):
+    client, runtime = intake
+    patient_id = await register(client, agency, given_name="History")
+    for answers in ({"44250-9": 3, "44255-8": 3}, {"44250-9": 0, "44255-8": 1}):
+        r = await client.post(
+            f"/v1/patients/{patient_id}/assessments",
+            headers=agency,
+            json={"instrument": "phq-2", "answers": answers},
+        )
+        assert r.status_code == 202
+    page = (await client.get(f"/v1/patients/{patient_id}/assessments?limit=1", headers=agency)).json()
+    assert len(page["items"]) == 1 and page["next_offset"] == 1
+    second = (
+        await client.get(f"/v1/patients/{patient_id}/assessments?limit=1&offset=1", headers=agency)
+    ).json()
+    assert second["next_offset"] is None
+    assert [p["interpretation"] for p in (page["items"][0], second["items"][0])] == ["positive", "negative"]
+    one = (await client.get(f"/v1/assessments/{page['items'][0]['id']}", headers=agency)).json()
+    assert (one["total_score"], one["risk_level"], one["rules_version"]) == (
+        6,
+        "moderate",
+        "screening-2026.11.2",
+    )
+    assert one["recommended_instruments"] == ["phq-9"]
+    events = [b for t, b in await outbox(runtime, patient_id) if t == "careloop.intake.patient_assessed.v1"]
+    assert [e["total_score"] for e in events] == [6, 1]
+
+
+async def test_urgent_phq9_carries_the_safety_flag_in_the_event(intake, agency):
+    client, runtime = intake
+    patient_id = await register(client, agency, given_name="Urgent")
+    await client.post(f"/v1/patients/{patient_id}/assessments", json=PHQ9_SEVERE, headers=agency)
+    [event] = [b for t, b in await outbox(runtime, patient_id) if t.endswith("patient_assessed.v1")]
+    assert (event["risk_level"], event["urgent_flags"]) == ("urgent", ["suicidal-ideation"])
+    assert {
+        "code": "44261-6",
+        "system": "http://loinc.org",
+        "value": 27,
+        "points": None,
+        "interpretation": "severe",
+    } in event["observations"]
+
+
+async def test_update_emits_only_non_identifying_fields(intake, agency):
+    client, runtime = intake
+    patient_id = await register(client, agency, given_name="Update")
+    r = await client.patch(
+        f"/v1/patients/{patient_id}",
+        headers=agency,
+        json={"family_name": "Etxeberria-Ruiz", "preferred_language": "eu", "postal_code": "10001"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["family_name"] == "Etxeberria-Ruiz"
+    _, updated = (await outbox(runtime, patient_id))[-1]
+    assert updated["changed_fields"] == ["family_name", "postal_code", "preferred_language"]
+    assert (updated["preferred_language"], updated["postal_area"]) == ("eu", "100")
+    assert "Etxeberria" not in json.dumps(updated)
+    cleared = await client.patch(f"/v1/patients/{patient_id}", json={"phone": None}, headers=agency)
+    assert cleared.status_code == 422  # they prefer texts: a phone number is needed
+    noop = await client.patch(f"/v1/patients/{patient_id}", json={"preferred_language": "eu"}, headers=agency)
+    assert noop.status_code == 200
+    assert len(await outbox(runtime, patient_id)) == 2
+
+
+async def test_update_that_would_duplicate_another_patient_is_refused(intake, agency):
+    client, _ = intake
+    first = await register(client, agency, given_name="Twin")
+    second = await register(client, agency, given_name="Twine")
+    r = await client.patch(f"/v1/patients/{second}", json={"given_name": "TWIN"}, headers=agency)
+    assert r.status_code == 409 and r.json()["existing_id"] == first
+    assert (await client.get(f"/v1/patients/{second}", headers=agency)).json()["given_name"] == "Twine"
+
+
+async def test_consent_is_recorded_and_revoked_with_events(intake, agency):
+    client, runtime = intake
+    patient_id = await register(client, agency, given_name="Consent")
+    r = await client.post(
+        f"/v1/patients/{patient_id}/consents",
+        headers=agency,
+        json={
+            "purpose": "referral",
+            "agencies": ["agency-food-bank"],
+            "program_categories": ["food-assistance"],
+            "period_end": "2027-12-31T00:00:00Z",
+        },
+    )
+    assert r.status_code == 201, r.text
+    consent_id = r.json()["id"]
+    revoked = await client.post(f"/v1/patients/{patient_id}/consents/{consent_id}/revoke", headers=agency)
+    again = await client.post(f"/v1/patients/{patient_id}/consents/{consent_id}/revoke", headers=agency)
+    assert revoked.json()["status"] == again.json()["status"] == "revoked"
+    types = [t for t, _ in await outbox(runtime, patient_id)]
+    assert types[1:] == ["careloop.intake.consent_recorded.v1", "careloop.intake.consent_revoked.v1"]
+    listed = (await client.get(f"/v1/patients/{patient_id}/consents", headers=agency)).json()
+    assert [(c["id"], c["status"]) for c in listed] == [(consent_id, "revoked")]
+    empty = await client.post(
+        f"/v1/patients/{patient_id}/consents", json={"purpose": "referral"}, headers=agency
+    )
+    assert empty.status_code == 422
+
+
+async def test_another_agency_sees_nothing_of_the_patient(intake, agency):
+    client, runtime = intake
+    patient_id = await register(client, agency, given_name="Private")
+    await client.post(f"/v1/patients/{patient_id}/assessments", json=PHQ9_SEVERE, headers=agency)
+    assessment_id = (await client.get(f"/v1/patients/{patient_id}/assessments", headers=agency)).json()[
+        "items"
+    ][0]["id"]
+    stranger = auth("agency-stranger")
+    answers = [
+        await client.get(f"/v1/patients/{patient_id}", headers=stranger),
+        await client.patch(f"/v1/patients/{patient_id}", json={"preferred_language": "fr"}, headers=stranger),
+        await client.get(f"/v1/patients/{patient_id}/assessments", headers=stranger),
+        await client.post(f"/v1/patients/{patient_id}/assessments", json=PHQ9_SEVERE, headers=stranger),
+        await client.get(f"/v1/assessments/{assessment_id}", headers=stranger),
+        await client.post(
+            f"/v1/patients/{patient_id}/consents",
+            json={"purpose": "referral", "agencies": ["x"]},
+            headers=stranger,
+        ),
+        await client.get(f"/v1/patients/{patient_id}/consents", headers=stranger),
+    ]
+    assert [a.status_code for a in answers] == [404] * len(answers)
+    assert all("Private" not in a.text for a in answers)
+    listed = (await client.get("/v1/patients", headers=stranger)).json()["items"]
+    assert patient_id not in [p["id"] for p in listed]
+    assert len([t for t, _ in await outbox(runtime, patient_id)]) == 2
+
+
+async def test_emitted_events_validate_against_the_published_schemas(intake, agency):
+    client, runtime = intake
+    patient_id = await register(client, agency, given_name="Schema")
+    hrsn = {
+        "71802-3": "LA31994-9",
+        "96778-6": ["LA28580-1", "LA32001-2"],
+        "88122-7": "LA6729-3",
+        "88123-5": "LA28398-8",
+        "93030-5": "LA33-6",
+        "96779-4": "LA32002-0",
+        "95618-5": "LA6482-9",
+        "95617-7": "LA6482-9",
+        "95616-9": "LA6270-8",
+        "95615-1": "LA6270-8",
+    }
+    for body in (
+        {"instrument": "ahc-hrsn", "answers": hrsn},
+        PHQ9_SEVERE,
+        {"instrument": "phq-2", "answers": {"44250-9": 1, "44255-8": 2}},
+    ):
+        assert (
+            await client.post(f"/v1/patients/{patient_id}/assessments", json=body, headers=agency)
+        ).status_code == 202
+    await client.patch(
+        f"/v1/patients/{patient_id}", json={"contact_preference": "do-not-contact"}, headers=agency
+    )
+    consent = await client.post(
+        f"/v1/patients/{patient_id}/consents",
+        headers=agency,
+        json={"purpose": "care-coordination", "agencies": ["agency-b"]},
+    )
+    await client.post(f"/v1/patients/{patient_id}/consents/{consent.json()['id']}/revoke", headers=agency)
+    events = await outbox(runtime, patient_id)
+    assert len({t for t, _ in events}) == 5
+    for event_type, body in events:
+        schema = json.loads(path_of(event_type).read_text())
+        jsonschema.validate(body, schema)
+        assert REGISTRY[event_type].model_validate(body)
+    hrsn_event = next(
+        b for t, b in events if t.endswith("patient_assessed.v1") and b["instrument"] == "ahc-hrsn"
+    )
+    assert [n["code"] for n in hrsn_event["needs"]] == [
+        "housing-instability",
+        "inadequate-housing",
+        "food-insecurity",
+        "transportation-insecurity",
+        "utility-insecurity",
+        "intimate-partner-violence",  # 5 + 5 + 1 + 1 = 12 > 10
+    ]
