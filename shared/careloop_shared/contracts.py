@@ -136,6 +136,13 @@ class Goal(_Part):
     description: str = Field(description="Coded goal text from the plan library, not patient notes.")
     target: str
     due: datetime
+    lifecycle_status: str = Field(
+        "active", description="FHIR Goal.lifecycleStatus: proposed, accepted, active, on-hold, completed, ..."
+    )
+    achievement_status: str | None = Field(
+        None,
+        description="FHIR Goal.achievementStatus: in-progress, improving, worsening, no-change, achieved.",
+    )
 
 
 class Intervention(_Part):
@@ -144,6 +151,17 @@ class Intervention(_Part):
     kind: str = Field(description="referral, education, follow-up or clinical.")
     program_category: str | None = Field(None, description="Kind of program a referral asks for.")
     needs_referral: bool
+    status: str = Field(
+        "not-started",
+        description="FHIR CarePlan.activity status: not-started, scheduled, in-progress, on-hold, completed, "
+        "cancelled, stopped.",
+    )
+    priority: str = Field("routine", description="FHIR request priority: routine, urgent, asap, stat.")
+    language: str | None = Field(None, description="Language the intervention is delivered in (BCP-47).")
+    education_materials: list[str] = Field(
+        default_factory=list, description="Ids of education materials, in the patient's language."
+    )
+    service_code: str | None = Field(None, description="Service asked for, for clinical interventions.")
 
 
 class FollowUpCadence(_Part):
@@ -167,6 +185,62 @@ class PlanUpdated(Event):
     interventions: list[Intervention]
     follow_up: FollowUpCadence
     based_on_assessment_id: uuid.UUID | None = None
+    reason: str | None = Field(
+        None,
+        description="Why this version: assessment, care-team-contribution, service-request, "
+        "alternative-chosen, progress, status-change.",
+    )
+    changed_by_role: str | None = Field(
+        None, description="Role of whoever made the change; system for automatic."
+    )
+    preferred_language: str | None = None
+    contact_preference: str | None = None
+
+
+@register
+class PlanAlternativesProposed(Event):
+    """A requested service did not meet its necessity criteria; alternatives from the library are offered."""
+
+    type = "careloop.careplan.plan_alternatives_proposed.v1"
+    source = "/careloop/careplan"
+    summary = "Alternatives proposed"
+
+    plan_id: uuid.UUID
+    service_request_id: uuid.UUID
+    service_code: str
+    failed_criteria: list[str] = Field(description="Codes of the necessity criteria that were not met.")
+    alternatives: list[str] = Field(description="Service codes proposed instead.")
+
+
+@register
+class EducationProvided(Event):
+    """Patient education for an intervention was given."""
+
+    type = "careloop.careplan.education_provided.v1"
+    source = "/careloop/careplan"
+    summary = "Education provided"
+
+    plan_id: uuid.UUID
+    intervention_id: uuid.UUID
+    materials: list[str]
+    language: str
+    provided_at: datetime
+
+
+@register
+class CareTeamChanged(Event):
+    """A member joined, changed or left the care team. Members are named only in careplan's database."""
+
+    type = "careloop.careplan.care_team_changed.v1"
+    source = "/careloop/careplan"
+    summary = "Care team changed"
+
+    member_id: uuid.UUID
+    change: str = Field(description="added, changed or removed.")
+    relationship: str = Field(
+        description="care-manager, patient, family, friend, neighbour, other-support, ..."
+    )
+    role: str
 
 
 @register
@@ -185,6 +259,72 @@ class ReferralMade(Event):
     receiving_agency_id: str
     status: str = Field(description="Gravity SDOH task status; requested when made.")
     response_due_at: datetime
+    outcome_due_at: datetime | None = None
+    replaces_referral_id: uuid.UUID | None = Field(
+        None, description="The referral this one re-routes after a rejection."
+    )
+    service_request_id: uuid.UUID | None = None
+
+
+class ReferralOutcome(_Part):
+    service_delivered: bool | None = None
+    enrollment_status: str | None = Field(
+        None, description="Gravity program-enrollment: enrolled, not-enrolled, not-enrolled-on-waitlist."
+    )
+    reason: str | None = Field(None, description="Coded reason when the service was not delivered.")
+
+
+@register
+class ReferralStatusChanged(Event):
+    """A referral moved along the Gravity SDOH referral task lifecycle."""
+
+    type = "careloop.referral.referral_status_changed.v1"
+    source = "/careloop/referral"
+    summary = "Referral status changed"
+
+    referral_id: uuid.UUID
+    plan_id: uuid.UUID
+    intervention_id: uuid.UUID
+    from_status: str
+    to_status: str
+    by_agency_id: str
+    by_party: str = Field(description="requester or target.")
+    reason: str | None = Field(
+        None, description="Coded reason (no free text): no-capacity, not-eligible, ..."
+    )
+    outcome: ReferralOutcome | None = None
+    changed_at: datetime
+
+
+@register
+class NetworkGapDetected(Event):
+    """No eligible program exists for a need, area and language: a provider to recruit."""
+
+    type = "careloop.referral.network_gap_detected.v1"
+    source = "/careloop/referral"
+    summary = "Network gap detected"
+
+    plan_id: uuid.UUID
+    intervention_id: uuid.UUID
+    need: str
+    program_category: str | None
+    postal_area: str | None
+    language: str | None
+    detected_at: datetime
+
+
+@register
+class ReferralOverdue(Event):
+    """A referral was not answered, or not closed with an outcome, by its deadline."""
+
+    type = "careloop.referral.referral_overdue.v1"
+    source = "/careloop/referral"
+    summary = "Referral overdue"
+
+    referral_id: uuid.UUID
+    receiving_agency_id: str
+    deadline: str = Field(description="response or outcome.")
+    due_at: datetime
 
 
 @register
@@ -200,3 +340,72 @@ class FollowUpDue(Event):
     due_at: datetime
     priority: RiskLevel
     referral_id: uuid.UUID | None = None
+
+
+class GoalProgress(_Part):
+    goal_id: uuid.UUID
+    progress: str = Field(description="improving, no-change, worsening or achieved.")
+
+
+@register
+class FollowUpScheduled(Event):
+    """A follow-up was scheduled or rescheduled."""
+
+    type = "careloop.followup.follow_up_scheduled.v1"
+    source = "/careloop/followup"
+    summary = "Follow-up scheduled"
+
+    follow_up_id: uuid.UUID
+    reason: str
+    due_at: datetime
+    priority: RiskLevel
+    rescheduled: bool = False
+
+
+@register
+class FollowUpCompleted(Event):
+    """A care manager recorded what a follow-up found. Notes stay in followup's database."""
+
+    type = "careloop.followup.follow_up_completed.v1"
+    source = "/careloop/followup"
+    summary = "Follow-up completed"
+
+    follow_up_id: uuid.UUID
+    reached: bool
+    attempt: int
+    goal_progress: list[GoalProgress] = Field(default_factory=list)
+    barriers: list[str] = Field(
+        default_factory=list, description="Coded barriers, e.g. transportation, cost."
+    )
+    next_step: str | None = Field(
+        None, description="Coded next step, e.g. continue-plan, reassess, escalate."
+    )
+    referral_id: uuid.UUID | None = None
+    completed_at: datetime
+
+
+@register
+class FollowUpOverdue(Event):
+    """A due follow-up was not completed within its grace period. Emitted once."""
+
+    type = "careloop.followup.follow_up_overdue.v1"
+    source = "/careloop/followup"
+    summary = "Follow-up overdue"
+
+    follow_up_id: uuid.UUID
+    due_at: datetime
+    overdue_since: datetime
+    priority: RiskLevel
+
+
+@register
+class ReassessmentRequested(Event):
+    """Follow-up asks intake for a reassessment: not reached after several attempts, or getting worse."""
+
+    type = "careloop.followup.reassessment_requested.v1"
+    source = "/careloop/followup"
+    summary = "Reassessment requested"
+
+    follow_up_id: uuid.UUID
+    reason: str = Field(description="not-reached or worsening.")
+    requested_at: datetime
