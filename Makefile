@@ -7,6 +7,7 @@ INFRA := deploy/local/infra.sh
 AGENCY ?= agency-demo
 ROLE ?= care-manager
 PYTEST_ARGS ?=
+SERVICES := $(notdir $(wildcard services/*))
 
 .PHONY: help install up test test-unit infra-up infra-down infra-status token lint schemas clean
 
@@ -50,7 +51,7 @@ token: install
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy shared/careloop_shared services/*/[a-z]*/
+	.venv/bin/mypy shared/careloop_shared $(foreach s,$(SERVICES),services/$(s)/$(s))
 
 schemas: install
 	.venv/bin/python -m careloop_shared.schemas write

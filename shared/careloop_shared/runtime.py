@@ -40,6 +40,7 @@ class ServiceSpec:
     publishes: Sequence[type[Event]] = ()
     handlers: Mapping[type[Event], Handler] = field(default_factory=dict)
     background: Sequence[BackgroundLoop] = ()
+    context: Mapping[str, Any] = field(default_factory=dict)  # the service's own rules and data files
 
 
 class ServiceRuntime:

@@ -1,0 +1,136 @@
+"""HTTP request and response bodies of careplan."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,63}$")]
+
+
+class CarePlanOut(BaseModel):
+    plan_id: uuid.UUID
+    patient_id: uuid.UUID
+    version: int
+    status: str
+    reason: str
+    changed_by: str
+    created_at: datetime
+    document: dict[str, Any]
+
+
+class VersionOut(BaseModel):
+    version: int
+    status: str
+    reason: str
+    changed_by: str
+    created_at: datetime
+
+
+class DiffOut(BaseModel):
+    from_version: int
+    to_version: int
+    changes: dict[str, Any]
+
+
+class StatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["draft", "active", "on-hold", "revoked", "completed"]
+    expected_version: int = Field(ge=1)
+
+
+class MemberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    relationship: Code = Field(description="care-manager, patient, family, friend, neighbour, other-support")
+    role: Code = Field(description="e.g. primary-support, decision-maker, transport-helper")
+    contact: str | None = Field(None, max_length=200)
+
+
+class MemberPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    relationship: Code | None = None
+    role: Code | None = None
+    contact: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+
+class MemberOut(BaseModel):
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    name: str
+    relationship: str
+    role: str
+    contact: str | None
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class Preference(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    preferred_language: str | None = Field(None, pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
+    contact_preference: Literal["phone", "text", "email", "do-not-contact"] | None = None
+
+
+class ContributionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member_id: uuid.UUID
+    kind: Literal["note", "agreed-goal", "preference"]
+    expected_version: int = Field(ge=1)
+    note: str | None = Field(None, max_length=4000, description="Kept in careplan only, never in events.")
+    goal_id: uuid.UUID | None = None
+    preference: Preference | None = None
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> ContributionIn:
+        needed = {"note": self.note, "agreed-goal": self.goal_id, "preference": self.preference}[self.kind]
+        if needed is None:
+            raise ValueError(f"a {self.kind} contribution needs its {self.kind.replace('agreed-', '')}")
+        if self.preference is not None and not self.preference.model_dump(exclude_none=True):
+            raise ValueError("a preference names a language or a contact preference")
+        return self
+
+
+class ServiceRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service_code: Code
+    expected_version: int = Field(ge=1)
+
+
+class ChoiceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alternative: Code
+    expected_version: int = Field(ge=1)
+
+
+class EducationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    materials: list[Code] | None = None
+
+
+class VersionRef(BaseModel):
+    plan_version: int
+
+
+class ServiceRequestOut(BaseModel):
+    id: uuid.UUID
+    service_code: str
+    met: bool
+    failed_criteria: list[str]
+    alternatives: list[str]
+    criteria_version: str
+    chosen_alternative: str | None
+    chosen_at: datetime | None
+    created_at: datetime
