@@ -129,6 +129,7 @@ class ReceivedEvent:
     topic: str
     partition: int
     offset: int
+    body: bytes = b""  # the value exactly as it was published
 
 
 def _header_map(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
@@ -182,4 +183,4 @@ def decode(
     event = model.model_validate(data)  # ValidationError is logged without input values
     if event.subject != envelope.subject:
         raise UndecodableEvent("ce_subject does not match the event's patient_id")
-    return ReceivedEvent(envelope, event, topic, partition, offset)
+    return ReceivedEvent(envelope, event, topic, partition, offset, bytes(value))

@@ -18,6 +18,8 @@ from careloop_shared.logging import get_logger
 log = get_logger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
+# The topics are the case-management log: keep every event for as long as the cluster lives.
+TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
 
 
 async def ensure_topics(
@@ -31,7 +33,7 @@ async def ensure_topics(
         missing = sorted(set(topics) - existing)
         if missing:
             response = await admin.create_topics(
-                [NewTopic(t, partitions, replication_factor) for t in missing]
+                [NewTopic(t, partitions, replication_factor, topic_configs=TOPIC_CONFIG) for t in missing]
             )
             for topic_error in getattr(response, "topic_errors", []):
                 name, code = topic_error[0], topic_error[1]

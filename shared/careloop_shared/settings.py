@@ -35,6 +35,8 @@ class ServiceSettings(BaseSettings):
     db_pool_max: int = 10
 
     topic_prefix: str = Field("", validation_alias=_global("CARELOOP_TOPIC_PREFIX"))
+    # A new group id replays every topic from the beginning (e.g. to rebuild a read model).
+    group_id: str | None = None
     topic_partitions: int = Field(6, validation_alias=_global("CARELOOP_TOPIC_PARTITIONS"))
 
     jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), validation_alias=_global("CARELOOP_JWT_SECRET"))
@@ -58,4 +60,4 @@ class ServiceSettings(BaseSettings):
 
     @property
     def consumer_group(self) -> str:
-        return f"{self.topic_prefix}{self.service_name}"
+        return self.group_id or f"{self.topic_prefix}{self.service_name}"

@@ -1,0 +1,1 @@
+"""careloop record: every careloop event appended once to a per-patient hash chain."""

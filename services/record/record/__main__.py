@@ -1,0 +1,3 @@
+from record.main import run
+
+run()

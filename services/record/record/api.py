@@ -1,0 +1,79 @@
+"""record's HTTP routes: a patient's timeline and the verification of its chain."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel
+
+from careloop_shared.http import CurrentPrincipal, Runtime
+from record import handlers, store
+
+router = APIRouter(prefix="/v1/patients/{patient_id}", tags=["case record"])
+
+
+class EntryOut(BaseModel):
+    seq: int
+    event_id: uuid.UUID
+    type: str
+    time: datetime
+    recorded_at: datetime
+    source: str
+    actor: str
+    summary: str
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None
+    data: dict[str, Any]
+
+
+class RecordOut(BaseModel):
+    patient_id: uuid.UUID
+    entries: list[EntryOut]
+
+
+class VerifyOut(BaseModel):
+    patient_id: uuid.UUID
+    entries: int
+    intact: bool
+    first_broken_seq: int | None
+    problem: str | None
+
+
+async def _owned(rt: Runtime, agency_id: str, patient_id: uuid.UUID) -> None:
+    if await store.owning_agency(rt.pool, patient_id) != agency_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no record for this patient")
+
+
+@router.get("/record", response_model=RecordOut)
+async def patient_record(
+    patient_id: uuid.UUID,
+    who: CurrentPrincipal,
+    rt: Runtime,
+    type: Annotated[list[str] | None, Query(description="Event types (ce_type) to keep")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> RecordOut:
+    """The patient's events in order, causes before effects, with type, time, source, actor, summary."""
+    await _owned(rt, who.agency_id, patient_id)
+    rows = await store.entries(rt.pool, patient_id, types=type, since=since, until=until)
+    summaries = rt.spec.context["summaries"]
+    return RecordOut(
+        patient_id=patient_id, entries=[EntryOut(**e) for e in handlers.timeline(summaries, rows)]
+    )
+
+
+@router.get("/record/verify", response_model=VerifyOut)
+async def verify_patient_record(patient_id: uuid.UUID, who: CurrentPrincipal, rt: Runtime) -> VerifyOut:
+    """Recompute the hash chain; name the first entry that does not hold, if any."""
+    await _owned(rt, who.agency_id, patient_id)
+    result = await handlers.verify_record(rt.pool, patient_id)
+    return VerifyOut(
+        patient_id=patient_id,
+        entries=result.entries,
+        intact=result.intact,
+        first_broken_seq=result.first_broken_seq,
+        problem=result.problem,
+    )

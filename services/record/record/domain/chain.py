@@ -1,0 +1,71 @@
+"""The hash chain of a patient's record. Pure: no I/O.
+
+Each entry's hash covers the previous entry's hash and the entry itself (its place in the chain, the
+event's id, type, source, agency, times, correlation and causation, and its body byte for byte), so
+changing, inserting or removing any entry breaks every hash after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS = b"\x00" * 32
+_FIELDS = (
+    "patient_id",
+    "seq",
+    "event_id",
+    "event_type",
+    "source",
+    "agency_id",
+    "occurred_at",
+    "correlation_id",
+    "causation_id",
+)
+
+
+def entry_hash(prev_hash: bytes, entry: Mapping[str, Any]) -> bytes:
+    header = json.dumps({f: _text(entry[f]) for f in _FIELDS}, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256()
+    digest.update(prev_hash)
+    digest.update(header.encode())
+    digest.update(b"\n")
+    digest.update(bytes(entry["body"]))
+    return digest.digest()
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Verification:
+    entries: int
+    intact: bool
+    first_broken_seq: int | None = None
+    problem: str | None = None
+
+
+def verify(entries: Iterable[Mapping[str, Any]], head: Mapping[str, Any] | None) -> Verification:
+    """Recompute the chain in sequence order; report the first entry that does not hold."""
+    prev, count, last_seq = GENESIS, 0, 0
+    for entry in entries:
+        count += 1
+        seq = int(entry["seq"])
+        if seq != last_seq + 1:
+            return Verification(count, False, last_seq + 1, "entry missing")
+        if bytes(entry["prev_hash"]) != prev:
+            return Verification(count, False, seq, "does not link to the entry before it")
+        if entry_hash(prev, entry) != bytes(entry["hash"]):
+            return Verification(count, False, seq, "content does not match its hash")
+        prev, last_seq = bytes(entry["hash"]), seq
+    if head is not None and (int(head["seq"]) != last_seq or bytes(head["hash"]) != prev):
+        return Verification(count, False, last_seq + 1, "entries missing at the end of the chain")
+    return Verification(count, True)

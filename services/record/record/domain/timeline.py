@@ -1,0 +1,73 @@
+"""How record entries read as a timeline: who acted, a readable summary, causes before effects. Pure."""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SUMMARIES_FILE = Path(__file__).resolve().parent.parent / "summaries.v1.json"
+
+
+@dataclass(frozen=True)
+class Summaries:
+    version: str
+    templates: dict[str, str]
+
+    @classmethod
+    def load(cls, path: Path = SUMMARIES_FILE) -> Summaries:
+        data = json.loads(path.read_text())
+        return cls(data["version"], data["templates"])
+
+
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "-"
+
+
+def _readable(value: Any) -> str:
+    if isinstance(value, list):
+        parts = [v.get("code", "?") if isinstance(v, dict) else _readable(v) for v in value]
+        return ", ".join(parts) if parts else "none"
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def summarise(summaries: Summaries, event_type: str, body: Mapping[str, Any]) -> str:
+    template = summaries.templates.get(event_type)
+    if template is None:
+        return event_type
+    return template.format_map(_Blank({k: _readable(v) for k, v in body.items()}))
+
+
+def actor(source: str, body: Mapping[str, Any]) -> str:
+    """Who made it happen: a role or party where the event names one, else the emitting service."""
+    if body.get("changed_by_role") and body["changed_by_role"] != "system":
+        return f"{body['changed_by_role']}"
+    if body.get("by_party"):
+        return f"{body['by_party']} ({body.get('by_agency_id', '?')})"
+    return f"system ({source.rsplit('/', 1)[-1]})"
+
+
+def causal_order(entries: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Entries in append order, except that an effect never comes before its cause."""
+    by_id = {str(e["event_id"]): e for e in entries}
+    children: dict[str, list[Mapping[str, Any]]] = {}
+    ready: list[tuple[int, str]] = []
+    for entry in entries:
+        cause = str(entry["causation_id"]) if entry["causation_id"] else None
+        if cause in by_id and cause != str(entry["event_id"]):
+            children.setdefault(cause, []).append(entry)
+        else:
+            heapq.heappush(ready, (int(entry["seq"]), str(entry["event_id"])))
+    ordered: list[Mapping[str, Any]] = []
+    while ready:
+        _, event_id = heapq.heappop(ready)
+        ordered.append(by_id[event_id])
+        for child in children.pop(event_id, []):
+            heapq.heappush(ready, (int(child["seq"]), str(child["event_id"])))
+    return ordered

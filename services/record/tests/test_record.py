@@ -1,0 +1,131 @@
+"""The case record against its real database and broker."""
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+
+from careloop_shared.auth import issue_token
+from careloop_shared.contracts import Need, PatientAssessed, PatientRegistered, RiskLevel
+from careloop_shared.events import new_message
+from careloop_shared.runtime import running
+from careloop_shared.settings import DEV_JWT_SECRET
+from careloop_shared.testing import eventually, publish_message
+from record.main import RecordSettings, build_app
+
+pytestmark = pytest.mark.integration
+
+
+@pytest_asyncio.fixture(scope="module")
+async def record(infra, database_factory):
+    dsn = await database_factory("record")
+    settings = RecordSettings(
+        database_url=dsn,
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+        topic_prefix=f"test-{uuid.uuid4().hex[:8]}.",
+    )
+    app = build_app(settings)
+    async with running(app.state.runtime) as runtime:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://record"
+        ) as client:
+            yield client, runtime, dsn
+
+
+def auth(agency: str) -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role="care-manager")}
+
+
+async def _patient_with_two_events(record, infra):
+    client, runtime, _ = record
+    patient, agency = uuid.uuid4(), f"agency-{uuid.uuid4().hex[:6]}"
+    registered = new_message(
+        PatientRegistered(
+            patient_id=patient, agency_id=agency, preferred_language="en", registered_at=datetime.now(UTC)
+        )
+    )
+    assessed = new_message(
+        PatientAssessed(
+            patient_id=patient,
+            agency_id=agency,
+            assessment_id=uuid.uuid4(),
+            instrument="phq-2",
+            rules_version="t",
+            needs=[Need(code="depression")],
+            risk_level=RiskLevel.moderate,
+            assessed_at=datetime.now(UTC),
+        ),
+        causation_id=registered.envelope.id,
+        correlation_id=registered.envelope.correlation_id,
+    )
+    # The effect is published first: the timeline still shows the cause first.
+    await publish_message(infra.bootstrap_servers, runtime.topic_for(PatientAssessed.type), assessed)
+    await publish_message(infra.bootstrap_servers, runtime.topic_for(PatientRegistered.type), registered)
+    await publish_message(infra.bootstrap_servers, runtime.topic_for(PatientAssessed.type), assessed)  # again
+
+    async def two_entries():
+        r = await client.get(f"/v1/patients/{patient}/record", headers=auth(agency))
+        return r.json()["entries"] if r.status_code == 200 and len(r.json()["entries"]) >= 2 else None
+
+    entries = await eventually(two_entries, what="two record entries")
+    return patient, agency, entries, registered, assessed
+
+
+async def test_events_are_appended_once_and_read_causes_first(record, infra):
+    client, runtime, _ = record
+    patient, agency, entries, registered, assessed = await _patient_with_two_events(record, infra)
+    assert [e["event_id"] for e in entries] == [str(registered.envelope.id), str(assessed.envelope.id)]
+    assert entries[1]["summary"] == "Assessed with phq-2: risk moderate; needs depression"
+    assert entries[1]["actor"] == "system (intake)"
+    assert (
+        await runtime.pool.fetchval("SELECT count(*) FROM record_entries WHERE patient_id = $1", patient) == 2
+    )
+    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+    assert (verified["intact"], verified["entries"]) == (True, 2)
+    only = await client.get(
+        f"/v1/patients/{patient}/record", params={"type": PatientAssessed.type}, headers=auth(agency)
+    )
+    assert [e["type"] for e in only.json()["entries"]] == [PatientAssessed.type]
+    stranger = await client.get(f"/v1/patients/{patient}/record", headers=auth("agency-stranger"))
+    assert stranger.status_code == 404
+
+
+async def test_update_and_delete_on_the_record_are_refused_by_the_database(record, infra):
+    _, runtime, _ = record
+    patient, *_ = await _patient_with_two_events(record, infra)
+    for statement in (
+        "UPDATE record_entries SET agency_id = 'x' WHERE patient_id = $1",
+        "DELETE FROM record_entries WHERE patient_id = $1",
+    ):
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await runtime.pool.execute(statement, patient)
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await runtime.pool.execute("TRUNCATE record_entries")
+
+
+async def test_a_row_changed_behind_the_databases_back_is_caught_by_verify(record, infra):
+    client, _, dsn = record
+    patient, agency, *_ = await _patient_with_two_events(record, infra)
+    conn = await asyncpg.connect(dsn)
+    try:
+        # Someone with superuser rights switches the triggers off and rewrites history.
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute(
+            "UPDATE record_entries"
+            " SET body = convert_to(replace(convert_from(body, 'UTF8'), 'moderate', 'low'), 'UTF8') WHERE patient_id = $1 AND event_type = $2",
+            patient,
+            PatientAssessed.type,
+        )
+        tampered_seq = await conn.fetchval(
+            "SELECT seq FROM record_entries WHERE patient_id = $1 AND event_type = $2",
+            patient,
+            PatientAssessed.type,
+        )
+    finally:
+        await conn.close()
+    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+    assert (verified["intact"], verified["first_broken_seq"]) == (False, tampered_seq)
+    assert verified["problem"] == "content does not match its hash"
