@@ -114,8 +114,9 @@ async def test_a_row_changed_behind_the_databases_back_is_caught_by_verify(recor
         # Someone with superuser rights switches the triggers off and rewrites history.
         await conn.execute("SET session_replication_role = replica")
         await conn.execute(
-            "UPDATE record_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), 'moderate', 'low'),"
-            " 'UTF8') WHERE patient_id = $1 AND event_type = $2",
+            "UPDATE record_entries SET body = convert_to("
+            "replace(convert_from(body, 'UTF8'), 'moderate', 'low'), 'UTF8')"
+            " WHERE patient_id = $1 AND event_type = $2",
             patient,
             PatientAssessed.type,
         )
