@@ -20,7 +20,7 @@ help:
 	@echo "make lint        ruff and mypy"
 	@echo "make schemas     regenerate the published event JSON Schemas"
 
-.venv/.installed: uv.lock pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml)
+.venv/.installed: uv.lock pyproject.toml shared/pyproject.toml deploy/cli/pyproject.toml $(wildcard services/*/pyproject.toml)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
 	$(UV) sync --frozen
 	@touch $@
@@ -51,7 +51,7 @@ token: install
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy shared/careloop_shared $(foreach s,$(SERVICES),services/$(s)/$(s))
+	.venv/bin/mypy shared/careloop_shared deploy/cli/careloop_cli $(foreach s,$(SERVICES),services/$(s)/$(s))
 
 schemas: install
 	.venv/bin/python -m careloop_shared.schemas write

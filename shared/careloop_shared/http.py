@@ -12,7 +12,8 @@ import structlog
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from faststream.specification import AsyncAPI, get_asyncapi_html
 from pydantic import BaseModel, Field
 
 from careloop_shared.auth import BearerCredentials, Principal, authenticate
@@ -139,6 +140,21 @@ def create_app(runtime: ServiceRuntime, routers: Sequence[APIRouter], *, descrip
             status_code=200 if ready else 503,
             content={"status": "ready" if ready else "not ready", "checks": checks},
         )
+
+    events_doc = AsyncAPI(
+        runtime.broker,
+        title=f"careloop {runtime.spec.name} events",
+        version="1.0.0",
+        description=f"Kafka topics {runtime.spec.name} publishes and consumes (CloudEvents, binary mode).",
+    )
+
+    @app.get("/asyncapi.json", tags=["events"], include_in_schema=False)
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(events_doc.to_specification().to_jsonable())
+
+    @app.get("/asyncapi", tags=["events"], include_in_schema=False)
+    async def asyncapi_html() -> HTMLResponse:
+        return HTMLResponse(get_asyncapi_html(events_doc.to_specification(), try_it_out_path=None))
 
     for router in routers:
         app.include_router(router)

@@ -49,6 +49,15 @@ class ServiceRuntime:
         self.settings = settings
         self._pool: asyncpg.Pool | None = None
         self.broker = new_broker(settings.kafka_bootstrap_servers, client_id=spec.name)
+        # Registered for the AsyncAPI document; events are published by the outbox relay.
+        for event_type in spec.publishes:
+            self.broker.publisher(
+                self.topic_for(event_type.type),
+                schema=event_type,
+                title=event_type.type,
+                description=(event_type.__doc__ or "").strip(),
+                include_in_schema=True,
+            )
         self.relay: OutboxRelay | None = None
         self.consumer: EventConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -1,0 +1,204 @@
+"""``careloop``: the platform from a terminal.
+
+careloop token --agency agency-riverside            a development bearer token
+careloop patients --agency agency-riverside         the agency's patients
+careloop timeline PATIENT_ID --agency ...           the patient's case record as a table
+careloop referrals PATIENT_ID --agency ...          the patient's referrals
+careloop due --agency ...                           follow-ups due and overdue (work queue)
+careloop verify PATIENT_ID --agency ...             recompute the record's hash chain
+careloop demo                                       load the synthetic demo caseload
+careloop replay --dsn postgresql://.../analytics    rebuild an analytics table from the topics
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from careloop_cli.client import Careloop, dev_token
+from careloop_cli.demo import AGENCIES, caseload, steps
+
+console = Console()
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console.print(table)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    print(dev_token(args.agency, args.role))
+    return 0
+
+
+def cmd_patients(args: argparse.Namespace, cl: Careloop) -> int:
+    page = cl.get("intake", "/v1/patients", limit=args.limit)
+    _table(
+        f"Patients of {args.agency}",
+        ["id", "name", "language", "contact", "registered"],
+        [
+            [
+                p["id"],
+                f"{p['given_name']} {p['family_name']}",
+                p["preferred_language"],
+                p["contact_preference"],
+                p["created_at"][:19],
+            ]
+            for p in page["items"]
+        ],
+    )
+    return 0
+
+
+def cmd_timeline(args: argparse.Namespace, cl: Careloop) -> int:
+    record = cl.get("record", f"/v1/patients/{args.patient_id}/record")
+    _table(
+        f"Case record of {args.patient_id}",
+        ["#", "time", "source", "actor", "what happened"],
+        [
+            [e["seq"], e["time"][:19], e["source"].rsplit("/", 1)[-1], e["actor"], e["summary"]]
+            for e in record["entries"]
+        ],
+    )
+    return 0
+
+
+def cmd_referrals(args: argparse.Namespace, cl: Careloop) -> int:
+    page = cl.get("referral", "/v1/referrals", patient_id=args.patient_id)
+    items = page["items"] if isinstance(page, dict) else page
+    _table(
+        f"Referrals of {args.patient_id}",
+        ["id", "need", "program", "to agency", "status", "respond by"],
+        [
+            [
+                r["id"],
+                r["need"],
+                r.get("program_id") or r.get("service_id"),
+                r.get("receiving_agency_id"),
+                r["status"],
+                str(r.get("response_due_at", ""))[:19],
+            ]
+            for r in items
+        ],
+    )
+    return 0
+
+
+def cmd_due(args: argparse.Namespace, cl: Careloop) -> int:
+    queue = cl.get("followup", "/v1/work-queue")
+    items = queue["items"] if isinstance(queue, dict) else queue
+    _table(
+        f"Follow-ups due for {args.agency}",
+        ["id", "patient", "reason", "priority", "due", "status"],
+        [
+            [f["id"], f["patient_id"], f["reason"], f["priority"], f["due_at"][:19], f["status"]]
+            for f in items
+        ],
+    )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, cl: Careloop) -> int:
+    result = cl.get("record", f"/v1/patients/{args.patient_id}/record/verify")
+    if result["intact"]:
+        console.print(f"[green]intact[/green]: {result['entries']} entries, every hash holds")
+        return 0
+    console.print(f"[red]broken[/red] at entry {result['first_broken_seq']}: {result['problem']}")
+    return 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    clients = {agency: Careloop(agency) for agency in AGENCIES}
+    work = list(steps(caseload(args.patients)))
+    try:
+        with Progress(console=console, transient=False) as progress:
+            task = progress.add_task("Loading the demo caseload", total=len(work))
+            for _, step in work:
+                step(clients)
+                progress.advance(task)
+    finally:
+        for client in clients.values():
+            client.close()
+    console.print(f"Loaded {args.patients} synthetic patients across {', '.join(AGENCIES)}.")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from careloop_cli.replay import replay
+
+    counts = asyncio.run(replay(args.bootstrap, args.dsn, topic_prefix=args.topic_prefix))
+    console.print(
+        f"read {counts['read']} records, offered {counts['stored']} events to careloop_events,"
+        f" skipped {counts['skipped']} that were not careloop events"
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="careloop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = root.add_subparsers(dest="command", required=True)
+    agency = argparse.ArgumentParser(add_help=False)
+    agency.add_argument("--agency", default=os.environ.get("CARELOOP_AGENCY", AGENCIES[0]))
+    agency.add_argument("--role", default="care-manager")
+    sub.add_parser("token", parents=[agency], help="print a development token").set_defaults(run=cmd_token)
+    p = sub.add_parser("patients", parents=[agency], help="list the agency's patients")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(run=cmd_patients, needs_client=True)
+    for name, run, text in (
+        ("timeline", cmd_timeline, "show a patient's case record"),
+        ("referrals", cmd_referrals, "show a patient's referrals"),
+        ("verify", cmd_verify, "verify a patient's record"),
+    ):
+        p = sub.add_parser(name, parents=[agency], help=text)
+        p.add_argument("patient_id")
+        p.set_defaults(run=run, needs_client=True)
+    sub.add_parser("due", parents=[agency], help="follow-ups due and overdue").set_defaults(
+        run=cmd_due, needs_client=True
+    )
+    p = sub.add_parser("demo", help="load the synthetic demo caseload")
+    p.add_argument("--patients", type=int, default=25)
+    p.set_defaults(run=cmd_demo)
+    p = sub.add_parser("replay", help="rebuild an analytics table from the topics, from the beginning")
+    p.add_argument("--dsn", required=True, help="PostgreSQL database to write careloop_events into")
+    p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    p.add_argument("--topic-prefix", default=os.environ.get("CARELOOP_TOPIC_PREFIX", ""))
+    p.set_defaults(run=cmd_replay)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if getattr(args, "needs_client", False):
+            client = Careloop(args.agency, args.role)
+            try:
+                return int(args.run(args, client))
+            finally:
+                client.close()
+        return int(args.run(args))
+    except httpx.HTTPStatusError as exc:
+        console.print(
+            f"[red]{exc.response.status_code}[/red] from {exc.request.url.path}: {exc.response.text[:300]}"
+        )
+        return 2
+    except httpx.TransportError as exc:
+        console.print(f"[red]cannot reach the service[/red] ({type(exc).__name__}); is `make up` running?")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

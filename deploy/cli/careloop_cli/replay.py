@@ -1,0 +1,124 @@
+"""Rebuild an analytics table from the Kafka topics, from the beginning.
+
+Reads every careloop event topic from offset 0 up to the end offsets seen at start (no consumer group,
+nothing committed), and upserts each event into ``careloop_events`` in the given PostgreSQL database:
+one row per CloudEvent id, so running it again, or over topics that hold duplicates, adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from careloop_shared import contracts  # noqa: F401 - registers every event type
+from careloop_shared.events import REGISTRY, UndecodableEvent, decode
+
+TABLE = """
+CREATE TABLE IF NOT EXISTS careloop_events (
+    event_id       uuid PRIMARY KEY,
+    event_type     text        NOT NULL,
+    source         text        NOT NULL,
+    patient_id     uuid        NOT NULL,
+    agency_id      text        NOT NULL,
+    occurred_at    timestamptz NOT NULL,
+    correlation_id uuid        NOT NULL,
+    causation_id   uuid,
+    topic          text        NOT NULL,
+    partition      int         NOT NULL,
+    "offset"       bigint      NOT NULL,
+    data           jsonb       NOT NULL
+)"""
+
+
+async def _partitions(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of the topics that exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        described = await admin.describe_topics([t for t in topics if t in existing]) if existing else []
+    finally:
+        await admin.close()
+    return [
+        TopicPartition(d["topic"], p["partition"])
+        for d in described
+        if d.get("error_code", 0) == 0
+        for p in sorted(d["partitions"], key=lambda p: p["partition"])
+    ]
+
+
+async def replay(
+    bootstrap: str, dsn: str, *, topic_prefix: str = "", batch: int = 1000, timeout_s: float = 600
+) -> dict[str, int]:
+    topics = [f"{topic_prefix}{t}" for t in sorted(REGISTRY)]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    conn = await asyncpg.connect(dsn)
+    counts = {"read": 0, "stored": 0, "skipped": 0}  # stored: offered to the table; duplicates add nothing
+    try:
+        await conn.execute(TABLE)
+        partitions = await _partitions(bootstrap, topics)
+        if not partitions:
+            return counts
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        remaining = {tp for tp in partitions if end[tp] > 0}
+        deadline = time.monotonic() + timeout_s
+        while remaining:
+            fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
+            rows: list[tuple[Any, ...]] = []
+            for tp, records in fetched.items():
+                for record in records:
+                    counts["read"] += 1
+                    try:
+                        received = decode(
+                            record.value,
+                            record.headers,
+                            topic=record.topic,
+                            partition=record.partition,
+                            offset=record.offset,
+                        )
+                    except (UndecodableEvent, ValueError):
+                        counts["skipped"] += 1
+                        continue
+                    env = received.envelope
+                    rows.append(
+                        (
+                            env.id,
+                            env.type,
+                            env.source,
+                            received.event.patient_id,
+                            received.event.agency_id,
+                            env.time,
+                            env.correlation_id,
+                            env.causation_id,
+                            record.topic,
+                            record.partition,
+                            record.offset,
+                            json.loads(received.body),
+                        )
+                    )
+                if records and records[-1].offset + 1 >= end[tp]:
+                    remaining.discard(tp)
+            if rows:
+                await conn.executemany(
+                    "INSERT INTO careloop_events"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)"
+                    " ON CONFLICT (event_id) DO NOTHING",
+                    [(*r[:-1], json.dumps(r[-1])) for r in rows],
+                )
+                counts["stored"] += len(rows)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"replay did not reach the end of {len(remaining)} partition(s) in time")
+    finally:
+        await conn.close()
+        await consumer.stop()
+    return counts
