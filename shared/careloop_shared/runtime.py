@@ -40,6 +40,8 @@ class ServiceSpec:
     publishes: Sequence[type[Event]] = ()
     handlers: Mapping[type[Event], Handler] = field(default_factory=dict)
     background: Sequence[BackgroundLoop] = ()
+    # Run once after migrations and before the consumer starts, e.g. loading reference data.
+    startup: Sequence[BackgroundLoop] = ()
 
 
 class ServiceRuntime:
@@ -79,6 +81,8 @@ class ServiceRuntime:
             self._pool,
             [*db.kernel_migrations(), *db.folder_migrations(self.spec.name, self.spec.migrations)],
         )
+        for step in self.spec.startup:
+            await step(self)
         topics = {self.topic_for(e.type) for e in self.spec.publishes}
         if self.spec.handlers:
             self.consumer = EventConsumer(
