@@ -132,8 +132,21 @@ class OutcomeIn(_In):
     reason: Code | None = Field(None, description="Coded reason when the service was not delivered.")
 
 
+TaskStatus = Literal[
+    "requested",
+    "accepted",
+    "rejected",
+    "cancelled",
+    "in-progress",
+    "on-hold",
+    "failed",
+    "completed",
+    "entered-in-error",
+]
+
+
 class StatusChangeIn(_In):
-    status: Annotated[str, Field(max_length=40)]
+    status: TaskStatus
     reason: Code | None = Field(None, description="Coded reason; required for rejected, cancelled, ...")
     outcome: OutcomeIn | None = Field(None, description="Required to complete.")
     note: Annotated[str, Field(max_length=2000)] | None = Field(
