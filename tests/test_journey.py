@@ -6,7 +6,13 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from careloop_shared.contracts import FollowUpDue, PatientAssessed, PlanUpdated, ReferralMade
+from careloop_shared.contracts import (
+    ConsentRecorded,
+    FollowUpDue,
+    PatientAssessed,
+    PlanUpdated,
+    ReferralMade,
+)
 from careloop_shared.testing import ServiceProcess, TopicReader, eventually, header
 from tests.conftest import SERVICES, base_env, new_prefix, token
 
@@ -44,6 +50,13 @@ async def test_assessment_flows_to_plan_referral_and_a_due_follow_up(platform, i
         created = await http.post(f"{svc['intake'].url}/v1/patients", json=PATIENT, headers=agency)
         assert created.status_code == 201, created.text
         patient_id = created.json()["id"]
+        # Referring to another agency's program needs the patient's consent.
+        consented = await http.post(
+            f"{svc['intake'].url}/v1/patients/{patient_id}/consents",
+            json={"purpose": "referral", "program_categories": ["behavioral-health"]},
+            headers=agency,
+        )
+        assert consented.status_code == 201, consented.text
         assessed = await http.post(
             f"{svc['intake'].url}/v1/patients/{patient_id}/assessments",
             json=PHQ2_POSITIVE,
@@ -74,10 +87,11 @@ async def test_assessment_flows_to_plan_referral_and_a_due_follow_up(platform, i
             await http.get(
                 f"{svc['referral'].url}/v1/referrals", params={"patient_id": patient_id}, headers=agency
             )
-        ).json()
-        assert [r["need"] for r in referrals] == ["depression"]
+        ).json()["items"]
+        assert [(r["need"], r["status"]) for r in referrals] == [("depression", "requested")]
 
-    topics = [f"{prefix}{t.type}" for t in (PatientAssessed, PlanUpdated, ReferralMade, FollowUpDue)]
+    types = (PatientAssessed, PlanUpdated, ReferralMade, FollowUpDue, ConsentRecorded)
+    topics = [f"{prefix}{t.type}" for t in types]
     async with TopicReader(infra.bootstrap_servers, *topics) as reader:
         await reader.wait_for(
             lambda r: r.topic == topics[3] and header(r, "ce_subject") == patient_id,
@@ -90,10 +104,14 @@ async def test_assessment_flows_to_plan_referral_and_a_due_follow_up(platform, i
     assessed_id = header(by_type[PatientAssessed.type], "ce_id")
     plan_event = by_type[PlanUpdated.type]
     referral_event = by_type[ReferralMade.type]
+    consent_event = by_type[ConsentRecorded.type]
     assert header(plan_event, "ce_causationid") == assessed_id
-    assert header(referral_event, "ce_causationid") == header(plan_event, "ce_id")
-    assert {header(r, "ce_correlationid") for r in (plan_event, referral_event)} == {
-        header(by_type[PatientAssessed.type], "ce_correlationid")
+    assert header(plan_event, "ce_correlationid") == header(by_type[PatientAssessed.type], "ce_correlationid")
+    # Made on the plan when the consent was already known there, else when the consent arrived.
+    made_on = {header(plan_event, "ce_id"), header(consent_event, "ce_id")}
+    assert header(referral_event, "ce_causationid") in made_on
+    assert header(referral_event, "ce_correlationid") in {
+        header(r, "ce_correlationid") for r in (plan_event, consent_event)
     }
     assert len([r for r in mine if r.topic == topics[3]]) == 1  # FollowUpDue exactly once
     # Events carry the pseudonymous id, never the patient's identifying details.
@@ -140,7 +158,8 @@ async def test_another_agency_cannot_read_or_change_a_patient(platform):
             r = await http.get(
                 f"{svc[service].url}{path}", params={"patient_id": patient_id}, headers=stranger
             )
-            assert r.status_code == 200 and r.json() == []
+            body = r.json()
+            assert r.status_code == 200 and (body["items"] if isinstance(body, dict) else body) == []
         assert (
             await http.get(f"{svc['intake'].url}/v1/patients/{patient_id}", headers=owner)
         ).status_code == 200

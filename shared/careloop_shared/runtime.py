@@ -41,6 +41,8 @@ class ServiceSpec:
     handlers: Mapping[type[Event], Handler] = field(default_factory=dict)
     background: Sequence[BackgroundLoop] = ()
     context: Mapping[str, Any] = field(default_factory=dict)  # the service's own rules and data files
+    # Run once after migrations and before the consumer starts, e.g. loading reference data.
+    startup: Sequence[BackgroundLoop] = ()
 
 
 class ServiceRuntime:
@@ -89,6 +91,8 @@ class ServiceRuntime:
             self._pool,
             [*db.kernel_migrations(), *db.folder_migrations(self.spec.name, self.spec.migrations)],
         )
+        for step in self.spec.startup:
+            await step(self)
         topics = {self.topic_for(e.type) for e in self.spec.publishes}
         if self.spec.handlers:
             self.consumer = EventConsumer(

@@ -1,39 +1,157 @@
-"""Choosing a program for a referral from the directory. Pure: no I/O."""
+"""Ranking the directory's programs for one referral. Pure: no I/O.
+
+Eligibility is a yes/no gate (need, status, area, age, language, capacity the organisation excludes);
+the weights in ``rules/ranking.v1.json`` then order the eligible programs. Ties go to the lower id,
+so the same inputs always pick the same program.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SEED_DIRECTORY = Path(__file__).resolve().parent.parent / "directory" / "seed.v1.json"
+from referral.domain.quality import NO_HISTORY, Quality
+
+DEFAULT_RANKING = Path(__file__).resolve().parent.parent / "rules" / "ranking.v1.json"
+
+CAPACITY_STATUSES = ("capacity", "no-capacity", "waitlist", "additional-assessment-required")
+SERVICE_STATUSES = ("active", "inactive", "defunct", "temporarily closed")
 
 
 @dataclass(frozen=True)
-class Program:
+class Eligibility:
+    min_age: int | None = None
+    max_age: int | None = None
+    postal_prefixes: tuple[str, ...] = ()  # empty: serves everywhere
+    requirements: tuple[str, ...] = ()  # e.g. medicaid, veteran: verified by the program
+
+
+@dataclass(frozen=True)
+class Service:
+    """What ranking needs of a directory service (HSDS ``service``)."""
+
     id: str
     agency_id: str
-    name: str
-    category: str
+    program_category: str
+    needs: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ("en",)
+    interpretation_services: bool = False
+    eligibility: Eligibility = field(default_factory=Eligibility)
+    capacity_status: str = "capacity"
+    status: str = "active"
 
 
 @dataclass(frozen=True)
-class Directory:
+class MatchRequest:
+    need: str
+    program_category: str | None
+    language: str | None = None
+    postal_area: str | None = None
+    age: int | None = None  # events carry no birth dates: usually unknown
+    known_facts: frozenset[str] = frozenset()  # requirements known to be met
+
+
+@dataclass(frozen=True)
+class Weights:
     version: str
-    programs: tuple[Program, ...]
-    response_deadline_days: float
+    language: Mapping[str, float]  # spoken, interpretation, unknown
+    capacity: Mapping[str, float]  # per capacity status
+    area: Mapping[str, float]  # served, everywhere, unknown
+    quality: float
+    exact_category: float
+    unverified_requirement: float
+    excluded_capacity: frozenset[str]
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Directory:
-        data: dict[str, Any] = json.loads((path or SEED_DIRECTORY).read_text())
+    def load(cls, path: Path | None = None) -> Weights:
+        data: dict[str, Any] = json.loads((path or DEFAULT_RANKING).read_text())
         return cls(
-            data["version"],
-            tuple(Program(**p) for p in data["programs"]),
-            data["response_deadline_days"],
+            version=data["version"],
+            language=data["language"],
+            capacity=data["capacity"],
+            area=data["area"],
+            quality=data["quality"],
+            exact_category=data["exact_category"],
+            unverified_requirement=data["unverified_requirement"],
+            excluded_capacity=frozenset(data["excluded_capacity"]),
         )
 
 
-def best_program(directory: Directory, category: str | None) -> Program | None:
-    """The first program of the category; richer ranking comes with the directory issue."""
-    return next((p for p in directory.programs if p.category == category), None)
+@dataclass(frozen=True)
+class Ranked:
+    service: Service
+    score: float
+
+
+def primary_language(tag: str) -> str:
+    return tag.split("-")[0].lower()
+
+
+def area_matches(postal_area: str, prefixes: Iterable[str]) -> bool:
+    area = postal_area.replace(" ", "").upper()
+    return any(area.startswith(p.upper()) or p.upper().startswith(area) for p in prefixes)
+
+
+def addresses(service: Service, request: MatchRequest) -> bool:
+    if request.program_category is not None:
+        return service.program_category == request.program_category
+    return request.need in service.needs
+
+
+def language_fit(service: Service, language: str | None) -> str | None:
+    """spoken, interpretation or unknown; None when the patient could not be served in their language."""
+    if language is None:
+        return "unknown"
+    if primary_language(language) in {primary_language(s) for s in service.languages}:
+        return "spoken"
+    return "interpretation" if service.interpretation_services else None
+
+
+def area_fit(service: Service, postal_area: str | None) -> str | None:
+    if not service.eligibility.postal_prefixes:
+        return "everywhere"
+    if postal_area is None:
+        return "unknown"  # the patient's area is not known here yet: do not exclude on it
+    return "served" if area_matches(postal_area, service.eligibility.postal_prefixes) else None
+
+
+def age_fits(service: Service, age: int | None) -> bool:
+    e = service.eligibility
+    if age is None:
+        return True
+    return (e.min_age is None or age >= e.min_age) and (e.max_age is None or age <= e.max_age)
+
+
+def rank(
+    request: MatchRequest,
+    services: Iterable[Service],
+    weights: Weights,
+    quality: Mapping[str, Quality] | None = None,
+    *,
+    exclude: Collection[str] = (),
+) -> list[Ranked]:
+    """The eligible services for the request, best first."""
+    quality = quality or {}
+    ranked: list[Ranked] = []
+    for s in services:
+        if s.id in exclude or s.status != "active" or not addresses(s, request):
+            continue
+        if s.capacity_status in weights.excluded_capacity or not age_fits(s, request.age):
+            continue
+        language, area = language_fit(s, request.language), area_fit(s, request.postal_area)
+        if language is None or area is None:
+            continue
+        unverified = len(set(s.eligibility.requirements) - request.known_facts)
+        score = (
+            weights.language[language]
+            + weights.capacity.get(s.capacity_status, 0.0)
+            + weights.area[area]
+            + weights.quality * quality.get(s.id, NO_HISTORY).score()
+            + (weights.exact_category if s.program_category == request.program_category else 0.0)
+            - weights.unverified_requirement * unverified
+        )
+        ranked.append(Ranked(s, round(score, 4)))
+    return sorted(ranked, key=lambda r: (-r.score, r.service.id))

@@ -1,0 +1,51 @@
+"""Whether the patient's consent lets a referral go to another agency. Pure: no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+OWN_AGENCY = "own-agency"
+REFERRAL_PURPOSE = "referral"
+
+
+@dataclass(frozen=True)
+class Consent:
+    id: uuid.UUID
+    purpose: str
+    agencies: frozenset[str]
+    program_categories: frozenset[str]
+    period_start: datetime
+    period_end: datetime | None
+    revoked: bool = False
+
+    def active_at(self, at: datetime) -> bool:
+        return (
+            not self.revoked and self.period_start <= at and (self.period_end is None or at < self.period_end)
+        )
+
+    def covers(self, agency_id: str, category: str | None) -> bool:
+        return agency_id in self.agencies or (category is not None and category in self.program_categories)
+
+
+def permission(
+    consents: Iterable[Consent],
+    *,
+    patient_agency: str,
+    target_agency: str,
+    category: str | None,
+    at: datetime,
+) -> uuid.UUID | str | None:
+    """The consent allowing the referral (its id), OWN_AGENCY when none is needed, or None."""
+    if target_agency == patient_agency:
+        return OWN_AGENCY
+    for consent in sorted(consents, key=lambda c: (c.period_start, str(c.id))):
+        if (
+            consent.purpose == REFERRAL_PURPOSE
+            and consent.active_at(at)
+            and consent.covers(target_agency, category)
+        ):
+            return consent.id
+    return None

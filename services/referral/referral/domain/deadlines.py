@@ -1,0 +1,47 @@
+"""When a referral must be answered and closed, and the one id each overdue flag has. Pure: no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+Clock = Callable[[], datetime]
+
+_OVERDUE_IDS = uuid.UUID("5d0c6f1e-8a43-4b7e-9c2f-61e0a7b3d915")
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def add_business_days(start: datetime, days: float) -> datetime:
+    """``start`` plus ``days`` working days (Monday to Friday), keeping the time of day."""
+    whole = int(days)
+    at = start
+    while whole > 0:
+        at += timedelta(days=1)
+        if at.weekday() < 5:
+            whole -= 1
+    at += timedelta(days=days - int(days))
+    while at.weekday() >= 5:  # a deadline falling on a weekend moves to Monday
+        at += timedelta(days=1)
+    return at
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    response_business_days: float = 2
+    outcome_days: float = 14
+
+    def response_due(self, made_at: datetime) -> datetime:
+        return add_business_days(made_at, self.response_business_days)
+
+    def outcome_due(self, made_at: datetime) -> datetime:
+        return made_at + timedelta(days=self.outcome_days)
+
+
+def overdue_event_id(referral_id: uuid.UUID, deadline: str) -> uuid.UUID:
+    """One ReferralOverdue per referral and deadline, whichever replica notices it."""
+    return uuid.uuid5(_OVERDUE_IDS, f"{referral_id}/{deadline}")
