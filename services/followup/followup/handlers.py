@@ -130,7 +130,7 @@ async def when_plan_updated_schedule_follow_up(
     if moved_to is not None or current["status"] == "scheduled":
         changes["overdue_at"] = rules.overdue_at(moved_to or current["due_at"], priority)
     row = await store.update_follow_up(uow.conn, current["id"], changes, now)
-    if moved_to is not None or priority != current["priority"]:
+    if current["status"] == "scheduled" and (moved_to is not None or priority != current["priority"]):
         # The inbox applies this revision once, so a fresh event id is safe here.
         uow.emit(_scheduled_event(row, rescheduled=True), caused_by=received, time=now)
 
