@@ -71,7 +71,7 @@ async def test_assessment_flows_to_plan_referral_and_a_due_follow_up(platform, i
                 headers=agency,
             )
             assert r.status_code == 200, r.text
-            return r.json()
+            return r.json()["items"]
 
         scheduled = await eventually(lambda: follow_ups("scheduled"), timeout=30, what="follow-ups scheduled")
         assert {f["reason"] for f in scheduled} <= {"plan-cadence", "referral-check-in"}

@@ -1,4 +1,4 @@
-"""The background loop that turns due follow-ups into FollowUpDue events.
+"""The background loop that turns due follow-ups into FollowUpDue and late ones into FollowUpOverdue.
 
 It keeps no timer in memory: each tick asks the database what is due by the clock, so whatever fell
 due while the service was down fires on the first tick after it starts, once.
@@ -11,9 +11,11 @@ import asyncio
 from careloop_shared.logging import get_logger
 from careloop_shared.runtime import BackgroundLoop, ServiceRuntime
 from followup.domain.schedule import Clock
-from followup.handlers import fire_due_follow_ups
+from followup.handlers import fire_due_follow_ups, fire_overdue_follow_ups
 
 log = get_logger(__name__)
+
+BATCH = 500
 
 
 def scheduler_loop(clock: Clock, tick_s: float) -> BackgroundLoop:
@@ -22,10 +24,12 @@ def scheduler_loop(clock: Clock, tick_s: float) -> BackgroundLoop:
             try:
                 while True:
                     async with runtime.uow() as uow:
-                        fired = await fire_due_follow_ups(uow, clock())
-                    if fired:
-                        log.info("follow-ups due", count=fired)
-                    if fired < 500:
+                        now = clock()
+                        due = await fire_due_follow_ups(uow, now, BATCH)
+                        overdue = await fire_overdue_follow_ups(uow, now, BATCH)
+                    if due or overdue:
+                        log.info("follow-ups fell due", due=due, overdue=overdue)
+                    if due < BATCH and overdue < BATCH:
                         break
             except asyncio.CancelledError:
                 raise

@@ -6,63 +6,37 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from careloop_shared.contracts import FollowUpDue
+from careloop_shared.contracts import FollowUpDue, FollowUpOverdue
 from careloop_shared.runtime import running
 from careloop_shared.testing import TopicReader, eventually, header
-from followup import store
+from followup.domain.rules import FollowUpRules
 from followup.handlers import fire_due_follow_ups
-from followup.main import FollowupSettings, build_app
+from followup.main import build_app
+from followup.testing import FakeClock, emitted, follow_ups, schedule, settings
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+RULES = FollowUpRules.load()
 
 
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def settings(infra, dsn: str, prefix: str) -> FollowupSettings:
-    return FollowupSettings(
-        database_url=dsn,
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=prefix,
-        scheduler_tick_s=0.05,
-    )
-
-
-async def schedule(runtime, patient: uuid.UUID, due_at: datetime) -> None:
-    async with runtime.uow() as uow:
-        await store.schedule_plan_cadence(
-            uow.conn,
-            patient_id=patient,
-            agency_id="agency-a",
-            plan_id=uuid.uuid4(),
-            priority="high",
-            due_at=due_at,
-            at=T0,
-        )
+def new_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}."
 
 
 async def due_events(runtime, patient: uuid.UUID) -> int:
-    return await runtime.pool.fetchval(
-        "SELECT count(*) FROM outbox WHERE key = $1 AND event_type = $2", str(patient), FollowUpDue.type
-    )
+    return len(await emitted(runtime, patient, FollowUpDue.type))
 
 
 async def test_two_replicas_racing_emit_follow_up_due_exactly_once(infra, database_factory):
-    dsn, prefix = await database_factory("followup_race"), f"test-{uuid.uuid4().hex[:8]}."
+    dsn, prefix = await database_factory("followup_race"), new_prefix()
     clock = FakeClock(T0)
-    replica_a = build_app(settings(infra, dsn, prefix), clock=clock).state.runtime
-    replica_b = build_app(settings(infra, dsn, prefix), clock=clock).state.runtime
+    replica_a = build_app(settings(infra.bootstrap_servers, dsn, prefix), clock=clock).state.runtime
+    replica_b = build_app(settings(infra.bootstrap_servers, dsn, prefix), clock=clock).state.runtime
     async with running(replica_a), running(replica_b):
         patients = [uuid.uuid4() for _ in range(40)]
         for i, patient in enumerate(patients):
-            await schedule(replica_a, patient, T0 + timedelta(minutes=10 + i % 3))
+            await schedule(replica_a, patient_id=patient, due_at=T0 + timedelta(minutes=10 + i % 3))
         assert sum([await due_events(replica_a, p) for p in patients]) == 0
 
         clock.now = T0 + timedelta(hours=1)
@@ -74,31 +48,27 @@ async def test_two_replicas_racing_emit_follow_up_due_exactly_once(infra, databa
                 return {header(r, "ce_subject") for r in reader.records} >= {str(p) for p in patients}
 
             await eventually(all_published, what="every follow-up due on Kafka")
-            await asyncio.sleep(0.5)  # several more scheduler ticks on both replicas
+            await asyncio.sleep(0.5)  # not waiting for anything: several more ticks on both replicas
             await reader.poll()
         assert [await due_events(replica_a, p) for p in patients] == [1] * 40
         assert len(reader.records) == 40
 
 
 async def test_direct_concurrent_claims_never_double_fire(infra, database_factory):
-    dsn, prefix = await database_factory("followup_claims"), f"test-{uuid.uuid4().hex[:8]}."
-    runtime = build_app(settings(infra, dsn, prefix), clock=FakeClock(T0)).state.runtime
+    dsn, prefix = await database_factory("followup_claims"), new_prefix()
+    runtime = build_app(settings(infra.bootstrap_servers, dsn, prefix), clock=FakeClock(T0)).state.runtime
     async with running(runtime):
         patients = [uuid.uuid4() for _ in range(200)]
         for patient in patients:
-            await schedule(runtime, patient, T0)
+            await schedule(runtime, patient_id=patient, due_at=T0)
 
         async def claim() -> int:
             async with runtime.uow() as uow:
                 return await fire_due_follow_ups(uow, T0 + timedelta(seconds=1), limit=7)
 
-        fired = 0
-        while True:
-            batch = await asyncio.gather(*(claim() for _ in range(8)))
-            fired += sum(batch)
-            if not any(batch):
-                break
-        # The runtime's own scheduler (with its clock at T0) only fires what is due by T0: all 200.
+        while any(await asyncio.gather(*(claim() for _ in range(8)))):
+            pass
+        # The runtime's own scheduler (its clock at T0) races these claims for the same 200 rows.
         total = await runtime.pool.fetchval(
             "SELECT count(*) FROM outbox WHERE event_type = $1", FollowUpDue.type
         )
@@ -107,32 +77,63 @@ async def test_direct_concurrent_claims_never_double_fire(infra, database_factor
 
 
 async def test_follow_up_due_while_service_was_down_fires_once_after_start(infra, database_factory):
-    dsn, prefix = await database_factory("followup_down"), f"test-{uuid.uuid4().hex[:8]}."
+    dsn, prefix = await database_factory("followup_down"), new_prefix()
     clock = FakeClock(T0)
     patient = uuid.uuid4()
-    first = build_app(settings(infra, dsn, prefix), clock=clock).state.runtime
+    first = build_app(settings(infra.bootstrap_servers, dsn, prefix), clock=clock).state.runtime
     async with running(first):
-        await schedule(first, patient, T0 + timedelta(days=7))
-    clock.now = T0 + timedelta(days=30)  # the due time passes while nothing runs
-    second = build_app(settings(infra, dsn, prefix), clock=clock).state.runtime
+        await schedule(first, patient_id=patient, due_at=T0 + timedelta(days=7))
+    clock.now = T0 + timedelta(days=7, hours=1)  # the due time passes while nothing runs
+    second = build_app(settings(infra.bootstrap_servers, dsn, prefix), clock=clock).state.runtime
     async with running(second):
         await eventually(lambda: due_events(second, patient), what="due fired after restart")
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # not waiting for anything: more ticks that must not fire again
         assert await due_events(second, patient) == 1
-    third = build_app(settings(infra, dsn, prefix), clock=clock).state.runtime
+    third = build_app(settings(infra.bootstrap_servers, dsn, prefix), clock=clock).state.runtime
     async with running(third):
         await asyncio.sleep(0.3)
         assert await due_events(third, patient) == 1
+        assert [f["status"] for f in await follow_ups(third, patient)] == ["due"]
 
 
-async def test_plan_revision_reschedules_instead_of_piling_up(infra, database_factory):
-    dsn, prefix = await database_factory("followup_resched"), f"test-{uuid.uuid4().hex[:8]}."
-    runtime = build_app(settings(infra, dsn, prefix), clock=FakeClock(T0)).state.runtime
+async def test_overdue_fires_once_after_the_grace_period_for_its_priority(infra, database_factory):
+    dsn, prefix = await database_factory("followup_overdue"), new_prefix()
+    clock = FakeClock(T0)
+    runtime = build_app(settings(infra.bootstrap_servers, dsn, prefix), clock=clock).state.runtime
     async with running(runtime):
         patient = uuid.uuid4()
-        await schedule(runtime, patient, T0 + timedelta(days=30))
-        await schedule(runtime, patient, T0 + timedelta(days=7))
-        rows = await runtime.pool.fetch(
-            "SELECT due_at, status FROM follow_ups WHERE patient_id = $1", patient
+        due_at = T0 + timedelta(hours=1)
+        await schedule(runtime, patient_id=patient, due_at=due_at, priority="urgent")
+        clock.now = due_at
+        await eventually(lambda: due_events(runtime, patient), what="due")
+        clock.now = due_at + RULES.grace("urgent") - timedelta(seconds=1)
+        await asyncio.sleep(0.3)  # not waiting for anything: ticks inside the grace period
+        assert await emitted(runtime, patient, FollowUpOverdue.type) == []
+
+        clock.now = due_at + RULES.grace("urgent")
+        [overdue] = await eventually(lambda: emitted(runtime, patient, FollowUpOverdue.type), what="overdue")
+        clock.advance(days=3)
+        await asyncio.sleep(0.3)
+        assert len(await emitted(runtime, patient, FollowUpOverdue.type)) == 1
+        assert overdue["overdue_since"].startswith((due_at + RULES.grace("urgent")).strftime("%Y-%m-%dT%H"))
+        [row] = await follow_ups(runtime, patient)
+        assert row["status"] == "overdue"
+
+
+async def test_a_follow_up_down_across_due_and_grace_fires_due_then_overdue_once_each(
+    infra, database_factory
+):
+    dsn, prefix = await database_factory("followup_down_late"), new_prefix()
+    clock = FakeClock(T0)
+    patient = uuid.uuid4()
+    first = build_app(settings(infra.bootstrap_servers, dsn, prefix), clock=clock).state.runtime
+    async with running(first):
+        await schedule(first, patient_id=patient, due_at=T0 + timedelta(days=1), priority="low")
+    clock.now = T0 + timedelta(days=30)
+    second = build_app(settings(infra.bootstrap_servers, dsn, prefix), clock=clock).state.runtime
+    async with running(second):
+        await eventually(lambda: emitted(second, patient, FollowUpOverdue.type), what="overdue")
+        rows = await second.pool.fetch(
+            "SELECT event_type FROM outbox WHERE key = $1 ORDER BY position", str(patient)
         )
-        assert [(r["due_at"], r["status"]) for r in rows] == [(T0 + timedelta(days=7), "scheduled")]
+        assert [r["event_type"] for r in rows] == [FollowUpDue.type, FollowUpOverdue.type]

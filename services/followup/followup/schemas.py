@@ -1,0 +1,87 @@
+"""HTTP request and response bodies of followup. Codes are checked against the rules file."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9-]*$")]
+Status = Literal["scheduled", "due", "completed", "overdue", "cancelled"]
+
+
+class GoalProgressIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    goal_id: uuid.UUID
+    progress: Code = Field(description="improving, no-change, worsening or achieved")
+
+
+class OutcomeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reached: bool
+    goal_progress: list[GoalProgressIn] = Field(default_factory=list, max_length=100)
+    barriers: list[Code] = Field(
+        default_factory=list, max_length=30, description="Coded barriers, e.g. transportation, cost."
+    )
+    next_step: Code | None = Field(None, description="Coded next step, e.g. continue-plan, reassess.")
+    note: str | None = Field(
+        None,
+        max_length=4000,
+        description="Free text for the care team. Kept in followup's database only; never in events.",
+    )
+
+
+class RescheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Code = Field(description="Coded reason, e.g. patient-request, patient-unavailable.")
+    due_at: AwareDatetime
+
+
+class FollowUpOut(BaseModel):
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    reason: str
+    plan_id: uuid.UUID | None
+    referral_id: uuid.UUID | None
+    priority: str
+    due_at: datetime
+    overdue_at: datetime
+    status: str
+    attempt: int
+    overdue_since: datetime | None
+    completed_at: datetime | None
+    reassessment: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> FollowUpOut:
+        return cls(**{k: row[k] for k in cls.model_fields})
+
+
+class OutcomeOut(BaseModel):
+    attempt: int
+    reached: bool
+    goal_progress: list[dict[str, Any]]
+    barriers: list[str]
+    next_step: str | None
+    note: str | None
+    recorded_at: datetime
+
+
+class FollowUpDetail(FollowUpOut):
+    outcomes: list[OutcomeOut]
+
+
+class OutcomeResult(BaseModel):
+    follow_up: FollowUpOut
+    attempt: int = Field(description="The attempt this outcome was recorded for.")
+    reassessment: str | None = Field(None, description="not-reached or worsening when one was requested.")
+    next_follow_up_id: uuid.UUID | None = Field(
+        None, description="The next cadence follow-up, when this one completed a plan-cadence contact."
+    )
