@@ -9,7 +9,7 @@ from careloop_shared.auth import issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
 from careplan.domain.planning import DEFAULT_LIBRARY
 
-SERVICES = ("intake", "careplan", "referral", "followup")
+SERVICES = ("intake", "careplan", "referral", "followup", "record")
 
 
 @pytest.fixture(scope="session")

@@ -88,7 +88,11 @@ async def test_assessment_flows_to_plan_referral_and_a_due_follow_up(platform, i
                 f"{svc['referral'].url}/v1/referrals", params={"patient_id": patient_id}, headers=agency
             )
         ).json()["items"]
-        assert [(r["need"], r["status"]) for r in referrals] == [("depression", "requested")]
+        # The consent covers behavioral health only: the interpreter referral waits for one.
+        assert sorted((r["need"], r["status"]) for r in referrals) == [
+            ("depression", "requested"),
+            ("language-access", "draft"),
+        ]
 
     types = (PatientAssessed, PlanUpdated, ReferralMade, FollowUpDue, ConsentRecorded)
     topics = [f"{prefix}{t.type}" for t in types]
@@ -189,3 +193,109 @@ async def test_bad_assessment_input_is_refused_without_echoing_it(platform):
         )
         assert bad_patient.status_code == 422
         assert "Quartermaine" not in bad_patient.text
+
+
+async def test_the_whole_journey_appears_in_the_case_record_in_causal_order(platform):
+    """Assessment, plan, referral accepted and completed, follow-up due and completed, plan updated."""
+    _, svc = platform
+    agency = token("agency-record")
+    receiving = token("agency-community-health")  # runs the behavioral health program in the seed directory
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def post(service: str, path: str, body: object, headers: dict[str, str] = agency) -> dict:
+            r = await http.post(f"{svc[service].url}{path}", json=body, headers=headers)
+            assert r.status_code in (200, 201, 202), r.text
+            return r.json()
+
+        async def get(service: str, path: str, headers: dict[str, str] = agency, **params: str) -> dict:
+            r = await http.get(f"{svc[service].url}{path}", params=params, headers=headers)
+            assert r.status_code in (200, 404), r.text
+            return r.json() if r.status_code == 200 else {}
+
+        patient_id = (await post("intake", "/v1/patients", {**PATIENT, "preferred_language": "en"}))["id"]
+        await post(
+            "intake",
+            f"/v1/patients/{patient_id}/consents",
+            {"purpose": "referral", "program_categories": ["behavioral-health"]},
+        )
+        await post("intake", f"/v1/patients/{patient_id}/assessments", PHQ2_POSITIVE)
+
+        async def referral() -> dict | None:
+            items = (await get("referral", "/v1/referrals", patient_id=patient_id)).get("items", [])
+            return items[0] if items else None
+
+        made = await eventually(referral, what="referral made")
+        for status, extra in (
+            ("accepted", {}),
+            ("in-progress", {}),
+            ("completed", {"outcome": {"service_delivered": True, "enrollment_status": "enrolled"}}),
+        ):
+            await post(
+                "referral", f"/v1/referrals/{made['id']}/status", {"status": status, **extra}, receiving
+            )
+
+        async def due_follow_up() -> dict | None:
+            items = (await get("followup", "/v1/follow-ups", patient_id=patient_id, status="due")).get(
+                "items", []
+            )
+            return next((f for f in items if f["reason"] == "plan-cadence"), None)
+
+        follow_up = await eventually(due_follow_up, what="follow-up due")
+        plan = await get("careplan", f"/v1/patients/{patient_id}/care-plan")
+        goal_id = plan["document"]["goals"][0]["id"]
+        await post(
+            "followup",
+            f"/v1/follow-ups/{follow_up['id']}/outcome",
+            {
+                "reached": True,
+                "goal_progress": [{"goal_id": goal_id, "progress": "improving"}],
+                "next_step": "continue-plan",
+                "note": "Feels better since starting the group sessions",
+            },
+        )
+
+        wanted = {
+            "careloop.intake.patient_registered.v1",
+            "careloop.intake.consent_recorded.v1",
+            "careloop.intake.patient_assessed.v1",
+            "careloop.careplan.plan_updated.v1",
+            "careloop.referral.referral_made.v1",
+            "careloop.referral.referral_status_changed.v1",
+            "careloop.followup.follow_up_due.v1",
+            "careloop.followup.follow_up_completed.v1",
+        }
+
+        async def full_record() -> list | None:
+            entries = (await get("record", f"/v1/patients/{patient_id}/record")).get("entries", [])
+            changes = [e for e in entries if e["type"] == "careloop.referral.referral_status_changed.v1"]
+            plan_reasons = {
+                e["data"]["reason"] for e in entries if e["type"] == "careloop.careplan.plan_updated.v1"
+            }
+            done = wanted <= {e["type"] for e in entries} and len(changes) == 3 and "progress" in plan_reasons
+            return entries if done else None
+
+        entries = await eventually(full_record, timeout=60, what="the whole journey in the record")
+        verified = await get("record", f"/v1/patients/{patient_id}/record/verify")
+        stranger = await http.get(
+            f"{svc['record'].url}/v1/patients/{patient_id}/record", headers=token("agency-stranger")
+        )
+
+    # Causes come before their effects, and every event is in the record exactly once.
+    position = {e["event_id"]: i for i, e in enumerate(entries)}
+    assert len(position) == len(entries)
+    for i, entry in enumerate(entries):
+        if entry["causation_id"] in position:
+            assert position[entry["causation_id"]] < i, entry["summary"]
+    order = [e["type"].split(".")[2] for e in entries]
+    assert order.index("patient_assessed") < order.index("plan_updated") < order.index("referral_made")
+    assert order.index("referral_made") < order.index("referral_status_changed")
+    assert order.index("follow_up_due") < order.index("follow_up_completed")
+    statuses = [e["data"]["to_status"] for e in entries if e["type"].endswith("referral_status_changed.v1")]
+    assert statuses == ["accepted", "in-progress", "completed"]
+    final_plan = [e for e in entries if e["type"].endswith("plan_updated.v1")][-1]
+    assert any(e["data"]["reason"] == "progress" for e in entries if e["type"].endswith("plan_updated.v1"))
+    assert final_plan["summary"].startswith("Care plan version")
+    assert all(e["summary"] and e["actor"] for e in entries)
+    assert (verified["intact"], verified["entries"]) == (True, len(entries))
+    assert stranger.status_code == 404
+    assert "group sessions" not in str(entries) and "Quartermaine" not in str(entries)
