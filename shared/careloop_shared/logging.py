@@ -13,6 +13,7 @@ import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
+import asyncpg
 import structlog
 from pydantic import ValidationError
 
@@ -46,7 +47,15 @@ class SafeMessageError(Exception):
     """Base for exceptions whose message is written for logs and holds no patient data."""
 
 
-_SAFE_MESSAGE_TYPES: tuple[type[BaseException], ...] = (SafeMessageError, TimeoutError, OSError)
+# Schema and constraint errors name tables, columns and constraints, never the values involved.
+_SAFE_MESSAGE_TYPES: tuple[type[BaseException], ...] = (
+    SafeMessageError,
+    TimeoutError,
+    OSError,
+    asyncpg.exceptions.SyntaxOrAccessError,
+    asyncpg.exceptions.IntegrityConstraintViolationError,
+    asyncpg.exceptions.PostgresConnectionError,
+)
 _SAFE_MODULE_PREFIXES = ("aiokafka", "kafka", "asyncio")
 
 
