@@ -69,17 +69,22 @@ async def main() -> None:
     await producer.stop()
     published = time.monotonic()
 
-    conn = await asyncpg.connect(args.followup_db)
     ids = [str(p) for p in patients]
     done = 0
     while done < len(ids) and time.monotonic() < started + args.timeout:
-        done = await conn.fetchval(
-            "SELECT count(*) FROM follow_ups WHERE reason = 'plan-cadence' AND patient_id = ANY($1::uuid[])",
-            ids,
-        )
-        await asyncio.sleep(0.1)
+        try:  # a fresh connection each poll: the database may be restarted under the test
+            conn = await asyncpg.connect(args.followup_db)
+            try:
+                done = await conn.fetchval(
+                    "SELECT count(*) FROM follow_ups WHERE reason = 'plan-cadence' AND patient_id = ANY($1::uuid[])",
+                    ids,
+                )
+            finally:
+                await conn.close()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            pass
+        await asyncio.sleep(0.2)
     finished = time.monotonic()
-    await conn.close()
     print(f"published {len(ids)} PatientAssessed in {published - started:.2f}s")
     print(
         f"journeys completed: {done}; chain throughput {done / (finished - started):.0f} events/s;"
