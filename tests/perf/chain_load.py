@@ -76,7 +76,8 @@ async def main() -> None:
             conn = await asyncpg.connect(args.followup_db)
             try:
                 done = await conn.fetchval(
-                    "SELECT count(*) FROM follow_ups WHERE reason = 'plan-cadence' AND patient_id = ANY($1::uuid[])",
+                    "SELECT count(*) FROM follow_ups"
+                    " WHERE reason = 'plan-cadence' AND patient_id = ANY($1::uuid[])",
                     ids,
                 )
             finally:

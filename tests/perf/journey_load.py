@@ -14,6 +14,7 @@ import asyncio
 import os
 import statistics
 import time
+import uuid
 
 import asyncpg
 import httpx
@@ -38,6 +39,7 @@ async def main() -> None:
     headers = {
         "Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency="agency-load", role="care-manager")
     }
+    run = uuid.uuid4().hex[:8]  # names unique to this run: a rerun registers new patients, not duplicates
     sent_at: dict[str, float] = {}
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(args.patients):
@@ -50,7 +52,7 @@ async def main() -> None:
                 "/v1/patients",
                 headers=headers,
                 json={
-                    "given_name": f"Load{i}",
+                    "given_name": f"Load{run}-{i}",
                     "family_name": "Test",
                     "birth_date": "1980-01-01",
                     "phone": "+1 555 0100",

@@ -98,14 +98,14 @@ async def _save(
     *,
     based_on_assessment: uuid.UUID | None = None,
 ) -> int | None:
-    """Store a new version and announce it; nothing when neither document nor status changed."""
+    """Store a new version and announce it; when neither document nor status changed, only the inputs."""
     if plan["document"] == document and plan["status"] == status:
+        await store.set_plan_inputs(uow.conn, plan)
         return None
     version = plan["version"] + 1
     await store.save_version(
         uow.conn,
-        patient_id=plan["patient_id"],
-        plan_id=plan["plan_id"],
+        plan,
         version=version,
         status=status,
         document=document,
@@ -143,7 +143,6 @@ async def _redraft(
     uow: UnitOfWork, library: PlanLibrary, plan: dict[str, Any], at: datetime
 ) -> dict[str, Any]:
     """The plan drafted anew from its inputs, keeping the progress recorded on the previous version."""
-    prefs = await store.patient_preferences(uow.conn, plan["patient_id"])
     assessments = sorted(plan["assessments"].values(), key=lambda a: a["assessed_at"])
     overrides = plan["overrides"]
     inputs = PlanInputs(
@@ -151,8 +150,8 @@ async def _redraft(
         needs=[n for a in assessments for n in a["needs"]],
         risk_level=highest_risk([a["risk_level"] for a in assessments]),
         urgent_flags=list(dict.fromkeys(f for a in assessments for f in a["urgent_flags"])),
-        preferred_language=overrides.get("preferred_language") or (prefs and prefs["preferred_language"]),
-        contact_preference=overrides.get("contact_preference") or (prefs and prefs["contact_preference"]),
+        preferred_language=overrides.get("preferred_language") or plan["preferred_language"],
+        contact_preference=overrides.get("contact_preference") or plan["contact_preference"],
         services=list(plan["services"]),
         agreed_goals=list(plan["agreed_goals"]),
     )
@@ -184,14 +183,12 @@ async def when_patient_assessed_revise_plan(
 ) -> None:
     assessed = received.event
     assert isinstance(assessed, PatientAssessed)
+    # The first assessment opens a (draft) plan; later ones find it. Either way it is locked.
+    await store.create_plan(
+        uow.conn, assessed.patient_id, uuid.uuid4(), assessed.agency_id, assessed.assessed_at
+    )
     plan = await _locked(uow.conn, assessed.patient_id)
-    if plan is None:
-        plan_id = uuid.uuid4()
-        await store.create_plan(
-            uow.conn, assessed.patient_id, plan_id, assessed.agency_id, assessed.assessed_at
-        )
-        plan = await _locked(uow.conn, assessed.patient_id)
-        assert plan is not None
+    assert plan is not None
     if plan["agency_id"] != assessed.agency_id:
         raise ForeignAgencyAssessment("assessment from another agency than the plan's")
     group = planning.library.group_of(assessed.instrument)
@@ -209,7 +206,6 @@ async def when_patient_assessed_revise_plan(
             "assessed_at": assessed.assessed_at.isoformat(),
         },
     }
-    await store.set_plan_inputs(uow.conn, assessed.patient_id, assessments=assessments)
     plan["assessments"] = assessments
     document = await _redraft(uow, planning.library, plan, assessed.assessed_at)
     status = plan["status"] if plan["status"] == "on-hold" else "active"
@@ -375,10 +371,8 @@ async def contribute(
         if goal_id not in {g["id"] for g in plan["document"]["goals"]}:
             raise NotFound("goal not found in the current plan")
         plan["agreed_goals"] = list(dict.fromkeys([*plan["agreed_goals"], goal_id]))
-        await store.set_plan_inputs(uow.conn, patient_id, agreed_goals=plan["agreed_goals"])
     else:
         plan["overrides"] = {**plan["overrides"], **contribution["preference"]}
-        await store.set_plan_inputs(uow.conn, patient_id, overrides=plan["overrides"])
     document = await _redraft(uow, planning.library, plan, at)
     version = await _save(uow, plan, document, plan["status"], Change("care-team-contribution", role, at))
     return version or int(plan["version"])
@@ -468,7 +462,6 @@ async def _add_service(
     uow: UnitOfWork, planning: Planning, plan: dict[str, Any], service_code: str, change: Change
 ) -> int:
     plan["services"] = list(dict.fromkeys([*plan["services"], service_code]))
-    await store.set_plan_inputs(uow.conn, plan["patient_id"], services=plan["services"])
     document = await _redraft(uow, planning.library, plan, change.at)
     version = await _save(uow, plan, document, plan["status"], change)
     return version or int(plan["version"])

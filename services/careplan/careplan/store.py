@@ -39,17 +39,12 @@ async def upsert_patient(
     )
 
 
-async def patient_preferences(conn: asyncpg.Connection, patient_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT preferred_language, contact_preference FROM patients WHERE patient_id = $1", patient_id
-    )
-
-
 async def lock_plan(conn: asyncpg.Connection, patient_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT p.patient_id, p.plan_id, p.agency_id, p.version, p.status, p.assessments, p.services,"
-        " p.agreed_goals, p.overrides, v.document FROM plans p"
+        " p.agreed_goals, p.overrides, v.document, pr.preferred_language, pr.contact_preference FROM plans p"
         " LEFT JOIN plan_versions v ON v.plan_id = p.plan_id AND v.version = p.version"
+        " LEFT JOIN patients pr ON pr.patient_id = p.patient_id"
         " WHERE p.patient_id = $1 FOR UPDATE OF p",
         patient_id,
     )
@@ -60,7 +55,7 @@ async def create_plan(
 ) -> None:
     await conn.execute(
         "INSERT INTO plans (patient_id, plan_id, agency_id, version, status, updated_at)"
-        " VALUES ($1, $2, $3, 0, 'draft', $4)",
+        " VALUES ($1, $2, $3, 0, 'draft', $4) ON CONFLICT (patient_id) DO NOTHING",
         patient_id,
         plan_id,
         agency_id,
@@ -68,19 +63,23 @@ async def create_plan(
     )
 
 
-async def set_plan_inputs(conn: asyncpg.Connection, patient_id: uuid.UUID, **inputs: Any) -> None:
-    columns = sorted(inputs)
-    assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
+_INPUTS = ("assessments", "services", "agreed_goals", "overrides")
+
+
+async def set_plan_inputs(conn: asyncpg.Connection, plan: dict[str, Any]) -> None:
+    """Store what the plan is drafted from, when drafting it anew changed nothing."""
     await conn.execute(
-        f"UPDATE plans SET {assignments} WHERE patient_id = $1", patient_id, *(inputs[c] for c in columns)
+        "UPDATE plans SET assessments = $2, services = $3, agreed_goals = $4, overrides = $5"
+        " WHERE patient_id = $1",
+        plan["patient_id"],
+        *(plan[c] for c in _INPUTS),
     )
 
 
 async def save_version(
     conn: asyncpg.Connection,
+    plan: dict[str, Any],
     *,
-    patient_id: uuid.UUID,
-    plan_id: uuid.UUID,
     version: int,
     status: str,
     document: dict[str, Any],
@@ -89,10 +88,14 @@ async def save_version(
     caused_by_event: uuid.UUID | None,
     at: datetime,
 ) -> None:
+    """Append the version and move the plan to it, with what it was drafted from, in one statement."""
     await conn.execute(
-        "INSERT INTO plan_versions (plan_id, version, status, document, reason, changed_by, caused_by_event,"
-        " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        plan_id,
+        "WITH v AS (INSERT INTO plan_versions (plan_id, version, status, document, reason, changed_by,"
+        " caused_by_event, created_at) VALUES ($2, $3, $4, $5, $6, $7, $8, $9))"
+        " UPDATE plans SET version = $3, status = $4, updated_at = $9, assessments = $10, services = $11,"
+        " agreed_goals = $12, overrides = $13 WHERE patient_id = $1",
+        plan["patient_id"],
+        plan["plan_id"],
         version,
         status,
         document,
@@ -100,13 +103,7 @@ async def save_version(
         changed_by,
         caused_by_event,
         at,
-    )
-    await conn.execute(
-        "UPDATE plans SET version = $2, status = $3, updated_at = $4 WHERE patient_id = $1",
-        patient_id,
-        version,
-        status,
-        at,
+        *(plan[c] for c in _INPUTS),
     )
 
 

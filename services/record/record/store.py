@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
+
+from record.domain.chain import GENESIS
 
 Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
@@ -16,36 +19,37 @@ ENTRY_COLUMNS = (
 )
 
 
-async def lock_head(conn: asyncpg.Connection, patient_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT seq, hash FROM record_heads WHERE patient_id = $1 FOR UPDATE", patient_id
-    )
-
-
-async def append(conn: asyncpg.Connection, entry: dict[str, Any]) -> None:
+async def lock_heads(
+    conn: asyncpg.Connection, patient_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, tuple[int, bytes]]:
+    """The chain heads of these patients (a new patient's is the genesis), locked for this transaction."""
+    ids = sorted(set(patient_ids))  # one lock order for every appender
     await conn.execute(
+        "INSERT INTO record_heads (patient_id, seq, hash) SELECT unnest($1::uuid[]), 0, $2"
+        " ON CONFLICT (patient_id) DO NOTHING",
+        ids,
+        GENESIS,
+    )
+    rows = await conn.fetch(
+        "SELECT patient_id, seq, hash FROM record_heads WHERE patient_id = ANY($1::uuid[])"
+        " ORDER BY patient_id FOR UPDATE",
+        ids,
+    )
+    return {r["patient_id"]: (r["seq"], bytes(r["hash"])) for r in rows}
+
+
+async def append(
+    conn: asyncpg.Connection, entries: list[dict[str, Any]], heads: dict[uuid.UUID, tuple[int, bytes]]
+) -> None:
+    columns = ENTRY_COLUMNS.replace(" ", "").split(",")
+    await conn.executemany(
         f"INSERT INTO record_entries ({ENTRY_COLUMNS})"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        entry["patient_id"],
-        entry["seq"],
-        entry["event_id"],
-        entry["event_type"],
-        entry["source"],
-        entry["agency_id"],
-        entry["occurred_at"],
-        entry["recorded_at"],
-        entry["correlation_id"],
-        entry["causation_id"],
-        entry["body"],
-        entry["prev_hash"],
-        entry["hash"],
+        [tuple(entry[c] for c in columns) for entry in entries],
     )
-    await conn.execute(
-        "INSERT INTO record_heads (patient_id, seq, hash) VALUES ($1, $2, $3)"
-        " ON CONFLICT (patient_id) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash",
-        entry["patient_id"],
-        entry["seq"],
-        entry["hash"],
+    await conn.executemany(
+        "UPDATE record_heads SET seq = $2, hash = $3 WHERE patient_id = $1",
+        [(patient_id, seq, hash_) for patient_id, (seq, hash_) in heads.items()],
     )
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +37,7 @@ from referral.domain.lifecycle import (
     check_transition,
 )
 from referral.domain.matching import Eligibility, MatchRequest, Ranked, Service, Weights, rank
-from referral.domain.quality import Quality
+from referral.domain.quality import NO_HISTORY, Quality
 from referral.schemas import OrganizationIn, SeedDirectory, ServiceIn, StatusChangeIn
 
 log = get_logger(__name__)
@@ -47,6 +48,28 @@ _CLOSED_PLANS = frozenset({"revoked", "completed", "entered-in-error"})
 _CLOSED_INTERVENTIONS = frozenset({"cancelled", "stopped", "completed"})
 
 
+class QualityCache:
+    """Programs' quality figures for ranking, recomputed at most every ``ttl_s`` seconds.
+
+    Quality moves slowly; recomputing it from the whole referral history for every match would make
+    matching slower as the history grows. The directory API always shows fresh figures.
+    """
+
+    def __init__(self, ttl_s: float = 60.0) -> None:
+        self.ttl_s = ttl_s
+        self._figures: dict[str, tuple[float, Quality]] = {}
+
+    async def get(self, conn: asyncpg.Connection, service_ids: list[str]) -> dict[str, Quality]:
+        now = time.monotonic()
+        stale = [sid for sid in service_ids if self._figures.get(sid, (0.0, None))[0] <= now]
+        if stale:
+            histories = await store.histories(conn, stale)
+            for sid in stale:
+                history = histories.get(sid)
+                self._figures[sid] = (now + self.ttl_s, Quality(history) if history else NO_HISTORY)
+        return {sid: self._figures[sid][1] for sid in service_ids}
+
+
 @dataclass(frozen=True)
 class Referrals:
     """What the referral use cases are configured with."""
@@ -54,6 +77,7 @@ class Referrals:
     weights: Weights
     deadlines: Deadlines
     clock: Clock
+    quality: QualityCache = field(default_factory=QualityCache)
 
 
 class ReferralNotFound(SafeMessageError):
@@ -101,8 +125,7 @@ async def _ranked(
     services = [
         service_of(r) for r in await store.candidate_services(conn, request.program_category, request.need)
     ]
-    histories = await store.histories(conn, [s.id for s in services])
-    quality = {sid: Quality(h) for sid, h in histories.items()}
+    quality = await ctx.quality.get(conn, [s.id for s in services])
     return rank(request, services, ctx.weights, quality, exclude=exclude)
 
 
@@ -239,10 +262,12 @@ async def when_plan_updated_make_referrals(ctx: Referrals, uow: UnitOfWork, rece
     assert isinstance(plan, PlanUpdated)
     if plan.status in _CLOSED_PLANS:
         return
-    for intervention in plan.interventions:
-        if not intervention.needs_referral or intervention.status in _CLOSED_INTERVENTIONS:
-            continue
-        if await store.intervention_has_referral(uow.conn, intervention.id):
+    wanted = [i for i in plan.interventions if i.needs_referral and i.status not in _CLOSED_INTERVENTIONS]
+    if not wanted:
+        return
+    referred = await store.interventions_with_referral(uow.conn, [i.id for i in wanted])
+    for intervention in wanted:
+        if intervention.id in referred:
             continue
         ask = _Ask(
             patient_id=plan.patient_id,

@@ -352,13 +352,14 @@ async def insert_referral(conn: asyncpg.Connection, row: dict[str, Any]) -> bool
     return bool(inserted)
 
 
-async def intervention_has_referral(db: Db, intervention_id: uuid.UUID) -> bool:
-    return bool(
-        await db.fetchval(
-            "SELECT true FROM referrals WHERE intervention_id = $1 AND replaces_referral_id IS NULL",
-            intervention_id,
-        )
+async def interventions_with_referral(db: Db, intervention_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these interventions already have their (original) referral."""
+    rows = await db.fetch(
+        "SELECT intervention_id FROM referrals"
+        " WHERE intervention_id = ANY($1::uuid[]) AND replaces_referral_id IS NULL",
+        list(intervention_ids),
     )
+    return {r["intervention_id"] for r in rows}
 
 
 async def services_tried(db: Db, intervention_id: uuid.UUID) -> list[str]:
