@@ -1,0 +1,165 @@
+"""Nothing acknowledged is lost and no effect is doubled when a service is killed, or the broker or the
+database restarts, in the middle of the work. careplan is the service under attack: it consumes
+PatientAssessed and, per patient, writes one plan version and one PlanUpdated through its outbox.
+"""
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import uuid
+
+import asyncpg
+import pytest
+
+from careloop_shared.contracts import PatientAssessed, PlanUpdated
+from careloop_shared.events import new_message
+from careloop_shared.kafka import ensure_topics
+from careloop_shared.testing import REPO_ROOT, ServiceProcess, TopicReader, eventually, header
+from tests.conftest import base_env, new_prefix
+from tests.test_consumer_delivery import assessed
+
+pytestmark = pytest.mark.integration
+
+PATIENTS = 300
+
+
+def _local(script: str) -> list[str]:
+    return [str(REPO_ROOT / "deploy/local" / script)]
+
+
+async def _run(*command: str) -> None:
+    await asyncio.to_thread(subprocess.run, list(command), check=True, capture_output=True)
+
+
+def _infra_is_ours(infra) -> bool:
+    """Only the project's own local broker and server can be restarted by a test."""
+    port = os.environ.get("CARELOOP_KAFKA_PORT", "9092")
+    ours = subprocess.run([*_local("kafka.sh"), "status"], capture_output=True).returncode == 0
+    return ours and infra.bootstrap_servers == f"127.0.0.1:{port}"
+
+
+async def _publish_assessments(bootstrap: str, topic: str, count: int) -> list[str]:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
+    await producer.start()
+    patients = []
+    try:
+        sends = []
+        for _ in range(count):
+            message = new_message(assessed(uuid.uuid4()))
+            patients.append(message.key)
+            sends.append(
+                await producer.send(
+                    topic,
+                    message.event.body(),
+                    key=message.key.encode(),
+                    headers=[(k, v.encode()) for k, v in message.envelope.headers().items()],
+                )
+            )
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+    return patients
+
+
+async def _plans_per_patient(dsn: str) -> dict[str, int]:
+    try:
+        conn = await asyncpg.connect(dsn)
+    except (OSError, asyncpg.PostgresError):
+        return {}
+    try:
+        rows = await conn.fetch(
+            "SELECT p.patient_id::text AS patient, count(v.version) AS versions FROM plans p"
+            " LEFT JOIN plan_versions v USING (plan_id) GROUP BY p.patient_id"
+        )
+        return {r["patient"]: r["versions"] for r in rows}
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return {}
+    finally:
+        await conn.close()
+
+
+async def _assert_each_applied_once(dsn: str, bootstrap: str, prefix: str, patients: list[str]) -> None:
+    async def all_planned():
+        return len(await _plans_per_patient(dsn)) >= len(patients) or None
+
+    await eventually(all_planned, timeout=180, interval=0.5, what="every assessment applied")
+    plans = await _plans_per_patient(dsn)
+    assert set(plans) == set(patients)
+    assert set(plans.values()) == {1}  # one version each: nothing applied twice
+    conn = await asyncpg.connect(dsn)
+    try:
+        outbox = await conn.fetchval("SELECT count(*) FROM outbox WHERE event_type = $1", PlanUpdated.type)
+        inbox = await conn.fetchval("SELECT count(*) FROM inbox WHERE outcome = 'processed'")
+    finally:
+        await conn.close()
+    assert (outbox, inbox) == (len(patients), len(patients))
+    # Every PlanUpdated reaches the topic (a re-send after a crash is a duplicate with the same ce_id).
+    async with TopicReader(bootstrap, f"{prefix}{PlanUpdated.type}") as reader:
+
+        async def all_published():
+            await reader.poll()
+            return len({header(r, "ce_subject") for r in reader.records}) >= len(patients) or None
+
+        await eventually(all_published, timeout=120, what="every PlanUpdated on the topic")
+    ids = [header(r, "ce_id") for r in reader.records]
+    assert len(set(ids)) == len(patients)
+
+
+async def _careplan_under_attack(infra, database_factory, log_dir):
+    prefix = new_prefix()
+    dsn = await database_factory("careplan_attack")
+    env = {**base_env(infra, prefix), "CAREPLAN_DATABASE_URL": dsn, "CAREPLAN_CONSUMER_BATCH_SIZE": "50"}
+    topic = f"{prefix}{PatientAssessed.type}"
+    await ensure_topics(infra.bootstrap_servers, [topic, f"{prefix}{PlanUpdated.type}"], partitions=6)
+    process = ServiceProcess("careplan", env, log_dir).start()
+    await process.wait_ready()
+    return prefix, dsn, env, topic, process
+
+
+async def test_a_service_killed_again_and_again_loses_and_doubles_nothing(infra, database_factory, log_dir):
+    prefix, dsn, env, topic, process = await _careplan_under_attack(infra, database_factory, log_dir)
+    rng = random.Random(7)
+    try:
+        patients = await _publish_assessments(infra.bootstrap_servers, topic, PATIENTS)
+        for _ in range(3):  # kill -9 at a moment nobody chose, then start again
+            await asyncio.sleep(rng.uniform(0.2, 1.5))
+            assert process.proc is not None
+            process.proc.send_signal(signal.SIGKILL)
+            process.proc.wait(10)
+            process = ServiceProcess("careplan", env, log_dir).start()
+            await process.wait_ready()
+        await _assert_each_applied_once(dsn, infra.bootstrap_servers, prefix, patients)
+    finally:
+        process.stop()
+
+
+async def test_database_restart_under_load_loses_and_doubles_nothing(infra, database_factory, log_dir):
+    if not _infra_is_ours(infra):
+        pytest.skip("needs the project's own local PostgreSQL to restart")
+    prefix, dsn, _, topic, process = await _careplan_under_attack(infra, database_factory, log_dir)
+    try:
+        patients = await _publish_assessments(infra.bootstrap_servers, topic, PATIENTS)
+        await asyncio.sleep(0.5)
+        await _run(*_local("postgres.sh"), "stop")
+        await _run(*_local("postgres.sh"), "start")
+        await _assert_each_applied_once(dsn, infra.bootstrap_servers, prefix, patients)
+    finally:
+        process.stop()
+
+
+async def test_broker_restart_under_load_loses_and_doubles_nothing(infra, database_factory, log_dir):
+    if not _infra_is_ours(infra):
+        pytest.skip("needs the project's own local Kafka broker to restart")
+    prefix, dsn, _, topic, process = await _careplan_under_attack(infra, database_factory, log_dir)
+    try:
+        patients = await _publish_assessments(infra.bootstrap_servers, topic, PATIENTS)
+        await asyncio.sleep(0.5)
+        await _run(*_local("kafka.sh"), "stop")
+        await _run(*_local("kafka.sh"), "start")
+        await _assert_each_applied_once(dsn, infra.bootstrap_servers, prefix, patients)
+    finally:
+        process.stop()
