@@ -129,8 +129,11 @@ def create_app(runtime: ServiceRuntime, routers: Sequence[APIRouter], *, descrip
         return response
 
     @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "alive"}
+    async def healthz() -> JSONResponse:
+        """Alive, unless the event consumer is stuck with work waiting (then restart the process)."""
+        if await runtime.consumer_stalled():
+            return JSONResponse(status_code=503, content={"status": "consumer stalled"})
+        return JSONResponse({"status": "alive"})
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -102,3 +103,29 @@ async def publish_dead_letter(
     broker: KafkaBroker, topic: str, value: bytes | None, headers: dict[str, str], key: bytes | None
 ) -> None:
     await broker.publish(value or b"", topic, key=key, headers=headers)
+
+
+async def consumer_lag(bootstrap_servers: str, group_id: str, topics: Iterable[str]) -> int:
+    """Records on these topics that the group has not committed yet (0 when it is caught up)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="careloop-health")
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+        partitions = [
+            TopicPartition(d["topic"], p["partition"])
+            for d in described
+            if d.get("error_code", 0) == 0
+            for p in d["partitions"]
+        ]
+        committed = await admin.list_consumer_group_offsets(group_id)
+    finally:
+        await admin.close()
+    if not partitions:
+        return 0
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await reader.start()
+    try:
+        end = await reader.end_offsets(partitions)
+    finally:
+        await reader.stop()
+    return sum(max(0, end[tp] - max(0, committed[tp].offset if tp in committed else 0)) for tp in partitions)

@@ -21,7 +21,7 @@ import asyncpg
 from careloop_shared import db
 from careloop_shared.consumer import EventConsumer, Handler
 from careloop_shared.events import Event
-from careloop_shared.kafka import ensure_topics, new_broker, publish_dead_letter, subscribe
+from careloop_shared.kafka import consumer_lag, ensure_topics, new_broker, publish_dead_letter, subscribe
 from careloop_shared.logging import get_logger
 from careloop_shared.outbox import OutboxRelay, UnitOfWork, unit_of_work
 from careloop_shared.settings import ServiceSettings
@@ -136,6 +136,27 @@ class ServiceRuntime:
             await self._pool.close()
             self._pool = None
         log.info("service stopped")
+
+    async def consumer_stalled(self) -> bool:
+        """True when records wait for this service's consumer and it has not moved for a long while.
+
+        A consumer can stop fetching after a rebalance without raising (aio-libs/aiokafka#1154); only
+        an orchestrator restart helps then. Unknown (broker unreachable) is not stalled: restarting the
+        service would not bring the broker back.
+        """
+        consumer = self.consumer
+        if consumer is None or time.monotonic() - consumer.last_progress < self.settings.consumer_stall_s:
+            return False
+        try:
+            async with asyncio.timeout(5):
+                lag = await consumer_lag(
+                    self.settings.kafka_bootstrap_servers, self.settings.consumer_group, consumer.topics
+                )
+        except Exception:
+            return False
+        if lag == 0:
+            consumer.last_progress = time.monotonic()  # idle and caught up: nothing to worry about
+        return lag > 0
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}

@@ -49,6 +49,8 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = 500
     consumer_max_attempts: int = 3
     consumer_backoff_s: float = 0.2
+    # Liveness: a consumer with records waiting and no progress for this long is stuck (restart it).
+    consumer_stall_s: float = 120.0
 
     def own_database_url(self) -> str:
         if self.database_url:
