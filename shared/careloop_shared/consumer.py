@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -32,7 +32,10 @@ log = get_logger(__name__)
 Handler = Callable[[UnitOfWork, Any], Awaitable[None]]
 
 
-def batch_handler(handler: Handler) -> Handler:
+H = TypeVar("H", bound=Callable[..., Awaitable[None]])
+
+
+def batch_handler(handler: H) -> H:
     """Mark a handler that takes a list of events (in order) instead of one, to save round trips."""
     handler.handles_batches = True  # type: ignore[attr-defined]
     return handler

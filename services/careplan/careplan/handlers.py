@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from careloop_shared.consumer import batch_handler
 from careloop_shared.contracts import (
     CareTeamChanged,
     EducationProvided,
@@ -136,6 +137,7 @@ async def _save(
         ),
         caused_by=change.caused_by,
     )
+    plan.update(version=version, status=status, document=document)  # a later event in the batch sees it
     return version
 
 
@@ -159,8 +161,7 @@ async def _redraft(
 
 
 async def _locked(conn: asyncpg.Connection, patient_id: uuid.UUID) -> dict[str, Any] | None:
-    row = await store.lock_plan(conn, patient_id)
-    return dict(row) if row is not None else None
+    return await store.lock_plan(conn, patient_id)
 
 
 async def _plan_of(uow: UnitOfWork, agency_id: str, patient_id: uuid.UUID) -> dict[str, Any]:
@@ -178,24 +179,32 @@ def _expect(plan: dict[str, Any], expected_version: int) -> None:
 # ---- reactions to events ----------------------------------------------------------------------------
 
 
+@batch_handler
 async def when_patient_assessed_revise_plan(
-    planning: Planning, uow: UnitOfWork, received: ReceivedEvent
+    planning: Planning, uow: UnitOfWork, batch: list[ReceivedEvent]
+) -> None:
+    """Revise each assessed patient's plan; a batch opens and locks its plans in two statements."""
+    assessed_events = [r.event for r in batch if isinstance(r.event, PatientAssessed)]
+    assert len(assessed_events) == len(batch)
+    # The first assessment opens a (draft) plan; later ones find it. Either way it is locked.
+    await store.open_plans(uow.conn, {e.patient_id: (e.agency_id, e.assessed_at) for e in assessed_events})
+    plans = await store.lock_plans(uow.conn, [e.patient_id for e in assessed_events])
+    for received in batch:
+        await _revise_for_assessment(planning, uow, plans[received.event.patient_id], received)
+
+
+async def _revise_for_assessment(
+    planning: Planning, uow: UnitOfWork, plan: dict[str, Any], received: ReceivedEvent
 ) -> None:
     assessed = received.event
     assert isinstance(assessed, PatientAssessed)
-    # The first assessment opens a (draft) plan; later ones find it. Either way it is locked.
-    await store.create_plan(
-        uow.conn, assessed.patient_id, uuid.uuid4(), assessed.agency_id, assessed.assessed_at
-    )
-    plan = await _locked(uow.conn, assessed.patient_id)
-    assert plan is not None
     if plan["agency_id"] != assessed.agency_id:
         raise ForeignAgencyAssessment("assessment from another agency than the plan's")
     group = planning.library.group_of(assessed.instrument)
     previous = plan["assessments"].get(group)
     if previous is not None and previous["assessed_at"] > assessed.assessed_at.isoformat():
         return  # an older result of the same kind arrived late: the newer one stands
-    assessments = {
+    plan["assessments"] = {
         **plan["assessments"],
         group: {
             "instrument": assessed.instrument,
@@ -206,7 +215,6 @@ async def when_patient_assessed_revise_plan(
             "assessed_at": assessed.assessed_at.isoformat(),
         },
     }
-    plan["assessments"] = assessments
     document = await _redraft(uow, planning.library, plan, assessed.assessed_at)
     status = plan["status"] if plan["status"] == "on-hold" else "active"
     change = Change(f"assessment:{assessed.instrument}", "system", assessed.assessed_at, received)

@@ -39,27 +39,35 @@ async def upsert_patient(
     )
 
 
-async def lock_plan(conn: asyncpg.Connection, patient_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(
+async def lock_plan(conn: asyncpg.Connection, patient_id: uuid.UUID) -> dict[str, Any] | None:
+    return (await lock_plans(conn, [patient_id])).get(patient_id)
+
+
+async def lock_plans(
+    conn: asyncpg.Connection, patient_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Several patients' plans, locked in one lock order (so concurrent batches cannot deadlock)."""
+    rows = await conn.fetch(
         "SELECT p.patient_id, p.plan_id, p.agency_id, p.version, p.status, p.assessments, p.services,"
         " p.agreed_goals, p.overrides, v.document, pr.preferred_language, pr.contact_preference FROM plans p"
         " LEFT JOIN plan_versions v ON v.plan_id = p.plan_id AND v.version = p.version"
         " LEFT JOIN patients pr ON pr.patient_id = p.patient_id"
-        " WHERE p.patient_id = $1 FOR UPDATE OF p",
-        patient_id,
+        " WHERE p.patient_id = ANY($1::uuid[]) ORDER BY p.patient_id FOR UPDATE OF p",
+        sorted(set(patient_ids)),
     )
+    return {r["patient_id"]: dict(r) for r in rows}
 
 
-async def create_plan(
-    conn: asyncpg.Connection, patient_id: uuid.UUID, plan_id: uuid.UUID, agency_id: str, at: datetime
-) -> None:
+async def open_plans(conn: asyncpg.Connection, openings: dict[uuid.UUID, tuple[str, datetime]]) -> None:
+    """A draft plan for each patient that has none yet (patient -> agency, time)."""
     await conn.execute(
         "INSERT INTO plans (patient_id, plan_id, agency_id, version, status, updated_at)"
-        " VALUES ($1, $2, $3, 0, 'draft', $4) ON CONFLICT (patient_id) DO NOTHING",
-        patient_id,
-        plan_id,
-        agency_id,
-        at,
+        " SELECT p, gen_random_uuid(), a, 0, 'draft', t"
+        " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS x(p, a, t)"
+        " ON CONFLICT (patient_id) DO NOTHING",
+        list(openings),
+        [a for a, _ in openings.values()],
+        [t for _, t in openings.values()],
     )
 
 
