@@ -22,7 +22,7 @@ from careloop_shared.logging import get_logger
 
 log = get_logger(__name__)
 
-NOTIFY_CHANNEL = "careloop_outbox"
+NOTIFY_CHANNEL = "careloop_outbox"  # notified by a trigger on outbox inserts (kernel migration 003)
 _RELAY_LOCK = 0x72656C61  # advisory lock id: one active relay per service database
 
 TopicFor = Callable[[str], str]
@@ -80,7 +80,6 @@ class UnitOfWork:
             " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
             rows,
         )
-        await self.conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
 @contextlib.asynccontextmanager
