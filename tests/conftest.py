@@ -1,12 +1,12 @@
 import json
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
 from careloop_shared.auth import issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
+from careloop_shared.testing import unique_prefix
 from careplan.domain.planning import DEFAULT_LIBRARY
 
 SERVICES = ("intake", "careplan", "referral", "followup", "record")
@@ -43,4 +43,4 @@ def token(agency: str, role: str = "care-manager") -> dict[str, str]:
 
 
 def new_prefix() -> str:
-    return f"test-{uuid.uuid4().hex[:8]}."
+    return unique_prefix()

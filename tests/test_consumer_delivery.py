@@ -9,7 +9,14 @@ import pytest_asyncio
 from careloop_shared.contracts import Need, PatientAssessed, RiskLevel
 from careloop_shared.events import new_message
 from careloop_shared.runtime import running
-from careloop_shared.testing import TopicReader, eventually, header, publish_message, publish_raw
+from careloop_shared.testing import (
+    TopicReader,
+    eventually,
+    header,
+    publish_message,
+    publish_raw,
+    unique_prefix,
+)
 from careplan.main import CareplanSettings, build_app
 
 pytestmark = pytest.mark.integration
@@ -33,7 +40,7 @@ def assessed(patient_id: uuid.UUID, agency: str = "agency-a") -> PatientAssessed
 
 @pytest_asyncio.fixture(scope="module")
 async def careplan(infra, database_factory):
-    prefix = f"test-{uuid.uuid4().hex[:8]}."
+    prefix = unique_prefix()
     settings = CareplanSettings(
         database_url=await database_factory("careplan"),
         kafka_bootstrap_servers=infra.bootstrap_servers,

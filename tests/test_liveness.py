@@ -8,7 +8,7 @@ import pytest
 from careloop_shared.contracts import PatientAssessed
 from careloop_shared.events import new_message
 from careloop_shared.runtime import running
-from careloop_shared.testing import eventually, publish_message
+from careloop_shared.testing import eventually, publish_message, unique_prefix
 from careplan.main import CareplanSettings, build_app
 from tests.test_consumer_delivery import assessed
 
@@ -19,7 +19,7 @@ async def test_a_stuck_consumer_with_work_waiting_fails_liveness(infra, database
     settings = CareplanSettings(
         database_url=await database_factory("careplan_liveness"),
         kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=f"test-{uuid.uuid4().hex[:8]}.",
+        topic_prefix=unique_prefix(),
         consumer_stall_s=0.5,
     )
     app = build_app(settings)

@@ -21,9 +21,20 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _no_session_reset(_: asyncpg.Connection) -> None:
+    """Skip asyncpg's RESET round trip on every release: careloop code leaves no session state
+    (no SET, LISTEN or held advisory lock) on pooled connections. Open transactions are still
+    rolled back by asyncpg itself."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=60
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        reset=_no_session_reset,
+        command_timeout=60,
     )
     assert pool is not None
     return pool

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Generic, TypeVar
 
-import structlog
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.specification import AsyncAPI, get_asyncapi_html
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from careloop_shared.auth import BearerCredentials, Principal, authenticate
 from careloop_shared.logging import configure_logging, get_logger
@@ -91,6 +91,41 @@ async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse
     return JSONResponse(status_code=500, content={"detail": "internal error", "request_id": request_id})
 
 
+class AccessLog:
+    """One log line per request, naming the route template (never the ids in the URL).
+
+    Plain ASGI: Starlette's BaseHTTPMiddleware costs a task and a stream per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status_code = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = scope.get("route")
+            log.info(
+                "http request",
+                method=scope["method"],
+                route=getattr(route, "path", "<unmatched>"),
+                status=status_code,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+
 def create_app(runtime: ServiceRuntime, routers: Sequence[APIRouter], *, description: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -110,23 +145,7 @@ def create_app(runtime: ServiceRuntime, routers: Sequence[APIRouter], *, descrip
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
-    @app.middleware("http")
-    async def access_log(request: Request, call_next: Any) -> Any:
-        started = time.perf_counter()
-        structlog.contextvars.bind_contextvars(request_id=str(uuid.uuid4()))
-        try:
-            response = await call_next(request)
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id")
-        route = request.scope.get("route")
-        log.info(
-            "http request",
-            method=request.method,
-            route=getattr(route, "path", "<unmatched>"),  # the template, not the ids in the URL
-            status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        return response
+    app.add_middleware(AccessLog)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:

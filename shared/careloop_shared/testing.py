@@ -25,6 +25,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from careloop_shared.events import Message
 
@@ -65,12 +66,46 @@ def infra() -> Iterator[Infra]:
             pg_url = pg_url or "postgresql://careloop@127.0.0.1:" + os.environ.get(
                 "CARELOOP_PG_PORT", "55432"
             )
+        _BROKERS.append(bootstrap)
         yield Infra(bootstrap, pg_url)
+
+
+_PREFIXES: list[str] = []
+
+
+def unique_prefix() -> str:
+    """A topic and consumer-group prefix of this test session's own; its topics are deleted at the end."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}."
+    _PREFIXES.append(prefix)
+    return prefix
+
+
+_BROKERS: list[str] = []
+
+
+@pytest_asyncio.fixture(scope="session", autouse=True)
+async def _delete_test_topics() -> AsyncIterator[None]:
+    """Leave the broker as it was: thousands of stale test topics would slow every later run.
+
+    Needs no infrastructure itself, so unit-only runs start none; it cleans up where tests used some.
+    """
+    yield
+    if not (_PREFIXES and _BROKERS):
+        return
+    with contextlib.suppress(Exception):  # a broker that is already gone has nothing to clean
+        admin = AIOKafkaAdminClient(bootstrap_servers=_BROKERS[0], client_id="careloop-tests")
+        await admin.start()
+        try:
+            ours = [t for t in await admin.list_topics() if t.startswith(tuple(_PREFIXES))]
+            for start in range(0, len(ours), 100):
+                await admin.delete_topics(ours[start : start + 100])
+        finally:
+            await admin.close()
 
 
 @pytest.fixture(scope="session")
 def topic_prefix() -> str:
-    return f"test-{uuid.uuid4().hex[:8]}."
+    return unique_prefix()
 
 
 @pytest_asyncio.fixture(scope="session")

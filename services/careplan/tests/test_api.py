@@ -22,7 +22,7 @@ from careloop_shared.contracts import (
 from careloop_shared.events import new_message
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message
+from careloop_shared.testing import eventually, publish_message, unique_prefix
 from careplan.main import CareplanSettings, build_app
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ async def careplan(infra, database_factory):
     settings = CareplanSettings(
         database_url=await database_factory("careplan_api"),
         kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=f"test-{uuid.uuid4().hex[:8]}.",
+        topic_prefix=unique_prefix(),
         consumer_backoff_s=0.01,
     )
     app = build_app(settings)

@@ -16,7 +16,7 @@ from careloop_shared.contracts import (
 )
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually
+from careloop_shared.testing import eventually, unique_prefix
 from followup.domain.rules import FollowUpRules
 from followup.main import build_app
 from followup.testing import FakeClock, emitted, follow_ups, schedule, settings
@@ -36,7 +36,7 @@ def auth(agency: str) -> dict[str, str]:
 async def followup(infra, database_factory):
     clock = FakeClock(T0)
     dsn = await database_factory("followup_api")
-    app = build_app(settings(infra.bootstrap_servers, dsn, f"test-{uuid.uuid4().hex[:8]}."), clock)
+    app = build_app(settings(infra.bootstrap_servers, dsn, unique_prefix()), clock)
     async with running(app.state.runtime) as runtime:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://followup") as client:

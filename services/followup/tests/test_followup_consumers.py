@@ -18,7 +18,7 @@ from careloop_shared.contracts import (
 )
 from careloop_shared.events import Event, Message, new_message
 from careloop_shared.runtime import running
-from careloop_shared.testing import eventually, publish_message
+from careloop_shared.testing import eventually, publish_message, unique_prefix
 from followup.domain.rules import FollowUpRules
 from followup.main import build_app
 from followup.testing import FakeClock, emitted, follow_ups, settings
@@ -32,7 +32,7 @@ RULES = FollowUpRules.load()
 @pytest_asyncio.fixture(scope="module")
 async def followup(infra, database_factory):
     dsn = await database_factory("followup_consumers")
-    app = build_app(settings(infra.bootstrap_servers, dsn, f"test-{uuid.uuid4().hex[:8]}."), FakeClock(T0))
+    app = build_app(settings(infra.bootstrap_servers, dsn, unique_prefix()), FakeClock(T0))
     async with running(app.state.runtime) as runtime:
         yield runtime
 

@@ -8,7 +8,7 @@ import pytest
 
 from careloop_shared.contracts import FollowUpDue, FollowUpOverdue
 from careloop_shared.runtime import running
-from careloop_shared.testing import TopicReader, eventually, header
+from careloop_shared.testing import TopicReader, eventually, header, unique_prefix
 from followup.domain.rules import FollowUpRules
 from followup.handlers import fire_due_follow_ups
 from followup.main import build_app
@@ -21,7 +21,7 @@ RULES = FollowUpRules.load()
 
 
 def new_prefix() -> str:
-    return f"test-{uuid.uuid4().hex[:8]}."
+    return unique_prefix()
 
 
 async def due_events(runtime, patient: uuid.UUID) -> int:

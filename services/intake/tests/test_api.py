@@ -13,6 +13,7 @@ from careloop_shared.events import REGISTRY
 from careloop_shared.runtime import running
 from careloop_shared.schemas import path_of
 from careloop_shared.settings import DEV_JWT_SECRET
+from careloop_shared.testing import unique_prefix
 from intake.main import IntakeSettings, build_app
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,7 @@ async def intake(infra, database_factory):
     settings = IntakeSettings(
         database_url=await database_factory("intake_api"),
         kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=f"test-{uuid.uuid4().hex[:8]}.",
+        topic_prefix=unique_prefix(),
     )
     app = build_app(settings)
     async with running(app.state.runtime) as runtime:

@@ -13,7 +13,7 @@ from careloop_shared.contracts import Need, PatientAssessed, PatientRegistered, 
 from careloop_shared.events import new_message
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message
+from careloop_shared.testing import eventually, publish_message, unique_prefix
 from record.main import RecordSettings, build_app
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ async def record(infra, database_factory):
     settings = RecordSettings(
         database_url=dsn,
         kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=f"test-{uuid.uuid4().hex[:8]}.",
+        topic_prefix=unique_prefix(),
     )
     app = build_app(settings)
     async with running(app.state.runtime) as runtime:

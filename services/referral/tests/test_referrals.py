@@ -23,7 +23,7 @@ from careloop_shared.events import REGISTRY, Event, Message, new_message
 from careloop_shared.runtime import running
 from careloop_shared.schemas import path_of
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message
+from careloop_shared.testing import eventually, publish_message, unique_prefix
 from referral.handlers import load_seed_directory
 from referral.main import SEED_DIRECTORY, ReferralSettings, build_app
 from referral.schemas import SeedDirectory
@@ -64,7 +64,7 @@ async def referral(infra, database_factory):
     settings = ReferralSettings(
         database_url=await database_factory("referral"),
         kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=f"test-{uuid.uuid4().hex[:8]}.",
+        topic_prefix=unique_prefix(),
         consumer_backoff_s=0.01,
         overdue_tick_s=0.05,
         relay_poll_interval_s=0.2,
