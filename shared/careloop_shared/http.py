@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from careloop_shared.auth import BearerCredentials, Principal, authenticate
 from careloop_shared.logging import configure_logging, get_logger
 from careloop_shared.runtime import ServiceRuntime
+from careloop_shared.settings import DEV_JWT_SECRET
 
 log = get_logger(__name__)
 
@@ -187,6 +188,14 @@ def serve(app: FastAPI, runtime: ServiceRuntime) -> None:
     """Run one service process: JSON logs, no uvicorn access log (ours names routes, not URLs)."""
     settings = runtime.settings
     configure_logging(settings.service_name, settings.log_level)
+    if settings.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+        # Anyone can mint tokens with the development secret: it is only for a service on loopback.
+        if settings.host not in ("127.0.0.1", "localhost", "::1"):
+            raise SystemExit(
+                f"refusing to listen on {settings.host} with the development JWT secret;"
+                " set CARELOOP_JWT_SECRET"
+            )
+        log.warning("using the development JWT secret; set CARELOOP_JWT_SECRET outside development")
     uvicorn.run(
         app,
         host=settings.host,
