@@ -32,7 +32,10 @@ console = Console()
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     table = Table(title=title, show_lines=False)
     for column in columns:
-        table.add_column(column)
+        if column in ("id", "patient"):  # ids are copied into the next command: never cut them
+            table.add_column(column, no_wrap=True, min_width=36)
+        else:
+            table.add_column(column)
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
     console.print(table)
