@@ -162,12 +162,29 @@ class _Ask:
     replaces: uuid.UUID | None = None
 
 
+@dataclass
+class _Known:
+    """What referral knows of the patient, read once for all of a plan's interventions."""
+
+    patient: Any = None
+    consents: list[Any] | None = None
+    loaded: bool = False
+
+
 async def _route(
-    ctx: Referrals, uow: UnitOfWork, ask: _Ask, caused_by: ReceivedEvent | None, exclude: list[str]
+    ctx: Referrals,
+    uow: UnitOfWork,
+    ask: _Ask,
+    caused_by: ReceivedEvent | None,
+    exclude: list[str],
+    known: _Known | None = None,
 ) -> uuid.UUID | None:
     """Refer to the best eligible program: sent now, waiting for consent, or a network gap."""
     conn, now = uow.conn, ctx.clock()
-    patient = await store.get_patient(conn, ask.patient_id)
+    known = known or _Known()
+    if not known.loaded:
+        known.patient, known.loaded = await store.get_patient(conn, ask.patient_id), True
+    patient = known.patient
     language = ask.language or (patient["preferred_language"] if patient else None)
     postal_area = patient["postal_area"] if patient else None
     request = MatchRequest(ask.need, ask.program_category, language, postal_area)
@@ -190,7 +207,9 @@ async def _route(
             )
         log.info("network gap", need=ask.need, program_category=ask.program_category)
         return None
-    consents = await store.consents_of(conn, ask.patient_id)
+    if known.consents is None:
+        known.consents = await store.consents_of(conn, ask.patient_id)
+    consents = known.consents
     chosen, allowed = _pick(ranked, consents, ask.agency_id, ask.program_category, now)
     sent = allowed is not None
     row = {
@@ -266,6 +285,7 @@ async def when_plan_updated_make_referrals(ctx: Referrals, uow: UnitOfWork, rece
     if not wanted:
         return
     referred = await store.interventions_with_referral(uow.conn, [i.id for i in wanted])
+    known = _Known()
     for intervention in wanted:
         if intervention.id in referred:
             continue
@@ -280,7 +300,7 @@ async def when_plan_updated_make_referrals(ctx: Referrals, uow: UnitOfWork, rece
             language=intervention.language or plan.preferred_language,
             service_request_id=uuid.uuid4(),
         )
-        await _route(ctx, uow, ask, received, exclude=[])
+        await _route(ctx, uow, ask, received, exclude=[], known=known)
 
 
 # --- what intake tells us -------------------------------------------------------------------------
