@@ -127,8 +127,6 @@ class EventConsumer:
         self._backoff_s = backoff_s
         self._transient_streak = 0
         self.last_progress = time.monotonic()
-        self.processed_total = 0
-        self.dead_lettered_total = 0
 
     @property
     def topics(self) -> list[str]:
@@ -211,7 +209,6 @@ class EventConsumer:
                         await handler(uow, event)
             await uow.flush()
         failpoint("consumer.after_db_commit")
-        self.processed_total += len(events)
 
     async def _apply_with_retries(self, record: Record, event: ReceivedEvent) -> None:
         for attempt in range(1, self._max_attempts + 1):
@@ -250,7 +247,6 @@ class EventConsumer:
     async def _send_to_dead_letter(self, record: Record, exc: BaseException) -> None:
         headers = dead_letter_headers(record, exc, self.name)
         await self._dead_letter(self.dead_letter_topic, record.value, headers, record.key)
-        self.dead_lettered_total += 1
         log.warning(
             "message dead-lettered",
             topic=record.topic,

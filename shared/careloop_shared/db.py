@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -47,6 +50,36 @@ def kernel_migrations() -> list[tuple[str, str]]:
 
 def folder_migrations(namespace: str, folder: Path) -> list[tuple[str, str]]:
     return sorted((f"{namespace}/{p.name}", p.read_text()) for p in folder.glob("*.sql"))
+
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+async def update_by_id(
+    conn: asyncpg.Connection,
+    table: str,
+    row_id: Any,
+    changes: Mapping[str, Any],
+    *,
+    at: datetime,
+    returning: str = "",
+) -> asyncpg.Record | None:
+    """``UPDATE table SET <changes>, updated_at = at WHERE id = row_id``, optionally ``RETURNING``.
+
+    Column names come from the service's own code, never from a request; they are checked anyway.
+    """
+    columns = sorted(changes)
+    for name in (table, *columns):
+        if not _IDENTIFIER.match(name):
+            raise ValueError(f"not a column or table name: {name!r}")
+    assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
+    return await conn.fetchrow(
+        f"UPDATE {table} SET {assignments}, updated_at = ${len(columns) + 2} WHERE id = $1"
+        + (f" RETURNING {returning}" if returning else ""),
+        row_id,
+        *(changes[c] for c in columns),
+        at,
+    )
 
 
 async def migrate(pool: asyncpg.Pool, migrations: Iterable[tuple[str, str]]) -> list[str]:

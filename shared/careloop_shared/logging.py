@@ -59,12 +59,6 @@ _SAFE_MESSAGE_TYPES: tuple[type[BaseException], ...] = (
 _SAFE_MODULE_PREFIXES = ("aiokafka", "kafka", "asyncio")
 
 
-def register_safe_exceptions(*types: type[BaseException]) -> None:
-    """Declare exception types whose messages are safe to log (no input values in them)."""
-    global _SAFE_MESSAGE_TYPES
-    _SAFE_MESSAGE_TYPES = (*_SAFE_MESSAGE_TYPES, *types)
-
-
 def safe_exception_message(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['type']}" for e in exc.errors()]

@@ -111,9 +111,6 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
-        self.published_total = 0
-        self.is_leader = False
-        self.last_error: str | None = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -128,7 +125,6 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.last_error = type(exc).__name__
                 log.warning("outbox relay error; retrying", exc_info=exc, retry_in_s=backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -150,14 +146,11 @@ class OutboxRelay:
         )
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
-                self.is_leader = False
                 await self._sleep(self._poll_interval_s)
                 if self._stopping.is_set():
                     return
-            self.is_leader = True
             await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wakeup.set())
             await producer.start()
-            self.last_error = None
             while not self._stopping.is_set():
                 self._wakeup.clear()
                 published = await self._publish_batch(conn, producer)
@@ -166,7 +159,6 @@ class OutboxRelay:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
         finally:
-            self.is_leader = False
             with contextlib.suppress(Exception):
                 await producer.stop()
             with contextlib.suppress(Exception):
@@ -196,5 +188,4 @@ class OutboxRelay:
             "UPDATE outbox SET published_at = now() WHERE position = ANY($1::bigint[])",
             [r["position"] for r in rows],
         )
-        self.published_total += len(rows)
         return len(rows)

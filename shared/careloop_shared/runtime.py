@@ -63,7 +63,6 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.consumer: EventConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.started_at = time.monotonic()
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -8,6 +8,8 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from careloop_shared.db import update_by_id
+
 Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 MEMBER_COLUMNS = "id, patient_id, name, relationship, role, contact, status, created_at, updated_at"
@@ -144,11 +146,6 @@ async def plan_versions(
     )
 
 
-async def plan_agency(db: Db, patient_id: uuid.UUID) -> str | None:
-    agency: str | None = await db.fetchval("SELECT agency_id FROM plans WHERE patient_id = $1", patient_id)
-    return agency
-
-
 async def insert_member(conn: asyncpg.Connection, row: dict[str, Any]) -> asyncpg.Record:
     record: asyncpg.Record = await conn.fetchrow(
         "INSERT INTO care_team_members (id, patient_id, agency_id, name, relationship, role, contact, status,"
@@ -181,15 +178,10 @@ async def get_member(
 async def update_member(
     conn: asyncpg.Connection, member_id: uuid.UUID, changes: dict[str, Any], at: datetime
 ) -> asyncpg.Record:
-    columns = sorted(changes)
-    assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
-    record: asyncpg.Record = await conn.fetchrow(
-        f"UPDATE care_team_members SET {assignments}, updated_at = ${len(columns) + 2} WHERE id = $1"
-        f" RETURNING {MEMBER_COLUMNS}",
-        member_id,
-        *(changes[c] for c in columns),
-        at,
+    record = await update_by_id(
+        conn, "care_team_members", member_id, changes, at=at, returning=MEMBER_COLUMNS
     )
+    assert record is not None
     return record
 
 

@@ -8,6 +8,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from careloop_shared.db import update_by_id
 from followup.domain.rules import PRIORITIES
 
 Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
@@ -50,15 +51,8 @@ async def insert_follow_up(conn: asyncpg.Connection, row: dict[str, Any], at: da
 async def update_follow_up(
     conn: asyncpg.Connection, follow_up_id: uuid.UUID, changes: dict[str, Any], at: datetime
 ) -> asyncpg.Record:
-    columns = sorted(changes)
-    assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
-    row: asyncpg.Record = await conn.fetchrow(
-        f"UPDATE follow_ups SET {assignments}, updated_at = ${len(columns) + 2} WHERE id = $1"
-        f" RETURNING {COLUMNS}",
-        follow_up_id,
-        *(changes[c] for c in columns),
-        at,
-    )
+    row = await update_by_id(conn, "follow_ups", follow_up_id, changes, at=at, returning=COLUMNS)
+    assert row is not None
     return row
 
 

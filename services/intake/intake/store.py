@@ -8,6 +8,8 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from careloop_shared.db import update_by_id
+
 Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 PATIENT_COLUMNS = (
@@ -74,16 +76,9 @@ async def update_patient(
     conn: asyncpg.Connection, patient_id: uuid.UUID, changes: dict[str, Any], at: datetime
 ) -> uuid.UUID | None:
     """Apply changes; if they make the patient a likely duplicate, change nothing and return the other id."""
-    columns = sorted(changes)
-    assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
     try:
         async with conn.transaction():  # a savepoint, so a duplicate leaves the outer transaction usable
-            await conn.execute(
-                f"UPDATE patients SET {assignments}, updated_at = ${len(columns) + 2} WHERE id = $1",
-                patient_id,
-                *(changes[c] for c in columns),
-                at,
-            )
+            await update_by_id(conn, "patients", patient_id, changes, at=at)
     except asyncpg.UniqueViolationError:
         other: uuid.UUID = await conn.fetchval(
             "SELECT o.id FROM patients p JOIN patients o ON o.agency_id = p.agency_id"

@@ -152,7 +152,3 @@ def check_outcome(to: str, outcome: Outcome | None) -> None:
         raise IncompleteChange("outcome", "an outcome says whether the service was delivered or enrolled")
     if outcome.service_delivered is False and outcome.reason is None:
         raise IncompleteChange("outcome", "an outcome without service says why not (reason)")
-
-
-def is_open(status: str) -> bool:
-    return status not in TERMINAL and status != "draft"
