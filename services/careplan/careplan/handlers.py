@@ -141,9 +141,7 @@ async def _save(
     return version
 
 
-async def _redraft(
-    uow: UnitOfWork, library: PlanLibrary, plan: dict[str, Any], at: datetime
-) -> dict[str, Any]:
+def _redraft(library: PlanLibrary, plan: dict[str, Any], at: datetime) -> dict[str, Any]:
     """The plan drafted anew from its inputs, keeping the progress recorded on the previous version."""
     assessments = sorted(plan["assessments"].values(), key=lambda a: a["assessed_at"])
     overrides = plan["overrides"]
@@ -215,7 +213,7 @@ async def _revise_for_assessment(
             "assessed_at": assessed.assessed_at.isoformat(),
         },
     }
-    document = await _redraft(uow, planning.library, plan, assessed.assessed_at)
+    document = _redraft(planning.library, plan, assessed.assessed_at)
     status = plan["status"] if plan["status"] == "on-hold" else "active"
     change = Change(f"assessment:{assessed.instrument}", "system", assessed.assessed_at, received)
     await _save(uow, plan, document, status, change, based_on_assessment=assessed.assessment_id)
@@ -233,7 +231,7 @@ async def when_patient_details_change_personalise_plan(
     plan = await _locked(uow.conn, event.patient_id)
     if plan is None or plan["version"] == 0 or plan["status"] in ("revoked", "completed"):
         return
-    document = await _redraft(uow, planning.library, plan, received.envelope.time)
+    document = _redraft(planning.library, plan, received.envelope.time)
     await _save(
         uow,
         plan,
@@ -381,7 +379,7 @@ async def contribute(
         plan["agreed_goals"] = list(dict.fromkeys([*plan["agreed_goals"], goal_id]))
     else:
         plan["overrides"] = {**plan["overrides"], **contribution["preference"]}
-    document = await _redraft(uow, planning.library, plan, at)
+    document = _redraft(planning.library, plan, at)
     version = await _save(uow, plan, document, plan["status"], Change("care-team-contribution", role, at))
     return version or int(plan["version"])
 
@@ -470,7 +468,7 @@ async def _add_service(
     uow: UnitOfWork, planning: Planning, plan: dict[str, Any], service_code: str, change: Change
 ) -> int:
     plan["services"] = list(dict.fromkeys([*plan["services"], service_code]))
-    document = await _redraft(uow, planning.library, plan, change.at)
+    document = _redraft(planning.library, plan, change.at)
     version = await _save(uow, plan, document, plan["status"], change)
     return version or int(plan["version"])
 
