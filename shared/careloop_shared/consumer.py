@@ -25,11 +25,13 @@ from pydantic import ValidationError
 from careloop_shared.events import Event, ReceivedEvent, UndecodableEvent, decode
 from careloop_shared.failpoints import failpoint
 from careloop_shared.logging import get_logger, safe_exception_message
-from careloop_shared.outbox import TopicFor, UnitOfWork
+from careloop_shared.outbox import DatabaseUnitOfWork, TopicFor, UnitOfWork
 
 log = get_logger(__name__)
 
-Handler = Callable[[UnitOfWork, Any], Awaitable[None]]
+# handler(context, unit of work, event): the service's context object, as every use case gets it.
+Handler = Callable[[Any, UnitOfWork[Any], Any], Awaitable[None]]
+StoreFactory = Callable[[asyncpg.Connection], Any]
 
 
 H = TypeVar("H", bound=Callable[..., Awaitable[None]])
@@ -42,10 +44,7 @@ def batch_handler(handler: H) -> H:
 
 
 def handles_batches(handler: Handler) -> bool:
-    return bool(
-        getattr(handler, "handles_batches", False)
-        or getattr(getattr(handler, "func", None), "handles_batches", False)
-    )
+    return bool(getattr(handler, "handles_batches", False))
 
 
 DeadLetterSink = Callable[[str, bytes | None, dict[str, str], bytes | None], Awaitable[None]]
@@ -112,6 +111,8 @@ class EventConsumer:
         handlers: Mapping[type[Event], Handler],
         dead_letter: DeadLetterSink,
         *,
+        context: Any,
+        store: StoreFactory,
         dead_letter_topic: str,
         max_attempts: int = 3,
         backoff_s: float = 0.2,
@@ -122,6 +123,8 @@ class EventConsumer:
         self._handlers = {cls.type: h for cls, h in handlers.items()}
         self._accepted = {cls.type: cls for cls in handlers}
         self._dead_letter = dead_letter
+        self._context = context
+        self._store = store
         self.dead_letter_topic = dead_letter_topic
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
@@ -193,7 +196,7 @@ class EventConsumer:
                     [e.offset for e in events],
                 )
             }
-            uow = UnitOfWork(conn, self._topic_for)
+            uow = DatabaseUnitOfWork(conn, self._topic_for, self._store(conn))
             todo = []
             for event in events:
                 if event.envelope.id not in fresh:
@@ -203,10 +206,10 @@ class EventConsumer:
             # Consecutive events for one batch handler go to it together, in order.
             for handler, run in groupby(todo, key=lambda e: self._handlers[e.envelope.type]):
                 if handles_batches(handler):
-                    await handler(uow, list(run))
+                    await handler(self._context, uow, list(run))
                 else:
                     for event in run:
-                        await handler(uow, event)
+                        await handler(self._context, uow, event)
             await uow.flush()
         failpoint("consumer.after_db_commit")
 

@@ -1,14 +1,14 @@
-"""asyncpg pool and ordered SQL migrations applied on start."""
+"""asyncpg pool, ordered SQL migrations applied on start, and the insert and update every store uses."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -54,9 +54,52 @@ def folder_migrations(namespace: str, folder: Path) -> list[tuple[str, str]]:
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
+Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+
+def _names(table: str, columns: Iterable[str]) -> None:
+    """Table and column names come from the service's own code, never a request; checked anyway."""
+    for name in (table, *columns):
+        if not _IDENTIFIER.match(name):
+            raise ValueError(f"not a column or table name: {name!r}")
+
+
+def _insert_sql(table: str, columns: Sequence[str], conflict: str, returning: str) -> str:
+    _names(table, columns)
+    placeholders = ", ".join(f"${i + 1}" for i in range(len(columns)))
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
+        + (f" ON CONFLICT {conflict}" if conflict else "")
+        + (f" RETURNING {returning}" if returning else "")
+    )
+
+
+async def insert_row(
+    conn: Db, table: str, row: Mapping[str, Any], *, conflict: str = "", returning: str = ""
+) -> asyncpg.Record | None:
+    """``INSERT INTO table (<row's keys>) VALUES (<its values>)``, with ``ON CONFLICT <conflict>`` and
+    ``RETURNING <returning>`` when given; the returned row, or None (nothing inserted, or no RETURNING).
+    """
+    columns = sorted(row)
+    sql = _insert_sql(table, columns, conflict, returning)
+    if returning:
+        return await conn.fetchrow(sql, *(row[c] for c in columns))
+    await conn.execute(sql, *(row[c] for c in columns))
+    return None
+
+
+async def insert_rows(conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *, conflict: str = "") -> None:
+    """Many rows with the same keys, in one prepared statement."""
+    if not rows:
+        return
+    columns = sorted(rows[0])
+    await conn.executemany(
+        _insert_sql(table, columns, conflict, ""), [tuple(r[c] for c in columns) for r in rows]
+    )
+
 
 async def update_by_id(
-    conn: asyncpg.Connection,
+    conn: Db,
     table: str,
     row_id: Any,
     changes: Mapping[str, Any],
@@ -64,14 +107,9 @@ async def update_by_id(
     at: datetime,
     returning: str = "",
 ) -> asyncpg.Record | None:
-    """``UPDATE table SET <changes>, updated_at = at WHERE id = row_id``, optionally ``RETURNING``.
-
-    Column names come from the service's own code, never from a request; they are checked anyway.
-    """
+    """``UPDATE table SET <changes>, updated_at = at WHERE id = row_id``, optionally ``RETURNING``."""
     columns = sorted(changes)
-    for name in (table, *columns):
-        if not _IDENTIFIER.match(name):
-            raise ValueError(f"not a column or table name: {name!r}")
+    _names(table, columns)
     assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
     return await conn.fetchrow(
         f"UPDATE {table} SET {assignments}, updated_at = ${len(columns) + 2} WHERE id = $1"

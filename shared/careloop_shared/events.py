@@ -15,7 +15,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from careloop_shared.logging import SafeMessageError
+from careloop_shared.errors import SafeMessageError
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -29,7 +29,6 @@ class Event(BaseModel):
 
     type: ClassVar[str]
     source: ClassVar[str]
-    summary: ClassVar[str] = ""
 
     patient_id: uuid.UUID
     agency_id: str

@@ -1,15 +1,22 @@
-"""The HTTP side every service shares: app factory, health, auth dependency, PHI-safe errors."""
+"""The HTTP side every service shares: app factory, health, dependencies, commands, PHI-safe errors.
+
+A route builds a domain command from the request and hands it to ``Commands.run`` with the handler
+that carries it out; a refusal the handler raises (``careloop_shared.errors``) is answered here, once.
+Reads use the service's store over the pool (``read_store``) and its context (``service_context``).
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.specification import AsyncAPI, get_asyncapi_html
@@ -17,7 +24,10 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from careloop_shared.auth import BearerCredentials, Principal, authenticate
+from careloop_shared.errors import Refusal
+from careloop_shared.idempotency import run_idempotent
 from careloop_shared.logging import configure_logging, get_logger
+from careloop_shared.outbox import UnitOfWork
 from careloop_shared.runtime import ServiceRuntime
 from careloop_shared.settings import DEV_JWT_SECRET
 
@@ -34,8 +44,65 @@ def current_principal(request: Request, credentials: BearerCredentials) -> Princ
     return authenticate(credentials, settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
 
 
+def service_context(request: Request) -> Any:
+    """The service's context; a service names its type: ``Annotated[Ctx, Depends(service_context)]``."""
+    return get_runtime(request).context
+
+
+def read_store(request: Request) -> Any:
+    """The service's store over the pool, for reads: ``Annotated[Store, Depends(read_store)]``."""
+    return get_runtime(request).reader()
+
+
 Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+CommandHandler = Callable[[Any, UnitOfWork[Any], Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer whose status depends on what the handler did (e.g. 201 created, 200 updated)."""
+
+    body: Any
+    status_code: int
+
+
+class CommandRunner:
+    """Carries out one command for an HTTP request: in one unit of work, once per Idempotency-Key."""
+
+    def __init__(self, runtime: ServiceRuntime, request: Request, principal: Principal) -> None:
+        self._runtime = runtime
+        self._request = request
+        self._principal = principal
+
+    async def run(
+        self,
+        handler: CommandHandler,
+        command: Any,
+        *,
+        status_code: int = 200,
+        respond: Callable[[Any], Any] | None = None,
+    ) -> JSONResponse:
+        """``handler(context, uow, command)``; ``respond`` shapes its result into the response body
+        (or a ``Reply``). A refusal raised by the handler rolls everything back."""
+        context = self._runtime.context
+
+        async def operation(uow: UnitOfWork[Any]) -> tuple[int, Any]:
+            result = await handler(context, uow, command)
+            answer = respond(result) if respond is not None else result
+            if isinstance(answer, Reply):
+                return answer.status_code, answer.body
+            return status_code, answer
+
+        return await run_idempotent(self._runtime, self._request, self._principal, command, operation)
+
+
+def command_runner(request: Request, who: CurrentPrincipal) -> CommandRunner:
+    return CommandRunner(get_runtime(request), request, who)
+
+
+Commands = Annotated[CommandRunner, Depends(command_runner)]
 
 T = TypeVar("T")
 
@@ -84,6 +151,11 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         content={"detail": validation_errors(exc.errors())},
     )
+
+
+async def _on_refusal(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refusal)
+    return JSONResponse(status_code=exc.status_code, content=jsonable_encoder(exc.body()))
 
 
 async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -144,6 +216,7 @@ def create_app(runtime: ServiceRuntime, routers: Sequence[APIRouter], *, descrip
     )
     app.state.runtime = runtime
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Refusal, _on_refusal)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
     app.add_middleware(AccessLog)

@@ -18,17 +18,18 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from careloop_shared.auth import Principal
-from careloop_shared.outbox import UnitOfWork
+from careloop_shared.outbox import DatabaseUnitOfWork
 from careloop_shared.runtime import ServiceRuntime
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 200
 
-Operation = Callable[[UnitOfWork], Awaitable[tuple[int, Any]]]
+Operation = Callable[[DatabaseUnitOfWork[Any]], Awaitable[tuple[int, Any]]]
 
 
 def fingerprint(method: str, path: str, body: Any) -> bytes:
+    """The request as it was understood (its command), so a retry matches whatever the JSON spacing."""
     canonical = json.dumps(jsonable_encoder(body), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).digest()
 

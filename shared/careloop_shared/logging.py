@@ -17,6 +17,8 @@ import asyncpg
 import structlog
 from pydantic import ValidationError
 
+from careloop_shared.errors import SafeMessageError
+
 PHI_KEYS = frozenset(
     {
         "name",
@@ -41,10 +43,6 @@ PHI_KEYS = frozenset(
         "input",
     }
 )
-
-
-class SafeMessageError(Exception):
-    """Base for exceptions whose message is written for logs and holds no patient data."""
 
 
 # Schema and constraint errors name tables, columns and constraints, never the values involved.

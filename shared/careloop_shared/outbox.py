@@ -12,6 +12,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -28,16 +29,20 @@ _RELAY_LOCK = 0x72656C61  # advisory lock id: one active relay per service datab
 TopicFor = Callable[[str], str]
 
 
-class UnitOfWork:
-    """One database transaction: the service's state changes plus the events they emit."""
+S = TypeVar("S")
 
-    def __init__(
-        self, conn: asyncpg.Connection, topic_for: TopicFor, correlation_id: uuid.UUID | None = None
-    ) -> None:
-        self.conn = conn
-        self._topic_for = topic_for
+
+class UnitOfWork(Generic[S]):
+    """What a handler works with: the service's ``store`` and the events it emits, committed together.
+
+    A handler reads and writes through ``store`` and announces with ``emit``; whoever opened the unit
+    of work (the consumer, an HTTP command, a periodic step) commits both or neither.
+    """
+
+    def __init__(self, store: S, correlation_id: uuid.UUID | None = None) -> None:
+        self.store = store
         self._correlation_id = correlation_id
-        self._pending: list[Message] = []
+        self.pending: list[Message] = []
 
     def emit(
         self,
@@ -56,11 +61,26 @@ class UnitOfWork:
             event_id=event_id,
             time=time,
         )
-        self._pending.append(message)
+        self.pending.append(message)
         return message
 
+
+class DatabaseUnitOfWork(UnitOfWork[S]):
+    """A unit of work that is one PostgreSQL transaction; emitted events go to its outbox table."""
+
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        topic_for: TopicFor,
+        store: S,
+        correlation_id: uuid.UUID | None = None,
+    ) -> None:
+        super().__init__(store, correlation_id)
+        self.conn = conn
+        self._topic_for = topic_for
+
     async def flush(self) -> None:
-        if not self._pending:
+        if not self.pending:
             return
         rows = [
             (
@@ -71,9 +91,9 @@ class UnitOfWork:
                 m.envelope.headers(),
                 m.event.body(),
             )
-            for m in self._pending
+            for m in self.pending
         ]
-        self._pending.clear()
+        self.pending.clear()
         # A deterministic event id emitted twice is one event: the second insert is a no-op.
         await self.conn.executemany(
             "INSERT INTO outbox (event_id, event_type, topic, key, headers, payload)"
@@ -82,12 +102,20 @@ class UnitOfWork:
         )
 
 
+def _no_store(_: asyncpg.Connection) -> Any:
+    return None
+
+
 @contextlib.asynccontextmanager
 async def unit_of_work(
-    pool: asyncpg.Pool, topic_for: TopicFor, correlation_id: uuid.UUID | None = None
-) -> AsyncIterator[UnitOfWork]:
+    pool: asyncpg.Pool,
+    topic_for: TopicFor,
+    correlation_id: uuid.UUID | None = None,
+    *,
+    store: Callable[[asyncpg.Connection], S] = _no_store,
+) -> AsyncIterator[DatabaseUnitOfWork[S]]:
     async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, topic_for, correlation_id)
+        uow = DatabaseUnitOfWork(conn, topic_for, store(conn), correlation_id)
         yield uow
         await uow.flush()
 

@@ -1,7 +1,9 @@
 """A service's running parts, wired once: settings, pool, migrations, topics, broker, relay, consumer.
 
-Every service is composed the same way in its ``main.py``; only its tables, handlers, routes and
-background loops differ.
+Every service is composed the same way in its ``main.py``: a ``ServiceSpec`` names its context (the
+rules, clock and caches its use cases are configured with), how to open its store over a database
+connection, the events it publishes, which event goes to which handler, and its periodic steps.
+Every use case, whatever starts it, is called the same way: ``handler(context, unit_of_work, message)``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -19,16 +21,20 @@ from typing import Any
 import asyncpg
 
 from careloop_shared import db
-from careloop_shared.consumer import EventConsumer, Handler
+from careloop_shared.consumer import EventConsumer, Handler, StoreFactory
 from careloop_shared.events import Event
 from careloop_shared.kafka import consumer_lag, ensure_topics, new_broker, publish_dead_letter, subscribe
 from careloop_shared.logging import get_logger
-from careloop_shared.outbox import OutboxRelay, UnitOfWork, unit_of_work
+from careloop_shared.outbox import DatabaseUnitOfWork, OutboxRelay, UnitOfWork, unit_of_work
 from careloop_shared.settings import ServiceSettings
 
 log = get_logger(__name__)
 
 BackgroundLoop = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
+# step(context, unit of work): one round of periodic work; True when more is waiting right now.
+PeriodicStep = Callable[[Any, UnitOfWork[Any]], Awaitable[bool]]
+# step(context, unit of work): run once at start, after migrations and before the consumer.
+StartupStep = Callable[[Any, UnitOfWork[Any]], Awaitable[None]]
 
 
 @dataclass
@@ -37,12 +43,37 @@ class ServiceSpec:
 
     name: str
     migrations: Path
+    context: Any  # the service's rules, clock and caches, handed to every handler
+    store: StoreFactory  # the service's store over one connection (a unit of work's, or the pool)
     publishes: Sequence[type[Event]] = ()
     handlers: Mapping[type[Event], Handler] = field(default_factory=dict)
     background: Sequence[BackgroundLoop] = ()
-    context: Mapping[str, Any] = field(default_factory=dict)  # the service's own rules and data files
-    # Run once after migrations and before the consumer starts, e.g. loading reference data.
-    startup: Sequence[BackgroundLoop] = ()
+    startup: Sequence[StartupStep] = ()
+
+
+def periodic(step: PeriodicStep, *, every_s: float) -> BackgroundLoop:
+    """Run ``step`` in its own unit of work every ``every_s`` seconds, at once again while it has more.
+
+    It keeps no timer in memory: a step asks the database what is due by the clock, so whatever fell
+    due while the service was down is handled on the first round after it starts. A failed round is
+    logged and retried on the next tick.
+    """
+
+    async def loop(runtime: ServiceRuntime) -> None:
+        while True:
+            try:
+                more = True
+                while more:
+                    async with runtime.uow() as uow:
+                        more = await step(runtime.context, uow)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("periodic step failed; will retry", step=step.__name__, exc_info=exc)
+            await asyncio.sleep(every_s)
+
+    loop.__name__ = step.__name__
+    return loop
 
 
 class ServiceRuntime:
@@ -77,10 +108,19 @@ class ServiceRuntime:
     def topic_for(self, event_type: str) -> str:
         return self.settings.topic(event_type)
 
+    @property
+    def context(self) -> Any:
+        return self.spec.context
+
     def uow(
         self, correlation_id: uuid.UUID | None = None
-    ) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
-        return unit_of_work(self.pool, self.topic_for, correlation_id)
+    ) -> contextlib.AbstractAsyncContextManager[DatabaseUnitOfWork[Any]]:
+        """One transaction with the service's store bound to it; emitted events commit with it."""
+        return unit_of_work(self.pool, self.topic_for, correlation_id, store=self.spec.store)
+
+    def reader(self) -> Any:
+        """The service's store over the pool, for reads outside any unit of work."""
+        return self.spec.store(self.pool)
 
     async def start(self) -> None:
         s = self.settings
@@ -91,7 +131,8 @@ class ServiceRuntime:
             [*db.kernel_migrations(), *db.folder_migrations(self.spec.name, self.spec.migrations)],
         )
         for step in self.spec.startup:
-            await step(self)
+            async with self.uow() as uow:
+                await step(self.context, uow)
         topics = {self.topic_for(e.type) for e in self.spec.publishes}
         if self.spec.handlers:
             self.consumer = EventConsumer(
@@ -100,6 +141,8 @@ class ServiceRuntime:
                 self.topic_for,
                 self.spec.handlers,
                 partial(publish_dead_letter, self.broker),
+                context=self.context,
+                store=self.spec.store,
                 dead_letter_topic=self.dead_letter_topic,
                 max_attempts=s.consumer_max_attempts,
                 backoff_s=s.consumer_backoff_s,

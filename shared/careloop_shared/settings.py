@@ -12,6 +12,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_JWT_SECRET = "careloop-dev-secret-change-me-0123456789"
 
 
+def service_config(env_prefix: str) -> SettingsConfigDict:
+    """A service's settings: its own names under ``env_prefix`` (``INTAKE_``), the global ones as they are."""
+    return SettingsConfigDict(env_prefix=env_prefix, extra="ignore", frozen=True, populate_by_name=True)
+
+
 def _global(name: str) -> AliasChoices:
     return AliasChoices(name)
 

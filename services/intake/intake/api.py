@@ -1,18 +1,16 @@
-"""intake's HTTP routes. Every POST honours Idempotency-Key."""
+"""intake's HTTP routes: each command route builds a command and runs its handler; reads use the store."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends
 
-from careloop_shared.http import CurrentPrincipal, Page, Paging, Runtime, validation_errors
-from careloop_shared.idempotency import run_idempotent
-from careloop_shared.outbox import UnitOfWork
-from intake import handlers, store
-from intake.domain.scoring import InvalidAnswers, Rules
+from careloop_shared.errors import NotFound
+from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, read_store
+from intake import handlers
+from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient, RevokeConsent, UpdatePatient
 from intake.schemas import (
     AssessmentIn,
     AssessmentOut,
@@ -23,46 +21,21 @@ from intake.schemas import (
     PatientOut,
     PatientPatch,
 )
+from intake.store import IntakeStore
 
 router = APIRouter(prefix="/v1")
-RULES = Rules.load()
-
-_PATIENT_NOT_FOUND = "patient not found"
-_IDEMPOTENCY_DOC = {"Idempotency-Key": "a retry with the same key returns the first result"}
+Store = Annotated[IntakeStore, Depends(read_store)]
 
 
-def _unprocessable(problems: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": validation_errors(problems)}
-    )
+def _created(new_id: uuid.UUID) -> Created:
+    return Created(id=new_id)
 
 
-async def _idempotent(rt: Runtime, request: Request, who: CurrentPrincipal, body: Any, op: Any) -> Any:
-    """Map domain refusals to HTTP answers; nothing is stored when one is raised."""
-    try:
-        return await run_idempotent(rt, request, who, body, op)
-    except (handlers.PatientNotFound, handlers.ConsentNotFound) as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except handlers.LikelyDuplicate as exc:
-        return JSONResponse(
-            status_code=status.HTTP_409_CONFLICT,
-            content={"detail": str(exc), "existing_id": str(exc.existing_id)},
-        )
-    except handlers.InvalidChange as exc:
-        return _unprocessable([{"loc": ["body"], "type": "invalid_change", "msg": str(exc)}])
-    except InvalidAnswers as exc:
-        return _unprocessable(
-            [
-                {
-                    "loc": ["body", "answers", p["item"]]
-                    if p["item"] != "instrument"
-                    else ["body", "instrument"],
-                    "type": "invalid_answer",
-                    "msg": p["reason"],
-                }
-                for p in exc.problems
-            ]
-        )
+async def _patient(store: IntakeStore, agency_id: str, patient_id: uuid.UUID) -> Any:
+    row = await store.get_patient(agency_id, patient_id)
+    if row is None:
+        raise handlers.PatientNotFound()
+    return row
 
 
 @router.post(
@@ -72,66 +45,52 @@ async def _idempotent(rt: Runtime, request: Request, who: CurrentPrincipal, body
     response_model=Created,
     responses={409: {"description": "Likely duplicate; body names existing_id"}},
 )
-async def register_patient(body: PatientIn, who: CurrentPrincipal, rt: Runtime, request: Request) -> Any:
-    async def op(uow: UnitOfWork) -> tuple[int, Any]:
-        return 201, Created(id=await handlers.register_patient(uow, who.agency_id, body))
-
-    return await _idempotent(rt, request, who, body, op)
+async def register_patient(body: PatientIn, who: CurrentPrincipal, commands: Commands) -> Any:
+    command = RegisterPatient(agency_id=who.agency_id, **body.model_dump())
+    return await commands.run(handlers.register_patient, command, status_code=201, respond=_created)
 
 
 @router.get("/patients", tags=["patients"], response_model=Page[PatientOut])
-async def list_patients(who: CurrentPrincipal, rt: Runtime, page: Paging) -> Page[PatientOut]:
-    rows = await store.list_patients(rt.pool, who.agency_id, page.fetch_limit, page.offset)
+async def list_patients(who: CurrentPrincipal, store: Store, page: Paging) -> Page[PatientOut]:
+    rows = await store.list_patients(who.agency_id, page.fetch_limit, page.offset)
     return Page.of([PatientOut(**dict(r)) for r in rows], page)
 
 
 @router.get("/patients/{patient_id}", tags=["patients"], response_model=PatientOut)
-async def get_patient(patient_id: uuid.UUID, who: CurrentPrincipal, rt: Runtime) -> PatientOut:
-    row = await store.get_patient(rt.pool, who.agency_id, patient_id)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, _PATIENT_NOT_FOUND)
-    return PatientOut(**dict(row))
+async def get_patient(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> PatientOut:
+    return PatientOut(**dict(await _patient(store, who.agency_id, patient_id)))
 
 
 @router.patch("/patients/{patient_id}", tags=["patients"], response_model=PatientOut)
 async def update_patient(
-    patient_id: uuid.UUID, body: PatientPatch, who: CurrentPrincipal, rt: Runtime, request: Request
+    patient_id: uuid.UUID, body: PatientPatch, who: CurrentPrincipal, commands: Commands
 ) -> Any:
-    async def op(uow: UnitOfWork) -> tuple[int, Any]:
-        updated = await handlers.update_patient(uow, who.agency_id, patient_id, body)
-        return 200, PatientOut(**updated)
-
-    return await _idempotent(rt, request, who, body.model_dump(exclude_unset=True), op)
+    command = UpdatePatient(who.agency_id, patient_id, body.model_dump(exclude_unset=True))
+    return await commands.run(handlers.update_patient, command, respond=lambda p: PatientOut(**p))
 
 
 @router.post("/patients/{patient_id}/consents", tags=["consent"], status_code=201, response_model=Created)
 async def record_consent(
-    patient_id: uuid.UUID, body: ConsentIn, who: CurrentPrincipal, rt: Runtime, request: Request
+    patient_id: uuid.UUID, body: ConsentIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
-    async def op(uow: UnitOfWork) -> tuple[int, Any]:
-        return 201, Created(id=await handlers.record_consent(uow, who.agency_id, patient_id, body))
-
-    return await _idempotent(rt, request, who, body, op)
+    command = RecordConsent(agency_id=who.agency_id, patient_id=patient_id, **body.model_dump())
+    return await commands.run(handlers.record_consent, command, status_code=201, respond=_created)
 
 
 @router.get("/patients/{patient_id}/consents", tags=["consent"], response_model=list[ConsentOut])
-async def list_consents(patient_id: uuid.UUID, who: CurrentPrincipal, rt: Runtime) -> list[ConsentOut]:
-    if await store.get_patient(rt.pool, who.agency_id, patient_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, _PATIENT_NOT_FOUND)
-    return [ConsentOut(**dict(r)) for r in await store.list_consents(rt.pool, who.agency_id, patient_id)]
+async def list_consents(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> list[ConsentOut]:
+    await _patient(store, who.agency_id, patient_id)
+    return [ConsentOut(**dict(r)) for r in await store.list_consents(who.agency_id, patient_id)]
 
 
 @router.post(
     "/patients/{patient_id}/consents/{consent_id}/revoke", tags=["consent"], response_model=ConsentOut
 )
 async def revoke_consent(
-    patient_id: uuid.UUID, consent_id: uuid.UUID, who: CurrentPrincipal, rt: Runtime, request: Request
+    patient_id: uuid.UUID, consent_id: uuid.UUID, who: CurrentPrincipal, commands: Commands
 ) -> Any:
-    async def op(uow: UnitOfWork) -> tuple[int, Any]:
-        revoked = await handlers.revoke_consent(uow, who.agency_id, patient_id, consent_id)
-        return 200, ConsentOut(**revoked)
-
-    return await _idempotent(rt, request, who, None, op)
+    command = RevokeConsent(who.agency_id, patient_id, consent_id)
+    return await commands.run(handlers.revoke_consent, command, respond=lambda c: ConsentOut(**c))
 
 
 @router.post(
@@ -142,28 +101,24 @@ async def revoke_consent(
     responses={404: {"description": "No such patient in your agency"}},
 )
 async def assess_patient(
-    patient_id: uuid.UUID, body: AssessmentIn, who: CurrentPrincipal, rt: Runtime, request: Request
+    patient_id: uuid.UUID, body: AssessmentIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
-    async def op(uow: UnitOfWork) -> tuple[int, Any]:
-        assessment_id = await handlers.assess_patient(uow, RULES, who.agency_id, patient_id, body)
-        return 202, Created(id=assessment_id)
-
-    return await _idempotent(rt, request, who, body, op)
+    command = AssessPatient(who.agency_id, patient_id, body.instrument, body.answers)
+    return await commands.run(handlers.assess_patient, command, status_code=202, respond=_created)
 
 
 @router.get("/patients/{patient_id}/assessments", tags=["assessments"], response_model=Page[AssessmentOut])
 async def list_assessments(
-    patient_id: uuid.UUID, who: CurrentPrincipal, rt: Runtime, page: Paging
+    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, page: Paging
 ) -> Page[AssessmentOut]:
-    if await store.get_patient(rt.pool, who.agency_id, patient_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, _PATIENT_NOT_FOUND)
-    rows = await store.list_assessments(rt.pool, who.agency_id, patient_id, page.fetch_limit, page.offset)
+    await _patient(store, who.agency_id, patient_id)
+    rows = await store.list_assessments(who.agency_id, patient_id, page.fetch_limit, page.offset)
     return Page.of([AssessmentOut(**dict(r)) for r in rows], page)
 
 
 @router.get("/assessments/{assessment_id}", tags=["assessments"], response_model=AssessmentOut)
-async def get_assessment(assessment_id: uuid.UUID, who: CurrentPrincipal, rt: Runtime) -> AssessmentOut:
-    row = await store.get_assessment(rt.pool, who.agency_id, assessment_id)
+async def get_assessment(assessment_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> AssessmentOut:
+    row = await store.get_assessment(who.agency_id, assessment_id)
     if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "assessment not found")
+        raise NotFound("assessment not found")
     return AssessmentOut(**dict(row))

@@ -1,12 +1,12 @@
-"""Composition root of intake."""
+"""Composition root of intake: settings -> context -> spec -> runtime -> app."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import FastAPI
-from pydantic_settings import SettingsConfigDict
 
+from careloop_shared.clock import Clock, system_clock
 from careloop_shared.contracts import (
     ConsentRecorded,
     ConsentRevoked,
@@ -16,30 +16,22 @@ from careloop_shared.contracts import (
 )
 from careloop_shared.http import create_app, serve
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
-from careloop_shared.settings import ServiceSettings
 from intake.api import router
+from intake.config import IntakeContext, IntakeSettings
+from intake.store import IntakeStore
 
 
-class IntakeSettings(ServiceSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="INTAKE_", extra="ignore", frozen=True, populate_by_name=True
+def build_app(settings: IntakeSettings | None = None, clock: Clock = system_clock) -> FastAPI:
+    settings = settings or IntakeSettings()
+    spec = ServiceSpec(
+        name="intake",
+        migrations=Path(__file__).parent / "migrations",
+        context=IntakeContext.from_settings(settings, clock),
+        store=IntakeStore,
+        publishes=[PatientRegistered, PatientUpdated, ConsentRecorded, ConsentRevoked, PatientAssessed],
     )
-
-    service_name: str = "intake"
-    port: int = 8001
-
-
-SPEC = ServiceSpec(
-    name="intake",
-    migrations=Path(__file__).parent / "migrations",
-    publishes=[PatientRegistered, PatientUpdated, ConsentRecorded, ConsentRevoked, PatientAssessed],
-)
-
-
-def build_app(settings: IntakeSettings | None = None) -> FastAPI:
-    runtime = ServiceRuntime(SPEC, settings or IntakeSettings())
     return create_app(
-        runtime,
+        ServiceRuntime(spec, settings),
         [router],
         description=(
             "Patients, consent and assessments. The only service holding identifying details. Emits"

@@ -2,10 +2,11 @@
 
 import pytest
 
-from intake.domain.scoring import InvalidAnswers, Rules, score
+from careloop_shared.rules import load_rules
+from intake.domain.scoring import RULES_FILE, InvalidAnswers, ScreeningRules, score
 
-RULES = Rules.load()
-PHQ9_ITEMS = list(RULES.instruments["phq-9"]["items"])
+RULES = load_rules(ScreeningRules, RULES_FILE)
+PHQ9_ITEMS = list(RULES.instruments["phq-9"].items)
 ITEM_9 = "44260-8"
 
 
@@ -204,7 +205,7 @@ def test_result_names_the_rules_version():
 def test_bad_answers_name_the_item_and_reason(instrument, answers, problem):
     with pytest.raises(InvalidAnswers) as caught:
         score(RULES, instrument, answers)
-    assert problem in caught.value.problems
+    assert problem in caught.value.by_item
 
 
 def test_a_single_code_is_accepted_for_a_multiple_choice_item():

@@ -29,7 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from careloop_shared.events import Message
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
 
 

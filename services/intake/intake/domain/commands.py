@@ -1,0 +1,58 @@
+"""What intake is asked to do: one command per use case, built by the API from a request."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from careloop_shared.contracts import ContactPreference
+
+
+@dataclass(frozen=True)
+class RegisterPatient:
+    agency_id: str
+    given_name: str
+    family_name: str
+    birth_date: date
+    preferred_language: str
+    contact_preference: ContactPreference
+    phone: str | None = None
+    email: str | None = None
+    postal_code: str | None = None
+
+
+@dataclass(frozen=True)
+class UpdatePatient:
+    """Only the fields in ``changes`` change; ``None`` clears an optional contact detail."""
+
+    agency_id: str
+    patient_id: uuid.UUID
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RecordConsent:
+    agency_id: str
+    patient_id: uuid.UUID
+    purpose: str
+    agencies: list[str]
+    program_categories: list[str]
+    period_start: datetime | None = None  # now, when not given
+    period_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RevokeConsent:
+    agency_id: str
+    patient_id: uuid.UUID
+    consent_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class AssessPatient:
+    agency_id: str
+    patient_id: uuid.UUID
+    instrument: str
+    answers: dict[str, Any]

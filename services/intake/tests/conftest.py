@@ -1,0 +1,122 @@
+"""intake's unit-test fixtures: an in-memory store that behaves like ``IntakeStore``, a context, a clock."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from careloop_shared.rules import load_rules
+from careloop_shared.testing.fakes import FakeClock
+from intake.config import IntakeContext
+from intake.domain.scoring import RULES_FILE, ScreeningRules
+
+
+class FakeIntakeStore:
+    """``IntakeStore`` over dicts: the same answers, including the likely-duplicate rule."""
+
+    def __init__(self) -> None:
+        self.patients: dict[uuid.UUID, dict[str, Any]] = {}
+        self.consents: dict[uuid.UUID, dict[str, Any]] = {}
+        self.assessments: dict[uuid.UUID, dict[str, Any]] = {}
+
+    def _duplicate_of(self, agency_id: str, name_key: str, birth_date: Any, but: Any = None) -> Any:
+        return next(
+            (
+                p["id"]
+                for p in self.patients.values()
+                if (p["agency_id"], p["name_key"], p["birth_date"]) == (agency_id, name_key, birth_date)
+                and p["id"] != but
+            ),
+            None,
+        )
+
+    async def insert_patient(self, row: dict[str, Any]) -> uuid.UUID | None:
+        existing = self._duplicate_of(row["agency_id"], row["name_key"], row["birth_date"])
+        if existing is None:
+            self.patients[row["id"]] = dict(row)
+        return existing
+
+    async def get_patient(
+        self, agency_id: str, patient_id: uuid.UUID, *, lock: bool = False
+    ) -> dict[str, Any] | None:
+        row = self.patients.get(patient_id)
+        return dict(row) if row is not None and row["agency_id"] == agency_id else None
+
+    async def update_patient(
+        self, patient_id: uuid.UUID, changes: dict[str, Any], at: datetime
+    ) -> uuid.UUID | None:
+        merged = {**self.patients[patient_id], **changes}
+        other = self._duplicate_of(merged["agency_id"], merged["name_key"], merged["birth_date"], patient_id)
+        if other is None:
+            self.patients[patient_id] = {**merged, "updated_at": at}
+        return other
+
+    async def list_patients(self, agency_id: str, limit: int, offset: int) -> list[dict[str, Any]]:
+        mine = sorted(
+            (p for p in self.patients.values() if p["agency_id"] == agency_id),
+            key=lambda p: (p["created_at"], p["id"]),
+        )
+        return mine[offset : offset + limit]
+
+    async def insert_consent(self, row: dict[str, Any]) -> None:
+        self.consents[row["id"]] = {**row, "status": "active", "revoked_at": None}
+
+    async def get_consent(
+        self, agency_id: str, patient_id: uuid.UUID, consent_id: uuid.UUID, *, lock: bool = False
+    ) -> dict[str, Any] | None:
+        row = self.consents.get(consent_id)
+        if row is None or (row["agency_id"], row["patient_id"]) != (agency_id, patient_id):
+            return None
+        return dict(row)
+
+    async def revoke_consent(self, consent_id: uuid.UUID, at: datetime) -> dict[str, Any]:
+        self.consents[consent_id].update(status="revoked", revoked_at=at)
+        return dict(self.consents[consent_id])
+
+    async def list_consents(self, agency_id: str, patient_id: uuid.UUID) -> list[dict[str, Any]]:
+        return sorted(
+            (
+                c
+                for c in self.consents.values()
+                if (c["agency_id"], c["patient_id"]) == (agency_id, patient_id)
+            ),
+            key=lambda c: (c["recorded_at"], c["id"]),
+        )
+
+    async def insert_assessment(self, row: dict[str, Any]) -> None:
+        self.assessments[row["id"]] = dict(row)
+
+    async def get_assessment(self, agency_id: str, assessment_id: uuid.UUID) -> dict[str, Any] | None:
+        row = self.assessments.get(assessment_id)
+        return dict(row) if row is not None and row["agency_id"] == agency_id else None
+
+    async def list_assessments(
+        self, agency_id: str, patient_id: uuid.UUID, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        mine = sorted(
+            (
+                a
+                for a in self.assessments.values()
+                if (a["agency_id"], a["patient_id"]) == (agency_id, patient_id)
+            ),
+            key=lambda a: (a["assessed_at"], a["id"]),
+        )
+        return mine[offset : offset + limit]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def ctx(clock: FakeClock) -> IntakeContext:
+    return IntakeContext(load_rules(ScreeningRules, RULES_FILE), clock)
+
+
+@pytest.fixture
+def store() -> FakeIntakeStore:
+    return FakeIntakeStore()

@@ -1,0 +1,183 @@
+"""intake's use cases against an in-memory store: decisions and events, no broker or database."""
+
+import uuid
+from datetime import date
+
+import pytest
+
+from careloop_shared.contracts import (
+    ConsentRecorded,
+    ConsentRevoked,
+    ContactPreference,
+    PatientAssessed,
+    PatientRegistered,
+    PatientUpdated,
+)
+from careloop_shared.testing.fakes import assert_fake_matches, run
+from intake import handlers
+from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient, RevokeConsent, UpdatePatient
+from intake.domain.scoring import InvalidAnswers
+from intake.store import IntakeStore
+
+AGENCY = "agency-a"
+PHQ9_ITEMS = [
+    "44250-9",
+    "44255-8",
+    "44259-0",
+    "44254-1",
+    "44251-7",
+    "44258-2",
+    "44252-5",
+    "44253-3",
+    "44260-8",
+]
+
+
+def registration(**changes) -> RegisterPatient:
+    fields = {
+        "agency_id": AGENCY,
+        "given_name": "Marisol",
+        "family_name": "Etxeberria",
+        "birth_date": date(1958, 3, 14),
+        "preferred_language": "es",
+        "contact_preference": ContactPreference.text,
+        "phone": "+1 555 0100",
+        "postal_code": "94110",
+    }
+    return RegisterPatient(**{**fields, **changes})
+
+
+async def registered(ctx, store, **changes) -> uuid.UUID:
+    patient_id, _ = await run(handlers.register_patient, ctx, store, registration(**changes))
+    return patient_id
+
+
+def test_the_fake_store_answers_like_the_real_one(store):
+    assert_fake_matches(IntakeStore, type(store))
+
+
+async def test_registering_announces_the_patient_without_identifying_details(ctx, store):
+    patient_id, uow = await run(handlers.register_patient, ctx, store, registration())
+    [event] = uow.events(PatientRegistered)
+    assert (event.patient_id, event.postal_area, event.contact_preference) == (patient_id, "941", "text")
+    assert "Marisol" not in event.model_dump_json()
+    assert store.patients[patient_id]["name_key"] == "marisol|etxeberria"
+
+
+async def test_a_likely_duplicate_is_refused_naming_the_existing_patient(ctx, store):
+    first = await registered(ctx, store)
+    with pytest.raises(handlers.LikelyDuplicate) as refused:
+        await run(handlers.register_patient, ctx, store, registration(given_name=" MARISOL "))
+    assert refused.value.body()["existing_id"] == first
+    assert len(store.patients) == 1
+    other_agency, _ = await run(handlers.register_patient, ctx, store, registration(agency_id="agency-b"))
+    assert other_agency != first
+
+
+async def test_an_update_names_the_changed_fields_never_their_values(ctx, store, clock):
+    patient_id = await registered(ctx, store)
+    clock.advance(hours=1)
+    command = UpdatePatient(AGENCY, patient_id, {"phone": "+1 555 0199", "preferred_language": "es"})
+    updated, uow = await run(handlers.update_patient, ctx, store, command)
+    [event] = uow.events(PatientUpdated)
+    assert event.changed_fields == ["phone"]
+    assert "0199" not in event.model_dump_json()
+    assert updated["updated_at"] == clock.now
+
+
+async def test_an_update_that_changes_nothing_announces_nothing(ctx, store):
+    patient_id = await registered(ctx, store)
+    _, uow = await run(
+        handlers.update_patient, ctx, store, UpdatePatient(AGENCY, patient_id, {"phone": "+1 555 0100"})
+    )
+    assert uow.pending == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"given_name": None}, "given_name cannot be cleared"),
+        ({"phone": None}, "contact_preference text needs a phone number"),
+        ({"contact_preference": ContactPreference.email}, "contact_preference email needs an email address"),
+    ],
+)
+async def test_an_inconsistent_update_is_refused_and_stores_nothing(ctx, store, changes, reason):
+    patient_id = await registered(ctx, store)
+    before = dict(store.patients[patient_id])
+    with pytest.raises(handlers.InvalidChange) as refused:
+        await run(handlers.update_patient, ctx, store, UpdatePatient(AGENCY, patient_id, changes))
+    assert refused.value.problems == [{"loc": ["body"], "type": "invalid_change", "msg": reason}]
+    assert store.patients[patient_id] == before
+
+
+async def test_an_update_making_a_likely_duplicate_is_refused(ctx, store):
+    await registered(ctx, store)
+    other = await registered(ctx, store, given_name="Ana")
+    with pytest.raises(handlers.LikelyDuplicate):
+        await run(
+            handlers.update_patient, ctx, store, UpdatePatient(AGENCY, other, {"given_name": "Marisol"})
+        )
+    assert store.patients[other]["given_name"] == "Ana"
+
+
+async def test_another_agencys_patient_is_not_found_for_any_command(ctx, store):
+    patient_id = await registered(ctx, store)
+    for command, handler in [
+        (UpdatePatient("agency-b", patient_id, {"phone": "+1 555 0111"}), handlers.update_patient),
+        (RecordConsent("agency-b", patient_id, "referral", ["agency-c"], []), handlers.record_consent),
+        (
+            AssessPatient("agency-b", patient_id, "phq-9", dict.fromkeys(PHQ9_ITEMS, 0)),
+            handlers.assess_patient,
+        ),
+    ]:
+        with pytest.raises(handlers.PatientNotFound):
+            await run(handler, ctx, store, command)
+
+
+async def test_consent_is_recorded_from_now_and_revoked_once(ctx, store, clock):
+    patient_id = await registered(ctx, store)
+    command = RecordConsent(AGENCY, patient_id, "referral", ["agency-food"], ["food-pantry"])
+    consent_id, uow = await run(handlers.record_consent, ctx, store, command)
+    [recorded] = uow.events(ConsentRecorded)
+    assert (recorded.consent_id, recorded.period_start) == (consent_id, clock.now)
+
+    clock.advance(days=1)
+    revoke = RevokeConsent(AGENCY, patient_id, consent_id)
+    revoked, uow = await run(handlers.revoke_consent, ctx, store, revoke)
+    assert (revoked["status"], revoked["revoked_at"]) == ("revoked", clock.now)
+    assert [e.revoked_at for e in uow.events(ConsentRevoked)] == [clock.now]
+    again, uow = await run(handlers.revoke_consent, ctx, store, revoke)
+    assert again["revoked_at"] == revoked["revoked_at"] and uow.pending == []
+
+
+async def test_an_unknown_consent_is_not_found(ctx, store):
+    patient_id = await registered(ctx, store)
+    with pytest.raises(handlers.NotFound):
+        await run(handlers.revoke_consent, ctx, store, RevokeConsent(AGENCY, patient_id, uuid.uuid4()))
+
+
+async def test_an_assessment_is_scored_stored_and_announced(ctx, store):
+    patient_id = await registered(ctx, store)
+    answers = {**dict.fromkeys(PHQ9_ITEMS, 3)}
+    assessment_id, uow = await run(
+        handlers.assess_patient, ctx, store, AssessPatient(AGENCY, patient_id, "phq-9", answers)
+    )
+    [event] = uow.events(PatientAssessed)
+    assert (event.assessment_id, event.total_score, event.risk_level) == (assessment_id, 27, "urgent")
+    assert event.urgent_flags == ["suicidal-ideation"]
+    assert event.rules_version == ctx.rules.version
+    assert store.assessments[assessment_id]["answers"] == answers
+
+
+async def test_bad_answers_are_refused_before_anything_is_read_or_written(ctx, store):
+    with pytest.raises(InvalidAnswers) as refused:
+        # No such patient either: the answers are checked first.
+        await run(
+            handlers.assess_patient, ctx, store, AssessPatient(AGENCY, uuid.uuid4(), "phq-9", {"44250-9": 7})
+        )
+    assert {
+        "loc": ["body", "answers", "44250-9"],
+        "type": "invalid_answer",
+        "msg": "must be between 0 and 3",
+    } in (refused.value.problems)
+    assert store.assessments == {}

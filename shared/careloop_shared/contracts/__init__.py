@@ -1,0 +1,78 @@
+"""Event contracts, version 1. Published as JSON Schema under ``schemas/`` for analytics consumers.
+
+One module per publishing service. Evolution rule: a ``.v1`` type only gains optional fields;
+anything else is a new ``.v2`` type. Events carry pseudonymous ids and coded values only: never names,
+birth dates, phone numbers, addresses or free text written about a patient.
+"""
+
+from __future__ import annotations
+
+from careloop_shared.contracts.careplan import (
+    CareTeamChanged,
+    EducationProvided,
+    FollowUpCadence,
+    Goal,
+    Intervention,
+    PlanAlternativesProposed,
+    PlanUpdated,
+)
+from careloop_shared.contracts.common import (
+    ContactPreference,
+    Need,
+    Observation,
+    Part,
+    RiskLevel,
+)
+from careloop_shared.contracts.followup import (
+    FollowUpCompleted,
+    FollowUpDue,
+    FollowUpOverdue,
+    FollowUpScheduled,
+    GoalProgress,
+    ReassessmentRequested,
+)
+from careloop_shared.contracts.intake import (
+    ConsentRecorded,
+    ConsentRevoked,
+    PatientAssessed,
+    PatientRegistered,
+    PatientUpdated,
+)
+from careloop_shared.contracts.referral import (
+    NetworkGapDetected,
+    ReferralMade,
+    ReferralOutcome,
+    ReferralOverdue,
+    ReferralStatusChanged,
+)
+
+__all__ = [
+    "CareTeamChanged",
+    "ConsentRecorded",
+    "ConsentRevoked",
+    "ContactPreference",
+    "EducationProvided",
+    "FollowUpCadence",
+    "FollowUpCompleted",
+    "FollowUpDue",
+    "FollowUpOverdue",
+    "FollowUpScheduled",
+    "Goal",
+    "GoalProgress",
+    "Intervention",
+    "Need",
+    "NetworkGapDetected",
+    "Observation",
+    "Part",
+    "PatientAssessed",
+    "PatientRegistered",
+    "PatientUpdated",
+    "PlanAlternativesProposed",
+    "PlanUpdated",
+    "ReassessmentRequested",
+    "ReferralMade",
+    "ReferralOutcome",
+    "ReferralOverdue",
+    "ReferralStatusChanged",
+    "RiskLevel",
+]

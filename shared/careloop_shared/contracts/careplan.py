@@ -1,0 +1,120 @@
+"""Events careplan publishes: care plan versions, care teams, necessity decisions, education."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field
+
+from careloop_shared.contracts.common import Part, RiskLevel
+from careloop_shared.events import Event, register
+
+
+class Goal(Part):
+    id: uuid.UUID
+    need: str
+    description: str = Field(description="Coded goal text from the plan library, not patient notes.")
+    target: str
+    due: datetime
+    lifecycle_status: str = Field(
+        "active", description="FHIR Goal.lifecycleStatus: proposed, accepted, active, on-hold, completed, ..."
+    )
+    achievement_status: str | None = Field(
+        None,
+        description="FHIR Goal.achievementStatus: in-progress, improving, worsening, no-change, achieved.",
+    )
+
+
+class Intervention(Part):
+    id: uuid.UUID
+    need: str
+    kind: str = Field(description="referral, education, follow-up or clinical.")
+    program_category: str | None = Field(None, description="Kind of program a referral asks for.")
+    needs_referral: bool
+    status: str = Field(
+        "not-started",
+        description="FHIR CarePlan.activity status: not-started, scheduled, in-progress, on-hold, completed, "
+        "cancelled, stopped.",
+    )
+    priority: str = Field("routine", description="FHIR request priority: routine, urgent, asap, stat.")
+    language: str | None = Field(None, description="Language the intervention is delivered in (BCP-47).")
+    education_materials: list[str] = Field(
+        default_factory=list, description="Ids of education materials, in the patient's language."
+    )
+    service_code: str | None = Field(None, description="Service asked for, for clinical interventions.")
+
+
+class FollowUpCadence(Part):
+    every_days: float
+    priority: RiskLevel
+
+
+@register
+class PlanUpdated(Event):
+    """A new version of the patient's care plan."""
+
+    type = "careloop.careplan.plan_updated.v1"
+    source = "/careloop/careplan"
+
+    plan_id: uuid.UUID
+    version: int
+    status: str = Field(description="FHIR CarePlan status: draft, active, on-hold, revoked, completed.")
+    risk_level: RiskLevel
+    goals: list[Goal]
+    interventions: list[Intervention]
+    follow_up: FollowUpCadence
+    based_on_assessment_id: uuid.UUID | None = None
+    reason: str | None = Field(
+        None,
+        description="Why this version: assessment, care-team-contribution, service-request, "
+        "alternative-chosen, progress, status-change.",
+    )
+    changed_by_role: str | None = Field(
+        None, description="Role of whoever made the change; system for automatic."
+    )
+    preferred_language: str | None = None
+    contact_preference: str | None = None
+
+
+@register
+class PlanAlternativesProposed(Event):
+    """A requested service did not meet its necessity criteria; alternatives from the library are offered."""
+
+    type = "careloop.careplan.plan_alternatives_proposed.v1"
+    source = "/careloop/careplan"
+
+    plan_id: uuid.UUID
+    service_request_id: uuid.UUID
+    service_code: str
+    failed_criteria: list[str] = Field(description="Codes of the necessity criteria that were not met.")
+    alternatives: list[str] = Field(description="Service codes proposed instead.")
+
+
+@register
+class EducationProvided(Event):
+    """Patient education for an intervention was given."""
+
+    type = "careloop.careplan.education_provided.v1"
+    source = "/careloop/careplan"
+
+    plan_id: uuid.UUID
+    intervention_id: uuid.UUID
+    materials: list[str]
+    language: str
+    provided_at: datetime
+
+
+@register
+class CareTeamChanged(Event):
+    """A member joined, changed or left the care team. Members are named only in careplan's database."""
+
+    type = "careloop.careplan.care_team_changed.v1"
+    source = "/careloop/careplan"
+
+    member_id: uuid.UUID
+    change: str = Field(description="added, changed or removed.")
+    relationship: str = Field(
+        description="care-manager, patient, family, friend, neighbour, other-support, ..."
+    )
+    role: str

@@ -1,0 +1,42 @@
+"""Parts several event contracts share: risk levels, needs, LOINC observations, contact preferences."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Part(BaseModel):
+    """A value inside an event body: immutable, tolerant of fields it does not know."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class RiskLevel(StrEnum):
+    low = "low"
+    moderate = "moderate"
+    high = "high"
+    urgent = "urgent"
+
+
+class Need(Part):
+    code: str = Field(description="Gravity SDOH domain code or clinical need, e.g. food-insecurity.")
+    severity: str | None = Field(None, description="Severity band where the instrument has one.")
+
+
+class Observation(Part):
+    """One answered item or a derived total, coded in LOINC."""
+
+    code: str = Field(description="LOINC code of the item or total, e.g. 44261-6 (PHQ-9 total).")
+    system: str = "http://loinc.org"
+    value: int | str | list[str] = Field(description="Score, LOINC answer code, or answer codes.")
+    points: int | None = Field(None, description="Points an answer code scores, where it scores.")
+    interpretation: str | None = Field(None, description="Band of a total, e.g. moderate.")
+
+
+class ContactPreference(StrEnum):
+    phone = "phone"
+    text = "text"
+    email = "email"
+    do_not_contact = "do-not-contact"

@@ -1,0 +1,90 @@
+"""Events followup publishes: follow-ups scheduled, due, completed, overdue, reassessment."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field
+
+from careloop_shared.contracts.common import Part, RiskLevel
+from careloop_shared.events import Event, register
+
+
+@register
+class FollowUpDue(Event):
+    """A scheduled follow-up fell due. Emitted exactly once per due point."""
+
+    type = "careloop.followup.follow_up_due.v1"
+    source = "/careloop/followup"
+
+    follow_up_id: uuid.UUID
+    reason: str = Field(description="plan-cadence or referral-check-in.")
+    due_at: datetime
+    priority: RiskLevel
+    referral_id: uuid.UUID | None = None
+
+
+class GoalProgress(Part):
+    goal_id: uuid.UUID
+    progress: str = Field(description="improving, no-change, worsening or achieved.")
+
+
+@register
+class FollowUpScheduled(Event):
+    """A follow-up was scheduled or rescheduled."""
+
+    type = "careloop.followup.follow_up_scheduled.v1"
+    source = "/careloop/followup"
+
+    follow_up_id: uuid.UUID
+    reason: str
+    due_at: datetime
+    priority: RiskLevel
+    rescheduled: bool = False
+
+
+@register
+class FollowUpCompleted(Event):
+    """A care manager recorded what a follow-up found. Notes stay in followup's database."""
+
+    type = "careloop.followup.follow_up_completed.v1"
+    source = "/careloop/followup"
+
+    follow_up_id: uuid.UUID
+    reached: bool
+    attempt: int
+    goal_progress: list[GoalProgress] = Field(default_factory=list)
+    barriers: list[str] = Field(
+        default_factory=list, description="Coded barriers, e.g. transportation, cost."
+    )
+    next_step: str | None = Field(
+        None, description="Coded next step, e.g. continue-plan, reassess, escalate."
+    )
+    referral_id: uuid.UUID | None = None
+    completed_at: datetime
+
+
+@register
+class FollowUpOverdue(Event):
+    """A due follow-up was not completed within its grace period. Emitted once."""
+
+    type = "careloop.followup.follow_up_overdue.v1"
+    source = "/careloop/followup"
+
+    follow_up_id: uuid.UUID
+    due_at: datetime
+    overdue_since: datetime
+    priority: RiskLevel
+
+
+@register
+class ReassessmentRequested(Event):
+    """Follow-up asks intake for a reassessment: not reached after several attempts, or getting worse."""
+
+    type = "careloop.followup.reassessment_requested.v1"
+    source = "/careloop/followup"
+
+    follow_up_id: uuid.UUID
+    reason: str = Field(description="not-reached or worsening.")
+    requested_at: datetime

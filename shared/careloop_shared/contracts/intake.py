@@ -1,0 +1,87 @@
+"""Events intake publishes: patients, their consent and their assessments."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field
+
+from careloop_shared.contracts.common import ContactPreference, Need, Observation, RiskLevel
+from careloop_shared.events import Event, register
+
+
+@register
+class PatientRegistered(Event):
+    """An agency registered a patient. Identifying details stay in intake's database."""
+
+    type = "careloop.intake.patient_registered.v1"
+    source = "/careloop/intake"
+
+    preferred_language: str = Field(description="BCP-47 language tag, e.g. en, es.")
+    registered_at: datetime
+    contact_preference: ContactPreference | None = None
+    postal_area: str | None = Field(None, description="First three characters of the postal code.")
+
+
+@register
+class PatientUpdated(Event):
+    """A patient's details or preferences changed. Carries only the non-identifying ones."""
+
+    type = "careloop.intake.patient_updated.v1"
+    source = "/careloop/intake"
+
+    preferred_language: str
+    contact_preference: ContactPreference
+    postal_area: str | None = Field(None, description="First three characters of the postal code.")
+    changed_fields: list[str] = Field(description="Names of the fields that changed, never their values.")
+    updated_at: datetime
+
+
+@register
+class ConsentRecorded(Event):
+    """The patient agreed to share their case with other agencies or program categories."""
+
+    type = "careloop.intake.consent_recorded.v1"
+    source = "/careloop/intake"
+
+    consent_id: uuid.UUID
+    purpose: str = Field(description="What sharing is for: referral, care-coordination, ...")
+    agencies: list[str] = Field(description="Agencies the case may be shared with.")
+    program_categories: list[str] = Field(description="Program categories the case may be shared with.")
+    period_start: datetime
+    period_end: datetime | None = None
+    recorded_at: datetime
+
+
+@register
+class ConsentRevoked(Event):
+    """The patient withdrew a consent; sharing under it stops."""
+
+    type = "careloop.intake.consent_revoked.v1"
+    source = "/careloop/intake"
+
+    consent_id: uuid.UUID
+    revoked_at: datetime
+
+
+@register
+class PatientAssessed(Event):
+    """A screening instrument was scored into needs, a risk level and urgent flags."""
+
+    type = "careloop.intake.patient_assessed.v1"
+    source = "/careloop/intake"
+
+    assessment_id: uuid.UUID
+    instrument: str = Field(description="Instrument id, e.g. phq-2, phq-9, ahc-hrsn.")
+    rules_version: str = Field(description="Version of the scoring rules data file used.")
+    total_score: int | None = None
+    needs: list[Need]
+    risk_level: RiskLevel
+    urgent_flags: list[str] = Field(default_factory=list)
+    assessed_at: datetime
+    observations: list[Observation] = Field(default_factory=list)
+    interpretation: str | None = Field(None, description="Band of the instrument's total score.")
+    recommended_instruments: list[str] = Field(
+        default_factory=list, description="Instruments the result asks for next, e.g. phq-9 after phq-2."
+    )

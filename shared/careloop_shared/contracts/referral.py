@@ -1,0 +1,91 @@
+"""Events referral publishes: referrals along the closed loop, network gaps, deadlines."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field
+
+from careloop_shared.contracts.common import Part
+from careloop_shared.events import Event, register
+
+
+@register
+class ReferralMade(Event):
+    """A referral was made to a program for one plan intervention."""
+
+    type = "careloop.referral.referral_made.v1"
+    source = "/careloop/referral"
+
+    referral_id: uuid.UUID
+    plan_id: uuid.UUID
+    intervention_id: uuid.UUID
+    need: str
+    program_id: str
+    receiving_agency_id: str
+    status: str = Field(description="Gravity SDOH task status; requested when made.")
+    response_due_at: datetime
+    outcome_due_at: datetime | None = None
+    replaces_referral_id: uuid.UUID | None = Field(
+        None, description="The referral this one re-routes after a rejection."
+    )
+    service_request_id: uuid.UUID | None = None
+
+
+class ReferralOutcome(Part):
+    service_delivered: bool | None = None
+    enrollment_status: str | None = Field(
+        None, description="Gravity program-enrollment: enrolled, not-enrolled, not-enrolled-on-waitlist."
+    )
+    reason: str | None = Field(None, description="Coded reason when the service was not delivered.")
+
+
+@register
+class ReferralStatusChanged(Event):
+    """A referral moved along the Gravity SDOH referral task lifecycle."""
+
+    type = "careloop.referral.referral_status_changed.v1"
+    source = "/careloop/referral"
+
+    referral_id: uuid.UUID
+    plan_id: uuid.UUID
+    intervention_id: uuid.UUID
+    from_status: str
+    to_status: str
+    by_agency_id: str
+    by_party: str = Field(description="requester or target.")
+    reason: str | None = Field(
+        None, description="Coded reason (no free text): no-capacity, not-eligible, ..."
+    )
+    outcome: ReferralOutcome | None = None
+    changed_at: datetime
+
+
+@register
+class NetworkGapDetected(Event):
+    """No eligible program exists for a need, area and language: a provider to recruit."""
+
+    type = "careloop.referral.network_gap_detected.v1"
+    source = "/careloop/referral"
+
+    plan_id: uuid.UUID
+    intervention_id: uuid.UUID
+    need: str
+    program_category: str | None
+    postal_area: str | None
+    language: str | None
+    detected_at: datetime
+
+
+@register
+class ReferralOverdue(Event):
+    """A referral was not answered, or not closed with an outcome, by its deadline."""
+
+    type = "careloop.referral.referral_overdue.v1"
+    source = "/careloop/referral"
+
+    referral_id: uuid.UUID
+    receiving_agency_id: str
+    deadline: str = Field(description="response or outcome.")
+    due_at: datetime
