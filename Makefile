@@ -14,6 +14,7 @@ SERVICES := $(notdir $(wildcard services/*))
 help:
 	@echo "make up          install, start Kafka + PostgreSQL (unless provided) and all services"
 	@echo "make test        the whole suite against the real broker and database"
+	@echo "make test-unit   the unit tests alone: seconds, no broker or database needed"
 	@echo "make infra-up    start the local Kafka broker and PostgreSQL server only"
 	@echo "make infra-down  stop them"
 	@echo "make token AGENCY=<id> ROLE=<role>   print a development token (last line)"
@@ -42,8 +43,10 @@ infra-status:
 test: install infra-up
 	eval "$$($(INFRA) env)" && .venv/bin/python -m pytest $(PYTEST_ARGS)
 
+# Unit tests need no broker or database: both are pointed at a closed port, so none can sneak in.
 test-unit: install
-	.venv/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9 CARELOOP_PG_URL=postgresql://nobody@127.0.0.1:9 \
+		.venv/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
 token: install
 	@.venv/bin/python -m careloop_shared.devtoken --agency "$(AGENCY)" --role "$(ROLE)"

@@ -17,7 +17,8 @@ from careloop_shared.testing import (
     publish_raw,
     unique_prefix,
 )
-from careplan.main import CareplanSettings, build_app
+from careplan.config import CareplanSettings
+from careplan.main import build_app
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,8 @@ from careloop_shared.contracts import PatientAssessed
 from careloop_shared.events import new_message
 from careloop_shared.runtime import running
 from careloop_shared.testing import eventually, publish_message, unique_prefix
-from careplan.main import CareplanSettings, build_app
+from careplan.config import CareplanSettings
+from careplan.main import build_app
 from tests.test_consumer_delivery import assessed
 
 pytestmark = pytest.mark.integration

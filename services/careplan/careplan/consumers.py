@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from careloop_shared.consumer import Handler
 from careloop_shared.contracts import (
     FollowUpCompleted,
@@ -13,20 +11,17 @@ from careloop_shared.contracts import (
     ReferralStatusChanged,
 )
 from careloop_shared.events import Event
-from careplan.handlers import (
-    Planning,
+from careplan.plans.handlers import (
     when_follow_up_completed_record_progress,
     when_patient_assessed_revise_plan,
     when_patient_details_change_personalise_plan,
     when_referral_status_changes_track_intervention,
 )
 
-
-def handlers(planning: Planning) -> dict[type[Event], Handler]:
-    return {
-        PatientAssessed: partial(when_patient_assessed_revise_plan, planning),
-        PatientRegistered: partial(when_patient_details_change_personalise_plan, planning),
-        PatientUpdated: partial(when_patient_details_change_personalise_plan, planning),
-        ReferralStatusChanged: partial(when_referral_status_changes_track_intervention, planning),
-        FollowUpCompleted: partial(when_follow_up_completed_record_progress, planning),
-    }
+HANDLERS: dict[type[Event], Handler] = {
+    PatientAssessed: when_patient_assessed_revise_plan,
+    PatientRegistered: when_patient_details_change_personalise_plan,
+    PatientUpdated: when_patient_details_change_personalise_plan,
+    ReferralStatusChanged: when_referral_status_changes_track_intervention,
+    FollowUpCompleted: when_follow_up_completed_record_progress,
+}

@@ -1,12 +1,12 @@
-"""Composition root of careplan."""
+"""Composition root of careplan: settings -> context -> spec -> runtime -> app."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import FastAPI
-from pydantic_settings import SettingsConfigDict
 
+from careloop_shared.clock import Clock, system_clock
 from careloop_shared.contracts import (
     CareTeamChanged,
     EducationProvided,
@@ -15,40 +15,27 @@ from careloop_shared.contracts import (
 )
 from careloop_shared.http import create_app, serve
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
-from careloop_shared.settings import ServiceSettings
-from careplan.api import router
-from careplan.consumers import handlers
-from careplan.domain.necessity import NecessityCriteria
-from careplan.domain.planning import PlanLibrary
-from careplan.handlers import Planning
+from careplan.config import CareplanContext, CareplanSettings
+from careplan.consumers import HANDLERS
+from careplan.necessity.api import router as necessity_router
+from careplan.plans.api import router as plans_router
+from careplan.store import CareplanStore
+from careplan.team.api import router as team_router
 
 
-class CareplanSettings(ServiceSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="CAREPLAN_", extra="ignore", frozen=True, populate_by_name=True
-    )
-
-    service_name: str = "careplan"
-    port: int = 8002
-    plan_library: Path | None = None
-    necessity_criteria: Path | None = None
-
-
-def build_app(settings: CareplanSettings | None = None) -> FastAPI:
+def build_app(settings: CareplanSettings | None = None, clock: Clock = system_clock) -> FastAPI:
     settings = settings or CareplanSettings()
-    planning = Planning(
-        PlanLibrary.load(settings.plan_library), NecessityCriteria.load(settings.necessity_criteria)
-    )
     spec = ServiceSpec(
         name="careplan",
         migrations=Path(__file__).parent / "migrations",
+        context=CareplanContext.from_settings(settings, clock),
+        store=CareplanStore,
         publishes=[PlanUpdated, PlanAlternativesProposed, EducationProvided, CareTeamChanged],
-        handlers=handlers(planning),
-        context={"planning": planning},
+        handlers=HANDLERS,
     )
     return create_app(
         ServiceRuntime(spec, settings),
-        [router],
+        [plans_router, team_router, necessity_router],
         description=(
             "Personalised, versioned care plans, care teams and medical-necessity checks. Consumes"
             " PatientAssessed, PatientRegistered, PatientUpdated, ReferralStatusChanged and"

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from careplan.domain.plan import PlanDocument
+
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,63}$")]
 
 
@@ -19,7 +21,7 @@ class CarePlanOut(BaseModel):
     reason: str
     changed_by: str
     created_at: datetime
-    document: dict[str, Any]
+    document: PlanDocument
 
 
 class VersionOut(BaseModel):
@@ -122,6 +124,10 @@ class EducationIn(BaseModel):
 
 class VersionRef(BaseModel):
     plan_version: int
+
+    @classmethod
+    def of(cls, version: int) -> VersionRef:
+        return cls(plan_version=version)
 
 
 class ServiceRequestOut(BaseModel):

@@ -1,19 +1,18 @@
-"""followup's HTTP routes. Every POST honours Idempotency-Key; every read is agency-scoped."""
+"""followup's HTTP routes: each command route builds a command and runs its handler; reads use the store.
+
+Every POST honours Idempotency-Key; every read is agency-scoped.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends
 
-from careloop_shared.http import CurrentPrincipal, Page, Paging, Runtime, validation_errors
-from careloop_shared.idempotency import run_idempotent
-from careloop_shared.outbox import UnitOfWork
-from followup import handlers, store
-from followup.domain.rules import FollowUpRules
+from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, read_store
+from followup import handlers
+from followup.domain.commands import RecordOutcome, RescheduleFollowUp
 from followup.schemas import (
     FollowUpDetail,
     FollowUpOut,
@@ -23,66 +22,41 @@ from followup.schemas import (
     RescheduleIn,
     Status,
 )
+from followup.store import FollowupStore
 
 router = APIRouter(prefix="/v1", tags=["follow-ups"])
+Store = Annotated[FollowupStore, Depends(read_store)]
 
 
-def _now(request: Request) -> datetime:
-    now: datetime = request.app.state.clock()
-    return now
-
-
-def _rules(request: Request) -> FollowUpRules:
-    rules: FollowUpRules = request.app.state.rules
-    return rules
-
-
-Now = Annotated[datetime, Depends(_now)]
-Rules = Annotated[FollowUpRules, Depends(_rules)]
-
-
-async def _idempotent(rt: Runtime, request: Request, who: CurrentPrincipal, body: Any, op: Any) -> Any:
-    """Map domain refusals to HTTP answers; nothing is stored when one is raised."""
-    try:
-        return await run_idempotent(rt, request, who, body, op)
-    except handlers.FollowUpNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except handlers.NotOutstanding as exc:
-        return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(exc)})
-    except handlers.InvalidInput as exc:
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            content={"detail": validation_errors([{**p, "type": "invalid_value"} for p in exc.problems])},
-        )
+def _outcome_result(result: dict[str, Any]) -> OutcomeResult:
+    return OutcomeResult(**{**result, "follow_up": FollowUpOut.of(result["follow_up"])})
 
 
 @router.get("/follow-ups", response_model=Page[FollowUpOut])
 async def list_follow_ups(
     who: CurrentPrincipal,
-    rt: Runtime,
+    store: Store,
     page: Paging,
     patient_id: uuid.UUID | None = None,
     status: Status | None = None,
 ) -> Page[FollowUpOut]:
-    rows = await store.list_follow_ups(
-        rt.pool, who.agency_id, patient_id, status, page.fetch_limit, page.offset
-    )
+    rows = await store.list_follow_ups(who.agency_id, patient_id, status, page.fetch_limit, page.offset)
     return Page.of([FollowUpOut.of(r) for r in rows], page)
 
 
 @router.get("/work-queue", response_model=Page[FollowUpOut])
-async def work_queue(who: CurrentPrincipal, rt: Runtime, page: Paging) -> Page[FollowUpOut]:
+async def work_queue(who: CurrentPrincipal, store: Store, page: Paging) -> Page[FollowUpOut]:
     """The agency's due and overdue follow-ups, most urgent priority first, then the longest waiting."""
-    rows = await store.work_queue(rt.pool, who.agency_id, page.fetch_limit, page.offset)
+    rows = await store.work_queue(who.agency_id, page.fetch_limit, page.offset)
     return Page.of([FollowUpOut.of(r) for r in rows], page)
 
 
 @router.get("/follow-ups/{follow_up_id}", response_model=FollowUpDetail)
-async def get_follow_up(follow_up_id: uuid.UUID, who: CurrentPrincipal, rt: Runtime) -> FollowUpDetail:
-    row = await store.get_follow_up(rt.pool, who.agency_id, follow_up_id)
+async def get_follow_up(follow_up_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> FollowUpDetail:
+    row = await store.get_follow_up(who.agency_id, follow_up_id)
     if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "follow-up not found")
-    outcomes = [OutcomeOut(**dict(o)) for o in await store.list_outcomes(rt.pool, follow_up_id)]
+        raise handlers.FollowUpNotFound()
+    outcomes = [OutcomeOut(**dict(o)) for o in await store.list_outcomes(follow_up_id)]
     return FollowUpDetail(**FollowUpOut.of(row).model_dump(), outcomes=outcomes)
 
 
@@ -95,21 +69,19 @@ async def get_follow_up(follow_up_id: uuid.UUID, who: CurrentPrincipal, rt: Runt
     },
 )
 async def record_outcome(
-    follow_up_id: uuid.UUID,
-    body: OutcomeIn,
-    who: CurrentPrincipal,
-    rt: Runtime,
-    rules: Rules,
-    now: Now,
-    request: Request,
+    follow_up_id: uuid.UUID, body: OutcomeIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
-    async def op(uow: UnitOfWork) -> tuple[int, Any]:
-        result = await handlers.record_outcome(
-            uow, rules, now, who.agency_id, who.subject, follow_up_id, body
-        )
-        return 200, OutcomeResult(**{**result, "follow_up": FollowUpOut.of(result["follow_up"])})
-
-    return await _idempotent(rt, request, who, body, op)
+    command = RecordOutcome(
+        agency_id=who.agency_id,
+        follow_up_id=follow_up_id,
+        recorded_by=who.subject,
+        reached=body.reached,
+        goal_progress=tuple((g.goal_id, g.progress) for g in body.goal_progress),
+        barriers=tuple(body.barriers),
+        next_step=body.next_step,
+        note=body.note,
+    )
+    return await commands.run(handlers.record_outcome, command, respond=_outcome_result)
 
 
 @router.post(
@@ -121,18 +93,7 @@ async def record_outcome(
     },
 )
 async def reschedule_follow_up(
-    follow_up_id: uuid.UUID,
-    body: RescheduleIn,
-    who: CurrentPrincipal,
-    rt: Runtime,
-    rules: Rules,
-    now: Now,
-    request: Request,
+    follow_up_id: uuid.UUID, body: RescheduleIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
-    async def op(uow: UnitOfWork) -> tuple[int, Any]:
-        row = await handlers.reschedule_follow_up(
-            uow, rules, now, who.agency_id, who.subject, follow_up_id, body
-        )
-        return 200, FollowUpOut.of(row)
-
-    return await _idempotent(rt, request, who, body, op)
+    command = RescheduleFollowUp(who.agency_id, follow_up_id, who.subject, body.reason, body.due_at)
+    return await commands.run(handlers.reschedule_follow_up, command, respond=FollowUpOut.of)

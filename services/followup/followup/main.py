@@ -1,12 +1,12 @@
-"""Composition root of followup."""
+"""Composition root of followup: settings -> context -> spec -> runtime -> app."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import FastAPI
-from pydantic_settings import SettingsConfigDict
 
+from careloop_shared.clock import Clock, system_clock
 from careloop_shared.contracts import (
     FollowUpCompleted,
     FollowUpDue,
@@ -15,41 +15,26 @@ from careloop_shared.contracts import (
     ReassessmentRequested,
 )
 from careloop_shared.http import create_app, serve
-from careloop_shared.runtime import ServiceRuntime, ServiceSpec
-from careloop_shared.settings import ServiceSettings
+from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
 from followup.api import router
-from followup.consumers import handlers
-from followup.domain.rules import FollowUpRules
-from followup.domain.schedule import Clock, system_clock
-from followup.scheduler import scheduler_loop
+from followup.config import FollowupContext, FollowupSettings
+from followup.consumers import HANDLERS
+from followup.handlers import fire_due_and_overdue_follow_ups
+from followup.store import FollowupStore
 
 
-class FollowupSettings(ServiceSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="FOLLOWUP_", extra="ignore", frozen=True, populate_by_name=True
-    )
-
-    service_name: str = "followup"
-    port: int = 8004
-    scheduler_tick_s: float = 1.0
-    rules_file: Path | None = None
-
-
-def build_app(
-    settings: FollowupSettings | None = None,
-    clock: Clock = system_clock,
-    rules: FollowUpRules | None = None,
-) -> FastAPI:
+def build_app(settings: FollowupSettings | None = None, clock: Clock = system_clock) -> FastAPI:
     settings = settings or FollowupSettings()
-    rules = rules or FollowUpRules.load(settings.rules_file)
     spec = ServiceSpec(
         name="followup",
         migrations=Path(__file__).parent / "migrations",
+        context=FollowupContext.from_settings(settings, clock),
+        store=FollowupStore,
         publishes=[FollowUpScheduled, FollowUpDue, FollowUpCompleted, FollowUpOverdue, ReassessmentRequested],
-        handlers=handlers(rules, clock),
-        background=[scheduler_loop(clock, settings.scheduler_tick_s)],
+        handlers=HANDLERS,
+        background=[periodic(fire_due_and_overdue_follow_ups, every_s=settings.scheduler_tick_s)],
     )
-    app = create_app(
+    return create_app(
         ServiceRuntime(spec, settings),
         [router],
         description=(
@@ -58,9 +43,6 @@ def build_app(
             " FollowUpOverdue and ReassessmentRequested."
         ),
     )
-    app.state.clock = clock
-    app.state.rules = rules
-    return app
 
 
 def run() -> None:

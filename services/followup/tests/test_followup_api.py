@@ -14,17 +14,18 @@ from careloop_shared.contracts import (
     FollowUpScheduled,
     ReassessmentRequested,
 )
+from careloop_shared.rules import load_rules
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import eventually, unique_prefix
-from followup.domain.rules import FollowUpRules
+from careloop_shared.testing.fakes import FakeClock
+from followup.domain.rules import RULES_FILE, FollowUpRules
 from followup.main import build_app
-from followup.testing import FakeClock, emitted, follow_ups, schedule, settings
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-RULES = FollowUpRules.load()
+RULES = load_rules(FollowUpRules, RULES_FILE)
 NOTE = "Quartermaine said her landlord at 12 Elm St changed the locks"
 
 
@@ -33,10 +34,10 @@ def auth(agency: str) -> dict[str, str]:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def followup(infra, database_factory):
+async def followup(infra, database_factory, make_settings):
     clock = FakeClock(T0)
     dsn = await database_factory("followup_api")
-    app = build_app(settings(infra.bootstrap_servers, dsn, unique_prefix()), clock)
+    app = build_app(make_settings(infra.bootstrap_servers, dsn, unique_prefix()), clock)
     async with running(app.state.runtime) as runtime:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://followup") as client:
@@ -62,22 +63,26 @@ async def wait_status(runtime, follow_up_id: uuid.UUID, status: str) -> None:
     await eventually(reached, what=f"follow-up {status}")
 
 
-async def due_follow_up(followup, agency_id: str, **kw) -> tuple[uuid.UUID, uuid.UUID]:
-    """A follow-up the scheduler has already marked due; returns (patient id, follow-up id)."""
-    _, runtime, clock = followup
-    patient = kw.pop("patient_id", None) or uuid.uuid4()
-    due_at = kw.pop("due_at", None) or clock.now - timedelta(minutes=1)
-    follow_up_id = await schedule(runtime, patient_id=patient, agency_id=agency_id, due_at=due_at, **kw)
-    await wait_status(runtime, follow_up_id, "due")
-    return patient, follow_up_id
+@pytest.fixture
+def due_follow_up(followup, schedule):
+    async def due(agency_id: str, **kw) -> tuple[uuid.UUID, uuid.UUID]:
+        """A follow-up the scheduler has already marked due; returns (patient id, follow-up id)."""
+        _, runtime, clock = followup
+        patient = kw.pop("patient_id", None) or uuid.uuid4()
+        due_at = kw.pop("due_at", None) or clock.now - timedelta(minutes=1)
+        follow_up_id = await schedule(runtime, patient_id=patient, agency_id=agency_id, due_at=due_at, **kw)
+        await wait_status(runtime, follow_up_id, "due")
+        return patient, follow_up_id
+
+    return due
 
 
 async def test_reached_outcome_completes_and_schedules_the_next_contact_keeping_the_note_private(
-    followup, agency
+    followup, agency, due_follow_up, emitted, follow_ups
 ):
     client, runtime, clock = followup
     agency_id, headers = agency
-    patient, follow_up_id = await due_follow_up(followup, agency_id, every_days=7)
+    patient, follow_up_id = await due_follow_up(agency_id, every_days=7)
     goal = uuid.uuid4()
     r = await client.post(
         f"/v1/follow-ups/{follow_up_id}/outcome",
@@ -117,11 +122,13 @@ async def test_reached_outcome_completes_and_schedules_the_next_contact_keeping_
     assert [o["note"] for o in detail["outcomes"]] == [NOTE]
 
 
-async def test_not_reached_retries_then_requests_a_reassessment_once_after_the_last_attempt(followup, agency):
+async def test_not_reached_retries_then_requests_a_reassessment_once_after_the_last_attempt(
+    followup, agency, due_follow_up, emitted
+):
     client, runtime, clock = followup
     agency_id, headers = agency
-    patient, follow_up_id = await due_follow_up(followup, agency_id, priority="high")
-    for attempt in range(1, RULES.max_attempts):
+    patient, follow_up_id = await due_follow_up(agency_id, priority="high")
+    for attempt in range(1, RULES.not_reached.max_attempts):
         r = await client.post(
             f"/v1/follow-ups/{follow_up_id}/outcome", headers=headers, json={"reached": False}
         )
@@ -131,9 +138,9 @@ async def test_not_reached_retries_then_requests_a_reassessment_once_after_the_l
             attempt + 1,
         )
         assert at(r.json()["follow_up"]["due_at"]) == clock.now + RULES.retry_delay("high")
-        clock.advance(hours=RULES.retry_after_hours_by_priority["high"])
+        clock.advance(hours=RULES.not_reached.retry_after_hours_by_priority["high"])
         await wait_status(runtime, follow_up_id, "due")
-    assert len(await emitted(runtime, patient, FollowUpDue.type)) == RULES.max_attempts
+    assert len(await emitted(runtime, patient, FollowUpDue.type)) == RULES.not_reached.max_attempts
 
     last = await client.post(
         f"/v1/follow-ups/{follow_up_id}/outcome", headers=headers, json={"reached": False}
@@ -143,7 +150,7 @@ async def test_not_reached_retries_then_requests_a_reassessment_once_after_the_l
     [requested] = await emitted(runtime, patient, ReassessmentRequested.type)
     assert (requested["reason"], requested["follow_up_id"]) == ("not-reached", str(follow_up_id))
     attempts = [e["attempt"] for e in await emitted(runtime, patient, FollowUpCompleted.type)]
-    assert attempts == list(range(1, RULES.max_attempts + 1))
+    assert attempts == list(range(1, RULES.not_reached.max_attempts + 1))
 
     again = await client.post(
         f"/v1/follow-ups/{follow_up_id}/outcome", headers=headers, json={"reached": False}
@@ -152,10 +159,10 @@ async def test_not_reached_retries_then_requests_a_reassessment_once_after_the_l
     assert len(await emitted(runtime, patient, ReassessmentRequested.type)) == 1
 
 
-async def test_a_worsening_goal_requests_a_reassessment_once(followup, agency):
+async def test_a_worsening_goal_requests_a_reassessment_once(followup, agency, due_follow_up, emitted):
     client, runtime, _ = followup
     agency_id, headers = agency
-    patient, follow_up_id = await due_follow_up(followup, agency_id)
+    patient, follow_up_id = await due_follow_up(agency_id)
     body = {"reached": True, "goal_progress": [{"goal_id": str(uuid.uuid4()), "progress": "worsening"}]}
     r = await client.post(f"/v1/follow-ups/{follow_up_id}/outcome", headers=headers, json=body)
     assert r.status_code == 200, r.text
@@ -168,7 +175,9 @@ async def test_a_worsening_goal_requests_a_reassessment_once(followup, agency):
     assert len(await emitted(runtime, patient, ReassessmentRequested.type)) == 1
 
 
-async def test_an_outcome_for_a_follow_up_not_yet_due_is_refused_with_the_reason(followup, agency):
+async def test_an_outcome_for_a_follow_up_not_yet_due_is_refused_with_the_reason(
+    followup, agency, schedule, emitted
+):
     client, runtime, clock = followup
     agency_id, headers = agency
     patient = uuid.uuid4()
@@ -180,10 +189,12 @@ async def test_an_outcome_for_a_follow_up_not_yet_due_is_refused_with_the_reason
     assert await emitted(runtime, patient, FollowUpCompleted.type) == []
 
 
-async def test_bad_outcome_input_is_refused_with_reasons_that_never_echo_it(followup, agency):
+async def test_bad_outcome_input_is_refused_with_reasons_that_never_echo_it(
+    followup, agency, due_follow_up, emitted
+):
     client, runtime, _ = followup
     agency_id, headers = agency
-    patient, follow_up_id = await due_follow_up(followup, agency_id)
+    patient, follow_up_id = await due_follow_up(agency_id)
     bad = await client.post(
         f"/v1/follow-ups/{follow_up_id}/outcome",
         headers=headers,
@@ -205,10 +216,12 @@ async def test_bad_outcome_input_is_refused_with_reasons_that_never_echo_it(foll
     assert await emitted(runtime, patient, FollowUpCompleted.type) == []
 
 
-async def test_a_retried_outcome_with_the_same_idempotency_key_is_recorded_once(followup, agency):
+async def test_a_retried_outcome_with_the_same_idempotency_key_is_recorded_once(
+    followup, agency, due_follow_up, emitted
+):
     client, runtime, _ = followup
     agency_id, headers = agency
-    patient, follow_up_id = await due_follow_up(followup, agency_id)
+    patient, follow_up_id = await due_follow_up(agency_id)
     key = {**headers, "Idempotency-Key": str(uuid.uuid4())}
     first = await client.post(f"/v1/follow-ups/{follow_up_id}/outcome", headers=key, json={"reached": True})
     retry = await client.post(f"/v1/follow-ups/{follow_up_id}/outcome", headers=key, json={"reached": True})
@@ -218,7 +231,7 @@ async def test_a_retried_outcome_with_the_same_idempotency_key_is_recorded_once(
 
 
 async def test_work_queue_lists_due_and_overdue_most_urgent_priority_first_then_longest_waiting(
-    followup, agency
+    followup, agency, due_follow_up, schedule
 ):
     client, runtime, clock = followup
     agency_id, headers = agency
@@ -226,7 +239,7 @@ async def test_work_queue_lists_due_and_overdue_most_urgent_priority_first_then_
     expected = []
     for priority, minutes in (("low", 50), ("urgent", 10), ("high", 40), ("urgent", 30), ("moderate", 20)):
         _, follow_up_id = await due_follow_up(
-            followup, agency_id, priority=priority, due_at=now - timedelta(minutes=minutes)
+            agency_id, priority=priority, due_at=now - timedelta(minutes=minutes)
         )
         expected.append((priority, minutes, str(follow_up_id)))
     await schedule(runtime, patient_id=uuid.uuid4(), agency_id=agency_id, due_at=now + timedelta(days=1))
@@ -240,7 +253,7 @@ async def test_work_queue_lists_due_and_overdue_most_urgent_priority_first_then_
     assert ([f["id"] for f in page["items"]], page["next_offset"]) == ([e[2] for e in expected[:2]], 2)
 
 
-async def test_an_overdue_follow_up_is_on_the_agency_s_overdue_list(followup, agency):
+async def test_an_overdue_follow_up_is_on_the_agency_s_overdue_list(followup, agency, schedule):
     client, runtime, clock = followup
     agency_id, headers = agency
     follow_up_id = await schedule(
@@ -256,10 +269,12 @@ async def test_an_overdue_follow_up_is_on_the_agency_s_overdue_list(followup, ag
     assert overdue["items"][0]["overdue_since"] is not None
 
 
-async def test_another_agency_sees_nothing_and_cannot_change_anything(followup, agency):
+async def test_another_agency_sees_nothing_and_cannot_change_anything(
+    followup, agency, due_follow_up, emitted
+):
     client, runtime, _ = followup
     agency_id, headers = agency
-    patient, follow_up_id = await due_follow_up(followup, agency_id)
+    patient, follow_up_id = await due_follow_up(agency_id)
     stranger = auth("agency-stranger")
     listed = await client.get("/v1/follow-ups", params={"patient_id": str(patient)}, headers=stranger)
     assert listed.json()["items"] == []
@@ -280,10 +295,12 @@ async def test_another_agency_sees_nothing_and_cannot_change_anything(followup, 
     assert (await client.get("/v1/work-queue")).status_code == 401
 
 
-async def test_reschedule_moves_the_follow_up_and_it_falls_due_again_once(followup, agency):
+async def test_reschedule_moves_the_follow_up_and_it_falls_due_again_once(
+    followup, agency, due_follow_up, emitted
+):
     client, runtime, clock = followup
     agency_id, headers = agency
-    patient, follow_up_id = await due_follow_up(followup, agency_id)
+    patient, follow_up_id = await due_follow_up(agency_id)
     new_due = clock.now + timedelta(hours=2)
     r = await client.post(
         f"/v1/follow-ups/{follow_up_id}/reschedule",
@@ -314,7 +331,7 @@ async def test_reschedule_moves_the_follow_up_and_it_falls_due_again_once(follow
         assert "felt-like-it" not in bad.text
 
 
-async def test_list_filters_by_patient_and_status_and_pages(followup, agency):
+async def test_list_filters_by_patient_and_status_and_pages(followup, agency, schedule):
     client, runtime, clock = followup
     agency_id, headers = agency
     patient = uuid.uuid4()

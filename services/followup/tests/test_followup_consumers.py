@@ -17,22 +17,23 @@ from careloop_shared.contracts import (
     RiskLevel,
 )
 from careloop_shared.events import Event, Message, new_message
+from careloop_shared.rules import load_rules
 from careloop_shared.runtime import running
 from careloop_shared.testing import eventually, publish_message, unique_prefix
-from followup.domain.rules import FollowUpRules
+from careloop_shared.testing.fakes import FakeClock
+from followup.domain.rules import RULES_FILE, FollowUpRules
 from followup.main import build_app
-from followup.testing import FakeClock, emitted, follow_ups, settings
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
-RULES = FollowUpRules.load()
+RULES = load_rules(FollowUpRules, RULES_FILE)
 
 
 @pytest_asyncio.fixture(scope="module")
-async def followup(infra, database_factory):
+async def followup(infra, database_factory, make_settings):
     dsn = await database_factory("followup_consumers")
-    app = build_app(settings(infra.bootstrap_servers, dsn, unique_prefix()), FakeClock(T0))
+    app = build_app(make_settings(infra.bootstrap_servers, dsn, unique_prefix()), FakeClock(T0))
     async with running(app.state.runtime) as runtime:
         yield runtime
 
@@ -85,13 +86,17 @@ async def publish(runtime, event: Event, *, at: datetime = T0, message: Message 
     return message
 
 
-async def scheduled_rows(runtime, patient):
-    return await eventually(lambda: follow_ups(runtime, patient), what="follow-up scheduled")
+@pytest.fixture
+def scheduled_rows(follow_ups):
+    async def rows(runtime, patient):
+        return await eventually(lambda: follow_ups(runtime, patient), what="follow-up scheduled")
+
+    return rows
 
 
 @pytest.mark.parametrize(("risk", "days"), [("urgent", 1), ("high", 7), ("moderate", 30), ("low", 90)])
 async def test_a_plan_without_its_own_cadence_is_followed_up_at_the_default_for_its_risk(
-    followup, risk, days
+    followup, risk, days, scheduled_rows, emitted
 ):
     patient = uuid.uuid4()
     await publish(followup, plan(patient, risk=RiskLevel(risk), every_days=0))
@@ -103,14 +108,16 @@ async def test_a_plan_without_its_own_cadence_is_followed_up_at_the_default_for_
     assert (event["follow_up_id"], event["rescheduled"]) == (str(row["id"]), False)
 
 
-async def test_a_plan_s_own_cadence_is_used_when_it_gives_one(followup):
+async def test_a_plan_s_own_cadence_is_used_when_it_gives_one(followup, scheduled_rows):
     patient = uuid.uuid4()
     await publish(followup, plan(patient, risk=RiskLevel.low, every_days=14))
     [row] = await scheduled_rows(followup, patient)
     assert row["due_at"] == T0 + timedelta(days=14)
 
 
-async def test_plan_revision_reschedules_the_pending_follow_up_instead_of_adding_one(followup):
+async def test_plan_revision_reschedules_the_pending_follow_up_instead_of_adding_one(
+    followup, scheduled_rows, emitted, follow_ups
+):
     patient, plan_id = uuid.uuid4(), uuid.uuid4()
     await publish(followup, plan(patient, plan_id=plan_id, risk=RiskLevel.moderate))
     await scheduled_rows(followup, patient)
@@ -130,7 +137,7 @@ async def test_plan_revision_reschedules_the_pending_follow_up_instead_of_adding
     assert {e["follow_up_id"] for e in events} == {str(row["id"])}
 
 
-async def test_a_revoked_plan_cancels_its_open_follow_up(followup):
+async def test_a_revoked_plan_cancels_its_open_follow_up(followup, scheduled_rows, follow_ups):
     patient, plan_id = uuid.uuid4(), uuid.uuid4()
     await publish(followup, plan(patient, plan_id=plan_id))
     await scheduled_rows(followup, patient)
@@ -142,7 +149,9 @@ async def test_a_revoked_plan_cancels_its_open_follow_up(followup):
     await eventually(cancelled, what="follow-up cancelled")
 
 
-async def test_referral_made_schedules_a_check_in_after_the_response_deadline(followup):
+async def test_referral_made_schedules_a_check_in_after_the_response_deadline(
+    followup, scheduled_rows, follow_ups
+):
     patient, referral_id = uuid.uuid4(), uuid.uuid4()
     await publish(followup, plan(patient, risk=RiskLevel.high))
     await scheduled_rows(followup, patient)
@@ -157,7 +166,9 @@ async def test_referral_made_schedules_a_check_in_after_the_response_deadline(fo
     assert row["priority"] == "high"  # the patient's plan priority
 
 
-async def test_a_completed_referral_gets_a_check_in_asking_whether_the_service_helped(followup):
+async def test_a_completed_referral_gets_a_check_in_asking_whether_the_service_helped(
+    followup, scheduled_rows, follow_ups
+):
     patient, referral_id = uuid.uuid4(), uuid.uuid4()
     await publish(followup, referral(patient, referral_id))
     await scheduled_rows(followup, patient)
@@ -186,12 +197,12 @@ async def test_a_completed_referral_gets_a_check_in_asking_whether_the_service_h
     rows = {r["reason"]: r for r in await eventually(service_check_in, what="service check-in")}
     assert rows["referral-outcome-check-in"]["due_at"] == RULES.service_check_in_due(completed_at)
     assert rows["referral-outcome-check-in"]["status"] == "scheduled"
-    assert rows["referral-outcome-check-in"]["priority"] == RULES.referral_check_in_default_priority
+    assert rows["referral-outcome-check-in"]["priority"] == RULES.referral_check_in.default_priority
     # The referral was answered: its check-in after the response deadline is no longer needed.
     assert rows["referral-check-in"]["status"] == "cancelled"
 
 
-async def test_redelivered_events_schedule_nothing_twice(followup):
+async def test_redelivered_events_schedule_nothing_twice(followup, emitted, follow_ups):
     patient, plan_id, referral_id, later_referral = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     plan_message = await publish(followup, plan(patient, plan_id=plan_id))
     await publish(followup, plan(patient), message=plan_message)  # the same ce_id again

@@ -6,13 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from careloop_shared.http import CurrentPrincipal, Runtime
-from record import handlers, store
+from careloop_shared.errors import NotFound
+from careloop_shared.http import CurrentPrincipal, read_store, service_context
+from record.config import RecordContext
+from record.domain.chain import verify
+from record.domain.timeline import timeline
+from record.store import RecordStore
 
 router = APIRouter(prefix="/v1/patients/{patient_id}", tags=["case record"])
+Store = Annotated[RecordStore, Depends(read_store)]
+Ctx = Annotated[RecordContext, Depends(service_context)]
 
 
 class EntryOut(BaseModel):
@@ -42,34 +48,32 @@ class VerifyOut(BaseModel):
     problem: str | None
 
 
-async def _owned(rt: Runtime, agency_id: str, patient_id: uuid.UUID) -> None:
-    if await store.owning_agency(rt.pool, patient_id) != agency_id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no record for this patient")
+async def _owned(store: RecordStore, agency_id: str, patient_id: uuid.UUID) -> None:
+    if await store.owning_agency(patient_id) != agency_id:
+        raise NotFound("no record for this patient")
 
 
 @router.get("/record", response_model=RecordOut)
 async def patient_record(
     patient_id: uuid.UUID,
     who: CurrentPrincipal,
-    rt: Runtime,
+    store: Store,
+    ctx: Ctx,
     type: Annotated[list[str] | None, Query(description="Event types (ce_type) to keep")] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> RecordOut:
     """The patient's events in order, causes before effects, with type, time, source, actor, summary."""
-    await _owned(rt, who.agency_id, patient_id)
-    rows = await store.entries(rt.pool, patient_id, types=type, since=since, until=until)
-    summaries = rt.spec.context["summaries"]
-    return RecordOut(
-        patient_id=patient_id, entries=[EntryOut(**e) for e in handlers.timeline(summaries, rows)]
-    )
+    await _owned(store, who.agency_id, patient_id)
+    rows = await store.entries(patient_id, types=type, since=since, until=until)
+    return RecordOut(patient_id=patient_id, entries=[EntryOut(**e) for e in timeline(ctx.summaries, rows)])
 
 
 @router.get("/record/verify", response_model=VerifyOut)
-async def verify_patient_record(patient_id: uuid.UUID, who: CurrentPrincipal, rt: Runtime) -> VerifyOut:
+async def verify_patient_record(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> VerifyOut:
     """Recompute the hash chain; name the first entry that does not hold, if any."""
-    await _owned(rt, who.agency_id, patient_id)
-    result = await handlers.verify_record(rt.pool, patient_id)
+    await _owned(store, who.agency_id, patient_id)
+    result = verify(await store.entries(patient_id), await store.head(patient_id))
     return VerifyOut(
         patient_id=patient_id,
         entries=result.entries,

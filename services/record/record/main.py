@@ -1,38 +1,28 @@
-"""Composition root of record."""
+"""Composition root of record: settings -> context -> spec -> runtime -> app."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import FastAPI
-from pydantic_settings import SettingsConfigDict
 
-from careloop_shared import contracts  # noqa: F401 - registers every event type
-from careloop_shared.events import REGISTRY
+from careloop_shared.clock import Clock, system_clock
 from careloop_shared.http import create_app, serve
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
-from careloop_shared.settings import ServiceSettings
 from record.api import router
-from record.domain.timeline import Summaries
-from record.handlers import when_any_event_append_to_record
+from record.config import RecordContext, RecordSettings
+from record.consumers import HANDLERS
+from record.store import RecordStore
 
 
-class RecordSettings(ServiceSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="RECORD_", extra="ignore", frozen=True, populate_by_name=True
-    )
-
-    service_name: str = "record"
-    port: int = 8005
-
-
-def build_app(settings: RecordSettings | None = None) -> FastAPI:
+def build_app(settings: RecordSettings | None = None, clock: Clock = system_clock) -> FastAPI:
     settings = settings or RecordSettings()
     spec = ServiceSpec(
         name="record",
         migrations=Path(__file__).parent / "migrations",
-        handlers=dict.fromkeys(REGISTRY.values(), when_any_event_append_to_record),
-        context={"summaries": Summaries.load()},
+        context=RecordContext.from_settings(settings, clock),
+        store=RecordStore,
+        handlers=HANDLERS,
     )
     return create_app(
         ServiceRuntime(spec, settings),

@@ -57,6 +57,11 @@ async def run(
     return result, uow
 
 
+async def run_step(step: Any, context: Any, store: S) -> tuple[Any, FakeUnitOfWork[S]]:
+    """``run`` for a periodic or startup step, which takes no message: ``step(context, uow)``."""
+    return await run(lambda ctx, uow, _: step(ctx, uow), context, store, None)
+
+
 def received(
     event: Event,
     *,

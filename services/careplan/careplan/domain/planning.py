@@ -7,49 +7,73 @@ previous version so progress on a goal or an intervention is never lost by a rev
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-DEFAULT_LIBRARY = Path(__file__).resolve().parent.parent / "library" / "plan-library.v1.json"
+from pydantic import Field, model_validator
+
+from careloop_shared.contracts import RiskLevel
+from careloop_shared.rules import Rule, RulesFile
+from careplan.domain.plan import FollowUp, Goal, Intervention, PlanDocument, PlanState
+
+DEFAULT_LIBRARY = Path(__file__).resolve().parent.parent / "rules" / "plan-library.v1.json"
 RISK_ORDER = ("low", "moderate", "high", "urgent")
+# The follow-up channel when careplan knows no contact preference.
+DEFAULT_CHANNEL = "phone"
 
 # Stable ids: the same patient, need and intervention slot keep their id across plan versions,
 # so downstream services (referral) recognise an intervention they already acted on.
 _IDS = uuid.UUID("6d1f4f4e-8d8e-4c55-9b65-3f1c2a7e0c11")
 
 
-@dataclass(frozen=True)
-class PlanLibrary:
-    version: str
+class GoalTemplate(Rule):
+    description: str
+    target: str
+    due_days: float
+
+
+class InterventionTemplate(Rule):
+    kind: str
+    program_category: str | None = None
+    needs_referral: bool
+    priority: str = "routine"
+    service_code: str | None = None
+    materials: dict[str, list[str]] = Field(default_factory=dict)  # language -> material ids
+
+
+class NeedTemplate(Rule):
+    goal: GoalTemplate
+    interventions: list[InterventionTemplate]
+
+
+class PlanLibrary(RulesFile):
     agency_language: str
-    needs: dict[str, Any]
-    default_need: dict[str, Any]
-    language_support: dict[str, Any]
-    urgent_flags: dict[str, Any]
-    follow_up_days_by_risk: dict[str, float]
-    instrument_groups: dict[str, str] = field(default_factory=dict)
+    needs: dict[str, NeedTemplate]
+    default_need: NeedTemplate  # for a need the library does not name
+    language_support: InterventionTemplate  # when the patient's language is not the agency's
+    urgent_flags: dict[str, InterventionTemplate]
+    follow_up_days_by_risk: dict[RiskLevel, int | float]  # kept as written: it goes into the plan
+    contact_preference_follow_up: dict[str, str] = Field(default_factory=dict)  # preference -> channel
+    instrument_groups: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _a_cadence_for_every_risk(self) -> PlanLibrary:
+        missing = [r.value for r in RiskLevel if r not in self.follow_up_days_by_risk]
+        if missing:
+            raise ValueError(f"follow_up_days_by_risk lacks {', '.join(missing)}")
+        return self
 
     def group_of(self, instrument: str) -> str:
         """Instruments in one group supersede each other (a PHQ-9 answers what a PHQ-2 asked)."""
         return self.instrument_groups.get(instrument, instrument)
 
-    @classmethod
-    def load(cls, path: Path | None = None) -> PlanLibrary:
-        data = json.loads((path or DEFAULT_LIBRARY).read_text())
-        return cls(
-            version=data["version"],
-            agency_language=data["agency_language"],
-            needs=data["needs"],
-            default_need=data["default_need"],
-            language_support=data["language_support"],
-            urgent_flags=data["urgent_flags"],
-            follow_up_days_by_risk=data["follow_up_days_by_risk"],
-            instrument_groups=data.get("instrument_groups", {}),
-        )
+    def follow_up_channel(self, contact_preference: str | None) -> str:
+        """How follow-ups reach the patient; e.g. "do not contact" means only in person."""
+        if not contact_preference:
+            return DEFAULT_CHANNEL
+        return self.contact_preference_follow_up.get(contact_preference, contact_preference)
 
 
 @dataclass(frozen=True)
@@ -57,13 +81,13 @@ class PlanInputs:
     """Everything a plan is drafted from."""
 
     patient_id: uuid.UUID
-    needs: list[dict[str, Any]]
+    needs: list[str]  # need codes, in the order they were assessed
     risk_level: str
     urgent_flags: list[str] = field(default_factory=list)
     preferred_language: str | None = None
     contact_preference: str | None = None
     services: list[str] = field(default_factory=list)  # approved or chosen service codes
-    agreed_goals: list[str] = field(default_factory=list)  # goal ids agreed with the care team
+    agreed_goals: list[uuid.UUID] = field(default_factory=list)  # goals agreed with the care team
 
 
 def stable_id(*parts: object) -> uuid.UUID:
@@ -74,59 +98,54 @@ def highest_risk(levels: list[str]) -> str:
     return max(levels, key=RISK_ORDER.index, default="low")
 
 
-def _materials(item: dict[str, Any], language: str, fallback: str) -> list[str]:
-    by_language: dict[str, list[str]] = item.get("materials") or {}
-    return list(by_language.get(language) or by_language.get(fallback) or [])
+def _materials(item: InterventionTemplate, language: str, fallback: str) -> list[str]:
+    return list(item.materials.get(language) or item.materials.get(fallback) or [])
 
 
 def _intervention(
-    item: dict[str, Any], *, iid: uuid.UUID, need: str, language: str, fallback: str, urgent: bool
-) -> dict[str, Any]:
-    return {
-        "id": str(iid),
-        "need": need,
-        "kind": item["kind"],
-        "program_category": item.get("program_category"),
-        "needs_referral": item["needs_referral"],
-        "status": "not-started",
-        "priority": "urgent"
-        if urgent and item.get("priority", "routine") == "routine"
-        else item.get("priority", "routine"),
-        "language": language,
-        "education_materials": _materials(item, language, fallback),
-        "service_code": item.get("service_code"),
-    }
+    item: InterventionTemplate, *, iid: uuid.UUID, need: str, language: str, fallback: str, urgent: bool
+) -> Intervention:
+    return Intervention(
+        id=iid,
+        need=need,
+        kind=item.kind,
+        program_category=item.program_category,
+        needs_referral=item.needs_referral,
+        status="not-started",
+        priority="urgent" if urgent and item.priority == "routine" else item.priority,
+        language=language,
+        education_materials=_materials(item, language, fallback),
+        service_code=item.service_code,
+    )
 
 
-def draft_plan(library: PlanLibrary, inputs: PlanInputs, *, now: datetime) -> dict[str, Any]:
+def draft_plan(library: PlanLibrary, inputs: PlanInputs, *, now: datetime) -> PlanDocument:
     """Goals and interventions for each need, personalised, with the follow-up cadence for the risk."""
     language = inputs.preferred_language or library.agency_language
     fallback = library.agency_language
     urgent = bool(inputs.urgent_flags)
     pid = inputs.patient_id
-    goals: list[dict[str, Any]] = []
-    interventions: list[dict[str, Any]] = []
-    needs = list(dict.fromkeys(n["code"] for n in inputs.needs))  # each need once, in assessed order
-    for need in needs:
+    goals: list[Goal] = []
+    interventions: list[Intervention] = []
+    for need in dict.fromkeys(inputs.needs):  # each need once, in assessed order
         entry = library.needs.get(need, library.default_need)
-        goal = entry["goal"]
-        goal_id = str(stable_id(pid, need, "goal"))
+        goal_id = stable_id(pid, need, "goal")
         goals.append(
-            {
-                "id": goal_id,
-                "need": need,
-                "description": goal["description"],
-                "target": goal["target"],
-                "due": (now + timedelta(days=goal["due_days"])).isoformat(),
-                "lifecycle_status": "accepted" if goal_id in inputs.agreed_goals else "active",
-                "achievement_status": None,
-            }
+            Goal(
+                id=goal_id,
+                need=need,
+                description=entry.goal.description,
+                target=entry.goal.target,
+                due=now + timedelta(days=entry.goal.due_days),
+                lifecycle_status="accepted" if goal_id in inputs.agreed_goals else "active",
+                achievement_status=None,
+            )
         )
-        for slot, item in enumerate(entry["interventions"]):
+        for slot, item in enumerate(entry.interventions):
             interventions.append(
                 _intervention(
                     item,
-                    iid=stable_id(pid, need, item["kind"], slot),
+                    iid=stable_id(pid, need, item.kind, slot),
                     need=need,
                     language=language,
                     fallback=fallback,
@@ -134,12 +153,12 @@ def draft_plan(library: PlanLibrary, inputs: PlanInputs, *, now: datetime) -> di
                 )
             )
     for flag in inputs.urgent_flags:
-        item = library.urgent_flags.get(flag)
-        if item is not None:
+        flagged = library.urgent_flags.get(flag)
+        if flagged is not None:
             interventions.insert(
                 0,
                 _intervention(
-                    item,
+                    flagged,
                     iid=stable_id(pid, "urgent", flag),
                     need=flag,
                     language=language,
@@ -160,66 +179,73 @@ def draft_plan(library: PlanLibrary, inputs: PlanInputs, *, now: datetime) -> di
         )
     for code in dict.fromkeys(inputs.services):
         interventions.append(
-            {
-                **_intervention(
-                    {"kind": "clinical", "needs_referral": False, "service_code": code},
-                    iid=stable_id(pid, "service", code),
-                    need="clinical-service",
-                    language=language,
-                    fallback=fallback,
-                    urgent=False,
-                ),
-            }
+            _intervention(
+                InterventionTemplate(kind="clinical", needs_referral=False, service_code=code),
+                iid=stable_id(pid, "service", code),
+                need="clinical-service",
+                language=language,
+                fallback=fallback,
+                urgent=False,
+            )
         )
-    risk = "urgent" if urgent else inputs.risk_level
-    return {
-        "library_version": library.version,
-        "risk_level": risk,
-        "urgent_flags": list(inputs.urgent_flags),
-        "needs": [n["code"] for n in inputs.needs],
-        "preferred_language": language,
-        "contact_preference": inputs.contact_preference,
-        "goals": goals,
-        "interventions": interventions,
-        "follow_up": {
-            "every_days": library.follow_up_days_by_risk[risk],
-            "priority": risk,
-            # Respect "do not contact": follow-ups happen only in person, never by phone or text.
-            "channel": "in-person-only"
-            if inputs.contact_preference == "do-not-contact"
-            else (inputs.contact_preference or "phone"),
-        },
-    }
+    risk = RiskLevel.urgent if urgent else RiskLevel(inputs.risk_level)
+    return PlanDocument(
+        library_version=library.version,
+        risk_level=risk,
+        urgent_flags=list(inputs.urgent_flags),
+        needs=list(inputs.needs),
+        preferred_language=language,
+        contact_preference=inputs.contact_preference,
+        goals=goals,
+        interventions=interventions,
+        follow_up=FollowUp(
+            every_days=library.follow_up_days_by_risk[risk],
+            priority=risk,
+            channel=library.follow_up_channel(inputs.contact_preference),
+        ),
+    )
 
 
 _CARRIED_GOAL = ("lifecycle_status", "achievement_status", "due")
 _CARRIED_INTERVENTION = ("status",)
 
 
-def carry_over(previous: dict[str, Any] | None, drafted: dict[str, Any]) -> dict[str, Any]:
+def carry_over(previous: PlanDocument | None, drafted: PlanDocument) -> PlanDocument:
     """Keep what happened to goals and interventions that stay in the plan; agreed goals stay agreed."""
     if previous is None:
         return drafted
-    old_goals = {g["id"]: g for g in previous.get("goals", [])}
-    old_interventions = {i["id"]: i for i in previous.get("interventions", [])}
+    old_goals = {g.id: g for g in previous.goals}
+    old_interventions = {i.id: i for i in previous.interventions}
     goals = []
-    for goal in drafted["goals"]:
-        old = old_goals.get(goal["id"])
+    for goal in drafted.goals:
+        old = old_goals.get(goal.id)
         if old is not None:
-            carried = {k: old[k] for k in _CARRIED_GOAL if k in old}
-            if goal["lifecycle_status"] == "accepted" and carried.get("lifecycle_status") == "active":
+            carried = {k: getattr(old, k) for k in _CARRIED_GOAL if k in old.model_fields_set}
+            if goal.lifecycle_status == "accepted" and carried.get("lifecycle_status") == "active":
                 carried.pop("lifecycle_status")
-            goal = {**goal, **carried}
+            goal = goal.model_copy(update=carried)
         goals.append(goal)
-    interventions = [
-        {
-            **i,
-            **{
-                k: old_interventions[i["id"]][k]
-                for k in _CARRIED_INTERVENTION
-                if i["id"] in old_interventions
-            },
-        }
-        for i in drafted["interventions"]
-    ]
-    return {**drafted, "goals": goals, "interventions": interventions}
+    interventions = []
+    for intervention in drafted.interventions:
+        before = old_interventions.get(intervention.id)
+        if before is not None:
+            carried = {k: getattr(before, k) for k in _CARRIED_INTERVENTION if k in before.model_fields_set}
+            intervention = intervention.model_copy(update=carried)
+        interventions.append(intervention)
+    return drafted.model_copy(update={"goals": goals, "interventions": interventions})
+
+
+def redraft(library: PlanLibrary, plan: PlanState, at: datetime) -> PlanDocument:
+    """The plan drafted anew from its inputs, keeping the progress recorded on the previous version."""
+    assessments = sorted(plan.assessments.values(), key=lambda a: a.assessed_at)
+    inputs = PlanInputs(
+        patient_id=plan.patient_id,
+        needs=[n.code for a in assessments for n in a.needs],
+        risk_level=highest_risk([a.risk_level for a in assessments]),
+        urgent_flags=list(dict.fromkeys(f for a in assessments for f in a.urgent_flags)),
+        preferred_language=plan.overrides.preferred_language or plan.preferred_language,
+        contact_preference=plan.overrides.contact_preference or plan.contact_preference,
+        services=list(plan.services),
+        agreed_goals=list(plan.agreed_goals),
+    )
+    return carry_over(plan.document, draft_plan(library, inputs, now=at))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
+
+from careloop_shared.errors import Conflict
+from careplan.domain.plan import PlanDocument
 
 # FHIR CarePlan.status: draft -> active <-> on-hold -> completed | revoked.
 PLAN_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -34,25 +38,28 @@ PROGRESS_TO_ACHIEVEMENT = {
 }
 
 
-class IllegalPlanTransition(ValueError):
-    pass
+class IllegalPlanTransition(Conflict):
+    """The plan's status cannot move from where it is to where it was asked to."""
+
+    def __init__(self, current: str, new: str) -> None:
+        super().__init__(f"a {current} plan cannot become {new}")
 
 
-def change_status(document: dict[str, Any], current: str, new: str) -> str:
+def change_status(current: str, new: str) -> str:
     if new not in PLAN_TRANSITIONS.get(current, frozenset()):
-        raise IllegalPlanTransition(f"a {current} plan cannot become {new}")
+        raise IllegalPlanTransition(current, new)
     return new
 
 
 def apply_referral_status(
-    document: dict[str, Any], intervention_id: str, to_status: str
-) -> dict[str, Any] | None:
+    document: PlanDocument, intervention_id: uuid.UUID, to_status: str
+) -> PlanDocument | None:
     """The document with the intervention's activity status updated, or None when nothing changes."""
     activity = REFERRAL_TO_ACTIVITY.get(to_status)
     return _update(document, "interventions", intervention_id, {"status": activity} if activity else {})
 
 
-def apply_goal_progress(document: dict[str, Any], goal_id: str, progress: str) -> dict[str, Any] | None:
+def apply_goal_progress(document: PlanDocument, goal_id: uuid.UUID, progress: str) -> PlanDocument | None:
     achievement = PROGRESS_TO_ACHIEVEMENT.get(progress)
     if achievement is None:
         return None
@@ -62,26 +69,33 @@ def apply_goal_progress(document: dict[str, Any], goal_id: str, progress: str) -
     return _update(document, "goals", goal_id, changes)
 
 
+def complete_intervention(document: PlanDocument, intervention_id: uuid.UUID) -> PlanDocument:
+    return _update(document, "interventions", intervention_id, {"status": "completed"}) or document
+
+
 def _update(
-    document: dict[str, Any], part: str, item_id: str, changes: dict[str, Any]
-) -> dict[str, Any] | None:
-    items = document.get(part, [])
-    found = next((i for i in items if i["id"] == item_id), None)
-    if found is None or not changes or all(found.get(k) == v for k, v in changes.items()):
+    document: PlanDocument, part: str, item_id: uuid.UUID, changes: dict[str, Any]
+) -> PlanDocument | None:
+    items = document.goals if part == "goals" else document.interventions
+    found = next((i for i in items if i.id == item_id), None)
+    if found is None or not changes or all(getattr(found, k) == v for k, v in changes.items()):
         return None
-    return {**document, part: [({**i, **changes} if i["id"] == item_id else i) for i in items]}
+    changed = [i.model_copy(update=changes) if i.id == item_id else i for i in items]
+    return document.model_copy(update={part: changed})
 
 
-def plan_status_after_progress(document: dict[str, Any], status: str) -> str:
+def plan_status_after_progress(document: PlanDocument, status: str) -> str:
     """An active plan whose goals are all completed is completed."""
-    goals = document.get("goals", [])
-    if status == "active" and goals and all(g["lifecycle_status"] == "completed" for g in goals):
+    goals = document.goals
+    if status == "active" and goals and all(g.lifecycle_status == "completed" for g in goals):
         return "completed"
     return status
 
 
-def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Goals and interventions added, changed (field by field) and removed between two versions."""
+def diff(old_version: PlanDocument, new_version: PlanDocument) -> dict[str, Any]:
+    """Goals and interventions added, changed (field by field) and removed between two versions,
+    as they are stored."""
+    old, new = old_version.stored(), new_version.stored()
     out: dict[str, Any] = {}
     for part in ("goals", "interventions"):
         before = {i["id"]: i for i in old.get(part, [])}

@@ -1,39 +1,46 @@
-"""A follow-up's life: due, outcome recorded, retried, rescheduled, completed. Pure: no I/O.
+"""A follow-up's life: scheduled, due, overdue, rescheduled, revised with its plan. Pure: no I/O.
 
-``scheduled -> due -> overdue``; an outcome on a due or overdue follow-up completes it, or, when the
-patient was not reached and attempts are left, schedules the next attempt of the same follow-up.
+``scheduled -> due -> overdue``; a care manager may move an open follow-up to another time, and a
+plan revision updates the patient's one open cadence follow-up. Each change is decided here whole
+(the rows to store, the changes to make, the events to announce with their ids), so a handler only
+reads, asks, and applies. What an outcome does is in ``outcomes``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from careloop_shared.errors import Conflict, Invalid
+from followup.domain import announcements as announce
+from followup.domain.announcements import Announcement
 from followup.domain.rules import FollowUpRules
 from followup.domain.schedule import next_cadence_due
+
+PLAN_CADENCE = "plan-cadence"
+REFERRAL_CHECK_IN = "referral-check-in"
+SERVICE_CHECK_IN = "referral-outcome-check-in"
 
 OUTSTANDING = frozenset({"due", "overdue"})
 OPEN = frozenset({"scheduled", "due", "overdue"})
 
 
-class NotOutstanding(ValueError):
+class NotOutstanding(Conflict):
     """The follow-up is in a state that does not allow the change. The message names the state only."""
 
 
-class InvalidInput(ValueError):
+class InvalidInput(Invalid):
     """Input that does not fit the rules. Each problem names where and why, never the value."""
-
-    def __init__(self, problems: list[dict[str, Any]]) -> None:
-        super().__init__(f"{len(problems)} problem(s) with the input")
-        self.problems = problems
 
 
 @dataclass(frozen=True)
 class FollowUp:
     id: uuid.UUID
+    patient_id: uuid.UUID
+    agency_id: str
     reason: str
     status: str
     priority: str
@@ -41,107 +48,158 @@ class FollowUp:
     attempt: int
     due_point: int
     every_days: float | None = None
+    plan_id: uuid.UUID | None = None
+    referral_id: uuid.UUID | None = None
+    overdue_since: datetime | None = None
+    cadence_anchor_at: datetime | None = None
+    created_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> FollowUp:
-        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
 
 
 @dataclass(frozen=True)
-class Outcome:
-    reached: bool
-    goal_progress: Sequence[tuple[uuid.UUID, str]] = ()
-    barriers: Sequence[str] = ()
-    next_step: str | None = None
+class Plan:
+    """The patient's current plan as followup last heard of it."""
+
+    status: str
+    goal_ids: frozenset[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Plan:
+        return cls(row["status"], frozenset(row["goal_ids"]))
 
 
-@dataclass(frozen=True)
-class OutcomeDecision:
-    attempt: int
-    completes: bool
-    reassessment: str | None = None  # not-reached or worsening
-    retry_due_at: datetime | None = None
-    next_cadence_due_at: datetime | None = None
+def new_follow_up(
+    rules: FollowUpRules,
+    now: datetime,
+    *,
+    patient_id: uuid.UUID,
+    agency_id: str,
+    reason: str,
+    priority: str,
+    due_at: datetime,
+    plan_id: uuid.UUID | None = None,
+    referral_id: uuid.UUID | None = None,
+    every_days: float | None = None,
+    cadence_anchor_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The row of a follow-up to schedule: first attempt, first due point, its grace period from the rules."""
+    return {
+        "id": uuid.uuid4(),
+        "patient_id": patient_id,
+        "agency_id": agency_id,
+        "reason": reason,
+        "plan_id": plan_id,
+        "referral_id": referral_id,
+        "priority": priority,
+        "due_at": due_at,
+        "overdue_at": rules.overdue_at(due_at, priority),
+        "status": "scheduled",
+        "attempt": 1,
+        "due_point": 1,
+        "every_days": every_days,
+        "cadence_anchor_at": cadence_anchor_at,
+        "overdue_since": None,
+        "completed_at": None,
+        "reassessment": None,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
-def _loc(*parts: str | int) -> list[str | int]:
+def cadence_follow_up(
+    rules: FollowUpRules,
+    now: datetime,
+    *,
+    patient_id: uuid.UUID,
+    agency_id: str,
+    plan_id: uuid.UUID | None,
+    priority: str,
+    every_days: float,
+    anchor: datetime,
+) -> dict[str, Any]:
+    """A plan's next cadence contact, counted from its anchor: the plan's start, or the last contact."""
+    return new_follow_up(
+        rules,
+        now,
+        patient_id=patient_id,
+        agency_id=agency_id,
+        reason=PLAN_CADENCE,
+        plan_id=plan_id,
+        priority=priority,
+        due_at=next_cadence_due(anchor, every_days),
+        every_days=every_days,
+        cadence_anchor_at=anchor,
+    )
+
+
+def in_body(*parts: str | int) -> list[str | int]:
+    """Where in the request body a problem is."""
     return ["body", *parts]
 
 
-def outcome_problems(
-    rules: FollowUpRules, outcome: Outcome, plan_goal_ids: frozenset[uuid.UUID] | None
-) -> list[dict[str, Any]]:
-    """Codes the rules do not know and goals the patient's plan does not have."""
-    problems: list[dict[str, Any]] = []
-    seen: set[uuid.UUID] = set()
-    for i, (goal_id, progress) in enumerate(outcome.goal_progress):
-        if progress not in rules.progress:
-            problems.append({"loc": _loc("goal_progress", i, "progress"), "msg": "unknown progress code"})
-        if goal_id in seen:
-            problems.append({"loc": _loc("goal_progress", i, "goal_id"), "msg": "goal listed twice"})
-        elif plan_goal_ids is not None and goal_id not in plan_goal_ids:
-            problems.append(
-                {"loc": _loc("goal_progress", i, "goal_id"), "msg": "not a goal of the patient's plan"}
-            )
-        seen.add(goal_id)
-    for i, barrier in enumerate(outcome.barriers):
-        if barrier not in rules.barriers:
-            problems.append({"loc": _loc("barriers", i), "msg": "unknown barrier code"})
-    if len(set(outcome.barriers)) != len(outcome.barriers):
-        problems.append({"loc": _loc("barriers"), "msg": "a barrier is listed twice"})
-    if outcome.next_step is not None and outcome.next_step not in rules.next_steps:
-        problems.append({"loc": _loc("next_step"), "msg": "unknown next step code"})
-    if not outcome.reached and outcome.goal_progress:
-        problems.append({"loc": _loc("goal_progress"), "msg": "progress needs the patient to be reached"})
-    return problems
-
-
-def _refuse_unless_outstanding(follow_up: FollowUp) -> None:
-    if follow_up.status == "scheduled":
-        raise NotOutstanding("follow-up is not due yet")
-    if follow_up.status not in OUTSTANDING:
-        raise NotOutstanding(f"follow-up is {follow_up.status}")
-
-
-def record_outcome(
-    rules: FollowUpRules, follow_up: FollowUp, outcome: Outcome, now: datetime
-) -> OutcomeDecision:
-    """What an attempt's outcome does: complete, retry, and whether to ask for a reassessment."""
-    _refuse_unless_outstanding(follow_up)
-    worsening = any(p in rules.reassess_when_progress for _, p in outcome.goal_progress)
-    if not outcome.reached and follow_up.attempt < rules.max_attempts:
-        return OutcomeDecision(
-            attempt=follow_up.attempt,
-            completes=False,
-            retry_due_at=now + rules.retry_delay(follow_up.priority),
-        )
-    reassessment = "worsening" if worsening else None if outcome.reached else "not-reached"
-    next_due = None
-    if follow_up.reason == "plan-cadence" and follow_up.every_days:
-        next_due = next_cadence_due(now, follow_up.every_days)
-    return OutcomeDecision(
-        attempt=follow_up.attempt,
-        completes=True,
-        reassessment=reassessment,
-        next_cadence_due_at=next_due,
-    )
+def waiting_again(rules: FollowUpRules, moved: FollowUp) -> dict[str, Any]:
+    """The changes that wait for a follow-up again at its new due point, with a fresh grace period."""
+    return {
+        "status": "scheduled",
+        "due_at": moved.due_at,
+        "due_point": moved.due_point,
+        "overdue_at": rules.overdue_at(moved.due_at, moved.priority),
+        "overdue_since": None,
+    }
 
 
 def check_reschedule(
     rules: FollowUpRules, follow_up: FollowUp, reason: str, due_at: datetime, now: datetime
 ) -> None:
-    """Refuse a reschedule of a closed follow-up (NotOutstanding) or to an unusable time (InvalidInput)."""
+    """Refuse a reschedule to an unusable time (InvalidInput) or of a closed follow-up (NotOutstanding)."""
     problems: list[dict[str, Any]] = []
     if reason not in rules.reschedule_reasons:
-        problems.append({"loc": _loc("reason"), "msg": "unknown reschedule reason code"})
+        problems.append({"loc": in_body("reason"), "msg": "unknown reschedule reason code"})
     if due_at <= now:
-        problems.append({"loc": _loc("due_at"), "msg": "must be in the future"})
+        problems.append({"loc": in_body("due_at"), "msg": "must be in the future"})
     elif due_at > now + timedelta(days=rules.max_reschedule_days):
-        problems.append({"loc": _loc("due_at"), "msg": f"must be within {rules.max_reschedule_days:g} days"})
+        problems.append(
+            {"loc": in_body("due_at"), "msg": f"must be within {rules.max_reschedule_days:g} days"}
+        )
     if problems:
         raise InvalidInput(problems)
     if follow_up.status not in OPEN:
         raise NotOutstanding(f"follow-up is {follow_up.status}")
+
+
+@dataclass(frozen=True)
+class Rescheduling:
+    """A care manager's move of an open follow-up to another time: a new due point."""
+
+    reschedule_row: dict[str, Any]
+    changes: dict[str, Any]
+    announcement: Announcement
+
+
+def reschedule(
+    rules: FollowUpRules, follow_up: FollowUp, reason: str, due_at: datetime, now: datetime, *, by: str
+) -> Rescheduling:
+    check_reschedule(rules, follow_up, reason, due_at, now)
+    # As the database gives it back, so the announcement reads the same whatever offset was asked in.
+    moved = replace(
+        follow_up, status="scheduled", due_at=due_at.astimezone(UTC), due_point=follow_up.due_point + 1
+    )
+    return Rescheduling(
+        reschedule_row={
+            "follow_up_id": follow_up.id,
+            "due_point": moved.due_point,
+            "reason": reason,
+            "from_due_at": follow_up.due_at,
+            "to_due_at": moved.due_at,
+            "by_subject": by,
+            "at": now,
+        },
+        changes=waiting_again(rules, moved),
+        announcement=announce.scheduled(moved, rescheduled=True),
+    )
 
 
 def revise_cadence(follow_up: FollowUp, anchor: datetime, every_days: float) -> datetime | None:
@@ -157,3 +215,31 @@ def revise_cadence(follow_up: FollowUp, anchor: datetime, every_days: float) -> 
         return None
     due_at = next_cadence_due(anchor, every_days)
     return None if due_at == follow_up.due_at else due_at
+
+
+@dataclass(frozen=True)
+class CadenceRevision:
+    """What a plan revision does to the patient's one open cadence follow-up."""
+
+    changes: dict[str, Any]
+    announcements: tuple[Announcement, ...]
+
+
+def revise_for_plan(
+    rules: FollowUpRules, current: FollowUp, *, plan_id: uuid.UUID, priority: str, every_days: float
+) -> CadenceRevision:
+    """Update the open cadence follow-up instead of piling up another; announce it when one still waiting
+    moves or changes priority."""
+    anchor = current.cadence_anchor_at or current.created_at
+    assert anchor is not None  # every stored follow-up has a creation time
+    changes: dict[str, Any] = {"plan_id": plan_id, "priority": priority, "every_days": every_days}
+    moved_to = revise_cadence(current, anchor, every_days)
+    revised = replace(current, plan_id=plan_id, priority=priority, every_days=every_days)
+    if moved_to is not None:
+        revised = replace(revised, due_at=moved_to, due_point=current.due_point + 1)
+        changes |= {"due_at": revised.due_at, "due_point": revised.due_point}
+    if moved_to is not None or current.status == "scheduled":
+        changes["overdue_at"] = rules.overdue_at(revised.due_at, priority)
+    if current.status == "scheduled" and (moved_to is not None or priority != current.priority):
+        return CadenceRevision(changes, (announce.revised(revised),))
+    return CadenceRevision(changes, ())

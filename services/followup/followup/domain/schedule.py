@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-
-Clock = Callable[[], datetime]
 
 _DUE_IDS = uuid.UUID("0b7d3f0e-5c2a-4e8f-9a61-2d4c8e1f7a53")
 _EVENT_IDS = uuid.UUID("6f1c2a8e-3b4d-4c7a-8e91-5a2b7c9d0e14")
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def next_cadence_due(anchor: datetime, every_days: float) -> datetime:

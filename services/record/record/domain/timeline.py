@@ -5,22 +5,18 @@ from __future__ import annotations
 import heapq
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SUMMARIES_FILE = Path(__file__).resolve().parent.parent / "summaries.v1.json"
+from careloop_shared.rules import RulesFile
+
+SUMMARIES_FILE = Path(__file__).resolve().parent.parent / "rules" / "summaries.v1.json"
 
 
-@dataclass(frozen=True)
-class Summaries:
-    version: str
+class Summaries(RulesFile):
+    """A readable line per event type, with ``{field}`` placeholders filled from the event's body."""
+
     templates: dict[str, str]
-
-    @classmethod
-    def load(cls, path: Path = SUMMARIES_FILE) -> Summaries:
-        data = json.loads(path.read_text())
-        return cls(data["version"], data["templates"])
 
 
 class _Blank(dict[str, str]):
@@ -71,3 +67,26 @@ def causal_order(entries: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
         for child in children.pop(event_id, []):
             heapq.heappush(ready, (int(child["seq"]), str(child["event_id"])))
     return ordered
+
+
+def timeline(summaries: Summaries, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A patient's entries as a timeline: causes before effects, each with its actor and summary."""
+    items = []
+    for entry in causal_order(entries):
+        body = json.loads(bytes(entry["body"]))
+        items.append(
+            {
+                "seq": entry["seq"],
+                "event_id": entry["event_id"],
+                "type": entry["event_type"],
+                "time": entry["occurred_at"],
+                "recorded_at": entry["recorded_at"],
+                "source": entry["source"],
+                "actor": actor(entry["source"], body),
+                "summary": summarise(summaries, entry["event_type"], body),
+                "correlation_id": entry["correlation_id"],
+                "causation_id": entry["causation_id"],
+                "data": body,
+            }
+        )
+    return items

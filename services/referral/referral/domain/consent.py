@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from referral.domain.matching import Ranked
+
 OWN_AGENCY = "own-agency"
 REFERRAL_PURPOSE = "referral"
 
@@ -49,3 +51,22 @@ def permission(
         ):
             return consent.id
     return None
+
+
+def first_allowed(
+    ranked: list[Ranked], consents: Iterable[Consent], *, patient_agency: str, at: datetime
+) -> tuple[Ranked, uuid.UUID | str | None]:
+    """The best program the patient's consent allows, with that permission; else the best, with None
+    (the referral waits for consent). ``ranked`` is best first and not empty."""
+    consents = list(consents)
+    for candidate in ranked:
+        allowed = permission(
+            consents,
+            patient_agency=patient_agency,
+            target_agency=candidate.service.agency_id,
+            category=candidate.service.program_category,
+            at=at,
+        )
+        if allowed is not None:
+            return candidate, allowed
+    return ranked[0], None

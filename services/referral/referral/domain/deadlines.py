@@ -1,19 +1,22 @@
-"""When a referral must be answered and closed, and the one id each overdue flag has. Pure: no I/O."""
+"""When a referral must be answered and closed, and the one id each overdue flag has. Pure: no I/O.
+
+The deadlines come from ``rules/deadlines.v1.json``; an organisation may point
+``REFERRAL_DEADLINES_FILE`` at its own.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
-Clock = Callable[[], datetime]
+from pydantic import Field
+
+from careloop_shared.rules import RulesFile
+
+DEADLINES_FILE = Path(__file__).resolve().parent.parent / "rules" / "deadlines.v1.json"
 
 _OVERDUE_IDS = uuid.UUID("5d0c6f1e-8a43-4b7e-9c2f-61e0a7b3d915")
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def add_business_days(start: datetime, days: float) -> datetime:
@@ -30,10 +33,11 @@ def add_business_days(start: datetime, days: float) -> datetime:
     return at
 
 
-@dataclass(frozen=True)
-class Deadlines:
-    response_business_days: float = 2
-    outcome_days: float = 14
+class Deadlines(RulesFile):
+    """How long the receiving agency has to answer a sent referral, and to close it with an outcome."""
+
+    response_business_days: float = Field(ge=0)
+    outcome_days: float = Field(ge=0)
 
     def response_due(self, made_at: datetime) -> datetime:
         return add_business_days(made_at, self.response_business_days)

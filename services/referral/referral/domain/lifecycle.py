@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from careloop_shared.logging import SafeMessageError
+from careloop_shared.errors import Conflict, Forbidden, Invalid, problem
 
 
 class Party(StrEnum):
@@ -84,19 +84,19 @@ REROUTE_REASONS = frozenset({"no-capacity", "not-eligible"})
 ENROLLMENT_STATUSES = frozenset({"enrolled", "not-enrolled", "not-enrolled-on-waitlist"})
 
 
-class IllegalTransition(SafeMessageError):
+class IllegalTransition(Conflict):
     """The lifecycle has no such move (HTTP 409)."""
 
 
-class WrongParty(SafeMessageError):
+class WrongParty(Forbidden):
     """The move exists but belongs to the other side (HTTP 403)."""
 
 
-class IncompleteChange(SafeMessageError):
-    """A reason or outcome the move needs is missing or not from the vocabulary (HTTP 422)."""
+class IncompleteChange(Invalid):
+    """A reason or outcome the move needs is missing or not from the vocabulary (HTTP 422 at that field)."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__([problem(["body", field], "invalid_change", message)])
         self.field = field
 
 
@@ -105,6 +105,16 @@ class Outcome:
     service_delivered: bool | None = None
     enrollment_status: str | None = None
     reason: str | None = None
+
+
+def parties(agency_id: str, *, referring: str, receiving: str, status: str) -> frozenset[Party]:
+    """The sides of a referral an agency is: the referring one always, the receiving one once sent."""
+    sides = set()
+    if agency_id == referring:
+        sides.add(Party.requester)
+    if agency_id == receiving and status != "draft":
+        sides.add(Party.target)
+    return frozenset(sides)
 
 
 def check_transition(

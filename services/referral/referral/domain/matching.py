@@ -7,18 +7,19 @@ so the same inputs always pick the same program.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
+from careloop_shared.rules import Rule, RulesFile
 from referral.domain.quality import NO_HISTORY, Quality
 
-DEFAULT_RANKING = Path(__file__).resolve().parent.parent / "rules" / "ranking.v1.json"
+RANKING_FILE = Path(__file__).resolve().parent.parent / "rules" / "ranking.v1.json"
 
-CAPACITY_STATUSES = ("capacity", "no-capacity", "waitlist", "additional-assessment-required")
-SERVICE_STATUSES = ("active", "inactive", "defunct", "temporarily closed")
+CapacityStatus = Literal["capacity", "no-capacity", "waitlist", "additional-assessment-required"]
+LanguageFit = Literal["spoken", "interpretation", "unknown"]
+AreaFit = Literal["served", "everywhere", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Service:
     languages: tuple[str, ...] = ("en",)
     interpretation_services: bool = False
     eligibility: Eligibility = field(default_factory=Eligibility)
-    capacity_status: str = "capacity"
+    capacity_status: CapacityStatus = "capacity"
     status: str = "active"
 
 
@@ -54,30 +55,28 @@ class MatchRequest:
     known_facts: frozenset[str] = frozenset()  # requirements known to be met
 
 
-@dataclass(frozen=True)
-class Weights:
-    version: str
-    language: Mapping[str, float]  # spoken, interpretation, unknown
-    capacity: Mapping[str, float]  # per capacity status
-    area: Mapping[str, float]  # served, everywhere, unknown
+class LanguageWeights(Rule):
+    spoken: float
+    interpretation: float
+    unknown: float  # the patient's language is not known here
+
+
+class AreaWeights(Rule):
+    served: float
+    everywhere: float  # the program has no service area
+    unknown: float  # the patient's area is not known here
+
+
+class Weights(RulesFile):
+    """How eligible programs are ordered: points per fit, minus a little per unverified requirement."""
+
+    language: LanguageWeights
+    capacity: dict[CapacityStatus, float]
+    area: AreaWeights
     quality: float
     exact_category: float
     unverified_requirement: float
-    excluded_capacity: frozenset[str]
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> Weights:
-        data: dict[str, Any] = json.loads((path or DEFAULT_RANKING).read_text())
-        return cls(
-            version=data["version"],
-            language=data["language"],
-            capacity=data["capacity"],
-            area=data["area"],
-            quality=data["quality"],
-            exact_category=data["exact_category"],
-            unverified_requirement=data["unverified_requirement"],
-            excluded_capacity=frozenset(data["excluded_capacity"]),
-        )
+    excluded_capacity: frozenset[CapacityStatus]
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def addresses(service: Service, request: MatchRequest) -> bool:
     return request.need in service.needs
 
 
-def language_fit(service: Service, language: str | None) -> str | None:
+def language_fit(service: Service, language: str | None) -> LanguageFit | None:
     """spoken, interpretation or unknown; None when the patient could not be served in their language."""
     if language is None:
         return "unknown"
@@ -110,7 +109,7 @@ def language_fit(service: Service, language: str | None) -> str | None:
     return "interpretation" if service.interpretation_services else None
 
 
-def area_fit(service: Service, postal_area: str | None) -> str | None:
+def area_fit(service: Service, postal_area: str | None) -> AreaFit | None:
     if not service.eligibility.postal_prefixes:
         return "everywhere"
     if postal_area is None:
@@ -146,9 +145,9 @@ def rank(
             continue
         unverified = len(set(s.eligibility.requirements) - request.known_facts)
         score = (
-            weights.language[language]
+            getattr(weights.language, language)
             + weights.capacity.get(s.capacity_status, 0.0)
-            + weights.area[area]
+            + getattr(weights.area, area)
             + weights.quality * quality.get(s.id, NO_HISTORY).score()
             + (weights.exact_category if s.program_category == request.program_category else 0.0)
             - weights.unverified_requirement * unverified

@@ -1,0 +1,92 @@
+"""What careplan is asked to do: one command per use case, built by the API from a request.
+
+``role`` is the caller's role, recorded with the plan version the command makes. Commands that edit
+the plan name the version they were made against (``expected_version``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ChangePlanStatus:
+    agency_id: str
+    role: str
+    patient_id: uuid.UUID
+    status: str
+    expected_version: int
+
+
+@dataclass(frozen=True)
+class RecordEducation:
+    """Materials given for an intervention; ``None`` means the intervention's own materials."""
+
+    agency_id: str
+    role: str
+    patient_id: uuid.UUID
+    intervention_id: uuid.UUID
+    materials: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class AddCareTeamMember:
+    agency_id: str
+    patient_id: uuid.UUID
+    name: str
+    relationship: str
+    role: str  # the member's role in the team, e.g. primary-support
+    contact: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeCareTeamMember:
+    """Only the fields in ``changes`` change; ``None`` clears the contact."""
+
+    agency_id: str
+    patient_id: uuid.UUID
+    member_id: uuid.UUID
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RemoveCareTeamMember:
+    agency_id: str
+    patient_id: uuid.UUID
+    member_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class ContributeToPlan:
+    """A care team member's note, agreed goal or preference; each kind carries its own part."""
+
+    agency_id: str
+    role: str
+    patient_id: uuid.UUID
+    member_id: uuid.UUID
+    kind: str  # note, agreed-goal or preference
+    expected_version: int
+    note: str | None = None
+    goal_id: uuid.UUID | None = None
+    preference: dict[str, str] | None = None  # preferred_language and/or contact_preference
+
+
+@dataclass(frozen=True)
+class RequestService:
+    agency_id: str
+    role: str
+    patient_id: uuid.UUID
+    service_code: str
+    expected_version: int
+
+
+@dataclass(frozen=True)
+class ChooseAlternative:
+    agency_id: str
+    role: str
+    patient_id: uuid.UUID
+    request_id: uuid.UUID
+    alternative: str
+    expected_version: int

@@ -1,0 +1,53 @@
+"""The medical-necessity wing's table: service requests with the decision on each.
+Every read is scoped to the caller's agency."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from careloop_shared.db import Db, insert_row
+
+REQUEST_COLUMNS = (
+    "id, patient_id, plan_id, service_code, met, failed_criteria, alternatives, criteria_version,"
+    " chosen_alternative, chosen_at, created_at"
+)
+
+
+class NecessityStore:
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    async def insert_service_request(self, row: dict[str, Any]) -> None:
+        await insert_row(self.db, "service_requests", row)
+
+    async def get_service_request(
+        self, agency_id: str, patient_id: uuid.UUID, request_id: uuid.UUID, *, lock: bool = False
+    ) -> asyncpg.Record | None:
+        return await self.db.fetchrow(
+            f"SELECT {REQUEST_COLUMNS} FROM service_requests"
+            " WHERE id = $1 AND patient_id = $2 AND agency_id = $3" + (" FOR UPDATE" if lock else ""),
+            request_id,
+            patient_id,
+            agency_id,
+        )
+
+    async def choose_alternative(self, request_id: uuid.UUID, alternative: str, at: datetime) -> None:
+        # service_requests keeps no updated_at: when the choice was made is chosen_at.
+        await self.db.execute(
+            "UPDATE service_requests SET chosen_alternative = $2, chosen_at = $3 WHERE id = $1",
+            request_id,
+            alternative,
+            at,
+        )
+
+    async def service_requests(self, agency_id: str, patient_id: uuid.UUID) -> list[asyncpg.Record]:
+        return await self.db.fetch(
+            f"SELECT {REQUEST_COLUMNS} FROM service_requests WHERE patient_id = $1 AND agency_id = $2"
+            " ORDER BY created_at, id",
+            patient_id,
+            agency_id,
+        )

@@ -1,0 +1,191 @@
+"""The plans wing's use cases: plans revised on events, status changes and education given.
+
+Every change of a plan goes through ``revision`` and makes a new version announced with PlanUpdated.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from careloop_shared.consumer import batch_handler
+from careloop_shared.contracts import (
+    EducationProvided,
+    FollowUpCompleted,
+    PatientAssessed,
+    PatientRegistered,
+    PatientUpdated,
+    ReferralStatusChanged,
+)
+from careloop_shared.errors import Conflict, NotFound
+from careloop_shared.events import ReceivedEvent
+from careloop_shared.logging import get_logger
+from careplan.config import CareplanContext
+from careplan.domain.commands import ChangePlanStatus, RecordEducation
+from careplan.domain.plan import AssessedNeed, Assessment, PlanState
+from careplan.domain.versions import (
+    apply_goal_progress,
+    apply_referral_status,
+    change_status,
+    complete_intervention,
+    plan_status_after_progress,
+)
+from careplan.plans.revision import Change, plan_to_change, revise, save
+from careplan.store import Uow
+
+log = get_logger(__name__)
+
+
+class ForeignAgencyAssessment(Conflict):
+    """An assessment names an agency other than the one whose patient the plan belongs to."""
+
+    def __init__(self) -> None:
+        super().__init__("assessment from another agency than the plan's")
+
+
+class InterventionNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("intervention not found in the current plan")
+
+
+class NoEducationMaterial(Conflict):
+    def __init__(self) -> None:
+        super().__init__("no education material to record for this intervention")
+
+
+# ---- reactions to events ----------------------------------------------------------------------------
+
+
+@batch_handler
+async def when_patient_assessed_revise_plan(
+    ctx: CareplanContext, uow: Uow, batch: list[ReceivedEvent]
+) -> None:
+    """Revise each assessed patient's plan; a batch opens and locks its plans in two statements."""
+    assessed = [r.event for r in batch if isinstance(r.event, PatientAssessed)]
+    assert len(assessed) == len(batch)
+    # The first assessment opens a (draft) plan; later ones find it. Either way it is locked.
+    await uow.store.plans.open_plans({e.patient_id: (e.agency_id, e.assessed_at) for e in assessed})
+    plans = await uow.store.plans.lock_plans([e.patient_id for e in assessed])
+    for received, event in zip(batch, assessed, strict=True):
+        await _revise_for_assessment(ctx, uow, plans[event.patient_id], event, received)
+
+
+async def _revise_for_assessment(
+    ctx: CareplanContext, uow: Uow, plan: PlanState, assessed: PatientAssessed, received: ReceivedEvent
+) -> None:
+    if plan.agency_id != assessed.agency_id:
+        raise ForeignAgencyAssessment()
+    group = ctx.library.group_of(assessed.instrument)
+    previous = plan.assessments.get(group)
+    if previous is not None and previous.assessed_at > assessed.assessed_at:
+        return  # an older result of the same kind arrived late: the newer one stands
+    plan.assessments = {
+        **plan.assessments,
+        group: Assessment(
+            instrument=assessed.instrument,
+            assessment_id=assessed.assessment_id,
+            needs=[AssessedNeed(code=n.code, severity=n.severity) for n in assessed.needs],
+            risk_level=assessed.risk_level,
+            urgent_flags=list(assessed.urgent_flags),
+            assessed_at=assessed.assessed_at,
+        ),
+    }
+    change = Change(f"assessment:{assessed.instrument}", "system", assessed.assessed_at, received)
+    status = plan.status if plan.status == "on-hold" else "active"
+    await revise(ctx, uow, plan, change, status=status, based_on_assessment=assessed.assessment_id)
+
+
+async def when_patient_details_change_personalise_plan(
+    ctx: CareplanContext, uow: Uow, received: ReceivedEvent
+) -> None:
+    event = received.event
+    assert isinstance(event, PatientRegistered | PatientUpdated)
+    at = received.envelope.time
+    contact = event.contact_preference.value if event.contact_preference else None
+    await uow.store.plans.upsert_patient(
+        event.patient_id, event.agency_id, event.preferred_language, contact, at
+    )
+    plan = await uow.store.plans.lock_plan(event.patient_id)
+    if plan is None or plan.version == 0 or plan.status in ("revoked", "completed"):
+        return
+    await revise(ctx, uow, plan, Change("preferences-changed", "system", at, received))
+
+
+async def when_referral_status_changes_track_intervention(
+    ctx: CareplanContext, uow: Uow, received: ReceivedEvent
+) -> None:
+    event = received.event
+    assert isinstance(event, ReferralStatusChanged)
+    plan = await uow.store.plans.lock_plan(event.patient_id)
+    if plan is None or plan.document is None:
+        log.warning("referral status for a patient without a plan", referral_id=str(event.referral_id))
+        return
+    document = apply_referral_status(plan.document, event.intervention_id, event.to_status)
+    if document is not None:
+        await save(uow, plan, document, plan.status, Change("progress", "system", event.changed_at, received))
+
+
+async def when_follow_up_completed_record_progress(
+    ctx: CareplanContext, uow: Uow, received: ReceivedEvent
+) -> None:
+    event = received.event
+    assert isinstance(event, FollowUpCompleted)
+    plan = await uow.store.plans.lock_plan(event.patient_id)
+    if plan is None or plan.document is None:
+        return
+    document = plan.document
+    for progress in event.goal_progress:
+        document = apply_goal_progress(document, progress.goal_id, progress.progress) or document
+    status = plan_status_after_progress(document, plan.status)
+    await save(uow, plan, document, status, Change("progress", "system", event.completed_at, received))
+
+
+# ---- care managers' commands ------------------------------------------------------------------------
+
+
+async def change_plan_status(ctx: CareplanContext, uow: Uow, cmd: ChangePlanStatus) -> int:
+    """Move the plan along its lifecycle; returns the plan's version after."""
+    plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
+    new_status = change_status(plan.status, cmd.status)
+    return await save(uow, plan, plan.drafted, new_status, Change("status-change", cmd.role, ctx.clock()))
+
+
+async def record_education(ctx: CareplanContext, uow: Uow, cmd: RecordEducation) -> int:
+    """Record that education was given; an education intervention is then completed."""
+    plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id)
+    intervention = plan.drafted.intervention(cmd.intervention_id)
+    if intervention is None:
+        raise InterventionNotFound()
+    given = cmd.materials or intervention.education_materials
+    if not given:
+        raise NoEducationMaterial()
+    # Documents from before interventions named their language were in the agency's language.
+    language = intervention.language or ctx.library.agency_language
+    at = ctx.clock()
+    await uow.store.plans.insert_education(
+        {
+            "id": uuid.uuid4(),
+            "patient_id": cmd.patient_id,
+            "agency_id": cmd.agency_id,
+            "plan_id": plan.plan_id,
+            "intervention_id": cmd.intervention_id,
+            "materials": given,
+            "language": language,
+            "recorded_by": cmd.role,
+            "provided_at": at,
+        }
+    )
+    uow.emit(
+        EducationProvided(
+            patient_id=cmd.patient_id,
+            agency_id=cmd.agency_id,
+            plan_id=plan.plan_id,
+            intervention_id=cmd.intervention_id,
+            materials=given,
+            language=language,
+            provided_at=at,
+        )
+    )
+    document = plan.drafted
+    if intervention.kind == "education":
+        document = complete_intervention(document, cmd.intervention_id)
+    return await save(uow, plan, document, plan.status, Change("education-provided", cmd.role, at))

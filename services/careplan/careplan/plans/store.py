@@ -1,0 +1,139 @@
+"""The plans wing's tables: patients' preferences, plans with what they are drafted from, plan versions
+(append-only) and education records. Every read is scoped to the caller's agency."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from careloop_shared.db import Db, insert_row
+from careplan.domain.plan import INPUTS, PlanDocument, PlanState
+
+
+class PlanStore:
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    async def upsert_patient(
+        self,
+        patient_id: uuid.UUID,
+        agency_id: str,
+        language: str | None,
+        contact_preference: str | None,
+        at: datetime,
+    ) -> None:
+        """Record the patient's preferences; an older event than the last one applied changes nothing."""
+        await self.db.execute(
+            "INSERT INTO patients (patient_id, agency_id, preferred_language, contact_preference, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (patient_id) DO UPDATE SET"
+            " preferred_language = EXCLUDED.preferred_language,"
+            " contact_preference = COALESCE(EXCLUDED.contact_preference, patients.contact_preference),"
+            " updated_at = EXCLUDED.updated_at WHERE patients.updated_at <= EXCLUDED.updated_at",
+            patient_id,
+            agency_id,
+            language,
+            contact_preference,
+            at,
+        )
+
+    async def lock_plan(self, patient_id: uuid.UUID) -> PlanState | None:
+        return (await self.lock_plans([patient_id])).get(patient_id)
+
+    async def lock_plans(self, patient_ids: list[uuid.UUID]) -> dict[uuid.UUID, PlanState]:
+        """Several patients' plans, locked in one lock order (so concurrent batches cannot deadlock)."""
+        rows = await self.db.fetch(
+            "SELECT p.patient_id, p.plan_id, p.agency_id, p.version, p.status, p.assessments, p.services,"
+            " p.agreed_goals, p.overrides, v.document, pr.preferred_language, pr.contact_preference"
+            " FROM plans p"
+            " LEFT JOIN plan_versions v ON v.plan_id = p.plan_id AND v.version = p.version"
+            " LEFT JOIN patients pr ON pr.patient_id = p.patient_id"
+            " WHERE p.patient_id = ANY($1::uuid[]) ORDER BY p.patient_id FOR UPDATE OF p",
+            sorted(set(patient_ids)),
+        )
+        return {r["patient_id"]: PlanState.model_validate(dict(r)) for r in rows}
+
+    async def open_plans(self, openings: dict[uuid.UUID, tuple[str, datetime]]) -> None:
+        """A draft plan at version 0 for each patient that has none yet (patient -> agency, time)."""
+        await self.db.execute(
+            "INSERT INTO plans (patient_id, plan_id, agency_id, version, status, updated_at)"
+            " SELECT p, gen_random_uuid(), a, 0, 'draft', t"
+            " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS x(p, a, t)"
+            " ON CONFLICT (patient_id) DO NOTHING",
+            list(openings),
+            [a for a, _ in openings.values()],
+            [t for _, t in openings.values()],
+        )
+
+    async def set_plan_inputs(self, plan: PlanState) -> None:
+        """Store what the plan is drafted from, when drafting it anew changed nothing."""
+        inputs = plan.stored_inputs()
+        await self.db.execute(
+            "UPDATE plans SET assessments = $2, services = $3, agreed_goals = $4, overrides = $5"
+            " WHERE patient_id = $1",
+            plan.patient_id,
+            *(inputs[c] for c in INPUTS),
+        )
+
+    async def save_version(
+        self,
+        plan: PlanState,
+        *,
+        version: int,
+        status: str,
+        document: PlanDocument,
+        reason: str,
+        changed_by: str,
+        caused_by_event: uuid.UUID | None,
+        at: datetime,
+    ) -> None:
+        """Append the version and move the plan to it, with what it was drafted from, in one statement."""
+        inputs = plan.stored_inputs()
+        await self.db.execute(
+            "WITH v AS (INSERT INTO plan_versions (plan_id, version, status, document, reason, changed_by,"
+            " caused_by_event, created_at) VALUES ($2, $3, $4, $5, $6, $7, $8, $9))"
+            " UPDATE plans SET version = $3, status = $4, updated_at = $9, assessments = $10,"
+            " services = $11, agreed_goals = $12, overrides = $13 WHERE patient_id = $1",
+            plan.patient_id,
+            plan.plan_id,
+            version,
+            status,
+            document.stored(),
+            reason,
+            changed_by,
+            caused_by_event,
+            at,
+            *(inputs[c] for c in INPUTS),
+        )
+
+    async def plan_version(
+        self, agency_id: str, patient_id: uuid.UUID, version: int | None = None
+    ) -> asyncpg.Record | None:
+        """The given version of the patient's plan, or the current one."""
+        return await self.db.fetchrow(
+            "SELECT p.plan_id, v.version, v.status, v.document, v.reason, v.changed_by, v.created_at"
+            " FROM plans p JOIN plan_versions v ON v.plan_id = p.plan_id"
+            " AND v.version = COALESCE($3::int, p.version)"
+            " WHERE p.patient_id = $1 AND p.agency_id = $2",
+            patient_id,
+            agency_id,
+            version,
+        )
+
+    async def plan_versions(
+        self, agency_id: str, patient_id: uuid.UUID, limit: int, offset: int
+    ) -> list[asyncpg.Record]:
+        return await self.db.fetch(
+            "SELECT v.version, v.status, v.reason, v.changed_by, v.created_at FROM plans p"
+            " JOIN plan_versions v ON v.plan_id = p.plan_id WHERE p.patient_id = $1 AND p.agency_id = $2"
+            " ORDER BY v.version LIMIT $3 OFFSET $4",
+            patient_id,
+            agency_id,
+            limit,
+            offset,
+        )
+
+    async def insert_education(self, row: dict[str, Any]) -> None:
+        await insert_row(self.db, "education_records", row)

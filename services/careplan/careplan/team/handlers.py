@@ -1,0 +1,134 @@
+"""The care team wing's use cases: members join, change and leave; members contribute to the plan.
+
+Members are named in careplan's database only: CareTeamChanged carries their relationship and role.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from careloop_shared.contracts import CareTeamChanged
+from careloop_shared.errors import Invalid, NotFound, problem
+from careplan.config import CareplanContext
+from careplan.domain.commands import (
+    AddCareTeamMember,
+    ChangeCareTeamMember,
+    ContributeToPlan,
+    RemoveCareTeamMember,
+)
+from careplan.plans.revision import Change, plan_to_change, revise
+from careplan.store import Uow
+
+_REQUIRED = ("name", "relationship", "role")
+
+
+class MemberNotFound(NotFound):
+    """No active member of this patient's care team in the caller's agency."""
+
+    def __init__(self) -> None:
+        super().__init__("care team member not found")
+
+
+class GoalNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("goal not found in the current plan")
+
+
+class CannotClear(Invalid):
+    def __init__(self) -> None:
+        super().__init__([problem(["body"], "cannot_clear", "name, relationship and role cannot be cleared")])
+
+
+async def add_member(ctx: CareplanContext, uow: Uow, cmd: AddCareTeamMember) -> dict[str, Any]:
+    await plan_to_change(uow, cmd.agency_id, cmd.patient_id)
+    at = ctx.clock()
+    row = await uow.store.team.insert_member(
+        {
+            "id": uuid.uuid4(),
+            "patient_id": cmd.patient_id,
+            "agency_id": cmd.agency_id,
+            "name": cmd.name,
+            "relationship": cmd.relationship,
+            "role": cmd.role,
+            "contact": cmd.contact,
+            "status": "active",
+            "created_at": at,
+            "updated_at": at,
+        }
+    )
+    _announce(uow, cmd.agency_id, cmd.patient_id, row, "added")
+    return dict(row)
+
+
+async def change_member(ctx: CareplanContext, uow: Uow, cmd: ChangeCareTeamMember) -> dict[str, Any]:
+    if any(cmd.changes.get(k, "") is None for k in _REQUIRED):
+        raise CannotClear()
+    current = await _active_member(uow, cmd.agency_id, cmd.patient_id, cmd.member_id)
+    changes = {k: v for k, v in cmd.changes.items() if current[k] != v}
+    if not changes:
+        return dict(current)
+    row = await uow.store.team.update_member(cmd.member_id, changes, ctx.clock())
+    _announce(uow, cmd.agency_id, cmd.patient_id, row, "changed")
+    return dict(row)
+
+
+async def remove_member(ctx: CareplanContext, uow: Uow, cmd: RemoveCareTeamMember) -> dict[str, Any]:
+    """The member leaves the team; their record stays, inactive."""
+    await _active_member(uow, cmd.agency_id, cmd.patient_id, cmd.member_id)
+    row = await uow.store.team.update_member(cmd.member_id, {"status": "inactive"}, ctx.clock())
+    _announce(uow, cmd.agency_id, cmd.patient_id, row, "removed")
+    return dict(row)
+
+
+async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> int:
+    """Record a care team member's note, agreed goal or preference; the last two make a new version.
+    Returns the plan's version after."""
+    plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
+    member = await uow.store.team.get_member(cmd.agency_id, cmd.patient_id, cmd.member_id)
+    if member is None or member["status"] != "active":
+        raise MemberNotFound()
+    at = ctx.clock()
+    await uow.store.team.insert_contribution(
+        {
+            "id": uuid.uuid4(),
+            "patient_id": cmd.patient_id,
+            "agency_id": cmd.agency_id,
+            "member_id": member["id"],
+            "kind": cmd.kind,
+            "goal_id": cmd.goal_id,
+            "note": cmd.note,
+            "preference": cmd.preference,
+            "plan_version": plan.version,
+            "created_at": at,
+        }
+    )
+    if cmd.kind == "note":
+        return plan.version
+    if cmd.kind == "agreed-goal":
+        if cmd.goal_id is None or plan.drafted.goal(cmd.goal_id) is None:
+            raise GoalNotFound()
+        plan.agreed_goals = list(dict.fromkeys([*plan.agreed_goals, cmd.goal_id]))
+    else:
+        plan.overrides = plan.overrides.model_copy(update=cmd.preference or {})
+    return await revise(ctx, uow, plan, Change("care-team-contribution", cmd.role, at))
+
+
+async def _active_member(uow: Uow, agency_id: str, patient_id: uuid.UUID, member_id: uuid.UUID) -> Any:
+    current = await uow.store.team.get_member(agency_id, patient_id, member_id, lock=True)
+    if current is None or current["status"] != "active":
+        raise MemberNotFound()
+    return current
+
+
+def _announce(uow: Uow, agency_id: str, patient_id: uuid.UUID, row: Any, change: str) -> None:
+    uow.emit(
+        CareTeamChanged(
+            patient_id=patient_id,
+            agency_id=agency_id,
+            member_id=row["id"],
+            change=change,
+            relationship=row["relationship"],
+            role=row["role"],
+        )
+    )

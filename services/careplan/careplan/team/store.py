@@ -1,0 +1,55 @@
+"""The care team wing's tables: members (named here only, never in events) and their contributions.
+Every read is scoped to the caller's agency."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from careloop_shared.db import Db, insert_row, update_by_id
+
+MEMBER_COLUMNS = "id, patient_id, name, relationship, role, contact, status, created_at, updated_at"
+
+
+class TeamStore:
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    async def insert_member(self, row: dict[str, Any]) -> asyncpg.Record:
+        record = await insert_row(self.db, "care_team_members", row, returning=MEMBER_COLUMNS)
+        assert record is not None
+        return record
+
+    async def get_member(
+        self, agency_id: str, patient_id: uuid.UUID, member_id: uuid.UUID, *, lock: bool = False
+    ) -> asyncpg.Record | None:
+        return await self.db.fetchrow(
+            f"SELECT {MEMBER_COLUMNS} FROM care_team_members"
+            " WHERE id = $1 AND patient_id = $2 AND agency_id = $3" + (" FOR UPDATE" if lock else ""),
+            member_id,
+            patient_id,
+            agency_id,
+        )
+
+    async def update_member(
+        self, member_id: uuid.UUID, changes: dict[str, Any], at: datetime
+    ) -> asyncpg.Record:
+        record = await update_by_id(
+            self.db, "care_team_members", member_id, changes, at=at, returning=MEMBER_COLUMNS
+        )
+        assert record is not None
+        return record
+
+    async def care_team(self, agency_id: str, patient_id: uuid.UUID) -> list[asyncpg.Record]:
+        return await self.db.fetch(
+            f"SELECT {MEMBER_COLUMNS} FROM care_team_members WHERE patient_id = $1 AND agency_id = $2"
+            " ORDER BY created_at, id",
+            patient_id,
+            agency_id,
+        )
+
+    async def insert_contribution(self, row: dict[str, Any]) -> None:
+        await insert_row(self.db, "contributions", row)

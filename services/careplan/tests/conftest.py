@@ -1,0 +1,276 @@
+"""careplan's unit-test fixtures: an in-memory ``CareplanStore`` (one fake per wing), a context, a clock."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from careloop_shared.rules import load_rules
+from careloop_shared.testing.fakes import FakeClock
+from careplan.config import CareplanContext
+from careplan.domain.necessity import DEFAULT_CRITERIA, NecessityCriteria
+from careplan.domain.plan import INPUTS, PlanDocument, PlanState
+from careplan.domain.planning import DEFAULT_LIBRARY, PlanLibrary
+
+
+def _json(value: Any) -> Any:
+    """What a jsonb column gives back: a copy, never the object that was written."""
+    return copy.deepcopy(value)
+
+
+class FakePlanStore:
+    """``PlanStore`` over dicts: rows as the tables hold them, documents and inputs as stored JSON."""
+
+    def __init__(self) -> None:
+        self.patients: dict[uuid.UUID, dict[str, Any]] = {}
+        self.plans: dict[uuid.UUID, dict[str, Any]] = {}  # by patient
+        self.plan_versions: dict[tuple[uuid.UUID, int], dict[str, Any]] = {}
+        self.education_records: dict[uuid.UUID, dict[str, Any]] = {}
+
+    async def upsert_patient(
+        self,
+        patient_id: uuid.UUID,
+        agency_id: str,
+        language: str | None,
+        contact_preference: str | None,
+        at: datetime,
+    ) -> None:
+        current = self.patients.get(patient_id)
+        if current is not None and current["updated_at"] > at:
+            return  # an older event than the last one applied
+        self.patients[patient_id] = {
+            "patient_id": patient_id,
+            "agency_id": current["agency_id"] if current else agency_id,
+            "preferred_language": language,
+            "contact_preference": contact_preference or (current["contact_preference"] if current else None),
+            "updated_at": at,
+        }
+
+    async def lock_plan(self, patient_id: uuid.UUID) -> PlanState | None:
+        return (await self.lock_plans([patient_id])).get(patient_id)
+
+    async def lock_plans(self, patient_ids: list[uuid.UUID]) -> dict[uuid.UUID, PlanState]:
+        locked = {}
+        for patient_id in sorted(set(patient_ids)):
+            plan = self.plans.get(patient_id)
+            if plan is None:
+                continue
+            version = self.plan_versions.get((plan["plan_id"], plan["version"]))
+            patient = self.patients.get(patient_id, {})
+            locked[patient_id] = PlanState.model_validate(
+                {
+                    **{k: plan[k] for k in ("patient_id", "plan_id", "agency_id", "version", "status")},
+                    **{c: _json(plan[c]) for c in INPUTS},
+                    "document": _json(version["document"]) if version else None,
+                    "preferred_language": patient.get("preferred_language"),
+                    "contact_preference": patient.get("contact_preference"),
+                }
+            )
+        return locked
+
+    async def open_plans(self, openings: dict[uuid.UUID, tuple[str, datetime]]) -> None:
+        for patient_id, (agency_id, at) in openings.items():
+            self.plans.setdefault(
+                patient_id,
+                {
+                    "patient_id": patient_id,
+                    "plan_id": uuid.uuid4(),
+                    "agency_id": agency_id,
+                    "version": 0,
+                    "status": "draft",
+                    "assessments": {},
+                    "services": [],
+                    "agreed_goals": [],
+                    "overrides": {},
+                    "updated_at": at,
+                },
+            )
+
+    async def set_plan_inputs(self, plan: PlanState) -> None:
+        self.plans[plan.patient_id].update(_json(plan.stored_inputs()))
+
+    async def save_version(
+        self,
+        plan: PlanState,
+        *,
+        version: int,
+        status: str,
+        document: PlanDocument,
+        reason: str,
+        changed_by: str,
+        caused_by_event: uuid.UUID | None,
+        at: datetime,
+    ) -> None:
+        key = (plan.plan_id, version)
+        assert key not in self.plan_versions, "duplicate key value violates plan_versions_pkey"
+        self.plan_versions[key] = {
+            "plan_id": plan.plan_id,
+            "version": version,
+            "status": status,
+            "document": document.stored(),
+            "reason": reason,
+            "changed_by": changed_by,
+            "caused_by_event": caused_by_event,
+            "created_at": at,
+        }
+        self.plans[plan.patient_id].update(
+            version=version, status=status, updated_at=at, **_json(plan.stored_inputs())
+        )
+
+    async def plan_version(
+        self, agency_id: str, patient_id: uuid.UUID, version: int | None = None
+    ) -> dict[str, Any] | None:
+        plan = self.plans.get(patient_id)
+        if plan is None or plan["agency_id"] != agency_id:
+            return None
+        row = self.plan_versions.get((plan["plan_id"], plan["version"] if version is None else version))
+        if row is None:
+            return None
+        columns = ("version", "status", "document", "reason", "changed_by", "created_at")
+        return {"plan_id": plan["plan_id"], **{c: _json(row[c]) for c in columns}}
+
+    async def plan_versions(
+        self, agency_id: str, patient_id: uuid.UUID, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        plan = self.plans.get(patient_id)
+        if plan is None or plan["agency_id"] != agency_id:
+            return []
+        columns = ("version", "status", "reason", "changed_by", "created_at")
+        rows = sorted(
+            (v for (plan_id, _), v in self.plan_versions.items() if plan_id == plan["plan_id"]),
+            key=lambda v: v["version"],
+        )
+        return [{c: r[c] for c in columns} for r in rows[offset : offset + limit]]
+
+    async def insert_education(self, row: dict[str, Any]) -> None:
+        self.education_records[row["id"]] = _json(row)
+
+    def current(self, patient_id: uuid.UUID) -> dict[str, Any]:
+        """The current version's row (tests only)."""
+        plan = self.plans[patient_id]
+        return self.plan_versions[(plan["plan_id"], plan["version"])]
+
+
+MEMBER_COLUMNS = ("id", "patient_id", "name", "relationship", "role", "contact", "status", "created_at")
+
+
+class FakeTeamStore:
+    """``TeamStore`` over dicts."""
+
+    def __init__(self) -> None:
+        self.care_team_members: dict[uuid.UUID, dict[str, Any]] = {}
+        self.contributions: dict[uuid.UUID, dict[str, Any]] = {}
+
+    @staticmethod
+    def _out(row: dict[str, Any]) -> dict[str, Any]:
+        return {c: row[c] for c in (*MEMBER_COLUMNS, "updated_at")}
+
+    async def insert_member(self, row: dict[str, Any]) -> dict[str, Any]:
+        assert row["id"] not in self.care_team_members
+        self.care_team_members[row["id"]] = dict(row)
+        return self._out(row)
+
+    async def get_member(
+        self, agency_id: str, patient_id: uuid.UUID, member_id: uuid.UUID, *, lock: bool = False
+    ) -> dict[str, Any] | None:
+        row = self.care_team_members.get(member_id)
+        if row is None or (row["agency_id"], row["patient_id"]) != (agency_id, patient_id):
+            return None
+        return self._out(row)
+
+    async def update_member(
+        self, member_id: uuid.UUID, changes: dict[str, Any], at: datetime
+    ) -> dict[str, Any]:
+        self.care_team_members[member_id].update(changes, updated_at=at)
+        return self._out(self.care_team_members[member_id])
+
+    async def care_team(self, agency_id: str, patient_id: uuid.UUID) -> list[dict[str, Any]]:
+        mine = [
+            m
+            for m in self.care_team_members.values()
+            if (m["agency_id"], m["patient_id"]) == (agency_id, patient_id)
+        ]
+        return [self._out(m) for m in sorted(mine, key=lambda m: (m["created_at"], m["id"]))]
+
+    async def insert_contribution(self, row: dict[str, Any]) -> None:
+        assert row["member_id"] in self.care_team_members, "contributions_member_id_fkey"
+        self.contributions[row["id"]] = _json(row)
+
+
+REQUEST_COLUMNS = (
+    "id",
+    "patient_id",
+    "plan_id",
+    "service_code",
+    "met",
+    "failed_criteria",
+    "alternatives",
+    "criteria_version",
+    "chosen_alternative",
+    "chosen_at",
+    "created_at",
+)
+
+
+class FakeNecessityStore:
+    """``NecessityStore`` over dicts."""
+
+    def __init__(self) -> None:
+        self.requests: dict[uuid.UUID, dict[str, Any]] = {}
+
+    async def insert_service_request(self, row: dict[str, Any]) -> None:
+        self.requests[row["id"]] = {
+            "chosen_alternative": None,
+            "chosen_at": None,
+            **_json(row),
+        }
+
+    async def get_service_request(
+        self, agency_id: str, patient_id: uuid.UUID, request_id: uuid.UUID, *, lock: bool = False
+    ) -> dict[str, Any] | None:
+        row = self.requests.get(request_id)
+        if row is None or (row["agency_id"], row["patient_id"]) != (agency_id, patient_id):
+            return None
+        return {c: _json(row[c]) for c in REQUEST_COLUMNS}
+
+    async def choose_alternative(self, request_id: uuid.UUID, alternative: str, at: datetime) -> None:
+        self.requests[request_id].update(chosen_alternative=alternative, chosen_at=at)
+
+    async def service_requests(self, agency_id: str, patient_id: uuid.UUID) -> list[dict[str, Any]]:
+        mine = [
+            r for r in self.requests.values() if (r["agency_id"], r["patient_id"]) == (agency_id, patient_id)
+        ]
+        return [
+            {c: _json(r[c]) for c in REQUEST_COLUMNS}
+            for r in sorted(mine, key=lambda r: (r["created_at"], r["id"]))
+        ]
+
+
+class FakeCareplanStore:
+    """``CareplanStore``: one fake per wing."""
+
+    def __init__(self) -> None:
+        self.plans = FakePlanStore()
+        self.team = FakeTeamStore()
+        self.necessity = FakeNecessityStore()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def ctx(clock: FakeClock) -> CareplanContext:
+    return CareplanContext(
+        load_rules(PlanLibrary, DEFAULT_LIBRARY), load_rules(NecessityCriteria, DEFAULT_CRITERIA), clock
+    )
+
+
+@pytest.fixture
+def store() -> FakeCareplanStore:
+    return FakeCareplanStore()

@@ -1,0 +1,434 @@
+"""careplan against its real database and broker: events in, versions and API out."""
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from careloop_shared.auth import issue_token
+from careloop_shared.contracts import (
+    ContactPreference,
+    FollowUpCompleted,
+    GoalProgress,
+    Need,
+    PatientAssessed,
+    PatientUpdated,
+    ReferralStatusChanged,
+    RiskLevel,
+)
+from careloop_shared.events import new_message
+from careloop_shared.runtime import running
+from careloop_shared.settings import DEV_JWT_SECRET
+from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careplan.config import CareplanSettings
+from careplan.main import build_app
+
+pytestmark = pytest.mark.integration
+
+
+def auth(agency: str, role: str = "care-manager") -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role)}
+
+
+@pytest_asyncio.fixture(scope="module")
+async def careplan(infra, database_factory):
+    settings = CareplanSettings(
+        database_url=await database_factory("careplan_api"),
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+        topic_prefix=unique_prefix(),
+        consumer_backoff_s=0.01,
+    )
+    app = build_app(settings)
+    async with running(app.state.runtime) as runtime:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://careplan"
+        ) as client:
+            yield client, runtime
+
+
+class Patient:
+    def __init__(self, careplan, infra) -> None:
+        self.client, self.runtime = careplan
+        self.bootstrap = infra.bootstrap_servers
+        self.id = uuid.uuid4()
+        self.agency = f"agency-{uuid.uuid4().hex[:6]}"
+        self.headers = auth(self.agency)
+
+    async def send(self, event, message=None):
+        message = message or new_message(event)
+        await publish_message(self.bootstrap, self.runtime.topic_for(event.type), message)
+        return message
+
+    async def assessed(self, needs, risk="moderate", instrument="ahc-hrsn", flags=()):
+        return await self.send(
+            PatientAssessed(
+                patient_id=self.id,
+                agency_id=self.agency,
+                assessment_id=uuid.uuid4(),
+                instrument=instrument,
+                rules_version="test",
+                needs=[Need(code=n) for n in needs],
+                risk_level=RiskLevel(risk),
+                urgent_flags=list(flags),
+                assessed_at=datetime.now(UTC),
+            )
+        )
+
+    async def plan(self) -> dict:
+        r = await self.client.get(f"/v1/patients/{self.id}/care-plan", headers=self.headers)
+        return r.json() if r.status_code == 200 else {}
+
+    async def at_version(self, version: int) -> dict:
+        async def probe():
+            current = await self.plan()
+            return current if current.get("version", 0) >= version else None
+
+        return await eventually(probe, what=f"plan version {version}")
+
+    async def post(self, path: str, body=None, **headers) -> httpx.Response:
+        return await self.client.post(
+            f"/v1/patients/{self.id}{path}", json=body, headers={**self.headers, **headers}
+        )
+
+    async def outbox(self, event_type: str) -> list[dict]:
+        rows = await self.runtime.pool.fetch(
+            "SELECT payload FROM outbox WHERE key = $1 AND event_type = $2 ORDER BY position",
+            str(self.id),
+            event_type,
+        )
+        return [json.loads(r["payload"]) for r in rows]
+
+
+@pytest.fixture
+def patient(careplan, infra) -> Patient:
+    return Patient(careplan, infra)
+
+
+async def test_assessment_creates_an_active_plan_and_a_reassessment_a_new_version(patient):
+    await patient.assessed(["food-insecurity"], "moderate")
+    first = await patient.at_version(1)
+    assert first["status"] == "active"
+    assert first["reason"] == "assessment:ahc-hrsn"
+    await patient.assessed(["food-insecurity", "transportation-insecurity"], "high")
+    second = await patient.at_version(2)
+    assert [g["need"] for g in second["document"]["goals"]] == [
+        "food-insecurity",
+        "transportation-insecurity",
+    ]
+    old = (
+        await patient.client.get(f"/v1/patients/{patient.id}/care-plan/versions/1", headers=patient.headers)
+    ).json()
+    assert [g["need"] for g in old["document"]["goals"]] == ["food-insecurity"]
+    versions = (
+        await patient.client.get(f"/v1/patients/{patient.id}/care-plan/versions", headers=patient.headers)
+    ).json()
+    assert [v["version"] for v in versions["items"]] == [1, 2]
+    changes = (
+        await patient.client.get(
+            f"/v1/patients/{patient.id}/care-plan/diff?from=1&to=2", headers=patient.headers
+        )
+    ).json()["changes"]
+    assert [g["need"] for g in changes["goals"]["added"]] == ["transportation-insecurity"]
+    assert changes["plan"]["risk_level"] == {"from": "moderate", "to": "high"}
+    events = await patient.outbox("careloop.careplan.plan_updated.v1")
+    assert [e["version"] for e in events] == [1, 2]
+    assert events[1]["follow_up"] == {"every_days": 7.0, "priority": "high"}
+
+
+async def test_needs_from_different_instruments_add_up_and_a_phq9_supersedes_a_phq2(patient):
+    await patient.assessed(["food-insecurity"], "moderate", "ahc-hrsn")
+    await patient.assessed(["depression"], "moderate", "phq-2")
+    plan = await patient.at_version(2)
+    assert sorted(g["need"] for g in plan["document"]["goals"]) == ["depression", "food-insecurity"]
+    await patient.assessed([], "low", "phq-9")  # the PHQ-9 finds no depression after all
+    plan = await patient.at_version(3)
+    assert [g["need"] for g in plan["document"]["goals"]] == ["food-insecurity"]
+
+
+async def test_redelivered_assessment_makes_no_second_version(patient):
+    message = await patient.assessed(["depression"], "moderate", "phq-2")
+    await patient.send(message.event, message)
+    sentinel = await patient.send(
+        PatientUpdated(
+            patient_id=patient.id,
+            agency_id=patient.agency,
+            preferred_language="es",
+            contact_preference=ContactPreference.text,
+            changed_fields=["preferred_language"],
+            updated_at=datetime.now(UTC),
+        )
+    )
+    assert sentinel is not None
+    plan = await patient.at_version(2)  # the language change is the second version, not the duplicate
+    assert plan["reason"] == "preferences-changed"
+    assert len(await patient.outbox("careloop.careplan.plan_updated.v1")) == 2
+
+
+async def test_language_preference_personalises_the_plan(patient):
+    await patient.assessed(["depression"], "moderate", "phq-2")
+    await patient.at_version(1)
+    await patient.send(
+        PatientUpdated(
+            patient_id=patient.id,
+            agency_id=patient.agency,
+            preferred_language="es",
+            contact_preference=ContactPreference.do_not_contact,
+            changed_fields=["preferred_language"],
+            updated_at=datetime.now(UTC),
+        )
+    )
+    plan = (await patient.at_version(2))["document"]
+    assert plan["preferred_language"] == "es"
+    assert plan["follow_up"]["channel"] == "in-person-only"
+    assert "interpreter-services" in [i["program_category"] for i in plan["interventions"]]
+    [event] = (await patient.outbox("careloop.careplan.plan_updated.v1"))[1:]
+    assert (event["preferred_language"], event["contact_preference"]) == ("es", "do-not-contact")
+
+
+async def test_urgent_flag_produces_an_urgent_safety_intervention(patient):
+    await patient.assessed(["depression"], "urgent", "phq-9", flags=["suicidal-ideation"])
+    plan = (await patient.at_version(1))["document"]
+    assert plan["interventions"][0]["service_code"] == "urgent-safety-evaluation"
+    assert plan["follow_up"]["priority"] == "urgent"
+
+
+async def test_concurrent_edits_are_detected_not_overwritten(patient):
+    await patient.assessed(["depression"], "moderate", "phq-2")
+    await patient.at_version(1)
+    first = await patient.post("/care-plan/status", {"status": "on-hold", "expected_version": 1})
+    stale = await patient.post("/care-plan/status", {"status": "completed", "expected_version": 1})
+    assert first.status_code == 200 and first.json() == {"plan_version": 2}
+    assert stale.status_code == 409 and stale.json()["current_version"] == 2
+    assert (await patient.plan())["status"] == "on-hold"
+    illegal = await patient.post("/care-plan/status", {"status": "draft", "expected_version": 2})
+    assert illegal.status_code == 409
+
+
+async def test_necessity_met_adds_the_service_and_not_met_proposes_alternatives(patient):
+    await patient.assessed(["depression"], "high", "phq-9")
+    plan = await patient.at_version(1)
+    not_met = await patient.post(
+        "/service-requests", {"service_code": "home-health-visits", "expected_version": 1}
+    )
+    assert not_met.status_code == 201
+    body = not_met.json()
+    assert (body["decision"], body["failed_criteria"]) == ("not-met", ["community-referral-tried-first"])
+    assert body["alternatives"] == ["community-health-worker-visits", "telehealth-check-ins"]
+    [proposed] = await patient.outbox("careloop.careplan.plan_alternatives_proposed.v1")
+    assert proposed["failed_criteria"] == ["community-referral-tried-first"]
+    wrong = await patient.post(
+        f"/service-requests/{body['service_request_id']}/choice",
+        {"alternative": "home-health-visits", "expected_version": 1},
+    )
+    assert wrong.status_code == 409
+    chosen = await patient.post(
+        f"/service-requests/{body['service_request_id']}/choice",
+        {"alternative": "telehealth-check-ins", "expected_version": 1},
+    )
+    assert chosen.json() == {"plan_version": 2}
+    plan = await patient.plan()
+    assert plan["reason"] == "alternative-chosen"
+    assert "telehealth-check-ins" in [i["service_code"] for i in plan["document"]["interventions"]]
+
+    # The community referral gets going; now home health visits meet every criterion.
+    referral = next(i for i in plan["document"]["interventions"] if i["kind"] == "referral")
+    await patient.send(
+        ReferralStatusChanged(
+            patient_id=patient.id,
+            agency_id=patient.agency,
+            referral_id=uuid.uuid4(),
+            plan_id=plan["plan_id"],
+            intervention_id=referral["id"],
+            from_status="accepted",
+            to_status="in-progress",
+            by_agency_id="agency-bh",
+            by_party="target",
+            changed_at=datetime.now(UTC),
+        )
+    )
+    await patient.at_version(3)
+    met = await patient.post(
+        "/service-requests", {"service_code": "home-health-visits", "expected_version": 3}
+    )
+    assert (met.json()["decision"], met.json()["plan_version"]) == ("met", 4)
+    history = (
+        await patient.client.get(f"/v1/patients/{patient.id}/service-requests", headers=patient.headers)
+    ).json()
+    assert [(r["service_code"], r["met"], r["chosen_alternative"]) for r in history] == [
+        ("home-health-visits", False, "telehealth-check-ins"),
+        ("home-health-visits", True, None),
+    ]
+    unknown = await patient.post("/service-requests", {"service_code": "moon-visit", "expected_version": 4})
+    assert unknown.status_code == 422
+
+
+async def test_care_team_members_contribute_and_events_never_name_them(patient):
+    await patient.assessed(["depression"], "moderate", "phq-2")
+    plan = await patient.at_version(1)
+    added = await patient.post(
+        "/care-team",
+        {
+            "name": "Rosalind Okonkwo-Brandt",
+            "relationship": "family",
+            "role": "primary-support",
+            "contact": "+1 555 0142",
+        },
+    )
+    assert added.status_code == 201
+    member = added.json()
+    note = await patient.post(
+        "/care-plan/contributions",
+        {
+            "member_id": member["id"],
+            "kind": "note",
+            "note": "Rosalind drives her on Tuesdays",
+            "expected_version": 1,
+        },
+    )
+    assert note.json() == {"plan_version": 1}
+    goal_id = plan["document"]["goals"][0]["id"]
+    agreed = await patient.post(
+        "/care-plan/contributions",
+        {"member_id": member["id"], "kind": "agreed-goal", "goal_id": goal_id, "expected_version": 1},
+    )
+    assert agreed.json() == {"plan_version": 2}
+    assert (await patient.plan())["document"]["goals"][0]["lifecycle_status"] == "accepted"
+    pref = await patient.post(
+        "/care-plan/contributions",
+        {
+            "member_id": member["id"],
+            "kind": "preference",
+            "preference": {"preferred_language": "pt"},
+            "expected_version": 2,
+        },
+    )
+    assert pref.json() == {"plan_version": 3}
+    assert (await patient.plan())["document"]["preferred_language"] == "pt"
+    changed = await patient.client.patch(
+        f"/v1/patients/{patient.id}/care-team/{member['id']}",
+        json={"role": "decision-maker"},
+        headers=patient.headers,
+    )
+    assert changed.json()["role"] == "decision-maker"
+    removed = await patient.client.delete(
+        f"/v1/patients/{patient.id}/care-team/{member['id']}", headers=patient.headers
+    )
+    assert removed.status_code == 200
+    team = (await patient.client.get(f"/v1/patients/{patient.id}/care-team", headers=patient.headers)).json()
+    assert [m["status"] for m in team] == ["inactive"]
+    events = await patient.outbox("careloop.careplan.care_team_changed.v1")
+    assert [e["change"] for e in events] == ["added", "changed", "removed"]
+    everything = json.dumps([*events, *await patient.outbox("careloop.careplan.plan_updated.v1")])
+    assert "Rosalind" not in everything and "555 0142" not in everything and "Tuesdays" not in everything
+
+
+async def test_education_given_is_an_event_and_completes_the_intervention(patient):
+    await patient.assessed(["depression"], "moderate", "phq-2")
+    plan = await patient.at_version(1)
+    education = next(i for i in plan["document"]["interventions"] if i["kind"] == "education")
+    r = await patient.post(f"/care-plan/interventions/{education['id']}/education", {})
+    assert r.json() == {"plan_version": 2}
+    [event] = await patient.outbox("careloop.careplan.education_provided.v1")
+    assert (event["materials"], event["language"]) == (["edu-depression-en"], "en")
+    status = next(
+        i for i in (await patient.plan())["document"]["interventions"] if i["id"] == education["id"]
+    )
+    assert status["status"] == "completed"
+
+
+async def test_follow_up_progress_updates_goals_and_completes_the_plan(patient):
+    await patient.assessed(["food-insecurity"], "moderate")
+    plan = await patient.at_version(1)
+    goal_id = plan["document"]["goals"][0]["id"]
+    for version, progress in ((2, "improving"), (3, "achieved")):
+        await patient.send(
+            FollowUpCompleted(
+                patient_id=patient.id,
+                agency_id=patient.agency,
+                follow_up_id=uuid.uuid4(),
+                reached=True,
+                attempt=1,
+                goal_progress=[GoalProgress(goal_id=goal_id, progress=progress)],
+                completed_at=datetime.now(UTC),
+            )
+        )
+        plan = await patient.at_version(version)
+    goal = plan["document"]["goals"][0]
+    assert (goal["achievement_status"], goal["lifecycle_status"], plan["status"]) == (
+        "achieved",
+        "completed",
+        "completed",
+    )
+
+
+async def test_another_agency_sees_and_changes_nothing(patient):
+    await patient.assessed(["depression"], "moderate", "phq-2")
+    await patient.at_version(1)
+    stranger = auth("agency-stranger")
+    base = f"/v1/patients/{patient.id}"
+    answers = [
+        await patient.client.get(f"{base}/care-plan", headers=stranger),
+        await patient.client.get(f"{base}/care-plan/versions", headers=stranger),
+        await patient.client.get(f"{base}/care-plan/versions/1", headers=stranger),
+        await patient.client.get(f"{base}/care-plan/diff?from=1&to=1", headers=stranger),
+        await patient.client.get(f"{base}/care-team", headers=stranger),
+        await patient.client.post(
+            f"{base}/care-team",
+            json={"name": "X", "relationship": "friend", "role": "helper"},
+            headers=stranger,
+        ),
+        await patient.client.post(
+            f"{base}/care-plan/status", json={"status": "on-hold", "expected_version": 1}, headers=stranger
+        ),
+        await patient.client.post(
+            f"{base}/service-requests",
+            json={"service_code": "home-health-visits", "expected_version": 1},
+            headers=stranger,
+        ),
+    ]
+    assert [a.status_code for a in answers] == [404] * len(answers)
+    assert (await patient.plan())["version"] == 1
+
+
+async def test_documents_are_answered_exactly_as_stored_even_an_older_shape(patient):
+    await patient.assessed(["depression"], "moderate", "phq-2")
+    plan = await patient.at_version(1)
+    stored = await patient.runtime.pool.fetchval(
+        "SELECT document FROM plan_versions WHERE plan_id = $1 AND version = 1", uuid.UUID(plan["plan_id"])
+    )
+    assert plan["document"] == stored
+    assert plan["document"]["goals"][0]["due"].endswith("+00:00")
+    # A version written before documents named languages, channels or statuses reads back as it was.
+    older = {
+        "library_version": "plan-library-2026.10.1",
+        "risk_level": "moderate",
+        "goals": [{k: g[k] for k in ("id", "need", "description", "target", "due")} for g in stored["goals"]],
+        "interventions": [
+            {k: i[k] for k in ("id", "need", "kind", "program_category", "needs_referral")}
+            for i in stored["interventions"]
+        ],
+        "follow_up": {"every_days": 30, "priority": "moderate"},
+    }
+    await patient.runtime.pool.execute(
+        "WITH v AS (INSERT INTO plan_versions (plan_id, version, status, document, reason, changed_by,"
+        " created_at) VALUES ($1, 2, 'active', $2, 'migrated', 'system', now()))"
+        " UPDATE plans SET version = 2 WHERE plan_id = $1",
+        uuid.UUID(plan["plan_id"]),
+        older,
+    )
+    assert (await patient.plan())["document"] == older
+    changes = (
+        await patient.client.get(
+            f"/v1/patients/{patient.id}/care-plan/diff?from=2&to=1", headers=patient.headers
+        )
+    ).json()["changes"]
+    assert changes["plan"]["preferred_language"] == {"from": None, "to": "en"}
+    education = next(i for i in older["interventions"] if i["kind"] == "education")
+    r = await patient.post(f"/care-plan/interventions/{education['id']}/education", {"materials": ["edu-x"]})
+    assert r.json() == {"plan_version": 3}
+    [event] = await patient.outbox("careloop.careplan.education_provided.v1")
+    assert event["language"] == "en"
+    assert (await patient.plan())["document"]["interventions"][1] == {**education, "status": "completed"}

@@ -1,0 +1,755 @@
+"""careplan's use cases on an in-memory store: decisions, stored rows and events; no broker or database."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from careloop_shared.contracts import (
+    CareTeamChanged,
+    ContactPreference,
+    EducationProvided,
+    FollowUpCompleted,
+    GoalProgress,
+    Need,
+    PatientAssessed,
+    PatientRegistered,
+    PatientUpdated,
+    PlanAlternativesProposed,
+    PlanUpdated,
+    ReferralStatusChanged,
+    RiskLevel,
+)
+from careloop_shared.testing.fakes import assert_fake_matches, received, run
+from careplan.domain.commands import (
+    AddCareTeamMember,
+    ChangeCareTeamMember,
+    ChangePlanStatus,
+    ChooseAlternative,
+    ContributeToPlan,
+    RecordEducation,
+    RemoveCareTeamMember,
+    RequestService,
+)
+from careplan.domain.necessity import UnknownService
+from careplan.domain.versions import IllegalPlanTransition
+from careplan.necessity import handlers as necessity_handlers
+from careplan.necessity.store import NecessityStore
+from careplan.plans import handlers as plan_handlers
+from careplan.plans.revision import PlanNotFound, StaleVersion
+from careplan.plans.store import PlanStore
+from careplan.store import CareplanStore
+from careplan.team import handlers as team_handlers
+from careplan.team.store import TeamStore
+
+AGENCY = "agency-a"
+MANAGER = "care-manager"
+ASSESSED_AT = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+def assessment(
+    patient_id: uuid.UUID,
+    needs=("depression",),
+    risk="moderate",
+    instrument="phq-2",
+    *,
+    agency=AGENCY,
+    at=ASSESSED_AT,
+    flags=(),
+):
+    return received(
+        PatientAssessed(
+            patient_id=patient_id,
+            agency_id=agency,
+            assessment_id=uuid.uuid4(),
+            instrument=instrument,
+            rules_version="test",
+            needs=[Need(code=n) for n in needs],
+            risk_level=RiskLevel(risk),
+            urgent_flags=list(flags),
+            assessed_at=at,
+        ),
+        time=at,
+    )
+
+
+async def assess(ctx, store, *events):
+    _, uow = await run(plan_handlers.when_patient_assessed_revise_plan, ctx, store, list(events))
+    return uow
+
+
+async def planned(ctx, store, needs=("depression",), risk="moderate", instrument="phq-2") -> uuid.UUID:
+    """A new patient with a plan at version 1."""
+    patient_id = uuid.uuid4()
+    await assess(ctx, store, assessment(patient_id, needs, risk, instrument))
+    return patient_id
+
+
+def current(store, patient_id: uuid.UUID) -> dict:
+    """The current version's row: status, document (as stored JSON), reason, changed_by."""
+    return store.plans.current(patient_id)
+
+
+async def member_of(ctx, store, patient_id: uuid.UUID, **fields) -> dict:
+    command = AddCareTeamMember(
+        **{
+            "agency_id": AGENCY,
+            "patient_id": patient_id,
+            "name": "Rosalind Okonkwo-Brandt",
+            "relationship": "family",
+            "role": "primary-support",
+            "contact": "+1 555 0142",
+            **fields,
+        }
+    )
+    row, _ = await run(team_handlers.add_member, ctx, store, command)
+    return row
+
+
+async def refusal(kind, handler, ctx, store, command) -> tuple[int, dict]:
+    """How the caller is answered when the handler refuses (``run`` leaves the store as it was)."""
+    with pytest.raises(kind) as refused:
+        await run(handler, ctx, store, command)
+    return refused.value.status_code, refused.value.body()
+
+
+@pytest.mark.parametrize(
+    ("real", "fake"),
+    [("CareplanStore", None), ("PlanStore", "plans"), ("TeamStore", "team"), ("NecessityStore", "necessity")],
+)
+def test_the_fake_stores_answer_like_the_real_ones(store, real, fake):
+    real_class = {
+        "CareplanStore": CareplanStore,
+        "PlanStore": PlanStore,
+        "TeamStore": TeamStore,
+        "NecessityStore": NecessityStore,
+    }[real]
+    assert_fake_matches(real_class, type(getattr(store, fake) if fake else store))
+
+
+# ---- plans: reactions to events ----------------------------------------------------------------------
+
+
+async def test_a_first_assessment_opens_an_active_plan_and_announces_version_1(ctx, store):
+    patient_id = uuid.uuid4()
+    event = assessment(patient_id, ["depression"], "moderate", "phq-2")
+    uow = await assess(ctx, store, event)
+    [announced] = uow.events(PlanUpdated)
+    assert (announced.version, announced.status, announced.reason, announced.changed_by_role) == (
+        1,
+        "active",
+        "assessment:phq-2",
+        "system",
+    )
+    assert announced.based_on_assessment_id == event.event.assessment_id
+    assert uow.pending[0].envelope.causation_id == event.envelope.id
+    version = current(store, patient_id)
+    assert (version["version"], version["status"], version["caused_by_event"]) == (
+        1,
+        "active",
+        event.envelope.id,
+    )
+    assert [g["need"] for g in version["document"]["goals"]] == ["depression"]
+    assert version["document"]["goals"][0]["due"] == (ASSESSED_AT + timedelta(days=90)).isoformat()
+    assert store.plans.plans[patient_id]["assessments"] == {
+        "depression-screening": {
+            "instrument": "phq-2",
+            "assessment_id": str(event.event.assessment_id),
+            "needs": [{"code": "depression", "severity": None}],
+            "risk_level": "moderate",
+            "urgent_flags": [],
+            "assessed_at": ASSESSED_AT.isoformat(),
+        }
+    }
+
+
+async def test_a_batch_revises_each_patients_plan_in_order(ctx, store):
+    first, second = uuid.uuid4(), uuid.uuid4()
+    uow = await assess(
+        ctx,
+        store,
+        assessment(first, ["food-insecurity"], "moderate", "ahc-hrsn"),
+        assessment(second, ["depression"], "moderate", "phq-2"),
+        assessment(first, ["depression"], "high", "phq-2", at=ASSESSED_AT + timedelta(minutes=5)),
+    )
+    assert [(e.patient_id, e.version) for e in uow.events(PlanUpdated)] == [
+        (first, 1),
+        (second, 1),
+        (first, 2),
+    ]
+    assert sorted(g["need"] for g in current(store, first)["document"]["goals"]) == [
+        "depression",
+        "food-insecurity",
+    ]
+    assert current(store, first)["document"]["risk_level"] == "high"
+
+
+async def test_a_phq9_supersedes_a_phq2_and_an_older_result_arriving_late_changes_nothing(ctx, store):
+    patient_id = await planned(ctx, store, ["depression"], "moderate", "phq-2")
+    later = ASSESSED_AT + timedelta(hours=1)
+    await assess(ctx, store, assessment(patient_id, [], "low", "phq-9", at=later))
+    assert current(store, patient_id)["document"]["goals"] == []
+    uow = await assess(
+        ctx, store, assessment(patient_id, ["depression"], "high", "phq-2", at=later - timedelta(minutes=1))
+    )
+    assert uow.pending == []
+    assert current(store, patient_id)["version"] == 2
+
+
+async def test_an_assessment_that_changes_nothing_stores_its_inputs_and_no_version(ctx, store):
+    patient_id = await planned(ctx, store)
+    again = assessment(patient_id, at=ASSESSED_AT + timedelta(days=1))
+    uow = await assess(ctx, store, again)
+    assert uow.pending == []
+    assert current(store, patient_id)["version"] == 1
+    stored = store.plans.plans[patient_id]["assessments"]["depression-screening"]
+    assert stored["assessment_id"] == str(again.event.assessment_id)
+
+
+async def test_an_assessment_from_another_agency_is_refused_and_changes_nothing(ctx, store):
+    patient_id = await planned(ctx, store)
+    before = dict(store.plans.plans[patient_id])
+    with pytest.raises(plan_handlers.ForeignAgencyAssessment):
+        await assess(ctx, store, assessment(patient_id, ["food-insecurity"], agency="agency-b"))
+    assert store.plans.plans[patient_id] == before
+
+
+async def test_a_plan_on_hold_stays_on_hold_when_reassessed(ctx, store):
+    patient_id = await planned(ctx, store)
+    await run(
+        plan_handlers.change_plan_status,
+        ctx,
+        store,
+        ChangePlanStatus(AGENCY, MANAGER, patient_id, "on-hold", 1),
+    )
+    uow = await assess(ctx, store, assessment(patient_id, ["food-insecurity"], "moderate", "ahc-hrsn"))
+    assert [(e.version, e.status) for e in uow.events(PlanUpdated)] == [(3, "on-hold")]
+
+
+def details_changed(patient_id, language="es", contact=ContactPreference.text, *, at=ASSESSED_AT):
+    updated = PatientUpdated(
+        patient_id=patient_id,
+        agency_id=AGENCY,
+        preferred_language=language,
+        contact_preference=contact,
+        changed_fields=["preferred_language", "contact_preference"],
+        updated_at=at,
+    )
+    return received(updated, time=at)
+
+
+async def test_patient_details_personalise_the_plan(ctx, store):
+    patient_id = uuid.uuid4()
+    registered = PatientRegistered(
+        patient_id=patient_id, agency_id=AGENCY, preferred_language="en", registered_at=ASSESSED_AT
+    )
+    _, uow = await run(
+        plan_handlers.when_patient_details_change_personalise_plan,
+        ctx,
+        store,
+        received(registered, time=ASSESSED_AT),
+    )
+    assert uow.pending == []  # no plan yet: the preferences wait for it
+    await assess(ctx, store, assessment(patient_id, ["depression"]))
+    updated = details_changed(
+        patient_id, "es", ContactPreference.do_not_contact, at=ASSESSED_AT + timedelta(hours=1)
+    )
+    _, uow = await run(plan_handlers.when_patient_details_change_personalise_plan, ctx, store, updated)
+    [announced] = uow.events(PlanUpdated)
+    assert (announced.version, announced.reason) == (2, "preferences-changed")
+    assert (announced.preferred_language, announced.contact_preference) == ("es", "do-not-contact")
+    document = current(store, patient_id)["document"]
+    assert document["follow_up"]["channel"] == "in-person-only"
+    assert "interpreter-services" in [i["program_category"] for i in document["interventions"]]
+
+
+async def test_older_patient_details_arriving_late_change_nothing(ctx, store):
+    patient_id = await planned(ctx, store)
+    at = ASSESSED_AT + timedelta(hours=2)
+    newer, older = (
+        details_changed(patient_id, "es", at=at),
+        details_changed(patient_id, "pt", at=at - timedelta(hours=1)),
+    )
+    await run(plan_handlers.when_patient_details_change_personalise_plan, ctx, store, newer)
+    _, uow = await run(plan_handlers.when_patient_details_change_personalise_plan, ctx, store, older)
+    assert uow.pending == []
+    assert current(store, patient_id)["document"]["preferred_language"] == "es"
+
+
+@pytest.mark.parametrize("status", ["completed", "revoked"])
+async def test_a_closed_plan_is_not_personalised(ctx, store, status):
+    patient_id = await planned(ctx, store)
+    await run(
+        plan_handlers.change_plan_status, ctx, store, ChangePlanStatus(AGENCY, MANAGER, patient_id, status, 1)
+    )
+    updated = details_changed(patient_id, "es", at=ASSESSED_AT + timedelta(hours=1))
+    _, uow = await run(plan_handlers.when_patient_details_change_personalise_plan, ctx, store, updated)
+    assert uow.pending == []
+    assert store.plans.patients[patient_id]["preferred_language"] == "es"
+
+
+def referral_moved(patient_id, intervention_id, to_status):
+    return received(
+        ReferralStatusChanged(
+            patient_id=patient_id,
+            agency_id=AGENCY,
+            referral_id=uuid.uuid4(),
+            plan_id=uuid.uuid4(),
+            intervention_id=intervention_id,
+            from_status="requested",
+            to_status=to_status,
+            by_agency_id="agency-bh",
+            by_party="target",
+            changed_at=ASSESSED_AT + timedelta(days=1),
+        )
+    )
+
+
+async def test_referral_progress_moves_its_intervention(ctx, store):
+    patient_id = await planned(ctx, store)
+    referral = next(
+        i for i in current(store, patient_id)["document"]["interventions"] if i["kind"] == "referral"
+    )
+    moved = referral_moved(patient_id, uuid.UUID(referral["id"]), "in-progress")
+    _, uow = await run(plan_handlers.when_referral_status_changes_track_intervention, ctx, store, moved)
+    [announced] = uow.events(PlanUpdated)
+    assert (announced.version, announced.reason) == (2, "progress")
+    assert next(i for i in announced.interventions if str(i.id) == referral["id"]).status == "in-progress"
+    unknown = referral_moved(patient_id, uuid.uuid4(), "completed")
+    _, uow = await run(plan_handlers.when_referral_status_changes_track_intervention, ctx, store, unknown)
+    assert uow.pending == []
+
+
+async def test_referral_progress_for_a_patient_without_a_plan_is_ignored(ctx, store):
+    moved = referral_moved(uuid.uuid4(), uuid.uuid4(), "accepted")
+    _, uow = await run(plan_handlers.when_referral_status_changes_track_intervention, ctx, store, moved)
+    assert uow.pending == [] and store.plans.plans == {}
+
+
+def follow_up_completed(patient_id, goal_id, progress):
+    return received(
+        FollowUpCompleted(
+            patient_id=patient_id,
+            agency_id=AGENCY,
+            follow_up_id=uuid.uuid4(),
+            reached=True,
+            attempt=1,
+            goal_progress=[GoalProgress(goal_id=goal_id, progress=progress)],
+            completed_at=ASSESSED_AT + timedelta(days=30),
+        )
+    )
+
+
+async def test_follow_up_progress_updates_goals_and_completes_the_plan(ctx, store):
+    patient_id = await planned(ctx, store, ["food-insecurity"], "moderate", "ahc-hrsn")
+    goal_id = uuid.UUID(current(store, patient_id)["document"]["goals"][0]["id"])
+    for version, progress in ((2, "improving"), (3, "achieved")):
+        _, uow = await run(
+            plan_handlers.when_follow_up_completed_record_progress,
+            ctx,
+            store,
+            follow_up_completed(patient_id, goal_id, progress),
+        )
+        assert [e.version for e in uow.events(PlanUpdated)] == [version]
+    row = current(store, patient_id)
+    goal = row["document"]["goals"][0]
+    assert (goal["achievement_status"], goal["lifecycle_status"], row["status"]) == (
+        "achieved",
+        "completed",
+        "completed",
+    )
+    _, uow = await run(
+        plan_handlers.when_follow_up_completed_record_progress,
+        ctx,
+        store,
+        follow_up_completed(uuid.uuid4(), goal_id, "achieved"),
+    )
+    assert uow.pending == []
+
+
+# ---- plans: commands -------------------------------------------------------------------------------
+
+
+async def test_a_status_change_makes_a_version_and_a_stale_or_illegal_one_is_refused(ctx, store, clock):
+    patient_id = await planned(ctx, store)
+    version, uow = await run(
+        plan_handlers.change_plan_status,
+        ctx,
+        store,
+        ChangePlanStatus(AGENCY, MANAGER, patient_id, "on-hold", 1),
+    )
+    assert version == 2
+    [announced] = uow.events(PlanUpdated)
+    assert (announced.status, announced.reason, announced.changed_by_role) == (
+        "on-hold",
+        "status-change",
+        MANAGER,
+    )
+    assert current(store, patient_id)["created_at"] == clock.now
+    stale = ChangePlanStatus(AGENCY, MANAGER, patient_id, "completed", 1)
+    assert await refusal(StaleVersion, plan_handlers.change_plan_status, ctx, store, stale) == (
+        409,
+        {"detail": "the plan is at version 2; reload and try again", "current_version": 2},
+    )
+    illegal = ChangePlanStatus(AGENCY, MANAGER, patient_id, "draft", 2)
+    assert await refusal(IllegalPlanTransition, plan_handlers.change_plan_status, ctx, store, illegal) == (
+        409,
+        {"detail": "a on-hold plan cannot become draft"},  # the wording clients have always had
+    )
+    assert current(store, patient_id)["version"] == 2
+
+
+async def test_another_agency_or_an_undrafted_plan_is_not_found_for_every_command(ctx, store):
+    patient_id = await planned(ctx, store)
+    undrafted = uuid.uuid4()
+    await store.plans.open_plans({undrafted: (AGENCY, ASSESSED_AT)})
+    for agency, patient in (("agency-b", patient_id), (AGENCY, undrafted), (AGENCY, uuid.uuid4())):
+        for handler, command in [
+            (plan_handlers.change_plan_status, ChangePlanStatus(agency, MANAGER, patient, "on-hold", 1)),
+            (plan_handlers.record_education, RecordEducation(agency, MANAGER, patient, uuid.uuid4())),
+            (team_handlers.add_member, AddCareTeamMember(agency, patient, "X", "friend", "helper")),
+            (
+                team_handlers.contribute,
+                ContributeToPlan(agency, MANAGER, patient, uuid.uuid4(), "note", 1, note="n"),
+            ),
+            (
+                necessity_handlers.request_service,
+                RequestService(agency, MANAGER, patient, "home-health-visits", 1),
+            ),
+            (
+                necessity_handlers.choose_alternative,
+                ChooseAlternative(agency, MANAGER, patient, uuid.uuid4(), "telehealth-check-ins", 1),
+            ),
+        ]:
+            assert await refusal(PlanNotFound, handler, ctx, store, command) == (
+                404,
+                {"detail": "care plan not found"},
+            )
+    assert current(store, patient_id)["version"] == 1
+    assert store.team.care_team_members == {} and store.necessity.requests == {}
+
+
+async def test_education_given_is_announced_and_completes_the_education_intervention(ctx, store, clock):
+    patient_id = await planned(ctx, store)
+    education = next(
+        i for i in current(store, patient_id)["document"]["interventions"] if i["kind"] == "education"
+    )
+    command = RecordEducation(AGENCY, MANAGER, patient_id, uuid.UUID(education["id"]))
+    version, uow = await run(plan_handlers.record_education, ctx, store, command)
+    assert version == 2
+    [given] = uow.events(EducationProvided)
+    assert (given.materials, given.language, given.provided_at) == (["edu-depression-en"], "en", clock.now)
+    [record] = store.plans.education_records.values()
+    assert (record["materials"], record["recorded_by"], record["provided_at"]) == (
+        ["edu-depression-en"],
+        MANAGER,
+        clock.now,
+    )
+    [announced] = uow.events(PlanUpdated)
+    assert announced.reason == "education-provided"
+    assert (
+        next(
+            i for i in current(store, patient_id)["document"]["interventions"] if i["id"] == education["id"]
+        )["status"]
+        == "completed"
+    )
+
+
+async def test_education_for_another_kind_of_intervention_is_recorded_without_a_new_version(ctx, store):
+    patient_id = await planned(ctx, store)
+    referral = next(
+        i for i in current(store, patient_id)["document"]["interventions"] if i["kind"] == "referral"
+    )
+    command = RecordEducation(AGENCY, MANAGER, patient_id, uuid.UUID(referral["id"]), ["edu-leaflet"])
+    version, uow = await run(plan_handlers.record_education, ctx, store, command)
+    assert version == 1
+    assert [e.materials for e in uow.events(EducationProvided)] == [["edu-leaflet"]]
+    assert uow.events(PlanUpdated) == []
+
+
+async def test_education_without_material_or_for_an_unknown_intervention_is_refused(ctx, store):
+    patient_id = await planned(ctx, store)
+    referral = next(
+        i for i in current(store, patient_id)["document"]["interventions"] if i["kind"] == "referral"
+    )
+    assert await refusal(
+        plan_handlers.NoEducationMaterial,
+        plan_handlers.record_education,
+        ctx,
+        store,
+        RecordEducation(AGENCY, MANAGER, patient_id, uuid.UUID(referral["id"])),
+    ) == (
+        409,
+        {"detail": "no education material to record for this intervention"},
+    )
+    assert await refusal(
+        plan_handlers.InterventionNotFound,
+        plan_handlers.record_education,
+        ctx,
+        store,
+        RecordEducation(AGENCY, MANAGER, patient_id, uuid.uuid4()),
+    ) == (
+        404,
+        {"detail": "intervention not found in the current plan"},
+    )
+    assert store.plans.education_records == {}
+
+
+# ---- care team -------------------------------------------------------------------------------------
+
+
+async def test_a_member_joins_changes_and_leaves_and_events_never_name_them(ctx, store, clock):
+    patient_id = await planned(ctx, store)
+    row, uow = await run(
+        team_handlers.add_member,
+        ctx,
+        store,
+        AddCareTeamMember(
+            AGENCY, patient_id, "Rosalind Okonkwo-Brandt", "family", "primary-support", "+1 555 0142"
+        ),
+    )
+    assert (row["status"], row["created_at"], row["updated_at"]) == ("active", clock.now, clock.now)
+    member_id = row["id"]
+    clock.advance(hours=1)
+    changed, uow_changed = await run(
+        team_handlers.change_member,
+        ctx,
+        store,
+        ChangeCareTeamMember(
+            AGENCY, patient_id, member_id, {"role": "decision-maker", "relationship": "family"}
+        ),
+    )
+    assert (changed["role"], changed["updated_at"]) == ("decision-maker", clock.now)
+    removed, uow_removed = await run(
+        team_handlers.remove_member, ctx, store, RemoveCareTeamMember(AGENCY, patient_id, member_id)
+    )
+    assert removed["status"] == "inactive"
+    events = [
+        *uow.events(CareTeamChanged),
+        *uow_changed.events(CareTeamChanged),
+        *uow_removed.events(CareTeamChanged),
+    ]
+    assert [(e.member_id, e.change, e.role) for e in events] == [
+        (member_id, "added", "primary-support"),
+        (member_id, "changed", "decision-maker"),
+        (member_id, "removed", "decision-maker"),
+    ]
+    everything = "".join(e.model_dump_json() for e in events)
+    assert "Rosalind" not in everything and "555 0142" not in everything
+    removing = RemoveCareTeamMember(AGENCY, patient_id, member_id)
+    assert await refusal(team_handlers.MemberNotFound, team_handlers.remove_member, ctx, store, removing) == (
+        404,
+        {"detail": "care team member not found"},
+    )
+    assert await refusal(
+        team_handlers.MemberNotFound,
+        team_handlers.change_member,
+        ctx,
+        store,
+        ChangeCareTeamMember(AGENCY, patient_id, member_id, {"role": "helper"}),
+    ) == (404, {"detail": "care team member not found"})
+
+
+async def test_a_member_change_that_changes_nothing_announces_nothing(ctx, store):
+    patient_id = await planned(ctx, store)
+    member = await member_of(ctx, store, patient_id)
+    row, uow = await run(
+        team_handlers.change_member,
+        ctx,
+        store,
+        ChangeCareTeamMember(AGENCY, patient_id, member["id"], {"role": "primary-support"}),
+    )
+    assert uow.pending == [] and row == member
+
+
+async def test_a_members_name_relationship_or_role_cannot_be_cleared_whoever_asks(ctx, store):
+    patient_id = await planned(ctx, store)
+    member = await member_of(ctx, store, patient_id)
+    for agency in (AGENCY, "agency-b"):
+        assert await refusal(
+            team_handlers.CannotClear,
+            team_handlers.change_member,
+            ctx,
+            store,
+            ChangeCareTeamMember(agency, patient_id, member["id"], {"name": None}),
+        ) == (
+            422,
+            {
+                "detail": [
+                    {
+                        "loc": ["body"],
+                        "type": "cannot_clear",
+                        "msg": "name, relationship and role cannot be cleared",
+                    }
+                ]
+            },
+        )
+    cleared, _ = await run(
+        team_handlers.change_member,
+        ctx,
+        store,
+        ChangeCareTeamMember(AGENCY, patient_id, member["id"], {"contact": None}),
+    )
+    assert cleared["contact"] is None
+
+
+async def test_a_note_is_kept_without_a_new_version(ctx, store):
+    patient_id = await planned(ctx, store)
+    member = await member_of(ctx, store, patient_id)
+    command = ContributeToPlan(
+        AGENCY, MANAGER, patient_id, member["id"], "note", 1, note="drives her on Tuesdays"
+    )
+    version, uow = await run(team_handlers.contribute, ctx, store, command)
+    assert version == 1 and uow.pending == []
+    [note] = store.team.contributions.values()
+    assert (note["kind"], note["note"], note["plan_version"]) == ("note", "drives her on Tuesdays", 1)
+
+
+async def test_an_agreed_goal_and_a_preference_make_new_versions(ctx, store):
+    patient_id = await planned(ctx, store)
+    member = await member_of(ctx, store, patient_id)
+    goal_id = uuid.UUID(current(store, patient_id)["document"]["goals"][0]["id"])
+    agreed = ContributeToPlan(AGENCY, MANAGER, patient_id, member["id"], "agreed-goal", 1, goal_id=goal_id)
+    version, uow = await run(team_handlers.contribute, ctx, store, agreed)
+    assert version == 2
+    [announced] = uow.events(PlanUpdated)
+    assert (announced.reason, announced.changed_by_role) == ("care-team-contribution", MANAGER)
+    assert current(store, patient_id)["document"]["goals"][0]["lifecycle_status"] == "accepted"
+    assert store.plans.plans[patient_id]["agreed_goals"] == [str(goal_id)]
+    preference = ContributeToPlan(
+        AGENCY, MANAGER, patient_id, member["id"], "preference", 2, preference={"preferred_language": "pt"}
+    )
+    version, _ = await run(team_handlers.contribute, ctx, store, preference)
+    assert version == 3
+    assert current(store, patient_id)["document"]["preferred_language"] == "pt"
+    assert current(store, patient_id)["document"]["goals"][0]["lifecycle_status"] == "accepted"
+    assert store.plans.plans[patient_id]["overrides"] == {"preferred_language": "pt"}
+
+
+async def test_a_contribution_by_an_unknown_member_about_an_unknown_goal_or_to_a_stale_version_is_refused(
+    ctx, store
+):
+    patient_id = await planned(ctx, store)
+    member = await member_of(ctx, store, patient_id)
+    unknown_goal = ContributeToPlan(
+        AGENCY, MANAGER, patient_id, member["id"], "agreed-goal", 1, goal_id=uuid.uuid4()
+    )
+    assert await refusal(team_handlers.GoalNotFound, team_handlers.contribute, ctx, store, unknown_goal) == (
+        404,
+        {"detail": "goal not found in the current plan"},
+    )
+    stranger = ContributeToPlan(AGENCY, MANAGER, patient_id, uuid.uuid4(), "note", 1, note="n")
+    assert await refusal(team_handlers.MemberNotFound, team_handlers.contribute, ctx, store, stranger) == (
+        404,
+        {"detail": "care team member not found"},
+    )
+    stale = ContributeToPlan(AGENCY, MANAGER, patient_id, member["id"], "note", 7, note="n")
+    status, _ = await refusal(StaleVersion, team_handlers.contribute, ctx, store, stale)
+    assert status == 409
+    assert store.team.contributions == {}
+
+
+# ---- medical necessity -----------------------------------------------------------------------------
+
+
+async def test_a_service_not_meeting_its_criteria_is_recorded_and_alternatives_are_proposed(
+    ctx, store, clock
+):
+    patient_id = await planned(ctx, store, ["depression"], "high", "phq-9")
+    command = RequestService(AGENCY, MANAGER, patient_id, "home-health-visits", 1)
+    requested, uow = await run(necessity_handlers.request_service, ctx, store, command)
+    assert (requested.decision.met, requested.decision.failed_criteria, requested.plan_version) == (
+        False,
+        ["community-referral-tried-first"],
+        1,
+    )
+    [proposed] = uow.events(PlanAlternativesProposed)
+    assert (proposed.service_request_id, proposed.alternatives) == (
+        requested.request_id,
+        ["community-health-worker-visits", "telehealth-check-ins"],
+    )
+    assert uow.events(PlanUpdated) == []
+    row = store.necessity.requests[requested.request_id]
+    assert (row["met"], row["requested_by"], row["created_at"], row["criteria_version"]) == (
+        False,
+        MANAGER,
+        clock.now,
+        ctx.criteria.version,
+    )
+
+
+async def test_a_service_meeting_its_criteria_joins_the_plan(ctx, store):
+    patient_id = await planned(ctx, store, ["depression"], "high", "phq-9")
+    referral = next(
+        i for i in current(store, patient_id)["document"]["interventions"] if i["kind"] == "referral"
+    )
+    await run(
+        plan_handlers.when_referral_status_changes_track_intervention,
+        ctx,
+        store,
+        referral_moved(patient_id, uuid.UUID(referral["id"]), "in-progress"),
+    )
+    command = RequestService(AGENCY, MANAGER, patient_id, "home-health-visits", 2)
+    requested, uow = await run(necessity_handlers.request_service, ctx, store, command)
+    assert (requested.decision.met, requested.plan_version) == (True, 3)
+    [announced] = uow.events(PlanUpdated)
+    assert announced.reason == "service-request"
+    assert ("clinical", "home-health-visits") in [(i.kind, i.service_code) for i in announced.interventions]
+    assert uow.events(PlanAlternativesProposed) == []
+    assert store.plans.plans[patient_id]["services"] == ["home-health-visits"]
+
+
+async def test_an_unknown_service_is_refused_and_nothing_is_recorded(ctx, store):
+    patient_id = await planned(ctx, store)
+    unknown = RequestService(AGENCY, MANAGER, patient_id, "moon-visit", 1)
+    assert await refusal(UnknownService, necessity_handlers.request_service, ctx, store, unknown) == (
+        422,
+        {
+            "detail": [
+                {
+                    "loc": ["body", "service_code"],
+                    "type": "unknown_service",
+                    "msg": "no necessity criteria for it",
+                }
+            ]
+        },
+    )
+    assert store.necessity.requests == {}
+
+
+async def test_an_alternative_chosen_joins_the_plan_once(ctx, store, clock):
+    patient_id = await planned(ctx, store, ["depression"], "high", "phq-9")
+    requested, _ = await run(
+        necessity_handlers.request_service,
+        ctx,
+        store,
+        RequestService(AGENCY, MANAGER, patient_id, "home-health-visits", 1),
+    )
+    request_id = requested.request_id
+    wrong = ChooseAlternative(AGENCY, MANAGER, patient_id, request_id, "home-health-visits", 1)
+    assert await refusal(
+        necessity_handlers.NotAnAlternative, necessity_handlers.choose_alternative, ctx, store, wrong
+    ) == (
+        409,
+        {"detail": "not one of the alternatives proposed for this request"},
+    )
+    choice = ChooseAlternative(AGENCY, MANAGER, patient_id, request_id, "telehealth-check-ins", 1)
+    version, uow = await run(necessity_handlers.choose_alternative, ctx, store, choice)
+    assert version == 2
+    [announced] = uow.events(PlanUpdated)
+    assert announced.reason == "alternative-chosen"
+    assert "telehealth-check-ins" in [i.service_code for i in announced.interventions]
+    row = store.necessity.requests[request_id]
+    assert (row["chosen_alternative"], row["chosen_at"]) == ("telehealth-check-ins", clock.now)
+    again = ChooseAlternative(AGENCY, MANAGER, patient_id, request_id, "community-health-worker-visits", 2)
+    assert await refusal(
+        necessity_handlers.NoOpenAlternatives, necessity_handlers.choose_alternative, ctx, store, again
+    ) == (409, {"detail": "this request has no open alternatives"})
+
+
+async def test_an_unknown_service_request_is_not_found(ctx, store):
+    patient_id = await planned(ctx, store)
+    unknown = ChooseAlternative(AGENCY, MANAGER, patient_id, uuid.uuid4(), "telehealth-check-ins", 1)
+    assert await refusal(
+        necessity_handlers.ServiceRequestNotFound, necessity_handlers.choose_alternative, ctx, store, unknown
+    ) == (404, {"detail": "service request not found"})

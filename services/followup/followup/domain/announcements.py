@@ -1,0 +1,123 @@
+"""What followup announces about a follow-up, and under which id. Pure: no I/O.
+
+An announcement with an id is the same event however often it is decided (a retried request, a
+second replica, a redelivery): the outbox keeps one. Free text about the patient is never in one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from careloop_shared.contracts import (
+    FollowUpCompleted,
+    FollowUpDue,
+    FollowUpOverdue,
+    FollowUpScheduled,
+    GoalProgress,
+    ReassessmentRequested,
+    RiskLevel,
+)
+from careloop_shared.events import Event
+from followup.domain.schedule import due_event_id, event_id
+
+if TYPE_CHECKING:
+    from followup.domain.follow_up import FollowUp
+    from followup.domain.outcomes import Outcome
+
+
+@dataclass(frozen=True)
+class Announcement:
+    event: Event
+    event_id: uuid.UUID | None  # None: a fresh one
+
+
+def _about(follow_up: FollowUp) -> dict[str, Any]:
+    return {
+        "patient_id": follow_up.patient_id,
+        "agency_id": follow_up.agency_id,
+        "follow_up_id": follow_up.id,
+    }
+
+
+def _scheduled(follow_up: FollowUp, *, rescheduled: bool) -> FollowUpScheduled:
+    return FollowUpScheduled(
+        **_about(follow_up),
+        reason=follow_up.reason,
+        due_at=follow_up.due_at,
+        priority=RiskLevel(follow_up.priority),
+        rescheduled=rescheduled,
+    )
+
+
+def scheduled(follow_up: FollowUp, *, rescheduled: bool = False) -> Announcement:
+    """Once per due point: when first scheduled, and for each retry or reschedule."""
+    return Announcement(
+        _scheduled(follow_up, rescheduled=rescheduled),
+        event_id("scheduled", follow_up.id, follow_up.due_point),
+    )
+
+
+def revised(follow_up: FollowUp) -> Announcement:
+    """A plan revision moved a waiting follow-up or changed its priority. The inbox applies each
+    revision once, and a priority change keeps the due point, so the id is a fresh one."""
+    return Announcement(_scheduled(follow_up, rescheduled=True), None)
+
+
+def due(follow_up: FollowUp) -> Announcement:
+    """Once per due point."""
+    return Announcement(
+        FollowUpDue(
+            **_about(follow_up),
+            reason=follow_up.reason,
+            due_at=follow_up.due_at,
+            priority=RiskLevel(follow_up.priority),
+            referral_id=follow_up.referral_id,
+        ),
+        due_event_id(follow_up.id, follow_up.due_at, follow_up.due_point),
+    )
+
+
+def overdue(follow_up: FollowUp) -> Announcement:
+    """Once per due point whose grace period passed without an outcome."""
+    assert follow_up.overdue_since is not None
+    return Announcement(
+        FollowUpOverdue(
+            **_about(follow_up),
+            due_at=follow_up.due_at,
+            overdue_since=follow_up.overdue_since,
+            priority=RiskLevel(follow_up.priority),
+        ),
+        event_id("overdue", follow_up.id, follow_up.due_point),
+    )
+
+
+def completed(follow_up: FollowUp, outcome: Outcome, at: datetime) -> Announcement:
+    """One attempt's coded outcome; the note stays in followup's database."""
+    return Announcement(
+        FollowUpCompleted(
+            **_about(follow_up),
+            reached=outcome.reached,
+            attempt=follow_up.attempt,
+            goal_progress=[GoalProgress(goal_id=g, progress=p) for g, p in outcome.goal_progress],
+            barriers=list(outcome.barriers),
+            next_step=outcome.next_step,
+            referral_id=follow_up.referral_id,
+            completed_at=at,
+        ),
+        event_id("completed", follow_up.id, follow_up.attempt),
+    )
+
+
+def reassessment_requested(follow_up: FollowUp, reason: str, at: datetime) -> Announcement:
+    """At most once per follow-up."""
+    return Announcement(
+        ReassessmentRequested(
+            **_about(follow_up),
+            reason=reason,
+            requested_at=at,
+        ),
+        event_id("reassessment", follow_up.id),
+    )

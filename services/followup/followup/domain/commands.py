@@ -1,0 +1,38 @@
+"""What followup is asked to do: one command per use case, built by the API from a request."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from followup.domain.outcomes import Outcome
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """One contact attempt's outcome, recorded by the care manager (their subject) who made it."""
+
+    agency_id: str
+    follow_up_id: uuid.UUID
+    recorded_by: str
+    reached: bool
+    goal_progress: tuple[tuple[uuid.UUID, str], ...] = ()
+    barriers: tuple[str, ...] = ()
+    next_step: str | None = None
+    note: str | None = None  # free text about the patient: stored, never announced or logged
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome(self.reached, self.goal_progress, self.barriers, self.next_step, self.note)
+
+
+@dataclass(frozen=True)
+class RescheduleFollowUp:
+    """Move an open follow-up to another time, for a coded reason, by the caller (their subject)."""
+
+    agency_id: str
+    follow_up_id: uuid.UUID
+    by_subject: str
+    reason: str
+    due_at: datetime

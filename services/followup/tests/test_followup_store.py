@@ -1,0 +1,261 @@
+"""The store's answers, the same from the in-memory fake and from PostgreSQL: keys and ON CONFLICT,
+claims of each due point once, the open cadence, cancellation filters, orderings, agency scoping.
+
+Each test runs on both; the PostgreSQL run is an integration test in a transaction rolled back after.
+"""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from careloop_shared import db
+from followup.domain.follow_up import new_follow_up
+from followup.store import FollowupStore
+
+T = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
+MIGRATIONS = Path(__file__).resolve().parents[1] / "followup" / "migrations"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def pool(database_factory):
+    pool = await db.create_pool(await database_factory("followup_store"), min_size=1, max_size=2)
+    await db.migrate(pool, [*db.kernel_migrations(), *db.folder_migrations("followup", MIGRATIONS)])
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture
+async def postgres_store(pool):
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        yield FollowupStore(conn)
+        await transaction.rollback()
+
+
+@pytest.fixture(params=["fake", pytest.param("postgres", marks=pytest.mark.integration)])
+def any_store(request):
+    return request.getfixturevalue("store" if request.param == "fake" else "postgres_store")
+
+
+def row(rules, *, status="scheduled", due_at=T, **fields):
+    values = {
+        "patient_id": uuid.uuid4(),
+        "agency_id": "agency-a",
+        "reason": "plan-cadence",
+        "priority": "high",
+        "due_at": due_at,
+        **fields,
+    }
+    return {**new_follow_up(rules, T - timedelta(days=1), **values), "status": status}
+
+
+async def insert(store, rules, **fields):
+    new = row(rules, **fields)
+    assert await store.insert_follow_up(new)
+    return new
+
+
+async def test_one_open_cadence_per_patient_and_one_check_in_per_referral_and_reason(any_store, rules):
+    patient, referral = uuid.uuid4(), uuid.uuid4()
+    first = await insert(any_store, rules, patient_id=patient)
+    assert not await any_store.insert_follow_up(first)  # the same follow-up again
+    assert not await any_store.insert_follow_up(row(rules, patient_id=patient))
+    await any_store.update_follow_up(first["id"], {"status": "completed"}, T)
+    assert await any_store.insert_follow_up(row(rules, patient_id=patient))
+
+    check_in = {"reason": "referral-check-in", "referral_id": referral}
+    await insert(any_store, rules, patient_id=patient, **check_in)
+    assert not await any_store.insert_follow_up(row(rules, patient_id=patient, **check_in))
+    assert await any_store.insert_follow_up(
+        row(rules, patient_id=patient, reason="referral-outcome-check-in", referral_id=referral)
+    )
+
+
+async def test_the_open_cadence_is_the_one_scheduled_due_or_overdue(any_store, rules):
+    patient = uuid.uuid4()
+    assert await any_store.open_cadence(patient) is None
+    await insert(any_store, rules, patient_id=patient, reason="referral-check-in", referral_id=uuid.uuid4())
+    assert await any_store.open_cadence(patient) is None
+    cadence = await insert(any_store, rules, patient_id=patient, status="overdue")
+    assert (await any_store.open_cadence(patient))["id"] == cadence["id"]
+    await any_store.update_follow_up(cadence["id"], {"status": "cancelled"}, T)
+    assert await any_store.open_cadence(patient) is None
+
+
+async def test_an_update_changes_only_what_it_names_and_when(any_store, rules):
+    follow_up = await insert(any_store, rules)
+    updated = await any_store.update_follow_up(follow_up["id"], {"priority": "urgent", "due_point": 2}, T)
+    assert dict(updated) == {**follow_up, "priority": "urgent", "due_point": 2, "updated_at": T}
+
+
+async def test_cancel_open_cancels_only_the_open_follow_ups_its_filters_name(any_store, rules):
+    patient, referral = uuid.uuid4(), uuid.uuid4()
+    waiting = await insert(
+        any_store, rules, patient_id=patient, reason="referral-check-in", referral_id=referral
+    )
+    due = await insert(any_store, rules, patient_id=patient, status="due", reason="referral-check-in")
+    other_reason = await insert(
+        any_store, rules, patient_id=patient, reason="referral-outcome-check-in", referral_id=referral
+    )
+    done = await insert(any_store, rules, patient_id=patient, status="completed", reason="referral-check-in")
+    elsewhere = await insert(any_store, rules, reason="referral-check-in", referral_id=uuid.uuid4())
+
+    async def statuses():
+        return [
+            (await any_store.get_follow_up("agency-a", f["id"]))["status"]
+            for f in (waiting, due, other_reason, done, elsewhere)
+        ]
+
+    at = T + timedelta(hours=1)
+    waiting_only = ("scheduled",)
+    kept = await any_store.cancel_open(
+        at, referral_id=referral, reason="referral-check-in", statuses=waiting_only
+    )
+    assert kept == 1
+    assert await statuses() == ["cancelled", "due", "scheduled", "completed", "scheduled"]
+    assert await any_store.cancel_open(at, patient_id=patient, reason="referral-check-in") == 1
+    assert await statuses() == ["cancelled", "cancelled", "scheduled", "completed", "scheduled"]
+    assert (await any_store.get_follow_up("agency-a", due["id"]))["updated_at"] == at
+
+
+async def test_a_due_point_is_claimed_once_earliest_first_and_only_when_due(any_store, rules):
+    later = await insert(any_store, rules, due_at=T + timedelta(minutes=2))
+    earlier = await insert(any_store, rules, due_at=T + timedelta(minutes=1))
+    not_yet = await insert(any_store, rules, due_at=T + timedelta(days=1))
+    now = T + timedelta(minutes=5)
+    [first] = await any_store.claim_due(now, 1)
+    assert (first["id"], first["status"], first["updated_at"]) == (earlier["id"], "due", now)
+    assert [r["id"] for r in await any_store.claim_due(now, 10)] == [later["id"]]
+    assert await any_store.claim_due(now, 10) == []
+    assert (await any_store.get_follow_up("agency-a", not_yet["id"]))["status"] == "scheduled"
+
+
+async def test_a_due_follow_up_is_claimed_overdue_once_when_its_grace_period_passed(any_store, rules):
+    follow_up = await insert(any_store, rules, status="due", priority="urgent")
+    waiting = await insert(any_store, rules, due_at=T - timedelta(days=9))  # not due yet: never overdue
+    assert await any_store.claim_overdue(follow_up["overdue_at"] - timedelta(seconds=1), 10) == []
+    now = follow_up["overdue_at"] + timedelta(hours=3)
+    [late] = await any_store.claim_overdue(now, 10)
+    assert (late["id"], late["status"], late["overdue_since"]) == (
+        follow_up["id"],
+        "overdue",
+        follow_up["overdue_at"],
+    )
+    assert await any_store.claim_overdue(now + timedelta(days=9), 10) == []
+    assert (await any_store.get_follow_up("agency-a", waiting["id"]))["status"] == "scheduled"
+
+
+async def test_reads_are_scoped_to_the_agency_filtered_ordered_and_paged(any_store, rules):
+    agency, patient = f"agency-{uuid.uuid4().hex[:6]}", uuid.uuid4()
+    rows = [
+        await insert(
+            any_store,
+            rules,
+            agency_id=agency,
+            patient_id=patient,
+            reason="referral-check-in",
+            due_at=T + timedelta(days=d),
+        )
+        for d in (3, 1, 2)
+    ]
+    await insert(any_store, rules, agency_id=agency, status="due")
+    assert await any_store.get_follow_up("agency-stranger", rows[0]["id"]) is None
+    assert await any_store.list_follow_ups("agency-stranger", patient, None, 10, 0) == []
+    listed = await any_store.list_follow_ups(agency, patient, "scheduled", 2, 1)
+    assert [r["id"] for r in listed] == [rows[2]["id"], rows[0]["id"]]
+    assert len(await any_store.list_follow_ups(agency, None, None, 10, 0)) == 4
+    assert await any_store.list_follow_ups(agency, patient, "due", 10, 0) == []
+
+
+async def test_the_work_queue_lists_due_and_overdue_most_urgent_priority_first_then_longest_waiting(
+    any_store, rules
+):
+    agency = f"agency-{uuid.uuid4().hex[:6]}"
+    expected = []
+    for priority, minutes, status in (
+        ("low", 50, "due"),
+        ("urgent", 10, "overdue"),
+        ("high", 40, "due"),
+        ("urgent", 30, "due"),
+        ("moderate", 20, "overdue"),
+    ):
+        f = await insert(
+            any_store,
+            rules,
+            agency_id=agency,
+            priority=priority,
+            status=status,
+            due_at=T - timedelta(minutes=minutes),
+        )
+        expected.append(f["id"])
+    await insert(any_store, rules, agency_id=agency, priority="urgent")  # scheduled: not on the queue
+    queue = [r["id"] for r in await any_store.work_queue(agency, 10, 0)]
+    assert queue == [expected[i] for i in (3, 1, 2, 4, 0)]
+    assert [r["id"] for r in await any_store.work_queue(agency, 2, 1)] == queue[1:3]
+    assert await any_store.work_queue("agency-stranger", 10, 0) == []
+
+
+async def test_the_plan_heard_of_last_replaces_the_one_before(any_store):
+    patient = uuid.uuid4()
+    plan = {
+        "patient_id": patient,
+        "agency_id": "agency-a",
+        "plan_id": uuid.uuid4(),
+        "version": 1,
+        "status": "active",
+        "risk_level": "high",
+        "priority": "high",
+        "every_days": 7.0,
+        "goal_ids": [uuid.uuid4()],
+        "updated_at": T,
+    }
+    assert await any_store.get_plan(patient) is None
+    await any_store.save_plan(plan)
+    revised = {**plan, "version": 2, "status": "revoked", "goal_ids": [], "updated_at": T + timedelta(days=1)}
+    await any_store.save_plan(revised)
+    assert dict(await any_store.get_plan(patient)) == revised
+
+
+async def test_outcomes_and_reschedules_are_kept_once_per_attempt_and_due_point(any_store, rules):
+    follow_up = await insert(any_store, rules, status="due")
+    for attempt in (2, 1):
+        await any_store.insert_outcome(
+            {
+                "follow_up_id": follow_up["id"],
+                "attempt": attempt,
+                "reached": attempt == 2,
+                "goal_progress": [{"goal_id": str(uuid.uuid4()), "progress": "improving"}],
+                "barriers": ["cost"],
+                "next_step": None,
+                "note": "a note",
+                "recorded_by": "care-manager-1",
+                "recorded_at": T,
+            }
+        )
+    outcomes = [dict(o) for o in await any_store.list_outcomes(follow_up["id"])]
+    assert [(o["attempt"], o["reached"]) for o in outcomes] == [(1, False), (2, True)]
+    assert set(outcomes[0]) == {
+        "attempt",
+        "reached",
+        "goal_progress",
+        "barriers",
+        "next_step",
+        "note",
+        "recorded_at",
+    }
+    moved = {
+        "follow_up_id": follow_up["id"],
+        "due_point": 2,
+        "reason": "patient-request",
+        "from_due_at": T,
+        "to_due_at": T + timedelta(days=1),
+        "by_subject": "care-manager-1",
+        "at": T,
+    }
+    await any_store.insert_reschedule(moved)
+    with pytest.raises(Exception):  # noqa: B017 - a duplicate key, as asyncpg or the fake says it
+        await any_store.insert_reschedule(moved)

@@ -1,0 +1,108 @@
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from careloop_shared.rules import load_rules
+from record.domain.chain import GENESIS, entry_hash, verify
+from record.domain.timeline import SUMMARIES_FILE, Summaries, actor, causal_order, summarise
+
+PATIENT = uuid.uuid4()
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def chain(n: int) -> list[dict]:
+    entries, prev = [], GENESIS
+    for seq in range(1, n + 1):
+        entry = {
+            "patient_id": PATIENT,
+            "seq": seq,
+            "event_id": uuid.uuid4(),
+            "event_type": "t",
+            "source": "/s",
+            "agency_id": "a",
+            "occurred_at": T0 + timedelta(minutes=seq),
+            "correlation_id": uuid.uuid4(),
+            "causation_id": None,
+            "body": json.dumps({"n": seq}).encode(),
+            "prev_hash": prev,
+        }
+        entry["hash"] = entry_hash(prev, entry)
+        prev = entry["hash"]
+        entries.append(entry)
+    return entries
+
+
+def head_of(entries):
+    return {"seq": entries[-1]["seq"], "hash": entries[-1]["hash"]}
+
+
+def test_an_untouched_chain_verifies():
+    entries = chain(5)
+    result = verify(entries, head_of(entries))
+    assert (result.intact, result.entries, result.first_broken_seq) == (True, 5, None)
+
+
+def test_a_changed_body_is_caught_at_its_entry():
+    entries = chain(5)
+    entries[2] = {**entries[2], "body": b'{"n": 33}'}
+    result = verify(entries, head_of(chain(5)))
+    assert (result.intact, result.first_broken_seq, result.problem) == (
+        False,
+        3,
+        "content does not match its hash",
+    )
+
+
+def test_a_changed_field_is_caught():
+    entries = chain(4)
+    entries[1] = {**entries[1], "agency_id": "another"}
+    assert verify(entries, head_of(entries)).first_broken_seq == 2
+
+
+def test_a_removed_entry_is_caught():
+    entries = chain(5)
+    del entries[2]
+    result = verify(entries, head_of(chain(5)))
+    assert (result.first_broken_seq, result.problem) == (3, "entry missing")
+
+
+def test_a_rehashed_forgery_still_breaks_the_link_to_the_next_entry():
+    entries = chain(4)
+    forged = {**entries[1], "body": b'{"n": 99}'}
+    forged["hash"] = entry_hash(forged["prev_hash"], forged)
+    entries[1] = forged
+    result = verify(entries, head_of(entries))
+    assert (result.first_broken_seq, result.problem) == (3, "does not link to the entry before it")
+
+
+def test_entries_removed_from_the_end_are_caught_by_the_head():
+    entries = chain(4)
+    head = head_of(entries)
+    result = verify(entries[:3], head)
+    assert (result.intact, result.problem) == (False, "entries missing at the end of the chain")
+
+
+def test_causes_come_before_their_effects_whatever_the_append_order():
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    rows = [
+        {"seq": 1, "event_id": c, "causation_id": b},
+        {"seq": 2, "event_id": a, "causation_id": None},
+        {"seq": 3, "event_id": b, "causation_id": a},
+        {"seq": 4, "event_id": uuid.uuid4(), "causation_id": uuid.uuid4()},  # cause not in this record
+    ]
+    assert [r["seq"] for r in causal_order(rows)] == [2, 3, 1, 4]
+
+
+def test_summaries_and_actors_read_well():
+    summaries = load_rules(Summaries, SUMMARIES_FILE)
+    body = {"instrument": "phq-9", "risk_level": "high", "needs": [{"code": "depression"}]}
+    assert summarise(summaries, "careloop.intake.patient_assessed.v1", body) == (
+        "Assessed with phq-9: risk high; needs depression"
+    )
+    assert summarise(summaries, "careloop.unknown.v1", {}) == "careloop.unknown.v1"
+    assert (
+        actor("/careloop/referral", {"by_party": "target", "by_agency_id": "food-bank"})
+        == "target (food-bank)"
+    )
+    assert actor("/careloop/careplan", {"changed_by_role": "care-manager"}) == "care-manager"
+    assert actor("/careloop/intake", {}) == "system (intake)"

@@ -1,0 +1,69 @@
+"""referral's settings (from the environment) and context (what its use cases are configured with)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from careloop_shared.clock import Clock, system_clock
+from careloop_shared.rules import load_rules
+from careloop_shared.settings import ServiceSettings, service_config
+from referral.directory.store import DirectoryStore
+from referral.domain.deadlines import DEADLINES_FILE, Deadlines
+from referral.domain.directory import DIRECTORY_FILE, SeedDirectory
+from referral.domain.matching import RANKING_FILE, Weights
+from referral.domain.quality import NO_HISTORY, Quality
+
+
+class ReferralSettings(ServiceSettings):
+    model_config = service_config("REFERRAL_")
+
+    service_name: str = "referral"
+    port: int = 8003
+    directory_file: Path = DIRECTORY_FILE  # REFERRAL_DIRECTORY_FILE: an organisation's own seed directory
+    ranking_file: Path = RANKING_FILE  # REFERRAL_RANKING_FILE: its own ranking weights
+    deadlines_file: Path = DEADLINES_FILE  # REFERRAL_DEADLINES_FILE: its own response and outcome deadlines
+    overdue_tick_s: float = 1.0
+
+
+class QualityCache:
+    """Programs' quality figures for ranking, recomputed at most every ``ttl_s`` seconds.
+
+    Quality moves slowly; recomputing it from the whole referral history for every match would make
+    matching slower as the history grows. The directory API always shows fresh figures.
+    """
+
+    def __init__(self, ttl_s: float = 60.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._figures: dict[str, tuple[float, Quality]] = {}
+
+    async def get(self, directory: DirectoryStore, service_ids: list[str]) -> dict[str, Quality]:
+        now = self._monotonic()
+        stale = [sid for sid in service_ids if self._figures.get(sid, (0.0, None))[0] <= now]
+        if stale:
+            histories = await directory.histories(stale)
+            for sid in stale:
+                history = histories.get(sid)
+                self._figures[sid] = (now + self.ttl_s, Quality(history) if history else NO_HISTORY)
+        return {sid: self._figures[sid][1] for sid in service_ids}
+
+
+@dataclass(frozen=True)
+class ReferralContext:
+    weights: Weights
+    deadlines: Deadlines
+    seed: SeedDirectory  # validated when the context is built: a bad file stops the service at start
+    clock: Clock = system_clock
+    quality: QualityCache = field(default_factory=QualityCache)
+
+    @classmethod
+    def from_settings(cls, settings: ReferralSettings, clock: Clock = system_clock) -> ReferralContext:
+        return cls(
+            load_rules(Weights, settings.ranking_file),
+            load_rules(Deadlines, settings.deadlines_file),
+            load_rules(SeedDirectory, settings.directory_file),
+            clock,
+        )

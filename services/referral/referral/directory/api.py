@@ -1,0 +1,113 @@
+"""The directory's HTTP routes: organizations and services, read by everyone, changed by their owner.
+
+Each command route builds a command and runs its handler; reads use the store.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, Reply, read_store
+from referral.directory import handlers
+from referral.directory.schemas import CapacityIn, OrganizationIn, OrganizationOut, ServiceIn, ServiceOut
+from referral.domain.commands import SaveOrganization, SaveService, UpdateCapacity
+from referral.store import ReferralStore
+
+router = APIRouter(prefix="/v1", tags=["directory"])
+Store = Annotated[ReferralStore, Depends(read_store)]
+Code = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
+
+
+def _saved_organization(saved: handlers.Saved) -> Reply:
+    return Reply(OrganizationOut(**saved.entry), 201 if saved.created else 200)
+
+
+def _saved_service(saved: handlers.Saved) -> Reply:
+    return Reply(ServiceOut(**saved.entry), 201 if saved.created else 200)
+
+
+@router.get("/organizations", response_model=Page[OrganizationOut])
+async def list_organizations(_: CurrentPrincipal, store: Store, page: Paging) -> Page[OrganizationOut]:
+    rows = await store.directory.list_organizations(page.fetch_limit, page.offset)
+    return Page.of([OrganizationOut(**r) for r in rows], page)
+
+
+@router.get("/organizations/{organization_id}", response_model=OrganizationOut)
+async def get_organization(organization_id: str, _: CurrentPrincipal, store: Store) -> OrganizationOut:
+    row = await store.directory.get_organization(organization_id)
+    if row is None:
+        raise handlers.OrganizationNotFound()
+    return OrganizationOut(**row)
+
+
+@router.post(
+    "/organizations",
+    status_code=201,
+    response_model=OrganizationOut,
+    responses={200: {"description": "Updated an existing organization"}},
+)
+async def save_organization(body: OrganizationIn, who: CurrentPrincipal, commands: Commands) -> Any:
+    """Add an organization, or update it (same id): a directory administrator or the organization itself."""
+    command = SaveOrganization(who.agency_id, who.role, body)
+    return await commands.run(handlers.save_organization, command, respond=_saved_organization)
+
+
+@router.get("/services", response_model=Page[ServiceOut])
+async def search_services(
+    _: CurrentPrincipal,
+    store: Store,
+    page: Paging,
+    need: Code = None,
+    program_category: Code = None,
+    language: Annotated[str | None, Query(pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")] = None,
+    postal_code: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9 \-]{1,11}$")] = None,
+    capacity: Annotated[
+        str | None, Query(pattern=r"^(capacity|no-capacity|waitlist|additional-assessment-required)$")
+    ] = None,
+    organization_id: Code = None,
+) -> Page[ServiceOut]:
+    """Search by need, category, language (spoken or interpreted), postal code (service area), capacity."""
+    rows = await store.directory.search_services(
+        need=need,
+        category=program_category,
+        language=language.split("-")[0].lower() if language else None,
+        postal_area=postal_code.replace(" ", "").replace("-", "").upper() if postal_code else None,
+        capacity=capacity,
+        organization_id=organization_id,
+        limit=page.fetch_limit,
+        offset=page.offset,
+    )
+    shown = await handlers.with_quality(store.directory, rows)
+    return Page.of([ServiceOut(**s) for s in shown], page)
+
+
+@router.get("/services/{service_id}", response_model=ServiceOut)
+async def get_service(service_id: str, _: CurrentPrincipal, store: Store) -> ServiceOut:
+    row = await store.directory.get_service(service_id)
+    if row is None:
+        raise handlers.ServiceNotFound()
+    [shown] = await handlers.with_quality(store.directory, [row])
+    return ServiceOut(**shown)
+
+
+@router.post(
+    "/services",
+    status_code=201,
+    response_model=ServiceOut,
+    responses={200: {"description": "Updated an existing service"}},
+)
+async def save_service(body: ServiceIn, who: CurrentPrincipal, commands: Commands) -> Any:
+    """Add a service (program), or update it (same id)."""
+    command = SaveService(who.agency_id, who.role, body)
+    return await commands.run(handlers.save_service, command, respond=_saved_service)
+
+
+@router.post("/services/{service_id}/capacity", response_model=ServiceOut)
+async def update_capacity(
+    service_id: str, body: CapacityIn, who: CurrentPrincipal, commands: Commands
+) -> Any:
+    """The organization (or an administrator) says whether it can take referrals now."""
+    command = UpdateCapacity(who.agency_id, who.role, service_id, body)
+    return await commands.run(handlers.update_capacity, command, respond=lambda s: ServiceOut(**s))

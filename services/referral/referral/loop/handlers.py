@@ -1,0 +1,311 @@
+"""The closed loop's use cases: each plan intervention routed to a program behind the patient's consent,
+referrals moved along their lifecycle by the two agencies, and flagged when a deadline passes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from careloop_shared.contracts import (
+    ConsentRecorded,
+    ConsentRevoked,
+    PatientRegistered,
+    PatientUpdated,
+    PlanUpdated,
+    ReferralOutcome,
+    ReferralOverdue,
+    ReferralStatusChanged,
+)
+from careloop_shared.errors import NotFound
+from careloop_shared.events import ReceivedEvent
+from careloop_shared.logging import get_logger
+from referral.config import ReferralContext
+from referral.domain.commands import ChangeReferralStatus
+from referral.domain.consent import first_allowed, permission
+from referral.domain.deadlines import overdue_event_id
+from referral.domain.lifecycle import (
+    REROUTE_REASONS,
+    TERMINAL,
+    IllegalTransition,
+    Party,
+    check_transition,
+    parties,
+)
+from referral.domain.matching import MatchRequest
+from referral.loop.routing import Ask, Known, announce_made, destination, ranked_programs, route
+from referral.store import Uow
+
+log = get_logger(__name__)
+
+OVERDUE_BATCH = 500  # referrals flagged per deadline in one unit of work
+_CLOSED_PLANS = frozenset({"revoked", "completed", "entered-in-error"})
+_CLOSED_INTERVENTIONS = frozenset({"cancelled", "stopped", "completed"})
+
+
+class ReferralNotFound(NotFound):
+    """No such referral that the caller's agency may see."""
+
+    def __init__(self) -> None:
+        super().__init__("referral not found")
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """The referral as the change left it, with its history, and the referral a rejection re-routed to."""
+
+    referral: dict[str, Any]
+    history: list[dict[str, Any]]
+    rerouted_to: uuid.UUID | None
+
+
+async def _record_change(
+    uow: Uow,
+    referral: Any,
+    to: str,
+    party: Party,
+    by_agency: str,
+    at: datetime,
+    caused_by: ReceivedEvent | None,
+    *,
+    reason: str | None = None,
+    outcome: dict[str, Any] | None = None,
+    note: str | None = None,
+) -> None:
+    """One step in the referral's history, announced (the note stays in the history only)."""
+    await uow.store.loop.add_history(
+        {
+            "referral_id": referral["id"],
+            "from_status": referral["status"],
+            "to_status": to,
+            "by_agency_id": by_agency,
+            "by_party": party.value,
+            "reason": reason,
+            "outcome": outcome,
+            "note": note,
+            "changed_at": at,
+        }
+    )
+    uow.emit(
+        ReferralStatusChanged(
+            patient_id=referral["patient_id"],
+            agency_id=referral["agency_id"],
+            referral_id=referral["id"],
+            plan_id=referral["plan_id"],
+            intervention_id=referral["intervention_id"],
+            from_status=referral["status"],
+            to_status=to,
+            by_agency_id=by_agency,
+            by_party=party.value,
+            reason=reason,
+            outcome=ReferralOutcome(**outcome) if outcome else None,
+            changed_at=at,
+        ),
+        caused_by=caused_by,
+    )
+
+
+# --- what the plan and intake tell us -----------------------------------------------------------
+
+
+async def when_plan_updated_make_referrals(ctx: ReferralContext, uow: Uow, received: ReceivedEvent) -> None:
+    plan = received.event
+    assert isinstance(plan, PlanUpdated)
+    if plan.status in _CLOSED_PLANS:
+        return
+    wanted = [i for i in plan.interventions if i.needs_referral and i.status not in _CLOSED_INTERVENTIONS]
+    if not wanted:
+        return
+    referred = await uow.store.loop.interventions_with_referral([i.id for i in wanted])
+    known = Known()
+    for intervention in wanted:
+        if intervention.id in referred:
+            continue
+        ask = Ask(
+            patient_id=plan.patient_id,
+            agency_id=plan.agency_id,
+            plan_id=plan.plan_id,
+            intervention_id=intervention.id,
+            need=intervention.need,
+            program_category=intervention.program_category,
+            priority=intervention.priority,
+            language=intervention.language or plan.preferred_language,
+            service_request_id=uuid.uuid4(),
+        )
+        await route(ctx, uow, ask, received, exclude=[], known=known)
+
+
+async def when_patient_registered_or_updated_remember(
+    ctx: ReferralContext, uow: Uow, received: ReceivedEvent
+) -> None:
+    event = received.event
+    assert isinstance(event, PatientRegistered | PatientUpdated)
+    await uow.store.loop.upsert_patient(
+        {
+            "patient_id": event.patient_id,
+            "agency_id": event.agency_id,
+            "preferred_language": event.preferred_language,
+            "contact_preference": event.contact_preference.value if event.contact_preference else None,
+            "postal_area": event.postal_area,
+            "as_of": event.registered_at if isinstance(event, PatientRegistered) else event.updated_at,
+        }
+    )
+
+
+async def when_consent_recorded_send_waiting_referrals(
+    ctx: ReferralContext, uow: Uow, received: ReceivedEvent
+) -> None:
+    consent, loop = received.event, uow.store.loop
+    assert isinstance(consent, ConsentRecorded)
+    await loop.record_consent(
+        {
+            "id": consent.consent_id,
+            "patient_id": consent.patient_id,
+            "agency_id": consent.agency_id,
+            "purpose": consent.purpose,
+            "agencies": consent.agencies,
+            "program_categories": consent.program_categories,
+            "period_start": consent.period_start,
+            "period_end": consent.period_end,
+        }
+    )
+    consents = await loop.consents_of(consent.patient_id)
+    for draft in await loop.drafts_of(consent.patient_id):
+        now = ctx.clock()
+        request = MatchRequest(
+            draft["need"], draft["program_category"], draft["language"], draft["postal_area"]
+        )
+        ranked = await ranked_programs(ctx, uow, request, await loop.services_tried(draft["intervention_id"]))
+        if not ranked:
+            continue  # the directory changed; it waits for a program as well as consent
+        chosen, allowed = first_allowed(ranked, consents, patient_agency=draft["agency_id"], at=now)
+        if allowed is None:
+            continue
+        sending = destination(ctx, chosen, allowed, now)
+        await loop.send_draft(draft["id"], sending)
+        announce_made(uow, {**dict(draft), **sending}, received)
+        await _record_change(uow, draft, "requested", Party.requester, draft["agency_id"], now, received)
+
+
+async def when_consent_revoked_stop_unanswered_referrals(
+    ctx: ReferralContext, uow: Uow, received: ReceivedEvent
+) -> None:
+    """Unanswered referrals sent under the consent are cancelled unless another consent covers them."""
+    revoked, loop, now = received.event, uow.store.loop, ctx.clock()
+    assert isinstance(revoked, ConsentRevoked)
+    await loop.revoke_consent(revoked.consent_id, revoked.patient_id, revoked.agency_id, revoked.revoked_at)
+    consents = await loop.consents_of(revoked.patient_id)
+    for referral in await loop.requested_under(revoked.consent_id):
+        still = permission(
+            consents,
+            patient_agency=referral["agency_id"],
+            target_agency=referral["receiving_agency_id"],
+            category=referral["program_category"],
+            at=now,
+        )
+        if isinstance(still, uuid.UUID):
+            await loop.set_consent(referral["id"], still)
+            continue
+        reason = "consent-revoked"
+        await loop.set_status(
+            referral["id"], status="cancelled", reason=reason, outcome=None, at=now, closed=True
+        )
+        await _record_change(
+            uow, referral, "cancelled", Party.requester, referral["agency_id"], now, received, reason=reason
+        )
+
+
+# --- the agencies move the referral -------------------------------------------------------------
+
+
+async def change_referral_status(ctx: ReferralContext, uow: Uow, cmd: ChangeReferralStatus) -> StatusChange:
+    """Move a referral along its lifecycle; a rejection for want of capacity or eligibility re-routes
+    it to the next best program."""
+    loop = uow.store.loop
+    referral = await loop.get_referral(cmd.referral_id, lock=True)
+    sides = frozenset[Party]()
+    if referral is not None:
+        sides = parties(
+            cmd.agency_id,
+            referring=referral["agency_id"],
+            receiving=referral["receiving_agency_id"],
+            status=referral["status"],
+        )
+    if referral is None or not sides:
+        raise ReferralNotFound()  # the same to an agency that may not see it
+    if referral["status"] == "draft" and cmd.status == "requested":
+        raise IllegalTransition("a waiting referral is sent when the patient's consent arrives")
+    party = check_transition(referral["status"], cmd.status, sides, reason=cmd.reason, outcome=cmd.outcome)
+    now = ctx.clock()
+    outcome = asdict(cmd.outcome) if cmd.outcome else None
+    await loop.set_status(
+        cmd.referral_id,
+        status=cmd.status,
+        reason=cmd.reason,
+        outcome=outcome,
+        at=now,
+        closed=cmd.status in TERMINAL,
+    )
+    await _record_change(
+        uow,
+        referral,
+        cmd.status,
+        party,
+        cmd.agency_id,
+        now,
+        None,
+        reason=cmd.reason,
+        outcome=outcome,
+        note=cmd.note,
+    )
+    rerouted = None
+    if cmd.status == "rejected" and cmd.reason in REROUTE_REASONS:
+        ask = Ask(
+            patient_id=referral["patient_id"],
+            agency_id=referral["agency_id"],
+            plan_id=referral["plan_id"],
+            intervention_id=referral["intervention_id"],
+            need=referral["need"],
+            program_category=referral["program_category"],
+            priority=referral["priority"],
+            language=referral["language"],
+            service_request_id=referral["service_request_id"],
+            replaces=cmd.referral_id,
+        )
+        tried = await loop.services_tried(ask.intervention_id)
+        rerouted = await route(ctx, uow, ask, None, exclude=tried)
+    changed = await loop.get_referral(cmd.referral_id)
+    assert changed is not None
+    history = await loop.history_of(cmd.referral_id)
+    return StatusChange(dict(changed), [dict(h) for h in history], rerouted)
+
+
+# --- deadlines ------------------------------------------------------------------------------------
+
+
+async def flag_overdue_referrals(ctx: ReferralContext, uow: Uow) -> bool:
+    """Periodic: ReferralOverdue once per referral and deadline, the flag and the event committed
+    together. True when a deadline filled its batch and more may be overdue."""
+    now, loop, more = ctx.clock(), uow.store.loop, False
+    for deadline, claim in (
+        ("response", loop.claim_response_overdue),
+        ("outcome", loop.claim_outcome_overdue),
+    ):
+        rows = await claim(now, OVERDUE_BATCH)
+        for row in rows:
+            uow.emit(
+                ReferralOverdue(
+                    patient_id=row["patient_id"],
+                    agency_id=row["agency_id"],
+                    referral_id=row["id"],
+                    receiving_agency_id=row["receiving_agency_id"],
+                    deadline=deadline,
+                    due_at=row["due_at"],
+                ),
+                event_id=overdue_event_id(row["id"], deadline),
+            )
+        if rows:
+            log.info("referrals overdue", deadline=deadline, count=len(rows))
+        more = more or len(rows) == OVERDUE_BATCH
+    return more

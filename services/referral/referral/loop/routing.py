@@ -1,0 +1,177 @@
+"""Routing: which program an intervention's referral goes to, and making it.
+
+The directory's candidates are ranked for the patient (need, language, area, capacity, quality), then
+the patient's consent decides: the best program it allows gets the referral now; if it allows none, the
+best one waits for consent as a draft; if no program is eligible, the need is a gap in the network.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from careloop_shared.contracts import NetworkGapDetected, ReferralMade
+from careloop_shared.events import ReceivedEvent
+from careloop_shared.logging import get_logger
+from referral.config import ReferralContext
+from referral.domain.consent import Consent, first_allowed
+from referral.domain.lifecycle import Party
+from referral.domain.matching import MatchRequest, Ranked, rank
+from referral.store import Uow
+
+log = get_logger(__name__)
+
+AWAITING_CONSENT = "awaiting-consent"
+_GAP_IDS = uuid.UUID("c3a1e0f2-6b7d-4c19-8e5a-0f2d9b4a7c61")
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One intervention's request for a program."""
+
+    patient_id: uuid.UUID
+    agency_id: str
+    plan_id: uuid.UUID
+    intervention_id: uuid.UUID
+    need: str
+    program_category: str | None
+    priority: str
+    language: str | None
+    service_request_id: uuid.UUID
+    replaces: uuid.UUID | None = None
+
+
+@dataclass
+class Known:
+    """What referral knows of the patient, read once for all of a plan's interventions."""
+
+    patient: Any = None
+    consents: list[Consent] | None = None
+    loaded: bool = False
+
+
+async def ranked_programs(
+    ctx: ReferralContext, uow: Uow, request: MatchRequest, exclude: list[str]
+) -> list[Ranked]:
+    directory = uow.store.directory
+    services = await directory.candidate_services(request.program_category, request.need)
+    quality = await ctx.quality.get(directory, [s.id for s in services])
+    return rank(request, services, ctx.weights, quality, exclude=exclude)
+
+
+def destination(
+    ctx: ReferralContext, chosen: Ranked, allowed: uuid.UUID | str | None, now: datetime
+) -> dict[str, Any]:
+    """Where the referral goes; when consent allows sending it, since when and by when to answer."""
+    sent = allowed is not None
+    return {
+        "program_id": chosen.service.id,
+        "receiving_agency_id": chosen.service.agency_id,
+        "consent_id": allowed if isinstance(allowed, uuid.UUID) else None,
+        "made_at": now if sent else None,
+        "response_due_at": ctx.deadlines.response_due(now) if sent else None,
+        "outcome_due_at": ctx.deadlines.outcome_due(now) if sent else None,
+    }
+
+
+async def route(
+    ctx: ReferralContext,
+    uow: Uow,
+    ask: Ask,
+    caused_by: ReceivedEvent | None,
+    exclude: list[str],
+    known: Known | None = None,
+) -> uuid.UUID | None:
+    """Refer to the best eligible program: sent now, waiting for consent, or a network gap."""
+    loop, now = uow.store.loop, ctx.clock()
+    known = known or Known()
+    if not known.loaded:
+        known.patient, known.loaded = await loop.get_patient(ask.patient_id), True
+    patient = known.patient
+    language = ask.language or (patient["preferred_language"] if patient else None)
+    postal_area = patient["postal_area"] if patient else None
+    ranked = await ranked_programs(
+        ctx, uow, MatchRequest(ask.need, ask.program_category, language, postal_area), exclude
+    )
+    if not ranked:
+        gap = {
+            "intervention_id": ask.intervention_id,
+            "patient_id": ask.patient_id,
+            "need": ask.need,
+            "program_category": ask.program_category,
+            "postal_area": postal_area,
+            "language": language,
+            "detected_at": now,
+        }
+        if await loop.record_gap_once(gap):
+            uow.emit(
+                NetworkGapDetected(agency_id=ask.agency_id, plan_id=ask.plan_id, **gap),
+                caused_by=caused_by,
+                event_id=uuid.uuid5(_GAP_IDS, str(ask.intervention_id)),
+            )
+        log.info("network gap", need=ask.need, program_category=ask.program_category)
+        return None
+    if known.consents is None:
+        known.consents = await loop.consents_of(ask.patient_id)
+    chosen, allowed = first_allowed(ranked, known.consents, patient_agency=ask.agency_id, at=now)
+    sent = allowed is not None
+    row = {
+        "id": uuid.uuid4(),
+        "service_request_id": ask.service_request_id,
+        "patient_id": ask.patient_id,
+        "agency_id": ask.agency_id,
+        "plan_id": ask.plan_id,
+        "intervention_id": ask.intervention_id,
+        "need": ask.need,
+        "program_category": ask.program_category,
+        "status": "requested" if sent else "draft",
+        "status_reason": None if sent else AWAITING_CONSENT,
+        "priority": ask.priority,
+        "language": language,
+        "postal_area": postal_area,
+        "replaces_referral_id": ask.replaces,
+        "created_at": now,
+        "updated_at": now,
+        **destination(ctx, chosen, allowed, now),
+    }
+    if not await loop.insert_referral(row):
+        return None  # another delivery made it first
+    await loop.resolve_gap(ask.intervention_id, now)
+    await loop.add_history(
+        {
+            "referral_id": row["id"],
+            "from_status": None,
+            "to_status": row["status"],
+            "by_agency_id": ask.agency_id,
+            "by_party": Party.requester.value,
+            "reason": row["status_reason"],
+            "changed_at": now,
+        }
+    )
+    if sent:
+        announce_made(uow, row, caused_by)
+    return row["id"]
+
+
+def announce_made(uow: Uow, row: Any, caused_by: ReceivedEvent | None) -> None:
+    """ReferralMade for a referral just sent: made so, or released by the patient's consent."""
+    uow.emit(
+        ReferralMade(
+            patient_id=row["patient_id"],
+            agency_id=row["agency_id"],
+            referral_id=row["id"],
+            plan_id=row["plan_id"],
+            intervention_id=row["intervention_id"],
+            need=row["need"],
+            program_id=row["program_id"],
+            receiving_agency_id=row["receiving_agency_id"],
+            status="requested",
+            response_due_at=row["response_due_at"],
+            outcome_due_at=row["outcome_due_at"],
+            replaces_referral_id=row["replaces_referral_id"],
+            service_request_id=row["service_request_id"],
+        ),
+        caused_by=caused_by,
+    )

@@ -1,0 +1,87 @@
+"""HTTP bodies of the closed loop: a status change asked for, and referrals with their history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from referral.domain.directory import Code
+
+TaskStatus = Literal[
+    "requested",
+    "accepted",
+    "rejected",
+    "cancelled",
+    "in-progress",
+    "on-hold",
+    "failed",
+    "completed",
+    "entered-in-error",
+]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OutcomeIn(_In):
+    service_delivered: bool | None = None
+    enrollment_status: Literal["enrolled", "not-enrolled", "not-enrolled-on-waitlist"] | None = None
+    reason: Code | None = Field(None, description="Coded reason when the service was not delivered.")
+
+
+class StatusChangeIn(_In):
+    status: TaskStatus
+    reason: Code | None = Field(None, description="Coded reason; required for rejected, cancelled, ...")
+    outcome: OutcomeIn | None = Field(None, description="Required to complete.")
+    note: Annotated[str, Field(max_length=2000)] | None = Field(
+        None, description="Free text kept in referral's database only, never in events or logs."
+    )
+
+
+class HistoryEntry(BaseModel):
+    from_status: str | None
+    to_status: str
+    by_agency_id: str
+    by_party: str
+    reason: str | None
+    outcome: dict[str, Any] | None
+    note: str | None
+    changed_at: datetime
+
+
+class ReferralOut(BaseModel):
+    id: uuid.UUID
+    service_request_id: uuid.UUID
+    patient_id: uuid.UUID
+    referring_agency_id: str
+    plan_id: uuid.UUID
+    intervention_id: uuid.UUID
+    need: str
+    program_category: str | None
+    program_id: str
+    receiving_agency_id: str
+    status: str
+    status_reason: str | None
+    priority: str
+    outcome: dict[str, Any] | None
+    replaces_referral_id: uuid.UUID | None
+    made_at: datetime | None
+    response_due_at: datetime | None
+    outcome_due_at: datetime | None
+    response_overdue: bool
+    outcome_overdue: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReferralDetail(ReferralOut):
+    history: list[HistoryEntry]
+
+
+class StatusChanged(BaseModel):
+    referral: ReferralDetail
+    rerouted_to: uuid.UUID | None = Field(None, description="The new referral a rejection re-routed to.")

@@ -1,0 +1,255 @@
+"""The closed loop's tables: referrals and their status history, network gaps, and what referral knows
+of patients and their consents (from intake's events).
+
+A referral is visible to the agency that made it, and to the receiving agency once it was sent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from careloop_shared.db import Db, insert_row, update_by_id
+from referral.domain.consent import Consent
+
+REFERRAL_COLUMNS = (
+    "id, service_request_id, patient_id, agency_id, agency_id AS referring_agency_id, plan_id,"
+    " intervention_id, need, program_category, program_id, receiving_agency_id, status, status_reason,"
+    " priority, language, postal_area, consent_id, outcome, replaces_referral_id, made_at,"
+    " response_due_at, outcome_due_at, response_overdue_at IS NOT NULL AS response_overdue,"
+    " outcome_overdue_at IS NOT NULL AS outcome_overdue, accepted_at, created_at, updated_at"
+)
+_VISIBLE = "(agency_id = $1 OR (receiving_agency_id = $1 AND status <> 'draft'))"
+_OVERDUE_COLUMNS = "id, patient_id, agency_id, receiving_agency_id"
+
+
+class LoopStore:
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    # --- what intake told us of patients and their consents -------------------------------------
+
+    async def upsert_patient(self, row: dict[str, Any]) -> None:
+        """Keep the newest details; an older event arriving late changes nothing."""
+        await insert_row(
+            self.db,
+            "patients",
+            row,
+            conflict="(patient_id) DO UPDATE SET preferred_language = EXCLUDED.preferred_language,"
+            " contact_preference = EXCLUDED.contact_preference, postal_area = EXCLUDED.postal_area,"
+            " as_of = EXCLUDED.as_of WHERE patients.as_of <= EXCLUDED.as_of",
+        )
+
+    async def get_patient(self, patient_id: uuid.UUID) -> asyncpg.Record | None:
+        return await self.db.fetchrow("SELECT * FROM patients WHERE patient_id = $1", patient_id)
+
+    async def record_consent(self, row: dict[str, Any]) -> None:
+        # A revocation read before its consent left a row behind: fill it in, keep it revoked.
+        await insert_row(
+            self.db,
+            "consents",
+            row,
+            conflict="(id) DO UPDATE SET purpose = EXCLUDED.purpose, agencies = EXCLUDED.agencies,"
+            " program_categories = EXCLUDED.program_categories, period_start = EXCLUDED.period_start,"
+            " period_end = EXCLUDED.period_end",
+        )
+
+    async def revoke_consent(
+        self, consent_id: uuid.UUID, patient_id: uuid.UUID, agency_id: str, at: datetime
+    ) -> None:
+        """Revoked from ``at``; a revocation arriving before its consent leaves a placeholder row."""
+        placeholder = {
+            "id": consent_id,
+            "patient_id": patient_id,
+            "agency_id": agency_id,
+            "purpose": "unknown",
+            "agencies": [],
+            "program_categories": [],
+            "period_start": at,
+            "revoked_at": at,
+        }
+        await insert_row(
+            self.db,
+            "consents",
+            placeholder,
+            conflict="(id) DO UPDATE SET revoked_at = coalesce(consents.revoked_at, EXCLUDED.revoked_at)",
+        )
+
+    async def consents_of(self, patient_id: uuid.UUID) -> list[Consent]:
+        rows = await self.db.fetch("SELECT * FROM consents WHERE patient_id = $1", patient_id)
+        return [
+            Consent(
+                id=r["id"],
+                purpose=r["purpose"],
+                agencies=frozenset(r["agencies"]),
+                program_categories=frozenset(r["program_categories"]),
+                period_start=r["period_start"],
+                period_end=r["period_end"],
+                revoked=r["revoked_at"] is not None,
+            )
+            for r in rows
+        ]
+
+    # --- referrals ----------------------------------------------------------------------------------
+
+    async def insert_referral(self, row: dict[str, Any]) -> bool:
+        """Insert unless the intervention (or the referral it re-routes) already has one; True when
+        inserted."""
+        return await insert_row(self.db, "referrals", row, conflict="DO NOTHING", returning="id") is not None
+
+    async def interventions_with_referral(self, intervention_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these interventions already have their (original) referral."""
+        rows = await self.db.fetch(
+            "SELECT intervention_id FROM referrals"
+            " WHERE intervention_id = ANY($1::uuid[]) AND replaces_referral_id IS NULL",
+            list(intervention_ids),
+        )
+        return {r["intervention_id"] for r in rows}
+
+    async def services_tried(self, intervention_id: uuid.UUID) -> list[str]:
+        """The programs the intervention's referrals were sent to."""
+        rows = await self.db.fetch(
+            "SELECT program_id FROM referrals WHERE intervention_id = $1 AND status <> 'draft'",
+            intervention_id,
+        )
+        return [r["program_id"] for r in rows]
+
+    async def get_referral(self, referral_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record | None:
+        return await self.db.fetchrow(
+            f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+            referral_id,
+        )
+
+    async def visible_referral(self, agency_id: str, referral_id: uuid.UUID) -> asyncpg.Record | None:
+        return await self.db.fetchrow(
+            f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE {_VISIBLE} AND id = $2", agency_id, referral_id
+        )
+
+    async def list_referrals(
+        self,
+        agency_id: str,
+        *,
+        patient_id: uuid.UUID | None,
+        receiving_agency: str | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[asyncpg.Record]:
+        return await self.db.fetch(
+            f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE {_VISIBLE}"
+            " AND ($2::uuid IS NULL OR patient_id = $2) AND ($3::text IS NULL OR receiving_agency_id = $3)"
+            " AND ($4::text IS NULL OR status = $4) ORDER BY created_at, id LIMIT $5 OFFSET $6",
+            agency_id,
+            patient_id,
+            receiving_agency,
+            status,
+            limit,
+            offset,
+        )
+
+    async def history_of(self, referral_id: uuid.UUID) -> list[asyncpg.Record]:
+        return await self.db.fetch(
+            "SELECT from_status, to_status, by_agency_id, by_party, reason, outcome, note, changed_at"
+            " FROM referral_status_history WHERE referral_id = $1 ORDER BY position",
+            referral_id,
+        )
+
+    async def add_history(self, row: dict[str, Any]) -> None:
+        await insert_row(self.db, "referral_status_history", row)
+
+    async def set_status(
+        self,
+        referral_id: uuid.UUID,
+        *,
+        status: str,
+        reason: str | None,
+        outcome: dict[str, Any] | None,
+        at: datetime,
+        closed: bool,
+    ) -> None:
+        """The new status; an outcome once given stays, and so does the first acceptance."""
+        await self.db.execute(
+            "UPDATE referrals SET status = $2, status_reason = $3, outcome = coalesce($4, outcome),"
+            " accepted_at = CASE WHEN $2 = 'accepted' THEN coalesce(accepted_at, $5) ELSE accepted_at END,"
+            " closed_at = CASE WHEN $6 THEN $5 ELSE closed_at END, updated_at = $5 WHERE id = $1",
+            referral_id,
+            status,
+            reason,
+            outcome,
+            at,
+            closed,
+        )
+
+    async def send_draft(self, referral_id: uuid.UUID, sent: dict[str, Any]) -> None:
+        """A waiting referral goes out: ``sent`` names the program, consent, ``made_at`` and deadlines."""
+        await update_by_id(
+            self.db,
+            "referrals",
+            referral_id,
+            {"status": "requested", "status_reason": None, **sent},
+            at=sent["made_at"],
+        )
+
+    async def set_consent(self, referral_id: uuid.UUID, consent_id: uuid.UUID | None) -> None:
+        await self.db.execute("UPDATE referrals SET consent_id = $2 WHERE id = $1", referral_id, consent_id)
+
+    async def drafts_of(self, patient_id: uuid.UUID) -> list[asyncpg.Record]:
+        """The patient's referrals waiting for consent, locked."""
+        return await self.db.fetch(
+            f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE patient_id = $1 AND status = 'draft'"
+            " ORDER BY created_at, id FOR UPDATE",
+            patient_id,
+        )
+
+    async def requested_under(self, consent_id: uuid.UUID) -> list[asyncpg.Record]:
+        """Referrals sent under the consent and not yet answered, locked."""
+        return await self.db.fetch(
+            f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE consent_id = $1 AND status = 'requested'"
+            " ORDER BY created_at, id FOR UPDATE",
+            consent_id,
+        )
+
+    # --- network gaps -------------------------------------------------------------------------------
+
+    async def record_gap_once(self, row: dict[str, Any]) -> bool:
+        """True when this is the intervention's first gap."""
+        inserted = await insert_row(
+            self.db, "network_gaps", row, conflict="(intervention_id) DO NOTHING", returning="intervention_id"
+        )
+        return inserted is not None
+
+    async def resolve_gap(self, intervention_id: uuid.UUID, at: datetime) -> None:
+        await self.db.execute(
+            "UPDATE network_gaps SET resolved_at = $2 WHERE intervention_id = $1 AND resolved_at IS NULL",
+            intervention_id,
+            at,
+        )
+
+    # --- deadlines ----------------------------------------------------------------------------------
+
+    async def claim_response_overdue(self, now: datetime, limit: int) -> list[asyncpg.Record]:
+        """Flag unanswered referrals past their response deadline; other replicas skip locked ones."""
+        return await self.db.fetch(
+            "UPDATE referrals SET response_overdue_at = $1 WHERE id IN (SELECT id FROM referrals"
+            " WHERE status = 'requested' AND response_overdue_at IS NULL AND response_due_at <= $1"
+            " ORDER BY response_due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            f" RETURNING {_OVERDUE_COLUMNS}, response_due_at AS due_at",
+            now,
+            limit,
+        )
+
+    async def claim_outcome_overdue(self, now: datetime, limit: int) -> list[asyncpg.Record]:
+        """Flag open referrals past their outcome deadline; other replicas skip locked ones."""
+        return await self.db.fetch(
+            "UPDATE referrals SET outcome_overdue_at = $1 WHERE id IN (SELECT id FROM referrals"
+            " WHERE status IN ('requested', 'accepted', 'in-progress', 'on-hold')"
+            " AND outcome_overdue_at IS NULL AND outcome_due_at <= $1"
+            " ORDER BY outcome_due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            f" RETURNING {_OVERDUE_COLUMNS}, outcome_due_at AS due_at",
+            now,
+            limit,
+        )

@@ -1,0 +1,420 @@
+"""referral's unit-test fixtures: an in-memory store behaving like ``ReferralStore``, a context, a clock."""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from careloop_shared.rules import load_rules
+from careloop_shared.testing.fakes import FakeClock
+from referral.config import QualityCache, ReferralContext
+from referral.directory.store import service_of, service_out
+from referral.domain import matching
+from referral.domain.consent import Consent
+from referral.domain.deadlines import DEADLINES_FILE, Deadlines
+from referral.domain.directory import DIRECTORY_FILE, SeedDirectory
+from referral.domain.matching import RANKING_FILE, Weights
+from referral.domain.quality import History
+
+_ORGANIZATION_COLUMNS = ("id", "agency_id", "name", "description", "url", "email", "phone", "updated_at")
+_LOCATION_COLUMNS = ("id", "name", "location_type", "postal_code")
+_REFERRAL_COLUMNS = (
+    "id, service_request_id, patient_id, agency_id, plan_id, intervention_id, need, program_category,"
+    " program_id, receiving_agency_id, status, status_reason, priority, language, postal_area, consent_id,"
+    " outcome, replaces_referral_id, made_at, response_due_at, outcome_due_at, accepted_at, created_at,"
+    " updated_at"
+).split(", ")
+_OPEN = ("requested", "accepted", "in-progress", "on-hold")
+
+
+def _seed_yields(new: dict[str, Any], existing: dict[str, Any] | None) -> bool:
+    """The upserts' ``WHERE EXCLUDED.source = 'api' OR <row>.source = 'seed'``."""
+    return existing is None or new["source"] == "api" or existing["source"] == "seed"
+
+
+def _area_served(area: str, prefixes: list[str]) -> bool:
+    return not prefixes or any(area.startswith(p.upper()) or p.upper().startswith(area) for p in prefixes)
+
+
+class FakeDirectoryStore:
+    """``DirectoryStore`` over dicts; program histories come from the loop's referrals."""
+
+    def __init__(self, referrals: dict[uuid.UUID, dict[str, Any]]) -> None:
+        self.organizations: dict[str, dict[str, Any]] = {}
+        self.locations: dict[str, dict[str, Any]] = {}
+        self.services: dict[str, dict[str, Any]] = {}
+        self._referrals = referrals
+
+    def _joined(self, service: dict[str, Any]) -> dict[str, Any]:
+        row = {k: v for k, v in service.items() if k != "source"}
+        return {**row, "receiving_agency_id": self.organizations[service["organization_id"]]["agency_id"]}
+
+    async def upsert_organization(self, row: dict[str, Any], locations: list[dict[str, Any]]) -> bool | None:
+        existing = self.organizations.get(row["id"])
+        if not _seed_yields(row, existing):
+            return None
+        self.organizations[row["id"]] = dict(row)
+        keep = {loc["id"] for loc in locations}
+        for loc_id, loc in list(self.locations.items()):
+            if loc["organization_id"] == row["id"] and loc_id not in keep:
+                del self.locations[loc_id]
+        for loc in locations:
+            held = self.locations.get(loc["id"])
+            if held is None or held["organization_id"] == loc["organization_id"]:
+                self.locations[loc["id"]] = dict(loc)
+        return existing is None
+
+    async def upsert_service(self, row: dict[str, Any]) -> bool | None:
+        existing = self.services.get(row["id"])
+        if not _seed_yields(row, existing):
+            return None
+        saved = dict(row)
+        if existing is not None and (existing["capacity_status"], existing["capacity_notes"]) == (
+            row["capacity_status"],
+            row["capacity_notes"],
+        ):
+            saved["capacity_updated_at"] = existing["capacity_updated_at"]
+        self.services[row["id"]] = saved
+        return existing is None
+
+    async def get_organization(self, org_id: str) -> dict[str, Any] | None:
+        org = self.organizations.get(org_id)
+        if org is None:
+            return None
+        locations = sorted(
+            (loc for loc in self.locations.values() if loc["organization_id"] == org_id),
+            key=lambda x: x["id"],
+        )
+        return {
+            **{k: org.get(k) for k in _ORGANIZATION_COLUMNS},
+            "locations": [{k: loc.get(k) for k in _LOCATION_COLUMNS} for loc in locations],
+        }
+
+    async def list_organizations(self, limit: int, offset: int) -> list[dict[str, Any]]:
+        ids = sorted(self.organizations)[offset : offset + limit]
+        return [org for i in ids if (org := await self.get_organization(i)) is not None]
+
+    async def get_service(self, service_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+        service = self.services.get(service_id)
+        return None if service is None else service_out(self._joined(service))
+
+    async def search_services(
+        self,
+        *,
+        need: str | None,
+        category: str | None,
+        language: str | None,
+        postal_area: str | None,
+        capacity: str | None,
+        organization_id: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[dict[str, Any]]:
+        found = [
+            s
+            for s in self.services.values()
+            if (need is None or need in s["needs"] or s["program_category"] == need)
+            and (category is None or s["program_category"] == category)
+            and (
+                language is None
+                or s["interpretation_services"]
+                or any(lang.split("-")[0].lower() == language for lang in s["languages"])
+            )
+            and (postal_area is None or _area_served(postal_area, s["eligibility"]["postal_prefixes"]))
+            and (capacity is None or s["capacity_status"] == capacity)
+            and (organization_id is None or s["organization_id"] == organization_id)
+        ]
+        found.sort(key=lambda s: s["id"])
+        return [service_out(self._joined(s)) for s in found[offset : offset + limit]]
+
+    async def update_capacity(self, service_id: str, status: str, notes: str | None, at: datetime) -> None:
+        self.services[service_id].update(
+            capacity_status=status, capacity_notes=notes, capacity_updated_at=at, updated_at=at, source="api"
+        )
+
+    async def candidate_services(self, category: str | None, need: str) -> list[matching.Service]:
+        return [
+            service_of(self._joined(s))
+            for _, s in sorted(self.services.items())
+            if s["status"] == "active" and (s["program_category"] == category or need in s["needs"])
+        ]
+
+    async def histories(self, service_ids: Any) -> dict[str, History]:
+        out: dict[str, History] = {}
+        for sid in service_ids:
+            sent = [
+                r
+                for r in self._referrals.values()
+                if r["program_id"] == sid and r["made_at"] is not None and r["status"] != "entered-in-error"
+            ]
+            if not sent:
+                continue
+            accepted = [r for r in sent if r["accepted_at"] is not None]
+            closed = [r for r in accepted if r["status"] in ("completed", "failed", "cancelled")]
+            hours = [(r["accepted_at"] - r["made_at"]).total_seconds() / 3600 for r in accepted]
+            out[sid] = History(
+                sent=len(sent),
+                accepted=len(accepted),
+                rejected=sum(r["status"] == "rejected" for r in sent),
+                closed=len(closed),
+                completed=sum(r["status"] == "completed" for r in sent),
+                closed_with_outcome=sum(r["outcome"] is not None for r in closed),
+                median_hours_to_accept=round(statistics.median(hours), 2) if hours else None,
+            )
+        return out
+
+
+class FakeLoopStore:
+    """``LoopStore`` over dicts: the same answers, including the one-referral-per-intervention and
+    one-re-route-per-referral constraints, who may see a referral, and flags claimed once."""
+
+    def __init__(self) -> None:
+        self.patients: dict[uuid.UUID, dict[str, Any]] = {}
+        self.consents: dict[uuid.UUID, dict[str, Any]] = {}
+        self.referrals: dict[uuid.UUID, dict[str, Any]] = {}
+        self.history: list[dict[str, Any]] = []  # in the order written (the table's position)
+        self.gaps: dict[uuid.UUID, dict[str, Any]] = {}
+
+    @staticmethod
+    def _out(r: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **{k: r[k] for k in _REFERRAL_COLUMNS},
+            "referring_agency_id": r["agency_id"],
+            "response_overdue": r["response_overdue_at"] is not None,
+            "outcome_overdue": r["outcome_overdue_at"] is not None,
+        }
+
+    def _ordered(self, keep: Any) -> list[dict[str, Any]]:
+        rows = sorted(
+            (r for r in self.referrals.values() if keep(r)), key=lambda r: (r["created_at"], r["id"])
+        )
+        return [self._out(r) for r in rows]
+
+    async def upsert_patient(self, row: dict[str, Any]) -> None:
+        existing = self.patients.get(row["patient_id"])
+        if existing is None:
+            self.patients[row["patient_id"]] = dict(row)
+        elif existing["as_of"] <= row["as_of"]:
+            existing.update({k: v for k, v in row.items() if k not in ("patient_id", "agency_id")})
+
+    async def get_patient(self, patient_id: uuid.UUID) -> dict[str, Any] | None:
+        row = self.patients.get(patient_id)
+        return None if row is None else dict(row)
+
+    async def record_consent(self, row: dict[str, Any]) -> None:
+        existing = self.consents.get(row["id"])
+        if existing is None:
+            self.consents[row["id"]] = {**row, "revoked_at": None}
+        else:
+            existing.update({k: row[k] for k in ("purpose", "agencies", "program_categories")})
+            existing.update(period_start=row["period_start"], period_end=row["period_end"])
+
+    async def revoke_consent(
+        self, consent_id: uuid.UUID, patient_id: uuid.UUID, agency_id: str, at: datetime
+    ) -> None:
+        existing = self.consents.setdefault(
+            consent_id,
+            {
+                "id": consent_id,
+                "patient_id": patient_id,
+                "agency_id": agency_id,
+                "purpose": "unknown",
+                "agencies": [],
+                "program_categories": [],
+                "period_start": at,
+                "period_end": None,
+                "revoked_at": None,
+            },
+        )
+        existing["revoked_at"] = existing["revoked_at"] or at
+
+    async def consents_of(self, patient_id: uuid.UUID) -> list[Consent]:
+        return [
+            Consent(
+                id=c["id"],
+                purpose=c["purpose"],
+                agencies=frozenset(c["agencies"]),
+                program_categories=frozenset(c["program_categories"]),
+                period_start=c["period_start"],
+                period_end=c["period_end"],
+                revoked=c["revoked_at"] is not None,
+            )
+            for c in self.consents.values()
+            if c["patient_id"] == patient_id
+        ]
+
+    async def insert_referral(self, row: dict[str, Any]) -> bool:
+        for r in self.referrals.values():
+            if r["id"] == row["id"]:
+                return False
+            if row["replaces_referral_id"] is None and (r["intervention_id"], r["replaces_referral_id"]) == (
+                row["intervention_id"],
+                None,
+            ):
+                return False
+            if (
+                row["replaces_referral_id"] is not None
+                and r["replaces_referral_id"] == row["replaces_referral_id"]
+            ):
+                return False
+        defaults = dict.fromkeys(
+            ("outcome", "accepted_at", "closed_at", "response_overdue_at", "outcome_overdue_at")
+        )
+        self.referrals[row["id"]] = {**defaults, **row}
+        return True
+
+    async def interventions_with_referral(self, intervention_ids: Any) -> set[uuid.UUID]:
+        wanted = set(intervention_ids)
+        return {
+            r["intervention_id"]
+            for r in self.referrals.values()
+            if r["intervention_id"] in wanted and r["replaces_referral_id"] is None
+        }
+
+    async def services_tried(self, intervention_id: uuid.UUID) -> list[str]:
+        return [
+            r["program_id"]
+            for r in self.referrals.values()
+            if r["intervention_id"] == intervention_id and r["status"] != "draft"
+        ]
+
+    async def get_referral(self, referral_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any] | None:
+        row = self.referrals.get(referral_id)
+        return None if row is None else self._out(row)
+
+    @staticmethod
+    def _visible_to(agency_id: str, r: dict[str, Any]) -> bool:
+        return r["agency_id"] == agency_id or (
+            r["receiving_agency_id"] == agency_id and r["status"] != "draft"
+        )
+
+    async def visible_referral(self, agency_id: str, referral_id: uuid.UUID) -> dict[str, Any] | None:
+        row = self.referrals.get(referral_id)
+        return self._out(row) if row is not None and self._visible_to(agency_id, row) else None
+
+    async def list_referrals(
+        self,
+        agency_id: str,
+        *,
+        patient_id: uuid.UUID | None,
+        receiving_agency: str | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[dict[str, Any]]:
+        rows = self._ordered(
+            lambda r: (
+                self._visible_to(agency_id, r)
+                and (patient_id is None or r["patient_id"] == patient_id)
+                and (receiving_agency is None or r["receiving_agency_id"] == receiving_agency)
+                and (status is None or r["status"] == status)
+            )
+        )
+        return rows[offset : offset + limit]
+
+    async def history_of(self, referral_id: uuid.UUID) -> list[dict[str, Any]]:
+        columns = ("from_status", "to_status", "by_agency_id", "by_party", "reason", "outcome", "note")
+        return [
+            {**{k: h.get(k) for k in columns}, "changed_at": h["changed_at"]}
+            for h in self.history
+            if h["referral_id"] == referral_id
+        ]
+
+    async def add_history(self, row: dict[str, Any]) -> None:
+        self.history.append(dict(row))
+
+    async def set_status(
+        self,
+        referral_id: uuid.UUID,
+        *,
+        status: str,
+        reason: str | None,
+        outcome: dict[str, Any] | None,
+        at: datetime,
+        closed: bool,
+    ) -> None:
+        r = self.referrals[referral_id]
+        r.update(status=status, status_reason=reason, updated_at=at)
+        r["outcome"] = outcome if outcome is not None else r["outcome"]
+        if status == "accepted" and r["accepted_at"] is None:
+            r["accepted_at"] = at
+        if closed:
+            r["closed_at"] = at
+
+    async def send_draft(self, referral_id: uuid.UUID, sent: dict[str, Any]) -> None:
+        self.referrals[referral_id].update(
+            status="requested", status_reason=None, **sent, updated_at=sent["made_at"]
+        )
+
+    async def set_consent(self, referral_id: uuid.UUID, consent_id: uuid.UUID | None) -> None:
+        self.referrals[referral_id]["consent_id"] = consent_id
+
+    async def drafts_of(self, patient_id: uuid.UUID) -> list[dict[str, Any]]:
+        return self._ordered(lambda r: r["patient_id"] == patient_id and r["status"] == "draft")
+
+    async def requested_under(self, consent_id: uuid.UUID) -> list[dict[str, Any]]:
+        return self._ordered(lambda r: r["consent_id"] == consent_id and r["status"] == "requested")
+
+    async def record_gap_once(self, row: dict[str, Any]) -> bool:
+        if row["intervention_id"] in self.gaps:
+            return False
+        self.gaps[row["intervention_id"]] = {**row, "resolved_at": None}
+        return True
+
+    async def resolve_gap(self, intervention_id: uuid.UUID, at: datetime) -> None:
+        gap = self.gaps.get(intervention_id)
+        if gap is not None and gap["resolved_at"] is None:
+            gap["resolved_at"] = at
+
+    def _claim(self, flag: str, due: str, statuses: tuple[str, ...], now: datetime, limit: int) -> list[Any]:
+        overdue = sorted(
+            (
+                r
+                for r in self.referrals.values()
+                if r["status"] in statuses and r[flag] is None and r[due] is not None and r[due] <= now
+            ),
+            key=lambda r: r[due],
+        )[:limit]
+        for r in overdue:
+            r[flag] = now
+        keys = ("id", "patient_id", "agency_id", "receiving_agency_id")
+        return [{**{k: r[k] for k in keys}, "due_at": r[due]} for r in overdue]
+
+    async def claim_response_overdue(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        return self._claim("response_overdue_at", "response_due_at", ("requested",), now, limit)
+
+    async def claim_outcome_overdue(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        return self._claim("outcome_overdue_at", "outcome_due_at", _OPEN, now, limit)
+
+
+class FakeReferralStore:
+    """``ReferralStore``: the two wings, the directory reading the loop's referrals for quality."""
+
+    def __init__(self) -> None:
+        self.loop = FakeLoopStore()
+        self.directory = FakeDirectoryStore(self.loop.referrals)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))  # a Monday
+
+
+@pytest.fixture
+def ctx(clock: FakeClock) -> ReferralContext:
+    return ReferralContext(
+        load_rules(Weights, RANKING_FILE),
+        load_rules(Deadlines, DEADLINES_FILE),
+        load_rules(SeedDirectory, DIRECTORY_FILE),
+        clock,
+        QualityCache(ttl_s=0),  # always fresh: each test sees the history it made
+    )
+
+
+@pytest.fixture
+def store() -> FakeReferralStore:
+    return FakeReferralStore()

@@ -1,0 +1,699 @@
+"""referral against its real database and broker: events in through Kafka, HTTP in-process."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import jsonschema
+import pytest
+import pytest_asyncio
+
+from careloop_shared.auth import issue_token
+from careloop_shared.contracts import (
+    ConsentRecorded,
+    ConsentRevoked,
+    FollowUpCadence,
+    Intervention,
+    PatientRegistered,
+    PlanUpdated,
+    RiskLevel,
+)
+from careloop_shared.events import REGISTRY, Event, Message, new_message
+from careloop_shared.runtime import running
+from careloop_shared.schemas import path_of
+from careloop_shared.settings import DEV_JWT_SECRET
+from careloop_shared.testing import eventually, publish_message, unique_prefix
+from referral.config import ReferralSettings
+from referral.directory.handlers import load_seed_directory
+from referral.main import build_app
+
+pytestmark = pytest.mark.integration
+
+MADE = "careloop.referral.referral_made.v1"
+CHANGED = "careloop.referral.referral_status_changed.v1"
+GAP = "careloop.referral.network_gap_detected.v1"
+OVERDUE = "careloop.referral.referral_overdue.v1"
+ADMIN = {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency="agency-network", role="admin")}
+
+
+class Clock:
+    """The service's clock, moved by the tests instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+def auth(agency: str, role: str = "care-manager") -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role)}
+
+
+def unique(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest_asyncio.fixture(scope="module")
+async def referral(infra, database_factory):
+    clock = Clock()
+    settings = ReferralSettings(
+        database_url=await database_factory("referral"),
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+        topic_prefix=unique_prefix(),
+        consumer_backoff_s=0.01,
+        overdue_tick_s=0.05,
+        relay_poll_interval_s=0.2,
+    )
+    app = build_app(settings, clock=clock)
+    async with running(app.state.runtime) as runtime:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://referral") as client:
+            yield Service(client, runtime, clock, infra.bootstrap_servers)
+
+
+class Service:
+    def __init__(self, client, runtime, clock, bootstrap) -> None:
+        self.client, self.runtime, self.clock, self.bootstrap = client, runtime, clock, bootstrap
+
+    async def publish(self, event: Event) -> Message:
+        message = new_message(event)
+        await publish_message(self.bootstrap, self.runtime.topic_for(event.type), message)
+        return message
+
+    async def program(self, category: str, *, agency: str | None = None, **service) -> str:
+        """A new organization with one service in ``category``; returns the service id."""
+        org_id = unique("org")
+        agency = agency or unique("agency")
+        r = await self.client.post(
+            "/v1/organizations", json={"id": org_id, "agency_id": agency, "name": "Test org"}, headers=ADMIN
+        )
+        assert r.status_code == 201, r.text
+        service_id = service.pop("id", None) or unique("svc")
+        body = {
+            "id": service_id,
+            "organization_id": org_id,
+            "name": "Test program",
+            "program_category": category,
+            "languages": ["en", "es"],
+            **service,
+        }
+        r = await self.client.post("/v1/services", json=body, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        return service_id
+
+    async def referrals_of(self, intervention_id: uuid.UUID) -> list:
+        return await self.runtime.pool.fetch(
+            "SELECT * FROM referrals WHERE intervention_id = $1 ORDER BY created_at", intervention_id
+        )
+
+    async def outbox(self, patient_id: uuid.UUID, event_type: str | None = None) -> list[dict]:
+        rows = await self.runtime.pool.fetch(
+            "SELECT event_type, payload FROM outbox WHERE key = $1 ORDER BY position", str(patient_id)
+        )
+        return [
+            {"type": r["event_type"], **json.loads(r["payload"])}
+            for r in rows
+            if event_type is None or r["event_type"] == event_type
+        ]
+
+    async def referral_for(self, intervention_id: uuid.UUID, status: str | None = None):
+        async def probe():
+            rows = await self.referrals_of(intervention_id)
+            return rows if rows and (status is None or rows[-1]["status"] == status) else None
+
+        return (await eventually(probe, timeout=20, what=f"referral {status or ''}"))[-1]
+
+
+def plan(
+    patient_id: uuid.UUID,
+    agency: str,
+    *interventions: Intervention,
+    version: int = 1,
+    language: str | None = "es",
+) -> PlanUpdated:
+    return PlanUpdated(
+        patient_id=patient_id,
+        agency_id=agency,
+        plan_id=uuid.uuid5(patient_id, "plan"),
+        version=version,
+        status="active",
+        risk_level=RiskLevel.moderate,
+        goals=[],
+        interventions=list(interventions),
+        follow_up=FollowUpCadence(every_days=30, priority=RiskLevel.moderate),
+        preferred_language=language,
+    )
+
+
+def intervention(category: str, need: str = "food-insecurity") -> Intervention:
+    return Intervention(
+        id=uuid.uuid4(), need=need, kind="referral", program_category=category, needs_referral=True
+    )
+
+
+def consent(patient_id: uuid.UUID, agency: str, **kw) -> ConsentRecorded:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return ConsentRecorded(
+        patient_id=patient_id,
+        agency_id=agency,
+        consent_id=kw.pop("consent_id", uuid.uuid4()),
+        purpose=kw.pop("purpose", "referral"),
+        agencies=kw.pop("agencies", []),
+        program_categories=kw.pop("program_categories", []),
+        period_start=at,
+        recorded_at=at,
+        **kw,
+    )
+
+
+async def consented_patient(svc: Service, agency: str, category: str) -> uuid.UUID:
+    patient_id = uuid.uuid4()
+    recorded = consent(patient_id, agency, program_categories=[category])
+    await svc.publish(recorded)
+
+    async def stored():
+        return await svc.runtime.pool.fetchval("SELECT true FROM consents WHERE id = $1", recorded.consent_id)
+
+    await eventually(stored, what="consent stored")
+    return patient_id
+
+
+async def made_referral(svc: Service, category: str, agency: str = "agency-home") -> tuple[dict, uuid.UUID]:
+    patient_id = await consented_patient(svc, agency, category)
+    item = intervention(category)
+    await svc.publish(plan(patient_id, agency, item))
+    return dict(await svc.referral_for(item.id, "requested")), patient_id
+
+
+async def set_status(svc: Service, referral_id, agency: str, **body) -> httpx.Response:
+    return await svc.client.post(f"/v1/referrals/{referral_id}/status", json=body, headers=auth(agency))
+
+
+# --- matching -------------------------------------------------------------------------------------
+
+
+async def test_plan_update_refers_to_the_best_program_for_the_patients_language_and_area(referral):
+    svc, category = referral, unique("cat")
+    await svc.program(category, id=unique("a-english"), languages=["en"])
+    await svc.program(category, id=unique("b-elsewhere"), eligibility={"postal_prefixes": ["100"]})
+    best = await svc.program(category, id=unique("c-local"), eligibility={"postal_prefixes": ["941"]})
+    await svc.program(category, id=unique("d-full"), capacity={"status": "no-capacity"})
+    patient_id = await consented_patient(svc, "agency-home", category)
+    await svc.publish(
+        PatientRegistered(
+            patient_id=patient_id,
+            agency_id="agency-home",
+            preferred_language="es",
+            registered_at=svc.clock(),
+            postal_area="941",
+        )
+    )
+    await eventually(
+        lambda: svc.runtime.pool.fetchval("SELECT true FROM patients WHERE patient_id = $1", patient_id)
+    )
+    item = intervention(category)
+    await svc.publish(plan(patient_id, "agency-home", item))
+    made = await svc.referral_for(item.id, "requested")
+    assert made["program_id"] == best
+    [event] = await svc.outbox(patient_id, MADE)
+    assert (event["program_id"], event["status"], event["intervention_id"]) == (
+        best,
+        "requested",
+        str(item.id),
+    )
+    assert event["response_due_at"].startswith("2026-11-04")  # two business days
+    assert event["service_request_id"] == str(made["service_request_id"])
+
+
+async def test_redelivered_and_repeated_plan_updates_make_no_duplicate_referral(referral):
+    svc, category = referral, unique("cat")
+    await svc.program(category)
+    patient_id = await consented_patient(svc, "agency-home", category)
+    item = intervention(category)
+    first = await svc.publish(plan(patient_id, "agency-home", item))
+    await publish_message(
+        svc.bootstrap, svc.runtime.topic_for(PlanUpdated.type), first
+    )  # the same event again
+    await svc.publish(plan(patient_id, "agency-home", item, version=2))  # a new version, same intervention
+    sentinel = intervention(category)
+    await svc.publish(plan(patient_id, "agency-home", item, sentinel, version=3))
+    await svc.referral_for(sentinel.id)
+    assert len(await svc.referrals_of(item.id)) == 1
+    made = await svc.outbox(patient_id, MADE)
+    assert sorted(e["intervention_id"] for e in made) == sorted([str(item.id), str(sentinel.id)])
+
+
+async def test_without_consent_the_referral_waits_and_is_made_when_consent_arrives(referral):
+    svc, category = referral, unique("cat")
+    receiving = unique("agency")
+    await svc.program(category, agency=receiving)
+    patient_id, item = uuid.uuid4(), intervention(category)
+    await svc.publish(plan(patient_id, "agency-home", item))
+    waiting = await svc.referral_for(item.id, "draft")
+    assert waiting["status_reason"] == "awaiting-consent"
+    assert await svc.outbox(patient_id, MADE) == []
+    # The receiving agency knows nothing of it yet; the referring agency sees why it waits.
+    assert (
+        await svc.client.get(f"/v1/referrals/{waiting['id']}", headers=auth(receiving))
+    ).status_code == 404
+    listed = await svc.client.get(f"/v1/referrals?receiving_agency={receiving}", headers=auth(receiving))
+    assert listed.json()["items"] == []
+    mine = (await svc.client.get(f"/v1/referrals/{waiting['id']}", headers=auth("agency-home"))).json()
+    assert (mine["status"], mine["status_reason"]) == ("draft", "awaiting-consent")
+
+    other = consent(patient_id, "agency-home", program_categories=["something-else"])
+    await svc.publish(other)
+    await svc.publish(consent(patient_id, "agency-home", agencies=[receiving]))
+    sent = await svc.referral_for(item.id, "requested")
+    assert sent["id"] == waiting["id"] and sent["response_due_at"] is not None
+    [made] = await svc.outbox(patient_id, MADE)
+    assert made["referral_id"] == str(sent["id"])
+    [changed] = await svc.outbox(patient_id, CHANGED)
+    assert (changed["from_status"], changed["to_status"], changed["by_party"]) == (
+        "draft",
+        "requested",
+        "requester",
+    )
+    seen = await svc.client.get(f"/v1/referrals?receiving_agency={receiving}", headers=auth(receiving))
+    assert [r["id"] for r in seen.json()["items"]] == [str(sent["id"])]
+
+
+async def test_a_consent_for_another_category_or_purpose_does_not_release_the_referral(referral):
+    svc, category = referral, unique("cat")
+    await svc.program(category)
+    patient_id, item = uuid.uuid4(), intervention(category)
+    await svc.publish(consent(patient_id, "agency-home", program_categories=["unrelated"]))
+    await svc.publish(plan(patient_id, "agency-home", item))
+    await svc.referral_for(item.id, "draft")
+    sentinel = consent(patient_id, "agency-home", purpose="care-coordination", program_categories=[category])
+    await svc.publish(sentinel)
+    await eventually(
+        lambda: svc.runtime.pool.fetchval("SELECT true FROM consents WHERE id = $1", sentinel.consent_id)
+    )
+    assert (await svc.referrals_of(item.id))[0]["status"] == "draft"  # wrong purpose
+
+
+async def test_a_program_of_the_patients_own_agency_needs_no_consent(referral):
+    svc, category = referral, unique("cat")
+    await svc.program(category, agency="agency-own")
+    patient_id, item = uuid.uuid4(), intervention(category)
+    await svc.publish(plan(patient_id, "agency-own", item))
+    made = await svc.referral_for(item.id, "requested")
+    assert made["consent_id"] is None
+
+
+async def test_revoked_consent_cancels_referrals_not_yet_answered(referral):
+    svc, category = referral, unique("cat")
+    await svc.program(category)
+    patient_id, item = uuid.uuid4(), intervention(category)
+    recorded = consent(patient_id, "agency-home", program_categories=[category])
+    await svc.publish(recorded)
+    await eventually(
+        lambda: svc.runtime.pool.fetchval("SELECT true FROM consents WHERE id = $1", recorded.consent_id)
+    )
+    await svc.publish(plan(patient_id, "agency-home", item))
+    await svc.referral_for(item.id, "requested")
+    await svc.publish(
+        ConsentRevoked(
+            patient_id=patient_id,
+            agency_id="agency-home",
+            consent_id=recorded.consent_id,
+            revoked_at=svc.clock(),
+        )
+    )
+    cancelled = await svc.referral_for(item.id, "cancelled")
+    assert cancelled["status_reason"] == "consent-revoked"
+    [changed] = await svc.outbox(patient_id, CHANGED)
+    assert (changed["to_status"], changed["reason"]) == ("cancelled", "consent-revoked")
+
+
+async def test_no_eligible_program_reports_a_network_gap_once_with_need_area_and_language(referral):
+    svc, category = referral, unique("cat")
+    await svc.program(category, languages=["en"])  # not in the patient's language, no interpreter
+    patient_id, item = uuid.uuid4(), intervention(category)
+    await svc.publish(
+        PatientRegistered(
+            patient_id=patient_id,
+            agency_id="agency-home",
+            preferred_language="so",
+            registered_at=svc.clock(),
+            postal_area="100",
+        )
+    )
+    await eventually(
+        lambda: svc.runtime.pool.fetchval("SELECT true FROM patients WHERE patient_id = $1", patient_id)
+    )
+    await svc.publish(plan(patient_id, "agency-home", item, language=None))
+    await svc.publish(plan(patient_id, "agency-home", item, version=2, language=None))
+    sentinel = intervention("food-assistance")
+    await svc.publish(plan(patient_id, "agency-own", sentinel, version=3, language=None))
+
+    async def sentinel_seen():
+        return await svc.runtime.pool.fetchval(
+            "SELECT true FROM network_gaps WHERE intervention_id = $1", sentinel.id
+        ) or await svc.referrals_of(sentinel.id)
+
+    await eventually(sentinel_seen, what="third plan processed")
+    gaps = [g for g in await svc.outbox(patient_id, GAP) if g["intervention_id"] == str(item.id)]
+    assert len(gaps) == 1
+    assert (gaps[0]["need"], gaps[0]["program_category"], gaps[0]["postal_area"], gaps[0]["language"]) == (
+        "food-insecurity",
+        category,
+        "100",
+        "so",
+    )
+    assert await svc.referrals_of(item.id) == []
+
+
+# --- the closed loop ------------------------------------------------------------------------------
+
+
+async def test_receiving_agency_moves_the_referral_through_its_lifecycle_and_each_change_is_an_event(
+    referral,
+):
+    svc, category = referral, unique("cat")
+    receiving = unique("agency")
+    await svc.program(category, agency=receiving)
+    made, patient_id = await made_referral(svc, category)
+    rid = made["id"]
+
+    wrong = await set_status(svc, rid, "agency-home", status="accepted")
+    assert (wrong.status_code, wrong.json()["detail"]) == (403, "only the receiving agency may set accepted")
+    illegal = await set_status(svc, rid, receiving, status="completed", outcome={"service_delivered": True})
+    assert (illegal.status_code, illegal.json()["detail"]) == (
+        409,
+        "a requested referral cannot become completed",
+    )
+    stranger = await set_status(svc, rid, "agency-stranger", status="accepted")
+    assert stranger.status_code == 404
+
+    steps = [
+        {"status": "accepted", "note": "Called the client on Tuesday"},
+        {"status": "in-progress"},
+        {"status": "on-hold", "reason": "waitlist"},
+        {"status": "in-progress"},
+    ]
+    for body in steps:
+        r = await set_status(svc, rid, receiving, **body)
+        assert r.status_code == 200, r.text
+    no_reason = await set_status(svc, rid, receiving, status="on-hold")
+    assert no_reason.status_code == 422
+    assert no_reason.json()["detail"][0]["loc"] == ["body", "reason"]
+    no_outcome = await set_status(svc, rid, receiving, status="completed")
+    assert no_outcome.status_code == 422 and no_outcome.json()["detail"][0]["loc"] == ["body", "outcome"]
+    done = await set_status(
+        svc,
+        rid,
+        receiving,
+        status="completed",
+        outcome={"service_delivered": True, "enrollment_status": "enrolled"},
+    )
+    assert done.status_code == 200
+    after = await set_status(svc, rid, receiving, status="in-progress")
+    assert after.status_code == 409
+
+    detail = (await svc.client.get(f"/v1/referrals/{rid}", headers=auth("agency-home"))).json()
+    assert [(h["from_status"], h["to_status"], h["by_party"]) for h in detail["history"]] == [
+        (None, "requested", "requester"),
+        ("requested", "accepted", "target"),
+        ("accepted", "in-progress", "target"),
+        ("in-progress", "on-hold", "target"),
+        ("on-hold", "in-progress", "target"),
+        ("in-progress", "completed", "target"),
+    ]
+    assert detail["history"][1]["note"] == "Called the client on Tuesday"
+    assert detail["outcome"]["enrollment_status"] == "enrolled"
+    changes = await svc.outbox(patient_id, CHANGED)
+    assert [c["to_status"] for c in changes] == [
+        "accepted",
+        "in-progress",
+        "on-hold",
+        "in-progress",
+        "completed",
+    ]
+    assert changes[2]["reason"] == "waitlist" and changes[-1]["outcome"]["service_delivered"] is True
+    assert all(c["by_agency_id"] == receiving for c in changes)
+    assert "Tuesday" not in json.dumps(changes)
+
+
+async def test_referring_agency_cancels_with_a_reason_and_may_mark_entered_in_error(referral):
+    svc, category = referral, unique("cat")
+    receiving = unique("agency")
+    await svc.program(category, agency=receiving)
+    made, _ = await made_referral(svc, category)
+    assert (await set_status(svc, made["id"], "agency-home", status="cancelled")).status_code == 422
+    cancelled = await set_status(
+        svc, made["id"], "agency-home", status="cancelled", reason="withdrawn-by-referrer"
+    )
+    assert cancelled.status_code == 200
+    assert cancelled.json()["referral"]["status_reason"] == "withdrawn-by-referrer"
+    assert (await set_status(svc, made["id"], receiving, status="entered-in-error")).status_code == 403
+    assert (await set_status(svc, made["id"], "agency-home", status="entered-in-error")).status_code == 200
+
+
+async def test_bad_status_input_is_refused_without_echoing_it(referral):
+    svc, category = referral, unique("cat")
+    receiving = unique("agency")
+    await svc.program(category, agency=receiving)
+    made, _ = await made_referral(svc, category)
+    for body in (
+        {"status": "rejected", "reason": "Marisol was rude"},
+        {"status": "Marisol"},
+        {"status": "accepted", "surprise": "Marisol"},
+    ):
+        r = await set_status(svc, made["id"], receiving, **body)
+        assert r.status_code in (409, 422), r.text
+        assert "Marisol" not in r.text
+
+
+async def test_status_change_with_the_same_idempotency_key_is_applied_once(referral):
+    svc, category = referral, unique("cat")
+    receiving = unique("agency")
+    await svc.program(category, agency=receiving)
+    made, patient_id = await made_referral(svc, category)
+    headers = {**auth(receiving), "Idempotency-Key": "accept-1"}
+    url = f"/v1/referrals/{made['id']}/status"
+    first = await svc.client.post(url, json={"status": "accepted"}, headers=headers)
+    again = await svc.client.post(url, json={"status": "accepted"}, headers=headers)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json() == first.json()
+    assert len(await svc.outbox(patient_id, CHANGED)) == 1
+
+
+async def test_rejection_for_no_capacity_reroutes_to_the_next_best_program_linked_to_the_first(referral):
+    svc, category = referral, unique("cat")
+    first_agency, second_agency = unique("agency"), unique("agency")
+    first = await svc.program(category, id=unique("a-first"), agency=first_agency)
+    second = await svc.program(category, id=unique("b-second"), agency=second_agency)
+    made, patient_id = await made_referral(svc, category)
+    assert made["program_id"] == first
+    r = await set_status(svc, made["id"], first_agency, status="rejected", reason="no-capacity")
+    assert r.status_code == 200, r.text
+    new_id = r.json()["rerouted_to"]
+    rerouted = (await svc.client.get(f"/v1/referrals/{new_id}", headers=auth(second_agency))).json()
+    assert (rerouted["program_id"], rerouted["status"]) == (second, "requested")
+    assert rerouted["replaces_referral_id"] == str(made["id"])
+    assert rerouted["service_request_id"] == str(made["service_request_id"])
+    made_events = await svc.outbox(patient_id, MADE)
+    assert [e["replaces_referral_id"] for e in made_events] == [None, str(made["id"])]
+    # Rejected again, nothing left to try: the need is a gap in the network.
+    r = await set_status(svc, new_id, second_agency, status="rejected", reason="not-eligible")
+    assert r.json()["rerouted_to"] is None
+    assert [g["need"] for g in await svc.outbox(patient_id, GAP)] == ["food-insecurity"]
+
+
+async def test_rejection_for_another_reason_does_not_reroute(referral):
+    svc, category = referral, unique("cat")
+    first_agency = unique("agency")
+    await svc.program(category, id=unique("a-first"), agency=first_agency)
+    await svc.program(category, id=unique("b-second"))
+    made, _ = await made_referral(svc, category)
+    r = await set_status(svc, made["id"], first_agency, status="rejected", reason="client-declined")
+    assert r.status_code == 200 and r.json()["rerouted_to"] is None
+    assert len(await svc.referrals_of(made["intervention_id"])) == 1
+
+
+async def test_agencies_see_their_own_referrals_and_those_sent_to_them_only(referral):
+    svc, category_a, category_b = referral, unique("cat"), unique("cat")
+    agency_a, agency_b = unique("agency"), unique("agency")
+    await svc.program(category_a, agency=agency_a)
+    await svc.program(category_b, agency=agency_b)
+    patient_id = uuid.uuid4()
+    await svc.publish(consent(patient_id, "agency-home", agencies=[agency_a, agency_b]))
+    a, b = intervention(category_a), intervention(category_b)
+    await svc.publish(plan(patient_id, "agency-home", a, b))
+    ref_a = await svc.referral_for(a.id, "requested")
+    ref_b = await svc.referral_for(b.id, "requested")
+
+    async def ids(agency: str, query: str) -> list[str]:
+        r = await svc.client.get(f"/v1/referrals?{query}", headers=auth(agency))
+        assert r.status_code == 200, r.text
+        return [x["id"] for x in r.json()["items"]]
+
+    assert sorted(await ids("agency-home", f"patient_id={patient_id}")) == sorted(
+        [str(ref_a["id"]), str(ref_b["id"])]
+    )
+    assert await ids(agency_a, f"patient_id={patient_id}") == [str(ref_a["id"])]
+    assert await ids(agency_a, f"receiving_agency={agency_a}") == [str(ref_a["id"])]
+    assert await ids(agency_a, f"receiving_agency={agency_b}") == []
+    assert await ids("agency-stranger", f"patient_id={patient_id}") == []
+    hidden = await svc.client.get(f"/v1/referrals/{ref_b['id']}", headers=auth(agency_a))
+    assert hidden.status_code == 404
+    page = (
+        await svc.client.get(f"/v1/referrals?patient_id={patient_id}&limit=1", headers=auth("agency-home"))
+    ).json()
+    assert len(page["items"]) == 1 and page["next_offset"] == 1
+
+
+# --- deadlines ------------------------------------------------------------------------------------
+
+
+async def test_unanswered_referral_is_flagged_overdue_once_per_deadline(referral):
+    svc, category = referral, unique("cat")
+    receiving = unique("agency")
+    await svc.program(category, agency=receiving)
+    made, patient_id = await made_referral(svc, category)
+    svc.clock.advance(timedelta(days=2, hours=1))  # Wednesday 10:00: past the two business days
+
+    async def overdue(deadline: str) -> list:
+        return [e for e in await svc.outbox(patient_id, OVERDUE) if e["deadline"] == deadline]
+
+    [response] = await eventually(lambda: overdue("response"), what="response overdue")
+    assert (response["referral_id"], response["receiving_agency_id"]) == (str(made["id"]), receiving)
+    assert (await set_status(svc, made["id"], receiving, status="accepted")).status_code == 200
+    svc.clock.advance(timedelta(days=13))
+    await eventually(lambda: overdue("outcome"), what="outcome overdue")
+    svc.clock.advance(timedelta(days=1))
+    sentinel, _ = await made_referral(svc, category)  # the loop has ticked many times by now
+    svc.clock.advance(timedelta(days=3))
+    await eventually(
+        lambda: svc.runtime.pool.fetchval(
+            "SELECT response_overdue_at IS NOT NULL FROM referrals WHERE id = $1", sentinel["id"]
+        ),
+        what="sentinel overdue",
+    )
+    assert len(await overdue("response")) == 1 and len(await overdue("outcome")) == 1
+    detail = (await svc.client.get(f"/v1/referrals/{made['id']}", headers=auth("agency-home"))).json()
+    assert detail["response_overdue"] and detail["outcome_overdue"]
+
+
+# --- quality and the directory ----------------------------------------------------------------------
+
+
+async def test_quality_figures_are_computed_from_the_referral_history(referral):
+    svc, category = referral, unique("cat")
+    receiving = unique("agency")
+    service_id = await svc.program(category, agency=receiving)
+    patient_id = uuid.uuid4()
+    await svc.publish(consent(patient_id, "agency-home", agencies=[receiving]))
+    items = [intervention(category) for _ in range(4)]
+    await svc.publish(plan(patient_id, "agency-home", *items))
+    refs = [(await svc.referral_for(i.id, "requested"))["id"] for i in items]
+
+    svc.clock.advance(timedelta(hours=2))
+    assert (await set_status(svc, refs[0], receiving, status="accepted")).status_code == 200
+    svc.clock.advance(timedelta(hours=2))
+    assert (await set_status(svc, refs[1], receiving, status="accepted")).status_code == 200
+    await set_status(svc, refs[2], receiving, status="rejected", reason="client-declined")
+    await set_status(
+        svc,
+        refs[0],
+        receiving,
+        status="completed",
+        outcome={"service_delivered": True, "enrollment_status": "enrolled"},
+    )
+    await set_status(svc, refs[1], receiving, status="failed", reason="unable-to-contact")
+
+    got = (await svc.client.get(f"/v1/services/{service_id}", headers=auth("agency-home"))).json()
+    assert got["quality"] == {
+        "referrals": 4,
+        "acceptance_rate": round(2 / 3, 4),
+        "median_hours_to_accept": 3.0,
+        "completion_rate": 0.5,
+        "closed_with_outcome_rate": 0.5,
+    }
+
+
+async def test_directory_is_seeded_searchable_and_changed_only_by_its_owner_or_an_administrator(referral):
+    svc = referral
+    seeded = await svc.client.get("/v1/services/prg-food-bank-central", headers=auth("agency-home"))
+    assert seeded.status_code == 200 and seeded.json()["receiving_agency_id"] == "agency-food-bank"
+    orgs = (await svc.client.get("/v1/organizations?limit=200", headers=auth("agency-home"))).json()["items"]
+    assert {"org-food-bank", "org-community-health"} <= {o["id"] for o in orgs}
+
+    category, owner = unique("cat"), unique("agency")
+    local = await svc.program(
+        category, agency=owner, languages=["vi"], eligibility={"postal_prefixes": ["941"]}
+    )
+    await svc.program(category, languages=["en"], eligibility={"postal_prefixes": ["100"]})
+
+    async def found(query: str) -> list[str]:
+        r = await svc.client.get(
+            f"/v1/services?program_category={category}&{query}", headers=auth("agency-home")
+        )
+        assert r.status_code == 200, r.text
+        return [s["id"] for s in r.json()["items"]]
+
+    assert await found("language=vi&postal_code=94110") == [local]
+    assert await found("language=vi&postal_code=10001") == []
+
+    capacity = {"status": "waitlist", "notes": "about 10 waiting"}
+    refused = await svc.client.post(
+        f"/v1/services/{local}/capacity", json=capacity, headers=auth("agency-other")
+    )
+    assert refused.status_code == 403
+    updated = await svc.client.post(f"/v1/services/{local}/capacity", json=capacity, headers=auth(owner))
+    assert updated.status_code == 200 and updated.json()["capacity"] == capacity
+    assert await found("capacity=waitlist") == [local]
+
+    # A seed reload upserts by id but leaves what an organisation changed through the API.
+    food = await svc.client.post(
+        "/v1/services/prg-food-bank-central/capacity", json={"status": "no-capacity"}, headers=ADMIN
+    )
+    assert food.status_code == 200
+    async with svc.runtime.uow() as uow:  # the seed loaded again, as on every start
+        await load_seed_directory(svc.runtime.context, uow)
+    again = (await svc.client.get("/v1/services/prg-food-bank-central", headers=ADMIN)).json()
+    assert again["capacity"]["status"] == "no-capacity"
+    await svc.client.post(
+        "/v1/services/prg-food-bank-central/capacity", json={"status": "capacity"}, headers=ADMIN
+    )
+
+    bad = await svc.client.post(
+        "/v1/services",
+        json={
+            "id": "Bad Id Marisol",
+            "organization_id": "org-food-bank",
+            "name": "x",
+            "program_category": "x",
+        },
+        headers=ADMIN,
+    )
+    assert bad.status_code == 422 and "Marisol" not in bad.text
+    unknown = await svc.client.post(
+        "/v1/services",
+        json={"id": unique("svc"), "organization_id": "org-nowhere", "name": "x", "program_category": "x"},
+        headers=ADMIN,
+    )
+    assert unknown.status_code == 422
+    not_mine = await svc.client.post(
+        "/v1/organizations",
+        json={"id": "org-food-bank", "agency_id": "agency-x", "name": "Mine now"},
+        headers=auth("agency-x"),
+    )
+    assert not_mine.status_code == 403
+
+
+async def test_emitted_events_validate_against_the_published_schemas(referral):
+    svc = referral
+    rows = await svc.runtime.pool.fetch("SELECT event_type, payload FROM outbox")
+    assert {r["event_type"] for r in rows} == {MADE, CHANGED, GAP, OVERDUE}
+    for r in rows:
+        body = json.loads(r["payload"])
+        jsonschema.validate(body, json.loads(path_of(r["event_type"]).read_text()))
+        assert REGISTRY[r["event_type"]].model_validate(body)

@@ -1,0 +1,109 @@
+"""The kernel's small helpers: refusals and their answers, SQL built from rows, rules files, periodic work."""
+
+import asyncio
+import contextlib
+import json
+
+import pytest
+
+from careloop_shared.db import _insert_sql
+from careloop_shared.errors import Conflict, Forbidden, Invalid, NotFound
+from careloop_shared.rules import InvalidRulesFile, Rule, RulesFile, load_rules
+from careloop_shared.runtime import periodic
+
+
+def test_each_refusal_answers_with_its_status_and_a_body_that_quotes_no_input():
+    assert (NotFound("patient not found").status_code, NotFound("patient not found").body()) == (
+        404,
+        {"detail": "patient not found"},
+    )
+    assert Forbidden("not yours").status_code == 403
+    stale = Conflict("the plan is at version 3", current_version=3)
+    assert stale.status_code == 409
+    assert stale.body() == {"detail": "the plan is at version 3", "current_version": 3}
+    invalid = Invalid.at(["body", "answers", "44250-9"], "invalid_answer", "must be between 0 and 3")
+    assert invalid.status_code == 422
+    [problem] = invalid.body()["detail"]
+    assert problem == {
+        "loc": ["body", "answers", "44250-9"],
+        "type": "invalid_answer",
+        "msg": "must be between 0 and 3",
+    }
+    assert str(invalid) == "body.answers.44250-9: must be between 0 and 3"
+
+
+def test_an_insert_is_built_from_the_rows_keys_in_one_stable_order():
+    assert _insert_sql("patients", ["agency_id", "id"], "", "") == (
+        "INSERT INTO patients (agency_id, id) VALUES ($1, $2)"
+    )
+    assert _insert_sql("gaps", ["id"], "(id) DO NOTHING", "true") == (
+        "INSERT INTO gaps (id) VALUES ($1) ON CONFLICT (id) DO NOTHING RETURNING true"
+    )
+
+
+def test_names_that_are_not_plain_identifiers_never_reach_the_sql():
+    with pytest.raises(ValueError, match="not a column or table name"):
+        _insert_sql("patients", ["id; DROP TABLE patients"], "", "")
+
+
+class _Band(Rule):
+    min: int
+    max: int
+
+
+class _Rules(RulesFile):
+    bands: list[_Band]
+
+
+def test_a_rules_file_is_read_into_its_typed_model(tmp_path):
+    path = tmp_path / "rules.v1.json"
+    path.write_text(json.dumps({"version": "7", "bands": [{"min": 0, "max": 4}]}))
+    rules = load_rules(_Rules, path)
+    assert (rules.version, rules.bands[0].max) == ("7", 4)
+
+
+def test_a_rules_file_that_does_not_fit_stops_the_service_saying_where(tmp_path):
+    path = tmp_path / "rules.v1.json"
+    path.write_text(json.dumps({"version": "7", "bands": [{"min": 0, "maximum": 4}]}))
+    with pytest.raises(InvalidRulesFile) as failed:
+        load_rules(_Rules, path)
+    assert "bands.0.max" in str(failed.value) and "bands.0.maximum" in str(failed.value)
+
+
+class _Runtime:
+    """What ``periodic`` needs of a runtime: the context and units of work."""
+
+    context = "ctx"
+
+    def __init__(self) -> None:
+        self.committed = 0
+
+    @contextlib.asynccontextmanager
+    async def uow(self):
+        yield "uow"
+        self.committed += 1
+
+
+async def test_periodic_work_repeats_at_once_while_there_is_more_and_survives_a_failed_round():
+    runtime, calls = _Runtime(), []
+    answers = iter([True, True, False, RuntimeError("database restarting"), False])
+    done = asyncio.Event()
+
+    async def step(ctx, uow) -> bool:
+        calls.append((ctx, uow))
+        answer = next(answers, None)
+        if answer is None:
+            done.set()
+            return False
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    task = asyncio.create_task(periodic(step, every_s=0.01)(runtime))
+    await asyncio.wait_for(done.wait(), 5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert calls[:5] == [("ctx", "uow")] * 5
+    # Three rounds in the first tick (more, more, done), the failed one rolled back, then one per tick.
+    assert runtime.committed >= 4
