@@ -57,6 +57,13 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
+class Store:
+    """Base of a service's store: its queries over ``db``, a unit of work's connection or the pool."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+
 def _names(table: str, columns: Iterable[str]) -> None:
     """Table and column names come from the service's own code, never a request; checked anyway."""
     for name in (table, *columns):
@@ -95,6 +102,44 @@ async def insert_rows(conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *
     columns = sorted(rows[0])
     await conn.executemany(
         _insert_sql(table, columns, conflict, ""), [tuple(r[c] for c in columns) for r in rows]
+    )
+
+
+async def patient_row(
+    db: Db, table: str, columns: str, *, agency_id: str, patient_id: Any, row_id: Any, lock: bool = False
+) -> asyncpg.Record | None:
+    """One of a patient's rows by id, only within the caller's agency (another agency's is None)."""
+    _names(table, ())
+    return await db.fetchrow(
+        f"SELECT {columns} FROM {table} WHERE id = $1 AND patient_id = $2 AND agency_id = $3"
+        + (" FOR UPDATE" if lock else ""),
+        row_id,
+        patient_id,
+        agency_id,
+    )
+
+
+async def patient_rows(
+    db: Db,
+    table: str,
+    columns: str,
+    *,
+    agency_id: str,
+    patient_id: Any,
+    order_by: str,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[asyncpg.Record]:
+    """A patient's rows in ``order_by`` order (a page of them when ``limit`` is given), only within
+    the caller's agency."""
+    _names(table, (c.strip() for c in order_by.split(",")))
+    return await db.fetch(
+        f"SELECT {columns} FROM {table} WHERE patient_id = $1 AND agency_id = $2 ORDER BY {order_by}"
+        " LIMIT $3 OFFSET $4",
+        patient_id,
+        agency_id,
+        limit,
+        offset,
     )
 
 

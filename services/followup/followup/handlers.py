@@ -20,18 +20,9 @@ from followup.config import FollowupContext
 from followup.domain import announcements as announce
 from followup.domain.announcements import Announcement
 from followup.domain.commands import RecordOutcome, RescheduleFollowUp
-from followup.domain.follow_up import (
-    PLAN_CADENCE,
-    REFERRAL_CHECK_IN,
-    SERVICE_CHECK_IN,
-    FollowUp,
-    Plan,
-    cadence_follow_up,
-    new_follow_up,
-    reschedule,
-    revise_for_plan,
-)
+from followup.domain.follow_up import PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN, FollowUp, Plan
 from followup.domain.outcomes import record_outcome as decide_outcome
+from followup.domain.scheduling import cadence_follow_up, new_follow_up, reschedule, revise_for_plan
 from followup.store import FollowupStore
 
 Uow: TypeAlias = UnitOfWork[FollowupStore]

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, insert_row, update_by_id
+from careloop_shared.db import Store, insert_row, update_by_id
 from followup.domain.rules import PRIORITIES
 
 COLUMNS = (
@@ -23,10 +23,7 @@ _F_COLUMNS = ", ".join("f." + c.strip() for c in COLUMNS.split(","))
 OPEN_STATUSES = ("scheduled", "due", "overdue")
 
 
-class FollowupStore:
-    def __init__(self, db: Db) -> None:
-        self.db = db
-
+class FollowupStore(Store):
     async def insert_follow_up(self, row: dict[str, Any]) -> bool:
         """Insert a follow-up; False when an equivalent one exists (a redelivery, a recurrence): the
         patient's open cadence follow-up, or the referral's check-in of that reason."""

@@ -15,8 +15,9 @@ from careloop_shared.rules import load_rules
 from careloop_shared.runtime import ServiceRuntime
 from careloop_shared.testing.fakes import FakeClock
 from followup.config import FollowupContext, FollowupSettings
-from followup.domain.follow_up import PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN, new_follow_up
+from followup.domain.follow_up import PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN
 from followup.domain.rules import PRIORITIES, RULES_FILE, FollowUpRules
+from followup.domain.scheduling import new_follow_up
 from followup.store import COLUMNS, OPEN_STATUSES
 
 REASONS = (PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN)

@@ -25,9 +25,10 @@ from careloop_shared.testing.fakes import assert_fake_matches, received, run, ru
 from followup import handlers
 from followup.config import FollowupContext, FollowupSettings
 from followup.domain.commands import RecordOutcome, RescheduleFollowUp
-from followup.domain.follow_up import InvalidInput, NotOutstanding, new_follow_up
+from followup.domain.follow_up import InvalidInput, NotOutstanding
 from followup.domain.rules import RULES_FILE
 from followup.domain.schedule import due_event_id, event_id
+from followup.domain.scheduling import new_follow_up
 from followup.store import FollowupStore
 
 AGENCY = "agency-a"

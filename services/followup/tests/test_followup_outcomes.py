@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from careloop_shared.rules import load_rules
-from followup.domain.follow_up import FollowUp, InvalidInput, NotOutstanding, check_reschedule
-from followup.domain.outcomes import Outcome, outcome_problems
+from followup.domain.follow_up import FollowUp, InvalidInput, NotOutstanding, Outcome
+from followup.domain.outcomes import outcome_problems
 from followup.domain.outcomes import record_outcome as decide
 from followup.domain.rules import RULES_FILE, FollowUpRules
+from followup.domain.scheduling import check_reschedule
 
 NOW = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 RULES = load_rules(FollowUpRules, RULES_FILE)

@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from careloop_shared.rules import InvalidRulesFile, load_rules
-from followup.domain.follow_up import FollowUp, revise_cadence
+from followup.domain.follow_up import FollowUp
 from followup.domain.rules import RULES_FILE, FollowUpRules
 from followup.domain.schedule import due_event_id, next_cadence_due
+from followup.domain.scheduling import revise_cadence
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 RULES = load_rules(FollowUpRules, RULES_FILE)

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from careloop_shared import db
-from followup.domain.follow_up import new_follow_up
+from followup.domain.scheduling import new_follow_up
 from followup.store import FollowupStore
 
 T = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)

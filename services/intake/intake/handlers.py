@@ -127,32 +127,19 @@ async def record_consent(ctx: IntakeContext, uow: Uow, cmd: RecordConsent) -> uu
         raise PatientNotFound()
     consent_id, at = uuid.uuid4(), ctx.clock()
     period_start = cmd.period_start or at
-    await uow.store.insert_consent(
-        {
-            "id": consent_id,
-            "patient_id": cmd.patient_id,
-            "agency_id": cmd.agency_id,
-            "purpose": cmd.purpose,
-            "agencies": cmd.agencies,
-            "program_categories": cmd.program_categories,
-            "period_start": period_start,
-            "period_end": cmd.period_end,
-            "recorded_at": at,
-        }
+    recorded = ConsentRecorded(
+        patient_id=cmd.patient_id,
+        agency_id=cmd.agency_id,
+        consent_id=consent_id,
+        purpose=cmd.purpose,
+        agencies=cmd.agencies,
+        program_categories=cmd.program_categories,
+        period_start=period_start,
+        period_end=cmd.period_end,
+        recorded_at=at,
     )
-    uow.emit(
-        ConsentRecorded(
-            patient_id=cmd.patient_id,
-            agency_id=cmd.agency_id,
-            consent_id=consent_id,
-            purpose=cmd.purpose,
-            agencies=cmd.agencies,
-            program_categories=cmd.program_categories,
-            period_start=period_start,
-            period_end=cmd.period_end,
-            recorded_at=at,
-        )
-    )
+    await uow.store.insert_consent({**recorded.model_dump(exclude={"consent_id"}), "id": consent_id})
+    uow.emit(recorded)
     return consent_id
 
 

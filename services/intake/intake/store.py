@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, insert_row, update_by_id
+from careloop_shared.db import Store, insert_row, patient_row, patient_rows, update_by_id
 
 PATIENT_COLUMNS = (
     "id, given_name, family_name, birth_date, preferred_language, contact_preference, phone, email,"
@@ -27,10 +27,7 @@ ASSESSMENT_COLUMNS = (
 )
 
 
-class IntakeStore:
-    def __init__(self, db: Db) -> None:
-        self.db = db
-
+class IntakeStore(Store):
     async def insert_patient(self, row: dict[str, Any]) -> uuid.UUID | None:
         """Insert; on a likely duplicate insert nothing and return the existing patient's id."""
         inserted = await insert_row(
@@ -93,12 +90,14 @@ class IntakeStore:
     async def get_consent(
         self, agency_id: str, patient_id: uuid.UUID, consent_id: uuid.UUID, *, lock: bool = False
     ) -> asyncpg.Record | None:
-        return await self.db.fetchrow(
-            f"SELECT {CONSENT_COLUMNS} FROM consents WHERE id = $1 AND patient_id = $2 AND agency_id = $3"
-            + (" FOR UPDATE" if lock else ""),
-            consent_id,
-            patient_id,
-            agency_id,
+        return await patient_row(
+            self.db,
+            "consents",
+            CONSENT_COLUMNS,
+            agency_id=agency_id,
+            patient_id=patient_id,
+            row_id=consent_id,
+            lock=lock,
         )
 
     async def revoke_consent(self, consent_id: uuid.UUID, at: datetime) -> asyncpg.Record:
@@ -111,11 +110,13 @@ class IntakeStore:
         return row
 
     async def list_consents(self, agency_id: str, patient_id: uuid.UUID) -> list[asyncpg.Record]:
-        return await self.db.fetch(
-            f"SELECT {CONSENT_COLUMNS} FROM consents WHERE patient_id = $1 AND agency_id = $2"
-            " ORDER BY recorded_at, id",
-            patient_id,
-            agency_id,
+        return await patient_rows(
+            self.db,
+            "consents",
+            CONSENT_COLUMNS,
+            agency_id=agency_id,
+            patient_id=patient_id,
+            order_by="recorded_at, id",
         )
 
     async def insert_assessment(self, row: dict[str, Any]) -> None:
@@ -131,11 +132,13 @@ class IntakeStore:
     async def list_assessments(
         self, agency_id: str, patient_id: uuid.UUID, limit: int, offset: int
     ) -> list[asyncpg.Record]:
-        return await self.db.fetch(
-            f"SELECT {ASSESSMENT_COLUMNS} FROM assessments WHERE patient_id = $1 AND agency_id = $2"
-            " ORDER BY assessed_at, id LIMIT $3 OFFSET $4",
-            patient_id,
-            agency_id,
-            limit,
-            offset,
+        return await patient_rows(
+            self.db,
+            "assessments",
+            ASSESSMENT_COLUMNS,
+            agency_id=agency_id,
+            patient_id=patient_id,
+            order_by="assessed_at, id",
+            limit=limit,
+            offset=offset,
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, insert_rows
+from careloop_shared.db import Store, insert_rows
 from record.domain.chain import GENESIS
 
 ENTRY_COLUMNS = (
@@ -20,10 +20,7 @@ ENTRY_COLUMNS = (
 Heads = dict[uuid.UUID, tuple[int, bytes]]
 
 
-class RecordStore:
-    def __init__(self, db: Db) -> None:
-        self.db = db
-
+class RecordStore(Store):
     async def lock_heads(self, patient_ids: Iterable[uuid.UUID]) -> Heads:
         """The chain heads of these patients (a new patient's is the genesis), locked for this transaction."""
         ids = sorted(set(patient_ids))  # one lock order for every appender

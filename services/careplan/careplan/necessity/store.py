@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, insert_row
+from careloop_shared.db import Store, insert_row, patient_row, patient_rows
 
 REQUEST_COLUMNS = (
     "id, patient_id, plan_id, service_code, met, failed_criteria, alternatives, criteria_version,"
@@ -17,22 +17,21 @@ REQUEST_COLUMNS = (
 )
 
 
-class NecessityStore:
-    def __init__(self, db: Db) -> None:
-        self.db = db
-
+class NecessityStore(Store):
     async def insert_service_request(self, row: dict[str, Any]) -> None:
         await insert_row(self.db, "service_requests", row)
 
     async def get_service_request(
         self, agency_id: str, patient_id: uuid.UUID, request_id: uuid.UUID, *, lock: bool = False
     ) -> asyncpg.Record | None:
-        return await self.db.fetchrow(
-            f"SELECT {REQUEST_COLUMNS} FROM service_requests"
-            " WHERE id = $1 AND patient_id = $2 AND agency_id = $3" + (" FOR UPDATE" if lock else ""),
-            request_id,
-            patient_id,
-            agency_id,
+        return await patient_row(
+            self.db,
+            "service_requests",
+            REQUEST_COLUMNS,
+            agency_id=agency_id,
+            patient_id=patient_id,
+            row_id=request_id,
+            lock=lock,
         )
 
     async def choose_alternative(self, request_id: uuid.UUID, alternative: str, at: datetime) -> None:
@@ -45,9 +44,11 @@ class NecessityStore:
         )
 
     async def service_requests(self, agency_id: str, patient_id: uuid.UUID) -> list[asyncpg.Record]:
-        return await self.db.fetch(
-            f"SELECT {REQUEST_COLUMNS} FROM service_requests WHERE patient_id = $1 AND agency_id = $2"
-            " ORDER BY created_at, id",
-            patient_id,
-            agency_id,
+        return await patient_rows(
+            self.db,
+            "service_requests",
+            REQUEST_COLUMNS,
+            agency_id=agency_id,
+            patient_id=patient_id,
+            order_by="created_at, id",
         )

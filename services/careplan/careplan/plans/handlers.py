@@ -161,30 +161,19 @@ async def record_education(ctx: CareplanContext, uow: Uow, cmd: RecordEducation)
     # Documents from before interventions named their language were in the agency's language.
     language = intervention.language or ctx.library.agency_language
     at = ctx.clock()
-    await uow.store.plans.insert_education(
-        {
-            "id": uuid.uuid4(),
-            "patient_id": cmd.patient_id,
-            "agency_id": cmd.agency_id,
-            "plan_id": plan.plan_id,
-            "intervention_id": cmd.intervention_id,
-            "materials": given,
-            "language": language,
-            "recorded_by": cmd.role,
-            "provided_at": at,
-        }
+    provided = EducationProvided(
+        patient_id=cmd.patient_id,
+        agency_id=cmd.agency_id,
+        plan_id=plan.plan_id,
+        intervention_id=cmd.intervention_id,
+        materials=given,
+        language=language,
+        provided_at=at,
     )
-    uow.emit(
-        EducationProvided(
-            patient_id=cmd.patient_id,
-            agency_id=cmd.agency_id,
-            plan_id=plan.plan_id,
-            intervention_id=cmd.intervention_id,
-            materials=given,
-            language=language,
-            provided_at=at,
-        )
-    )
+    # The record keeps what the event says, and who recorded it.
+    record = {**provided.model_dump(), "id": uuid.uuid4(), "recorded_by": cmd.role}
+    await uow.store.plans.insert_education(record)
+    uow.emit(provided)
     document = plan.drafted
     if intervention.kind == "education":
         document = complete_intervention(document, cmd.intervention_id)

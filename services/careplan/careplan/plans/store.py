@@ -9,14 +9,11 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, insert_row
+from careloop_shared.db import Store, insert_row
 from careplan.domain.plan import INPUTS, PlanDocument, PlanState
 
 
-class PlanStore:
-    def __init__(self, db: Db) -> None:
-        self.db = db
-
+class PlanStore(Store):
     async def upsert_patient(
         self,
         patient_id: uuid.UUID,

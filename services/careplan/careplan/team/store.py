@@ -9,15 +9,12 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, insert_row, update_by_id
+from careloop_shared.db import Store, insert_row, patient_row, patient_rows, update_by_id
 
 MEMBER_COLUMNS = "id, patient_id, name, relationship, role, contact, status, created_at, updated_at"
 
 
-class TeamStore:
-    def __init__(self, db: Db) -> None:
-        self.db = db
-
+class TeamStore(Store):
     async def insert_member(self, row: dict[str, Any]) -> asyncpg.Record:
         record = await insert_row(self.db, "care_team_members", row, returning=MEMBER_COLUMNS)
         assert record is not None
@@ -26,12 +23,14 @@ class TeamStore:
     async def get_member(
         self, agency_id: str, patient_id: uuid.UUID, member_id: uuid.UUID, *, lock: bool = False
     ) -> asyncpg.Record | None:
-        return await self.db.fetchrow(
-            f"SELECT {MEMBER_COLUMNS} FROM care_team_members"
-            " WHERE id = $1 AND patient_id = $2 AND agency_id = $3" + (" FOR UPDATE" if lock else ""),
-            member_id,
-            patient_id,
-            agency_id,
+        return await patient_row(
+            self.db,
+            "care_team_members",
+            MEMBER_COLUMNS,
+            agency_id=agency_id,
+            patient_id=patient_id,
+            row_id=member_id,
+            lock=lock,
         )
 
     async def update_member(
@@ -44,11 +43,13 @@ class TeamStore:
         return record
 
     async def care_team(self, agency_id: str, patient_id: uuid.UUID) -> list[asyncpg.Record]:
-        return await self.db.fetch(
-            f"SELECT {MEMBER_COLUMNS} FROM care_team_members WHERE patient_id = $1 AND agency_id = $2"
-            " ORDER BY created_at, id",
-            patient_id,
-            agency_id,
+        return await patient_rows(
+            self.db,
+            "care_team_members",
+            MEMBER_COLUMNS,
+            agency_id=agency_id,
+            patient_id=patient_id,
+            order_by="created_at, id",
         )
 
     async def insert_contribution(self, row: dict[str, Any]) -> None:

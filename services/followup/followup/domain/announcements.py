@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from careloop_shared.contracts import (
     FollowUpCompleted,
@@ -21,11 +21,8 @@ from careloop_shared.contracts import (
     RiskLevel,
 )
 from careloop_shared.events import Event
+from followup.domain.follow_up import FollowUp, Outcome
 from followup.domain.schedule import due_event_id, event_id
-
-if TYPE_CHECKING:
-    from followup.domain.follow_up import FollowUp
-    from followup.domain.outcomes import Outcome
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from followup.domain.outcomes import Outcome
+from followup.domain.follow_up import Outcome
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ all at once: the attempt's record, the follow-up's changes, the events, the next
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -21,23 +20,11 @@ from followup.domain.follow_up import (
     FollowUp,
     InvalidInput,
     NotOutstanding,
+    Outcome,
     Plan,
-    cadence_follow_up,
-    in_body,
-    waiting_again,
 )
 from followup.domain.rules import FollowUpRules
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one contact attempt found. The note is free text about the patient: stored, never announced."""
-
-    reached: bool
-    goal_progress: Sequence[tuple[uuid.UUID, str]] = ()
-    barriers: Sequence[str] = ()
-    next_step: str | None = None
-    note: str | None = None
+from followup.domain.scheduling import cadence_follow_up, in_body, waiting_again
 
 
 def outcome_problems(

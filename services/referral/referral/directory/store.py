@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, insert_row, insert_rows, update_by_id
+from careloop_shared.db import Store, insert_row, insert_rows, update_by_id
 from referral.domain import matching
 from referral.domain.quality import History
 
@@ -55,10 +55,7 @@ def service_of(row: Any) -> matching.Service:
     )
 
 
-class DirectoryStore:
-    def __init__(self, db: Db) -> None:
-        self.db = db
-
+class DirectoryStore(Store):
     async def upsert_organization(self, row: dict[str, Any], locations: list[dict[str, Any]]) -> bool | None:
         """Insert or update with its locations; True when created, None when a seed load met a row the
         API changed (then nothing changes)."""

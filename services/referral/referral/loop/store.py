@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, insert_row, update_by_id
+from careloop_shared.db import Store, insert_row, update_by_id
 from referral.domain.consent import Consent
 
 REFERRAL_COLUMNS = (
@@ -27,10 +27,7 @@ _VISIBLE = "(agency_id = $1 OR (receiving_agency_id = $1 AND status <> 'draft'))
 _OVERDUE_COLUMNS = "id, patient_id, agency_id, receiving_agency_id"
 
 
-class LoopStore:
-    def __init__(self, db: Db) -> None:
-        self.db = db
-
+class LoopStore(Store):
     # --- what intake told us of patients and their consents -------------------------------------
 
     async def upsert_patient(self, row: dict[str, Any]) -> None:
