@@ -257,8 +257,9 @@ def create_app(runtime: ServiceRuntime, routers: Sequence[APIRouter], *, descrip
     return app
 
 
-def serve(app: FastAPI, runtime: ServiceRuntime) -> None:
+def serve(app: FastAPI) -> None:
     """Run one service process: JSON logs, no uvicorn access log (ours names routes, not URLs)."""
+    runtime: ServiceRuntime = app.state.runtime
     settings = runtime.settings
     configure_logging(settings.service_name, settings.log_level)
     if settings.jwt_secret.get_secret_value() == DEV_JWT_SECRET:

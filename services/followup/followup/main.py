@@ -46,8 +46,7 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
 
 
 def run() -> None:
-    app = build_app()
-    serve(app, app.state.runtime)
+    serve(build_app())
 
 
 if __name__ == "__main__":

@@ -32,8 +32,7 @@ def build_app(settings: RecordSettings | None = None, clock: Clock = system_cloc
 
 
 def run() -> None:
-    app = build_app()
-    serve(app, app.state.runtime)
+    serve(build_app())
 
 
 if __name__ == "__main__":

@@ -44,8 +44,7 @@ def build_app(settings: ReferralSettings | None = None, clock: Clock = system_cl
 
 
 def run() -> None:
-    app = build_app()
-    serve(app, app.state.runtime)
+    serve(build_app())
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, Reply
 from referral.directory import handlers
 from referral.directory.schemas import CapacityIn, OrganizationIn, OrganizationOut, ServiceIn, ServiceOut
 from referral.domain.commands import SaveOrganization, SaveService, UpdateCapacity
+from referral.domain.quality import with_quality
 from referral.store import ReferralStore
 
 router = APIRouter(prefix="/v1", tags=["directory"])
@@ -79,7 +80,7 @@ async def search_services(
         limit=page.fetch_limit,
         offset=page.offset,
     )
-    shown = await handlers.with_quality(store.directory, rows)
+    shown = with_quality(rows, await store.directory.histories([r["id"] for r in rows]))
     return Page.of([ServiceOut(**s) for s in shown], page)
 
 
@@ -88,7 +89,7 @@ async def get_service(service_id: str, _: CurrentPrincipal, store: Store) -> Ser
     row = await store.directory.get_service(service_id)
     if row is None:
         raise handlers.ServiceNotFound()
-    [shown] = await handlers.with_quality(store.directory, [row])
+    [shown] = with_quality([row], await store.directory.histories([service_id]))
     return ServiceOut(**shown)
 
 

@@ -11,7 +11,7 @@ from referral.config import ReferralContext
 from referral.directory.store import DirectoryStore
 from referral.domain.commands import SaveOrganization, SaveService, UpdateCapacity
 from referral.domain.directory import DIRECTORY_ADMINS, Organization, Service, may_change
-from referral.domain.quality import History, Quality
+from referral.domain.quality import with_quality
 from referral.store import Uow
 
 
@@ -70,17 +70,12 @@ def _service_row(svc: Service, source: str, at: datetime) -> dict[str, Any]:
     }
 
 
-async def with_quality(directory: DirectoryStore, services: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Services with their quality figures, measured now from the referral history (never cached)."""
-    histories = await directory.histories([s["id"] for s in services])
-    return [{**s, "quality": Quality(histories.get(s["id"], History())).figures()} for s in services]
-
-
 async def _shown(directory: DirectoryStore, service_id: str) -> dict[str, Any]:
     """The service as the directory shows it; it was just saved, so it is there."""
     row = await directory.get_service(service_id)
     assert row is not None
-    [shown] = await with_quality(directory, [row])
+    # Measured now from the referral history, never cached.
+    [shown] = with_quality([row], await directory.histories([service_id]))
     return shown
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,3 +59,8 @@ class Quality:
 
 
 NO_HISTORY = Quality(History())
+
+
+def with_quality(services: list[dict[str, Any]], histories: Mapping[str, History]) -> list[dict[str, Any]]:
+    """Services with the quality figures measured from their referral history."""
+    return [{**s, "quality": Quality(histories.get(s["id"], History())).figures()} for s in services]
