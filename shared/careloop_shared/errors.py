@@ -17,12 +17,17 @@ class SafeMessageError(Exception):
 
 
 class Refusal(SafeMessageError):
-    """A request the service understood and will not carry out."""
+    """A request the service understood and will not carry out; ``extra`` fields join the answer's body
+    to help the caller recover (an existing id, the current version, the missing permission)."""
 
     status_code: ClassVar[int] = 400
 
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.extra = extra
+
     def body(self) -> dict[str, Any]:
-        return {"detail": str(self)}
+        return {"detail": str(self), **self.extra}
 
 
 class NotFound(Refusal):
@@ -38,16 +43,9 @@ class Forbidden(Refusal):
 
 
 class Conflict(Refusal):
-    """Not possible in the present state; ``extra`` fields help the caller recover (e.g. an existing id)."""
+    """Not possible in the present state."""
 
     status_code = 409
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        return {"detail": str(self), **self.extra}
 
 
 Location = Sequence[str | int]

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from faststream.specification import AsyncAPI, get_asyncapi_html
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +29,7 @@ from careloop_shared.errors import Refusal
 from careloop_shared.idempotency import run_idempotent
 from careloop_shared.logging import configure_logging, get_logger
 from careloop_shared.outbox import UnitOfWork
+from careloop_shared.permissions import PermissionMatrix, authorize, load_matrix
 from careloop_shared.runtime import ServiceRuntime
 from careloop_shared.settings import DEV_JWT_SECRET
 
@@ -52,6 +54,30 @@ def service_context(request: Request) -> Any:
 def read_store(request: Request) -> Any:
     """The service's store over the pool, for reads: ``Annotated[Store, Depends(read_store)]``."""
     return get_runtime(request).reader()
+
+
+PERMISSION_KEY = "x-careloop-permission"
+
+
+def needs(permission: str) -> dict[str, Any]:
+    """The permission a route needs, as its ``openapi_extra``: ``@router.get(..., openapi_extra=needs(
+    "patient:read"))``. It is checked before anything else runs, and shown in the OpenAPI document."""
+    return {PERMISSION_KEY: permission}
+
+
+def permission_of(route: Any) -> str | None:
+    extra = getattr(route, "openapi_extra", None) or {}
+    permission: str | None = extra.get(PERMISSION_KEY)
+    return permission
+
+
+def _check_permissions(router: APIRouter, matrix: PermissionMatrix) -> None:
+    """Every route names a permission the matrix knows; a route without one would refuse everybody."""
+    known = set(matrix.permissions())
+    for route in router.routes:
+        if isinstance(route, APIRoute) and permission_of(route) not in known:
+            methods = ",".join(sorted(route.methods or ()))
+            raise ValueError(f"route {methods} {route.path} needs a known permission (http.needs)")
 
 
 Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
@@ -199,7 +225,20 @@ class AccessLog:
             )
 
 
-def create_app(runtime: ServiceRuntime, routers: Sequence[APIRouter], *, description: str) -> FastAPI:
+def create_app(
+    runtime: ServiceRuntime,
+    routers: Sequence[APIRouter],
+    *,
+    description: str,
+    permissions: PermissionMatrix | None = None,
+) -> FastAPI:
+    """The service's app: health, event docs, refusals answered once, and every route of ``routers``
+    behind authentication and the permission matrix (``permissions``, else the shipped one)."""
+    matrix = permissions or load_matrix()
+
+    async def authorized(request: Request, who: CurrentPrincipal) -> None:
+        authorize(matrix, who.role, permission_of(request.scope.get("route")))
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
@@ -253,7 +292,8 @@ def create_app(runtime: ServiceRuntime, routers: Sequence[APIRouter], *, descrip
         return HTMLResponse(get_asyncapi_html(events_doc.to_specification(), try_it_out_path=None))
 
     for router in routers:
-        app.include_router(router)
+        _check_permissions(router, matrix)
+        app.include_router(router, dependencies=[Depends(authorized)])
     return app
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, read_store
+from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, needs, read_store
 from followup import handlers
 from followup.domain.commands import RecordOutcome, RescheduleFollowUp
 from followup.schemas import (
@@ -32,7 +32,7 @@ def _outcome_result(result: dict[str, Any]) -> OutcomeResult:
     return OutcomeResult(**{**result, "follow_up": FollowUpOut.of(result["follow_up"])})
 
 
-@router.get("/follow-ups", response_model=Page[FollowUpOut])
+@router.get("/follow-ups", response_model=Page[FollowUpOut], openapi_extra=needs("follow-up:read"))
 async def list_follow_ups(
     who: CurrentPrincipal,
     store: Store,
@@ -44,14 +44,16 @@ async def list_follow_ups(
     return Page.of([FollowUpOut.of(r) for r in rows], page)
 
 
-@router.get("/work-queue", response_model=Page[FollowUpOut])
+@router.get("/work-queue", response_model=Page[FollowUpOut], openapi_extra=needs("follow-up:read"))
 async def work_queue(who: CurrentPrincipal, store: Store, page: Paging) -> Page[FollowUpOut]:
     """The agency's due and overdue follow-ups, most urgent priority first, then the longest waiting."""
     rows = await store.work_queue(who.agency_id, page.fetch_limit, page.offset)
     return Page.of([FollowUpOut.of(r) for r in rows], page)
 
 
-@router.get("/follow-ups/{follow_up_id}", response_model=FollowUpDetail)
+@router.get(
+    "/follow-ups/{follow_up_id}", response_model=FollowUpDetail, openapi_extra=needs("follow-up:read")
+)
 async def get_follow_up(follow_up_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> FollowUpDetail:
     row = await store.get_follow_up(who.agency_id, follow_up_id)
     if row is None:
@@ -67,6 +69,7 @@ async def get_follow_up(follow_up_id: uuid.UUID, who: CurrentPrincipal, store: S
         404: {"description": "No such follow-up in your agency"},
         409: {"description": "The follow-up is not due or overdue; detail says why"},
     },
+    openapi_extra=needs("follow-up:record-outcome"),
 )
 async def record_outcome(
     follow_up_id: uuid.UUID, body: OutcomeIn, who: CurrentPrincipal, commands: Commands
@@ -91,6 +94,7 @@ async def record_outcome(
         404: {"description": "No such follow-up in your agency"},
         409: {"description": "The follow-up is completed or cancelled"},
     },
+    openapi_extra=needs("follow-up:reschedule"),
 )
 async def reschedule_follow_up(
     follow_up_id: uuid.UUID, body: RescheduleIn, who: CurrentPrincipal, commands: Commands

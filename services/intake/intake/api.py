@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from careloop_shared.errors import NotFound
-from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, read_store
+from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, needs, read_store
 from intake import handlers
 from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient, RevokeConsent, UpdatePatient
 from intake.schemas import (
@@ -44,24 +44,37 @@ async def _patient(store: IntakeStore, agency_id: str, patient_id: uuid.UUID) ->
     status_code=201,
     response_model=Created,
     responses={409: {"description": "Likely duplicate; body names existing_id"}},
+    openapi_extra=needs("patient:register"),
 )
 async def register_patient(body: PatientIn, who: CurrentPrincipal, commands: Commands) -> Any:
     command = RegisterPatient(agency_id=who.agency_id, **body.model_dump())
     return await commands.run(handlers.register_patient, command, status_code=201, respond=_created)
 
 
-@router.get("/patients", tags=["patients"], response_model=Page[PatientOut])
+@router.get(
+    "/patients", tags=["patients"], response_model=Page[PatientOut], openapi_extra=needs("patient:read")
+)
 async def list_patients(who: CurrentPrincipal, store: Store, page: Paging) -> Page[PatientOut]:
     rows = await store.list_patients(who.agency_id, page.fetch_limit, page.offset)
     return Page.of([PatientOut(**dict(r)) for r in rows], page)
 
 
-@router.get("/patients/{patient_id}", tags=["patients"], response_model=PatientOut)
+@router.get(
+    "/patients/{patient_id}",
+    tags=["patients"],
+    response_model=PatientOut,
+    openapi_extra=needs("patient:read"),
+)
 async def get_patient(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> PatientOut:
     return PatientOut(**dict(await _patient(store, who.agency_id, patient_id)))
 
 
-@router.patch("/patients/{patient_id}", tags=["patients"], response_model=PatientOut)
+@router.patch(
+    "/patients/{patient_id}",
+    tags=["patients"],
+    response_model=PatientOut,
+    openapi_extra=needs("patient:update"),
+)
 async def update_patient(
     patient_id: uuid.UUID, body: PatientPatch, who: CurrentPrincipal, commands: Commands
 ) -> Any:
@@ -69,7 +82,13 @@ async def update_patient(
     return await commands.run(handlers.update_patient, command, respond=lambda p: PatientOut(**p))
 
 
-@router.post("/patients/{patient_id}/consents", tags=["consent"], status_code=201, response_model=Created)
+@router.post(
+    "/patients/{patient_id}/consents",
+    tags=["consent"],
+    status_code=201,
+    response_model=Created,
+    openapi_extra=needs("consent:record"),
+)
 async def record_consent(
     patient_id: uuid.UUID, body: ConsentIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
@@ -77,14 +96,22 @@ async def record_consent(
     return await commands.run(handlers.record_consent, command, status_code=201, respond=_created)
 
 
-@router.get("/patients/{patient_id}/consents", tags=["consent"], response_model=list[ConsentOut])
+@router.get(
+    "/patients/{patient_id}/consents",
+    tags=["consent"],
+    response_model=list[ConsentOut],
+    openapi_extra=needs("consent:read"),
+)
 async def list_consents(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> list[ConsentOut]:
     await _patient(store, who.agency_id, patient_id)
     return [ConsentOut(**dict(r)) for r in await store.list_consents(who.agency_id, patient_id)]
 
 
 @router.post(
-    "/patients/{patient_id}/consents/{consent_id}/revoke", tags=["consent"], response_model=ConsentOut
+    "/patients/{patient_id}/consents/{consent_id}/revoke",
+    tags=["consent"],
+    response_model=ConsentOut,
+    openapi_extra=needs("consent:revoke"),
 )
 async def revoke_consent(
     patient_id: uuid.UUID, consent_id: uuid.UUID, who: CurrentPrincipal, commands: Commands
@@ -99,6 +126,7 @@ async def revoke_consent(
     status_code=202,
     response_model=Created,
     responses={404: {"description": "No such patient in your agency"}},
+    openapi_extra=needs("assessment:record"),
 )
 async def assess_patient(
     patient_id: uuid.UUID, body: AssessmentIn, who: CurrentPrincipal, commands: Commands
@@ -107,7 +135,12 @@ async def assess_patient(
     return await commands.run(handlers.assess_patient, command, status_code=202, respond=_created)
 
 
-@router.get("/patients/{patient_id}/assessments", tags=["assessments"], response_model=Page[AssessmentOut])
+@router.get(
+    "/patients/{patient_id}/assessments",
+    tags=["assessments"],
+    response_model=Page[AssessmentOut],
+    openapi_extra=needs("assessment:read"),
+)
 async def list_assessments(
     patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, page: Paging
 ) -> Page[AssessmentOut]:
@@ -116,7 +149,12 @@ async def list_assessments(
     return Page.of([AssessmentOut(**dict(r)) for r in rows], page)
 
 
-@router.get("/assessments/{assessment_id}", tags=["assessments"], response_model=AssessmentOut)
+@router.get(
+    "/assessments/{assessment_id}",
+    tags=["assessments"],
+    response_model=AssessmentOut,
+    openapi_extra=needs("assessment:read"),
+)
 async def get_assessment(assessment_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> AssessmentOut:
     row = await store.get_assessment(who.agency_id, assessment_id)
     if row is None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from careloop_shared.errors import NotFound
-from careloop_shared.http import CurrentPrincipal, read_store, service_context
+from careloop_shared.http import CurrentPrincipal, needs, read_store, service_context
 from record.config import RecordContext
 from record.domain.chain import verify
 from record.domain.timeline import timeline
@@ -53,7 +53,7 @@ async def _owned(store: RecordStore, agency_id: str, patient_id: uuid.UUID) -> N
         raise NotFound("no record for this patient")
 
 
-@router.get("/record", response_model=RecordOut)
+@router.get("/record", response_model=RecordOut, openapi_extra=needs("record:read"))
 async def patient_record(
     patient_id: uuid.UUID,
     who: CurrentPrincipal,
@@ -69,7 +69,7 @@ async def patient_record(
     return RecordOut(patient_id=patient_id, entries=[EntryOut(**e) for e in timeline(ctx.summaries, rows)])
 
 
-@router.get("/record/verify", response_model=VerifyOut)
+@router.get("/record/verify", response_model=VerifyOut, openapi_extra=needs("record:verify"))
 async def verify_patient_record(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> VerifyOut:
     """Recompute the hash chain; name the first entry that does not hold, if any."""
     await _owned(store, who.agency_id, patient_id)

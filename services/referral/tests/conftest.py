@@ -287,14 +287,15 @@ class FakeLoopStore:
         return None if row is None else self._out(row)
 
     @staticmethod
-    def _visible_to(agency_id: str, r: dict[str, Any]) -> bool:
-        return r["agency_id"] == agency_id or (
-            r["receiving_agency_id"] == agency_id and r["status"] != "draft"
-        )
+    def _visible_to(agency_id: str, r: dict[str, Any], sent_to_only: bool = False) -> bool:
+        sent_to = r["receiving_agency_id"] == agency_id and r["status"] != "draft"
+        return sent_to or (not sent_to_only and r["agency_id"] == agency_id)
 
-    async def visible_referral(self, agency_id: str, referral_id: uuid.UUID) -> dict[str, Any] | None:
+    async def visible_referral(
+        self, agency_id: str, referral_id: uuid.UUID, *, sent_to_only: bool = False
+    ) -> dict[str, Any] | None:
         row = self.referrals.get(referral_id)
-        return self._out(row) if row is not None and self._visible_to(agency_id, row) else None
+        return self._out(row) if row is not None and self._visible_to(agency_id, row, sent_to_only) else None
 
     async def list_referrals(
         self,
@@ -305,10 +306,11 @@ class FakeLoopStore:
         status: str | None,
         limit: int,
         offset: int,
+        sent_to_only: bool = False,
     ) -> list[dict[str, Any]]:
         rows = self._ordered(
             lambda r: (
-                self._visible_to(agency_id, r)
+                self._visible_to(agency_id, r, sent_to_only)
                 and (patient_id is None or r["patient_id"] == patient_id)
                 and (receiving_agency is None or r["receiving_agency_id"] == receiving_agency)
                 and (status is None or r["status"] == status)

@@ -550,6 +550,40 @@ async def test_agencies_see_their_own_referrals_and_those_sent_to_them_only(refe
     assert len(page["items"]) == 1 and page["next_offset"] == 1
 
 
+async def test_a_provider_sees_and_answers_only_the_referrals_sent_to_its_agency(referral):
+    svc, category = referral, unique("cat")
+    # One agency that both refers (its care managers) and receives (its providers).
+    both = unique("agency")
+    await svc.program(category, agency=both)
+    patient_id = await consented_patient(svc, both, category)
+    own = intervention(category)
+    await svc.publish(plan(patient_id, both, own))
+    mine = await svc.referral_for(own.id, "requested")
+    sent, _ = await made_referral(svc, category)  # from agency-home to the same program
+
+    async def seen(role: str) -> list[str]:
+        r = await svc.client.get("/v1/referrals", headers=auth(both, role))
+        assert r.status_code == 200, r.text
+        return sorted(x["id"] for x in r.json()["items"])
+
+    assert await seen("care-manager") == sorted([str(mine["id"]), str(sent["id"])])
+    assert await seen("provider") == sorted([str(mine["id"]), str(sent["id"])])  # both were sent to it
+    from_home = await svc.client.get("/v1/referrals", headers=auth("agency-home", "provider"))
+    assert str(sent["id"]) not in {x["id"] for x in from_home.json()["items"]}  # made by home, not sent to it
+    refused = await svc.client.post(
+        f"/v1/referrals/{sent['id']}/status",
+        json={"status": "entered-in-error"},
+        headers=auth("agency-home", "provider"),
+    )
+    assert refused.status_code == 404
+    accepted = await svc.client.post(
+        f"/v1/referrals/{sent['id']}/status", json={"status": "accepted"}, headers=auth(both, "provider")
+    )
+    assert accepted.status_code == 200 and accepted.json()["referral"]["status"] == "accepted"
+    analyst = await svc.client.get("/v1/referrals", headers=auth(both, "analyst"))
+    assert analyst.status_code == 403 and analyst.json()["missing_permission"] == "referral:read"
+
+
 # --- deadlines ------------------------------------------------------------------------------------
 
 
@@ -644,10 +678,15 @@ async def test_directory_is_seeded_searchable_and_changed_only_by_its_owner_or_a
 
     capacity = {"status": "waitlist", "notes": "about 10 waiting"}
     refused = await svc.client.post(
-        f"/v1/services/{local}/capacity", json=capacity, headers=auth("agency-other")
+        f"/v1/services/{local}/capacity", json=capacity, headers=auth("agency-other", "provider")
     )
     assert refused.status_code == 403
-    updated = await svc.client.post(f"/v1/services/{local}/capacity", json=capacity, headers=auth(owner))
+    # The directory is its providers' and administrators' business, not a care manager's.
+    no_role = await svc.client.post(f"/v1/services/{local}/capacity", json=capacity, headers=auth(owner))
+    assert no_role.status_code == 403 and no_role.json()["missing_permission"] == "directory:change"
+    updated = await svc.client.post(
+        f"/v1/services/{local}/capacity", json=capacity, headers=auth(owner, "provider")
+    )
     assert updated.status_code == 200 and updated.json()["capacity"] == capacity
     assert await found("capacity=waitlist") == [local]
 

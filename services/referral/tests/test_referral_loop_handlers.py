@@ -527,6 +527,31 @@ async def test_the_referring_agency_may_cancel_and_mark_entered_in_error(ctx, st
     assert erred.referral["status"] == "entered-in-error" and len(uow.events(ReferralStatusChanged)) == 1
 
 
+async def test_a_provider_answers_only_as_the_receiving_agency(ctx, store):
+    # The pantry's agency is also the patient's own: its care managers refer, its providers receive.
+    await program(ctx, store, "pantry", HOME)
+    made, _ = await referred(ctx, store)
+    as_provider = {"receiving_only": True}
+    with pytest.raises(handlers.ReferralNotFound):
+        await run(
+            handlers.change_referral_status,
+            ctx,
+            store,
+            change("agency-x", made["id"], "accepted", **as_provider),
+        )
+    with pytest.raises(WrongParty):  # marking in error is the referring side's, which a provider never is
+        await run(
+            handlers.change_referral_status,
+            ctx,
+            store,
+            change(HOME, made["id"], "entered-in-error", **as_provider),
+        )
+    accepted, _ = await run(
+        handlers.change_referral_status, ctx, store, change(HOME, made["id"], "accepted", **as_provider)
+    )
+    assert (accepted.referral["status"], accepted.history[-1]["by_party"]) == ("accepted", "target")
+
+
 async def test_a_rejection_for_no_capacity_reroutes_to_the_next_program_and_then_is_a_gap(ctx, store):
     await program(ctx, store, "a-first", "agency-a")
     await program(ctx, store, "b-second", "agency-b")
@@ -593,6 +618,10 @@ async def test_the_fake_shows_agencies_their_own_referrals_and_those_sent_to_the
     assert await ids(HOME, limit=1, offset=1) == [draft_id]
     assert (await loop.visible_referral("agency-food", made["id"]))["referring_agency_id"] == HOME
     assert await loop.visible_referral("agency-food", draft_id) is None
+    # A provider sees only what was sent to its agency, never what its agency made.
+    assert await ids(HOME, sent_to_only=True) == []
+    assert await ids("agency-food", sent_to_only=True) == [made["id"]]
+    assert await loop.visible_referral(HOME, made["id"], sent_to_only=True) is None
 
 
 # --- deadlines ------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from careloop_shared.http import Commands, CurrentPrincipal, read_store
+from careloop_shared.http import Commands, CurrentPrincipal, needs, read_store
 from careplan.domain.commands import ChooseAlternative, RequestService
 from careplan.necessity import handlers
 from careplan.schemas import ChoiceIn, ServiceRequestIn, ServiceRequestOut, VersionRef
@@ -30,7 +30,12 @@ def _decision(requested: handlers.ServiceRequested) -> dict[str, Any]:
     }
 
 
-@router.post("/service-requests", tags=["medical necessity"], status_code=201)
+@router.post(
+    "/service-requests",
+    tags=["medical necessity"],
+    status_code=201,
+    openapi_extra=needs("service-request:request"),
+)
 async def request_service(
     patient_id: uuid.UUID, body: ServiceRequestIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
@@ -39,7 +44,12 @@ async def request_service(
     return await commands.run(handlers.request_service, command, status_code=201, respond=_decision)
 
 
-@router.get("/service-requests", tags=["medical necessity"], response_model=list[ServiceRequestOut])
+@router.get(
+    "/service-requests",
+    tags=["medical necessity"],
+    response_model=list[ServiceRequestOut],
+    openapi_extra=needs("service-request:read"),
+)
 async def service_requests(
     patient_id: uuid.UUID, who: CurrentPrincipal, store: Store
 ) -> list[ServiceRequestOut]:
@@ -49,7 +59,12 @@ async def service_requests(
     ]
 
 
-@router.post("/service-requests/{request_id}/choice", tags=["medical necessity"], response_model=VersionRef)
+@router.post(
+    "/service-requests/{request_id}/choice",
+    tags=["medical necessity"],
+    response_model=VersionRef,
+    openapi_extra=needs("service-request:request"),
+)
 async def choose_alternative(
     patient_id: uuid.UUID, request_id: uuid.UUID, body: ChoiceIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:

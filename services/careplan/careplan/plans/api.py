@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from careloop_shared.errors import NotFound
-from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, read_store
+from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, needs, read_store
 from careplan.domain.commands import ChangePlanStatus, RecordEducation
 from careplan.domain.plan import PlanDocument
 from careplan.domain.versions import diff
@@ -31,7 +31,13 @@ def _plan_out(patient_id: uuid.UUID, row: Any) -> CarePlanOut:
 
 
 # The document is answered as it is stored: an older version's keys only, as that version wrote them.
-@router.get("/care-plan", tags=["care plans"], response_model=CarePlanOut, response_model_exclude_unset=True)
+@router.get(
+    "/care-plan",
+    tags=["care plans"],
+    response_model=CarePlanOut,
+    response_model_exclude_unset=True,
+    openapi_extra=needs("plan:read"),
+)
 async def current_care_plan(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> CarePlanOut:
     row = await store.plans.plan_version(who.agency_id, patient_id)
     if row is None:
@@ -39,7 +45,12 @@ async def current_care_plan(patient_id: uuid.UUID, who: CurrentPrincipal, store:
     return _plan_out(patient_id, row)
 
 
-@router.get("/care-plan/versions", tags=["care plans"], response_model=Page[VersionOut])
+@router.get(
+    "/care-plan/versions",
+    tags=["care plans"],
+    response_model=Page[VersionOut],
+    openapi_extra=needs("plan:read"),
+)
 async def care_plan_versions(
     patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, page: Paging
 ) -> Page[VersionOut]:
@@ -54,6 +65,7 @@ async def care_plan_versions(
     tags=["care plans"],
     response_model=CarePlanOut,
     response_model_exclude_unset=True,
+    openapi_extra=needs("plan:read"),
 )
 async def care_plan_version(
     patient_id: uuid.UUID, version: int, who: CurrentPrincipal, store: Store
@@ -64,7 +76,7 @@ async def care_plan_version(
     return _plan_out(patient_id, row)
 
 
-@router.get("/care-plan/diff", tags=["care plans"], response_model=DiffOut)
+@router.get("/care-plan/diff", tags=["care plans"], response_model=DiffOut, openapi_extra=needs("plan:read"))
 async def care_plan_diff(
     patient_id: uuid.UUID,
     who: CurrentPrincipal,
@@ -82,7 +94,9 @@ async def care_plan_diff(
     return DiffOut(from_version=from_, to_version=to, changes=changes)
 
 
-@router.post("/care-plan/status", tags=["care plans"], response_model=VersionRef)
+@router.post(
+    "/care-plan/status", tags=["care plans"], response_model=VersionRef, openapi_extra=needs("plan:change")
+)
 async def change_status(
     patient_id: uuid.UUID, body: StatusIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
@@ -95,6 +109,7 @@ async def change_status(
     tags=["care plans"],
     status_code=201,
     response_model=VersionRef,
+    openapi_extra=needs("plan:change"),
 )
 async def record_education(
     patient_id: uuid.UUID,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from careloop_shared.http import Commands, CurrentPrincipal, read_store
+from careloop_shared.http import Commands, CurrentPrincipal, needs, read_store
 from careplan.domain.commands import (
     AddCareTeamMember,
     ChangeCareTeamMember,
@@ -27,7 +27,13 @@ def _member(row: dict[str, Any]) -> MemberOut:
     return MemberOut(**row)
 
 
-@router.post("/care-plan/contributions", tags=["care team"], status_code=201, response_model=VersionRef)
+@router.post(
+    "/care-plan/contributions",
+    tags=["care team"],
+    status_code=201,
+    response_model=VersionRef,
+    openapi_extra=needs("plan:change"),
+)
 async def contribute(
     patient_id: uuid.UUID, body: ContributionIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
@@ -45,20 +51,33 @@ async def contribute(
     return await commands.run(handlers.contribute, command, status_code=201, respond=VersionRef.of)
 
 
-@router.get("/care-team", tags=["care team"], response_model=list[MemberOut])
+@router.get(
+    "/care-team", tags=["care team"], response_model=list[MemberOut], openapi_extra=needs("care-team:read")
+)
 async def care_team(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> list[MemberOut]:
     if await store.plans.plan_version(who.agency_id, patient_id) is None:
         raise PlanNotFound()
     return [MemberOut(**dict(r)) for r in await store.team.care_team(who.agency_id, patient_id)]
 
 
-@router.post("/care-team", tags=["care team"], status_code=201, response_model=MemberOut)
+@router.post(
+    "/care-team",
+    tags=["care team"],
+    status_code=201,
+    response_model=MemberOut,
+    openapi_extra=needs("care-team:change"),
+)
 async def add_member(patient_id: uuid.UUID, body: MemberIn, who: CurrentPrincipal, commands: Commands) -> Any:
     command = AddCareTeamMember(agency_id=who.agency_id, patient_id=patient_id, **body.model_dump())
     return await commands.run(handlers.add_member, command, status_code=201, respond=_member)
 
 
-@router.patch("/care-team/{member_id}", tags=["care team"], response_model=MemberOut)
+@router.patch(
+    "/care-team/{member_id}",
+    tags=["care team"],
+    response_model=MemberOut,
+    openapi_extra=needs("care-team:change"),
+)
 async def change_member(
     patient_id: uuid.UUID, member_id: uuid.UUID, body: MemberPatch, who: CurrentPrincipal, commands: Commands
 ) -> Any:
@@ -66,7 +85,7 @@ async def change_member(
     return await commands.run(handlers.change_member, command, respond=_member)
 
 
-@router.delete("/care-team/{member_id}", tags=["care team"])
+@router.delete("/care-team/{member_id}", tags=["care team"], openapi_extra=needs("care-team:change"))
 async def remove_member(
     patient_id: uuid.UUID, member_id: uuid.UUID, who: CurrentPrincipal, commands: Commands
 ) -> Any:

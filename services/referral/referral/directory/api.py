@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, Reply, read_store
+from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, Reply, needs, read_store
 from referral.directory import handlers
 from referral.directory.schemas import CapacityIn, OrganizationIn, OrganizationOut, ServiceIn, ServiceOut
 from referral.domain.commands import SaveOrganization, SaveService, UpdateCapacity
@@ -29,13 +29,15 @@ def _saved_service(saved: handlers.Saved) -> Reply:
     return Reply(ServiceOut(**saved.entry), 201 if saved.created else 200)
 
 
-@router.get("/organizations", response_model=Page[OrganizationOut])
+@router.get("/organizations", response_model=Page[OrganizationOut], openapi_extra=needs("directory:read"))
 async def list_organizations(_: CurrentPrincipal, store: Store, page: Paging) -> Page[OrganizationOut]:
     rows = await store.directory.list_organizations(page.fetch_limit, page.offset)
     return Page.of([OrganizationOut(**r) for r in rows], page)
 
 
-@router.get("/organizations/{organization_id}", response_model=OrganizationOut)
+@router.get(
+    "/organizations/{organization_id}", response_model=OrganizationOut, openapi_extra=needs("directory:read")
+)
 async def get_organization(organization_id: str, _: CurrentPrincipal, store: Store) -> OrganizationOut:
     row = await store.directory.get_organization(organization_id)
     if row is None:
@@ -48,6 +50,7 @@ async def get_organization(organization_id: str, _: CurrentPrincipal, store: Sto
     status_code=201,
     response_model=OrganizationOut,
     responses={200: {"description": "Updated an existing organization"}},
+    openapi_extra=needs("directory:change"),
 )
 async def save_organization(body: OrganizationIn, who: CurrentPrincipal, commands: Commands) -> Any:
     """Add an organization, or update it (same id): a directory administrator or the organization itself."""
@@ -55,7 +58,7 @@ async def save_organization(body: OrganizationIn, who: CurrentPrincipal, command
     return await commands.run(handlers.save_organization, command, respond=_saved_organization)
 
 
-@router.get("/services", response_model=Page[ServiceOut])
+@router.get("/services", response_model=Page[ServiceOut], openapi_extra=needs("directory:read"))
 async def search_services(
     _: CurrentPrincipal,
     store: Store,
@@ -84,7 +87,7 @@ async def search_services(
     return Page.of([ServiceOut(**s) for s in shown], page)
 
 
-@router.get("/services/{service_id}", response_model=ServiceOut)
+@router.get("/services/{service_id}", response_model=ServiceOut, openapi_extra=needs("directory:read"))
 async def get_service(service_id: str, _: CurrentPrincipal, store: Store) -> ServiceOut:
     row = await store.directory.get_service(service_id)
     if row is None:
@@ -98,6 +101,7 @@ async def get_service(service_id: str, _: CurrentPrincipal, store: Store) -> Ser
     status_code=201,
     response_model=ServiceOut,
     responses={200: {"description": "Updated an existing service"}},
+    openapi_extra=needs("directory:change"),
 )
 async def save_service(body: ServiceIn, who: CurrentPrincipal, commands: Commands) -> Any:
     """Add a service (program), or update it (same id)."""
@@ -105,7 +109,9 @@ async def save_service(body: ServiceIn, who: CurrentPrincipal, commands: Command
     return await commands.run(handlers.save_service, command, respond=_saved_service)
 
 
-@router.post("/services/{service_id}/capacity", response_model=ServiceOut)
+@router.post(
+    "/services/{service_id}/capacity", response_model=ServiceOut, openapi_extra=needs("directory:change")
+)
 async def update_capacity(
     service_id: str, body: CapacityIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:

@@ -24,6 +24,7 @@ class ChangeReferralStatus:
     reason: str | None = None
     outcome: Outcome | None = None
     note: str | None = None  # free text kept in referral's database only, never in events or logs
+    receiving_only: bool = False  # the caller acts only as the receiving agency (a provider)
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,10 @@ class Outcome:
     reason: str | None = None
 
 
+# Roles that act for a receiving agency only: they see and answer the referrals sent to it.
+RECEIVING_ROLES = frozenset({"provider"})
+
+
 def parties(agency_id: str, *, referring: str, receiving: str, status: str) -> frozenset[Party]:
     """The sides of a referral an agency is: the referring one always, the receiving one once sent."""
     sides = set()

@@ -232,6 +232,8 @@ async def change_referral_status(ctx: ReferralContext, uow: Uow, cmd: ChangeRefe
             receiving=referral["receiving_agency_id"],
             status=referral["status"],
         )
+        if cmd.receiving_only:
+            sides = sides & {Party.target}
     if referral is None or not sides:
         raise ReferralNotFound()  # the same to an agency that may not see it
     if referral["status"] == "draft" and cmd.status == "requested":

@@ -23,7 +23,10 @@ REFERRAL_COLUMNS = (
     " response_due_at, outcome_due_at, response_overdue_at IS NOT NULL AS response_overdue,"
     " outcome_overdue_at IS NOT NULL AS outcome_overdue, accepted_at, created_at, updated_at"
 )
+# Who may see a referral: the referring agency always; the receiving agency once it was sent.
 _VISIBLE = "(agency_id = $1 OR (receiving_agency_id = $1 AND status <> 'draft'))"
+# A provider (a receiving agency's staff) sees only what was sent to its agency.
+_SENT_TO = "(receiving_agency_id = $1 AND status <> 'draft')"
 _OVERDUE_COLUMNS = "id, patient_id, agency_id, receiving_agency_id"
 
 
@@ -121,9 +124,12 @@ class LoopStore(Store):
             referral_id,
         )
 
-    async def visible_referral(self, agency_id: str, referral_id: uuid.UUID) -> asyncpg.Record | None:
+    async def visible_referral(
+        self, agency_id: str, referral_id: uuid.UUID, *, sent_to_only: bool = False
+    ) -> asyncpg.Record | None:
+        visible = _SENT_TO if sent_to_only else _VISIBLE
         return await self.db.fetchrow(
-            f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE {_VISIBLE} AND id = $2", agency_id, referral_id
+            f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE {visible} AND id = $2", agency_id, referral_id
         )
 
     async def list_referrals(
@@ -135,9 +141,11 @@ class LoopStore(Store):
         status: str | None,
         limit: int,
         offset: int,
+        sent_to_only: bool = False,
     ) -> list[asyncpg.Record]:
+        visible = _SENT_TO if sent_to_only else _VISIBLE
         return await self.db.fetch(
-            f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE {_VISIBLE}"
+            f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE {visible}"
             " AND ($2::uuid IS NULL OR patient_id = $2) AND ($3::text IS NULL OR receiving_agency_id = $3)"
             " AND ($4::text IS NULL OR status = $4) ORDER BY created_at, id LIMIT $5 OFFSET $6",
             agency_id,

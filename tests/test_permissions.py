@@ -1,0 +1,95 @@
+"""Every route of every service, for every role, decides as the permission matrix says.
+
+The walk reads each service's OpenAPI document: every operation must name a permission the matrix
+knows; then each role's token is sent to it. A denied role gets 403 naming the missing permission
+before anything else runs; an allowed role gets past the check and reaches the route's store or
+command runner, where this test stops it (no database or broker needed).
+"""
+
+import importlib
+import re
+
+import httpx
+import pytest
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from careloop_shared.auth import ROLES
+from careloop_shared.http import PERMISSION_KEY, command_runner, read_store, service_context
+from careloop_shared.permissions import PERMISSIONS_FILE, load_matrix, markdown_table
+from tests.conftest import SERVICES, token
+
+MATRIX = load_matrix()
+REACHED = 299
+
+
+class Reached(Exception):
+    """The request got past authorization to the route's own dependencies."""
+
+
+def _reached(request: Request) -> None:
+    raise Reached
+
+
+def _app(service: str):
+    app = importlib.import_module(f"{service}.main").build_app()
+    for dependency in (read_store, command_runner, service_context):
+        app.dependency_overrides[dependency] = _reached
+
+    async def on_reached(_: Request, __: Exception) -> JSONResponse:
+        return JSONResponse(status_code=REACHED, content={})
+
+    app.add_exception_handler(Reached, on_reached)
+    return app
+
+
+def _operations(app):
+    for path, operations in app.openapi()["paths"].items():
+        for method, operation in operations.items():
+            if path.startswith("/v1/"):
+                yield method, path, operation
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_every_route_and_role_decides_as_the_matrix_says(service):
+    app = _app(service)
+    walked = 0
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://{service}") as client:
+        for method, path, operation in _operations(app):
+            permission = operation.get(PERMISSION_KEY)
+            assert permission in MATRIX.permissions(), f"{method.upper()} {path} names no known permission"
+            url = re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000001", path)
+            for role in sorted(ROLES):
+                r = await client.request(method, url, headers=token("agency-a", role), json={})
+                if MATRIX.allows(role, permission):
+                    assert r.status_code == REACHED, (role, method, path, r.status_code, r.text)
+                else:
+                    assert r.status_code == 403, (role, method, path, r.status_code)
+                    assert r.json() == {
+                        "detail": f"role {role} lacks permission {permission}",
+                        "missing_permission": permission,
+                    }
+                walked += 1
+    assert walked >= len(ROLES) * 2
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_no_token_is_401_before_any_permission_is_looked_at(service):
+    app = _app(service)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://{service}") as client:
+        for method, path, _ in _operations(app):
+            url = re.sub(r"\{[^}]+\}", "x", path)
+            assert (await client.request(method, url)).status_code == 401
+
+
+def test_every_permission_is_granted_to_someone_and_roles_are_as_documented():
+    assert set(MATRIX.roles) == ROLES
+    granted = {p for role in MATRIX.roles.values() for p in role.grants}
+    assert granted == set(MATRIX.permissions())
+
+
+def test_the_readme_shows_the_matrix_as_the_data_file_says():
+    readme = (PERMISSIONS_FILE.parents[3] / "README.md").read_text()
+    assert markdown_table(MATRIX) in readme, "run: python -m careloop_shared.permissions table"
