@@ -31,8 +31,19 @@ def _reached(request: Request) -> None:
     raise Reached
 
 
+class _Trail:
+    """Stands in for the audit trail: keeps what would be written."""
+
+    def __init__(self) -> None:
+        self.entries: list = []
+
+    async def record(self, entries) -> None:
+        self.entries += entries
+
+
 def _app(service: str):
     app = importlib.import_module(f"{service}.main").build_app()
+    app.state.runtime.audit = _Trail()
     for dependency in (read_store, command_runner, service_context):
         app.dependency_overrides[dependency] = _reached
 
@@ -70,6 +81,14 @@ async def test_every_route_and_role_decides_as_the_matrix_says(service):
                         "detail": f"role {role} lacks permission {permission}",
                         "missing_permission": permission,
                     }
+                    if "{" in path:  # a refused attempt at a patient's data, or at one record, is audited
+                        denied = app.state.runtime.audit.entries[-1]
+                        assert (denied.outcome, denied.outcome_detail, denied.role) == (
+                            "denied",
+                            permission,
+                            role,
+                        )
+                        assert denied.route == f"{method.upper()} {path}"
                 walked += 1
     assert walked >= len(ROLES) * 2
 

@@ -1,17 +1,26 @@
 """Bearer JWTs that name the caller's agency and role.
 
 Every HTTP endpoint except health requires one. A caller sees only its own agency's patients.
+
+Two kinds are accepted. Development tokens are HS256, signed with the shared ``CARELOOP_JWT_SECRET``
+(``issue_token``, ``make token``); with the development secret only on a loopback service. When an OpenID
+Connect provider is configured (``CARELOOP_OIDC_ISSUER``), a token whose ``iss`` is that provider is checked
+with the provider's published keys instead (``oidc.py``); its agency and role come from configurable claims.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from careloop_shared.oidc import OidcConfig, TokenRejected, verifier_for
+from careloop_shared.settings import DEV_JWT_SECRET, LOOPBACK_HOSTS, ServiceSettings
 
 ROLES = frozenset({"care-manager", "supervisor", "admin", "analyst", "provider"})
 ALGORITHM = "HS256"
@@ -47,6 +56,7 @@ def issue_token(
 
 
 def verify_token(token: str, secret: str, *, issuer: str) -> Principal:
+    """A development token: HS256 with the shared secret."""
     try:
         claims = jwt.decode(
             token,
@@ -57,33 +67,82 @@ def verify_token(token: str, secret: str, *, issuer: str) -> Principal:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(type(exc).__name__) from exc
-    agency, role = claims.get("agency"), claims.get("role")
+    return principal_from_claims(claims, agency_claim="agency", role_claim="role")
+
+
+def principal_from_claims(claims: Mapping[str, Any], *, agency_claim: str, role_claim: str) -> Principal:
+    """The caller named by verified claims. A role claim may be one name or a list of names (providers
+    often send groups); the first name that is a careloop role is the caller's role, the rest are ignored."""
+    agency, role = claim(claims, agency_claim), claim(claims, role_claim)
     if not isinstance(agency, str) or not agency:
         raise InvalidToken("token names no agency")
-    if role not in ROLES:
+    names = role if isinstance(role, list) else [role]
+    known = [name for name in names if isinstance(name, str) and name in ROLES]
+    if not known:
         raise InvalidToken("token names no known role")
-    return Principal(agency_id=agency, role=role, subject=str(claims["sub"]))
+    return Principal(agency_id=agency, role=known[0], subject=str(claims["sub"]))
+
+
+def claim(claims: Mapping[str, Any], name: str) -> Any:
+    """A top-level claim, or else a dotted path into nested ones (``realm_access.roles``)."""
+    if name in claims:
+        return claims[name]
+    value: Any = claims
+    for part in name.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+async def verify_bearer(token: str, settings: ServiceSettings) -> Principal:
+    """A provider's token when its ``iss`` is the configured OIDC issuer, else a development token."""
+    config = OidcConfig.from_settings(settings)
+    if config is None or _unverified_issuer(token) != config.issuer:
+        return _verify_development_token(token, settings)
+    try:
+        claims = await verifier_for(config).verify(token)
+    except TokenRejected as exc:
+        raise InvalidToken(str(exc)) from exc
+    return principal_from_claims(
+        claims, agency_claim=settings.oidc_agency_claim, role_claim=settings.oidc_role_claim
+    )
+
+
+def _unverified_issuer(token: str) -> str | None:
+    """Only to choose how to verify: each way then checks signature and issuer for itself."""
+    try:
+        iss = jwt.decode(token, options={"verify_signature": False}).get("iss")
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(type(exc).__name__) from exc
+    return iss if isinstance(iss, str) else None
+
+
+def _verify_development_token(token: str, settings: ServiceSettings) -> Principal:
+    secret = settings.jwt_secret.get_secret_value()
+    # Anyone can mint tokens with the development secret (the rule http.serve enforces at start).
+    if secret == DEV_JWT_SECRET and settings.host not in LOOPBACK_HOSTS:
+        raise InvalidToken("development tokens are accepted only by a service on loopback")
+    return verify_token(token, secret, issuer=settings.jwt_issuer)
 
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def authenticate(credentials: HTTPAuthorizationCredentials | None, secret: str, issuer: str) -> Principal:
+async def authenticate(
+    credentials: HTTPAuthorizationCredentials | None, settings: ServiceSettings
+) -> Principal:
     """Answer 401 unless a valid bearer token is presented."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "bearer token required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise _unauthorized("bearer token required")
     try:
-        return verify_token(credentials.credentials, secret, issuer=issuer)
+        return await verify_bearer(credentials.credentials, settings)
     except InvalidToken as exc:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            f"invalid token: {exc}",
-            headers={"WWW-Authenticate": "Bearer"},
-        ) from exc
+        raise _unauthorized(f"invalid token: {exc}") from exc
+
+
+def _unauthorized(reason: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"})
 
 
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -1,4 +1,4 @@
-"""Refusals a use case raises, each answered once, the same way, by ``http.create_app``.
+"""Refusals a use case raises, each answered once, the same way, by ``app.create_app``.
 
 A handler raises ``NotFound``, ``Conflict``, ``Forbidden`` or ``Invalid`` (or a domain exception
 derived from one); the transaction rolls back, so nothing is stored or emitted, and the caller gets

@@ -1,37 +1,28 @@
-"""The HTTP side every service shares: app factory, health, dependencies, commands, PHI-safe errors.
+"""What a service's routes depend on: the caller, the permission a route needs, commands, pages, audit.
 
-A route builds a domain command from the request and hands it to ``Commands.run`` with the handler
-that carries it out; a refusal the handler raises (``careloop_shared.errors``) is answered here, once.
-Reads use the service's store over the pool (``read_store``) and its context (``service_context``).
+A route names the permission it needs (``needs``), builds a domain command from the request and hands
+it to ``Commands.run`` with the handler that carries it out. Reads use the service's store over the
+pool (``read_store``) and its context (``service_context``); a read that discloses a patient's data
+records it first (``Audit``). The app around the routes is built in ``app.create_app``.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.routing import APIRoute
-from faststream.specification import AsyncAPI, get_asyncapi_html
+from fastapi import Depends, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from careloop_shared.audit import AuditEntry
 from careloop_shared.auth import BearerCredentials, Principal, authenticate
-from careloop_shared.errors import Refusal
 from careloop_shared.idempotency import run_idempotent
-from careloop_shared.logging import configure_logging, get_logger
+from careloop_shared.logging import get_logger
 from careloop_shared.outbox import UnitOfWork
-from careloop_shared.permissions import PermissionMatrix, authorize, load_matrix
 from careloop_shared.runtime import ServiceRuntime
-from careloop_shared.settings import DEV_JWT_SECRET
 
 log = get_logger(__name__)
 
@@ -41,9 +32,8 @@ def get_runtime(request: Request) -> ServiceRuntime:
     return runtime
 
 
-def current_principal(request: Request, credentials: BearerCredentials) -> Principal:
-    settings = get_runtime(request).settings
-    return authenticate(credentials, settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
+async def current_principal(request: Request, credentials: BearerCredentials) -> Principal:
+    return await authenticate(credentials, get_runtime(request).settings)
 
 
 def service_context(request: Request) -> Any:
@@ -69,15 +59,6 @@ def permission_of(route: Any) -> str | None:
     extra = getattr(route, "openapi_extra", None) or {}
     permission: str | None = extra.get(PERMISSION_KEY)
     return permission
-
-
-def _check_permissions(router: APIRouter, matrix: PermissionMatrix) -> None:
-    """Every route names a permission the matrix knows; a route without one would refuse everybody."""
-    known = set(matrix.permissions())
-    for route in router.routes:
-        if isinstance(route, APIRoute) and permission_of(route) not in known:
-            methods = ",".join(sorted(route.methods or ()))
-            raise ValueError(f"route {methods} {route.path} needs a known permission (http.needs)")
 
 
 Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
@@ -171,150 +152,63 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in errors]
 
 
-async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        content={"detail": validation_errors(exc.errors())},
-    )
+def route_name(request: Request) -> str:
+    """Method and route template: names what was asked, never the ids or values in the URL."""
+    return f"{request.method} {getattr(request.scope.get('route'), 'path', '<unmatched>')}"
 
 
-async def _on_refusal(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, Refusal)
-    return JSONResponse(status_code=exc.status_code, content=jsonable_encoder(exc.body()))
+class Auditor:
+    """Records, for one request, which patient's data the route discloses (``Audit`` dependency)."""
 
+    def __init__(self, runtime: ServiceRuntime, request: Request, principal: Principal) -> None:
+        self._runtime = runtime
+        self._request = request
+        self._principal = principal
 
-async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-    log.error("unhandled error", request_id=request_id, exc_info=exc)
-    return JSONResponse(status_code=500, content={"detail": "internal error", "request_id": request_id})
-
-
-class AccessLog:
-    """One log line per request, naming the route template (never the ids in the URL).
-
-    Plain ASGI: Starlette's BaseHTTPMiddleware costs a task and a stream per request.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status_code = 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status_code
-            if message["type"] == "http.response.start":
-                status_code = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            route = scope.get("route")
-            log.info(
-                "http request",
-                method=scope["method"],
-                route=getattr(route, "path", "<unmatched>"),
-                status=status_code,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
-
-
-def create_app(
-    runtime: ServiceRuntime,
-    routers: Sequence[APIRouter],
-    *,
-    description: str,
-    permissions: PermissionMatrix | None = None,
-) -> FastAPI:
-    """The service's app: health, event docs, refusals answered once, and every route of ``routers``
-    behind authentication and the permission matrix (``permissions``, else the shipped one)."""
-    matrix = permissions or load_matrix()
-
-    async def authorized(request: Request, who: CurrentPrincipal) -> None:
-        authorize(matrix, who.role, permission_of(request.scope.get("route")))
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
-        try:
-            yield
-        finally:
-            await runtime.stop()
-
-    app = FastAPI(
-        title=f"careloop {runtime.spec.name}",
-        version="0.1.0",
-        description=description,
-        lifespan=lifespan,
-    )
-    app.state.runtime = runtime
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(Refusal, _on_refusal)
-    app.add_exception_handler(Exception, _on_unexpected_error)
-
-    app.add_middleware(AccessLog)
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> JSONResponse:
-        """Alive, unless the event consumer is stuck with work waiting (then restart the process)."""
-        if await runtime.consumer_stalled():
-            return JSONResponse(status_code=503, content={"status": "consumer stalled"})
-        return JSONResponse({"status": "alive"})
-
-    @app.get("/readyz", tags=["health"])
-    async def readyz() -> JSONResponse:
-        checks = await runtime.readiness()
-        ready = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            status_code=200 if ready else 503,
-            content={"status": "ready" if ready else "not ready", "checks": checks},
+    def entry(
+        self,
+        patient_id: uuid.UUID | None,
+        what: str,
+        *,
+        entity_id: Any = None,
+        patient_agency_id: str | None = None,
+        outcome: str = "allowed",
+        outcome_detail: str | None = None,
+    ) -> AuditEntry:
+        who, client = self._principal, self._request.client
+        return AuditEntry(
+            subject=who.subject,
+            role=who.role,
+            agency_id=who.agency_id,
+            network_address=client.host if client else None,
+            source=self._runtime.spec.name,
+            patient_id=patient_id,
+            # A route answers for its caller's agency's patients unless it says otherwise.
+            patient_agency_id=patient_agency_id or (who.agency_id if outcome == "allowed" else None),
+            what=what,
+            entity_id=None if entity_id is None else str(entity_id),
+            route=route_name(self._request),
+            outcome=outcome,
+            outcome_detail=outcome_detail,
         )
 
-    events_doc = AsyncAPI(
-        runtime.broker,
-        title=f"careloop {runtime.spec.name} events",
-        version="1.0.0",
-        description=f"Kafka topics {runtime.spec.name} publishes and consumes (CloudEvents, binary mode).",
-    )
+    async def read(
+        self, patient_id: uuid.UUID, what: str, *, entity_id: Any = None, patient_agency_id: str | None = None
+    ) -> None:
+        """Record that the answer discloses this patient's ``what``; returns once it is stored."""
+        await self.read_many([(patient_id, entity_id)], what, patient_agency_id=patient_agency_id)
 
-    @app.get("/asyncapi.json", tags=["events"], include_in_schema=False)
-    async def asyncapi_json() -> JSONResponse:
-        return JSONResponse(events_doc.to_specification().to_jsonable())
-
-    @app.get("/asyncapi", tags=["events"], include_in_schema=False)
-    async def asyncapi_html() -> HTMLResponse:
-        return HTMLResponse(get_asyncapi_html(events_doc.to_specification(), try_it_out_path=None))
-
-    for router in routers:
-        _check_permissions(router, matrix)
-        app.include_router(router, dependencies=[Depends(authorized)])
-    return app
+    async def read_many(
+        self, disclosed: Sequence[tuple[uuid.UUID, Any]], what: str, *, patient_agency_id: str | None = None
+    ) -> None:
+        """The same for every (patient, entity) a list discloses."""
+        await self._runtime.audit.record(
+            [self.entry(p, what, entity_id=e, patient_agency_id=patient_agency_id) for p, e in disclosed]
+        )
 
 
-def serve(app: FastAPI) -> None:
-    """Run one service process: JSON logs, no uvicorn access log (ours names routes, not URLs)."""
-    runtime: ServiceRuntime = app.state.runtime
-    settings = runtime.settings
-    configure_logging(settings.service_name, settings.log_level)
-    if settings.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
-        # Anyone can mint tokens with the development secret: it is only for a service on loopback.
-        if settings.host not in ("127.0.0.1", "localhost", "::1"):
-            raise SystemExit(
-                f"refusing to listen on {settings.host} with the development JWT secret;"
-                " set CARELOOP_JWT_SECRET"
-            )
-        log.warning("using the development JWT secret; set CARELOOP_JWT_SECRET outside development")
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=20,
-    )
+def auditor(request: Request, who: CurrentPrincipal) -> Auditor:
+    return Auditor(get_runtime(request), request, who)
+
+
+Audit = Annotated[Auditor, Depends(auditor)]

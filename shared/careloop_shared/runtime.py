@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from careloop_shared import db
+from careloop_shared.audit import AuditTrail
 from careloop_shared.consumer import EventConsumer, Handler, StoreFactory
 from careloop_shared.events import Event
 from careloop_shared.kafka import consumer_lag, ensure_topics, new_broker, publish_dead_letter, subscribe
@@ -91,6 +92,7 @@ class ServiceRuntime:
                 description=(event_type.__doc__ or "").strip(),
                 include_in_schema=True,
             )
+        self.audit = AuditTrail(lambda: self.pool)
         self.relay: OutboxRelay | None = None
         self.consumer: EventConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -130,6 +132,7 @@ class ServiceRuntime:
             self._pool,
             [*db.kernel_migrations(), *db.folder_migrations(self.spec.name, self.spec.migrations)],
         )
+        self.audit.start()
         for step in self.spec.startup:
             async with self.uow() as uow:
                 await step(self.context, uow)
@@ -174,6 +177,7 @@ class ServiceRuntime:
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        await self.audit.stop()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -6,10 +6,18 @@ names carry the service prefix (``INTAKE_DATABASE_URL``, ``INTAKE_PORT``, ...).
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_JWT_SECRET = "careloop-dev-secret-change-me-0123456789"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# Asymmetric only: a provider's public key must never be usable as an HMAC secret.
+OIDC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 
 
 def service_config(env_prefix: str) -> SettingsConfigDict:
@@ -47,6 +55,25 @@ class ServiceSettings(BaseSettings):
     jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), validation_alias=_global("CARELOOP_JWT_SECRET"))
     jwt_issuer: str = Field("careloop-dev", validation_alias=_global("CARELOOP_JWT_ISSUER"))
 
+    # OpenID Connect provider; without an issuer only development tokens are accepted (see auth.py).
+    oidc_issuer: str | None = Field(None, validation_alias=_global("CARELOOP_OIDC_ISSUER"))
+    oidc_audience: str | None = Field(None, validation_alias=_global("CARELOOP_OIDC_AUDIENCE"))
+    # The provider's key set; found from <issuer>/.well-known/openid-configuration when unset.
+    oidc_jwks_url: str | None = Field(None, validation_alias=_global("CARELOOP_OIDC_JWKS_URL"))
+    oidc_algorithms: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("RS256", "ES256"), validation_alias=_global("CARELOOP_OIDC_ALGORITHMS")
+    )
+    oidc_leeway_s: float = Field(30.0, ge=0, validation_alias=_global("CARELOOP_OIDC_LEEWAY_S"))
+    oidc_jwks_refetch_min_s: float = Field(
+        30.0, ge=0, validation_alias=_global("CARELOOP_OIDC_JWKS_REFETCH_MIN_S")
+    )
+    oidc_jwks_max_age_s: float = Field(3600.0, gt=0, validation_alias=_global("CARELOOP_OIDC_JWKS_MAX_AGE_S"))
+    oidc_http_timeout_s: float = Field(5.0, gt=0, validation_alias=_global("CARELOOP_OIDC_HTTP_TIMEOUT_S"))
+    oidc_agency_claim: str = Field(
+        "agency", min_length=1, validation_alias=_global("CARELOOP_OIDC_AGENCY_CLAIM")
+    )
+    oidc_role_claim: str = Field("role", min_length=1, validation_alias=_global("CARELOOP_OIDC_ROLE_CLAIM"))
+
     log_level: str = Field("INFO", validation_alias=_global("CARELOOP_LOG_LEVEL"))
 
     relay_batch_size: int = 500
@@ -56,6 +83,28 @@ class ServiceSettings(BaseSettings):
     consumer_backoff_s: float = 0.2
     # Liveness: a consumer with records waiting and no progress for this long is stuck (restart it).
     consumer_stall_s: float = 120.0
+
+    @field_validator("oidc_algorithms", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_consistent(self) -> Self:
+        if not self.oidc_issuer:
+            return self
+        if not self.oidc_audience:
+            raise ValueError("CARELOOP_OIDC_AUDIENCE is required with CARELOOP_OIDC_ISSUER")
+        if self.oidc_issuer == self.jwt_issuer:
+            raise ValueError("CARELOOP_OIDC_ISSUER must differ from CARELOOP_JWT_ISSUER")
+        if not self.oidc_algorithms or not set(self.oidc_algorithms) <= OIDC_ALGORITHMS:
+            raise ValueError(f"CARELOOP_OIDC_ALGORITHMS must be among {', '.join(sorted(OIDC_ALGORITHMS))}")
+        for url in (self.oidc_issuer, self.oidc_jwks_url):
+            if url is not None and not https_or_loopback(url):
+                raise ValueError("the OIDC issuer and JWKS URL must be https (plain http only on loopback)")
+        return self
 
     def own_database_url(self) -> str:
         if self.database_url:
@@ -68,3 +117,9 @@ class ServiceSettings(BaseSettings):
     @property
     def consumer_group(self) -> str:
         return self.group_id or f"{self.topic_prefix}{self.service_name}"
+
+
+def https_or_loopback(url: str) -> bool:
+    """Keys fetched over plain http could be swapped on the way; only this machine is trusted without TLS."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from careloop_shared.app import create_app, serve
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.contracts import (
     CareTeamChanged,
@@ -13,7 +14,6 @@ from careloop_shared.contracts import (
     PlanAlternativesProposed,
     PlanUpdated,
 )
-from careloop_shared.http import create_app, serve
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careplan.config import CareplanContext, CareplanSettings
 from careplan.consumers import HANDLERS

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from careloop_shared.app import create_app, serve
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.contracts import (
     FollowUpCompleted,
@@ -14,7 +15,6 @@ from careloop_shared.contracts import (
     FollowUpScheduled,
     ReassessmentRequested,
 )
-from careloop_shared.http import create_app, serve
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
 from followup.api import router
 from followup.config import FollowupContext, FollowupSettings

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from careloop_shared.errors import NotFound
-from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, needs, read_store
+from careloop_shared.http import Audit, Commands, CurrentPrincipal, Page, Paging, needs, read_store
 from intake import handlers
 from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient, RevokeConsent, UpdatePatient
 from intake.schemas import (
@@ -54,9 +54,11 @@ async def register_patient(body: PatientIn, who: CurrentPrincipal, commands: Com
 @router.get(
     "/patients", tags=["patients"], response_model=Page[PatientOut], openapi_extra=needs("patient:read")
 )
-async def list_patients(who: CurrentPrincipal, store: Store, page: Paging) -> Page[PatientOut]:
+async def list_patients(who: CurrentPrincipal, store: Store, audit: Audit, page: Paging) -> Page[PatientOut]:
     rows = await store.list_patients(who.agency_id, page.fetch_limit, page.offset)
-    return Page.of([PatientOut(**dict(r)) for r in rows], page)
+    shown = Page.of([PatientOut(**dict(r)) for r in rows], page)
+    await audit.read_many([(p.id, p.id) for p in shown.items], "patient")
+    return shown
 
 
 @router.get(
@@ -65,8 +67,10 @@ async def list_patients(who: CurrentPrincipal, store: Store, page: Paging) -> Pa
     response_model=PatientOut,
     openapi_extra=needs("patient:read"),
 )
-async def get_patient(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> PatientOut:
-    return PatientOut(**dict(await _patient(store, who.agency_id, patient_id)))
+async def get_patient(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit) -> PatientOut:
+    patient = PatientOut(**dict(await _patient(store, who.agency_id, patient_id)))
+    await audit.read(patient_id, "patient")
+    return patient
 
 
 @router.patch(
@@ -76,10 +80,12 @@ async def get_patient(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store
     openapi_extra=needs("patient:update"),
 )
 async def update_patient(
-    patient_id: uuid.UUID, body: PatientPatch, who: CurrentPrincipal, commands: Commands
+    patient_id: uuid.UUID, body: PatientPatch, who: CurrentPrincipal, commands: Commands, audit: Audit
 ) -> Any:
     command = UpdatePatient(who.agency_id, patient_id, body.model_dump(exclude_unset=True))
-    return await commands.run(handlers.update_patient, command, respond=lambda p: PatientOut(**p))
+    answer = await commands.run(handlers.update_patient, command, respond=lambda p: PatientOut(**p))
+    await audit.read(patient_id, "patient")  # the answer shows the patient's details
+    return answer
 
 
 @router.post(
@@ -142,11 +148,13 @@ async def assess_patient(
     openapi_extra=needs("assessment:read"),
 )
 async def list_assessments(
-    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, page: Paging
+    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, page: Paging
 ) -> Page[AssessmentOut]:
     await _patient(store, who.agency_id, patient_id)
     rows = await store.list_assessments(who.agency_id, patient_id, page.fetch_limit, page.offset)
-    return Page.of([AssessmentOut(**dict(r)) for r in rows], page)
+    shown = Page.of([AssessmentOut(**dict(r)) for r in rows], page)
+    await audit.read_many([(a.patient_id, a.id) for a in shown.items], "assessment")
+    return shown
 
 
 @router.get(
@@ -155,8 +163,11 @@ async def list_assessments(
     response_model=AssessmentOut,
     openapi_extra=needs("assessment:read"),
 )
-async def get_assessment(assessment_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> AssessmentOut:
+async def get_assessment(
+    assessment_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit
+) -> AssessmentOut:
     row = await store.get_assessment(who.agency_id, assessment_id)
     if row is None:
         raise NotFound("assessment not found")
+    await audit.read(row["patient_id"], "assessment", entity_id=assessment_id)
     return AssessmentOut(**dict(row))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from careloop_shared.app import create_app, serve
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.contracts import (
     ConsentRecorded,
@@ -14,7 +15,6 @@ from careloop_shared.contracts import (
     PatientRegistered,
     PatientUpdated,
 )
-from careloop_shared.http import create_app, serve
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from intake.api import router
 from intake.config import IntakeContext, IntakeSettings

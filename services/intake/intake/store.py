@@ -75,6 +75,12 @@ class IntakeStore(Store):
             return other
         return None
 
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        agency: str | None = await self.db.fetchval(
+            "SELECT agency_id FROM patients WHERE id = $1", patient_id
+        )
+        return agency
+
     async def list_patients(self, agency_id: str, limit: int, offset: int) -> list[asyncpg.Record]:
         return await self.db.fetch(
             f"SELECT {PATIENT_COLUMNS} FROM patients WHERE agency_id = $1"

@@ -54,6 +54,10 @@ class FakeIntakeStore:
             self.patients[patient_id] = {**merged, "updated_at": at}
         return other
 
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        row = self.patients.get(patient_id)
+        return None if row is None else row["agency_id"]
+
     async def list_patients(self, agency_id: str, limit: int, offset: int) -> list[dict[str, Any]]:
         mine = sorted(
             (p for p in self.patients.values() if p["agency_id"] == agency_id),

@@ -36,8 +36,13 @@ PHQ9_SEVERE = {
 }
 
 
-def auth(agency: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role="care-manager")}
+def auth(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:
+    token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
+    return {"Authorization": "Bearer " + token, "X-Agency": agency}
+
+
+def agency_of(headers: dict[str, str]) -> str:
+    return headers["X-Agency"]
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -395,3 +400,38 @@ async def test_emitted_events_validate_against_the_published_schemas(intake, age
         "utility-insecurity",
         "intimate-partner-violence",  # 5 + 5 + 1 + 1 = 12 > 10
     ]
+
+
+async def test_every_read_of_a_patients_details_is_audited_with_the_person_and_refusals_too(intake, agency):
+    client, runtime = intake
+    patient_id = await register(client, agency, given_name="Audited")
+    agency_id = agency_of(agency)
+    reader = auth(agency_id, subject="cm-ana")
+    assert (await client.get(f"/v1/patients/{patient_id}", headers=reader)).status_code == 200
+    stranger = auth("agency-elsewhere", subject="cm-eve")
+    assert (await client.get(f"/v1/patients/{patient_id}", headers=stranger)).status_code == 404
+    analyst = auth(agency_id, role="analyst", subject="an-al")
+    assert (await client.get(f"/v1/patients/{patient_id}", headers=analyst)).status_code == 403
+
+    supervisor = auth(agency_id, role="supervisor", subject="sv-sam")
+    trail = await client.get(f"/v1/audit?patient_id={patient_id}", headers=supervisor)
+    assert trail.status_code == 200, trail.text
+    seen = [(e["subject"], e["outcome"], e["what"], e["outcome_detail"]) for e in trail.json()["items"]]
+    assert ("cm-ana", "allowed", "patient", None) in seen
+    assert ("cm-eve", "denied", "patient", "patient not found") in seen
+    assert ("an-al", "denied", "patient", "patient:read") in seen
+    entry = next(e for e in trail.json()["items"] if e["subject"] == "cm-ana")
+    assert (entry["route"], entry["source"], entry["patient_agency_id"]) == (
+        "GET /v1/patients/{patient_id}",
+        "intake",
+        agency_id,
+    )
+    # Nobody outside the agency was shown anything; the refusals are not disclosures.
+    disclosures = await client.get(f"/v1/audit/disclosures?patient_id={patient_id}", headers=supervisor)
+    assert disclosures.json()["items"] == []
+    # A care manager may not read the audit log; another agency's supervisor finds no such patient.
+    assert (await client.get(f"/v1/audit?patient_id={patient_id}", headers=reader)).status_code == 403
+    other = auth("agency-elsewhere", role="supervisor")
+    assert (await client.get(f"/v1/audit?patient_id={patient_id}", headers=other)).status_code == 404
+    with pytest.raises(Exception, match="append-only"):
+        await runtime.pool.execute("DELETE FROM audit_log")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from careloop_shared.app import create_app, serve
 from careloop_shared.clock import Clock, system_clock
-from careloop_shared.http import create_app, serve
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from record.api import router
 from record.config import RecordContext, RecordSettings

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from careloop_shared.app import create_app, serve
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.contracts import NetworkGapDetected, ReferralMade, ReferralOverdue, ReferralStatusChanged
-from careloop_shared.http import create_app, serve
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
 from referral.config import ReferralContext, ReferralSettings
 from referral.consumers import HANDLERS

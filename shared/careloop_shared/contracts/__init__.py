@@ -17,6 +17,8 @@ from careloop_shared.contracts.careplan import (
     PlanUpdated,
 )
 from careloop_shared.contracts.common import (
+    ActorId,
+    ActorRole,
     ContactPreference,
     Need,
     Observation,
@@ -47,6 +49,8 @@ from careloop_shared.contracts.referral import (
 )
 
 __all__ = [
+    "ActorId",
+    "ActorRole",
     "CareTeamChanged",
     "ConsentRecorded",
     "ConsentRevoked",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,3 +41,14 @@ class ContactPreference(StrEnum):
     text = "text"
     email = "email"
     do_not_contact = "do-not-contact"
+
+
+# Who made a change an event announces: a staff member's id, never a patient identifier.
+ActorId = Annotated[
+    str | None,
+    Field(
+        description="The staff member who made the change: their identity provider's subject id (the"
+        " token's sub), never a patient identifier. Null when careloop did it on its own."
+    ),
+]
+ActorRole = Annotated[str | None, Field(description="Their careloop role: care-manager, provider, ...")]

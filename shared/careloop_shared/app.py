@@ -1,0 +1,225 @@
+"""The app around a service's routes: health, event docs, authentication, the permission matrix on every
+route, refusals answered once (and audited on a patient's routes), the audit log's routes, and ``serve``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
+from faststream.specification import AsyncAPI, get_asyncapi_html
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from careloop_shared import audit_api
+from careloop_shared.audit import AuditUnavailable
+from careloop_shared.auth import Principal
+from careloop_shared.errors import Refusal
+from careloop_shared.http import Auditor, CurrentPrincipal, get_runtime, permission_of, validation_errors
+from careloop_shared.logging import configure_logging, get_logger
+from careloop_shared.permissions import PermissionMatrix, authorize, load_matrix
+from careloop_shared.runtime import ServiceRuntime
+from careloop_shared.settings import DEV_JWT_SECRET
+
+log = get_logger(__name__)
+
+_PRINCIPAL = "careloop_principal"  # request.state: who the caller is, once authenticated
+
+
+def _check_permissions(router: APIRouter, matrix: PermissionMatrix) -> None:
+    """Every route names a permission the matrix knows; a route without one would refuse everybody."""
+    known = set(matrix.permissions())
+    for route in router.routes:
+        if isinstance(route, APIRoute) and permission_of(route) not in known:
+            methods = ",".join(sorted(route.methods or ()))
+            raise ValueError(f"route {methods} {route.path} needs a known permission (http.needs)")
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": validation_errors(exc.errors())},
+    )
+
+
+async def _on_refusal(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refusal)
+    if exc.status_code in (403, 404):
+        await _audit_refusal(request, exc)
+    return JSONResponse(status_code=exc.status_code, content=jsonable_encoder(exc.body()))
+
+
+async def _audit_refusal(request: Request, exc: Refusal) -> None:
+    """A refused attempt at a patient's data (or at one record by its id) is audited too."""
+    who: Principal | None = getattr(request.state, _PRINCIPAL, None)
+    ids = {k: v for k, v in request.path_params.items() if k.endswith("_id")}
+    if who is None or not ids:
+        return
+    patient_id = _uuid(ids.pop("patient_id", None))
+    entity = next(iter(ids.values()), None)
+    what = (permission_of(request.scope.get("route")) or "unknown").split(":")[0]
+    detail = exc.body().get("missing_permission") or str(exc)
+    entry = Auditor(get_runtime(request), request, who).entry(
+        patient_id, what, entity_id=entity, outcome="denied", outcome_detail=str(detail)[:200]
+    )
+    try:
+        await get_runtime(request).audit.record([entry])
+    except AuditUnavailable:
+        log.error("a refused attempt could not be audited", route=entry.route)
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+async def _on_audit_unavailable(_: Request, __: Exception) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"detail": "the audit log is unavailable; try again"})
+
+
+async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    log.error("unhandled error", request_id=request_id, exc_info=exc)
+    return JSONResponse(status_code=500, content={"detail": "internal error", "request_id": request_id})
+
+
+class AccessLog:
+    """One log line per request, naming the route template (never the ids in the URL).
+
+    Plain ASGI: Starlette's BaseHTTPMiddleware costs a task and a stream per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status_code = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = scope.get("route")
+            log.info(
+                "http request",
+                method=scope["method"],
+                route=getattr(route, "path", "<unmatched>"),
+                status=status_code,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+
+def create_app(
+    runtime: ServiceRuntime,
+    routers: Sequence[APIRouter],
+    *,
+    description: str,
+    permissions: PermissionMatrix | None = None,
+) -> FastAPI:
+    """The service's app: health, event docs, refusals answered once, and every route of ``routers``
+    behind authentication and the permission matrix (``permissions``, else the shipped one)."""
+    matrix = permissions or load_matrix()
+
+    async def authorized(request: Request, who: CurrentPrincipal) -> None:
+        setattr(request.state, _PRINCIPAL, who)
+        authorize(matrix, who.role, permission_of(request.scope.get("route")))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title=f"careloop {runtime.spec.name}",
+        version="0.1.0",
+        description=description,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Refusal, _on_refusal)
+    app.add_exception_handler(AuditUnavailable, _on_audit_unavailable)
+    app.add_exception_handler(Exception, _on_unexpected_error)
+
+    app.add_middleware(AccessLog)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> JSONResponse:
+        """Alive, unless the event consumer is stuck with work waiting (then restart the process)."""
+        if await runtime.consumer_stalled():
+            return JSONResponse(status_code=503, content={"status": "consumer stalled"})
+        return JSONResponse({"status": "alive"})
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        checks = await runtime.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            status_code=200 if ready else 503,
+            content={"status": "ready" if ready else "not ready", "checks": checks},
+        )
+
+    events_doc = AsyncAPI(
+        runtime.broker,
+        title=f"careloop {runtime.spec.name} events",
+        version="1.0.0",
+        description=f"Kafka topics {runtime.spec.name} publishes and consumes (CloudEvents, binary mode).",
+    )
+
+    @app.get("/asyncapi.json", tags=["events"], include_in_schema=False)
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(events_doc.to_specification().to_jsonable())
+
+    @app.get("/asyncapi", tags=["events"], include_in_schema=False)
+    async def asyncapi_html() -> HTMLResponse:
+        return HTMLResponse(get_asyncapi_html(events_doc.to_specification(), try_it_out_path=None))
+
+    for router in [*routers, audit_api.router]:
+        _check_permissions(router, matrix)
+        app.include_router(router, dependencies=[Depends(authorized)])
+    return app
+
+
+def serve(app: FastAPI) -> None:
+    """Run one service process: JSON logs, no uvicorn access log (ours names routes, not URLs)."""
+    runtime: ServiceRuntime = app.state.runtime
+    settings = runtime.settings
+    configure_logging(settings.service_name, settings.log_level)
+    if settings.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+        # Anyone can mint tokens with the development secret: it is only for a service on loopback.
+        if settings.host not in ("127.0.0.1", "localhost", "::1"):
+            raise SystemExit(
+                f"refusing to listen on {settings.host} with the development JWT secret;"
+                " set CARELOOP_JWT_SECRET"
+            )
+        log.warning("using the development JWT secret; set CARELOOP_JWT_SECRET outside development")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )

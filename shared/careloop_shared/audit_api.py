@@ -1,0 +1,92 @@
+"""Reading the audit log: every service answers for what it disclosed, to the patient's own agency.
+
+``GET /v1/audit?patient_id=`` lists every entry about the patient (reads and refusals, by anyone);
+``GET /v1/audit/disclosures?patient_id=`` is the accounting of disclosures: what people outside the
+patient's agency were shown. Both need ``audit:read`` and answer 404 for another agency's patient.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Protocol
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from careloop_shared.errors import NotFound
+from careloop_shared.http import CurrentPrincipal, Page, Paging, get_runtime, needs, read_store
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+_COLUMNS = (
+    "id, recorded_at, action, outcome, outcome_detail, subject, role, agency_id, network_address, source,"
+    " patient_id, patient_agency_id, what, entity_id, route"
+)
+
+
+class PatientOwner(Protocol):
+    """What a service's store must answer for its audit log to be read: whose patient this is."""
+
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None: ...
+
+
+class AuditEntryOut(BaseModel):
+    """A FHIR AuditEvent in short: agent (subject, role, agency, address), source, entity, outcome."""
+
+    id: uuid.UUID
+    recorded_at: datetime
+    action: str
+    outcome: str
+    outcome_detail: str | None
+    subject: str
+    role: str
+    agency_id: str
+    network_address: str | None
+    source: str
+    patient_id: uuid.UUID | None
+    patient_agency_id: str | None
+    what: str
+    entity_id: str | None
+    route: str
+
+
+Store = Annotated[PatientOwner, Depends(read_store)]
+
+
+async def _entries(
+    request: Request, store: PatientOwner, who: Any, patient_id: uuid.UUID, page: Any, where: str
+) -> Any:
+    if await store.agency_of_patient(patient_id) != who.agency_id:
+        raise NotFound("no such patient in your agency")
+    rows = await get_runtime(request).pool.fetch(
+        f"SELECT {_COLUMNS} FROM audit_log WHERE patient_id = $1 {where}"
+        " ORDER BY position LIMIT $3 OFFSET $4",
+        patient_id,
+        who.agency_id,
+        page.fetch_limit,
+        page.offset,
+    )
+    return Page.of([AuditEntryOut(**dict(r)) for r in rows], page)
+
+
+@router.get("", response_model=Page[AuditEntryOut], openapi_extra=needs("audit:read"))
+async def audit_of_patient(
+    patient_id: uuid.UUID, request: Request, store: Store, who: CurrentPrincipal, page: Paging
+) -> Page[AuditEntryOut]:
+    """Every read of the patient's data here, and every refused attempt, oldest first."""
+    result: Page[AuditEntryOut] = await _entries(
+        request, store, who, patient_id, page, "AND $2::text IS NOT NULL"
+    )
+    return result
+
+
+@router.get("/disclosures", response_model=Page[AuditEntryOut], openapi_extra=needs("audit:read"))
+async def disclosures_of_patient(
+    patient_id: uuid.UUID, request: Request, store: Store, who: CurrentPrincipal, page: Paging
+) -> Page[AuditEntryOut]:
+    """The accounting of disclosures: what people outside the patient's agency were shown here."""
+    result: Page[AuditEntryOut] = await _entries(
+        request, store, who, patient_id, page, "AND outcome = 'allowed' AND agency_id <> $2"
+    )
+    return result
