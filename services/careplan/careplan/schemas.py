@@ -13,13 +13,29 @@ from careplan.domain.plan import PlanDocument
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,63}$")]
 
 
+ChangedBy = Annotated[str, Field(description="The role of whoever made this version; system for careloop.")]
+ChangedBySubject = Annotated[
+    str | None,
+    Field(
+        description="The person who made this version (their identity provider's subject id); null when"
+        " careloop made it on its own, or for a version from before people were recorded."
+    ),
+]
+Person = Annotated[
+    str | None,
+    Field(description="A person (their subject id); null on a record from before people were recorded."),
+]
+PersonsRole = Annotated[str | None, Field(description="Their careloop role: care-manager, supervisor, ...")]
+
+
 class CarePlanOut(BaseModel):
     plan_id: uuid.UUID
     patient_id: uuid.UUID
     version: int
     status: str
     reason: str
-    changed_by: str
+    changed_by: ChangedBy
+    changed_by_subject: ChangedBySubject = None
     created_at: datetime
     document: PlanDocument
 
@@ -28,7 +44,8 @@ class VersionOut(BaseModel):
     version: int
     status: str
     reason: str
-    changed_by: str
+    changed_by: ChangedBy
+    changed_by_subject: ChangedBySubject = None
     created_at: datetime
 
 
@@ -73,6 +90,10 @@ class MemberOut(BaseModel):
     status: str
     created_at: datetime
     updated_at: datetime
+    created_by_subject: Person = None  # who added the member
+    created_by_role: PersonsRole = None
+    updated_by_subject: Person = None  # who changed the member last
+    updated_by_role: PersonsRole = None
 
 
 class Preference(BaseModel):
@@ -140,3 +161,7 @@ class ServiceRequestOut(BaseModel):
     chosen_alternative: str | None
     chosen_at: datetime | None
     created_at: datetime
+    requested_by_subject: Person = None
+    requested_by_role: PersonsRole = None
+    chosen_by_subject: Person = None
+    chosen_by_role: PersonsRole = None

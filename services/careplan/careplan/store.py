@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TypeAlias
 
 from careloop_shared.db import Db
@@ -16,6 +17,10 @@ class CareplanStore:
         self.plans = PlanStore(db)
         self.team = TeamStore(db)
         self.necessity = NecessityStore(db)
+
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        """Whose patient this is (for reading the audit log): the plans wing knows."""
+        return await self.plans.agency_of_patient(patient_id)
 
 
 # What every handler works with: the wings' stores and the events it emits, committed together.

@@ -102,6 +102,7 @@ class FakePlanStore:
         document: PlanDocument,
         reason: str,
         changed_by: str,
+        changed_by_subject: str | None,
         caused_by_event: uuid.UUID | None,
         at: datetime,
     ) -> None:
@@ -114,6 +115,7 @@ class FakePlanStore:
             "document": document.stored(),
             "reason": reason,
             "changed_by": changed_by,
+            "changed_by_subject": changed_by_subject,
             "caused_by_event": caused_by_event,
             "created_at": at,
         }
@@ -130,7 +132,15 @@ class FakePlanStore:
         row = self.plan_versions.get((plan["plan_id"], plan["version"] if version is None else version))
         if row is None:
             return None
-        columns = ("version", "status", "document", "reason", "changed_by", "created_at")
+        columns = (
+            "version",
+            "status",
+            "document",
+            "reason",
+            "changed_by",
+            "changed_by_subject",
+            "created_at",
+        )
         return {"plan_id": plan["plan_id"], **{c: _json(row[c]) for c in columns}}
 
     async def plan_versions(
@@ -139,7 +149,7 @@ class FakePlanStore:
         plan = self.plans.get(patient_id)
         if plan is None or plan["agency_id"] != agency_id:
             return []
-        columns = ("version", "status", "reason", "changed_by", "created_at")
+        columns = ("plan_id", "version", "status", "reason", "changed_by", "changed_by_subject", "created_at")
         rows = sorted(
             (v for (plan_id, _), v in self.plan_versions.items() if plan_id == plan["plan_id"]),
             key=lambda v: v["version"],
@@ -149,13 +159,29 @@ class FakePlanStore:
     async def insert_education(self, row: dict[str, Any]) -> None:
         self.education_records[row["id"]] = _json(row)
 
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        row = self.plans.get(patient_id) or self.patients.get(patient_id)
+        return None if row is None else row["agency_id"]
+
     def current(self, patient_id: uuid.UUID) -> dict[str, Any]:
         """The current version's row (tests only)."""
         plan = self.plans[patient_id]
         return self.plan_versions[(plan["plan_id"], plan["version"])]
 
 
-MEMBER_COLUMNS = ("id", "patient_id", "name", "relationship", "role", "contact", "status", "created_at")
+MEMBER_COLUMNS = (
+    "id",
+    "patient_id",
+    "name",
+    "relationship",
+    "role",
+    "contact",
+    "status",
+    "created_at",
+    "created_by_subject",
+    "created_by_role",
+)
+WHO_UPDATED = ("updated_by_subject", "updated_by_role")
 
 
 class FakeTeamStore:
@@ -164,10 +190,11 @@ class FakeTeamStore:
     def __init__(self) -> None:
         self.care_team_members: dict[uuid.UUID, dict[str, Any]] = {}
         self.contributions: dict[uuid.UUID, dict[str, Any]] = {}
+        self.care_team_changes: dict[uuid.UUID, dict[str, Any]] = {}
 
     @staticmethod
     def _out(row: dict[str, Any]) -> dict[str, Any]:
-        return {c: row[c] for c in (*MEMBER_COLUMNS, "updated_at")}
+        return {c: row[c] for c in (*MEMBER_COLUMNS, "updated_at", *WHO_UPDATED)}
 
     async def insert_member(self, row: dict[str, Any]) -> dict[str, Any]:
         assert row["id"] not in self.care_team_members
@@ -200,6 +227,11 @@ class FakeTeamStore:
         assert row["member_id"] in self.care_team_members, "contributions_member_id_fkey"
         self.contributions[row["id"]] = _json(row)
 
+    async def insert_change(self, row: dict[str, Any]) -> None:
+        assert row["member_id"] in self.care_team_members, "care_team_changes_member_id_fkey"
+        assert row["id"] not in self.care_team_changes
+        self.care_team_changes[row["id"]] = dict(row)
+
 
 REQUEST_COLUMNS = (
     "id",
@@ -213,6 +245,9 @@ REQUEST_COLUMNS = (
     "chosen_alternative",
     "chosen_at",
     "created_at",
+    "requested_by_subject",
+    "chosen_by_subject",
+    "chosen_by_role",
 )
 
 
@@ -226,8 +261,15 @@ class FakeNecessityStore:
         self.requests[row["id"]] = {
             "chosen_alternative": None,
             "chosen_at": None,
+            "chosen_by_subject": None,
+            "chosen_by_role": None,
             **_json(row),
         }
+
+    @staticmethod
+    def _out(row: dict[str, Any]) -> dict[str, Any]:
+        # requested_by holds the role; the store answers it as requested_by_role.
+        return {**{c: _json(row[c]) for c in REQUEST_COLUMNS}, "requested_by_role": row["requested_by"]}
 
     async def get_service_request(
         self, agency_id: str, patient_id: uuid.UUID, request_id: uuid.UUID, *, lock: bool = False
@@ -235,19 +277,20 @@ class FakeNecessityStore:
         row = self.requests.get(request_id)
         if row is None or (row["agency_id"], row["patient_id"]) != (agency_id, patient_id):
             return None
-        return {c: _json(row[c]) for c in REQUEST_COLUMNS}
+        return self._out(row)
 
-    async def choose_alternative(self, request_id: uuid.UUID, alternative: str, at: datetime) -> None:
-        self.requests[request_id].update(chosen_alternative=alternative, chosen_at=at)
+    async def choose_alternative(
+        self, request_id: uuid.UUID, alternative: str, at: datetime, by: str, by_role: str
+    ) -> None:
+        self.requests[request_id].update(
+            chosen_alternative=alternative, chosen_at=at, chosen_by_subject=by, chosen_by_role=by_role
+        )
 
     async def service_requests(self, agency_id: str, patient_id: uuid.UUID) -> list[dict[str, Any]]:
         mine = [
             r for r in self.requests.values() if (r["agency_id"], r["patient_id"]) == (agency_id, patient_id)
         ]
-        return [
-            {c: _json(r[c]) for c in REQUEST_COLUMNS}
-            for r in sorted(mine, key=lambda r: (r["created_at"], r["id"]))
-        ]
+        return [self._out(r) for r in sorted(mine, key=lambda r: (r["created_at"], r["id"]))]
 
 
 class FakeCareplanStore:
@@ -257,6 +300,9 @@ class FakeCareplanStore:
         self.plans = FakePlanStore()
         self.team = FakeTeamStore()
         self.necessity = FakeNecessityStore()
+
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        return await self.plans.agency_of_patient(patient_id)
 
 
 @pytest.fixture

@@ -29,8 +29,9 @@ from careplan.main import build_app
 pytestmark = pytest.mark.integration
 
 
-def auth(agency: str, role: str = "care-manager") -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role)}
+def auth(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:
+    token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
+    return {"Authorization": "Bearer " + token}
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -432,3 +433,155 @@ async def test_documents_are_answered_exactly_as_stored_even_an_older_shape(pati
     [event] = await patient.outbox("careloop.careplan.education_provided.v1")
     assert event["language"] == "en"
     assert (await patient.plan())["document"]["interventions"][1] == {**education, "status": "completed"}
+
+
+async def test_each_change_names_the_person_who_made_it_in_the_record_and_its_event(patient):
+    await patient.assessed(["depression"], "high", "phq-9")
+    plan = await patient.at_version(1)
+    ana, sam = auth(patient.agency, subject="cm-ana"), auth(patient.agency, "supervisor", "sv-sam")
+    status = await patient.post("/care-plan/status", {"status": "on-hold", "expected_version": 1}, **ana)
+    assert status.json() == {"plan_version": 2}
+    versions = await patient.client.get(f"/v1/patients/{patient.id}/care-plan/versions", headers=sam)
+    assert [(v["changed_by"], v["changed_by_subject"]) for v in versions.json()["items"]] == [
+        ("system", None),
+        ("care-manager", "cm-ana"),
+    ]
+    current = (await patient.client.get(f"/v1/patients/{patient.id}/care-plan", headers=sam)).json()
+    assert (current["changed_by"], current["changed_by_subject"]) == ("care-manager", "cm-ana")
+    updates = await patient.outbox("careloop.careplan.plan_updated.v1")
+    assert [(e["changed_by_role"], e["actor_id"], e["actor_role"]) for e in updates] == [
+        ("system", None, None),
+        ("care-manager", "cm-ana", "care-manager"),
+    ]
+
+    member = (
+        await patient.post(
+            "/care-team", {"name": "Rosalind", "relationship": "family", "role": "helper"}, **ana
+        )
+    ).json()
+    changed = await patient.client.patch(
+        f"/v1/patients/{patient.id}/care-team/{member['id']}", json={"role": "driver"}, headers=sam
+    )
+    assert (changed.json()["created_by_subject"], changed.json()["updated_by_subject"]) == (
+        "cm-ana",
+        "sv-sam",
+    )
+    team_events = await patient.outbox("careloop.careplan.care_team_changed.v1")
+    assert [(e["change"], e["actor_id"], e["actor_role"]) for e in team_events] == [
+        ("added", "cm-ana", "care-manager"),
+        ("changed", "sv-sam", "supervisor"),
+    ]
+    history = await patient.runtime.pool.fetch(
+        "SELECT change, changed_by_subject FROM care_team_changes WHERE member_id = $1 ORDER BY changed_at",
+        uuid.UUID(member["id"]),
+    )
+    assert [tuple(r) for r in history] == [("added", "cm-ana"), ("changed", "sv-sam")]
+    note = {"member_id": member["id"], "kind": "note", "note": "n", "expected_version": 2}
+    assert (await patient.post("/care-plan/contributions", note, **sam)).status_code == 201
+    assert (
+        await patient.runtime.pool.fetchval(
+            "SELECT recorded_by_subject FROM contributions WHERE member_id = $1", uuid.UUID(member["id"])
+        )
+        == "sv-sam"
+    )
+
+    requested = await patient.post(
+        "/service-requests", {"service_code": "home-health-visits", "expected_version": 2}, **ana
+    )
+    request_id = requested.json()["service_request_id"]
+    choice = {"alternative": "telehealth-check-ins", "expected_version": 2}
+    assert (await patient.post(f"/service-requests/{request_id}/choice", choice, **sam)).status_code == 200
+    [request] = (await patient.client.get(f"/v1/patients/{patient.id}/service-requests", headers=ana)).json()
+    assert (
+        request["requested_by_subject"],
+        request["requested_by_role"],
+        request["chosen_by_subject"],
+        request["chosen_by_role"],
+    ) == ("cm-ana", "care-manager", "sv-sam", "supervisor")
+    [proposed] = await patient.outbox("careloop.careplan.plan_alternatives_proposed.v1")
+    assert proposed["actor_id"] == "cm-ana"
+
+    education = next(i for i in plan["document"]["interventions"] if i["kind"] == "education")
+    assert (await patient.post(f"/care-plan/interventions/{education['id']}/education", {}, **ana)).is_success
+    [given] = await patient.outbox("careloop.careplan.education_provided.v1")
+    assert (given["actor_id"], given["actor_role"]) == ("cm-ana", "care-manager")
+    assert (
+        await patient.runtime.pool.fetchval(
+            "SELECT recorded_by_subject FROM education_records WHERE patient_id = $1", patient.id
+        )
+        == "cm-ana"
+    )
+
+
+async def test_every_read_of_plan_content_or_the_care_team_is_audited_with_the_person_and_refusals_too(
+    patient,
+):
+    await patient.assessed(["depression"], "high", "phq-9")
+    plan = await patient.at_version(1)
+    version_1 = f"{plan['plan_id']}/v1"
+    base = f"/v1/patients/{patient.id}"
+    ana = auth(patient.agency, subject="cm-ana")
+    member = (
+        await patient.post(
+            "/care-team", {"name": "Rosalind", "relationship": "family", "role": "helper"}, **ana
+        )
+    ).json()
+    decided = await patient.post(
+        "/service-requests", {"service_code": "home-health-visits", "expected_version": 1}, **ana
+    )
+    request_id = decided.json()["service_request_id"]
+    for path in ("/care-plan", "/care-plan/versions", "/care-plan/versions/1", "/care-plan/diff?from=1&to=1"):
+        assert (await patient.client.get(base + path, headers=ana)).status_code == 200
+    assert (await patient.client.get(f"{base}/care-team", headers=ana)).status_code == 200
+    assert (await patient.client.get(f"{base}/service-requests", headers=ana)).status_code == 200
+    eve = auth("agency-elsewhere", subject="cm-eve")
+    assert (await patient.client.get(f"{base}/care-plan", headers=eve)).status_code == 404
+    al = auth(patient.agency, role="analyst", subject="an-al")
+    assert (await patient.client.get(f"{base}/care-team", headers=al)).status_code == 403
+
+    supervisor = auth(patient.agency, role="supervisor", subject="sv-sam")
+    trail = await patient.client.get(f"/v1/audit?patient_id={patient.id}&limit=200", headers=supervisor)
+    assert trail.status_code == 200, trail.text
+    seen = [
+        (
+            e["subject"],
+            e["outcome"],
+            e["what"],
+            e["entity_id"],
+            e["route"].removeprefix("GET /v1/patients/{patient_id}"),
+        )
+        for e in trail.json()["items"]
+    ]
+    assert [s for s in seen if s[0] == "cm-ana"] == [
+        ("cm-ana", "allowed", "care-team", member["id"], "POST /v1/patients/{patient_id}/care-team"),
+        (
+            "cm-ana",
+            "allowed",
+            "service-request",
+            request_id,
+            "POST /v1/patients/{patient_id}/service-requests",
+        ),
+        ("cm-ana", "allowed", "plan", version_1, "/care-plan"),
+        ("cm-ana", "allowed", "plan", version_1, "/care-plan/versions"),
+        ("cm-ana", "allowed", "plan", version_1, "/care-plan/versions/{version}"),
+        ("cm-ana", "allowed", "plan", version_1, "/care-plan/diff"),
+        ("cm-ana", "allowed", "care-team", member["id"], "/care-team"),
+        ("cm-ana", "allowed", "service-request", request_id, "/service-requests"),
+    ]
+    assert ("cm-eve", "denied", "plan", None, "/care-plan") in seen
+    assert ("an-al", "denied", "care-team", None, "/care-team") in seen
+    entry = next(e for e in trail.json()["items"] if e["subject"] == "cm-ana")
+    assert (entry["source"], entry["role"], entry["patient_agency_id"]) == (
+        "careplan",
+        "care-manager",
+        patient.agency,
+    )
+    # Nobody outside the agency was shown anything.
+    disclosures = await patient.client.get(
+        f"/v1/audit/disclosures?patient_id={patient.id}", headers=supervisor
+    )
+    assert disclosures.status_code == 200 and disclosures.json()["items"] == []
+    # A care manager may not read the audit log; another agency's supervisor finds no such patient.
+    assert (await patient.client.get(f"/v1/audit?patient_id={patient.id}", headers=ana)).status_code == 403
+    other = auth("agency-elsewhere", role="supervisor")
+    assert (await patient.client.get(f"/v1/audit?patient_id={patient.id}", headers=other)).status_code == 404

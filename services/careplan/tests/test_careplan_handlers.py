@@ -44,6 +44,8 @@ from careplan.team.store import TeamStore
 
 AGENCY = "agency-a"
 MANAGER = "care-manager"
+ANA = "cm-ana"  # the person: her token's subject
+SUPERVISOR, SAM = "supervisor", "sv-sam"
 ASSESSED_AT = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 
@@ -94,6 +96,8 @@ async def member_of(ctx, store, patient_id: uuid.UUID, **fields) -> dict:
     command = AddCareTeamMember(
         **{
             "agency_id": AGENCY,
+            "by": ANA,
+            "by_role": MANAGER,
             "patient_id": patient_id,
             "name": "Rosalind Okonkwo-Brandt",
             "relationship": "family",
@@ -127,6 +131,16 @@ def test_the_fake_stores_answer_like_the_real_ones(store, real, fake):
     assert_fake_matches(real_class, type(getattr(store, fake) if fake else store))
 
 
+async def test_whose_patient_it_is_comes_from_the_plan_or_else_from_intakes_events(ctx, store):
+    with_plan, registered_only = await planned(ctx, store), uuid.uuid4()
+    await store.plans.upsert_patient(registered_only, "agency-b", "en", None, ASSESSED_AT)
+    assert [await store.agency_of_patient(p) for p in (with_plan, registered_only, uuid.uuid4())] == [
+        AGENCY,
+        "agency-b",
+        None,
+    ]
+
+
 # ---- plans: reactions to events ----------------------------------------------------------------------
 
 
@@ -143,7 +157,9 @@ async def test_a_first_assessment_opens_an_active_plan_and_announces_version_1(c
     )
     assert announced.based_on_assessment_id == event.event.assessment_id
     assert uow.pending[0].envelope.causation_id == event.envelope.id
+    assert (announced.actor_id, announced.actor_role) == (None, None)  # careloop did it on its own
     version = current(store, patient_id)
+    assert (version["changed_by"], version["changed_by_subject"]) == ("system", None)
     assert (version["version"], version["status"], version["caused_by_event"]) == (
         1,
         "active",
@@ -220,7 +236,7 @@ async def test_a_plan_on_hold_stays_on_hold_when_reassessed(ctx, store):
         plan_handlers.change_plan_status,
         ctx,
         store,
-        ChangePlanStatus(AGENCY, MANAGER, patient_id, "on-hold", 1),
+        ChangePlanStatus(AGENCY, ANA, MANAGER, patient_id, "on-hold", 1),
     )
     uow = await assess(ctx, store, assessment(patient_id, ["food-insecurity"], "moderate", "ahc-hrsn"))
     assert [(e.version, e.status) for e in uow.events(PlanUpdated)] == [(3, "on-hold")]
@@ -256,7 +272,7 @@ async def test_patient_details_personalise_the_plan(ctx, store):
     )
     _, uow = await run(plan_handlers.when_patient_details_change_personalise_plan, ctx, store, updated)
     [announced] = uow.events(PlanUpdated)
-    assert (announced.version, announced.reason) == (2, "preferences-changed")
+    assert (announced.version, announced.reason, announced.actor_id) == (2, "preferences-changed", None)
     assert (announced.preferred_language, announced.contact_preference) == ("es", "do-not-contact")
     document = current(store, patient_id)["document"]
     assert document["follow_up"]["channel"] == "in-person-only"
@@ -280,7 +296,10 @@ async def test_older_patient_details_arriving_late_change_nothing(ctx, store):
 async def test_a_closed_plan_is_not_personalised(ctx, store, status):
     patient_id = await planned(ctx, store)
     await run(
-        plan_handlers.change_plan_status, ctx, store, ChangePlanStatus(AGENCY, MANAGER, patient_id, status, 1)
+        plan_handlers.change_plan_status,
+        ctx,
+        store,
+        ChangePlanStatus(AGENCY, ANA, MANAGER, patient_id, status, 1),
     )
     updated = details_changed(patient_id, "es", at=ASSESSED_AT + timedelta(hours=1))
     _, uow = await run(plan_handlers.when_patient_details_change_personalise_plan, ctx, store, updated)
@@ -313,7 +332,12 @@ async def test_referral_progress_moves_its_intervention(ctx, store):
     moved = referral_moved(patient_id, uuid.UUID(referral["id"]), "in-progress")
     _, uow = await run(plan_handlers.when_referral_status_changes_track_intervention, ctx, store, moved)
     [announced] = uow.events(PlanUpdated)
-    assert (announced.version, announced.reason) == (2, "progress")
+    assert (announced.version, announced.reason, announced.actor_id, announced.actor_role) == (
+        2,
+        "progress",
+        None,
+        None,
+    )
     assert next(i for i in announced.interventions if str(i.id) == referral["id"]).status == "in-progress"
     unknown = referral_moved(patient_id, uuid.uuid4(), "completed")
     _, uow = await run(plan_handlers.when_referral_status_changes_track_intervention, ctx, store, unknown)
@@ -376,7 +400,7 @@ async def test_a_status_change_makes_a_version_and_a_stale_or_illegal_one_is_ref
         plan_handlers.change_plan_status,
         ctx,
         store,
-        ChangePlanStatus(AGENCY, MANAGER, patient_id, "on-hold", 1),
+        ChangePlanStatus(AGENCY, ANA, MANAGER, patient_id, "on-hold", 1),
     )
     assert version == 2
     [announced] = uow.events(PlanUpdated)
@@ -385,13 +409,18 @@ async def test_a_status_change_makes_a_version_and_a_stale_or_illegal_one_is_ref
         "status-change",
         MANAGER,
     )
+    assert (announced.actor_id, announced.actor_role) == (ANA, MANAGER)
     assert current(store, patient_id)["created_at"] == clock.now
-    stale = ChangePlanStatus(AGENCY, MANAGER, patient_id, "completed", 1)
+    assert (current(store, patient_id)["changed_by"], current(store, patient_id)["changed_by_subject"]) == (
+        MANAGER,
+        ANA,
+    )
+    stale = ChangePlanStatus(AGENCY, ANA, MANAGER, patient_id, "completed", 1)
     assert await refusal(StaleVersion, plan_handlers.change_plan_status, ctx, store, stale) == (
         409,
         {"detail": "the plan is at version 2; reload and try again", "current_version": 2},
     )
-    illegal = ChangePlanStatus(AGENCY, MANAGER, patient_id, "draft", 2)
+    illegal = ChangePlanStatus(AGENCY, ANA, MANAGER, patient_id, "draft", 2)
     assert await refusal(IllegalPlanTransition, plan_handlers.change_plan_status, ctx, store, illegal) == (
         409,
         {"detail": "a on-hold plan cannot become draft"},  # the wording clients have always had
@@ -405,20 +434,23 @@ async def test_another_agency_or_an_undrafted_plan_is_not_found_for_every_comman
     await store.plans.open_plans({undrafted: (AGENCY, ASSESSED_AT)})
     for agency, patient in (("agency-b", patient_id), (AGENCY, undrafted), (AGENCY, uuid.uuid4())):
         for handler, command in [
-            (plan_handlers.change_plan_status, ChangePlanStatus(agency, MANAGER, patient, "on-hold", 1)),
-            (plan_handlers.record_education, RecordEducation(agency, MANAGER, patient, uuid.uuid4())),
-            (team_handlers.add_member, AddCareTeamMember(agency, patient, "X", "friend", "helper")),
+            (plan_handlers.change_plan_status, ChangePlanStatus(agency, ANA, MANAGER, patient, "on-hold", 1)),
+            (plan_handlers.record_education, RecordEducation(agency, ANA, MANAGER, patient, uuid.uuid4())),
+            (
+                team_handlers.add_member,
+                AddCareTeamMember(agency, ANA, MANAGER, patient, "X", "friend", "helper"),
+            ),
             (
                 team_handlers.contribute,
-                ContributeToPlan(agency, MANAGER, patient, uuid.uuid4(), "note", 1, note="n"),
+                ContributeToPlan(agency, ANA, MANAGER, patient, uuid.uuid4(), "note", 1, note="n"),
             ),
             (
                 necessity_handlers.request_service,
-                RequestService(agency, MANAGER, patient, "home-health-visits", 1),
+                RequestService(agency, ANA, MANAGER, patient, "home-health-visits", 1),
             ),
             (
                 necessity_handlers.choose_alternative,
-                ChooseAlternative(agency, MANAGER, patient, uuid.uuid4(), "telehealth-check-ins", 1),
+                ChooseAlternative(agency, ANA, MANAGER, patient, uuid.uuid4(), "telehealth-check-ins", 1),
             ),
         ]:
             assert await refusal(PlanNotFound, handler, ctx, store, command) == (
@@ -434,19 +466,31 @@ async def test_education_given_is_announced_and_completes_the_education_interven
     education = next(
         i for i in current(store, patient_id)["document"]["interventions"] if i["kind"] == "education"
     )
-    command = RecordEducation(AGENCY, MANAGER, patient_id, uuid.UUID(education["id"]))
+    command = RecordEducation(AGENCY, ANA, MANAGER, patient_id, uuid.UUID(education["id"]))
     version, uow = await run(plan_handlers.record_education, ctx, store, command)
     assert version == 2
     [given] = uow.events(EducationProvided)
     assert (given.materials, given.language, given.provided_at) == (["edu-depression-en"], "en", clock.now)
+    assert (given.actor_id, given.actor_role) == (ANA, MANAGER)
     [record] = store.plans.education_records.values()
-    assert (record["materials"], record["recorded_by"], record["provided_at"]) == (
+    assert (
+        record["materials"],
+        record["recorded_by"],
+        record["recorded_by_subject"],
+        record["provided_at"],
+    ) == (
         ["edu-depression-en"],
         MANAGER,
+        ANA,
         clock.now,
     )
     [announced] = uow.events(PlanUpdated)
-    assert announced.reason == "education-provided"
+    assert (announced.reason, announced.actor_id, announced.actor_role) == (
+        "education-provided",
+        ANA,
+        MANAGER,
+    )
+    assert current(store, patient_id)["changed_by_subject"] == ANA
     assert (
         next(
             i for i in current(store, patient_id)["document"]["interventions"] if i["id"] == education["id"]
@@ -460,7 +504,7 @@ async def test_education_for_another_kind_of_intervention_is_recorded_without_a_
     referral = next(
         i for i in current(store, patient_id)["document"]["interventions"] if i["kind"] == "referral"
     )
-    command = RecordEducation(AGENCY, MANAGER, patient_id, uuid.UUID(referral["id"]), ["edu-leaflet"])
+    command = RecordEducation(AGENCY, ANA, MANAGER, patient_id, uuid.UUID(referral["id"]), ["edu-leaflet"])
     version, uow = await run(plan_handlers.record_education, ctx, store, command)
     assert version == 1
     assert [e.materials for e in uow.events(EducationProvided)] == [["edu-leaflet"]]
@@ -477,7 +521,7 @@ async def test_education_without_material_or_for_an_unknown_intervention_is_refu
         plan_handlers.record_education,
         ctx,
         store,
-        RecordEducation(AGENCY, MANAGER, patient_id, uuid.UUID(referral["id"])),
+        RecordEducation(AGENCY, ANA, MANAGER, patient_id, uuid.UUID(referral["id"])),
     ) == (
         409,
         {"detail": "no education material to record for this intervention"},
@@ -487,7 +531,7 @@ async def test_education_without_material_or_for_an_unknown_intervention_is_refu
         plan_handlers.record_education,
         ctx,
         store,
-        RecordEducation(AGENCY, MANAGER, patient_id, uuid.uuid4()),
+        RecordEducation(AGENCY, ANA, MANAGER, patient_id, uuid.uuid4()),
     ) == (
         404,
         {"detail": "intervention not found in the current plan"},
@@ -505,10 +549,22 @@ async def test_a_member_joins_changes_and_leaves_and_events_never_name_them(ctx,
         ctx,
         store,
         AddCareTeamMember(
-            AGENCY, patient_id, "Rosalind Okonkwo-Brandt", "family", "primary-support", "+1 555 0142"
+            AGENCY,
+            ANA,
+            MANAGER,
+            patient_id,
+            "Rosalind Okonkwo-Brandt",
+            "family",
+            "primary-support",
+            "+1 555 0142",
         ),
     )
     assert (row["status"], row["created_at"], row["updated_at"]) == ("active", clock.now, clock.now)
+    assert (row["created_by_subject"], row["created_by_role"], row["updated_by_subject"]) == (
+        ANA,
+        MANAGER,
+        ANA,
+    )
     member_id = row["id"]
     clock.advance(hours=1)
     changed, uow_changed = await run(
@@ -516,12 +572,25 @@ async def test_a_member_joins_changes_and_leaves_and_events_never_name_them(ctx,
         ctx,
         store,
         ChangeCareTeamMember(
-            AGENCY, patient_id, member_id, {"role": "decision-maker", "relationship": "family"}
+            AGENCY,
+            SAM,
+            SUPERVISOR,
+            patient_id,
+            member_id,
+            {"role": "decision-maker", "relationship": "family"},
         ),
     )
     assert (changed["role"], changed["updated_at"]) == ("decision-maker", clock.now)
+    assert (changed["created_by_subject"], changed["updated_by_subject"], changed["updated_by_role"]) == (
+        ANA,
+        SAM,
+        SUPERVISOR,
+    )
     removed, uow_removed = await run(
-        team_handlers.remove_member, ctx, store, RemoveCareTeamMember(AGENCY, patient_id, member_id)
+        team_handlers.remove_member,
+        ctx,
+        store,
+        RemoveCareTeamMember(AGENCY, ANA, MANAGER, patient_id, member_id),
     )
     assert removed["status"] == "inactive"
     events = [
@@ -529,14 +598,24 @@ async def test_a_member_joins_changes_and_leaves_and_events_never_name_them(ctx,
         *uow_changed.events(CareTeamChanged),
         *uow_removed.events(CareTeamChanged),
     ]
-    assert [(e.member_id, e.change, e.role) for e in events] == [
-        (member_id, "added", "primary-support"),
-        (member_id, "changed", "decision-maker"),
-        (member_id, "removed", "decision-maker"),
+    assert [(e.member_id, e.change, e.role, e.actor_id, e.actor_role) for e in events] == [
+        (member_id, "added", "primary-support", ANA, MANAGER),
+        (member_id, "changed", "decision-maker", SAM, SUPERVISOR),
+        (member_id, "removed", "decision-maker", ANA, MANAGER),
     ]
+    # Every change keeps who made it, though the member's row names only the last.
+    history = sorted(store.team.care_team_changes.values(), key=lambda c: c["changed_at"])
+    assert [
+        (c["member_id"], c["change"], c["changed_by_subject"], c["changed_by_role"]) for c in history
+    ] == [
+        (member_id, "added", ANA, MANAGER),
+        (member_id, "changed", SAM, SUPERVISOR),
+        (member_id, "removed", ANA, MANAGER),
+    ]
+    assert removed["updated_by_subject"] == ANA
     everything = "".join(e.model_dump_json() for e in events)
     assert "Rosalind" not in everything and "555 0142" not in everything
-    removing = RemoveCareTeamMember(AGENCY, patient_id, member_id)
+    removing = RemoveCareTeamMember(AGENCY, ANA, MANAGER, patient_id, member_id)
     assert await refusal(team_handlers.MemberNotFound, team_handlers.remove_member, ctx, store, removing) == (
         404,
         {"detail": "care team member not found"},
@@ -546,7 +625,7 @@ async def test_a_member_joins_changes_and_leaves_and_events_never_name_them(ctx,
         team_handlers.change_member,
         ctx,
         store,
-        ChangeCareTeamMember(AGENCY, patient_id, member_id, {"role": "helper"}),
+        ChangeCareTeamMember(AGENCY, ANA, MANAGER, patient_id, member_id, {"role": "helper"}),
     ) == (404, {"detail": "care team member not found"})
 
 
@@ -557,7 +636,7 @@ async def test_a_member_change_that_changes_nothing_announces_nothing(ctx, store
         team_handlers.change_member,
         ctx,
         store,
-        ChangeCareTeamMember(AGENCY, patient_id, member["id"], {"role": "primary-support"}),
+        ChangeCareTeamMember(AGENCY, ANA, MANAGER, patient_id, member["id"], {"role": "primary-support"}),
     )
     assert uow.pending == [] and row == member
 
@@ -571,7 +650,7 @@ async def test_a_members_name_relationship_or_role_cannot_be_cleared_whoever_ask
             team_handlers.change_member,
             ctx,
             store,
-            ChangeCareTeamMember(agency, patient_id, member["id"], {"name": None}),
+            ChangeCareTeamMember(agency, ANA, MANAGER, patient_id, member["id"], {"name": None}),
         ) == (
             422,
             {
@@ -588,7 +667,7 @@ async def test_a_members_name_relationship_or_role_cannot_be_cleared_whoever_ask
         team_handlers.change_member,
         ctx,
         store,
-        ChangeCareTeamMember(AGENCY, patient_id, member["id"], {"contact": None}),
+        ChangeCareTeamMember(AGENCY, ANA, MANAGER, patient_id, member["id"], {"contact": None}),
     )
     assert cleared["contact"] is None
 
@@ -597,27 +676,40 @@ async def test_a_note_is_kept_without_a_new_version(ctx, store):
     patient_id = await planned(ctx, store)
     member = await member_of(ctx, store, patient_id)
     command = ContributeToPlan(
-        AGENCY, MANAGER, patient_id, member["id"], "note", 1, note="drives her on Tuesdays"
+        AGENCY, ANA, MANAGER, patient_id, member["id"], "note", 1, note="drives her on Tuesdays"
     )
     version, uow = await run(team_handlers.contribute, ctx, store, command)
     assert version == 1 and uow.pending == []
     [note] = store.team.contributions.values()
     assert (note["kind"], note["note"], note["plan_version"]) == ("note", "drives her on Tuesdays", 1)
+    assert (note["recorded_by_subject"], note["recorded_by_role"]) == (ANA, MANAGER)
 
 
 async def test_an_agreed_goal_and_a_preference_make_new_versions(ctx, store):
     patient_id = await planned(ctx, store)
     member = await member_of(ctx, store, patient_id)
     goal_id = uuid.UUID(current(store, patient_id)["document"]["goals"][0]["id"])
-    agreed = ContributeToPlan(AGENCY, MANAGER, patient_id, member["id"], "agreed-goal", 1, goal_id=goal_id)
+    agreed = ContributeToPlan(
+        AGENCY, ANA, MANAGER, patient_id, member["id"], "agreed-goal", 1, goal_id=goal_id
+    )
     version, uow = await run(team_handlers.contribute, ctx, store, agreed)
     assert version == 2
     [announced] = uow.events(PlanUpdated)
     assert (announced.reason, announced.changed_by_role) == ("care-team-contribution", MANAGER)
+    assert (announced.actor_id, announced.actor_role) == (ANA, MANAGER)
+    assert current(store, patient_id)["changed_by_subject"] == ANA
+    assert [c["recorded_by_subject"] for c in store.team.contributions.values()] == [ANA]
     assert current(store, patient_id)["document"]["goals"][0]["lifecycle_status"] == "accepted"
     assert store.plans.plans[patient_id]["agreed_goals"] == [str(goal_id)]
     preference = ContributeToPlan(
-        AGENCY, MANAGER, patient_id, member["id"], "preference", 2, preference={"preferred_language": "pt"}
+        AGENCY,
+        ANA,
+        MANAGER,
+        patient_id,
+        member["id"],
+        "preference",
+        2,
+        preference={"preferred_language": "pt"},
     )
     version, _ = await run(team_handlers.contribute, ctx, store, preference)
     assert version == 3
@@ -632,18 +724,18 @@ async def test_a_contribution_by_an_unknown_member_about_an_unknown_goal_or_to_a
     patient_id = await planned(ctx, store)
     member = await member_of(ctx, store, patient_id)
     unknown_goal = ContributeToPlan(
-        AGENCY, MANAGER, patient_id, member["id"], "agreed-goal", 1, goal_id=uuid.uuid4()
+        AGENCY, ANA, MANAGER, patient_id, member["id"], "agreed-goal", 1, goal_id=uuid.uuid4()
     )
     assert await refusal(team_handlers.GoalNotFound, team_handlers.contribute, ctx, store, unknown_goal) == (
         404,
         {"detail": "goal not found in the current plan"},
     )
-    stranger = ContributeToPlan(AGENCY, MANAGER, patient_id, uuid.uuid4(), "note", 1, note="n")
+    stranger = ContributeToPlan(AGENCY, ANA, MANAGER, patient_id, uuid.uuid4(), "note", 1, note="n")
     assert await refusal(team_handlers.MemberNotFound, team_handlers.contribute, ctx, store, stranger) == (
         404,
         {"detail": "care team member not found"},
     )
-    stale = ContributeToPlan(AGENCY, MANAGER, patient_id, member["id"], "note", 7, note="n")
+    stale = ContributeToPlan(AGENCY, ANA, MANAGER, patient_id, member["id"], "note", 7, note="n")
     status, _ = await refusal(StaleVersion, team_handlers.contribute, ctx, store, stale)
     assert status == 409
     assert store.team.contributions == {}
@@ -656,7 +748,7 @@ async def test_a_service_not_meeting_its_criteria_is_recorded_and_alternatives_a
     ctx, store, clock
 ):
     patient_id = await planned(ctx, store, ["depression"], "high", "phq-9")
-    command = RequestService(AGENCY, MANAGER, patient_id, "home-health-visits", 1)
+    command = RequestService(AGENCY, ANA, MANAGER, patient_id, "home-health-visits", 1)
     requested, uow = await run(necessity_handlers.request_service, ctx, store, command)
     assert (requested.decision.met, requested.decision.failed_criteria, requested.plan_version) == (
         False,
@@ -668,6 +760,7 @@ async def test_a_service_not_meeting_its_criteria_is_recorded_and_alternatives_a
         requested.request_id,
         ["community-health-worker-visits", "telehealth-check-ins"],
     )
+    assert (proposed.actor_id, proposed.actor_role) == (ANA, MANAGER)
     assert uow.events(PlanUpdated) == []
     row = store.necessity.requests[requested.request_id]
     assert (row["met"], row["requested_by"], row["created_at"], row["criteria_version"]) == (
@@ -676,6 +769,7 @@ async def test_a_service_not_meeting_its_criteria_is_recorded_and_alternatives_a
         clock.now,
         ctx.criteria.version,
     )
+    assert row["requested_by_subject"] == ANA
 
 
 async def test_a_service_meeting_its_criteria_joins_the_plan(ctx, store):
@@ -689,11 +783,12 @@ async def test_a_service_meeting_its_criteria_joins_the_plan(ctx, store):
         store,
         referral_moved(patient_id, uuid.UUID(referral["id"]), "in-progress"),
     )
-    command = RequestService(AGENCY, MANAGER, patient_id, "home-health-visits", 2)
+    command = RequestService(AGENCY, ANA, MANAGER, patient_id, "home-health-visits", 2)
     requested, uow = await run(necessity_handlers.request_service, ctx, store, command)
     assert (requested.decision.met, requested.plan_version) == (True, 3)
     [announced] = uow.events(PlanUpdated)
-    assert announced.reason == "service-request"
+    assert (announced.reason, announced.actor_id, announced.actor_role) == ("service-request", ANA, MANAGER)
+    assert current(store, patient_id)["changed_by_subject"] == ANA
     assert ("clinical", "home-health-visits") in [(i.kind, i.service_code) for i in announced.interventions]
     assert uow.events(PlanAlternativesProposed) == []
     assert store.plans.plans[patient_id]["services"] == ["home-health-visits"]
@@ -701,7 +796,7 @@ async def test_a_service_meeting_its_criteria_joins_the_plan(ctx, store):
 
 async def test_an_unknown_service_is_refused_and_nothing_is_recorded(ctx, store):
     patient_id = await planned(ctx, store)
-    unknown = RequestService(AGENCY, MANAGER, patient_id, "moon-visit", 1)
+    unknown = RequestService(AGENCY, ANA, MANAGER, patient_id, "moon-visit", 1)
     assert await refusal(UnknownService, necessity_handlers.request_service, ctx, store, unknown) == (
         422,
         {
@@ -723,25 +818,43 @@ async def test_an_alternative_chosen_joins_the_plan_once(ctx, store, clock):
         necessity_handlers.request_service,
         ctx,
         store,
-        RequestService(AGENCY, MANAGER, patient_id, "home-health-visits", 1),
+        RequestService(AGENCY, ANA, MANAGER, patient_id, "home-health-visits", 1),
     )
     request_id = requested.request_id
-    wrong = ChooseAlternative(AGENCY, MANAGER, patient_id, request_id, "home-health-visits", 1)
+    wrong = ChooseAlternative(AGENCY, ANA, MANAGER, patient_id, request_id, "home-health-visits", 1)
     assert await refusal(
         necessity_handlers.NotAnAlternative, necessity_handlers.choose_alternative, ctx, store, wrong
     ) == (
         409,
         {"detail": "not one of the alternatives proposed for this request"},
     )
-    choice = ChooseAlternative(AGENCY, MANAGER, patient_id, request_id, "telehealth-check-ins", 1)
+    choice = ChooseAlternative(AGENCY, SAM, SUPERVISOR, patient_id, request_id, "telehealth-check-ins", 1)
     version, uow = await run(necessity_handlers.choose_alternative, ctx, store, choice)
     assert version == 2
     [announced] = uow.events(PlanUpdated)
-    assert announced.reason == "alternative-chosen"
+    assert (announced.reason, announced.actor_id, announced.actor_role) == (
+        "alternative-chosen",
+        SAM,
+        SUPERVISOR,
+    )
     assert "telehealth-check-ins" in [i.service_code for i in announced.interventions]
-    row = store.necessity.requests[request_id]
+    assert current(store, patient_id)["changed_by_subject"] == SAM
+    [row] = await store.necessity.service_requests(AGENCY, patient_id)
     assert (row["chosen_alternative"], row["chosen_at"]) == ("telehealth-check-ins", clock.now)
-    again = ChooseAlternative(AGENCY, MANAGER, patient_id, request_id, "community-health-worker-visits", 2)
+    assert (
+        row["requested_by_subject"],
+        row["requested_by_role"],
+        row["chosen_by_subject"],
+        row["chosen_by_role"],
+    ) == (
+        ANA,
+        MANAGER,
+        SAM,
+        SUPERVISOR,
+    )
+    again = ChooseAlternative(
+        AGENCY, ANA, MANAGER, patient_id, request_id, "community-health-worker-visits", 2
+    )
     assert await refusal(
         necessity_handlers.NoOpenAlternatives, necessity_handlers.choose_alternative, ctx, store, again
     ) == (409, {"detail": "this request has no open alternatives"})
@@ -749,7 +862,7 @@ async def test_an_alternative_chosen_joins_the_plan_once(ctx, store, clock):
 
 async def test_an_unknown_service_request_is_not_found(ctx, store):
     patient_id = await planned(ctx, store)
-    unknown = ChooseAlternative(AGENCY, MANAGER, patient_id, uuid.uuid4(), "telehealth-check-ins", 1)
+    unknown = ChooseAlternative(AGENCY, ANA, MANAGER, patient_id, uuid.uuid4(), "telehealth-check-ins", 1)
     assert await refusal(
         necessity_handlers.ServiceRequestNotFound, necessity_handlers.choose_alternative, ctx, store, unknown
     ) == (404, {"detail": "service request not found"})

@@ -1,6 +1,8 @@
 """followup's HTTP routes: each command route builds a command and runs its handler; reads use the store.
 
-Every POST honours Idempotency-Key; every read is agency-scoped.
+Every POST honours Idempotency-Key; every read is agency-scoped. A follow-up's detail shows its outcomes'
+free-text notes about the patient, so each read of it is audited; the lists and the work queue show
+pseudonymous ids, codes and times only, as do the command answers, and are not.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, needs, read_store
+from careloop_shared.http import Audit, Commands, CurrentPrincipal, Page, Paging, needs, read_store
 from followup import handlers
 from followup.domain.commands import RecordOutcome, RescheduleFollowUp
 from followup.schemas import (
@@ -54,12 +56,17 @@ async def work_queue(who: CurrentPrincipal, store: Store, page: Paging) -> Page[
 @router.get(
     "/follow-ups/{follow_up_id}", response_model=FollowUpDetail, openapi_extra=needs("follow-up:read")
 )
-async def get_follow_up(follow_up_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> FollowUpDetail:
+async def get_follow_up(
+    follow_up_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit
+) -> FollowUpDetail:
+    """The follow-up and every attempt's outcome, notes included, with who recorded each."""
     row = await store.get_follow_up(who.agency_id, follow_up_id)
     if row is None:
         raise handlers.FollowUpNotFound()
     outcomes = [OutcomeOut(**dict(o)) for o in await store.list_outcomes(follow_up_id)]
-    return FollowUpDetail(**FollowUpOut.of(row).model_dump(), outcomes=outcomes)
+    detail = FollowUpDetail(**FollowUpOut.of(row).model_dump(), outcomes=outcomes)
+    await audit.read(row["patient_id"], "follow-up", entity_id=follow_up_id)
+    return detail
 
 
 @router.post(
@@ -78,6 +85,7 @@ async def record_outcome(
         agency_id=who.agency_id,
         follow_up_id=follow_up_id,
         recorded_by=who.subject,
+        recorded_by_role=who.role,
         reached=body.reached,
         goal_progress=tuple((g.goal_id, g.progress) for g in body.goal_progress),
         barriers=tuple(body.barriers),
@@ -99,5 +107,5 @@ async def record_outcome(
 async def reschedule_follow_up(
     follow_up_id: uuid.UUID, body: RescheduleIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
-    command = RescheduleFollowUp(who.agency_id, follow_up_id, who.subject, body.reason, body.due_at)
+    command = RescheduleFollowUp(who.agency_id, follow_up_id, who.subject, who.role, body.reason, body.due_at)
     return await commands.run(handlers.reschedule_follow_up, command, respond=FollowUpOut.of)

@@ -20,7 +20,14 @@ from followup.config import FollowupContext
 from followup.domain import announcements as announce
 from followup.domain.announcements import Announcement
 from followup.domain.commands import RecordOutcome, RescheduleFollowUp
-from followup.domain.follow_up import PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN, FollowUp, Plan
+from followup.domain.follow_up import (
+    PLAN_CADENCE,
+    REFERRAL_CHECK_IN,
+    SERVICE_CHECK_IN,
+    Actor,
+    FollowUp,
+    Plan,
+)
 from followup.domain.outcomes import record_outcome as decide_outcome
 from followup.domain.scheduling import cadence_follow_up, new_follow_up, reschedule, revise_for_plan
 from followup.store import FollowupStore
@@ -45,12 +52,17 @@ def _announce(
 
 
 async def _schedule(
-    uow: Uow, row: dict[str, Any], now: datetime, caused_by: ReceivedEvent | None = None
+    uow: Uow,
+    row: dict[str, Any],
+    now: datetime,
+    caused_by: ReceivedEvent | None = None,
+    by: Actor | None = None,
 ) -> bool:
-    """Insert a new follow-up and announce it; nothing when an equivalent one exists already."""
+    """Insert a new follow-up and announce it (``by`` the person whose command scheduled it, if one
+    did); nothing when an equivalent one exists already."""
     if not await uow.store.insert_follow_up(row):
         return False
-    _announce(uow, [announce.scheduled(FollowUp.from_row(row))], now, caused_by)
+    _announce(uow, [announce.scheduled(FollowUp.from_row(row), by=by)], now, caused_by)
     return True
 
 
@@ -187,7 +199,7 @@ async def record_outcome(ctx: FollowupContext, uow: Uow, cmd: RecordOutcome) -> 
         FollowUp.from_row(row),
         cmd.outcome,
         now,
-        by=cmd.recorded_by,
+        by=cmd.actor,
         plan=Plan.from_row(plan) if plan is not None else None,
     )
     await uow.store.insert_outcome(decision.outcome_row)
@@ -195,7 +207,7 @@ async def record_outcome(ctx: FollowupContext, uow: Uow, cmd: RecordOutcome) -> 
     _announce(uow, decision.announcements, now)
     next_id = None
     if decision.next_follow_up is not None:
-        if await _schedule(uow, decision.next_follow_up, now):
+        if await _schedule(uow, decision.next_follow_up, now, by=cmd.actor):
             next_id = decision.next_follow_up["id"]
         elif (open_one := await uow.store.open_cadence(row["patient_id"])) is not None:
             next_id = open_one["id"]
@@ -211,7 +223,7 @@ async def reschedule_follow_up(ctx: FollowupContext, uow: Uow, cmd: RescheduleFo
     """Move an open follow-up to another time: a new due point, so it falls due again once."""
     row = await _follow_up(uow, cmd.agency_id, cmd.follow_up_id)
     now = ctx.clock()
-    moved = reschedule(ctx.rules, FollowUp.from_row(row), cmd.reason, cmd.due_at, now, by=cmd.by_subject)
+    moved = reschedule(ctx.rules, FollowUp.from_row(row), cmd.reason, cmd.due_at, now, by=cmd.actor)
     await uow.store.insert_reschedule(moved.reschedule_row)
     updated = await uow.store.update_follow_up(row["id"], moved.changes, now)
     _announce(uow, [moved.announcement], now)

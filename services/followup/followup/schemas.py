@@ -71,6 +71,10 @@ class OutcomeOut(BaseModel):
     barriers: list[str]
     next_step: str | None
     note: str | None
+    recorded_by: str = Field(description="Who recorded it: their identity provider's subject id.")
+    recorded_by_role: str | None = Field(
+        description="Their role; null for outcomes recorded before roles were kept."
+    )
     recorded_at: datetime
 
 

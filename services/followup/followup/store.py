@@ -46,6 +46,15 @@ class FollowupStore(Store):
             agency_id,
         )
 
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        """Whose patient this is (for the audit log's readers): from the plan heard of, or a follow-up."""
+        agency: str | None = await self.db.fetchval(
+            "SELECT agency_id FROM patient_plans WHERE patient_id = $1"
+            " UNION ALL (SELECT agency_id FROM follow_ups WHERE patient_id = $1 LIMIT 1) LIMIT 1",
+            patient_id,
+        )
+        return agency
+
     async def open_cadence(self, patient_id: uuid.UUID) -> asyncpg.Record | None:
         """The patient's one open plan-cadence follow-up, locked."""
         return await self.db.fetchrow(
@@ -138,8 +147,8 @@ class FollowupStore(Store):
 
     async def list_outcomes(self, follow_up_id: uuid.UUID) -> list[asyncpg.Record]:
         return await self.db.fetch(
-            "SELECT attempt, reached, goal_progress, barriers, next_step, note, recorded_at"
-            " FROM follow_up_outcomes WHERE follow_up_id = $1 ORDER BY attempt",
+            "SELECT attempt, reached, goal_progress, barriers, next_step, note, recorded_by,"
+            " recorded_by_role, recorded_at FROM follow_up_outcomes WHERE follow_up_id = $1 ORDER BY attempt",
             follow_up_id,
         )
 

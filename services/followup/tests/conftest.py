@@ -34,7 +34,17 @@ _DEFAULTS = {"attempt": 1, "due_point": 1} | dict.fromkeys(
         "reassessment",
     )
 )
-_OUTCOME_COLUMNS = ("attempt", "reached", "goal_progress", "barriers", "next_step", "note", "recorded_at")
+_OUTCOME_COLUMNS = (
+    "attempt",
+    "reached",
+    "goal_progress",
+    "barriers",
+    "next_step",
+    "note",
+    "recorded_by",
+    "recorded_by_role",
+    "recorded_at",
+)
 
 
 class ConstraintViolation(Exception):
@@ -97,6 +107,13 @@ class FakeFollowupStore:
     ) -> dict[str, Any] | None:
         row = self.follow_ups.get(follow_up_id)
         return dict(row) if row is not None and row["agency_id"] == agency_id else None
+
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        plan = self.plans.get(patient_id)
+        if plan is not None:
+            return str(plan["agency_id"])
+        mine = (f["agency_id"] for f in self.follow_ups.values() if f["patient_id"] == patient_id)
+        return next(mine, None)
 
     async def open_cadence(self, patient_id: uuid.UUID) -> dict[str, Any] | None:
         return next(
@@ -195,7 +212,7 @@ class FakeFollowupStore:
         mine = sorted(
             (o for (f, _), o in self.outcomes.items() if f == follow_up_id), key=lambda o: o["attempt"]
         )
-        return [{c: o[c] for c in _OUTCOME_COLUMNS} for o in mine]
+        return [{c: o.get(c) for c in _OUTCOME_COLUMNS} for o in mine]  # a column not given is NULL
 
     async def insert_reschedule(self, row: dict[str, Any]) -> None:
         key = (row["follow_up_id"], row["due_point"])

@@ -29,8 +29,9 @@ RULES = load_rules(FollowUpRules, RULES_FILE)
 NOTE = "Quartermaine said her landlord at 12 Elm St changed the locks"
 
 
-def auth(agency: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role="care-manager")}
+def auth(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:
+    token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
+    return {"Authorization": "Bearer " + token}
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -311,6 +312,11 @@ async def test_reschedule_moves_the_follow_up_and_it_falls_due_again_once(
     assert (r.json()["status"], at(r.json()["due_at"])) == ("scheduled", new_due)
     [*_, rescheduled] = await emitted(runtime, patient, FollowUpScheduled.type)
     assert rescheduled["rescheduled"] is True
+    assert (rescheduled["actor_id"], rescheduled["actor_role"]) == ("dev-user", "care-manager")
+    moved_by = await runtime.pool.fetchrow(
+        "SELECT by_subject, by_role FROM follow_up_reschedules WHERE follow_up_id = $1", follow_up_id
+    )
+    assert tuple(moved_by) == ("dev-user", "care-manager")
     clock.advance(hours=2)
     await wait_status(runtime, follow_up_id, "due")
     dues = await emitted(runtime, patient, FollowUpDue.type)
@@ -358,3 +364,69 @@ async def test_list_filters_by_patient_and_status_and_pages(followup, agency, sc
     assert none_due.json()["items"] == []
     unknown = await client.get("/v1/follow-ups", params={"status": "Quartermaine"}, headers=headers)
     assert unknown.status_code == 422 and "Quartermaine" not in unknown.text
+
+
+async def test_every_read_of_a_follow_up_s_notes_is_audited_with_the_person_and_refusals_too(
+    followup, agency, due_follow_up, emitted
+):
+    client, runtime, _ = followup
+    agency_id, _ = agency
+    patient, follow_up_id = await due_follow_up(agency_id)
+    ana = auth(agency_id, subject="cm-ana")
+    r = await client.post(
+        f"/v1/follow-ups/{follow_up_id}/outcome", headers=ana, json={"reached": True, "note": NOTE}
+    )
+    assert r.status_code == 200, r.text
+    [completed] = await emitted(runtime, patient, FollowUpCompleted.type)
+    assert (completed["actor_id"], completed["actor_role"]) == ("cm-ana", "care-manager")
+
+    detail = await client.get(f"/v1/follow-ups/{follow_up_id}", headers=ana)
+    assert detail.status_code == 200, detail.text
+    assert [(o["note"], o["recorded_by"], o["recorded_by_role"]) for o in detail.json()["outcomes"]] == [
+        (NOTE, "cm-ana", "care-manager")
+    ]
+    # Pseudonymous, coded listings are not disclosures of the notes: no entry.
+    assert (await client.get("/v1/follow-ups", params={"patient_id": str(patient)}, headers=ana)).is_success
+    assert (await client.get("/v1/work-queue", headers=ana)).is_success
+    stranger = auth("agency-elsewhere", subject="cm-eve")
+    assert (await client.get(f"/v1/follow-ups/{follow_up_id}", headers=stranger)).status_code == 404
+    analyst = auth(agency_id, role="analyst", subject="an-al")
+    assert (await client.get(f"/v1/follow-ups/{follow_up_id}", headers=analyst)).status_code == 403
+
+    supervisor = auth(agency_id, role="supervisor", subject="sv-sam")
+    trail = await client.get("/v1/audit", params={"patient_id": str(patient)}, headers=supervisor)
+    assert trail.status_code == 200, trail.text
+    [entry] = trail.json()["items"]
+    assert (entry["subject"], entry["role"], entry["outcome"], entry["what"], entry["entity_id"]) == (
+        "cm-ana",
+        "care-manager",
+        "allowed",
+        "follow-up",
+        str(follow_up_id),
+    )
+    assert (entry["route"], entry["source"], entry["patient_agency_id"]) == (
+        "GET /v1/follow-ups/{follow_up_id}",
+        "followup",
+        agency_id,
+    )
+    # A refusal on a follow-up's route names the follow-up; whose patient it is stays unsaid.
+    refused = await runtime.pool.fetch(
+        "SELECT subject, outcome, what, outcome_detail, patient_id FROM audit_log"
+        " WHERE entity_id = $1 AND outcome = 'denied' ORDER BY position",
+        str(follow_up_id),
+    )
+    assert [tuple(e) for e in refused] == [
+        ("cm-eve", "denied", "follow-up", "follow-up not found", None),
+        ("an-al", "denied", "follow-up", "follow-up:read", None),
+    ]
+    disclosures = await client.get(
+        "/v1/audit/disclosures", params={"patient_id": str(patient)}, headers=supervisor
+    )
+    assert disclosures.json()["items"] == []
+    assert (
+        await client.get("/v1/audit", params={"patient_id": str(patient)}, headers=ana)
+    ).status_code == 403
+    other = auth("agency-elsewhere", role="supervisor")
+    assert (
+        await client.get("/v1/audit", params={"patient_id": str(patient)}, headers=other)
+    ).status_code == 404

@@ -117,8 +117,8 @@ async def due_now(ctx, store, **fields):
     return await put(ctx, store, due_in=-timedelta(minutes=5), status="due", **fields)
 
 
-def outcome(follow_up, *, agency=AGENCY, by="care-manager-1", **fields):
-    return RecordOutcome(agency, follow_up["id"], by, **{"reached": True, **fields})
+def outcome(follow_up, *, agency=AGENCY, by="cm-ana", role="care-manager", **fields):
+    return RecordOutcome(agency, follow_up["id"], by, role, **{"reached": True, **fields})
 
 
 async def step(ctx, store):
@@ -161,6 +161,7 @@ async def test_a_new_plan_schedules_a_cadence_follow_up_at_the_default_for_its_r
     assert row["cadence_anchor_at"] == revised_at
     [event] = uow.events(FollowUpScheduled)
     assert (event.follow_up_id, event.due_at, event.rescheduled) == (row["id"], row["due_at"], False)
+    assert (event.actor_id, event.actor_role) == (None, None)  # careloop scheduled it on its own
     [sent] = uow.pending
     assert sent.envelope.id == event_id("scheduled", row["id"])
     assert sent.envelope.causation_id == message.envelope.id
@@ -428,9 +429,10 @@ async def test_a_reached_outcome_completes_and_schedules_the_next_contact_keepin
     assert (nxt["plan_id"], nxt["priority"]) == (follow_up["plan_id"], follow_up["priority"])
 
     stored = store.outcomes[(follow_up["id"], 1)]
-    assert (stored["note"], stored["recorded_by"], stored["recorded_at"]) == (
+    assert (stored["note"], stored["recorded_by"], stored["recorded_by_role"], stored["recorded_at"]) == (
         NOTE,
-        "care-manager-1",
+        "cm-ana",
+        "care-manager",
         clock.now,
     )
     assert stored["goal_progress"] == [{"goal_id": str(goal), "progress": "improving"}]
@@ -441,6 +443,10 @@ async def test_a_reached_outcome_completes_and_schedules_the_next_contact_keepin
         ["transportation"],
         "continue-plan",
     )
+    # The person who recorded it completed it and, by it, scheduled the next contact.
+    [next_scheduled] = uow.events(FollowUpScheduled)
+    for event in (completed, next_scheduled):
+        assert (event.actor_id, event.actor_role) == ("cm-ana", "care-manager")
     assert [m.envelope.id for m in uow.pending] == [
         event_id("completed", follow_up["id"], 1),
         event_id("scheduled", nxt["id"]),
@@ -466,6 +472,7 @@ async def test_not_reached_with_attempts_left_waits_for_the_next_attempt_at_a_ne
     assert (result["attempt"], result["next_follow_up_id"]) == (1, None)
     [retry] = uow.events(FollowUpScheduled)
     assert (retry.due_at, retry.rescheduled) == (row["due_at"], True)
+    assert (retry.actor_id, retry.actor_role) == ("cm-ana", "care-manager")
     assert uow.pending[1].envelope.id == event_id("scheduled", follow_up["id"], 2)
 
     clock.advance(hours=ctx.rules.not_reached.retry_after_hours_by_priority["high"])
@@ -479,7 +486,8 @@ async def test_not_reached_on_the_last_attempt_completes_and_requests_a_reassess
         ctx, store, reason="referral-check-in", referral_id=uuid.uuid4(), every_days=None
     )
     store.follow_ups[follow_up["id"]]["attempt"] = last
-    result, uow = await run(handlers.record_outcome, ctx, store, outcome(follow_up, reached=False))
+    command = outcome(follow_up, reached=False, by="sv-sam", role="supervisor")
+    result, uow = await run(handlers.record_outcome, ctx, store, command)
     assert (result["follow_up"]["status"], result["reassessment"], result["attempt"]) == (
         "completed",
         "not-reached",
@@ -487,6 +495,9 @@ async def test_not_reached_on_the_last_attempt_completes_and_requests_a_reassess
     )
     [requested] = uow.events(ReassessmentRequested)
     assert (requested.reason, requested.follow_up_id) == ("not-reached", follow_up["id"])
+    assert (requested.actor_id, requested.actor_role) == ("sv-sam", "supervisor")
+    stored = store.outcomes[(follow_up["id"], last)]
+    assert (stored["recorded_by"], stored["recorded_by_role"]) == ("sv-sam", "supervisor")
     assert uow.pending[1].envelope.id == event_id("reassessment", follow_up["id"])
     assert result["next_follow_up_id"] is None  # a check-in does not recur
     with pytest.raises(NotOutstanding, match="follow-up is completed"):
@@ -575,7 +586,12 @@ async def test_another_agency_s_follow_up_is_not_found_for_any_command(ctx, stor
         (
             handlers.reschedule_follow_up,
             RescheduleFollowUp(
-                "agency-stranger", follow_up["id"], "cm", "patient-request", clock.now + timedelta(days=1)
+                "agency-stranger",
+                follow_up["id"],
+                "cm",
+                "care-manager",
+                "patient-request",
+                clock.now + timedelta(days=1),
             ),
         ),
     ):
@@ -591,7 +607,9 @@ async def test_another_agency_s_follow_up_is_not_found_for_any_command(ctx, stor
 async def test_a_rescheduled_follow_up_waits_for_its_new_time_and_falls_due_again_once(ctx, store, clock):
     follow_up = await due_now(ctx, store)
     new_due = clock.now + timedelta(hours=2)
-    command = RescheduleFollowUp(AGENCY, follow_up["id"], "care-manager-1", "patient-request", new_due)
+    command = RescheduleFollowUp(
+        AGENCY, follow_up["id"], "care-manager-1", "care-manager", "patient-request", new_due
+    )
     row, uow = await run(handlers.reschedule_follow_up, ctx, store, command)
     assert (row["status"], row["due_at"], row["due_point"], row["overdue_since"]) == (
         "scheduled",
@@ -607,10 +625,12 @@ async def test_a_rescheduled_follow_up_waits_for_its_new_time_and_falls_due_agai
         "from_due_at": follow_up["due_at"],
         "to_due_at": new_due,
         "by_subject": "care-manager-1",
+        "by_role": "care-manager",
         "at": clock.now,
     }
     [event] = uow.events(FollowUpScheduled)
     assert (event.due_at, event.rescheduled) == (new_due, True)
+    assert (event.actor_id, event.actor_role) == ("care-manager-1", "care-manager")
     assert uow.pending[0].envelope.id == event_id("scheduled", follow_up["id"], 2)
 
     clock.advance(hours=2)
@@ -626,7 +646,7 @@ async def test_a_reschedule_is_announced_in_utc_whatever_offset_it_was_asked_in(
         handlers.reschedule_follow_up,
         ctx,
         store,
-        RescheduleFollowUp(AGENCY, follow_up["id"], "cm", "patient-request", asked),
+        RescheduleFollowUp(AGENCY, follow_up["id"], "cm", "care-manager", "patient-request", asked),
     )
     [event] = uow.events(FollowUpScheduled)
     assert event.due_at == asked and event.due_at.utcoffset() == timedelta(0)
@@ -645,7 +665,7 @@ async def test_a_reschedule_needs_a_known_reason_and_a_time_in_the_coming_year(
     ctx, store, clock, reason, due_in, locs
 ):
     follow_up = await due_now(ctx, store)
-    command = RescheduleFollowUp(AGENCY, follow_up["id"], "cm", reason, clock.now + due_in)
+    command = RescheduleFollowUp(AGENCY, follow_up["id"], "cm", "care-manager", reason, clock.now + due_in)
     with pytest.raises(InvalidInput) as refused:
         await run(handlers.reschedule_follow_up, ctx, store, command)
     assert [p["loc"] for p in refused.value.body()["detail"]] == locs
@@ -658,7 +678,7 @@ async def test_a_reschedule_needs_a_known_reason_and_a_time_in_the_coming_year(
 async def test_a_closed_follow_up_cannot_be_rescheduled(ctx, store, clock, status):
     follow_up = await put(ctx, store, status=status)
     command = RescheduleFollowUp(
-        AGENCY, follow_up["id"], "cm", "patient-request", clock.now + timedelta(days=1)
+        AGENCY, follow_up["id"], "cm", "care-manager", "patient-request", clock.now + timedelta(days=1)
     )
     with pytest.raises(NotOutstanding) as refused:
         await run(handlers.reschedule_follow_up, ctx, store, command)

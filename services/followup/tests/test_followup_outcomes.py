@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from careloop_shared.rules import load_rules
-from followup.domain.follow_up import FollowUp, InvalidInput, NotOutstanding, Outcome
+from followup.domain.follow_up import Actor, FollowUp, InvalidInput, NotOutstanding, Outcome
 from followup.domain.outcomes import outcome_problems
 from followup.domain.outcomes import record_outcome as decide
 from followup.domain.rules import RULES_FILE, FollowUpRules
@@ -19,7 +19,7 @@ GOAL = uuid.uuid4()
 
 
 def record_outcome(rules: FollowUpRules, follow_up: FollowUp, outcome: Outcome, now: datetime):
-    return decide(rules, follow_up, outcome, now, by="care-manager-1")
+    return decide(rules, follow_up, outcome, now, by=Actor("care-manager-1", "care-manager"))
 
 
 def due(**changes) -> FollowUp:

@@ -220,6 +220,28 @@ async def test_the_plan_heard_of_last_replaces_the_one_before(any_store):
     assert dict(await any_store.get_plan(patient)) == revised
 
 
+async def test_a_patient_belongs_to_the_agency_of_their_plan_or_follow_ups(any_store, rules):
+    followed = (await insert(any_store, rules, agency_id="agency-b"))["patient_id"]
+    await insert(any_store, rules, patient_id=followed, agency_id="agency-b", reason="referral-check-in")
+    planned = uuid.uuid4()
+    await any_store.save_plan(
+        {
+            "patient_id": planned,
+            "agency_id": "agency-a",
+            "plan_id": uuid.uuid4(),
+            "version": 1,
+            "status": "active",
+            "risk_level": "low",
+            "priority": "low",
+            "every_days": 90.0,
+            "goal_ids": [],
+            "updated_at": T,
+        }
+    )
+    found = [await any_store.agency_of_patient(p) for p in (planned, followed, uuid.uuid4())]
+    assert found == ["agency-a", "agency-b", None]
+
+
 async def test_outcomes_and_reschedules_are_kept_once_per_attempt_and_due_point(any_store, rules):
     follow_up = await insert(any_store, rules, status="due")
     for attempt in (2, 1):
@@ -233,6 +255,7 @@ async def test_outcomes_and_reschedules_are_kept_once_per_attempt_and_due_point(
                 "next_step": None,
                 "note": "a note",
                 "recorded_by": "care-manager-1",
+                "recorded_by_role": "care-manager",
                 "recorded_at": T,
             }
         )
@@ -245,8 +268,11 @@ async def test_outcomes_and_reschedules_are_kept_once_per_attempt_and_due_point(
         "barriers",
         "next_step",
         "note",
+        "recorded_by",
+        "recorded_by_role",
         "recorded_at",
     }
+    assert (outcomes[0]["recorded_by"], outcomes[0]["recorded_by_role"]) == ("care-manager-1", "care-manager")
     moved = {
         "follow_up_id": follow_up["id"],
         "due_point": 2,
@@ -254,6 +280,7 @@ async def test_outcomes_and_reschedules_are_kept_once_per_attempt_and_due_point(
         "from_due_at": T,
         "to_due_at": T + timedelta(days=1),
         "by_subject": "care-manager-1",
+        "by_role": "care-manager",
         "at": T,
     }
     await any_store.insert_reschedule(moved)

@@ -1,4 +1,8 @@
-"""record's HTTP routes: a patient's timeline and the verification of its chain."""
+"""record's HTTP routes: a patient's timeline and the verification of its chain.
+
+The timeline discloses the case record, so each read of it is audited; verify answers counts and
+whether the chain holds, nothing about the patient, and is not.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from careloop_shared.errors import NotFound
-from careloop_shared.http import CurrentPrincipal, needs, read_store, service_context
+from careloop_shared.http import Audit, CurrentPrincipal, needs, read_store, service_context
 from record.config import RecordContext
 from record.domain.chain import verify
 from record.domain.timeline import timeline
@@ -28,7 +32,10 @@ class EntryOut(BaseModel):
     time: datetime
     recorded_at: datetime
     source: str
-    actor: str
+    actor: str = Field(
+        description="Who made it happen: the person and their role (care-manager cm-ana) where the event"
+        " names one, else a role or party, else system (the service)."
+    )
     summary: str
     correlation_id: uuid.UUID
     causation_id: uuid.UUID | None
@@ -59,19 +66,23 @@ async def patient_record(
     who: CurrentPrincipal,
     store: Store,
     ctx: Ctx,
+    audit: Audit,
     type: Annotated[list[str] | None, Query(description="Event types (ce_type) to keep")] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> RecordOut:
-    """The patient's events in order, causes before effects, with type, time, source, actor, summary."""
+    """The patient's events in order, causes before effects, with type, time, source, summary, and the
+    actor: the person who made the change (role and id) where the event names one."""
     await _owned(store, who.agency_id, patient_id)
     rows = await store.entries(patient_id, types=type, since=since, until=until)
-    return RecordOut(patient_id=patient_id, entries=[EntryOut(**e) for e in timeline(ctx.summaries, rows)])
+    shown = RecordOut(patient_id=patient_id, entries=[EntryOut(**e) for e in timeline(ctx.summaries, rows)])
+    await audit.read(patient_id, "record")
+    return shown
 
 
 @router.get("/record/verify", response_model=VerifyOut, openapi_extra=needs("record:verify"))
 async def verify_patient_record(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> VerifyOut:
-    """Recompute the hash chain; name the first entry that does not hold, if any."""
+    """Recompute the hash chain; name the first entry that does not hold, if any. Discloses counts only."""
     await _owned(store, who.agency_id, patient_id)
     result = verify(await store.entries(patient_id), await store.head(patient_id))
     return VerifyOut(

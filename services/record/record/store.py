@@ -51,6 +51,10 @@ class RecordStore(Store):
         )
         return agency
 
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        """Whose patient this is, for the audit log's readers: the record's owning agency."""
+        return await self.owning_agency(patient_id)
+
     async def entries(
         self,
         patient_id: uuid.UUID,

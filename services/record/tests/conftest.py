@@ -38,6 +38,9 @@ class FakeRecordStore:
     async def owning_agency(self, patient_id: uuid.UUID) -> str | None:
         return next((r["agency_id"] for r in self.rows if r["patient_id"] == patient_id), None)
 
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        return await self.owning_agency(patient_id)
+
     async def entries(
         self,
         patient_id: uuid.UUID,

@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 
 from careloop_shared.auth import issue_token
-from careloop_shared.contracts import Need, PatientAssessed, PatientRegistered, RiskLevel
+from careloop_shared.contracts import FollowUpCompleted, Need, PatientAssessed, PatientRegistered, RiskLevel
 from careloop_shared.events import new_message
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
@@ -35,8 +35,9 @@ async def record(infra, database_factory):
             yield client, runtime, dsn
 
 
-def auth(agency: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role="care-manager")}
+def auth(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:
+    token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
+    return {"Authorization": "Bearer " + token}
 
 
 async def _patient_with_two_events(record, infra):
@@ -130,3 +131,62 @@ async def test_a_row_changed_behind_the_databases_back_is_caught_by_verify(recor
     verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
     assert (verified["intact"], verified["first_broken_seq"]) == (False, tampered_seq)
     assert verified["problem"] == "content does not match its hash"
+
+
+async def test_the_timeline_names_the_person_and_every_read_of_it_is_audited_with_the_person(record, infra):
+    client, runtime, _ = record
+    patient, agency, *_ = await _patient_with_two_events(record, infra)
+    completed = new_message(
+        FollowUpCompleted(
+            patient_id=patient,
+            agency_id=agency,
+            follow_up_id=uuid.uuid4(),
+            reached=True,
+            attempt=1,
+            completed_at=datetime.now(UTC),
+            actor_id="cm-ana",
+            actor_role="care-manager",
+        )
+    )
+    await publish_message(infra.bootstrap_servers, runtime.topic_for(FollowUpCompleted.type), completed)
+    ana = auth(agency, subject="cm-ana")
+
+    async def three_entries():
+        r = await client.get(f"/v1/patients/{patient}/record", headers=ana)
+        return r.json()["entries"] if len(r.json()["entries"]) == 3 else None
+
+    entries = await eventually(three_entries, what="the follow-up in the record")
+    assert [e["actor"] for e in entries] == ["system (intake)", "system (intake)", "care-manager cm-ana"]
+
+    stranger = auth("agency-elsewhere", subject="cm-eve")
+    assert (await client.get(f"/v1/patients/{patient}/record", headers=stranger)).status_code == 404
+    analyst = auth(agency, role="analyst", subject="an-al")
+    assert (await client.get(f"/v1/patients/{patient}/record", headers=analyst)).status_code == 403
+    verified = await client.get(f"/v1/patients/{patient}/record/verify", headers=analyst)
+    assert verified.status_code == 200  # counts only: allowed to an analyst, and no disclosure
+
+    supervisor = auth(agency, role="supervisor", subject="sv-sam")
+    trail = await client.get("/v1/audit", params={"patient_id": str(patient)}, headers=supervisor)
+    assert trail.status_code == 200, trail.text
+    seen = {(e["subject"], e["outcome"], e["what"], e["outcome_detail"]) for e in trail.json()["items"]}
+    assert {
+        ("cm-ana", "allowed", "record", None),
+        ("cm-eve", "denied", "record", "no record for this patient"),
+        ("an-al", "denied", "record", "record:read"),
+    } <= seen
+    assert "an-al" not in {e["subject"] for e in trail.json()["items"] if e["outcome"] == "allowed"}
+    read = next(e for e in trail.json()["items"] if e["subject"] == "cm-ana")
+    assert (read["route"], read["source"], read["patient_agency_id"], read["role"]) == (
+        "GET /v1/patients/{patient_id}/record",
+        "record",
+        agency,
+        "care-manager",
+    )
+    disclosures = await client.get(
+        "/v1/audit/disclosures", params={"patient_id": str(patient)}, headers=supervisor
+    )
+    assert disclosures.json()["items"] == []
+    other = auth("agency-elsewhere", role="supervisor")
+    assert (
+        await client.get("/v1/audit", params={"patient_id": str(patient)}, headers=other)
+    ).status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TypeAlias
 
 from careloop_shared.db import Db
@@ -17,6 +18,10 @@ class ReferralStore:
     def __init__(self, db: Db) -> None:
         self.directory = DirectoryStore(db)
         self.loop = LoopStore(db)
+
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        """Whose patient this is (the audit log answers only to the patient's agency)."""
+        return await self.loop.agency_of_patient(patient_id)
 
 
 Uow: TypeAlias = UnitOfWork[ReferralStore]  # what every referral use case works in

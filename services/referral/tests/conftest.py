@@ -20,7 +20,10 @@ from referral.domain.directory import DIRECTORY_FILE, SeedDirectory
 from referral.domain.matching import RANKING_FILE, Weights
 from referral.domain.quality import History
 
-_ORGANIZATION_COLUMNS = ("id", "agency_id", "name", "description", "url", "email", "phone", "updated_at")
+_ORGANIZATION_COLUMNS = (
+    *("id", "agency_id", "name", "description", "url", "email", "phone", "updated_at"),
+    *("changed_by", "changed_by_role"),
+)
 _LOCATION_COLUMNS = ("id", "name", "location_type", "postal_code")
 _REFERRAL_COLUMNS = (
     "id, service_request_id, patient_id, agency_id, plan_id, intervention_id, need, program_category,"
@@ -77,7 +80,8 @@ class FakeDirectoryStore:
             row["capacity_status"],
             row["capacity_notes"],
         ):
-            saved["capacity_updated_at"] = existing["capacity_updated_at"]
+            for kept in ("capacity_updated_at", "capacity_changed_by", "capacity_changed_by_role"):
+                saved[kept] = existing[kept]
         self.services[row["id"]] = saved
         return existing is None
 
@@ -131,9 +135,19 @@ class FakeDirectoryStore:
         found.sort(key=lambda s: s["id"])
         return [service_out(self._joined(s)) for s in found[offset : offset + limit]]
 
-    async def update_capacity(self, service_id: str, status: str, notes: str | None, at: datetime) -> None:
+    async def update_capacity(
+        self, service_id: str, status: str, notes: str | None, at: datetime, *, by: str, by_role: str
+    ) -> None:
         self.services[service_id].update(
-            capacity_status=status, capacity_notes=notes, capacity_updated_at=at, updated_at=at, source="api"
+            capacity_status=status,
+            capacity_notes=notes,
+            capacity_updated_at=at,
+            capacity_changed_by=by,
+            capacity_changed_by_role=by_role,
+            changed_by=by,
+            changed_by_role=by_role,
+            updated_at=at,
+            source="api",
         )
 
     async def candidate_services(self, category: str | None, need: str) -> list[matching.Service]:
@@ -200,6 +214,11 @@ class FakeLoopStore:
             self.patients[row["patient_id"]] = dict(row)
         elif existing["as_of"] <= row["as_of"]:
             existing.update({k: v for k, v in row.items() if k not in ("patient_id", "agency_id")})
+
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        if patient_id in self.patients:
+            return str(self.patients[patient_id]["agency_id"])
+        return next((r["agency_id"] for r in self.referrals.values() if r["patient_id"] == patient_id), None)
 
     async def get_patient(self, patient_id: uuid.UUID) -> dict[str, Any] | None:
         row = self.patients.get(patient_id)
@@ -319,7 +338,10 @@ class FakeLoopStore:
         return rows[offset : offset + limit]
 
     async def history_of(self, referral_id: uuid.UUID) -> list[dict[str, Any]]:
-        columns = ("from_status", "to_status", "by_agency_id", "by_party", "reason", "outcome", "note")
+        columns = (
+            *("from_status", "to_status", "by_agency_id", "by_party", "by_subject", "by_role"),
+            *("reason", "outcome", "note"),
+        )
         return [
             {**{k: h.get(k) for k in columns}, "changed_at": h["changed_at"]}
             for h in self.history
@@ -399,6 +421,9 @@ class FakeReferralStore:
     def __init__(self) -> None:
         self.loop = FakeLoopStore()
         self.directory = FakeDirectoryStore(self.loop.referrals)
+
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        return await self.loop.agency_of_patient(patient_id)
 
 
 @pytest.fixture

@@ -50,8 +50,10 @@ class Clock:
         self.now += delta
 
 
-def auth(agency: str, role: str = "care-manager") -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role)}
+def auth(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:
+    return {
+        "Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
+    }
 
 
 def unique(label: str) -> str:
@@ -685,9 +687,16 @@ async def test_directory_is_seeded_searchable_and_changed_only_by_its_owner_or_a
     no_role = await svc.client.post(f"/v1/services/{local}/capacity", json=capacity, headers=auth(owner))
     assert no_role.status_code == 403 and no_role.json()["missing_permission"] == "directory:change"
     updated = await svc.client.post(
-        f"/v1/services/{local}/capacity", json=capacity, headers=auth(owner, "provider")
+        f"/v1/services/{local}/capacity", json=capacity, headers=auth(owner, "provider", "pr-pia")
     )
     assert updated.status_code == 200 and updated.json()["capacity"] == capacity
+    shown = (await svc.client.get(f"/v1/services/{local}", headers=auth("agency-home"))).json()
+    assert (shown["capacity_changed_by"], shown["capacity_changed_by_role"], shown["changed_by"]) == (
+        "pr-pia",
+        "provider",
+        "pr-pia",
+    )
+    assert seeded.json()["changed_by"] is None  # the seed is nobody's change
     assert await found("capacity=waitlist") == [local]
 
     # A seed reload upserts by id but leaves what an organisation changed through the API.
@@ -726,6 +735,71 @@ async def test_directory_is_seeded_searchable_and_changed_only_by_its_owner_or_a
         headers=auth("agency-x"),
     )
     assert not_mine.status_code == 403
+
+
+# --- the audit log --------------------------------------------------------------------------------
+
+
+async def test_every_read_of_a_referral_is_audited_with_the_person_and_the_receiving_agency_as_a_disclosure(
+    referral,
+):
+    svc, category = referral, unique("cat")
+    receiving = unique("agency")
+    await svc.program(category, agency=receiving)
+    made, patient_id = await made_referral(svc, category)
+    rid = made["id"]
+    # The receiving agency's provider answers; the answer shows the referral, its history's notes.
+    accepted = await svc.client.post(
+        f"/v1/referrals/{rid}/status",
+        json={"status": "accepted", "note": "Called the client"},
+        headers=auth(receiving, "provider", "pr-pat"),
+    )
+    assert accepted.status_code == 200, accepted.text
+    reader = auth("agency-home", subject="cm-ana")
+    detail = await svc.client.get(f"/v1/referrals/{rid}", headers=reader)
+    assert [(h["by_subject"], h["by_role"]) for h in detail.json()["history"]] == [
+        (None, None),  # made by careloop from the plan
+        ("pr-pat", "provider"),
+    ]
+    listed = await svc.client.get(f"/v1/referrals?patient_id={patient_id}", headers=reader)
+    assert [r["id"] for r in listed.json()["items"]] == [str(rid)]
+    [changed] = await svc.outbox(patient_id, CHANGED)
+    assert (changed["actor_id"], changed["actor_role"]) == ("pr-pat", "provider")
+
+    stranger = await svc.client.get(f"/v1/referrals/{rid}", headers=auth("agency-stranger", subject="cm-eve"))
+    analyst = await svc.client.get(f"/v1/referrals/{rid}", headers=auth("agency-home", "analyst", "an-al"))
+    assert (stranger.status_code, analyst.status_code) == (404, 403)
+
+    supervisor = auth("agency-home", "supervisor", "sv-sam")
+    trail = await svc.client.get(f"/v1/audit?patient_id={patient_id}", headers=supervisor)
+    assert trail.status_code == 200, trail.text
+    seen = [(e["subject"], e["agency_id"], e["route"]) for e in trail.json()["items"]]
+    assert seen == [
+        ("pr-pat", receiving, "POST /v1/referrals/{referral_id}/status"),
+        ("cm-ana", "agency-home", "GET /v1/referrals/{referral_id}"),
+        ("cm-ana", "agency-home", "GET /v1/referrals"),
+    ]
+    assert all(
+        (e["what"], e["entity_id"], e["outcome"], e["source"], e["patient_agency_id"])
+        == ("referral", str(rid), "allowed", "referral", "agency-home")
+        for e in trail.json()["items"]
+    )
+    # Shown to the receiving agency: in the patient's accounting of disclosures; the own agency's reads not.
+    disclosures = await svc.client.get(f"/v1/audit/disclosures?patient_id={patient_id}", headers=supervisor)
+    assert [e["subject"] for e in disclosures.json()["items"]] == ["pr-pat"]
+    # Refusals are audited by the kernel under the referral's id (the path names no patient).
+    denied = await svc.runtime.pool.fetch(
+        "SELECT subject, outcome_detail FROM audit_log WHERE entity_id = $1 AND outcome = 'denied'"
+        " ORDER BY position",
+        str(rid),
+    )
+    assert [(d["subject"], d["outcome_detail"]) for d in denied] == [
+        ("cm-eve", "referral not found"),
+        ("an-al", "referral:read"),
+    ]
+    # The audit log answers to the patient's own agency only.
+    other = auth(receiving, "supervisor", "sv-other")
+    assert (await svc.client.get(f"/v1/audit?patient_id={patient_id}", headers=other)).status_code == 404
 
 
 async def test_emitted_events_validate_against_the_published_schemas(referral):

@@ -10,9 +10,10 @@ from referral.domain.commands import SaveOrganization, SaveService, UpdateCapaci
 from referral.domain.directory import Capacity, Organization, Service
 from referral.domain.quality import History
 from referral.loop.store import LoopStore
+from referral.store import ReferralStore
 
 OWNER = "agency-owner"
-ADMIN = ("agency-network", "admin")
+ADMIN = ("agency-network", "admin", "adm-ada")  # agency, role, the person
 SEEDED = "prg-food-bank-central"  # a seed service of agency-food-bank's organisation
 
 
@@ -42,13 +43,19 @@ def service(**changes) -> Service:
 
 
 async def saved_pantry(ctx, store) -> None:
-    await run(handlers.save_organization, ctx, store, SaveOrganization(OWNER, "care-manager", organization()))
-    await run(handlers.save_service, ctx, store, SaveService(OWNER, "care-manager", service()))
+    await run(
+        handlers.save_organization,
+        ctx,
+        store,
+        SaveOrganization(OWNER, "care-manager", "cm-olga", organization()),
+    )
+    await run(handlers.save_service, ctx, store, SaveService(OWNER, "care-manager", "cm-olga", service()))
 
 
 def test_the_fake_stores_answer_like_the_real_ones(store):
     assert_fake_matches(DirectoryStore, type(store.directory))
     assert_fake_matches(LoopStore, type(store.loop))
+    assert_fake_matches(ReferralStore, type(store))
 
 
 async def test_the_seed_is_loaded_at_start_with_every_organisation_and_service(ctx, store, clock):
@@ -58,6 +65,7 @@ async def test_the_seed_is_loaded_at_start_with_every_organisation_and_service(c
     assert {o["source"] for o in store.directory.organizations.values()} == {"seed"}
     food = await store.directory.get_service(SEEDED)
     assert (food["receiving_agency_id"], food["capacity_updated_at"]) == ("agency-food-bank", clock.now)
+    assert (food["changed_by"], food["capacity_changed_by"]) == (None, None)  # the seed is nobody's change
     assert uow.pending == []
 
 
@@ -72,22 +80,24 @@ async def test_a_seed_reload_updates_seed_entries_and_leaves_what_an_organisatio
 
     food = await store.directory.get_service(SEEDED)
     assert food["capacity"] == {"status": "no-capacity", "notes": None}
+    assert (food["changed_by"], food["capacity_changed_by"]) == ("adm-ada", "adm-ada")
     other = await store.directory.get_service("prg-ride-share-health")
     # Still the seed's: updated again, but its capacity did not change, so neither did its time.
     assert (other["updated_at"], other["capacity_updated_at"]) == (clock.now, loaded_at)
 
 
 async def test_an_organisation_is_created_then_updated_and_shown_with_its_locations(ctx, store, clock):
-    command = SaveOrganization(OWNER, "care-manager", organization())
+    command = SaveOrganization(OWNER, "care-manager", "cm-olga", organization())
     created, uow = await run(handlers.save_organization, ctx, store, command)
     assert created.created and uow.pending == []
     assert [loc["id"] for loc in created.entry["locations"]] == ["loc-pantry-a", "loc-pantry-b"]
     assert created.entry["updated_at"] == clock.now
+    assert (created.entry["changed_by"], created.entry["changed_by_role"]) == ("cm-olga", "care-manager")
 
     clock.advance(minutes=5)
     renamed = organization(name="Pantry and more", locations=[{"id": "loc-pantry-a", "name": "Only"}])
     updated, _ = await run(
-        handlers.save_organization, ctx, store, SaveOrganization(OWNER, "care-manager", renamed)
+        handlers.save_organization, ctx, store, SaveOrganization(OWNER, "care-manager", "cm-olga", renamed)
     )
     assert not updated.created
     assert (updated.entry["name"], updated.entry["updated_at"]) == ("Pantry and more", clock.now)
@@ -96,18 +106,27 @@ async def test_an_organisation_is_created_then_updated_and_shown_with_its_locati
 
 
 async def test_only_an_administrator_or_the_organisation_itself_changes_or_moves_it(ctx, store):
-    await run(handlers.save_organization, ctx, store, SaveOrganization(OWNER, "care-manager", organization()))
+    await run(
+        handlers.save_organization,
+        ctx,
+        store,
+        SaveOrganization(OWNER, "care-manager", "cm-olga", organization()),
+    )
     with pytest.raises(handlers.NotAllowed, match="directory administrator or the organisation itself"):
-        stranger = SaveOrganization("agency-x", "care-manager", organization(agency_id="agency-x"))
+        stranger = SaveOrganization("agency-x", "care-manager", "cm-xavi", organization(agency_id="agency-x"))
         await run(handlers.save_organization, ctx, store, stranger)
     with pytest.raises(handlers.NotAllowed, match="may move an organisation to another agency"):
-        moved = SaveOrganization(OWNER, "care-manager", organization(agency_id="agency-x"))
+        moved = SaveOrganization(OWNER, "care-manager", "cm-olga", organization(agency_id="agency-x"))
         await run(handlers.save_organization, ctx, store, moved)
     assert store.directory.organizations["org-pantry"]["agency_id"] == OWNER
 
     moved_by_admin = SaveOrganization(*ADMIN, organization(agency_id="agency-x"))
     saved, _ = await run(handlers.save_organization, ctx, store, moved_by_admin)
-    assert saved.entry["agency_id"] == "agency-x"
+    assert (saved.entry["agency_id"], saved.entry["changed_by"], saved.entry["changed_by_role"]) == (
+        "agency-x",
+        "adm-ada",
+        "admin",
+    )
 
 
 async def test_an_agency_may_add_an_organisation_of_its_own_only(ctx, store):
@@ -116,14 +135,21 @@ async def test_an_agency_may_add_an_organisation_of_its_own_only(ctx, store):
             handlers.save_organization,
             ctx,
             store,
-            SaveOrganization("agency-x", "care-manager", organization()),
+            SaveOrganization("agency-x", "care-manager", "cm-xavi", organization()),
         )
     assert store.directory.organizations == {}
 
 
 async def test_a_service_is_created_then_updated_and_shown_with_fresh_quality(ctx, store, clock):
-    await run(handlers.save_organization, ctx, store, SaveOrganization(OWNER, "care-manager", organization()))
-    created, _ = await run(handlers.save_service, ctx, store, SaveService(OWNER, "care-manager", service()))
+    await run(
+        handlers.save_organization,
+        ctx,
+        store,
+        SaveOrganization(OWNER, "care-manager", "cm-olga", organization()),
+    )
+    created, _ = await run(
+        handlers.save_service, ctx, store, SaveService(OWNER, "care-manager", "cm-olga", service())
+    )
     assert created.created
     shown = created.entry
     assert (shown["receiving_agency_id"], shown["capacity"]) == (OWNER, {"status": "capacity", "notes": None})
@@ -137,17 +163,28 @@ async def test_a_service_is_created_then_updated_and_shown_with_fresh_quality(ct
     clock.advance(hours=1)
     same_capacity = service(name="Groceries and meals")
     updated, _ = await run(
-        handlers.save_service, ctx, store, SaveService(OWNER, "care-manager", same_capacity)
+        handlers.save_service, ctx, store, SaveService(OWNER, "supervisor", "sv-sam", same_capacity)
     )
     assert not updated.created
     assert (updated.entry["name"], updated.entry["capacity_updated_at"]) == (
         "Groceries and meals",
         shown["updated_at"],
     )
+    # Who changed the entry moves; who last changed the capacity stays, like its time.
+    assert (updated.entry["changed_by"], updated.entry["changed_by_role"]) == ("sv-sam", "supervisor")
+    assert (updated.entry["capacity_changed_by"], updated.entry["capacity_changed_by_role"]) == (
+        "cm-olga",
+        "care-manager",
+    )
     clock.advance(hours=1)
     waitlist = service(capacity={"status": "waitlist", "notes": "two weeks"})
-    updated, _ = await run(handlers.save_service, ctx, store, SaveService(OWNER, "care-manager", waitlist))
-    assert updated.entry["capacity_updated_at"] == clock.now
+    updated, _ = await run(
+        handlers.save_service, ctx, store, SaveService(OWNER, "supervisor", "sv-sam", waitlist)
+    )
+    assert (updated.entry["capacity_updated_at"], updated.entry["capacity_changed_by"]) == (
+        clock.now,
+        "sv-sam",
+    )
 
 
 async def test_a_service_naming_an_unknown_organisation_is_refused_at_organization_id(ctx, store):
@@ -172,19 +209,25 @@ async def test_a_service_is_changed_only_by_its_organisation_or_an_administrator
         ctx,
         store,
         SaveOrganization(
-            "agency-x", "care-manager", organization(id="org-x", agency_id="agency-x", locations=[])
+            "agency-x",
+            "care-manager",
+            "cm-xavi",
+            organization(id="org-x", agency_id="agency-x", locations=[]),
         ),
     )
     with pytest.raises(handlers.NotAllowed):
         await run(
-            handlers.save_service, ctx, store, SaveService("agency-x", "care-manager", service(name="Taken"))
+            handlers.save_service,
+            ctx,
+            store,
+            SaveService("agency-x", "care-manager", "cm-xavi", service(name="Taken")),
         )
     with pytest.raises(handlers.NotAllowed):  # nor moved under another agency's organisation
         await run(
             handlers.save_service,
             ctx,
             store,
-            SaveService(OWNER, "care-manager", service(organization_id="org-x")),
+            SaveService(OWNER, "care-manager", "cm-olga", service(organization_id="org-x")),
         )
     assert store.directory.services["svc-pantry"]["name"] == "Groceries"
     admin, _ = await run(
@@ -201,13 +244,21 @@ async def test_capacity_is_the_organisations_word_changed_by_it_or_an_administra
             handlers.update_capacity,
             ctx,
             store,
-            UpdateCapacity("agency-x", "care-manager", "svc-pantry", waitlist),
+            UpdateCapacity("agency-x", "care-manager", "cm-xavi", "svc-pantry", waitlist),
         )
     clock.advance(hours=1)
     shown, uow = await run(
-        handlers.update_capacity, ctx, store, UpdateCapacity(OWNER, "care-manager", "svc-pantry", waitlist)
+        handlers.update_capacity,
+        ctx,
+        store,
+        UpdateCapacity(OWNER, "provider", "pr-pat", "svc-pantry", waitlist),
     )
     assert shown["capacity"] == {"status": "waitlist", "notes": "about 10 waiting"}
+    assert (shown["capacity_changed_by"], shown["capacity_changed_by_role"], shown["changed_by"]) == (
+        "pr-pat",
+        "provider",
+        "pr-pat",
+    )
     assert (shown["capacity_updated_at"], shown["updated_at"]) == (clock.now, clock.now)
     assert "quality" in shown and uow.pending == []
     assert store.directory.services["svc-pantry"]["source"] == "api"

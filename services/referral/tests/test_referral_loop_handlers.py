@@ -36,7 +36,9 @@ DELIVERED = Outcome(service_delivered=True, enrollment_status="enrolled")
 async def program(ctx, store, service_id: str, agency: str, **fields) -> str:
     """A program of ``agency``'s organisation, saved as an administrator would."""
     org = Organization(id=f"org-{agency}", agency_id=agency, name="Org")
-    await run(directory.save_organization, ctx, store, SaveOrganization("agency-network", "admin", org))
+    await run(
+        directory.save_organization, ctx, store, SaveOrganization("agency-network", "admin", "adm-ada", org)
+    )
     svc = Service.model_validate(
         {
             "id": service_id,
@@ -47,7 +49,7 @@ async def program(ctx, store, service_id: str, agency: str, **fields) -> str:
             **fields,
         }
     )
-    await run(directory.save_service, ctx, store, SaveService("agency-network", "admin", svc))
+    await run(directory.save_service, ctx, store, SaveService("agency-network", "admin", "adm-ada", svc))
     return service_id
 
 
@@ -114,8 +116,10 @@ async def referred(ctx, store, item=None, **consent_fields) -> tuple[dict, uuid.
     return row, patient_id
 
 
-def change(agency, referral_id, status, **fields) -> ChangeReferralStatus:
-    return ChangeReferralStatus(agency, referral_id, status, **fields)
+def change(
+    agency, referral_id, status, by="staff-1", by_role="care-manager", **fields
+) -> ChangeReferralStatus:
+    return ChangeReferralStatus(agency, referral_id, status, by, by_role, **fields)
 
 
 # --- routing --------------------------------------------------------------------------------------
@@ -145,6 +149,8 @@ async def test_an_intervention_is_referred_to_the_best_program_for_language_and_
         "agency-c",
         item.id,
     )
+    assert (made.actor_id, made.actor_role) == (None, None)  # careloop made it, reacting to the plan
+    assert made.program_category == FOOD  # the chosen program's: what a consent may name
     assert made.response_due_at == clock.now + timedelta(days=2)  # Monday: two business days
     assert made.outcome_due_at == clock.now + timedelta(days=14)
     assert uow.pending[0].envelope.causation_id == message.envelope.id
@@ -157,6 +163,8 @@ async def test_an_intervention_is_referred_to_the_best_program_for_language_and_
             "to_status": "requested",
             "by_agency_id": HOME,
             "by_party": "requester",
+            "by_subject": None,
+            "by_role": None,
             "reason": None,
             "outcome": None,
             "note": None,
@@ -272,7 +280,11 @@ async def test_without_consent_the_referral_waits_as_a_draft_and_is_sent_when_co
     [made] = uow.events(ReferralMade)
     [sent] = uow.events(ReferralStatusChanged)
     assert made.referral_id == draft["id"] and made.response_due_at == clock.now + timedelta(days=2)
+    assert made.program_category == FOOD
     assert (sent.from_status, sent.to_status, sent.by_party) == ("draft", "requested", "requester")
+    # Released by the consent's arrival: careloop's own doing, no person's.
+    assert (made.actor_id, sent.actor_id, sent.actor_role) == (None, None, None)
+    assert store.loop.history[-1]["by_subject"] is None
     row = store.loop.referrals[draft["id"]]
     assert (row["status"], row["status_reason"], row["consent_id"]) == (
         "requested",
@@ -376,6 +388,7 @@ async def test_revoked_consent_cancels_referrals_not_yet_answered(ctx, store, cl
         "cancelled",
         "consent-revoked",
     )
+    assert (cancelled.actor_id, store.loop.history[-1]["by_subject"]) == (None, None)
     row = store.loop.referrals[made["id"]]
     assert (row["status"], row["status_reason"], row["closed_at"]) == (
         "cancelled",
@@ -419,11 +432,12 @@ async def test_the_receiving_agency_moves_the_referral_and_each_change_is_announ
 ):
     await program(ctx, store, "pantry", "agency-food")
     made, _ = await referred(ctx, store)
+    as_pat = {"by": "pr-pat", "by_role": "provider"}
     steps = [
-        change("agency-food", made["id"], "accepted", note="Called Marisol on Tuesday"),
-        change("agency-food", made["id"], "on-hold", reason="waitlist"),
-        change("agency-food", made["id"], "in-progress"),
-        change("agency-food", made["id"], "completed", outcome=DELIVERED),
+        change("agency-food", made["id"], "accepted", note="Called Marisol on Tuesday", **as_pat),
+        change("agency-food", made["id"], "on-hold", reason="waitlist", by="pr-quinn", by_role="provider"),
+        change("agency-food", made["id"], "in-progress", **as_pat),
+        change("agency-food", made["id"], "completed", outcome=DELIVERED, **as_pat),
     ]
     for step in steps:
         clock.advance(hours=1)
@@ -434,6 +448,7 @@ async def test_the_receiving_agency_moves_the_referral_and_each_change_is_announ
             "target",
             "agency-food",
         )
+        assert (changed.actor_id, changed.actor_role) == (step.by, "provider")
         assert "Marisol" not in changed.model_dump_json()
         assert result.referral["status"] == step.status and result.rerouted_to is None
     assert changed.outcome.enrollment_status == "enrolled"
@@ -450,6 +465,14 @@ async def test_the_receiving_agency_moves_the_referral_and_each_change_is_announ
         ("in-progress", "completed"),
     ]
     assert result.history[1]["note"] == "Called Marisol on Tuesday"
+    # Each step names the person who took it; the first was careloop's (made from the plan).
+    assert [(h["by_subject"], h["by_role"]) for h in result.history] == [
+        (None, None),
+        ("pr-pat", "provider"),
+        ("pr-quinn", "provider"),
+        ("pr-pat", "provider"),
+        ("pr-pat", "provider"),
+    ]
     row = store.loop.referrals[made["id"]]
     assert (row["accepted_at"], row["closed_at"]) == (clock.now - timedelta(hours=3), clock.now)
 
@@ -561,9 +584,17 @@ async def test_a_rejection_for_no_capacity_reroutes_to_the_next_program_and_then
         handlers.change_referral_status,
         ctx,
         store,
-        change("agency-a", made["id"], "rejected", reason="no-capacity"),
+        change("agency-a", made["id"], "rejected", reason="no-capacity", by="pr-ravi", by_role="provider"),
     )
     [rerouted] = uow.events(ReferralMade)
+    # Made on behalf of the person whose rejection re-routed it, in the referring agency's name.
+    assert (rerouted.actor_id, rerouted.actor_role) == ("pr-ravi", "provider")
+    [made_entry] = await store.loop.history_of(result.rerouted_to)
+    assert (made_entry["by_agency_id"], made_entry["by_party"], made_entry["by_subject"]) == (
+        HOME,
+        "requester",
+        "pr-ravi",
+    )
     assert rerouted.referral_id == result.rerouted_to and rerouted.program_id == "b-second"
     assert (rerouted.replaces_referral_id, rerouted.service_request_id) == (
         made["id"],
@@ -625,6 +656,18 @@ async def test_the_fake_shows_agencies_their_own_referrals_and_those_sent_to_the
 
 
 # --- deadlines ------------------------------------------------------------------------------------
+
+
+async def test_a_patient_is_its_agencys_as_intake_said_else_as_its_referrals_say(ctx, store, clock):
+    await program(ctx, store, "pantry", "agency-food")
+    _, patient_id = await referred(ctx, store)
+    assert await store.agency_of_patient(patient_id) == HOME  # known from its referral only
+    registered = PatientRegistered(
+        patient_id=uuid.uuid4(), agency_id="agency-z", preferred_language="en", registered_at=clock.now
+    )
+    await deliver(handlers.when_patient_registered_or_updated_remember, ctx, store, registered)
+    assert await store.agency_of_patient(registered.patient_id) == "agency-z"
+    assert await store.agency_of_patient(uuid.uuid4()) is None
 
 
 async def test_overdue_referrals_are_flagged_once_per_deadline(ctx, store, clock):

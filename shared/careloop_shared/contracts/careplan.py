@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from careloop_shared.contracts.common import Part, RiskLevel
+from careloop_shared.contracts.common import ActorId, ActorRole, Part, RiskLevel
 from careloop_shared.events import Event, register
 
 
@@ -75,6 +75,8 @@ class PlanUpdated(Event):
     )
     preferred_language: str | None = None
     contact_preference: str | None = None
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
 
 
 @register
@@ -89,6 +91,8 @@ class PlanAlternativesProposed(Event):
     service_code: str
     failed_criteria: list[str] = Field(description="Codes of the necessity criteria that were not met.")
     alternatives: list[str] = Field(description="Service codes proposed instead.")
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
 
 
 @register
@@ -103,6 +107,8 @@ class EducationProvided(Event):
     materials: list[str]
     language: str
     provided_at: datetime
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
 
 
 @register
@@ -117,4 +123,6 @@ class CareTeamChanged(Event):
     relationship: str = Field(
         description="care-manager, patient, family, friend, neighbour, other-support, ..."
     )
-    role: str
+    role: str = Field(description="The member's role in the team, e.g. primary-support.")
+    actor_id: ActorId = None
+    actor_role: ActorRole = None

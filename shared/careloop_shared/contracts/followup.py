@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from careloop_shared.contracts.common import Part, RiskLevel
+from careloop_shared.contracts.common import ActorId, ActorRole, Part, RiskLevel
 from careloop_shared.events import Event, register
 
 
@@ -32,7 +32,7 @@ class GoalProgress(Part):
 
 @register
 class FollowUpScheduled(Event):
-    """A follow-up was scheduled or rescheduled."""
+    """A follow-up was scheduled or rescheduled; the actor is whoever moved it or recorded the outcome."""
 
     type = "careloop.followup.follow_up_scheduled.v1"
     source = "/careloop/followup"
@@ -42,6 +42,8 @@ class FollowUpScheduled(Event):
     due_at: datetime
     priority: RiskLevel
     rescheduled: bool = False
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
 
 
 @register
@@ -63,6 +65,8 @@ class FollowUpCompleted(Event):
     )
     referral_id: uuid.UUID | None = None
     completed_at: datetime
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
 
 
 @register
@@ -88,3 +92,5 @@ class ReassessmentRequested(Event):
     follow_up_id: uuid.UUID
     reason: str = Field(description="not-reached or worsening.")
     requested_at: datetime
+    actor_id: ActorId = None
+    actor_role: ActorRole = None

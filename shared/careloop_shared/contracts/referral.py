@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from careloop_shared.contracts.common import Part
+from careloop_shared.contracts.common import ActorId, ActorRole, Part
 from careloop_shared.events import Event, register
 
 
@@ -31,6 +31,13 @@ class ReferralMade(Event):
         None, description="The referral this one re-routes after a rejection."
     )
     service_request_id: uuid.UUID | None = None
+    program_category: str | None = Field(
+        None, description="The kind of program referred to, e.g. food-assistance (what a consent may name)."
+    )
+    # Null when made on careloop's own (a plan or a consent arrived); the person whose rejection
+    # re-routed it otherwise.
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
 
 
 class ReferralOutcome(Part):
@@ -60,6 +67,9 @@ class ReferralStatusChanged(Event):
     )
     outcome: ReferralOutcome | None = None
     changed_at: datetime
+    # The person who moved it (of ``by_agency_id``); null when careloop did (consent revoked, released).
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
 
 
 @register

@@ -1,7 +1,9 @@
 """What careplan is asked to do: one command per use case, built by the API from a request.
 
-``role`` is the caller's role, recorded with the plan version the command makes. Commands that edit
-the plan name the version they were made against (``expected_version``).
+Every command names who asks (``Command``): the caller's agency, the person (``by``, their token's
+subject) and their role (``by_role``), stored with what the command changes and carried by the event
+that announces it. Commands that edit the plan name the version they were made against
+(``expected_version``).
 """
 
 from __future__ import annotations
@@ -12,28 +14,32 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class ChangePlanStatus:
+class Command:
+    """Who asks: the caller's agency, the person and their role."""
+
     agency_id: str
-    role: str
+    by: str  # the person: their identity provider's subject id
+    by_role: str
+
+
+@dataclass(frozen=True)
+class ChangePlanStatus(Command):
     patient_id: uuid.UUID
     status: str
     expected_version: int
 
 
 @dataclass(frozen=True)
-class RecordEducation:
+class RecordEducation(Command):
     """Materials given for an intervention; ``None`` means the intervention's own materials."""
 
-    agency_id: str
-    role: str
     patient_id: uuid.UUID
     intervention_id: uuid.UUID
     materials: list[str] | None = None
 
 
 @dataclass(frozen=True)
-class AddCareTeamMember:
-    agency_id: str
+class AddCareTeamMember(Command):
     patient_id: uuid.UUID
     name: str
     relationship: str
@@ -42,28 +48,24 @@ class AddCareTeamMember:
 
 
 @dataclass(frozen=True)
-class ChangeCareTeamMember:
+class ChangeCareTeamMember(Command):
     """Only the fields in ``changes`` change; ``None`` clears the contact."""
 
-    agency_id: str
     patient_id: uuid.UUID
     member_id: uuid.UUID
     changes: dict[str, Any]
 
 
 @dataclass(frozen=True)
-class RemoveCareTeamMember:
-    agency_id: str
+class RemoveCareTeamMember(Command):
     patient_id: uuid.UUID
     member_id: uuid.UUID
 
 
 @dataclass(frozen=True)
-class ContributeToPlan:
+class ContributeToPlan(Command):
     """A care team member's note, agreed goal or preference; each kind carries its own part."""
 
-    agency_id: str
-    role: str
     patient_id: uuid.UUID
     member_id: uuid.UUID
     kind: str  # note, agreed-goal or preference
@@ -74,18 +76,14 @@ class ContributeToPlan:
 
 
 @dataclass(frozen=True)
-class RequestService:
-    agency_id: str
-    role: str
+class RequestService(Command):
     patient_id: uuid.UUID
     service_code: str
     expected_version: int
 
 
 @dataclass(frozen=True)
-class ChooseAlternative:
-    agency_id: str
-    role: str
+class ChooseAlternative(Command):
     patient_id: uuid.UUID
     request_id: uuid.UUID
     alternative: str

@@ -58,14 +58,13 @@ async def request_service(ctx: CareplanContext, uow: Uow, cmd: RequestService) -
             "failed_criteria": decision.failed_criteria,
             "alternatives": decision.alternatives,
             "criteria_version": decision.criteria_version,
-            "requested_by": cmd.role,
+            "requested_by": cmd.by_role,
+            "requested_by_subject": cmd.by,
             "created_at": at,
         }
     )
     if decision.met:
-        version = await _add_service(
-            ctx, uow, plan, cmd.service_code, Change("service-request", cmd.role, at)
-        )
+        version = await _add_service(ctx, uow, plan, cmd.service_code, Change.by(cmd, "service-request", at))
         return ServiceRequested(request_id, decision, version)
     uow.emit(
         PlanAlternativesProposed(
@@ -76,6 +75,8 @@ async def request_service(ctx: CareplanContext, uow: Uow, cmd: RequestService) -
             service_code=cmd.service_code,
             failed_criteria=decision.failed_criteria,
             alternatives=decision.alternatives,
+            actor_id=cmd.by,
+            actor_role=cmd.by_role,
         )
     )
     return ServiceRequested(request_id, decision, plan.version)
@@ -94,8 +95,8 @@ async def choose_alternative(ctx: CareplanContext, uow: Uow, cmd: ChooseAlternat
     if cmd.alternative not in request["alternatives"]:
         raise NotAnAlternative()
     at = ctx.clock()
-    await uow.store.necessity.choose_alternative(cmd.request_id, cmd.alternative, at)
-    return await _add_service(ctx, uow, plan, cmd.alternative, Change("alternative-chosen", cmd.role, at))
+    await uow.store.necessity.choose_alternative(cmd.request_id, cmd.alternative, at, cmd.by, cmd.by_role)
+    return await _add_service(ctx, uow, plan, cmd.alternative, Change.by(cmd, "alternative-chosen", at))
 
 
 async def _add_service(

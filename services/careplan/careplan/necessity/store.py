@@ -11,9 +11,11 @@ import asyncpg
 
 from careloop_shared.db import Store, insert_row, patient_row, patient_rows
 
+# requested_by holds the requester's role (its name from before people were recorded).
 REQUEST_COLUMNS = (
     "id, patient_id, plan_id, service_code, met, failed_criteria, alternatives, criteria_version,"
-    " chosen_alternative, chosen_at, created_at"
+    " chosen_alternative, chosen_at, created_at, requested_by_subject, requested_by AS requested_by_role,"
+    " chosen_by_subject, chosen_by_role"
 )
 
 
@@ -34,13 +36,18 @@ class NecessityStore(Store):
             lock=lock,
         )
 
-    async def choose_alternative(self, request_id: uuid.UUID, alternative: str, at: datetime) -> None:
+    async def choose_alternative(
+        self, request_id: uuid.UUID, alternative: str, at: datetime, by: str, by_role: str
+    ) -> None:
         # service_requests keeps no updated_at: when the choice was made is chosen_at.
         await self.db.execute(
-            "UPDATE service_requests SET chosen_alternative = $2, chosen_at = $3 WHERE id = $1",
+            "UPDATE service_requests SET chosen_alternative = $2, chosen_at = $3, chosen_by_subject = $4,"
+            " chosen_by_role = $5 WHERE id = $1",
             request_id,
             alternative,
             at,
+            by,
+            by_role,
         )
 
     async def service_requests(self, agency_id: str, patient_id: uuid.UUID) -> list[asyncpg.Record]:

@@ -1,4 +1,9 @@
-"""The plans wing's HTTP routes: plan versions, diffs, status changes and education given."""
+"""The plans wing's HTTP routes: plan versions, diffs, status changes and education given.
+
+Every answer that shows plan content (a version, the list of versions, a diff) is audited first, one
+entry per version shown (``what`` "plan", ``entity_id`` "<plan id>/v<version>"). Commands answer with a
+version number only, and are not.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from careloop_shared.errors import NotFound
-from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, needs, read_store
+from careloop_shared.http import Audit, Commands, CurrentPrincipal, Page, Paging, needs, read_store
 from careplan.domain.commands import ChangePlanStatus, RecordEducation
 from careplan.domain.plan import PlanDocument
 from careplan.domain.versions import diff
@@ -30,6 +35,11 @@ def _plan_out(patient_id: uuid.UUID, row: Any) -> CarePlanOut:
     return CarePlanOut(patient_id=patient_id, **dict(row))
 
 
+def _version(plan_id: uuid.UUID, version: int) -> str:
+    """The audited record: one version of the plan."""
+    return f"{plan_id}/v{version}"
+
+
 # The document is answered as it is stored: an older version's keys only, as that version wrote them.
 @router.get(
     "/care-plan",
@@ -38,10 +48,13 @@ def _plan_out(patient_id: uuid.UUID, row: Any) -> CarePlanOut:
     response_model_exclude_unset=True,
     openapi_extra=needs("plan:read"),
 )
-async def current_care_plan(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> CarePlanOut:
+async def current_care_plan(
+    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit
+) -> CarePlanOut:
     row = await store.plans.plan_version(who.agency_id, patient_id)
     if row is None:
         raise PlanNotFound()
+    await audit.read(patient_id, "plan", entity_id=_version(row["plan_id"], row["version"]))
     return _plan_out(patient_id, row)
 
 
@@ -52,12 +65,17 @@ async def current_care_plan(patient_id: uuid.UUID, who: CurrentPrincipal, store:
     openapi_extra=needs("plan:read"),
 )
 async def care_plan_versions(
-    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, page: Paging
+    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, page: Paging
 ) -> Page[VersionOut]:
+    """Each version's status, reason, and who made it (role and person)."""
     rows = await store.plans.plan_versions(who.agency_id, patient_id, page.fetch_limit, page.offset)
     if not rows and page.offset == 0:
         raise PlanNotFound()
-    return Page.of([VersionOut(**dict(r)) for r in rows], page)
+    shown = Page.of([VersionOut(**dict(r)) for r in rows], page)
+    if rows:
+        plan_id = rows[0]["plan_id"]
+        await audit.read_many([(patient_id, _version(plan_id, v.version)) for v in shown.items], "plan")
+    return shown
 
 
 @router.get(
@@ -68,11 +86,12 @@ async def care_plan_versions(
     openapi_extra=needs("plan:read"),
 )
 async def care_plan_version(
-    patient_id: uuid.UUID, version: int, who: CurrentPrincipal, store: Store
+    patient_id: uuid.UUID, version: int, who: CurrentPrincipal, store: Store, audit: Audit
 ) -> CarePlanOut:
     row = await store.plans.plan_version(who.agency_id, patient_id, version)
     if row is None:
         raise VersionNotFound()
+    await audit.read(patient_id, "plan", entity_id=_version(row["plan_id"], version))
     return _plan_out(patient_id, row)
 
 
@@ -81,6 +100,7 @@ async def care_plan_diff(
     patient_id: uuid.UUID,
     who: CurrentPrincipal,
     store: Store,
+    audit: Audit,
     from_: int = Query(alias="from", ge=1),
     to: int = Query(ge=1),
 ) -> DiffOut:
@@ -91,6 +111,8 @@ async def care_plan_diff(
     changes = diff(PlanDocument.model_validate(old["document"]), PlanDocument.model_validate(new["document"]))
     if old["status"] != new["status"]:
         changes.setdefault("plan", {})["status"] = {"from": old["status"], "to": new["status"]}
+    compared = dict.fromkeys(_version(old["plan_id"], v) for v in (from_, to))
+    await audit.read_many([(patient_id, entity) for entity in compared], "plan")
     return DiffOut(from_version=from_, to_version=to, changes=changes)
 
 
@@ -100,7 +122,9 @@ async def care_plan_diff(
 async def change_status(
     patient_id: uuid.UUID, body: StatusIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
-    command = ChangePlanStatus(who.agency_id, who.role, patient_id, body.status, body.expected_version)
+    command = ChangePlanStatus(
+        who.agency_id, who.subject, who.role, patient_id, body.status, body.expected_version
+    )
     return await commands.run(handlers.change_plan_status, command, respond=VersionRef.of)
 
 
@@ -118,5 +142,7 @@ async def record_education(
     who: CurrentPrincipal,
     commands: Commands,
 ) -> Any:
-    command = RecordEducation(who.agency_id, who.role, patient_id, intervention_id, body.materials)
+    command = RecordEducation(
+        who.agency_id, who.subject, who.role, patient_id, intervention_id, body.materials
+    )
     return await commands.run(handlers.record_education, command, status_code=201, respond=VersionRef.of)

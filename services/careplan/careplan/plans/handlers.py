@@ -146,7 +146,7 @@ async def change_plan_status(ctx: CareplanContext, uow: Uow, cmd: ChangePlanStat
     """Move the plan along its lifecycle; returns the plan's version after."""
     plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
     new_status = change_status(plan.status, cmd.status)
-    return await save(uow, plan, plan.drafted, new_status, Change("status-change", cmd.role, ctx.clock()))
+    return await save(uow, plan, plan.drafted, new_status, Change.by(cmd, "status-change", ctx.clock()))
 
 
 async def record_education(ctx: CareplanContext, uow: Uow, cmd: RecordEducation) -> int:
@@ -169,12 +169,19 @@ async def record_education(ctx: CareplanContext, uow: Uow, cmd: RecordEducation)
         materials=given,
         language=language,
         provided_at=at,
+        actor_id=cmd.by,
+        actor_role=cmd.by_role,
     )
-    # The record keeps what the event says, and who recorded it.
-    record = {**provided.model_dump(), "id": uuid.uuid4(), "recorded_by": cmd.role}
+    # The record keeps what the event says, and who recorded it (the person and their role).
+    record = {
+        **provided.model_dump(exclude={"actor_id", "actor_role"}),
+        "id": uuid.uuid4(),
+        "recorded_by": cmd.by_role,
+        "recorded_by_subject": cmd.by,
+    }
     await uow.store.plans.insert_education(record)
     uow.emit(provided)
     document = plan.drafted
     if intervention.kind == "education":
         document = complete_intervention(document, cmd.intervention_id)
-    return await save(uow, plan, document, plan.status, Change("education-provided", cmd.role, at))
+    return await save(uow, plan, document, plan.status, Change.by(cmd, "education-provided", at))

@@ -11,6 +11,7 @@ from careloop_shared import contracts
 from careloop_shared.errors import Conflict, NotFound
 from careloop_shared.events import ReceivedEvent
 from careplan.config import CareplanContext
+from careplan.domain.commands import Command
 from careplan.domain.plan import PlanDocument, PlanState
 from careplan.domain.planning import redraft
 from careplan.store import Uow
@@ -32,12 +33,19 @@ class StaleVersion(Conflict):
 
 @dataclass(frozen=True)
 class Change:
-    """Who changed the plan, why, and what caused it."""
+    """Who changed the plan, why, and what caused it: a person's command, or careloop on its own
+    (``changed_by`` "system", no ``changed_by_subject``) reacting to ``caused_by``."""
 
     reason: str
-    changed_by: str
+    changed_by: str  # the role of whoever changed it, or "system"
     at: datetime
     caused_by: ReceivedEvent | None = None
+    changed_by_subject: str | None = None  # the person; None when careloop did it on its own
+
+    @classmethod
+    def by(cls, command: Command, reason: str, at: datetime) -> Change:
+        """A change a person asked for."""
+        return cls(reason, command.by_role, at, changed_by_subject=command.by)
 
 
 async def plan_to_change(
@@ -75,6 +83,7 @@ async def save(
         document=document,
         reason=change.reason,
         changed_by=change.changed_by,
+        changed_by_subject=change.changed_by_subject,
         caused_by_event=change.caused_by.envelope.id if change.caused_by else None,
         at=change.at,
     )
@@ -128,4 +137,6 @@ def _announcement(
         changed_by_role=change.changed_by,
         preferred_language=document.preferred_language,
         contact_preference=document.contact_preference,
+        actor_id=change.changed_by_subject,
+        actor_role=change.changed_by if change.changed_by_subject else None,
     )

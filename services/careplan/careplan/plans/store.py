@@ -83,6 +83,7 @@ class PlanStore(Store):
         document: PlanDocument,
         reason: str,
         changed_by: str,
+        changed_by_subject: str | None,
         caused_by_event: uuid.UUID | None,
         at: datetime,
     ) -> None:
@@ -90,9 +91,9 @@ class PlanStore(Store):
         inputs = plan.stored_inputs()
         await self.db.execute(
             "WITH v AS (INSERT INTO plan_versions (plan_id, version, status, document, reason, changed_by,"
-            " caused_by_event, created_at) VALUES ($2, $3, $4, $5, $6, $7, $8, $9))"
-            " UPDATE plans SET version = $3, status = $4, updated_at = $9, assessments = $10,"
-            " services = $11, agreed_goals = $12, overrides = $13 WHERE patient_id = $1",
+            " changed_by_subject, caused_by_event, created_at) VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10))"
+            " UPDATE plans SET version = $3, status = $4, updated_at = $10, assessments = $11,"
+            " services = $12, agreed_goals = $13, overrides = $14 WHERE patient_id = $1",
             plan.patient_id,
             plan.plan_id,
             version,
@@ -100,6 +101,7 @@ class PlanStore(Store):
             document.stored(),
             reason,
             changed_by,
+            changed_by_subject,
             caused_by_event,
             at,
             *(inputs[c] for c in INPUTS),
@@ -110,7 +112,8 @@ class PlanStore(Store):
     ) -> asyncpg.Record | None:
         """The given version of the patient's plan, or the current one."""
         return await self.db.fetchrow(
-            "SELECT p.plan_id, v.version, v.status, v.document, v.reason, v.changed_by, v.created_at"
+            "SELECT p.plan_id, v.version, v.status, v.document, v.reason, v.changed_by, v.changed_by_subject,"
+            " v.created_at"
             " FROM plans p JOIN plan_versions v ON v.plan_id = p.plan_id"
             " AND v.version = COALESCE($3::int, p.version)"
             " WHERE p.patient_id = $1 AND p.agency_id = $2",
@@ -123,7 +126,8 @@ class PlanStore(Store):
         self, agency_id: str, patient_id: uuid.UUID, limit: int, offset: int
     ) -> list[asyncpg.Record]:
         return await self.db.fetch(
-            "SELECT v.version, v.status, v.reason, v.changed_by, v.created_at FROM plans p"
+            "SELECT p.plan_id, v.version, v.status, v.reason, v.changed_by, v.changed_by_subject,"
+            " v.created_at FROM plans p"
             " JOIN plan_versions v ON v.plan_id = p.plan_id WHERE p.patient_id = $1 AND p.agency_id = $2"
             " ORDER BY v.version LIMIT $3 OFFSET $4",
             patient_id,
@@ -134,3 +138,12 @@ class PlanStore(Store):
 
     async def insert_education(self, row: dict[str, Any]) -> None:
         await insert_row(self.db, "education_records", row)
+
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        """Whose patient this is: the plan's agency, else the one intake's events named."""
+        agency: str | None = await self.db.fetchval(
+            "SELECT COALESCE((SELECT agency_id FROM plans WHERE patient_id = $1),"
+            " (SELECT agency_id FROM patients WHERE patient_id = $1))",
+            patient_id,
+        )
+        return agency

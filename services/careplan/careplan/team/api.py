@@ -1,13 +1,19 @@
-"""The care team wing's HTTP routes: members and their contributions to the plan."""
+"""The care team wing's HTTP routes: members and their contributions to the plan.
+
+Answers that name members (names, contact details) are audited first, one entry per member shown
+(``what`` "care-team"); a contribution or a removal answers with a version number or an id only.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
 
-from careloop_shared.http import Commands, CurrentPrincipal, needs, read_store
+from careloop_shared.http import Audit, Commands, CurrentPrincipal, needs, read_store
 from careplan.domain.commands import (
     AddCareTeamMember,
     ChangeCareTeamMember,
@@ -27,6 +33,11 @@ def _member(row: dict[str, Any]) -> MemberOut:
     return MemberOut(**row)
 
 
+def _member_id(answer: JSONResponse) -> Any:
+    """The member an answer shows (a first answer or a replay of it)."""
+    return json.loads(bytes(answer.body)).get("id")
+
+
 @router.post(
     "/care-plan/contributions",
     tags=["care team"],
@@ -39,7 +50,8 @@ async def contribute(
 ) -> Any:
     command = ContributeToPlan(
         agency_id=who.agency_id,
-        role=who.role,
+        by=who.subject,
+        by_role=who.role,
         patient_id=patient_id,
         member_id=body.member_id,
         kind=body.kind,
@@ -54,10 +66,16 @@ async def contribute(
 @router.get(
     "/care-team", tags=["care team"], response_model=list[MemberOut], openapi_extra=needs("care-team:read")
 )
-async def care_team(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> list[MemberOut]:
+async def care_team(
+    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit
+) -> list[MemberOut]:
     if await store.plans.plan_version(who.agency_id, patient_id) is None:
         raise PlanNotFound()
-    return [MemberOut(**dict(r)) for r in await store.team.care_team(who.agency_id, patient_id)]
+    team = [MemberOut(**dict(r)) for r in await store.team.care_team(who.agency_id, patient_id)]
+    # An empty team tells something about the patient too.
+    shown: list[tuple[uuid.UUID, Any]] = [(patient_id, m.id) for m in team]
+    await audit.read_many(shown or [(patient_id, None)], "care-team")
+    return team
 
 
 @router.post(
@@ -67,9 +85,15 @@ async def care_team(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) 
     response_model=MemberOut,
     openapi_extra=needs("care-team:change"),
 )
-async def add_member(patient_id: uuid.UUID, body: MemberIn, who: CurrentPrincipal, commands: Commands) -> Any:
-    command = AddCareTeamMember(agency_id=who.agency_id, patient_id=patient_id, **body.model_dump())
-    return await commands.run(handlers.add_member, command, status_code=201, respond=_member)
+async def add_member(
+    patient_id: uuid.UUID, body: MemberIn, who: CurrentPrincipal, commands: Commands, audit: Audit
+) -> Any:
+    command = AddCareTeamMember(
+        agency_id=who.agency_id, by=who.subject, by_role=who.role, patient_id=patient_id, **body.model_dump()
+    )
+    answer = await commands.run(handlers.add_member, command, status_code=201, respond=_member)
+    await audit.read(patient_id, "care-team", entity_id=_member_id(answer))  # the answer names them
+    return answer
 
 
 @router.patch(
@@ -79,15 +103,23 @@ async def add_member(patient_id: uuid.UUID, body: MemberIn, who: CurrentPrincipa
     openapi_extra=needs("care-team:change"),
 )
 async def change_member(
-    patient_id: uuid.UUID, member_id: uuid.UUID, body: MemberPatch, who: CurrentPrincipal, commands: Commands
+    patient_id: uuid.UUID,
+    member_id: uuid.UUID,
+    body: MemberPatch,
+    who: CurrentPrincipal,
+    commands: Commands,
+    audit: Audit,
 ) -> Any:
-    command = ChangeCareTeamMember(who.agency_id, patient_id, member_id, body.model_dump(exclude_unset=True))
-    return await commands.run(handlers.change_member, command, respond=_member)
+    changes = body.model_dump(exclude_unset=True)
+    command = ChangeCareTeamMember(who.agency_id, who.subject, who.role, patient_id, member_id, changes)
+    answer = await commands.run(handlers.change_member, command, respond=_member)
+    await audit.read(patient_id, "care-team", entity_id=member_id)  # the answer names them
+    return answer
 
 
 @router.delete("/care-team/{member_id}", tags=["care team"], openapi_extra=needs("care-team:change"))
 async def remove_member(
     patient_id: uuid.UUID, member_id: uuid.UUID, who: CurrentPrincipal, commands: Commands
 ) -> Any:
-    command = RemoveCareTeamMember(who.agency_id, patient_id, member_id)
+    command = RemoveCareTeamMember(who.agency_id, who.subject, who.role, patient_id, member_id)
     return await commands.run(handlers.remove_member, command, respond=lambda m: {"removed": str(m["id"])})

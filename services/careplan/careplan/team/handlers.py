@@ -6,6 +6,7 @@ Members are named in careplan's database only: CareTeamChanged carries their rel
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from careloop_shared.contracts import CareTeamChanged
@@ -14,6 +15,7 @@ from careplan.config import CareplanContext
 from careplan.domain.commands import (
     AddCareTeamMember,
     ChangeCareTeamMember,
+    Command,
     ContributeToPlan,
     RemoveCareTeamMember,
 )
@@ -55,9 +57,12 @@ async def add_member(ctx: CareplanContext, uow: Uow, cmd: AddCareTeamMember) -> 
             "status": "active",
             "created_at": at,
             "updated_at": at,
+            "created_by_subject": cmd.by,
+            "created_by_role": cmd.by_role,
+            **_updated_by(cmd),
         }
     )
-    _announce(uow, cmd.agency_id, cmd.patient_id, row, "added")
+    await _announce(uow, cmd, row, "added", at)
     return dict(row)
 
 
@@ -68,16 +73,18 @@ async def change_member(ctx: CareplanContext, uow: Uow, cmd: ChangeCareTeamMembe
     changes = {k: v for k, v in cmd.changes.items() if current[k] != v}
     if not changes:
         return dict(current)
-    row = await uow.store.team.update_member(cmd.member_id, changes, ctx.clock())
-    _announce(uow, cmd.agency_id, cmd.patient_id, row, "changed")
+    at = ctx.clock()
+    row = await uow.store.team.update_member(cmd.member_id, {**changes, **_updated_by(cmd)}, at)
+    await _announce(uow, cmd, row, "changed", at)
     return dict(row)
 
 
 async def remove_member(ctx: CareplanContext, uow: Uow, cmd: RemoveCareTeamMember) -> dict[str, Any]:
     """The member leaves the team; their record stays, inactive."""
     await _active_member(uow, cmd.agency_id, cmd.patient_id, cmd.member_id)
-    row = await uow.store.team.update_member(cmd.member_id, {"status": "inactive"}, ctx.clock())
-    _announce(uow, cmd.agency_id, cmd.patient_id, row, "removed")
+    at = ctx.clock()
+    row = await uow.store.team.update_member(cmd.member_id, {"status": "inactive", **_updated_by(cmd)}, at)
+    await _announce(uow, cmd, row, "removed", at)
     return dict(row)
 
 
@@ -101,6 +108,8 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
             "preference": cmd.preference,
             "plan_version": plan.version,
             "created_at": at,
+            "recorded_by_subject": cmd.by,
+            "recorded_by_role": cmd.by_role,
         }
     )
     if cmd.kind == "note":
@@ -111,7 +120,7 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
         plan.agreed_goals = list(dict.fromkeys([*plan.agreed_goals, cmd.goal_id]))
     else:
         plan.overrides = plan.overrides.model_copy(update=cmd.preference or {})
-    return await revise(ctx, uow, plan, Change("care-team-contribution", cmd.role, at))
+    return await revise(ctx, uow, plan, Change.by(cmd, "care-team-contribution", at))
 
 
 async def _active_member(uow: Uow, agency_id: str, patient_id: uuid.UUID, member_id: uuid.UUID) -> Any:
@@ -121,14 +130,39 @@ async def _active_member(uow: Uow, agency_id: str, patient_id: uuid.UUID, member
     return current
 
 
-def _announce(uow: Uow, agency_id: str, patient_id: uuid.UUID, row: Any, change: str) -> None:
+def _updated_by(cmd: Command) -> dict[str, str]:
+    return {"updated_by_subject": cmd.by, "updated_by_role": cmd.by_role}
+
+
+async def _announce(
+    uow: Uow,
+    cmd: AddCareTeamMember | ChangeCareTeamMember | RemoveCareTeamMember,
+    row: Any,
+    change: str,
+    at: datetime,
+) -> None:
+    """Keep who made the change, and announce it (naming the person who made it, never the member)."""
+    await uow.store.team.insert_change(
+        {
+            "id": uuid.uuid4(),
+            "member_id": row["id"],
+            "patient_id": cmd.patient_id,
+            "agency_id": cmd.agency_id,
+            "change": change,
+            "changed_by_subject": cmd.by,
+            "changed_by_role": cmd.by_role,
+            "changed_at": at,
+        }
+    )
     uow.emit(
         CareTeamChanged(
-            patient_id=patient_id,
-            agency_id=agency_id,
+            patient_id=cmd.patient_id,
+            agency_id=cmd.agency_id,
             member_id=row["id"],
             change=change,
             relationship=row["relationship"],
             role=row["role"],
+            actor_id=cmd.by,
+            actor_role=cmd.by_role,
         )
     )

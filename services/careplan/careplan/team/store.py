@@ -1,5 +1,5 @@
-"""The care team wing's tables: members (named here only, never in events) and their contributions.
-Every read is scoped to the caller's agency."""
+"""The care team wing's tables: members (named here only, never in events), who changed them, and their
+contributions. Every read is scoped to the caller's agency."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import asyncpg
 
 from careloop_shared.db import Store, insert_row, patient_row, patient_rows, update_by_id
 
-MEMBER_COLUMNS = "id, patient_id, name, relationship, role, contact, status, created_at, updated_at"
+MEMBER_COLUMNS = (
+    "id, patient_id, name, relationship, role, contact, status, created_at, updated_at,"
+    " created_by_subject, created_by_role, updated_by_subject, updated_by_role"
+)
 
 
 class TeamStore(Store):
@@ -54,3 +57,7 @@ class TeamStore(Store):
 
     async def insert_contribution(self, row: dict[str, Any]) -> None:
         await insert_row(self.db, "contributions", row)
+
+    async def insert_change(self, row: dict[str, Any]) -> None:
+        """A member added, changed or removed, and by whom (append-only)."""
+        await insert_row(self.db, "care_team_changes", row)

@@ -2,6 +2,7 @@
 
 An announcement with an id is the same event however often it is decided (a retried request, a
 second replica, a redelivery): the outbox keeps one. Free text about the patient is never in one.
+A change a person made names them (``by``); what careloop does on its own names nobody.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from careloop_shared.contracts import (
     RiskLevel,
 )
 from careloop_shared.events import Event
-from followup.domain.follow_up import FollowUp, Outcome
+from followup.domain.follow_up import Actor, FollowUp, Outcome
 from followup.domain.schedule import due_event_id, event_id
 
 
@@ -39,20 +40,25 @@ def _about(follow_up: FollowUp) -> dict[str, Any]:
     }
 
 
-def _scheduled(follow_up: FollowUp, *, rescheduled: bool) -> FollowUpScheduled:
+def _actor(by: Actor | None) -> dict[str, str | None]:
+    return {"actor_id": by.subject if by else None, "actor_role": by.role if by else None}
+
+
+def _scheduled(follow_up: FollowUp, *, rescheduled: bool, by: Actor | None = None) -> FollowUpScheduled:
     return FollowUpScheduled(
         **_about(follow_up),
         reason=follow_up.reason,
         due_at=follow_up.due_at,
         priority=RiskLevel(follow_up.priority),
         rescheduled=rescheduled,
+        **_actor(by),
     )
 
 
-def scheduled(follow_up: FollowUp, *, rescheduled: bool = False) -> Announcement:
+def scheduled(follow_up: FollowUp, *, rescheduled: bool = False, by: Actor | None = None) -> Announcement:
     """Once per due point: when first scheduled, and for each retry or reschedule."""
     return Announcement(
-        _scheduled(follow_up, rescheduled=rescheduled),
+        _scheduled(follow_up, rescheduled=rescheduled, by=by),
         event_id("scheduled", follow_up.id, follow_up.due_point),
     )
 
@@ -91,7 +97,7 @@ def overdue(follow_up: FollowUp) -> Announcement:
     )
 
 
-def completed(follow_up: FollowUp, outcome: Outcome, at: datetime) -> Announcement:
+def completed(follow_up: FollowUp, outcome: Outcome, at: datetime, *, by: Actor) -> Announcement:
     """One attempt's coded outcome; the note stays in followup's database."""
     return Announcement(
         FollowUpCompleted(
@@ -103,18 +109,20 @@ def completed(follow_up: FollowUp, outcome: Outcome, at: datetime) -> Announceme
             next_step=outcome.next_step,
             referral_id=follow_up.referral_id,
             completed_at=at,
+            **_actor(by),
         ),
         event_id("completed", follow_up.id, follow_up.attempt),
     )
 
 
-def reassessment_requested(follow_up: FollowUp, reason: str, at: datetime) -> Announcement:
-    """At most once per follow-up."""
+def reassessment_requested(follow_up: FollowUp, reason: str, at: datetime, *, by: Actor) -> Announcement:
+    """At most once per follow-up, asked for by the outcome ``by`` recorded."""
     return Announcement(
         ReassessmentRequested(
             **_about(follow_up),
             reason=reason,
             requested_at=at,
+            **_actor(by),
         ),
         event_id("reassessment", follow_up.id),
     )

@@ -6,16 +6,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from followup.domain.follow_up import Outcome
+from followup.domain.follow_up import Actor, Outcome
 
 
 @dataclass(frozen=True)
 class RecordOutcome:
-    """One contact attempt's outcome, recorded by the care manager (their subject) who made it."""
+    """One contact attempt's outcome, recorded by the care manager (their subject and role) who made it."""
 
     agency_id: str
     follow_up_id: uuid.UUID
     recorded_by: str
+    recorded_by_role: str
     reached: bool
     goal_progress: tuple[tuple[uuid.UUID, str], ...] = ()
     barriers: tuple[str, ...] = ()
@@ -26,13 +27,22 @@ class RecordOutcome:
     def outcome(self) -> Outcome:
         return Outcome(self.reached, self.goal_progress, self.barriers, self.next_step, self.note)
 
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.recorded_by, self.recorded_by_role)
+
 
 @dataclass(frozen=True)
 class RescheduleFollowUp:
-    """Move an open follow-up to another time, for a coded reason, by the caller (their subject)."""
+    """Move an open follow-up to another time, for a coded reason, by the caller (their subject and role)."""
 
     agency_id: str
     follow_up_id: uuid.UUID
     by_subject: str
+    by_role: str
     reason: str
     due_at: datetime
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.by_subject, self.by_role)

@@ -55,6 +55,14 @@ class FollowUp:
 
 
 @dataclass(frozen=True)
+class Actor:
+    """The person who made a change: their identity provider's subject and careloop role. Never a patient."""
+
+    subject: str
+    role: str
+
+
+@dataclass(frozen=True)
 class Plan:
     """The patient's current plan as followup last heard of it."""
 

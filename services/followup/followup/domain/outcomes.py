@@ -17,6 +17,7 @@ from followup.domain.announcements import Announcement
 from followup.domain.follow_up import (
     OUTSTANDING,
     PLAN_CADENCE,
+    Actor,
     FollowUp,
     InvalidInput,
     NotOutstanding,
@@ -92,7 +93,7 @@ def record_outcome(
     outcome: Outcome,
     now: datetime,
     *,
-    by: str,
+    by: Actor,
     plan: Plan | None = None,
 ) -> OutcomeDecision:
     """What an attempt's outcome does: complete, retry, recur, and whether to ask for a reassessment.
@@ -113,10 +114,11 @@ def record_outcome(
         "barriers": list(outcome.barriers),
         "next_step": outcome.next_step,
         "note": outcome.note,
-        "recorded_by": by,
+        "recorded_by": by.subject,
+        "recorded_by_role": by.role,
         "recorded_at": now,
     }
-    done = announce.completed(follow_up, outcome, now)
+    done = announce.completed(follow_up, outcome, now, by=by)
 
     if not outcome.reached and attempt < rules.not_reached.max_attempts:
         retry = replace(
@@ -130,14 +132,14 @@ def record_outcome(
             attempt=attempt,
             outcome_row=record,
             changes=waiting_again(rules, retry) | {"attempt": retry.attempt},
-            announcements=(done, announce.scheduled(retry, rescheduled=True)),
+            announcements=(done, announce.scheduled(retry, rescheduled=True, by=by)),
         )
 
     worsening = any(p in rules.reassess_when_progress for _, p in outcome.goal_progress)
     reassessment = "worsening" if worsening else None if outcome.reached else "not-reached"
     announcements = [done]
     if reassessment is not None:
-        announcements.append(announce.reassessment_requested(follow_up, reassessment, now))
+        announcements.append(announce.reassessment_requested(follow_up, reassessment, now, by=by))
     next_follow_up = None
     plan_goes_on = plan is None or not rules.ends_follow_up(plan.status)
     if follow_up.reason == PLAN_CADENCE and follow_up.every_days and plan_goes_on:

@@ -14,7 +14,7 @@ from typing import Any
 
 from followup.domain import announcements as announce
 from followup.domain.announcements import Announcement
-from followup.domain.follow_up import OPEN, PLAN_CADENCE, FollowUp, InvalidInput, NotOutstanding
+from followup.domain.follow_up import OPEN, PLAN_CADENCE, Actor, FollowUp, InvalidInput, NotOutstanding
 from followup.domain.rules import FollowUpRules
 from followup.domain.schedule import next_cadence_due
 
@@ -128,7 +128,7 @@ class Rescheduling:
 
 
 def reschedule(
-    rules: FollowUpRules, follow_up: FollowUp, reason: str, due_at: datetime, now: datetime, *, by: str
+    rules: FollowUpRules, follow_up: FollowUp, reason: str, due_at: datetime, now: datetime, *, by: Actor
 ) -> Rescheduling:
     check_reschedule(rules, follow_up, reason, due_at, now)
     # As the database gives it back, so the announcement reads the same whatever offset was asked in.
@@ -142,11 +142,12 @@ def reschedule(
             "reason": reason,
             "from_due_at": follow_up.due_at,
             "to_due_at": moved.due_at,
-            "by_subject": by,
+            "by_subject": by.subject,
+            "by_role": by.role,
             "at": now,
         },
         changes=waiting_again(rules, moved),
-        announcement=announce.scheduled(moved, rescheduled=True),
+        announcement=announce.scheduled(moved, rescheduled=True, by=by),
     )
 
 

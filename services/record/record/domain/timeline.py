@@ -41,7 +41,17 @@ def summarise(summaries: Summaries, event_type: str, body: Mapping[str, Any]) ->
 
 
 def actor(source: str, body: Mapping[str, Any]) -> str:
-    """Who made it happen: a role or party where the event names one, else the emitting service."""
+    """Who made it happen: the person where the event names one (``care-manager cm-ana``; with their
+    agency when it is not the patient's), else a role or party where it names one (events published
+    before they named people), else the emitting service."""
+    person = body.get("actor_id")
+    if person:
+        role = body.get("actor_role") or body.get("changed_by_role")
+        named = f"{role} {person}" if role else str(person)
+        their_agency = body.get("by_agency_id")
+        if their_agency and their_agency != body.get("agency_id"):
+            named += f" ({their_agency})"
+        return named
     if body.get("changed_by_role") and body["changed_by_role"] != "system":
         return f"{body['changed_by_role']}"
     if body.get("by_party"):

@@ -1,6 +1,7 @@
 """The directory's HTTP routes: organizations and services, read by everyone, changed by their owner.
 
-Each command route builds a command and runs its handler; reads use the store.
+Each command route builds a command (naming the person asking) and runs its handler; reads use the
+store. The directory holds no patient data: nothing here is audited.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ async def get_organization(organization_id: str, _: CurrentPrincipal, store: Sto
 )
 async def save_organization(body: OrganizationIn, who: CurrentPrincipal, commands: Commands) -> Any:
     """Add an organization, or update it (same id): a directory administrator or the organization itself."""
-    command = SaveOrganization(who.agency_id, who.role, body)
+    command = SaveOrganization(who.agency_id, who.role, who.subject, body)
     return await commands.run(handlers.save_organization, command, respond=_saved_organization)
 
 
@@ -105,7 +106,7 @@ async def get_service(service_id: str, _: CurrentPrincipal, store: Store) -> Ser
 )
 async def save_service(body: ServiceIn, who: CurrentPrincipal, commands: Commands) -> Any:
     """Add a service (program), or update it (same id)."""
-    command = SaveService(who.agency_id, who.role, body)
+    command = SaveService(who.agency_id, who.role, who.subject, body)
     return await commands.run(handlers.save_service, command, respond=_saved_service)
 
 
@@ -116,5 +117,5 @@ async def update_capacity(
     service_id: str, body: CapacityIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
     """The organization (or an administrator) says whether it can take referrals now."""
-    command = UpdateCapacity(who.agency_id, who.role, service_id, body)
+    command = UpdateCapacity(who.agency_id, who.role, who.subject, service_id, body)
     return await commands.run(handlers.update_capacity, command, respond=lambda s: ServiceOut(**s))

@@ -46,16 +46,21 @@ class Saved:
     entry: dict[str, Any]
 
 
-def _organization_row(org: Organization, source: str, at: datetime) -> dict[str, Any]:
+def _changed_by(by: str | None, role: str | None) -> dict[str, Any]:
+    """Who changed an entry: the person and their role; None for the seed (careloop on its own)."""
+    return {"changed_by": by, "changed_by_role": role}
+
+
+def _organization_row(org: Organization, source: str, at: datetime, by: dict[str, Any]) -> dict[str, Any]:
     row = org.model_dump(exclude={"locations"})
-    return {**row, "source": source, "updated_at": at}
+    return {**row, "source": source, "updated_at": at, **by}
 
 
 def _location_rows(org: Organization) -> list[dict[str, Any]]:
     return [{**loc.model_dump(), "organization_id": org.id} for loc in org.locations]
 
 
-def _service_row(svc: Service, source: str, at: datetime) -> dict[str, Any]:
+def _service_row(svc: Service, source: str, at: datetime, by: dict[str, Any]) -> dict[str, Any]:
     row = svc.model_dump(exclude={"eligibility", "hours", "capacity", "contact"})
     return {
         **row,
@@ -67,6 +72,9 @@ def _service_row(svc: Service, source: str, at: datetime) -> dict[str, Any]:
         "contact": svc.contact.model_dump(exclude_none=True),
         "source": source,
         "updated_at": at,
+        **by,
+        "capacity_changed_by": by["changed_by"],  # kept as it was when the capacity stays the same
+        "capacity_changed_by_role": by["changed_by_role"],
     }
 
 
@@ -81,11 +89,13 @@ async def _shown(directory: DirectoryStore, service_id: str) -> dict[str, Any]:
 
 async def load_seed_directory(ctx: ReferralContext, uow: Uow) -> None:
     """Startup: upsert the seed by id; entries an organisation changed through the API stay as they are."""
-    at = ctx.clock()
+    at, seed = ctx.clock(), _changed_by(None, None)
     for org in ctx.seed.organizations:
-        await uow.store.directory.upsert_organization(_organization_row(org, "seed", at), _location_rows(org))
+        await uow.store.directory.upsert_organization(
+            _organization_row(org, "seed", at, seed), _location_rows(org)
+        )
     for svc in ctx.seed.services:
-        await uow.store.directory.upsert_service(_service_row(svc, "seed", at))
+        await uow.store.directory.upsert_service(_service_row(svc, "seed", at, seed))
 
 
 async def save_organization(ctx: ReferralContext, uow: Uow, cmd: SaveOrganization) -> Saved:
@@ -96,7 +106,7 @@ async def save_organization(ctx: ReferralContext, uow: Uow, cmd: SaveOrganizatio
     if existing and existing["agency_id"] != org.agency_id and cmd.role not in DIRECTORY_ADMINS:
         raise NotAllowed("only a directory administrator may move an organisation to another agency")
     created = await directory.upsert_organization(
-        _organization_row(org, "api", ctx.clock()), _location_rows(org)
+        _organization_row(org, "api", ctx.clock(), _changed_by(cmd.by, cmd.role)), _location_rows(org)
     )
     saved = await directory.get_organization(org.id)
     assert saved is not None
@@ -114,7 +124,9 @@ async def save_service(ctx: ReferralContext, uow: Uow, cmd: SaveService) -> Save
         cmd.role, cmd.agency_id, org["agency_id"]
     ):
         raise NotAllowed("only a directory administrator or the organisation itself may change it")
-    created = await directory.upsert_service(_service_row(svc, "api", ctx.clock()))
+    created = await directory.upsert_service(
+        _service_row(svc, "api", ctx.clock(), _changed_by(cmd.by, cmd.role))
+    )
     return Saved(bool(created), await _shown(directory, svc.id))
 
 
@@ -125,5 +137,7 @@ async def update_capacity(ctx: ReferralContext, uow: Uow, cmd: UpdateCapacity) -
         raise ServiceNotFound()
     if not may_change(cmd.role, cmd.agency_id, existing["receiving_agency_id"]):
         raise NotAllowed("only a directory administrator or the organisation itself may change its capacity")
-    await directory.update_capacity(cmd.service_id, cmd.capacity.status, cmd.capacity.notes, ctx.clock())
+    await directory.update_capacity(
+        cmd.service_id, cmd.capacity.status, cmd.capacity.notes, ctx.clock(), by=cmd.by, by_role=cmd.role
+    )
     return await _shown(directory, cmd.service_id)

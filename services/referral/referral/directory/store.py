@@ -16,13 +16,20 @@ from careloop_shared.db import Store, insert_row, insert_rows, update_by_id
 from referral.domain import matching
 from referral.domain.quality import History
 
-ORGANIZATION_COLUMNS = "id, agency_id, name, description, url, email, phone, updated_at"
+ORGANIZATION_COLUMNS = (
+    "id, agency_id, name, description, url, email, phone, updated_at, changed_by, changed_by_role"
+)
 SERVICE_COLUMNS = (
     "s.id, s.organization_id, s.name, s.description, s.program_category, s.needs, s.status, s.languages,"
     " s.interpretation_services, s.eligibility, s.hours, s.capacity_status, s.capacity_notes,"
-    " s.capacity_updated_at, s.contact, s.location_ids, s.updated_at, o.agency_id AS receiving_agency_id"
+    " s.capacity_updated_at, s.contact, s.location_ids, s.updated_at, s.changed_by, s.changed_by_role,"
+    " s.capacity_changed_by, s.capacity_changed_by_role, o.agency_id AS receiving_agency_id"
 )
 _SERVICES = "services s JOIN organizations o ON o.id = s.organization_id"
+_CAPACITY_MOVED = (
+    "(services.capacity_status, services.capacity_notes)"
+    " IS DISTINCT FROM (EXCLUDED.capacity_status, EXCLUDED.capacity_notes)"
+)
 # A seed load changes a row only while the seed still owns it.
 _SEED_YIELDS = "WHERE EXCLUDED.source = 'api' OR {table}.source = 'seed'"
 
@@ -65,7 +72,8 @@ class DirectoryStore(Store):
             row,
             conflict="(id) DO UPDATE SET agency_id = EXCLUDED.agency_id, name = EXCLUDED.name,"
             " description = EXCLUDED.description, url = EXCLUDED.url, email = EXCLUDED.email,"
-            " phone = EXCLUDED.phone, source = EXCLUDED.source, updated_at = EXCLUDED.updated_at "
+            " phone = EXCLUDED.phone, source = EXCLUDED.source, updated_at = EXCLUDED.updated_at,"
+            " changed_by = EXCLUDED.changed_by, changed_by_role = EXCLUDED.changed_by_role "
             + _SEED_YIELDS.format(table="organizations"),
             returning="(xmax = 0) AS created",
         )
@@ -88,7 +96,7 @@ class DirectoryStore(Store):
 
     async def upsert_service(self, row: dict[str, Any]) -> bool | None:
         """Insert or update; True when created, None when a seed load met a row the API changed.
-        ``capacity_updated_at`` moves only when the capacity did."""
+        ``capacity_updated_at`` and who changed the capacity move only when the capacity did."""
         changed = await insert_row(
             self.db,
             "services",
@@ -100,9 +108,11 @@ class DirectoryStore(Store):
             " interpretation_services = EXCLUDED.interpretation_services,"
             " eligibility = EXCLUDED.eligibility, hours = EXCLUDED.hours,"
             " capacity_status = EXCLUDED.capacity_status, capacity_notes = EXCLUDED.capacity_notes,"
-            " capacity_updated_at = CASE WHEN (services.capacity_status, services.capacity_notes)"
-            "   IS DISTINCT FROM (EXCLUDED.capacity_status, EXCLUDED.capacity_notes)"
-            "   THEN EXCLUDED.capacity_updated_at ELSE services.capacity_updated_at END,"
+            + ", ".join(
+                f" {c} = CASE WHEN {_CAPACITY_MOVED} THEN EXCLUDED.{c} ELSE services.{c} END"
+                for c in ("capacity_updated_at", "capacity_changed_by", "capacity_changed_by_role")
+            )
+            + ", changed_by = EXCLUDED.changed_by, changed_by_role = EXCLUDED.changed_by_role,"
             " contact = EXCLUDED.contact, location_ids = EXCLUDED.location_ids,"
             " source = EXCLUDED.source, updated_at = EXCLUDED.updated_at "
             + _SEED_YIELDS.format(table="services"),
@@ -172,13 +182,25 @@ class DirectoryStore(Store):
         )
         return [service_out(r) for r in rows]
 
-    async def update_capacity(self, service_id: str, status: str, notes: str | None, at: datetime) -> None:
-        """The organisation's word on its capacity: a later seed load leaves the service alone."""
+    async def update_capacity(
+        self, service_id: str, status: str, notes: str | None, at: datetime, *, by: str, by_role: str
+    ) -> None:
+        """The organisation's word on its capacity (``by`` the person who gave it): a later seed load
+        leaves the service alone."""
         await update_by_id(
             self.db,
             "services",
             service_id,
-            {"capacity_status": status, "capacity_notes": notes, "capacity_updated_at": at, "source": "api"},
+            {
+                "capacity_status": status,
+                "capacity_notes": notes,
+                "capacity_updated_at": at,
+                "capacity_changed_by": by,
+                "capacity_changed_by_role": by_role,
+                "changed_by": by,
+                "changed_by_role": by_role,
+                "source": "api",
+            },
             at=at,
         )
 

@@ -1,8 +1,10 @@
 """What referral is asked to do: one command per use case, built by the API from a request.
 
-A directory command carries the entry itself (``Organization``, ``Service``, ``Capacity`` from
-``domain/directory.py``): the same validated value the seed file is made of, so an entry is checked by
-one set of rules whoever saves it, and is not copied field by field on the way in.
+Every command names the person asking (``by``: their identity provider's subject id, and their role),
+so what they change is recorded as theirs. A directory command carries the entry itself
+(``Organization``, ``Service``, ``Capacity`` from ``domain/directory.py``): the same validated value the
+seed file is made of, so an entry is checked by one set of rules whoever saves it, and is not copied
+field by field on the way in.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ class ChangeReferralStatus:
     agency_id: str
     referral_id: uuid.UUID
     status: str
+    by: str  # the person (token sub)
+    by_role: str
     reason: str | None = None
     outcome: Outcome | None = None
     note: str | None = None  # free text kept in referral's database only, never in events or logs
@@ -33,6 +37,7 @@ class SaveOrganization:
 
     agency_id: str
     role: str
+    by: str  # the person (token sub); ``role`` is theirs
     organization: Organization
 
 
@@ -42,6 +47,7 @@ class SaveService:
 
     agency_id: str
     role: str
+    by: str  # the person (token sub); ``role`` is theirs
     service: Service
 
 
@@ -51,5 +57,6 @@ class UpdateCapacity:
 
     agency_id: str
     role: str
+    by: str  # the person (token sub); ``role`` is theirs
     service_id: str
     capacity: Capacity

@@ -1,17 +1,22 @@
 """The closed loop's HTTP routes: referrals as the two agencies see them, and their status changes.
 
-A referral is visible to the agency that made it, and to the receiving agency once it was sent.
+A referral is visible to the agency that made it, and to the receiving agency once it was sent. Each
+referral shown discloses its patient's need (and its history's notes) to the caller: audited first, as a
+disclosure outside the patient's agency when the caller is the receiving agency.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
 from careloop_shared.auth import Principal
-from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, needs, read_store
+from careloop_shared.http import Audit, Auditor, Commands, CurrentPrincipal, Page, Paging, needs, read_store
 from referral.domain.commands import ChangeReferralStatus
 from referral.domain.lifecycle import RECEIVING_ROLES, Outcome
 from referral.loop import handlers
@@ -36,10 +41,22 @@ def _status_changed(change: handlers.StatusChange) -> StatusChanged:
     return StatusChanged(referral=_detail(change.referral, change.history), rerouted_to=change.rerouted_to)
 
 
+async def _audit_shown(audit: Auditor, shown: Iterable[tuple[uuid.UUID, uuid.UUID, str]]) -> None:
+    """One entry per (patient, referral, the patient's agency) shown: to the receiving agency, it is a
+    disclosure outside the patient's agency."""
+    by_agency: dict[str, list[tuple[uuid.UUID, uuid.UUID]]] = {}
+    for patient_id, referral_id, patient_agency in shown:
+        by_agency.setdefault(patient_agency, []).append((patient_id, referral_id))
+    await asyncio.gather(
+        *(audit.read_many(each, "referral", patient_agency_id=agency) for agency, each in by_agency.items())
+    )
+
+
 @router.get("/referrals", response_model=Page[ReferralOut], openapi_extra=needs("referral:read"))
 async def list_referrals(
     who: CurrentPrincipal,
     store: Store,
+    audit: Audit,
     page: Paging,
     patient_id: uuid.UUID | None = None,
     receiving_agency: AgencyId = None,
@@ -55,15 +72,21 @@ async def list_referrals(
         offset=page.offset,
         sent_to_only=sent_to_only(who),
     )
-    return Page.of([ReferralOut(**dict(r)) for r in rows], page)
+    shown = Page.of([ReferralOut(**dict(r)) for r in rows], page)
+    await _audit_shown(audit, ((r.patient_id, r.id, r.referring_agency_id) for r in shown.items))
+    return shown
 
 
 @router.get("/referrals/{referral_id}", response_model=ReferralDetail, openapi_extra=needs("referral:read"))
-async def get_referral(referral_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> ReferralDetail:
+async def get_referral(
+    referral_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit
+) -> ReferralDetail:
     row = await store.loop.visible_referral(who.agency_id, referral_id, sent_to_only=sent_to_only(who))
     if row is None:
         raise handlers.ReferralNotFound()
-    return _detail(row, await store.loop.history_of(referral_id))
+    detail = _detail(row, await store.loop.history_of(referral_id))
+    await _audit_shown(audit, [(row["patient_id"], referral_id, row["referring_agency_id"])])
+    return detail
 
 
 @router.post(
@@ -76,10 +99,22 @@ async def get_referral(referral_id: uuid.UUID, who: CurrentPrincipal, store: Sto
     openapi_extra=needs("referral:change-status"),
 )
 async def change_referral_status(
-    referral_id: uuid.UUID, body: StatusChangeIn, who: CurrentPrincipal, commands: Commands
+    referral_id: uuid.UUID, body: StatusChangeIn, who: CurrentPrincipal, commands: Commands, audit: Audit
 ) -> Any:
     outcome = Outcome(**body.outcome.model_dump()) if body.outcome else None
     command = ChangeReferralStatus(
-        who.agency_id, referral_id, body.status, body.reason, outcome, body.note, sent_to_only(who)
+        who.agency_id,
+        referral_id,
+        body.status,
+        by=who.subject,
+        by_role=who.role,
+        reason=body.reason,
+        outcome=outcome,
+        note=body.note,
+        receiving_only=sent_to_only(who),
     )
-    return await commands.run(handlers.change_referral_status, command, respond=_status_changed)
+    answer = await commands.run(handlers.change_referral_status, command, respond=_status_changed)
+    # The answer (a first one or a replay) shows the referral with its history's notes.
+    shown = json.loads(bytes(answer.body))["referral"]
+    await _audit_shown(audit, [(uuid.UUID(shown["patient_id"]), referral_id, shown["referring_agency_id"])])
+    return answer

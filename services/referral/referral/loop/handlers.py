@@ -69,11 +69,14 @@ async def _record_change(
     at: datetime,
     caused_by: ReceivedEvent | None,
     *,
+    by: str | None = None,
+    by_role: str | None = None,
     reason: str | None = None,
     outcome: dict[str, Any] | None = None,
     note: str | None = None,
 ) -> None:
-    """One step in the referral's history, announced (the note stays in the history only)."""
+    """One step in the referral's history, announced (the note stays in the history only). ``by`` is
+    the person of ``by_agency`` who made it; None when careloop did, reacting to an event."""
     await uow.store.loop.add_history(
         {
             "referral_id": referral["id"],
@@ -81,6 +84,8 @@ async def _record_change(
             "to_status": to,
             "by_agency_id": by_agency,
             "by_party": party.value,
+            "by_subject": by,
+            "by_role": by_role,
             "reason": reason,
             "outcome": outcome,
             "note": note,
@@ -101,6 +106,8 @@ async def _record_change(
             reason=reason,
             outcome=ReferralOutcome(**outcome) if outcome else None,
             changed_at=at,
+            actor_id=by,
+            actor_role=by_role,
         ),
         caused_by=caused_by,
     )
@@ -184,7 +191,7 @@ async def when_consent_recorded_send_waiting_referrals(
             continue
         sending = destination(ctx, chosen, allowed, now)
         await loop.send_draft(draft["id"], sending)
-        announce_made(uow, {**dict(draft), **sending}, received)
+        announce_made(uow, {**dict(draft), **sending}, chosen, received)
         await _record_change(uow, draft, "requested", Party.requester, draft["agency_id"], now, received)
 
 
@@ -257,6 +264,8 @@ async def change_referral_status(ctx: ReferralContext, uow: Uow, cmd: ChangeRefe
         cmd.agency_id,
         now,
         None,
+        by=cmd.by,
+        by_role=cmd.by_role,
         reason=cmd.reason,
         outcome=outcome,
         note=cmd.note,
@@ -274,6 +283,8 @@ async def change_referral_status(ctx: ReferralContext, uow: Uow, cmd: ChangeRefe
             language=referral["language"],
             service_request_id=referral["service_request_id"],
             replaces=cmd.referral_id,
+            by=cmd.by,  # made on behalf of the person whose rejection re-routes it
+            by_role=cmd.by_role,
         )
         tried = await loop.services_tried(ask.intervention_id)
         rerouted = await route(ctx, uow, ask, None, exclude=tried)

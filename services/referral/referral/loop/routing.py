@@ -41,6 +41,8 @@ class Ask:
     language: str | None
     service_request_id: uuid.UUID
     replaces: uuid.UUID | None = None
+    by: str | None = None  # the person whose action asked for it (a rejection re-routed); None for a plan
+    by_role: str | None = None
 
 
 @dataclass
@@ -146,17 +148,28 @@ async def route(
             "to_status": row["status"],
             "by_agency_id": ask.agency_id,
             "by_party": Party.requester.value,
+            "by_subject": ask.by,
+            "by_role": ask.by_role,
             "reason": row["status_reason"],
             "changed_at": now,
         }
     )
     if sent:
-        announce_made(uow, row, caused_by)
+        announce_made(uow, row, chosen, caused_by, by=ask.by, by_role=ask.by_role)
     return row["id"]
 
 
-def announce_made(uow: Uow, row: Any, caused_by: ReceivedEvent | None) -> None:
-    """ReferralMade for a referral just sent: made so, or released by the patient's consent."""
+def announce_made(
+    uow: Uow,
+    row: Any,
+    program: Ranked,
+    caused_by: ReceivedEvent | None,
+    *,
+    by: str | None = None,
+    by_role: str | None = None,
+) -> None:
+    """ReferralMade for a referral just sent to ``program``: made so, or released by the patient's
+    consent; ``by`` is the person whose action made it (None when careloop did, reacting to an event)."""
     uow.emit(
         ReferralMade(
             patient_id=row["patient_id"],
@@ -172,6 +185,9 @@ def announce_made(uow: Uow, row: Any, caused_by: ReceivedEvent | None) -> None:
             outcome_due_at=row["outcome_due_at"],
             replaces_referral_id=row["replaces_referral_id"],
             service_request_id=row["service_request_id"],
+            program_category=program.service.program_category,
+            actor_id=by,
+            actor_role=by_role,
         ),
         caused_by=caused_by,
     )

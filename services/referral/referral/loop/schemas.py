@@ -47,6 +47,10 @@ class HistoryEntry(BaseModel):
     to_status: str
     by_agency_id: str
     by_party: str
+    by_subject: str | None = Field(
+        None, description="The person who made the change (their subject id); null when careloop did."
+    )
+    by_role: str | None = Field(None, description="Their role: care-manager, provider, ...")
     reason: str | None
     outcome: dict[str, Any] | None
     note: str | None

@@ -44,6 +44,15 @@ class LoopStore(Store):
             " as_of = EXCLUDED.as_of WHERE patients.as_of <= EXCLUDED.as_of",
         )
 
+    async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        """Whose patient this is: as intake told us, else as the patient's referrals say."""
+        agency: str | None = await self.db.fetchval(
+            "SELECT coalesce((SELECT agency_id FROM patients WHERE patient_id = $1),"
+            " (SELECT agency_id FROM referrals WHERE patient_id = $1 LIMIT 1))",
+            patient_id,
+        )
+        return agency
+
     async def get_patient(self, patient_id: uuid.UUID) -> asyncpg.Record | None:
         return await self.db.fetchrow("SELECT * FROM patients WHERE patient_id = $1", patient_id)
 
@@ -158,7 +167,8 @@ class LoopStore(Store):
 
     async def history_of(self, referral_id: uuid.UUID) -> list[asyncpg.Record]:
         return await self.db.fetch(
-            "SELECT from_status, to_status, by_agency_id, by_party, reason, outcome, note, changed_at"
+            "SELECT from_status, to_status, by_agency_id, by_party, by_subject, by_role, reason, outcome,"
+            " note, changed_at"
             " FROM referral_status_history WHERE referral_id = $1 ORDER BY position",
             referral_id,
         )
