@@ -38,8 +38,10 @@ def base_env(infra, prefix: str) -> dict[str, str]:
     }
 
 
-def token(agency: str, role: str = "care-manager") -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(DEV_JWT_SECRET, agency=agency, role=role)}"}
+def token(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)}"
+    }
 
 
 def new_prefix() -> str:

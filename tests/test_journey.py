@@ -13,6 +13,7 @@ from careloop_shared.contracts import (
     PlanUpdated,
     ReferralMade,
 )
+from careloop_shared.events import REGISTRY
 from careloop_shared.testing import ServiceProcess, TopicReader, eventually, header
 from tests.conftest import SERVICES, base_env, new_prefix, token
 
@@ -299,3 +300,134 @@ async def test_the_whole_journey_appears_in_the_case_record_in_causal_order(plat
     assert (verified["intact"], verified["entries"]) == (True, len(entries))
     assert stranger.status_code == 404
     assert "group sessions" not in str(entries) and "Quartermaine" not in str(entries)
+
+
+CANARIES = ("Canaryzeb", "Phiwhistle", "555 0142", "canary.phi@example.org", "K1A0B7", "Xylophonenote")
+
+
+async def test_patient_data_reaches_only_who_may_see_it_and_every_read_is_audited(platform, infra, log_dir):
+    """Canary values go in everywhere a person can type them; they must come out only to the roles the
+    matrix allows, never in an event, a log line or an analyst's answer, and each read names its reader."""
+    prefix, svc = platform
+    home, provider_agency = "agency-canary", "agency-community-health"  # runs the seed's behavioral health
+    manager = token(home, subject="cm-ana")
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def call(
+            method: str, service: str, path: str, headers: dict, body: object = None
+        ) -> httpx.Response:
+            return await http.request(method, f"{svc[service].url}{path}", json=body, headers=headers)
+
+        patient = {
+            "given_name": "Canaryzeb",
+            "family_name": "Phiwhistle",
+            "birth_date": "1970-02-03",
+            "contact_preference": "phone",
+            "phone": "+1 555 0142",
+            "email": "canary.phi@example.org",
+            "postal_code": "K1A0B7",
+        }
+        r = await call("POST", "intake", "/v1/patients", manager, patient)
+        assert r.status_code == 201, r.text
+        patient_id = r.json()["id"]
+        consent = {"purpose": "referral", "program_categories": ["behavioral-health"]}
+        assert (
+            await call("POST", "intake", f"/v1/patients/{patient_id}/consents", manager, consent)
+        ).status_code == 201
+        assessed = await call(
+            "POST", "intake", f"/v1/patients/{patient_id}/assessments", manager, PHQ2_POSITIVE
+        )
+        assert assessed.status_code == 202
+
+        async def referral() -> dict | None:
+            r = await call("GET", "referral", f"/v1/referrals?patient_id={patient_id}", manager)
+            return (r.json()["items"] or [None])[0]
+
+        made = await eventually(referral, what="referral made")
+        member = {"name": "Canaryzeb Helper", "relationship": "family", "role": "primary-support"}
+        member |= {"contact": "canary.phi@example.org"}
+        assert (
+            await call("POST", "careplan", f"/v1/patients/{patient_id}/care-team", manager, member)
+        ).status_code == 201
+        accepted = await call(
+            "POST",
+            "referral",
+            f"/v1/referrals/{made['id']}/status",
+            token(provider_agency, "provider", subject="pr-joe"),
+            {"status": "accepted", "note": "Xylophonenote: call after 5"},
+        )
+        assert accepted.status_code == 200, accepted.text
+
+        # The provider sees what it needs to act on the referral, and that read is a disclosure.
+        async def provider_view() -> dict | None:
+            r = await call(
+                "GET",
+                "intake",
+                f"/v1/referred-patients/{patient_id}",
+                token(provider_agency, "provider", subject="pr-joe"),
+            )
+            return r.json() if r.status_code == 200 else None
+
+        seen = await eventually(provider_view, what="the provider's view of the referred patient")
+        assert (
+            "Canaryzeb" in str(seen) and "555 0142" in str(seen) and "canary.phi@example.org" not in str(seen)
+        )
+        supervisor = token(home, "supervisor", subject="sv-sam")
+        disclosed = (
+            await call("GET", "intake", f"/v1/audit/disclosures?patient_id={patient_id}", supervisor)
+        ).json()
+        assert {(e["subject"], e["agency_id"], e["what"]) for e in disclosed["items"]} == {
+            ("pr-joe", provider_agency, "referred-patient")
+        }
+        trail = (await call("GET", "intake", f"/v1/audit?patient_id={patient_id}", supervisor)).json()[
+            "items"
+        ]
+        assert ("cm-ana", "allowed") not in {(e["subject"], e["outcome"]) for e in trail}  # she only wrote
+
+        # An analyst is refused everything that names or describes the patient, and sees no canary.
+        analyst = token(home, "analyst", subject="an-al")
+        for service, path in (
+            ("intake", f"/v1/patients/{patient_id}"),
+            ("intake", f"/v1/patients/{patient_id}/assessments"),
+            ("careplan", f"/v1/patients/{patient_id}/care-plan"),
+            ("careplan", f"/v1/patients/{patient_id}/care-team"),
+            ("referral", f"/v1/referrals/{made['id']}"),
+            ("followup", f"/v1/follow-ups?patient_id={patient_id}"),
+            ("record", f"/v1/patients/{patient_id}/record"),
+        ):
+            r = await call("GET", service, path, analyst)
+            assert r.status_code == 403, (service, path, r.status_code)
+        for service, path in (
+            ("referral", "/v1/services?limit=200"),
+            ("record", f"/v1/patients/{patient_id}/record/verify"),
+        ):
+            r = await call("GET", service, path, analyst)
+            assert r.status_code in (200, 404) and not any(c in r.text for c in CANARIES), (service, path)
+
+        # The case record names the people who acted.
+        async def record_names_people() -> list | None:
+            r = await call("GET", "record", f"/v1/patients/{patient_id}/record", manager)
+            actors = {e["actor"] for e in r.json().get("entries", [])} if r.status_code == 200 else set()
+            return (
+                sorted(actors)
+                if any("pr-joe" in a for a in actors) and any("cm-ana" in a for a in actors)
+                else None
+            )
+
+        await eventually(record_names_people, what="the record naming cm-ana and pr-joe")
+
+    # No canary in any event on any topic, body or header, nor in any service's log.
+    topics = [f"{prefix}{t}" for t in REGISTRY]
+    async with TopicReader(infra.bootstrap_servers, *topics) as reader:
+        await eventually(lambda: _has_events_of(reader, patient_id), what="the patient's events")
+        for record in reader.records:
+            text = (record.value or b"").decode() + " ".join(v.decode() for _, v in record.headers)
+            assert not any(c in text for c in CANARIES), record.topic
+    for path in log_dir.glob("*.log"):
+        text = path.read_text(errors="replace")
+        assert not any(c in text for c in CANARIES), path.name
+
+
+async def _has_events_of(reader: TopicReader, patient_id: str) -> bool:
+    await reader.poll()
+    return sum(1 for r in reader.records if r.key and r.key.decode() == patient_id) >= 6

@@ -47,7 +47,7 @@ async def _patient(store: IntakeStore, agency_id: str, patient_id: uuid.UUID) ->
     openapi_extra=needs("patient:register"),
 )
 async def register_patient(body: PatientIn, who: CurrentPrincipal, commands: Commands) -> Any:
-    command = RegisterPatient(agency_id=who.agency_id, **body.model_dump())
+    command = RegisterPatient(agency_id=who.agency_id, by=who.subject, by_role=who.role, **body.model_dump())
     return await commands.run(handlers.register_patient, command, status_code=201, respond=_created)
 
 
@@ -82,7 +82,8 @@ async def get_patient(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store
 async def update_patient(
     patient_id: uuid.UUID, body: PatientPatch, who: CurrentPrincipal, commands: Commands, audit: Audit
 ) -> Any:
-    command = UpdatePatient(who.agency_id, patient_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    command = UpdatePatient(who.agency_id, patient_id, changes, by=who.subject, by_role=who.role)
     answer = await commands.run(handlers.update_patient, command, respond=lambda p: PatientOut(**p))
     await audit.read(patient_id, "patient")  # the answer shows the patient's details
     return answer
@@ -98,7 +99,9 @@ async def update_patient(
 async def record_consent(
     patient_id: uuid.UUID, body: ConsentIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
-    command = RecordConsent(agency_id=who.agency_id, patient_id=patient_id, **body.model_dump())
+    command = RecordConsent(
+        agency_id=who.agency_id, patient_id=patient_id, by=who.subject, by_role=who.role, **body.model_dump()
+    )
     return await commands.run(handlers.record_consent, command, status_code=201, respond=_created)
 
 
@@ -122,7 +125,7 @@ async def list_consents(patient_id: uuid.UUID, who: CurrentPrincipal, store: Sto
 async def revoke_consent(
     patient_id: uuid.UUID, consent_id: uuid.UUID, who: CurrentPrincipal, commands: Commands
 ) -> Any:
-    command = RevokeConsent(who.agency_id, patient_id, consent_id)
+    command = RevokeConsent(who.agency_id, patient_id, consent_id, by=who.subject, by_role=who.role)
     return await commands.run(handlers.revoke_consent, command, respond=lambda c: ConsentOut(**c))
 
 
@@ -137,7 +140,9 @@ async def revoke_consent(
 async def assess_patient(
     patient_id: uuid.UUID, body: AssessmentIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
-    command = AssessPatient(who.agency_id, patient_id, body.instrument, body.answers)
+    command = AssessPatient(
+        who.agency_id, patient_id, body.instrument, body.answers, by=who.subject, by_role=who.role
+    )
     return await commands.run(handlers.assess_patient, command, status_code=202, respond=_created)
 
 

@@ -68,6 +68,8 @@ async def register_patient(ctx: IntakeContext, uow: Uow, cmd: RegisterPatient) -
             "postal_code": cmd.postal_code,
             "created_at": at,
             "updated_at": at,
+            "registered_by": cmd.by,
+            "registered_by_role": cmd.by_role,
         }
     )
     if existing is not None:
@@ -80,6 +82,8 @@ async def register_patient(ctx: IntakeContext, uow: Uow, cmd: RegisterPatient) -
             contact_preference=cmd.contact_preference,
             postal_area=postal_area(cmd.postal_code),
             registered_at=at,
+            actor_id=cmd.by,
+            actor_role=cmd.by_role,
         )
     )
     return patient_id
@@ -104,7 +108,8 @@ async def update_patient(ctx: IntakeContext, uow: Uow, cmd: UpdatePatient) -> di
         changes["name_key"] = normalised_name(merged["given_name"], merged["family_name"])
         changes["birth_date"] = merged["birth_date"]
     at = ctx.clock()
-    other = await uow.store.update_patient(cmd.patient_id, changes, at)
+    by = {"updated_by": cmd.by, "updated_by_role": cmd.by_role}
+    other = await uow.store.update_patient(cmd.patient_id, {**changes, **by}, at)
     if other is not None:
         raise LikelyDuplicate(other)
     changed = sorted(k for k in changes if k != "name_key" and merged[k] != current[k])
@@ -117,9 +122,11 @@ async def update_patient(ctx: IntakeContext, uow: Uow, cmd: UpdatePatient) -> di
             postal_area=postal_area(merged["postal_code"]),
             changed_fields=changed,
             updated_at=at,
+            actor_id=cmd.by,
+            actor_role=cmd.by_role,
         )
     )
-    return {**merged, "updated_at": at}
+    return {**merged, **by, "updated_at": at}
 
 
 async def record_consent(ctx: IntakeContext, uow: Uow, cmd: RecordConsent) -> uuid.UUID:
@@ -137,8 +144,17 @@ async def record_consent(ctx: IntakeContext, uow: Uow, cmd: RecordConsent) -> uu
         period_start=period_start,
         period_end=cmd.period_end,
         recorded_at=at,
+        actor_id=cmd.by,
+        actor_role=cmd.by_role,
     )
-    await uow.store.insert_consent({**recorded.model_dump(exclude={"consent_id"}), "id": consent_id})
+    await uow.store.insert_consent(
+        {
+            **recorded.model_dump(exclude={"consent_id", "actor_id", "actor_role"}),
+            "id": consent_id,
+            "recorded_by": cmd.by,
+            "recorded_by_role": cmd.by_role,
+        }
+    )
     uow.emit(recorded)
     return consent_id
 
@@ -149,13 +165,15 @@ async def revoke_consent(ctx: IntakeContext, uow: Uow, cmd: RevokeConsent) -> di
         raise NotFound("consent not found")
     if consent["status"] == "revoked":
         return dict(consent)  # revoking twice is revoking once
-    revoked = await uow.store.revoke_consent(cmd.consent_id, ctx.clock())
+    revoked = await uow.store.revoke_consent(cmd.consent_id, ctx.clock(), cmd.by, cmd.by_role)
     uow.emit(
         ConsentRevoked(
             patient_id=cmd.patient_id,
             agency_id=cmd.agency_id,
             consent_id=cmd.consent_id,
             revoked_at=revoked["revoked_at"],
+            actor_id=cmd.by,
+            actor_role=cmd.by_role,
         )
     )
     return dict(revoked)
@@ -183,6 +201,8 @@ async def assess_patient(ctx: IntakeContext, uow: Uow, cmd: AssessPatient) -> uu
             "urgent_flags": result.urgent_flags,
             "recommended_instruments": result.recommended_instruments,
             "assessed_at": assessed_at,
+            "assessed_by": cmd.by,
+            "assessed_by_role": cmd.by_role,
         }
     )
     uow.emit(
@@ -200,6 +220,8 @@ async def assess_patient(ctx: IntakeContext, uow: Uow, cmd: AssessPatient) -> uu
             recommended_instruments=result.recommended_instruments,
             observations=[Observation(**o) for o in result.observations],
             assessed_at=assessed_at,
+            actor_id=cmd.by,
+            actor_role=cmd.by_role,
         )
     )
     return assessment_id

@@ -18,6 +18,8 @@ from careloop_shared.contracts import (
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from intake.api import router
 from intake.config import IntakeContext, IntakeSettings
+from intake.consumers import HANDLERS
+from intake.referred.api import router as referred_router
 from intake.store import IntakeStore
 
 
@@ -29,13 +31,16 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock = system_cloc
         context=IntakeContext.from_settings(settings, clock),
         store=IntakeStore,
         publishes=[PatientRegistered, PatientUpdated, ConsentRecorded, ConsentRevoked, PatientAssessed],
+        handlers=HANDLERS,
     )
     return create_app(
         ServiceRuntime(spec, settings),
-        [router],
+        [router, referred_router],
         description=(
-            "Patients, consent and assessments. The only service holding identifying details. Emits"
-            " PatientRegistered, PatientUpdated, ConsentRecorded, ConsentRevoked and PatientAssessed."
+            "Patients, consent and assessments. The only service holding identifying details; a"
+            " receiving agency sees the minimum of the patients referred to it, while consent covers it."
+            " Consumes ReferralMade and ReferralStatusChanged; emits PatientRegistered, PatientUpdated,"
+            " ConsentRecorded, ConsentRevoked and PatientAssessed."
         ),
     )
 

@@ -108,6 +108,12 @@ class ConsentOut(BaseModel):
     status: str
     recorded_at: datetime
     revoked_at: datetime | None
+    recorded_by: str | None = Field(
+        None, description="Who recorded it (their subject id); null before this was kept."
+    )
+    recorded_by_role: str | None = None
+    revoked_by: str | None = Field(None, description="Who revoked it (their subject id).")
+    revoked_by_role: str | None = None
 
 
 class AssessmentIn(BaseModel):
@@ -132,3 +138,7 @@ class AssessmentOut(BaseModel):
     urgent_flags: list[str]
     recommended_instruments: list[str]
     assessed_at: datetime
+    assessed_by: str | None = Field(
+        None, description="Who recorded the answers (their subject id); null before this was kept."
+    )
+    assessed_by_role: str | None = None

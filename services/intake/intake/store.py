@@ -1,6 +1,7 @@
-"""intake's tables: patients (the only identifying details in careloop), consents, assessments.
+"""intake's tables: patients (the only identifying details in careloop), consents, assessments; and,
+in ``referred``, which receiving agency may see which patient's contact details.
 
-Every read is scoped to the caller's agency.
+Every read here is scoped to the caller's agency.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Store, insert_row, patient_row, patient_rows, update_by_id
+from careloop_shared.db import Db, Store, insert_row, patient_row, patient_rows, update_by_id
+from intake.referred.store import ReferredStore
 
 PATIENT_COLUMNS = (
     "id, given_name, family_name, birth_date, preferred_language, contact_preference, phone, email,"
@@ -19,15 +21,19 @@ PATIENT_COLUMNS = (
 )
 CONSENT_COLUMNS = (
     "id, patient_id, purpose, agencies, program_categories, period_start, period_end, status,"
-    " recorded_at, revoked_at"
+    " recorded_at, revoked_at, recorded_by, recorded_by_role, revoked_by, revoked_by_role"
 )
 ASSESSMENT_COLUMNS = (
     "id, patient_id, instrument, rules_version, observations, total_score, interpretation, needs,"
-    " risk_level, urgent_flags, recommended_instruments, assessed_at"
+    " risk_level, urgent_flags, recommended_instruments, assessed_at, assessed_by, assessed_by_role"
 )
 
 
 class IntakeStore(Store):
+    def __init__(self, db: Db) -> None:
+        super().__init__(db)
+        self.referred = ReferredStore(db)
+
     async def insert_patient(self, row: dict[str, Any]) -> uuid.UUID | None:
         """Insert; on a likely duplicate insert nothing and return the existing patient's id."""
         inserted = await insert_row(
@@ -106,12 +112,16 @@ class IntakeStore(Store):
             lock=lock,
         )
 
-    async def revoke_consent(self, consent_id: uuid.UUID, at: datetime) -> asyncpg.Record:
+    async def revoke_consent(
+        self, consent_id: uuid.UUID, at: datetime, by: str, by_role: str
+    ) -> asyncpg.Record:
         row: asyncpg.Record = await self.db.fetchrow(
-            "UPDATE consents SET status = 'revoked', revoked_at = $2 WHERE id = $1"
-            f" RETURNING {CONSENT_COLUMNS}",
+            "UPDATE consents SET status = 'revoked', revoked_at = $2, revoked_by = $3, revoked_by_role = $4"
+            f" WHERE id = $1 RETURNING {CONSENT_COLUMNS}",
             consent_id,
             at,
+            by,
+            by_role,
         )
         return row
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,66 @@ from intake.config import IntakeContext
 from intake.domain.scoring import RULES_FILE, ScreeningRules
 
 
+class FakeReferredStore:
+    """``ReferredStore`` over dicts: grants per referral, over the intake store's patients and consents."""
+
+    _MADE = ("receiving_agency_id", "need", "program_category", "granted_at")
+    _END = ("ended_at", "end_status", "end_reason")
+
+    def __init__(self, patients: dict[uuid.UUID, dict[str, Any]], consents: dict[uuid.UUID, dict[str, Any]]):
+        self.grants: dict[uuid.UUID, dict[str, Any]] = {}
+        self._patients = patients
+        self._consents = consents
+
+    async def grant(self, row: dict[str, Any]) -> bool:
+        existing = self.grants.get(row["referral_id"])
+        if existing is None:
+            self.grants[row["referral_id"]] = {**dict.fromkeys(self._END), **row}
+            return True
+        if existing["granted_at"] is not None:
+            return False
+        existing.update({k: row[k] for k in self._MADE})
+        return True
+
+    async def end(self, row: dict[str, Any]) -> bool:
+        existing = self.grants.get(row["referral_id"])
+        if existing is None:
+            self.grants[row["referral_id"]] = {**dict.fromkeys(self._MADE), **row}
+            return True
+        if existing["ended_at"] is not None:
+            return False
+        existing.update({k: row[k] for k in self._END})
+        return True
+
+    async def open_grants(
+        self, receiving_agency_id: str, patient_id: uuid.UUID | None = None
+    ) -> list[dict[str, Any]]:
+        rows = [
+            {**g, "patient_agency_id": self._patients[g["patient_id"]]["agency_id"]}
+            for g in self.grants.values()
+            if g["receiving_agency_id"] == receiving_agency_id
+            and g["ended_at"] is None
+            and patient_id in (None, g["patient_id"])
+            and g["patient_id"] in self._patients
+        ]
+        return sorted(rows, key=lambda g: (g["granted_at"], g["referral_id"]))
+
+    async def patients_seen(self, patient_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+        seen = (
+            "id",
+            "given_name",
+            "family_name",
+            "preferred_language",
+            "contact_preference",
+            "phone",
+            "email",
+        )
+        return [{k: p[k] for k in seen} for i, p in self._patients.items() if i in patient_ids]
+
+    async def consents_of(self, patient_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+        return [dict(c) for c in self._consents.values() if c["patient_id"] in patient_ids]
+
+
 class FakeIntakeStore:
     """``IntakeStore`` over dicts: the same answers, including the likely-duplicate rule."""
 
@@ -21,6 +82,7 @@ class FakeIntakeStore:
         self.patients: dict[uuid.UUID, dict[str, Any]] = {}
         self.consents: dict[uuid.UUID, dict[str, Any]] = {}
         self.assessments: dict[uuid.UUID, dict[str, Any]] = {}
+        self.referred = FakeReferredStore(self.patients, self.consents)
 
     def _duplicate_of(self, agency_id: str, name_key: str, birth_date: Any, but: Any = None) -> Any:
         return next(
@@ -66,7 +128,13 @@ class FakeIntakeStore:
         return mine[offset : offset + limit]
 
     async def insert_consent(self, row: dict[str, Any]) -> None:
-        self.consents[row["id"]] = {**row, "status": "active", "revoked_at": None}
+        self.consents[row["id"]] = {
+            **row,
+            "status": "active",
+            "revoked_at": None,
+            "revoked_by": None,
+            "revoked_by_role": None,
+        }
 
     async def get_consent(
         self, agency_id: str, patient_id: uuid.UUID, consent_id: uuid.UUID, *, lock: bool = False
@@ -76,8 +144,12 @@ class FakeIntakeStore:
             return None
         return dict(row)
 
-    async def revoke_consent(self, consent_id: uuid.UUID, at: datetime) -> dict[str, Any]:
-        self.consents[consent_id].update(status="revoked", revoked_at=at)
+    async def revoke_consent(
+        self, consent_id: uuid.UUID, at: datetime, by: str, by_role: str
+    ) -> dict[str, Any]:
+        self.consents[consent_id].update(
+            status="revoked", revoked_at=at, revoked_by=by, revoked_by_role=by_role
+        )
         return dict(self.consents[consent_id])
 
     async def list_consents(self, agency_id: str, patient_id: uuid.UUID) -> list[dict[str, Any]]:

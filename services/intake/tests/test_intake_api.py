@@ -1,19 +1,25 @@
 """intake over HTTP against its real database and broker (in-process app, real runtime)."""
 
+import io
 import json
+import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jsonschema
 import pytest
 import pytest_asyncio
+import structlog
 
 from careloop_shared.auth import issue_token
-from careloop_shared.events import REGISTRY
+from careloop_shared.contracts import ReferralMade, ReferralStatusChanged
+from careloop_shared.events import REGISTRY, Event, new_message
+from careloop_shared.logging import configure_logging
 from careloop_shared.runtime import running
 from careloop_shared.schemas import path_of
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import unique_prefix
+from careloop_shared.testing import eventually, publish_message, unique_prefix
 from intake.main import IntakeSettings, build_app
 
 pytestmark = pytest.mark.integration
@@ -51,6 +57,7 @@ async def intake(infra, database_factory):
         database_url=await database_factory("intake_api"),
         kafka_bootstrap_servers=infra.bootstrap_servers,
         topic_prefix=unique_prefix(),
+        consumer_backoff_s=0.01,
     )
     app = build_app(settings)
     async with running(app.state.runtime) as runtime:
@@ -435,3 +442,199 @@ async def test_every_read_of_a_patients_details_is_audited_with_the_person_and_r
     assert (await client.get(f"/v1/audit?patient_id={patient_id}", headers=other)).status_code == 404
     with pytest.raises(Exception, match="append-only"):
         await runtime.pool.execute("DELETE FROM audit_log")
+
+
+async def test_each_change_names_the_person_who_made_it_in_the_answers_and_the_events(intake, agency):
+    client, runtime = intake
+    agency_id = agency_of(agency)
+    ana, sam = auth(agency_id, subject="cm-ana"), auth(agency_id, role="supervisor", subject="sv-sam")
+    patient_id = await register(client, ana, given_name="Actor")
+    await client.patch(f"/v1/patients/{patient_id}", json={"preferred_language": "eu"}, headers=sam)
+    consent = await client.post(
+        f"/v1/patients/{patient_id}/consents", json={"purpose": "referral", "agencies": ["x"]}, headers=ana
+    )
+    await client.post(f"/v1/patients/{patient_id}/consents/{consent.json()['id']}/revoke", headers=sam)
+    await client.post(f"/v1/patients/{patient_id}/assessments", json=PHQ9_SEVERE, headers=ana)
+
+    cm, sv = ("cm-ana", "care-manager"), ("sv-sam", "supervisor")
+    events = [
+        (t.split(".")[2], (b["actor_id"], b["actor_role"])) for t, b in await outbox(runtime, patient_id)
+    ]
+    assert events == [
+        ("patient_registered", cm),
+        ("patient_updated", sv),
+        ("consent_recorded", cm),
+        ("consent_revoked", sv),
+        ("patient_assessed", cm),
+    ]
+    [listed] = (await client.get(f"/v1/patients/{patient_id}/consents", headers=ana)).json()
+    assert (listed["recorded_by"], listed["recorded_by_role"], listed["revoked_by"]) == (*cm, "sv-sam")
+    [assessment] = (await client.get(f"/v1/patients/{patient_id}/assessments", headers=ana)).json()["items"]
+    assert (assessment["assessed_by"], assessment["assessed_by_role"]) == cm
+
+
+@pytest.fixture
+def log_lines():
+    """The service's log lines, rendered as in production (JSON), while the test runs."""
+    root, saved = logging.getLogger(), structlog.get_config()
+    handlers, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging("intake", "INFO", stream=stream)
+    yield lambda: stream.getvalue().splitlines()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**saved)
+
+
+async def send(infra, runtime, event: Event) -> None:
+    await publish_message(infra.bootstrap_servers, runtime.topic_for(event.type), new_message(event))
+
+
+def referral_made(patient_id: str, agency_id: str, receiving: str) -> ReferralMade:
+    return ReferralMade(
+        patient_id=patient_id,
+        agency_id=agency_id,
+        referral_id=uuid.uuid4(),
+        plan_id=uuid.uuid4(),
+        intervention_id=uuid.uuid4(),
+        need="food-insecurity",
+        program_id="food-bank-1",
+        receiving_agency_id=receiving,
+        status="requested",
+        response_due_at=datetime.now(UTC) + timedelta(days=5),
+        program_category="food-assistance",
+    )
+
+
+def referral_closed(made: ReferralMade, status: str) -> ReferralStatusChanged:
+    return ReferralStatusChanged(
+        patient_id=made.patient_id,
+        agency_id=made.agency_id,
+        referral_id=made.referral_id,
+        plan_id=made.plan_id,
+        intervention_id=made.intervention_id,
+        from_status="accepted",
+        to_status=status,
+        by_agency_id=made.receiving_agency_id,
+        by_party="target",
+        changed_at=datetime.now(UTC),
+    )
+
+
+async def test_a_provider_sees_the_minimum_of_a_referred_patient_while_consent_and_referral_last(
+    intake, infra, agency, log_lines
+):
+    client, runtime = intake
+    agency_id, food = agency_of(agency), f"agency-food-{uuid.uuid4().hex[:6]}"
+    name, phone = f"Referida{uuid.uuid4().hex[:6]}", "+1 555 0142"
+    patient_id = await register(client, agency, given_name=name, phone=phone, email="r@example.org")
+    not_referred = await register(client, agency, given_name=f"Other{uuid.uuid4().hex[:6]}")
+    consents = f"/v1/patients/{patient_id}/consents"
+    consent = await client.post(consents, json={"purpose": "referral", "agencies": [food]}, headers=agency)
+    provider = auth(food, role="provider", subject="pr-paz")
+    mine = f"/v1/referred-patients/{patient_id}"
+
+    made = referral_made(patient_id, agency_id, food)
+    await send(infra, runtime, made)
+
+    async def shown():
+        r = await client.get(mine, headers=provider)
+        return r if r.status_code == 200 else None
+
+    seen = (await eventually(shown, what="the referred patient shown")).json()
+    assert seen == {
+        "patient_id": patient_id,
+        "given_name": name,
+        "family_name": "Etxeberria",
+        "preferred_language": "es",
+        "contact_preference": "text",
+        "phone": phone,
+        "email": None,  # they prefer texts
+        "referrals": [
+            {
+                "referral_id": str(made.referral_id),
+                "need": "food-insecurity",
+                "program_category": "food-assistance",
+            }
+        ],
+    }
+    listed = (await client.get("/v1/referred-patients", headers=provider)).json()
+    assert [p["patient_id"] for p in listed["items"]] == [patient_id]
+
+    # Not referred to it, or not there at all: the same answer.
+    nobody = await client.get(f"/v1/referred-patients/{uuid.uuid4()}", headers=provider)
+    other = await client.get(f"/v1/referred-patients/{not_referred}", headers=provider)
+    assert other.status_code == nobody.status_code == 404 and other.json() == nobody.json()
+    # The provider agency's care manager has no such permission.
+    refused = await client.get(mine, headers=auth(food, subject="cm-cy"))
+    assert (refused.status_code, refused.json()["missing_permission"]) == (403, "referred-patient:read")
+
+    # A revoked consent ends access at once; a consent naming the program category gives it back.
+    await client.post(f"{consents}/{consent.json()['id']}/revoke", headers=agency)
+    assert (await client.get(mine, headers=provider)).status_code == 404
+    assert (await client.get("/v1/referred-patients", headers=provider)).json()["items"] == []
+    await client.post(
+        consents, json={"purpose": "referral", "program_categories": ["food-assistance"]}, headers=agency
+    )
+    assert (await client.get(mine, headers=provider)).status_code == 200
+
+    # The referral completed: access ends.
+    await send(infra, runtime, referral_closed(made, "completed"))
+
+    async def gone():
+        return (await client.get(mine, headers=provider)).status_code == 404
+
+    await eventually(gone, what="access ended with the referral")
+
+    supervisor = auth(agency_id, role="supervisor", subject="sv-sam")
+    disclosures = (
+        await client.get(f"/v1/audit/disclosures?patient_id={patient_id}", headers=supervisor)
+    ).json()["items"]
+    provider_reads = [e for e in disclosures if e["subject"] == "pr-paz"]
+    assert provider_reads and all(
+        (e["what"], e["agency_id"], e["patient_agency_id"], e["role"])
+        == ("referred-patient", food, agency_id, "provider")
+        for e in provider_reads
+    )
+    assert {e["route"] for e in provider_reads} == {
+        "GET /v1/referred-patients/{patient_id}",
+        "GET /v1/referred-patients",
+    }
+    trail = (await client.get(f"/v1/audit?patient_id={patient_id}", headers=supervisor)).json()["items"]
+    assert ("pr-paz", "denied", "referred-patient", "patient not found") in [
+        (e["subject"], e["outcome"], e["what"], e["outcome_detail"]) for e in trail
+    ]
+
+    payloads = [
+        bytes(r["payload"]).decode() + json.dumps(r["headers"])
+        for r in await runtime.pool.fetch("SELECT payload, headers FROM outbox")
+    ]
+    lines = log_lines()
+    assert payloads and any("referral grant recorded" in line for line in lines)
+    for phi in (name, "555 0142", "r@example.org"):
+        assert not any(phi in text for text in (*payloads, *lines))
+
+
+async def test_a_referral_closed_before_it_is_made_never_opens(intake, infra, agency):
+    client, runtime = intake
+    agency_id, food = agency_of(agency), f"agency-food-{uuid.uuid4().hex[:6]}"
+    patient_id = await register(client, agency, given_name=f"Late{uuid.uuid4().hex[:6]}")
+    await client.post(
+        f"/v1/patients/{patient_id}/consents",
+        json={"purpose": "referral", "agencies": [food]},
+        headers=agency,
+    )
+    made = referral_made(patient_id, agency_id, food)
+    await send(infra, runtime, referral_closed(made, "cancelled"))
+    await send(infra, runtime, made)
+
+    async def both_known():
+        return await runtime.pool.fetchval(
+            "SELECT granted_at IS NOT NULL AND ended_at IS NOT NULL FROM referral_grants"
+            " WHERE referral_id = $1",
+            made.referral_id,
+        )
+
+    await eventually(both_known, what="the referral made and closed")
+    provider = auth(food, role="provider", subject="pr-paz")
+    assert (await client.get(f"/v1/referred-patients/{patient_id}", headers=provider)).status_code == 404

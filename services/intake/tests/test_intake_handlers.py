@@ -20,6 +20,7 @@ from intake.domain.scoring import InvalidAnswers
 from intake.store import IntakeStore
 
 AGENCY = "agency-a"
+BY = {"by": "cm-ana", "by_role": "care-manager"}  # the person asking, as the API names them
 PHQ9_ITEMS = [
     "44250-9",
     "44255-8",
@@ -43,6 +44,7 @@ def registration(**changes) -> RegisterPatient:
         "contact_preference": ContactPreference.text,
         "phone": "+1 555 0100",
         "postal_code": "94110",
+        **BY,
     }
     return RegisterPatient(**{**fields, **changes})
 
@@ -77,7 +79,7 @@ async def test_a_likely_duplicate_is_refused_naming_the_existing_patient(ctx, st
 async def test_an_update_names_the_changed_fields_never_their_values(ctx, store, clock):
     patient_id = await registered(ctx, store)
     clock.advance(hours=1)
-    command = UpdatePatient(AGENCY, patient_id, {"phone": "+1 555 0199", "preferred_language": "es"})
+    command = UpdatePatient(AGENCY, patient_id, {"phone": "+1 555 0199", "preferred_language": "es"}, **BY)
     updated, uow = await run(handlers.update_patient, ctx, store, command)
     [event] = uow.events(PatientUpdated)
     assert event.changed_fields == ["phone"]
@@ -88,7 +90,7 @@ async def test_an_update_names_the_changed_fields_never_their_values(ctx, store,
 async def test_an_update_that_changes_nothing_announces_nothing(ctx, store):
     patient_id = await registered(ctx, store)
     _, uow = await run(
-        handlers.update_patient, ctx, store, UpdatePatient(AGENCY, patient_id, {"phone": "+1 555 0100"})
+        handlers.update_patient, ctx, store, UpdatePatient(AGENCY, patient_id, {"phone": "+1 555 0100"}, **BY)
     )
     assert uow.pending == []
 
@@ -105,7 +107,7 @@ async def test_an_inconsistent_update_is_refused_and_stores_nothing(ctx, store, 
     patient_id = await registered(ctx, store)
     before = dict(store.patients[patient_id])
     with pytest.raises(handlers.InvalidChange) as refused:
-        await run(handlers.update_patient, ctx, store, UpdatePatient(AGENCY, patient_id, changes))
+        await run(handlers.update_patient, ctx, store, UpdatePatient(AGENCY, patient_id, changes, **BY))
     assert refused.value.problems == [{"loc": ["body"], "type": "invalid_change", "msg": reason}]
     assert store.patients[patient_id] == before
 
@@ -115,7 +117,7 @@ async def test_an_update_making_a_likely_duplicate_is_refused(ctx, store):
     other = await registered(ctx, store, given_name="Ana")
     with pytest.raises(handlers.LikelyDuplicate):
         await run(
-            handlers.update_patient, ctx, store, UpdatePatient(AGENCY, other, {"given_name": "Marisol"})
+            handlers.update_patient, ctx, store, UpdatePatient(AGENCY, other, {"given_name": "Marisol"}, **BY)
         )
     assert store.patients[other]["given_name"] == "Ana"
 
@@ -123,10 +125,10 @@ async def test_an_update_making_a_likely_duplicate_is_refused(ctx, store):
 async def test_another_agencys_patient_is_not_found_for_any_command(ctx, store):
     patient_id = await registered(ctx, store)
     for command, handler in [
-        (UpdatePatient("agency-b", patient_id, {"phone": "+1 555 0111"}), handlers.update_patient),
-        (RecordConsent("agency-b", patient_id, "referral", ["agency-c"], []), handlers.record_consent),
+        (UpdatePatient("agency-b", patient_id, {"phone": "+1 555 0111"}, **BY), handlers.update_patient),
+        (RecordConsent("agency-b", patient_id, "referral", ["agency-c"], [], **BY), handlers.record_consent),
         (
-            AssessPatient("agency-b", patient_id, "phq-9", dict.fromkeys(PHQ9_ITEMS, 0)),
+            AssessPatient("agency-b", patient_id, "phq-9", dict.fromkeys(PHQ9_ITEMS, 0), **BY),
             handlers.assess_patient,
         ),
     ]:
@@ -136,13 +138,13 @@ async def test_another_agencys_patient_is_not_found_for_any_command(ctx, store):
 
 async def test_consent_is_recorded_from_now_and_revoked_once(ctx, store, clock):
     patient_id = await registered(ctx, store)
-    command = RecordConsent(AGENCY, patient_id, "referral", ["agency-food"], ["food-pantry"])
+    command = RecordConsent(AGENCY, patient_id, "referral", ["agency-food"], ["food-pantry"], **BY)
     consent_id, uow = await run(handlers.record_consent, ctx, store, command)
     [recorded] = uow.events(ConsentRecorded)
     assert (recorded.consent_id, recorded.period_start) == (consent_id, clock.now)
 
     clock.advance(days=1)
-    revoke = RevokeConsent(AGENCY, patient_id, consent_id)
+    revoke = RevokeConsent(AGENCY, patient_id, consent_id, by="sv-sam", by_role="supervisor")
     revoked, uow = await run(handlers.revoke_consent, ctx, store, revoke)
     assert (revoked["status"], revoked["revoked_at"]) == ("revoked", clock.now)
     assert [e.revoked_at for e in uow.events(ConsentRevoked)] == [clock.now]
@@ -153,14 +155,14 @@ async def test_consent_is_recorded_from_now_and_revoked_once(ctx, store, clock):
 async def test_an_unknown_consent_is_not_found(ctx, store):
     patient_id = await registered(ctx, store)
     with pytest.raises(handlers.NotFound):
-        await run(handlers.revoke_consent, ctx, store, RevokeConsent(AGENCY, patient_id, uuid.uuid4()))
+        await run(handlers.revoke_consent, ctx, store, RevokeConsent(AGENCY, patient_id, uuid.uuid4(), **BY))
 
 
 async def test_an_assessment_is_scored_stored_and_announced(ctx, store):
     patient_id = await registered(ctx, store)
     answers = {**dict.fromkeys(PHQ9_ITEMS, 3)}
     assessment_id, uow = await run(
-        handlers.assess_patient, ctx, store, AssessPatient(AGENCY, patient_id, "phq-9", answers)
+        handlers.assess_patient, ctx, store, AssessPatient(AGENCY, patient_id, "phq-9", answers, **BY)
     )
     [event] = uow.events(PatientAssessed)
     assert (event.assessment_id, event.total_score, event.risk_level) == (assessment_id, 27, "urgent")
@@ -173,7 +175,10 @@ async def test_bad_answers_are_refused_before_anything_is_read_or_written(ctx, s
     with pytest.raises(InvalidAnswers) as refused:
         # No such patient either: the answers are checked first.
         await run(
-            handlers.assess_patient, ctx, store, AssessPatient(AGENCY, uuid.uuid4(), "phq-9", {"44250-9": 7})
+            handlers.assess_patient,
+            ctx,
+            store,
+            AssessPatient(AGENCY, uuid.uuid4(), "phq-9", {"44250-9": 7}, **BY),
         )
     assert {
         "loc": ["body", "answers", "44250-9"],
@@ -181,3 +186,40 @@ async def test_bad_answers_are_refused_before_anything_is_read_or_written(ctx, s
         "msg": "must be between 0 and 3",
     } in (refused.value.problems)
     assert store.assessments == {}
+
+
+async def test_every_change_stores_the_person_who_made_it_and_names_them_in_its_event(ctx, store):
+    patient_id, registered = await run(handlers.register_patient, ctx, store, registration())
+    update = UpdatePatient(
+        AGENCY, patient_id, {"preferred_language": "eu"}, by="cm-bo", by_role="care-manager"
+    )
+    _, updated = await run(handlers.update_patient, ctx, store, update)
+    record = RecordConsent(
+        AGENCY, patient_id, "referral", ["agency-food"], [], by="cm-bo", by_role="care-manager"
+    )
+    consent_id, recorded = await run(handlers.record_consent, ctx, store, record)
+    revoke = RevokeConsent(AGENCY, patient_id, consent_id, by="sv-sam", by_role="supervisor")
+    _, revoked = await run(handlers.revoke_consent, ctx, store, revoke)
+    assess = AssessPatient(AGENCY, patient_id, "phq-9", dict.fromkeys(PHQ9_ITEMS, 1), **BY)
+    assessment_id, assessed = await run(handlers.assess_patient, ctx, store, assess)
+
+    actors = [
+        (e.actor_id, e.actor_role)
+        for uow, kind in [
+            (registered, PatientRegistered),
+            (updated, PatientUpdated),
+            (recorded, ConsentRecorded),
+            (revoked, ConsentRevoked),
+            (assessed, PatientAssessed),
+        ]
+        for e in uow.events(kind)
+    ]
+    cm_ana, cm_bo, sv_sam = ("cm-ana", "care-manager"), ("cm-bo", "care-manager"), ("sv-sam", "supervisor")
+    assert actors == [cm_ana, cm_bo, cm_bo, sv_sam, cm_ana]
+    patient, consent = store.patients[patient_id], store.consents[consent_id]
+    assert (patient["registered_by"], patient["registered_by_role"]) == cm_ana
+    assert (patient["updated_by"], patient["updated_by_role"]) == cm_bo
+    assert (consent["recorded_by"], consent["recorded_by_role"]) == cm_bo
+    assert (consent["revoked_by"], consent["revoked_by_role"]) == sv_sam
+    assessment = store.assessments[assessment_id]
+    assert (assessment["assessed_by"], assessment["assessed_by_role"]) == cm_ana

@@ -7,7 +7,14 @@ from datetime import datetime
 
 from pydantic import Field
 
-from careloop_shared.contracts.common import ContactPreference, Need, Observation, RiskLevel
+from careloop_shared.contracts.common import (
+    ActorId,
+    ActorRole,
+    ContactPreference,
+    Need,
+    Observation,
+    RiskLevel,
+)
 from careloop_shared.events import Event, register
 
 
@@ -22,6 +29,9 @@ class PatientRegistered(Event):
     registered_at: datetime
     contact_preference: ContactPreference | None = None
     postal_area: str | None = Field(None, description="First three characters of the postal code.")
+    # The staff member who registered the patient.
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
 
 
 @register
@@ -36,6 +46,9 @@ class PatientUpdated(Event):
     postal_area: str | None = Field(None, description="First three characters of the postal code.")
     changed_fields: list[str] = Field(description="Names of the fields that changed, never their values.")
     updated_at: datetime
+    # The staff member who changed the details.
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
 
 
 @register
@@ -52,6 +65,9 @@ class ConsentRecorded(Event):
     period_start: datetime
     period_end: datetime | None = None
     recorded_at: datetime
+    # The staff member who recorded the consent.
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
 
 
 @register
@@ -63,6 +79,9 @@ class ConsentRevoked(Event):
 
     consent_id: uuid.UUID
     revoked_at: datetime
+    # The staff member who recorded the withdrawal.
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
 
 
 @register
@@ -85,3 +104,6 @@ class PatientAssessed(Event):
     recommended_instruments: list[str] = Field(
         default_factory=list, description="Instruments the result asks for next, e.g. phq-9 after phq-2."
     )
+    # The staff member who recorded the answers.
+    actor_id: ActorId = None
+    actor_role: ActorRole = None

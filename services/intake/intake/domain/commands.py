@@ -1,4 +1,8 @@
-"""What intake is asked to do: one command per use case, built by the API from a request."""
+"""What intake is asked to do: one command per use case, built by the API from a request.
+
+Every command names the person asking (``by``: their identity provider's subject id, and ``by_role``),
+so what they change is recorded as theirs.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ class RegisterPatient:
     birth_date: date
     preferred_language: str
     contact_preference: ContactPreference
+    by: str  # the person (token sub)
+    by_role: str
     phone: str | None = None
     email: str | None = None
     postal_code: str | None = None
@@ -30,6 +36,8 @@ class UpdatePatient:
     agency_id: str
     patient_id: uuid.UUID
     changes: dict[str, Any]
+    by: str
+    by_role: str
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,8 @@ class RecordConsent:
     purpose: str
     agencies: list[str]
     program_categories: list[str]
+    by: str
+    by_role: str
     period_start: datetime | None = None  # now, when not given
     period_end: datetime | None = None
 
@@ -48,6 +58,8 @@ class RevokeConsent:
     agency_id: str
     patient_id: uuid.UUID
     consent_id: uuid.UUID
+    by: str
+    by_role: str
 
 
 @dataclass(frozen=True)
@@ -56,3 +68,5 @@ class AssessPatient:
     patient_id: uuid.UUID
     instrument: str
     answers: dict[str, Any]
+    by: str
+    by_role: str
