@@ -19,11 +19,13 @@ from careloop_shared.contracts.careplan import (
 from careloop_shared.contracts.common import (
     ActorId,
     ActorRole,
+    ContactChannel,
     ContactPreference,
     Need,
     Observation,
     Part,
     RiskLevel,
+    SafeChannels,
 )
 from careloop_shared.contracts.followup import (
     FollowUpCompleted,
@@ -32,8 +34,13 @@ from careloop_shared.contracts.followup import (
     FollowUpScheduled,
     GoalProgress,
     ReassessmentRequested,
+    TaskCause,
+    TaskEscalated,
+    TaskOpened,
+    TaskStatusChanged,
 )
 from careloop_shared.contracts.intake import (
+    CareManagerAssigned,
     ConsentRecorded,
     ConsentRevoked,
     PatientAssessed,
@@ -51,9 +58,11 @@ from careloop_shared.contracts.referral import (
 __all__ = [
     "ActorId",
     "ActorRole",
+    "CareManagerAssigned",
     "CareTeamChanged",
     "ConsentRecorded",
     "ConsentRevoked",
+    "ContactChannel",
     "ContactPreference",
     "EducationProvided",
     "FollowUpCadence",
@@ -79,4 +88,9 @@ __all__ = [
     "ReferralOverdue",
     "ReferralStatusChanged",
     "RiskLevel",
+    "SafeChannels",
+    "TaskCause",
+    "TaskEscalated",
+    "TaskOpened",
+    "TaskStatusChanged",
 ]

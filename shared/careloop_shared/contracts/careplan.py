@@ -48,6 +48,11 @@ class Intervention(Part):
 class FollowUpCadence(Part):
     every_days: float
     priority: RiskLevel
+    channel: str | None = Field(
+        None,
+        description="How follow-ups reach the patient: phone, text, email or in-person-only (do-not-contact,"
+        " or an interpersonal-safety need with no other safe channel).",
+    )
 
 
 @register
@@ -107,6 +112,13 @@ class EducationProvided(Event):
     materials: list[str]
     language: str
     provided_at: datetime
+    material_versions: list[str] = Field(
+        default_factory=list, description="The version of each material given, in the order of materials."
+    )
+    channel: str | None = Field(None, description="How it was given: in-person, phone, text, email, mail.")
+    teach_back_confirmed: bool | None = Field(
+        None, description="Whether the patient explained it back in their own words (teach-back)."
+    )
     actor_id: ActorId = None
     actor_role: ActorRole = None
 

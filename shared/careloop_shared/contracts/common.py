@@ -52,3 +52,21 @@ ActorId = Annotated[
     ),
 ]
 ActorRole = Annotated[str | None, Field(description="Their careloop role: care-manager, provider, ...")]
+
+
+class ContactChannel(StrEnum):
+    """A way careloop may reach a patient."""
+
+    phone = "phone"
+    text = "text"
+    email = "email"
+    in_person = "in-person"
+
+
+SafeChannels = Annotated[
+    list[ContactChannel] | None,
+    Field(
+        description="The channels the patient marked safe to be contacted through (an interpersonal-safety"
+        " need is never followed up through another). Null when the patient has not said."
+    ),
+]

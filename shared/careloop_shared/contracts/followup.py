@@ -23,6 +23,8 @@ class FollowUpDue(Event):
     due_at: datetime
     priority: RiskLevel
     referral_id: uuid.UUID | None = None
+    channel: str | None = Field(None, description="How to reach the patient, from the plan.")
+    assignee_id: str | None = Field(None, description="The patient's care manager, when followup knows them.")
 
 
 class GoalProgress(Part):
@@ -42,6 +44,7 @@ class FollowUpScheduled(Event):
     due_at: datetime
     priority: RiskLevel
     rescheduled: bool = False
+    channel: str | None = Field(None, description="How to reach the patient, from the plan.")
     actor_id: ActorId = None
     actor_role: ActorRole = None
 
@@ -94,3 +97,63 @@ class ReassessmentRequested(Event):
     requested_at: datetime
     actor_id: ActorId = None
     actor_role: ActorRole = None
+
+
+class TaskCause(Part):
+    """What made a task: the event, and the thing it is about."""
+
+    event_id: uuid.UUID
+    event_type: str
+    referral_id: uuid.UUID | None = None
+    follow_up_id: uuid.UUID | None = None
+    assessment_id: uuid.UUID | None = None
+
+
+@register
+class TaskOpened(Event):
+    """A unit of work for a person (or a role) about a patient, made from the event that called for it."""
+
+    type = "careloop.followup.task_opened.v1"
+    source = "/careloop/followup"
+
+    task_id: uuid.UUID
+    kind: str = Field(
+        description="safety-check, follow-up, chase-referral, re-refer, reassess, ... (rules data)."
+    )
+    priority: str = Field(
+        description="stat, urgent, high, routine: the list is ordered by it, then by due time."
+    )
+    due_at: datetime
+    assignee_id: str | None = Field(None, description="The staff member it is for; null when for a role.")
+    assignee_role: str | None = Field(None, description="The role it is for when not a person, e.g. admin.")
+    cause: TaskCause
+
+
+@register
+class TaskStatusChanged(Event):
+    """A task moved: in progress, done, cancelled, or closed because its cause was resolved."""
+
+    type = "careloop.followup.task_status_changed.v1"
+    source = "/careloop/followup"
+
+    task_id: uuid.UUID
+    from_status: str
+    to_status: str = Field(description="open, in-progress, done or cancelled.")
+    reason: str | None = Field(None, description="Coded: resolved (its cause was), or the closer's reason.")
+    changed_at: datetime
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
+
+
+@register
+class TaskEscalated(Event):
+    """A task was not done in time and went to a supervisor."""
+
+    type = "careloop.followup.task_escalated.v1"
+    source = "/careloop/followup"
+
+    task_id: uuid.UUID
+    kind: str
+    to_role: str = Field(description="Who it went to: supervisor.")
+    due_at: datetime
+    escalated_at: datetime

@@ -14,6 +14,7 @@ from careloop_shared.contracts.common import (
     Need,
     Observation,
     RiskLevel,
+    SafeChannels,
 )
 from careloop_shared.events import Event, register
 
@@ -29,6 +30,10 @@ class PatientRegistered(Event):
     registered_at: datetime
     contact_preference: ContactPreference | None = None
     postal_area: str | None = Field(None, description="First three characters of the postal code.")
+    safe_channels: SafeChannels = None
+    care_manager_id: str | None = Field(
+        None, description="The staff member responsible for the patient (their identity provider's id)."
+    )
     # The staff member who registered the patient.
     actor_id: ActorId = None
     actor_role: ActorRole = None
@@ -45,6 +50,7 @@ class PatientUpdated(Event):
     contact_preference: ContactPreference
     postal_area: str | None = Field(None, description="First three characters of the postal code.")
     changed_fields: list[str] = Field(description="Names of the fields that changed, never their values.")
+    safe_channels: SafeChannels = None
     updated_at: datetime
     # The staff member who changed the details.
     actor_id: ActorId = None
@@ -105,5 +111,20 @@ class PatientAssessed(Event):
         default_factory=list, description="Instruments the result asks for next, e.g. phq-9 after phq-2."
     )
     # The staff member who recorded the answers.
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
+
+
+@register
+class CareManagerAssigned(Event):
+    """A care manager became responsible for the patient: at registration, or reassigned by a supervisor."""
+
+    type = "careloop.intake.care_manager_assigned.v1"
+    source = "/careloop/intake"
+
+    care_manager_id: str = Field(description="The responsible staff member's id (identity provider subject).")
+    previous_care_manager_id: str | None = None
+    reason: str = Field(description="registration or reassignment.")
+    assigned_at: datetime
     actor_id: ActorId = None
     actor_role: ActorRole = None
