@@ -2,6 +2,8 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from careloop_shared import contracts  # noqa: F401 - registers every event type
+from careloop_shared.events import REGISTRY
 from careloop_shared.rules import load_rules
 from record.domain.chain import GENESIS, entry_hash, verify
 from record.domain.timeline import SUMMARIES_FILE, Summaries, actor, causal_order, summarise
@@ -106,3 +108,8 @@ def test_summaries_and_actors_read_well():
     )
     assert actor("/careloop/careplan", {"changed_by_role": "care-manager"}) == "care-manager"
     assert actor("/careloop/intake", {}) == "system (intake)"
+
+
+def test_every_event_type_has_a_readable_summary():
+    summaries = load_rules(Summaries, SUMMARIES_FILE)
+    assert set(REGISTRY) <= set(summaries.templates), sorted(set(REGISTRY) - set(summaries.templates))
