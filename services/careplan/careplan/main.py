@@ -17,6 +17,7 @@ from careloop_shared.contracts import (
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careplan.config import CareplanContext, CareplanSettings
 from careplan.consumers import HANDLERS
+from careplan.education.api import router as education_router
 from careplan.necessity.api import router as necessity_router
 from careplan.plans.api import router as plans_router
 from careplan.store import CareplanStore
@@ -35,9 +36,10 @@ def build_app(settings: CareplanSettings | None = None, clock: Clock = system_cl
     )
     return create_app(
         ServiceRuntime(spec, settings),
-        [plans_router, team_router, necessity_router],
+        [plans_router, team_router, necessity_router, education_router],
         description=(
-            "Personalised, versioned care plans, care teams and medical-necessity checks. Consumes"
+            "Personalised, versioned care plans, care teams, medical-necessity checks and patient"
+            " education materials. Consumes"
             " PatientAssessed, PatientRegistered, PatientUpdated, ReferralStatusChanged and"
             " FollowUpCompleted;"
             " emits PlanUpdated, PlanAlternativesProposed, EducationProvided and CareTeamChanged."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -140,7 +140,58 @@ class ChoiceIn(BaseModel):
 class EducationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    materials: list[Code] | None = None
+    materials: list[Code] | None = Field(
+        None,
+        description="Material ids given (edu-<topic>-<language>); by default the intervention's own, else"
+        " the one explaining its need.",
+    )
+    channel: Literal["in-person", "phone", "text", "email", "mail"] | None = Field(
+        None, description="How it was given."
+    )
+    teach_back_confirmed: bool | None = Field(
+        None, description="Whether the patient explained it back in their own words (teach-back)."
+    )
+
+
+class MaterialOut(BaseModel):
+    material_id: str = Field(description="The id of the text shown: edu-<topic>-<language>.")
+    topic: str
+    title: str
+    version: str
+    reviewed: date
+    language: str = Field(description="The language of the text shown.")
+    requested_language: str
+    fell_back: bool = Field(description="Not written in the language asked for: shown in the fallback one.")
+    note: str | None = Field(None, description="Says so when the text is not in the language asked for.")
+    markdown: str
+
+
+class MaterialInLanguage(BaseModel):
+    material_id: str
+    language: str
+    title: str
+    version: str
+    reviewed: date
+
+
+class TopicOut(BaseModel):
+    topic: str
+    materials: list[MaterialInLanguage] = Field(description="The topic's text in each language.")
+
+
+class ContributionOut(BaseModel):
+    id: uuid.UUID
+    member_id: uuid.UUID
+    member_relationship: str
+    member_role: str
+    kind: str
+    note: str | None
+    goal_id: uuid.UUID | None
+    preference: dict[str, str] | None
+    plan_version: int
+    created_at: datetime
+    recorded_by_subject: Person = None  # who recorded it
+    recorded_by_role: PersonsRole = None
 
 
 class VersionRef(BaseModel):

@@ -7,6 +7,7 @@ from typing import TypeAlias
 
 from careloop_shared.db import Db
 from careloop_shared.outbox import UnitOfWork
+from careplan.education.store import EducationStore
 from careplan.necessity.store import NecessityStore
 from careplan.plans.store import PlanStore
 from careplan.team.store import TeamStore
@@ -17,6 +18,7 @@ class CareplanStore:
         self.plans = PlanStore(db)
         self.team = TeamStore(db)
         self.necessity = NecessityStore(db)
+        self.education = EducationStore(db)
 
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
         """Whose patient this is (for reading the audit log): the plans wing knows."""

@@ -11,7 +11,7 @@ import pytest
 
 from careloop_shared.rules import load_rules
 from careloop_shared.testing.fakes import FakeClock
-from careplan.config import CareplanContext
+from careplan.config import DEFAULT_EDUCATION, CareplanContext, load_education
 from careplan.domain.necessity import DEFAULT_CRITERIA, NecessityCriteria
 from careplan.domain.plan import INPUTS, PlanDocument, PlanState
 from careplan.domain.planning import DEFAULT_LIBRARY, PlanLibrary
@@ -29,7 +29,6 @@ class FakePlanStore:
         self.patients: dict[uuid.UUID, dict[str, Any]] = {}
         self.plans: dict[uuid.UUID, dict[str, Any]] = {}  # by patient
         self.plan_versions: dict[tuple[uuid.UUID, int], dict[str, Any]] = {}
-        self.education_records: dict[uuid.UUID, dict[str, Any]] = {}
 
     async def upsert_patient(
         self,
@@ -37,6 +36,7 @@ class FakePlanStore:
         agency_id: str,
         language: str | None,
         contact_preference: str | None,
+        safe_channels: list[str] | None,
         at: datetime,
     ) -> None:
         current = self.patients.get(patient_id)
@@ -47,6 +47,7 @@ class FakePlanStore:
             "agency_id": current["agency_id"] if current else agency_id,
             "preferred_language": language,
             "contact_preference": contact_preference or (current["contact_preference"] if current else None),
+            "safe_channels": _json(safe_channels),
             "updated_at": at,
         }
 
@@ -68,6 +69,7 @@ class FakePlanStore:
                     "document": _json(version["document"]) if version else None,
                     "preferred_language": patient.get("preferred_language"),
                     "contact_preference": patient.get("contact_preference"),
+                    "safe_channels": _json(patient.get("safe_channels")),
                 }
             )
         return locked
@@ -156,9 +158,6 @@ class FakePlanStore:
         )
         return [{c: r[c] for c in columns} for r in rows[offset : offset + limit]]
 
-    async def insert_education(self, row: dict[str, Any]) -> None:
-        self.education_records[row["id"]] = _json(row)
-
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
         row = self.plans.get(patient_id) or self.patients.get(patient_id)
         return None if row is None else row["agency_id"]
@@ -189,7 +188,7 @@ class FakeTeamStore:
 
     def __init__(self) -> None:
         self.care_team_members: dict[uuid.UUID, dict[str, Any]] = {}
-        self.contributions: dict[uuid.UUID, dict[str, Any]] = {}
+        self.contribution_rows: dict[uuid.UUID, dict[str, Any]] = {}
         self.care_team_changes: dict[uuid.UUID, dict[str, Any]] = {}
 
     @staticmethod
@@ -225,12 +224,44 @@ class FakeTeamStore:
 
     async def insert_contribution(self, row: dict[str, Any]) -> None:
         assert row["member_id"] in self.care_team_members, "contributions_member_id_fkey"
-        self.contributions[row["id"]] = _json(row)
+        self.contribution_rows[row["id"]] = _json(row)
 
     async def insert_change(self, row: dict[str, Any]) -> None:
         assert row["member_id"] in self.care_team_members, "care_team_changes_member_id_fkey"
         assert row["id"] not in self.care_team_changes
         self.care_team_changes[row["id"]] = dict(row)
+
+    async def contributions(
+        self, agency_id: str, patient_id: uuid.UUID, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        mine = sorted(
+            (
+                c
+                for c in self.contribution_rows.values()
+                if (c["agency_id"], c["patient_id"]) == (agency_id, patient_id)
+            ),
+            key=lambda c: (c["created_at"], c["id"]),
+        )
+        columns = (
+            "id",
+            "member_id",
+            "kind",
+            "note",
+            "goal_id",
+            "preference",
+            "plan_version",
+            "created_at",
+            "recorded_by_subject",
+            "recorded_by_role",
+        )
+        return [
+            {
+                **{k: _json(c[k]) for k in columns},
+                "member_relationship": self.care_team_members[c["member_id"]]["relationship"],
+                "member_role": self.care_team_members[c["member_id"]]["role"],
+            }
+            for c in mine[offset : offset + limit]
+        ]
 
 
 REQUEST_COLUMNS = (
@@ -293,6 +324,17 @@ class FakeNecessityStore:
         return [self._out(r) for r in sorted(mine, key=lambda r: (r["created_at"], r["id"]))]
 
 
+class FakeEducationStore:
+    """``EducationStore`` over a dict."""
+
+    def __init__(self) -> None:
+        self.education_records: dict[uuid.UUID, dict[str, Any]] = {}
+
+    async def insert_education(self, row: dict[str, Any]) -> None:
+        assert row["id"] not in self.education_records
+        self.education_records[row["id"]] = _json(row)
+
+
 class FakeCareplanStore:
     """``CareplanStore``: one fake per wing."""
 
@@ -300,6 +342,7 @@ class FakeCareplanStore:
         self.plans = FakePlanStore()
         self.team = FakeTeamStore()
         self.necessity = FakeNecessityStore()
+        self.education = FakeEducationStore()
 
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
         return await self.plans.agency_of_patient(patient_id)
@@ -312,8 +355,12 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def ctx(clock: FakeClock) -> CareplanContext:
+    library = load_rules(PlanLibrary, DEFAULT_LIBRARY)
     return CareplanContext(
-        load_rules(PlanLibrary, DEFAULT_LIBRARY), load_rules(NecessityCriteria, DEFAULT_CRITERIA), clock
+        library,
+        load_rules(NecessityCriteria, DEFAULT_CRITERIA),
+        load_education(DEFAULT_EDUCATION, library),
+        clock,
     )
 
 

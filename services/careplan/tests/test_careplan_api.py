@@ -10,11 +10,13 @@ import pytest_asyncio
 
 from careloop_shared.auth import issue_token
 from careloop_shared.contracts import (
+    ContactChannel,
     ContactPreference,
     FollowUpCompleted,
     GoalProgress,
     Need,
     PatientAssessed,
+    PatientRegistered,
     PatientUpdated,
     ReferralStatusChanged,
     RiskLevel,
@@ -136,7 +138,7 @@ async def test_assessment_creates_an_active_plan_and_a_reassessment_a_new_versio
     assert changes["plan"]["risk_level"] == {"from": "moderate", "to": "high"}
     events = await patient.outbox("careloop.careplan.plan_updated.v1")
     assert [e["version"] for e in events] == [1, 2]
-    assert events[1]["follow_up"] == {"every_days": 7.0, "priority": "high"}
+    assert events[1]["follow_up"] == {"every_days": 7.0, "priority": "high", "channel": "phone"}
 
 
 async def test_needs_from_different_instruments_add_up_and_a_phq9_supersedes_a_phq2(patient):
@@ -255,6 +257,16 @@ async def test_necessity_met_adds_the_service_and_not_met_proposes_alternatives(
         "/service-requests", {"service_code": "home-health-visits", "expected_version": 3}
     )
     assert (met.json()["decision"], met.json()["plan_version"]) == ("met", 4)
+    # Both services reach a provider: PlanUpdated asks referral for a program of each one's category.
+    announced = (await patient.outbox("careloop.careplan.plan_updated.v1"))[-1]
+    assert [
+        (i["service_code"], i["needs_referral"], i["program_category"], i["need"])
+        for i in announced["interventions"]
+        if i["kind"] == "clinical"
+    ] == [
+        ("telehealth-check-ins", True, "telehealth", "clinical-service"),
+        ("home-health-visits", True, "home-health", "clinical-service"),
+    ]
     history = (
         await patient.client.get(f"/v1/patients/{patient.id}/service-requests", headers=patient.headers)
     ).json()
@@ -330,10 +342,34 @@ async def test_education_given_is_an_event_and_completes_the_intervention(patien
     await patient.assessed(["depression"], "moderate", "phq-2")
     plan = await patient.at_version(1)
     education = next(i for i in plan["document"]["interventions"] if i["kind"] == "education")
-    r = await patient.post(f"/care-plan/interventions/{education['id']}/education", {})
+    path = f"/care-plan/interventions/{education['id']}/education"
+    unknown = await patient.post(path, {"materials": ["edu-depression-en", "edu-leaflet"]})
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["body", "materials", 1]
+    wrong_channel = await patient.post(path, {"channel": "pigeon"})
+    assert wrong_channel.status_code == 422
+    r = await patient.post(path, {"channel": "in-person", "teach_back_confirmed": True})
     assert r.json() == {"plan_version": 2}
     [event] = await patient.outbox("careloop.careplan.education_provided.v1")
-    assert (event["materials"], event["language"]) == (["edu-depression-en"], "en")
+    shown = (
+        await patient.client.get("/v1/education/materials/edu-depression-en", headers=patient.headers)
+    ).json()
+    assert (event["materials"], event["language"], event["material_versions"]) == (
+        ["edu-depression-en"],
+        "en",
+        [shown["version"]],
+    )
+    assert (event["channel"], event["teach_back_confirmed"]) == ("in-person", True)
+    row = await patient.runtime.pool.fetchrow(
+        "SELECT material_versions, channel, teach_back_confirmed FROM education_records"
+        " WHERE patient_id = $1",
+        patient.id,
+    )
+    assert dict(row) == {
+        "material_versions": [shown["version"]],
+        "channel": "in-person",
+        "teach_back_confirmed": True,
+    }
     status = next(
         i for i in (await patient.plan())["document"]["interventions"] if i["id"] == education["id"]
     )
@@ -428,7 +464,9 @@ async def test_documents_are_answered_exactly_as_stored_even_an_older_shape(pati
     ).json()["changes"]
     assert changes["plan"]["preferred_language"] == {"from": None, "to": "en"}
     education = next(i for i in older["interventions"] if i["kind"] == "education")
-    r = await patient.post(f"/care-plan/interventions/{education['id']}/education", {"materials": ["edu-x"]})
+    r = await patient.post(
+        f"/care-plan/interventions/{education['id']}/education", {"materials": ["edu-depression-en"]}
+    )
     assert r.json() == {"plan_version": 3}
     [event] = await patient.outbox("careloop.careplan.education_provided.v1")
     assert event["language"] == "en"
@@ -585,3 +623,125 @@ async def test_every_read_of_plan_content_or_the_care_team_is_audited_with_the_p
     assert (await patient.client.get(f"/v1/audit?patient_id={patient.id}", headers=ana)).status_code == 403
     other = auth("agency-elsewhere", role="supervisor")
     assert (await patient.client.get(f"/v1/audit?patient_id={patient.id}", headers=other)).status_code == 404
+
+
+async def test_education_materials_are_read_by_topic_or_id_in_a_language_or_else_in_english(careplan):
+    client, _ = careplan
+    for role in ("care-manager", "provider", "analyst", "admin"):
+        listed = await client.get("/v1/education/materials?limit=200", headers=auth("agency-x", role))
+        assert listed.status_code == 200, role
+    topics = {t["topic"]: t["materials"] for t in listed.json()["items"]}
+    assert len(topics) == 10 and {m["language"] for m in topics["crisis-line"]} == {"en", "es"}
+    for_need = await client.get("/v1/education/materials?need=food-insecurity&language=es", headers=auth("a"))
+    [food] = for_need.json()["items"]
+    assert (food["topic"], [m["material_id"] for m in food["materials"]]) == (
+        "food-benefits",
+        ["edu-food-benefits-es"],
+    )
+    spanish = (await client.get("/v1/education/materials/depression?language=es", headers=auth("a"))).json()
+    assert (spanish["material_id"], spanish["language"], spanish["fell_back"], spanish["note"]) == (
+        "edu-depression-es",
+        "es",
+        False,
+        None,
+    )
+    assert spanish["markdown"].startswith("# La depresión") and spanish["version"] and spanish["title"]
+    by_id = (await client.get("/v1/education/materials/edu-safety-planning-so", headers=auth("a"))).json()
+    assert (by_id["material_id"], by_id["requested_language"], by_id["fell_back"]) == (
+        "edu-safety-planning-en",
+        "so",
+        True,
+    )
+    assert by_id["note"] == "not available in so; shown in en"
+    missing = await client.get("/v1/education/materials/moon-landing", headers=auth("a"))
+    assert missing.status_code == 404
+    assert (await client.get("/v1/education/materials")).status_code == 401
+
+
+async def test_care_team_contributions_are_read_back_with_who_recorded_each_and_audited(patient):
+    await patient.assessed(["depression"], "moderate", "phq-2")
+    plan = await patient.at_version(1)
+    ana, sam = auth(patient.agency, subject="cm-ana"), auth(patient.agency, "supervisor", "sv-sam")
+    member = (
+        await patient.post(
+            "/care-team", {"name": "Rosalind", "relationship": "family", "role": "primary-support"}, **ana
+        )
+    ).json()
+    base = f"/v1/patients/{patient.id}/care-team/contributions"
+    assert (await patient.client.get(base, headers=ana)).json()["items"] == []
+    note = {
+        "member_id": member["id"],
+        "kind": "note",
+        "note": "drives her on Tuesdays",
+        "expected_version": 1,
+    }
+    assert (await patient.post("/care-plan/contributions", note, **ana)).status_code == 201
+    goal = {"member_id": member["id"], "kind": "agreed-goal", "goal_id": plan["document"]["goals"][0]["id"]}
+    assert (await patient.post("/care-plan/contributions", {**goal, "expected_version": 1}, **sam)).is_success
+    read = await patient.client.get(f"{base}?limit=1", headers=ana)
+    assert read.status_code == 200 and read.json()["next_offset"] == 1
+    contributions = (await patient.client.get(base, headers=ana)).json()["items"]
+    assert [
+        (
+            c["kind"],
+            c["note"],
+            c["member_role"],
+            c["recorded_by_subject"],
+            c["recorded_by_role"],
+            c["plan_version"],
+        )
+        for c in contributions
+    ] == [
+        ("note", "drives her on Tuesdays", "primary-support", "cm-ana", "care-manager", 1),
+        ("agreed-goal", None, "primary-support", "sv-sam", "supervisor", 1),
+    ]
+    assert contributions[1]["goal_id"] == goal["goal_id"]
+    assert (await patient.client.get(base, headers=auth("agency-elsewhere"))).status_code == 404
+    assert (await patient.client.get(base, headers=auth(patient.agency, "analyst"))).status_code == 403
+    trail = await patient.client.get(f"/v1/audit?patient_id={patient.id}&limit=200", headers=sam)
+    shown = [
+        (e["subject"], e["what"], e["entity_id"])
+        for e in trail.json()["items"]
+        if e["route"] == "GET /v1/patients/{patient_id}/care-team/contributions" and e["outcome"] == "allowed"
+    ]
+    assert shown == [
+        ("cm-ana", "contribution", None),  # the empty list
+        ("cm-ana", "contribution", contributions[0]["id"]),  # the page of one
+        ("cm-ana", "contribution", contributions[0]["id"]),
+        ("cm-ana", "contribution", contributions[1]["id"]),
+    ]
+
+
+async def test_an_interpersonal_safety_need_is_followed_up_only_through_a_channel_marked_safe(patient):
+    await patient.send(
+        PatientRegistered(
+            patient_id=patient.id,
+            agency_id=patient.agency,
+            preferred_language="en",
+            contact_preference=ContactPreference.text,
+            safe_channels=[ContactChannel.email, ContactChannel.phone],
+            registered_at=datetime.now(UTC),
+        )
+    )
+    await patient.assessed(["intimate-partner-violence", "food-insecurity"], "high")
+    plan = await patient.at_version(1)
+    assert plan["document"]["follow_up"]["channel"] == "phone"  # text preferred, not safe; phone first
+    await patient.send(
+        PatientUpdated(
+            patient_id=patient.id,
+            agency_id=patient.agency,
+            preferred_language="en",
+            contact_preference=ContactPreference.text,
+            changed_fields=["safe_channels"],
+            safe_channels=None,
+            updated_at=datetime.now(UTC),
+        )
+    )
+    plan = await patient.at_version(2)
+    assert plan["document"]["follow_up"]["channel"] == "in-person-only"
+    updates = await patient.outbox("careloop.careplan.plan_updated.v1")
+    assert [e["follow_up"]["channel"] for e in updates] == ["phone", "in-person-only"]
+    stored = await patient.runtime.pool.fetchval(
+        "SELECT safe_channels FROM patients WHERE patient_id = $1", patient.id
+    )
+    assert stored is None

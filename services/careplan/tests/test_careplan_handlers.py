@@ -7,6 +7,7 @@ import pytest
 
 from careloop_shared.contracts import (
     CareTeamChanged,
+    ContactChannel,
     ContactPreference,
     EducationProvided,
     FollowUpCompleted,
@@ -33,6 +34,8 @@ from careplan.domain.commands import (
 )
 from careplan.domain.necessity import UnknownService
 from careplan.domain.versions import IllegalPlanTransition
+from careplan.education import handlers as education_handlers
+from careplan.education.store import EducationStore
 from careplan.necessity import handlers as necessity_handlers
 from careplan.necessity.store import NecessityStore
 from careplan.plans import handlers as plan_handlers
@@ -119,7 +122,13 @@ async def refusal(kind, handler, ctx, store, command) -> tuple[int, dict]:
 
 @pytest.mark.parametrize(
     ("real", "fake"),
-    [("CareplanStore", None), ("PlanStore", "plans"), ("TeamStore", "team"), ("NecessityStore", "necessity")],
+    [
+        ("CareplanStore", None),
+        ("PlanStore", "plans"),
+        ("TeamStore", "team"),
+        ("NecessityStore", "necessity"),
+        ("EducationStore", "education"),
+    ],
 )
 def test_the_fake_stores_answer_like_the_real_ones(store, real, fake):
     real_class = {
@@ -127,13 +136,14 @@ def test_the_fake_stores_answer_like_the_real_ones(store, real, fake):
         "PlanStore": PlanStore,
         "TeamStore": TeamStore,
         "NecessityStore": NecessityStore,
+        "EducationStore": EducationStore,
     }[real]
     assert_fake_matches(real_class, type(getattr(store, fake) if fake else store))
 
 
 async def test_whose_patient_it_is_comes_from_the_plan_or_else_from_intakes_events(ctx, store):
     with_plan, registered_only = await planned(ctx, store), uuid.uuid4()
-    await store.plans.upsert_patient(registered_only, "agency-b", "en", None, ASSESSED_AT)
+    await store.plans.upsert_patient(registered_only, "agency-b", "en", None, None, ASSESSED_AT)
     assert [await store.agency_of_patient(p) for p in (with_plan, registered_only, uuid.uuid4())] == [
         AGENCY,
         "agency-b",
@@ -277,6 +287,72 @@ async def test_patient_details_personalise_the_plan(ctx, store):
     document = current(store, patient_id)["document"]
     assert document["follow_up"]["channel"] == "in-person-only"
     assert "interpreter-services" in [i["program_category"] for i in document["interventions"]]
+
+
+async def test_safe_channels_are_kept_and_an_interpersonal_safety_need_is_followed_up_only_through_them(
+    ctx, store
+):
+    patient_id = uuid.uuid4()
+    registered = PatientRegistered(
+        patient_id=patient_id,
+        agency_id=AGENCY,
+        preferred_language="en",
+        contact_preference=ContactPreference.text,
+        safe_channels=[ContactChannel.phone],
+        registered_at=ASSESSED_AT,
+    )
+    await run(
+        plan_handlers.when_patient_details_change_personalise_plan,
+        ctx,
+        store,
+        received(registered, time=ASSESSED_AT),
+    )
+    assert store.plans.patients[patient_id]["safe_channels"] == ["phone"]
+    uow = await assess(ctx, store, assessment(patient_id, ["intimate-partner-violence"], "high", "ahc-hrsn"))
+    [announced] = uow.events(PlanUpdated)
+    assert announced.follow_up.channel == "phone"  # text is preferred, but only the phone is safe
+    assert current(store, patient_id)["document"]["follow_up"]["channel"] == "phone"
+    # The patient now says nothing is safe (None: not said, which counts as nothing safe).
+    updated = PatientUpdated(
+        patient_id=patient_id,
+        agency_id=AGENCY,
+        preferred_language="en",
+        contact_preference=ContactPreference.text,
+        changed_fields=["safe_channels"],
+        safe_channels=None,
+        updated_at=ASSESSED_AT + timedelta(hours=1),
+    )
+    _, uow = await run(
+        plan_handlers.when_patient_details_change_personalise_plan,
+        ctx,
+        store,
+        received(updated, time=ASSESSED_AT + timedelta(hours=1)),
+    )
+    [announced] = uow.events(PlanUpdated)
+    assert (announced.version, announced.reason, announced.follow_up.channel) == (
+        2,
+        "preferences-changed",
+        "in-person-only",
+    )
+    assert store.plans.patients[patient_id]["safe_channels"] is None
+
+
+async def test_safe_channels_change_nothing_in_a_plan_without_such_a_need(ctx, store):
+    patient_id = await planned(ctx, store, ["depression"])
+    updated = PatientUpdated(
+        patient_id=patient_id,
+        agency_id=AGENCY,
+        preferred_language="en",
+        contact_preference=ContactPreference.email,
+        changed_fields=["contact_preference", "safe_channels"],
+        safe_channels=[ContactChannel.phone],
+        updated_at=ASSESSED_AT + timedelta(hours=1),
+    )
+    _, uow = await run(
+        plan_handlers.when_patient_details_change_personalise_plan, ctx, store, received(updated)
+    )
+    [announced] = uow.events(PlanUpdated)
+    assert announced.follow_up.channel == "email"
 
 
 async def test_older_patient_details_arriving_late_change_nothing(ctx, store):
@@ -435,7 +511,10 @@ async def test_another_agency_or_an_undrafted_plan_is_not_found_for_every_comman
     for agency, patient in (("agency-b", patient_id), (AGENCY, undrafted), (AGENCY, uuid.uuid4())):
         for handler, command in [
             (plan_handlers.change_plan_status, ChangePlanStatus(agency, ANA, MANAGER, patient, "on-hold", 1)),
-            (plan_handlers.record_education, RecordEducation(agency, ANA, MANAGER, patient, uuid.uuid4())),
+            (
+                education_handlers.record_education,
+                RecordEducation(agency, ANA, MANAGER, patient, uuid.uuid4()),
+            ),
             (
                 team_handlers.add_member,
                 AddCareTeamMember(agency, ANA, MANAGER, patient, "X", "friend", "helper"),
@@ -461,25 +540,47 @@ async def test_another_agency_or_an_undrafted_plan_is_not_found_for_every_comman
     assert store.team.care_team_members == {} and store.necessity.requests == {}
 
 
-async def test_education_given_is_announced_and_completes_the_education_intervention(ctx, store, clock):
+async def test_education_given_is_announced_with_its_versions_and_completes_the_education_intervention(
+    ctx, store, clock
+):
     patient_id = await planned(ctx, store)
     education = next(
         i for i in current(store, patient_id)["document"]["interventions"] if i["kind"] == "education"
     )
-    command = RecordEducation(AGENCY, ANA, MANAGER, patient_id, uuid.UUID(education["id"]))
-    version, uow = await run(plan_handlers.record_education, ctx, store, command)
+    command = RecordEducation(
+        AGENCY,
+        ANA,
+        MANAGER,
+        patient_id,
+        uuid.UUID(education["id"]),
+        channel="phone",
+        teach_back_confirmed=True,
+    )
+    version, uow = await run(education_handlers.record_education, ctx, store, command)
     assert version == 2
     [given] = uow.events(EducationProvided)
     assert (given.materials, given.language, given.provided_at) == (["edu-depression-en"], "en", clock.now)
+    version_given = ctx.education.material("edu-depression-en").version
+    assert (given.material_versions, given.channel, given.teach_back_confirmed) == (
+        [version_given],
+        "phone",
+        True,
+    )
     assert (given.actor_id, given.actor_role) == (ANA, MANAGER)
-    [record] = store.plans.education_records.values()
+    [record] = store.education.education_records.values()
     assert (
         record["materials"],
+        record["material_versions"],
+        record["channel"],
+        record["teach_back_confirmed"],
         record["recorded_by"],
         record["recorded_by_subject"],
         record["provided_at"],
     ) == (
         ["edu-depression-en"],
+        [version_given],
+        "phone",
+        True,
         MANAGER,
         ANA,
         clock.now,
@@ -504,31 +605,84 @@ async def test_education_for_another_kind_of_intervention_is_recorded_without_a_
     referral = next(
         i for i in current(store, patient_id)["document"]["interventions"] if i["kind"] == "referral"
     )
-    command = RecordEducation(AGENCY, ANA, MANAGER, patient_id, uuid.UUID(referral["id"]), ["edu-leaflet"])
-    version, uow = await run(plan_handlers.record_education, ctx, store, command)
+    named = ["edu-crisis-line-en", "edu-depression-es"]
+    command = RecordEducation(AGENCY, ANA, MANAGER, patient_id, uuid.UUID(referral["id"]), named)
+    version, uow = await run(education_handlers.record_education, ctx, store, command)
     assert version == 1
-    assert [e.materials for e in uow.events(EducationProvided)] == [["edu-leaflet"]]
+    [given] = uow.events(EducationProvided)
+    assert given.materials == named
+    assert given.material_versions == [ctx.education.material(m).version for m in named]
+    assert (given.channel, given.teach_back_confirmed) == (None, None)  # not said
     assert uow.events(PlanUpdated) == []
 
 
-async def test_education_without_material_or_for_an_unknown_intervention_is_refused(ctx, store):
+@pytest.mark.parametrize(("language", "material"), [("en", "edu-depression-en"), ("es", "edu-depression-es")])
+async def test_education_for_an_intervention_without_materials_gives_the_one_explaining_its_need(
+    ctx, store, language, material
+):
     patient_id = await planned(ctx, store)
+    if language != "en":
+        updated = details_changed(patient_id, language, at=ASSESSED_AT + timedelta(hours=1))
+        await run(plan_handlers.when_patient_details_change_personalise_plan, ctx, store, updated)
     referral = next(
         i for i in current(store, patient_id)["document"]["interventions"] if i["kind"] == "referral"
     )
+    command = RecordEducation(AGENCY, ANA, MANAGER, patient_id, uuid.UUID(referral["id"]))
+    _, uow = await run(education_handlers.record_education, ctx, store, command)
+    assert [(e.materials, e.language) for e in uow.events(EducationProvided)] == [([material], language)]
+
+
+async def test_education_naming_materials_careplan_does_not_have_is_refused_and_nothing_is_recorded(
+    ctx, store
+):
+    patient_id = await planned(ctx, store)
+    education = next(
+        i for i in current(store, patient_id)["document"]["interventions"] if i["kind"] == "education"
+    )
+    named = ["edu-depression-en", "edu-leaflet", "edu-depression-so"]
+    command = RecordEducation(AGENCY, ANA, MANAGER, patient_id, uuid.UUID(education["id"]), named)
     assert await refusal(
-        plan_handlers.NoEducationMaterial,
-        plan_handlers.record_education,
+        education_handlers.UnknownMaterials, education_handlers.record_education, ctx, store, command
+    ) == (
+        422,
+        {
+            "detail": [
+                {
+                    "loc": ["body", "materials", i],
+                    "type": "unknown_material",
+                    "msg": "no such education material",
+                }
+                for i in (1, 2)
+            ]
+        },
+    )
+    assert store.education.education_records == {} and current(store, patient_id)["version"] == 1
+
+
+async def test_education_without_material_or_for_an_unknown_intervention_is_refused(ctx, store):
+    patient_id = await planned(ctx, store, ["depression"], "high", "phq-9")
+    await run(
+        necessity_handlers.request_service,
         ctx,
         store,
-        RecordEducation(AGENCY, ANA, MANAGER, patient_id, uuid.UUID(referral["id"])),
+        RequestService(AGENCY, ANA, MANAGER, patient_id, "telehealth-check-ins", 1),
+    )
+    service = next(
+        i for i in current(store, patient_id)["document"]["interventions"] if i["need"] == "clinical-service"
+    )
+    assert await refusal(
+        education_handlers.NoEducationMaterial,
+        education_handlers.record_education,
+        ctx,
+        store,
+        RecordEducation(AGENCY, ANA, MANAGER, patient_id, uuid.UUID(service["id"])),
     ) == (
         409,
         {"detail": "no education material to record for this intervention"},
     )
     assert await refusal(
-        plan_handlers.InterventionNotFound,
-        plan_handlers.record_education,
+        education_handlers.InterventionNotFound,
+        education_handlers.record_education,
         ctx,
         store,
         RecordEducation(AGENCY, ANA, MANAGER, patient_id, uuid.uuid4()),
@@ -536,7 +690,28 @@ async def test_education_without_material_or_for_an_unknown_intervention_is_refu
         404,
         {"detail": "intervention not found in the current plan"},
     )
-    assert store.plans.education_records == {}
+    assert store.education.education_records == {}
+
+
+async def test_education_for_an_intervention_naming_a_material_no_longer_kept_asks_for_the_materials(
+    ctx, store
+):
+    patient_id = await planned(ctx, store)
+    education = next(
+        i for i in current(store, patient_id)["document"]["interventions"] if i["kind"] == "education"
+    )
+    # A version drafted by an older library, whose topic this catalogue no longer has.
+    store.plans.current(patient_id)["document"]["interventions"][1]["education_materials"] = ["edu-old-en"]
+    command = RecordEducation(AGENCY, ANA, MANAGER, patient_id, uuid.UUID(education["id"]))
+    status, _ = await refusal(
+        education_handlers.MaterialGone, education_handlers.record_education, ctx, store, command
+    )
+    assert status == 409
+    named = RecordEducation(
+        AGENCY, ANA, MANAGER, patient_id, uuid.UUID(education["id"]), ["edu-depression-en"]
+    )
+    version, _ = await run(education_handlers.record_education, ctx, store, named)
+    assert version == 2
 
 
 # ---- care team -------------------------------------------------------------------------------------
@@ -680,9 +855,16 @@ async def test_a_note_is_kept_without_a_new_version(ctx, store):
     )
     version, uow = await run(team_handlers.contribute, ctx, store, command)
     assert version == 1 and uow.pending == []
-    [note] = store.team.contributions.values()
+    [note] = store.team.contribution_rows.values()
     assert (note["kind"], note["note"], note["plan_version"]) == ("note", "drives her on Tuesdays", 1)
     assert (note["recorded_by_subject"], note["recorded_by_role"]) == (ANA, MANAGER)
+    [read_back] = await store.team.contributions(AGENCY, patient_id, 10, 0)
+    assert (read_back["note"], read_back["member_role"], read_back["recorded_by_subject"]) == (
+        "drives her on Tuesdays",
+        "primary-support",
+        ANA,
+    )
+    assert await store.team.contributions("agency-b", patient_id, 10, 0) == []
 
 
 async def test_an_agreed_goal_and_a_preference_make_new_versions(ctx, store):
@@ -698,7 +880,7 @@ async def test_an_agreed_goal_and_a_preference_make_new_versions(ctx, store):
     assert (announced.reason, announced.changed_by_role) == ("care-team-contribution", MANAGER)
     assert (announced.actor_id, announced.actor_role) == (ANA, MANAGER)
     assert current(store, patient_id)["changed_by_subject"] == ANA
-    assert [c["recorded_by_subject"] for c in store.team.contributions.values()] == [ANA]
+    assert [c["recorded_by_subject"] for c in store.team.contribution_rows.values()] == [ANA]
     assert current(store, patient_id)["document"]["goals"][0]["lifecycle_status"] == "accepted"
     assert store.plans.plans[patient_id]["agreed_goals"] == [str(goal_id)]
     preference = ContributeToPlan(
@@ -738,7 +920,7 @@ async def test_a_contribution_by_an_unknown_member_about_an_unknown_goal_or_to_a
     stale = ContributeToPlan(AGENCY, ANA, MANAGER, patient_id, member["id"], "note", 7, note="n")
     status, _ = await refusal(StaleVersion, team_handlers.contribute, ctx, store, stale)
     assert status == 409
-    assert store.team.contributions == {}
+    assert store.team.contribution_rows == {}
 
 
 # ---- medical necessity -----------------------------------------------------------------------------
@@ -789,7 +971,14 @@ async def test_a_service_meeting_its_criteria_joins_the_plan(ctx, store):
     [announced] = uow.events(PlanUpdated)
     assert (announced.reason, announced.actor_id, announced.actor_role) == ("service-request", ANA, MANAGER)
     assert current(store, patient_id)["changed_by_subject"] == ANA
-    assert ("clinical", "home-health-visits") in [(i.kind, i.service_code) for i in announced.interventions]
+    [service] = [i for i in announced.interventions if i.service_code == "home-health-visits"]
+    # Delivered by a provider: referral refers it like any other intervention that needs a referral.
+    assert (service.kind, service.need, service.needs_referral, service.program_category) == (
+        "clinical",
+        "clinical-service",
+        True,
+        "home-health",
+    )
     assert uow.events(PlanAlternativesProposed) == []
     assert store.plans.plans[patient_id]["services"] == ["home-health-visits"]
 
@@ -837,7 +1026,8 @@ async def test_an_alternative_chosen_joins_the_plan_once(ctx, store, clock):
         SAM,
         SUPERVISOR,
     )
-    assert "telehealth-check-ins" in [i.service_code for i in announced.interventions]
+    [chosen] = [i for i in announced.interventions if i.service_code == "telehealth-check-ins"]
+    assert (chosen.needs_referral, chosen.program_category) == (True, "telehealth")
     assert current(store, patient_id)["changed_by_subject"] == SAM
     [row] = await store.necessity.service_requests(AGENCY, patient_id)
     assert (row["chosen_alternative"], row["chosen_at"]) == ("telehealth-check-ins", clock.now)

@@ -6,11 +6,13 @@ from pathlib import Path
 import pytest
 
 from careloop_shared.rules import InvalidRulesFile, load_rules
+from careplan.domain.necessity import DEFAULT_CRITERIA, NecessityCriteria
 from careplan.domain.plan import Intervention, PlanDocument
 from careplan.domain.planning import DEFAULT_LIBRARY, PlanInputs, PlanLibrary, carry_over, draft_plan
 from careplan.domain.versions import apply_goal_progress, apply_referral_status
 
 LIBRARY = load_rules(PlanLibrary, DEFAULT_LIBRARY)
+CRITERIA = load_rules(NecessityCriteria, DEFAULT_CRITERIA)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 # Documents drafted by the code before the plan had a typed model: the JSON must stay exactly this.
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "plan-documents.json").read_text())
@@ -168,8 +170,91 @@ def test_drafted_documents_are_stored_as_the_json_they_always_were():
     assert GOLDEN["second"]["goals"][0]["due"].endswith("+00:00")
 
 
+def test_safe_channels_and_services_a_provider_delivers_are_drafted_as_stored():
+    """A later case: an interpersonal-safety need with the channels the patient marked safe, and
+    approved services that a provider delivers."""
+    third = draft_plan(
+        LIBRARY,
+        PlanInputs(
+            uuid.UUID(GOLDEN["patient_id"]),
+            ["intimate-partner-violence", "housing-instability"],
+            "high",
+            [],
+            "es",
+            "text",
+            ["telehealth-check-ins", "equipment-loan-closet"],
+            [],
+            safe_channels=["email", "phone"],
+            service_programs=CRITERIA.service_programs(),
+        ),
+        now=datetime(2026, 11, 30, 14, 5, tzinfo=UTC),
+    )
+    assert third.stored() == GOLDEN["third"]
+    assert third.follow_up.channel == "phone"  # text was preferred, but not marked safe
+
+
+@pytest.mark.parametrize(
+    ("service", "category"),
+    [
+        ("home-health-visits", "home-health"),
+        ("durable-medical-equipment", "medical-equipment"),
+        ("specialist-visit", "specialty-care"),
+        ("community-health-worker-visits", "community-health-workers"),
+        ("telehealth-check-ins", "telehealth"),
+        ("equipment-loan-closet", "medical-equipment"),
+        ("primary-care-follow-up", "primary-care"),
+    ],
+)
+def test_a_service_a_provider_delivers_needs_a_referral_to_its_program_category(service, category):
+    drafted = plan(["depression"], services=[service], service_programs=CRITERIA.service_programs())
+    [added] = [i for i in drafted.interventions if i.service_code == service]
+    assert (added.kind, added.need, added.needs_referral, added.program_category) == (
+        "clinical",
+        "clinical-service",
+        True,
+        category,
+    )
+
+
+def test_a_service_the_care_team_delivers_itself_needs_no_referral():
+    criteria = CRITERIA.model_copy(
+        update={
+            "services": {
+                **CRITERIA.services,
+                "telehealth-check-ins": CRITERIA.services["telehealth-check-ins"].model_copy(
+                    update={"delivered_by_provider": False, "program_category": None}
+                ),
+            }
+        }
+    )
+    drafted = plan(
+        ["depression"], services=["telehealth-check-ins"], service_programs=criteria.service_programs()
+    )
+    [added] = [i for i in drafted.interventions if i.service_code == "telehealth-check-ins"]
+    assert (added.needs_referral, added.program_category) == (False, None)
+
+
+def test_a_provider_service_without_a_program_category_stops_the_service_at_start(tmp_path):
+    criteria = json.loads(DEFAULT_CRITERIA.read_text())
+    del criteria["services"]["telehealth-check-ins"]["program_category"]
+    path = tmp_path / "necessity-criteria.json"
+    path.write_text(json.dumps(criteria))
+    with pytest.raises(InvalidRulesFile, match="program_category"):
+        load_rules(NecessityCriteria, path)
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [("es", "edu-safety-planning-es"), ("en", "edu-safety-planning-en"), ("so", "edu-safety-planning-en")],
+)
+def test_education_topics_are_given_in_the_patients_language_when_written_in_it(language, expected):
+    drafted = plan(["intimate-partner-violence"], preferred_language=language)
+    [education] = [i for i in drafted.interventions if i.kind == "education"]
+    assert education.education_materials == [expected]
+
+
 def test_a_stored_document_reads_back_as_exactly_the_json_it_was_even_an_older_shape():
-    for document in (GOLDEN["first"], GOLDEN["second"]):
+    for document in (GOLDEN["first"], GOLDEN["second"], GOLDEN["third"]):
         assert PlanDocument.model_validate(document).stored() == document
     older = {
         "library_version": "plan-library-2026.10.1",
@@ -204,6 +289,28 @@ def test_a_stored_document_reads_back_as_exactly_the_json_it_was_even_an_older_s
 def test_an_intervention_needs_what_every_version_of_the_document_had():
     with pytest.raises(ValueError, match="needs_referral"):
         Intervention.model_validate({"id": str(uuid.uuid4()), "need": "n", "kind": "clinical"})
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda lib: lib.pop("interpersonal_safety"), "interpersonal_safety"),
+        (lambda lib: lib.update(education_languages=["es"]), "agency_language"),
+        (
+            lambda lib: lib["needs"]["depression"]["interventions"][1].update(materials={"en": ["x"]}),
+            "materials",
+        ),
+    ],
+)
+def test_a_library_without_contact_safety_or_education_languages_stops_the_service_at_start(
+    tmp_path, change, why
+):
+    library = json.loads(DEFAULT_LIBRARY.read_text())
+    change(library)
+    path = tmp_path / "plan-library.json"
+    path.write_text(json.dumps(library))
+    with pytest.raises(InvalidRulesFile, match=why):
+        load_rules(PlanLibrary, path)
 
 
 def test_a_library_without_a_cadence_for_every_risk_stops_the_service_at_start(tmp_path):

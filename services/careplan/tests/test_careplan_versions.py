@@ -88,6 +88,14 @@ def test_referral_progress_moves_the_intervention_and_unknown_ones_change_nothin
     )
     assert apply_referral_status(doc, referral.id, "requested").interventions[0].status == "scheduled"
     assert apply_referral_status(doc, uuid.uuid4(), "completed") is None
+    # A care manager's override replaces the referral: the intervention still stands.
+    assert apply_referral_status(doc, referral.id, "cancelled", "overridden-by-care-manager") is None
+    assert (
+        apply_referral_status(doc, referral.id, "cancelled", "withdrawn-by-referrer")
+        .intervention(referral.id)
+        .status
+        == "cancelled"
+    )
 
 
 def test_goal_achieved_completes_it_and_a_plan_with_every_goal_completed_is_completed():

@@ -19,8 +19,9 @@ from careloop_shared.contracts import (
 from careloop_shared.errors import Conflict, Invalid, NotFound
 from careloop_shared.outbox import UnitOfWork
 from intake.config import IntakeContext
+from intake.domain.care_manager import REGISTRATION, assignment, responsible_at_registration
 from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient, RevokeConsent, UpdatePatient
-from intake.domain.patients import contact_problems, normalised_name, postal_area
+from intake.domain.patients import contact_problems, normalised_name, postal_area, safe_channels
 from intake.domain.scoring import score
 from intake.store import IntakeStore
 
@@ -52,6 +53,8 @@ class InvalidChange(Invalid):
 
 
 async def register_patient(ctx: IntakeContext, uow: Uow, cmd: RegisterPatient) -> uuid.UUID:
+    care_manager_id = responsible_at_registration(ctx.care_manager, cmd.care_manager_id, cmd.by, cmd.by_role)
+    channels = safe_channels(cmd.safe_channels)
     patient_id, at = uuid.uuid4(), ctx.clock()
     existing = await uow.store.insert_patient(
         {
@@ -66,6 +69,8 @@ async def register_patient(ctx: IntakeContext, uow: Uow, cmd: RegisterPatient) -
             "phone": cmd.phone,
             "email": cmd.email,
             "postal_code": cmd.postal_code,
+            "care_manager_id": care_manager_id,
+            "safe_channels": channels,
             "created_at": at,
             "updated_at": at,
             "registered_by": cmd.by,
@@ -81,11 +86,25 @@ async def register_patient(ctx: IntakeContext, uow: Uow, cmd: RegisterPatient) -
             preferred_language=cmd.preferred_language,
             contact_preference=cmd.contact_preference,
             postal_area=postal_area(cmd.postal_code),
+            safe_channels=channels,
+            care_manager_id=care_manager_id,
             registered_at=at,
             actor_id=cmd.by,
             actor_role=cmd.by_role,
         )
     )
+    assigned = assignment(
+        patient_id=patient_id,
+        agency_id=cmd.agency_id,
+        care_manager_id=care_manager_id,
+        previous_care_manager_id=None,
+        reason=REGISTRATION,
+        at=at,
+        by=cmd.by,
+        by_role=cmd.by_role,
+    )
+    await uow.store.care_manager.record_assignment(assigned.row)
+    uow.emit(assigned.event)
     return patient_id
 
 
@@ -97,6 +116,8 @@ async def update_patient(ctx: IntakeContext, uow: Uow, cmd: UpdatePatient) -> di
         if required in cmd.changes and cmd.changes[required] is None:
             raise InvalidChange(f"{required} cannot be cleared")
     merged = {**dict(current), **cmd.changes}
+    if "safe_channels" in cmd.changes:
+        merged["safe_channels"] = safe_channels(cmd.changes["safe_channels"])
     merged["contact_preference"] = ContactPreference(merged["contact_preference"]).value
     problems = contact_problems(merged["contact_preference"], merged["phone"], merged["email"])
     if problems:
@@ -120,6 +141,7 @@ async def update_patient(ctx: IntakeContext, uow: Uow, cmd: UpdatePatient) -> di
             preferred_language=merged["preferred_language"],
             contact_preference=ContactPreference(merged["contact_preference"]),
             postal_area=postal_area(merged["postal_code"]),
+            safe_channels=merged["safe_channels"],  # the current list, changed or not
             changed_fields=changed,
             updated_at=at,
             actor_id=cmd.by,

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from careloop_shared.app import create_app, serve
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.contracts import (
+    CareManagerAssigned,
     ConsentRecorded,
     ConsentRevoked,
     PatientAssessed,
@@ -17,6 +18,7 @@ from careloop_shared.contracts import (
 )
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from intake.api import router
+from intake.care_manager.api import router as care_manager_router
 from intake.config import IntakeContext, IntakeSettings
 from intake.consumers import HANDLERS
 from intake.referred.api import router as referred_router
@@ -30,17 +32,24 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock = system_cloc
         migrations=Path(__file__).parent / "migrations",
         context=IntakeContext.from_settings(settings, clock),
         store=IntakeStore,
-        publishes=[PatientRegistered, PatientUpdated, ConsentRecorded, ConsentRevoked, PatientAssessed],
+        publishes=[
+            PatientRegistered,
+            PatientUpdated,
+            CareManagerAssigned,
+            ConsentRecorded,
+            ConsentRevoked,
+            PatientAssessed,
+        ],
         handlers=HANDLERS,
     )
     return create_app(
         ServiceRuntime(spec, settings),
-        [router, referred_router],
+        [router, care_manager_router, referred_router],
         description=(
-            "Patients, consent and assessments. The only service holding identifying details; a"
-            " receiving agency sees the minimum of the patients referred to it, while consent covers it."
-            " Consumes ReferralMade and ReferralStatusChanged; emits PatientRegistered, PatientUpdated,"
-            " ConsentRecorded, ConsentRevoked and PatientAssessed."
+            "Patients, their responsible care manager, consent and assessments. The only service holding"
+            " identifying details; a receiving agency sees the minimum of the patients referred to it, while"
+            " consent covers it. Consumes ReferralMade and ReferralStatusChanged; emits PatientRegistered,"
+            " PatientUpdated, CareManagerAssigned, ConsentRecorded, ConsentRevoked and PatientAssessed."
         ),
     )
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from careloop_shared.contracts import ContactPreference
+from careloop_shared.contracts import ContactChannel, ContactPreference
 from intake.domain.patients import contact_problems
 
 Language = Annotated[str, Field(pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$", max_length=35)]
@@ -16,6 +16,22 @@ Phone = Annotated[str, Field(pattern=r"^\+?[0-9 ()\-.]{7,25}$")]
 Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
 PostalCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 \-]{1,11}$")]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(str.strip)]
+StaffId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^\S+$",
+        description="A staff member's id at the identity provider (the token's sub).",
+    ),
+]
+SafeChannelsIn = Annotated[
+    list[ContactChannel] | None,
+    Field(
+        max_length=len(ContactChannel),
+        description="The channels the patient marked safe to be contacted through; null: not said.",
+    ),
+]
 
 
 def _not_in_future(value: date) -> date:
@@ -35,6 +51,10 @@ class PatientIn(BaseModel):
     phone: Phone | None = None
     email: Email | None = None
     postal_code: PostalCode | None = None
+    care_manager_id: StaffId | None = Field(
+        None, description="The responsible care manager; defaults to the registering care manager."
+    )
+    safe_channels: SafeChannelsIn = None
 
     @model_validator(mode="after")
     def _reachable_as_preferred(self) -> PatientIn:
@@ -45,7 +65,8 @@ class PatientIn(BaseModel):
 
 
 class PatientPatch(BaseModel):
-    """Only the fields present change; ``null`` clears an optional contact detail."""
+    """Only the fields present change; ``null`` clears an optional contact detail or the safe channels.
+    The care manager changes by reassignment (``POST /v1/patients/{id}/care-manager``), not here."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -57,6 +78,7 @@ class PatientPatch(BaseModel):
     phone: Phone | None = None
     email: Email | None = None
     postal_code: PostalCode | None = None
+    safe_channels: SafeChannelsIn = None
 
 
 class PatientOut(BaseModel):
@@ -69,8 +91,38 @@ class PatientOut(BaseModel):
     phone: str | None
     email: str | None
     postal_code: str | None
+    care_manager_id: str | None = Field(
+        description="The responsible care manager; null before this was kept."
+    )
+    safe_channels: list[ContactChannel] | None = Field(
+        description="The channels the patient marked safe to be contacted through; null: not said."
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class ReassignmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    care_manager_id: StaffId
+    reason: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9-]{0,63}$",
+        description="Coded, e.g. caseload-balance, staff-leave (rules/care-manager.v1.json).",
+    )
+
+
+class AssignmentOut(BaseModel):
+    """The assignment in force: who is responsible for the patient, since when, made so by whom and why."""
+
+    patient_id: uuid.UUID
+    care_manager_id: str
+    previous_care_manager_id: str | None = None
+    reason: str | None = Field(None, description="registration or reassignment.")
+    reason_code: str | None = Field(None, description="The supervisor's coded reason for a reassignment.")
+    assigned_at: datetime | None = None
+    assigned_by: str | None = None
+    assigned_by_role: str | None = None
 
 
 class Created(BaseModel):

@@ -1,5 +1,6 @@
-"""intake's tables: patients (the only identifying details in careloop), consents, assessments; and,
-in ``referred``, which receiving agency may see which patient's contact details.
+"""intake's tables: patients (the only identifying details in careloop), consents, assessments; in
+``referred``, which receiving agency may see which patient's contact details; in ``care_manager``, who
+made whom responsible for a patient.
 
 Every read here is scoped to the caller's agency.
 """
@@ -13,11 +14,12 @@ from typing import Any
 import asyncpg
 
 from careloop_shared.db import Db, Store, insert_row, patient_row, patient_rows, update_by_id
+from intake.care_manager.store import CareManagerStore
 from intake.referred.store import ReferredStore
 
 PATIENT_COLUMNS = (
     "id, given_name, family_name, birth_date, preferred_language, contact_preference, phone, email,"
-    " postal_code, created_at, updated_at"
+    " postal_code, care_manager_id, safe_channels, created_at, updated_at"
 )
 CONSENT_COLUMNS = (
     "id, patient_id, purpose, agencies, program_categories, period_start, period_end, status,"
@@ -33,6 +35,7 @@ class IntakeStore(Store):
     def __init__(self, db: Db) -> None:
         super().__init__(db)
         self.referred = ReferredStore(db)
+        self.care_manager = CareManagerStore(db)
 
     async def insert_patient(self, row: dict[str, Any]) -> uuid.UUID | None:
         """Insert; on a likely duplicate insert nothing and return the existing patient's id."""

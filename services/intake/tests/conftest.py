@@ -12,6 +12,8 @@ import pytest
 from careloop_shared.rules import load_rules
 from careloop_shared.testing.fakes import FakeClock
 from intake.config import IntakeContext
+from intake.domain import care_manager
+from intake.domain.care_manager import CareManagerRules
 from intake.domain.scoring import RULES_FILE, ScreeningRules
 
 
@@ -68,11 +70,42 @@ class FakeReferredStore:
             "contact_preference",
             "phone",
             "email",
+            "safe_channels",
         )
-        return [{k: p[k] for k in seen} for i, p in self._patients.items() if i in patient_ids]
+        return [{k: p.get(k) for k in seen} for i, p in self._patients.items() if i in patient_ids]
 
     async def consents_of(self, patient_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
         return [dict(c) for c in self._consents.values() if c["patient_id"] in patient_ids]
+
+
+class FakeCareManagerStore:
+    """``CareManagerStore`` over dicts: the patients' care manager, and the assignments in order."""
+
+    _SHOWN = (
+        "patient_id",
+        "care_manager_id",
+        "previous_care_manager_id",
+        "reason",
+        "reason_code",
+        "assigned_at",
+        "assigned_by",
+        "assigned_by_role",
+    )
+
+    def __init__(self, patients: dict[uuid.UUID, dict[str, Any]]) -> None:
+        self.assignments: list[dict[str, Any]] = []
+        self._patients = patients
+
+    async def record_assignment(self, row: dict[str, Any]) -> None:
+        self.assignments.append(dict(row))
+
+    async def reassign(self, row: dict[str, Any]) -> None:
+        self._patients[row["patient_id"]]["care_manager_id"] = row["care_manager_id"]
+        await self.record_assignment(row)
+
+    async def latest_assignment(self, patient_id: uuid.UUID) -> dict[str, Any] | None:
+        mine = [a for a in self.assignments if a["patient_id"] == patient_id]
+        return {k: mine[-1][k] for k in self._SHOWN} if mine else None
 
 
 class FakeIntakeStore:
@@ -83,6 +116,7 @@ class FakeIntakeStore:
         self.consents: dict[uuid.UUID, dict[str, Any]] = {}
         self.assessments: dict[uuid.UUID, dict[str, Any]] = {}
         self.referred = FakeReferredStore(self.patients, self.consents)
+        self.care_manager = FakeCareManagerStore(self.patients)
 
     def _duplicate_of(self, agency_id: str, name_key: str, birth_date: Any, but: Any = None) -> Any:
         return next(
@@ -190,7 +224,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def ctx(clock: FakeClock) -> IntakeContext:
-    return IntakeContext(load_rules(ScreeningRules, RULES_FILE), clock)
+    return IntakeContext(
+        load_rules(ScreeningRules, RULES_FILE), load_rules(CareManagerRules, care_manager.RULES_FILE), clock
+    )
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ PATIENT = {
     "postal_code": "94110",
 }
 PHI = ("Marisol", "Etxeberria", "1958-03-14", "555 0100", "94110")
+REGISTERED = ["careloop.intake.patient_registered.v1", "careloop.intake.care_manager_assigned.v1"]
 PHQ9_SEVERE = {
     "instrument": "phq-9",
     "answers": dict.fromkeys(
@@ -87,11 +88,11 @@ async def register(client, agency, **changes) -> str:
 async def test_registration_emits_patient_registered_without_identifying_details(intake, agency):
     client, runtime = intake
     patient_id = await register(client, agency)
-    [(event_type, body)] = await outbox(runtime, patient_id)
-    assert event_type == "careloop.intake.patient_registered.v1"
+    [(event_type, body), (assigned_type, assigned)] = await outbox(runtime, patient_id)
+    assert [event_type, assigned_type] == REGISTERED
     assert body["postal_area"] == "941"
     assert body["contact_preference"] == "text"
-    assert not any(p in json.dumps(body) for p in PHI)
+    assert not any(p in json.dumps(body) + json.dumps(assigned) for p in PHI)
     got = (await client.get(f"/v1/patients/{patient_id}", headers=agency)).json()
     assert (got["given_name"], got["phone"]) == ("Marisol", "+1 555 0100")
 
@@ -129,7 +130,7 @@ async def test_retried_post_with_the_same_idempotency_key_returns_the_first_resu
     assert retry.json() == first.json()
     assert retry.headers["Idempotent-Replayed"] == "true"
     patient_id = first.json()["id"]
-    assert len(await outbox(runtime, patient_id)) == 1
+    assert [t for t, _ in await outbox(runtime, patient_id)] == REGISTERED
 
     assess_key = {"Idempotency-Key": "assess-1"}
     a1 = await client.post(
@@ -206,7 +207,7 @@ async def test_bad_assessment_input_names_item_and_reason_and_stores_nothing(int
     assert r.status_code == 422
     assert {"loc": loc, "type": "invalid_answer", "msg": msg} in r.json()["detail"]
     assert not any(p in r.text for p in (*PHI, "Etxeberria", "Marisol"))
-    assert [t for t, _ in await outbox(runtime, patient_id)] == ["careloop.intake.patient_registered.v1"]
+    assert [t for t, _ in await outbox(runtime, patient_id)] == REGISTERED
     assert (await client.get(f"/v1/patients/{patient_id}/assessments", headers=agency)).json()["items"] == []
 
 
@@ -290,7 +291,7 @@ async def test_update_emits_only_non_identifying_fields(intake, agency):
     assert cleared.status_code == 422  # they prefer texts: a phone number is needed
     noop = await client.patch(f"/v1/patients/{patient_id}", json={"preferred_language": "eu"}, headers=agency)
     assert noop.status_code == 200
-    assert len(await outbox(runtime, patient_id)) == 2
+    assert len(await outbox(runtime, patient_id)) == 3
 
 
 async def test_update_that_would_duplicate_another_patient_is_refused(intake, agency):
@@ -321,7 +322,7 @@ async def test_consent_is_recorded_and_revoked_with_events(intake, agency):
     again = await client.post(f"/v1/patients/{patient_id}/consents/{consent_id}/revoke", headers=agency)
     assert revoked.json()["status"] == again.json()["status"] == "revoked"
     types = [t for t, _ in await outbox(runtime, patient_id)]
-    assert types[1:] == ["careloop.intake.consent_recorded.v1", "careloop.intake.consent_revoked.v1"]
+    assert types[2:] == ["careloop.intake.consent_recorded.v1", "careloop.intake.consent_revoked.v1"]
     listed = (await client.get(f"/v1/patients/{patient_id}/consents", headers=agency)).json()
     assert [(c["id"], c["status"]) for c in listed] == [(consent_id, "revoked")]
     empty = await client.post(
@@ -355,12 +356,15 @@ async def test_another_agency_sees_nothing_of_the_patient(intake, agency):
     assert all("Private" not in a.text for a in answers)
     listed = (await client.get("/v1/patients", headers=stranger)).json()["items"]
     assert patient_id not in [p["id"] for p in listed]
-    assert len([t for t, _ in await outbox(runtime, patient_id)]) == 2
+    assert len([t for t, _ in await outbox(runtime, patient_id)]) == 3
 
 
 async def test_emitted_events_validate_against_the_published_schemas(intake, agency):
     client, runtime = intake
-    patient_id = await register(client, agency, given_name="Schema")
+    patient_id = await register(client, agency, given_name="Schema", safe_channels=["text", "in-person"])
+    supervisor = auth(agency_of(agency), role="supervisor", subject="sv-sam")
+    reassign = {"care_manager_id": "cm-bo", "reason": "caseload-balance"}
+    await client.post(f"/v1/patients/{patient_id}/care-manager", json=reassign, headers=supervisor)
     hrsn = {
         "71802-3": "LA31994-9",
         "96778-6": ["LA28580-1", "LA32001-2"],
@@ -382,7 +386,9 @@ async def test_emitted_events_validate_against_the_published_schemas(intake, age
             await client.post(f"/v1/patients/{patient_id}/assessments", json=body, headers=agency)
         ).status_code == 202
     await client.patch(
-        f"/v1/patients/{patient_id}", json={"contact_preference": "do-not-contact"}, headers=agency
+        f"/v1/patients/{patient_id}",
+        json={"contact_preference": "do-not-contact", "safe_channels": ["in-person"]},
+        headers=agency,
     )
     consent = await client.post(
         f"/v1/patients/{patient_id}/consents",
@@ -391,7 +397,7 @@ async def test_emitted_events_validate_against_the_published_schemas(intake, age
     )
     await client.post(f"/v1/patients/{patient_id}/consents/{consent.json()['id']}/revoke", headers=agency)
     events = await outbox(runtime, patient_id)
-    assert len({t for t, _ in events}) == 5
+    assert len({t for t, _ in events}) == 6
     for event_type, body in events:
         schema = json.loads(path_of(event_type).read_text())
         jsonschema.validate(body, schema)
@@ -462,6 +468,7 @@ async def test_each_change_names_the_person_who_made_it_in_the_answers_and_the_e
     ]
     assert events == [
         ("patient_registered", cm),
+        ("care_manager_assigned", cm),
         ("patient_updated", sv),
         ("consent_recorded", cm),
         ("consent_revoked", sv),
@@ -471,6 +478,132 @@ async def test_each_change_names_the_person_who_made_it_in_the_answers_and_the_e
     assert (listed["recorded_by"], listed["recorded_by_role"], listed["revoked_by"]) == (*cm, "sv-sam")
     [assessment] = (await client.get(f"/v1/patients/{patient_id}/assessments", headers=ana)).json()["items"]
     assert (assessment["assessed_by"], assessment["assessed_by_role"]) == cm
+
+
+async def test_a_care_manager_registering_a_patient_is_made_responsible_and_a_supervisor_names_one(
+    intake, agency
+):
+    client, runtime = intake
+    agency_id = agency_of(agency)
+    ana, sam = auth(agency_id, subject="cm-ana"), auth(agency_id, role="supervisor", subject="sv-sam")
+    patient_id = await register(client, ana, given_name="Caseload")
+    assert (await client.get(f"/v1/patients/{patient_id}", headers=ana)).json()["care_manager_id"] == "cm-ana"
+    [(_, registered), (_, assigned)] = await outbox(runtime, patient_id)
+    assert registered["care_manager_id"] == "cm-ana"
+    assert (assigned["care_manager_id"], assigned["previous_care_manager_id"], assigned["reason"]) == (
+        "cm-ana",
+        None,
+        "registration",
+    )
+    assert (assigned["actor_id"], assigned["actor_role"]) == ("cm-ana", "care-manager")
+
+    unnamed = await client.post("/v1/patients", json={**PATIENT, "given_name": "Unnamed"}, headers=sam)
+    assert unnamed.status_code == 422
+    assert unnamed.json()["detail"] == [
+        {
+            "loc": ["body", "care_manager_id"],
+            "type": "missing",
+            "msg": "a supervisor registering a patient names the responsible care manager",
+        }
+    ]
+    named = await register(client, sam, given_name="Named", care_manager_id="cm-bo")
+    assert (await client.get(f"/v1/patients/{named}", headers=ana)).json()["care_manager_id"] == "cm-bo"
+    [(_, assigned)] = [(t, b) for t, b in await outbox(runtime, named) if t == REGISTERED[1]]
+    assert (assigned["care_manager_id"], assigned["actor_id"], assigned["actor_role"]) == (
+        "cm-bo",
+        "sv-sam",
+        "supervisor",
+    )
+
+
+async def test_a_supervisor_reassigns_the_care_manager_and_a_care_manager_may_not(intake, agency):
+    client, runtime = intake
+    agency_id = agency_of(agency)
+    ana, sam = auth(agency_id, subject="cm-ana"), auth(agency_id, role="supervisor", subject="sv-sam")
+    patient_id = await register(client, ana, given_name="Reassigned")
+    route = f"/v1/patients/{patient_id}/care-manager"
+
+    refused = await client.post(route, json={"care_manager_id": "cm-ana"}, headers=ana)
+    assert (refused.status_code, refused.json()["missing_permission"]) == (403, "patient:assign")
+
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"care_manager_id": "cm-bo", "reason": "staff-leave"}
+    moved = await client.post(route, json=body, headers={**sam, **key})
+    assert moved.status_code == 200, moved.text
+    assert {
+        k: moved.json()[k] for k in ("care_manager_id", "previous_care_manager_id", "reason", "reason_code")
+    } == {
+        "care_manager_id": "cm-bo",
+        "previous_care_manager_id": "cm-ana",
+        "reason": "reassignment",
+        "reason_code": "staff-leave",
+    }
+    assert (moved.json()["assigned_by"], moved.json()["assigned_by_role"]) == ("sv-sam", "supervisor")
+    retried = await client.post(route, json=body, headers={**sam, **key})
+    assert retried.json() == moved.json() and retried.headers["Idempotent-Replayed"] == "true"
+    same = await client.post(route, json={"care_manager_id": "cm-bo"}, headers=sam)
+    assert same.status_code == 200 and same.json() == moved.json()  # the assignment in force, unchanged
+
+    reassigned = [b for t, b in await outbox(runtime, patient_id) if t == REGISTERED[1]][1:]
+    assert [
+        (e["care_manager_id"], e["previous_care_manager_id"], e["reason"], e["actor_id"], e["actor_role"])
+        for e in reassigned
+    ] == [("cm-bo", "cm-ana", "reassignment", "sv-sam", "supervisor")]
+    assert (await client.get(f"/v1/patients/{patient_id}", headers=ana)).json()["care_manager_id"] == "cm-bo"
+
+    unknown = await client.post(
+        route, json={"care_manager_id": "cm-cy", "reason": "felt-like-it"}, headers=sam
+    )
+    assert (unknown.status_code, unknown.json()["detail"][0]["loc"]) == (422, ["body", "reason"])
+    elsewhere = auth("agency-elsewhere", role="supervisor", subject="sv-eve")
+    assert (
+        await client.post(route, json={"care_manager_id": "cm-eve"}, headers=elsewhere)
+    ).status_code == 404
+    assert (
+        await client.post(f"/v1/patients/{uuid.uuid4()}/care-manager", json=body, headers=sam)
+    ).status_code == 404
+    assert len([t for t, _ in await outbox(runtime, patient_id) if t == REGISTERED[1]]) == 2
+
+    trail = (await client.get(f"/v1/audit?patient_id={patient_id}", headers=sam)).json()["items"]
+    seen = {(e["subject"], e["outcome"], e["route"], e["outcome_detail"]) for e in trail}
+    assert {
+        ("sv-sam", "allowed", "POST /v1/patients/{patient_id}/care-manager", None),
+        ("cm-ana", "denied", "POST /v1/patients/{patient_id}/care-manager", "patient:assign"),
+    } <= seen
+
+
+async def test_safe_channels_round_trip_and_are_in_the_events(intake, agency):
+    client, runtime = intake
+    patient_id = await register(
+        client, agency, given_name="Safe", safe_channels=["in-person", "text", "text"]
+    )
+    path = f"/v1/patients/{patient_id}"
+    assert (await client.get(path, headers=agency)).json()["safe_channels"] == ["text", "in-person"]
+
+    answers = [
+        await client.patch(path, json={"safe_channels": ["phone"]}, headers=agency),
+        await client.patch(path, json={"preferred_language": "eu"}, headers=agency),
+        await client.patch(path, json={"safe_channels": None}, headers=agency),
+    ]
+    assert [a.json()["safe_channels"] for a in answers] == [["phone"], ["phone"], None]
+    assert (await client.get(path, headers=agency)).json()["safe_channels"] is None
+    bad = await client.patch(path, json={"safe_channels": ["pigeon"]}, headers=agency)
+    assert bad.status_code == 422
+    # The care manager changes only by a supervisor's reassignment.
+    sneaked = await client.patch(path, json={"care_manager_id": "cm-zed"}, headers=agency)
+    assert sneaked.status_code == 422
+
+    events = await outbox(runtime, patient_id)
+    [registered] = [b for t, b in events if t == REGISTERED[0]]
+    assert registered["safe_channels"] == ["text", "in-person"]
+    updates = [
+        (b["changed_fields"], b["safe_channels"]) for t, b in events if t.endswith("patient_updated.v1")
+    ]
+    assert updates == [
+        (["safe_channels"], ["phone"]),
+        (["preferred_language"], ["phone"]),
+        (["safe_channels"], None),
+    ]
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pytest
 from careloop_shared.contracts import (
     ConsentRecorded,
     ConsentRevoked,
+    ContactChannel,
     ContactPreference,
     PatientAssessed,
     PatientRegistered,
@@ -223,3 +224,51 @@ async def test_every_change_stores_the_person_who_made_it_and_names_them_in_its_
     assert (consent["revoked_by"], consent["revoked_by_role"]) == sv_sam
     assessment = store.assessments[assessment_id]
     assert (assessment["assessed_by"], assessment["assessed_by_role"]) == cm_ana
+
+
+async def test_safe_channels_are_stored_and_carried_by_the_registration(ctx, store):
+    command = registration(safe_channels=[ContactChannel.in_person, ContactChannel.text, ContactChannel.text])
+    patient_id, uow = await run(handlers.register_patient, ctx, store, command)
+    assert store.patients[patient_id]["safe_channels"] == ["text", "in-person"]
+    [event] = uow.events(PatientRegistered)
+    assert event.safe_channels == ["text", "in-person"]
+    unsaid, uow = await run(handlers.register_patient, ctx, store, registration(given_name="Ana"))
+    assert store.patients[unsaid]["safe_channels"] is None
+    assert [e.safe_channels for e in uow.events(PatientRegistered)] == [None]
+
+
+async def test_a_patch_naming_safe_channels_replaces_them_and_null_clears_them(ctx, store, clock):
+    patient_id = await registered(ctx, store, safe_channels=[ContactChannel.phone])
+    events = []
+    for changes in (
+        {"safe_channels": [ContactChannel.in_person, ContactChannel.text]},
+        {"safe_channels": [ContactChannel.text, ContactChannel.in_person]},  # the same list: nothing changes
+        {"preferred_language": "eu"},
+        {"safe_channels": None},
+    ):
+        clock.advance(minutes=5)
+        _, uow = await run(
+            handlers.update_patient, ctx, store, UpdatePatient(AGENCY, patient_id, changes, **BY)
+        )
+        events += uow.events(PatientUpdated)
+    # Every PatientUpdated carries the current list, so a consumer keeps it; it is named when it changed.
+    assert [(e.changed_fields, e.safe_channels) for e in events] == [
+        (["safe_channels"], ["text", "in-person"]),
+        (["preferred_language"], ["text", "in-person"]),
+        (["safe_channels"], None),
+    ]
+    assert [(e.actor_id, e.actor_role) for e in events] == [("cm-ana", "care-manager")] * 3
+    assert store.patients[patient_id]["safe_channels"] is None
+    assert (store.patients[patient_id]["updated_by"], store.patients[patient_id]["updated_at"]) == (
+        "cm-ana",
+        clock.now,
+    )
+
+
+async def test_no_safe_channel_is_a_choice_not_a_silence(ctx, store):
+    patient_id = await registered(ctx, store)
+    _, uow = await run(
+        handlers.update_patient, ctx, store, UpdatePatient(AGENCY, patient_id, {"safe_channels": []}, **BY)
+    )
+    [event] = uow.events(PatientUpdated)
+    assert (event.changed_fields, event.safe_channels) == (["safe_channels"], [])

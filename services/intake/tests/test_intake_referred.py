@@ -83,3 +83,22 @@ def test_one_consent_in_force_is_enough_among_others_that_are_not():
 )
 def test_only_the_contact_detail_the_preference_permits_is_shown(preference, shown):
     assert permitted_contact(preference, "+1 555 0100", "m@example.org") == shown
+
+
+@pytest.mark.parametrize(
+    ("safe_channels", "needs", "shown"),
+    [
+        (None, frozenset({"food-insecurity"}), ("+1 555 0100", None)),  # not said: as the preference says
+        (["phone", "in-person"], frozenset(), ("+1 555 0100", None)),
+        (["email"], frozenset(), (None, None)),  # the preferred phone is not a safe channel
+        ([], frozenset(), (None, None)),
+        (None, frozenset({"intimate-partner-violence"}), (None, None)),  # safety at home: not said is unsafe
+        (["phone"], frozenset({"intimate-partner-violence"}), ("+1 555 0100", None)),
+    ],
+)
+def test_a_contact_detail_is_shown_only_through_a_channel_the_patient_marked_safe(
+    safe_channels, needs, shown
+):
+    assert permitted_contact(
+        "phone", "+1 555 0100", "m@example.org", safe_channels=safe_channels, needs=needs
+    ) == (shown)

@@ -14,8 +14,11 @@ from referral.config import ReferralContext, ReferralSettings
 from referral.consumers import HANDLERS
 from referral.directory import api as directory_api
 from referral.directory.handlers import load_seed_directory
+from referral.gaps import api as gaps_api
 from referral.loop import api as loop_api
 from referral.loop.handlers import flag_overdue_referrals
+from referral.manual import api as manual_api
+from referral.recruitment import api as recruitment_api
 from referral.store import ReferralStore
 
 
@@ -33,10 +36,11 @@ def build_app(settings: ReferralSettings | None = None, clock: Clock = system_cl
     )
     return create_app(
         ServiceRuntime(spec, settings),
-        [loop_api.router, directory_api.router],
+        [loop_api.router, manual_api.router, directory_api.router, gaps_api.router, recruitment_api.router],
         description=(
             "Program directory (Open Referral HSDS), matching and closed-loop referrals (Gravity SDOH"
-            " referral task). Consumes PlanUpdated, PatientRegistered, PatientUpdated, ConsentRecorded"
+            " referral task), referrals made by hand, the network-gap report and the recruitment"
+            " pipeline. Consumes PlanUpdated, PatientRegistered, PatientUpdated, ConsentRecorded"
             " and ConsentRevoked; emits ReferralMade, ReferralStatusChanged, NetworkGapDetected and"
             " ReferralOverdue."
         ),

@@ -29,9 +29,14 @@ _REFERRAL_COLUMNS = (
     "id, service_request_id, patient_id, agency_id, plan_id, intervention_id, need, program_category,"
     " program_id, receiving_agency_id, status, status_reason, priority, language, postal_area, consent_id,"
     " outcome, replaces_referral_id, made_at, response_due_at, outcome_due_at, accepted_at, created_at,"
-    " updated_at"
+    " updated_at, choice, made_by, made_by_role"
 ).split(", ")
 _OPEN = ("requested", "accepted", "in-progress", "on-hold")
+_PROSPECT_DETAILS = (
+    *("name", "agency_id", "description", "url", "email", "phone", "program_categories", "needs"),
+    *("languages", "interpretation_services", "postal_prefixes", "owner_id", "notes", "updated_at"),
+    *("changed_by", "changed_by_role"),
+)
 
 
 def _seed_yields(new: dict[str, Any], existing: dict[str, Any] | None) -> bool:
@@ -150,6 +155,10 @@ class FakeDirectoryStore:
             source="api",
         )
 
+    async def program(self, service_id: str) -> matching.Service | None:
+        service = self.services.get(service_id)
+        return None if service is None else service_of(self._joined(service))
+
     async def candidate_services(self, category: str | None, need: str) -> list[matching.Service]:
         return [
             service_of(self._joined(s))
@@ -191,7 +200,8 @@ class FakeLoopStore:
         self.consents: dict[uuid.UUID, dict[str, Any]] = {}
         self.referrals: dict[uuid.UUID, dict[str, Any]] = {}
         self.history: list[dict[str, Any]] = []  # in the order written (the table's position)
-        self.gaps: dict[uuid.UUID, dict[str, Any]] = {}
+        self.plans: dict[uuid.UUID, dict[str, Any]] = {}  # patient -> current plan
+        self.interventions: dict[uuid.UUID, dict[str, Any]] = {}  # of the current plans
 
     @staticmethod
     def _out(r: dict[str, Any]) -> dict[str, Any]:
@@ -265,6 +275,43 @@ class FakeLoopStore:
             for c in self.consents.values()
             if c["patient_id"] == patient_id
         ]
+
+    async def remember_plan(self, plan: dict[str, Any], interventions: list[dict[str, Any]]) -> bool:
+        known = self.plans.get(plan["patient_id"])
+        if known is not None and known["version"] >= plan["version"]:
+            return False
+        self.plans[plan["patient_id"]] = dict(plan)
+        for i_id, i in list(self.interventions.items()):
+            if i["patient_id"] == plan["patient_id"]:
+                del self.interventions[i_id]
+        self.interventions.update({i["intervention_id"]: dict(i) for i in interventions})
+        return True
+
+    async def plan_intervention(
+        self, patient_id: uuid.UUID, intervention_id: uuid.UUID
+    ) -> dict[str, Any] | None:
+        plan = self.plans.get(patient_id)
+        if plan is None:
+            return None
+        found = self.interventions.get(intervention_id)
+        found = found if found is not None and found["patient_id"] == patient_id else {}
+        columns = ("intervention_id", "need", "program_category", "priority", "language", "status")
+        return {
+            **{k: plan[k] for k in ("agency_id", "plan_id", "version")},
+            "plan_status": plan["status"],
+            **{k: found.get(k) for k in columns},
+        }
+
+    async def latest_referral(self, intervention_id: uuid.UUID) -> dict[str, Any] | None:
+        replaced = {r["replaces_referral_id"] for r in self.referrals.values()}
+        return next(
+            (
+                self._out(r)
+                for r in self.referrals.values()
+                if r["intervention_id"] == intervention_id and r["id"] not in replaced
+            ),
+            None,
+        )
 
     async def insert_referral(self, row: dict[str, Any]) -> bool:
         for r in self.referrals.values():
@@ -383,17 +430,6 @@ class FakeLoopStore:
     async def requested_under(self, consent_id: uuid.UUID) -> list[dict[str, Any]]:
         return self._ordered(lambda r: r["consent_id"] == consent_id and r["status"] == "requested")
 
-    async def record_gap_once(self, row: dict[str, Any]) -> bool:
-        if row["intervention_id"] in self.gaps:
-            return False
-        self.gaps[row["intervention_id"]] = {**row, "resolved_at": None}
-        return True
-
-    async def resolve_gap(self, intervention_id: uuid.UUID, at: datetime) -> None:
-        gap = self.gaps.get(intervention_id)
-        if gap is not None and gap["resolved_at"] is None:
-            gap["resolved_at"] = at
-
     def _claim(self, flag: str, due: str, statuses: tuple[str, ...], now: datetime, limit: int) -> list[Any]:
         overdue = sorted(
             (
@@ -415,12 +451,135 @@ class FakeLoopStore:
         return self._claim("outcome_overdue_at", "outcome_due_at", _OPEN, now, limit)
 
 
+class FakeGapStore:
+    """``GapStore`` over a dict; older gaps' routing details from the loop's plans and patients."""
+
+    def __init__(self, loop: FakeLoopStore) -> None:
+        self.rows: dict[uuid.UUID, dict[str, Any]] = {}  # by intervention
+        self._loop = loop
+
+    async def record_once(self, row: dict[str, Any]) -> bool:
+        gap = self.rows.get(row["intervention_id"])
+        if gap is None:
+            self.rows[row["intervention_id"]] = {**row, "resolved_at": None}
+            return True
+        if gap["resolved_at"] is not None:
+            gap.update(row, resolved_at=None)
+        return False
+
+    async def resolve(self, intervention_id: uuid.UUID, at: datetime) -> None:
+        gap = self.rows.get(intervention_id)
+        if gap is not None and gap["resolved_at"] is None:
+            gap["resolved_at"] = at
+
+    async def report(
+        self, *, need: str | None, category: str | None, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for g in self.rows.values():
+            if (
+                g["resolved_at"] is None
+                and need in (None, g["need"])
+                and category in (None, g["program_category"])
+            ):
+                key = (g["need"], g["program_category"], g["postal_area"], g["language"])
+                groups.setdefault(key, []).append(g)
+        rows = [
+            {
+                **dict(zip(("need", "program_category", "postal_area", "language"), key, strict=True)),
+                "patients_waiting": len({g["patient_id"] for g in gaps}),
+                "interventions_waiting": len(gaps),
+                "oldest_waiting_since": min(g["detected_at"] for g in gaps),
+            }
+            for key, gaps in groups.items()
+        ]
+        rows.sort(key=lambda r: (r["oldest_waiting_since"], *(str(r[k] or "") for k in list(r)[:4])))
+        return rows[offset : offset + limit]
+
+    async def waiting_for(self, category: str, needs: Any) -> list[dict[str, Any]]:
+        found = []
+        for g in sorted(self.rows.values(), key=lambda g: (g["detected_at"], g["intervention_id"])):
+            fits = g["program_category"] == category or (g["program_category"] is None and g["need"] in needs)
+            if g["resolved_at"] is not None or not fits:
+                continue
+            plan = self._loop.plans.get(g["patient_id"]) or {}
+            patient = self._loop.patients.get(g["patient_id"]) or {}
+            item = self._loop.interventions.get(g["intervention_id"]) or {}
+            found.append(
+                {
+                    **{k: g[k] for k in ("intervention_id", "patient_id", "need", "program_category")},
+                    **{k: g[k] for k in ("postal_area", "language")},
+                    "agency_id": g.get("agency_id") or plan.get("agency_id") or patient.get("agency_id"),
+                    "plan_id": g.get("plan_id") or plan.get("plan_id"),
+                    "priority": g.get("priority") or item.get("priority") or "routine",
+                }
+            )
+        return found
+
+
+class FakeRecruitmentStore:
+    """``RecruitmentStore`` over dicts."""
+
+    def __init__(self) -> None:
+        self.prospects: dict[str, dict[str, Any]] = {}
+        self.history: list[dict[str, Any]] = []
+
+    async def save_prospect(self, row: dict[str, Any]) -> bool:
+        existing = self.prospects.get(row["id"])
+        if existing is None:
+            self.prospects[row["id"]] = dict(row)
+            return True
+        existing.update({k: row[k] for k in _PROSPECT_DETAILS})
+        return False
+
+    async def get_prospect(self, prospect_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+        row = self.prospects.get(prospect_id)
+        return None if row is None else dict(row)
+
+    async def list_prospects(
+        self,
+        *,
+        status: str | None,
+        owner_id: str | None,
+        category: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[dict[str, Any]]:
+        found = [
+            dict(p)
+            for _, p in sorted(self.prospects.items())
+            if status in (None, p["status"])
+            and owner_id in (None, p["owner_id"])
+            and (category is None or category in p["program_categories"])
+        ]
+        return found[offset : offset + limit]
+
+    async def set_status(
+        self, prospect_id: str, *, status: str, reason: str | None, at: datetime, by: str, by_role: str
+    ) -> None:
+        self.prospects[prospect_id].update(
+            status=status, status_reason=reason, updated_at=at, changed_by=by, changed_by_role=by_role
+        )
+
+    async def add_history(self, row: dict[str, Any]) -> None:
+        self.history.append(dict(row))
+
+    async def history_of(self, prospect_id: str) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in h.items() if k != "prospect_id"}
+            for h in self.history
+            if h["prospect_id"] == prospect_id
+        ]
+
+
 class FakeReferralStore:
-    """``ReferralStore``: the two wings, the directory reading the loop's referrals for quality."""
+    """``ReferralStore``: the wings, the directory reading the loop's referrals for quality."""
 
     def __init__(self) -> None:
         self.loop = FakeLoopStore()
         self.directory = FakeDirectoryStore(self.loop.referrals)
+        self.gaps = FakeGapStore(self.loop)
+        self.recruitment = FakeRecruitmentStore()
 
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
         return await self.loop.agency_of_patient(patient_id)

@@ -737,6 +737,317 @@ async def test_directory_is_seeded_searchable_and_changed_only_by_its_owner_or_a
     assert not_mine.status_code == 403
 
 
+# --- referrals made by hand -------------------------------------------------------------------------
+
+
+async def plan_known(svc: Service, patient_id: uuid.UUID, version: int = 1) -> None:
+    async def stored():
+        return await svc.runtime.pool.fetchval(
+            "SELECT true FROM plans WHERE patient_id = $1 AND version >= $2", patient_id, version
+        )
+
+    await eventually(stored, what="plan remembered")
+
+
+async def refer_by_hand(svc: Service, agency: str = "agency-home", subject: str = "cm-ana", **body):
+    jsonable = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in body.items()}
+    return await svc.client.post("/v1/referrals", json=jsonable, headers=auth(agency, subject=subject))
+
+
+async def test_a_referral_by_hand_without_consent_waits_is_sent_when_consent_arrives_and_is_accepted(
+    referral,
+):
+    svc, category = referral, unique("cat")
+    receiving = unique("agency")
+    chosen = await svc.program(category, agency=receiving)
+    patient_id = uuid.uuid4()
+    item = Intervention(id=uuid.uuid4(), need="food-insecurity", kind="clinical", needs_referral=False)
+    await svc.publish(plan(patient_id, "agency-home", item))
+    await plan_known(svc, patient_id)
+
+    r = await refer_by_hand(
+        svc, patient_id=patient_id, intervention_id=item.id, service_id=chosen, note="Prefers mornings"
+    )
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert (made["status"], made["status_reason"], made["choice"]) == ("draft", "awaiting-consent", "by-hand")
+    assert [(h["to_status"], h["by_subject"], h["note"]) for h in made["history"]] == [
+        ("draft", "cm-ana", "Prefers mornings")
+    ]
+    assert await svc.outbox(patient_id, MADE) == []
+    hidden = await svc.client.get(f"/v1/referrals/{made['id']}", headers=auth(receiving, "provider"))
+    assert hidden.status_code == 404  # the receiving agency learns of it only once it is sent
+
+    await svc.publish(consent(patient_id, "agency-home", agencies=[receiving]))
+    sent = await svc.referral_for(item.id, "requested")
+    assert str(sent["id"]) == made["id"] and sent["program_id"] == chosen
+    [announced] = await svc.outbox(patient_id, MADE)
+    assert (announced["referral_id"], announced["actor_id"], announced["actor_role"]) == (
+        made["id"],
+        "cm-ana",
+        "care-manager",
+    )
+    assert "mornings" not in json.dumps(await svc.outbox(patient_id))
+    accepted = await svc.client.post(
+        f"/v1/referrals/{made['id']}/status", json={"status": "accepted"}, headers=auth(receiving, "provider")
+    )
+    assert accepted.status_code == 200 and accepted.json()["referral"]["status"] == "accepted"
+    [changed_to_requested, changed_to_accepted] = await svc.outbox(patient_id, CHANGED)
+    assert (changed_to_requested["to_status"], changed_to_accepted["to_status"]) == ("requested", "accepted")
+    trail = await svc.runtime.pool.fetch(
+        "SELECT subject, route FROM audit_log WHERE patient_id = $1 ORDER BY position", patient_id
+    )
+    assert (trail[0]["subject"], trail[0]["route"]) == ("cm-ana", "POST /v1/referrals")
+
+
+async def test_a_choice_by_hand_cancels_the_automatic_referral_and_replaces_it(referral):
+    svc, category = referral, unique("cat")
+    first_agency, second_agency = unique("agency"), unique("agency")
+    automatic = await svc.program(category, id=unique("a-first"), agency=first_agency)
+    chosen = await svc.program(category, id=unique("b-chosen"), agency=second_agency)
+    full = await svc.program(category, id=unique("c-full"), capacity={"status": "no-capacity"})
+    made, patient_id = await made_referral(svc, category)
+    assert made["program_id"] == automatic
+    await plan_known(svc, patient_id)
+    ask = {"patient_id": patient_id, "intervention_id": made["intervention_id"]}
+
+    refused = await refer_by_hand(svc, **ask, service_id=full)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["type"] == "not_taking_referrals"
+    stranger = await refer_by_hand(svc, "agency-stranger", subject="cm-eve", **ask, service_id=chosen)
+    assert stranger.status_code == 404
+    denied = await svc.runtime.pool.fetch(
+        "SELECT subject, what, outcome_detail FROM audit_log WHERE patient_id = $1 AND outcome = 'denied'",
+        patient_id,
+    )
+    assert [tuple(d) for d in denied] == [("cm-eve", "referral", "no care plan of this patient is known")]
+    not_in_plan = await refer_by_hand(
+        svc, patient_id=patient_id, intervention_id=uuid.uuid4(), service_id=chosen
+    )
+    assert (not_in_plan.status_code, not_in_plan.json()["detail"][0]["loc"]) == (
+        422,
+        ["body", "intervention_id"],
+    )
+    analyst = await svc.client.post(
+        "/v1/referrals",
+        json={**{k: str(v) for k, v in ask.items()}, "service_id": chosen},
+        headers=auth("agency-home", "analyst"),
+    )
+    assert analyst.status_code == 403 and analyst.json()["missing_permission"] == "referral:make"
+
+    r = await refer_by_hand(svc, **ask, service_id=chosen, priority="urgent")
+    assert r.status_code == 201, r.text
+    new = r.json()
+    assert (new["status"], new["program_id"], new["replaces_referral_id"], new["priority"]) == (
+        "requested",
+        chosen,
+        str(made["id"]),
+        "urgent",
+    )
+    assert new["service_request_id"] == str(made["service_request_id"])
+    old = (await svc.client.get(f"/v1/referrals/{made['id']}", headers=auth("agency-home"))).json()
+    assert (old["status"], old["status_reason"]) == ("cancelled", "overridden-by-care-manager")
+    [cancelled] = await svc.outbox(patient_id, CHANGED)
+    assert (cancelled["referral_id"], cancelled["reason"], cancelled["actor_id"]) == (
+        str(made["id"]),
+        "overridden-by-care-manager",
+        "cm-ana",
+    )
+    [_, replacing] = await svc.outbox(patient_id, MADE)
+    assert (replacing["referral_id"], replacing["replaces_referral_id"], replacing["actor_id"]) == (
+        new["id"],
+        str(made["id"]),
+        "cm-ana",
+    )
+    again = await refer_by_hand(svc, **ask, service_id=automatic)
+    assert again.status_code == 409 and again.json()["referral_id"] == new["id"]  # a person's own choice
+
+
+async def test_an_approved_service_intervention_is_referred_to_the_seeded_home_health_program(referral):
+    svc = referral
+    patient_id = await consented_patient(svc, "agency-home", "home-health")
+    approved = Intervention(
+        id=uuid.uuid4(),
+        need="clinical-service",
+        kind="clinical",
+        program_category="home-health",
+        needs_referral=True,
+        service_code="home-health-visits",
+    )
+    await svc.publish(plan(patient_id, "agency-home", approved))
+    made = await svc.referral_for(approved.id, "requested")
+    assert (made["program_id"], made["receiving_agency_id"]) == (
+        "prg-home-health-visits",
+        "agency-home-health-partners",
+    )
+    [event] = await svc.outbox(patient_id, MADE)
+    assert (event["need"], event["program_category"]) == ("clinical-service", "home-health")
+
+
+# --- network gaps and recruitment -------------------------------------------------------------------
+
+
+async def test_a_gap_is_reported_and_activating_a_recruited_prospect_refers_the_waiting_patient(referral):
+    svc, category = referral, unique("cat")
+    recruited = unique("agency")
+    patient_id, item = uuid.uuid4(), intervention(category)
+    await svc.publish(
+        PatientRegistered(
+            patient_id=patient_id,
+            agency_id="agency-home",
+            preferred_language="so",
+            registered_at=svc.clock(),
+            postal_area="100",
+        )
+    )
+    await svc.publish(consent(patient_id, "agency-home", agencies=[recruited]))
+    await eventually(
+        lambda: svc.runtime.pool.fetchval("SELECT true FROM patients WHERE patient_id = $1", patient_id)
+    )
+    await svc.publish(plan(patient_id, "agency-home", item, language=None))
+    await eventually(
+        lambda: svc.runtime.pool.fetchval(
+            "SELECT true FROM network_gaps WHERE intervention_id = $1", item.id
+        ),
+        what="gap recorded",
+    )
+
+    analyst = auth("agency-network", "analyst", "an-al")
+    report = await svc.client.get(f"/v1/network-gaps?program_category={category}", headers=analyst)
+    assert report.status_code == 200, report.text
+    [group] = report.json()["items"]
+    assert group == {
+        "need": "food-insecurity",
+        "program_category": category,
+        "postal_area": "100",
+        "language": "so",
+        "patients_waiting": 1,
+        "interventions_waiting": 1,
+        "oldest_waiting_since": svc.clock().isoformat().replace("+00:00", "Z"),
+    }
+    assert str(patient_id) not in report.text
+    no_role = await svc.client.get("/v1/network-gaps", headers=auth("agency-home"))
+    assert no_role.status_code == 403 and no_role.json()["missing_permission"] == "network-gap:read"
+
+    admin = auth("agency-network", "admin", "adm-ada")
+    prospect_id = unique("sunrise")
+    body = {
+        "id": prospect_id,
+        "name": "Sunrise Somali Community Pantry",
+        "program_categories": [category],
+        "needs": ["food-insecurity"],
+        "languages": ["so", "en"],
+        "postal_prefixes": ["10"],
+        "notes": "Met at the county fair",
+    }
+    added = await svc.client.post("/v1/prospects", json=body, headers=admin)
+    assert added.status_code == 201, added.text
+    assert (added.json()["status"], added.json()["owner_id"]) == ("prospect", "adm-ada")
+    moves = ["contacted", "onboarding"]
+    for status in moves:
+        r = await svc.client.post(
+            f"/v1/prospects/{prospect_id}/status", json={"status": status}, headers=admin
+        )
+        assert r.status_code == 200, r.text
+    early = await svc.client.post(
+        f"/v1/prospects/{prospect_id}/status", json={"status": "active"}, headers=admin
+    )
+    assert early.status_code == 422  # no agency to answer its referrals yet
+    updated = await svc.client.post("/v1/prospects", json={**body, "agency_id": recruited}, headers=admin)
+    assert updated.status_code == 200 and updated.json()["status"] == "onboarding"
+
+    supervisor = auth("agency-home", "supervisor", "sv-sam")
+    active = await svc.client.post(
+        f"/v1/prospects/{prospect_id}/status", json={"status": "active"}, headers=supervisor
+    )
+    assert active.status_code == 200, active.text
+    service_id = f"{prospect_id}-{category}"
+    assert (active.json()["referred"], active.json()["service_ids"]) == (1, [service_id])
+    made = await svc.referral_for(item.id, "requested")
+    assert (made["program_id"], made["receiving_agency_id"]) == (service_id, recruited)
+    [event] = await svc.outbox(patient_id, MADE)
+    assert (event["intervention_id"], event["actor_id"]) == (str(item.id), "sv-sam")
+    after = await svc.client.get(f"/v1/network-gaps?program_category={category}", headers=analyst)
+    assert after.json()["items"] == []
+
+    shown = (await svc.client.get(f"/v1/services/{service_id}", headers=admin)).json()
+    assert (shown["receiving_agency_id"], shown["changed_by"], shown["languages"]) == (
+        recruited,
+        "sv-sam",
+        ["so", "en"],
+    )
+    detail = (await svc.client.get(f"/v1/prospects/{prospect_id}", headers=admin)).json()
+    assert [(h["to_status"], h["by_subject"]) for h in detail["history"]] == [
+        ("prospect", "adm-ada"),
+        ("contacted", "adm-ada"),
+        ("onboarding", "adm-ada"),
+        ("active", "sv-sam"),
+    ]
+    listed = await svc.client.get(f"/v1/prospects?status=active&program_category={category}", headers=admin)
+    assert [p["id"] for p in listed.json()["items"]] == [prospect_id]
+    care_manager = await svc.client.get("/v1/prospects", headers=auth("agency-home"))
+    assert care_manager.status_code == 403 and care_manager.json()["missing_permission"] == "prospect:read"
+    final = await svc.client.post(
+        f"/v1/prospects/{prospect_id}/status", json={"status": "declined", "reason": "other"}, headers=admin
+    )
+    assert final.status_code == 409
+
+    # Its provider turns the patient away and nothing else can take them: the gap opens again, waiting
+    # from now, reported again but announced once.
+    svc.clock.advance(timedelta(hours=1))
+    rejected = await svc.client.post(
+        f"/v1/referrals/{made['id']}/status",
+        json={"status": "rejected", "reason": "no-capacity"},
+        headers=auth(recruited, "provider"),
+    )
+    assert rejected.status_code == 200 and rejected.json()["rerouted_to"] is None
+    [reopened] = (
+        await svc.client.get(f"/v1/network-gaps?program_category={category}", headers=analyst)
+    ).json()["items"]
+    assert (reopened["patients_waiting"], reopened["oldest_waiting_since"]) == (
+        1,
+        svc.clock().isoformat().replace("+00:00", "Z"),
+    )
+    assert len(await svc.outbox(patient_id, GAP)) == 1
+
+
+async def test_a_gap_recorded_before_its_routing_details_were_kept_is_referred_from_the_plan_known_since(
+    referral,
+):
+    svc, category = referral, unique("cat")
+    patient_id, item = uuid.uuid4(), intervention(category)
+    await svc.runtime.pool.execute(  # as migration 004 left a gap recorded before it
+        "INSERT INTO network_gaps (intervention_id, patient_id, need, program_category, detected_at)"
+        " VALUES ($1, $2, 'food-insecurity', $3, $4)",
+        item.id,
+        patient_id,
+        category,
+        svc.clock(),
+    )
+    await svc.publish(plan(patient_id, "agency-own", item))  # no program yet: the gap stays as it was
+    await plan_known(svc, patient_id)
+    assert await svc.runtime.pool.fetchval(
+        "SELECT agency_id IS NULL AND plan_id IS NULL FROM network_gaps WHERE intervention_id = $1", item.id
+    )
+    admin = auth("agency-network", "admin", "adm-ada")
+    prospect_id = unique("own")
+    body = {
+        "id": prospect_id,
+        "name": "Own pantry",
+        "agency_id": "agency-own",
+        "program_categories": [category],
+    }
+    assert (await svc.client.post("/v1/prospects", json=body, headers=admin)).status_code == 201
+    for status in ("contacted", "onboarding", "active"):
+        r = await svc.client.post(
+            f"/v1/prospects/{prospect_id}/status", json={"status": status}, headers=admin
+        )
+        assert r.status_code == 200, r.text
+    assert r.json()["referred"] == 1
+    made = await svc.referral_for(item.id, "requested")  # the patient's own agency: no consent needed
+    assert (made["agency_id"], made["plan_id"]) == ("agency-own", uuid.uuid5(patient_id, "plan"))
+
+
 # --- the audit log --------------------------------------------------------------------------------
 
 

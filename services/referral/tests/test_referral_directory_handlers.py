@@ -9,7 +9,9 @@ from referral.directory.store import DirectoryStore
 from referral.domain.commands import SaveOrganization, SaveService, UpdateCapacity
 from referral.domain.directory import Capacity, Organization, Service
 from referral.domain.quality import History
+from referral.gaps.store import GapStore
 from referral.loop.store import LoopStore
+from referral.recruitment.store import RecruitmentStore
 from referral.store import ReferralStore
 
 OWNER = "agency-owner"
@@ -55,6 +57,8 @@ async def saved_pantry(ctx, store) -> None:
 def test_the_fake_stores_answer_like_the_real_ones(store):
     assert_fake_matches(DirectoryStore, type(store.directory))
     assert_fake_matches(LoopStore, type(store.loop))
+    assert_fake_matches(GapStore, type(store.gaps))
+    assert_fake_matches(RecruitmentStore, type(store.recruitment))
     assert_fake_matches(ReferralStore, type(store))
 
 
@@ -297,7 +301,7 @@ async def test_the_fake_directory_search_filters_like_the_query(ctx, store):
         limit=1,
         offset=1,
     )
-    assert [r["id"] for r in page] == ["prg-community-bh"]
+    assert [r["id"] for r in page] == ["prg-chw-visits"]  # the second by id
 
 
 async def test_quality_for_ranking_is_cached_for_its_time_to_live(store):

@@ -343,7 +343,7 @@ async def test_no_eligible_program_is_a_network_gap_reported_once_and_resolved_w
         store,
         plan(patient_id, item, version=3, language="so"),
     )
-    assert store.loop.gaps[item.id]["resolved_at"] == clock.now
+    assert store.gaps.rows[item.id]["resolved_at"] == clock.now
 
 
 async def test_patient_details_keep_the_newest_whatever_order_the_events_arrive_in(ctx, store, clock):

@@ -1,6 +1,18 @@
+import pytest
+
 from careloop_shared.rules import load_rules
+from referral.directory.store import service_of
 from referral.domain.directory import DIRECTORY_FILE, SeedDirectory
-from referral.domain.matching import RANKING_FILE, Eligibility, MatchRequest, Service, Weights, rank
+from referral.domain.matching import (
+    RANKING_FILE,
+    WHY_NOT,
+    Eligibility,
+    MatchRequest,
+    Service,
+    Weights,
+    ineligible,
+    rank,
+)
 from referral.domain.quality import History, Quality
 
 WEIGHTS = load_rules(Weights, RANKING_FILE)
@@ -104,15 +116,58 @@ def test_ranking_is_a_pure_function_of_its_inputs():
     assert rank(FOOD, services, WEIGHTS) == rank(FOOD, list(reversed(services)), WEIGHTS)
 
 
+def test_ineligible_names_the_first_reason_a_program_cannot_take_the_patient():
+    cases = {
+        "inactive": svc("x", languages=("es",), status="inactive"),
+        "not-taking-referrals": svc("x", languages=("es",), capacity_status="no-capacity"),
+        "language": svc("x", languages=("en",)),
+        "outside-area": svc("x", languages=("es",), eligibility=Eligibility(postal_prefixes=("100",))),
+        "age": svc("x", languages=("es",), eligibility=Eligibility(max_age=17)),
+    }
+    adult = MatchRequest("food-insecurity", "food-assistance", language="es", postal_area="941", age=40)
+    assert {why: ineligible(s, adult, WEIGHTS) for why, s in cases.items()} == {w: w for w in cases}
+    assert set(WHY_NOT) == set(cases)
+    # Whatever the need asked: a program chosen by hand in another category may still take the patient.
+    other = svc("x", languages=("es",), category="case-management")
+    assert ineligible(other, FOOD, WEIGHTS) is None and ids(FOOD, [other]) == []
+
+
+SEED = load_rules(SeedDirectory, DIRECTORY_FILE)
+# Services careplan approves under medical necessity become interventions in these categories.
+CLINICAL = ("home-health", "medical-equipment", "specialty-care", "community-health-workers", "telehealth")
+
+
 def test_seed_directory_is_valid_and_covers_each_plan_library_category():
-    seed = load_rules(SeedDirectory, DIRECTORY_FILE)
-    categories = {s.program_category for s in seed.services}
+    categories = {s.program_category for s in SEED.services}
     assert {
         "behavioral-health",
         "food-assistance",
         "housing-assistance",
         "transportation",
         "case-management",
+        *CLINICAL,
+        "primary-care",
     } <= categories
-    orgs = {o.id for o in seed.organizations}
-    assert all(s.organization_id in orgs for s in seed.services)
+    orgs = {o.id for o in SEED.organizations}
+    assert all(s.organization_id in orgs for s in SEED.services)
+    assert len({s.id for s in SEED.services}) == len(SEED.services)
+
+
+@pytest.mark.parametrize("category", [*CLINICAL, "primary-care"])
+def test_an_approved_clinical_service_is_matched_to_a_seeded_program_of_its_category(category):
+    by_agency = {o.id: o.agency_id for o in SEED.organizations}
+    services = [
+        service_of(
+            {
+                **s.model_dump(exclude={"capacity"}),
+                "eligibility": s.eligibility.model_dump(),
+                "capacity_status": s.capacity.status,
+                "receiving_agency_id": by_agency[s.organization_id],
+            }
+        )
+        for s in SEED.services
+    ]
+    for language in ("en", "es", "so"):  # a language no program speaks: interpreted
+        request = MatchRequest("clinical-service", category, language=language, postal_area="94110")
+        [best, *_] = rank(request, services, WEIGHTS)
+        assert best.service.program_category == category and "clinical-service" in best.service.needs

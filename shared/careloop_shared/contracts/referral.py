@@ -34,8 +34,9 @@ class ReferralMade(Event):
     program_category: str | None = Field(
         None, description="The kind of program referred to, e.g. food-assistance (what a consent may name)."
     )
-    # Null when made on careloop's own (a plan or a consent arrived); the person whose rejection
-    # re-routed it otherwise.
+    # Null when made on careloop's own (a plan arrived); otherwise the person whose action made it: the
+    # care manager who chose the program by hand, the person whose rejection re-routed it, or who
+    # activated the recruited provider it goes to.
     actor_id: ActorId = None
     actor_role: ActorRole = None
 

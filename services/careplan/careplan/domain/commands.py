@@ -31,11 +31,14 @@ class ChangePlanStatus(Command):
 
 @dataclass(frozen=True)
 class RecordEducation(Command):
-    """Materials given for an intervention; ``None`` means the intervention's own materials."""
+    """Materials given for an intervention; ``None`` means the intervention's own materials (else the
+    one explaining its need). ``channel`` and ``teach_back_confirmed``: ``None`` when not said."""
 
     patient_id: uuid.UUID
     intervention_id: uuid.UUID
     materials: list[str] | None = None
+    channel: str | None = None  # in-person, phone, text, email, mail
+    teach_back_confirmed: bool | None = None  # the patient explained it back in their own words
 
 
 @dataclass(frozen=True)

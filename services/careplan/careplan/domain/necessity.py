@@ -37,12 +37,30 @@ class Criterion(Rule):
 
 class ServiceCriteria(Rule):
     title: str
+    # Delivered by a provider (the patient is referred to a program of this category), or else by the
+    # care team itself.
+    delivered_by_provider: bool = False
+    program_category: str | None = None
     criteria: list[Criterion]
     alternatives: list[str]  # service codes to offer when a criterion fails
+
+    @model_validator(mode="after")
+    def _a_provider_through_a_program(self) -> ServiceCriteria:
+        if self.delivered_by_provider != (self.program_category is not None):
+            raise ValueError("a service delivered by a provider names its program_category, and only one")
+        return self
 
 
 class NecessityCriteria(RulesFile):
     services: dict[str, ServiceCriteria]
+
+    def service_programs(self) -> dict[str, str]:
+        """The services a provider delivers, and the program category a referral for each asks for."""
+        return {
+            code: spec.program_category
+            for code, spec in self.services.items()
+            if spec.delivered_by_provider and spec.program_category
+        }
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,7 @@ class PlanState(BaseModel):
     # What careplan knows of the patient's preferences, from intake's events.
     preferred_language: str | None
     contact_preference: str | None
+    safe_channels: list[str] | None = None  # the channels the patient marked safe; None: not said
 
     @property
     def drafted(self) -> PlanDocument:

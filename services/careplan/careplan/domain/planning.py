@@ -8,6 +8,7 @@ previous version so progress on a goal or an intervention is never lost by a rev
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,12 +17,12 @@ from pydantic import Field, model_validator
 
 from careloop_shared.contracts import RiskLevel
 from careloop_shared.rules import Rule, RulesFile
+from careplan.domain.contact_safety import InterpersonalSafety, follow_up_channel
+from careplan.domain.education import material_id
 from careplan.domain.plan import FollowUp, Goal, Intervention, PlanDocument, PlanState
 
 DEFAULT_LIBRARY = Path(__file__).resolve().parent.parent / "rules" / "plan-library.v1.json"
 RISK_ORDER = ("low", "moderate", "high", "urgent")
-# The follow-up channel when careplan knows no contact preference.
-DEFAULT_CHANNEL = "phone"
 
 # Stable ids: the same patient, need and intervention slot keep their id across plan versions,
 # so downstream services (referral) recognise an intervention they already acted on.
@@ -40,22 +41,26 @@ class InterventionTemplate(Rule):
     needs_referral: bool
     priority: str = "routine"
     service_code: str | None = None
-    materials: dict[str, list[str]] = Field(default_factory=dict)  # language -> material ids
+    education_topics: list[str] = Field(default_factory=list)  # given in the patient's language
 
 
 class NeedTemplate(Rule):
     goal: GoalTemplate
     interventions: list[InterventionTemplate]
+    education_topic: str | None = None  # what explains the need to the patient
 
 
 class PlanLibrary(RulesFile):
     agency_language: str
+    education_languages: list[str]  # every topic is written in each; others get the agency's language
     needs: dict[str, NeedTemplate]
     default_need: NeedTemplate  # for a need the library does not name
     language_support: InterventionTemplate  # when the patient's language is not the agency's
     urgent_flags: dict[str, InterventionTemplate]
     follow_up_days_by_risk: dict[RiskLevel, int | float]  # kept as written: it goes into the plan
-    contact_preference_follow_up: dict[str, str] = Field(default_factory=dict)  # preference -> channel
+    # A contact preference or a safe channel -> the follow-up channel, e.g. do-not-contact -> in-person-only.
+    contact_preference_follow_up: dict[str, str] = Field(default_factory=dict)
+    interpersonal_safety: InterpersonalSafety
     instrument_groups: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -63,17 +68,35 @@ class PlanLibrary(RulesFile):
         missing = [r.value for r in RiskLevel if r not in self.follow_up_days_by_risk]
         if missing:
             raise ValueError(f"follow_up_days_by_risk lacks {', '.join(missing)}")
+        if self.agency_language not in self.education_languages:
+            raise ValueError("education_languages lacks the agency_language")
         return self
 
     def group_of(self, instrument: str) -> str:
         """Instruments in one group supersede each other (a PHQ-9 answers what a PHQ-2 asked)."""
         return self.instrument_groups.get(instrument, instrument)
 
-    def follow_up_channel(self, contact_preference: str | None) -> str:
-        """How follow-ups reach the patient; e.g. "do not contact" means only in person."""
-        if not contact_preference:
-            return DEFAULT_CHANNEL
-        return self.contact_preference_follow_up.get(contact_preference, contact_preference)
+    def education_language(self, language: str) -> str:
+        """The language materials are given in: the patient's when the topics are written in it."""
+        return language if language in self.education_languages else self.agency_language
+
+    def need_topic(self, need: str) -> str | None:
+        """The topic that explains an assessed need (the default need's for one the library lacks)."""
+        return self.needs.get(need, self.default_need).education_topic
+
+    def topics(self) -> list[str]:
+        """Every education topic the library can name."""
+        needs = [*self.needs.values(), self.default_need]
+        items = [
+            *(i for n in needs for i in n.interventions),
+            self.language_support,
+            *self.urgent_flags.values(),
+        ]
+        named = [
+            *(n.education_topic for n in needs if n.education_topic),
+            *(t for i in items for t in i.education_topics),
+        ]
+        return list(dict.fromkeys(named))
 
 
 @dataclass(frozen=True)
@@ -88,6 +111,9 @@ class PlanInputs:
     contact_preference: str | None = None
     services: list[str] = field(default_factory=list)  # approved or chosen service codes
     agreed_goals: list[uuid.UUID] = field(default_factory=list)  # goals agreed with the care team
+    safe_channels: list[str] | None = None  # channels the patient marked safe; None: not said
+    # Services a provider delivers -> the program category to refer them to; others are careplan's own.
+    service_programs: Mapping[str, str] = field(default_factory=dict)
 
 
 def stable_id(*parts: object) -> uuid.UUID:
@@ -98,12 +124,8 @@ def highest_risk(levels: list[str]) -> str:
     return max(levels, key=RISK_ORDER.index, default="low")
 
 
-def _materials(item: InterventionTemplate, language: str, fallback: str) -> list[str]:
-    return list(item.materials.get(language) or item.materials.get(fallback) or [])
-
-
 def _intervention(
-    item: InterventionTemplate, *, iid: uuid.UUID, need: str, language: str, fallback: str, urgent: bool
+    item: InterventionTemplate, *, iid: uuid.UUID, need: str, language: str, materials_in: str, urgent: bool
 ) -> Intervention:
     return Intervention(
         id=iid,
@@ -114,7 +136,7 @@ def _intervention(
         status="not-started",
         priority="urgent" if urgent and item.priority == "routine" else item.priority,
         language=language,
-        education_materials=_materials(item, language, fallback),
+        education_materials=[material_id(t, materials_in) for t in item.education_topics],
         service_code=item.service_code,
     )
 
@@ -122,7 +144,7 @@ def _intervention(
 def draft_plan(library: PlanLibrary, inputs: PlanInputs, *, now: datetime) -> PlanDocument:
     """Goals and interventions for each need, personalised, with the follow-up cadence for the risk."""
     language = inputs.preferred_language or library.agency_language
-    fallback = library.agency_language
+    materials_in = library.education_language(language)
     urgent = bool(inputs.urgent_flags)
     pid = inputs.patient_id
     goals: list[Goal] = []
@@ -148,7 +170,7 @@ def draft_plan(library: PlanLibrary, inputs: PlanInputs, *, now: datetime) -> Pl
                     iid=stable_id(pid, need, item.kind, slot),
                     need=need,
                     language=language,
-                    fallback=fallback,
+                    materials_in=materials_in,
                     urgent=urgent,
                 )
             )
@@ -162,7 +184,7 @@ def draft_plan(library: PlanLibrary, inputs: PlanInputs, *, now: datetime) -> Pl
                     iid=stable_id(pid, "urgent", flag),
                     need=flag,
                     language=language,
-                    fallback=fallback,
+                    materials_in=materials_in,
                     urgent=True,
                 ),
             )
@@ -173,18 +195,21 @@ def draft_plan(library: PlanLibrary, inputs: PlanInputs, *, now: datetime) -> Pl
                 iid=stable_id(pid, "language-access", language),
                 need="language-access",
                 language=language,
-                fallback=fallback,
+                materials_in=materials_in,
                 urgent=False,
             )
         )
     for code in dict.fromkeys(inputs.services):
+        program = inputs.service_programs.get(code)  # a provider delivers it: refer the patient
         interventions.append(
             _intervention(
-                InterventionTemplate(kind="clinical", needs_referral=False, service_code=code),
+                InterventionTemplate(
+                    kind="clinical", program_category=program, needs_referral=bool(program), service_code=code
+                ),
                 iid=stable_id(pid, "service", code),
                 need="clinical-service",
                 language=language,
-                fallback=fallback,
+                materials_in=materials_in,
                 urgent=False,
             )
         )
@@ -201,7 +226,13 @@ def draft_plan(library: PlanLibrary, inputs: PlanInputs, *, now: datetime) -> Pl
         follow_up=FollowUp(
             every_days=library.follow_up_days_by_risk[risk],
             priority=risk,
-            channel=library.follow_up_channel(inputs.contact_preference),
+            channel=follow_up_channel(
+                contact_preference=inputs.contact_preference,
+                needs=inputs.needs,
+                safe_channels=inputs.safe_channels,
+                safety=library.interpersonal_safety,
+                channels=library.contact_preference_follow_up,
+            ),
         ),
     )
 
@@ -235,8 +266,11 @@ def carry_over(previous: PlanDocument | None, drafted: PlanDocument) -> PlanDocu
     return drafted.model_copy(update={"goals": goals, "interventions": interventions})
 
 
-def redraft(library: PlanLibrary, plan: PlanState, at: datetime) -> PlanDocument:
-    """The plan drafted anew from its inputs, keeping the progress recorded on the previous version."""
+def redraft(
+    library: PlanLibrary, plan: PlanState, at: datetime, service_programs: Mapping[str, str]
+) -> PlanDocument:
+    """The plan drafted anew from its inputs, keeping the progress recorded on the previous version.
+    ``service_programs``: the services a provider delivers, and the program category for each."""
     assessments = sorted(plan.assessments.values(), key=lambda a: a.assessed_at)
     inputs = PlanInputs(
         patient_id=plan.patient_id,
@@ -247,5 +281,7 @@ def redraft(library: PlanLibrary, plan: PlanState, at: datetime) -> PlanDocument
         contact_preference=plan.overrides.contact_preference or plan.contact_preference,
         services=list(plan.services),
         agreed_goals=list(plan.agreed_goals),
+        safe_channels=plan.safe_channels,
+        service_programs=service_programs,
     )
     return carry_over(plan.document, draft_plan(library, inputs, now=at))

@@ -28,6 +28,8 @@ REFERRAL_TO_ACTIVITY = {
     "failed": "stopped",
     "rejected": "not-started",  # re-routed to another program; the intervention still stands
 }
+# A referral cancelled for these reasons was replaced by another: the intervention still stands.
+REPLACED_REASONS = frozenset({"overridden-by-care-manager"})
 
 # Follow-up progress -> FHIR Goal.achievementStatus (and lifecycle when achieved).
 PROGRESS_TO_ACHIEVEMENT = {
@@ -52,10 +54,11 @@ def change_status(current: str, new: str) -> str:
 
 
 def apply_referral_status(
-    document: PlanDocument, intervention_id: uuid.UUID, to_status: str
+    document: PlanDocument, intervention_id: uuid.UUID, to_status: str, reason: str | None = None
 ) -> PlanDocument | None:
     """The document with the intervention's activity status updated, or None when nothing changes."""
-    activity = REFERRAL_TO_ACTIVITY.get(to_status)
+    replaced = to_status == "cancelled" and reason in REPLACED_REASONS
+    activity = "not-started" if replaced else REFERRAL_TO_ACTIVITY.get(to_status)
     return _update(document, "interventions", intervention_id, {"status": activity} if activity else {})
 
 

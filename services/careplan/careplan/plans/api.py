@@ -1,4 +1,4 @@
-"""The plans wing's HTTP routes: plan versions, diffs, status changes and education given.
+"""The plans wing's HTTP routes: plan versions, diffs and status changes.
 
 Every answer that shows plan content (a version, the list of versions, a diff) is audited first, one
 entry per version shown (``what`` "plan", ``entity_id`` "<plan id>/v<version>"). Commands answer with a
@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends, Query
 
 from careloop_shared.errors import NotFound
 from careloop_shared.http import Audit, Commands, CurrentPrincipal, Page, Paging, needs, read_store
-from careplan.domain.commands import ChangePlanStatus, RecordEducation
+from careplan.domain.commands import ChangePlanStatus
 from careplan.domain.plan import PlanDocument
 from careplan.domain.versions import diff
 from careplan.plans import handlers
 from careplan.plans.revision import PlanNotFound
-from careplan.schemas import CarePlanOut, DiffOut, EducationIn, StatusIn, VersionOut, VersionRef
+from careplan.schemas import CarePlanOut, DiffOut, StatusIn, VersionOut, VersionRef
 from careplan.store import CareplanStore
 
 router = APIRouter(prefix="/v1/patients/{patient_id}")
@@ -126,23 +126,3 @@ async def change_status(
         who.agency_id, who.subject, who.role, patient_id, body.status, body.expected_version
     )
     return await commands.run(handlers.change_plan_status, command, respond=VersionRef.of)
-
-
-@router.post(
-    "/care-plan/interventions/{intervention_id}/education",
-    tags=["care plans"],
-    status_code=201,
-    response_model=VersionRef,
-    openapi_extra=needs("plan:change"),
-)
-async def record_education(
-    patient_id: uuid.UUID,
-    intervention_id: uuid.UUID,
-    body: EducationIn,
-    who: CurrentPrincipal,
-    commands: Commands,
-) -> Any:
-    command = RecordEducation(
-        who.agency_id, who.subject, who.role, patient_id, intervention_id, body.materials
-    )
-    return await commands.run(handlers.record_education, command, status_code=201, respond=VersionRef.of)

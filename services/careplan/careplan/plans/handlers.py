@@ -1,32 +1,28 @@
-"""The plans wing's use cases: plans revised on events, status changes and education given.
+"""The plans wing's use cases: plans revised on events, and status changes.
 
 Every change of a plan goes through ``revision`` and makes a new version announced with PlanUpdated.
 """
 
 from __future__ import annotations
 
-import uuid
-
 from careloop_shared.consumer import batch_handler
 from careloop_shared.contracts import (
-    EducationProvided,
     FollowUpCompleted,
     PatientAssessed,
     PatientRegistered,
     PatientUpdated,
     ReferralStatusChanged,
 )
-from careloop_shared.errors import Conflict, NotFound
+from careloop_shared.errors import Conflict
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.logging import get_logger
 from careplan.config import CareplanContext
-from careplan.domain.commands import ChangePlanStatus, RecordEducation
+from careplan.domain.commands import ChangePlanStatus
 from careplan.domain.plan import AssessedNeed, Assessment, PlanState
 from careplan.domain.versions import (
     apply_goal_progress,
     apply_referral_status,
     change_status,
-    complete_intervention,
     plan_status_after_progress,
 )
 from careplan.plans.revision import Change, plan_to_change, revise, save
@@ -40,16 +36,6 @@ class ForeignAgencyAssessment(Conflict):
 
     def __init__(self) -> None:
         super().__init__("assessment from another agency than the plan's")
-
-
-class InterventionNotFound(NotFound):
-    def __init__(self) -> None:
-        super().__init__("intervention not found in the current plan")
-
-
-class NoEducationMaterial(Conflict):
-    def __init__(self) -> None:
-        super().__init__("no education material to record for this intervention")
 
 
 # ---- reactions to events ----------------------------------------------------------------------------
@@ -101,8 +87,9 @@ async def when_patient_details_change_personalise_plan(
     assert isinstance(event, PatientRegistered | PatientUpdated)
     at = received.envelope.time
     contact = event.contact_preference.value if event.contact_preference else None
+    safe = None if event.safe_channels is None else [c.value for c in event.safe_channels]
     await uow.store.plans.upsert_patient(
-        event.patient_id, event.agency_id, event.preferred_language, contact, at
+        event.patient_id, event.agency_id, event.preferred_language, contact, safe, at
     )
     plan = await uow.store.plans.lock_plan(event.patient_id)
     if plan is None or plan.version == 0 or plan.status in ("revoked", "completed"):
@@ -119,7 +106,7 @@ async def when_referral_status_changes_track_intervention(
     if plan is None or plan.document is None:
         log.warning("referral status for a patient without a plan", referral_id=str(event.referral_id))
         return
-    document = apply_referral_status(plan.document, event.intervention_id, event.to_status)
+    document = apply_referral_status(plan.document, event.intervention_id, event.to_status, event.reason)
     if document is not None:
         await save(uow, plan, document, plan.status, Change("progress", "system", event.changed_at, received))
 
@@ -147,41 +134,3 @@ async def change_plan_status(ctx: CareplanContext, uow: Uow, cmd: ChangePlanStat
     plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
     new_status = change_status(plan.status, cmd.status)
     return await save(uow, plan, plan.drafted, new_status, Change.by(cmd, "status-change", ctx.clock()))
-
-
-async def record_education(ctx: CareplanContext, uow: Uow, cmd: RecordEducation) -> int:
-    """Record that education was given; an education intervention is then completed."""
-    plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id)
-    intervention = plan.drafted.intervention(cmd.intervention_id)
-    if intervention is None:
-        raise InterventionNotFound()
-    given = cmd.materials or intervention.education_materials
-    if not given:
-        raise NoEducationMaterial()
-    # Documents from before interventions named their language were in the agency's language.
-    language = intervention.language or ctx.library.agency_language
-    at = ctx.clock()
-    provided = EducationProvided(
-        patient_id=cmd.patient_id,
-        agency_id=cmd.agency_id,
-        plan_id=plan.plan_id,
-        intervention_id=cmd.intervention_id,
-        materials=given,
-        language=language,
-        provided_at=at,
-        actor_id=cmd.by,
-        actor_role=cmd.by_role,
-    )
-    # The record keeps what the event says, and who recorded it (the person and their role).
-    record = {
-        **provided.model_dump(exclude={"actor_id", "actor_role"}),
-        "id": uuid.uuid4(),
-        "recorded_by": cmd.by_role,
-        "recorded_by_subject": cmd.by,
-    }
-    await uow.store.plans.insert_education(record)
-    uow.emit(provided)
-    document = plan.drafted
-    if intervention.kind == "education":
-        document = complete_intervention(document, cmd.intervention_id)
-    return await save(uow, plan, document, plan.status, Change.by(cmd, "education-provided", at))

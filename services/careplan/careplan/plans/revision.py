@@ -106,7 +106,7 @@ async def revise(
     based_on_assessment: uuid.UUID | None = None,
 ) -> int:
     """Draft the plan anew from its (changed) inputs and save it; its status stays unless given."""
-    document = redraft(ctx.library, plan, change.at)
+    document = redraft(ctx.library, plan, change.at, ctx.criteria.service_programs())
     return await save(
         uow, plan, document, status or plan.status, change, based_on_assessment=based_on_assessment
     )
@@ -130,7 +130,9 @@ def _announcement(
         goals=[contracts.Goal.model_validate(g.model_dump()) for g in document.goals],
         interventions=[contracts.Intervention.model_validate(i.model_dump()) for i in document.interventions],
         follow_up=contracts.FollowUpCadence(
-            every_days=document.follow_up.every_days, priority=document.follow_up.priority
+            every_days=document.follow_up.every_days,
+            priority=document.follow_up.priority,
+            channel=document.follow_up.channel,
         ),
         based_on_assessment_id=based_on_assessment,
         reason=change.reason,

@@ -1,15 +1,14 @@
 """The plans wing's tables: patients' preferences, plans with what they are drafted from, plan versions
-(append-only) and education records. Every read is scoped to the caller's agency."""
+(append-only). Every read is scoped to the caller's agency."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Store, insert_row
+from careloop_shared.db import Store
 from careplan.domain.plan import INPUTS, PlanDocument, PlanState
 
 
@@ -20,19 +19,24 @@ class PlanStore(Store):
         agency_id: str,
         language: str | None,
         contact_preference: str | None,
+        safe_channels: list[str] | None,
         at: datetime,
     ) -> None:
-        """Record the patient's preferences; an older event than the last one applied changes nothing."""
+        """Record the patient's preferences; an older event than the last one applied changes nothing.
+        The safe channels are as the event says: none said means none safe."""
         await self.db.execute(
-            "INSERT INTO patients (patient_id, agency_id, preferred_language, contact_preference, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (patient_id) DO UPDATE SET"
+            "INSERT INTO patients (patient_id, agency_id, preferred_language, contact_preference,"
+            " safe_channels, updated_at) VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (patient_id) DO UPDATE SET"
             " preferred_language = EXCLUDED.preferred_language,"
             " contact_preference = COALESCE(EXCLUDED.contact_preference, patients.contact_preference),"
+            " safe_channels = EXCLUDED.safe_channels,"
             " updated_at = EXCLUDED.updated_at WHERE patients.updated_at <= EXCLUDED.updated_at",
             patient_id,
             agency_id,
             language,
             contact_preference,
+            safe_channels,
             at,
         )
 
@@ -43,7 +47,8 @@ class PlanStore(Store):
         """Several patients' plans, locked in one lock order (so concurrent batches cannot deadlock)."""
         rows = await self.db.fetch(
             "SELECT p.patient_id, p.plan_id, p.agency_id, p.version, p.status, p.assessments, p.services,"
-            " p.agreed_goals, p.overrides, v.document, pr.preferred_language, pr.contact_preference"
+            " p.agreed_goals, p.overrides, v.document, pr.preferred_language, pr.contact_preference,"
+            " pr.safe_channels"
             " FROM plans p"
             " LEFT JOIN plan_versions v ON v.plan_id = p.plan_id AND v.version = p.version"
             " LEFT JOIN patients pr ON pr.patient_id = p.patient_id"
@@ -135,9 +140,6 @@ class PlanStore(Store):
             limit,
             offset,
         )
-
-    async def insert_education(self, row: dict[str, Any]) -> None:
-        await insert_row(self.db, "education_records", row)
 
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
         """Whose patient this is: the plan's agency, else the one intake's events named."""

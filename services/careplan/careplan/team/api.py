@@ -1,7 +1,8 @@
 """The care team wing's HTTP routes: members and their contributions to the plan.
 
 Answers that name members (names, contact details) are audited first, one entry per member shown
-(``what`` "care-team"); a contribution or a removal answers with a version number or an id only.
+(``what`` "care-team"), and so are contributions read back, one entry per contribution shown
+(``what`` "contribution"); a contribution or a removal answers with a version number or an id only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from careloop_shared.http import Audit, Commands, CurrentPrincipal, needs, read_store
+from careloop_shared.http import Audit, Commands, CurrentPrincipal, Page, Paging, needs, read_store
 from careplan.domain.commands import (
     AddCareTeamMember,
     ChangeCareTeamMember,
@@ -21,7 +22,7 @@ from careplan.domain.commands import (
     RemoveCareTeamMember,
 )
 from careplan.plans.revision import PlanNotFound
-from careplan.schemas import ContributionIn, MemberIn, MemberOut, MemberPatch, VersionRef
+from careplan.schemas import ContributionIn, ContributionOut, MemberIn, MemberOut, MemberPatch, VersionRef
 from careplan.store import CareplanStore
 from careplan.team import handlers
 
@@ -76,6 +77,25 @@ async def care_team(
     shown: list[tuple[uuid.UUID, Any]] = [(patient_id, m.id) for m in team]
     await audit.read_many(shown or [(patient_id, None)], "care-team")
     return team
+
+
+@router.get(
+    "/care-team/contributions",
+    tags=["care team"],
+    response_model=Page[ContributionOut],
+    openapi_extra=needs("care-team:read"),
+)
+async def contributions(
+    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, page: Paging
+) -> Page[ContributionOut]:
+    """The care team's notes, agreed goals and preferences, oldest first, each with who recorded it."""
+    if await store.plans.plan_version(who.agency_id, patient_id) is None:
+        raise PlanNotFound()
+    rows = await store.team.contributions(who.agency_id, patient_id, page.fetch_limit, page.offset)
+    shown = Page.of([ContributionOut(**dict(r)) for r in rows], page)
+    # Notes are free text about the patient; an empty page tells something about them too.
+    await audit.read_many([(patient_id, c.id) for c in shown.items] or [(patient_id, None)], "contribution")
+    return shown
 
 
 @router.post(

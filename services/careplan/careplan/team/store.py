@@ -1,5 +1,6 @@
 """The care team wing's tables: members (named here only, never in events), who changed them, and their
-contributions. Every read is scoped to the caller's agency."""
+contributions (notes are free text about the patient, kept here only). Every read is scoped to the
+caller's agency."""
 
 from __future__ import annotations
 
@@ -57,6 +58,21 @@ class TeamStore(Store):
 
     async def insert_contribution(self, row: dict[str, Any]) -> None:
         await insert_row(self.db, "contributions", row)
+
+    async def contributions(
+        self, agency_id: str, patient_id: uuid.UUID, limit: int, offset: int
+    ) -> list[asyncpg.Record]:
+        """A page of the patient's contributions, oldest first, with the member's relationship and role."""
+        return await self.db.fetch(
+            "SELECT c.id, c.member_id, m.relationship AS member_relationship, m.role AS member_role, c.kind,"
+            " c.note, c.goal_id, c.preference, c.plan_version, c.created_at, c.recorded_by_subject,"
+            " c.recorded_by_role FROM contributions c JOIN care_team_members m ON m.id = c.member_id"
+            " WHERE c.patient_id = $1 AND c.agency_id = $2 ORDER BY c.created_at, c.id LIMIT $3 OFFSET $4",
+            patient_id,
+            agency_id,
+            limit,
+            offset,
+        )
 
     async def insert_change(self, row: dict[str, Any]) -> None:
         """A member added, changed or removed, and by whom (append-only)."""

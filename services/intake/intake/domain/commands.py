@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from careloop_shared.contracts import ContactPreference
+from careloop_shared.contracts import ContactChannel, ContactPreference
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class RegisterPatient:
     phone: str | None = None
     email: str | None = None
     postal_code: str | None = None
+    care_manager_id: str | None = None  # None: the registering person, when their role works a caseload
+    safe_channels: list[ContactChannel] | None = None  # None: the patient has not said
 
 
 @dataclass(frozen=True)
@@ -70,3 +72,15 @@ class AssessPatient:
     answers: dict[str, Any]
     by: str
     by_role: str
+
+
+@dataclass(frozen=True)
+class ReassignCareManager:
+    """Make another care manager responsible for the patient, for a coded reason when given."""
+
+    agency_id: str
+    patient_id: uuid.UUID
+    care_manager_id: str
+    by: str
+    by_role: str
+    reason: str | None = None

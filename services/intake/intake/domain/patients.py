@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
+
+from careloop_shared.contracts import ContactChannel
 
 _NOT_NAME = re.compile(r"[^\w\s]")
 _SPACES = re.compile(r"\s+")
@@ -34,3 +37,12 @@ def contact_problems(preference: str, phone: str | None, email: str | None) -> l
     if preference == "email" and not email:
         return ["contact_preference email needs an email address"]
     return []
+
+
+def safe_channels(channels: Iterable[str] | None) -> list[ContactChannel] | None:
+    """The channels marked safe, each once, in one order (so an unchanged list compares equal);
+    ``None`` when the patient has not said, ``[]`` when no channel is safe."""
+    if channels is None:
+        return None
+    marked = {ContactChannel(c) for c in channels}
+    return [c for c in ContactChannel if c in marked]

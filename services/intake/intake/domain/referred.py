@@ -64,9 +64,27 @@ def may_see(
     return any(c.purpose == REFERRAL_PURPOSE and c.active_at(at) and c.covers(grant) for c in consents)
 
 
-def permitted_contact(preference: str, phone: str | None, email: str | None) -> tuple[str | None, str | None]:
+# Referrals for these needs are about the patient's safety at home: a channel not marked safe is unsafe.
+INTERPERSONAL_SAFETY_NEEDS = frozenset({"intimate-partner-violence"})
+
+
+def permitted_contact(
+    preference: str,
+    phone: str | None,
+    email: str | None,
+    *,
+    safe_channels: list[str] | None = None,
+    needs: frozenset[str] = frozenset(),
+) -> tuple[str | None, str | None]:
     """(phone, email) as the patient's contact preference permits: the phone for phone or text calls,
-    the email for email, neither when they asked not to be contacted."""
+    the email for email, neither when they asked not to be contacted; and never through a channel the
+    patient has not marked safe when they marked some, or when a referral is about their safety at home
+    (not said then means not safe)."""
+    safe = safe_channels
+    if safe is None and needs & INTERPERSONAL_SAFETY_NEEDS:
+        safe = []
+    if safe is not None and preference not in safe:
+        return None, None
     if preference in ("phone", "text"):
         return phone, None
     if preference == "email":

@@ -81,12 +81,18 @@ async def visible_to(
 
 
 async def minimum_shown(store: IntakeStore, seen: list[Seen]) -> list[ReferredPatientOut]:
-    """The minimum to act: name, language, and the one contact detail their preference permits."""
+    """The minimum to act: name, language, and the one contact detail their preference permits, if safe."""
     rows = {r["id"]: r for r in await store.referred.patients_seen([s.patient_id for s in seen])}
     shown = []
     for s in seen:
         p = rows[s.patient_id]
-        phone, email = permitted_contact(p["contact_preference"], p["phone"], p["email"])
+        phone, email = permitted_contact(
+            p["contact_preference"],
+            p["phone"],
+            p["email"],
+            safe_channels=p["safe_channels"],
+            needs=frozenset(r.need for r in s.referrals),
+        )
         shown.append(
             ReferredPatientOut(
                 patient_id=s.patient_id,

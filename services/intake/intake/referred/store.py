@@ -19,7 +19,9 @@ GRANT_COLUMNS = (
     "g.referral_id, g.patient_id, p.agency_id AS patient_agency_id, g.receiving_agency_id, g.need,"
     " g.program_category, g.ended_at"
 )
-SEEN_PATIENT_COLUMNS = "id, given_name, family_name, preferred_language, contact_preference, phone, email"
+SEEN_PATIENT_COLUMNS = (
+    "id, given_name, family_name, preferred_language, contact_preference, phone, email, safe_channels"
+)
 CONSENT_COLUMNS = "patient_id, purpose, agencies, program_categories, period_start, period_end, status"
 
 

@@ -204,6 +204,11 @@ class DirectoryStore(Store):
             at=at,
         )
 
+    async def program(self, service_id: str) -> matching.Service | None:
+        """What ranking needs of one service, whatever its status."""
+        row = await self.db.fetchrow(f"SELECT {SERVICE_COLUMNS} FROM {_SERVICES} WHERE s.id = $1", service_id)
+        return None if row is None else service_of(row)
+
     async def candidate_services(self, category: str | None, need: str) -> list[matching.Service]:
         """Active services in the category or addressing the need; ranking decides the rest."""
         rows = await self.db.fetch(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from referral.domain.directory import Capacity, Organization, Service
 from referral.domain.lifecycle import Outcome
+from referral.domain.recruitment import Prospect
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,51 @@ class UpdateCapacity:
     by: str  # the person (token sub); ``role`` is theirs
     service_id: str
     capacity: Capacity
+
+
+@dataclass(frozen=True)
+class MakeReferral:
+    """Refer a patient by hand, for an intervention of their current plan, to a program the person
+    chose (replacing an automatic referral not yet taken up)."""
+
+    agency_id: str
+    patient_id: uuid.UUID
+    intervention_id: uuid.UUID
+    service_id: str
+    by: str  # the person (token sub)
+    by_role: str
+    need: str | None = None  # the intervention's when not given
+    priority: str | None = None  # the intervention's when not given
+    note: str | None = None  # free text kept in referral's database only, never in events or logs
+
+
+@dataclass(frozen=True)
+class ReferWaitingPatients:
+    """Make the referrals patients waiting on network gaps can have now that these programs exist."""
+
+    service_ids: tuple[str, ...]
+    by: str  # the person whose action brought the programs (activated a recruited provider)
+    by_role: str
+
+
+@dataclass(frozen=True)
+class SaveProspect:
+    """Add a prospective provider to the recruitment pipeline, or update it (same id)."""
+
+    agency_id: str
+    role: str
+    by: str  # the person (token sub); ``role`` is theirs
+    prospect: Prospect
+
+
+@dataclass(frozen=True)
+class ChangeProspectStatus:
+    """Move a prospect along the pipeline; ``active`` puts it in the directory."""
+
+    agency_id: str
+    role: str
+    by: str  # the person (token sub); ``role`` is theirs
+    prospect_id: str
+    status: str
+    reason: str | None = None  # a code, for a decline
+    note: str | None = None  # free text kept in referral's database only

@@ -76,9 +76,14 @@ REASONS = frozenset(
         "client-unavailable",
         "duplicate",
         "need-resolved",
+        "overridden-by-care-manager",
         "other",
     }
 )
+# A care manager chose another program by hand: the automatic referral it replaces is cancelled so.
+OVERRIDDEN = "overridden-by-care-manager"
+# Open referrals a care manager's choice may still replace: the receiving agency has not taken them up.
+OVERRIDABLE = frozenset({"draft", "requested"})
 # A rejection for one of these sends the referral on to the next best program.
 REROUTE_REASONS = frozenset({"no-capacity", "not-eligible"})
 ENROLLMENT_STATUSES = frozenset({"enrolled", "not-enrolled", "not-enrolled-on-waitlist"})

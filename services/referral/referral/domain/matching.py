@@ -1,6 +1,7 @@
 """Ranking the directory's programs for one referral. Pure: no I/O.
 
-Eligibility is a yes/no gate (need, status, area, age, language, capacity the organisation excludes);
+Eligibility is a yes/no gate (need, status, area, age, language, capacity the organisation excludes;
+``ineligible`` names the first that fails, for a program a person chose by hand);
 the weights in ``rules/ranking.v1.json`` then order the eligible programs. Ties go to the lower id,
 so the same inputs always pick the same program.
 """
@@ -20,6 +21,16 @@ RANKING_FILE = Path(__file__).resolve().parent.parent / "rules" / "ranking.v1.js
 CapacityStatus = Literal["capacity", "no-capacity", "waitlist", "additional-assessment-required"]
 LanguageFit = Literal["spoken", "interpretation", "unknown"]
 AreaFit = Literal["served", "everywhere", "unknown"]
+Ineligibility = Literal["inactive", "not-taking-referrals", "age", "language", "outside-area"]
+
+# Why a program cannot take the patient, as a refusal says it (never quoting the patient's details).
+WHY_NOT: dict[Ineligibility, str] = {
+    "inactive": "the service is not active",
+    "not-taking-referrals": "the service is not taking referrals now (no capacity)",
+    "age": "the patient's age is outside the service's eligibility",
+    "language": "the service neither speaks the patient's language nor offers interpretation",
+    "outside-area": "the patient lives outside the service's area",
+}
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,21 @@ def age_fits(service: Service, age: int | None) -> bool:
     return (e.min_age is None or age >= e.min_age) and (e.max_age is None or age <= e.max_age)
 
 
+def ineligible(service: Service, request: MatchRequest, weights: Weights) -> Ineligibility | None:
+    """Why the program cannot take this patient, or None when it can (whatever the need asked)."""
+    if service.status != "active":
+        return "inactive"
+    if service.capacity_status in weights.excluded_capacity:
+        return "not-taking-referrals"
+    if not age_fits(service, request.age):
+        return "age"
+    if language_fit(service, request.language) is None:
+        return "language"
+    if area_fit(service, request.postal_area) is None:
+        return "outside-area"
+    return None
+
+
 def rank(
     request: MatchRequest,
     services: Iterable[Service],
@@ -136,13 +162,10 @@ def rank(
     quality = quality or {}
     ranked: list[Ranked] = []
     for s in services:
-        if s.id in exclude or s.status != "active" or not addresses(s, request):
-            continue
-        if s.capacity_status in weights.excluded_capacity or not age_fits(s, request.age):
+        if s.id in exclude or not addresses(s, request) or ineligible(s, request, weights):
             continue
         language, area = language_fit(s, request.language), area_fit(s, request.postal_area)
-        if language is None or area is None:
-            continue
+        assert language is not None and area is not None  # eligible: both fit
         unverified = len(set(s.eligibility.requirements) - request.known_facts)
         score = (
             getattr(weights.language, language)

@@ -41,7 +41,7 @@ def _status_changed(change: handlers.StatusChange) -> StatusChanged:
     return StatusChanged(referral=_detail(change.referral, change.history), rerouted_to=change.rerouted_to)
 
 
-async def _audit_shown(audit: Auditor, shown: Iterable[tuple[uuid.UUID, uuid.UUID, str]]) -> None:
+async def audit_shown(audit: Auditor, shown: Iterable[tuple[uuid.UUID, uuid.UUID, str]]) -> None:
     """One entry per (patient, referral, the patient's agency) shown: to the receiving agency, it is a
     disclosure outside the patient's agency."""
     by_agency: dict[str, list[tuple[uuid.UUID, uuid.UUID]]] = {}
@@ -73,7 +73,7 @@ async def list_referrals(
         sent_to_only=sent_to_only(who),
     )
     shown = Page.of([ReferralOut(**dict(r)) for r in rows], page)
-    await _audit_shown(audit, ((r.patient_id, r.id, r.referring_agency_id) for r in shown.items))
+    await audit_shown(audit, ((r.patient_id, r.id, r.referring_agency_id) for r in shown.items))
     return shown
 
 
@@ -85,7 +85,7 @@ async def get_referral(
     if row is None:
         raise handlers.ReferralNotFound()
     detail = _detail(row, await store.loop.history_of(referral_id))
-    await _audit_shown(audit, [(row["patient_id"], referral_id, row["referring_agency_id"])])
+    await audit_shown(audit, [(row["patient_id"], referral_id, row["referring_agency_id"])])
     return detail
 
 
@@ -116,5 +116,5 @@ async def change_referral_status(
     answer = await commands.run(handlers.change_referral_status, command, respond=_status_changed)
     # The answer (a first one or a replay) shows the referral with its history's notes.
     shown = json.loads(bytes(answer.body))["referral"]
-    await _audit_shown(audit, [(uuid.UUID(shown["patient_id"]), referral_id, shown["referring_agency_id"])])
+    await audit_shown(audit, [(uuid.UUID(shown["patient_id"]), referral_id, shown["referring_agency_id"])])
     return answer

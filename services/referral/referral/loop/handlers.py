@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 from careloop_shared.contracts import (
@@ -14,9 +13,7 @@ from careloop_shared.contracts import (
     PatientRegistered,
     PatientUpdated,
     PlanUpdated,
-    ReferralOutcome,
     ReferralOverdue,
-    ReferralStatusChanged,
 )
 from careloop_shared.errors import NotFound
 from careloop_shared.events import ReceivedEvent
@@ -34,13 +31,21 @@ from referral.domain.lifecycle import (
     parties,
 )
 from referral.domain.matching import MatchRequest
-from referral.loop.routing import Ask, Known, announce_made, destination, ranked_programs, route
+from referral.loop.routing import (
+    Ask,
+    Known,
+    announce_made,
+    destination,
+    ranked_programs,
+    record_change,
+    route,
+)
 from referral.store import Uow
 
 log = get_logger(__name__)
 
 OVERDUE_BATCH = 500  # referrals flagged per deadline in one unit of work
-_CLOSED_PLANS = frozenset({"revoked", "completed", "entered-in-error"})
+CLOSED_PLANS = frozenset({"revoked", "completed", "entered-in-error"})
 _CLOSED_INTERVENTIONS = frozenset({"cancelled", "stopped", "completed"})
 
 
@@ -60,66 +65,16 @@ class StatusChange:
     rerouted_to: uuid.UUID | None
 
 
-async def _record_change(
-    uow: Uow,
-    referral: Any,
-    to: str,
-    party: Party,
-    by_agency: str,
-    at: datetime,
-    caused_by: ReceivedEvent | None,
-    *,
-    by: str | None = None,
-    by_role: str | None = None,
-    reason: str | None = None,
-    outcome: dict[str, Any] | None = None,
-    note: str | None = None,
-) -> None:
-    """One step in the referral's history, announced (the note stays in the history only). ``by`` is
-    the person of ``by_agency`` who made it; None when careloop did, reacting to an event."""
-    await uow.store.loop.add_history(
-        {
-            "referral_id": referral["id"],
-            "from_status": referral["status"],
-            "to_status": to,
-            "by_agency_id": by_agency,
-            "by_party": party.value,
-            "by_subject": by,
-            "by_role": by_role,
-            "reason": reason,
-            "outcome": outcome,
-            "note": note,
-            "changed_at": at,
-        }
-    )
-    uow.emit(
-        ReferralStatusChanged(
-            patient_id=referral["patient_id"],
-            agency_id=referral["agency_id"],
-            referral_id=referral["id"],
-            plan_id=referral["plan_id"],
-            intervention_id=referral["intervention_id"],
-            from_status=referral["status"],
-            to_status=to,
-            by_agency_id=by_agency,
-            by_party=party.value,
-            reason=reason,
-            outcome=ReferralOutcome(**outcome) if outcome else None,
-            changed_at=at,
-            actor_id=by,
-            actor_role=by_role,
-        ),
-        caused_by=caused_by,
-    )
-
-
 # --- what the plan and intake tell us -----------------------------------------------------------
 
 
 async def when_plan_updated_make_referrals(ctx: ReferralContext, uow: Uow, received: ReceivedEvent) -> None:
+    """Remember the plan (a hand-made referral must be for one of its interventions), then refer each
+    intervention that needs a referral and has none."""
     plan = received.event
     assert isinstance(plan, PlanUpdated)
-    if plan.status in _CLOSED_PLANS:
+    await _remember_plan(ctx, uow, plan)
+    if plan.status in CLOSED_PLANS:
         return
     wanted = [i for i in plan.interventions if i.needs_referral and i.status not in _CLOSED_INTERVENTIONS]
     if not wanted:
@@ -141,6 +96,29 @@ async def when_plan_updated_make_referrals(ctx: ReferralContext, uow: Uow, recei
             service_request_id=uuid.uuid4(),
         )
         await route(ctx, uow, ask, received, exclude=[], known=known)
+
+
+async def _remember_plan(ctx: ReferralContext, uow: Uow, plan: PlanUpdated) -> None:
+    await uow.store.loop.remember_plan(
+        {
+            "patient_id": plan.patient_id,
+            "agency_id": plan.agency_id,
+            "plan_id": plan.plan_id,
+            "version": plan.version,
+            "status": plan.status,
+            "updated_at": ctx.clock(),
+        },
+        [
+            {
+                **i.model_dump(include={"need", "kind", "program_category", "needs_referral", "status"}),
+                "intervention_id": i.id,
+                "patient_id": plan.patient_id,
+                "priority": i.priority,
+                "language": i.language or plan.preferred_language,
+            }
+            for i in plan.interventions
+        ],
+    )
 
 
 async def when_patient_registered_or_updated_remember(
@@ -179,11 +157,14 @@ async def when_consent_recorded_send_waiting_referrals(
     )
     consents = await loop.consents_of(consent.patient_id)
     for draft in await loop.drafts_of(consent.patient_id):
-        now = ctx.clock()
+        now, by_hand = ctx.clock(), draft["choice"] == "by-hand"
         request = MatchRequest(
             draft["need"], draft["program_category"], draft["language"], draft["postal_area"]
         )
-        ranked = await ranked_programs(ctx, uow, request, await loop.services_tried(draft["intervention_id"]))
+        tried = [] if by_hand else await loop.services_tried(draft["intervention_id"])
+        ranked = await ranked_programs(ctx, uow, request, tried)
+        if by_hand:  # the care manager's choice, as long as it can still take the patient
+            ranked = [r for r in ranked if r.service.id == draft["program_id"]]
         if not ranked:
             continue  # the directory changed; it waits for a program as well as consent
         chosen, allowed = first_allowed(ranked, consents, patient_agency=draft["agency_id"], at=now)
@@ -191,8 +172,10 @@ async def when_consent_recorded_send_waiting_referrals(
             continue
         sending = destination(ctx, chosen, allowed, now)
         await loop.send_draft(draft["id"], sending)
-        announce_made(uow, {**dict(draft), **sending}, chosen, received)
-        await _record_change(uow, draft, "requested", Party.requester, draft["agency_id"], now, received)
+        # Made by the person whose action made it (none for a plan's), released by careloop.
+        maker = {"by": draft["made_by"], "by_role": draft["made_by_role"]}
+        announce_made(uow, {**dict(draft), **sending}, chosen, received, **maker)
+        await record_change(uow, draft, "requested", Party.requester, draft["agency_id"], now, received)
 
 
 async def when_consent_revoked_stop_unanswered_referrals(
@@ -218,7 +201,7 @@ async def when_consent_revoked_stop_unanswered_referrals(
         await loop.set_status(
             referral["id"], status="cancelled", reason=reason, outcome=None, at=now, closed=True
         )
-        await _record_change(
+        await record_change(
             uow, referral, "cancelled", Party.requester, referral["agency_id"], now, received, reason=reason
         )
 
@@ -256,7 +239,7 @@ async def change_referral_status(ctx: ReferralContext, uow: Uow, cmd: ChangeRefe
         at=now,
         closed=cmd.status in TERMINAL,
     )
-    await _record_change(
+    await record_change(
         uow,
         referral,
         cmd.status,

@@ -1,8 +1,9 @@
-"""Routing: which program an intervention's referral goes to, and making it.
+"""Routing: which program an intervention's referral goes to, making it, and recording its changes.
 
 The directory's candidates are ranked for the patient (need, language, area, capacity, quality), then
 the patient's consent decides: the best program it allows gets the referral now; if it allows none, the
 best one waits for consent as a draft; if no program is eligible, the need is a gap in the network.
+A program a care manager chose by hand goes through the same ``refer`` behind the same consent gate.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from careloop_shared.contracts import NetworkGapDetected, ReferralMade
+from careloop_shared.contracts import NetworkGapDetected, ReferralMade, ReferralOutcome, ReferralStatusChanged
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.logging import get_logger
 from referral.config import ReferralContext
@@ -43,6 +44,8 @@ class Ask:
     replaces: uuid.UUID | None = None
     by: str | None = None  # the person whose action asked for it (a rejection re-routed); None for a plan
     by_role: str | None = None
+    choice: str = "automatic"  # or "by-hand": a care manager chose the program
+    note: str | None = None  # free text for the history only
 
 
 @dataclass
@@ -87,7 +90,7 @@ async def route(
     known: Known | None = None,
 ) -> uuid.UUID | None:
     """Refer to the best eligible program: sent now, waiting for consent, or a network gap."""
-    loop, now = uow.store.loop, ctx.clock()
+    loop = uow.store.loop
     known = known or Known()
     if not known.loaded:
         known.patient, known.loaded = await loop.get_patient(ask.patient_id), True
@@ -98,26 +101,58 @@ async def route(
         ctx, uow, MatchRequest(ask.need, ask.program_category, language, postal_area), exclude
     )
     if not ranked:
-        gap = {
-            "intervention_id": ask.intervention_id,
-            "patient_id": ask.patient_id,
-            "need": ask.need,
-            "program_category": ask.program_category,
-            "postal_area": postal_area,
-            "language": language,
-            "detected_at": now,
-        }
-        if await loop.record_gap_once(gap):
-            uow.emit(
-                NetworkGapDetected(agency_id=ask.agency_id, plan_id=ask.plan_id, **gap),
-                caused_by=caused_by,
-                event_id=uuid.uuid5(_GAP_IDS, str(ask.intervention_id)),
-            )
-        log.info("network gap", need=ask.need, program_category=ask.program_category)
+        await record_gap(ctx, uow, ask, caused_by, language=language, postal_area=postal_area)
         return None
     if known.consents is None:
         known.consents = await loop.consents_of(ask.patient_id)
-    chosen, allowed = first_allowed(ranked, known.consents, patient_agency=ask.agency_id, at=now)
+    chosen, allowed = first_allowed(ranked, known.consents, patient_agency=ask.agency_id, at=ctx.clock())
+    return await refer(ctx, uow, ask, chosen, allowed, caused_by, language=language, postal_area=postal_area)
+
+
+async def record_gap(
+    ctx: ReferralContext,
+    uow: Uow,
+    ask: Ask,
+    caused_by: ReceivedEvent | None,
+    *,
+    language: str | None,
+    postal_area: str | None,
+) -> None:
+    """No eligible program: the intervention waits on a gap in the network, announced once."""
+    gap = {
+        "intervention_id": ask.intervention_id,
+        "patient_id": ask.patient_id,
+        "need": ask.need,
+        "program_category": ask.program_category,
+        "postal_area": postal_area,
+        "language": language,
+        "detected_at": ctx.clock(),
+    }
+    # What routing needs to make the referral once a program appears (a recruited provider).
+    routing = {"agency_id": ask.agency_id, "plan_id": ask.plan_id, "priority": ask.priority}
+    if await uow.store.gaps.record_once({**gap, **routing}):
+        uow.emit(
+            NetworkGapDetected(agency_id=ask.agency_id, plan_id=ask.plan_id, **gap),
+            caused_by=caused_by,
+            event_id=uuid.uuid5(_GAP_IDS, str(ask.intervention_id)),
+        )
+    log.info("network gap", need=ask.need, program_category=ask.program_category)
+
+
+async def refer(
+    ctx: ReferralContext,
+    uow: Uow,
+    ask: Ask,
+    chosen: Ranked,
+    allowed: uuid.UUID | str | None,
+    caused_by: ReceivedEvent | None,
+    *,
+    language: str | None,
+    postal_area: str | None,
+) -> uuid.UUID | None:
+    """Make the referral to ``chosen``: sent when consent ``allowed`` it, else a draft waiting for
+    consent; the intervention's gap, if any, resolves. None when another delivery made it first."""
+    loop, now = uow.store.loop, ctx.clock()
     sent = allowed is not None
     row = {
         "id": uuid.uuid4(),
@@ -134,13 +169,16 @@ async def route(
         "language": language,
         "postal_area": postal_area,
         "replaces_referral_id": ask.replaces,
+        "choice": ask.choice,
+        "made_by": ask.by,
+        "made_by_role": ask.by_role,
         "created_at": now,
         "updated_at": now,
         **destination(ctx, chosen, allowed, now),
     }
     if not await loop.insert_referral(row):
         return None  # another delivery made it first
-    await loop.resolve_gap(ask.intervention_id, now)
+    await uow.store.gaps.resolve(ask.intervention_id, now)
     await loop.add_history(
         {
             "referral_id": row["id"],
@@ -151,12 +189,66 @@ async def route(
             "by_subject": ask.by,
             "by_role": ask.by_role,
             "reason": row["status_reason"],
+            "note": ask.note,
             "changed_at": now,
         }
     )
     if sent:
         announce_made(uow, row, chosen, caused_by, by=ask.by, by_role=ask.by_role)
     return row["id"]
+
+
+async def record_change(
+    uow: Uow,
+    referral: Any,
+    to: str,
+    party: Party,
+    by_agency: str,
+    at: datetime,
+    caused_by: ReceivedEvent | None,
+    *,
+    by: str | None = None,
+    by_role: str | None = None,
+    reason: str | None = None,
+    outcome: dict[str, Any] | None = None,
+    note: str | None = None,
+) -> None:
+    """One step in the referral's history, announced (the note stays in the history only). ``by`` is
+    the person of ``by_agency`` who made it; None when careloop did, reacting to an event."""
+    await uow.store.loop.add_history(
+        {
+            "referral_id": referral["id"],
+            "from_status": referral["status"],
+            "to_status": to,
+            "by_agency_id": by_agency,
+            "by_party": party.value,
+            "by_subject": by,
+            "by_role": by_role,
+            "reason": reason,
+            "outcome": outcome,
+            "note": note,
+            "changed_at": at,
+        }
+    )
+    uow.emit(
+        ReferralStatusChanged(
+            patient_id=referral["patient_id"],
+            agency_id=referral["agency_id"],
+            referral_id=referral["id"],
+            plan_id=referral["plan_id"],
+            intervention_id=referral["intervention_id"],
+            from_status=referral["status"],
+            to_status=to,
+            by_agency_id=by_agency,
+            by_party=party.value,
+            reason=reason,
+            outcome=ReferralOutcome(**outcome) if outcome else None,
+            changed_at=at,
+            actor_id=by,
+            actor_role=by_role,
+        ),
+        caused_by=caused_by,
+    )
 
 
 def announce_made(

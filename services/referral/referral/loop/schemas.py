@@ -73,6 +73,9 @@ class ReferralOut(BaseModel):
     priority: str
     outcome: dict[str, Any] | None
     replaces_referral_id: uuid.UUID | None
+    choice: Literal["automatic", "by-hand"] = Field(
+        description="Who chose the program: careloop's ranking, or a care manager by hand."
+    )
     made_at: datetime | None
     response_due_at: datetime | None
     outcome_due_at: datetime | None

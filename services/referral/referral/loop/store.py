@@ -1,5 +1,5 @@
-"""The closed loop's tables: referrals and their status history, network gaps, and what referral knows
-of patients and their consents (from intake's events).
+"""The closed loop's tables: referrals and their status history, and what referral knows of patients,
+their consents (from intake's events) and their current care plans (from careplan's).
 
 A referral is visible to the agency that made it, and to the receiving agency once it was sent.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Store, insert_row, update_by_id
+from careloop_shared.db import Store, insert_row, insert_rows, update_by_id
 from referral.domain.consent import Consent
 
 REFERRAL_COLUMNS = (
@@ -21,7 +21,8 @@ REFERRAL_COLUMNS = (
     " intervention_id, need, program_category, program_id, receiving_agency_id, status, status_reason,"
     " priority, language, postal_area, consent_id, outcome, replaces_referral_id, made_at,"
     " response_due_at, outcome_due_at, response_overdue_at IS NOT NULL AS response_overdue,"
-    " outcome_overdue_at IS NOT NULL AS outcome_overdue, accepted_at, created_at, updated_at"
+    " outcome_overdue_at IS NOT NULL AS outcome_overdue, accepted_at, created_at, updated_at, choice,"
+    " made_by, made_by_role"
 )
 # Who may see a referral: the referring agency always; the receiving agency once it was sent.
 _VISIBLE = "(agency_id = $1 OR (receiving_agency_id = $1 AND status <> 'draft'))"
@@ -103,6 +104,40 @@ class LoopStore(Store):
             for r in rows
         ]
 
+    # --- what careplan told us of the patient's current plan --------------------------------------
+
+    async def remember_plan(self, plan: dict[str, Any], interventions: list[dict[str, Any]]) -> bool:
+        """Keep the patient's newest plan version and its interventions; False for an older or the same
+        version arriving again (then nothing changes)."""
+        newer = await insert_row(
+            self.db,
+            "plans",
+            plan,
+            conflict="(patient_id) DO UPDATE SET agency_id = EXCLUDED.agency_id, plan_id = EXCLUDED.plan_id,"
+            " version = EXCLUDED.version, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at"
+            " WHERE plans.version < EXCLUDED.version",
+            returning="patient_id",
+        )
+        if newer is None:
+            return False
+        await self.db.execute("DELETE FROM plan_interventions WHERE patient_id = $1", plan["patient_id"])
+        await insert_rows(self.db, "plan_interventions", interventions)
+        return True
+
+    async def plan_intervention(
+        self, patient_id: uuid.UUID, intervention_id: uuid.UUID
+    ) -> asyncpg.Record | None:
+        """The patient's current plan (agency, id, version, status), with the intervention when it is in
+        it (its columns null otherwise); None when no plan of the patient is known."""
+        return await self.db.fetchrow(
+            "SELECT p.agency_id, p.plan_id, p.version, p.status AS plan_status, i.intervention_id, i.need,"
+            " i.program_category, i.priority, i.language, i.status"
+            " FROM plans p LEFT JOIN plan_interventions i"
+            " ON i.patient_id = p.patient_id AND i.intervention_id = $2 WHERE p.patient_id = $1",
+            patient_id,
+            intervention_id,
+        )
+
     # --- referrals ----------------------------------------------------------------------------------
 
     async def insert_referral(self, row: dict[str, Any]) -> bool:
@@ -118,6 +153,14 @@ class LoopStore(Store):
             list(intervention_ids),
         )
         return {r["intervention_id"] for r in rows}
+
+    async def latest_referral(self, intervention_id: uuid.UUID) -> asyncpg.Record | None:
+        """The intervention's newest referral (the one no other replaces), locked."""
+        return await self.db.fetchrow(
+            f"SELECT {REFERRAL_COLUMNS} FROM referrals r WHERE intervention_id = $1 AND NOT EXISTS"
+            " (SELECT 1 FROM referrals n WHERE n.replaces_referral_id = r.id) FOR UPDATE",
+            intervention_id,
+        )
 
     async def services_tried(self, intervention_id: uuid.UUID) -> list[str]:
         """The programs the intervention's referrals were sent to."""
@@ -226,22 +269,6 @@ class LoopStore(Store):
             f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE consent_id = $1 AND status = 'requested'"
             " ORDER BY created_at, id FOR UPDATE",
             consent_id,
-        )
-
-    # --- network gaps -------------------------------------------------------------------------------
-
-    async def record_gap_once(self, row: dict[str, Any]) -> bool:
-        """True when this is the intervention's first gap."""
-        inserted = await insert_row(
-            self.db, "network_gaps", row, conflict="(intervention_id) DO NOTHING", returning="intervention_id"
-        )
-        return inserted is not None
-
-    async def resolve_gap(self, intervention_id: uuid.UUID, at: datetime) -> None:
-        await self.db.execute(
-            "UPDATE network_gaps SET resolved_at = $2 WHERE intervention_id = $1 AND resolved_at IS NULL",
-            intervention_id,
-            at,
         )
 
     # --- deadlines ----------------------------------------------------------------------------------
