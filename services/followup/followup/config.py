@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.rules import load_rules
 from careloop_shared.settings import ServiceSettings, service_config
 from followup.domain.rules import RULES_FILE, FollowUpRules
+from followup.domain.task_rules import TASK_RULES_FILE, TaskRules
 
 
 class FollowupSettings(ServiceSettings):
@@ -16,16 +17,26 @@ class FollowupSettings(ServiceSettings):
 
     service_name: str = "followup"
     port: int = 8004
-    scheduler_tick_s: float = 1.0  # FOLLOWUP_SCHEDULER_TICK_S: how often to look for due follow-ups
+    scheduler_tick_s: float = 1.0  # FOLLOWUP_SCHEDULER_TICK_S: how often to look for due follow-ups and tasks
     rules_file: Path = RULES_FILE  # FOLLOWUP_RULES_FILE: an organisation's own follow-up rules
+    task_rules_file: Path = TASK_RULES_FILE  # FOLLOWUP_TASK_RULES_FILE: an organisation's own task rules
+
+
+def _shipped_task_rules() -> TaskRules:
+    return load_rules(TaskRules, TASK_RULES_FILE)
 
 
 @dataclass(frozen=True)
 class FollowupContext:
     rules: FollowUpRules
     clock: Clock = system_clock
-    batch_size: int = 500  # follow-ups the scheduler turns due (or overdue) per transaction
+    batch_size: int = 500  # follow-ups (or tasks) the periodic steps claim per transaction
+    tasks: TaskRules = field(default_factory=_shipped_task_rules)
 
     @classmethod
     def from_settings(cls, settings: FollowupSettings, clock: Clock = system_clock) -> FollowupContext:
-        return cls(load_rules(FollowUpRules, settings.rules_file), clock)
+        return cls(
+            load_rules(FollowUpRules, settings.rules_file),
+            clock,
+            tasks=load_rules(TaskRules, settings.task_rules_file),
+        )

@@ -1,7 +1,8 @@
 """followup's use cases: one function each, ``(context, unit of work, message)``.
 
 Scheduling follows the events followup consumes; the periodic step turns follow-ups due and overdue;
-care managers record outcomes and reschedule. Each asks the domain for a decision and applies it.
+care managers record outcomes and reschedule. Each asks the domain for a decision and applies it, and
+hands what it announced to the task list in the same unit of work (``track_own``).
 """
 
 from __future__ import annotations
@@ -9,13 +10,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 from careloop_shared.contracts import PlanUpdated, ReferralMade, ReferralStatusChanged
 from careloop_shared.errors import NotFound
-from careloop_shared.events import ReceivedEvent
+from careloop_shared.events import Message, ReceivedEvent
 from careloop_shared.logging import get_logger
-from careloop_shared.outbox import UnitOfWork
 from followup.config import FollowupContext
 from followup.domain import announcements as announce
 from followup.domain.announcements import Announcement
@@ -30,9 +30,8 @@ from followup.domain.follow_up import (
 )
 from followup.domain.outcomes import record_outcome as decide_outcome
 from followup.domain.scheduling import cadence_follow_up, new_follow_up, reschedule, revise_for_plan
-from followup.store import FollowupStore
-
-Uow: TypeAlias = UnitOfWork[FollowupStore]
+from followup.store import Uow
+from followup.tasks.handlers import close_tasks_of_cancelled_follow_ups, track_own, when_event_track_tasks
 
 log = get_logger(__name__)
 
@@ -46,9 +45,8 @@ class FollowUpNotFound(NotFound):
 
 def _announce(
     uow: Uow, announcements: Iterable[Announcement], now: datetime, caused_by: ReceivedEvent | None = None
-) -> None:
-    for a in announcements:
-        uow.emit(a.event, caused_by=caused_by, event_id=a.event_id, time=now)
+) -> list[Message]:
+    return [uow.emit(a.event, caused_by=caused_by, event_id=a.event_id, time=now) for a in announcements]
 
 
 async def _schedule(
@@ -83,6 +81,7 @@ async def _schedule_check_in(
         referral_id=referral.referral_id,
         priority=str(plan["priority"]) if plan else ctx.rules.referral_check_in.default_priority,
         due_at=due_at,
+        channel=plan["channel"] if plan else None,
     )
     await _schedule(uow, check_in, now, received)
 
@@ -98,7 +97,7 @@ async def when_plan_updated_schedule_follow_up(
     if known is not None and known["plan_id"] == plan.plan_id and known["version"] >= plan.version:
         return  # this version, or a later one, was already applied
     every_days = rules.cadence_days(plan.follow_up.every_days, plan.risk_level.value)
-    priority = plan.follow_up.priority.value
+    priority, channel = plan.follow_up.priority.value, plan.follow_up.channel
     await uow.store.save_plan(
         {
             "patient_id": plan.patient_id,
@@ -110,11 +109,14 @@ async def when_plan_updated_schedule_follow_up(
             "priority": priority,
             "every_days": every_days,
             "goal_ids": [g.id for g in plan.goals],
+            "channel": channel,
             "updated_at": revised_at,
         }
     )
+    await when_event_track_tasks(ctx, uow, received)
     if rules.ends_follow_up(plan.status):
-        await uow.store.cancel_open(now, patient_id=plan.patient_id, reason=PLAN_CADENCE)
+        cancelled = await uow.store.cancel_open(now, patient_id=plan.patient_id, reason=PLAN_CADENCE)
+        await close_tasks_of_cancelled_follow_ups(ctx, uow, cancelled, received)
         return
     current = await uow.store.open_cadence(plan.patient_id)
     if current is None:
@@ -127,14 +129,21 @@ async def when_plan_updated_schedule_follow_up(
             priority=priority,
             every_days=every_days,
             anchor=revised_at,
+            channel=channel,
         )
         await _schedule(uow, first, now, received)
-        return
-    revision = revise_for_plan(
-        rules, FollowUp.from_row(current), plan_id=plan.plan_id, priority=priority, every_days=every_days
-    )
-    await uow.store.update_follow_up(current["id"], revision.changes, now)
-    _announce(uow, revision.announcements, now, received)
+    else:
+        revision = revise_for_plan(
+            rules,
+            FollowUp.from_row(current),
+            plan_id=plan.plan_id,
+            priority=priority,
+            every_days=every_days,
+            channel=channel,
+        )
+        await uow.store.update_follow_up(current["id"], revision.changes, now)
+        _announce(uow, revision.announcements, now, received)
+    await uow.store.set_channel(plan.patient_id, channel, now)  # check-ins reach the patient the same way
 
 
 async def when_referral_made_schedule_check_in(
@@ -144,8 +153,12 @@ async def when_referral_made_schedule_check_in(
     referral = received.event
     assert isinstance(referral, ReferralMade)
     now = ctx.clock()
+    await when_event_track_tasks(ctx, uow, received)
     if referral.replaces_referral_id is not None:
-        await uow.store.cancel_open(now, referral_id=referral.replaces_referral_id, reason=REFERRAL_CHECK_IN)
+        cancelled = await uow.store.cancel_open(
+            now, referral_id=referral.replaces_referral_id, reason=REFERRAL_CHECK_IN
+        )
+        await close_tasks_of_cancelled_follow_ups(ctx, uow, cancelled, received)
     due_at = ctx.rules.referral_check_in_due(referral.response_due_at)
     await _schedule_check_in(ctx, uow, received, REFERRAL_CHECK_IN, due_at, now)
 
@@ -155,6 +168,7 @@ async def when_referral_status_changed(ctx: FollowupContext, uow: Uow, received:
     change = received.event
     assert isinstance(change, ReferralStatusChanged)
     now = ctx.clock()
+    await when_event_track_tasks(ctx, uow, received)
     if change.to_status in ctx.rules.referral_statuses_ending_check_in:
         # Only a check-in still waiting is dropped; one already due stays on the care manager's list.
         await uow.store.cancel_open(
@@ -167,16 +181,21 @@ async def when_referral_status_changed(ctx: FollowupContext, uow: Uow, received:
 
 
 async def fire_due_and_overdue_follow_ups(ctx: FollowupContext, uow: Uow) -> bool:
-    """Periodic: FollowUpDue once per due point, FollowUpOverdue once when its grace period passed.
+    """Periodic: FollowUpDue once per due point, for the patient's care manager, with its task;
+    FollowUpOverdue once when its grace period passed, escalating the task.
 
-    Each claim and its events commit together, and replicas skip the rows another one is claiming.
-    True when a full batch was claimed, so more may be waiting.
+    Each claim, its events and its tasks commit together, and replicas skip the rows another one is
+    claiming. True when a full batch was claimed, so more may be waiting.
     """
     now = ctx.clock()
     due = await uow.store.claim_due(now, ctx.batch_size)
     overdue = await uow.store.claim_overdue(now, ctx.batch_size)
-    _announce(uow, [announce.due(FollowUp.from_row(r)) for r in due], now)
-    _announce(uow, [announce.overdue(FollowUp.from_row(r)) for r in overdue], now)
+    managers = await uow.store.caseload.care_managers(list({r["patient_id"] for r in due}))
+    announced = _announce(
+        uow, [announce.due(FollowUp.from_row(r), assignee_id=managers.get(r["patient_id"])) for r in due], now
+    )
+    await track_own(ctx, uow, announced, due_base={r["id"]: r["overdue_at"] for r in due})
+    await track_own(ctx, uow, _announce(uow, [announce.overdue(FollowUp.from_row(r)) for r in overdue], now))
     if due or overdue:
         log.info("follow-ups fell due", due=len(due), overdue=len(overdue))
     return len(due) >= ctx.batch_size or len(overdue) >= ctx.batch_size
@@ -204,7 +223,7 @@ async def record_outcome(ctx: FollowupContext, uow: Uow, cmd: RecordOutcome) -> 
     )
     await uow.store.insert_outcome(decision.outcome_row)
     updated = await uow.store.update_follow_up(row["id"], decision.changes, now)
-    _announce(uow, decision.announcements, now)
+    await track_own(ctx, uow, _announce(uow, decision.announcements, now), by=cmd.actor)
     next_id = None
     if decision.next_follow_up is not None:
         if await _schedule(uow, decision.next_follow_up, now, by=cmd.actor):
@@ -226,5 +245,5 @@ async def reschedule_follow_up(ctx: FollowupContext, uow: Uow, cmd: RescheduleFo
     moved = reschedule(ctx.rules, FollowUp.from_row(row), cmd.reason, cmd.due_at, now, by=cmd.actor)
     await uow.store.insert_reschedule(moved.reschedule_row)
     updated = await uow.store.update_follow_up(row["id"], moved.changes, now)
-    _announce(uow, [moved.announcement], now)
+    await track_own(ctx, uow, _announce(uow, [moved.announcement], now), by=cmd.actor)
     return dict(updated)

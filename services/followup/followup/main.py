@@ -14,13 +14,19 @@ from careloop_shared.contracts import (
     FollowUpOverdue,
     FollowUpScheduled,
     ReassessmentRequested,
+    TaskEscalated,
+    TaskOpened,
+    TaskStatusChanged,
 )
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
 from followup.api import router
+from followup.caseload import api as caseload_api
 from followup.config import FollowupContext, FollowupSettings
 from followup.consumers import HANDLERS
 from followup.handlers import fire_due_and_overdue_follow_ups
 from followup.store import FollowupStore
+from followup.tasks import api as tasks_api
+from followup.tasks.handlers import escalate_overdue_tasks
 
 
 def build_app(settings: FollowupSettings | None = None, clock: Clock = system_clock) -> FastAPI:
@@ -30,17 +36,31 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
         migrations=Path(__file__).parent / "migrations",
         context=FollowupContext.from_settings(settings, clock),
         store=FollowupStore,
-        publishes=[FollowUpScheduled, FollowUpDue, FollowUpCompleted, FollowUpOverdue, ReassessmentRequested],
+        publishes=[
+            FollowUpScheduled,
+            FollowUpDue,
+            FollowUpCompleted,
+            FollowUpOverdue,
+            ReassessmentRequested,
+            TaskOpened,
+            TaskStatusChanged,
+            TaskEscalated,
+        ],
         handlers=HANDLERS,
-        background=[periodic(fire_due_and_overdue_follow_ups, every_s=settings.scheduler_tick_s)],
+        background=[
+            periodic(fire_due_and_overdue_follow_ups, every_s=settings.scheduler_tick_s),
+            periodic(escalate_overdue_tasks, every_s=settings.scheduler_tick_s),
+        ],
     )
     return create_app(
         ServiceRuntime(spec, settings),
-        [router],
+        [router, tasks_api.router, caseload_api.router],
         description=(
-            "Follow-up scheduling, outcomes and escalation. Consumes PlanUpdated, ReferralMade and"
-            " ReferralStatusChanged; emits FollowUpScheduled, FollowUpDue, FollowUpCompleted,"
-            " FollowUpOverdue and ReassessmentRequested."
+            "Follow-up scheduling, outcomes and escalation; the care manager's task list and caseloads."
+            " Consumes PlanUpdated, ReferralMade, ReferralStatusChanged, ReferralOverdue, NetworkGapDetected,"
+            " PatientRegistered, CareManagerAssigned, PatientAssessed and PlanAlternativesProposed; emits"
+            " FollowUpScheduled, FollowUpDue, FollowUpCompleted, FollowUpOverdue, ReassessmentRequested,"
+            " TaskOpened, TaskStatusChanged and TaskEscalated."
         ),
     )
 

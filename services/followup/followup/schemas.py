@@ -56,12 +56,16 @@ class FollowUpOut(BaseModel):
     overdue_since: datetime | None
     completed_at: datetime | None
     reassessment: str | None
+    channel: str | None = Field(
+        None, description="How to reach the patient, from the plan; null: their preference, or phone."
+    )
+    assignee_id: str | None = Field(None, description="The patient's care manager, when followup knows them.")
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def of(cls, row: Any) -> FollowUpOut:
-        return cls(**{k: row[k] for k in cls.model_fields})
+        return cls(**{k: row[k] for k in cls.model_fields if k in row})
 
 
 class OutcomeOut(BaseModel):

@@ -1,4 +1,5 @@
-"""followup's tables: follow-ups, the patients' plans as last heard of, outcomes and reschedules.
+"""followup's tables: follow-ups, the patients' plans as last heard of, outcomes and reschedules; and
+its wings' stores: ``tasks`` (the task list) and ``caseload`` (each patient's care manager).
 
 Every read for the API is scoped to the caller's agency.
 """
@@ -7,23 +8,35 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
-from careloop_shared.db import Store, insert_row, update_by_id
+from careloop_shared.db import Db, Store, insert_row, update_by_id
+from careloop_shared.outbox import UnitOfWork
+from followup.caseload.store import CaseloadStore
 from followup.domain.rules import PRIORITIES
+from followup.tasks.store import TaskStore
 
 COLUMNS = (
     "id, patient_id, agency_id, reason, plan_id, referral_id, priority, due_at, overdue_at, status,"
     " attempt, due_point, every_days, cadence_anchor_at, overdue_since, completed_at, reassessment,"
-    " created_at, updated_at"
+    " channel, created_at, updated_at"
 )
 _F_COLUMNS = ", ".join("f." + c.strip() for c in COLUMNS.split(","))
+# A follow-up as shown: with whose it is, the patient's care manager as followup knows them.
+_SHOWN = f"SELECT {_F_COLUMNS}, p.care_manager_id AS assignee_id FROM follow_ups f"
+_SHOWN += " LEFT JOIN patients p ON p.patient_id = f.patient_id"
+_ASSIGNEE = "(SELECT care_manager_id FROM patients p WHERE p.patient_id = follow_ups.patient_id)"
 OPEN_STATUSES = ("scheduled", "due", "overdue")
 
 
 class FollowupStore(Store):
+    def __init__(self, db: Db) -> None:
+        super().__init__(db)
+        self.tasks = TaskStore(db)
+        self.caseload = CaseloadStore(db)
+
     async def insert_follow_up(self, row: dict[str, Any]) -> bool:
         """Insert a follow-up; False when an equivalent one exists (a redelivery, a recurrence): the
         patient's open cadence follow-up, or the referral's check-in of that reason."""
@@ -32,7 +45,8 @@ class FollowupStore(Store):
     async def update_follow_up(
         self, follow_up_id: uuid.UUID, changes: dict[str, Any], at: datetime
     ) -> asyncpg.Record:
-        row = await update_by_id(self.db, "follow_ups", follow_up_id, changes, at=at, returning=COLUMNS)
+        returning = f"{COLUMNS}, {_ASSIGNEE} AS assignee_id"
+        row = await update_by_id(self.db, "follow_ups", follow_up_id, changes, at=at, returning=returning)
         assert row is not None
         return row
 
@@ -40,16 +54,17 @@ class FollowupStore(Store):
         self, agency_id: str, follow_up_id: uuid.UUID, *, lock: bool = False
     ) -> asyncpg.Record | None:
         return await self.db.fetchrow(
-            f"SELECT {COLUMNS} FROM follow_ups WHERE id = $1 AND agency_id = $2"
-            + (" FOR UPDATE" if lock else ""),
+            f"{_SHOWN} WHERE f.id = $1 AND f.agency_id = $2" + (" FOR UPDATE OF f" if lock else ""),
             follow_up_id,
             agency_id,
         )
 
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
-        """Whose patient this is (for the audit log's readers): from the plan heard of, or a follow-up."""
+        """Whose patient this is (for the audit log's readers): from the caseload, the plan heard of, or a
+        follow-up."""
         agency: str | None = await self.db.fetchval(
-            "SELECT agency_id FROM patient_plans WHERE patient_id = $1"
+            "SELECT agency_id FROM patients WHERE patient_id = $1"
+            " UNION ALL SELECT agency_id FROM patient_plans WHERE patient_id = $1"
             " UNION ALL (SELECT agency_id FROM follow_ups WHERE patient_id = $1 LIMIT 1) LIMIT 1",
             patient_id,
         )
@@ -71,19 +86,30 @@ class FollowupStore(Store):
         referral_id: uuid.UUID | None = None,
         reason: str,
         statuses: tuple[str, ...] = OPEN_STATUSES,
-    ) -> int:
-        """Cancel a patient's open follow-ups of one reason, or a referral's; returns how many."""
-        result: str = await self.db.execute(
+    ) -> list[asyncpg.Record]:
+        """Cancel a patient's open follow-ups of one reason, or a referral's; returns them (id, patient)."""
+        return await self.db.fetch(
             "UPDATE follow_ups SET status = 'cancelled', updated_at = $1"
             " WHERE reason = $2 AND status = ANY($3::text[])"
-            " AND ($4::uuid IS NULL OR patient_id = $4) AND ($5::uuid IS NULL OR referral_id = $5)",
+            " AND ($4::uuid IS NULL OR patient_id = $4) AND ($5::uuid IS NULL OR referral_id = $5)"
+            " RETURNING id, patient_id",
             at,
             reason,
             list(statuses),
             patient_id,
             referral_id,
         )
-        return int(result.split()[-1])
+
+    async def set_channel(self, patient_id: uuid.UUID, channel: str | None, at: datetime) -> None:
+        """The plan's follow-up channel on every open follow-up of the patient."""
+        await self.db.execute(
+            "UPDATE follow_ups SET channel = $2, updated_at = $3 WHERE patient_id = $1"
+            " AND status = ANY($4::text[]) AND channel IS DISTINCT FROM $2",
+            patient_id,
+            channel,
+            at,
+            list(OPEN_STATUSES),
+        )
 
     async def get_plan(self, patient_id: uuid.UUID) -> asyncpg.Record | None:
         return await self.db.fetchrow(
@@ -121,9 +147,9 @@ class FollowupStore(Store):
         self, agency_id: str, patient_id: uuid.UUID | None, status: str | None, limit: int, offset: int
     ) -> list[asyncpg.Record]:
         return await self.db.fetch(
-            f"SELECT {COLUMNS} FROM follow_ups WHERE agency_id = $1"
-            " AND ($2::uuid IS NULL OR patient_id = $2) AND ($3::text IS NULL OR status = $3)"
-            " ORDER BY due_at, id LIMIT $4 OFFSET $5",
+            f"{_SHOWN} WHERE f.agency_id = $1"
+            " AND ($2::uuid IS NULL OR f.patient_id = $2) AND ($3::text IS NULL OR f.status = $3)"
+            " ORDER BY f.due_at, f.id LIMIT $4 OFFSET $5",
             agency_id,
             patient_id,
             status,
@@ -134,8 +160,8 @@ class FollowupStore(Store):
     async def work_queue(self, agency_id: str, limit: int, offset: int) -> list[asyncpg.Record]:
         """The agency's due and overdue follow-ups, most urgent priority first, then the longest waiting."""
         return await self.db.fetch(
-            f"SELECT {COLUMNS} FROM follow_ups WHERE agency_id = $1 AND status IN ('due', 'overdue')"
-            " ORDER BY array_position($2::text[], priority), due_at, id LIMIT $3 OFFSET $4",
+            f"{_SHOWN} WHERE f.agency_id = $1 AND f.status IN ('due', 'overdue')"
+            " ORDER BY array_position($2::text[], f.priority), f.due_at, f.id LIMIT $3 OFFSET $4",
             agency_id,
             list(PRIORITIES),
             limit,
@@ -154,3 +180,6 @@ class FollowupStore(Store):
 
     async def insert_reschedule(self, row: dict[str, Any]) -> None:
         await insert_row(self.db, "follow_up_reschedules", row)
+
+
+Uow: TypeAlias = UnitOfWork[FollowupStore]  # what every followup use case works in

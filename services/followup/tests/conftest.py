@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from followup.domain.follow_up import PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_C
 from followup.domain.rules import PRIORITIES, RULES_FILE, FollowUpRules
 from followup.domain.scheduling import new_follow_up
 from followup.store import COLUMNS, OPEN_STATUSES
+from followup.tasks.store import TASK_COLUMNS
 
 REASONS = (PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN)
 STATUSES = ("scheduled", "due", "completed", "overdue", "cancelled")
@@ -32,6 +33,7 @@ _DEFAULTS = {"attempt": 1, "due_point": 1} | dict.fromkeys(
         "overdue_since",
         "completed_at",
         "reassessment",
+        "channel",
     )
 )
 _OUTCOME_COLUMNS = (
@@ -51,6 +53,249 @@ class ConstraintViolation(Exception):
     """What PostgreSQL would refuse: a duplicate key, a missing reference, a value a CHECK forbids."""
 
 
+_TASK_NOT_NULL = (
+    *("id", "kind", "cause_key", "patient_id", "agency_id", "subject", "cause_event_id", "cause_event_type"),
+    *("cause_at", "priority", "priority_rank", "status", "due_at", "for_role", "assignee_role"),
+)
+_TASK_DEFAULTS = dict.fromkeys(c.strip() for c in TASK_COLUMNS.split(","))
+_ACTIVE = ("open", "in-progress")
+
+
+class FakeTaskStore:
+    """``TaskStore`` over dicts: one task per (kind, cause_key), resolutions keyed as the table is."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[uuid.UUID, dict[str, Any]] = {}
+        self.resolutions: dict[tuple[uuid.UUID, str, str, uuid.UUID], dict[str, Any]] = {}
+
+    async def insert_task(self, row: dict[str, Any]) -> bool:
+        stored = {**_TASK_DEFAULTS, **row}
+        if any(stored[c] is None for c in _TASK_NOT_NULL) or stored["status"] not in (
+            *_ACTIVE,
+            "done",
+            "cancelled",
+        ):
+            raise ConstraintViolation("tasks: a NOT NULL or CHECK constraint")
+        if stored["id"] in self.tasks or any(
+            (t["kind"], t["cause_key"]) == (stored["kind"], stored["cause_key"]) for t in self.tasks.values()
+        ):
+            return False
+        self.tasks[stored["id"]] = stored
+        return True
+
+    async def get_task(
+        self, agency_id: str, task_id: uuid.UUID, *, lock: bool = False
+    ) -> dict[str, Any] | None:
+        row = self.tasks.get(task_id)
+        return dict(row) if row is not None and row["agency_id"] == agency_id else None
+
+    async def update_task(self, task_id: uuid.UUID, changes: dict[str, Any], at: datetime) -> dict[str, Any]:
+        self.tasks[task_id].update(changes, updated_at=at)
+        return dict(self.tasks[task_id])
+
+    async def record_resolution(self, row: dict[str, Any]) -> None:
+        key = (row["patient_id"], row["kind"], row["subject"], row["event_id"])
+        self.resolutions.setdefault(key, dict(row))
+
+    async def resolution_for(
+        self, patient_id: uuid.UUID, kind: str, subject: str, cause_at: datetime, cause_event_id: uuid.UUID
+    ) -> dict[str, Any] | None:
+        found = sorted(
+            (
+                r
+                for (p, k, s, e), r in self.resolutions.items()
+                if (p, k, s) == (patient_id, kind, subject)
+                and e != cause_event_id
+                and (r["any_time"] or r["resolved_at"] >= cause_at)
+            ),
+            key=lambda r: (r["resolved_at"], r["event_id"]),
+        )
+        return {"event_id": found[0]["event_id"], "event_type": found[0]["event_type"]} if found else None
+
+    async def active_about(
+        self,
+        patient_id: uuid.UUID,
+        kinds: Sequence[str],
+        subject: str,
+        *,
+        caused_until: datetime | None = None,
+        except_cause: uuid.UUID | None = None,
+    ) -> list[dict[str, Any]]:
+        found = (
+            t
+            for t in self.tasks.values()
+            if t["patient_id"] == patient_id
+            and t["kind"] in kinds
+            and t["subject"] == subject
+            and t["status"] in _ACTIVE
+            and (caused_until is None or t["cause_at"] <= caused_until)
+            and (except_cause is None or t["cause_event_id"] != except_cause)
+        )
+        return [dict(t) for t in sorted(found, key=lambda t: (t["created_at"], t["id"]))]
+
+    async def claim_escalations(self, now: datetime, to_role: str, limit: int) -> list[dict[str, Any]]:
+        late = sorted(
+            (
+                t
+                for t in self.tasks.values()
+                if t["escalated_at"] is None
+                and t["status"] in _ACTIVE
+                and t["escalate_at"] is not None
+                and t["escalate_at"] <= now
+            ),
+            key=lambda t: t["escalate_at"],
+        )[:limit]
+        for t in late:
+            t.update(assignee_id=None, assignee_role=to_role, escalated_at=now, updated_at=now)
+        return [dict(t) for t in late]
+
+    async def move_to_care_manager(
+        self, patient_id: uuid.UUID, care_manager_id: str, role: str, at: datetime
+    ) -> int:
+        moved = [
+            t
+            for t in self.tasks.values()
+            if t["patient_id"] == patient_id
+            and t["status"] in _ACTIVE
+            and t["assignee_role"] == role
+            and t["assignee_id"] != care_manager_id
+        ]
+        for t in moved:
+            t.update(assignee_id=care_manager_id, updated_at=at)
+        return len(moved)
+
+    async def list_tasks(
+        self,
+        agency_id: str,
+        *,
+        caller: str,
+        caller_role: str,
+        sees_all: bool,
+        mine: bool,
+        assignee_id: str | None,
+        statuses: Sequence[str] | None,
+        patient_id: uuid.UUID | None,
+        limit: int,
+        offset: int,
+    ) -> list[dict[str, Any]]:
+        def own(t: dict[str, Any]) -> bool:
+            return t["assignee_id"] == caller or (
+                t["assignee_id"] is None and t["assignee_role"] == caller_role
+            )
+
+        found = sorted(
+            (
+                t
+                for t in self.tasks.values()
+                if t["agency_id"] == agency_id
+                and (sees_all or own(t))
+                and (not mine or own(t))
+                and (assignee_id is None or t["assignee_id"] == assignee_id)
+                and (statuses is None or t["status"] in statuses)
+                and (patient_id is None or t["patient_id"] == patient_id)
+            ),
+            key=lambda t: (t["priority_rank"], t["due_at"], t["id"]),
+        )
+        return [dict(t) for t in found[offset : offset + limit]]
+
+
+class FakeCaseloadStore:
+    """``CaseloadStore`` over dicts, counting from the follow-ups' and the tasks' dicts."""
+
+    def __init__(
+        self, follow_ups: dict[uuid.UUID, dict[str, Any]], tasks: dict[uuid.UUID, dict[str, Any]]
+    ) -> None:
+        self.patients: dict[uuid.UUID, dict[str, Any]] = {}
+        self._follow_ups = follow_ups
+        self._tasks = tasks
+
+    async def learn_care_manager(self, row: dict[str, Any]) -> bool:
+        known = self.patients.get(row["patient_id"])
+        if known is not None and (
+            row["care_manager_id"] is None
+            or (known["care_manager_id"] is not None and known["assigned_at"] >= row["assigned_at"])
+        ):
+            return False
+        self.patients[row["patient_id"]] = dict(row)
+        return True
+
+    async def care_manager(self, patient_id: uuid.UUID) -> str | None:
+        known = self.patients.get(patient_id)
+        return known["care_manager_id"] if known else None
+
+    async def care_managers(self, patient_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+        return {p: self.patients[p]["care_manager_id"] for p in patient_ids if p in self.patients}
+
+    def _counts(
+        self, patient_id: uuid.UUID, now: datetime, urgent: Sequence[str], care_role: str
+    ) -> dict[str, Any]:
+        tasks = [
+            t
+            for t in self._tasks.values()
+            if t["patient_id"] == patient_id and t["status"] in _ACTIVE and t["for_role"] == care_role
+        ]
+        follow_ups = [
+            f
+            for f in self._follow_ups.values()
+            if f["patient_id"] == patient_id and f["status"] in OPEN_STATUSES
+        ]
+        return {
+            "open_tasks": len(tasks),
+            "overdue_tasks": sum(t["due_at"] < now for t in tasks),
+            "urgent_tasks": sum(t["priority"] in urgent for t in tasks),
+            "next_follow_up_due": min((f["due_at"] for f in follow_ups), default=None),
+            "overdue_follow_ups": sum(f["status"] == "overdue" for f in follow_ups),
+        }
+
+    async def caseload(
+        self,
+        agency_id: str,
+        care_manager_id: str,
+        now: datetime,
+        urgent: Sequence[str],
+        care_role: str,
+        limit: int,
+        offset: int,
+    ) -> list[dict[str, Any]]:
+        mine = [
+            {"patient_id": p["patient_id"], "assigned_at": p["assigned_at"]}
+            | self._counts(p["patient_id"], now, urgent, care_role)
+            for p in self.patients.values()
+            if p["agency_id"] == agency_id and p["care_manager_id"] == care_manager_id
+        ]
+        far = datetime.max.replace(tzinfo=UTC)
+        mine.sort(
+            key=lambda r: (
+                -r["urgent_tasks"],
+                -r["overdue_tasks"],
+                r["next_follow_up_due"] or far,
+                r["patient_id"],
+            )
+        )
+        return mine[offset : offset + limit]
+
+    async def agency_caseloads(
+        self, agency_id: str, now: datetime, urgent: Sequence[str], care_role: str, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        loads: dict[str | None, dict[str, Any]] = {}
+        for p in self.patients.values():
+            if p["agency_id"] != agency_id:
+                continue
+            counts = self._counts(p["patient_id"], now, urgent, care_role)
+            load = loads.setdefault(
+                p["care_manager_id"],
+                {"care_manager_id": p["care_manager_id"], "patients": 0}
+                | dict.fromkeys(("open_tasks", "overdue_tasks", "urgent_tasks", "overdue_follow_ups"), 0),
+            )
+            load["patients"] += 1
+            for key in ("open_tasks", "overdue_tasks", "urgent_tasks", "overdue_follow_ups"):
+                load[key] += counts[key]
+        ordered = sorted(
+            loads.values(), key=lambda r: (r["care_manager_id"] is None, r["care_manager_id"] or "")
+        )
+        return ordered[offset : offset + limit]
+
+
 class FakeFollowupStore:
     """``FollowupStore`` over dicts: the same answers, including its keys, ON CONFLICT and ordering."""
 
@@ -59,6 +304,13 @@ class FakeFollowupStore:
         self.plans: dict[uuid.UUID, dict[str, Any]] = {}
         self.outcomes: dict[tuple[uuid.UUID, int], dict[str, Any]] = {}
         self.reschedules: dict[tuple[uuid.UUID, int], dict[str, Any]] = {}
+        self.tasks = FakeTaskStore()
+        self.caseload = FakeCaseloadStore(self.follow_ups, self.tasks.tasks)
+
+    def _shown(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The follow-up with whose it is: ``LEFT JOIN patients``."""
+        patient = self.caseload.patients.get(row["patient_id"])
+        return {**row, "assignee_id": patient["care_manager_id"] if patient else None}
 
     def _checked(self, row: dict[str, Any]) -> dict[str, Any]:
         if any(row.get(c) is None for c in _NOT_NULL) or row["reason"] not in REASONS:
@@ -100,15 +352,18 @@ class FakeFollowupStore:
         if self._duplicates(updated):
             raise ConstraintViolation("follow_ups: a unique index")
         self.follow_ups[follow_up_id] = updated
-        return dict(updated)
+        return self._shown(updated)
 
     async def get_follow_up(
         self, agency_id: str, follow_up_id: uuid.UUID, *, lock: bool = False
     ) -> dict[str, Any] | None:
         row = self.follow_ups.get(follow_up_id)
-        return dict(row) if row is not None and row["agency_id"] == agency_id else None
+        return self._shown(row) if row is not None and row["agency_id"] == agency_id else None
 
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
+        known = self.caseload.patients.get(patient_id)
+        if known is not None:
+            return str(known["agency_id"])
         plan = self.plans.get(patient_id)
         if plan is not None:
             return str(plan["agency_id"])
@@ -135,7 +390,7 @@ class FakeFollowupStore:
         referral_id: uuid.UUID | None = None,
         reason: str,
         statuses: tuple[str, ...] = OPEN_STATUSES,
-    ) -> int:
+    ) -> list[dict[str, Any]]:
         cancelled = [
             f
             for f in self.follow_ups.values()
@@ -146,7 +401,12 @@ class FakeFollowupStore:
         ]
         for f in cancelled:
             f.update(status="cancelled", updated_at=at)
-        return len(cancelled)
+        return [{"id": f["id"], "patient_id": f["patient_id"]} for f in cancelled]
+
+    async def set_channel(self, patient_id: uuid.UUID, channel: str | None, at: datetime) -> None:
+        for f in self.follow_ups.values():
+            if f["patient_id"] == patient_id and f["status"] in OPEN_STATUSES and f["channel"] != channel:
+                f.update(channel=channel, updated_at=at)
 
     async def get_plan(self, patient_id: uuid.UUID) -> dict[str, Any] | None:
         plan = self.plans.get(patient_id)
@@ -184,7 +444,7 @@ class FakeFollowupStore:
             ),
             key=lambda f: (f["due_at"], f["id"]),
         )
-        return [dict(f) for f in listed[offset : offset + limit]]
+        return [self._shown(f) for f in listed[offset : offset + limit]]
 
     async def work_queue(self, agency_id: str, limit: int, offset: int) -> list[dict[str, Any]]:
         def rank(f: dict[str, Any]) -> tuple[int, datetime, uuid.UUID]:
@@ -200,7 +460,7 @@ class FakeFollowupStore:
             ),
             key=rank,
         )
-        return [dict(f) for f in queue[offset : offset + limit]]
+        return [self._shown(f) for f in queue[offset : offset + limit]]
 
     async def insert_outcome(self, row: dict[str, Any]) -> None:
         key = (row["follow_up_id"], row["attempt"])

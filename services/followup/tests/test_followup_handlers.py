@@ -19,6 +19,8 @@ from careloop_shared.contracts import (
     ReferralMade,
     ReferralStatusChanged,
     RiskLevel,
+    TaskEscalated,
+    TaskOpened,
 )
 from careloop_shared.rules import InvalidRulesFile
 from careloop_shared.testing.fakes import assert_fake_matches, received, run, run_step
@@ -36,7 +38,15 @@ NOTE = "Quartermaine said her landlord at 12 Elm St changed the locks"
 
 
 def plan_updated(
-    patient, *, version=1, plan_id=None, risk="moderate", every_days=0.0, status="active", goals=()
+    patient,
+    *,
+    version=1,
+    plan_id=None,
+    risk="moderate",
+    every_days=0.0,
+    status="active",
+    goals=(),
+    channel=None,
 ):
     return PlanUpdated(
         patient_id=patient,
@@ -56,7 +66,7 @@ def plan_updated(
             for g in goals
         ],
         interventions=[],
-        follow_up=FollowUpCadence(every_days=every_days, priority=RiskLevel(risk)),
+        follow_up=FollowUpCadence(every_days=every_days, priority=RiskLevel(risk), channel=channel),
     )
 
 
@@ -344,7 +354,34 @@ async def test_an_answered_referral_keeps_a_check_in_already_due_and_schedules_n
         received(status_changed(check_in["patient_id"], referral_id, "rejected", clock.now)),
     )
     assert [r["status"] for r in store.follow_ups.values()] == ["due"]
-    assert uow.pending == []
+    assert uow.events(FollowUpScheduled) == []
+    # The rejection is the care manager's to act on: a re-refer task (see the tasks' tests).
+    assert [e.kind for e in uow.events(TaskOpened)] == ["re-refer"]
+
+
+async def test_follow_ups_reach_the_patient_the_way_the_plan_says(ctx, store, clock):
+    patient = uuid.uuid4()
+    handler = handlers.when_plan_updated_schedule_follow_up
+    _, uow = await run(handler, ctx, store, received(plan_updated(patient, channel="in-person-only")))
+    [cadence] = store.follow_ups.values()
+    assert cadence["channel"] == "in-person-only"
+    assert [e.channel for e in uow.events(FollowUpScheduled)] == ["in-person-only"]
+    await run(
+        handlers.when_referral_made_schedule_check_in,
+        ctx,
+        store,
+        received(referral_made(patient, uuid.uuid4(), clock.now + timedelta(days=2))),
+    )
+    assert {f["channel"] for f in store.follow_ups.values()} == {"in-person-only"}
+    # The plan changes the channel: a waiting follow-up is announced again, and every open one follows.
+    _, uow = await run(handler, ctx, store, received(plan_updated(patient, version=2, channel="text")))
+    assert [(e.follow_up_id, e.channel) for e in uow.events(FollowUpScheduled)] == [(cadence["id"], "text")]
+    assert {f["channel"] for f in store.follow_ups.values()} == {"text"}
+    _, uow = await run(handler, ctx, store, received(plan_updated(patient, version=3)))
+    assert {f["channel"] for f in store.follow_ups.values()} == {None}  # the patient's preference, or phone
+    clock.advance(days=40)
+    _, fired = await step(ctx, store)
+    assert {e.channel for e in fired.events(FollowUpDue)} == {None}
 
 
 # --- the periodic step -----------------------------------------------------------------------------
@@ -384,7 +421,7 @@ async def test_overdue_fires_once_when_the_grace_period_for_its_priority_passes(
 async def test_a_follow_up_missed_across_due_and_grace_fires_due_then_overdue_in_onestep(ctx, store, clock):
     await put(ctx, store, priority="low", due_in=-timedelta(days=30))
     _, uow = await step(ctx, store)
-    assert [type(m.event) for m in uow.pending] == [FollowUpDue, FollowUpOverdue]
+    assert [type(m.event) for m in uow.pending] == [FollowUpDue, TaskOpened, FollowUpOverdue, TaskEscalated]
 
 
 async def test_the_step_says_more_may_wait_after_a_full_batch(ctx, store, clock):

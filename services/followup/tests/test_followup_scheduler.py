@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from careloop_shared.contracts import FollowUpDue, FollowUpOverdue
+from careloop_shared.contracts import FollowUpDue, FollowUpOverdue, TaskEscalated, TaskOpened
 from careloop_shared.rules import load_rules
 from careloop_shared.runtime import running
 from careloop_shared.testing import TopicReader, eventually, header, unique_prefix
@@ -81,7 +81,14 @@ async def test_direct_concurrent_claims_never_double_fire(infra, database_factor
 
         while any(await asyncio.gather(*(claim() for _ in range(8)))):
             pass
-        # The runtime's own scheduler (its clock at T0) races these claims for the same 200 rows.
+
+        # The runtime's own scheduler (its clock at T0) races these claims for the same 200 rows; the rows
+        # it holds are skipped by the claims above until it commits them with their events and tasks.
+        async def all_claimed() -> bool:
+            due = await runtime.pool.fetchval("SELECT count(*) FROM follow_ups WHERE status = 'due'")
+            return bool(due == 200)
+
+        await eventually(all_claimed, what="every follow-up claimed")
         total = await runtime.pool.fetchval(
             "SELECT count(*) FROM outbox WHERE event_type = $1", FollowUpDue.type
         )
@@ -153,4 +160,10 @@ async def test_a_follow_up_down_across_due_and_grace_fires_due_then_overdue_once
         rows = await second.pool.fetch(
             "SELECT event_type FROM outbox WHERE key = $1 ORDER BY position", str(patient)
         )
-        assert [r["event_type"] for r in rows] == [FollowUpDue.type, FollowUpOverdue.type]
+        # Its task opens with it, and goes to the supervisor with the overdue.
+        assert [r["event_type"] for r in rows] == [
+            FollowUpDue.type,
+            TaskOpened.type,
+            FollowUpOverdue.type,
+            TaskEscalated.type,
+        ]

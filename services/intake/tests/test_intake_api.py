@@ -251,7 +251,7 @@ async def test_reassessment_keeps_history_and_emits_a_new_event(intake, agency):
     assert (one["total_score"], one["risk_level"], one["rules_version"]) == (
         6,
         "moderate",
-        "screening-2026.11.2",
+        "screening-2026.11.3",
     )
     assert one["recommended_instruments"] == ["phq-9"]
     events = [b for t, b in await outbox(runtime, patient_id) if t == "careloop.intake.patient_assessed.v1"]

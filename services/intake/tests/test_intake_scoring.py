@@ -151,7 +151,9 @@ def test_interpersonal_safety_is_positive_when_the_four_scores_sum_to_more_than_
     )
     assert {"code": "95614-4", "value": total} in result.observations
     assert ("intimate-partner-violence" in [n["code"] for n in result.needs]) is positive
-    assert (result.risk_level == "high") is positive
+    # A positive interpersonal-safety screen is urgent: a safety check is due within the hour.
+    assert (result.risk_level == "urgent") is positive
+    assert (result.urgent_flags == ["interpersonal-safety"]) is positive
 
 
 def test_hrsn_observations_carry_answer_codes_and_points():

@@ -107,6 +107,8 @@ class TaskCause(Part):
     referral_id: uuid.UUID | None = None
     follow_up_id: uuid.UUID | None = None
     assessment_id: uuid.UUID | None = None
+    intervention_id: uuid.UUID | None = Field(None, description="The plan intervention it is about.")
+    instrument: str | None = Field(None, description="The instrument to give, for a do-instrument task.")
 
 
 @register

@@ -51,6 +51,7 @@ def _scheduled(follow_up: FollowUp, *, rescheduled: bool, by: Actor | None = Non
         due_at=follow_up.due_at,
         priority=RiskLevel(follow_up.priority),
         rescheduled=rescheduled,
+        channel=follow_up.channel,
         **_actor(by),
     )
 
@@ -69,8 +70,8 @@ def revised(follow_up: FollowUp) -> Announcement:
     return Announcement(_scheduled(follow_up, rescheduled=True), None)
 
 
-def due(follow_up: FollowUp) -> Announcement:
-    """Once per due point."""
+def due(follow_up: FollowUp, *, assignee_id: str | None = None) -> Announcement:
+    """Once per due point, for the patient's care manager (``assignee_id``) when followup knows them."""
     return Announcement(
         FollowUpDue(
             **_about(follow_up),
@@ -78,6 +79,8 @@ def due(follow_up: FollowUp) -> Announcement:
             due_at=follow_up.due_at,
             priority=RiskLevel(follow_up.priority),
             referral_id=follow_up.referral_id,
+            channel=follow_up.channel,
+            assignee_id=assignee_id,
         ),
         due_event_id(follow_up.id, follow_up.due_at, follow_up.due_point),
     )

@@ -46,3 +46,19 @@ class RescheduleFollowUp:
     @property
     def actor(self) -> Actor:
         return Actor(self.by_subject, self.by_role)
+
+
+@dataclass(frozen=True)
+class ChangeTaskStatus:
+    """Start, finish or cancel a task, by the caller (their subject and role), for a coded reason."""
+
+    agency_id: str
+    task_id: uuid.UUID
+    by: str
+    by_role: str
+    status: str
+    reason: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.by, self.by_role)

@@ -48,6 +48,7 @@ class FollowUp:
     overdue_since: datetime | None = None
     cadence_anchor_at: datetime | None = None
     created_at: datetime | None = None
+    channel: str | None = None  # how to reach the patient, from the plan (None: their preference, or phone)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> FollowUp:
@@ -68,10 +69,11 @@ class Plan:
 
     status: str
     goal_ids: frozenset[uuid.UUID]
+    channel: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Plan:
-        return cls(row["status"], frozenset(row["goal_ids"]))
+        return cls(row["status"], frozenset(row["goal_ids"]), row.get("channel"))
 
 
 @dataclass(frozen=True)

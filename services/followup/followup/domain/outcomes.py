@@ -153,6 +153,7 @@ def record_outcome(
             priority=follow_up.priority,
             every_days=follow_up.every_days,
             anchor=now,
+            channel=follow_up.channel,
         )
     return OutcomeDecision(
         attempt=attempt,

@@ -32,6 +32,7 @@ def new_follow_up(
     referral_id: uuid.UUID | None = None,
     every_days: float | None = None,
     cadence_anchor_at: datetime | None = None,
+    channel: str | None = None,
 ) -> dict[str, Any]:
     """The row of a follow-up to schedule: first attempt, first due point, its grace period from the rules."""
     return {
@@ -52,6 +53,7 @@ def new_follow_up(
         "overdue_since": None,
         "completed_at": None,
         "reassessment": None,
+        "channel": channel,
         "created_at": now,
         "updated_at": now,
     }
@@ -67,6 +69,7 @@ def cadence_follow_up(
     priority: str,
     every_days: float,
     anchor: datetime,
+    channel: str | None = None,
 ) -> dict[str, Any]:
     """A plan's next cadence contact, counted from its anchor: the plan's start, or the last contact."""
     return new_follow_up(
@@ -80,6 +83,7 @@ def cadence_follow_up(
         due_at=next_cadence_due(anchor, every_days),
         every_days=every_days,
         cadence_anchor_at=anchor,
+        channel=channel,
     )
 
 
@@ -175,20 +179,32 @@ class CadenceRevision:
 
 
 def revise_for_plan(
-    rules: FollowUpRules, current: FollowUp, *, plan_id: uuid.UUID, priority: str, every_days: float
+    rules: FollowUpRules,
+    current: FollowUp,
+    *,
+    plan_id: uuid.UUID,
+    priority: str,
+    every_days: float,
+    channel: str | None = None,
 ) -> CadenceRevision:
     """Update the open cadence follow-up instead of piling up another; announce it when one still waiting
-    moves or changes priority."""
+    moves, changes priority or is to reach the patient another way."""
     anchor = current.cadence_anchor_at or current.created_at
     assert anchor is not None  # every stored follow-up has a creation time
-    changes: dict[str, Any] = {"plan_id": plan_id, "priority": priority, "every_days": every_days}
+    changes: dict[str, Any] = {
+        "plan_id": plan_id,
+        "priority": priority,
+        "every_days": every_days,
+        "channel": channel,
+    }
     moved_to = revise_cadence(current, anchor, every_days)
-    revised = replace(current, plan_id=plan_id, priority=priority, every_days=every_days)
+    revised = replace(current, plan_id=plan_id, priority=priority, every_days=every_days, channel=channel)
     if moved_to is not None:
         revised = replace(revised, due_at=moved_to, due_point=current.due_point + 1)
         changes |= {"due_at": revised.due_at, "due_point": revised.due_point}
     if moved_to is not None or current.status == "scheduled":
         changes["overdue_at"] = rules.overdue_at(revised.due_at, priority)
-    if current.status == "scheduled" and (moved_to is not None or priority != current.priority):
+    changed = moved_to is not None or priority != current.priority or channel != current.channel
+    if current.status == "scheduled" and changed:
         return CadenceRevision(changes, (announce.revised(revised),))
     return CadenceRevision(changes, ())

@@ -126,9 +126,18 @@ class RiskRule(Rule):
 
 
 class UrgentFlag(Rule):
+    """Raised when an item, or a total, scores at least ``min_points``, whatever else the answers say."""
+
     flag: str
-    item: str
+    item: str | None = None
+    total: str | None = None
     min_points: int
+
+    @model_validator(mode="after")
+    def _one_source(self) -> UrgentFlag:
+        if (self.item is None) == (self.total is None):
+            raise ValueError("an urgent flag names an item or a total, not both")
+        return self
 
 
 class Instrument(Rule):
@@ -268,7 +277,12 @@ def score(rules: ScreeningRules, instrument: str, answers: dict[str, Any]) -> Sc
     urgent_flags = [
         flag.flag
         for flag in spec.urgent_flags
-        if (_points(items[flag.item], answers[flag.item]) or 0) >= flag.min_points
+        if (
+            totals[flag.total]
+            if flag.total
+            else _points(items[flag.item or ""], answers[flag.item or ""]) or 0
+        )
+        >= flag.min_points
     ]
     if urgent_flags:
         risks.append("urgent")

@@ -1,0 +1,103 @@
+"""Caseloads: each patient's care manager, and the counts a care manager and a supervisor work from."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from careloop_shared.db import Store, insert_row
+
+# One patient's open care tasks (those for the care manager by the rules, escalated or not) and follow-ups.
+_COUNTS = (
+    " LEFT JOIN LATERAL (SELECT count(*) AS open_tasks, count(*) FILTER (WHERE due_at < $2) AS overdue_tasks,"
+    " count(*) FILTER (WHERE priority = ANY($3::text[])) AS urgent_tasks FROM tasks"
+    " WHERE tasks.patient_id = p.patient_id AND status IN ('open', 'in-progress')"
+    " AND for_role = $4) t ON true"
+    " LEFT JOIN LATERAL (SELECT min(due_at) AS next_follow_up_due,"
+    " count(*) FILTER (WHERE status = 'overdue') AS overdue_follow_ups FROM follow_ups"
+    " WHERE follow_ups.patient_id = p.patient_id AND status IN ('scheduled', 'due', 'overdue')) f ON true"
+)
+
+
+class CaseloadStore(Store):
+    async def learn_care_manager(self, row: dict[str, Any]) -> bool:
+        """The patient's care manager as of ``assigned_at``: the newest assignment wins, and a known care
+        manager is never forgotten for none. True when this one is now the patient's."""
+        return (
+            await insert_row(
+                self.db,
+                "patients",
+                row,
+                conflict="(patient_id) DO UPDATE SET care_manager_id = EXCLUDED.care_manager_id,"
+                " assigned_at = EXCLUDED.assigned_at, agency_id = EXCLUDED.agency_id"
+                " WHERE EXCLUDED.care_manager_id IS NOT NULL AND (patients.care_manager_id IS NULL"
+                " OR patients.assigned_at < EXCLUDED.assigned_at)",
+                returning="patient_id",
+            )
+            is not None
+        )
+
+    async def care_manager(self, patient_id: uuid.UUID) -> str | None:
+        found: str | None = await self.db.fetchval(
+            "SELECT care_manager_id FROM patients WHERE patient_id = $1", patient_id
+        )
+        return found
+
+    async def care_managers(self, patient_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+        rows = await self.db.fetch(
+            "SELECT patient_id, care_manager_id FROM patients WHERE patient_id = ANY($1::uuid[])",
+            list(patient_ids),
+        )
+        return {r["patient_id"]: r["care_manager_id"] for r in rows}
+
+    async def caseload(
+        self,
+        agency_id: str,
+        care_manager_id: str,
+        now: datetime,
+        urgent: Sequence[str],
+        care_role: str,
+        limit: int,
+        offset: int,
+    ) -> list[asyncpg.Record]:
+        """A care manager's patients with their counts: the most urgent and overdue first, then the
+        soonest follow-up."""
+        return await self.db.fetch(
+            "SELECT p.patient_id, p.assigned_at, t.open_tasks, t.overdue_tasks, t.urgent_tasks,"
+            " f.next_follow_up_due, f.overdue_follow_ups FROM patients p"
+            + _COUNTS
+            + " WHERE p.agency_id = $1 AND p.care_manager_id = $5"
+            " ORDER BY t.urgent_tasks DESC, t.overdue_tasks DESC, f.next_follow_up_due NULLS LAST,"
+            " p.patient_id"
+            " LIMIT $6 OFFSET $7",
+            agency_id,
+            now,
+            list(urgent),
+            care_role,
+            care_manager_id,
+            limit,
+            offset,
+        )
+
+    async def agency_caseloads(
+        self, agency_id: str, now: datetime, urgent: Sequence[str], care_role: str, limit: int, offset: int
+    ) -> list[asyncpg.Record]:
+        """Per care manager of the agency (null: patients nobody is responsible for): counts only."""
+        return await self.db.fetch(
+            "SELECT p.care_manager_id, count(*) AS patients, sum(t.open_tasks)::int AS open_tasks,"
+            " sum(t.overdue_tasks)::int AS overdue_tasks, sum(t.urgent_tasks)::int AS urgent_tasks,"
+            " sum(f.overdue_follow_ups)::int AS overdue_follow_ups FROM patients p"
+            + _COUNTS
+            + " WHERE p.agency_id = $1 GROUP BY p.care_manager_id ORDER BY p.care_manager_id NULLS LAST"
+            " LIMIT $5 OFFSET $6",
+            agency_id,
+            now,
+            list(urgent),
+            care_role,
+            limit,
+            offset,
+        )

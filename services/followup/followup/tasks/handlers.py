@@ -1,0 +1,166 @@
+"""The task list's use cases: tasks opened, resolved and escalated by events, escalated by the clock, and
+moved along by people.
+
+Every event followup consumes or emits goes through ``track_tasks``: first what it resolves (remembered,
+so a cause arriving later opens nothing), then what it escalates, then what it opens. followup's own
+events are tracked in the unit of work that emits them, never consumed back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from careloop_shared.errors import NotFound
+from careloop_shared.events import Message, ReceivedEvent
+from careloop_shared.logging import get_logger
+from followup.config import FollowupContext
+from followup.domain import tasks as task
+from followup.domain.announcements import Announcement
+from followup.domain.commands import ChangeTaskStatus
+from followup.domain.follow_up import Actor
+from followup.domain.task_facts import Facts, facts_of
+from followup.domain.task_rules import CARE_MANAGER
+from followup.store import Uow
+
+log = get_logger(__name__)
+
+FOLLOW_UP_KIND_ABOUT = "follow-up"
+
+
+class TaskNotFound(NotFound):
+    """No such task that the caller may see (another agency's, or another person's, looks the same)."""
+
+    def __init__(self) -> None:
+        super().__init__("task not found")
+
+
+def _announce(
+    uow: Uow, announcements: Iterable[Announcement], now: Any, caused_by: ReceivedEvent | None
+) -> list[Message]:
+    return [uow.emit(a.event, caused_by=caused_by, event_id=a.event_id, time=now) for a in announcements]
+
+
+async def _close(
+    uow: Uow,
+    tasks: Iterable[Mapping[str, Any]],
+    to: str,
+    changes: dict[str, Any],
+    now: Any,
+    caused_by: ReceivedEvent | None,
+    by: Actor | None,
+) -> None:
+    for t in tasks:
+        await uow.store.tasks.update_task(t["id"], {**changes, "status": to}, now)
+        _announce(uow, [task.status_changed(t, to, task.RESOLVED, now, by)], now, caused_by)
+
+
+async def track_tasks(
+    ctx: FollowupContext,
+    uow: Uow,
+    facts: Facts,
+    *,
+    caused_by: ReceivedEvent | None = None,
+    by: Actor | None = None,
+    remember: bool = True,
+) -> None:
+    """Apply one event to the task list: resolve, escalate, open. ``remember`` keeps what it resolved
+    for causes still to come (followup's own events need not: nothing of theirs arrives late)."""
+    rules, now, store = ctx.tasks, ctx.clock(), uow.store.tasks
+    for resolution in task.resolutions(rules, facts):
+        if remember:
+            await store.record_resolution(resolution)
+        resolved = await store.active_about(
+            facts.patient_id,
+            [resolution["kind"]],
+            resolution["subject"],
+            caused_until=None if resolution["any_time"] else facts.at,
+            except_cause=facts.event_id,
+        )
+        await _close(uow, resolved, "done", task.resolved_changes(resolution, now, by), now, caused_by, by)
+    for kind, subject in task.escalations(rules, facts):
+        for t in await store.active_about(facts.patient_id, [kind], subject):
+            if t["escalated_at"] is None:
+                await store.update_task(t["id"], task.escalated_changes(rules, now), now)
+                _announce(uow, [task.escalated(t, rules.escalate_to_role, now)], now, caused_by)
+    kinds = rules.opened_by(facts.event_type)
+    if not kinds:
+        return
+    needs_manager = any(k.for_role == CARE_MANAGER for k in kinds)
+    manager = await uow.store.caseload.care_manager(facts.patient_id) if needs_manager else None
+    for row in task.tasks_to_open(rules, facts, now, care_manager=manager):
+        earlier = await store.resolution_for(
+            facts.patient_id, row["kind"], row["subject"], facts.at, facts.event_id
+        )
+        if earlier is not None:
+            # Resolved before its cause arrived: kept, closed, and never announced as open.
+            closed = task.resolved_changes(
+                {"event_id": earlier["event_id"], "event_type": earlier["event_type"]}, now, None
+            )
+            await store.insert_task(row | closed)
+        elif await store.insert_task(row):
+            _announce(uow, [task.opened(row)], now, caused_by)
+
+
+async def when_event_track_tasks(ctx: FollowupContext, uow: Uow, received: ReceivedEvent) -> None:
+    """Any consumed event the task rules name: open, resolve and escalate tasks as they say."""
+    facts = facts_of(received.event, received.envelope.id, received.envelope.time)
+    await track_tasks(ctx, uow, facts, caused_by=received)
+
+
+async def track_own(
+    ctx: FollowupContext,
+    uow: Uow,
+    messages: Iterable[Message],
+    *,
+    caused_by: ReceivedEvent | None = None,
+    by: Actor | None = None,
+    due_base: Mapping[uuid.UUID, Any] | None = None,
+) -> None:
+    """followup's own events, in the unit of work that emits them. ``due_base``: per follow-up, when its
+    task falls due (its grace period's end)."""
+    for m in messages:
+        follow_up_id: uuid.UUID | None = getattr(m.event, "follow_up_id", None)
+        base = (due_base or {}).get(follow_up_id) if follow_up_id else None
+        facts = facts_of(m.event, m.envelope.id, m.envelope.time, due_base=base)
+        await track_tasks(ctx, uow, facts, caused_by=caused_by, by=by, remember=False)
+
+
+async def close_tasks_of_cancelled_follow_ups(
+    ctx: FollowupContext,
+    uow: Uow,
+    cancelled: Iterable[Mapping[str, Any]],
+    caused_by: ReceivedEvent | None = None,
+) -> None:
+    """A follow-up cancelled (its plan ended, its referral was re-routed) leaves nothing to do."""
+    now = ctx.clock()
+    kinds = [k.kind for k in ctx.tasks.kinds if k.about == FOLLOW_UP_KIND_ABOUT]
+    for follow_up in cancelled:
+        moot = await uow.store.tasks.active_about(follow_up["patient_id"], kinds, str(follow_up["id"]))
+        changes = {"closed_at": now, "closed_reason": task.RESOLVED}
+        await _close(uow, moot, "cancelled", changes, now, caused_by, None)
+
+
+async def escalate_overdue_tasks(ctx: FollowupContext, uow: Uow) -> bool:
+    """Periodic: open tasks past their escalation time go to the supervisor, once each.
+    True when a full batch was claimed, so more may be waiting."""
+    now, to_role = ctx.clock(), ctx.tasks.escalate_to_role
+    late = await uow.store.tasks.claim_escalations(now, to_role, ctx.batch_size)
+    _announce(uow, [task.escalated(t, to_role, now) for t in late], now, None)
+    if late:
+        log.info("tasks escalated", count=len(late))
+    return len(late) >= ctx.batch_size
+
+
+async def change_task_status(ctx: FollowupContext, uow: Uow, cmd: ChangeTaskStatus) -> dict[str, Any]:
+    """A person starts, finishes or cancels a task they may see; closing stores who and why."""
+    rules, now = ctx.tasks, ctx.clock()
+    row = await uow.store.tasks.get_task(cmd.agency_id, cmd.task_id, lock=True)
+    sees_all = cmd.by_role in rules.agency_wide_roles
+    if row is None or not task.may_see(row, cmd.by, cmd.by_role, cmd.agency_id, sees_all=sees_all):
+        raise TaskNotFound()
+    changes, announcement = task.change_status(rules, row, cmd.status, cmd.reason, cmd.actor, now)
+    updated = await uow.store.tasks.update_task(row["id"], changes, now)
+    _announce(uow, [announcement], now, None)
+    return dict(updated)

@@ -1,0 +1,66 @@
+"""HTTP bodies of the task list. Reasons are codes from the task rules, never free text."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from followup.schemas import Code
+
+StatusFilter = Literal["open", "in-progress", "done", "cancelled", "active"]  # active: open or in-progress
+
+
+class TaskStatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["in-progress", "done", "cancelled"]
+    reason: Code | None = Field(
+        None, description="Coded, from the task rules' close_reasons, e.g. not-needed."
+    )
+
+
+class TaskCauseOut(BaseModel):
+    event_id: uuid.UUID
+    event_type: str
+    referral_id: uuid.UUID | None
+    follow_up_id: uuid.UUID | None
+    assessment_id: uuid.UUID | None
+    intervention_id: uuid.UUID | None
+    instrument: str | None
+
+
+class TaskOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    patient_id: uuid.UUID
+    priority: str = Field(description="stat, urgent, high or routine.")
+    status: str = Field(description="open, in-progress, done or cancelled.")
+    due_at: datetime
+    escalate_at: datetime | None = Field(description="When it goes to a supervisor if still open.")
+    escalated_at: datetime | None
+    for_role: str = Field(description="Whose work it is by the rules: care-manager, admin, ...")
+    assignee_id: str | None = Field(description="The person it is for; null when for a role.")
+    assignee_role: str = Field(
+        description="The role it is for: care-manager, admin, or supervisor once escalated."
+    )
+    cause: TaskCauseOut
+    closed_at: datetime | None
+    closed_by: str | None = Field(description="Who closed it; null when its cause was resolved by an event.")
+    closed_by_role: str | None
+    closed_reason: str | None = Field(description="resolved, or the closer's coded reason.")
+    resolved_by_event_id: uuid.UUID | None
+    resolved_by_event_type: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> TaskOut:
+        cause = {k: row["cause_event_" + k] for k in ("id", "type")}
+        ids = ("referral_id", "follow_up_id", "assessment_id", "intervention_id", "instrument")
+        return cls(
+            **{k: row[k] for k in cls.model_fields if k != "cause"},
+            cause=TaskCauseOut(event_id=cause["id"], event_type=cause["type"], **{k: row[k] for k in ids}),
+        )

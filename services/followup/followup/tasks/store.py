@@ -1,0 +1,148 @@
+"""The tasks' tables: tasks (one per kind and cause) and what resolved them. Reads are agency-scoped."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from careloop_shared.db import Store, insert_row, update_by_id
+
+TASK_COLUMNS = (
+    "id, kind, cause_key, patient_id, agency_id, subject, cause_event_id, cause_event_type, cause_at,"
+    " referral_id, follow_up_id, assessment_id, intervention_id, instrument, priority, priority_rank, status,"
+    " due_at, escalate_at, escalated_at, for_role, assignee_id, assignee_role, closed_at, closed_by,"
+    " closed_by_role, closed_reason, resolved_by_event_id, resolved_by_event_type, created_at, updated_at"
+)
+_T_COLUMNS = ", ".join("t." + c.strip() for c in TASK_COLUMNS.split(","))
+ACTIVE = ["open", "in-progress"]
+
+
+class TaskStore(Store):
+    async def insert_task(self, row: dict[str, Any]) -> bool:
+        """False when the task of that kind and cause exists already (a redelivery, a replica)."""
+        return await insert_row(self.db, "tasks", row, conflict="DO NOTHING", returning="id") is not None
+
+    async def get_task(
+        self, agency_id: str, task_id: uuid.UUID, *, lock: bool = False
+    ) -> asyncpg.Record | None:
+        return await self.db.fetchrow(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND agency_id = $2"
+            + (" FOR UPDATE" if lock else ""),
+            task_id,
+            agency_id,
+        )
+
+    async def update_task(self, task_id: uuid.UUID, changes: dict[str, Any], at: datetime) -> asyncpg.Record:
+        row = await update_by_id(self.db, "tasks", task_id, changes, at=at, returning=TASK_COLUMNS)
+        assert row is not None
+        return row
+
+    async def record_resolution(self, row: dict[str, Any]) -> None:
+        await insert_row(self.db, "task_resolutions", row, conflict="DO NOTHING")
+
+    async def resolution_for(
+        self, patient_id: uuid.UUID, kind: str, subject: str, cause_at: datetime, cause_event_id: uuid.UUID
+    ) -> asyncpg.Record | None:
+        """An event other than the cause that resolved such a task at or after the cause's time."""
+        return await self.db.fetchrow(
+            "SELECT event_id, event_type FROM task_resolutions WHERE patient_id = $1 AND kind = $2"
+            " AND subject = $3 AND event_id <> $5 AND (any_time OR resolved_at >= $4)"
+            " ORDER BY resolved_at, event_id LIMIT 1",
+            patient_id,
+            kind,
+            subject,
+            cause_at,
+            cause_event_id,
+        )
+
+    async def active_about(
+        self,
+        patient_id: uuid.UUID,
+        kinds: Sequence[str],
+        subject: str,
+        *,
+        caused_until: datetime | None = None,
+        except_cause: uuid.UUID | None = None,
+    ) -> list[asyncpg.Record]:
+        """The patient's open and in-progress tasks of these kinds about ``subject``, caused no later than
+        ``caused_until`` (when given) and not by ``except_cause``; locked."""
+        return await self.db.fetch(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE patient_id = $1 AND kind = ANY($2::text[])"
+            " AND subject = $3 AND status = ANY($4::text[])"
+            " AND ($5::timestamptz IS NULL OR cause_at <= $5)"
+            " AND ($6::uuid IS NULL OR cause_event_id <> $6) ORDER BY created_at, id FOR UPDATE",
+            patient_id,
+            list(kinds),
+            subject,
+            ACTIVE,
+            caused_until,
+            except_cause,
+        )
+
+    async def claim_escalations(self, now: datetime, to_role: str, limit: int) -> list[asyncpg.Record]:
+        """Open tasks past their escalation time go to ``to_role``, once; rows another replica is claiming
+        are skipped, not waited on."""
+        return await self.db.fetch(
+            "WITH late AS (SELECT id FROM tasks WHERE escalated_at IS NULL AND status = ANY($3::text[])"
+            " AND escalate_at <= $1 ORDER BY escalate_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
+            " UPDATE tasks t SET assignee_id = NULL, assignee_role = $2, escalated_at = $1, updated_at = $1"
+            f" FROM late WHERE t.id = late.id RETURNING {_T_COLUMNS}",
+            now,
+            to_role,
+            ACTIVE,
+            limit,
+        )
+
+    async def move_to_care_manager(
+        self, patient_id: uuid.UUID, care_manager_id: str, role: str, at: datetime
+    ) -> int:
+        """The patient's open tasks still for the care-manager ``role`` (not escalated) go to their new
+        care manager; returns how many moved."""
+        result: str = await self.db.execute(
+            "UPDATE tasks SET assignee_id = $2, updated_at = $4 WHERE patient_id = $1"
+            " AND status = ANY($5::text[]) AND assignee_role = $3 AND assignee_id IS DISTINCT FROM $2",
+            patient_id,
+            care_manager_id,
+            role,
+            at,
+            ACTIVE,
+        )
+        return int(result.split()[-1])
+
+    async def list_tasks(
+        self,
+        agency_id: str,
+        *,
+        caller: str,
+        caller_role: str,
+        sees_all: bool,
+        mine: bool,
+        assignee_id: str | None,
+        statuses: Sequence[str] | None,
+        patient_id: uuid.UUID | None,
+        limit: int,
+        offset: int,
+    ) -> list[asyncpg.Record]:
+        """The tasks the caller may see (a supervisor: the agency's; anyone else: their own and their
+        role's unassigned ones), filtered, most pressing priority first, then the earliest due."""
+        own = "(assignee_id = $2 OR (assignee_id IS NULL AND assignee_role = $3))"
+        return await self.db.fetch(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE agency_id = $1 AND ($4 OR {own})"
+            f" AND (NOT $5 OR {own}) AND ($6::text IS NULL OR assignee_id = $6)"
+            " AND ($7::text[] IS NULL OR status = ANY($7::text[])) AND ($8::uuid IS NULL OR patient_id = $8)"
+            " ORDER BY priority_rank, due_at, id LIMIT $9 OFFSET $10",
+            agency_id,
+            caller,
+            caller_role,
+            sees_all,
+            mine,
+            assignee_id,
+            None if statuses is None else list(statuses),
+            patient_id,
+            limit,
+            offset,
+        )

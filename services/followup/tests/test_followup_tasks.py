@@ -1,0 +1,195 @@
+"""The task rules as data, and the pure decisions they drive: no store, no broker."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from careloop_shared.contracts import (
+    FollowUpCadence,
+    FollowUpDue,
+    NetworkGapDetected,
+    PlanUpdated,
+    ReferralMade,
+    RiskLevel,
+)
+from careloop_shared.rules import InvalidRulesFile, load_rules
+from followup.config import FollowupContext, FollowupSettings
+from followup.domain.follow_up import Actor
+from followup.domain.task_facts import facts_of
+from followup.domain.task_rules import TASK_RULES_FILE, TaskRules
+from followup.domain.tasks import IllegalMove, change_status, resolutions, task_id, tasks_to_open
+
+T = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+RULES = load_rules(TaskRules, TASK_RULES_FILE)
+
+
+def test_the_shipped_rules_name_every_kind_of_work_with_its_priority_and_owner():
+    kinds = {k.kind: (k.priority, k.for_role, k.escalate_after_minutes) for k in RULES.kinds}
+    assert kinds["safety-check"] == ("stat", "care-manager", 60)
+    assert kinds["recruit-provider"][1] == "admin"
+    assert set(kinds) == {
+        "safety-check",
+        "do-instrument",
+        "follow-up",
+        "reassess",
+        "chase-referral",
+        "re-refer",
+        "discuss-alternatives",
+        "recruit-provider",
+    }
+    assert RULES.priorities == ("stat", "urgent", "high", "routine")
+
+
+def own_rules(tmp_path, change):
+    rules = json.loads(TASK_RULES_FILE.read_text())
+    change(rules)
+    path = tmp_path / "our-task-rules.json"
+    path.write_text(json.dumps(rules))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (
+            lambda r: r["kinds"][0]["opened_by"].update(event="careloop.intake.patient_sneezed.v1"),
+            "unknown event",
+        ),
+        (lambda r: r["kinds"][4].update(about="assessment"), "is not about a assessment"),
+        (lambda r: r["kinds"][0].update(priority="asap"), "unknown priority asap"),
+        (lambda r: r["kinds"].append(r["kinds"][0]), "a kind is listed twice"),
+        (
+            lambda r: r["kinds"][5]["opened_by"].update(urgent_flags=["x"]),
+            "urgent_flags apply to PatientAssessed",
+        ),
+    ],
+)
+def test_a_rules_file_the_code_cannot_follow_stops_the_service_at_start_saying_where(tmp_path, change, says):
+    with pytest.raises(InvalidRulesFile, match=says):
+        load_rules(TaskRules, own_rules(tmp_path, change))
+
+
+def test_an_organisation_s_own_task_rules_configure_the_use_cases(tmp_path, monkeypatch, clock):
+    path = own_rules(tmp_path, lambda r: r["kinds"][0].update(due_after_minutes=30))
+    monkeypatch.setenv("FOLLOWUP_TASK_RULES_FILE", str(path))
+    ctx = FollowupContext.from_settings(FollowupSettings(), clock)
+    assert ctx.tasks.kind("safety-check").due_after_minutes == 30
+
+
+def test_a_follow_up_task_takes_its_priority_from_the_follow_up_and_falls_due_when_its_grace_ends():
+    due = FollowUpDue(
+        patient_id=uuid.uuid4(),
+        agency_id="a",
+        follow_up_id=uuid.uuid4(),
+        reason="plan-cadence",
+        due_at=T,
+        priority=RiskLevel.moderate,
+    )
+    event_id = uuid.uuid4()
+    facts = facts_of(due, event_id, T, due_base=T + timedelta(hours=72))
+    [row] = tasks_to_open(RULES, facts, T, care_manager="cm-ana")
+    assert (row["priority"], row["due_at"], row["escalate_at"], row["assignee_id"]) == (
+        "routine",
+        T + timedelta(hours=72),
+        None,  # escalated by FollowUpOverdue, not by the clock
+        "cm-ana",
+    )
+    assert (
+        row["id"]
+        == task_id("follow-up", str(event_id))
+        == tasks_to_open(RULES, facts, T, care_manager=None)[0]["id"]
+    )
+
+
+def test_a_re_route_is_about_the_referral_it_replaces_and_a_gap_is_read_on_the_cloudevents_clock():
+    replaced = uuid.uuid4()
+    made = ReferralMade(
+        patient_id=uuid.uuid4(),
+        agency_id="a",
+        referral_id=uuid.uuid4(),
+        plan_id=uuid.uuid4(),
+        intervention_id=uuid.uuid4(),
+        need="n",
+        program_id="p",
+        receiving_agency_id="r",
+        status="requested",
+        response_due_at=T,
+        replaces_referral_id=replaced,
+    )
+    facts = facts_of(made, uuid.uuid4(), T)
+    assert facts.about["referral"] == str(replaced)
+    assert {(r["kind"], r["any_time"]) for r in resolutions(RULES, facts)} == {
+        ("re-refer", True),
+        ("recruit-provider", False),
+    }
+    gap = NetworkGapDetected(
+        patient_id=made.patient_id,
+        agency_id="a",
+        plan_id=uuid.uuid4(),
+        intervention_id=uuid.uuid4(),
+        need="n",
+        program_category=None,
+        postal_area=None,
+        language=None,
+        detected_at=T - timedelta(days=9),
+    )
+    assert facts_of(gap, uuid.uuid4(), T).at == T
+
+
+def test_only_a_plan_version_made_for_a_chosen_alternative_resolves_a_discussion():
+    def plan(reason):
+        return PlanUpdated(
+            patient_id=uuid.UUID(int=1),
+            agency_id="a",
+            plan_id=uuid.uuid4(),
+            version=2,
+            status="active",
+            risk_level=RiskLevel.low,
+            goals=[],
+            interventions=[],
+            follow_up=FollowUpCadence(every_days=30, priority=RiskLevel.low),
+            reason=reason,
+        )
+
+    assert resolutions(RULES, facts_of(plan("assessment"), uuid.uuid4(), T)) == []
+    [resolution] = resolutions(RULES, facts_of(plan("alternative-chosen"), uuid.uuid4(), T))
+    assert (resolution["kind"], resolution["subject"], resolution["resolved_at"]) == (
+        "discuss-alternatives",
+        "",
+        T,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "to", "allowed"),
+    [
+        ("open", "in-progress", True),
+        ("open", "done", True),
+        ("open", "cancelled", True),
+        ("in-progress", "done", True),
+        ("in-progress", "cancelled", True),
+        ("in-progress", "in-progress", False),
+        ("in-progress", "open", False),
+        ("done", "cancelled", False),
+        ("cancelled", "in-progress", False),
+    ],
+)
+def test_a_task_moves_open_in_progress_done_or_cancelled_and_never_back(status, to, allowed):
+    task = {
+        "id": uuid.uuid4(),
+        "patient_id": uuid.uuid4(),
+        "agency_id": "a",
+        "status": status,
+        "assignee_id": "cm-ana",
+        "assignee_role": "care-manager",
+    }
+    by = Actor("cm-ana", "care-manager")
+    if allowed:
+        changes, announcement = change_status(RULES, task, to, None, by, T)
+        assert changes["status"] == to and announcement.event.to_status == to
+        assert ("closed_by" in changes) == (to in ("done", "cancelled"))
+    else:
+        with pytest.raises(IllegalMove):
+            change_status(RULES, task, to, None, by, T)
