@@ -76,6 +76,9 @@ Try it (the demo agencies are agency-riverside, agency-northgate and agency-harb
   .venv/bin/careloop referrals <patient-id> --agency agency-riverside
   .venv/bin/careloop due --agency agency-riverside
   .venv/bin/careloop verify <patient-id> --agency agency-riverside
+  .venv/bin/careloop tasks --agency agency-riverside --as cm-riverside-ana      # her open tasks
+  .venv/bin/careloop caseload --agency agency-riverside --as cm-riverside-ana   # her patients
+  .venv/bin/careloop caseload --agency agency-riverside --role supervisor --as sv-riverside-sam --agency-wide
   curl -s -XPOST localhost:${PORTS[intake]}/v1/patients -H "Authorization: Bearer \$TOKEN" \\
        -H 'content-type: application/json' \\
        -d '{"given_name":"Ann","family_name":"Example","birth_date":"1970-01-02","phone":"+1 555 0100"}'

@@ -21,10 +21,14 @@ def service_url(service: str) -> str:
     )
 
 
-def dev_token(agency: str, role: str = "care-manager") -> str:
+def dev_token(agency: str, role: str = "care-manager", subject: str = "dev-user") -> str:
     settings = ServiceSettings()
     return issue_token(
-        settings.jwt_secret.get_secret_value(), agency=agency, role=role, issuer=settings.jwt_issuer
+        settings.jwt_secret.get_secret_value(),
+        agency=agency,
+        role=role,
+        subject=subject,
+        issuer=settings.jwt_issuer,
     )
 
 
@@ -34,11 +38,13 @@ class Careloop:
 
     agency: str
     role: str = "care-manager"
+    person: str = "dev-user"  # the token's subject: who careloop records as acting
     timeout: float = 15.0
 
     def __post_init__(self) -> None:
         self._http = httpx.Client(
-            timeout=self.timeout, headers={"Authorization": f"Bearer {dev_token(self.agency, self.role)}"}
+            timeout=self.timeout,
+            headers={"Authorization": f"Bearer {dev_token(self.agency, self.role, self.person)}"},
         )
 
     def close(self) -> None:

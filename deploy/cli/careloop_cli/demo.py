@@ -14,7 +14,17 @@ from typing import Any
 
 from careloop_cli.client import Careloop
 
+# In every Idempotency-Key: a demo that asks for something new uses new keys, so loading it into the
+# databases of an older demo adds what is new instead of being refused as a different request.
+DEMO_VERSION = "2"
 AGENCIES = ("agency-riverside", "agency-northgate", "agency-harbor")
+# Named demo care managers: each agency's patients are shared between its two (made-up staff ids).
+CARE_MANAGERS = {
+    "agency-riverside": ("cm-riverside-ana", "cm-riverside-ben"),
+    "agency-northgate": ("cm-northgate-cleo", "cm-northgate-dev"),
+    "agency-harbor": ("cm-harbor-eli", "cm-harbor-fay"),
+}
+SUPERVISORS = {agency: f"sv-{agency.removeprefix('agency-')}-sam" for agency in AGENCIES}
 GIVEN = (
     "Avery",
     "Jordan",
@@ -123,9 +133,9 @@ def caseload(size: int = 25, seed: int = 2026) -> list[DemoPatient]:
             "email": f"demo{i}@example.invalid" if contact == "email" else None,
             "postal_code": rng.choice(("94110", "94103", "94601", "10001", "60614")),
         }
-        patient = DemoPatient(
-            i, AGENCIES[i % len(AGENCIES)], {k: v for k, v in details.items() if v is not None}
-        )
+        agency = AGENCIES[i % len(AGENCIES)]
+        details["care_manager_id"] = CARE_MANAGERS[agency][(i // len(AGENCIES)) % 2]
+        patient = DemoPatient(i, agency, {k: v for k, v in details.items() if v is not None})
         patient.assessments.append({"instrument": "ahc-hrsn", "answers": hrsn_answers(rng)})
         phq2 = {"44250-9": rng.randrange(4), "44255-8": rng.randrange(4)}
         patient.assessments.append({"instrument": "phq-2", "answers": phq2})
@@ -143,9 +153,15 @@ def steps(patients: list[DemoPatient]) -> Iterator[tuple[str, Callable[[dict[str
 
     def register(p: DemoPatient) -> Callable[[dict[str, Careloop]], None]:
         def run(clients: dict[str, Careloop]) -> None:
-            r = clients[p.agency].post("intake", "/v1/patients", p.details, key=f"demo-patient-{p.index}")
-            if r.status_code == 409:  # already there from an earlier load
+            client = clients[p.agency]
+            r = client.post("intake", "/v1/patients", p.details, key=f"demo{DEMO_VERSION}-patient-{p.index}")
+            if r.status_code == 409:  # already there from an earlier load: make sure of its care manager
                 ids[p.index] = r.json()["existing_id"]
+                manager = {"care_manager_id": p.details["care_manager_id"]}
+                path = f"/v1/patients/{ids[p.index]}/care-manager"
+                client.post(
+                    "intake", path, manager, key=f"demo{DEMO_VERSION}-cm-{p.index}"
+                ).raise_for_status()
                 return
             r.raise_for_status()
             ids[p.index] = r.json()["id"]
@@ -156,7 +172,10 @@ def steps(patients: list[DemoPatient]) -> Iterator[tuple[str, Callable[[dict[str
         def run(clients: dict[str, Careloop]) -> None:
             body = {"purpose": "referral", "program_categories": list(CATEGORIES)}
             r = clients[p.agency].post(
-                "intake", f"/v1/patients/{ids[p.index]}/consents", body, key=f"demo-consent-{p.index}"
+                "intake",
+                f"/v1/patients/{ids[p.index]}/consents",
+                body,
+                key=f"demo{DEMO_VERSION}-consent-{p.index}",
             )
             r.raise_for_status()
 
@@ -168,7 +187,7 @@ def steps(patients: list[DemoPatient]) -> Iterator[tuple[str, Callable[[dict[str
                 "intake",
                 f"/v1/patients/{ids[p.index]}/assessments",
                 assessment,
-                key=f"demo-assessment-{p.index}-{n}",
+                key=f"demo{DEMO_VERSION}-assessment-{p.index}-{n}",
             )
             r.raise_for_status()
 

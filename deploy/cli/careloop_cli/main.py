@@ -24,7 +24,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from careloop_cli.client import Careloop, dev_token
-from careloop_cli.demo import AGENCIES, caseload, steps
+from careloop_cli.demo import AGENCIES, CARE_MANAGERS, SUPERVISORS, caseload, steps
 
 console = Console()
 
@@ -42,7 +42,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    print(dev_token(args.agency, args.role))
+    print(dev_token(args.agency, args.role, args.person))
     return 0
 
 
@@ -113,6 +113,64 @@ def cmd_due(args: argparse.Namespace, cl: Careloop) -> int:
     return 0
 
 
+def cmd_tasks(args: argparse.Namespace, cl: Careloop) -> int:
+    tasks = cl.get("followup", "/v1/tasks", assignee=args.assignee, status=args.status, limit=args.limit)
+    _table(
+        f"Tasks of {args.person} ({args.agency}), {args.status}",
+        ["id", "patient", "kind", "priority", "due", "status", "for"],
+        [
+            [
+                t["id"],
+                t["patient_id"],
+                t["kind"],
+                t["priority"],
+                t["due_at"][:16],
+                t["status"],
+                t["assignee_id"] or t["assignee_role"],
+            ]
+            for t in tasks["items"]
+        ],
+    )
+    return 0
+
+
+def cmd_caseload(args: argparse.Namespace, cl: Careloop) -> int:
+    if args.agency_wide:
+        rows = cl.get("followup", "/v1/caseload/agency")["items"]
+        _table(
+            f"Caseloads of {args.agency}",
+            ["care manager", "patients", "open tasks", "overdue", "urgent", "overdue follow-ups"],
+            [
+                [
+                    r["care_manager_id"] or "(nobody)",
+                    r["patients"],
+                    r["open_tasks"],
+                    r["overdue_tasks"],
+                    r["urgent_tasks"],
+                    r["overdue_follow_ups"],
+                ]
+                for r in rows
+            ],
+        )
+        return 0
+    rows = cl.get("followup", "/v1/caseload")["items"]
+    _table(
+        f"Caseload of {args.person} ({args.agency})",
+        ["patient", "open tasks", "overdue", "urgent", "next follow-up"],
+        [
+            [
+                r["patient_id"],
+                r["open_tasks"],
+                r["overdue_tasks"],
+                r["urgent_tasks"],
+                (r["next_follow_up_due"] or "-")[:16],
+            ]
+            for r in rows
+        ],
+    )
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace, cl: Careloop) -> int:
     result = cl.get("record", f"/v1/patients/{args.patient_id}/record/verify")
     if result["intact"]:
@@ -123,7 +181,8 @@ def cmd_verify(args: argparse.Namespace, cl: Careloop) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    clients = {agency: Careloop(agency) for agency in AGENCIES}
+    # Each agency's supervisor registers its patients, naming the care manager responsible.
+    clients = {agency: Careloop(agency, "supervisor", SUPERVISORS[agency]) for agency in AGENCIES}
     work = list(steps(caseload(args.patients)))
     try:
         with Progress(console=console, transient=False) as progress:
@@ -135,6 +194,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for client in clients.values():
             client.close()
     console.print(f"Loaded {args.patients} synthetic patients across {', '.join(AGENCIES)}.")
+    people = ", ".join(f"{a}: {' and '.join(CARE_MANAGERS[a])}" for a in AGENCIES)
+    console.print(f"Their care managers: {people} (supervisors: {', '.join(SUPERVISORS.values())}).")
     return 0
 
 
@@ -157,6 +218,12 @@ def parser() -> argparse.ArgumentParser:
     agency = argparse.ArgumentParser(add_help=False)
     agency.add_argument("--agency", default=os.environ.get("CARELOOP_AGENCY", AGENCIES[0]))
     agency.add_argument("--role", default="care-manager")
+    agency.add_argument(
+        "--as",
+        dest="person",
+        default=os.environ.get("CARELOOP_PERSON", "dev-user"),
+        help="who is acting (the token's subject), e.g. a demo care manager such as cm-riverside-ana",
+    )
     sub.add_parser("token", parents=[agency], help="print a development token").set_defaults(run=cmd_token)
     p = sub.add_parser("patients", parents=[agency], help="list the agency's patients")
     p.add_argument("--limit", type=int, default=100)
@@ -172,6 +239,14 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("due", parents=[agency], help="follow-ups due and overdue").set_defaults(
         run=cmd_due, needs_client=True
     )
+    p = sub.add_parser("tasks", parents=[agency], help="a person's task list, most urgent first")
+    p.add_argument("--assignee", default="me")
+    p.add_argument("--status", default="open")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(run=cmd_tasks, needs_client=True)
+    p = sub.add_parser("caseload", parents=[agency], help="a care manager's patients and their open work")
+    p.add_argument("--agency-wide", action="store_true", help="every care manager's counts (supervisor)")
+    p.set_defaults(run=cmd_caseload, needs_client=True)
     p = sub.add_parser("demo", help="load the synthetic demo caseload")
     p.add_argument("--patients", type=int, default=25)
     p.set_defaults(run=cmd_demo)
@@ -187,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if getattr(args, "needs_client", False):
-            client = Careloop(args.agency, args.role)
+            client = Careloop(args.agency, args.role, args.person)
             try:
                 return int(args.run(args, client))
             finally:
