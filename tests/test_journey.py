@@ -1,6 +1,7 @@
-"""The walking skeleton end to end: four services as separate processes, real Kafka and PostgreSQL."""
+"""The walking skeleton end to end: the five services as separate processes, real Kafka and PostgreSQL."""
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -27,6 +28,17 @@ PATIENT = {
     "phone": "+1 555 0199",
 }
 PHQ2_POSITIVE = {"instrument": "phq-2", "answers": {"44250-9": 2, "44255-8": 2}}
+PHQ9_ITEMS = (
+    "44250-9",
+    "44255-8",
+    "44259-0",
+    "44254-1",
+    "44251-7",
+    "44258-2",
+    "44252-5",
+    "44253-3",
+    "44260-8",
+)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -440,3 +452,66 @@ async def test_patient_data_reaches_only_who_may_see_it_and_every_read_is_audite
 async def _has_events_of(reader: TopicReader, patient_id: str) -> bool:
     await reader.poll()
     return sum(1 for r in reader.records if r.key and r.key.decode() == patient_id) >= 6
+
+
+async def test_an_item_9_answer_puts_a_safety_check_on_the_care_managers_list_at_once(platform):
+    _, svc = platform
+    agency = "agency-safety"
+    manager = token(agency, subject="cm-zoe")
+    phq9 = {"instrument": "phq-9", "answers": {**dict.fromkeys(PHQ9_ITEMS, 0), "44260-8": 1}}
+    async with httpx.AsyncClient(timeout=10) as http:
+        created = await http.post(f"{svc['intake'].url}/v1/patients", json=PATIENT, headers=manager)
+        patient_id = created.json()["id"]
+        assessed = await http.post(
+            f"{svc['intake'].url}/v1/patients/{patient_id}/assessments", json=phq9, headers=manager
+        )
+        assert assessed.status_code == 202
+        answered = time.monotonic()
+
+        async def safety_check() -> dict | None:
+            r = await http.get(f"{svc['followup'].url}/v1/tasks", params={"assignee": "me"}, headers=manager)
+            mine = [t for t in r.json()["items"] if t["patient_id"] == patient_id]
+            return next((t for t in mine if t["kind"] == "safety-check"), None)
+
+        task = await eventually(
+            safety_check, timeout=10, interval=0.02, what="a safety check on cm-zoe's list"
+        )
+        took = time.monotonic() - answered
+    assert (task["priority"], task["status"], task["assignee_id"]) == ("stat", "open", "cm-zoe")
+    assert took < 1.0, f"the safety check took {took:.2f}s to reach the list"
+
+
+async def test_a_service_approved_under_medical_necessity_reaches_a_provider(platform):
+    _, svc = platform
+    agency = token("agency-necessity")
+    async with httpx.AsyncClient(timeout=10) as http:
+        patient_id = (
+            await http.post(f"{svc['intake'].url}/v1/patients", json=PATIENT, headers=agency)
+        ).json()["id"]
+        consent = {"purpose": "referral", "program_categories": ["medical-equipment", "behavioral-health"]}
+        await http.post(
+            f"{svc['intake'].url}/v1/patients/{patient_id}/consents", json=consent, headers=agency
+        )
+        await http.post(
+            f"{svc['intake'].url}/v1/patients/{patient_id}/assessments", json=PHQ2_POSITIVE, headers=agency
+        )
+
+        async def plan_version() -> int | None:
+            r = await http.get(f"{svc['careplan'].url}/v1/patients/{patient_id}/care-plan", headers=agency)
+            return r.json()["version"] if r.status_code == 200 else None
+
+        version = await eventually(plan_version, what="a care plan")
+        request = {"service_code": "durable-medical-equipment", "expected_version": version}
+        decided = await http.post(
+            f"{svc['careplan'].url}/v1/patients/{patient_id}/service-requests", json=request, headers=agency
+        )
+        assert decided.status_code == 201 and decided.json()["decision"] == "met", decided.text
+
+        async def equipment_referral() -> dict | None:
+            r = await http.get(
+                f"{svc['referral'].url}/v1/referrals", params={"patient_id": patient_id}, headers=agency
+            )
+            return next((x for x in r.json()["items"] if x["program_category"] == "medical-equipment"), None)
+
+        referral = await eventually(equipment_referral, what="a referral to a medical-equipment provider")
+    assert (referral["status"], referral["need"]) == ("requested", "clinical-service")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Iterable
@@ -41,9 +42,28 @@ async def ensure_topics(
                 if code not in (0, _TOPIC_ALREADY_EXISTS):
                     raise RuntimeError(f"could not create topic {name}: error code {code}")
             log.info("topics created", topics=missing)
+        # Another replica or service may have created some of them a moment ago: wait for all.
+        await _wait_for_leaders(admin, sorted(set(topics)))
         return missing
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 15.0) -> None:
+    """Until every partition of these topics has a leader: a consumer that starts earlier gets
+    NotLeaderForPartition and may wait for a metadata refresh before it reads them."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = await admin.describe_topics(topics)
+        if all(
+            d.get("error_code", 0) == 0 and d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"])
+            for d in described
+        ):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            log.warning("new topics still have partitions without a leader", topics=topics)
+            return
+        await asyncio.sleep(0.1)
 
 
 def new_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
