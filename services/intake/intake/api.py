@@ -5,12 +5,23 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from careloop_shared.errors import NotFound
-from careloop_shared.http import Audit, Commands, CurrentPrincipal, Page, Paging, needs, read_store
+from careloop_shared.http import (
+    Audit,
+    Commands,
+    CurrentPrincipal,
+    Page,
+    Paging,
+    needs,
+    read_store,
+    service_context,
+)
 from intake import handlers
+from intake.config import IntakeContext
 from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient, RevokeConsent, UpdatePatient
+from intake.domain.questionnaires import questionnaire
 from intake.schemas import (
     AssessmentIn,
     AssessmentOut,
@@ -20,11 +31,14 @@ from intake.schemas import (
     PatientIn,
     PatientOut,
     PatientPatch,
+    QuestionnaireOut,
 )
 from intake.store import IntakeStore
 
 router = APIRouter(prefix="/v1")
 Store = Annotated[IntakeStore, Depends(read_store)]
+Ctx = Annotated[IntakeContext, Depends(service_context)]
+Language = Annotated[str, Query(pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$", max_length=35)]
 
 
 def _created(new_id: uuid.UUID) -> Created:
@@ -176,3 +190,31 @@ async def get_assessment(
         raise NotFound("assessment not found")
     await audit.read(row["patient_id"], "assessment", entity_id=assessment_id)
     return AssessmentOut(**dict(row))
+
+
+@router.get(
+    "/instruments",
+    tags=["assessments"],
+    response_model=list[QuestionnaireOut],
+    openapi_extra=needs("assessment:record"),
+)
+async def instruments(ctx: Ctx, language: Language = "en") -> list[QuestionnaireOut]:
+    """Every screening instrument as a form asks it: items, their text, the answers to choose from."""
+    return [
+        QuestionnaireOut(**q)
+        for name in ctx.rules.instruments
+        if (q := questionnaire(ctx.rules, name, language)) is not None
+    ]
+
+
+@router.get(
+    "/instruments/{instrument_id}",
+    tags=["assessments"],
+    response_model=QuestionnaireOut,
+    openapi_extra=needs("assessment:record"),
+)
+async def instrument(instrument_id: str, ctx: Ctx, language: Language = "en") -> QuestionnaireOut:
+    asked = questionnaire(ctx.rules, instrument_id, language)
+    if asked is None:
+        raise NotFound("no such instrument")
+    return QuestionnaireOut(**asked)

@@ -194,3 +194,29 @@ class AssessmentOut(BaseModel):
         None, description="Who recorded the answers (their subject id); null before this was kept."
     )
     assessed_by_role: str | None = None
+
+
+class QuestionOption(BaseModel):
+    value: int | str = Field(description="What to send as the answer: a score, or a LOINC answer code.")
+    label: str
+
+
+class Question(BaseModel):
+    code: str = Field(description="The item's LOINC code: the key of its answer.")
+    text: str
+    type: str = Field(description="score or choice")
+    multiple: bool = Field(description="Several answers may be chosen (send a list).")
+    exclusive: list[str] = Field(default_factory=list, description="Answers that stand alone.")
+    options: list[QuestionOption]
+
+
+class QuestionnaireOut(BaseModel):
+    """An instrument as a form asks it, from the rules that score it."""
+
+    id: str
+    title: str
+    panel: str = Field(description="LOINC panel code.")
+    rules_version: str
+    language: str | None
+    prompt: str | None
+    items: list[Question]

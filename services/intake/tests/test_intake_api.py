@@ -16,13 +16,17 @@ from careloop_shared.auth import issue_token
 from careloop_shared.contracts import ReferralMade, ReferralStatusChanged
 from careloop_shared.events import REGISTRY, Event, new_message
 from careloop_shared.logging import configure_logging
+from careloop_shared.rules import load_rules
 from careloop_shared.runtime import running
 from careloop_shared.schemas import path_of
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import eventually, publish_message, unique_prefix
+from intake.domain.scoring import RULES_FILE, ScreeningRules
 from intake.main import IntakeSettings, build_app
 
 pytestmark = pytest.mark.integration
+
+SCREENING_VERSION = load_rules(ScreeningRules, RULES_FILE).version
 
 PATIENT = {
     "given_name": "Marisol",
@@ -251,7 +255,7 @@ async def test_reassessment_keeps_history_and_emits_a_new_event(intake, agency):
     assert (one["total_score"], one["risk_level"], one["rules_version"]) == (
         6,
         "moderate",
-        "screening-2026.11.3",
+        SCREENING_VERSION,
     )
     assert one["recommended_instruments"] == ["phq-9"]
     events = [b for t, b in await outbox(runtime, patient_id) if t == "careloop.intake.patient_assessed.v1"]
@@ -771,3 +775,16 @@ async def test_a_referral_closed_before_it_is_made_never_opens(intake, infra, ag
     await eventually(both_known, what="the referral made and closed")
     provider = auth(food, role="provider", subject="pr-paz")
     assert (await client.get(f"/v1/referred-patients/{patient_id}", headers=provider)).status_code == 404
+
+
+async def test_the_instruments_are_served_as_forms_to_those_who_record_assessments(intake, agency):
+    client, _ = intake
+    forms = await client.get("/v1/instruments?language=es", headers=agency)
+    assert forms.status_code == 200, forms.text
+    assert {f["id"] for f in forms.json()} == {"phq-2", "phq-9", "ahc-hrsn"}
+    one = (await client.get("/v1/instruments/ahc-hrsn", headers=agency)).json()
+    transport = next(i for i in one["items"] if i["code"] == "93030-5")
+    assert [o["value"] for o in transport["options"]] == ["LA33-6", "LA32-8"]
+    assert (await client.get("/v1/instruments/nope", headers=agency)).status_code == 404
+    analyst = auth(agency_of(agency), role="analyst")
+    assert (await client.get("/v1/instruments", headers=analyst)).status_code == 403

@@ -140,9 +140,19 @@ class UrgentFlag(Rule):
         return self
 
 
+class Wording(Rule):
+    """How an instrument is asked in one language: its prompt, each item's text, each answer's label."""
+
+    prompt: str | None = None
+    items: dict[str, str]
+    answers: dict[str, str] = Field(default_factory=dict)  # LOINC answer code -> label
+    scale: dict[str, str] = Field(default_factory=dict)  # score -> label, for scored items
+
+
 class Instrument(Rule):
     title: str
     panel: str
+    wording: dict[str, Wording] = Field(default_factory=dict)  # by language
     items: dict[str, Item]
     totals: list[Total] = Field(default_factory=list)
     domains: list[Domain] = Field(default_factory=list)
@@ -153,6 +163,19 @@ class Instrument(Rule):
 class ScreeningRules(RulesFile):
     risk_levels: tuple[str, ...]
     instruments: dict[str, Instrument]
+
+    @model_validator(mode="after")
+    def _worded_fully(self) -> ScreeningRules:
+        for name, instrument in self.instruments.items():
+            for language, wording in instrument.wording.items():
+                missing = set(instrument.items) - set(wording.items)
+                answers = {
+                    a for i in instrument.items.values() if isinstance(i, ChoiceItem) for a in i.answers
+                }
+                missing |= answers - set(wording.answers)
+                if missing:
+                    raise ValueError(f"{name} in {language} has no words for {sorted(missing)}")
+        return self
 
 
 def _problem(item: str, reason: str) -> dict[str, str]:
