@@ -278,8 +278,11 @@ async def test_the_whole_journey_appears_in_the_case_record_in_causal_order(plat
             "careloop.followup.follow_up_completed.v1",
         }
 
+        seen: list = []
+
         async def full_record() -> list | None:
             entries = (await get("record", f"/v1/patients/{patient_id}/record")).get("entries", [])
+            seen[:] = entries
             changes = [e for e in entries if e["type"] == "careloop.referral.referral_status_changed.v1"]
             plan_reasons = {
                 e["data"]["reason"] for e in entries if e["type"] == "careloop.careplan.plan_updated.v1"
@@ -287,7 +290,14 @@ async def test_the_whole_journey_appears_in_the_case_record_in_causal_order(plat
             done = wanted <= {e["type"] for e in entries} and len(changes) == 3 and "progress" in plan_reasons
             return entries if done else None
 
-        entries = await eventually(full_record, timeout=60, what="the whole journey in the record")
+        try:
+            entries = await eventually(full_record, timeout=60, what="the whole journey in the record")
+        except AssertionError as missing:  # say what did arrive, to tell a slow link from a lost event
+            arrived = [
+                e["type"].split(".")[-2] + (f":{e['data'].get('reason')}" if "plan" in e["type"] else "")
+                for e in seen
+            ]
+            raise AssertionError(f"{missing}; the record holds {arrived}") from None
         verified = await get("record", f"/v1/patients/{patient_id}/record/verify")
         stranger = await http.get(
             f"{svc['record'].url}/v1/patients/{patient_id}/record", headers=token("agency-stranger")

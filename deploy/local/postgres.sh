@@ -38,7 +38,7 @@ LOG_FILE="$PG_DIR/postgres.log"
 # Bootstrap superuser stays "postgres"; the app role below is what services connect as.
 ADMIN_ROLE=postgres
 APP_ROLE=careloop
-DATABASES=(careloop_intake careloop_careplan careloop_referral careloop_followup careloop_record)
+DATABASES=(careloop_intake careloop_careplan careloop_referral careloop_followup careloop_record careloop_workspace)
 
 [[ -x "$PG_BIN/pg_ctl" ]] || die "PostgreSQL binaries not found in $PG_BIN (set CARELOOP_PG_BIN)"
 
@@ -104,7 +104,7 @@ write_conf() {
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$sock_sql'
-# Five services plus per-test throwaway databases, each with its own pool.
+# Five services and the workspace plus per-test throwaway databases, each with its own pool.
 max_connections = 300
 shared_buffers = 256MB
 # Durability matters even locally: tests exercise real commit semantics.

@@ -1,0 +1,175 @@
+"""My day, rendered from the fake services' answers."""
+
+import re
+from datetime import timedelta
+
+import httpx
+
+PROVIDER = {"agency": "agency-community-health", "role": "provider", "subject": "pr-community-joe"}
+
+
+def rows(page: httpx.Response, section: str) -> list[str]:
+    """The text of each table row (or list item) in a section, tags removed."""
+    part = page.text.split(f'id="{section}-heading"', 1)[1].split("</section>", 1)[0]
+    cells = re.findall(r"<tr>(.*?)</tr>|<li>(.*?)</li>", part, flags=re.S)
+    return [" ".join(re.sub(r"<[^>]+>", " ", a or b).split()) for a, b in cells]
+
+
+async def test_my_day_shows_my_open_tasks_most_pressing_first_with_due_times(
+    client, services, sign_in, make_task, clock
+):
+    earlier = (clock.now - timedelta(hours=2)).isoformat()
+    later = (clock.now + timedelta(hours=3)).isoformat()
+    tasks = [
+        make_task("stat", "safety-check", due_at=later, patient_id="11111111-1111-4111-8111-111111111111"),
+        make_task("urgent", "follow-up-due", due_at=earlier, escalated_at=earlier),
+        make_task("routine", "recommended-instrument", due_at=later),
+    ]
+    services.page("followup", "/v1/tasks", tasks)
+    await sign_in(client)
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert rows(page, "tasks")[1:] == [
+        "stat Safety check Patient 11111111 Mon 02 Mar 12:00",
+        "urgent Follow up due (escalated) Patient "
+        + tasks[1]["patient_id"][:8]
+        + " Mon 02 Mar 07:00 overdue",
+        "routine Recommended instrument Patient " + tasks[2]["patient_id"][:8] + " Mon 02 Mar 12:00",
+    ]
+    assert 'href="/patients/11111111-1111-4111-8111-111111111111"' in page.text
+    [call] = services.called("followup", "/v1/tasks")
+    assert dict(call.url.params) == {"assignee": "me", "status": "open", "offset": "0", "limit": "20"}
+
+
+async def test_due_and_overdue_follow_ups_and_those_due_later_today(
+    client, services, sign_in, make_follow_up, clock
+):
+    overdue = make_follow_up("overdue", priority="urgent", due_at=(clock.now - timedelta(days=2)).isoformat())
+    due = make_follow_up("due", assignee_id="cm-riverside-ben", channel=None)
+    services.page("followup", "/v1/work-queue", [overdue, due])
+    tonight = make_follow_up(
+        "scheduled", reason="referral-check-in", due_at=(clock.now + timedelta(hours=9)).isoformat()
+    )
+    tomorrow = make_follow_up("scheduled", due_at=(clock.now + timedelta(hours=16)).isoformat())
+    services.page("followup", "/v1/follow-ups", [tonight, tomorrow])
+    await sign_in(client)
+    page = await client.get("/")
+    short = overdue["patient_id"][:8]
+    assert rows(page, "due")[1:3] == [
+        f"urgent Plan cadence Patient {short} Sat 28 Feb 09:00 overdue (past its grace period) Phone you",
+        f"routine Plan cadence Patient {due['patient_id'][:8]} Mon 02 Mar 09:00 Preference cm-riverside-ben",
+    ]
+    assert rows(page, "due")[3:] == [
+        f"Mon 02 Mar 18:00 : Referral check in for Patient {tonight['patient_id'][:8]}"
+    ]
+    [scheduled] = services.called("followup", "/v1/follow-ups")
+    assert scheduled.url.params["status"] == "scheduled"
+
+
+async def test_due_times_and_today_follow_the_workspace_time_zone(
+    make_app, open_browser, services, sign_in, make_follow_up, clock
+):
+    from workspace.config import WorkspaceSettings
+
+    late = make_follow_up("scheduled", due_at=(clock.now + timedelta(hours=9)).isoformat())  # 18:00 UTC
+    services.page("followup", "/v1/follow-ups", [late])
+    async with open_browser(make_app(WorkspaceSettings(time_zone="Asia/Tokyo"))) as http:
+        await sign_in(http)
+        page = await http.get("/")
+    assert "Mon 02 Mar 18:00" in page.text  # now: 18:00 in Tokyo
+    assert "No more follow-ups fall due today." in page.text  # 03:00 tomorrow, Tokyo time
+
+
+async def test_my_caseload_links_each_patient_with_counts_and_the_next_follow_up(client, services, sign_in):
+    patient = {
+        "patient_id": "22222222-2222-4222-8222-222222222222",
+        "assigned_at": "2026-02-01T10:00:00+00:00",
+        "open_tasks": 3,
+        "overdue_tasks": 1,
+        "urgent_tasks": 1,
+        "overdue_follow_ups": 0,
+        "next_follow_up_due": "2026-03-04T15:30:00+00:00",
+    }
+    services.page("followup", "/v1/caseload", [patient], next_offset=40)  # the page after offset 20
+    await sign_in(client)
+    page = await client.get("/?caseload=20&tasks=40")
+    assert rows(page, "caseload")[1:] == ["Patient 22222222 3 1 1 0 Wed 04 Mar 15:30"]
+    [call] = services.called("followup", "/v1/caseload")
+    assert call.url.params["offset"] == "20"
+    assert services.called("followup", "/v1/tasks")[0].url.params["offset"] == "40"
+    assert 'href="/?caseload=40&amp;tasks=40" rel="next"' in page.text
+    assert 'href="/?caseload=0&amp;tasks=40" rel="prev"' in page.text
+
+
+async def test_a_section_whose_service_is_down_or_refuses_says_so_and_the_rest_shows(
+    client, services, sign_in, make_task
+):
+    services.page("followup", "/v1/tasks", [make_task("stat", "safety-check")])
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    services.answer_with("followup", "GET", "/v1/work-queue", down)
+    services.answer(
+        "followup", "GET", "/v1/caseload", 403, {"detail": "no", "missing_permission": "caseload:read"}
+    )
+    await sign_in(client)
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert "Safety check" in page.text
+    assert "Follow-up is unavailable; try again shortly." in page.text
+    assert "Your role may not do this (it needs the permission caseload:read)." in page.text
+
+
+async def test_a_provider_sees_no_care_manager_sections_and_no_service_is_asked(client, services, sign_in):
+    await sign_in(client, PROVIDER)
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert "My day is for care managers and supervisors." in page.text
+    assert 'id="tasks-heading"' not in page.text
+    assert services.requests == []
+
+
+async def test_an_empty_day_says_so(client, sign_in):
+    await sign_in(client)
+    page = await client.get("/")
+    for empty in ("No open tasks.", "Nothing due or overdue.", "No patients are assigned to you."):
+        assert empty in page.text
+    assert 'rel="next"' not in page.text
+
+
+async def test_the_patient_page_names_the_patient_by_pseudonymous_id(client, sign_in):
+    await sign_in(client)
+    page = await client.get("/patients/33333333-3333-4333-8333-333333333333")
+    assert page.status_code == 200
+    assert "<h1>Patient 33333333</h1>" in page.text
+    assert (await client.get("/patients/Ann%20Example")).status_code == 404
+
+
+async def test_a_refusal_or_outage_that_ends_a_page_answers_a_page_saying_why(
+    make_app, settings, open_browser, sign_in
+):
+    from workspace.client import ServiceError
+
+    app = make_app(settings)
+    failures = {
+        "conflict": ServiceError("careplan", 409, "Not possible now: the plan moved on."),
+        "invalid": ServiceError("intake", 422, "Some of what was entered needs correcting."),
+        "down": ServiceError("referral", None, "Referrals is unavailable; try again shortly."),
+        "broken": ServiceError("record", 500, "The case record could not answer just now (500)."),
+    }
+    for name, failure in failures.items():
+
+        async def fail(failure: ServiceError = failure) -> None:
+            raise failure
+
+        app.router.add_api_route(f"/fails/{name}", fail)
+    async with open_browser(app) as http:
+        await sign_in(http)
+        for name, status in (("conflict", 409), ("invalid", 422), ("down", 503), ("broken", 502)):
+            page = await http.get(f"/fails/{name}")
+            assert page.status_code == status
+            assert failures[name].message in page.text
+        malformed = await http.get("/?tasks=-1")
+        assert malformed.status_code == 400
+        assert "Please check: tasks: Input should be greater than or equal to 0." in malformed.text

@@ -1,0 +1,114 @@
+"""The workspace as its own process (``python -m workspace``) over the real intake and followup, with
+Kafka and PostgreSQL (integration): a care manager signs in and sees a safety check on My day."""
+
+import re
+import sys
+
+import httpx
+import pytest
+import pytest_asyncio
+from aiokafka.admin import AIOKafkaAdminClient
+
+from careloop_shared.auth import issue_token
+from careloop_shared.settings import DEV_JWT_SECRET
+from careloop_shared.testing import ServiceProcess, eventually, unique_prefix
+
+pytestmark = pytest.mark.integration
+
+AGENCY = "agency-workspace-test"
+CARE_MANAGER = "cm-workspace-wes"
+PHQ9 = ("44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8")
+PATIENT = {
+    "given_name": "Wanda",
+    "family_name": "Testperson",
+    "birth_date": "1958-04-11",
+    "phone": "+1 555 0142",
+}
+
+
+@pytest_asyncio.fixture(scope="module")
+async def platform(infra, database_factory, tmp_path_factory):
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
+        "CARELOOP_PG_URL": infra.pg_url,
+        "CARELOOP_TOPIC_PREFIX": unique_prefix(),
+        "FOLLOWUP_SCHEDULER_TICK_S": "0.2",
+        "PYTHON": sys.executable,
+    }
+    logs = tmp_path_factory.mktemp("workspace-logs")
+    for name in ("intake", "followup", "workspace"):
+        env[f"{name.upper()}_DATABASE_URL"] = await database_factory(name)
+    services = {name: ServiceProcess(name, env, logs).start() for name in ("intake", "followup")}
+    env |= {f"WORKSPACE_{name.upper()}_URL": p.url for name, p in services.items()}
+    workspace = ServiceProcess("workspace", env, logs).start()
+    processes = {**services, "workspace": workspace}
+    try:
+        for process in processes.values():
+            await process.wait_ready()
+        yield processes
+    finally:
+        for process in processes.values():
+            process.stop()
+        await _delete_topics(infra.bootstrap_servers, env["CARELOOP_TOPIC_PREFIX"])
+
+
+async def _delete_topics(bootstrap: str, prefix: str) -> None:
+    """Now rather than at the session's end: a broker on two cores is slower with every topic it keeps."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="careloop-workspace-tests")
+    await admin.start()
+    try:
+        ours = [topic for topic in await admin.list_topics() if topic.startswith(prefix)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
+
+
+async def sign_in(http: httpx.AsyncClient, subject: str = CARE_MANAGER) -> None:
+    page = await http.get("/signin")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    form = {"agency": AGENCY, "role": "care-manager", "subject": subject, "csrf_token": csrf}
+    assert (await http.post("/signin/development", data=form)).status_code == 303
+
+
+async def test_a_care_manager_sees_the_safety_check_and_the_patient_on_my_day(platform):
+    intake = platform["intake"].url
+    bearer = issue_token(DEV_JWT_SECRET, agency=AGENCY, role="care-manager", subject=CARE_MANAGER)
+    headers = {"Authorization": f"Bearer {bearer}"}
+    async with httpx.AsyncClient(timeout=10, headers=headers) as api:
+        created = await api.post(f"{intake}/v1/patients", json=PATIENT)
+        assert created.status_code == 201, created.text
+        patient_id = created.json()["id"]
+        answers = {item: 1 for item in PHQ9}  # item 9 above 0: suicidal ideation, a stat safety check
+        assessed = await api.post(
+            f"{intake}/v1/patients/{patient_id}/assessments", json={"instrument": "phq-9", "answers": answers}
+        )
+        assert assessed.status_code == 202, assessed.text
+
+    async with httpx.AsyncClient(base_url=platform["workspace"].url, timeout=10) as http:
+        assert (await http.get("/readyz")).json() == {"status": "ready", "checks": {"database": "ok"}}
+        await sign_in(http)
+
+        async def my_day() -> str | None:
+            page = await http.get("/")
+            assert page.status_code == 200, page.text
+            return (
+                page.text if f"/patients/{patient_id}" in page.text and "Safety check" in page.text else None
+            )
+
+        page = await eventually(my_day, timeout=30, what="the safety check on My day")
+        tasks = page.split('id="tasks-heading"')[1].split("</section>")[0]
+        assert "stat" in tasks and f'href="/patients/{patient_id}"' in tasks
+        caseload = page.split('id="caseload-heading"')[1].split("</section>")[0]
+        assert f'href="/patients/{patient_id}"' in caseload
+        for phi in ("Wanda", "Testperson", "1958-04-11"):
+            assert phi not in page
+
+        platform["followup"].stop()
+        down = await http.get("/")
+        assert down.status_code == 200
+        assert "Follow-up is unavailable; try again shortly." in down.text
+
+    log = platform["workspace"].log_path.read_text()
+    assert patient_id not in log and "Testperson" not in log
+    assert '"route": "/"' in log

@@ -1,0 +1,1 @@
+"""careloop workspace: server-rendered pages over the services' HTTP APIs, for the people who do the work."""

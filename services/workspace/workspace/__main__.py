@@ -1,0 +1,3 @@
+from workspace.main import run
+
+run()

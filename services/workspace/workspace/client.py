@@ -1,0 +1,171 @@
+"""Calling the other services as the signed-in person, and turning their refusals into plain words.
+
+``Services`` carries the person's bearer token; every call has the timeouts of ``WORKSPACE_HTTP_TIMEOUT_S``.
+A refusal or an outage raises ``ServiceError`` with a message fit to show on the page: the services'
+answers never echo input values (a 422 names where and why), so nothing here can leak patient data into
+a message, and nothing here logs a body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from careloop_shared.errors import SafeMessageError
+from careloop_shared.logging import get_logger
+
+log = get_logger(__name__)
+
+_NAMES = {"intake": "Intake", "careplan": "Care plans", "referral": "Referrals", "followup": "Follow-up"}
+_NAMES |= {"record": "The case record"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a form's input, as a service said it: which field, and why."""
+
+    field: str
+    message: str
+
+
+@dataclass(eq=False)
+class ServiceError(SafeMessageError):
+    """A call that did not succeed; ``message`` is written for the person at the screen."""
+
+    service: str
+    status: int | None  # None: the service could not be reached or did not answer in time
+    message: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def for_field(self, name: str) -> list[str]:
+        """The messages about one form field (a template shows them beside it)."""
+        return [p.message for p in self.problems if p.field == name]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of a service's list (``items``/``next_offset``), or why it could not be shown."""
+
+    items: list[dict[str, Any]]
+    offset: int = 0
+    limit: int = 20
+    next_offset: int | None = None
+    error: ServiceError | None = None
+
+    @property
+    def previous_offset(self) -> int | None:
+        return None if self.offset == 0 else max(0, self.offset - self.limit)
+
+
+def new_http_client(timeout_s: float, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The one client the workspace calls services with (``transport``: a fake one in tests)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        follow_redirects=False,
+        transport=transport,
+    )
+
+
+class Services:
+    """The services, as one person: ``await services.get("followup", "/v1/caseload")``."""
+
+    def __init__(self, http: httpx.AsyncClient, urls: Mapping[str, str], token: str) -> None:
+        self._http = http
+        self._urls = urls
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+    async def get(self, service: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return await self._call("GET", service, path, params=_params(params))
+
+    async def post(self, service: str, path: str, body: Any, *, idempotency_key: str | None = None) -> Any:
+        """``idempotency_key``: the form's own key, so a resubmitted form stores nothing twice."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return await self._call("POST", service, path, json=body, headers=headers)
+
+    async def page(
+        self, service: str, path: str, *, offset: int = 0, limit: int = 20, **params: Any
+    ) -> Listing:
+        """One page of a list; a refusal or an outage becomes the listing's ``error`` (shown in its
+        place on the page), except a refused sign-in, which ends the page."""
+        try:
+            answer = await self.get(service, path, {**params, "offset": offset, "limit": limit})
+        except ServiceError as exc:
+            if exc.status == 401:
+                raise
+            return Listing([], offset, limit, None, exc)
+        return Listing(list(answer["items"]), offset, limit, answer.get("next_offset"))
+
+    async def _call(self, method: str, service: str, path: str, **kwargs: Any) -> Any:
+        url = f"{self._urls[service]}{path}"
+        headers = {**self._headers, **kwargs.pop("headers", {})}
+        try:
+            response = await self._http.request(method, url, headers=headers, **kwargs)
+        except httpx.TimeoutException as exc:
+            log.warning("service did not answer in time", service=service, error=type(exc).__name__)
+            raise ServiceError(service, None, f"{_name(service)} did not answer in time; try again.") from exc
+        except httpx.HTTPError as exc:
+            log.warning("service unavailable", service=service, error=type(exc).__name__)
+            raise ServiceError(service, None, f"{_name(service)} is unavailable; try again shortly.") from exc
+        if response.is_success:
+            return response.json() if response.content else None
+        raise refusal(service, response)
+
+
+def refusal(service: str, response: httpx.Response) -> ServiceError:
+    """What a service's refusal means to the person, from its status and (code-only) body."""
+    status = response.status_code
+    body = _json(response)
+    detail = body.get("detail") if isinstance(body, dict) else None
+    name = _name(service)
+    if status == 401:
+        return ServiceError(service, status, "Your sign-in has expired or was not accepted; sign in again.")
+    if status == 403:
+        needed = body.get("missing_permission") if isinstance(body, dict) else None
+        why = f" (it needs the permission {needed})" if isinstance(needed, str) else ""
+        return ServiceError(service, status, f"Your role may not do this{why}.")
+    if status == 404:
+        return ServiceError(service, status, "Not found, or not something your agency may see.")
+    if status == 409:
+        text = detail if isinstance(detail, str) else "it changed in the meantime"
+        return ServiceError(service, status, f"Not possible now: {text}. Reload the page and try again.")
+    if status == 422:
+        problems = [_problem(p) for p in detail] if isinstance(detail, list) else []
+        return ServiceError(service, status, "Some of what was entered needs correcting.", problems)
+    if status == 429 or status >= 500:
+        log.warning("service failed", service=service, status=status)
+        return ServiceError(
+            service, status, f"{name} could not answer just now ({status}); try again shortly."
+        )
+    return ServiceError(service, status, f"{name} refused the request ({status}).")
+
+
+def _problem(entry: Any) -> Problem:
+    if not isinstance(entry, dict):
+        return Problem("", "invalid input")
+    loc = [str(part) for part in entry.get("loc", ()) if part not in ("body", "query", "path")]
+    # The field is the first part of the location (a form's field name); the rest says where inside it.
+    message = str(entry.get("msg") or entry.get("type") or "invalid")
+    where = ".".join(loc[1:])
+    return Problem(loc[0] if loc else "", f"{where}: {message}" if where else message)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _name(service: str) -> str:
+    return _NAMES.get(service, service)
+
+
+def _params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (params or {}).items() if v is not None}

@@ -1,0 +1,149 @@
+"""Composition root of the workspace: settings -> context -> sessions, clients, templates -> app.
+
+The workspace consumes and publishes no events, so it has no ``ServiceRuntime``: it uses the kernel's
+settings, logging, pool and migrations, and the kernel's access log (route templates, never URLs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import cast
+
+import httpx
+import uvicorn
+from fastapi import Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from careloop_shared import db
+from careloop_shared.app import AccessLog
+from careloop_shared.clock import Clock, system_clock
+from careloop_shared.logging import configure_logging, get_logger
+from careloop_shared.settings import DEV_JWT_SECRET
+from workspace import errors, pages, signin, web
+from workspace.client import ServiceError, new_http_client
+from workspace.config import WorkspaceContext, WorkspaceSettings
+from workspace.oidc_signin import OidcClient
+from workspace.security import SecurityHeaders
+from workspace.sessions import SessionBackend, Sessions
+from workspace.store import SessionStore
+
+log = get_logger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+STATIC = Path(__file__).parent / "static"
+READY_TIMEOUT_S = 2.0
+
+
+def build_app(
+    settings: WorkspaceSettings | None = None,
+    *,
+    clock: Clock = system_clock,
+    store: SessionBackend | None = None,
+    services_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The app; ``store`` and ``services_transport`` replace the database and the services in tests."""
+    settings = settings or WorkspaceSettings()
+    ctx = WorkspaceContext(settings, clock)
+    sessions = Sessions(store or cast(SessionBackend, _NotStarted()), ctx)
+    workspace = web.Workspace(
+        ctx=ctx,
+        sessions=sessions,
+        http=new_http_client(settings.http_timeout_s, services_transport),
+        oidc=None,
+        templates=web.new_templates(ctx),
+    )
+    if settings.oidc_enabled:
+        workspace.oidc = OidcClient(settings, new_http_client(settings.oidc_http_timeout_s), clock)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        pool = None
+        if store is None:
+            pool = await db.create_pool(
+                settings.own_database_url(), min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            )
+            await db.migrate(pool, db.folder_migrations("workspace", MIGRATIONS))
+            sessions.store = SessionStore(pool)
+        try:
+            yield
+        finally:
+            await workspace.http.aclose()
+            if workspace.oidc is not None:
+                await workspace.oidc.aclose()
+            if pool is not None:
+                await pool.close()
+
+    app = FastAPI(
+        title="careloop workspace",
+        version="0.1.0",
+        lifespan=lifespan,
+        dependencies=[Depends(web.check_csrf)],
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.workspace = workspace
+    app.add_exception_handler(web.SignInRequired, errors.on_sign_in_required)
+    app.add_exception_handler(web.CsrfRefused, errors.on_csrf_refused)
+    app.add_exception_handler(ServiceError, errors.on_service_error)
+    app.add_exception_handler(StarletteHTTPException, errors.on_http_error)
+    app.add_exception_handler(RequestValidationError, errors.on_invalid_request)
+    app.add_exception_handler(Exception, errors.on_unexpected_error)
+    app.add_middleware(SecurityHeaders, https=ctx.secure_cookies)
+    app.add_middleware(AccessLog)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "alive"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                await sessions.store.ping()
+        except Exception as exc:  # whatever the reason, not ready; the log says which kind
+            log.warning("database unreachable", error=type(exc).__name__)
+            return JSONResponse(
+                {"status": "not ready", "checks": {"database": "unreachable"}}, status_code=503
+            )
+        return JSONResponse({"status": "ready", "checks": {"database": "ok"}})
+
+    app.include_router(signin.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+class _NotStarted:
+    """The session table before the lifespan has opened the pool: every use says so."""
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError("the workspace's database pool is not open yet")
+
+
+def run() -> None:
+    settings = WorkspaceSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    refusal = settings.unsafe_to_serve()
+    if refusal:
+        raise SystemExit(refusal)
+    if settings.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+        log.warning("using the development JWT secret; set CARELOOP_JWT_SECRET outside development")
+    uvicorn.run(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,92 @@
+"""The pages: My day, and the patient page (a stub the next pages fill).
+
+A page reads what it shows from the services as the signed-in person (``CallServices``), shows each list
+a page at a time (``?<list>=<offset>``: offsets only, never anything about a patient), and shows a section
+only to a role the permission matrix lets read it; a section a service refused or could not answer says
+so in its place, and the rest of the page still shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from careloop_shared.permissions import load_matrix
+from workspace.client import Listing, Services
+from workspace.sessions import Person
+from workspace.web import CallServices, SignedInSession, render, workspace_of
+
+router = APIRouter()
+
+Offset = Annotated[int, Query(ge=0, le=100_000)]
+
+
+@router.get("/")
+async def my_day(
+    request: Request,
+    session: SignedInSession,
+    services: CallServices,
+    tasks: Offset = 0,
+    queue: Offset = 0,
+    caseload: Offset = 0,
+) -> Response:
+    """A care manager's day: open tasks (most pressing first), follow-ups due and overdue, caseload."""
+    ctx = workspace_of(request).ctx
+    person = session.person
+    assert person is not None
+    size = ctx.settings.page_size
+
+    async def section(permission: str, fetch: Callable[[], Awaitable[Listing]]) -> Listing:
+        return await fetch() if may(person, permission) else Listing([], limit=size)
+
+    my_tasks, due, later, patients = await asyncio.gather(
+        section(
+            "task:read",
+            lambda: services.page(
+                "followup", "/v1/tasks", offset=tasks, limit=size, assignee="me", status="open"
+            ),
+        ),
+        section(
+            "follow-up:read", lambda: services.page("followup", "/v1/work-queue", offset=queue, limit=size)
+        ),
+        section("follow-up:read", lambda: _due_later_today(services, ctx.clock(), ctx.zone, size)),
+        section(
+            "caseload:read", lambda: services.page("followup", "/v1/caseload", offset=caseload, limit=size)
+        ),
+    )
+    context = {
+        "title": "My day",
+        "tasks": my_tasks,
+        "due": due,
+        "later": later,
+        "caseload": patients,
+        "shows": {p: may(person, p) for p in ("task:read", "follow-up:read", "caseload:read")},
+        "now": ctx.clock(),
+    }
+    return render(request, "my_day.html", context)
+
+
+@router.get("/patients/{patient_id}")
+async def patient(request: Request, patient_id: uuid.UUID, session: SignedInSession) -> Response:
+    """A patient, by pseudonymous id. The next engineer fills it: details, plan, referrals, timeline."""
+    return render(request, "patient.html", {"title": "Patient", "patient_id": patient_id})
+
+
+def may(person: Person, permission: str) -> bool:
+    """Whether the person's role may read or do this (the services check it again)."""
+    return load_matrix().allows(person.role, permission)
+
+
+async def _due_later_today(services: Services, now: datetime, zone: Any, size: int) -> Listing:
+    """Scheduled follow-ups that fall due before midnight where the workspace is (soonest first)."""
+    listing = await services.page("followup", "/v1/follow-ups", limit=size, status="scheduled")
+    local = now.astimezone(zone)
+    midnight = datetime.combine(local.date() + timedelta(days=1), time(), zone)
+    items = [f for f in listing.items if datetime.fromisoformat(f["due_at"]) < midnight]
+    return Listing(items, 0, size, None, listing.error)
