@@ -22,7 +22,9 @@ OIDC_ALGORITHMS = frozenset(
 
 def service_config(env_prefix: str) -> SettingsConfigDict:
     """A service's settings: its own names under ``env_prefix`` (``INTAKE_``), the global ones as they are."""
-    return SettingsConfigDict(env_prefix=env_prefix, extra="ignore", frozen=True, populate_by_name=True)
+    return SettingsConfigDict(
+        env_prefix=env_prefix, extra="ignore", frozen=True, populate_by_name=True, hide_input_in_errors=True
+    )
 
 
 def _global(name: str) -> AliasChoices:
@@ -32,7 +34,10 @@ def _global(name: str) -> AliasChoices:
 class ServiceSettings(BaseSettings):
     """Settings every service has; a service subclasses it with ``env_prefix='<SERVICE>_'``."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # A setting that does not fit is named in the error, never its value (it may be a secret).
+    model_config = SettingsConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, hide_input_in_errors=True
+    )
 
     service_name: str = "careloop"
     host: str = "127.0.0.1"

@@ -107,3 +107,14 @@ async def test_periodic_work_repeats_at_once_while_there_is_more_and_survives_a_
     assert calls[:5] == [("ctx", "uow")] * 5
     # Three rounds in the first tick (more, more, done), the failed one rolled back, then one per tick.
     assert runtime.committed >= 4
+
+
+def test_a_setting_that_does_not_fit_is_named_without_its_value(monkeypatch):
+    from pydantic import ValidationError
+
+    from careloop_shared.settings import ServiceSettings
+
+    monkeypatch.setenv("CARELOOP_TOPIC_PARTITIONS", "hunter2-secret")
+    with pytest.raises(ValidationError) as refused:
+        ServiceSettings()
+    assert "CARELOOP_TOPIC_PARTITIONS" in str(refused.value) and "hunter2" not in str(refused.value)
