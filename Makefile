@@ -9,7 +9,7 @@ ROLE ?= care-manager
 PYTEST_ARGS ?=
 SERVICES := $(notdir $(wildcard services/*))
 
-.PHONY: help install up test test-unit infra-up infra-down infra-status token lint schemas clean
+.PHONY: help install up test test-unit infra-up infra-down infra-status browser token lint schemas clean
 
 help:
 	@echo "make up          install, start Kafka + PostgreSQL (unless provided) and all services"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-unit   the unit tests alone: seconds, no broker or database needed"
 	@echo "make infra-up    start the local Kafka broker and PostgreSQL server only"
 	@echo "make infra-down  stop them"
+	@echo "make browser     what the browser tests need: Debian's chromium and axe-core (make test runs it)"
 	@echo "make token AGENCY=<id> ROLE=<role>   print a development token (last line)"
 	@echo "make lint        ruff and mypy"
 	@echo "make schemas     regenerate the published event JSON Schemas"
@@ -40,7 +41,12 @@ infra-down:
 infra-status:
 	$(INFRA) status
 
-test: install infra-up
+# The browser tests drive Debian's chromium; this installs it (as root, with apt) and axe-core, or says
+# what to run. CARELOOP_SKIP_BROWSER=1 skips those tests instead.
+browser:
+	deploy/local/browser.sh
+
+test: install infra-up browser
 	eval "$$($(INFRA) env)" && .venv/bin/python -m pytest $(PYTEST_ARGS)
 
 # Unit tests need no broker or database: both are pointed at a closed port, so none can sneak in.

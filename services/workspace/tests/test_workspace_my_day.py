@@ -121,12 +121,12 @@ async def test_a_section_whose_service_is_down_or_refuses_says_so_and_the_rest_s
     assert "Your role may not do this (it needs the permission caseload:read)." in page.text
 
 
-async def test_a_provider_sees_no_care_manager_sections_and_no_service_is_asked(client, services, sign_in):
+async def test_a_providers_day_starts_in_the_referral_inbox_and_no_care_manager_service_is_asked(
+    client, services, sign_in
+):
     await sign_in(client, PROVIDER)
     page = await client.get("/")
-    assert page.status_code == 200
-    assert "My day is for care managers and supervisors." in page.text
-    assert 'id="tasks-heading"' not in page.text
+    assert (page.status_code, page.headers["location"]) == (303, "/inbox")
     assert services.requests == []
 
 
@@ -138,11 +138,12 @@ async def test_an_empty_day_says_so(client, sign_in):
     assert 'rel="next"' not in page.text
 
 
-async def test_the_patient_page_names_the_patient_by_pseudonymous_id(client, sign_in):
+async def test_a_patient_page_is_found_by_pseudonymous_id_only(client, sign_in, services):
     await sign_in(client)
-    page = await client.get("/patients/33333333-3333-4333-8333-333333333333")
-    assert page.status_code == 200
-    assert "<h1>Patient 33333333</h1>" in page.text
+    services.answer(
+        "intake", "GET", "/v1/patients/33333333-3333-4333-8333-333333333333", 404, {"detail": "no"}
+    )
+    assert (await client.get("/patients/33333333-3333-4333-8333-333333333333")).status_code == 404
     assert (await client.get("/patients/Ann%20Example")).status_code == 404
 
 

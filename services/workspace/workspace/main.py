@@ -25,7 +25,23 @@ from careloop_shared.app import AccessLog
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.logging import configure_logging, get_logger
 from careloop_shared.settings import DEV_JWT_SECRET
-from workspace import errors, pages, signin, web
+from workspace import (
+    assessment,
+    errors,
+    followup_actions,
+    necessity,
+    pages,
+    patient,
+    plan_actions,
+    provider,
+    recruitment,
+    referral_actions,
+    registration,
+    signin,
+    supervisor,
+    team_actions,
+    web,
+)
 from workspace.client import ServiceError, new_http_client
 from workspace.config import WorkspaceContext, WorkspaceSettings
 from workspace.oidc_signin import OidcClient
@@ -116,6 +132,17 @@ def build_app(
 
     app.include_router(signin.router)
     app.include_router(pages.router)
+    app.include_router(registration.router)
+    app.include_router(patient.router)
+    app.include_router(assessment.router)
+    app.include_router(plan_actions.router)
+    app.include_router(team_actions.router)
+    app.include_router(necessity.router)
+    app.include_router(referral_actions.router)
+    app.include_router(followup_actions.router)
+    app.include_router(supervisor.router)
+    app.include_router(recruitment.router)
+    app.include_router(provider.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

@@ -1,4 +1,4 @@
-"""The pages: My day, and the patient page (a stub the next pages fill).
+"""My day (the patient page is ``patient.py``).
 
 A page reads what it shows from the services as the signed-in person (``CallServices``), shows each list
 a page at a time (``?<list>=<offset>``: offsets only, never anything about a patient), and shows a section
@@ -9,7 +9,6 @@ so in its place, and the rest of the page still shows.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 from typing import Annotated, Any
@@ -19,8 +18,9 @@ from fastapi.responses import Response
 
 from careloop_shared.permissions import load_matrix
 from workspace.client import Listing, Services
+from workspace.notices import notice_of
 from workspace.sessions import Person
-from workspace.web import CallServices, SignedInSession, render, workspace_of
+from workspace.web import CallServices, SignedInSession, redirect, render, workspace_of
 
 router = APIRouter()
 
@@ -40,6 +40,12 @@ async def my_day(
     ctx = workspace_of(request).ctx
     person = session.person
     assert person is not None
+    if not (may(person, "task:read") or may(person, "caseload:read")):
+        # Not a caseload worker: their day starts on the page their role is for.
+        if may(person, "referred-patient:read"):
+            return redirect("/inbox")
+        if may(person, "network-gap:read"):
+            return redirect("/supervisor/network")
     size = ctx.settings.page_size
 
     async def section(permission: str, fetch: Callable[[], Awaitable[Listing]]) -> Listing:
@@ -68,14 +74,10 @@ async def my_day(
         "caseload": patients,
         "shows": {p: may(person, p) for p in ("task:read", "follow-up:read", "caseload:read")},
         "now": ctx.clock(),
+        "may_register": may(person, "patient:register"),
+        **notice_of(request),  # after a task was worked here
     }
     return render(request, "my_day.html", context)
-
-
-@router.get("/patients/{patient_id}")
-async def patient(request: Request, patient_id: uuid.UUID, session: SignedInSession) -> Response:
-    """A patient, by pseudonymous id. The next engineer fills it: details, plan, referrals, timeline."""
-    return render(request, "patient.html", {"title": "Patient", "patient_id": patient_id})
 
 
 def may(person: Person, permission: str) -> bool:

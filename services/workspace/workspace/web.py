@@ -22,6 +22,7 @@ from jinja2 import StrictUndefined
 
 from careloop_shared.auth import ROLES
 from careloop_shared.logging import get_logger
+from careloop_shared.permissions import load_matrix
 from workspace.client import Services
 from workspace.config import WorkspaceContext
 from workspace.oidc_signin import OidcClient
@@ -160,6 +161,9 @@ def new_templates(ctx: WorkspaceContext) -> Jinja2Templates:
     env.globals["page_url"] = page_url
     env.globals["csrf_field"] = CSRF_FIELD
     env.globals["roles"] = sorted(ROLES)
+    env.globals["may"] = lambda person, permission: (
+        person is not None and load_matrix().allows(person.role, permission)
+    )
     return templates
 
 

@@ -1,0 +1,79 @@
+"""The codes the supervisor's and provider's forms offer are the services' own: read from their rules and
+domain files as text (the workspace imports no service), so a code renamed there fails here."""
+
+import ast
+import json
+import uuid
+from pathlib import Path
+
+from fastapi.routing import APIRoute
+
+from workspace import codes, provider, recruitment, supervisor
+
+SERVICES = Path(__file__).resolve().parents[2]
+
+
+class _Sets(ast.NodeTransformer):
+    """``frozenset({...})`` and ``frozenset()`` as set literals, so ``ast.literal_eval`` reads them."""
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if getattr(node.func, "id", "") == "frozenset":
+            return node.args[0] if node.args else ast.Call(ast.Name("set", ast.Load()), [], [])
+        return node
+
+
+def constants(path: Path) -> dict[str, object]:
+    """A module's top-level literal constants, frozensets read as sets."""
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            try:
+                value = ast.literal_eval(_Sets().visit(node.value))
+            except ValueError:
+                continue
+            if isinstance(target, ast.Name):
+                found[target.id] = value
+    return found
+
+
+def test_reassignment_reasons_are_intakes():
+    rules = json.loads((SERVICES / "intake/intake/rules/care-manager.v1.json").read_text())
+    assert set(codes.REASSIGNMENT_REASONS) == set(rules["reassignment_reasons"])
+
+
+def test_referral_reasons_and_outcomes_are_referrals():
+    lifecycle = constants(SERVICES / "referral/referral/domain/lifecycle.py")
+    offered = {*codes.REJECT_REASONS, *codes.HOLD_REASONS, *codes.NOT_DELIVERED_REASONS}
+    assert offered <= lifecycle["REASONS"]
+    assert set(codes.ENROLLMENT_STATUSES) == lifecycle["ENROLLMENT_STATUSES"]
+
+
+def test_the_inbox_offers_only_moves_the_receiving_agency_may_make():
+    source = (SERVICES / "referral/referral/domain/lifecycle.py").read_text()
+    for current, moves in codes.PROVIDER_MOVES.items():
+        for move in moves:
+            assert f'("{current}", "{move}"): frozenset({{T}})' in source, (current, move)
+    assert set(codes.PROVIDER_MOVES) == codes.OPEN_REFERRAL_STATUSES
+
+
+def test_prospect_moves_and_decline_reasons_are_referrals():
+    recruiting = constants(SERVICES / "referral/referral/domain/recruitment.py")
+    assert set(codes.DECLINE_REASONS) == recruiting["DECLINE_REASONS"]
+    assert {s: set(m) for s, m in codes.PROSPECT_MOVES.items()} == {
+        s: set(m) for s, m in recruiting["MOVES"].items()
+    }
+
+
+def test_these_pages_take_pseudonymous_ids_in_paths_and_offsets_only_in_query_strings():
+    offsets = {"caseload", "tasks", "queue", "gaps", "prospects", "referrals"}
+    for router in (supervisor.router, recruitment.router, provider.router):
+        for route in router.routes:
+            assert isinstance(route, APIRoute)
+            for param in route.dependant.path_params:
+                assert param.name.endswith("_id") and param.field_info.annotation is uuid.UUID, route.path
+            names = {p.name for p in route.dependant.query_params}
+            assert names <= offsets, route.path
+            if "POST" in route.methods:
+                assert not names, f"{route.path}: a form's fields go in its body"

@@ -1,0 +1,567 @@
+"""The patient page, rendered from the fake services' answers: every section, who sees which, what is
+asked of the services, and sections that fail on their own."""
+
+import re
+
+import httpx
+
+from careloop_shared.auth import ROLES
+
+PID = "33333333-3333-4333-8333-333333333333"
+PATH = f"/v1/patients/{PID}"
+GOAL = "aaaaaaaa-0000-4000-8000-000000000001"
+RIDES = "bbbbbbbb-0000-4000-8000-000000000002"
+SAFETY = "bbbbbbbb-0000-4000-8000-000000000003"
+REFERRAL = "cccccccc-0000-4000-8000-000000000004"
+FOLLOW_UP = "dddddddd-0000-4000-8000-000000000005"
+PROVIDER = {"agency": "agency-transit-aid", "role": "provider", "subject": "pr-transit-aid-kai"}
+SUPERVISOR = {"agency": "agency-riverside", "role": "supervisor", "subject": "sv-riverside-sam"}
+
+PATIENT = {
+    "id": PID,
+    "given_name": "Ann",
+    "family_name": "Example",
+    "birth_date": "1958-04-11",
+    "preferred_language": "es",
+    "contact_preference": "text",
+    "phone": "+1 555 0100",
+    "email": None,
+    "postal_code": "94110",
+    "care_manager_id": "cm-riverside-ana",
+    "safe_channels": ["text", "in-person"],
+    "created_at": "2026-03-02T08:00:00+00:00",
+    "updated_at": "2026-03-02T08:00:00+00:00",
+}
+
+
+def plan(version: int = 2, status: str = "active") -> dict:
+    return {
+        "plan_id": "eeeeeeee-0000-4000-8000-000000000000",
+        "patient_id": PID,
+        "version": version,
+        "status": status,
+        "reason": "referral-status-changed",
+        "changed_by": "system",
+        "changed_by_subject": None,
+        "created_at": "2026-03-02T08:30:00+00:00",
+        "document": {
+            "library_version": "plan-library.v1",
+            "risk_level": "urgent",
+            "urgent_flags": ["suicidal-ideation"],
+            "needs": ["transportation-insecurity"],
+            "goals": [
+                {
+                    "id": GOAL,
+                    "need": "transportation-insecurity",
+                    "description": "reliable-transportation",
+                    "target": "No missed care for lack of transport",
+                    "due": "2026-05-01T08:30:00+00:00",
+                    "lifecycle_status": "active",
+                    "achievement_status": None,
+                }
+            ],
+            "interventions": [
+                {
+                    "id": RIDES,
+                    "need": "transportation-insecurity",
+                    "kind": "referral",
+                    "program_category": "transportation",
+                    "needs_referral": True,
+                    "status": "scheduled",
+                    "priority": "routine",
+                    "education_materials": ["edu-rides-to-care-es"],
+                },
+                {
+                    "id": SAFETY,
+                    "need": "suicidal-ideation",
+                    "kind": "clinical",
+                    "needs_referral": False,
+                    "status": "not-started",
+                    "priority": "stat",
+                    "service_code": "urgent-safety-evaluation",
+                },
+            ],
+            "follow_up": {"every_days": 1, "priority": "urgent", "channel": "text"},
+        },
+    }
+
+
+ASSESSMENT = {
+    "id": "ffffffff-0000-4000-8000-000000000006",
+    "patient_id": PID,
+    "instrument": "phq-9",
+    "rules_version": "screening-2026.11.4",
+    "observations": [],
+    "total_score": 9,
+    "interpretation": "mild",
+    "needs": [{"code": "depression", "severity": "mild"}],
+    "risk_level": "urgent",
+    "urgent_flags": ["suicidal-ideation"],
+    "recommended_instruments": [],
+    "assessed_at": "2026-03-02T08:10:00+00:00",
+    "assessed_by": "cm-riverside-ana",
+}
+REFERRAL_ROW = {
+    "id": REFERRAL,
+    "patient_id": PID,
+    "intervention_id": RIDES,
+    "need": "transportation-insecurity",
+    "program_category": "transportation",
+    "program_id": "prg-ride-share-health",
+    "receiving_agency_id": "agency-transit-aid",
+    "status": "accepted",
+    "status_reason": None,
+    "priority": "routine",
+    "outcome": None,
+    "choice": "automatic",
+    "made_at": "2026-03-02T08:31:00+00:00",
+    "response_due_at": "2026-03-04T08:31:00+00:00",
+    "outcome_due_at": "2026-03-16T08:31:00+00:00",
+    "response_overdue": False,
+    "outcome_overdue": False,
+}
+HISTORY = [
+    {
+        "from_status": None,
+        "to_status": "requested",
+        "by_agency_id": "agency-riverside",
+        "by_party": "referrer",
+        "by_subject": None,
+        "by_role": None,
+        "reason": None,
+        "outcome": None,
+        "note": None,
+        "changed_at": "2026-03-02T08:31:00+00:00",
+    },
+    {
+        "from_status": "requested",
+        "to_status": "accepted",
+        "by_agency_id": "agency-transit-aid",
+        "by_party": "receiver",
+        "by_subject": "pr-transit-aid-kai",
+        "by_role": "provider",
+        "reason": None,
+        "outcome": None,
+        "note": "We will call her",
+        "changed_at": "2026-03-02T08:40:00+00:00",
+    },
+]
+FOLLOW_UP_ROW = {
+    "id": FOLLOW_UP,
+    "patient_id": PID,
+    "reason": "plan-cadence",
+    "priority": "urgent",
+    "due_at": "2026-03-02T08:00:00+00:00",
+    "overdue_at": "2026-03-02T12:00:00+00:00",
+    "status": "due",
+    "attempt": 2,
+    "channel": "text",
+    "assignee_id": "cm-riverside-ana",
+}
+OUTCOME = {
+    "attempt": 1,
+    "reached": False,
+    "goal_progress": [],
+    "barriers": ["no-phone"],
+    "next_step": None,
+    "note": "No answer",
+    "recorded_by": "cm-riverside-ana",
+    "recorded_by_role": "care-manager",
+    "recorded_at": "2026-03-01T10:00:00+00:00",
+}
+EDUCATION = {
+    "seq": 7,
+    "event_id": "11111111-0000-4000-8000-000000000007",
+    "type": "careloop.careplan.education_provided.v1",
+    "time": "2026-03-02T08:50:00+00:00",
+    "recorded_at": "2026-03-02T08:50:01+00:00",
+    "source": "/careloop/careplan",
+    "actor": "care-manager cm-riverside-ana",
+    "summary": "Education given: edu-rides-to-care-es",
+    "correlation_id": "11111111-0000-4000-8000-000000000008",
+    "causation_id": None,
+    "data": {
+        "materials": ["edu-rides-to-care-es"],
+        "language": "es",
+        "channel": "phone",
+        "teach_back_confirmed": True,
+        "provided_at": "2026-03-02T08:50:00+00:00",
+    },
+}
+
+
+def entry(seq: int, summary: str) -> dict:
+    return {
+        **EDUCATION,
+        "seq": seq,
+        "type": "careloop.intake.patient_registered.v1",
+        "summary": summary,
+        "source": "/careloop/intake",
+        "data": {},
+    }
+
+
+def answer_everything(services, make_task, *, version: int = 2) -> None:
+    services.answer("intake", "GET", PATH, body=PATIENT)
+    services.answer(
+        "intake",
+        "GET",
+        f"{PATH}/consents",
+        body=[
+            {
+                "id": "22222222-0000-4000-8000-000000000009",
+                "patient_id": PID,
+                "purpose": "referral",
+                "agencies": ["agency-transit-aid"],
+                "program_categories": ["transportation"],
+                "period_start": "2026-03-02T00:00:00+00:00",
+                "period_end": None,
+                "status": "active",
+                "recorded_at": "2026-03-02T08:05:00+00:00",
+                "revoked_at": None,
+                "recorded_by": "cm-riverside-ana",
+            }
+        ],
+    )
+    services.page("intake", f"{PATH}/assessments", [ASSESSMENT])
+    services.answer("careplan", "GET", f"{PATH}/care-plan", body=plan(version))
+    services.page(
+        "careplan",
+        f"{PATH}/care-plan/versions",
+        [
+            {
+                "version": 1,
+                "status": "active",
+                "reason": "assessed",
+                "changed_by": "system",
+                "changed_by_subject": None,
+                "created_at": "2026-03-02T08:11:00+00:00",
+            },
+            {
+                "version": 2,
+                "status": "active",
+                "reason": "referral-status-changed",
+                "changed_by": "system",
+                "changed_by_subject": None,
+                "created_at": "2026-03-02T08:40:00+00:00",
+            },
+        ],
+    )
+    services.answer(
+        "careplan",
+        "GET",
+        f"{PATH}/care-plan/diff",
+        body={
+            "from_version": 1,
+            "to_version": 2,
+            "changes": {
+                "goals": {"added": [], "changed": [], "removed": []},
+                "interventions": {
+                    "added": [],
+                    "changed": [
+                        {"id": RIDES, "fields": {"status": {"from": "not-started", "to": "scheduled"}}}
+                    ],
+                    "removed": [],
+                },
+            },
+        },
+    )
+    services.answer(
+        "careplan",
+        "GET",
+        f"{PATH}/care-team",
+        body=[
+            {
+                "id": "44444444-0000-4000-8000-000000000010",
+                "patient_id": PID,
+                "name": "Bo Example",
+                "relationship": "family",
+                "role": "transport-helper",
+                "contact": "+1 555 0101",
+                "status": "active",
+                "created_at": "2026-03-02T08:20:00+00:00",
+                "updated_at": "2026-03-02T08:20:00+00:00",
+                "created_by_subject": "cm-riverside-ana",
+            }
+        ],
+    )
+    services.page(
+        "careplan",
+        f"{PATH}/care-team/contributions",
+        [
+            {
+                "id": "55555555-0000-4000-8000-000000000011",
+                "member_id": "44444444-0000-4000-8000-000000000010",
+                "member_relationship": "family",
+                "member_role": "transport-helper",
+                "kind": "agreed-goal",
+                "note": None,
+                "goal_id": GOAL,
+                "preference": None,
+                "plan_version": 2,
+                "created_at": "2026-03-02T08:21:00+00:00",
+                "recorded_by_subject": "cm-riverside-ana",
+            }
+        ],
+    )
+    services.answer(
+        "careplan",
+        "GET",
+        f"{PATH}/service-requests",
+        body=[
+            {
+                "id": "66666666-0000-4000-8000-000000000012",
+                "service_code": "home-health-visits",
+                "met": False,
+                "failed_criteria": ["risk-at-least-high", "community-referral-tried-first"],
+                "alternatives": ["community-health-worker-visits", "telehealth-check-ins"],
+                "criteria_version": "necessity-criteria-2026.11.2",
+                "chosen_alternative": None,
+                "chosen_at": None,
+                "created_at": "2026-03-02T08:25:00+00:00",
+            }
+        ],
+    )
+    services.page("referral", "/v1/referrals", [REFERRAL_ROW])
+    services.answer("referral", "GET", f"/v1/referrals/{REFERRAL}", body={**REFERRAL_ROW, "history": HISTORY})
+    services.page("followup", "/v1/follow-ups", [FOLLOW_UP_ROW])
+    services.answer(
+        "followup", "GET", f"/v1/follow-ups/{FOLLOW_UP}", body={**FOLLOW_UP_ROW, "outcomes": [OUTCOME]}
+    )
+    services.page("followup", "/v1/tasks", [make_task("stat", "safety-check", patient_id=PID)])
+    services.answer(
+        "record",
+        "GET",
+        f"{PATH}/record",
+        body={"patient_id": PID, "entries": [entry(1, "Patient registered"), EDUCATION]},
+    )
+    services.answer(
+        "record",
+        "GET",
+        f"{PATH}/record/verify",
+        body={"patient_id": PID, "entries": 2, "intact": True, "first_broken_seq": None, "problem": None},
+    )
+
+
+def section(page: httpx.Response, name: str) -> str:
+    """A section's text, tags removed and spaces collapsed."""
+    part = page.text.split(f'id="{name}-heading"', 1)[1].split("</section>", 1)[0]
+    return " ".join(re.sub(r"<[^>]+>", " ", part).split())
+
+
+async def test_a_care_manager_sees_every_section_of_the_patient(client, services, sign_in, make_task):
+    answer_everything(services, make_task)
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}")
+    assert page.status_code == 200, page.text
+    assert "<h1>Patient 33333333</h1>" in page.text
+    details = section(page, "details")
+    assert "Ann Example" in details and "1958-04-11" in details and "Spanish" in details
+    assert "Safe to contact by Text, In person" in details
+    assert "Care manager you (cm-riverside-ana)" in details
+    assert "stat Safety check Open" in section(page, "tasks")
+    plan_text = section(page, "plan")
+    assert "Status Active" in plan_text
+    assert "Every 1 day, by text, urgent priority" in plan_text
+    assert (
+        "Reliable transportation Transportation insecurity No missed care for lack of transport" in plan_text
+    )
+    assert "Referral Transportation insecurity Transportation routine Scheduled" in plan_text
+    assert "What changed from version 1 to version 2" in plan_text
+    assert (
+        "Intervention “referral for transportation insecurity (transportation)” changed:"
+        " status from not started to scheduled." in plan_text
+    )
+    referrals = section(page, "referrals")
+    assert "Transportation: prg-ride-share-health Accepted" in referrals
+    assert "Requested → Accepted by receiver (pr-transit-aid-kai). Note: We will call her" in referrals
+    follow_ups = section(page, "follow-ups")
+    assert "Plan cadence, due Mon 02 Mar 08:00 Due" in follow_ups
+    assert "attempt 1: not reached ; barriers: no phone. Note: No answer (cm-riverside-ana)" in follow_ups
+    assert f'href="/patients/{PID}/follow-ups/{FOLLOW_UP}/outcome"' in page.text
+    assert "PHQ-9 9 Mild Urgent Depression (mild) Suicidal ideation" in section(page, "assessments")
+    assert "Referral agency-transit-aid Transportation" in section(page, "consents")
+    team = section(page, "care-team")
+    assert "Bo Example Family Transport helper +1 555 0101" in team
+    assert "Agreed goal Reliable transportation 2" in team
+    requests = section(page, "service-requests")
+    assert "Home health aide visits Not met: risk at least high, community referral tried first" in requests
+    assert "Record the patient's choice" in requests
+    assert "edu-rides-to-care-es Spanish Phone Explained back care-manager cm-riverside-ana" in section(
+        page, "education"
+    )
+    timeline = section(page, "timeline")
+    assert "Verified: 2 entries, the hash chain is intact." in timeline
+    assert "1 Mon 02 Mar 08:50 Patient registered care-manager cm-riverside-ana intake" in timeline
+
+
+async def test_the_services_are_asked_for_this_patient_only(client, services, sign_in, make_task):
+    answer_everything(services, make_task)
+    await sign_in(client)
+    await client.get(f"/patients/{PID}?referrals=20&timeline=0")
+    [referrals] = services.called("referral", "/v1/referrals")
+    assert dict(referrals.url.params) == {"patient_id": PID, "offset": "20", "limit": "20"}
+    [tasks] = services.called("followup", "/v1/tasks")
+    assert dict(tasks.url.params) == {"patient_id": PID, "status": "active", "offset": "0", "limit": "20"}
+    [follow_ups] = services.called("followup", "/v1/follow-ups")
+    assert follow_ups.url.params["patient_id"] == PID
+    [diff] = services.called("careplan", f"{PATH}/care-plan/diff")
+    assert dict(diff.url.params) == {"from": "1", "to": "2"}
+    assert services.called("referral", f"/v1/referrals/{REFERRAL}")
+    assert services.called("followup", f"/v1/follow-ups/{FOLLOW_UP}")
+    assert all(r.headers["authorization"].startswith("Bearer ") for r in services.requests)
+
+
+async def test_any_two_versions_can_be_compared(client, services, sign_in, make_task):
+    answer_everything(services, make_task, version=5)
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}?from=2&to=4")
+    assert "What changed from version 2 to version 4" in page.text
+    [diff] = services.called("careplan", f"{PATH}/care-plan/diff")
+    assert dict(diff.url.params) == {"from": "2", "to": "4"}
+    assert f'href="/patients/{PID}?from=1&amp;to=2#plan-changes"' in page.text
+
+
+async def test_no_plan_yet_says_so_and_offers_a_refresh(client, services, sign_in, make_task):
+    answer_everything(services, make_task)
+    for path in ("/care-plan", "/care-plan/versions", "/care-team", "/care-team/contributions"):
+        services.answer("careplan", "GET", f"{PATH}{path}", 404, {"detail": "care plan not found"})
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}")
+    assert page.status_code == 200
+    plan_text = section(page, "plan")
+    assert "No plan yet." in plan_text
+    assert f'<a href="/patients/{PID}#plan">Refresh to look again</a>' in page.text
+    assert "Not found" not in plan_text
+    assert "The care team is kept with the plan, and there is no plan yet." in section(page, "care-team")
+    assert not services.called("careplan", f"{PATH}/care-plan/diff")
+
+
+async def test_each_section_fails_on_its_own(client, services, sign_in, make_task):
+    answer_everything(services, make_task)
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    services.answer_with("referral", "GET", "/v1/referrals", down)
+    services.answer("record", "GET", f"{PATH}/record", 503, {"detail": "the audit log is unavailable"})
+    services.answer("followup", "GET", f"/v1/follow-ups/{FOLLOW_UP}", 500, {"detail": "boom"})
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}")
+    assert page.status_code == 200
+    assert "Referrals is unavailable; try again shortly." in section(page, "referrals")
+    assert "The case record could not answer just now (503)" in section(page, "timeline")
+    assert "Verified: 2 entries" in section(page, "timeline")
+    assert "Follow-up could not answer just now (500)" in section(page, "follow-ups")
+    assert "Ann Example" in section(page, "details")
+    assert "Reliable transportation" in section(page, "plan")
+
+
+async def test_a_provider_or_an_analyst_has_no_patient_pages_and_nothing_is_asked(
+    make_app, settings, open_browser, services, sign_in, make_task
+):
+    answer_everything(services, make_task)
+    analyst = {"agency": "agency-riverside", "role": "analyst", "subject": "an-riverside-al"}
+    for person in (PROVIDER, analyst):
+        async with open_browser(make_app(settings)) as http:
+            await sign_in(http, person)
+            page = await http.get(f"/patients/{PID}")
+        assert page.status_code == 403
+        assert "Patient pages are not available to your role." in page.text
+        assert "Ann Example" not in page.text
+    assert services.requests == []
+
+
+async def test_actions_are_offered_only_to_roles_that_may_take_them(client, services, sign_in, make_task):
+    answer_everything(services, make_task)
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}")
+    for link in (
+        "consents/new",
+        "assessments/new",
+        "care-team/new",
+        "service-requests/new",
+        f"interventions/{RIDES}/referral",
+        f"interventions/{RIDES}/education",
+    ):
+        assert f'href="/patients/{PID}/{link}"' in page.text, link
+    assert f"interventions/{SAFETY}/referral" not in page.text  # needs no referral
+    assert 'id="plan-status"' in page.text
+    assert re.search(r'<option value="on-hold">On hold</option>', page.text)
+    assert 'value="Start"' in page.text and 'value="Mark done"' in page.text
+
+
+async def test_a_supervisor_works_the_patient_as_a_care_manager_does(
+    make_app, settings, open_browser, services, sign_in, make_task
+):
+    answer_everything(services, make_task)
+    async with open_browser(make_app(settings)) as http:
+        await sign_in(http, SUPERVISOR)
+        page = await http.get(f"/patients/{PID}")
+    assert 'id="plan-status"' in page.text
+    assert f'href="/patients/{PID}/consents/new"' in page.text
+    assert f'href="/patients/{PID}/interventions/{RIDES}/referral"' in page.text
+    assert "Care manager cm-riverside-ana" in section(page, "details")
+
+
+async def test_another_agencys_patient_is_not_found_and_no_other_service_is_asked(
+    client, services, sign_in, make_task
+):
+    answer_everything(services, make_task)
+    services.answer("intake", "GET", PATH, 404, {"detail": "patient not found"})
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}")
+    assert page.status_code == 404
+    assert "There is no such patient, or not one you may see." in page.text
+    assert [r.url.path for r in services.requests] == [PATH]
+
+
+async def test_long_lists_are_paginated(client, services, sign_in, make_task):
+    answer_everything(services, make_task)
+    services.answer(
+        "record",
+        "GET",
+        f"{PATH}/record",
+        body={"patient_id": PID, "entries": [entry(n, f"Step {n}") for n in range(1, 121)]},
+    )
+    services.page("intake", f"{PATH}/assessments", [ASSESSMENT], next_offset=20)
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}?timeline=50")
+    timeline = section(page, "timeline")
+    assert "Step 51 " in timeline and "Step 100 " in timeline
+    assert "Step 50 " not in timeline and "Step 101 " not in timeline
+    assert f'href="/patients/{PID}?timeline=100" rel="next"' in page.text
+    assert f'href="/patients/{PID}?timeline=0" rel="prev"' in page.text
+    assert f'href="/patients/{PID}?timeline=50&amp;assessments=20" rel="next"' in page.text
+
+
+async def test_a_broken_record_says_where_it_breaks(client, services, sign_in, make_task):
+    answer_everything(services, make_task)
+    services.answer(
+        "record",
+        "GET",
+        f"{PATH}/record/verify",
+        body={
+            "patient_id": PID,
+            "entries": 9,
+            "intact": False,
+            "first_broken_seq": 4,
+            "problem": "hash mismatch",
+        },
+    )
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}")
+    assert "Not verified: the chain breaks at entry 4 (hash mismatch)." in section(page, "timeline")
+
+
+async def test_only_care_managers_and_supervisors_get_the_page(
+    make_app, settings, open_browser, services, sign_in, make_task
+):
+    answer_everything(services, make_task)
+    app = make_app(settings)
+    statuses = {}
+    for role in sorted(ROLES):
+        async with open_browser(app) as http:
+            await sign_in(http, {"agency": "agency-riverside", "role": role, "subject": f"x-{role}"})
+            statuses[role] = (await http.get(f"/patients/{PID}")).status_code
+    assert statuses == {"admin": 403, "analyst": 403, "care-manager": 200, "provider": 403, "supervisor": 200}

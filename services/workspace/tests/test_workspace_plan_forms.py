@@ -1,0 +1,408 @@
+"""The care plan's forms: its status with the expected version (a stale one says where the plan is now),
+the care team and its contributions, a service request's medical necessity and the patient's choice,
+and education given."""
+
+import html
+import json
+import re
+
+import httpx
+
+PID = "33333333-3333-4333-8333-333333333333"
+PATH = f"/v1/patients/{PID}"
+GOAL = "aaaaaaaa-0000-4000-8000-000000000001"
+EDUCATION = "bbbbbbbb-0000-4000-8000-000000000002"
+MEMBER = "44444444-0000-4000-8000-000000000010"
+REQUEST = "66666666-0000-4000-8000-000000000012"
+
+
+def plan(version: int = 3, status: str = "active") -> dict:
+    return {
+        "plan_id": "eeeeeeee-0000-4000-8000-000000000000",
+        "patient_id": PID,
+        "version": version,
+        "status": status,
+        "reason": "assessment:phq-9",
+        "changed_by": "system",
+        "created_at": "2026-03-02T08:30:00+00:00",
+        "document": {
+            "risk_level": "moderate",
+            "preferred_language": "es",
+            "needs": ["depression"],
+            "goals": [
+                {
+                    "id": GOAL,
+                    "need": "depression",
+                    "description": "depression-symptoms-reduced",
+                    "target": "PHQ-9 total below 10",
+                    "due": "2026-06-01T00:00:00+00:00",
+                }
+            ],
+            "interventions": [
+                {
+                    "id": EDUCATION,
+                    "need": "depression",
+                    "kind": "education",
+                    "needs_referral": False,
+                    "language": "es",
+                    "education_materials": ["edu-depression-es"],
+                }
+            ],
+            "follow_up": {"every_days": 30, "priority": "moderate"},
+        },
+    }
+
+
+def value(page: httpx.Response, name: str) -> str:
+    match = re.search(rf'name="{name}"[^>]*? value="([^"]*)"', page.text)
+    assert match, f"no {name} on the page"
+    return html.unescape(match.group(1))
+
+
+def form_of(page: httpx.Response) -> dict[str, str]:
+    return {"csrf_token": value(page, "csrf_token"), "form_key": value(page, "form_key")}
+
+
+def field_errors(page: httpx.Response) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for fid, message in re.findall(r'<p class="field-error" id="([^"]+)-error-\d+">([^<]*)</p>', page.text):
+        found.setdefault(fid, []).append(html.unescape(message))
+    return found
+
+
+def posted(services, service: str, path: str) -> list[dict]:
+    return [json.loads(r.content) for r in services.called(service, path) if r.method == "POST"]
+
+
+def with_plan(services, version: int = 3, status: str = "active") -> None:
+    services.answer("intake", "GET", PATH, body={"given_name": "Ann", "family_name": "Example"})
+    services.answer("careplan", "GET", f"{PATH}/care-plan", body=plan(version, status))
+
+
+async def test_the_plans_status_changes_naming_the_version_seen(client, services, sign_in):
+    with_plan(services)
+    services.answer("careplan", "POST", f"{PATH}/care-plan/status", body={"plan_version": 4})
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/plan/status")
+    assert '<option value="on-hold">On hold</option>' in form.text
+    assert '<option value="draft">' not in form.text  # an active plan does not go back to draft
+    assert value(form, "expected_version") == "3"
+    answer = await client.post(
+        f"/patients/{PID}/plan/status", data={**form_of(form), "status": "on-hold", "expected_version": "3"}
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/patients/{PID}?notice=plan-status-changed#plan"
+    assert posted(services, "careplan", f"{PATH}/care-plan/status") == [
+        {"status": "on-hold", "expected_version": 3}
+    ]
+
+
+async def test_a_stale_version_shows_where_the_plan_is_now_and_asks_to_reload(client, services, sign_in):
+    with_plan(services, version=5)
+    services.answer(
+        "careplan",
+        "POST",
+        f"{PATH}/care-plan/status",
+        409,
+        {"detail": "the plan is at version 5; reload and try again", "current_version": 5},
+    )
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/plan/status")
+    page = await client.post(
+        f"/patients/{PID}/plan/status", data={**form_of(form), "status": "on-hold", "expected_version": "3"}
+    )
+    assert page.status_code == 409
+    assert (
+        "The plan changed while this page was open: it is now at version 5, and this form was for version 3."
+    ) in html.unescape(page.text)
+    assert f'<a href="/patients/{PID}#plan">Reload the patient\'s page</a>' in html.unescape(page.text)
+    assert value(page, "expected_version") == "3"  # not quietly moved on: the person reloads first
+
+
+async def test_a_move_the_plan_cannot_make_is_said(client, services, sign_in):
+    with_plan(services, status="completed")
+    services.answer(
+        "careplan",
+        "POST",
+        f"{PATH}/care-plan/status",
+        409,
+        {"detail": "a completed plan cannot become active"},
+    )
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/plan/status")
+    assert "A completed plan cannot change its status." in form.text
+    page = await client.post(
+        f"/patients/{PID}/plan/status",
+        data={  # a form from before it completed
+            "csrf_token": value(form, "csrf_token"),
+            "form_key": "k" * 24,
+            "status": "active",
+            "expected_version": "3",
+        },
+    )
+    assert "Not possible now: a completed plan cannot become active." in page.text
+
+
+async def test_no_plan_yet_offers_no_status_form(client, services, sign_in):
+    services.answer("careplan", "GET", f"{PATH}/care-plan", 404, {"detail": "care plan not found"})
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}/plan/status")
+    assert page.status_code == 200
+    assert "There is no care plan yet" in page.text and 'id="plan-status"' not in page.text
+
+
+async def test_a_care_team_member_is_added_with_their_role_as_a_code(client, services, sign_in):
+    with_plan(services)
+    services.answer("careplan", "POST", f"{PATH}/care-team", 201, {"id": MEMBER})
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/care-team/new")
+    assert 'id="add-care-team-member"' in form.text and '<option value="family">Family</option>' in form.text
+    answer = await client.post(
+        f"/patients/{PID}/care-team",
+        data={
+            **form_of(form),
+            "name": "Bo Example",
+            "relationship": "family",
+            "role": "Transport helper",
+            "contact": "",
+        },
+    )
+    assert answer.headers["location"] == f"/patients/{PID}?notice=member-added#care-team"
+    assert posted(services, "careplan", f"{PATH}/care-team") == [
+        {"name": "Bo Example", "relationship": "family", "role": "transport-helper", "contact": None}
+    ]
+
+
+async def test_a_member_needs_a_name_a_relationship_and_a_role_and_a_plan(client, services, sign_in):
+    with_plan(services)
+    services.answer("careplan", "POST", f"{PATH}/care-team", 404, {"detail": "care plan not found"})
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/care-team/new")
+    page = await client.post(f"/patients/{PID}/care-team", data={**form_of(form), "relationship": "boss"})
+    assert field_errors(page) == {
+        "name": ["Enter the member's name."],
+        "relationship": ["Choose how they are related to the patient."],
+        "role": ["Enter their role in the patient's care, such as primary support."],
+    }
+    page = await client.post(
+        f"/patients/{PID}/care-team",
+        data={**form_of(form), "name": "Bo", "relationship": "family", "role": "helper"},
+    )
+    assert page.status_code == 404
+    assert "There is no care plan yet: the care team is kept with the plan" in page.text
+
+
+async def test_a_contribution_names_its_member_kind_and_the_version_seen(client, services, sign_in):
+    with_plan(services)
+    services.answer(
+        "careplan",
+        "GET",
+        f"{PATH}/care-team",
+        body=[{"id": MEMBER, "name": "Bo Example", "relationship": "family", "role": "transport-helper"}],
+    )
+    services.answer("careplan", "POST", f"{PATH}/care-plan/contributions", 201, {"plan_version": 4})
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/contributions/new")
+    assert f'<option value="{MEMBER}">Bo Example (family, transport helper)</option>' in form.text
+    assert f'<option value="{GOAL}">Depression symptoms reduced (depression)</option>' in form.text
+    base = {**form_of(form), "member_id": MEMBER, "expected_version": "3"}
+    for data in (
+        {"kind": "agreed-goal", "goal_id": GOAL},
+        {"kind": "note", "note": " Drives her Tuesdays "},
+        {"kind": "preference", "contact_preference": "text"},
+    ):
+        answer = await client.post(f"/patients/{PID}/contributions", data={**base, **data})
+        assert answer.status_code == 303
+    assert posted(services, "careplan", f"{PATH}/care-plan/contributions") == [
+        {"member_id": MEMBER, "kind": "agreed-goal", "expected_version": 3, "goal_id": GOAL},
+        {"member_id": MEMBER, "kind": "note", "expected_version": 3, "note": "Drives her Tuesdays"},
+        {
+            "member_id": MEMBER,
+            "kind": "preference",
+            "expected_version": 3,
+            "preference": {"contact_preference": "text"},
+        },
+    ]
+
+
+async def test_a_contribution_says_what_its_kind_needs(client, services, sign_in):
+    with_plan(services)
+    services.answer(
+        "careplan",
+        "GET",
+        f"{PATH}/care-team",
+        body=[{"id": MEMBER, "name": "Bo", "relationship": "family", "role": "helper"}],
+    )
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/contributions/new")
+    base = {**form_of(form), "expected_version": "3"}
+    page = await client.post(f"/patients/{PID}/contributions", data={**base, "kind": "note"})
+    assert field_errors(page) == {
+        "member_id": ["Choose the care-team member it comes from."],
+        "note": ["Write the note."],
+    }
+    page = await client.post(
+        f"/patients/{PID}/contributions", data={**base, "member_id": MEMBER, "kind": "preference"}
+    )
+    assert field_errors(page) == {
+        "preferred_language": ["Choose a language or a way of contact they prefer."]
+    }
+
+
+async def test_a_service_request_shows_its_necessity_decision_and_records_the_choice(
+    client, services, sign_in
+):
+    with_plan(services)
+    services.answer(
+        "careplan",
+        "POST",
+        f"{PATH}/service-requests",
+        201,
+        {
+            "service_request_id": REQUEST,
+            "service_code": "home-health-visits",
+            "decision": "not-met",
+            "failed_criteria": ["risk-at-least-high"],
+            "alternatives": ["telehealth-check-ins"],
+            "criteria_version": "n-1",
+            "plan_version": 3,
+        },
+    )
+    services.answer(
+        "careplan",
+        "GET",
+        f"{PATH}/service-requests",
+        body=[
+            {
+                "id": REQUEST,
+                "service_code": "home-health-visits",
+                "met": False,
+                "failed_criteria": ["risk-at-least-high", "community-referral-tried-first"],
+                "alternatives": ["community-health-worker-visits", "telehealth-check-ins"],
+                "criteria_version": "n-1",
+                "chosen_alternative": None,
+                "chosen_at": None,
+                "created_at": "2026-03-02T08:25:00+00:00",
+            }
+        ],
+    )
+    services.answer("careplan", "POST", f"{PATH}/service-requests/{REQUEST}/choice", body={"plan_version": 4})
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/service-requests/new")
+    assert "Home health aide visits" in form.text and 'id="request-service"' in form.text
+    answer = await client.post(
+        f"/patients/{PID}/service-requests",
+        data={**form_of(form), "service_code": "home-health-visits", "expected_version": "3"},
+    )
+    assert answer.headers["location"] == f"/patients/{PID}/service-requests/{REQUEST}"
+    assert posted(services, "careplan", f"{PATH}/service-requests") == [
+        {"service_code": "home-health-visits", "expected_version": 3}
+    ]
+    decision = await client.get(answer.headers["location"])
+    text = " ".join(re.sub(r"<[^>]+>", " ", decision.text).split())
+    assert "Home health aide visits: criteria not met" in text
+    assert "Criteria not met Risk at least high Community referral tried first" in text
+    assert "Community health worker visits" in text and "Telehealth check-ins" in text
+    choice = await client.post(
+        f"/patients/{PID}/service-requests/{REQUEST}/choice",
+        data={
+            **form_of(decision),
+            "alternative": "telehealth-check-ins",
+            "expected_version": value(decision, "expected_version"),
+        },
+    )
+    assert choice.headers["location"] == f"/patients/{PID}?notice=alternative-chosen#service-requests"
+    assert posted(services, "careplan", f"{PATH}/service-requests/{REQUEST}/choice") == [
+        {"alternative": "telehealth-check-ins", "expected_version": 3}
+    ]
+    unknown = await client.get(f"/patients/{PID}/service-requests/{PID}")
+    assert unknown.status_code == 404
+
+
+async def test_a_met_request_says_it_joins_the_plan_and_asks_no_choice(client, services, sign_in):
+    with_plan(services)
+    services.answer(
+        "careplan",
+        "GET",
+        f"{PATH}/service-requests",
+        body=[
+            {
+                "id": REQUEST,
+                "service_code": "telehealth-check-ins",
+                "met": True,
+                "failed_criteria": [],
+                "alternatives": [],
+                "criteria_version": "n-1",
+                "chosen_alternative": None,
+                "chosen_at": None,
+                "created_at": "2026-03-02T08:25:00+00:00",
+            }
+        ],
+    )
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}/service-requests/{REQUEST}")
+    assert "meets the medical-necessity criteria (n-1) and joins the plan" in page.text
+    assert 'id="choose-alternative"' not in page.text
+
+
+async def test_education_given_offers_the_needs_materials_and_records_how(client, services, sign_in):
+    with_plan(services)
+    services.page(
+        "careplan",
+        "/v1/education/materials",
+        [
+            {
+                "topic": "depression",
+                "materials": [
+                    {
+                        "material_id": "edu-depression-es",
+                        "language": "es",
+                        "title": "La depresión",
+                        "version": "2026.1",
+                        "reviewed": "2026-01-01",
+                    }
+                ],
+            }
+        ],
+    )
+    services.answer(
+        "careplan", "POST", f"{PATH}/care-plan/interventions/{EDUCATION}/education", 201, {"plan_version": 4}
+    )
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/interventions/{EDUCATION}/education")
+    assert 'id="record-education"' in form.text
+    assert re.search(r'value="edu-depression-es" checked', form.text)  # the intervention's own, ticked
+    assert "La depresión (es, version 2026.1)" in form.text
+    [materials] = services.called("careplan", "/v1/education/materials")
+    assert (materials.url.params["need"], materials.url.params["language"]) == ("depression", "es")
+    answer = await client.post(
+        f"/patients/{PID}/interventions/{EDUCATION}/education",
+        data={**form_of(form), "materials": ["edu-depression-es"], "channel": "phone", "teach_back": "yes"},
+    )
+    assert answer.headers["location"] == f"/patients/{PID}?notice=education-recorded#education"
+    await client.post(
+        f"/patients/{PID}/interventions/{EDUCATION}/education", data={**form_of(form), "teach_back": ""}
+    )
+    assert posted(services, "careplan", f"{PATH}/care-plan/interventions/{EDUCATION}/education") == [
+        {"materials": ["edu-depression-es"], "channel": "phone", "teach_back_confirmed": True},
+        {"materials": None, "channel": None, "teach_back_confirmed": None},
+    ]
+
+
+async def test_an_unknown_material_is_said_beside_the_materials(client, services, sign_in):
+    with_plan(services)
+    services.page("careplan", "/v1/education/materials", [])
+    detail = [
+        {"loc": ["body", "materials", 0], "type": "unknown_material", "msg": "no such education material"}
+    ]
+    services.answer(
+        "careplan", "POST", f"{PATH}/care-plan/interventions/{EDUCATION}/education", 422, {"detail": detail}
+    )
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/interventions/{EDUCATION}/education")
+    page = await client.post(
+        f"/patients/{PID}/interventions/{EDUCATION}/education",
+        data={**form_of(form), "materials": ["edu-depression-es"], "teach_back": "no"},
+    )
+    assert page.status_code == 422
+    assert field_errors(page) == {"materials": ["0: no such education material"]}

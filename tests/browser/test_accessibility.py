@@ -1,0 +1,75 @@
+"""axe-core finds no serious or critical violation on the main pages, in the browser, with real data:
+sign-in, My day, the supervisor's pages and the provider's inbox (on a desktop and a phone-sized screen).
+Each page's screenshot is written to .artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import pytest
+
+from careloop_shared.testing import eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+PHONE = {"width": 390, "height": 844}
+
+
+async def _when_shown(page, path: str, text: str) -> None:
+    async def shown() -> bool:
+        await page.goto(path)
+        return text in await page.content()
+
+    await eventually(shown, timeout=45, interval=0.5, what=f"{text} at {path}")
+
+
+async def test_the_sign_in_page(browser, platform, screenshot, accessibility):
+    context = await browser.new_context(base_url=platform.workspace_url)
+    try:
+        page = await context.new_page()
+        await page.goto("/signin")
+        assert await page.get_by_role("heading", name="Sign in", level=1).is_visible()
+        await screenshot(page, "sign-in")
+        await accessibility(page, "sign-in")
+    finally:
+        await context.close()
+
+
+async def test_my_day(cases, signed_in, screenshot, accessibility):
+    page = await signed_in("cm-riverside-ana")
+    await _when_shown(page, "/", cases["rita"].patient_id)
+    await screenshot(page, "my-day")
+    await accessibility(page, "my-day")
+
+
+async def test_the_supervisors_pages(cases, signed_in, screenshot, accessibility):
+    page = await signed_in("sv-riverside-sam")
+    await _when_shown(page, "/supervisor", "cm-riverside-ana")
+    await screenshot(page, "team")
+    await accessibility(page, "supervisor-team")
+    await page.get_by_role("link", name="Network gaps and recruitment").click()
+    await screenshot(page, "network")
+    await accessibility(page, "supervisor-network")
+    await page.get_by_role("link", name="Add a prospective provider").click()
+    await page.get_by_label("Provider's name").fill("City Rides")
+    await page.get_by_label("Id", exact=True).fill("City Rides")  # not a directory id: refused, said why
+    await page.get_by_label("Program categories it would serve").fill("transportation")
+    await page.get_by_role("button", name="Add to the pipeline").click()
+    assert await page.get_by_text("An id of 2 to 80 lowercase letters").is_visible()
+    await screenshot(page, "prospect-form-errors")
+    await accessibility(page, "supervisor-prospect-form")
+
+
+async def test_the_provider_inbox(cases, signed_in, screenshot, accessibility):
+    rita = cases["rita"]
+    page = await signed_in("pr-community-joe")
+    await _when_shown(page, "/inbox", rita.name)
+    await screenshot(page, "inbox")
+    await accessibility(page, "inbox")
+    await page.get_by_role("link", name="Depression").first.click()
+    await page.wait_for_url(f"**/inbox/referrals/{rita.referral_id}")
+    await screenshot(page, "referral")
+    await accessibility(page, "inbox-referral")
+
+    phone = await signed_in("pr-community-joe", viewport=PHONE)
+    await phone.goto("/inbox")
+    await screenshot(phone, "inbox-phone")
+    await accessibility(phone, "inbox-phone")
