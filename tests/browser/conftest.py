@@ -130,13 +130,17 @@ async def browser(browser_tools: None) -> AsyncIterator[Any]:
 
 
 @pytest_asyncio.fixture(scope="package")
-async def platform(browser_tools: None, infra, database_factory, log_dir) -> AsyncIterator[Platform]:
+async def platform(
+    browser_tools: None, infra, database_factory, log_dir, fast_cadence_library
+) -> AsyncIterator[Platform]:
     """The six services as separate processes, started once for all the browser tests (this package)
     and stopped after the last, so that they do not slow the tests that follow."""
     prefix = unique_prefix()  # its topics are deleted at the session's end
     env = base_env(infra, prefix)
     for service in (*SERVICES, "workspace"):
         env[f"{service.upper()}_DATABASE_URL"] = await database_factory(service)
+    # Follow-ups fall due seconds after a plan, so a journey can record an outcome.
+    env["CAREPLAN_PLAN_LIBRARY"] = str(fast_cadence_library)
     processes = {s: ServiceProcess(s, env, log_dir).start() for s in SERVICES}
     workspace_env = {**env, **{f"WORKSPACE_{s.upper()}_URL": p.url for s, p in processes.items()}}
     processes["workspace"] = ServiceProcess("workspace", workspace_env, log_dir).start()
@@ -179,7 +183,8 @@ async def signed_in(browser: Any, platform: Platform) -> AsyncIterator[SignedIn]
             await page.get_by_label("Role").select_option(p.role)
             await page.get_by_label("Person id").fill(p.subject)
             await page.get_by_role("button", name="Sign in", exact=True).click()
-        await page.wait_for_url(f"{platform.workspace_url}/")
+        # Where a person's day starts depends on the role (a provider's in the referral inbox).
+        await page.wait_for_url(lambda url: "/signin" not in url)
         return page
 
     try:

@@ -80,7 +80,9 @@ async def test_a_provider_sees_only_the_referrals_sent_to_its_agency(cases, sign
             status, html = await _open(page, f"/patients/{case.patient_id}")
             assert case.name not in html and case.phone not in html
             assert status in (403, 404), f"{who}: a patient page should be 'not available', not {status}"
-        for path in ("/", "/supervisor", "/supervisor/network"):
+        await page.goto("/")
+        assert page.url.endswith("/inbox"), "a provider's day starts in the referral inbox"
+        for path in ("/supervisor", "/supervisor/network"):
             status, html = await _open(page, path)
             _shows_none_of(html, not_sent, f"{who} at {path}")
             assert sent.name not in html and sent.patient_id not in html, f"{who} at {path}"

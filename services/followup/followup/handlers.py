@@ -109,6 +109,7 @@ async def when_plan_updated_schedule_follow_up(
             "priority": priority,
             "every_days": every_days,
             "goal_ids": [g.id for g in plan.goals],
+            "open_needs": sorted({g.need for g in plan.goals if g.lifecycle_status != "completed"}),
             "channel": channel,
             "updated_at": revised_at,
         }

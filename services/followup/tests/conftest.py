@@ -203,11 +203,30 @@ class FakeCaseloadStore:
     """``CaseloadStore`` over dicts, counting from the follow-ups' and the tasks' dicts."""
 
     def __init__(
-        self, follow_ups: dict[uuid.UUID, dict[str, Any]], tasks: dict[uuid.UUID, dict[str, Any]]
+        self,
+        follow_ups: dict[uuid.UUID, dict[str, Any]],
+        tasks: dict[uuid.UUID, dict[str, Any]],
+        plans: dict[uuid.UUID, dict[str, Any]] | None = None,
+        outcomes: dict[tuple[uuid.UUID, int], dict[str, Any]] | None = None,
     ) -> None:
         self.patients: dict[uuid.UUID, dict[str, Any]] = {}
         self._follow_ups = follow_ups
         self._tasks = tasks
+        self._plans = plans if plans is not None else {}
+        self._outcomes = outcomes if outcomes is not None else {}
+
+    def _plan_and_contact(self, patient_id: uuid.UUID) -> dict[str, Any]:
+        plan = self._plans.get(patient_id, {})
+        reached = [
+            o["recorded_at"]
+            for (follow_up_id, _), o in self._outcomes.items()
+            if o["reached"] and self._follow_ups.get(follow_up_id, {}).get("patient_id") == patient_id
+        ]
+        return {
+            "risk_level": plan.get("risk_level"),
+            "open_needs": list(plan.get("open_needs", [])),
+            "last_contact": max(reached, default=None),
+        }
 
     async def learn_care_manager(self, row: dict[str, Any]) -> bool:
         known = self.patients.get(row["patient_id"])
@@ -260,6 +279,7 @@ class FakeCaseloadStore:
         mine = [
             {"patient_id": p["patient_id"], "assigned_at": p["assigned_at"]}
             | self._counts(p["patient_id"], now, urgent, care_role)
+            | self._plan_and_contact(p["patient_id"])
             for p in self.patients.values()
             if p["agency_id"] == agency_id and p["care_manager_id"] == care_manager_id
         ]
@@ -305,7 +325,7 @@ class FakeFollowupStore:
         self.outcomes: dict[tuple[uuid.UUID, int], dict[str, Any]] = {}
         self.reschedules: dict[tuple[uuid.UUID, int], dict[str, Any]] = {}
         self.tasks = FakeTaskStore()
-        self.caseload = FakeCaseloadStore(self.follow_ups, self.tasks.tasks)
+        self.caseload = FakeCaseloadStore(self.follow_ups, self.tasks.tasks, self.plans, self.outcomes)
 
     def _shown(self, row: dict[str, Any]) -> dict[str, Any]:
         """The follow-up with whose it is: ``LEFT JOIN patients``."""

@@ -190,6 +190,13 @@ async def test_a_plan_s_own_cadence_wins_over_the_default(ctx, store, clock):
     assert row["due_at"] == clock.now + timedelta(days=14)
 
 
+async def test_a_plan_s_goals_not_yet_achieved_are_its_open_needs_for_the_caseload(ctx, store, clock):
+    patient = uuid.uuid4()
+    message = received(plan_updated(patient, goals=[uuid.uuid4()]), time=clock.now)
+    await run(handlers.when_plan_updated_schedule_follow_up, ctx, store, message)
+    assert store.plans[patient]["open_needs"] == ["food-insecurity"]
+
+
 async def test_a_plan_version_already_applied_changes_nothing(ctx, store, clock):
     patient = uuid.uuid4()
     handler = handlers.when_plan_updated_schedule_follow_up

@@ -220,12 +220,14 @@ async def test_the_plan_heard_of_last_replaces_the_one_before(any_store):
         "priority": "high",
         "every_days": 7.0,
         "goal_ids": [uuid.uuid4()],
+        "open_needs": ["food-insecurity"],
         "channel": "in-person-only",
         "updated_at": T,
     }
     assert await any_store.get_plan(patient) is None
     await any_store.save_plan(plan)
-    revised = {**plan, "version": 2, "status": "revoked", "goal_ids": [], "updated_at": T + timedelta(days=1)}
+    revised = {**plan, "version": 2, "status": "revoked", "goal_ids": [], "open_needs": []}
+    revised["updated_at"] = T + timedelta(days=1)
     await any_store.save_plan(revised)
     assert dict(await any_store.get_plan(patient)) == revised
 

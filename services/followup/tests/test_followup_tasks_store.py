@@ -210,6 +210,59 @@ async def test_the_newest_assignment_wins_and_a_known_care_manager_is_never_forg
     assert await any_store.caseload.care_managers([patient, uuid.uuid4()]) == {patient: "cm-bo"}
 
 
+NO_PLAN_NOR_CONTACT = {"risk_level": None, "open_needs": [], "last_contact": None}
+
+
+async def test_a_caseload_shows_the_plans_risk_its_open_needs_and_the_last_time_the_patient_was_reached(
+    any_store, rules
+):
+    agency, patient = f"agency-{uuid.uuid4().hex[:6]}", uuid.uuid4()
+    await any_store.caseload.learn_care_manager(
+        {"patient_id": patient, "agency_id": agency, "care_manager_id": "cm-ana", "assigned_at": T}
+    )
+    await any_store.save_plan(
+        {
+            "patient_id": patient,
+            "agency_id": agency,
+            "plan_id": uuid.uuid4(),
+            "version": 1,
+            "status": "active",
+            "risk_level": "high",
+            "priority": "high",
+            "every_days": 7.0,
+            "goal_ids": [],
+            "open_needs": ["food-insecurity", "transportation-insecurity"],
+            "channel": None,
+            "updated_at": T,
+        }
+    )
+    follow_up = new_follow_up(
+        rules, T, patient_id=patient, agency_id=agency, reason="plan-cadence", priority="high", due_at=T
+    )
+    await any_store.insert_follow_up(follow_up)
+    for attempt, reached, at in ((1, False, T + timedelta(days=1)), (2, True, T + timedelta(days=2))):
+        await any_store.insert_outcome(
+            {
+                "follow_up_id": follow_up["id"],
+                "attempt": attempt,
+                "reached": reached,
+                "goal_progress": [],
+                "barriers": [],
+                "next_step": None,
+                "note": None,
+                "recorded_by": "cm-ana",
+                "recorded_by_role": "care-manager",
+                "recorded_at": at,
+            }
+        )
+    [shown] = await any_store.caseload.caseload(agency, "cm-ana", T, ["stat"], "care-manager", 50, 0)
+    assert (shown["risk_level"], list(shown["open_needs"]), shown["last_contact"]) == (
+        "high",
+        ["food-insecurity", "transportation-insecurity"],
+        T + timedelta(days=2),
+    )
+
+
 async def test_caseloads_count_open_overdue_and_urgent_care_tasks_and_the_next_follow_up(any_store, rules):
     agency, now = f"agency-{uuid.uuid4().hex[:6]}", T + timedelta(days=3)
     busy, calm, nobody = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -253,6 +306,7 @@ async def test_caseloads_count_open_overdue_and_urgent_care_tasks_and_the_next_f
             "urgent_tasks": 1,
             "next_follow_up_due": now - timedelta(days=1),
             "overdue_follow_ups": 1,
+            **NO_PLAN_NOR_CONTACT,
         },
         {
             "patient_id": calm,
@@ -262,6 +316,7 @@ async def test_caseloads_count_open_overdue_and_urgent_care_tasks_and_the_next_f
             "urgent_tasks": 0,
             "next_follow_up_due": now + timedelta(days=5),
             "overdue_follow_ups": 0,
+            **NO_PLAN_NOR_CONTACT,
         },
     ]
     loads = await any_store.caseload.agency_caseloads(agency, now, ["stat", "urgent"], "care-manager", 50, 0)

@@ -80,10 +80,15 @@ async def test_due_times_and_today_follow_the_workspace_time_zone(
     assert "No more follow-ups fall due today." in page.text  # 03:00 tomorrow, Tokyo time
 
 
-async def test_my_caseload_links_each_patient_with_counts_and_the_next_follow_up(client, services, sign_in):
+async def test_my_caseload_links_each_patient_with_risk_needs_last_contact_counts_and_next_follow_up(
+    client, services, sign_in
+):
     patient = {
         "patient_id": "22222222-2222-4222-8222-222222222222",
         "assigned_at": "2026-02-01T10:00:00+00:00",
+        "risk_level": "high",
+        "open_needs": ["food-insecurity", "transportation-insecurity"],
+        "last_contact": "2026-02-20T09:00:00+00:00",
         "open_tasks": 3,
         "overdue_tasks": 1,
         "urgent_tasks": 1,
@@ -93,7 +98,10 @@ async def test_my_caseload_links_each_patient_with_counts_and_the_next_follow_up
     services.page("followup", "/v1/caseload", [patient], next_offset=40)  # the page after offset 20
     await sign_in(client)
     page = await client.get("/?caseload=20&tasks=40")
-    assert rows(page, "caseload")[1:] == ["Patient 22222222 3 1 1 0 Wed 04 Mar 15:30"]
+    assert rows(page, "caseload")[1:] == [
+        "Patient 22222222 High Food insecurity, Transportation insecurity Fri 20 Feb 09:00"
+        " 3 1 1 0 Wed 04 Mar 15:30"
+    ]
     [call] = services.called("followup", "/v1/caseload")
     assert call.url.params["offset"] == "20"
     assert services.called("followup", "/v1/tasks")[0].url.params["offset"] == "40"

@@ -16,6 +16,13 @@ class CaseloadPatient(BaseModel):
     urgent_tasks: int = Field(description="Of those, of an urgent priority (stat or urgent).")
     overdue_follow_ups: int
     next_follow_up_due: datetime | None = Field(description="The earliest open follow-up's due time.")
+    risk_level: str | None = Field(
+        None, description="The plan's risk level, when followup has heard of a plan."
+    )
+    open_needs: list[str] = Field(
+        default_factory=list, description="Needs of the plan's goals not yet achieved."
+    )
+    last_contact: datetime | None = Field(None, description="When a follow-up last reached the patient.")
 
 
 class CareManagerLoad(BaseModel):

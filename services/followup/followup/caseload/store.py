@@ -68,9 +68,14 @@ class CaseloadStore(Store):
         soonest follow-up."""
         return await self.db.fetch(
             "SELECT p.patient_id, p.assigned_at, t.open_tasks, t.overdue_tasks, t.urgent_tasks,"
-            " f.next_follow_up_due, f.overdue_follow_ups FROM patients p"
+            " f.next_follow_up_due, f.overdue_follow_ups, pp.risk_level,"
+            " coalesce(pp.open_needs, '{}') AS open_needs,"
+            " (SELECT max(o.recorded_at) FROM follow_ups fu"
+            "  JOIN follow_up_outcomes o ON o.follow_up_id = fu.id"
+            "  WHERE fu.patient_id = p.patient_id AND o.reached) AS last_contact FROM patients p"
             + _COUNTS
-            + " WHERE p.agency_id = $1 AND p.care_manager_id = $5"
+            + " LEFT JOIN patient_plans pp ON pp.patient_id = p.patient_id"
+            " WHERE p.agency_id = $1 AND p.care_manager_id = $5"
             " ORDER BY t.urgent_tasks DESC, t.overdue_tasks DESC, f.next_follow_up_due NULLS LAST,"
             " p.patient_id"
             " LIMIT $6 OFFSET $7",

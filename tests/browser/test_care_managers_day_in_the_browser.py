@@ -1,0 +1,182 @@
+"""A care manager's day and a provider's answer, in a real browser against the six services.
+
+A care manager registers a patient, records consent, a PHQ-9 with item 9 above 0 and an AHC HRSN with a
+transport need; the safety check is at the top of My day; the plan appears on the patient page. The
+receiving agency's provider sees the referral with the patient's contact detail, accepts and completes
+it. The care manager records a follow-up outcome; the timeline shows every step and verifies. Every page
+is photographed, and the main ones are checked with axe-core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from careloop_shared.testing import eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+MANAGER = "cm-riverside-ana"
+PROVIDER = "pr-transit-aid-kai"  # runs the seed directory's only transportation program
+
+
+async def _main_text(page: Any) -> str:
+    text: str = await page.inner_text("main")
+    return text
+
+
+async def _until(page: Any, path: str, predicate: Any, what: str, timeout: float = 30) -> str:
+    """Reload ``path`` until its main text satisfies ``predicate`` (the services work asynchronously)."""
+
+    async def probe() -> str | None:
+        await page.goto(path)
+        text = await _main_text(page)
+        return text if predicate(text) else None
+
+    found: str = await eventually(probe, timeout=timeout, interval=0.3, what=what)
+    return found
+
+
+async def _answer_questionnaire(page: Any, answers: dict[int, str]) -> None:
+    """Tick, for each question number, the answer with that label (the form is built from intake's rules)."""
+    for number, label in answers.items():
+        question = page.locator("fieldset", has=page.locator("legend", has_text=f"{number}. "))
+        await question.first.get_by_label(label, exact=True).check()
+
+
+async def test_a_care_managers_day_from_registration_to_a_verified_record(
+    platform, signed_in, screenshot, accessibility
+):
+    page = await signed_in(MANAGER)
+
+    # Register the patient.
+    await page.goto("/patients/new")
+    form = page.locator("#register-patient")
+    await form.get_by_label("Given name").fill("Tess")
+    await form.get_by_label("Family name").fill("Transit-Journey")
+    await form.get_by_label("Birth date").fill("1966-06-06")
+    await form.get_by_label("Contact preference").select_option("phone")
+    await form.get_by_label("Phone number").fill("+1 555 0166")
+    await screenshot(page, "register")
+    await accessibility(page, "register-patient")
+    await form.get_by_role("button", name="Register the patient").click()
+    await page.wait_for_url("**/patients/*")
+    patient_url = page.url.split("?")[0]
+    patient_id = patient_url.rsplit("/", 1)[-1]
+
+    # Consent to refer for transportation.
+    await page.goto(f"/patients/{patient_id}/consents/new")
+    consent = page.locator("#record-consent")
+    await consent.get_by_label("Referral", exact=True).check()
+    await consent.get_by_label("Transportation", exact=True).check()
+    await consent.get_by_role("button", name="Record consent").click()
+    await page.wait_for_url(f"**/patients/{patient_id}*")
+
+    # A PHQ-9 with item 9 above 0: the safety check.
+    await page.goto(f"/patients/{patient_id}/assessments/new?instrument=phq-9")
+    await _answer_questionnaire(page, {n: "Not at all" for n in range(1, 9)} | {9: "Several days"})
+    await screenshot(page, "phq-9")
+    await accessibility(page, "assessment-phq-9")
+    await page.get_by_role("button", name="Record the PHQ-9").click()
+    await page.wait_for_url(f"**/patients/{patient_id}*")
+
+    # An AHC HRSN with a transport need (and nothing else).
+    await page.goto(f"/patients/{patient_id}/assessments/new?instrument=ahc-hrsn")
+    await _answer_questionnaire(
+        page,
+        {
+            1: "I have a steady place to live",
+            2: "None of the above",
+            3: "Never true",
+            4: "Never true",
+            5: "Yes",
+            6: "No",
+            7: "Never",
+            8: "Never",
+            9: "Never",
+            10: "Never",
+        },
+    )
+    await page.get_by_role("button", name="Record the AHC-HRSN").click()
+    await page.wait_for_url(f"**/patients/{patient_id}*")
+
+    # My day: the safety check comes first.
+    async def safety_first() -> bool:
+        await page.goto("/")
+        rows = page.locator("section[aria-labelledby='tasks-heading'] tbody tr")
+        return await rows.count() > 0 and "Safety check" in await rows.first.inner_text()
+
+    await eventually(safety_first, timeout=20, interval=0.3, what="the safety check at the top of My day")
+    await screenshot(page, "my-day")
+    await accessibility(page, "my-day-with-a-safety-check")
+
+    # The patient page: the plan appears once careplan has drafted it.
+    plan = await _until(
+        page, f"/patients/{patient_id}", lambda t: "Transportation" in t and "Goals" in t, "the plan"
+    )
+    assert "Tess Transit-Journey" in plan
+    await screenshot(page, "patient")
+    await accessibility(page, "patient")
+
+    # The provider of the receiving agency sees the referral and what it may of the patient.
+    provider = await signed_in(PROVIDER)
+    inbox = await _until(
+        provider, "/inbox", lambda t: "Tess Transit-Journey" in t, "the referral in the inbox"
+    )
+    assert "+1 555 0166" in inbox
+    await screenshot(provider, "inbox")
+    row = provider.locator("tbody tr", has_text="Tess Transit-Journey")
+    await row.get_by_role("link").first.click()
+    await provider.wait_for_url("**/inbox/referrals/*")
+    referral_url = provider.url.split("?")[0]
+    for heading, notice in (
+        ("Accept", "referral-accepted"),
+        ("Start or resume work", "referral-in-progress"),
+    ):
+        action = provider.locator(
+            "section.action", has=provider.get_by_role("heading", name=heading, exact=True)
+        )
+        if await action.count() == 0:
+            continue
+        await action.get_by_role("button", name=heading, exact=True).click()
+        await provider.wait_for_url(f"{referral_url}?notice={notice}")
+    completion = provider.locator(
+        "section.action", has=provider.get_by_role("heading", name="Complete with an outcome")
+    )
+    await completion.get_by_label("Yes").check()
+    await completion.get_by_label("Enrollment").select_option("enrolled")
+    await completion.get_by_role("button", name="Complete with an outcome").click()
+    await provider.wait_for_url(f"{referral_url}?notice=referral-completed")
+    await screenshot(provider, "referral-completed")
+
+    # Back to the care manager: a follow-up falls due; record its outcome.
+    await _until(page, f"/patients/{patient_id}", lambda t: "Record the outcome" in t, "a follow-up due", 60)
+    await page.get_by_role("link", name="Record the outcome").first.click()
+    await page.wait_for_url("**/outcome")
+    outcome = page.locator("#record-outcome")
+    await outcome.get_by_label("Yes", exact=True).check()
+    await outcome.get_by_label("Next step").select_option(index=1)
+    await screenshot(page, "outcome")
+    await outcome.get_by_role("button", name="Record the outcome").click()
+    await page.wait_for_url(f"**/patients/{patient_id}*")
+
+    # The timeline shows every step, and the record verifies.
+    wanted = (
+        "Registered",
+        "Consent",
+        "Assessed with phq-9",
+        "Assessed with ahc-hrsn",
+        "Referred",
+        "completed",
+    )
+    record = await _until(
+        page,
+        f"/patients/{patient_id}?timeline=0",
+        lambda t: all(w in t for w in wanted) and "Follow-up completed" in t,
+        "every step in the timeline",
+        60,
+    )
+    assert "Verified:" in await page.inner_text("#record-verification")
+    assert "cm-riverside-ana" in record and PROVIDER in record  # who did what
+    await screenshot(page, "timeline")
