@@ -384,9 +384,10 @@ async def test_an_overdue_follow_up_sends_its_task_to_the_supervisor_once(ctx, s
     _, uow = await step(ctx, store)
     [escalated] = uow.events(TaskEscalated)
     task = only(store, "follow-up")
+    # The supervisor is told; the task stays on its care manager's list, marked escalated.
     assert (escalated.to_role, task["assignee_role"], task["escalated_at"]) == (
         "supervisor",
-        "supervisor",
+        "care-manager",
         clock.now,
     )
     _, later = await run_step(tasks.escalate_overdue_tasks, ctx, store)

@@ -153,7 +153,9 @@ def resolved_changes(resolution: Mapping[str, Any], now: datetime, by: Actor | N
 
 
 def escalated_changes(rules: TaskRules, now: datetime) -> dict[str, Any]:
-    return {"assignee_id": None, "assignee_role": rules.escalate_to_role, "escalated_at": now}
+    """Escalated: the supervisor, who sees every task of the agency, is told (``TaskEscalated``); the
+    task stays on its assignee's list, marked escalated."""
+    return {"escalated_at": now}
 
 
 def may_see(task: Mapping[str, Any], subject: str, role: str, agency_id: str, *, sees_all: bool) -> bool:
