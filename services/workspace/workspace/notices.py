@@ -1,12 +1,22 @@
-"""What a redirect after one of the patient forms may ask to show, by code (never a name or a value)."""
+"""What a redirect may ask a page to show, by code: a URL never carries words of ours or anybody's data."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
-from workspace.web import NOTICES
-
-PATIENT_NOTICES = {
+NOTICES = {
+    "signed-out": "You have signed out.",
+    "session-ended": "Your session has ended; sign in again.",
+    "sign-in-needed": "Sign in to continue.",
+    "reassigned": "The patient has a new care manager; their open tasks moved with them.",
+    "prospect-added": "The prospect is in the pipeline.",
+    "prospect-moved": "The prospect moved along the pipeline.",
+    "referral-accepted": "You accepted the referral.",
+    "referral-rejected": "You rejected the referral; the referring agency has been told.",
+    "referral-rerouted": "You rejected the referral; it was sent on to the next best program.",
+    "referral-in-progress": "The referral is in progress.",
+    "referral-on-hold": "The referral is on hold.",
+    "referral-completed": "The referral is completed with its outcome; the referring agency has been told.",
     "patient-registered": "The patient is registered. Record their consent and an assessment next.",
     "consent-recorded": "The consent is recorded.",
     "assessment-recorded": "The assessment is recorded. The care plan follows from it in a few seconds.",
@@ -27,14 +37,18 @@ PATIENT_NOTICES = {
 }
 
 
+def notice_text(request: Request) -> str | None:
+    """The notice the redirect asked for, or None."""
+    return NOTICES.get(request.query_params.get("notice", ""))
+
+
 def notice_of(request: Request) -> dict[str, str]:
-    """The page's notice when the redirect asked for one of these (else the page shows its own)."""
-    code = request.query_params.get("notice", "")
-    text = PATIENT_NOTICES.get(code) or NOTICES.get(code)
+    """The page's notice when the redirect asked for one (else the page shows its own)."""
+    text = notice_text(request)
     return {"notice": text} if text else {}
 
 
 def patient_url(patient_id: object, notice: str, section: str = "") -> str:
     """The patient page after a form: ids and a notice code only."""
-    assert notice in PATIENT_NOTICES
+    assert notice in NOTICES
     return f"/patients/{patient_id}?notice={notice}{f'#{section}' if section else ''}"

@@ -25,14 +25,15 @@ from workspace.codes import (
     PROVIDER_MOVES,
     REJECT_REASONS,
 )
-from workspace.gates import form_key, not_available, notice_of
+from workspace.forms import FormKey, new_form_key
+from workspace.gates import not_available
+from workspace.notices import notice_text
 from workspace.pages import may
 from workspace.web import CallServices, SignedInSession, redirect, render, workspace_of
 
 router = APIRouter()
 
 Offset = Annotated[int, Query(ge=0, le=100_000)]
-FormKey = Annotated[str, Form(pattern=r"^[0-9a-f-]{36}$")]
 Code = Annotated[str, Form(max_length=64)]
 INBOX = "referred-patient:read"  # a receiving agency's role: only providers have it
 
@@ -51,7 +52,7 @@ async def inbox(
     patients = await referred_patients(services, open_ones)
     context = {
         "title": "Inbox",
-        "notice": notice_of(request),
+        "notice": notice_text(request),
         "referrals": listing,
         "patients": patients,
         "agency": session.person.agency_id,
@@ -148,11 +149,11 @@ async def _referral_page(
     moves = PROVIDER_MOVES.get(shown["status"], ())
     context = {
         "title": "Referral",
-        "notice": notice_of(request),
+        "notice": notice_text(request),
         "referral": shown,
         "patient": patient,
         "moves": moves,
-        "keys": {move: form_key() for move in moves},
+        "keys": {move: new_form_key() for move in moves},
         "failed": failed or {},
         "reject_reasons": list(REJECT_REASONS.items()),
         "hold_reasons": list(HOLD_REASONS.items()),

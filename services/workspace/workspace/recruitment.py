@@ -18,7 +18,9 @@ from fastapi.responses import Response
 
 from workspace.client import Listing, ServiceError, Services
 from workspace.codes import DECLINE_REASONS, PROSPECT_MOVES, PROSPECT_STATUS_WORDS
-from workspace.gates import form_key, may_any, not_available, notice_of, supervisor_tabs
+from workspace.forms import FormKey, new_form_key
+from workspace.gates import may_any, not_available, supervisor_tabs
+from workspace.notices import notice_text
 from workspace.pages import may
 from workspace.sessions import Person
 from workspace.web import CallServices, SignedInSession, redirect, render, workspace_of
@@ -26,7 +28,6 @@ from workspace.web import CallServices, SignedInSession, redirect, render, works
 router = APIRouter()
 
 Offset = Annotated[int, Query(ge=0, le=100_000)]
-FormKey = Annotated[str, Form(pattern=r"^[0-9a-f-]{36}$")]
 Text = Annotated[str, Form(max_length=4000)]
 NETWORK = ("network-gap:read", "prospect:read")
 _LIST_FIELDS = ("program_categories", "needs", "languages", "postal_prefixes")
@@ -69,13 +70,13 @@ async def _network_page(
         listing("network-gap:read", "/v1/network-gaps", gaps),
         listing("prospect:read", "/v1/prospects", prospects),
     )
-    keys = {p["id"]: form_key() for p in pipeline.items}
+    keys = {p["id"]: new_form_key() for p in pipeline.items}
     failed = failed or {}
     elsewhere = failed and failed["id"] not in keys  # not on this page of the pipeline: said at the top
     context = {
         "title": "Network gaps and recruitment",
         "error": f"Prospect {failed['id']}: {failed['message']}" if elsewhere else None,
-        "notice": notice_of(request),
+        "notice": notice_text(request),
         "gaps": gap_list,
         "pipeline": pipeline,
         "keys": keys,
@@ -97,7 +98,7 @@ async def new_prospect_form(request: Request, session: SignedInSession) -> Respo
     assert session.person is not None
     if not may(session.person, "prospect:change"):
         return not_available(request, "Adding prospects is")
-    return _prospect_form(request, session.person, {"key": form_key(), "languages": "en"})
+    return _prospect_form(request, session.person, {"key": new_form_key(), "languages": "en"})
 
 
 @router.post("/supervisor/prospects/new")

@@ -18,7 +18,9 @@ from fastapi.responses import Response
 
 from workspace.client import Listing, ServiceError, Services
 from workspace.codes import REASSIGNMENT_REASONS
-from workspace.gates import form_key, may_any, not_available, notice_of, supervisor_tabs
+from workspace.forms import FormKey, new_form_key
+from workspace.gates import may_any, not_available, supervisor_tabs
+from workspace.notices import notice_text
 from workspace.pages import may
 from workspace.sessions import Person
 from workspace.web import CallServices, SignedInSession, redirect, render, workspace_of
@@ -26,7 +28,6 @@ from workspace.web import CallServices, SignedInSession, redirect, render, works
 router = APIRouter()
 
 Offset = Annotated[int, Query(ge=0, le=100_000)]
-FormKey = Annotated[str, Form(pattern=r"^[0-9a-f-]{36}$")]
 SUPERVISOR_PAGES = ("caseload:read-agency", "network-gap:read", "prospect:read")
 # followup lists tasks by priority and due time with no overdue or escalated filter: the page reads the
 # agency's active tasks this many at a time, up to this many pages, and keeps those needing attention.
@@ -71,7 +72,7 @@ async def team(
     )
     context = {
         "title": "Supervisor: your team",
-        "notice": notice_of(request),
+        "notice": notice_text(request),
         "loads": loads,
         "attention": urgent,
         "capped": capped,
@@ -119,7 +120,7 @@ async def reassignment_form(
     assert session.person is not None
     if not may(session.person, "patient:assign"):
         return not_available(request, "Reassigning patients is")
-    return await _reassignment_page(request, session.person, services, patient_id, {"key": form_key()})
+    return await _reassignment_page(request, session.person, services, patient_id, {"key": new_form_key()})
 
 
 @router.post("/supervisor/patients/{patient_id}/care-manager")

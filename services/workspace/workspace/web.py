@@ -25,6 +25,7 @@ from careloop_shared.logging import get_logger
 from careloop_shared.permissions import load_matrix
 from workspace.client import Services
 from workspace.config import WorkspaceContext
+from workspace.notices import notice_text
 from workspace.oidc_signin import OidcClient
 from workspace.sessions import Session, Sessions
 
@@ -33,12 +34,6 @@ log = get_logger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Messages a redirect may ask for by code: a URL never carries words of ours or anybody's data.
-NOTICES = {
-    "signed-out": "You have signed out.",
-    "session-ended": "Your session has ended; sign in again.",
-    "sign-in-needed": "Sign in to continue.",
-}
 _SESSION = "workspace_session"  # request.state: the session, once looked up
 
 
@@ -116,7 +111,7 @@ def render(
 ) -> HTMLResponse:
     """A page: the template with the signed-in person, the CSRF token for its forms, and any notice."""
     session: Session | None = getattr(request.state, _SESSION, None)
-    notice = NOTICES.get(request.query_params.get("notice", ""))
+    notice = notice_text(request)
     base = {
         "person": session.person if session else None,
         "csrf_token": session.csrf_token if session else None,
