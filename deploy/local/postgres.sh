@@ -111,6 +111,10 @@ shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
 full_page_writes = on
+# Statements per event are what the benchmark counts (make bench reads pg_stat_statements).
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = 'top'
+pg_stat_statements.max = 5000
 log_line_prefix = '%m [%p] %q%u@%d '
 log_timezone = 'UTC'
 timezone = 'UTC'

@@ -222,4 +222,7 @@ def serve(app: FastAPI) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,
+        # The C event loop and HTTP parser: fewer CPU cycles per request and per database round trip.
+        loop="uvloop",
+        http="httptools",
     )

@@ -22,6 +22,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from careloop_shared.coalesce import SharedConnection, run_side_by_side, runs_side_by_side
 from careloop_shared.events import Event, ReceivedEvent, UndecodableEvent, decode
 from careloop_shared.failpoints import failpoint
 from careloop_shared.logging import get_logger, safe_exception_message
@@ -196,7 +197,10 @@ class EventConsumer:
                     [e.offset for e in events],
                 )
             }
-            uow = DatabaseUnitOfWork(conn, self._topic_for, self._store(conn))
+            # The store's statements go one at a time through the shared connection, so handlers
+            # marked side_by_side can run at once for different patients (careloop_shared.coalesce).
+            shared = SharedConnection(conn)
+            uow = DatabaseUnitOfWork(conn, self._topic_for, self._store(shared))
             todo = []
             for event in events:
                 if event.envelope.id not in fresh:
@@ -207,11 +211,27 @@ class EventConsumer:
             for handler, run in groupby(todo, key=lambda e: self._handlers[e.envelope.type]):
                 if handles_batches(handler):
                     await handler(self._context, uow, list(run))
+                elif runs_side_by_side(handler):
+                    await self._side_by_side(shared, handler, uow, list(run))
                 else:
                     for event in run:
                         await handler(self._context, uow, event)
             await uow.flush()
         failpoint("consumer.after_db_commit")
+
+    async def _side_by_side(
+        self, shared: SharedConnection, handler: Handler, uow: UnitOfWork[Any], events: list[ReceivedEvent]
+    ) -> None:
+        patients = [getattr(e.event, "patient_id", None) for e in events]
+        if None in patients:  # not every event names its patient: keep them in order, one at a time
+            for event in events:
+                await handler(self._context, uow, event)
+            return
+
+        async def handle(event: ReceivedEvent) -> None:
+            await handler(self._context, uow, event)
+
+        await run_side_by_side(shared, handle, events, key=lambda e: e.event.patient_id)
 
     async def _apply_with_retries(self, record: Record, event: ReceivedEvent) -> None:
         for attempt in range(1, self._max_attempts + 1):

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime, time
+from decimal import Decimal
+from enum import Enum
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import asyncpg
 
+from careloop_shared.coalesce import Many, SharedConnection
 from careloop_shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -54,14 +58,24 @@ def folder_migrations(namespace: str, folder: Path) -> list[tuple[str, str]]:
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
-Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
+Db: TypeAlias = asyncpg.Connection | asyncpg.Pool | SharedConnection
 
 
 class Store:
-    """Base of a service's store: its queries over ``db``, a unit of work's connection or the pool."""
+    """Base of a service's store: its queries over ``db``, a unit of work's connection or the pool.
+
+    A hot query is written over a list of keys (``many(db, keys)``, one result per key) and called
+    through ``one``: alone it is a one-key statement; when the consumer runs handlers side by side
+    (``careloop_shared.coalesce``), the keys asked at the same moment share one statement.
+    """
 
     def __init__(self, db: Db) -> None:
         self.db = db
+
+    async def one(self, many: Many, key: Any) -> Any:
+        if isinstance(self.db, SharedConnection):
+            return await self.db.load(many, key)
+        return (await many(self.db, [key]))[0]
 
 
 def _names(table: str, columns: Iterable[str]) -> None:
@@ -103,6 +117,59 @@ async def insert_rows(conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *
     await conn.executemany(
         _insert_sql(table, columns, conflict, ""), [tuple(r[c] for c in columns) for r in rows]
     )
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"no JSON form for {type(value).__name__}")
+
+
+def by_columns(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[int]]:
+    """The rows' positions grouped by the columns they set (one statement per group)."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(tuple(sorted(row)), []).append(i)
+    return groups
+
+
+async def insert_rows_returning(
+    conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *, key: str, conflict: str = ""
+) -> list[bool]:
+    """Many rows in one statement (per set of columns); for each, whether it was inserted (False when
+    ``ON CONFLICT <conflict>`` skipped it). ``key`` is a column unique to each row."""
+    inserted: set[Any] = set()
+    for columns, positions in by_columns(rows).items():
+        _names(table, (*columns, key))
+        names = ", ".join(columns)
+        # The rows travel as one JSON document and PostgreSQL types them by the table's own columns.
+        document = json.dumps([{c: rows[i][c] for c in columns} for i in positions], default=_json_value)
+        found = await conn.fetch(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM jsonb_populate_recordset(NULL::{table},"
+            f" $1::text::jsonb)" + (f" ON CONFLICT {conflict}" if conflict else "") + f" RETURNING {key}",
+            document,
+        )
+        inserted.update(r[key] for r in found)
+    return [row[key] in inserted for row in rows]
+
+
+async def insert_rows_each(
+    conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *, conflict: str = ""
+) -> list[None]:
+    """``insert_rows`` for rows that may set different columns; one None per row (for ``Store.one``)."""
+    for positions in by_columns(rows).values():
+        await insert_rows(conn, table, [rows[i] for i in positions], conflict=conflict)
+    return [None] * len(rows)
+
+
+def by_key(keys: Sequence[Any], rows: Iterable[Mapping[str, Any]], column: str) -> list[Any]:
+    """For each key, the row whose ``column`` equals it (None when there is none)."""
+    found = {r[column]: r for r in rows}
+    return [found.get(k) for k in keys]
 
 
 async def patient_row(

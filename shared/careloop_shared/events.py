@@ -6,14 +6,13 @@ header; the Kafka key is the patient's pseudonymous id so one patient's events s
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from careloop_shared.errors import SafeMessageError
 
@@ -176,10 +175,12 @@ def decode(
     if value is None:
         raise UndecodableEvent("empty value (tombstone)")
     try:
-        data: Any = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UndecodableEvent("value is not JSON") from exc
-    event = model.model_validate(data)  # ValidationError is logged without input values
+        # Parsed and validated in one pass (pydantic-core), without an intermediate dict.
+        event = model.model_validate_json(value)  # ValidationError is logged without input values
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors(include_input=False)):
+            raise UndecodableEvent("value is not JSON") from None
+        raise
     if event.subject != envelope.subject:
         raise UndecodableEvent("ce_subject does not match the event's patient_id")
     return ReceivedEvent(envelope, event, topic, partition, offset, bytes(value))

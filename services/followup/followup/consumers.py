@@ -6,6 +6,7 @@ follow-up use case of an event that does both.
 
 from __future__ import annotations
 
+from careloop_shared.coalesce import side_by_side
 from careloop_shared.consumer import Handler
 from careloop_shared.contracts import (
     CareManagerAssigned,
@@ -30,7 +31,7 @@ from followup.handlers import (
 )
 from followup.tasks.handlers import when_event_track_tasks
 
-HANDLERS: dict[type[Event], Handler] = {
+_BY_EVENT: dict[type[Event], Handler] = {
     PlanUpdated: when_plan_updated_schedule_follow_up,
     ReferralMade: when_referral_made_schedule_check_in,
     ReferralStatusChanged: when_referral_status_changed,
@@ -41,3 +42,5 @@ HANDLERS: dict[type[Event], Handler] = {
     PlanAlternativesProposed: when_event_track_tasks,
     NetworkGapDetected: when_event_track_tasks,
 }
+# Every one of them touches only the patient's own rows: different patients' events run side by side.
+HANDLERS: dict[type[Event], Handler] = {event: side_by_side(handler) for event, handler in _BY_EVENT.items()}

@@ -12,7 +12,16 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from careloop_shared.db import Db, Store, insert_row, update_by_id
+from careloop_shared.db import (
+    Db,
+    Store,
+    by_columns,
+    by_key,
+    insert_row,
+    insert_rows,
+    insert_rows_returning,
+    update_by_id,
+)
 from careloop_shared.outbox import UnitOfWork
 from followup.caseload.store import CaseloadStore
 from followup.domain.rules import PRIORITIES
@@ -40,7 +49,7 @@ class FollowupStore(Store):
     async def insert_follow_up(self, row: dict[str, Any]) -> bool:
         """Insert a follow-up; False when an equivalent one exists (a redelivery, a recurrence): the
         patient's open cadence follow-up, or the referral's check-in of that reason."""
-        return await insert_row(self.db, "follow_ups", row, conflict="DO NOTHING", returning="id") is not None
+        return bool(await self.one(_insert_follow_ups, row))
 
     async def update_follow_up(
         self, follow_up_id: uuid.UUID, changes: dict[str, Any], at: datetime
@@ -72,11 +81,7 @@ class FollowupStore(Store):
 
     async def open_cadence(self, patient_id: uuid.UUID) -> asyncpg.Record | None:
         """The patient's one open plan-cadence follow-up, locked."""
-        return await self.db.fetchrow(
-            f"SELECT {COLUMNS} FROM follow_ups WHERE patient_id = $1 AND reason = 'plan-cadence'"
-            " AND status IN ('scheduled', 'due', 'overdue') FOR UPDATE",
-            patient_id,
-        )
+        return await self.one(_open_cadences, patient_id)
 
     async def cancel_open(
         self,
@@ -102,24 +107,14 @@ class FollowupStore(Store):
 
     async def set_channel(self, patient_id: uuid.UUID, channel: str | None, at: datetime) -> None:
         """The plan's follow-up channel on every open follow-up of the patient."""
-        await self.db.execute(
-            "UPDATE follow_ups SET channel = $2, updated_at = $3 WHERE patient_id = $1"
-            " AND status = ANY($4::text[]) AND channel IS DISTINCT FROM $2",
-            patient_id,
-            channel,
-            at,
-            list(OPEN_STATUSES),
-        )
+        await self.one(_set_channels, (patient_id, channel, at))
 
     async def get_plan(self, patient_id: uuid.UUID) -> asyncpg.Record | None:
-        return await self.db.fetchrow(
-            "SELECT * FROM patient_plans WHERE patient_id = $1 FOR UPDATE", patient_id
-        )
+        return await self.one(_plans, patient_id)
 
     async def save_plan(self, row: dict[str, Any]) -> None:
         """The patient's current plan, replacing the one heard of before."""
-        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in sorted(row) if c != "patient_id")
-        await insert_row(self.db, "patient_plans", row, conflict=f"(patient_id) DO UPDATE SET {assignments}")
+        await self.one(_save_plans, row)
 
     async def claim_due(self, now: datetime, limit: int) -> list[asyncpg.Record]:
         """Mark due follow-ups as due; rows another replica is claiming are skipped, not waited on."""
@@ -180,6 +175,47 @@ class FollowupStore(Store):
 
     async def insert_reschedule(self, row: dict[str, Any]) -> None:
         await insert_row(self.db, "follow_up_reschedules", row)
+
+
+# The hot statements of consumed events, set-based: one statement for every patient handled at once.
+
+
+async def _insert_follow_ups(db: Db, rows: list[dict[str, Any]]) -> list[bool]:
+    return await insert_rows_returning(db, "follow_ups", rows, key="id", conflict="DO NOTHING")
+
+
+async def _open_cadences(db: Db, patient_ids: list[uuid.UUID]) -> list[asyncpg.Record | None]:
+    rows = await db.fetch(
+        f"SELECT {COLUMNS} FROM follow_ups WHERE patient_id = ANY($1::uuid[]) AND reason = 'plan-cadence'"
+        " AND status IN ('scheduled', 'due', 'overdue') ORDER BY id FOR UPDATE",
+        patient_ids,
+    )
+    return by_key(patient_ids, rows, "patient_id")
+
+
+async def _set_channels(db: Db, changes: list[tuple[uuid.UUID, str | None, datetime]]) -> list[None]:
+    await db.executemany(
+        "UPDATE follow_ups SET channel = $2, updated_at = $3 WHERE patient_id = $1"
+        " AND status = ANY($4::text[]) AND channel IS DISTINCT FROM $2",
+        [(*change, list(OPEN_STATUSES)) for change in changes],
+    )
+    return [None] * len(changes)
+
+
+async def _plans(db: Db, patient_ids: list[uuid.UUID]) -> list[asyncpg.Record | None]:
+    rows = await db.fetch(
+        "SELECT * FROM patient_plans WHERE patient_id = ANY($1::uuid[]) ORDER BY patient_id FOR UPDATE",
+        patient_ids,
+    )
+    return by_key(patient_ids, rows, "patient_id")
+
+
+async def _save_plans(db: Db, rows: list[dict[str, Any]]) -> list[None]:
+    for columns, positions in by_columns(rows).items():
+        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "patient_id")
+        conflict = f"(patient_id) DO UPDATE SET {assignments}"
+        await insert_rows(db, "patient_plans", [rows[i] for i in positions], conflict=conflict)
+    return [None] * len(rows)
 
 
 Uow: TypeAlias = UnitOfWork[FollowupStore]  # what every followup use case works in

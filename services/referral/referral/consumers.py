@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from careloop_shared.coalesce import side_by_side
 from careloop_shared.consumer import Handler
 from careloop_shared.contracts import (
     ConsentRecorded,
@@ -18,10 +19,12 @@ from referral.loop.handlers import (
     when_plan_updated_make_referrals,
 )
 
+# A plan's referrals and what intake says of a patient touch only that patient's rows (the directory is
+# read, not written): different patients' events run side by side. Consent changes go one at a time.
 HANDLERS: dict[type[Event], Handler] = {
-    PlanUpdated: when_plan_updated_make_referrals,
-    PatientRegistered: when_patient_registered_or_updated_remember,
-    PatientUpdated: when_patient_registered_or_updated_remember,
+    PlanUpdated: side_by_side(when_plan_updated_make_referrals),
+    PatientRegistered: side_by_side(when_patient_registered_or_updated_remember),
+    PatientUpdated: side_by_side(when_patient_registered_or_updated_remember),
     ConsentRecorded: when_consent_recorded_send_waiting_referrals,
     ConsentRevoked: when_consent_revoked_stop_unanswered_referrals,
 }

@@ -262,19 +262,7 @@ class FakeLoopStore:
         existing["revoked_at"] = existing["revoked_at"] or at
 
     async def consents_of(self, patient_id: uuid.UUID) -> list[Consent]:
-        return [
-            Consent(
-                id=c["id"],
-                purpose=c["purpose"],
-                agencies=frozenset(c["agencies"]),
-                program_categories=frozenset(c["program_categories"]),
-                period_start=c["period_start"],
-                period_end=c["period_end"],
-                revoked=c["revoked_at"] is not None,
-            )
-            for c in self.consents.values()
-            if c["patient_id"] == patient_id
-        ]
+        return [Consent.from_row(c) for c in self.consents.values() if c["patient_id"] == patient_id]
 
     async def remember_plan(self, plan: dict[str, Any], interventions: list[dict[str, Any]]) -> bool:
         known = self.plans.get(plan["patient_id"])

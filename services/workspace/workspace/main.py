@@ -169,6 +169,8 @@ def run() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        loop="uvloop",
+        http="httptools",
     )
 
 

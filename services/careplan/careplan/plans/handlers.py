@@ -5,6 +5,7 @@ Every change of a plan goes through ``revision`` and makes a new version announc
 
 from __future__ import annotations
 
+from careloop_shared.coalesce import each_side_by_side
 from careloop_shared.consumer import batch_handler
 from careloop_shared.contracts import (
     FollowUpCompleted,
@@ -51,8 +52,14 @@ async def when_patient_assessed_revise_plan(
     # The first assessment opens a (draft) plan; later ones find it. Either way it is locked.
     await uow.store.plans.open_plans({e.patient_id: (e.agency_id, e.assessed_at) for e in assessed})
     plans = await uow.store.plans.lock_plans([e.patient_id for e in assessed])
-    for received, event in zip(batch, assessed, strict=True):
+
+    async def revise_one(item: tuple[ReceivedEvent, PatientAssessed]) -> None:
+        received, event = item
         await _revise_for_assessment(ctx, uow, plans[event.patient_id], event, received)
+
+    # Different patients' revisions at once, their new versions stored in one statement.
+    items = list(zip(batch, assessed, strict=True))
+    await each_side_by_side(uow.store.plans, items, revise_one, key=lambda item: item[1].patient_id)
 
 
 async def _revise_for_assessment(

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Store
+from careloop_shared.db import Db, Store
 from careplan.domain.plan import INPUTS, PlanDocument, PlanState
 
 
@@ -94,11 +95,7 @@ class PlanStore(Store):
     ) -> None:
         """Append the version and move the plan to it, with what it was drafted from, in one statement."""
         inputs = plan.stored_inputs()
-        await self.db.execute(
-            "WITH v AS (INSERT INTO plan_versions (plan_id, version, status, document, reason, changed_by,"
-            " changed_by_subject, caused_by_event, created_at) VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10))"
-            " UPDATE plans SET version = $3, status = $4, updated_at = $10, assessments = $11,"
-            " services = $12, agreed_goals = $13, overrides = $14 WHERE patient_id = $1",
+        row = (
             plan.patient_id,
             plan.plan_id,
             version,
@@ -111,6 +108,7 @@ class PlanStore(Store):
             at,
             *(inputs[c] for c in INPUTS),
         )
+        await self.one(_save_versions, row)
 
     async def plan_version(
         self, agency_id: str, patient_id: uuid.UUID, version: int | None = None
@@ -149,3 +147,15 @@ class PlanStore(Store):
             patient_id,
         )
         return agency
+
+
+async def _save_versions(db: Db, rows: list[tuple[Any, ...]]) -> list[None]:
+    """Many patients' new versions in one round trip (see ``PlanStore.save_version``)."""
+    await db.executemany(
+        "WITH v AS (INSERT INTO plan_versions (plan_id, version, status, document, reason, changed_by,"
+        " changed_by_subject, caused_by_event, created_at) VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10))"
+        " UPDATE plans SET version = $3, status = $4, updated_at = $10, assessments = $11,"
+        " services = $12, agreed_goals = $13, overrides = $14 WHERE patient_id = $1",
+        rows,
+    )
+    return [None] * len(rows)

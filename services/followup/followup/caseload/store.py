@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Store, insert_row
+from careloop_shared.db import Db, Store, by_key, insert_row
 
 # One patient's open care tasks (those for the care manager by the rules, escalated or not) and follow-ups.
 _COUNTS = (
@@ -42,9 +42,7 @@ class CaseloadStore(Store):
         )
 
     async def care_manager(self, patient_id: uuid.UUID) -> str | None:
-        found: str | None = await self.db.fetchval(
-            "SELECT care_manager_id FROM patients WHERE patient_id = $1", patient_id
-        )
+        found: str | None = await self.one(_care_managers, patient_id)
         return found
 
     async def care_managers(self, patient_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str | None]:
@@ -106,3 +104,10 @@ class CaseloadStore(Store):
             limit,
             offset,
         )
+
+
+async def _care_managers(db: Db, patient_ids: list[uuid.UUID]) -> list[str | None]:
+    rows = await db.fetch(
+        "SELECT patient_id, care_manager_id FROM patients WHERE patient_id = ANY($1::uuid[])", patient_ids
+    )
+    return [r["care_manager_id"] if r else None for r in by_key(patient_ids, rows, "patient_id")]

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Store, insert_row, update_by_id
+from careloop_shared.db import Db, Store, insert_row, insert_rows_each, update_by_id
 
 TASK_COLUMNS = (
     "id, kind, cause_key, patient_id, agency_id, subject, cause_event_id, cause_event_type, cause_at,"
@@ -42,7 +42,7 @@ class TaskStore(Store):
         return row
 
     async def record_resolution(self, row: dict[str, Any]) -> None:
-        await insert_row(self.db, "task_resolutions", row, conflict="DO NOTHING")
+        await self.one(_record_resolutions, row)
 
     async def resolution_for(
         self, patient_id: uuid.UUID, kind: str, subject: str, cause_at: datetime, cause_event_id: uuid.UUID
@@ -70,18 +70,10 @@ class TaskStore(Store):
     ) -> list[asyncpg.Record]:
         """The patient's open and in-progress tasks of these kinds about ``subject``, caused no later than
         ``caused_until`` (when given) and not by ``except_cause``; locked."""
-        return await self.db.fetch(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE patient_id = $1 AND kind = ANY($2::text[])"
-            " AND subject = $3 AND status = ANY($4::text[])"
-            " AND ($5::timestamptz IS NULL OR cause_at <= $5)"
-            " AND ($6::uuid IS NULL OR cause_event_id <> $6) ORDER BY created_at, id FOR UPDATE",
-            patient_id,
-            list(kinds),
-            subject,
-            ACTIVE,
-            caused_until,
-            except_cause,
+        found: list[asyncpg.Record] = await self.one(
+            _active_about, (patient_id, tuple(kinds), subject, caused_until, except_cause)
         )
+        return found
 
     async def claim_escalations(self, now: datetime, to_role: str, limit: int) -> list[asyncpg.Record]:
         """Open tasks past their escalation time go to ``to_role``, once; rows another replica is claiming
@@ -146,3 +138,41 @@ class TaskStore(Store):
             limit,
             offset,
         )
+
+
+# The hot statements of consumed events, set-based: one statement for every patient handled at once.
+
+
+async def _record_resolutions(db: Db, rows: list[dict[str, Any]]) -> list[None]:
+    return await insert_rows_each(db, "task_resolutions", rows, conflict="DO NOTHING")
+
+
+ActiveAbout = tuple[uuid.UUID, tuple[str, ...], str, datetime | None, uuid.UUID | None]
+
+
+async def _active_about(db: Db, asks: list[ActiveAbout]) -> list[list[asyncpg.Record]]:
+    """Each ask's tasks (see ``TaskStore.active_about``): one statement per set of kinds asked."""
+    found: list[list[asyncpg.Record]] = [[] for _ in asks]
+    by_kinds: dict[tuple[str, ...], list[int]] = {}
+    for i, ask in enumerate(asks):
+        by_kinds.setdefault(ask[1], []).append(i)
+    for kinds, positions in by_kinds.items():
+        rows = await db.fetch(
+            f"SELECT q.i AS ask, {_T_COLUMNS} FROM unnest($1::int[], $2::uuid[], $3::text[],"
+            " $4::timestamptz[], $5::uuid[]) AS q(i, patient_id, subject, caused_until, except_cause)"
+            " JOIN tasks t ON t.patient_id = q.patient_id AND t.subject = q.subject"
+            " AND t.kind = ANY($6::text[]) AND t.status = ANY($7::text[])"
+            " AND (q.caused_until IS NULL OR t.cause_at <= q.caused_until)"
+            " AND (q.except_cause IS NULL OR t.cause_event_id <> q.except_cause)"
+            " ORDER BY q.i, t.created_at, t.id FOR UPDATE OF t",
+            positions,
+            [asks[i][0] for i in positions],
+            [asks[i][2] for i in positions],
+            [asks[i][3] for i in positions],
+            [asks[i][4] for i in positions],
+            list(kinds),
+            ACTIVE,
+        )
+        for row in rows:
+            found[row["ask"]].append(row)
+    return found

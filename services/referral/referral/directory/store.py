@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Store, insert_row, insert_rows, update_by_id
+from careloop_shared.db import Db, Store, insert_row, insert_rows, update_by_id
 from referral.domain import matching
 from referral.domain.quality import History
 
@@ -211,13 +211,8 @@ class DirectoryStore(Store):
 
     async def candidate_services(self, category: str | None, need: str) -> list[matching.Service]:
         """Active services in the category or addressing the need; ranking decides the rest."""
-        rows = await self.db.fetch(
-            f"SELECT {SERVICE_COLUMNS} FROM {_SERVICES}"
-            " WHERE s.status = 'active' AND (s.program_category = $1 OR s.needs ? $2) ORDER BY s.id",
-            category,
-            need,
-        )
-        return [service_of(r) for r in rows]
+        found: list[matching.Service] = await self.one(_candidates, (category, need))
+        return found
 
     async def histories(self, service_ids: Sequence[str]) -> dict[str, History]:
         """What happened to the referrals each program was sent (drafts and entries in error left out)."""
@@ -251,3 +246,17 @@ class DirectoryStore(Store):
             )
             for r in rows
         }
+
+
+async def _candidates(db: Db, asks: list[tuple[str | None, str]]) -> list[list[matching.Service]]:
+    """One statement per different (category, need) asked at once (most patients ask the same)."""
+    found: dict[tuple[str | None, str], list[matching.Service]] = {}
+    for category, need in dict.fromkeys(asks):
+        rows = await db.fetch(
+            f"SELECT {SERVICE_COLUMNS} FROM {_SERVICES}"
+            " WHERE s.status = 'active' AND (s.program_category = $1 OR s.needs ? $2) ORDER BY s.id",
+            category,
+            need,
+        )
+        found[(category, need)] = [service_of(r) for r in rows]
+    return [list(found[ask]) for ask in asks]

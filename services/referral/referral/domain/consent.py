@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from referral.domain.matching import Ranked
 
@@ -22,6 +23,19 @@ class Consent:
     period_start: datetime
     period_end: datetime | None
     revoked: bool = False
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Consent:
+        """A consent as stored (its ``revoked_at`` set once revoked)."""
+        return cls(
+            id=row["id"],
+            purpose=row["purpose"],
+            agencies=frozenset(row["agencies"]),
+            program_categories=frozenset(row["program_categories"]),
+            period_start=row["period_start"],
+            period_end=row["period_end"],
+            revoked=row["revoked_at"] is not None,
+        )
 
     def active_at(self, at: datetime) -> bool:
         return (

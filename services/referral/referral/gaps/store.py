@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Store, insert_row
+from careloop_shared.db import Db, Store, insert_row
 
 _REOPEN = ", ".join(
     f"{c} = EXCLUDED.{c}"
@@ -36,11 +36,7 @@ class GapStore(Store):
         return recorded is not None and bool(recorded["first"])
 
     async def resolve(self, intervention_id: uuid.UUID, at: datetime) -> None:
-        await self.db.execute(
-            "UPDATE network_gaps SET resolved_at = $2 WHERE intervention_id = $1 AND resolved_at IS NULL",
-            intervention_id,
-            at,
-        )
+        await self.one(_resolve, (intervention_id, at))
 
     async def report(
         self, *, need: str | None, category: str | None, limit: int, offset: int
@@ -81,3 +77,10 @@ class GapStore(Store):
             category,
             list(needs),
         )
+
+
+async def _resolve(db: Db, gaps: list[tuple[uuid.UUID, datetime]]) -> list[None]:
+    await db.executemany(
+        "UPDATE network_gaps SET resolved_at = $2 WHERE intervention_id = $1 AND resolved_at IS NULL", gaps
+    )
+    return [None] * len(gaps)

@@ -13,7 +13,15 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Store, insert_row, insert_rows, update_by_id
+from careloop_shared.db import (
+    Db,
+    Store,
+    by_key,
+    insert_row,
+    insert_rows_each,
+    insert_rows_returning,
+    update_by_id,
+)
 from referral.domain.consent import Consent
 
 REFERRAL_COLUMNS = (
@@ -55,7 +63,7 @@ class LoopStore(Store):
         return agency
 
     async def get_patient(self, patient_id: uuid.UUID) -> asyncpg.Record | None:
-        return await self.db.fetchrow("SELECT * FROM patients WHERE patient_id = $1", patient_id)
+        return await self.one(_patients, patient_id)
 
     async def record_consent(self, row: dict[str, Any]) -> None:
         # A revocation read before its consent left a row behind: fill it in, keep it revoked.
@@ -90,39 +98,15 @@ class LoopStore(Store):
         )
 
     async def consents_of(self, patient_id: uuid.UUID) -> list[Consent]:
-        rows = await self.db.fetch("SELECT * FROM consents WHERE patient_id = $1", patient_id)
-        return [
-            Consent(
-                id=r["id"],
-                purpose=r["purpose"],
-                agencies=frozenset(r["agencies"]),
-                program_categories=frozenset(r["program_categories"]),
-                period_start=r["period_start"],
-                period_end=r["period_end"],
-                revoked=r["revoked_at"] is not None,
-            )
-            for r in rows
-        ]
+        consents: list[Consent] = await self.one(_consents, patient_id)
+        return consents
 
     # --- what careplan told us of the patient's current plan --------------------------------------
 
     async def remember_plan(self, plan: dict[str, Any], interventions: list[dict[str, Any]]) -> bool:
         """Keep the patient's newest plan version and its interventions; False for an older or the same
         version arriving again (then nothing changes)."""
-        newer = await insert_row(
-            self.db,
-            "plans",
-            plan,
-            conflict="(patient_id) DO UPDATE SET agency_id = EXCLUDED.agency_id, plan_id = EXCLUDED.plan_id,"
-            " version = EXCLUDED.version, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at"
-            " WHERE plans.version < EXCLUDED.version",
-            returning="patient_id",
-        )
-        if newer is None:
-            return False
-        await self.db.execute("DELETE FROM plan_interventions WHERE patient_id = $1", plan["patient_id"])
-        await insert_rows(self.db, "plan_interventions", interventions)
-        return True
+        return bool(await self.one(_remember_plans, (plan, interventions)))
 
     async def plan_intervention(
         self, patient_id: uuid.UUID, intervention_id: uuid.UUID
@@ -143,16 +127,12 @@ class LoopStore(Store):
     async def insert_referral(self, row: dict[str, Any]) -> bool:
         """Insert unless the intervention (or the referral it re-routes) already has one; True when
         inserted."""
-        return await insert_row(self.db, "referrals", row, conflict="DO NOTHING", returning="id") is not None
+        return bool(await self.one(_insert_referrals, row))
 
     async def interventions_with_referral(self, intervention_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these interventions already have their (original) referral."""
-        rows = await self.db.fetch(
-            "SELECT intervention_id FROM referrals"
-            " WHERE intervention_id = ANY($1::uuid[]) AND replaces_referral_id IS NULL",
-            list(intervention_ids),
-        )
-        return {r["intervention_id"] for r in rows}
+        found: set[uuid.UUID] = await self.one(_with_referral, tuple(intervention_ids))
+        return found
 
     async def latest_referral(self, intervention_id: uuid.UUID) -> asyncpg.Record | None:
         """The intervention's newest referral (the one no other replaces), locked."""
@@ -217,7 +197,7 @@ class LoopStore(Store):
         )
 
     async def add_history(self, row: dict[str, Any]) -> None:
-        await insert_row(self.db, "referral_status_history", row)
+        await self.one(_add_histories, row)
 
     async def set_status(
         self,
@@ -295,3 +275,56 @@ class LoopStore(Store):
             now,
             limit,
         )
+
+
+# The hot statements of a plan's referrals, set-based: one statement for every patient handled at once.
+
+_NEWER_PLAN = (
+    "(patient_id) DO UPDATE SET agency_id = EXCLUDED.agency_id, plan_id = EXCLUDED.plan_id,"
+    " version = EXCLUDED.version, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at"
+    " WHERE plans.version < EXCLUDED.version"
+)
+
+
+async def _patients(db: Db, patient_ids: list[uuid.UUID]) -> list[asyncpg.Record | None]:
+    rows = await db.fetch("SELECT * FROM patients WHERE patient_id = ANY($1::uuid[])", patient_ids)
+    return by_key(patient_ids, rows, "patient_id")
+
+
+async def _consents(db: Db, patient_ids: list[uuid.UUID]) -> list[list[Consent]]:
+    rows = await db.fetch("SELECT * FROM consents WHERE patient_id = ANY($1::uuid[])", patient_ids)
+    found: dict[uuid.UUID, list[Consent]] = {p: [] for p in patient_ids}
+    for r in rows:
+        found[r["patient_id"]].append(Consent.from_row(r))
+    return [list(found[p]) for p in patient_ids]
+
+
+async def _remember_plans(db: Db, asks: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> list[bool]:
+    """Each patient once per call (side by side runs one event per patient at a time)."""
+    newer = await insert_rows_returning(
+        db, "plans", [p for p, _ in asks], key="patient_id", conflict=_NEWER_PLAN
+    )
+    fresh = [ask for ask, is_newer in zip(asks, newer, strict=True) if is_newer]
+    if fresh:
+        patients = [plan["patient_id"] for plan, _ in fresh]
+        await db.execute("DELETE FROM plan_interventions WHERE patient_id = ANY($1::uuid[])", patients)
+        await insert_rows_each(db, "plan_interventions", [i for _, items in fresh for i in items])
+    return newer
+
+
+async def _insert_referrals(db: Db, rows: list[dict[str, Any]]) -> list[bool]:
+    return await insert_rows_returning(db, "referrals", rows, key="id", conflict="DO NOTHING")
+
+
+async def _with_referral(db: Db, asks: list[tuple[uuid.UUID, ...]]) -> list[set[uuid.UUID]]:
+    rows = await db.fetch(
+        "SELECT intervention_id FROM referrals"
+        " WHERE intervention_id = ANY($1::uuid[]) AND replaces_referral_id IS NULL",
+        list({i for ask in asks for i in ask}),
+    )
+    referred = {r["intervention_id"] for r in rows}
+    return [referred.intersection(ask) for ask in asks]
+
+
+async def _add_histories(db: Db, rows: list[dict[str, Any]]) -> list[None]:
+    return await insert_rows_each(db, "referral_status_history", rows)
