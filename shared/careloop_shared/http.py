@@ -36,12 +36,20 @@ async def current_principal(request: Request, credentials: BearerCredentials) ->
     return await authenticate(credentials, get_runtime(request).settings)
 
 
-def service_context(request: Request) -> Any:
+# Dependencies are coroutines: FastAPI runs a plain function in a worker thread, a hand-off per
+# dependency per request that costs more than the work itself.
+
+
+async def runtime_dependency(request: Request) -> ServiceRuntime:
+    return get_runtime(request)
+
+
+async def service_context(request: Request) -> Any:
     """The service's context; a service names its type: ``Annotated[Ctx, Depends(service_context)]``."""
     return get_runtime(request).context
 
 
-def read_store(request: Request) -> Any:
+async def read_store(request: Request) -> Any:
     """The service's store over the pool, for reads: ``Annotated[Store, Depends(read_store)]``."""
     return get_runtime(request).reader()
 
@@ -61,7 +69,7 @@ def permission_of(route: Any) -> str | None:
     return permission
 
 
-Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
+Runtime = Annotated[ServiceRuntime, Depends(runtime_dependency)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 CommandHandler = Callable[[Any, UnitOfWork[Any], Any], Awaitable[Any]]
@@ -105,7 +113,7 @@ class CommandRunner:
         return await run_idempotent(self._runtime, self._request, self._principal, command, operation)
 
 
-def command_runner(request: Request, who: CurrentPrincipal) -> CommandRunner:
+async def command_runner(request: Request, who: CurrentPrincipal) -> CommandRunner:
     return CommandRunner(get_runtime(request), request, who)
 
 
@@ -207,7 +215,7 @@ class Auditor:
         )
 
 
-def auditor(request: Request, who: CurrentPrincipal) -> Auditor:
+async def auditor(request: Request, who: CurrentPrincipal) -> Auditor:
     return Auditor(get_runtime(request), request, who)
 
 

@@ -86,7 +86,7 @@ async def signed_in_session(request: Request) -> Session:
 SignedInSession = Annotated[Session, Depends(signed_in_session)]
 
 
-def call_services(request: Request, session: SignedInSession) -> Services:
+async def call_services(request: Request, session: SignedInSession) -> Services:
     workspace = workspace_of(request)
     assert session.access_token is not None
     return Services(workspace.http, workspace.ctx.settings.service_urls(), session.access_token)
