@@ -106,7 +106,18 @@ port = $PG_PORT
 unix_socket_directories = '$sock_sql'
 # Five services and the workspace plus per-test throwaway databases, each with its own pool.
 max_connections = 300
-shared_buffers = 256MB
+# Sized for a machine that runs everything (see README, Performance): every service's hot indexes stay
+# in PostgreSQL's own cache, and backends do not have to write dirty pages out themselves.
+shared_buffers = ${CARELOOP_PG_SHARED_BUFFERS:-1GB}
+effective_cache_size = 4GB
+wal_buffers = 64MB
+bgwriter_lru_maxpages = 1000
+# Checkpoints by time, not forced by WAL volume: each one makes the next change of every page write
+# the whole page to WAL again (random uuid keys touch many pages).
+max_wal_size = 8GB
+min_wal_size = 1GB
+checkpoint_timeout = 15min
+checkpoint_completion_target = 0.9
 # Durability matters even locally: tests exercise real commit semantics.
 fsync = on
 synchronous_commit = on

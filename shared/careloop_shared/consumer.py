@@ -32,7 +32,7 @@ log = get_logger(__name__)
 
 # handler(context, unit of work, event): the service's context object, as every use case gets it.
 Handler = Callable[[Any, UnitOfWork[Any], Any], Awaitable[None]]
-StoreFactory = Callable[[asyncpg.Connection], Any]
+StoreFactory = Callable[[Any], Any]  # over a connection, a SharedConnection or the pool
 
 
 H = TypeVar("H", bound=Callable[..., Awaitable[None]])

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from careloop_shared.coalesce import SharedConnection
 from careloop_shared.db import init_connection
 from careloop_shared.events import Event, Message, ReceivedEvent, new_message
 from careloop_shared.logging import get_logger
@@ -112,10 +113,11 @@ async def unit_of_work(
     topic_for: TopicFor,
     correlation_id: uuid.UUID | None = None,
     *,
-    store: Callable[[asyncpg.Connection], S] = _no_store,
+    store: Callable[[Any], S] = _no_store,
 ) -> AsyncIterator[DatabaseUnitOfWork[S]]:
     async with pool.acquire() as conn, conn.transaction():
-        uow = DatabaseUnitOfWork(conn, topic_for, store(conn), correlation_id)
+        # Shared one statement at a time, so a use case may work on many patients side by side.
+        uow = DatabaseUnitOfWork(conn, topic_for, store(SharedConnection(conn)), correlation_id)
         yield uow
         await uow.flush()
 

@@ -17,7 +17,9 @@ class FollowupSettings(ServiceSettings):
 
     service_name: str = "followup"
     port: int = 8004
-    scheduler_tick_s: float = 1.0  # FOLLOWUP_SCHEDULER_TICK_S: how often to look for due follow-ups and tasks
+    # FOLLOWUP_SCHEDULER_TICK_S: how often to look for due follow-ups and tasks (three indexed queries);
+    # a follow-up is announced at most this long after it fell due, plus the time to process the round.
+    scheduler_tick_s: float = 0.25
     rules_file: Path = RULES_FILE  # FOLLOWUP_RULES_FILE: an organisation's own follow-up rules
     task_rules_file: Path = TASK_RULES_FILE  # FOLLOWUP_TASK_RULES_FILE: an organisation's own task rules
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,15 +40,24 @@ class QualityCache:
         self.ttl_s = ttl_s
         self._monotonic = monotonic
         self._figures: dict[str, tuple[float, Quality]] = {}
+        # One recomputation at a time: the patients matched side by side would otherwise each run
+        # the same costly query the moment the figures go stale.
+        self._refreshing = asyncio.Lock()
+
+    def _stale(self, service_ids: list[str]) -> list[str]:
+        now = self._monotonic()
+        return [sid for sid in service_ids if self._figures.get(sid, (0.0, None))[0] <= now]
 
     async def get(self, directory: DirectoryStore, service_ids: list[str]) -> dict[str, Quality]:
-        now = self._monotonic()
-        stale = [sid for sid in service_ids if self._figures.get(sid, (0.0, None))[0] <= now]
-        if stale:
-            histories = await directory.histories(stale)
-            for sid in stale:
-                history = histories.get(sid)
-                self._figures[sid] = (now + self.ttl_s, Quality(history) if history else NO_HISTORY)
+        if self._stale(service_ids):
+            async with self._refreshing:
+                stale = self._stale(service_ids)  # another caller may have just refreshed them
+                if stale:
+                    histories = await directory.histories(stale)
+                    now = self._monotonic()
+                    for sid in stale:
+                        history = histories.get(sid)
+                        self._figures[sid] = (now + self.ttl_s, Quality(history) if history else NO_HISTORY)
         return {sid: self._figures[sid][1] for sid in service_ids}
 
 

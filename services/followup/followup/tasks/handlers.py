@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from careloop_shared.coalesce import each_side_by_side
 from careloop_shared.errors import NotFound
 from careloop_shared.events import Message, ReceivedEvent
 from careloop_shared.logging import get_logger
@@ -120,11 +121,15 @@ async def track_own(
 ) -> None:
     """followup's own events, in the unit of work that emits them. ``due_base``: per follow-up, when its
     task falls due (its grace period's end)."""
-    for m in messages:
+
+    async def track(m: Message) -> None:
         follow_up_id: uuid.UUID | None = getattr(m.event, "follow_up_id", None)
         base = (due_base or {}).get(follow_up_id) if follow_up_id else None
         facts = facts_of(m.event, m.envelope.id, m.envelope.time, due_base=base)
         await track_tasks(ctx, uow, facts, caused_by=caused_by, by=by, remember=False)
+
+    # Many follow-ups fall due at once: each patient's in order, different patients' side by side.
+    await each_side_by_side(uow.store.tasks, list(messages), track, key=lambda m: m.key)
 
 
 async def close_tasks_of_cancelled_follow_ups(

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, Store, insert_row, insert_rows_each, update_by_id
+from careloop_shared.db import Db, Store, insert_rows_each, insert_rows_returning, update_by_id
 
 TASK_COLUMNS = (
     "id, kind, cause_key, patient_id, agency_id, subject, cause_event_id, cause_event_type, cause_at,"
@@ -24,7 +24,7 @@ ACTIVE = ["open", "in-progress"]
 class TaskStore(Store):
     async def insert_task(self, row: dict[str, Any]) -> bool:
         """False when the task of that kind and cause exists already (a redelivery, a replica)."""
-        return await insert_row(self.db, "tasks", row, conflict="DO NOTHING", returning="id") is not None
+        return bool(await self.one(_insert_tasks, row))
 
     async def get_task(
         self, agency_id: str, task_id: uuid.UUID, *, lock: bool = False
@@ -48,16 +48,10 @@ class TaskStore(Store):
         self, patient_id: uuid.UUID, kind: str, subject: str, cause_at: datetime, cause_event_id: uuid.UUID
     ) -> asyncpg.Record | None:
         """An event other than the cause that resolved such a task at or after the cause's time."""
-        return await self.db.fetchrow(
-            "SELECT event_id, event_type FROM task_resolutions WHERE patient_id = $1 AND kind = $2"
-            " AND subject = $3 AND event_id <> $5 AND (any_time OR resolved_at >= $4)"
-            " ORDER BY resolved_at, event_id LIMIT 1",
-            patient_id,
-            kind,
-            subject,
-            cause_at,
-            cause_event_id,
+        found: asyncpg.Record | None = await self.one(
+            _resolutions_for, (patient_id, kind, subject, cause_at, cause_event_id)
         )
+        return found
 
     async def active_about(
         self,
@@ -175,4 +169,28 @@ async def _active_about(db: Db, asks: list[ActiveAbout]) -> list[list[asyncpg.Re
         )
         for row in rows:
             found[row["ask"]].append(row)
+    return found
+
+
+async def _insert_tasks(db: Db, rows: list[dict[str, Any]]) -> list[bool]:
+    return await insert_rows_returning(db, "tasks", rows, key="id", conflict="DO NOTHING")
+
+
+ResolutionFor = tuple[uuid.UUID, str, str, datetime, uuid.UUID]
+
+
+async def _resolutions_for(db: Db, asks: list[ResolutionFor]) -> list[asyncpg.Record | None]:
+    """Each ask's earliest resolving event (see ``TaskStore.resolution_for``), in one statement."""
+    rows = await db.fetch(
+        "SELECT q.i AS ask, r.event_id, r.event_type FROM unnest($1::int[], $2::uuid[], $3::text[],"
+        " $4::text[], $5::timestamptz[], $6::uuid[]) AS q(i, patient_id, kind, subject, cause_at, cause)"
+        " CROSS JOIN LATERAL (SELECT event_id, event_type FROM task_resolutions"
+        " WHERE patient_id = q.patient_id AND kind = q.kind AND subject = q.subject AND event_id <> q.cause"
+        " AND (any_time OR resolved_at >= q.cause_at) ORDER BY resolved_at, event_id LIMIT 1) r",
+        list(range(len(asks))),
+        *([ask[column] for ask in asks] for column in range(5)),
+    )
+    found: list[asyncpg.Record | None] = [None] * len(asks)
+    for row in rows:
+        found[row["ask"]] = row
     return found
