@@ -9,7 +9,7 @@ ROLE ?= care-manager
 PYTEST_ARGS ?=
 SERVICES := $(notdir $(wildcard services/*))
 
-.PHONY: help install up test test-unit infra-up infra-down infra-status browser token lint schemas clean
+.PHONY: help install up test test-unit infra-up infra-down infra-status browser token lint schemas clean bench bench-tiny
 
 help:
 	@echo "make up          install, start Kafka + PostgreSQL (unless provided) and all services"
@@ -21,6 +21,8 @@ help:
 	@echo "make token AGENCY=<id> ROLE=<role>   print a development token (last line)"
 	@echo "make lint        ruff and mypy"
 	@echo "make schemas     regenerate the published event JSON Schemas"
+	@echo "make bench       benchmark the running platform (needs make up): .artifacts/bench/results.json, bench.png"
+	@echo "make bench-tiny  the same at a tiny size, in well under a minute; BENCH_ARGS=... passes options"
 
 .venv/.installed: uv.lock pyproject.toml shared/pyproject.toml deploy/cli/pyproject.toml $(wildcard services/*/pyproject.toml)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
@@ -64,6 +66,20 @@ lint: install
 
 schemas: install
 	.venv/bin/python -m careloop_shared.schemas write
+
+# The benchmark measures the platform `make up` runs (it starts nothing and restarts nothing itself):
+# the raw Kafka+PostgreSQL ceiling, the event chain, open-loop HTTP load and the follow-up scheduler.
+BENCH_ARGS ?=
+BENCH_INTAKE_URL = $${INTAKE_URL:-http://127.0.0.1:8001}
+
+bench: BENCH_SIZE :=
+bench-tiny: BENCH_SIZE := --tiny
+bench bench-tiny:
+	@test -x .venv/bin/python || { echo "no .venv: run 'make up' first (it installs and starts the platform)" >&2; exit 1; }
+	@curl -fsS "$(BENCH_INTAKE_URL)/readyz" >/dev/null 2>&1 || { \
+		echo "make $@: intake is not reachable at $(BENCH_INTAKE_URL)/readyz." >&2; \
+		echo "Start the platform first with 'make up' (in another terminal), or set INTAKE_URL." >&2; exit 1; }
+	eval "$$($(INFRA) env)" && .venv/bin/python -m tests.perf.bench $(BENCH_SIZE) $(BENCH_ARGS)
 
 clean:
 	$(INFRA) down || true

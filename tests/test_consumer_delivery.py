@@ -1,18 +1,18 @@
 """The idempotent consumer against the real broker and database, using careplan as the consumer."""
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
 
-from careloop_shared.contracts import Need, PatientAssessed, RiskLevel
+from careloop_shared.contracts import PatientAssessed
 from careloop_shared.events import new_message
 from careloop_shared.runtime import running
 from careloop_shared.testing import (
     TopicReader,
     eventually,
     header,
+    phq2_positive,
     publish_message,
     publish_raw,
     unique_prefix,
@@ -26,17 +26,7 @@ ASSESSED = PatientAssessed.type
 
 
 def assessed(patient_id: uuid.UUID, agency: str = "agency-a") -> PatientAssessed:
-    return PatientAssessed(
-        patient_id=patient_id,
-        agency_id=agency,
-        assessment_id=uuid.uuid4(),
-        instrument="phq-2",
-        rules_version="test",
-        total_score=4,
-        needs=[Need(code="depression")],
-        risk_level=RiskLevel.moderate,
-        assessed_at=datetime.now(UTC),
-    )
+    return phq2_positive(patient_id, agency)
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -13,13 +13,13 @@ import asyncio
 import os
 import time
 import uuid
-from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from careloop_shared.contracts import Need, PatientAssessed, RiskLevel
+from careloop_shared.contracts import PatientAssessed
 from careloop_shared.events import new_message
+from careloop_shared.testing import phq2_positive
 
 
 async def main() -> None:
@@ -44,19 +44,7 @@ async def main() -> None:
     started = time.monotonic()
     futures = []
     for patient in patients:
-        message = new_message(
-            PatientAssessed(
-                patient_id=patient,
-                agency_id="agency-load",
-                assessment_id=uuid.uuid4(),
-                instrument="phq-2",
-                rules_version="load",
-                total_score=4,
-                needs=[Need(code="depression")],
-                risk_level=RiskLevel.moderate,
-                assessed_at=datetime.now(UTC),
-            )
-        )
+        message = new_message(phq2_positive(patient, "agency-load", rules_version="load"))
         futures.append(
             await producer.send(
                 topic,

@@ -9,11 +9,11 @@ import pytest
 import pytest_asyncio
 
 from careloop_shared.auth import issue_token
-from careloop_shared.contracts import FollowUpCompleted, Need, PatientAssessed, PatientRegistered, RiskLevel
+from careloop_shared.contracts import FollowUpCompleted, PatientAssessed, PatientRegistered
 from careloop_shared.events import new_message
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing import eventually, phq2_positive, publish_message, unique_prefix
 from record.main import RecordSettings, build_app
 
 pytestmark = pytest.mark.integration
@@ -49,16 +49,7 @@ async def _patient_with_two_events(record, infra):
         )
     )
     assessed = new_message(
-        PatientAssessed(
-            patient_id=patient,
-            agency_id=agency,
-            assessment_id=uuid.uuid4(),
-            instrument="phq-2",
-            rules_version="t",
-            needs=[Need(code="depression")],
-            risk_level=RiskLevel.moderate,
-            assessed_at=datetime.now(UTC),
-        ),
+        phq2_positive(patient, agency, rules_version="t"),
         causation_id=registered.envelope.id,
         correlation_id=registered.envelope.correlation_id,
     )

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from careloop_shared.contracts import (
     FollowUpCadence,
     FollowUpCompleted,
-    Need,
     PatientAssessed,
     PatientRegistered,
     PlanUpdated,
@@ -16,6 +15,7 @@ from careloop_shared.contracts import (
     RiskLevel,
 )
 from careloop_shared.events import Event, ReceivedEvent
+from careloop_shared.testing import phq2_positive
 from careloop_shared.testing.fakes import assert_fake_matches, received, run
 from record.domain.chain import GENESIS, verify
 from record.domain.timeline import actor, timeline
@@ -30,17 +30,7 @@ def registered(patient_id: uuid.UUID, agency: str = "agency-a") -> PatientRegist
 
 
 def assessed(patient_id: uuid.UUID, agency: str = "agency-a") -> PatientAssessed:
-    return PatientAssessed(
-        patient_id=patient_id,
-        agency_id=agency,
-        assessment_id=uuid.uuid4(),
-        instrument="phq-2",
-        rules_version="t",
-        total_score=4,
-        needs=[Need(code="depression")],
-        risk_level=RiskLevel.moderate,
-        assessed_at=datetime.now(UTC),
-    )
+    return phq2_positive(patient_id, agency, rules_version="t")
 
 
 def test_the_fake_store_answers_like_the_real_one(store):

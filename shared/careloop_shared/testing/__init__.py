@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from careloop_shared.contracts import Need, PatientAssessed, RiskLevel
 from careloop_shared.events import Message
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -165,6 +167,21 @@ async def publish_raw(
         await producer.send_and_wait(topic, value, key=key, headers=headers or [])
     finally:
         await producer.stop()
+
+
+def phq2_positive(patient_id: uuid.UUID, agency: str, *, rules_version: str = "test") -> PatientAssessed:
+    """A positive PHQ-2 as intake announces it (need: depression, moderate risk): a journey's first event."""
+    return PatientAssessed(
+        patient_id=patient_id,
+        agency_id=agency,
+        assessment_id=uuid.uuid4(),
+        instrument="phq-2",
+        rules_version=rules_version,
+        total_score=4,
+        needs=[Need(code="depression")],
+        risk_level=RiskLevel.moderate,
+        assessed_at=datetime.now(UTC),
+    )
 
 
 async def publish_message(bootstrap: str, topic: str, message: Message) -> None:

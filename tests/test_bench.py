@@ -1,0 +1,73 @@
+"""`make bench` at its tiny size, against five services of this test's own (fresh topic prefix and
+databases): every stage runs to the end and is written down. No timing thresholds: a 2-core box shared
+with other work makes any of them flaky; the figures are for people to read."""
+
+import asyncio
+import json
+import sys
+
+import pytest
+import pytest_asyncio
+
+from careloop_shared.testing import REPO_ROOT, ServiceProcess
+from tests.conftest import SERVICES, base_env, new_prefix
+
+pytestmark = pytest.mark.integration
+
+
+@pytest_asyncio.fixture(scope="module")
+async def platform(infra, database_factory, log_dir):
+    prefix = new_prefix()
+    env = base_env(infra, prefix)
+    for service in SERVICES:
+        env[f"{service.upper()}_DATABASE_URL"] = await database_factory(service)
+    processes = {s: ServiceProcess(s, env, log_dir).start() for s in SERVICES}
+    try:
+        await asyncio.gather(*(p.wait_ready() for p in processes.values()))
+        yield env, processes
+    finally:
+        for process in processes.values():
+            process.stop()
+
+
+async def test_the_tiny_bench_runs_every_stage_to_the_end(platform, tmp_path):
+    env, svc = platform
+    # The platform of `make up` may run beside these services: name ours by pid, not by command line.
+    pids = ",".join(f"{name}={process.proc.pid}" for name, process in svc.items())
+    bench_env = {**svc["intake"].env, **env}
+    bench_env.update({f"{name.upper()}_URL": process.url for name, process in svc.items()})
+    log_path = tmp_path / "bench.log"
+    with log_path.open("wb") as log_file:
+        bench = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.perf.bench", "--tiny", "--out", str(tmp_path), "--pids", pids,
+            cwd=REPO_ROOT, env=bench_env, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            await asyncio.wait_for(bench.wait(), 150)
+        except TimeoutError:
+            bench.kill()
+            await bench.wait()
+    log = log_path.read_text(errors="replace")
+    assert bench.returncode == 0, log[-4000:]
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    stages = results["stages"]
+    assert set(stages) == {"raw", "chain", "open", "scheduler"}
+    assert not [name for name, stage in stages.items() if "error" in stage], log[-4000:]
+    assert (stages["raw"]["completed"], stages["chain"]["completed"]) == (200, 200)
+    assert stages["chain"]["events_seen"]["fu_plan"] == 200  # every journey read back from Kafka
+    (rate,) = stages["open"]["rates"]
+    assert rate["requests"] == rate["accepted"] == rate["completed"] == 60
+    assert (rate["errors"], rate["timeouts"], rate["sender"]["capped"]) == (0, 0, 0)
+    assert rate["latency_follow_up_scheduled"]["count"] == 60
+    scheduler = stages["scheduler"]
+    assert (scheduler["due_events"], scheduler["duplicates"], scheduler["missing"]) == (500, 0, 0)
+    assert scheduler["cleanup"]["follow_ups_deleted"] == 500
+    ratios = results["ratios"]
+    assert {"chain_over_raw", "open_loop_completed_over_raw"} <= set(ratios)
+    assert all(isinstance(v, float) and v > 0 for v in ratios.values())
+    assert stages["chain"]["metrics"]["cpu_s"].keys() >= {*SERVICES, "kafka", "postgres"}
+    if results["meta"]["pg_stat_statements"] == "ok":  # a server without it preloaded has no counts
+        assert stages["chain"]["metrics"]["statements"]["_total_per_journey"] > 0
+    png = tmp_path / "bench.png"
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
