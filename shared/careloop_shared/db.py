@@ -137,6 +137,24 @@ def by_columns(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[
     return groups
 
 
+# Column types by table and columns, read once per process (migrations run before any insert). A service
+# process has one database; a test process with several keys them by the columns each insert sets too.
+_COLUMN_TYPES: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+
+
+async def _column_types(conn: Db, table: str, columns: tuple[str, ...]) -> list[str]:
+    types = _COLUMN_TYPES.get((table, columns))
+    if types is None:
+        rows = await conn.fetch(
+            "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute"
+            " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+            table,
+        )
+        by_name = {r["attname"]: r["type"] for r in rows}
+        types = _COLUMN_TYPES[(table, columns)] = [by_name[c] for c in columns]
+    return types
+
+
 async def insert_rows_returning(
     conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *, key: str, conflict: str = ""
 ) -> list[bool]:
@@ -146,13 +164,22 @@ async def insert_rows_returning(
     for columns, positions in by_columns(rows).items():
         _names(table, (*columns, key))
         names = ", ".join(columns)
-        # The rows travel as one JSON document and PostgreSQL types them by the table's own columns.
-        document = json.dumps([{c: rows[i][c] for c in columns} for i in positions], default=_json_value)
-        found = await conn.fetch(
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM jsonb_populate_recordset(NULL::{table},"
-            f" $1::text::jsonb)" + (f" ON CONFLICT {conflict}" if conflict else "") + f" RETURNING {key}",
-            document,
-        )
+        tail = (f" ON CONFLICT {conflict}" if conflict else "") + f" RETURNING {key}"
+        types = await _column_types(conn, table, columns)
+        if not any(t.endswith("]") for t in types):
+            # One typed array per column: PostgreSQL reads the rows as it reads a single row's values.
+            arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+            found = await conn.fetch(
+                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})" + tail,
+                *([rows[i][c] for i in positions] for c in columns),
+            )
+        else:  # an array column cannot travel in an array of arrays: the rows go as one JSON document
+            document = json.dumps([{c: rows[i][c] for c in columns} for i in positions], default=_json_value)
+            found = await conn.fetch(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM jsonb_populate_recordset(NULL::{table},"
+                " $1::text::jsonb)" + tail,
+                document,
+            )
         inserted.update(r[key] for r in found)
     return [row[key] in inserted for row in rows]
 
