@@ -26,6 +26,7 @@ log = get_logger(__name__)
 
 NOTIFY_CHANNEL = "careloop_outbox"  # notified by a trigger on outbox inserts (kernel migration 003)
 _RELAY_LOCK = 0x72656C61  # advisory lock id: one active relay per service database
+MARK_DELAY_S = 0.05  # how long published rows may wait to be marked with the next batch's read
 
 TopicFor = Callable[[str], str]
 
@@ -181,27 +182,61 @@ class OutboxRelay:
                     return
             await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wakeup.set())
             await producer.start()
-            while not self._stopping.is_set():
-                self._wakeup.clear()
-                published = await self._publish_batch(conn, producer)
-                if published < self._batch_size:
-                    # Notifications only wake us up early; the poll interval is the safety net.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+            await self._relay(conn, producer)
         finally:
             with contextlib.suppress(Exception):
                 await producer.stop()
             with contextlib.suppress(Exception):
                 await conn.close(timeout=5)
 
-    async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+    async def _relay(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
+        # Published but not yet marked: marked by the statement that reads the next batch, or on
+        # their own when nothing else comes soon (a crash before marking re-sends them; consumers
+        # dedupe by event id).
+        sent: list[int] = []
+        try:
+            while not self._stopping.is_set():
+                self._wakeup.clear()
+                sent = await self._publish_batch(conn, producer, sent)
+                if len(sent) < self._batch_size:
+                    if sent and not await self._woken(MARK_DELAY_S):
+                        await self._mark(conn, sent)
+                        sent = []
+                    if not sent:
+                        # Notifications only wake us up early; the poll interval is the safety net.
+                        await self._woken(self._poll_interval_s)
+        finally:
+            if sent:
+                with contextlib.suppress(Exception):
+                    await self._mark(conn, sent)
+
+    async def _woken(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+            return True
+        except TimeoutError:
+            return False
+
+    @staticmethod
+    async def _mark(conn: asyncpg.Connection, positions: list[int]) -> None:
+        await conn.execute(
+            "UPDATE outbox SET published_at = now() WHERE position = ANY($1::bigint[])", positions
+        )
+
+    async def _publish_batch(
+        self, conn: asyncpg.Connection, producer: AIOKafkaProducer, marking: list[int]
+    ) -> list[int]:
+        """Mark ``marking`` published and read the next batch, in one round trip; publish it and
+        return its positions (to be marked)."""
         rows = await conn.fetch(
-            "SELECT position, topic, key, headers, payload FROM outbox"
-            " WHERE published_at IS NULL ORDER BY position LIMIT $1",
+            "WITH marked AS (UPDATE outbox SET published_at = now() WHERE position = ANY($2::bigint[]))"
+            " SELECT position, topic, key, headers, payload FROM outbox"
+            " WHERE published_at IS NULL AND position <> ALL($2::bigint[]) ORDER BY position LIMIT $1",
             self._batch_size,
+            marking,
         )
         if not rows:
-            return 0
+            return []
         # send() only appends to the producer's buffer, in call order; the idempotent producer
         # keeps that order per partition even when it retries.
         deliveries = [
@@ -214,8 +249,4 @@ class OutboxRelay:
             for r in rows
         ]
         await asyncio.gather(*deliveries)
-        await conn.execute(
-            "UPDATE outbox SET published_at = now() WHERE position = ANY($1::bigint[])",
-            [r["position"] for r in rows],
-        )
-        return len(rows)
+        return [r["position"] for r in rows]
