@@ -84,7 +84,7 @@ async def patient_record(
 async def verify_patient_record(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> VerifyOut:
     """Recompute the hash chain; name the first entry that does not hold, if any. Discloses counts only."""
     await _owned(store, who.agency_id, patient_id)
-    result = verify(await store.entries(patient_id), await store.head(patient_id))
+    result = verify(*await store.chain(patient_id))
     return VerifyOut(
         patient_id=patient_id,
         entries=result.entries,

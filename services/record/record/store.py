@@ -17,6 +17,7 @@ ENTRY_COLUMNS = (
     " causation_id, body, prev_hash, hash"
 )
 
+_E_COLUMNS = ", ".join("e." + c.strip() for c in ENTRY_COLUMNS.split(","))
 Heads = dict[uuid.UUID, tuple[int, bytes]]
 
 
@@ -74,5 +75,16 @@ class RecordStore(Store):
             until,
         )
 
-    async def head(self, patient_id: uuid.UUID) -> asyncpg.Record | None:
-        return await self.db.fetchrow("SELECT seq, hash FROM record_heads WHERE patient_id = $1", patient_id)
+    async def chain(self, patient_id: uuid.UUID) -> tuple[list[asyncpg.Record], dict[str, Any] | None]:
+        """The patient's entries and chain head as of one moment (one statement, one snapshot): read
+        apart, a batch appended in between would make an intact chain look cut short."""
+        rows = await self.db.fetch(
+            f"SELECT {_E_COLUMNS}, h.seq AS head_seq, h.hash AS head_hash FROM (SELECT $1::uuid AS id) p"
+            " LEFT JOIN record_heads h ON h.patient_id = p.id"
+            " LEFT JOIN record_entries e ON e.patient_id = p.id ORDER BY e.seq",
+            patient_id,
+        )
+        head = None
+        if rows and rows[0]["head_seq"] is not None:
+            head = {"seq": rows[0]["head_seq"], "hash": rows[0]["head_hash"]}
+        return [r for r in rows if r["seq"] is not None], head

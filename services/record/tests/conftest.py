@@ -61,11 +61,11 @@ class FakeRecordStore:
             key=lambda r: r["seq"],
         )
 
-    async def head(self, patient_id: uuid.UUID) -> dict[str, Any] | None:
+    async def chain(self, patient_id: uuid.UUID) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         if patient_id not in self.heads:
-            return None
+            return await self.entries(patient_id), None
         seq, hash_ = self.heads[patient_id]
-        return {"seq": seq, "hash": hash_}
+        return await self.entries(patient_id), {"seq": seq, "hash": hash_}
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The case record against its real database and broker."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -181,3 +182,28 @@ async def test_the_timeline_names_the_person_and_every_read_of_it_is_audited_wit
     assert (
         await client.get("/v1/audit", params={"patient_id": str(patient)}, headers=other)
     ).status_code == 404
+
+
+async def test_verify_while_events_are_appended_sees_an_intact_chain(record, infra):
+    """Entries and head are read as of one moment: appends committing meanwhile never make an intact
+    chain look cut short."""
+    client, runtime, _ = record
+    patient, agency, *_ = await _patient_with_two_events(record, infra)
+    topic = runtime.topic_for(PatientAssessed.type)
+    more = 60
+
+    async def publish() -> None:
+        for _ in range(more):
+            await publish_message(infra.bootstrap_servers, topic, new_message(phq2_positive(patient, agency)))
+
+    publishing = asyncio.create_task(publish())
+    seen: list[dict] = []
+
+    async def all_appended():
+        verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+        seen.append(verified)
+        return verified if verified["entries"] == 2 + more else None
+
+    await eventually(all_appended, timeout=60, interval=0, what="every event appended")
+    await publishing
+    assert len(seen) > 1 and all(v["intact"] for v in seen), [v for v in seen if not v["intact"]][:1]
