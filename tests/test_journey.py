@@ -340,7 +340,8 @@ async def test_the_whole_journey_appears_in_the_case_record_in_causal_order(plat
     assert any(e["data"]["reason"] == "progress" for e in entries if e["type"].endswith("plan_updated.v1"))
     assert final_plan["summary"].startswith("Care plan version")
     assert all(e["summary"] and e["actor"] for e in entries)
-    assert (verified["intact"], verified["entries"]) == (True, len(entries))
+    # Verified a moment later: the chain holds, and may have grown (follow-ups keep falling due).
+    assert verified["intact"] and verified["entries"] >= len(entries)
     assert stranger.status_code == 404
     assert "group sessions" not in str(entries) and "Quartermaine" not in str(entries)
 
