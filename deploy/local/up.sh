@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole platform on this machine: infrastructure (unless provided), the five services and the
 # workspace (the web application over them).
-# Ctrl-C stops the services, then the local infrastructure this script started.
+# Ctrl-C stops the services, then the local infrastructure this script started (infrastructure that was
+# running before it, from `make infra-up` or another run, is left running).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -24,10 +25,30 @@ stop_all() {
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$pid" 2>/dev/null || true
   done
-  "$ROOT/deploy/local/infra.sh" down
-  echo "[up] everything stopped."
+  if ((OWN_INFRA)); then
+    "$ROOT/deploy/local/infra.sh" down
+    echo "[up] everything stopped."
+  else
+    echo "[up] services stopped; Kafka and PostgreSQL were running before and keep running."
+  fi
 }
 
+LOG_TAG=up
+# shellcheck source=deploy/local/_common.sh
+source "$ROOT/deploy/local/_common.sh"
+# A platform already listening here (another `make up`) is left alone: nothing is started or stopped.
+for svc in "${SERVICES[@]}" workspace; do
+  port="${PORTS[$svc]:-$WORKSPACE_PORT}"
+  if port_open "$port"; then
+    echo "[up] port $port ($svc) is already in use: is careloop already running (make up in another" \
+      "terminal)? Stop that one first, or give this one other ports (${svc^^}_PORT)." >&2
+    exit 1
+  fi
+done
+OWN_INFRA=1
+if "$ROOT/deploy/local/infra.sh" status >/dev/null 2>&1; then
+  OWN_INFRA=0
+fi
 "$ROOT/deploy/local/infra.sh" up
 eval "$("$ROOT/deploy/local/infra.sh" env)"
 trap stop_all EXIT
