@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+import asyncpg
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
@@ -22,7 +23,14 @@ from careloop_shared import audit_api
 from careloop_shared.audit import AuditUnavailable
 from careloop_shared.auth import Principal
 from careloop_shared.errors import Refusal
-from careloop_shared.http import Auditor, CurrentPrincipal, get_runtime, permission_of, validation_errors
+from careloop_shared.http import (
+    Auditor,
+    CurrentPrincipal,
+    get_runtime,
+    permission_of,
+    route_name,
+    validation_errors,
+)
 from careloop_shared.logging import configure_logging, get_logger
 from careloop_shared.permissions import PermissionMatrix, authorize, load_matrix
 from careloop_shared.runtime import ServiceRuntime
@@ -85,6 +93,28 @@ def _uuid(value: str | None) -> uuid.UUID | None:
 
 async def _on_audit_unavailable(_: Request, __: Exception) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": "the audit log is unavailable; try again"})
+
+
+# What PostgreSQL cannot store (a number beyond its column, a NUL character in text) is the request's
+# fault: a clear 422. Its message may quote the value (PHI), so neither the answer nor the log holds it.
+UNSTORABLE = (
+    "a value in the request cannot be stored: a number out of range, or text with a character such as"
+    " NUL that cannot be kept"
+)
+
+
+async def _on_unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, asyncpg.DataError)
+    log.warning(
+        "request value cannot be stored",
+        route=route_name(request),
+        error_type=type(exc).__name__,
+        sqlstate=getattr(exc, "sqlstate", None),
+    )
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": [{"loc": ["request"], "type": "value_not_storable", "msg": UNSTORABLE}]},
+    )
 
 
 async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -161,6 +191,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(Refusal, _on_refusal)
     app.add_exception_handler(AuditUnavailable, _on_audit_unavailable)
+    app.add_exception_handler(asyncpg.DataError, _on_unstorable_value)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
     app.add_middleware(AccessLog)

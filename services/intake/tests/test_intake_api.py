@@ -788,3 +788,19 @@ async def test_the_instruments_are_served_as_forms_to_those_who_record_assessmen
     assert (await client.get("/v1/instruments/nope", headers=agency)).status_code == 404
     analyst = auth(agency_of(agency), role="analyst")
     assert (await client.get("/v1/instruments", headers=analyst)).status_code == 403
+
+
+async def test_values_the_database_cannot_store_get_a_clear_422_that_does_not_echo_them(
+    intake, agency, caplog
+):
+    """A NUL in a name, an offset beyond a bigint: 422 naming the problem, never the value, and the
+    connection and the service stay usable."""
+    client, _ = intake
+    nul = await client.post("/v1/patients", json={**PATIENT, "family_name": "Nul\x00Quartz"}, headers=agency)
+    huge = await client.get("/v1/patients", params={"offset": str(10**30)}, headers=agency)
+    for r in (nul, huge):
+        assert r.status_code == 422, r.text
+        assert "Quartz" not in r.text and str(10**30) not in r.text
+    assert [r.json()["detail"][0]["type"] for r in (nul, huge)] == ["value_not_storable"] * 2
+    assert "Quartz" not in caplog.text and str(10**30) not in caplog.text
+    assert (await client.get("/v1/patients", headers=agency)).status_code == 200
