@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-K = TypeVar("K")
 V = TypeVar("V")
 H = TypeVar("H", bound=Callable[..., Awaitable[None]])
 

@@ -109,14 +109,20 @@ async def insert_row(
     return None
 
 
+def by_columns(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[int]]:
+    """The rows' positions grouped by the columns they set (one statement per group)."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(tuple(sorted(row)), []).append(i)
+    return groups
+
+
 async def insert_rows(conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *, conflict: str = "") -> None:
-    """Many rows with the same keys, in one prepared statement."""
-    if not rows:
-        return
-    columns = sorted(rows[0])
-    await conn.executemany(
-        _insert_sql(table, columns, conflict, ""), [tuple(r[c] for c in columns) for r in rows]
-    )
+    """Many rows in one round trip per set of columns they set (rows of one set keep their order)."""
+    for columns, positions in by_columns(rows).items():
+        await conn.executemany(
+            _insert_sql(table, columns, conflict, ""), [tuple(rows[i][c] for c in columns) for i in positions]
+        )
 
 
 def _json_value(value: Any) -> Any:
@@ -127,14 +133,6 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     raise TypeError(f"no JSON form for {type(value).__name__}")
-
-
-def by_columns(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[int]]:
-    """The rows' positions grouped by the columns they set (one statement per group)."""
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for i, row in enumerate(rows):
-        groups.setdefault(tuple(sorted(row)), []).append(i)
-    return groups
 
 
 # Column types by table and columns, read once per process (migrations run before any insert). A service
@@ -187,9 +185,8 @@ async def insert_rows_returning(
 async def insert_rows_each(
     conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *, conflict: str = ""
 ) -> list[None]:
-    """``insert_rows`` for rows that may set different columns; one None per row (for ``Store.one``)."""
-    for positions in by_columns(rows).values():
-        await insert_rows(conn, table, [rows[i] for i in positions], conflict=conflict)
+    """``insert_rows`` with one None per row, as a ``Store.one`` query answers."""
+    await insert_rows(conn, table, rows, conflict=conflict)
     return [None] * len(rows)
 
 
