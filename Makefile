@@ -9,7 +9,7 @@ ROLE ?= care-manager
 PYTEST_ARGS ?=
 SERVICES := $(notdir $(wildcard services/*))
 
-.PHONY: help install up test test-unit infra-up infra-down infra-status browser token lint schemas clean bench bench-tiny
+.PHONY: help install up test test-unit infra-up infra-down infra-status browser token lint schemas clean bench bench-tiny fuzz
 
 help:
 	@echo "make up          install, start Kafka + PostgreSQL (unless provided) and all services"
@@ -23,6 +23,7 @@ help:
 	@echo "make schemas     regenerate the published event JSON Schemas"
 	@echo "make bench       benchmark the running platform (needs make up): .artifacts/bench/results.json, bench.png"
 	@echo "make bench-tiny  the same at a tiny size, in well under a minute; BENCH_ARGS=... passes options"
+	@echo "make fuzz        fuzz every service's OpenAPI document as every role (needs make up): .artifacts/fuzz"
 
 .venv/.installed: uv.lock pyproject.toml shared/pyproject.toml deploy/cli/pyproject.toml $(wildcard services/*/pyproject.toml)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
@@ -84,3 +85,12 @@ bench bench-tiny:
 clean:
 	$(INFRA) down || true
 	rm -rf .run .venv
+
+# Schemathesis over every service's OpenAPI document, as every role, with a fresh agency's tokens, against
+# the platform `make up` runs. CI runs it at a small size (tests/test_fuzz.py). FUZZ_ARGS=... passes options.
+FUZZ_ARGS ?= --examples 300
+fuzz:
+	@test -x .venv/bin/python || { echo "no .venv: run 'make up' first (it installs and starts the platform)" >&2; exit 1; }
+	@curl -fsS "$(BENCH_INTAKE_URL)/readyz" >/dev/null 2>&1 || { \
+		echo "make fuzz: intake is not reachable at $(BENCH_INTAKE_URL)/readyz; start the platform with make up" >&2; exit 1; }
+	.venv/bin/python -m tests.fuzz.fuzz $(FUZZ_ARGS)

@@ -1,12 +1,14 @@
+import asyncio
 import json
 import sys
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from careloop_shared.auth import issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import unique_prefix
+from careloop_shared.testing import ServiceProcess, unique_prefix
 from careplan.domain.planning import DEFAULT_LIBRARY
 
 SERVICES = ("intake", "careplan", "referral", "followup", "record")
@@ -46,3 +48,19 @@ def token(agency: str, role: str = "care-manager", subject: str = "dev-user") ->
 
 def new_prefix() -> str:
     return unique_prefix()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def platform(infra, database_factory, log_dir):
+    """The five services of this module's own: a fresh topic prefix and fresh databases.
+    Yields their environment and the processes by service name."""
+    env = base_env(infra, new_prefix())
+    for service in SERVICES:
+        env[f"{service.upper()}_DATABASE_URL"] = await database_factory(service)
+    processes = {s: ServiceProcess(s, env, log_dir).start() for s in SERVICES}
+    try:
+        await asyncio.gather(*(p.wait_ready() for p in processes.values()))
+        yield env, processes
+    finally:
+        for process in processes.values():
+            process.stop()

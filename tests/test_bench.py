@@ -7,27 +7,11 @@ import json
 import sys
 
 import pytest
-import pytest_asyncio
 
-from careloop_shared.testing import REPO_ROOT, ServiceProcess
-from tests.conftest import SERVICES, base_env, new_prefix
+from careloop_shared.testing import REPO_ROOT
+from tests.conftest import SERVICES
 
 pytestmark = pytest.mark.integration
-
-
-@pytest_asyncio.fixture(scope="module")
-async def platform(infra, database_factory, log_dir):
-    prefix = new_prefix()
-    env = base_env(infra, prefix)
-    for service in SERVICES:
-        env[f"{service.upper()}_DATABASE_URL"] = await database_factory(service)
-    processes = {s: ServiceProcess(s, env, log_dir).start() for s in SERVICES}
-    try:
-        await asyncio.gather(*(p.wait_ready() for p in processes.values()))
-        yield env, processes
-    finally:
-        for process in processes.values():
-            process.stop()
 
 
 async def test_the_tiny_bench_runs_every_stage_to_the_end(platform, tmp_path):

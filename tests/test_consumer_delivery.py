@@ -88,6 +88,31 @@ async def test_malformed_message_goes_to_dead_letter_and_partition_moves_on(care
     assert "missing header" in header(dead, "dlq_error")
 
 
+async def test_a_record_whose_content_type_is_not_json_is_dead_lettered_with_the_reason(careplan, infra):
+    """Well-formed CloudEvents headers, a JSON-looking value, but declared as something else (Avro):
+    the consumer does not guess; the record goes to the dead-letter topic saying why, and the
+    partition moves on."""
+    topic = careplan.topic_for(ASSESSED)
+    patient, after = uuid.uuid4(), uuid.uuid4()
+    message = new_message(assessed(patient))
+    value = message.event.model_dump_json().encode()
+    headers = [(k, v.encode()) for k, v in message.envelope.headers().items() if k != "content-type"]
+    await publish_raw(
+        infra.bootstrap_servers, topic, value, key=str(patient).encode(),
+        headers=[*headers, ("content-type", b"application/avro")],
+    )  # fmt: skip
+    await publish_message(infra.bootstrap_servers, topic, new_message(assessed(after)))
+
+    await eventually(lambda: plan_versions(careplan, after), what="the next record processed")
+    async with TopicReader(infra.bootstrap_servers, careplan.dead_letter_topic) as dlq:
+        dead = await dlq.wait_for(
+            lambda r: header(r, "ce_id") == str(message.envelope.id), what="dead letter"
+        )
+    assert header(dead, "dlq_error_type") == "UndecodableEvent"
+    assert "unsupported content-type" in header(dead, "dlq_error")
+    assert await plan_versions(careplan, patient) == 0
+
+
 async def test_event_failing_every_retry_is_dead_lettered_once_and_others_proceed(careplan, infra):
     topic = careplan.topic_for(ASSESSED)
     patient, other = uuid.uuid4(), uuid.uuid4()

@@ -13,15 +13,18 @@ import asyncpg
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from faststream.specification import AsyncAPI, get_asyncapi_html
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from careloop_shared import audit_api
 from careloop_shared.audit import AuditUnavailable
 from careloop_shared.auth import Principal
+from careloop_shared.doors import Doors, declare_answers
 from careloop_shared.errors import Refusal
 from careloop_shared.http import (
     Auditor,
@@ -56,6 +59,20 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         content={"detail": validation_errors(exc.errors())},
     )
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (404 no such route, 405), except its 400 for a body that is not JSON
+    text (not UTF-8, say): that is input like any other, a 422 that says where."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={
+                "detail": [{"loc": ["body"], "type": "json_invalid", "msg": "the body is not JSON text"}]
+            },
+        )
+    return await http_exception_handler(request, exc)
 
 
 async def _on_refusal(request: Request, exc: Exception) -> JSONResponse:
@@ -189,11 +206,13 @@ def create_app(
     )
     app.state.runtime = runtime
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Refusal, _on_refusal)
     app.add_exception_handler(AuditUnavailable, _on_audit_unavailable)
     app.add_exception_handler(asyncpg.DataError, _on_unstorable_value)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
+    app.add_middleware(Doors, max_body_bytes=runtime.settings.http_max_body_bytes)
     app.add_middleware(AccessLog)
 
     @app.get("/healthz", tags=["health"])
@@ -229,6 +248,9 @@ def create_app(
 
     for router in [*routers, audit_api.router]:
         _check_permissions(router, matrix)
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                declare_answers(route)
         app.include_router(router, dependencies=[Depends(authorized)])
     return app
 

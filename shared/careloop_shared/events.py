@@ -20,6 +20,18 @@ SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 
 
+def is_json_content_type(content_type: str, *, suffixed: bool = False) -> bool:
+    """``application/json`` (or, if ``suffixed``, ``application/<something>+json``), in UTF-8 if a
+    charset is named."""
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    plus_json = suffixed and media.startswith("application/") and media.endswith("+json")
+    if not (media == CONTENT_TYPE or plus_json):
+        return False
+    charsets = [p.split("=", 1)[1] for p in params.split(";") if p.strip().lower().startswith("charset=")]
+    return all(c.strip().strip('"').lower() in ("utf-8", "utf8") for c in charsets)
+
+
 class Event(BaseModel):
     """Base of every event body. Subclasses set ``type`` and ``source`` and name the patient."""
 
@@ -156,6 +168,12 @@ def decode(
             raise UndecodableEvent(f"missing header {required}")
     if h.get("ce_specversion") != SPEC_VERSION:
         raise UndecodableEvent("unsupported ce_specversion")
+    # Binary mode: the record's content-type is the data's. Without one, JSON (what every producer
+    # of careloop's events writes); anything else is not for us to guess at.
+    content_type = h.get("content-type", h.get("Content-Type"))
+    if content_type is not None and not is_json_content_type(content_type):
+        # application/cloudevents+json included: a structured-mode record is not an event's data.
+        raise UndecodableEvent("unsupported content-type: binary-mode CloudEvents with application/json data")
     types = REGISTRY if accepted is None else accepted
     model = types.get(h["ce_type"])
     if model is None:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -122,9 +122,17 @@ Commands = Annotated[CommandRunner, Depends(command_runner)]
 T = TypeVar("T")
 
 
+# PostgreSQL's integer: no count, version or offset a client sends is beyond it.
+MAX_INT = 2**31 - 1
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_INT)]
+VersionPath = Annotated[int, Path(ge=1, le=MAX_INT)]
+# A directory entry's, a material's or an instrument's id in the URL: a code, never free text.
+CodePath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+
+
 class PageParams(BaseModel):
     limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_INT)
 
     @property
     def fetch_limit(self) -> int:

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from careloop_shared.body import JsonTypes
 from careloop_shared.errors import SafeMessageError
 
 
@@ -23,8 +24,9 @@ class RulesFile(BaseModel):
     version: str
 
 
-class Rule(BaseModel):
-    """A part of a rules file."""
+class Rule(JsonTypes):
+    """A part of a rules file (some are request bodies too, e.g. a directory entry): JSON types as they
+    are (``careloop_shared.body``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -81,6 +81,11 @@ class ServiceSettings(BaseSettings):
 
     log_level: str = Field("INFO", validation_alias=_global("CARELOOP_LOG_LEVEL"))
 
+    # The largest request body a service reads (413 past it): the biggest legitimate one, a full
+    # questionnaire or a directory entry, is a few kilobytes.
+    http_max_body_bytes: int = Field(
+        256 * 1024, gt=0, validation_alias=_global("CARELOOP_HTTP_MAX_BODY_BYTES")
+    )
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0
     consumer_batch_size: int = 500

@@ -49,6 +49,10 @@ def test_decode_round_trips_envelope_and_body():
     assert (received.topic, received.partition, received.offset) == ("t", 2, 7)
 
 
+def _with_type(headers, content_type: bytes):
+    return [(k, content_type if k == "content-type" else v) for k, v in headers]
+
+
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
@@ -60,6 +64,10 @@ def test_decode_round_trips_envelope_and_body():
         ),
         (lambda v, h: (v, [(k, b"\xff" if k == "ce_source" else x) for k, x in h]), "not UTF-8"),
         (lambda v, h: (None, h), "tombstone"),
+        (lambda v, h: (v, [(k, b"text/plain" if k == "content-type" else x) for k, x in h]), "content-type"),
+        (lambda v, h: (v, _with_type(h, b"application/cloudevents+json")), "content-type"),
+        (lambda v, h: (v, _with_type(h, b"application/avro")), "content-type"),
+        (lambda v, h: (v, _with_type(h, b"application/json; charset=latin-1")), "content-type"),
     ],
 )
 def test_undecodable_records_are_refused_with_a_reason(mutate, reason):
@@ -89,3 +97,13 @@ def test_unknown_fields_from_a_newer_producer_are_ignored():
     body = {**json.loads(value), "added_later": "x"}
     received = decode(json.dumps(body).encode(), headers, topic="t", partition=0, offset=0)
     assert isinstance(received.event, FollowUpDue)
+
+
+@pytest.mark.parametrize("content_type", [None, b"application/json", b"application/json; charset=utf-8"])
+def test_json_data_is_read_with_or_without_its_content_type(content_type):
+    message = new_message(_follow_up_due())
+    value, headers = _wire(message)
+    headers = [(k, v) for k, v in headers if k != "content-type"]
+    if content_type is not None:
+        headers.append(("content-type", content_type))
+    assert decode(value, headers, topic="t", partition=0, offset=0).event == message.event

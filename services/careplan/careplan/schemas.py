@@ -6,8 +6,10 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from careloop_shared.body import Body
+from careloop_shared.http import MAX_INT
 from careplan.domain.plan import PlanDocument
 
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,63}$")]
@@ -55,25 +57,19 @@ class DiffOut(BaseModel):
     changes: dict[str, Any]
 
 
-class StatusIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StatusIn(Body):
     status: Literal["draft", "active", "on-hold", "revoked", "completed"]
-    expected_version: int = Field(ge=1)
+    expected_version: int = Field(ge=1, le=MAX_INT)
 
 
-class MemberIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MemberIn(Body):
     name: str = Field(min_length=1, max_length=200)
     relationship: Code = Field(description="care-manager, patient, family, friend, neighbour, other-support")
     role: Code = Field(description="e.g. primary-support, decision-maker, transport-helper")
     contact: str | None = Field(None, max_length=200)
 
 
-class MemberPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MemberPatch(Body):
     relationship: Code | None = None
     role: Code | None = None
     contact: str | None = Field(None, max_length=200)
@@ -96,19 +92,15 @@ class MemberOut(BaseModel):
     updated_by_role: PersonsRole = None
 
 
-class Preference(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Preference(Body):
     preferred_language: str | None = Field(None, pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
     contact_preference: Literal["phone", "text", "email", "do-not-contact"] | None = None
 
 
-class ContributionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ContributionIn(Body):
     member_id: uuid.UUID
     kind: Literal["note", "agreed-goal", "preference"]
-    expected_version: int = Field(ge=1)
+    expected_version: int = Field(ge=1, le=MAX_INT)
     note: str | None = Field(None, max_length=4000, description="Kept in careplan only, never in events.")
     goal_id: uuid.UUID | None = None
     preference: Preference | None = None
@@ -123,25 +115,20 @@ class ContributionIn(BaseModel):
         return self
 
 
-class ServiceRequestIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ServiceRequestIn(Body):
     service_code: Code
-    expected_version: int = Field(ge=1)
+    expected_version: int = Field(ge=1, le=MAX_INT)
 
 
-class ChoiceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ChoiceIn(Body):
     alternative: Code
-    expected_version: int = Field(ge=1)
+    expected_version: int = Field(ge=1, le=MAX_INT)
 
 
-class EducationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EducationIn(Body):
     materials: list[Code] | None = Field(
         None,
+        max_length=50,
         description="Material ids given (edu-<topic>-<language>); by default the intervention's own, else"
         " the one explaining its need.",
     )

@@ -6,22 +6,20 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, Field
+
+from careloop_shared.body import Body
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9-]*$")]
 Status = Literal["scheduled", "due", "completed", "overdue", "cancelled"]
 
 
-class GoalProgressIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class GoalProgressIn(Body):
     goal_id: uuid.UUID
     progress: Code = Field(description="improving, no-change, worsening or achieved")
 
 
-class OutcomeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OutcomeIn(Body):
     reached: bool
     goal_progress: list[GoalProgressIn] = Field(default_factory=list, max_length=100)
     barriers: list[Code] = Field(
@@ -35,9 +33,7 @@ class OutcomeIn(BaseModel):
     )
 
 
-class RescheduleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RescheduleIn(Body):
     reason: Code = Field(description="Coded reason, e.g. patient-request, patient-unavailable.")
     due_at: AwareDatetime
 

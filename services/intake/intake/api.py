@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from careloop_shared.errors import NotFound
 from careloop_shared.http import (
     Audit,
+    CodePath,
     Commands,
     CurrentPrincipal,
     Page,
@@ -213,7 +214,7 @@ async def instruments(ctx: Ctx, language: Language = "en") -> list[Questionnaire
     response_model=QuestionnaireOut,
     openapi_extra=needs("assessment:record"),
 )
-async def instrument(instrument_id: str, ctx: Ctx, language: Language = "en") -> QuestionnaireOut:
+async def instrument(instrument_id: CodePath, ctx: Ctx, language: Language = "en") -> QuestionnaireOut:
     asked = questionnaire(ctx.rules, instrument_id, language)
     if asked is None:
         raise NotFound("no such instrument")

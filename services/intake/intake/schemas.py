@@ -6,8 +6,9 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
+from careloop_shared.body import Body
 from careloop_shared.contracts import ContactChannel, ContactPreference
 from intake.domain.patients import contact_problems
 
@@ -40,9 +41,7 @@ def _not_in_future(value: date) -> date:
     return value
 
 
-class PatientIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PatientIn(Body):
     given_name: Name
     family_name: Name
     birth_date: Annotated[date, AfterValidator(_not_in_future)]
@@ -64,11 +63,9 @@ class PatientIn(BaseModel):
         return self
 
 
-class PatientPatch(BaseModel):
+class PatientPatch(Body):
     """Only the fields present change; ``null`` clears an optional contact detail or the safe channels.
     The care manager changes by reassignment (``POST /v1/patients/{id}/care-manager``), not here."""
-
-    model_config = ConfigDict(extra="forbid")
 
     given_name: Name | None = None
     family_name: Name | None = None
@@ -101,9 +98,7 @@ class PatientOut(BaseModel):
     updated_at: datetime
 
 
-class ReassignmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReassignmentIn(Body):
     care_manager_id: StaffId
     reason: str | None = Field(
         None,
@@ -129,13 +124,13 @@ class Created(BaseModel):
     id: uuid.UUID
 
 
-class ConsentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ConsentIn(Body):
     purpose: str = Field(pattern=r"^[a-z][a-z0-9-]{1,63}$", description="e.g. referral, care-coordination")
-    agencies: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
+    agencies: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=50
+    )
     program_categories: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
-        default_factory=list
+        default_factory=list, max_length=50
     )
     period_start: datetime | None = Field(None, description="Defaults to now.")
     period_end: datetime | None = None
@@ -168,9 +163,7 @@ class ConsentOut(BaseModel):
     revoked_by_role: str | None = None
 
 
-class AssessmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AssessmentIn(Body):
     instrument: str = Field(max_length=50, description="phq-2, phq-9 or ahc-hrsn")
     answers: dict[Annotated[str, Field(max_length=20)], Any] = Field(
         description="Item LOINC code -> 0-3 score (PHQ) or LOINC answer code(s) (HRSN)."

@@ -14,6 +14,7 @@ import structlog
 
 from careloop_shared.auth import issue_token
 from careloop_shared.contracts import ReferralMade, ReferralStatusChanged
+from careloop_shared.doors import NUL_MSG
 from careloop_shared.events import REGISTRY, Event, new_message
 from careloop_shared.logging import configure_logging
 from careloop_shared.rules import load_rules
@@ -617,6 +618,8 @@ def log_lines():
     handlers, level = root.handlers[:], root.level
     stream = io.StringIO()
     configure_logging("intake", "INFO", stream=stream)
+    # Not cached: a module's logger first used now would keep writing here after the test.
+    structlog.configure(cache_logger_on_first_use=False)
     yield lambda: stream.getvalue().splitlines()
     root.handlers[:] = handlers
     root.setLevel(level)
@@ -793,14 +796,21 @@ async def test_the_instruments_are_served_as_forms_to_those_who_record_assessmen
 async def test_values_the_database_cannot_store_get_a_clear_422_that_does_not_echo_them(
     intake, agency, caplog
 ):
-    """A NUL in a name, an offset beyond a bigint: 422 naming the problem, never the value, and the
-    connection and the service stay usable."""
+    """A NUL in a name, an offset beyond PostgreSQL's integer, a body too big or not JSON: a 4xx that
+    names where and why, never the value, and the connection and the service stay usable."""
     client, _ = intake
     nul = await client.post("/v1/patients", json={**PATIENT, "family_name": "Nul\x00Quartz"}, headers=agency)
     huge = await client.get("/v1/patients", params={"offset": str(10**30)}, headers=agency)
     for r in (nul, huge):
         assert r.status_code == 422, r.text
         assert "Quartz" not in r.text and str(10**30) not in r.text
-    assert [r.json()["detail"][0]["type"] for r in (nul, huge)] == ["value_not_storable"] * 2
+    assert nul.json()["detail"] == [{"loc": ["body", "family_name"], "type": "nul_character", "msg": NUL_MSG}]
+    assert huge.json()["detail"][0]["loc"] == ["query", "offset"]
     assert "Quartz" not in caplog.text and str(10**30) not in caplog.text
+    big = await client.post("/v1/patients", json={**PATIENT, "given_name": "x" * 300_000}, headers=agency)
+    assert big.status_code == 413 and big.json()["limit"] == 256 * 1024
+    form = await client.post("/v1/patients", data={"given_name": "Ada"}, headers=agency)
+    assert form.status_code == 415, form.text
+    epoch = await client.post("/v1/patients", json={**PATIENT, "birth_date": 0}, headers=agency)
+    assert epoch.status_code == 422 and epoch.json()["detail"][0]["loc"] == ["body", "birth_date"]
     assert (await client.get("/v1/patients", headers=agency)).status_code == 200

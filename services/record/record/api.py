@@ -67,7 +67,10 @@ async def patient_record(
     store: Store,
     ctx: Ctx,
     audit: Audit,
-    type: Annotated[list[str] | None, Query(description="Event types (ce_type) to keep")] = None,
+    type: Annotated[
+        list[Annotated[str, Query(max_length=100)]] | None,
+        Query(max_length=50, description="Event types (ce_type) to keep"),
+    ] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> RecordOut:

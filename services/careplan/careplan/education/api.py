@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from careloop_shared.errors import NotFound
-from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, needs, service_context
+from careloop_shared.http import CodePath, Commands, CurrentPrincipal, Page, Paging, needs, service_context
 from careplan.config import CareplanContext
 from careplan.domain.commands import RecordEducation
 from careplan.domain.education import Material
@@ -19,7 +19,7 @@ from careplan.schemas import EducationIn, MaterialInLanguage, MaterialOut, Topic
 
 router = APIRouter()
 Ctx = Annotated[CareplanContext, Depends(service_context)]
-Language = Query(None, pattern=r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
+Language = Query(None, max_length=35, pattern=r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
 
 
 class MaterialNotFound(NotFound):
@@ -46,7 +46,12 @@ def _in_language(material: Material) -> MaterialInLanguage:
 async def education_materials(
     ctx: Ctx,
     page: Paging,
-    need: str | None = Query(None, description="Only the topic that explains this need."),
+    need: str | None = Query(
+        None,
+        max_length=64,
+        pattern=r"^[a-z][a-z0-9-]*$",
+        description="Only the topic that explains this need.",
+    ),
     language: str | None = Language,
 ) -> Page[TopicOut]:
     """Every topic with its texts (only those in ``language`` when given), by topic."""
@@ -74,7 +79,7 @@ async def education_materials(
     response_model=MaterialOut,
     openapi_extra=needs("education:read"),
 )
-async def education_material(material_id: str, ctx: Ctx, language: str | None = Language) -> MaterialOut:
+async def education_material(material_id: CodePath, ctx: Ctx, language: str | None = Language) -> MaterialOut:
     """A topic (``depression``) or a material id (``edu-depression-es``) in ``language`` (by default the
     id's own, else the agency's); when not written in it, in the agency's language, saying so."""
     shown = ctx.education.show(material_id, language)

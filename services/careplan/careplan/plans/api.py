@@ -13,7 +13,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from careloop_shared.errors import NotFound
-from careloop_shared.http import Audit, Commands, CurrentPrincipal, Page, Paging, needs, read_store
+from careloop_shared.http import (
+    MAX_INT,
+    Audit,
+    Commands,
+    CurrentPrincipal,
+    Page,
+    Paging,
+    VersionPath,
+    needs,
+    read_store,
+)
 from careplan.domain.commands import ChangePlanStatus
 from careplan.domain.plan import PlanDocument
 from careplan.domain.versions import diff
@@ -86,7 +96,7 @@ async def care_plan_versions(
     openapi_extra=needs("plan:read"),
 )
 async def care_plan_version(
-    patient_id: uuid.UUID, version: int, who: CurrentPrincipal, store: Store, audit: Audit
+    patient_id: uuid.UUID, version: VersionPath, who: CurrentPrincipal, store: Store, audit: Audit
 ) -> CarePlanOut:
     row = await store.plans.plan_version(who.agency_id, patient_id, version)
     if row is None:
@@ -101,8 +111,8 @@ async def care_plan_diff(
     who: CurrentPrincipal,
     store: Store,
     audit: Audit,
-    from_: int = Query(alias="from", ge=1),
-    to: int = Query(ge=1),
+    from_: int = Query(alias="from", ge=1, le=MAX_INT),
+    to: int = Query(ge=1, le=MAX_INT),
 ) -> DiffOut:
     old = await store.plans.plan_version(who.agency_id, patient_id, from_)
     new = await store.plans.plan_version(who.agency_id, patient_id, to)

@@ -6,16 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from careloop_shared.body import Body
 from followup.schemas import Code
 
 StatusFilter = Literal["open", "in-progress", "done", "cancelled", "active"]  # active: open or in-progress
 
 
-class TaskStatusIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TaskStatusIn(Body):
     status: Literal["in-progress", "done", "cancelled"]
     reason: Code | None = Field(
         None, description="Coded, from the task rules' close_reasons, e.g. not-needed."

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, Reply, needs, read_store
+from careloop_shared.http import CodePath, Commands, CurrentPrincipal, Page, Paging, Reply, needs, read_store
 from referral.directory import handlers
 from referral.directory.schemas import CapacityIn, OrganizationIn, OrganizationOut, ServiceIn, ServiceOut
 from referral.domain.commands import SaveOrganization, SaveService, UpdateCapacity
@@ -39,7 +39,7 @@ async def list_organizations(_: CurrentPrincipal, store: Store, page: Paging) ->
 @router.get(
     "/organizations/{organization_id}", response_model=OrganizationOut, openapi_extra=needs("directory:read")
 )
-async def get_organization(organization_id: str, _: CurrentPrincipal, store: Store) -> OrganizationOut:
+async def get_organization(organization_id: CodePath, _: CurrentPrincipal, store: Store) -> OrganizationOut:
     row = await store.directory.get_organization(organization_id)
     if row is None:
         raise handlers.OrganizationNotFound()
@@ -89,7 +89,7 @@ async def search_services(
 
 
 @router.get("/services/{service_id}", response_model=ServiceOut, openapi_extra=needs("directory:read"))
-async def get_service(service_id: str, _: CurrentPrincipal, store: Store) -> ServiceOut:
+async def get_service(service_id: CodePath, _: CurrentPrincipal, store: Store) -> ServiceOut:
     row = await store.directory.get_service(service_id)
     if row is None:
         raise handlers.ServiceNotFound()
@@ -114,7 +114,7 @@ async def save_service(body: ServiceIn, who: CurrentPrincipal, commands: Command
     "/services/{service_id}/capacity", response_model=ServiceOut, openapi_extra=needs("directory:change")
 )
 async def update_capacity(
-    service_id: str, body: CapacityIn, who: CurrentPrincipal, commands: Commands
+    service_id: CodePath, body: CapacityIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
     """The organization (or an administrator) says whether it can take referrals now."""
     command = UpdateCapacity(who.agency_id, who.role, who.subject, service_id, body)

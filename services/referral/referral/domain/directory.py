@@ -59,10 +59,10 @@ class Eligibility(Rule):
     min_age: Annotated[int, Field(ge=0, le=130)] | None = None
     max_age: Annotated[int, Field(ge=0, le=130)] | None = None
     postal_prefixes: list[PostalPrefix] = Field(
-        default_factory=list, description="Service area; empty means everywhere."
+        default_factory=list, max_length=200, description="Service area; empty means everywhere."
     )
     requirements: list[Code] = Field(
-        default_factory=list, description="Program requirements such as medicaid or veteran."
+        default_factory=list, max_length=50, description="Program requirements such as medicaid or veteran."
     )
 
     @model_validator(mode="after")
@@ -100,15 +100,17 @@ class Service(Rule):
     name: Short
     description: Text | None = None
     program_category: Code
-    needs: list[Code] = Field(default_factory=list, description="Needs addressed (Gravity SDOH domains).")
+    needs: list[Code] = Field(
+        default_factory=list, max_length=50, description="Needs addressed (Gravity SDOH domains)."
+    )
     status: ServiceStatus = "active"
-    languages: list[Language] = Field(default_factory=lambda: ["en"], min_length=1)
+    languages: list[Language] = Field(default_factory=lambda: ["en"], min_length=1, max_length=50)
     interpretation_services: bool = False
     eligibility: Eligibility = Field(default_factory=Eligibility)
-    hours: list[Schedule] = Field(default_factory=list)
+    hours: list[Schedule] = Field(default_factory=list, max_length=50)
     capacity: Capacity = Field(default_factory=lambda: Capacity(status="capacity"))
     contact: Contact = Field(default_factory=Contact)
-    location_ids: list[Id] = Field(default_factory=list)
+    location_ids: list[Id] = Field(default_factory=list, max_length=50)
 
 
 class SeedDirectory(RulesFile):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal, get_args
 
 from careloop_shared.errors import Conflict, Forbidden, Invalid, problem
 
@@ -40,7 +41,7 @@ TRANSITIONS: dict[tuple[str, str], frozenset[Party]] = {
     ("on-hold", "failed"): frozenset({T}),
     ("on-hold", "cancelled"): frozenset({R, T}),
 }
-STATUSES = (
+ReferralStatus = Literal[
     "draft",
     "requested",
     "accepted",
@@ -51,7 +52,8 @@ STATUSES = (
     "failed",
     "completed",
     "entered-in-error",
-)
+]
+STATUSES: tuple[str, ...] = get_args(ReferralStatus)
 TERMINAL = frozenset({"rejected", "cancelled", "completed", "failed", "entered-in-error"})
 # The requester may mark any referral entered in error (Gravity: "any -> entered-in-error").
 for _status in STATUSES:

@@ -58,11 +58,11 @@ class Prospect(Rule):
     email: Email | None = None
     phone: Phone | None = None
     program_categories: list[Code] = Field(min_length=1, max_length=10)
-    needs: list[Code] = Field(default_factory=list, description="Needs it would address.")
-    languages: list[Language] = Field(default_factory=lambda: ["en"], min_length=1)
+    needs: list[Code] = Field(default_factory=list, max_length=50, description="Needs it would address.")
+    languages: list[Language] = Field(default_factory=lambda: ["en"], min_length=1, max_length=50)
     interpretation_services: bool = False
     postal_prefixes: list[PostalPrefix] = Field(
-        default_factory=list, description="The area it would serve; empty means everywhere."
+        max_length=200, default_factory=list, description="The area it would serve; empty means everywhere."
     )
     owner_id: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
         None, description="The staff member responsible (their subject id); the person adding it if unset."

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query
 from careloop_shared.auth import Principal
 from careloop_shared.http import Audit, Auditor, Commands, CurrentPrincipal, Page, Paging, needs, read_store
 from referral.domain.commands import ChangeReferralStatus
-from referral.domain.lifecycle import RECEIVING_ROLES, Outcome
+from referral.domain.lifecycle import RECEIVING_ROLES, Outcome, ReferralStatus
 from referral.loop import handlers
 from referral.loop.schemas import HistoryEntry, ReferralDetail, ReferralOut, StatusChanged, StatusChangeIn
 from referral.store import ReferralStore
@@ -60,7 +60,7 @@ async def list_referrals(
     page: Paging,
     patient_id: uuid.UUID | None = None,
     receiving_agency: AgencyId = None,
-    status_: Annotated[str | None, Query(alias="status", pattern=r"^[a-z-]{1,40}$")] = None,
+    status_: Annotated[ReferralStatus | None, Query(alias="status")] = None,
 ) -> Page[ReferralOut]:
     """Referrals your agency made, and those sent to it (never another agency's waiting drafts)."""
     rows = await store.loop.list_referrals(

@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from careloop_shared.body import Body
 from referral.domain.directory import Code
 
 TaskStatus = Literal[
@@ -23,8 +24,8 @@ TaskStatus = Literal[
 ]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _In(Body):
+    """A request body of the referral loop."""
 
 
 class OutcomeIn(_In):

@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from careloop_shared.body import Body
 from referral.domain.directory import Code, Id
 
 
-class ReferralIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReferralIn(Body):
     patient_id: uuid.UUID
     intervention_id: uuid.UUID = Field(description="An intervention of the patient's current care plan.")
     service_id: Id = Field(description="The program chosen (from GET /v1/services).")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, Reply, needs, read_store
+from careloop_shared.http import CodePath, Commands, CurrentPrincipal, Page, Paging, Reply, needs, read_store
 from referral.domain.commands import ChangeProspectStatus, SaveProspect
 from referral.recruitment import handlers
 from referral.recruitment.schemas import (
@@ -61,7 +61,7 @@ async def list_prospects(
 
 
 @router.get("/prospects/{prospect_id}", response_model=ProspectDetail, openapi_extra=needs("prospect:read"))
-async def get_prospect(prospect_id: str, _: CurrentPrincipal, store: Store) -> ProspectDetail:
+async def get_prospect(prospect_id: CodePath, _: CurrentPrincipal, store: Store) -> ProspectDetail:
     row = await store.recruitment.get_prospect(prospect_id)
     if row is None:
         raise handlers.ProspectNotFound()
@@ -90,7 +90,7 @@ async def save_prospect(body: ProspectIn, who: CurrentPrincipal, commands: Comma
     openapi_extra=needs("prospect:change"),
 )
 async def change_prospect_status(
-    prospect_id: str, body: ProspectStatusIn, who: CurrentPrincipal, commands: Commands
+    prospect_id: CodePath, body: ProspectStatusIn, who: CurrentPrincipal, commands: Commands
 ) -> Any:
     """`prospect -> contacted -> onboarding -> active`, or `declined` (with a reason) before it is active.
     Active, it joins the directory (an organisation, one program per category) and every patient waiting

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from careloop_shared.body import Body
 from referral.domain.directory import Code
 from referral.domain.recruitment import Prospect, ProspectStatus
 
@@ -42,9 +43,7 @@ class ProspectDetail(ProspectOut):
     history: list[ProspectHistoryEntry]
 
 
-class ProspectStatusIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProspectStatusIn(Body):
     status: ProspectStatus
     reason: Code | None = Field(
         None,

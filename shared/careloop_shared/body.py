@@ -1,0 +1,102 @@
+"""Request bodies take JSON's types as they are: ``Body`` is the base of every model a route reads.
+
+Pydantic's lax mode turns ``0`` into a date (the epoch), ``"1"`` into a number and ``0`` into
+``false``; from a client that is a mistake to point out, not to guess at. A field declared a boolean
+takes ``true`` or ``false``, a number takes a JSON number, a date or a time takes a string (ISO 8601),
+text takes a string; anything else is a 422 at that field. Pydantic's strict mode cannot do this here:
+FastAPI validates the decoded body as Python, where strict mode refuses the strings a date is sent as.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import uuid
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+_AS_TEXT = (date, datetime, time, timedelta, uuid.UUID, str)
+_JSON_NAME = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+              list: "an array", dict: "an object"}  # fmt: skip
+
+
+@cache
+def json_kinds(annotation: Any) -> frozenset[type] | None:
+    """The JSON value types (as Python decodes them) a field of ``annotation`` takes; None: any."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return json_kinds(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        kinds: set[type] = set()
+        for arg in get_args(annotation):
+            if arg is type(None):
+                continue
+            sub = json_kinds(arg)
+            if sub is None:
+                return None
+            kinds |= sub
+        return frozenset(kinds)
+    if origin is Literal:
+        return frozenset(type(v) for v in get_args(annotation))
+    if origin in (list, tuple, set, frozenset):
+        return frozenset({list})
+    if origin is dict:
+        return frozenset({dict})
+    if isinstance(annotation, type):
+        if annotation is bool:
+            return frozenset({bool})
+        if issubclass(annotation, enum.Enum):
+            return frozenset({annotation, *(type(m.value) for m in annotation)})
+        if annotation is int:
+            return frozenset({int})
+        if annotation is float:
+            return frozenset({int, float})
+        if issubclass(annotation, _AS_TEXT):
+            return frozenset({str, annotation})  # the object itself: built in code, never from JSON
+        if issubclass(annotation, BaseModel):
+            return frozenset({dict, annotation})
+    return None
+
+
+def _kind_ok(value: Any, kinds: frozenset[type]) -> bool:
+    if isinstance(value, bool):  # a bool is an int to Python, never to JSON
+        return bool in kinds
+    return isinstance(value, tuple(kinds))
+
+
+class JsonTypes(BaseModel):
+    """Mixin: each field's value must be of the JSON type its declaration names."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_types(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        problems = []
+        for name, field in cls.model_fields.items():
+            value = data.get(field.alias or name, None)
+            annotation: Any = field.annotation
+            kinds = json_kinds(annotation) if value is not None and annotation is not None else None
+            if kinds is None or _kind_ok(value, kinds):
+                continue
+            wanted = " or ".join(sorted({_JSON_NAME[k] for k in kinds if k in _JSON_NAME}))
+            problems.append(
+                InitErrorDetails(
+                    type=PydanticCustomError("json_type", "should be {wanted}", {"wanted": wanted}),
+                    loc=(field.alias or name,),
+                    input=value,
+                )
+            )
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return data
+
+
+class Body(JsonTypes):
+    """A request body: JSON types as they are, and no field the route does not know."""
+
+    model_config = ConfigDict(extra="forbid")

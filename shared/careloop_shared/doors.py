@@ -1,0 +1,240 @@
+"""What every service's HTTP door checks before a route runs, and the answers it may give.
+
+``Doors`` is plain ASGI in front of the routes. A request with a body must say it is JSON (else 415)
+and must not be larger than the service's limit (else 413, before the rest is read). Text that
+PostgreSQL cannot keep (the NUL character) is refused with a 422 that names where it was, in the path,
+the query or the body, and never echoes the value. Everything else is the routes' schemas' business.
+
+``declare_answers`` writes the answers the kernel gives into each route's OpenAPI entry (401, 403, 404
+where the path names something, 409 where the route changes something, 413 and 415 where it takes a
+body, 422, 429), so clients and fuzzers know every status they can get.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from careloop_shared.events import is_json_content_type
+
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+_NUL_ESCAPE = b"\\u0000"
+NUL_MSG = "text cannot contain the NUL character (U+0000)"
+
+
+class Problem(BaseModel):
+    """A refusal: what was refused and why. Some answers add fields that help the caller recover
+    (the existing record's id, the current version, the missing permission)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str = Field(description="What was refused and why; never quotes the request's values.")
+
+
+class InputProblem(BaseModel):
+    loc: list[str | int] = Field(description="Where: body, query, path or header, then the field's path.")
+    type: str = Field(description="What kind of problem, e.g. missing, string_too_long, unknown_entry.")
+    msg: str = Field(description="Why, for a person; never quotes the value.")
+
+
+class InvalidInput(BaseModel):
+    """Input that breaks the schema or a rule; one entry per problem."""
+
+    detail: list[InputProblem]
+
+
+_RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}
+}
+
+
+def _answer(description: str, model: type[BaseModel] = Problem, **extra: Any) -> dict[str, Any]:
+    return {"description": description, "model": model, **extra}
+
+
+ALWAYS: dict[int | str, dict[str, Any]] = {
+    401: _answer("No valid bearer token: missing, expired, or not signed by a trusted issuer."),
+    403: _answer("The caller's role does not grant what the route needs (named in missing_permission)."),
+    422: _answer("The input breaks the schema or a rule; each problem names where and why.", InvalidInput),
+    429: _answer("Too many requests from this agency or token; retry after Retry-After seconds.",
+                 headers=_RETRY_AFTER),
+    503: _answer("A dependency (the database, the audit log) is unavailable; retry."),
+}  # fmt: skip
+NAMED: dict[int | str, dict[str, Any]] = {
+    404: _answer("Nothing of that id that the caller may see (another agency's looks the same).")
+}
+CHANGES: dict[int | str, dict[str, Any]] = {
+    409: _answer("Not possible in the present state (a stale version, a duplicate, a closed item).")
+}
+WITH_BODY: dict[int | str, dict[str, Any]] = {
+    413: _answer("The body is larger than the service accepts."),
+    415: _answer("The body is not JSON (Content-Type: application/json)."),
+}
+
+
+def declare_answers(route: APIRoute) -> None:
+    """Adds the kernel's answers to ``route``'s documented responses, before the route is included in
+    an app (FastAPI reads them then). A route's own description of one of them is kept, with its body."""
+    extra: dict[int | str, dict[str, Any]] = dict(ALWAYS)
+    if route.param_convertors or any(name.endswith("_id") for name in _query_names(route.dependant)):
+        extra.update(NAMED)
+    if (route.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"}:
+        extra.update(CHANGES)
+    if route.body_field is not None:
+        extra.update(WITH_BODY)
+    for code, answer in extra.items():
+        own = route.responses.get(code) or route.responses.get(str(code))
+        if own is None:
+            route.responses[code] = answer
+        elif "model" not in own and "content" not in own:
+            own["model"] = answer["model"]
+
+
+def _query_names(dependant: Dependant) -> Iterator[str]:
+    yield from (q.alias for q in dependant.query_params)
+    for sub in dependant.dependencies:
+        yield from _query_names(sub)
+
+
+def nul_locations(value: Any, loc: tuple[str | int, ...] = ("body",)) -> Iterator[list[str | int]]:
+    """Where in a decoded JSON value a string (or a key) holds NUL."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield list(loc)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                yield [*loc, "<key>"]
+            else:
+                yield from nul_locations(item, (*loc, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from nul_locations(item, (*loc, i))
+
+
+class Doors:
+    """Plain ASGI: content type, body size and NUL checks before the app sees the request."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        problems = self._nul_in_url(scope)
+        if problems:
+            await _reply(send, 422, {"detail": problems})
+            return
+        length = headers.get("content-length")
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        try:
+            declared = int(length) if length is not None else None
+        except ValueError:
+            await _reply(send, 400, {"detail": "Content-Length is not a number"})
+            return
+        if not chunked and not declared:
+            await self.app(scope, receive, send)
+            return
+        if not is_json_content_type(headers.get("content-type", ""), suffixed=True):
+            await _reply(
+                send, 415, {"detail": "the body must be JSON, sent as Content-Type: application/json"}
+            )
+            return
+        if declared is not None and declared > self.max_body_bytes:
+            await _reply(send, 413, self._too_large())
+            return
+        body = await self._read(receive)
+        if body is None:
+            await _reply(send, 413, self._too_large())
+            return
+        if _NUL_ESCAPE in body:
+            where = _body_nul_locations(body)
+            if where:
+                await _reply(send, 422, {"detail": [_nul_problem(loc) for loc in where]})
+                return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _too_large(self) -> dict[str, Any]:
+        return {
+            "detail": f"the body is larger than {self.max_body_bytes} bytes",
+            "limit": self.max_body_bytes,
+        }
+
+    async def _read(self, receive: Receive) -> bytes | None:
+        """The whole body, or None once it passes the limit (the rest is not read)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    @staticmethod
+    def _nul_in_url(scope: Scope) -> list[dict[str, Any]]:
+        problems = []
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        if b"%00" in raw_path or b"\x00" in raw_path or "\x00" in scope["path"]:
+            problems.append(_nul_problem(["path"]))
+        query: bytes = scope.get("query_string", b"")
+        if b"%00" in query or b"\x00" in query:
+            decoded = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+            names = sorted({unquote(k).replace("\x00", "") for k, v in decoded if "\x00" in k + v}) or [""]
+            problems.extend(_nul_problem(["query", name] if name else ["query"]) for name in names)
+        return problems
+
+
+def _body_nul_locations(body: bytes) -> list[list[str | int]]:
+    try:
+        decoded = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return []  # not JSON: the route's validation says so
+    return list(nul_locations(decoded))
+
+
+def _nul_problem(loc: list[str | int]) -> dict[str, Any]:
+    return {"loc": loc, "type": "nul_character", "msg": NUL_MSG}
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _reply(send: Send, status: int, content: dict[str, Any]) -> None:
+    payload = json.dumps(content).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

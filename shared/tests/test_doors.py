@@ -1,0 +1,174 @@
+"""The HTTP door every service has (``doors.Doors``), JSON types taken as they are (``body.Body``) and
+the answers the kernel documents (``doors.declare_answers``): no broker, no database."""
+
+import uuid
+from datetime import date
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from careloop_shared.body import Body
+from careloop_shared.doors import NUL_MSG, Doors, declare_answers, nul_locations
+from careloop_shared.errors import Conflict
+
+
+class Child(Body):
+    name: str
+
+
+class Thing(Body):
+    name: str
+    born: date | None = None
+    count: int = 0
+    ratio: float = 1.0
+    urgent: bool = False
+    ref: uuid.UUID | None = None
+    kids: list[Child] = []
+
+
+router = APIRouter()
+
+
+@router.post("/things/{thing_id}", status_code=201)
+async def make(thing_id: str, body: Thing, q: str | None = None) -> dict:
+    return {"name": body.name, "born": body.born, "kids": len(body.kids)}
+
+
+@router.get("/things")
+async def things(patient_id: uuid.UUID | None = None) -> list[str]:
+    return []
+
+
+@router.delete("/things/{thing_id}")
+async def drop(thing_id: str) -> None:
+    raise Conflict("no")
+
+
+for _route in router.routes:
+    assert isinstance(_route, APIRoute)
+    declare_answers(_route)
+app = FastAPI()
+app.include_router(router)
+app.add_middleware(Doors, max_body_bytes=1000)
+
+
+@pytest.fixture
+async def client():
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c
+
+
+async def test_a_json_body_within_the_limit_reaches_the_route(client):
+    r = await client.post("/things/a", json={"name": "x", "born": "2020-01-02", "kids": [{"name": "k"}]})
+    assert r.status_code == 201, r.text
+    assert r.json() == {"name": "x", "born": "2020-01-02", "kids": 1}
+    charset = await client.post(
+        "/things/a", content=b'{"name": "x"}', headers={"content-type": "application/json; charset=utf-8"}
+    )
+    assert charset.status_code == 201
+
+
+async def test_a_body_past_the_limit_is_413_whether_announced_or_streamed(client):
+    announced = await client.post("/things/a", json={"name": "x" * 2000})
+    assert announced.status_code == 413
+    assert announced.json() == {"detail": "the body is larger than 1000 bytes", "limit": 1000}
+
+    async def chunks():
+        for _ in range(10):
+            yield b" " * 200
+
+    streamed = await client.post("/things/a", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["", "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"],
+)
+async def test_a_body_that_is_not_said_to_be_json_is_415(client, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    r = await client.post("/things/a", content=b'{"name": "x"}', headers=headers)
+    assert r.status_code == 415, r.text
+    assert "application/json" in r.json()["detail"]
+
+
+async def test_nul_is_refused_where_it_is_without_echoing_what_surrounds_it(client):
+    body = await client.post("/things/a", json={"name": "ok", "kids": [{"name": "Se\x00cret"}]})
+    assert body.status_code == 422
+    assert body.json() == {
+        "detail": [{"loc": ["body", "kids", 0, "name"], "type": "nul_character", "msg": NUL_MSG}]
+    }
+    query = await client.post("/things/a?q=Se%00cret", json={"name": "ok"})
+    assert query.json()["detail"][0]["loc"] == ["query", "q"]
+    path = await client.post("/things/Se%00cret", json={"name": "ok"})
+    assert path.json()["detail"][0]["loc"] == ["path"]
+    for r in (query, path):
+        assert r.status_code == 422 and "cret" not in r.text
+    # A backslash before u0000 is text, not NUL: it reaches the route.
+    literal = await client.post(
+        "/things/a", content=b'{"name": "a\\\\u0000"}', headers={"content-type": "application/json"}
+    )
+    assert literal.status_code == 201
+
+
+def test_nul_locations_name_keys_without_quoting_them():
+    assert list(nul_locations({"a": ["x", {"b\x00": 1}], "c": "\x00"})) == [
+        ["body", "a", 1, "<key>"],
+        ["body", "c"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("born", 0), ("count", "1"), ("count", True), ("count", 1.5), ("urgent", 0), ("urgent", "true"),
+     ("ratio", "1.0"), ("ref", 5), ("name", 5), ("kids", {"name": "k"})],
+)  # fmt: skip
+async def test_json_types_are_taken_as_they_are_not_guessed_at(client, field, value):
+    r = await client.post("/things/a", json={"name": "x", field: value})
+    assert r.status_code == 422, r.text
+    (problem,) = r.json()["detail"]
+    assert problem["loc"] == ["body", field]
+    assert problem["type"] == "json_type"
+
+
+async def test_json_types_nested_and_numbers_as_numbers(client):
+    nested = await client.post("/things/a", json={"name": "x", "kids": [{"name": 3}]})
+    assert nested.status_code == 422
+    assert nested.json()["detail"][0]["loc"] == ["body", "kids", 0, "name"]
+    ok = await client.post("/things/a", json={"name": "x", "ratio": 2, "count": 3, "urgent": True})
+    assert ok.status_code == 201, ok.text
+
+
+def test_models_built_in_code_keep_their_objects():
+    thing = Thing(name="x", born=date(2020, 1, 1), kids=[Child(name="k")], ref=uuid.uuid4())
+    assert thing.kids[0].name == "k"
+
+
+def test_every_answer_the_kernel_gives_is_documented_where_it_can_happen():
+    paths = app.openapi()["paths"]
+    post = set(paths["/things/{thing_id}"]["post"]["responses"])
+    listing = set(paths["/things"]["get"]["responses"])
+    delete = set(paths["/things/{thing_id}"]["delete"]["responses"])
+    assert post == {"201", "401", "403", "404", "409", "413", "415", "422", "429", "503"}
+    assert listing == {"200", "401", "403", "404", "422", "429", "503"}  # 404: a patient_id filter
+    assert "413" not in delete and "409" in delete
+    problem = paths["/things/{thing_id}"]["post"]["responses"]["409"]["content"]["application/json"]["schema"]
+    assert problem == {"$ref": "#/components/schemas/Problem"}
+    assert "Retry-After" in paths["/things"]["get"]["responses"]["429"]["headers"]
+
+
+def test_a_routes_own_description_of_an_answer_is_kept_with_the_kernels_body():
+    r = APIRouter()
+
+    @r.get("/x/{x_id}", responses={404: {"description": "No such x"}})
+    async def x(x_id: str) -> dict:
+        return {}
+
+    (route,) = r.routes
+    assert isinstance(route, APIRoute)
+    declare_answers(route)
+    assert route.responses[404]["description"] == "No such x"
+    assert issubclass(route.responses[404]["model"], BaseModel)
