@@ -3,6 +3,9 @@
 # workspace (the web application over them).
 # Ctrl-C stops the services, then the local infrastructure this script started (infrastructure that was
 # running before it, from `make infra-up` or another run, is left running).
+# It supervises what it runs, as Kubernetes would: a service that exits (a crash, SIGKILL, out of
+# memory) is started again after a backoff (1 s, doubling up to 30 s; back to 1 s once it stayed up a
+# minute), and each restart is reported here and in .run/restarts.log.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -14,14 +17,17 @@ declare -A PORTS=([intake]="${INTAKE_PORT:-8001}" [careplan]="${CAREPLAN_PORT:-8
                   [referral]="${REFERRAL_PORT:-8003}" [followup]="${FOLLOWUP_PORT:-8004}"
                   [record]="${RECORD_PORT:-8005}")
 WORKSPACE_PORT="${WORKSPACE_PORT:-8000}"
-PIDS=()
+declare -A PID_OF=() STARTED_AT=() RESTARTS=() BACKOFF=()
+STOPPING=0
 
 stop_all() {
   trap - INT TERM EXIT
+  STOPPING=1
   echo
   echo "[up] stopping services..."
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
+  local pids=("${PID_OF[@]}")
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$pid" 2>/dev/null || true
   done
@@ -36,12 +42,21 @@ stop_all() {
 LOG_TAG=up
 # shellcheck source=deploy/local/_common.sh
 source "$ROOT/deploy/local/_common.sh"
+# Who listens on a port, if this user may know: "pid 123 (python -m intake)".
+holder_of() {
+  local pid
+  pid="$(ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)"
+  [[ -n "$pid" ]] || return 0
+  echo " by pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80))"
+}
+
 # A platform already listening here (another `make up`) is left alone: nothing is started or stopped.
 for svc in "${SERVICES[@]}" workspace; do
   port="${PORTS[$svc]:-$WORKSPACE_PORT}"
   if port_open "$port"; then
-    echo "[up] port $port ($svc) is already in use: is careloop already running (make up in another" \
-      "terminal)? Stop that one first, or give this one other ports (${svc^^}_PORT)." >&2
+    echo "[up] port $port ($svc) is already in use$(holder_of "$port"): is careloop already running" \
+      "(make up in another terminal)? Stop that one first, or give this one other ports (${svc^^}_PORT)." \
+      "Nothing was started or stopped." >&2
     exit 1
   fi
 done
@@ -55,15 +70,53 @@ trap stop_all EXIT
 trap 'stop_all; exit 0' INT TERM
 
 mkdir -p "$LOG_DIR"
+RESTART_LOG="$RUN_DIR/restarts.log"
 for svc in "${SERVICES[@]}"; do
-  upper="$(echo "$svc" | tr '[:lower:]' '[:upper:]')"
-  env "${upper}_PORT=${PORTS[$svc]}" "$PYTHON" -m "$svc" >>"$LOG_DIR/$svc.log" 2>&1 &
-  PIDS+=("$!")
   # The workspace calls each service where it listens.
-  export "WORKSPACE_${upper}_URL=http://127.0.0.1:${PORTS[$svc]}"
+  export "WORKSPACE_${svc^^}_URL=http://127.0.0.1:${PORTS[$svc]}"
 done
-WORKSPACE_PORT="$WORKSPACE_PORT" "$PYTHON" -m workspace >>"$LOG_DIR/workspace.log" 2>&1 &
-PIDS+=("$!")
+
+launch() {
+  local svc=$1
+  env "${svc^^}_PORT=${PORTS[$svc]:-$WORKSPACE_PORT}" "$PYTHON" -m "$svc" >>"$LOG_DIR/$svc.log" 2>&1 &
+  PID_OF[$svc]=$!
+  STARTED_AT[$svc]=$SECONDS
+}
+
+# How a process ended, from its wait status: "exit code 1" or "signal KILL".
+ending() {
+  if (($1 > 128)); then echo "signal $(kill -l $(($1 - 128)) 2>/dev/null || echo $(($1 - 128)))"; else echo "exit code $1"; fi
+}
+
+# One pass of the supervisor: every service that has exited is started again once its backoff is over.
+declare -A DUE_AT=()
+supervise() {
+  local svc pid code uptime delay
+  for svc in "${!PID_OF[@]}"; do
+    pid=${PID_OF[$svc]}
+    if [[ -n "$pid" ]]; then
+      kill -0 "$pid" 2>/dev/null && continue
+      code=0
+      wait "$pid" 2>/dev/null || code=$?
+      ((STOPPING)) && return
+      uptime=$((SECONDS - STARTED_AT[$svc]))
+      # A service that stayed up a minute starts over at 1 s; one that keeps dying waits longer each time.
+      if ((uptime >= 60)); then BACKOFF[$svc]=1; else BACKOFF[$svc]=$((${BACKOFF[$svc]:-0} ? BACKOFF[$svc] * 2 : 1)); fi
+      ((BACKOFF[$svc] > 30)) && BACKOFF[$svc]=30
+      delay=${BACKOFF[$svc]}
+      RESTARTS[$svc]=$((${RESTARTS[$svc]:-0} + 1))
+      PID_OF[$svc]=""
+      DUE_AT[$svc]=$((SECONDS + delay))
+      echo "[up] $svc stopped ($(ending "$code")) after ${uptime}s; restart ${RESTARTS[$svc]} in ${delay}s; log $LOG_DIR/$svc.log" |
+        tee -a "$RESTART_LOG" >&2
+    elif ((SECONDS >= DUE_AT[$svc])); then
+      launch "$svc"
+      echo "[up] $svc started again (pid ${PID_OF[$svc]})" | tee -a "$RESTART_LOG" >&2
+    fi
+  done
+}
+
+for svc in "${SERVICES[@]}" workspace; do launch "$svc"; done
 
 deadline=$((SECONDS + 90))
 for svc in "${SERVICES[@]}" workspace; do
@@ -117,10 +170,14 @@ Try it (the demo agencies are agency-riverside, agency-northgate and agency-harb
        -H 'content-type: application/json' \\
        -d '{"given_name":"Ann","family_name":"Example","birth_date":"1970-01-02","phone":"+1 555 0100"}'
 
-Press Ctrl-C to stop everything.
+A service that stops is started again (backoff 1-30 s); restarts are reported here and in
+$RESTART_LOG. Press Ctrl-C to stop everything.
 MSG
 
-# Stay up until interrupted or until a service dies.
-wait -n "${PIDS[@]}" || true
-echo "[up] a service exited; see $LOG_DIR" >&2
-exit 1
+# Stay up until interrupted, starting again whatever stops. The sleep runs in the background so that
+# Ctrl-C is handled at once.
+while true; do
+  supervise
+  sleep 0.5 &
+  wait $! || true
+done
