@@ -36,6 +36,7 @@ from careloop_shared.http import (
 )
 from careloop_shared.logging import configure_logging, get_logger
 from careloop_shared.permissions import PermissionMatrix, authorize, load_matrix
+from careloop_shared.ratelimit import RateLimits, TooManyRequests
 from careloop_shared.runtime import ServiceRuntime
 from careloop_shared.settings import DEV_JWT_SECRET
 
@@ -79,7 +80,8 @@ async def _on_refusal(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Refusal)
     if exc.status_code in (403, 404):
         await _audit_refusal(request, exc)
-    return JSONResponse(status_code=exc.status_code, content=jsonable_encoder(exc.body()))
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    return JSONResponse(status_code=exc.status_code, content=jsonable_encoder(exc.body()), headers=headers)
 
 
 async def _audit_refusal(request: Request, exc: Refusal) -> None:
@@ -185,9 +187,11 @@ def create_app(
     """The service's app: health, event docs, refusals answered once, and every route of ``routers``
     behind authentication and the permission matrix (``permissions``, else the shipped one)."""
     matrix = permissions or load_matrix()
+    limits = RateLimits(runtime.settings.rate_limit_agency, runtime.settings.rate_limit_token)
 
     async def authorized(request: Request, who: CurrentPrincipal) -> None:
         setattr(request.state, _PRINCIPAL, who)
+        limits.check(who.agency_id, request.headers.get("authorization", ""))
         authorize(matrix, who.role, permission_of(request.scope.get("route")))
 
     @asynccontextmanager

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from careloop_shared.ratelimit import parse_limits
+
 DEV_JWT_SECRET = "careloop-dev-secret-change-me-0123456789"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Asymmetric only: a provider's public key must never be usable as an HMAC secret.
@@ -86,6 +88,10 @@ class ServiceSettings(BaseSettings):
     http_max_body_bytes: int = Field(
         256 * 1024, gt=0, validation_alias=_global("CARELOOP_HTTP_MAX_BODY_BYTES")
     )
+    # Requests a second one agency, and one token, may make of this service before 429s (``limits``
+    # notation, e.g. "2000/second" or "100/minute;2000/hour"; empty: no limit). Counted per process.
+    rate_limit_agency: str = Field("2000/second", validation_alias=_global("CARELOOP_RATE_LIMIT_AGENCY"))
+    rate_limit_token: str = Field("1000/second", validation_alias=_global("CARELOOP_RATE_LIMIT_TOKEN"))
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0
     consumer_batch_size: int = 500
@@ -93,6 +99,12 @@ class ServiceSettings(BaseSettings):
     consumer_backoff_s: float = 0.2
     # Liveness: a consumer with records waiting and no progress for this long is stuck (restart it).
     consumer_stall_s: float = 120.0
+
+    @field_validator("rate_limit_agency", "rate_limit_token")
+    @classmethod
+    def _a_limit(cls, value: str) -> str:
+        parse_limits(value)  # ValueError names what is wrong with it
+        return value
 
     @field_validator("oidc_algorithms", mode="before")
     @classmethod

@@ -814,3 +814,32 @@ async def test_values_the_database_cannot_store_get_a_clear_422_that_does_not_ec
     epoch = await client.post("/v1/patients", json={**PATIENT, "birth_date": 0}, headers=agency)
     assert epoch.status_code == 422 and epoch.json()["detail"][0]["loc"] == ["body", "birth_date"]
     assert (await client.get("/v1/patients", headers=agency)).status_code == 200
+
+
+async def test_a_token_past_its_rate_limit_gets_429_with_retry_after_and_others_go_on(
+    infra, database_factory
+):
+    settings = IntakeSettings(
+        database_url=await database_factory("intake_limits"),
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+        topic_prefix=unique_prefix(),
+        rate_limit_token="3/minute",
+        rate_limit_agency="5/minute",
+    )
+    app = build_app(settings)
+    async with running(app.state.runtime):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            one = auth("agency-limited", subject="cm-one")
+            two = auth("agency-limited", subject="cm-two")
+            answers = [(await client.get("/v1/patients", headers=one)).status_code for _ in range(4)]
+            assert answers == [200, 200, 200, 429]
+            refused = await client.get("/v1/patients", headers=one)
+            assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 60
+            assert "token" in refused.json()["detail"]
+            # Refused requests count for nothing; the agency's limit counts every token's: two more.
+            statuses = [(await client.get("/v1/patients", headers=two)).status_code for _ in range(3)]
+            assert statuses == [200, 200, 429]
+            other = auth("agency-elsewhere")
+            assert (await client.get("/v1/patients", headers=other)).status_code == 200
+            assert (await client.get("/readyz")).status_code == 200

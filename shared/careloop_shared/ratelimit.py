@@ -1,0 +1,54 @@
+"""Per-agency and per-token request limits on every service's API (429 with Retry-After).
+
+Limits are written as the ``limits`` library parses them (``"2000/second"``, ``"100/minute;2000/hour"``),
+counted in a sliding window in the process: with several replicas each counts its own share. A token
+is told apart by a hash of its bearer credentials, never stored or logged. An empty limit turns it off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
+
+from careloop_shared.errors import Refusal
+
+
+class TooManyRequests(Refusal):
+    """Over a rate limit; ``retry_after`` seconds until a request would be taken again."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
+def parse_limits(text: str) -> list[RateLimitItem]:
+    """``"2000/second"`` -> the items; ``""`` -> none. Raises ValueError for what is not a limit."""
+    return parse_many(text) if text.strip() else []
+
+
+class RateLimits:
+    def __init__(self, per_agency: str, per_token: str) -> None:
+        self._agency = parse_limits(per_agency)
+        self._token = parse_limits(per_token)
+        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+
+    def check(self, agency_id: str, credentials: str) -> None:
+        """Counts one request, unless the agency or the token is over a limit: then nothing is counted
+        and ``TooManyRequests`` says which, and when to try again."""
+        token = hashlib.blake2b(credentials.encode(), digest_size=12).hexdigest() if self._token else ""
+        scopes = ((self._agency, "agency", agency_id), (self._token, "token", token))
+        counted = [(item, scope, key) for items, scope, key in scopes for item in items]
+        for item, scope, key in counted:
+            if not self._limiter.test(item, scope, key):
+                reset = self._limiter.get_window_stats(item, scope, key).reset_time
+                wait = max(1, math.ceil(reset - time.time()))
+                raise TooManyRequests(f"too many requests for this {scope}; retry later", wait)
+        for item, scope, key in counted:
+            self._limiter.hit(item, scope, key)
