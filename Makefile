@@ -9,7 +9,7 @@ ROLE ?= care-manager
 PYTEST_ARGS ?=
 SERVICES := $(notdir $(wildcard services/*))
 
-.PHONY: help install up test test-unit infra-up infra-down infra-status browser token lint schemas clean bench bench-tiny fuzz
+.PHONY: help install up test test-unit infra-up infra-down infra-status browser token lint schemas clean bench bench-tiny fuzz chaos
 
 help:
 	@echo "make up          install, start Kafka + PostgreSQL (unless provided) and all services"
@@ -24,6 +24,8 @@ help:
 	@echo "make bench       benchmark the running platform (needs make up): .artifacts/bench/results.json, bench.png"
 	@echo "make bench-tiny  the same at a tiny size, in well under a minute; BENCH_ARGS=... passes options"
 	@echo "make fuzz        fuzz every service's OpenAPI document as every role (needs make up): .artifacts/fuzz"
+	@echo "make chaos       10,000 assessments under SIGKILLs, broker and database restarts, a pause and poison:"
+	@echo "                 .artifacts/chaos/report.md (its own services; restarts the local infrastructure)"
 
 .venv/.installed: uv.lock pyproject.toml shared/pyproject.toml deploy/cli/pyproject.toml $(wildcard services/*/pyproject.toml)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
@@ -94,3 +96,9 @@ fuzz:
 	@curl -fsS "$(BENCH_INTAKE_URL)/readyz" >/dev/null 2>&1 || { \
 		echo "make fuzz: intake is not reachable at $(BENCH_INTAKE_URL)/readyz; start the platform with make up" >&2; exit 1; }
 	.venv/bin/python -m tests.fuzz.fuzz $(FUZZ_ARGS)
+
+# The chaos run starts five services of its own on the local Kafka and PostgreSQL (make infra-up), which it
+# restarts: not to be run beside a platform you are using. CI runs a short form (tests/test_chaos.py).
+CHAOS_ARGS ?=
+chaos: install infra-up
+	.venv/bin/python -m tests.chaos.chaos $(CHAOS_ARGS)

@@ -125,18 +125,29 @@ async def publish_dead_letter(
     await broker.publish(value or b"", topic, key=key, headers=headers)
 
 
-async def consumer_lag(bootstrap_servers: str, group_id: str, topics: Iterable[str]) -> int:
-    """Records on these topics that the group has not committed yet (0 when it is caught up)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="careloop-health")
+async def topic_partitions(bootstrap_servers: str, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of those of ``topics`` that exist, in order (asked of the broker, not of a
+    client's metadata cache, which knows only the topics it was asked about)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="careloop-admin")
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))
-        partitions = [
-            TopicPartition(d["topic"], p["partition"])
-            for d in described
-            if d.get("error_code", 0) == 0
-            for p in d["partitions"]
-        ]
+    finally:
+        await admin.close()
+    return [
+        TopicPartition(d["topic"], p["partition"])
+        for d in described
+        if d.get("error_code", 0) == 0
+        for p in sorted(d["partitions"], key=lambda p: p["partition"])
+    ]
+
+
+async def consumer_lag(bootstrap_servers: str, group_id: str, topics: Iterable[str]) -> int:
+    """Records on these topics that the group has not committed yet (0 when it is caught up)."""
+    partitions = await topic_partitions(bootstrap_servers, topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="careloop-health")
+    await admin.start()
+    try:
         committed = await admin.list_consumer_group_offsets(group_id)
     finally:
         await admin.close()

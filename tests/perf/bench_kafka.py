@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from careloop_shared.events import Message
+from careloop_shared.kafka import topic_partitions
 from tests.perf.bench_common import MARK, SERVICES, BenchConfig, fetchval
 
 
@@ -65,18 +66,7 @@ async def close_offset_readers() -> None:
 
 
 async def end_offsets(bootstrap: str, topics: Iterable[str]) -> Offsets:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="careloop-bench")
-    await admin.start()
-    try:
-        described = await admin.describe_topics(list(topics))
-    finally:
-        await admin.close()
-    tps = [
-        TopicPartition(d["topic"], p["partition"])
-        for d in described
-        if d.get("error_code", 0) == 0
-        for p in d["partitions"]
-    ]
+    tps = await topic_partitions(bootstrap, topics)
     return dict(await (await offset_reader(bootstrap)).end_offsets(tps)) if tps else {}
 
 

@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from careloop_shared import contracts  # noqa: F401 - registers every event type
 from careloop_shared.events import REGISTRY, UndecodableEvent, decode
+from careloop_shared.kafka import topic_partitions
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS careloop_events (
@@ -41,15 +42,9 @@ async def _partitions(bootstrap: str, topics: list[str]) -> list[TopicPartition]
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        described = await admin.describe_topics([t for t in topics if t in existing]) if existing else []
     finally:
         await admin.close()
-    return [
-        TopicPartition(d["topic"], p["partition"])
-        for d in described
-        if d.get("error_code", 0) == 0
-        for p in sorted(d["partitions"], key=lambda p: p["partition"])
-    ]
+    return await topic_partitions(bootstrap, [t for t in topics if t in existing])
 
 
 async def replay(

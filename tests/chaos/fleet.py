@@ -1,0 +1,149 @@
+"""The five services of a chaos run as processes, and the faults done to them and to the infrastructure.
+
+The fleet plays the supervisor (as Kubernetes or ``make up`` would): a service killed with SIGKILL is
+started again on the same port after a short pause. Every fault is written down with when it happened
+and how long until every service answered ready again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+from careloop_shared.testing import REPO_ROOT, ServiceProcess
+
+SERVICES = ("intake", "careplan", "referral", "followup", "record")
+
+
+@dataclass
+class Fault:
+    kind: str  # kill, broker-restart, database-restart, pause, poison
+    target: str
+    at: float  # seconds since the run started
+    ended_at: float | None = None  # the end of a restart or a pause
+    recovered_at: float | None = None  # every service ready again
+    detail: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def recovery_s(self) -> float | None:
+        start = self.ended_at if self.ended_at is not None else self.at
+        return None if self.recovered_at is None else round(self.recovered_at - start, 2)
+
+
+class Fleet:
+    def __init__(self, env: dict[str, str], log_dir: Path, started: float) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.started = started
+        self.procs: dict[str, ServiceProcess] = {}
+        self.faults: list[Fault] = []
+        self.peak_rss: dict[str, int] = dict.fromkeys(SERVICES, 0)
+        self.restarts: dict[str, int] = dict.fromkeys(SERVICES, 0)
+        self._ports: dict[str, int] = {}
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+    def url(self, service: str) -> str:
+        return self.procs[service].url
+
+    def start(self, service: str) -> None:
+        process = ServiceProcess(service, self.env, self.log_dir)
+        port = self._ports.setdefault(service, process.port)
+        process.port = port
+        process.env[f"{service.upper()}_PORT"] = str(port)
+        self.procs[service] = process.start()
+
+    async def start_all(self) -> None:
+        for service in SERVICES:
+            self.start(service)
+        await asyncio.gather(*(self.procs[s].wait_ready(timeout=120) for s in SERVICES))
+
+    def stop_all(self) -> None:
+        for process in self.procs.values():
+            if process.proc is not None and process.proc.poll() is None:
+                try:
+                    os.kill(process.proc.pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+            process.stop()
+
+    async def ready(self, service: str) -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                return (await client.get(f"{self.url(service)}/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    async def all_ready(self) -> bool:
+        return all(await asyncio.gather(*(self.ready(s) for s in SERVICES)))
+
+    async def _until_ready(self, fault: Fault, only: str | None = None, deadline_s: float = 300) -> None:
+        """Until ``only`` (else every service) answers ready."""
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if await (self.ready(only) if only else self.all_ready()):
+                fault.recovered_at = self.now()
+                return
+            await asyncio.sleep(0.25)
+
+    async def kill(self, service: str, restart_after_s: float) -> Fault:
+        """SIGKILL, then start it again as a supervisor would; recovery: until it answers ready."""
+        process = self.procs[service]
+        fault = Fault("kill", service, self.now())
+        self.faults.append(fault)
+        assert process.proc is not None
+        process.proc.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(process.proc.wait, 30)
+        await asyncio.sleep(restart_after_s)
+        self.restarts[service] += 1
+        self.start(service)
+        fault.ended_at = self.now()
+        await self._until_ready(fault, only=service)
+        return fault
+
+    async def pause(self, service: str, seconds: float) -> Fault:
+        """SIGSTOP for longer than the consumer session timeout, then SIGCONT: the group moves on
+        without it, then takes it back."""
+        process = self.procs[service]
+        assert process.proc is not None
+        fault = Fault("pause", service, self.now(), detail={"seconds": seconds})
+        self.faults.append(fault)
+        process.proc.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(seconds)
+        process.proc.send_signal(signal.SIGCONT)
+        fault.ended_at = self.now()
+        await self._until_ready(fault, only=service)
+        return fault
+
+    async def restart_infra(self, server: str) -> Fault:
+        """``deploy/local/<server>.sh stop`` then ``start``: the services are left alone to recover."""
+        kind = {"kafka": "broker-restart", "postgres": "database-restart"}[server]
+        fault = Fault(kind, server, self.now())
+        self.faults.append(fault)
+        script = str(REPO_ROOT / "deploy" / "local" / f"{server}.sh")
+        for step in ("stop", "start"):
+            done = await asyncio.to_thread(subprocess.run, [script, step], capture_output=True, text=True)
+            if done.returncode != 0:
+                fault.detail[f"{step}_error"] = (done.stderr or done.stdout)[-500:]
+        fault.ended_at = self.now()
+        await self._until_ready(fault)
+        return fault
+
+    def sample_memory(self) -> None:
+        for service, process in self.procs.items():
+            if process.proc is None or process.proc.poll() is not None:
+                continue
+            try:
+                rss = psutil.Process(process.proc.pid).memory_info().rss
+            except psutil.Error:
+                continue
+            self.peak_rss[service] = max(self.peak_rss[service], rss)

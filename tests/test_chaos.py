@@ -1,0 +1,49 @@
+"""`make chaos` in its short form: 1,000 assessments through five services of its own while ten of
+them are killed with SIGKILL (every service at least once), the broker and the database server restart
+once each, one service is paused past the consumer session timeout and poison of every kind goes to
+every consumed topic. Every goal of the full run must hold: nothing acknowledged lost, no effect
+doubled, every poison record dead-lettered with its reason, no partition stalled past 30 s, every
+service ready again on its own, every case record verified, memory under the ceiling."""
+
+import asyncio
+import json
+import sys
+
+import pytest
+
+from careloop_shared.testing import REPO_ROOT
+from tests.test_resilience import _infra_is_ours
+
+pytestmark = pytest.mark.integration
+
+SHORT = ["--assessments", "1000", "--rate", "40", "--kills", "10", "--broker-restarts", "1",
+         "--database-restarts", "1", "--pause-s", "12", "--settle-s", "240"]  # fmt: skip
+
+
+async def test_the_short_chaos_run_meets_every_goal(infra, tmp_path):
+    if not _infra_is_ours(infra):
+        pytest.skip("needs the project's own local broker and database server to restart")
+    log_path = tmp_path / "chaos.log"
+    with log_path.open("wb") as log_file:
+        chaos = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.chaos.chaos", *SHORT, "--out", str(tmp_path),
+            cwd=REPO_ROOT, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            await asyncio.wait_for(chaos.wait(), 600)
+        except TimeoutError:
+            chaos.kill()
+            await chaos.wait()
+    log = log_path.read_text(errors="replace")
+    assert (tmp_path / "results.json").exists(), log[-4000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    report = (tmp_path / "report.md").read_text()
+    assert all(results["goals"].values()), report
+    assert chaos.returncode == 0, log[-4000:]
+    kinds = [f["kind"] for f in results["faults"]]
+    assert kinds.count("kill") >= 8 and set(results["kills_per_service"]) == {
+        "intake", "careplan", "referral", "followup", "record"}  # fmt: skip
+    assert kinds.count("broker-restart") == kinds.count("database-restart") == kinds.count("pause") == 1
+    assert results["accepted"] == 1000
+    assert all(d["sent"] > 0 for d in results["dead_letters"].values())
+    assert (tmp_path / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
