@@ -78,7 +78,10 @@ done
 
 launch() {
   local svc=$1
-  env "${svc^^}_PORT=${PORTS[$svc]:-$WORKSPACE_PORT}" "$PYTHON" -m "$svc" >>"$LOG_DIR/$svc.log" 2>&1 &
+  # One process per service: a static member of its consumer group, so one started again takes its
+  # partitions back at once instead of after the session timeout.
+  env "${svc^^}_PORT=${PORTS[$svc]:-$WORKSPACE_PORT}" "${svc^^}_GROUP_INSTANCE_ID=${svc}-local" \
+    "$PYTHON" -m "$svc" >>"$LOG_DIR/$svc.log" 2>&1 &
   PID_OF[$svc]=$!
   STARTED_AT[$svc]=$SECONDS
 }

@@ -97,8 +97,16 @@ def _raw(msg: Any) -> Any:
     return None
 
 
-def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, *, max_records: int) -> None:
-    """Feed batches of raw records to ``consumer``; offsets commit only after it returns."""
+def subscribe(
+    broker: KafkaBroker,
+    consumer: EventConsumer,
+    group_id: str,
+    *,
+    max_records: int,
+    instance_id: str | None = None,
+) -> None:
+    """Feed batches of raw records to ``consumer``; offsets commit only after it returns. With an
+    ``instance_id`` the consumer is a static member of its group."""
 
     async def on_batch(msg: KafkaMessage) -> None:
         await consumer.process(
@@ -108,6 +116,7 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, *, ma
     broker.subscriber(
         *consumer.topics,
         group_id=group_id,
+        group_instance_id=instance_id,
         auto_offset_reset="earliest",
         batch=True,
         max_records=max_records,

@@ -152,7 +152,13 @@ class ServiceRuntime:
             )
             topics.update(self.consumer.topics)
             topics.add(self.dead_letter_topic)
-            subscribe(self.broker, self.consumer, s.consumer_group, max_records=s.consumer_batch_size)
+            subscribe(
+                self.broker,
+                self.consumer,
+                s.consumer_group,
+                max_records=s.consumer_batch_size,
+                instance_id=s.group_instance_id,
+            )
         await ensure_topics(s.kafka_bootstrap_servers, topics, partitions=s.topic_partitions)
         await self.broker.start()
         self.relay = OutboxRelay(

@@ -57,6 +57,10 @@ class ServiceSettings(BaseSettings):
     topic_prefix: str = Field("", validation_alias=_global("CARELOOP_TOPIC_PREFIX"))
     # A new group id replays every topic from the beginning (e.g. to rebuild a read model).
     group_id: str | None = None
+    # Static group membership: a process that comes back under the same id (a restarted pod of a
+    # StatefulSet, a supervised local service) takes its partitions back at once instead of waiting
+    # out the session timeout and a rebalance. Two live processes must never share one.
+    group_instance_id: str | None = None
     topic_partitions: int = Field(6, validation_alias=_global("CARELOOP_TOPIC_PARTITIONS"))
 
     jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), validation_alias=_global("CARELOOP_JWT_SECRET"))

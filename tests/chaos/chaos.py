@@ -149,7 +149,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "logs").mkdir(exist_ok=True)
     started = time.monotonic()
-    fleet = Fleet(service_env, args.out / "logs", started)
+    fleet = Fleet(service_env, args.out / "logs", started, static=not args.dynamic_membership)
     rng = random.Random(args.seed)
     consumes = {s: [f"{prefix}{t}" for t in ts] for s, ts in consumed_types().items()}
     agency = f"agency-chaos-{run_id}"
@@ -276,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settle-s", type=float, default=600.0)
     p.add_argument("--seed", type=int, default=20261130)
     p.add_argument("--keep", action="store_true", help="keep the run's databases")
+    p.add_argument(
+        "--dynamic-membership", action="store_true", help="services join their groups without an instance id"
+    )
     p.add_argument("--out", type=Path, default=Path(".artifacts/chaos"))
     args = p.parse_args(argv)
     results = asyncio.run(run(args))

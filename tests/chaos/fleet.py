@@ -39,8 +39,9 @@ class Fault:
 
 
 class Fleet:
-    def __init__(self, env: dict[str, str], log_dir: Path, started: float) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, started: float, static: bool = True) -> None:
         self.env = env
+        self.static = static  # each service a static member of its consumer group
         self.log_dir = log_dir
         self.started = started
         self.procs: dict[str, ServiceProcess] = {}
@@ -60,6 +61,8 @@ class Fleet:
         port = self._ports.setdefault(service, process.port)
         process.port = port
         process.env[f"{service.upper()}_PORT"] = str(port)
+        if self.static:  # one process per service: it comes back as the member it was
+            process.env[f"{service.upper()}_GROUP_INSTANCE_ID"] = f"{service}-0"
         self.procs[service] = process.start()
 
     async def start_all(self) -> None:
