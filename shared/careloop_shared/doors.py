@@ -13,8 +13,9 @@ body, 422, 429), so clients and fuzzers know every status they can get.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, get_args, get_origin
 from urllib.parse import parse_qsl, unquote
 
 from fastapi.dependencies.models import Dependant
@@ -22,6 +23,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from careloop_shared.errors import Invalid, problem
 from careloop_shared.events import is_json_content_type
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
@@ -97,10 +99,38 @@ def declare_answers(route: APIRoute) -> None:
             own["model"] = answer["model"]
 
 
-def _query_names(dependant: Dependant) -> Iterator[str]:
-    yield from (q.alias for q in dependant.query_params)
+def _query_names(dependant: Dependant, *, lists_only: bool = False) -> Iterator[str]:
+    for q in dependant.query_params:
+        if (
+            not lists_only
+            or get_origin(q.field_info.annotation) in (list, tuple, set, frozenset)
+            or any(get_origin(a) in (list, tuple, set, frozenset) for a in get_args(q.field_info.annotation))
+        ):
+            yield q.alias
     for sub in dependant.dependencies:
-        yield from _query_names(sub)
+        yield from _query_names(sub, lists_only=lists_only)
+
+
+_REPEATABLE: dict[int, frozenset[str]] = {}
+
+
+def refuse_repeated_query(route: APIRoute, query: list[tuple[str, str]]) -> None:
+    """A query parameter that takes one value, given more than once, is a 422: which one would
+    count is a guess (Starlette would take the last)."""
+    repeated = {name for name, n in Counter(name for name, _ in query).items() if n > 1}
+    if not repeated:
+        return
+    lists = _REPEATABLE.get(id(route))
+    if lists is None:
+        lists = _REPEATABLE[id(route)] = frozenset(_query_names(route.dependant, lists_only=True))
+    once = sorted(repeated - lists)
+    if once:
+        raise Invalid(
+            [
+                problem(["query", name], "repeated", "given more than once; it takes one value")
+                for name in once
+            ]
+        )
 
 
 def nul_locations(value: Any, loc: tuple[str | int, ...] = ("body",)) -> Iterator[list[str | int]]:

@@ -3,16 +3,17 @@ the answers the kernel documents (``doors.declare_answers``): no broker, no data
 
 import uuid
 from datetime import date
+from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Query
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from careloop_shared.body import Body
-from careloop_shared.doors import NUL_MSG, Doors, declare_answers, nul_locations
-from careloop_shared.errors import Conflict
+from careloop_shared.doors import NUL_MSG, Doors, declare_answers, nul_locations, refuse_repeated_query
+from careloop_shared.errors import Conflict, Invalid
 
 
 class Child(Body):
@@ -172,3 +173,20 @@ def test_a_routes_own_description_of_an_answer_is_kept_with_the_kernels_body():
     declare_answers(route)
     assert route.responses[404]["description"] == "No such x"
     assert issubclass(route.responses[404]["model"], BaseModel)
+
+
+def test_a_parameter_that_takes_one_value_given_twice_is_refused_and_a_list_may_repeat():
+    r = APIRouter()
+
+    @r.get("/x")
+    async def x(offset: int = 0, type: Annotated[list[str] | None, Query()] = None) -> dict:
+        return {}
+
+    (route,) = r.routes
+    assert isinstance(route, APIRoute)
+    refuse_repeated_query(route, [("type", "a"), ("type", "b"), ("offset", "1")])
+    with pytest.raises(Invalid) as refused:
+        refuse_repeated_query(route, [("offset", "1"), ("offset", "2"), ("type", "a")])
+    assert refused.value.problems == [
+        {"loc": ["query", "offset"], "type": "repeated", "msg": "given more than once; it takes one value"}
+    ]

@@ -806,6 +806,8 @@ async def test_values_the_database_cannot_store_get_a_clear_422_that_does_not_ec
         assert "Quartz" not in r.text and str(10**30) not in r.text
     assert nul.json()["detail"] == [{"loc": ["body", "family_name"], "type": "nul_character", "msg": NUL_MSG}]
     assert huge.json()["detail"][0]["loc"] == ["query", "offset"]
+    twice = await client.get("/v1/patients?offset=1&offset=0.0", headers=agency)
+    assert twice.status_code == 422 and twice.json()["detail"][0]["loc"] == ["query", "offset"]
     assert "Quartz" not in caplog.text and str(10**30) not in caplog.text
     big = await client.post("/v1/patients", json={**PATIENT, "given_name": "x" * 300_000}, headers=agency)
     assert big.status_code == 413 and big.json()["limit"] == 256 * 1024
