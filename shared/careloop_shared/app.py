@@ -282,6 +282,7 @@ def serve(app: FastAPI) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,
+        limit_concurrency=settings.http_max_concurrency,
         # The C event loop and HTTP parser: fewer CPU cycles per request and per database round trip.
         loop="uvloop",
         http="httptools",

@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from careloop_shared import db
 from careloop_shared.audit import AuditTrail
@@ -30,6 +31,7 @@ from careloop_shared.outbox import DatabaseUnitOfWork, OutboxRelay, UnitOfWork, 
 from careloop_shared.settings import ServiceSettings
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 BackgroundLoop = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
 # step(context, unit of work): one round of periodic work; True when more is waiting right now.
@@ -127,7 +129,10 @@ class ServiceRuntime:
     async def start(self) -> None:
         s = self.settings
         dsn = s.own_database_url()
-        self._pool = await db.create_pool(dsn, min_size=s.db_pool_min, max_size=s.db_pool_max)
+        wait = partial(_until_reachable, deadline=time.monotonic() + s.startup_wait_s)
+        self._pool = await wait(
+            "the database", lambda: db.create_pool(dsn, min_size=s.db_pool_min, max_size=s.db_pool_max)
+        )
         await db.migrate(
             self._pool,
             [*db.kernel_migrations(), *db.folder_migrations(self.spec.name, self.spec.migrations)],
@@ -159,8 +164,11 @@ class ServiceRuntime:
                 max_records=s.consumer_batch_size,
                 instance_id=s.group_instance_id,
             )
-        await ensure_topics(s.kafka_bootstrap_servers, topics, partitions=s.topic_partitions)
-        await self.broker.start()
+        await wait(
+            "the broker",
+            lambda: ensure_topics(s.kafka_bootstrap_servers, topics, partitions=s.topic_partitions),
+        )
+        await wait("the broker", self.broker.start)
         self.relay = OutboxRelay(
             dsn,
             s.kafka_bootstrap_servers,
@@ -223,6 +231,32 @@ class ServiceRuntime:
         except Exception as exc:
             checks["broker"] = f"unavailable: {type(exc).__name__}"
         return checks
+
+
+# What a server that is down or restarting answers: worth waiting for at start.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+)
+
+
+async def _until_reachable(what: str, step: Callable[[], Awaitable[T]], *, deadline: float) -> T:
+    """``step()``, again with backoff (0.5 s doubling to 5 s) while ``what`` is unreachable, until
+    ``deadline``: a service started while the broker or the database restarts waits for it rather than
+    exit (then its supervisor would start it again)."""
+    pause = 0.5
+    while True:
+        try:
+            return await step()
+        except UNREACHABLE as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning(f"{what} is not reachable; waiting", error_type=type(exc).__name__, retry_in_s=pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 @contextlib.asynccontextmanager

@@ -96,6 +96,11 @@ class ServiceSettings(BaseSettings):
     # notation, e.g. "2000/second" or "100/minute;2000/hour"; empty: no limit). Counted per process.
     rate_limit_agency: str = Field("2000/second", validation_alias=_global("CARELOOP_RATE_LIMIT_AGENCY"))
     rate_limit_token: str = Field("1000/second", validation_alias=_global("CARELOOP_RATE_LIMIT_TOKEN"))
+    # Requests (and connections) one process serves at once; past it, 503 at once rather than a queue
+    # that grows until memory runs out.
+    http_max_concurrency: int = Field(1000, gt=0, validation_alias=_global("CARELOOP_HTTP_MAX_CONCURRENCY"))
+    # How long a starting service waits for the database and the broker before it gives up and exits.
+    startup_wait_s: float = Field(120.0, ge=0, validation_alias=_global("CARELOOP_STARTUP_WAIT_S"))
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0
     consumer_batch_size: int = 500

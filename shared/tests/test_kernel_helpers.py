@@ -118,3 +118,34 @@ def test_a_setting_that_does_not_fit_is_named_without_its_value(monkeypatch):
     with pytest.raises(ValidationError) as refused:
         ServiceSettings()
     assert "CARELOOP_TOPIC_PARTITIONS" in str(refused.value) and "hunter2" not in str(refused.value)
+
+
+async def test_a_starting_service_waits_for_a_server_that_is_down_then_gives_up_at_its_deadline():
+    import time
+
+    from careloop_shared.runtime import _until_reachable
+
+    calls = []
+
+    async def comes_up_third_time() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionRefusedError("down")
+        return "up"
+
+    assert await _until_reachable("x", comes_up_third_time, deadline=time.monotonic() + 10) == "up"
+    assert len(calls) == 3
+
+    async def never() -> None:
+        raise ConnectionRefusedError("down")
+
+    started = time.monotonic()
+    with pytest.raises(ConnectionRefusedError):
+        await _until_reachable("x", never, deadline=time.monotonic() + 1.2)
+    assert time.monotonic() - started < 2.5
+
+    async def broken() -> None:
+        raise ValueError("not a connection problem")
+
+    with pytest.raises(ValueError):  # at once: only an unreachable server is waited for
+        await _until_reachable("x", broken, deadline=time.monotonic() + 10)

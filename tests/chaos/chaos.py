@@ -248,7 +248,7 @@ async def count(
         "every poison record dead-lettered with its reason": all(
             d["dead_lettered"] == d["sent"] and not d["without_reason"] for d in dlq.values()),
         "no partition stalled more than 30 s": stall["seconds"] <= 30,
-        "every service back to ready on its own": ready,
+        "every service back to ready on its own, none exiting": ready and not fleet.exits,
         "every case record verifies": verified["failed"] == 0 and verified["verified"] == accepted,
         f"no service above {MEMORY_CEILING_MB} MiB": max(fleet.peak_rss.values()) <= MEMORY_CEILING_MB << 20,
         "every service killed at least once": {f.target for f in kills} == set(SERVICES) or args.kills < 5,
@@ -260,6 +260,7 @@ async def count(
         "load": {"retries": load.retries, "refused": load.refused[:20], "gave_up": load.gave_up},
         "faults": [f.__dict__ | {"recovery_s": f.recovery_s} for f in fleet.faults],
         "kills_per_service": {s: sum(1 for f in kills if f.target == s) for s in SERVICES},
+        "exits": fleet.exits,
         "longest_stall": stall, "peak_rss_mb": {s: round(v / 2**20) for s, v in fleet.peak_rss.items()},
         "watch": {"samples": watch.samples, "skipped": watch.skipped}, "goals": goals,
     }  # fmt: skip

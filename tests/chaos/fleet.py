@@ -48,7 +48,9 @@ class Fleet:
         self.faults: list[Fault] = []
         self.peak_rss: dict[str, int] = dict.fromkeys(SERVICES, 0)
         self.restarts: dict[str, int] = dict.fromkeys(SERVICES, 0)
+        self.exits: list[dict[str, object]] = []  # a service that stopped without being killed
         self._ports: dict[str, int] = {}
+        self._killing: set[str] = set()
 
     def now(self) -> float:
         return round(time.monotonic() - self.started, 3)
@@ -61,6 +63,7 @@ class Fleet:
         port = self._ports.setdefault(service, process.port)
         process.port = port
         process.env[f"{service.upper()}_PORT"] = str(port)
+        process.log_path = self.log_dir / f"{service}.log"
         if self.static:  # one process per service: it comes back as the member it was
             process.env[f"{service.upper()}_GROUP_INSTANCE_ID"] = f"{service}-0"
         self.procs[service] = process.start()
@@ -104,11 +107,15 @@ class Fleet:
         fault = Fault("kill", service, self.now())
         self.faults.append(fault)
         assert process.proc is not None
-        process.proc.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(process.proc.wait, 30)
-        await asyncio.sleep(restart_after_s)
-        self.restarts[service] += 1
-        self.start(service)
+        self._killing.add(service)
+        try:
+            process.proc.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(process.proc.wait, 30)
+            await asyncio.sleep(restart_after_s)
+            self.restarts[service] += 1
+            self.start(service)
+        finally:
+            self._killing.discard(service)
         fault.ended_at = self.now()
         await self._until_ready(fault, only=service)
         return fault
@@ -140,6 +147,15 @@ class Fleet:
         fault.ended_at = self.now()
         await self._until_ready(fault)
         return fault
+
+    def supervise(self) -> None:
+        """Start again any service that stopped without being killed (as a supervisor would), and
+        write it down: the run counts these apart, since a service should ride out every fault."""
+        for service, process in self.procs.items():
+            if service in self._killing or process.proc is None or process.proc.poll() is None:
+                continue
+            self.exits.append({"service": service, "at": self.now(), "code": process.proc.returncode})
+            self.start(service)
 
     def sample_memory(self) -> None:
         for service, process in self.procs.items():

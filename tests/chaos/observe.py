@@ -43,6 +43,7 @@ class Watch:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self.fleet.supervise()
             self.fleet.sample_memory()
             try:
                 await asyncio.wait_for(self._offsets(), 5)

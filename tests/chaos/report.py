@@ -118,6 +118,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Peak memory per service (MiB): {_pairs(r['peak_rss_mb'])}.",
         "",
+        f"Services that stopped without being killed (started again by the run): {r['exits'] or 'none'}.",
+        "",
         f"Case records verified: {r['verify']['verified']}, failed: {r['verify']['failed']}.",
         "",
         "![faults against throughput](timeline.png)",

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from careloop_shared.body import Body
 from careloop_shared.contracts import ContactChannel, ContactPreference
@@ -41,7 +41,29 @@ def _not_in_future(value: date) -> date:
     return value
 
 
+# The rules of contact_problems, for clients: a phone to call or text, an email to write to.
+REACHABLE_AS_PREFERRED = {
+    "allOf": [
+        {
+            "if": {"properties": {"contact_preference": {"enum": ["phone", "text"]}}},
+            "then": {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
+        },
+        {
+            "if": {
+                "properties": {"contact_preference": {"const": "email"}},
+                "required": ["contact_preference"],
+            },
+            "then": {"required": ["email"], "properties": {"email": {"type": "string"}}},
+        },
+    ]
+}
+
+
 class PatientIn(Body):
+    """A phone number is required when the contact preference is phone or text (the default is phone),
+    an email address when it is email."""
+
+    model_config = ConfigDict(json_schema_extra=REACHABLE_AS_PREFERRED)
     given_name: Name
     family_name: Name
     birth_date: Annotated[date, AfterValidator(_not_in_future)]
@@ -125,6 +147,16 @@ class Created(BaseModel):
 
 
 class ConsentIn(Body):
+    """Names at least one agency or program category; a period_end, if given, after period_start."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["agencies"], "properties": {"agencies": {"minItems": 1}}},
+                {"required": ["program_categories"], "properties": {"program_categories": {"minItems": 1}}},
+            ]
+        }
+    )
     purpose: str = Field(pattern=r"^[a-z][a-z0-9-]{1,63}$", description="e.g. referral, care-coordination")
     agencies: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
         default_factory=list, max_length=50
