@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import JsonDict
 
 from careloop_shared.body import Body
 from careloop_shared.contracts import ContactChannel, ContactPreference
@@ -42,7 +43,7 @@ def _not_in_future(value: date) -> date:
 
 
 # The rules of contact_problems, for clients: a phone to call or text, an email to write to.
-REACHABLE_AS_PREFERRED = {
+REACHABLE_AS_PREFERRED: JsonDict = {
     "allOf": [
         {
             "if": {"properties": {"contact_preference": {"enum": ["phone", "text"]}}},
