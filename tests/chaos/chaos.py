@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -128,11 +129,12 @@ async def faults(
         delay = at - fleet.now()
         if delay > 0:
             await asyncio.sleep(delay)
-        if kind == "kill" and target in busy:  # still coming back from the last fault: hit another
+        while kind == "kill" and target in busy:  # still coming back from its last fault: another one
             free = [s for s in SERVICES if s not in busy]
-            if not free:
-                continue
-            target = rng.choice(free)
+            if free:
+                target = rng.choice(free)
+            else:
+                await asyncio.sleep(0.25)
         running.append(asyncio.create_task(one(kind, target)))
     await asyncio.gather(*running)
 
@@ -147,7 +149,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                    "CARELOOP_LOG_LEVEL": "INFO", "FOLLOWUP_SCHEDULER_TICK_S": "0.5"}  # fmt: skip
     service_env.update({f"{s.upper()}_DATABASE_URL": dsn for s, dsn in dsns.items()})
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "logs").mkdir(exist_ok=True)
+    shutil.rmtree(args.out / "logs", ignore_errors=True)
+    (args.out / "logs").mkdir()
     started = time.monotonic()
     fleet = Fleet(service_env, args.out / "logs", started, static=not args.dynamic_membership)
     rng = random.Random(args.seed)

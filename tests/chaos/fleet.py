@@ -93,10 +93,15 @@ class Fleet:
         return all(await asyncio.gather(*(self.ready(s) for s in SERVICES)))
 
     async def _until_ready(self, fault: Fault, only: str | None = None, deadline_s: float = 300) -> None:
-        """Until ``only`` (else every service) answers ready."""
+        """Until ``only`` (else each service, not necessarily at the same moment, since other faults
+        go on meanwhile) has answered ready."""
         end = time.monotonic() + deadline_s
+        waiting = {only} if only else set(SERVICES)
         while time.monotonic() < end:
-            if await (self.ready(only) if only else self.all_ready()):
+            order = sorted(waiting)
+            answers = await asyncio.gather(*(self.ready(s) for s in order))
+            waiting -= {s for s, ok in zip(order, answers, strict=True) if ok}
+            if not waiting:
                 fault.recovered_at = self.now()
                 return
             await asyncio.sleep(0.25)
