@@ -199,7 +199,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         fleet.stop_all()
     if not args.keep:
         await drop_databases(env["CARELOOP_PG_URL"].rstrip("/"), dsns)
-    report.write(args.out, results, fleet, watch, load)
+    report.write(args.out, results, watch, load)
     return results
 
 

@@ -19,21 +19,40 @@ COLOURS = {"intake": "tab:blue", "careplan": "tab:green", "referral": "tab:purpl
 SPANS = {"broker-restart": "tab:red", "database-restart": "tab:gray", "pause": "tab:olive"}
 
 
-def write(out: Path, results: dict[str, Any], fleet: Any, watch: Any, load: Any) -> None:
+def write(out: Path, results: dict[str, Any], watch: Any, load: Any) -> None:
+    results["series"] = {"accepted_at": load.accepted_at, "record_entries": watch.appended}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    _timeline(out / "timeline.png", results, watch, load)
+    redraw(out)
+
+
+def redraw(out: Path) -> None:
+    """The chart and the Markdown again from ``results.json``: ``python -m tests.chaos.report <dir>``."""
+    results = json.loads((out / "results.json").read_text())
+    _timeline(out / "timeline.png", results)
     (out / "report.md").write_text(markdown(results))
 
 
-def _timeline(path: Path, results: dict[str, Any], watch: Any, load: Any) -> None:
+def _timeline(path: Path, results: dict[str, Any]) -> None:
     fig, ax = plt.subplots(figsize=(12, 4.5))
-    accepted = Counter(int(t) for t in load.accepted_at)
-    end = int(max([*accepted, *(t for t, _ in watch.appended), 1])) + 1
-    ax.plot(range(end), [accepted.get(s, 0) for s in range(end)], label="assessments accepted / s", lw=1)
-    appended = watch.appended
+    accepted = Counter(int(t) for t in results["series"]["accepted_at"])
+    appended = [tuple(p) for p in results["series"]["record_entries"]]
+    end = int(max([*accepted, *(t for t, _ in appended), 1])) + 1
+    ax.plot(
+        range(end),
+        [accepted.get(s, 0) for s in range(end)],
+        label="assessments accepted / s",
+        lw=1.2,
+        color="black",
+    )
     rate = [(t1, (n1 - n0) / max(t1 - t0, 1e-3)) for (t0, n0), (t1, n1) in itertools.pairwise(appended)]
     if rate:
-        ax.plot([t for t, _ in rate], [r for _, r in rate], label="case-record entries / s", lw=1)
+        ax.plot(
+            [t for t, _ in rate],
+            [r for _, r in rate],
+            label="case-record entries / s",
+            lw=1,
+            color="tab:cyan",
+        )
     for fault in results["faults"]:
         kind = fault["kind"]
         if kind == "kill":
@@ -151,3 +170,9 @@ def _recovery(faults: list[dict[str, Any]]) -> str:
         rows.append(f"| {kind} | {len(mine)} | {median} | {times[-1] if times else '-'} |"
                     f" {sum(1 for f in mine if f['recovery_s'] is None)} |")  # fmt: skip
     return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    import sys
+
+    redraw(Path(sys.argv[1]))
