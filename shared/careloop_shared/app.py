@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from careloop_shared import audit_api
 from careloop_shared.audit import AuditUnavailable
 from careloop_shared.auth import Principal
-from careloop_shared.doors import Doors, declare_answers, refuse_repeated_query
+from careloop_shared.doors import Doors, check_query, declare_answers
 from careloop_shared.errors import Refusal
 from careloop_shared.http import (
     Auditor,
@@ -194,7 +194,7 @@ def create_app(
         limits.check(who.agency_id, request.headers.get("authorization", ""))
         route = request.scope.get("route")
         if isinstance(route, APIRoute) and request.url.query:
-            refuse_repeated_query(route, request.query_params.multi_items())
+            check_query(route, request.query_params.multi_items())
         authorize(matrix, who.role, permission_of(request.scope.get("route")))
 
     @asynccontextmanager

@@ -111,26 +111,29 @@ def _query_names(dependant: Dependant, *, lists_only: bool = False) -> Iterator[
         yield from _query_names(sub, lists_only=lists_only)
 
 
-_REPEATABLE: dict[int, frozenset[str]] = {}
+_QUERY: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
 
 
-def refuse_repeated_query(route: APIRoute, query: list[tuple[str, str]]) -> None:
-    """A query parameter that takes one value, given more than once, is a 422: which one would
-    count is a guess (Starlette would take the last)."""
-    repeated = {name for name, n in Counter(name for name, _ in query).items() if n > 1}
-    if not repeated:
-        return
-    lists = _REPEATABLE.get(id(route))
-    if lists is None:
-        lists = _REPEATABLE[id(route)] = frozenset(_query_names(route.dependant, lists_only=True))
-    once = sorted(repeated - lists)
-    if once:
-        raise Invalid(
-            [
-                problem(["query", name], "repeated", "given more than once; it takes one value")
-                for name in once
-            ]
+def check_query(route: APIRoute, query: list[tuple[str, str]]) -> None:
+    """A parameter the route does not take is a 422 (``?limit=`` where there is no paging would
+    otherwise be ignored), and so is one that takes one value given more than once (which would
+    count is a guess: Starlette takes the last)."""
+    known = _QUERY.get(id(route))
+    if known is None:
+        known = _QUERY[id(route)] = (
+            frozenset(_query_names(route.dependant)),
+            frozenset(_query_names(route.dependant, lists_only=True)),
         )
+    names, lists = known
+    counts = Counter(name for name, _ in query)
+    problems = [problem(["query", n], "unknown_parameter", "not a parameter of this operation")
+                for n in sorted(counts) if n not in names]  # fmt: skip
+    why = "given more than once; it takes one value"
+    problems += [
+        problem(["query", n], "repeated", why) for n in sorted(counts) if counts[n] > 1 and n in names - lists
+    ]
+    if problems:
+        raise Invalid(problems)
 
 
 def nul_locations(value: Any, loc: tuple[str | int, ...] = ("body",)) -> Iterator[list[str | int]]:

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from careloop_shared.body import Body
-from careloop_shared.doors import NUL_MSG, Doors, declare_answers, nul_locations, refuse_repeated_query
+from careloop_shared.doors import NUL_MSG, Doors, check_query, declare_answers, nul_locations
 from careloop_shared.errors import Conflict, Invalid
 
 
@@ -175,7 +175,7 @@ def test_a_routes_own_description_of_an_answer_is_kept_with_the_kernels_body():
     assert issubclass(route.responses[404]["model"], BaseModel)
 
 
-def test_a_parameter_that_takes_one_value_given_twice_is_refused_and_a_list_may_repeat():
+def test_an_unknown_parameter_or_one_value_given_twice_is_refused_and_a_list_may_repeat():
     r = APIRouter()
 
     @r.get("/x")
@@ -184,9 +184,14 @@ def test_a_parameter_that_takes_one_value_given_twice_is_refused_and_a_list_may_
 
     (route,) = r.routes
     assert isinstance(route, APIRoute)
-    refuse_repeated_query(route, [("type", "a"), ("type", "b"), ("offset", "1")])
+    check_query(route, [("type", "a"), ("type", "b"), ("offset", "1")])
+    with pytest.raises(Invalid) as unknown:
+        check_query(route, [("limit", "1"), ("offset", "1")])
+    assert unknown.value.problems == [
+        {"loc": ["query", "limit"], "type": "unknown_parameter", "msg": "not a parameter of this operation"}
+    ]
     with pytest.raises(Invalid) as refused:
-        refuse_repeated_query(route, [("offset", "1"), ("offset", "2"), ("type", "a")])
+        check_query(route, [("offset", "1"), ("offset", "2"), ("type", "a")])
     assert refused.value.problems == [
         {"loc": ["query", "offset"], "type": "repeated", "msg": "given more than once; it takes one value"}
     ]
