@@ -99,13 +99,24 @@ def declare_answers(route: APIRoute) -> None:
             own["model"] = answer["model"]
 
 
+_SEQUENCES = (list, tuple, set, frozenset)
+
+
+def _is_list(annotation: Any) -> bool:
+    return get_origin(annotation) in _SEQUENCES or any(
+        get_origin(a) in _SEQUENCES for a in get_args(annotation)
+    )
+
+
 def _query_names(dependant: Dependant, *, lists_only: bool = False) -> Iterator[str]:
+    """The query parameters an operation takes (a model of them, like paging, by its fields)."""
     for q in dependant.query_params:
-        if (
-            not lists_only
-            or get_origin(q.field_info.annotation) in (list, tuple, set, frozenset)
-            or any(get_origin(a) in (list, tuple, set, frozenset) for a in get_args(q.field_info.annotation))
-        ):
+        annotation = q.field_info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for name, field in annotation.model_fields.items():
+                if not lists_only or _is_list(field.annotation):
+                    yield field.alias or name
+        elif not lists_only or _is_list(annotation):
             yield q.alias
     for sub in dependant.dependencies:
         yield from _query_names(sub, lists_only=lists_only)

@@ -195,3 +195,19 @@ def test_an_unknown_parameter_or_one_value_given_twice_is_refused_and_a_list_may
     assert refused.value.problems == [
         {"loc": ["query", "offset"], "type": "repeated", "msg": "given more than once; it takes one value"}
     ]
+
+
+def test_the_fields_of_a_query_model_are_its_parameters():
+    from careloop_shared.http import Paging
+
+    r = APIRouter()
+
+    @r.get("/x")
+    async def x(page: Paging, patient_id: uuid.UUID | None = None) -> dict:
+        return {}
+
+    (route,) = r.routes
+    assert isinstance(route, APIRoute)
+    check_query(route, [("limit", "5"), ("offset", "10"), ("patient_id", str(uuid.uuid4()))])
+    with pytest.raises(Invalid):
+        check_query(route, [("page", "1")])
