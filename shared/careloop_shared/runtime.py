@@ -251,7 +251,10 @@ async def _until_reachable(what: str, step: Callable[[], Awaitable[T]], *, deadl
     while True:
         try:
             return await step()
-        except UNREACHABLE as exc:
+        except Exception as exc:
+            # aiokafka marks the errors worth retrying (a node not ready, a leader moving).
+            if not (isinstance(exc, UNREACHABLE) or getattr(exc, "retriable", False)):
+                raise
             if time.monotonic() + pause > deadline:
                 raise
             log.warning(f"{what} is not reachable; waiting", error_type=type(exc).__name__, retry_in_s=pause)

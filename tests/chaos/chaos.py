@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,6 @@ async def faults(
     running: list[asyncio.Task[Any]] = []
 
     async def one(kind: str, target: str) -> None:
-        busy.add(target)
         try:
             if kind == "kill":
                 await fleet.kill(target, restart_after_s=rng.uniform(0.2, 1.5))
@@ -135,6 +135,7 @@ async def faults(
                 target = rng.choice(free)
             else:
                 await asyncio.sleep(0.25)
+        busy.add(target)  # now, not when the task first runs: the next fault may be due at once
         running.append(asyncio.create_task(one(kind, target)))
     await asyncio.gather(*running)
 
@@ -168,17 +169,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             batch = []
             for n, topic in enumerate(sorted(records)):
                 real = next((r for r in records[topic] if not poison.is_poison(r.key)), None)
-                made = poison.poison_for(topic, topic.removeprefix(prefix), n, real)
-                batch += made
-                for service, topics in consumes.items():
-                    if topic in topics:
-                        sent[service] += made
-            return await poison.publish(bootstrap, batch)
+                batch += poison.poison_for(topic, topic.removeprefix(prefix), n, real)
+            # Sent again whole if the broker fails half way: a key dead-lettered twice still counts once.
+            published = await poison.publish(bootstrap, batch)
+            for service, topics in consumes.items():
+                sent[service] = [p for p in batch if p.topic in topics]
+            return published
 
         async def poison_fault() -> None:
             fault = Fault("poison", "every consumed topic", fleet.now())
             fleet.faults.append(fault)
-            fault.detail["records"] = await inject()
+            deadline = time.monotonic() + 300
+            while True:  # the broker may be restarting just now: send once it answers
+                try:
+                    fault.detail["records"] = await inject()
+                    break
+                except Exception as exc:
+                    if time.monotonic() > deadline:
+                        raise
+                    fault.detail["retried"] = type(exc).__name__
+                    await asyncio.sleep(1)
             fault.recovered_at = fleet.now()
 
         stop = asyncio.Event()
@@ -188,7 +198,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             load.run(args.assessments, args.rate), faults(args, fleet, span, rng, poison_fault)
         )
         loaded_at = fleet.now()
-        settled = await settle(bootstrap, dsns, consumes, args.settle_s)
+        dlqs = {s: f"{prefix}careloop.{s}.dlq" for s in SERVICES}
+
+        async def dead_lettered() -> bool:
+            held = await tally.dead_letters(bootstrap, dlqs, sent)
+            return all(d["dead_lettered"] == d["sent"] for d in held.values())
+
+        settled = await settle(bootstrap, dsns, consumes, args.settle_s, dead_lettered)
         stop.set()
         await watching
         results = await count(
@@ -204,17 +220,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def settle(
-    bootstrap: str, dsns: dict[str, str], consumes: dict[str, list[str]], limit_s: float
+    bootstrap: str,
+    dsns: dict[str, str],
+    consumes: dict[str, list[str]],
+    limit_s: float,
+    dead_lettered: Callable[[], Awaitable[bool]],
 ) -> bool:
-    """Until every consuming service holds every event of its topics (and that holds twice running)."""
+    """Until every consuming service holds every event of its topics and has dead-lettered every
+    poison record it was sent (and that holds twice running)."""
     end = time.monotonic() + limit_s
     clean = 0
     while time.monotonic() < end:
         try:
-            gaps = await tally.missing(bootstrap, dsns, consumes)
+            done = (
+                not any((await tally.missing(bootstrap, dsns, consumes)).values()) and await dead_lettered()
+            )
         except Exception:
-            gaps = {"?": {"?": 1}}
-        clean = clean + 1 if not any(gaps.values()) else 0
+            done = False
+        clean = clean + 1 if done else 0
         if clean >= 2:
             return True
         await asyncio.sleep(2)

@@ -108,6 +108,8 @@ class Fleet:
 
     async def kill(self, service: str, restart_after_s: float) -> Fault:
         """SIGKILL, then start it again as a supervisor would; recovery: until it answers ready."""
+        if service in self._killing:
+            raise RuntimeError(f"{service} is being killed already")
         process = self.procs[service]
         fault = Fault("kill", service, self.now())
         self.faults.append(fault)

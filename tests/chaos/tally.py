@@ -73,12 +73,17 @@ async def read_topics(bootstrap: str, topics: Sequence[str]) -> dict[str, list[A
     parts = await topic_partitions(bootstrap, topics)
     if not parts:
         return out
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await reader.start()
     try:
         reader.assign(parts)
         end = await reader.end_offsets(parts)
-        await reader.seek_to_beginning(*parts)
+        # An explicit position: seek_to_beginning's lazy reset can lose to the reset that assign()
+        # asked for, leaving the reader at the end (it read nothing, once, after a broker restart).
+        for tp, first in (await reader.beginning_offsets(parts)).items():
+            reader.seek(tp, first)
         todo = {tp for tp in parts if end[tp] > 0}
         while todo:
             batch = await reader.getmany(timeout_ms=1000, max_records=5000)
