@@ -243,6 +243,15 @@ def free_port() -> int:
         return port
 
 
+def _terminate_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the test process dies (even by SIGKILL), so no service
+    outlives the run that started it (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+
 class ServiceProcess:
     """One service run as its own OS process, as in production: ``python -m <service>``."""
 
@@ -264,6 +273,7 @@ class ServiceProcess:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_terminate_with_parent if sys.platform == "linux" else None,
         )
         return self
 
