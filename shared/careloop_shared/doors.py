@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, get_args, get_origin
 from urllib.parse import parse_qsl, unquote
 
+from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
@@ -282,3 +283,23 @@ async def _reply(send: Send, status: int, content: dict[str, Any]) -> None:
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+def document_codes(app: FastAPI, codes: Mapping[tuple[str, str], Iterable[str]]) -> None:
+    """The codes a body field takes, from the rules the service loaded (an organisation's own files
+    included), as that field's ``enum`` in the OpenAPI document: ``{("AssessmentIn", "instrument"):
+    rules.instruments}``. The service still checks them; clients and fuzzers now know them."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = build()
+        for (model, field), values in codes.items():
+            prop = doc["components"]["schemas"][model]["properties"][field]
+            target = next((b for b in prop.get("anyOf", [prop]) if b.get("type") == "string"), prop)
+            target["enum"] = sorted(values)
+            target.pop("pattern", None)
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]

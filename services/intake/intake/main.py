@@ -16,6 +16,7 @@ from careloop_shared.contracts import (
     PatientRegistered,
     PatientUpdated,
 )
+from careloop_shared.doors import document_codes
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from intake.api import router
 from intake.care_manager.api import router as care_manager_router
@@ -27,10 +28,11 @@ from intake.store import IntakeStore
 
 def build_app(settings: IntakeSettings | None = None, clock: Clock = system_clock) -> FastAPI:
     settings = settings or IntakeSettings()
+    context = IntakeContext.from_settings(settings, clock)
     spec = ServiceSpec(
         name="intake",
         migrations=Path(__file__).parent / "migrations",
-        context=IntakeContext.from_settings(settings, clock),
+        context=context,
         store=IntakeStore,
         publishes=[
             PatientRegistered,
@@ -42,7 +44,7 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock = system_cloc
         ],
         handlers=HANDLERS,
     )
-    return create_app(
+    app = create_app(
         ServiceRuntime(spec, settings),
         [router, care_manager_router, referred_router],
         description=(
@@ -52,6 +54,14 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock = system_cloc
             " PatientUpdated, CareManagerAssigned, ConsentRecorded, ConsentRevoked and PatientAssessed."
         ),
     )
+    document_codes(
+        app,
+        {
+            ("AssessmentIn", "instrument"): context.rules.instruments,
+            ("ReassignmentIn", "reason"): context.care_manager.reassignment_reasons,
+        },
+    )
+    return app
 
 
 def run() -> None:

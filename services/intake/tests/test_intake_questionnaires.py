@@ -42,3 +42,13 @@ def test_answers_chosen_from_the_form_are_answers_the_scoring_accepts():
 def test_an_instrument_not_written_in_the_language_is_asked_in_english_and_an_unknown_one_is_none():
     assert questionnaire(RULES, "ahc-hrsn", "vi")["language"] == "en"
     assert questionnaire(RULES, "no-such-instrument", "en") is None
+
+
+def test_the_openapi_document_names_the_instruments_and_reasons_the_loaded_rules_know():
+    from intake.main import build_app
+
+    schemas = build_app().openapi()["components"]["schemas"]
+    assert schemas["AssessmentIn"]["properties"]["instrument"]["enum"] == ["ahc-hrsn", "phq-2", "phq-9"]
+    reason = schemas["ReassignmentIn"]["properties"]["reason"]["anyOf"][0]
+    assert {"caseload-balance", "staff-leave"} <= set(reason["enum"])
+    assert schemas["PatientIn"]["allOf"][0]["then"]["required"] == ["phone"]
