@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import traceback
 from collections.abc import MutableMapping
 from typing import Any
@@ -117,6 +118,35 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+class Repeats(logging.Filter):
+    """Lets one record of each message through per ``window_s`` seconds and drops its repeats; the next
+    one let through says how many were dropped. aiokafka logs each failed reconnect to a broker that is
+    down, thousands of lines a minute per service: one a window says as much."""
+
+    def __init__(self, prefix: str, window_s: float = 10.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.prefix = prefix  # the loggers it watches: a name and its children
+        self.window_s = window_s
+        self._clock = clock
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefix):
+            return True
+        key = (record.name, str(record.msg))
+        now = self._clock()
+        since, dropped = self._seen.get(key, (-float("inf"), 0))
+        if now - since < self.window_s:
+            self._seen[key] = (since, dropped + 1)
+            return False
+        if len(self._seen) > 1000:  # message texts with values in them: keep the table small
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if dropped:
+            record.msg = f"{record.msg} (and {dropped} more like it in the last {self.window_s:.0f} s)"
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO", stream: Any = None) -> None:
     """JSON lines on stderr for structlog and for every stdlib logger (uvicorn, faststream, aiokafka)."""
     shared = _shared_processors()
@@ -141,6 +171,8 @@ def configure_logging(service: str, level: str = "INFO", stream: Any = None) -> 
     root.setLevel(level.upper())
     for noisy in ("aiokafka", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # A filter of the handler, not of the logger: aiokafka logs from child loggers (aiokafka.conn, ...).
+    handler.addFilter(Repeats("aiokafka"))
     structlog.contextvars.bind_contextvars(service=service)
 
 

@@ -51,3 +51,24 @@ def test_unknown_exception_messages_and_locals_are_withheld(log_lines):
     assert "Ann Lee" not in text
     assert "RuntimeError" in text
     assert "handler" in text  # frames are kept for debugging
+
+
+def test_repeats_of_one_kafka_message_are_dropped_within_a_window_and_counted_after():
+    import logging
+
+    from careloop_shared.logging import Repeats
+
+    now = [0.0]
+    repeats = Repeats("aiokafka", window_s=10, clock=lambda: now[0])
+
+    def record(name: str, msg: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, None, None)
+
+    assert repeats.filter(record("aiokafka.conn", "Unable connect to node"))
+    assert not any(repeats.filter(record("aiokafka.conn", "Unable connect to node")) for _ in range(500))
+    assert repeats.filter(record("aiokafka.client", "Unable to update metadata"))  # another message
+    assert repeats.filter(record("careloop.consumer", "Unable connect to node"))  # not aiokafka's
+    now[0] = 10.5
+    later = record("aiokafka.conn", "Unable connect to node")
+    assert repeats.filter(later)
+    assert later.getMessage() == "Unable connect to node (and 500 more like it in the last 10 s)"
