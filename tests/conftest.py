@@ -8,7 +8,7 @@ import pytest_asyncio
 
 from careloop_shared.auth import issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import ServiceProcess, unique_prefix
+from careloop_shared.testing import REPO_ROOT, ServiceProcess, unique_prefix
 from careplan.domain.planning import DEFAULT_LIBRARY
 
 SERVICES = ("intake", "careplan", "referral", "followup", "record")
@@ -64,3 +64,29 @@ async def platform(infra, database_factory, log_dir):
     finally:
         for process in processes.values():
             process.stop()
+
+
+def platform_env(platform) -> dict[str, str]:
+    """The environment of ``platform``'s services, with ``<SERVICE>_URL`` naming where each listens."""
+    env, processes = platform
+    out = {**processes["intake"].env, **env}
+    out.update({f"{name.upper()}_URL": process.url for name, process in processes.items()})
+    return out
+
+
+async def run_module(
+    module: str, *args: str, log_path: Path, timeout: float, env: dict[str, str] | None = None
+) -> tuple[int | None, str]:
+    """``python -m module args`` from the repository, its output in ``log_path``, killed past
+    ``timeout`` seconds; its exit code and its output."""
+    with log_path.open("wb") as log_file:
+        run = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", module, *args,
+            cwd=REPO_ROOT, env=env, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            await asyncio.wait_for(run.wait(), timeout)
+        except TimeoutError:
+            run.kill()
+            await run.wait()
+    return run.returncode, await asyncio.to_thread(log_path.read_text, errors="replace")

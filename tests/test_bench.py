@@ -2,37 +2,24 @@
 databases): every stage runs to the end and is written down. No timing thresholds: a 2-core box shared
 with other work makes any of them flaky; the figures are for people to read."""
 
-import asyncio
 import json
-import sys
 
 import pytest
 
-from careloop_shared.testing import REPO_ROOT
-from tests.conftest import SERVICES
+from tests.conftest import SERVICES, platform_env, run_module
 
 pytestmark = pytest.mark.integration
 
 
 async def test_the_tiny_bench_runs_every_stage_to_the_end(platform, tmp_path):
-    env, svc = platform
+    _, svc = platform
     # The platform of `make up` may run beside these services: name ours by pid, not by command line.
     pids = ",".join(f"{name}={process.proc.pid}" for name, process in svc.items())
-    bench_env = {**svc["intake"].env, **env}
-    bench_env.update({f"{name.upper()}_URL": process.url for name, process in svc.items()})
-    log_path = tmp_path / "bench.log"
-    with log_path.open("wb") as log_file:
-        bench = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.perf.bench", "--tiny", "--out", str(tmp_path), "--pids", pids,
-            cwd=REPO_ROOT, env=bench_env, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            await asyncio.wait_for(bench.wait(), 150)
-        except TimeoutError:
-            bench.kill()
-            await bench.wait()
-    log = log_path.read_text(errors="replace")
-    assert bench.returncode == 0, log[-4000:]
+    code, log = await run_module(
+        "tests.perf.bench", "--tiny", "--out", str(tmp_path), "--pids", pids,
+        log_path=tmp_path / "bench.log", timeout=150, env=platform_env(platform),
+    )  # fmt: skip
+    assert code == 0, log[-4000:]
 
     results = json.loads((tmp_path / "results.json").read_text())
     stages = results["stages"]

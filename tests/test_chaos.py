@@ -5,13 +5,11 @@ every consumed topic. Every goal of the full run must hold: nothing acknowledged
 doubled, every poison record dead-lettered with its reason, no partition stalled past 30 s, every
 service ready again on its own, every case record verified, memory under the ceiling."""
 
-import asyncio
 import json
-import sys
 
 import pytest
 
-from careloop_shared.testing import REPO_ROOT
+from tests.conftest import run_module
 from tests.test_resilience import _infra_is_ours
 
 pytestmark = pytest.mark.integration
@@ -23,23 +21,14 @@ SHORT = ["--assessments", "1000", "--rate", "40", "--kills", "10", "--broker-res
 async def test_the_short_chaos_run_meets_every_goal(infra, tmp_path):
     if not _infra_is_ours(infra):
         pytest.skip("needs the project's own local broker and database server to restart")
-    log_path = tmp_path / "chaos.log"
-    with log_path.open("wb") as log_file:
-        chaos = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.chaos.chaos", *SHORT, "--out", str(tmp_path),
-            cwd=REPO_ROOT, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            await asyncio.wait_for(chaos.wait(), 600)
-        except TimeoutError:
-            chaos.kill()
-            await chaos.wait()
-    log = log_path.read_text(errors="replace")
+    code, log = await run_module(
+        "tests.chaos.chaos", *SHORT, "--out", str(tmp_path), log_path=tmp_path / "chaos.log", timeout=600
+    )
     assert (tmp_path / "results.json").exists(), log[-4000:]
     results = json.loads((tmp_path / "results.json").read_text())
     report = (tmp_path / "report.md").read_text()
     assert all(results["goals"].values()), report
-    assert chaos.returncode == 0, log[-4000:]
+    assert code == 0, log[-4000:]
     kinds = [f["kind"] for f in results["faults"]]
     assert kinds.count("kill") >= 8 and set(results["kills_per_service"]) == {
         "intake", "careplan", "referral", "followup", "record"}  # fmt: skip

@@ -3,13 +3,11 @@ service's OpenAPI document as a care manager, a supervisor and a provider (cover
 stateful phases) and finds no 5xx, no undocumented status, no body or header unlike its schema, and no
 schema-violating input accepted. `make fuzz` runs every role at a large size."""
 
-import asyncio
 import json
-import sys
 
 import pytest
 
-from careloop_shared.testing import REPO_ROOT
+from tests.conftest import platform_env, run_module
 
 pytestmark = pytest.mark.integration
 
@@ -18,22 +16,10 @@ ROLES = "care-manager,supervisor,provider"
 
 
 async def test_the_fuzzer_finds_nothing_wrong_at_any_door(platform, tmp_path):
-    env, svc = platform
-    fuzz_env = {**svc["intake"].env, **env}
-    fuzz_env.update({f"{name.upper()}_URL": process.url for name, process in svc.items()})
-    log_path = tmp_path / "fuzz.log"
-    with log_path.open("wb") as log_file:
-        fuzz = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.fuzz.fuzz", "--examples", str(EXAMPLES), "--roles", ROLES,
-            "--out", str(tmp_path), "--seed", "20261130",
-            cwd=REPO_ROOT, env=fuzz_env, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            await asyncio.wait_for(fuzz.wait(), 400)
-        except TimeoutError:
-            fuzz.kill()
-            await fuzz.wait()
-    log = log_path.read_text(errors="replace")
+    code, log = await run_module(
+        "tests.fuzz.fuzz", "--examples", str(EXAMPLES), "--roles", ROLES, "--out", str(tmp_path),
+        "--seed", "20261130", log_path=tmp_path / "fuzz.log", timeout=400, env=platform_env(platform),
+    )  # fmt: skip
     summary = json.loads((tmp_path / "summary.json").read_text())
     runs = summary["runs"]
     assert len(runs) == 5 * 3, log[-3000:]
@@ -42,6 +28,6 @@ async def test_the_fuzzer_finds_nothing_wrong_at_any_door(platform, tmp_path):
     }
     details = "\n".join((tmp_path / f"{s}-{r}.txt").read_text(errors="replace")[-3000:] for s, r in found)
     assert not found, f"{found}\n{details}"
-    assert fuzz.returncode == 0, log[-3000:]
+    assert code == 0, log[-3000:]
     # Every operation of every document was exercised, with more than a token number of cases.
     assert all(r["operations"] > 0 and r["generated"] >= 100 for r in runs), runs

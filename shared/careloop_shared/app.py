@@ -195,7 +195,7 @@ def create_app(
         route = request.scope.get("route")
         if isinstance(route, APIRoute) and request.url.query:
             check_query(route, request.query_params.multi_items())
-        authorize(matrix, who.role, permission_of(request.scope.get("route")))
+        authorize(matrix, who.role, permission_of(route))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

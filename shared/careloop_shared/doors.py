@@ -27,7 +27,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from careloop_shared.errors import Invalid, problem
 from careloop_shared.events import is_json_content_type
 
-DEFAULT_MAX_BODY_BYTES = 256 * 1024
 _NUL_ESCAPE = b"\\u0000"
 NUL_MSG = "text cannot contain the NUL character (U+0000)"
 
@@ -123,16 +122,13 @@ def _query_names(dependant: Dependant, *, lists_only: bool = False) -> Iterator[
         yield from _query_names(sub, lists_only=lists_only)
 
 
-_QUERY: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
-
-
 def check_query(route: APIRoute, query: list[tuple[str, str]]) -> None:
     """A parameter the route does not take is a 422 (``?limit=`` where there is no paging would
     otherwise be ignored), and so is one that takes one value given more than once (which would
     count is a guess: Starlette takes the last)."""
-    known = _QUERY.get(id(route))
-    if known is None:
-        known = _QUERY[id(route)] = (
+    known = route.__dict__.get("_careloop_query")
+    if known is None:  # worked out once per route and kept with it
+        known = route.__dict__["_careloop_query"] = (
             frozenset(_query_names(route.dependant)),
             frozenset(_query_names(route.dependant, lists_only=True)),
         )
@@ -167,7 +163,7 @@ def nul_locations(value: Any, loc: tuple[str | int, ...] = ("body",)) -> Iterato
 class Doors:
     """Plain ASGI: content type, body size and NUL checks before the app sees the request."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
 
@@ -205,7 +201,7 @@ class Doors:
         if _NUL_ESCAPE in body:
             where = _body_nul_locations(body)
             if where:
-                await _reply(send, 422, {"detail": [_nul_problem(loc) for loc in where]})
+                await _reply(send, 422, {"detail": [problem(loc, "nul_character", NUL_MSG) for loc in where]})
                 return
         await self.app(scope, _replay(body, receive), send)
 
@@ -236,12 +232,14 @@ class Doors:
         problems = []
         raw_path = scope.get("raw_path") or scope["path"].encode()
         if b"%00" in raw_path or b"\x00" in raw_path or "\x00" in scope["path"]:
-            problems.append(_nul_problem(["path"]))
+            problems.append(problem(["path"], "nul_character", NUL_MSG))
         query: bytes = scope.get("query_string", b"")
         if b"%00" in query or b"\x00" in query:
             decoded = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
             names = sorted({unquote(k).replace("\x00", "") for k, v in decoded if "\x00" in k + v}) or [""]
-            problems.extend(_nul_problem(["query", name] if name else ["query"]) for name in names)
+            problems.extend(
+                problem(["query", name] if name else ["query"], "nul_character", NUL_MSG) for name in names
+            )
         return problems
 
 
@@ -251,10 +249,6 @@ def _body_nul_locations(body: bytes) -> list[list[str | int]]:
     except (ValueError, UnicodeDecodeError):
         return []  # not JSON: the route's validation says so
     return list(nul_locations(decoded))
-
-
-def _nul_problem(loc: list[str | int]) -> dict[str, Any]:
-    return {"loc": loc, "type": "nul_character", "msg": NUL_MSG}
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

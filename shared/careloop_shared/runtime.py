@@ -168,7 +168,7 @@ class ServiceRuntime:
             "the broker",
             lambda: ensure_topics(s.kafka_bootstrap_servers, topics, partitions=s.topic_partitions),
         )
-        await wait("the broker", self.broker.start)
+        await wait("the broker", self._start_broker)
         self.relay = OutboxRelay(
             dsn,
             s.kafka_bootstrap_servers,
@@ -217,6 +217,16 @@ class ServiceRuntime:
         if lag == 0:
             consumer.last_progress = time.monotonic()  # idle and caught up: nothing to worry about
         return lag > 0
+
+    async def _start_broker(self) -> None:
+        """``broker.start``, undone if it fails part way: FastStream starts every subscriber again on
+        the next call, so one started before the failure would run twice."""
+        try:
+            await self.broker.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+            raise
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}

@@ -47,7 +47,6 @@ class Fleet:
         self.procs: dict[str, ServiceProcess] = {}
         self.faults: list[Fault] = []
         self.peak_rss: dict[str, int] = dict.fromkeys(SERVICES, 0)
-        self.restarts: dict[str, int] = dict.fromkeys(SERVICES, 0)
         self.exits: list[dict[str, object]] = []  # a service that stopped without being killed
         self._ports: dict[str, int] = {}
         self._killing: set[str] = set()
@@ -119,7 +118,6 @@ class Fleet:
             process.proc.send_signal(signal.SIGKILL)
             await asyncio.to_thread(process.proc.wait, 30)
             await asyncio.sleep(restart_after_s)
-            self.restarts[service] += 1
             self.start(service)
         finally:
             self._killing.discard(service)

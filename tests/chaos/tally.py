@@ -21,6 +21,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from careloop_shared.kafka import topic_partitions
+from careloop_shared.testing import header
 from tests.chaos.poison import is_poison
 
 # One query per service: effects counted, and effects made twice for one cause.
@@ -97,16 +98,6 @@ async def read_topics(bootstrap: str, topics: Sequence[str]) -> dict[str, list[A
     finally:
         await reader.stop()
     return out
-
-
-def header(record: Any, name: str) -> str | None:
-    for key, value in record.headers:
-        if key == name:
-            try:
-                return bytes(value).decode()
-            except UnicodeDecodeError:
-                return None
-    return None
 
 
 async def _query(dsn: str, sql: str, *args: Any) -> Any:

@@ -231,7 +231,12 @@ class TopicReader:
 
 
 def header(record: Any, name: str) -> str | None:
-    return next((v.decode() for k, v in record.headers if k == name), None)
+    """A Kafka record's header as text; None when it is missing or not UTF-8 (poison may carry such)."""
+    value = next((v for k, v in record.headers if k == name), None)
+    try:
+        return None if value is None else bytes(value).decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def free_port() -> int:
