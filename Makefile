@@ -11,7 +11,7 @@ SERVICES := $(notdir $(wildcard services/*))
 
 .PHONY: help install up test test-unit infra-up infra-down infra-status browser token lint schemas clean bench bench-tiny fuzz chaos
 
-help:
+help::
 	@echo "make up          install, start Kafka + PostgreSQL (unless provided) and all services"
 	@echo "make test        the whole suite against the real broker and database"
 	@echo "make test-unit   the unit tests alone: seconds, no broker or database needed"
@@ -102,3 +102,7 @@ fuzz:
 CHAOS_ARGS ?=
 chaos: install infra-up
 	.venv/bin/python -m tests.chaos.chaos $(CHAOS_ARGS)
+
+# Deployment targets (images, the Helm chart, a three-broker Kafka cluster) live beside what they build;
+# each adds its lines to `make help`.
+-include deploy/*/*.mk

@@ -21,7 +21,7 @@ from faststream.specification import AsyncAPI, get_asyncapi_html
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from careloop_shared import audit_api
+from careloop_shared import audit_api, metrics, tracing
 from careloop_shared.audit import AuditUnavailable
 from careloop_shared.auth import Principal
 from careloop_shared.doors import Doors, check_query, declare_answers
@@ -143,13 +143,15 @@ async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse
 
 
 class AccessLog:
-    """One log line per request, naming the route template (never the ids in the URL).
+    """One log line per request, its duration in ``careloop_http_request_duration_seconds`` and, when
+    tracing, a server span: each naming the route template (never the ids in the URL).
 
     Plain ASGI: Starlette's BaseHTTPMiddleware costs a task and a stream per request.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, service: str = "careloop") -> None:
         self.app = app
+        self.metrics = metrics.HttpMetrics(service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -157,6 +159,8 @@ class AccessLog:
             return
         started = time.perf_counter()
         status_code = 500
+        span = tracing.start_server_span(scope)
+        self.metrics.in_flight.inc()
 
         async def send_and_note(message: Message) -> None:
             nonlocal status_code
@@ -165,15 +169,20 @@ class AccessLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_note)
+            with tracing.active(span):
+                await self.app(scope, receive, send_and_note)
         finally:
-            route = scope.get("route")
+            duration = time.perf_counter() - started
+            self.metrics.in_flight.dec()
+            route = getattr(scope.get("route"), "path", metrics.UNMATCHED_ROUTE)
+            self.metrics.observe(scope["method"], route, status_code, duration)
+            tracing.end_server_span(span, scope["method"], route, status_code)
             log.info(
                 "http request",
                 method=scope["method"],
-                route=getattr(route, "path", "<unmatched>"),
+                route=route,
                 status=status_code,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(duration * 1000, 2),
             )
 
 
@@ -220,7 +229,7 @@ def create_app(
     app.add_exception_handler(Exception, _on_unexpected_error)
 
     app.add_middleware(Doors, max_body_bytes=runtime.settings.http_max_body_bytes)
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, service=runtime.spec.name)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
@@ -237,6 +246,13 @@ def create_app(
             status_code=200 if ready else 503,
             content={"status": "ready" if ready else "not ready", "checks": checks},
         )
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    async def metrics_text() -> Response:
+        """Prometheus metrics of this process: no authentication, no rate limit, not in the API document."""
+        await runtime.observe()
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     events_doc = AsyncAPI(
         runtime.broker,
@@ -267,6 +283,7 @@ def serve(app: FastAPI) -> None:
     runtime: ServiceRuntime = app.state.runtime
     settings = runtime.settings
     configure_logging(settings.service_name, settings.log_level)
+    tracing.configure(settings.service_name)  # only when the OTEL_* variables ask for it
     if settings.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
         # Anyone can mint tokens with the development secret: it is only for a service on loopback.
         if settings.host not in ("127.0.0.1", "localhost", "::1"):

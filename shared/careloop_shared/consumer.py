@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -22,10 +23,12 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from careloop_shared import tracing
 from careloop_shared.coalesce import SharedConnection, run_side_by_side, runs_side_by_side
 from careloop_shared.events import Event, ReceivedEvent, UndecodableEvent, decode
 from careloop_shared.failpoints import failpoint
 from careloop_shared.logging import get_logger, safe_exception_message
+from careloop_shared.metrics import ConsumerMetrics
 from careloop_shared.outbox import DatabaseUnitOfWork, TopicFor, UnitOfWork
 
 log = get_logger(__name__)
@@ -131,6 +134,7 @@ class EventConsumer:
         self._backoff_s = backoff_s
         self._transient_streak = 0
         self.last_progress = time.monotonic()
+        self._metrics = ConsumerMetrics(name)
 
     @property
     def topics(self) -> list[str]:
@@ -138,6 +142,7 @@ class EventConsumer:
 
     async def process(self, records: Sequence[Record]) -> None:
         """Process one batch in order; raise TransientFailure to have it redelivered."""
+        self._metrics.consumed(r.topic for r in records)
         try:
             await self._process(records)
             self._transient_streak = 0
@@ -146,6 +151,7 @@ class EventConsumer:
             if not is_transient(exc):
                 raise
             self._transient_streak += 1
+            self._metrics.retried((r.topic for r in records), "transient")
             delay = min(self._backoff_s * 2**self._transient_streak, 5.0)
             log.warning("transient failure; batch will be redelivered", exc_info=exc, retry_in_s=delay)
             await asyncio.sleep(delay)
@@ -169,11 +175,12 @@ class EventConsumer:
                     )
                 )
             except (UndecodableEvent, ValidationError) as exc:
-                await self._send_to_dead_letter(record, exc)
+                reason = "undecodable" if isinstance(exc, UndecodableEvent) else "invalid"
+                await self._send_to_dead_letter(record, exc, reason)
         if not received:
             return
         try:
-            await self._apply([event for _, event in received])
+            self._metrics.handled(await self._apply([event for _, event in received]))
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -181,7 +188,8 @@ class EventConsumer:
             for record, event in received:
                 await self._apply_with_retries(record, event)
 
-    async def _apply(self, events: Sequence[ReceivedEvent]) -> None:
+    async def _apply(self, events: Sequence[ReceivedEvent]) -> list[str]:
+        """Apply the events not applied before, in one transaction; the topics of those applied."""
         async with self._pool.acquire() as conn, conn.transaction():
             fresh = {
                 r["event_id"]
@@ -209,39 +217,52 @@ class EventConsumer:
                 todo.append(event)
             # Consecutive events for one batch handler go to it together, in order.
             for handler, run in groupby(todo, key=lambda e: self._handlers[e.envelope.type]):
-                if handles_batches(handler):
-                    await handler(self._context, uow, list(run))
-                elif runs_side_by_side(handler):
-                    await self._side_by_side(shared, handler, uow, list(run))
-                else:
-                    for event in run:
-                        await handler(self._context, uow, event)
+                group = list(run)
+                started = time.perf_counter()
+                with tracing.consuming(self.name, group, uow.trace_parents) as spans:
+                    if handles_batches(handler):
+                        await handler(self._context, uow, group)
+                    elif runs_side_by_side(handler):
+                        await self._side_by_side(shared, handler, uow, group, spans)
+                    else:
+                        for event in group:
+                            with tracing.within(spans, event):
+                                await handler(self._context, uow, event)
+                self._metrics.handler_time([e.topic for e in group], time.perf_counter() - started)
             await uow.flush()
         failpoint("consumer.after_db_commit")
+        return [e.topic for e in todo]
 
     async def _side_by_side(
-        self, shared: SharedConnection, handler: Handler, uow: UnitOfWork[Any], events: list[ReceivedEvent]
+        self,
+        shared: SharedConnection,
+        handler: Handler,
+        uow: UnitOfWork[Any],
+        events: list[ReceivedEvent],
+        spans: Mapping[uuid.UUID, Any],
     ) -> None:
+        async def handle(event: ReceivedEvent) -> None:
+            with tracing.within(spans, event):
+                await handler(self._context, uow, event)
+
         patients = [getattr(e.event, "patient_id", None) for e in events]
         if None in patients:  # not every event names its patient: keep them in order, one at a time
             for event in events:
-                await handler(self._context, uow, event)
+                await handle(event)
             return
-
-        async def handle(event: ReceivedEvent) -> None:
-            await handler(self._context, uow, event)
 
         await run_side_by_side(shared, handle, events, key=lambda e: e.event.patient_id)
 
     async def _apply_with_retries(self, record: Record, event: ReceivedEvent) -> None:
         for attempt in range(1, self._max_attempts + 1):
             try:
-                await self._apply([event])
+                self._metrics.handled(await self._apply([event]))
                 return
             except Exception as exc:
                 if is_transient(exc):
                     raise
                 if attempt < self._max_attempts:
+                    self._metrics.retried([event.topic], "failed")
                     await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
                     continue
                 log.error(
@@ -251,7 +272,7 @@ class EventConsumer:
                     attempts=attempt,
                     exc_info=exc,
                 )
-                await self._send_to_dead_letter(record, exc)
+                await self._send_to_dead_letter(record, exc, "failed-after-retries")
                 await self._record_dead_letter(event)
 
     async def _record_dead_letter(self, event: ReceivedEvent) -> None:
@@ -267,9 +288,10 @@ class EventConsumer:
                 event.offset,
             )
 
-    async def _send_to_dead_letter(self, record: Record, exc: BaseException) -> None:
+    async def _send_to_dead_letter(self, record: Record, exc: BaseException, reason: str) -> None:
         headers = dead_letter_headers(record, exc, self.name)
         await self._dead_letter(self.dead_letter_topic, record.value, headers, record.key)
+        self._metrics.dead_lettered(record.topic, reason)
         log.warning(
             "message dead-lettered",
             topic=record.topic,

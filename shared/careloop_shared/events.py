@@ -76,6 +76,8 @@ class Envelope:
     time: datetime
     correlation_id: uuid.UUID
     causation_id: uuid.UUID | None = None
+    # W3C trace context of the span whose work emitted the event (CloudEvents distributed tracing).
+    traceparent: str | None = None
 
     def headers(self) -> dict[str, str]:
         headers = {
@@ -90,6 +92,8 @@ class Envelope:
         }
         if self.causation_id is not None:
             headers["ce_causationid"] = str(self.causation_id)
+        if self.traceparent is not None:
+            headers["ce_traceparent"] = self.traceparent
         return headers
 
 
@@ -112,6 +116,7 @@ def new_message(
     causation_id: uuid.UUID | None = None,
     event_id: uuid.UUID | None = None,
     time: datetime | None = None,
+    traceparent: str | None = None,
 ) -> Message:
     event_id = event_id or uuid.uuid4()
     envelope = Envelope(
@@ -122,6 +127,7 @@ def new_message(
         time=time or datetime.now(UTC),
         correlation_id=correlation_id or event_id,
         causation_id=causation_id,
+        traceparent=traceparent,
     )
     return Message(envelope=envelope, event=event)
 
@@ -187,6 +193,8 @@ def decode(
             time=datetime.fromisoformat(h["ce_time"]),
             correlation_id=uuid.UUID(h.get("ce_correlationid") or h["ce_id"]),
             causation_id=uuid.UUID(h["ce_causationid"]) if h.get("ce_causationid") else None,
+            # Kept as it came: a span started from it checks it (a malformed one starts a new trace).
+            traceparent=h.get("ce_traceparent"),
         )
     except ValueError as exc:
         raise UndecodableEvent("malformed ce_* header value") from exc

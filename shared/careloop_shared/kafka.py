@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterable
+import ssl
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -13,9 +14,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from careloop_shared.consumer import EventConsumer, Record
 from careloop_shared.logging import get_logger
+from careloop_shared.settings import KafkaSettings
 
 log = get_logger(__name__)
 
@@ -23,33 +26,106 @@ _TOPIC_ALREADY_EXISTS = 36
 # The topics are the case-management log: keep every event for as long as the cluster lives.
 TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
 
+# Where to find the cluster: ``client_options(settings)``, or a bare bootstrap list (plaintext, for tests).
+Kafka = str | Mapping[str, Any]
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """The keyword arguments every aiokafka client needs to reach the cluster: bootstrap servers,
+    security protocol, a TLS context from the CA/cert/key files, SASL mechanism and credentials."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": protocol,
+    }
+    if protocol in ("SSL", "SASL_SSL"):
+        ca = settings.kafka_ssl_ca_file
+        # Verifies the brokers' certificates and host names (against the system's CAs without a CA file).
+        context = ssl.create_default_context(cafile=str(ca) if ca else None)
+        if settings.kafka_ssl_cert_file and settings.kafka_ssl_key_file:
+            context.load_cert_chain(settings.kafka_ssl_cert_file, settings.kafka_ssl_key_file)
+        options["ssl_context"] = context
+    if protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = password.get_secret_value() if password else None
+    return options
+
+
+def connection(kafka: Kafka) -> dict[str, Any]:
+    """``kafka`` as client keyword arguments."""
+    return {"bootstrap_servers": kafka} if isinstance(kafka, str) else dict(kafka)
+
+
+def faststream_security(options: Mapping[str, Any]) -> BaseSecurity | None:
+    """The same options the way FastStream's ``KafkaBroker`` takes them (it has no SASL keywords)."""
+    protocol = options.get("security_protocol", "PLAINTEXT")
+    context = options.get("ssl_context")
+    if not protocol.startswith("SASL_"):
+        return BaseSecurity(context, use_ssl=True) if protocol == "SSL" else None
+    sasl = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+    return sasl[options["sasl_mechanism"]](
+        options["sasl_plain_username"],
+        options["sasl_plain_password"],
+        ssl_context=context,
+        use_ssl=protocol == "SASL_SSL",
+    )
+
+
+class MissingTopics(RuntimeError):
+    """Topics this service needs are not on the cluster and it may not create them."""
+
+    retriable = True  # whoever owns them (Strimzi's topic operator) may create them in a moment
+
+    def __init__(self, topics: list[str]) -> None:
+        super().__init__(
+            "topics missing on the Kafka cluster (CARELOOP_KAFKA_CREATE_TOPICS=false: create them first,"
+            f" e.g. as KafkaTopic resources): {', '.join(topics)}"
+        )
+        self.topics = topics
+
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: Iterable[str], *, partitions: int, replication_factor: int = 1
+    kafka: Kafka,
+    topics: Iterable[str],
+    *,
+    partitions: int,
+    replication_factor: int = 1,
+    min_insync_replicas: int | None = None,
+    create: bool = True,
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the ones created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="careloop-admin")
+    """Create the topics that do not exist yet (or, with ``create=False``, raise ``MissingTopics``
+    naming them); return the ones created."""
+    admin = AIOKafkaAdminClient(**connection(kafka), client_id="careloop-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = sorted(set(topics) - existing)
+        if missing and not create:
+            raise MissingTopics(missing)
         if missing:
+            config = dict(TOPIC_CONFIG)
+            if min_insync_replicas is not None:
+                config["min.insync.replicas"] = str(min_insync_replicas)
             response = await admin.create_topics(
-                [NewTopic(t, partitions, replication_factor, topic_configs=TOPIC_CONFIG) for t in missing]
+                [NewTopic(t, partitions, replication_factor, topic_configs=config) for t in missing]
             )
             for topic_error in getattr(response, "topic_errors", []):
                 name, code = topic_error[0], topic_error[1]
                 if code not in (0, _TOPIC_ALREADY_EXISTS):
                     raise RuntimeError(f"could not create topic {name}: error code {code}")
-            log.info("topics created", topics=missing)
+            log.info("topics created", topics=missing, replication_factor=replication_factor)
         # Another replica or service may have created some of them a moment ago: wait for all.
-        await _wait_for_leaders(admin, sorted(set(topics)))
+        await _wait_for_leaders(admin, sorted(set(topics)), replication_factor)
         return missing
     finally:
         await admin.close()
 
 
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 15.0) -> None:
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, topics: list[str], replication_factor: int, timeout_s: float = 15.0
+) -> None:
     """Until every partition of these topics has a leader: a consumer that starts earlier gets
     NotLeaderForPartition and may wait for a metadata refresh before it reads them."""
     deadline = asyncio.get_running_loop().time() + timeout_s
@@ -59,6 +135,11 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeo
             d.get("error_code", 0) == 0 and d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"])
             for d in described
         ):
+            fewer = [d["topic"] for d in described if _replicas(d) < replication_factor]
+            if fewer:  # made earlier, or by someone else: not changed here, but worth knowing
+                log.warning(
+                    "topics with fewer replicas than configured", topics=fewer, wanted=replication_factor
+                )
             return
         if asyncio.get_running_loop().time() > deadline:
             log.warning("new topics still have partitions without a leader", topics=topics)
@@ -66,10 +147,18 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeo
         await asyncio.sleep(0.1)
 
 
-def new_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
+def _replicas(described: dict[str, Any]) -> int:
+    return min(len(p["replicas"]) for p in described["partitions"])
+
+
+def new_broker(kafka: Kafka, client_id: str) -> KafkaBroker:
     # Idempotent producer (acks=all) for everything the broker publishes (dead letters).
+    options = connection(kafka)
+    servers = options["bootstrap_servers"]
     return KafkaBroker(
-        bootstrap_servers,
+        # FastStream takes a string as one address; aiokafka's clients split "a:9092,b:9092" themselves.
+        [s.strip() for s in servers.split(",") if s.strip()] if isinstance(servers, str) else servers,
+        security=faststream_security(options),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
@@ -134,10 +223,10 @@ async def publish_dead_letter(
     await broker.publish(value or b"", topic, key=key, headers=headers)
 
 
-async def topic_partitions(bootstrap_servers: str, topics: Iterable[str]) -> list[TopicPartition]:
+async def topic_partitions(kafka: Kafka, topics: Iterable[str]) -> list[TopicPartition]:
     """Every partition of those of ``topics`` that exist, in order (asked of the broker, not of a
     client's metadata cache, which knows only the topics it was asked about)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="careloop-admin")
+    admin = AIOKafkaAdminClient(**connection(kafka), client_id="careloop-admin")
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))
@@ -151,10 +240,10 @@ async def topic_partitions(bootstrap_servers: str, topics: Iterable[str]) -> lis
     ]
 
 
-async def consumer_lag(bootstrap_servers: str, group_id: str, topics: Iterable[str]) -> int:
+async def consumer_lag(kafka: Kafka, group_id: str, topics: Iterable[str]) -> int:
     """Records on these topics that the group has not committed yet (0 when it is caught up)."""
-    partitions = await topic_partitions(bootstrap_servers, topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="careloop-health")
+    partitions = await topic_partitions(kafka, topics)
+    admin = AIOKafkaAdminClient(**connection(kafka), client_id="careloop-health")
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group_id)
@@ -162,7 +251,7 @@ async def consumer_lag(bootstrap_servers: str, group_id: str, topics: Iterable[s
         await admin.close()
     if not partitions:
         return 0
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    reader = AIOKafkaConsumer(**connection(kafka), group_id=None, enable_auto_commit=False)
     await reader.start()
     try:
         end = await reader.end_offsets(partitions)

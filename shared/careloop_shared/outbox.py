@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time as clock
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from careloop_shared import tracing
 from careloop_shared.coalesce import SharedConnection
 from careloop_shared.db import init_connection
 from careloop_shared.events import Event, Message, ReceivedEvent, new_message
 from careloop_shared.logging import get_logger
+from careloop_shared.metrics import OutboxMetrics
 
 log = get_logger(__name__)
 
 NOTIFY_CHANNEL = "careloop_outbox"  # notified by a trigger on outbox inserts (kernel migration 003)
 _RELAY_LOCK = 0x72656C61  # advisory lock id: one active relay per service database
 MARK_DELAY_S = 0.05  # how long published rows may wait to be marked with the next batch's read
+BACKLOG_EVERY_S = 5.0  # how often the active relay counts what waits (careloop_outbox_backlog)
 
 TopicFor = Callable[[str], str]
 
@@ -45,6 +49,8 @@ class UnitOfWork(Generic[S]):
         self.store = store
         self._correlation_id = correlation_id
         self.pending: list[Message] = []
+        # Trace context of the consumer span handling each received event (by its id), when tracing.
+        self.trace_parents: dict[uuid.UUID, str] = {}
 
     def emit(
         self,
@@ -56,12 +62,14 @@ class UnitOfWork(Generic[S]):
     ) -> Message:
         """Queue an event; it is written to the outbox when the unit of work commits."""
         correlation = caused_by.envelope.correlation_id if caused_by else self._correlation_id
+        traceparent = self.trace_parents.get(caused_by.envelope.id) if caused_by else None
         message = new_message(
             event,
             correlation_id=correlation,
             causation_id=caused_by.envelope.id if caused_by else None,
             event_id=event_id,
             time=time,
+            traceparent=traceparent or tracing.current_traceparent(),
         )
         self.pending.append(message)
         return message
@@ -129,19 +137,20 @@ class OutboxRelay:
     def __init__(
         self,
         dsn: str,
-        bootstrap_servers: str,
+        kafka: str | Mapping[str, Any],
         *,
         client_id: str,
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
     ) -> None:
         self._dsn = dsn
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka  # client options (careloop_shared.kafka.client_options) or a bootstrap list
         self._client_id = client_id
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._metrics = OutboxMetrics(client_id)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -167,8 +176,10 @@ class OutboxRelay:
     async def _run_once(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
         await init_connection(conn)
+        from careloop_shared.kafka import connection  # here: kafka imports this module (via consumer)
+
         producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
+            **connection(self._kafka),
             client_id=f"{self._client_id}-relay",
             enable_idempotence=True,
             acks="all",
@@ -194,9 +205,13 @@ class OutboxRelay:
         # their own when nothing else comes soon (a crash before marking re-sends them; consumers
         # dedupe by event id).
         sent: list[int] = []
+        counted = 0.0
         try:
             while not self._stopping.is_set():
                 self._wakeup.clear()
+                if clock.monotonic() - counted >= BACKLOG_EVERY_S:
+                    await self._count_backlog(conn, sent)
+                    counted = clock.monotonic()
                 sent = await self._publish_batch(conn, producer, sent)
                 if len(sent) < self._batch_size:
                     if sent and not await self._woken(MARK_DELAY_S):
@@ -206,9 +221,23 @@ class OutboxRelay:
                         # Notifications only wake us up early; the poll interval is the safety net.
                         await self._woken(self._poll_interval_s)
         finally:
+            self._metrics.forget_backlog()
             if sent:
                 with contextlib.suppress(Exception):
                     await self._mark(conn, sent)
+
+    async def _count_backlog(self, conn: asyncpg.Connection, sent: list[int]) -> None:
+        """What waits, and since when (``sent`` is published, not yet marked): both by the index of
+        unpublished rows, one round trip every few seconds."""
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            " AND position <> ALL($1::bigint[])) AS waiting,"
+            " (SELECT extract(epoch FROM clock_timestamp() - created_at)::float8 FROM outbox"
+            " WHERE published_at IS NULL AND position <> ALL($1::bigint[]) ORDER BY position LIMIT 1)"
+            " AS oldest_s",
+            sent,
+        )
+        self._metrics.backlog(row["waiting"], row["oldest_s"])
 
     async def _woken(self, seconds: float) -> bool:
         try:
@@ -228,6 +257,7 @@ class OutboxRelay:
     ) -> list[int]:
         """Mark ``marking`` published and read the next batch, in one round trip; publish it and
         return its positions (to be marked)."""
+        started = clock.perf_counter()
         rows = await conn.fetch(
             "WITH marked AS (UPDATE outbox SET published_at = now() WHERE position = ANY($2::bigint[]))"
             " SELECT position, topic, key, headers, payload FROM outbox"
@@ -249,4 +279,5 @@ class OutboxRelay:
             for r in rows
         ]
         await asyncio.gather(*deliveries)
+        self._metrics.published(len(rows), clock.perf_counter() - started)
         return [r["position"] for r in rows]

@@ -21,11 +21,18 @@ from typing import Any, TypeVar
 import asyncpg
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-from careloop_shared import db
+from careloop_shared import db, metrics
 from careloop_shared.audit import AuditTrail
 from careloop_shared.consumer import EventConsumer, Handler, StoreFactory
 from careloop_shared.events import Event
-from careloop_shared.kafka import consumer_lag, ensure_topics, new_broker, publish_dead_letter, subscribe
+from careloop_shared.kafka import (
+    client_options,
+    consumer_lag,
+    ensure_topics,
+    new_broker,
+    publish_dead_letter,
+    subscribe,
+)
 from careloop_shared.logging import get_logger
 from careloop_shared.outbox import DatabaseUnitOfWork, OutboxRelay, UnitOfWork, unit_of_work
 from careloop_shared.settings import ServiceSettings
@@ -84,7 +91,9 @@ class ServiceRuntime:
         self.spec = spec
         self.settings = settings
         self._pool: asyncpg.Pool | None = None
-        self.broker = new_broker(settings.kafka_bootstrap_servers, client_id=spec.name)
+        # Every Kafka client of this service connects the same way (TLS, SASL) from these.
+        self.kafka = client_options(settings)
+        self.broker = new_broker(self.kafka, client_id=spec.name)
         # Registered for the AsyncAPI document; events are published by the outbox relay.
         for event_type in spec.publishes:
             self.broker.publisher(
@@ -164,14 +173,23 @@ class ServiceRuntime:
                 max_records=s.consumer_batch_size,
                 instance_id=s.group_instance_id,
             )
+        # Without leave to create them, a missing topic is waited for like a broker that is down,
+        # then named in the error the service exits with.
         await wait(
-            "the broker",
-            lambda: ensure_topics(s.kafka_bootstrap_servers, topics, partitions=s.topic_partitions),
+            "the broker and its topics",
+            lambda: ensure_topics(
+                self.kafka,
+                topics,
+                partitions=s.topic_partitions,
+                replication_factor=s.topic_replication_factor,
+                min_insync_replicas=s.topic_min_insync_replicas,
+                create=s.kafka_create_topics,
+            ),
         )
         await wait("the broker", self._start_broker)
         self.relay = OutboxRelay(
             dsn,
-            s.kafka_bootstrap_servers,
+            self.kafka,
             client_id=self.spec.name,
             batch_size=s.relay_batch_size,
             poll_interval_s=s.relay_poll_interval_s,
@@ -209,14 +227,20 @@ class ServiceRuntime:
             return False
         try:
             async with asyncio.timeout(5):
-                lag = await consumer_lag(
-                    self.settings.kafka_bootstrap_servers, self.settings.consumer_group, consumer.topics
-                )
+                lag = await consumer_lag(self.kafka, self.settings.consumer_group, consumer.topics)
         except Exception:
             return False
         if lag == 0:
             consumer.last_progress = time.monotonic()  # idle and caught up: nothing to worry about
         return lag > 0
+
+    async def observe(self) -> None:
+        """Bring the metrics that are read rather than counted up to date (before a scrape)."""
+        if self.consumer is not None:
+            clients = [getattr(s, "consumer", None) for s in self.broker.subscribers]
+            await metrics.refresh_consumer_lag(
+                self.spec.name, self.consumer.topics, [c for c in clients if c is not None]
+            )
 
     async def _start_broker(self) -> None:
         """``broker.start``, undone if it fails part way: FastStream starts every subscriber again on
@@ -267,7 +291,7 @@ async def _until_reachable(what: str, step: Callable[[], Awaitable[T]], *, deadl
                 raise
             if time.monotonic() + pause > deadline:
                 raise
-            log.warning(f"{what} is not reachable; waiting", error_type=type(exc).__name__, retry_in_s=pause)
+            log.warning(f"waiting for {what}", error_type=type(exc).__name__, retry_in_s=pause)
             await asyncio.sleep(pause)
             pause = min(pause * 2, 5.0)
 

@@ -6,7 +6,8 @@ names carry the service prefix (``INTAKE_DATABASE_URL``, ``INTAKE_PORT``, ...).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -33,7 +34,93 @@ def _global(name: str) -> AliasChoices:
     return AliasChoices(name)
 
 
-class ServiceSettings(BaseSettings):
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach the Kafka cluster and how to shape topics: the same for every service and tool
+    (``careloop_shared.kafka.client_options`` turns them into client options)."""
+
+    # A setting that does not fit is named in the error, never its value (it may be a secret).
+    model_config = SettingsConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, hide_input_in_errors=True
+    )
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", validation_alias=_global("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        "PLAINTEXT", validation_alias=_global("CARELOOP_KAFKA_SECURITY_PROTOCOL")
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism | None = Field(
+        None, validation_alias=_global("CARELOOP_KAFKA_SASL_MECHANISM")
+    )
+    kafka_sasl_username: str | None = Field(None, validation_alias=_global("CARELOOP_KAFKA_SASL_USERNAME"))
+    kafka_sasl_password: SecretStr | None = Field(
+        None, validation_alias=_global("CARELOOP_KAFKA_SASL_PASSWORD")
+    )
+    # PEM files; without a CA file the system's trust store verifies the brokers.
+    kafka_ssl_ca_file: Path | None = Field(None, validation_alias=_global("CARELOOP_KAFKA_SSL_CA_FILE"))
+    kafka_ssl_cert_file: Path | None = Field(None, validation_alias=_global("CARELOOP_KAFKA_SSL_CERT_FILE"))
+    kafka_ssl_key_file: Path | None = Field(None, validation_alias=_global("CARELOOP_KAFKA_SSL_KEY_FILE"))
+    topic_replication_factor: int = Field(
+        1, ge=1, validation_alias=_global("CARELOOP_TOPIC_REPLICATION_FACTOR")
+    )
+    # Unset: the broker's own min.insync.replicas applies to the topics a service creates.
+    topic_min_insync_replicas: int | None = Field(
+        None, ge=1, validation_alias=_global("CARELOOP_TOPIC_MIN_INSYNC_REPLICAS")
+    )
+    # False where the topics are owned elsewhere (Strimzi KafkaTopic resources): only wait for them.
+    kafka_create_topics: bool = Field(True, validation_alias=_global("CARELOOP_KAFKA_CREATE_TOPICS"))
+
+    @field_validator(
+        "kafka_sasl_mechanism", "kafka_sasl_username", "kafka_ssl_ca_file", "kafka_ssl_cert_file",
+        "kafka_ssl_key_file", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # A Helm chart renders an unused setting as an empty string.
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _kafka_consistent(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            for name, value in (
+                ("CARELOOP_KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+                ("CARELOOP_KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                ("CARELOOP_KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+            ):
+                if not value or (isinstance(value, SecretStr) and not value.get_secret_value()):
+                    protocol = self.kafka_security_protocol
+                    raise ValueError(f"{name} is required with CARELOOP_KAFKA_SECURITY_PROTOCOL={protocol}")
+        tls_files = (self.kafka_ssl_ca_file, self.kafka_ssl_cert_file, self.kafka_ssl_key_file)
+        if any(tls_files) and not self.kafka_security_protocol.endswith("SSL"):
+            # Ignoring them would send the credentials and the events in the clear.
+            raise ValueError(
+                "CARELOOP_KAFKA_SSL_* files need CARELOOP_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL"
+            )
+        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            raise ValueError("CARELOOP_KAFKA_SSL_CERT_FILE and CARELOOP_KAFKA_SSL_KEY_FILE go together")
+        for name, path in (
+            ("CARELOOP_KAFKA_SSL_CA_FILE", self.kafka_ssl_ca_file),
+            ("CARELOOP_KAFKA_SSL_CERT_FILE", self.kafka_ssl_cert_file),
+            ("CARELOOP_KAFKA_SSL_KEY_FILE", self.kafka_ssl_key_file),
+        ):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name} names a file that does not exist")
+        if (
+            self.topic_min_insync_replicas is not None
+            and self.topic_min_insync_replicas > self.topic_replication_factor
+        ):
+            # acks=all could then never be satisfied: every publish would fail.
+            raise ValueError(
+                "CARELOOP_TOPIC_MIN_INSYNC_REPLICAS must not exceed CARELOOP_TOPIC_REPLICATION_FACTOR"
+            )
+        return self
+
+
+class ServiceSettings(KafkaSettings):
     """Settings every service has; a service subclasses it with ``env_prefix='<SERVICE>_'``."""
 
     # A setting that does not fit is named in the error, never its value (it may be a secret).
@@ -45,9 +132,6 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
-    kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092", validation_alias=_global("KAFKA_BOOTSTRAP_SERVERS")
-    )
     pg_url: str = Field("postgresql://careloop@127.0.0.1:55432", validation_alias=_global("CARELOOP_PG_URL"))
     # Full URL of this service's own database; defaults to <pg_url>/careloop_<service>.
     database_url: str | None = None

@@ -201,8 +201,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from careloop_cli.replay import replay
+    from careloop_shared.kafka import client_options
+    from careloop_shared.settings import KafkaSettings
 
-    counts = asyncio.run(replay(args.bootstrap, args.dsn, topic_prefix=args.topic_prefix))
+    # TLS and SASL from the same CARELOOP_KAFKA_* variables the services read.
+    kafka = client_options(KafkaSettings(kafka_bootstrap_servers=args.bootstrap))
+    counts = asyncio.run(replay(kafka, args.dsn, topic_prefix=args.topic_prefix))
     console.print(
         f"read {counts['read']} records, offered {counts['stored']} events to careloop_events,"
         f" skipped {counts['skipped']} that were not careloop events"

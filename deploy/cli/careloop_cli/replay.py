@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from careloop_shared import contracts  # noqa: F401 - registers every event type
 from careloop_shared.events import REGISTRY, UndecodableEvent, decode
-from careloop_shared.kafka import topic_partitions
+from careloop_shared.kafka import Kafka, connection, topic_partitions
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS careloop_events (
@@ -36,30 +36,31 @@ CREATE TABLE IF NOT EXISTS careloop_events (
 )"""
 
 
-async def _partitions(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
+async def _partitions(kafka: Kafka, topics: list[str]) -> list[TopicPartition]:
     """Every partition of the topics that exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**connection(kafka))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
     finally:
         await admin.close()
-    return await topic_partitions(bootstrap, [t for t in topics if t in existing])
+    return await topic_partitions(kafka, [t for t in topics if t in existing])
 
 
 async def replay(
-    bootstrap: str, dsn: str, *, topic_prefix: str = "", batch: int = 1000, timeout_s: float = 600
+    kafka: Kafka, dsn: str, *, topic_prefix: str = "", batch: int = 1000, timeout_s: float = 600
 ) -> dict[str, int]:
+    """``kafka``: ``careloop_shared.kafka.client_options(settings)``, or a plaintext bootstrap list."""
     topics = [f"{topic_prefix}{t}" for t in sorted(REGISTRY)]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, auto_offset_reset="earliest"
+        **connection(kafka), enable_auto_commit=False, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     conn = await asyncpg.connect(dsn)
     counts = {"read": 0, "stored": 0, "skipped": 0}  # stored: offered to the table; duplicates add nothing
     try:
         await conn.execute(TABLE)
-        partitions = await _partitions(bootstrap, topics)
+        partitions = await _partitions(kafka, topics)
         if not partitions:
             return counts
         consumer.assign(partitions)

@@ -16,11 +16,11 @@ import httpx
 import uvicorn
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from careloop_shared import db
+from careloop_shared import db, metrics, tracing
 from careloop_shared.app import AccessLog
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.logging import configure_logging, get_logger
@@ -74,6 +74,8 @@ def build_app(
         oidc=None,
         templates=web.new_templates(ctx),
     )
+    # A service's span of a call the workspace makes is a child of the workspace's request span.
+    workspace.http.event_hooks["request"].append(_trace_context)
     if settings.oidc_enabled:
         workspace.oidc = OidcClient(settings, new_http_client(settings.oidc_http_timeout_s), clock)
 
@@ -112,7 +114,7 @@ def build_app(
     app.add_exception_handler(RequestValidationError, errors.on_invalid_request)
     app.add_exception_handler(Exception, errors.on_unexpected_error)
     app.add_middleware(SecurityHeaders, https=ctx.secure_cookies)
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, service="workspace")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -129,6 +131,11 @@ def build_app(
                 {"status": "not ready", "checks": {"database": "unreachable"}}, status_code=503
             )
         return JSONResponse({"status": "ready", "checks": {"database": "ok"}})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_text() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     app.include_router(signin.router)
     app.include_router(pages.router)
@@ -147,6 +154,10 @@ def build_app(
     return app
 
 
+async def _trace_context(request: httpx.Request) -> None:
+    tracing.inject(request.headers)
+
+
 class _NotStarted:
     """The session table before the lifespan has opened the pool: every use says so."""
 
@@ -157,6 +168,7 @@ class _NotStarted:
 def run() -> None:
     settings = WorkspaceSettings()
     configure_logging(settings.service_name, settings.log_level)
+    tracing.configure(settings.service_name)  # only when the OTEL_* variables ask for it
     refusal = settings.unsafe_to_serve()
     if refusal:
         raise SystemExit(refusal)

@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +30,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from careloop_shared.contracts import Need, PatientAssessed, RiskLevel
 from careloop_shared.events import Message
+from careloop_shared.kafka import Kafka, client_options, connection
+from careloop_shared.settings import KafkaSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
@@ -39,6 +41,8 @@ T = TypeVar("T")
 class Infra:
     bootstrap_servers: str
     pg_url: str  # server URL without a database name
+    # Client options for the broker, with the environment's CARELOOP_KAFKA_* security settings.
+    kafka: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _docker_answers() -> bool:
@@ -68,8 +72,9 @@ def infra() -> Iterator[Infra]:
             pg_url = pg_url or "postgresql://careloop@127.0.0.1:" + os.environ.get(
                 "CARELOOP_PG_PORT", "55432"
             )
-        _BROKERS.append(bootstrap)
-        yield Infra(bootstrap, pg_url)
+        options = client_options(KafkaSettings(kafka_bootstrap_servers=bootstrap))
+        _BROKERS.append(options)
+        yield Infra(bootstrap, pg_url, options)
 
 
 _PREFIXES: list[str] = []
@@ -82,7 +87,7 @@ def unique_prefix() -> str:
     return prefix
 
 
-_BROKERS: list[str] = []
+_BROKERS: list[Kafka] = []
 
 
 @pytest_asyncio.fixture(scope="session", autouse=True)
@@ -95,7 +100,7 @@ async def _delete_test_topics() -> AsyncIterator[None]:
     if not (_PREFIXES and _BROKERS):
         return
     with contextlib.suppress(Exception):  # a broker that is already gone has nothing to clean
-        admin = AIOKafkaAdminClient(bootstrap_servers=_BROKERS[0], client_id="careloop-tests")
+        admin = AIOKafkaAdminClient(**connection(_BROKERS[0]), client_id="careloop-tests")
         await admin.start()
         try:
             ours = [t for t in await admin.list_topics() if t.startswith(tuple(_PREFIXES))]
@@ -154,14 +159,14 @@ async def eventually(
 
 
 async def publish_raw(
-    bootstrap: str,
+    kafka: Kafka,
     topic: str,
     value: bytes | None,
     *,
     key: bytes | None = None,
     headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(**connection(kafka), enable_idempotence=True, acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(topic, value, key=key, headers=headers or [])
@@ -184,9 +189,9 @@ def phq2_positive(patient_id: uuid.UUID, agency: str, *, rules_version: str = "t
     )
 
 
-async def publish_message(bootstrap: str, topic: str, message: Message) -> None:
+async def publish_message(kafka: Kafka, topic: str, message: Message) -> None:
     await publish_raw(
-        bootstrap,
+        kafka,
         topic,
         message.event.body(),
         key=message.key.encode(),
@@ -197,10 +202,10 @@ async def publish_message(bootstrap: str, topic: str, message: Message) -> None:
 class TopicReader:
     """Reads a topic from the beginning and keeps every record seen, for assertions."""
 
-    def __init__(self, bootstrap: str, *topics: str) -> None:
+    def __init__(self, kafka: Kafka, *topics: str) -> None:
         self._consumer = AIOKafkaConsumer(
             *topics,
-            bootstrap_servers=bootstrap,
+            **connection(kafka),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             group_id=None,

@@ -1,0 +1,177 @@
+"""Metrics: HTTP requests by route template, the consumer's counters, and ``/metrics`` itself."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+from fastapi import FastAPI
+
+from careloop_shared import metrics
+from careloop_shared.app import AccessLog, create_app
+from careloop_shared.consumer import EventConsumer, Record
+from careloop_shared.events import Event, ReceivedEvent, new_message
+from careloop_shared.outbox import UnitOfWork
+from careloop_shared.runtime import ServiceRuntime, ServiceSpec
+from careloop_shared.settings import ServiceSettings
+
+
+def sample(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def _call(app: FastAPI, method: str, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        return await client.request(method, path)
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(AccessLog, service="test-metrics-http")
+
+    @app.get("/v1/patients/{patient_id}")
+    async def patient(patient_id: uuid.UUID) -> dict[str, str]:
+        return {"id": str(patient_id)}
+
+    return app
+
+
+async def test_requests_are_counted_by_route_template_never_by_the_url():
+    patient = uuid.uuid4()
+    labels = {"service_name": "test-metrics-http", "method": "GET", "route": "/v1/patients/{patient_id}"}
+    before = sample("careloop_http_request_duration_seconds_count", **labels, status="200")
+    assert (await _call(_app(), "GET", f"/v1/patients/{patient}?name=Zelda")).status_code == 200
+    after = sample("careloop_http_request_duration_seconds_count", **labels, status="200")
+    assert after == before + 1
+    text = metrics.exposition()[0].decode()
+    assert str(patient) not in text and "Zelda" not in text
+    assert sample("careloop_http_requests_in_flight", service_name="test-metrics-http") == 0
+
+
+async def test_unknown_routes_and_invented_methods_are_one_series_each():
+    app = _app()
+    await _call(app, "GET", f"/no/such/{uuid.uuid4()}")
+    await _call(app, "BREW", "/v1/patients/x")
+    assert sample(
+        "careloop_http_request_duration_seconds_count",
+        service_name="test-metrics-http",
+        method="GET",
+        route=metrics.UNMATCHED_ROUTE,
+        status="404",
+    )
+    assert not any(s.labels.get("method") == "BREW" for m in metrics.REGISTRY.collect() for s in m.samples)
+
+
+def _service_app(**settings: Any) -> FastAPI:
+    spec = ServiceSpec(name="test-metrics-app", migrations=Path("."), context=None, store=lambda _: None)
+    return create_app(ServiceRuntime(spec, ServiceSettings(**settings)), [], description="test")
+
+
+async def test_metrics_answer_without_a_token_or_a_rate_limit_and_are_not_in_the_api_document():
+    app = _service_app(rate_limit_agency="1/minute", rate_limit_token="1/minute")
+    for _ in range(3):
+        answer = await _call(app, "GET", "/metrics")
+        assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    assert "careloop_http_request_duration_seconds_bucket" in answer.text
+    assert "process_cpu_seconds_total" in answer.text
+    assert "/metrics" not in app.openapi()["paths"]
+
+
+class Pinged(Event):
+    type: ClassVar[str] = "test.metrics.pinged.v1"
+    source: ClassVar[str] = "/test"
+
+
+class FakeConnection:
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()  # type: ignore[return-value]
+
+    async def fetch(self, _sql: str, _consumer: str, ids: list[uuid.UUID], *_: Any) -> list[dict[str, Any]]:
+        return [{"event_id": i} for i in ids]
+
+    async def executemany(self, *_: Any) -> None:
+        pass
+
+    async def execute(self, *_: Any) -> None:
+        pass
+
+
+class FakePool:
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[FakeConnection]:
+        yield FakeConnection()
+
+
+def _consumer(handler: Any, dead: list[str]) -> EventConsumer:
+    async def dead_letter(topic: str, *_: Any) -> None:
+        dead.append(topic)
+
+    return EventConsumer(
+        "test-metrics-consumer",
+        FakePool(),  # type: ignore[arg-type]
+        lambda event_type: event_type,
+        {Pinged: handler},
+        dead_letter,
+        context=None,
+        store=lambda _: None,
+        dead_letter_topic="dlq",
+        backoff_s=0,
+    )
+
+
+def _record(offset: int, value: bytes | None = None) -> Record:
+    message = new_message(Pinged(patient_id=uuid.uuid4(), agency_id="agency-a"))
+    headers = [(k, v.encode()) for k, v in message.envelope.headers().items()]
+    return Record(Pinged.type, 0, offset, message.key.encode(), value or message.event.body(), headers)
+
+
+def _counts(**extra: str) -> dict[str, float]:
+    labels = {"service_name": "test-metrics-consumer", "topic": Pinged.type}
+    return {
+        "consumed": sample("careloop_consumer_records_total", **labels),
+        "handled": sample("careloop_consumer_events_handled_total", **labels),
+        "timed": sample("careloop_consumer_handler_duration_seconds_count", **labels),
+        "retried": sample("careloop_consumer_retries_total", **labels, reason="failed"),
+        "undecodable": sample("careloop_consumer_dead_lettered_total", **labels, reason="undecodable"),
+        "failed": sample("careloop_consumer_dead_lettered_total", **labels, reason="failed-after-retries"),
+    }
+
+
+async def test_handled_events_move_the_consumer_counters():
+    async def handle(_: Any, __: UnitOfWork[Any], ___: ReceivedEvent) -> None:
+        pass
+
+    dead: list[str] = []
+    before = _counts()
+    await _consumer(handle, dead).process([_record(0), _record(1), _record(2, value=b"not json")])
+    after = _counts()
+    assert {k: after[k] - before[k] for k in after} == {
+        "consumed": 3,
+        "handled": 2,
+        "timed": 2,
+        "retried": 0,
+        "undecodable": 1,
+        "failed": 0,
+    }
+    assert dead == ["dlq"]
+
+
+async def test_a_failing_event_counts_its_retries_and_its_dead_letter_reason():
+    async def fail(*_: Any) -> None:
+        raise ValueError("a bug")
+
+    dead: list[str] = []
+    before = _counts()
+    await _consumer(fail, dead).process([_record(0)])
+    after = _counts()
+    assert {k: after[k] - before[k] for k in ("consumed", "handled", "retried", "failed")} == {
+        "consumed": 1,
+        "handled": 0,
+        "retried": 2,  # three attempts: two retries, then the dead-letter topic
+        "failed": 1,
+    }
