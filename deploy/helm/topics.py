@@ -1,0 +1,114 @@
+"""Write the chart's topic and ACL table from the code: ``deploy/helm/careloop/files/topics.json``.
+
+Every event topic with the service that publishes it and the services that consume it, each service's
+dead-letter topic and consumer group, and the topic settings the chart gives the Strimzi ``KafkaTopic``
+and ``KafkaUser`` resources. Read from the services themselves (each ``main.build_app()``: its
+``ServiceSpec.publishes`` and handlers), so a new event or subscription changes the chart.
+
+    .venv/bin/python deploy/helm/topics.py           write the file
+    .venv/bin/python deploy/helm/topics.py --check   exit 1 when the file is out of date
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from careloop_shared.runtime import ServiceRuntime
+from careloop_shared.settings import ServiceSettings
+
+TARGET = Path(__file__).resolve().parent / "careloop" / "files" / "topics.json"
+# The services that publish or consume events; the workspace only calls their HTTP APIs.
+EVENT_SERVICES = ("intake", "careplan", "referral", "followup", "record")
+
+
+def _runtime(service: str) -> ServiceRuntime:
+    runtime = importlib.import_module(f"{service}.main").build_app().state.runtime
+    assert isinstance(runtime, ServiceRuntime)
+    return runtime
+
+
+def table() -> dict[str, Any]:
+    runtimes = {s: _runtime(s) for s in EVENT_SERVICES}
+    producer: dict[str, str] = {}
+    consumers: dict[str, list[str]] = {}
+    for service, runtime in runtimes.items():
+        for event in runtime.spec.publishes:
+            if producer.setdefault(event.type, service) != service:
+                raise SystemExit(f"{event.type} is published by both {producer[event.type]} and {service}")
+        for event in runtime.spec.handlers:
+            consumers.setdefault(event.type, []).append(service)
+    unpublished = sorted(set(consumers) - set(producer))
+    if unpublished:
+        raise SystemExit(f"consumed but published by no service: {unpublished}")
+    topics = [
+        {
+            "name": name,
+            "producer": producer[name],
+            "consumers": sorted(consumers.get(name, [])),
+            # Every event is part of a patient's case record (record consumes them all), keyed by
+            # patient id: deleting or compacting any of them would lose history the record replays.
+            "cleanup_policy": "delete",
+            "retention": "forever",
+        }
+        for name in sorted(producer)
+    ]
+    dead_letters = [
+        {
+            "name": runtime.dead_letter_topic,
+            "producer": service,
+            "consumers": [],
+            # A dead letter is an event its consumer has moved past: kept until someone replays it.
+            "cleanup_policy": "delete",
+            "retention": "forever",
+        }
+        for service, runtime in runtimes.items()
+        if runtime.spec.handlers
+    ]
+    services = {
+        service: {
+            "produces": sorted(e.type for e in runtime.spec.publishes),
+            "consumes": sorted(e.type for e in runtime.spec.handlers),
+            "dead_letter_topic": runtime.dead_letter_topic if runtime.spec.handlers else None,
+            "consumer_group": runtime.settings.consumer_group,
+        }
+        for service, runtime in runtimes.items()
+    }
+    return {
+        "generated_by": "deploy/helm/topics.py (do not edit; run it again)",
+        "partitions": ServiceSettings.model_fields["topic_partitions"].default,
+        "topics": topics,
+        "dead_letter_topics": dead_letters,
+        "services": services,
+    }
+
+
+def render() -> str:
+    return json.dumps(table(), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    # The table names topics and groups as the code does, without this shell's test prefix or overrides.
+    for name in [n for n in os.environ if n == "CARELOOP_TOPIC_PREFIX" or n.endswith("_GROUP_ID")]:
+        del os.environ[name]
+    text = render()
+    if argv == ["--check"]:
+        if not TARGET.exists() or TARGET.read_text() != text:
+            print(f"{TARGET} is out of date: run .venv/bin/python deploy/helm/topics.py", file=sys.stderr)
+            return 1
+        return 0
+    if argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    TARGET.parent.mkdir(parents=True, exist_ok=True)
+    TARGET.write_text(text)
+    print(f"wrote {TARGET} ({len(json.loads(text)['topics'])} event topics)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,59 @@
+"""`python -m careloop_shared.migrate <service>`: what the chart's migration Job runs once per release."""
+
+import os
+import subprocess
+import sys
+
+import asyncpg
+import pytest
+
+from careloop_shared.migrate import migrations_for
+
+pytestmark = pytest.mark.integration
+
+
+def _migrate(service: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, f"{service.upper()}_DATABASE_URL": database_url, "CARELOOP_STARTUP_WAIT_S": "5"}
+    return subprocess.run(
+        [sys.executable, "-m", "careloop_shared.migrate", service],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+async def _applied(database_url: str) -> set[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+    finally:
+        await conn.close()
+
+
+async def test_the_migrate_command_applies_a_service_schema_once(database_factory):
+    url = await database_factory("migrate_record")
+    first = _migrate("record", url)
+    assert first.returncode == 0, first.stderr
+    expected = {name for name, _ in migrations_for("record")}
+    assert any(name.startswith("kernel/") for name in expected)
+    assert await _applied(url) == expected
+
+    again = _migrate("record", url)  # the next release, or a pod starting after the Job
+    assert again.returncode == 0, again.stderr
+    assert await _applied(url) == expected
+
+
+async def test_the_workspace_gets_its_session_tables_without_the_kernel_tables(database_factory):
+    url = await database_factory("migrate_workspace")
+    done = _migrate("workspace", url)
+    assert done.returncode == 0, done.stderr
+    applied = await _applied(url)
+    assert applied and all(name.startswith("workspace/") for name in applied)
+
+
+def test_an_unknown_service_is_refused_with_the_usage():
+    command = [sys.executable, "-m", "careloop_shared.migrate", "billing"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "usage: python -m careloop_shared.migrate" in done.stderr
