@@ -16,7 +16,7 @@ from pathlib import Path
 
 from careloop_shared import db
 from careloop_shared.logging import configure_logging, get_logger
-from careloop_shared.runtime import _until_reachable
+from careloop_shared.runtime import until_reachable
 from careloop_shared.settings import ServiceSettings, service_config
 
 log = get_logger(__name__)
@@ -46,7 +46,7 @@ async def migrate(service: str) -> list[str]:
     settings = settings_for(service)
     migrations = migrations_for(service)
     deadline = time.monotonic() + settings.startup_wait_s
-    pool = await _until_reachable(
+    pool = await until_reachable(
         "the database",
         lambda: db.create_pool(settings.own_database_url(), min_size=1, max_size=1),
         deadline=deadline,

@@ -138,7 +138,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         s = self.settings
         dsn = s.own_database_url()
-        wait = partial(_until_reachable, deadline=time.monotonic() + s.startup_wait_s)
+        wait = partial(until_reachable, deadline=time.monotonic() + s.startup_wait_s)
         self._pool = await wait(
             "the database", lambda: db.create_pool(dsn, min_size=s.db_pool_min, max_size=s.db_pool_max)
         )
@@ -277,7 +277,7 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
 )
 
 
-async def _until_reachable(what: str, step: Callable[[], Awaitable[T]], *, deadline: float) -> T:
+async def until_reachable(what: str, step: Callable[[], Awaitable[T]], *, deadline: float) -> T:
     """``step()``, again with backoff (0.5 s doubling to 5 s) while ``what`` is unreachable, until
     ``deadline``: a service started while the broker or the database restarts waits for it rather than
     exit (then its supervisor would start it again)."""

@@ -20,7 +20,7 @@ from careloop_shared.kafka import (
     faststream_security,
     new_broker,
 )
-from careloop_shared.runtime import _until_reachable
+from careloop_shared.runtime import until_reachable
 from careloop_shared.settings import KafkaSettings, ServiceSettings
 from careloop_shared.testing import unique_prefix
 
@@ -209,7 +209,7 @@ async def test_missing_topics_are_waited_for_until_the_startup_deadline_then_nam
         raise MissingTopics(["careloop.patient.assessed"])
 
     with pytest.raises(MissingTopics, match=r"careloop\.patient\.assessed"):
-        await _until_reachable("its topics", topics_present, deadline=time.monotonic() + 1.0)
+        await until_reachable("its topics", topics_present, deadline=time.monotonic() + 1.0)
     assert tries >= 2
 
 

@@ -123,7 +123,7 @@ def test_a_setting_that_does_not_fit_is_named_without_its_value(monkeypatch):
 async def test_a_starting_service_waits_for_a_server_that_is_down_then_gives_up_at_its_deadline():
     import time
 
-    from careloop_shared.runtime import _until_reachable
+    from careloop_shared.runtime import until_reachable
 
     calls = []
 
@@ -133,7 +133,7 @@ async def test_a_starting_service_waits_for_a_server_that_is_down_then_gives_up_
             raise ConnectionRefusedError("down")
         return "up"
 
-    assert await _until_reachable("x", comes_up_third_time, deadline=time.monotonic() + 10) == "up"
+    assert await until_reachable("x", comes_up_third_time, deadline=time.monotonic() + 10) == "up"
     assert len(calls) == 3
 
     async def never() -> None:
@@ -141,11 +141,11 @@ async def test_a_starting_service_waits_for_a_server_that_is_down_then_gives_up_
 
     started = time.monotonic()
     with pytest.raises(ConnectionRefusedError):
-        await _until_reachable("x", never, deadline=time.monotonic() + 1.2)
+        await until_reachable("x", never, deadline=time.monotonic() + 1.2)
     assert time.monotonic() - started < 2.5
 
     async def broken() -> None:
         raise ValueError("not a connection problem")
 
     with pytest.raises(ValueError):  # at once: only an unreachable server is waited for
-        await _until_reachable("x", broken, deadline=time.monotonic() + 10)
+        await until_reachable("x", broken, deadline=time.monotonic() + 10)
