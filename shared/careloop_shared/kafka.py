@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
@@ -203,7 +203,9 @@ def subscribe(
         )
 
     broker.subscriber(
-        *consumer.topics,
+        # ensure_topics owns topic creation: a subscriber asking the broker again would be refused where
+        # the topics belong to someone else (Strimzi's KafkaTopics; the chart's KafkaUsers have no Create).
+        *(Topic(topic, declare=False) for topic in consumer.topics),
         group_id=group_id,
         group_instance_id=instance_id,
         auto_offset_reset="earliest",
