@@ -13,6 +13,8 @@ set -euo pipefail
 LOG_TAG=kafka-cluster
 # shellcheck source=deploy/local/_common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
+# shellcheck source=deploy/local/_kafka.sh
+source "$LOCAL_DIR/_kafka.sh"
 
 NODES=(1 2 3)
 CLIENT_BASE="${CARELOOP_KAFKA_CLUSTER_PORT:-19092}"
@@ -22,18 +24,12 @@ READY_TIMEOUT="${CARELOOP_KAFKA_READY_TIMEOUT:-180}"
 STOP_TIMEOUT="${CARELOOP_KAFKA_STOP_TIMEOUT:-30}"
 SASL_USER=careloop
 
-SRC_DIR="$LOCAL_DIR/kafka"
-LIB_DIR="$RUN_DIR/kafka/lib"
 HOME_DIR="$RUN_DIR/kafka-cluster"
 PASSWORD_FILE="$HOME_DIR/sasl-password"
 CLUSTER_ID_FILE="$HOME_DIR/cluster-id"
-READY_LINE='Kafka Server started'
 
-JVM_COMMON=(-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
-TOOL_OPTS=(-Xmx256m "${JVM_COMMON[@]}" "-Dlog4j2.configurationFile=$SRC_DIR/log4j2-tools.properties")
 # Three of these share two cores and 24 GiB with everything else: modest heaps.
-BROKER_OPTS=(-Xms128m -Xmx384m "${JVM_COMMON[@]}" -XX:+ExitOnOutOfMemoryError
-  "-Dlog4j2.configurationFile=$SRC_DIR/log4j2-broker.properties")
+kafka_broker_opts 384m log4j2-broker.properties
 
 client_port() { echo $((CLIENT_BASE + $1 - 1)); }
 controller_port() { echo $((CONTROLLER_BASE + $1 - 1)); }
@@ -51,36 +47,15 @@ bootstrap() {
   echo "$out"
 }
 
-node_pid() {
-  local n=$1 pid="" file
-  file="$(pid_file "$n")"
-  [[ -f "$file" ]] && pid="$(<"$file")"
-  if pid_matches "$pid" "$(cmd_mark "$n")"; then echo "$pid"; return 0; fi
-  for pid in $(pgrep -f 'kafka\.Kafka' || true); do
-    if pid_matches "$pid" "$(cmd_mark "$n")"; then echo "$pid"; return 0; fi
-  done
-  return 1
-}
-
-need_jars() {
-  [[ -f "$LIB_DIR/.complete" ]] \
-    || die "no Kafka jars in $LIB_DIR: run 'deploy/local/kafka.sh start' (or 'make infra-up') once to fetch them"
-}
+node_pid() { kafka_pid "$(pid_file "$1")" "$(cmd_mark "$1")"; }
 
 render_config() {
-  local n=$1 voters="" v text
+  local n=$1 voters="" v
   for v in "${NODES[@]}"; do voters+="${voters:+,}$v@127.0.0.1:$(controller_port "$v")"; done
-  text="$(<"$SRC_DIR/cluster-node.properties.template")"
-  # Quoted replacements: bash 5.2's patsub_replacement would otherwise expand '&'.
-  text="${text//@NODE_ID@/"$n"}"
-  text="${text//@VOTERS@/"$voters"}"
-  text="${text//@CLIENT_PORT@/"$(client_port "$n")"}"
-  text="${text//@INTERNAL_PORT@/"$(internal_port "$n")"}"
-  text="${text//@CONTROLLER_PORT@/"$(controller_port "$n")"}"
-  text="${text//@DATA_DIR@/"$(node_dir "$n")/data"}"
   mkdir -p "$(node_dir "$n")"
-  printf '%s\n' "$text" >"$(conf_file "$n").tmp"
-  mv "$(conf_file "$n").tmp" "$(conf_file "$n")"
+  kafka_render "$KAFKA_SRC_DIR/cluster-node.properties.template" "$(conf_file "$n")" \
+    "NODE_ID=$n" "VOTERS=$voters" "CLIENT_PORT=$(client_port "$n")" "INTERNAL_PORT=$(internal_port "$n")" \
+    "CONTROLLER_PORT=$(controller_port "$n")" "DATA_DIR=$(node_dir "$n")/data"
 }
 
 # One cluster id and one SCRAM user for all three; each node's storage is formatted once.
@@ -88,48 +63,25 @@ format_storage() {
   local n=$1 data
   data="$(node_dir "$n")/data"
   [[ -f "$data/meta.properties" ]] && return 0
-  [[ -s "$CLUSTER_ID_FILE" ]] || {
-    env -u COLUMNS java "${TOOL_OPTS[@]}" -cp "$LIB_DIR/*" kafka.tools.StorageTool random-uuid >"$CLUSTER_ID_FILE"
-  }
-  [[ -s "$PASSWORD_FILE" ]] || {
-    (umask 077 && od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$PASSWORD_FILE")
-  }
+  [[ -s "$CLUSTER_ID_FILE" ]] || kafka_storage_tool random-uuid >"$CLUSTER_ID_FILE"
+  [[ -s "$PASSWORD_FILE" ]] || kafka_secret "$PASSWORD_FILE"
   local cluster_id password
   cluster_id="$(<"$CLUSTER_ID_FILE")"
   password="$(<"$PASSWORD_FILE")"
-  [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "unexpected cluster id in $CLUSTER_ID_FILE"
+  kafka_valid_cluster_id "$cluster_id" || die "unexpected cluster id in $CLUSTER_ID_FILE"
   mkdir -p "$data"
-  # Static quorum (controller.quorum.voters) => no --standalone. The SCRAM credentials go into the
-  # metadata log at format time, so clients can authenticate from the first start.
-  env -u COLUMNS java "${TOOL_OPTS[@]}" -cp "$LIB_DIR/*" kafka.tools.StorageTool format \
-    -t "$cluster_id" -c "$(conf_file "$n")" \
-    --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$password]" \
-    >"$(node_dir "$n")/format.log" 2>&1 \
-    || { cat "$(node_dir "$n")/format.log" >&2; die "storage format of node $n failed"; }
+  # The SCRAM credentials go into the metadata log at format time, so clients can authenticate from the
+  # first start.
+  kafka_format "$cluster_id" "$(conf_file "$n")" "$(node_dir "$n")/format.log" "storage format of node $n failed" \
+    --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$password]"
 }
 
 launch() {
-  local n=$1 pid_path log_path
-  pid_path="$(pid_file "$n")"
-  log_path="$(log_file "$n")"
-  rm -f "$pid_path"
-  [[ -f "$log_path" ]] && mv -f "$log_path" "$log_path.prev"
-  # shellcheck disable=SC2016  # $$ and $@ expand in the inner bash
-  setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' "careloop-kafka-node-$n" "$pid_path" \
-    java "${BROKER_OPTS[@]}" -cp "$LIB_DIR/*" kafka.Kafka "$(conf_file "$n")" \
-    </dev/null >>"$log_path" 2>&1 &
-  local _
-  for _ in $(seq 1 50); do
-    [[ -s "$pid_path" ]] && return 0
-    sleep 0.1
-  done
-  die "node $n did not write its pid file"
+  kafka_launch "$(pid_file "$1")" "$(log_file "$1")" "careloop-kafka-node-$1" "$(conf_file "$1")" \
+    "node $1 did not write its pid file"
 }
 
-node_ready() {
-  local n=$1
-  grep -qF "$READY_LINE" "$(log_file "$n")" 2>/dev/null && port_open "$(client_port "$n")"
-}
+node_ready() { kafka_logged_ready "$(log_file "$1")" && port_open "$(client_port "$1")"; }
 
 # Every node alive, its ready line logged and its client port open; a node that dies fails at once.
 wait_ready() {
@@ -137,10 +89,8 @@ wait_ready() {
   while :; do
     waiting=0
     for n in "${NODES[@]}"; do
-      if ! node_pid "$n" >/dev/null; then
-        tail -n 40 "$(log_file "$n")" >&2 || true
-        die "node $n exited during startup; log: $(log_file "$n")"
-      fi
+      node_pid "$n" >/dev/null \
+        || kafka_startup_failed "$(log_file "$n")" 40 "node $n exited during startup; log: $(log_file "$n")"
       node_ready "$n" || waiting=1
     done
     ((waiting == 0)) && return 0
@@ -155,8 +105,8 @@ wait_ready() {
 cmd_up() {
   local t0 n p started=()
   t0="$(now_ms)"
-  command -v java >/dev/null || die "java not found (Java 17+ required)"
-  need_jars
+  kafka_need_java
+  kafka_need_jars
   mkdir -p "$HOME_DIR"
   for n in "${NODES[@]}"; do
     node_pid "$n" >/dev/null && continue
@@ -182,14 +132,8 @@ stop_nodes() {
   deadline=$((SECONDS + STOP_TIMEOUT))
   for entry in "${pids[@]}"; do
     n="${entry%%:*}" pid="${entry#*:}"
-    while pid_matches "$pid" "$(cmd_mark "$n")"; do
-      if ((SECONDS >= deadline)); then
-        log "node $n still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        sleep 0.5
-      fi
-      sleep 0.2
-    done
+    until kafka_reap "$pid" "$(cmd_mark "$n")" "$deadline" "node $n still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
+    do :; done
     rm -f "$(pid_file "$n")"
   done
 }

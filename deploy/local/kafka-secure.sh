@@ -16,58 +16,35 @@ set -euo pipefail
 LOG_TAG=kafka-secure
 # shellcheck source=deploy/local/_common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
+# shellcheck source=deploy/local/_kafka.sh
+source "$LOCAL_DIR/_kafka.sh"
 
 SCRAM_PORT="${CARELOOP_KAFKA_SECURE_PORT:-29092}"
 MTLS_PORT=$((SCRAM_PORT + 1))
 CONTROLLER_PORT=$((SCRAM_PORT + 2))
 READY_TIMEOUT="${CARELOOP_KAFKA_READY_TIMEOUT:-120}"
 STOP_TIMEOUT="${CARELOOP_KAFKA_STOP_TIMEOUT:-20}"
-ADMIN_USER=admin
+ADMIN_USER="admin"
 BROKER_CN=careloop-kafka-broker
 read -r -a USERS <<<"${CARELOOP_KAFKA_SECURE_USERS:-careloop-intake careloop-careplan careloop-referral careloop-followup careloop-record}"
 PYTHON_BIN="${PYTHON:-$REPO_ROOT/.venv/bin/python}"
 
-SRC_DIR="$LOCAL_DIR/kafka"
-LIB_DIR="$RUN_DIR/kafka/lib"
 HOME_DIR="$RUN_DIR/kafka-secure"
 CERT_DIR="$HOME_DIR/certs"
 DATA_DIR="$HOME_DIR/data"
 CONF_FILE="$HOME_DIR/server.properties"
 PID_FILE="$HOME_DIR/kafka.pid"
 LOG_FILE="$HOME_DIR/kafka.log"
-READY_LINE='Kafka Server started'
 CMD_MARK="kafka.Kafka $CONF_FILE"
 
-JVM_COMMON=(-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
-TOOL_OPTS=(-Xmx256m "${JVM_COMMON[@]}" "-Dlog4j2.configurationFile=$SRC_DIR/log4j2-tools.properties")
-BROKER_OPTS=(-Xms128m -Xmx384m "${JVM_COMMON[@]}" -XX:+ExitOnOutOfMemoryError
-  "-Dlog4j2.configurationFile=$SRC_DIR/log4j2-secure.properties")
+kafka_broker_opts 384m log4j2-secure.properties
 
-broker_pid() {
-  local pid=""
-  [[ -f "$PID_FILE" ]] && pid="$(<"$PID_FILE")"
-  if pid_matches "$pid" "$CMD_MARK"; then echo "$pid"; return 0; fi
-  for pid in $(pgrep -f 'kafka\.Kafka' || true); do
-    if pid_matches "$pid" "$CMD_MARK"; then echo "$pid"; return 0; fi
-  done
-  return 1
-}
-
-secret() { (umask 077 && od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$1"); }
+broker_pid() { kafka_pid "$PID_FILE" "$CMD_MARK"; }
 
 render_config() {
-  local text
-  text="$(<"$SRC_DIR/secure.properties.template")"
-  # Quoted replacements: bash 5.2's patsub_replacement would otherwise expand '&'.
-  text="${text//@SCRAM_PORT@/"$SCRAM_PORT"}"
-  text="${text//@MTLS_PORT@/"$MTLS_PORT"}"
-  text="${text//@CONTROLLER_PORT@/"$CONTROLLER_PORT"}"
-  text="${text//@CERT_DIR@/"$CERT_DIR"}"
-  text="${text//@DATA_DIR@/"$DATA_DIR"}"
-  text="${text//@ADMIN_USER@/"$ADMIN_USER"}"
-  text="${text//@BROKER_CN@/"$BROKER_CN"}"
-  printf '%s\n' "$text" >"$CONF_FILE.tmp"
-  mv "$CONF_FILE.tmp" "$CONF_FILE"
+  kafka_render "$KAFKA_SRC_DIR/secure.properties.template" "$CONF_FILE" \
+    "SCRAM_PORT=$SCRAM_PORT" "MTLS_PORT=$MTLS_PORT" "CONTROLLER_PORT=$CONTROLLER_PORT" "CERT_DIR=$CERT_DIR" \
+    "DATA_DIR=$DATA_DIR" "ADMIN_USER=$ADMIN_USER" "BROKER_CN=$BROKER_CN"
 }
 
 # Certificates, passwords and formatted storage, once: SCRAM credentials go into the metadata log at
@@ -79,45 +56,25 @@ prepare() {
     || die "$PYTHON_BIN cannot import cryptography (run 'make install', or set PYTHON)"
   rm -rf "$CERT_DIR" "$DATA_DIR"
   mkdir -p "$CERT_DIR" "$DATA_DIR"
-  "$PYTHON_BIN" "$SRC_DIR/secure_certs.py" "$CERT_DIR" "${USERS[@]}" || die "certificates not made"
-  secret "$HOME_DIR/admin-password"
+  "$PYTHON_BIN" "$KAFKA_SRC_DIR/secure_certs.py" "$CERT_DIR" "${USERS[@]}" || die "certificates not made"
+  kafka_secret "$HOME_DIR/admin-password"
   scram+=(--add-scram "SCRAM-SHA-512=[name=$ADMIN_USER,password=$(<"$HOME_DIR/admin-password")]")
   for user in "${USERS[@]}"; do
     [[ "$user" =~ ^[a-z0-9][a-z0-9.-]*$ ]] || die "unexpected user name '$user'"
-    secret "$CERT_DIR/users/$user/password"
+    kafka_secret "$CERT_DIR/users/$user/password"
     scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(<"$CERT_DIR/users/$user/password")]")
   done
   local cluster_id
-  cluster_id="$(env -u COLUMNS java "${TOOL_OPTS[@]}" -cp "$LIB_DIR/*" kafka.tools.StorageTool random-uuid)"
-  [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "unexpected cluster id '$cluster_id'"
-  # Static quorum (controller.quorum.voters) => no --standalone.
-  env -u COLUMNS java "${TOOL_OPTS[@]}" -cp "$LIB_DIR/*" kafka.tools.StorageTool format \
-    -t "$cluster_id" -c "$CONF_FILE" "${scram[@]}" >"$HOME_DIR/format.log" 2>&1 \
-    || { cat "$HOME_DIR/format.log" >&2; die "storage format failed"; }
+  cluster_id="$(kafka_storage_tool random-uuid)"
+  kafka_valid_cluster_id "$cluster_id" || die "unexpected cluster id '$cluster_id'"
+  kafka_format "$cluster_id" "$CONF_FILE" "$HOME_DIR/format.log" "storage format failed" "${scram[@]}"
   rm -f "$HOME_DIR/format.log" # it lists the users' salted SCRAM keys; kept only when formatting fails
-}
-
-launch() {
-  rm -f "$PID_FILE"
-  [[ -f "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.prev"
-  # shellcheck disable=SC2016  # $$ and $@ expand in the inner bash
-  setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' careloop-kafka-secure "$PID_FILE" \
-    java "${BROKER_OPTS[@]}" -cp "$LIB_DIR/*" kafka.Kafka "$CONF_FILE" </dev/null >>"$LOG_FILE" 2>&1 &
-  local _
-  for _ in $(seq 1 50); do
-    [[ -s "$PID_FILE" ]] && return 0
-    sleep 0.1
-  done
-  die "the broker did not write its pid file"
 }
 
 wait_ready() {
   local deadline=$((SECONDS + READY_TIMEOUT))
-  until grep -qF "$READY_LINE" "$LOG_FILE" 2>/dev/null && port_open "$SCRAM_PORT" && port_open "$MTLS_PORT"; do
-    if ! broker_pid >/dev/null; then
-      tail -n 40 "$LOG_FILE" >&2 || true
-      die "the broker exited during startup; log: $LOG_FILE"
-    fi
+  until kafka_logged_ready "$LOG_FILE" && port_open "$SCRAM_PORT" && port_open "$MTLS_PORT"; do
+    broker_pid >/dev/null || kafka_startup_failed "$LOG_FILE" 40 "the broker exited during startup; log: $LOG_FILE"
     ((SECONDS < deadline)) || die "the broker is not ready after ${READY_TIMEOUT}s; log: $LOG_FILE"
     sleep 0.25
   done
@@ -126,9 +83,8 @@ wait_ready() {
 cmd_up() {
   local t0 p
   t0="$(now_ms)"
-  command -v java >/dev/null || die "java not found (Java 17+ required)"
-  [[ -f "$LIB_DIR/.complete" ]] \
-    || die "no Kafka jars in $LIB_DIR: run 'deploy/local/kafka.sh start' (or 'make infra-up') once to fetch them"
+  kafka_need_java
+  kafka_need_jars
   if broker_pid >/dev/null; then
     log "already running: SASL_SSL 127.0.0.1:$SCRAM_PORT, mTLS 127.0.0.1:$MTLS_PORT"
     return 0
@@ -139,7 +95,7 @@ cmd_up() {
   mkdir -p "$HOME_DIR"
   render_config
   prepare
-  launch
+  kafka_launch "$PID_FILE" "$LOG_FILE" careloop-kafka-secure "$CONF_FILE" "the broker did not write its pid file"
   wait_ready
   log "ready: SASL_SSL/SCRAM-SHA-512 127.0.0.1:$SCRAM_PORT, mTLS 127.0.0.1:$MTLS_PORT in $(elapsed_since "$t0")"
 }
@@ -149,13 +105,7 @@ cmd_down() {
   pid="$(broker_pid)" || { log "not running"; return 0; }
   kill -TERM "$pid" 2>/dev/null || true
   deadline=$((SECONDS + STOP_TIMEOUT))
-  while pid_matches "$pid" "$CMD_MARK"; do
-    if ((SECONDS >= deadline)); then
-      log "still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    sleep 0.2
-  done
+  until kafka_reap "$pid" "$CMD_MARK" "$deadline" "still alive after ${STOP_TIMEOUT}s; sending SIGKILL"; do :; done
   rm -f "$PID_FILE"
   log "stopped"
 }
