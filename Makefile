@@ -105,4 +105,4 @@ chaos: install infra-up
 
 # Deployment targets (images, the Helm chart, a three-broker Kafka cluster) live beside what they build;
 # each adds its lines to `make help`.
--include deploy/*/*.mk
+-include deploy/*/*.mk docs/*.mk

@@ -11,40 +11,25 @@ and ``KafkaUser`` resources. Read from the services themselves (each ``main.buil
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from careloop_shared.runtime import ServiceRuntime
 from careloop_shared.settings import ServiceSettings
+from careloop_shared.topology import TopologyError, event_flow, shipped_runtimes
 
 TARGET = Path(__file__).resolve().parent / "careloop" / "files" / "topics.json"
-# The services that publish or consume events; the workspace only calls their HTTP APIs.
-EVENT_SERVICES = ("intake", "careplan", "referral", "followup", "record")
-
-
-def _runtime(service: str) -> ServiceRuntime:
-    runtime = importlib.import_module(f"{service}.main").build_app().state.runtime
-    assert isinstance(runtime, ServiceRuntime)
-    return runtime
 
 
 def table() -> dict[str, Any]:
-    runtimes = {s: _runtime(s) for s in EVENT_SERVICES}
-    producer: dict[str, str] = {}
-    consumers: dict[str, list[str]] = {}
-    for service, runtime in runtimes.items():
-        for event in runtime.spec.publishes:
-            if producer.setdefault(event.type, service) != service:
-                raise SystemExit(f"{event.type} is published by both {producer[event.type]} and {service}")
-        for event in runtime.spec.handlers:
-            consumers.setdefault(event.type, []).append(service)
-    unpublished = sorted(set(consumers) - set(producer))
-    if unpublished:
-        raise SystemExit(f"consumed but published by no service: {unpublished}")
+    # Topic and group names as the code gives them, without this shell's test prefix or overrides.
+    runtimes = shipped_runtimes()
+    try:
+        flow = event_flow(runtimes)
+    except TopologyError as exc:
+        raise SystemExit(str(exc)) from None
+    producer, consumers = flow.producer, flow.consumers
     topics = [
         {
             "name": name,
@@ -92,9 +77,6 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    # The table names topics and groups as the code does, without this shell's test prefix or overrides.
-    for name in [n for n in os.environ if n == "CARELOOP_TOPIC_PREFIX" or n.endswith("_GROUP_ID")]:
-        del os.environ[name]
     text = render()
     if argv == ["--check"]:
         if not TARGET.exists() or TARGET.read_text() != text:
