@@ -8,6 +8,8 @@ careloop due --agency ...                           follow-ups due and overdue (
 careloop verify PATIENT_ID --agency ...             recompute the record's hash chain
 careloop demo                                       load the synthetic demo caseload
 careloop replay --dsn postgresql://.../analytics    rebuild an analytics table from the topics
+careloop sink --db analytics.duckdb                 every event into DuckDB, exactly once, continuously
+careloop report --db analytics.duckdb               the measures programs report: tables and charts
 """
 
 from __future__ import annotations
@@ -214,6 +216,45 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sink(args: argparse.Namespace) -> int:
+    from careloop_cli.analytics.sink import serve
+    from careloop_shared.kafka import client_options
+    from careloop_shared.settings import KafkaSettings
+
+    kafka = client_options(KafkaSettings(kafka_bootstrap_servers=args.bootstrap))
+    counts = asyncio.run(
+        serve(
+            kafka,
+            args.db,
+            topic_prefix=args.topic_prefix,
+            until_caught_up=args.until_caught_up,
+            batch_size=args.batch,
+        )
+    )
+    console.print(
+        f"read {counts.read} records: {counts.stored} new events, {counts.duplicates} already stored,"
+        f" {counts.skipped} not careloop events"
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from careloop_cli.analytics.report import draw_charts, print_tables, read
+
+    try:
+        figs = read(args.db, agency=args.agency, month=args.month)
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    print_tables(figs, console)
+    if args.charts:
+        for path in draw_charts(figs, Path(args.charts)):
+            console.print(f"wrote {path}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="careloop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -259,6 +300,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     p.add_argument("--topic-prefix", default=os.environ.get("CARELOOP_TOPIC_PREFIX", ""))
     p.set_defaults(run=cmd_replay)
+    p = sub.add_parser("sink", help="read every event topic into a DuckDB file, exactly once, until stopped")
+    p.add_argument("--db", required=True, help="the DuckDB file (created when missing)")
+    p.add_argument("--until-caught-up", action="store_true", help="stop once the ends seen at start are read")
+    p.add_argument("--batch", type=int, default=2000, help="events per transaction, at most")
+    p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    p.add_argument("--topic-prefix", default=os.environ.get("CARELOOP_TOPIC_PREFIX", ""))
+    p.set_defaults(run=cmd_sink)
+    p = sub.add_parser("report", help="the measures programs report, from the sink's DuckDB file")
+    p.add_argument("--db", required=True, help="the DuckDB file `careloop sink` writes")
+    p.add_argument("--agency", help="one agency only")
+    p.add_argument("--month", help="one month only, YYYY-MM (UTC)")
+    p.add_argument("--charts", metavar="DIR", help="also write PNG charts into DIR (needs matplotlib)")
+    p.set_defaults(run=cmd_report)
     return root
 
 
