@@ -17,11 +17,13 @@ from careloop_shared.contracts import (
     PatientUpdated,
 )
 from careloop_shared.doors import document_codes
+from careloop_shared.fhir import serve_fhir
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from intake.api import router
 from intake.care_manager.api import router as care_manager_router
 from intake.config import IntakeContext, IntakeSettings
 from intake.consumers import HANDLERS
+from intake.fhir.api import router as fhir_router
 from intake.referred.api import router as referred_router
 from intake.store import IntakeStore
 
@@ -46,7 +48,7 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock = system_cloc
     )
     app = create_app(
         ServiceRuntime(spec, settings),
-        [router, care_manager_router, referred_router],
+        [router, care_manager_router, referred_router, fhir_router],
         description=(
             "Patients, their responsible care manager, consent and assessments. The only service holding"
             " identifying details; a receiving agency sees the minimum of the patients referred to it, while"
@@ -61,7 +63,7 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock = system_cloc
             ("ReassignmentIn", "reason"): context.care_manager.reassignment_reasons,
         },
     )
-    return app
+    return serve_fhir(app)
 
 
 def run() -> None:

@@ -55,6 +55,7 @@ class FakeDirectoryStore:
         self.organizations: dict[str, dict[str, Any]] = {}
         self.locations: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
+        self.shared: dict[tuple[str, str], dict[str, Any]] = {}  # HSDS rows of no entry
         self._referrals = referrals
 
     def _joined(self, service: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +66,7 @@ class FakeDirectoryStore:
         existing = self.organizations.get(row["id"])
         if not _seed_yields(row, existing):
             return None
-        self.organizations[row["id"]] = dict(row)
+        self.organizations[row["id"]] = {"hsds": (existing or {}).get("hsds"), **row}  # kept unless given
         keep = {loc["id"] for loc in locations}
         for loc_id, loc in list(self.locations.items()):
             if loc["organization_id"] == row["id"] and loc_id not in keep:
@@ -73,14 +74,14 @@ class FakeDirectoryStore:
         for loc in locations:
             held = self.locations.get(loc["id"])
             if held is None or held["organization_id"] == loc["organization_id"]:
-                self.locations[loc["id"]] = dict(loc)
+                self.locations[loc["id"]] = {"hsds": (held or {}).get("hsds"), **loc}
         return existing is None
 
     async def upsert_service(self, row: dict[str, Any]) -> bool | None:
         existing = self.services.get(row["id"])
         if not _seed_yields(row, existing):
             return None
-        saved = dict(row)
+        saved = {"hsds": (existing or {}).get("hsds"), **row}
         if existing is not None and (existing["capacity_status"], existing["capacity_notes"]) == (
             row["capacity_status"],
             row["capacity_notes"],
@@ -89,6 +90,23 @@ class FakeDirectoryStore:
                 saved[kept] = existing[kept]
         self.services[row["id"]] = saved
         return existing is None
+
+    async def hsds_entries(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        located = sorted(self.locations.values(), key=lambda x: x["id"])
+        orgs = [
+            {
+                **{k: o.get(k) for k in (*_ORGANIZATION_COLUMNS, "hsds")},
+                "locations": [loc for loc in located if loc["organization_id"] == o["id"]],
+            }
+            for _, o in sorted(self.organizations.items())
+        ]
+        return orgs, [{**self._joined(s), "hsds": s.get("hsds")} for _, s in sorted(self.services.items())]
+
+    async def hsds_shared(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(t, row) for (t, _), row in sorted(self.shared.items())]
+
+    async def save_hsds_shared(self, rows: Any) -> None:
+        self.shared.update({(t, str(r["id"])): r for t, r in rows})
 
     async def get_organization(self, org_id: str) -> dict[str, Any] | None:
         org = self.organizations.get(org_id)

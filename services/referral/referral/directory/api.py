@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from careloop_shared.http import CodePath, Commands, CurrentPrincipal, Page, Paging, Reply, needs, read_store
-from referral.directory import handlers
+from referral.directory import handlers, hsds, hsds_export
 from referral.directory.schemas import CapacityIn, OrganizationIn, OrganizationOut, ServiceIn, ServiceOut
 from referral.domain.commands import SaveOrganization, SaveService, UpdateCapacity
 from referral.domain.quality import with_quality
@@ -119,3 +119,20 @@ async def update_capacity(
     """The organization (or an administrator) says whether it can take referrals now."""
     command = UpdateCapacity(who.agency_id, who.role, who.subject, service_id, body)
     return await commands.run(handlers.update_capacity, command, respond=lambda s: ServiceOut(**s))
+
+
+@router.post("/directory/hsds", response_model=hsds.HsdsImported, openapi_extra=needs("directory:import"))
+async def import_hsds(body: hsds.HsdsDataset, who: CurrentPrincipal, commands: Commands) -> Any:
+    """Add or update the directory from an Open Referral HSDS 3.0 dataset (its tables as JSON arrays):
+    all of it, or nothing and a 422 naming each problem's table, row and field."""
+    command = hsds.ImportHsds(who.agency_id, who.role, who.subject, body)
+    return await commands.run(handlers.import_hsds, command)
+
+
+@router.get(
+    "/directory/hsds", response_model=dict[str, list[dict[str, Any]]], openapi_extra=needs("directory:export")
+)
+async def export_hsds(_: CurrentPrincipal, store: Store) -> dict[str, list[dict[str, Any]]]:
+    """The whole directory as an Open Referral HSDS 3.0 dataset (its tables as JSON arrays)."""
+    organizations, services = await store.directory.hsds_entries()
+    return hsds_export.dataset(organizations, services, await store.directory.hsds_shared())

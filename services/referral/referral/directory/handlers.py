@@ -8,6 +8,7 @@ from typing import Any
 
 from careloop_shared.errors import Forbidden, Invalid, NotFound, problem
 from referral.config import ReferralContext
+from referral.directory import hsds, hsds_import
 from referral.directory.store import DirectoryStore
 from referral.domain.commands import SaveOrganization, SaveService, UpdateCapacity
 from referral.domain.directory import DIRECTORY_ADMINS, Organization, Service, may_change
@@ -141,3 +142,28 @@ async def update_capacity(ctx: ReferralContext, uow: Uow, cmd: UpdateCapacity) -
         cmd.service_id, cmd.capacity.status, cmd.capacity.notes, ctx.clock(), by=cmd.by, by_role=cmd.role
     )
     return await _shown(directory, cmd.service_id)
+
+
+async def import_hsds(ctx: ReferralContext, uow: Uow, cmd: hsds.ImportHsds) -> hsds.HsdsImported:
+    """An HSDS dataset into the directory, in the one unit of work: a problem anywhere changes nothing.
+    An organization in it gets the dataset's locations (others it had are removed); entries the
+    dataset does not name stay as they are."""
+    imported, directory = hsds_import.read(cmd.dataset), uow.store.directory
+    unknown = [
+        loc for org_id, loc in imported.outside.items() if await directory.get_organization(org_id) is None
+    ]
+    if unknown:
+        raise Invalid([problem(loc, "unknown_entry", "names no organization") for loc in unknown])
+    at, by = ctx.clock(), _changed_by(cmd.by, cmd.role)
+    for org, ext, location_ext in imported.organizations:
+        locations = [{**row, "hsds": location_ext[row["id"]]} for row in _location_rows(org)]
+        await directory.upsert_organization({**_organization_row(org, "api", at, by), "hsds": ext}, locations)
+    for svc, ext in imported.services:
+        await directory.upsert_service({**_service_row(svc, "api", at, by), "hsds": ext})
+    await directory.save_hsds_shared(imported.shared)
+    return hsds.HsdsImported(
+        organizations=len(imported.organizations),
+        locations=sum(len(org.locations) for org, _, _ in imported.organizations),
+        services=len(imported.services),
+        shared_rows=len(imported.shared),
+    )

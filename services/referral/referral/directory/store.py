@@ -31,7 +31,12 @@ _CAPACITY_MOVED = (
     " IS DISTINCT FROM (EXCLUDED.capacity_status, EXCLUDED.capacity_notes)"
 )
 # A seed load changes a row only while the seed still owns it.
-_SEED_YIELDS = "WHERE EXCLUDED.source = 'api' OR {table}.source = 'seed'"
+_SEED_YIELDS = " WHERE EXCLUDED.source = 'api' OR {table}.source = 'seed'"
+
+
+def _keeps_hsds(row: dict[str, Any]) -> str:
+    """An HSDS import sets what the entry keeps of HSDS; any other save leaves it as it is."""
+    return ", hsds = EXCLUDED.hsds" if "hsds" in row else ""
 
 
 def service_out(row: Any) -> dict[str, Any]:
@@ -73,7 +78,8 @@ class DirectoryStore(Store):
             conflict="(id) DO UPDATE SET agency_id = EXCLUDED.agency_id, name = EXCLUDED.name,"
             " description = EXCLUDED.description, url = EXCLUDED.url, email = EXCLUDED.email,"
             " phone = EXCLUDED.phone, source = EXCLUDED.source, updated_at = EXCLUDED.updated_at,"
-            " changed_by = EXCLUDED.changed_by, changed_by_role = EXCLUDED.changed_by_role "
+            " changed_by = EXCLUDED.changed_by, changed_by_role = EXCLUDED.changed_by_role"
+            + _keeps_hsds(row)
             + _SEED_YIELDS.format(table="organizations"),
             returning="(xmax = 0) AS created",
         )
@@ -90,7 +96,9 @@ class DirectoryStore(Store):
             "locations",
             locations,
             conflict="(id) DO UPDATE SET name = EXCLUDED.name, location_type = EXCLUDED.location_type,"
-            " postal_code = EXCLUDED.postal_code WHERE locations.organization_id = EXCLUDED.organization_id",
+            " postal_code = EXCLUDED.postal_code"
+            + _keeps_hsds(locations[0] if locations else {})
+            + " WHERE locations.organization_id = EXCLUDED.organization_id",
         )
         return bool(changed["created"])
 
@@ -114,11 +122,37 @@ class DirectoryStore(Store):
             )
             + ", changed_by = EXCLUDED.changed_by, changed_by_role = EXCLUDED.changed_by_role,"
             " contact = EXCLUDED.contact, location_ids = EXCLUDED.location_ids,"
-            " source = EXCLUDED.source, updated_at = EXCLUDED.updated_at "
+            " source = EXCLUDED.source, updated_at = EXCLUDED.updated_at"
+            + _keeps_hsds(row)
             + _SEED_YIELDS.format(table="services"),
             returning="(xmax = 0) AS created",
         )
         return None if changed is None else bool(changed["created"])
+
+    async def hsds_entries(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every organization (with its locations) and service, with what each keeps of HSDS."""
+        orgs = [dict(r) for r in await self.db.fetch(
+            f"SELECT {ORGANIZATION_COLUMNS}, hsds FROM organizations ORDER BY id")]  # fmt: skip
+        locations: dict[str, list[dict[str, Any]]] = {}
+        for r in await self.db.fetch(
+            "SELECT id, organization_id, name, location_type, postal_code, hsds FROM locations ORDER BY id"
+        ):
+            locations.setdefault(r["organization_id"], []).append(dict(r))
+        services = await self.db.fetch(f"SELECT {SERVICE_COLUMNS}, s.hsds FROM {_SERVICES} ORDER BY s.id")
+        return [{**o, "locations": locations.get(o["id"], [])} for o in orgs], [dict(r) for r in services]
+
+    async def hsds_shared(self) -> list[tuple[str, dict[str, Any]]]:
+        rows = await self.db.fetch("SELECT table_name, data FROM hsds_shared ORDER BY table_name, id")
+        return [(r["table_name"], r["data"]) for r in rows]
+
+    async def save_hsds_shared(self, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """A dataset's rows that belong to no entry, by table and id (a later import replaces them)."""
+        await insert_rows(
+            self.db,
+            "hsds_shared",
+            [{"table_name": t, "id": str(r["id"]), "data": r} for t, r in rows],
+            conflict="(table_name, id) DO UPDATE SET data = EXCLUDED.data",
+        )
 
     async def get_organization(self, org_id: str) -> dict[str, Any] | None:
         row = await self.db.fetchrow(

@@ -1,0 +1,267 @@
+"""intake's ``/fhir/R4/`` over HTTP against its real database and broker: what a patient's searches
+return validates as FHIR (``fhir.resources`` R4B) and references only what they return; another agency
+finds nothing; each role sees what the permission matrix lets it; an imported QuestionnaireResponse is
+scored and announced as a native assessment is."""
+
+import io
+import json
+import logging
+import uuid
+
+import httpx
+import pytest
+import pytest_asyncio
+import structlog
+from fhir.resources.R4B import get_fhir_model_class
+
+from careloop_shared.auth import issue_token
+from careloop_shared.fhir import FHIR_JSON
+from careloop_shared.logging import configure_logging
+from careloop_shared.runtime import running
+from careloop_shared.settings import DEV_JWT_SECRET
+from careloop_shared.testing import unique_prefix
+from intake.main import IntakeSettings, build_app
+
+pytestmark = pytest.mark.integration
+
+PATIENT = {
+    "given_name": "Itzel",
+    "family_name": "Quenteh",
+    "birth_date": "1961-07-02",
+    "contact_preference": "email",
+    "email": "itzel.q@example.org",
+    "postal_code": "60622",
+}
+PHI = ("Itzel", "Quenteh", "1961-07-02", "itzel.q@example.org", "60622")
+HRSN = {
+    "71802-3": "LA31994-9",
+    "96778-6": ["LA28580-1"],
+    "88122-7": "LA6729-3",
+    "88123-5": "LA28398-8",
+    "93030-5": "LA32-8",
+    "96779-4": "LA32-8",
+    "95618-5": "LA6270-8",
+    "95617-7": "LA6270-8",
+    "95616-9": "LA6270-8",
+    "95615-1": "LA6270-8",
+}
+TYPES = ("Consent", "QuestionnaireResponse", "Observation", "Condition")
+
+
+def auth(agency: str, role: str = "care-manager") -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject="s-1")}
+
+
+@pytest_asyncio.fixture(scope="module")
+async def intake(infra, database_factory):
+    settings = IntakeSettings(
+        database_url=await database_factory("intake_fhir"),
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+        topic_prefix=unique_prefix(),
+    )
+    app = build_app(settings)
+    async with running(app.state.runtime) as runtime:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://intake"
+        ) as client:
+            yield client, runtime
+
+
+@pytest_asyncio.fixture
+async def case(intake):
+    """A patient of a fresh agency with a consent, an HRSN and a PHQ-2 screening."""
+    client, _ = intake
+    agency = f"agency-{uuid.uuid4().hex[:6]}"
+    who = auth(agency)
+    r = await client.post("/v1/patients", json=PATIENT, headers=who)
+    patient_id = r.json()["id"]
+    consent = {"purpose": "referral", "agencies": ["agency-food"], "program_categories": ["food"]}
+    assert (
+        await client.post(f"/v1/patients/{patient_id}/consents", json=consent, headers=who)
+    ).status_code == 201
+    for instrument, answers in (("ahc-hrsn", HRSN), ("phq-2", {"44250-9": 2, "44255-8": 2})):
+        body = {"instrument": instrument, "answers": answers}
+        assert (
+            await client.post(f"/v1/patients/{patient_id}/assessments", json=body, headers=who)
+        ).is_success
+    return agency, patient_id
+
+
+def resources_of(bundle: dict) -> list[dict]:
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "searchset"
+    get_fhir_model_class("Bundle").model_validate(bundle)
+    return [e["resource"] for e in bundle["entry"]]
+
+
+async def search(client, agency, resource_type, patient_id, role="care-manager") -> list[dict]:
+    r = await client.get(
+        f"/fhir/R4/{resource_type}", params={"patient": patient_id}, headers=auth(agency, role)
+    )
+    assert (r.status_code, r.headers["content-type"]) == (200, FHIR_JSON), r.text
+    return resources_of(r.json())
+
+
+async def test_a_patients_resources_validate_and_reference_only_what_its_searches_return(intake, case):
+    client, _ = intake
+    agency, patient_id = case
+    found = {t: await search(client, agency, t, patient_id) for t in TYPES}
+    patient = (await client.get(f"/fhir/R4/Patient/{patient_id}", headers=auth(agency))).json()
+    everything = [patient, *(r for rs in found.values() for r in rs)]
+    for resource in everything:
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    assert [len(found[t]) for t in ("Consent", "QuestionnaireResponse")] == [1, 2]
+    needs = {c["code"]["text"] for c in found["Condition"]}
+    assert {"Food insecurity", "Housing instability", "Inadequate housing"} <= needs
+    known = {f"{r['resourceType']}/{r['id']}" for r in everything}
+    for resource in everything:
+        refs = [resource.get("subject"), resource.get("patient"), *resource.get("derivedFrom", [])]
+        refs += [
+            *resource.get("hasMember", []),
+            *(d for e in resource.get("evidence", []) for d in e["detail"]),
+        ]
+        assert {x["reference"] for x in refs if x} <= known, resource["id"]
+    for resource in everything[1:]:  # and each reads back by its id, the same
+        r = await client.get(f"/fhir/R4/{resource['resourceType']}/{resource['id']}", headers=auth(agency))
+        assert r.json() == resource
+
+
+async def test_a_search_pages_by_assessment_and_says_its_total_only_when_it_knows_it(intake, case):
+    client, _ = intake
+    agency, patient_id = case
+    pages = []
+    url: str | None = f"/fhir/R4/Observation?patient=Patient/{patient_id}&_count=1"
+    while url:
+        bundle = (await client.get(url, headers=auth(agency))).json()
+        pages.append(bundle)
+        url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
+    assert len(pages) == 2 and "total" not in pages[1]  # observations are many per assessment
+    observed = [e["resource"]["id"] for p in pages for e in p["entry"]]
+    everything = await search(client, agency, "Observation", patient_id)
+    assert observed == [o["id"] for o in everything] and len(everything) == 10 + 1 + 2 + 1
+    one = (await client.get(f"/fhir/R4/QuestionnaireResponse?subject={patient_id}&_count=1&_offset=1",
+                            headers=auth(agency))).json()  # fmt: skip
+    assert (one["total"], len(one["entry"])) == (2, 1)
+
+
+async def test_another_agency_finds_nothing_and_reads_nothing(intake, case):
+    client, _ = intake
+    agency, patient_id = case
+    mine = {t: await search(client, agency, t, patient_id) for t in TYPES}
+    other = f"agency-{uuid.uuid4().hex[:6]}"
+    for resource_type in TYPES:
+        assert await search(client, other, resource_type, patient_id) == []
+        resource_id = mine[resource_type][0]["id"]
+        r = await client.get(f"/fhir/R4/{resource_type}/{resource_id}", headers=auth(other))
+        assert (r.status_code, r.json()["resourceType"]) == (404, "OperationOutcome")
+    r = await client.get(f"/fhir/R4/Patient/{patient_id}", headers=auth(other))
+    assert r.status_code == 404 and not any(p in r.text for p in PHI)
+    assert (
+        resources_of((await client.get(f"/fhir/R4/Patient?_id={patient_id}", headers=auth(other))).json())
+        == []
+    )
+
+
+async def test_each_role_sees_a_patient_as_the_permission_matrix_says(intake, case):
+    client, _ = intake
+    agency, patient_id = case
+    for role in ("care-manager", "supervisor"):
+        seen = (await client.get(f"/fhir/R4/Patient/{patient_id}", headers=auth(agency, role))).json()
+        assert seen["name"][0]["family"] == "Quenteh"
+    analyst = await client.get(f"/fhir/R4/Patient/{patient_id}", headers=auth(agency, "analyst"))
+    assert analyst.json() == {"resourceType": "Patient", "id": patient_id}
+    assert not any(p in analyst.text for p in PHI)
+    for role, path in (("analyst", "Observation"), ("provider", "Patient"), ("admin", "Consent")):
+        name = "_id" if path == "Patient" else "patient"
+        r = await client.get(f"/fhir/R4/{path}", params={name: patient_id}, headers=auth(agency, role))
+        assert (r.status_code, r.headers["content-type"]) == (403, FHIR_JSON)
+        [issue] = r.json()["issue"]
+        assert issue["code"] == "forbidden" and "lacks permission" in issue["diagnostics"]
+
+
+async def test_an_imported_questionnaire_response_is_scored_and_announced_as_a_native_one(intake, case):
+    client, runtime = intake
+    agency, patient_id = case
+    [hrsn, _] = await search(client, agency, "QuestionnaireResponse", patient_id)
+    imported = {k: v for k, v in hrsn.items() if k not in ("id", "author", "authored")}
+    r = await client.post(
+        "/fhir/R4/QuestionnaireResponse",
+        json=imported,
+        headers={**auth(agency), "Content-Type": FHIR_JSON, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert (r.status_code, r.headers["content-type"]) == (201, FHIR_JSON), r.text
+    created = r.json()
+    assert r.headers["location"].endswith(f"/fhir/R4/QuestionnaireResponse/{created['id']}")
+    assert created["item"] == hrsn["item"]
+    rows = await runtime.pool.fetch(
+        "SELECT payload FROM outbox WHERE key = $1 AND event_type = 'careloop.intake.patient_assessed.v1'"
+        " ORDER BY position",
+        patient_id,
+    )
+    by_id = {p["assessment_id"]: p for p in (json.loads(row["payload"]) for row in rows)}
+    native, by_import = by_id[hrsn["id"]], by_id[created["id"]]
+    different = ("assessment_id", "assessed_at")
+    assert {k: v for k, v in by_import.items() if k not in different} == {
+        k: v for k, v in native.items() if k not in different
+    }
+    someone_else = {**imported, "subject": {"reference": f"Patient/{uuid.uuid4()}"}}
+    r = await client.post("/fhir/R4/QuestionnaireResponse", json=someone_else, headers=auth(agency))
+    assert (r.status_code, r.json()["issue"][0]["code"]) == (404, "not-found")
+    wrong = {
+        **imported,
+        "item": [{"linkId": "71802-3", "answer": [{"valueInteger": 1, "valueCoding": {"code": "x"}}]}],
+    }
+    r = await client.post("/fhir/R4/QuestionnaireResponse", json=wrong, headers=auth(agency))
+    assert (r.status_code, r.json()["issue"][0]["code"]) == (422, "invalid")
+
+
+async def test_the_capability_statement_and_the_openapi_document_name_every_fhir_route(intake):
+    client, _ = intake
+    r = await client.get("/fhir/R4/metadata", headers=auth("agency-x", "analyst"))
+    statement = get_fhir_model_class("CapabilityStatement").model_validate(r.json())
+    served = {res.type: {i.code for i in res.interaction} for res in statement.rest[0].resource}
+    assert served == {
+        "Patient": {"read", "search-type"},
+        "Consent": {"read", "search-type"},
+        "QuestionnaireResponse": {"read", "search-type", "create"},
+        "Observation": {"read", "search-type"},
+        "Condition": {"read", "search-type"},
+    }
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    documented = {p for p in paths if p.startswith("/fhir/R4/")}
+    assert documented == {"/fhir/R4/metadata"} | {f"/fhir/R4/{t}" for t in served} | {
+        f"/fhir/R4/{t}/{{{name}}}"
+        for t, name in (
+            ("Patient", "patient_id"),
+            ("Consent", "consent_id"),
+            ("QuestionnaireResponse", "assessment_id"),
+            ("Observation", "observation_id"),
+            ("Condition", "condition_id"),
+        )
+    }
+    r = await client.get("/fhir/R4/Observation", headers=auth("agency-x"))  # no patient named
+    assert (r.status_code, r.json()["issue"][0]["diagnostics"]) == (
+        422,
+        "query.patient: search by one patient: patient=<id> or subject=<id>",
+    )
+
+
+async def test_fhir_reads_log_no_patient_data(intake, case):
+    client, _ = intake
+    agency, patient_id = case
+    root, saved = logging.getLogger(), structlog.get_config()
+    handlers, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging("intake", "INFO", stream=stream)
+    structlog.configure(cache_logger_on_first_use=False)
+    try:
+        await client.get(f"/fhir/R4/Patient/{patient_id}", headers=auth(agency))
+        await client.get(f"/fhir/R4/Patient?_id={patient_id}", headers=auth(agency))
+        await client.get("/fhir/R4/Observation", params={"patient": patient_id}, headers=auth(agency))
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.configure(**saved)
+    # The service's lines (the test's own HTTP client logs its URLs, which it may).
+    logged = "\n".join(line for line in stream.getvalue().splitlines() if '"logger": "httpx"' not in line)
+    assert "/fhir/R4/Patient/{patient_id}" in logged
+    assert not any(p in logged for p in (*PHI, patient_id))

@@ -1,0 +1,129 @@
+"""The kernel's FHIR pieces: refusals as OperationOutcome, searchset Bundles, the CapabilityStatement
+from the routes a service declares; each validated with ``fhir.resources`` (R4B, the nearest to R4)."""
+
+from datetime import UTC, datetime
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+
+from careloop_shared import doors
+from careloop_shared.fhir import (
+    FHIR_JSON,
+    OperationOutcomeDoc,
+    SearchPage,
+    capability_statement,
+    document_answers,
+    fhir_router,
+    interaction,
+    operation_outcome,
+    searchset,
+    serve_fhir,
+)
+from careloop_shared.http import needs
+
+
+def test_every_kernel_refusal_is_an_operation_outcome_saying_the_same():
+    refusals = {
+        401: {"detail": "missing bearer token"},
+        403: {"detail": "role analyst lacks permission consent:read", "missing_permission": "consent:read"},
+        404: {"detail": "patient not found"},
+        409: {"detail": "likely duplicate", "existing_id": "0b7e"},
+        413: {"detail": "the body is larger than 262144 bytes", "limit": 262144},
+        415: {"detail": "the body must be JSON"},
+        422: {"detail": [{"loc": ["query", "patient"], "type": "missing", "msg": "search by one patient"}]},
+        429: {"detail": "too many requests"},
+        500: {"detail": "internal error", "request_id": "r-1"},
+        503: {"detail": "the audit log is unavailable; try again"},
+    }
+    codes = {}
+    for status, body in refusals.items():
+        outcome = operation_outcome(status, body)
+        OperationOutcome.model_validate(outcome)
+        codes[status] = outcome["issue"][0]["code"]
+    assert codes == {401: "login", 403: "forbidden", 404: "not-found", 409: "conflict", 413: "too-long",
+                     415: "not-supported", 422: "invalid", 429: "throttled", 500: "exception",
+                     503: "transient"}  # fmt: skip
+    [issue] = operation_outcome(422, refusals[422])["issue"]
+    assert (issue["diagnostics"], issue["details"]) == (
+        "query.patient: search by one patient",
+        {"text": "missing"},
+    )
+    [denied] = operation_outcome(403, refusals[403])["issue"]
+    assert denied["details"] == {"text": "missing_permission: consent:read"}
+
+
+def _app() -> FastAPI:
+    router = fhir_router("careloop test")
+
+    @router.get("/Thing/{thing_id}", openapi_extra={**needs("x:read"), **interaction("Thing", "read")})
+    async def thing(thing_id: str) -> JSONResponse:
+        return JSONResponse({"detail": "thing not found"}, status_code=404, headers={"X-Kept": "yes"})
+
+    @router.get(
+        "/Thing",
+        openapi_extra={**needs("x:read"), **interaction("Thing", "search-type", patient="reference")},
+    )
+    async def things(request: Request) -> JSONResponse:
+        return JSONResponse(searchset(request, [{"resourceType": "Patient", "id": "p1"}], next_offset=1))
+
+    app = FastAPI()
+    app.include_router(document_answers(router))
+
+    @app.get("/v1/thing")
+    async def plain() -> JSONResponse:
+        return JSONResponse({"detail": "nope"}, status_code=404)
+
+    return serve_fhir(app)
+
+
+async def test_a_refusal_on_a_fhir_path_is_answered_as_fhir_and_elsewhere_as_before():
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://t") as client:
+        refused = await client.get("/fhir/R4/Thing/1")
+        assert (refused.status_code, refused.headers["content-type"]) == (404, FHIR_JSON)
+        assert refused.headers["x-kept"] == "yes"
+        outcome = OperationOutcome.model_validate(refused.json())
+        assert outcome.issue[0].code == "not-found" and outcome.issue[0].diagnostics == "thing not found"
+        no_route = await client.get("/fhir/R4/Nothing/1/2")
+        assert (no_route.status_code, no_route.json()["resourceType"]) == (404, "OperationOutcome")
+        plain = await client.get("/v1/thing")
+        assert plain.json() == {"detail": "nope"}
+        found = await client.get("/fhir/R4/Thing?patient=p1")
+        bundle = Bundle.model_validate(found.json())
+        assert bundle.type == "searchset" and bundle.entry[0].fullUrl == "http://t/fhir/R4/Patient/p1"
+        assert [link.relation for link in bundle.link] == ["self", "next"]
+        assert "_offset=1" in bundle.link[1].url
+        statement = CapabilityStatement.model_validate((await client.get("/fhir/R4/metadata")).json())
+        [thing] = statement.rest[0].resource
+        assert thing.type == "Thing"
+        assert [i.code for i in thing.interaction] == ["read", "search-type"]
+        assert [(p.name, p.type) for p in thing.searchParam] == [("patient", "reference")]
+
+
+def test_fhir_routes_document_refusals_as_operation_outcome_and_leave_the_kernel_answers_alone():
+    app = _app()
+    operation = app.openapi()["paths"]["/fhir/R4/Thing/{thing_id}"]["get"]
+    for status in ("401", "403", "404", "422", "429", "503"):
+        content = operation["responses"][status]["content"]
+        assert list(content) == [FHIR_JSON]
+        assert content[FHIR_JSON]["schema"]["$ref"].endswith("/OperationOutcomeDoc")
+    assert doors.ALWAYS[401]["model"] is doors.Problem  # the shared answers were copied, not changed
+    assert (
+        OperationOutcomeDoc.model_json_schema()["properties"]["resourceType"]["const"] == "OperationOutcome"
+    )
+
+
+def test_a_capability_statement_lists_only_declared_interactions():
+    statement = capability_statement(
+        [], software="careloop x", version="0.1.0", date=datetime(2026, 11, 30, tzinfo=UTC)
+    )
+    CapabilityStatement.model_validate(statement)
+    assert statement["fhirVersion"] == "4.0.1" and statement["rest"][0]["resource"] == []
+
+
+def test_a_search_page_counts_from_its_offset():
+    page = SearchPage.model_validate({"_count": 2, "_offset": 4})
+    assert (page.fetch_limit, page.next_offset(3), page.next_offset(2)) == (3, 6, None)
