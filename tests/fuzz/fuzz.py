@@ -55,6 +55,8 @@ def service_url(service: str) -> str:
 def st_command(url: str, token: str, examples: int, report: Path, seed: int | None) -> list[str]:
     command = [
         str(Path(sys.executable).with_name("st")),
+        "--config-file",
+        str(Path(__file__).with_name("schemathesis.toml")),
         "run",
         f"{url}/openapi.json",
         "--header",

@@ -14,10 +14,12 @@ from careloop_shared.contracts import (
     PlanAlternativesProposed,
     PlanUpdated,
 )
+from careloop_shared.fhir import serve_fhir
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careplan.config import CareplanContext, CareplanSettings
 from careplan.consumers import HANDLERS
 from careplan.education.api import router as education_router
+from careplan.fhir.api import router as fhir_router
 from careplan.necessity.api import router as necessity_router
 from careplan.plans.api import router as plans_router
 from careplan.store import CareplanStore
@@ -34,9 +36,9 @@ def build_app(settings: CareplanSettings | None = None, clock: Clock = system_cl
         publishes=[PlanUpdated, PlanAlternativesProposed, EducationProvided, CareTeamChanged],
         handlers=HANDLERS,
     )
-    return create_app(
+    app = create_app(
         ServiceRuntime(spec, settings),
-        [plans_router, team_router, necessity_router, education_router],
+        [plans_router, team_router, necessity_router, education_router, fhir_router],
         description=(
             "Personalised, versioned care plans, care teams, medical-necessity checks and patient"
             " education materials. Consumes"
@@ -45,6 +47,7 @@ def build_app(settings: CareplanSettings | None = None, clock: Clock = system_cl
             " emits PlanUpdated, PlanAlternativesProposed, EducationProvided and CareTeamChanged."
         ),
     )
+    return serve_fhir(app)
 
 
 def run() -> None:

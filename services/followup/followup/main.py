@@ -18,11 +18,13 @@ from careloop_shared.contracts import (
     TaskOpened,
     TaskStatusChanged,
 )
+from careloop_shared.fhir import serve_fhir
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
 from followup.api import router
 from followup.caseload import api as caseload_api
 from followup.config import FollowupContext, FollowupSettings
 from followup.consumers import HANDLERS
+from followup.fhir.api import router as fhir_router
 from followup.handlers import fire_due_and_overdue_follow_ups
 from followup.store import FollowupStore
 from followup.tasks import api as tasks_api
@@ -52,17 +54,19 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
             periodic(escalate_overdue_tasks, every_s=settings.scheduler_tick_s),
         ],
     )
-    return create_app(
+    app = create_app(
         ServiceRuntime(spec, settings),
-        [router, tasks_api.router, caseload_api.router],
+        [router, tasks_api.router, caseload_api.router, fhir_router],
         description=(
             "Follow-up scheduling, outcomes and escalation; the care manager's task list and caseloads."
             " Consumes PlanUpdated, ReferralMade, ReferralStatusChanged, ReferralOverdue, NetworkGapDetected,"
             " PatientRegistered, CareManagerAssigned, PatientAssessed and PlanAlternativesProposed; emits"
             " FollowUpScheduled, FollowUpDue, FollowUpCompleted, FollowUpOverdue, ReassessmentRequested,"
-            " TaskOpened, TaskStatusChanged and TaskEscalated."
+            " TaskOpened, TaskStatusChanged and TaskEscalated. Follow-ups and tasks as FHIR R4 Task under"
+            " /fhir/R4/."
         ),
     )
+    return serve_fhir(app)
 
 
 def run() -> None:

@@ -9,11 +9,13 @@ from fastapi import FastAPI
 from careloop_shared.app import create_app, serve
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.contracts import NetworkGapDetected, ReferralMade, ReferralOverdue, ReferralStatusChanged
+from careloop_shared.fhir import serve_fhir
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
 from referral.config import ReferralContext, ReferralSettings
 from referral.consumers import HANDLERS
 from referral.directory import api as directory_api
 from referral.directory.handlers import load_seed_directory
+from referral.fhir import api as fhir_api
 from referral.gaps import api as gaps_api
 from referral.loop import api as loop_api
 from referral.loop.handlers import flag_overdue_referrals
@@ -34,9 +36,16 @@ def build_app(settings: ReferralSettings | None = None, clock: Clock = system_cl
         background=[periodic(flag_overdue_referrals, every_s=settings.overdue_tick_s)],
         startup=[load_seed_directory],
     )
-    return create_app(
+    app = create_app(
         ServiceRuntime(spec, settings),
-        [loop_api.router, manual_api.router, directory_api.router, gaps_api.router, recruitment_api.router],
+        [
+            loop_api.router,
+            manual_api.router,
+            directory_api.router,
+            gaps_api.router,
+            recruitment_api.router,
+            fhir_api.router,
+        ],
         description=(
             "Program directory (Open Referral HSDS), matching and closed-loop referrals (Gravity SDOH"
             " referral task), referrals made by hand, the network-gap report and the recruitment"
@@ -45,6 +54,7 @@ def build_app(settings: ReferralSettings | None = None, clock: Clock = system_cl
             " ReferralOverdue."
         ),
     )
+    return serve_fhir(app)
 
 
 def run() -> None:
