@@ -10,6 +10,7 @@ careloop demo                                       load the synthetic demo case
 careloop replay --dsn postgresql://.../analytics    rebuild an analytics table from the topics
 careloop sink --db analytics.duckdb                 every event into DuckDB, exactly once, continuously
 careloop report --db analytics.duckdb               the measures programs report: tables and charts
+careloop directory export|import DIR               the directory as an HSDS 3.0 CSV package
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rich.table import Table
 
 from careloop_cli.client import Careloop, dev_token
 from careloop_cli.demo import AGENCIES, CARE_MANAGERS, SUPERVISORS, caseload, steps
+from careloop_cli.directory import add_parser as add_directory_parser
 
 console = Console()
 
@@ -313,6 +315,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--month", help="one month only, YYYY-MM (UTC)")
     p.add_argument("--charts", metavar="DIR", help="also write PNG charts into DIR (needs matplotlib)")
     p.set_defaults(run=cmd_report)
+    add_directory_parser(sub, agency)
     return root
 
 
