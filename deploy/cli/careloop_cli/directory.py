@@ -239,8 +239,14 @@ chunk is refused, the chunks before it stay imported; fix the rows named and run
 
 def add_parser(sub: Any, agency: argparse.ArgumentParser) -> None:
     """``careloop directory {export,import} DIR``: the subparser main.py adds."""
-    p = sub.add_parser("directory", parents=[agency], help="the directory as an HSDS CSV package, out and in",
+    # Not parents=[agency]: its actions are shared by every command, and a default changed here (admin,
+    # a directory administrator) would change theirs too.
+    p = sub.add_parser("directory", help="the directory as an HSDS CSV package, out and in",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    for action in agency._actions:
+        flags, dest = action.option_strings, action.dest
+        default = "admin" if dest == "role" else action.default
+        p.add_argument(*flags, dest=dest, default=default, help=action.help)
     p.add_argument("action", choices=["export", "import"])
     p.add_argument("dir", help="the package's folder")
     limit = int(os.environ.get("CARELOOP_HTTP_MAX_BODY_BYTES", DEFAULT_LIMIT))
@@ -248,4 +254,4 @@ def add_parser(sub: Any, agency: argparse.ArgumentParser) -> None:
         "--max-body-bytes", type=int, default=limit, help="referral's body limit (default: %(default)s)"
     )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
-    p.set_defaults(run=cmd_directory, role="admin")  # a directory administrator
+    p.set_defaults(run=cmd_directory)

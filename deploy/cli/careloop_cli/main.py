@@ -29,6 +29,7 @@ from rich.table import Table
 from careloop_cli.client import Careloop, dev_token
 from careloop_cli.demo import AGENCIES, CARE_MANAGERS, SUPERVISORS, caseload, steps
 from careloop_cli.directory import add_parser as add_directory_parser
+from careloop_cli.fhir_export import add_parser as add_export_parser
 
 console = Console()
 
@@ -316,6 +317,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--charts", metavar="DIR", help="also write PNG charts into DIR (needs matplotlib)")
     p.set_defaults(run=cmd_report)
     add_directory_parser(sub, agency)
+    add_export_parser(sub, agency)
     return root
 
 
