@@ -95,14 +95,17 @@ class Batch:
 
 
 def connect(path: str, *, read_only: bool = False, wait_s: float = 30.0) -> duckdb.DuckDBPyConnection:
-    """Open the file, waiting while another process holds it (DuckDB allows one writer process)."""
+    """Open the file, waiting while another process holds it (DuckDB allows one writer process), or
+    while this process has it open in the other mode (a sink and a reader in one process, as in tests:
+    DuckDB refuses a second connection to a file with a different configuration)."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
             con = duckdb.connect(path, read_only=read_only)
             break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            held = "lock" in str(exc).lower() or "different configuration" in str(exc).lower()
+            if not held or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
     con.execute("SET TimeZone = 'UTC'")  # months are calendar months in UTC
