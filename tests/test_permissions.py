@@ -1,5 +1,8 @@
 """Every route of every service, for every role, decides as the permission matrix says.
 
+Both kinds of route are walked: ``/v1/`` answers a refusal as the kernel's JSON problem, ``/fhir/R4/``
+as a FHIR OperationOutcome (the same status, permission and audit entry).
+
 The walk reads each service's OpenAPI document: every operation must name a permission the matrix
 knows; then each role's token is sent to it. A denied role gets 403 naming the missing permission
 before anything else runs; an allowed role gets past the check and reaches the route's store or
@@ -15,6 +18,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from careloop_shared.auth import ROLES
+from careloop_shared.fhir import FHIR_JSON
 from careloop_shared.http import PERMISSION_KEY, command_runner, read_store, service_context
 from careloop_shared.permissions import PERMISSIONS_FILE, load_matrix, markdown_table
 from tests.conftest import SERVICES, token
@@ -57,8 +61,12 @@ def _app(service: str):
 def _operations(app):
     for path, operations in app.openapi()["paths"].items():
         for method, operation in operations.items():
-            if path.startswith("/v1/"):
+            if path.startswith(("/v1/", "/fhir/R4/")):
                 yield method, path, operation
+
+
+def _is_fhir(path: str) -> bool:
+    return path.startswith("/fhir/R4/")
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -74,21 +82,30 @@ async def test_every_route_and_role_decides_as_the_matrix_says(service):
             for role in sorted(ROLES):
                 r = await client.request(method, url, headers=token("agency-a", role), json={})
                 if MATRIX.allows(role, permission):
-                    assert r.status_code == REACHED, (role, method, path, r.status_code, r.text)
+                    # A FHIR CapabilityStatement is served by the route itself, without a store.
+                    answered = (REACHED, 200) if _is_fhir(path) else (REACHED,)
+                    assert r.status_code in answered, (role, method, path, r.status_code, r.text)
+                elif _is_fhir(path):
+                    assert (r.status_code, r.headers["content-type"]) == (403, FHIR_JSON), (role, path)
+                    [issue] = r.json()["issue"]
+                    assert issue["code"] == "forbidden"
+                    assert issue["diagnostics"] == f"role {role} lacks permission {permission}"
+                    assert issue["details"] == {"text": f"missing_permission: {permission}"}
                 else:
                     assert r.status_code == 403, (role, method, path, r.status_code)
                     assert r.json() == {
                         "detail": f"role {role} lacks permission {permission}",
                         "missing_permission": permission,
                     }
-                    if "{" in path:  # a refused attempt at a patient's data, or at one record, is audited
-                        denied = app.state.runtime.audit.entries[-1]
-                        assert (denied.outcome, denied.outcome_detail, denied.role) == (
-                            "denied",
-                            permission,
-                            role,
-                        )
-                        assert denied.route == f"{method.upper()} {path}"
+                # A refused attempt at a patient's data, or at one record, is audited.
+                if "{" in path and not MATRIX.allows(role, permission):
+                    denied = app.state.runtime.audit.entries[-1]
+                    assert (denied.outcome, denied.outcome_detail, denied.role) == (
+                        "denied",
+                        permission,
+                        role,
+                    )
+                    assert denied.route == f"{method.upper()} {path}"
                 walked += 1
     assert walked >= len(ROLES) * 2
 
@@ -99,8 +116,10 @@ async def test_no_token_is_401_before_any_permission_is_looked_at(service):
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url=f"http://{service}") as client:
         for method, path, _ in _operations(app):
-            url = re.sub(r"\{[^}]+\}", "x", path)
-            assert (await client.request(method, url)).status_code == 401
+            r = await client.request(method, re.sub(r"\{[^}]+\}", "x", path))
+            assert r.status_code == 401, path
+            if _is_fhir(path):
+                assert r.json()["issue"][0]["code"] == "login", path
 
 
 def test_every_permission_is_granted_to_someone_and_roles_are_as_documented():

@@ -30,6 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from careloop_shared.contracts import Need, PatientAssessed, RiskLevel
 from careloop_shared.events import Message
+from careloop_shared.http import PERMISSION_KEY
 from careloop_shared.kafka import Kafka, client_options, connection
 from careloop_shared.settings import KafkaSettings
 
@@ -326,3 +327,14 @@ class ServiceProcess:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def route_permissions(app: Any, prefix: str) -> dict[tuple[str, str], str]:
+    """The permission each operation under ``prefix`` names in ``app``'s OpenAPI document, by
+    (method, path template)."""
+    return {
+        (method, path): operation[PERMISSION_KEY]
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith(prefix)
+        for method, operation in operations.items()
+    }
