@@ -138,18 +138,10 @@ class ServiceRuntime:
     async def start(self) -> None:
         s = self.settings
         dsn = s.own_database_url()
-        wait = partial(until_reachable, deadline=time.monotonic() + s.startup_wait_s)
-        self._pool = await wait(
-            "the database", lambda: db.create_pool(dsn, min_size=s.db_pool_min, max_size=s.db_pool_max)
-        )
-        await db.migrate(
-            self._pool,
-            [*db.kernel_migrations(), *db.folder_migrations(self.spec.name, self.spec.migrations)],
-        )
+        deadline = time.monotonic() + s.startup_wait_s
+        wait = partial(until_reachable, deadline=deadline)
+        self._pool = await self.open_database(deadline)
         self.audit.start()
-        for step in self.spec.startup:
-            async with self.uow() as uow:
-                await step(self.context, uow)
         topics = {self.topic_for(e.type) for e in self.spec.publishes}
         if self.spec.handlers:
             self.consumer = EventConsumer(
@@ -242,6 +234,28 @@ class ServiceRuntime:
                 self.spec.name, self.consumer.topics, [c for c in clients if c is not None]
             )
 
+    async def open_database(self, deadline: float) -> asyncpg.Pool:
+        """The pool, migrated and with the startup steps run. The whole phase is one step waited for:
+        a database restarting between opening the pool and the last step is waited out like one down
+        before it (the migrations and steps are idempotent)."""
+        return await until_reachable("the database", self._prepare_database, deadline=deadline)
+
+    async def _prepare_database(self) -> asyncpg.Pool:
+        """Open the pool, migrate and run the startup steps; the pool is closed again if any fails."""
+        s = self.settings
+        pool = await db.create_pool(s.own_database_url(), min_size=s.db_pool_min, max_size=s.db_pool_max)
+        try:
+            await db.migrate(
+                pool, [*db.kernel_migrations(), *db.folder_migrations(self.spec.name, self.spec.migrations)]
+            )
+            for step in self.spec.startup:
+                async with unit_of_work(pool, self.topic_for, store=self.spec.store) as uow:
+                    await step(self.context, uow)
+        except BaseException:
+            pool.terminate()
+            raise
+        return pool
+
     async def _start_broker(self) -> None:
         """``broker.start``, undone if it fails part way: FastStream starts every subscriber again on
         the next call, so one started before the failure would run twice."""
@@ -270,8 +284,10 @@ class ServiceRuntime:
 # What a server that is down or restarting answers: worth waiting for at start.
 UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.PostgresConnectionError,  # class 08: the connection failed or was lost
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.AdminShutdownError,  # a connection ended by a fast shutdown
+    asyncpg.CrashShutdownError,
     KafkaConnectionError,
     KafkaTimeoutError,
 )

@@ -57,3 +57,38 @@ def test_an_unknown_service_is_refused_with_the_usage():
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "usage: python -m careloop_shared.migrate" in done.stderr
+
+
+async def test_a_database_restart_during_a_services_startup_is_waited_out_not_exited_on(database_factory):
+    """The database going away after the pool opened (mid-migration, mid-startup step) is waited for
+    like one down before it: the whole database phase is tried again, the steps being idempotent."""
+    import time
+    from pathlib import Path
+
+    from careloop_shared.runtime import ServiceRuntime, ServiceSpec
+    from careloop_shared.settings import ServiceSettings
+
+    url = await database_factory("startup_restart")
+    attempts: list[float] = []
+
+    async def step(_ctx: object, uow: object) -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:  # what a fast shutdown answers a connection in use
+            raise asyncpg.AdminShutdownError("terminating connection due to administrator command")
+        await uow.conn.execute("CREATE TABLE IF NOT EXISTS started (at float8)")  # type: ignore[attr-defined]
+
+    spec = ServiceSpec(
+        name="record",
+        migrations=Path(__file__).parents[2] / "services" / "record" / "record" / "migrations",
+        context=None,
+        store=lambda _: None,
+        startup=[step],
+    )
+    runtime = ServiceRuntime(spec, ServiceSettings(database_url=url, startup_wait_s=10))
+    pool = await runtime.open_database(deadline=time.monotonic() + 10)
+    try:
+        assert len(attempts) == 2
+        assert await pool.fetchval("SELECT count(*) FROM schema_migrations") == len(migrations_for("record"))
+        assert await pool.fetchval("SELECT to_regclass('started') IS NOT NULL")
+    finally:
+        await pool.close()

@@ -159,7 +159,18 @@ class Fleet:
         for service, process in self.procs.items():
             if service in self._killing or process.proc is None or process.proc.poll() is None:
                 continue
-            self.exits.append({"service": service, "at": self.now(), "code": process.proc.returncode})
+            # Why, in the service's own words (its log holds no PHI): the run must be debuggable
+            # from the report alone, as in CI the logs go with the run's directory.
+            last = process.tail(40).splitlines()
+            errors = [line for line in last if "error" in line.lower() or "Error" in line]
+            self.exits.append(
+                {
+                    "service": service,
+                    "at": self.now(),
+                    "code": process.proc.returncode,
+                    "last_log": [line[:400] for line in (errors or last)[-4:]],
+                }
+            )
             self.start(service)
 
     def sample_memory(self) -> None:
