@@ -27,7 +27,7 @@ def test_topic_table_is_up_to_date_with_the_code():
 
 def test_every_consumed_topic_has_one_producer_and_every_service_a_dead_letter_topic():
     table = json.loads(TABLE.read_text())
-    produced = {t["name"]: t["producer"] for t in table["topics"]}
+    produced = {t["name"]: t["producer"] for t in [*table["topics"], *table["streams"]]}
     for service, entry in table["services"].items():
         assert set(entry["consumes"]) <= set(produced), service
         assert all(produced[name] == service for name in entry["produces"])
@@ -43,6 +43,10 @@ def test_the_case_record_reads_every_event_topic_and_none_is_compacted():
     table = json.loads(TABLE.read_text())
     assert all("record" in t["consumers"] for t in table["topics"])
     assert all(t["retention"] == "forever" and t["cleanup_policy"] == "delete" for t in table["topics"])
+    # The record's signed checkpoints: its outside witness, kept as long as the record.
+    assert [(t["name"], t["producer"], t["retention"]) for t in table["streams"]] == [
+        ("careloop.record.checkpoints.v1", "record", "forever")
+    ]
 
 
 def test_the_chart_app_version_is_the_project_version():

@@ -22,6 +22,9 @@ from careloop_shared.topology import TopologyError, event_flow, shipped_runtimes
 TARGET = Path(__file__).resolve().parent / "careloop" / "files" / "topics.json"
 
 
+KEPT_FOREVER = {"cleanup_policy": "delete", "retention": "forever"}
+
+
 def table() -> dict[str, Any]:
     # Topic and group names as the code gives them, without this shell's test prefix or overrides.
     runtimes = shipped_runtimes()
@@ -42,6 +45,12 @@ def table() -> dict[str, Any]:
         }
         for name in sorted(producer)
     ]
+    # Streams that carry no patient's event (record's signed checkpoints): kept forever, one writer.
+    streams = [
+        {"name": name, "producer": service, "consumers": []} | KEPT_FOREVER
+        for service, runtime in runtimes.items()
+        for name in runtime.spec.streams
+    ]
     dead_letters = [
         {
             "name": runtime.dead_letter_topic,
@@ -56,7 +65,7 @@ def table() -> dict[str, Any]:
     ]
     services = {
         service: {
-            "produces": sorted(e.type for e in runtime.spec.publishes),
+            "produces": sorted([*(e.type for e in runtime.spec.publishes), *runtime.spec.streams]),
             "consumes": sorted(e.type for e in runtime.spec.handlers),
             "dead_letter_topic": runtime.dead_letter_topic if runtime.spec.handlers else None,
             "consumer_group": runtime.settings.consumer_group,
@@ -68,6 +77,7 @@ def table() -> dict[str, Any]:
         "partitions": ServiceSettings.model_fields["topic_partitions"].default,
         "topics": topics,
         "dead_letter_topics": dead_letters,
+        "streams": sorted(streams, key=lambda t: t["name"]),
         "services": services,
     }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -265,6 +266,9 @@ def main() -> int:
             "CARELOOP_PG_URL": pg_url,
             "CARELOOP_TOPIC_PREFIX": prefix,
             "CARELOOP_JWT_SECRET": secrets.token_urlsafe(48),
+            # Keys as an ops team gives them (kid:base64): not the development keys in the source.
+            "RECORD_CHAIN_KEYS": "smoke:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+            "RECORD_CHECKPOINT_SIGNING_KEY": "smoke:" + base64.b64encode(secrets.token_bytes(32)).decode(),
             **{f"{s.upper()}_DATABASE_URL": url for s, url in databases.items()},
             **{f"WORKSPACE_{s.upper()}_URL": f"http://127.0.0.1:{p}" for s, p in ports.items()},
         }

@@ -59,6 +59,8 @@ class ServiceSpec:
     handlers: Mapping[type[Event], Handler] = field(default_factory=dict)
     background: Sequence[BackgroundLoop] = ()
     startup: Sequence[StartupStep] = ()
+    # Topics the service writes that carry no patient's event (record's signed checkpoints).
+    streams: Sequence[str] = ()
 
 
 def periodic(step: PeriodicStep, *, every_s: float) -> BackgroundLoop:
@@ -143,6 +145,7 @@ class ServiceRuntime:
         self._pool = await self.open_database(deadline)
         self.audit.start()
         topics = {self.topic_for(e.type) for e in self.spec.publishes}
+        topics.update(self.topic_for(name) for name in self.spec.streams)
         if self.spec.handlers:
             self.consumer = EventConsumer(
                 self.spec.name,

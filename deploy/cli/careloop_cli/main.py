@@ -179,7 +179,9 @@ def cmd_caseload(args: argparse.Namespace, cl: Careloop) -> int:
 def cmd_verify(args: argparse.Namespace, cl: Careloop) -> int:
     result = cl.get("record", f"/v1/patients/{args.patient_id}/record/verify")
     if result["intact"]:
-        console.print(f"[green]intact[/green]: {result['entries']} entries, every hash holds")
+        witnessed = result.get("witnessed_by_checkpoint")
+        signed = f", the head signed in checkpoint {witnessed} still in it" if witnessed else ""
+        console.print(f"[green]intact[/green]: {result['entries']} entries, every hash and MAC holds{signed}")
         return 0
     console.print(f"[red]broken[/red] at entry {result['first_broken_seq']}: {result['problem']}")
     return 1

@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field
 
 from careloop_shared.errors import NotFound
 from careloop_shared.http import Audit, CurrentPrincipal, needs, read_store, service_context
+from record.checkpoints import witness_of
 from record.config import RecordContext
-from record.domain.chain import verify
+from record.domain.chain import Verification, verify
 from record.domain.timeline import timeline
 from record.store import RecordStore
 
@@ -53,6 +54,11 @@ class VerifyOut(BaseModel):
     intact: bool
     first_broken_seq: int | None
     problem: str | None
+    witnessed_by_checkpoint: int | None = Field(
+        None,
+        description="The checkpoint (signed, published outside the record database) whose head of this"
+        " chain was checked; none while no checkpoint has signed it yet.",
+    )
 
 
 async def _owned(store: RecordStore, agency_id: str, patient_id: uuid.UUID) -> None:
@@ -84,14 +90,26 @@ async def patient_record(
 
 
 @router.get("/record/verify", response_model=VerifyOut, openapi_extra=needs("record:verify"))
-async def verify_patient_record(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> VerifyOut:
-    """Recompute the hash chain; name the first entry that does not hold, if any. Discloses counts only."""
+async def verify_patient_record(
+    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, ctx: Ctx
+) -> VerifyOut:
+    """Recompute the hash chain, check every entry's MAC under the chain key (which the database does
+    not hold) and that the chain still holds the head last signed into a checkpoint published outside
+    the database; name the first entry that does not hold, if any. Discloses counts only."""
     await _owned(store, who.agency_id, patient_id)
-    result = verify(*await store.chain(patient_id))
+    witness = await witness_of(ctx, store, patient_id)  # before the chain: entries are only appended
+    result = verify(
+        *await store.chain(patient_id),
+        authentic=lambda e: ctx.chain_keys.authentic(bytes(e["hash"]), e["mac_key"], e["mac"]),
+        witnessed=witness.witnessed,
+    )
+    if result.intact and witness.problem:
+        result = Verification(result.entries, False, None, witness.problem)
     return VerifyOut(
         patient_id=patient_id,
         entries=result.entries,
         intact=result.intact,
         first_broken_seq=result.first_broken_seq,
         problem=result.problem,
+        witnessed_by_checkpoint=result.witnessed_by,
     )

@@ -16,7 +16,8 @@ Uow: TypeAlias = UnitOfWork[RecordStore]
 
 @batch_handler
 async def when_any_event_append_to_record(ctx: RecordContext, uow: Uow, events: list[ReceivedEvent]) -> None:
-    """Link each event to the end of its patient's chain, in arrival order (the inbox makes it once only).
+    """Link each event to the end of its patient's chain, in arrival order (the inbox makes it once only),
+    authenticated with the chain key the database does not hold.
 
     A whole batch costs three statements: lock the heads of the patients involved, insert the entries,
     move the heads.
@@ -42,6 +43,7 @@ async def when_any_event_append_to_record(ctx: RecordContext, uow: Uow, events: 
             "prev_hash": prev_hash,
         }
         entry["hash"] = entry_hash(prev_hash, entry)
+        entry["mac_key"], entry["mac"] = ctx.chain_keys.mac(entry["hash"])
         heads[patient_id] = (entry["seq"], entry["hash"])
         entries.append(entry)
     await uow.store.append(entries, heads)

@@ -10,7 +10,9 @@ from careloop_shared.app import create_app, serve
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from record.api import router
-from record.config import RecordContext, RecordSettings
+from record.checkpoints import TOPIC as CHECKPOINT_TOPIC
+from record.checkpoints import checkpoints_every
+from record.config import RecordContext, RecordSettings, refuse_development_keys_off_loopback
 from record.consumers import HANDLERS
 from record.store import RecordStore
 
@@ -23,6 +25,8 @@ def build_app(settings: RecordSettings | None = None, clock: Clock = system_cloc
         context=RecordContext.from_settings(settings, clock),
         store=RecordStore,
         handlers=HANDLERS,
+        background=[checkpoints_every(settings.checkpoint_every_s)],
+        streams=[CHECKPOINT_TOPIC],
     )
     return create_app(
         ServiceRuntime(spec, settings),
@@ -32,7 +36,9 @@ def build_app(settings: RecordSettings | None = None, clock: Clock = system_cloc
 
 
 def run() -> None:
-    serve(build_app())
+    settings = RecordSettings()
+    refuse_development_keys_off_loopback(settings)
+    serve(build_app(settings))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from record.domain.chain import GENESIS
 
 ENTRY_COLUMNS = (
     "patient_id, seq, event_id, event_type, source, agency_id, occurred_at, recorded_at, correlation_id,"
-    " causation_id, body, prev_hash, hash"
+    " causation_id, body, prev_hash, hash, mac_key, mac"
 )
 
 _E_COLUMNS = ", ".join("e." + c.strip() for c in ENTRY_COLUMNS.split(","))
@@ -88,3 +88,78 @@ class RecordStore(Store):
         if rows and rows[0]["head_seq"] is not None:
             head = {"seq": rows[0]["head_seq"], "hash": rows[0]["head_hash"]}
         return [r for r in rows if r["seq"] is not None], head
+
+    # Checkpoints (record.domain.witness): the signed heads, as published outside this database.
+
+    async def witnessed(self, patient_id: uuid.UUID) -> asyncpg.Record | None:
+        return await self.db.fetchrow(
+            "SELECT checkpoint, seq, hash FROM record_witnessed WHERE patient_id = $1", patient_id
+        )
+
+    async def checkpoint_document(self, checkpoint: int) -> str | None:
+        document: str | None = await self.db.fetchval(
+            "SELECT document FROM record_checkpoints WHERE checkpoint = $1", checkpoint
+        )
+        return document
+
+    async def lock_checkpoints(self) -> bool:
+        """Whether this transaction may write the next checkpoint (one writer among the replicas)."""
+        sql = "SELECT pg_try_advisory_xact_lock(hashtext('record_checkpoints'))"
+        return bool(await self.db.fetchval(sql))
+
+    async def last_checkpoint(self) -> tuple[int, bytes] | None:
+        row = await self.db.fetchrow(
+            "SELECT checkpoint, digest FROM record_checkpoints ORDER BY checkpoint DESC LIMIT 1"
+        )
+        return (row["checkpoint"], bytes(row["digest"])) if row else None
+
+    async def moved_heads(self, limit: int) -> list[asyncpg.Record]:
+        """Heads not yet signed as they are now (oldest signature first, never-signed ones before)."""
+        return await self.db.fetch(
+            "SELECT h.patient_id, h.seq, h.hash FROM record_heads h"
+            " LEFT JOIN record_witnessed w ON w.patient_id = h.patient_id"
+            " WHERE h.seq > 0 AND w.seq IS DISTINCT FROM h.seq ORDER BY w.checkpoint NULLS FIRST LIMIT $1",
+            limit,
+        )
+
+    async def save_checkpoint(
+        self, checkpoint: int, at: datetime, digest: bytes, document: str, heads: list[asyncpg.Record]
+    ) -> None:
+        await self.db.execute(
+            "INSERT INTO record_checkpoints (checkpoint, at, digest, document) VALUES ($1, $2, $3, $4)",
+            checkpoint,
+            at,
+            digest,
+            document,
+        )
+        await self.db.execute(
+            "INSERT INTO record_witnessed (patient_id, checkpoint, seq, hash)"
+            " SELECT p, $1, s, h FROM unnest($2::uuid[], $3::bigint[], $4::bytea[]) AS t(p, s, h)"
+            " ON CONFLICT (patient_id) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, seq = EXCLUDED.seq,"
+            " hash = EXCLUDED.hash",
+            checkpoint,
+            [h["patient_id"] for h in heads],
+            [h["seq"] for h in heads],
+            [bytes(h["hash"]) for h in heads],
+        )
+
+    async def unpublished_checkpoints(self) -> list[asyncpg.Record]:
+        return await self.db.fetch(
+            "SELECT checkpoint, document FROM record_checkpoints WHERE published_at IS NULL"
+            " ORDER BY checkpoint"
+        )
+
+    async def mark_published(self, checkpoint: int, at: datetime) -> None:
+        await self.db.execute(
+            "UPDATE record_checkpoints SET published_at = $2 WHERE checkpoint = $1", checkpoint, at
+        )
+
+    async def hashes_at(self, heads: list[tuple[uuid.UUID, int]]) -> dict[tuple[uuid.UUID, int], bytes]:
+        """The hash of each (patient, seq) entry that exists."""
+        rows = await self.db.fetch(
+            "SELECT e.patient_id, e.seq, e.hash FROM unnest($1::uuid[], $2::bigint[]) AS t(p, s)"
+            " JOIN record_entries e ON e.patient_id = t.p AND e.seq = t.s",
+            [p for p, _ in heads],
+            [s for _, s in heads],
+        )
+        return {(r["patient_id"], r["seq"]): bytes(r["hash"]) for r in rows}

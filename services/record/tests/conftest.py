@@ -22,6 +22,8 @@ class FakeRecordStore:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
         self.heads: dict[uuid.UUID, tuple[int, bytes]] = {}
+        self.checkpoints: dict[int, dict[str, Any]] = {}  # number -> at, digest, document, published_at
+        self.signed: dict[uuid.UUID, dict[str, Any]] = {}  # patient -> checkpoint, seq, hash
 
     async def lock_heads(self, patient_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[int, bytes]]:
         for patient_id in patient_ids:
@@ -66,6 +68,57 @@ class FakeRecordStore:
             return await self.entries(patient_id), None
         seq, hash_ = self.heads[patient_id]
         return await self.entries(patient_id), {"seq": seq, "hash": hash_}
+
+    async def witnessed(self, patient_id: uuid.UUID) -> dict[str, Any] | None:
+        return self.signed.get(patient_id)
+
+    async def checkpoint_document(self, checkpoint: int) -> str | None:
+        found = self.checkpoints.get(checkpoint)
+        return found["document"] if found else None
+
+    async def lock_checkpoints(self) -> bool:
+        return True
+
+    async def last_checkpoint(self) -> tuple[int, bytes] | None:
+        if not self.checkpoints:
+            return None
+        number = max(self.checkpoints)
+        return number, self.checkpoints[number]["digest"]
+
+    async def moved_heads(self, limit: int) -> list[dict[str, Any]]:
+        moved = [
+            (self.signed.get(p, {}).get("checkpoint", 0), p, seq, hash_)
+            for p, (seq, hash_) in self.heads.items()
+            if seq > 0 and self.signed.get(p, {}).get("seq") != seq
+        ]
+        return [{"patient_id": p, "seq": seq, "hash": h} for _, p, seq, h in sorted(moved)[:limit]]
+
+    async def save_checkpoint(
+        self, checkpoint: int, at: datetime, digest: bytes, document: str, heads: list[dict[str, Any]]
+    ) -> None:
+        assert checkpoint not in self.checkpoints
+        self.checkpoints[checkpoint] = {
+            "at": at,
+            "digest": digest,
+            "document": document,
+            "published_at": None,
+        }
+        for h in heads:
+            self.signed[h["patient_id"]] = {"checkpoint": checkpoint, "seq": h["seq"], "hash": h["hash"]}
+
+    async def unpublished_checkpoints(self) -> list[dict[str, Any]]:
+        return [
+            {"checkpoint": n, "document": c["document"]}
+            for n, c in sorted(self.checkpoints.items())
+            if c["published_at"] is None
+        ]
+
+    async def mark_published(self, checkpoint: int, at: datetime) -> None:
+        self.checkpoints[checkpoint]["published_at"] = at
+
+    async def hashes_at(self, heads: list[tuple[uuid.UUID, int]]) -> dict[tuple[uuid.UUID, int], bytes]:
+        by_key = {(r["patient_id"], r["seq"]): r["hash"] for r in self.rows}
+        return {k: by_key[k] for k in heads if k in by_key}
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The case record against its real database and broker."""
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -8,6 +9,7 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+from aiokafka import AIOKafkaConsumer
 
 from careloop_shared.auth import issue_token
 from careloop_shared.contracts import FollowUpCompleted, PatientAssessed, PatientRegistered
@@ -15,18 +17,25 @@ from careloop_shared.events import new_message
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import eventually, phq2_positive, publish_message, unique_prefix
+from record.authenticate import authenticate
+from record.checkpoints import TOPIC as CHECKPOINT_TOPIC
+from record.checkpoints import CheckpointFiles, audit, checkpoint_round
+from record.domain.chain import GENESIS, entry_hash
+from record.domain.witness import ChainKeys, check_series, signed_head
 from record.main import RecordSettings, build_app
 
 pytestmark = pytest.mark.integration
 
 
 @pytest_asyncio.fixture(scope="module")
-async def record(infra, database_factory):
+async def record(infra, database_factory, tmp_path_factory):
     dsn = await database_factory("record")
     settings = RecordSettings(
         database_url=dsn,
         kafka_bootstrap_servers=infra.bootstrap_servers,
         topic_prefix=unique_prefix(),
+        checkpoint_dir=tmp_path_factory.mktemp("checkpoints"),
+        checkpoint_every_s=3600,  # the tests sign checkpoints when they want them
     )
     app = build_app(settings)
     async with running(app.state.runtime) as runtime:
@@ -207,3 +216,173 @@ async def test_verify_while_events_are_appended_sees_an_intact_chain(record, inf
     await eventually(all_appended, timeout=60, interval=0, what="every event appended")
     await publishing
     assert len(seen) > 1 and all(v["intact"] for v in seen), [v for v in seen if not v["intact"]][:1]
+
+
+async def _rewrite_consistently(dsn: str, patient: uuid.UUID, keys: ChainKeys | None) -> int:
+    """A database superuser rewrites the assessment in the patient's chain and recomputes every hash
+    after it and the head, as verify computes them (the algorithm is public); with ``keys`` (an insider
+    who also holds the chain key) every MAC too. Returns the rewritten entry's seq."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SET session_replication_role = replica")  # the append-only trigger off
+        rows = [
+            dict(r)
+            for r in await conn.fetch(
+                "SELECT * FROM record_entries WHERE patient_id = $1 ORDER BY seq", patient
+            )
+        ]
+        changed = next(r["seq"] for r in rows if r["event_type"] == PatientAssessed.type)
+        prev = GENESIS
+        for row in rows:
+            if row["seq"] == changed:
+                row["body"] = row["body"].replace(b"moderate", b"low")
+            row["prev_hash"] = prev
+            row["hash"] = entry_hash(prev, row)
+            if keys is not None:
+                row["mac_key"], row["mac"] = keys.mac(row["hash"])
+            await conn.execute(
+                "UPDATE record_entries SET body = $3, prev_hash = $4, hash = $5, mac_key = $6, mac = $7"
+                " WHERE patient_id = $1 AND seq = $2",
+                patient,
+                row["seq"],
+                row["body"],
+                row["prev_hash"],
+                row["hash"],
+                row["mac_key"],
+                row["mac"],
+            )
+            prev = row["hash"]
+        await conn.execute("UPDATE record_heads SET hash = $2 WHERE patient_id = $1", patient, prev)
+    finally:
+        await conn.close()
+    return changed
+
+
+async def _verify(client, patient, agency):
+    return (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+
+
+async def test_a_consistent_rewrite_by_a_superuser_without_the_chain_key_is_caught_by_its_macs(record, infra):
+    client, _, dsn = record
+    patient, agency, *_ = await _patient_with_two_events(record, infra)
+    assert (await _verify(client, patient, agency))["intact"] is True
+    changed = await _rewrite_consistently(dsn, patient, keys=None)
+    verified = await _verify(client, patient, agency)
+    assert (verified["intact"], verified["first_broken_seq"]) == (False, changed)
+    assert verified["problem"] == "not authenticated by the record's chain key"
+
+
+async def test_a_rewrite_by_someone_holding_the_chain_key_is_caught_by_the_signed_checkpoint(
+    record, infra, tmp_path
+):
+    client, runtime, dsn = record
+    patient, agency, *_ = await _patient_with_two_events(record, infra)
+    assert await checkpoint_round(runtime) is False  # signed and published; nothing more waits
+    number = await runtime.pool.fetchval(
+        "SELECT checkpoint FROM record_witnessed WHERE patient_id = $1", patient
+    )
+    before = await _verify(client, patient, agency)
+    assert (before["intact"], before["witnessed_by_checkpoint"]) == (True, number)
+
+    # The same signed document in the folder and on the topic, outside the record database.
+    folder = CheckpointFiles(runtime.context.checkpoint_dir)
+    published = await _checkpoints_on_topic(infra, runtime.topic_for(CHECKPOINT_TOPIC), number)
+    assert published[number] == folder.read(number)
+    assert signed_head(published[number], patient) is not None
+
+    await _rewrite_consistently(dsn, patient, keys=runtime.context.chain_keys)
+    verified = await _verify(client, patient, agency)
+    # Every hash and MAC holds; the entry whose head was signed no longer has the signed hash.
+    assert verified["intact"] is False and verified["first_broken_seq"] == 2
+    assert verified["problem"] == f"differs from the head signed in checkpoint {number}"
+
+    # Deleting the database's note of what was signed hides it from a patient's verify, not from the
+    # audit against the published checkpoints.
+    await runtime.pool.execute("DELETE FROM record_witnessed WHERE patient_id = $1", patient)
+    audited = await audit(runtime.context, runtime.reader(), list(folder))
+    assert audited.series.intact
+    assert audited.broken[str(patient)].startswith("entry 2 differs from the head signed in checkpoint")
+
+
+async def _checkpoints_on_topic(infra, topic: str, until: int) -> dict[int, dict]:
+    found: dict[int, dict] = {}
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=infra.bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+
+        async def read_until() -> bool:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    document = json.loads(r.value)
+                    found[document["checkpoint"]] = document
+            return until in found
+
+        await eventually(read_until, what=f"checkpoint {until} on its topic")
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_checkpoints_sign_only_heads_that_moved_and_link_to_the_one_before(record, infra):
+    _, runtime, _ = record
+    await _patient_with_two_events(record, infra)
+    while await checkpoint_round(runtime):
+        pass
+    assert await checkpoint_round(runtime) is False  # nothing moved since
+    first = await runtime.pool.fetchval("SELECT max(checkpoint) FROM record_checkpoints")
+    patient, *_ = await _patient_with_two_events(record, infra)
+    await checkpoint_round(runtime)
+    rows = await runtime.pool.fetch("SELECT document FROM record_checkpoints WHERE checkpoint > $1", first)
+    assert len(rows) == 1
+    latest = json.loads(rows[0]["document"])
+    assert [h[0] for h in latest["heads"]] == [str(patient)]
+    series = [
+        json.loads(r["document"])
+        for r in await runtime.pool.fetch("SELECT document FROM record_checkpoints ORDER BY checkpoint")
+    ]
+    assert check_series(runtime.context.signing_keys, series).intact
+    assert (
+        await runtime.pool.fetchval("SELECT count(*) FROM record_checkpoints WHERE published_at IS NULL") == 0
+    )
+
+
+async def test_entries_written_before_the_record_was_keyed_are_authenticated_only_if_their_chain_holds(
+    record, infra
+):
+    client, runtime, dsn = record
+    kept, agency, *_ = await _patient_with_two_events(record, infra)
+    rewritten, *_ = await _patient_with_two_events(record, infra)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute("UPDATE record_entries SET mac = NULL, mac_key = NULL WHERE patient_id = $1", kept)
+        # Edited before the record was keyed, without recomputing the hashes.
+        await conn.execute(
+            "UPDATE record_entries SET mac = NULL, mac_key = NULL WHERE patient_id = $1", rewritten
+        )
+        await conn.execute(
+            "UPDATE record_entries SET body = body || ' '::bytea WHERE patient_id = $1 AND seq = 1", rewritten
+        )
+    finally:
+        await conn.close()
+    assert (await _verify(client, kept, agency))["problem"] == "not authenticated by the record's chain key"
+
+    # A changed column beside the MAC is still refused by the trigger.
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await runtime.pool.execute(
+            "UPDATE record_entries SET mac = '\\x00', agency_id = 'x' WHERE patient_id = $1", kept
+        )
+
+    done = await authenticate(runtime.pool, runtime.context.chain_keys)
+    assert rewritten in done.refused and kept not in done.refused
+    assert (await _verify(client, kept, agency))["intact"] is True
+    assert (
+        await runtime.pool.fetchval(
+            "SELECT count(*) FROM record_entries WHERE patient_id = $1 AND mac IS NULL", rewritten
+        )
+        == 2
+    )
+    again = await authenticate(runtime.pool, runtime.context.chain_keys)
+    assert again.entries == 0

@@ -47,6 +47,26 @@ Names follow shared/careloop_shared/settings.py and services/workspace/workspace
   value: {{ .roleClaim | quote }}
 {{- end }}
 {{- end }}
+{{- if eq .name "record" }}
+{{- with $v.record }}
+- name: RECORD_CHAIN_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "record.keys.existingSecret: the name of a Secret holding the record's keys" .keys.existingSecret }}
+      key: {{ .keys.chainKeysKey }}
+- name: RECORD_CHECKPOINT_SIGNING_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .keys.existingSecret }}
+      key: {{ .keys.signingKeyKey }}
+{{- if .keys.checkpointPublicKeys }}
+- name: RECORD_CHECKPOINT_PUBLIC_KEYS
+  value: {{ .keys.checkpointPublicKeys | quote }}
+{{- end }}
+- name: RECORD_CHECKPOINT_EVERY_S
+  value: {{ .checkpointEverySeconds | quote }}
+{{- end }}
+{{- end }}
 {{- if eq .name "workspace" }}
 {{- include "careloop.workspaceEnv" . }}
 {{- else }}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +51,30 @@ class Verification:
     intact: bool
     first_broken_seq: int | None = None
     problem: str | None = None
+    witnessed_by: int | None = None  # the checkpoint whose signed head the chain was checked against
 
 
-def verify(entries: Iterable[Mapping[str, Any]], head: Mapping[str, Any] | None) -> Verification:
-    """Recompute the chain in sequence order; report the first entry that does not hold."""
+@dataclass(frozen=True)
+class Witnessed:
+    """A head of this chain signed into a checkpoint outside the database."""
+
+    checkpoint: int
+    seq: int
+    hash: bytes
+
+
+def verify(
+    entries: Iterable[Mapping[str, Any]],
+    head: Mapping[str, Any] | None,
+    *,
+    authentic: Callable[[Mapping[str, Any]], bool] | None = None,
+    witnessed: Witnessed | None = None,
+) -> Verification:
+    """Recompute the chain in sequence order; report the first entry that does not hold.
+
+    ``authentic(entry)`` checks an entry's MAC (a key the database does not hold); ``witnessed`` is the
+    latest head signed into a checkpoint, which the chain must still contain.
+    """
     prev, count, last_seq = GENESIS, 0, 0
     for entry in entries:
         count += 1
@@ -65,7 +85,17 @@ def verify(entries: Iterable[Mapping[str, Any]], head: Mapping[str, Any] | None)
             return Verification(count, False, seq, "does not link to the entry before it")
         if entry_hash(prev, entry) != bytes(entry["hash"]):
             return Verification(count, False, seq, "content does not match its hash")
+        if authentic is not None and not authentic(entry):
+            return Verification(count, False, seq, "not authenticated by the record's chain key")
+        if witnessed is not None and seq == witnessed.seq and bytes(entry["hash"]) != witnessed.hash:
+            return Verification(
+                count, False, seq, f"differs from the head signed in checkpoint {witnessed.checkpoint}"
+            )
         prev, last_seq = bytes(entry["hash"]), seq
     if head is not None and (int(head["seq"]) != last_seq or bytes(head["hash"]) != prev):
         return Verification(count, False, last_seq + 1, "entries missing at the end of the chain")
-    return Verification(count, True)
+    if witnessed is not None and witnessed.seq > last_seq:
+        return Verification(
+            count, False, last_seq + 1, f"entries signed in checkpoint {witnessed.checkpoint} are missing"
+        )
+    return Verification(count, True, witnessed_by=witnessed.checkpoint if witnessed else None)

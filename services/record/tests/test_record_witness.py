@@ -1,0 +1,117 @@
+"""Keys the record database does not hold: parsing, MAC rotation, and the checkpoint series' checks."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from record.config import DEV_CHAIN_KEYS, RecordSettings, refuse_development_keys_off_loopback
+from record.domain.witness import (
+    ChainKeys,
+    Head,
+    KeyProblem,
+    SigningKeys,
+    check_series,
+    digest,
+    make_checkpoint,
+    parse_keys,
+    signature_holds,
+)
+
+AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+def _key(n: int = 32) -> str:
+    return base64.b64encode(os.urandom(n)).decode()
+
+
+def _signer(kid: str = "s1") -> SigningKeys:
+    return SigningKeys.from_settings(f"{kid}:{_key()}", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "no key given"),
+        ("nokid", "each key is kid:base64"),
+        ("k1:not*base64", "not base64"),
+        (f"k1:{_key()},k1:{_key()}", "given twice"),
+    ],
+)
+def test_a_bad_key_setting_is_named_without_the_key(text, says):
+    with pytest.raises(KeyProblem, match=says) as refused:
+        parse_keys(text, "RECORD_CHAIN_KEYS")
+    assert "RECORD_CHAIN_KEYS" in str(refused.value)
+    secret = text.partition(":")[2]
+    assert not secret or secret not in str(refused.value)
+
+
+def test_a_short_chain_key_is_refused():
+    with pytest.raises(KeyProblem, match="shorter than 32 bytes"):
+        ChainKeys(parse_keys(f"k1:{_key(16)}", "RECORD_CHAIN_KEYS"))
+
+
+def test_after_a_rotation_new_entries_take_the_new_key_and_old_ones_still_verify():
+    old_text = f"k1:{_key()}"
+    old = ChainKeys(parse_keys(old_text, "RECORD_CHAIN_KEYS"))
+    kid, mac = old.mac(b"h" * 32)
+    rotated = ChainKeys(parse_keys(f"k2:{_key()},{old_text}", "RECORD_CHAIN_KEYS"))
+    assert rotated.current == "k2" and rotated.mac(b"h" * 32)[0] == "k2"
+    assert rotated.authentic(b"h" * 32, kid, mac)
+    assert not rotated.authentic(b"x" * 32, kid, mac)
+    assert not rotated.authentic(b"h" * 32, None, None)  # an entry without a MAC is not authentic
+    dropped = ChainKeys(parse_keys(f"k2:{_key()}", "RECORD_CHAIN_KEYS"))
+    assert not dropped.authentic(b"h" * 32, kid, mac)  # a key no longer held verifies nothing
+
+
+def _series(keys: SigningKeys, n: int) -> list[dict]:
+    series, previous = [], None
+    for number in range(1, n + 1):
+        heads = [Head(uuid.uuid4(), number, os.urandom(32))]
+        checkpoint = make_checkpoint(keys, number, AT, previous, heads)
+        series.append(checkpoint)
+        previous = digest(checkpoint)
+    return series
+
+
+def test_a_series_of_checkpoints_holds_and_each_kind_of_tampering_is_named():
+    keys = _signer()
+    series = _series(keys, 4)
+    assert check_series(keys, series).intact
+
+    dropped = check_series(keys, [series[0], series[1], series[3]])
+    assert (dropped.intact, dropped.problem, dropped.checkpoint) == (False, "checkpoint 3 missing", 4)
+
+    forged = dict(series[2], heads=[[str(uuid.uuid4()), 1, "00" * 32]])
+    changed = check_series(keys, [series[0], series[1], forged, series[3]])
+    assert (changed.problem, changed.checkpoint) == ("signature does not hold", 3)
+
+    # Re-signed by someone else's key: not a key the verifier accepts.
+    stranger = _signer("s1")
+    resigned = make_checkpoint(stranger, 3, AT, digest(series[1]), [Head(uuid.uuid4(), 1, os.urandom(32))])
+    assert not signature_holds(keys, resigned)
+
+    # A valid checkpoint 2 from another series does not link to this checkpoint 1.
+    other = _series(keys, 2)
+    assert check_series(keys, [series[0], other[1]]).problem == "does not link to the checkpoint before it"
+
+
+def test_checkpoints_signed_before_a_signing_key_rotation_verify_with_the_old_public_key():
+    old = _signer("s1")
+    old_public = base64.b64encode(old.public["s1"].public_bytes_raw()).decode()
+    series = _series(old, 2)
+    new = SigningKeys.from_settings(f"s2:{_key()}", f"s1:{old_public}")
+    assert check_series(new, series).intact
+    assert make_checkpoint(new, 3, AT, digest(series[1]), [])["key_id"] == "s2"
+
+
+def test_the_development_keys_are_refused_off_loopback():
+    with pytest.raises(SystemExit, match="development record keys"):
+        refuse_development_keys_off_loopback(RecordSettings(host="0.0.0.0"))
+    assert RecordSettings().chain_keys.get_secret_value() == DEV_CHAIN_KEYS
+    own = RecordSettings(host="0.0.0.0", chain_keys=f"k:{_key()}", checkpoint_signing_key=f"s:{_key()}")
+    refuse_development_keys_off_loopback(own)  # no exit
