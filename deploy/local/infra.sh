@@ -68,6 +68,13 @@ cmd_status() {
 cmd_env() {
   printf 'export KAFKA_BOOTSTRAP_SERVERS=%q\n' "${KAFKA_BOOTSTRAP_SERVERS:-$LOCAL_KAFKA}"
   printf 'export CARELOOP_PG_URL=%q\n' "${CARELOOP_PG_URL:-$LOCAL_PG_URL}"
+  # A superuser, for the tests that play one (rewriting the record) and the bench's statistics;
+  # only known for the local server unless given.
+  if [[ -n "${CARELOOP_PG_ADMIN_URL:-}" ]]; then
+    printf 'export CARELOOP_PG_ADMIN_URL=%q\n' "$CARELOOP_PG_ADMIN_URL"
+  elif ! external_pg; then
+    printf 'export CARELOOP_PG_ADMIN_URL=%q\n' "postgresql://postgres@127.0.0.1:$PG_PORT"
+  fi
 }
 
 case "${1:-}" in

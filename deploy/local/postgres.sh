@@ -141,9 +141,12 @@ ensure_databases() {
 DO \$\$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$APP_ROLE') THEN
-    -- Superuser: tests create and drop throwaway databases. Dev only.
-    CREATE ROLE $APP_ROLE LOGIN SUPERUSER;
+    CREATE ROLE $APP_ROLE LOGIN;
   END IF;
+  -- The services' role, as on a real cluster: row-level security holds for it (no SUPERUSER, no
+  -- BYPASSRLS). CREATEDB: tests create and drop throwaway databases. Set on every start, so a data
+  -- folder made when this role was a superuser is brought in line.
+  ALTER ROLE $APP_ROLE NOSUPERUSER NOBYPASSRLS CREATEDB;
 END
 \$\$;
 SELECT format('CREATE DATABASE %I OWNER %I ENCODING ''UTF8''', d, '$APP_ROLE')

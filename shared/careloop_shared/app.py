@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from careloop_shared import audit_api, metrics, tracing
 from careloop_shared.audit import AuditUnavailable
 from careloop_shared.auth import Principal
+from careloop_shared.db import AGENCY, NO_AGENCY
 from careloop_shared.doors import Doors, check_query, declare_answers
 from careloop_shared.errors import Refusal
 from careloop_shared.http import (
@@ -159,6 +160,9 @@ class AccessLog:
             return
         started = time.perf_counter()
         status_code = 500
+        # A request sees no agency's rows until its caller is known (current_principal), and leaves
+        # the variable as it found it (an app called in its caller's task, as tests do).
+        agency = AGENCY.set(NO_AGENCY)
         span = tracing.start_server_span(scope)
         self.metrics.in_flight.inc()
 
@@ -172,6 +176,7 @@ class AccessLog:
             with tracing.active(span):
                 await self.app(scope, receive, send_and_note)
         finally:
+            AGENCY.reset(agency)
             duration = time.perf_counter() - started
             self.metrics.in_flight.dec()
             route = getattr(scope.get("route"), "path", metrics.UNMATCHED_ROUTE)

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from careloop_shared.clock import Clock, system_clock
+from careloop_shared.db import ALL_AGENCIES, as_agency
 from careloop_shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -103,7 +104,8 @@ class AuditTrail:
         now = self._clock()
         rows = [e if e.recorded_at else _at(e, now) for entries, _ in batch for e in entries]
         try:
-            await self._pool().execute(_INSERT, *map(list, zip(*(astuple(r) for r in rows), strict=True)))
+            with as_agency(ALL_AGENCIES):  # the service's own writer: the entries of every agency
+                await self._pool().execute(_INSERT, *map(list, zip(*(astuple(r) for r in rows), strict=True)))
         except Exception as exc:
             log.error("audit log could not be written; the disclosures are refused", exc_info=exc)
             for _, done in batch:

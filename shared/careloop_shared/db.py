@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
@@ -28,10 +30,49 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+# Row-level security by agency. Every table holding patient data has a policy that shows a row only
+# when the session's ``careloop.agency`` names its agency, or is ``*`` (the service's own work:
+# consumers, schedulers, the audit writer). An HTTP request sets its caller's agency; before that it
+# is NO_AGENCY, which sees nothing; a connection that never set it (psql, another tool) sees nothing.
+ALL_AGENCIES = "*"
+NO_AGENCY = ""
+AGENCY: ContextVar[str] = ContextVar("careloop_agency", default=ALL_AGENCIES)
+
+
+class AgencyConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection that remembers the agency its session is set to (one round trip only when
+    a checkout needs another)."""
+
+    __slots__ = ("careloop_agency",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.careloop_agency: str | None = None
+
+    def agency_to_set(self, agency: str) -> bool:
+        changed = self.careloop_agency != agency
+        self.careloop_agency = agency
+        return changed
+
+    def agency_unknown(self) -> None:
+        self.careloop_agency = None
+
+
+async def _apply_agency(conn: Any) -> None:
+    """Pool ``setup``: the checkout's session shows the agency of the task that checked it out."""
+    agency = AGENCY.get()
+    if conn.agency_to_set(agency):
+        try:
+            await conn.execute("SELECT set_config('careloop.agency', $1, false)", agency)
+        except BaseException:
+            conn.agency_unknown()
+            raise
+
+
 async def _no_session_reset(_: asyncpg.Connection) -> None:
     """Skip asyncpg's RESET round trip on every release: careloop code leaves no session state
-    (no SET, LISTEN or held advisory lock) on pooled connections. Open transactions are still
-    rolled back by asyncpg itself."""
+    (no SET, LISTEN or held advisory lock) on pooled connections but ``careloop.agency``, which every
+    checkout sets again when it differs. Open transactions are still rolled back by asyncpg itself."""
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
@@ -40,11 +81,30 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
         min_size=min_size,
         max_size=max_size,
         init=init_connection,
+        setup=_apply_agency,
         reset=_no_session_reset,
+        connection_class=AgencyConnection,
         command_timeout=60,
     )
     assert pool is not None
     return pool
+
+
+@contextlib.contextmanager
+def as_agency(agency: str) -> Iterator[None]:
+    """Connections checked out inside see ``agency``'s rows only (``ALL_AGENCIES``: every row)."""
+    token = AGENCY.set(agency)
+    try:
+        yield
+    finally:
+        AGENCY.reset(token)
+
+
+async def bypasses_row_security(conn: Db) -> bool:
+    """Whether this connection's role ignores row-level security (a superuser, or BYPASSRLS)."""
+    return bool(
+        await conn.fetchval("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+    )
 
 
 def kernel_migrations() -> list[tuple[str, str]]:

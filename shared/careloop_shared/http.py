@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from careloop_shared.audit import AuditEntry
 from careloop_shared.auth import BearerCredentials, Principal, authenticate
+from careloop_shared.db import AGENCY
 from careloop_shared.idempotency import run_idempotent
 from careloop_shared.logging import get_logger
 from careloop_shared.outbox import UnitOfWork
@@ -33,7 +34,9 @@ def get_runtime(request: Request) -> ServiceRuntime:
 
 
 async def current_principal(request: Request, credentials: BearerCredentials) -> Principal:
-    return await authenticate(credentials, get_runtime(request).settings)
+    who = await authenticate(credentials, get_runtime(request).settings)
+    AGENCY.set(who.agency_id)  # row-level security: this request's connections see its agency's rows
+    return who
 
 
 # Dependencies are coroutines: FastAPI runs a plain function in a worker thread, a hand-off per

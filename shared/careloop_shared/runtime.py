@@ -254,6 +254,9 @@ class ServiceRuntime:
             for step in self.spec.startup:
                 async with unit_of_work(pool, self.topic_for, store=self.spec.store) as uow:
                     await step(self.context, uow)
+            if await db.bypasses_row_security(pool):
+                # Agency isolation then rests on the code's filters alone (a superuser, say, in development).
+                log.warning("the database role bypasses row-level security; connect as one that does not")
         except BaseException:
             pool.terminate()
             raise

@@ -66,7 +66,8 @@ class BenchConfig:
         return f"{self.prefix}{event_type}"
 
     def admin_url(self) -> str:
-        return f"{self.pg_url}/postgres"
+        """A superuser's (pg_stat_statements needs one): CARELOOP_PG_ADMIN_URL, else the services' role."""
+        return f"{os.environ.get('CARELOOP_PG_ADMIN_URL', self.pg_url).rstrip('/')}/postgres"
 
 
 def config_from_env(out: Path, run: str | None = None) -> BenchConfig:

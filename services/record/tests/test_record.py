@@ -42,7 +42,8 @@ async def record(infra, database_factory, tmp_path_factory):
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://record"
         ) as client:
-            yield client, runtime, dsn
+            # As a database superuser would connect, to play one (switching the triggers off).
+            yield client, runtime, infra.admin_url(dsn.rsplit("/", 1)[1])
 
 
 def auth(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:

@@ -44,6 +44,13 @@ class Infra:
     pg_url: str  # server URL without a database name
     # Client options for the broker, with the environment's CARELOOP_KAFKA_* security settings.
     kafka: Mapping[str, Any] = field(default_factory=dict)
+    # A superuser of the same server (no database name), for tests that play one; None when unknown.
+    pg_admin_url: str | None = None
+
+    def admin_url(self, database: str) -> str:
+        if self.pg_admin_url is None:
+            pytest.skip("no superuser URL for this PostgreSQL: set CARELOOP_PG_ADMIN_URL")
+        return f"{self.pg_admin_url.rstrip('/')}/{database}"
 
 
 def _docker_answers() -> bool:
@@ -56,6 +63,7 @@ def _docker_answers() -> bool:
 def infra() -> Iterator[Infra]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     pg_url = os.environ.get("CARELOOP_PG_URL")
+    pg_admin_url = os.environ.get("CARELOOP_PG_ADMIN_URL")
     with contextlib.ExitStack() as stack:
         if not (bootstrap and pg_url) and _docker_answers():
             from testcontainers.kafka import KafkaContainer
@@ -66,16 +74,17 @@ def infra() -> Iterator[Infra]:
                 bootstrap = kafka.get_bootstrap_server()
             if not pg_url:
                 pg = stack.enter_context(PostgresContainer("postgres:15", driver=None))
-                pg_url = pg.get_connection_url().rsplit("/", 1)[0]
+                pg_url = pg_admin_url = pg.get_connection_url().rsplit("/", 1)[0]  # a superuser
         if not (bootstrap and pg_url):
             subprocess.run([str(REPO_ROOT / "deploy/local/infra.sh"), "up"], check=True)
             bootstrap = bootstrap or "127.0.0.1:" + os.environ.get("CARELOOP_KAFKA_PORT", "9092")
-            pg_url = pg_url or "postgresql://careloop@127.0.0.1:" + os.environ.get(
-                "CARELOOP_PG_PORT", "55432"
-            )
+            port = os.environ.get("CARELOOP_PG_PORT", "55432")
+            if not pg_url:
+                pg_url = f"postgresql://careloop@127.0.0.1:{port}"
+                pg_admin_url = pg_admin_url or f"postgresql://postgres@127.0.0.1:{port}"
         options = client_options(KafkaSettings(kafka_bootstrap_servers=bootstrap))
         _BROKERS.append(options)
-        yield Infra(bootstrap, pg_url, options)
+        yield Infra(bootstrap, pg_url, options, pg_admin_url)
 
 
 _PREFIXES: list[str] = []
