@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer
 
 from careloop_shared.auth import issue_token
 from careloop_shared.contracts import FollowUpCompleted, PatientAssessed, PatientRegistered
+from careloop_shared.db import as_agency
 from careloop_shared.events import new_message
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
@@ -387,3 +388,28 @@ async def test_entries_written_before_the_record_was_keyed_are_authenticated_onl
     )
     again = await authenticate(runtime.pool, runtime.context.chain_keys)
     assert again.entries == 0
+
+
+async def test_a_query_without_an_agency_filter_finds_no_other_agencys_record(record, infra):
+    _, runtime, _ = record
+    ours, agency, *_ = await _patient_with_two_events(record, infra)
+    theirs, other, *_ = await _patient_with_two_events(record, infra)
+    assert agency != other
+    with as_agency(agency):
+        rows = await runtime.pool.fetch("SELECT DISTINCT patient_id, agency_id FROM record_entries")
+        assert {(r["patient_id"], r["agency_id"]) for r in rows} >= {(ours, agency)}
+        assert {r["agency_id"] for r in rows} == {agency}
+        # Another agency's entry cannot be written while acting for this one.
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await runtime.pool.execute(
+                "INSERT INTO record_entries (patient_id, seq, event_id, event_type, source, agency_id,"
+                " occurred_at, recorded_at, correlation_id, body, prev_hash, hash) VALUES"
+                " ($1, 99, gen_random_uuid(), 't', 's', $2, now(), now(), gen_random_uuid(), '', '', '')",
+                theirs,
+                other,
+            )
+    with as_agency(other):
+        assert (
+            await runtime.pool.fetchval("SELECT count(*) FROM record_entries WHERE patient_id = $1", ours)
+            == 0
+        )
