@@ -75,6 +75,12 @@ cmd_env() {
   elif ! external_pg; then
     printf 'export CARELOOP_PG_ADMIN_URL=%q\n' "postgresql://postgres@127.0.0.1:$PG_PORT"
   fi
+  # The local server's CA (it takes TLS too), for the test that connects with verify-full.
+  if [[ -n "${CARELOOP_PG_TLS_CA:-}" ]]; then
+    printf 'export CARELOOP_PG_TLS_CA=%q\n' "$CARELOOP_PG_TLS_CA"
+  elif ! external_pg; then
+    printf 'export CARELOOP_PG_TLS_CA=%q\n' "$("$LOCAL_DIR/postgres.sh" ca-file)"
+  fi
 }
 
 case "${1:-}" in

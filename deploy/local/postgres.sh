@@ -96,6 +96,24 @@ init_cluster() {
     | as_pg tee -a "$DATA_DIR/postgresql.conf" >/dev/null
 }
 
+# A local CA and a certificate for 127.0.0.1 and localhost, made once: the server takes TLS as well
+# as plain connections, so CARELOOP_PG_SSLMODE=verify-full with CARELOOP_PG_SSLROOTCERT=<tls>/ca.crt
+# is tried here as on a real cluster.
+ensure_tls() {
+  local tls="$PG_DIR/tls"
+  [[ -f "$tls/server.crt" && -f "$tls/server.key" ]] && return 0
+  as_pg mkdir -p "$tls"
+  as_pg openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj "/CN=careloop local CA" -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
+  as_pg openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -subj "/CN=127.0.0.1" -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' | as_pg tee "$tls/san.ext" >/dev/null
+  as_pg openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$tls/san.ext" -out "$tls/server.crt" 2>/dev/null
+  as_pg chmod 600 "$tls/server.key" "$tls/ca.key"
+  as_pg chmod 644 "$tls/ca.crt"
+}
+
 # Rewritten on each start so changed ports or paths take effect.
 write_conf() {
   local sock_sql="${SOCK_DIR//\'/\'\'}"
@@ -127,6 +145,9 @@ shared_preload_libraries = 'pg_stat_statements'
 pg_stat_statements.track = 'top'
 pg_stat_statements.max = 5000
 log_line_prefix = '%m [%p] %q%u@%d '
+ssl = on
+ssl_cert_file = '$PG_DIR/tls/server.crt'
+ssl_key_file = '$PG_DIR/tls/server.key'
 log_timezone = 'UTC'
 timezone = 'UTC'
 EOF
@@ -177,6 +198,10 @@ cmd_start() {
   ensure_os_user
   if is_running; then
     wait_ready
+    # Settings that a reload applies (TLS among them) take effect without a restart.
+    ensure_tls
+    write_conf
+    pg pg_ctl reload -D "$DATA_DIR" -s
     ensure_databases
     log "already running on 127.0.0.1:$PG_PORT"
     return 0
@@ -184,6 +209,7 @@ cmd_start() {
   port_open "$PG_PORT" && die "port $PG_PORT is already in use by another process (set CARELOOP_PG_PORT)"
   prepare_dirs
   init_cluster
+  ensure_tls
   write_conf
   # pg_ctl detaches the postmaster into its own session; -w waits until it accepts connections.
   pg pg_ctl start -D "$DATA_DIR" -l "$LOG_FILE" -w -t "$READY_TIMEOUT" -s \
@@ -227,8 +253,9 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   clean) cmd_clean ;;
+  ca-file) echo "$PG_DIR/tls/ca.crt" ;;  # the local CA, for clients that verify the server
   *)
-    echo "usage: $0 start|stop|status|clean" >&2
+    echo "usage: $0 start|stop|status|clean|ca-file" >&2
     exit 2
     ;;
 esac

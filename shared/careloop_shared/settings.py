@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -133,6 +133,12 @@ class ServiceSettings(KafkaSettings):
     port: int = 8000
 
     pg_url: str = Field("postgresql://careloop@127.0.0.1:55432", validation_alias=_global("CARELOOP_PG_URL"))
+    # TLS to PostgreSQL (libpq's names): verify-full checks the certificate against this CA and the
+    # host name; added to the database URL unless it already says.
+    pg_sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
+        None, validation_alias=_global("CARELOOP_PG_SSLMODE")
+    )
+    pg_sslrootcert: str | None = Field(None, validation_alias=_global("CARELOOP_PG_SSLROOTCERT"))
     # Full URL of this service's own database; defaults to <pg_url>/careloop_<service>.
     database_url: str | None = None
     db_pool_min: int = 2
@@ -222,9 +228,8 @@ class ServiceSettings(KafkaSettings):
         return self
 
     def own_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"{self.pg_url.rstrip('/')}/careloop_{self.service_name}"
+        url = self.database_url or f"{self.pg_url.rstrip('/')}/careloop_{self.service_name}"
+        return with_tls(url, self.pg_sslmode, self.pg_sslrootcert)
 
     def topic(self, event_type: str) -> str:
         return f"{self.topic_prefix}{event_type}"
@@ -232,6 +237,17 @@ class ServiceSettings(KafkaSettings):
     @property
     def consumer_group(self) -> str:
         return self.group_id or f"{self.topic_prefix}{self.service_name}"
+
+
+def with_tls(url: str, sslmode: str | None, sslrootcert: str | None) -> str:
+    """``url`` with ``sslmode`` and ``sslrootcert`` as query parameters, where given and not already there."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if sslmode:
+        query.setdefault("sslmode", sslmode)
+    if sslrootcert:
+        query.setdefault("sslrootcert", sslrootcert)
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def https_or_loopback(url: str) -> bool:

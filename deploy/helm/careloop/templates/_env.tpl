@@ -12,6 +12,12 @@ Names follow shared/careloop_shared/settings.py and services/workspace/workspace
     secretKeyRef:
       name: {{ include "careloop.dbCluster" . }}-app
       key: uri
+{{- if $v.postgresql.tls.enabled }}
+- name: CARELOOP_PG_SSLMODE
+  value: {{ $v.postgresql.tls.sslmode | quote }}
+- name: CARELOOP_PG_SSLROOTCERT
+  value: /etc/careloop/pg-ca/ca.crt
+{{- end }}
 - name: CARELOOP_LOG_LEVEL
   value: {{ .svc.logLevel | quote }}
 {{- if .migrateOnly }}

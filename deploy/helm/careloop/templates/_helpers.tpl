@@ -112,6 +112,17 @@ annotations:
 {{- printf "%s-%s-db" (include "careloop.fullname" .root) .name | trunc 50 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The CA of a service's database cluster (CloudNativePG's <cluster>-ca), when TLS to it is on. */}}
+{{- define "careloop.pgCaVolume" -}}
+{{- if .root.Values.postgresql.tls.enabled }}
+- name: pg-ca
+  secret:
+    secretName: {{ include "careloop.dbCluster" . }}-ca
+    items: [{key: ca.crt, path: ca.crt}]
+    defaultMode: 0440
+{{- end }}
+{{- end -}}
+
 {{/* An egress rule from {to, ports}: without peers, those ports to any address (narrow it with `to`). */}}
 {{- define "careloop.egressRule" -}}
 {{- if or .to .ports }}
