@@ -1,12 +1,18 @@
 """``careloop export``, against fake services: every ``next`` page is followed, the directory
-resources that referrals point at are read by id, and the result is one valid R4B collection."""
+resources that referrals point at are read by id, and the result is one valid R4B collection; and the
+permission the export expects each search to need is the one the service's route names.
+(``test_fhir_export_platform.py`` runs it against the real services.)"""
 
+import importlib
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
 from careloop_cli.fhir_export import SEARCHES, export
+from careloop_shared import fhir_bundle
+from careloop_shared.fhir import PREFIX
 from careloop_shared.fhir_bundle import unresolved
+from careloop_shared.testing import route_permissions
 
 BASES = {s: f"http://{s}/fhir/R4" for s in SEARCHES}
 PATIENT = "p1"
@@ -54,3 +60,16 @@ def test_export_follows_next_links_reads_targets_and_resolves_everything():
     assert len(urls) == len(set(urls)) == 5
     assert unresolved(bundle) == []
     Bundle.model_validate(bundle)
+
+
+def test_each_search_names_the_permission_its_services_route_needs():
+    """The export asks a role only for what it may: the kernel's table must say what the routes check."""
+    routes = {
+        service: route_permissions(importlib.import_module(f"{service}.main").build_app(), PREFIX)
+        for service in fhir_bundle.SERVICES
+    }
+    for search in fhir_bundle.SEARCHES:
+        assert routes[search.service][("get", f"{PREFIX}/{search.kind}")] == search.permission, search
+    for kind, service in fhir_bundle.READ_BY_ID.items():
+        [by_id] = [p for (m, path), p in routes[service].items() if path.startswith(f"{PREFIX}/{kind}/{{")]
+        assert by_id == fhir_bundle.DIRECTORY, kind

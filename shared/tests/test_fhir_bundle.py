@@ -1,9 +1,25 @@
 """A patient's export Bundle, assembled from hand-made searchset pages: one entry per resource, no
-collision between two services' ids, every reference resolvable, and the unresolvable ones named."""
+collision between two services' ids, every reference resolvable, and the unresolvable ones named; and the
+export's searches through a fake ``get``: what a role may not is not asked, failures, next links."""
 
+import asyncio
+from typing import Any
+
+import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from careloop_shared.fhir_bundle import collection, unresolved, wanted
+from careloop_shared import fhir_bundle
+from careloop_shared.fhir_bundle import (
+    SEARCHES,
+    SERVICES,
+    NotPermitted,
+    PatientNotFound,
+    UnusableAnswer,
+    collection,
+    export,
+    unresolved,
+    wanted,
+)
 
 INTAKE = "http://intake/fhir/R4"
 CAREPLAN = "http://careplan/fhir/R4"
@@ -78,3 +94,88 @@ def test_an_ambiguous_reference_is_left_unresolved_not_guessed():
         [page(INTAKE, PATIENT), page(REFERRAL, other), page(CAREPLAN, service_request("s1"))], timestamp=NOW
     )
     assert unresolved(bundle) == ["Patient/p1"]
+
+
+# -- export: the searches, made through a fake ``get`` --------------------------------------------------
+
+BASES = {s: f"http://{s}/fhir/R4" for s in SERVICES}
+
+
+class FakeServices:
+    """Answers ``get(service, url, params)`` from ``answers`` by URL (an empty searchset otherwise)."""
+
+    def __init__(self, answers: dict[str, Any] | None = None) -> None:
+        found = {f"{BASES['intake']}/Patient": page(BASES["intake"], PATIENT)}
+        self.answers = found if answers is None else answers
+        self.asked: list[str] = []
+
+    async def get(self, service: str, url: str, params: object) -> dict:
+        self.asked.append(url)
+        answer = self.answers.get(url, page(BASES[service]))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+async def test_export_asks_only_what_the_role_may_and_names_the_rest_left_out():
+    fake = FakeServices()
+    analyst = {"patient:read-id", "directory:read"}
+    result = await export(fake.get, "p1", BASES, may=analyst.__contains__)
+    assert fake.asked == [f"{BASES['intake']}/Patient"]
+    assert [e["resource"]["resourceType"] for e in result.bundle["entry"]] == ["Patient"]
+    assert result.left_out == SEARCHES[1:]
+
+
+async def test_a_role_that_may_not_read_the_patient_gets_no_export_and_nothing_is_asked():
+    fake = FakeServices()
+    with pytest.raises(NotPermitted):
+        await export(fake.get, "p1", BASES, may=lambda p: p != fhir_bundle.PATIENT.permission)
+    assert fake.asked == []
+
+
+async def test_no_patient_found_means_no_other_service_is_asked():
+    fake = FakeServices({})
+    with pytest.raises(PatientNotFound):
+        await export(fake.get, "p1", BASES)
+    assert fake.asked == [f"{BASES['intake']}/Patient"]
+
+
+async def test_a_search_its_service_refuses_is_left_out_and_the_rest_exported():
+    fake = FakeServices()
+    fake.answers[f"{BASES['careplan']}/CareTeam"] = NotPermitted()
+    result = await export(fake.get, "p1", BASES)
+    assert [(s.service, s.kind) for s in result.left_out] == [("careplan", "CareTeam")]
+    assert len(fake.asked) == len(SEARCHES)
+
+
+async def test_one_failing_call_fails_the_export_and_the_calls_still_waiting_are_cancelled():
+    fake = FakeServices()
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def get(service: str, url: str, params: object) -> dict:
+        if url == f"{BASES['followup']}/Task":
+            started.set()
+            try:
+                await asyncio.Event().wait()  # never answers
+            finally:
+                cancelled.set()
+        if url == f"{BASES['referral']}/Task":
+            await started.wait()
+            raise RuntimeError("referral is down")
+        return await fake.get(service, url, params)
+
+    with pytest.raises(RuntimeError, match="referral is down"):
+        await asyncio.wait_for(export(get, "p1", BASES), timeout=5)
+    assert cancelled.is_set()
+
+
+async def test_a_next_link_to_another_address_or_in_a_loop_is_not_followed():
+    elsewhere = "http://elsewhere/fhir/R4/Task?patient=p1&_offset=1"
+    for next_url in (elsewhere, f"{BASES['followup']}/Task?_offset=0"):
+        fake = FakeServices()
+        fake.answers[f"{BASES['followup']}/Task"] = {**page(BASES["followup"]), "link": [
+            {"relation": "next", "url": next_url}]}  # fmt: skip
+        fake.answers[next_url] = fake.answers[f"{BASES['followup']}/Task"]
+        with pytest.raises(UnusableAnswer):
+            await export(fake.get, "p1", BASES)
+        assert elsewhere not in fake.asked

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from careloop_shared.errors import SafeMessageError
+from careloop_shared.fhir import FHIR_JSON, PREFIX
 from careloop_shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -83,6 +84,17 @@ class Services:
 
     async def get(self, service: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return await self._call("GET", service, path, params=_params(params))
+
+    async def fhir(self, service: str, url: str, params: Mapping[str, Any] | None = None) -> Any:
+        """A FHIR read or search at ``url``: one of the service's own ``/fhir/R4/`` addresses (a search's
+        ``next`` link is one), so the person's token goes nowhere else."""
+        root = self._urls[service]
+        if not url.startswith(f"{root}{PREFIX}/"):
+            raise ServiceError(service, None, f"{_name(service)} gave an address that is not its own.")
+        # No params: the link's own query stands (httpx drops it for an empty one).
+        query = None if params is None else _params(params)
+        path = url.removeprefix(root)
+        return await self._call("GET", service, path, params=query, headers={"Accept": FHIR_JSON})
 
     async def post(self, service: str, path: str, body: Any, *, idempotency_key: str | None = None) -> Any:
         """``idempotency_key``: the form's own key, so a resubmitted form stores nothing twice."""

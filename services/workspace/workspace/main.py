@@ -28,6 +28,7 @@ from careloop_shared.settings import DEV_JWT_SECRET
 from workspace import (
     assessment,
     errors,
+    fhir_record,
     followup_actions,
     necessity,
     pages,
@@ -141,6 +142,7 @@ def build_app(
     app.include_router(pages.router)
     app.include_router(registration.router)
     app.include_router(patient.router)
+    app.include_router(fhir_record.router)
     app.include_router(assessment.router)
     app.include_router(plan_actions.router)
     app.include_router(team_actions.router)

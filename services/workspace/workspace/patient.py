@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from workspace.choices import form_choices
 from workspace.client import Listing, ServiceError, Services
 from workspace.errors import error_page
+from workspace.fhir_record import EXPORTS
 from workspace.forms import new_form_key
 from workspace.notices import notice_of
 from workspace.pages import Offset, may
@@ -171,6 +172,7 @@ async def patient_page(
         "patient_id": patient_id,
         "shows": shows,
         "may_do": {p: may(person, p) for p in ACTIONS},
+        "may_export": may(person, EXPORTS),
         "details": details,
         "consents": sliced(consents, at.consents, size),
         "assessments": assessments,
