@@ -125,19 +125,43 @@ def test_observations_are_filed_under_the_gravity_category_of_the_need_they_scre
         assert [c["coding"][0]["code"] for c in o["category"]] == ["survey"]
 
 
-def test_needs_are_sdoh_health_concerns_coded_only_where_the_reference_gives_a_code(ctx):
+def coded_as_the_codes_file_says(need: str) -> list[dict]:
+    """The SNOMED CT coding the codes file gives a need, or none: a need without one is text only."""
+    words = CODES.needs.get(need)
+    snomed = words.snomed if words else None
+    return [{"system": SNOMED, "code": snomed.code, "display": snomed.display}] if snomed else []
+
+
+def conditions_by_need(rules, row) -> dict[str, dict]:
+    return {c["id"].removeprefix(f"{row['id']}-"): c for c in assessments.conditions(row, rules, CODES)}
+
+
+def test_needs_are_sdoh_health_concerns_coded_only_where_the_codes_file_gives_a_code(ctx):
     row = assessment_row(ctx.rules, "ahc-hrsn", HRSN_ALL_NEEDS)
-    found = {c["id"].removeprefix(f"{row['id']}-"): c for c in assessments.conditions(row, ctx.rules, CODES)}
+    found = conditions_by_need(ctx.rules, row)
     assert set(found) == {n["code"] for n in row["needs"]}
-    food = found["food-insecurity"]
-    assert food["code"]["coding"] == [{"system": SNOMED, "code": "733423003", "display": "Food insecurity"}]
-    assert "coding" not in found["housing-instability"]["code"]  # no code in the reference: text only
-    assert found["housing-instability"]["code"]["text"] == "Housing instability"
-    for condition in found.values():
+    for need, condition in found.items():
+        assert condition["code"].get("coding", []) == coded_as_the_codes_file_says(need), need
+        assert condition["code"]["text"] == CODES.need_text(need)
         categories = [c["coding"][0] for c in condition["category"]]
         assert categories[0]["code"] == "health-concern"
         assert categories[1] == {"system": SDOH_CATEGORY, "code": condition["id"][37:]}
         assert condition["verificationStatus"]["coding"][0]["code"] == "unconfirmed"
+    # The HRSN identifies a need the codes file codes, and one it leaves as text.
+    assert any(coded_as_the_codes_file_says(n) for n in found)
+    assert not all(coded_as_the_codes_file_says(n) for n in found)
+
+
+def test_every_need_the_codes_file_codes_is_a_gravity_category_with_its_source(ctx):
+    coded = {need: words.snomed for need, words in CODES.needs.items() if words.snomed}
+    assert coded and set(coded) <= CODES.sdoh_categories  # Gravity value sets are per SDOH category
+    assert all("SDOH Clinical Care IG" in s.source or "domain.md" in s.source for s in coded.values())
+    every_need = [{"code": need} for need in CODES.needs]  # as if one assessment identified them all
+    row = {**assessment_row(ctx.rules, "phq-2", {"44250-9": 0, "44255-8": 0}), "needs": every_need}
+    found = conditions_by_need(ctx.rules, row)
+    for need in CODES.needs:
+        valid(found[need])
+        assert found[need]["code"].get("coding", []) == coded_as_the_codes_file_says(need), need
 
 
 def test_every_reference_of_an_assessment_resolves_among_the_resources_made_of_it(ctx):

@@ -1,7 +1,8 @@
 """intake's ``/fhir/R4/`` over HTTP against its real database and broker: what a patient's searches
 return validates as FHIR (``fhir.resources`` R4B) and references only what they return; another agency
 finds nothing; each role sees what the permission matrix lets it; an imported QuestionnaireResponse is
-scored and announced as a native assessment is."""
+scored and announced as a native assessment is; the instruments are served as Questionnaires, which
+an imported response may name."""
 
 import io
 import json
@@ -17,9 +18,11 @@ from fhir.resources.R4B import get_fhir_model_class
 from careloop_shared.auth import issue_token
 from careloop_shared.fhir import FHIR_JSON
 from careloop_shared.logging import configure_logging
+from careloop_shared.rules import load_rules
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import unique_prefix
+from intake.domain.scoring import RULES_FILE, ScreeningRules
 from intake.main import IntakeSettings, build_app
 
 pytestmark = pytest.mark.integration
@@ -46,6 +49,7 @@ HRSN = {
     "95615-1": "LA6270-8",
 }
 TYPES = ("Consent", "QuestionnaireResponse", "Observation", "Condition")
+RULES = load_rules(ScreeningRules, RULES_FILE)  # what the app is built with
 
 
 def auth(agency: str, role: str = "care-manager") -> dict[str, str]:
@@ -214,6 +218,84 @@ async def test_an_imported_questionnaire_response_is_scored_and_announced_as_a_n
     assert (r.status_code, r.json()["issue"][0]["code"]) == (422, "invalid")
 
 
+async def test_the_questionnaires_are_read_and_searched_by_url_name_or_all(intake):
+    client, _ = intake
+    who = auth(f"agency-{uuid.uuid4().hex[:6]}")
+    r = await client.get("/fhir/R4/Questionnaire", headers=who)
+    assert (r.status_code, r.headers["content-type"]) == (200, FHIR_JSON), r.text
+    bundle = r.json()
+    everything = resources_of(bundle)
+    assert [q["id"] for q in everything] == list(RULES.instruments) and bundle["total"] == len(everything)
+    for entry in bundle["entry"]:
+        made = get_fhir_model_class("Questionnaire").model_validate(entry["resource"])
+        assert (made.status, made.version) == ("active", RULES.version)
+        assert entry["fullUrl"] == f"http://intake/fhir/R4/Questionnaire/{made.id}"
+        read = await client.get(f"/fhir/R4/Questionnaire/{made.id}", headers=who)
+        assert (read.status_code, read.json()) == (200, entry["resource"])
+        for query in ({"url": made.url}, {"url": f"{made.url}|{made.version}"}, {"name": made.name}):
+            r = await client.get("/fhir/R4/Questionnaire", params=query, headers=who)
+            assert resources_of(r.json()) == [entry["resource"]], query
+    by_prefix = resources_of((await client.get("/fhir/R4/Questionnaire?name=phq", headers=who)).json())
+    assert [q["id"] for q in by_prefix] == [i for i in RULES.instruments if i.startswith("phq")]
+    paged = (await client.get("/fhir/R4/Questionnaire?_count=1", headers=who)).json()
+    assert (len(paged["entry"]), paged["total"]) == (1, len(everything))
+    assert any(link["relation"] == "next" for link in paged["link"])
+    r = await client.get("/fhir/R4/Questionnaire?url=urn:careloop:questionnaire:gad-7", headers=who)
+    assert resources_of(r.json()) == []
+    r = await client.get("/fhir/R4/Questionnaire/gad-7", headers=who)
+    assert (r.status_code, r.json()["issue"][0]["code"]) == (404, "not-found")
+
+
+async def test_the_questionnaires_are_for_the_roles_that_record_assessments(intake):
+    client, _ = intake
+    agency = f"agency-{uuid.uuid4().hex[:6]}"
+    instrument = next(iter(RULES.instruments))
+    for role in ("care-manager", "supervisor"):
+        r = await client.get(f"/fhir/R4/Questionnaire/{instrument}", headers=auth(agency, role))
+        assert (r.status_code, r.json()["id"]) == (200, instrument)
+    for role in ("analyst", "provider", "admin"):
+        for path in ("/fhir/R4/Questionnaire", f"/fhir/R4/Questionnaire/{instrument}"):
+            r = await client.get(path, headers=auth(agency, role))
+            assert (r.status_code, r.headers["content-type"]) == (403, FHIR_JSON), (role, path)
+            assert r.json()["issue"][0]["diagnostics"] == f"role {role} lacks permission assessment:record"
+
+
+async def test_a_response_naming_the_served_questionnaire_is_scored_as_one_naming_its_canonical(intake, case):
+    client, _ = intake
+    agency, patient_id = case
+    [hrsn, _] = await search(client, agency, "QuestionnaireResponse", patient_id)
+    r = await client.get(
+        "/fhir/R4/Questionnaire", params={"url": hrsn["questionnaire"]}, headers=auth(agency)
+    )
+    [entry] = r.json()["entry"]
+    served = entry["resource"]
+    assert hrsn["questionnaire"] == f"{served['url']}|{served['version']}"
+    native_needs = {
+        c["id"].removeprefix(f"{hrsn['id']}-")
+        for c in await search(client, agency, "Condition", patient_id)
+        if c["id"].startswith(hrsn["id"])
+    }
+    assert native_needs
+    imported = {k: v for k, v in hrsn.items() if k not in ("id", "author", "authored")}
+    for reference in (entry["fullUrl"], f"Questionnaire/{served['id']}", served["url"]):
+        r = await client.post(
+            "/fhir/R4/QuestionnaireResponse",
+            json={**imported, "questionnaire": reference},
+            headers={**auth(agency), "Content-Type": FHIR_JSON, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert r.status_code == 201, (reference, r.text)
+        created = r.json()
+        assert created["questionnaire"] == hrsn["questionnaire"]  # served as intake names it
+        conditions = await search(client, agency, "Condition", patient_id)
+        needs = {
+            c["id"].removeprefix(f"{created['id']}-") for c in conditions if c["id"].startswith(created["id"])
+        }
+        assert needs == native_needs, reference
+    elsewhere = {**imported, "questionnaire": "http://elsewhere.example/fhir/R4/Questionnaire/ahc-hrsn"}
+    r = await client.post("/fhir/R4/QuestionnaireResponse", json=elsewhere, headers=auth(agency))
+    assert (r.status_code, r.json()["issue"][0]["diagnostics"].split(":")[0]) == (422, "body.questionnaire")
+
+
 async def test_the_capability_statement_and_the_openapi_document_name_every_fhir_route(intake):
     client, _ = intake
     r = await client.get("/fhir/R4/metadata", headers=auth("agency-x", "analyst"))
@@ -225,7 +307,10 @@ async def test_the_capability_statement_and_the_openapi_document_name_every_fhir
         "QuestionnaireResponse": {"read", "search-type", "create"},
         "Observation": {"read", "search-type"},
         "Condition": {"read", "search-type"},
+        "Questionnaire": {"read", "search-type"},
     }
+    [questionnaire] = [res for res in statement.rest[0].resource if res.type == "Questionnaire"]
+    assert {(p.name, p.type) for p in questionnaire.searchParam} == {("url", "uri"), ("name", "string")}
     paths = (await client.get("/openapi.json")).json()["paths"]
     documented = {p for p in paths if p.startswith("/fhir/R4/")}
     assert documented == {"/fhir/R4/metadata"} | {f"/fhir/R4/{t}" for t in served} | {
@@ -236,6 +321,7 @@ async def test_the_capability_statement_and_the_openapi_document_name_every_fhir
             ("QuestionnaireResponse", "assessment_id"),
             ("Observation", "observation_id"),
             ("Condition", "condition_id"),
+            ("Questionnaire", "questionnaire_id"),
         )
     }
     r = await client.get("/fhir/R4/Observation", headers=auth("agency-x"))  # no patient named

@@ -1,6 +1,7 @@
-"""intake's FHIR R4 routes (``/fhir/R4/``): read by id and search by patient for what intake owns, and
-the import of a QuestionnaireResponse. The same agency scoping, permissions and audit as ``/v1/``:
-another agency's resources do not exist (404 on a read, nothing found in a search).
+"""intake's FHIR R4 routes (``/fhir/R4/``): read by id and search by patient for what intake owns, the
+screening instruments as Questionnaires (``questionnaire_api``), and the import of a
+QuestionnaireResponse. The same agency scoping, permissions and audit as ``/v1/``: another agency's
+resources do not exist (404 on a read, nothing found in a search).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from careloop_shared.http import Audit, Commands, CurrentPrincipal, needs, read_
 from careloop_shared.permissions import load_matrix
 from intake.config import IntakeContext
 from intake.domain.commands import AssessPatient
-from intake.fhir import assessments, resources
+from intake.fhir import assessments, questionnaire_api, resources
 from intake.fhir.codes import fhir_codes
 from intake.fhir.handlers import import_assessment
 from intake.fhir.imports import imported_answers, subject_patient
@@ -39,6 +40,7 @@ from intake.fhir.store import FhirStore
 from intake.store import IntakeStore
 
 router = fhir_router("careloop intake")
+questionnaire_api.add_routes(router)  # the instruments as forms: no patient data
 Store = Annotated[IntakeStore, Depends(read_store)]
 Ctx = Annotated[IntakeContext, Depends(service_context)]
 Paging = Annotated[SearchPage, Query()]
@@ -233,7 +235,7 @@ async def search_questionnaire_responses(
 async def import_questionnaire_response(
     request: Request, body: QuestionnaireResponseIn, who: CurrentPrincipal, ctx: Ctx, commands: Commands
 ) -> Response:
-    instrument, answers = imported_answers(body, ctx.rules)
+    instrument, answers = imported_answers(body, ctx.rules, base_url(request))
     command = AssessPatient(
         who.agency_id, subject_patient(body), instrument, answers, by=who.subject, by_role=who.role
     )

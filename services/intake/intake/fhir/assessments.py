@@ -15,17 +15,13 @@ from typing import Any
 from careloop_shared.fhir import LOINC, SDOH_CATEGORY, SNOMED, coding, concept, instant, reference
 from intake.domain.scoring import Instrument, ScreeningRules, Wording
 from intake.fhir.codes import FhirCodes
+from intake.fhir.questionnaires import canonical_url
 from intake.fhir.resources import staff_reference
 
-QUESTIONNAIRE = "urn:careloop:questionnaire:"  # + instrument id: the form intake scores
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 CONDITION_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/condition-category"
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
-
-
-def questionnaire_url(instrument: str) -> str:
-    return QUESTIONNAIRE + instrument
 
 
 def need_sources(instrument: Instrument | None) -> dict[str, list[str]]:
@@ -64,7 +60,8 @@ def _answer(value: Any, wording: Wording | None) -> dict[str, Any]:
 
 
 def questionnaire_response(row: Mapping[str, Any], rules: ScreeningRules) -> dict[str, Any]:
-    """The answers as given (each item's ``linkId`` is its LOINC code) and the totals intake computed."""
+    """The answers as given (each item's ``linkId`` is its LOINC code) and the totals intake computed,
+    to the Questionnaire of the instrument as the rules scored it (``<url>|<rules version>``)."""
     wording = _wording(rules, row["instrument"])
     items = []
     for observed in row["observations"]:
@@ -78,7 +75,7 @@ def questionnaire_response(row: Mapping[str, Any], rules: ScreeningRules) -> dic
     resource: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
         "id": str(row["id"]),
-        "questionnaire": f"{questionnaire_url(row['instrument'])}|{row['rules_version']}",
+        "questionnaire": f"{canonical_url(row['instrument'])}|{row['rules_version']}",
         "status": "completed",
         "subject": reference("Patient", row["patient_id"]),
         "authored": instant(row["assessed_at"]),

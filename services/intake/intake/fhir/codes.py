@@ -2,13 +2,18 @@
 
 ``sdoh_categories``: the Gravity SDOH Clinical Care category codes (``SDOHCC-CodeSystemTemporaryCodes``);
 a need whose code is one of them is filed under it. ``needs``: each need's words and, only where the
-Gravity value sets give one, its SNOMED CT code; a need without one is sent as text, never a guessed code.
+SDOH Clinical Care IG shows the code in its category's Gravity value set (an IG example or map, or
+``domain.md``), its SNOMED CT condition code with ``source`` saying where. The IG binds the other
+categories to Gravity value sets kept in VSAC, whose content the IG does not carry: a need without a
+confirmed code is sent as text, never a guessed code.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+
+from pydantic import Field
 
 from careloop_shared.rules import Rule, RulesFile, load_rules
 
@@ -18,6 +23,7 @@ CODES_FILE = Path(__file__).resolve().parent.parent / "rules" / "fhir-codes.v1.j
 class SnomedCode(Rule):
     code: str
     display: str
+    source: str = Field(min_length=1)  # where the code was confirmed, for whoever checks or changes it
 
 
 class NeedWords(Rule):

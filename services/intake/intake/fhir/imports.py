@@ -1,10 +1,12 @@
 """A FHIR ``QuestionnaireResponse`` posted to intake, read into the assessment command's answers.
 
-The body names the instrument by the ``questionnaire`` canonical intake answers with
-(``urn:careloop:questionnaire:<instrument>``, a ``|version`` is allowed) and the patient by ``subject``
-(``Patient/<id>``). Items are found by ``linkId`` (the item's LOINC code) at any depth of groups; a
-score is a ``valueInteger``, a choice a LOINC ``valueCoding``; totals sent along are left out (intake
-computes its own). The answers are then checked and scored exactly as a native assessment's. Pure.
+The body names the instrument by ``questionnaire``: the canonical url of the Questionnaire intake
+serves for it (``urn:careloop:questionnaire:<instrument>``, a ``|version`` is allowed) or that
+Questionnaire's address (``Questionnaire/<instrument>``, or under this server's FHIR base); and the
+patient by ``subject`` (``Patient/<id>``). Items are found by ``linkId`` (the item's LOINC code) at
+any depth of groups; a score is a ``valueInteger``, a choice a LOINC ``valueCoding``; totals sent along
+are left out (intake computes its own). The answers are then checked and scored exactly as a native
+assessment's. Pure.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from careloop_shared.errors import Invalid, problem
 from careloop_shared.fhir import LOINC
 from intake.domain.scoring import ChoiceItem, InvalidAnswers, ScreeningRules, score
-from intake.fhir.assessments import QUESTIONNAIRE
+from intake.fhir.questionnaires import CANONICAL, instrument_named
 from intake.fhir.schemas import ItemIn, QuestionnaireResponseIn
 
 
@@ -24,15 +26,14 @@ def subject_patient(body: QuestionnaireResponseIn) -> uuid.UUID:
     return uuid.UUID(body.subject.reference.removeprefix("Patient/"))
 
 
-def instrument_of(body: QuestionnaireResponseIn, rules: ScreeningRules) -> str:
-    canonical = body.questionnaire.split("|", 1)[0]
-    instrument = canonical.removeprefix(QUESTIONNAIRE) if canonical.startswith(QUESTIONNAIRE) else None
-    if instrument not in rules.instruments:
+def instrument_of(body: QuestionnaireResponseIn, rules: ScreeningRules, base: str | None = None) -> str:
+    instrument = instrument_named(body.questionnaire, rules, base)
+    if instrument is None:
         raise Invalid.at(
             ["body", "questionnaire"],
             "unknown_questionnaire",
-            f"not a questionnaire intake scores: {QUESTIONNAIRE}<instrument>, one of"
-            f" {', '.join(sorted(rules.instruments))}",
+            f"not a questionnaire intake scores: {CANONICAL}<instrument> or Questionnaire/<instrument>,"
+            f" one of {', '.join(sorted(rules.instruments))}",
         )
     return instrument
 
@@ -43,10 +44,13 @@ def _items(items: list[ItemIn], loc: tuple[str | int, ...]) -> Iterator[tuple[tu
         yield from _items(item.item, (*loc, i, "item"))
 
 
-def imported_answers(body: QuestionnaireResponseIn, rules: ScreeningRules) -> tuple[str, dict[str, Any]]:
-    """The instrument and the answers, keyed by LOINC item code, as ``AssessPatient`` takes them;
-    refuses what does not fit with 422s naming the item's place in the body, never its value."""
-    instrument = instrument_of(body, rules)
+def imported_answers(
+    body: QuestionnaireResponseIn, rules: ScreeningRules, base: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The instrument and the answers, keyed by LOINC item code, as ``AssessPatient`` takes them
+    (``base``: this server's FHIR base, for a Questionnaire named by its address); refuses what does
+    not fit with 422s naming the item's place in the body, never its value."""
+    instrument = instrument_of(body, rules, base)
     spec = rules.instruments[instrument]
     totals = {t.code for t in spec.totals}
     answers: dict[str, Any] = {}

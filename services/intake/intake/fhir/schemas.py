@@ -69,14 +69,19 @@ class ReferenceIn(Body):
 
 
 class QuestionnaireResponseIn(Body):
-    """A completed screening to score: the instrument by ``questionnaire``
-    (``urn:careloop:questionnaire:<instrument>``), the patient by ``subject``, answers by LOINC ``linkId``."""
+    """A completed screening to score: the instrument by ``questionnaire`` (the canonical url of the
+    Questionnaire intake serves for it, ``urn:careloop:questionnaire:<instrument>``, or its address
+    ``Questionnaire/<instrument>``), the patient by ``subject``, answers by LOINC ``linkId``."""
 
     resourceType: Literal["QuestionnaireResponse"]
     id: FhirId | None = None
     meta: dict[str, Any] | None = None
     language: str | None = Field(None, max_length=35)
-    questionnaire: str = Field(min_length=1, max_length=300)
+    questionnaire: str = Field(
+        min_length=1,
+        max_length=300,
+        description="urn:careloop:questionnaire:<instrument>[|<version>], or Questionnaire/<instrument>",
+    )
     status: Literal["completed", "amended"]
     subject: ReferenceIn
     authored: datetime | None = None
