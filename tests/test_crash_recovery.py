@@ -7,6 +7,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from careloop_shared.contracts import PatientAssessed
+from careloop_shared.db import ALL_AGENCIES
 from careloop_shared.events import new_message
 from careloop_shared.failpoints import EXIT_CODE
 from careloop_shared.kafka import ensure_topics
@@ -46,7 +47,8 @@ async def test_consumer_killed_between_db_commit_and_offset_commit_applies_once(
     finally:
         crashing.stop()
 
-    conn = await asyncpg.connect(dsn)
+    # Counted for every agency, as the service's own consumer works (row-level security).
+    conn = await asyncpg.connect(dsn, server_settings={"careloop.agency": ALL_AGENCIES})
     try:
         # The effects committed, the offset did not.
         assert await conn.fetchval("SELECT count(*) FROM plan_versions") == 1

@@ -28,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from careloop_shared.contracts import PatientAssessed, PlanUpdated
+from careloop_shared.db import ALL_AGENCIES
 from careloop_shared.events import new_message
 from careloop_shared.kafka import client_options
 from careloop_shared.settings import KafkaSettings
@@ -164,7 +165,8 @@ async def _publish(kafka: dict[str, Any], topic: str, t0: float) -> tuple[dict[s
 
 
 async def _rows(dsn: str, sql: str, *args: Any) -> list[Any]:
-    conn = await asyncpg.connect(dsn)
+    # Every agency's rows, as the services' own consumers see them (row-level security).
+    conn = await asyncpg.connect(dsn, server_settings={"careloop.agency": ALL_AGENCIES})
     try:
         return list(await conn.fetch(sql, *args))
     finally:

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from careloop_shared.contracts import PatientAssessed, PlanUpdated
+from careloop_shared.db import ALL_AGENCIES
 from careloop_shared.events import new_message
 from careloop_shared.kafka import ensure_topics
 from careloop_shared.testing import REPO_ROOT, ServiceProcess, TopicReader, eventually, header
@@ -67,7 +68,8 @@ async def _publish_assessments(bootstrap: str, topic: str, count: int) -> list[s
 
 async def _plans_per_patient(dsn: str) -> dict[str, int]:
     try:
-        conn = await asyncpg.connect(dsn)
+        # Every agency's plans, as careplan's own consumer sees them (row-level security).
+        conn = await asyncpg.connect(dsn, server_settings={"careloop.agency": ALL_AGENCIES})
     except (OSError, asyncpg.PostgresError):
         return {}
     try:

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from careloop_shared.db import ALL_AGENCIES
 from careloop_shared.kafka import topic_partitions
 from careloop_shared.testing import header
 from tests.chaos.poison import is_poison
@@ -101,7 +102,8 @@ async def read_topics(bootstrap: str, topics: Sequence[str]) -> dict[str, list[A
 
 
 async def _query(dsn: str, sql: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(dsn)
+    # Every agency's rows, as the services' own consumers see them (row-level security).
+    conn = await asyncpg.connect(dsn, server_settings={"careloop.agency": ALL_AGENCIES})
     try:
         return await conn.fetch(sql, *args)
     finally:

@@ -451,10 +451,11 @@ async def test_documents_are_answered_exactly_as_stored_even_an_older_shape(pati
     }
     await patient.runtime.pool.execute(
         "WITH v AS (INSERT INTO plan_versions (plan_id, version, status, document, reason, changed_by,"
-        " created_at) VALUES ($1, 2, 'active', $2, 'migrated', 'system', now()))"
+        " created_at, agency_id) VALUES ($1, 2, 'active', $2, 'migrated', 'system', now(), $3))"
         " UPDATE plans SET version = 2 WHERE plan_id = $1",
         uuid.UUID(plan["plan_id"]),
         older,
+        patient.agency,
     )
     assert (await patient.plan())["document"] == older
     changes = (

@@ -107,6 +107,7 @@ class PlanStore(Store):
             caused_by_event,
             at,
             *(inputs[c] for c in INPUTS),
+            plan.agency_id,
         )
         await self.one(_save_versions, row)
 
@@ -153,7 +154,8 @@ async def _save_versions(db: Db, rows: list[tuple[Any, ...]]) -> list[None]:
     """Many patients' new versions in one round trip (see ``PlanStore.save_version``)."""
     await db.executemany(
         "WITH v AS (INSERT INTO plan_versions (plan_id, version, status, document, reason, changed_by,"
-        " changed_by_subject, caused_by_event, created_at) VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10))"
+        " changed_by_subject, caused_by_event, created_at, agency_id)"
+        " VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $15))"
         " UPDATE plans SET version = $3, status = $4, updated_at = $10, assessments = $11,"
         " services = $12, agreed_goals = $13, overrides = $14 WHERE patient_id = $1",
         rows,
