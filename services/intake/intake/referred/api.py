@@ -85,7 +85,9 @@ async def minimum_shown(store: IntakeStore, seen: list[Seen]) -> list[ReferredPa
     rows = {r["id"]: r for r in await store.referred.patients_seen([s.patient_id for s in seen])}
     shown = []
     for s in seen:
-        p = rows[s.patient_id]
+        p = rows.get(s.patient_id)
+        if p is None:  # the referral closed since ``seen`` was read: row-level security hides them now
+            continue
         phone, email = permitted_contact(
             p["contact_preference"],
             p["phone"],
@@ -130,7 +132,8 @@ async def list_referred_patients(
     visible = await visible_to(store, who.agency_id, ctx.clock())
     on_page = visible[page.offset : page.offset + page.fetch_limit]
     shown = Page.of(await minimum_shown(store, on_page), page)
-    await _audit(audit, on_page[: page.limit])
+    ids = {p.patient_id for p in shown.items}
+    await _audit(audit, [s for s in on_page if s.patient_id in ids])
     return shown
 
 
@@ -147,6 +150,8 @@ async def get_referred_patient(
     visible = await visible_to(store, who.agency_id, ctx.clock(), patient_id)
     if not visible:
         raise PatientNotFound()
-    [shown] = await minimum_shown(store, visible)
+    shown = await minimum_shown(store, visible)
+    if not shown:
+        raise PatientNotFound()
     await _audit(audit, visible)
-    return shown
+    return shown[0]

@@ -1,0 +1,344 @@
+"""Row-level security by agency on intake's tables, against the real database as the services' role (no
+SUPERUSER, no BYPASSRLS): a query without an agency filter finds only the agency's rows, and of another
+agency's only a patient referred to it while the referral is open, read-only."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+import intake
+from careloop_shared import db
+from careloop_shared.contracts import ContactPreference, ReferralMade, ReferralStatusChanged
+from careloop_shared.db import ALL_AGENCIES, NO_AGENCY, as_agency, insert_row
+from careloop_shared.outbox import unit_of_work
+from careloop_shared.rules import load_rules
+from careloop_shared.testing.fakes import FakeClock, received
+from intake import handlers
+from intake.care_manager.handlers import reassign_care_manager
+from intake.config import IntakeContext
+from intake.domain import care_manager
+from intake.domain.care_manager import CareManagerRules
+from intake.domain.commands import AssessPatient, ReassignCareManager, RecordConsent, RegisterPatient
+from intake.domain.scoring import RULES_FILE, ScreeningRules
+from intake.referred.api import minimum_shown, visible_to
+from intake.referred.handlers import when_referral_made_grant_access, when_referral_status_changed_end_access
+from intake.store import IntakeStore
+
+pytestmark = pytest.mark.integration
+
+A, B = "agency-a", "agency-b"
+BY = {"by": "cm-ana", "by_role": "care-manager"}
+PHQ9_NONE = dict.fromkeys(
+    ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8"], 0
+)
+# Each protected table: its key, and the column naming the agency whose rows they are.
+PROTECTED = {
+    "patients": ("id", "agency_id"),
+    "consents": ("id", "agency_id"),
+    "assessments": ("id", "agency_id"),
+    "care_manager_assignments": ("id", "agency_id"),
+    "referral_grants": ("referral_id", "patient_agency_id"),
+}
+# Kernel tables without an agency column (005_row_security.sql says why they hold no policy).
+UNPROTECTED = {"schema_migrations", "outbox", "inbox"}
+KERNEL_PROTECTED = {"audit_log", "idempotency_keys"}
+
+Handler = Callable[[IntakeContext, Any, Any], Awaitable[Any]]
+
+
+@dataclass
+class Case:
+    """One agency's patient, with a consent, an assessment and a reassignment."""
+
+    patient: uuid.UUID
+    consent: uuid.UUID
+    assessment: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Service:
+    pool: asyncpg.Pool
+    ctx: IntakeContext
+
+    async def run(self, agency: str, handler: Handler, message: Any) -> Any:
+        """A use case in one transaction, its connection acting for ``agency`` (as a request or consumer)."""
+        with as_agency(agency):
+            async with unit_of_work(self.pool, lambda t: t, store=IntakeStore) as uow:
+                return await handler(self.ctx, uow, message)
+
+    async def rows(self, agency: str, table: str) -> set[tuple[Any, str]]:
+        """Every row of the table the agency finds with no filter at all: (key, agency column)."""
+        key, column = PROTECTED[table]
+        with as_agency(agency):
+            return {(r[0], r[1]) for r in await self.pool.fetch(f"SELECT {key}, {column} FROM {table}")}
+
+    async def new_case(self, agency: str, given_name: str, consent_to: str = B) -> Case:
+        registration = RegisterPatient(
+            agency_id=agency,
+            given_name=given_name,
+            family_name="Etxeberria",
+            birth_date=date(1958, 3, 14),
+            preferred_language="es",
+            contact_preference=ContactPreference.text,
+            phone="+1 555 0100",
+            **BY,
+        )
+        patient = await self.run(agency, handlers.register_patient, registration)
+        consent = RecordConsent(agency, patient, "referral", [consent_to], [], **BY)
+        assessed = AssessPatient(agency, patient, "phq-9", PHQ9_NONE, **BY)
+        reassigned = ReassignCareManager(agency, patient, "cm-bo", by="sup-eva", by_role="supervisor")
+        case = Case(
+            patient,
+            await self.run(agency, handlers.record_consent, consent),
+            await self.run(agency, handlers.assess_patient, assessed),
+        )
+        await self.run(agency, reassign_care_manager, reassigned)
+        return case
+
+
+@dataclass(frozen=True)
+class Caseload:
+    service: Service
+    url: str
+    a: Case  # A's own, never referred
+    b: Case  # B's own
+    referred: Case  # A's, referred to B: the referral is open
+    closed: Case  # A's, referred to B: the referral closed
+    open_referral: uuid.UUID
+    closed_referral: uuid.UUID
+
+
+def made(case: Case, referral_id: uuid.UUID, receiving: str = B, patient_agency: str = A) -> ReferralMade:
+    return ReferralMade(
+        patient_id=case.patient,
+        agency_id=patient_agency,
+        referral_id=referral_id,
+        plan_id=uuid.uuid4(),
+        intervention_id=uuid.uuid4(),
+        need="food-insecurity",
+        program_id="food-bank-1",
+        receiving_agency_id=receiving,
+        status="requested",
+        response_due_at=datetime(2026, 11, 9, tzinfo=UTC),
+        program_category="food-assistance",
+    )
+
+
+def completed(case: Case, referral_id: uuid.UUID, patient_agency: str = A) -> ReferralStatusChanged:
+    return ReferralStatusChanged(
+        patient_id=case.patient,
+        agency_id=patient_agency,
+        referral_id=referral_id,
+        plan_id=uuid.uuid4(),
+        intervention_id=uuid.uuid4(),
+        from_status="accepted",
+        to_status="completed",
+        by_agency_id=B,
+        by_party="target",
+        changed_at=datetime(2026, 11, 2, 10, tzinfo=UTC),
+        actor_id="pr-paz",
+        actor_role="provider",
+    )
+
+
+@pytest_asyncio.fixture(scope="module")
+async def load(database_factory) -> AsyncIterator[Caseload]:
+    url = await database_factory("intake_row_security")
+    pool = await db.create_pool(url, min_size=1, max_size=4)
+    migrations = Path(intake.__file__).parent / "migrations"
+    await db.migrate(pool, [*db.kernel_migrations(), *db.folder_migrations("intake", migrations)])
+    ctx = IntakeContext(
+        load_rules(ScreeningRules, RULES_FILE),
+        load_rules(CareManagerRules, care_manager.RULES_FILE),
+        FakeClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC)),
+    )
+    service = Service(pool, ctx)
+    # Through the service's own code: use cases acting for their agency, the consumer for every agency.
+    a, b = await service.new_case(A, "Marisol"), await service.new_case(B, "Benat")
+    referred, closed = await service.new_case(A, "Rosa"), await service.new_case(A, "Carmen")
+    open_referral, closed_referral = uuid.uuid4(), uuid.uuid4()
+    await service.run(ALL_AGENCIES, when_referral_made_grant_access, received(made(referred, open_referral)))
+    await service.run(ALL_AGENCIES, when_referral_made_grant_access, received(made(closed, closed_referral)))
+    await service.run(
+        ALL_AGENCIES, when_referral_status_changed_end_access, received(completed(closed, closed_referral))
+    )
+    yield Caseload(service, url, a, b, referred, closed, open_referral, closed_referral)
+    await pool.close()
+
+
+async def test_every_table_with_an_agency_column_forces_row_security_for_a_role_that_cannot_bypass_it(load):
+    assert await db.bypasses_row_security(load.service.pool) is False
+    tables = await load.service.pool.fetch(
+        "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,"
+        " EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
+        "         AND NOT a.attisdropped AND a.attname LIKE '%agency%') AS has_agency"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
+    )
+    by_name = {r["relname"]: r for r in tables}
+    # Every table is accounted for: a new one must be given a policy or a reason here.
+    assert set(by_name) == set(PROTECTED) | KERNEL_PROTECTED | UNPROTECTED
+    with_agency = {name for name, r in by_name.items() if r["has_agency"]}
+    forced = {name for name, r in by_name.items() if r["relrowsecurity"] and r["relforcerowsecurity"]}
+    assert with_agency <= forced  # no exceptions in intake
+    assert forced == set(PROTECTED) | KERNEL_PROTECTED  # idempotency_keys names its agency "scope"
+
+
+async def test_an_unfiltered_select_finds_only_the_agencys_rows_and_the_patient_referred_to_it(load):
+    a_cases, b_cases = (load.a, load.referred, load.closed), (load.b,)
+
+    def own(cases: tuple[Case, ...], agency: str, field: str) -> set[tuple[Any, str]]:
+        return {(getattr(c, field), agency) for c in cases}
+
+    assert await load.service.rows(A, "patients") == own(a_cases, A, "patient")
+    assert await load.service.rows(A, "consents") == own(a_cases, A, "consent")
+    assert await load.service.rows(A, "assessments") == own(a_cases, A, "assessment")
+    assert await load.service.rows(A, "referral_grants") == {
+        (load.open_referral, A),
+        (load.closed_referral, A),
+    }
+    # Two assignments per patient (registration, reassignment), each the patient's agency's.
+    with as_agency(A):
+        assignments = await load.service.pool.fetch(
+            "SELECT patient_id, agency_id FROM care_manager_assignments"
+        )
+    assert sorted((r["patient_id"], r["agency_id"]) for r in assignments) == sorted(
+        [(c.patient, A) for c in a_cases] * 2
+    )
+
+    # B: its own rows, and of A's only the patient referred to it while the referral is open, that
+    # patient's consents (they decide whether B may see them) and the open grant; never the
+    # assessments or the assignments, nor anything of the patient whose referral closed.
+    assert await load.service.rows(B, "patients") == own(b_cases, B, "patient") | {(load.referred.patient, A)}
+    assert await load.service.rows(B, "consents") == own(b_cases, B, "consent") | {(load.referred.consent, A)}
+    assert await load.service.rows(B, "assessments") == own(b_cases, B, "assessment")
+    assert await load.service.rows(B, "referral_grants") == {(load.open_referral, A)}
+    with as_agency(B):
+        assignments = await load.service.pool.fetch(
+            "SELECT patient_id, agency_id FROM care_manager_assignments"
+        )
+    assert sorted((r["patient_id"], r["agency_id"]) for r in assignments) == [(load.b.patient, B)] * 2
+
+
+async def test_a_connection_acting_for_no_agency_or_never_saying_sees_nothing(load):
+    plain = await asyncpg.connect(load.url)  # psql, a tool: never set careloop.agency
+    try:
+        for table in PROTECTED:
+            assert await load.service.rows(NO_AGENCY, table) == set(), table
+            assert await plain.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+    finally:
+        await plain.close()
+    assert sum([len(await load.service.rows(ALL_AGENCIES, t)) for t in PROTECTED]) > 0  # the rows are there
+
+
+async def test_acting_for_one_agency_cannot_write_a_row_of_another(load):
+    # A copy of one of A's own rows given B's agency, through the insert every store uses.
+    own = {
+        "patients": (load.a.patient, {"given_name": "Smuggled", "name_key": "smuggled"}),
+        "consents": (load.a.consent, {}),
+        "assessments": (load.a.assessment, {}),
+        "referral_grants": (load.open_referral, {}),
+    }
+    for table, (key_value, changes) in own.items():
+        key, column = PROTECTED[table]
+        with as_agency(A):
+            row = dict(await load.service.pool.fetchrow(f"SELECT * FROM {table} WHERE {key} = $1", key_value))
+            copy = {**row, **changes, key: uuid.uuid4(), column: B}
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+                await insert_row(load.service.pool, table, copy)
+            # Moving A's own row to B is refused too; B's rows are not there to change.
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+                await load.service.pool.execute(
+                    f"UPDATE {table} SET {column} = $1 WHERE {key} = $2", B, key_value
+                )
+            assert await load.service.pool.execute(
+                f"UPDATE {table} SET {column} = {column} WHERE {column} = $1", B
+            ) == ("UPDATE 0")
+    with as_agency(A):
+        assignment = dict(
+            await load.service.pool.fetchrow(
+                "SELECT * FROM care_manager_assignments WHERE patient_id = $1 LIMIT 1", load.a.patient
+            )
+        )
+        assignment.pop("position")  # generated
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+            await insert_row(
+                load.service.pool,
+                "care_manager_assignments",
+                {**assignment, "id": uuid.uuid4(), "agency_id": B},
+            )
+
+    # The use cases refuse it the same way when a command names another agency than the caller's.
+    b_registration = RegisterPatient(
+        agency_id=B,
+        given_name="Smuggled",
+        family_name="Etxeberria",
+        birth_date=date(1958, 3, 14),
+        preferred_language="es",
+        contact_preference=ContactPreference.text,
+        phone="+1 555 0100",
+        **BY,
+    )
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+        await load.service.run(A, handlers.register_patient, b_registration)
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+        await load.service.run(
+            A, when_referral_made_grant_access, received(made(load.b, uuid.uuid4(), patient_agency=B))
+        )
+    assert {p for p, _ in await load.service.rows(ALL_AGENCIES, "patients")} == {
+        load.a.patient,
+        load.b.patient,
+        load.referred.patient,
+        load.closed.patient,
+    }
+
+
+async def test_the_agency_a_patient_is_referred_to_reads_them_but_changes_nothing(load):
+    with as_agency(B):
+        for table, key, value in (
+            ("patients", "id", load.referred.patient),
+            ("consents", "id", load.referred.consent),
+            ("referral_grants", "referral_id", load.open_referral),
+        ):
+            assert (
+                await load.service.pool.fetchval(f"SELECT count(*) FROM {table} WHERE {key} = $1", value) == 1
+            )
+            assert await load.service.pool.execute(
+                f"UPDATE {table} SET {key} = {key} WHERE {key} = $1", value
+            ) == ("UPDATE 0")
+            assert (
+                await load.service.pool.execute(f"DELETE FROM {table} WHERE {key} = $1", value) == "DELETE 0"
+            )
+            # Locking a row is changing it: refused too.
+            assert (
+                await load.service.pool.fetch(f"SELECT 1 FROM {table} WHERE {key} = $1 FOR UPDATE", value)
+                == []
+            )
+
+
+async def test_a_referral_closing_between_the_reads_hides_the_patient_instead_of_failing(load):
+    service = load.service
+    c, d = "agency-c", "agency-d"  # of this test alone: the other tests' rows stay as they are
+    patient = await service.new_case(c, "Ines", consent_to=d)
+    referral = uuid.uuid4()
+    await service.run(ALL_AGENCIES, when_referral_made_grant_access, received(made(patient, referral, d, c)))
+    store, at = IntakeStore(service.pool), service.ctx.clock()
+    with as_agency(d):
+        seen = await visible_to(store, d, at)
+        assert [s.patient_id for s in seen] == [patient.patient]
+        assert [p.given_name for p in await minimum_shown(store, seen)] == ["Ines"]
+    await service.run(
+        ALL_AGENCIES, when_referral_status_changed_end_access, received(completed(patient, referral, c))
+    )
+    with as_agency(d):  # what was seen a moment ago is no longer there to show
+        assert await minimum_shown(store, seen) == []
+        assert await visible_to(store, d, at) == []
