@@ -21,7 +21,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 import yaml
@@ -37,6 +36,7 @@ from aiokafka.protocol.admin import CreateAclsRequest, DescribeAclsRequest
 
 from careloop_cli.replay import replay
 from careloop_shared.contracts import FollowUpScheduled, PatientAssessed, PlanUpdated
+from careloop_shared.db import connect_for
 from careloop_shared.events import new_message
 from careloop_shared.kafka import client_options
 from careloop_shared.settings import KafkaSettings
@@ -278,7 +278,7 @@ def _denials(principal: str) -> list[str]:
 
 
 async def _fetch(dsn: str, sql: str, *args: Any) -> list[Any]:
-    conn = await asyncpg.connect(dsn)
+    conn = await connect_for(dsn)  # every agency's rows (row-level security)
     try:
         return list(await conn.fetch(sql, *args))
     finally:

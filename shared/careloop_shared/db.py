@@ -100,6 +100,13 @@ def as_agency(agency: str) -> Iterator[None]:
         AGENCY.reset(token)
 
 
+async def connect_for(dsn: str, agency: str = ALL_AGENCIES, **kwargs: Any) -> asyncpg.Connection:
+    """One connection outside a pool that acts for ``agency`` (by default every one, as the service's
+    own work does): a tool's or a test's look at a service's tables under row-level security."""
+    settings = {**kwargs.pop("server_settings", {}), "careloop.agency": agency}
+    return await asyncpg.connect(dsn, server_settings=settings, **kwargs)
+
+
 async def bypasses_row_security(conn: Db) -> bool:
     """Whether this connection's role ignores row-level security (a superuser, or BYPASSRLS)."""
     return bool(

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from careloop_shared.db import connect_for
 from careloop_shared.kafka import topic_partitions
 from tests.chaos.fleet import Fleet
 
@@ -59,7 +59,7 @@ class Watch:
                 await self._reader.stop()
 
     async def _appended(self) -> None:
-        conn = await asyncpg.connect(self.record_dsn, timeout=2)
+        conn = await connect_for(self.record_dsn, timeout=2)  # every agency's entries
         try:
             self.appended.append(
                 (self.fleet.now(), await conn.fetchval("SELECT count(*) FROM record_entries"))

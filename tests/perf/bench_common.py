@@ -22,6 +22,7 @@ import asyncpg
 from hdrh.histogram import HdrHistogram
 
 from careloop_shared.contracts import ConsentRecorded
+from careloop_shared.db import connect_for
 from careloop_shared.events import Message, new_message
 from careloop_shared.testing import phq2_positive
 
@@ -119,7 +120,7 @@ def consent(patient: uuid.UUID, agency: str) -> Message:
 
 async def _once(url: str, method: str, query: str, *args: Any) -> Any:
     """One query on a fresh connection: the database may be restarted under the bench."""
-    conn = await asyncpg.connect(url, timeout=10)
+    conn = await connect_for(url, timeout=10)  # every agency's rows (row-level security)
     try:
         return await getattr(conn, method)(query, *args)
     finally:

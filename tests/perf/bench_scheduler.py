@@ -19,9 +19,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
-
 from careloop_shared.contracts import FollowUpDue
+from careloop_shared.db import connect_for
 from careloop_shared.kafka import ensure_topics
 from tests.perf.bench_common import MARK, BenchConfig, fetchval, latencies, poll
 from tests.perf.bench_kafka import ce_time, end_offsets, read_range, settled, span
@@ -46,7 +45,7 @@ def follow_up_rows(cfg: BenchConfig, agency: str, first_due: datetime) -> list[t
 
 
 async def insert(cfg: BenchConfig, rows: list[tuple[Any, ...]]) -> None:
-    conn = await asyncpg.connect(cfg.db_urls["followup"], timeout=10)
+    conn = await connect_for(cfg.db_urls["followup"], timeout=10)  # every agency (row-level security)
     try:
         async with conn.transaction():
             await conn.copy_records_to_table("follow_ups", records=rows, columns=list(COLUMNS))
@@ -55,7 +54,7 @@ async def insert(cfg: BenchConfig, rows: list[tuple[Any, ...]]) -> None:
 
 
 async def cleanup(cfg: BenchConfig, agency: str, patients: list[uuid.UUID]) -> dict[str, int]:
-    conn = await asyncpg.connect(cfg.db_urls["followup"], timeout=10)
+    conn = await connect_for(cfg.db_urls["followup"], timeout=10)  # every agency (row-level security)
     try:
         async with conn.transaction():
             tasks = await conn.execute(MARK + "DELETE FROM tasks WHERE agency_id = $1", agency)

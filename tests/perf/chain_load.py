@@ -18,6 +18,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from careloop_shared.contracts import PatientAssessed
+from careloop_shared.db import connect_for
 from careloop_shared.events import new_message
 from careloop_shared.testing import phq2_positive
 
@@ -61,7 +62,7 @@ async def main() -> None:
     done = 0
     while done < len(ids) and time.monotonic() < started + args.timeout:
         try:  # a fresh connection each poll: the database may be restarted under the test
-            conn = await asyncpg.connect(args.followup_db)
+            conn = await connect_for(args.followup_db)  # every agency (row-level security)
             try:
                 done = await conn.fetchval(
                     "SELECT count(*) FROM follow_ups"

@@ -17,9 +17,9 @@ import time
 import uuid
 
 import aiohttp
-import asyncpg
 
 from careloop_shared.auth import issue_token
+from careloop_shared.db import connect_for
 from careloop_shared.settings import DEV_JWT_SECRET
 
 
@@ -71,7 +71,7 @@ async def main() -> None:
         await asyncio.gather(*(worker(http) for _ in range(args.concurrency)))
     http_done = time.monotonic()
 
-    conn = await asyncpg.connect(args.followup_db)
+    conn = await connect_for(args.followup_db)  # every agency (row-level security)
     seen_at: dict[str, float] = {}
     ids = list(sent_at)
     deadline = started + args.timeout
