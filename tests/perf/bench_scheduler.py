@@ -1,7 +1,7 @@
 """Scheduler stage: K follow-ups falling due over a window; how late is each FollowUpDue, and is there
 exactly one per follow-up?
 
-The follow-ups are written straight into followup's ``follow_ups`` table in one COPY, in a bench agency
+The follow-ups are written straight into followup's ``follow_ups`` table in one INSERT, in a bench agency
 of this run's own (one patient each: followup allows one open plan-cadence follow-up per patient),
 status ``scheduled``, due over ``sched_window`` seconds starting ``sched_lead`` seconds after the insert
 begins. Lateness = the FollowUpDue record's Kafka timestamp (CreateTime: when followup's outbox relay
@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from careloop_shared.contracts import FollowUpDue
-from careloop_shared.db import connect_for
+from careloop_shared.db import connect_for, insert_rows_returning
 from careloop_shared.kafka import ensure_topics
 from tests.perf.bench_common import MARK, BenchConfig, fetchval, latencies, poll
 from tests.perf.bench_kafka import ce_time, end_offsets, read_range, settled, span
@@ -48,7 +48,10 @@ async def insert(cfg: BenchConfig, rows: list[tuple[Any, ...]]) -> None:
     conn = await connect_for(cfg.db_urls["followup"], timeout=10)  # every agency (row-level security)
     try:
         async with conn.transaction():
-            await conn.copy_records_to_table("follow_ups", records=rows, columns=list(COLUMNS))
+            # One INSERT of unnested columns: COPY FROM is refused on a table under row-level security.
+            await insert_rows_returning(
+                conn, "follow_ups", [dict(zip(COLUMNS, r, strict=True)) for r in rows], key="id"
+            )
     finally:
         await conn.close()
 

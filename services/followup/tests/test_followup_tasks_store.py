@@ -84,6 +84,7 @@ async def test_a_resolution_counts_from_its_time_on_and_never_for_its_own_cause(
     patient, cause = uuid.uuid4(), uuid.uuid4()
     before = {
         "patient_id": patient,
+        "agency_id": "agency-a",
         "kind": "chase-referral",
         "subject": "r1",
         "event_id": uuid.uuid4(),

@@ -120,6 +120,7 @@ def resolutions(rules: TaskRules, facts: Facts) -> list[dict[str, Any]]:
             found.append(
                 {
                     "patient_id": facts.patient_id,
+                    "agency_id": facts.agency_id,
                     "kind": kind.kind,
                     "subject": facts.about[kind.about],
                     "event_id": facts.event_id,
