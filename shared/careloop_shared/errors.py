@@ -42,6 +42,12 @@ class Forbidden(Refusal):
     status_code = 403
 
 
+class Gone(Refusal):
+    """What was asked for existed and was erased on purpose: say so, rather than not found."""
+
+    status_code = 410
+
+
 class Conflict(Refusal):
     """Not possible in the present state."""
 

@@ -23,12 +23,16 @@ from intake import handlers
 from intake.config import IntakeContext
 from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient, RevokeConsent, UpdatePatient
 from intake.domain.questionnaires import questionnaire
+from intake.erasure.handlers import ErasePatient, PatientErasedAlready, revealed
+from intake.erasure.handlers import erase_patient as erase
 from intake.schemas import (
     AssessmentIn,
     AssessmentOut,
     ConsentIn,
     ConsentOut,
     Created,
+    ErasureIn,
+    ErasureOut,
     PatientIn,
     PatientOut,
     PatientPatch,
@@ -46,10 +50,13 @@ def _created(new_id: uuid.UUID) -> Created:
     return Created(id=new_id)
 
 
-async def _patient(store: IntakeStore, agency_id: str, patient_id: uuid.UUID) -> Any:
+async def _patient(store: IntakeStore, agency_id: str, patient_id: uuid.UUID, *, erased: bool = False) -> Any:
+    """The agency's patient; one whose details were erased answers 410 unless ``erased`` allows it."""
     row = await store.get_patient(agency_id, patient_id)
     if row is None:
         raise handlers.PatientNotFound()
+    if row["erased_at"] is not None and not erased:
+        raise PatientErasedAlready(row["erased_at"])
     return row
 
 
@@ -168,11 +175,11 @@ async def assess_patient(
     openapi_extra=needs("assessment:read"),
 )
 async def list_assessments(
-    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, page: Paging
+    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, page: Paging, ctx: Ctx
 ) -> Page[AssessmentOut]:
-    await _patient(store, who.agency_id, patient_id)
+    await _patient(store, who.agency_id, patient_id, erased=True)  # needs and scores stay; answers do not
     rows = await store.list_assessments(who.agency_id, patient_id, page.fetch_limit, page.offset)
-    shown = Page.of([AssessmentOut(**dict(r)) for r in rows], page)
+    shown = Page.of([AssessmentOut(**r) for r in await revealed(ctx, store, who.agency_id, rows)], page)
     await audit.read_many([(a.patient_id, a.id) for a in shown.items], "assessment")
     return shown
 
@@ -184,13 +191,33 @@ async def list_assessments(
     openapi_extra=needs("assessment:read"),
 )
 async def get_assessment(
-    assessment_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit
+    assessment_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, ctx: Ctx
 ) -> AssessmentOut:
     row = await store.get_assessment(who.agency_id, assessment_id)
     if row is None:
         raise NotFound("assessment not found")
+    [shown] = await revealed(ctx, store, who.agency_id, [row])
     await audit.read(row["patient_id"], "assessment", entity_id=assessment_id)
-    return AssessmentOut(**dict(row))
+    return AssessmentOut(**shown)
+
+
+@router.post(
+    "/patients/{patient_id}/erasure",
+    tags=["patients"],
+    response_model=ErasureOut,
+    responses={410: {"description": "Erased already; body names erased_at"}},
+    openapi_extra=needs("patient:erase"),
+)
+async def erase_patient(
+    patient_id: uuid.UUID, body: ErasureIn, who: CurrentPrincipal, commands: Commands
+) -> Any:
+    """Erase the patient's identifying details and every sealed copy of their sensitive data (their
+    data key is destroyed; nothing can undo it), with the reason, recorded. The pseudonymous case, the
+    case record's chain and the analytics counts stay."""
+    command = ErasePatient(who.agency_id, patient_id, body.reason, by=who.subject, by_role=who.role)
+    return await commands.run(
+        erase, command, respond=lambda at: ErasureOut(patient_id=patient_id, erased_at=at)
+    )
 
 
 @router.get(

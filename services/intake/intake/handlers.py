@@ -16,13 +16,14 @@ from careloop_shared.contracts import (
     PatientUpdated,
     RiskLevel,
 )
-from careloop_shared.errors import Conflict, Invalid, NotFound
+from careloop_shared.errors import Conflict, Gone, Invalid, NotFound
 from careloop_shared.outbox import UnitOfWork
 from intake.config import IntakeContext
 from intake.domain.care_manager import REGISTRATION, assignment, responsible_at_registration
 from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient, RevokeConsent, UpdatePatient
 from intake.domain.patients import contact_problems, normalised_name, postal_area, safe_channels
 from intake.domain.scoring import score
+from intake.erasure.keys import seal_assessment, split
 from intake.store import IntakeStore
 
 Uow: TypeAlias = UnitOfWork[IntakeStore]
@@ -79,6 +80,8 @@ async def register_patient(ctx: IntakeContext, uow: Uow, cmd: RegisterPatient) -
     )
     if existing is not None:
         raise LikelyDuplicate(existing)
+    key, _ = ctx.keys.new(patient_id)  # the data key that will seal the patient's sensitive data
+    await uow.store.keys.keep({**key, "agency_id": cmd.agency_id, "created_at": at})
     uow.emit(
         PatientRegistered(
             patient_id=patient_id,
@@ -204,9 +207,21 @@ async def revoke_consent(ctx: IntakeContext, uow: Uow, cmd: RevokeConsent) -> di
 async def assess_patient(ctx: IntakeContext, uow: Uow, cmd: AssessPatient) -> uuid.UUID:
     result = score(ctx.rules, cmd.instrument, cmd.answers)  # raises InvalidAnswers before any write
     # Lock the patient row: one patient's assessments commit, and so publish, one after another.
-    if await uow.store.get_patient(cmd.agency_id, cmd.patient_id, lock=True) is None:
+    patient = await uow.store.get_patient(cmd.agency_id, cmd.patient_id, lock=True)
+    if patient is None:
         raise PatientNotFound()
+    if patient["erased_at"] is not None:
+        raise Gone("this patient's identifying details and sealed data were erased")
     assessment_id, assessed_at = uuid.uuid4(), ctx.clock()
+    # The item-level answers are sealed with the patient's data key, here and in the event.
+    items, totals = split(set(ctx.rules.instruments[result.instrument].items), result.observations)
+    sealed = seal_assessment(
+        await _data_key(ctx, uow, cmd.agency_id, cmd.patient_id, assessed_at),
+        cmd.patient_id,
+        1,
+        cmd.answers,
+        items,
+    )
     await uow.store.insert_assessment(
         {
             "id": assessment_id,
@@ -214,8 +229,9 @@ async def assess_patient(ctx: IntakeContext, uow: Uow, cmd: AssessPatient) -> uu
             "agency_id": cmd.agency_id,
             "instrument": result.instrument,
             "rules_version": result.rules_version,
-            "answers": cmd.answers,
-            "observations": result.observations,
+            "answers": {},
+            "observations": totals,
+            "sealed": sealed.model_dump(),
             "total_score": result.total,
             "interpretation": result.interpretation,
             "needs": result.needs,
@@ -240,10 +256,21 @@ async def assess_patient(ctx: IntakeContext, uow: Uow, cmd: AssessPatient) -> uu
             risk_level=RiskLevel(result.risk_level),
             urgent_flags=result.urgent_flags,
             recommended_instruments=result.recommended_instruments,
-            observations=[Observation(**o) for o in result.observations],
+            observations=[Observation(**o) for o in totals],
+            sealed=sealed,
             assessed_at=assessed_at,
             actor_id=cmd.by,
             actor_role=cmd.by_role,
         )
     )
     return assessment_id
+
+
+async def _data_key(ctx: IntakeContext, uow: Uow, agency_id: str, patient_id: uuid.UUID, at: Any) -> bytes:
+    """The patient's data key; one is made for a patient registered before keys existed."""
+    kept = await uow.store.keys.get(agency_id, patient_id)
+    if kept is not None:
+        return ctx.keys.data_key(patient_id, kept)
+    row, data_key = ctx.keys.new(patient_id)
+    await uow.store.keys.keep({**row, "agency_id": agency_id, "created_at": at})
+    return data_key

@@ -13,6 +13,7 @@ from careloop_shared.contracts import (
     ConsentRecorded,
     ConsentRevoked,
     PatientAssessed,
+    PatientErased,
     PatientRegistered,
     PatientUpdated,
 )
@@ -21,7 +22,7 @@ from careloop_shared.fhir import serve_fhir
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from intake.api import router
 from intake.care_manager.api import router as care_manager_router
-from intake.config import IntakeContext, IntakeSettings
+from intake.config import IntakeContext, IntakeSettings, refuse_development_keks_off_loopback
 from intake.consumers import HANDLERS
 from intake.fhir.api import router as fhir_router
 from intake.referred.api import router as referred_router
@@ -43,6 +44,7 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock = system_cloc
             ConsentRecorded,
             ConsentRevoked,
             PatientAssessed,
+            PatientErased,
         ],
         handlers=HANDLERS,
     )
@@ -53,7 +55,8 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock = system_cloc
             "Patients, their responsible care manager, consent and assessments. The only service holding"
             " identifying details; a receiving agency sees the minimum of the patients referred to it, while"
             " consent covers it. Consumes ReferralMade and ReferralStatusChanged; emits PatientRegistered,"
-            " PatientUpdated, CareManagerAssigned, ConsentRecorded, ConsentRevoked and PatientAssessed."
+            " PatientUpdated, CareManagerAssigned, ConsentRecorded, ConsentRevoked, PatientAssessed and"
+            " PatientErased (a patient's data erased by destroying their data key)."
         ),
     )
     document_codes(
@@ -67,7 +70,9 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock = system_cloc
 
 
 def run() -> None:
-    serve(build_app())
+    settings = IntakeSettings()
+    refuse_development_keks_off_loopback(settings)
+    serve(build_app(settings))
 
 
 if __name__ == "__main__":

@@ -220,6 +220,25 @@ class AssessmentOut(BaseModel):
         None, description="Who recorded the answers (their subject id); null before this was kept."
     )
     assessed_by_role: str | None = None
+    erased: bool = Field(
+        False,
+        description="The patient's data was erased: the item-level answers are gone for good (their data key"
+        " was destroyed); totals, needs and risk remain.",
+    )
+
+
+class ErasureIn(BaseModel):
+    reason: str = Field(
+        min_length=3,
+        max_length=500,
+        description="Why (e.g. the patient's request under state privacy law); kept in intake only, never in"
+        " an event or a log.",
+    )
+
+
+class ErasureOut(BaseModel):
+    patient_id: uuid.UUID
+    erased_at: datetime
 
 
 class QuestionOption(BaseModel):

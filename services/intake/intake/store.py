@@ -15,11 +15,12 @@ import asyncpg
 
 from careloop_shared.db import Db, Store, insert_row, patient_row, patient_rows, update_by_id
 from intake.care_manager.store import CareManagerStore
+from intake.erasure.store import KeyStore
 from intake.referred.store import ReferredStore
 
 PATIENT_COLUMNS = (
     "id, given_name, family_name, birth_date, preferred_language, contact_preference, phone, email,"
-    " postal_code, care_manager_id, safe_channels, created_at, updated_at"
+    " postal_code, care_manager_id, safe_channels, created_at, updated_at, erased_at"
 )
 CONSENT_COLUMNS = (
     "id, patient_id, purpose, agencies, program_categories, period_start, period_end, status,"
@@ -27,7 +28,7 @@ CONSENT_COLUMNS = (
 )
 ASSESSMENT_COLUMNS = (
     "id, patient_id, instrument, rules_version, observations, total_score, interpretation, needs,"
-    " risk_level, urgent_flags, recommended_instruments, assessed_at, assessed_by, assessed_by_role"
+    " risk_level, urgent_flags, recommended_instruments, assessed_at, assessed_by, assessed_by_role, sealed"
 )
 
 
@@ -36,6 +37,7 @@ class IntakeStore(Store):
         super().__init__(db)
         self.referred = ReferredStore(db)
         self.care_manager = CareManagerStore(db)
+        self.keys = KeyStore(db)
 
     async def insert_patient(self, row: dict[str, Any]) -> uuid.UUID | None:
         """Insert; on a likely duplicate insert nothing and return the existing patient's id."""
@@ -84,6 +86,11 @@ class IntakeStore(Store):
             return other
         return None
 
+    async def erase_patient_details(
+        self, patient_id: uuid.UUID, blanks: dict[str, Any], at: datetime
+    ) -> None:
+        await update_by_id(self.db, "patients", patient_id, {**blanks, "erased_at": at}, at=at)
+
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
         agency: str | None = await self.db.fetchval(
             "SELECT agency_id FROM patients WHERE id = $1", patient_id
@@ -92,7 +99,7 @@ class IntakeStore(Store):
 
     async def list_patients(self, agency_id: str, limit: int, offset: int) -> list[asyncpg.Record]:
         return await self.db.fetch(
-            f"SELECT {PATIENT_COLUMNS} FROM patients WHERE agency_id = $1"
+            f"SELECT {PATIENT_COLUMNS} FROM patients WHERE agency_id = $1 AND erased_at IS NULL"
             " ORDER BY created_at, id LIMIT $2 OFFSET $3",
             agency_id,
             limit,

@@ -108,6 +108,44 @@ class FakeCareManagerStore:
         return {k: mine[-1][k] for k in self._SHOWN} if mine else None
 
 
+class FakeKeyStore:
+    """``KeyStore`` over a dict: the patients' wrapped data keys."""
+
+    _SHOWN = ("patient_id", "version", "kek_id", "wrapped", "erased_at")
+
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, dict[str, Any]] = {}
+
+    async def keep(self, row: dict[str, Any]) -> None:
+        self.rows.setdefault(row["patient_id"], {"version": 1, "erased_at": None, **row})
+
+    async def get(self, agency_id: str, patient_id: uuid.UUID) -> dict[str, Any] | None:
+        row = self.rows.get(patient_id)
+        return {k: row[k] for k in self._SHOWN} if row and row["agency_id"] == agency_id else None
+
+    async def of_patients(
+        self, agency_id: str, patient_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[str, Any]]:
+        found = {p: await self.get(agency_id, p) for p in patient_ids}
+        return {p: r for p, r in found.items() if r is not None}
+
+    async def destroy(
+        self, agency_id: str, patient_id: uuid.UUID, at: datetime, by: str, by_role: str, reason: str
+    ) -> bool:
+        row = self.rows.get(patient_id)
+        if row is None or row["agency_id"] != agency_id or row["erased_at"] is not None:
+            return False
+        row.update(
+            wrapped=None,
+            kek_id=None,
+            erased_at=at,
+            erased_by=by,
+            erased_by_role=by_role,
+            erasure_reason=reason,
+        )
+        return True
+
+
 class FakeIntakeStore:
     """``IntakeStore`` over dicts: the same answers, including the likely-duplicate rule."""
 
@@ -117,6 +155,7 @@ class FakeIntakeStore:
         self.assessments: dict[uuid.UUID, dict[str, Any]] = {}
         self.referred = FakeReferredStore(self.patients, self.consents)
         self.care_manager = FakeCareManagerStore(self.patients)
+        self.keys = FakeKeyStore()
 
     def _duplicate_of(self, agency_id: str, name_key: str, birth_date: Any, but: Any = None) -> Any:
         return next(
@@ -139,7 +178,7 @@ class FakeIntakeStore:
         self, agency_id: str, patient_id: uuid.UUID, *, lock: bool = False
     ) -> dict[str, Any] | None:
         row = self.patients.get(patient_id)
-        return dict(row) if row is not None and row["agency_id"] == agency_id else None
+        return {"erased_at": None, **row} if row is not None and row["agency_id"] == agency_id else None
 
     async def update_patient(
         self, patient_id: uuid.UUID, changes: dict[str, Any], at: datetime
@@ -156,10 +195,15 @@ class FakeIntakeStore:
 
     async def list_patients(self, agency_id: str, limit: int, offset: int) -> list[dict[str, Any]]:
         mine = sorted(
-            (p for p in self.patients.values() if p["agency_id"] == agency_id),
+            (p for p in self.patients.values() if p["agency_id"] == agency_id and not p.get("erased_at")),
             key=lambda p: (p["created_at"], p["id"]),
         )
         return mine[offset : offset + limit]
+
+    async def erase_patient_details(
+        self, patient_id: uuid.UUID, blanks: dict[str, Any], at: datetime
+    ) -> None:
+        self.patients[patient_id].update(blanks, erased_at=at, updated_at=at)
 
     async def insert_consent(self, row: dict[str, Any]) -> None:
         self.consents[row["id"]] = {

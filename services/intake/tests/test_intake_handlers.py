@@ -1,5 +1,6 @@
 """intake's use cases against an in-memory store: decisions and events, no broker or database."""
 
+import json
 import uuid
 from datetime import date
 
@@ -11,13 +12,19 @@ from careloop_shared.contracts import (
     ContactChannel,
     ContactPreference,
     PatientAssessed,
+    PatientErased,
     PatientRegistered,
     PatientUpdated,
 )
+from careloop_shared.crypto import Erased
+from careloop_shared.errors import Gone
 from careloop_shared.testing.fakes import assert_fake_matches, run
 from intake import handlers
 from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient, RevokeConsent, UpdatePatient
 from intake.domain.scoring import InvalidAnswers
+from intake.erasure.handlers import ErasePatient, PatientErasedAlready, erase_patient
+from intake.erasure.keys import open_assessment
+from intake.erasure.store import KeyStore
 from intake.store import IntakeStore
 
 AGENCY = "agency-a"
@@ -57,6 +64,7 @@ async def registered(ctx, store, **changes) -> uuid.UUID:
 
 def test_the_fake_store_answers_like_the_real_one(store):
     assert_fake_matches(IntakeStore, type(store))
+    assert_fake_matches(KeyStore, type(store.keys))
 
 
 async def test_registering_announces_the_patient_without_identifying_details(ctx, store):
@@ -169,7 +177,16 @@ async def test_an_assessment_is_scored_stored_and_announced(ctx, store):
     assert (event.assessment_id, event.total_score, event.risk_level) == (assessment_id, 27, "urgent")
     assert event.urgent_flags == ["suicidal-ideation"]
     assert event.rules_version == ctx.rules.version
-    assert store.assessments[assessment_id]["answers"] == answers
+    # The item-level answers are kept and published only sealed with the patient's data key.
+    stored = store.assessments[assessment_id]
+    assert stored["answers"] == {} and {o["code"] for o in stored["observations"]} == {"44261-6"}
+    assert {o.code for o in event.observations} == {"44261-6"} and event.sealed is not None
+    assert "44250-9" not in event.model_dump_json() and "44250-9" not in json.dumps(stored, default=str)
+    data_key = ctx.keys.data_key(patient_id, await store.keys.get(AGENCY, patient_id))
+    for sealed in (event.sealed.model_dump(), stored["sealed"]):
+        opened = open_assessment(data_key, patient_id, sealed)
+        assert opened["answers"] == answers
+        assert [o["code"] for o in opened["items"]] == list(PHQ9_ITEMS)
 
 
 async def test_bad_answers_are_refused_before_anything_is_read_or_written(ctx, store):
@@ -272,3 +289,41 @@ async def test_no_safe_channel_is_a_choice_not_a_silence(ctx, store):
     )
     [event] = uow.events(PatientUpdated)
     assert (event.changed_fields, event.safe_channels) == (["safe_channels"], [])
+
+
+async def test_erasure_destroys_the_data_key_blanks_the_details_and_announces_it_without_the_reason(
+    ctx, store
+):
+    patient_id = await registered(ctx, store)
+    answers = dict.fromkeys(PHQ9_ITEMS, 1)
+    _, assessed = await run(
+        handlers.assess_patient, ctx, store, AssessPatient(AGENCY, patient_id, "phq-9", answers, **BY)
+    )
+    [sealed] = [e.sealed for e in assessed.events(PatientAssessed)]
+    key = await store.keys.get(AGENCY, patient_id)
+    assert (
+        open_assessment(ctx.keys.data_key(patient_id, key), patient_id, sealed.model_dump())["answers"]
+        == answers
+    )
+
+    erase = ErasePatient(AGENCY, patient_id, "the patient asked", by="sv-sam", by_role="supervisor")
+    erased_at, uow = await run(erase_patient, ctx, store, erase)
+    [announced] = uow.events(PatientErased)
+    assert (announced.patient_id, announced.erased_at, announced.actor_id) == (
+        patient_id,
+        erased_at,
+        "sv-sam",
+    )
+    assert "the patient asked" not in announced.model_dump_json()
+    gone = await store.keys.get(AGENCY, patient_id)
+    assert gone["wrapped"] is None and gone["erased_at"] == erased_at
+    with pytest.raises(Erased):
+        ctx.keys.data_key(patient_id, gone)
+    patient = store.patients[patient_id]
+    assert (patient["given_name"], patient["family_name"], patient["phone"]) == ("", "", None)
+    with pytest.raises(PatientErasedAlready):  # once only
+        await run(erase_patient, ctx, store, erase)
+    with pytest.raises(Gone):  # and nothing new is recorded about them
+        await run(
+            handlers.assess_patient, ctx, store, AssessPatient(AGENCY, patient_id, "phq-9", answers, **BY)
+        )

@@ -51,6 +51,8 @@ PROTECTED = {
 # Kernel tables without an agency column (005_row_security.sql says why they hold no policy).
 UNPROTECTED = {"schema_migrations", "outbox", "inbox"}
 KERNEL_PROTECTED = {"audit_log", "idempotency_keys"}
+# The patients' wrapped data keys: by agency too (test_intake_erasure.py reads them per agency).
+KEYS = {"patient_keys"}
 
 Handler = Callable[[IntakeContext, Any, Any], Awaitable[Any]]
 
@@ -186,11 +188,11 @@ async def test_every_table_with_an_agency_column_forces_row_security_for_a_role_
     )
     by_name = {r["relname"]: r for r in tables}
     # Every table is accounted for: a new one must be given a policy or a reason here.
-    assert set(by_name) == set(PROTECTED) | KERNEL_PROTECTED | UNPROTECTED
+    assert set(by_name) == set(PROTECTED) | KERNEL_PROTECTED | UNPROTECTED | KEYS
     with_agency = {name for name, r in by_name.items() if r["has_agency"]}
     forced = {name for name, r in by_name.items() if r["relrowsecurity"] and r["relforcerowsecurity"]}
     assert with_agency <= forced  # no exceptions in intake
-    assert forced == set(PROTECTED) | KERNEL_PROTECTED  # idempotency_keys names its agency "scope"
+    assert forced == set(PROTECTED) | KERNEL_PROTECTED | KEYS  # idempotency_keys names its agency "scope"
 
 
 async def test_an_unfiltered_select_finds_only_the_agencys_rows_and_the_patient_referred_to_it(load):

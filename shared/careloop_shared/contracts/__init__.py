@@ -44,6 +44,7 @@ from careloop_shared.contracts.intake import (
     ConsentRecorded,
     ConsentRevoked,
     PatientAssessed,
+    PatientErased,
     PatientRegistered,
     PatientUpdated,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "Observation",
     "Part",
     "PatientAssessed",
+    "PatientErased",
     "PatientRegistered",
     "PatientUpdated",
     "PlanAlternativesProposed",

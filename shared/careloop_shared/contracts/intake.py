@@ -16,6 +16,7 @@ from careloop_shared.contracts.common import (
     RiskLevel,
     SafeChannels,
 )
+from careloop_shared.crypto import Sealed
 from careloop_shared.events import Event, register
 
 
@@ -105,7 +106,17 @@ class PatientAssessed(Event):
     risk_level: RiskLevel
     urgent_flags: list[str] = Field(default_factory=list)
     assessed_at: datetime
-    observations: list[Observation] = Field(default_factory=list)
+    observations: list[Observation] = Field(
+        default_factory=list,
+        description="The totals in the clear; item-level answers only in `sealed` (from intake 2026-11-30;"
+        " events before carry the items here).",
+    )
+    sealed: Sealed | None = Field(
+        None,
+        description="The item-level answers, sealed with the patient's data key (AES-256-GCM, `kid`"
+        " `<patient id>/<version>`): readable only by a service given that key, and by no one once the"
+        " patient's data was erased.",
+    )
     interpretation: str | None = Field(None, description="Band of the instrument's total score.")
     recommended_instruments: list[str] = Field(
         default_factory=list, description="Instruments the result asks for next, e.g. phq-9 after phq-2."
@@ -126,5 +137,18 @@ class CareManagerAssigned(Event):
     previous_care_manager_id: str | None = None
     reason: str = Field(description="registration or reassignment.")
     assigned_at: datetime
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
+
+
+@register
+class PatientErased(Event):
+    """The patient's identifying details and sealed data were erased at a supervisor's request: the data
+    key is destroyed, so every sealed copy anywhere is unreadable. The pseudonymous case goes on."""
+
+    type = "careloop.intake.patient_erased.v1"
+    source = "/careloop/intake"
+
+    erased_at: datetime
     actor_id: ActorId = None
     actor_role: ActorRole = None

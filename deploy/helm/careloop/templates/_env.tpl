@@ -53,6 +53,13 @@ Names follow shared/careloop_shared/settings.py and services/workspace/workspace
   value: {{ .roleClaim | quote }}
 {{- end }}
 {{- end }}
+{{- if eq .name "intake" }}
+- name: CARELOOP_KEKS
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "encryption.keks.existingSecret: the name of a Secret holding CARELOOP_KEKS" $v.encryption.keks.existingSecret }}
+      key: {{ $v.encryption.keks.key }}
+{{- end }}
 {{- if eq .name "record" }}
 {{- with $v.record }}
 - name: RECORD_CHAIN_KEYS

@@ -31,6 +31,7 @@ from careloop_shared.http import Audit, Commands, CurrentPrincipal, needs, read_
 from careloop_shared.permissions import load_matrix
 from intake.config import IntakeContext
 from intake.domain.commands import AssessPatient
+from intake.erasure.handlers import PatientErasedAlready, revealed
 from intake.fhir import assessments, questionnaire_api, resources
 from intake.fhir.codes import fhir_codes
 from intake.fhir.handlers import import_assessment
@@ -89,6 +90,8 @@ async def read_patient(
     row = await store.get_patient(who.agency_id, patient_id)
     if row is None:
         raise NotFound("patient not found")
+    if row["erased_at"] is not None:
+        raise PatientErasedAlready(row["erased_at"])
     identifying = _identifying(who.role)
     if identifying:
         await audit.read(patient_id, "patient")
@@ -152,11 +155,14 @@ async def search_consents(
     return FhirResponse(searchset(request, found, total=len(found)))
 
 
-async def _assessment(store: IntakeStore, agency_id: str, assessment_id: uuid.UUID | None) -> Any:
+async def _assessment(
+    ctx: IntakeContext, store: IntakeStore, agency_id: str, assessment_id: uuid.UUID | None
+) -> Any:
+    """The assessment with its sealed answers opened (gone if the patient's data was erased)."""
     row = await store.get_assessment(agency_id, assessment_id) if assessment_id is not None else None
     if row is None:
         raise NotFound("not found")
-    return row
+    return (await revealed(ctx, store, agency_id, [row]))[0]
 
 
 async def _shown(audit: Audit, row: Any, resource: dict[str, Any]) -> FhirResponse:
@@ -166,6 +172,7 @@ async def _shown(audit: Audit, row: Any, resource: dict[str, Any]) -> FhirRespon
 
 
 async def _assessments_found(
+    ctx: IntakeContext,
     request: Request,
     who: CurrentPrincipal,
     store: IntakeStore,
@@ -179,7 +186,7 @@ async def _assessments_found(
     """A search over a patient's assessments, a page of ``_count`` assessments at a time (``one_each``:
     an assessment makes one resource, so the total is known on the last page)."""
     fetched = await store.list_assessments(who.agency_id, patient_id, page.fetch_limit, page.offset)
-    rows = fetched[: page.count]
+    rows = await revealed(ctx, store, who.agency_id, fetched[: page.count])
     await audit.read_many([(r["patient_id"], r["id"]) for r in rows], "assessment")
     found = [resource for r in rows for resource in made_of(r)]
     last = page.next_offset(len(fetched)) is None
@@ -195,7 +202,7 @@ async def _assessments_found(
 async def read_questionnaire_response(
     assessment_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, ctx: Ctx
 ) -> FhirResponse:
-    row = await _assessment(store, who.agency_id, assessment_id)
+    row = await _assessment(ctx, store, who.agency_id, assessment_id)
     return await _shown(audit, row, assessments.questionnaire_response(row, ctx.rules))
 
 
@@ -222,7 +229,7 @@ async def search_questionnaire_responses(
         return [assessments.questionnaire_response(row, ctx.rules)]
 
     patient_id = _searched(patient, subject)
-    return await _assessments_found(request, who, store, audit, page, patient_id, made_of, one_each=True)
+    return await _assessments_found(ctx, request, who, store, audit, page, patient_id, made_of, one_each=True)
 
 
 @router.post(
@@ -257,7 +264,7 @@ def _created_id(answer: Response) -> str:
 async def read_observation(
     observation_id: ById, who: CurrentPrincipal, store: Store, audit: Audit, ctx: Ctx
 ) -> FhirResponse:
-    row = await _assessment(store, who.agency_id, _assessment_of(observation_id))
+    row = await _assessment(ctx, store, who.agency_id, _assessment_of(observation_id))
     made = assessments.observations(row, ctx.rules, fhir_codes())
     return await _shown(audit, row, _the_one(made, observation_id))
 
@@ -281,7 +288,9 @@ async def search_observations(
     def made_of(row: Any) -> list[dict[str, Any]]:
         return assessments.observations(row, ctx.rules, fhir_codes())
 
-    return await _assessments_found(request, who, store, audit, page, _searched(patient, subject), made_of)
+    return await _assessments_found(
+        ctx, request, who, store, audit, page, _searched(patient, subject), made_of
+    )
 
 
 @router.get(
@@ -292,7 +301,7 @@ async def search_observations(
 async def read_condition(
     condition_id: ById, who: CurrentPrincipal, store: Store, audit: Audit, ctx: Ctx
 ) -> FhirResponse:
-    row = await _assessment(store, who.agency_id, _assessment_of(condition_id))
+    row = await _assessment(ctx, store, who.agency_id, _assessment_of(condition_id))
     made = assessments.conditions(row, ctx.rules, fhir_codes())
     return await _shown(audit, row, _the_one(made, condition_id))
 
@@ -316,7 +325,9 @@ async def search_conditions(
     def made_of(row: Any) -> list[dict[str, Any]]:
         return assessments.conditions(row, ctx.rules, fhir_codes())
 
-    return await _assessments_found(request, who, store, audit, page, _searched(patient, subject), made_of)
+    return await _assessments_found(
+        ctx, request, who, store, audit, page, _searched(patient, subject), made_of
+    )
 
 
 def _the_one(made: list[dict[str, Any]], resource_id: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from intake import handlers
 from intake.config import IntakeContext
 from intake.domain.commands import AssessPatient
+from intake.erasure.handlers import revealed
 from intake.fhir.assessments import questionnaire_response
 
 
@@ -16,4 +17,5 @@ async def import_assessment(ctx: IntakeContext, uow: handlers.Uow, cmd: AssessPa
     assessment_id = await handlers.assess_patient(ctx, uow, cmd)
     row = await uow.store.get_assessment(cmd.agency_id, assessment_id)
     assert row is not None  # written by this unit of work a moment ago
-    return questionnaire_response(row, ctx.rules)
+    [shown] = await revealed(ctx, uow.store, cmd.agency_id, [row])
+    return questionnaire_response(shown, ctx.rules)

@@ -1,0 +1,69 @@
+"""Sealed fields: per-patient data keys under a key-encryption key (careloop_shared.crypto)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+
+import pytest
+
+from careloop_shared.crypto import (
+    KeyProblem,
+    LocalKeyWrapper,
+    Sealed,
+    Unreadable,
+    key_id,
+    new_data_key,
+    open_sealed,
+    parse_key_ring,
+    seal,
+)
+
+
+def _kek(kid: str) -> str:
+    return f"{kid}:{base64.b64encode(os.urandom(32)).decode()}"
+
+
+def test_a_sealed_value_opens_only_for_its_patient_and_field_and_carries_no_plaintext():
+    patient, key = uuid.uuid4(), new_data_key()
+    sealed = seal(key, key_id(patient), patient, "observations", [{"code": "44250-9", "value": 3}])
+    assert "44250-9" not in sealed.model_dump_json()
+    assert open_sealed(key, sealed, patient, "observations") == [{"code": "44250-9", "value": 3}]
+    with pytest.raises(Unreadable):  # pasted into another patient's event
+        open_sealed(key, sealed, uuid.uuid4(), "observations")
+    with pytest.raises(Unreadable):  # or another field
+        open_sealed(key, sealed, patient, "identity")
+    with pytest.raises(Unreadable):  # or opened with another key
+        open_sealed(new_data_key(), sealed, patient, "observations")
+    flipped = sealed.model_copy(
+        update={"ct": base64.b64encode(b"x" + base64.b64decode(sealed.ct)[1:]).decode()}
+    )
+    with pytest.raises(Unreadable):
+        open_sealed(key, flipped, patient, "observations")
+    assert Sealed.model_validate_json(sealed.model_dump_json()) == sealed
+
+
+def test_data_keys_are_wrapped_and_a_rotated_kek_still_unwraps_the_old_ones():
+    old = _kek("k1")
+    wrapper = LocalKeyWrapper.from_setting(old)
+    data_key, context = new_data_key(), b"patient-1"
+    kek_id, wrapped = wrapper.wrap(data_key, context)
+    assert kek_id == "k1" and data_key not in wrapped
+    rotated = LocalKeyWrapper.from_setting(f"{_kek('k2')},{old}")
+    assert rotated.unwrap(kek_id, wrapped, context) == data_key
+    assert rotated.wrap(data_key, context)[0] == "k2"
+    with pytest.raises(Unreadable):
+        rotated.unwrap(kek_id, wrapped, b"patient-2")  # a wrapped key moved to another patient
+    with pytest.raises(Unreadable, match="not configured"):
+        LocalKeyWrapper.from_setting(_kek("k3")).unwrap(kek_id, wrapped, context)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [("", "no key given"), ("k1", "kid:base64"), ("k1:###", "not base64"), ("k1:" + "QUFB", "not 32 bytes")],
+)
+def test_a_bad_kek_setting_is_named_without_the_key(text, says):
+    with pytest.raises(KeyProblem, match=says) as refused:
+        parse_key_ring(text, "CARELOOP_KEKS")
+    assert "CARELOOP_KEKS" in str(refused.value) and "QUFB" not in str(refused.value)
