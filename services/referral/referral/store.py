@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractAsyncContextManager
 from typing import TypeAlias
 
 from careloop_shared.db import Db
@@ -11,6 +12,7 @@ from referral.directory.store import DirectoryStore
 from referral.gaps.store import GapStore
 from referral.loop.store import LoopStore
 from referral.recruitment.store import RecruitmentStore
+from referral.row_security import acting_for
 
 
 class ReferralStore:
@@ -19,6 +21,7 @@ class ReferralStore:
     network's gaps and who waits on them; ``recruitment``: providers the network would like to have."""
 
     def __init__(self, db: Db) -> None:
+        self.db = db
         self.directory = DirectoryStore(db)
         self.loop = LoopStore(db)
         self.gaps = GapStore(db)
@@ -27,6 +30,11 @@ class ReferralStore:
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
         """Whose patient this is (the audit log answers only to the patient's agency)."""
         return await self.loop.agency_of_patient(patient_id)
+
+    def acting_for(self, agency: str) -> AbstractAsyncContextManager[None]:
+        """Inside, every wing's statements see ``agency``'s rows, not the caller's: only once the use
+        case has checked that the step is that agency's (``row_security``)."""
+        return acting_for(self.db, agency)
 
 
 Uow: TypeAlias = UnitOfWork[ReferralStore]  # what every referral use case works in

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -586,9 +588,16 @@ class FakeReferralStore:
         self.directory = FakeDirectoryStore(self.loop.referrals)
         self.gaps = FakeGapStore(self.loop)
         self.recruitment = FakeRecruitmentStore()
+        self.acted_for: list[str] = []  # the agencies a use case acted for, beyond its caller's
 
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
         return await self.loop.agency_of_patient(patient_id)
+
+    @contextlib.asynccontextmanager
+    async def acting_for(self, agency: str) -> AsyncIterator[None]:
+        """Every row is in view here already; which agency the use case acted for is noted."""
+        self.acted_for.append(agency)
+        yield
 
 
 @pytest.fixture

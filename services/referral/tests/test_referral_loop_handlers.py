@@ -587,6 +587,7 @@ async def test_a_rejection_for_no_capacity_reroutes_to_the_next_program_and_then
         change("agency-a", made["id"], "rejected", reason="no-capacity", by="pr-ravi", by_role="provider"),
     )
     [rerouted] = uow.events(ReferralMade)
+    assert store.acted_for == [HOME]  # the receiving agency's rejection re-routes for the referring one
     # Made on behalf of the person whose rejection re-routed it, in the referring agency's name.
     assert (rerouted.actor_id, rerouted.actor_role) == ("pr-ravi", "provider")
     [made_entry] = await store.loop.history_of(result.rerouted_to)

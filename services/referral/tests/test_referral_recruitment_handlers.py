@@ -16,6 +16,7 @@ from careloop_shared.contracts import (
     ReferralMade,
     RiskLevel,
 )
+from careloop_shared.db import ALL_AGENCIES
 from careloop_shared.errors import Conflict, Invalid
 from careloop_shared.testing.fakes import received, run
 from referral.directory import handlers as directory
@@ -193,6 +194,7 @@ async def test_activating_a_prospect_puts_it_in_the_directory_and_refers_the_pat
     active, uow = await run(handlers.change_prospect_status, ctx, store, move("active"))
     assert active.service_ids == ["sunrise-home-care-home-health", "sunrise-home-care-medical-equipment"]
     assert active.referred == 2 and active.prospect["status"] == "active"
+    assert store.acted_for == [ALL_AGENCIES]  # every agency's waiting patients, whoever activated it
     organization = await store.directory.get_organization("sunrise-home-care")
     assert (organization["agency_id"], organization["changed_by"]) == ("agency-sunrise", "adm-ada")
     program = await store.directory.get_service("sunrise-home-care-home-health")

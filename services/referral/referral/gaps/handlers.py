@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from careloop_shared.db import ALL_AGENCIES
 from careloop_shared.logging import get_logger
 from referral.config import ReferralContext
 from referral.domain.commands import ReferWaitingPatients
@@ -19,6 +20,13 @@ log = get_logger(__name__)
 async def refer_patients_waiting_on_gaps(ctx: ReferralContext, uow: Uow, cmd: ReferWaitingPatients) -> int:
     """Every open gap one of the programs is eligible for gets its referral made now (sent, or waiting
     for consent) and resolves; returns how many. A rejected referral's gap is re-routed from it."""
+    # The network's work, whoever brought the program: every agency's waiting patients are referred on
+    # behalf of their own agencies, and the caller is told how many, never who.
+    async with uow.store.acting_for(ALL_AGENCIES):
+        return await _refer_waiting(ctx, uow, cmd)
+
+
+async def _refer_waiting(ctx: ReferralContext, uow: Uow, cmd: ReferWaitingPatients) -> int:
     loop, made = uow.store.loop, 0
     for service_id in cmd.service_ids:
         service = await uow.store.directory.program(service_id)

@@ -10,7 +10,8 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, Store, insert_row
+from careloop_shared.db import ALL_AGENCIES, Db, Store, insert_row
+from referral.row_security import acting_for
 
 _REOPEN = ", ".join(
     f"{c} = EXCLUDED.{c}"
@@ -43,20 +44,22 @@ class GapStore(Store):
     ) -> list[asyncpg.Record]:
         """Open gaps grouped by need, category, postal area and language: how many patients wait on
         each, and since when the longest has; longest waiting first. No patient is named."""
-        return await self.db.fetch(
-            "SELECT need, program_category, postal_area, language,"
-            " count(DISTINCT patient_id) AS patients_waiting, count(*) AS interventions_waiting,"
-            " min(detected_at) AS oldest_waiting_since"
-            " FROM network_gaps WHERE resolved_at IS NULL"
-            " AND ($1::text IS NULL OR need = $1) AND ($2::text IS NULL OR program_category = $2)"
-            " GROUP BY need, program_category, postal_area, language"
-            " ORDER BY oldest_waiting_since, need, program_category NULLS FIRST, postal_area NULLS FIRST,"
-            " language NULLS FIRST LIMIT $3 OFFSET $4",
-            need,
-            category,
-            limit,
-            offset,
-        )
+        # The network's gaps, every agency's: counts only, so wider than the caller's agency on purpose.
+        async with acting_for(self.db, ALL_AGENCIES):
+            return await self.db.fetch(
+                "SELECT need, program_category, postal_area, language,"
+                " count(DISTINCT patient_id) AS patients_waiting, count(*) AS interventions_waiting,"
+                " min(detected_at) AS oldest_waiting_since"
+                " FROM network_gaps WHERE resolved_at IS NULL"
+                " AND ($1::text IS NULL OR need = $1) AND ($2::text IS NULL OR program_category = $2)"
+                " GROUP BY need, program_category, postal_area, language"
+                " ORDER BY oldest_waiting_since, need, program_category NULLS FIRST, postal_area NULLS FIRST,"
+                " language NULLS FIRST LIMIT $3 OFFSET $4",
+                need,
+                category,
+                limit,
+                offset,
+            )
 
     async def waiting_for(self, category: str, needs: Sequence[str]) -> list[asyncpg.Record]:
         """Open gaps a program in ``category`` addressing ``needs`` might fill, longest waiting first,

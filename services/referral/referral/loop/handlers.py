@@ -113,6 +113,7 @@ async def _remember_plan(ctx: ReferralContext, uow: Uow, plan: PlanUpdated) -> N
                 **i.model_dump(include={"need", "kind", "program_category", "needs_referral", "status"}),
                 "intervention_id": i.id,
                 "patient_id": plan.patient_id,
+                "agency_id": plan.agency_id,
                 "priority": i.priority,
                 "language": i.language or plan.preferred_language,
             }
@@ -269,8 +270,11 @@ async def change_referral_status(ctx: ReferralContext, uow: Uow, cmd: ChangeRefe
             by=cmd.by,  # made on behalf of the person whose rejection re-routes it
             by_role=cmd.by_role,
         )
-        tried = await loop.services_tried(ask.intervention_id)
-        rerouted = await route(ctx, uow, ask, None, exclude=tried)
+        # The caller is a party to this referral (above), and the re-route is the referring agency's:
+        # its patient's details, consents and gap are read, and its new referral made, acting for it.
+        async with uow.store.acting_for(referral["agency_id"]):
+            tried = await loop.services_tried(ask.intervention_id)
+            rerouted = await route(ctx, uow, ask, None, exclude=tried)
     changed = await loop.get_referral(cmd.referral_id)
     assert changed is not None
     history = await loop.history_of(cmd.referral_id)
