@@ -19,6 +19,7 @@ import jwt
 from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from careloop_shared.db import ALL_AGENCIES
 from careloop_shared.oidc import OidcConfig, TokenRejected, verifier_for
 from careloop_shared.settings import DEV_JWT_SECRET, LOOPBACK_HOSTS, ServiceSettings
 
@@ -76,6 +77,9 @@ def principal_from_claims(claims: Mapping[str, Any], *, agency_claim: str, role_
     agency, role = claim(claims, agency_claim), claim(claims, role_claim)
     if not isinstance(agency, str) or not agency:
         raise InvalidToken("token names no agency")
+    if agency == ALL_AGENCIES:
+        # The service's own work acts for every agency under that name (row-level security): no caller may.
+        raise InvalidToken("token names no agency a caller can act for")
     names = role if isinstance(role, list) else [role]
     known = [name for name in names if isinstance(name, str) and name in ROLES]
     if not known:

@@ -41,3 +41,10 @@ def test_token_without_agency_is_refused():
 def test_unknown_role_cannot_be_issued():
     with pytest.raises(ValueError, match="unknown role"):
         issue_token(SECRET, agency="a1", role="superuser")
+
+
+def test_a_token_cannot_name_the_agency_that_stands_for_every_agency():
+    """'*' is how the services' own work acts for every agency under row-level security."""
+    token = issue_token(SECRET, agency="*", role="supervisor")
+    with pytest.raises(InvalidToken, match="no agency a caller can act for"):
+        verify_token(token, SECRET, issuer="careloop-dev")
