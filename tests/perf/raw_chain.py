@@ -99,7 +99,8 @@ def _db_url(cfg: BenchConfig, i: int) -> str:
 
 
 async def _prepare_databases(cfg: BenchConfig) -> None:
-    admin = await asyncpg.connect(cfg.admin_url(), timeout=10)
+    # As the services' role (it may create databases): a database it owns is one it may create tables in.
+    admin = await asyncpg.connect(f"{cfg.pg_url}/postgres", timeout=10)
     try:
         for i in range(1, HOPS + 1):
             if not await admin.fetchval(
