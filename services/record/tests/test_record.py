@@ -2,6 +2,9 @@
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 
@@ -304,6 +307,14 @@ async def test_a_rewrite_by_someone_holding_the_chain_key_is_caught_by_the_signe
     audited = await audit(runtime.context, runtime.reader(), list(folder))
     assert audited.series.intact
     assert audited.broken[str(patient)].startswith("entry 2 differs from the head signed in checkpoint")
+    # The same audit as an operator runs it, against the folder: it fails, naming the patient.
+    env = {**os.environ, "RECORD_DATABASE_URL": runtime.settings.own_database_url()}
+    command = [sys.executable, "-m", "record.witness_audit", str(runtime.context.checkpoint_dir)]
+    done = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert str(patient) in done.stdout + done.stderr
 
 
 async def _checkpoints_on_topic(infra, topic: str, until: int) -> dict[int, dict]:
