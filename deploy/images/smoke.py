@@ -268,6 +268,7 @@ def main() -> int:
             "CARELOOP_JWT_SECRET": secrets.token_urlsafe(48),
             # Keys as an ops team gives them (kid:base64): not the development keys in the source.
             "CARELOOP_KEKS": "smoke:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+            "INTAKE_BLIND_INDEX_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
             "RECORD_CHAIN_KEYS": "smoke:" + base64.b64encode(secrets.token_bytes(32)).decode(),
             "RECORD_CHECKPOINT_SIGNING_KEY": "smoke:" + base64.b64encode(secrets.token_bytes(32)).decode(),
             **{f"{s.upper()}_DATABASE_URL": url for s, url in databases.items()},

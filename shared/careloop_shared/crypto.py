@@ -83,6 +83,11 @@ class KeyWrapper(Protocol):
     @property
     def current(self) -> str: ...
 
+    @property
+    def kek_ids(self) -> tuple[str, ...]:
+        """The key-encryption keys it unwraps with, the current one first."""
+        ...
+
     def wrap(self, data_key: bytes, context: bytes) -> tuple[str, bytes]: ...
 
     def unwrap(self, kek_id: str, wrapped: bytes, context: bytes) -> bytes: ...
@@ -101,6 +106,10 @@ class LocalKeyWrapper:
     @property
     def current(self) -> str:
         return next(iter(self.ring))
+
+    @property
+    def kek_ids(self) -> tuple[str, ...]:
+        return tuple(self.ring)
 
     def wrap(self, data_key: bytes, context: bytes) -> tuple[str, bytes]:
         nonce = os.urandom(NONCE_BYTES)

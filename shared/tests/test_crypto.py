@@ -52,7 +52,7 @@ def test_data_keys_are_wrapped_and_a_rotated_kek_still_unwraps_the_old_ones():
     assert kek_id == "k1" and data_key not in wrapped
     rotated = LocalKeyWrapper.from_setting(f"{_kek('k2')},{old}")
     assert rotated.unwrap(kek_id, wrapped, context) == data_key
-    assert rotated.wrap(data_key, context)[0] == "k2"
+    assert rotated.wrap(data_key, context)[0] == "k2" and rotated.kek_ids == ("k2", "k1")
     with pytest.raises(Unreadable):
         rotated.unwrap(kek_id, wrapped, b"patient-2")  # a wrapped key moved to another patient
     with pytest.raises(Unreadable, match="not configured"):

@@ -25,6 +25,7 @@ from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient
 from intake.domain.questionnaires import questionnaire
 from intake.erasure.handlers import ErasePatient, PatientErasedAlready, revealed
 from intake.erasure.handlers import erase_patient as erase
+from intake.identity.sealed import identified
 from intake.schemas import (
     AssessmentIn,
     AssessmentOut,
@@ -41,6 +42,9 @@ from intake.schemas import (
 from intake.store import IntakeStore
 
 router = APIRouter(prefix="/v1")
+ERASED: dict[int | str, dict[str, Any]] = {
+    410: {"description": "The patient's identifying details and sealed data were erased"}
+}
 Store = Annotated[IntakeStore, Depends(read_store)]
 Ctx = Annotated[IntakeContext, Depends(service_context)]
 Language = Annotated[str, Query(pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$", max_length=35)]
@@ -76,9 +80,11 @@ async def register_patient(body: PatientIn, who: CurrentPrincipal, commands: Com
 @router.get(
     "/patients", tags=["patients"], response_model=Page[PatientOut], openapi_extra=needs("patient:read")
 )
-async def list_patients(who: CurrentPrincipal, store: Store, audit: Audit, page: Paging) -> Page[PatientOut]:
+async def list_patients(
+    who: CurrentPrincipal, store: Store, audit: Audit, page: Paging, ctx: Ctx
+) -> Page[PatientOut]:
     rows = await store.list_patients(who.agency_id, page.fetch_limit, page.offset)
-    shown = Page.of([PatientOut(**dict(r)) for r in rows], page)
+    shown = Page.of([PatientOut(**p) for p in identified(ctx.keys, rows)], page)
     await audit.read_many([(p.id, p.id) for p in shown.items], "patient")
     return shown
 
@@ -87,10 +93,14 @@ async def list_patients(who: CurrentPrincipal, store: Store, audit: Audit, page:
     "/patients/{patient_id}",
     tags=["patients"],
     response_model=PatientOut,
+    responses=ERASED,
     openapi_extra=needs("patient:read"),
 )
-async def get_patient(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit) -> PatientOut:
-    patient = PatientOut(**dict(await _patient(store, who.agency_id, patient_id)))
+async def get_patient(
+    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, ctx: Ctx
+) -> PatientOut:
+    [opened] = identified(ctx.keys, [await _patient(store, who.agency_id, patient_id)])
+    patient = PatientOut(**opened)
     await audit.read(patient_id, "patient")
     return patient
 
@@ -99,6 +109,7 @@ async def get_patient(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store
     "/patients/{patient_id}",
     tags=["patients"],
     response_model=PatientOut,
+    responses=ERASED,
     openapi_extra=needs("patient:update"),
 )
 async def update_patient(
@@ -134,7 +145,7 @@ async def record_consent(
     openapi_extra=needs("consent:read"),
 )
 async def list_consents(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> list[ConsentOut]:
-    await _patient(store, who.agency_id, patient_id)
+    await _patient(store, who.agency_id, patient_id, erased=True)  # consents name no one
     return [ConsentOut(**dict(r)) for r in await store.list_consents(who.agency_id, patient_id)]
 
 
@@ -156,7 +167,7 @@ async def revoke_consent(
     tags=["assessments"],
     status_code=202,
     response_model=Created,
-    responses={404: {"description": "No such patient in your agency"}},
+    responses={404: {"description": "No such patient in your agency"}, **ERASED},
     openapi_extra=needs("assessment:record"),
 )
 async def assess_patient(

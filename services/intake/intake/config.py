@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -12,10 +13,12 @@ from careloop_shared.crypto import LocalKeyWrapper
 from careloop_shared.logging import get_logger
 from careloop_shared.rules import load_rules
 from careloop_shared.settings import LOOPBACK_HOSTS, ServiceSettings, service_config
-from intake.domain import care_manager
+from intake.domain import care_manager, retention
 from intake.domain.care_manager import CareManagerRules
+from intake.domain.retention import RetentionRules
 from intake.domain.scoring import RULES_FILE, ScreeningRules
 from intake.erasure.keys import PatientKeys
+from intake.identity.sealed import DEV_BLIND_INDEX_KEY, BlindIndex, RowsInTheClear
 
 log = get_logger(__name__)
 
@@ -34,20 +37,39 @@ class IntakeSettings(ServiceSettings):
     # CARELOOP_KEKS: kid:base64 of 32-byte AES keys wrapping the patients' data keys; the first wraps new
     # ones, every one unwraps its own (rotation: put the new key first).
     keks: SecretStr = Field(SecretStr(DEV_KEKS), validation_alias="CARELOOP_KEKS")
+    rewrap_tick_s: float = Field(60.0, gt=0)  # how often a replica looks for data keys under an older KEK
+    rewrap_batch_size: int = Field(500, ge=1)  # data keys re-wrapped per transaction
+    # INTAKE_RETENTION_RULES: when a closed case's identifying details and sealed data are erased
+    retention_rules: Path = retention.RULES_FILE
+    retention_every_s: float = Field(86400.0, gt=0)  # how often the retention rules are applied
+    retention_tick_s: float = Field(600.0, gt=0)  # how often a replica asks whether a retention run is due
+    retention_batch_size: int = Field(200, ge=1)  # patients a retention run looks at per transaction
+    # INTAKE_BLIND_INDEX_KEY: base64 of the 32-byte key of the likely-duplicate blind index. It stays for
+    # the life of the data: under another key no patient registered before is found as a duplicate.
+    blind_index_key: SecretStr = SecretStr(DEV_BLIND_INDEX_KEY)
+    identity_seal_tick_s: float = Field(60.0, gt=0)  # how often a replica looks for details not sealed yet
+    identity_seal_batch_size: int = Field(500, ge=1)  # patients' details sealed per transaction
 
 
 _DEVELOPMENT_KEYS = PatientKeys(LocalKeyWrapper.from_setting(DEV_KEKS))
+_DEVELOPMENT_BLIND_INDEX = BlindIndex.from_setting(DEV_BLIND_INDEX_KEY)
+_RETENTION_RULES = load_rules(RetentionRules, retention.RULES_FILE)
 
 
 def refuse_development_keks_off_loopback(settings: IntakeSettings) -> None:
-    """The development key-encryption key is in this file: only for a service on loopback."""
-    if settings.keks.get_secret_value() != DEV_KEKS:
-        return
-    if settings.host not in LOOPBACK_HOSTS:
-        raise SystemExit(
-            f"refusing to listen on {settings.host} with the development CARELOOP_KEKS; set your own"
-        )
-    log.warning("using the development key-encryption key; set CARELOOP_KEKS outside development")
+    """The development keys (key-encryption, blind index) are in the source: only for a service on
+    loopback."""
+    for setting, value, development in (
+        ("CARELOOP_KEKS", settings.keks, DEV_KEKS),
+        ("INTAKE_BLIND_INDEX_KEY", settings.blind_index_key, DEV_BLIND_INDEX_KEY),
+    ):
+        if value.get_secret_value() != development:
+            continue
+        if settings.host not in LOOPBACK_HOSTS:
+            raise SystemExit(
+                f"refusing to listen on {settings.host} with the development {setting}; set your own"
+            )
+        log.warning("using a development key; set your own outside development", setting=setting)
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,13 @@ class IntakeContext:
     care_manager: CareManagerRules
     clock: Clock = system_clock
     keys: PatientKeys = _DEVELOPMENT_KEYS
+    retention: RetentionRules = _RETENTION_RULES
+    retention_every: timedelta = timedelta(days=1)
+    retention_batch_size: int = 200
+    rewrap_batch_size: int = 500
+    blind_index: BlindIndex = _DEVELOPMENT_BLIND_INDEX
+    identity_seal_batch_size: int = 500
+    in_the_clear: RowsInTheClear = field(default_factory=RowsInTheClear)  # this replica's, not shared
 
     @classmethod
     def from_settings(cls, settings: IntakeSettings, clock: Clock = system_clock) -> IntakeContext:
@@ -64,4 +93,10 @@ class IntakeContext:
             load_rules(CareManagerRules, settings.care_manager_rules),
             clock,
             PatientKeys(LocalKeyWrapper.from_setting(settings.keks.get_secret_value())),
+            load_rules(RetentionRules, settings.retention_rules),
+            timedelta(seconds=settings.retention_every_s),
+            settings.retention_batch_size,
+            settings.rewrap_batch_size,
+            blind_index=BlindIndex.from_setting(settings.blind_index_key.get_secret_value()),
+            identity_seal_batch_size=settings.identity_seal_batch_size,
         )

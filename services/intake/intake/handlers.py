@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 from careloop_shared.contracts import (
@@ -24,12 +25,14 @@ from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient
 from intake.domain.patients import contact_problems, normalised_name, postal_area, safe_channels
 from intake.domain.scoring import score
 from intake.erasure.keys import seal_assessment, split
+from intake.identity.sealed import CLEAR, IDENTIFYING, identified, kept_key, seal_identity
 from intake.store import IntakeStore
 
 Uow: TypeAlias = UnitOfWork[IntakeStore]
 
 # Changing these identifies the person differently; the rest are preferences and contact details.
 _IDENTITY = ("given_name", "family_name", "birth_date")
+ERASED = "this patient's identifying details and sealed data were erased"
 
 
 class PatientNotFound(NotFound):
@@ -57,19 +60,18 @@ async def register_patient(ctx: IntakeContext, uow: Uow, cmd: RegisterPatient) -
     care_manager_id = responsible_at_registration(ctx.care_manager, cmd.care_manager_id, cmd.by, cmd.by_role)
     channels = safe_channels(cmd.safe_channels)
     patient_id, at = uuid.uuid4(), ctx.clock()
+    name_key = normalised_name(cmd.given_name, cmd.family_name)
+    await _no_duplicate_in_the_clear(ctx, uow, cmd.agency_id, name_key, cmd.birth_date)
+    key, data_key = ctx.keys.new(patient_id)  # the data key that seals the patient's details and data
+    details = {f: getattr(cmd, f) for f in IDENTIFYING}
     existing = await uow.store.insert_patient(
         {
             "id": patient_id,
             "agency_id": cmd.agency_id,
-            "given_name": cmd.given_name,
-            "family_name": cmd.family_name,
-            "name_key": normalised_name(cmd.given_name, cmd.family_name),
-            "birth_date": cmd.birth_date,
+            "identity": seal_identity(data_key, patient_id, key["version"], details).model_dump(),
+            "duplicate_key": ctx.blind_index.likely_duplicate(cmd.agency_id, name_key, cmd.birth_date),
             "preferred_language": cmd.preferred_language,
             "contact_preference": cmd.contact_preference.value,
-            "phone": cmd.phone,
-            "email": cmd.email,
-            "postal_code": cmd.postal_code,
             "care_manager_id": care_manager_id,
             "safe_channels": channels,
             "created_at": at,
@@ -80,7 +82,6 @@ async def register_patient(ctx: IntakeContext, uow: Uow, cmd: RegisterPatient) -
     )
     if existing is not None:
         raise LikelyDuplicate(existing)
-    key, _ = ctx.keys.new(patient_id)  # the data key that will seal the patient's sensitive data
     await uow.store.keys.keep({**key, "agency_id": cmd.agency_id, "created_at": at})
     uow.emit(
         PatientRegistered(
@@ -112,13 +113,16 @@ async def register_patient(ctx: IntakeContext, uow: Uow, cmd: RegisterPatient) -
 
 
 async def update_patient(ctx: IntakeContext, uow: Uow, cmd: UpdatePatient) -> dict[str, Any]:
-    current = await uow.store.get_patient(cmd.agency_id, cmd.patient_id, lock=True)
-    if current is None:
+    kept = await uow.store.get_patient(cmd.agency_id, cmd.patient_id, lock=True)
+    if kept is None:
         raise PatientNotFound()
+    if kept["erased_at"] is not None:  # nothing identifying is kept again
+        raise Gone(ERASED)
+    [current] = identified(ctx.keys, [kept])
     for required in (*_IDENTITY, "preferred_language", "contact_preference"):
         if required in cmd.changes and cmd.changes[required] is None:
             raise InvalidChange(f"{required} cannot be cleared")
-    merged = {**dict(current), **cmd.changes}
+    merged = {**current, **cmd.changes}
     if "safe_channels" in cmd.changes:
         merged["safe_channels"] = safe_channels(cmd.changes["safe_channels"])
     merged["contact_preference"] = ContactPreference(merged["contact_preference"]).value
@@ -127,16 +131,25 @@ async def update_patient(ctx: IntakeContext, uow: Uow, cmd: UpdatePatient) -> di
         raise InvalidChange(problems[0])
     changes = {k: merged[k] for k in cmd.changes if merged[k] != current[k]}
     if not changes:
-        return dict(current)
-    if set(changes) & set(_IDENTITY):
-        changes["name_key"] = normalised_name(merged["given_name"], merged["family_name"])
-        changes["birth_date"] = merged["birth_date"]
+        return current
     at = ctx.clock()
     by = {"updated_by": cmd.by, "updated_by_role": cmd.by_role}
-    other = await uow.store.update_patient(cmd.patient_id, {**changes, **by}, at)
+    writes = {k: v for k, v in changes.items() if k not in IDENTIFYING}
+    unsealed = kept["identity"] is None  # written before details were sealed: sealed now
+    if unsealed or set(changes) & set(IDENTIFYING):  # the details are sealed anew
+        data_key, version = await _data_key(ctx, uow, cmd.agency_id, kept, at)
+        sealed = seal_identity(data_key, cmd.patient_id, version, merged)
+        writes.update(dict.fromkeys(CLEAR), identity=sealed.model_dump())
+    if unsealed or set(changes) & set(_IDENTITY):
+        birth_date = merged["birth_date"]
+        name_key = normalised_name(merged["given_name"], merged["family_name"])
+        if set(changes) & set(_IDENTITY):
+            await _no_duplicate_in_the_clear(ctx, uow, cmd.agency_id, name_key, birth_date, cmd.patient_id)
+        writes["duplicate_key"] = ctx.blind_index.likely_duplicate(cmd.agency_id, name_key, birth_date)
+    other = await uow.store.update_patient(cmd.patient_id, {**writes, **by}, at)
     if other is not None:
         raise LikelyDuplicate(other)
-    changed = sorted(k for k in changes if k != "name_key" and merged[k] != current[k])
+    changed = sorted(changes)
     uow.emit(
         PatientUpdated(
             patient_id=cmd.patient_id,
@@ -211,17 +224,12 @@ async def assess_patient(ctx: IntakeContext, uow: Uow, cmd: AssessPatient) -> uu
     if patient is None:
         raise PatientNotFound()
     if patient["erased_at"] is not None:
-        raise Gone("this patient's identifying details and sealed data were erased")
+        raise Gone(ERASED)
     assessment_id, assessed_at = uuid.uuid4(), ctx.clock()
     # The item-level answers are sealed with the patient's data key, here and in the event.
     items, totals = split(set(ctx.rules.instruments[result.instrument].items), result.observations)
-    sealed = seal_assessment(
-        await _data_key(ctx, uow, cmd.agency_id, cmd.patient_id, assessed_at),
-        cmd.patient_id,
-        1,
-        cmd.answers,
-        items,
-    )
+    data_key, version = await _data_key(ctx, uow, cmd.agency_id, patient, assessed_at)
+    sealed = seal_assessment(data_key, cmd.patient_id, version, cmd.answers, items)
     await uow.store.insert_assessment(
         {
             "id": assessment_id,
@@ -266,11 +274,25 @@ async def assess_patient(ctx: IntakeContext, uow: Uow, cmd: AssessPatient) -> uu
     return assessment_id
 
 
-async def _data_key(ctx: IntakeContext, uow: Uow, agency_id: str, patient_id: uuid.UUID, at: Any) -> bytes:
-    """The patient's data key; one is made for a patient registered before keys existed."""
-    kept = await uow.store.keys.get(agency_id, patient_id)
+async def _data_key(
+    ctx: IntakeContext, uow: Uow, agency_id: str, patient: Mapping[str, Any], at: Any
+) -> tuple[bytes, int]:
+    """The patient's data key (read with their row) and its version; one is made for a patient
+    registered before keys existed."""
+    kept = kept_key(patient)
     if kept is not None:
-        return ctx.keys.data_key(patient_id, kept)
-    row, data_key = ctx.keys.new(patient_id)
+        return ctx.keys.data_key(patient["id"], kept), kept["version"]
+    row, data_key = ctx.keys.new(patient["id"])
     await uow.store.keys.keep({**row, "agency_id": agency_id, "created_at": at})
-    return data_key
+    return data_key, row["version"]
+
+
+async def _no_duplicate_in_the_clear(
+    ctx: IntakeContext, uow: Uow, agency_id: str, name_key: str, birth_date: Any, but: Any = None
+) -> None:
+    """While rows not sealed yet may remain, a likely duplicate among them is refused too (the blind
+    index finds those sealed)."""
+    if ctx.in_the_clear.remain:
+        other = await uow.store.identity.clear_duplicate(agency_id, name_key, birth_date, but)
+        if other is not None:
+            raise LikelyDuplicate(other)

@@ -19,12 +19,15 @@ from careloop_shared.contracts import (
 )
 from careloop_shared.doors import document_codes
 from careloop_shared.fhir import serve_fhir
-from careloop_shared.runtime import ServiceRuntime, ServiceSpec
+from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
 from intake.api import router
 from intake.care_manager.api import router as care_manager_router
 from intake.config import IntakeContext, IntakeSettings, refuse_development_keks_off_loopback
 from intake.consumers import HANDLERS
+from intake.erasure.retention import apply_retention_rules
+from intake.erasure.rotation import rewrap_data_keys
 from intake.fhir.api import router as fhir_router
+from intake.identity.handlers import seal_identities_in_the_clear
 from intake.referred.api import router as referred_router
 from intake.store import IntakeStore
 
@@ -47,6 +50,11 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock = system_cloc
             PatientErased,
         ],
         handlers=HANDLERS,
+        background=[
+            periodic(rewrap_data_keys, every_s=settings.rewrap_tick_s),
+            periodic(apply_retention_rules, every_s=settings.retention_tick_s),
+            periodic(seal_identities_in_the_clear, every_s=settings.identity_seal_tick_s),
+        ],
     )
     app = create_app(
         ServiceRuntime(spec, settings),

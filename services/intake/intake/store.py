@@ -1,6 +1,6 @@
-"""intake's tables: patients (the only identifying details in careloop), consents, assessments; in
-``referred``, which receiving agency may see which patient's contact details; in ``care_manager``, who
-made whom responsible for a patient.
+"""intake's tables: patients (the only identifying details in careloop, sealed: ``identity``), consents,
+assessments; in ``referred``, which receiving agency may see which patient's contact details; in
+``care_manager``, who made whom responsible for a patient.
 
 Every read here is scoped to the caller's agency.
 """
@@ -16,12 +16,9 @@ import asyncpg
 from careloop_shared.db import Db, Store, insert_row, patient_row, patient_rows, update_by_id
 from intake.care_manager.store import CareManagerStore
 from intake.erasure.store import KeyStore
+from intake.identity.store import PATIENT_COLUMNS, PATIENTS_AND_KEYS, IdentityStore
 from intake.referred.store import ReferredStore
 
-PATIENT_COLUMNS = (
-    "id, given_name, family_name, birth_date, preferred_language, contact_preference, phone, email,"
-    " postal_code, care_manager_id, safe_channels, created_at, updated_at, erased_at"
-)
 CONSENT_COLUMNS = (
     "id, patient_id, purpose, agencies, program_categories, period_start, period_end, status,"
     " recorded_at, revoked_at, recorded_by, recorded_by_role, revoked_by, revoked_by_role"
@@ -38,32 +35,30 @@ class IntakeStore(Store):
         self.referred = ReferredStore(db)
         self.care_manager = CareManagerStore(db)
         self.keys = KeyStore(db)
+        self.identity = IdentityStore(db)
 
     async def insert_patient(self, row: dict[str, Any]) -> uuid.UUID | None:
-        """Insert; on a likely duplicate insert nothing and return the existing patient's id."""
+        """Insert; on a likely duplicate (the same ``duplicate_key`` in the agency) insert nothing and
+        return the existing patient's id."""
         inserted = await insert_row(
-            self.db,
-            "patients",
-            row,
-            conflict="(agency_id, name_key, birth_date) DO NOTHING",
-            returning="id",
+            self.db, "patients", row, conflict="(agency_id, duplicate_key) DO NOTHING", returning="id"
         )
         if inserted is not None:
             return None
         existing: uuid.UUID = await self.db.fetchval(
-            "SELECT id FROM patients WHERE agency_id = $1 AND name_key = $2 AND birth_date = $3",
+            "SELECT id FROM patients WHERE agency_id = $1 AND duplicate_key = $2",
             row["agency_id"],
-            row["name_key"],
-            row["birth_date"],
+            row["duplicate_key"],
         )
         return existing
 
     async def get_patient(
         self, agency_id: str, patient_id: uuid.UUID, *, lock: bool = False
     ) -> asyncpg.Record | None:
+        """The patient's row with their data key (``identity.sealed.identified`` opens the details)."""
         return await self.db.fetchrow(
-            f"SELECT {PATIENT_COLUMNS} FROM patients WHERE id = $1 AND agency_id = $2"
-            + (" FOR UPDATE" if lock else ""),
+            f"SELECT {PATIENT_COLUMNS} FROM {PATIENTS_AND_KEYS} WHERE p.id = $1 AND p.agency_id = $2"
+            + (" FOR UPDATE OF p" if lock else ""),
             patient_id,
             agency_id,
         )
@@ -78,10 +73,9 @@ class IntakeStore(Store):
         except asyncpg.UniqueViolationError:
             other: uuid.UUID = await self.db.fetchval(
                 "SELECT o.id FROM patients p JOIN patients o ON o.agency_id = p.agency_id"
-                " AND o.name_key = $2 AND o.birth_date = $3 AND o.id <> p.id WHERE p.id = $1",
+                " AND o.duplicate_key = $2 AND o.id <> p.id WHERE p.id = $1",
                 patient_id,
-                changes.get("name_key"),
-                changes.get("birth_date"),
+                changes.get("duplicate_key"),
             )
             return other
         return None
@@ -99,8 +93,8 @@ class IntakeStore(Store):
 
     async def list_patients(self, agency_id: str, limit: int, offset: int) -> list[asyncpg.Record]:
         return await self.db.fetch(
-            f"SELECT {PATIENT_COLUMNS} FROM patients WHERE agency_id = $1 AND erased_at IS NULL"
-            " ORDER BY created_at, id LIMIT $2 OFFSET $3",
+            f"SELECT {PATIENT_COLUMNS} FROM {PATIENTS_AND_KEYS}"
+            " WHERE p.agency_id = $1 AND p.erased_at IS NULL ORDER BY p.created_at, p.id LIMIT $2 OFFSET $3",
             agency_id,
             limit,
             offset,

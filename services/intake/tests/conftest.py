@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -15,6 +15,18 @@ from intake.config import IntakeContext
 from intake.domain import care_manager
 from intake.domain.care_manager import CareManagerRules
 from intake.domain.scoring import RULES_FILE, ScreeningRules
+from intake.identity.sealed import CLEAR
+
+
+def kept_with_key(row: dict[str, Any], keys: dict[uuid.UUID, dict[str, Any]]) -> dict[str, Any]:
+    """A patient's row as ``IntakeStore`` reads it: with the patient's data key (the LEFT JOIN)."""
+    key = keys.get(row["id"]) or {}
+    joined = {
+        "key_version": key.get("version"),
+        "key_kek_id": key.get("kek_id"),
+        "key_wrapped": key.get("wrapped"),
+    }
+    return {**dict.fromkeys(CLEAR), "identity": None, "erased_at": None, **row, **joined}
 
 
 class FakeReferredStore:
@@ -23,10 +35,16 @@ class FakeReferredStore:
     _MADE = ("receiving_agency_id", "need", "program_category", "granted_at")
     _END = ("ended_at", "end_status", "end_reason")
 
-    def __init__(self, patients: dict[uuid.UUID, dict[str, Any]], consents: dict[uuid.UUID, dict[str, Any]]):
+    def __init__(
+        self,
+        patients: dict[uuid.UUID, dict[str, Any]],
+        consents: dict[uuid.UUID, dict[str, Any]],
+        keys: dict[uuid.UUID, dict[str, Any]],
+    ):
         self.grants: dict[uuid.UUID, dict[str, Any]] = {}
         self._patients = patients
         self._consents = consents
+        self._keys = keys
 
     async def grant(self, row: dict[str, Any]) -> bool:
         existing = self.grants.get(row["referral_id"])
@@ -62,17 +80,7 @@ class FakeReferredStore:
         return sorted(rows, key=lambda g: (g["granted_at"], g["referral_id"]))
 
     async def patients_seen(self, patient_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
-        seen = (
-            "id",
-            "given_name",
-            "family_name",
-            "preferred_language",
-            "contact_preference",
-            "phone",
-            "email",
-            "safe_channels",
-        )
-        return [{k: p.get(k) for k in seen} for i, p in self._patients.items() if i in patient_ids]
+        return [kept_with_key(p, self._keys) for i, p in self._patients.items() if i in patient_ids]
 
     async def consents_of(self, patient_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
         return [dict(c) for c in self._consents.values() if c["patient_id"] in patient_ids]
@@ -145,6 +153,72 @@ class FakeKeyStore:
         )
         return True
 
+    async def claim_to_rewrap(
+        self, kek_ids: Sequence[str], start: uuid.UUID, limit: int
+    ) -> list[dict[str, Any]]:
+        live = sorted(
+            (r for r in self.rows.values() if r["wrapped"] is not None and r["kek_id"] in kek_ids),
+            key=lambda r: r["patient_id"],
+        )
+        on = [r for r in live if r["patient_id"] >= start] + [r for r in live if r["patient_id"] < start]
+        return [{k: r[k] for k in ("patient_id", "version", "kek_id", "wrapped")} for r in on[:limit]]
+
+    async def rewrap(self, rows: Sequence[dict[str, Any]]) -> None:
+        for row in rows:
+            kept = self.rows[row["patient_id"]]
+            if kept["wrapped"] is not None:
+                kept.update(kek_id=row["kek_id"], wrapped=row["wrapped"])
+
+    async def count_not_under(self, kek_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows.values():
+            if row["wrapped"] is not None and row["kek_id"] != kek_id:
+                counts[row["kek_id"]] = counts.get(row["kek_id"], 0) + 1
+        return counts
+
+
+class FakeIdentityStore:
+    """``IdentityStore`` over the fake's patients and keys: the rows not sealed yet, and their sealing."""
+
+    def __init__(self, patients: dict[uuid.UUID, dict[str, Any]], keys: dict[uuid.UUID, dict[str, Any]]):
+        self._patients = patients
+        self._keys = keys
+
+    def _clear(self) -> list[dict[str, Any]]:
+        return sorted(
+            (p for p in self._patients.values() if p.get("identity") is None and not p.get("erased_at")),
+            key=lambda p: p["id"],
+        )
+
+    async def in_the_clear(self, limit: int) -> list[dict[str, Any]]:
+        return [kept_with_key(p, self._keys) for p in self._clear()[:limit]]
+
+    async def any_in_the_clear(self) -> bool:
+        return bool(self._clear())
+
+    async def seal(self, sealed: Sequence[dict[str, Any]], new_keys: Sequence[dict[str, Any]]) -> None:
+        for key in new_keys:
+            assert key["patient_id"] not in self._keys, "the primary key refuses a second key"
+            self._keys[key["patient_id"]] = {"version": 1, "erased_at": None, **key}
+        for row in sealed:
+            self._patients[row["id"]].update(
+                dict.fromkeys(CLEAR), identity=row["identity"], duplicate_key=row["duplicate_key"]
+            )
+
+    async def clear_duplicate(
+        self, agency_id: str, name_key: str, birth_date: date, but: uuid.UUID | None = None
+    ) -> uuid.UUID | None:
+        return next(
+            (
+                p["id"]
+                for p in self._patients.values()
+                if (p["agency_id"], p.get("name_key"), p.get("birth_date"))
+                == (agency_id, name_key, birth_date)
+                and p["id"] != but
+            ),
+            None,
+        )
+
 
 class FakeIntakeStore:
     """``IntakeStore`` over dicts: the same answers, including the likely-duplicate rule."""
@@ -153,23 +227,26 @@ class FakeIntakeStore:
         self.patients: dict[uuid.UUID, dict[str, Any]] = {}
         self.consents: dict[uuid.UUID, dict[str, Any]] = {}
         self.assessments: dict[uuid.UUID, dict[str, Any]] = {}
-        self.referred = FakeReferredStore(self.patients, self.consents)
-        self.care_manager = FakeCareManagerStore(self.patients)
         self.keys = FakeKeyStore()
+        self.referred = FakeReferredStore(self.patients, self.consents, self.keys.rows)
+        self.care_manager = FakeCareManagerStore(self.patients)
+        self.identity = FakeIdentityStore(self.patients, self.keys.rows)
 
-    def _duplicate_of(self, agency_id: str, name_key: str, birth_date: Any, but: Any = None) -> Any:
+    def _duplicate_of(self, agency_id: str, duplicate_key: bytes | None, but: Any = None) -> Any:
+        """The unique (agency_id, duplicate_key): nulls (rows not sealed yet) are all distinct."""
         return next(
             (
                 p["id"]
                 for p in self.patients.values()
-                if (p["agency_id"], p["name_key"], p["birth_date"]) == (agency_id, name_key, birth_date)
+                if duplicate_key is not None
+                and (p["agency_id"], p.get("duplicate_key")) == (agency_id, duplicate_key)
                 and p["id"] != but
             ),
             None,
         )
 
     async def insert_patient(self, row: dict[str, Any]) -> uuid.UUID | None:
-        existing = self._duplicate_of(row["agency_id"], row["name_key"], row["birth_date"])
+        existing = self._duplicate_of(row["agency_id"], row["duplicate_key"])
         if existing is None:
             self.patients[row["id"]] = dict(row)
         return existing
@@ -178,13 +255,15 @@ class FakeIntakeStore:
         self, agency_id: str, patient_id: uuid.UUID, *, lock: bool = False
     ) -> dict[str, Any] | None:
         row = self.patients.get(patient_id)
-        return {"erased_at": None, **row} if row is not None and row["agency_id"] == agency_id else None
+        return (
+            kept_with_key(row, self.keys.rows) if row is not None and row["agency_id"] == agency_id else None
+        )
 
     async def update_patient(
         self, patient_id: uuid.UUID, changes: dict[str, Any], at: datetime
     ) -> uuid.UUID | None:
         merged = {**self.patients[patient_id], **changes}
-        other = self._duplicate_of(merged["agency_id"], merged["name_key"], merged["birth_date"], patient_id)
+        other = self._duplicate_of(merged["agency_id"], changes.get("duplicate_key"), patient_id)
         if other is None:
             self.patients[patient_id] = {**merged, "updated_at": at}
         return other
@@ -198,7 +277,7 @@ class FakeIntakeStore:
             (p for p in self.patients.values() if p["agency_id"] == agency_id and not p.get("erased_at")),
             key=lambda p: (p["created_at"], p["id"]),
         )
-        return mine[offset : offset + limit]
+        return [kept_with_key(p, self.keys.rows) for p in mine[offset : offset + limit]]
 
     async def erase_patient_details(
         self, patient_id: uuid.UUID, blanks: dict[str, Any], at: datetime

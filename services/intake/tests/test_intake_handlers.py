@@ -25,6 +25,7 @@ from intake.domain.scoring import InvalidAnswers
 from intake.erasure.handlers import ErasePatient, PatientErasedAlready, erase_patient
 from intake.erasure.keys import open_assessment
 from intake.erasure.store import KeyStore
+from intake.identity.sealed import identified
 from intake.store import IntakeStore
 
 AGENCY = "agency-a"
@@ -72,7 +73,16 @@ async def test_registering_announces_the_patient_without_identifying_details(ctx
     [event] = uow.events(PatientRegistered)
     assert (event.patient_id, event.postal_area, event.contact_preference) == (patient_id, "941", "text")
     assert "Marisol" not in event.model_dump_json()
-    assert store.patients[patient_id]["name_key"] == "marisol|etxeberria"
+    # Kept only sealed: nothing identifying in the row, and the details open with the patient's key.
+    stored = store.patients[patient_id]
+    assert not {"given_name", "family_name", "name_key", "birth_date", "phone", "postal_code"} & set(stored)
+    assert not any(v in json.dumps(stored, default=str) for v in ("Marisol", "1958", "0100", "94110"))
+    [shown] = identified(ctx.keys, [await store.get_patient(AGENCY, patient_id)])
+    assert (shown["given_name"], shown["birth_date"], shown["phone"]) == (
+        "Marisol",
+        date(1958, 3, 14),
+        "+1 555 0100",
+    )
 
 
 async def test_a_likely_duplicate_is_refused_naming_the_existing_patient(ctx, store):
@@ -128,7 +138,8 @@ async def test_an_update_making_a_likely_duplicate_is_refused(ctx, store):
         await run(
             handlers.update_patient, ctx, store, UpdatePatient(AGENCY, other, {"given_name": "Marisol"}, **BY)
         )
-    assert store.patients[other]["given_name"] == "Ana"
+    [unchanged] = identified(ctx.keys, [await store.get_patient(AGENCY, other)])
+    assert unchanged["given_name"] == "Ana"
 
 
 async def test_another_agencys_patient_is_not_found_for_any_command(ctx, store):
@@ -319,8 +330,10 @@ async def test_erasure_destroys_the_data_key_blanks_the_details_and_announces_it
     assert gone["wrapped"] is None and gone["erased_at"] == erased_at
     with pytest.raises(Erased):
         ctx.keys.data_key(patient_id, gone)
-    patient = store.patients[patient_id]
-    assert (patient["given_name"], patient["family_name"], patient["phone"]) == ("", "", None)
+    # The sealed details no longer open, nothing is left in the clear, nor the blind index.
+    [shown] = identified(ctx.keys, [await store.get_patient(AGENCY, patient_id)])
+    assert (shown["given_name"], shown["family_name"], shown["phone"]) == (None, None, None)
+    assert store.patients[patient_id]["duplicate_key"] is None
     with pytest.raises(PatientErasedAlready):  # once only
         await run(erase_patient, ctx, store, erase)
     with pytest.raises(Gone):  # and nothing new is recorded about them

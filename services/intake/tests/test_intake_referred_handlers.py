@@ -76,8 +76,8 @@ async def consent(ctx, store, patient_id, agencies=(FOOD_BANK,), categories=()) 
     return consent_id
 
 
-async def seen_by(store, agency, at, patient_id=None) -> list:
-    return await minimum_shown(store, await visible_to(store, agency, at, patient_id))
+async def seen_by(ctx, store, agency, at, patient_id=None) -> list:
+    return await minimum_shown(ctx, store, await visible_to(store, agency, at, patient_id))
 
 
 def test_the_fake_referred_store_answers_like_the_real_one(store):
@@ -166,7 +166,7 @@ async def test_the_agency_sees_the_minimum_while_consent_covers_the_open_referra
     assert await visible_to(store, FOOD_BANK, clock.now) == []  # no consent yet
 
     consent_id = await consent(ctx, store, patient)
-    [shown] = await seen_by(store, FOOD_BANK, clock.now)
+    [shown] = await seen_by(ctx, store, FOOD_BANK, clock.now)
     assert (shown.patient_id, shown.given_name, shown.phone, shown.email) == (
         patient,
         "Marisol",
@@ -189,7 +189,7 @@ async def test_a_consent_by_program_category_covers_only_the_referrals_of_that_c
     for event in (food, housing):
         await run(when_referral_made_grant_access, ctx, store, received(event))
     await consent(ctx, store, patient, agencies=(), categories=("housing",))
-    [shown] = await seen_by(store, FOOD_BANK, clock.now, patient)
+    [shown] = await seen_by(ctx, store, FOOD_BANK, clock.now, patient)
     assert [(r.referral_id, r.program_category) for r in shown.referrals] == [
         (housing.referral_id, "housing")
     ]

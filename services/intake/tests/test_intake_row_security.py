@@ -48,8 +48,9 @@ PROTECTED = {
     "care_manager_assignments": ("id", "agency_id"),
     "referral_grants": ("referral_id", "patient_agency_id"),
 }
-# Kernel tables without an agency column (005_row_security.sql says why they hold no policy).
-UNPROTECTED = {"schema_migrations", "outbox", "inbox"}
+# Kernel tables without an agency column (005_row_security.sql says why they hold no policy), and the
+# retention rules' runs (007: when, which rules, counts; no patient).
+UNPROTECTED = {"schema_migrations", "outbox", "inbox", "retention_runs"}
 KERNEL_PROTECTED = {"audit_log", "idempotency_keys"}
 # The patients' wrapped data keys: by agency too (test_intake_erasure.py reads them per agency).
 KEYS = {"patient_keys"}
@@ -337,10 +338,10 @@ async def test_a_referral_closing_between_the_reads_hides_the_patient_instead_of
     with as_agency(d):
         seen = await visible_to(store, d, at)
         assert [s.patient_id for s in seen] == [patient.patient]
-        assert [p.given_name for p in await minimum_shown(store, seen)] == ["Ines"]
+        assert [p.given_name for p in await minimum_shown(service.ctx, store, seen)] == ["Ines"]
     await service.run(
         ALL_AGENCIES, when_referral_status_changed_end_access, received(completed(patient, referral, c))
     )
     with as_agency(d):  # what was seen a moment ago is no longer there to show
-        assert await minimum_shown(store, seen) == []
+        assert await minimum_shown(service.ctx, store, seen) == []
         assert await visible_to(store, d, at) == []

@@ -59,6 +59,11 @@ Names follow shared/careloop_shared/settings.py and services/workspace/workspace
     secretKeyRef:
       name: {{ required "encryption.keks.existingSecret: the name of a Secret holding CARELOOP_KEKS" $v.encryption.keks.existingSecret }}
       key: {{ $v.encryption.keks.key }}
+- name: INTAKE_BLIND_INDEX_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "encryption.blindIndex.existingSecret: the name of a Secret holding INTAKE_BLIND_INDEX_KEY" $v.encryption.blindIndex.existingSecret }}
+      key: {{ $v.encryption.blindIndex.key }}
 {{- end }}
 {{- if eq .name "record" }}
 {{- with $v.record }}

@@ -1,8 +1,9 @@
 """Erasure of a patient's identifying details and sealed data, and reading sealed assessments.
 
 Erasure (a supervisor, with a reason, recorded): the patient's data key is destroyed, so every sealed
-copy of their item-level answers, in intake's database, in every topic, in the case record, in backups
-and replicas, is unreadable at once; the identifying details in intake's own row are blanked. What the
+copy of their identifying details and item-level answers, in intake's database, in every topic, in the
+case record, in backups and replicas, is unreadable at once; what a row not sealed yet keeps in the
+clear is blanked, and so is the blind index that would confirm a guessed name and birth date. What the
 case needs pseudonymously stays: the patient's id, agency, needs, risk, plans, referrals, the record's
 hash chain and the analytics counts. `PatientErased` says it happened (no reason: free text).
 """
@@ -22,11 +23,12 @@ from careloop_shared.outbox import UnitOfWork
 from intake.config import IntakeContext
 from intake.erasure.keys import open_assessment
 from intake.handlers import PatientNotFound
+from intake.identity.sealed import CLEAR
 from intake.store import IntakeStore
 
 Uow: TypeAlias = UnitOfWork[IntakeStore]
 
-BLANK = {"given_name": "", "family_name": "", "phone": None, "email": None, "postal_code": None}
+BLANK = {**dict.fromkeys(CLEAR), "duplicate_key": None}
 
 
 class PatientErasedAlready(Gone):
@@ -69,9 +71,7 @@ async def erase_patient(ctx: IntakeContext, uow: Uow, cmd: ErasePatient) -> date
                 "erasure_reason": cmd.reason,
             }
         )
-    await uow.store.erase_patient_details(
-        cmd.patient_id, {**BLANK, "name_key": f"erased:{cmd.patient_id}"}, at
-    )
+    await uow.store.erase_patient_details(cmd.patient_id, BLANK, at)
     uow.emit(
         PatientErased(
             patient_id=cmd.patient_id,

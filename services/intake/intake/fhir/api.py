@@ -82,10 +82,11 @@ def _assessment_of(resource_id: str) -> uuid.UUID | None:
     "/Patient/{patient_id}",
     response_model=ResourceDoc,
     openapi_extra={**needs("patient:read-id"), **interaction("Patient", "read")},
+    responses={410: {"description": "The patient's identifying details and sealed data were erased"}},
     summary="A patient: identifying details for roles that may read them, else the pseudonymous id",
 )
 async def read_patient(
-    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit
+    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, ctx: Ctx
 ) -> FhirResponse:
     row = await store.get_patient(who.agency_id, patient_id)
     if row is None:
@@ -93,9 +94,10 @@ async def read_patient(
     if row["erased_at"] is not None:
         raise PatientErasedAlready(row["erased_at"])
     identifying = _identifying(who.role)
+    [found] = resources.patients(ctx.keys, [row], identifying=identifying)
     if identifying:
         await audit.read(patient_id, "patient")
-    return FhirResponse(resources.patient(row, identifying=identifying))
+    return FhirResponse(found)
 
 
 @router.get(
@@ -110,10 +112,12 @@ async def search_patients(
     store: Store,
     audit: Audit,
     page: Paging,
+    ctx: Ctx,
     id_: Annotated[uuid.UUID | None, Query(alias="_id")] = None,
 ) -> FhirResponse:
     if id_ is not None:
-        one = await store.get_patient(who.agency_id, id_)
+        kept = await store.get_patient(who.agency_id, id_)
+        one = kept if kept is not None and kept["erased_at"] is None else None  # erased: not listed
         total: int | None = int(one is not None)
         next_offset = None
         rows = [one] if one is not None and page.offset == 0 else []
@@ -124,7 +128,7 @@ async def search_patients(
     identifying = _identifying(who.role)
     if identifying:
         await audit.read_many([(r["id"], r["id"]) for r in rows], "patient")
-    found = [resources.patient(r, identifying=identifying) for r in rows]
+    found = resources.patients(ctx.keys, rows, identifying=identifying)
     return FhirResponse(searchset(request, found, next_offset=next_offset, total=total))
 
 

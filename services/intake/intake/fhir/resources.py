@@ -1,16 +1,19 @@
 """intake's patients and consents as FHIR R4 ``Patient`` and ``Consent``. Pure: rows in, dicts out.
 
 A Patient carries its identifying details (name, birth date, contact details, postal code, language)
-only when the caller's role may see them; otherwise it is the pseudonymous id alone.
+only when the caller's role may see them, opened from the sealed row then only; otherwise it is the
+pseudonymous id alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
 from careloop_shared.fhir import coding, concept, instant, reference
+from intake.erasure.keys import PatientKeys
+from intake.identity.sealed import identified
 
 STAFF = "urn:careloop:staff"  # a staff member's id at the identity provider
 AGENCY = "urn:careloop:agency"
@@ -30,7 +33,15 @@ def staff_reference(staff_id: str, resource_type: str = "Practitioner") -> dict[
     return {"type": resource_type, "identifier": {"system": STAFF, "value": staff_id}}
 
 
+def patients(
+    keys: PatientKeys, rows: Iterable[Mapping[str, Any]], *, identifying: bool
+) -> list[dict[str, Any]]:
+    """Patients' rows as kept (``IntakeStore.get_patient``) as resources."""
+    return [patient(r, identifying=identifying) for r in (identified(keys, rows) if identifying else rows)]
+
+
 def patient(row: Mapping[str, Any], *, identifying: bool) -> dict[str, Any]:
+    """One patient's row, its details opened (``identity.sealed.identified``), as a resource."""
     resource: dict[str, Any] = {"resourceType": "Patient", "id": str(row["id"])}
     if not identifying:
         return resource

@@ -30,6 +30,7 @@ from careloop_shared.http import (
 from intake.config import IntakeContext
 from intake.domain.referred import Consent, Grant, may_see, permitted_contact
 from intake.handlers import PatientNotFound
+from intake.identity.sealed import identified
 from intake.referred.schemas import ReferralReason, ReferredPatientOut
 from intake.store import IntakeStore
 
@@ -80,13 +81,16 @@ async def visible_to(
     return list(seen.values())
 
 
-async def minimum_shown(store: IntakeStore, seen: list[Seen]) -> list[ReferredPatientOut]:
+async def minimum_shown(ctx: IntakeContext, store: IntakeStore, seen: list[Seen]) -> list[ReferredPatientOut]:
     """The minimum to act: name, language, and the one contact detail their preference permits, if safe."""
-    rows = {r["id"]: r for r in await store.referred.patients_seen([s.patient_id for s in seen])}
+    found = await store.referred.patients_seen([s.patient_id for s in seen])
+    rows = {r["id"]: r for r in identified(ctx.keys, found)}
     shown = []
     for s in seen:
         p = rows.get(s.patient_id)
-        if p is None:  # the referral closed since ``seen`` was read: row-level security hides them now
+        # None: the referral closed since ``seen`` was read (row-level security hides them now); erased:
+        # nothing identifying is left to show.
+        if p is None or p["erased_at"] is not None:
             continue
         phone, email = permitted_contact(
             p["contact_preference"],
@@ -131,7 +135,7 @@ async def list_referred_patients(
     # Decided here, not in SQL, so one rule decides; an agency's open referrals bound the work.
     visible = await visible_to(store, who.agency_id, ctx.clock())
     on_page = visible[page.offset : page.offset + page.fetch_limit]
-    shown = Page.of(await minimum_shown(store, on_page), page)
+    shown = Page.of(await minimum_shown(ctx, store, on_page), page)
     ids = {p.patient_id for p in shown.items}
     await _audit(audit, [s for s in on_page if s.patient_id in ids])
     return shown
@@ -150,7 +154,7 @@ async def get_referred_patient(
     visible = await visible_to(store, who.agency_id, ctx.clock(), patient_id)
     if not visible:
         raise PatientNotFound()
-    shown = await minimum_shown(store, visible)
+    shown = await minimum_shown(ctx, store, visible)
     if not shown:
         raise PatientNotFound()
     await _audit(audit, visible)

@@ -14,13 +14,11 @@ from typing import Any
 import asyncpg
 
 from careloop_shared.db import Store, insert_row
+from intake.identity.store import PATIENT_COLUMNS, PATIENTS_AND_KEYS
 
 GRANT_COLUMNS = (
     "g.referral_id, g.patient_id, p.agency_id AS patient_agency_id, g.receiving_agency_id, g.need,"
     " g.program_category, g.ended_at"
-)
-SEEN_PATIENT_COLUMNS = (
-    "id, given_name, family_name, preferred_language, contact_preference, phone, email, safe_channels"
 )
 CONSENT_COLUMNS = "patient_id, purpose, agencies, program_categories, period_start, period_end, status"
 
@@ -66,9 +64,10 @@ class ReferredStore(Store):
         )
 
     async def patients_seen(self, patient_ids: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
-        """What a receiving agency may be shown of these patients, nothing more."""
+        """These patients' rows with their data keys: the code shows a receiving agency the minimum."""
         return await self.db.fetch(
-            f"SELECT {SEEN_PATIENT_COLUMNS} FROM patients WHERE id = ANY($1::uuid[])", list(patient_ids)
+            f"SELECT {PATIENT_COLUMNS} FROM {PATIENTS_AND_KEYS} WHERE p.id = ANY($1::uuid[])",
+            list(patient_ids),
         )
 
     async def consents_of(self, patient_ids: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
