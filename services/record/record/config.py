@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.logging import get_logger
@@ -61,7 +61,9 @@ class RecordSettings(ServiceSettings):
     # an object store syncs); none: the topic only.
     checkpoint_dir: Path | None = None
     checkpoint_every_s: float = 60.0
-    checkpoint_max_heads: int = 20_000  # heads per checkpoint; more wait for the next, at once
+    # Heads per checkpoint (more wait for the next, signed at once): a head is about 110 bytes of JSON, so
+    # 4,000 keep a checkpoint near 450 KB, one Kafka record under the broker's default 1 MB limit.
+    checkpoint_max_heads: int = Field(4_000, ge=1, le=8_000)
 
 
 _DEVELOPMENT_CHAIN_KEYS = ChainKeys(parse_keys(DEV_CHAIN_KEYS, "RECORD_CHAIN_KEYS"))
@@ -75,7 +77,7 @@ class RecordContext:
     chain_keys: ChainKeys = _DEVELOPMENT_CHAIN_KEYS
     signing_keys: SigningKeys = _DEVELOPMENT_SIGNING_KEYS
     checkpoint_dir: Path | None = None
-    checkpoint_max_heads: int = 20_000
+    checkpoint_max_heads: int = 4_000
 
     @classmethod
     def from_settings(cls, settings: RecordSettings, clock: Clock = system_clock) -> RecordContext:

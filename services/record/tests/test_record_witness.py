@@ -115,3 +115,15 @@ def test_the_development_keys_are_refused_off_loopback():
     assert RecordSettings().chain_keys.get_secret_value() == DEV_CHAIN_KEYS
     own = RecordSettings(host="0.0.0.0", chain_keys=f"k:{_key()}", checkpoint_signing_key=f"s:{_key()}")
     refuse_development_keys_off_loopback(own)  # no exit
+
+
+def test_a_checkpoint_of_the_most_heads_allowed_fits_one_kafka_record():
+    """The broker refuses records over 1 MB by default: a checkpoint that could not be published would
+    hold up every one after it (seen on a development database with 700,000 patients)."""
+    import json
+
+    most = RecordSettings.model_fields["checkpoint_max_heads"].metadata
+    limit = next(m.le for m in most if hasattr(m, "le"))
+    heads = [Head(uuid.uuid4(), 10**9, os.urandom(32)) for _ in range(limit)]
+    document = json.dumps(make_checkpoint(_signer(), 10**9, AT, os.urandom(32), heads), separators=(",", ":"))
+    assert len(document.encode()) < 1_000_000
