@@ -42,8 +42,8 @@ def build_app(settings: CareplanSettings | None = None, clock: Clock = system_cl
         description=(
             "Personalised, versioned care plans, care teams, medical-necessity checks and patient"
             " education materials. Consumes"
-            " PatientAssessed, PatientRegistered, PatientUpdated, ReferralStatusChanged and"
-            " FollowUpCompleted;"
+            " PatientAssessed, PatientRegistered, PatientUpdated, ReferralStatusChanged,"
+            " FollowUpCompleted and PatientErased;"
             " emits PlanUpdated, PlanAlternativesProposed, EducationProvided and CareTeamChanged."
         ),
     )

@@ -8,6 +8,7 @@ from typing import TypeAlias
 from careloop_shared.db import Db
 from careloop_shared.outbox import UnitOfWork
 from careplan.education.store import EducationStore
+from careplan.erasure.store import ErasureStore
 from careplan.necessity.store import NecessityStore
 from careplan.plans.store import PlanStore
 from careplan.team.store import TeamStore
@@ -19,6 +20,7 @@ class CareplanStore:
         self.team = TeamStore(db)
         self.necessity = NecessityStore(db)
         self.education = EducationStore(db)
+        self.erasure = ErasureStore(db)
 
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
         """Whose patient this is (for reading the audit log): the plans wing knows."""

@@ -226,6 +226,14 @@ class FakeTeamStore:
         assert row["member_id"] in self.care_team_members, "contributions_member_id_fkey"
         self.contribution_rows[row["id"]] = _json(row)
 
+    async def forget_free_text(self, agency_id: str, patient_id: uuid.UUID) -> None:
+        for m in self.care_team_members.values():
+            if (m["agency_id"], m["patient_id"]) == (agency_id, patient_id):
+                m.update(name="", contact=None)
+        for c in self.contribution_rows.values():
+            if (c["agency_id"], c["patient_id"]) == (agency_id, patient_id):
+                c["note"] = None
+
     async def insert_change(self, row: dict[str, Any]) -> None:
         assert row["member_id"] in self.care_team_members, "care_team_changes_member_id_fkey"
         assert row["id"] not in self.care_team_changes
@@ -335,6 +343,22 @@ class FakeEducationStore:
         self.education_records[row["id"]] = _json(row)
 
 
+class FakeErasureStore:
+    """``ErasureStore`` over a dict."""
+
+    def __init__(self) -> None:
+        self.erased_patients: dict[uuid.UUID, dict[str, Any]] = {}
+
+    async def record_erasure(self, patient_id: uuid.UUID, agency_id: str, at: datetime) -> None:
+        self.erased_patients.setdefault(
+            patient_id, {"patient_id": patient_id, "agency_id": agency_id, "erased_at": at}
+        )
+
+    async def erased_at(self, patient_id: uuid.UUID) -> datetime | None:
+        row = self.erased_patients.get(patient_id)
+        return None if row is None else row["erased_at"]
+
+
 class FakeCareplanStore:
     """``CareplanStore``: one fake per wing."""
 
@@ -343,6 +367,7 @@ class FakeCareplanStore:
         self.team = FakeTeamStore()
         self.necessity = FakeNecessityStore()
         self.education = FakeEducationStore()
+        self.erasure = FakeErasureStore()
 
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
         return await self.plans.agency_of_patient(patient_id)

@@ -36,6 +36,7 @@ from careplan.domain.necessity import UnknownService
 from careplan.domain.versions import IllegalPlanTransition
 from careplan.education import handlers as education_handlers
 from careplan.education.store import EducationStore
+from careplan.erasure.store import ErasureStore
 from careplan.necessity import handlers as necessity_handlers
 from careplan.necessity.store import NecessityStore
 from careplan.plans import handlers as plan_handlers
@@ -128,6 +129,7 @@ async def refusal(kind, handler, ctx, store, command) -> tuple[int, dict]:
         ("TeamStore", "team"),
         ("NecessityStore", "necessity"),
         ("EducationStore", "education"),
+        ("ErasureStore", "erasure"),
     ],
 )
 def test_the_fake_stores_answer_like_the_real_ones(store, real, fake):
@@ -137,6 +139,7 @@ def test_the_fake_stores_answer_like_the_real_ones(store, real, fake):
         "TeamStore": TeamStore,
         "NecessityStore": NecessityStore,
         "EducationStore": EducationStore,
+        "ErasureStore": ErasureStore,
     }[real]
     assert_fake_matches(real_class, type(getattr(store, fake) if fake else store))
 

@@ -75,6 +75,7 @@ async def get_follow_up(
     responses={
         404: {"description": "No such follow-up in your agency"},
         409: {"description": "The follow-up is not due or overdue; detail says why"},
+        410: {"description": "The patient was erased: no note is kept about them (record it without one)"},
     },
     openapi_extra=needs("follow-up:record-outcome"),
 )

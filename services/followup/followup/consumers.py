@@ -12,6 +12,7 @@ from careloop_shared.contracts import (
     CareManagerAssigned,
     NetworkGapDetected,
     PatientAssessed,
+    PatientErased,
     PatientRegistered,
     PlanAlternativesProposed,
     PlanUpdated,
@@ -25,6 +26,7 @@ from followup.caseload.handlers import (
     when_patient_registered_learn_care_manager,
 )
 from followup.handlers import (
+    when_patient_erased_blank_notes,
     when_plan_updated_schedule_follow_up,
     when_referral_made_schedule_check_in,
     when_referral_status_changed,
@@ -41,6 +43,7 @@ _BY_EVENT: dict[type[Event], Handler] = {
     ReferralOverdue: when_event_track_tasks,
     PlanAlternativesProposed: when_event_track_tasks,
     NetworkGapDetected: when_event_track_tasks,
+    PatientErased: when_patient_erased_blank_notes,
 }
 # Every one of them touches only the patient's own rows: different patients' events run side by side.
 HANDLERS: dict[type[Event], Handler] = {event: side_by_side(handler) for event, handler in _BY_EVENT.items()}

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from careloop_shared.contracts import PlanUpdated, ReferralMade, ReferralStatusChanged
+from careloop_shared.contracts import PatientErased, PlanUpdated, ReferralMade, ReferralStatusChanged
 from careloop_shared.errors import NotFound
 from careloop_shared.events import Message, ReceivedEvent
 from careloop_shared.logging import get_logger
@@ -20,6 +20,7 @@ from followup.config import FollowupContext
 from followup.domain import announcements as announce
 from followup.domain.announcements import Announcement
 from followup.domain.commands import RecordOutcome, RescheduleFollowUp
+from followup.domain.erasure import refuse_note_if_erased
 from followup.domain.follow_up import (
     PLAN_CADENCE,
     REFERRAL_CHECK_IN,
@@ -181,6 +182,16 @@ async def when_referral_status_changed(ctx: FollowupContext, uow: Uow, received:
     await _schedule_check_in(ctx, uow, received, SERVICE_CHECK_IN, due_at, now)
 
 
+async def when_patient_erased_blank_notes(ctx: FollowupContext, uow: Uow, received: ReceivedEvent) -> None:
+    """intake erased the patient: their outcomes' notes are blanked, and no new note is kept. Codes,
+    ids and times stay: the pseudonymous case goes on."""
+    erased = received.event
+    assert isinstance(erased, PatientErased)
+    blanked = await uow.store.erase_patient(erased.patient_id, erased.agency_id, erased.erased_at)
+    if blanked:
+        log.info("an erased patient's notes were blanked", notes=blanked)
+
+
 async def fire_due_and_overdue_follow_ups(ctx: FollowupContext, uow: Uow) -> bool:
     """Periodic: FollowUpDue once per due point, for the patient's care manager, with its task;
     FollowUpOverdue once when its grace period passed, escalating the task.
@@ -212,6 +223,7 @@ async def _follow_up(uow: Uow, agency_id: str, follow_up_id: uuid.UUID) -> Any:
 async def record_outcome(ctx: FollowupContext, uow: Uow, cmd: RecordOutcome) -> dict[str, Any]:
     """Record one contact attempt; complete, retry, recur and ask for a reassessment as the rules say."""
     row = await _follow_up(uow, cmd.agency_id, cmd.follow_up_id)
+    refuse_note_if_erased(cmd.note, await uow.store.erased_at(row["patient_id"]))
     plan = await uow.store.get_plan(row["patient_id"])
     now = ctx.clock()
     decision = decide_outcome(

@@ -60,7 +60,8 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
         description=(
             "Follow-up scheduling, outcomes and escalation; the care manager's task list and caseloads."
             " Consumes PlanUpdated, ReferralMade, ReferralStatusChanged, ReferralOverdue, NetworkGapDetected,"
-            " PatientRegistered, CareManagerAssigned, PatientAssessed and PlanAlternativesProposed; emits"
+            " PatientRegistered, CareManagerAssigned, PatientAssessed, PlanAlternativesProposed and"
+            " PatientErased (an erased patient's notes are blanked, and no new one is kept); emits"
             " FollowUpScheduled, FollowUpDue, FollowUpCompleted, FollowUpOverdue, ReassessmentRequested,"
             " TaskOpened, TaskStatusChanged and TaskEscalated. Follow-ups and tasks as FHIR R4 Task under"
             " /fhir/R4/."

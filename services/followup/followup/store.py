@@ -1,5 +1,6 @@
-"""followup's tables: follow-ups, the patients' plans as last heard of, outcomes and reschedules; and
-its wings' stores: ``tasks`` (the task list) and ``caseload`` (each patient's care manager).
+"""followup's tables: follow-ups, the patients' plans as last heard of, outcomes and reschedules, the
+patients intake erased; and its wings' stores: ``tasks`` (the task list) and ``caseload`` (each
+patient's care manager).
 
 Every read for the API is scoped to the caller's agency.
 """
@@ -175,6 +176,33 @@ class FollowupStore(Store):
 
     async def insert_reschedule(self, row: dict[str, Any]) -> None:
         await insert_row(self.db, "follow_up_reschedules", row)
+
+    async def erase_patient(self, patient_id: uuid.UUID, agency_id: str, erased_at: datetime) -> int:
+        """Record the patient as erased (the first erasure's time stays) and blank their outcomes' notes;
+        returns how many notes were blanked (none on a redelivery)."""
+        await self.db.execute(
+            "INSERT INTO erased_patients (patient_id, agency_id, erased_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (patient_id) DO NOTHING",
+            patient_id,
+            agency_id,
+            erased_at,
+        )
+        # Outcomes are recorded with their follow-up locked: holding the patient's follow-ups first, the
+        # blanking below (a statement of its own, so a later snapshot) sees every note committed before.
+        await self.db.execute("SELECT FROM follow_ups WHERE patient_id = $1 FOR UPDATE", patient_id)
+        blanked = await self.db.execute(
+            "UPDATE follow_up_outcomes o SET note = NULL FROM follow_ups f"
+            " WHERE f.id = o.follow_up_id AND f.patient_id = $1 AND o.note IS NOT NULL",
+            patient_id,
+        )
+        return int(blanked.split()[-1])
+
+    async def erased_at(self, patient_id: uuid.UUID) -> datetime | None:
+        """When intake erased the patient, if it did."""
+        at: datetime | None = await self.db.fetchval(
+            "SELECT erased_at FROM erased_patients WHERE patient_id = $1", patient_id
+        )
+        return at
 
 
 # The hot statements of consumed events, set-based: one statement for every patient handled at once.

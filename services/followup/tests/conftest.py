@@ -324,6 +324,7 @@ class FakeFollowupStore:
         self.plans: dict[uuid.UUID, dict[str, Any]] = {}
         self.outcomes: dict[tuple[uuid.UUID, int], dict[str, Any]] = {}
         self.reschedules: dict[tuple[uuid.UUID, int], dict[str, Any]] = {}
+        self.erased: dict[uuid.UUID, dict[str, Any]] = {}
         self.tasks = FakeTaskStore()
         self.caseload = FakeCaseloadStore(self.follow_ups, self.tasks.tasks, self.plans, self.outcomes)
 
@@ -499,6 +500,21 @@ class FakeFollowupStore:
         if row["follow_up_id"] not in self.follow_ups or key in self.reschedules:
             raise ConstraintViolation("follow_up_reschedules: primary or foreign key")
         self.reschedules[key] = dict(row)
+
+    async def erase_patient(self, patient_id: uuid.UUID, agency_id: str, erased_at: datetime) -> int:
+        self.erased.setdefault(patient_id, {"agency_id": agency_id, "erased_at": erased_at})
+        theirs = [
+            o
+            for (f, _), o in self.outcomes.items()
+            if self.follow_ups[f]["patient_id"] == patient_id and o.get("note") is not None
+        ]
+        for o in theirs:
+            o["note"] = None
+        return len(theirs)
+
+    async def erased_at(self, patient_id: uuid.UUID) -> datetime | None:
+        known = self.erased.get(patient_id)
+        return known["erased_at"] if known else None
 
 
 @pytest.fixture

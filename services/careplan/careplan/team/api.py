@@ -3,6 +3,7 @@
 Answers that name members (names, contact details) are audited first, one entry per member shown
 (``what`` "care-team"), and so are contributions read back, one entry per contribution shown
 (``what`` "contribution"); a contribution or a removal answers with a version number or an id only.
+Once the patient is erased, a new name, contact detail or note is refused with 410.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from careplan.team import handlers
 
 router = APIRouter(prefix="/v1/patients/{patient_id}")
 Store = Annotated[CareplanStore, Depends(read_store)]
+ERASED: dict[int | str, dict[str, Any]] = {
+    410: {"description": "The patient was erased: no new names, contact details or notes are kept"}
+}
 
 
 def _member(row: dict[str, Any]) -> MemberOut:
@@ -44,6 +48,7 @@ def _member_id(answer: JSONResponse) -> Any:
     tags=["care team"],
     status_code=201,
     response_model=VersionRef,
+    responses=ERASED,
     openapi_extra=needs("plan:change"),
 )
 async def contribute(
@@ -103,6 +108,7 @@ async def contributions(
     tags=["care team"],
     status_code=201,
     response_model=MemberOut,
+    responses=ERASED,
     openapi_extra=needs("care-team:change"),
 )
 async def add_member(
@@ -120,6 +126,7 @@ async def add_member(
     "/care-team/{member_id}",
     tags=["care team"],
     response_model=MemberOut,
+    responses=ERASED,
     openapi_extra=needs("care-team:change"),
 )
 async def change_member(

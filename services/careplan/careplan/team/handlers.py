@@ -1,11 +1,13 @@
 """The care team wing's use cases: members join, change and leave; members contribute to the plan.
 
 Members are named in careplan's database only: CareTeamChanged carries their relationship and role.
+Once the patient is erased, a name, contact detail or note is refused (``careplan.domain.erasure``).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +21,7 @@ from careplan.domain.commands import (
     ContributeToPlan,
     RemoveCareTeamMember,
 )
+from careplan.domain.erasure import ErasedPatient, free_text_in
 from careplan.plans.revision import Change, plan_to_change, revise
 from careplan.store import Uow
 
@@ -44,6 +47,7 @@ class CannotClear(Invalid):
 
 async def add_member(ctx: CareplanContext, uow: Uow, cmd: AddCareTeamMember) -> dict[str, Any]:
     await plan_to_change(uow, cmd.agency_id, cmd.patient_id)
+    await _refuse_free_text_if_erased(uow, cmd.patient_id, vars(cmd))
     at = ctx.clock()
     row = await uow.store.team.insert_member(
         {
@@ -70,6 +74,7 @@ async def change_member(ctx: CareplanContext, uow: Uow, cmd: ChangeCareTeamMembe
     if any(cmd.changes.get(k, "") is None for k in _REQUIRED):
         raise CannotClear()
     current = await _active_member(uow, cmd.agency_id, cmd.patient_id, cmd.member_id)
+    await _refuse_free_text_if_erased(uow, cmd.patient_id, cmd.changes)
     changes = {k: v for k, v in cmd.changes.items() if current[k] != v}
     if not changes:
         return dict(current)
@@ -92,6 +97,7 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
     """Record a care team member's note, agreed goal or preference; the last two make a new version.
     Returns the plan's version after."""
     plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
+    await _refuse_free_text_if_erased(uow, cmd.patient_id, vars(cmd))
     member = await uow.store.team.get_member(cmd.agency_id, cmd.patient_id, cmd.member_id)
     if member is None or member["status"] != "active":
         raise MemberNotFound()
@@ -128,6 +134,13 @@ async def _active_member(uow: Uow, agency_id: str, patient_id: uuid.UUID, member
     if current is None or current["status"] != "active":
         raise MemberNotFound()
     return current
+
+
+async def _refuse_free_text_if_erased(uow: Uow, patient_id: uuid.UUID, fields: Mapping[str, Any]) -> None:
+    """Checked after the plan or the member is locked, as erasure locks them: an erasure committing
+    meanwhile is seen here, or blanks what this writes."""
+    if free_text_in(fields) and (erased_at := await uow.store.erasure.erased_at(patient_id)) is not None:
+        raise ErasedPatient(erased_at)
 
 
 def _updated_by(cmd: Command) -> dict[str, str]:

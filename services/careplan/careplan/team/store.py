@@ -74,6 +74,22 @@ class TeamStore(Store):
             offset,
         )
 
+    async def forget_free_text(self, agency_id: str, patient_id: uuid.UUID) -> None:
+        """Blank the patient's care team members' names ('': the column is NOT NULL) and contact details,
+        and the team's notes (erasure): one statement per table, every row of the patient. The agency
+        (a patient's rows are all its agency's) lets both use the index by agency and patient."""
+        await self.db.execute(
+            "UPDATE care_team_members SET name = '', contact = NULL WHERE agency_id = $1 AND patient_id = $2",
+            agency_id,
+            patient_id,
+        )
+        await self.db.execute(
+            "UPDATE contributions SET note = NULL"
+            " WHERE agency_id = $1 AND patient_id = $2 AND note IS NOT NULL",
+            agency_id,
+            patient_id,
+        )
+
     async def insert_change(self, row: dict[str, Any]) -> None:
         """A member added, changed or removed, and by whom (append-only)."""
         await insert_row(self.db, "care_team_changes", row)

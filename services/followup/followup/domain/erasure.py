@@ -1,0 +1,22 @@
+"""Erasure in followup: once intake has erased a patient, no new free text about them is kept. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from careloop_shared.errors import Gone
+
+
+class ErasedPatient(Gone):
+    """The patient was erased: an outcome may still be recorded, but without a note."""
+
+    def __init__(self, erased_at: datetime) -> None:
+        super().__init__(
+            "this patient was erased: no new notes about them are kept", erased_at=str(erased_at)
+        )
+
+
+def refuse_note_if_erased(note: str | None, erased_at: datetime | None) -> None:
+    """A note about an erased patient is refused, even an empty one; an outcome without one is not."""
+    if note is not None and erased_at is not None:
+        raise ErasedPatient(erased_at)

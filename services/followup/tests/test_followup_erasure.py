@@ -1,0 +1,127 @@
+"""Erasure on the real database and broker: intake's PatientErased blanks the patient's notes and only
+theirs, a redelivery changes nothing, and the API keeps no new note about them (410)."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from careloop_shared.auth import issue_token
+from careloop_shared.contracts import PatientErased
+from careloop_shared.events import new_message
+from careloop_shared.runtime import running
+from careloop_shared.settings import DEV_JWT_SECRET
+from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing.fakes import FakeClock
+from followup.domain.follow_up import REFERRAL_CHECK_IN
+from followup.main import build_app
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+NOTE = "Quartermaine said her landlord at 12 Elm St changed the locks"
+OTHER_NOTE = "Zebedee's daughter Marisol drives him to the food bank"
+
+
+@pytest_asyncio.fixture(scope="module")
+async def followup(infra, database_factory, make_settings):
+    clock = FakeClock(T0)
+    dsn = await database_factory("followup_erasure")
+    app = build_app(make_settings(infra.bootstrap_servers, dsn, unique_prefix()), clock)
+    async with running(app.state.runtime) as runtime:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://followup") as client:
+            yield client, runtime, clock
+
+
+async def due(runtime, schedule, clock, agency: str, patient: uuid.UUID, **kw) -> uuid.UUID:
+    """A follow-up of the patient the scheduler has marked due."""
+    follow_up_id = await schedule(
+        runtime, patient_id=patient, agency_id=agency, due_at=clock.now - timedelta(minutes=1), **kw
+    )
+
+    async def marked_due() -> bool:
+        status = await runtime.pool.fetchval("SELECT status FROM follow_ups WHERE id = $1", follow_up_id)
+        return status == "due"
+
+    await eventually(marked_due, what="follow-up due")
+    return follow_up_id
+
+
+async def notes(runtime, patient: uuid.UUID) -> list[str | None]:
+    rows = await runtime.pool.fetch(
+        "SELECT o.note FROM follow_up_outcomes o JOIN follow_ups f ON f.id = o.follow_up_id"
+        " WHERE f.patient_id = $1 ORDER BY o.recorded_at, o.attempt",
+        patient,
+    )
+    return [r["note"] for r in rows]
+
+
+async def processed(runtime, event_id: uuid.UUID) -> bool:
+    return bool(await runtime.pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", event_id))
+
+
+async def test_erasure_blanks_only_the_patient_s_notes_once_and_refuses_new_ones(followup, schedule):
+    client, runtime, clock = followup
+    agency = f"agency-{uuid.uuid4().hex[:6]}"
+    headers = {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role="care-manager")}
+    erased, other = uuid.uuid4(), uuid.uuid4()
+    noted = {}
+    for patient, note in ((erased, NOTE), (other, OTHER_NOTE)):
+        noted[patient] = await due(runtime, schedule, clock, agency, patient)
+        body = {"reached": True, "barriers": ["cost"], "note": note}
+        r = await client.post(f"/v1/follow-ups/{noted[patient]}/outcome", headers=headers, json=body)
+        assert r.status_code == 200, r.text
+    check_in = await due(runtime, schedule, clock, agency, erased, reason=REFERRAL_CHECK_IN)
+    assert await notes(runtime, erased) == [NOTE]
+
+    erasure = new_message(
+        PatientErased(patient_id=erased, agency_id=agency, erased_at=T0, actor_role="supervisor"), time=T0
+    )
+    topic = runtime.topic_for(PatientErased.type)
+    await publish_message(runtime.settings.kafka_bootstrap_servers, topic, erasure)
+
+    async def blanked() -> bool:
+        return await notes(runtime, erased) == [None]
+
+    await eventually(blanked, what="the erased patient's note blanked")
+    assert await notes(runtime, other) == [OTHER_NOTE]
+    outcome = await runtime.pool.fetchrow(
+        "SELECT reached, barriers FROM follow_up_outcomes WHERE follow_up_id = $1",
+        noted[erased],
+    )
+    assert (outcome["reached"], outcome["barriers"]) == (True, ["cost"])  # the codes stay
+
+    # Redelivered, then announced again under another id (same patient: same partition, read after it).
+    await publish_message(runtime.settings.kafka_bootstrap_servers, topic, erasure)
+    again = new_message(PatientErased(patient_id=erased, agency_id=agency, erased_at=T0 + timedelta(days=1)))
+    await publish_message(runtime.settings.kafka_bootstrap_servers, topic, again)
+    await eventually(lambda: processed(runtime, again.envelope.id), what="the second announcement handled")
+    assert (
+        await runtime.pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", erasure.envelope.id)
+        == 1
+    )
+    erased_rows = await runtime.pool.fetch(
+        "SELECT agency_id, erased_at FROM erased_patients WHERE patient_id = ANY($1::uuid[])", [erased, other]
+    )
+    assert [tuple(r) for r in erased_rows] == [(agency, T0)]  # one row, the first erasure's time
+    assert (await notes(runtime, erased), await notes(runtime, other)) == ([None], [OTHER_NOTE])
+
+    # Over the API: the blanked note reads as none, the other patient's is there.
+    shown = {p: (await client.get(f"/v1/follow-ups/{f}", headers=headers)).json() for p, f in noted.items()}
+    assert [o["note"] for o in shown[erased]["outcomes"]] == [None]
+    assert [o["note"] for o in shown[other]["outcomes"]] == [OTHER_NOTE]
+
+    # A new note about the erased patient is refused; the outcome without it is recorded.
+    url = f"/v1/follow-ups/{check_in}/outcome"
+    r = await client.post(url, headers=headers, json={"reached": True, "note": NOTE})
+    assert r.status_code == 410, r.text
+    assert NOTE not in r.text and "Quartermaine" not in r.text
+    assert r.json()["detail"] == "this patient was erased: no new notes about them are kept"
+    assert await notes(runtime, erased) == [None]
+    r = await client.post(url, headers=headers, json={"reached": True, "barriers": ["cost"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["follow_up"]["status"] == "completed"
+    assert await notes(runtime, erased) == [None, None]
