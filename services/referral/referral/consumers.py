@@ -7,11 +7,13 @@ from careloop_shared.consumer import Handler
 from careloop_shared.contracts import (
     ConsentRecorded,
     ConsentRevoked,
+    PatientErased,
     PatientRegistered,
     PatientUpdated,
     PlanUpdated,
 )
 from careloop_shared.events import Event
+from referral.erasure.handlers import when_patient_erased_forget_notes
 from referral.loop.handlers import (
     when_consent_recorded_send_waiting_referrals,
     when_consent_revoked_stop_unanswered_referrals,
@@ -19,12 +21,14 @@ from referral.loop.handlers import (
     when_plan_updated_make_referrals,
 )
 
-# A plan's referrals and what intake says of a patient touch only that patient's rows (the directory is
-# read, not written): different patients' events run side by side. Consent changes go one at a time.
+# A plan's referrals and what intake says of a patient (their erasure too) touch only that patient's rows
+# (the directory is read, not written): different patients' events run side by side. Consent changes go
+# one at a time.
 HANDLERS: dict[type[Event], Handler] = {
     PlanUpdated: side_by_side(when_plan_updated_make_referrals),
     PatientRegistered: side_by_side(when_patient_registered_or_updated_remember),
     PatientUpdated: side_by_side(when_patient_registered_or_updated_remember),
+    PatientErased: side_by_side(when_patient_erased_forget_notes),
     ConsentRecorded: when_consent_recorded_send_waiting_referrals,
     ConsentRevoked: when_consent_revoked_stop_unanswered_referrals,
 }

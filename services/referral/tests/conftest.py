@@ -580,6 +580,26 @@ class FakeRecruitmentStore:
         ]
 
 
+class FakeErasureStore:
+    """``ErasureStore`` over a dict; the notes are the loop's history's."""
+
+    def __init__(self, loop: FakeLoopStore) -> None:
+        self.erased: dict[uuid.UUID, dict[str, Any]] = {}
+        self._loop = loop
+
+    async def record_erasure(self, row: dict[str, Any]) -> None:
+        self.erased.setdefault(row["patient_id"], dict(row))
+
+    async def blank_notes_of(self, patient_id: uuid.UUID) -> None:
+        for h in self._loop.history:
+            if self._loop.referrals[h["referral_id"]]["patient_id"] == patient_id:
+                h["note"] = None
+
+    async def erased_at(self, patient_id: uuid.UUID) -> datetime | None:
+        row = self.erased.get(patient_id)
+        return None if row is None else row["erased_at"]
+
+
 class FakeReferralStore:
     """``ReferralStore``: the wings, the directory reading the loop's referrals for quality."""
 
@@ -588,6 +608,7 @@ class FakeReferralStore:
         self.directory = FakeDirectoryStore(self.loop.referrals)
         self.gaps = FakeGapStore(self.loop)
         self.recruitment = FakeRecruitmentStore()
+        self.erasure = FakeErasureStore(self.loop)
         self.acted_for: list[str] = []  # the agencies a use case acted for, beyond its caller's
 
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:

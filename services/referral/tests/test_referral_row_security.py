@@ -56,6 +56,7 @@ PROTECTED = {
     "plans": "patient_id",
     "plan_interventions": "intervention_id",
     "network_gaps": "intervention_id",
+    "erased_patients": "patient_id",  # who sees it: test_referral_erasure_db.py
 }
 # Who each row belongs to, as the code's own filters have it (loop/store.py: _VISIBLE).
 OWNERS = {

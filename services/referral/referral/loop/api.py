@@ -95,6 +95,7 @@ async def get_referral(
     responses={
         403: {"description": "The other party sets this status"},
         409: {"description": "Not a legal move from the current status"},
+        410: {"description": "A note about a patient whose data was erased; body names erased_at"},
     },
     openapi_extra=needs("referral:change-status"),
 )

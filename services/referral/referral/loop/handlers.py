@@ -31,6 +31,7 @@ from referral.domain.lifecycle import (
     parties,
 )
 from referral.domain.matching import MatchRequest
+from referral.erasure.notes import refuse_note_if_erased
 from referral.loop.routing import (
     Ask,
     Known,
@@ -230,6 +231,7 @@ async def change_referral_status(ctx: ReferralContext, uow: Uow, cmd: ChangeRefe
     if referral["status"] == "draft" and cmd.status == "requested":
         raise IllegalTransition("a waiting referral is sent when the patient's consent arrives")
     party = check_transition(referral["status"], cmd.status, sides, reason=cmd.reason, outcome=cmd.outcome)
+    await refuse_note_if_erased(uow, referral["patient_id"], cmd.note)
     now = ctx.clock()
     outcome = asdict(cmd.outcome) if cmd.outcome else None
     await loop.set_status(

@@ -30,6 +30,7 @@ def _made(made: handlers.Made) -> ReferralDetail:
     responses={
         404: {"description": "No care plan of this patient is known to the caller's agency"},
         409: {"description": "The intervention has an open referral that may not be replaced"},
+        410: {"description": "A note about a patient whose data was erased; body names erased_at"},
         422: {"description": "Not an intervention of the plan, or a program that cannot take the patient"},
     },
     openapi_extra=needs("referral:make"),

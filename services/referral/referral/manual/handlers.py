@@ -16,6 +16,7 @@ from referral.domain.commands import MakeReferral
 from referral.domain.consent import permission
 from referral.domain.lifecycle import OVERRIDABLE, OVERRIDDEN, TERMINAL, Party, check_transition
 from referral.domain.matching import WHY_NOT, MatchRequest, Ranked, ineligible
+from referral.erasure.notes import refuse_note_if_erased
 from referral.loop.handlers import CLOSED_PLANS
 from referral.loop.routing import Ask, record_change, refer
 from referral.store import Uow
@@ -51,6 +52,7 @@ async def make_referral_by_hand(ctx: ReferralContext, uow: Uow, cmd: MakeReferra
     plan = await loop.plan_intervention(cmd.patient_id, cmd.intervention_id)
     if plan is None or plan["agency_id"] != cmd.agency_id:
         raise PlanNotFound()
+    await refuse_note_if_erased(uow, cmd.patient_id, cmd.note)
     if plan["intervention_id"] is None:
         where = ["body", "intervention_id"]
         raise Invalid.at(where, "not_in_plan", "the intervention is not in the patient's current plan")

@@ -1,0 +1,2 @@
+"""A patient's erasure (intake's PatientErased): the free text written about them in referral's tables
+blanked, and no new free text about them accepted. The pseudonymous referrals go on."""
