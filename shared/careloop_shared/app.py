@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from careloop_shared import audit_api, metrics, tracing
 from careloop_shared.audit import AuditUnavailable
 from careloop_shared.auth import Principal
+from careloop_shared.crypto import Unreadable
 from careloop_shared.db import AGENCY, NO_AGENCY
 from careloop_shared.doors import Doors, check_query, declare_answers
 from careloop_shared.errors import Refusal
@@ -113,6 +114,18 @@ def _uuid(value: str | None) -> uuid.UUID | None:
 
 async def _on_audit_unavailable(_: Request, __: Exception) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": "the audit log is unavailable; try again"})
+
+
+async def _on_unreadable(_: Request, exc: Exception) -> JSONResponse:
+    """Sealed data whose key does not open here (a key-encryption key removed from configuration too
+    soon): the service's configuration, not the request, so 503 saying so; the message names no value."""
+    log.error("sealed data could not be opened", reason=str(exc))
+    return JSONResponse(
+        status_code=503,
+        content={
+            "detail": "a key needed to read this data is not configured on this service; try again later"
+        },
+    )
 
 
 # What PostgreSQL cannot store (a number beyond its column, a NUL character in text) is the request's
@@ -230,6 +243,7 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Refusal, _on_refusal)
     app.add_exception_handler(AuditUnavailable, _on_audit_unavailable)
+    app.add_exception_handler(Unreadable, _on_unreadable)
     app.add_exception_handler(asyncpg.DataError, _on_unstorable_value)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
