@@ -56,8 +56,9 @@ class Sealed(BaseModel):
     ct: str = Field(description="Base64 of the ciphertext and its 128-bit tag.")
 
 
-def parse_key_ring(text: str, setting: str) -> dict[str, bytes]:
-    """``kid:base64,kid:base64`` -> {kid: 32-byte key}, in the order given (the first is current)."""
+def parse_key_ring(text: str, setting: str, *, key_bytes: int | None = KEY_BYTES) -> dict[str, bytes]:
+    """``kid:base64,kid:base64`` -> {kid: key}, in the order given (the first is current); each key
+    ``key_bytes`` long (None: any length, for the caller to judge)."""
     ring: dict[str, bytes] = {}
     for part in (p.strip() for p in text.split(",") if p.strip()):
         kid, sep, encoded = (x.strip() for x in part.partition(":"))
@@ -67,8 +68,8 @@ def parse_key_ring(text: str, setting: str) -> dict[str, bytes]:
             key = base64.b64decode(encoded, validate=True)
         except ValueError:
             raise KeyProblem(f"{setting}: key {kid!r} is not base64") from None
-        if len(key) != KEY_BYTES:
-            raise KeyProblem(f"{setting}: key {kid!r} is not {KEY_BYTES} bytes")
+        if key_bytes is not None and len(key) != key_bytes:
+            raise KeyProblem(f"{setting}: key {kid!r} is not {key_bytes} bytes")
         if kid in ring:
             raise KeyProblem(f"{setting}: key id {kid!r} given twice")
         ring[kid] = key

@@ -27,32 +27,15 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from careloop_shared.crypto import KeyProblem, parse_key_ring
+
 MIN_KEY_BYTES = 32
 
 
-class KeyProblem(ValueError):
-    """A key setting that cannot be used; names the setting, never the key."""
-
-
 def parse_keys(text: str, setting: str) -> dict[str, bytes]:
-    """``kid:base64,kid:base64`` -> {kid: key}, in the order given (the first is the current one)."""
-    ring: dict[str, bytes] = {}
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        kid, sep, encoded = part.partition(":")
-        if not sep or not kid.strip():
-            raise KeyProblem(f"{setting}: each key is kid:base64")
-        try:
-            key = base64.b64decode(encoded.strip(), validate=True)
-        except ValueError:
-            raise KeyProblem(f"{setting}: key {kid.strip()!r} is not base64") from None
-        if kid.strip() in ring:
-            raise KeyProblem(f"{setting}: key id {kid.strip()!r} given twice")
-        ring[kid.strip()] = key
-    if not ring:
-        raise KeyProblem(f"{setting}: no key given")
-    return ring
+    """``kid:base64,kid:base64`` -> {kid: key}, in the order given (the first is the current one); the
+    lengths are judged by the key's use (an HMAC key, a raw Ed25519 key)."""
+    return parse_key_ring(text, setting, key_bytes=None)
 
 
 @dataclass(frozen=True)
