@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from careloop_shared import audit_api, metrics, tracing
 from careloop_shared.audit import AuditUnavailable
 from careloop_shared.auth import Principal
-from careloop_shared.crypto import Unreadable
+from careloop_shared.crypto import Erased, Unreadable
 from careloop_shared.db import AGENCY, NO_AGENCY
 from careloop_shared.doors import Doors, check_query, declare_answers
 from careloop_shared.errors import Refusal
@@ -37,6 +37,7 @@ from careloop_shared.http import (
     validation_errors,
 )
 from careloop_shared.logging import configure_logging, get_logger
+from careloop_shared.patient_keys import KeysUnavailable
 from careloop_shared.permissions import PermissionMatrix, authorize, load_matrix
 from careloop_shared.ratelimit import RateLimits, TooManyRequests
 from careloop_shared.runtime import ServiceRuntime
@@ -125,6 +126,23 @@ async def _on_unreadable(_: Request, exc: Exception) -> JSONResponse:
         content={
             "detail": "a key needed to read this data is not configured on this service; try again later"
         },
+    )
+
+
+async def _on_keys_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    """intake could not release a patient's data key just now: nothing was read or written; try again."""
+    log.warning("a patient's data key could not be had from intake", reason=str(exc))
+    return JSONResponse(
+        status_code=503,
+        content={"detail": "the patient's data key could not be had from intake just now; try again"},
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _on_erased(_: Request, __: Exception) -> JSONResponse:
+    """Sealed data of a patient whose data key was destroyed (erasure): gone for good, said plainly."""
+    return JSONResponse(
+        status_code=410, content={"detail": "this patient's sensitive data was erased and cannot be read"}
     )
 
 
@@ -244,6 +262,8 @@ def create_app(
     app.add_exception_handler(Refusal, _on_refusal)
     app.add_exception_handler(AuditUnavailable, _on_audit_unavailable)
     app.add_exception_handler(Unreadable, _on_unreadable)
+    app.add_exception_handler(KeysUnavailable, _on_keys_unavailable)
+    app.add_exception_handler(Erased, _on_erased)
     app.add_exception_handler(asyncpg.DataError, _on_unstorable_value)
     app.add_exception_handler(Exception, _on_unexpected_error)
 

@@ -6,6 +6,8 @@ Two kinds are accepted. Development tokens are HS256, signed with the shared ``C
 (``issue_token``, ``make token``); with the development secret only on a loopback service. When an OpenID
 Connect provider is configured (``CARELOOP_OIDC_ISSUER``), a token whose ``iss`` is that provider is checked
 with the provider's published keys instead (``oidc.py``); its agency and role come from configurable claims.
+A service calling another signs its own short-lived HS256 token, role ``service`` and its name as ``sub``
+(``patient_keys.py``); that role is never a person's, so a provider's token cannot carry it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ from careloop_shared.db import ALL_AGENCIES
 from careloop_shared.oidc import OidcConfig, TokenRejected, verifier_for
 from careloop_shared.settings import DEV_JWT_SECRET, LOOPBACK_HOSTS, ServiceSettings
 
-ROLES = frozenset({"care-manager", "supervisor", "admin", "analyst", "provider"})
+PEOPLE_ROLES = frozenset({"care-manager", "supervisor", "admin", "analyst", "provider"})
+# A service calling another (careplan asking intake for a patient's data key): never a person's role, so
+# no identity provider's token and no workspace sign-in carries it.
+SERVICE_ROLE = "service"
+ROLES = PEOPLE_ROLES | {SERVICE_ROLE}
 ALGORITHM = "HS256"
 
 
@@ -71,9 +77,11 @@ def verify_token(token: str, secret: str, *, issuer: str) -> Principal:
     return principal_from_claims(claims, agency_claim="agency", role_claim="role")
 
 
-def principal_from_claims(claims: Mapping[str, Any], *, agency_claim: str, role_claim: str) -> Principal:
+def principal_from_claims(
+    claims: Mapping[str, Any], *, agency_claim: str, role_claim: str, roles: frozenset[str] = ROLES
+) -> Principal:
     """The caller named by verified claims. A role claim may be one name or a list of names (providers
-    often send groups); the first name that is a careloop role is the caller's role, the rest are ignored."""
+    often send groups); the first name in ``roles`` is the caller's role, the rest are ignored."""
     agency, role = claim(claims, agency_claim), claim(claims, role_claim)
     if not isinstance(agency, str) or not agency:
         raise InvalidToken("token names no agency")
@@ -81,7 +89,7 @@ def principal_from_claims(claims: Mapping[str, Any], *, agency_claim: str, role_
         # The service's own work acts for every agency under that name (row-level security): no caller may.
         raise InvalidToken("token names no agency a caller can act for")
     names = role if isinstance(role, list) else [role]
-    known = [name for name in names if isinstance(name, str) and name in ROLES]
+    known = [name for name in names if isinstance(name, str) and name in roles]
     if not known:
         raise InvalidToken("token names no known role")
     return Principal(agency_id=agency, role=known[0], subject=str(claims["sub"]))
@@ -108,8 +116,12 @@ async def verify_bearer(token: str, settings: ServiceSettings) -> Principal:
         claims = await verifier_for(config).verify(token)
     except TokenRejected as exc:
         raise InvalidToken(str(exc)) from exc
+    # A provider signs people in: a group it calls "service" grants nothing here.
     return principal_from_claims(
-        claims, agency_claim=settings.oidc_agency_claim, role_claim=settings.oidc_role_claim
+        claims,
+        agency_claim=settings.oidc_agency_claim,
+        role_claim=settings.oidc_role_claim,
+        roles=PEOPLE_ROLES,
     )
 
 

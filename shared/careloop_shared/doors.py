@@ -67,7 +67,8 @@ ALWAYS: dict[int | str, dict[str, Any]] = {
     422: _answer("The input breaks the schema or a rule; each problem names where and why.", InvalidInput),
     429: _answer("Too many requests from this agency or token; retry after Retry-After seconds.",
                  headers=_RETRY_AFTER),
-    503: _answer("A dependency (the database, the audit log) is unavailable; retry."),
+    503: _answer("A dependency (the database, the audit log, intake for a patient's data key) is"
+                 " unavailable; retry."),
 }  # fmt: skip
 NAMED: dict[int | str, dict[str, Any]] = {
     404: _answer("Nothing of that id that the caller may see (another agency's looks the same).")

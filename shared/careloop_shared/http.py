@@ -101,9 +101,12 @@ class CommandRunner:
         *,
         status_code: int = 200,
         respond: Callable[[Any], Any] | None = None,
+        patient_id: uuid.UUID | None = None,
     ) -> JSONResponse:
         """``handler(context, uow, command)``; ``respond`` shapes its result into the response body
-        (or a ``Reply``). A refusal raised by the handler rolls everything back."""
+        (or a ``Reply``). A refusal raised by the handler rolls everything back. ``patient_id``: whom the
+        request is about, when neither its path nor its command says (a response kept for a replay goes
+        with that patient's erasure)."""
         context = self._runtime.context
 
         async def operation(uow: UnitOfWork[Any]) -> tuple[int, Any]:
@@ -113,7 +116,9 @@ class CommandRunner:
                 return answer.status_code, answer.body
             return status_code, answer
 
-        return await run_idempotent(self._runtime, self._request, self._principal, command, operation)
+        return await run_idempotent(
+            self._runtime, self._request, self._principal, command, operation, patient_id=patient_id
+        )
 
 
 async def command_runner(request: Request, who: CurrentPrincipal) -> CommandRunner:

@@ -4,22 +4,32 @@ The key is recorded in the same transaction as the request's effects and events,
 retry with the same key and the same request gets the first response back and changes nothing; the same
 key with a different request is refused. A request that failed stored nothing, so its retry runs anew.
 Concurrent requests with one key serialise on the key's row: the second waits, then replays.
+
+A kept response names the patient the request is about (its path's ``patient_id``, else its command's), so
+the patient's erasure deletes it (``forget_patient``): a response kept for replay can hold what the request
+sent. Kept responses are forgotten ``CARELOOP_IDEMPOTENCY_KEEP_S`` after the request (a day by default;
+``forget_old``): a retry after that runs anew.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from careloop_shared.auth import Principal
-from careloop_shared.outbox import DatabaseUnitOfWork
-from careloop_shared.runtime import ServiceRuntime
+from careloop_shared.db import Db
+from careloop_shared.outbox import DatabaseUnitOfWork, UnitOfWork
+
+if TYPE_CHECKING:
+    from careloop_shared.runtime import ServiceRuntime
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -35,7 +45,13 @@ def fingerprint(method: str, path: str, body: Any) -> bytes:
 
 
 async def run_idempotent(
-    rt: ServiceRuntime, request: Request, who: Principal, body: Any, operation: Operation
+    rt: ServiceRuntime,
+    request: Request,
+    who: Principal,
+    body: Any,
+    operation: Operation,
+    *,
+    patient_id: uuid.UUID | None = None,
 ) -> JSONResponse:
     """Run ``operation`` in one unit of work, at most once per Idempotency-Key."""
     key = request.headers.get(HEADER)
@@ -50,11 +66,12 @@ async def run_idempotent(
         scope = who.agency_id
         print_ = fingerprint(request.method, request.url.path, body)
         claimed = await uow.conn.fetchval(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint) VALUES ($1, $2, $3)"
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, patient_id) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT DO NOTHING RETURNING true",
             scope,
             key,
             print_,
+            patient_id or _patient_of(request, body),
         )
         if not claimed:
             row = await uow.conn.fetchrow(
@@ -83,3 +100,44 @@ async def run_idempotent(
             content,
         )
         return JSONResponse(status_code=code, content=content)
+
+
+def _patient_of(request: Request, body: Any) -> uuid.UUID | None:
+    """The patient the request is about: its path's ``patient_id``, else its command's."""
+    for raw in (request.path_params.get("patient_id"), getattr(body, "patient_id", None)):
+        if isinstance(raw, uuid.UUID):
+            return raw
+        if raw is not None:
+            with contextlib.suppress(ValueError):
+                return uuid.UUID(str(raw))
+    return None
+
+
+async def forget_patient(conn: Db, patient_id: uuid.UUID) -> int:
+    """Delete the responses kept for replay of requests about this patient (on their erasure); how many."""
+    deleted = await conn.fetchval(
+        "WITH gone AS (DELETE FROM idempotency_keys WHERE patient_id = $1 RETURNING 1)"
+        " SELECT count(*) FROM gone",
+        patient_id,
+    )
+    return int(deleted or 0)
+
+
+FORGET_BATCH = 5000
+
+
+def forget_old(keep_s: float) -> Callable[[Any, UnitOfWork[Any]], Awaitable[bool]]:
+    """A periodic step deleting responses kept longer than ``keep_s``, a batch at a time (True: more)."""
+
+    async def forget_old_replays(_: Any, uow: UnitOfWork[Any]) -> bool:
+        assert isinstance(uow, DatabaseUnitOfWork)
+        deleted = await uow.conn.fetchval(
+            "WITH gone AS (DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("
+            "SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)"
+            " LIMIT $2)) RETURNING 1) SELECT count(*) FROM gone",
+            keep_s,
+            FORGET_BATCH,
+        )
+        return bool(deleted == FORGET_BATCH)
+
+    return forget_old_replays

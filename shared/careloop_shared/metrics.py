@@ -108,6 +108,14 @@ RELAY_CYCLE = Histogram(
     buckets=_FAST,
 )
 
+PATIENT_KEY_REQUESTS = Counter(
+    "careloop_patient_key_requests",
+    "Requests to intake for a patient's data key, by outcome (released, erased, not_found, refused,"
+    " unavailable); cache hits are not requests.",
+    ["service_name", "outcome"],
+    registry=REGISTRY,
+)
+
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED_ROUTE = "<unmatched>"
 

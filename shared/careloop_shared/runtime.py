@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import asyncpg
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-from careloop_shared import db, metrics
+from careloop_shared import db, idempotency, metrics
 from careloop_shared.audit import AuditTrail
 from careloop_shared.consumer import EventConsumer, Handler, StoreFactory
 from careloop_shared.events import Event
@@ -39,6 +39,7 @@ from careloop_shared.settings import ServiceSettings
 
 log = get_logger(__name__)
 T = TypeVar("T")
+FORGET_REPLAYS_EVERY_S = 3600.0  # how often responses kept past CARELOOP_IDEMPOTENCY_KEEP_S are deleted
 
 BackgroundLoop = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
 # step(context, unit of work): one round of periodic work; True when more is waiting right now.
@@ -61,6 +62,8 @@ class ServiceSpec:
     startup: Sequence[StartupStep] = ()
     # Topics the service writes that carry no patient's event (record's signed checkpoints).
     streams: Sequence[str] = ()
+    # Closed when the service stops, after its consumer and tasks (an HTTP client, e.g. patient keys).
+    closing: Sequence[Callable[[], Awaitable[None]]] = ()
 
 
 def periodic(step: PeriodicStep, *, every_s: float) -> BackgroundLoop:
@@ -190,7 +193,8 @@ class ServiceRuntime:
             poll_interval_s=s.relay_poll_interval_s,
         )
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
-        for loop in self.spec.background:
+        forget = periodic(idempotency.forget_old(s.idempotency_keep_s), every_s=FORGET_REPLAYS_EVERY_S)
+        for loop in (*self.spec.background, forget):
             self._tasks.append(asyncio.create_task(loop(self), name=getattr(loop, "__name__", "")))
         log.info("service started", topics=sorted(topics))
 
@@ -205,6 +209,9 @@ class ServiceRuntime:
         with contextlib.suppress(Exception):
             await self.broker.stop()
         await self.audit.stop()
+        for close in self.spec.closing:
+            with contextlib.suppress(Exception):
+                await close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

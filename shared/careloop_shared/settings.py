@@ -191,6 +191,14 @@ class ServiceSettings(KafkaSettings):
     http_max_concurrency: int = Field(1000, gt=0, validation_alias=_global("CARELOOP_HTTP_MAX_CONCURRENCY"))
     # How long a starting service waits for the database and the broker before it gives up and exits.
     startup_wait_s: float = Field(120.0, ge=0, validation_alias=_global("CARELOOP_STARTUP_WAIT_S"))
+    # Where a service other than intake asks for a patient's data key (careloop_shared.patient_keys), how
+    # long it keeps one, how many it keeps, and how long it waits for intake's answer.
+    intake_url: str = Field("http://127.0.0.1:8001", validation_alias=_global("CARELOOP_INTAKE_URL"))
+    key_cache_ttl_s: float = Field(300.0, gt=0, validation_alias=_global("CARELOOP_KEY_CACHE_TTL_S"))
+    key_cache_size: int = Field(10_000, gt=0, validation_alias=_global("CARELOOP_KEY_CACHE_SIZE"))
+    key_http_timeout_s: float = Field(5.0, gt=0, validation_alias=_global("CARELOOP_KEY_HTTP_TIMEOUT_S"))
+    # How long a response is kept for an Idempotency-Key replay (a retry later than this runs anew).
+    idempotency_keep_s: float = Field(86400.0, gt=0, validation_alias=_global("CARELOOP_IDEMPOTENCY_KEEP_S"))
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0
     consumer_batch_size: int = 500

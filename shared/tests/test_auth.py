@@ -3,7 +3,7 @@ import time
 import jwt
 import pytest
 
-from careloop_shared.auth import InvalidToken, issue_token, verify_token
+from careloop_shared.auth import PEOPLE_ROLES, ROLES, InvalidToken, issue_token, verify_token
 
 SECRET = "test-secret-0123456789-0123456789-abcd"
 
@@ -36,6 +36,13 @@ def test_token_without_agency_is_refused():
     )
     with pytest.raises(InvalidToken, match="no agency"):
         verify_token(token, SECRET, issuer="careloop-dev")
+
+
+def test_a_service_token_names_the_service_as_its_subject():
+    token = issue_token(SECRET, agency="a1", role="service", subject="careplan", ttl_s=300)
+    principal = verify_token(token, SECRET, issuer="careloop-dev")
+    assert (principal.agency_id, principal.role, principal.subject) == ("a1", "service", "careplan")
+    assert "service" in ROLES and "service" not in PEOPLE_ROLES
 
 
 def test_unknown_role_cannot_be_issued():

@@ -320,6 +320,14 @@ async def test_a_token_naming_no_known_role_is_refused(provider, rs256):
         await verify_bearer(token, provider.settings())
 
 
+async def test_a_providers_token_never_names_the_service_role(provider, rs256):
+    """Services sign their own tokens: a group a provider happens to call "service" grants nothing."""
+    token = rs256.sign(provider.claims(role=["service", "analyst"]))
+    assert await verify_bearer(token, provider.settings()) == Principal("agency-a", "analyst", "user-7")
+    with pytest.raises(InvalidToken, match="no known role"):
+        await verify_bearer(rs256.sign(provider.claims(role="service")), provider.settings())
+
+
 # The provider out of reach
 
 

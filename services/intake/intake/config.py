@@ -13,8 +13,9 @@ from careloop_shared.crypto import LocalKeyWrapper
 from careloop_shared.logging import get_logger
 from careloop_shared.rules import load_rules
 from careloop_shared.settings import LOOPBACK_HOSTS, ServiceSettings, service_config
-from intake.domain import care_manager, retention
+from intake.domain import care_manager, key_release, retention
 from intake.domain.care_manager import CareManagerRules
+from intake.domain.key_release import KeyReleaseRules
 from intake.domain.retention import RetentionRules
 from intake.domain.scoring import RULES_FILE, ScreeningRules
 from intake.erasure.keys import PatientKeys
@@ -49,11 +50,14 @@ class IntakeSettings(ServiceSettings):
     blind_index_key: SecretStr = SecretStr(DEV_BLIND_INDEX_KEY)
     identity_seal_tick_s: float = Field(60.0, gt=0)  # how often a replica looks for details not sealed yet
     identity_seal_batch_size: int = Field(500, ge=1)  # patients' details sealed per transaction
+    # INTAKE_KEY_RELEASE_RULES: the services a patient's data key is released to, and what each seals
+    key_release_rules: Path = key_release.RULES_FILE
 
 
 _DEVELOPMENT_KEYS = PatientKeys(LocalKeyWrapper.from_setting(DEV_KEKS))
 _DEVELOPMENT_BLIND_INDEX = BlindIndex.from_setting(DEV_BLIND_INDEX_KEY)
 _RETENTION_RULES = load_rules(RetentionRules, retention.RULES_FILE)
+_KEY_RELEASE_RULES = load_rules(KeyReleaseRules, key_release.RULES_FILE)
 
 
 def refuse_development_keks_off_loopback(settings: IntakeSettings) -> None:
@@ -85,6 +89,7 @@ class IntakeContext:
     blind_index: BlindIndex = _DEVELOPMENT_BLIND_INDEX
     identity_seal_batch_size: int = 500
     in_the_clear: RowsInTheClear = field(default_factory=RowsInTheClear)  # this replica's, not shared
+    key_release: KeyReleaseRules = _KEY_RELEASE_RULES
 
     @classmethod
     def from_settings(cls, settings: IntakeSettings, clock: Clock = system_clock) -> IntakeContext:
@@ -99,4 +104,5 @@ class IntakeContext:
             settings.rewrap_batch_size,
             blind_index=BlindIndex.from_setting(settings.blind_index_key.get_secret_value()),
             identity_seal_batch_size=settings.identity_seal_batch_size,
+            key_release=load_rules(KeyReleaseRules, settings.key_release_rules),
         )

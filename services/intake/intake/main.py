@@ -28,6 +28,7 @@ from intake.erasure.retention import apply_retention_rules
 from intake.erasure.rotation import rewrap_data_keys
 from intake.fhir.api import router as fhir_router
 from intake.identity.handlers import seal_identities_in_the_clear
+from intake.key_release.api import router as key_release_router
 from intake.referred.api import router as referred_router
 from intake.store import IntakeStore
 
@@ -58,13 +59,14 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock = system_cloc
     )
     app = create_app(
         ServiceRuntime(spec, settings),
-        [router, care_manager_router, referred_router, fhir_router],
+        [router, care_manager_router, referred_router, key_release_router, fhir_router],
         description=(
             "Patients, their responsible care manager, consent and assessments. The only service holding"
             " identifying details; a receiving agency sees the minimum of the patients referred to it, while"
             " consent covers it. Consumes ReferralMade and ReferralStatusChanged; emits PatientRegistered,"
             " PatientUpdated, CareManagerAssigned, ConsentRecorded, ConsentRevoked, PatientAssessed and"
-            " PatientErased (a patient's data erased by destroying their data key)."
+            " PatientErased (a patient's data erased by destroying their data key). Releases a patient's"
+            " data key, audited, to the services its key-release rules name, to seal their notes with."
         ),
     )
     document_codes(

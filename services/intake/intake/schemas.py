@@ -241,6 +241,14 @@ class ErasureOut(BaseModel):
     erased_at: datetime
 
 
+class DataKeyOut(BaseModel):
+    """A patient's data key, released to a service that seals their sensitive text with it."""
+
+    patient_id: uuid.UUID
+    kid: str = Field(description="The key's id, `<patient id>/<version>`, as sealed values name it.")
+    key: str = Field(description="The 32-byte AES-256-GCM key, base64. Never cache it past its use.")
+
+
 class QuestionOption(BaseModel):
     value: int | str = Field(description="What to send as the answer: a score, or a LOINC answer code.")
     label: str

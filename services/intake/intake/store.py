@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from careloop_shared.db import Db, Store, insert_row, patient_row, patient_rows, update_by_id
+from careloop_shared.idempotency import forget_patient
 from intake.care_manager.store import CareManagerStore
 from intake.erasure.store import KeyStore
 from intake.identity.store import PATIENT_COLUMNS, PATIENTS_AND_KEYS, IdentityStore
@@ -84,6 +85,7 @@ class IntakeStore(Store):
         self, patient_id: uuid.UUID, blanks: dict[str, Any], at: datetime
     ) -> None:
         await update_by_id(self.db, "patients", patient_id, {**blanks, "erased_at": at}, at=at)
+        await forget_patient(self.db, patient_id)  # responses kept for Idempotency-Key replays
 
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
         agency: str | None = await self.db.fetchval(

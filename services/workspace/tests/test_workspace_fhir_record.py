@@ -9,7 +9,7 @@ import httpx
 import structlog
 from fhir.resources.R4B.bundle import Bundle
 
-from careloop_shared.auth import ROLES, verify_token
+from careloop_shared.auth import PEOPLE_ROLES, verify_token
 from careloop_shared.fhir import FHIR_JSON
 from careloop_shared.fhir_bundle import unresolved
 from careloop_shared.settings import DEV_JWT_SECRET
@@ -189,7 +189,7 @@ async def test_the_link_is_offered_only_to_roles_that_may_download(
     answer_the_record(services)
     app = make_app(settings)
     seen = {}
-    for role in sorted(ROLES):
+    for role in sorted(PEOPLE_ROLES):
         async with open_browser(app) as http:
             await sign_in(http, {"agency": "agency-riverside", "role": role, "subject": f"x-{role}"})
             page = await http.get(f"/patients/{PID}")

@@ -19,6 +19,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from careloop_shared.auth import issue_token
+from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing.fakes import FakeClock
 from workspace.config import WorkspaceSettings
 
@@ -37,6 +39,8 @@ class Provider:
         self.codes: dict[str, dict[str, str]] = {}
         self.client_secret: str | None = None
         self.nonce_override: str | None = None
+        self.person: dict[str, str] = PERSON  # who the access token names
+        self.access_token_override: str | None = None
         self.token_requests: list[dict[str, Any]] = []
 
     def sign(self, claims: dict[str, Any]) -> str:
@@ -90,7 +94,7 @@ class Provider:
         if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != asked["code_challenge"]:
             return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
         return 200, {
-            "access_token": self.sign({**PERSON, "aud": AUDIENCE}),
+            "access_token": self.access_token_override or self.sign({**self.person, "aud": AUDIENCE}),
             "id_token": self.sign(
                 {"sub": PERSON["sub"], "aud": CLIENT_ID, "nonce": self.nonce_override or asked["nonce"]}
             ),
@@ -260,6 +264,27 @@ async def test_an_id_token_for_another_sign_in_is_refused(
         refused = await http.get(await at_provider(start.headers["location"]))
     assert refused.status_code == 400
     assert "(nonce)" in refused.text
+    assert all(s.person is None for s in store.rows.values())
+
+
+async def test_a_token_naming_the_service_role_signs_nobody_in(
+    make_app, open_browser, oidc_settings, provider, store
+):
+    provider.person = {**PERSON, "role": ["service"]}  # a provider's group of that name grants nothing
+    async with open_browser(make_app(oidc_settings)) as http:
+        start = await http.get("/signin/oidc")
+        refused = await http.get(await at_provider(start.headers["location"]))
+    assert refused.status_code == 400
+    assert "would not be accepted by careloop: token names no known role" in refused.text
+    # Nor a service's own token (the shared secret's), should one come back as the access token.
+    provider.access_token_override = issue_token(
+        DEV_JWT_SECRET, agency="agency-harbor", role="service", subject="careplan"
+    )
+    async with open_browser(make_app(oidc_settings)) as http:
+        start = await http.get("/signin/oidc")
+        refused = await http.get(await at_provider(start.headers["location"]))
+    assert refused.status_code == 400
+    assert "Your access token names a service, not a person" in refused.text
     assert all(s.person is None for s in store.rows.values())
 
 

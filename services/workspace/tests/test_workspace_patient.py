@@ -5,7 +5,7 @@ import re
 
 import httpx
 
-from careloop_shared.auth import ROLES
+from careloop_shared.auth import PEOPLE_ROLES
 
 PID = "33333333-3333-4333-8333-333333333333"
 PATH = f"/v1/patients/{PID}"
@@ -560,7 +560,7 @@ async def test_only_care_managers_and_supervisors_get_the_page(
     answer_everything(services, make_task)
     app = make_app(settings)
     statuses = {}
-    for role in sorted(ROLES):
+    for role in sorted(PEOPLE_ROLES):
         async with open_browser(app) as http:
             await sign_in(http, {"agency": "agency-riverside", "role": role, "subject": f"x-{role}"})
             statuses[role] = (await http.get(f"/patients/{PID}")).status_code

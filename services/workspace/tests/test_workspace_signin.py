@@ -1,12 +1,13 @@
 """Development sign-in, sign-out and the session's life, over the fake session table and services."""
 
+from dataclasses import replace
 from datetime import timedelta
 
 from careloop_shared.auth import Principal, verify_token
 from careloop_shared.settings import DEV_JWT_SECRET
 from workspace.config import WorkspaceSettings
 from workspace.demo import DEMO_PEOPLE
-from workspace.sessions import hash_id
+from workspace.sessions import Person, hash_id
 
 COOKIE = "careloop_session"
 
@@ -103,6 +104,28 @@ async def test_an_unknown_role_or_a_malformed_id_is_refused_with_a_message_besid
     assert "One of admin, analyst, care-manager, provider, supervisor." in answer.text
     assert "An agency id: letters, digits, dots and dashes." in answer.text
     assert all(s.person is None for s in store.rows.values())
+
+
+async def test_a_service_is_no_one_to_sign_in_as_and_its_session_opens_no_page(
+    client, store, services, sign_in, csrf_of
+):
+    page = await client.get("/signin")
+    assert '<option value="service"' not in page.text
+    service = {"agency": "agency-riverside", "role": "service", "subject": "careplan"}
+    answer = await client.post("/signin/development", data={**service, "csrf_token": csrf_of(page)})
+    assert answer.status_code == 422
+    assert "One of admin, analyst, care-manager, provider, supervisor." in answer.text
+    assert all(s.person is None for s in store.rows.values())
+
+    # A session naming a service, however it came to be, is sent to sign in and asks no service.
+    await sign_in(client)
+    [session] = [s for s in store.rows.values() if s.person is not None]
+    store.rows[session.id_hash] = replace(session, person=Person("careplan", "agency-riverside", "service"))
+    asked = len(services.requests)
+    answer = await client.get("/")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/signin?notice=sign-in-needed"
+    assert len(services.requests) == asked
 
 
 async def test_development_sign_in_is_not_offered_beyond_loopback_unless_enabled(

@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 import httpx
 import jwt
 
-from careloop_shared.auth import InvalidToken, verify_bearer
+from careloop_shared.auth import PEOPLE_ROLES, InvalidToken, verify_bearer
 from careloop_shared.clock import Clock
 from careloop_shared.errors import SafeMessageError
 from careloop_shared.logging import get_logger
@@ -120,6 +120,8 @@ class OidcClient:
             principal = await verify_bearer(access_token, self.settings)
         except InvalidToken as exc:
             raise OidcSignInFailed(f"Your access token would not be accepted by careloop: {exc}.") from exc
+        if principal.role not in PEOPLE_ROLES:
+            raise OidcSignInFailed("Your access token names a service, not a person; it cannot sign in here.")
         return SignedIn(
             Person(principal.subject, principal.agency_id, principal.role),
             access_token,

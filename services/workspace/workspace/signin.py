@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
-from careloop_shared.auth import ROLES, issue_token
+from careloop_shared.auth import PEOPLE_ROLES, issue_token
 from careloop_shared.logging import get_logger
 from workspace.demo import DEMO_PEOPLE
 from workspace.oidc_signin import CALLBACK_PATH, OidcSignInFailed, provider_error
@@ -58,7 +58,7 @@ async def sign_in_for_development(
         )
     problems = {
         "agency": None if _ID.match(agency) else "An agency id: letters, digits, dots and dashes.",
-        "role": None if role in ROLES else f"One of {', '.join(sorted(ROLES))}.",
+        "role": None if role in PEOPLE_ROLES else f"One of {', '.join(sorted(PEOPLE_ROLES))}.",
         "subject": None if _ID.match(subject) else "A person id: letters, digits, dots and dashes.",
     }
     if any(problems.values()):

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import StrictUndefined
 
-from careloop_shared.auth import ROLES
+from careloop_shared.auth import PEOPLE_ROLES
 from careloop_shared.logging import get_logger
 from careloop_shared.permissions import load_matrix
 from workspace.client import Services
@@ -79,6 +79,8 @@ def use_session(request: Request, session: Session) -> None:
 async def signed_in_session(request: Request) -> Session:
     session = await current_session(request)
     if session is None or session.person is None or session.access_token is None:
+        raise SignInRequired()
+    if session.person.role not in PEOPLE_ROLES:  # a service's token is no one's to browse with
         raise SignInRequired()
     return session
 
@@ -155,7 +157,7 @@ def new_templates(ctx: WorkspaceContext) -> Jinja2Templates:
     env.filters["words"] = words
     env.globals["page_url"] = page_url
     env.globals["csrf_field"] = CSRF_FIELD
-    env.globals["roles"] = sorted(ROLES)
+    env.globals["roles"] = sorted(PEOPLE_ROLES)
     env.globals["may"] = lambda person, permission: (
         person is not None and load_matrix().allows(person.role, permission)
     )

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -336,6 +336,24 @@ class ServiceProcess:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def services(names: Iterable[str], env: dict[str, str], log_dir: Path) -> dict[str, ServiceProcess]:
+    """One process per named service, not started yet, each told where the others listen: the services
+    that seal free text ask intake for patients' data keys (``CARELOOP_INTAKE_URL``)."""
+    processes = {name: ServiceProcess(name, env, log_dir) for name in names}
+    if "intake" in processes:
+        for process in processes.values():
+            process.env["CARELOOP_INTAKE_URL"] = processes["intake"].url
+    return processes
+
+
+def start_services(names: Iterable[str], env: dict[str, str], log_dir: Path) -> dict[str, ServiceProcess]:
+    """``services`` started."""
+    processes = services(names, env, log_dir)
+    for process in processes.values():
+        process.start()
+    return processes
 
 
 def route_permissions(app: Any, prefix: str) -> dict[tuple[str, str], str]:

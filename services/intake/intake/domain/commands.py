@@ -84,3 +84,13 @@ class ReassignCareManager:
     by: str
     by_role: str
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseDataKey:
+    """A service asks for a patient's data key, acting for the patient's agency."""
+
+    agency_id: str
+    patient_id: uuid.UUID
+    by: str  # the service's name (token sub)
+    by_role: str
