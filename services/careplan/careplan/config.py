@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from careloop_shared.clock import Clock, system_clock
+from careloop_shared.patient_keys import PatientKeys
 from careloop_shared.rules import load_rules
 from careloop_shared.settings import ServiceSettings, service_config
 from careplan.domain.education import EducationCatalogue, MissingMaterials, parse_material
@@ -47,14 +48,18 @@ class CareplanContext:
     library: PlanLibrary
     criteria: NecessityCriteria
     education: EducationCatalogue
+    keys: PatientKeys  # patients' data keys, from intake: the care team's free text is sealed with them
     clock: Clock = system_clock
 
     @classmethod
-    def from_settings(cls, settings: CareplanSettings, clock: Clock = system_clock) -> CareplanContext:
+    def from_settings(
+        cls, settings: CareplanSettings, keys: PatientKeys, clock: Clock = system_clock
+    ) -> CareplanContext:
         library = load_rules(PlanLibrary, settings.plan_library)
         return cls(
             library,
             load_rules(NecessityCriteria, settings.necessity_criteria),
             load_education(settings.education_materials, library),
+            keys,
             clock,
         )

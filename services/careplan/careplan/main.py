@@ -15,6 +15,7 @@ from careloop_shared.contracts import (
     PlanUpdated,
 )
 from careloop_shared.fhir import serve_fhir
+from careloop_shared.patient_keys import PatientKeys, http_patient_keys
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careplan.config import CareplanContext, CareplanSettings
 from careplan.consumers import HANDLERS
@@ -26,15 +27,22 @@ from careplan.store import CareplanStore
 from careplan.team.api import router as team_router
 
 
-def build_app(settings: CareplanSettings | None = None, clock: Clock = system_clock) -> FastAPI:
+def build_app(
+    settings: CareplanSettings | None = None, clock: Clock = system_clock, keys: PatientKeys | None = None
+) -> FastAPI:
+    """The app; ``keys`` replaces intake's (tests), else careplan asks intake and closes that at shutdown."""
     settings = settings or CareplanSettings()
+    from_intake = None
+    if keys is None:
+        keys = from_intake = http_patient_keys(settings, "careplan")
     spec = ServiceSpec(
         name="careplan",
         migrations=Path(__file__).parent / "migrations",
-        context=CareplanContext.from_settings(settings, clock),
+        context=CareplanContext.from_settings(settings, keys, clock),
         store=CareplanStore,
         publishes=[PlanUpdated, PlanAlternativesProposed, EducationProvided, CareTeamChanged],
         handlers=HANDLERS,
+        closing=[from_intake.aclose] if from_intake is not None else [],
     )
     app = create_app(
         ServiceRuntime(spec, settings),

@@ -1,4 +1,5 @@
-"""careplan's unit-test fixtures: an in-memory ``CareplanStore`` (one fake per wing), a context, a clock."""
+"""careplan's unit-test fixtures: an in-memory ``CareplanStore`` (one fake per wing), a context, a clock,
+patients' data keys."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from careloop_shared.rules import load_rules
 from careloop_shared.testing.fakes import FakeClock
+from careloop_shared.testing.keys import FakePatientKeys
 from careplan.config import DEFAULT_EDUCATION, CareplanContext, load_education
 from careplan.domain.necessity import DEFAULT_CRITERIA, NecessityCriteria
 from careplan.domain.plan import INPUTS, PlanDocument, PlanState
@@ -175,6 +177,7 @@ MEMBER_COLUMNS = (
     "relationship",
     "role",
     "contact",
+    "sealed_details",
     "status",
     "created_at",
     "created_by_subject",
@@ -229,10 +232,10 @@ class FakeTeamStore:
     async def forget_free_text(self, agency_id: str, patient_id: uuid.UUID) -> None:
         for m in self.care_team_members.values():
             if (m["agency_id"], m["patient_id"]) == (agency_id, patient_id):
-                m.update(name="", contact=None)
+                m.update(name="", contact=None, sealed_details=None)
         for c in self.contribution_rows.values():
             if (c["agency_id"], c["patient_id"]) == (agency_id, patient_id):
-                c["note"] = None
+                c.update(note=None, sealed_note=None)
 
     async def insert_change(self, row: dict[str, Any]) -> None:
         assert row["member_id"] in self.care_team_members, "care_team_changes_member_id_fkey"
@@ -255,6 +258,7 @@ class FakeTeamStore:
             "member_id",
             "kind",
             "note",
+            "sealed_note",
             "goal_id",
             "preference",
             "plan_version",
@@ -344,10 +348,11 @@ class FakeEducationStore:
 
 
 class FakeErasureStore:
-    """``ErasureStore`` over a dict."""
+    """``ErasureStore`` over a dict (and a list of the patients whose kept replies were deleted)."""
 
     def __init__(self) -> None:
         self.erased_patients: dict[uuid.UUID, dict[str, Any]] = {}
+        self.replies_forgotten: list[uuid.UUID] = []  # the kernel's idempotency_keys, as far as erasure goes
 
     async def record_erasure(self, patient_id: uuid.UUID, agency_id: str, at: datetime) -> None:
         self.erased_patients.setdefault(
@@ -357,6 +362,9 @@ class FakeErasureStore:
     async def erased_at(self, patient_id: uuid.UUID) -> datetime | None:
         row = self.erased_patients.get(patient_id)
         return None if row is None else row["erased_at"]
+
+    async def forget_replies(self, patient_id: uuid.UUID) -> None:
+        self.replies_forgotten.append(patient_id)
 
 
 class FakeCareplanStore:
@@ -379,12 +387,19 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def ctx(clock: FakeClock) -> CareplanContext:
+def keys() -> FakePatientKeys:
+    """Patients' data keys as intake would give them (``.erase``, ``.down``)."""
+    return FakePatientKeys()
+
+
+@pytest.fixture
+def ctx(clock: FakeClock, keys: FakePatientKeys) -> CareplanContext:
     library = load_rules(PlanLibrary, DEFAULT_LIBRARY)
     return CareplanContext(
         library,
         load_rules(NecessityCriteria, DEFAULT_CRITERIA),
         load_education(DEFAULT_EDUCATION, library),
+        keys,
         clock,
     )
 

@@ -25,6 +25,7 @@ from careloop_shared.events import new_message
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing.keys import FakePatientKeys
 from careplan.config import CareplanSettings
 from careplan.main import build_app
 
@@ -44,7 +45,7 @@ async def careplan(infra, database_factory):
         topic_prefix=unique_prefix(),
         consumer_backoff_s=0.01,
     )
-    app = build_app(settings)
+    app = build_app(settings, keys=FakePatientKeys())
     async with running(app.state.runtime) as runtime:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://careplan"

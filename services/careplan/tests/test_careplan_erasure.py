@@ -1,5 +1,6 @@
 """Erasure in careplan against its real database and broker: intake's PatientErased blanks the free text
-careplan keeps about the patient, in every table, and the API refuses new free text for them with 410."""
+careplan keeps about the patient (sealed with the patient's data key, so in no table in the clear even
+before), in every table, and the API refuses new free text for them with 410."""
 
 import uuid
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from careloop_shared.events import new_message
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing.keys import FakePatientKeys
 from careplan.config import CareplanSettings
 from careplan.main import build_app
 
@@ -31,7 +33,7 @@ async def careplan(infra, database_factory):
         topic_prefix=unique_prefix(),
         consumer_backoff_s=0.01,
     )
-    app = build_app(settings)
+    app = build_app(settings, keys=FakePatientKeys())
     async with running(app.state.runtime) as runtime:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://careplan"
@@ -123,12 +125,12 @@ async def tables_with(careplan, canary: str) -> set[str]:
 async def free_text(careplan, patient_id: uuid.UUID) -> list[tuple]:
     pool = careplan[1].pool
     members = await pool.fetch(
-        "SELECT id, name, contact, relationship, role, status, updated_at FROM care_team_members"
-        " WHERE patient_id = $1 ORDER BY id",
+        "SELECT id, name, contact, relationship, role, status, updated_at, sealed_details"
+        " FROM care_team_members WHERE patient_id = $1 ORDER BY id",
         patient_id,
     )
     notes = await pool.fetch(
-        "SELECT id, kind, note FROM contributions WHERE patient_id = $1 ORDER BY id", patient_id
+        "SELECT id, kind, note, sealed_note FROM contributions WHERE patient_id = $1 ORDER BY id", patient_id
     )
     return [tuple(r) for r in (*members, *notes)]
 
@@ -136,8 +138,18 @@ async def free_text(careplan, patient_id: uuid.UUID) -> list[tuple]:
 async def test_erasure_blanks_the_patients_free_text_everywhere_and_refuses_more(careplan):
     erased, member = await patient_with_free_text(careplan, "Zanzibar-Quokka")
     kept, _ = await patient_with_free_text(careplan, "Kestrel-Marmalade")
-    assert await tables_with(careplan, "Zanzibar-Quokka") == {"care_team_members", "contributions"}
+    # Sealed: the canary is in no table of careplan's (nor the outbox) in the clear, even before erasure;
+    # only the kernel's answer kept for an Idempotency-Key replay names a member added with one.
+    assert await tables_with(careplan, "Zanzibar-Quokka") == set()
+    replayable = await careplan[0].post(
+        f"/v1/patients/{erased}/care-team",
+        json={"name": "Zanzibar-Quokka Replayable", "relationship": "friend", "role": "x-y"},
+        headers={**HEADERS, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert replayable.status_code == 201
+    assert await tables_with(careplan, "Zanzibar-Quokka") == {"idempotency_keys"}
     kept_before = await free_text(careplan, kept)
+    assert all(r[-1] is not None for r in await free_text(careplan, erased))  # every one sealed
 
     erasure = await send(
         careplan, PatientErased(patient_id=erased, agency_id=AGENCY, erased_at=datetime.now(UTC))
@@ -146,11 +158,17 @@ async def test_erasure_blanks_the_patients_free_text_everywhere_and_refuses_more
 
     assert await tables_with(careplan, "Zanzibar-Quokka") == set()
     blanked = await free_text(careplan, erased)
-    # The member stays, by relationship and role, named '' (NOT NULL) and unreachable; the note is NULL.
-    assert [r[1:5] for r in blanked[:1]] == [("", None, "family", "primary-support")]
-    assert [r[1:] for r in blanked[1:]] == [("note", None)]
+    # The members stay, by relationship and role, named '' (the erased marker) and unreachable, nothing
+    # sealed left; the note is NULL, sealed or not.
+    members = [(*r[1:5], r[-1]) for r in blanked if len(r) > 4]
+    assert sorted(members) == [
+        ("", None, "family", "primary-support", None),
+        ("", None, "friend", "x-y", None),
+    ]
+    assert [r[1:] for r in blanked if len(r) == 4] == [("note", None, None)]
     assert await free_text(careplan, kept) == kept_before
-    assert await tables_with(careplan, "Kestrel-Marmalade") == {"care_team_members", "contributions"}
+    team = await careplan[0].get(f"/v1/patients/{kept}/care-team", headers=HEADERS)
+    assert [m["name"] for m in team.json()] == ["Kestrel-Marmalade Name"]
 
     # Redelivered, and erased again: nothing changes, the first time stands. (One patient's events share
     # a partition: once the later one is applied, the redelivered one was read before it.)

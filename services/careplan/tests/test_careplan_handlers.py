@@ -44,6 +44,7 @@ from careplan.plans.revision import PlanNotFound, StaleVersion
 from careplan.plans.store import PlanStore
 from careplan.store import CareplanStore
 from careplan.team import handlers as team_handlers
+from careplan.team.sealed import contribution_shown
 from careplan.team.store import TeamStore
 
 AGENCY = "agency-a"
@@ -859,9 +860,10 @@ async def test_a_note_is_kept_without_a_new_version(ctx, store):
     version, uow = await run(team_handlers.contribute, ctx, store, command)
     assert version == 1 and uow.pending == []
     [note] = store.team.contribution_rows.values()
-    assert (note["kind"], note["note"], note["plan_version"]) == ("note", "drives her on Tuesdays", 1)
+    assert (note["kind"], note["note"], note["plan_version"]) == ("note", None, 1)  # kept sealed
     assert (note["recorded_by_subject"], note["recorded_by_role"]) == (ANA, MANAGER)
-    [read_back] = await store.team.contributions(AGENCY, patient_id, 10, 0)
+    [stored] = await store.team.contributions(AGENCY, patient_id, 10, 0)
+    read_back = await contribution_shown(ctx.keys, AGENCY, patient_id, stored)
     assert (read_back["note"], read_back["member_role"], read_back["recorded_by_subject"]) == (
         "drives her on Tuesdays",
         "primary-support",

@@ -2,19 +2,32 @@
 
 Every POST honours Idempotency-Key; every read is agency-scoped. A follow-up's detail shows its outcomes'
 free-text notes about the patient, so each read of it is audited; the lists and the work queue show
-pseudonymous ids, codes and times only, as do the command answers, and are not.
+pseudonymous ids, codes and times only, as do the command answers, and are not. Notes are kept sealed
+with the patient's data key, asked of intake before any transaction (``followup.notes``).
 """
 
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from careloop_shared.http import Audit, Commands, CurrentPrincipal, Page, Paging, needs, read_store
+from careloop_shared.http import (
+    Audit,
+    Commands,
+    CurrentPrincipal,
+    Page,
+    Paging,
+    needs,
+    read_store,
+    service_context,
+)
 from followup import handlers
+from followup.config import FollowupContext
 from followup.domain.commands import RecordOutcome, RescheduleFollowUp
+from followup.notes import opened_notes, seal_note_ahead
 from followup.schemas import (
     FollowUpDetail,
     FollowUpOut,
@@ -28,6 +41,10 @@ from followup.store import FollowupStore
 
 router = APIRouter(prefix="/v1", tags=["follow-ups"])
 Store = Annotated[FollowupStore, Depends(read_store)]
+Ctx = Annotated[FollowupContext, Depends(service_context)]
+KEYS_UNAVAILABLE = {
+    "description": "intake could not give the patient's data key just now (Retry-After): nothing was done"
+}
 
 
 def _outcome_result(result: dict[str, Any]) -> OutcomeResult:
@@ -54,16 +71,22 @@ async def work_queue(who: CurrentPrincipal, store: Store, page: Paging) -> Page[
 
 
 @router.get(
-    "/follow-ups/{follow_up_id}", response_model=FollowUpDetail, openapi_extra=needs("follow-up:read")
+    "/follow-ups/{follow_up_id}",
+    response_model=FollowUpDetail,
+    responses={503: KEYS_UNAVAILABLE},
+    openapi_extra=needs("follow-up:read"),
 )
 async def get_follow_up(
-    follow_up_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit
+    follow_up_id: uuid.UUID, who: CurrentPrincipal, store: Store, ctx: Ctx, audit: Audit
 ) -> FollowUpDetail:
-    """The follow-up and every attempt's outcome, notes included, with who recorded each."""
+    """The follow-up and every attempt's outcome, notes included (none once the patient was erased),
+    with who recorded each."""
     row = await store.get_follow_up(who.agency_id, follow_up_id)
     if row is None:
         raise handlers.FollowUpNotFound()
-    outcomes = [OutcomeOut(**dict(o)) for o in await store.list_outcomes(follow_up_id)]
+    kept = await store.list_outcomes(follow_up_id)
+    notes = await opened_notes(ctx.keys, row, kept)
+    outcomes = [OutcomeOut(**{**dict(o), "note": note}) for o, note in zip(kept, notes, strict=True)]
     detail = FollowUpDetail(**FollowUpOut.of(row).model_dump(), outcomes=outcomes)
     await audit.read(row["patient_id"], "follow-up", entity_id=follow_up_id)
     return detail
@@ -76,11 +99,17 @@ async def get_follow_up(
         404: {"description": "No such follow-up in your agency"},
         409: {"description": "The follow-up is not due or overdue; detail says why"},
         410: {"description": "The patient was erased: no note is kept about them (record it without one)"},
+        503: KEYS_UNAVAILABLE,
     },
     openapi_extra=needs("follow-up:record-outcome"),
 )
 async def record_outcome(
-    follow_up_id: uuid.UUID, body: OutcomeIn, who: CurrentPrincipal, commands: Commands
+    follow_up_id: uuid.UUID,
+    body: OutcomeIn,
+    who: CurrentPrincipal,
+    commands: Commands,
+    store: Store,
+    ctx: Ctx,
 ) -> Any:
     command = RecordOutcome(
         agency_id=who.agency_id,
@@ -93,7 +122,9 @@ async def record_outcome(
         next_step=body.next_step,
         note=body.note,
     )
-    return await commands.run(handlers.record_outcome, command, respond=_outcome_result)
+    sealed = await seal_note_ahead(ctx.keys, store, command)  # no transaction waits on intake
+    handler = partial(handlers.record_outcome, sealed_note=sealed)  # the command alone is its fingerprint
+    return await commands.run(handler, command, respond=_outcome_result)
 
 
 @router.post(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from careloop_shared.clock import Clock, system_clock
+from careloop_shared.patient_keys import PatientKeys
 from careloop_shared.rules import load_rules
 from careloop_shared.settings import ServiceSettings, service_config
 from followup.domain.rules import RULES_FILE, FollowUpRules
@@ -34,11 +35,15 @@ class FollowupContext:
     clock: Clock = system_clock
     batch_size: int = 500  # follow-ups (or tasks) the periodic steps claim per transaction
     tasks: TaskRules = field(default_factory=_shipped_task_rules)
+    keys: PatientKeys = field(kw_only=True)  # patients' data keys, from intake: outcome notes are sealed
 
     @classmethod
-    def from_settings(cls, settings: FollowupSettings, clock: Clock = system_clock) -> FollowupContext:
+    def from_settings(
+        cls, settings: FollowupSettings, clock: Clock = system_clock, *, keys: PatientKeys
+    ) -> FollowupContext:
         return cls(
             load_rules(FollowUpRules, settings.rules_file),
             clock,
             tasks=load_rules(TaskRules, settings.task_rules_file),
+            keys=keys,
         )

@@ -16,11 +16,12 @@ from careloop_shared.contracts import PatientErased, PlanUpdated, ReferralMade, 
 from careloop_shared.errors import NotFound
 from careloop_shared.events import Message, ReceivedEvent
 from careloop_shared.logging import get_logger
+from careloop_shared.patient_keys import Erased
 from followup.config import FollowupContext
 from followup.domain import announcements as announce
 from followup.domain.announcements import Announcement
 from followup.domain.commands import RecordOutcome, RescheduleFollowUp
-from followup.domain.erasure import refuse_note_if_erased
+from followup.domain.erasure import ErasedPatient, refuse_note_if_erased
 from followup.domain.follow_up import (
     PLAN_CADENCE,
     REFERRAL_CHECK_IN,
@@ -31,6 +32,7 @@ from followup.domain.follow_up import (
 )
 from followup.domain.outcomes import record_outcome as decide_outcome
 from followup.domain.scheduling import cadence_follow_up, new_follow_up, reschedule, revise_for_plan
+from followup.notes import seal_note
 from followup.store import Uow
 from followup.tasks.handlers import close_tasks_of_cancelled_follow_ups, track_own, when_event_track_tasks
 
@@ -183,11 +185,13 @@ async def when_referral_status_changed(ctx: FollowupContext, uow: Uow, received:
 
 
 async def when_patient_erased_blank_notes(ctx: FollowupContext, uow: Uow, received: ReceivedEvent) -> None:
-    """intake erased the patient: their outcomes' notes are blanked, and no new note is kept. Codes,
-    ids and times stay: the pseudonymous case goes on."""
+    """intake erased the patient: their outcomes' notes are blanked (sealed ones too, though their key
+    is gone), their key is no longer held, and no new note is kept. Codes, ids and times stay: the
+    pseudonymous case goes on."""
     erased = received.event
     assert isinstance(erased, PatientErased)
     blanked = await uow.store.erase_patient(erased.patient_id, erased.agency_id, erased.erased_at)
+    ctx.keys.forget(erased.patient_id)
     if blanked:
         log.info("an erased patient's notes were blanked", notes=blanked)
 
@@ -220,10 +224,20 @@ async def _follow_up(uow: Uow, agency_id: str, follow_up_id: uuid.UUID) -> Any:
     return row
 
 
-async def record_outcome(ctx: FollowupContext, uow: Uow, cmd: RecordOutcome) -> dict[str, Any]:
-    """Record one contact attempt; complete, retry, recur and ask for a reassessment as the rules say."""
+async def record_outcome(
+    ctx: FollowupContext, uow: Uow, cmd: RecordOutcome, sealed_note: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Record one contact attempt; complete, retry, recur and ask for a reassessment as the rules say.
+
+    The note is kept sealed only: ``sealed_note`` when the caller sealed it before the unit of work
+    (``notes.seal_note_ahead``), else it is sealed here."""
     row = await _follow_up(uow, cmd.agency_id, cmd.follow_up_id)
     refuse_note_if_erased(cmd.note, await uow.store.erased_at(row["patient_id"]))
+    if cmd.note is not None and sealed_note is None:
+        try:
+            sealed_note = await seal_note(ctx.keys, row, cmd.note)
+        except Erased:
+            raise ErasedPatient() from None  # intake erased them; followup has not heard yet
     plan = await uow.store.get_plan(row["patient_id"])
     now = ctx.clock()
     decision = decide_outcome(
@@ -234,7 +248,7 @@ async def record_outcome(ctx: FollowupContext, uow: Uow, cmd: RecordOutcome) -> 
         by=cmd.actor,
         plan=Plan.from_row(plan) if plan is not None else None,
     )
-    await uow.store.insert_outcome(decision.outcome_row)
+    await uow.store.insert_outcome({**decision.outcome_row, "note": None, "note_sealed": sealed_note})
     updated = await uow.store.update_follow_up(row["id"], decision.changes, now)
     await track_own(ctx, uow, _announce(uow, decision.announcements, now), by=cmd.actor)
     next_id = None

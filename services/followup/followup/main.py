@@ -19,6 +19,7 @@ from careloop_shared.contracts import (
     TaskStatusChanged,
 )
 from careloop_shared.fhir import serve_fhir
+from careloop_shared.patient_keys import PatientKeys, http_patient_keys
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
 from followup.api import router
 from followup.caseload import api as caseload_api
@@ -31,12 +32,18 @@ from followup.tasks import api as tasks_api
 from followup.tasks.handlers import escalate_overdue_tasks
 
 
-def build_app(settings: FollowupSettings | None = None, clock: Clock = system_clock) -> FastAPI:
+def build_app(
+    settings: FollowupSettings | None = None, clock: Clock = system_clock, keys: PatientKeys | None = None
+) -> FastAPI:
+    """The app; ``keys`` replaces intake's data keys in tests (else asked of intake, closed at shutdown)."""
     settings = settings or FollowupSettings()
+    from_intake = None
+    if keys is None:
+        keys = from_intake = http_patient_keys(settings, "followup")
     spec = ServiceSpec(
         name="followup",
         migrations=Path(__file__).parent / "migrations",
-        context=FollowupContext.from_settings(settings, clock),
+        context=FollowupContext.from_settings(settings, clock, keys=keys),
         store=FollowupStore,
         publishes=[
             FollowUpScheduled,
@@ -53,6 +60,7 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
             periodic(fire_due_and_overdue_follow_ups, every_s=settings.scheduler_tick_s),
             periodic(escalate_overdue_tasks, every_s=settings.scheduler_tick_s),
         ],
+        closing=[from_intake.aclose] if from_intake is not None else [],
     )
     app = create_app(
         ServiceRuntime(spec, settings),
@@ -64,7 +72,7 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
             " PatientErased (an erased patient's notes are blanked, and no new one is kept); emits"
             " FollowUpScheduled, FollowUpDue, FollowUpCompleted, FollowUpOverdue, ReassessmentRequested,"
             " TaskOpened, TaskStatusChanged and TaskEscalated. Follow-ups and tasks as FHIR R4 Task under"
-            " /fhir/R4/."
+            " /fhir/R4/. An outcome's note is kept sealed with the patient's data key, asked of intake."
         ),
     )
     return serve_fhir(app)

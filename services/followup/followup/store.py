@@ -23,6 +23,7 @@ from careloop_shared.db import (
     insert_rows_returning,
     update_by_id,
 )
+from careloop_shared.idempotency import forget_patient
 from careloop_shared.outbox import UnitOfWork
 from followup.caseload.store import CaseloadStore
 from followup.domain.rules import PRIORITIES
@@ -169,7 +170,7 @@ class FollowupStore(Store):
 
     async def list_outcomes(self, follow_up_id: uuid.UUID) -> list[asyncpg.Record]:
         return await self.db.fetch(
-            "SELECT attempt, reached, goal_progress, barriers, next_step, note, recorded_by,"
+            "SELECT attempt, reached, goal_progress, barriers, next_step, note, note_sealed, recorded_by,"
             " recorded_by_role, recorded_at FROM follow_up_outcomes WHERE follow_up_id = $1 ORDER BY attempt",
             follow_up_id,
         )
@@ -178,8 +179,8 @@ class FollowupStore(Store):
         await insert_row(self.db, "follow_up_reschedules", row)
 
     async def erase_patient(self, patient_id: uuid.UUID, agency_id: str, erased_at: datetime) -> int:
-        """Record the patient as erased (the first erasure's time stays) and blank their outcomes' notes;
-        returns how many notes were blanked (none on a redelivery)."""
+        """Record the patient as erased (the first erasure's time stays) and blank their outcomes' notes,
+        plaintext and sealed; returns how many notes were blanked (none on a redelivery)."""
         await self.db.execute(
             "INSERT INTO erased_patients (patient_id, agency_id, erased_at) VALUES ($1, $2, $3)"
             " ON CONFLICT (patient_id) DO NOTHING",
@@ -191,10 +192,12 @@ class FollowupStore(Store):
         # blanking below (a statement of its own, so a later snapshot) sees every note committed before.
         await self.db.execute("SELECT FROM follow_ups WHERE patient_id = $1 FOR UPDATE", patient_id)
         blanked = await self.db.execute(
-            "UPDATE follow_up_outcomes o SET note = NULL FROM follow_ups f"
-            " WHERE f.id = o.follow_up_id AND f.patient_id = $1 AND o.note IS NOT NULL",
+            "UPDATE follow_up_outcomes o SET note = NULL, note_sealed = NULL FROM follow_ups f"
+            " WHERE f.id = o.follow_up_id AND f.patient_id = $1"
+            " AND (o.note IS NOT NULL OR o.note_sealed IS NOT NULL)",
             patient_id,
         )
+        await forget_patient(self.db, patient_id)  # responses kept for Idempotency-Key replays
         return int(blanked.split()[-1])
 
     async def erased_at(self, patient_id: uuid.UUID) -> datetime | None:

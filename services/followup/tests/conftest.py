@@ -14,6 +14,7 @@ import pytest
 from careloop_shared.rules import load_rules
 from careloop_shared.runtime import ServiceRuntime
 from careloop_shared.testing.fakes import FakeClock
+from careloop_shared.testing.keys import FakePatientKeys
 from followup.config import FollowupContext, FollowupSettings
 from followup.domain.follow_up import PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN
 from followup.domain.rules import PRIORITIES, RULES_FILE, FollowUpRules
@@ -43,6 +44,7 @@ _OUTCOME_COLUMNS = (
     "barriers",
     "next_step",
     "note",
+    "note_sealed",
     "recorded_by",
     "recorded_by_role",
     "recorded_at",
@@ -487,6 +489,8 @@ class FakeFollowupStore:
         key = (row["follow_up_id"], row["attempt"])
         if row["follow_up_id"] not in self.follow_ups or key in self.outcomes:
             raise ConstraintViolation("follow_up_outcomes: primary or foreign key")
+        if row.get("note") is not None and row.get("note_sealed") is not None:
+            raise ConstraintViolation("follow_up_outcomes_note_kept_once")
         self.outcomes[key] = dict(row)
 
     async def list_outcomes(self, follow_up_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -506,10 +510,11 @@ class FakeFollowupStore:
         theirs = [
             o
             for (f, _), o in self.outcomes.items()
-            if self.follow_ups[f]["patient_id"] == patient_id and o.get("note") is not None
+            if self.follow_ups[f]["patient_id"] == patient_id
+            and (o.get("note") is not None or o.get("note_sealed") is not None)
         ]
         for o in theirs:
-            o["note"] = None
+            o.update(note=None, note_sealed=None)
         return len(theirs)
 
     async def erased_at(self, patient_id: uuid.UUID) -> datetime | None:
@@ -528,8 +533,14 @@ def rules() -> FollowUpRules:
 
 
 @pytest.fixture
-def ctx(clock: FakeClock, rules: FollowUpRules) -> FollowupContext:
-    return FollowupContext(rules, clock)
+def keys() -> FakePatientKeys:
+    """intake's patients' data keys, in memory."""
+    return FakePatientKeys()
+
+
+@pytest.fixture
+def ctx(clock: FakeClock, rules: FollowUpRules, keys: FakePatientKeys) -> FollowupContext:
+    return FollowupContext(rules, clock, keys=keys)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import eventually, unique_prefix
 from careloop_shared.testing.fakes import FakeClock
+from careloop_shared.testing.keys import FakePatientKeys
 from followup.domain.rules import RULES_FILE, FollowUpRules
 from followup.main import build_app
 
@@ -38,7 +39,8 @@ def auth(agency: str, role: str = "care-manager", subject: str = "dev-user") -> 
 async def followup(infra, database_factory, make_settings):
     clock = FakeClock(T0)
     dsn = await database_factory("followup_api")
-    app = build_app(make_settings(infra.bootstrap_servers, dsn, unique_prefix()), clock)
+    settings = make_settings(infra.bootstrap_servers, dsn, unique_prefix())
+    app = build_app(settings, clock, keys=FakePatientKeys())
     async with running(app.state.runtime) as runtime:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://followup") as client:

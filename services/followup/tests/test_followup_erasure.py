@@ -1,5 +1,6 @@
-"""Erasure on the real database and broker: intake's PatientErased blanks the patient's notes and only
-theirs, a redelivery changes nothing, and the API keeps no new note about them (410)."""
+"""Erasure on the real database and broker: intake's PatientErased blanks the patient's notes (sealed
+with their data key, faked here) and only theirs, a redelivery changes nothing, and the API keeps no new
+note about them (410)."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,29 +12,33 @@ import pytest_asyncio
 from careloop_shared.auth import issue_token
 from careloop_shared.contracts import PatientErased
 from careloop_shared.events import new_message
+from careloop_shared.patient_keys import Erased, open_for
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import eventually, publish_message, unique_prefix
 from careloop_shared.testing.fakes import FakeClock
+from careloop_shared.testing.keys import FakePatientKeys
 from followup.domain.follow_up import REFERRAL_CHECK_IN
 from followup.main import build_app
+from followup.notes import note_field
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 NOTE = "Quartermaine said her landlord at 12 Elm St changed the locks"
 OTHER_NOTE = "Zebedee's daughter Marisol drives him to the food bank"
+SEALED = "<still kept sealed; its key destroyed>"
 
 
 @pytest_asyncio.fixture(scope="module")
 async def followup(infra, database_factory, make_settings):
-    clock = FakeClock(T0)
+    clock, keys = FakeClock(T0), FakePatientKeys()
     dsn = await database_factory("followup_erasure")
-    app = build_app(make_settings(infra.bootstrap_servers, dsn, unique_prefix()), clock)
+    app = build_app(make_settings(infra.bootstrap_servers, dsn, unique_prefix()), clock, keys=keys)
     async with running(app.state.runtime) as runtime:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://followup") as client:
-            yield client, runtime, clock
+            yield client, runtime, clock, keys
 
 
 async def due(runtime, schedule, clock, agency: str, patient: uuid.UUID, **kw) -> uuid.UUID:
@@ -50,13 +55,26 @@ async def due(runtime, schedule, clock, agency: str, patient: uuid.UUID, **kw) -
     return follow_up_id
 
 
-async def notes(runtime, patient: uuid.UUID) -> list[str | None]:
+async def notes(runtime, keys, patient: uuid.UUID) -> list[str | None]:
+    """The patient's notes as the table keeps them: sealed (opened here; SEALED once the key is gone),
+    never in the clear."""
     rows = await runtime.pool.fetch(
-        "SELECT o.note FROM follow_up_outcomes o JOIN follow_ups f ON f.id = o.follow_up_id"
-        " WHERE f.patient_id = $1 ORDER BY o.recorded_at, o.attempt",
+        "SELECT f.id, f.agency_id, o.note, o.note_sealed FROM follow_up_outcomes o"
+        " JOIN follow_ups f ON f.id = o.follow_up_id WHERE f.patient_id = $1"
+        " ORDER BY o.recorded_at, o.attempt",
         patient,
     )
-    return [r["note"] for r in rows]
+    assert all(r["note"] is None for r in rows)
+    kept: list[str | None] = []
+    for r in rows:
+        if r["note_sealed"] is None:
+            kept.append(None)
+            continue
+        try:
+            kept.append(await open_for(keys, r["agency_id"], patient, note_field(r["id"]), r["note_sealed"]))
+        except Erased:
+            kept.append(SEALED)
+    return kept
 
 
 async def processed(runtime, event_id: uuid.UUID) -> bool:
@@ -64,7 +82,7 @@ async def processed(runtime, event_id: uuid.UUID) -> bool:
 
 
 async def test_erasure_blanks_only_the_patient_s_notes_once_and_refuses_new_ones(followup, schedule):
-    client, runtime, clock = followup
+    client, runtime, clock, keys = followup
     agency = f"agency-{uuid.uuid4().hex[:6]}"
     headers = {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role="care-manager")}
     erased, other = uuid.uuid4(), uuid.uuid4()
@@ -75,8 +93,9 @@ async def test_erasure_blanks_only_the_patient_s_notes_once_and_refuses_new_ones
         r = await client.post(f"/v1/follow-ups/{noted[patient]}/outcome", headers=headers, json=body)
         assert r.status_code == 200, r.text
     check_in = await due(runtime, schedule, clock, agency, erased, reason=REFERRAL_CHECK_IN)
-    assert await notes(runtime, erased) == [NOTE]
+    assert await notes(runtime, keys, erased) == [NOTE]
 
+    keys.erase(erased)  # what intake's erasure does first, then it announces it
     erasure = new_message(
         PatientErased(patient_id=erased, agency_id=agency, erased_at=T0, actor_role="supervisor"), time=T0
     )
@@ -84,10 +103,10 @@ async def test_erasure_blanks_only_the_patient_s_notes_once_and_refuses_new_ones
     await publish_message(runtime.settings.kafka_bootstrap_servers, topic, erasure)
 
     async def blanked() -> bool:
-        return await notes(runtime, erased) == [None]
+        return await notes(runtime, keys, erased) == [None]
 
     await eventually(blanked, what="the erased patient's note blanked")
-    assert await notes(runtime, other) == [OTHER_NOTE]
+    assert await notes(runtime, keys, other) == [OTHER_NOTE]
     outcome = await runtime.pool.fetchrow(
         "SELECT reached, barriers FROM follow_up_outcomes WHERE follow_up_id = $1",
         noted[erased],
@@ -107,7 +126,8 @@ async def test_erasure_blanks_only_the_patient_s_notes_once_and_refuses_new_ones
         "SELECT agency_id, erased_at FROM erased_patients WHERE patient_id = ANY($1::uuid[])", [erased, other]
     )
     assert [tuple(r) for r in erased_rows] == [(agency, T0)]  # one row, the first erasure's time
-    assert (await notes(runtime, erased), await notes(runtime, other)) == ([None], [OTHER_NOTE])
+    assert (await notes(runtime, keys, erased), await notes(runtime, keys, other)) == ([None], [OTHER_NOTE])
+    assert set(keys.forgotten) == {erased}  # its cached key dropped (once per announcement handled)
 
     # Over the API: the blanked note reads as none, the other patient's is there.
     shown = {p: (await client.get(f"/v1/follow-ups/{f}", headers=headers)).json() for p, f in noted.items()}
@@ -120,8 +140,8 @@ async def test_erasure_blanks_only_the_patient_s_notes_once_and_refuses_new_ones
     assert r.status_code == 410, r.text
     assert NOTE not in r.text and "Quartermaine" not in r.text
     assert r.json()["detail"] == "this patient was erased: no new notes about them are kept"
-    assert await notes(runtime, erased) == [None]
+    assert await notes(runtime, keys, erased) == [None]
     r = await client.post(url, headers=headers, json={"reached": True, "barriers": ["cost"]})
     assert r.status_code == 200, r.text
     assert r.json()["follow_up"]["status"] == "completed"
-    assert await notes(runtime, erased) == [None, None]
+    assert await notes(runtime, keys, erased) == [None, None]

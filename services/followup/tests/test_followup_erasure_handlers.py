@@ -8,11 +8,13 @@ from datetime import timedelta
 import pytest
 
 from careloop_shared.contracts import PatientErased
+from careloop_shared.patient_keys import open_for
 from careloop_shared.testing.fakes import received, run
 from followup import handlers
 from followup.domain.commands import RecordOutcome
 from followup.domain.erasure import ErasedPatient
 from followup.domain.scheduling import new_follow_up
+from followup.notes import note_field
 
 AGENCY = "agency-a"
 NOTE = "Quartermaine said her landlord at 12 Elm St changed the locks"
@@ -61,7 +63,9 @@ async def noted(ctx, store, patient):
     return follow_up_id
 
 
-async def test_erasure_blanks_the_patient_s_notes_and_keeps_the_codes_and_others_notes(ctx, store, clock):
+async def test_erasure_blanks_the_patient_s_notes_and_keeps_the_codes_and_others_notes(
+    ctx, store, clock, keys
+):
     erased, other = uuid.uuid4(), uuid.uuid4()
     theirs, kept = await noted(ctx, store, erased), await noted(ctx, store, other)
 
@@ -70,9 +74,10 @@ async def test_erasure_blanks_the_patient_s_notes_and_keeps_the_codes_and_others
     )
 
     outcome = store.outcomes[(theirs, 1)]
-    assert outcome["note"] is None
+    assert (outcome["note"], outcome["note_sealed"]) == (None, None)
     assert (outcome["reached"], outcome["barriers"], outcome["recorded_by"]) == (True, ["cost"], "cm-ana")
-    assert store.outcomes[(kept, 1)]["note"] == NOTE
+    others = store.outcomes[(kept, 1)]["note_sealed"]
+    assert await open_for(keys, AGENCY, other, note_field(kept), others) == NOTE
     assert await store.erased_at(erased) == clock.now
     assert await store.erased_at(other) is None
     assert uow.pending == []  # nothing to announce: the case goes on

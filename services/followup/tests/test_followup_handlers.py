@@ -22,8 +22,10 @@ from careloop_shared.contracts import (
     TaskEscalated,
     TaskOpened,
 )
+from careloop_shared.patient_keys import open_for
 from careloop_shared.rules import InvalidRulesFile
 from careloop_shared.testing.fakes import assert_fake_matches, received, run, run_step
+from careloop_shared.testing.keys import FakePatientKeys
 from followup import handlers
 from followup.config import FollowupContext, FollowupSettings
 from followup.domain.commands import RecordOutcome, RescheduleFollowUp
@@ -31,6 +33,7 @@ from followup.domain.follow_up import InvalidInput, NotOutstanding
 from followup.domain.rules import RULES_FILE
 from followup.domain.schedule import due_event_id, event_id
 from followup.domain.scheduling import new_follow_up
+from followup.notes import note_field
 from followup.store import FollowupStore
 
 AGENCY = "agency-a"
@@ -146,12 +149,12 @@ def test_an_organisation_s_own_rules_file_configures_the_use_cases(tmp_path, mon
     path = tmp_path / "our-follow-up-rules.json"
     path.write_text(json.dumps(own))
     monkeypatch.setenv("FOLLOWUP_RULES_FILE", str(path))
-    ctx = FollowupContext.from_settings(FollowupSettings(), clock)
+    ctx = FollowupContext.from_settings(FollowupSettings(), clock, keys=FakePatientKeys())
     assert (ctx.rules.not_reached.max_attempts, ctx.clock) == (1, clock)
     own["grace_hours_by_priority"].pop("low")
     path.write_text(json.dumps(own))
     with pytest.raises(InvalidRulesFile, match="grace_hours_by_priority lacks"):
-        FollowupContext.from_settings(FollowupSettings(), clock)  # at start, never mid-event
+        FollowupContext.from_settings(FollowupSettings(), clock, keys=FakePatientKeys())  # at start
 
 
 # --- scheduling from consumed events ---------------------------------------------------------------
@@ -446,7 +449,7 @@ async def test_the_step_says_more_may_wait_after_a_full_batch(ctx, store, clock)
 
 
 async def test_a_reached_outcome_completes_and_schedules_the_next_contact_keeping_the_note_private(
-    ctx, store, clock
+    ctx, store, clock, keys
 ):
     follow_up = await due_now(ctx, store)
     goal = uuid.uuid4()
@@ -474,11 +477,15 @@ async def test_a_reached_outcome_completes_and_schedules_the_next_contact_keepin
 
     stored = store.outcomes[(follow_up["id"], 1)]
     assert (stored["note"], stored["recorded_by"], stored["recorded_by_role"], stored["recorded_at"]) == (
-        NOTE,
+        None,  # kept sealed only
         "cm-ana",
         "care-manager",
         clock.now,
     )
+    opened = await open_for(
+        keys, AGENCY, follow_up["patient_id"], note_field(follow_up["id"]), stored["note_sealed"]
+    )
+    assert opened == NOTE and "Quartermaine" not in json.dumps(stored["note_sealed"])
     assert stored["goal_progress"] == [{"goal_id": str(goal), "progress": "improving"}]
     [completed] = uow.events(FollowUpCompleted)
     assert (completed.reached, completed.attempt, completed.barriers, completed.next_step) == (

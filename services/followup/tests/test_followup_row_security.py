@@ -23,9 +23,11 @@ from careloop_shared.contracts import (
     ReferralMade,
     RiskLevel,
 )
+from careloop_shared.crypto import key_id
 from careloop_shared.db import ALL_AGENCIES, as_agency
 from careloop_shared.outbox import unit_of_work
 from careloop_shared.testing.fakes import FakeClock, received
+from careloop_shared.testing.keys import FakePatientKeys
 from followup import handlers
 from followup.caseload.handlers import when_patient_registered_learn_care_manager
 from followup.config import FollowupContext
@@ -146,7 +148,7 @@ async def followup(database_factory, rules) -> AsyncIterator[tuple[asyncpg.Pool,
     pool = await db.create_pool(url, min_size=1, max_size=2)
     await db.migrate(pool, migrations())
     clock = FakeClock(T0)
-    ctx = FollowupContext(rules, clock)
+    ctx = FollowupContext(rules, clock, keys=FakePatientKeys())
     patients = {A: uuid.uuid4(), B: uuid.uuid4()}
     for agency, patient in patients.items():
         for use_case, event in zip(CONSUMED_BY, events_of_a_patient(patient, agency, T0), strict=True):
@@ -222,7 +224,8 @@ async def test_another_agencys_patient_is_not_found_by_the_reads_without_an_agen
         assert await store.get_plan(patients[B]) is None
         assert await store.caseload.care_managers([patients[A], patients[B]]) == {patients[A]: "cm"}
     with as_agency(B):
-        assert [o["note"] for o in await store.list_outcomes(theirs)] == ["Spoke at home"]
+        shown = [(o["note"], o["note_sealed"]["kid"]) for o in await store.list_outcomes(theirs)]
+        assert shown == [(None, key_id(patients[B]))]  # kept sealed with their patient's key
 
 
 async def refused(pool: asyncpg.Pool, agency: str, write: Any) -> None:

@@ -280,6 +280,7 @@ async def test_outcomes_and_reschedules_are_kept_once_per_attempt_and_due_point(
         "barriers",
         "next_step",
         "note",
+        "note_sealed",
         "recorded_by",
         "recorded_by_role",
         "recorded_at",
@@ -298,3 +299,32 @@ async def test_outcomes_and_reschedules_are_kept_once_per_attempt_and_due_point(
     await any_store.insert_reschedule(moved)
     with pytest.raises(Exception):  # noqa: B017 - a duplicate key, as asyncpg or the fake says it
         await any_store.insert_reschedule(moved)
+
+
+async def test_erasure_blanks_a_note_kept_sealed_or_in_the_clear_and_a_note_is_never_kept_both_ways(
+    any_store, rules
+):
+    sealed = {"alg": "A256GCM", "kid": "p/1", "nonce": "bm9uY2U=", "ct": "Y3Q="}
+    follow_up = await insert(any_store, rules, status="due")
+    base = {
+        "follow_up_id": follow_up["id"],
+        "reached": True,
+        "goal_progress": [],
+        "barriers": [],
+        "next_step": None,
+        "recorded_by": "care-manager-1",
+        "recorded_by_role": "care-manager",
+        "recorded_at": T,
+    }
+    await any_store.insert_outcome({**base, "attempt": 1, "note": "kept before sealing", "note_sealed": None})
+    await any_store.insert_outcome({**base, "attempt": 2, "note": None, "note_sealed": sealed})
+    kept = [(o["note"], o["note_sealed"]) for o in await any_store.list_outcomes(follow_up["id"])]
+    assert kept == [("kept before sealing", None), (None, sealed)]
+
+    assert await any_store.erase_patient(follow_up["patient_id"], "agency-a", T) == 2
+    blanked = [(o["note"], o["note_sealed"]) for o in await any_store.list_outcomes(follow_up["id"])]
+    assert blanked == [(None, None), (None, None)]
+    assert await any_store.erase_patient(follow_up["patient_id"], "agency-a", T) == 0
+
+    with pytest.raises(Exception):  # noqa: B017 - the CHECK, as asyncpg or the fake says it
+        await any_store.insert_outcome({**base, "attempt": 3, "note": "plain", "note_sealed": sealed})

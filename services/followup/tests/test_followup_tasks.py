@@ -15,6 +15,7 @@ from careloop_shared.contracts import (
     RiskLevel,
 )
 from careloop_shared.rules import InvalidRulesFile, load_rules
+from careloop_shared.testing.keys import FakePatientKeys
 from followup.config import FollowupContext, FollowupSettings
 from followup.domain.follow_up import Actor
 from followup.domain.task_facts import facts_of
@@ -74,7 +75,7 @@ def test_a_rules_file_the_code_cannot_follow_stops_the_service_at_start_saying_w
 def test_an_organisation_s_own_task_rules_configure_the_use_cases(tmp_path, monkeypatch, clock):
     path = own_rules(tmp_path, lambda r: r["kinds"][0].update(due_after_minutes=30))
     monkeypatch.setenv("FOLLOWUP_TASK_RULES_FILE", str(path))
-    ctx = FollowupContext.from_settings(FollowupSettings(), clock)
+    ctx = FollowupContext.from_settings(FollowupSettings(), clock, keys=FakePatientKeys())
     assert ctx.tasks.kind("safety-check").due_after_minutes == 30
 
 

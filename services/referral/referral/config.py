@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from careloop_shared.clock import Clock, system_clock
+from careloop_shared.patient_keys import PatientKeys
 from careloop_shared.rules import load_rules
 from careloop_shared.settings import ServiceSettings, service_config
 from referral.directory.store import DirectoryStore
@@ -68,12 +69,16 @@ class ReferralContext:
     seed: SeedDirectory  # validated when the context is built: a bad file stops the service at start
     clock: Clock = system_clock
     quality: QualityCache = field(default_factory=QualityCache)
+    keys: PatientKeys = field(kw_only=True)  # patients' data keys, from intake: history notes are sealed
 
     @classmethod
-    def from_settings(cls, settings: ReferralSettings, clock: Clock = system_clock) -> ReferralContext:
+    def from_settings(
+        cls, settings: ReferralSettings, clock: Clock = system_clock, *, keys: PatientKeys
+    ) -> ReferralContext:
         return cls(
             load_rules(Weights, settings.ranking_file),
             load_rules(Deadlines, settings.deadlines_file),
             load_rules(SeedDirectory, settings.directory_file),
             clock,
+            keys=keys,
         )

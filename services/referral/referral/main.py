@@ -10,6 +10,7 @@ from careloop_shared.app import create_app, serve
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.contracts import NetworkGapDetected, ReferralMade, ReferralOverdue, ReferralStatusChanged
 from careloop_shared.fhir import serve_fhir
+from careloop_shared.patient_keys import PatientKeys, http_patient_keys
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
 from referral.config import ReferralContext, ReferralSettings
 from referral.consumers import HANDLERS
@@ -24,17 +25,25 @@ from referral.recruitment import api as recruitment_api
 from referral.store import ReferralStore
 
 
-def build_app(settings: ReferralSettings | None = None, clock: Clock = system_clock) -> FastAPI:
+def build_app(
+    settings: ReferralSettings | None = None, clock: Clock = system_clock, keys: PatientKeys | None = None
+) -> FastAPI:
+    """The app; ``keys`` stands in for intake's patient data keys in tests (else they are asked of
+    intake, whose client is closed at shutdown)."""
     settings = settings or ReferralSettings()
+    intake_keys = None
+    if keys is None:
+        keys = intake_keys = http_patient_keys(settings, "referral")
     spec = ServiceSpec(
         name="referral",
         migrations=Path(__file__).parent / "migrations",
-        context=ReferralContext.from_settings(settings, clock),
+        context=ReferralContext.from_settings(settings, clock, keys=keys),
         store=ReferralStore,
         publishes=[ReferralMade, ReferralStatusChanged, NetworkGapDetected, ReferralOverdue],
         handlers=HANDLERS,
         background=[periodic(flag_overdue_referrals, every_s=settings.overdue_tick_s)],
         startup=[load_seed_directory],
+        closing=[intake_keys.aclose] if intake_keys is not None else [],
     )
     app = create_app(
         ServiceRuntime(spec, settings),
@@ -51,7 +60,8 @@ def build_app(settings: ReferralSettings | None = None, clock: Clock = system_cl
             " referral task), referrals made by hand, the network-gap report and the recruitment"
             " pipeline. Consumes PlanUpdated, PatientRegistered, PatientUpdated, ConsentRecorded"
             " and ConsentRevoked; emits ReferralMade, ReferralStatusChanged, NetworkGapDetected and"
-            " ReferralOverdue."
+            " ReferralOverdue. The notes of a referral's history are kept sealed with the patient's data"
+            " key, asked of intake."
         ),
     )
     return serve_fhir(app)

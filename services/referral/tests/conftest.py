@@ -13,6 +13,7 @@ import pytest
 
 from careloop_shared.rules import load_rules
 from careloop_shared.testing.fakes import FakeClock
+from careloop_shared.testing.keys import FakePatientKeys
 from referral.config import QualityCache, ReferralContext
 from referral.directory.store import service_of, service_out
 from referral.domain import matching
@@ -395,7 +396,7 @@ class FakeLoopStore:
     async def history_of(self, referral_id: uuid.UUID) -> list[dict[str, Any]]:
         columns = (
             *("from_status", "to_status", "by_agency_id", "by_party", "by_subject", "by_role"),
-            *("reason", "outcome", "note"),
+            *("reason", "outcome", "note", "note_sealed"),
         )
         return [
             {**{k: h.get(k) for k in columns}, "changed_at": h["changed_at"]}
@@ -593,7 +594,10 @@ class FakeErasureStore:
     async def blank_notes_of(self, patient_id: uuid.UUID) -> None:
         for h in self._loop.history:
             if self._loop.referrals[h["referral_id"]]["patient_id"] == patient_id:
-                h["note"] = None
+                h["note"] = h["note_sealed"] = None
+
+    async def has_sealed_notes(self, referral_id: uuid.UUID) -> bool:
+        return any(h["referral_id"] == referral_id and h.get("note_sealed") for h in self._loop.history)
 
     async def erased_at(self, patient_id: uuid.UUID) -> datetime | None:
         row = self.erased.get(patient_id)
@@ -627,13 +631,19 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def ctx(clock: FakeClock) -> ReferralContext:
+def keys() -> FakePatientKeys:
+    return FakePatientKeys()
+
+
+@pytest.fixture
+def ctx(clock: FakeClock, keys: FakePatientKeys) -> ReferralContext:
     return ReferralContext(
         load_rules(Weights, RANKING_FILE),
         load_rules(Deadlines, DEADLINES_FILE),
         load_rules(SeedDirectory, DIRECTORY_FILE),
         clock,
         QualityCache(ttl_s=0),  # always fresh: each test sees the history it made
+        keys=keys,
     )
 
 

@@ -24,6 +24,7 @@ from careloop_shared.runtime import running
 from careloop_shared.schemas import path_of
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing.keys import FakePatientKeys
 from referral.config import ReferralSettings
 from referral.directory.handlers import load_seed_directory
 from referral.main import build_app
@@ -71,7 +72,7 @@ async def referral(infra, database_factory):
         overdue_tick_s=0.05,
         relay_poll_interval_s=0.2,
     )
-    app = build_app(settings, clock=clock)
+    app = build_app(settings, clock=clock, keys=FakePatientKeys())
     async with running(app.state.runtime) as runtime:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://referral") as client:

@@ -2,7 +2,7 @@
 included, is walked for every role by ``tests/test_permissions.py`` (refusals as OperationOutcomes,
 audited)."""
 
-from careloop_shared.auth import ROLES
+from careloop_shared.auth import PEOPLE_ROLES, ROLES
 from careloop_shared.permissions import load_matrix
 from careloop_shared.testing import route_permissions
 from referral.main import build_app
@@ -27,4 +27,4 @@ def test_referrals_are_for_their_parties_roles_and_the_directory_for_every_role(
     assert permissions == {"capabilities:read", "referral:read", "directory:read"}
     readers = {role for role in ROLES if MATRIX.allows(role, "referral:read")}
     assert readers == {"care-manager", "supervisor", "provider"}
-    assert all(MATRIX.allows(role, "directory:read") for role in ROLES)
+    assert all(MATRIX.allows(role, "directory:read") for role in PEOPLE_ROLES)  # every person's role

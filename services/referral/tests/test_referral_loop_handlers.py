@@ -168,6 +168,7 @@ async def test_an_intervention_is_referred_to_the_best_program_for_language_and_
             "reason": None,
             "outcome": None,
             "note": None,
+            "note_sealed": None,
             "changed_at": clock.now,
         }
     ]

@@ -30,6 +30,7 @@ from careloop_shared.events import Event
 from careloop_shared.outbox import unit_of_work
 from careloop_shared.rules import load_rules
 from careloop_shared.testing.fakes import FakeClock, received
+from careloop_shared.testing.keys import FakePatientKeys
 from referral.config import QualityCache, ReferralContext
 from referral.directory import handlers as directory
 from referral.directory.store import DirectoryStore
@@ -188,6 +189,7 @@ async def referral(database_factory) -> AsyncIterator[Referral]:
         load_rules(SeedDirectory, DIRECTORY_FILE),
         FakeClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC)),
         QualityCache(ttl_s=0),
+        keys=FakePatientKeys(),
     )
     yield Referral(pool, url, ctx)
     await pool.close()

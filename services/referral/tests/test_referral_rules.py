@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from careloop_shared.rules import InvalidRulesFile, load_rules
+from careloop_shared.testing.keys import FakePatientKeys
 from referral.config import ReferralContext, ReferralSettings
 from referral.domain.consent import OWN_AGENCY, Consent, permission
 from referral.domain.deadlines import DEADLINES_FILE, Deadlines, add_business_days, overdue_event_id
@@ -90,12 +91,13 @@ def test_a_rules_file_that_does_not_fit_stops_the_service_when_its_context_is_bu
     bad = tmp_path / "bad.v1.json"
     bad.write_text('{"version": "x", "surprise": 1}')
     with pytest.raises(InvalidRulesFile, match="does not fit"):
-        ReferralContext.from_settings(ReferralSettings(**{setting: bad}))
+        ReferralContext.from_settings(ReferralSettings(**{setting: bad}), keys=FakePatientKeys())
 
 
 def test_an_organisations_own_deadlines_file_sets_the_deadlines(tmp_path):
     own = tmp_path / "deadlines.v1.json"
     own.write_text('{"version": "own-1", "response_business_days": 1, "outcome_days": 7}')
-    deadlines = ReferralContext.from_settings(ReferralSettings(deadlines_file=own)).deadlines
+    own_context = ReferralContext.from_settings(ReferralSettings(deadlines_file=own), keys=FakePatientKeys())
+    deadlines = own_context.deadlines
     assert deadlines.response_due(FRIDAY) == FRIDAY + timedelta(days=3)  # Monday
     assert deadlines.outcome_due(FRIDAY) == FRIDAY + timedelta(days=7)

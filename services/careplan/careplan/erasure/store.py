@@ -1,4 +1,5 @@
-"""The erasure wing's table: the patients intake erased, and when."""
+"""The erasure wing's table: the patients intake erased, and when; and the kernel's answers kept for
+Idempotency-Key replays, which can hold what a request sent about the patient (a member's name)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import uuid
 from datetime import datetime
 
 from careloop_shared.db import Store
+from careloop_shared.idempotency import forget_patient
 
 
 class ErasureStore(Store):
@@ -25,3 +27,7 @@ class ErasureStore(Store):
             "SELECT erased_at FROM erased_patients WHERE patient_id = $1", patient_id
         )
         return at
+
+    async def forget_replies(self, patient_id: uuid.UUID) -> None:
+        """Delete the answers kept for replaying requests about the patient (``Idempotency-Key``)."""
+        await forget_patient(self.db, patient_id)

@@ -3,7 +3,9 @@
 Answers that name members (names, contact details) are audited first, one entry per member shown
 (``what`` "care-team"), and so are contributions read back, one entry per contribution shown
 (``what`` "contribution"); a contribution or a removal answers with a version number or an id only.
-Once the patient is erased, a new name, contact detail or note is refused with 410.
+Names, contact details and notes are kept sealed with the patient's data key, asked of intake before
+a change opens its unit of work (503 when intake cannot answer). Once the patient is erased, a new
+name, contact detail or note is refused with 410, and what was kept shows as erasure leaves it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from careloop_shared.http import Audit, Commands, CurrentPrincipal, Page, Paging, needs, read_store
+from careloop_shared.http import (
+    Audit,
+    Commands,
+    CurrentPrincipal,
+    Page,
+    Paging,
+    needs,
+    read_store,
+    service_context,
+)
+from careloop_shared.patient_keys import key_ahead
+from careplan.config import CareplanContext
 from careplan.domain.commands import (
     AddCareTeamMember,
     ChangeCareTeamMember,
@@ -26,11 +39,23 @@ from careplan.plans.revision import PlanNotFound
 from careplan.schemas import ContributionIn, ContributionOut, MemberIn, MemberOut, MemberPatch, VersionRef
 from careplan.store import CareplanStore
 from careplan.team import handlers
+from careplan.team.sealed import contribution_shown, member_shown
 
 router = APIRouter(prefix="/v1/patients/{patient_id}")
 Store = Annotated[CareplanStore, Depends(read_store)]
+Ctx = Annotated[CareplanContext, Depends(service_context)]
+RETRY_AFTER = {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}
+KEYS: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "intake could not give the patient's data key just now (names, contact details and"
+        " notes are sealed with it), or the database or the audit log is unavailable; retry after"
+        " Retry-After seconds when it is given.",
+        "headers": {"Retry-After": RETRY_AFTER},
+    }
+}
 ERASED: dict[int | str, dict[str, Any]] = {
-    410: {"description": "The patient was erased: no new names, contact details or notes are kept"}
+    **KEYS,
+    410: {"description": "The patient was erased: no new names, contact details or notes are kept"},
 }
 
 
@@ -52,8 +77,10 @@ def _member_id(answer: JSONResponse) -> Any:
     openapi_extra=needs("plan:change"),
 )
 async def contribute(
-    patient_id: uuid.UUID, body: ContributionIn, who: CurrentPrincipal, commands: Commands
+    patient_id: uuid.UUID, body: ContributionIn, who: CurrentPrincipal, commands: Commands, ctx: Ctx
 ) -> Any:
+    if body.note is not None:
+        await key_ahead(ctx.keys, who.agency_id, patient_id)
     command = ContributeToPlan(
         agency_id=who.agency_id,
         by=who.subject,
@@ -70,14 +97,20 @@ async def contribute(
 
 
 @router.get(
-    "/care-team", tags=["care team"], response_model=list[MemberOut], openapi_extra=needs("care-team:read")
+    "/care-team",
+    tags=["care team"],
+    response_model=list[MemberOut],
+    responses=KEYS,
+    openapi_extra=needs("care-team:read"),
 )
 async def care_team(
-    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit
+    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, ctx: Ctx
 ) -> list[MemberOut]:
+    """The members, each named as opened (an erased patient's: name '', no contact)."""
     if await store.plans.plan_version(who.agency_id, patient_id) is None:
         raise PlanNotFound()
-    team = [MemberOut(**dict(r)) for r in await store.team.care_team(who.agency_id, patient_id)]
+    rows = await store.team.care_team(who.agency_id, patient_id)
+    team = [MemberOut(**await member_shown(ctx.keys, who.agency_id, r)) for r in rows]
     # An empty team tells something about the patient too.
     shown: list[tuple[uuid.UUID, Any]] = [(patient_id, m.id) for m in team]
     await audit.read_many(shown or [(patient_id, None)], "care-team")
@@ -88,16 +121,19 @@ async def care_team(
     "/care-team/contributions",
     tags=["care team"],
     response_model=Page[ContributionOut],
+    responses=KEYS,
     openapi_extra=needs("care-team:read"),
 )
 async def contributions(
-    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, page: Paging
+    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, page: Paging, ctx: Ctx
 ) -> Page[ContributionOut]:
-    """The care team's notes, agreed goals and preferences, oldest first, each with who recorded it."""
+    """The care team's notes, agreed goals and preferences, oldest first, each with who recorded it (an
+    erased patient's notes: null)."""
     if await store.plans.plan_version(who.agency_id, patient_id) is None:
         raise PlanNotFound()
     rows = await store.team.contributions(who.agency_id, patient_id, page.fetch_limit, page.offset)
-    shown = Page.of([ContributionOut(**dict(r)) for r in rows], page)
+    opened = [await contribution_shown(ctx.keys, who.agency_id, patient_id, r) for r in rows]
+    shown = Page.of([ContributionOut(**c) for c in opened], page)
     # Notes are free text about the patient; an empty page tells something about them too.
     await audit.read_many([(patient_id, c.id) for c in shown.items] or [(patient_id, None)], "contribution")
     return shown
@@ -112,8 +148,9 @@ async def contributions(
     openapi_extra=needs("care-team:change"),
 )
 async def add_member(
-    patient_id: uuid.UUID, body: MemberIn, who: CurrentPrincipal, commands: Commands, audit: Audit
+    patient_id: uuid.UUID, body: MemberIn, who: CurrentPrincipal, commands: Commands, audit: Audit, ctx: Ctx
 ) -> Any:
+    await key_ahead(ctx.keys, who.agency_id, patient_id)
     command = AddCareTeamMember(
         agency_id=who.agency_id, by=who.subject, by_role=who.role, patient_id=patient_id, **body.model_dump()
     )
@@ -136,7 +173,9 @@ async def change_member(
     who: CurrentPrincipal,
     commands: Commands,
     audit: Audit,
+    ctx: Ctx,
 ) -> Any:
+    await key_ahead(ctx.keys, who.agency_id, patient_id)  # the answer names them
     changes = body.model_dump(exclude_unset=True)
     command = ChangeCareTeamMember(who.agency_id, who.subject, who.role, patient_id, member_id, changes)
     answer = await commands.run(handlers.change_member, command, respond=_member)

@@ -1,7 +1,8 @@
 """The care team wing's use cases: members join, change and leave; members contribute to the plan.
 
-Members are named in careplan's database only: CareTeamChanged carries their relationship and role.
-Once the patient is erased, a name, contact detail or note is refused (``careplan.domain.erasure``).
+Members are named in careplan's database only, sealed with the patient's data key
+(``careplan.team.sealed``): CareTeamChanged carries their relationship and role. Once the patient is
+erased, a name, contact detail or note is refused (``careplan.domain.erasure``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,15 @@ from careplan.domain.commands import (
 from careplan.domain.erasure import ErasedPatient, free_text_in
 from careplan.plans.revision import Change, plan_to_change, revise
 from careplan.store import Uow
+from careplan.team.sealed import (
+    DETAIL_FIELDS,
+    DETAILS,
+    NOTE,
+    in_the_clear,
+    member_shown,
+    seal_details,
+    seal_note,
+)
 
 _REQUIRED = ("name", "relationship", "role")
 
@@ -48,16 +58,19 @@ class CannotClear(Invalid):
 async def add_member(ctx: CareplanContext, uow: Uow, cmd: AddCareTeamMember) -> dict[str, Any]:
     await plan_to_change(uow, cmd.agency_id, cmd.patient_id)
     await _refuse_free_text_if_erased(uow, cmd.patient_id, vars(cmd))
+    member_id, details = uuid.uuid4(), {"name": cmd.name, "contact": cmd.contact}
+    sealed = await seal_details(ctx.keys, cmd.agency_id, cmd.patient_id, member_id, details)
     at = ctx.clock()
     row = await uow.store.team.insert_member(
         {
-            "id": uuid.uuid4(),
+            "id": member_id,
             "patient_id": cmd.patient_id,
             "agency_id": cmd.agency_id,
-            "name": cmd.name,
+            "name": None,
             "relationship": cmd.relationship,
             "role": cmd.role,
-            "contact": cmd.contact,
+            "contact": None,
+            DETAILS: sealed,
             "status": "active",
             "created_at": at,
             "updated_at": at,
@@ -67,21 +80,29 @@ async def add_member(ctx: CareplanContext, uow: Uow, cmd: AddCareTeamMember) -> 
         }
     )
     await _announce(uow, cmd, row, "added", at)
-    return dict(row)
+    return in_the_clear(row, details)
 
 
 async def change_member(ctx: CareplanContext, uow: Uow, cmd: ChangeCareTeamMember) -> dict[str, Any]:
+    """A new name or contact detail seals both again (a row from before then keeps none in the clear);
+    a new relationship or role leaves them as they are."""
     if any(cmd.changes.get(k, "") is None for k in _REQUIRED):
         raise CannotClear()
     current = await _active_member(uow, cmd.agency_id, cmd.patient_id, cmd.member_id)
     await _refuse_free_text_if_erased(uow, cmd.patient_id, cmd.changes)
-    changes = {k: v for k, v in cmd.changes.items() if current[k] != v}
+    shown = await member_shown(ctx.keys, cmd.agency_id, current)
+    changes = {k: v for k, v in cmd.changes.items() if shown[k] != v}
     if not changes:
-        return dict(current)
+        return shown
+    details = {f: changes.get(f, shown[f]) for f in DETAIL_FIELDS}
+    stored = {k: v for k, v in changes.items() if k not in DETAIL_FIELDS}
+    if any(f in changes for f in DETAIL_FIELDS):
+        sealed = await seal_details(ctx.keys, cmd.agency_id, cmd.patient_id, cmd.member_id, details)
+        stored |= {"name": None, "contact": None, DETAILS: sealed}
     at = ctx.clock()
-    row = await uow.store.team.update_member(cmd.member_id, {**changes, **_updated_by(cmd)}, at)
+    row = await uow.store.team.update_member(cmd.member_id, {**stored, **_updated_by(cmd)}, at)
     await _announce(uow, cmd, row, "changed", at)
-    return dict(row)
+    return in_the_clear(row, details)
 
 
 async def remove_member(ctx: CareplanContext, uow: Uow, cmd: RemoveCareTeamMember) -> dict[str, Any]:
@@ -101,16 +122,19 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
     member = await uow.store.team.get_member(cmd.agency_id, cmd.patient_id, cmd.member_id)
     if member is None or member["status"] != "active":
         raise MemberNotFound()
+    contribution_id = uuid.uuid4()
+    sealed_note = await seal_note(ctx.keys, cmd.agency_id, cmd.patient_id, contribution_id, cmd.note)
     at = ctx.clock()
     await uow.store.team.insert_contribution(
         {
-            "id": uuid.uuid4(),
+            "id": contribution_id,
             "patient_id": cmd.patient_id,
             "agency_id": cmd.agency_id,
             "member_id": member["id"],
             "kind": cmd.kind,
             "goal_id": cmd.goal_id,
-            "note": cmd.note,
+            "note": None,
+            NOTE: sealed_note,
             "preference": cmd.preference,
             "plan_version": plan.version,
             "created_at": at,

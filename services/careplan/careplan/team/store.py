@@ -1,6 +1,7 @@
 """The care team wing's tables: members (named here only, never in events), who changed them, and their
-contributions (notes are free text about the patient, kept here only). Every read is scoped to the
-caller's agency."""
+contributions (notes are free text about the patient, kept here only). Names, contact details and notes
+are kept sealed (``careplan.team.sealed``); rows from before keep them in the clear. Every read is scoped
+to the caller's agency."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import asyncpg
 from careloop_shared.db import Store, insert_row, patient_row, patient_rows, update_by_id
 
 MEMBER_COLUMNS = (
-    "id, patient_id, name, relationship, role, contact, status, created_at, updated_at,"
+    "id, patient_id, name, relationship, role, contact, sealed_details, status, created_at, updated_at,"
     " created_by_subject, created_by_role, updated_by_subject, updated_by_role"
 )
 
@@ -65,8 +66,9 @@ class TeamStore(Store):
         """A page of the patient's contributions, oldest first, with the member's relationship and role."""
         return await self.db.fetch(
             "SELECT c.id, c.member_id, m.relationship AS member_relationship, m.role AS member_role, c.kind,"
-            " c.note, c.goal_id, c.preference, c.plan_version, c.created_at, c.recorded_by_subject,"
-            " c.recorded_by_role FROM contributions c JOIN care_team_members m ON m.id = c.member_id"
+            " c.note, c.sealed_note, c.goal_id, c.preference, c.plan_version, c.created_at,"
+            " c.recorded_by_subject, c.recorded_by_role"
+            " FROM contributions c JOIN care_team_members m ON m.id = c.member_id"
             " WHERE c.patient_id = $1 AND c.agency_id = $2 ORDER BY c.created_at, c.id LIMIT $3 OFFSET $4",
             patient_id,
             agency_id,
@@ -75,17 +77,19 @@ class TeamStore(Store):
         )
 
     async def forget_free_text(self, agency_id: str, patient_id: uuid.UUID) -> None:
-        """Blank the patient's care team members' names ('': the column is NOT NULL) and contact details,
-        and the team's notes (erasure): one statement per table, every row of the patient. The agency
-        (a patient's rows are all its agency's) lets both use the index by agency and patient."""
+        """Blank the patient's care team members' names ('': the erased marker) and contact details, and
+        the team's notes, sealed or in the clear (erasure): one statement per table, every row of the
+        patient. The agency (a patient's rows are all its agency's) lets both use the index by agency
+        and patient."""
         await self.db.execute(
-            "UPDATE care_team_members SET name = '', contact = NULL WHERE agency_id = $1 AND patient_id = $2",
+            "UPDATE care_team_members SET name = '', contact = NULL, sealed_details = NULL"
+            " WHERE agency_id = $1 AND patient_id = $2",
             agency_id,
             patient_id,
         )
         await self.db.execute(
-            "UPDATE contributions SET note = NULL"
-            " WHERE agency_id = $1 AND patient_id = $2 AND note IS NOT NULL",
+            "UPDATE contributions SET note = NULL, sealed_note = NULL"
+            " WHERE agency_id = $1 AND patient_id = $2 AND (note IS NOT NULL OR sealed_note IS NOT NULL)",
             agency_id,
             patient_id,
         )

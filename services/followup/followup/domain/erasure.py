@@ -10,10 +10,9 @@ from careloop_shared.errors import Gone
 class ErasedPatient(Gone):
     """The patient was erased: an outcome may still be recorded, but without a note."""
 
-    def __init__(self, erased_at: datetime) -> None:
-        super().__init__(
-            "this patient was erased: no new notes about them are kept", erased_at=str(erased_at)
-        )
+    def __init__(self, erased_at: datetime | None = None) -> None:
+        when = {"erased_at": str(erased_at)} if erased_at is not None else {}  # unknown: not yet heard of
+        super().__init__("this patient was erased: no new notes about them are kept", **when)
 
 
 def refuse_note_if_erased(note: str | None, erased_at: datetime | None) -> None:

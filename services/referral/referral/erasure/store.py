@@ -1,5 +1,6 @@
-"""Patients intake erased, and the one column of referral's tables holding free text about a patient:
-the notes of their referrals' history. Everything else about a patient here is a code, an id, a date.
+"""Patients intake erased, and the one place in referral's tables holding free text about a patient:
+the notes of their referrals' history (sealed with the patient's data key since 008; in the clear
+before). Everything else about a patient here is a code, an id, a date.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from careloop_shared.db import Store, insert_row
+from careloop_shared.idempotency import forget_patient
 
 # A patient's erasure and a note being written about them take turns (advisory lock class; key: the
 # patient's hash, a collision only making two patients' turns wait on each other).
@@ -25,12 +27,23 @@ class ErasureStore(Store):
         await insert_row(self.db, "erased_patients", row, conflict="(patient_id) DO NOTHING")
 
     async def blank_notes_of(self, patient_id: uuid.UUID) -> None:
-        """Every note of the patient's referrals' history, gone; the coded history stays."""
+        """Every note of the patient's referrals' history, gone, sealed or not; the coded history stays."""
         await self.db.execute(
-            "UPDATE referral_status_history h SET note = NULL FROM referrals r"
-            " WHERE r.patient_id = $1 AND h.referral_id = r.id AND h.note IS NOT NULL",
+            "UPDATE referral_status_history h SET note = NULL, note_sealed = NULL FROM referrals r"
+            " WHERE r.patient_id = $1 AND h.referral_id = r.id"
+            " AND (h.note IS NOT NULL OR h.note_sealed IS NOT NULL)",
             patient_id,
         )
+        await forget_patient(self.db, patient_id)  # answers kept for Idempotency-Key replays show notes
+
+    async def has_sealed_notes(self, referral_id: uuid.UUID) -> bool:
+        """Whether the referral's history holds a sealed note (reading it needs the patient's key)."""
+        found: bool = await self.db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM referral_status_history"
+            " WHERE referral_id = $1 AND note_sealed IS NOT NULL)",
+            referral_id,
+        )
+        return found
 
     async def erased_at(self, patient_id: uuid.UUID) -> datetime | None:
         """When the patient was erased (None: not), taking the patient's erasure lock shared until the

@@ -2,7 +2,8 @@
 
 A referral is visible to the agency that made it, and to the receiving agency once it was sent. Each
 referral shown discloses its patient's need (and its history's notes) to the caller: audited first, as a
-disclosure outside the patient's agency when the caller is the receiving agency.
+disclosure outside the patient's agency when the caller is the receiving agency. The notes are sealed
+with the patient's data key, asked of intake for the referring agency (``erasure/notes``).
 """
 
 from __future__ import annotations
@@ -16,21 +17,39 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from careloop_shared.auth import Principal
-from careloop_shared.http import Audit, Auditor, Commands, CurrentPrincipal, Page, Paging, needs, read_store
+from careloop_shared.http import (
+    Audit,
+    Auditor,
+    Commands,
+    CurrentPrincipal,
+    Page,
+    Paging,
+    needs,
+    read_store,
+    service_context,
+)
+from careloop_shared.patient_keys import key_ahead
+from referral.config import ReferralContext
 from referral.domain.commands import ChangeReferralStatus
 from referral.domain.lifecycle import RECEIVING_ROLES, Outcome, ReferralStatus
+from referral.erasure.notes import history_shown
 from referral.loop import handlers
 from referral.loop.schemas import HistoryEntry, ReferralDetail, ReferralOut, StatusChanged, StatusChangeIn
 from referral.store import ReferralStore
 
 router = APIRouter(prefix="/v1", tags=["referrals"])
 Store = Annotated[ReferralStore, Depends(read_store)]
+Ctx = Annotated[ReferralContext, Depends(service_context)]
 AgencyId = Annotated[str | None, Query(min_length=1, max_length=100)]
 
 
 def sent_to_only(who: Principal) -> bool:
     """A provider is a receiving agency's staff: it sees and answers only what was sent to its agency."""
     return who.role in RECEIVING_ROLES
+
+
+# A read or change that needs the patient's data key while intake cannot answer: nothing done, retry.
+KEYS_UNAVAILABLE = "intake could not release the patient's data key (the notes are sealed with it); retry"
 
 
 def _detail(referral: Any, history: list[Any]) -> ReferralDetail:
@@ -77,14 +96,20 @@ async def list_referrals(
     return shown
 
 
-@router.get("/referrals/{referral_id}", response_model=ReferralDetail, openapi_extra=needs("referral:read"))
+@router.get(
+    "/referrals/{referral_id}",
+    response_model=ReferralDetail,
+    responses={503: {"description": KEYS_UNAVAILABLE}},
+    openapi_extra=needs("referral:read"),
+)
 async def get_referral(
-    referral_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit
+    referral_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, ctx: Ctx
 ) -> ReferralDetail:
+    """The referral with its history; a note of an erased patient shows as none."""
     row = await store.loop.visible_referral(who.agency_id, referral_id, sent_to_only=sent_to_only(who))
     if row is None:
         raise handlers.ReferralNotFound()
-    detail = _detail(row, await store.loop.history_of(referral_id))
+    detail = _detail(row, await history_shown(ctx.keys, row, await store.loop.history_of(referral_id)))
     await audit_shown(audit, [(row["patient_id"], referral_id, row["referring_agency_id"])])
     return detail
 
@@ -95,13 +120,25 @@ async def get_referral(
     responses={
         403: {"description": "The other party sets this status"},
         409: {"description": "Not a legal move from the current status"},
-        410: {"description": "A note about a patient whose data was erased; body names erased_at"},
+        410: {"description": "A note about a patient whose data was erased; body names erased_at once known"},
+        503: {"description": KEYS_UNAVAILABLE},
     },
     openapi_extra=needs("referral:change-status"),
 )
 async def change_referral_status(
-    referral_id: uuid.UUID, body: StatusChangeIn, who: CurrentPrincipal, commands: Commands, audit: Audit
+    referral_id: uuid.UUID,
+    body: StatusChangeIn,
+    who: CurrentPrincipal,
+    commands: Commands,
+    audit: Audit,
+    store: Store,
+    ctx: Ctx,
 ) -> Any:
+    """Move the referral along its lifecycle, as the referring or the receiving agency; a note is kept
+    sealed with the patient's data key, and the answer shows the history with its notes."""
+    seen = await store.loop.visible_referral(who.agency_id, referral_id, sent_to_only=sent_to_only(who))
+    if seen is not None and (body.note is not None or await store.erasure.has_sealed_notes(referral_id)):
+        await key_ahead(ctx.keys, seen["agency_id"], seen["patient_id"])  # before the transaction opens
     outcome = Outcome(**body.outcome.model_dump()) if body.outcome else None
     command = ChangeReferralStatus(
         who.agency_id,
@@ -114,7 +151,10 @@ async def change_referral_status(
         note=body.note,
         receiving_only=sent_to_only(who),
     )
-    answer = await commands.run(handlers.change_referral_status, command, respond=_status_changed)
+    about = seen["patient_id"] if seen is not None else None  # the answer kept for a replay holds notes
+    answer = await commands.run(
+        handlers.change_referral_status, command, respond=_status_changed, patient_id=about
+    )
     # The answer (a first one or a replay) shows the referral with its history's notes.
     shown = json.loads(bytes(answer.body))["referral"]
     await audit_shown(audit, [(uuid.UUID(shown["patient_id"]), referral_id, shown["referring_agency_id"])])

@@ -31,7 +31,7 @@ from referral.domain.lifecycle import (
     parties,
 )
 from referral.domain.matching import MatchRequest
-from referral.erasure.notes import refuse_note_if_erased
+from referral.erasure.notes import history_shown, refuse_note_if_erased, seal_note
 from referral.loop.routing import (
     Ask,
     Known,
@@ -213,7 +213,7 @@ async def when_consent_revoked_stop_unanswered_referrals(
 
 async def change_referral_status(ctx: ReferralContext, uow: Uow, cmd: ChangeReferralStatus) -> StatusChange:
     """Move a referral along its lifecycle; a rejection for want of capacity or eligibility re-routes
-    it to the next best program."""
+    it to the next best program. The note is kept sealed, and the history answered with notes opened."""
     loop = uow.store.loop
     referral = await loop.get_referral(cmd.referral_id, lock=True)
     sides = frozenset[Party]()
@@ -232,6 +232,7 @@ async def change_referral_status(ctx: ReferralContext, uow: Uow, cmd: ChangeRefe
         raise IllegalTransition("a waiting referral is sent when the patient's consent arrives")
     party = check_transition(referral["status"], cmd.status, sides, reason=cmd.reason, outcome=cmd.outcome)
     await refuse_note_if_erased(uow, referral["patient_id"], cmd.note)
+    note_sealed = await seal_note(ctx.keys, referral, cmd.note)
     now = ctx.clock()
     outcome = asdict(cmd.outcome) if cmd.outcome else None
     await loop.set_status(
@@ -254,7 +255,7 @@ async def change_referral_status(ctx: ReferralContext, uow: Uow, cmd: ChangeRefe
         by_role=cmd.by_role,
         reason=cmd.reason,
         outcome=outcome,
-        note=cmd.note,
+        note_sealed=note_sealed,
     )
     rerouted = None
     if cmd.status == "rejected" and cmd.reason in REROUTE_REASONS:
@@ -279,8 +280,8 @@ async def change_referral_status(ctx: ReferralContext, uow: Uow, cmd: ChangeRefe
             rerouted = await route(ctx, uow, ask, None, exclude=tried)
     changed = await loop.get_referral(cmd.referral_id)
     assert changed is not None
-    history = await loop.history_of(cmd.referral_id)
-    return StatusChange(dict(changed), [dict(h) for h in history], rerouted)
+    history = await history_shown(ctx.keys, referral, await loop.history_of(cmd.referral_id))
+    return StatusChange(dict(changed), history, rerouted)
 
 
 # --- deadlines ------------------------------------------------------------------------------------

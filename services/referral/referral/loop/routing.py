@@ -20,6 +20,7 @@ from referral.config import ReferralContext
 from referral.domain.consent import Consent, first_allowed
 from referral.domain.lifecycle import Party
 from referral.domain.matching import MatchRequest, Ranked, rank
+from referral.erasure.notes import seal_note
 from referral.store import Uow
 
 log = get_logger(__name__)
@@ -45,7 +46,7 @@ class Ask:
     by: str | None = None  # the person whose action asked for it (a rejection re-routed); None for a plan
     by_role: str | None = None
     choice: str = "automatic"  # or "by-hand": a care manager chose the program
-    note: str | None = None  # free text for the history only
+    note: str | None = None  # free text for the history only, kept sealed
 
 
 @dataclass
@@ -189,7 +190,7 @@ async def refer(
             "by_subject": ask.by,
             "by_role": ask.by_role,
             "reason": row["status_reason"],
-            "note": ask.note,
+            "note_sealed": await seal_note(ctx.keys, row, ask.note),
             "changed_at": now,
         }
     )
@@ -211,10 +212,10 @@ async def record_change(
     by_role: str | None = None,
     reason: str | None = None,
     outcome: dict[str, Any] | None = None,
-    note: str | None = None,
+    note_sealed: dict[str, Any] | None = None,
 ) -> None:
-    """One step in the referral's history, announced (the note stays in the history only). ``by`` is
-    the person of ``by_agency`` who made it; None when careloop did, reacting to an event."""
+    """One step in the referral's history, announced (the note, sealed, stays in the history only).
+    ``by`` is the person of ``by_agency`` who made it; None when careloop did, reacting to an event."""
     await uow.store.loop.add_history(
         {
             "referral_id": referral["id"],
@@ -226,7 +227,7 @@ async def record_change(
             "by_role": by_role,
             "reason": reason,
             "outcome": outcome,
-            "note": note,
+            "note_sealed": note_sealed,
             "changed_at": at,
         }
     )

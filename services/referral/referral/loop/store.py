@@ -191,7 +191,7 @@ class LoopStore(Store):
     async def history_of(self, referral_id: uuid.UUID) -> list[asyncpg.Record]:
         return await self.db.fetch(
             "SELECT from_status, to_status, by_agency_id, by_party, by_subject, by_role, reason, outcome,"
-            " note, changed_at"
+            " note, note_sealed, changed_at"
             " FROM referral_status_history WHERE referral_id = $1 ORDER BY position",
             referral_id,
         )

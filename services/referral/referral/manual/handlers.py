@@ -16,7 +16,7 @@ from referral.domain.commands import MakeReferral
 from referral.domain.consent import permission
 from referral.domain.lifecycle import OVERRIDABLE, OVERRIDDEN, TERMINAL, Party, check_transition
 from referral.domain.matching import WHY_NOT, MatchRequest, Ranked, ineligible
-from referral.erasure.notes import refuse_note_if_erased
+from referral.erasure.notes import history_shown, refuse_note_if_erased
 from referral.loop.handlers import CLOSED_PLANS
 from referral.loop.routing import Ask, record_change, refer
 from referral.store import Uow
@@ -101,7 +101,7 @@ async def make_referral_by_hand(ctx: ReferralContext, uow: Uow, cmd: MakeReferra
         raise Conflict("the intervention's referrals changed meanwhile; read them and try again")
     referral = await loop.get_referral(made)
     assert referral is not None
-    return Made(dict(referral), [dict(h) for h in await loop.history_of(made)])
+    return Made(dict(referral), await history_shown(ctx.keys, referral, await loop.history_of(made)))
 
 
 async def _make_way(uow: Uow, cmd: MakeReferral, latest: Any, now: datetime) -> None:
