@@ -8,7 +8,7 @@ import pytest_asyncio
 
 from careloop_shared.auth import issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import REPO_ROOT, ServiceProcess, unique_prefix
+from careloop_shared.testing import REPO_ROOT, start_services, unique_prefix
 from careplan.domain.planning import DEFAULT_LIBRARY
 
 SERVICES = ("intake", "careplan", "referral", "followup", "record")
@@ -57,7 +57,7 @@ async def platform(infra, database_factory, log_dir):
     env = base_env(infra, new_prefix())
     for service in SERVICES:
         env[f"{service.upper()}_DATABASE_URL"] = await database_factory(service)
-    processes = {s: ServiceProcess(s, env, log_dir).start() for s in SERVICES}
+    processes = start_services(SERVICES, env, log_dir)
     try:
         await asyncio.gather(*(p.wait_ready() for p in processes.values()))
         yield env, processes

@@ -20,7 +20,7 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from careloop_shared.fhir import FHIR_JSON, PREFIX
 from careloop_shared.fhir_bundle import SERVICES, unresolved
-from careloop_shared.testing import ServiceProcess, eventually
+from careloop_shared.testing import ServiceProcess, eventually, services
 from tests.conftest import base_env, new_prefix, run_module, token
 from tests.fhir_r4 import r4_errors
 
@@ -47,7 +47,7 @@ async def platform(infra, database_factory, log_dir):
     env = base_env(infra, new_prefix())
     for service in (*SERVICES, "workspace"):
         env[f"{service.upper()}_DATABASE_URL"] = await database_factory(service)
-    processes = {s: ServiceProcess(s, env, log_dir) for s in SERVICES}
+    processes = services(SERVICES, env, log_dir)
     urls = {f"WORKSPACE_{s.upper()}_URL": p.url for s, p in processes.items()}
     processes["workspace"] = ServiceProcess("workspace", {**env, **urls}, log_dir)
     for process in processes.values():

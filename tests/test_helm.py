@@ -329,3 +329,44 @@ def test_every_kafka_user_is_authenticated_and_limited_by_acls(rendered):
 def test_production_has_a_kafka_user_per_event_service(production):
     table = json.loads((CHART / "files" / "topics.json").read_text())
     assert len(of_kind(production, "KafkaUser")) >= len(table["services"])
+
+
+KEY_CLIENTS = ("careplan", "referral", "followup")  # as intake/rules/key-release.v1.json names them
+
+
+def test_key_clients_reach_intake_and_nothing_else_is_let_into_intake_but_the_workspace(production):
+    """careplan, referral and followup ask intake for patients' data keys: each is told where intake
+    listens, its egress allows intake's pods, and intake's ingress allows them; record does not get in."""
+    deployments = service_deployments(production)
+    labels = {s: pod_template(w)["metadata"]["labels"] for s, w in deployments.items()}
+    intake_service = next(
+        s for s in of_kind(production, "Service") if selects(s["spec"].get("selector"), labels["intake"])
+    )
+    policy = {
+        s: next(
+            p for p in of_kind(production, "NetworkPolicy") if selects(p["spec"]["podSelector"], labels[s])
+        )
+        for s in deployments
+    }
+
+    def peers(rules: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+        return [peer for rule in rules for peer in rule.get(key) or [] if "podSelector" in peer]
+
+    let_in = peers(policy["intake"]["spec"]["ingress"], "from")
+    for service, workload in deployments.items():
+        env = {
+            e["name"]: e.get("value")
+            for _, c, _ in containers(workload, init=False)
+            for e in c.get("env") or []
+        }
+        may_reach = any(
+            selects(p["podSelector"], labels["intake"])
+            for p in peers(policy[service]["spec"]["egress"], "to")
+        )
+        let_into_intake = any(selects(p["podSelector"], labels[service]) for p in let_in)
+        if service in KEY_CLIENTS:
+            port = intake_service["spec"]["ports"][0]["port"]
+            assert env.get("CARELOOP_INTAKE_URL") == f"http://{intake_service['metadata']['name']}:{port}"
+            assert may_reach and let_into_intake, service
+        elif service == "record":
+            assert "CARELOOP_INTAKE_URL" not in env and not may_reach and not let_into_intake

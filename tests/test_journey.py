@@ -15,7 +15,7 @@ from careloop_shared.contracts import (
     ReferralMade,
 )
 from careloop_shared.events import REGISTRY
-from careloop_shared.testing import ServiceProcess, TopicReader, eventually, header
+from careloop_shared.testing import TopicReader, eventually, header, start_services
 from tests.conftest import SERVICES, base_env, new_prefix, token
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ async def platform(infra, database_factory, fast_cadence_library, log_dir):
     env = {**base_env(infra, prefix), "CAREPLAN_PLAN_LIBRARY": str(fast_cadence_library)}
     for service in SERVICES:
         env[f"{service.upper()}_DATABASE_URL"] = await database_factory(service)
-    processes = {s: ServiceProcess(s, env, log_dir).start() for s in SERVICES}
+    processes = start_services(SERVICES, env, log_dir)
     try:
         await asyncio.gather(*(p.wait_ready() for p in processes.values()))
         yield prefix, processes

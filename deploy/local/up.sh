@@ -81,6 +81,7 @@ launch() {
   # One process per service: a static member of its consumer group, so one started again takes its
   # partitions back at once instead of after the session timeout.
   env "${svc^^}_PORT=${PORTS[$svc]:-$WORKSPACE_PORT}" "${svc^^}_GROUP_INSTANCE_ID=${svc}-local" \
+    "CARELOOP_INTAKE_URL=${CARELOOP_INTAKE_URL:-http://127.0.0.1:${PORTS[intake]}}" \
     "$PYTHON" -m "$svc" >>"$LOG_DIR/$svc.log" 2>&1 &
   PID_OF[$svc]=$!
   STARTED_AT[$svc]=$SECONDS

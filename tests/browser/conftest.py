@@ -31,7 +31,7 @@ import pytest_asyncio
 
 from careloop_shared.auth import issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import ServiceProcess, unique_prefix
+from careloop_shared.testing import ServiceProcess, start_services, unique_prefix
 from tests.browser.cases import Case, referred_cases
 from tests.conftest import SERVICES, base_env
 from workspace.demo import DEMO_PEOPLE
@@ -141,7 +141,7 @@ async def platform(
         env[f"{service.upper()}_DATABASE_URL"] = await database_factory(service)
     # Follow-ups fall due seconds after a plan, so a journey can record an outcome.
     env["CAREPLAN_PLAN_LIBRARY"] = str(fast_cadence_library)
-    processes = {s: ServiceProcess(s, env, log_dir).start() for s in SERVICES}
+    processes = start_services(SERVICES, env, log_dir)
     workspace_env = {**env, **{f"WORKSPACE_{s.upper()}_URL": p.url for s, p in processes.items()}}
     processes["workspace"] = ServiceProcess("workspace", workspace_env, log_dir).start()
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from careloop_shared.testing import REPO_ROOT, ServiceProcess
+from careloop_shared.testing import REPO_ROOT, ServiceProcess, free_port
 
 SERVICES = ("intake", "careplan", "referral", "followup", "record")
 
@@ -62,6 +62,10 @@ class Fleet:
         port = self._ports.setdefault(service, process.port)
         process.port = port
         process.env[f"{service.upper()}_PORT"] = str(port)
+        # Where the services that seal free text ask for patients' keys; intake keeps its port too.
+        process.env["CARELOOP_INTAKE_URL"] = (
+            f"http://127.0.0.1:{self._ports.setdefault('intake', free_port())}"
+        )
         process.log_path = self.log_dir / f"{service}.log"
         if self.static:  # one process per service: it comes back as the member it was
             process.env[f"{service.upper()}_GROUP_INSTANCE_ID"] = f"{service}-0"

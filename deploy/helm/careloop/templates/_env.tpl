@@ -53,6 +53,11 @@ Names follow shared/careloop_shared/settings.py and services/workspace/workspace
   value: {{ .roleClaim | quote }}
 {{- end }}
 {{- end }}
+{{- if has .name (splitList " " (include "careloop.keyClients" $root)) }}
+# Where it asks for a patient's data key to seal and open the free text it keeps.
+- name: CARELOOP_INTAKE_URL
+  value: {{ printf "http://%s-intake:%d" (include "careloop.fullname" $root) (int $v.common.containerPort) | quote }}
+{{- end }}
 {{- if eq .name "intake" }}
 - name: CARELOOP_KEKS
   valueFrom:

@@ -3,6 +3,12 @@
 intake careplan referral followup record workspace
 {{- end -}}
 
+{{/* The services that seal free text with patients' data keys and ask intake for them
+(intake/rules/key-release.v1.json names the same). */}}
+{{- define "careloop.keyClients" -}}
+careplan referral followup
+{{- end -}}
+
 {{- define "careloop.name" -}}
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
