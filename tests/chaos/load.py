@@ -29,6 +29,7 @@ class Load:
     started: float
     accepted_at: list[float] = field(default_factory=list)
     patients: list[str] = field(default_factory=list)
+    requests: int = 0  # every attempt sent, retries included
     retries: int = 0
     refused: list[str] = field(default_factory=list)  # a definite 4xx: a defect, reported
     gave_up: int = 0
@@ -36,6 +37,7 @@ class Load:
     async def _post(self, http: aiohttp.ClientSession, path: str, body: Any, deadline: float) -> Any:
         headers = {"Authorization": f"Bearer {self.token}", "Idempotency-Key": str(uuid.uuid4())}
         while time.monotonic() < deadline:
+            self.requests += 1
             try:
                 async with http.post(f"{self.url}{path}", json=body, headers=headers) as r:
                     if 200 <= r.status < 300:

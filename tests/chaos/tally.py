@@ -21,7 +21,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from careloop_shared.db import ALL_AGENCIES
-from careloop_shared.kafka import topic_partitions
+from careloop_shared.kafka import Kafka, connection, topic_partitions
 from careloop_shared.testing import header
 from tests.chaos.poison import is_poison
 
@@ -69,14 +69,15 @@ DOUBLED: dict[str, dict[str, str]] = {
 }
 
 
-async def read_topics(bootstrap: str, topics: Sequence[str]) -> dict[str, list[Any]]:
-    """Every record on these topics, from the beginning to their ends now."""
+async def read_topics(kafka: Kafka, topics: Sequence[str]) -> dict[str, list[Any]]:
+    """Every record on these topics, from the beginning to their ends now (``kafka``: a bootstrap
+    list, or client options with their security settings)."""
     out: dict[str, list[Any]] = {t: [] for t in topics}
-    parts = await topic_partitions(bootstrap, topics)
+    parts = await topic_partitions(kafka, topics)
     if not parts:
         return out
     reader = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        **connection(kafka), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await reader.start()
     try:
@@ -116,11 +117,11 @@ async def inbox_ids(dsn: str, consumer: str) -> set[str]:
 
 
 async def missing(
-    bootstrap: str, dsns: Mapping[str, str], consumes: Mapping[str, Sequence[str]]
+    kafka: Kafka, dsns: Mapping[str, str], consumes: Mapping[str, Sequence[str]]
 ) -> dict[str, dict[str, int]]:
     """Per service and topic: real events on the topic its inbox does not hold yet."""
     topics = sorted({t for ts in consumes.values() for t in ts})
-    on_topics = await read_topics(bootstrap, topics)
+    on_topics = await read_topics(kafka, topics)
     ids = {
         t: {header(r, "ce_id") for r in rs if not is_poison(r.key)} - {None} for t, rs in on_topics.items()
     }
@@ -143,9 +144,9 @@ async def effects(dsns: Mapping[str, str]) -> dict[str, Any]:
     return {"counts": counts, "doubled": doubled}
 
 
-async def published(bootstrap: str, topics: Sequence[str]) -> dict[str, dict[str, int]]:
+async def published(kafka: Kafka, topics: Sequence[str]) -> dict[str, dict[str, int]]:
     """Per topic: records, distinct event ids, and re-sends of an id already sent (at least once)."""
-    records = await read_topics(bootstrap, topics)
+    records = await read_topics(kafka, topics)
     out = {}
     for topic, rs in records.items():
         real = [r for r in rs if not is_poison(r.key)]
