@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import Field
 
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.patient_keys import PatientKeys
@@ -12,6 +14,7 @@ from careloop_shared.settings import ServiceSettings, service_config
 from careplan.domain.education import EducationCatalogue, MissingMaterials, parse_material
 from careplan.domain.necessity import DEFAULT_CRITERIA, NecessityCriteria
 from careplan.domain.planning import DEFAULT_LIBRARY, PlanLibrary
+from careplan.team.sealed import InTheClear
 
 DEFAULT_EDUCATION = Path(__file__).resolve().parent / "rules" / "education"
 
@@ -25,6 +28,8 @@ class CareplanSettings(ServiceSettings):
     necessity_criteria: Path = DEFAULT_CRITERIA  # CAREPLAN_NECESSITY_CRITERIA: its own criteria
     # CAREPLAN_EDUCATION_MATERIALS: its own materials, <topic>/<language>.md under this directory
     education_materials: Path = DEFAULT_EDUCATION
+    seal_tick_s: float = Field(60.0, gt=0)  # how often a replica looks for free text still in the clear
+    seal_batch_size: int = Field(500, ge=1)  # members (and notes) sealed per transaction
 
 
 def load_education(directory: Path, library: PlanLibrary) -> EducationCatalogue:
@@ -50,6 +55,8 @@ class CareplanContext:
     education: EducationCatalogue
     keys: PatientKeys  # patients' data keys, from intake: the care team's free text is sealed with them
     clock: Clock = system_clock
+    seal_batch_size: int = 500
+    in_the_clear: InTheClear = field(default_factory=InTheClear)  # this replica's, not shared
 
     @classmethod
     def from_settings(
@@ -62,4 +69,5 @@ class CareplanContext:
             load_education(settings.education_materials, library),
             keys,
             clock,
+            seal_batch_size=settings.seal_batch_size,
         )

@@ -16,7 +16,7 @@ from careloop_shared.contracts import (
 )
 from careloop_shared.fhir import serve_fhir
 from careloop_shared.patient_keys import PatientKeys, http_patient_keys
-from careloop_shared.runtime import ServiceRuntime, ServiceSpec
+from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
 from careplan.config import CareplanContext, CareplanSettings
 from careplan.consumers import HANDLERS
 from careplan.education.api import router as education_router
@@ -25,6 +25,7 @@ from careplan.necessity.api import router as necessity_router
 from careplan.plans.api import router as plans_router
 from careplan.store import CareplanStore
 from careplan.team.api import router as team_router
+from careplan.team.handlers import seal_free_text_in_the_clear
 
 
 def build_app(
@@ -42,6 +43,7 @@ def build_app(
         store=CareplanStore,
         publishes=[PlanUpdated, PlanAlternativesProposed, EducationProvided, CareTeamChanged],
         handlers=HANDLERS,
+        background=[periodic(seal_free_text_in_the_clear, every_s=settings.seal_tick_s)],
         closing=[from_intake.aclose] if from_intake is not None else [],
     )
     app = create_app(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -187,12 +188,25 @@ WHO_UPDATED = ("updated_by_subject", "updated_by_role")
 
 
 class FakeTeamStore:
-    """``TeamStore`` over dicts."""
+    """``TeamStore`` over dicts (``held``: rows a request has locked, which ``lock_in_the_clear`` skips)."""
 
     def __init__(self) -> None:
         self.care_team_members: dict[uuid.UUID, dict[str, Any]] = {}
         self.contribution_rows: dict[uuid.UUID, dict[str, Any]] = {}
         self.care_team_changes: dict[uuid.UUID, dict[str, Any]] = {}
+        self.held: set[uuid.UUID] = set()
+
+    def _rows_in_the_clear(self, table: str) -> list[dict[str, Any]]:
+        """As TeamStore's predicates: a member's name (not the erased marker '') or contact, a note."""
+        if table == "care_team_members":
+            rows = [
+                m
+                for m in self.care_team_members.values()
+                if m["sealed_details"] is None and (m["name"] != "" or m["contact"] is not None)
+            ]
+        else:
+            rows = [c for c in self.contribution_rows.values() if c["note"] is not None]
+        return sorted(rows, key=lambda r: r["id"])
 
     @staticmethod
     def _out(row: dict[str, Any]) -> dict[str, Any]:
@@ -236,6 +250,31 @@ class FakeTeamStore:
         for c in self.contribution_rows.values():
             if (c["agency_id"], c["patient_id"]) == (agency_id, patient_id):
                 c.update(note=None, sealed_note=None)
+
+    async def in_the_clear(self, table: str, after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
+        rows = [r for r in self._rows_in_the_clear(table) if after is None or r["id"] > after]
+        return [{k: r[k] for k in ("id", "agency_id", "patient_id")} for r in rows[:limit]]
+
+    async def lock_in_the_clear(self, table: str, ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+        text = ("name", "contact") if table == "care_team_members" else ("note",)
+        return [
+            {k: r[k] for k in ("id", "agency_id", "patient_id", *text)}
+            for r in self._rows_in_the_clear(table)
+            if r["id"] in set(ids) - self.held
+        ]
+
+    async def seal_in_place(
+        self, table: str, sealed: Sequence[tuple[uuid.UUID, dict[str, Any] | None]]
+    ) -> None:
+        for row_id, value in sealed:
+            if table == "care_team_members":
+                blanked = "" if value is None else None
+                self.care_team_members[row_id].update(sealed_details=_json(value), name=blanked, contact=None)
+            else:
+                self.contribution_rows[row_id].update(sealed_note=_json(value), note=None)
+
+    async def count_in_the_clear(self) -> int:
+        return sum(len(self._rows_in_the_clear(t)) for t in ("care_team_members", "contributions"))
 
     async def insert_change(self, row: dict[str, Any]) -> None:
         assert row["member_id"] in self.care_team_members, "care_team_changes_member_id_fkey"

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import Field
+
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.patient_keys import PatientKeys
 from careloop_shared.rules import load_rules
 from careloop_shared.settings import ServiceSettings, service_config
 from followup.domain.rules import RULES_FILE, FollowUpRules
 from followup.domain.task_rules import TASK_RULES_FILE, TaskRules
+from followup.notes import NotesInTheClear
 
 
 class FollowupSettings(ServiceSettings):
@@ -23,6 +26,8 @@ class FollowupSettings(ServiceSettings):
     scheduler_tick_s: float = 0.25
     rules_file: Path = RULES_FILE  # FOLLOWUP_RULES_FILE: an organisation's own follow-up rules
     task_rules_file: Path = TASK_RULES_FILE  # FOLLOWUP_TASK_RULES_FILE: an organisation's own task rules
+    seal_tick_s: float = Field(60.0, gt=0)  # how often a replica looks for notes recorded before sealing
+    seal_batch_size: int = Field(500, ge=1)  # those notes sealed per transaction
 
 
 def _shipped_task_rules() -> TaskRules:
@@ -36,6 +41,8 @@ class FollowupContext:
     batch_size: int = 500  # follow-ups (or tasks) the periodic steps claim per transaction
     tasks: TaskRules = field(default_factory=_shipped_task_rules)
     keys: PatientKeys = field(kw_only=True)  # patients' data keys, from intake: outcome notes are sealed
+    seal_batch_size: int = field(default=500, kw_only=True)  # notes in the clear sealed per transaction
+    in_the_clear: NotesInTheClear = field(default_factory=NotesInTheClear, kw_only=True)  # this replica's
 
     @classmethod
     def from_settings(
@@ -46,4 +53,5 @@ class FollowupContext:
             clock,
             tasks=load_rules(TaskRules, settings.task_rules_file),
             keys=keys,
+            seal_batch_size=settings.seal_batch_size,
         )

@@ -27,6 +27,7 @@ from followup.config import FollowupContext, FollowupSettings
 from followup.consumers import HANDLERS
 from followup.fhir.api import router as fhir_router
 from followup.handlers import fire_due_and_overdue_follow_ups
+from followup.sealing.handlers import seal_notes_in_the_clear
 from followup.store import FollowupStore
 from followup.tasks import api as tasks_api
 from followup.tasks.handlers import escalate_overdue_tasks
@@ -59,6 +60,7 @@ def build_app(
         background=[
             periodic(fire_due_and_overdue_follow_ups, every_s=settings.scheduler_tick_s),
             periodic(escalate_overdue_tasks, every_s=settings.scheduler_tick_s),
+            periodic(seal_notes_in_the_clear, every_s=settings.seal_tick_s),
         ],
         closing=[from_intake.aclose] if from_intake is not None else [],
     )
@@ -72,7 +74,8 @@ def build_app(
             " PatientErased (an erased patient's notes are blanked, and no new one is kept); emits"
             " FollowUpScheduled, FollowUpDue, FollowUpCompleted, FollowUpOverdue, ReassessmentRequested,"
             " TaskOpened, TaskStatusChanged and TaskEscalated. Follow-ups and tasks as FHIR R4 Task under"
-            " /fhir/R4/. An outcome's note is kept sealed with the patient's data key, asked of intake."
+            " /fhir/R4/. An outcome's note is kept sealed with the patient's data key, asked of intake;"
+            " notes recorded before are sealed in the background."
         ),
     )
     return serve_fhir(app)

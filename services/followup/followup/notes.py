@@ -2,14 +2,16 @@
 
 The note is the one free text followup keeps about a patient. It is sealed with the key intake holds for
 the patient, so erasure (intake destroys the key) makes every copy unreadable: this database, its
-replicas and its backups. Notes recorded before sealing keep their plaintext until erasure blanks it.
-The key is asked of intake before a unit of work opens, so no pooled connection waits on intake.
+replicas and its backups. Notes recorded before sealing keep their plaintext until the background step
+seals them (``followup.sealing``) or erasure blanks them. The key is asked of intake before a unit of
+work opens, so no pooled connection waits on intake.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from careloop_shared.patient_keys import Erased, PatientKeys, open_for, seal_for
@@ -20,6 +22,17 @@ from followup.store import FollowupStore
 def note_field(follow_up_id: uuid.UUID) -> str:
     """What a note is sealed as: of this follow-up, so a sealed note moved to another one does not open."""
     return f"follow-up/{follow_up_id}/note"
+
+
+@dataclass
+class NotesInTheClear:
+    """This replica's walk through the notes recorded before sealing (``followup.sealing``), not shared."""
+
+    after: tuple[uuid.UUID, int] | None = None  # (follow-up, attempt) its last full batch ended at
+    remain: bool = True  # whether notes in the clear may remain, as its last walk found
+    unknown: int = 0  # notes passed over in this walk: intake knows not their patient
+    reported_unknown: int = 0  # as the last walk reported them
+    intake_down: bool = False  # said once, while intake cannot give keys
 
 
 async def seal_note(keys: PatientKeys, follow_up: Mapping[str, Any], note: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """followup's tables: follow-ups, the patients' plans as last heard of, outcomes and reschedules, the
-patients intake erased; and its wings' stores: ``tasks`` (the task list) and ``caseload`` (each
-patient's care manager).
+patients intake erased; and its wings' stores: ``tasks`` (the task list), ``caseload`` (each
+patient's care manager) and ``sealing`` (outcome notes recorded before notes were sealed).
 
 Every read for the API is scoped to the caller's agency.
 """
@@ -27,6 +27,7 @@ from careloop_shared.idempotency import forget_patient
 from careloop_shared.outbox import UnitOfWork
 from followup.caseload.store import CaseloadStore
 from followup.domain.rules import PRIORITIES
+from followup.sealing.store import SealingStore
 from followup.tasks.store import TaskStore
 
 COLUMNS = (
@@ -47,6 +48,7 @@ class FollowupStore(Store):
         super().__init__(db)
         self.tasks = TaskStore(db)
         self.caseload = CaseloadStore(db)
+        self.sealing = SealingStore(db)  # the notes recorded before sealing
 
     async def insert_follow_up(self, row: dict[str, Any]) -> bool:
         """Insert a follow-up; False when an equivalent one exists (a redelivery, a recurrence): the

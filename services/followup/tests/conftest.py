@@ -318,6 +318,52 @@ class FakeCaseloadStore:
         return ordered[offset : offset + limit]
 
 
+class FakeSealingStore:
+    """``SealingStore`` over the outcomes' and the follow-ups' dicts: notes in the clear in (follow-up,
+    attempt) order; nothing is held by another transaction here."""
+
+    def __init__(
+        self,
+        follow_ups: dict[uuid.UUID, dict[str, Any]],
+        outcomes: dict[tuple[uuid.UUID, int], dict[str, Any]],
+    ) -> None:
+        self._follow_ups = follow_ups
+        self._outcomes = outcomes
+
+    def _next(self, limit: int, after: tuple[uuid.UUID, int] | None) -> list[dict[str, Any]]:
+        clear = sorted(
+            (key, o)
+            for key, o in self._outcomes.items()
+            if o.get("note") is not None and o.get("note_sealed") is None and (after is None or key > after)
+        )
+        return [
+            {
+                "follow_up_id": follow_up_id,
+                "attempt": attempt,
+                "note": o["note"],
+                "agency_id": self._follow_ups[follow_up_id]["agency_id"],
+                "patient_id": self._follow_ups[follow_up_id]["patient_id"],
+            }
+            for (follow_up_id, attempt), o in clear[:limit]
+        ]
+
+    async def patients_in_the_clear(
+        self, limit: int, after: tuple[uuid.UUID, int] | None
+    ) -> list[dict[str, Any]]:
+        patients = {(r["agency_id"], r["patient_id"]) for r in self._next(limit, after)}
+        return [{"agency_id": a, "patient_id": p} for a, p in sorted(patients)]
+
+    async def in_the_clear(self, limit: int, after: tuple[uuid.UUID, int] | None) -> list[dict[str, Any]]:
+        return self._next(limit, after)
+
+    async def left_in_the_clear(self) -> int:
+        return len(self._next(len(self._outcomes), None))
+
+    async def seal(self, notes: Sequence[dict[str, Any]]) -> None:
+        for n in notes:
+            self._outcomes[(n["follow_up_id"], n["attempt"])].update(note=None, note_sealed=n["note_sealed"])
+
+
 class FakeFollowupStore:
     """``FollowupStore`` over dicts: the same answers, including its keys, ON CONFLICT and ordering."""
 
@@ -329,6 +375,7 @@ class FakeFollowupStore:
         self.erased: dict[uuid.UUID, dict[str, Any]] = {}
         self.tasks = FakeTaskStore()
         self.caseload = FakeCaseloadStore(self.follow_ups, self.tasks.tasks, self.plans, self.outcomes)
+        self.sealing = FakeSealingStore(self.follow_ups, self.outcomes)
 
     def _shown(self, row: dict[str, Any]) -> dict[str, Any]:
         """The follow-up with whose it is: ``LEFT JOIN patients``."""

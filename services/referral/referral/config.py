@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import Field
+
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.patient_keys import PatientKeys
 from careloop_shared.rules import load_rules
@@ -28,6 +30,8 @@ class ReferralSettings(ServiceSettings):
     ranking_file: Path = RANKING_FILE  # REFERRAL_RANKING_FILE: its own ranking weights
     deadlines_file: Path = DEADLINES_FILE  # REFERRAL_DEADLINES_FILE: its own response and outcome deadlines
     overdue_tick_s: float = 1.0
+    seal_tick_s: float = Field(60.0, gt=0)  # how often a replica looks for history notes kept in the clear
+    seal_batch_size: int = Field(500, ge=1)  # notes kept in the clear looked at and sealed per transaction
 
 
 class QualityCache:
@@ -62,6 +66,17 @@ class QualityCache:
         return {sid: self._figures[sid][1] for sid in service_ids}
 
 
+@dataclass
+class NotesInTheClear:
+    """This replica's pass over the history notes kept in the clear (``erasure/handlers.py``): where it
+    has reached, and what it said when the last pass ended."""
+
+    after: int = 0  # the last position looked at in this pass
+    unsealed: int = 0  # notes this pass left in the clear: intake knows not their patient
+    reported: int = 0  # how many the last pass left, as logged
+    remain: bool = True  # whether any note was in the clear when the last pass ended
+
+
 @dataclass(frozen=True)
 class ReferralContext:
     weights: Weights
@@ -70,6 +85,8 @@ class ReferralContext:
     clock: Clock = system_clock
     quality: QualityCache = field(default_factory=QualityCache)
     keys: PatientKeys = field(kw_only=True)  # patients' data keys, from intake: history notes are sealed
+    seal_batch_size: int = field(default=500, kw_only=True)
+    notes_in_the_clear: NotesInTheClear = field(default_factory=NotesInTheClear, kw_only=True)
 
     @classmethod
     def from_settings(
@@ -81,4 +98,5 @@ class ReferralContext:
             load_rules(SeedDirectory, settings.directory_file),
             clock,
             keys=keys,
+            seal_batch_size=settings.seal_batch_size,
         )

@@ -16,6 +16,7 @@ from referral.config import ReferralContext, ReferralSettings
 from referral.consumers import HANDLERS
 from referral.directory import api as directory_api
 from referral.directory.handlers import load_seed_directory
+from referral.erasure.handlers import seal_notes_in_the_clear
 from referral.fhir import api as fhir_api
 from referral.gaps import api as gaps_api
 from referral.loop import api as loop_api
@@ -41,7 +42,10 @@ def build_app(
         store=ReferralStore,
         publishes=[ReferralMade, ReferralStatusChanged, NetworkGapDetected, ReferralOverdue],
         handlers=HANDLERS,
-        background=[periodic(flag_overdue_referrals, every_s=settings.overdue_tick_s)],
+        background=[
+            periodic(flag_overdue_referrals, every_s=settings.overdue_tick_s),
+            periodic(seal_notes_in_the_clear, every_s=settings.seal_tick_s),
+        ],
         startup=[load_seed_directory],
         closing=[intake_keys.aclose] if intake_keys is not None else [],
     )
@@ -61,7 +65,7 @@ def build_app(
             " pipeline. Consumes PlanUpdated, PatientRegistered, PatientUpdated, ConsentRecorded"
             " and ConsentRevoked; emits ReferralMade, ReferralStatusChanged, NetworkGapDetected and"
             " ReferralOverdue. The notes of a referral's history are kept sealed with the patient's data"
-            " key, asked of intake."
+            " key, asked of intake; those kept in the clear before are sealed in the background."
         ),
     )
     return serve_fhir(app)

@@ -586,6 +586,7 @@ class FakeErasureStore:
 
     def __init__(self, loop: FakeLoopStore) -> None:
         self.erased: dict[uuid.UUID, dict[str, Any]] = {}
+        self.held: set[int] = set()  # positions of notes another transaction holds locked
         self._loop = loop
 
     async def record_erasure(self, row: dict[str, Any]) -> None:
@@ -602,6 +603,36 @@ class FakeErasureStore:
     async def erased_at(self, patient_id: uuid.UUID) -> datetime | None:
         row = self.erased.get(patient_id)
         return None if row is None else row["erased_at"]
+
+    def _in_the_clear(self) -> list[dict[str, Any]]:
+        """The notes kept in the clear, each with its position (1 + its index), referral and patient."""
+        return [
+            {
+                "position": position,
+                "referral_id": h["referral_id"],
+                "note": h["note"],
+                "agency_id": self._loop.referrals[h["referral_id"]]["agency_id"],
+                "patient_id": self._loop.referrals[h["referral_id"]]["patient_id"],
+            }
+            for position, h in enumerate(self._loop.history, start=1)
+            if h.get("note") is not None
+        ]
+
+    async def notes_in_the_clear(self, after: int, limit: int) -> list[dict[str, Any]]:
+        found = [n for n in self._in_the_clear() if n["position"] > after][:limit]
+        return [{k: n[k] for k in ("position", "agency_id", "patient_id")} for n in found]
+
+    async def lock_notes_in_the_clear(self, positions: Any) -> list[dict[str, Any]]:
+        return [
+            n for n in self._in_the_clear() if n["position"] in positions and n["position"] not in self.held
+        ]
+
+    async def seal_notes(self, sealed: Any) -> None:
+        for s in sealed:
+            self._loop.history[s["position"] - 1].update(note=None, note_sealed=s["note_sealed"])
+
+    async def any_notes_in_the_clear(self) -> bool:
+        return bool(self._in_the_clear())
 
 
 class FakeReferralStore:

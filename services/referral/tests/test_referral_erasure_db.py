@@ -188,7 +188,9 @@ async def accepted_with_note(
         follow_up=FollowUpCadence(every_days=30, priority=RiskLevel.moderate),
         preferred_language="en",
     )
-    await svc.publish(consent)
+    # Consent first, handled: on another topic it could reach referral after the plan, whose referral
+    # would then be drafted and released by it (one more history entry than the assertions count).
+    await svc.handled(await svc.publish(consent))
     await svc.handled(await svc.publish(plan))
 
     async def requested():

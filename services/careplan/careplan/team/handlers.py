@@ -1,4 +1,5 @@
-"""The care team wing's use cases: members join, change and leave; members contribute to the plan.
+"""The care team wing's use cases: members join, change and leave; members contribute to the plan; the
+text of rows written before sealing is sealed in the background.
 
 Members are named in careplan's database only, sealed with the patient's data key
 (``careplan.team.sealed``): CareTeamChanged carries their relationship and role. Once the patient is
@@ -7,13 +8,17 @@ erased, a name, contact detail or note is refused (``careplan.domain.erasure``).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from careloop_shared.contracts import CareTeamChanged
+from careloop_shared.crypto import Erased
 from careloop_shared.errors import Invalid, NotFound, problem
+from careloop_shared.logging import get_logger
+from careloop_shared.patient_keys import DataKey, KeysUnavailable, PatientKeys
 from careplan.config import CareplanContext
 from careplan.domain.commands import (
     AddCareTeamMember,
@@ -28,14 +33,21 @@ from careplan.store import Uow
 from careplan.team.sealed import (
     DETAIL_FIELDS,
     DETAILS,
+    MEMBERS,
     NOTE,
+    NOTES,
+    InTheClear,
+    KeysAhead,
     in_the_clear,
     member_shown,
     seal_details,
     seal_note,
 )
 
+log = get_logger(__name__)
+
 _REQUIRED = ("name", "relationship", "role")
+KEYS_AT_ONCE = 16  # keys a batch asks intake for side by side
 
 
 class MemberNotFound(NotFound):
@@ -203,3 +215,92 @@ async def _announce(
             actor_role=cmd.by_role,
         )
     )
+
+
+async def seal_free_text_in_the_clear(ctx: CareplanContext, uow: Uow) -> bool:
+    """Periodic: seal a batch of the members' details or notes written before sealing, bound as new rows
+    are (reads open them alike). The batch's keys are asked of intake before its rows are locked; an
+    erased patient's text is blanked as erasure leaves it; one intake does not know is left in the clear,
+    counted and passed over until the next round. True when a batch was full: more may wait now."""
+    walk = ctx.in_the_clear
+    try:
+        for table in (MEMBERS, NOTES):
+            if table not in walk.walked:
+                if await _seal_a_batch(ctx, uow, table):
+                    walk.intake_down = False
+                    return True
+                walk.walked.add(table)
+    except KeysUnavailable:
+        if not walk.intake_down:
+            log.warning("intake cannot give patients' keys now; text in the clear is sealed on a later round")
+        walk.intake_down = True
+        walk.restart()
+        return False
+    except BaseException:
+        walk.restart()
+        raise
+    walk.intake_down = False
+    _round_ended(walk, await uow.store.team.count_in_the_clear())
+    return False
+
+
+async def _seal_a_batch(ctx: CareplanContext, uow: Uow, table: str) -> bool:
+    """The next batch of ``table``'s rows in the clear, sealed in one statement; True when it was full."""
+    walk, size = ctx.in_the_clear, ctx.seal_batch_size
+    ahead = await uow.store.team.in_the_clear(table, walk.after.get(table), size)
+    if not ahead:
+        return False
+    keys = await _keys_ahead(ctx.keys, {(r["agency_id"], r["patient_id"]) for r in ahead})
+    sealed: list[tuple[uuid.UUID, dict[str, Any] | None]] = []
+    unknown = 0
+    for row in await uow.store.team.lock_in_the_clear(table, [r["id"] for r in ahead]):
+        try:
+            sealed.append((row["id"], await _sealed(keys, table, row)))
+        except Erased:
+            sealed.append((row["id"], None))  # blanked, as erasure leaves it
+        except NotFound:
+            unknown += 1
+    if sealed:
+        await uow.store.team.seal_in_place(table, sealed)
+    blanked = sum(1 for _, value in sealed if value is None)
+    walk.after[table] = ahead[-1]["id"]
+    walk.sealed += len(sealed) - blanked
+    walk.blanked += blanked
+    walk.unknown += unknown
+    log.debug("a batch of text in the clear sealed", table=table, sealed=len(sealed), blanked=blanked)
+    return len(ahead) == size
+
+
+async def _keys_ahead(keys: PatientKeys, patients: Iterable[tuple[str, uuid.UUID]]) -> KeysAhead:
+    """The patients' keys (or that intake erased or does not know them), a few asked side by side;
+    ``KeysUnavailable`` when intake cannot answer."""
+    found: dict[tuple[str, uuid.UUID], DataKey | Erased | NotFound] = {}
+    waiting = sorted(patients)
+    for start in range(0, len(waiting), KEYS_AT_ONCE):
+        some = waiting[start : start + KEYS_AT_ONCE]
+        answers = await asyncio.gather(*(keys.key(*which) for which in some), return_exceptions=True)
+        for which, answer in zip(some, answers, strict=True):
+            if not isinstance(answer, DataKey | Erased | NotFound):
+                raise answer
+            found[which] = answer
+    return KeysAhead(found)
+
+
+async def _sealed(keys: KeysAhead, table: str, row: Any) -> dict[str, Any] | None:
+    agency_id, patient_id = row["agency_id"], row["patient_id"]
+    if table == MEMBERS:
+        return await seal_details(keys, agency_id, patient_id, row["id"], dict(row))
+    return await seal_note(keys, agency_id, patient_id, row["id"], row["note"])
+
+
+def _round_ended(walk: InTheClear, left: int) -> None:
+    """Say once that none is left, or how many rows of patients intake does not know stay in the clear
+    when that changes; then start the next round from the beginning."""
+    if left == 0 and walk.remain:
+        log.info("every care team member's details and every note are sealed")
+    elif walk.unknown and walk.unknown != walk.unknown_told:
+        log.warning("free text in the clear left as it is: intake knows no such patient", rows=walk.unknown)
+    if walk.sealed or walk.blanked:
+        log.info("free text in the clear sealed", sealed=walk.sealed, blanked=walk.blanked, left=left)
+    walk.remain, walk.unknown_told = left > 0, walk.unknown
+    walk.restart()

@@ -4,9 +4,10 @@ A note is kept sealed with the patient's data key (``careloop_shared.patient_key
 the referring agency, whose patient it is, whichever agency wrote or reads it. Erasure destroys the key,
 so every copy (this database, its replicas and backups) becomes unreadable; a read shows then what it
 shows after referral blanked the notes: none. Notes written before sealing keep their plaintext until
-erasure blanks it. A use case that seals or opens a note finds the key asked already (``key_ahead``,
-before its unit of work opens), so no pooled connection waits on intake; and no new note is written
-about a patient referral knows was erased (410).
+the background step seals them as here (``handlers.seal_notes_in_the_clear``) or erasure blanks it. A
+use case that seals or opens a note finds the key asked already (``key_ahead``, before its unit of work
+opens), so no pooled connection waits on intake; and no new note is written about a patient referral
+knows was erased (410).
 """
 
 from __future__ import annotations
