@@ -17,7 +17,7 @@ import base64
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,6 +39,7 @@ __all__ = [
     "PatientKeys",
     "http_patient_keys",
     "key_ahead",
+    "keys_ahead",
     "open_for",
     "seal_for",
 ]
@@ -231,3 +232,21 @@ async def key_ahead(keys: PatientKeys, agency_id: str, patient_id: uuid.UUID) ->
     ``KeysUnavailable`` (503) now, before anything was written."""
     with contextlib.suppress(Erased, NotFound):
         await keys.key(agency_id, patient_id)
+
+
+async def keys_ahead(
+    keys: PatientKeys, patients: Iterable[tuple[str, uuid.UUID]], *, at_once: int = 16
+) -> dict[tuple[str, uuid.UUID], DataKey | Erased | NotFound]:
+    """Each (agency, patient)'s key, or what intake said instead (``Erased``, ``NotFound``), asked
+    ``at_once`` side by side (the client keeps them): a background step asks before it locks any row.
+    ``KeysUnavailable`` when intake cannot answer."""
+    found: dict[tuple[str, uuid.UUID], DataKey | Erased | NotFound] = {}
+    waiting = sorted(set(patients), key=str)
+    for start in range(0, len(waiting), at_once):
+        some = waiting[start : start + at_once]
+        answers = await asyncio.gather(*(keys.key(*which) for which in some), return_exceptions=True)
+        for which, answer in zip(some, answers, strict=True):
+            if not isinstance(answer, DataKey | Erased | NotFound):
+                raise answer
+            found[which] = answer
+    return found

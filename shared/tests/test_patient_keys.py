@@ -220,3 +220,21 @@ def test_a_data_key_never_prints_its_key():
     key = new_data_key()
     shown = repr(DataKey("p/1", key)) + str(DataKey("p/1", key))
     assert base64.b64encode(key).decode() not in shown and str(key) not in shown
+
+
+async def test_keys_ahead_answers_each_patient_once_with_its_key_or_what_intake_said():
+    from careloop_shared.patient_keys import keys_ahead
+    from careloop_shared.testing.keys import FakePatientKeys
+
+    fake = FakePatientKeys()
+    known, erased, unknown = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    fake.erase(erased)
+    fake.unknown.add(unknown)
+    asked = [("a", known), ("a", erased), ("a", unknown), ("a", known)]
+    said = await keys_ahead(fake, asked, at_once=2)
+    assert said[("a", known)] == fake.keys[known]
+    assert isinstance(said[("a", erased)], Erased) and isinstance(said[("a", unknown)], NotFound)
+    assert len(fake.asked) == 3  # each patient once
+    fake.down = True
+    with pytest.raises(KeysUnavailable):
+        await keys_ahead(fake, [("a", uuid.uuid4())])

@@ -8,9 +8,8 @@ erased, a name, contact detail or note is refused (``careplan.domain.erasure``).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +17,7 @@ from careloop_shared.contracts import CareTeamChanged
 from careloop_shared.crypto import Erased
 from careloop_shared.errors import Invalid, NotFound, problem
 from careloop_shared.logging import get_logger
-from careloop_shared.patient_keys import DataKey, KeysUnavailable, PatientKeys
+from careloop_shared.patient_keys import KeysUnavailable, keys_ahead
 from careplan.config import CareplanContext
 from careplan.domain.commands import (
     AddCareTeamMember,
@@ -250,7 +249,9 @@ async def _seal_a_batch(ctx: CareplanContext, uow: Uow, table: str) -> bool:
     ahead = await uow.store.team.in_the_clear(table, walk.after.get(table), size)
     if not ahead:
         return False
-    keys = await _keys_ahead(ctx.keys, {(r["agency_id"], r["patient_id"]) for r in ahead})
+    keys = KeysAhead(
+        await keys_ahead(ctx.keys, {(r["agency_id"], r["patient_id"]) for r in ahead}, at_once=KEYS_AT_ONCE)
+    )
     sealed: list[tuple[uuid.UUID, dict[str, Any] | None]] = []
     unknown = 0
     for row in await uow.store.team.lock_in_the_clear(table, [r["id"] for r in ahead]):
@@ -269,21 +270,6 @@ async def _seal_a_batch(ctx: CareplanContext, uow: Uow, table: str) -> bool:
     walk.unknown += unknown
     log.debug("a batch of text in the clear sealed", table=table, sealed=len(sealed), blanked=blanked)
     return len(ahead) == size
-
-
-async def _keys_ahead(keys: PatientKeys, patients: Iterable[tuple[str, uuid.UUID]]) -> KeysAhead:
-    """The patients' keys (or that intake erased or does not know them), a few asked side by side;
-    ``KeysUnavailable`` when intake cannot answer."""
-    found: dict[tuple[str, uuid.UUID], DataKey | Erased | NotFound] = {}
-    waiting = sorted(patients)
-    for start in range(0, len(waiting), KEYS_AT_ONCE):
-        some = waiting[start : start + KEYS_AT_ONCE]
-        answers = await asyncio.gather(*(keys.key(*which) for which in some), return_exceptions=True)
-        for which, answer in zip(some, answers, strict=True):
-            if not isinstance(answer, DataKey | Erased | NotFound):
-                raise answer
-            found[which] = answer
-    return KeysAhead(found)
 
 
 async def _sealed(keys: KeysAhead, table: str, row: Any) -> dict[str, Any] | None:

@@ -9,14 +9,13 @@ replica holds skipped. The batch's keys are asked of intake before its rows are 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from careloop_shared.errors import NotFound
 from careloop_shared.logging import get_logger
-from careloop_shared.patient_keys import Erased, KeysUnavailable, PatientKeys
+from careloop_shared.patient_keys import Erased, KeysUnavailable, PatientKeys, keys_ahead
 from followup.config import FollowupContext
 from followup.notes import NotesInTheClear, seal_note
 from followup.store import Uow
@@ -35,7 +34,10 @@ async def seal_notes_in_the_clear(ctx: FollowupContext, uow: Uow) -> bool:
     walk, store = ctx.in_the_clear, uow.store.sealing
     try:
         ahead = await store.patients_in_the_clear(ctx.seal_batch_size, walk.after)
-        unknown = await _keys_ahead(ctx.keys, [(p["agency_id"], p["patient_id"]) for p in ahead])
+        said = await keys_ahead(
+            ctx.keys, [(p["agency_id"], p["patient_id"]) for p in ahead], at_once=KEYS_AT_ONCE
+        )
+        unknown = {which for which, answer in said.items() if isinstance(answer, NotFound)}
         rows = await store.in_the_clear(ctx.seal_batch_size, walk.after)
         notes = await _sealed(ctx.keys, rows, unknown)
     except KeysUnavailable:
@@ -54,29 +56,6 @@ async def seal_notes_in_the_clear(ctx: FollowupContext, uow: Uow) -> bool:
         return True
     _walked(walk, await store.left_in_the_clear())
     return False
-
-
-async def _keys_ahead(keys: PatientKeys, patients: Sequence[Patient]) -> set[Patient]:
-    """Have the patients' keys cached by the client, a few asked at once, before any row is locked;
-    returns those intake knows not (not cached: asked again on the next walk)."""
-    waiting, unknown = iter(patients), set()
-
-    async def ask() -> None:
-        for agency_id, patient_id in waiting:
-            try:
-                await keys.key(agency_id, patient_id)
-            except Erased:
-                pass  # their notes are blanked
-            except NotFound:
-                unknown.add((agency_id, patient_id))
-
-    askers = [asyncio.ensure_future(ask()) for _ in range(KEYS_AT_ONCE)]
-    try:
-        await asyncio.gather(*askers)
-    finally:
-        for asker in askers:  # intake out of reach: the others ask no more
-            asker.cancel()
-    return unknown
 
 
 async def _sealed(keys: PatientKeys, rows: Sequence[Any], unknown: set[Patient]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from careloop_shared.contracts import PatientErased
 from careloop_shared.errors import NotFound
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.logging import get_logger
-from careloop_shared.patient_keys import Erased, KeysUnavailable, PatientKeys, seal_for
+from careloop_shared.patient_keys import Erased, KeysUnavailable, PatientKeys, keys_ahead, seal_for
 from referral.config import NotesInTheClear, ReferralContext
 from referral.erasure.notes import note_field
 from referral.erasure.store import ErasureStore
@@ -42,7 +42,9 @@ async def seal_notes_in_the_clear(ctx: ReferralContext, uow: Uow) -> bool:
     if batch:
         try:
             # intake is asked before any row is locked; the client keeps the keys for the sealing below.
-            erased, unknown = await _ask_keys(ctx.keys, {_whose(row) for row in batch})
+            said = await keys_ahead(ctx.keys, {_whose(row) for row in batch})
+            erased = {which for which, answer in said.items() if isinstance(answer, Erased)}
+            unknown = {which for which, answer in said.items() if isinstance(answer, NotFound)}
             for row in await erasure.lock_notes_in_the_clear([row["position"] for row in batch]):
                 if _whose(row) in unknown:
                     left += 1
@@ -67,21 +69,6 @@ async def seal_notes_in_the_clear(ctx: ReferralContext, uow: Uow) -> bool:
 def _whose(row: Any) -> tuple[str, uuid.UUID]:
     """Whose patient the note is about: the referring agency, whose key seals it, and the patient."""
     return row["agency_id"], row["patient_id"]
-
-
-async def _ask_keys(
-    keys: PatientKeys, patients: set[tuple[str, uuid.UUID]]
-) -> tuple[set[tuple[str, uuid.UUID]], set[tuple[str, uuid.UUID]]]:
-    """The patients whose key was destroyed and those intake does not know; the others' keys kept."""
-    erased, unknown = set(), set()
-    for agency_id, patient_id in sorted(patients, key=str):
-        try:
-            await keys.key(agency_id, patient_id)
-        except Erased:
-            erased.add((agency_id, patient_id))
-        except NotFound:
-            unknown.add((agency_id, patient_id))
-    return erased, unknown
 
 
 async def _sealed(keys: PatientKeys, row: Any) -> dict[str, Any] | None:
