@@ -48,13 +48,17 @@ class Intake:
         self.down = False
         self.asked: list[tuple[str, uuid.UUID, int]] = []  # agency, patient, notes locked meanwhile
         self.pool: asyncpg.Pool | None = None
+        # The probe locks what is free for a moment, so two asks side by side would each count the
+        # other's probe as locked: one probe at a time.
+        self.probing = asyncio.Lock()
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         token = request.headers["authorization"].removeprefix("Bearer ")
         caller = verify_token(token, DEV_JWT_SECRET, issuer=ReferralSettings().jwt_issuer)
         patient_id = uuid.UUID(request.url.path.split("/")[3])  # /v1/patients/{id}/data-key
         assert self.pool is not None
-        self.asked.append((caller.agency_id, patient_id, await self.pool.fetchval(_LOCKED)))
+        async with self.probing:
+            self.asked.append((caller.agency_id, patient_id, await self.pool.fetchval(_LOCKED)))
         if self.down:
             return httpx.Response(503)
         if patient_id in self.unknown:
