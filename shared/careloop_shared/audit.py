@@ -22,6 +22,7 @@ import asyncpg
 
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.db import ALL_AGENCIES, as_agency
+from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -45,7 +46,7 @@ class AuditEntry:
     outcome_detail: str | None = None
     action: str = READ
     recorded_at: datetime | None = None
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_id)
 
 
 _COLUMNS = [f.name for f in fields(AuditEntry)]

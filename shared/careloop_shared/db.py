@@ -85,6 +85,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
         reset=_no_session_reset,
         connection_class=AgencyConnection,
         command_timeout=60,
+        server_settings={"plan_cache_mode": "force_custom_plan"},
     )
     assert pool is not None
     return pool

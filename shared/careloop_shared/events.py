@@ -15,6 +15,7 @@ from typing import ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from careloop_shared.errors import SafeMessageError
+from careloop_shared.ids import new_id
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -118,7 +119,7 @@ def new_message(
     time: datetime | None = None,
     traceparent: str | None = None,
 ) -> Message:
-    event_id = event_id or uuid.uuid4()
+    event_id = event_id or new_id()
     envelope = Envelope(
         id=event_id,
         type=event.type,

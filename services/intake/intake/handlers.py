@@ -18,6 +18,7 @@ from careloop_shared.contracts import (
     RiskLevel,
 )
 from careloop_shared.errors import Conflict, Gone, Invalid, NotFound
+from careloop_shared.ids import new_id
 from careloop_shared.outbox import UnitOfWork
 from intake.config import IntakeContext
 from intake.domain.care_manager import REGISTRATION, assignment, responsible_at_registration
@@ -170,7 +171,7 @@ async def update_patient(ctx: IntakeContext, uow: Uow, cmd: UpdatePatient) -> di
 async def record_consent(ctx: IntakeContext, uow: Uow, cmd: RecordConsent) -> uuid.UUID:
     if await uow.store.get_patient(cmd.agency_id, cmd.patient_id, lock=True) is None:
         raise PatientNotFound()
-    consent_id, at = uuid.uuid4(), ctx.clock()
+    consent_id, at = new_id(), ctx.clock()
     period_start = cmd.period_start or at
     recorded = ConsentRecorded(
         patient_id=cmd.patient_id,
@@ -225,7 +226,7 @@ async def assess_patient(ctx: IntakeContext, uow: Uow, cmd: AssessPatient) -> uu
         raise PatientNotFound()
     if patient["erased_at"] is not None:
         raise Gone(ERASED)
-    assessment_id, assessed_at = uuid.uuid4(), ctx.clock()
+    assessment_id, assessed_at = new_id(), ctx.clock()
     # The item-level answers are sealed with the patient's data key, here and in the event.
     items, totals = split(set(ctx.rules.instruments[result.instrument].items), result.observations)
     data_key, version = await _data_key(ctx, uow, cmd.agency_id, patient, assessed_at)

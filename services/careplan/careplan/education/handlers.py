@@ -3,10 +3,9 @@ which version of each material, how it was given and whether the patient explain
 
 from __future__ import annotations
 
-import uuid
-
 from careloop_shared.contracts import EducationProvided
 from careloop_shared.errors import Conflict, Invalid, NotFound, problem
+from careloop_shared.ids import new_id
 from careplan.config import CareplanContext
 from careplan.domain.commands import RecordEducation
 from careplan.domain.education import Material, material_id
@@ -81,7 +80,7 @@ async def record_education(ctx: CareplanContext, uow: Uow, cmd: RecordEducation)
     await uow.store.education.insert_education(
         {
             **provided.model_dump(exclude={"actor_id", "actor_role"}),
-            "id": uuid.uuid4(),
+            "id": new_id(),
             "recorded_by": cmd.by_role,
             "recorded_by_subject": cmd.by,
         }

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from careloop_shared.contracts import PlanAlternativesProposed
 from careloop_shared.errors import Conflict, NotFound
+from careloop_shared.ids import new_id
 from careplan.config import CareplanContext
 from careplan.domain.commands import ChooseAlternative, RequestService
 from careplan.domain.necessity import Decision, decide
@@ -46,7 +47,7 @@ async def request_service(ctx: CareplanContext, uow: Uow, cmd: RequestService) -
     """Check a requested service against its necessity criteria; add it, or propose alternatives."""
     plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
     decision = decide(ctx.criteria, cmd.service_code, plan.drafted)
-    request_id, at = uuid.uuid4(), ctx.clock()
+    request_id, at = new_id(), ctx.clock()
     await uow.store.necessity.insert_service_request(
         {
             "id": request_id,

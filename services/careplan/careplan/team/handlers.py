@@ -16,6 +16,7 @@ from typing import Any
 from careloop_shared.contracts import CareTeamChanged
 from careloop_shared.crypto import Erased
 from careloop_shared.errors import Invalid, NotFound, problem
+from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
 from careloop_shared.patient_keys import KeysUnavailable, keys_ahead
 from careplan.config import CareplanContext
@@ -69,7 +70,7 @@ class CannotClear(Invalid):
 async def add_member(ctx: CareplanContext, uow: Uow, cmd: AddCareTeamMember) -> dict[str, Any]:
     await plan_to_change(uow, cmd.agency_id, cmd.patient_id)
     await _refuse_free_text_if_erased(uow, cmd.patient_id, vars(cmd))
-    member_id, details = uuid.uuid4(), {"name": cmd.name, "contact": cmd.contact}
+    member_id, details = new_id(), {"name": cmd.name, "contact": cmd.contact}
     sealed = await seal_details(ctx.keys, cmd.agency_id, cmd.patient_id, member_id, details)
     at = ctx.clock()
     row = await uow.store.team.insert_member(
@@ -133,7 +134,7 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
     member = await uow.store.team.get_member(cmd.agency_id, cmd.patient_id, cmd.member_id)
     if member is None or member["status"] != "active":
         raise MemberNotFound()
-    contribution_id = uuid.uuid4()
+    contribution_id = new_id()
     sealed_note = await seal_note(ctx.keys, cmd.agency_id, cmd.patient_id, contribution_id, cmd.note)
     at = ctx.clock()
     await uow.store.team.insert_contribution(
@@ -192,7 +193,7 @@ async def _announce(
     """Keep who made the change, and announce it (naming the person who made it, never the member)."""
     await uow.store.team.insert_change(
         {
-            "id": uuid.uuid4(),
+            "id": new_id(),
             "member_id": row["id"],
             "patient_id": cmd.patient_id,
             "agency_id": cmd.agency_id,

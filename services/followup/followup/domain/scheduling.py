@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from careloop_shared.ids import new_id
 from followup.domain import announcements as announce
 from followup.domain.announcements import Announcement
 from followup.domain.follow_up import OPEN, PLAN_CADENCE, Actor, FollowUp, InvalidInput, NotOutstanding
@@ -36,7 +37,7 @@ def new_follow_up(
 ) -> dict[str, Any]:
     """The row of a follow-up to schedule: first attempt, first due point, its grace period from the rules."""
     return {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "patient_id": patient_id,
         "agency_id": agency_id,
         "reason": reason,

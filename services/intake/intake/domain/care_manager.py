@@ -15,6 +15,7 @@ from typing import Any
 
 from careloop_shared.contracts import CareManagerAssigned
 from careloop_shared.errors import Invalid
+from careloop_shared.ids import new_id
 from careloop_shared.rules import RulesFile
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "care-manager.v1.json"
@@ -74,7 +75,7 @@ def assignment(
     reason_code: str | None = None,
 ) -> Assignment:
     row = {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "patient_id": patient_id,
         "agency_id": agency_id,
         "care_manager_id": care_manager_id,

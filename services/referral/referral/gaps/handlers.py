@@ -3,9 +3,8 @@ appears (a recruited provider activated): routed as any referral, behind the pat
 
 from __future__ import annotations
 
-import uuid
-
 from careloop_shared.db import ALL_AGENCIES
+from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
 from referral.config import ReferralContext
 from referral.domain.commands import ReferWaitingPatients
@@ -51,7 +50,7 @@ async def _refer_waiting(ctx: ReferralContext, uow: Uow, cmd: ReferWaitingPatien
                 program_category=gap["program_category"],
                 priority=gap["priority"],
                 language=gap["language"],
-                service_request_id=latest["service_request_id"] if latest else uuid.uuid4(),
+                service_request_id=latest["service_request_id"] if latest else new_id(),
                 replaces=latest["id"] if latest else None,
                 by=cmd.by,  # made on behalf of the person who brought the program
                 by_role=cmd.by_role,

@@ -17,6 +17,7 @@ from careloop_shared.contracts import (
 )
 from careloop_shared.errors import NotFound
 from careloop_shared.events import ReceivedEvent
+from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
 from referral.config import ReferralContext
 from referral.domain.commands import ChangeReferralStatus
@@ -94,7 +95,7 @@ async def when_plan_updated_make_referrals(ctx: ReferralContext, uow: Uow, recei
             program_category=intervention.program_category,
             priority=intervention.priority,
             language=intervention.language or plan.preferred_language,
-            service_request_id=uuid.uuid4(),
+            service_request_id=new_id(),
         )
         await route(ctx, uow, ask, received, exclude=[], known=known)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from careloop_shared.contracts import NetworkGapDetected, ReferralMade, ReferralOutcome, ReferralStatusChanged
 from careloop_shared.events import ReceivedEvent
+from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
 from referral.config import ReferralContext
 from referral.domain.consent import Consent, first_allowed
@@ -156,7 +157,7 @@ async def refer(
     loop, now = uow.store.loop, ctx.clock()
     sent = allowed is not None
     row = {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "service_request_id": ask.service_request_id,
         "patient_id": ask.patient_id,
         "agency_id": ask.agency_id,

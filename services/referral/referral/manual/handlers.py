@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from careloop_shared.errors import Conflict, Invalid, NotFound
+from careloop_shared.ids import new_id
 from referral.config import ReferralContext
 from referral.domain.commands import MakeReferral
 from referral.domain.consent import permission
@@ -80,7 +81,7 @@ async def make_referral_by_hand(ctx: ReferralContext, uow: Uow, cmd: MakeReferra
         program_category=service.program_category,  # what a consent names
         priority=cmd.priority or plan["priority"],
         language=language,
-        service_request_id=latest["service_request_id"] if latest else uuid.uuid4(),
+        service_request_id=latest["service_request_id"] if latest else new_id(),
         replaces=latest["id"] if latest else None,
         by=cmd.by,
         by_role=cmd.by_role,
