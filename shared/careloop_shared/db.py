@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 import asyncpg
+import orjson
 
 from careloop_shared.coalesce import Many, SharedConnection
 from careloop_shared.logging import get_logger
@@ -25,9 +26,15 @@ log = get_logger(__name__)
 _MIGRATION_LOCK = 0x63617265  # advisory lock id: one replica migrates at a time
 
 
+def _json_text(value: Any) -> str:
+    """A value as JSON text for a json/jsonb parameter: orjson, about five times faster than ``json``;
+    non-string keys become strings as ``json.dumps`` makes them."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
     for typ in ("json", "jsonb"):
-        await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(typ, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog")
 
 
 # Row-level security by agency. Every table holding patient data has a policy that shows a row only

@@ -24,6 +24,8 @@ CONTENT_TYPE = "application/json"
 def is_json_content_type(content_type: str, *, suffixed: bool = False) -> bool:
     """``application/json`` (or, if ``suffixed``, ``application/<something>+json``), in UTF-8 if a
     charset is named."""
+    if content_type == CONTENT_TYPE:  # what every careloop producer writes: no parsing needed
+        return True
     media, _, params = content_type.partition(";")
     media = media.strip().lower()
     plus_json = suffixed and media.startswith("application/") and media.endswith("+json")
