@@ -213,7 +213,7 @@ def subscribe(
         max_records=max_records,
         # FastStream sleeps this long again after a poll that found nothing, so it bounds what a
         # quiet consumer adds to each hop: 100 ms made a journey at 50 a second wait about 100 ms
-        # more from assessment to follow-up. Polling every 10 ms when idle costs no measurable CPU.
+        # more from assessment to follow-up. Polling every 10 ms costs an idle service about 1% of a core.
         batch_timeout_ms=10,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_raw,
