@@ -183,7 +183,9 @@ class OutboxRelay:
             client_id=f"{self._client_id}-relay",
             enable_idempotence=True,
             acks="all",
-            linger_ms=5,
+            # A cycle's rows are appended before any is awaited, so they leave together anyway; waiting
+            # for more (5 ms, before) only delayed every hop at low load.
+            linger_ms=0,
             request_timeout_ms=30000,
         )
         try:
