@@ -100,7 +100,13 @@ async def test_outbox_history_is_append_only(infra, database_factory):
         await pool.execute("DELETE FROM outbox")
     with pytest.raises(Exception, match="append-only"):
         await pool.execute("UPDATE outbox SET topic = 'elsewhere'")
+    with pytest.raises(Exception, match="append-only"):
+        await pool.execute("UPDATE outbox SET payload = 'x'::bytea, published_at = now()")
     await pool.execute("UPDATE outbox SET published_at = now()")
     with pytest.raises(Exception, match="append-only"):
         await pool.execute("UPDATE outbox SET published_at = now()")
+    with pytest.raises(Exception, match="append-only"):
+        await pool.execute("UPDATE outbox SET published_at = NULL")
+    with pytest.raises(Exception, match="append-only"):
+        await pool.execute("DELETE FROM outbox WHERE published_at IS NOT NULL")
     await pool.close()
