@@ -15,7 +15,8 @@ import pytest
 
 from careloop_shared.crypto import Erased, key_id, new_data_key
 from careloop_shared.errors import NotFound
-from careloop_shared.patient_keys import HttpPatientKeys, KeysUnavailable, open_for, seal_for
+from careloop_shared.patient_keys import HttpPatientKeys, KeysUnavailable, keys_ahead, open_for, seal_for
+from careloop_shared.testing.keys import FakePatientKeys
 
 SECRET = "a-test-secret-for-service-tokens-0123456789"
 
@@ -223,8 +224,6 @@ def test_a_data_key_never_prints_its_key():
 
 
 async def test_keys_ahead_answers_each_patient_once_with_its_key_or_what_intake_said():
-    from careloop_shared.patient_keys import keys_ahead
-    from careloop_shared.testing.keys import FakePatientKeys
 
     fake = FakePatientKeys()
     known, erased, unknown = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()

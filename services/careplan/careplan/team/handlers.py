@@ -47,7 +47,6 @@ from careplan.team.sealed import (
 log = get_logger(__name__)
 
 _REQUIRED = ("name", "relationship", "role")
-KEYS_AT_ONCE = 16  # keys a batch asks intake for side by side
 
 
 class MemberNotFound(NotFound):
@@ -250,9 +249,7 @@ async def _seal_a_batch(ctx: CareplanContext, uow: Uow, table: str) -> bool:
     ahead = await uow.store.team.in_the_clear(table, walk.after.get(table), size)
     if not ahead:
         return False
-    keys = KeysAhead(
-        await keys_ahead(ctx.keys, {(r["agency_id"], r["patient_id"]) for r in ahead}, at_once=KEYS_AT_ONCE)
-    )
+    keys = KeysAhead(await keys_ahead(ctx.keys, {(r["agency_id"], r["patient_id"]) for r in ahead}))
     sealed: list[tuple[uuid.UUID, dict[str, Any] | None]] = []
     unknown = 0
     for row in await uow.store.team.lock_in_the_clear(table, [r["id"] for r in ahead]):
