@@ -82,6 +82,19 @@ async def _no_session_reset(_: asyncpg.Connection) -> None:
     checkout sets again when it differs. Open transactions are still rolled back by asyncpg itself."""
 
 
+# Every statement planned for its own parameters: asyncpg prepares each statement once per connection,
+# and a generic plan PostgreSQL settles on while a table is small (a sequential scan, a nested loop)
+# stays with the connection as the table grows (README, Performance).
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    """One long-lived connection outside a pool (the outbox relay's), set up as pooled ones are."""
+    conn = await asyncpg.connect(dsn, server_settings=SERVER_SETTINGS)
+    await init_connection(conn)
+    return conn
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
@@ -92,7 +105,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
         reset=_no_session_reset,
         connection_class=AgencyConnection,
         command_timeout=60,
-        server_settings={"plan_cache_mode": "force_custom_plan"},
+        server_settings=SERVER_SETTINGS,
     )
     assert pool is not None
     return pool

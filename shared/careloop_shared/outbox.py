@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from careloop_shared import tracing
 from careloop_shared.coalesce import SharedConnection
-from careloop_shared.db import init_connection
+from careloop_shared.db import connect
 from careloop_shared.events import Event, Message, ReceivedEvent, new_message
 from careloop_shared.logging import get_logger
 from careloop_shared.metrics import OutboxMetrics
@@ -174,8 +174,7 @@ class OutboxRelay:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _run_once(self) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
-        await init_connection(conn)
+        conn = await connect(self._dsn)
         from careloop_shared.kafka import connection  # here: kafka imports this module (via consumer)
 
         producer = AIOKafkaProducer(
