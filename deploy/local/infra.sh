@@ -75,6 +75,14 @@ cmd_env() {
   elif ! external_pg; then
     printf 'export CARELOOP_PG_ADMIN_URL=%q\n' "postgresql://postgres@127.0.0.1:$PG_PORT"
   fi
+  # Clients reach the local server over loopback without TLS: it trusts every loopback connection
+  # (postgres.sh), so TLS there protects nothing, and it cost about a tenth of the CPU of a journey
+  # (README, Performance). A value given, or a provided server, is left as it is.
+  if [[ -n "${CARELOOP_PG_SSLMODE:-}" ]]; then
+    printf 'export CARELOOP_PG_SSLMODE=%q\n' "$CARELOOP_PG_SSLMODE"
+  elif ! external_pg; then
+    printf 'export CARELOOP_PG_SSLMODE=disable\n'
+  fi
   # The local server's CA (it takes TLS too), for the test that connects with verify-full.
   if [[ -n "${CARELOOP_PG_TLS_CA:-}" ]]; then
     printf 'export CARELOOP_PG_TLS_CA=%q\n' "$CARELOOP_PG_TLS_CA"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -26,6 +27,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from careloop_shared.kafka import ensure_topics
+from careloop_shared.settings import with_tls
 from tests.perf.bench_common import MARK, BenchConfig, assessed, fetchrow, poll
 from tests.perf.bench_kafka import producer, publish
 
@@ -95,7 +97,9 @@ async def hop(args: argparse.Namespace) -> None:
 
 
 def _db_url(cfg: BenchConfig, i: int) -> str:
-    return f"{cfg.pg_url}/careloop_bench_raw{i}"
+    # Connected as the services are (TLS or not: CARELOOP_PG_SSLMODE), so the ceiling is like for like.
+    url = f"{cfg.pg_url}/careloop_bench_raw{i}"
+    return with_tls(url, os.environ.get("CARELOOP_PG_SSLMODE"), os.environ.get("CARELOOP_PG_SSLROOTCERT"))
 
 
 async def _prepare_databases(cfg: BenchConfig) -> None:
