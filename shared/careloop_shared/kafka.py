@@ -190,6 +190,45 @@ def next_offsets(records: Iterable[Any]) -> dict[TopicPartition, int]:
     return after
 
 
+class Committer:
+    """Commits what a subscriber's batches processed, off the hop's path: one commit in flight at a time,
+    and the offsets of batches processed meanwhile merge into the next. A commit that never lands (a
+    crash, a rebalance, the broker away) only means those records are delivered again, and the inbox
+    drops them. Once ``closing``, each batch's commit is awaited in the batch, so a stopping service
+    leaves nothing it processed uncommitted."""
+
+    def __init__(self) -> None:
+        self.closing = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._pending: dict[TopicPartition, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def add(self, consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartition, int]) -> None:
+        if consumer is not self._consumer:
+            # Another consumer (the subscriber started again): what the old one processed comes again.
+            self._consumer, self._pending = consumer, {}
+        for tp, offset in offsets.items():
+            if offset > self._pending.get(tp, -1):
+                self._pending[tp] = offset
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="offset-commits")
+        if self.closing:
+            await self.flush()
+
+    async def _drain(self) -> None:
+        while self._pending and self._consumer is not None:
+            consumer, offsets, self._pending = self._consumer, self._pending, {}
+            try:
+                await consumer.commit(offsets)
+            except Exception as exc:
+                log.warning("offset commit failed; those records may be delivered again", error=repr(exc))
+
+    async def flush(self) -> None:
+        """Until what was processed so far is committed (or its commit failed)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+
 def _raw(msg: Any) -> Any:
     """Leave decoding to the consumer, which dead-letters what it cannot decode."""
     return None
@@ -202,9 +241,11 @@ def subscribe(
     *,
     max_records: int,
     instance_id: str | None = None,
-) -> None:
-    """Feed batches of raw records to ``consumer``; offsets commit only after it returns. With an
-    ``instance_id`` the consumer is a static member of its group."""
+) -> Committer:
+    """Feed batches of raw records to ``consumer``; a batch's offsets are committed only after it
+    returns (by the returned ``Committer``). With an ``instance_id`` the consumer is a static member of
+    its group."""
+    committer = Committer()
 
     async def on_batch(msg: KafkaMessage) -> None:
         records = msg.raw_message
@@ -218,7 +259,7 @@ def subscribe(
         # Only the partitions this batch read. consumer.commit() with no offsets commits every assigned
         # partition (about 150 for record), encoded and written to __consumer_offsets on every batch.
         kafka_consumer: AIOKafkaConsumer = msg.consumer  # type: ignore[assignment]
-        await kafka_consumer.commit(next_offsets(records))
+        await committer.add(kafka_consumer, next_offsets(records))
 
     broker.subscriber(
         # ensure_topics owns topic creation: a subscriber asking the broker again would be refused where
@@ -238,6 +279,7 @@ def subscribe(
         parser=_tolerant_parser,
         title=f"{consumer.name}:events",
     )(on_batch)
+    return committer
 
 
 async def publish_dead_letter(

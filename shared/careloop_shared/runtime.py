@@ -26,6 +26,7 @@ from careloop_shared.audit import AuditTrail
 from careloop_shared.consumer import EventConsumer, Handler, StoreFactory
 from careloop_shared.events import Event
 from careloop_shared.kafka import (
+    Committer,
     client_options,
     consumer_lag,
     ensure_topics,
@@ -39,6 +40,7 @@ from careloop_shared.settings import ServiceSettings
 
 log = get_logger(__name__)
 T = TypeVar("T")
+COMMIT_FLUSH_TIMEOUT_S = 5.0  # how long a stopping service waits for its last offsets to be committed
 FORGET_REPLAYS_EVERY_S = 3600.0  # how often responses kept past CARELOOP_IDEMPOTENCY_KEEP_S are deleted
 
 BackgroundLoop = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
@@ -111,6 +113,7 @@ class ServiceRuntime:
         self.audit = AuditTrail(lambda: self.pool)
         self.relay: OutboxRelay | None = None
         self.consumer: EventConsumer | None = None
+        self._committer: Committer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -164,7 +167,7 @@ class ServiceRuntime:
             )
             topics.update(self.consumer.topics)
             topics.add(self.dead_letter_topic)
-            subscribe(
+            self._committer = subscribe(
                 self.broker,
                 self.consumer,
                 s.consumer_group,
@@ -206,6 +209,11 @@ class ServiceRuntime:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._committer is not None:
+            # Batches that finish from now on commit before they return; what finished is committed first.
+            self._committer.closing = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._committer.flush(), COMMIT_FLUSH_TIMEOUT_S)
         with contextlib.suppress(Exception):
             await self.broker.stop()
         await self.audit.stop()

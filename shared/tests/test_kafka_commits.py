@@ -1,11 +1,14 @@
 """What a consumer commits after a batch: per partition the batch read, the offset after its last record;
-partitions it did not read are left alone (their committed offsets stay as they were)."""
+partitions it did not read are left alone (their committed offsets stay as they were). Commits leave the
+hop's path: one in flight at a time, later batches' offsets merged into the next."""
 
+import asyncio
 from types import SimpleNamespace
 
+import structlog.testing
 from aiokafka import TopicPartition
 
-from careloop_shared.kafka import next_offsets
+from careloop_shared.kafka import Committer, next_offsets
 
 
 def _record(topic: str, partition: int, offset: int) -> SimpleNamespace:
@@ -27,3 +30,81 @@ def test_records_out_of_order_within_a_partition_still_commit_past_the_highest()
 
 def test_an_empty_batch_commits_nothing():
     assert next_offsets([]) == {}
+
+
+class _FakeConsumer:
+    """Records each commit; a commit waits until ``release`` is set, as one in flight to the broker."""
+
+    def __init__(self, *, fail_first: bool = False) -> None:
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.release = asyncio.Event()
+        self.release.set()
+        self._fail_first = fail_first
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await self.release.wait()
+        if self._fail_first:
+            self._fail_first = False
+            raise ConnectionError("coordinator not available")
+        self.commits.append(dict(offsets))
+
+
+A0, A1 = TopicPartition("a", 0), TopicPartition("a", 1)
+
+
+async def test_batches_processed_while_a_commit_is_in_flight_go_together_in_the_next():
+    committer, consumer = Committer(), _FakeConsumer()
+    consumer.release.clear()
+    await committer.add(consumer, {A0: 5})  # returns at once
+    await asyncio.sleep(0)  # its commit is in flight
+    await committer.add(consumer, {A0: 9, A1: 2})
+    await committer.add(consumer, {A0: 12})
+    assert consumer.commits == []
+    consumer.release.set()
+    await committer.flush()
+    assert consumer.commits == [{A0: 5}, {A0: 12, A1: 2}]
+
+
+async def test_a_merged_commit_never_goes_back():
+    committer, consumer = Committer(), _FakeConsumer()
+    consumer.release.clear()
+    await committer.add(consumer, {A0: 1})
+    await asyncio.sleep(0)
+    await committer.add(consumer, {A0: 30})
+    await committer.add(consumer, {A0: 20})  # a rewound partition read again: never commit below 30
+    consumer.release.set()
+    await committer.flush()
+    assert consumer.commits == [{A0: 1}, {A0: 30}]
+
+
+async def test_a_failed_commit_is_reported_and_the_next_batch_commits_past_it():
+    committer, consumer = Committer(), _FakeConsumer(fail_first=True)
+    with structlog.testing.capture_logs() as logs:
+        await committer.add(consumer, {A0: 4})
+        await committer.flush()
+    assert consumer.commits == []
+    assert [e["event"] for e in logs] == ["offset commit failed; those records may be delivered again"]
+    assert logs[0]["log_level"] == "warning" and "coordinator not available" in logs[0]["error"]
+    await committer.add(consumer, {A0: 8})
+    await committer.flush()
+    assert consumer.commits == [{A0: 8}]
+
+
+async def test_once_closing_a_batch_returns_only_when_its_offsets_are_committed():
+    committer, consumer = Committer(), _FakeConsumer()
+    committer.closing = True
+    await committer.add(consumer, {A0: 3, A1: 7})
+    assert consumer.commits == [{A0: 3, A1: 7}]
+
+
+async def test_offsets_a_previous_consumer_processed_are_not_committed_by_the_next():
+    committer, old, new = Committer(), _FakeConsumer(), _FakeConsumer()
+    old.release.clear()
+    await committer.add(old, {A0: 5})
+    await asyncio.sleep(0)
+    await committer.add(old, {A0: 6})  # pending behind the commit in flight
+    await committer.add(new, {A1: 1})  # the subscriber started again with another consumer
+    old.release.set()
+    await committer.flush()
+    assert old.commits == [{A0: 5}]
+    assert new.commits == [{A1: 1}]
