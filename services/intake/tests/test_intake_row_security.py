@@ -4,6 +4,7 @@ agency's only a patient referred to it while the referral is open, read-only."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from intake.domain import care_manager
 from intake.domain.care_manager import CareManagerRules
 from intake.domain.commands import AssessPatient, ReassignCareManager, RecordConsent, RegisterPatient
 from intake.domain.scoring import RULES_FILE, ScreeningRules
+from intake.identity.store import PATIENT_COLUMNS, PATIENTS_AND_KEYS
 from intake.referred.api import minimum_shown, visible_to
 from intake.referred.handlers import when_referral_made_grant_access, when_referral_status_changed_end_access
 from intake.store import IntakeStore
@@ -345,3 +347,20 @@ async def test_a_referral_closing_between_the_reads_hides_the_patient_instead_of
     with as_agency(d):  # what was seen a moment ago is no longer there to show
         assert await minimum_shown(service.ctx, store, seen) == []
         assert await visible_to(store, d, at) == []
+
+
+async def test_the_referral_look_up_is_one_function_call_not_sub_plans_planned_with_every_statement(load):
+    """The read-only policies' look-up (009) is planned inside its function; written inline, every statement
+    over patients, consents and patient_keys planned it again as sub-plans (the patient look-up of each
+    assessment: 0.19 ms of planning on a quiet server, 0.085 ms with the function)."""
+    lookup = (
+        f"SELECT {PATIENT_COLUMNS} FROM {PATIENTS_AND_KEYS}"
+        " WHERE p.id = $1 AND p.agency_id = $2 FOR UPDATE OF p"
+    )
+    with as_agency(A):
+        async with load.service.pool.acquire() as conn, conn.transaction():
+            plan = json.dumps(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {lookup}", load.a.patient, A))
+            found = await conn.fetchrow(lookup, load.a.patient, A)
+    assert "SubPlan" not in plan
+    assert "careloop_referred(" in plan
+    assert found is not None and found["id"] == load.a.patient
