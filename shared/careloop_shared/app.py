@@ -236,7 +236,7 @@ def create_app(
 
     async def authorized(request: Request, who: CurrentPrincipal) -> None:
         setattr(request.state, _PRINCIPAL, who)
-        limits.check(who.agency_id, request.headers.get("authorization", ""))
+        await limits.check(who.agency_id, request.headers.get("authorization", ""))
         route = request.scope.get("route")
         if isinstance(route, APIRoute) and request.url.query:
             check_query(route, request.query_params.multi_items())

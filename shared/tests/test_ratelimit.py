@@ -9,30 +9,30 @@ from careloop_shared.errors import Refusal
 from careloop_shared.ratelimit import RateLimits, TooManyRequests, parse_limits
 
 
-def test_a_token_over_its_limit_is_refused_while_another_token_of_the_agency_goes_on():
+async def test_a_token_over_its_limit_is_refused_while_another_token_of_the_agency_goes_on():
     limits = RateLimits(per_agency="10/minute", per_token="3/minute")
     for _ in range(3):
-        limits.check("agency-a", "Bearer one")
+        await limits.check("agency-a", "Bearer one")
     with pytest.raises(TooManyRequests, match="this token") as refused:
-        limits.check("agency-a", "Bearer one")
+        await limits.check("agency-a", "Bearer one")
     assert 1 <= refused.value.retry_after <= 60
     for _ in range(3):
-        limits.check("agency-a", "Bearer two")
+        await limits.check("agency-a", "Bearer two")
 
 
-def test_an_agency_over_its_limit_is_refused_whatever_token_it_uses_and_others_go_on():
+async def test_an_agency_over_its_limit_is_refused_whatever_token_it_uses_and_others_go_on():
     limits = RateLimits(per_agency="4/minute", per_token="")
     for n in range(4):
-        limits.check("agency-a", f"Bearer {n}")
+        await limits.check("agency-a", f"Bearer {n}")
     with pytest.raises(TooManyRequests, match="this agency"):
-        limits.check("agency-a", "Bearer fresh")
-    limits.check("agency-b", "Bearer 0")
+        await limits.check("agency-a", "Bearer fresh")
+    await limits.check("agency-b", "Bearer 0")
 
 
-def test_no_limit_when_left_empty_and_a_clear_error_for_what_is_not_a_limit():
+async def test_no_limit_when_left_empty_and_a_clear_error_for_what_is_not_a_limit():
     limits = RateLimits(per_agency="", per_token="")
     for _ in range(1000):
-        limits.check("agency-a", "Bearer one")
+        await limits.check("agency-a", "Bearer one")
     assert parse_limits("100/minute;2000/hour")[1].amount == 2000
     with pytest.raises(ValueError, match="rate limit"):
         parse_limits("lots")
