@@ -64,8 +64,14 @@ def issue_token(
 
 def verify_token(token: str, secret: str, *, issuer: str) -> Principal:
     """A development token: HS256 with the shared secret."""
+    return principal_from_claims(
+        _development_claims(token, secret, issuer=issuer), agency_claim="agency", role_claim="role"
+    )
+
+
+def _development_claims(token: str, secret: str, *, issuer: str) -> dict[str, Any]:
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             secret,
             algorithms=[ALGORITHM],
@@ -74,7 +80,7 @@ def verify_token(token: str, secret: str, *, issuer: str) -> Principal:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(type(exc).__name__) from exc
-    return principal_from_claims(claims, agency_claim="agency", role_claim="role")
+    return claims
 
 
 def principal_from_claims(
@@ -109,6 +115,12 @@ def claim(claims: Mapping[str, Any], name: str) -> Any:
 
 async def verify_bearer(token: str, settings: ServiceSettings) -> Principal:
     """A provider's token when its ``iss`` is the configured OIDC issuer, else a development token."""
+    principal, _ = await _verify_bearer(token, settings)
+    return principal
+
+
+async def _verify_bearer(token: str, settings: ServiceSettings) -> tuple[Principal, float]:
+    """Whom the token names, and when it expires (seconds since the epoch)."""
     config = OidcConfig.from_settings(settings)
     if config is None or _unverified_issuer(token) != config.issuer:
         return _verify_development_token(token, settings)
@@ -117,12 +129,43 @@ async def verify_bearer(token: str, settings: ServiceSettings) -> Principal:
     except TokenRejected as exc:
         raise InvalidToken(str(exc)) from exc
     # A provider signs people in: a group it calls "service" grants nothing here.
-    return principal_from_claims(
+    principal = principal_from_claims(
         claims,
         agency_claim=settings.oidc_agency_claim,
         role_claim=settings.oidc_role_claim,
         roles=PEOPLE_ROLES,
     )
+    return principal, float(claims["exp"])
+
+
+class VerifiedTokens:
+    """Bearer tokens one service verified lately, and whom they name: a caller sends the same token with
+    every request, and checking its signature each time was most of what authentication cost.
+
+    A token is kept until it expires, and never longer than ``keep_s`` (so an identity provider's key
+    withdrawn from its published set stops being honoured within that time); at most ``size`` of them,
+    the oldest forgotten first. Only tokens that passed every check are kept, under the whole token:
+    one that differs in any byte is verified afresh.
+    """
+
+    def __init__(self, settings: ServiceSettings, *, keep_s: float = 60.0, size: int = 4096) -> None:
+        self._settings = settings
+        self._keep_s = keep_s
+        self._size = size
+        self._kept: dict[str, tuple[Principal, float]] = {}
+
+    async def verify(self, token: str) -> Principal:
+        now = time.time()
+        kept = self._kept.get(token)
+        if kept is not None:
+            if now < kept[1]:
+                return kept[0]
+            del self._kept[token]
+        principal, expires = await _verify_bearer(token, self._settings)
+        if len(self._kept) >= self._size:
+            del self._kept[next(iter(self._kept))]
+        self._kept[token] = (principal, min(expires, now + self._keep_s))
+        return principal
 
 
 def _unverified_issuer(token: str) -> str | None:
@@ -134,24 +177,30 @@ def _unverified_issuer(token: str) -> str | None:
     return iss if isinstance(iss, str) else None
 
 
-def _verify_development_token(token: str, settings: ServiceSettings) -> Principal:
+def _verify_development_token(token: str, settings: ServiceSettings) -> tuple[Principal, float]:
     secret = settings.jwt_secret.get_secret_value()
     # Anyone can mint tokens with the development secret (the rule http.serve enforces at start).
     if secret == DEV_JWT_SECRET and settings.host not in LOOPBACK_HOSTS:
         raise InvalidToken("development tokens are accepted only by a service on loopback")
-    return verify_token(token, secret, issuer=settings.jwt_issuer)
+    claims = _development_claims(token, secret, issuer=settings.jwt_issuer)
+    return principal_from_claims(claims, agency_claim="agency", role_claim="role"), float(claims["exp"])
 
 
 _bearer = HTTPBearer(auto_error=False)
 
 
 async def authenticate(
-    credentials: HTTPAuthorizationCredentials | None, settings: ServiceSettings
+    credentials: HTTPAuthorizationCredentials | None,
+    settings: ServiceSettings,
+    verified: VerifiedTokens | None = None,
 ) -> Principal:
-    """Answer 401 unless a valid bearer token is presented."""
+    """Answer 401 unless a valid bearer token is presented (``verified``: the service's tokens verified
+    lately, else it is checked afresh)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("bearer token required")
     try:
+        if verified is not None:
+            return await verified.verify(credentials.credentials)
         return await verify_bearer(credentials.credentials, settings)
     except InvalidToken as exc:
         raise _unauthorized(f"invalid token: {exc}") from exc

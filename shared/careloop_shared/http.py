@@ -34,7 +34,8 @@ def get_runtime(request: Request) -> ServiceRuntime:
 
 
 async def current_principal(request: Request, credentials: BearerCredentials) -> Principal:
-    who = await authenticate(credentials, get_runtime(request).settings)
+    runtime = get_runtime(request)
+    who = await authenticate(credentials, runtime.settings, runtime.verified_tokens)
     AGENCY.set(who.agency_id)  # row-level security: this request's connections see its agency's rows
     return who
 

@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from careloop_shared import db, idempotency, metrics
 from careloop_shared.audit import AuditTrail
+from careloop_shared.auth import VerifiedTokens
 from careloop_shared.consumer import EventConsumer, Handler, StoreFactory
 from careloop_shared.events import Event
 from careloop_shared.kafka import (
@@ -111,6 +112,7 @@ class ServiceRuntime:
                 include_in_schema=True,
             )
         self.audit = AuditTrail(lambda: self.pool)
+        self.verified_tokens = VerifiedTokens(settings)
         self.relay: OutboxRelay | None = None
         self.consumer: EventConsumer | None = None
         self._committer: Committer | None = None

@@ -3,7 +3,17 @@ import time
 import jwt
 import pytest
 
-from careloop_shared.auth import PEOPLE_ROLES, ROLES, InvalidToken, issue_token, verify_token
+from careloop_shared import auth
+from careloop_shared.auth import (
+    PEOPLE_ROLES,
+    ROLES,
+    InvalidToken,
+    Principal,
+    VerifiedTokens,
+    issue_token,
+    verify_token,
+)
+from careloop_shared.settings import ServiceSettings
 
 SECRET = "test-secret-0123456789-0123456789-abcd"
 
@@ -55,3 +65,72 @@ def test_a_token_cannot_name_the_agency_that_stands_for_every_agency():
     token = issue_token(SECRET, agency="*", role="supervisor")
     with pytest.raises(InvalidToken, match="no agency a caller can act for"):
         verify_token(token, SECRET, issuer="careloop-dev")
+
+
+# Tokens verified lately (VerifiedTokens): a caller's token is checked once, not on every request
+
+
+def _counting_verifications(monkeypatch):
+    calls = []
+    real = auth._verify_bearer
+
+    async def counted(token, settings):
+        calls.append(token)
+        return await real(token, settings)
+
+    monkeypatch.setattr(auth, "_verify_bearer", counted)
+    return calls
+
+
+async def test_a_token_verified_once_is_taken_again_without_checking_its_signature(monkeypatch):
+    calls = _counting_verifications(monkeypatch)
+    tokens = VerifiedTokens(ServiceSettings(jwt_secret=SECRET))
+    token = issue_token(SECRET, agency="a1", role="care-manager", subject="u1")
+    for _ in range(3):
+        assert await tokens.verify(token) == Principal("a1", "care-manager", "u1")
+    assert calls == [token]
+
+
+async def test_a_token_that_differs_in_any_byte_is_verified_afresh_and_a_forgery_is_refused(monkeypatch):
+    tokens = VerifiedTokens(ServiceSettings(jwt_secret=SECRET))
+    token = issue_token(SECRET, agency="a1", role="care-manager", subject="u1")
+    await tokens.verify(token)
+    header, claims, _ = token.split(".")
+    forged_claims = jwt.utils.base64url_encode(
+        jwt.utils.base64url_decode(claims).replace(b'"a1"', b'"a2"')
+    ).decode()
+    with pytest.raises(InvalidToken):
+        await tokens.verify(f"{header}.{forged_claims}.{token.split('.')[2]}")
+    with pytest.raises(InvalidToken):
+        await tokens.verify(token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+
+
+async def test_a_kept_token_is_not_taken_past_its_expiry_but_checked_afresh(monkeypatch):
+    """Past ``exp`` the kept answer is dropped and the verifier decides again (it refuses an expired
+    token: test_expired_token_is_refused)."""
+    calls = _counting_verifications(monkeypatch)
+    tokens = VerifiedTokens(ServiceSettings(jwt_secret=SECRET), keep_s=3600)
+    token = issue_token(SECRET, agency="a1", role="admin", ttl_s=30)
+    await tokens.verify(token)
+    real_time = time.time
+    monkeypatch.setattr(auth.time, "time", lambda: real_time() + 29)
+    await tokens.verify(token)
+    assert calls == [token]
+    monkeypatch.setattr(auth.time, "time", lambda: real_time() + 31)
+    await tokens.verify(token)  # PyJWT's own clock says it has not expired yet: accepted, once checked
+    assert calls == [token, token]
+
+
+async def test_a_kept_token_is_checked_again_after_keep_s_and_the_oldest_is_forgotten_first(monkeypatch):
+    calls = _counting_verifications(monkeypatch)
+    tokens = VerifiedTokens(ServiceSettings(jwt_secret=SECRET), keep_s=5, size=2)
+    one, two, three = (issue_token(SECRET, agency="a1", role="admin", subject=s) for s in ("1", "2", "3"))
+    await tokens.verify(one)
+    real_time = time.time
+    monkeypatch.setattr(auth.time, "time", lambda: real_time() + 6)
+    await tokens.verify(one)  # kept 5 s at most: verified again
+    await tokens.verify(two)
+    await tokens.verify(three)  # two kept at most: the oldest (one) goes
+    await tokens.verify(three)
+    await tokens.verify(one)
+    assert calls == [one, one, two, three, one]

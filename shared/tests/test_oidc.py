@@ -24,7 +24,14 @@ from fastapi.security import HTTPAuthorizationCredentials
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pydantic import ValidationError
 
-from careloop_shared.auth import InvalidToken, Principal, authenticate, issue_token, verify_bearer
+from careloop_shared.auth import (
+    InvalidToken,
+    Principal,
+    VerifiedTokens,
+    authenticate,
+    issue_token,
+    verify_bearer,
+)
 from careloop_shared.http import CurrentPrincipal
 from careloop_shared.oidc import OidcConfig, OidcVerifier, TokenRejected
 from careloop_shared.settings import DEV_JWT_SECRET, ServiceSettings
@@ -397,7 +404,8 @@ async def test_development_tokens_are_refused_beyond_loopback_with_the_developme
 
 async def test_a_route_answers_the_providers_caller_and_refuses_a_bad_token_with_401(provider, rs256):
     app = FastAPI()
-    app.state.runtime = SimpleNamespace(settings=provider.settings())
+    settings = provider.settings()
+    app.state.runtime = SimpleNamespace(settings=settings, verified_tokens=VerifiedTokens(settings))
 
     @app.get("/me")
     async def me(who: CurrentPrincipal) -> dict[str, str]:
@@ -408,7 +416,9 @@ async def test_a_route_answers_the_providers_caller_and_refuses_a_bad_token_with
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as client:
         ok = await client.get("/me", headers={"Authorization": f"Bearer {good}"})
         refused = await client.get("/me", headers={"Authorization": f"Bearer {expired}"})
+        again = await client.get("/me", headers={"Authorization": f"Bearer {good}"})
     assert (ok.status_code, ok.json()) == (200, {"agency": "agency-a", "role": "care-manager"})
+    assert again.json() == ok.json()
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"] == "Bearer"
     assert refused.json() == {"detail": "invalid token: ExpiredSignatureError"}
