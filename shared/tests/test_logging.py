@@ -72,3 +72,11 @@ def test_repeats_of_one_kafka_message_are_dropped_within_a_window_and_counted_af
     later = record("aiokafka.conn", "Unable connect to node")
     assert repeats.filter(later)
     assert later.getMessage() == "Unable connect to node (and 500 more like it in the last 10 s)"
+
+
+def test_values_json_cannot_hold_as_they_are_are_still_logged(log_lines):
+    get_logger("t").info("odd values", big=10**30, by_number={1: "a"}, thing=object())
+    (line,) = log_lines()
+    assert line["big"] == 10**30
+    assert line["by_number"] == {"1": "a"}
+    assert line["thing"].startswith("<object object")
