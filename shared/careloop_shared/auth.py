@@ -64,14 +64,14 @@ def issue_token(
 
 def verify_token(token: str, secret: str, *, issuer: str) -> Principal:
     """A development token: HS256 with the shared secret."""
-    return principal_from_claims(
-        _development_claims(token, secret, issuer=issuer), agency_claim="agency", role_claim="role"
-    )
+    principal, _ = _development_token(token, secret, issuer=issuer)
+    return principal
 
 
-def _development_claims(token: str, secret: str, *, issuer: str) -> dict[str, Any]:
+def _development_token(token: str, secret: str, *, issuer: str) -> tuple[Principal, float]:
+    """Whom a development token names, and when it expires (seconds since the epoch)."""
     try:
-        claims: dict[str, Any] = jwt.decode(
+        claims = jwt.decode(
             token,
             secret,
             algorithms=[ALGORITHM],
@@ -80,7 +80,7 @@ def _development_claims(token: str, secret: str, *, issuer: str) -> dict[str, An
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(type(exc).__name__) from exc
-    return claims
+    return principal_from_claims(claims, agency_claim="agency", role_claim="role"), float(claims["exp"])
 
 
 def principal_from_claims(
@@ -182,8 +182,7 @@ def _verify_development_token(token: str, settings: ServiceSettings) -> tuple[Pr
     # Anyone can mint tokens with the development secret (the rule http.serve enforces at start).
     if secret == DEV_JWT_SECRET and settings.host not in LOOPBACK_HOSTS:
         raise InvalidToken("development tokens are accepted only by a service on loopback")
-    claims = _development_claims(token, secret, issuer=settings.jwt_issuer)
-    return principal_from_claims(claims, agency_claim="agency", role_claim="role"), float(claims["exp"])
+    return _development_token(token, secret, issuer=settings.jwt_issuer)
 
 
 _bearer = HTTPBearer(auto_error=False)
