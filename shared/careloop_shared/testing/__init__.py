@@ -87,6 +87,29 @@ def infra() -> Iterator[Infra]:
         yield Infra(bootstrap, pg_url, options, pg_admin_url)
 
 
+# What `make test-unit` points at a closed port, so that no unit test can reach a broker or database.
+_CLOSED_PORTS = {
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+    "CARELOOP_PG_URL": "postgresql://nobody@127.0.0.1:9",
+}
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_reach_no_infrastructure(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In `make test` as in `make test-unit`: a test without the ``integration`` mark sees the broker
+    and database at a closed port and no superuser URL, and may not use the ``infra`` fixture. So one
+    run of `make test` checks what a separate unit-only run would (CI runs the unit tests once)."""
+    if request.node.get_closest_marker("integration") is not None:
+        return
+    if "infra" in request.fixturenames:
+        pytest.fail("a test without the integration mark uses the broker and database (infra)")
+    for name, value in _CLOSED_PORTS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CARELOOP_PG_ADMIN_URL", raising=False)
+
+
 _PREFIXES: list[str] = []
 
 
