@@ -147,16 +147,80 @@ class Repeats(logging.Filter):
         return True
 
 
+class _JsonLinesHandler(logging.StreamHandler[Any]):
+    """The handler configure_logging puts on the root logger: stdlib records through its formatter,
+    careloop's own lines (rendered already) straight to its stream."""
+
+    def write_line(self, line: str) -> None:
+        self.acquire()
+        try:
+            self.stream.write(line + "\n")
+            self.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken stream: the line is lost, as stdlib's handler loses it
+        finally:
+            self.release()
+
+
+class _LineWriter:
+    """structlog's logger for careloop's own events. Through stdlib logging, each line built two
+    LogRecords (the logger's, and ProcessorFormatter's copy of it) to write the same text; this writes
+    the rendered line to the root logger's handler itself. The level and the handlers are the stdlib
+    logger's of that name, looked up per line, so configuring logging again (tests do) applies to
+    loggers made before; any other handler on the root logger (pytest's caplog) gets a record."""
+
+    __slots__ = ("_logger", "name")
+
+    def __init__(self, name: str | None) -> None:
+        self.name = name or "careloop"  # the logger's name on the line (``add_logger_name``)
+        self._logger = logging.getLogger(self.name)
+
+    def _write(self, level: int, line: str) -> None:
+        if not self._logger.isEnabledFor(level):
+            return
+        record = None
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, _JsonLinesHandler):
+                handler.write_line(line)
+            elif level >= handler.level:
+                if record is None:
+                    record = self._logger.makeRecord(self.name, level, "(structlog)", 0, line, (), None)
+                handler.handle(record)
+
+    def debug(self, line: str) -> None:
+        self._write(logging.DEBUG, line)
+
+    def info(self, line: str) -> None:
+        self._write(logging.INFO, line)
+
+    def warning(self, line: str) -> None:
+        self._write(logging.WARNING, line)
+
+    def error(self, line: str) -> None:
+        self._write(logging.ERROR, line)
+
+    def critical(self, line: str) -> None:
+        self._write(logging.CRITICAL, line)
+
+    exception = error
+    fatal = critical
+
+
 def configure_logging(service: str, level: str = "INFO", stream: Any = None) -> None:
     """JSON lines on stderr for structlog and for every stdlib logger (uvicorn, faststream, aiokafka)."""
+    threshold = logging.getLevelName(level.upper())
+    if not isinstance(threshold, int):
+        raise ValueError(f"unknown log level {level!r}: one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     shared = _shared_processors()
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, structlog.processors.JSONRenderer()],
+        logger_factory=lambda name=None, *_: _LineWriter(name),
+        # Every level goes through the processors (structlog.testing.capture_logs sees them all); the
+        # writer drops what the stdlib logger of that name would not log.
+        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _JsonLinesHandler(stream or sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
@@ -168,7 +232,7 @@ def configure_logging(service: str, level: str = "INFO", stream: Any = None) -> 
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(threshold)
     for noisy in ("aiokafka", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # A filter of the handler, not of the logger: aiokafka logs from child loggers (aiokafka.conn, ...).

@@ -80,3 +80,62 @@ def test_values_json_cannot_hold_as_they_are_are_still_logged(log_lines):
     assert line["big"] == 10**30
     assert line["by_number"] == {"1": "a"}
     assert line["thing"].startswith("<object object")
+
+
+def test_own_lines_and_stdlib_lines_come_out_alike_and_below_the_level_not_at_all():
+    stream = io.StringIO()
+    configure_logging("test", "WARNING", stream=stream)
+    try:
+        get_logger("careloop.t").info("too low")
+        get_logger("careloop.t").warning("kept", route="/v1/x", status=202)
+        logging.getLogger("stdlib.t").info("too low")
+        logging.getLogger("stdlib.t").warning("kept too")
+        own, foreign = (json.loads(line) for line in stream.getvalue().splitlines())
+    finally:
+        configure_logging("test", "WARNING")
+    assert set(own) == {"event", "route", "status", "service", "level", "logger", "timestamp"}
+    assert own["logger"] == "careloop.t" and own["level"] == "warning" and own["service"] == "test"
+    assert set(foreign) == {"event", "service", "level", "logger", "timestamp"}
+    assert foreign["logger"] == "stdlib.t" and foreign["event"] == "kept too"
+    # spaced as before: lines matched as text keep matching
+    assert '"level": "warning"' in stream.getvalue().splitlines()[0]
+
+
+def test_an_unknown_level_is_refused_by_name():
+    with pytest.raises(ValueError, match="unknown log level 'loud'"):
+        configure_logging("test", "loud")
+
+
+def test_a_logger_used_before_logging_is_configured_again_writes_where_it_now_says():
+    log = get_logger("careloop.kept")  # module-level loggers are kept after their first use
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        configure_logging("test", "INFO", stream=first)
+        log.info("one")
+        configure_logging("test", "INFO", stream=second)
+        log.info("two")
+        configure_logging("test", "ERROR", stream=second)
+        log.warning("below the level now")
+    finally:
+        configure_logging("test", "WARNING")
+    assert [json.loads(line)["event"] for line in first.getvalue().splitlines()] == ["one"]
+    assert [json.loads(line)["event"] for line in second.getvalue().splitlines()] == ["two"]
+
+
+def test_another_handler_on_the_root_logger_gets_the_line_as_a_record():
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    stream = io.StringIO()
+    configure_logging("test", "INFO", stream=stream)
+    logging.getLogger().addHandler(Keep())
+    try:
+        get_logger("careloop.t").warning("seen twice", patient_id="p1")
+    finally:
+        configure_logging("test", "WARNING")
+    (record,) = records
+    assert (record.name, record.levelno) == ("careloop.t", logging.WARNING)
+    assert json.loads(record.getMessage()) == json.loads(stream.getvalue())
