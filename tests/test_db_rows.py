@@ -84,3 +84,57 @@ async def test_concurrent_calls_share_one_statement_in_a_real_transaction(databa
         assert statements == [4]
     finally:
         await conn.close()
+
+
+class _Counting:
+    """A connection that notes which of its methods were called."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn, self.calls = conn, []
+
+    def __getattr__(self, name: str):
+        self.calls.append(name)
+        return getattr(self.conn, name)
+
+
+async def test_many_rows_go_in_as_one_statement_in_the_order_given(database_factory):
+    conn = await _connection(database_factory)
+    try:
+        await conn.execute("ALTER TABLE things ADD COLUMN position bigint GENERATED ALWAYS AS IDENTITY")
+        names = [f"n{i:03}" for i in range(200)]
+        rows = [_row(n, detail={"i": i}, tags=[n] if i % 2 else None) for i, n in enumerate(names)]
+        for row in rows:
+            if row["tags"] is None:
+                del row["tags"]  # two sets of columns: with and without the array column
+        counting = _Counting(conn)
+        await db.insert_rows(counting, "things", rows, conflict="DO NOTHING")  # type: ignore[arg-type]
+        assert [m for m in counting.calls if m != "fetch"] == ["execute", "execute"]  # fetch: column types
+        stored = await conn.fetch("SELECT name, detail, tags FROM things ORDER BY position")
+        # Each set of columns keeps its rows' order (positions are taken as the rows go in).
+        assert [r["name"] for r in stored] == names[0::2] + names[1::2]
+        assert all(r["detail"] == {"i": int(r["name"][1:])} for r in stored)
+        assert all(r["tags"] == ([r["name"]] if int(r["name"][1:]) % 2 else []) for r in stored)
+        # A taken name is skipped, a new one goes in.
+        await db.insert_rows(conn, "things", [_row("n000"), _row("fresh")], conflict="(name) DO NOTHING")
+        assert await conn.fetchval("SELECT count(*) FROM things") == 201
+    finally:
+        await conn.close()
+
+
+async def test_an_upsert_given_one_key_twice_keeps_the_later_row(database_factory):
+    """One statement cannot update a row twice (PostgreSQL refuses it); one row after the other, the
+    later wins."""
+    conn = await _connection(database_factory)
+    try:
+        first, later = _row("k", score=1.0), _row("k", score=2.0)
+        counting = _Counting(conn)
+        await db.insert_rows(
+            counting,
+            "things",
+            [first, later],
+            conflict="(name) DO UPDATE SET score = EXCLUDED.score",  # type: ignore[arg-type]
+        )
+        assert await conn.fetchval("SELECT score FROM things WHERE name = 'k'") == 2.0
+        assert counting.calls == ["executemany"]
+    finally:
+        await conn.close()

@@ -206,11 +206,19 @@ def by_columns(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[
 
 
 async def insert_rows(conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *, conflict: str = "") -> None:
-    """Many rows in one round trip per set of columns they set (rows of one set keep their order)."""
+    """Many rows in one statement per set of columns they set, inserted in the order given.
+
+    A single row, or rows that ``ON CONFLICT ... DO UPDATE`` may send twice to one row (PostgreSQL
+    refuses that within one statement; one after the other the later wins), go one statement per row
+    in one round trip (``executemany``), each planned on its own.
+    """
     for columns, positions in by_columns(rows).items():
-        await conn.executemany(
-            _insert_sql(table, columns, conflict, ""), [tuple(rows[i][c] for c in columns) for i in positions]
-        )
+        if len(positions) > 1 and "DO UPDATE" not in conflict.upper():
+            tail = f" ON CONFLICT {conflict}" if conflict else ""
+            await conn.execute(*await _many_rows(conn, table, columns, [rows[i] for i in positions], tail))
+        else:
+            values = [tuple(rows[i][c] for c in columns) for i in positions]
+            await conn.executemany(_insert_sql(table, columns, conflict, ""), values)
 
 
 def _json_value(value: Any) -> Any:
@@ -241,6 +249,31 @@ async def _column_types(conn: Db, table: str, columns: tuple[str, ...]) -> list[
     return types
 
 
+async def _many_rows(
+    conn: Db, table: str, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]], tail: str
+) -> tuple[Any, ...]:
+    """``INSERT INTO table (columns) <rows> <tail>`` as one statement and its arguments: one plan
+    and one execution for the rows, in their order, where a statement per row plans each again."""
+    _names(table, columns)
+    names = ", ".join(columns)
+    insert = f"INSERT INTO {table} ({names}) SELECT {names} FROM "
+    types = await _column_types(conn, table, columns)
+    if not any(t.endswith("]") for t in types):
+        # One typed array per column: PostgreSQL reads the rows as it reads a single row's values.
+        arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+        return (
+            insert + f"unnest({arrays}) WITH ORDINALITY AS r({names}, _at) ORDER BY _at" + tail,
+            *([row[c] for row in rows] for c in columns),
+        )
+    # An array column cannot travel in an array of arrays: the rows go as one JSON document.
+    document = json.dumps([{c: row[c] for c in columns} for row in rows], default=_json_value)
+    return (
+        insert + f"jsonb_populate_recordset(NULL::{table}, $1::text::jsonb) WITH ORDINALITY AS r ORDER BY"
+        " r.ordinality" + tail,
+        document,
+    )
+
+
 async def insert_rows_returning(
     conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *, key: str, conflict: str = ""
 ) -> list[bool]:
@@ -248,24 +281,9 @@ async def insert_rows_returning(
     ``ON CONFLICT <conflict>`` skipped it). ``key`` is a column unique to each row."""
     inserted: set[Any] = set()
     for columns, positions in by_columns(rows).items():
-        _names(table, (*columns, key))
-        names = ", ".join(columns)
+        _names(table, (key,))
         tail = (f" ON CONFLICT {conflict}" if conflict else "") + f" RETURNING {key}"
-        types = await _column_types(conn, table, columns)
-        if not any(t.endswith("]") for t in types):
-            # One typed array per column: PostgreSQL reads the rows as it reads a single row's values.
-            arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
-            found = await conn.fetch(
-                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})" + tail,
-                *([rows[i][c] for i in positions] for c in columns),
-            )
-        else:  # an array column cannot travel in an array of arrays: the rows go as one JSON document
-            document = json.dumps([{c: rows[i][c] for c in columns} for i in positions], default=_json_value)
-            found = await conn.fetch(
-                f"INSERT INTO {table} ({names}) SELECT {names} FROM jsonb_populate_recordset(NULL::{table},"
-                " $1::text::jsonb)" + tail,
-                document,
-            )
+        found = await conn.fetch(*await _many_rows(conn, table, columns, [rows[i] for i in positions], tail))
         inserted.update(r[key] for r in found)
     return [row[key] in inserted for row in rows]
 

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from careloop_shared import tracing
 from careloop_shared.coalesce import SharedConnection
-from careloop_shared.db import connect
+from careloop_shared.db import connect, insert_rows
 from careloop_shared.events import Event, Message, ReceivedEvent, new_message
 from careloop_shared.logging import get_logger
 from careloop_shared.metrics import OutboxMetrics
@@ -93,23 +93,20 @@ class DatabaseUnitOfWork(UnitOfWork[S]):
         if not self.pending:
             return
         rows = [
-            (
-                m.envelope.id,
-                m.envelope.type,
-                self._topic_for(m.envelope.type),
-                m.key,
-                m.envelope.headers(),
-                m.event.body(),
-            )
+            {
+                "event_id": m.envelope.id,
+                "event_type": m.envelope.type,
+                "topic": self._topic_for(m.envelope.type),
+                "key": m.key,
+                "headers": m.envelope.headers(),
+                "payload": m.event.body(),
+            }
             for m in self.pending
         ]
         self.pending.clear()
-        # A deterministic event id emitted twice is one event: the second insert is a no-op.
-        await self.conn.executemany(
-            "INSERT INTO outbox (event_id, event_type, topic, key, headers, payload)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
-            rows,
-        )
+        # A deterministic event id emitted twice is one event: the second insert is a no-op. The rows
+        # take their positions in the order they were emitted.
+        await insert_rows(self.conn, "outbox", rows, conflict="(event_id) DO NOTHING")
 
 
 def _no_store(_: asyncpg.Connection) -> Any:

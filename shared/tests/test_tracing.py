@@ -120,21 +120,43 @@ async def test_untraced_paths_make_no_span(spans):
     assert spans.get_finished_spans() == ()
 
 
+OUTBOX_COLUMNS = {
+    "event_id": "uuid",
+    "event_type": "text",
+    "headers": "jsonb",
+    "key": "text",
+    "payload": "bytea",
+    "topic": "text",
+}
+
+
 class FakeConnection:
-    """What the consumer's transaction does: inbox insert (every event new), outbox insert (kept)."""
+    """What the consumer's transaction does: inbox insert (every event new), outbox insert (kept, a dict
+    per row, whether the rows came one statement each or as one statement of column arrays)."""
 
     def __init__(self) -> None:
-        self.outbox: list[tuple[Any, ...]] = []
+        self.outbox: list[dict[str, Any]] = []
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()  # type: ignore[return-value]
 
-    async def fetch(self, _sql: str, _consumer: str, ids: list[uuid.UUID], *_: Any) -> list[dict[str, Any]]:
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        if "pg_attribute" in sql:  # the outbox's column types, asked once per process
+            return [{"attname": c, "type": t} for c, t in OUTBOX_COLUMNS.items()]
+        _consumer, ids = args[:2]
         return [{"event_id": i} for i in ids]
 
     async def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        assert sql.startswith("INSERT INTO outbox")
-        self.outbox.extend(rows)
+        self.outbox.extend(dict(zip(_outbox_columns(sql), row, strict=True)) for row in rows)
+
+    async def execute(self, sql: str, *columns: list[Any]) -> None:
+        rows = zip(*columns, strict=True)
+        self.outbox.extend(dict(zip(_outbox_columns(sql), row, strict=True)) for row in rows)
+
+
+def _outbox_columns(sql: str) -> list[str]:
+    assert sql.startswith("INSERT INTO outbox (")
+    return sql.removeprefix("INSERT INTO outbox (").split(")")[0].split(", ")
 
 
 class FakePool:
@@ -180,7 +202,7 @@ def _record(offset: int, traceparent: str | None) -> Record:
 
 def _outbox_traceparents(pool: FakePool) -> dict[str, str]:
     """The outbox rows' ``ce_traceparent`` by the event's ``ce_causationid``."""
-    return {row[4]["ce_causationid"]: row[4]["ce_traceparent"] for row in pool.conn.outbox}
+    return {row["headers"]["ce_causationid"]: row["headers"]["ce_traceparent"] for row in pool.conn.outbox}
 
 
 @pytest.mark.parametrize("handler", [_pong, _pong_all], ids=["one-at-a-time", "batch"])
@@ -212,7 +234,7 @@ async def test_a_record_without_trace_context_starts_a_new_trace(spans):
     [span] = spans.get_finished_spans()
     assert span.parent is None
     [row] = pool.conn.outbox
-    assert row[4]["ce_traceparent"].split("-")[1] == f"{span.context.trace_id:032x}"
+    assert row["headers"]["ce_traceparent"].split("-")[1] == f"{span.context.trace_id:032x}"
 
 
 async def test_without_tracing_nothing_is_added():
@@ -220,7 +242,7 @@ async def test_without_tracing_nothing_is_added():
     pool = FakePool()
     await _consumer(pool, _pong).process([_record(0, INCOMING)])
     [row] = pool.conn.outbox
-    assert "ce_traceparent" not in row[4]
+    assert "ce_traceparent" not in row["headers"]
     uow = DatabaseUnitOfWork(pool.conn, lambda t: t, None)  # type: ignore[arg-type]
     assert uow.emit(Pinged(patient_id=uuid.uuid4(), agency_id="a")).envelope.traceparent is None
 
