@@ -20,7 +20,7 @@ import aiohttp
 
 from careloop_shared.auth import issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
-from tests.perf.bench_common import BenchConfig, cadence_done, latencies, poll
+from tests.perf.bench_common import CADENCE_POLL_S, BenchConfig, cadence_done, latencies, poll
 from tests.perf.bench_kafka import end_offsets, settled
 from tests.perf.bench_stages import hop_latencies, journey_topics, read_journeys, seen
 
@@ -135,7 +135,7 @@ async def run_rate(
     accepted = [i for i, r in enumerate(results) if r and r[0] == "202"]
     answered_at = max((start_wall + i / rate + results[i][1] for i in accepted), default=start_wall)
     result, done = await poll(
-        lambda: cadence_done(cfg, agency), lambda r: r[0] >= len(accepted), cfg.stage_timeout
+        lambda: cadence_done(cfg, agency), lambda r: r[0] >= len(accepted), cfg.stage_timeout, CADENCE_POLL_S
     )
     count = result[0] if result else 0
     prep["settle_after"] = await settled(cfg, cfg.settle_timeout)

@@ -29,6 +29,7 @@ from careloop_shared.contracts import (
 )
 from careloop_shared.kafka import ensure_topics
 from tests.perf.bench_common import (
+    CADENCE_POLL_S,
     MARK,
     BenchConfig,
     assessed,
@@ -143,7 +144,9 @@ async def run_chain(cfg: BenchConfig, metrics: Any) -> dict[str, Any]:
         cfg.bootstrap, cfg.topic(PatientAssessed.type), (assessed(p, agency) for p in patients)
     )
     published = time.time()
-    result, done = await poll(lambda: cadence_done(cfg, agency), lambda r: r[0] >= n, cfg.stage_timeout)
+    result, done = await poll(
+        lambda: cadence_done(cfg, agency), lambda r: r[0] >= n, cfg.stage_timeout, CADENCE_POLL_S
+    )
     count, last = result or (0, None)
     prep["settle_after"] = await settled(cfg, cfg.settle_timeout)  # referrals and check-ins too
     measured = await metrics.end(n)
