@@ -86,6 +86,10 @@ async def test_concurrent_calls_share_one_statement_in_a_real_transaction(databa
         await conn.close()
 
 
+def _detail(i: int) -> object:
+    return [i, {"i": i}] if i % 3 == 0 else {"i": i}
+
+
 class _Counting:
     """A connection that notes which of its methods were called."""
 
@@ -102,7 +106,8 @@ async def test_many_rows_go_in_as_one_statement_in_the_order_given(database_fact
     try:
         await conn.execute("ALTER TABLE things ADD COLUMN position bigint GENERATED ALWAYS AS IDENTITY")
         names = [f"n{i:03}" for i in range(200)]
-        rows = [_row(n, detail={"i": i}, tags=[n] if i % 2 else None) for i, n in enumerate(names)]
+        # A JSON value may be a list: it stays one value, not a dimension of the column's array.
+        rows = [_row(n, detail=_detail(i), tags=[n] if i % 2 else None) for i, n in enumerate(names)]
         for row in rows:
             if row["tags"] is None:
                 del row["tags"]  # two sets of columns: with and without the array column
@@ -112,7 +117,7 @@ async def test_many_rows_go_in_as_one_statement_in_the_order_given(database_fact
         stored = await conn.fetch("SELECT name, detail, tags FROM things ORDER BY position")
         # Each set of columns keeps its rows' order (positions are taken as the rows go in).
         assert [r["name"] for r in stored] == names[0::2] + names[1::2]
-        assert all(r["detail"] == {"i": int(r["name"][1:])} for r in stored)
+        assert all(r["detail"] == _detail(int(r["name"][1:])) for r in stored)
         assert all(r["tags"] == ([r["name"]] if int(r["name"][1:]) % 2 else []) for r in stored)
         # A taken name is skipped, a new one goes in.
         await db.insert_rows(conn, "things", [_row("n000"), _row("fresh")], conflict="(name) DO NOTHING")
@@ -136,5 +141,58 @@ async def test_an_upsert_given_one_key_twice_keeps_the_later_row(database_factor
         )
         assert await conn.fetchval("SELECT score FROM things WHERE name = 'k'") == 2.0
         assert counting.calls == ["executemany"]
+    finally:
+        await conn.close()
+
+
+async def test_an_upsert_of_distinct_keys_goes_as_one_statement(database_factory):
+    conn = await _connection(database_factory)
+    try:
+        await db.insert_rows(conn, "things", [_row("u", score=1.0)])
+        rows = [_row("u", score=5.0, tags=["t"]), _row("v", score=6.0, tags=[])]
+        counting = _Counting(conn)
+        conflict = "(name) DO UPDATE SET score = EXCLUDED.score, tags = EXCLUDED.tags"
+        await db.insert_rows(counting, "things", rows, conflict=conflict, upsert_key="name")  # type: ignore[arg-type]
+        assert [m for m in counting.calls if m != "fetch"] == ["execute"]
+        stored = {r["name"]: (r["score"], r["tags"]) for r in await conn.fetch("SELECT * FROM things")}
+        assert stored == {"u": (5.0, ["t"]), "v": (6.0, [])}
+    finally:
+        await conn.close()
+
+
+async def test_rows_given_column_by_column_update_in_one_statement(database_factory):
+    conn = await _connection(database_factory)
+    try:
+        await db.insert_rows(conn, "things", [_row(n, score=0.0) for n in ("a", "b", "c")])
+        columns = {"name": "text", "score": "double precision", "detail": "jsonb"}
+        update = (
+            f"UPDATE things t SET score = r.score, detail = r.detail FROM {db.rows_from(columns)}"
+            " WHERE t.name = r.name"
+        )
+        changes = [("a", 1.0, {"x": 1}), ("c", 3.0, None), ("absent", 9.0, {}), ("b", 0.0, [])]
+        assert await conn.execute(update, *db.columns_of(changes, columns)) == "UPDATE 3"
+        stored = {r["name"]: (r["score"], r["detail"]) for r in await conn.fetch("SELECT * FROM things")}
+        assert stored == {"a": (1.0, {"x": 1}), "b": (0.0, []), "c": (3.0, None)}
+        assert await conn.execute(update, *db.columns_of([], columns)) == "UPDATE 0"
+        assert db.all_distinct(["a", "b"]) and not db.all_distinct(["a", "b", "a"])
+    finally:
+        await conn.close()
+
+
+async def test_an_upsert_returning_says_per_row_and_a_key_given_twice_goes_row_by_row(database_factory):
+    conn = await _connection(database_factory)
+    try:
+        await db.insert_rows(conn, "things", [_row("a", score=None)])
+        conflict = "(name) DO UPDATE SET score = EXCLUDED.score WHERE things.score IS NULL"
+        twice = [_row("a", score=1.0), _row("a", score=2.0), _row("b", score=3.0), _row("b", score=4.0)]
+        went_in = await db.insert_rows_returning(conn, "things", twice, key="name", conflict=conflict)
+        assert went_in == [True, False, True, False]  # the first of each name, one statement after the other
+        counting = _Counting(conn)
+        distinct = [_row("c", score=5.0), _row("a", score=6.0)]
+        went_in = await db.insert_rows_returning(counting, "things", distinct, key="name", conflict=conflict)  # type: ignore[arg-type]
+        assert went_in == [True, False]
+        assert counting.calls in (["fetch"], ["fetch", "fetch"])  # one statement (and the column types once)
+        stored = {r["name"]: r["score"] for r in await conn.fetch("SELECT name, score FROM things")}
+        assert stored == {"a": 1.0, "b": 3.0, "c": 5.0}
     finally:
         await conn.close()

@@ -205,19 +205,56 @@ def by_columns(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[
     return groups
 
 
-async def insert_rows(conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *, conflict: str = "") -> None:
+def rows_from(columns: Mapping[str, str], *, alias: str = "r", first: int = 1) -> str:
+    """``unnest($1::<type>[], ...) AS r(<names>)``: a statement's rows given as one typed array per
+    column (``columns_of``), so that one statement, planned once, updates or joins all of them where one
+    statement per row would plan each again. ``columns`` maps each name to its PostgreSQL type."""
+    _names(alias, columns)
+    arrays = ", ".join(_array_parameter(first + i, t) for i, t in enumerate(columns.values()))
+    return f"unnest({arrays}) AS {alias}({', '.join(columns)})"
+
+
+def columns_of(rows: Sequence[Sequence[Any]], columns: Mapping[str, str]) -> list[list[Any]]:
+    """The rows' values column by column, for ``rows_from(columns)``. A JSON column's values travel as
+    text: in an array parameter a list would be read as a dimension of the array, not as one value."""
+    values = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in columns]
+    for i, type_ in enumerate(columns.values()):
+        if type_ in _JSON_TYPES:
+            values[i] = [None if v is None else _json_text(v) for v in values[i]]
+    return values
+
+
+_JSON_TYPES = frozenset({"json", "jsonb"})
+
+
+def _array_parameter(number: int, type_: str) -> str:
+    return f"${number}::text[]::{type_}[]" if type_ in _JSON_TYPES else f"${number}::{type_}[]"
+
+
+def all_distinct(keys: Sequence[Any]) -> bool:
+    """Whether no key repeats: an UPDATE ... FROM joins each target row to one of its matches only,
+    so rows that name one key twice go one statement each, the later after the earlier."""
+    return len(set(keys)) == len(keys)
+
+
+async def insert_rows(
+    conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *, conflict: str = "", upsert_key: str = ""
+) -> None:
     """Many rows in one statement per set of columns they set, inserted in the order given.
 
-    A single row, or rows that ``ON CONFLICT ... DO UPDATE`` may send twice to one row (PostgreSQL
-    refuses that within one statement; one after the other the later wins), go one statement per row
-    in one round trip (``executemany``), each planned on its own.
+    ``ON CONFLICT ... DO UPDATE`` cannot update one row twice in a statement (PostgreSQL refuses it;
+    one statement after the other, the later row wins): an upsert's rows go as one statement only when
+    no two share a value of ``upsert_key``, the column its conflict is on; otherwise, and for a single
+    row, one statement per row in one round trip (``executemany``), each planned on its own.
     """
+    upsert = "DO UPDATE" in conflict.upper()
     for columns, positions in by_columns(rows).items():
-        if len(positions) > 1 and "DO UPDATE" not in conflict.upper():
+        group = [rows[i] for i in positions]
+        if len(group) > 1 and (not upsert or (upsert_key and all_distinct([r[upsert_key] for r in group]))):
             tail = f" ON CONFLICT {conflict}" if conflict else ""
-            await conn.execute(*await _many_rows(conn, table, columns, [rows[i] for i in positions], tail))
+            await conn.execute(*await _many_rows(conn, table, columns, group, tail))
         else:
-            values = [tuple(rows[i][c] for c in columns) for i in positions]
+            values = [tuple(row[c] for c in columns) for row in group]
             await conn.executemany(_insert_sql(table, columns, conflict, ""), values)
 
 
@@ -260,10 +297,11 @@ async def _many_rows(
     types = await _column_types(conn, table, columns)
     if not any(t.endswith("]") for t in types):
         # One typed array per column: PostgreSQL reads the rows as it reads a single row's values.
-        arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+        typed = dict(zip(columns, types, strict=True))
+        arrays = ", ".join(_array_parameter(i + 1, t) for i, t in enumerate(types))
         return (
             insert + f"unnest({arrays}) WITH ORDINALITY AS r({names}, _at) ORDER BY _at" + tail,
-            *([row[c] for row in rows] for c in columns),
+            *columns_of([tuple(row[c] for c in columns) for row in rows], typed),
         )
     # An array column cannot travel in an array of arrays: the rows go as one JSON document.
     document = json.dumps([{c: row[c] for c in columns} for row in rows], default=_json_value)
@@ -277,15 +315,24 @@ async def _many_rows(
 async def insert_rows_returning(
     conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *, key: str, conflict: str = ""
 ) -> list[bool]:
-    """Many rows in one statement (per set of columns); for each, whether it was inserted (False when
-    ``ON CONFLICT <conflict>`` skipped it). ``key`` is a column unique to each row."""
-    inserted: set[Any] = set()
+    """Many rows in one statement (per set of columns); for each, whether it went in (False when
+    ``ON CONFLICT <conflict>`` skipped it). ``key`` is a column unique to each row; an upsert
+    (``DO UPDATE``) conflicts on it, and its rows that share a key go one statement each, in order
+    (one statement cannot update a row twice)."""
+    _names(table, (key,))
+    went_in = [False] * len(rows)
     for columns, positions in by_columns(rows).items():
-        _names(table, (key,))
+        group = [rows[i] for i in positions]
+        if len(group) == 1 or ("DO UPDATE" in conflict.upper() and not all_distinct([r[key] for r in group])):
+            sql = _insert_sql(table, columns, conflict, key)
+            for i in positions:
+                went_in[i] = await conn.fetchrow(sql, *(rows[i][c] for c in columns)) is not None
+            continue
         tail = (f" ON CONFLICT {conflict}" if conflict else "") + f" RETURNING {key}"
-        found = await conn.fetch(*await _many_rows(conn, table, columns, [rows[i] for i in positions], tail))
-        inserted.update(r[key] for r in found)
-    return [row[key] in inserted for row in rows]
+        found = {r[key] for r in await conn.fetch(*await _many_rows(conn, table, columns, group, tail))}
+        for i in positions:
+            went_in[i] = rows[i][key] in found
+    return went_in
 
 
 async def insert_rows_each(

@@ -150,8 +150,10 @@ class FakeConnection:
         self.outbox.extend(dict(zip(_outbox_columns(sql), row, strict=True)) for row in rows)
 
     async def execute(self, sql: str, *columns: list[Any]) -> None:
-        rows = zip(*columns, strict=True)
-        self.outbox.extend(dict(zip(_outbox_columns(sql), row, strict=True)) for row in rows)
+        # As one statement the rows come column by column, JSON as text.
+        for row in zip(*columns, strict=True):
+            values = dict(zip(_outbox_columns(sql), row, strict=True))
+            self.outbox.append({**values, "headers": json.loads(values["headers"])})
 
 
 def _outbox_columns(sql: str) -> list[str]:

@@ -16,11 +16,14 @@ import asyncpg
 from careloop_shared.db import (
     Db,
     Store,
+    all_distinct,
     by_columns,
     by_key,
+    columns_of,
     insert_row,
     insert_rows,
     insert_rows_returning,
+    rows_from,
     update_by_id,
 )
 from careloop_shared.idempotency import forget_patient
@@ -227,11 +230,21 @@ async def _open_cadences(db: Db, patient_ids: list[uuid.UUID]) -> list[asyncpg.R
 
 
 async def _set_channels(db: Db, changes: list[tuple[uuid.UUID, str | None, datetime]]) -> list[None]:
-    await db.executemany(
-        "UPDATE follow_ups SET channel = $2, updated_at = $3 WHERE patient_id = $1"
-        " AND status = ANY($4::text[]) AND channel IS DISTINCT FROM $2",
-        [(*change, list(OPEN_STATUSES)) for change in changes],
-    )
+    if all_distinct([patient_id for patient_id, *_ in changes]):
+        columns = {"patient_id": "uuid", "channel": "text", "at": "timestamptz"}
+        await db.execute(
+            f"UPDATE follow_ups f SET channel = r.channel, updated_at = r.at FROM {rows_from(columns)}"
+            " WHERE f.patient_id = r.patient_id AND f.status = ANY($4::text[])"
+            " AND f.channel IS DISTINCT FROM r.channel",
+            *columns_of(changes, columns),
+            list(OPEN_STATUSES),
+        )
+    else:
+        await db.executemany(
+            "UPDATE follow_ups SET channel = $2, updated_at = $3 WHERE patient_id = $1"
+            " AND status = ANY($4::text[]) AND channel IS DISTINCT FROM $2",
+            [(*change, list(OPEN_STATUSES)) for change in changes],
+        )
     return [None] * len(changes)
 
 
@@ -247,7 +260,8 @@ async def _save_plans(db: Db, rows: list[dict[str, Any]]) -> list[None]:
     for columns, positions in by_columns(rows).items():
         assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "patient_id")
         conflict = f"(patient_id) DO UPDATE SET {assignments}"
-        await insert_rows(db, "patient_plans", [rows[i] for i in positions], conflict=conflict)
+        group = [rows[i] for i in positions]
+        await insert_rows(db, "patient_plans", group, conflict=conflict, upsert_key="patient_id")
     return [None] * len(rows)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Store, insert_rows
+from careloop_shared.db import Store, columns_of, insert_rows, rows_from
 from record.domain.chain import GENESIS
 
 ENTRY_COLUMNS = (
@@ -41,9 +41,11 @@ class RecordStore(Store):
     async def append(self, entries: list[dict[str, Any]], heads: Heads) -> None:
         """Insert the entries and move the heads to the last of each patient's."""
         await insert_rows(self.db, "record_entries", entries)
-        await self.db.executemany(
-            "UPDATE record_heads SET seq = $2, hash = $3 WHERE patient_id = $1",
-            [(patient_id, seq, hash_) for patient_id, (seq, hash_) in heads.items()],
+        columns = {"patient_id": "uuid", "seq": "bigint", "hash": "bytea"}
+        await self.db.execute(
+            f"UPDATE record_heads h SET seq = r.seq, hash = r.hash FROM {rows_from(columns)}"
+            " WHERE h.patient_id = r.patient_id",  # one head per patient: each row matched once
+            *columns_of([(patient_id, seq, hash_) for patient_id, (seq, hash_) in heads.items()], columns),
         )
 
     async def owning_agency(self, patient_id: uuid.UUID) -> str | None:

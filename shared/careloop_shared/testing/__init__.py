@@ -168,9 +168,23 @@ async def database_factory(infra: Infra) -> AsyncIterator[Callable[[str], Awaita
     conn = await asyncpg.connect(admin_url)
     try:
         for name in created:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await _drop_database(conn, name)
     finally:
         await conn.close()
+
+
+async def _drop_database(conn: asyncpg.Connection, name: str, timeout: float = 15.0) -> None:
+    """Drop a throwaway database. A service process stopped a moment ago may still have a backend
+    on it under the service's own role, which this role may not end (FORCE refuses): wait for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except asyncpg.InsufficientPrivilegeError:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 async def eventually(

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, Store
+from careloop_shared.db import Db, Store, all_distinct, columns_of, rows_from
 from careplan.domain.plan import INPUTS, PlanDocument, PlanState
 
 
@@ -150,11 +150,41 @@ class PlanStore(Store):
         return agency
 
 
+# A saved version's values, in the order ``PlanStore.save_version`` gives them, with their types.
+_VERSION = {
+    "patient_id": "uuid",
+    "plan_id": "uuid",
+    "version": "integer",
+    "status": "text",
+    "document": "jsonb",
+    "reason": "text",
+    "changed_by": "text",
+    "changed_by_subject": "text",
+    "caused_by_event": "uuid",
+    "created_at": "timestamptz",
+    **dict.fromkeys(INPUTS, "jsonb"),
+    "agency_id": "text",
+}
+_KEPT = (
+    "plan_id, version, status, document, reason, changed_by, changed_by_subject, caused_by_event, created_at"
+)
+
+
 async def _save_versions(db: Db, rows: list[tuple[Any, ...]]) -> list[None]:
-    """Many patients' new versions in one round trip (see ``PlanStore.save_version``)."""
+    """Many patients' new versions in one statement (see ``PlanStore.save_version``); a patient twice
+    among them (one statement cannot update a plan twice) in one round trip, a statement per version."""
+    if all_distinct([row[0] for row in rows]):
+        await db.execute(
+            f"WITH r AS (SELECT * FROM {rows_from(_VERSION)}),"
+            f" v AS (INSERT INTO plan_versions ({_KEPT}, agency_id) SELECT {_KEPT}, agency_id FROM r)"
+            " UPDATE plans p SET version = r.version, status = r.status, updated_at = r.created_at,"
+            + ", ".join(f" {c} = r.{c}" for c in INPUTS)
+            + " FROM r WHERE p.patient_id = r.patient_id",
+            *columns_of(rows, _VERSION),
+        )
+        return [None] * len(rows)
     await db.executemany(
-        "WITH v AS (INSERT INTO plan_versions (plan_id, version, status, document, reason, changed_by,"
-        " changed_by_subject, caused_by_event, created_at, agency_id)"
+        f"WITH v AS (INSERT INTO plan_versions ({_KEPT}, agency_id)"
         " VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $15))"
         " UPDATE plans SET version = $3, status = $4, updated_at = $10, assessments = $11,"
         " services = $12, agreed_goals = $13, overrides = $14 WHERE patient_id = $1",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
+from careloop_shared.coalesce import side_by_side
 from careloop_shared.contracts import ReferralMade, ReferralStatusChanged
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.logging import get_logger
@@ -22,6 +23,9 @@ log = get_logger(__name__)
 Uow: TypeAlias = UnitOfWork[IntakeStore]
 
 
+# Each event touches its own referral's grant only: a batch's patients run at once and their grants
+# are written by one statement (``ReferredStore``).
+@side_by_side
 async def when_referral_made_grant_access(ctx: IntakeContext, uow: Uow, received: ReceivedEvent) -> None:
     """The receiving agency may see the patient's contact details, while consent covers it."""
     made = received.event
@@ -41,6 +45,7 @@ async def when_referral_made_grant_access(ctx: IntakeContext, uow: Uow, received
         log.info("referral grant recorded", referral_id=str(made.referral_id))
 
 
+@side_by_side
 async def when_referral_status_changed_end_access(
     ctx: IntakeContext, uow: Uow, received: ReceivedEvent
 ) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Store, insert_row
+from careloop_shared.coalesce import Many
+from careloop_shared.db import Db, Store, insert_rows_returning
 from intake.identity.store import PATIENT_COLUMNS, PATIENTS_AND_KEYS
 
 GRANT_COLUMNS = (
@@ -26,29 +27,13 @@ CONSENT_COLUMNS = "patient_id, purpose, agencies, program_categories, period_sta
 class ReferredStore(Store):
     async def grant(self, row: dict[str, Any]) -> bool:
         """Record the referral's grant; True unless it was known already (then nothing changes)."""
-        recorded = await insert_row(
-            self.db,
-            "referral_grants",
-            row,
-            conflict="(referral_id) DO UPDATE SET receiving_agency_id = EXCLUDED.receiving_agency_id,"
-            " need = EXCLUDED.need, program_category = EXCLUDED.program_category,"
-            " granted_at = EXCLUDED.granted_at WHERE referral_grants.granted_at IS NULL",
-            returning="referral_id",
-        )
-        return recorded is not None
+        went_in: bool = await self.one(_grants, row)
+        return went_in
 
     async def end(self, row: dict[str, Any]) -> bool:
         """Record the grant's end (the grant itself may be unknown yet); the first end stays."""
-        recorded = await insert_row(
-            self.db,
-            "referral_grants",
-            row,
-            conflict="(referral_id) DO UPDATE SET ended_at = EXCLUDED.ended_at,"
-            " end_status = EXCLUDED.end_status, end_reason = EXCLUDED.end_reason"
-            " WHERE referral_grants.ended_at IS NULL",
-            returning="referral_id",
-        )
-        return recorded is not None
+        went_in: bool = await self.one(_ends, row)
+        return went_in
 
     async def open_grants(
         self, receiving_agency_id: str, patient_id: uuid.UUID | None = None
@@ -75,3 +60,25 @@ class ReferredStore(Store):
         return await self.db.fetch(
             f"SELECT {CONSENT_COLUMNS} FROM consents WHERE patient_id = ANY($1::uuid[])", list(patient_ids)
         )
+
+
+def _upserts(conflict: str) -> Many:
+    """Grants (or ends) given at the same moment (the consumer's handlers side by side) in one
+    statement; for each, whether it changed anything."""
+
+    async def many(db: Db, rows: list[dict[str, Any]]) -> list[bool]:
+        return await insert_rows_returning(db, "referral_grants", rows, key="referral_id", conflict=conflict)
+
+    return many
+
+
+_grants = _upserts(
+    "(referral_id) DO UPDATE SET receiving_agency_id = EXCLUDED.receiving_agency_id,"
+    " need = EXCLUDED.need, program_category = EXCLUDED.program_category,"
+    " granted_at = EXCLUDED.granted_at WHERE referral_grants.granted_at IS NULL"
+)
+_ends = _upserts(
+    "(referral_id) DO UPDATE SET ended_at = EXCLUDED.ended_at,"
+    " end_status = EXCLUDED.end_status, end_reason = EXCLUDED.end_reason"
+    " WHERE referral_grants.ended_at IS NULL"
+)
