@@ -232,8 +232,8 @@ def _array_parameter(number: int, type_: str) -> str:
 
 
 def all_distinct(keys: Sequence[Any]) -> bool:
-    """Whether no key repeats: an UPDATE ... FROM joins each target row to one of its matches only,
-    so rows that name one key twice go one statement each, the later after the earlier."""
+    """Whether no key repeats: an upsert's rows go as one statement only then (``insert_rows``). A
+    set-based UPDATE ... FROM takes rows that may repeat a key in ``coalesce.rounds``, a statement each."""
     return len(set(keys)) == len(keys)
 
 

@@ -13,10 +13,10 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from careloop_shared.coalesce import rounds
 from careloop_shared.db import (
     Db,
     Store,
-    all_distinct,
     by_columns,
     by_key,
     columns_of,
@@ -230,20 +230,14 @@ async def _open_cadences(db: Db, patient_ids: list[uuid.UUID]) -> list[asyncpg.R
 
 
 async def _set_channels(db: Db, changes: list[tuple[uuid.UUID, str | None, datetime]]) -> list[None]:
-    if all_distinct([patient_id for patient_id, *_ in changes]):
-        columns = {"patient_id": "uuid", "channel": "text", "at": "timestamptz"}
+    columns = {"patient_id": "uuid", "channel": "text", "at": "timestamptz"}
+    for round_ in rounds(changes, key=lambda change: change[0]):  # a patient twice: the later after it
         await db.execute(
             f"UPDATE follow_ups f SET channel = r.channel, updated_at = r.at FROM {rows_from(columns)}"
             " WHERE f.patient_id = r.patient_id AND f.status = ANY($4::text[])"
             " AND f.channel IS DISTINCT FROM r.channel",
-            *columns_of(changes, columns),
+            *columns_of(round_, columns),
             list(OPEN_STATUSES),
-        )
-    else:
-        await db.executemany(
-            "UPDATE follow_ups SET channel = $2, updated_at = $3 WHERE patient_id = $1"
-            " AND status = ANY($4::text[]) AND channel IS DISTINCT FROM $2",
-            [(*change, list(OPEN_STATUSES)) for change in changes],
         )
     return [None] * len(changes)
 

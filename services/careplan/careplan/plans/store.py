@@ -9,7 +9,8 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, Store, all_distinct, columns_of, rows_from
+from careloop_shared.coalesce import rounds
+from careloop_shared.db import Db, Store, columns_of, rows_from
 from careplan.domain.plan import INPUTS, PlanDocument, PlanState
 
 
@@ -171,23 +172,15 @@ _KEPT = (
 
 
 async def _save_versions(db: Db, rows: list[tuple[Any, ...]]) -> list[None]:
-    """Many patients' new versions in one statement (see ``PlanStore.save_version``); a patient twice
-    among them (one statement cannot update a plan twice) in one round trip, a statement per version."""
-    if all_distinct([row[0] for row in rows]):
+    """Many patients' new versions in one statement (see ``PlanStore.save_version``); a patient's second
+    version among them in a statement after it (one statement cannot update a plan twice)."""
+    for round_ in rounds(rows, key=lambda row: row[0]):
         await db.execute(
             f"WITH r AS (SELECT * FROM {rows_from(_VERSION)}),"
             f" v AS (INSERT INTO plan_versions ({_KEPT}, agency_id) SELECT {_KEPT}, agency_id FROM r)"
             " UPDATE plans p SET version = r.version, status = r.status, updated_at = r.created_at,"
             + ", ".join(f" {c} = r.{c}" for c in INPUTS)
             + " FROM r WHERE p.patient_id = r.patient_id",
-            *columns_of(rows, _VERSION),
+            *columns_of(round_, _VERSION),
         )
-        return [None] * len(rows)
-    await db.executemany(
-        f"WITH v AS (INSERT INTO plan_versions ({_KEPT}, agency_id)"
-        " VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $15))"
-        " UPDATE plans SET version = $3, status = $4, updated_at = $10, assessments = $11,"
-        " services = $12, agreed_goals = $13, overrides = $14 WHERE patient_id = $1",
-        rows,
-    )
     return [None] * len(rows)

@@ -10,7 +10,8 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import ALL_AGENCIES, Db, Store, all_distinct, columns_of, insert_row, rows_from
+from careloop_shared.coalesce import rounds
+from careloop_shared.db import ALL_AGENCIES, Db, Store, columns_of, insert_row, rows_from
 from referral.row_security import acting_for
 
 _REOPEN = ", ".join(
@@ -83,16 +84,11 @@ class GapStore(Store):
 
 
 async def _resolve(db: Db, gaps: list[tuple[uuid.UUID, datetime]]) -> list[None]:
-    if all_distinct([intervention_id for intervention_id, _ in gaps]):
-        columns = {"intervention_id": "uuid", "at": "timestamptz"}
+    columns = {"intervention_id": "uuid", "at": "timestamptz"}
+    for round_ in rounds(gaps, key=lambda gap: gap[0]):  # a gap twice: the first resolution stays
         await db.execute(
             f"UPDATE network_gaps g SET resolved_at = r.at FROM {rows_from(columns)}"
             " WHERE g.intervention_id = r.intervention_id AND g.resolved_at IS NULL",
-            *columns_of(gaps, columns),
-        )
-    else:  # the first resolution stays
-        await db.executemany(
-            "UPDATE network_gaps SET resolved_at = $2 WHERE intervention_id = $1 AND resolved_at IS NULL",
-            gaps,
+            *columns_of(round_, columns),
         )
     return [None] * len(gaps)
