@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -235,6 +235,33 @@ async def _the_message_itself(msg: Any) -> Any:
     return msg
 
 
+def batch_handler(consumer: EventConsumer, committer: Committer) -> Callable[[Any], Awaitable[None]]:
+    """What a subscriber runs for each batch FastStream hands it: the records to ``consumer``, then their
+    offsets to ``committer``; a batch that fails is rewound to be delivered again."""
+
+    async def on_batch(msg: Any) -> None:
+        records = msg.raw_message
+        try:
+            await consumer.process(
+                [Record(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers)) for r in records]
+            )
+        except BaseException:
+            await msg.nack()  # each partition of the batch rewound to its first record: redelivered
+            raise
+        finally:
+            # FastStream caches the decoded body on the message, and that body is the message itself
+            # (_the_message_itself): a cycle that kept every batch, its records and their headers, until
+            # the cyclic garbage collector found them (each of record's collections then walked about
+            # 80,000 such objects). Cleared, a batch is freed as soon as FastStream lets go of it.
+            msg.clear_cache()
+        # Only the partitions this batch read. consumer.commit() with no offsets commits every assigned
+        # partition (about 150 for record), encoded and written to __consumer_offsets on every batch.
+        kafka_consumer: AIOKafkaConsumer = msg.consumer  # type: ignore[assignment]
+        await committer.add(kafka_consumer, next_offsets(records))
+
+    return on_batch
+
+
 def subscribe(
     broker: KafkaBroker,
     consumer: EventConsumer,
@@ -247,20 +274,7 @@ def subscribe(
     returns (by the returned ``Committer``). With an ``instance_id`` the consumer is a static member of
     its group."""
     committer = Committer()
-
-    async def on_batch(msg: Any) -> None:
-        records = msg.raw_message
-        try:
-            await consumer.process(
-                [Record(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers)) for r in records]
-            )
-        except BaseException:
-            await msg.nack()  # each partition of the batch rewound to its first record: redelivered
-            raise
-        # Only the partitions this batch read. consumer.commit() with no offsets commits every assigned
-        # partition (about 150 for record), encoded and written to __consumer_offsets on every batch.
-        kafka_consumer: AIOKafkaConsumer = msg.consumer  # type: ignore[assignment]
-        await committer.add(kafka_consumer, next_offsets(records))
+    on_batch = batch_handler(consumer, committer)
 
     broker.subscriber(
         # ensure_topics owns topic creation: a subscriber asking the broker again would be refused where

@@ -191,6 +191,10 @@ class ServiceSettings(KafkaSettings):
     http_max_concurrency: int = Field(1000, gt=0, validation_alias=_global("CARELOOP_HTTP_MAX_CONCURRENCY"))
     # How long a starting service waits for the database and the broker before it gives up and exits.
     startup_wait_s: float = Field(120.0, ge=0, validation_alias=_global("CARELOOP_STARTUP_WAIT_S"))
+    # Python's cyclic garbage collector once the service has started (careloop_shared.runtime.settle_heap):
+    # a young collection after this many new container objects (Python's default is 700). Above a batch's
+    # working set; lower it where memory is tight and cyclic garbage is common.
+    gc_young_threshold: int = Field(100_000, ge=1, validation_alias=_global("CARELOOP_GC_YOUNG_THRESHOLD"))
     # Where a service other than intake asks for a patient's data key (careloop_shared.patient_keys), how
     # long it keeps one, how many it keeps, and how long it waits for intake's answer.
     intake_url: str = Field("http://127.0.0.1:8001", validation_alias=_global("CARELOOP_INTAKE_URL"))

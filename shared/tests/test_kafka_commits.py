@@ -3,12 +3,16 @@ partitions it did not read are left alone (their committed offsets stay as they 
 hop's path: one in flight at a time, later batches' offsets merged into the next."""
 
 import asyncio
+import gc
+import weakref
 from types import SimpleNamespace
 
 import structlog.testing
 from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+from faststream.kafka.message import KafkaAckableMessage
 
-from careloop_shared.kafka import Committer, next_offsets
+from careloop_shared.kafka import Committer, _the_message_itself, batch_handler, next_offsets
 
 
 def _record(topic: str, partition: int, offset: int) -> SimpleNamespace:
@@ -108,3 +112,33 @@ async def test_offsets_a_previous_consumer_processed_are_not_committed_by_the_ne
     await committer.flush()
     assert old.commits == [{A0: 5}]
     assert new.commits == [{A1: 1}]
+
+
+class _Processed:
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[str, int, int]]] = []
+
+    async def process(self, records) -> None:
+        self.batches.append([(r.topic, r.partition, r.offset) for r in records])
+
+
+async def test_a_handled_batch_is_freed_at_once_not_left_to_the_cyclic_garbage_collector():
+    records = tuple(
+        ConsumerRecord("a", 0, offset, 0, 0, None, b"{}", None, 2, -1, [("ce_id", b"x")]) for offset in (4, 5)
+    )
+    msg = KafkaAckableMessage(records, body=b"", consumer=_FakeConsumer())
+    msg.set_decoder(_the_message_itself)
+    assert await msg.decode() is msg  # as FastStream decodes a batch before its handler: a cycle
+    processed, committer = _Processed(), Committer()
+
+    await batch_handler(processed, committer)(msg)
+    await committer.flush()
+
+    assert processed.batches == [[("a", 0, 4), ("a", 0, 5)]] and msg.consumer.commits == [{A0: 6}]
+    batch, record = weakref.ref(msg), weakref.ref(records[0])
+    gc.disable()  # what goes now goes by reference counting alone
+    try:
+        del msg, records
+        assert batch() is None and record() is None
+    finally:
+        gc.enable()

@@ -2,14 +2,16 @@
 
 import asyncio
 import contextlib
+import gc
 import json
+import weakref
 
 import pytest
 
 from careloop_shared.db import _insert_sql
 from careloop_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from careloop_shared.rules import InvalidRulesFile, Rule, RulesFile, load_rules
-from careloop_shared.runtime import periodic
+from careloop_shared.runtime import periodic, settle_heap
 
 
 def test_each_refusal_answers_with_its_status_and_a_body_that_quotes_no_input():
@@ -149,3 +151,32 @@ async def test_a_starting_service_waits_for_a_server_that_is_down_then_gives_up_
 
     with pytest.raises(ValueError):  # at once: only an unreachable server is waited for
         await until_reachable("x", broken, deadline=time.monotonic() + 10)
+
+
+@pytest.fixture
+def collector_restored():
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only the cyclic collector frees it
+
+
+def test_a_started_service_keeps_the_garbage_collector_off_what_lives_as_long_as_it(collector_restored):
+    older = gc.get_threshold()[1:]
+    at_start = _Node()  # alive at start-up, as modules, rules and pools are
+
+    settle_heap(12_345)
+
+    assert gc.get_freeze_count() > 0 and not any(o is at_start for o in gc.get_objects())
+    assert gc.get_threshold() == (12_345, *older)
+    # What is made afterwards is collected as before: a cycle of garbage goes at a collection.
+    later = _Node()
+    gone = weakref.ref(later)
+    del later
+    gc.collect()
+    assert gone() is None
