@@ -128,6 +128,10 @@ max_connections = 300
 # in PostgreSQL's own cache, and backends do not have to write dirty pages out themselves.
 shared_buffers = ${CARELOOP_PG_SHARED_BUFFERS:-1GB}
 effective_cache_size = 4GB
+# Every service's tables and indexes live in shared buffers, so reading a page at random costs about what
+# reading the next one does. With the default (4) the planner joined a batch's few hundred keys to a
+# table of tens of thousands of rows by scanning all of it (README, Performance).
+random_page_cost = 1.1
 wal_buffers = 64MB
 bgwriter_lru_maxpages = 1000
 # Checkpoints by time, not forced by WAL volume: each one makes the next change of every page write
