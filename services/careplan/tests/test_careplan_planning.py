@@ -8,7 +8,15 @@ import pytest
 from careloop_shared.rules import InvalidRulesFile, load_rules
 from careplan.domain.necessity import DEFAULT_CRITERIA, NecessityCriteria
 from careplan.domain.plan import Intervention, PlanDocument
-from careplan.domain.planning import DEFAULT_LIBRARY, PlanInputs, PlanLibrary, carry_over, draft_plan
+from careplan.domain.planning import (
+    _IDS,
+    DEFAULT_LIBRARY,
+    PlanInputs,
+    PlanLibrary,
+    carry_over,
+    draft_plan,
+    stable_id,
+)
 from careplan.domain.versions import apply_goal_progress, apply_referral_status
 
 LIBRARY = load_rules(PlanLibrary, DEFAULT_LIBRARY)
@@ -116,6 +124,15 @@ def test_ids_are_stable_across_revisions_and_progress_is_carried_over():
     assert revised.goals[0].achievement_status == "improving"
     assert revised.goals[0].due == first.goals[0].due
     assert [g.need for g in revised.goals] == ["depression", "food-insecurity"]
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [(uuid.uuid4(), "depression", "goal"), (uuid.uuid4(), "food-insecurity", "referral", 0), ("x", "ü", 12)],
+)
+def test_a_stable_id_is_the_uuid5_of_its_parts_as_it_always_was(parts):
+    assert stable_id(*parts) == uuid.uuid5(_IDS, "/".join(map(str, parts)))
+    assert stable_id(*parts).version == 5
 
 
 def test_agreed_goals_are_accepted_and_approved_services_become_clinical_interventions():

@@ -1,11 +1,11 @@
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from careloop_shared import contracts  # noqa: F401 - registers every event type
 from careloop_shared.events import REGISTRY
 from careloop_shared.rules import load_rules
-from record.domain.chain import GENESIS, entry_hash, verify
+from record.domain.chain import GENESIS, entry_hash, entry_header, verify
 from record.domain.timeline import SUMMARIES_FILE, Summaries, actor, causal_order, summarise
 
 PATIENT = uuid.uuid4()
@@ -113,3 +113,35 @@ def test_summaries_and_actors_read_well():
 def test_every_event_type_has_a_readable_summary():
     summaries = load_rules(Summaries, SUMMARIES_FILE)
     assert set(REGISTRY) <= set(summaries.templates), sorted(set(REGISTRY) - set(summaries.templates))
+
+
+HEADER_FIELDS = (
+    "patient_id seq event_id event_type source agency_id occurred_at correlation_id causation_id".split()
+)
+
+
+def test_an_entry_hashes_as_it_always_has_whatever_its_text_holds():
+    """The hash of every entry ever written must come out the same: a fixed entry whose header needs
+    escaping (quotes, a backslash, a newline, non-ASCII) against the hash the first code gave it, and
+    the header against ``json.dumps`` as that code wrote it."""
+    entry = {
+        "patient_id": uuid.UUID("0b5c7d1e-2f3a-4b6c-8d9e-0f1a2b3c4d5e"),
+        "seq": 7,
+        "event_id": uuid.UUID("018f0000-0000-7000-8000-000000000001"),
+        "event_type": 'careloop.t\u00e9st."quoted"\n.v1',
+        "source": "/careloop/\u6f22",
+        "agency_id": "agency \\ one",
+        "occurred_at": datetime(2026, 11, 2, 9, 30, 15, 250000, tzinfo=timezone(timedelta(hours=-5))),
+        "correlation_id": uuid.UUID("018f0000-0000-7000-8000-000000000002"),
+        "causation_id": None,
+        "body": b'{"x":1}',
+    }
+    assert entry_hash(b"\x01" * 32, entry).hex() == (
+        "8c61b33a2015ff0e52301e6dd27dbf3173ea6097e4ec1c57569a6824a40f7d87"
+    )
+    for e in [entry, *chain(3)]:
+        as_first_written = {
+            f: None if e[f] is None else e[f].isoformat() if isinstance(e[f], datetime) else str(e[f])
+            for f in HEADER_FIELDS
+        }
+        assert entry_header(e) == json.dumps(as_first_written, sort_keys=True, separators=(",", ":"))

@@ -7,6 +7,7 @@ previous version so progress on a goal or an intervention is never lost by a rev
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -116,8 +117,15 @@ class PlanInputs:
     service_programs: Mapping[str, str] = field(default_factory=dict)
 
 
+_IDS_HASHED = hashlib.sha1(_IDS.bytes, usedforsecurity=False)
+
+
 def stable_id(*parts: object) -> uuid.UUID:
-    return uuid.uuid5(_IDS, "/".join(map(str, parts)))
+    """``uuid5(_IDS, "/".join(parts))``, the namespace's share of the hash computed once: a plan mints
+    one per goal and intervention each time it is drafted."""
+    digest = _IDS_HASHED.copy()
+    digest.update("/".join(map(str, parts)).encode())
+    return uuid.UUID(bytes=digest.digest()[:16], version=5)
 
 
 def highest_risk(levels: list[str]) -> str:
@@ -146,7 +154,7 @@ def draft_plan(library: PlanLibrary, inputs: PlanInputs, *, now: datetime) -> Pl
     language = inputs.preferred_language or library.agency_language
     materials_in = library.education_language(language)
     urgent = bool(inputs.urgent_flags)
-    pid = inputs.patient_id
+    pid = str(inputs.patient_id)  # once, not for every id minted below
     goals: list[Goal] = []
     interventions: list[Intervention] = []
     for need in dict.fromkeys(inputs.needs):  # each need once, in assessed order

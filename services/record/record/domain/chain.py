@@ -8,9 +8,9 @@ changing, inserting or removing any entry breaks every hash after it.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 GENESIS = b"\x00" * 32
@@ -27,8 +27,19 @@ _FIELDS = (
 )
 
 
+# The header is the JSON object of those fields, keys sorted, no spaces, every value a string or null,
+# non-ASCII escaped: what ``json.dumps(..., sort_keys=True, separators=(",", ":"))`` wrote for the first
+# entries, assembled here without building the dict (record hashes every event of every journey).
+_HEADER_KEYS = tuple((f'"{f}":', f) for f in sorted(_FIELDS))
+
+
+def entry_header(entry: Mapping[str, Any]) -> str:
+    values = ((key, _text(entry[field])) for key, field in _HEADER_KEYS)
+    return "{" + ",".join([key + ("null" if v is None else _json_string(v)) for key, v in values]) + "}"
+
+
 def entry_hash(prev_hash: bytes, entry: Mapping[str, Any]) -> bytes:
-    header = json.dumps({f: _text(entry[f]) for f in _FIELDS}, sort_keys=True, separators=(",", ":"))
+    header = entry_header(entry)
     digest = hashlib.sha256()
     digest.update(prev_hash)
     digest.update(header.encode())
