@@ -10,9 +10,17 @@ from types import SimpleNamespace
 import structlog.testing
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaAckableMessage
 
-from careloop_shared.kafka import Committer, _the_message_itself, batch_handler, next_offsets
+from careloop_shared.kafka import (
+    FETCH_GATHER_BYTES,
+    Committer,
+    _the_message_itself,
+    batch_handler,
+    next_offsets,
+    subscribe,
+)
 
 
 def _record(topic: str, partition: int, offset: int) -> SimpleNamespace:
@@ -142,3 +150,20 @@ async def test_a_handled_batch_is_freed_at_once_not_left_to_the_cyclic_garbage_c
         assert batch() is None and record() is None
     finally:
         gc.enable()
+
+
+def _subscribed_consumer_options(fetch_wait_ms: int) -> dict:
+    broker = KafkaBroker("127.0.0.1:9")  # never connected: only what its consumer would be built with
+    service = SimpleNamespace(name="svc", topics=["careloop.t.v1"])
+    subscribe(broker, service, "group", max_records=10, fetch_wait_ms=fetch_wait_ms)  # type: ignore[arg-type]
+    (subscriber,) = broker.subscribers
+    return dict(subscriber._connection_args)
+
+
+def test_a_service_off_the_journeys_path_lets_the_broker_gather_its_fetches():
+    """record waits up to its setting for 64 KiB per fetch (fewer, fuller batches); a service on the
+    journey's path leaves the fetch as aiokafka makes it, answered as soon as one record is there."""
+    waiting = _subscribed_consumer_options(100)
+    assert (waiting["fetch_max_wait_ms"], waiting["fetch_min_bytes"]) == (100, FETCH_GATHER_BYTES)
+    at_once = _subscribed_consumer_options(0)
+    assert at_once["fetch_min_bytes"] == 1

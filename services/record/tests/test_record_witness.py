@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from careloop_shared.settings import ServiceSettings
 from record.config import DEV_CHAIN_KEYS, RecordSettings, refuse_development_keys_off_loopback
 from record.domain.witness import (
     ChainKeys,
@@ -127,3 +128,11 @@ def test_a_checkpoint_of_the_most_heads_allowed_fits_one_kafka_record():
     heads = [Head(uuid.uuid4(), 10**9, os.urandom(32)) for _ in range(limit)]
     document = json.dumps(make_checkpoint(_signer(), 10**9, AT, os.urandom(32), heads), separators=(",", ":"))
     assert len(document.encode()) < 1_000_000
+
+
+def test_record_gathers_its_fetches_and_the_services_on_the_journeys_path_do_not():
+    """record is off the journey's path: its fetches wait up to 100 ms for more records (README,
+    Performance); a deployment can set RECORD_CONSUMER_FETCH_WAIT_MS, 0 answering at once."""
+    assert RecordSettings().consumer_fetch_wait_ms == 100
+    assert RecordSettings(consumer_fetch_wait_ms=0).consumer_fetch_wait_ms == 0
+    assert ServiceSettings().consumer_fetch_wait_ms == 0
