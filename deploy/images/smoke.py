@@ -30,6 +30,8 @@ from pathlib import Path
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
+from careloop_shared.settings import over_loopback
+
 SERVICES = ("intake", "careplan", "referral", "followup", "record", "workspace")
 UID = 10001
 # In the image these must be absent: an installer, a compiler, what a build leaves behind.
@@ -243,7 +245,10 @@ def main() -> int:
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds for every service to answer")
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    pg_url = os.environ.get("CARELOOP_PG_URL", "postgresql://careloop@127.0.0.1:55432").rstrip("/")
+    # Over loopback TCP: the services see their image's files, not this machine's, so not its socket.
+    pg_url = over_loopback(
+        os.environ.get("CARELOOP_PG_URL", "postgresql://careloop@127.0.0.1:55432").rstrip("/")
+    )
     run_id = secrets.token_hex(4)
     prefix = f"images-test-{run_id}-"
     failures: list[str] = []

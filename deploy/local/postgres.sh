@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local PostgreSQL 15 cluster for careloop dev and tests, from the machine's binaries.
-# Usage: deploy/local/postgres.sh start|stop|status|clean
+# Usage: deploy/local/postgres.sh start|stop|status|clean|ca-file|socket-dir
 # State lives in $RUN_DIR/pg; the server runs as an unprivileged user (postgres refuses root).
 set -euo pipefail
 
@@ -258,8 +258,9 @@ case "${1:-}" in
   status) cmd_status ;;
   clean) cmd_clean ;;
   ca-file) echo "$PG_DIR/tls/ca.crt" ;;  # the local CA, for clients that verify the server
+  socket-dir) echo "$SOCK_DIR" ;;        # where clients on this machine reach it (infra.sh env)
   *)
-    echo "usage: $0 start|stop|status|clean|ca-file" >&2
+    echo "usage: $0 start|stop|status|clean|ca-file|socket-dir" >&2
     exit 2
     ;;
 esac

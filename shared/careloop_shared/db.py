@@ -82,6 +82,16 @@ async def _no_session_reset(_: asyncpg.Connection) -> None:
     checkout sets again when it differs. Open transactions are still rolled back by asyncpg itself."""
 
 
+async def _connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
+    """``asyncpg.connect``, with a Unix socket that is not there (the server stopped, or not yet started
+    again) refused as a TCP port with no server is: ``ConnectionRefusedError``, which consumers retry
+    and start-up waits for, never a missing file (a bug)."""
+    try:
+        return await asyncpg.connect(dsn, **kwargs)
+    except FileNotFoundError as exc:
+        raise ConnectionRefusedError(exc.errno, "the database server's socket is not there") from exc
+
+
 # Every statement planned for its own parameters: asyncpg prepares each statement once per connection,
 # and a generic plan PostgreSQL settles on while a table is small (a sequential scan, a nested loop)
 # stays with the connection as the table grows (README, Performance).
@@ -90,7 +100,7 @@ SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 async def connect(dsn: str) -> asyncpg.Connection:
     """One long-lived connection outside a pool (the outbox relay's), set up as pooled ones are."""
-    conn = await asyncpg.connect(dsn, server_settings=SERVER_SETTINGS)
+    conn = await _connect(dsn, server_settings=SERVER_SETTINGS)
     await init_connection(conn)
     return conn
 
@@ -98,6 +108,7 @@ async def connect(dsn: str) -> asyncpg.Connection:
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
+        connect=_connect,
         min_size=min_size,
         max_size=max_size,
         init=init_connection,
@@ -125,7 +136,7 @@ async def connect_for(dsn: str, agency: str = ALL_AGENCIES, **kwargs: Any) -> as
     """One connection outside a pool that acts for ``agency`` (by default every one, as the service's
     own work does): a tool's or a test's look at a service's tables under row-level security."""
     settings = {**kwargs.pop("server_settings", {}), "careloop.agency": agency}
-    return await asyncpg.connect(dsn, server_settings=settings, **kwargs)
+    return await _connect(dsn, server_settings=settings, **kwargs)
 
 
 async def bypasses_row_security(conn: Db) -> bool:

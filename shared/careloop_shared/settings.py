@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -264,6 +264,18 @@ def with_tls(url: str, sslmode: str | None, sslrootcert: str | None) -> str:
     if sslrootcert:
         query.setdefault("sslrootcert", sslrootcert)
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def over_loopback(url: str) -> str:
+    """``url`` with a Unix-socket host (a percent-encoded directory, as ``deploy/local`` names the local
+    server) replaced by 127.0.0.1 and the same port, where that server listens too: for a client that
+    must speak TLS, or cannot see this machine's files (an image run in a mount namespace of its own)."""
+    parts = urlsplit(url)
+    user, at, place = parts.netloc.rpartition("@")
+    host, colon, port = place.partition(":")  # a socket's directory, percent-encoded, holds no ':'
+    if not unquote(host).startswith("/"):
+        return url
+    return urlunsplit(parts._replace(netloc=f"{user}{at}127.0.0.1{colon}{port}"))
 
 
 def https_or_loopback(url: str) -> bool:

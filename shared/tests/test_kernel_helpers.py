@@ -153,6 +153,34 @@ async def test_a_starting_service_waits_for_a_server_that_is_down_then_gives_up_
         await until_reachable("x", broken, deadline=time.monotonic() + 10)
 
 
+async def test_a_database_socket_that_is_not_there_is_a_refused_connection_retried_not_a_bug(tmp_path):
+    """The local server is reached through its Unix socket, which is gone while it restarts: a pool, the
+    relay's connection and a tool's all see what a TCP port with no server gives, so consumers retry the
+    batch (never dead-letter it) and a starting service waits."""
+    from urllib.parse import quote
+
+    from careloop_shared import db
+    from careloop_shared.consumer import is_transient
+
+    url = f"postgresql://careloop@{quote(str(tmp_path / 'no-server'), safe='')}:5432/careloop_intake"
+    for connecting in (db.connect(url), db.connect_for(url), db.create_pool(url, min_size=1, max_size=1)):
+        with pytest.raises(ConnectionRefusedError) as refused:
+            await connecting
+        assert is_transient(refused.value)
+        assert isinstance(refused.value.__cause__, FileNotFoundError)
+
+
+def test_a_url_naming_the_local_servers_socket_has_a_loopback_twin_for_tls_and_images():
+    from careloop_shared.settings import over_loopback
+
+    socket = "postgresql://careloop@%2Fvar%2Ftmp%2Fcareloop-pg%2Fsock:55432"
+    assert over_loopback(socket + "/careloop_intake?sslmode=disable") == (
+        "postgresql://careloop@127.0.0.1:55432/careloop_intake?sslmode=disable"
+    )
+    for tcp in ("postgresql://u@db:5432/x", "postgresql://u@127.0.0.1:55432", "postgresql://u@[::1]:5/x"):
+        assert over_loopback(tcp) == tcp
+
+
 @pytest.fixture
 def collector_restored():
     threshold = gc.get_threshold()
