@@ -9,12 +9,14 @@ from types import SimpleNamespace
 
 import structlog.testing
 from aiokafka import TopicPartition
+from aiokafka.errors import ConsumerStoppedError
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaAckableMessage
 
 from careloop_shared.kafka import (
     FETCH_GATHER_BYTES,
+    POLL_WAIT_MS,
     Committer,
     _the_message_itself,
     batch_handler,
@@ -167,3 +169,43 @@ def test_a_service_off_the_journeys_path_lets_the_broker_gather_its_fetches():
     assert (waiting["fetch_max_wait_ms"], waiting["fetch_min_bytes"]) == (100, FETCH_GATHER_BYTES)
     at_once = _subscribed_consumer_options(0)
     assert at_once["fetch_min_bytes"] == 1
+
+
+class _PollingConsumer:
+    """Answers each ``getmany`` with the next of ``answers`` ({} for nothing), then says it stopped."""
+
+    def __init__(self, answers: list[dict]) -> None:
+        self.answers = answers
+        self.asked: list[tuple[int, int]] = []
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict:
+        self.asked.append((timeout_ms, max_records))
+        if not self.answers:
+            raise ConsumerStoppedError()
+        return self.answers.pop(0)
+
+
+async def test_a_quiet_subscriber_polls_again_at_once_and_hands_on_records_as_they_come():
+    """FastStream's own poll slept its timeout again after finding nothing, so a record arriving then
+    waited for the sleep (up to 10 ms a hop at low rates, and 50 polls a second for an idle service).
+    careloop's subscriber polls through ``waiting_poll``: aiokafka answers as soon as records arrive,
+    and after a poll that found nothing the next one starts at once."""
+    broker = KafkaBroker("127.0.0.1:9")  # never connected
+    service = SimpleNamespace(name="svc", topics=["careloop.t.v1"])
+    subscribe(broker, service, "group", max_records=7)  # type: ignore[arg-type]
+    (subscriber,) = broker.subscribers
+    a, b, c = (_record("careloop.t.v1", 0, offset) for offset in range(3))
+    consumer = _PollingConsumer([{}, {}, {A0: [a, b]}, {}, {A1: [c]}])
+    handed: list[tuple] = []
+
+    async def consume_one(batch: tuple) -> None:
+        handed.append(batch)
+
+    subscriber.consume_one = consume_one  # type: ignore[method-assign]
+    subscriber.running = True
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(subscriber._run_consume_loop(consumer), 1)  # FastStream's loop, ending at the stop
+    assert handed == [(a, b), (c,)]
+    assert consumer.asked == [(POLL_WAIT_MS, 7)] * 6
+    assert loop.time() - started < 0.05  # no sleep after the empty polls
