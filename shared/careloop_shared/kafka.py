@@ -320,7 +320,7 @@ def subscribe(
         title=f"{consumer.name}:events",
     )
     # FastStream's consume loop asks its subscriber's ``get_msg`` for each batch: this one's, on this
-    # subscriber only (tests/test_kafka_commits.py holds FastStream to it).
+    # subscriber only (shared/tests/test_kafka_commits.py holds FastStream to it).
     subscriber.get_msg = waiting_poll(max_records)  # type: ignore[method-assign,assignment]
     subscriber(on_batch)
     return committer
