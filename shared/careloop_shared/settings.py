@@ -120,6 +120,10 @@ class KafkaSettings(BaseSettings):
         return self
 
 
+# Milliseconds the broker may hold a consumer's fetch (``consumer_fetch_wait_ms``): within a second.
+FetchWaitMs = Annotated[int, Field(ge=0, le=1000)]
+
+
 class ServiceSettings(KafkaSettings):
     """Settings every service has; a service subclasses it with ``env_prefix='<SERVICE>_'``."""
 
@@ -209,7 +213,7 @@ class ServiceSettings(KafkaSettings):
     # How long the broker may hold a consumer's fetch to gather more records (up to 64 KiB); 0: it answers
     # as soon as one record is there. A service off the journey's path (record) fetches fewer, fuller
     # batches by waiting; every one on it answers at once.
-    consumer_fetch_wait_ms: int = Field(0, ge=0, le=1000)
+    consumer_fetch_wait_ms: FetchWaitMs = 0
     consumer_max_attempts: int = 3
     consumer_backoff_s: float = 0.2
     # Liveness: a consumer with records waiting and no progress for this long is stuck (restart it).

@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.logging import get_logger
 from careloop_shared.rules import load_rules
-from careloop_shared.settings import LOOPBACK_HOSTS, ServiceSettings, service_config
+from careloop_shared.settings import LOOPBACK_HOSTS, FetchWaitMs, ServiceSettings, service_config
 from record.domain.timeline import SUMMARIES_FILE, Summaries
 from record.domain.witness import ChainKeys, SigningKeys, parse_keys
 
@@ -50,7 +50,7 @@ class RecordSettings(ServiceSettings):
     service_name: str = "record"
     port: int = 8005
     # Off the journey's path: a fetch gathers what arrives over 100 ms into one batch (README, Performance).
-    consumer_fetch_wait_ms: int = Field(100, ge=0, le=1000)
+    consumer_fetch_wait_ms: FetchWaitMs = 100
     summaries_file: Path = SUMMARIES_FILE  # RECORD_SUMMARIES_FILE: an organisation's own wording
     # kid:base64 HMAC keys (32 bytes or more), comma-separated; the first authenticates new entries.
     chain_keys: SecretStr = SecretStr(DEV_CHAIN_KEYS)
