@@ -154,12 +154,18 @@ async def test_a_handled_batch_is_freed_at_once_not_left_to_the_cyclic_garbage_c
         gc.enable()
 
 
-def _subscribed_consumer_options(fetch_wait_ms: int) -> dict:
-    broker = KafkaBroker("127.0.0.1:9")  # never connected: only what its consumer would be built with
+def _subscribed(**options):
+    """The subscriber ``subscribe`` builds on a broker never connected, with these options."""
+    broker = KafkaBroker("127.0.0.1:9")
     service = SimpleNamespace(name="svc", topics=["careloop.t.v1"])
-    subscribe(broker, service, "group", max_records=10, fetch_wait_ms=fetch_wait_ms)  # type: ignore[arg-type]
+    subscribe(broker, service, "group", **options)  # type: ignore[arg-type]
     (subscriber,) = broker.subscribers
-    return dict(subscriber._connection_args)
+    return subscriber
+
+
+def _subscribed_consumer_options(fetch_wait_ms: int) -> dict:
+    """What the subscriber's consumer would be built with."""
+    return dict(_subscribed(max_records=10, fetch_wait_ms=fetch_wait_ms)._connection_args)
 
 
 def test_a_service_off_the_journeys_path_lets_the_broker_gather_its_fetches():
@@ -190,10 +196,7 @@ async def test_a_quiet_subscriber_polls_again_at_once_and_hands_on_records_as_th
     waited for the sleep (up to 10 ms a hop at low rates, and 50 polls a second for an idle service).
     careloop's subscriber polls through ``waiting_poll``: aiokafka answers as soon as records arrive,
     and after a poll that found nothing the next one starts at once."""
-    broker = KafkaBroker("127.0.0.1:9")  # never connected
-    service = SimpleNamespace(name="svc", topics=["careloop.t.v1"])
-    subscribe(broker, service, "group", max_records=7)  # type: ignore[arg-type]
-    (subscriber,) = broker.subscribers
+    subscriber = _subscribed(max_records=7)
     a, b, c = (_record("careloop.t.v1", 0, offset) for offset in range(3))
     consumer = _PollingConsumer([{}, {}, {A0: [a, b]}, {}, {A1: [c]}])
     handed: list[tuple] = []
