@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.conftest import SERVICES, platform_env, run_module
+from tests.perf.bench_metrics import batches_between
 
 pytestmark = pytest.mark.integration
 
@@ -40,5 +41,27 @@ async def test_the_tiny_bench_runs_every_stage_to_the_end(platform, tmp_path):
     assert stages["chain"]["metrics"]["cpu_s"].keys() >= {*SERVICES, "kafka", "postgres"}
     if results["meta"]["pg_stat_statements"] == "ok":  # a server without it preloaded has no counts
         assert stages["chain"]["metrics"]["statements"]["_total_per_journey"] > 0
+    # careplan consumed every PatientAssessed of the chain in batches, and its relay published plans.
+    careplan = stages["chain"]["metrics"]["batches"]["careplan"]
+    assert careplan["batches"] * careplan["records_per_batch"] >= 200
+    assert careplan["relay_cycles"] > 0
     png = tmp_path / "bench.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_windows_batches_leave_out_a_service_restarted_or_not_read_at_its_start():
+    start = {
+        "careplan": {"batches": 10.0, "records": 40.0, "relay_cycles": 5.0},
+        "referral": {"batches": 50.0, "records": 60.0, "relay_cycles": 9.0},
+        "followup": {"batches": 7.0, "records": 7.0, "relay_cycles": 2.0},
+    }
+    end = {
+        "careplan": {"batches": 14.0, "records": 52.0, "relay_cycles": 8.0},
+        "referral": {"batches": 3.0, "records": 3.0, "relay_cycles": 1.0},  # restarted: counters anew
+        "followup": {"batches": 7.0, "records": 7.0, "relay_cycles": 2.0},  # idle in the window
+        "record": {"batches": 5.0, "records": 9.0, "relay_cycles": 0.0},  # not read at the start
+    }
+    assert batches_between(start, end) == {
+        "careplan": {"batches": 4, "records_per_batch": 3.0, "relay_cycles": 3},
+        "followup": {"batches": 0, "records_per_batch": None, "relay_cycles": 0},
+    }

@@ -147,9 +147,9 @@ async def test_handled_events_move_the_consumer_counters():
         pass
 
     dead: list[str] = []
-    before = _counts()
+    before, batches_before = _counts(), _batches()
     await _consumer(handle, dead).process([_record(0), _record(1), _record(2, value=b"not json")])
-    after = _counts()
+    after, batches_after = _counts(), _batches()
     assert {k: after[k] - before[k] for k in after} == {
         "consumed": 3,
         "handled": 2,
@@ -158,7 +158,17 @@ async def test_handled_events_move_the_consumer_counters():
         "undecodable": 1,
         "failed": 0,
     }
+    # One batch of three records, whatever became of each.
+    assert (batches_after[0] - batches_before[0], batches_after[1] - batches_before[1]) == (1, 3)
     assert dead == ["dlq"]
+
+
+def _batches() -> tuple[float, float]:
+    labels = {"service_name": "test-metrics-consumer"}
+    return (
+        sample("careloop_consumer_batch_records_count", **labels),
+        sample("careloop_consumer_batch_records_sum", **labels),
+    )
 
 
 async def test_a_failing_event_counts_its_retries_and_its_dead_letter_reason():

@@ -16,8 +16,10 @@ import os
 import time
 from typing import Any
 
+import aiohttp
 import asyncpg
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.perf.bench_common import MARK, SERVICES, BenchConfig
 
@@ -252,6 +254,58 @@ async def pgss_read(cfg: BenchConfig, journeys: int, dbs: dict[str, str] | None 
     return out
 
 
+# --- the services' own counters ------------------------------------------------------------------
+
+# Below saturation a service's cost follows its batches, not its events: each batch pays a fetch, a
+# transaction, a relay cycle and an offset commit (README, Performance).
+_COUNTERS = {
+    "careloop_consumer_batch_records_count": "batches",
+    "careloop_consumer_batch_records_sum": "records",
+    "careloop_outbox_relay_cycle_duration_seconds_count": "relay_cycles",
+}
+
+
+Counters = dict[str, dict[str, float]]  # service -> counter -> value
+
+
+async def batch_counters(cfg: BenchConfig) -> Counters:
+    """Each service's batches consumed, records in them and relay cycles so far (its ``/metrics``); a
+    service that does not answer is left out."""
+    out: Counters = {}
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        for service, url in cfg.service_urls.items():
+            try:
+                async with http.get(f"{url}/metrics") as response:
+                    text = await response.text() if response.status == 200 else ""
+            except (aiohttp.ClientError, TimeoutError):
+                continue
+            found = {name: 0.0 for name in _COUNTERS.values()}
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name in _COUNTERS:
+                        found[_COUNTERS[sample.name]] += sample.value
+            if text:
+                out[service] = found
+    return out
+
+
+def batches_between(before: Counters, after: Counters) -> dict[str, Any]:
+    """Per service over the window: batches, records per batch, relay cycles (restarted ones left out)."""
+    out: dict[str, Any] = {}
+    for service, end in after.items():
+        start = before.get(service)
+        if start is None or any(end[k] < start[k] for k in end):
+            continue  # not read at the start, or restarted (its counters began again)
+        batches = end["batches"] - start["batches"]
+        out[service] = {
+            "batches": int(batches),
+            "records_per_batch": round((end["records"] - start["records"]) / batches, 2) if batches else None,
+            "relay_cycles": int(end["relay_cycles"] - start["relay_cycles"]),
+        }
+    return out
+
+
 class Metrics:
     """One measured window: the sampler and (when readable) pg_stat_statements, reset at its start."""
 
@@ -259,6 +313,7 @@ class Metrics:
         self.cfg = cfg
         self.pgss = pgss
         self._sampler: Sampler | None = None
+        self._counters: Counters = {}
 
     async def abandon(self) -> None:
         """Stop a window that will not be ended (its stage failed)."""
@@ -270,6 +325,7 @@ class Metrics:
         await self.abandon()
         if self.pgss:
             await pgss_reset(self.cfg)
+        self._counters = await batch_counters(self.cfg)
         self._sampler = Sampler(self.cfg, extra)
         self._sampler.start()
 
@@ -277,6 +333,7 @@ class Metrics:
         assert self._sampler is not None
         out = await self._sampler.stop()
         self._sampler = None
+        out["batches"] = batches_between(self._counters, await batch_counters(self.cfg))
         if journeys:
             out["cpu_ms_per_journey"] = {g: round(v * 1000 / journeys, 3) for g, v in out["cpu_s"].items()}
         if self.pgss:
