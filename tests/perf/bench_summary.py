@@ -107,14 +107,16 @@ def summary(results: dict[str, Any]) -> str:
             )
             if cells:
                 lines.append(f"{name:<16} total {st.get('_total_per_journey')}: {cells}")
-        lines += ["", "batches consumed (records per batch) and relay cycles, per service"]
-        for name, m in windows:
-            cells = ", ".join(
-                f"{svc}={v['batches']} ({v['records_per_batch']}) {v['relay_cycles']}"
-                for svc, v in (m.get("batches") or {}).items()
+        batches = [
+            f"{name:<16} "
+            + ", ".join(
+                f"{svc}={v['batches']} ({v['records_per_batch']}) {v['relay_cycles']}" for svc, v in b.items()
             )
-            if cells:
-                lines.append(f"{name:<16} {cells}")
+            for name, m in windows
+            if (b := m.get("batches"))
+        ]
+        if batches:  # results written before batches were counted have none
+            lines += ["", "batches consumed (records per batch) and relay cycles, per service", *batches]
     for name, foreign in _foreign(stages):
         lines.append(
             f"WARNING {name}: {foreign} records of other traffic on its topics; its cost figures include it"
