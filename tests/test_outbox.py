@@ -65,12 +65,18 @@ async def test_rolled_back_outbox_row_is_never_published(infra, database_factory
     await pool.close()
 
 
-async def test_relay_keeps_one_patients_events_in_commit_order(infra, database_factory, topic_prefix):
-    dsn = await database_factory("outbox_order")
+async def _outbox(infra, database_factory, name: str, topic: str, partitions: int) -> tuple[str, db.Db]:
+    """A database with the kernel's outbox, and the topic its events go to."""
+    dsn = await database_factory(name)
     pool = await db.create_pool(dsn)
     await db.migrate(pool, db.kernel_migrations())
+    await ensure_topics(infra.bootstrap_servers, [topic], partitions=partitions)
+    return dsn, pool
+
+
+async def test_relay_keeps_one_patients_events_in_commit_order(infra, database_factory, topic_prefix):
     topic = f"{topic_prefix}outbox-order"
-    await ensure_topics(infra.bootstrap_servers, [topic], partitions=3)
+    dsn, pool = await _outbox(infra, database_factory, "outbox_order", topic, 3)
     patients = [uuid.uuid4() for _ in range(3)]
     emitted: dict[str, list[str]] = {str(p): [] for p in patients}
     for i in range(60):
@@ -84,6 +90,36 @@ async def test_relay_keeps_one_patients_events_in_commit_order(infra, database_f
     for patient, ids in emitted.items():
         seen = [header(r, "ce_id") for r in reader.records if r.key.decode() == patient]
         assert seen == ids
+    await pool.close()
+
+
+async def test_a_relay_cycle_of_many_patients_lands_where_kafkas_default_partitioner_puts_each_key(
+    infra, database_factory, topic_prefix
+):
+    """The relay's own partitioner and batch size: every key still goes to the partition any other
+    Kafka client's default partitioner picks for it (other producers, and consumers that read a
+    patient's events in order, rely on it), and one unit of work's 400 events arrive in order."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    topic = f"{topic_prefix}outbox-partitions"
+    dsn, pool = await _outbox(infra, database_factory, "outbox_partitions", topic, 6)
+    patients = [uuid.uuid4() for _ in range(100)]
+    emitted: dict[str, list[str]] = {str(p): [] for p in patients}
+    async with unit_of_work(pool, lambda _: topic) as uow:  # one relay cycle's worth, committed at once
+        for i in range(400):
+            patient = patients[i % 100]
+            emitted[str(patient)].append(str(uow.emit(_registered(patient)).envelope.id))
+
+    async with _relay(dsn, infra.bootstrap_servers), TopicReader(infra.bootstrap_servers, topic) as reader:
+        await eventually(lambda: _count(reader, 400), what="400 records")
+
+    kafka_default = DefaultPartitioner()
+    assert len(reader.records) == 400
+    for record in reader.records:
+        assert record.partition == kafka_default(record.key, list(range(6)), list(range(6)))
+    for patient, ids in emitted.items():
+        assert [header(r, "ce_id") for r in reader.records if r.key.decode() == patient] == ids
+    assert len({r.partition for r in reader.records}) == 6
     await pool.close()
 
 

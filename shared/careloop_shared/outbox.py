@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time as clock
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -17,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from murmurhash2 import murmurhash2
 
 from careloop_shared import tracing
 from careloop_shared.coalesce import SharedConnection
@@ -32,7 +34,22 @@ _RELAY_LOCK = 0x72656C61  # advisory lock id: one active relay per service datab
 MARK_DELAY_S = 0.05  # how long published rows may wait to be marked with the next batch's read
 BACKLOG_EVERY_S = 5.0  # how often the active relay counts what waits (careloop_outbox_backlog)
 
+# A relay cycle's rows go out in batches of up to this many bytes per partition: aiokafka's default
+# (16 KiB, about 15 events) split a cycle of 500 into dozens of produce requests, about 55 µs of CPU an
+# event against 30 with this. Below the broker's default message.max.bytes (1 MiB) with room to spare.
+RELAY_MAX_BATCH_BYTES = 256 * 1024
+_MURMUR2_SEED = 0x9747B28C  # Kafka's default partitioner: murmur2 of the key with this seed
+
 TopicFor = Callable[[str], str]
+
+
+def key_partition(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """The partition Kafka's default partitioner (Java's, aiokafka's) picks for ``key``, with murmur2 in
+    compiled code: aiokafka's is Python, 15 µs a key here, about a quarter of a relayed event's CPU.
+    The relay always has a key (the patient's); without one, any available partition, as Kafka's."""
+    if key is None:
+        return random.choice(available or all_partitions)
+    return all_partitions[(murmurhash2(key, _MURMUR2_SEED) & 0x7FFFFFFF) % len(all_partitions)]
 
 
 S = TypeVar("S")
@@ -182,6 +199,8 @@ class OutboxRelay:
             # A cycle's rows are appended before any is awaited, so they leave together anyway; waiting
             # for more (5 ms, before) only delayed every hop at low load.
             linger_ms=0,
+            max_batch_size=RELAY_MAX_BATCH_BYTES,
+            partitioner=key_partition,
             request_timeout_ms=30000,
         )
         try:

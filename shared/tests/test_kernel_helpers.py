@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import uuid
 import weakref
 
 import pytest
@@ -109,6 +110,21 @@ async def test_periodic_work_repeats_at_once_while_there_is_more_and_survives_a_
     assert calls[:5] == [("ctx", "uow")] * 5
     # Three rounds in the first tick (more, more, done), the failed one rolled back, then one per tick.
     assert runtime.committed >= 4
+
+
+def test_the_relays_partitioner_picks_what_kafkas_default_partitioner_picks():
+    import os
+
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from careloop_shared.outbox import key_partition
+
+    kafka_default = DefaultPartitioner()
+    for n in range(5000):
+        key = os.urandom(n % 61) if n % 2 else str(uuid.uuid4()).encode()
+        partitions = list(range(1 + n % 12))
+        assert key_partition(key, partitions, partitions) == kafka_default(key, partitions, partitions)
+    assert key_partition(None, [0, 1, 2], [2]) == 2  # no key: an available partition
 
 
 def test_a_setting_that_does_not_fit_is_named_without_its_value(monkeypatch):
