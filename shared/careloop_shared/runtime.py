@@ -70,21 +70,38 @@ class ServiceSpec:
     closing: Sequence[Callable[[], Awaitable[None]]] = ()
 
 
-def periodic(step: PeriodicStep, *, every_s: float) -> BackgroundLoop:
+def periodic(step: PeriodicStep, *, every_s: float, workers: int = 1) -> BackgroundLoop:
     """Run ``step`` in its own unit of work every ``every_s`` seconds, at once again while it has more.
 
     It keeps no timer in memory: a step asks the database what is due by the clock, so whatever fell
     due while the service was down is handled on the first round after it starts. A failed round is
-    logged and retried on the next tick.
+    logged and retried on the next tick. With ``workers`` above one, a backlog (a round that says there
+    is more) is worked off by that many rounds at once, each its own unit of work, so one round's
+    statements run while another's Python does: only for steps that claim their rows as replicas would
+    (``FOR UPDATE SKIP LOCKED``). An idle service still asks once a tick.
     """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+
+    async def rounds(runtime: ServiceRuntime) -> None:
+        more = True
+        while more:
+            async with runtime.uow() as uow:
+                more = await step(runtime.context, uow)
 
     async def loop(runtime: ServiceRuntime) -> None:
         while True:
             try:
-                more = True
-                while more:
-                    async with runtime.uow() as uow:
-                        more = await step(runtime.context, uow)
+                async with runtime.uow() as uow:
+                    more = await step(runtime.context, uow)
+                if more:
+                    # Each worker until its own round finds no more; a failure ends that worker only.
+                    each = [rounds(runtime) for _ in range(workers)]
+                    done = await asyncio.gather(*each, return_exceptions=True)
+                    for failed in (r for r in done if isinstance(r, BaseException)):
+                        if isinstance(failed, asyncio.CancelledError):
+                            raise failed
+                        log.warning("periodic step failed; will retry", step=step.__name__, exc_info=failed)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -87,7 +87,16 @@ class _Runtime:
         self.committed += 1
 
 
-async def test_periodic_work_repeats_at_once_while_there_is_more_and_survives_a_failed_round():
+async def _run_until(loop, runtime: _Runtime, event: asyncio.Event) -> None:
+    task = asyncio.create_task(loop(runtime))
+    await asyncio.wait_for(event.wait(), 5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_periodic_work_repeats_at_once_while_there_is_more_and_survives_a_failed_round(workers):
     runtime, calls = _Runtime(), []
     answers = iter([True, True, False, RuntimeError("database restarting"), False])
     done = asyncio.Event()
@@ -102,14 +111,42 @@ async def test_periodic_work_repeats_at_once_while_there_is_more_and_survives_a_
             raise answer
         return answer
 
-    task = asyncio.create_task(periodic(step, every_s=0.01)(runtime))
-    await asyncio.wait_for(done.wait(), 5)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await _run_until(periodic(step, every_s=0.01, workers=workers), runtime, done)
     assert calls[:5] == [("ctx", "uow")] * 5
-    # Three rounds in the first tick (more, more, done), the failed one rolled back, then one per tick.
+    # Three rounds in the first tick (more, more, done), the failed one rolled back, then one per tick;
+    # with two workers the failure ends one worker's rounds, and the loop goes on.
     assert runtime.committed >= 4
+
+
+async def test_periodic_workers_share_a_backlog_and_an_idle_tick_asks_once():
+    runtime = _Runtime()
+    backlog, running, most, ticks_idle = [5], [0], [0], []
+    drained = asyncio.Event()
+
+    async def step(ctx, uow) -> bool:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await asyncio.sleep(0.01)  # a round's statements: another worker's round runs meanwhile
+        running[0] -= 1
+        if backlog[0] == 0:
+            ticks_idle.append(running[0])
+            if len(ticks_idle) >= 3:
+                drained.set()
+            return False
+        backlog[0] -= 1
+        return True
+
+    await _run_until(periodic(step, every_s=0.01, workers=3), runtime, drained)
+    assert backlog == [0]
+    assert most[0] == 3  # the backlog was worked by three rounds at once
+    # Once drained, one round a tick: nothing else ran beside the ones that found no more.
+    assert ticks_idle[-1] == 0
+    assert runtime.committed >= 5 + 3
+
+
+def test_periodic_needs_a_worker():
+    with pytest.raises(ValueError):
+        periodic(lambda ctx, uow: None, every_s=1, workers=0)  # type: ignore[arg-type,return-value]
 
 
 def test_the_relays_partitioner_picks_what_kafkas_default_partitioner_picks():

@@ -24,6 +24,9 @@ class FollowupSettings(ServiceSettings):
     # FOLLOWUP_SCHEDULER_TICK_S: how often to look for due follow-ups and tasks (three indexed queries);
     # a follow-up is announced at most this long after it fell due, plus the time to process the round.
     scheduler_tick_s: float = 0.25
+    # FOLLOWUP_SCHEDULER_WORKERS: rounds at once while follow-ups wait to be announced (each claims its
+    # own with SKIP LOCKED, as replicas do): one round's statements run while another's Python does.
+    scheduler_workers: int = Field(2, ge=1, le=8)
     rules_file: Path = RULES_FILE  # FOLLOWUP_RULES_FILE: an organisation's own follow-up rules
     task_rules_file: Path = TASK_RULES_FILE  # FOLLOWUP_TASK_RULES_FILE: an organisation's own task rules
     seal_tick_s: float = Field(60.0, gt=0)  # how often a replica looks for notes recorded before sealing

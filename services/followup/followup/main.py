@@ -58,7 +58,11 @@ def build_app(
         ],
         handlers=HANDLERS,
         background=[
-            periodic(fire_due_and_overdue_follow_ups, every_s=settings.scheduler_tick_s),
+            periodic(
+                fire_due_and_overdue_follow_ups,
+                every_s=settings.scheduler_tick_s,
+                workers=settings.scheduler_workers,
+            ),
             periodic(escalate_overdue_tasks, every_s=settings.scheduler_tick_s),
             periodic(seal_notes_in_the_clear, every_s=settings.seal_tick_s),
         ],
