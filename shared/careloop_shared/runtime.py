@@ -99,7 +99,7 @@ def periodic(step: PeriodicStep, *, every_s: float, workers: int = 1) -> Backgro
                     each = [rounds(runtime) for _ in range(workers)]
                     done = await asyncio.gather(*each, return_exceptions=True)
                     for failed in (r for r in done if isinstance(r, BaseException)):
-                        if isinstance(failed, asyncio.CancelledError):
+                        if not isinstance(failed, Exception):  # cancelled, or the process ending
                             raise failed
                         log.warning("periodic step failed; will retry", step=step.__name__, exc_info=failed)
             except asyncio.CancelledError:
