@@ -83,18 +83,18 @@ def periodic(step: PeriodicStep, *, every_s: float, workers: int = 1) -> Backgro
     if workers < 1:
         raise ValueError("workers must be at least 1")
 
+    async def one_round(runtime: ServiceRuntime) -> bool:
+        async with runtime.uow() as uow:
+            return await step(runtime.context, uow)
+
     async def rounds(runtime: ServiceRuntime) -> None:
-        more = True
-        while more:
-            async with runtime.uow() as uow:
-                more = await step(runtime.context, uow)
+        while await one_round(runtime):
+            pass
 
     async def loop(runtime: ServiceRuntime) -> None:
         while True:
             try:
-                async with runtime.uow() as uow:
-                    more = await step(runtime.context, uow)
-                if more:
+                if await one_round(runtime):
                     # Each worker until its own round finds no more; a failure ends that worker only.
                     each = [rounds(runtime) for _ in range(workers)]
                     done = await asyncio.gather(*each, return_exceptions=True)
