@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import SERVICES, platform_env, run_module
 from tests.perf.bench_metrics import batches_between
+from tests.perf.bench_summary import summary
 
 pytestmark = pytest.mark.integration
 
@@ -65,3 +66,20 @@ def test_a_windows_batches_leave_out_a_service_restarted_or_not_read_at_its_star
         "careplan": {"batches": 4, "records_per_batch": 3.0, "relay_cycles": 3},
         "followup": {"batches": 0, "records_per_batch": None, "relay_cycles": 0},
     }
+
+
+def test_the_summary_puts_each_stages_cpu_per_journey_side_by_side():
+    chain = {"cpu_s": {"careplan": 4.0, "kafka": 3.0}, "cpu_ms_per_journey": {"careplan": 0.4, "kafka": 0.3}}
+    raw = {
+        "cpu_s": {"kafka": 2.0, "raw-hop1": 1.0, "raw-hop2": 1.5},
+        "cpu_ms_per_journey": {"kafka": 0.2, "raw-hop1": 0.1, "raw-hop2": 0.15},
+    }
+    text = summary({"stages": {"raw": {"metrics": raw}, "chain": {"metrics": chain}}})
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("CPU ms per journey"))
+    raw_row, chain_row = lines[header + 2].split(), lines[header + 3].split()
+    # A group the window did not measure is a dash; the raw hops come before the window's total.
+    assert raw_row == ["raw", "-", "-", "-", "-", "-", "0.20", "-", "-", "0.25,", "0.45"]
+    assert chain_row == ["chain", "-", "0.40", "-", "-", "-", "0.30", "-", "-", "0.70"]
+    # Results written before the figure existed have no such table.
+    assert "CPU ms per journey" not in summary({"stages": {"chain": {"metrics": {"cpu_s": {"kafka": 1.0}}}}})

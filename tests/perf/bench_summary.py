@@ -1,5 +1,5 @@
-"""The bench's short human summary: throughput and latency per stage, CPU per process group, statements
-per journey."""
+"""The bench's short human summary: throughput and latency per stage, CPU per process group (in all and
+per journey), statements per journey."""
 
 from __future__ import annotations
 
@@ -89,14 +89,23 @@ def summary(results: dict[str, Any]) -> str:
                 )
     windows = _windows(stages)
     if windows:
-        lines += ["", "CPU seconds      " + "".join(f"{g:>9}" for g in GROUPS) + "   raw hops"]
+        lines += ["", "CPU seconds        " + "".join(f"{g:>9}" for g in GROUPS) + "   raw hops"]
         if base := (results.get("idle_baseline") or {}).get("cpu_s_per_s"):
-            lines.append("idle, per s      " + "".join(f"{base.get(g, 0):>9.2f}" for g in GROUPS))
+            lines.append("idle, per s        " + "".join(f"{base.get(g, 0):>9.2f}" for g in GROUPS))
         for name, m in windows:
             cpu = m.get("cpu_s", {})
             hops = sum(v for g, v in cpu.items() if g.startswith("raw-hop"))
             cells = "".join(f"{cpu[g]:>9.1f}" if g in cpu else f"{'-':>9}" for g in GROUPS)
-            lines.append(f"{name:<16} {cells}   {hops:.1f}" if hops else f"{name:<16} {cells}")
+            lines.append(f"{name:<18} {cells}   {hops:.1f}" if hops else f"{name:<18} {cells}")
+        per_journey = [(name, cpu) for name, m in windows if (cpu := m.get("cpu_ms_per_journey"))]
+        if per_journey:  # what one journey costs each group: stages of different sizes side by side
+            lines += ["", "CPU ms per journey " + "".join(f"{g:>9}" for g in GROUPS) + "   raw hops, all"]
+            lines.append("(scheduler: per due follow-up)")
+            for name, cpu in per_journey:
+                cells = "".join(f"{cpu[g]:>9.2f}" if g in cpu else f"{'-':>9}" for g in GROUPS)
+                hops = sum(v for g, v in cpu.items() if g.startswith("raw-hop"))
+                total = sum(cpu.values())
+                lines.append(f"{name:<18} {cells}   " + (f"{hops:.2f}, " if hops else "") + f"{total:.2f}")
         lines += ["", "statements per journey (pg_stat_statements calls / N, incl. BEGIN/COMMIT)"]
         for name, m in windows:
             st = m.get("statements") or {}
