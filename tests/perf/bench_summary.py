@@ -60,6 +60,15 @@ def _windows(stages: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def _cells(values: dict[str, float], spec: str) -> str:
+    """One column per process group, a dash where the window did not measure it."""
+    return "".join(f"{values[g]:>9{spec}}" if g in values else f"{'-':>9}" for g in GROUPS)
+
+
+def _raw_hops(values: dict[str, float]) -> float:
+    return sum(v for g, v in values.items() if g.startswith("raw-hop"))
+
+
 def _foreign(stages: dict[str, Any]) -> list[tuple[str, int]]:
     parts = [(n, stages.get(n) or {}) for n in ("chain", "scheduler")]
     parts += [(f"open {r['rate']:g}/s", r) for r in (stages.get("open") or {}).get("rates", [])]
@@ -94,18 +103,17 @@ def summary(results: dict[str, Any]) -> str:
             lines.append("idle, per s        " + "".join(f"{base.get(g, 0):>9.2f}" for g in GROUPS))
         for name, m in windows:
             cpu = m.get("cpu_s", {})
-            hops = sum(v for g, v in cpu.items() if g.startswith("raw-hop"))
-            cells = "".join(f"{cpu[g]:>9.1f}" if g in cpu else f"{'-':>9}" for g in GROUPS)
+            hops = _raw_hops(cpu)
+            cells = _cells(cpu, ".1f")
             lines.append(f"{name:<18} {cells}   {hops:.1f}" if hops else f"{name:<18} {cells}")
         per_journey = [(name, cpu) for name, m in windows if (cpu := m.get("cpu_ms_per_journey"))]
         if per_journey:  # what one journey costs each group: stages of different sizes side by side
             lines += ["", "CPU ms per journey " + "".join(f"{g:>9}" for g in GROUPS) + "   raw hops, all"]
             lines.append("(scheduler: per due follow-up)")
             for name, cpu in per_journey:
-                cells = "".join(f"{cpu[g]:>9.2f}" if g in cpu else f"{'-':>9}" for g in GROUPS)
-                hops = sum(v for g, v in cpu.items() if g.startswith("raw-hop"))
-                total = sum(cpu.values())
-                lines.append(f"{name:<18} {cells}   " + (f"{hops:.2f}, " if hops else "") + f"{total:.2f}")
+                hops, total = _raw_hops(cpu), sum(cpu.values())
+                tail = (f"{hops:.2f}, " if hops else "") + f"{total:.2f}"
+                lines.append(f"{name:<18} {_cells(cpu, '.2f')}   {tail}")
         lines += ["", "statements per journey (pg_stat_statements calls / N, incl. BEGIN/COMMIT)"]
         for name, m in windows:
             st = m.get("statements") or {}
