@@ -129,7 +129,9 @@ async def faults(
         delay = at - fleet.now()
         if delay > 0:
             await asyncio.sleep(delay)
-        while kind == "kill" and target in busy:  # still coming back from its last fault: another one
+        # A service still coming back from its last fault gets no other (a pause on a service being killed
+        # would end before the kill and free it for the next kill too early): another one.
+        while kind in ("kill", "pause") and target in busy:
             free = [s for s in SERVICES if s not in busy]
             if free:
                 target = rng.choice(free)
