@@ -196,3 +196,57 @@ async def test_an_upsert_returning_says_per_row_and_a_key_given_twice_goes_row_b
         assert stored == {"a": 1.0, "b": 3.0, "c": 5.0}
     finally:
         await conn.close()
+
+
+PLAIN = """CREATE TABLE plain (
+    id uuid PRIMARY KEY, name text NOT NULL UNIQUE, at timestamptz, score double precision,
+    tags text[] DEFAULT '{}', kept text DEFAULT 'default',
+    position bigint GENERATED ALWAYS AS IDENTITY
+)"""
+
+
+class _Statements:
+    """A connection that notes the SQL of each statement it runs."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn, self.sql = conn, []
+
+    async def execute(self, sql: str, *args):
+        self.sql.append(sql)
+        return await self.conn.execute(sql, *args)
+
+    async def fetch(self, sql: str, *args):
+        self.sql.append(sql)
+        return await self.conn.fetch(sql, *args)
+
+
+async def test_a_table_without_a_json_column_takes_its_rows_as_one_array_of_its_row_type(database_factory):
+    """Rows that set different columns, an array column among them, go in as one statement per set of
+    columns, in order, with every value intact and the columns no row sets at their defaults."""
+    conn = await _connection(database_factory)
+    try:
+        await conn.execute(PLAIN)
+        names = [f"n{i:03}" for i in range(200)]
+        rows = [_row(n, tags=[n, "x"] if i % 2 else None, score=i / 2) for i, n in enumerate(names)]
+        for i, row in enumerate(rows):
+            if i % 2 == 0:
+                del row["tags"]
+        statements = _Statements(conn)
+        await db.insert_rows(statements, "plain", rows, conflict="DO NOTHING")  # type: ignore[arg-type]
+        inserts = [s for s in statements.sql if s.startswith("INSERT")]
+        assert len(inserts) == 2 and all("unnest($1::plain[])" in s for s in inserts)
+        stored = await conn.fetch("SELECT * FROM plain ORDER BY position")
+        assert [r["name"] for r in stored] == names[0::2] + names[1::2]
+        given = {r["name"]: r for r in rows}
+        for r in stored:
+            row = given[r["name"]]
+            assert (r["id"], r["score"], r["kept"]) == (row["id"], row["score"], "default")
+            assert abs(r["at"] - row["at"]) < timedelta(microseconds=1)
+            assert r["tags"] == row.get("tags", [])
+        # Whether each went in: a taken name is skipped (ON CONFLICT), a new one goes in.
+        again = [_row("n001"), _row("new", tags=[]), _row("n002")]
+        went_in = await db.insert_rows_returning(conn, "plain", again, key="id", conflict="(name) DO NOTHING")
+        assert went_in == [False, True, False]
+        assert await conn.fetchval("SELECT tags FROM plain WHERE name = 'new'") == []
+    finally:
+        await conn.close()

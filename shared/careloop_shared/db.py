@@ -279,22 +279,28 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
-# Column types by table and columns, read once per process (migrations run before any insert). A service
-# process has one database; a test process with several keys them by the columns each insert sets too.
-_COLUMN_TYPES: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+# Column types by table and columns, and whether the table has a JSON column anywhere, read once per
+# process (migrations run before any insert). A service process has one database; a test process with
+# several keys them by the columns each insert sets too.
+_COLUMN_TYPES: dict[tuple[str, tuple[str, ...]], tuple[list[str], bool]] = {}
 
 
-async def _column_types(conn: Db, table: str, columns: tuple[str, ...]) -> list[str]:
-    types = _COLUMN_TYPES.get((table, columns))
-    if types is None:
+def _is_json(type_: str) -> bool:
+    return type_.removesuffix("[]") in _JSON_TYPES
+
+
+async def _column_types(conn: Db, table: str, columns: tuple[str, ...]) -> tuple[list[str], bool]:
+    found = _COLUMN_TYPES.get((table, columns))
+    if found is None:
         rows = await conn.fetch(
             "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute"
             " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
             table,
         )
         by_name = {r["attname"]: r["type"] for r in rows}
-        types = _COLUMN_TYPES[(table, columns)] = [by_name[c] for c in columns]
-    return types
+        has_json = any(_is_json(t) for t in by_name.values())
+        found = _COLUMN_TYPES[(table, columns)] = ([by_name[c] for c in columns], has_json)
+    return found
 
 
 async def _many_rows(
@@ -305,7 +311,18 @@ async def _many_rows(
     _names(table, columns)
     names = ", ".join(columns)
     insert = f"INSERT INTO {table} ({names}) SELECT {names} FROM "
-    types = await _column_types(conn, table, columns)
+    types, has_json = await _column_types(conn, table, columns)
+    if not has_json:
+        # One array of the table's row type, each row given by its column names (asyncpg fills the
+        # columns a row does not set with NULL; only ``columns`` are inserted, the rest take their
+        # defaults). asyncpg checks each element of an array parameter against three abstract base
+        # classes: one check per row here, where one array per column costs one per value. Not for a
+        # table with a JSON column: ``init_connection``'s JSON codec is a text one, and asyncpg sends
+        # a row of the table's type only when it can send every column in binary.
+        return (
+            insert + f"unnest($1::{table}[]) WITH ORDINALITY AS r ORDER BY r.ordinality" + tail,
+            [row if isinstance(row, dict) else dict(row) for row in rows],
+        )
     if not any(t.endswith("]") for t in types):
         # One typed array per column: PostgreSQL reads the rows as it reads a single row's values.
         typed = dict(zip(columns, types, strict=True))
