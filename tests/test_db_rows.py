@@ -9,7 +9,9 @@ import asyncpg
 import pytest
 
 from careloop_shared import db
+from careloop_shared.app import _on_row_type_changed
 from careloop_shared.coalesce import SharedConnection
+from careloop_shared.consumer import is_transient
 
 pytestmark = pytest.mark.integration
 
@@ -250,3 +252,43 @@ async def test_a_table_without_a_json_column_takes_its_rows_as_one_array_of_its_
         assert await conn.fetchval("SELECT tags FROM plain WHERE name = 'new'") == []
     finally:
         await conn.close()
+
+
+async def test_a_table_changed_under_a_pool_fails_one_insert_as_one_to_try_again(database_factory):
+    """asyncpg learns a table's row type once per connection. After a migration adds a column (a newer
+    version's, while this one runs), the next insert fails, writes nothing and says to try again; the
+    pool has forgotten the old columns, so the next try goes through, the new column at its default."""
+    url = await database_factory("rows")
+    pool = await db.create_pool(url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(PLAIN)
+            async with conn.transaction():
+                await db.insert_rows(SharedConnection(conn), "plain", [_row("a"), _row("b")])
+            await conn.execute("ALTER TABLE plain ADD COLUMN added text NOT NULL DEFAULT 'new'")
+            with pytest.raises(db.RowTypeChanged) as changed:
+                async with conn.transaction():
+                    await db.insert_rows(SharedConnection(conn), "plain", [_row("c"), _row("d")])
+            assert is_transient(changed.value)  # a consumer has the batch redelivered, not dead-lettered
+            answer = await _on_row_type_changed(None, changed.value)  # type: ignore[arg-type]
+            assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+            assert await conn.fetchval("SELECT count(*) FROM plain") == 2
+            async with conn.transaction():
+                went_in = await db.insert_rows_returning(
+                    SharedConnection(conn), "plain", [_row("c"), _row("d")], key="id"
+                )
+            assert went_in == [True, True]
+            stored = {r["name"]: r["added"] for r in await conn.fetch("SELECT name, added FROM plain")}
+            assert stored == {"a": "new", "b": "new", "c": "new", "d": "new"}
+            # A JSON column comes: once told, the table's rows go one array per column from then on.
+            await conn.execute("ALTER TABLE plain ADD COLUMN doc jsonb")
+            with pytest.raises(db.RowTypeChanged):
+                async with conn.transaction():
+                    await db.insert_rows(SharedConnection(conn), "plain", [_row("e"), _row("f")])
+            async with conn.transaction():
+                rows = [_row("e", doc=None), _row("f", doc={"k": 1})]
+                await db.insert_rows(SharedConnection(conn), "plain", rows)
+            docs = {r["name"]: r["doc"] for r in await conn.fetch("SELECT name, doc FROM plain")}
+            assert len(docs) == 6 and docs["f"] == {"k": 1} and docs["e"] is None
+    finally:
+        await pool.close()

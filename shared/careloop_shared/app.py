@@ -25,7 +25,7 @@ from careloop_shared import audit_api, metrics, tracing
 from careloop_shared.audit import AuditUnavailable
 from careloop_shared.auth import Principal
 from careloop_shared.crypto import Erased, Unreadable
-from careloop_shared.db import AGENCY, NO_AGENCY
+from careloop_shared.db import AGENCY, NO_AGENCY, RowTypeChanged
 from careloop_shared.doors import Doors, check_query, declare_answers
 from careloop_shared.errors import Refusal
 from careloop_shared.http import (
@@ -136,6 +136,17 @@ async def _on_keys_unavailable(_: Request, exc: Exception) -> JSONResponse:
         status_code=503,
         content={"detail": "the patient's data key could not be had from intake just now; try again"},
         headers={"Retry-After": "5"},
+    )
+
+
+async def _on_row_type_changed(_: Request, __: Exception) -> JSONResponse:
+    """A table's columns changed under a connection (a migration while this version runs): nothing was
+    written, the connection has forgotten the old columns, so the same request will go through."""
+    log.warning("a table's columns changed under a connection; nothing was written")
+    return JSONResponse(
+        status_code=503,
+        content={"detail": "the service's database changed just now; nothing was saved; try again"},
+        headers={"Retry-After": "1"},
     )
 
 
@@ -264,6 +275,7 @@ def create_app(
     app.add_exception_handler(Unreadable, _on_unreadable)
     app.add_exception_handler(KeysUnavailable, _on_keys_unavailable)
     app.add_exception_handler(Erased, _on_erased)
+    app.add_exception_handler(RowTypeChanged, _on_row_type_changed)
     app.add_exception_handler(asyncpg.DataError, _on_unstorable_value)
     app.add_exception_handler(Exception, _on_unexpected_error)
 

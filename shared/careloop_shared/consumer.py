@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from careloop_shared import tracing
 from careloop_shared.coalesce import SharedConnection, run_side_by_side, runs_side_by_side
+from careloop_shared.db import RowTypeChanged
 from careloop_shared.events import Event, ReceivedEvent, UndecodableEvent, decode
 from careloop_shared.failpoints import failpoint
 from careloop_shared.logging import get_logger, safe_exception_message
@@ -62,6 +63,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.AdminShutdownError,
+    RowTypeChanged,  # a migration changed a table under this connection: it forgot the old columns
     ConnectionError,
     TimeoutError,
     KafkaError,

@@ -263,7 +263,7 @@ async def insert_rows(
         group = [rows[i] for i in positions]
         if len(group) > 1 and (not upsert or (upsert_key and all_distinct([r[upsert_key] for r in group]))):
             tail = f" ON CONFLICT {conflict}" if conflict else ""
-            await conn.execute(*await _many_rows(conn, table, columns, group, tail))
+            await _run_many(conn, "execute", table, await _many_rows(conn, table, columns, group, tail))
         else:
             values = [tuple(row[c] for c in columns) for row in group]
             await conn.executemany(_insert_sql(table, columns, conflict, ""), values)
@@ -303,6 +303,36 @@ async def _column_types(conn: Db, table: str, columns: tuple[str, ...]) -> tuple
     return found
 
 
+class RowTypeChanged(Exception):
+    """A table's columns changed since this connection learned its row type (a newer version's migration,
+    while this one still runs): the insert failed and wrote nothing. The connection has forgotten what it
+    learned, so the unit of work, tried again, goes through; consumers redeliver the batch."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__(f"the columns of {table} changed while this connection knew them; try again")
+
+
+_ROW_TYPED = "[]) WITH ORDINALITY AS r ORDER BY r.ordinality"
+
+
+async def _run_many(conn: Db, method: str, table: str, statement: tuple[Any, ...]) -> Any:
+    """Run ``_many_rows``' statement. asyncpg learns a table's row type once per connection; after a
+    migration adds, drops or retypes a column, PostgreSQL refuses a row of the old shape."""
+    try:
+        return await getattr(conn, method)(*statement)
+    except asyncpg.DatatypeMismatchError:
+        if _ROW_TYPED not in statement[0]:
+            raise
+        for known in [k for k in _COLUMN_TYPES if k[0] == table]:
+            del _COLUMN_TYPES[known]  # a JSON column may have come: the next try looks again
+        raw = conn.raw if isinstance(conn, SharedConnection) else conn
+        if isinstance(raw, asyncpg.Pool):
+            await raw.expire_connections()
+        else:
+            await raw.reload_schema_state()  # no round trip: it forgets the pool's cached types
+        raise RowTypeChanged(table) from None
+
+
 async def _many_rows(
     conn: Db, table: str, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]], tail: str
 ) -> tuple[Any, ...]:
@@ -320,7 +350,7 @@ async def _many_rows(
         # table with a JSON column: ``init_connection``'s JSON codec is a text one, and asyncpg sends
         # a row of the table's type only when it can send every column in binary.
         return (
-            insert + f"unnest($1::{table}[]) WITH ORDINALITY AS r ORDER BY r.ordinality" + tail,
+            insert + f"unnest($1::{table}{_ROW_TYPED}" + tail,
             [row if isinstance(row, dict) else dict(row) for row in rows],
         )
     if not any(t.endswith("]") for t in types):
@@ -357,7 +387,8 @@ async def insert_rows_returning(
                 went_in[i] = await conn.fetchrow(sql, *(rows[i][c] for c in columns)) is not None
             continue
         tail = (f" ON CONFLICT {conflict}" if conflict else "") + f" RETURNING {key}"
-        found = {r[key] for r in await conn.fetch(*await _many_rows(conn, table, columns, group, tail))}
+        statement = await _many_rows(conn, table, columns, group, tail)
+        found = {r[key] for r in await _run_many(conn, "fetch", table, statement)}
         for i in positions:
             went_in[i] = rows[i][key] in found
     return went_in
