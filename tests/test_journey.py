@@ -240,6 +240,15 @@ async def test_the_whole_journey_appears_in_the_case_record_in_causal_order(plat
             return next((r for r in items if r["status"] == "requested"), None)
 
         made = await eventually(referral, what="referral made")
+
+        async def recorded(event_type: str, field: str, value: str) -> bool:
+            # record takes what one fetch brings from several topics in no particular order: the next step
+            # waits until the record holds the event before it, so the order asserted below is the events'.
+            entries = (await get("record", f"/v1/patients/{patient_id}/record")).get("entries", [])
+            return any(e["type"] == event_type and e["data"][field] == value for e in entries)
+
+        made_type = "careloop.referral.referral_made.v1"
+        await eventually(lambda: recorded(made_type, "referral_id", made["id"]), what="the referral recorded")
         for status, extra in (
             ("accepted", {}),
             ("in-progress", {}),
@@ -256,6 +265,9 @@ async def test_the_whole_journey_appears_in_the_case_record_in_causal_order(plat
             return next((f for f in items if f["reason"] == "plan-cadence"), None)
 
         follow_up = await eventually(due_follow_up, what="follow-up due")
+        due_type = "careloop.followup.follow_up_due.v1"
+        due_id = follow_up["id"]
+        await eventually(lambda: recorded(due_type, "follow_up_id", due_id), what="its coming due recorded")
         plan = await get("careplan", f"/v1/patients/{patient_id}/care-plan")
         goal_id = plan["document"]["goals"][0]["id"]
         await post(
