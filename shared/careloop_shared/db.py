@@ -263,7 +263,7 @@ async def insert_rows(
         group = [rows[i] for i in positions]
         if len(group) > 1 and (not upsert or (upsert_key and all_distinct([r[upsert_key] for r in group]))):
             tail = f" ON CONFLICT {conflict}" if conflict else ""
-            await _run_many(conn, "execute", table, await _many_rows(conn, table, columns, group, tail))
+            await _insert_many(conn, "execute", table, columns, group, tail)
         else:
             values = [tuple(row[c] for c in columns) for row in group]
             await conn.executemany(_insert_sql(table, columns, conflict, ""), values)
@@ -312,36 +312,28 @@ class RowTypeChanged(Exception):
         super().__init__(f"the columns of {table} changed while this connection knew them; try again")
 
 
-_ROW_TYPED = "[]) WITH ORDINALITY AS r ORDER BY r.ordinality"
+async def _forget_row_type(conn: Db, table: str) -> None:
+    """asyncpg learns a table's row type once per connection; after a migration adds, drops or retypes a
+    column, PostgreSQL refuses a row of the old shape. Forget it here and in the process."""
+    for known in [k for k in _COLUMN_TYPES if k[0] == table]:
+        del _COLUMN_TYPES[known]  # a JSON column may have come: the next try looks again
+    raw = conn.raw if isinstance(conn, SharedConnection) else conn
+    if isinstance(raw, asyncpg.Pool):
+        await raw.expire_connections()
+    else:
+        await raw.reload_schema_state()  # no round trip: it forgets the pool's cached types
 
 
-async def _run_many(conn: Db, method: str, table: str, statement: tuple[Any, ...]) -> Any:
-    """Run ``_many_rows``' statement. asyncpg learns a table's row type once per connection; after a
-    migration adds, drops or retypes a column, PostgreSQL refuses a row of the old shape."""
-    try:
-        return await getattr(conn, method)(*statement)
-    except asyncpg.DatatypeMismatchError:
-        if _ROW_TYPED not in statement[0]:
-            raise
-        for known in [k for k in _COLUMN_TYPES if k[0] == table]:
-            del _COLUMN_TYPES[known]  # a JSON column may have come: the next try looks again
-        raw = conn.raw if isinstance(conn, SharedConnection) else conn
-        if isinstance(raw, asyncpg.Pool):
-            await raw.expire_connections()
-        else:
-            await raw.reload_schema_state()  # no round trip: it forgets the pool's cached types
-        raise RowTypeChanged(table) from None
-
-
-async def _many_rows(
-    conn: Db, table: str, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]], tail: str
-) -> tuple[Any, ...]:
-    """``INSERT INTO table (columns) <rows> <tail>`` as one statement and its arguments: one plan
+async def _insert_many(
+    conn: Db, method: str, table: str, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]], tail: str
+) -> Any:
+    """``INSERT INTO table (columns) <rows> <tail>`` as one statement, run with ``conn.<method>``: one plan
     and one execution for the rows, in their order, where a statement per row plans each again."""
     _names(table, columns)
     names = ", ".join(columns)
     insert = f"INSERT INTO {table} ({names}) SELECT {names} FROM "
     types, has_json = await _column_types(conn, table, columns)
+    run = getattr(conn, method)
     if not has_json:
         # One array of the table's row type, each row given by its column names (asyncpg fills the
         # columns a row does not set with NULL; only ``columns`` are inserted, the rest take their
@@ -349,21 +341,23 @@ async def _many_rows(
         # classes: one check per row here, where one array per column costs one per value. Not for a
         # table with a JSON column: ``init_connection``'s JSON codec is a text one, and asyncpg sends
         # a row of the table's type only when it can send every column in binary.
-        return (
-            insert + f"unnest($1::{table}{_ROW_TYPED}" + tail,
-            [row if isinstance(row, dict) else dict(row) for row in rows],
-        )
+        sql = insert + f"unnest($1::{table}[]) WITH ORDINALITY AS r ORDER BY r.ordinality" + tail
+        try:
+            return await run(sql, list(rows))
+        except asyncpg.DatatypeMismatchError:
+            await _forget_row_type(conn, table)
+            raise RowTypeChanged(table) from None
     if not any(t.endswith("]") for t in types):
         # One typed array per column: PostgreSQL reads the rows as it reads a single row's values.
         typed = dict(zip(columns, types, strict=True))
         arrays = ", ".join(_array_parameter(i + 1, t) for i, t in enumerate(types))
-        return (
+        return await run(
             insert + f"unnest({arrays}) WITH ORDINALITY AS r({names}, _at) ORDER BY _at" + tail,
             *columns_of([tuple(row[c] for c in columns) for row in rows], typed),
         )
     # An array column cannot travel in an array of arrays: the rows go as one JSON document.
     document = json.dumps([{c: row[c] for c in columns} for row in rows], default=_json_value)
-    return (
+    return await run(
         insert + f"jsonb_populate_recordset(NULL::{table}, $1::text::jsonb) WITH ORDINALITY AS r ORDER BY"
         " r.ordinality" + tail,
         document,
@@ -387,8 +381,7 @@ async def insert_rows_returning(
                 went_in[i] = await conn.fetchrow(sql, *(rows[i][c] for c in columns)) is not None
             continue
         tail = (f" ON CONFLICT {conflict}" if conflict else "") + f" RETURNING {key}"
-        statement = await _many_rows(conn, table, columns, group, tail)
-        found = {r[key] for r in await _run_many(conn, "fetch", table, statement)}
+        found = {r[key] for r in await _insert_many(conn, "fetch", table, columns, group, tail)}
         for i in positions:
             went_in[i] = rows[i][key] in found
     return went_in

@@ -240,7 +240,7 @@ async def _set_channels(db: Db, changes: list[tuple[uuid.UUID, str | None, datet
         await db.execute(
             f"UPDATE follow_ups f SET channel = {given},"
             " updated_at = ($3::timestamptz[])[array_position($1::uuid[], f.patient_id)]"
-            f" WHERE f.patient_id = ANY($1::uuid[]) AND f.status = ANY($4::text[])"
+            " WHERE f.patient_id = ANY($1::uuid[]) AND f.status = ANY($4::text[])"
             f" AND f.channel IS DISTINCT FROM {given}",
             patients,
             channels,
