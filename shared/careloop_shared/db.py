@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import re
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from datetime import date, datetime, time
-from decimal import Decimal
-from enum import Enum
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -27,14 +23,37 @@ _MIGRATION_LOCK = 0x63617265  # advisory lock id: one replica migrates at a time
 
 
 def _json_text(value: Any) -> str:
-    """A value as JSON text for a json/jsonb parameter: orjson, about five times faster than ``json``;
-    non-string keys become strings as ``json.dumps`` makes them."""
+    """A value as JSON text: orjson, about five times faster than ``json``; non-string keys become
+    strings as ``json.dumps`` makes them."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+_JSONB_VERSION = b"\x01"  # jsonb's binary form: a version byte, then the JSON text
+
+
+def _jsonb_binary(value: Any) -> bytes:
+    return _JSONB_VERSION + orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _jsonb_value(data: bytes) -> Any:
+    if data[:1] != _JSONB_VERSION:
+        raise ValueError("unsupported jsonb binary format version")
+    return orjson.loads(memoryview(data)[1:])
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
-    for typ in ("json", "jsonb"):
-        await conn.set_type_codec(typ, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog")
+    # Binary, so that a row holding JSON can travel as one value of its table's row type (asyncpg sends
+    # a composite only when every attribute has a binary form): ``_insert_many``.
+    await conn.set_type_codec(
+        "jsonb", encoder=_jsonb_binary, decoder=_jsonb_value, schema="pg_catalog", format="binary"
+    )
+    await conn.set_type_codec(
+        "json",
+        encoder=lambda v: orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+        format="binary",
+    )
 
 
 # Row-level security by agency. Every table holding patient data has a policy that shows a row only
@@ -269,40 +288,6 @@ async def insert_rows(
             await conn.executemany(_insert_sql(table, columns, conflict, ""), values)
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, uuid.UUID | Decimal):
-        return str(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    raise TypeError(f"no JSON form for {type(value).__name__}")
-
-
-# Column types by table and columns, and whether the table has a JSON column anywhere, read once per
-# process (migrations run before any insert). A service process has one database; a test process with
-# several keys them by the columns each insert sets too.
-_COLUMN_TYPES: dict[tuple[str, tuple[str, ...]], tuple[list[str], bool]] = {}
-
-
-def _is_json(type_: str) -> bool:
-    return type_.removesuffix("[]") in _JSON_TYPES
-
-
-async def _column_types(conn: Db, table: str, columns: tuple[str, ...]) -> tuple[list[str], bool]:
-    found = _COLUMN_TYPES.get((table, columns))
-    if found is None:
-        rows = await conn.fetch(
-            "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute"
-            " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
-            table,
-        )
-        by_name = {r["attname"]: r["type"] for r in rows}
-        has_json = any(_is_json(t) for t in by_name.values())
-        found = _COLUMN_TYPES[(table, columns)] = ([by_name[c] for c in columns], has_json)
-    return found
-
-
 class RowTypeChanged(Exception):
     """A table's columns changed since this connection learned its row type (a newer version's migration,
     while this one still runs): the insert failed and wrote nothing. The connection has forgotten what it
@@ -312,11 +297,9 @@ class RowTypeChanged(Exception):
         super().__init__(f"the columns of {table} changed while this connection knew them; try again")
 
 
-async def _forget_row_type(conn: Db, table: str) -> None:
+async def _forget_row_type(conn: Db) -> None:
     """asyncpg learns a table's row type once per connection; after a migration adds, drops or retypes a
-    column, PostgreSQL refuses a row of the old shape. Forget it here and in the process."""
-    for known in [k for k in _COLUMN_TYPES if k[0] == table]:
-        del _COLUMN_TYPES[known]  # a JSON column may have come: the next try looks again
+    column, PostgreSQL refuses a row of the old shape. Forget it (a pool: all its connections)."""
     raw = conn.raw if isinstance(conn, SharedConnection) else conn
     if isinstance(raw, asyncpg.Pool):
         await raw.expire_connections()
@@ -331,37 +314,20 @@ async def _insert_many(
     and one execution for the rows, in their order, where a statement per row plans each again."""
     _names(table, columns)
     names = ", ".join(columns)
-    insert = f"INSERT INTO {table} ({names}) SELECT {names} FROM "
-    types, has_json = await _column_types(conn, table, columns)
-    run = getattr(conn, method)
-    if not has_json:
-        # One array of the table's row type, each row given by its column names (asyncpg fills the
-        # columns a row does not set with NULL; only ``columns`` are inserted, the rest take their
-        # defaults). asyncpg checks each element of an array parameter against three abstract base
-        # classes: one check per row here, where one array per column costs one per value. Not for a
-        # table with a JSON column: ``init_connection``'s JSON codec is a text one, and asyncpg sends
-        # a row of the table's type only when it can send every column in binary.
-        sql = insert + f"unnest($1::{table}[]) WITH ORDINALITY AS r ORDER BY r.ordinality" + tail
-        try:
-            return await run(sql, list(rows))
-        except asyncpg.DatatypeMismatchError:
-            await _forget_row_type(conn, table)
-            raise RowTypeChanged(table) from None
-    if not any(t.endswith("]") for t in types):
-        # One typed array per column: PostgreSQL reads the rows as it reads a single row's values.
-        typed = dict(zip(columns, types, strict=True))
-        arrays = ", ".join(_array_parameter(i + 1, t) for i, t in enumerate(types))
-        return await run(
-            insert + f"unnest({arrays}) WITH ORDINALITY AS r({names}, _at) ORDER BY _at" + tail,
-            *columns_of([tuple(row[c] for c in columns) for row in rows], typed),
-        )
-    # An array column cannot travel in an array of arrays: the rows go as one JSON document.
-    document = json.dumps([{c: row[c] for c in columns} for row in rows], default=_json_value)
-    return await run(
-        insert + f"jsonb_populate_recordset(NULL::{table}, $1::text::jsonb) WITH ORDINALITY AS r ORDER BY"
-        " r.ordinality" + tail,
-        document,
+    # One array of the table's row type, each row given by its column names (asyncpg fills the columns a
+    # row does not set with NULL; only ``columns`` are inserted, the rest take their defaults). asyncpg
+    # checks each element of an array parameter against three abstract base classes: one check per row
+    # here, where one array per column costs one per value; and a row's JSON or array value is one
+    # attribute, where an array of them would be read as another dimension.
+    sql = (
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM unnest($1::{table}[]) WITH ORDINALITY AS r"
+        f" ORDER BY r.ordinality{tail}"
     )
+    try:
+        return await getattr(conn, method)(sql, list(rows))
+    except asyncpg.DatatypeMismatchError:
+        await _forget_row_type(conn)
+        raise RowTypeChanged(table) from None
 
 
 async def insert_rows_returning(

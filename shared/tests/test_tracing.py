@@ -120,19 +120,9 @@ async def test_untraced_paths_make_no_span(spans):
     assert spans.get_finished_spans() == ()
 
 
-OUTBOX_COLUMNS = {
-    "event_id": "uuid",
-    "event_type": "text",
-    "headers": "jsonb",
-    "key": "text",
-    "payload": "bytea",
-    "topic": "text",
-}
-
-
 class FakeConnection:
     """What the consumer's transaction does: inbox insert (every event new), outbox insert (kept, a dict
-    per row, whether the rows came one statement each or as one statement of column arrays)."""
+    per row, whether the rows came one statement each or as one statement of the table's rows)."""
 
     def __init__(self) -> None:
         self.outbox: list[dict[str, Any]] = []
@@ -141,19 +131,16 @@ class FakeConnection:
         return contextlib.nullcontext()  # type: ignore[return-value]
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        if "pg_attribute" in sql:  # the outbox's column types, asked once per process
-            return [{"attname": c, "type": t} for c, t in OUTBOX_COLUMNS.items()]
         _consumer, ids = args[:2]
         return [{"event_id": i} for i in ids]
 
     async def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self.outbox.extend(dict(zip(_outbox_columns(sql), row, strict=True)) for row in rows)
 
-    async def execute(self, sql: str, *columns: list[Any]) -> None:
-        # As one statement the rows come column by column, JSON as text.
-        for row in zip(*columns, strict=True):
-            values = dict(zip(_outbox_columns(sql), row, strict=True))
-            self.outbox.append({**values, "headers": json.loads(values["headers"])})
+    async def execute(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        # As one statement the rows come as one array of the table's row type, each a mapping.
+        columns = _outbox_columns(sql)
+        self.outbox.extend({c: row[c] for c in columns} for row in rows)
 
 
 def _outbox_columns(sql: str) -> list[str]:
