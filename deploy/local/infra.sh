@@ -112,6 +112,15 @@ cmd_env() {
   elif ! external_pg; then
     printf 'export CARELOOP_PG_SSLMODE=disable\n'
   fi
+  # One local broker on one machine: 2 partitions a topic, where the services' own default (6) leaves
+  # room for replicas on a cluster. Each fetch and its answer carry every partition a consumer reads,
+  # so fewer cost less CPU at every rate (README, Performance). A value given, or a provided Kafka, is
+  # left as it is. Topics that exist keep their partitions.
+  if [[ -n "${CARELOOP_TOPIC_PARTITIONS:-}" ]]; then
+    printf 'export CARELOOP_TOPIC_PARTITIONS=%q\n' "$CARELOOP_TOPIC_PARTITIONS"
+  elif ! external_kafka; then
+    printf 'export CARELOOP_TOPIC_PARTITIONS=2\n'
+  fi
   # The local server's CA (it takes TLS too), for the test that connects with verify-full.
   if [[ -n "${CARELOOP_PG_TLS_CA:-}" ]]; then
     printf 'export CARELOOP_PG_TLS_CA=%q\n' "$CARELOOP_PG_TLS_CA"
