@@ -120,7 +120,8 @@ class KafkaSettings(BaseSettings):
         return self
 
 
-# Milliseconds the broker may hold a consumer's fetch (``consumer_fetch_wait_ms``): within a second.
+# Milliseconds the broker may hold a consumer's fetch (``consumer_fetch_wait_ms``), or a consumer waits
+# for more records after some came (``consumer_linger_ms``): within a second.
 FetchWaitMs = Annotated[int, Field(ge=0, le=1000)]
 
 
@@ -214,6 +215,9 @@ class ServiceSettings(KafkaSettings):
     # as soon as one record is there. A service off the journey's path (record) fetches fewer, fuller
     # batches by waiting; every one on it answers at once.
     consumer_fetch_wait_ms: FetchWaitMs = 0
+    # How long a consumer that polled fewer than a batch's worth waits for more before handling them: a
+    # hop's transaction, relay cycle and offset commit then serve the events of those milliseconds.
+    consumer_linger_ms: FetchWaitMs = 20
     consumer_max_attempts: int = 3
     consumer_backoff_s: float = 0.2
     # Liveness: a consumer with records waiting and no progress for this long is stuck (restart it).

@@ -22,6 +22,7 @@ from careloop_shared.kafka import (
     batch_handler,
     next_offsets,
     subscribe,
+    waiting_poll,
 )
 
 
@@ -183,9 +184,11 @@ class _PollingConsumer:
     def __init__(self, answers: list[dict]) -> None:
         self.answers = answers
         self.asked: list[tuple[int, int]] = []
+        self.asked_at: list[float] = []  # the event loop's time of each ask
 
     async def getmany(self, *, timeout_ms: int, max_records: int) -> dict:
         self.asked.append((timeout_ms, max_records))
+        self.asked_at.append(asyncio.get_running_loop().time())
         if not self.answers:
             raise ConsumerStoppedError()
         return self.answers.pop(0)
@@ -206,9 +209,43 @@ async def test_a_quiet_subscriber_polls_again_at_once_and_hands_on_records_as_th
 
     subscriber.consume_one = consume_one  # type: ignore[method-assign]
     subscriber.running = True
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     await asyncio.wait_for(subscriber._run_consume_loop(consumer), 1)  # FastStream's loop, ending at the stop
     assert handed == [(a, b), (c,)]
     assert consumer.asked == [(POLL_WAIT_MS, 7)] * 6
-    assert loop.time() - started < 0.05  # no sleep after the empty polls
+    # No sleep after the empty polls (FastStream's slept 10 ms after each): from the first ask to the
+    # last, only the loop's own steps. What FastStream does once the consumer says it stopped is not timed.
+    assert consumer.asked_at[-1] - consumer.asked_at[0] < 0.05
+
+
+async def test_a_poll_that_found_fewer_than_a_batch_lingers_and_takes_what_came_meanwhile():
+    """A hop's transaction, relay cycle and offset commit are paid per batch: a poll that found fewer
+    records than a batch's worth waits ``linger_ms`` and hands on those that came meanwhile with them, in
+    the order each partition gave them. A full poll, or one that found nothing, waits for nothing."""
+    a, b, c = (_record("careloop.t.v1", 0, offset) for offset in range(3))
+    d = _record("careloop.t.v1", 1, 0)
+    loop = asyncio.get_running_loop()
+
+    consumer = _PollingConsumer([{A0: [a]}, {A0: [b, c], A1: [d]}])
+    assert await waiting_poll(7, linger_ms=40)(consumer) == (a, b, c, d)
+    assert consumer.asked_at[1] - consumer.asked_at[0] >= 0.035
+    assert consumer.asked == [(POLL_WAIT_MS, 7), (0, 6)]  # the rest of the batch, without waiting again
+
+    full = _PollingConsumer([{A0: [a, b]}])
+    assert await waiting_poll(2, linger_ms=40)(full) == (a, b)
+    assert full.asked == [(POLL_WAIT_MS, 2)]
+
+    empty = _PollingConsumer([{}])
+    started = loop.time()
+    assert await waiting_poll(7, linger_ms=5000)(empty) == ()
+    assert loop.time() - started < 1
+    assert empty.asked == [(POLL_WAIT_MS, 7)]
+
+    nothing_more = _PollingConsumer([{A0: [a]}, {}])
+    assert await waiting_poll(7, linger_ms=10)(nothing_more) == (a,)
+
+
+async def test_a_subscriber_polls_with_the_linger_it_was_given():
+    a, b = (_record("careloop.t.v1", 0, offset) for offset in range(2))
+    consumer = _PollingConsumer([{A0: [a]}, {A0: [b]}])
+    assert await _subscribed(max_records=7, linger_ms=5).get_msg(consumer) == (a, b)
+    assert consumer.asked == [(POLL_WAIT_MS, 7), (0, 6)]
