@@ -284,15 +284,18 @@ def waiting_poll(
     linger_s = linger_ms / 1000
 
     async def get_msg(consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
-        batches = await consumer.getmany(timeout_ms=POLL_WAIT_MS, max_records=max_records)
-        found = [record for records in batches.values() for record in records]
+        found = _in_order(await consumer.getmany(timeout_ms=POLL_WAIT_MS, max_records=max_records))
         if found and linger_s and len(found) < max_records:
             await asyncio.sleep(linger_s)
-            more = await consumer.getmany(timeout_ms=0, max_records=max_records - len(found))
-            found.extend(record for records in more.values() for record in records)
+            found += _in_order(await consumer.getmany(timeout_ms=0, max_records=max_records - len(found)))
         return tuple(found)
 
     return get_msg
+
+
+def _in_order(batches: Mapping[TopicPartition, list[Any]]) -> list[Any]:
+    """What one ``getmany`` gave, partition after partition, each in its own order."""
+    return [record for records in batches.values() for record in records]
 
 
 def subscribe(
