@@ -56,10 +56,15 @@ class IntakeStore(Store):
     async def get_patient(
         self, agency_id: str, patient_id: uuid.UUID, *, lock: bool = False
     ) -> asyncpg.Record | None:
-        """The patient's row with their data key (``identity.sealed.identified`` opens the details)."""
+        """The patient's row with their data key (``identity.sealed.identified`` opens the details);
+        ``lock``: locked for the rest of the transaction, through ``careloop_patient_locked`` (migration
+        010), whose plan PostgreSQL keeps instead of planning the join on every command."""
+        if lock:
+            return await self.db.fetchrow(
+                "SELECT * FROM careloop_patient_locked($1, $2)", patient_id, agency_id
+            )
         return await self.db.fetchrow(
-            f"SELECT {PATIENT_COLUMNS} FROM {PATIENTS_AND_KEYS} WHERE p.id = $1 AND p.agency_id = $2"
-            + (" FOR UPDATE OF p" if lock else ""),
+            f"SELECT {PATIENT_COLUMNS} FROM {PATIENTS_AND_KEYS} WHERE p.id = $1 AND p.agency_id = $2",
             patient_id,
             agency_id,
         )

@@ -364,3 +364,28 @@ async def test_the_referral_look_up_is_one_function_call_not_sub_plans_planned_w
     assert "SubPlan" not in plan
     assert "careloop_referred(" in plan
     assert found is not None and found["id"] == load.a.patient
+
+
+async def test_the_locked_patient_look_up_is_the_inline_join_kept_as_one_plan_and_locks_the_row(load):
+    """``careloop_patient_locked`` (010), which every command's ``get_patient(lock=True)`` calls, gives what
+    the join written inline gives, column for column; it holds the row for the caller's transaction, and
+    finds nothing of another agency's patient, nor for a connection acting for another agency."""
+    inline = f"SELECT {PATIENT_COLUMNS} FROM {PATIENTS_AND_KEYS} WHERE p.id = $1 AND p.agency_id = $2"
+    pool = load.service.pool
+    with as_agency(A):
+        async with pool.acquire() as conn, conn.transaction():
+            expected = await conn.fetchrow(inline, load.a.patient, A)
+            for _ in range(7):  # past the five executions after which PostgreSQL may keep one plan
+                found = await IntakeStore(conn).get_patient(A, load.a.patient, lock=True)
+            assert found is not None and expected is not None
+            assert list(found.items()) == list(expected.items())
+            assert found["key_wrapped"] is not None  # the data key came with it
+            async with pool.acquire() as other:  # another transaction cannot take the row meanwhile
+                with pytest.raises(asyncpg.LockNotAvailableError):
+                    await other.execute(
+                        "SELECT 1 FROM patients WHERE id = $1 FOR UPDATE NOWAIT", load.a.patient
+                    )
+            assert await IntakeStore(conn).get_patient(A, load.b.patient, lock=True) is None
+    with as_agency(B):  # acting for agency-b, asking as agency-a: the policies hide the row
+        async with pool.acquire() as conn, conn.transaction():
+            assert await IntakeStore(conn).get_patient(A, load.a.patient, lock=True) is None
