@@ -2,8 +2,8 @@
 to verify a chain against what was once signed (record.domain.witness has the rules).
 
 Each round: publish any checkpoint signed but not yet published (a crash between the two), then sign
-the heads that moved since they were last signed into checkpoint N+1 (in the database first, so a crash
-cannot publish two different checkpoints under one number), then publish it: a file
+the heads that moved since they were last signed into checkpoints N+1, N+2, ... (in the database first, so
+a crash cannot publish two different checkpoints under one number), then publish them, each as a file
 ``checkpoint-<N>.json`` in the checkpoint folder, when one is configured, and a record on the checkpoint
 topic (one partition, kept forever), each carrying the same signed JSON.
 """
@@ -72,27 +72,38 @@ class CheckpointFiles:
             yield json.loads(path.read_text())
 
 
+# The search for moved heads reads every head (its cost grows with the chains, not with what moved), so one
+# search serves up to this many checkpoints of RECORD_CHECKPOINT_MAX_HEADS each.
+CHECKPOINTS_PER_SEARCH = 25
+
+
 async def sign_moved_heads(ctx: RecordContext, store: RecordStore) -> tuple[int, bool] | None:
-    """Checkpoint N+1 over the heads that moved (in the caller's transaction); its number, and whether
-    more heads wait. None when nothing moved or another replica is signing."""
+    """Checkpoints N+1, N+2, ... over the heads that moved, ``checkpoint_max_heads`` each, each linked to
+    the one before (in the caller's transaction); the last one's number, and whether more heads wait.
+    None when nothing moved or another replica is signing. A head that moves again while they are signed
+    is signed as it was found (its chain holds that entry) and found moved by the next round."""
     if not await store.lock_checkpoints():
         return None
-    heads = await store.moved_heads(ctx.checkpoint_max_heads)
+    limit = ctx.checkpoint_max_heads * CHECKPOINTS_PER_SEARCH
+    heads = await store.moved_heads(limit)
     if not heads:
         return None
     last = await store.last_checkpoint()
-    number = last[0] + 1 if last else 1
-    at = ctx.clock()
-    checkpoint = make_checkpoint(
-        ctx.signing_keys,
-        number,
-        at,
-        last[1] if last else None,
-        [Head(h["patient_id"], h["seq"], bytes(h["hash"])) for h in heads],
-    )
-    document = json.dumps(checkpoint, sort_keys=True, separators=(",", ":"))
-    await store.save_checkpoint(number, at, digest(checkpoint), document, heads)
-    return number, len(heads) == ctx.checkpoint_max_heads
+    number, previous = (last[0], last[1]) if last else (0, None)
+    for start in range(0, len(heads), ctx.checkpoint_max_heads):
+        signed = heads[start : start + ctx.checkpoint_max_heads]
+        number, at = number + 1, ctx.clock()
+        checkpoint = make_checkpoint(
+            ctx.signing_keys,
+            number,
+            at,
+            previous,
+            [Head(h["patient_id"], h["seq"], bytes(h["hash"])) for h in signed],
+        )
+        document = json.dumps(checkpoint, sort_keys=True, separators=(",", ":"))
+        previous = digest(checkpoint)
+        await store.save_checkpoint(number, at, previous, document, signed)
+    return number, len(heads) == limit
 
 
 async def publish_pending(runtime: ServiceRuntime) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import itertools
+import json
 import os
 import uuid
 from datetime import UTC, datetime
@@ -10,7 +12,8 @@ from datetime import UTC, datetime
 import pytest
 
 from careloop_shared.settings import ServiceSettings
-from record.config import DEV_CHAIN_KEYS, RecordSettings, refuse_development_keys_off_loopback
+from record.checkpoints import CHECKPOINTS_PER_SEARCH, sign_moved_heads
+from record.config import DEV_CHAIN_KEYS, RecordContext, RecordSettings, refuse_development_keys_off_loopback
 from record.domain.witness import (
     ChainKeys,
     Head,
@@ -139,3 +142,57 @@ def test_record_gathers_its_fetches_and_the_services_on_the_journeys_path_do_not
     assert RecordSettings(consumer_fetch_wait_ms=0).consumer_fetch_wait_ms == 0
     assert ServiceSettings().consumer_fetch_wait_ms == 0
     assert (ServiceSettings().consumer_linger_ms, RecordSettings().consumer_linger_ms) == (20, 0)
+
+
+class _Heads:
+    """What ``sign_moved_heads`` needs of the store, in memory: heads that moved, checkpoints saved."""
+
+    def __init__(self, moved: int, signed_before: int = 0) -> None:
+        self.moved = [
+            {"patient_id": uuid.UUID(int=i + 1), "seq": 3, "hash": os.urandom(32)} for i in range(moved)
+        ]
+        self.saved: list[tuple[int, bytes, str, list[uuid.UUID]]] = []
+        self.searches: list[int] = []
+        self.before = (signed_before, b"\x07" * 32) if signed_before else None
+
+    async def lock_checkpoints(self) -> bool:
+        return True
+
+    async def moved_heads(self, limit: int) -> list[dict]:
+        self.searches.append(limit)
+        return self.moved[:limit]
+
+    async def last_checkpoint(self) -> tuple[int, bytes] | None:
+        return self.before
+
+    async def save_checkpoint(self, checkpoint, at, digest_, document, heads) -> None:
+        self.saved.append((checkpoint, digest_, document, [h["patient_id"] for h in heads]))
+
+
+async def test_one_search_for_moved_heads_signs_as_many_linked_checkpoints_as_they_need():
+    """The search reads every head, so one serves several checkpoints of ``checkpoint_max_heads`` each,
+    numbered on from the last one and each linked to the one before: the series holds as one signed alone."""
+    signer = _signer()
+    ctx = RecordContext(summaries=None, clock=lambda: AT, signing_keys=signer, checkpoint_max_heads=3)
+    store = _Heads(moved=7, signed_before=4)
+    assert await sign_moved_heads(ctx, store) == (7, False)  # 5, 6 and 7; nothing more waits
+    assert store.searches == [3 * CHECKPOINTS_PER_SEARCH]
+    documents = [json.loads(document) for _, _, document, _ in store.saved]
+    assert [d["checkpoint"] for d in documents] == [5, 6, 7]
+    assert [len(patients) for *_, patients in store.saved] == [3, 3, 1]
+    signed = [uuid.UUID(h[0]) for d in documents for h in d["heads"]]
+    assert sorted(signed) == sorted(h["patient_id"] for h in store.moved)  # each moved head once
+    assert documents[0]["previous"] == (b"\x07" * 32).hex()
+    for before, after in itertools.pairwise(store.saved):  # each saved digest is what the next links to
+        assert json.loads(after[2])["previous"] == before[1].hex() == digest(json.loads(before[2])).hex()
+    assert all(signature_holds(signer, d) for d in documents)
+
+
+async def test_a_search_that_found_as_many_heads_as_it_asked_for_says_more_wait():
+    signer = _signer()
+    ctx = RecordContext(summaries=None, clock=lambda: AT, signing_keys=signer, checkpoint_max_heads=2)
+    store = _Heads(moved=2 * CHECKPOINTS_PER_SEARCH + 1)
+    assert await sign_moved_heads(ctx, store) == (CHECKPOINTS_PER_SEARCH, True)
+    assert [n for n, *_ in store.saved] == list(range(1, CHECKPOINTS_PER_SEARCH + 1))
+    assert check_series(signer, [json.loads(document) for _, _, document, _ in store.saved]).intact
+    assert await sign_moved_heads(ctx, _Heads(moved=0)) is None
