@@ -366,7 +366,7 @@ async def test_the_referral_look_up_is_one_function_call_not_sub_plans_planned_w
     assert found is not None and found["id"] == load.a.patient
 
 
-async def test_the_locked_patient_look_up_is_the_inline_join_kept_as_one_plan_and_locks_the_row(load):
+async def test_the_locked_patient_look_up_gives_the_inline_joins_row_holds_it_and_hides_other_agencies(load):
     """``careloop_patient_locked`` (010), which every command's ``get_patient(lock=True)`` calls, gives what
     the join written inline gives, column for column; it holds the row for the caller's transaction, and
     finds nothing of another agency's patient, nor for a connection acting for another agency."""
