@@ -89,7 +89,7 @@ async def sign_moved_heads(ctx: RecordContext, store: RecordStore) -> tuple[int,
     if not heads:
         return None
     last = await store.last_checkpoint()
-    number, previous = (last[0], last[1]) if last else (0, None)
+    number, previous = last or (0, None)
     for start in range(0, len(heads), ctx.checkpoint_max_heads):
         signed = heads[start : start + ctx.checkpoint_max_heads]
         number, at = number + 1, ctx.clock()
