@@ -2,9 +2,7 @@
 
 The relay publishes with an idempotent producer (acks=all) in outbox order, from a single active
 replica (advisory lock), so each patient's events reach their partition in the order they committed.
-What waits is a row in outbox_pending (written by the outbox's insert trigger), deleted once published:
-the outbox itself is never changed. A crash between publishing and that delete re-sends those events;
-consumers dedupe by ce_id.
+A crash between publishing and marking published re-sends those events; consumers dedupe by ce_id.
 """
 
 from __future__ import annotations
@@ -148,8 +146,7 @@ async def unit_of_work(
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows to Kafka in order and marks them published (their pending rows
-    deleted)."""
+    """Publishes committed outbox rows to Kafka in order and marks them published."""
 
     def __init__(
         self,
@@ -247,13 +244,14 @@ class OutboxRelay:
                     await self._mark(conn, sent)
 
     async def _count_backlog(self, conn: asyncpg.Connection, sent: list[int]) -> None:
-        """What waits, and since when (``sent`` is published, not yet marked): both from outbox_pending,
-        one round trip every few seconds."""
+        """What waits, and since when (``sent`` is published, not yet marked): both by the index of
+        unpublished rows, one round trip every few seconds."""
         row = await conn.fetchrow(
-            "SELECT (SELECT count(*) FROM outbox_pending WHERE position <> ALL($1::bigint[])) AS waiting,"
-            " (SELECT extract(epoch FROM clock_timestamp() - o.created_at)::float8"
-            " FROM outbox_pending p JOIN outbox o ON o.position = p.position"
-            " WHERE p.position <> ALL($1::bigint[]) ORDER BY p.position LIMIT 1) AS oldest_s",
+            "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            " AND position <> ALL($1::bigint[])) AS waiting,"
+            " (SELECT extract(epoch FROM clock_timestamp() - created_at)::float8 FROM outbox"
+            " WHERE published_at IS NULL AND position <> ALL($1::bigint[]) ORDER BY position LIMIT 1)"
+            " AS oldest_s",
             sent,
         )
         self._metrics.backlog(row["waiting"], row["oldest_s"])
@@ -267,7 +265,9 @@ class OutboxRelay:
 
     @staticmethod
     async def _mark(conn: asyncpg.Connection, positions: list[int]) -> None:
-        await conn.execute("DELETE FROM outbox_pending WHERE position = ANY($1::bigint[])", positions)
+        await conn.execute(
+            "UPDATE outbox SET published_at = now() WHERE position = ANY($1::bigint[])", positions
+        )
 
     async def _publish_batch(
         self, conn: asyncpg.Connection, producer: AIOKafkaProducer, marking: list[int]
@@ -276,10 +276,9 @@ class OutboxRelay:
         return its positions (to be marked)."""
         started = clock.perf_counter()
         rows = await conn.fetch(
-            "WITH marked AS (DELETE FROM outbox_pending WHERE position = ANY($2::bigint[]))"
-            " SELECT o.position, o.topic, o.key, o.headers, o.payload"
-            " FROM outbox_pending p JOIN outbox o ON o.position = p.position"
-            " WHERE p.position <> ALL($2::bigint[]) ORDER BY p.position LIMIT $1",
+            "WITH marked AS (UPDATE outbox SET published_at = now() WHERE position = ANY($2::bigint[]))"
+            " SELECT position, topic, key, headers, payload FROM outbox"
+            " WHERE published_at IS NULL AND position <> ALL($2::bigint[]) ORDER BY position LIMIT $1",
             self._batch_size,
             marking,
         )
