@@ -72,6 +72,9 @@ class ServiceSpec:
 
 def periodic(step: PeriodicStep, *, every_s: float, workers: int = 1) -> BackgroundLoop:
     """Run ``step`` in its own unit of work every ``every_s`` seconds, at once again while it has more.
+    A tick is counted from when its round began: a round that took longer than ``every_s`` is followed
+    by the next at once, so what fell due meanwhile waits for no sleep on top of it (a failed round is
+    followed by a whole tick).
 
     It keeps no timer in memory: a step asks the database what is due by the clock, so whatever fell
     due while the service was down is handled on the first round after it starts. A failed round is
@@ -93,6 +96,7 @@ def periodic(step: PeriodicStep, *, every_s: float, workers: int = 1) -> Backgro
 
     async def loop(runtime: ServiceRuntime) -> None:
         while True:
+            began = time.monotonic()
             try:
                 if await one_round(runtime):
                     # Each worker until its own round finds no more; a failure ends that worker only.
@@ -106,7 +110,8 @@ def periodic(step: PeriodicStep, *, every_s: float, workers: int = 1) -> Backgro
                 raise
             except Exception as exc:
                 log.warning("periodic step failed; will retry", step=step.__name__, exc_info=exc)
-            await asyncio.sleep(every_s)
+                began = time.monotonic()  # a failed round waits a whole tick, however long it took
+            await asyncio.sleep(max(0.0, every_s - (time.monotonic() - began)))
 
     loop.__name__ = step.__name__
     return loop

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 import uuid
 import weakref
@@ -142,6 +143,31 @@ async def test_periodic_workers_share_a_backlog_and_an_idle_tick_asks_once():
     # Once drained, one round a tick: nothing else ran beside the ones that found no more.
     assert ticks_idle[-1] == 0
     assert runtime.committed >= 5 + 3
+
+
+async def test_a_periodic_tick_counts_from_when_its_round_began():
+    """A round longer than the tick is followed by the next at once; a short one by the rest of the tick;
+    a failed one by a whole tick, however long it took."""
+    runtime, began, lasted = _Runtime(), [], [0.3, 0.3, 0.0, 0.0, -0.3]
+    done = asyncio.Event()
+
+    async def step(ctx, uow) -> bool:
+        began.append(asyncio.get_running_loop().time())
+        if len(began) > len(lasted):
+            done.set()
+            return False
+        await asyncio.sleep(abs(lasted[len(began) - 1]))
+        if lasted[len(began) - 1] < 0:
+            raise RuntimeError("database restarting")
+        return False  # never more: every round is followed by a tick's wait (or none)
+
+    await _run_until(periodic(step, every_s=0.2, workers=1), runtime, done)
+    gaps = [b - a for a, b in itertools.pairwise(began)]
+    # 0.3 s rounds: the next began after 0.3 s, not 0.3 + 0.2 (bounds loose for a busy machine).
+    assert all(0.29 <= gap < 0.45 for gap in gaps[:2]), gaps
+    # Instant rounds: a tick apart.
+    assert all(0.19 <= gap < 0.35 for gap in gaps[2:4]), gaps
+    assert gaps[4] >= 0.49, gaps  # 0.3 s to fail, then the tick
 
 
 def test_periodic_needs_a_worker():
