@@ -72,6 +72,7 @@ class ServiceSpec:
 
 def periodic(step: PeriodicStep, *, every_s: float, workers: int = 1) -> BackgroundLoop:
     """Run ``step`` in its own unit of work every ``every_s`` seconds, at once again while it has more.
+
     A tick is counted from when its round began: a round that took longer than ``every_s`` is followed
     by the next at once, so what fell due meanwhile waits for no sleep on top of it (a failed round is
     followed by a whole tick).
