@@ -107,6 +107,7 @@ def periodic(step: PeriodicStep, *, every_s: float, workers: int = 1) -> Backgro
                         if not isinstance(failed, Exception):  # cancelled, or the process ending
                             raise failed
                         log.warning("periodic step failed; will retry", step=step.__name__, exc_info=failed)
+                        began = time.monotonic()  # as below: after a failure, a whole tick
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
