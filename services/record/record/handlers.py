@@ -20,7 +20,7 @@ async def when_any_event_append_to_record(ctx: RecordContext, uow: Uow, events: 
     authenticated with the chain key the database does not hold.
 
     A whole batch costs three statements: lock the heads of the patients involved, insert the entries,
-    move the heads.
+    move the heads (two more when some patient is new to the record: its genesis head, then its lock).
     """
     heads = await uow.store.lock_heads({e.event.patient_id for e in events})
     recorded_at = ctx.clock()

@@ -23,14 +23,25 @@ Heads = dict[uuid.UUID, tuple[int, bytes]]
 
 class RecordStore(Store):
     async def lock_heads(self, patient_ids: Iterable[uuid.UUID]) -> Heads:
-        """The chain heads of these patients (a new patient's is the genesis), locked for this transaction."""
+        """The chain heads of these patients (a new patient's is the genesis), locked for this transaction.
+
+        Most events are for patients the record already holds: their heads are locked with one statement,
+        and only the patients not found get a genesis head (a replica inserting the same one first makes
+        this wait for it, then find it) and are locked after it.
+        """
         ids = sorted(set(patient_ids))  # one lock order for every appender
-        await self.db.execute(
-            "INSERT INTO record_heads (patient_id, seq, hash) SELECT unnest($1::uuid[]), 0, $2"
-            " ON CONFLICT (patient_id) DO NOTHING",
-            ids,
-            GENESIS,
-        )
+        heads = await self._lock(ids)
+        if missing := [i for i in ids if i not in heads]:
+            await self.db.execute(
+                "INSERT INTO record_heads (patient_id, seq, hash) SELECT unnest($1::uuid[]), 0, $2"
+                " ON CONFLICT (patient_id) DO NOTHING",
+                missing,
+                GENESIS,
+            )
+            heads |= await self._lock(missing)
+        return heads
+
+    async def _lock(self, ids: list[uuid.UUID]) -> Heads:
         rows = await self.db.fetch(
             "SELECT patient_id, seq, hash FROM record_heads WHERE patient_id = ANY($1::uuid[])"
             " ORDER BY patient_id FOR UPDATE",

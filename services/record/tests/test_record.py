@@ -27,6 +27,7 @@ from record.checkpoints import CheckpointFiles, audit, checkpoint_round
 from record.domain.chain import GENESIS, entry_hash
 from record.domain.witness import ChainKeys, check_series, signed_head
 from record.main import RecordSettings, build_app
+from record.store import RecordStore
 
 pytestmark = pytest.mark.integration
 
@@ -221,6 +222,31 @@ async def test_verify_while_events_are_appended_sees_an_intact_chain(record, inf
     await eventually(all_appended, timeout=60, interval=0, what="every event appended")
     await publishing
     assert len(seen) > 1 and all(v["intact"] for v in seen), [v for v in seen if not v["intact"]][:1]
+
+
+async def test_heads_are_locked_for_known_and_new_patients_alike(record):
+    """A batch naming patients the record holds and one it does not: every head comes back (the new
+    one the genesis) and stays locked until the batch commits, the new one too."""
+    _, runtime, _ = record
+    known, new = uuid.uuid4(), uuid.uuid4()
+    moved = b"\x07" * 32
+    await runtime.pool.execute(
+        "INSERT INTO record_heads (patient_id, seq, hash) VALUES ($1, 4, $2)", known, moved
+    )
+
+    async def try_to_lock(patient: uuid.UUID) -> None:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL lock_timeout = '300ms'")
+            await RecordStore(conn).lock_heads([patient])
+
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        heads = await RecordStore(conn).lock_heads([new, known, known])
+        assert heads == {known: (4, moved), new: (0, GENESIS)}
+        for patient in (known, new):
+            with pytest.raises(asyncpg.LockNotAvailableError):
+                await try_to_lock(patient)
+    await try_to_lock(new)  # committed: free again, and there
+    assert await runtime.pool.fetchval("SELECT seq FROM record_heads WHERE patient_id = $1", new) == 0
 
 
 async def _rewrite_consistently(dsn: str, patient: uuid.UUID, keys: ChainKeys | None) -> int:
