@@ -27,9 +27,11 @@ class RecordStore(Store):
 
         Most events are for patients the record already holds: their heads are locked with one statement,
         and only the patients not found get a genesis head (a replica inserting the same one first makes
-        this wait for it, then find it) and are locked after it.
+        this wait for it, then find it) and are locked after it. Two appenders of one patient's events
+        only meet while their consumer group rebalances; if they take new and known heads in crossed
+        orders then, PostgreSQL reports the deadlock and the consumer retries the batch (a transient error).
         """
-        ids = sorted(set(patient_ids))  # one lock order for every appender
+        ids = sorted(set(patient_ids))  # known heads, then new ones, each in one order
         heads = await self._lock(ids)
         if missing := [i for i in ids if i not in heads]:
             await self.db.execute(
