@@ -2,7 +2,9 @@
 
 The relay publishes with an idempotent producer (acks=all) in outbox order, from a single active
 replica (advisory lock), so each patient's events reach their partition in the order they committed.
-A crash between publishing and marking published re-sends those events; consumers dedupe by ce_id.
+What waits is listed in ``outbox_pending`` (kernel migration 007): a published event's row leaves it,
+the outbox row itself is never changed. A crash between publishing and that delete re-sends those
+events; consumers dedupe by ce_id.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ log = get_logger(__name__)
 
 NOTIFY_CHANNEL = "careloop_outbox"  # notified by a trigger on outbox inserts (kernel migration 003)
 _RELAY_LOCK = 0x72656C61  # advisory lock id: one active relay per service database
-MARK_DELAY_S = 0.05  # how long published rows may wait to be marked with the next batch's read
+MARK_DELAY_S = 0.05  # how long published rows may stay pending, to go with the next batch's read
 BACKLOG_EVERY_S = 5.0  # how often the active relay counts what waits (careloop_outbox_backlog)
 
 # A relay cycle's rows go out in batches of up to this many bytes per partition: aiokafka's default
@@ -146,7 +148,7 @@ async def unit_of_work(
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows to Kafka in order and marks them published."""
+    """Publishes committed outbox rows to Kafka in order and takes them off ``outbox_pending``."""
 
     def __init__(
         self,
@@ -218,8 +220,8 @@ class OutboxRelay:
                 await conn.close(timeout=5)
 
     async def _relay(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
-        # Published but not yet marked: marked by the statement that reads the next batch, or on
-        # their own when nothing else comes soon (a crash before marking re-sends them; consumers
+        # Published but still pending: taken off by the statement that reads the next batch, or on
+        # their own when nothing else comes soon (a crash before that re-sends them; consumers
         # dedupe by event id).
         sent: list[int] = []
         counted = 0.0
@@ -244,14 +246,13 @@ class OutboxRelay:
                     await self._mark(conn, sent)
 
     async def _count_backlog(self, conn: asyncpg.Connection, sent: list[int]) -> None:
-        """What waits, and since when (``sent`` is published, not yet marked): both by the index of
-        unpublished rows, one round trip every few seconds."""
+        """What waits, and since when (``sent`` is published, not yet taken off): one round trip every
+        few seconds."""
         row = await conn.fetchrow(
-            "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL"
-            " AND position <> ALL($1::bigint[])) AS waiting,"
-            " (SELECT extract(epoch FROM clock_timestamp() - created_at)::float8 FROM outbox"
-            " WHERE published_at IS NULL AND position <> ALL($1::bigint[]) ORDER BY position LIMIT 1)"
-            " AS oldest_s",
+            "SELECT (SELECT count(*) FROM outbox_pending WHERE position <> ALL($1::bigint[])) AS waiting,"
+            " (SELECT extract(epoch FROM clock_timestamp() - o.created_at)::float8 FROM outbox_pending p"
+            " JOIN outbox o ON o.position = p.position WHERE p.position <> ALL($1::bigint[])"
+            " ORDER BY p.position LIMIT 1) AS oldest_s",
             sent,
         )
         self._metrics.backlog(row["waiting"], row["oldest_s"])
@@ -265,20 +266,19 @@ class OutboxRelay:
 
     @staticmethod
     async def _mark(conn: asyncpg.Connection, positions: list[int]) -> None:
-        await conn.execute(
-            "UPDATE outbox SET published_at = now() WHERE position = ANY($1::bigint[])", positions
-        )
+        await conn.execute("DELETE FROM outbox_pending WHERE position = ANY($1::bigint[])", positions)
 
     async def _publish_batch(
         self, conn: asyncpg.Connection, producer: AIOKafkaProducer, marking: list[int]
     ) -> list[int]:
-        """Mark ``marking`` published and read the next batch, in one round trip; publish it and
-        return its positions (to be marked)."""
+        """Take ``marking`` (published) off the pending list and read the next batch, in one round trip;
+        publish it and return its positions (to be taken off)."""
         started = clock.perf_counter()
         rows = await conn.fetch(
-            "WITH marked AS (UPDATE outbox SET published_at = now() WHERE position = ANY($2::bigint[]))"
-            " SELECT position, topic, key, headers, payload FROM outbox"
-            " WHERE published_at IS NULL AND position <> ALL($2::bigint[]) ORDER BY position LIMIT $1",
+            "WITH marked AS (DELETE FROM outbox_pending WHERE position = ANY($2::bigint[]))"
+            " SELECT o.position, o.topic, o.key, o.headers, o.payload FROM outbox_pending p"
+            " JOIN outbox o ON o.position = p.position"
+            " WHERE p.position <> ALL($2::bigint[]) ORDER BY p.position LIMIT $1",
             self._batch_size,
             marking,
         )

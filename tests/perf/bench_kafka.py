@@ -136,10 +136,7 @@ async def settled(cfg: BenchConfig, timeout: float) -> dict[str, Any]:
                 lag = sum(max(0, end[tp] - max(0, offset)) for tp, offset in committed)
                 outbox = 0
                 for url in cfg.db_urls.values():
-                    outbox += int(
-                        await fetchval(url, MARK + "SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                        or 0
-                    )
+                    outbox += int(await fetchval(url, MARK + "SELECT count(*) FROM outbox_pending") or 0)
                 last = {"lag": lag, "outbox": outbox}
                 if lag == 0 and outbox == 0:
                     return {"settled": True, "waited_s": round(time.monotonic() - started, 2), **last}
