@@ -16,6 +16,7 @@ from careloop_shared import db
 from careloop_shared.contracts import Need, PatientAssessed, PatientRegistered, RiskLevel
 from careloop_shared.db import ALL_AGENCIES, NO_AGENCY, as_agency
 from careloop_shared.outbox import unit_of_work
+from careloop_shared.testing import KERNEL_TABLES_WITHOUT_POLICY
 from careloop_shared.testing.fakes import received
 from careplan import main
 from careplan.domain.commands import AddCareTeamMember, ContributeToPlan, RecordEducation, RequestService
@@ -42,7 +43,7 @@ PROTECTED = (
     "education_records",
 )
 # The kernel's tables with no agency column (the migration says why they hold no policy).
-UNPROTECTED = {"schema_migrations", "outbox", "inbox"}
+UNPROTECTED = KERNEL_TABLES_WITHOUT_POLICY
 A, B = "agency-a", "agency-b"
 AT = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 

@@ -26,6 +26,7 @@ from careloop_shared.contracts import (
 from careloop_shared.crypto import key_id
 from careloop_shared.db import ALL_AGENCIES, as_agency
 from careloop_shared.outbox import unit_of_work
+from careloop_shared.testing import KERNEL_TABLES_WITHOUT_POLICY
 from careloop_shared.testing.fakes import FakeClock, received
 from careloop_shared.testing.keys import FakePatientKeys
 from followup import handlers
@@ -55,7 +56,7 @@ PROTECTED = {
 }
 WITH_AGENCY = [t for t, column in PROTECTED.items() if column == "patient_id"]
 # The kernel's tables without a policy: the kernel's to decide (careloop_shared/migrations).
-KERNEL_WITHOUT_POLICY = {"outbox", "inbox", "schema_migrations"}
+KERNEL_WITHOUT_POLICY = KERNEL_TABLES_WITHOUT_POLICY
 
 
 def migrations(upto: str = "~") -> list[tuple[str, str]]:

@@ -22,6 +22,7 @@ from careloop_shared.contracts import ContactPreference, ReferralMade, ReferralS
 from careloop_shared.db import ALL_AGENCIES, NO_AGENCY, as_agency, insert_row
 from careloop_shared.outbox import unit_of_work
 from careloop_shared.rules import load_rules
+from careloop_shared.testing import KERNEL_TABLES_WITHOUT_POLICY
 from careloop_shared.testing.fakes import FakeClock, received
 from intake import handlers
 from intake.care_manager.handlers import reassign_care_manager
@@ -52,7 +53,7 @@ PROTECTED = {
 }
 # Kernel tables without an agency column (005_row_security.sql says why they hold no policy), and the
 # retention rules' runs (007: when, which rules, counts; no patient).
-UNPROTECTED = {"schema_migrations", "outbox", "inbox", "retention_runs"}
+UNPROTECTED = KERNEL_TABLES_WITHOUT_POLICY | {"retention_runs"}
 KERNEL_PROTECTED = {"audit_log", "idempotency_keys"}
 # The patients' wrapped data keys: by agency too (test_intake_erasure.py reads them per agency).
 KEYS = {"patient_keys"}

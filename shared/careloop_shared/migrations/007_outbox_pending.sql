@@ -3,6 +3,7 @@
 -- never touched again: before, marking it published rewrote the whole row, its payload too, with new
 -- entries in its indexes, about half of what an event cost PostgreSQL on its way out (README, Performance).
 -- published_at: set by relays before this migration; now an event is published when it is not pending.
+-- Positions only, no agency and no patient data: no row-level security policy, as for outbox and inbox (005).
 CREATE TABLE outbox_pending (
     position bigint PRIMARY KEY
 );
