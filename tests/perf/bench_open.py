@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from typing import Any
 
 import aiohttp
@@ -81,6 +82,7 @@ async def fire(
     inflight = 0
     capped = 0
     max_lag = 0.0
+    failures: Counter[str] = Counter()  # what the client saw when a request failed, to tell causes apart
 
     async def one(i: int, due: float) -> None:
         nonlocal inflight
@@ -93,6 +95,7 @@ async def fire(
             results[i] = ("timeout", loop.time() - due)
         except aiohttp.ClientError as exc:
             results[i] = (type(exc).__name__, loop.time() - due)
+            failures[f"{type(exc).__name__}: {exc}"[:160]] += 1
         finally:
             inflight -= 1
 
@@ -114,7 +117,12 @@ async def fire(
     return (
         results,
         start_wall,
-        {"inflight_cap": cfg.inflight_cap, "capped": capped, "max_send_lag_s": max_lag},
+        {
+            "inflight_cap": cfg.inflight_cap,
+            "capped": capped,
+            "max_send_lag_s": max_lag,
+            "failures": dict(failures.most_common(5)),
+        },
     )
 
 

@@ -96,6 +96,8 @@ def summary(results: dict[str, Any]) -> str:
                     f" {r['errors']} errors, {r['sender']['capped']} not sent (in-flight cap"
                     f" {r['sender']['inflight_cap']} reached), {r['completed']} of {r['requests']} completed"
                 )
+                for failure, count in r["sender"].get("failures", {}).items():
+                    lines.append(f"  {count} x {failure}")
     windows = _windows(stages)
     if windows:
         lines += ["", "CPU seconds        " + "".join(f"{g:>9}" for g in GROUPS) + "   raw hops"]
