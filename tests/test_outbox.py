@@ -123,6 +123,38 @@ async def test_a_relay_cycle_of_many_patients_lands_where_kafkas_default_partiti
     await pool.close()
 
 
+async def test_upgrading_an_outbox_keeps_what_waited(infra, database_factory, topic_prefix):
+    """Upgrading a database whose relay marked rows published (kernel migrations before 007): what was
+    published stays published, what waited is published by the new relay, once."""
+    dsn = await database_factory("outbox_upgrade")
+    pool = await db.create_pool(dsn)
+    before, after = [m for m in db.kernel_migrations() if m[0] < "kernel/007"], db.kernel_migrations()
+    assert len(before) < len(after)
+    await db.migrate(pool, before)
+    topic = f"{topic_prefix}outbox-upgrade"
+    await ensure_topics(infra.bootstrap_servers, [topic], partitions=1)
+    async with unit_of_work(pool, lambda _: topic) as uow:
+        uow.emit(_registered(uuid.uuid4()))  # sent by the old relay, which marked it
+    await pool.execute("UPDATE outbox SET published_at = now()")
+    async with unit_of_work(pool, lambda _: topic) as uow:
+        waiting = uow.emit(_registered(uuid.uuid4()))
+
+    await db.migrate(pool, after)
+    pending = await pool.fetchval(
+        "SELECT array_agg(o.event_id) FROM outbox_pending JOIN outbox o USING (position)"
+    )
+    assert pending == [waiting.envelope.id]
+    async with _relay(dsn, infra.bootstrap_servers), TopicReader(infra.bootstrap_servers, topic) as reader:
+        await reader.wait_for(lambda r: header(r, "ce_id") == str(waiting.envelope.id))
+        await eventually(lambda: _pending(pool, 0), what="nothing pending once it is published")
+    assert [header(r, "ce_id") for r in reader.records] == [str(waiting.envelope.id)]
+    await pool.close()
+
+
+async def _pending(pool: db.Db, n: int) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM outbox_pending") == n
+
+
 async def _count(reader: TopicReader, n: int) -> bool:
     return len(await reader.poll()) >= n
 
