@@ -42,8 +42,6 @@ PROTECTED = (
     "service_requests",
     "education_records",
 )
-# The kernel's tables with no agency column (the migration says why they hold no policy).
-UNPROTECTED = KERNEL_TABLES_WITHOUT_POLICY
 A, B = "agency-a", "agency-b"
 AT = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
@@ -218,7 +216,7 @@ async def test_every_table_holding_an_agency_is_under_forced_row_security(carepl
     by_name = {t["relname"]: t for t in tables}
     assert set(PROTECTED) <= set(by_name)
     for name, t in by_name.items():
-        if name in UNPROTECTED:
+        if name in KERNEL_TABLES_WITHOUT_POLICY:
             assert not t["has_agency"], f"{name} holds an agency: it needs a policy"
             continue
         # Every other table (careplan's, and the kernel's audit_log and idempotency_keys) is protected.

@@ -55,8 +55,6 @@ PROTECTED = {
     "follow_up_reschedules": "follow_up_id",
 }
 WITH_AGENCY = [t for t, column in PROTECTED.items() if column == "patient_id"]
-# The kernel's tables without a policy: the kernel's to decide (careloop_shared/migrations).
-KERNEL_WITHOUT_POLICY = KERNEL_TABLES_WITHOUT_POLICY
 
 
 def migrations(upto: str = "~") -> list[tuple[str, str]]:
@@ -187,7 +185,7 @@ async def test_every_table_holding_patient_data_is_forced_under_row_security(fol
     )
     assert {r["relname"] for r in tables if r["of_a_patient"] and not r["forced"]} == set()
     assert set(PROTECTED) <= {r["relname"] for r in tables if r["forced"]}
-    assert {r["relname"] for r in tables if not r["forced"]} <= KERNEL_WITHOUT_POLICY
+    assert {r["relname"] for r in tables if not r["forced"]} <= KERNEL_TABLES_WITHOUT_POLICY
 
 
 async def test_a_query_without_an_agency_filter_sees_only_the_agencys_rows(followup):
