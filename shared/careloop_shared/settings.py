@@ -211,7 +211,7 @@ class ServiceSettings(KafkaSettings):
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0
     consumer_batch_size: int = 500
-    # How long the broker may hold a consumer's fetch to gather more records (up to 64 KiB); 0: it answers
+    # How long the broker may hold a consumer's fetch to gather more records (up to 1 MiB); 0: it answers
     # as soon as one record is there. A service off the journey's path (record) fetches fewer, fuller
     # batches by waiting; every one on it answers at once.
     consumer_fetch_wait_ms: FetchWaitMs = 0

@@ -170,8 +170,9 @@ def _subscribed_consumer_options(fetch_wait_ms: int) -> dict:
 
 
 def test_a_service_off_the_journeys_path_lets_the_broker_gather_its_fetches():
-    """record waits up to its setting for 64 KiB per fetch (fewer, fuller batches); a service on the
-    journey's path leaves the fetch as aiokafka makes it, answered as soon as one record is there."""
+    """record waits up to its setting for about a batch's worth of bytes a fetch (fewer, fuller
+    batches); a service on the journey's path leaves the fetch as aiokafka makes it, answered as soon as
+    one record is there."""
     waiting = _subscribed_consumer_options(100)
     assert (waiting["fetch_max_wait_ms"], waiting["fetch_min_bytes"]) == (100, FETCH_GATHER_BYTES)
     at_once = _subscribed_consumer_options(0)

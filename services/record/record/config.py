@@ -49,9 +49,9 @@ class RecordSettings(ServiceSettings):
 
     service_name: str = "record"
     port: int = 8005
-    # Off the journey's path: a fetch gathers what arrives over 100 ms into one batch (README, Performance),
-    # so it does not linger after a poll as well (that cost it more batches, not fewer).
-    consumer_fetch_wait_ms: FetchWaitMs = 100
+    # Off the journey's path: a fetch gathers what arrives over half a second into one batch (README,
+    # Performance), so it does not linger after a poll as well (that cost it more batches, not fewer).
+    consumer_fetch_wait_ms: FetchWaitMs = 500
     consumer_linger_ms: FetchWaitMs = 0
     summaries_file: Path = SUMMARIES_FILE  # RECORD_SUMMARIES_FILE: an organisation's own wording
     # kid:base64 HMAC keys (32 bytes or more), comma-separated; the first authenticates new entries.

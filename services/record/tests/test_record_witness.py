@@ -134,11 +134,11 @@ def test_a_checkpoint_of_the_most_heads_allowed_fits_one_kafka_record():
 
 
 def test_record_gathers_its_fetches_and_the_services_on_the_journeys_path_do_not():
-    """record is off the journey's path: its fetches wait up to 100 ms for more records (README,
+    """record is off the journey's path: its fetches wait up to 500 ms for more records (README,
     Performance); a deployment can set RECORD_CONSUMER_FETCH_WAIT_MS, 0 answering at once. The services on
     the path answer at once and linger 20 ms after a poll that found a few records; record, whose fetches
     already gather, does not."""
-    assert RecordSettings().consumer_fetch_wait_ms == 100
+    assert RecordSettings().consumer_fetch_wait_ms == 500
     assert RecordSettings(consumer_fetch_wait_ms=0).consumer_fetch_wait_ms == 0
     assert ServiceSettings().consumer_fetch_wait_ms == 0
     assert (ServiceSettings().consumer_linger_ms, RecordSettings().consumer_linger_ms) == (20, 0)
