@@ -257,7 +257,7 @@ async def pgss_read(cfg: BenchConfig, journeys: int, dbs: dict[str, str] | None 
 # --- the services' own counters ------------------------------------------------------------------
 
 # Below saturation a service's cost follows its batches, not its events: each batch pays a fetch, a
-# transaction, a relay cycle and an offset commit (README, Performance).
+# transaction, a relay cycle and an offset commit (docs/performance.md, measured on 2026-12-02).
 _COUNTERS = {
     "careloop_consumer_batch_records_count": "batches",
     "careloop_consumer_batch_records_sum": "records",
