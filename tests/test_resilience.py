@@ -11,6 +11,7 @@ import subprocess
 import uuid
 
 import asyncpg
+import httpx
 import pytest
 
 from careloop_shared.contracts import PatientAssessed, PlanUpdated
@@ -18,7 +19,7 @@ from careloop_shared.db import ALL_AGENCIES
 from careloop_shared.events import new_message
 from careloop_shared.kafka import ensure_topics
 from careloop_shared.testing import REPO_ROOT, ServiceProcess, TopicReader, eventually, header
-from tests.conftest import base_env, new_prefix
+from tests.conftest import base_env, new_prefix, token
 from tests.test_consumer_delivery import assessed
 
 pytestmark = pytest.mark.integration
@@ -152,3 +153,55 @@ async def test_a_restart_under_load_loses_and_doubles_nothing(server, infra, dat
         await _assert_each_applied_once(dsn, infra.bootstrap_servers, prefix, patients)
     finally:
         process.stop()
+
+
+async def test_requests_while_the_database_is_down_are_answered_503_never_500(
+    infra, database_factory, log_dir
+):
+    """The database server stopped under a running intake: every request, whether the pool's connections
+    broke under it or a new one was refused, is answered 503 with Retry-After (the answer every route
+    documents for a dependency that is down), none 500; once the server is back the same request goes
+    through, and the service logged no unhandled error."""
+    if not _infra_is_ours(infra):
+        pytest.skip("needs the project's own local database server to stop")
+    env = {**base_env(infra, new_prefix()), "INTAKE_DATABASE_URL": await database_factory("intake_outage")}
+    process = ServiceProcess("intake", env, log_dir).start()
+    await process.wait_ready()
+    agency = token("agency-outage")
+    patient = {
+        "given_name": "Odile",
+        "family_name": "Outage",
+        "birth_date": "1970-01-01",
+        "phone": "+1 555 0100",
+    }
+    phq2 = {"instrument": "phq-2", "answers": {"44250-9": 1, "44255-8": 0}}
+    try:
+        async with httpx.AsyncClient(timeout=15) as http:
+            created = await http.post(f"{process.url}/v1/patients", json=patient, headers=agency)
+            assert created.status_code == 201, created.text
+            assessments = f"{process.url}/v1/patients/{created.json()['id']}/assessments"
+            await _run(*_local("postgres.sh"), "stop")
+            try:
+                answers = []
+                for _ in range(3):  # first the pool's connections, broken under it; then refused ones
+                    for sent in (
+                        http.post(assessments, json=phq2, headers=agency),
+                        http.get(assessments, headers=agency),
+                        http.post(f"{process.url}/v1/patients", json=patient, headers=agency),
+                    ):
+                        answer = await sent
+                        answers.append((answer.status_code, answer.headers.get("Retry-After")))
+                        assert "unavailable" in answer.json()["detail"], answer.text
+            finally:
+                await _run(*_local("postgres.sh"), "start")
+            assert set(answers) == {(503, "2")}, answers
+
+            async def accepted() -> bool | None:
+                answer = await http.post(assessments, json=phq2, headers=agency)
+                assert answer.status_code in (202, 503), answer.text
+                return answer.status_code == 202 or None
+
+            await eventually(accepted, timeout=60, interval=0.5, what="an assessment accepted again")
+    finally:
+        process.stop()
+    assert "unhandled error" not in process.tail(2000)

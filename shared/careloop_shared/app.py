@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from careloop_shared import audit_api, metrics, tracing
 from careloop_shared.audit import AuditUnavailable
 from careloop_shared.auth import Principal
+from careloop_shared.consumer import UNAVAILABLE_TYPES, is_unavailable
 from careloop_shared.crypto import Erased, Unreadable
 from careloop_shared.db import AGENCY, NO_AGENCY, RowTypeChanged
 from careloop_shared.doors import Doors, check_query, declare_answers
@@ -147,6 +148,21 @@ async def _on_row_type_changed(_: Request, __: Exception) -> JSONResponse:
         status_code=503,
         content={"detail": "the service's database changed just now; nothing was saved; try again"},
         headers={"Retry-After": "1"},
+    )
+
+
+async def _on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database (or the broker) could not be reached, or dropped the connection, while the request
+    was handled: the service's state, not the request's, so 503 and a retry, never a 500. Whether a
+    write that was under way was kept cannot be known here; sent again with its Idempotency-Key, it is
+    applied at most once."""
+    if not is_unavailable(exc):
+        return await _on_unexpected_error(request, exc)
+    log.warning("a server the request needed is unavailable", error=type(exc).__name__)
+    return JSONResponse(
+        status_code=503,
+        content={"detail": "the service's database is unavailable just now; try again"},
+        headers={"Retry-After": "2"},
     )
 
 
@@ -277,6 +293,9 @@ def create_app(
     app.add_exception_handler(Erased, _on_erased)
     app.add_exception_handler(RowTypeChanged, _on_row_type_changed)
     app.add_exception_handler(asyncpg.DataError, _on_unstorable_value)
+    for unavailable in UNAVAILABLE_TYPES:
+        if unavailable not in app.exception_handlers:  # RowTypeChanged keeps its own answer
+            app.add_exception_handler(unavailable, _on_unavailable)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
     app.add_middleware(Doors, max_body_bytes=runtime.settings.http_max_body_bytes)

@@ -55,7 +55,7 @@ def handles_batches(handler: Handler) -> bool:
 DeadLetterSink = Callable[[str, bytes | None, dict[str, str], bytes | None], Awaitable[None]]
 
 # Not the event's fault: retry the batch, never dead-letter it.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
@@ -73,6 +73,21 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 def is_transient(exc: BaseException) -> bool:
     # A bare OSError is how a failed connect surfaces; its subclasses (PermissionError, ...) are bugs.
     return isinstance(exc, TRANSIENT_ERRORS) or type(exc) in (OSError, socket.gaierror)
+
+
+# The exception types ``is_unavailable`` may say yes to, for registering HTTP handlers by class (a bare
+# OSError is how a failed connect surfaces).
+UNAVAILABLE_TYPES: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, OSError)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """A server the request needed (the database, the broker) could not be reached, dropped the
+    connection or asked for a retry: ``is_transient``, but an asyncpg ``InterfaceError`` counts only
+    when a lost connection caused it (on its own it is a connection used wrongly: a defect)."""
+    if not isinstance(exc, asyncpg.InterfaceError):
+        return is_transient(exc)
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and not isinstance(cause, asyncpg.InterfaceError) and is_transient(cause)
 
 
 class TransientFailure(Exception):

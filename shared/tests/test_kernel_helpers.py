@@ -8,8 +8,10 @@ import json
 import uuid
 import weakref
 
+import asyncpg
 import pytest
 
+from careloop_shared.consumer import UNAVAILABLE_TYPES, is_unavailable
 from careloop_shared.db import _insert_sql
 from careloop_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from careloop_shared.rules import InvalidRulesFile, Rule, RulesFile, load_rules
@@ -287,3 +289,37 @@ def test_a_started_service_keeps_the_garbage_collector_off_what_lives_as_long_as
     del later
     gc.collect()
     assert gone() is None
+
+
+def _raised(exc: BaseException, cause: BaseException) -> BaseException:
+    """``exc`` as asyncpg raises it: while handling ``cause``."""
+    try:
+        try:
+            raise cause
+        except BaseException:
+            raise exc  # noqa: B904 (the implicit context is what asyncpg leaves)
+    except BaseException as raised:
+        return raised
+
+
+def test_a_server_that_is_down_or_dropped_the_connection_is_unavailable_and_a_misuse_is_not():
+    down = [
+        ConnectionRefusedError(),  # the socket or port of a stopped server
+        OSError("connect failed"),
+        asyncpg.CannotConnectNowError("the database system is starting up"),
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        _raised(asyncpg.InterfaceError("connection is closed"), BrokenPipeError()),
+        TimeoutError(),
+    ]
+    for exc in down:
+        assert is_unavailable(exc), exc
+        assert isinstance(exc, UNAVAILABLE_TYPES), exc  # so an HTTP handler registered by class sees it
+    defects = [
+        asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+        _raised(asyncpg.InterfaceError("bad use"), ValueError()),
+        FileNotFoundError(),
+        PermissionError(),
+        ValueError(),
+    ]
+    for exc in defects:
+        assert not is_unavailable(exc), exc

@@ -220,3 +220,22 @@ def test_every_form_posts_with_a_csrf_field():
         for form in re.findall(r"<form[^>]*>(.*?)</form>", text, flags=re.S):
             assert form.strip().startswith("{{ csrf_input(csrf_token) }}"), template.name
     assert inspect.getsource(build_app).count("check_csrf") == 1  # on the whole app, not route by route
+
+
+async def test_a_session_table_that_cannot_be_reached_is_a_503_page_not_a_500(
+    client, sign_in, store, monkeypatch
+):
+    """The workspace's own database down (its session table unreachable): the page says so with 503 and
+    Retry-After, carries the security headers, and nothing is logged as unhandled."""
+    await sign_in(client)
+
+    async def refused(_: bytes) -> None:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(store, "get", refused)
+    with structlog.testing.capture_logs() as logs:
+        answer = await client.get("/")
+    assert (answer.status_code, answer.headers.get("Retry-After")) == (503, "2"), answer.text
+    assert "could not reach its database" in answer.text
+    assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert not [entry for entry in logs if entry["event"] == "unhandled error"]

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from careloop_shared.consumer import is_unavailable
 from careloop_shared.logging import get_logger
 from workspace.client import ServiceError
 from workspace.security import security_headers
@@ -62,6 +63,17 @@ async def on_invalid_request(request: Request, exc: Exception) -> Response:
     where = "; ".join(f"{'.'.join(map(str, e.get('loc', ())[1:]))}: {e.get('msg')}" for e in errors)
     status = 422 if any(e.get("loc", ("",))[0] == "body" for e in errors) else 400
     return error_page(request, status, "That could not be done", f"Please check: {where}.")
+
+
+async def on_unavailable(request: Request, exc: Exception) -> Response:
+    """The workspace's own database could not be reached, or dropped the connection: 503, try again."""
+    if not is_unavailable(exc):
+        return await on_unexpected_error(request, exc)
+    log.warning("the workspace's database is unavailable", error=type(exc).__name__)
+    message = "The workspace could not reach its database just now. Try again in a moment."
+    response = error_page(request, 503, "Not available just now", message)
+    response.headers["Retry-After"] = "2"
+    return response
 
 
 async def on_unexpected_error(request: Request, exc: Exception) -> Response:

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from careloop_shared import db, metrics, tracing
 from careloop_shared.app import AccessLog
 from careloop_shared.clock import Clock, system_clock
+from careloop_shared.consumer import UNAVAILABLE_TYPES
 from careloop_shared.logging import configure_logging, get_logger
 from careloop_shared.settings import DEV_JWT_SECRET
 from workspace import (
@@ -113,6 +114,8 @@ def build_app(
     app.add_exception_handler(ServiceError, errors.on_service_error)
     app.add_exception_handler(StarletteHTTPException, errors.on_http_error)
     app.add_exception_handler(RequestValidationError, errors.on_invalid_request)
+    for unavailable in UNAVAILABLE_TYPES:
+        app.add_exception_handler(unavailable, errors.on_unavailable)
     app.add_exception_handler(Exception, errors.on_unexpected_error)
     app.add_middleware(SecurityHeaders, https=ctx.secure_cookies)
     app.add_middleware(AccessLog, service="workspace")
