@@ -280,12 +280,14 @@ async def count(
         "every case record verifies": verified["failed"] == 0 and verified["verified"] == accepted,
         f"no service above {MEMORY_CEILING_MB} MiB": max(fleet.peak_rss.values()) <= MEMORY_CEILING_MB << 20,
         "every service killed at least once": {f.target for f in kills} == set(SERVICES) or args.kills < 5,
+        "no request answered 500": load.internal_errors == 0,
     }  # fmt: skip
     return {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "accepted": accepted, "applied": applied, "deficit": deficit, "lost_events": lost_events,
         "effects": effects, "published": published, "dead_letters": dlq, "verify": verified,
-        "load": {"retries": load.retries, "refused": load.refused[:20], "gave_up": load.gave_up},
+        "load": {"retries": load.retries, "refused": load.refused[:20], "gave_up": load.gave_up,
+                 "internal_errors": load.internal_errors},
         "faults": [f.__dict__ | {"recovery_s": f.recovery_s} for f in fleet.faults],
         "kills_per_service": {s: sum(1 for f in kills if f.target == s) for s in SERVICES},
         "exits": fleet.exits,

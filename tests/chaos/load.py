@@ -31,6 +31,7 @@ class Load:
     patients: list[str] = field(default_factory=list)
     requests: int = 0  # every attempt sent, retries included
     retries: int = 0
+    internal_errors: int = 0  # answers of 500: a defect whatever the fault (a server down is a 503)
     refused: list[str] = field(default_factory=list)  # a definite 4xx: a defect, reported
     gave_up: int = 0
 
@@ -42,6 +43,8 @@ class Load:
                 async with http.post(f"{self.url}{path}", json=body, headers=headers) as r:
                     if 200 <= r.status < 300:
                         return r.status, await r.json()
+                    if r.status == 500:
+                        self.internal_errors += 1
                     if r.status in DEFINITE_FAILURES:
                         self.refused.append(
                             f"POST {path.split('/')[2]}: HTTP {r.status} {(await r.text())[:200]}"

@@ -88,7 +88,8 @@ def markdown(r: dict[str, Any]) -> str:
         f" {by_kind.get('broker-restart', 0)} broker restarts, {by_kind.get('database-restart', 0)} database"
         f" restarts, {by_kind.get('pause', 0)} SIGSTOP of {cfg['pause_s']} s, poison of every kind on every"
         f" consumed topic. Settled: {r['settled']} (load done at {r['loaded_at']:.0f} s, counted at"
-        f" {r['settled_at']:.0f} s). Client retries: {r['load']['retries']}.",
+        f" {r['settled_at']:.0f} s). Client retries: {r['load']['retries']}; answered 500:"
+        f" {r['load'].get('internal_errors', 0)}.",
         "",
         "## Goals",
         "",
