@@ -1,6 +1,7 @@
 """Nothing acknowledged is lost and no effect is doubled when a service is killed, or the broker or the
 database restarts, in the middle of the work. careplan is the service under attack: it consumes
-PatientAssessed and, per patient, writes one plan version and one PlanUpdated through its outbox.
+PatientAssessed and, per patient, writes one plan version and one PlanUpdated through its outbox. And
+while the database is down, intake's HTTP requests are answered 503, never 500.
 """
 
 import asyncio
