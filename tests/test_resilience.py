@@ -22,6 +22,7 @@ from careloop_shared.kafka import ensure_topics
 from careloop_shared.testing import REPO_ROOT, ServiceProcess, TopicReader, eventually, header
 from tests.conftest import base_env, new_prefix, token
 from tests.test_consumer_delivery import assessed
+from tests.test_journey import PATIENT, PHQ2_POSITIVE
 
 pytestmark = pytest.mark.integration
 
@@ -169,16 +170,9 @@ async def test_requests_while_the_database_is_down_are_answered_503_never_500(
     process = ServiceProcess("intake", env, log_dir).start()
     await process.wait_ready()
     agency = token("agency-outage")
-    patient = {
-        "given_name": "Odile",
-        "family_name": "Outage",
-        "birth_date": "1970-01-01",
-        "phone": "+1 555 0100",
-    }
-    phq2 = {"instrument": "phq-2", "answers": {"44250-9": 1, "44255-8": 0}}
     try:
         async with httpx.AsyncClient(timeout=15) as http:
-            created = await http.post(f"{process.url}/v1/patients", json=patient, headers=agency)
+            created = await http.post(f"{process.url}/v1/patients", json=PATIENT, headers=agency)
             assert created.status_code == 201, created.text
             assessments = f"{process.url}/v1/patients/{created.json()['id']}/assessments"
             await _run(*_local("postgres.sh"), "stop")
@@ -186,9 +180,9 @@ async def test_requests_while_the_database_is_down_are_answered_503_never_500(
                 answers = []
                 for _ in range(3):  # first the pool's connections, broken under it; then refused ones
                     for sent in (
-                        http.post(assessments, json=phq2, headers=agency),
+                        http.post(assessments, json=PHQ2_POSITIVE, headers=agency),
                         http.get(assessments, headers=agency),
-                        http.post(f"{process.url}/v1/patients", json=patient, headers=agency),
+                        http.post(f"{process.url}/v1/patients", json=PATIENT, headers=agency),
                     ):
                         answer = await sent
                         answers.append((answer.status_code, answer.headers.get("Retry-After")))
@@ -198,7 +192,7 @@ async def test_requests_while_the_database_is_down_are_answered_503_never_500(
             assert set(answers) == {(503, "2")}, answers
 
             async def accepted() -> bool | None:
-                answer = await http.post(assessments, json=phq2, headers=agency)
+                answer = await http.post(assessments, json=PHQ2_POSITIVE, headers=agency)
                 assert answer.status_code in (202, 503), answer.text
                 return answer.status_code == 202 or None
 

@@ -89,7 +89,7 @@ def markdown(r: dict[str, Any]) -> str:
         f" restarts, {by_kind.get('pause', 0)} SIGSTOP of {cfg['pause_s']} s, poison of every kind on every"
         f" consumed topic. Settled: {r['settled']} (load done at {r['loaded_at']:.0f} s, counted at"
         f" {r['settled_at']:.0f} s). Client retries: {r['load']['retries']}; answered 500:"
-        f" {r['load'].get('internal_errors', 0)}.",
+        f" {r['load']['internal_errors']}.",
         "",
         "## Goals",
         "",
