@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from careloop_shared import audit_api, metrics, tracing
+from careloop_shared.admission import Admission
 from careloop_shared.audit import AuditUnavailable
 from careloop_shared.auth import Principal
 from careloop_shared.consumer import UNAVAILABLE_TYPES, is_unavailable
@@ -201,6 +202,10 @@ async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse
     return JSONResponse(status_code=500, content={"detail": "internal error", "request_id": request_id})
 
 
+# Never held by Admission: an orchestrator must see a busy service as alive and ready.
+ALWAYS_ADMITTED = ("/healthz", "/readyz", "/metrics")
+
+
 class AccessLog:
     """One log line per request, its duration in ``careloop_http_request_duration_seconds`` and, when
     tracing, a server span: each naming the route template (never the ids in the URL).
@@ -299,6 +304,13 @@ def create_app(
     app.add_exception_handler(Exception, _on_unexpected_error)
 
     app.add_middleware(Doors, max_body_bytes=runtime.settings.http_max_body_bytes)
+    app.add_middleware(
+        Admission,
+        limit=runtime.settings.http_max_active,
+        wait_s=runtime.settings.http_queue_wait_s,
+        exempt=ALWAYS_ADMITTED,
+        service=runtime.spec.name,
+    )
     app.add_middleware(AccessLog, service=runtime.spec.name)
 
     @app.get("/healthz", tags=["health"])

@@ -52,6 +52,7 @@ class InvalidInput(BaseModel):
     detail: list[InputProblem]
 
 
+BUSY_NOTE = "Or the service is busy: nothing was done; retry after Retry-After seconds."
 _RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}
 }
@@ -67,8 +68,9 @@ ALWAYS: dict[int | str, dict[str, Any]] = {
     422: _answer("The input breaks the schema or a rule; each problem names where and why.", InvalidInput),
     429: _answer("Too many requests from this agency or token; retry after Retry-After seconds.",
                  headers=_RETRY_AFTER),
-    503: _answer("A dependency (the database, the audit log, intake for a patient's data key) is"
-                 " unavailable; retry."),
+    503: _answer("The service is busy (nothing was done), or a dependency (the database, the audit log,"
+                 " intake for a patient's data key) is unavailable; retry after Retry-After seconds.",
+                 headers=_RETRY_AFTER),
 }  # fmt: skip
 NAMED: dict[int | str, dict[str, Any]] = {
     404: _answer("Nothing of that id that the caller may see (another agency's looks the same).")
@@ -84,7 +86,8 @@ WITH_BODY: dict[int | str, dict[str, Any]] = {
 
 def declare_answers(route: APIRoute) -> None:
     """Adds the kernel's answers to ``route``'s documented responses, before the route is included in
-    an app (FastAPI reads them then). A route's own description of one of them is kept, with its body."""
+    an app (FastAPI reads them then). A route's own description of one of them is kept, with its body;
+    a 503 of its own is told that the service may be busy too."""
     extra: dict[int | str, dict[str, Any]] = dict(ALWAYS)
     if route.param_convertors or any(name.endswith("_id") for name in _query_names(route.dependant)):
         extra.update(NAMED)
@@ -93,10 +96,21 @@ def declare_answers(route: APIRoute) -> None:
     if route.body_field is not None:
         extra.update(WITH_BODY)
     for code, answer in extra.items():
-        own = route.responses.get(code) or route.responses.get(str(code))
+        key = code if code in route.responses else str(code)
+        own = route.responses.get(key)
         if own is None:
             route.responses[code] = answer
-        elif "model" not in own and "content" not in own:
+            continue
+        if code == 503 and BUSY_NOTE not in own.get("description", ""):
+            # Any route may be refused as busy (careloop_shared.admission), whatever else its 503 means.
+            # A copy: a route's own answers are often one dict shared by several routes.
+            own = {
+                **own,
+                "description": f"{own.get('description', '').rstrip('.')}. {BUSY_NOTE}",
+                "headers": {**_RETRY_AFTER, **own.get("headers", {})},
+            }
+            route.responses[key] = own
+        if "model" not in own and "content" not in own:
             own["model"] = answer["model"]
 
 

@@ -45,6 +45,12 @@ HTTP_IN_FLIGHT = Gauge(
     ["service_name"],
     registry=REGISTRY,
 )
+HTTP_REFUSED_BUSY = Counter(
+    "careloop_http_refused_busy",
+    "Requests answered 503 because they waited longer than CARELOOP_HTTP_QUEUE_WAIT_S for their turn.",
+    ["service_name"],
+    registry=REGISTRY,
+)
 CONSUMED = Counter(
     "careloop_consumer_records",
     "Kafka records the consumer received (before decoding; redeliveries count again).",

@@ -194,6 +194,10 @@ class ServiceSettings(KafkaSettings):
     # Requests (and connections) one process serves at once; past it, 503 at once rather than a queue
     # that grows until memory runs out.
     http_max_concurrency: int = Field(1000, gt=0, validation_alias=_global("CARELOOP_HTTP_MAX_CONCURRENCY"))
+    # Requests one process works on at once (careloop_shared.admission); the others wait their turn, in
+    # order, and one that waited longer than http_queue_wait_s is answered 503 before any of it runs.
+    http_max_active: int = Field(200, gt=0, validation_alias=_global("CARELOOP_HTTP_MAX_ACTIVE"))
+    http_queue_wait_s: float = Field(1.0, gt=0, validation_alias=_global("CARELOOP_HTTP_QUEUE_WAIT_S"))
     # How long a starting service waits for the database and the broker before it gives up and exits.
     startup_wait_s: float = Field(120.0, ge=0, validation_alias=_global("CARELOOP_STARTUP_WAIT_S"))
     # Python's cyclic garbage collector once the service has started (careloop_shared.runtime.settle_heap):

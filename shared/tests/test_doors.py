@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from careloop_shared.body import Body
-from careloop_shared.doors import NUL_MSG, Doors, check_query, declare_answers, nul_locations
+from careloop_shared.doors import BUSY_NOTE, NUL_MSG, Doors, check_query, declare_answers, nul_locations
 from careloop_shared.errors import Conflict, Invalid
 
 
@@ -173,6 +173,28 @@ def test_a_routes_own_description_of_an_answer_is_kept_with_the_kernels_body():
     declare_answers(route)
     assert route.responses[404]["description"] == "No such x"
     assert issubclass(route.responses[404]["model"], BaseModel)
+
+
+def test_a_routes_own_503_is_told_the_service_may_be_busy_without_changing_the_dict_it_shares():
+    shared = {503: {"description": "intake could not give the key; retry."}}
+    r = APIRouter()
+
+    @r.get("/a", responses=shared)
+    async def a() -> dict:
+        return {}
+
+    @r.get("/b", responses=shared)
+    async def b() -> dict:
+        return {}
+
+    for route in r.routes:
+        assert isinstance(route, APIRoute)
+        declare_answers(route)
+        declare_answers(route)  # said once however often
+        answer = route.responses[503]
+        assert answer["description"] == f"intake could not give the key; retry. {BUSY_NOTE}"
+        assert "Retry-After" in answer["headers"]
+    assert shared[503] == {"description": "intake could not give the key; retry."}
 
 
 def test_an_unknown_parameter_or_one_value_given_twice_is_refused_and_a_list_may_repeat():

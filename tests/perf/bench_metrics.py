@@ -206,6 +206,10 @@ async def pgss_prepare(cfg: BenchConfig) -> str | None:
         try:
             await conn.execute(MARK + "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             await conn.fetchval(MARK + "SELECT count(*) FROM pg_stat_statements")
+            # The extension may be there (made by a superuser) while this role may not reset it.
+            reset = "pg_stat_statements_reset(oid, oid, bigint)"
+            if not await conn.fetchval(MARK + "SELECT has_function_privilege($1, 'EXECUTE')", reset):
+                return "this role may not reset pg_stat_statements (CARELOOP_PG_ADMIN_URL: a superuser's)"
         finally:
             await conn.close()
     except (OSError, asyncpg.PostgresError) as exc:
