@@ -72,12 +72,22 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 
 def is_transient(exc: BaseException) -> bool:
     # A bare OSError is how a failed connect surfaces; its subclasses (PermissionError, ...) are bugs.
-    return isinstance(exc, TRANSIENT_ERRORS) or type(exc) in (OSError, socket.gaierror)
+    return isinstance(exc, TRANSIENT_ERRORS) or type(exc) in (OSError, socket.gaierror) or _used_lost(exc)
+
+
+def _used_lost(exc: BaseException) -> bool:
+    """asyncpg's ``InternalClientError`` for a statement sent on a connection it had just lost (a database
+    restart under a transaction): its protocol is in the "failed" state only once the connection is gone
+    (or was never made). Any other ``InternalClientError`` is a defect."""
+    if not isinstance(exc, asyncpg.InternalClientError):
+        return False
+    message = str(exc)
+    return message.endswith('protocol is in the "failed" state') or message == "not connected"
 
 
 # The exception types ``is_unavailable`` may say yes to, for registering HTTP handlers by class (a bare
-# OSError is how a failed connect surfaces).
-UNAVAILABLE_TYPES: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, OSError)
+# OSError is how a failed connect surfaces; an InternalClientError only from a lost connection).
+UNAVAILABLE_TYPES: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, OSError, asyncpg.InternalClientError)
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -310,12 +310,21 @@ def test_a_server_that_is_down_or_dropped_the_connection_is_unavailable_and_a_mi
         asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
         _raised(asyncpg.InterfaceError("connection is closed"), BrokenPipeError()),
         TimeoutError(),
+        # A statement on a connection lost a moment before (seen in a chaos run's database restart), on its
+        # own and under the rollback that then finds the connection closed.
+        asyncpg.InternalClientError('cannot switch to state 15; protocol is in the "failed" state'),
+        _raised(
+            asyncpg.InterfaceError("connection is closed"),
+            asyncpg.InternalClientError('cannot switch to state 15; protocol is in the "failed" state'),
+        ),
+        asyncpg.InternalClientError("not connected"),
     ]
     for exc in down:
         assert is_unavailable(exc), exc
         assert isinstance(exc, UNAVAILABLE_TYPES), exc  # so an HTTP handler registered by class sees it
     defects = [
         asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+        asyncpg.InternalClientError("cannot switch to state 15; another operation (12) is in progress"),
         _raised(asyncpg.InterfaceError("bad use"), ValueError()),
         FileNotFoundError(),
         PermissionError(),
