@@ -76,13 +76,15 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _used_lost(exc: BaseException) -> bool:
-    """asyncpg's ``InternalClientError`` for a statement sent on a connection it had just lost (a database
-    restart under a transaction): its protocol is in the "failed" state only once the connection is gone
-    (or was never made). Any other ``InternalClientError`` is a defect."""
+    """asyncpg's ``InternalClientError`` for a statement sent on a connection whose server went away (a
+    database restart under a transaction): "not connected", or "cannot switch to state ..." when the
+    previous exchange never finished (the protocol "failed", which asyncpg sets only for a lost connection,
+    or still waiting for the end of an error the server sent as it shut down). Using a connection twice at
+    once is refused earlier, with an ``InterfaceError``. Any other ``InternalClientError`` is a defect."""
     if not isinstance(exc, asyncpg.InternalClientError):
         return False
     message = str(exc)
-    return message.endswith('protocol is in the "failed" state') or message == "not connected"
+    return message.startswith("cannot switch to") or message == "not connected"
 
 
 # The exception types ``is_unavailable`` may say yes to, for registering HTTP handlers by class (a bare
