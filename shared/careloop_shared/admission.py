@@ -11,13 +11,13 @@ health checks and metrics always pass, so an orchestrator sees a busy service as
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from collections.abc import Collection
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from careloop_shared import metrics
+from careloop_shared.doors import reply
 
 BUSY = "the service is busy; retry after Retry-After seconds"
 RETRY_AFTER_S = 1
@@ -44,7 +44,7 @@ class Admission:
             return
         if not await self._enter():
             self._refused.inc()
-            await _busy(send)
+            await reply(send, 503, {"detail": BUSY}, [(b"retry-after", str(RETRY_AFTER_S).encode())])
             return
         try:
             await self.app(scope, receive, send)
@@ -81,19 +81,3 @@ class Admission:
                 turn.set_result(None)
                 return
         self._inside -= 1
-
-
-async def _busy(send: Send) -> None:
-    body = json.dumps({"detail": BUSY}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(RETRY_AFTER_S).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

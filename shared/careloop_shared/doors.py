@@ -189,34 +189,34 @@ class Doors:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         problems = self._nul_in_url(scope)
         if problems:
-            await _reply(send, 422, {"detail": problems})
+            await reply(send, 422, {"detail": problems})
             return
         length = headers.get("content-length")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         try:
             declared = int(length) if length is not None else None
         except ValueError:
-            await _reply(send, 400, {"detail": "Content-Length is not a number"})
+            await reply(send, 400, {"detail": "Content-Length is not a number"})
             return
         if not chunked and not declared:
             await self.app(scope, receive, send)
             return
         if not is_json_content_type(headers.get("content-type", ""), suffixed=True):
-            await _reply(
+            await reply(
                 send, 415, {"detail": "the body must be JSON, sent as Content-Type: application/json"}
             )
             return
         if declared is not None and declared > self.max_body_bytes:
-            await _reply(send, 413, self._too_large())
+            await reply(send, 413, self._too_large())
             return
         body = await self._read(receive)
         if body is None:
-            await _reply(send, 413, self._too_large())
+            await reply(send, 413, self._too_large())
             return
         if _NUL_ESCAPE in body:
             where = _body_nul_locations(body)
             if where:
-                await _reply(send, 422, {"detail": [problem(loc, "nul_character", NUL_MSG) for loc in where]})
+                await reply(send, 422, {"detail": [problem(loc, "nul_character", NUL_MSG) for loc in where]})
                 return
         await self.app(scope, _replay(body, receive), send)
 
@@ -279,7 +279,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _reply(send: Send, status: int, content: dict[str, Any]) -> None:
+async def reply(
+    send: Send, status: int, content: dict[str, Any], headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """A JSON answer from plain ASGI, before any route runs."""
     payload = json.dumps(content).encode()
     await send(
         {
@@ -288,6 +291,7 @@ async def _reply(send: Send, status: int, content: dict[str, Any]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
+                *headers,
             ],
         }
     )
