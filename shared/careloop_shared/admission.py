@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -21,16 +21,34 @@ from careloop_shared.doors import reply
 
 BUSY = "the service is busy; retry after Retry-After seconds"
 RETRY_AFTER_S = 1
+RETRY_AFTER = (b"retry-after", str(RETRY_AFTER_S).encode())
+
+# How a refused request is answered, from plain ASGI: given ``send``, it sends a whole 503 response.
+Refusal = Callable[[Send], Awaitable[None]]
+
+
+async def busy_json(send: Send) -> None:
+    """A service's refusal: ``{"detail": BUSY}`` with ``Retry-After``."""
+    await reply(send, 503, {"detail": BUSY}, [RETRY_AFTER])
 
 
 class Admission:
     """Plain ASGI: at most ``limit`` requests inside at once; the rest wait their turn, first come first
-    served, and are refused (503) after ``wait_s`` without one. ``exempt`` paths are never held."""
+    served, and are refused (503) after ``wait_s`` without one, answered by ``refuse`` (the workspace
+    answers a page). ``exempt`` paths are never held."""
 
     def __init__(
-        self, app: ASGIApp, *, limit: int, wait_s: float, exempt: Collection[str], service: str = "careloop"
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        wait_s: float,
+        exempt: Collection[str],
+        service: str = "careloop",
+        refuse: Refusal = busy_json,
     ) -> None:
         self.app = app
+        self._refuse = refuse
         self._limit = limit
         self._wait_s = wait_s
         self._exempt = frozenset(exempt)
@@ -44,7 +62,7 @@ class Admission:
             return
         if not await self._enter():
             self._refused.inc()
-            await reply(send, 503, {"detail": BUSY}, [(b"retry-after", str(RETRY_AFTER_S).encode())])
+            await self._refuse(send)
             return
         try:
             await self.app(scope, receive, send)

@@ -55,6 +55,23 @@ async def test_refusals_become_messages_for_the_person():
     assert (await refusal(418, None)).message == "Intake refused the request (418)."
 
 
+async def test_a_busy_service_s_retry_after_is_kept_within_reason():
+    async def retry_after(status: int, header: str | None) -> int | None:
+        headers = {"Retry-After": header} if header is not None else {}
+        services = services_answering(lambda _: httpx.Response(status, headers=headers, json={}))
+        with pytest.raises(ServiceError) as raised:
+            await services.get("intake", "/v1/patients/x")
+        return raised.value.retry_after_s
+
+    assert await retry_after(503, "1") == 1
+    assert await retry_after(429, "7") == 7
+    assert await retry_after(503, "0") == 1
+    assert await retry_after(503, "86400") == 60
+    assert await retry_after(503, None) is None
+    assert await retry_after(503, "Wed, 21 Oct 2026 07:28:00 GMT") is None  # a date: not taken
+    assert await retry_after(500, "5") is None  # only a busy answer's
+
+
 async def test_a_422_names_each_field_and_why_without_any_value():
     body = {
         "detail": [

@@ -165,6 +165,8 @@ async def test_a_refusal_or_outage_that_ends_a_page_answers_a_page_saying_why(
         "conflict": ServiceError("careplan", 409, "Not possible now: the plan moved on."),
         "invalid": ServiceError("intake", 422, "Some of what was entered needs correcting."),
         "down": ServiceError("referral", None, "Referrals is unavailable; try again shortly."),
+        "busy": ServiceError("intake", 503, "Intake could not answer just now (503).", retry_after_s=3),
+        "limited": ServiceError("intake", 429, "Intake could not answer just now (429)."),
         "broken": ServiceError("record", 500, "The case record could not answer just now (500)."),
     }
     for name, failure in failures.items():
@@ -175,9 +177,17 @@ async def test_a_refusal_or_outage_that_ends_a_page_answers_a_page_saying_why(
         app.router.add_api_route(f"/fails/{name}", fail)
     async with open_browser(app) as http:
         await sign_in(http)
-        for name, status in (("conflict", 409), ("invalid", 422), ("down", 503), ("broken", 502)):
+        expected = {
+            "conflict": (409, None),
+            "invalid": (422, None),
+            "down": (503, "2"),  # unreachable or too slow: try again in a moment
+            "busy": (503, "3"),  # the service's own Retry-After
+            "limited": (503, "2"),
+            "broken": (502, None),
+        }
+        for name, (status, retry_after) in expected.items():
             page = await http.get(f"/fails/{name}")
-            assert page.status_code == status
+            assert (page.status_code, page.headers.get("retry-after")) == (status, retry_after), name
             assert failures[name].message in page.text
         malformed = await http.get("/?tasks=-1")
         assert malformed.status_code == 400

@@ -1,5 +1,6 @@
 """Cookies, CSRF, the security headers on every answer, and no patient data in URLs or the access log."""
 
+import asyncio
 import inspect
 import re
 import uuid
@@ -9,6 +10,7 @@ import structlog
 from fastapi.routing import APIRoute
 
 from careloop_shared.logging import PHI_KEYS
+from careloop_shared.testing import eventually
 from workspace.config import WorkspaceSettings
 from workspace.main import build_app
 from workspace.security import CONTENT_SECURITY_POLICY
@@ -239,3 +241,39 @@ async def test_a_session_table_that_cannot_be_reached_is_a_503_page_not_a_500(
     assert "could not reach its database" in answer.text
     assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert not [entry for entry in logs if entry["event"] == "unhandled error"]
+
+
+async def test_a_busy_workspace_answers_a_page_at_once_and_still_its_health_checks(
+    make_app, settings, open_browser
+):
+    """With its one place taken, the next page waits its turn briefly and is then refused: a 503 page
+    saying nothing was changed, with Retry-After and the security headers; nothing of it ran."""
+    held = asyncio.Event()
+    inside: list[str] = []
+    app = make_app(settings.model_copy(update={"http_max_active": 1, "http_queue_wait_s": 0.05}))
+
+    async def slow() -> dict[str, str]:
+        inside.append("slow")
+        await held.wait()
+        return {}
+
+    app.router.add_api_route("/slow", slow)
+    async with open_browser(app) as http:
+        first = asyncio.create_task(http.get("/slow"))
+        await eventually(lambda: _now(inside == ["slow"]), interval=0.005, what="the first request inside")
+        async with asyncio.timeout(5):  # held, not refused: the test fails here rather than hangs
+            busy = await http.get("/slow")
+        assert (busy.status_code, busy.headers["retry-after"]) == (503, "1")
+        assert busy.headers["content-type"] == "text/html; charset=utf-8"
+        assert busy.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert busy.headers["cache-control"] == "no-store"
+        assert "Busy just now" in busy.text and "nothing was changed" in busy.text
+        assert inside == ["slow"]
+        assert [(await http.get(p)).status_code for p in ("/healthz", "/readyz", "/metrics")] == [200] * 3
+        held.set()
+        assert (await first).status_code == 200
+        assert (await http.get("/signin")).status_code == 200  # the place is free again
+
+
+async def _now(value: bool) -> bool:
+    return value

@@ -40,6 +40,7 @@ class ServiceError(SafeMessageError):
     status: int | None  # None: the service could not be reached or did not answer in time
     message: str
     problems: list[Problem] = field(default_factory=list)
+    retry_after_s: int | None = None  # a busy service's (429, 503) Retry-After, when it gave one
 
     def __str__(self) -> str:
         return self.message
@@ -153,9 +154,18 @@ def refusal(service: str, response: httpx.Response) -> ServiceError:
     if status == 429 or status >= 500:
         log.warning("service failed", service=service, status=status)
         return ServiceError(
-            service, status, f"{name} could not answer just now ({status}); try again shortly."
+            service,
+            status,
+            f"{name} could not answer just now ({status}); try again shortly.",
+            retry_after_s=_retry_after(response) if status in (429, 503) else None,
         )
     return ServiceError(service, status, f"{name} refused the request ({status}).")
+
+
+def _retry_after(response: httpx.Response) -> int | None:
+    """The seconds a service asked to wait, within reason (1 to 60); None for none or an HTTP date."""
+    value = response.headers.get("retry-after", "")
+    return min(max(int(value), 1), 60) if value.isdigit() else None
 
 
 def _problem(entry: Any) -> Problem:

@@ -11,8 +11,11 @@ import uuid
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
+from careloop_shared.admission import RETRY_AFTER, Refusal
 from careloop_shared.consumer import is_unavailable
 from careloop_shared.logging import get_logger
 from workspace.client import ServiceError
@@ -20,6 +23,8 @@ from workspace.security import security_headers
 from workspace.web import clear_session_cookie, current_session, redirect, render, workspace_of
 
 log = get_logger(__name__)
+
+UNAVAILABLE_RETRY_AFTER_S = 2  # what a 503 page asks to wait when nobody said how long
 
 
 async def on_sign_in_required(request: Request, _: Exception) -> Response:
@@ -41,8 +46,19 @@ async def on_service_error(request: Request, exc: Exception) -> Response:
         response = redirect("/signin?notice=session-ended")
         clear_session_cookie(response, workspace_of(request).ctx)
         return response
-    status = exc.status if exc.status in (403, 404, 409, 422) else 503 if exc.status is None else 502
-    return error_page(request, status, "That could not be done", exc.message)
+    if exc.status in (403, 404, 409, 422):
+        return error_page(request, exc.status, "That could not be done", exc.message)
+    return failed_call_page(request, exc, "That could not be done")
+
+
+def failed_call_page(request: Request, exc: ServiceError, title: str) -> HTMLResponse:
+    """A service unreachable, too slow or busy (429, 503): 503 with Retry-After, since the same request
+    may well succeed in a moment; any other failure of it: 502."""
+    if exc.status is None or exc.status in (429, 503):
+        response = error_page(request, 503, title, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after_s or UNAVAILABLE_RETRY_AFTER_S)
+        return response
+    return error_page(request, 502, title, exc.message)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -72,7 +88,7 @@ async def on_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("the workspace's database is unavailable", error=type(exc).__name__)
     message = "The workspace could not reach its database just now. Try again in a moment."
     response = error_page(request, 503, "Not available just now", message)
-    response.headers["Retry-After"] = "2"
+    response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
     return response
 
 
@@ -88,3 +104,21 @@ async def on_unexpected_error(request: Request, exc: Exception) -> Response:
 
 def error_page(request: Request, status_code: int, title: str, message: str) -> HTMLResponse:
     return render(request, "error.html", {"title": title, "message": message}, status_code=status_code)
+
+
+def busy_page(templates: Jinja2Templates) -> Refusal:
+    """How the workspace refuses a request it has no turn for (``Admission``): a page, not JSON. It is
+    the same for everyone (no session is read for it), so it is rendered once, here."""
+    page = {"title": "Busy just now", "person": None, "csrf_token": None, "notice": None, "error": None}
+    body = templates.get_template("busy.html").render(page, active=None).encode()
+    headers = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        RETRY_AFTER,
+    ]
+
+    async def refuse(send: Send) -> None:
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return refuse

@@ -31,7 +31,7 @@ from careloop_shared.fhir_bundle import (
 )
 from careloop_shared.logging import get_logger
 from workspace.client import ServiceError, Services
-from workspace.errors import error_page
+from workspace.errors import error_page, failed_call_page
 from workspace.pages import may
 from workspace.web import CallServices, SignedInSession, workspace_of
 
@@ -67,8 +67,7 @@ async def download_fhir_record(
     except ServiceError as exc:
         if exc.status == 401:
             raise  # the session is over: sign in again
-        status = 503 if exc.status is None else 502
-        return error_page(request, status, "The record could not be downloaded", exc.message)
+        return failed_call_page(request, exc, "The record could not be downloaded")
     except UnusableAnswer as exc:
         log.warning("FHIR record not assembled", service=exc.service)
         message = "A service answered in a way the download cannot follow; try again shortly."

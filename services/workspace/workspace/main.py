@@ -21,7 +21,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from careloop_shared import db, metrics, tracing
-from careloop_shared.app import AccessLog
+from careloop_shared.admission import Admission
+from careloop_shared.app import ALWAYS_ADMITTED, AccessLog
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.consumer import UNAVAILABLE_TYPES
 from careloop_shared.logging import configure_logging, get_logger
@@ -117,6 +118,16 @@ def build_app(
     for unavailable in UNAVAILABLE_TYPES:
         app.add_exception_handler(unavailable, errors.on_unavailable)
     app.add_exception_handler(Exception, errors.on_unexpected_error)
+    # A busy workspace answers the page it has no turn for at once (busy_page) instead of letting
+    # each wait behind the others; inside SecurityHeaders, so that page has its headers too.
+    app.add_middleware(
+        Admission,
+        limit=settings.http_max_active,
+        wait_s=settings.http_queue_wait_s,
+        exempt=ALWAYS_ADMITTED,
+        service="workspace",
+        refuse=errors.busy_page(workspace.templates),
+    )
     app.add_middleware(SecurityHeaders, https=ctx.secure_cookies)
     app.add_middleware(AccessLog, service="workspace")
 
