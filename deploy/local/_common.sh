@@ -7,6 +7,12 @@ REPO_ROOT="$(cd "$LOCAL_DIR/../.." && pwd)"
 # All runtime state (jars, data, logs, pids) lives outside git under one folder.
 # shellcheck disable=SC2034  # used by the scripts that source this file
 RUN_DIR="${CARELOOP_RUN_DIR:-$REPO_ROOT/.run}"
+# A relative run dir is the caller's (CARELOOP_RUN_DIR=.run): absolute before any script changes directory,
+# and so for the scripts this one starts.
+if [[ "$RUN_DIR" != /* ]]; then
+  RUN_DIR="$PWD/$RUN_DIR"
+  export CARELOOP_RUN_DIR="$RUN_DIR"
+fi
 
 log() { printf '[%s] %s\n' "${LOG_TAG:-local}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

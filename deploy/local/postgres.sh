@@ -17,7 +17,7 @@ STOP_TIMEOUT="${CARELOOP_PG_STOP_TIMEOUT:-60}"
 others_can_reach() {
   local dir="$1"
   while [[ ! -e "$dir" ]]; do dir="$(dirname "$dir")"; done
-  while [[ "$dir" != "/" ]]; do
+  while [[ "$dir" != "/" && "$dir" != "." ]]; do
     (( 8#$(stat -c %a "$dir") & 1 )) || return 1
     dir="$(dirname "$dir")"
   done
