@@ -390,3 +390,59 @@ async def test_the_locked_patient_look_up_gives_the_inline_joins_row_holds_it_an
     with as_agency(B):  # acting for agency-b, asking as agency-a: the policies hide the row
         async with pool.acquire() as conn, conn.transaction():
             assert await IntakeStore(conn).get_patient(A, load.a.patient, lock=True) is None
+
+
+INSERT_PATIENTS = (
+    "INSERT INTO patients (id, agency_id, preferred_language, contact_preference, created_at, updated_at)"
+    " SELECT id, $2, 'en', 'text', now(), now() FROM unnest($1::uuid[]) AS id"
+)
+INSERT_OPEN_GRANTS = (
+    "INSERT INTO referral_grants (referral_id, patient_id, patient_agency_id, receiving_agency_id, need,"
+    " granted_at) SELECT gen_random_uuid(), id, $2, $3, 'food-insecurity', now()"
+    " FROM unnest($1::uuid[]) AS id"
+)
+
+
+async def _blocks_read(conn: asyncpg.Connection, query: str, *args: Any) -> int:
+    """Pages the statement touched, the functions it called included."""
+    [plan] = await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {query}", *args)  # json decoded
+    return int(plan["Plan"]["Shared Hit Blocks"]) + int(plan["Plan"]["Shared Read Blocks"])
+
+
+async def test_the_look_ups_a_session_keeps_a_plan_for_find_the_patient_by_id_however_big_the_agency(load):
+    """careloop_patient_locked and careloop_referred keep the plan a session makes on its first calls
+    (011). Made while the tables were nearly empty, as on a fresh platform, it walked every patient of the
+    agency (or every open grant of the receiving agency) for each look-up: 2.86 ms a locked look-up in a
+    fresh platform's first open-loop stage. Here each session makes its plans on small tables, then the
+    agency grows to 5,001 patients, all referred to one other agency: each look-up still reads a few pages.
+    (Added last in this module: the rows stay, under agencies no other test reads.)"""
+    many, receiving = "agency-many", "agency-receiving"
+    pool = load.service.pool
+    first, others = uuid.uuid4(), [uuid.uuid4() for _ in range(5_000)]
+    with as_agency(ALL_AGENCIES):
+        await pool.execute(INSERT_PATIENTS, [first], many)
+        await pool.execute(INSERT_OPEN_GRANTS, [first], many, receiving)
+    with as_agency(many):
+        locking = await pool.acquire()
+    with as_agency(receiving):
+        reading = await pool.acquire()
+    try:
+        locked_look_up = "SELECT * FROM careloop_patient_locked($1, $2)"
+        async with locking.transaction():
+            for _ in range(7):  # past the five executions after which PostgreSQL may keep one plan
+                assert (await locking.fetchrow(locked_look_up, first, many))["id"] == first
+        for _ in range(7):
+            assert await reading.fetchval("SELECT careloop_referred($1)", first) is True
+        with as_agency(ALL_AGENCIES):
+            await pool.execute(INSERT_PATIENTS, others, many)
+            await pool.execute(INSERT_OPEN_GRANTS, others, many, receiving)
+        async with locking.transaction():
+            locked = await _blocks_read(locking, locked_look_up, first, many)
+        referred = await _blocks_read(reading, "SELECT careloop_referred($1)", first)
+    finally:
+        await pool.release(locking)
+        await pool.release(reading)
+    # Found by id: 5-7 pages. Before 011 the locked look-up read the agency's index entries here (31
+    # pages with 2,000 patients, growing with them), and on a fresh platform the agency's rows as well.
+    assert locked < 20, locked
+    assert referred < 20, referred
