@@ -309,6 +309,15 @@ def test_production_topics_cover_every_event_with_three_replicas_and_two_in_sync
     assert not missing, f"no KafkaTopic for {missing}"
 
 
+def test_every_database_cluster_gets_statistics_soon_after_its_tables_fill(rendered):
+    """A new cluster's planner has no statistics until autovacuum first visits each database; the chart
+    makes that seconds, not minutes (values: common.database.parameters)."""
+    clusters = [c for c in of_kind(rendered, "Cluster") if c["apiVersion"].startswith("postgresql.cnpg.io")]
+    assert clusters, "no database Cluster rendered"
+    for cluster in clusters:
+        assert cluster["spec"]["postgresql"]["parameters"]["autovacuum_naptime"] == "10s", name(cluster)
+
+
 def test_production_runs_three_brokers(production):
     brokers = [p for p in of_kind(production, "KafkaNodePool") if "broker" in p["spec"].get("roles", [])]
     assert sum(p["spec"]["replicas"] for p in brokers) >= 3

@@ -140,6 +140,10 @@ max_wal_size = 8GB
 min_wal_size = 1GB
 checkpoint_timeout = 15min
 checkpoint_completion_target = 0.9
+# Statistics soon after a fresh platform's tables fill: until autovacuum first visits a database the
+# planner has none and guesses (followup's task look-up walked every open task of a kind for each
+# batch), and with the default one-minute naptime that first visit came about four minutes after start.
+autovacuum_naptime = ${CARELOOP_PG_AUTOVACUUM_NAPTIME:-10s}
 # Durability matters even locally: tests exercise real commit semantics.
 fsync = on
 synchronous_commit = on
