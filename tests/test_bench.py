@@ -42,6 +42,10 @@ async def test_the_tiny_bench_runs_every_stage_to_the_end(platform, tmp_path):
     assert stages["chain"]["metrics"]["cpu_s"].keys() >= {*SERVICES, "kafka", "postgres"}
     if results["meta"]["pg_stat_statements"] == "ok":  # a server without it preloaded has no counts
         assert stages["chain"]["metrics"]["statements"]["_total_per_journey"] > 0
+        # Where the statement time went, and the pages each call read (a plan gone wrong shows there).
+        costliest = stages["chain"]["metrics"]["statements"]["careplan"]["costliest"]
+        assert costliest and costliest[0]["ms"] >= costliest[-1]["ms"]
+        assert all(c["calls"] > 0 and c["pages_per_call"] >= 0 for c in costliest)
     # careplan consumed every PatientAssessed of the chain in batches, and its relay published plans.
     careplan = stages["chain"]["metrics"]["batches"]["careplan"]
     assert careplan["batches"] * careplan["records_per_batch"] >= 200

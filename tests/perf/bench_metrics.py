@@ -231,7 +231,8 @@ async def pgss_read(cfg: BenchConfig, journeys: int, dbs: dict[str, str] | None 
     conn = await asyncpg.connect(cfg.admin_url(), timeout=10)
     try:
         rows = await conn.fetch(
-            MARK + "SELECT d.datname, s.calls, s.total_exec_time, s.query FROM pg_stat_statements s"
+            MARK + "SELECT d.datname, s.calls, s.total_exec_time,"
+            " s.shared_blks_hit + s.shared_blks_read AS pages, s.query FROM pg_stat_statements s"
             " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = ANY($1::text[])"
             " AND s.query NOT LIKE '%careloop-bench%' ORDER BY s.calls DESC",
             list(dbs.values()),
@@ -252,6 +253,18 @@ async def pgss_read(cfg: BenchConfig, journeys: int, dbs: dict[str, str] | None 
             if journeys
             else None,
             "top": [{"calls": r["calls"], "query": " ".join(r["query"].split())[:120]} for r in mine[:top]],
+            # Where the time went, and what each call read: a statement whose pages a call grow with a
+            # table is planned wrong (a fresh platform's plans made without statistics: docs/performance.md).
+            "costliest": [
+                {
+                    "ms": round(r["total_exec_time"], 1),
+                    "calls": r["calls"],
+                    "mean_ms": round(r["total_exec_time"] / r["calls"], 3) if r["calls"] else None,
+                    "pages_per_call": round(r["pages"] / r["calls"], 1) if r["calls"] else None,
+                    "query": " ".join(r["query"].split())[:120],
+                }
+                for r in sorted(mine, key=lambda r: r["total_exec_time"], reverse=True)[:top]
+            ],
         }
     total = sum(v["calls"] for v in out.values())
     out["_total_per_journey"] = round(total / journeys, 2) if journeys else None

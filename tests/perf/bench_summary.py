@@ -126,6 +126,15 @@ def summary(results: dict[str, Any]) -> str:
             )
             if cells:
                 lines.append(f"{name:<16} total {st.get('_total_per_journey')}: {cells}")
+        costliest = [
+            f"{name:<16} {db}: {c['ms']:.0f} ms, {c['calls']} calls, {c['mean_ms']} ms and"
+            f" {c['pages_per_call']} pages a call: {c['query'][:60]}"
+            for name, m in windows
+            for db, c in _costliest(m.get("statements") or {}, 3)
+        ]
+        if costliest:
+            heading = "costliest statements per window (statement time; mean and pages a call)"
+            lines += ["", heading, *costliest]
         batches = [
             f"{name:<16} "
             + ", ".join(
@@ -143,3 +152,15 @@ def summary(results: dict[str, Any]) -> str:
     if results.get("ratios"):
         lines += ["", "ratios: " + ", ".join(f"{k}={v}" for k, v in results["ratios"].items())]
     return "\n".join(lines)
+
+
+def _costliest(statements: dict[str, Any], n: int) -> list[tuple[str, dict[str, Any]]]:
+    """The window's ``n`` statements with the most time, over every database."""
+    found = [
+        (db, c)
+        for db, v in statements.items()
+        if isinstance(v, dict)
+        for c in v.get("costliest") or []
+        if c.get("calls")
+    ]
+    return sorted(found, key=lambda item: item[1]["ms"], reverse=True)[:n]
