@@ -57,7 +57,7 @@ async def test_refusals_become_messages_for_the_person():
 
 async def test_a_busy_service_s_retry_after_is_kept_within_reason():
     async def retry_after(status: int, header: str | None) -> int | None:
-        headers = {"Retry-After": header} if header is not None else {}
+        headers = {"Retry-After": header.encode("latin-1")} if header is not None else {}
         services = services_answering(lambda _: httpx.Response(status, headers=headers, json={}))
         with pytest.raises(ServiceError) as raised:
             await services.get("intake", "/v1/patients/x")
@@ -70,6 +70,9 @@ async def test_a_busy_service_s_retry_after_is_kept_within_reason():
     assert await retry_after(503, None) is None
     assert await retry_after(503, "Wed, 21 Oct 2026 07:28:00 GMT") is None  # a date: not taken
     assert await retry_after(500, "5") is None  # only a busy answer's
+    assert await retry_after(503, "²") is None  # a digit to str.isdigit(), not to int()
+    assert await retry_after(429, "9" * 5000) is None  # more digits than int() takes
+    assert await retry_after(503, " 4 ") == 4
 
 
 async def test_a_422_names_each_field_and_why_without_any_value():

@@ -164,8 +164,9 @@ def refusal(service: str, response: httpx.Response) -> ServiceError:
 
 def _retry_after(response: httpx.Response) -> int | None:
     """The seconds a service asked to wait, within reason (1 to 60); None for none or an HTTP date."""
-    value = response.headers.get("retry-after", "")
-    return min(max(int(value), 1), 60) if value.isdigit() else None
+    value = response.headers.get("retry-after", "").strip()
+    # ASCII digits only, and few: str.isdigit() takes "²", and int() refuses thousands of digits.
+    return min(max(int(value), 1), 60) if value.isascii() and value.isdigit() and len(value) <= 9 else None
 
 
 def _problem(entry: Any) -> Problem:
