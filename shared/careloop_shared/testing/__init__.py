@@ -294,13 +294,38 @@ def header(record: Any, name: str) -> str | None:
         return None
 
 
+# Where a test's service listens: below the kernel's ephemeral ports (32768 and up on Linux) and clear of
+# the local scripts' fixed ones (Kafka 9092-9093, the Kafka cluster 19092-19294, secure Kafka 29092-29094).
+LISTEN_PORTS = range(20000, 29000)
+
+
 def free_port() -> int:
+    """A free port for a test's service to listen on, and to listen on again when it is restarted: outside
+    the ephemeral range, where any process's outgoing connection may take the port while the service is
+    down (a chaos run's followup found its port taken by one and could not bind for four minutes)."""
+    import random
     import socket
 
-    with socket.socket() as s:
+    ephemeral_low = _ephemeral_low()
+    ports = [p for p in LISTEN_PORTS if p < ephemeral_low]
+    for port in random.sample(ports, min(len(ports), 200)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # no room below the ephemeral range: let the kernel choose
         s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        chosen: int = s.getsockname()[1]
+        return chosen
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def _terminate_with_parent() -> None:
