@@ -283,19 +283,25 @@ async def reply(
     send: Send, status: int, content: dict[str, Any], headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> None:
     """A JSON answer from plain ASGI, before any route runs."""
-    payload = json.dumps(content).encode()
+    await reply_body(send, status, json.dumps(content).encode(), b"application/json", headers)
+
+
+async def reply_body(
+    send: Send, status: int, body: bytes, content_type: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """A whole answer from plain ASGI: ``body`` of ``content_type``, with ``headers``."""
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
                 *headers,
             ],
         }
     )
-    await send({"type": "http.response.body", "body": payload})
+    await send({"type": "http.response.body", "body": body})
 
 
 def document_codes(app: FastAPI, codes: Mapping[tuple[str, str], Iterable[str]]) -> None:

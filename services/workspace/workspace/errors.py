@@ -17,6 +17,7 @@ from starlette.types import Send
 
 from careloop_shared.admission import RETRY_AFTER, Refusal
 from careloop_shared.consumer import is_unavailable
+from careloop_shared.doors import reply_body
 from careloop_shared.logging import get_logger
 from workspace.client import ServiceError
 from workspace.security import security_headers
@@ -111,14 +112,8 @@ def busy_page(templates: Jinja2Templates) -> Refusal:
     the same for everyone (no session is read for it), so it is rendered once, here."""
     page = {"title": "Busy just now", "person": None, "csrf_token": None, "notice": None, "error": None}
     body = templates.get_template("busy.html").render(page, active=None).encode()
-    headers = [
-        (b"content-type", b"text/html; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-        RETRY_AFTER,
-    ]
 
     async def refuse(send: Send) -> None:
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await reply_body(send, 503, body, b"text/html; charset=utf-8", [RETRY_AFTER])
 
     return refuse
