@@ -2,7 +2,6 @@
 one waits its turn; no broker, no database. Requests are held inside the app by events the test sets."""
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,9 +16,7 @@ from careloop_shared.auth import issue_token
 from careloop_shared.http import needs
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careloop_shared.settings import DEV_JWT_SECRET, ServiceSettings
-from careloop_shared.testing import eventually
-
-DEADLINE_S = 5.0
+from careloop_shared.testing import until
 
 
 class HeldApp:
@@ -47,13 +44,6 @@ def build(limit: int = 1, wait_s: float = 5.0, service: str = "admission-test") 
 
 def client(app: Admission) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    async def holds() -> bool:
-        return condition()
-
-    await eventually(holds, timeout=DEADLINE_S, interval=0.005, what=what)
 
 
 def refused(service: str) -> float:

@@ -10,7 +10,7 @@ import structlog
 from fastapi.routing import APIRoute
 
 from careloop_shared.logging import PHI_KEYS
-from careloop_shared.testing import eventually
+from careloop_shared.testing import until
 from workspace.config import WorkspaceSettings
 from workspace.main import build_app
 from workspace.security import CONTENT_SECURITY_POLICY
@@ -260,7 +260,7 @@ async def test_a_busy_workspace_answers_a_page_at_once_and_still_its_health_chec
     app.router.add_api_route("/slow", slow)
     async with open_browser(app) as http:
         first = asyncio.create_task(http.get("/slow"))
-        await eventually(lambda: _now(inside == ["slow"]), interval=0.005, what="the first request inside")
+        await until(lambda: inside == ["slow"], "the first request inside")
         async with asyncio.timeout(5):  # held, not refused: the test fails here rather than hangs
             busy = await http.get("/slow")
         assert (busy.status_code, busy.headers["retry-after"]) == (503, "1")
@@ -273,7 +273,3 @@ async def test_a_busy_workspace_answers_a_page_at_once_and_still_its_health_chec
         held.set()
         assert (await first).status_code == 200
         assert (await http.get("/signin")).status_code == 200  # the place is free again
-
-
-async def _now(value: bool) -> bool:
-    return value

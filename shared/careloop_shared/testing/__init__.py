@@ -208,6 +208,15 @@ async def eventually(
     raise AssertionError(f"{what} not reached within {timeout}s (last value: {last!r})")
 
 
+async def until(condition: Callable[[], bool], what: str, *, timeout: float = 5.0) -> None:
+    """``eventually`` for a condition on what the test itself holds, checked every 5 ms."""
+
+    async def holds() -> bool:
+        return condition()
+
+    await eventually(holds, timeout=timeout, interval=0.005, what=what)
+
+
 async def publish_raw(
     kafka: Kafka,
     topic: str,
