@@ -21,7 +21,7 @@ from careloop_shared.auth import issue_token, verify_token
 from careloop_shared.patient_keys import HttpPatientKeys
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, unique_prefix
+from careloop_shared.testing import eventually, unique_prefix, until
 from referral.config import NotesInTheClear, ReferralContext, ReferralSettings
 from referral.erasure.handlers import seal_notes_in_the_clear
 from referral.main import build_app
@@ -170,6 +170,10 @@ async def referral(infra, database_factory):
     app, intake, keys = await start_referral(infra, database_factory, "referral_legacy", seal_tick_s=3600)
     async with running(app.state.runtime) as runtime:
         intake.pool = runtime.pool
+        # That round is a task of its own: on a slow machine it could look only after a test wrote its
+        # notes, and seal them, asking intake, before the test does (a CI run's failure).
+        state = runtime.context.notes_in_the_clear
+        await until(lambda: not state.remain, "the step's round at start, which finds nothing", timeout=30)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://referral") as c:
             yield Referral(c, runtime, intake)
     await keys.aclose()
