@@ -1,5 +1,9 @@
 import asyncio
+import contextlib
 import json
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +31,48 @@ def fast_cadence_library(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def log_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("service-logs")
+
+
+def local_script(script: str) -> list[str]:
+    return [str(REPO_ROOT / "deploy/local" / script)]
+
+
+def infra_is_ours(infra) -> bool:
+    """Only the project's own local broker and server can be restarted by a test."""
+    port = os.environ.get("CARELOOP_KAFKA_PORT", "9092")
+    ours = subprocess.run([*local_script("kafka.sh"), "status"], capture_output=True).returncode == 0
+    return ours and infra.bootstrap_servers == f"127.0.0.1:{port}"
+
+
+# What run_module started and has not seen end, by pid. A test failed by pytest-timeout is stopped inside
+# the event loop and never comes back to its await: the child would run on into the tests after it (a
+# chaos run did, restarting the database under them).
+_RUNNING: dict[int, str] = {}
+
+
+def kill_what_run_module_left() -> None:
+    for pid in list(_RUNNING):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # its services die with it (PR_SET_PDEATHSIG)
+        _RUNNING.pop(pid, None)
+
+
+@pytest.fixture(autouse=True)
+def _no_module_outlives_its_test():
+    yield
+    kill_what_run_module_left()
+
+
+@pytest.fixture
+def restarts_local_infra(infra):
+    """For a test that stops and starts the local broker or database server: skipped unless they are
+    the project's own; however the test ends (pytest-timeout among the ways, in the middle of a restart),
+    both are running again before the next test."""
+    if not infra_is_ours(infra):
+        pytest.skip("needs the project's own local broker and database server to restart")
+    yield infra
+    kill_what_run_module_left()  # first, or a run still going could stop them again
+    subprocess.run([*local_script("infra.sh"), "up"], check=True, capture_output=True, timeout=120)
 
 
 def base_env(infra, prefix: str) -> dict[str, str]:
@@ -84,9 +130,14 @@ async def run_module(
             sys.executable, "-m", module, *args,
             cwd=REPO_ROOT, env=env, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
+        _RUNNING[run.pid] = module
         try:
             await asyncio.wait_for(run.wait(), timeout)
         except TimeoutError:
             run.kill()
             await run.wait()
+        finally:
+            if run.returncode is None:  # cancelled: not left running
+                run.kill()
+            _RUNNING.pop(run.pid, None)
     return run.returncode, await asyncio.to_thread(log_path.read_text, errors="replace")

@@ -5,7 +5,6 @@ while the database is down, intake's HTTP requests are answered 503, never 500.
 """
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
@@ -19,8 +18,8 @@ from careloop_shared.contracts import PatientAssessed, PlanUpdated
 from careloop_shared.db import ALL_AGENCIES
 from careloop_shared.events import new_message
 from careloop_shared.kafka import ensure_topics
-from careloop_shared.testing import REPO_ROOT, ServiceProcess, TopicReader, eventually, header
-from tests.conftest import base_env, new_prefix, token
+from careloop_shared.testing import ServiceProcess, TopicReader, eventually, header
+from tests.conftest import base_env, local_script, new_prefix, token
 from tests.test_consumer_delivery import assessed
 from tests.test_journey import PATIENT, PHQ2_POSITIVE
 
@@ -29,19 +28,8 @@ pytestmark = pytest.mark.integration
 PATIENTS = 300
 
 
-def _local(script: str) -> list[str]:
-    return [str(REPO_ROOT / "deploy/local" / script)]
-
-
 async def _run(*command: str) -> None:
     await asyncio.to_thread(subprocess.run, list(command), check=True, capture_output=True)
-
-
-def _infra_is_ours(infra) -> bool:
-    """Only the project's own local broker and server can be restarted by a test."""
-    port = os.environ.get("CARELOOP_KAFKA_PORT", "9092")
-    ours = subprocess.run([*_local("kafka.sh"), "status"], capture_output=True).returncode == 0
-    return ours and infra.bootstrap_servers == f"127.0.0.1:{port}"
 
 
 async def _publish_assessments(bootstrap: str, topic: str, count: int) -> list[str]:
@@ -143,29 +131,29 @@ async def test_a_service_killed_again_and_again_loses_and_doubles_nothing(infra,
 
 
 @pytest.mark.parametrize("server", ["postgres", "kafka"], ids=["database", "broker"])
-async def test_a_restart_under_load_loses_and_doubles_nothing(server, infra, database_factory, log_dir):
-    if not _infra_is_ours(infra):
-        pytest.skip("needs the project's own local broker and database server to restart")
+async def test_a_restart_under_load_loses_and_doubles_nothing(
+    server, restarts_local_infra, database_factory, log_dir
+):
+    infra = restarts_local_infra
     prefix, dsn, _, topic, process = await _careplan_under_attack(infra, database_factory, log_dir)
     try:
         patients = await _publish_assessments(infra.bootstrap_servers, topic, PATIENTS)
         await asyncio.sleep(0.5)  # let the work get going: the restart lands in the middle of it
-        await _run(*_local(f"{server}.sh"), "stop")
-        await _run(*_local(f"{server}.sh"), "start")
+        await _run(*local_script(f"{server}.sh"), "stop")
+        await _run(*local_script(f"{server}.sh"), "start")
         await _assert_each_applied_once(dsn, infra.bootstrap_servers, prefix, patients)
     finally:
         process.stop()
 
 
 async def test_requests_while_the_database_is_down_are_answered_503_never_500(
-    infra, database_factory, log_dir
+    restarts_local_infra, database_factory, log_dir
 ):
     """The database server stopped under a running intake: every request, whether the pool's connections
     broke under it or a new one was refused, is answered 503 with Retry-After (the answer every route
     documents for a dependency that is down), none 500; once the server is back the same request goes
     through, and the service logged no unhandled error."""
-    if not _infra_is_ours(infra):
-        pytest.skip("needs the project's own local database server to stop")
+    infra = restarts_local_infra
     env = {**base_env(infra, new_prefix()), "INTAKE_DATABASE_URL": await database_factory("intake_outage")}
     process = ServiceProcess("intake", env, log_dir).start()
     await process.wait_ready()
@@ -175,7 +163,7 @@ async def test_requests_while_the_database_is_down_are_answered_503_never_500(
             created = await http.post(f"{process.url}/v1/patients", json=PATIENT, headers=agency)
             assert created.status_code == 201, created.text
             assessments = f"{process.url}/v1/patients/{created.json()['id']}/assessments"
-            await _run(*_local("postgres.sh"), "stop")
+            await _run(*local_script("postgres.sh"), "stop")
             try:
                 answers = []
                 for _ in range(3):  # first the pool's connections, broken under it; then refused ones
@@ -188,7 +176,7 @@ async def test_requests_while_the_database_is_down_are_answered_503_never_500(
                         answers.append((answer.status_code, answer.headers.get("Retry-After")))
                         assert "unavailable" in answer.json()["detail"], answer.text
             finally:
-                await _run(*_local("postgres.sh"), "start")
+                await _run(*local_script("postgres.sh"), "start")
             assert set(answers) == {(503, "2")}, answers
 
             async def accepted() -> bool | None:
