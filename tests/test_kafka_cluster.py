@@ -75,14 +75,14 @@ def cluster() -> Any:
     if not (RUN_DIR / "kafka/lib/.complete").exists():
         pytest.skip("no Kafka jars yet: deploy/local/kafka.sh start (make infra-up) fetches them once")
     _cluster("clean")
-    started = time.monotonic()
-    _cluster("up")
-    up_s = time.monotonic() - started
-    env = dict(
-        line.removeprefix("export ").split("=", 1) for line in _cluster("env").splitlines() if "=" in line
-    )
-    env = {name: shlex.split(value)[0] for name, value in env.items()}
-    try:
+    try:  # from the start: brokers that started and then failed (or timed out) are stopped too
+        started = time.monotonic()
+        _cluster("up")
+        up_s = time.monotonic() - started
+        env = dict(
+            line.removeprefix("export ").split("=", 1) for line in _cluster("env").splitlines() if "=" in line
+        )
+        env = {name: shlex.split(value)[0] for name, value in env.items()}
         yield env, up_s
     finally:
         _cluster("clean")

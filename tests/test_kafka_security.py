@@ -124,14 +124,14 @@ def broker(chart) -> Any:
     """The secure broker, fresh, with a SCRAM password and a client certificate for every KafkaUser the
     chart renders; the admin's environment (a super user over SASL_SSL)."""
     _run(SECURE, "clean")
-    started = time.monotonic()
-    _run(SECURE, "up", env={"CARELOOP_KAFKA_SECURE_USERS": " ".join(chart["names"])})
-    up_s = time.monotonic() - started
-    env = {
-        name.removeprefix("export "): shlex.split(value)[0]
-        for name, value in (line.split("=", 1) for line in _run(SECURE, "env").splitlines())
-    }
-    try:
+    try:  # from the start: a broker that started and then failed (or timed out) is stopped too
+        started = time.monotonic()
+        _run(SECURE, "up", env={"CARELOOP_KAFKA_SECURE_USERS": " ".join(chart["names"])})
+        up_s = time.monotonic() - started
+        env = {
+            name.removeprefix("export "): shlex.split(value)[0]
+            for name, value in (line.split("=", 1) for line in _run(SECURE, "env").splitlines())
+        }
         yield env, up_s
     finally:
         _run(SECURE, "clean")
