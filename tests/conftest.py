@@ -44,17 +44,17 @@ def infra_is_ours(infra) -> bool:
     return ours and infra.bootstrap_servers == f"127.0.0.1:{port}"
 
 
-# What run_module started and has not seen end, by pid. A test failed by pytest-timeout is stopped inside
+# The pids of what run_module started and has not seen end. A test failed by pytest-timeout is stopped inside
 # the event loop and never comes back to its await: the child would run on into the tests after it (a
 # chaos run did, restarting the database under them).
-_RUNNING: dict[int, str] = {}
+_RUNNING: set[int] = set()
 
 
 def kill_what_run_module_left() -> None:
     for pid in list(_RUNNING):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)  # its services die with it (PR_SET_PDEATHSIG)
-        _RUNNING.pop(pid, None)
+        _RUNNING.discard(pid)
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +130,7 @@ async def run_module(
             sys.executable, "-m", module, *args,
             cwd=REPO_ROOT, env=env, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
-        _RUNNING[run.pid] = module
+        _RUNNING.add(run.pid)
         try:
             await asyncio.wait_for(run.wait(), timeout)
         except TimeoutError:
@@ -139,5 +139,5 @@ async def run_module(
         finally:
             if run.returncode is None:  # cancelled: not left running
                 run.kill()
-            _RUNNING.pop(run.pid, None)
+            _RUNNING.discard(run.pid)
     return run.returncode, await asyncio.to_thread(log_path.read_text, errors="replace")
