@@ -13,7 +13,6 @@ grow so that journeys start at most CARELOOP_CLUSTER_TEST_RATE a second).
 import asyncio
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import time
@@ -38,7 +37,14 @@ from careloop_shared.contracts import (
 from careloop_shared.db import ALL_AGENCIES
 from careloop_shared.kafka import client_options
 from careloop_shared.settings import DEV_JWT_SECRET, KafkaSettings
-from careloop_shared.testing import REPO_ROOT, ServiceProcess, eventually, start_services, unique_prefix
+from careloop_shared.testing import (
+    REPO_ROOT,
+    ServiceProcess,
+    eventually,
+    exported,
+    start_services,
+    unique_prefix,
+)
 from tests.chaos import tally
 from tests.chaos.chaos import consumed_types
 from tests.chaos.load import Load
@@ -79,10 +85,7 @@ def cluster() -> Any:
         started = time.monotonic()
         _cluster("up")
         up_s = time.monotonic() - started
-        env = dict(
-            line.removeprefix("export ").split("=", 1) for line in _cluster("env").splitlines() if "=" in line
-        )
-        env = {name: shlex.split(value)[0] for name, value in env.items()}
+        env = exported(_cluster("env"))
         yield env, up_s
     finally:
         _cluster("clean")

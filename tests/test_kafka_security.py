@@ -45,6 +45,7 @@ from careloop_shared.testing import (
     ServiceProcess,
     TopicReader,
     eventually,
+    exported,
     phq2_positive,
     publish_raw,
 )
@@ -128,10 +129,7 @@ def broker(chart) -> Any:
         started = time.monotonic()
         _run(SECURE, "up", env={"CARELOOP_KAFKA_SECURE_USERS": " ".join(chart["names"])})
         up_s = time.monotonic() - started
-        env = {
-            name.removeprefix("export "): shlex.split(value)[0]
-            for name, value in (line.split("=", 1) for line in _run(SECURE, "env").splitlines())
-        }
+        env = exported(_run(SECURE, "env"))
         yield env, up_s
     finally:
         _run(SECURE, "clean")

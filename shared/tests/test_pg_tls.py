@@ -4,7 +4,6 @@ another machine, through the local server's Unix socket on this one."""
 from __future__ import annotations
 
 import os
-import shlex
 import socket
 import ssl
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from careloop_shared import db
 from careloop_shared.settings import ServiceSettings, over_loopback, with_tls
+from careloop_shared.testing import exported
 
 pytestmark = pytest.mark.integration
 
@@ -63,11 +63,6 @@ async def test_a_server_certificate_from_another_ca_is_refused(infra, database_f
         await db.create_pool(with_tls(url, "verify-full", str(other_ca)), min_size=1, max_size=1)
 
 
-def _exported(script_output: str) -> dict[str, str]:
-    words = (shlex.split(line) for line in script_output.splitlines() if line.startswith("export "))
-    return dict(w[1].split("=", 1) for w in words)
-
-
 def test_the_local_servers_url_names_its_socket_once_it_is_there_and_a_provided_one_is_kept(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CARELOOP_PG", "KAFKA_"))}
     env |= {"CARELOOP_RUN_DIR": str(tmp_path / "run"), "CARELOOP_PG_DIR": str(tmp_path / "pg")}
@@ -75,7 +70,7 @@ def test_the_local_servers_url_names_its_socket_once_it_is_there_and_a_provided_
 
     def url() -> str:
         out = subprocess.run([LOCAL / "infra.sh", "env"], env=env, capture_output=True, text=True, check=True)
-        return _exported(out.stdout)["CARELOOP_PG_URL"]
+        return exported(out.stdout)["CARELOOP_PG_URL"]
 
     assert url() == "postgresql://careloop@127.0.0.1:55999"  # no server started yet: its TCP address
     socket_dir = tmp_path / "pg" / "sock"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -301,6 +302,12 @@ def header(record: Any, name: str) -> str | None:
         return None if value is None else bytes(value).decode()
     except UnicodeDecodeError:
         return None
+
+
+def exported(script_output: str) -> dict[str, str]:
+    """The variables a local script's ``env`` prints as ``export NAME=value`` lines (shell-quoted)."""
+    words = (shlex.split(line) for line in script_output.splitlines() if line.startswith("export "))
+    return dict(w[1].split("=", 1) for w in words)
 
 
 # Where a test's service listens: below the kernel's ephemeral ports (32768 and up on Linux) and clear of
