@@ -112,20 +112,27 @@ async def _connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
         raise ConnectionRefusedError(exc.errno, "the database server's socket is not there") from exc
 
 
-# Every statement planned for its own parameters: asyncpg prepares each statement once per connection,
-# and a generic plan PostgreSQL settles on while a table is small (a sequential scan, a nested loop)
-# stays with the connection as the table grows (README, Performance).
-SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+# By default every statement is planned for its own parameters: asyncpg prepares each statement once per
+# connection, and a generic plan PostgreSQL settles on while a table is small (a sequential scan, a nested
+# loop) can stay with the connection as the table grows. ``auto`` (PostgreSQL's default) keeps a generic
+# plan once it costs no more than the custom ones, and saves the planning (README, Performance).
+PLAN_CACHE_MODE = "force_custom_plan"
 
 
-async def connect(dsn: str) -> asyncpg.Connection:
+def _server_settings(plan_cache_mode: str) -> dict[str, str]:
+    return {"plan_cache_mode": plan_cache_mode}
+
+
+async def connect(dsn: str, *, plan_cache_mode: str = PLAN_CACHE_MODE) -> asyncpg.Connection:
     """One long-lived connection outside a pool (the outbox relay's), set up as pooled ones are."""
-    conn = await _connect(dsn, server_settings=SERVER_SETTINGS)
+    conn = await _connect(dsn, server_settings=_server_settings(plan_cache_mode))
     await init_connection(conn)
     return conn
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, plan_cache_mode: str = PLAN_CACHE_MODE
+) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         connect=_connect,
@@ -136,7 +143,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
         reset=_no_session_reset,
         connection_class=AgencyConnection,
         command_timeout=60,
-        server_settings=SERVER_SETTINGS,
+        server_settings=_server_settings(plan_cache_mode),
     )
     assert pool is not None
     return pool

@@ -24,7 +24,7 @@ from murmurhash2 import murmurhash2
 
 from careloop_shared import tracing
 from careloop_shared.coalesce import SharedConnection
-from careloop_shared.db import connect, insert_rows
+from careloop_shared.db import PLAN_CACHE_MODE, connect, insert_rows
 from careloop_shared.events import Event, Message, ReceivedEvent, new_message
 from careloop_shared.logging import get_logger
 from careloop_shared.metrics import OutboxMetrics
@@ -158,8 +158,10 @@ class OutboxRelay:
         client_id: str,
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
+        plan_cache_mode: str = PLAN_CACHE_MODE,
     ) -> None:
         self._dsn = dsn
+        self._plan_cache_mode = plan_cache_mode
         self._kafka = kafka  # client options (careloop_shared.kafka.client_options) or a bootstrap list
         self._client_id = client_id
         self._batch_size = batch_size
@@ -190,7 +192,7 @@ class OutboxRelay:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _run_once(self) -> None:
-        conn = await connect(self._dsn)
+        conn = await connect(self._dsn, plan_cache_mode=self._plan_cache_mode)
         from careloop_shared.kafka import connection  # here: kafka imports this module (via consumer)
 
         producer = AIOKafkaProducer(

@@ -237,6 +237,7 @@ class ServiceRuntime:
             client_id=self.spec.name,
             batch_size=s.relay_batch_size,
             poll_interval_s=s.relay_poll_interval_s,
+            plan_cache_mode=s.pg_plan_cache_mode,
         )
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         forget = periodic(idempotency.forget_old(s.idempotency_keep_s), every_s=FORGET_REPLAYS_EVERY_S)
@@ -305,7 +306,12 @@ class ServiceRuntime:
     async def _prepare_database(self) -> asyncpg.Pool:
         """Open the pool, migrate and run the startup steps; the pool is closed again if any fails."""
         s = self.settings
-        pool = await db.create_pool(s.own_database_url(), min_size=s.db_pool_min, max_size=s.db_pool_max)
+        pool = await db.create_pool(
+            s.own_database_url(),
+            min_size=s.db_pool_min,
+            max_size=s.db_pool_max,
+            plan_cache_mode=s.pg_plan_cache_mode,
+        )
         try:
             await db.migrate(
                 pool, [*db.kernel_migrations(), *db.folder_migrations(self.spec.name, self.spec.migrations)]

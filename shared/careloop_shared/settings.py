@@ -35,6 +35,8 @@ def _global(name: str) -> AliasChoices:
 
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+# PostgreSQL's plan_cache_mode values (README, Performance: which one, and why).
+PlanCacheMode = Literal["force_custom_plan", "auto"]
 KafkaSaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 
 
@@ -148,6 +150,10 @@ class ServiceSettings(KafkaSettings):
     database_url: str | None = None
     db_pool_min: int = 2
     db_pool_max: int = 10
+    # How PostgreSQL plans the statements each connection prepares (``db.PLAN_CACHE_MODE``: the default).
+    pg_plan_cache_mode: PlanCacheMode = Field(
+        "force_custom_plan", validation_alias=_global("CARELOOP_PG_PLAN_CACHE_MODE")
+    )
 
     topic_prefix: str = Field("", validation_alias=_global("CARELOOP_TOPIC_PREFIX"))
     # A new group id replays every topic from the beginning (e.g. to rebuild a read model).

@@ -338,3 +338,33 @@ def test_a_server_that_is_down_or_dropped_the_connection_is_unavailable_and_a_mi
     ]
     for exc in defects:
         assert not is_unavailable(exc), exc
+
+
+@pytest.mark.integration
+async def test_connections_plan_statements_as_the_setting_says(database_factory, monkeypatch):
+    """Each statement planned for its own parameters unless CARELOOP_PG_PLAN_CACHE_MODE says ``auto``
+    (tests/test_plans_as_tables_grow.py shows what ``auto`` does as tables grow)."""
+    from pydantic import ValidationError
+
+    from careloop_shared import db
+    from careloop_shared.settings import ServiceSettings
+
+    url = await database_factory("plan_mode")
+    for mode in (None, "auto"):
+        chosen = {} if mode is None else {"plan_cache_mode": mode}
+        pool = await db.create_pool(url, min_size=1, max_size=1, **chosen)
+        relay = await db.connect(url, **chosen)
+        try:
+            async with pool.acquire() as pooled:
+                seen = {await c.fetchval("SHOW plan_cache_mode") for c in (pooled, relay)}
+        finally:
+            await relay.close()
+            await pool.close()
+        assert seen == {mode or "force_custom_plan"}
+
+    assert ServiceSettings().pg_plan_cache_mode == "force_custom_plan"
+    monkeypatch.setenv("CARELOOP_PG_PLAN_CACHE_MODE", "auto")
+    assert ServiceSettings().pg_plan_cache_mode == "auto"
+    monkeypatch.setenv("CARELOOP_PG_PLAN_CACHE_MODE", "force_generic_plan")
+    with pytest.raises(ValidationError, match="CARELOOP_PG_PLAN_CACHE_MODE"):
+        ServiceSettings()

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from careloop_shared.testing import eventually
 
 if TYPE_CHECKING:
@@ -79,9 +81,41 @@ async def referred(
             found = await api.get(f"{referral}/v1/referrals", params={"patient_id": patient_id})
             return next((r["id"] for r in found.json()["items"] if r["status"] == "requested"), None)
 
-        referral_id = await eventually(sent, timeout=45, what=f"{category} referral sent")
+        try:
+            referral_id = await eventually(sent, timeout=45, what=f"{category} referral sent")
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}\n{await _where_it_stopped(platform, api, who, patient_id)}"
+            ) from None
     name = f"{patient['given_name']} {patient['family_name']}"
     return Case(patient_id, referral_id, name, patient["phone"])
+
+
+async def _where_it_stopped(platform: Platform, api: httpx.AsyncClient, who: str, patient_id: str) -> str:
+    """What each service the referral waits on holds for the patient, and the end of their logs."""
+    from tests.browser.conftest import Person, person
+
+    careplan, referral = platform.urls["careplan"], platform.urls["referral"]
+    plan = await api.get(f"{careplan}/v1/patients/{patient_id}/care-plan")
+    referrals = await api.get(f"{referral}/v1/referrals", params={"patient_id": patient_id})
+    statuses = (
+        [r["status"] for r in referrals.json().get("items", [])] if referrals.is_success else referrals.text
+    )
+    async with platform.api(Person("diagnostics", person(who).agency, "supervisor")) as supervisor:
+        gaps = await supervisor.get(f"{referral}/v1/network-gaps")
+    lines = [
+        f"care plan: {plan.status_code}, interventions needing a referral: "
+        + str(
+            [i["program_category"] for i in plan.json()["document"]["interventions"] if i["needs_referral"]]
+        )
+        if plan.is_success
+        else f"care plan: {plan.status_code} {plan.text}",
+        f"referrals: {statuses}",
+        f"network gaps: {gaps.status_code} {gaps.text[:500]}",
+    ]
+    for name in ("intake", "careplan", "referral"):
+        lines.append(f"--- {name} log, last lines ---\n{platform.processes[name].tail(40)}")
+    return "\n".join(lines)
 
 
 async def referred_cases(platform: Platform) -> dict[str, Case]:
