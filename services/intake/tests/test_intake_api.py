@@ -263,6 +263,18 @@ async def test_reassessment_keeps_history_and_emits_a_new_event(intake, agency):
     assert [e["total_score"] for e in events] == [6, 1]
 
 
+async def test_a_query_parameter_the_route_does_not_take_or_given_twice_is_refused(intake, agency):
+    client, _ = intake
+    patient_id = await register(client, agency, given_name="Query")
+    listing = f"/v1/patients/{patient_id}/assessments"
+    assert (await client.get(f"{listing}?limit=1", headers=agency)).status_code == 200
+    refusals = (("limt=1", "limt", "unknown_parameter"), ("limit=1&limit=2", "limit", "repeated"))
+    for query, loc, kind in refusals:
+        refused = await client.get(f"{listing}?{query}", headers=agency)
+        assert refused.status_code == 422, refused.text
+        assert [(d["loc"], d["type"]) for d in refused.json()["detail"]] == [(["query", loc], kind)]
+
+
 async def test_urgent_phq9_carries_the_safety_flag_in_the_event(intake, agency):
     client, runtime = intake
     patient_id = await register(client, agency, given_name="Urgent")
