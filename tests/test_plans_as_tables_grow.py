@@ -67,13 +67,13 @@ async def _journeys(cfg: BenchConfig, count: int, *, trickle_s: float = 0.0) -> 
                     headers=kafka_headers(message),
                 )
             )
-            if trickle_s:
+            if trickle_s:  # pacing the load, not waiting for a result
                 await asyncio.sleep(trickle_s)
         await asyncio.gather(*sent)
     finally:
         await kafka.stop()
-    (done, _), complete = await poll(lambda: cadence_done(cfg, agency), lambda r: r[0] >= count, 240)
-    assert complete, f"{done} of {count} journeys reached followup"
+    last, complete = await poll(lambda: cadence_done(cfg, agency), lambda r: r[0] >= count, 240)
+    assert complete, f"{last[0] if last else 0} of {count} journeys reached followup"
     quiet = await settled(cfg, 120)
     assert quiet["settled"], quiet
 

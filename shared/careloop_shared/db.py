@@ -114,8 +114,9 @@ async def _connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
 
 # By default every statement is planned for its own parameters: asyncpg prepares each statement once per
 # connection, and a generic plan PostgreSQL settles on while a table is small (a sequential scan, a nested
-# loop) can stay with the connection as the table grows. ``auto`` (PostgreSQL's default) keeps a generic
-# plan once it costs no more than the custom ones, and saves the planning (README, Performance).
+# loop) can stay with the connection as the table grows. ``auto`` (PostgreSQL's default, the setting
+# CARELOOP_PG_PLAN_CACHE_MODE) would save the planning, but tests/test_plans_as_tables_grow.py fails under
+# it: plans kept from nearly empty tables scan them once they grow (docs/performance.md).
 PLAN_CACHE_MODE = "force_custom_plan"
 
 
