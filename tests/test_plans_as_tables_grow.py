@@ -147,7 +147,7 @@ async def test_no_statement_of_the_chain_reads_more_pages_as_its_tables_grow(pla
         await close_offset_readers()
 
     first, second = _between(start, first_end), _between(second_start, second_end)
-    compared = [_compared(key, first.get(key), late) for key, late in second.items() if key in first]
+    compared = [_compared(key, first[key], late) for key, late in second.items() if key in first]
     table = "\n".join(c["line"] for c in sorted(compared, key=lambda c: c["line"]))
     assert len(compared) >= 30, f"too few statements ran in both small rounds to compare:\n{table}"
     grown = [c["line"] for c in compared if c["grown"]]

@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import asyncpg
 import orjson
@@ -117,14 +117,15 @@ async def _connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
 # loop) can stay with the connection as the table grows. ``auto`` (PostgreSQL's default, the setting
 # CARELOOP_PG_PLAN_CACHE_MODE) would save the planning, but tests/test_plans_as_tables_grow.py fails under
 # it: plans kept from nearly empty tables scan them once they grow (docs/performance.md).
-PLAN_CACHE_MODE = "force_custom_plan"
+PlanCacheMode = Literal["force_custom_plan", "auto"]
+PLAN_CACHE_MODE: PlanCacheMode = "force_custom_plan"
 
 
-def _server_settings(plan_cache_mode: str) -> dict[str, str]:
+def _server_settings(plan_cache_mode: PlanCacheMode) -> dict[str, str]:
     return {"plan_cache_mode": plan_cache_mode}
 
 
-async def connect(dsn: str, *, plan_cache_mode: str = PLAN_CACHE_MODE) -> asyncpg.Connection:
+async def connect(dsn: str, *, plan_cache_mode: PlanCacheMode = PLAN_CACHE_MODE) -> asyncpg.Connection:
     """One long-lived connection outside a pool (the outbox relay's), set up as pooled ones are."""
     conn = await _connect(dsn, server_settings=_server_settings(plan_cache_mode))
     await init_connection(conn)
@@ -132,7 +133,7 @@ async def connect(dsn: str, *, plan_cache_mode: str = PLAN_CACHE_MODE) -> asyncp
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 10, plan_cache_mode: str = PLAN_CACHE_MODE
+    dsn: str, *, min_size: int = 2, max_size: int = 10, plan_cache_mode: PlanCacheMode = PLAN_CACHE_MODE
 ) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,

@@ -24,7 +24,7 @@ from murmurhash2 import murmurhash2
 
 from careloop_shared import tracing
 from careloop_shared.coalesce import SharedConnection
-from careloop_shared.db import PLAN_CACHE_MODE, connect, insert_rows
+from careloop_shared.db import PLAN_CACHE_MODE, PlanCacheMode, connect, insert_rows
 from careloop_shared.events import Event, Message, ReceivedEvent, new_message
 from careloop_shared.logging import get_logger
 from careloop_shared.metrics import OutboxMetrics
@@ -158,7 +158,7 @@ class OutboxRelay:
         client_id: str,
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
-        plan_cache_mode: str = PLAN_CACHE_MODE,
+        plan_cache_mode: PlanCacheMode = PLAN_CACHE_MODE,
     ) -> None:
         self._dsn = dsn
         self._plan_cache_mode = plan_cache_mode

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from careloop_shared.db import PLAN_CACHE_MODE, PlanCacheMode
 from careloop_shared.ratelimit import parse_limits
 
 DEV_JWT_SECRET = "careloop-dev-secret-change-me-0123456789"
@@ -35,8 +36,6 @@ def _global(name: str) -> AliasChoices:
 
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-# PostgreSQL's plan_cache_mode values (README, Performance: which one, and why).
-PlanCacheMode = Literal["force_custom_plan", "auto"]
 KafkaSaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 
 
@@ -150,9 +149,9 @@ class ServiceSettings(KafkaSettings):
     database_url: str | None = None
     db_pool_min: int = 2
     db_pool_max: int = 10
-    # How PostgreSQL plans the statements each connection prepares (``db.PLAN_CACHE_MODE``: the default).
+    # How PostgreSQL plans the statements each connection prepares (``db.PLAN_CACHE_MODE``, and why).
     pg_plan_cache_mode: PlanCacheMode = Field(
-        "force_custom_plan", validation_alias=_global("CARELOOP_PG_PLAN_CACHE_MODE")
+        PLAN_CACHE_MODE, validation_alias=_global("CARELOOP_PG_PLAN_CACHE_MODE")
     )
 
     topic_prefix: str = Field("", validation_alias=_global("CARELOOP_TOPIC_PREFIX"))

@@ -103,16 +103,13 @@ async def _where_it_stopped(platform: Platform, api: httpx.AsyncClient, who: str
     )
     async with platform.api(Person("diagnostics", person(who).agency, "supervisor")) as supervisor:
         gaps = await supervisor.get(f"{referral}/v1/network-gaps")
-    lines = [
-        f"care plan: {plan.status_code}, interventions needing a referral: "
-        + str(
-            [i["program_category"] for i in plan.json()["document"]["interventions"] if i["needs_referral"]]
-        )
-        if plan.is_success
-        else f"care plan: {plan.status_code} {plan.text}",
-        f"referrals: {statuses}",
-        f"network gaps: {gaps.status_code} {gaps.text[:500]}",
-    ]
+    if plan.is_success:
+        interventions = plan.json()["document"]["interventions"]
+        needing = [i["program_category"] for i in interventions if i["needs_referral"]]
+        lines = [f"care plan: {plan.status_code}, interventions needing a referral: {needing}"]
+    else:
+        lines = [f"care plan: {plan.status_code} {plan.text}"]
+    lines += [f"referrals: {statuses}", f"network gaps: {gaps.status_code} {gaps.text[:500]}"]
     for name in ("intake", "careplan", "referral"):
         lines.append(f"--- {name} log, last lines ---\n{platform.processes[name].tail(40)}")
     return "\n".join(lines)
