@@ -10,12 +10,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic.json_schema import JsonDict
 
 from careloop_shared.body import Body
+from careloop_shared.contact import Email, Phone
 from careloop_shared.contracts import ContactChannel, ContactPreference
 from intake.domain.patients import contact_problems
 
 Language = Annotated[str, Field(pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$", max_length=35)]
-Phone = Annotated[str, Field(pattern=r"^\+?[0-9 ()\-.]{7,25}$")]
-Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
 PostalCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 \-]{1,11}$")]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(str.strip)]
 StaffId = Annotated[

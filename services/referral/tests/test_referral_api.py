@@ -737,6 +737,31 @@ async def test_directory_is_seeded_searchable_and_changed_only_by_its_owner_or_a
     )
     assert not_mine.status_code == 403
 
+    # An address no link or parser could use is refused at its field, and nothing is saved.
+    org_id = unique("org")
+    for field, value in [
+        ("url", "https://\U0010053e\x10]"),
+        ("url", "https://user:pw@example.org"),
+        ("email", "a\x10@b.org"),
+    ]:
+        odd = await svc.client.post(
+            "/v1/organizations",
+            json={"id": org_id, "agency_id": "agency-home", "name": "Odd", field: value},
+            headers=ADMIN,
+        )
+        assert odd.status_code == 422 and odd.json()["detail"][0]["loc"] == ["body", field], (value, odd.text)
+    assert (await svc.client.get(f"/v1/organizations/{org_id}", headers=ADMIN)).status_code == 404
+    kept = {
+        "url": "https://xn--bcher-kva.example:8443/caf\u00e9?a=1#b",
+        "email": "ana.lopez+food@example.org",
+    }
+    saved = await svc.client.post(
+        "/v1/organizations",
+        json={"id": org_id, "agency_id": "agency-home", "name": "Fine", **kept},
+        headers=ADMIN,
+    )
+    assert saved.status_code == 201 and {k: saved.json()[k] for k in kept} == kept
+
 
 # --- referrals made by hand -------------------------------------------------------------------------
 
@@ -1122,3 +1147,61 @@ async def test_emitted_events_validate_against_the_published_schemas(referral):
         body = json.loads(r["payload"])
         jsonschema.validate(body, json.loads(path_of(r["event_type"]).read_text()))
         assert REGISTRY[r["event_type"]].model_validate(body)
+
+
+async def test_an_address_saved_under_the_looser_rule_before_is_still_shown_and_activation_names_it(referral):
+    """Web and e-mail addresses were once held only to "no spaces"; rows saved then are shown as they are,
+    and a prospect with one is refused activation at that field until it is saved again."""
+    svc, category = referral, unique("cat")
+    service_id = await svc.program(category)
+    org_id = (await svc.client.get(f"/v1/services/{service_id}", headers=ADMIN)).json()["organization_id"]
+    legacy_url, legacy_email = "https://a\x10b]/x", "x\x10@y.org"
+    prospect_id = unique("prospect")
+    body = {
+        "id": prospect_id,
+        "name": "Legacy",
+        "agency_id": unique("agency"),
+        "program_categories": [category],
+    }
+    assert (await svc.client.post("/v1/prospects", json=body, headers=ADMIN)).status_code == 201
+    for status in ("contacted", "onboarding"):
+        moved = await svc.client.post(
+            f"/v1/prospects/{prospect_id}/status", json={"status": status}, headers=ADMIN
+        )
+        assert moved.status_code == 200, moved.text
+    pool = svc.runtime.pool
+    await pool.execute(
+        "UPDATE organizations SET url = $2, email = $3 WHERE id = $1", org_id, legacy_url, legacy_email
+    )
+    contact = {"url": legacy_url, "email": legacy_email}
+    await pool.execute("UPDATE services SET contact = $2 WHERE id = $1", service_id, contact)
+    await pool.execute("UPDATE prospects SET url = $2 WHERE id = $1", prospect_id, legacy_url)
+
+    org = await svc.client.get(f"/v1/organizations/{org_id}", headers=ADMIN)
+    assert org.status_code == 200 and (org.json()["url"], org.json()["email"]) == (legacy_url, legacy_email)
+    listed = await svc.client.get("/v1/organizations?limit=200", headers=ADMIN)
+    assert listed.status_code == 200
+    shown = await svc.client.get(f"/v1/services/{service_id}", headers=ADMIN)
+    assert shown.status_code == 200 and shown.json()["contact"]["url"] == legacy_url
+    found = await svc.client.get(f"/v1/services?program_category={category}", headers=ADMIN)
+    assert found.status_code == 200 and [s["id"] for s in found.json()["items"]] == [service_id]
+    prospect = await svc.client.get(f"/v1/prospects/{prospect_id}", headers=ADMIN)
+    assert prospect.status_code == 200 and prospect.json()["url"] == legacy_url
+
+    refused = await svc.client.post(
+        f"/v1/prospects/{prospect_id}/status", json={"status": "active"}, headers=ADMIN
+    )
+    assert refused.status_code == 422 and [p["loc"] for p in refused.json()["detail"]] == [
+        ["prospect", "url"]
+    ]
+    assert "\x10" not in refused.text and "a\\u0010b" not in refused.text
+    still = await svc.client.get(f"/v1/prospects/{prospect_id}", headers=ADMIN)
+    assert still.json()["status"] == "onboarding"
+    again = await svc.client.post(
+        "/v1/prospects", json={**body, "url": "https://legacy.example.org"}, headers=ADMIN
+    )
+    assert again.status_code == 200, again.text
+    active = await svc.client.post(
+        f"/v1/prospects/{prospect_id}/status", json={"status": "active"}, headers=ADMIN
+    )
+    assert active.status_code == 200, active.text

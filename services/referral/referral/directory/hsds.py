@@ -19,7 +19,8 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field
 
 from careloop_shared.body import Body, JsonTypes
-from referral.domain.directory import Email, Id, ServiceStatus, Short, Text, Url
+from careloop_shared.contact import Email, Url
+from referral.domain.directory import Id, ServiceStatus, Short, Text
 from referral.domain.matching import CapacityStatus
 
 # careloop's taxonomies: attribute -> taxonomy_term -> taxonomy, one per directory field.

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from referral.domain.directory import Capacity, Organization, Service
+from referral.domain.directory import Capacity, Contact, Organization, Service
 
 _CHANGED_BY = "The person who last changed the entry (their subject id); null for the seed directory."
 
@@ -24,9 +24,17 @@ class CapacityIn(Capacity):
     """Whether the program can take referrals now."""
 
 
+class ContactOut(Contact):
+    # Shown as stored: a value saved under an earlier, looser rule must not fail the answer.
+    email: str | None = None
+    url: str | None = None
+
+
 class OrganizationOut(OrganizationIn):
     model_config = ConfigDict(extra="ignore")
 
+    email: str | None = None  # shown as stored, as in ContactOut
+    url: str | None = None
     updated_at: datetime
     changed_by: str | None = Field(None, description=_CHANGED_BY)
     changed_by_role: str | None = None
@@ -35,6 +43,7 @@ class OrganizationOut(OrganizationIn):
 class ServiceOut(ServiceIn):
     model_config = ConfigDict(extra="ignore")
 
+    contact: ContactOut = Field(default_factory=ContactOut)
     receiving_agency_id: str
     capacity_updated_at: datetime
     updated_at: datetime

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from careloop_shared.contact import Email, Phone, Url
 from careloop_shared.rules import Rule, RulesFile
 from referral.domain.matching import CapacityStatus
 
@@ -22,9 +23,6 @@ Language = Annotated[str, Field(pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$", 
 PostalPrefix = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,10}$")]
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
 Short = Annotated[str, Field(min_length=1, max_length=200)]
-Phone = Annotated[str, Field(pattern=r"^\+?[0-9 ()\-.]{7,25}$")]
-Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
-Url = Annotated[str, Field(pattern=r"^https?://\S{1,500}$")]
 Time = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 ServiceStatus = Literal["active", "inactive", "defunct", "temporarily closed"]
 

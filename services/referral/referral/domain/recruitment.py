@@ -11,22 +11,20 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from careloop_shared.contact import Email, Phone, Url
 from careloop_shared.errors import Conflict, Invalid, problem
 from careloop_shared.rules import Rule
 from referral.domain.directory import (
     Code,
     Contact,
     Eligibility,
-    Email,
     Id,
     Language,
     Organization,
-    Phone,
     PostalPrefix,
     Service,
     Short,
     Text,
-    Url,
 )
 
 ProspectStatus = Literal["prospect", "contacted", "onboarding", "active", "declined"]

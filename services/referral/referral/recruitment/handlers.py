@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from careloop_shared.errors import Conflict, NotFound
+from pydantic import ValidationError
+
+from careloop_shared.errors import Conflict, Invalid, NotFound
 from referral.config import ReferralContext
 from referral.directory.handlers import save_organization, save_service
 from referral.domain.commands import (
@@ -100,7 +102,7 @@ async def change_prospect_status(ctx: ReferralContext, uow: Uow, cmd: ChangePros
     check_move(existing["status"], cmd.status, reason=cmd.reason)
     service_ids, referred = [], None
     if cmd.status == "active":
-        prospect = Prospect.model_validate({k: existing[k] for k in Prospect.model_fields})
+        prospect = _as_saved_now(existing)
         service_ids = await _join_directory(ctx, uow, cmd, prospect)
         referred = await refer_patients_waiting_on_gaps(
             ctx, uow, ReferWaitingPatients(tuple(service_ids), cmd.by, cmd.role)
@@ -111,6 +113,25 @@ async def change_prospect_status(ctx: ReferralContext, uow: Uow, cmd: ChangePros
     )
     await store.add_history(_step(cmd, cmd.prospect_id, existing["status"], cmd.status, now))
     return await _shown(store, cmd.prospect_id, created=False, service_ids=service_ids, referred=referred)
+
+
+def _as_saved_now(row: Any) -> Prospect:
+    """The stored prospect under today's rules; one saved under an earlier, looser rule (a web address
+    with a control character, say) is refused at the fields to correct, never quoting their values."""
+    try:
+        return Prospect.model_validate({k: row[k] for k in Prospect.model_fields})
+    except ValidationError as exc:
+        problems = exc.errors(include_input=False, include_url=False)
+        raise Invalid(
+            [
+                {
+                    "loc": ["prospect", *e["loc"]],
+                    "msg": "saved under an earlier rule: save the prospect again with a value "
+                    "today's rules take",
+                }
+                for e in problems
+            ]
+        ) from None
 
 
 async def _join_directory(

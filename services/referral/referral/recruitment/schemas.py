@@ -19,6 +19,9 @@ class ProspectIn(Prospect):
 class ProspectOut(Prospect):
     model_config = ConfigDict(extra="ignore")
 
+    # Shown as stored: a value saved under an earlier, looser rule must not fail the answer.
+    url: str | None = None
+    email: str | None = None
     owner_id: str
     status: ProspectStatus
     status_reason: str | None = Field(None, description="Why it was declined (a code).")
