@@ -35,4 +35,7 @@ async def test_the_short_chaos_run_meets_every_goal(restarts_local_infra, tmp_pa
     assert kinds.count("broker-restart") == kinds.count("database-restart") == kinds.count("pause") == 1
     assert results["accepted"] == 1000
     assert all(d["sent"] > 0 for d in results["dead_letters"].values())
+    # A valid event but for a header that is not UTF-8 is refused for that header, not applied mangled.
+    reasons = results["dead_letters"]["record"]["reasons"]
+    assert reasons["header-not-utf8"] == "header 'ce_source' is not UTF-8", reasons
     assert (tmp_path / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -151,6 +151,11 @@ class ReceivedEvent:
     body: bytes = b""  # the value exactly as it was published
 
 
+# Set by the Kafka layer on a record whose header it had to make readable (FastStream decodes headers
+# strictly); its value names that header, and ``decode`` refuses the record for it.
+UNDECODABLE_HEADER = "careloop-undecodable-header"
+
+
 def _header_map(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in headers:
@@ -158,6 +163,8 @@ def _header_map(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
             out[key] = value.decode()
         except UnicodeDecodeError as exc:
             raise UndecodableEvent(f"header {key!r} is not UTF-8") from exc
+    if UNDECODABLE_HEADER in out:
+        raise UndecodableEvent(f"header {out[UNDECODABLE_HEADER]!r} is not UTF-8")
     return out
 
 

@@ -16,6 +16,7 @@ from faststream.kafka import KafkaBroker, Topic
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from careloop_shared.consumer import EventConsumer, Record
+from careloop_shared.events import UNDECODABLE_HEADER
 from careloop_shared.logging import get_logger
 from careloop_shared.settings import KafkaSettings
 
@@ -176,7 +177,18 @@ async def _tolerant_parser(records: Any, original: Any) -> Any:
 
 
 def _with_printable_headers(record: Any) -> Any:
-    headers = [(k, v.decode(errors="replace").encode()) for k, v in record.headers]
+    """The record with each header FastStream could not decode made readable, and named, so that the
+    consumer dead-letters the record for it instead of reading the mangled value."""
+    headers, unreadable = [], []
+    for k, v in record.headers:
+        try:
+            v.decode()
+        except UnicodeDecodeError:
+            unreadable.append(k)
+            v = v.decode(errors="replace").encode()
+        headers.append((k, v))
+    if unreadable:
+        headers.append((UNDECODABLE_HEADER, unreadable[0].encode(errors="replace")))
     return dataclasses.replace(record, headers=headers)
 
 

@@ -63,6 +63,8 @@ def _with_type(headers, content_type: bytes):
             "unknown event type",
         ),
         (lambda v, h: (v, [(k, b"\xff" if k == "ce_source" else x) for k, x in h]), "not UTF-8"),
+        # As the Kafka layer hands on a record FastStream could not decode: readable, and named.
+        (lambda v, h: (v, [*h, ("careloop-undecodable-header", b"ce_source")]), "'ce_source' is not UTF-8"),
         (lambda v, h: (None, h), "tombstone"),
         (lambda v, h: (v, [(k, b"text/plain" if k == "content-type" else x) for k, x in h]), "content-type"),
         (lambda v, h: (v, _with_type(h, b"application/cloudevents+json")), "content-type"),

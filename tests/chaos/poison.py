@@ -77,6 +77,9 @@ def poison_for(topic: str, event_type: str, n: int, real: Any | None) -> list[Po
         elif kind == "tombstone":
             value = None
         elif kind == "header-not-utf8":
+            if real is not None:  # a valid event but for the header: refused for the header alone
+                headers = {k: v for k, v in real.headers}
+                headers["ce_id"], value = str(uuid.uuid4()).encode(), real.value
             headers["ce_source"] = b"\xff\xfe"
         key = f"poison-{kind}-{n}".encode()
         made.append(Poison(kind, topic, key, value, list(headers.items())))
