@@ -160,9 +160,14 @@ def _header_map(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in headers:
         try:
-            out[key] = value.decode()
+            text = value.decode()
         except UnicodeDecodeError as exc:
             raise UndecodableEvent(f"header {key!r} is not UTF-8") from exc
+        # Two values for one attribute: which is the event's is not for a reader to guess (as a query
+        # parameter given twice is refused over HTTP). Other headers are not ours to judge.
+        if key in out and out[key] != text and (key.startswith("ce_") or key.lower() == "content-type"):
+            raise UndecodableEvent(f"header {key!r} given twice")
+        out[key] = text
     if UNDECODABLE_HEADER in out:
         raise UndecodableEvent(f"header {out[UNDECODABLE_HEADER]!r} is not UTF-8")
     return out

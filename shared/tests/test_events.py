@@ -65,6 +65,8 @@ def _with_type(headers, content_type: bytes):
         (lambda v, h: (v, [(k, b"\xff" if k == "ce_source" else x) for k, x in h]), "not UTF-8"),
         # As the Kafka layer hands on a record FastStream could not decode: readable, and named.
         (lambda v, h: (v, [*h, ("careloop-undecodable-header", b"ce_source")]), "'ce_source' is not UTF-8"),
+        (lambda v, h: (v, [*h, ("ce_id", b"018f0000-0000-7000-8000-000000000000")]), "'ce_id' given twice"),
+        (lambda v, h: (v, [*h, ("content-type", b"application/avro")]), "'content-type' given twice"),
         (lambda v, h: (None, h), "tombstone"),
         (lambda v, h: (v, [(k, b"text/plain" if k == "content-type" else x) for k, x in h]), "content-type"),
         (lambda v, h: (v, _with_type(h, b"application/cloudevents+json")), "content-type"),
@@ -109,3 +111,10 @@ def test_json_data_is_read_with_or_without_its_content_type(content_type):
     if content_type is not None:
         headers.append(("content-type", content_type))
     assert decode(value, headers, topic="t", partition=0, offset=0).event == message.event
+
+
+def test_a_header_repeated_with_the_same_value_or_one_not_ours_is_read():
+    message = new_message(_follow_up_due())
+    value, headers = _wire(message)
+    same = [*headers, ("ce_type", message.envelope.type.encode()), ("x-partner", b"a"), ("x-partner", b"b")]
+    assert decode(value, same, topic="t", partition=0, offset=0).envelope == message.envelope
