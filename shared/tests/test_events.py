@@ -3,6 +3,8 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from careloop_shared.contracts import FollowUpDue, RiskLevel
@@ -118,3 +120,34 @@ def test_a_header_repeated_with_the_same_value_or_one_not_ours_is_read():
     value, headers = _wire(message)
     same = [*headers, ("ce_type", message.envelope.type.encode()), ("x-partner", b"a"), ("x-partner", b"b")]
     assert decode(value, same, topic="t", partition=0, offset=0).envelope == message.envelope
+
+
+_HEADER_NAMES = st.sampled_from(
+    ["ce_specversion", "ce_id", "ce_type", "ce_source", "ce_subject", "ce_time", "ce_correlationid",
+     "ce_causationid", "ce_traceparent", "content-type", "careloop-undecodable-header", "x-other"]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    drop=st.sets(_HEADER_NAMES, max_size=3),
+    replace=st.dictionaries(
+        _HEADER_NAMES, st.binary(max_size=40) | st.text(max_size=40).map(str.encode), max_size=3
+    ),
+    extra=st.lists(st.tuples(_HEADER_NAMES, st.binary(max_size=20)), max_size=2),
+    value=st.none()
+    | st.binary(max_size=60)
+    | st.just(b"{}")
+    | st.just(b"[1]")
+    | st.just(b'{"patient_id": 1}'),
+    keep_body=st.booleans(),
+)
+def test_any_record_is_decoded_or_refused_with_a_reason_never_crashes(drop, replace, extra, value, keep_body):
+    """Whatever a producer puts on a topic, decode either reads a careloop event or refuses it as
+    undecodable or invalid (dead-lettered with that reason); no other exception reaches the consumer."""
+    good_value, good_headers = _wire(new_message(_follow_up_due()))
+    headers = [(k, replace.get(k, v)) for k, v in good_headers if k not in drop] + extra
+    try:
+        decode(good_value if keep_body else value, headers, topic="t", partition=0, offset=0)
+    except (UndecodableEvent, ValidationError) as exc:
+        assert str(exc)
