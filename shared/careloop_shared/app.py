@@ -69,7 +69,8 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own answers (404 no such route, 405), except its 400 for a body that is not JSON
-    text (not UTF-8, say): that is input like any other, a 422 that says where."""
+    text (not UTF-8, say): that is input like any other, a 422 that says where. careloop's own code
+    raises no 400 (a bad header is an ``Invalid`` at the header), so a 400 here is the body's."""
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and request.method in ("POST", "PUT", "PATCH", "DELETE"):
         return JSONResponse(

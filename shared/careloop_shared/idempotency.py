@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 
 from careloop_shared.auth import Principal
 from careloop_shared.db import Db
+from careloop_shared.errors import Invalid
 from careloop_shared.outbox import DatabaseUnitOfWork, UnitOfWork
 
 if TYPE_CHECKING:
@@ -55,14 +56,14 @@ async def run_idempotent(
 ) -> JSONResponse:
     """Run ``operation`` in one unit of work, at most once per Idempotency-Key."""
     key = request.headers.get(HEADER)
+    if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
+        # A 422 at the header, like any other input that breaks a rule (before any work is begun).
+        kind = "string_too_long" if key else "string_too_short"
+        raise Invalid.at(["header", HEADER], kind, f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters")
     async with rt.uow() as uow:
         if key is None:
             code, result = await operation(uow)
             return JSONResponse(status_code=code, content=jsonable_encoder(result))
-        if not 0 < len(key) <= MAX_KEY_LENGTH:
-            raise HTTPException(
-                status.HTTP_400_BAD_REQUEST, f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters"
-            )
         scope = who.agency_id
         print_ = fingerprint(request.method, request.url.path, body)
         claimed = await uow.conn.fetchval(

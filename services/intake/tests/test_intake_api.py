@@ -173,6 +173,26 @@ async def test_a_failed_request_stores_nothing_so_its_retry_runs(intake, agency)
     assert ok.status_code == 202
 
 
+@pytest.mark.parametrize(("key", "kind"), [("", "string_too_short"), ("k" * 201, "string_too_long")])
+async def test_an_idempotency_key_too_short_or_too_long_is_refused_at_the_header(intake, agency, key, kind):
+    """Not a 400 rewritten as "the body is not JSON text" (as it was): a 422 that says where, and nothing kept."""
+    client, _ = intake
+    name = f"Key{len(key)}"
+    r = await client.post(
+        "/v1/patients", json={**PATIENT, "given_name": name}, headers={**agency, "Idempotency-Key": key}
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == [
+        {
+            "loc": ["header", "Idempotency-Key"],
+            "type": kind,
+            "msg": "Idempotency-Key must be 1 to 200 characters",
+        }
+    ]
+    listed = await client.get("/v1/patients", headers=agency)  # the test's own agency: nothing registered
+    assert listed.status_code == 200 and listed.json()["items"] == []
+
+
 @pytest.mark.parametrize(
     ("body", "loc", "msg"),
     [
