@@ -175,7 +175,8 @@ async def test_a_failed_request_stores_nothing_so_its_retry_runs(intake, agency)
 
 @pytest.mark.parametrize(("key", "kind"), [("", "string_too_short"), ("k" * 201, "string_too_long")])
 async def test_an_idempotency_key_too_short_or_too_long_is_refused_at_the_header(intake, agency, key, kind):
-    """Not a 400 rewritten as "the body is not JSON text" (as it was): a 422 that says where, and nothing kept."""
+    """Not a 400 rewritten as "the body is not JSON text" (as it was): a 422 that says where, and
+    nothing kept."""
     client, _ = intake
     name = f"Key{len(key)}"
     r = await client.post(
