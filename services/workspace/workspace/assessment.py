@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
-from workspace.client import Problem, ServiceError, Services
-from workspace.forms import FormError, FormKey, new_form_key, readable, send
+from workspace.client import Problem, ServiceError, Services, readable
+from workspace.forms import FormError, FormKey, new_form_key, send
 from workspace.notices import patient_url
 from workspace.web import CallServices, SignedInSession, redirect, render
 

@@ -8,6 +8,7 @@ a message, and nothing here logs a body.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,12 +170,22 @@ def _retry_after(response: httpx.Response) -> int | None:
     return min(max(int(value), 1), 60) if value.isascii() and value.isdigit() and len(value) <= 9 else None
 
 
+_PATTERN = re.compile(r"String should match pattern '[^']*'")
+
+
+def readable(message: str) -> str:
+    """A validation message in plain words (pydantic's patterns are not for people)."""
+    message = message.replace("Value error, ", "")
+    message = _PATTERN.sub("is not in the expected form", message)
+    return message.replace("Field required", "This is needed")
+
+
 def _problem(entry: Any) -> Problem:
     if not isinstance(entry, dict):
         return Problem("", "invalid input")
     loc = [str(part) for part in entry.get("loc", ()) if part not in ("body", "query", "path")]
     # The field is the first part of the location (a form's field name); the rest says where inside it.
-    message = str(entry.get("msg") or entry.get("type") or "invalid")
+    message = readable(str(entry.get("msg") or entry.get("type") or "invalid"))
     where = ".".join(loc[1:])
     return Problem(loc[0] if loc else "", f"{where}: {message}" if where else message)
 

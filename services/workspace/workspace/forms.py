@@ -26,7 +26,6 @@ FormKey = Annotated[str, Form(min_length=16, max_length=100, pattern=r"^[A-Za-z0
 Text = Annotated[str, Form(max_length=4000)]  # a typed answer; the services hold the real limits
 Choices = Annotated[list[str], Form(max_length=50)]  # the boxes ticked of a group
 
-_PATTERN = re.compile(r"String should match pattern '[^']*'")
 T = TypeVar("T")
 
 
@@ -63,7 +62,7 @@ class FormError:
     def from_service(cls, exc: ServiceError, renamed: Mapping[str, str] | None = None) -> FormError:
         """A service's refusal; ``renamed``: its field names that the form calls otherwise."""
         renamed = renamed or {}
-        problems = [Problem(renamed.get(p.field, p.field), readable(p.message)) for p in exc.problems]
+        problems = [Problem(renamed.get(p.field, p.field), p.message) for p in exc.problems]
         version = re.search(r"plan is at version (\d+)", exc.message)
         return cls(exc.message, problems, exc.status or 503, int(version.group(1)) if version else None)
 
@@ -114,13 +113,6 @@ async def send(
         if exc.status in shown:
             return None, FormError.from_service(exc, renamed)
         raise
-
-
-def readable(message: str) -> str:
-    """A validation message in plain words (pydantic's patterns are not for people)."""
-    message = message.replace("Value error, ", "")
-    message = _PATTERN.sub("is not in the expected form", message)
-    return message.replace("Field required", "This is needed")
 
 
 def none_if_blank(value: str) -> str | None:
