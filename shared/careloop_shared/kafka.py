@@ -179,16 +179,16 @@ async def _tolerant_parser(records: Any, original: Any) -> Any:
 def _with_printable_headers(record: Any) -> Any:
     """The record with each header FastStream could not decode made readable, and named, so that the
     consumer dead-letters the record for it instead of reading the mangled value."""
-    headers, unreadable = [], []
+    headers, first_unreadable = [], None
     for k, v in record.headers:
         try:
             v.decode()
         except UnicodeDecodeError:
-            unreadable.append(k)
+            first_unreadable = k if first_unreadable is None else first_unreadable
             v = v.decode(errors="replace").encode()
         headers.append((k, v))
-    if unreadable:
-        headers.append((UNDECODABLE_HEADER, unreadable[0].encode(errors="replace")))
+    if first_unreadable is not None:
+        headers.append((UNDECODABLE_HEADER, first_unreadable.encode(errors="replace")))
     return dataclasses.replace(record, headers=headers)
 
 
