@@ -364,10 +364,10 @@ async def insert_rows_returning(
 
 
 async def insert_rows_each(
-    conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *, conflict: str = ""
+    conn: Db, table: str, rows: Sequence[Mapping[str, Any]], *, conflict: str = "", upsert_key: str = ""
 ) -> list[None]:
     """``insert_rows`` with one None per row, as a ``Store.one`` query answers."""
-    await insert_rows(conn, table, rows, conflict=conflict)
+    await insert_rows(conn, table, rows, conflict=conflict, upsert_key=upsert_key)
     return [None] * len(rows)
 
 

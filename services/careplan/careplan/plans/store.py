@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from careloop_shared.coalesce import rounds
-from careloop_shared.db import Db, Store, columns_of, rows_from
+from careloop_shared.db import Db, Store, by_key, columns_of, insert_rows_each, rows_from
 from careplan.domain.plan import INPUTS, PlanDocument, PlanState
 
 
@@ -25,39 +25,27 @@ class PlanStore(Store):
         at: datetime,
     ) -> None:
         """Record the patient's preferences; an older event than the last one applied changes nothing.
-        The safe channels are as the event says: none said means none safe."""
-        await self.db.execute(
-            "INSERT INTO patients (patient_id, agency_id, preferred_language, contact_preference,"
-            " safe_channels, updated_at) VALUES ($1, $2, $3, $4, $5, $6)"
-            " ON CONFLICT (patient_id) DO UPDATE SET"
-            " preferred_language = EXCLUDED.preferred_language,"
-            " contact_preference = COALESCE(EXCLUDED.contact_preference, patients.contact_preference),"
-            " safe_channels = EXCLUDED.safe_channels,"
-            " updated_at = EXCLUDED.updated_at WHERE patients.updated_at <= EXCLUDED.updated_at",
-            patient_id,
-            agency_id,
-            language,
-            contact_preference,
-            safe_channels,
-            at,
-        )
+        The safe channels are as the event says: none said means none safe. Patients' events handled
+        side by side share one statement."""
+        row = {
+            "patient_id": patient_id,
+            "agency_id": agency_id,
+            "preferred_language": language,
+            "contact_preference": contact_preference,
+            "safe_channels": safe_channels,
+            "updated_at": at,
+        }
+        await self.one(_upsert_patients, row)
 
     async def lock_plan(self, patient_id: uuid.UUID) -> PlanState | None:
-        return (await self.lock_plans([patient_id])).get(patient_id)
+        """The patient's plan, locked; plans asked for side by side are locked in one statement."""
+        plan: PlanState | None = await self.one(_lock_plans, patient_id)
+        return plan
 
     async def lock_plans(self, patient_ids: list[uuid.UUID]) -> dict[uuid.UUID, PlanState]:
         """Several patients' plans, locked in one lock order (so concurrent batches cannot deadlock)."""
-        rows = await self.db.fetch(
-            "SELECT p.patient_id, p.plan_id, p.agency_id, p.version, p.status, p.assessments, p.services,"
-            " p.agreed_goals, p.overrides, v.document, pr.preferred_language, pr.contact_preference,"
-            " pr.safe_channels"
-            " FROM plans p"
-            " LEFT JOIN plan_versions v ON v.plan_id = p.plan_id AND v.version = p.version"
-            " LEFT JOIN patients pr ON pr.patient_id = p.patient_id"
-            " WHERE p.patient_id = ANY($1::uuid[]) ORDER BY p.patient_id FOR UPDATE OF p",
-            sorted(set(patient_ids)),
-        )
-        return {r["patient_id"]: PlanState.model_validate(dict(r)) for r in rows}
+        ids = sorted(set(patient_ids))
+        return {i: plan for i, plan in zip(ids, await _lock_plans(self.db, ids), strict=True) if plan}
 
     async def open_plans(self, openings: dict[uuid.UUID, tuple[str, datetime]]) -> None:
         """A draft plan at version 0 for each patient that has none yet (patient -> agency, time)."""
@@ -149,6 +137,36 @@ class PlanStore(Store):
             patient_id,
         )
         return agency
+
+
+async def _upsert_patients(db: Db, rows: list[dict[str, Any]]) -> list[None]:
+    """Many patients' preferences in one statement (see ``PlanStore.upsert_patient``)."""
+    return await insert_rows_each(
+        db,
+        "patients",
+        rows,
+        conflict="(patient_id) DO UPDATE SET preferred_language = EXCLUDED.preferred_language,"
+        " contact_preference = COALESCE(EXCLUDED.contact_preference, patients.contact_preference),"
+        " safe_channels = EXCLUDED.safe_channels,"
+        " updated_at = EXCLUDED.updated_at WHERE patients.updated_at <= EXCLUDED.updated_at",
+        upsert_key="patient_id",
+    )
+
+
+async def _lock_plans(db: Db, patient_ids: list[uuid.UUID]) -> list[PlanState | None]:
+    """Each patient's plan (None without one), all locked in the patients' order."""
+    rows = await db.fetch(
+        "SELECT p.patient_id, p.plan_id, p.agency_id, p.version, p.status, p.assessments, p.services,"
+        " p.agreed_goals, p.overrides, v.document, pr.preferred_language, pr.contact_preference,"
+        " pr.safe_channels"
+        " FROM plans p"
+        " LEFT JOIN plan_versions v ON v.plan_id = p.plan_id AND v.version = p.version"
+        " LEFT JOIN patients pr ON pr.patient_id = p.patient_id"
+        " WHERE p.patient_id = ANY($1::uuid[]) ORDER BY p.patient_id FOR UPDATE OF p",
+        sorted(set(patient_ids)),
+    )
+    found = by_key(patient_ids, rows, "patient_id")
+    return [None if r is None else PlanState.model_validate(dict(r)) for r in found]
 
 
 # A saved version's values, in the order ``PlanStore.save_version`` gives them, with their types.

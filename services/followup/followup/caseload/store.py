@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, Store, by_key, insert_row
+from careloop_shared.db import Db, Store, by_key, insert_rows_returning
 
 # One patient's open care tasks (those for the care manager by the rules, escalated or not) and follow-ups.
 _COUNTS = (
@@ -26,20 +26,9 @@ _COUNTS = (
 class CaseloadStore(Store):
     async def learn_care_manager(self, row: dict[str, Any]) -> bool:
         """The patient's care manager as of ``assigned_at``: the newest assignment wins, and a known care
-        manager is never forgotten for none. True when this one is now the patient's."""
-        return (
-            await insert_row(
-                self.db,
-                "patients",
-                row,
-                conflict="(patient_id) DO UPDATE SET care_manager_id = EXCLUDED.care_manager_id,"
-                " assigned_at = EXCLUDED.assigned_at, agency_id = EXCLUDED.agency_id"
-                " WHERE EXCLUDED.care_manager_id IS NOT NULL AND (patients.care_manager_id IS NULL"
-                " OR patients.assigned_at < EXCLUDED.assigned_at)",
-                returning="patient_id",
-            )
-            is not None
-        )
+        manager is never forgotten for none. True when this one is now the patient's. Patients' events
+        handled side by side share one statement."""
+        return bool(await self.one(_learn_care_managers, row))
 
     async def care_manager(self, patient_id: uuid.UUID) -> str | None:
         found: str | None = await self.one(_care_managers, patient_id)
@@ -104,6 +93,20 @@ class CaseloadStore(Store):
             limit,
             offset,
         )
+
+
+async def _learn_care_managers(db: Db, rows: list[dict[str, Any]]) -> list[bool]:
+    """Many patients' care managers in one statement (see ``CaseloadStore.learn_care_manager``)."""
+    return await insert_rows_returning(
+        db,
+        "patients",
+        rows,
+        key="patient_id",
+        conflict="(patient_id) DO UPDATE SET care_manager_id = EXCLUDED.care_manager_id,"
+        " assigned_at = EXCLUDED.assigned_at, agency_id = EXCLUDED.agency_id"
+        " WHERE EXCLUDED.care_manager_id IS NOT NULL AND (patients.care_manager_id IS NULL"
+        " OR patients.assigned_at < EXCLUDED.assigned_at)",
+    )
 
 
 async def _care_managers(db: Db, patient_ids: list[uuid.UUID]) -> list[str | None]:

@@ -9,7 +9,16 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, Store, insert_rows_each, insert_rows_returning, update_by_id
+from careloop_shared.coalesce import rounds
+from careloop_shared.db import (
+    Db,
+    Store,
+    columns_of,
+    insert_rows_each,
+    insert_rows_returning,
+    rows_from,
+    update_by_id,
+)
 
 TASK_COLUMNS = (
     "id, kind, cause_key, patient_id, agency_id, subject, cause_event_id, cause_event_type, cause_at,"
@@ -87,17 +96,9 @@ class TaskStore(Store):
         self, patient_id: uuid.UUID, care_manager_id: str, role: str, at: datetime
     ) -> int:
         """The patient's open tasks still for the care-manager ``role`` (not escalated) go to their new
-        care manager; returns how many moved."""
-        result: str = await self.db.execute(
-            "UPDATE tasks SET assignee_id = $2, updated_at = $4 WHERE patient_id = $1"
-            " AND status = ANY($5::text[]) AND assignee_role = $3 AND assignee_id IS DISTINCT FROM $2",
-            patient_id,
-            care_manager_id,
-            role,
-            at,
-            ACTIVE,
-        )
-        return int(result.split()[-1])
+        care manager; returns how many moved. Patients' moves made side by side share one statement."""
+        moved: int = await self.one(_move_to_care_managers, (patient_id, care_manager_id, role, at))
+        return moved
 
     async def list_tasks(
         self,
@@ -194,3 +195,27 @@ async def _resolutions_for(db: Db, asks: list[ResolutionFor]) -> list[asyncpg.Re
     for row in rows:
         found[row["ask"]] = row
     return found
+
+
+# A move of a patient's open tasks to their care manager (``TaskStore.move_to_care_manager``).
+_MOVE = {"patient_id": "uuid", "care_manager_id": "text", "role": "text", "at": "timestamptz"}
+
+
+async def _move_to_care_managers(db: Db, moves: list[tuple[Any, ...]]) -> list[int]:
+    """Many patients' moves in one statement, a patient's second among them in a statement after it; for
+    each, how many tasks moved."""
+    moved = [0] * len(moves)
+    for round_ in rounds(list(enumerate(moves)), key=lambda item: item[1][0]):
+        rows = await db.fetch(
+            f"UPDATE tasks t SET assignee_id = r.care_manager_id, updated_at = r.at FROM {rows_from(_MOVE)}"
+            " WHERE t.patient_id = r.patient_id AND t.status = ANY($5::text[]) AND t.assignee_role = r.role"
+            " AND t.assignee_id IS DISTINCT FROM r.care_manager_id RETURNING t.patient_id",
+            *columns_of([move for _, move in round_], _MOVE),
+            ACTIVE,
+        )
+        count: dict[Any, int] = {}
+        for row in rows:
+            count[row["patient_id"]] = count.get(row["patient_id"], 0) + 1
+        for i, move in round_:
+            moved[i] = count.get(move[0], 0)
+    return moved

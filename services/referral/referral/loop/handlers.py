@@ -158,8 +158,11 @@ async def when_consent_recorded_send_waiting_referrals(
             "period_end": consent.period_end,
         }
     )
+    drafts = await loop.drafts_of(consent.patient_id)
+    if not drafts:
+        return  # no referral was waiting for a consent
     consents = await loop.consents_of(consent.patient_id)
-    for draft in await loop.drafts_of(consent.patient_id):
+    for draft in drafts:
         now, by_hand = ctx.clock(), draft["choice"] == "by-hand"
         request = MatchRequest(
             draft["need"], draft["program_category"], draft["language"], draft["postal_area"]

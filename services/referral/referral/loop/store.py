@@ -43,15 +43,9 @@ class LoopStore(Store):
     # --- what intake told us of patients and their consents -------------------------------------
 
     async def upsert_patient(self, row: dict[str, Any]) -> None:
-        """Keep the newest details; an older event arriving late changes nothing."""
-        await insert_row(
-            self.db,
-            "patients",
-            row,
-            conflict="(patient_id) DO UPDATE SET preferred_language = EXCLUDED.preferred_language,"
-            " contact_preference = EXCLUDED.contact_preference, postal_area = EXCLUDED.postal_area,"
-            " as_of = EXCLUDED.as_of WHERE patients.as_of <= EXCLUDED.as_of",
-        )
+        """Keep the newest details; an older event arriving late changes nothing. Patients' events
+        handled side by side share one statement."""
+        await self.one(_upsert_patients, row)
 
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
         """Whose patient this is: as intake told us, else as the patient's referrals say."""
@@ -284,6 +278,19 @@ _NEWER_PLAN = (
     " version = EXCLUDED.version, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at"
     " WHERE plans.version < EXCLUDED.version"
 )
+
+
+async def _upsert_patients(db: Db, rows: list[dict[str, Any]]) -> list[None]:
+    """Many patients' details in one statement (see ``LoopStore.upsert_patient``)."""
+    return await insert_rows_each(
+        db,
+        "patients",
+        rows,
+        conflict="(patient_id) DO UPDATE SET preferred_language = EXCLUDED.preferred_language,"
+        " contact_preference = EXCLUDED.contact_preference, postal_area = EXCLUDED.postal_area,"
+        " as_of = EXCLUDED.as_of WHERE patients.as_of <= EXCLUDED.as_of",
+        upsert_key="patient_id",
+    )
 
 
 async def _patients(db: Db, patient_ids: list[uuid.UUID]) -> list[asyncpg.Record | None]:

@@ -1,0 +1,107 @@
+"""followup's consumer over its real database: who is responsible for each patient, consumed as one
+batch, costs as many statements for forty patients as for twenty; the newest assignment wins, and a
+patient's open care tasks go to the care manager it names (in the same statement as the others')."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from careloop_shared.contracts import CareManagerAssigned, PatientRegistered
+from careloop_shared.testing.batches import (
+    REGISTERED_AT,
+    apply_batch,
+    batches_of_growing_size,
+    by_patient,
+    registered,
+    service_pool,
+)
+from followup import main
+from followup.consumers import HANDLERS
+from followup.domain.task_rules import CARE_MANAGER
+from followup.store import FollowupStore
+
+pytestmark = pytest.mark.integration
+
+AT = REGISTERED_AT
+
+
+def _registered(patient: uuid.UUID, care_manager: str | None = "cm-ana") -> PatientRegistered:
+    return registered(patient, care_manager_id=care_manager)
+
+
+def _assigned(patient: uuid.UUID, care_manager: str, at: datetime) -> CareManagerAssigned:
+    return CareManagerAssigned(
+        patient_id=patient,
+        agency_id="agency-a",
+        care_manager_id=care_manager,
+        reason="reassignment",
+        assigned_at=at,
+    )
+
+
+async def _open_task(pool, patient: uuid.UUID, assignee: str | None) -> uuid.UUID:
+    task = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO tasks (id, kind, cause_key, patient_id, agency_id, subject, cause_event_id,"
+        " cause_event_type, cause_at, priority, priority_rank, status, due_at, for_role, assignee_role,"
+        " assignee_id, created_at, updated_at)"
+        " VALUES ($1, 'check-in', $6, $2, 'agency-a', 'patient', $1, 'test', $3, 'routine', 3, 'open',"
+        " $3, $4, $4, $5, $3, $3)",
+        task,
+        patient,
+        AT,
+        CARE_MANAGER,
+        assignee,
+        str(task),
+    )
+    return task
+
+
+async def _care_managers(pool, patients: list[uuid.UUID]) -> list[str | None]:
+    return [row and row[0] for row in await by_patient(pool, "patients", "care_manager_id", patients)]
+
+
+async def test_caseload_changes_share_statements_and_the_newest_assignment_wins(database_factory, ctx):
+    pool = await service_pool(database_factory, "followup", Path(main.__file__).parent / "migrations")
+    try:
+        grown = await batches_of_growing_size(pool, "followup", HANDLERS, FollowupStore, ctx, _registered)
+        for patients, _ in grown.values():
+            assert await _care_managers(pool, patients) == ["cm-ana"] * len(patients)
+        assert len(grown[40][1]) == len(grown[20][1]), grown[40][1]
+
+        # A task waiting for a care manager, another held by the old one, one for a patient whose
+        # reassignment comes late (older than the one known): in one batch with a registration.
+        waiting, moved, late, fresh = (uuid.uuid4() for _ in range(4))
+        known = [
+            _registered(waiting, None),
+            _registered(moved),
+            _assigned(late, "cm-bo", AT + timedelta(hours=2)),
+        ]
+        await apply_batch(pool, "followup", HANDLERS, FollowupStore, ctx, [_registered(late), *known])
+        tasks = [
+            await _open_task(pool, p, a) for p, a in ((waiting, None), (moved, "cm-ana"), (late, "cm-bo"))
+        ]
+        batch = [
+            _assigned(waiting, "cm-cy", AT + timedelta(hours=1)),
+            _assigned(moved, "cm-cy", AT + timedelta(hours=1)),
+            _assigned(late, "cm-cy", AT + timedelta(hours=1)),
+            _registered(fresh),
+            _assigned(fresh, "cm-di", AT + timedelta(hours=1)),
+        ]
+        await apply_batch(pool, "followup", HANDLERS, FollowupStore, ctx, batch)
+        assert await _care_managers(pool, [waiting, moved, late, fresh]) == [
+            "cm-cy",
+            "cm-cy",
+            "cm-bo",
+            "cm-di",
+        ]
+        assignees = await pool.fetch("SELECT id, assignee_id FROM tasks WHERE id = ANY($1::uuid[])", tasks)
+        assert {r["id"]: r["assignee_id"] for r in assignees} == dict(
+            zip(tasks, ["cm-cy", "cm-cy", "cm-bo"], strict=True)
+        )
+    finally:
+        await pool.close()

@@ -1,0 +1,101 @@
+"""referral's consumer over its real database: what intake says of patients, consumed as one batch,
+costs as many statements for forty patients as for twenty, the newest details stand, and a consent
+with no referral waiting for it costs its row and one look-up."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from careloop_shared.contracts import ConsentRecorded, PatientRegistered, PatientUpdated
+from careloop_shared.testing.batches import (
+    REGISTERED_AT,
+    apply_batch,
+    batches_of_growing_size,
+    by_patient,
+    registered,
+    service_pool,
+    updated,
+)
+from referral import main
+from referral.consumers import HANDLERS
+from referral.store import ReferralStore
+
+pytestmark = pytest.mark.integration
+
+AT = REGISTERED_AT
+
+
+def _registered(patient: uuid.UUID) -> PatientRegistered:
+    return registered(patient, postal_area="941")
+
+
+def _updated(patient: uuid.UUID, language: str, at: datetime) -> PatientUpdated:
+    return updated(patient, language, at, postal_area="100")
+
+
+def _consent(patient: uuid.UUID) -> ConsentRecorded:
+    return ConsentRecorded(
+        patient_id=patient,
+        agency_id="agency-a",
+        consent_id=uuid.uuid4(),
+        purpose="referral",
+        agencies=[],
+        program_categories=["food"],
+        period_start=AT,
+        recorded_at=AT,
+    )
+
+
+async def _details(pool, patients: list[uuid.UUID]) -> list[tuple]:
+    return await by_patient(pool, "patients", "preferred_language, contact_preference, postal_area", patients)
+
+
+async def test_registrations_share_statements_and_the_newest_details_stand(database_factory, ctx):
+    pool = await service_pool(database_factory, "referral", Path(main.__file__).parent / "migrations")
+    try:
+        grown = await batches_of_growing_size(pool, "referral", HANDLERS, ReferralStore, ctx, _registered)
+        for patients, _ in grown.values():
+            assert await _details(pool, patients) == [("es", "text", "941")] * len(patients)
+        assert len(grown[40][1]) == len(grown[20][1]), grown[40][1]
+
+        # One batch: a patient registered and updated in that order, another's update sent before its
+        # registration (applied in an earlier batch: it changes nothing), a third's newer update.
+        first, late, newer = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        await apply_batch(
+            pool, "referral", HANDLERS, ReferralStore, ctx, [_registered(late), _registered(newer)]
+        )
+        batch = [
+            _registered(first),
+            _updated(late, "fr", AT - timedelta(hours=1)),
+            _updated(newer, "fr", AT + timedelta(hours=1)),
+            _updated(first, "de", AT + timedelta(hours=2)),
+        ]
+        await apply_batch(pool, "referral", HANDLERS, ReferralStore, ctx, batch)
+        assert await _details(pool, [first, late, newer]) == [
+            ("de", "phone", "100"),
+            ("es", "text", "941"),
+            ("fr", "phone", "100"),
+        ]
+    finally:
+        await pool.close()
+
+
+async def test_a_consent_nothing_waits_for_costs_its_row_and_one_look_up(database_factory, ctx):
+    pool = await service_pool(database_factory, "referral", Path(main.__file__).parent / "migrations")
+    try:
+        await apply_batch(pool, "referral", HANDLERS, ReferralStore, ctx, [_consent(uuid.uuid4())])
+        patients = [uuid.uuid4() for _ in range(10)]
+        sent = await apply_batch(
+            pool, "referral", HANDLERS, ReferralStore, ctx, [_consent(p) for p in patients]
+        )
+        assert len(sent) == 1 + 2 * len(patients), sent  # the inbox, then each consent's row and drafts
+        stored = await pool.fetchval(
+            "SELECT count(*) FROM consents WHERE patient_id = ANY($1::uuid[])", patients
+        )
+        assert stored == len(patients)
+    finally:
+        await pool.close()

@@ -1,0 +1,135 @@
+"""A service's event consumer over its real database, one batch at a time, and the statements it sent:
+for tests that hold a consumption to a number of statements a batch, whatever the batch's size."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from careloop_shared import db
+from careloop_shared.consumer import EventConsumer, Handler, Record
+from careloop_shared.contracts import ContactPreference, PatientRegistered, PatientUpdated
+from careloop_shared.events import Event, new_message
+
+# What every transaction sends, however many events it applies.
+_FRAME = frozenset({"BEGIN;", "COMMIT;", "BEGIN", "COMMIT"})
+
+
+def record_of(event: Event, offset: int, time: datetime | None = None) -> Record:
+    """The event as Kafka hands it to a consumer (its topic named by its type), sent at ``time`` (now
+    when not given)."""
+    message = new_message(event, time=time)
+    headers = [(k, v.encode()) for k, v in message.envelope.headers().items()]
+    return Record(event.type, 0, offset, message.key.encode(), message.event.body(), headers)
+
+
+async def service_pool(database_factory: Any, name: str, migrations_folder: Path) -> asyncpg.Pool:
+    """A fresh database with the kernel's and the service's migrations, behind a pool of one connection
+    (so every statement of a batch goes through the connection ``apply_batch`` listens to)."""
+    pool = await db.create_pool(await database_factory(name), min_size=1, max_size=1)
+    await db.migrate(pool, [*db.kernel_migrations(), *db.folder_migrations(name, migrations_folder)])
+    return pool
+
+
+async def apply_batch(
+    pool: asyncpg.Pool,
+    name: str,
+    handlers: Mapping[type[Event], Handler],
+    store: Any,
+    context: Any,
+    events: Sequence[Event],
+    times: Sequence[datetime | None] = (),
+) -> list[str]:
+    """``events`` consumed as one batch by the service's consumer (each sent at its time in ``times``,
+    when given); the statements it sent, but the transaction's BEGIN and COMMIT. A dead-lettered event
+    fails the call."""
+    dead: list[str] = []
+
+    async def dead_letter(topic: str, *_: Any) -> None:
+        dead.append(topic)
+
+    consumer = EventConsumer(
+        name,
+        pool,
+        lambda event_type: event_type,
+        handlers,
+        dead_letter,
+        context=context,
+        store=store,
+        dead_letter_topic="dead-letters",
+        backoff_s=0,
+    )
+    sent: list[str] = []
+
+    def note(query: Any) -> None:
+        sent.append(query.query)
+
+    async with pool.acquire() as conn:
+        conn.add_query_logger(note)
+    try:
+        sent_at = list(times) or [None] * len(events)
+        records = [
+            record_of(e, offset, at) for offset, (e, at) in enumerate(zip(events, sent_at, strict=True))
+        ]
+        await consumer.process(records)
+    finally:
+        async with pool.acquire() as conn:
+            conn.remove_query_logger(note)
+    assert not dead, f"dead-lettered: {dead}"
+    return [q for q in sent if q.strip() not in _FRAME]
+
+
+async def batches_of_growing_size(
+    pool: asyncpg.Pool,
+    name: str,
+    handlers: Mapping[type[Event], Handler],
+    store: Any,
+    context: Any,
+    event_for: Callable[[uuid.UUID], Event],
+) -> dict[int, tuple[list[uuid.UUID], list[str]]]:
+    """Batches of 2, 20 and 40 new patients' events (``event_for`` makes a patient's); for each size,
+    the patients and the statements their batch sent. The first also has asyncpg learn the types it
+    sends, so compare the others."""
+    out = {}
+    for n in (2, 20, 40):
+        patients = [uuid.uuid4() for _ in range(n)]
+        events = [event_for(p) for p in patients]
+        out[n] = (patients, await apply_batch(pool, name, handlers, store, context, events))
+    return out
+
+
+async def by_patient(pool: asyncpg.Pool, table: str, columns: str, patients: list[uuid.UUID]) -> list[Any]:
+    """Each patient's ``columns`` of ``table`` as a tuple (None for a patient without a row)."""
+    rows = await pool.fetch(
+        f"SELECT patient_id, {columns} FROM {table} WHERE patient_id = ANY($1::uuid[])", patients
+    )
+    found = {r["patient_id"]: tuple(r)[1:] for r in rows}
+    return [found.get(p) for p in patients]
+
+
+# What intake says of a patient, for the services that keep a copy of it.
+REGISTERED_AT = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+def registered(patient: uuid.UUID, **fields: Any) -> PatientRegistered:
+    """A registration at ``REGISTERED_AT`` with agency-a, in Spanish, by text; ``fields`` change it."""
+    given = {"preferred_language": "es", "contact_preference": ContactPreference.text, **fields}
+    return PatientRegistered(patient_id=patient, agency_id="agency-a", registered_at=REGISTERED_AT, **given)
+
+
+def updated(patient: uuid.UUID, language: str, at: datetime, **fields: Any) -> PatientUpdated:
+    """The patient's language changed at ``at`` (contact by phone); ``fields`` change it."""
+    return PatientUpdated(
+        patient_id=patient,
+        agency_id="agency-a",
+        preferred_language=language,
+        contact_preference=fields.pop("contact_preference", ContactPreference.phone),
+        changed_fields=["preferred_language"],
+        updated_at=at,
+        **fields,
+    )
