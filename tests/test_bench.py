@@ -33,6 +33,10 @@ async def test_the_tiny_bench_runs_every_stage_to_the_end(platform, tmp_path):
     assert rate["requests"] == rate["accepted"] == rate["completed"] == 60
     assert (rate["errors"], rate["timeouts"], rate["sender"]["capped"]) == (0, 0, 0)
     assert rate["latency_follow_up_scheduled"]["count"] == 60
+    # What registering the stage's patients (and their consents) cost, per patient, downstream included.
+    registration = rate["prep"]["registration"]
+    assert registration["cpu_ms_per_journey"]["intake"] > 0
+    assert registration["batches"]["careplan"]["batches"] > 0  # their PatientRegistered consumed downstream
     scheduler = stages["scheduler"]
     assert (scheduler["due_events"], scheduler["duplicates"], scheduler["missing"]) == (500, 0, 0)
     assert scheduler["cleanup"]["follow_ups_deleted"] == 500

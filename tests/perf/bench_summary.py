@@ -52,9 +52,11 @@ def _windows(stages: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for name in ("raw", "chain", "open", "scheduler"):
         if name == "open":
-            out += [
-                (f"open {r['rate']:g}/s", r["metrics"]) for r in (stages.get("open") or {}).get("rates", [])
-            ]
+            for r in (stages.get("open") or {}).get("rates", []):
+                if registration := (r.get("prep") or {}).get("registration"):  # its patients, set up first
+                    out.append((f"register {r['rate']:g}/s", registration))
+                if "metrics" in r:
+                    out.append((f"open {r['rate']:g}/s", r["metrics"]))
         elif m := (stages.get(name) or {}).get("metrics"):
             out.append((name, m))
     return out
@@ -111,7 +113,7 @@ def summary(results: dict[str, Any]) -> str:
         per_journey = [(name, cpu) for name, m in windows if (cpu := m.get("cpu_ms_per_journey"))]
         if per_journey:  # what one journey costs each group: stages of different sizes side by side
             lines += ["", "CPU ms per journey " + "".join(f"{g:>9}" for g in GROUPS) + "   raw hops, all"]
-            lines.append("(scheduler: per due follow-up)")
+            lines.append("(scheduler: per due follow-up; register: per patient registered, with its consent)")
             for name, cpu in per_journey:
                 hops, total = _raw_hops(cpu), sum(cpu.values())
                 tail = (f"{hops:.2f}, " if hops else "") + f"{total:.2f}"
