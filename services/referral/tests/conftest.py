@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -255,13 +255,17 @@ class FakeLoopStore:
         row = self.patients.get(patient_id)
         return None if row is None else dict(row)
 
-    async def record_consent(self, row: dict[str, Any]) -> None:
+    async def _record_consent(self, row: dict[str, Any]) -> None:
         existing = self.consents.get(row["id"])
         if existing is None:
             self.consents[row["id"]] = {**row, "revoked_at": None}
         else:
             existing.update({k: row[k] for k in ("purpose", "agencies", "program_categories")})
             existing.update(period_start=row["period_start"], period_end=row["period_end"])
+
+    async def record_consents(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            await self._record_consent(row)
 
     async def revoke_consent(
         self, consent_id: uuid.UUID, patient_id: uuid.UUID, agency_id: str, at: datetime
@@ -435,6 +439,11 @@ class FakeLoopStore:
 
     async def drafts_of(self, patient_id: uuid.UUID) -> list[dict[str, Any]]:
         return self._ordered(lambda r: r["patient_id"] == patient_id and r["status"] == "draft")
+
+    async def drafts_of_patients(
+        self, patient_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[dict[str, Any]]]:
+        return {p: drafts for p in set(patient_ids) if (drafts := await self.drafts_of(p))}
 
     async def requested_under(self, consent_id: uuid.UUID) -> list[dict[str, Any]]:
         return self._ordered(lambda r: r["consent_id"] == consent_id and r["status"] == "requested")

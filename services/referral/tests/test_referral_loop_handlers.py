@@ -722,3 +722,35 @@ async def test_the_overdue_step_asks_for_another_round_when_a_batch_was_full(ctx
         more, uow = await run_step(handlers.flag_overdue_referrals, ctx, store)
         rounds.append(sorted(e.deadline for e in uow.events(ReferralOverdue)))
     assert rounds == [["response", "response"], ["response"]]
+
+
+async def test_consents_in_one_batch_release_each_patients_waiting_referrals_in_order(ctx, store):
+    await program(ctx, store, "pantry", "agency-food")
+    first, without, last = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for patient_id in (first, last):
+        await deliver(handlers.when_plan_updated_make_referrals, ctx, store, plan(patient_id, intervention()))
+    batch = [
+        received(consent(first, agencies=["agency-food"])),
+        received(consent(without, agencies=["agency-food"])),
+        received(consent(last, agencies=["agency-food"])),
+    ]
+    _, uow = await run(handlers.when_consents_recorded_send_waiting_referrals, ctx, store, batch)
+    assert [e.patient_id for e in uow.events(ReferralMade)] == [first, last]
+    assert {c["patient_id"] for c in store.loop.consents.values()} == {first, without, last}
+
+
+async def test_a_patients_two_consents_in_one_batch_go_one_at_a_time(ctx, store):
+    await program(ctx, store, "pantry", "agency-food")
+    patient_id = uuid.uuid4()
+    await deliver(handlers.when_plan_updated_make_referrals, ctx, store, plan(patient_id, intervention()))
+    other_purpose = consent(patient_id, purpose="care-coordination", program_categories=[FOOD])
+    covering = consent(patient_id, agencies=["agency-food"])
+    batch = [received(other_purpose), received(covering)]
+    _, uow = await run(handlers.when_consents_recorded_send_waiting_referrals, ctx, store, batch)
+    [made] = uow.events(ReferralMade)
+    [referral] = store.loop.referrals.values()
+    assert (made.patient_id, referral["status"], referral["consent_id"]) == (
+        patient_id,
+        "requested",
+        covering.consent_id,
+    )

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from careloop_shared.consumer import batch_handler
 from careloop_shared.contracts import (
     ConsentRecorded,
     ConsentRevoked,
@@ -146,22 +147,51 @@ async def when_consent_recorded_send_waiting_referrals(
 ) -> None:
     consent, loop = received.event, uow.store.loop
     assert isinstance(consent, ConsentRecorded)
-    await loop.record_consent(
-        {
-            "id": consent.consent_id,
-            "patient_id": consent.patient_id,
-            "agency_id": consent.agency_id,
-            "purpose": consent.purpose,
-            "agencies": consent.agencies,
-            "program_categories": consent.program_categories,
-            "period_start": consent.period_start,
-            "period_end": consent.period_end,
-        }
-    )
-    drafts = await loop.drafts_of(consent.patient_id)
+    await loop.record_consents([_consent_row(consent)])
+    await _send_waiting(ctx, uow, received, await loop.drafts_of(consent.patient_id))
+
+
+@batch_handler
+async def when_consents_recorded_send_waiting_referrals(
+    ctx: ReferralContext, uow: Uow, batch: list[ReceivedEvent]
+) -> None:
+    """Different patients' consents are recorded, and the referrals waiting for them found, in one statement
+    each; the referrals are then sent consent by consent, in order (sending draws on programs' capacity). A
+    patient's second consent in the batch: every consent one at a time, as they came (the first's referrals
+    are sent under the consents known before the second)."""
+    consents = [r.event for r in batch]
+    patients = [c.patient_id for c in consents if isinstance(c, ConsentRecorded)]
+    assert len(patients) == len(batch)
+    if len(set(patients)) < len(patients):
+        for received in batch:
+            await when_consent_recorded_send_waiting_referrals(ctx, uow, received)
+        return
+    loop = uow.store.loop
+    await loop.record_consents([_consent_row(c) for c in consents if isinstance(c, ConsentRecorded)])
+    waiting = await loop.drafts_of_patients(patients)
+    for received, patient in zip(batch, patients, strict=True):
+        await _send_waiting(ctx, uow, received, waiting.get(patient, []))
+
+
+def _consent_row(consent: ConsentRecorded) -> dict[str, Any]:
+    return {
+        "id": consent.consent_id,
+        "patient_id": consent.patient_id,
+        "agency_id": consent.agency_id,
+        "purpose": consent.purpose,
+        "agencies": consent.agencies,
+        "program_categories": consent.program_categories,
+        "period_start": consent.period_start,
+        "period_end": consent.period_end,
+    }
+
+
+async def _send_waiting(ctx: ReferralContext, uow: Uow, received: ReceivedEvent, drafts: list[Any]) -> None:
+    """Send the patient's referrals that waited for a consent and that the patient's consents now allow."""
     if not drafts:
         return  # no referral was waiting for a consent
-    consents = await loop.consents_of(consent.patient_id)
+    loop = uow.store.loop
+    consents = await loop.consents_of(received.event.patient_id)
     for draft in drafts:
         now, by_hand = ctx.clock(), draft["choice"] == "by-hand"
         request = MatchRequest(

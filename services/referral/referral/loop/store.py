@@ -18,6 +18,7 @@ from careloop_shared.db import (
     Store,
     by_key,
     insert_row,
+    insert_rows,
     insert_rows_each,
     insert_rows_returning,
     update_by_id,
@@ -37,6 +38,15 @@ _VISIBLE = "(agency_id = $1 OR (receiving_agency_id = $1 AND status <> 'draft'))
 # A provider (a receiving agency's staff) sees only what was sent to its agency.
 _SENT_TO = "(receiving_agency_id = $1 AND status <> 'draft')"
 _OVERDUE_COLUMNS = "id, patient_id, agency_id, receiving_agency_id"
+
+
+# A consent recorded again (a redelivery), or after a revocation read before it left a row behind: its
+# terms filled in, a revocation kept.
+_CONSENT_KEPT = (
+    "(id) DO UPDATE SET purpose = EXCLUDED.purpose, agencies = EXCLUDED.agencies,"
+    " program_categories = EXCLUDED.program_categories, period_start = EXCLUDED.period_start,"
+    " period_end = EXCLUDED.period_end"
+)
 
 
 class LoopStore(Store):
@@ -59,16 +69,9 @@ class LoopStore(Store):
     async def get_patient(self, patient_id: uuid.UUID) -> asyncpg.Record | None:
         return await self.one(_patients, patient_id)
 
-    async def record_consent(self, row: dict[str, Any]) -> None:
-        # A revocation read before its consent left a row behind: fill it in, keep it revoked.
-        await insert_row(
-            self.db,
-            "consents",
-            row,
-            conflict="(id) DO UPDATE SET purpose = EXCLUDED.purpose, agencies = EXCLUDED.agencies,"
-            " program_categories = EXCLUDED.program_categories, period_start = EXCLUDED.period_start,"
-            " period_end = EXCLUDED.period_end",
-        )
+    async def record_consents(self, rows: list[dict[str, Any]]) -> None:
+        """Several consents in one statement (one per row when a consent comes twice)."""
+        await insert_rows(self.db, "consents", rows, conflict=_CONSENT_KEPT, upsert_key="id")
 
     async def revoke_consent(
         self, consent_id: uuid.UUID, patient_id: uuid.UUID, agency_id: str, at: datetime
@@ -231,11 +234,20 @@ class LoopStore(Store):
 
     async def drafts_of(self, patient_id: uuid.UUID) -> list[asyncpg.Record]:
         """The patient's referrals waiting for consent, locked."""
-        return await self.db.fetch(
-            f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE patient_id = $1 AND status = 'draft'"
-            " ORDER BY created_at, id FOR UPDATE",
-            patient_id,
-        )
+        return (await self.drafts_of_patients([patient_id])).get(patient_id, [])
+
+    async def drafts_of_patients(
+        self, patient_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[asyncpg.Record]]:
+        """Each patient's referrals waiting for consent (patients with some), locked, in one statement."""
+        found: dict[uuid.UUID, list[asyncpg.Record]] = {}
+        for row in await self.db.fetch(
+            f"SELECT {REFERRAL_COLUMNS} FROM referrals"
+            " WHERE patient_id = ANY($1::uuid[]) AND status = 'draft' ORDER BY created_at, id FOR UPDATE",
+            sorted(set(patient_ids)),
+        ):
+            found.setdefault(row["patient_id"], []).append(row)
+        return found
 
     async def requested_under(self, consent_id: uuid.UUID) -> list[asyncpg.Record]:
         """Referrals sent under the consent and not yet answered, locked."""
