@@ -44,8 +44,8 @@ class PlanStore(Store):
 
     async def lock_plans(self, patient_ids: list[uuid.UUID]) -> dict[uuid.UUID, PlanState]:
         """Several patients' plans, locked in one lock order (so concurrent batches cannot deadlock)."""
-        ids = sorted(set(patient_ids))
-        return {i: plan for i, plan in zip(ids, await _lock_plans(self.db, ids), strict=True) if plan}
+        plans = await _lock_plans(self.db, patient_ids)
+        return {i: plan for i, plan in zip(patient_ids, plans, strict=True) if plan}
 
     async def open_plans(self, openings: dict[uuid.UUID, tuple[str, datetime]]) -> None:
         """A draft plan at version 0 for each patient that has none yet (patient -> agency, time)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -213,9 +214,7 @@ async def _move_to_care_managers(db: Db, moves: list[tuple[Any, ...]]) -> list[i
             *columns_of([move for _, move in round_], _MOVE),
             ACTIVE,
         )
-        count: dict[Any, int] = {}
-        for row in rows:
-            count[row["patient_id"]] = count.get(row["patient_id"], 0) + 1
+        count = Counter(row["patient_id"] for row in rows)
         for i, move in round_:
-            moved[i] = count.get(move[0], 0)
+            moved[i] = count[move[0]]
     return moved

@@ -159,15 +159,15 @@ async def when_consents_recorded_send_waiting_referrals(
     each; the referrals are then sent consent by consent, in order (sending draws on programs' capacity). A
     patient's second consent in the batch: every consent one at a time, as they came (the first's referrals
     are sent under the consents known before the second)."""
-    consents = [r.event for r in batch]
-    patients = [c.patient_id for c in consents if isinstance(c, ConsentRecorded)]
-    assert len(patients) == len(batch)
+    consents = [r.event for r in batch if isinstance(r.event, ConsentRecorded)]
+    assert len(consents) == len(batch)
+    patients = [c.patient_id for c in consents]
     if len(set(patients)) < len(patients):
         for received in batch:
             await when_consent_recorded_send_waiting_referrals(ctx, uow, received)
         return
     loop = uow.store.loop
-    await loop.record_consents([_consent_row(c) for c in consents if isinstance(c, ConsentRecorded)])
+    await loop.record_consents([_consent_row(c) for c in consents])
     waiting = await loop.drafts_of_patients(patients)
     for received, patient in zip(batch, patients, strict=True):
         await _send_waiting(ctx, uow, received, waiting.get(patient, []))
