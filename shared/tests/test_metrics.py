@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,10 +15,11 @@ from fastapi import FastAPI
 from careloop_shared import metrics
 from careloop_shared.app import AccessLog, create_app
 from careloop_shared.consumer import EventConsumer, Record
-from careloop_shared.events import Event, ReceivedEvent, new_message
+from careloop_shared.events import Event, ReceivedEvent
 from careloop_shared.outbox import UnitOfWork
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careloop_shared.settings import ServiceSettings
+from careloop_shared.testing.batches import record_of
 
 
 def sample(name: str, **labels: str) -> float:
@@ -125,9 +127,8 @@ def _consumer(handler: Any, dead: list[str]) -> EventConsumer:
 
 
 def _record(offset: int, value: bytes | None = None) -> Record:
-    message = new_message(Pinged(patient_id=uuid.uuid4(), agency_id="agency-a"))
-    headers = [(k, v.encode()) for k, v in message.envelope.headers().items()]
-    return Record(Pinged.type, 0, offset, message.key.encode(), value or message.event.body(), headers)
+    record = record_of(Pinged(patient_id=uuid.uuid4(), agency_id="agency-a"), offset)
+    return dataclasses.replace(record, value=value) if value else record
 
 
 def _counts(**extra: str) -> dict[str, float]:

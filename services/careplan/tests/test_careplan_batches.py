@@ -13,21 +13,11 @@ import pytest
 from careloop_shared.contracts import (
     ContactChannel,
     ContactPreference,
-    Need,
-    PatientAssessed,
     PatientRegistered,
     PlanUpdated,
-    RiskLevel,
 )
-from careloop_shared.testing.batches import (
-    REGISTERED_AT,
-    apply_batch,
-    batches_of_growing_size,
-    by_patient,
-    registered,
-    service_pool,
-    updated,
-)
+from careloop_shared.testing.batches import apply_batch, batches_of_growing_size, by_patient, service_pool
+from careloop_shared.testing.intake_events import REGISTERED_AT, depression_found, registered, updated
 from careplan import main
 from careplan.consumers import HANDLERS
 from careplan.store import CareplanStore
@@ -83,20 +73,8 @@ async def test_patients_with_plans_get_their_plans_personalised_side_by_side(dat
         patients = [uuid.uuid4() for _ in range(6)]
         registrations = [_registered(p) for p in patients]
         await apply_batch(pool, "careplan", HANDLERS, CareplanStore, ctx, registrations, [AT] * len(patients))
-        assessed = [
-            PatientAssessed(
-                patient_id=p,
-                agency_id="agency-a",
-                assessment_id=uuid.uuid4(),
-                instrument="phq-2",
-                rules_version="test",
-                needs=[Need(code="depression")],
-                risk_level=RiskLevel("moderate"),
-                assessed_at=AT,
-            )
-            for p in patients
-        ]
-        await apply_batch(pool, "careplan", HANDLERS, CareplanStore, ctx, assessed)
+        assessments = [depression_found(p) for p in patients]
+        await apply_batch(pool, "careplan", HANDLERS, CareplanStore, ctx, assessments)
         assert await by_patient(pool, "plans", "version", patients) == [(1,)] * len(patients)
 
         later = AT + timedelta(hours=1)

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from careloop_shared.contracts import Need, PatientAssessed, PatientErased, RiskLevel
+from careloop_shared.contracts import PatientErased
 from careloop_shared.crypto import Erased
 from careloop_shared.testing.fakes import received, run
+from careloop_shared.testing.intake_events import depression_found
 from careplan.domain.commands import AddCareTeamMember, ChangeCareTeamMember, ContributeToPlan
 from careplan.domain.erasure import ErasedPatient, free_text_in
 from careplan.erasure.handlers import when_patient_erased_forget_free_text
@@ -27,16 +28,7 @@ ERASED_AT = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 async def patient_with_free_text(ctx, store, canary: str) -> uuid.UUID:
     """A patient with a plan, two care team members with names and contact details, and a note each."""
     patient_id = uuid.uuid4()
-    assessed = PatientAssessed(
-        patient_id=patient_id,
-        agency_id=AGENCY,
-        assessment_id=uuid.uuid4(),
-        instrument="phq-2",
-        rules_version="test",
-        needs=[Need(code="depression")],
-        risk_level=RiskLevel("moderate"),
-        assessed_at=AT,
-    )
+    assessed = depression_found(patient_id, agency=AGENCY, at=AT)
     await run(plan_handlers.when_patient_assessed_revise_plan, ctx, store, [received(assessed, time=AT)])
     for who in ("sister", "neighbour"):
         add = AddCareTeamMember(

@@ -13,11 +13,12 @@ import asyncpg
 import pytest
 
 from careloop_shared import db
-from careloop_shared.contracts import Need, PatientAssessed, PatientRegistered, RiskLevel
+from careloop_shared.contracts import PatientRegistered
 from careloop_shared.db import ALL_AGENCIES, NO_AGENCY, as_agency
 from careloop_shared.outbox import unit_of_work
 from careloop_shared.testing import KERNEL_TABLES_WITHOUT_POLICY
 from careloop_shared.testing.fakes import received
+from careloop_shared.testing.intake_events import depression_found
 from careplan import main
 from careplan.domain.commands import AddCareTeamMember, ContributeToPlan, RecordEducation, RequestService
 from careplan.education import handlers as education_handlers
@@ -66,16 +67,7 @@ async def _patient_with_everything(pool: asyncpg.Pool, ctx: Any, agency: str) ->
         patient_id=patient, agency_id=agency, preferred_language="en", registered_at=AT
     )
     await _run(pool, plan_handlers.when_patient_details_change_personalise_plan, ctx, received(registered))
-    assessed = PatientAssessed(
-        patient_id=patient,
-        agency_id=agency,
-        assessment_id=uuid.uuid4(),
-        instrument="phq-2",
-        rules_version="test",
-        needs=[Need(code="depression")],
-        risk_level=RiskLevel("moderate"),
-        assessed_at=AT,
-    )
+    assessed = depression_found(patient, agency=agency, at=AT)
     await _run(pool, plan_handlers.when_patient_assessed_revise_plan, ctx, [received(assessed)])
     with as_agency(agency):
         member = await _run(

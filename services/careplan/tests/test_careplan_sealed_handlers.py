@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from careloop_shared.contracts import Need, PatientAssessed, RiskLevel
 from careloop_shared.crypto import Erased, Unreadable
 from careloop_shared.patient_keys import KeysUnavailable, key_ahead
 from careloop_shared.testing.fakes import received, run
+from careloop_shared.testing.intake_events import depression_found
 from careplan.domain.commands import AddCareTeamMember, ChangeCareTeamMember, ContributeToPlan
 from careplan.plans import handlers as plan_handlers
 from careplan.team import handlers as team_handlers
@@ -24,16 +24,7 @@ NAME, CONTACT, NOTE = "Rosalind Okonkwo-Brandt", "+1 555 0142", "drives her on T
 
 async def planned(ctx, store) -> uuid.UUID:
     patient_id = uuid.uuid4()
-    assessed = PatientAssessed(
-        patient_id=patient_id,
-        agency_id=AGENCY,
-        assessment_id=uuid.uuid4(),
-        instrument="phq-2",
-        rules_version="test",
-        needs=[Need(code="depression")],
-        risk_level=RiskLevel("moderate"),
-        assessed_at=AT,
-    )
+    assessed = depression_found(patient_id, agency=AGENCY, at=AT)
     await run(plan_handlers.when_patient_assessed_revise_plan, ctx, store, [received(assessed, time=AT)])
     return patient_id
 

@@ -11,14 +11,8 @@ from pathlib import Path
 import pytest
 
 from careloop_shared.contracts import CareManagerAssigned, PatientRegistered
-from careloop_shared.testing.batches import (
-    REGISTERED_AT,
-    apply_batch,
-    batches_of_growing_size,
-    by_patient,
-    registered,
-    service_pool,
-)
+from careloop_shared.testing.batches import apply_batch, batches_of_growing_size, by_patient, service_pool
+from careloop_shared.testing.intake_events import REGISTERED_AT, registered
 from followup import main
 from followup.consumers import HANDLERS
 from followup.domain.task_rules import CARE_MANAGER

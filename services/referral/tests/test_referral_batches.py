@@ -11,15 +11,8 @@ from pathlib import Path
 import pytest
 
 from careloop_shared.contracts import ConsentRecorded, PatientRegistered, PatientUpdated
-from careloop_shared.testing.batches import (
-    REGISTERED_AT,
-    apply_batch,
-    batches_of_growing_size,
-    by_patient,
-    registered,
-    service_pool,
-    updated,
-)
+from careloop_shared.testing.batches import apply_batch, batches_of_growing_size, by_patient, service_pool
+from careloop_shared.testing.intake_events import REGISTERED_AT, registered, updated
 from referral import main
 from referral.consumers import HANDLERS
 from referral.store import ReferralStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,6 @@ import asyncpg
 
 from careloop_shared import db
 from careloop_shared.consumer import EventConsumer, Handler, Record
-from careloop_shared.contracts import ContactPreference, PatientRegistered, PatientUpdated
 from careloop_shared.events import Event, new_message
 
 # What every transaction sends, however many events it applies.
@@ -110,26 +109,3 @@ async def by_patient(pool: asyncpg.Pool, table: str, columns: str, patients: lis
     )
     found = {r["patient_id"]: tuple(r)[1:] for r in rows}
     return [found.get(p) for p in patients]
-
-
-# What intake says of a patient, for the services that keep a copy of it.
-REGISTERED_AT = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
-
-
-def registered(patient: uuid.UUID, **fields: Any) -> PatientRegistered:
-    """A registration at ``REGISTERED_AT`` with agency-a, in Spanish, by text; ``fields`` change it."""
-    given = {"preferred_language": "es", "contact_preference": ContactPreference.text, **fields}
-    return PatientRegistered(patient_id=patient, agency_id="agency-a", registered_at=REGISTERED_AT, **given)
-
-
-def updated(patient: uuid.UUID, language: str, at: datetime, **fields: Any) -> PatientUpdated:
-    """The patient's language changed at ``at`` (contact by phone); ``fields`` change it."""
-    return PatientUpdated(
-        patient_id=patient,
-        agency_id="agency-a",
-        preferred_language=language,
-        contact_preference=fields.pop("contact_preference", ContactPreference.phone),
-        changed_fields=["preferred_language"],
-        updated_at=at,
-        **fields,
-    )
