@@ -122,6 +122,35 @@ def rounds(events: Sequence[V], key: Callable[[V], Hashable]) -> list[list[V]]:
     return out
 
 
+def handler_runs(
+    events: Sequence[V], handler_of: Callable[[V], Any], streams_of: Callable[[V], tuple[Hashable, ...]]
+) -> list[tuple[Any, list[V]]]:
+    """The events as runs of one handler each, fewer than their consecutive runs where order allows.
+
+    An event joins an earlier run of its handler only when no event it must follow is left behind:
+    two events sharing a stream (their partition, their patient) keep the order they came in. A batch
+    read from several topics comes partition after partition; one handler's events for different
+    patients, split by another topic's partition between them, then go to it together (each run of a
+    handler is a few set-based statements, whatever its length)."""
+    runs: list[tuple[Any, list[V]]] = []
+    left = list(events)
+    while left:
+        handler = handler_of(left[0])
+        taken: list[V] = []
+        rest: list[V] = []
+        blocked: set[Hashable] = set()
+        for event in left:
+            streams = streams_of(event)
+            if handler_of(event) is handler and blocked.isdisjoint(streams):
+                taken.append(event)
+            else:
+                rest.append(event)
+                blocked.update(streams)
+        runs.append((handler, taken))
+        left = rest
+    return runs
+
+
 async def run_side_by_side(
     shared: SharedConnection,
     handle: Callable[[V], Coroutine[Any, Any, None]],

@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Any, TypeVar
 
 import asyncpg
@@ -24,7 +23,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from careloop_shared import tracing
-from careloop_shared.coalesce import SharedConnection, run_side_by_side, runs_side_by_side
+from careloop_shared.coalesce import SharedConnection, handler_runs, run_side_by_side, runs_side_by_side
 from careloop_shared.db import RowTypeChanged
 from careloop_shared.events import Event, ReceivedEvent, UndecodableEvent, decode
 from careloop_shared.failpoints import failpoint
@@ -131,6 +130,11 @@ def dead_letter_headers(record: Record, error: BaseException, consumer: str) -> 
         }
     )
     return headers
+
+
+def _streams(event: ReceivedEvent) -> tuple[tuple[Any, ...], ...]:
+    """What an event must keep its order within: its partition, its patient."""
+    return (event.topic, event.partition), ("patient", getattr(event.event, "patient_id", None))
 
 
 class EventConsumer:
@@ -244,9 +248,8 @@ class EventConsumer:
                     continue  # already applied: a redelivery, or a duplicate within this batch
                 fresh.discard(event.envelope.id)
                 todo.append(event)
-            # Consecutive events for one batch handler go to it together, in order.
-            for handler, run in groupby(todo, key=lambda e: self._handlers[e.envelope.type]):
-                group = list(run)
+            # Each handler's events go to it together where their partitions' and patients' order allows.
+            for handler, group in handler_runs(todo, lambda e: self._handlers[e.envelope.type], _streams):
                 started = time.perf_counter()
                 with tracing.consuming(self.name, group, uow.trace_parents) as spans:
                     if handles_batches(handler):

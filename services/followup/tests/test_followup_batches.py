@@ -99,3 +99,30 @@ async def test_caseload_changes_share_statements_and_the_newest_assignment_wins(
         )
     finally:
         await pool.close()
+
+
+async def test_registrations_and_reassignments_that_alternate_in_a_batch_go_to_their_handlers_together(
+    database_factory, ctx
+):
+    """A poll hands a batch partition after partition: here each patient's event is in its own topic's
+    partition, registrations and reassignments alternating; each handler still gets all of its own."""
+    pool = await service_pool(database_factory, "followup", Path(main.__file__).parent / "migrations")
+    try:
+        sent = {}
+        for pairs in (5, 10, 20):  # the first has asyncpg learn the types it sends
+            registering = [uuid.uuid4() for _ in range(pairs)]
+            reassigned = [uuid.uuid4() for _ in range(pairs)]
+            batch = [
+                e
+                for new, moved in zip(registering, reassigned, strict=True)
+                for e in (_registered(new), _assigned(moved, "cm-bo", AT + timedelta(hours=1)))
+            ]
+            sent[pairs] = await apply_batch(pool, "followup", HANDLERS, FollowupStore, ctx, batch)
+            assert (
+                await _care_managers(pool, registering + reassigned) == ["cm-ana"] * pairs + ["cm-bo"] * pairs
+            )
+        assert len(sent[20]) == len(sent[10]) == 5, sent[
+            20
+        ]  # the inbox; per handler, an upsert and a task move
+    finally:
+        await pool.close()
