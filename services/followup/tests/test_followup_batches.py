@@ -121,8 +121,7 @@ async def test_registrations_and_reassignments_that_alternate_in_a_batch_go_to_t
             assert (
                 await _care_managers(pool, registering + reassigned) == ["cm-ana"] * pairs + ["cm-bo"] * pairs
             )
-        assert len(sent[20]) == len(sent[10]) == 5, sent[
-            20
-        ]  # the inbox; per handler, an upsert and a task move
+        # The inbox, then for each handler the care-manager upsert and the move of open tasks.
+        assert len(sent[20]) == len(sent[10]) == 5, sent[20]
     finally:
         await pool.close()
