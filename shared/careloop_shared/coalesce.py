@@ -40,6 +40,7 @@ def runs_side_by_side(handler: Any) -> bool:
 def _one_at_a_time(method: str) -> Callable[..., Awaitable[Any]]:
     async def call(self: SharedConnection, *args: Any, **kwargs: Any) -> Any:
         async with self._lock:
+            await self._write_kept()
             return await getattr(self.raw, method)(*args, **kwargs)
 
     call.__name__ = method
@@ -56,6 +57,7 @@ class SharedConnection:
         self._pending: dict[Many, list[tuple[Any, asyncio.Future[Any]]]] = {}
         self._flushing: asyncio.Task[None] | None = None
         self._scheduled = False
+        self._at_commit: list[tuple[str, dict[str, Any], str]] = []
 
     # What a store calls on its connection, one statement at a time.
     execute = _one_at_a_time("execute")
@@ -65,7 +67,24 @@ class SharedConnection:
     fetchval = _one_at_a_time("fetchval")
 
     def transaction(self, **kwargs: Any) -> Any:
-        return self.raw.transaction(**kwargs)
+        return _Savepoint(self, kwargs)
+
+    def at_commit(self, table: str, row: dict[str, Any], conflict: str = "") -> None:
+        """Keep a row to insert with the unit of work's outbox, in its statement, or before this
+        connection's next statement, whichever comes first (``Store.insert_at_commit``)."""
+        self._at_commit.append((table, row, conflict))
+
+    def take_at_commit(self) -> list[tuple[str, dict[str, Any], str]]:
+        taken, self._at_commit = self._at_commit, []
+        return taken
+
+    async def _write_kept(self) -> None:
+        """The rows kept for the commit go in before any other statement: whatever follows sees them.
+        Called holding the lock."""
+        if self._at_commit:
+            from careloop_shared.db import insert_with  # db builds on this module
+
+            await insert_with(self.raw, self.take_at_commit(), "", [])
 
     async def load(self, many: Many, key: Any) -> Any:
         """``many``'s answer for ``key``, asked together with every other key asked right now."""
@@ -84,6 +103,16 @@ class SharedConnection:
         self._scheduled = False
         pending, self._pending = self._pending, {}
         async with self._lock:
+            try:
+                await self._write_kept()
+            except BaseException as exc:
+                for calls in pending.values():
+                    for _, future in calls:
+                        if not future.done():
+                            future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
             for many, calls in pending.items():
                 try:
                     results = await many(self.raw, [key for key, _ in calls])
@@ -107,6 +136,28 @@ class SharedConnection:
             for _, future in calls:
                 future.cancel()
         self._pending.clear()
+
+
+class _Savepoint:
+    """A savepoint on a shared connection: the rows kept for the commit before it go in before it
+    begins; those kept within it go in before it is released, or are dropped with it."""
+
+    def __init__(self, shared: SharedConnection, options: dict[str, Any]) -> None:
+        self._shared = shared
+        self._transaction = shared.raw.transaction(**options)
+
+    async def __aenter__(self) -> Any:
+        async with self._shared._lock:
+            await self._shared._write_kept()
+        return await self._transaction.__aenter__()
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        if exc_info[0] is None:
+            async with self._shared._lock:
+                await self._shared._write_kept()
+        else:
+            self._shared.take_at_commit()
+        return await self._transaction.__aexit__(*exc_info)
 
 
 def rounds(events: Sequence[V], key: Callable[[V], Hashable]) -> list[list[V]]:

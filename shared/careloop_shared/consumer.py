@@ -241,7 +241,7 @@ class EventConsumer:
             # The store's statements go one at a time through the shared connection, so handlers
             # marked side_by_side can run at once for different patients (careloop_shared.coalesce).
             shared = SharedConnection(conn)
-            uow = DatabaseUnitOfWork(conn, self._topic_for, self._store(shared))
+            uow = DatabaseUnitOfWork(conn, self._topic_for, self._store(shared), shared=shared)
             todo = []
             for event in events:
                 if event.envelope.id not in fresh:

@@ -205,6 +205,16 @@ class Store:
             return await self.db.load(many, key)
         return (await many(self.db, [key]))[0]
 
+    async def insert_at_commit(self, table: str, row: dict[str, Any], *, conflict: str = "") -> None:
+        """Insert ``row`` in the statement that writes the unit of work's outbox, one round trip fewer, or
+        before this store's next statement if one comes first (so what follows sees it). For a row whose
+        insert is not expected to fail: a constraint it breaks fails the unit of work where it is sent.
+        Outside a unit of work (the pool, a bare connection): at once."""
+        if isinstance(self.db, SharedConnection):
+            self.db.at_commit(table, row, conflict)
+        else:
+            await insert_row(self.db, table, row, conflict=conflict)
+
 
 def _names(table: str, columns: Iterable[str]) -> None:
     """Table and column names come from the service's own code, never a request; checked anyway."""
@@ -213,9 +223,9 @@ def _names(table: str, columns: Iterable[str]) -> None:
             raise ValueError(f"not a column or table name: {name!r}")
 
 
-def _insert_sql(table: str, columns: Sequence[str], conflict: str, returning: str) -> str:
+def _insert_sql(table: str, columns: Sequence[str], conflict: str, returning: str, first: int = 1) -> str:
     _names(table, columns)
-    placeholders = ", ".join(f"${i + 1}" for i in range(len(columns)))
+    placeholders = ", ".join(f"${first + i}" for i in range(len(columns)))
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
         + (f" ON CONFLICT {conflict}" if conflict else "")
@@ -323,18 +333,57 @@ async def _insert_many(
     """``INSERT INTO table (columns) <rows> <tail>`` as one statement, run with ``conn.<method>``: one plan
     and one execution for the rows, in their order, where a statement per row plans each again."""
     _names(table, columns)
-    names = ", ".join(columns)
     # One array of the table's row type, each row given by its column names (asyncpg fills the columns a
     # row does not set with NULL; only ``columns`` are inserted, the rest take their defaults). asyncpg
     # checks each element of an array parameter against three abstract base classes: one check per row
     # here, where one array per column costs one per value; and a row's JSON or array value is one
     # attribute, where an array of them would be read as another dimension.
-    sql = (
-        f"INSERT INTO {table} ({names}) SELECT {names} FROM unnest($1::{table}[]) WITH ORDINALITY AS r"
-        f" ORDER BY r.ordinality{tail}"
-    )
     try:
-        return await getattr(conn, method)(sql, rows)
+        return await getattr(conn, method)(_insert_many_sql(table, columns, tail), rows)
+    except asyncpg.DatatypeMismatchError:
+        await _forget_row_type(conn)
+        raise RowTypeChanged(table) from None
+
+
+def _insert_many_sql(table: str, columns: Sequence[str], tail: str, parameter: int = 1) -> str:
+    names = ", ".join(columns)
+    return (
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM unnest(${parameter}::{table}[]) WITH ORDINALITY"
+        f" AS r ORDER BY r.ordinality{tail}"
+    )
+
+
+async def insert_with(
+    conn: Db,
+    first: Sequence[tuple[str, Mapping[str, Any], str]],
+    table: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    conflict: str = "",
+) -> None:
+    """``first`` (a row each: table, row, conflict clause), then ``rows`` into ``table`` as ``insert_rows``
+    would, all in one statement: the ``first`` inserts as data-modifying WITH queries. They share one
+    snapshot (none sees another's row) and foreign keys are checked as the statement ends."""
+    if not first or len(by_columns(rows)) > 1:  # rows setting different columns: a statement each
+        for t, row, c in first:
+            await insert_row(conn, t, row, conflict=c)
+        await insert_rows(conn, table, rows, conflict=conflict)
+        return
+    parts: list[str] = []
+    args: list[Any] = []
+    for t, row, c in first:
+        columns = sorted(row)
+        parts.append(_insert_sql(t, columns, c, "", first=len(args) + 1))
+        args += [row[k] for k in columns]
+    if rows:
+        _names(table, rows[0])
+        tail = f" ON CONFLICT {conflict}" if conflict else ""
+        parts.append(_insert_many_sql(table, sorted(rows[0]), tail, parameter=len(args) + 1))
+        args.append(rows)
+    *before, last = parts
+    sql = ("WITH " + ", ".join(f"w{i} AS ({p})" for i, p in enumerate(before)) + " " if before else "") + last
+    try:
+        await conn.execute(sql, *args)
     except asyncpg.DatatypeMismatchError:
         await _forget_row_type(conn)
         raise RowTypeChanged(table) from None

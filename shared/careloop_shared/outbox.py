@@ -24,7 +24,7 @@ from murmurhash2 import murmurhash2
 
 from careloop_shared import tracing
 from careloop_shared.coalesce import SharedConnection
-from careloop_shared.db import PLAN_CACHE_MODE, PlanCacheMode, connect, insert_rows
+from careloop_shared.db import PLAN_CACHE_MODE, PlanCacheMode, connect, insert_with
 from careloop_shared.events import Event, Message, ReceivedEvent, new_message
 from careloop_shared.logging import get_logger
 from careloop_shared.metrics import OutboxMetrics
@@ -103,13 +103,16 @@ class DatabaseUnitOfWork(UnitOfWork[S]):
         topic_for: TopicFor,
         store: S,
         correlation_id: uuid.UUID | None = None,
+        shared: SharedConnection | None = None,
     ) -> None:
         super().__init__(store, correlation_id)
         self.conn = conn
         self._topic_for = topic_for
+        self._shared = shared  # the store's connection: rows it keeps to insert with the outbox
 
     async def flush(self) -> None:
-        if not self.pending:
+        first = self._shared.take_at_commit() if self._shared is not None else []
+        if not self.pending and not first:
             return
         rows = [
             {
@@ -125,7 +128,7 @@ class DatabaseUnitOfWork(UnitOfWork[S]):
         self.pending.clear()
         # A deterministic event id emitted twice is one event: the second insert is a no-op. The rows
         # take their positions in the order they were emitted.
-        await insert_rows(self.conn, "outbox", rows, conflict="(event_id) DO NOTHING")
+        await insert_with(self.conn, first, "outbox", rows, conflict="(event_id) DO NOTHING")
 
 
 def _no_store(_: asyncpg.Connection) -> Any:
@@ -142,7 +145,8 @@ async def unit_of_work(
 ) -> AsyncIterator[DatabaseUnitOfWork[S]]:
     async with pool.acquire() as conn, conn.transaction():
         # Shared one statement at a time, so a use case may work on many patients side by side.
-        uow = DatabaseUnitOfWork(conn, topic_for, store(SharedConnection(conn)), correlation_id)
+        shared = SharedConnection(conn)
+        uow = DatabaseUnitOfWork(conn, topic_for, store(shared), correlation_id, shared)
         yield uow
         await uow.flush()
 

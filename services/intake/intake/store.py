@@ -108,7 +108,7 @@ class IntakeStore(Store):
         )
 
     async def insert_consent(self, row: dict[str, Any]) -> None:
-        await insert_row(self.db, "consents", {**row, "status": "active"})
+        await self.insert_at_commit("consents", {**row, "status": "active"})  # with its ConsentRecorded
 
     async def get_consent(
         self, agency_id: str, patient_id: uuid.UUID, consent_id: uuid.UUID, *, lock: bool = False
@@ -147,7 +147,7 @@ class IntakeStore(Store):
         )
 
     async def insert_assessment(self, row: dict[str, Any]) -> None:
-        await insert_row(self.db, "assessments", row)
+        await self.insert_at_commit("assessments", row)  # with the PatientAssessed it records
 
     async def get_assessment(self, agency_id: str, assessment_id: uuid.UUID) -> asyncpg.Record | None:
         return await self.db.fetchrow(

@@ -3,8 +3,9 @@ for tests that hold a consumption to a number of statements a batch, whatever th
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from careloop_shared.consumer import EventConsumer, Handler, Record
 from careloop_shared.events import Event, new_message
 
 # What every transaction sends, however many events it applies.
-_FRAME = frozenset({"BEGIN;", "COMMIT;", "BEGIN", "COMMIT"})
+FRAME = frozenset({"BEGIN;", "COMMIT;", "BEGIN", "COMMIT"})
 
 
 def record_of(event: Event, offset: int, time: datetime | None = None) -> Record:
@@ -33,6 +34,24 @@ async def service_pool(database_factory: Any, name: str, migrations_folder: Path
     pool = await db.create_pool(await database_factory(name), min_size=1, max_size=1)
     await db.migrate(pool, [*db.kernel_migrations(), *db.folder_migrations(name, migrations_folder)])
     return pool
+
+
+@contextlib.asynccontextmanager
+async def statements_sent(pool: asyncpg.Pool) -> AsyncIterator[list[str]]:
+    """The statements sent on the pool's connection while inside (asyncpg's query logger; a pool of one
+    connection, as ``service_pool`` makes, sees them all)."""
+    sent: list[str] = []
+
+    def note(query: Any) -> None:
+        sent.append(query.query)
+
+    async with pool.acquire() as conn:
+        conn.add_query_logger(note)
+    try:
+        yield sent
+    finally:
+        async with pool.acquire() as conn:
+            conn.remove_query_logger(note)
 
 
 async def apply_batch(
@@ -63,24 +82,14 @@ async def apply_batch(
         dead_letter_topic="dead-letters",
         backoff_s=0,
     )
-    sent: list[str] = []
-
-    def note(query: Any) -> None:
-        sent.append(query.query)
-
-    async with pool.acquire() as conn:
-        conn.add_query_logger(note)
-    try:
+    async with statements_sent(pool) as sent:
         sent_at = list(times) or [None] * len(events)
         records = [
             record_of(e, offset, at) for offset, (e, at) in enumerate(zip(events, sent_at, strict=True))
         ]
         await consumer.process(records)
-    finally:
-        async with pool.acquire() as conn:
-            conn.remove_query_logger(note)
     assert not dead, f"dead-lettered: {dead}"
-    return [q for q in sent if q.strip() not in _FRAME]
+    return [q for q in sent if q.strip() not in FRAME]
 
 
 async def batches_of_growing_size(

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Store, insert_row
+from careloop_shared.db import Store
 
 ASSIGNMENT_COLUMNS = (
     "patient_id, care_manager_id, previous_care_manager_id, reason, reason_code, assigned_at, assigned_by,"
@@ -18,8 +18,9 @@ ASSIGNMENT_COLUMNS = (
 
 class CareManagerStore(Store):
     async def record_assignment(self, row: dict[str, Any]) -> None:
-        """Keep an assignment in the history (the patient's row already names the care manager)."""
-        await insert_row(self.db, "care_manager_assignments", row)
+        """Keep an assignment in the history (the patient's row already names the care manager), with the
+        CareManagerAssigned that announces it."""
+        await self.insert_at_commit("care_manager_assignments", row)
 
     async def reassign(self, row: dict[str, Any]) -> None:
         """Make the row's care manager the patient's, and keep the assignment in the history."""

@@ -15,7 +15,7 @@ from careloop_shared.db import Store, insert_row
 
 class KeyStore(Store):
     async def keep(self, row: dict[str, Any]) -> None:
-        await insert_row(self.db, "patient_keys", row, conflict="(patient_id) DO NOTHING")
+        await self.insert_at_commit("patient_keys", row, conflict="(patient_id) DO NOTHING")
 
     async def get(self, agency_id: str, patient_id: uuid.UUID) -> asyncpg.Record | None:
         return await self.db.fetchrow(
