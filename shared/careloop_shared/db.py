@@ -382,9 +382,12 @@ async def insert_with(
         args.append(rows)
     *before, last = parts
     sql = ("WITH " + ", ".join(f"w{i} AS ({p})" for i, p in enumerate(before)) + " " if before else "") + last
+    if not rows:
+        await conn.execute(sql, *args)
+        return
     try:
         await conn.execute(sql, *args)
-    except asyncpg.DatatypeMismatchError:
+    except asyncpg.DatatypeMismatchError:  # only ``rows`` travel as the table's row type
         await _forget_row_type(conn)
         raise RowTypeChanged(table) from None
 
