@@ -84,7 +84,7 @@ class SharedConnection:
         if self._at_commit:
             from careloop_shared.db import insert_with  # db builds on this module
 
-            await insert_with(self.raw, self.take_at_commit(), "", [])
+            await insert_with(self.raw, self.take_at_commit())
 
     async def load(self, many: Many, key: Any) -> Any:
         """``many``'s answer for ``key``, asked together with every other key asked right now."""
@@ -105,11 +105,8 @@ class SharedConnection:
         async with self._lock:
             try:
                 await self._write_kept()
-            except BaseException as exc:
-                for calls in pending.values():
-                    for _, future in calls:
-                        if not future.done():
-                            future.set_exception(exc)
+            except BaseException as exc:  # every call waiting now fails with the rows before it
+                _fail([call for calls in pending.values() for call in calls], exc)
                 if not isinstance(exc, Exception):
                     raise
                 return
@@ -117,9 +114,7 @@ class SharedConnection:
                 try:
                     results = await many(self.raw, [key for key, _ in calls])
                 except BaseException as exc:
-                    for _, future in calls:
-                        if not future.done():
-                            future.set_exception(exc)
+                    _fail(calls, exc)
                     if not isinstance(exc, Exception):
                         raise
                     continue
@@ -136,6 +131,12 @@ class SharedConnection:
             for _, future in calls:
                 future.cancel()
         self._pending.clear()
+
+
+def _fail(calls: Sequence[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
+    for _, future in calls:
+        if not future.done():
+            future.set_exception(exc)
 
 
 class _Savepoint:

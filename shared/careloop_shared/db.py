@@ -356,14 +356,14 @@ def _insert_many_sql(table: str, columns: Sequence[str], tail: str, parameter: i
 async def insert_with(
     conn: Db,
     first: Sequence[tuple[str, Mapping[str, Any], str]],
-    table: str,
-    rows: Sequence[Mapping[str, Any]],
+    table: str = "",
+    rows: Sequence[Mapping[str, Any]] = (),
     *,
     conflict: str = "",
 ) -> None:
-    """``first`` (a row each: table, row, conflict clause), then ``rows`` into ``table`` as ``insert_rows``
-    would, all in one statement: the ``first`` inserts as data-modifying WITH queries. They share one
-    snapshot (none sees another's row) and foreign keys are checked as the statement ends."""
+    """``first`` (a row each: table, row, conflict clause), then ``rows`` (if any) into ``table`` as
+    ``insert_rows`` would, all in one statement: the ``first`` inserts as data-modifying WITH queries. They
+    share one snapshot (none sees another's row) and foreign keys are checked as the statement ends."""
     if not first or len(by_columns(rows)) > 1:  # rows setting different columns: a statement each
         for t, row, c in first:
             await insert_row(conn, t, row, conflict=c)
@@ -382,12 +382,11 @@ async def insert_with(
         args.append(rows)
     *before, last = parts
     sql = ("WITH " + ", ".join(f"w{i} AS ({p})" for i, p in enumerate(before)) + " " if before else "") + last
-    if not rows:
-        await conn.execute(sql, *args)
-        return
     try:
         await conn.execute(sql, *args)
-    except asyncpg.DatatypeMismatchError:  # only ``rows`` travel as the table's row type
+    except asyncpg.DatatypeMismatchError:
+        if not rows:  # only ``rows`` travel as the table's row type: otherwise a defect, not a migration
+            raise
         await _forget_row_type(conn)
         raise RowTypeChanged(table) from None
 
