@@ -10,11 +10,12 @@ import pytest
 import pytest_asyncio
 
 from careloop_shared.auth import issue_token
-from careloop_shared.contracts import Need, PatientAssessed, PatientErased, RiskLevel
+from careloop_shared.contracts import PatientErased
 from careloop_shared.events import new_message
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing.intake_events import depression_found
 from careloop_shared.testing.keys import FakePatientKeys
 from careplan.config import CareplanSettings
 from careplan.main import build_app
@@ -68,16 +69,7 @@ async def patient_with_free_text(careplan, canary: str) -> tuple[uuid.UUID, str]
     patient_id = uuid.uuid4()
     await send(
         careplan,
-        PatientAssessed(
-            patient_id=patient_id,
-            agency_id=AGENCY,
-            assessment_id=uuid.uuid4(),
-            instrument="phq-2",
-            rules_version="test",
-            needs=[Need(code="depression")],
-            risk_level=RiskLevel("moderate"),
-            assessed_at=datetime.now(UTC),
-        ),
+        depression_found(patient_id, agency=AGENCY, at=datetime.now(UTC)),
     )
 
     async def planned():
