@@ -31,6 +31,7 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
 from careloop_shared.settings import over_loopback
+from careloop_shared.testing import drop_database
 
 SERVICES = ("intake", "careplan", "referral", "followup", "record", "workspace")
 UID = 10001
@@ -113,7 +114,7 @@ async def remove_databases(pg_url: str, urls: dict[str, str]) -> None:
     conn = await asyncpg.connect(f"{pg_url}/postgres")
     try:
         for url in urls.values():
-            await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+            await drop_database(conn, url.rsplit("/", 1)[1])
     finally:
         await conn.close()
 

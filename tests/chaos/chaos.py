@@ -31,7 +31,7 @@ import asyncpg
 
 from careloop_shared.auth import issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import REPO_ROOT, unique_prefix
+from careloop_shared.testing import REPO_ROOT, drop_database, unique_prefix
 from tests.chaos import poison, report, tally
 from tests.chaos.fleet import SERVICES, Fault, Fleet
 from tests.chaos.load import Load
@@ -87,7 +87,7 @@ async def drop_databases(pg_url: str, dsns: dict[str, str]) -> None:
     conn = await asyncpg.connect(f"{pg_url}/postgres")
     try:
         for dsn in dsns.values():
-            await conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+            await drop_database(conn, dsn.rsplit("/", 1)[1])
     finally:
         await conn.close()
 
