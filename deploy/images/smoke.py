@@ -31,7 +31,7 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
 from careloop_shared.settings import over_loopback
-from careloop_shared.testing import drop_database
+from careloop_shared.testing import drop_databases
 
 SERVICES = ("intake", "careplan", "referral", "followup", "record", "workspace")
 UID = 10001
@@ -108,15 +108,6 @@ async def make_databases(pg_url: str, tag: str) -> dict[str, str]:
     finally:
         await conn.close()
     return {s: f"{pg_url}/{name}" for s, name in names.items()}
-
-
-async def remove_databases(pg_url: str, urls: dict[str, str]) -> None:
-    conn = await asyncpg.connect(f"{pg_url}/postgres")
-    try:
-        for url in urls.values():
-            await drop_database(conn, url.rsplit("/", 1)[1])
-    finally:
-        await conn.close()
 
 
 async def remove_topics(bootstrap: str, prefix: str) -> None:
@@ -315,7 +306,7 @@ def main() -> int:
             asyncio.run(remove_topics(bootstrap, prefix))
         if databases:
             with contextlib.suppress(Exception):
-                asyncio.run(remove_databases(pg_url, databases))
+                asyncio.run(drop_databases(pg_url, databases.values()))
         if args.logs and (work / "logs").is_dir():
             shutil.rmtree(args.logs, ignore_errors=True)
             shutil.copytree(work / "logs", args.logs)

@@ -31,7 +31,7 @@ import asyncpg
 
 from careloop_shared.auth import issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import REPO_ROOT, drop_database, unique_prefix
+from careloop_shared.testing import REPO_ROOT, drop_databases, unique_prefix
 from tests.chaos import poison, report, tally
 from tests.chaos.fleet import SERVICES, Fault, Fleet
 from tests.chaos.load import Load
@@ -81,15 +81,6 @@ async def create_databases(pg_url: str, run: str) -> dict[str, str]:
     finally:
         await conn.close()
     return {s: f"{pg_url}/chaos_{run}_{s}" for s in SERVICES}
-
-
-async def drop_databases(pg_url: str, dsns: dict[str, str]) -> None:
-    conn = await asyncpg.connect(f"{pg_url}/postgres")
-    try:
-        for dsn in dsns.values():
-            await drop_database(conn, dsn.rsplit("/", 1)[1])
-    finally:
-        await conn.close()
 
 
 async def faults(
@@ -216,7 +207,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         fleet.stop_all()
     if not args.keep:
-        await drop_databases(env["CARELOOP_PG_URL"].rstrip("/"), dsns)
+        await drop_databases(env["CARELOOP_PG_URL"].rstrip("/"), dsns.values())
     report.write(args.out, results, watch, load)
     return results
 

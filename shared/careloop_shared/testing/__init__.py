@@ -165,16 +165,11 @@ async def database_factory(infra: Infra) -> AsyncIterator[Callable[[str], Awaita
             await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()
-        created.append(name)
-        return f"{infra.pg_url}/{name}"
+        created.append(f"{infra.pg_url}/{name}")
+        return created[-1]
 
     yield create
-    conn = await asyncpg.connect(admin_url)
-    try:
-        for name in created:
-            await drop_database(conn, name)
-    finally:
-        await conn.close()
+    await drop_databases(infra.pg_url, created)
 
 
 async def drop_database(conn: asyncpg.Connection, name: str, timeout: float = 30.0) -> None:
@@ -196,6 +191,17 @@ async def drop_database(conn: asyncpg.Connection, name: str, timeout: float = 30
                 if time.monotonic() >= deadline:
                     raise
         await asyncio.sleep(0.1)
+
+
+async def drop_databases(pg_url: str, urls: Iterable[str]) -> None:
+    """Drop the throwaway databases at ``urls`` (``drop_database``), connected to ``pg_url``'s
+    ``postgres`` database."""
+    conn = await asyncpg.connect(f"{pg_url}/postgres")
+    try:
+        for url in urls:
+            await drop_database(conn, url.rsplit("/", 1)[1])
+    finally:
+        await conn.close()
 
 
 async def eventually(
