@@ -227,6 +227,10 @@ class _Statements:
         self.sql.append(sql)
         return await self.conn.fetch(sql, *args)
 
+    async def executemany(self, sql: str, args):
+        self.sql.append(sql)
+        return await self.conn.executemany(sql, args)
+
 
 async def test_a_table_takes_its_rows_as_one_array_of_its_row_type(database_factory):
     """Rows that set different columns, an array column among them, go in as one statement per set of
@@ -300,5 +304,69 @@ async def test_a_table_changed_under_a_pool_fails_one_insert_as_one_to_try_again
                 await db.insert_rows(SharedConnection(conn), "plain", rows)
             docs = {r["name"]: r["doc"] for r in await conn.fetch("SELECT name, doc FROM plain")}
             assert len(docs) == 6 and docs["f"] == {"k": 1} and docs["e"] is None
+    finally:
+        await pool.close()
+
+
+async def test_rows_go_in_with_a_query_in_one_statement_the_query_not_seeing_them(database_factory):
+    """``fetch_inserting``: the rows and the query in one round trip (the query plain or a WITH query),
+    the query reading the table as it was; rows setting different columns, or none, go apart."""
+    conn = await _connection(database_factory)
+    try:
+        await conn.execute(PLAIN)
+        await db.insert_rows(conn, "things", [_row("seen")])
+        statements = _Statements(conn)
+        query = "SELECT name FROM things WHERE score > $1 ORDER BY name"
+        found = await db.fetch_inserting(
+            statements,
+            query,
+            [1.0],
+            "plain",
+            [_row("a"), _row("b")],
+            conflict="DO NOTHING",  # type: ignore[arg-type]
+        )
+        assert [r["name"] for r in found] == ["seen"] and len(statements.sql) == 1
+        assert "unnest($2::plain[])" in statements.sql[0]
+        assert await conn.fetchval("SELECT array_agg(name ORDER BY position) FROM plain") == ["a", "b"]
+
+        # Into the table the query reads: it sees the table without them; what follows sees them.
+        with_query = (
+            "WITH big AS (SELECT name FROM things WHERE score > $1) SELECT name FROM big ORDER BY name"
+        )
+        found = await db.fetch_inserting(
+            statements,
+            with_query,
+            [1.0],
+            "things",
+            [_row("new"), _row("seen")],  # type: ignore[arg-type]
+            conflict="(name) DO NOTHING",
+        )
+        assert [r["name"] for r in found] == ["seen"] and len(statements.sql) == 2
+        assert await conn.fetchval("SELECT array_agg(name ORDER BY name) FROM things") == ["new", "seen"]
+
+        # Rows setting different columns go before the query; no rows, the query alone.
+        mixed = [_row("c"), {"id": uuid.uuid4(), "name": "d"}]
+        found = await db.fetch_inserting(statements, query, [1.0], "plain", mixed)  # type: ignore[arg-type]
+        assert [r["name"] for r in found] == ["new", "seen"] and len(statements.sql) == 5
+        assert await db.fetch_inserting(statements, query, [9.0], "plain", []) == []  # type: ignore[arg-type]
+        assert statements.sql[-1] == query
+        assert await conn.fetchval("SELECT count(*) FROM plain") == 4
+    finally:
+        await conn.close()
+
+
+async def test_rows_going_in_with_a_query_after_the_table_changed_say_to_try_again(database_factory):
+    pool = await db.create_pool(await database_factory("rows"), min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(PLAIN)
+            query = "SELECT count(*) AS n FROM plain"
+            assert (await db.fetch_inserting(conn, query, [], "plain", [_row("a")]))[0]["n"] == 0
+            await conn.execute("ALTER TABLE plain ADD COLUMN added text NOT NULL DEFAULT 'new'")
+            with pytest.raises(db.RowTypeChanged):
+                async with conn.transaction():
+                    await db.fetch_inserting(conn, query, [], "plain", [_row("b")])
+            assert (await db.fetch_inserting(conn, query, [], "plain", [_row("b")]))[0]["n"] == 1
+            assert await conn.fetchval("SELECT array_agg(added) FROM plain") == ["new", "new"]
     finally:
         await pool.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import datetime
 from importlib import resources
@@ -327,6 +327,17 @@ async def _forget_row_type(conn: Db) -> None:
         await raw.reload_schema_state()  # no round trip: it forgets the pool's cached types
 
 
+@contextlib.asynccontextmanager
+async def _as_row_type_of(conn: Db, table: str) -> AsyncIterator[None]:
+    """Around a statement whose rows travel as ``table``'s row type: PostgreSQL refusing that type
+    (``DatatypeMismatchError``) means the table changed; the connection forgets it (``RowTypeChanged``)."""
+    try:
+        yield
+    except asyncpg.DatatypeMismatchError:
+        await _forget_row_type(conn)
+        raise RowTypeChanged(table) from None
+
+
 async def _insert_many(
     conn: Db, method: str, table: str, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]], tail: str
 ) -> Any:
@@ -338,11 +349,8 @@ async def _insert_many(
     # checks each element of an array parameter against three abstract base classes: one check per row
     # here, where one array per column costs one per value; and a row's JSON or array value is one
     # attribute, where an array of them would be read as another dimension.
-    try:
+    async with _as_row_type_of(conn, table):
         return await getattr(conn, method)(_insert_many_sql(table, columns, tail), rows)
-    except asyncpg.DatatypeMismatchError:
-        await _forget_row_type(conn)
-        raise RowTypeChanged(table) from None
 
 
 def _insert_many_sql(table: str, columns: Sequence[str], tail: str, parameter: int = 1) -> str:
@@ -382,13 +390,39 @@ async def insert_with(
         args.append(rows)
     *before, last = parts
     sql = ("WITH " + ", ".join(f"w{i} AS ({p})" for i, p in enumerate(before)) + " " if before else "") + last
-    try:
+    if not rows:  # only ``rows`` travel as a table's row type
         await conn.execute(sql, *args)
-    except asyncpg.DatatypeMismatchError:
-        if not rows:  # only ``rows`` travel as the table's row type: otherwise a defect, not a migration
-            raise
-        await _forget_row_type(conn)
-        raise RowTypeChanged(table) from None
+        return
+    async with _as_row_type_of(conn, table):
+        await conn.execute(sql, *args)
+
+
+async def fetch_inserting(
+    conn: Db,
+    sql: str,
+    args: Sequence[Any],
+    table: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    conflict: str = "",
+) -> list[asyncpg.Record]:
+    """``conn.fetch(sql, *args)`` with ``rows`` inserted into ``table`` (as ``insert_rows`` would) in the
+    same statement, one round trip fewer: the insert is a data-modifying WITH query before ``sql`` (a
+    SELECT, or a WITH query not RECURSIVE). One snapshot: ``sql`` does not see the rows, so it must not
+    read ``table``; what follows does. Not for an upsert (one statement cannot update a row twice)."""
+    if "DO UPDATE" in conflict.upper():
+        raise ValueError("fetch_inserting does not upsert")
+    if not rows:
+        return list(await conn.fetch(sql, *args))
+    if len(by_columns(rows)) > 1:  # rows setting different columns: a statement each
+        await insert_rows(conn, table, rows, conflict=conflict)
+        return list(await conn.fetch(sql, *args))
+    _names(table, rows[0])
+    tail = f" ON CONFLICT {conflict}" if conflict else ""
+    insert = _insert_many_sql(table, sorted(rows[0]), tail, parameter=len(args) + 1)
+    query = f"WITH inserted AS ({insert})" + (f", {sql[5:]}" if sql.startswith("WITH ") else f" {sql}")
+    async with _as_row_type_of(conn, table):
+        return list(await conn.fetch(query, *args, rows))
 
 
 async def insert_rows_returning(

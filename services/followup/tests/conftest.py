@@ -95,9 +95,23 @@ class FakeTaskStore:
         self.tasks[task_id].update(changes, updated_at=at)
         return dict(self.tasks[task_id])
 
-    async def record_resolution(self, row: dict[str, Any]) -> None:
-        key = (row["patient_id"], row["kind"], row["subject"], row["event_id"])
-        self.resolutions.setdefault(key, dict(row))
+    async def resolve(
+        self, resolutions: Sequence[dict[str, Any]], *, remember: bool = True
+    ) -> list[list[dict[str, Any]]]:
+        found = [
+            await self.active_about(
+                r["patient_id"],
+                [r["kind"]],
+                r["subject"],
+                caused_until=None if r["any_time"] else r["resolved_at"],
+                except_cause=r["event_id"],
+            )
+            for r in resolutions
+        ]
+        for row in resolutions if remember else ():
+            key = (row["patient_id"], row["kind"], row["subject"], row["event_id"])
+            self.resolutions.setdefault(key, dict(row))
+        return found
 
     async def resolution_for(
         self, patient_id: uuid.UUID, kind: str, subject: str, cause_at: datetime, cause_event_id: uuid.UUID

@@ -1,6 +1,7 @@
 """followup's consumer over its real database: who is responsible for each patient, consumed as one
 batch, costs as many statements for forty patients as for twenty; the newest assignment wins, and a
-patient's open care tasks go to the care manager it names (in the same statement as the others')."""
+patient's open care tasks go to the care manager it names (in the same statement as the others').
+Assessments resolve every patient's tasks of two kinds, and remember that they did, in one statement."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from careloop_shared.contracts import CareManagerAssigned, PatientRegistered
 from careloop_shared.testing.batches import apply_batch, batches_of_growing_size, by_patient, service_pool
-from careloop_shared.testing.intake_events import REGISTERED_AT, registered
+from careloop_shared.testing.intake_events import REGISTERED_AT, depression_found, registered
 from followup import main
 from followup.consumers import HANDLERS
 from followup.domain.task_rules import CARE_MANAGER
@@ -51,6 +52,19 @@ async def _open_task(pool, patient: uuid.UUID, assignee: str | None) -> uuid.UUI
         CARE_MANAGER,
         assignee,
         str(task),
+    )
+    return task
+
+
+async def _task(pool, patient: uuid.UUID, kind: str, subject: str) -> uuid.UUID:
+    """An open task of ``kind`` about ``subject``, caused an hour before ``AT``."""
+    task = await _open_task(pool, patient, "cm-ana")
+    await pool.execute(
+        "UPDATE tasks SET kind = $2, subject = $3, cause_at = $4 WHERE id = $1",
+        task,
+        kind,
+        subject,
+        AT - timedelta(hours=1),
     )
     return task
 
@@ -123,5 +137,49 @@ async def test_registrations_and_reassignments_that_alternate_in_a_batch_go_to_t
             )
         # The inbox, then for each handler the care-manager upsert and the move of open tasks.
         assert len(sent[20]) == len(sent[10]) == 5, sent[20]
+    finally:
+        await pool.close()
+
+
+async def test_assessments_resolve_their_patients_tasks_of_every_kind_in_one_statement(database_factory, ctx):
+    """A PHQ-2 resolves the patient's task to do a PHQ-2 and their task to be reassessed: both kinds, for
+    every patient of the batch, looked up (and locked) in the statement that records the resolutions."""
+    pool = await service_pool(database_factory, "followup", Path(main.__file__).parent / "migrations")
+    try:
+        sent = {}
+        for n in (2, 20, 40):  # the first has asyncpg learn the types it sends
+            patients = [uuid.uuid4() for _ in range(n)]
+            await apply_batch(
+                pool, "followup", HANDLERS, FollowupStore, ctx, [_registered(p) for p in patients]
+            )
+            tasks = [
+                await _task(pool, p, k, s)
+                for p in patients[:2]
+                for k, s in (("do-instrument", "phq-2"), ("reassess", ""))
+            ]
+            other = await _task(pool, patients[0], "do-instrument", "gad-2")
+            assessed = [depression_found(p) for p in patients]
+            sent[n] = await apply_batch(pool, "followup", HANDLERS, FollowupStore, ctx, assessed)
+
+            closed = await pool.fetch(
+                "SELECT id, status, resolved_by_event_type FROM tasks WHERE id = ANY($1::uuid[])",
+                [*tasks, other],
+            )
+            assert {r["id"]: (r["status"], r["resolved_by_event_type"]) for r in closed} == {
+                **dict.fromkeys(tasks, ("done", depression_found(patients[0]).type)),
+                other: ("open", None),
+            }
+            remembered = await pool.fetch(
+                "SELECT patient_id, kind, subject FROM task_resolutions WHERE patient_id = ANY($1::uuid[])",
+                patients,
+            )
+            assert sorted((r["patient_id"], r["kind"], r["subject"]) for r in remembered) == sorted(
+                (p, k, s) for p in patients for k, s in (("do-instrument", "phq-2"), ("reassess", ""))
+            )
+        resolving = [q for q in sent[40] if "INSERT INTO task_resolutions" in q]
+        assert len(resolving) == 1 and "FROM unnest" in resolving[0] and "JOIN tasks" in resolving[0], sent[
+            40
+        ]
+        assert len(sent[40]) == len(sent[20]), sent[40]
     finally:
         await pool.close()

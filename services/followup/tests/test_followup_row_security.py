@@ -259,7 +259,7 @@ async def test_acting_for_one_agency_cannot_write_anothers_rows(followup, rules)
             {"patient_id": newcomer, "agency_id": B, "care_manager_id": "cm", "assigned_at": now}
         ),
         "tasks": lambda s: s.tasks.insert_task({**task, "id": uuid.uuid4(), "cause_key": "another"}),
-        "task_resolutions": lambda s: s.tasks.record_resolution({**resolution, "event_id": uuid.uuid4()}),
+        "task_resolutions": lambda s: s.tasks.resolve([{**resolution, "event_id": uuid.uuid4()}]),
         "follow_up_outcomes": lambda s: s.insert_outcome(outcome),
         "follow_up_reschedules": lambda s: s.insert_reschedule(move),
     }
@@ -321,7 +321,7 @@ async def test_the_migration_gives_earlier_resolutions_their_patients_agency(dat
             }
 
         for patient in (registered, followed, unknown):
-            await store.tasks.record_resolution(resolution(patient))
+            await db.insert_row(pool, "task_resolutions", resolution(patient))
         await db.migrate(pool, migrations())
 
         with as_agency(ALL_AGENCIES):
@@ -332,6 +332,6 @@ async def test_the_migration_gives_earlier_resolutions_their_patients_agency(dat
         # The row of a patient followup knew nothing else of stays, for its own work; a new row without
         # an agency is refused.
         with as_agency(ALL_AGENCIES), pytest.raises(asyncpg.CheckViolationError):
-            await store.tasks.record_resolution(resolution(unknown))
+            await store.tasks.resolve([resolution(unknown)])
     finally:
         await pool.close()

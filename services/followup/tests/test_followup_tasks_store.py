@@ -92,14 +92,14 @@ async def test_a_resolution_counts_from_its_time_on_and_never_for_its_own_cause(
         "resolved_at": T - timedelta(hours=1),
         "any_time": False,
     }
-    await any_store.tasks.record_resolution(before)
-    await any_store.tasks.record_resolution(before)  # again: one row
+    await any_store.tasks.resolve([before])
+    await any_store.tasks.resolve([before])  # again: one row
     assert await any_store.tasks.resolution_for(patient, "chase-referral", "r1", T, cause) is None
     itself = {**before, "event_id": cause, "resolved_at": T + timedelta(hours=1)}
-    await any_store.tasks.record_resolution(itself)
+    await any_store.tasks.resolve([itself])
     assert await any_store.tasks.resolution_for(patient, "chase-referral", "r1", T, cause) is None
     anytime = {**before, "event_id": uuid.uuid4(), "any_time": True}
-    await any_store.tasks.record_resolution(anytime)
+    await any_store.tasks.resolve([anytime])
     found = await any_store.tasks.resolution_for(patient, "chase-referral", "r1", T, cause)
     assert (found["event_id"], found["event_type"]) == (anytime["event_id"], "x")
     assert await any_store.tasks.resolution_for(patient, "chase-referral", "r2", T, cause) is None
@@ -118,6 +118,34 @@ async def test_active_about_finds_the_open_tasks_caused_until_a_time_except_one_
     assert await ids() == {early["id"], late["id"]}
     assert await ids(caused_until=T + timedelta(hours=1)) == {early["id"]}
     assert await ids(except_cause=early["cause_event_id"]) == {late["id"]}
+
+
+async def test_resolve_finds_each_kinds_tasks_and_remembers_the_resolutions_when_asked(any_store):
+    patient = uuid.uuid4()
+    chase, later = task(patient_id=patient), task(patient_id=patient, cause_at=T + timedelta(hours=2))
+    re_refer = task(patient_id=patient, kind="re-refer")
+    anytime = task(patient_id=patient, kind="re-refer", cause_at=T + timedelta(hours=3))
+    anytime["created_at"] = T + timedelta(hours=3)  # oldest first
+    for t in (chase, later, re_refer, anytime, task(patient_id=patient, subject="other")):
+        await any_store.tasks.insert_task(t)
+    event = uuid.uuid4()
+    resolutions = [
+        {"patient_id": patient, "agency_id": "agency-a", "kind": kind, "subject": "s", "event_id": event}
+        | {"event_type": "x", "resolved_at": T + timedelta(hours=1), "any_time": any_time}
+        for kind, any_time in (("chase-referral", False), ("re-refer", True))
+    ]
+
+    found = await any_store.tasks.resolve(resolutions, remember=False)
+    assert [[r["id"] for r in rows] for rows in found] == [[chase["id"]], [re_refer["id"], anytime["id"]]]
+    cause = uuid.uuid4()
+    assert await any_store.tasks.resolution_for(patient, "re-refer", "s", T, cause) is None
+
+    again = await any_store.tasks.resolve(resolutions)  # and remembered
+    assert [[r["id"] for r in rows] for rows in again] == [[r["id"] for r in rows] for rows in found]
+    for kind in ("chase-referral", "re-refer"):
+        remembered = await any_store.tasks.resolution_for(patient, kind, "s", T, cause)
+        assert remembered["event_id"] == event
+    assert await any_store.tasks.resolve([]) == []
 
 
 async def test_a_task_is_escalated_once_when_its_time_passes_and_only_while_open(any_store):

@@ -69,17 +69,12 @@ async def track_tasks(
     """Apply one event to the task list: resolve, escalate, open. ``remember`` keeps what it resolved
     for causes still to come (followup's own events need not: nothing of theirs arrives late)."""
     rules, now, store = ctx.tasks, ctx.clock(), uow.store.tasks
-    for resolution in task.resolutions(rules, facts):
-        if remember:
-            await store.record_resolution(resolution)
-        resolved = await store.active_about(
-            facts.patient_id,
-            [resolution["kind"]],
-            resolution["subject"],
-            caused_until=None if resolution["any_time"] else facts.at,
-            except_cause=facts.event_id,
-        )
-        await _close(uow, resolved, "done", task.resolved_changes(resolution, now, by), now, caused_by, by)
+    resolutions = task.resolutions(rules, facts)
+    if resolutions:  # each kind's tasks it resolves, and the resolutions recorded: one statement
+        found = await store.resolve(resolutions, remember=remember)
+        for resolution, resolved in zip(resolutions, found, strict=True):
+            changes = task.resolved_changes(resolution, now, by)
+            await _close(uow, resolved, "done", changes, now, caused_by, by)
     for kind, subject in task.escalations(rules, facts):
         for t in await store.active_about(facts.patient_id, [kind], subject):
             if t["escalated_at"] is None:

@@ -15,7 +15,7 @@ from careloop_shared.db import (
     Db,
     Store,
     columns_of,
-    insert_rows_each,
+    fetch_inserting,
     insert_rows_returning,
     rows_from,
     update_by_id,
@@ -51,8 +51,27 @@ class TaskStore(Store):
         assert row is not None
         return row
 
-    async def record_resolution(self, row: dict[str, Any]) -> None:
-        await self.one(_record_resolutions, row)
+    async def resolve(
+        self, resolutions: Sequence[dict[str, Any]], *, remember: bool = True
+    ) -> list[list[asyncpg.Record]]:
+        """For each resolution (``domain.tasks.resolutions``), the patient's open and in-progress tasks it
+        resolves, locked: of its kind, about its subject, caused no later than it (any time, when it says
+        so) and not by its own event. ``remember`` records the resolutions too, in the same statement
+        (the look-up reads tasks only), for causes still to come."""
+        asks = [
+            (
+                r["patient_id"],
+                (r["kind"],),
+                r["subject"],
+                None if r["any_time"] else r["resolved_at"],
+                r["event_id"],
+            )
+            for r in resolutions
+        ]
+        found: list[list[asyncpg.Record]] = await self.one(
+            _resolve, (asks, list(resolutions) if remember else [])
+        )
+        return found
 
     async def resolution_for(
         self, patient_id: uuid.UUID, kind: str, subject: str, cause_at: datetime, cause_event_id: uuid.UUID
@@ -139,38 +158,57 @@ class TaskStore(Store):
 # The hot statements of consumed events, set-based: one statement for every patient handled at once.
 
 
-async def _record_resolutions(db: Db, rows: list[dict[str, Any]]) -> list[None]:
-    return await insert_rows_each(db, "task_resolutions", rows, conflict="DO NOTHING")
-
-
 ActiveAbout = tuple[uuid.UUID, tuple[str, ...], str, datetime | None, uuid.UUID | None]
 
 
 async def _active_about(db: Db, asks: list[ActiveAbout]) -> list[list[asyncpg.Record]]:
-    """Each ask's tasks (see ``TaskStore.active_about``): one statement per set of kinds asked."""
-    found: list[list[asyncpg.Record]] = [[] for _ in asks]
-    by_kinds: dict[tuple[str, ...], list[int]] = {}
-    for i, ask in enumerate(asks):
-        by_kinds.setdefault(ask[1], []).append(i)
-    for kinds, positions in by_kinds.items():
-        rows = await db.fetch(
-            f"SELECT q.i AS ask, {_T_COLUMNS} FROM unnest($1::int[], $2::uuid[], $3::text[],"
-            " $4::timestamptz[], $5::uuid[]) AS q(i, patient_id, subject, caused_until, except_cause)"
-            " JOIN tasks t ON t.patient_id = q.patient_id AND t.subject = q.subject"
-            " AND t.kind = ANY($6::text[]) AND t.status = ANY($7::text[])"
-            " AND (q.caused_until IS NULL OR t.cause_at <= q.caused_until)"
-            " AND (q.except_cause IS NULL OR t.cause_event_id <> q.except_cause)"
-            " ORDER BY q.i, t.created_at, t.id FOR UPDATE OF t",
-            positions,
-            [asks[i][0] for i in positions],
-            [asks[i][2] for i in positions],
-            [asks[i][3] for i in positions],
-            [asks[i][4] for i in positions],
-            list(kinds),
+    """Each ask's tasks (see ``TaskStore.active_about``), in one statement."""
+    return await _tasks_about(db, asks)
+
+
+async def _resolve(
+    db: Db, calls: list[tuple[list[ActiveAbout], list[dict[str, Any]]]]
+) -> list[list[list[asyncpg.Record]]]:
+    """Each call's asks answered and resolutions recorded (see ``TaskStore.resolve``), in one statement."""
+    asks = [ask for call_asks, _ in calls for ask in call_asks]
+    found = await _tasks_about(db, asks, [row for _, rows in calls for row in rows])
+    answers, start = [], 0
+    for call_asks, _ in calls:
+        answers.append(found[start : start + len(call_asks)])
+        start += len(call_asks)
+    return answers
+
+
+async def _tasks_about(
+    db: Db, asks: Sequence[ActiveAbout], resolutions: Sequence[dict[str, Any]] = ()
+) -> list[list[asyncpg.Record]]:
+    """Each ask's active tasks, locked, oldest first, with ``resolutions`` recorded in the same statement:
+    one row a kind asked, whatever the kinds."""
+    pairs = [(i, kind) for i, ask in enumerate(asks) for kind in ask[1]]
+    rows = await fetch_inserting(
+        db,
+        f"SELECT q.i AS ask, {_T_COLUMNS} FROM unnest($1::int[], $2::uuid[], $3::text[], $4::text[],"
+        " $5::timestamptz[], $6::uuid[]) AS q(i, patient_id, kind, subject, caused_until, except_cause)"
+        " JOIN tasks t ON t.patient_id = q.patient_id AND t.kind = q.kind AND t.subject = q.subject"
+        " AND t.status = ANY($7::text[]) AND (q.caused_until IS NULL OR t.cause_at <= q.caused_until)"
+        " AND (q.except_cause IS NULL OR t.cause_event_id <> q.except_cause)"
+        " ORDER BY q.i, t.created_at, t.id FOR UPDATE OF t",
+        [
+            [i for i, _ in pairs],
+            [asks[i][0] for i, _ in pairs],
+            [kind for _, kind in pairs],
+            [asks[i][2] for i, _ in pairs],
+            [asks[i][3] for i, _ in pairs],
+            [asks[i][4] for i, _ in pairs],
             ACTIVE,
-        )
-        for row in rows:
-            found[row["ask"]].append(row)
+        ],
+        "task_resolutions",
+        resolutions,
+        conflict="DO NOTHING",
+    )
+    found: list[list[asyncpg.Record]] = [[] for _ in asks]
+    for row in rows:
+        found[row["ask"]].append(row)
     return found
 
 
