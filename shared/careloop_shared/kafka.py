@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import ssl
@@ -203,16 +204,18 @@ def next_offsets(records: Iterable[Any]) -> dict[TopicPartition, int]:
 
 class Committer:
     """Commits what a subscriber's batches processed, off the hop's path: one commit in flight at a time,
-    and the offsets of batches processed meanwhile merge into the next. A commit that never lands (a
-    crash, a rebalance, the broker away) only means those records are delivered again, and the inbox
-    drops them. Once ``closing``, each batch's commit is awaited in the batch, so a stopping service
-    leaves nothing it processed uncommitted."""
+    the next no sooner than ``interval_s`` after the last began, and the offsets of batches processed
+    meanwhile merge into it. A commit that never lands (a crash, a rebalance, the broker away) only means
+    those records are delivered again, and the inbox drops them. Once ``closing``, each batch's commit is
+    awaited in the batch, so a stopping service leaves nothing it processed uncommitted."""
 
-    def __init__(self) -> None:
+    def __init__(self, interval_s: float = 0.0) -> None:
         self.closing = False
+        self._interval_s = interval_s
         self._consumer: AIOKafkaConsumer | None = None
         self._pending: dict[TopicPartition, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()  # a flush: commit what is pending without waiting out the interval
 
     async def add(self, consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartition, int]) -> None:
         if consumer is not self._consumer:
@@ -227,17 +230,28 @@ class Committer:
             await self.flush()
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._pending and self._consumer is not None:
+            began = loop.time()
             consumer, offsets, self._pending = self._consumer, self._pending, {}
             try:
                 await consumer.commit(offsets)
             except Exception as exc:
                 log.warning("offset commit failed; those records may be delivered again", error=repr(exc))
+            rest = began + self._interval_s - loop.time()
+            if rest > 0 and not self.closing and not self._hurry.is_set():
+                # The batches processed meanwhile go in the next commit: at most one an interval.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), rest)
 
     async def flush(self) -> None:
         """Until what was processed so far is committed (or its commit failed)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
+        self._hurry.set()
+        try:
+            while self._task is not None and not self._task.done():
+                await asyncio.shield(self._task)
+        finally:
+            self._hurry.clear()
 
 
 async def _the_message_itself(msg: Any) -> Any:
@@ -320,13 +334,15 @@ def subscribe(
     instance_id: str | None = None,
     fetch_wait_ms: int = 0,
     linger_ms: int = 0,
+    commit_interval_ms: int = 0,
 ) -> Committer:
     """Feed batches of raw records to ``consumer``; a batch's offsets are committed only after it
     returns (by the returned ``Committer``). With an ``instance_id`` the consumer is a static member of
     its group. ``fetch_wait_ms``: how long the broker may hold a fetch to gather up to
     ``FETCH_GATHER_BYTES``; 0, it answers as soon as one record is there. ``linger_ms``: how long a poll
-    that found fewer than ``max_records`` waits for more (``waiting_poll``)."""
-    committer = Committer()
+    that found fewer than ``max_records`` waits for more (``waiting_poll``). ``commit_interval_ms``: how
+    long after a commit began the next may begin (``Committer``)."""
+    committer = Committer(commit_interval_ms / 1000)
     on_batch = batch_handler(consumer, committer)
 
     subscriber = broker.subscriber(

@@ -216,6 +216,7 @@ class ServiceRuntime:
                 instance_id=s.group_instance_id,
                 fetch_wait_ms=s.consumer_fetch_wait_ms,
                 linger_ms=s.consumer_linger_ms,
+                commit_interval_ms=s.consumer_commit_interval_ms,
             )
         # Without leave to create them, a missing topic is waited for like a broker that is down,
         # then named in the error the service exits with.

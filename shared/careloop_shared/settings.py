@@ -124,6 +124,7 @@ class KafkaSettings(BaseSettings):
 # Milliseconds the broker may hold a consumer's fetch (``consumer_fetch_wait_ms``), or a consumer waits
 # for more records after some came (``consumer_linger_ms``): within a second.
 FetchWaitMs = Annotated[int, Field(ge=0, le=1000)]
+CommitIntervalMs = Annotated[int, Field(ge=0, le=5000)]
 
 
 class ServiceSettings(KafkaSettings):
@@ -227,6 +228,9 @@ class ServiceSettings(KafkaSettings):
     # How long a consumer that polled fewer than a batch's worth waits for more before handling them: a
     # hop's transaction, relay cycle and offset commit then serve the events of those milliseconds.
     consumer_linger_ms: FetchWaitMs = 20
+    # How long after an offset commit began the next may begin; batches processed meanwhile go in it. A
+    # crash delivers at most those records again (the inbox drops them); a stopping service commits all.
+    consumer_commit_interval_ms: CommitIntervalMs = 250
     consumer_max_attempts: int = 3
     consumer_backoff_s: float = 0.2
     # Liveness: a consumer with records waiting and no progress for this long is stuck (restart it).

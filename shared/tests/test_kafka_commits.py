@@ -1,6 +1,7 @@
 """What a consumer commits after a batch: per partition the batch read, the offset after its last record;
 partitions it did not read are left alone (their committed offsets stay as they were). Commits leave the
-hop's path: one in flight at a time, later batches' offsets merged into the next."""
+hop's path: one in flight at a time, no more than one an interval when given, later batches' offsets merged
+into the next; a flush or a stopping service does not wait the interval out."""
 
 import asyncio
 import gc
@@ -52,11 +53,13 @@ class _FakeConsumer:
 
     def __init__(self, *, fail_first: bool = False) -> None:
         self.commits: list[dict[TopicPartition, int]] = []
+        self.times: list[float] = []  # when each commit began, on the loop's clock
         self.release = asyncio.Event()
         self.release.set()
         self._fail_first = fail_first
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.times.append(asyncio.get_running_loop().time())
         await self.release.wait()
         if self._fail_first:
             self._fail_first = False
@@ -78,6 +81,44 @@ async def test_batches_processed_while_a_commit_is_in_flight_go_together_in_the_
     consumer.release.set()
     await committer.flush()
     assert consumer.commits == [{A0: 5}, {A0: 12, A1: 2}]
+
+
+async def _until(condition, deadline_s: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    while not condition():
+        assert loop.time() < end, "not within the deadline"
+        await asyncio.sleep(0.005)
+
+
+async def test_with_an_interval_commits_begin_that_far_apart_and_batches_meanwhile_merge():
+    interval = 0.2
+    committer, consumer = Committer(interval), _FakeConsumer()
+    await committer.add(consumer, {A0: 1})
+    await _until(lambda: consumer.commits == [{A0: 1}])  # the first after a quiet spell: at once
+    for offset in range(2, 12):
+        await committer.add(consumer, {A0: offset, A1: offset * 10})
+        await asyncio.sleep(0.005)
+    await _until(lambda: len(consumer.commits) == 2)
+    assert consumer.commits == [{A0: 1}, {A0: 11, A1: 110}]
+    assert consumer.times[1] - consumer.times[0] >= interval
+    # Nothing came meanwhile: the committer goes quiet, and the next batch's commit goes at once again.
+    await asyncio.sleep(interval * 1.5)
+    await committer.add(consumer, {A0: 12})
+    await _until(lambda: len(consumer.commits) == 3)
+    assert consumer.times[2] - consumer.times[1] < interval * 2.5 and consumer.commits[2] == {A0: 12}
+
+
+async def test_a_flush_and_a_stopping_service_do_not_wait_the_interval_out():
+    committer, consumer = Committer(60.0), _FakeConsumer()
+    await committer.add(consumer, {A0: 1})
+    await _until(lambda: len(consumer.commits) == 1)
+    await committer.add(consumer, {A0: 2})
+    await asyncio.wait_for(committer.flush(), 5)
+    assert consumer.commits == [{A0: 1}, {A0: 2}]
+    committer.closing = True
+    await asyncio.wait_for(committer.add(consumer, {A0: 3}), 5)
+    assert consumer.commits == [{A0: 1}, {A0: 2}, {A0: 3}]
 
 
 async def test_a_merged_commit_never_goes_back():
