@@ -318,12 +318,12 @@ async def test_rows_go_in_with_a_query_in_one_statement_the_query_not_seeing_the
         statements = _Statements(conn)
         query = "SELECT name FROM things WHERE score > $1 ORDER BY name"
         found = await db.fetch_inserting(
-            statements,
+            statements,  # type: ignore[arg-type]
             query,
             [1.0],
             "plain",
             [_row("a"), _row("b")],
-            conflict="DO NOTHING",  # type: ignore[arg-type]
+            conflict="DO NOTHING",
         )
         assert [r["name"] for r in found] == ["seen"] and len(statements.sql) == 1
         assert "unnest($2::plain[])" in statements.sql[0]
@@ -334,11 +334,11 @@ async def test_rows_go_in_with_a_query_in_one_statement_the_query_not_seeing_the
             "WITH big AS (SELECT name FROM things WHERE score > $1) SELECT name FROM big ORDER BY name"
         )
         found = await db.fetch_inserting(
-            statements,
+            statements,  # type: ignore[arg-type]
             with_query,
             [1.0],
             "things",
-            [_row("new"), _row("seen")],  # type: ignore[arg-type]
+            [_row("new"), _row("seen")],
             conflict="(name) DO NOTHING",
         )
         assert [r["name"] for r in found] == ["seen"] and len(statements.sql) == 2

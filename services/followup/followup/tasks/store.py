@@ -94,7 +94,7 @@ class TaskStore(Store):
         """The patient's open and in-progress tasks of these kinds about ``subject``, caused no later than
         ``caused_until`` (when given) and not by ``except_cause``; locked."""
         found: list[asyncpg.Record] = await self.one(
-            _active_about, (patient_id, tuple(kinds), subject, caused_until, except_cause)
+            _tasks_about, (patient_id, tuple(kinds), subject, caused_until, except_cause)
         )
         return found
 
@@ -159,11 +159,6 @@ class TaskStore(Store):
 
 
 ActiveAbout = tuple[uuid.UUID, tuple[str, ...], str, datetime | None, uuid.UUID | None]
-
-
-async def _active_about(db: Db, asks: list[ActiveAbout]) -> list[list[asyncpg.Record]]:
-    """Each ask's tasks (see ``TaskStore.active_about``), in one statement."""
-    return await _tasks_about(db, asks)
 
 
 async def _resolve(
