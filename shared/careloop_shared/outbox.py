@@ -110,6 +110,11 @@ class DatabaseUnitOfWork(UnitOfWork[S]):
         self._topic_for = topic_for
         self._shared = shared  # the store's connection: rows it keeps to insert with the outbox
 
+    @property
+    def shared(self) -> SharedConnection | None:
+        """The transaction's connection as the store sees it (handlers may run side by side on it)."""
+        return self._shared
+
     async def flush(self) -> None:
         first = self._shared.take_at_commit() if self._shared is not None else []
         if not self.pending and not first:

@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from careloop_shared import db, idempotency, metrics
 from careloop_shared.audit import AuditTrail
 from careloop_shared.auth import VerifiedTokens
+from careloop_shared.command_groups import CommandGroups
 from careloop_shared.consumer import EventConsumer, Handler, StoreFactory
 from careloop_shared.events import Event
 from careloop_shared.kafka import (
@@ -156,6 +157,8 @@ class ServiceRuntime:
         self.consumer: EventConsumer | None = None
         self._committer: Committer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        slots = settings.command_group_slots
+        self.command_groups = CommandGroups(self.uow, slots=slots) if slots else None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -263,6 +266,8 @@ class ServiceRuntime:
         with contextlib.suppress(Exception):
             await self.broker.stop()
         await self.audit.stop()
+        if self.command_groups is not None:
+            await self.command_groups.close()
         for close in self.spec.closing:
             with contextlib.suppress(Exception):
                 await close()

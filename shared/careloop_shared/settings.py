@@ -150,6 +150,9 @@ class ServiceSettings(KafkaSettings):
     database_url: str | None = None
     db_pool_min: int = 2
     db_pool_max: int = 10
+    # Transactions of grouped HTTP commands at once (``careloop_shared.command_groups``); the commands
+    # that arrive meanwhile share the next. 0: every command in a transaction of its own.
+    command_group_slots: int = Field(2, ge=0, le=32)
     # How PostgreSQL plans the statements each connection prepares (``db.PLAN_CACHE_MODE``, and why).
     pg_plan_cache_mode: PlanCacheMode = Field(
         PLAN_CACHE_MODE, validation_alias=_global("CARELOOP_PG_PLAN_CACHE_MODE")

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, TypeAlias
 
+from careloop_shared.command_groups import shares_transactions
 from careloop_shared.contracts import (
     ConsentRecorded,
     ConsentRevoked,
@@ -218,6 +219,7 @@ async def revoke_consent(ctx: IntakeContext, uow: Uow, cmd: RevokeConsent) -> di
     return dict(revoked)
 
 
+@shares_transactions  # one patient's rows; its lock and write go with the others' (store.get_patient)
 async def assess_patient(ctx: IntakeContext, uow: Uow, cmd: AssessPatient) -> uuid.UUID:
     result = score(ctx.rules, cmd.instrument, cmd.answers)  # raises InvalidAnswers before any write
     # Lock the patient row: one patient's assessments commit, and so publish, one after another.

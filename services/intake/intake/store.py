@@ -30,6 +30,23 @@ ASSESSMENT_COLUMNS = (
 )
 
 
+async def _locked_patients(db: Db, keys: list[tuple[str, uuid.UUID]]) -> list[asyncpg.Record | None]:
+    """Each (agency, patient)'s row locked, one statement for each agency asked, in the patients' order."""
+    if len(keys) == 1:
+        agency, patient = keys[0]
+        return [await db.fetchrow("SELECT * FROM careloop_patient_locked($1, $2)", patient, agency)]
+    found: dict[tuple[str, uuid.UUID], asyncpg.Record] = {}
+    for agency in sorted({a for a, _ in keys}):
+        patients = sorted({p for a, p in keys if a == agency})
+        rows = await db.fetch(  # the one-patient look-up for each, its kept plan; locks in the ids' order
+            "SELECT l.* FROM unnest($1::uuid[]) AS q(id), LATERAL careloop_patient_locked(q.id, $2) AS l",
+            patients,
+            agency,
+        )
+        found.update(((agency, r["id"]), r) for r in rows)
+    return [found.get(key) for key in keys]
+
+
 class IntakeStore(Store):
     def __init__(self, db: Db) -> None:
         super().__init__(db)
@@ -58,11 +75,11 @@ class IntakeStore(Store):
     ) -> asyncpg.Record | None:
         """The patient's row with their data key (``identity.sealed.identified`` opens the details);
         ``lock``: locked for the rest of the transaction, through ``careloop_patient_locked`` (migration
-        010), whose plan PostgreSQL keeps instead of planning the join on every command."""
+        010), whose plan PostgreSQL keeps instead of planning the join on every command; commands sharing
+        a transaction (``careloop_shared.command_groups``) lock theirs in one statement."""
         if lock:
-            return await self.db.fetchrow(
-                "SELECT * FROM careloop_patient_locked($1, $2)", patient_id, agency_id
-            )
+            locked: asyncpg.Record | None = await self.one(_locked_patients, (agency_id, patient_id))
+            return locked
         return await self.db.fetchrow(
             f"SELECT {PATIENT_COLUMNS} FROM {PATIENTS_AND_KEYS} WHERE p.id = $1 AND p.agency_id = $2",
             patient_id,

@@ -34,7 +34,7 @@ from intake.domain.scoring import RULES_FILE, ScreeningRules
 from intake.identity.store import PATIENT_COLUMNS, PATIENTS_AND_KEYS
 from intake.referred.api import minimum_shown, visible_to
 from intake.referred.handlers import when_referral_made_grant_access, when_referral_status_changed_end_access
-from intake.store import IntakeStore
+from intake.store import IntakeStore, _locked_patients
 
 pytestmark = pytest.mark.integration
 
@@ -390,6 +390,38 @@ async def test_the_locked_patient_look_up_gives_the_inline_joins_row_holds_it_an
     with as_agency(B):  # acting for agency-b, asking as agency-a: the policies hide the row
         async with pool.acquire() as conn, conn.transaction():
             assert await IntakeStore(conn).get_patient(A, load.a.patient, lock=True) is None
+
+
+async def test_patients_locked_together_each_get_the_single_look_ups_row_and_none_of_another_agency(load):
+    """Commands sharing a transaction lock their patients in one statement (``careloop_patient_locked``
+    for each): each patient gets what the single look-up gives, column for column,
+    all are held, and a patient of another agency (asked as this agency, or found through a connection
+    acting for another) gets nothing."""
+    a, referred, closed, b = load.a.patient, load.referred.patient, load.closed.patient, load.b.patient
+    pool = load.service.pool
+    with as_agency(A):
+        async with pool.acquire() as conn, conn.transaction():
+            single = [
+                await conn.fetchrow("SELECT * FROM careloop_patient_locked($1, $2)", p, A)
+                for p in (a, closed)
+            ]
+            asked = [(A, closed), (A, b), (A, a), (B, b), (A, uuid.uuid4())]
+            found = await _locked_patients(conn, asked)
+            assert [None if r is None else list(r.items()) for r in found] == [
+                list(single[1].items()),
+                None,
+                list(single[0].items()),
+                None,
+                None,
+            ]
+            async with pool.acquire() as other:  # another transaction cannot take those rows meanwhile
+                for patient in (a, closed):
+                    with pytest.raises(asyncpg.LockNotAvailableError):
+                        await other.execute("SELECT 1 FROM patients WHERE id = $1 FOR UPDATE NOWAIT", patient)
+                await other.execute("SELECT 1 FROM patients WHERE id = $1 FOR UPDATE NOWAIT", referred)
+    with as_agency(B):  # acting for agency-b, asking as agency-a: the policies hide the rows
+        async with pool.acquire() as conn, conn.transaction():
+            assert await _locked_patients(conn, [(A, a), (A, closed)]) == [None, None]
 
 
 INSERT_PATIENTS = (
