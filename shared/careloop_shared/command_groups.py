@@ -10,8 +10,9 @@ store's set-based reads (``Store.one``) answered by one statement for all of the
 events written by one. An idle service runs each command at once, in a transaction of its own.
 
 A group commits only when every command in it succeeded. When one fails before the commit (a refusal,
-a broken constraint, a lost connection), the transaction rolls back and each command runs again in its
-own, as it would have without grouping: what one request sends never changes what another gets back.
+a broken constraint, a lost connection), the transaction rolls back; the command that failed runs again
+in a transaction of its own, as it would have without grouping, and the others together in another (when
+their shared write failed, each alone): what one request sends never changes what another gets back.
 When the commit itself fails, each command fails with it (whether it committed is unknown, as for a
 command alone). Each handler runs in its request's context (its log fields, its trace).
 """
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from careloop_shared.coalesce import run_side_by_side
+from careloop_shared.metrics import CommandGroupMetrics
 
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 T = TypeVar("T")
@@ -60,10 +62,18 @@ class _Rollback(Exception):
 class CommandGroups:
     """Runs grouped commands, ``slots`` transactions at a time (``open_uow()`` opens one)."""
 
-    def __init__(self, open_uow: Callable[[], Any], *, slots: int, max_group: int = MAX_GROUP) -> None:
+    def __init__(
+        self,
+        open_uow: Callable[[], Any],
+        *,
+        slots: int,
+        max_group: int = MAX_GROUP,
+        service: str = "careloop",
+    ) -> None:
         if slots < 1 or max_group < 1:
             raise ValueError("slots and max_group must be at least 1")
         self._open_uow = open_uow
+        self._metrics = CommandGroupMetrics(service)
         self._slots = asyncio.Semaphore(slots)
         self._max_group = max_group
         self._waiting: dict[Hashable, list[_Command]] = {}
@@ -98,12 +108,18 @@ class CommandGroups:
             if rest:
                 self._waiting[group] = rest
                 self._start(group)
-            if len(taken) == 1:
-                await self._alone(taken[0])
-            elif taken:
-                await self._together(taken)
+            if taken:
+                await self._run(taken)
+
+    async def _run(self, commands: list[_Command]) -> None:
+        if len(commands) == 1:
+            await self._alone(commands[0])
+        else:
+            await self._together(commands)
 
     async def _alone(self, command: _Command) -> None:
+        self._metrics.commands.observe(1)
+
         async def run() -> Any:
             async with self._open_uow() as uow:
                 return await command.operation(uow)
@@ -111,7 +127,9 @@ class CommandGroups:
         await _settle(command, asyncio.create_task(run(), context=command.context))
 
     async def _together(self, commands: list[_Command]) -> None:
+        self._metrics.commands.observe(len(commands))
         results: dict[_Command, Any] = {}
+        failed: list[_Command] = []
         try:
             async with self._open_uow() as uow:
                 try:
@@ -120,16 +138,25 @@ class CommandGroups:
                         task: asyncio.Task[Any] = asyncio.create_task(
                             command.operation(uow), context=command.context
                         )
-                        results[command] = await task
+                        try:
+                            results[command] = await task
+                        except Exception:
+                            failed.append(command)
+                            raise
 
                     shared = uow.shared
                     assert shared is not None, "unit_of_work shares its connection"
                     await run_side_by_side(shared, handle, commands, key=lambda c: c.patient)
-                    await uow.flush()  # here: a failing write rolls back and each runs alone
+                    await uow.flush()  # here, so that a failing write rolls back
                 except Exception as exc:
                     raise _Rollback from exc
         except _Rollback:
-            await asyncio.gather(*(self._alone(c) for c in commands))
+            self._metrics.rolled_back.inc()
+            if failed:  # the command that failed runs again alone, the others together again
+                others = [c for c in commands if c is not failed[0]]
+                await asyncio.gather(self._alone(failed[0]), self._run(others))
+            else:  # the rows and events of all of them could not be written: each alone
+                await asyncio.gather(*(self._alone(c) for c in commands))
             return
         except Exception as exc:  # the commit failed: whether it committed is unknown
             for command in commands:

@@ -121,6 +121,20 @@ RELAY_CYCLE = Histogram(
     registry=REGISTRY,
     buckets=_FAST,
 )
+COMMAND_GROUP = Histogram(
+    "careloop_command_group_commands",
+    "HTTP commands per shared transaction (careloop_shared.command_groups): 1 on an idle service, more as"
+    " commands arrive while the transactions before them run.",
+    ["service_name"],
+    registry=REGISTRY,
+    buckets=(1, 2, 5, 10, 20, 50, 64),
+)
+COMMAND_GROUP_ROLLED_BACK = Counter(
+    "careloop_command_group_rolled_back",
+    "Shared transactions rolled back because one of their commands failed (their commands ran again).",
+    ["service_name"],
+    registry=REGISTRY,
+)
 
 PATIENT_KEY_REQUESTS = Counter(
     "careloop_patient_key_requests",
@@ -228,6 +242,12 @@ class OutboxMetrics:
         for gauge in (OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE):
             with contextlib.suppress(KeyError):
                 gauge.remove(self._service)
+
+
+class CommandGroupMetrics:
+    def __init__(self, service: str) -> None:
+        self.commands = COMMAND_GROUP.labels(service)
+        self.rolled_back = COMMAND_GROUP_ROLLED_BACK.labels(service)
 
 
 async def refresh_consumer_lag(service: str, topics: Iterable[str], consumers: Iterable[Any]) -> None:

@@ -13,6 +13,7 @@ import pytest
 from careloop_shared.coalesce import SharedConnection
 from careloop_shared.command_groups import CommandGroups
 from careloop_shared.db import Store
+from careloop_shared.metrics import REGISTRY
 
 REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
 
@@ -129,9 +130,9 @@ async def test_one_patients_commands_in_a_group_run_one_after_another_in_the_ord
     assert [v for v in group.written if v[0] == "p2"] == [("p2", 2), ("p2", 5)]
 
 
-async def test_a_failing_command_rolls_its_group_back_and_each_runs_again_alone() -> None:
+async def test_a_failing_command_rolls_its_group_back_runs_again_alone_and_the_others_together() -> None:
     tx = Transactions()
-    groups = CommandGroups(tx.open, slots=1)
+    groups = CommandGroups(tx.open, slots=1, service="test-rolled-back")
     first = asyncio.create_task(groups.run("assess", 0, write(0, delay=0.05)))
     await asyncio.sleep(0.01)
     rest = [asyncio.create_task(groups.run("assess", v, write(v, fail=v == 3))) for v in range(1, 6)]
@@ -140,8 +141,41 @@ async def test_a_failing_command_rolls_its_group_back_and_each_runs_again_alone(
     assert [a[0] for i, a in enumerate(answers) if i != 3] == [0, 10, 20, 40, 50]  # the others' answers
     group = tx.opened[1]
     assert group not in tx.committed  # the shared transaction rolled back...
-    assert sorted(kept(tx)) == [0, 1, 2, 4, 5]  # ...and each ran again in its own
-    assert len(tx.committed) == 1 + 4
+    assert sorted(kept(tx)) == [0, 1, 2, 4, 5]
+    # ...the failing command ran again alone (and failed again), the four others together in one
+    assert [sorted(u.written) for u in tx.committed] == [[0], [1, 2, 4, 5]]
+    assert len(tx.opened) == 4
+    labels = {"service_name": "test-rolled-back"}
+    assert REGISTRY.get_sample_value("careloop_command_group_rolled_back_total", labels) == 1
+    # Transactions by their commands: 1 (the first), 5 (rolled back), 1 (the failing alone), 4.
+    assert REGISTRY.get_sample_value("careloop_command_group_commands_count", labels) == 4
+    assert REGISTRY.get_sample_value("careloop_command_group_commands_sum", labels) == 11
+
+
+async def test_when_a_groups_shared_write_fails_each_command_runs_again_alone() -> None:
+    tx = Transactions()
+    groups = CommandGroups(tx.open, slots=1)
+    broken: list[FakeUow] = []
+
+    async def failing_flush() -> None:
+        raise ValueError("a kept row broke a constraint")
+
+    def write_breaking(value: int) -> Any:
+        async def operation(uow: FakeUow) -> Any:
+            if uow.number == 1 and uow not in broken:  # the group's transaction: its flush fails
+                broken.append(uow)
+                uow.flush = failing_flush  # type: ignore[method-assign]
+            return await write(value)(uow)
+
+        return operation
+
+    first = asyncio.create_task(groups.run("assess", 0, write(0, delay=0.05)))
+    await asyncio.sleep(0.01)
+    rest = [asyncio.create_task(groups.run("assess", v, write_breaking(v))) for v in range(1, 4)]
+    answers = await asyncio.gather(first, *rest)
+    assert [a[0] for a in answers] == [0, 10, 20, 30]
+    assert broken and broken[0] not in tx.committed
+    assert sorted(u.written for u in tx.committed) == [[0], [1], [2], [3]]  # each in its own
 
 
 async def test_a_failed_commit_fails_every_command_of_the_group_and_none_runs_again() -> None:
