@@ -1,13 +1,14 @@
 """HTTP commands that arrive together share one transaction.
 
 Alone, a command's transaction is mostly round trips: BEGIN, the patient's lock, the write with its
-outbox, COMMIT. A handler marked ``shares_transactions`` has its commands (without an Idempotency-Key)
-go through ``CommandGroups``: at most ``slots`` transactions of such commands run at once, and the
-commands that arrived meanwhile, for one handler and one agency (row-level security is set per
-connection), are carried out together in the next: their handlers side by side on its shared connection
-(``careloop_shared.coalesce``; one patient's commands one after another, in the order they came), the
-store's set-based reads (``Store.one``) answered by one statement for all of them, their rows and
-events written by one. An idle service runs each command at once, in a transaction of its own.
+outbox, COMMIT. A handler marked ``shares_transactions`` has its commands go through ``CommandGroups``
+(an Idempotency-Key is claimed and answered in the shared transaction: ``idempotency.at_most_once``): at
+most ``slots`` transactions of such commands run at once, and the commands that arrived meanwhile, for
+one handler and one agency (row-level security is set per connection), are carried out together in the
+next: their handlers side by side on its shared connection (``careloop_shared.coalesce``; one patient's
+commands one after another, in the order they came), the store's set-based reads (``Store.one``)
+answered by one statement for all of them, their rows and events written by one. An idle service runs
+each command at once, in a transaction of its own.
 
 A group commits only when every command in it succeeded. When one fails before the commit (a refusal,
 a broken constraint, a lost connection), the transaction rolls back; the command that failed runs again

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Path, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -22,7 +21,7 @@ from careloop_shared.audit import AuditEntry
 from careloop_shared.auth import BearerCredentials, Principal, authenticate
 from careloop_shared.command_groups import grouped
 from careloop_shared.db import AGENCY
-from careloop_shared.idempotency import HEADER, run_idempotent
+from careloop_shared.idempotency import at_most_once, run_idempotent
 from careloop_shared.logging import get_logger
 from careloop_shared.outbox import UnitOfWork
 from careloop_shared.runtime import ServiceRuntime
@@ -121,11 +120,11 @@ class CommandRunner:
 
         patient = patient_id or getattr(command, "patient_id", None)
         groups = self._runtime.command_groups
-        alone = patient is None or HEADER in self._request.headers  # a replay is looked up in its own
-        if groups is not None and grouped(handler) and not alone:
+        if groups is not None and grouped(handler) and patient is not None:
             # Shares a transaction with the commands arriving with it (careloop_shared.command_groups).
-            code, answer = await groups.run((handler, self._principal.agency_id), patient, operation)
-            return JSONResponse(status_code=code, content=jsonable_encoder(answer))
+            once = at_most_once(self._request, self._principal, command, operation, patient_id=patient_id)
+            together = (handler, self._principal.agency_id)
+            return await groups.run(together, patient, once)
         return await run_idempotent(
             self._runtime, self._request, self._principal, command, operation, patient_id=patient_id
         )

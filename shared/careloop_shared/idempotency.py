@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException, Request, status
@@ -45,6 +45,16 @@ def fingerprint(method: str, path: str, body: Any) -> bytes:
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).digest()
 
 
+def idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key; one of the wrong length is refused, a 422 at the header, like any
+    other input that breaks a rule (before any work is begun)."""
+    key = request.headers.get(HEADER)
+    if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
+        kind = "string_too_long" if key else "string_too_short"
+        raise Invalid.at(["header", HEADER], kind, f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters")
+    return key
+
+
 async def run_idempotent(
     rt: ServiceRuntime,
     request: Request,
@@ -55,18 +65,31 @@ async def run_idempotent(
     patient_id: uuid.UUID | None = None,
 ) -> JSONResponse:
     """Run ``operation`` in one unit of work, at most once per Idempotency-Key."""
-    key = request.headers.get(HEADER)
-    if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
-        # A 422 at the header, like any other input that breaks a rule (before any work is begun).
-        kind = "string_too_long" if key else "string_too_short"
-        raise Invalid.at(["header", HEADER], kind, f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters")
+    once = at_most_once(request, who, body, operation, patient_id=patient_id)
     async with rt.uow() as uow:
+        return await once(uow)
+
+
+def at_most_once(
+    request: Request,
+    who: Principal,
+    body: Any,
+    operation: Operation,
+    *,
+    patient_id: uuid.UUID | None = None,
+) -> Callable[[DatabaseUnitOfWork[Any]], Coroutine[Any, Any, JSONResponse]]:
+    """``operation`` as a unit of work's answer, at most once per Idempotency-Key: in a transaction of its
+    own or one it shares with others (``careloop_shared.command_groups``)."""
+    key = idempotency_key(request)
+
+    async def once(uow: DatabaseUnitOfWork[Any]) -> JSONResponse:
         if key is None:
             code, result = await operation(uow)
             return JSONResponse(status_code=code, content=jsonable_encoder(result))
+        db: Db = uow.shared if uow.shared is not None else uow.conn  # one statement at a time when shared
         scope = who.agency_id
         print_ = fingerprint(request.method, request.url.path, body)
-        claimed = await uow.conn.fetchval(
+        claimed = await db.fetchval(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, patient_id) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT DO NOTHING RETURNING true",
             scope,
@@ -75,7 +98,7 @@ async def run_idempotent(
             patient_id or _patient_of(request, body),
         )
         if not claimed:
-            row = await uow.conn.fetchrow(
+            row = await db.fetchrow(
                 "SELECT fingerprint, status_code, response FROM idempotency_keys"
                 " WHERE scope = $1 AND key = $2",
                 scope,
@@ -86,6 +109,12 @@ async def run_idempotent(
                     status.HTTP_422_UNPROCESSABLE_CONTENT,
                     f"{HEADER} was already used for a different request",
                 )
+            if row["status_code"] is None:
+                # Claimed in this very transaction by a request not answered yet: two requests with one key
+                # side by side in one group (a group runs one patient's requests one after another, so only
+                # a route whose requests with one key named different patients could). The group rolls back
+                # and this one runs alone: it waits for the other's commit, then replays it.
+                raise KeyInFlight()
             return JSONResponse(
                 status_code=row["status_code"],
                 content=row["response"],
@@ -93,7 +122,7 @@ async def run_idempotent(
             )
         code, result = await operation(uow)
         content = jsonable_encoder(result)
-        await uow.conn.execute(
+        await db.execute(
             "UPDATE idempotency_keys SET status_code = $3, response = $4 WHERE scope = $1 AND key = $2",
             scope,
             key,
@@ -101,6 +130,12 @@ async def run_idempotent(
             content,
         )
         return JSONResponse(status_code=code, content=content)
+
+    return once
+
+
+class KeyInFlight(Exception):
+    """An Idempotency-Key claimed by another request of the same transaction, not answered yet."""
 
 
 def _patient_of(request: Request, body: Any) -> uuid.UUID | None:

@@ -120,3 +120,65 @@ async def test_one_patients_assessments_sent_together_keep_one_order_in_rows_and
     )
     assert [str(r["id"]) for r in recorded] == [json.loads(r["payload"])["assessment_id"] for r in published]
     assert sorted(str(r["id"]) for r in recorded) == sorted(r.json()["id"] for r in answers[:6])
+
+
+async def test_assessments_with_idempotency_keys_share_transactions_and_replay_each_its_own(intake):
+    client, runtime = intake
+    agency = auth(f"agency-{uuid.uuid4().hex[:6]}")
+    patients = [await register(client, agency, given_name=f"Keyed{i}") for i in range(10)]
+
+    async def send():
+        return await asyncio.gather(
+            *(
+                client.post(
+                    f"/v1/patients/{p}/assessments",
+                    json=PHQ2,
+                    headers={**agency, "Idempotency-Key": f"k-{p}"},
+                )
+                for p in patients
+            )
+        )
+
+    first = await send()
+    assert [r.status_code for r in first] == [202] * 10
+    ids = [r.json()["id"] for r in first]
+    rows = await stored(runtime, ids)
+    assert [str(rows[i]["patient_id"]) for i in ids] == patients
+    assert len({r["tx"] for r in rows.values()}) < 10, "keyed requests that arrived together were not grouped"
+    again = await send()  # the same requests retried: each gets its own first answer back
+    assert [r.json()["id"] for r in again] == ids
+    assert all(r.headers.get("Idempotent-Replayed") == "true" for r in again)
+    counted = await runtime.pool.fetchval(
+        "SELECT count(*) FROM assessments WHERE patient_id = ANY($1::uuid[])",
+        [uuid.UUID(p) for p in patients],
+    )
+    assert counted == 10
+
+
+async def test_one_idempotency_key_sent_twice_at_once_among_others_is_recorded_once(intake):
+    client, runtime = intake
+    agency = auth(f"agency-{uuid.uuid4().hex[:6]}")
+    patients = [await register(client, agency, given_name=f"Twice{i}") for i in range(5)]
+    twice = patients[2]
+    sent = [*patients, twice]  # the last repeats the third's request with its key, at once
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                f"/v1/patients/{p}/assessments", json=PHQ2, headers={**agency, "Idempotency-Key": f"k-{p}"}
+            )
+            for p in sent
+        )
+    )
+    assert [r.status_code for r in answers] == [202] * 6
+    assert answers[2].json()["id"] == answers[5].json()["id"]
+    replayed = [r.headers.get("Idempotent-Replayed") for r in (answers[2], answers[5])]
+    assert sorted(replayed, key=str) == sorted([None, "true"], key=str)
+    counts = await runtime.pool.fetch(
+        "SELECT patient_id, count(*) AS n FROM assessments WHERE patient_id = ANY($1::uuid[]) GROUP BY 1",
+        [uuid.UUID(p) for p in patients],
+    )
+    assert sorted(r["n"] for r in counts) == [1] * 5
+    published = await runtime.pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE event_type = $1 AND key = $2", ASSESSED, twice
+    )
+    assert published == 1
