@@ -13,7 +13,8 @@ each command at once, in a transaction of its own.
 A group commits only when every command in it succeeded. When one fails before the commit (a refusal,
 a broken constraint, a lost connection), the transaction rolls back; the command that failed runs again
 in a transaction of its own, as it would have without grouping, and the others together in another (when
-their shared write failed, each alone): what one request sends never changes what another gets back.
+their shared write failed, or they fail together again, each alone): what one request sends never
+changes what another gets back.
 When the commit itself fails, each command fails with it (whether it committed is unknown, as for a
 command alone). Each handler runs in its request's context (its log fields, its trace).
 """
@@ -112,11 +113,11 @@ class CommandGroups:
             if taken:
                 await self._run(taken)
 
-    async def _run(self, commands: list[_Command]) -> None:
+    async def _run(self, commands: list[_Command], *, regroup: bool = True) -> None:
         if len(commands) == 1:
             await self._alone(commands[0])
         else:
-            await self._together(commands)
+            await self._together(commands, regroup=regroup)
 
     async def _alone(self, command: _Command) -> None:
         self._metrics.commands.observe(1)
@@ -127,7 +128,7 @@ class CommandGroups:
 
         await _settle(command, asyncio.create_task(run(), context=command.context))
 
-    async def _together(self, commands: list[_Command]) -> None:
+    async def _together(self, commands: list[_Command], *, regroup: bool) -> None:
         self._metrics.commands.observe(len(commands))
         results: dict[_Command, Any] = {}
         failed: list[_Command] = []
@@ -153,10 +154,11 @@ class CommandGroups:
                     raise _Rollback from exc
         except _Rollback:
             self._metrics.rolled_back.inc()
-            if failed:  # the command that failed runs again alone, the others together again
+            if failed and regroup:  # the command that failed runs again alone, the others together again
                 others = [c for c in commands if c is not failed[0]]
-                await asyncio.gather(self._alone(failed[0]), self._run(others))
-            else:  # the rows and events of all of them could not be written: each alone
+                await asyncio.gather(self._alone(failed[0]), self._run(others, regroup=False))
+            else:  # their shared write failed, or they failed together twice: each alone (so that many
+                # failing commands cost a few times their number of runs, never its square)
                 await asyncio.gather(*(self._alone(c) for c in commands))
             return
         except Exception as exc:  # the commit failed: whether it committed is unknown

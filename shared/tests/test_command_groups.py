@@ -152,6 +152,30 @@ async def test_a_failing_command_rolls_its_group_back_runs_again_alone_and_the_o
     assert REGISTRY.get_sample_value("careloop_command_group_commands_sum", labels) == 11
 
 
+async def test_many_failing_commands_cost_a_few_runs_each_never_a_run_per_pair() -> None:
+    """A group of failing commands (say, a client sending many refused requests) is tried together twice at
+    most: the second time without the first failure, then each alone."""
+    tx = Transactions()
+    groups = CommandGroups(tx.open, slots=1)
+    runs: list[int] = []
+
+    def refused(value: int) -> Any:
+        async def operation(uow: FakeUow) -> Any:
+            runs.append(value)
+            return await write(value, fail=True)(uow)
+
+        return operation
+
+    first = asyncio.create_task(groups.run("assess", 0, write(0, delay=0.05)))
+    await asyncio.sleep(0.01)
+    rest = [asyncio.create_task(groups.run("assess", v, refused(v))) for v in range(1, 41)]
+    answers = await asyncio.gather(*rest, return_exceptions=True)
+    await first
+    assert all(isinstance(a, LookupError) for a in answers)  # each its own refusal
+    assert len(runs) <= 3 * 40  # the group, the group less one, then each alone: not 40 * 41 / 2
+    assert len(tx.opened) <= 1 + 2 + 40 + 1
+
+
 async def test_when_a_groups_shared_write_fails_each_command_runs_again_alone() -> None:
     tx = Transactions()
     groups = CommandGroups(tx.open, slots=1)
