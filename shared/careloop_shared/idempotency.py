@@ -81,21 +81,27 @@ def at_most_once(
     """``operation`` as a unit of work's answer, at most once per Idempotency-Key: in a transaction of its
     own or one it shares with others (``careloop_shared.command_groups``)."""
     key = idempotency_key(request)
+    if key is None:
 
-    async def once(uow: DatabaseUnitOfWork[Any]) -> JSONResponse:
-        if key is None:
+        async def plain(uow: DatabaseUnitOfWork[Any]) -> JSONResponse:
             code, result = await operation(uow)
             return JSONResponse(status_code=code, content=jsonable_encoder(result))
+
+        return plain
+    # What the request is, once: a group rolled back runs ``once`` again.
+    scope = who.agency_id
+    print_ = fingerprint(request.method, request.url.path, body)
+    about = patient_id or _patient_of(request, body)
+
+    async def once(uow: DatabaseUnitOfWork[Any]) -> JSONResponse:
         db: Db = uow.shared if uow.shared is not None else uow.conn  # one statement at a time when shared
-        scope = who.agency_id
-        print_ = fingerprint(request.method, request.url.path, body)
         claimed = await db.fetchval(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, patient_id) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT DO NOTHING RETURNING true",
             scope,
             key,
             print_,
-            patient_id or _patient_of(request, body),
+            about,
         )
         if not claimed:
             row = await db.fetchrow(
