@@ -370,30 +370,44 @@ async def insert_with(
     conflict: str = "",
 ) -> None:
     """``first`` (a row each: table, row, conflict clause), then ``rows`` (if any) into ``table`` as
-    ``insert_rows`` would, all in one statement: the ``first`` inserts as data-modifying WITH queries. They
+    ``insert_rows`` would, all in one statement: the ``first`` inserts as data-modifying WITH queries, one
+    for the rows of one table that set the same columns with the same conflict clause (in the order
+    given), so that a transaction many commands share plans one insert a table, not one a command. They
     share one snapshot (none sees another's row) and foreign keys are checked as the statement ends."""
     if not first or len(by_columns(rows)) > 1:  # rows setting different columns: a statement each
         for t, row, c in first:
             await insert_row(conn, t, row, conflict=c)
         await insert_rows(conn, table, rows, conflict=conflict)
         return
+    kept: dict[tuple[str, tuple[str, ...], str], list[Mapping[str, Any]]] = {}
+    for t, row, c in first:
+        kept.setdefault((t, tuple(sorted(row)), c), []).append(row)
+    if any("DO UPDATE" in c.upper() and len(group) > 1 for (_, _, c), group in kept.items()):
+        raise ValueError("insert_with does not upsert a table's kept rows together")
     parts: list[str] = []
     args: list[Any] = []
-    for t, row, c in first:
-        columns = sorted(row)
-        parts.append(_insert_sql(t, columns, c, "", first=len(args) + 1))
-        args += [row[k] for k in columns]
+    typed: list[str] = []  # the tables whose rows travel as the table's row type
+    for (t, columns, c), group in kept.items():
+        if len(group) == 1:
+            parts.append(_insert_sql(t, columns, c, "", first=len(args) + 1))
+            args += [group[0][k] for k in columns]
+            continue
+        _names(t, columns)
+        parts.append(_insert_many_sql(t, columns, f" ON CONFLICT {c}" if c else "", parameter=len(args) + 1))
+        args.append(group)
+        typed.append(t)
     if rows:
         _names(table, rows[0])
         tail = f" ON CONFLICT {conflict}" if conflict else ""
         parts.append(_insert_many_sql(table, sorted(rows[0]), tail, parameter=len(args) + 1))
         args.append(rows)
+        typed.append(table)
     *before, last = parts
     sql = ("WITH " + ", ".join(f"w{i} AS ({p})" for i, p in enumerate(before)) + " " if before else "") + last
-    if not rows:  # only ``rows`` travel as a table's row type
+    if not typed:
         await conn.execute(sql, *args)
         return
-    async with _as_row_type_of(conn, table):
+    async with _as_row_type_of(conn, ", ".join(typed)):
         await conn.execute(sql, *args)
 
 

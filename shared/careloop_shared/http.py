@@ -21,7 +21,7 @@ from careloop_shared.audit import AuditEntry
 from careloop_shared.auth import BearerCredentials, Principal, authenticate
 from careloop_shared.command_groups import grouped
 from careloop_shared.db import AGENCY
-from careloop_shared.idempotency import at_most_once, run_idempotent
+from careloop_shared.idempotency import at_most_once, idempotency_key, run_idempotent
 from careloop_shared.logging import get_logger
 from careloop_shared.outbox import UnitOfWork
 from careloop_shared.runtime import ServiceRuntime
@@ -120,11 +120,15 @@ class CommandRunner:
 
         patient = patient_id or getattr(command, "patient_id", None)
         groups = self._runtime.command_groups
-        if groups is not None and grouped(handler) and patient is not None:
-            # Shares a transaction with the commands arriving with it (careloop_shared.command_groups).
+        if groups is not None and grouped(handler):
+            # Shares a transaction with the commands arriving with it (careloop_shared.command_groups):
+            # one patient's one after another; one about no patient yet (a registration) after none but
+            # a request with its Idempotency-Key, which then replays it.
             once = at_most_once(self._request, self._principal, command, operation, patient_id=patient_id)
             together = (handler, self._principal.agency_id)
-            return await groups.run(together, patient, once)
+            key = idempotency_key(self._request)
+            order = patient if patient is not None else (("idempotency-key", key) if key else object())
+            return await groups.run(together, order, once)
         return await run_idempotent(
             self._runtime, self._request, self._principal, command, operation, patient_id=patient_id
         )

@@ -27,6 +27,9 @@ class Notes(Store):
     async def keep(self, note_id: uuid.UUID, text: str) -> None:
         await self.insert_at_commit("notes", {"id": note_id, "text": text}, conflict="(id) DO NOTHING")
 
+    async def mark(self, note_id: uuid.UUID) -> None:
+        await self.insert_at_commit("marks", {"note": note_id})
+
     async def text_of(self, note_id: uuid.UUID) -> str | None:
         text: str | None = await self.db.fetchval("SELECT text FROM notes WHERE id = $1", note_id)
         return text
@@ -37,6 +40,9 @@ async def pool(database_factory):
     pool = await db.create_pool(await database_factory("at_commit"), min_size=1, max_size=1)
     await db.migrate(pool, db.kernel_migrations())
     await pool.execute("CREATE TABLE notes (id uuid PRIMARY KEY, text text NOT NULL CHECK (text <> ''))")
+    await pool.execute(
+        "CREATE TABLE marks (position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note uuid)"
+    )
     yield pool
     await pool.close()
 
@@ -74,6 +80,25 @@ async def test_rows_kept_at_commit_go_in_with_the_outbox_in_one_statement(pool):
     assert statement.startswith("WITH w0 AS (INSERT INTO notes") and "INSERT INTO outbox" in statement
     assert await pool.fetchval("SELECT count(*) FROM notes WHERE id = ANY($1::uuid[])", [first, second]) == 2
     assert await _outbox(pool) == 1
+
+
+async def test_many_kept_rows_go_in_with_one_insert_a_table_in_the_order_kept(pool):
+    notes = [uuid.uuid4() for _ in range(6)]
+
+    async def work(uow: Any) -> None:
+        for i, note in enumerate(notes):  # as commands sharing a transaction keep theirs: interleaved
+            await uow.store.keep(note, f"note {i}")
+            await uow.store.mark(note)
+            _emit(uow, note)
+
+    [statement] = await _sent(pool, work)
+    assert statement.count("INSERT INTO notes") == statement.count("INSERT INTO marks") == 1
+    assert statement.count("INSERT INTO outbox") == 1
+    texts = {r["id"]: r["text"] for r in await pool.fetch("SELECT id, text FROM notes")}
+    assert [texts[n] for n in notes] == [f"note {i}" for i in range(6)]
+    marked = [r["note"] for r in await pool.fetch("SELECT note FROM marks ORDER BY position")]
+    assert marked == notes  # positions taken in the order the rows were kept
+    assert await _outbox(pool) == 6
 
 
 async def test_a_statement_after_a_kept_row_sees_it_and_nothing_is_written_twice(pool):

@@ -58,6 +58,7 @@ class InvalidChange(Invalid):
         super().__init__([{"loc": ["body"], "type": "invalid_change", "msg": reason}])
 
 
+@shares_transactions  # a new patient's rows; the insert goes with the others' (store.insert_patient)
 async def register_patient(ctx: IntakeContext, uow: Uow, cmd: RegisterPatient) -> uuid.UUID:
     care_manager_id = responsible_at_registration(ctx.care_manager, cmd.care_manager_id, cmd.by, cmd.by_role)
     channels = safe_channels(cmd.safe_channels)
@@ -169,6 +170,7 @@ async def update_patient(ctx: IntakeContext, uow: Uow, cmd: UpdatePatient) -> di
     return {**merged, **by, "updated_at": at}
 
 
+@shares_transactions  # one patient's rows; its lock and write go with the others' (store.get_patient)
 async def record_consent(ctx: IntakeContext, uow: Uow, cmd: RecordConsent) -> uuid.UUID:
     if await uow.store.get_patient(cmd.agency_id, cmd.patient_id, lock=True) is None:
         raise PatientNotFound()

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import Db, Store, insert_row, patient_row, patient_rows, update_by_id
+from careloop_shared.db import Db, Store, insert_rows_returning, patient_row, patient_rows, update_by_id
 from careloop_shared.idempotency import forget_patient
 from intake.care_manager.store import CareManagerStore
 from intake.erasure.store import KeyStore
@@ -47,6 +47,31 @@ async def _locked_patients(db: Db, keys: list[tuple[str, uuid.UUID]]) -> list[as
     return [found.get(key) for key in keys]
 
 
+async def _new_patients(db: Db, rows: list[dict[str, Any]]) -> list[uuid.UUID | None]:
+    """Insert the rows in their order; for each one refused as a likely duplicate (of a patient kept
+    before, or of a row before it here), the existing patient's id, else None."""
+    went_in = await insert_rows_returning(
+        db, "patients", rows, key="id", conflict="(agency_id, duplicate_key) DO NOTHING"
+    )
+    refused = [row for row, inserted in zip(rows, went_in, strict=True) if not inserted]
+    if not refused:
+        return [None] * len(rows)
+    existing = {
+        (r["agency_id"], r["duplicate_key"]): r["id"]
+        for r in await db.fetch(
+            "SELECT p.agency_id, p.duplicate_key, p.id FROM patients p"
+            " JOIN unnest($1::text[], $2::bytea[]) AS q(agency_id, duplicate_key)"
+            " ON p.agency_id = q.agency_id AND p.duplicate_key = q.duplicate_key",
+            [row["agency_id"] for row in refused],
+            [row["duplicate_key"] for row in refused],
+        )
+    }
+    return [
+        None if inserted else existing.get((row["agency_id"], row["duplicate_key"]))
+        for row, inserted in zip(rows, went_in, strict=True)
+    ]
+
+
 class IntakeStore(Store):
     def __init__(self, db: Db) -> None:
         super().__init__(db)
@@ -57,17 +82,8 @@ class IntakeStore(Store):
 
     async def insert_patient(self, row: dict[str, Any]) -> uuid.UUID | None:
         """Insert; on a likely duplicate (the same ``duplicate_key`` in the agency) insert nothing and
-        return the existing patient's id."""
-        inserted = await insert_row(
-            self.db, "patients", row, conflict="(agency_id, duplicate_key) DO NOTHING", returning="id"
-        )
-        if inserted is not None:
-            return None
-        existing: uuid.UUID = await self.db.fetchval(
-            "SELECT id FROM patients WHERE agency_id = $1 AND duplicate_key = $2",
-            row["agency_id"],
-            row["duplicate_key"],
-        )
+        return the existing patient's id. Registrations sharing a transaction insert in one statement."""
+        existing: uuid.UUID | None = await self.one(_new_patients, row)
         return existing
 
     async def get_patient(
