@@ -382,15 +382,14 @@ async def insert_with(
     kept: dict[tuple[str, tuple[str, ...], str], list[Mapping[str, Any]]] = {}
     for t, row, c in first:
         kept.setdefault((t, tuple(sorted(row)), c), []).append(row)
-    if any("DO UPDATE" in c.upper() and len(group) > 1 for (_, _, c), group in kept.items()):
-        raise ValueError("insert_with does not upsert a table's kept rows together")
     parts: list[str] = []
     args: list[Any] = []
     typed: list[str] = []  # the tables whose rows travel as the table's row type
     for (t, columns, c), group in kept.items():
-        if len(group) == 1:
-            parts.append(_insert_sql(t, columns, c, "", first=len(args) + 1))
-            args += [group[0][k] for k in columns]
+        if len(group) == 1 or "DO UPDATE" in c.upper():  # an upsert's rows: one insert each, as kept
+            for row in group:
+                parts.append(_insert_sql(t, columns, c, "", first=len(args) + 1))
+                args += [row[k] for k in columns]
             continue
         _names(t, columns)
         parts.append(_insert_many_sql(t, columns, f" ON CONFLICT {c}" if c else "", parameter=len(args) + 1))
