@@ -96,12 +96,9 @@ async def when_plan_updated_schedule_follow_up(
     plan = received.event
     assert isinstance(plan, PlanUpdated)
     rules, now, revised_at = ctx.rules, ctx.clock(), received.envelope.time
-    known = await uow.store.get_plan(plan.patient_id)
-    if known is not None and known["plan_id"] == plan.plan_id and known["version"] >= plan.version:
-        return  # this version, or a later one, was already applied
     every_days = rules.cadence_days(plan.follow_up.every_days, plan.risk_level.value)
     priority, channel = plan.follow_up.priority.value, plan.follow_up.channel
-    await uow.store.save_plan(
+    saved = await uow.store.save_plan(
         {
             "patient_id": plan.patient_id,
             "agency_id": plan.agency_id,
@@ -117,6 +114,8 @@ async def when_plan_updated_schedule_follow_up(
             "updated_at": revised_at,
         }
     )
+    if not saved:
+        return  # this version, or a later one, was already applied
     await when_event_track_tasks(ctx, uow, received)
     if rules.ends_follow_up(plan.status):
         cancelled = await uow.store.cancel_open(now, patient_id=plan.patient_id, reason=PLAN_CADENCE)

@@ -20,7 +20,6 @@ from careloop_shared.db import (
     by_columns,
     by_key,
     insert_row,
-    insert_rows,
     insert_rows_returning,
     update_by_id,
 )
@@ -117,9 +116,10 @@ class FollowupStore(Store):
     async def get_plan(self, patient_id: uuid.UUID) -> asyncpg.Record | None:
         return await self.one(_plans, patient_id)
 
-    async def save_plan(self, row: dict[str, Any]) -> None:
-        """The patient's current plan, replacing the one heard of before."""
-        await self.one(_save_plans, row)
+    async def save_plan(self, row: dict[str, Any]) -> bool:
+        """The patient's current plan, replacing the one heard of before unless that is this plan's
+        version or a later one; whether it replaced it. The patient's plan row is locked either way."""
+        return bool(await self.one(_save_plans, row))
 
     async def claim_due(self, now: datetime, limit: int) -> list[asyncpg.Record]:
         """Mark due follow-ups as due; rows another replica is claiming are skipped, not waited on."""
@@ -258,13 +258,20 @@ async def _plans(db: Db, patient_ids: list[uuid.UUID]) -> list[asyncpg.Record | 
     return by_key(patient_ids, rows, "patient_id")
 
 
-async def _save_plans(db: Db, rows: list[dict[str, Any]]) -> list[None]:
+async def _save_plans(db: Db, rows: list[dict[str, Any]]) -> list[bool]:
+    saved = [False] * len(rows)
     for columns, positions in by_columns(rows).items():
         assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "patient_id")
-        conflict = f"(patient_id) DO UPDATE SET {assignments}"
+        # A redelivered or late version changes nothing (the conflicting row is locked all the same).
+        conflict = (
+            f"(patient_id) DO UPDATE SET {assignments} WHERE patient_plans.plan_id IS DISTINCT FROM"
+            " EXCLUDED.plan_id OR patient_plans.version < EXCLUDED.version"
+        )
         group = [rows[i] for i in positions]
-        await insert_rows(db, "patient_plans", group, conflict=conflict, upsert_key="patient_id")
-    return [None] * len(rows)
+        went_in = await insert_rows_returning(db, "patient_plans", group, key="patient_id", conflict=conflict)
+        for i, applied in zip(positions, went_in, strict=True):
+            saved[i] = applied
+    return saved
 
 
 Uow: TypeAlias = UnitOfWork[FollowupStore]  # what every followup use case works in

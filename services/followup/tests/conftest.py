@@ -496,8 +496,12 @@ class FakeFollowupStore:
         plan = self.plans.get(patient_id)
         return dict(plan) if plan is not None else None
 
-    async def save_plan(self, row: dict[str, Any]) -> None:
+    async def save_plan(self, row: dict[str, Any]) -> bool:
+        known = self.plans.get(row["patient_id"])
+        if known is not None and known["plan_id"] == row["plan_id"] and known["version"] >= row["version"]:
+            return False
         self.plans[row["patient_id"]] = dict(row)
+        return True
 
     def _ready(self, status: str, at: str, now: datetime, limit: int) -> list[dict[str, Any]]:
         waiting = (f for f in self.follow_ups.values() if f["status"] == status and f[at] <= now)

@@ -183,3 +183,41 @@ async def test_assessments_resolve_their_patients_tasks_of_every_kind_in_one_sta
         assert len(sent[40]) == len(sent[20]), sent[40]
     finally:
         await pool.close()
+
+
+async def test_plans_are_saved_without_being_read_first_and_a_late_version_changes_nothing(
+    database_factory, ctx
+):
+    """A batch of plans saves them in one statement that also tells which were newer than the plan kept
+    (the patient's row locked either way): no look-up before it. A version already applied, sent again
+    under another event id, schedules nothing and changes nothing."""
+    from .test_followup_consumers import plan
+
+    pool = await service_pool(database_factory, "followup", Path(main.__file__).parent / "migrations")
+    try:
+        sent = {}
+        for n in (2, 20, 40):  # the first has asyncpg learn the types it sends
+            patients = [uuid.uuid4() for _ in range(n)]
+            registered_ = [_registered(p) for p in patients]
+            await apply_batch(pool, "followup", HANDLERS, FollowupStore, ctx, registered_)
+            plans = [plan(p, every_days=14) for p in patients]
+            sent[n] = await apply_batch(pool, "followup", HANDLERS, FollowupStore, ctx, plans)
+        assert not [q for q in sent[40] if q.startswith("SELECT * FROM patient_plans")], sent[40]
+        assert len([q for q in sent[40] if "INSERT INTO patient_plans" in q]) == 1
+        assert len(sent[40]) == len(sent[20]), sent[40]
+        scheduled = await pool.fetchval(
+            "SELECT count(*) FROM follow_ups WHERE patient_id = ANY($1::uuid[])", patients
+        )
+        assert scheduled == 40
+        late = [plan(p, every_days=3, version=1) for p in patients[:5]]  # version 1 again, new event ids
+        await apply_batch(pool, "followup", HANDLERS, FollowupStore, ctx, late)
+        kept = await pool.fetch(
+            "SELECT every_days FROM follow_ups WHERE patient_id = ANY($1::uuid[])", patients[:5]
+        )
+        assert [r["every_days"] for r in kept] == [14.0] * 5
+        saved = await pool.fetch(
+            "SELECT every_days FROM patient_plans WHERE patient_id = ANY($1::uuid[])", patients[:5]
+        )
+        assert [r["every_days"] for r in saved] == [14.0] * 5
+    finally:
+        await pool.close()

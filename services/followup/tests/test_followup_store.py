@@ -262,11 +262,19 @@ async def test_the_plan_heard_of_last_replaces_the_one_before(any_store):
         "updated_at": T,
     }
     assert await any_store.get_plan(patient) is None
-    await any_store.save_plan(plan)
+    assert await any_store.save_plan(plan) is True
     revised = {**plan, "version": 2, "status": "revoked", "goal_ids": [], "open_needs": []}
     revised["updated_at"] = T + timedelta(days=1)
-    await any_store.save_plan(revised)
+    assert await any_store.save_plan(revised) is True
     assert dict(await any_store.get_plan(patient)) == revised
+    # The same version again (a redelivery under another event id) or an older one changes nothing.
+    for late in ({**revised, "status": "active"}, {**plan, "risk_level": "urgent"}):
+        assert await any_store.save_plan(late) is False
+    assert dict(await any_store.get_plan(patient)) == revised
+    # Another plan replaces it, whatever its version.
+    other = {**plan, "plan_id": uuid.uuid4(), "updated_at": T + timedelta(days=2)}
+    assert await any_store.save_plan(other) is True
+    assert dict(await any_store.get_plan(patient)) == other
 
 
 async def test_a_patient_belongs_to_the_agency_of_their_plan_or_follow_ups(any_store, rules):
