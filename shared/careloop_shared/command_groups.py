@@ -11,7 +11,8 @@ answered by one statement for all of them, their rows and events written by one.
 each command at once, in a transaction of its own.
 
 A group commits only when every command in it succeeded. When one fails before the commit (a refusal,
-a broken constraint, a lost connection), the transaction rolls back; the command that failed runs again
+a broken constraint, a lost connection), the transaction rolls back (or its ROLLBACK fails with the lost
+connection: no COMMIT was sent, so nothing committed either way); the command that failed runs again
 in a transaction of its own, as it would have without grouping, and the others together in another (when
 their shared write failed, or they fail together again, each alone): what one request sends never
 changes what another gets back.
@@ -153,15 +154,15 @@ class CommandGroups:
                 except Exception as exc:
                     raise _Rollback from exc
         except _Rollback:
-            self._metrics.rolled_back.inc()
-            if failed and regroup:  # the command that failed runs again alone, the others together again
-                others = [c for c in commands if c is not failed[0]]
-                await asyncio.gather(self._alone(failed[0]), self._run(others, regroup=False))
-            else:  # their shared write failed, or they failed together twice: each alone (so that many
-                # failing commands cost a few times their number of runs, never its square)
-                await asyncio.gather(*(self._alone(c) for c in commands))
+            await self._again(commands, failed, regroup=regroup)
             return
-        except Exception as exc:  # the commit failed: whether it committed is unknown
+        except Exception as exc:
+            if isinstance(exc.__context__, _Rollback):
+                # The rollback itself failed (the connection was lost as a command failed): no COMMIT was
+                # sent, so nothing committed; they run again as after a rollback, each to its own answer.
+                await self._again(commands, failed, regroup=regroup)
+                return
+            # The commit failed: whether it committed is unknown.
             for command in commands:
                 if not command.future.done():
                     command.future.set_exception(exc)
@@ -173,6 +174,16 @@ class CommandGroups:
         for command in commands:
             if not command.future.done():
                 command.future.set_result(results[command])
+
+    async def _again(self, commands: list[_Command], failed: list[_Command], *, regroup: bool) -> None:
+        """A group rolled back: the command that failed runs again alone, the others together again."""
+        self._metrics.rolled_back.inc()
+        if failed and regroup:
+            others = [c for c in commands if c is not failed[0]]
+            await asyncio.gather(self._alone(failed[0]), self._run(others, regroup=False))
+        else:  # their shared write failed, or they failed together twice: each alone (so that many
+            # failing commands cost a few times their number of runs, never its square)
+            await asyncio.gather(*(self._alone(c) for c in commands))
 
     async def close(self) -> None:
         """Let the groups already started finish (a stopping service answers what it has taken)."""

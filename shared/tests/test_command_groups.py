@@ -63,12 +63,18 @@ class Transactions:
         self.opened: list[FakeUow] = []
         self.committed: list[FakeUow] = []
         self.fail_commit = fail_commit
+        self.fail_rollback = False
 
     @contextlib.asynccontextmanager
     async def open(self) -> AsyncIterator[FakeUow]:
         uow = FakeUow(len(self.opened))
         self.opened.append(uow)
-        yield uow
+        try:
+            yield uow
+        except Exception:
+            if self.fail_rollback:  # the connection is gone: ROLLBACK cannot be sent either
+                raise ConnectionResetError("the connection was lost; no rollback") from None
+            raise
         await asyncio.sleep(0.001)  # COMMIT's round trip
         if self.fail_commit:
             raise ConnectionResetError("the connection was lost at commit")
@@ -200,6 +206,41 @@ async def test_when_a_groups_shared_write_fails_each_command_runs_again_alone() 
     assert [a[0] for a in answers] == [0, 10, 20, 30]
     assert broken and broken[0] not in tx.committed
     assert sorted(u.written for u in tx.committed) == [[0], [1], [2], [3]]  # each in its own
+
+
+async def test_a_group_whose_rollback_fails_runs_its_commands_again_as_after_a_rollback() -> None:
+    """A lost connection fails a command and then the ROLLBACK: no COMMIT was sent, so nothing committed;
+    each command gets its own answer from a run again, not the rollback's error."""
+    tx = Transactions()
+    groups = CommandGroups(tx.open, slots=1)
+    blocker = asyncio.Event()
+
+    async def hold(uow: FakeUow) -> None:
+        await blocker.wait()
+
+    def lose_the_connection(value: int) -> Any:
+        async def operation(uow: FakeUow) -> Any:
+            if uow.number == 1:  # the group's transaction: its connection goes as this command runs
+                tx.fail_rollback = True
+                raise ConnectionResetError("the connection was lost")
+            tx.fail_rollback = False
+            return await write(value)(uow)
+
+        return operation
+
+    first = asyncio.create_task(groups.run("assess", 0, hold))
+    await asyncio.sleep(0.01)
+    rest = [
+        asyncio.create_task(groups.run("assess", v, lose_the_connection(v) if v == 2 else write(v)))
+        for v in range(1, 5)
+    ]
+    await asyncio.sleep(0.01)
+    blocker.set()
+    await first
+    answers = await asyncio.gather(*rest)
+    assert [a[0] for a in answers] == [10, 20, 30, 40]
+    assert sorted(kept(tx)) == [1, 2, 3, 4]  # each once, none in the lost transaction
+    assert 1 not in [u.number for u in tx.committed]
 
 
 async def test_a_failed_commit_fails_every_command_of_the_group_and_none_runs_again() -> None:
