@@ -126,8 +126,10 @@ class CommandRunner:
             # a request with its Idempotency-Key, which then replays it.
             once = at_most_once(self._request, self._principal, command, operation, patient_id=patient_id)
             together = (handler, self._principal.agency_id)
-            key = idempotency_key(self._request)
-            order = patient if patient is not None else (("idempotency-key", key) if key else object())
+            order: Any = patient
+            if order is None:  # the header is read again only here, off the path of a patient's commands
+                key = idempotency_key(self._request)
+                order = ("idempotency-key", key) if key else object()
             return await groups.run(together, order, once)
         return await run_idempotent(
             self._runtime, self._request, self._principal, command, operation, patient_id=patient_id
