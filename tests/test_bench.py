@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import SERVICES, platform_env, run_module
 from tests.perf.bench_metrics import batches_between
+from tests.perf.bench_open import _post
 from tests.perf.bench_summary import summary
 
 pytestmark = pytest.mark.integration
@@ -91,3 +92,25 @@ def test_the_summary_puts_each_stages_cpu_per_journey_side_by_side():
     assert chain_row == ["chain", "-", "0.40", "-", "-", "-", "0.30", "-", "-", "0.70"]
     # Results written before the figure existed have no such table.
     assert "CPU ms per journey" not in summary({"stages": {"chain": {"metrics": {"cpu_s": {"kafka": 1.0}}}}})
+
+
+async def test_a_set_up_request_refused_by_the_rate_limit_is_sent_again_after_the_wait_it_names():
+    """Registering on a fast machine can outpace the per-token limit: the bench waits and goes on."""
+    from aiohttp import ClientSession, web
+    from aiohttp.test_utils import TestServer
+
+    answers = [web.json_response({"detail": "too many"}, status=429, headers={"Retry-After": "0"})]
+    seen: list[dict] = []
+
+    async def patients(request: web.Request) -> web.Response:
+        seen.append(await request.json())
+        return answers.pop(0) if answers else web.json_response({"id": "p-1"}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/v1/patients", patients)
+    async with TestServer(app) as server, ClientSession(str(server.make_url(""))) as http:
+        assert await _post(http, "/v1/patients", {"n": 1}, {}, 201) == {"id": "p-1"}
+        assert seen == [{"n": 1}, {"n": 1}]
+        answers.append(web.json_response({"detail": "no"}, status=422))
+        with pytest.raises(RuntimeError, match="HTTP 422"):
+            await _post(http, "/v1/patients", {"n": 2}, {}, 201)

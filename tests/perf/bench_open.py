@@ -35,17 +35,21 @@ def _headers(agency: str) -> dict[str, str]:
 
 
 async def _post(http: aiohttp.ClientSession, path: str, body: Any, headers: Any, want: int) -> Any:
-    """Untimed set-up request, retried while a restarting service refuses it."""
+    """Untimed set-up request, retried while a restarting service refuses it, and after the wait a 429
+    names when registering outpaces the per-token rate limit (a fast machine can)."""
     for attempt in range(RETRIES):
+        wait = 0.5 * (attempt + 1)  # back-off between retries, not synchronisation
         try:
             async with http.post(path, json=body, headers=headers) as r:
                 if r.status == want:
                     return await r.json()
-                if r.status < 500:
+                if r.status == 429:
+                    wait = float(r.headers.get("Retry-After", "1"))
+                elif r.status < 500:
                     raise RuntimeError(f"POST {path.split('/')[2]}: HTTP {r.status}")
         except (aiohttp.ClientError, TimeoutError):
             pass
-        await asyncio.sleep(0.5 * (attempt + 1))  # back-off between retries, not synchronisation
+        await asyncio.sleep(wait)
     raise RuntimeError(f"POST {path}: no answer after {RETRIES} tries")
 
 
