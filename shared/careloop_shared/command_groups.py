@@ -8,7 +8,10 @@ one handler and one agency (row-level security is set per connection), are carri
 next: their handlers side by side on its shared connection (``careloop_shared.coalesce``; one patient's
 commands one after another, in the order they came), the store's set-based reads (``Store.one``)
 answered by one statement for all of them, their rows and events written by one. An idle service runs
-each command at once, in a transaction of its own.
+each command at once, in a transaction of its own. With a ``linger``, a command that comes within the
+linger of the one before it (for its handler and agency: they are arriving fast) has its group wait that
+long before it starts, though a slot is free, so that those arriving meanwhile go in with it; a command
+after a quiet spell starts at once.
 
 A group commits only when every command in it succeeded. When one fails before the commit (a refusal,
 a broken constraint, a lost connection), the transaction rolls back (or its ROLLBACK fails with the lost
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import math
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -71,11 +75,16 @@ class CommandGroups:
         *,
         slots: int,
         max_group: int = MAX_GROUP,
+        linger_s: float = 0.0,
         service: str = "careloop",
     ) -> None:
         if slots < 1 or max_group < 1:
             raise ValueError("slots and max_group must be at least 1")
+        if linger_s < 0:
+            raise ValueError("linger_s must not be negative")
         self._open_uow = open_uow
+        self._linger_s = linger_s
+        self._last_arrival: dict[Hashable, float] = {}
         self._metrics = CommandGroupMetrics(service)
         self._slots = asyncio.Semaphore(slots)
         self._max_group = max_group
@@ -89,8 +98,11 @@ class CommandGroups:
         command = _Command(operation, patient)
         waiting = self._waiting.setdefault(group, [])
         waiting.append(command)
+        now = asyncio.get_running_loop().time()
+        busy = now - self._last_arrival.get(group, -math.inf) < self._linger_s
+        self._last_arrival[group] = now
         if len(waiting) == 1:  # the first to wait starts the group; the others join it
-            self._start(group)
+            self._start(group, linger=busy)
         try:
             return await asyncio.shield(command.future)
         except asyncio.CancelledError:
@@ -99,12 +111,14 @@ class CommandGroups:
             command.future.cancel()
             raise
 
-    def _start(self, group: Hashable) -> None:
-        starter = asyncio.create_task(self._next(group))
+    def _start(self, group: Hashable, *, linger: bool = False) -> None:
+        starter = asyncio.create_task(self._next(group, linger))
         self._starters.add(starter)
         starter.add_done_callback(self._starters.discard)
 
-    async def _next(self, group: Hashable) -> None:
+    async def _next(self, group: Hashable, linger: bool) -> None:
+        if linger and self._linger_s:
+            await asyncio.sleep(self._linger_s)
         async with self._slots:
             waiting = [c for c in self._waiting.pop(group, []) if not c.future.done()]
             taken, rest = waiting[: self._max_group], waiting[self._max_group :]

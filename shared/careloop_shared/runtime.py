@@ -158,7 +158,13 @@ class ServiceRuntime:
         self._committer: Committer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         slots = settings.command_group_slots
-        self.command_groups = CommandGroups(self.uow, slots=slots, service=spec.name) if slots else None
+        self.command_groups = (
+            CommandGroups(
+                self.uow, slots=slots, linger_s=settings.command_group_linger_ms / 1000, service=spec.name
+            )
+            if slots
+            else None
+        )
 
     @property
     def pool(self) -> asyncpg.Pool:

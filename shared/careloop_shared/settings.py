@@ -153,6 +153,9 @@ class ServiceSettings(KafkaSettings):
     # Transactions of grouped HTTP commands at once (``careloop_shared.command_groups``); the commands
     # that arrive meanwhile share the next. 0: every command in a transaction of its own.
     command_group_slots: int = Field(2, ge=0, le=32)
+    # While such commands come within this many milliseconds of each other, a group waits this long
+    # for more before it starts, even with a slot free; one after a quiet spell starts at once. 0: never.
+    command_group_linger_ms: float = Field(10.0, ge=0, le=100)
     # How PostgreSQL plans the statements each connection prepares (``db.PLAN_CACHE_MODE``, and why).
     pg_plan_cache_mode: PlanCacheMode = Field(
         PLAN_CACHE_MODE, validation_alias=_global("CARELOOP_PG_PLAN_CACHE_MODE")

@@ -317,7 +317,73 @@ async def test_a_group_takes_at_most_max_group_commands_and_the_rest_go_in_the_n
     assert [sorted(u.written) for u in tx.committed] == [[0], [1, 2, 3], [4, 5, 6], [7]]
 
 
-def test_slots_and_group_size_are_at_least_one() -> None:
+def _recording_lingers(monkeypatch: pytest.MonkeyPatch, linger: float) -> list[float]:
+    """The linger's waits (asyncio.sleep of exactly ``linger`` in command_groups), recorded."""
+    lingered: list[float] = []
+    sleep = asyncio.sleep
+
+    async def recorded_sleep(delay: float, *args: Any) -> Any:
+        if delay == linger:
+            lingered.append(delay)
+        return await sleep(delay, *args)
+
+    monkeypatch.setattr("careloop_shared.command_groups.asyncio.sleep", recorded_sleep)
+    return lingered
+
+
+async def test_while_commands_come_within_a_linger_of_each_other_a_group_waits_for_more(monkeypatch) -> None:
+    """A command after a quiet spell starts at once; one that comes within the linger of the one before
+    waits the linger before its group starts, though a slot is free, and those arriving meanwhile join."""
+    lingered = _recording_lingers(monkeypatch, 0.2)
+    tx = Transactions()
+    groups = CommandGroups(tx.open, slots=2, linger_s=0.2)
+    assert (await groups.run("assess", 0, write(0)))[:2] == (0, 0)  # the first in a while: at once
+    assert lingered == []
+    second = asyncio.create_task(groups.run("assess", 1, write(1)))  # right after it: busy
+    await asyncio.sleep(0.02)  # well within the linger, both slots free
+    rest = [asyncio.create_task(groups.run("assess", v, write(v))) for v in (2, 3)]
+    answers = await asyncio.gather(second, *rest)
+    assert [a[:2] for a in answers] == [(10, 1), (20, 1), (30, 1)]  # one transaction, each its own answer
+    assert lingered == [0.2] and len(tx.opened) == 2 and sorted(kept(tx)) == [0, 1, 2, 3]
+    assert tx.committed[1].conn.statements == [("tenfold", ([1, 2, 3],))]
+
+
+async def test_without_a_linger_the_same_arrivals_start_a_transaction_at_once() -> None:
+    tx = Transactions()
+    groups = CommandGroups(tx.open, slots=2)
+    first = asyncio.create_task(groups.run("assess", 0, write(0, delay=0.1)))
+    await asyncio.sleep(0.02)
+    rest = [asyncio.create_task(groups.run("assess", v, write(v))) for v in (1, 2)]
+    await asyncio.gather(first, *rest)
+    # The first ran alone, at once (and finished last); the two that came while it ran went together.
+    assert [sorted(u.written) for u in tx.committed] == [[1, 2], [0]] and len(tx.opened) == 2
+
+
+async def test_the_commands_left_over_a_full_group_do_not_linger_again(monkeypatch) -> None:
+    lingered = _recording_lingers(monkeypatch, 0.05)
+    tx = Transactions()
+    groups = CommandGroups(tx.open, slots=1, max_group=3, linger_s=0.05)
+    await groups.run("assess", 0, write(0))
+    tasks = [asyncio.create_task(groups.run("assess", v, write(v))) for v in range(1, 8)]
+    await asyncio.gather(*tasks)
+    assert [sorted(u.written) for u in tx.committed] == [[0], [1, 2, 3], [4, 5, 6], [7]]
+    assert lingered == [0.05]  # the first group's wait; the rest were already waiting
+
+
+async def test_a_quiet_spell_longer_than_the_linger_means_no_wait(monkeypatch) -> None:
+    lingered = _recording_lingers(monkeypatch, 0.05)
+    tx = Transactions()
+    groups = CommandGroups(tx.open, slots=1, linger_s=0.05)
+    await groups.run("assess", 0, write(0))
+    await asyncio.sleep(0.1)
+    await groups.run("assess", 1, write(1))
+    await groups.run("other", 2, write(2))  # another group's first command: nothing came before it
+    assert lingered == [] and [u.written for u in tx.committed] == [[0], [1], [2]]
+
+
+def test_slots_and_group_size_are_at_least_one_and_the_linger_not_negative() -> None:
     for slots, size in ((0, 1), (1, 0)):
         with pytest.raises(ValueError, match="at least 1"):
             CommandGroups(Transactions().open, slots=slots, max_group=size)
+    with pytest.raises(ValueError, match="negative"):
+        CommandGroups(Transactions().open, slots=1, linger_s=-0.001)
