@@ -121,7 +121,8 @@ async def when_plan_updated_schedule_follow_up(
         cancelled = await uow.store.cancel_open(now, patient_id=plan.patient_id, reason=PLAN_CADENCE)
         await close_tasks_of_cancelled_follow_ups(ctx, uow, cancelled, received)
         return
-    current = await uow.store.open_cadence(plan.patient_id)
+    open_now = await uow.store.open_follow_ups(plan.patient_id)
+    current = next((f for f in open_now if f["reason"] == PLAN_CADENCE), None)
     if current is None:
         first = cadence_follow_up(
             rules,
@@ -146,7 +147,10 @@ async def when_plan_updated_schedule_follow_up(
         )
         await uow.store.update_follow_up(current["id"], revision.changes, now)
         _announce(uow, revision.announcements, now, received)
-    await uow.store.set_channel(plan.patient_id, channel, now)  # check-ins reach the patient the same way
+    # Check-ins reach the patient the same way (the cadence follow-up was given the channel above); an
+    # update only when one of them is to change, which a patient's first plan seldom finds.
+    if any(f["channel"] != channel for f in open_now if f is not current):
+        await uow.store.set_channel(plan.patient_id, channel, now)
 
 
 async def when_referral_made_schedule_check_in(

@@ -87,6 +87,11 @@ class FollowupStore(Store):
         """The patient's one open plan-cadence follow-up, locked."""
         return await self.one(_open_cadences, patient_id)
 
+    async def open_follow_ups(self, patient_id: uuid.UUID) -> list[asyncpg.Record]:
+        """The patient's open follow-ups of every reason (its plan cadence, its check-ins), locked."""
+        found: list[asyncpg.Record] = await self.one(_open_follow_ups, patient_id)
+        return found
+
     async def cancel_open(
         self,
         at: datetime,
@@ -225,6 +230,18 @@ async def _open_cadences(db: Db, patient_ids: list[uuid.UUID]) -> list[asyncpg.R
         patient_ids,
     )
     return by_key(patient_ids, rows, "patient_id")
+
+
+async def _open_follow_ups(db: Db, patient_ids: list[uuid.UUID]) -> list[list[asyncpg.Record]]:
+    rows = await db.fetch(
+        f"SELECT {COLUMNS} FROM follow_ups WHERE patient_id = ANY($1::uuid[])"
+        " AND status IN ('scheduled', 'due', 'overdue') ORDER BY id FOR UPDATE",
+        patient_ids,
+    )
+    found: dict[uuid.UUID, list[asyncpg.Record]] = {p: [] for p in patient_ids}
+    for row in rows:
+        found[row["patient_id"]].append(row)
+    return [found[p] for p in patient_ids]
 
 
 async def _set_channels(db: Db, changes: list[tuple[uuid.UUID, str | None, datetime]]) -> list[None]:

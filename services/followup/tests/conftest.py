@@ -466,6 +466,10 @@ class FakeFollowupStore:
             None,
         )
 
+    async def open_follow_ups(self, patient_id: uuid.UUID) -> list[dict[str, Any]]:
+        mine = (f for f in self.follow_ups.values() if f["patient_id"] == patient_id)
+        return sorted((dict(f) for f in mine if f["status"] in OPEN_STATUSES), key=lambda f: f["id"])
+
     async def cancel_open(
         self,
         at: datetime,

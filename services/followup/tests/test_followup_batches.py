@@ -203,6 +203,8 @@ async def test_plans_are_saved_without_being_read_first_and_a_late_version_chang
             plans = [plan(p, every_days=14) for p in patients]
             sent[n] = await apply_batch(pool, "followup", HANDLERS, FollowupStore, ctx, plans)
         assert not [q for q in sent[40] if q.startswith("SELECT * FROM patient_plans")], sent[40]
+        # A first plan finds no check-in to give its channel to: no channel update.
+        assert not [q for q in sent[40] if "SET channel" in q], sent[40]
         assert len([q for q in sent[40] if "INSERT INTO patient_plans" in q]) == 1
         assert len(sent[40]) == len(sent[20]), sent[40]
         scheduled = await pool.fetchval(
@@ -219,5 +221,51 @@ async def test_plans_are_saved_without_being_read_first_and_a_late_version_chang
             "SELECT every_days FROM patient_plans WHERE patient_id = ANY($1::uuid[])", patients[:5]
         )
         assert [r["every_days"] for r in saved] == [14.0] * 5
+    finally:
+        await pool.close()
+
+
+async def test_a_plan_gives_its_channel_to_the_check_ins_still_open_in_one_update_only_when_one_differs(
+    database_factory, ctx
+):
+    """A check-in scheduled before the plan was known has no channel; the plan's channel reaches it, in
+    one update for the batch. A batch whose patients have nothing open to change sends no update."""
+    from .test_followup_consumers import plan, referral
+
+    def with_channel(patient: uuid.UUID, channel: str):
+        event = plan(patient, every_days=14)
+        return event.model_copy(update={"follow_up": event.follow_up.model_copy(update={"channel": channel})})
+
+    pool = await service_pool(database_factory, "followup", Path(main.__file__).parent / "migrations")
+    try:
+        referred, fresh = [uuid.uuid4() for _ in range(3)], [uuid.uuid4() for _ in range(3)]
+        await apply_batch(
+            pool, "followup", HANDLERS, FollowupStore, ctx, [_registered(p) for p in referred + fresh]
+        )
+        await apply_batch(
+            pool, "followup", HANDLERS, FollowupStore, ctx, [referral(p, uuid.uuid4()) for p in referred]
+        )
+        sent = await apply_batch(
+            pool,
+            "followup",
+            HANDLERS,
+            FollowupStore,
+            ctx,
+            [with_channel(p, "text") for p in referred + fresh],
+        )
+        assert len([q for q in sent if "SET channel" in q]) == 1, sent
+        rows = await pool.fetch(
+            "SELECT patient_id, reason, channel FROM follow_ups WHERE patient_id = ANY($1::uuid[])",
+            referred + fresh,
+        )
+        assert sorted((r["reason"], r["channel"]) for r in rows) == sorted(
+            [("referral-check-in", "text")] * 3 + [("plan-cadence", "text")] * 6
+        )
+        later = [uuid.uuid4() for _ in range(3)]
+        await apply_batch(pool, "followup", HANDLERS, FollowupStore, ctx, [_registered(p) for p in later])
+        sent = await apply_batch(
+            pool, "followup", HANDLERS, FollowupStore, ctx, [with_channel(p, "text") for p in later]
+        )
+        assert not [q for q in sent if "SET channel" in q], sent
     finally:
         await pool.close()

@@ -87,6 +87,25 @@ async def test_the_open_cadence_is_the_one_scheduled_due_or_overdue(any_store, r
     assert await any_store.open_cadence(patient) is None
 
 
+async def test_a_patients_open_follow_ups_are_those_of_every_reason_scheduled_due_or_overdue(
+    any_store, rules
+):
+    patient, other = uuid.uuid4(), uuid.uuid4()
+    assert await any_store.open_follow_ups(patient) == []
+    cadence = await insert(any_store, rules, patient_id=patient, status="due")
+    check_in = await insert(any_store, rules, patient_id=patient, reason="referral-check-in",
+                            referral_id=uuid.uuid4(), status="overdue")  # fmt: skip
+    await insert(any_store, rules, patient_id=patient, reason="referral-outcome-check-in",
+                 referral_id=uuid.uuid4(), status="completed")  # fmt: skip
+    await insert(any_store, rules, patient_id=other)
+    found = await any_store.open_follow_ups(patient)
+    assert [f["id"] for f in found] == sorted([cadence["id"], check_in["id"]])
+    assert {f["id"]: f["reason"] for f in found} == {
+        cadence["id"]: "plan-cadence",
+        check_in["id"]: "referral-check-in",
+    }
+
+
 async def test_an_update_changes_only_what_it_names_and_when(any_store, rules):
     follow_up = await insert(any_store, rules)
     updated = await any_store.update_follow_up(follow_up["id"], {"priority": "urgent", "due_point": 2}, T)
