@@ -117,7 +117,7 @@ class CommandGroups:
         starter.add_done_callback(self._starters.discard)
 
     async def _next(self, group: Hashable, linger: bool) -> None:
-        if linger and self._linger_s:
+        if linger:  # only ever asked for with a linger set (``run``'s ``busy``)
             await asyncio.sleep(self._linger_s)
         async with self._slots:
             waiting = [c for c in self._waiting.pop(group, []) if not c.future.done()]

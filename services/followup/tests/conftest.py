@@ -455,16 +455,7 @@ class FakeFollowupStore:
         return next(mine, None)
 
     async def open_cadence(self, patient_id: uuid.UUID) -> dict[str, Any] | None:
-        return next(
-            (
-                dict(f)
-                for f in self.follow_ups.values()
-                if f["patient_id"] == patient_id
-                and f["reason"] == PLAN_CADENCE
-                and f["status"] in OPEN_STATUSES
-            ),
-            None,
-        )
+        return next((f for f in await self.open_follow_ups(patient_id) if f["reason"] == PLAN_CADENCE), None)
 
     async def open_follow_ups(self, patient_id: uuid.UUID) -> list[dict[str, Any]]:
         mine = (f for f in self.follow_ups.values() if f["patient_id"] == patient_id)
