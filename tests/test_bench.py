@@ -34,6 +34,7 @@ async def test_the_tiny_bench_runs_every_stage_to_the_end(platform, tmp_path):
     assert rate["requests"] == rate["accepted"] == rate["completed"] == 60
     assert (rate["errors"], rate["timeouts"], rate["sender"]["capped"]) == (0, 0, 0)
     assert rate["latency_follow_up_scheduled"]["count"] == 60
+    assert sum(q["count"] for q in rate["latency_by_quarter"]) == 60
     # What registering the stage's patients (and their consents) cost, per patient, downstream included.
     registration = rate["prep"]["registration"]
     assert registration["cpu_ms_per_journey"]["intake"] > 0
@@ -114,3 +115,23 @@ async def test_a_set_up_request_refused_by_the_rate_limit_is_sent_again_after_th
         answers.append(web.json_response({"detail": "no"}, status=422))
         with pytest.raises(RuntimeError, match="HTTP 422"):
             await _post(http, "/v1/patients", {"n": 2}, {}, 201)
+
+
+def test_a_stage_kept_up_is_told_from_one_falling_behind_by_its_middle_half_and_its_quarters():
+    from tests.perf.bench_common import steady_state
+
+    rate, duration = 100, 20.0
+    sent = {i: i / rate for i in range(round(rate * duration))}
+    # Kept up: every follow-up 0.1 s after its request; behind: served at 80 a second, so the queue grows.
+    kept = steady_state(sent, {i: t + 0.1 for i, t in sent.items()}, 0.0, duration)
+    behind = steady_state(sent, {i: 0.05 + i / 80 for i in sent}, 0.0, duration)
+
+    assert kept["sustained_rate_per_s"] == 100.0
+    assert behind["sustained_rate_per_s"] == 80.0
+    assert [q["count"] for q in kept["latency_by_quarter"]] == [500, 500, 500, 500]
+    assert all(q["p50_ms"] == pytest.approx(100, abs=0.5) for q in kept["latency_by_quarter"])
+    p50s = [q["p50_ms"] for q in behind["latency_by_quarter"]]
+    assert p50s == sorted(p50s) and p50s[-1] > p50s[0] + 2000  # 1.25 s behind a second of arrivals at the end
+    # The drain after the last arrival, which a rate over the whole stage counts, is left out of both.
+    text = summary({"stages": {"open": {"rates": [{"rate": 100, "complete": True, **kept}]}}})
+    assert "open 100/s   100/s; p50 100, 100, 100, 100; p99 100, 100, 100, 100" in text

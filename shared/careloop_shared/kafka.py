@@ -292,6 +292,15 @@ def batch_handler(consumer: EventConsumer, committer: Committer) -> Callable[[An
 # 2 KiB), so below a few hundred events a second the wait, not the size, ends a fetch (README, Performance).
 FETCH_GATHER_BYTES = 1024 * 1024
 
+# How long the broker may hold the fetch of a consumer that asked for no gathering (fetch_wait_ms 0): it
+# answers as soon as one record is there, or after this. It also bounds a stall aiokafka can make. While a
+# partition holds fetched records the consumer has not taken for 100 ms (a batch slower than that), the
+# next fetch leaves that partition out and asks only for the others, and no second fetch to the same
+# broker goes out until that one is answered. When the others are quiet (a service's topics of rare
+# events beside its busy one), that fetch is held this long, and the busy partitions' new records with
+# it: at aiokafka's 500 ms, half-second stalls in the open loop at 250 a second (README, Performance).
+IDLE_FETCH_WAIT_MS = 100
+
 # How long a subscriber's poll waits for records that are not there yet. aiokafka answers the poll as
 # soon as any arrive, so this bounds only how long an idle consumer sleeps, never what a record waits.
 POLL_WAIT_MS = 1000
@@ -356,8 +365,8 @@ def subscribe(
         max_records=max_records,
         # FastStream's own poll (replaced below by ``waiting_poll``) waited this long and slept it again.
         batch_timeout_ms=10,
-        # Without a wait, aiokafka's own: answered as soon as one byte is there, an idle fetch every 500 ms.
-        fetch_max_wait_ms=fetch_wait_ms or 500,
+        # Without a wait: answered as soon as one byte is there, an idle fetch every IDLE_FETCH_WAIT_MS.
+        fetch_max_wait_ms=fetch_wait_ms or IDLE_FETCH_WAIT_MS,
         fetch_min_bytes=FETCH_GATHER_BYTES if fetch_wait_ms else 1,
         ack_policy=AckPolicy.MANUAL,  # on_batch commits what it processed and rewinds what failed
         decoder=_the_message_itself,

@@ -17,6 +17,7 @@ from faststream.kafka.message import KafkaAckableMessage
 
 from careloop_shared.kafka import (
     FETCH_GATHER_BYTES,
+    IDLE_FETCH_WAIT_MS,
     POLL_WAIT_MS,
     Committer,
     _the_message_itself,
@@ -219,6 +220,8 @@ def test_a_service_off_the_journeys_path_lets_the_broker_gather_its_fetches():
     assert (waiting["fetch_max_wait_ms"], waiting["fetch_min_bytes"]) == (100, FETCH_GATHER_BYTES)
     at_once = _subscribed_consumer_options(0)
     assert at_once["fetch_min_bytes"] == 1
+    # Held no longer than that when nothing comes: such a fetch can keep a busy partition waiting (kafka.py).
+    assert at_once["fetch_max_wait_ms"] == IDLE_FETCH_WAIT_MS == 100
 
 
 class _PollingConsumer:

@@ -212,3 +212,21 @@ def summarise(h: HdrHistogram, negative: int = 0) -> dict[str, Any]:
     if negative:
         out["negative"] = negative
     return out
+
+
+def steady_state(
+    sent_at: dict[int, float], done_at: dict[int, float], start: float, duration: float
+) -> dict[str, Any]:
+    """Whether a stage's arrival rate was kept up, not only finally served: follow-ups scheduled per
+    second in the middle half of the arrival window (the pipeline filled, the last arrivals' drain not
+    counted, which a rate over the whole stage always includes), and the follow-up latency of the requests
+    that arrived in each quarter of it (a queue that grows shows as a p50 that climbs quarter by quarter).
+    ``sent_at``/``done_at``: request -> its scheduled arrival and its follow-up's time, wall seconds."""
+    lo, hi = start + duration / 4, start + 3 * duration / 4
+    in_middle = sum(1 for t in done_at.values() if lo <= t < hi)
+    quarters: list[dict[str, Any]] = []
+    for q in range(4):
+        a, b = start + q * duration / 4, start + (q + 1) * duration / 4
+        lat = latencies(done_at[i] - sent_at[i] for i in done_at if a <= sent_at[i] < b)
+        quarters.append({k: lat[k] for k in ("count", "p50_ms", "p99_ms") if k in lat})
+    return {"sustained_rate_per_s": round(in_middle / (hi - lo), 1), "latency_by_quarter": quarters}

@@ -21,7 +21,7 @@ import aiohttp
 
 from careloop_shared.auth import issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
-from tests.perf.bench_common import CADENCE_POLL_S, BenchConfig, cadence_done, latencies, poll
+from tests.perf.bench_common import CADENCE_POLL_S, BenchConfig, cadence_done, latencies, poll, steady_state
 from tests.perf.bench_kafka import end_offsets, settled
 from tests.perf.bench_stages import hop_latencies, journey_topics, read_journeys, seen
 
@@ -185,6 +185,7 @@ async def run_rate(
         "outcomes": outcomes,
         "accepted_rate_per_s": round(len(accepted) / max(answered_at - start_wall, 1e-9), 1),
         "completed_rate_per_s": round(len(done_at) / max(last_done - start_wall, 1e-9), 1),
+        **steady_state({i: start_wall + i / rate for i in done_at}, done_at, start_wall, n / rate),
         "latency_accepted": latencies(results[i][1] for i in accepted),
         "latency_follow_up_scheduled": latencies(done_at[i] - (start_wall + i / rate) for i in done_at),
         "latency_follow_up_scheduled_without_202": latencies(late[i] - (start_wall + i / rate) for i in late),

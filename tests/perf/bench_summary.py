@@ -100,6 +100,17 @@ def summary(results: dict[str, Any]) -> str:
                 )
                 for failure, count in r["sender"].get("failures", {}).items():
                     lines.append(f"  {count} x {failure}")
+    kept = [
+        f"open {r['rate']:g}/s   {r['sustained_rate_per_s']:.0f}/s; p50 "
+        + ", ".join(_ms(q, "p50_ms") for q in r["latency_by_quarter"])
+        + "; p99 "
+        + ", ".join(_ms(q, "p99_ms") for q in r["latency_by_quarter"])
+        for r in (stages.get("open") or {}).get("rates", [])
+        if "sustained_rate_per_s" in r
+    ]
+    if kept:  # kept up: the middle half served at the arrival rate, the latency flat quarter by quarter
+        heading = "kept up: follow-ups a second in the middle half; latency (ms) by quarter of arrivals"
+        lines += ["", heading, *kept]
     windows = _windows(stages)
     if windows:
         lines += ["", "CPU seconds        " + "".join(f"{g:>9}" for g in GROUPS) + "   raw hops"]
