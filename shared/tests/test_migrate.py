@@ -44,6 +44,34 @@ async def test_the_migrate_command_applies_a_service_schema_once(database_factor
     assert await _applied(url) == expected
 
 
+async def test_autovacuum_collects_no_statistics_on_columns_no_statement_filters_on(database_factory):
+    """The outbox's payload and headers and a record entry's body and hashes: what an ANALYZE spent most
+    of its time on, for a planner that never uses them."""
+    url = await database_factory("migrate_statistics")
+    done = _migrate("record", url)
+    assert done.returncode == 0, done.stderr
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT attrelid::regclass::text AS t, attname, attstattarget FROM pg_attribute"
+            " WHERE attrelid IN ('outbox'::regclass, 'record_entries'::regclass) AND attnum > 0"
+            " AND NOT attisdropped"
+        )
+        await conn.execute("INSERT INTO outbox (event_id, event_type, topic, key, headers, payload)"
+                           " VALUES (gen_random_uuid(), 't', 't', 'k', '{}', '\\x00')")  # fmt: skip
+        await conn.execute("ANALYZE outbox")
+        stats = await conn.fetch("SELECT attname FROM pg_stats WHERE tablename = 'outbox'")
+    finally:
+        await conn.close()
+    quiet = {(r["t"], r["attname"]) for r in rows if r["attstattarget"] == 0}
+    assert quiet == {
+        ("outbox", "payload"), ("outbox", "headers"),
+        ("record_entries", "body"), ("record_entries", "prev_hash"), ("record_entries", "hash"),
+    }  # fmt: skip
+    kept = {r["attname"] for r in stats}
+    assert "payload" not in kept and {"position", "event_type", "topic"} <= kept
+
+
 async def test_the_workspace_gets_its_session_tables_without_the_kernel_tables(database_factory):
     url = await database_factory("migrate_workspace")
     done = _migrate("workspace", url)
