@@ -165,6 +165,7 @@ async def run_rate(
     unanswered = set(sent) - set(accepted)
     late = {i: j[ids[i]]["fu_plan"][1] for i in unanswered if "fu_plan" in j.get(ids[i], {})}
     last_done = max(done_at.values(), default=start_wall)
+    arrived = {i: start_wall + i / rate for i in sent}  # each request's scheduled time, latency's start
     outcomes: dict[str, int] = {}
     for r in results:
         outcomes[r[0] if r else "none"] = outcomes.get(r[0] if r else "none", 0) + 1
@@ -185,10 +186,10 @@ async def run_rate(
         "outcomes": outcomes,
         "accepted_rate_per_s": round(len(accepted) / max(answered_at - start_wall, 1e-9), 1),
         "completed_rate_per_s": round(len(done_at) / max(last_done - start_wall, 1e-9), 1),
-        **steady_state({i: start_wall + i / rate for i in done_at}, done_at, start_wall, n / rate),
+        **steady_state(arrived, done_at, start_wall, n / rate),
         "latency_accepted": latencies(results[i][1] for i in accepted),
-        "latency_follow_up_scheduled": latencies(done_at[i] - (start_wall + i / rate) for i in done_at),
-        "latency_follow_up_scheduled_without_202": latencies(late[i] - (start_wall + i / rate) for i in late),
+        "latency_follow_up_scheduled": latencies(done_at[i] - arrived[i] for i in done_at),
+        "latency_follow_up_scheduled_without_202": latencies(late[i] - arrived[i] for i in late),
         "sender": sender,
         "events_seen": seen(j),
         "kafka_read": kafka_read,
