@@ -31,6 +31,14 @@ async def _applied(database_url: str) -> set[str]:
         await conn.close()
 
 
+async def _record_schema(database_factory, name: str) -> asyncpg.Connection:  # type: ignore[no-untyped-def]
+    """A connection to a new database holding record's schema, the kernel's tables with it."""
+    url = await database_factory(name)
+    done = _migrate("record", url)
+    assert done.returncode == 0, done.stderr
+    return await asyncpg.connect(url)
+
+
 async def test_the_migrate_command_applies_a_service_schema_once(database_factory):
     url = await database_factory("migrate_record")
     first = _migrate("record", url)
@@ -47,10 +55,7 @@ async def test_the_migrate_command_applies_a_service_schema_once(database_factor
 async def test_autovacuum_collects_no_statistics_on_columns_no_statement_filters_on(database_factory):
     """The outbox's payload and headers and a record entry's body and hashes: what an ANALYZE spent most
     of its time on, for a planner that never uses them."""
-    url = await database_factory("migrate_statistics")
-    done = _migrate("record", url)
-    assert done.returncode == 0, done.stderr
-    conn = await asyncpg.connect(url)
+    conn = await _record_schema(database_factory, "migrate_statistics")
     try:
         rows = await conn.fetch(
             "SELECT attrelid::regclass::text AS t, attname, attstattarget FROM pg_attribute"
@@ -70,6 +75,24 @@ async def test_autovacuum_collects_no_statistics_on_columns_no_statement_filters
     }  # fmt: skip
     kept = {r["attname"] for r in stats}
     assert "payload" not in kept and {"position", "event_type", "topic"} <= kept
+
+
+async def test_autovacuum_analyzes_the_tables_read_only_by_key_when_they_have_doubled(database_factory):
+    """The outbox, the inbox and the case record: each statement reads them by key, so a growing one is
+    analyzed when it has doubled; tables whose plans follow their statistics keep the server's setting."""
+    conn = await _record_schema(database_factory, "migrate_analyze")
+    try:
+        rows = await conn.fetch(
+            "SELECT relname, reloptions FROM pg_class"
+            " WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
+        )
+    finally:
+        await conn.close()
+    options = {r["relname"]: r["reloptions"] or [] for r in rows}
+    doubled = {name for name, opts in options.items() if "autovacuum_analyze_scale_factor=1.0" in opts}
+    assert doubled == {"outbox", "inbox", "record_entries"}
+    tuned = {n for n, opts in options.items() if any(o.startswith("autovacuum_an") for o in opts)}
+    assert tuned == doubled  # record_heads, outbox_pending and the rest keep the server's setting
 
 
 async def test_the_workspace_gets_its_session_tables_without_the_kernel_tables(database_factory):
