@@ -24,18 +24,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from careloop_shared import audit_api, metrics, tracing
 from careloop_shared.admission import Admission
 from careloop_shared.audit import AuditUnavailable
-from careloop_shared.auth import Principal
+from careloop_shared.auth import BearerCredentials, Principal
 from careloop_shared.consumer import UNAVAILABLE_TYPES, is_unavailable
 from careloop_shared.crypto import Erased, Unreadable
 from careloop_shared.db import AGENCY, NO_AGENCY, RowTypeChanged
 from careloop_shared.doors import Doors, check_query, declare_answers
 from careloop_shared.errors import Refusal
 from careloop_shared.http import (
+    PRINCIPAL_STATE,
     Auditor,
-    CurrentPrincipal,
     get_runtime,
     permission_of,
     route_name,
+    sign_in,
     validation_errors,
 )
 from careloop_shared.logging import configure_logging, get_logger
@@ -46,8 +47,6 @@ from careloop_shared.runtime import ServiceRuntime
 from careloop_shared.settings import DEV_JWT_SECRET
 
 log = get_logger(__name__)
-
-_PRINCIPAL = "careloop_principal"  # request.state: who the caller is, once authenticated
 
 
 def _check_permissions(router: APIRouter, matrix: PermissionMatrix) -> None:
@@ -92,7 +91,7 @@ async def _on_refusal(request: Request, exc: Exception) -> JSONResponse:
 
 async def _audit_refusal(request: Request, exc: Refusal) -> None:
     """A refused attempt at a patient's data (or at one record by its id) is audited too."""
-    who: Principal | None = getattr(request.state, _PRINCIPAL, None)
+    who: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
     ids = {k: v for k, v in request.path_params.items() if k.endswith("_id")}
     if who is None or not ids:
         return
@@ -267,8 +266,10 @@ def create_app(
     matrix = permissions or load_matrix()
     limits = RateLimits(runtime.settings.rate_limit_agency, runtime.settings.rate_limit_token)
 
-    async def authorized(request: Request, who: CurrentPrincipal) -> None:
-        setattr(request.state, _PRINCIPAL, who)
+    async def authorized(request: Request, credentials: BearerCredentials) -> None:
+        """Every route's first dependency: who the caller is (``sign_in``), within limits, allowed
+        the route's permission; routes read the caller from the request (``CurrentPrincipal``)."""
+        who = await sign_in(request, credentials)
         await limits.check(who.agency_id, request.headers.get("authorization", ""))
         route = request.scope.get("route")
         # The raw query string: ``request.url`` would build a URL from the headers for every request.

@@ -185,7 +185,7 @@ def _verify_development_token(token: str, settings: ServiceSettings) -> tuple[Pr
     return _development_token(token, secret, issuer=settings.jwt_issuer)
 
 
-_bearer = HTTPBearer(auto_error=False)
+bearer = HTTPBearer(auto_error=False)  # the scheme the API documents; None when absent
 
 
 async def authenticate(
@@ -209,4 +209,4 @@ def _unauthorized(reason: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"})
 
 
-BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

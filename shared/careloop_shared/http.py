@@ -15,10 +15,11 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
 from careloop_shared.audit import AuditEntry
-from careloop_shared.auth import BearerCredentials, Principal, authenticate
+from careloop_shared.auth import Principal, authenticate, bearer
 from careloop_shared.command_groups import grouped
 from careloop_shared.db import AGENCY
 from careloop_shared.idempotency import at_most_once, idempotency_key, run_idempotent
@@ -34,10 +35,25 @@ def get_runtime(request: Request) -> ServiceRuntime:
     return runtime
 
 
-async def current_principal(request: Request, credentials: BearerCredentials) -> Principal:
+PRINCIPAL_STATE = "careloop_principal"  # request.state: who the caller is, once authenticated
+
+
+async def sign_in(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """Who the bearer token names (401 else), kept on the request for the rest of it."""
     runtime = get_runtime(request)
     who = await authenticate(credentials, runtime.settings, runtime.verified_tokens)
     AGENCY.set(who.agency_id)  # row-level security: this request's connections see its agency's rows
+    setattr(request.state, PRINCIPAL_STATE, who)
+    return who
+
+
+async def current_principal(request: Request) -> Principal:
+    """The caller, as the app's ``authorized`` dependency signed them in before anything else of the
+    route ran. Read from the request rather than solved as a dependency of its own: FastAPI works out
+    each dependency it solves again on every request, cached or not (README, Performance)."""
+    who: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
+    if who is None:  # a route outside create_app's routers: sign in here
+        who = await sign_in(request, await bearer(request))
     return who
 
 
@@ -136,8 +152,8 @@ class CommandRunner:
         )
 
 
-async def command_runner(request: Request, who: CurrentPrincipal) -> CommandRunner:
-    return CommandRunner(get_runtime(request), request, who)
+async def command_runner(request: Request) -> CommandRunner:
+    return CommandRunner(get_runtime(request), request, await current_principal(request))
 
 
 Commands = Annotated[CommandRunner, Depends(command_runner)]
@@ -246,8 +262,8 @@ class Auditor:
         )
 
 
-async def auditor(request: Request, who: CurrentPrincipal) -> Auditor:
-    return Auditor(get_runtime(request), request, who)
+async def auditor(request: Request) -> Auditor:
+    return Auditor(get_runtime(request), request, await current_principal(request))
 
 
 Audit = Annotated[Auditor, Depends(auditor)]

@@ -1,4 +1,5 @@
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -137,3 +138,52 @@ async def test_a_kept_token_is_checked_again_after_keep_s_and_the_oldest_is_forg
     await tokens.verify(three)
     await tokens.verify(one)
     assert calls == [one, one, two, three, one]
+
+
+async def test_a_route_of_create_app_signs_its_caller_in_once_and_documents_the_bearer_scheme(monkeypatch):
+    """The app's ``authorized`` dependency signs the caller in; the route's principal, command runner and
+    auditor read them from the request instead of being solved (and authenticated) again."""
+    from pathlib import Path
+
+    import httpx
+    from fastapi import APIRouter, Request
+
+    from careloop_shared import http
+    from careloop_shared.app import create_app
+    from careloop_shared.http import Audit, CurrentPrincipal, needs
+    from careloop_shared.runtime import ServiceRuntime, ServiceSpec
+    from careloop_shared.settings import DEV_JWT_SECRET
+
+    calls: list[str] = []
+    authenticate = http.authenticate
+
+    async def counted(credentials, settings, verified=None):  # type: ignore[no-untyped-def]
+        calls.append(credentials.credentials if credentials else "")
+        return await authenticate(credentials, settings, verified)
+
+    monkeypatch.setattr(http, "authenticate", counted)
+    router = APIRouter()
+    routes: list[Any] = []
+
+    @router.get("/who", openapi_extra=needs("patient:read"))
+    async def who(me: CurrentPrincipal, audit: Audit, request: Request) -> dict[str, str]:
+        assert audit is not None
+        routes.append(request.scope["route"])
+        return {"agency": me.agency_id, "role": me.role}
+
+    spec = ServiceSpec(name="test-sign-in", migrations=Path("."), context=None, store=lambda _: None)
+    app = create_app(ServiceRuntime(spec, ServiceSettings()), [router], description="test")
+    token = issue_token(DEV_JWT_SECRET, agency="agency-a", role="care-manager")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        ok = await client.get("/who", headers={"Authorization": f"Bearer {token}"})
+        anonymous = await client.get("/who")
+    assert (ok.status_code, ok.json()) == (200, {"agency": "agency-a", "role": "care-manager"})
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+    assert calls == [token, ""]  # once a request
+
+    # ... and the route's own dependencies read the caller from the request: none has dependencies of
+    # its own to solve (FastAPI's cost is per dependency solved, cached or not).
+    assert [d.call.__name__ for d in routes[0].dependant.dependencies] == ["current_principal", "auditor"]
+    assert all(not d.dependencies for d in routes[0].dependant.dependencies)
+    operation = app.openapi()["paths"]["/who"]["get"]
+    assert operation["security"] == [{"HTTPBearer": []}]

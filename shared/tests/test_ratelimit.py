@@ -20,6 +20,20 @@ async def test_a_token_over_its_limit_is_refused_while_another_token_of_the_agen
         await limits.check("agency-a", "Bearer two")
 
 
+async def test_requests_refused_for_their_token_do_not_use_up_their_agencys_limit():
+    limits = RateLimits(per_agency="5/minute", per_token="2/minute")
+    for n in range(6):
+        if n < 2:
+            await limits.check("agency-a", "Bearer runaway")
+        else:
+            with pytest.raises(TooManyRequests, match="this token"):
+                await limits.check("agency-a", "Bearer runaway")
+    for n in range(3):  # the agency counted two of the runaway's six
+        await limits.check("agency-a", f"Bearer other-{n}")
+    with pytest.raises(TooManyRequests, match="this agency"):
+        await limits.check("agency-a", "Bearer other-3")
+
+
 async def test_an_agency_over_its_limit_is_refused_whatever_token_it_uses_and_others_go_on():
     limits = RateLimits(per_agency="4/minute", per_token="")
     for n in range(4):
