@@ -143,7 +143,9 @@ checkpoint_completion_target = 0.9
 # Statistics soon after a fresh platform's tables fill: until autovacuum first visits a database the
 # planner has none and guesses (followup's task look-up walked every open task of a kind for each
 # batch), and with the default one-minute naptime that first visit came about four minutes after start.
-autovacuum_naptime = ${CARELOOP_PG_AUTOVACUUM_NAPTIME:-10s}
+# Every 30 s, not 10: the first visits come 20-35 s after start, and under load the ten-second round of
+# analyzes over this server's eight databases took CPU the two cores did not have (README, Performance).
+autovacuum_naptime = ${CARELOOP_PG_AUTOVACUUM_NAPTIME:-30s}
 # Durability matters even locally: tests exercise real commit semantics.
 fsync = on
 synchronous_commit = on
