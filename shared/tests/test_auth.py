@@ -167,7 +167,6 @@ async def test_a_route_of_create_app_signs_its_caller_in_once_and_documents_the_
 
     @router.get("/who", openapi_extra=needs("patient:read"))
     async def who(me: CurrentPrincipal, audit: Audit, request: Request) -> dict[str, str]:
-        assert audit is not None
         routes.append(request.scope["route"])
         return {"agency": me.agency_id, "role": me.role}
 
