@@ -17,6 +17,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 from faststream.specification import AsyncAPI, get_asyncapi_html
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -202,6 +203,18 @@ async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse
     return JSONResponse(status_code=500, content={"detail": "internal error", "request_id": request_id})
 
 
+# FastAPI's own OpenTelemetry (0.165 on) is off: with a global provider installed (an operator's
+# auto-instrumentation, or FASTAPI_OTEL_AUTO_CONFIGURE) it would export each request's path, with the
+# patient's id, and its query values, and log exceptions, whose messages may quote a value. careloop's
+# server span (AccessLog, careloop_shared.tracing) names the route template only. Off, it also costs no
+# check of the providers on every request.
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "auto_configure": False,
+}
+
 # Never held by Admission: an orchestrator must see a busy service as alive and ready.
 ALWAYS_ADMITTED = ("/healthz", "/readyz", "/metrics")
 
@@ -290,6 +303,7 @@ def create_app(
         version="0.1.0",
         description=description,
         lifespan=lifespan,
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     app.state.runtime = runtime
     app.add_exception_handler(RequestValidationError, _on_validation_error)

@@ -8,20 +8,27 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from careloop_shared import tracing
-from careloop_shared.app import AccessLog
+from careloop_shared.app import AccessLog, create_app
+from careloop_shared.auth import issue_token
 from careloop_shared.consumer import EventConsumer, Record, batch_handler
 from careloop_shared.events import Event, ReceivedEvent, new_message
+from careloop_shared.http import CurrentPrincipal, needs
 from careloop_shared.outbox import DatabaseUnitOfWork, UnitOfWork
+from careloop_shared.runtime import ServiceRuntime, ServiceSpec
+from careloop_shared.settings import DEV_JWT_SECRET, ServiceSettings
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -271,3 +278,46 @@ def test_otel_service_name_wins_over_the_services_own(monkeypatch):
     [finished] = exporter.get_finished_spans()
     assert finished.resource.attributes["service.name"] == "intake-eu"
     assert json.loads(finished.to_json())["name"] == "GET /x"
+
+
+async def test_fastapis_own_telemetry_stays_off_under_a_global_provider(spans, monkeypatch):
+    """An operator's auto-instrumentation installs a global tracer provider; FastAPI (0.165 on) would then
+    export a span of its own for each request with the path as called (the patient's id) and the query's
+    values. A careloop app leaves that to its own server span, which names the route template only."""
+    installed = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(installed))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "true")
+
+    router = APIRouter()
+
+    @router.get("/v1/patients/{patient_id}/pings", openapi_extra=needs("patient:read"))
+    async def ping(patient_id: uuid.UUID, me: CurrentPrincipal, name: str | None = None) -> dict[str, str]:
+        return {"status": "ok"}
+
+    spec = ServiceSpec(name="test-telemetry", migrations=Path("."), context=None, store=lambda _: None)
+    careloop = create_app(ServiceRuntime(spec, ServiceSettings()), [router], description="test")
+    plain = FastAPI()  # FastAPI's defaults, as a control: the global provider is seen
+
+    @plain.get("/v1/patients/{patient_id}/pings")
+    async def plain_ping(patient_id: uuid.UUID) -> dict[str, str]:
+        return {"status": "ok"}
+
+    patient = uuid.uuid4()
+    path = f"/v1/patients/{patient}/pings?name=Zelda"
+    token = issue_token(DEV_JWT_SECRET, agency="agency-a", role="care-manager")
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=plain), base_url="http://t") as client:
+        assert (await client.get(path)).status_code == 200
+    theirs = "".join(span.to_json() for span in installed.get_finished_spans())
+    assert str(patient) in theirs and "Zelda" in theirs
+    installed.clear()
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=careloop), base_url="http://t") as client:
+        answer = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    assert installed.get_finished_spans() == ()
+    [ours] = spans.get_finished_spans()
+    assert ours.name == "GET /v1/patients/{patient_id}/pings"
+    assert str(patient) not in ours.to_json() and "Zelda" not in ours.to_json()

@@ -8,6 +8,10 @@ import uuid
 import httpx
 import structlog
 from fastapi.routing import APIRoute
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from careloop_shared.logging import PHI_KEYS
 from careloop_shared.testing import until
@@ -211,6 +215,20 @@ async def test_the_access_log_names_route_templates_never_the_ids_in_the_url(cli
     routes = [entry["route"] for entry in logs if entry["event"] == "http request"]
     assert routes == ["/patients/{patient_id}", "/"]
     assert PATIENT not in repr(logs) and "tasks=40" not in repr(logs)
+
+
+async def test_fastapis_own_telemetry_sends_no_span_with_the_url_under_a_global_provider(
+    client, sign_in, monkeypatch
+):
+    """An operator's auto-instrumentation installs a global tracer provider; the workspace still leaves
+    server spans to its access log's (route templates only), not FastAPI's (the path as called)."""
+    installed = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(installed))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    await sign_in(client)
+    assert (await client.get(f"/patients/{PATIENT}")).status_code == 404  # unknown to the fake services
+    assert installed.get_finished_spans() == ()
 
 
 def test_every_form_posts_with_a_csrf_field():

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from careloop_shared import db, metrics, tracing
 from careloop_shared.admission import Admission
-from careloop_shared.app import ALWAYS_ADMITTED, AccessLog
+from careloop_shared.app import ALWAYS_ADMITTED, NO_FASTAPI_TELEMETRY, AccessLog
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.consumer import UNAVAILABLE_TYPES
 from careloop_shared.logging import configure_logging, get_logger
@@ -108,6 +108,7 @@ def build_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     app.state.workspace = workspace
     app.add_exception_handler(web.SignInRequired, errors.on_sign_in_required)
