@@ -38,10 +38,8 @@ async def _locked_patients(db: Db, keys: list[tuple[str, uuid.UUID]]) -> list[as
     found: dict[tuple[str, uuid.UUID], asyncpg.Record] = {}
     for agency in sorted({a for a, _ in keys}):
         patients = sorted({p for a, p in keys if a == agency})
-        rows = await db.fetch(  # the one-patient look-up for each, its kept plan; locks in the ids' order
-            "SELECT l.* FROM unnest($1::uuid[]) AS q(id), LATERAL careloop_patient_locked(q.id, $2) AS l",
-            patients,
-            agency,
+        rows = await db.fetch(  # its kept plan; locks in the ids' order (migration 012)
+            "SELECT * FROM careloop_patients_locked($1::uuid[], $2)", patients, agency
         )
         found.update(((agency, r["id"]), r) for r in rows)
     return [found.get(key) for key in keys]
@@ -92,7 +90,8 @@ class IntakeStore(Store):
         """The patient's row with their data key (``identity.sealed.identified`` opens the details);
         ``lock``: locked for the rest of the transaction, through ``careloop_patient_locked`` (migration
         010), whose plan PostgreSQL keeps instead of planning the join on every command; commands sharing
-        a transaction (``careloop_shared.command_groups``) lock theirs in one statement."""
+        a transaction (``careloop_shared.command_groups``) lock theirs in one ``careloop_patients_locked``
+        call (migration 012)."""
         if lock:
             locked: asyncpg.Record | None = await self.one(_locked_patients, (agency_id, patient_id))
             return locked

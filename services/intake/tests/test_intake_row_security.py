@@ -393,8 +393,8 @@ async def test_the_locked_patient_look_up_gives_the_inline_joins_row_holds_it_an
 
 
 async def test_patients_locked_together_each_get_the_single_look_ups_row_and_none_of_another_agency(load):
-    """Commands sharing a transaction lock their patients in one statement (``careloop_patient_locked``
-    for each): each patient gets what the single look-up gives, column for column,
+    """Commands sharing a transaction lock their patients in one statement (``careloop_patients_locked``,
+    012): each patient gets what the single look-up gives, column for column,
     all are held, and a patient of another agency (asked as this agency, or found through a connection
     acting for another) gets nothing."""
     a, referred, closed, b = load.a.patient, load.referred.patient, load.closed.patient, load.b.patient
@@ -460,9 +460,11 @@ async def test_the_look_ups_a_session_keeps_a_plan_for_find_the_patient_by_id_ho
         reading = await pool.acquire()
     try:
         locked_look_up = "SELECT * FROM careloop_patient_locked($1, $2)"
+        together = "SELECT * FROM careloop_patients_locked($1::uuid[], $2)"  # a group's (012)
         async with locking.transaction():
             for _ in range(7):  # past the five executions after which PostgreSQL may keep one plan
                 assert (await locking.fetchrow(locked_look_up, first, many))["id"] == first
+                assert [r["id"] for r in await locking.fetch(together, [first], many)] == [first]
         for _ in range(7):
             assert await reading.fetchval("SELECT careloop_referred($1)", first) is True
         with as_agency(ALL_AGENCIES):
@@ -470,6 +472,7 @@ async def test_the_look_ups_a_session_keeps_a_plan_for_find_the_patient_by_id_ho
             await pool.execute(INSERT_OPEN_GRANTS, others, many, receiving)
         async with locking.transaction():
             locked = await _blocks_read(locking, locked_look_up, first, many)
+            locked_together = await _blocks_read(locking, together, [first], many)
         referred = await _blocks_read(reading, "SELECT careloop_referred($1)", first)
     finally:
         await pool.release(locking)
@@ -477,4 +480,5 @@ async def test_the_look_ups_a_session_keeps_a_plan_for_find_the_patient_by_id_ho
     # Found by id: 5-7 pages. Before 011 the locked look-up read the agency's index entries here (31
     # pages with 2,000 patients, growing with them), and on a fresh platform the agency's rows as well.
     assert locked < 20, locked
+    assert locked_together < 20, locked_together
     assert referred < 20, referred
