@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import asyncpg
 import uvicorn
@@ -17,7 +18,6 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
-from fastapi.telemetry import TelemetryConfig
 from faststream.specification import AsyncAPI, get_asyncapi_html
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,6 +46,9 @@ from careloop_shared.permissions import PermissionMatrix, authorize, load_matrix
 from careloop_shared.ratelimit import RateLimits, TooManyRequests
 from careloop_shared.runtime import ServiceRuntime
 from careloop_shared.settings import DEV_JWT_SECRET
+
+if TYPE_CHECKING:  # FastAPI before 0.145 has no fastapi.telemetry (and keeps the argument as an extra)
+    from fastapi.telemetry import TelemetryConfig
 
 log = get_logger(__name__)
 
@@ -203,7 +206,7 @@ async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse
     return JSONResponse(status_code=500, content={"detail": "internal error", "request_id": request_id})
 
 
-# FastAPI's own OpenTelemetry (0.165 on) is off: with a global provider installed (an operator's
+# FastAPI's own OpenTelemetry (0.145 on; 0.165 here) is off: with a global provider installed (an operator's
 # auto-instrumentation, or FASTAPI_OTEL_AUTO_CONFIGURE) it would export each request's path, with the
 # patient's id, and its query values, and log exceptions, whose messages may quote a value. careloop's
 # server span (AccessLog, careloop_shared.tracing) names the route template only. Off, it also costs no

@@ -281,7 +281,7 @@ def test_otel_service_name_wins_over_the_services_own(monkeypatch):
 
 
 async def test_fastapis_own_telemetry_stays_off_under_a_global_provider(spans, monkeypatch):
-    """An operator's auto-instrumentation installs a global tracer provider; FastAPI (0.165 on) would then
+    """An operator's auto-instrumentation installs a global tracer provider; FastAPI (0.145 on) would then
     export a span of its own for each request with the path as called (the patient's id) and the query's
     values. A careloop app leaves that to its own server span, which names the route template only."""
     installed = InMemorySpanExporter()
