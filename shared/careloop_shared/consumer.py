@@ -2,7 +2,9 @@
 
 Per batch: the event ids go into the inbox and the handlers' effects and emitted events are written in
 one transaction; offsets are committed only after it commits. A redelivered event finds its id in the
-inbox and changes nothing. An event that cannot be decoded, or that still fails after a bounded number
+inbox and changes nothing. A service whose own effects name each event once, in a unique column
+(record's entries), has its consumer look there instead (``applied_in``): the inbox then keeps only the
+events it dead-lettered. An event that cannot be decoded, or that still fails after a bounded number
 of attempts with backoff, is published to the service's dead-letter topic and the partition moves on.
 Infrastructure trouble (database or broker down) is not the event's fault: the batch is retried, never
 dead-lettered.
@@ -132,6 +134,20 @@ def dead_letter_headers(record: Record, error: BaseException, consumer: str) -> 
     return headers
 
 
+def _applied_query(applied_in: str | None) -> str | None:
+    """Which of a batch's event ids ($2) the consumer ($1) applied or dead-lettered before, when its
+    service's effects name each event once in ``applied_in`` ("table.column", the column unique)."""
+    if applied_in is None:
+        return None
+    table, _, column = applied_in.partition(".")
+    if not (table.isidentifier() and column.isidentifier()):
+        raise ValueError(f"applied_in names a table's column (table.column), not {applied_in!r}")
+    return (
+        "SELECT event_id FROM inbox WHERE consumer = $1 AND event_id = ANY($2::uuid[])"
+        f" UNION ALL SELECT {column} FROM {table} WHERE {column} = ANY($2::uuid[])"
+    )
+
+
 def _streams(event: ReceivedEvent) -> tuple[tuple[Any, ...], ...]:
     """What an event must keep its order within: its partition, its patient."""
     return (event.topic, event.partition), ("patient", getattr(event.event, "patient_id", None))
@@ -153,8 +169,10 @@ class EventConsumer:
         dead_letter_topic: str,
         max_attempts: int = 3,
         backoff_s: float = 0.2,
+        applied_in: str | None = None,
     ) -> None:
         self.name = name
+        self._applied = _applied_query(applied_in)
         self._pool = pool
         self._topic_for = topic_for
         self._handlers = {cls.type: h for cls, h in handlers.items()}
@@ -224,20 +242,7 @@ class EventConsumer:
     async def _apply(self, events: Sequence[ReceivedEvent]) -> list[str]:
         """Apply the events not applied before, in one transaction; the topics of those applied."""
         async with self._pool.acquire() as conn, conn.transaction():
-            fresh = {
-                r["event_id"]
-                for r in await conn.fetch(
-                    'INSERT INTO inbox (consumer, event_id, event_type, topic, partition, "offset")'
-                    " SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[],"
-                    " $6::bigint[]) ON CONFLICT DO NOTHING RETURNING event_id",
-                    self.name,
-                    [e.envelope.id for e in events],
-                    [e.envelope.type for e in events],
-                    [e.topic for e in events],
-                    [e.partition for e in events],
-                    [e.offset for e in events],
-                )
-            }
+            fresh = await self._fresh(conn, events)
             # The store's statements go one at a time through the shared connection, so handlers
             # marked side_by_side can run at once for different patients (careloop_shared.coalesce).
             shared = SharedConnection(conn)
@@ -264,6 +269,28 @@ class EventConsumer:
             await uow.flush()
         failpoint("consumer.after_db_commit")
         return [e.topic for e in todo]
+
+    async def _fresh(self, conn: asyncpg.Connection, events: Sequence[ReceivedEvent]) -> set[uuid.UUID]:
+        """The ids of the events not applied before: written to the inbox now, in this transaction (a
+        replica writing one of them first makes this wait for its commit, then skip it); or, with
+        ``applied_in``, not found there nor dead-lettered, and the handler writes each one's id there (a
+        replica writing one first makes this transaction fail on the unique column, and the batch is
+        then applied one event at a time: that one found applied)."""
+        ids = [e.envelope.id for e in events]
+        if self._applied is not None:
+            return set(ids).difference(r[0] for r in await conn.fetch(self._applied, self.name, ids))
+        rows = await conn.fetch(
+            'INSERT INTO inbox (consumer, event_id, event_type, topic, partition, "offset")'
+            " SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[],"
+            " $6::bigint[]) ON CONFLICT DO NOTHING RETURNING event_id",
+            self.name,
+            ids,
+            [e.envelope.type for e in events],
+            [e.topic for e in events],
+            [e.partition for e in events],
+            [e.offset for e in events],
+        )
+        return {r["event_id"] for r in rows}
 
     async def _side_by_side(
         self,

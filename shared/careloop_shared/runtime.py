@@ -69,6 +69,9 @@ class ServiceSpec:
     streams: Sequence[str] = ()
     # Closed when the service stops, after its consumer and tasks (an HTTP client, e.g. patient keys).
     closing: Sequence[Callable[[], Awaitable[None]]] = ()
+    # "table.column" when the service's effects name each consumed event once, in that unique column
+    # (record's entries): redeliveries are found there, and the inbox keeps only dead-lettered events.
+    applied_in: str | None = None
 
 
 def periodic(step: PeriodicStep, *, every_s: float, workers: int = 1) -> BackgroundLoop:
@@ -214,6 +217,7 @@ class ServiceRuntime:
                 dead_letter_topic=self.dead_letter_topic,
                 max_attempts=s.consumer_max_attempts,
                 backoff_s=s.consumer_backoff_s,
+                applied_in=self.spec.applied_in,
             )
             topics.update(self.consumer.topics)
             topics.add(self.dead_letter_topic)

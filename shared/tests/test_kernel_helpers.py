@@ -11,7 +11,7 @@ import weakref
 import asyncpg
 import pytest
 
-from careloop_shared.consumer import UNAVAILABLE_TYPES, is_unavailable
+from careloop_shared.consumer import UNAVAILABLE_TYPES, EventConsumer, is_unavailable
 from careloop_shared.db import _insert_sql
 from careloop_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from careloop_shared.rules import InvalidRulesFile, Rule, RulesFile, load_rules
@@ -368,3 +368,22 @@ async def test_connections_plan_statements_as_the_setting_says(database_factory,
     monkeypatch.setenv("CARELOOP_PG_PLAN_CACHE_MODE", "force_generic_plan")
     with pytest.raises(ValidationError, match="CARELOOP_PG_PLAN_CACHE_MODE"):
         ServiceSettings()
+
+
+@pytest.mark.parametrize(
+    "applied_in", ["record_entries", "record_entries.event_id; DROP TABLE inbox", ".event_id"]
+)
+def test_a_consumer_finds_applied_events_only_in_a_named_tables_column(applied_in):
+    """``applied_in`` goes into the consumer's SQL: only "table.column", two plain names, is taken."""
+    with pytest.raises(ValueError, match=r"\(table\.column\)"):
+        EventConsumer(
+            "c",
+            None,  # type: ignore[arg-type]
+            str,
+            {},
+            None,  # type: ignore[arg-type]
+            context=None,
+            store=lambda _: None,
+            dead_letter_topic="dlq",
+            applied_in=applied_in,
+        )

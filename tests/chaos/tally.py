@@ -2,8 +2,8 @@
 doubled, where the poison went, and whether every patient's case record verifies.
 
 * Lost: an event on a topic that a consuming service never recorded in its inbox (each inbox row is
-  written in the same transaction as the event's effects), or an accepted assessment that intake
-  did not keep or publish.
+  written in the same transaction as the event's effects; record's entries name their events instead),
+  or an accepted assessment that intake did not keep or publish.
 * Doubled: an effect made twice for one cause: two assessments for one Idempotency-Key, two plan
   versions from one event, two referrals for one intervention, two follow-ups for one plan's cadence
   or one referral, two record entries for one event. (Re-publishing the same event id after a crash is
@@ -23,7 +23,12 @@ from aiokafka import AIOKafkaConsumer
 from careloop_shared.db import ALL_AGENCIES
 from careloop_shared.kafka import Kafka, connection, topic_partitions
 from careloop_shared.testing import header
+from record.store import APPLIED_IN as RECORD_APPLIED_IN
 from tests.chaos.poison import is_poison
+
+# Where a service's effects name each event it applied, instead of its inbox (``ServiceSpec.applied_in``):
+# its inbox keeps the events it dead-lettered.
+APPLIED_IN = {"record": RECORD_APPLIED_IN}
 
 # One query per service: effects counted, and effects made twice for one cause.
 EFFECTS: dict[str, dict[str, str]] = {
@@ -111,15 +116,19 @@ async def _query(dsn: str, sql: str, *args: Any) -> Any:
         await conn.close()
 
 
-async def inbox_ids(dsn: str, consumer: str) -> set[str]:
-    rows = await _query(dsn, "SELECT event_id::text FROM inbox WHERE consumer = $1", consumer)
-    return {r[0] for r in rows}
+async def applied_ids(dsn: str, consumer: str) -> set[str]:
+    """The events a service's consumer applied or dead-lettered."""
+    sql = "SELECT event_id::text FROM inbox WHERE consumer = $1"
+    if consumer in APPLIED_IN:
+        table, _, column = APPLIED_IN[consumer].partition(".")
+        sql += f" UNION ALL SELECT {column}::text FROM {table}"
+    return {r[0] for r in await _query(dsn, sql, consumer)}
 
 
 async def missing(
     kafka: Kafka, dsns: Mapping[str, str], consumes: Mapping[str, Sequence[str]]
 ) -> dict[str, dict[str, int]]:
-    """Per service and topic: real events on the topic its inbox does not hold yet."""
+    """Per service and topic: real events on the topic it has not applied (nor dead-lettered) yet."""
     topics = sorted({t for ts in consumes.values() for t in ts})
     on_topics = await read_topics(kafka, topics)
     ids = {
@@ -127,7 +136,7 @@ async def missing(
     }
     out: dict[str, dict[str, int]] = {}
     for service, service_topics in consumes.items():
-        seen = await inbox_ids(dsns[service], service)
+        seen = await applied_ids(dsns[service], service)
         out[service] = {t: len(ids[t] - seen) for t in service_topics if ids[t] - seen}
     return out
 

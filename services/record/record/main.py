@@ -14,7 +14,7 @@ from record.checkpoints import TOPIC as CHECKPOINT_TOPIC
 from record.checkpoints import checkpoints_every
 from record.config import RecordContext, RecordSettings, refuse_development_keys_off_loopback
 from record.consumers import HANDLERS
-from record.store import RecordStore
+from record.store import APPLIED_IN, RecordStore
 
 
 def build_app(settings: RecordSettings | None = None, clock: Clock = system_clock) -> FastAPI:
@@ -27,6 +27,7 @@ def build_app(settings: RecordSettings | None = None, clock: Clock = system_cloc
         handlers=HANDLERS,
         background=[checkpoints_every(settings.checkpoint_every_s)],
         streams=[CHECKPOINT_TOPIC],
+        applied_in=APPLIED_IN,
     )
     return create_app(
         ServiceRuntime(spec, settings),

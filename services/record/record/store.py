@@ -17,6 +17,10 @@ ENTRY_COLUMNS = (
     " causation_id, body, prev_hash, hash, mac_key, mac"
 )
 
+# Each consumed event is one entry, its id unique: the consumer finds redeliveries among the entries
+# (``ServiceSpec.applied_in``) instead of writing every event's id to the inbox as well.
+APPLIED_IN = "record_entries.event_id"
+
 _E_COLUMNS = ", ".join("e." + c.strip() for c in ENTRY_COLUMNS.split(","))
 Heads = dict[uuid.UUID, tuple[int, bytes]]
 

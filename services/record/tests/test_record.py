@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -14,9 +15,12 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 
+import record as record_package
+from careloop_shared import db
 from careloop_shared.auth import issue_token
+from careloop_shared.consumer import EventConsumer, Record
 from careloop_shared.contracts import FollowUpCompleted, PatientAssessed, PatientRegistered
-from careloop_shared.db import as_agency
+from careloop_shared.db import as_agency, create_pool
 from careloop_shared.events import new_message
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
@@ -24,10 +28,11 @@ from careloop_shared.testing import eventually, phq2_positive, publish_message, 
 from record.authenticate import authenticate
 from record.checkpoints import TOPIC as CHECKPOINT_TOPIC
 from record.checkpoints import CheckpointFiles, audit, checkpoint_round
+from record.consumers import HANDLERS
 from record.domain.chain import GENESIS, entry_hash
 from record.domain.witness import ChainKeys, check_series, signed_head
 from record.main import RecordSettings, build_app
-from record.store import RecordStore
+from record.store import APPLIED_IN, RecordStore
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +104,178 @@ async def test_events_are_appended_once_and_read_causes_first(record, infra):
     assert [e["type"] for e in only.json()["entries"]] == [PatientAssessed.type]
     stranger = await client.get(f"/v1/patients/{patient}/record", headers=auth("agency-stranger"))
     assert stranger.status_code == 404
+    # The second delivery was found among the entries: the inbox keeps no id of an event applied.
+    ids = [registered.envelope.id, assessed.envelope.id]
+    assert (
+        await runtime.pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = ANY($1::uuid[])", ids) == 0
+    )
+
+
+def _delivered(runtime, message, offset: int) -> Record:
+    """``message`` as the consumer receives it from its topic."""
+    headers = [(k, v.encode()) for k, v in message.envelope.headers().items()]
+    topic = runtime.topic_for(message.envelope.type)
+    return Record(topic, 0, offset, message.key.encode(), message.event.body(), headers)
+
+
+def _journey_start(patient: uuid.UUID, agency: str) -> list:
+    registered = new_message(
+        PatientRegistered(
+            patient_id=patient, agency_id=agency, preferred_language="en", registered_at=datetime.now(UTC)
+        )
+    )
+    return [
+        registered,
+        new_message(phq2_positive(patient, agency)),
+        new_message(phq2_positive(patient, agency)),
+    ]
+
+
+async def _chain(runtime, patient: uuid.UUID) -> list[tuple[int, uuid.UUID]]:
+    rows = await runtime.pool.fetch(
+        "SELECT seq, event_id FROM record_entries WHERE patient_id = $1 ORDER BY seq", patient
+    )
+    return [(r["seq"], r["event_id"]) for r in rows]
+
+
+async def test_a_batch_delivered_again_with_new_events_appends_only_the_new(record):
+    """A redelivery after a crash between the commit and the offsets' commit may come back in a batch
+    of another size: the events applied are found among the entries, the new ones continue the chain."""
+    client, runtime, _ = record
+    patient, agency = uuid.uuid4(), f"agency-{uuid.uuid4().hex[:6]}"
+    messages = _journey_start(patient, agency)
+    delivered = [_delivered(runtime, m, 900_000 + i) for i, m in enumerate(messages)]
+    await runtime.consumer.process(delivered[:2])
+    await runtime.consumer.process(delivered)  # the first two again, the third new
+    await runtime.consumer.process([delivered[2], delivered[2]])  # the third twice more, in one batch
+    assert await _chain(runtime, patient) == [(i + 1, m.envelope.id) for i, m in enumerate(messages)]
+    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+    assert (verified["intact"], verified["entries"]) == (True, 3)
+    ids = [m.envelope.id for m in messages]
+    assert (
+        await runtime.pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = ANY($1::uuid[])", ids) == 0
+    )
+
+
+async def test_two_replicas_appending_the_same_batch_at_once_record_each_event_once(record):
+    """Two replicas holding the same events for a moment (a rebalance): both find them new and wait for
+    the same heads; one appends them, and the other's entries meet the unique event id. It then applies
+    the batch one event at a time, finds each appended, and dead-letters nothing."""
+    client, runtime, _ = record
+    patients = sorted(uuid.uuid4() for _ in range(3))
+    agency = f"agency-{uuid.uuid4().hex[:6]}"
+    messages = [m for p in patients for m in _journey_start(p, agency)]
+    delivered = [_delivered(runtime, m, 910_000 + i) for i, m in enumerate(messages)]
+    dead_letters: list[str] = []
+    applied: list[int] = []
+
+    async def dead_letter(topic, value, headers, key) -> None:
+        dead_letters.append(headers["dlq_error_type"])
+
+    class Replica(EventConsumer):
+        async def _apply(self, events):
+            applied.append(len(events))
+            return await super()._apply(events)
+
+    pool = await create_pool(runtime.settings.database_url, min_size=3, max_size=3)
+    try:
+        replicas = [
+            Replica(
+                "record",
+                pool,
+                runtime.topic_for,
+                HANDLERS,
+                dead_letter,
+                context=runtime.context,
+                store=RecordStore,
+                dead_letter_topic="record-dlq",
+                backoff_s=0.01,
+                applied_in=APPLIED_IN,
+            )
+            for _ in range(2)
+        ]
+        await pool.execute(
+            "INSERT INTO record_heads (patient_id, seq, hash) SELECT unnest($1::uuid[]), 0, $2",
+            patients,
+            GENESIS,
+        )
+        async with pool.acquire() as holder:
+            # Both replicas found the events new and wait for the heads this transaction holds.
+            async with holder.transaction():
+                await holder.execute(
+                    "SELECT 1 FROM record_heads WHERE patient_id = ANY($1::uuid[]) FOR UPDATE", patients
+                )
+                both = asyncio.gather(*(replica.process(delivered) for replica in replicas))
+
+                async def both_waiting() -> bool:
+                    return 2 == await runtime.pool.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock'"
+                    )
+
+                await eventually(both_waiting, what="both replicas waiting for the heads")
+            await both
+    finally:
+        await pool.close()
+    assert applied[:2] == [len(delivered)] * 2 and applied[2:] == [1] * len(delivered), applied
+    assert dead_letters == []
+    for patient in patients:
+        ids = [m.envelope.id for m in messages if m.event.patient_id == patient]
+        assert await _chain(runtime, patient) == [(i + 1, event_id) for i, event_id in enumerate(ids)]
+        verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+        assert (verified["intact"], verified["entries"]) == (True, 3)
+
+
+async def test_the_inbox_gives_up_the_ids_of_events_already_in_the_record(database_factory):
+    """Migration 008: a record kept before it, whose inbox named every event it applied, keeps in its
+    inbox only the events it dead-lettered, whichever agency's (the entries are read past row security)."""
+    migrations = [
+        *db.kernel_migrations(),
+        *db.folder_migrations("record", Path(record_package.__file__).parent / "migrations"),
+    ]
+    before = [m for m in migrations if not m[0].startswith("record/") or m[0] < "record/008"]
+    pool = await create_pool(await database_factory("record_inbox"), min_size=1, max_size=2)
+    try:
+        await db.migrate(pool, before)
+        applied, dead, unmatched = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        await pool.execute(
+            "INSERT INTO record_entries (patient_id, seq, event_id, event_type, source, agency_id,"
+            " occurred_at, recorded_at, correlation_id, body, prev_hash, hash)"
+            " VALUES ($1, 1, $2, 't', 's', 'agency-b', now(), now(), $2, '{}', $3, $3)",
+            uuid.uuid4(),
+            applied,
+            GENESIS,
+        )
+        await pool.executemany(
+            'INSERT INTO inbox (consumer, event_id, event_type, topic, partition, "offset", outcome)'
+            " VALUES ('record', $1, 't', 't', 0, 0, $2)",
+            [(applied, "processed"), (dead, "dead-lettered"), (unmatched, "processed")],
+        )
+        with as_agency("agency-a"):  # a session that sees one agency's rows only
+            await db.migrate(pool, migrations)
+        kept = await pool.fetch("SELECT event_id, outcome FROM inbox ORDER BY outcome")
+        assert [(r["event_id"], r["outcome"]) for r in kept] == [
+            (dead, "dead-lettered"),
+            (unmatched, "processed"),
+        ]
+    finally:
+        await pool.close()
+
+
+async def test_an_event_dead_lettered_is_not_tried_again_when_delivered_again(record):
+    """The inbox still keeps the events record dead-lettered: delivered again, one is skipped, not sent to
+    the dead-letter topic a second time."""
+    _, runtime, _ = record
+    patient, agency = uuid.uuid4(), f"agency-{uuid.uuid4().hex[:6]}"
+    [message, *_] = _journey_start(patient, agency)
+    await runtime.pool.execute(
+        'INSERT INTO inbox (consumer, event_id, event_type, topic, partition, "offset", outcome)'
+        " VALUES ('record', $1, $2, 't', 0, 0, 'dead-lettered')",
+        message.envelope.id,
+        message.envelope.type,
+    )
+    await runtime.consumer.process([_delivered(runtime, message, 920_000)])
+    assert await _chain(runtime, patient) == []
 
 
 async def test_update_and_delete_on_the_record_are_refused_by_the_database(record, infra):
