@@ -3,8 +3,9 @@
 Per batch: the event ids go into the inbox and the handlers' effects and emitted events are written in
 one transaction; offsets are committed only after it commits. A redelivered event finds its id in the
 inbox and changes nothing. A service whose own effects name each event once, in a unique column
-(record's entries), has its consumer look there instead (``applied_in``): the inbox then keeps only the
-events it dead-lettered. An event that cannot be decoded, or that still fails after a bounded number
+(record's entries), writes no inbox rows for them (``applied_in``): a batch holding an event applied before
+fails on that column, and is applied again with each event looked for there first; the inbox keeps only
+the events it dead-lettered. An event that cannot be decoded, or that still fails after a bounded number
 of attempts with backoff, is published to the service's dead-letter topic and the partition moves on.
 Infrastructure trouble (database or broker down) is not the event's fault: the batch is retried, never
 dead-lettered.
@@ -134,6 +135,10 @@ def dead_letter_headers(record: Record, error: BaseException, consumer: str) -> 
     return headers
 
 
+# Which of a batch's event ids ($2) the consumer ($1) dead-lettered before.
+_DEAD_LETTERED = "SELECT event_id FROM inbox WHERE consumer = $1 AND event_id = ANY($2::uuid[])"
+
+
 def _applied_query(applied_in: str | None) -> str | None:
     """Which of a batch's event ids ($2) the consumer ($1) applied or dead-lettered before, when its
     service's effects name each event once in ``applied_in`` ("table.column", the column unique)."""
@@ -142,10 +147,7 @@ def _applied_query(applied_in: str | None) -> str | None:
     table, _, column = applied_in.partition(".")
     if not (table.isidentifier() and column.isidentifier()):
         raise ValueError(f"applied_in names a table's column (table.column), not {applied_in!r}")
-    return (
-        "SELECT event_id FROM inbox WHERE consumer = $1 AND event_id = ANY($2::uuid[])"
-        f" UNION ALL SELECT {column} FROM {table} WHERE {column} = ANY($2::uuid[])"
-    )
+    return f"{_DEAD_LETTERED} UNION ALL SELECT {column} FROM {table} WHERE {column} = ANY($2::uuid[])"
 
 
 def _streams(event: ReceivedEvent) -> tuple[tuple[Any, ...], ...]:
@@ -230,19 +232,30 @@ class EventConsumer:
                 await self._send_to_dead_letter(record, exc, reason)
         if not received:
             return
+        events = [event for _, event in received]
         try:
-            self._metrics.handled(await self._apply([event for _, event in received]))
+            self._metrics.handled(await self._apply(events, batch=True))
+            return
         except Exception as exc:
             if is_transient(exc):
                 raise
-            # Find the culprit: one event per transaction, each with bounded retries.
-            for record, event in received:
-                await self._apply_with_retries(record, event)
+            redelivered = self._applied is not None and isinstance(exc, asyncpg.UniqueViolationError)
+        if redelivered:  # an event applied before: the batch again, each event looked for first
+            try:
+                self._metrics.handled(await self._apply(events))
+                return
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+        # Find the culprit: one event per transaction, each with bounded retries.
+        for record, event in received:
+            await self._apply_with_retries(record, event)
 
-    async def _apply(self, events: Sequence[ReceivedEvent]) -> list[str]:
-        """Apply the events not applied before, in one transaction; the topics of those applied."""
+    async def _apply(self, events: Sequence[ReceivedEvent], *, batch: bool = False) -> list[str]:
+        """Apply the events not applied before, in one transaction; the topics of those applied.
+        ``batch``: a polled batch, tried whole first (else one event, tried again on its own)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            fresh = await self._fresh(conn, events)
+            fresh = await self._fresh(conn, events, batch)
             # The store's statements go one at a time through the shared connection, so handlers
             # marked side_by_side can run at once for different patients (careloop_shared.coalesce).
             shared = SharedConnection(conn)
@@ -270,15 +283,21 @@ class EventConsumer:
         failpoint("consumer.after_db_commit")
         return [e.topic for e in todo]
 
-    async def _fresh(self, conn: asyncpg.Connection, events: Sequence[ReceivedEvent]) -> set[uuid.UUID]:
+    async def _fresh(
+        self, conn: asyncpg.Connection, events: Sequence[ReceivedEvent], batch: bool
+    ) -> set[uuid.UUID]:
         """The ids of the events not applied before: written to the inbox now, in this transaction (a
-        replica writing one of them first makes this wait for its commit, then skip it); or, with
-        ``applied_in``, not found there nor dead-lettered, and the handler writes each one's id there (a
-        replica writing one first makes this transaction fail on the unique column, and the batch is
-        then applied one event at a time: that one found applied)."""
+        replica writing one of them first makes this wait for its commit, then skip it).
+
+        With ``applied_in`` the handler writes each one's id there. A polled batch's events are taken
+        as new unless dead-lettered: one applied before (redelivered after a crash, or appended by a
+        replica meanwhile) makes the transaction fail on the unique column, and the batch is applied
+        again with each event looked for there first (``batch`` false). Redeliveries are rare; a
+        look-up of every event would cost every batch."""
         ids = [e.envelope.id for e in events]
         if self._applied is not None:
-            return set(ids).difference(r[0] for r in await conn.fetch(self._applied, self.name, ids))
+            query = _DEAD_LETTERED if batch else self._applied
+            return set(ids).difference(r[0] for r in await conn.fetch(query, self.name, ids))
         rows = await conn.fetch(
             'INSERT INTO inbox (consumer, event_id, event_type, topic, partition, "offset")'
             " SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[],"

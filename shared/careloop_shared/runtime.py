@@ -70,7 +70,8 @@ class ServiceSpec:
     # Closed when the service stops, after its consumer and tasks (an HTTP client, e.g. patient keys).
     closing: Sequence[Callable[[], Awaitable[None]]] = ()
     # "table.column" when the service's effects name each consumed event once, in that unique column
-    # (record's entries): redeliveries are found there, and the inbox keeps only dead-lettered events.
+    # (record's entries): it refuses a redelivery (the batch is then applied again, each event looked
+    # for there first), and the inbox keeps only dead-lettered events.
     applied_in: str | None = None
 
 

@@ -17,8 +17,9 @@ Uow: TypeAlias = UnitOfWork[RecordStore]
 @batch_handler
 async def when_any_event_append_to_record(ctx: RecordContext, uow: Uow, events: list[ReceivedEvent]) -> None:
     """Link each event to the end of its patient's chain, in arrival order, authenticated with the chain
-    key the database does not hold. Once only: the consumer hands on only events whose ids the entries do
-    not hold yet (``APPLIED_IN``), and the entries' unique event id refuses one a replica appended meanwhile.
+    key the database does not hold. Once only: the entries' unique event id refuses an event appended before
+    (a redelivery, or a replica's meanwhile), and the consumer then applies the batch again, each event
+    looked for among the entries first (``APPLIED_IN``).
 
     A whole batch costs three statements: lock the heads of the patients involved, insert the entries,
     move the heads (two more when some patient is new to the record: its genesis head, then its lock).

@@ -17,8 +17,9 @@ ENTRY_COLUMNS = (
     " causation_id, body, prev_hash, hash, mac_key, mac"
 )
 
-# Each consumed event is one entry, its id unique: the consumer finds redeliveries among the entries
-# (``ServiceSpec.applied_in``) instead of writing every event's id to the inbox as well.
+# Each consumed event is one entry, its id unique: the entries refuse a redelivered event, found among
+# them when the batch is applied again (``ServiceSpec.applied_in``), instead of every event's id being
+# written to the inbox as well.
 APPLIED_IN = "record_entries.event_id"
 
 _E_COLUMNS = ", ".join("e." + c.strip() for c in ENTRY_COLUMNS.split(","))
