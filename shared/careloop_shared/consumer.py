@@ -253,7 +253,7 @@ class EventConsumer:
 
     async def _apply(self, events: Sequence[ReceivedEvent], *, batch: bool = False) -> list[str]:
         """Apply the events not applied before, in one transaction; the topics of those applied.
-        ``batch``: a polled batch, tried whole first (else one event, tried again on its own)."""
+        ``batch``: a polled batch's first try (see ``_fresh``)."""
         async with self._pool.acquire() as conn, conn.transaction():
             fresh = await self._fresh(conn, events, batch)
             # The store's statements go one at a time through the shared connection, so handlers
