@@ -149,8 +149,8 @@ async def when_plan_updated_schedule_follow_up(
         _announce(uow, revision.announcements, now, received)
     # Check-ins reach the patient the same way (the cadence follow-up was given the channel above); an
     # update only when one of them is to change, which a patient's first plan seldom finds.
-    if any(f["channel"] != channel for f in open_now if f is not current):
-        await uow.store.set_channel(plan.patient_id, channel, now)
+    if stale := [f["id"] for f in open_now if f is not current and f["channel"] != channel]:
+        await uow.store.set_channel(stale, channel, now)
 
 
 async def when_referral_made_schedule_check_in(

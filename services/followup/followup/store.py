@@ -8,6 +8,7 @@ Every read for the API is scoped to the caller's agency.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -114,9 +115,12 @@ class FollowupStore(Store):
             referral_id,
         )
 
-    async def set_channel(self, patient_id: uuid.UUID, channel: str | None, at: datetime) -> None:
-        """The plan's follow-up channel on every open follow-up of the patient."""
-        await self.one(_set_channels, (patient_id, channel, at))
+    async def set_channel(
+        self, follow_up_ids: Sequence[uuid.UUID], channel: str | None, at: datetime
+    ) -> None:
+        """The plan's follow-up channel on these follow-ups (the patient's open ones, their rows locked by
+        the caller); one already on it is left as it is."""
+        await self.one(_set_channels, (tuple(follow_up_ids), channel, at))
 
     async def get_plan(self, patient_id: uuid.UUID) -> asyncpg.Record | None:
         return await self.one(_plans, patient_id)
@@ -244,25 +248,28 @@ async def _open_follow_ups(db: Db, patient_ids: list[uuid.UUID]) -> list[list[as
     return [found[p] for p in patient_ids]
 
 
-async def _set_channels(db: Db, changes: list[tuple[uuid.UUID, str | None, datetime]]) -> list[None]:
-    """Each patient's open follow-ups take the channel given for the patient.
+async def _set_channels(
+    db: Db, changes: list[tuple[tuple[uuid.UUID, ...], str | None, datetime]]
+) -> list[None]:
+    """Each call's follow-ups take its channel, in one statement (a follow-up named twice: the later in a
+    statement after it).
 
-    No join with the given rows: each follow-up finds its patient's channel by position in the array. A
-    join let PostgreSQL plan, from statistics taken while ``follow_ups`` held no open follow-ups, one
-    scan of the whole table with the rows rescanned for each follow-up: 0.4-1.5 s a batch, growing with
-    the table, until autovacuum analyzed it again (README, Performance)."""
-    for round_ in rounds(changes, key=lambda change: change[0]):  # a patient twice: the later after it
-        patients, channels, times = (list(column) for column in zip(*round_, strict=True))
-        given = "($2::text[])[array_position($1::uuid[], f.patient_id)]"
+    By their ids, the primary key: planned the same with or without statistics. By the patients' ids,
+    before a fresh platform's first analyze of ``follow_ups``, a batch's few hundred patients were looked
+    for by scanning the whole table (README, Performance). No join with the given rows either: each
+    follow-up finds its channel by position in the array (a join was planned as a scan of the table, with
+    the rows rescanned for each follow-up, from statistics taken while it held no open follow-ups)."""
+    each = [(follow_up, channel, at) for follow_ups, channel, at in changes for follow_up in follow_ups]
+    for round_ in rounds(each, key=lambda change: change[0]):
+        ids, channels, times = (list(column) for column in zip(*round_, strict=True))
+        given = "($2::text[])[array_position($1::uuid[], f.id)]"
         await db.execute(
             f"UPDATE follow_ups f SET channel = {given},"
-            " updated_at = ($3::timestamptz[])[array_position($1::uuid[], f.patient_id)]"
-            " WHERE f.patient_id = ANY($1::uuid[]) AND f.status = ANY($4::text[])"
-            f" AND f.channel IS DISTINCT FROM {given}",
-            patients,
+            " updated_at = ($3::timestamptz[])[array_position($1::uuid[], f.id)]"
+            f" WHERE f.id = ANY($1::uuid[]) AND f.channel IS DISTINCT FROM {given}",
+            ids,
             channels,
             times,
-            list(OPEN_STATUSES),
         )
     return [None] * len(changes)
 

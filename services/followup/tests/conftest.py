@@ -482,9 +482,12 @@ class FakeFollowupStore:
             f.update(status="cancelled", updated_at=at)
         return [{"id": f["id"], "patient_id": f["patient_id"]} for f in cancelled]
 
-    async def set_channel(self, patient_id: uuid.UUID, channel: str | None, at: datetime) -> None:
-        for f in self.follow_ups.values():
-            if f["patient_id"] == patient_id and f["status"] in OPEN_STATUSES and f["channel"] != channel:
+    async def set_channel(
+        self, follow_up_ids: Sequence[uuid.UUID], channel: str | None, at: datetime
+    ) -> None:
+        for follow_up_id in follow_up_ids:
+            f = self.follow_ups[follow_up_id]
+            if f["channel"] != channel:
                 f.update(channel=channel, updated_at=at)
 
     async def get_plan(self, patient_id: uuid.UUID) -> dict[str, Any] | None:

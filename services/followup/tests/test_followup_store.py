@@ -119,7 +119,7 @@ async def test_an_update_changes_only_what_it_names_and_when(any_store, rules):
     }
 
 
-async def test_a_plans_channel_reaches_the_patients_open_follow_ups_only(any_store, rules):
+async def test_a_plans_channel_reaches_the_follow_ups_named_only(any_store, rules):
     patient, other = uuid.uuid4(), uuid.uuid4()
     scheduled = await insert(any_store, rules, patient_id=patient)
     overdue = await insert(any_store, rules, patient_id=patient, reason="referral-check-in",
@@ -128,7 +128,7 @@ async def test_a_plans_channel_reaches_the_patients_open_follow_ups_only(any_sto
                         referral_id=uuid.uuid4(), status="completed")  # fmt: skip
     elsewhere = await insert(any_store, rules, patient_id=other)
     later = T + timedelta(hours=1)
-    await any_store.set_channel(patient, "sms", later)
+    await any_store.set_channel([scheduled["id"], overdue["id"]], "sms", later)
     every = (scheduled, overdue, done, elsewhere)
     shown = [await any_store.get_follow_up("agency-a", f["id"]) for f in every]
     seen = {f["id"]: (f["channel"], f["updated_at"]) for f in shown}
@@ -138,17 +138,23 @@ async def test_a_plans_channel_reaches_the_patients_open_follow_ups_only(any_sto
         done["id"]: (None, done["updated_at"]),
         elsewhere["id"]: (None, elsewhere["updated_at"]),
     }
-    await any_store.set_channel(patient, "sms", later + timedelta(hours=1))  # unchanged: not touched
+    await any_store.set_channel(
+        [scheduled["id"]], "sms", later + timedelta(hours=1)
+    )  # unchanged: not touched
     assert (await any_store.get_follow_up("agency-a", scheduled["id"]))["updated_at"] == later
 
 
 @pytest.mark.integration
-async def test_many_patients_channels_in_one_call_a_patient_twice_the_later_last(postgres_store, rules):
+async def test_many_patients_channels_in_one_call_a_follow_up_twice_the_later_last(postgres_store, rules):
     first, second = uuid.uuid4(), uuid.uuid4()
     a = await insert(postgres_store, rules, patient_id=first)
     b = await insert(postgres_store, rules, patient_id=second)
     later = T + timedelta(hours=1)
-    changes = [(first, "sms", later), (second, "phone", later), (first, None, later + timedelta(hours=1))]
+    changes = [
+        ((a["id"],), "sms", later),
+        ((b["id"],), "phone", later),
+        ((a["id"],), None, later + timedelta(hours=1)),
+    ]
     await followup_store._set_channels(postgres_store.db, changes)
     got_a = await postgres_store.get_follow_up("agency-a", a["id"])
     assert (got_a["channel"], got_a["updated_at"]) == (None, later + timedelta(hours=1))
