@@ -29,6 +29,7 @@ from careloop_shared.http import CurrentPrincipal, needs
 from careloop_shared.outbox import DatabaseUnitOfWork, UnitOfWork
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careloop_shared.settings import DEV_JWT_SECRET, ServiceSettings
+from careloop_shared.testing.batches import delivered
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -191,9 +192,9 @@ def _consumer(pool: FakePool, handler: Any) -> EventConsumer:
 
 
 def _record(offset: int, traceparent: str | None) -> Record:
-    message = new_message(Pinged(patient_id=uuid.uuid4(), agency_id="agency-a"), traceparent=traceparent)
-    headers = [(k, v.encode()) for k, v in message.envelope.headers().items()]
-    return Record(Pinged.type, 0, offset, message.key.encode(), message.event.body(), headers)
+    return delivered(
+        new_message(Pinged(patient_id=uuid.uuid4(), agency_id="agency-a"), traceparent=traceparent), offset
+    )
 
 
 def _outbox_traceparents(pool: FakePool) -> dict[str, str]:

@@ -25,6 +25,7 @@ from careloop_shared.events import new_message
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import eventually, phq2_positive, publish_message, unique_prefix
+from careloop_shared.testing.batches import delivered
 from record.authenticate import authenticate
 from record.checkpoints import TOPIC as CHECKPOINT_TOPIC
 from record.checkpoints import CheckpointFiles, audit, checkpoint_round
@@ -113,9 +114,7 @@ async def test_events_are_appended_once_and_read_causes_first(record, infra):
 
 def _delivered(runtime, message, offset: int) -> Record:
     """``message`` as the consumer receives it from its topic."""
-    headers = [(k, v.encode()) for k, v in message.envelope.headers().items()]
-    topic = runtime.topic_for(message.envelope.type)
-    return Record(topic, 0, offset, message.key.encode(), message.event.body(), headers)
+    return delivered(message, offset, runtime.topic_for(message.envelope.type))
 
 
 def _journey_start(patient: uuid.UUID, agency: str) -> list:

@@ -14,18 +14,25 @@ import asyncpg
 
 from careloop_shared import db
 from careloop_shared.consumer import EventConsumer, Handler, Record
-from careloop_shared.events import Event, new_message
+from careloop_shared.events import Event, Message, new_message
 
 # What every transaction sends, however many events it applies.
 FRAME = frozenset({"BEGIN;", "COMMIT;", "BEGIN", "COMMIT"})
 
 
+def delivered(message: Message, offset: int, topic: str | None = None) -> Record:
+    """The message as Kafka hands it to a consumer, from ``topic`` (else the one named by its type):
+    the same message delivered twice is a redelivery."""
+    headers = [(k, v.encode()) for k, v in message.envelope.headers().items()]
+    return Record(
+        topic or message.envelope.type, 0, offset, message.key.encode(), message.event.body(), headers
+    )
+
+
 def record_of(event: Event, offset: int, time: datetime | None = None) -> Record:
     """The event as Kafka hands it to a consumer (its topic named by its type), sent at ``time`` (now
     when not given)."""
-    message = new_message(event, time=time)
-    headers = [(k, v.encode()) for k, v in message.envelope.headers().items()]
-    return Record(event.type, 0, offset, message.key.encode(), message.event.body(), headers)
+    return delivered(new_message(event, time=time), offset)
 
 
 async def service_pool(database_factory: Any, name: str, migrations_folder: Path) -> asyncpg.Pool:
