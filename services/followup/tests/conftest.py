@@ -96,7 +96,7 @@ class FakeTaskStore:
         return dict(self.tasks[task_id])
 
     async def resolve(
-        self, resolutions: Sequence[dict[str, Any]], *, remember: bool = True
+        self, resolutions: Sequence[dict[str, Any]], *, remember: bool | Sequence[bool] = True
     ) -> list[list[dict[str, Any]]]:
         found = [
             await self.active_about(
@@ -108,7 +108,8 @@ class FakeTaskStore:
             )
             for r in resolutions
         ]
-        for row in resolutions if remember else ():
+        kept = [remember] * len(resolutions) if isinstance(remember, bool) else remember
+        for row in (r for r, keep in zip(resolutions, kept, strict=True) if keep):
             key = (row["patient_id"], row["kind"], row["subject"], row["event_id"])
             self.resolutions.setdefault(key, dict(row))
         return found

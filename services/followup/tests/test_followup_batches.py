@@ -1,7 +1,8 @@
 """followup's consumer over its real database: who is responsible for each patient, consumed as one
 batch, costs as many statements for forty patients as for twenty; the newest assignment wins, and a
 patient's open care tasks go to the care manager it names (in the same statement as the others').
-Assessments resolve every patient's tasks of two kinds, and remember that they did, in one statement."""
+Assessments resolve every patient's tasks of two kinds in one statement; referrals resolve theirs and
+remember that they did (a cause may come late) in the same statement."""
 
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ async def test_registrations_and_reassignments_that_alternate_in_a_batch_go_to_t
 
 async def test_assessments_resolve_their_patients_tasks_of_every_kind_in_one_statement(database_factory, ctx):
     """A PHQ-2 resolves the patient's task to do a PHQ-2 and their task to be reassessed: both kinds, for
-    every patient of the batch, looked up (and locked) in the statement that records the resolutions."""
+    every patient of the batch, looked up (and locked) in one statement."""
     pool = await service_pool(database_factory, "followup", Path(main.__file__).parent / "migrations")
     try:
         sent = {}
@@ -169,20 +170,57 @@ async def test_assessments_resolve_their_patients_tasks_of_every_kind_in_one_sta
                 **dict.fromkeys(tasks, ("done", depression_found(patients[0]).type)),
                 other: ("open", None),
             }
-            remembered = await pool.fetch(
-                "SELECT patient_id, kind, subject FROM task_resolutions WHERE patient_id = ANY($1::uuid[])",
-                patients,
-            )
-            assert sorted((r["patient_id"], r["kind"], r["subject"]) for r in remembered) == sorted(
-                (p, k, s) for p in patients for k, s in (("do-instrument", "phq-2"), ("reassess", ""))
-            )
-        resolving = [q for q in sent[40] if "INSERT INTO task_resolutions" in q]
-        assert len(resolving) == 1 and "FROM unnest" in resolving[0] and "JOIN tasks" in resolving[0], sent[
-            40
-        ]
+            # Both kinds are caused by events heard in order (assessments, and followup's own requests),
+            # so no cause can come after the assessment that resolves it: nothing is kept for one.
+            assert await _remembered(pool, patients) == []
+        resolving = [q for q in sent[40] if "JOIN tasks" in q]
+        assert len(resolving) == 1 and "FROM unnest" in resolving[0], sent[40]
+        assert not any("task_resolutions" in q for q in sent[40]), sent[40]
         assert len(sent[40]) == len(sent[20]), sent[40]
     finally:
         await pool.close()
+
+
+async def test_referrals_resolve_and_remember_in_one_statement_what_a_late_cause_would_open(
+    database_factory, ctx
+):
+    """A referral made for an intervention resolves the patient's task to recruit a provider for it, and
+    is kept: the network gap that causes such a task comes on another topic, so it can be heard after the
+    referral. Every patient of the batch, looked up and kept in one statement."""
+    from .test_followup_tasks_handlers import made
+
+    pool = await service_pool(database_factory, "followup", Path(main.__file__).parent / "migrations")
+    try:
+        sent = {}
+        for n in (2, 20, 40, 80):  # the first two have asyncpg learn the types it sends
+            patients = [uuid.uuid4() for _ in range(n)]
+            await apply_batch(
+                pool, "followup", HANDLERS, FollowupStore, ctx, [_registered(p) for p in patients]
+            )
+            interventions = [uuid.uuid4() for _ in patients]
+            task = await _task(pool, patients[0], "recruit-provider", str(interventions[0]))
+            referrals = [made(p, intervention_id=i) for p, i in zip(patients, interventions, strict=True)]
+            sent[n] = await apply_batch(pool, "followup", HANDLERS, FollowupStore, ctx, referrals)
+
+            row = await pool.fetchrow("SELECT status, resolved_by_event_type FROM tasks WHERE id = $1", task)
+            assert (row["status"], row["resolved_by_event_type"]) == ("done", referrals[0].type)
+            assert await _remembered(pool, patients) == sorted(
+                (p, "recruit-provider", str(i)) for p, i in zip(patients, interventions, strict=True)
+            )
+        resolving = [q for q in sent[80] if "INSERT INTO task_resolutions" in q]
+        assert len(resolving) == 1 and "FROM unnest" in resolving[0] and "JOIN tasks" in resolving[0], sent[
+            80
+        ]
+        assert len(sent[80]) == len(sent[40]), sent[80]
+    finally:
+        await pool.close()
+
+
+async def _remembered(pool, patients: list[uuid.UUID]) -> list[tuple[uuid.UUID, str, str]]:
+    rows = await pool.fetch(
+        "SELECT patient_id, kind, subject FROM task_resolutions WHERE patient_id = ANY($1::uuid[])", patients
+    )
+    return sorted((r["patient_id"], r["kind"], r["subject"]) for r in rows)
 
 
 async def test_plans_are_saved_without_being_read_first_and_a_late_version_changes_nothing(

@@ -12,14 +12,16 @@ from careloop_shared.contracts import (
     NetworkGapDetected,
     PlanUpdated,
     ReferralMade,
+    ReferralStatusChanged,
     RiskLevel,
 )
+from careloop_shared.events import REGISTRY
 from careloop_shared.rules import InvalidRulesFile, load_rules
 from careloop_shared.testing.keys import FakePatientKeys
 from followup.config import FollowupContext, FollowupSettings
 from followup.domain.follow_up import Actor
 from followup.domain.task_facts import facts_of
-from followup.domain.task_rules import TASK_RULES_FILE, TaskRules
+from followup.domain.task_rules import ABOUT_BY_EVENT, OWN_EVENTS, TASK_RULES_FILE, TaskRules
 from followup.domain.tasks import IllegalMove, change_status, resolutions, task_id, tasks_to_open
 
 T = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
@@ -106,19 +108,7 @@ def test_a_follow_up_task_takes_its_priority_from_the_follow_up_and_falls_due_wh
 
 def test_a_re_route_is_about_the_referral_it_replaces_and_a_gap_is_read_on_the_cloudevents_clock():
     replaced = uuid.uuid4()
-    made = ReferralMade(
-        patient_id=uuid.uuid4(),
-        agency_id="a",
-        referral_id=uuid.uuid4(),
-        plan_id=uuid.uuid4(),
-        intervention_id=uuid.uuid4(),
-        need="n",
-        program_id="p",
-        receiving_agency_id="r",
-        status="requested",
-        response_due_at=T,
-        replaces_referral_id=replaced,
-    )
+    made = _made(replaces_referral_id=replaced)
     facts = facts_of(made, uuid.uuid4(), T)
     assert facts.about["referral"] == str(replaced)
     assert {(r["kind"], r["any_time"]) for r in resolutions(RULES, facts)} == {
@@ -137,6 +127,44 @@ def test_a_re_route_is_about_the_referral_it_replaces_and_a_gap_is_read_on_the_c
         detected_at=T - timedelta(days=9),
     )
     assert facts_of(gap, uuid.uuid4(), T).at == T
+
+
+def test_a_resolution_is_kept_only_where_its_cause_can_be_heard_after_it():
+    """A cause on the resolver's own topic comes in order (a patient's events on one topic are heard as
+    they were published), and one followup publishes is tracked as it is published: neither can come
+    late, so only the resolutions of causes heard on other topics are kept."""
+    kept = {(k.kind, r.event) for k in RULES.kinds for r in k.resolved_by if k.remembers(r.event)}
+    assert kept == {
+        ("chase-referral", ReferralStatusChanged.type),  # the overdue is referral's, on its own topic
+        ("re-refer", ReferralMade.type),  # the rejection is a status change
+        ("discuss-alternatives", PlanUpdated.type),
+        ("recruit-provider", ReferralMade.type),  # the gap is on its own topic
+    }
+    early = {k.kind for k in RULES.kinds if k.resolved_early}
+    assert early == {"chase-referral", "re-refer", "discuss-alternatives", "recruit-provider"}
+    made = resolutions(RULES, facts_of(_made(), uuid.uuid4(), T))
+    assert [(r["kind"], RULES.remembers(r)) for r in made] == [("recruit-provider", True)]
+
+
+def test_followup_s_own_events_are_every_event_it_reads_that_it_publishes():
+    published_here = {t for t in ABOUT_BY_EVENT if REGISTRY[t].source == "/careloop/followup"}
+    assert OWN_EVENTS == published_here
+
+
+def _made(**changes) -> ReferralMade:
+    fields = {
+        "patient_id": uuid.uuid4(),
+        "agency_id": "a",
+        "referral_id": uuid.uuid4(),
+        "plan_id": uuid.uuid4(),
+        "intervention_id": uuid.uuid4(),
+        "need": "food-insecurity",
+        "program_id": "food-bank-2",
+        "receiving_agency_id": "agency-food",
+        "status": "requested",
+        "response_due_at": T,
+    }
+    return ReferralMade(**(fields | changes))
 
 
 def test_only_a_plan_version_made_for_a_chosen_alternative_resolves_a_discussion():

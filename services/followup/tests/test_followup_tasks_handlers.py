@@ -216,6 +216,20 @@ async def test_a_recommended_instrument_opens_a_task_closed_by_an_assessment_of_
     )
 
 
+async def test_an_assessment_keeps_no_resolution_and_an_instrument_s_task_looks_for_none(ctx, store):
+    """An assessment's causes come in order on its own topic: what it resolves is not kept, and a task it
+    opens is not looked for among resolutions heard before (none could be)."""
+    patient = uuid.uuid4()
+    await hear(ctx, store, assessed(patient, instrument="phq-9", at=T))
+    looked = []
+    store.tasks.resolution_for = lambda *ask: looked.append(ask)  # type: ignore[method-assign]
+    await hear(
+        ctx, store, assessed(patient, instrument="phq-2", recommends=["phq-9"], at=T + timedelta(hours=1))
+    )
+    assert store.tasks.resolutions == {} and looked == []
+    assert only(store, "do-instrument")["status"] == "open"
+
+
 async def test_a_referral_overdue_opens_one_chase_task_per_referral_and_deadline(ctx, store):
     patient, referral = uuid.uuid4(), uuid.uuid4()
     await hear(ctx, store, registered(patient))

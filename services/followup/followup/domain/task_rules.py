@@ -9,8 +9,10 @@ is about (``ABOUT_BY_EVENT``); a file naming anything else stops the service at 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -49,6 +51,11 @@ ABOUT_BY_EVENT: dict[str, frozenset[str]] = {
     PlanUpdated.type: frozenset({"patient"}),
     NetworkGapDetected.type: frozenset({"patient", "intervention"}),
 }
+# followup's own events: tracked in the unit of work that publishes them, after whatever it has heard.
+OWN_EVENTS = frozenset(
+    e.type
+    for e in (FollowUpDue, FollowUpOverdue, FollowUpCompleted, FollowUpScheduled, ReassessmentRequested)
+)
 
 
 class Opening(Rule):
@@ -81,6 +88,20 @@ class TaskKind(Rule):
     escalated_by: frozenset[str] = frozenset()  # events that send it to the supervisor at once
     for_role: str
     resolved_by: tuple[Resolution, ...] = ()
+
+    def remembers(self, resolver: str) -> bool:
+        """Whether a resolution by the event ``resolver`` is kept for a cause still to come: only where
+        the cause can be heard after it though made before it. Each event type has its topic, and a
+        patient's events on one topic are heard in the order they were published, so a cause of the
+        resolver's own type comes in order; a cause followup publishes itself is tracked as it is
+        published, after everything heard before."""
+        opener = self.opened_by.event
+        return resolver != opener and opener not in OWN_EVENTS
+
+    @property
+    def resolved_early(self) -> bool:
+        """Whether a task of this kind can have been resolved before its cause arrived (``remembers``)."""
+        return any(self.remembers(r.event) for r in self.resolved_by)
 
     def problems(self, priorities: tuple[str, ...]) -> list[str]:
         found: list[str] = []
@@ -139,6 +160,11 @@ class TaskRules(RulesFile):
 
     def kind(self, name: str) -> TaskKind | None:
         return next((k for k in self.kinds if k.kind == name), None)
+
+    def remembers(self, resolution: Mapping[str, Any]) -> bool:
+        """Whether ``resolution`` (``domain.tasks.resolutions``) is kept: ``TaskKind.remembers``."""
+        kind = self.kind(resolution["kind"])
+        return kind is not None and kind.remembers(resolution["event_type"])
 
 
 def due_at(kind: TaskKind, base: datetime) -> datetime:

@@ -3,8 +3,9 @@
 An event is read into ``Facts`` (who, when, what it is about); the rules decide which tasks it opens
 (one per kind and cause, under an id derived from both, so a redelivery or a replica makes no second),
 which it resolves (the same patient's open tasks about the same thing, caused no later than it), and
-which it sends to a supervisor. A resolution is remembered, so a task whose cause arrives after its
-resolution never opens. A person moves a task along ``open -> in-progress -> done | cancelled``.
+which it sends to a supervisor. A resolution is remembered where a cause can arrive after it
+(``TaskKind.remembers``), so a task whose cause arrives after its resolution never opens. A person
+moves a task along ``open -> in-progress -> done | cancelled``.
 """
 
 from __future__ import annotations

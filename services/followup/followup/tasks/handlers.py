@@ -1,9 +1,9 @@
 """The task list's use cases: tasks opened, resolved and escalated by events, escalated by the clock, and
 moved along by people.
 
-Every event followup consumes or emits goes through ``track_tasks``: first what it resolves (remembered,
-so a cause arriving later opens nothing), then what it escalates, then what it opens. followup's own
-events are tracked in the unit of work that emits them, never consumed back.
+Every event followup consumes or emits goes through ``track_tasks``: first what it resolves (remembered
+where a cause can arrive later, so that it opens nothing), then what it escalates, then what it opens.
+followup's own events are tracked in the unit of work that emits them, never consumed back.
 """
 
 from __future__ import annotations
@@ -67,11 +67,13 @@ async def track_tasks(
     remember: bool = True,
 ) -> None:
     """Apply one event to the task list: resolve, escalate, open. ``remember`` keeps what it resolved
-    for causes still to come (followup's own events need not: nothing of theirs arrives late)."""
+    for causes still to come, where one can come late (``TaskKind.remembers``; followup's own events
+    need not: nothing of theirs arrives late)."""
     rules, now, store = ctx.tasks, ctx.clock(), uow.store.tasks
     resolutions = task.resolutions(rules, facts)
-    if resolutions:  # each kind's tasks it resolves, and the resolutions recorded: one statement
-        found = await store.resolve(resolutions, remember=remember)
+    if resolutions:  # each kind's tasks it resolves, and the resolutions kept: one statement
+        kept = [remember and rules.remembers(r) for r in resolutions]
+        found = await store.resolve(resolutions, remember=kept)
         for resolution, resolved in zip(resolutions, found, strict=True):
             changes = task.resolved_changes(resolution, now, by)
             await _close(uow, resolved, "done", changes, now, caused_by, by)
@@ -85,9 +87,14 @@ async def track_tasks(
         return
     needs_manager = any(k.for_role == CARE_MANAGER for k in kinds)
     manager = await uow.store.caseload.care_manager(facts.patient_id) if needs_manager else None
+    resolved_early = {k.kind for k in kinds if k.resolved_early}
     for row in task.tasks_to_open(rules, facts, now, care_manager=manager):
-        earlier = await store.resolution_for(
-            facts.patient_id, row["kind"], row["subject"], facts.at, facts.event_id
+        earlier = (
+            await store.resolution_for(
+                facts.patient_id, row["kind"], row["subject"], facts.at, facts.event_id
+            )
+            if row["kind"] in resolved_early
+            else None
         )
         if earlier is not None:
             # Resolved before its cause arrived: kept, closed, and never announced as open.

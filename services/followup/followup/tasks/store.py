@@ -52,12 +52,12 @@ class TaskStore(Store):
         return row
 
     async def resolve(
-        self, resolutions: Sequence[dict[str, Any]], *, remember: bool = True
+        self, resolutions: Sequence[dict[str, Any]], *, remember: bool | Sequence[bool] = True
     ) -> list[list[asyncpg.Record]]:
         """For each resolution (``domain.tasks.resolutions``), the patient's open and in-progress tasks it
         resolves, locked: of its kind, about its subject, caused no later than it (any time, when it says
-        so) and not by its own event. ``remember`` records the resolutions too, in the same statement
-        (the look-up reads tasks only), for causes still to come."""
+        so) and not by its own event. ``remember`` (all, none, or one flag a resolution) records them too,
+        in the same statement (the look-up reads tasks only), for causes still to come."""
         asks = [
             (
                 r["patient_id"],
@@ -68,8 +68,9 @@ class TaskStore(Store):
             )
             for r in resolutions
         ]
+        kept = [remember] * len(resolutions) if isinstance(remember, bool) else list(remember)
         found: list[list[asyncpg.Record]] = await self.one(
-            _resolve, (asks, list(resolutions) if remember else [])
+            _resolve, (asks, [r for r, keep in zip(resolutions, kept, strict=True) if keep])
         )
         return found
 
