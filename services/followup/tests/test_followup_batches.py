@@ -19,6 +19,7 @@ from followup import main
 from followup.consumers import HANDLERS
 from followup.domain.task_rules import CARE_MANAGER
 from followup.store import FollowupStore
+from followup.tasks.store import TASKS_ABOUT, tasks_about_arguments
 
 pytestmark = pytest.mark.integration
 
@@ -173,7 +174,7 @@ async def test_assessments_resolve_their_patients_tasks_of_every_kind_in_one_sta
             # Both kinds are caused by events heard in order (assessments, and followup's own requests),
             # so no cause can come after the assessment that resolves it: nothing is kept for one.
             assert await _remembered(pool, patients) == []
-        resolving = [q for q in sent[40] if "JOIN tasks" in q]
+        resolving = [q for q in sent[40] if "FROM tasks t" in q]
         assert len(resolving) == 1 and "FROM unnest" in resolving[0], sent[40]
         assert not any("task_resolutions" in q for q in sent[40]), sent[40]
         assert len(sent[40]) == len(sent[20]), sent[40]
@@ -208,7 +209,7 @@ async def test_referrals_resolve_and_remember_in_one_statement_what_a_late_cause
                 (p, "recruit-provider", str(i)) for p, i in zip(patients, interventions, strict=True)
             )
         resolving = [q for q in sent[80] if "INSERT INTO task_resolutions" in q]
-        assert len(resolving) == 1 and "FROM unnest" in resolving[0] and "JOIN tasks" in resolving[0], sent[
+        assert len(resolving) == 1 and "FROM unnest" in resolving[0] and "FROM tasks t" in resolving[0], sent[
             80
         ]
         assert len(sent[80]) == len(sent[40]), sent[80]
@@ -221,6 +222,40 @@ async def _remembered(pool, patients: list[uuid.UUID]) -> list[tuple[uuid.UUID, 
         "SELECT patient_id, kind, subject FROM task_resolutions WHERE patient_id = ANY($1::uuid[])", patients
     )
     return sorted((r["patient_id"], r["kind"], r["subject"]) for r in rows)
+
+
+async def test_the_task_look_up_reads_a_few_pages_an_ask_in_a_big_table_without_statistics(
+    database_factory,
+):
+    """The look-up every resolving event makes probes each ask's tasks by index, whatever the planner
+    knows: here 10,000 open tasks arrive in a table never analyzed (a fresh platform's first minutes), and
+    20 asks still read a few pages each (written as a join, the look-up read every open task)."""
+    pool = await service_pool(database_factory, "followup", Path(main.__file__).parent / "migrations")
+    try:
+        await pool.execute("ALTER TABLE tasks SET (autovacuum_enabled = false)")  # no statistics come
+        for patients in ([uuid.uuid4()], [uuid.uuid4() for _ in range(10_000)]):
+            await pool.execute(
+                "INSERT INTO tasks (id, kind, cause_key, patient_id, agency_id, subject, cause_event_id,"
+                " cause_event_type, cause_at, priority, priority_rank, status, due_at, for_role,"
+                " assignee_role, created_at, updated_at)"
+                " SELECT gen_random_uuid(), 'do-instrument', p::text, p, 'agency-a', 'phq-9',"
+                " gen_random_uuid(), 'test', $2, 'high', 2, 'open', $2, 'care-manager', 'care-manager',"
+                " $2, $2"
+                " FROM unnest($1::uuid[]) AS p",
+                patients,
+                AT,
+            )
+        asks = [(p, ("do-instrument",), "phq-9", None, None) for p in patients[:20]]
+        async with pool.acquire() as conn, conn.transaction():
+            assert await conn.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'tasks'") == -1
+            [plan] = await conn.fetchval(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {TASKS_ABOUT}", *tasks_about_arguments(asks)
+            )
+        pages = plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"]
+        assert plan["Plan"]["Actual Rows"] == 20
+        assert pages <= 6 * len(asks), plan
+    finally:
+        await pool.close()
 
 
 async def test_plans_are_saved_without_being_read_first_and_a_late_version_changes_nothing(

@@ -158,6 +158,20 @@ class TaskStore(Store):
 
 # The hot statements of consumed events, set-based: one statement for every patient handled at once.
 
+# Each ask's active tasks, locked: one index probe an ask (the subquery, kept apart by OFFSET 0, is run
+# for each). Written as a join, it was planned by the table's statistics, and before a growing table's
+# first ANALYZE (a fresh platform's first minutes) PostgreSQL read every open task on each call (hashing
+# them, or reading the asks once for each): 94 ms for 24 asks among 13,330 open tasks, 0.3 ms this way.
+TASKS_ABOUT = (
+    f"SELECT q.i AS ask, {_T_COLUMNS} FROM unnest($1::int[], $2::uuid[], $3::text[], $4::text[],"
+    " $5::timestamptz[], $6::uuid[]) AS q(i, patient_id, kind, subject, caused_until, except_cause)"
+    " CROSS JOIN LATERAL (SELECT * FROM tasks t WHERE t.patient_id = q.patient_id AND t.kind = q.kind"
+    " AND t.subject = q.subject AND t.status = ANY($7::text[])"
+    " AND (q.caused_until IS NULL OR t.cause_at <= q.caused_until)"
+    " AND (q.except_cause IS NULL OR t.cause_event_id <> q.except_cause) OFFSET 0) t"
+    " ORDER BY q.i, t.created_at, t.id FOR UPDATE OF t"
+)
+
 
 ActiveAbout = tuple[uuid.UUID, tuple[str, ...], str, datetime | None, uuid.UUID | None]
 
@@ -180,24 +194,10 @@ async def _tasks_about(
 ) -> list[list[asyncpg.Record]]:
     """Each ask's active tasks, locked, oldest first, with ``resolutions`` recorded in the same statement:
     one row a kind asked, whatever the kinds."""
-    pairs = [(i, kind) for i, ask in enumerate(asks) for kind in ask[1]]
     rows = await fetch_inserting(
         db,
-        f"SELECT q.i AS ask, {_T_COLUMNS} FROM unnest($1::int[], $2::uuid[], $3::text[], $4::text[],"
-        " $5::timestamptz[], $6::uuid[]) AS q(i, patient_id, kind, subject, caused_until, except_cause)"
-        " JOIN tasks t ON t.patient_id = q.patient_id AND t.kind = q.kind AND t.subject = q.subject"
-        " AND t.status = ANY($7::text[]) AND (q.caused_until IS NULL OR t.cause_at <= q.caused_until)"
-        " AND (q.except_cause IS NULL OR t.cause_event_id <> q.except_cause)"
-        " ORDER BY q.i, t.created_at, t.id FOR UPDATE OF t",
-        [
-            [i for i, _ in pairs],
-            [asks[i][0] for i, _ in pairs],
-            [kind for _, kind in pairs],
-            [asks[i][2] for i, _ in pairs],
-            [asks[i][3] for i, _ in pairs],
-            [asks[i][4] for i, _ in pairs],
-            ACTIVE,
-        ],
+        TASKS_ABOUT,
+        tasks_about_arguments(asks),
         "task_resolutions",
         resolutions,
         conflict="DO NOTHING",
@@ -206,6 +206,20 @@ async def _tasks_about(
     for row in rows:
         found[row["ask"]].append(row)
     return found
+
+
+def tasks_about_arguments(asks: Sequence[ActiveAbout]) -> list[Any]:
+    """``TASKS_ABOUT``'s parameters: one row a kind asked, numbered by its ask."""
+    pairs = [(i, kind) for i, ask in enumerate(asks) for kind in ask[1]]
+    return [
+        [i for i, _ in pairs],
+        [asks[i][0] for i, _ in pairs],
+        [kind for _, kind in pairs],
+        [asks[i][2] for i, _ in pairs],
+        [asks[i][3] for i, _ in pairs],
+        [asks[i][4] for i, _ in pairs],
+        ACTIVE,
+    ]
 
 
 async def _insert_tasks(db: Db, rows: list[dict[str, Any]]) -> list[bool]:
