@@ -23,6 +23,7 @@ from careloop_shared.db import ALL_AGENCIES, NO_AGENCY, as_agency, insert_row
 from careloop_shared.outbox import unit_of_work
 from careloop_shared.rules import load_rules
 from careloop_shared.testing import KERNEL_TABLES_WITHOUT_POLICY
+from careloop_shared.testing.batches import pages_read
 from careloop_shared.testing.fakes import FakeClock, received
 from intake import handlers
 from intake.care_manager.handlers import reassign_care_manager
@@ -437,8 +438,8 @@ INSERT_OPEN_GRANTS = (
 
 async def _blocks_read(conn: asyncpg.Connection, query: str, *args: Any) -> int:
     """Pages the statement touched, the functions it called included."""
-    [plan] = await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {query}", *args)  # json decoded
-    return int(plan["Plan"]["Shared Hit Blocks"]) + int(plan["Plan"]["Shared Read Blocks"])
+    pages, _ = await pages_read(conn, query, *args)
+    return pages
 
 
 async def test_the_look_ups_a_session_keeps_a_plan_for_find_the_patient_by_id_however_big_the_agency(load):

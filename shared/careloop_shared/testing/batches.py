@@ -125,3 +125,20 @@ async def by_patient(pool: asyncpg.Pool, table: str, columns: str, patients: lis
     )
     found = {r["patient_id"]: tuple(r)[1:] for r in rows}
     return [found.get(p) for p in patients]
+
+
+async def pages_read(conn: asyncpg.Connection, query: str, *args: Any) -> tuple[int, int]:
+    """The pages ``query`` touched (shared buffers hit or read, the functions it called included) and the
+    rows it gave, run once under ``EXPLAIN (ANALYZE, BUFFERS)``: what it changes stays unless the caller's
+    transaction is rolled back."""
+    [plan] = await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {query}", *args)  # json decoded
+    top = plan["Plan"]
+    return int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"]), int(top["Actual Rows"])
+
+
+async def without_statistics(pool: asyncpg.Pool, table: str) -> None:
+    """``table`` never analyzed, as on a fresh platform before autovacuum's first visit: checked, and kept so
+    (autovacuum off for it) for the rest of the test."""
+    await pool.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+    reltuples = await pool.fetchval("SELECT reltuples FROM pg_class WHERE relname = $1", table)
+    assert reltuples == -1, f"{table} has statistics already ({reltuples} rows)"
