@@ -97,9 +97,13 @@ UNAVAILABLE_TYPES: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, OSError, as
 def is_unavailable(exc: BaseException) -> bool:
     """A server the request needed (the database, the broker) could not be reached, dropped the
     connection or asked for a retry: ``is_transient``, but an asyncpg ``InterfaceError`` counts only
-    when a lost connection caused it (on its own it is a connection used wrongly: a defect)."""
+    when it says the connection is closed (careloop closes no connection it is using, so the server went
+    away: asyncpg closes a lost connection and detaches it from whoever holds it) or a lost connection
+    caused it; otherwise it is a connection used wrongly, a defect."""
     if not isinstance(exc, asyncpg.InterfaceError):
         return is_transient(exc)
+    if str(exc).endswith("connection is closed"):
+        return True
     cause = exc.__cause__ or exc.__context__
     return cause is not None and not isinstance(cause, asyncpg.InterfaceError) and is_transient(cause)
 

@@ -324,12 +324,27 @@ def test_a_server_that_is_down_or_dropped_the_connection_is_unavailable_and_a_mi
             asyncpg.InterfaceError("cannot call Transaction.__aexit__(): the connection is closed"),
             asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
         ),
+        # A database restart under a unit of work (a chaos run's 500, 2026-12-05): asyncpg closed the lost
+        # connection and detached it from the pool's proxy, so the statement was refused as if released,
+        # and the rollback found the connection closed.
+        _raised(
+            asyncpg.InterfaceError(
+                "cannot call Transaction.__aexit__(): the underlying connection is closed"
+            ),
+            asyncpg.InterfaceError(
+                "cannot call Connection.fetch(): connection has been released back to the pool"
+            ),
+        ),
     ]
     for exc in down:
         assert is_unavailable(exc), exc
         assert isinstance(exc, UNAVAILABLE_TYPES), exc  # so an HTTP handler registered by class sees it
     defects = [
         asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+        # Used after its own release, with the connection still open: a defect.
+        asyncpg.InterfaceError(
+            "cannot call Connection.fetch(): connection has been released back to the pool"
+        ),
         asyncpg.InternalClientError("unexpected message"),
         _raised(asyncpg.InterfaceError("bad use"), ValueError()),
         FileNotFoundError(),
