@@ -18,3 +18,10 @@ def test_a_services_port_is_free_and_below_the_ephemeral_range():
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))  # free
     assert len(ports) > 1  # chosen at random, so two harnesses seldom pick the same
+
+
+def test_services_asking_for_ports_before_any_binds_get_different_ones():
+    """A platform's services each ask for a port before the first of them listens (two of a browser test
+    platform's services once drew the same port, and one answered for the other): never the same twice."""
+    ports = [free_port() for _ in range(1000)]
+    assert len(set(ports)) == len(ports)

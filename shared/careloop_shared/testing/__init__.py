@@ -326,28 +326,36 @@ def exported(script_output: str) -> dict[str, str]:
 # Where a test's service listens: below the kernel's ephemeral ports (32768 and up on Linux) and clear of
 # the local scripts' fixed ones (Kafka 9092-9093, the Kafka cluster 19092-19294, secure Kafka 29092-29094).
 LISTEN_PORTS = range(20000, 29000)
+# Every port handed out by this process: services started together each ask before any of them binds, so a
+# port free for one is free for the next (two of a platform's services once drew the same one).
+_GIVEN: set[int] = set()
 
 
 def free_port() -> int:
     """A free port for a test's service to listen on, and to listen on again when it is restarted: outside
     the ephemeral range, where any process's outgoing connection may take the port while the service is
-    down (a chaos run's followup found its port taken by one and could not bind for four minutes)."""
+    down (a chaos run's followup found its port taken by one and could not bind for four minutes). Never
+    the same port twice in one process."""
     import random
     import socket
 
     ephemeral_low = _ephemeral_low()
-    ports = [p for p in LISTEN_PORTS if p < ephemeral_low]
+    ports = [p for p in LISTEN_PORTS if p < ephemeral_low and p not in _GIVEN]
     for port in random.sample(ports, min(len(ports), 200)):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
-    with socket.socket() as s:  # no room below the ephemeral range: let the kernel choose
-        s.bind(("127.0.0.1", 0))
-        chosen: int = s.getsockname()[1]
-        return chosen
+        _GIVEN.add(port)
+        return port
+    while True:  # no room below the ephemeral range: let the kernel choose
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            chosen: int = s.getsockname()[1]
+        if chosen not in _GIVEN:
+            _GIVEN.add(chosen)
+            return chosen
 
 
 def _ephemeral_low() -> int:
