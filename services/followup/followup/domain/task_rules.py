@@ -94,7 +94,8 @@ class TaskKind(Rule):
         the cause can be heard after it though made before it. Each event type has its topic, and a
         patient's events on one topic are heard in the order they were published, so a cause of the
         resolver's own type comes in order; a cause followup publishes itself is tracked as it is
-        published, after everything heard before."""
+        published, after everything heard before. (A dead letter an operator replays comes out of order:
+        a task it opens that a later event already resolved is closed by hand.)"""
         opener = self.opened_by.event
         return resolver != opener and opener not in OWN_EVENTS
 
