@@ -18,6 +18,7 @@ from careloop_shared.testing.batches import (
     batches_of_growing_size,
     by_patient,
     pages_read,
+    scans,
     service_pool,
     without_statistics,
 )
@@ -25,7 +26,7 @@ from careloop_shared.testing.intake_events import REGISTERED_AT, depression_foun
 from followup import main
 from followup.consumers import HANDLERS
 from followup.domain.task_rules import CARE_MANAGER
-from followup.store import FollowupStore
+from followup.store import SET_CHANNELS, FollowupStore, _set_channels
 from followup.tasks.store import TASKS_ABOUT, tasks_about_arguments
 
 pytestmark = pytest.mark.integration
@@ -254,6 +255,36 @@ async def test_the_task_look_up_reads_a_few_pages_an_ask_in_a_big_table_without_
         async with pool.acquire() as conn, conn.transaction():
             pages, found = await pages_read(conn, TASKS_ABOUT, *tasks_about_arguments(asks))
         assert found == 20 and pages <= 6 * len(asks), pages
+    finally:
+        await pool.close()
+
+
+async def test_a_batch_of_channels_reaches_its_follow_ups_each_its_own(database_factory):
+    """A batch's channel update (the given rows joined to the follow-ups) reads them by key among 10,000
+    once the table is analyzed, and gives each named follow-up its own channel and time; one whose channel
+    stays what it was is not touched."""
+    pool = await service_pool(database_factory, "followup", Path(main.__file__).parent / "migrations")
+    try:
+        ids = await pool.fetchval(
+            "WITH f AS (INSERT INTO follow_ups (id, patient_id, agency_id, reason, priority, due_at, status,"
+            " created_at, updated_at, overdue_at) SELECT gen_random_uuid(), gen_random_uuid(), 'agency-a',"
+            " 'plan-cadence', 'routine', $1, 'scheduled', $1, $1, $1 FROM generate_series(1, 10000)"
+            " RETURNING id) SELECT array_agg(id) FROM f",
+            AT,
+        )
+        await pool.execute("ANALYZE follow_ups")
+        chosen = ids[::40]  # 250 of them
+        channels = [("sms", "phone", None)[i % 3] for i in range(len(chosen))]
+        times = [AT + timedelta(minutes=1 + i) for i in range(len(chosen))]
+        async with pool.acquire() as conn:
+            read = await scans(conn, SET_CHANNELS, chosen, channels, times)
+            assert {table for _, table in read} == {"follow_ups"}, read
+            assert "Seq Scan" not in {node for node, _ in read}, read
+            await _set_channels(conn, [((f,), c, t) for f, c, t in zip(chosen, channels, times, strict=True)])
+        rows = await pool.fetch("SELECT id, channel, updated_at FROM follow_ups WHERE updated_at <> $1", AT)
+        assert {r["id"]: (r["channel"], r["updated_at"]) for r in rows} == {
+            f: (c, t) for f, c, t in zip(chosen, channels, times, strict=True) if c is not None
+        }
     finally:
         await pool.close()
 

@@ -142,3 +142,17 @@ async def without_statistics(pool: asyncpg.Pool, table: str) -> None:
     await pool.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
     reltuples = await pool.fetchval("SELECT reltuples FROM pg_class WHERE relname = $1", table)
     assert reltuples == -1, f"{table} has statistics already ({reltuples} rows)"
+
+
+async def scans(conn: asyncpg.Connection, query: str, *args: Any) -> set[tuple[str, str]]:
+    """How the planner would read each table ``query`` names: (node type, table) for every scan in its
+    plan, as ``EXPLAIN`` gives it (not run)."""
+    [plan] = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {query}", *args)  # json decoded
+    found: set[tuple[str, str]] = set()
+    nodes = [plan["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        if "Relation Name" in node and "Scan" in node["Node Type"]:
+            found.add((node["Node Type"], node["Relation Name"]))
+        nodes.extend(node.get("Plans", ()))
+    return found
