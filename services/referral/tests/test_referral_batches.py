@@ -11,10 +11,18 @@ from pathlib import Path
 import pytest
 
 from careloop_shared.contracts import ConsentRecorded, PatientRegistered, PatientUpdated
-from careloop_shared.testing.batches import apply_batch, batches_of_growing_size, by_patient, service_pool
+from careloop_shared.testing.batches import (
+    apply_batch,
+    batches_of_growing_size,
+    by_patient,
+    scans,
+    service_pool,
+    without_statistics,
+)
 from careloop_shared.testing.intake_events import REGISTERED_AT, registered, updated
 from referral import main
 from referral.consumers import HANDLERS
+from referral.loop.store import CONSENTS_OF, _consents
 from referral.store import ReferralStore
 
 pytestmark = pytest.mark.integration
@@ -73,6 +81,30 @@ async def test_registrations_share_statements_and_the_newest_details_stand(datab
             ("es", "text", "941"),
             ("fr", "phone", "100"),
         ]
+    finally:
+        await pool.close()
+
+
+async def test_a_batchs_consents_are_probed_by_patient_in_a_big_table_without_statistics(database_factory):
+    """The consents a batch of referrals looks up are read by index, patient by patient, whatever the
+    planner knows: 10,000 consents in a table never analyzed (a fresh platform's first minutes), 300
+    patients asked at once, one of them twice, each patient's consents once."""
+    pool = await service_pool(database_factory, "referral", Path(main.__file__).parent / "migrations")
+    try:
+        await without_statistics(pool, "consents")
+        made = await pool.fetch(
+            "INSERT INTO consents (id, patient_id, agency_id, purpose, agencies, program_categories,"
+            " period_start) SELECT gen_random_uuid(), gen_random_uuid(), 'agency-a', 'referral', '[]', '[]',"
+            " now() FROM generate_series(1, 10000) RETURNING patient_id, id"
+        )
+        await without_statistics(pool, "consents")  # still, with the rows in
+        consent_of = {r["patient_id"]: r["id"] for r in made}
+        asked = [r["patient_id"] for r in made[:300]] + [made[0]["patient_id"]]
+        async with pool.acquire() as conn:
+            read = await scans(conn, CONSENTS_OF, asked)
+            assert {node for node, _ in read} <= {"Index Scan", "Bitmap Heap Scan", "Function Scan"}, read
+            found = await _consents(conn, asked)
+        assert [[c.id for c in consents] for consents in found] == [[consent_of[p]] for p in asked]
     finally:
         await pool.close()
 

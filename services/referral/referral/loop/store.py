@@ -310,8 +310,17 @@ async def _patients(db: Db, patient_ids: list[uuid.UUID]) -> list[asyncpg.Record
     return by_key(patient_ids, rows, "patient_id")
 
 
+# Each patient's consents probed by index, whatever the planner knows of the table. As ``= ANY``, before a
+# fresh platform's first analyze a batch of a few hundred patients was planned as a scan of every consent
+# (10,000 consents never analyzed, 300 patients: 2.7 ms, 0.6 this way; analyzed, 1.5 and 1.1).
+CONSENTS_OF = (
+    "SELECT c.* FROM unnest($1::uuid[]) AS p(id),"
+    " LATERAL (SELECT * FROM consents WHERE patient_id = p.id OFFSET 0) c"
+)
+
+
 async def _consents(db: Db, patient_ids: list[uuid.UUID]) -> list[list[Consent]]:
-    rows = await db.fetch("SELECT * FROM consents WHERE patient_id = ANY($1::uuid[])", patient_ids)
+    rows = await db.fetch(CONSENTS_OF, list(dict.fromkeys(patient_ids)))  # each patient once
     found: dict[uuid.UUID, list[Consent]] = {p: [] for p in patient_ids}
     for r in rows:
         found[r["patient_id"]].append(Consent.from_row(r))
