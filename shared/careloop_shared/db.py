@@ -264,6 +264,21 @@ def rows_from(columns: Mapping[str, str], *, alias: str = "r", first: int = 1) -
     return f"unnest({arrays}) AS {alias}({', '.join(columns)})"
 
 
+def probed(table: str, column: str, *, select: str = "*", where: str = "", key_type: str = "uuid") -> str:
+    """``SELECT <select>`` of ``table``'s rows whose ``column`` is one of the keys in ``$1`` (give each key
+    once), each key probed by ``column``'s index whatever the planner knows of the table. Written as
+    ``column = ANY($1)``, a batch of a few hundred keys was planned as a scan of the whole table until
+    its first analyze (the planner's default guess is that each key matches 1/200 of the rows), and a
+    fresh platform's tables go a minute or so without one (README, Performance). ``where``: more
+    conditions on the row (SQL, from the service's own code)."""
+    _names(table, (column,))
+    more = f" AND ({where})" if where else ""
+    return (
+        f"SELECT t.* FROM unnest($1::{key_type}[]) AS k(key),"
+        f" LATERAL (SELECT {select} FROM {table} WHERE {column} = k.key{more} OFFSET 0) t"
+    )
+
+
 def columns_of(rows: Sequence[Sequence[Any]], columns: Mapping[str, str]) -> list[list[Any]]:
     """The rows' values column by column, for ``rows_from(columns)``. A JSON column's values travel as
     text: in an array parameter a list would be read as a dimension of the array, not as one value."""

@@ -22,7 +22,7 @@ from careloop_shared.testing.batches import (
 from careloop_shared.testing.intake_events import REGISTERED_AT, registered, updated
 from referral import main
 from referral.consumers import HANDLERS
-from referral.loop.store import CONSENTS_OF, _consents
+from referral.loop.store import CONSENTS_OF, FORGET_INTERVENTIONS, REFERRED, _consents
 from referral.store import ReferralStore
 
 pytestmark = pytest.mark.integration
@@ -105,6 +105,53 @@ async def test_a_batchs_consents_are_probed_by_patient_in_a_big_table_without_st
             assert {node for node, _ in read} <= {"Index Scan", "Bitmap Heap Scan", "Function Scan"}, read
             found = await _consents(conn, asked)
         assert [[c.id for c in consents] for consents in found] == [[consent_of[p]] for p in asked]
+    finally:
+        await pool.close()
+
+
+async def test_a_new_plans_earlier_interventions_and_referrals_are_found_by_index_without_statistics(
+    database_factory,
+):
+    """A batch of plans forgets its patients' earlier interventions, and asks which interventions have
+    their referral, by index: 10,000 plans of two interventions and 5,000 referrals in tables never
+    analyzed, a batch of 300 patients (two with earlier interventions) deletes just those (as
+    ``patient_id = ANY``, the delete was planned as a scan of every intervention)."""
+    pool = await service_pool(database_factory, "referral", Path(main.__file__).parent / "migrations")
+    try:
+        for table in ("plans", "plan_interventions", "referrals"):
+            await without_statistics(pool, table)
+        patients = await pool.fetchval(
+            "WITH p AS (INSERT INTO plans (patient_id, agency_id, plan_id, version, status, updated_at)"
+            " SELECT gen_random_uuid(), 'agency-a', gen_random_uuid(), 1, 'active', now()"
+            " FROM generate_series(1, 10000) RETURNING patient_id) SELECT array_agg(patient_id) FROM p"
+        )
+        await pool.execute(
+            "INSERT INTO plan_interventions (intervention_id, patient_id, agency_id, need, kind, priority,"
+            " needs_referral, status) SELECT gen_random_uuid(), p, 'agency-a', n, 'service', 'routine', true,"
+            " 'proposed'"
+            " FROM unnest($1::uuid[]) AS p, unnest(ARRAY['food', 'housing']) AS n",
+            patients,
+        )
+        await pool.execute(
+            "INSERT INTO referrals (id, patient_id, agency_id, plan_id, intervention_id, need, program_id,"
+            " receiving_agency_id, status, created_at, service_request_id, updated_at)"
+            " SELECT gen_random_uuid(), i.patient_id, 'agency-a', gen_random_uuid(), i.intervention_id,"
+            " i.need, 'program-1', 'agency-b', 'requested', now(), gen_random_uuid(), now()"
+            " FROM plan_interventions i WHERE i.need = 'food' LIMIT 5000"
+        )
+        for table in ("plans", "plan_interventions", "referrals"):
+            await without_statistics(pool, table)  # still, with the rows in
+        batch = [*patients[:2], *(uuid.uuid4() for _ in range(298))]
+        async with pool.acquire() as conn:
+            for sql in (FORGET_INTERVENTIONS, REFERRED):
+                read = await scans(conn, sql, batch)
+                assert "Seq Scan" not in {node for node, _ in read}, (sql, read)
+            await conn.execute(FORGET_INTERVENTIONS, batch)
+        left = await pool.fetchval("SELECT count(DISTINCT patient_id) FROM plan_interventions")
+        assert left == 10000 - 2
+        assert not await pool.fetchval(
+            "SELECT count(*) FROM plan_interventions WHERE patient_id = ANY($1::uuid[])", batch
+        )
     finally:
         await pool.close()
 
