@@ -146,6 +146,12 @@ checkpoint_completion_target = 0.9
 # Every 30 s, not 10: the first visits come 20-35 s after start, and under load the ten-second round of
 # analyzes over this server's eight databases took CPU the two cores did not have (README, Performance).
 autovacuum_naptime = ${CARELOOP_PG_AUTOVACUUM_NAPTIME:-30s}
+# Statistics from a sample of 3,000 rows a table (target 10), not PostgreSQL's 30,000 (100). Under load autovacuum
+# analyzes each table that grew a tenth since its last analyze; over this server's eight databases that came to about
+# 4.5 s of CPU in a make bench (0.5 s with 10), in bursts that the open loop's latency felt on two busy cores.
+# careloop's statements find rows by key, state or time: ten most common values and ten histogram buckets a column
+# plan them as well (tests/test_plans_as_tables_grow.py; README, Performance).
+default_statistics_target = ${CARELOOP_PG_STATISTICS_TARGET:-10}
 # Durability matters even locally: tests exercise real commit semantics.
 fsync = on
 synchronous_commit = on
