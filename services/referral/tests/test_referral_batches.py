@@ -22,7 +22,7 @@ from careloop_shared.testing.batches import (
 from careloop_shared.testing.intake_events import REGISTERED_AT, registered, updated
 from referral import main
 from referral.consumers import HANDLERS
-from referral.loop.store import CONSENTS_OF, FORGET_INTERVENTIONS, REFERRED, _consents
+from referral.loop.batches import CONSENTS_OF, FORGET_INTERVENTIONS, REFERRED, consents_of
 from referral.store import ReferralStore
 
 pytestmark = pytest.mark.integration
@@ -103,7 +103,7 @@ async def test_a_batchs_consents_are_probed_by_patient_in_a_big_table_without_st
         async with pool.acquire() as conn:
             read = await scans(conn, CONSENTS_OF, asked)
             assert {node for node, _ in read} <= {"Index Scan", "Bitmap Heap Scan", "Function Scan"}, read
-            found = await _consents(conn, asked)
+            found = await consents_of(conn, asked)
         assert [[c.id for c in consents] for consents in found] == [[consent_of[p]] for p in asked]
     finally:
         await pool.close()

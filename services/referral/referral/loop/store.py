@@ -13,18 +13,9 @@ from typing import Any
 
 import asyncpg
 
-from careloop_shared.db import (
-    Db,
-    Store,
-    by_key,
-    insert_row,
-    insert_rows,
-    insert_rows_each,
-    insert_rows_returning,
-    probed,
-    update_by_id,
-)
+from careloop_shared.db import Store, insert_row, insert_rows, update_by_id
 from referral.domain.consent import Consent
+from referral.loop import batches
 
 REFERRAL_COLUMNS = (
     "id, service_request_id, patient_id, agency_id, agency_id AS referring_agency_id, plan_id,"
@@ -56,7 +47,7 @@ class LoopStore(Store):
     async def upsert_patient(self, row: dict[str, Any]) -> None:
         """Keep the newest details; an older event arriving late changes nothing. Patients' events
         handled side by side share one statement."""
-        await self.one(_upsert_patients, row)
+        await self.one(batches.upsert_patients, row)
 
     async def agency_of_patient(self, patient_id: uuid.UUID) -> str | None:
         """Whose patient this is: as intake told us, else as the patient's referrals say."""
@@ -68,7 +59,7 @@ class LoopStore(Store):
         return agency
 
     async def get_patient(self, patient_id: uuid.UUID) -> asyncpg.Record | None:
-        return await self.one(_patients, patient_id)
+        return await self.one(batches.patients_of, patient_id)
 
     async def record_consents(self, rows: list[dict[str, Any]]) -> None:
         """Several consents in one statement (one per row when a consent comes twice)."""
@@ -96,7 +87,7 @@ class LoopStore(Store):
         )
 
     async def consents_of(self, patient_id: uuid.UUID) -> list[Consent]:
-        consents: list[Consent] = await self.one(_consents, patient_id)
+        consents: list[Consent] = await self.one(batches.consents_of, patient_id)
         return consents
 
     # --- what careplan told us of the patient's current plan --------------------------------------
@@ -104,7 +95,7 @@ class LoopStore(Store):
     async def remember_plan(self, plan: dict[str, Any], interventions: list[dict[str, Any]]) -> bool:
         """Keep the patient's newest plan version and its interventions; False for an older or the same
         version arriving again (then nothing changes)."""
-        return bool(await self.one(_remember_plans, (plan, interventions)))
+        return bool(await self.one(batches.remember_plans, (plan, interventions)))
 
     async def plan_intervention(
         self, patient_id: uuid.UUID, intervention_id: uuid.UUID
@@ -125,11 +116,11 @@ class LoopStore(Store):
     async def insert_referral(self, row: dict[str, Any]) -> bool:
         """Insert unless the intervention (or the referral it re-routes) already has one; True when
         inserted."""
-        return bool(await self.one(_insert_referrals, row))
+        return bool(await self.one(batches.insert_referrals, row))
 
     async def interventions_with_referral(self, intervention_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these interventions already have their (original) referral."""
-        found: set[uuid.UUID] = await self.one(_with_referral, tuple(intervention_ids))
+        found: set[uuid.UUID] = await self.one(batches.with_referral, tuple(intervention_ids))
         return found
 
     async def latest_referral(self, intervention_id: uuid.UUID) -> asyncpg.Record | None:
@@ -195,7 +186,7 @@ class LoopStore(Store):
         )
 
     async def add_history(self, row: dict[str, Any]) -> None:
-        await self.one(_add_histories, row)
+        await self.one(batches.add_histories, row)
 
     async def set_status(
         self,
@@ -282,87 +273,3 @@ class LoopStore(Store):
             now,
             limit,
         )
-
-
-# The hot statements of a plan's referrals, set-based: one statement for every patient handled at once.
-
-_NEWER_PLAN = (
-    "(patient_id) DO UPDATE SET agency_id = EXCLUDED.agency_id, plan_id = EXCLUDED.plan_id,"
-    " version = EXCLUDED.version, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at"
-    " WHERE plans.version < EXCLUDED.version"
-)
-
-
-async def _upsert_patients(db: Db, rows: list[dict[str, Any]]) -> list[None]:
-    """Many patients' details in one statement (see ``LoopStore.upsert_patient``)."""
-    return await insert_rows_each(
-        db,
-        "patients",
-        rows,
-        conflict="(patient_id) DO UPDATE SET preferred_language = EXCLUDED.preferred_language,"
-        " contact_preference = EXCLUDED.contact_preference, postal_area = EXCLUDED.postal_area,"
-        " as_of = EXCLUDED.as_of WHERE patients.as_of <= EXCLUDED.as_of",
-        upsert_key="patient_id",
-    )
-
-
-async def _patients(db: Db, patient_ids: list[uuid.UUID]) -> list[asyncpg.Record | None]:
-    rows = await db.fetch("SELECT * FROM patients WHERE patient_id = ANY($1::uuid[])", patient_ids)
-    return by_key(patient_ids, rows, "patient_id")
-
-
-# Each patient's consents by index (10,000 consents never analyzed, 300 patients: 2.7 ms as ``= ANY``,
-# a scan; 0.6 this way; analyzed, 1.5 and 1.1).
-CONSENTS_OF = probed("consents", "patient_id")
-
-
-async def _consents(db: Db, patient_ids: list[uuid.UUID]) -> list[list[Consent]]:
-    rows = await db.fetch(CONSENTS_OF, list(dict.fromkeys(patient_ids)))  # each patient once
-    found: dict[uuid.UUID, list[Consent]] = {p: [] for p in patient_ids}
-    for r in rows:
-        found[r["patient_id"]].append(Consent.from_row(r))
-    return [list(found[p]) for p in patient_ids]
-
-
-# The plans' earlier interventions found by index (a first plan has none) and deleted by key. As
-# ``patient_id = ANY``, before a fresh platform's first analyze each batch scanned the whole table to
-# delete nothing (14 ms a batch of about 370 plans in a chain of 30,000).
-FORGET_INTERVENTIONS = (
-    "DELETE FROM plan_interventions WHERE intervention_id = ANY(ARRAY("
-    + probed("plan_interventions", "patient_id", select="intervention_id")
-    + "))"
-)
-
-
-async def _remember_plans(db: Db, asks: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> list[bool]:
-    """Each patient once per call (side by side runs one event per patient at a time)."""
-    newer = await insert_rows_returning(
-        db, "plans", [p for p, _ in asks], key="patient_id", conflict=_NEWER_PLAN
-    )
-    fresh = [ask for ask, is_newer in zip(asks, newer, strict=True) if is_newer]
-    if fresh:
-        patients = [plan["patient_id"] for plan, _ in fresh]
-        await db.execute(FORGET_INTERVENTIONS, list(dict.fromkeys(patients)))
-        await insert_rows_each(db, "plan_interventions", [i for _, items in fresh for i in items])
-    return newer
-
-
-async def _insert_referrals(db: Db, rows: list[dict[str, Any]]) -> list[bool]:
-    return await insert_rows_returning(db, "referrals", rows, key="id", conflict="DO NOTHING")
-
-
-# Each intervention's original referral by index, probe by probe: 370 interventions among 30,000
-# referrals (analyzed) 0.7 ms, 1.4 as one index scan of ``= ANY`` (which sorts its keys first).
-REFERRED = probed(
-    "referrals", "intervention_id", select="intervention_id", where="replaces_referral_id IS NULL"
-)
-
-
-async def _with_referral(db: Db, asks: list[tuple[uuid.UUID, ...]]) -> list[set[uuid.UUID]]:
-    rows = await db.fetch(REFERRED, list({i for ask in asks for i in ask}))
-    referred = {r["intervention_id"] for r in rows}
-    return [referred.intersection(ask) for ask in asks]
-
-
-async def _add_histories(db: Db, rows: list[dict[str, Any]]) -> list[None]:
-    return await insert_rows_each(db, "referral_status_history", rows)
