@@ -15,7 +15,7 @@ from typing import ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from careloop_shared.errors import SafeMessageError
-from careloop_shared.ids import new_id
+from careloop_shared.ids import new_id, parse_id
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -201,13 +201,13 @@ def decode(
         raise UndecodableEvent(f"unknown event type {h['ce_type']!r}")
     try:
         envelope = Envelope(
-            id=uuid.UUID(h["ce_id"]),
+            id=parse_id(h["ce_id"]),
             type=h["ce_type"],
             source=h["ce_source"],
             subject=h["ce_subject"],
             time=datetime.fromisoformat(h["ce_time"]),
-            correlation_id=uuid.UUID(h.get("ce_correlationid") or h["ce_id"]),
-            causation_id=uuid.UUID(h["ce_causationid"]) if h.get("ce_causationid") else None,
+            correlation_id=parse_id(h.get("ce_correlationid") or h["ce_id"]),
+            causation_id=parse_id(h["ce_causationid"]) if h.get("ce_causationid") else None,
             # Kept as it came: a span started from it checks it (a malformed one starts a new trace).
             traceparent=h.get("ce_traceparent"),
         )

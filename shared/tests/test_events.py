@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from careloop_shared.contracts import FollowUpDue, RiskLevel
 from careloop_shared.events import UndecodableEvent, decode, new_message
+from careloop_shared.ids import parse_id
 
 
 def _follow_up_due() -> FollowUpDue:
@@ -151,3 +152,29 @@ def test_any_record_is_decoded_or_refused_with_a_reason_never_crashes(drop, repl
         decode(good_value if keep_body else value, headers, topic="t", partition=0, offset=0)
     except (UndecodableEvent, ValidationError) as exc:
         assert str(exc)
+
+
+@pytest.mark.parametrize("header", ["ce_id", "ce_correlationid", "ce_causationid"])
+@pytest.mark.parametrize(
+    "bad", ["not-a-uuid", "+18f0000-0000-7000-8000-000000000000", "018f0000-0000-7000-8000"]
+)
+def test_an_id_header_that_is_no_uuid_is_refused_without_quoting_it(header, bad):
+    message = new_message(_follow_up_due(), causation_id=uuid.uuid4())
+    value, headers = _wire(message)
+    headers = [(k, bad.encode() if k == header else v) for k, v in headers]
+    with pytest.raises(UndecodableEvent, match="malformed ce_\\* header value") as refused:
+        decode(value, headers, topic="t", partition=0, offset=0)
+    cause = refused.value.__cause__
+    assert isinstance(cause, ValueError) and not isinstance(cause, ValidationError)
+    assert bad not in str(refused.value) and bad not in str(cause)
+
+
+def test_ids_in_every_form_a_uuid_is_written_are_read_as_uuid_reads_them():
+    known = uuid.UUID("018f3a1c-5b2e-7d4f-8a6b-9c0d1e2f3a4b")
+    for text in (str(known), str(known).upper(), f"{{{known}}}", f"urn:uuid:{known}", known.hex):
+        parsed = parse_id(text)
+        assert type(parsed) is uuid.UUID and parsed == known and str(parsed) == str(known)
+        assert hash(parsed) == hash(known) and parsed.version == 7
+    for bad in ("", "x", known.hex[:-1], f"{known}0", f" {known.hex[1:]}"):
+        with pytest.raises(ValueError, match=r"^not a UUID$"):
+            parse_id(bad)
