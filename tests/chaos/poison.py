@@ -26,6 +26,7 @@ KINDS = (
     "subject-mismatch",
     "tombstone",
     "header-not-utf8",
+    "malformed-id",
 )
 
 
@@ -81,6 +82,10 @@ def poison_for(topic: str, event_type: str, n: int, real: Any | None) -> list[Po
                 headers = {k: v for k, v in real.headers}
                 headers["ce_id"], value = str(uuid.uuid4()).encode(), real.value
             headers["ce_source"] = b"\xff\xfe"
+        elif kind == "malformed-id":
+            if real is not None:  # a valid event but for its id: refused for the id alone
+                headers, value = {k: v for k, v in real.headers}, real.value
+            headers["ce_id"] = b"+" + str(uuid.uuid4()).encode()[1:]  # no UUID, though int(..., 16) reads it
         key = f"poison-{kind}-{n}".encode()
         made.append(Poison(kind, topic, key, value, list(headers.items())))
     return made
