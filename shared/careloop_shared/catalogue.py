@@ -14,7 +14,6 @@ import json
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +155,7 @@ def _index(flow: EventFlow) -> list[str]:
 
 def _envelope() -> list[str]:
     sample = example_message(REGISTRY[min(REGISTRY)])
-    always = set(replace(sample.envelope, causation_id=None, traceparent=None).headers())
+    always = set(sample.envelope._replace(causation_id=None, traceparent=None).headers())
     missing = set(sample.envelope.headers()) - set(HEADER_MEANINGS)
     if missing:
         raise SystemExit(f"headers without a meaning in catalogue.HEADER_MEANINGS: {sorted(missing)}")

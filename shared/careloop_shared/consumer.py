@@ -18,8 +18,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -112,9 +111,9 @@ class TransientFailure(Exception):
     """Raised to the broker so the batch is redelivered (offsets not committed)."""
 
 
-@dataclass(frozen=True)
-class Record:
-    """What the consumer needs of a Kafka record."""
+class Record(NamedTuple):
+    """What the consumer needs of a Kafka record (a named tuple, as ``events.ReceivedEvent`` is: one is
+    built for every record read)."""
 
     topic: str
     partition: int

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -128,7 +127,7 @@ def _consumer(handler: Any, dead: list[str]) -> EventConsumer:
 
 def _record(offset: int, value: bytes | None = None) -> Record:
     record = record_of(Pinged(patient_id=uuid.uuid4(), agency_id="agency-a"), offset)
-    return dataclasses.replace(record, value=value) if value else record
+    return record._replace(value=value) if value else record
 
 
 def _counts(**extra: str) -> dict[str, float]:
