@@ -15,8 +15,10 @@ deeper, and then stays level: shown, not judged).
 
 With every statement planned for its own parameters (the pool's default) the largest rise seen among the
 judged ones was about half of what fails. With ``CARELOOP_PG_PLAN_CACHE_MODE=auto`` (generic plans kept
-once made, on tables still nearly empty) it fails: referral's look-up of an intervention's referrals went
-from 3 to 119 pages a call, careplan's plan look-up from 6 to 211 (docs/performance.md).
+once made, on tables still nearly empty) it failed: referral's look-up of an intervention's referrals went
+from 3 to 119 pages a call, careplan's plan look-up from 6 to 211 (docs/performance.md). Since those
+look-ups probe each key by index (``db.probed``) it passes under ``auto`` too, every statement's pages the
+same in both modes (2026-12-06).
 """
 
 from __future__ import annotations
