@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.conftest import SERVICES, platform_env, run_module
+from tests.perf import bench_machine
 from tests.perf.bench_metrics import batches_between
 from tests.perf.bench_open import _post
 from tests.perf.bench_summary import summary
@@ -56,6 +57,13 @@ async def test_the_tiny_bench_runs_every_stage_to_the_end(platform, tmp_path):
     careplan = stages["chain"]["metrics"]["batches"]["careplan"]
     assert careplan["batches"] * careplan["records_per_batch"] >= 200
     assert careplan["relay_cycles"] > 0
+    # The machine's own figures: busy at least as long as the chain's groups were, a reference loop timed
+    # before and after the stages.
+    machine = stages["chain"]["metrics"]["machine"]
+    assert machine["busy_s"] >= sum(stages["chain"]["metrics"]["cpu_s"].values()) - 0.5
+    assert machine["outside_groups_s"] >= 0 and machine["steal_s"] >= 0
+    assert all(results["machine"]["reference_loop_us"][k] > 0 for k in ("before", "after"))
+    assert "sum(range(1000)) in this Python" in log
     png = tmp_path / "bench.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -135,3 +143,29 @@ def test_a_stage_kept_up_is_told_from_one_falling_behind_by_its_middle_half_and_
     # The drain after the last arrival, which a rate over the whole stage counts, is left out of both.
     text = summary({"stages": {"open": {"rates": [{"rate": 100, "complete": True, **kept}]}}})
     assert "open 100/s   100/s; p50 100, 100, 100, 100; p99 100, 100, 100, 100" in text
+
+
+def test_a_windows_machine_figures_set_what_no_measured_group_used_apart():
+    before = {"user": 100.0, "system": 20.0, "idle": 500.0, "iowait": 1.0, "softirq": 2.0, "steal": 3.0}
+    after = {"user": 130.0, "system": 26.0, "idle": 510.0, "iowait": 1.5, "softirq": 4.0, "steal": 3.5}
+    # 38 s busy (user, system and softirq; idle, iowait and steal are not), 35 of them the groups'.
+    window = bench_machine.window(before, after, {"careplan": 20.0, "postgres": 15.0})
+    assert window == {"busy_s": 38.0, "outside_groups_s": 3.0, "steal_s": 0.5}
+    # Sampled a little apart, the groups can add up to more than the machine: never a negative figure.
+    assert bench_machine.window(before, after, {"careplan": 40.0})["outside_groups_s"] == 0.0
+    assert bench_machine.reference_loop_us(rounds=2, number=100) > 0
+
+
+def test_the_summary_shows_the_machine_of_the_run_and_of_each_window():
+    chain = {"cpu_s": {"careplan": 4.0}, "machine": {"busy_s": 9.5, "outside_groups_s": 1.25, "steal_s": 0.0}}
+    machine = {"cores": 2, "reference_loop_us": {"before": 14.1, "after": 16.7}}
+    lines = summary({"stages": {"chain": {"metrics": chain}}, "machine": machine}).splitlines()
+    assert lines[lines.index(next(x for x in lines if x.startswith("machine CPU seconds"))) + 1].split() == [
+        "chain", "9.5", "1.2", "0.0",
+    ]  # fmt: skip
+    assert (
+        lines[-1]
+        == "machine: 2 cores; sum(range(1000)) in this Python 14.1 µs before, 16.7 µs after (lower is faster)"
+    )
+    # Results written before these figures existed print without them.
+    assert "machine" not in summary({"stages": {"chain": {"metrics": {"cpu_s": {"kafka": 1.0}}}}})

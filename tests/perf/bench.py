@@ -30,6 +30,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.perf import bench_machine
 from tests.perf.bench_chart import draw
 from tests.perf.bench_common import BenchConfig, config_from_env
 from tests.perf.bench_kafka import close_offset_readers
@@ -201,8 +202,12 @@ async def run(cfg: BenchConfig, stages: list[str], tiny: bool) -> tuple[dict[str
     metrics = Metrics(cfg, pgss=why_not is None)
     try:
         results["idle_baseline"] = await idle(cfg, 1.0 if tiny else 3.0)
+        results["machine"] = bench_machine.about()  # while the platform is idle, before the stages
         write(cfg, results)
-        return results, await _stages(cfg, stages, metrics, results)
+        ok = await _stages(cfg, stages, metrics, results)
+        results["machine"]["reference_loop_us"]["after"] = bench_machine.reference_loop_us()
+        write(cfg, results)
+        return results, ok
     finally:
         await close_offset_readers()
 

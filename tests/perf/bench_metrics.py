@@ -21,6 +21,7 @@ import asyncpg
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.perf import bench_machine
 from tests.perf.bench_common import MARK, SERVICES, BenchConfig
 
 SAMPLE_S = 0.5
@@ -126,6 +127,7 @@ class Sampler:
         self._procs: dict[int, psutil.Process] = {}
         self._task: asyncio.Task[None] | None = None
         self._started = 0.0
+        self._machine: dict[str, float] = {}
 
     def _find(self) -> None:
         found = {**discover(self.cfg), **self.extra, "bench": [os.getpid()]}
@@ -164,6 +166,7 @@ class Sampler:
 
     def start(self) -> None:
         self._started = time.time()
+        self._machine = bench_machine.cpu_times()
         self._find()
         self._sample()
         self._t0 = time.monotonic()
@@ -177,6 +180,7 @@ class Sampler:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._sample()
+        machine = bench_machine.cpu_times()
         cpu: dict[str, float] = {}
         for (group, pid), last in self.last.items():
             cpu[group] = cpu.get(group, 0.0) + max(0.0, last - self.first.get((group, pid), last))
@@ -192,6 +196,7 @@ class Sampler:
             "vm_hwm_mb": hwm,  # lifetime peak of each process (VmHWM), not only this stage's
             "pids": self.groups,
             "restarted": sorted(self.restarted),
+            "machine": bench_machine.window(self._machine, machine, cpu),
             **({"sampler_error": self.error} if self.error else {}),
         }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.perf.bench_machine import describe
+
 GROUPS = ("intake", "careplan", "referral", "followup", "record", "kafka", "postgres", "bench")
 
 
@@ -158,6 +160,19 @@ def summary(results: dict[str, Any]) -> str:
         ]
         if batches:  # results written before batches were counted have none
             lines += ["", "batches consumed (records per batch) and relay cycles, per service", *batches]
+        machine = [
+            f"{name:<18} {w['busy_s']:>9.1f} {w['outside_groups_s']:>9.1f} {w['steal_s']:>9.1f}"
+            for name, m in windows
+            if (w := m.get("machine"))
+        ]
+        if machine:  # the same code has cost more CPU on some hours than others: read the runs with these
+            lines += [
+                "",
+                "machine CPU seconds     busy   outside    stolen  (outside: no measured group's)",
+                *machine,
+            ]
+    if results.get("machine"):
+        lines += ["", describe(results["machine"])]
     for name, foreign in _foreign(stages):
         lines.append(
             f"WARNING {name}: {foreign} records of other traffic on its topics; its cost figures include it"
