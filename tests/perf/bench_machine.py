@@ -1,12 +1,12 @@
 """What the machine itself did during a window, and how fast it ran Python, so that runs of different
 hours can be read side by side.
 
-The same code on the same machine has measured a quarter to a half more CPU a journey on some hours than on
-others (README, Performance), with no time stolen by the hypervisor counted. A stage's CPU per process group
-cannot tell such an hour from a change in the code; these figures can:
+The same code on the same machine has cost up to half as much CPU again a journey on some hours as on others
+(README, Performance), with no time stolen by the hypervisor counted. A stage's CPU per process group cannot
+tell such an hour from a change in the code; these figures can:
 
 - the reference loop: the time this Python takes for ``sum(range(1000))`` (best of five rounds), before the
-  stages and after them, taken while the platform is idle; lower is faster;
+  stages (the platform idle) and after the last one; lower is faster;
 - per window: the machine's busy CPU seconds (every core, from ``psutil.cpu_times``), the part of them no
   measured group used (other processes, and interrupt work the kernel charges to no process), and the time
   the hypervisor gave to others while this machine wanted to run (``steal``; Linux only).
