@@ -60,10 +60,14 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
+    # Class 53: the server out of disk, memory or connections. An event is not poison because the
+    # database's disk is full: dead-lettered, every event of the hour would be.
+    asyncpg.InsufficientResourcesError,
+    asyncpg.PostgresIOError,  # 58030: the server could not read or write its files
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,  # 57P02: another server process crashed; the server ends every session
     RowTypeChanged,  # a migration changed a table under this connection: it forgot the old columns
     ConnectionError,
     TimeoutError,

@@ -307,6 +307,14 @@ def test_a_server_that_is_down_or_dropped_the_connection_is_unavailable_and_a_mi
         ConnectionRefusedError(),  # the socket or port of a stopped server
         OSError("connect failed"),
         asyncpg.CannotConnectNowError("the database system is starting up"),
+        # A server in trouble rather than a request at fault: its disk full (a PANIC of a local run with
+        # /tmp full, 2026-12-06), its memory or connections used up, its files unwritable, or every
+        # session ended because another of its processes crashed.
+        asyncpg.DiskFullError('could not extend file "base/16384/16385": No space left on device'),
+        asyncpg.OutOfMemoryError("out of memory"),
+        asyncpg.TooManyConnectionsError("sorry, too many clients already"),
+        asyncpg.PostgresIOError('could not write to file "pg_wal/xlogtemp.9905": No space left on device'),
+        asyncpg.CrashShutdownError("terminating connection because of crash of another server process"),
         asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
         _raised(asyncpg.InterfaceError("connection is closed"), BrokenPipeError()),
         TimeoutError(),
@@ -353,6 +361,40 @@ def test_a_server_that_is_down_or_dropped_the_connection_is_unavailable_and_a_mi
     ]
     for exc in defects:
         assert not is_unavailable(exc), exc
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        asyncpg.DiskFullError('could not extend file "base/16384/16385": No space left on device'),
+        asyncpg.CrashShutdownError("terminating connection because of crash of another server process"),
+    ],
+)
+async def test_a_request_meeting_a_server_out_of_disk_or_recovering_from_a_crash_is_told_503_not_500(exc):
+    from pathlib import Path
+
+    import httpx
+    from fastapi import APIRouter
+
+    from careloop_shared.app import create_app
+    from careloop_shared.auth import issue_token
+    from careloop_shared.http import needs
+    from careloop_shared.runtime import ServiceRuntime, ServiceSpec
+    from careloop_shared.settings import DEV_JWT_SECRET, ServiceSettings
+
+    router = APIRouter()
+
+    @router.post("/write", openapi_extra=needs("patient:read"))
+    async def write() -> None:
+        raise exc
+
+    spec = ServiceSpec(name="test-server-trouble", migrations=Path("."), context=None, store=lambda _: None)
+    app = create_app(ServiceRuntime(spec, ServiceSettings()), [router], description="test")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        token = issue_token(DEV_JWT_SECRET, agency="agency-a", role="care-manager")
+        answer = await client.post("/write", headers={"Authorization": f"Bearer {token}"})
+    assert (answer.status_code, answer.headers.get("retry-after")) == (503, "2")
+    assert "base/16384" not in answer.text and "crash" not in answer.text  # the server's words stay inside
 
 
 @pytest.mark.integration

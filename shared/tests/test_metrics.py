@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import asyncpg
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from careloop_shared import metrics
 from careloop_shared.app import AccessLog, create_app
-from careloop_shared.consumer import EventConsumer, Record
+from careloop_shared.consumer import EventConsumer, Record, TransientFailure
 from careloop_shared.events import Event, ReceivedEvent
 from careloop_shared.outbox import UnitOfWork
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec
@@ -185,3 +187,16 @@ async def test_a_failing_event_counts_its_retries_and_its_dead_letter_reason():
         "retried": 2,  # three attempts: two retries, then the dead-letter topic
         "failed": 1,
     }
+
+
+async def test_an_event_failing_for_a_server_out_of_disk_is_redelivered_not_dead_lettered():
+    async def disk_full(*_: Any) -> None:
+        raise asyncpg.DiskFullError('could not extend file "base/16384/16385": No space left on device')
+
+    dead: list[str] = []
+    before = _counts()
+    with pytest.raises(TransientFailure):
+        await _consumer(disk_full, dead).process([_record(0), _record(1)])
+    after = _counts()
+    assert dead == []  # no event is poison because the database's disk is full: the batch comes again
+    assert (after["failed"] - before["failed"], after["handled"] - before["handled"]) == (0, 0)
