@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 import psutil
 
@@ -25,7 +26,7 @@ SERVICES = ("intake", "careplan", "referral", "followup", "record")
 
 @dataclass
 class Fault:
-    kind: str  # kill, broker-restart, database-restart, pause, poison
+    kind: str  # kill, broker-restart, database-restart, database-crash, pause, poison
     target: str
     at: float  # seconds since the run started
     ended_at: float | None = None  # the end of a restart or a pause
@@ -153,6 +154,40 @@ class Fleet:
             done = await asyncio.to_thread(subprocess.run, [script, step], capture_output=True, text=True)
             if done.returncode != 0:
                 fault.detail[f"{step}_error"] = (done.stderr or done.stdout)[-500:]
+        fault.ended_at = self.now()
+        await self._until_ready(fault)
+        return fault
+
+    async def crash_database(self, pg_url: str, databases: list[str]) -> Fault:
+        """SIGKILL one PostgreSQL backend serving a service: the server ends every other session (SQLSTATE
+        57P02, "crash of another server process"), recovers from its WAL and takes connections again, as
+        after any of its processes crashed (the kernel's OOM killer, a full disk). Recovery: until every
+        service answers ready."""
+        fault = Fault("database-crash", "postgres", self.now())
+        self.faults.append(fault)
+        try:  # the server may be restarting just now (another fault): then the crash is named as not done
+            conn = await asyncpg.connect(f"{pg_url}/postgres", timeout=10)
+            try:
+                pids = await conn.fetch(
+                    "SELECT pid, datname FROM pg_stat_activity WHERE datname = ANY($1)"
+                    " ORDER BY state = 'active' DESC, pid",
+                    databases,
+                )
+            finally:
+                await conn.close()
+        except (OSError, asyncpg.PostgresError) as exc:
+            fault.detail["error"] = f"{type(exc).__name__}: {exc}"
+            pids = []
+        if "error" in fault.detail:
+            pass
+        elif not pids:
+            fault.detail["error"] = "no backend of the services' databases to crash"
+        else:
+            fault.detail["database"] = pids[0]["datname"]
+            try:
+                os.kill(pids[0]["pid"], signal.SIGKILL)
+            except OSError as exc:  # another user's process: the fault is named as not done
+                fault.detail["error"] = f"{type(exc).__name__}: {exc}"
         fault.ended_at = self.now()
         await self._until_ready(fault)
         return fault

@@ -60,6 +60,8 @@ def _timeline(path: Path, results: dict[str, Any]) -> None:
         elif kind in SPANS:
             ax.axvspan(fault["at"], fault["ended_at"] or fault["at"], color=SPANS[kind], alpha=0.25,
                        label=f"{kind} ({fault['target']})")  # fmt: skip
+        elif kind == "database-crash":  # a moment: the server recovers on its own
+            ax.axvline(fault["at"], color="tab:pink", lw=1.5, label="database crash (a backend SIGKILLed)")
         elif kind == "poison":
             ax.axvline(fault["at"], color="k", ls="--", lw=1, label="poison sent")
     for service, colour in COLOURS.items():
@@ -86,7 +88,9 @@ def markdown(r: dict[str, Any]) -> str:
         f" {r['accepted']} accepted (202). Faults: {by_kind.get('kill', 0)} SIGKILLs"
         f" ({_pairs(r['kills_per_service'])}),"
         f" {by_kind.get('broker-restart', 0)} broker restarts, {by_kind.get('database-restart', 0)} database"
-        f" restarts, {by_kind.get('pause', 0)} SIGSTOP of {cfg['pause_s']} s, poison of every kind on every"
+        f" restarts, {by_kind.get('database-crash', 0)} database crashes (a backend SIGKILLed"
+        f"{_undone(faults)}),"
+        f" {by_kind.get('pause', 0)} SIGSTOP of {cfg['pause_s']} s, poison of every kind on every"
         f" consumed topic. Settled: {r['settled']} (load done at {r['loaded_at']:.0f} s, counted at"
         f" {r['settled_at']:.0f} s). Client retries: {r['load']['retries']}; answered 500:"
         f" {r['load']['internal_errors']}.",
@@ -157,12 +161,19 @@ def _lost(lost: dict[str, dict[str, int]]) -> str:
     return "; ".join(found) or "none"
 
 
+def _undone(faults: list[dict[str, Any]]) -> str:
+    """Why a database crash was not done, if one was not (another fault had the server down)."""
+    undone = [str((f.get("detail") or {}).get("error")) for f in faults if f["kind"] == "database-crash"]
+    undone = [e for e in undone if e != "None"]
+    return f"; not done: {'; '.join(undone)}" if undone else ""
+
+
 def _recovery(faults: list[dict[str, Any]]) -> str:
     rows = [
         "| fault | count | recovery median (s) | max (s) | not recovered |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for kind in ("kill", "broker-restart", "database-restart", "pause"):
+    for kind in ("kill", "broker-restart", "database-restart", "database-crash", "pause"):
         mine = [f for f in faults if f["kind"] == kind]
         if not mine:
             continue
