@@ -2,7 +2,6 @@
 one waits its turn; no broker, no database. Requests are held inside the app by events the test sets."""
 
 import asyncio
-from pathlib import Path
 
 import httpx
 import pytest
@@ -11,12 +10,10 @@ from starlette.types import Receive, Scope, Send
 
 from careloop_shared import metrics
 from careloop_shared.admission import BUSY, Admission
-from careloop_shared.app import create_app
 from careloop_shared.auth import issue_token
 from careloop_shared.http import needs
-from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careloop_shared.settings import DEV_JWT_SECRET, ServiceSettings
-from careloop_shared.testing import until
+from careloop_shared.testing import app_of, until
 
 
 class HeldApp:
@@ -158,9 +155,7 @@ async def test_every_service_app_holds_its_routes_to_its_limit_but_never_its_met
         await held.wait()
         return {}
 
-    spec = ServiceSpec(name="test-admission-app", migrations=Path("."), context=None, store=lambda _: None)
-    settings = ServiceSettings(http_max_active=1, http_queue_wait_s=0.05)
-    app = create_app(ServiceRuntime(spec, settings), [router], description="test")
+    app = app_of("test-admission-app", [router], ServiceSettings(http_max_active=1, http_queue_wait_s=0.05))
     token = issue_token(DEV_JWT_SECRET, agency="agency-a", role="care-manager")
     auth = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:

@@ -15,6 +15,7 @@ from careloop_shared.auth import (
     verify_token,
 )
 from careloop_shared.settings import ServiceSettings
+from careloop_shared.testing import app_of
 
 SECRET = "test-secret-0123456789-0123456789-abcd"
 
@@ -143,15 +144,12 @@ async def test_a_kept_token_is_checked_again_after_keep_s_and_the_oldest_is_forg
 async def test_a_route_of_create_app_signs_its_caller_in_once_and_documents_the_bearer_scheme(monkeypatch):
     """The app's ``authorized`` dependency signs the caller in; the route's principal, command runner and
     auditor read them from the request instead of being solved (and authenticated) again."""
-    from pathlib import Path
 
     import httpx
     from fastapi import APIRouter, Request
 
     from careloop_shared import http
-    from careloop_shared.app import create_app
     from careloop_shared.http import Audit, CurrentPrincipal, needs
-    from careloop_shared.runtime import ServiceRuntime, ServiceSpec
     from careloop_shared.settings import DEV_JWT_SECRET
 
     calls: list[str] = []
@@ -170,8 +168,7 @@ async def test_a_route_of_create_app_signs_its_caller_in_once_and_documents_the_
         routes.append(request.scope["route"])
         return {"agency": me.agency_id, "role": me.role}
 
-    spec = ServiceSpec(name="test-sign-in", migrations=Path("."), context=None, store=lambda _: None)
-    app = create_app(ServiceRuntime(spec, ServiceSettings()), [router], description="test")
+    app = app_of("test-sign-in", [router])
     token = issue_token(DEV_JWT_SECRET, agency="agency-a", role="care-manager")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         ok = await client.get("/who", headers={"Authorization": f"Bearer {token}"})

@@ -19,6 +19,7 @@ from careloop_shared.crypto import (
     parse_key_ring,
     seal,
 )
+from careloop_shared.testing import app_of
 
 
 def _kek(kid: str) -> str:
@@ -69,16 +70,13 @@ def test_a_bad_kek_setting_is_named_without_the_key(text, says):
 
 
 async def test_sealed_data_that_does_not_open_here_answers_503_saying_why_never_500():
-    from pathlib import Path
 
     import httpx
     from fastapi import APIRouter
 
-    from careloop_shared.app import create_app
     from careloop_shared.auth import issue_token
     from careloop_shared.http import needs
-    from careloop_shared.runtime import ServiceRuntime, ServiceSpec
-    from careloop_shared.settings import DEV_JWT_SECRET, ServiceSettings
+    from careloop_shared.settings import DEV_JWT_SECRET
 
     router = APIRouter()
 
@@ -86,8 +84,7 @@ async def test_sealed_data_that_does_not_open_here_answers_503_saying_why_never_
     async def sealed() -> None:
         LocalKeyWrapper.from_setting(_kek("k2")).unwrap("k1", b"x" * 40, b"patient")
 
-    spec = ServiceSpec(name="test-unreadable", migrations=Path("."), context=None, store=lambda _: None)
-    app = create_app(ServiceRuntime(spec, ServiceSettings()), [router], description="test")
+    app = app_of("test-unreadable", [router])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         token = issue_token(DEV_JWT_SECRET, agency="agency-a", role="care-manager")
         answer = await client.get("/sealed", headers={"Authorization": f"Bearer {token}"})

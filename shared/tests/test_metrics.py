@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, ClassVar
 
 import asyncpg
@@ -14,12 +13,12 @@ import pytest
 from fastapi import FastAPI
 
 from careloop_shared import metrics
-from careloop_shared.app import AccessLog, create_app
+from careloop_shared.app import AccessLog
 from careloop_shared.consumer import EventConsumer, Record, TransientFailure
 from careloop_shared.events import Event, ReceivedEvent
 from careloop_shared.outbox import UnitOfWork
-from careloop_shared.runtime import ServiceRuntime, ServiceSpec
 from careloop_shared.settings import ServiceSettings
+from careloop_shared.testing import app_of
 from careloop_shared.testing.batches import record_of
 
 
@@ -70,8 +69,7 @@ async def test_unknown_routes_and_invented_methods_are_one_series_each():
 
 
 def _service_app(**settings: Any) -> FastAPI:
-    spec = ServiceSpec(name="test-metrics-app", migrations=Path("."), context=None, store=lambda _: None)
-    return create_app(ServiceRuntime(spec, ServiceSettings(**settings)), [], description="test")
+    return app_of("test-metrics-app", [], ServiceSettings(**settings))
 
 
 async def test_metrics_answer_without_a_token_or_a_rate_limit_and_are_not_in_the_api_document():

@@ -8,7 +8,6 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -21,14 +20,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from careloop_shared import tracing
-from careloop_shared.app import AccessLog, create_app
+from careloop_shared.app import AccessLog
 from careloop_shared.auth import issue_token
 from careloop_shared.consumer import EventConsumer, Record, batch_handler
 from careloop_shared.events import Event, ReceivedEvent, new_message
 from careloop_shared.http import CurrentPrincipal, needs
 from careloop_shared.outbox import DatabaseUnitOfWork, UnitOfWork
-from careloop_shared.runtime import ServiceRuntime, ServiceSpec
-from careloop_shared.settings import DEV_JWT_SECRET, ServiceSettings
+from careloop_shared.settings import DEV_JWT_SECRET
+from careloop_shared.testing import app_of
 from careloop_shared.testing.batches import delivered
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -297,8 +296,7 @@ async def test_fastapis_own_telemetry_stays_off_under_a_global_provider(spans, m
     async def ping(patient_id: uuid.UUID, me: CurrentPrincipal, name: str | None = None) -> dict[str, str]:
         return {"status": "ok"}
 
-    spec = ServiceSpec(name="test-telemetry", migrations=Path("."), context=None, store=lambda _: None)
-    careloop = create_app(ServiceRuntime(spec, ServiceSettings()), [router], description="test")
+    careloop = app_of("test-telemetry", [router])
     plain = FastAPI()  # FastAPI's defaults, as a control: the global provider is seen
 
     @plain.get("/v1/patients/{patient_id}/pings")

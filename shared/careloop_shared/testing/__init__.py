@@ -467,3 +467,14 @@ def route_permissions(app: Any, prefix: str) -> dict[tuple[str, str], str]:
         if path.startswith(prefix)
         for method, operation in operations.items()
     }
+
+
+def app_of(name: str, routers: list[Any], settings: Any = None) -> Any:
+    """A service's app (``create_app``: authentication, permissions, error answers, middleware) around
+    ``routers`` alone, with no database, context or store: for testing what the kernel does to a request."""
+    from careloop_shared.app import create_app
+    from careloop_shared.runtime import ServiceRuntime, ServiceSpec
+    from careloop_shared.settings import ServiceSettings
+
+    spec = ServiceSpec(name=name, migrations=Path("."), context=None, store=lambda _: None)
+    return create_app(ServiceRuntime(spec, settings or ServiceSettings()), routers, description="test")
