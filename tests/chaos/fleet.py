@@ -177,17 +177,15 @@ class Fleet:
                 await conn.close()
         except (OSError, asyncpg.PostgresError) as exc:
             fault.detail["error"] = f"{type(exc).__name__}: {exc}"
-            pids = []
-        if "error" in fault.detail:
-            pass
-        elif not pids:
-            fault.detail["error"] = "no backend of the services' databases to crash"
         else:
-            fault.detail["database"] = pids[0]["datname"]
-            try:
-                os.kill(pids[0]["pid"], signal.SIGKILL)
-            except OSError as exc:  # another user's process: the fault is named as not done
-                fault.detail["error"] = f"{type(exc).__name__}: {exc}"
+            if not pids:
+                fault.detail["error"] = "no backend of the services' databases to crash"
+            else:
+                fault.detail["database"] = pids[0]["datname"]
+                try:
+                    os.kill(pids[0]["pid"], signal.SIGKILL)
+                except OSError as exc:  # another user's process: the fault is named as not done
+                    fault.detail["error"] = f"{type(exc).__name__}: {exc}"
         fault.ended_at = self.now()
         await self._until_ready(fault)
         return fault

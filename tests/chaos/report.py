@@ -163,8 +163,8 @@ def _lost(lost: dict[str, dict[str, int]]) -> str:
 
 def _undone(faults: list[dict[str, Any]]) -> str:
     """Why a database crash was not done, if one was not (another fault had the server down)."""
-    undone = [str((f.get("detail") or {}).get("error")) for f in faults if f["kind"] == "database-crash"]
-    undone = [e for e in undone if e != "None"]
+    crashes = [f.get("detail") or {} for f in faults if f["kind"] == "database-crash"]
+    undone = [str(d["error"]) for d in crashes if d.get("error")]
     return f"; not done: {'; '.join(undone)}" if undone else ""
 
 
