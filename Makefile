@@ -9,7 +9,7 @@ ROLE ?= care-manager
 PYTEST_ARGS ?=
 SERVICES := $(notdir $(wildcard services/*))
 
-.PHONY: help install up test test-unit infra-up infra-down infra-status browser token lint schemas clean bench bench-tiny fuzz chaos
+.PHONY: help install up up-oncpu oncpu test test-unit infra-up infra-down infra-status browser token lint schemas clean bench bench-tiny fuzz chaos
 
 help::
 	@echo "make up          install, start Kafka + PostgreSQL (unless provided) and all services"
@@ -23,6 +23,8 @@ help::
 	@echo "make schemas     regenerate the published event JSON Schemas"
 	@echo "make bench       benchmark the running platform (needs make up): .artifacts/bench/results.json, bench.png"
 	@echo "make bench-tiny  the same at a tiny size, in well under a minute; BENCH_ARGS=... passes options"
+	@echo "make up-oncpu    the platform on CPython 3.13 with perf's JIT support, for make oncpu"
+	@echo "make oncpu       on-CPU profiles of the running services by Python frame (perf); ONCPU_ARGS=..."
 	@echo "make fuzz        fuzz every service's OpenAPI document as every role (needs make up): .artifacts/fuzz"
 	@echo "make chaos       10,000 assessments under SIGKILLs, broker and database restarts, a pause and poison:"
 	@echo "                 .artifacts/chaos/report.md (its own services; restarts the local infrastructure)"
@@ -92,7 +94,22 @@ bench bench-tiny:
 
 clean:
 	$(INFRA) down || true
-	rm -rf .run .venv
+	rm -rf .run .venv .venv-oncpu
+
+# On-CPU profiles by Python frame (tests/perf/oncpu.py): `perf` counts only time on a core, where py-spy
+# also counts a process the kernel has set aside while it holds the interpreter. CPython 3.13 gives perf
+# every Python frame of a sample (PYTHON_PERF_JIT_SUPPORT); the services run on it from their own venv.
+ONCPU_PYTHON ?= python3.13
+ONCPU_ARGS ?=
+up-oncpu: install
+	@py="$$("$(ONCPU_PYTHON)" -c 'import sys; assert sys.version_info >= (3, 13); print(sys.executable)' 2>/dev/null)" || { \
+		echo "make up-oncpu needs CPython 3.13 or later: ONCPU_PYTHON=/path/to/python3.13 (uv python install 3.13)" >&2; \
+		exit 1; }; \
+	UV_PROJECT_ENVIRONMENT=.venv-oncpu $(UV) sync --frozen --python "$$py"
+	PYTHON=.venv-oncpu/bin/python PYTHON_PERF_JIT_SUPPORT=1 deploy/local/up.sh
+
+oncpu: install
+	.venv/bin/python -m tests.perf.oncpu $(ONCPU_ARGS)
 
 # Schemathesis over every service's OpenAPI document, as every role, with a fresh agency's tokens, against
 # the platform `make up` runs. CI runs it at a small size (tests/test_fuzz.py). FUZZ_ARGS=... passes options.
