@@ -173,21 +173,25 @@ def record(pids: dict[str, int], seconds: float, frequency: int, work: Path) -> 
     """`perf record` the processes for ``seconds``, with the JIT's symbols; returns `perf script`'s text."""
     raw, injected, script = work / "perf.data", work / "perf.jit.data", work / "perf.txt"
     pid_list = ",".join(str(p) for p in pids.values())
+    # perf keeps a copy of every object a profile touched in its build-id cache (~/.debug), the shared object
+    # it makes of each jitted frame among them: thousands a run, gigabytes in a few. This run's cache is in
+    # its work directory (perf inject heeds HOME, not PERF_BUILDID_DIR), and goes with it.
+    env = {**os.environ, "HOME": str(work), "PERF_BUILDID_DIR": str(work / ".debug")}
     # -k 1: the clock the jitdumps are stamped with. Each sample copies the most of its stack perf allows
     # (64 KiB): an HTTP request through every middleware is deeper than 24 KiB.
     subprocess.run(
         ["perf", "record", "-q", "-k", "1", "-F", str(frequency), "-g", "--call-graph", "dwarf,65528",
          "-p", pid_list, "-o", str(raw), "--", "sleep", str(seconds)],
-        check=True,
+        check=True, env=env,
     )  # fmt: skip
     # perf inject writes a shared object per jitted frame beside the jitdumps (/tmp); they go afterwards.
     before = set(Path("/tmp").glob("jitted-*.so"))
     try:
-        subprocess.run(["perf", "inject", "--jit", "-i", str(raw), "-o", str(injected)], check=True)
+        subprocess.run(["perf", "inject", "--jit", "-i", str(raw), "-o", str(injected)], check=True, env=env)
         with script.open("w") as out:
             # --max-stack: perf stops at 127 frames by default, and a Python frame is several native ones.
             script_cmd = ["perf", "script", "--max-stack", "2048", "-i", str(injected)]
-            subprocess.run(script_cmd, check=True, stdout=out, stderr=subprocess.DEVNULL)
+            subprocess.run(script_cmd, check=True, stdout=out, stderr=subprocess.DEVNULL, env=env)
     finally:
         for so in set(Path("/tmp").glob("jitted-*.so")) - before:
             so.unlink(missing_ok=True)
