@@ -13,12 +13,13 @@ Each statement's pages in the two small rounds are compared, those sent at least
 each round (a statement once a batch of many keys reads a page more a key when its index is a level
 deeper, and then stays level: shown, not judged).
 
-With every statement planned for its own parameters (the pool's default) the largest rise seen among the
-judged ones was about half of what fails. With ``CARELOOP_PG_PLAN_CACHE_MODE=auto`` (generic plans kept
-once made, on tables still nearly empty) it failed: referral's look-up of an intervention's referrals went
-from 3 to 119 pages a call, careplan's plan look-up from 6 to 211 (docs/performance.md). Since those
-look-ups probe each key by index (``db.probed``) it passes under ``auto`` too, every statement's pages the
-same in both modes (2026-12-06).
+It runs under the pool's default plan cache mode, PostgreSQL's ``auto`` (generic plans kept once they look
+no dearer, made on tables still nearly empty). Under ``auto`` it once failed: referral's look-up of an
+intervention's referrals went from 3 to 119 pages a call, careplan's plan look-up from 6 to 211
+(docs/performance.md), while with every statement planned for its own parameters
+(``CARELOOP_PG_PLAN_CACHE_MODE=force_custom_plan``, the default then) the largest rise among the judged ones
+was about half of what fails. Since those look-ups probe each key by index (``db.probed``) it passes under
+both, every statement's pages the same in both modes (2026-12-06), and ``auto`` is the default.
 """
 
 from __future__ import annotations

@@ -112,15 +112,15 @@ async def _connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
         raise ConnectionRefusedError(exc.errno, "the database server's socket is not there") from exc
 
 
-# By default every statement is planned for its own parameters: asyncpg prepares each statement once per
-# connection, and a generic plan PostgreSQL settles on while a table is small (a sequential scan, a nested
-# loop) can stay with the connection as the table grows. ``auto`` (PostgreSQL's default, the setting
-# CARELOOP_PG_PLAN_CACHE_MODE) would save the planning. tests/test_plans_as_tables_grow.py failed under it
-# until the look-ups that scanned were written to probe each key by index; it passes under both now, and
-# measured again (2026-12-06) ``auto`` saved PostgreSQL about an eighth of its CPU at 250 journeys a
-# second but not the platform's, and nothing in the chain (docs/performance.md).
+# PostgreSQL's default: asyncpg prepares each statement once per connection, and after five executions
+# PostgreSQL keeps a generic plan for it when that looks no dearer than planning each execution. Planning
+# every execution (``force_custom_plan``, the setting CARELOOP_PG_PLAN_CACHE_MODE) cost a fifth to a
+# quarter of PostgreSQL's CPU at 250 journeys a second. It was the default while look-ups of a batch's keys
+# were written as ``= ANY``, whose generic plan made on a nearly empty table scanned it as it grew; they
+# probe each key by index now (``probed``), and tests/test_plans_as_tables_grow.py holds every statement of
+# the chain to the pages it read on nearly empty tables under this default (docs/performance.md).
 PlanCacheMode = Literal["force_custom_plan", "auto"]
-PLAN_CACHE_MODE: PlanCacheMode = "force_custom_plan"
+PLAN_CACHE_MODE: PlanCacheMode = "auto"
 
 
 def _server_settings(plan_cache_mode: PlanCacheMode) -> dict[str, str]:

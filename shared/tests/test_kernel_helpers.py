@@ -396,15 +396,16 @@ async def test_a_request_meeting_a_server_out_of_disk_or_recovering_from_a_crash
 
 @pytest.mark.integration
 async def test_connections_plan_statements_as_the_setting_says(database_factory, monkeypatch):
-    """Each statement planned for its own parameters unless CARELOOP_PG_PLAN_CACHE_MODE says ``auto``
-    (tests/test_plans_as_tables_grow.py shows what ``auto`` does as tables grow)."""
+    """PostgreSQL's own plan cache mode (``auto``) unless CARELOOP_PG_PLAN_CACHE_MODE says each statement
+    is planned for its own parameters (tests/test_plans_as_tables_grow.py shows what ``auto`` does as tables
+    grow)."""
     from pydantic import ValidationError
 
     from careloop_shared import db
     from careloop_shared.settings import ServiceSettings
 
     url = await database_factory("plan_mode")
-    for mode in (None, "auto"):
+    for mode in (None, "force_custom_plan"):
         chosen = {} if mode is None else {"plan_cache_mode": mode}
         pool = await db.create_pool(url, min_size=1, max_size=1, **chosen)
         relay = await db.connect(url, **chosen)
@@ -414,11 +415,11 @@ async def test_connections_plan_statements_as_the_setting_says(database_factory,
         finally:
             await relay.close()
             await pool.close()
-        assert seen == {mode or "force_custom_plan"}
+        assert seen == {mode or "auto"}
 
-    assert ServiceSettings().pg_plan_cache_mode == "force_custom_plan"
-    monkeypatch.setenv("CARELOOP_PG_PLAN_CACHE_MODE", "auto")
     assert ServiceSettings().pg_plan_cache_mode == "auto"
+    monkeypatch.setenv("CARELOOP_PG_PLAN_CACHE_MODE", "force_custom_plan")
+    assert ServiceSettings().pg_plan_cache_mode == "force_custom_plan"
     monkeypatch.setenv("CARELOOP_PG_PLAN_CACHE_MODE", "force_generic_plan")
     with pytest.raises(ValidationError, match="CARELOOP_PG_PLAN_CACHE_MODE"):
         ServiceSettings()
