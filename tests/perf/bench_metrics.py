@@ -29,11 +29,16 @@ REDISCOVER_EVERY = 4  # samples
 TX_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
-def _cmdline(p: psutil.Process) -> list[str]:
+def cmdline(p: psutil.Process) -> list[str]:
     try:
         return p.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return []
+
+
+def runs_module(cmd: list[str], module: str) -> bool:
+    """Whether the command line is Python's running ``-m <module>`` (a service: ``python -m intake``)."""
+    return bool(cmd) and "python" in os.path.basename(cmd[0]) and ("-m", module) in itertools.pairwise(cmd)
 
 
 def _port_of(url: str) -> int | None:
@@ -54,12 +59,11 @@ def discover(cfg: BenchConfig) -> dict[str, list[int]]:
     found: dict[str, list[psutil.Process]] = {s: [] for s in SERVICES}
     found.update(kafka=[], postgres=[])
     for p in psutil.process_iter(["name"]):
-        cmd = _cmdline(p)
+        cmd = cmdline(p)
         if not cmd:
             continue
-        pairs = list(itertools.pairwise(cmd))
         for service in SERVICES:
-            if ("-m", service) in pairs and "python" in os.path.basename(cmd[0]):
+            if runs_module(cmd, service):
                 found[service].append(p)
         if "java" in os.path.basename(cmd[0]) and any("kafka.Kafka" in a or "kafka.server" in a for a in cmd):
             found["kafka"].append(p)

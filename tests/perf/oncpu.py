@@ -10,14 +10,13 @@ platform that way; then, under the load to be looked at (``make bench BENCH_ARGS
 
 For each service it prints its CPU seconds in the window, the self time by package, the time by task (the
 outermost frame the event loop ran), the Python frames with the most on-CPU time beneath them (inclusive)
-and in themselves (self); and it writes each
-service's folded stacks (``frame;frame;... count``, for any flame-graph tool) to ``--out``.
+and in themselves (self); and it writes each service's folded stacks (``frame;frame;... count``, for any
+flame-graph tool) to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ from pathlib import Path
 import psutil
 
 from tests.perf.bench_common import SERVICES
+from tests.perf.bench_metrics import cmdline, runs_module
 
 REPO = Path(__file__).resolve().parents[2]
 PY_FRAME = " py::"  # how a Python frame's symbol starts in `perf script`'s output
@@ -41,11 +41,13 @@ LOOP_FRAME = "Runner.run (asyncio/runners.py)"  # the frame that runs the event 
 class Profile:
     """One process's samples, each as its Python frames from the outermost in."""
 
-    samples: int = 0
     stacks: Counter[tuple[str, ...]] = field(default_factory=Counter)
 
+    @property
+    def samples(self) -> int:
+        return self.stacks.total()
+
     def add(self, frames: tuple[str, ...]) -> None:
-        self.samples += 1
         self.stacks[frames] += 1
 
     def inclusive(self) -> Counter[str]:
@@ -151,17 +153,14 @@ def parse(lines: Iterable[str]) -> dict[int, Profile]:
 
 
 def service_pids(names: Iterable[str]) -> dict[str, int]:
-    """The pid of each ``python -m <service>`` running."""
-    wanted = set(names)
+    """The pid of each ``python -m <service>`` running (the first found, where several run)."""
+    wanted = tuple(names)
     found: dict[str, int] = {}
     for p in psutil.process_iter():
-        try:
-            cmd = p.cmdline()
-        except psutil.Error:
-            continue
-        for first, second in itertools.pairwise(cmd):
-            if first == "-m" and second in wanted and "python" in os.path.basename(cmd[0]):
-                found.setdefault(second, p.pid)
+        cmd = cmdline(p)
+        for name in wanted:
+            if runs_module(cmd, name):
+                found.setdefault(name, p.pid)
     return found
 
 
