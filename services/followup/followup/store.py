@@ -248,12 +248,8 @@ async def _open_follow_ups(db: Db, patient_ids: list[uuid.UUID]) -> list[list[as
     return [found[p] for p in patient_ids]
 
 
-# The follow-ups by key (ANY) joined to the given rows: each finds its channel once.
-SET_CHANNELS = (
-    "UPDATE follow_ups f SET channel = r.channel, updated_at = r.at"
-    " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS r(id, channel, at)"
-    " WHERE f.id = ANY($1::uuid[]) AND f.id = r.id AND f.channel IS DISTINCT FROM r.channel"
-)
+# Planned for its rows at every call (migration 011 says why).
+SET_CHANNELS = "SELECT careloop_set_channels($1::uuid[], $2::text[], $3::timestamptz[])"
 
 
 async def _set_channels(
@@ -264,10 +260,10 @@ async def _set_channels(
 
     By their ids, the primary key, not by the patients' (before a fresh platform's first analyze of
     ``follow_ups``, a batch's few hundred patients were looked for in a scan of the whole table: README,
-    Performance). Joined to the given rows, each follow-up finds its channel once (a hash join); found by
-    its position in the array, each looked through the whole array three times (a batch of 500: 3.4 of
-    the statement's 12 ms). On statistics taken while the table held next to nothing, the join may be
-    planned as a loop reading the given rows again for each follow-up: what the array cost every time."""
+    Performance), joined to the given rows so that each follow-up finds its channel once (a hash join;
+    found by its position in the array, each looked through the whole array three times: a batch of
+    500, 3.4 of the statement's 12 ms). The update is planned at every call, for the rows it is given
+    (migration 011)."""
     each = [(follow_up, channel, at) for follow_ups, channel, at in changes for follow_up in follow_ups]
     for round_ in rounds(each, key=lambda change: change[0]):
         ids, channels, times = (list(column) for column in zip(*round_, strict=True))

@@ -6,19 +6,22 @@ remember that they did (a cause may come late) in the same statement."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 
+from careloop_shared import db
 from careloop_shared.contracts import CareManagerAssigned, PatientRegistered
 from careloop_shared.testing.batches import (
     apply_batch,
     batches_of_growing_size,
     by_patient,
     pages_read,
-    scans,
     service_pool,
     without_statistics,
 )
@@ -259,28 +262,76 @@ async def test_the_task_look_up_reads_a_few_pages_an_ask_in_a_big_table_without_
         await pool.close()
 
 
-async def test_a_batch_of_channels_reaches_its_follow_ups_each_its_own(database_factory):
-    """A batch's channel update (the given rows joined to the follow-ups) reads them by key among 10,000
-    once the table is analyzed, and gives each named follow-up its own channel and time; one whose channel
-    stays what it was is not touched."""
-    pool = await service_pool(database_factory, "followup", Path(main.__file__).parent / "migrations")
+_FOLLOW_UPS = (
+    "WITH f AS (INSERT INTO follow_ups (id, patient_id, agency_id, reason, priority, due_at, status,"
+    " created_at, updated_at, overdue_at) SELECT gen_random_uuid(), gen_random_uuid(), 'agency-a',"
+    " 'plan-cadence', 'routine', $1, 'scheduled', $1, $1, $1 FROM generate_series(1, $2) RETURNING id)"
+    " SELECT array_agg(id) FROM f"
+)
+# Each statement's plan as it ran, sent to the session that ran it (the settings are a superuser's).
+_EXPLAINED = (
+    "session_preload_libraries = 'auto_explain'",
+    "auto_explain.log_min_duration = 0",
+    "auto_explain.log_analyze = on",
+    "auto_explain.log_nested_statements = on",
+    "auto_explain.log_format = json",
+    "auto_explain.log_level = notice",
+)
+
+
+def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    nodes, found = [plan], []
+    while nodes:
+        node = nodes.pop()
+        found.append(node)
+        nodes.extend(node.get("Plans", ()))
+    return found
+
+
+async def test_a_batch_of_channels_is_planned_for_its_rows_whatever_the_table_held_before(
+    database_factory, infra
+):
+    """A batch's channel update gives each named follow-up its own channel and time (one whose channel
+    stays what it was is not touched), and reads the given rows once, however small the table was when
+    the session's first calls came. The session here is where a fresh platform's was: its first calls
+    (more than the five after which PostgreSQL may keep one plan for every call) came while the table
+    held 300 follow-ups never analyzed; then 10,000 more, and a batch of 500. Planned then for no rows in
+    particular, the update ran the given rows again for each follow-up (500 passes over 500 rows)."""
+    setup = await service_pool(database_factory, "followup", Path(main.__file__).parent / "migrations")
+    name = await setup.fetchval("SELECT current_database()")
+    await setup.close()
+    admin = await asyncpg.connect(infra.admin_url(name))
     try:
-        ids = await pool.fetchval(
-            "WITH f AS (INSERT INTO follow_ups (id, patient_id, agency_id, reason, priority, due_at, status,"
-            " created_at, updated_at, overdue_at) SELECT gen_random_uuid(), gen_random_uuid(), 'agency-a',"
-            " 'plan-cadence', 'routine', $1, 'scheduled', $1, $1, $1 FROM generate_series(1, 10000)"
-            " RETURNING id) SELECT array_agg(id) FROM f",
-            AT,
-        )
-        await pool.execute("ANALYZE follow_ups")
-        chosen = ids[::40]  # 250 of them
-        channels = [("sms", "phone", None)[i % 3] for i in range(len(chosen))]
-        times = [AT + timedelta(minutes=1 + i) for i in range(len(chosen))]
+        for setting in _EXPLAINED:
+            await admin.execute(f'ALTER DATABASE "{name}" SET {setting}')
+    finally:
+        await admin.close()
+    pool = await db.create_pool(f"{infra.pg_url}/{name}", min_size=1, max_size=1)
+    try:
+        await pool.fetchval(_FOLLOW_UPS, AT, 300)
         async with pool.acquire() as conn:
-            read = await scans(conn, SET_CHANNELS, chosen, channels, times)
-            assert {table for _, table in read} == {"follow_ups"}, read
-            assert "Seq Scan" not in {node for node, _ in read}, read
+            notices: list[str] = []
+
+            def note(_conn: Any, message: Any) -> None:
+                notices.append(message.message)
+
+            conn.add_log_listener(note)
+            absent = [uuid.uuid4() for _ in range(5)]
+            for _ in range(7):
+                await _set_channels(conn, [((f,), "sms", AT) for f in absent])
+            ids = await conn.fetchval(_FOLLOW_UPS, AT, 10_000)
+            chosen = ids[::20]  # 500 of them
+            channels = [("sms", "phone", None)[i % 3] for i in range(len(chosen))]
+            times = [AT + timedelta(minutes=1 + i) for i in range(len(chosen))]
+            notices.clear()
             await _set_channels(conn, [((f,), c, t) for f, c, t in zip(chosen, channels, times, strict=True)])
+            conn.remove_log_listener(note)
+        ran = [json.loads(n.split("plan:", 1)[1]) for n in notices if "plan:" in n]
+        [update] = [p for p in ran if p["Query Text"].lstrip().startswith("UPDATE follow_ups")]
+        nodes = _plan_nodes(update["Plan"])
+        given = [n for n in nodes if n["Node Type"] == "Function Scan"]
+        assert given and all(n["Actual Loops"] == 1 for n in given), update["Plan"]
+        assert sum(n.get("Rows Removed by Join Filter", 0) for n in nodes) <= len(chosen), update["Plan"]
         rows = await pool.fetch("SELECT id, channel, updated_at FROM follow_ups WHERE updated_at <> $1", AT)
         assert {r["id"]: (r["channel"], r["updated_at"]) for r in rows} == {
             f: (c, t) for f, c, t in zip(chosen, channels, times, strict=True) if c is not None
@@ -308,7 +359,7 @@ async def test_plans_are_saved_without_being_read_first_and_a_late_version_chang
             sent[n] = await apply_batch(pool, "followup", HANDLERS, FollowupStore, ctx, plans)
         assert not [q for q in sent[40] if q.startswith("SELECT * FROM patient_plans")], sent[40]
         # A first plan finds no check-in to give its channel to: no channel update.
-        assert not [q for q in sent[40] if "SET channel" in q], sent[40]
+        assert not [q for q in sent[40] if q == SET_CHANNELS], sent[40]
         assert len([q for q in sent[40] if "INSERT INTO patient_plans" in q]) == 1
         assert len(sent[40]) == len(sent[20]), sent[40]
         scheduled = await pool.fetchval(
@@ -357,7 +408,7 @@ async def test_a_plan_gives_its_channel_to_the_check_ins_still_open_in_one_updat
             ctx,
             [with_channel(p, "text") for p in referred + fresh],
         )
-        assert len([q for q in sent if "SET channel" in q]) == 1, sent
+        assert len([q for q in sent if q == SET_CHANNELS]) == 1, sent
         rows = await pool.fetch(
             "SELECT patient_id, reason, channel FROM follow_ups WHERE patient_id = ANY($1::uuid[])",
             referred + fresh,
@@ -370,6 +421,6 @@ async def test_a_plan_gives_its_channel_to_the_check_ins_still_open_in_one_updat
         sent = await apply_batch(
             pool, "followup", HANDLERS, FollowupStore, ctx, [with_channel(p, "text") for p in later]
         )
-        assert not [q for q in sent if "SET channel" in q], sent
+        assert not [q for q in sent if q == SET_CHANNELS], sent
     finally:
         await pool.close()
