@@ -24,7 +24,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from careloop_shared import tracing
+from careloop_shared import db, tracing
 from careloop_shared.coalesce import SharedConnection, handler_runs, run_side_by_side, runs_side_by_side
 from careloop_shared.db import RowTypeChanged
 from careloop_shared.events import Event, ReceivedEvent, UndecodableEvent, decode
@@ -262,6 +262,7 @@ class EventConsumer:
         """Apply the events not applied before, in one transaction; the topics of those applied.
         ``batch``: a polled batch's first try (see ``_fresh``)."""
         async with self._pool.acquire() as conn, conn.transaction():
+            await db.replan_if_due(conn)
             fresh = await self._fresh(conn, events, batch)
             # The store's statements go one at a time through the shared connection, so handlers
             # marked side_by_side can run at once for different patients (careloop_shared.coalesce).

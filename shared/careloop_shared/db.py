@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import datetime
@@ -70,11 +71,21 @@ class AgencyConnection(asyncpg.Connection):  # type: ignore[misc]
     """A pooled connection that remembers the agency its session is set to (one round trip only when
     a checkout needs another)."""
 
-    __slots__ = ("careloop_agency",)
+    __slots__ = ("careloop_agency", "plans_made_at")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.careloop_agency: str | None = None
+        self.plans_made_at = time.monotonic()
+
+    def plans_due(self, every_s: float) -> bool:
+        """Whether the session's plans were made (or made again) ``every_s`` ago or longer; if so, they
+        count as made again now (``replan_if_due``)."""
+        now = time.monotonic()
+        if now - self.plans_made_at < every_s:
+            return False
+        self.plans_made_at = now
+        return True
 
     def agency_to_set(self, agency: str) -> bool:
         changed = self.careloop_agency != agency
@@ -121,6 +132,29 @@ async def _connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
 # the chain to the pages it read on nearly empty tables under this default (docs/performance.md).
 PlanCacheMode = Literal["force_custom_plan", "auto"]
 PLAN_CACHE_MODE: PlanCacheMode = "auto"
+
+
+# How old a consumer's session's plans may get: a batch that finds them older has them made again first
+# (``replan_if_due``). A generic plan is made from the statistics and the table's size of its moment and
+# is kept until the table is analyzed again: made just after a table's first analyze, while it held a few
+# dozen rows, a look-up of a batch's keys scans the whole table, and keeps doing so as the table grows
+# until autovacuum's next visit (after a tenth more rows, up to 30 s later here). After a 40-journey chain
+# and autovacuum's first visit, record's head look-up in a chain of 10,000 took 24-32 ms a batch against
+# 1.1-1.4 on a fresh platform (docs/performance.md). Made again, a plan sees the table's size now (its
+# pages, at the rows a page its statistics say). Doing it for every batch of 100 events or more (tried
+# first) cost PostgreSQL 0.07 ms more a journey in a fresh platform's chain, every statement, foreign-key
+# check and PL/pgSQL statement analyzed and planned again for each batch; every two seconds bounds what a
+# plan made on a nearly empty table costs to two seconds of a burst, for one planning of a connection's
+# statements every two seconds.
+REPLAN_EVERY_S = 2.0
+
+
+async def replan_if_due(conn: Any) -> None:
+    """When ``conn``'s session's plans are ``REPLAN_EVERY_S`` old: every statement planned again at its
+    next execution (``DISCARD PLANS``; the prepared statements stay). ``conn`` is a pooled connection
+    (``AgencyConnection``) or a proxy of one."""
+    if conn.plans_due(REPLAN_EVERY_S):
+        await conn.execute("DISCARD PLANS")
 
 
 def _server_settings(plan_cache_mode: PlanCacheMode) -> dict[str, str]:

@@ -101,6 +101,9 @@ class FakeConnection:
     async def execute(self, *_: Any) -> None:
         pass
 
+    def plans_due(self, _every_s: float) -> bool:
+        return False
+
 
 class FakePool:
     @contextlib.asynccontextmanager

@@ -137,6 +137,9 @@ class FakeConnection:
     def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()  # type: ignore[return-value]
 
+    def plans_due(self, _every_s: float) -> bool:
+        return False
+
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         _consumer, ids = args[:2]
         return [{"event_id": i} for i in ids]

@@ -6,13 +6,10 @@ remember that they did (a cause may come late) in the same statement."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import pytest
 
 from careloop_shared import db
@@ -21,7 +18,10 @@ from careloop_shared.testing.batches import (
     apply_batch,
     batches_of_growing_size,
     by_patient,
+    explain_new_sessions,
+    notices,
     pages_read,
+    plans_run,
     service_pool,
     without_statistics,
 )
@@ -268,24 +268,6 @@ _FOLLOW_UPS = (
     " 'plan-cadence', 'routine', $1, 'scheduled', $1, $1, $1 FROM generate_series(1, $2) RETURNING id)"
     " SELECT array_agg(id) FROM f"
 )
-# Each statement's plan as it ran, sent to the session that ran it (the settings are a superuser's).
-_EXPLAINED = (
-    "session_preload_libraries = 'auto_explain'",
-    "auto_explain.log_min_duration = 0",
-    "auto_explain.log_analyze = on",
-    "auto_explain.log_nested_statements = on",
-    "auto_explain.log_format = json",
-    "auto_explain.log_level = notice",
-)
-
-
-def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes, found = [plan], []
-    while nodes:
-        node = nodes.pop()
-        found.append(node)
-        nodes.extend(node.get("Plans", ()))
-    return found
 
 
 async def test_a_batch_of_channels_is_planned_for_its_rows_whatever_the_table_held_before(
@@ -300,22 +282,11 @@ async def test_a_batch_of_channels_is_planned_for_its_rows_whatever_the_table_he
     setup = await service_pool(database_factory, "followup", Path(main.__file__).parent / "migrations")
     name = await setup.fetchval("SELECT current_database()")
     await setup.close()
-    admin = await asyncpg.connect(infra.admin_url(name))
-    try:
-        for setting in _EXPLAINED:
-            await admin.execute(f'ALTER DATABASE "{name}" SET {setting}')
-    finally:
-        await admin.close()
+    await explain_new_sessions(infra.admin_url(name))
     pool = await db.create_pool(f"{infra.pg_url}/{name}", min_size=1, max_size=1)
     try:
         await pool.fetchval(_FOLLOW_UPS, AT, 300)
         async with pool.acquire() as conn:
-            notices: list[str] = []
-
-            def note(_conn: Any, message: Any) -> None:
-                notices.append(message.message)
-
-            conn.add_log_listener(note)
             absent = [uuid.uuid4() for _ in range(5)]
             for _ in range(7):
                 await _set_channels(conn, [((f,), "sms", AT) for f in absent])
@@ -323,15 +294,14 @@ async def test_a_batch_of_channels_is_planned_for_its_rows_whatever_the_table_he
             chosen = ids[::20]  # 500 of them
             channels = [("sms", "phone", None)[i % 3] for i in range(len(chosen))]
             times = [AT + timedelta(minutes=1 + i) for i in range(len(chosen))]
-            notices.clear()
-            await _set_channels(conn, [((f,), c, t) for f, c, t in zip(chosen, channels, times, strict=True)])
-            conn.remove_log_listener(note)
-        ran = [json.loads(n.split("plan:", 1)[1]) for n in notices if "plan:" in n]
-        [update] = [p for p in ran if p["Query Text"].lstrip().startswith("UPDATE follow_ups")]
-        nodes = _plan_nodes(update["Plan"])
+            with notices(conn) as got:
+                await _set_channels(
+                    conn, [((f,), c, t) for f, c, t in zip(chosen, channels, times, strict=True)]
+                )
+        [nodes] = plans_run(got, "UPDATE follow_ups")
         given = [n for n in nodes if n["Node Type"] == "Function Scan"]
-        assert given and all(n["Actual Loops"] == 1 for n in given), update["Plan"]
-        assert sum(n.get("Rows Removed by Join Filter", 0) for n in nodes) <= len(chosen), update["Plan"]
+        assert given and all(n["Actual Loops"] == 1 for n in given), nodes[0]
+        assert sum(n.get("Rows Removed by Join Filter", 0) for n in nodes) <= len(chosen), nodes[0]
         rows = await pool.fetch("SELECT id, channel, updated_at FROM follow_ups WHERE updated_at <> $1", AT)
         assert {r["id"]: (r["channel"], r["updated_at"]) for r in rows} == {
             f: (c, t) for f, c, t in zip(chosen, channels, times, strict=True) if c is not None

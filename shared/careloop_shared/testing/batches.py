@@ -4,8 +4,9 @@ for tests that hold a consumption to a number of statements a batch, whatever th
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -154,5 +155,60 @@ async def scans(conn: asyncpg.Connection, query: str, *args: Any) -> set[tuple[s
         node = nodes.pop()
         if "Relation Name" in node and "Scan" in node["Node Type"]:
             found.add((node["Node Type"], node["Relation Name"]))
+        nodes.extend(node.get("Plans", ()))
+    return found
+
+
+# Each statement's plan as it ran (auto_explain), sent to the session that ran it as a notice; the settings
+# are a superuser's, given to the database for its new sessions.
+_EXPLAINED = (
+    "session_preload_libraries = 'auto_explain'",
+    "auto_explain.log_min_duration = 0",
+    "auto_explain.log_analyze = on",
+    "auto_explain.log_nested_statements = on",
+    "auto_explain.log_format = json",
+    "auto_explain.log_level = notice",
+)
+
+
+async def explain_new_sessions(admin_url: str) -> None:
+    """The sessions opened from now on in the database at ``admin_url`` (a superuser's URL) are sent the
+    plan of each statement they run, as it ran (``plans_run`` reads them)."""
+    admin = await asyncpg.connect(admin_url)
+    try:
+        database = await admin.fetchval("SELECT current_database()")
+        for setting in _EXPLAINED:
+            await admin.execute(f'ALTER DATABASE "{database}" SET {setting}')
+    finally:
+        await admin.close()
+
+
+@contextlib.contextmanager
+def notices(conn: asyncpg.Connection) -> Iterator[list[str]]:
+    """The notices ``conn`` receives while inside."""
+    got: list[str] = []
+
+    def note(_conn: Any, message: Any) -> None:
+        got.append(message.message)
+
+    conn.add_log_listener(note)
+    try:
+        yield got
+    finally:
+        conn.remove_log_listener(note)
+
+
+def plans_run(notices: Sequence[str], statement: str) -> list[list[dict[str, Any]]]:
+    """The plans, as they ran, of the statements that begin with ``statement`` (from ``notices`` of a
+    session that ``explain_new_sessions`` set up): each a plan's nodes, the top one first."""
+    plans = [json.loads(n.split("plan:", 1)[1]) for n in notices if "plan:" in n]
+    return [_nodes(p["Plan"]) for p in plans if p["Query Text"].lstrip().startswith(statement)]
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    nodes, found = [plan], []
+    while nodes:
+        node = nodes.pop(0)
+        found.append(node)
         nodes.extend(node.get("Plans", ()))
     return found
