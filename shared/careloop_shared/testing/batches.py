@@ -149,14 +149,11 @@ async def scans(conn: asyncpg.Connection, query: str, *args: Any) -> set[tuple[s
     """How the planner would read each table ``query`` names: (node type, table) for every scan in its
     plan, as ``EXPLAIN`` gives it (not run)."""
     [plan] = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {query}", *args)  # json decoded
-    found: set[tuple[str, str]] = set()
-    nodes = [plan["Plan"]]
-    while nodes:
-        node = nodes.pop()
-        if "Relation Name" in node and "Scan" in node["Node Type"]:
-            found.add((node["Node Type"], node["Relation Name"]))
-        nodes.extend(node.get("Plans", ()))
-    return found
+    return {
+        (node["Node Type"], node["Relation Name"])
+        for node in _nodes(plan["Plan"])
+        if "Relation Name" in node and "Scan" in node["Node Type"]
+    }
 
 
 # Each statement's plan as it ran (auto_explain), sent to the session that ran it as a notice; the settings
