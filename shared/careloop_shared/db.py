@@ -129,7 +129,8 @@ async def _connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
 # quarter of PostgreSQL's CPU at 250 journeys a second. It was the default while look-ups of a batch's keys
 # were written as ``= ANY``, whose generic plan made on a nearly empty table scanned it as it grew; they
 # probe each key by index now (``probed``), and tests/test_plans_as_tables_grow.py holds every statement of
-# the chain to the pages it read on nearly empty tables under this default (docs/performance.md).
+# the chain to the pages it read on nearly empty tables under this default (docs/performance.md). A plan
+# made just after a table's first analyze, at a few dozen rows, still scans: ``REPLAN_EVERY_S`` below.
 PlanCacheMode = Literal["force_custom_plan", "auto"]
 PLAN_CACHE_MODE: PlanCacheMode = "auto"
 
@@ -302,10 +303,12 @@ def rows_from(columns: Mapping[str, str], *, alias: str = "r", first: int = 1) -
 
 def probed(table: str, column: str, *, select: str = "*", where: str = "", key_type: str = "uuid") -> str:
     """``SELECT <select>`` of ``table``'s rows whose ``column`` is one of the keys in ``$1`` (give each key
-    once), each key probed by ``column``'s index whatever the planner knows of the table. Written as
-    ``column = ANY($1)``, a batch of a few hundred keys was planned as a scan of the whole table until
-    its first analyze (the planner's default guess is that each key matches 1/200 of the rows), and a
-    fresh platform's tables go a minute or so without one (README, Performance). ``where``: more
+    once), each key probed by ``column``'s index while the table has no statistics or statistics of more
+    than a page. Written as ``column = ANY($1)``, a batch of a few hundred keys was planned as a scan of
+    the whole table until its first analyze (the planner's default guess is that each key matches 1/200
+    of the rows), and a fresh platform's tables go a minute or so without one (README, Performance). A
+    plan made while the statistics say the table is one page (analyzed at a few dozen rows) scans it for
+    each key: a consumer's session makes its plans again every ``REPLAN_EVERY_S``. ``where``: more
     conditions on the row (SQL, from the service's own code)."""
     _names(table, (column,))
     more = f" AND ({where})" if where else ""
