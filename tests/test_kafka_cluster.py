@@ -207,17 +207,19 @@ async def test_a_broker_killed_under_the_journey_loses_and_doubles_nothing(platf
     progress: dict[str, Any] = {}
 
     async def settled() -> bool:
-        """Every accepted assessment followed up, every journey's referral in its record, and every
-        event on every consumed topic in its consumer's inbox."""
+        """Every accepted assessment followed up, every journey's referral in its record, no event
+        left in an outbox, and every event on every consumed topic in its consumer's inbox."""
         cadence = await _per_patient(dsns["followup"], FOLLOW_UPS, "plan-cadence")
         recorded = {r[0] for r in await _rows(dsns["record"], RECORD_TYPES) if r[1] == ReferralMade.type}
+        waiting = await tally.waiting(dsns)
         lost = {s: t for s, t in (await tally.missing(kafka, dsns, consumes)).items() if t}
         progress.update(
             without_follow_up=len(patients - set(cadence)),
             without_referral_in_record=len(patients - recorded),
+            in_an_outbox=waiting,
             not_in_inbox=lost,
         )
-        return patients <= set(cadence) and patients <= recorded and not lost
+        return patients <= set(cadence) and patients <= recorded and not waiting and not lost
 
     try:
         await eventually(settled, timeout=SETTLE_S, interval=1, what="every accepted journey through")

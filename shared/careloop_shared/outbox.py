@@ -184,7 +184,11 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def run(self) -> None:
-        backoff = 0.2
+        """Relay until stopped, connecting again after any failure. Retries back off up to the poll
+        interval, no further: a relay sleeping out a longer backoff after its database came back held
+        every event its service had committed meanwhile for that long, while every consumer had caught up.
+        """
+        backoff = min(0.2, self._poll_interval_s)
         while not self._stopping.is_set():
             try:
                 await self._run_once()
@@ -194,7 +198,7 @@ class OutboxRelay:
             except Exception as exc:
                 log.warning("outbox relay error; retrying", exc_info=exc, retry_in_s=backoff)
                 await self._sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, self._poll_interval_s)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -215,13 +215,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             held = await tally.dead_letters(bootstrap, dlqs, sent)
             return all(d["dead_lettered"] == d["sent"] for d in held.values())
 
-        settled = await settle(bootstrap, dsns, consumes, args.settle_s, dead_lettered)
+        checks: list[dict[str, Any]] = []
+        settled = await settle(bootstrap, dsns, consumes, args.settle_s, dead_lettered, checks)
         stop.set()
         await watching
         results = await count(
             args, fleet, watch, load, bootstrap, dsns, consumes, sent, prefix, agency, token
         )
-        results.update(settled=settled, loaded_at=loaded_at, settled_at=fleet.now(), run=run_id)
+        results.update(
+            settled=settled, settle_checks=checks, loaded_at=loaded_at, settled_at=fleet.now(), run=run_id
+        )
     finally:
         fleet.stop_all()
     if not args.keep:
@@ -236,18 +239,30 @@ async def settle(
     consumes: dict[str, list[str]],
     limit_s: float,
     dead_lettered: Callable[[], Awaitable[bool]],
+    checks: list[dict[str, Any]],
 ) -> bool:
-    """Until every consuming service holds every event of its topics and has dead-lettered every
-    poison record it was sent (and that holds twice running)."""
-    end = time.monotonic() + limit_s
+    """Until no service has an event left to publish, every consuming service holds every event of its
+    topics and has dead-lettered every poison record it was sent (and that holds twice running). Each
+    check's findings go to ``checks``.
+
+    An event still in an outbox is on no topic yet, where the other two checks cannot see it: a relay
+    waiting out its reconnect backoff after a database fault holds its events back for seconds.
+    """
+    started = time.monotonic()
     clean = 0
-    while time.monotonic() < end:
+    while time.monotonic() < started + limit_s:
+        check: dict[str, Any] = {"at_s": round(time.monotonic() - started, 2)}
         try:
-            done = (
-                not any((await tally.missing(bootstrap, dsns, consumes)).values()) and await dead_lettered()
-            )
-        except Exception:
+            check["waiting"] = await tally.waiting(dsns)
+            check["missing"] = {
+                s: ts for s, ts in (await tally.missing(bootstrap, dsns, consumes)).items() if ts
+            }
+            check["dead_lettered"] = await dead_lettered()
+            done = not check["waiting"] and not check["missing"] and check["dead_lettered"]
+        except Exception as exc:
+            check["error"] = repr(exc)[:200]
             done = False
+        checks.append(check)
         clean = clean + 1 if done else 0
         if clean >= 2:
             return True
@@ -258,6 +273,7 @@ async def settle(
 async def count(
     args, fleet, watch, load, bootstrap, dsns, consumes, sent, prefix, agency, token
 ) -> dict[str, Any]:
+    waiting = await tally.waiting(dsns)
     lost_events = await tally.missing(bootstrap, dsns, consumes)
     effects = await tally.effects(dsns)
     topics = sorted({t for ts in consumes.values() for t in ts})
@@ -280,7 +296,7 @@ async def count(
     stall = watch.longest_stall()
     ready = await fleet.all_ready()
     goals = {
-        "no acknowledged event lost": not deficit and not any(lost_events.values()),
+        "no acknowledged event lost": not deficit and not any(lost_events.values()) and not waiting,
         "no effect doubled": not any(effects["doubled"].values()),
         "every poison record dead-lettered with its reason": all(
             d["dead_lettered"] == d["sent"] and not d["without_reason"] for d in dlq.values()),
@@ -294,6 +310,7 @@ async def count(
     return {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "accepted": accepted, "applied": applied, "deficit": deficit, "lost_events": lost_events,
+        "waiting": waiting,
         "effects": effects, "published": published, "dead_letters": dlq, "verify": verified,
         "load": {"retries": load.retries, "refused": load.refused[:20], "gave_up": load.gave_up,
                  "internal_errors": load.internal_errors},

@@ -105,7 +105,8 @@ def markdown(r: dict[str, Any]) -> str:
         "| --- | ---: | ---: | ---: |",
         *[f"| {k} | {v} | {r['accepted']} | {max(0, r['accepted'] - v)} |" for k, v in r["applied"].items()],
         "",
-        f"Events on a topic that a consuming service never took in: {_lost(r['lost_events'])}.",
+        f"Events on a topic that a consuming service never took in: {_lost(r['lost_events'])}."
+        f" Events committed to an outbox and never published: {_pairs(r.get('waiting', {}))}.",
         "",
         "Every effect counted: " + _pairs(r["effects"]["counts"]) + ".",
         "",

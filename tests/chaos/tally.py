@@ -141,6 +141,13 @@ async def missing(
     return out
 
 
+async def waiting(dsns: Mapping[str, str]) -> dict[str, int]:
+    """Per service: events committed to its outbox and not yet published. An event a relay has yet to
+    send is on no topic, so ``missing`` cannot see it; a run has settled only when these are none."""
+    out = {s: (await _query(dsn, "SELECT count(*) FROM outbox_pending"))[0][0] for s, dsn in dsns.items()}
+    return {s: n for s, n in out.items() if n}
+
+
 async def effects(dsns: Mapping[str, str]) -> dict[str, Any]:
     counts: dict[str, int] = {}
     doubled: dict[str, int] = {}
