@@ -111,6 +111,12 @@ def is_unavailable(exc: BaseException) -> bool:
     return cause is not None and not isinstance(cause, asyncpg.InterfaceError) and is_transient(cause)
 
 
+# A batch that failed for a transient reason (the database or broker away) is tried again after a wait
+# that doubles from ``backoff_s`` up to this: a database back is used within a second, where a cap of
+# 5 s left a consumer asleep for up to that long after its database came back.
+TRANSIENT_RETRY_MAX_S = 1.0
+
+
 class TransientFailure(Exception):
     """Raised to the broker so the batch is redelivered (offsets not committed)."""
 
@@ -212,7 +218,7 @@ class EventConsumer:
                 raise
             self._transient_streak += 1
             self._metrics.retried((r.topic for r in records), "transient")
-            delay = min(self._backoff_s * 2**self._transient_streak, 5.0)
+            delay = min(self._backoff_s * 2**self._transient_streak, TRANSIENT_RETRY_MAX_S)
             log.warning("transient failure; batch will be redelivered", exc_info=exc, retry_in_s=delay)
             await asyncio.sleep(delay)
             raise TransientFailure(type(exc).__name__) from exc

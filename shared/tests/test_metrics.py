@@ -19,7 +19,7 @@ from careloop_shared.events import Event, ReceivedEvent
 from careloop_shared.outbox import UnitOfWork
 from careloop_shared.settings import ServiceSettings
 from careloop_shared.testing import app_of
-from careloop_shared.testing.batches import record_of
+from careloop_shared.testing.batches import consumer_of, record_of
 
 
 def sample(name: str, **labels: str) -> float:
@@ -115,17 +115,7 @@ def _consumer(handler: Any, dead: list[str]) -> EventConsumer:
     async def dead_letter(topic: str, *_: Any) -> None:
         dead.append(topic)
 
-    return EventConsumer(
-        "test-metrics-consumer",
-        FakePool(),  # type: ignore[arg-type]
-        lambda event_type: event_type,
-        {Pinged: handler},
-        dead_letter,
-        context=None,
-        store=lambda _: None,
-        dead_letter_topic="dlq",
-        backoff_s=0,
-    )
+    return consumer_of(FakePool(), {Pinged: handler}, dead_letter, name="test-metrics-consumer", backoff_s=0)
 
 
 def _record(offset: int, value: bytes | None = None) -> Record:

@@ -28,7 +28,7 @@ from careloop_shared.http import CurrentPrincipal, needs
 from careloop_shared.outbox import DatabaseUnitOfWork, UnitOfWork
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import app_of
-from careloop_shared.testing.batches import delivered
+from careloop_shared.testing.batches import consumer_of, delivered
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -178,19 +178,7 @@ async def _pong_all(_: Any, uow: UnitOfWork[Any], events: list[ReceivedEvent]) -
 
 
 def _consumer(pool: FakePool, handler: Any) -> EventConsumer:
-    async def no_dead_letters(*_: Any) -> None:
-        raise AssertionError("nothing should be dead-lettered")
-
-    return EventConsumer(
-        "test-tracing",
-        pool,  # type: ignore[arg-type]
-        lambda event_type: event_type,
-        {Pinged: handler},
-        no_dead_letters,
-        context=None,
-        store=lambda _: None,
-        dead_letter_topic="dlq",
-    )
+    return consumer_of(pool, {Pinged: handler}, name="test-tracing")
 
 
 def _record(offset: int, traceparent: str | None) -> Record:

@@ -30,6 +30,33 @@ def delivered(message: Message, offset: int, topic: str | None = None) -> Record
     )
 
 
+async def _no_dead_letters(*_: Any) -> None:
+    raise AssertionError("nothing should be dead-lettered")
+
+
+def consumer_of(
+    pool: Any,
+    handlers: Mapping[type[Event], Handler],
+    dead_letter: Any = _no_dead_letters,
+    *,
+    name: str = "test",
+    **options: Any,
+) -> EventConsumer:
+    """A consumer over ``pool`` (a real pool or a stand-in), each event type's topic named by the type
+    itself; unless ``dead_letter`` is given, a dead letter fails the test."""
+    return EventConsumer(
+        name,
+        pool,
+        lambda event_type: event_type,
+        handlers,
+        dead_letter,
+        context=None,
+        store=lambda _: None,
+        dead_letter_topic="dlq",
+        **options,
+    )
+
+
 def record_of(event: Event, offset: int, time: datetime | None = None) -> Record:
     """The event as Kafka hands it to a consumer (its topic named by its type), sent at ``time`` (now
     when not given)."""
