@@ -113,7 +113,8 @@ def is_unavailable(exc: BaseException) -> bool:
 
 # A batch that failed for a transient reason (the database or broker away) is tried again after a wait
 # that doubles from ``backoff_s`` up to this: a database back is used within a second, where a cap of
-# 5 s left a consumer asleep for up to that long after its database came back.
+# 5 s left a consumer asleep for up to that long after its database came back. A starting service waits
+# for its servers no longer than this between tries either (``runtime.until_reachable``).
 TRANSIENT_RETRY_MAX_S = 1.0
 
 

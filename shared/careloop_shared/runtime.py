@@ -26,7 +26,7 @@ from careloop_shared import db, idempotency, metrics
 from careloop_shared.audit import AuditTrail
 from careloop_shared.auth import VerifiedTokens
 from careloop_shared.command_groups import CommandGroups
-from careloop_shared.consumer import EventConsumer, Handler, StoreFactory
+from careloop_shared.consumer import TRANSIENT_RETRY_MAX_S, EventConsumer, Handler, StoreFactory
 from careloop_shared.events import Event
 from careloop_shared.kafka import (
     Committer,
@@ -382,9 +382,10 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
 
 
 async def until_reachable(what: str, step: Callable[[], Awaitable[T]], *, deadline: float) -> T:
-    """``step()``, again with backoff (0.5 s doubling to 5 s) while ``what`` is unreachable, until
+    """``step()``, again while ``what`` is unreachable (after 0.5 s, then every second), until
     ``deadline``: a service started while the broker or the database restarts waits for it rather than
-    exit (then its supervisor would start it again)."""
+    exit (then its supervisor would start it again), and is ready within about a second of it answering
+    (waits doubling to 5 s, as before 2026-12-06, left it waiting up to that long)."""
     pause = 0.5
     while True:
         try:
@@ -397,7 +398,7 @@ async def until_reachable(what: str, step: Callable[[], Awaitable[T]], *, deadli
                 raise
             log.warning(f"waiting for {what}", error_type=type(exc).__name__, retry_in_s=pause)
             await asyncio.sleep(pause)
-            pause = min(pause * 2, 5.0)
+            pause = min(pause * 2, TRANSIENT_RETRY_MAX_S)
 
 
 @contextlib.asynccontextmanager

@@ -1,18 +1,19 @@
-"""Retries after a server went away: the outbox relay and a consumer wait at most a second between
-tries, so a database back is used within one (with a 5 s cap, careplan resumed 2.8-3.0 s after its
-database answered again after eight seconds down)."""
+"""Retries after a server went away: the outbox relay, a consumer and a starting service wait at most
+a second between tries, so a database back is used within one (with a 5 s cap, careplan resumed
+2.8-3.0 s after its database answered again after eight seconds down)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import pytest
 
-from careloop_shared import consumer
+from careloop_shared import consumer, runtime
 from careloop_shared.consumer import TransientFailure
 from careloop_shared.events import Event
 from careloop_shared.outbox import OutboxRelay
@@ -92,3 +93,27 @@ async def test_a_consumer_whose_database_is_away_tries_its_batch_again_at_least_
             await events.process(batch)
 
     assert waits == [0.4, 0.8] + [1.0] * 6
+
+
+async def test_a_service_starting_while_its_database_is_down_tries_again_at_least_once_a_second(monkeypatch):
+    """Started while the database restarts: ready within about a second of it answering (with waits
+    doubling to 5 s, careplan was ready 3.5-3.6 s after its database answered, three runs)."""
+    waits: list[float] = []
+    tries = 0
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def up_at_the_tenth_try() -> str:
+        nonlocal tries
+        tries += 1
+        if tries < 10:
+            raise ConnectionRefusedError("connection refused")
+        return "up"
+
+    monkeypatch.setattr(runtime.asyncio, "sleep", sleep)
+    assert (
+        await runtime.until_reachable("the database", up_at_the_tenth_try, deadline=time.monotonic() + 60)
+        == "up"
+    )
+    assert waits == [0.5] + [1.0] * 8
