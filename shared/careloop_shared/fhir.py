@@ -13,17 +13,19 @@ own pure mappers; the tests validate them with ``fhir.resources``.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from careloop_shared.doors import declare_answers
+from careloop_shared.errors import Invalid
 from careloop_shared.http import MAX_INT, needs
 
 FHIR_VERSION = "4.0.1"
@@ -120,6 +122,32 @@ class SearchPage(BaseModel):
 
 
 # -- documentation models: what the OpenAPI document says a FHIR answer looks like --------------------
+
+
+# -- searching by patient -------------------------------------------------------------------------------
+
+UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+PATIENT_PATTERN = rf"^(Patient/)?{UUID_PATTERN}$"  # a patient in a search: its id, or ``Patient/<id>``
+BY_PATIENT = {"patient": "reference", "subject": "reference"}  # what a search by patient declares
+Paging = Annotated[SearchPage, Query()]
+PatientQuery = Annotated[
+    str | None, Query(pattern=PATIENT_PATTERN, max_length=44, description="Patient/<id>, or the id alone")
+]
+
+
+def patient_of(search: str) -> uuid.UUID:
+    """The patient a ``PatientQuery`` names (``Patient/<id>`` or the id alone)."""
+    return uuid.UUID(search.removeprefix("Patient/"))
+
+
+def searched_patient(patient: str | None, subject: str | None = None) -> uuid.UUID:
+    """The one patient a search names, by ``patient`` or ``subject`` (422 for neither or both)."""
+    given = [p for p in (patient, subject) if p is not None]
+    if len(given) != 1:
+        raise Invalid.at(
+            ["query", "patient"], "missing", "search by one patient: patient=<id> or subject=<id>"
+        )
+    return patient_of(given[0])
 
 
 class ResourceDoc(BaseModel):

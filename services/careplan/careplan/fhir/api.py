@@ -8,17 +8,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Request
 
-from careloop_shared.errors import Invalid, NotFound
+from careloop_shared.errors import NotFound
 from careloop_shared.fhir import (
+    BY_PATIENT,
     BundleDoc,
     FhirResponse,
+    Paging,
+    PatientQuery,
     ResourceDoc,
-    SearchPage,
     document_answers,
     fhir_router,
     interaction,
+    searched_patient,
     searchset,
 )
 from careloop_shared.http import Audit, CurrentPrincipal, needs, read_store, service_context
@@ -27,17 +30,9 @@ from careplan.fhir import resources
 from careplan.fhir.store import FhirStore
 from careplan.store import CareplanStore
 
-UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-PATIENT_PATTERN = rf"^(Patient/)?{UUID_PATTERN}$"
-BY_PATIENT = {"patient": "reference", "subject": "reference"}
-
 router = fhir_router("careloop careplan")
 Store = Annotated[CareplanStore, Depends(read_store)]
 Ctx = Annotated[CareplanContext, Depends(service_context)]
-Paging = Annotated[SearchPage, Query()]
-PatientQuery = Annotated[
-    str | None, Query(pattern=PATIENT_PATTERN, max_length=44, description="Patient/<id>, or the id alone")
-]
 
 
 async def fhir_store(store: Store) -> FhirStore:
@@ -45,15 +40,6 @@ async def fhir_store(store: Store) -> FhirStore:
 
 
 Reads = Annotated[FhirStore, Depends(fhir_store)]
-
-
-def _searched(patient: str | None, subject: str | None) -> uuid.UUID:
-    given = [p for p in (patient, subject) if p is not None]
-    if len(given) != 1:
-        raise Invalid.at(
-            ["query", "patient"], "missing", "search by one patient: patient=<id> or subject=<id>"
-        )
-    return uuid.UUID(given[0].removeprefix("Patient/"))
 
 
 def _version(plan_id: Any, version: int) -> str:
@@ -110,7 +96,7 @@ async def search_care_plans(
     patient: PatientQuery = None,
     subject: PatientQuery = None,
 ) -> FhirResponse:
-    patient_id = _searched(patient, subject)
+    patient_id = searched_patient(patient, subject)
     fetched = await reads.versions(who.agency_id, patient_id, page.fetch_limit, page.offset)
     rows = fetched[: page.count]
     await audit.read_many([(patient_id, _version(r["plan_id"], r["version"])) for r in rows], "plan")
@@ -147,7 +133,7 @@ async def search_goals(
     patient: PatientQuery = None,
     subject: PatientQuery = None,
 ) -> FhirResponse:
-    patient_id = _searched(patient, subject)
+    patient_id = searched_patient(patient, subject)
     fetched = await reads.goals(who.agency_id, patient_id, page.fetch_limit, page.offset)
     rows = fetched[: page.count]
     shown = dict.fromkeys(_version(r["plan_id"], r["version"]) for r in rows)
@@ -194,7 +180,7 @@ async def search_care_teams(
     patient: PatientQuery = None,
     subject: PatientQuery = None,
 ) -> FhirResponse:
-    plan = await reads.plan_of_patient(who.agency_id, _searched(patient, subject))
+    plan = await reads.plan_of_patient(who.agency_id, searched_patient(patient, subject))
     found = [await _care_team(store, audit, who.agency_id, plan)] if plan is not None else []
     return FhirResponse(searchset(request, found, total=len(found)))
 
@@ -233,7 +219,7 @@ async def search_service_requests(
     patient: PatientQuery = None,
     subject: PatientQuery = None,
 ) -> FhirResponse:
-    patient_id = _searched(patient, subject)
+    patient_id = searched_patient(patient, subject)
     rows = await store.necessity.service_requests(who.agency_id, patient_id)
     await audit.read_many([(patient_id, r["id"]) for r in rows], "service-request")
     found = [resources.service_request(r, ctx.criteria.services.get(r["service_code"])) for r in rows]

@@ -20,11 +20,13 @@ from careloop_shared.errors import NotFound
 from careloop_shared.fhir import (
     BundleDoc,
     FhirResponse,
+    Paging,
+    PatientQuery,
     ResourceDoc,
-    SearchPage,
     document_answers,
     fhir_router,
     interaction,
+    patient_of,
     searchset,
 )
 from careloop_shared.http import Audit, CurrentPrincipal, needs, read_store, service_context
@@ -39,13 +41,7 @@ from followup.store import FollowupStore
 router = fhir_router("careloop followup")
 Store = Annotated[FollowupStore, Depends(read_store)]
 Ctx = Annotated[FollowupContext, Depends(service_context)]
-Paging = Annotated[SearchPage, Query()]
 FOLLOW_UPS = "follow-up:read"
-UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-PatientQuery = Annotated[
-    str | None,
-    Query(pattern=rf"^(Patient/)?{UUID_PATTERN}$", max_length=44, description="Patient/<id>, or the id"),
-]
 OwnerQuery = Annotated[
     str | None,
     Query(min_length=1, max_length=220, description=f"A staff member's id, or {STAFF}|<id>"),
@@ -112,7 +108,7 @@ async def search_tasks(
     owner: OwnerQuery = None,
     status: StatusQuery = None,
 ) -> FhirResponse:
-    patient_id = uuid.UUID(patient.removeprefix("Patient/")) if patient else None
+    patient_id = patient_of(patient) if patient else None
     owner_id = owner.removeprefix(f"{STAFF}|") if owner else None
     fhir = FhirStore(store.db)
     follow_ups: list[Any] = []

@@ -14,10 +14,13 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from careloop_shared.errors import Invalid, NotFound
+from careloop_shared.errors import NotFound
 from careloop_shared.fhir import (
+    BY_PATIENT,
     BundleDoc,
     FhirResponse,
+    Paging,
+    PatientQuery,
     ResourceDoc,
     SearchPage,
     as_fhir,
@@ -25,6 +28,7 @@ from careloop_shared.fhir import (
     document_answers,
     fhir_router,
     interaction,
+    searched_patient,
     searchset,
 )
 from careloop_shared.http import Audit, Commands, CurrentPrincipal, needs, read_store, service_context
@@ -36,7 +40,7 @@ from intake.fhir import assessments, questionnaire_api, resources
 from intake.fhir.codes import fhir_codes
 from intake.fhir.handlers import import_assessment
 from intake.fhir.imports import imported_answers, subject_patient
-from intake.fhir.schemas import ID_PATTERN, PATIENT_PATTERN, QuestionnaireResponseIn
+from intake.fhir.schemas import ID_PATTERN, QuestionnaireResponseIn
 from intake.fhir.store import FhirStore
 from intake.store import IntakeStore
 
@@ -44,12 +48,7 @@ router = fhir_router("careloop intake")
 questionnaire_api.add_routes(router)  # the instruments as forms: no patient data
 Store = Annotated[IntakeStore, Depends(read_store)]
 Ctx = Annotated[IntakeContext, Depends(service_context)]
-Paging = Annotated[SearchPage, Query()]
 ById = Annotated[str, Path(pattern=ID_PATTERN)]
-PatientQuery = Annotated[
-    str | None, Query(pattern=PATIENT_PATTERN, max_length=44, description="Patient/<id>, or the id alone")
-]
-BY_PATIENT = {"patient": "reference", "subject": "reference"}
 
 
 async def fhir_store(store: Store) -> FhirStore:
@@ -59,15 +58,6 @@ async def fhir_store(store: Store) -> FhirStore:
 def _identifying(role: str) -> bool:
     """Identifying details go to the roles that may read them on ``/v1/patients`` (patient:read)."""
     return load_matrix().allows(role, "patient:read")
-
-
-def _searched(patient: str | None, subject: str | None = None) -> uuid.UUID:
-    given = [p for p in (patient, subject) if p is not None]
-    if len(given) != 1:
-        raise Invalid.at(
-            ["query", "patient"], "missing", "search by one patient: patient=<id> or subject=<id>"
-        )
-    return uuid.UUID(given[0].removeprefix("Patient/"))
 
 
 def _assessment_of(resource_id: str) -> uuid.UUID | None:
@@ -154,7 +144,7 @@ async def read_consent(
 async def search_consents(
     request: Request, who: CurrentPrincipal, store: Store, patient: PatientQuery = None
 ) -> FhirResponse:
-    rows = await store.list_consents(who.agency_id, _searched(patient))
+    rows = await store.list_consents(who.agency_id, searched_patient(patient))
     found = [resources.consent(r, who.agency_id) for r in rows]
     return FhirResponse(searchset(request, found, total=len(found)))
 
@@ -232,7 +222,7 @@ async def search_questionnaire_responses(
     def made_of(row: Any) -> list[dict[str, Any]]:
         return [assessments.questionnaire_response(row, ctx.rules)]
 
-    patient_id = _searched(patient, subject)
+    patient_id = searched_patient(patient, subject)
     return await _assessments_found(ctx, request, who, store, audit, page, patient_id, made_of, one_each=True)
 
 
@@ -293,7 +283,7 @@ async def search_observations(
         return assessments.observations(row, ctx.rules, fhir_codes())
 
     return await _assessments_found(
-        ctx, request, who, store, audit, page, _searched(patient, subject), made_of
+        ctx, request, who, store, audit, page, searched_patient(patient, subject), made_of
     )
 
 
@@ -330,7 +320,7 @@ async def search_conditions(
         return assessments.conditions(row, ctx.rules, fhir_codes())
 
     return await _assessments_found(
-        ctx, request, who, store, audit, page, _searched(patient, subject), made_of
+        ctx, request, who, store, audit, page, searched_patient(patient, subject), made_of
     )
 
 

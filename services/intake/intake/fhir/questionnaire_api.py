@@ -11,14 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from careloop_shared.errors import NotFound
-from careloop_shared.fhir import BundleDoc, FhirResponse, ResourceDoc, SearchPage, interaction, searchset
+from careloop_shared.fhir import BundleDoc, FhirResponse, Paging, ResourceDoc, interaction, searchset
 from careloop_shared.http import needs, service_context
 from intake.config import IntakeContext
 from intake.fhir import questionnaires
 from intake.fhir.schemas import ID_PATTERN
 
 Ctx = Annotated[IntakeContext, Depends(service_context)]
-Paging = Annotated[SearchPage, Query()]
 ById = Annotated[str, Path(pattern=ID_PATTERN)]
 FORMS = "assessment:record"  # as /v1/instruments: the forms an assessment is recorded with
 SEARCH = interaction("Questionnaire", "search-type", url="uri", name="string")

@@ -9,12 +9,10 @@ from pydantic import ConfigDict, Field, model_validator
 from pydantic.json_schema import JsonDict
 
 from careloop_shared.body import Body
+from careloop_shared.fhir import UUID_PATTERN
 
-UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 ID_PATTERN = r"^[A-Za-z0-9\-.]{1,64}$"  # a FHIR resource id
 FhirId = Annotated[str, Field(pattern=ID_PATTERN)]
-# A patient in a search: its id, or a reference to it (``Patient/<id>``).
-PATIENT_PATTERN = rf"^(Patient/)?{UUID_PATTERN}$"
 _VALUES = ("valueInteger", "valueCoding")
 
 

@@ -9,48 +9,36 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Query, Request
+from fastapi import Request
 
-from careloop_shared.errors import Invalid, NotFound
+from careloop_shared.errors import NotFound
 from careloop_shared.fhir import (
+    BY_PATIENT,
     BundleDoc,
     FhirResponse,
+    Paging,
+    PatientQuery,
     ResourceDoc,
     SearchPage,
     document_answers,
     fhir_router,
+    searched_patient,
     searchset,
 )
 from careloop_shared.fhir import interaction as declares
 from careloop_shared.http import Audit, Auditor, CurrentPrincipal, needs
 from referral.fhir import resources
 from referral.fhir.codes import fhir_codes
-from referral.fhir.dependencies import Paging, Reads, Store
+from referral.fhir.dependencies import Reads, Store
 from referral.fhir.directory_api import router as directory_router
 from referral.fhir.store import FhirStore
 from referral.loop.api import audit_shown, sent_to_only
 from referral.loop.handlers import ReferralNotFound
 
-UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-PATIENT_PATTERN = rf"^(Patient/)?{UUID_PATTERN}$"
-BY_PATIENT = {"patient": "reference", "subject": "reference"}
-
 router = fhir_router("careloop referral")
-PatientQuery = Annotated[
-    str | None, Query(pattern=PATIENT_PATTERN, max_length=44, description="Patient/<id>, or the id alone")
-]
 Mapper = Callable[[Any, str | None], dict[str, Any]]
-
-
-def _searched(patient: str | None, subject: str | None) -> uuid.UUID:
-    given = [p for p in (patient, subject) if p is not None]
-    if len(given) != 1:
-        raise Invalid.at(
-            ["query", "patient"], "missing", "search by one patient: patient=<id> or subject=<id>"
-        )
-    return uuid.UUID(given[0].removeprefix("Patient/"))
 
 
 def _service_request(row: Any, performer: str | None) -> dict[str, Any]:
@@ -120,7 +108,7 @@ async def search_service_requests(
 ) -> FhirResponse:
     fetched = await reads.service_requests(
         who.agency_id,
-        _searched(patient, subject),
+        searched_patient(patient, subject),
         sent_to_only=sent_to_only(who),
         limit=page.fetch_limit,
         offset=page.offset,
@@ -162,7 +150,7 @@ async def search_tasks(
 ) -> FhirResponse:
     fetched = await store.loop.list_referrals(
         who.agency_id,
-        patient_id=_searched(patient, subject),
+        patient_id=searched_patient(patient, subject),
         receiving_agency=None,
         status=None,
         limit=page.fetch_limit,

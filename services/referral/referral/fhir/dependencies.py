@@ -1,18 +1,17 @@
-"""What referral's FHIR routes are given: the store, the FHIR reads over the same connection, paging."""
+"""What referral's FHIR routes are given: the store, and the FHIR reads over the same
+connection (paging is ``careloop_shared.fhir.Paging``)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends
 
-from careloop_shared.fhir import SearchPage
 from careloop_shared.http import read_store
 from referral.fhir.store import FhirStore
 from referral.store import ReferralStore
 
 Store = Annotated[ReferralStore, Depends(read_store)]
-Paging = Annotated[SearchPage, Query()]
 
 
 async def fhir_store(store: Store) -> FhirStore:

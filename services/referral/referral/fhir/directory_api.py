@@ -11,13 +11,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from careloop_shared.errors import NotFound
-from careloop_shared.fhir import PREFIX, BundleDoc, FhirResponse, ResourceDoc, SearchPage, searchset
+from careloop_shared.fhir import PREFIX, BundleDoc, FhirResponse, Paging, ResourceDoc, SearchPage, searchset
 from careloop_shared.fhir import interaction as declares
 from careloop_shared.http import CodePath, CurrentPrincipal, needs
 from referral.directory.handlers import OrganizationNotFound, ServiceNotFound
 from referral.fhir import directory
 from referral.fhir.codes import fhir_codes
-from referral.fhir.dependencies import Paging, Reads, Store
+from referral.fhir.dependencies import Reads, Store
 
 ID = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}"
 router = APIRouter(prefix=PREFIX, default_response_class=FhirResponse, tags=["fhir"])
