@@ -6,8 +6,10 @@ name their interaction with ``interaction(...)``), then ``document_answers(route
 is built, and ``serve_fhir(app)`` after: every refusal the kernel answers on a FHIR path (401, 403,
 404, 409, 413, 415, 422, 429, 503, 500) becomes an ``OperationOutcome`` with the same status and
 headers, documented as such. Search results are a ``Bundle`` of type ``searchset`` (``searchset``);
-references name ``<Type>/<id>`` (``reference``). Resources are plain dicts built by the services'
-own pure mappers; the tests validate them with ``fhir.resources``.
+references name ``<Type>/<id>`` (``reference``). A search by patient declares ``BY_PATIENT``,
+takes ``patient`` and ``subject`` as ``PatientQuery`` (the id, or ``Patient/<id>``) and reads the one
+given with ``searched_patient``; ``Paging`` is a search's page. Resources are plain dicts built by the
+services' own pure mappers; the tests validate them with ``fhir.resources``.
 """
 
 from __future__ import annotations
