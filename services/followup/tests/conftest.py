@@ -7,10 +7,13 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
+from careloop_shared import db
 from careloop_shared.rules import load_rules
 from careloop_shared.runtime import ServiceRuntime
 from careloop_shared.testing.fakes import FakeClock
@@ -19,7 +22,7 @@ from followup.config import FollowupContext, FollowupSettings
 from followup.domain.follow_up import PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN
 from followup.domain.rules import PRIORITIES, RULES_FILE, FollowUpRules
 from followup.domain.scheduling import new_follow_up
-from followup.store import COLUMNS, OPEN_STATUSES
+from followup.store import COLUMNS, OPEN_STATUSES, FollowupStore
 from followup.tasks.store import TASK_COLUMNS
 
 REASONS = (PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN)
@@ -693,3 +696,35 @@ def follow_ups() -> Callable[[ServiceRuntime, uuid.UUID], Awaitable[list[dict[st
         return [dict(r) for r in found]
 
     return rows
+
+
+# ---- the store on PostgreSQL and on the fake, for tests that hold both to the same answers -------------
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "followup" / "migrations"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def pool(request: pytest.FixtureRequest, database_factory: Any) -> Any:
+    """A migrated followup database of the test module's own, named after it (``test_followup_store``:
+    ``followup_store``)."""
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    pool = await db.create_pool(await database_factory(name), min_size=1, max_size=2)
+    await db.migrate(pool, [*db.kernel_migrations(), *db.folder_migrations("followup", MIGRATIONS)])
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture
+async def postgres_store(pool: Any) -> Any:
+    """``FollowupStore`` in a transaction rolled back after the test."""
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        yield FollowupStore(conn)
+        await transaction.rollback()
+
+
+@pytest.fixture(params=["fake", pytest.param("postgres", marks=pytest.mark.integration)])
+def any_store(request: pytest.FixtureRequest) -> Any:
+    """Each test once on the in-memory fake and once on PostgreSQL."""
+    return request.getfixturevalue("store" if request.param == "fake" else "postgres_store")

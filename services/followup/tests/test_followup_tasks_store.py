@@ -4,39 +4,10 @@ and the caseload counts. The PostgreSQL run is an integration test in a transact
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
-import pytest_asyncio
-
-from careloop_shared import db
 from followup.domain.scheduling import new_follow_up
-from followup.store import FollowupStore
 
 T = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
-MIGRATIONS = Path(__file__).resolve().parents[1] / "followup" / "migrations"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def pool(database_factory):
-    pool = await db.create_pool(await database_factory("followup_tasks_store"), min_size=1, max_size=2)
-    await db.migrate(pool, [*db.kernel_migrations(), *db.folder_migrations("followup", MIGRATIONS)])
-    yield pool
-    await pool.close()
-
-
-@pytest_asyncio.fixture
-async def postgres_store(pool):
-    async with pool.acquire() as conn:
-        transaction = conn.transaction()
-        await transaction.start()
-        yield FollowupStore(conn)
-        await transaction.rollback()
-
-
-@pytest.fixture(params=["fake", pytest.param("postgres", marks=pytest.mark.integration)])
-def any_store(request):
-    return request.getfixturevalue("store" if request.param == "fake" else "postgres_store")
 
 
 def task(**fields):
