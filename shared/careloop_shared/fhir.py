@@ -123,7 +123,14 @@ class SearchPage(BaseModel):
         return self.offset + fetched if fetched <= self.count else None
 
 
-# -- documentation models: what the OpenAPI document says a FHIR answer looks like --------------------
+def searchset_page(
+    request: Request, page: SearchPage, fetched: int, found: Sequence[dict[str, Any]]
+) -> FhirResponse:
+    """A page of a search whose rows make one resource each: ``fetched`` rows were read with
+    ``page.fetch_limit``, ``found`` is what the page's rows show; a next link when there were more, the
+    total on the last page."""
+    bundle = searchset(request, found, next_offset=page.next_offset(fetched), total=page.total(fetched))
+    return FhirResponse(bundle)
 
 
 # -- searching by patient -------------------------------------------------------------------------------
@@ -150,6 +157,9 @@ def searched_patient(patient: str | None, subject: str | None = None) -> uuid.UU
             ["query", "patient"], "missing", "search by one patient: patient=<id> or subject=<id>"
         )
     return patient_of(given[0])
+
+
+# -- documentation models: what the OpenAPI document says a FHIR answer looks like --------------------
 
 
 class ResourceDoc(BaseModel):

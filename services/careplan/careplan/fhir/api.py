@@ -23,6 +23,7 @@ from careloop_shared.fhir import (
     interaction,
     searched_patient,
     searchset,
+    searchset_page,
 )
 from careloop_shared.http import Audit, CurrentPrincipal, needs, read_store, service_context
 from careplan.config import CareplanContext
@@ -100,9 +101,7 @@ async def search_care_plans(
     fetched = await reads.versions(who.agency_id, patient_id, page.fetch_limit, page.offset)
     rows = fetched[: page.count]
     await audit.read_many([(patient_id, _version(r["plan_id"], r["version"])) for r in rows], "plan")
-    found = [_care_plan(r) for r in rows]
-    next_offset, total = page.next_offset(len(fetched)), page.total(len(fetched))
-    return FhirResponse(searchset(request, found, next_offset=next_offset, total=total))
+    return searchset_page(request, page, len(fetched), [_care_plan(r) for r in rows])
 
 
 @router.get(
@@ -138,9 +137,7 @@ async def search_goals(
     rows = fetched[: page.count]
     shown = dict.fromkeys(_version(r["plan_id"], r["version"]) for r in rows)
     await audit.read_many([(patient_id, entity) for entity in shown], "plan")
-    found = [_goal(r) for r in rows]
-    next_offset, total = page.next_offset(len(fetched)), page.total(len(fetched))
-    return FhirResponse(searchset(request, found, next_offset=next_offset, total=total))
+    return searchset_page(request, page, len(fetched), [_goal(r) for r in rows])
 
 
 async def _care_team(store: CareplanStore, audit: Audit, agency_id: str, plan: Any) -> dict[str, Any]:

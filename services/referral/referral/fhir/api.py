@@ -25,7 +25,7 @@ from careloop_shared.fhir import (
     document_answers,
     fhir_router,
     searched_patient,
-    searchset,
+    searchset_page,
 )
 from careloop_shared.fhir import interaction as declares
 from careloop_shared.http import Audit, Auditor, CurrentPrincipal, needs
@@ -69,10 +69,7 @@ async def _found(
 ) -> FhirResponse:
     """A page of referrals (one resource each, so the total is known on the last page)."""
     found = await _shown(audit, reads, fetched[: page.count], made_of)
-    bundle = searchset(
-        request, found, next_offset=page.next_offset(len(fetched)), total=page.total(len(fetched))
-    )
-    return FhirResponse(bundle)
+    return searchset_page(request, page, len(fetched), found)
 
 
 @router.get(

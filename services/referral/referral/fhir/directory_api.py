@@ -11,7 +11,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from careloop_shared.errors import NotFound
-from careloop_shared.fhir import PREFIX, BundleDoc, FhirResponse, Paging, ResourceDoc, SearchPage, searchset
+from careloop_shared.fhir import (
+    PREFIX,
+    BundleDoc,
+    FhirResponse,
+    Paging,
+    ResourceDoc,
+    SearchPage,
+    searchset,
+    searchset_page,
+)
 from careloop_shared.fhir import interaction as declares
 from careloop_shared.http import CodePath, CurrentPrincipal, needs
 from referral.directory.handlers import OrganizationNotFound, ServiceNotFound
@@ -30,13 +39,7 @@ READ = needs("directory:read")
 
 
 def _page(request: Request, page: SearchPage, fetched: list[dict[str, Any]]) -> FhirResponse:
-    bundle = searchset(
-        request,
-        fetched[: page.count],
-        next_offset=page.next_offset(len(fetched)),
-        total=page.total(len(fetched)),
-    )
-    return FhirResponse(bundle)
+    return searchset_page(request, page, len(fetched), fetched[: page.count])
 
 
 def _one(request: Request, page: SearchPage, found: dict[str, Any] | None) -> FhirResponse:
