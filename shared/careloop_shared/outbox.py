@@ -188,11 +188,12 @@ class OutboxRelay:
         interval, no further: a relay sleeping out a longer backoff after its database comes back holds
         what its service commits meanwhile for that long (with the 5 s cap before, 2.8 s after an outage
         of 8 s), when every consumer may have caught up."""
-        backoff = min(0.2, self._poll_interval_s)
+        first = min(0.2, self._poll_interval_s)
+        backoff = first
         while not self._stopping.is_set():
             try:
                 await self._run_once()
-                backoff = 0.2
+                backoff = first
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
