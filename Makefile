@@ -25,7 +25,8 @@ help::
 	@echo "make bench-tiny  the same at a tiny size, in well under a minute; BENCH_ARGS=... passes options"
 	@echo "make up-oncpu    the platform on CPython 3.13 with perf's JIT support, for make oncpu"
 	@echo "make oncpu       on-CPU profiles of the running services by Python frame (perf); ONCPU_ARGS=..."
-	@echo "make fuzz        fuzz every service's OpenAPI document as every role (needs make up): .artifacts/fuzz"
+	@echo "make fuzz        fuzz every service's OpenAPI document as every role, then walk the workspace's pages"
+	@echo "                 and forms with hostile input (needs make up): .artifacts/fuzz, .artifacts/fuzz-workspace"
 	@echo "make chaos       10,000 assessments under SIGKILLs, broker and database restarts, a pause and poison:"
 	@echo "                 .artifacts/chaos/report.md (its own services; restarts the local infrastructure)"
 
@@ -112,13 +113,20 @@ oncpu: install
 	.venv/bin/python -m tests.perf.oncpu $(ONCPU_ARGS)
 
 # Schemathesis over every service's OpenAPI document, as every role, with a fresh agency's tokens, against
-# the platform `make up` runs. CI runs it at a small size (tests/test_fuzz.py). FUZZ_ARGS=... passes options.
+# the platform `make up` runs; then the workspace, which has no OpenAPI document, walked page by page and
+# form by form as every role and as nobody (tests/fuzz/workspace.py). CI runs both at a small size
+# (tests/test_fuzz.py). FUZZ_ARGS=... and FUZZ_WORKSPACE_ARGS=... pass options.
 FUZZ_ARGS ?= --examples 300
+FUZZ_WORKSPACE_ARGS ?= --cases 40
+FUZZ_WORKSPACE_URL = $${WORKSPACE_URL:-http://127.0.0.1:8000}
 fuzz:
 	@test -x .venv/bin/python || { echo "no .venv: run 'make up' first (it installs and starts the platform)" >&2; exit 1; }
 	@curl -fsS "$(BENCH_INTAKE_URL)/readyz" >/dev/null 2>&1 || { \
 		echo "make fuzz: intake is not reachable at $(BENCH_INTAKE_URL)/readyz; start the platform with make up" >&2; exit 1; }
+	@curl -fsS "$(FUZZ_WORKSPACE_URL)/readyz" >/dev/null 2>&1 || { \
+		echo "make fuzz: the workspace is not reachable at $(FUZZ_WORKSPACE_URL)/readyz; start the platform with make up" >&2; exit 1; }
 	.venv/bin/python -m tests.fuzz.fuzz $(FUZZ_ARGS)
+	.venv/bin/python -m tests.fuzz.workspace $(FUZZ_WORKSPACE_ARGS)
 
 # The chaos run starts five services of its own on the local Kafka and PostgreSQL (make infra-up), which it
 # restarts: not to be run beside a platform you are using. CI runs a short form (tests/test_chaos.py).

@@ -1,12 +1,15 @@
 """`make fuzz` at a bounded size, against five services of this test's own: Schemathesis walks every
 service's OpenAPI document as a care manager, a supervisor and a provider (coverage, fuzzing and
 stateful phases) and finds no 5xx, no undocumented status, no body or header unlike its schema, and no
-schema-violating input accepted. `make fuzz` runs every role at a large size."""
+schema-violating input accepted. Then the workspace, which has no OpenAPI document, is walked as every
+role and as nobody (tests/fuzz/workspace.py). `make fuzz` runs every role at a large size."""
 
 import json
 
 import pytest
+import pytest_asyncio
 
+from careloop_shared.testing import ServiceProcess
 from tests.conftest import platform_env, run_module
 
 pytestmark = pytest.mark.integration
@@ -32,3 +35,41 @@ async def test_the_fuzzer_finds_nothing_wrong_at_any_door(platform, tmp_path):
     assert code == 0, log[-3000:]
     # Every operation of every document was exercised, with more than a token number of cases.
     assert all(r["operations"] > 0 and r["generated"] >= 100 for r in runs), runs
+
+
+@pytest_asyncio.fixture(scope="module")
+async def workspace(platform, database_factory, log_dir):
+    """The workspace, in front of this module's five services."""
+    env, processes = platform
+    workspace_env = {
+        **env,
+        "WORKSPACE_DATABASE_URL": await database_factory("workspace"),
+        **{f"WORKSPACE_{name.upper()}_URL": process.url for name, process in processes.items()},
+    }
+    process = ServiceProcess("workspace", workspace_env, log_dir).start()
+    try:
+        await process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.mark.timeout(420)
+async def test_the_workspace_walk_finds_nothing_wrong_on_any_page(platform, workspace, tmp_path):
+    env = {**platform_env(platform), "WORKSPACE_URL": workspace.url}
+    code, log = await run_module(
+        "tests.fuzz.workspace", "--cases", "4", "--out", str(tmp_path), "--seed", "20261206",
+        log_path=tmp_path / "walk.log", timeout=360, env=env,
+    )  # fmt: skip
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert not summary["failures"], (tmp_path / "failures.txt").read_text()[-4000:]
+    assert code == 0, log[-3000:]
+    # Every route answered, and the care manager's pages offered forms that were sent.
+    assert summary["routes_walked"] and len(summary["routes_walked"]) == summary["routes"], summary
+    care_manager = next(forms for who, forms in summary["forms"].items() if who.startswith("care-manager@"))
+    assert len(care_manager) >= 8, care_manager
+    sent = [s for route, s in summary["statuses"].items() if route.startswith("POST /patients/")]
+    assert sum(s.get("303", 0) for s in sent) > 0, summary["statuses"]  # some got all the way through
+    # The workspace logged no unhandled error, and no call of its own with the URL it called.
+    logged = workspace.log_path.read_text(errors="replace")
+    assert '"unhandled error"' not in logged and "HTTP Request:" not in logged, workspace.tail(40)

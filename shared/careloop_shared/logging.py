@@ -233,7 +233,9 @@ def configure_logging(service: str, level: str = "INFO", stream: Any = None) -> 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(threshold)
-    for noisy in ("aiokafka", "uvicorn.access"):
+    # httpx logs every call at INFO with its whole URL: the ids and query values in it (a postal code
+    # searched for) are what the access log leaves out by naming route templates only.
+    for noisy in ("aiokafka", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # A filter of the handler, not of the logger: aiokafka logs from child loggers (aiokafka.conn, ...).
     handler.addFilter(Repeats("aiokafka"))

@@ -2,6 +2,7 @@ import io
 import json
 import logging
 
+import httpx
 import pytest
 from pydantic import BaseModel
 
@@ -99,6 +100,15 @@ def test_own_lines_and_stdlib_lines_come_out_alike_and_below_the_level_not_at_al
     assert foreign["logger"] == "stdlib.t" and foreign["event"] == "kept too"
     # spaced as before: lines matched as text keep matching
     assert '"level": "warning"' in stream.getvalue().splitlines()[0]
+
+
+async def test_a_call_to_another_service_is_not_logged_with_its_url(log_lines):
+    """httpx would log each call's URL at INFO: a patient's id in its path, a postal code in its query."""
+    answer = httpx.MockTransport(lambda request: httpx.Response(200))
+    async with httpx.AsyncClient(transport=answer) as http:
+        await http.get("http://127.0.0.1:8003/v1/services", params={"postal_code": "02139"})
+    logging.getLogger("httpx").warning("a warning still comes out")
+    assert [line["event"] for line in log_lines()] == ["a warning still comes out"]
 
 
 def test_an_unknown_level_is_refused_by_name():

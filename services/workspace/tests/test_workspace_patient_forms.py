@@ -320,6 +320,31 @@ async def test_consent_needs_someone_to_share_with_and_an_end_after_its_start(cl
     assert not [r for r in services.requests if r.method == "POST"]
 
 
+async def test_a_consent_ending_on_the_last_day_a_date_can_name_is_refused_beside_the_field(
+    client, services, sign_in
+):
+    """It runs through its last day, so to the start of the next: 9999-12-31 has none (found by the
+    workspace fuzz walk: it was a 500)."""
+    services.answer("intake", "GET", PATH, body=PATIENT)
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/consents/new")
+    page = await client.post(
+        f"/patients/{PID}/consents",
+        data={
+            **form_of(form),
+            "purpose": "referral",
+            "program_categories": ["transportation"],
+            "period_start": "2026-03-02",
+            "period_end": "9999-12-31",
+        },
+    )
+    assert page.status_code == 422
+    assert field_errors(page) == {
+        "period_end": ["Enter an end before 9999-12-31, or none for a consent without an end."]
+    }
+    assert not [r for r in services.requests if r.method == "POST"]
+
+
 async def test_the_instruments_to_choose_from_are_intakes(client, services, sign_in):
     services.answer("intake", "GET", PATH, body=PATIENT)
     services.answer("intake", "GET", "/v1/instruments", body=[PHQ2, HOUSING])

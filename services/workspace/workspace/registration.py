@@ -190,6 +190,8 @@ async def record_consent(
     end = check.day("period_end", period_end, "Enter the end as a date, such as 2027-03-01.")
     if start and end and end < start:
         check.fail("period_end", "The consent cannot end before it starts.")
+    if end == date.max:  # it runs through that day: to the start of the next, which no date can name
+        check.fail("period_end", "Enter an end before 9999-12-31, or none for a consent without an end.")
     error = check.error()
     if error is None:
         zone = workspace_of(request).ctx.zone
