@@ -73,3 +73,17 @@ async def test_the_workspace_walk_finds_nothing_wrong_on_any_page(platform, work
     # The workspace logged no unhandled error, and no call of its own with the URL it called.
     logged = workspace.log_path.read_text(errors="replace")
     assert '"unhandled error"' not in logged and "HTTP Request:" not in logged, workspace.tail(40)
+    # What the walk typed and registered about people is in no log: names, phones, e-mail, birth dates.
+    typed = (
+        "Fuzz-Own",
+        "Zarathustra-",
+        "Lee-Walker",
+        "555 0142",
+        "555 0100",
+        "ann@example.org",
+        "1971-04-05",
+        "1980-05-17",
+    )
+    for process in (*platform[1].values(), workspace):
+        logged = process.log_path.read_text(errors="replace")
+        assert not [t for t in typed if t in logged], (process.service, [t for t in typed if t in logged])
