@@ -19,8 +19,11 @@ walks it the way its users do, and the way a hostile one would:
   are not UTF-8 or not a form), and every route's path filled with such ids.
 - Someone not signed in walks every route too.
 
-Checks: no status of 500 or more, no Python traceback in a body, and for the first agency's people
-no body naming the second agency's patient (their name, family name, phone or id). Writes
+Checks: no status of 500 or more and no dropped connection, no Python traceback in a body, for the first
+agency's people no body naming the second agency's patient (their name, family name, phone or id), and
+for everyone but a care manager, a supervisor and the provider the referral went to (an analyst, an
+admin, a provider it did not go to, someone not signed in) no body naming the first agency's patients
+(the family names and birth dates set up and typed by the walk). Writes
 ``<out>/summary.json`` (statuses by route, failures) and ``<out>/failures.txt``; exits 1 on any failure.
 
 URLs: ``WORKSPACE_URL`` and ``<SERVICE>_URL`` or the ``make up`` ports.
@@ -287,6 +290,10 @@ class Known:
     foreign_patient: str = ""
     receiving_agency: str = ""  # where the walk's referral went: its provider's inbox holds it
     traces: tuple[str, ...] = ()  # what would show the other agency's patient on a page
+    # What would show the walking agency's own patients (the one set up, and those the walk registers
+    # with the values a careful person types): only a care manager or supervisor may see these, or the
+    # provider the referral went to.
+    own_traces: tuple[str, ...] = ()
 
 
 class Values:
@@ -377,6 +384,8 @@ class Walker:
         # Pages to read forms from, no link followed: an agency the walk did not make has records of
         # its own (the demo caseload on `make up`), and the walk's forms must act on the walk's only.
         self.own_pages: list[str] | None = None
+        # Whether the walking agency's patients may be named to this person (see Known.own_traces).
+        self.sees_patients = person is not None and person[1] in ("care-manager", "supervisor")
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -428,11 +437,15 @@ class Walker:
             fail(_title(answer.text) or "a server error")
         if TRACEBACK in answer.text:
             fail("a traceback in the body")
-        if self.person is not None:  # what the request itself named may be repeated back
-            asked = f"{url} {sent}"
+        asked = f"{url} {sent}"  # what the request itself named may be repeated back
+        if self.person is not None:
             shown = [t for t in self.known.traces if t and t in answer.text and t not in asked]
             if shown:
                 fail(f"another agency's patient shown ({len(shown)} of their traces)")
+        if not self.sees_patients:
+            shown = [t for t in self.known.own_traces if t and t in answer.text and t not in asked]
+            if shown:
+                fail(f"a patient's name or contact shown to {self.who} ({', '.join(shown)})")
 
     async def crawl(self, limit: int) -> None:
         """Every page reachable from the start page (up to ``limit``), and the forms on them; or, for a
@@ -622,6 +635,8 @@ async def set_up(run: str, deadline_s: float = 60.0) -> tuple[str, str, Known]:
         created.raise_for_status()
         known.foreign_patient = created.json()["id"]
     known.traces = (known.foreign_patient, *foreign_name, foreign_phone)
+    typed = (PLAUSIBLE["family"], PLAUSIBLE["birth"])  # a phone or e-mail may be a program's too
+    known.own_traces = (ASSESSED["family_name"], ASSESSED["phone"], ASSESSED["birth_date"], *typed)
     async with api(own) as http:
         created = await http.post(f"{intake}/v1/patients", json=ASSESSED)
         created.raise_for_status()
@@ -697,6 +712,7 @@ async def main_async(args: argparse.Namespace) -> int:
         person = (known.receiving_agency, "provider", "wsfuzz-provider")
         walkers[receiving] = Walker(base, "provider", person, tally, known)
         walkers[receiving].own_pages = [f"/inbox/referrals/{r}" for r in known.ids["referral_id"]]
+        walkers[receiving].sees_patients = True  # the minimum of a patient referred to them
     walkers["not signed in"] = Walker(base, "not signed in", None, tally, known)
     pending = list(walkers.items())
     try:
