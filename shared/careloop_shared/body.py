@@ -12,11 +12,11 @@ from __future__ import annotations
 import enum
 import types
 import uuid
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 _AS_TEXT = (date, datetime, time, timedelta, uuid.UUID, str)
@@ -100,3 +100,29 @@ class Body(JsonTypes):
     """A request body: JSON types as they are, and no field the route does not know."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+# The times a client may send: the years 1900 to 2999. PostgreSQL's driver (asyncpg) stores
+# 0001-01-01T00:00Z and 9999-12-31T23:59:59.999999Z as -infinity and infinity and reads them back
+# without an offset (a consent starting then broke every page that showed it), and a time an offset
+# away from either end has no UTC form in Python at all.
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def _in_the_years_kept(value: datetime) -> datetime:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    try:
+        kept = EARLIEST_TIME <= aware < LATEST_TIME
+    except OverflowError:  # its offset takes it past the first or the last day Python can name
+        kept = False
+    if not kept:
+        raise PydanticCustomError("time_out_of_range", "should be a time in the years 1900 to 2999")
+    return aware
+
+
+# A time in a request body: in the years 1900 to 2999; one sent without an offset is taken as UTC (as
+# PostgreSQL would store it), so that two times of one request always compare.
+Moment = Annotated[datetime, AfterValidator(_in_the_years_kept)]
+# The same, its offset required.
+AwareMoment = Annotated[AwareDatetime, AfterValidator(_in_the_years_kept)]

@@ -2,16 +2,16 @@
 the answers the kernel documents (``doors.declare_answers``): no broker, no database."""
 
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Query
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from careloop_shared.body import Body
+from careloop_shared.body import AwareMoment, Body, Moment
 from careloop_shared.doors import BUSY_NOTE, NUL_MSG, Doors, check_query, declare_answers, nul_locations
 from careloop_shared.errors import Conflict, Invalid
 
@@ -141,6 +141,41 @@ async def test_json_types_nested_and_numbers_as_numbers(client):
     assert nested.json()["detail"][0]["loc"] == ["body", "kids", 0, "name"]
     ok = await client.post("/things/a", json={"name": "x", "ratio": 2, "count": 3, "urgent": True})
     assert ok.status_code == 201, ok.text
+
+
+class Period(Body):
+    start: Moment
+    end: AwareMoment | None = None
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "0001-01-01T00:00:00Z",  # asyncpg stores it as -infinity and reads it back without an offset
+        "9999-12-31T23:59:59.999999Z",  # and this as infinity
+        "0001-01-01T00:00:00+01:00",  # before the first instant Python can name in UTC
+        "9999-12-31T23:00:00-02:00",  # after the last
+        "1899-12-31T23:59:59Z",
+        "3000-01-01T00:00:00Z",
+    ],
+)
+def test_a_time_past_the_years_kept_is_refused_at_its_field(sent):
+    with pytest.raises(ValidationError) as refused:
+        Period.model_validate({"start": sent})
+    [problem] = refused.value.errors()
+    assert (problem["loc"], problem["type"]) == (("start",), "time_out_of_range")
+    with pytest.raises(ValidationError) as refused:
+        Period.model_validate({"start": "2026-12-01T00:00:00Z", "end": sent})
+    assert [e["type"] for e in refused.value.errors()] == ["time_out_of_range"]
+
+
+def test_a_time_without_an_offset_is_utcs_where_one_is_not_required():
+    period = Period.model_validate({"start": "1900-01-01T00:00:00", "end": "2999-12-31T23:59:59+14:00"})
+    assert period.start == datetime(1900, 1, 1, tzinfo=UTC)  # compares with the end: no TypeError
+    assert period.start < period.end
+    with pytest.raises(ValidationError) as refused:
+        Period.model_validate({"start": "2026-12-01T00:00:00Z", "end": "2027-01-01T00:00:00"})
+    assert refused.value.errors()[0]["type"] == "timezone_aware"
 
 
 def test_models_built_in_code_keep_their_objects():

@@ -264,6 +264,9 @@ PLAUSIBLE = {  # by a part of a blank field's name, checked in this order
 }
 
 
+ONCE_KEYS = ("form_key", "idempotency_key")  # a form's own idempotency key, fresh on each page shown
+
+
 def malformed_ids() -> list[str]:
     return [
         "not-a-uuid",
@@ -424,9 +427,12 @@ class Walker:
             return None
         self.tally.count(method, str(answer.request.url), answer.status_code)
         self.check(method, str(answer.request.url), answer, sent)
-        if answer.status_code == 303 and answer.headers.get("location", "").startswith("/signin"):
+        location = answer.headers.get("location", "") if answer.status_code == 303 else ""
+        if location.startswith("/signin"):
             if self.person is not None and method == "GET":
                 await self.sign_in()  # the session ended (it should not have): carry on, counted above
+        elif location.startswith("/") and method == "POST":  # where a browser goes next, with its notice
+            await self.send("GET", location, sent=f"(after {method} {urlsplit(url).path}: {sent})")
         return answer
 
     def check(self, method: str, url: str, answer: httpx.Response, sent: str) -> None:
@@ -491,18 +497,20 @@ class Walker:
         return {}
 
     async def form_case(self, form: Form, values: Values) -> None:
-        """A form as the page offers it: as a careful person fills it in (now and then), with one
-        field made hostile, or with any of its fields left out, repeated or hostile."""
+        """A form as the page offers it: as a careful person fills it in (a quarter of the sends), with
+        one field made hostile, or with any of its fields left out, repeated or hostile."""
         rng = values.rng
         names = [n for n in form.fields if n != "csrf_token"]
         mode = rng.random()
         data: list[tuple[str, str]] = []
-        if mode < 0.5:
-            hostile = rng.choice(names) if names and mode < 0.35 else None
+        if mode < 0.55:
+            hostile = rng.choice(names) if names and mode < 0.3 else None
             for name in names:
                 offered = [v for v in form.fields[name] if v]
                 if name == hostile:
                     data.append((name, values.for_field(name)))
+                elif name in ONCE_KEYS:  # as on the page loaded again: a key its earlier send did not use
+                    data.append((name, secrets.token_urlsafe(24)))
                 else:
                     data.append((name, rng.choice(offered) if offered else values.plausible(name)))
         else:

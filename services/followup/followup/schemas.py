@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from careloop_shared.body import Body
+from careloop_shared.body import AwareMoment, Body
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9-]*$")]
 Status = Literal["scheduled", "due", "completed", "overdue", "cancelled"]
@@ -35,7 +35,7 @@ class OutcomeIn(Body):
 
 class RescheduleIn(Body):
     reason: Code = Field(description="Coded reason, e.g. patient-request, patient-unavailable.")
-    due_at: AwareDatetime
+    due_at: AwareMoment
 
 
 class FollowUpOut(BaseModel):

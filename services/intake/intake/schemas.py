@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import JsonDict
 
-from careloop_shared.body import Body
+from careloop_shared.body import Body, Moment
 from careloop_shared.contact import Email, Phone
 from careloop_shared.contracts import ContactChannel, ContactPreference
 from intake.domain.patients import contact_problems
@@ -164,8 +164,8 @@ class ConsentIn(Body):
     program_categories: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
         default_factory=list, max_length=50
     )
-    period_start: datetime | None = Field(None, description="Defaults to now.")
-    period_end: datetime | None = None
+    period_start: Moment | None = Field(None, description="Defaults to now.")
+    period_end: Moment | None = None
 
     @model_validator(mode="after")
     def _meaningful(self) -> ConsentIn:

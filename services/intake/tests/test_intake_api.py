@@ -369,6 +369,30 @@ async def test_consent_is_recorded_and_revoked_with_events(intake, agency):
     assert empty.status_code == 422
 
 
+async def test_a_consents_period_is_kept_with_its_offset_and_within_the_years_kept(intake, agency):
+    """Found by the workspace walk: a start without an offset and an end with one was a 500 (the two
+    could not be compared), and a start of 0001-01-01T00:00Z was kept as -infinity and read back
+    without an offset, which broke every page that showed it."""
+    client, _ = intake
+    patient_id = await register(client, agency, given_name="Period")
+    path = f"/v1/patients/{patient_id}/consents"
+    base = {"purpose": "referral", "program_categories": ["food-assistance"]}
+    mixed = await client.post(
+        path,
+        headers=agency,
+        json={**base, "period_start": "1900-01-01T00:00:00", "period_end": "2999-01-01T00:00:00Z"},
+    )
+    assert mixed.status_code == 201, mixed.text
+    for sent in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "0001-01-01T00:00:00+01:00"):
+        refused = await client.post(path, headers=agency, json={**base, "period_start": sent})
+        assert refused.status_code == 422, refused.text
+        assert [(p["loc"], p["type"]) for p in refused.json()["detail"]] == [
+            (["body", "period_start"], "time_out_of_range")
+        ]
+    listed = (await client.get(path, headers=agency)).json()
+    assert [c["period_start"] for c in listed] == ["1900-01-01T00:00:00Z"]
+
+
 async def test_another_agency_sees_nothing_of_the_patient(intake, agency):
     client, runtime = intake
     patient_id = await register(client, agency, given_name="Private")

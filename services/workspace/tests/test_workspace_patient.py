@@ -395,6 +395,23 @@ async def test_a_care_manager_sees_every_section_of_the_patient(client, services
     assert "1 Mon 02 Mar 08:50 Patient registered care-manager cm-riverside-ana intake" in timeline
 
 
+async def test_times_at_the_ends_of_the_calendar_are_shown_not_a_500(client, services, sign_in, make_task):
+    """As intake read back consents kept before it bounded times (found by the workspace walk): PostgreSQL's
+    -infinity and infinity come back without an offset, as the first and the last instant Python names."""
+    answer_everything(services, make_task)
+    consent = services.answers[("intake", "GET", f"{PATH}/consents")](None).json()[0]
+    ends = [
+        {**consent, "period_start": "0001-01-01T00:00:00", "period_end": "9999-12-31T23:59:59.999999"},
+        {**consent, "period_start": "0001-01-01T00:00:00+00:00", "period_end": "9999-12-31T23:00:00-02:00"},
+    ]
+    services.answer("intake", "GET", f"{PATH}/consents", body=ends)
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}")
+    assert page.status_code == 200, page.text
+    consents = section(page, "consents")
+    assert "Mon 01 Jan 00:00" in consents and "Fri 31 Dec 23:59" in consents
+
+
 async def test_the_services_are_asked_for_this_patient_only(client, services, sign_in, make_task):
     answer_everything(services, make_task)
     await sign_in(client)

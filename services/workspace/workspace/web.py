@@ -9,7 +9,7 @@ app). What a failure answers is in ``errors.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -169,23 +169,33 @@ def when(value: Any, ctx: WorkspaceContext) -> str:
     moment = _datetime(value)
     if moment is None:
         return "—"
-    return moment.astimezone(ctx.zone).strftime("%a %d %b %H:%M")
+    try:
+        local = moment.astimezone(ctx.zone)
+    except (OverflowError, ValueError):  # at the very ends of the calendar: no local time to name
+        local = moment
+    return local.strftime("%a %d %b %H:%M")
 
 
 def is_past(value: Any, ctx: WorkspaceContext) -> bool:
     moment = _datetime(value)
-    return moment is not None and moment < ctx.clock()
+    try:
+        return moment is not None and moment < ctx.clock()
+    except OverflowError:
+        return moment is not None and moment.year < ctx.clock().year
 
 
 def _datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
+    """A time a service sent; one without an offset is UTC's (a service reads PostgreSQL's -infinity
+    and infinity back that way, as the first and the last instant Python can name)."""
+    moment = value if isinstance(value, datetime) else None
     if isinstance(value, str) and value:
         try:
-            return datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(value)
         except ValueError:
             return None
-    return None
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 def words(code: Any) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.json_schema import JsonDict
 
-from careloop_shared.body import Body
+from careloop_shared.body import Body, Moment
 from careloop_shared.fhir import UUID_PATTERN
 
 ID_PATTERN = r"^[A-Za-z0-9\-.]{1,64}$"  # a FHIR resource id
@@ -82,5 +81,5 @@ class QuestionnaireResponseIn(Body):
     )
     status: Literal["completed", "amended"]
     subject: ReferenceIn
-    authored: datetime | None = None
+    authored: Moment | None = None
     item: list[ItemIn] = Field(min_length=1, max_length=100)
