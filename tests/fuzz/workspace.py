@@ -18,12 +18,15 @@ walks it the way its users do, and the way a hostile one would:
   that are malformed, unknown or another agency's, fields missing, repeated or unknown, bodies that
   are not UTF-8 or not a form), and every route's path filled with such ids.
 - Someone not signed in walks every route too.
+- Last, each demo person (`make up`'s caseload) reads every page they reach from their start page,
+  sending nothing, so that pages are seen in the states a fresh agency does not have.
 
 Checks: no status of 500 or more and no dropped connection, no Python traceback in a body, for the first
 agency's people no body naming the second agency's patient (their name, family name, phone or id), and
-for everyone but a care manager, a supervisor and the provider the referral went to (an analyst, an
-admin, a provider it did not go to, someone not signed in) no body naming the first agency's patients
-(the family names and birth dates set up and typed by the walk). Writes
+for everyone but the first agency's care manager and supervisor and the provider the referral went to
+(its analyst, its admin, a provider it did not go to, someone not signed in, a demo care manager or
+supervisor) no body naming the first agency's patients (the family names and birth dates set up and typed
+by the walk). Writes
 ``<out>/summary.json`` (statuses by route, failures) and ``<out>/failures.txt``; exits 1 on any failure.
 
 URLs: ``WORKSPACE_URL`` and ``<SERVICE>_URL`` or the ``make up`` ports.
@@ -56,6 +59,7 @@ from careloop_shared.settings import DEV_JWT_SECRET
 from tests.fuzz.fuzz import service_url
 
 WORKSPACE_PORT = 8000
+SEE_PATIENTS = ("care-manager", "supervisor")  # the roles that see their agency's patients by name
 TRACEBACK = "Traceback (most recent call last)"
 # Routes a signed-in walker leaves alone: signing out ends the walk's session (the anonymous walker
 # sends them), and the provider's callback and sign-in pages are walked by the anonymous walker.
@@ -291,6 +295,7 @@ class Known:
 
     ids: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     foreign_patient: str = ""
+    own_agency: str = ""
     receiving_agency: str = ""  # where the walk's referral went: its provider's inbox holds it
     traces: tuple[str, ...] = ()  # what would show the other agency's patient on a page
     # What would show the walking agency's own patients (the one set up, and those the walk registers
@@ -388,7 +393,9 @@ class Walker:
         # its own (the demo caseload on `make up`), and the walk's forms must act on the walk's only.
         self.own_pages: list[str] | None = None
         # Whether the walking agency's patients may be named to this person (see Known.own_traces).
-        self.sees_patients = person is not None and person[1] in ("care-manager", "supervisor")
+        self.sees_patients = person is not None and (person[0], person[1]) in {
+            (known.own_agency, role) for role in SEE_PATIENTS
+        }
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -444,14 +451,16 @@ class Walker:
         if TRACEBACK in answer.text:
             fail("a traceback in the body")
         asked = f"{url} {sent}"  # what the request itself named may be repeated back
-        if self.person is not None:
-            shown = [t for t in self.known.traces if t and t in answer.text and t not in asked]
-            if shown:
-                fail(f"another agency's patient shown ({len(shown)} of their traces)")
-        if not self.sees_patients:
-            shown = [t for t in self.known.own_traces if t and t in answer.text and t not in asked]
-            if shown:
-                fail(f"a patient's name or contact shown to {self.who} ({', '.join(shown)})")
+        shown = [t for t in self.forbidden() if t and t in answer.text and t not in asked]
+        if shown:
+            fail(f"a patient {self.who} may not see is named ({', '.join(shown)})")
+
+    def forbidden(self) -> tuple[str, ...]:
+        """What would name a patient this person may not see: the second agency's always; the first
+        agency's unless they are its care manager or supervisor, or the provider its referral went to."""
+        if self.sees_patients:
+            return self.known.traces
+        return self.known.traces + self.known.own_traces
 
     async def crawl(self, limit: int) -> None:
         """Every page reachable from the start page (up to ``limit``), and the forms on them; or, for a
@@ -467,6 +476,9 @@ class Walker:
                 continue
             seen.add(path)
             answer = await self.send("GET", path, sent="(crawl)")
+            location = answer.headers.get("location", "") if answer is not None else ""
+            if location.startswith("/") and not location.startswith("/signin"):
+                queue.append(location)  # a provider's start page is the inbox
             if answer is None or "text/html" not in answer.headers.get("content-type", ""):
                 continue
             page = read_page(f"{self.base}{path}", answer.text)
@@ -622,7 +634,7 @@ async def set_up(run: str, deadline_s: float = 60.0) -> tuple[str, str, Known]:
     from tests.browser.cases import HRSN_FOOD
 
     own, other = f"wsfuzz-{run}-a", f"wsfuzz-{run}-b"
-    known = Known()
+    known = Known(own_agency=own)
     foreign_name = ("Quillon", f"Zarathustra-{run}")
     foreign_phone = f"+1 555 {secrets.randbelow(9000) + 1000}"
 
@@ -705,6 +717,31 @@ async def walk(
     )
 
 
+async def read_as_the_demo_people(base: str, tally: Tally, known: Known, limit: int) -> None:
+    """Every page each demo person (`make up`'s caseload) reaches from their start page, up to ``limit``,
+    read only: no form is sent, so nothing of theirs changes. Their caseload holds what the walk's fresh
+    agency does not (follow-ups overdue, tasks, referrals in every status). None of them may see the walk's
+    second agency's patient, nor, but a provider, its first agency's."""
+    from workspace.demo import DEMO_PEOPLE
+
+    started, before = time.monotonic(), tally.requests
+    for person in DEMO_PEOPLE:
+        walker = Walker(base, person.subject, (person.agency, person.role, person.subject), tally, known)
+        # A provider may be shown the walks' patients referred to them: the walk refers its first agency's
+        # patient to programs of its choosing (this run's and every earlier run's walk).
+        walker.sees_patients = person.role == "provider"
+        try:
+            await walker.sign_in()
+            await walker.crawl(limit)
+        finally:
+            await walker.close()
+    print(
+        f"[workspace-fuzz] {len(DEMO_PEOPLE)} demo people read {tally.requests - before} pages"
+        f" {time.monotonic() - started:7.1f} s",
+        flush=True,
+    )
+
+
 async def main_async(args: argparse.Namespace) -> int:
     run = secrets.token_hex(4)
     routes = workspace_routes()
@@ -731,6 +768,8 @@ async def main_async(args: argparse.Namespace) -> int:
                 await walk(who, walker, routes, args.cases, args.seed, args.crawl_limit)
 
         await asyncio.gather(*(worker() for _ in range(args.parallel)))
+        if args.demo_pages:
+            await read_as_the_demo_people(base, tally, known, args.demo_pages)
     finally:
         for walker in walkers.values():
             await walker.close()
@@ -769,6 +808,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parallel", type=int, default=2, help="people walking at once")
     p.add_argument("--crawl-limit", type=int, default=60, help="pages each person reads for forms")
     p.add_argument("--setup-deadline", type=float, default=60.0)
+    p.add_argument(
+        "--demo-pages", type=int, default=400, help="pages each demo person reads, sending nothing (0: none)"
+    )
     p.add_argument("--out", type=Path, default=Path(".artifacts/fuzz-workspace"))
     args = p.parse_args(argv)
     args.roles = [r for r in args.roles.split(",") if r]
