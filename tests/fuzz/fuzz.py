@@ -102,7 +102,7 @@ def run_one(
             st_command(service_url(service), token, examples, report, seed),
             stdout=console,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+            env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks"},
         )
     result: dict[str, Any] = {"service": service, "role": role, "exit_code": exit_code}
     result["seconds"] = round(time.monotonic() - started, 1)
