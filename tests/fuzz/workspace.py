@@ -45,7 +45,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -56,6 +56,7 @@ import httpx
 
 from careloop_shared.auth import PEOPLE_ROLES, issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
+from careloop_shared.testing import api_routes
 from tests.fuzz.fuzz import service_url
 
 WORKSPACE_PORT = 8000
@@ -145,16 +146,7 @@ class Route:
 
 
 def workspace_routes() -> list[Route]:
-    from fastapi.routing import APIRoute
-
     from workspace.main import build_app
-
-    def walk(routes: list[Any]) -> Iterator[APIRoute]:
-        for route in routes:
-            if isinstance(route, APIRoute):
-                yield route
-            elif hasattr(route, "original_router"):  # an included router, as FastAPI keeps it
-                yield from walk(route.original_router.routes)
 
     def params(dependant: Any, kind: str) -> list[Any]:
         found = list(getattr(dependant, kind))
@@ -163,7 +155,7 @@ def workspace_routes() -> list[Route]:
         return found
 
     out = []
-    for route in walk(build_app().routes):
+    for route in api_routes(build_app().routes):
         d = route.dependant
         for method in sorted(route.methods - {"HEAD"}):
             out.append(

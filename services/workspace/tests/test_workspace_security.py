@@ -7,14 +7,13 @@ import uuid
 
 import httpx
 import structlog
-from fastapi.routing import APIRoute
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from careloop_shared.logging import PHI_KEYS
-from careloop_shared.testing import until
+from careloop_shared.testing import api_routes, until
 from workspace.config import WorkspaceSettings
 from workspace.main import build_app
 from workspace.security import CONTENT_SECURITY_POLICY
@@ -152,18 +151,6 @@ async def test_pages_have_no_inline_script_or_style(client, sign_in, services, m
         assert not re.search(r"\sstyle=|<style|\son[a-z]+=", page.text)
 
 
-def _api_routes(routes: list) -> list[APIRoute]:
-    """Every route, including those of included routers (FastAPI may list a router as one entry)."""
-    found: list[APIRoute] = []
-    for route in routes:
-        if isinstance(route, APIRoute):
-            found.append(route)
-        for inner in ("original_router", "router"):
-            if hasattr(route, inner) and hasattr(getattr(route, inner), "routes"):
-                found += _api_routes(getattr(route, inner).routes)
-    return found
-
-
 def test_no_route_takes_patient_data_in_its_url():
     """Path parameters are pseudonymous ids; query parameters are offsets (one per paginated list), the
     versions a diff compares, the instrument a form asks, or the OIDC callback's."""
@@ -180,7 +167,7 @@ def test_no_route_takes_patient_data_in_its_url():
     offsets |= {"requests", "referrals", "follow_ups", "timeline", "gaps", "prospects"}
     allowed_query = offsets | {"diff_from", "diff_to", "instrument", "notice", "code", "state", "error"}
     app = build_app(WorkspaceSettings(), store=object())  # type: ignore[arg-type]
-    routes = _api_routes(app.routes)
+    routes = api_routes(app.routes)
     assert len(routes) > 30, "the check must see the included routers' routes"
     for route in routes:
         for param in route.dependant.path_params:

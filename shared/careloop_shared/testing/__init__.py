@@ -458,6 +458,21 @@ def start_services(names: Iterable[str], env: dict[str, str], log_dir: Path) -> 
     return processes
 
 
+def api_routes(routes: Iterable[Any]) -> list[Any]:
+    """Every ``APIRoute`` of ``routes`` (an app's), those of included routers too: FastAPI may list an
+    included router as one entry holding its routes."""
+    from fastapi.routing import APIRoute
+
+    found: list[Any] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        for inner in ("original_router", "router"):
+            if hasattr(route, inner) and hasattr(getattr(route, inner), "routes"):
+                found += api_routes(getattr(route, inner).routes)
+    return found
+
+
 def route_permissions(app: Any, prefix: str) -> dict[tuple[str, str], str]:
     """The permission each operation under ``prefix`` names in ``app``'s OpenAPI document, by
     (method, path template)."""
