@@ -95,7 +95,6 @@ class PageReader(HTMLParser):
         self.links: list[str] = []
         self.forms: list[Form] = []
         self._select: str | None = None
-        self._textarea: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -117,14 +116,11 @@ class PageReader(HTMLParser):
         elif tag == "option" and self._select is not None:
             self.forms[-1].offer(self._select, a.get("value", ""))
         elif tag == "textarea" and a.get("name"):
-            self._textarea = a["name"]
-            self.forms[-1].offer(self._textarea, "")
+            self.forms[-1].offer(a["name"], "")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "select":
             self._select = None
-        elif tag == "textarea":
-            self._textarea = None
 
 
 def read_page(url: str, body: str) -> PageReader:
@@ -282,8 +278,8 @@ def malformed_ids() -> list[str]:
 
 @dataclass
 class Known:
-    """Ids of what exists, by the path parameter (or field) that names it; ``foreign``: another
-    agency's patient (and anything of theirs), which the walking agency must never be shown."""
+    """Ids of what exists, by the path parameter (or field) that names it; ``foreign_patient``: the
+    second agency's patient, whom the walking agency must never be shown."""
 
     ids: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     foreign_patient: str = ""
@@ -291,8 +287,8 @@ class Known:
     receiving_agency: str = ""  # where the walk's referral went: its provider's inbox holds it
     traces: tuple[str, ...] = ()  # what would show the other agency's patient on a page
     # What would show the walking agency's own patients (the one set up, and those the walk registers
-    # with the values a careful person types): only a care manager or supervisor may see these, or the
-    # provider the referral went to.
+    # with the values a careful person types): only its care manager and supervisor may see these, and a
+    # provider they were referred to (``Walker.sees_patients``).
     own_traces: tuple[str, ...] = ()
 
 
@@ -385,9 +381,9 @@ class Walker:
         # its own (the demo caseload on `make up`), and the walk's forms must act on the walk's only.
         self.own_pages: list[str] | None = None
         # Whether the walking agency's patients may be named to this person (see Known.own_traces).
-        self.sees_patients = person is not None and (person[0], person[1]) in {
-            (known.own_agency, role) for role in SEE_PATIENTS
-        }
+        self.sees_patients = (
+            person is not None and person[0] == known.own_agency and person[1] in SEE_PATIENTS
+        )
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -449,7 +445,7 @@ class Walker:
 
     def forbidden(self) -> tuple[str, ...]:
         """What would name a patient this person may not see: the second agency's always; the first
-        agency's unless they are its care manager or supervisor, or the provider its referral went to."""
+        agency's unless they may see its patients (``sees_patients``)."""
         if self.sees_patients:
             return self.known.traces
         return self.known.traces + self.known.own_traces
@@ -458,6 +454,7 @@ class Walker:
         """Every page reachable from the start page (up to ``limit``), and the forms on them; or, for a
         person of an agency the walk did not make, only the pages of the walk's own records."""
         seen: set[str] = set()
+        host = urlsplit(self.base).netloc
         if self.own_pages is not None:
             queue, limit = list(self.own_pages), len(self.own_pages)
         else:
@@ -477,14 +474,11 @@ class Walker:
             for form in page.forms:
                 target = urlsplit(form.action)
                 key = (form.method, target.path)
-                if (
-                    target.netloc == urlsplit(self.base).netloc
-                    and (form.method, target.path) not in SIGNED_IN_SKIPS
-                ):
+                if target.netloc == host and key not in SIGNED_IN_SKIPS:
                     self.forms.setdefault(key, form)
             for link in page.links if self.own_pages is None else []:
                 target = urlsplit(link)
-                if target.netloc != urlsplit(self.base).netloc or target.path.startswith("/static"):
+                if target.netloc != host or target.path.startswith("/static"):
                     continue
                 if target.path in ("/signout",) or target.path.startswith("/signin"):
                     continue

@@ -178,10 +178,7 @@ def when(value: Any, ctx: WorkspaceContext) -> str:
 
 def is_past(value: Any, ctx: WorkspaceContext) -> bool:
     moment = _datetime(value)
-    try:
-        return moment is not None and moment < ctx.clock()
-    except OverflowError:
-        return moment is not None and moment.year < ctx.clock().year
+    return moment is not None and moment < ctx.clock()
 
 
 def _datetime(value: Any) -> datetime | None:
