@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from careloop_shared.auth import issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import REPO_ROOT, start_services, unique_prefix
+from careloop_shared.testing import REPO_ROOT, ServiceProcess, start_services, unique_prefix
 from careplan.domain.planning import DEFAULT_LIBRARY
 
 SERVICES = ("intake", "careplan", "referral", "followup", "record")
@@ -110,6 +110,15 @@ async def platform(infra, database_factory, log_dir):
     finally:
         for process in processes.values():
             process.stop()
+
+
+def start_workspace(
+    env: dict[str, str], processes: dict[str, ServiceProcess], log_dir: Path
+) -> ServiceProcess:
+    """The workspace in front of ``processes`` (the services by name), with ``env`` (its database's URL
+    among it), started."""
+    urls = {f"WORKSPACE_{name.upper()}_URL": process.url for name, process in processes.items()}
+    return ServiceProcess("workspace", {**env, **urls}, log_dir).start()
 
 
 def platform_env(platform) -> dict[str, str]:

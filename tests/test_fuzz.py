@@ -9,8 +9,7 @@ import json
 import pytest
 import pytest_asyncio
 
-from careloop_shared.testing import ServiceProcess
-from tests.conftest import platform_env, run_module
+from tests.conftest import platform_env, run_module, start_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +40,9 @@ async def test_the_fuzzer_finds_nothing_wrong_at_any_door(platform, tmp_path):
 async def workspace(platform, database_factory, log_dir):
     """The workspace, in front of this module's five services."""
     env, processes = platform
-    workspace_env = {
-        **env,
-        "WORKSPACE_DATABASE_URL": await database_factory("workspace"),
-        **{f"WORKSPACE_{name.upper()}_URL": process.url for name, process in processes.items()},
-    }
-    process = ServiceProcess("workspace", workspace_env, log_dir).start()
+    process = start_workspace(
+        {**env, "WORKSPACE_DATABASE_URL": await database_factory("workspace")}, processes, log_dir
+    )
     try:
         await process.wait_ready()
         yield process

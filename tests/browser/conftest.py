@@ -33,7 +33,7 @@ from careloop_shared.auth import issue_token
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import ServiceProcess, start_services, unique_prefix
 from tests.browser.cases import Case, referred_cases
-from tests.conftest import SERVICES, base_env
+from tests.conftest import SERVICES, base_env, start_workspace
 from workspace.demo import DEMO_PEOPLE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,8 +142,7 @@ async def platform(
     # Follow-ups fall due seconds after a plan, so a journey can record an outcome.
     env["CAREPLAN_PLAN_LIBRARY"] = str(fast_cadence_library)
     processes = start_services(SERVICES, env, log_dir)
-    workspace_env = {**env, **{f"WORKSPACE_{s.upper()}_URL": p.url for s, p in processes.items()}}
-    processes["workspace"] = ServiceProcess("workspace", workspace_env, log_dir).start()
+    processes["workspace"] = start_workspace(env, processes, log_dir)
     try:
         await asyncio.gather(*(p.wait_ready() for p in processes.values()))
         yield Platform(processes, prefix)
