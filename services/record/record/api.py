@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from careloop_shared.body import Moment
 from careloop_shared.errors import NotFound
 from careloop_shared.http import Audit, CurrentPrincipal, needs, read_store, service_context
 from record.checkpoints import witness_of
@@ -77,8 +78,8 @@ async def patient_record(
         list[Annotated[str, Query(max_length=100)]] | None,
         Query(max_length=50, description="Event types (ce_type) to keep"),
     ] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[Moment | None, Query(description="Keep entries at or after this time")] = None,
+    until: Annotated[Moment | None, Query(description="Keep entries before this time")] = None,
 ) -> RecordOut:
     """The patient's events in order, causes before effects, with type, time, source, summary, and the
     actor: the person who made the change (role and id) where the event names one."""

@@ -112,6 +112,31 @@ async def test_events_are_appended_once_and_read_causes_first(record, infra):
     )
 
 
+async def test_the_timeline_keeps_a_window_of_time_and_refuses_a_time_it_could_not_store(record, infra):
+    client, _, _ = record
+    patient, agency, entries, _, _ = await _patient_with_two_events(record, infra)
+    url = f"/v1/patients/{patient}/record"
+
+    async def shown(**window: str) -> list[str]:
+        r = await client.get(url, params=window, headers=auth(agency))
+        assert r.status_code == 200, r.text
+        return [e["event_id"] for e in r.json()["entries"]]
+
+    every = [e["event_id"] for e in entries]
+    assert await shown(since="2000-01-01T00:00:00Z", until="2999-12-31T23:59:59Z") == every
+    assert await shown(since="2999-01-01T00:00:00+14:00") == []
+    assert await shown(until="1900-01-01T00:00:00Z") == []
+    # The first entry's own time keeps it; a time without an offset is taken as UTC.
+    first = datetime.fromisoformat(entries[0]["time"]).astimezone(UTC).replace(tzinfo=None)
+    assert (await shown(since=first.isoformat()))[0] == every[0]
+    for edge in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "0001-01-01T00:00:00+14:00"):
+        for name in ("since", "until"):
+            r = await client.get(url, params={name: edge}, headers=auth(agency))
+            assert r.status_code == 422, (name, edge, r.text)
+            problem = r.json()["detail"][0]
+            assert (problem["loc"], problem["type"]) == (["query", name], "time_out_of_range")
+
+
 def _delivered(runtime, message, offset: int) -> Record:
     """``message`` as the consumer receives it from its topic."""
     return delivered(message, offset, runtime.topic_for(message.envelope.type))
