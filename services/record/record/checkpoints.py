@@ -5,7 +5,9 @@ Each round: publish any checkpoint signed but not yet published (a crash between
 the heads that moved since they were last signed into checkpoints N+1, N+2, ... (in the database first, so
 a crash cannot publish two different checkpoints under one number), then publish them, each as a file
 ``checkpoint-<N>.json`` in the checkpoint folder, when one is configured, and a record on the checkpoint
-topic (one partition, kept forever), each carrying the same signed JSON.
+topic (one partition, kept forever), each carrying the same signed JSON. Last, the heads still as
+signed lose their flag as moved (record_heads.moved, set by every append), so the next search reads only
+the heads that moved, not every chain.
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ class CheckpointFiles:
             yield json.loads(path.read_text())
 
 
-# The search for moved heads reads every head (its cost grows with the chains, not with what moved), so one
-# search serves up to this many checkpoints of RECORD_CHECKPOINT_MAX_HEADS each.
+# One search for the heads that moved (each joined to its last signature and sorted, oldest first) serves up
+# to this many checkpoints of RECORD_CHECKPOINT_MAX_HEADS each.
 CHECKPOINTS_PER_SEARCH = 25
 
 
@@ -130,11 +132,21 @@ async def checkpoint_round(runtime: ServiceRuntime) -> bool:
     await publish_pending(runtime)
     async with runtime.uow() as uow:
         signed = await sign_moved_heads(runtime.context, uow.store)
-    if signed is None:
-        return False
-    await publish_pending(runtime)
-    log.info("checkpoint signed", checkpoint=signed[0])
-    return signed[1]
+    if signed is not None:
+        await publish_pending(runtime)
+        log.info("checkpoint signed", checkpoint=signed[0])
+    await settle_heads(runtime)
+    return signed is not None and signed[1]
+
+
+async def settle_heads(runtime: ServiceRuntime) -> None:
+    """The heads signed as they are no longer flagged as moved: a transaction for each few thousand, so
+    that an appender meeting one waits for little."""
+    limit = runtime.context.checkpoint_max_heads
+    while True:
+        async with runtime.uow() as uow:
+            if await uow.store.settle_heads(limit) < limit:
+                return
 
 
 def checkpoints_every(every_s: float) -> Any:

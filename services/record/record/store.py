@@ -25,6 +25,13 @@ APPLIED_IN = "record_entries.event_id"
 _E_COLUMNS = ", ".join("e." + c.strip() for c in ENTRY_COLUMNS.split(","))
 Heads = dict[uuid.UUID, tuple[int, bytes]]
 
+MOVED_HEADS = (
+    "SELECT h.patient_id, h.seq, h.hash FROM record_heads h"
+    " LEFT JOIN record_witnessed w ON w.patient_id = h.patient_id"
+    " WHERE h.moved AND h.seq > 0 AND w.seq IS DISTINCT FROM h.seq"
+    " ORDER BY w.checkpoint NULLS FIRST LIMIT $1"
+)
+
 
 class RecordStore(Store):
     async def lock_heads(self, patient_ids: Iterable[uuid.UUID]) -> Heads:
@@ -61,7 +68,7 @@ class RecordStore(Store):
         await insert_rows(self.db, "record_entries", entries)
         columns = {"patient_id": "uuid", "seq": "bigint", "hash": "bytea"}
         await self.db.execute(
-            f"UPDATE record_heads h SET seq = r.seq, hash = r.hash FROM {rows_from(columns)}"
+            f"UPDATE record_heads h SET seq = r.seq, hash = r.hash, moved = true FROM {rows_from(columns)}"
             " WHERE h.patient_id = r.patient_id",  # one head per patient: each row matched once
             *columns_of([(patient_id, seq, hash_) for patient_id, (seq, hash_) in heads.items()], columns),
         )
@@ -134,13 +141,25 @@ class RecordStore(Store):
         return (row["checkpoint"], bytes(row["digest"])) if row else None
 
     async def moved_heads(self, limit: int) -> list[asyncpg.Record]:
-        """Heads not yet signed as they are now (oldest signature first, never-signed ones before)."""
-        return await self.db.fetch(
-            "SELECT h.patient_id, h.seq, h.hash FROM record_heads h"
-            " LEFT JOIN record_witnessed w ON w.patient_id = h.patient_id"
-            " WHERE h.seq > 0 AND w.seq IS DISTINCT FROM h.seq ORDER BY w.checkpoint NULLS FIRST LIMIT $1",
+        """Heads not yet signed as they are now (oldest signature first, never-signed ones before): among
+        the heads flagged as moved only, so the search costs what moved, not every chain."""
+        return await self.db.fetch(MOVED_HEADS, limit)
+
+    async def settle_heads(self, limit: int) -> int:
+        """Clear the flag of up to ``limit`` heads still as last signed (or never moved); how many.
+
+        A head an appender holds is skipped, never waited for (so this never deadlocks with one, nor
+        keeps its batch waiting on heads it does not touch), and is found again next time; one it moves
+        after this looks is moved again by then, so its flag stays: only a head as signed loses it."""
+        cleared: int = await self.db.fetchval(
+            "WITH settled AS (UPDATE record_heads h SET moved = false FROM ("
+            "SELECT s.patient_id FROM record_heads s"
+            " LEFT JOIN record_witnessed w ON w.patient_id = s.patient_id"
+            " WHERE s.moved AND s.seq = coalesce(w.seq, 0) LIMIT $1 FOR UPDATE OF s SKIP LOCKED) t"
+            " WHERE h.patient_id = t.patient_id RETURNING 1) SELECT count(*) FROM settled",
             limit,
         )
+        return cleared
 
     async def save_checkpoint(
         self, checkpoint: int, at: datetime, digest: bytes, document: str, heads: list[asyncpg.Record]

@@ -28,12 +28,12 @@ from careloop_shared.testing import eventually, phq2_positive, publish_message, 
 from careloop_shared.testing.batches import delivered
 from record.authenticate import authenticate
 from record.checkpoints import TOPIC as CHECKPOINT_TOPIC
-from record.checkpoints import CheckpointFiles, audit, checkpoint_round
+from record.checkpoints import CheckpointFiles, audit, checkpoint_round, settle_heads, sign_moved_heads
 from record.consumers import HANDLERS
 from record.domain.chain import GENESIS, entry_hash
 from record.domain.witness import ChainKeys, check_series, signed_head
 from record.main import RecordSettings, build_app
-from record.store import APPLIED_IN, RecordStore
+from record.store import APPLIED_IN, MOVED_HEADS, RecordStore
 
 pytestmark = pytest.mark.integration
 
@@ -594,6 +594,95 @@ async def test_checkpoints_sign_only_heads_that_moved_and_link_to_the_one_before
     assert (
         await runtime.pool.fetchval("SELECT count(*) FROM record_checkpoints WHERE published_at IS NULL") == 0
     )
+
+
+async def _moved(runtime, *patients: uuid.UUID) -> set[uuid.UUID]:
+    rows = await runtime.pool.fetch(
+        "SELECT patient_id FROM record_heads WHERE moved AND patient_id = ANY($1::uuid[])", list(patients)
+    )
+    return {r["patient_id"] for r in rows}
+
+
+async def _one_more_event(record, infra, patient: uuid.UUID, agency: str, entries: int) -> None:
+    client, runtime, _ = record
+    message = new_message(phq2_positive(patient, agency, rules_version="t"))
+    await publish_message(infra.bootstrap_servers, runtime.topic_for(PatientAssessed.type), message)
+
+    async def appended() -> bool:
+        r = await client.get(f"/v1/patients/{patient}/record", headers=auth(agency))
+        return len(r.json()["entries"]) == entries
+
+    await eventually(appended, what=f"entry {entries}")
+
+
+async def test_the_checkpoint_round_reads_only_the_heads_that_moved(record, infra):
+    _, runtime, _ = record
+    patient, agency, *_ = await _patient_with_two_events(record, infra)
+    assert await _moved(runtime, patient) == {patient}  # appended: flagged
+    while await checkpoint_round(runtime):
+        pass
+    assert await _moved(runtime, patient) == set()  # signed as it is: the flag cleared
+    # Many chains signed long ago, as a record a few years old holds.
+    others = [uuid.uuid4() for _ in range(30_000)]
+    await runtime.pool.execute(
+        "INSERT INTO record_heads (patient_id, seq, hash, moved)"
+        " SELECT unnest($1::uuid[]), 1, '\\x00', false",
+        others,
+    )
+    await runtime.pool.execute(
+        "INSERT INTO record_witnessed (patient_id, checkpoint, seq, hash)"
+        " SELECT unnest($1::uuid[]), 1, 1, '\\x00'",
+        others,
+    )
+    try:
+        await runtime.pool.execute("ANALYZE record_heads, record_witnessed")
+        await _one_more_event(record, infra, patient, agency, entries=3)
+        assert await _moved(runtime, patient) == {patient}
+        async with runtime.pool.acquire() as conn:
+            explained = await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {MOVED_HEADS}", 100)
+            plan = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
+            table_pages = await conn.fetchval("SELECT pg_relation_size('record_heads') / 8192")
+        pages = plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
+        assert table_pages > 100 and pages < 20, (pages, table_pages, plan)
+        while await checkpoint_round(runtime):
+            pass
+        latest = json.loads(
+            await runtime.pool.fetchval(
+                "SELECT document FROM record_checkpoints ORDER BY checkpoint DESC LIMIT 1"
+            )
+        )
+        assert [h[:2] for h in latest["heads"]] == [[str(patient), 3]]
+        assert await _moved(runtime, patient, *others) == set()
+    finally:
+        await runtime.pool.execute("DELETE FROM record_witnessed WHERE patient_id = ANY($1::uuid[])", others)
+        await runtime.pool.execute("DELETE FROM record_heads WHERE patient_id = ANY($1::uuid[])", others)
+
+
+async def test_a_head_that_moves_after_it_is_signed_or_is_held_by_an_appender_stays_flagged(record, infra):
+    client, runtime, dsn = record
+    patient, agency, *_ = await _patient_with_two_events(record, infra)
+    async with runtime.uow() as uow:
+        assert await sign_moved_heads(runtime.context, uow.store) is not None
+    # Held by an appender's transaction: passed over without waiting for it, flag kept.
+    appender = await asyncpg.connect(dsn)
+    try:
+        async with appender.transaction():
+            await appender.execute("SELECT 1 FROM record_heads WHERE patient_id = $1 FOR UPDATE", patient)
+            await asyncio.wait_for(settle_heads(runtime), timeout=10)
+            assert await _moved(runtime, patient) == {patient}
+    finally:
+        await appender.close()
+    # Moved again after it was signed, before the flags were settled: the flag stays, and the next round
+    # signs the head as it is now.
+    await _one_more_event(record, infra, patient, agency, entries=3)
+    await settle_heads(runtime)
+    assert await _moved(runtime, patient) == {patient}
+    while await checkpoint_round(runtime):
+        pass
+    signed = await runtime.pool.fetchval("SELECT seq FROM record_witnessed WHERE patient_id = $1", patient)
+    assert (signed, await _moved(runtime, patient)) == (3, set())
+    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+    assert verified["intact"] is True
 
 
 async def test_entries_written_before_the_record_was_keyed_are_authenticated_only_if_their_chain_holds(
