@@ -114,10 +114,12 @@ oncpu: install
 
 # Schemathesis over every service's OpenAPI document, as every role, with a fresh agency's tokens, against
 # the platform `make up` runs; then the workspace, which has no OpenAPI document, walked page by page and
-# form by form as every role and as nobody (tests/fuzz/workspace.py). CI runs both at a small size
-# (tests/test_fuzz.py). FUZZ_ARGS=... and FUZZ_WORKSPACE_ARGS=... pass options.
+# form by form as every role and as nobody (tests/fuzz/workspace.py); then every consumer fed events drawn
+# from their contracts, hostile values included (tests/fuzz/events.py). CI runs all three at a small size
+# (tests/test_fuzz.py). FUZZ_ARGS=..., FUZZ_WORKSPACE_ARGS=... and FUZZ_EVENTS_ARGS=... pass options.
 FUZZ_ARGS ?= --examples 300
 FUZZ_WORKSPACE_ARGS ?= --cases 40
+FUZZ_EVENTS_ARGS ?= --examples 200
 FUZZ_WORKSPACE_URL = $${WORKSPACE_URL:-http://127.0.0.1:8000}
 fuzz:
 	@test -x .venv/bin/python || { echo "no .venv: run 'make up' first (it installs and starts the platform)" >&2; exit 1; }
@@ -127,6 +129,7 @@ fuzz:
 		echo "make fuzz: the workspace is not reachable at $(FUZZ_WORKSPACE_URL)/readyz; start the platform with make up" >&2; exit 1; }
 	.venv/bin/python -m tests.fuzz.fuzz $(FUZZ_ARGS)
 	.venv/bin/python -m tests.fuzz.workspace $(FUZZ_WORKSPACE_ARGS)
+	eval "$$($(INFRA) env)" && .venv/bin/python -m tests.fuzz.events $(FUZZ_EVENTS_ARGS)
 
 # The chaos run starts five services of its own on the local Kafka and PostgreSQL (make infra-up), which it
 # restarts: not to be run beside a platform you are using. CI runs a short form (tests/test_chaos.py).

@@ -128,15 +128,39 @@ async def test_event_failing_every_retry_is_dead_lettered_once_and_others_procee
     await eventually(lambda: plan_versions(careplan, patient), what="first plan")
     # A second agency assessing the same pseudonymous patient is refused by the handler, every time.
     poison = new_message(assessed(patient, "agency-b"))
+    dead = await _dead_lettered_while_the_next_goes_on(careplan, infra, poison, other)
+    assert header(dead, "dlq_error_type") == "ForeignAgencyAssessment"
+    assert await plan_versions(careplan, patient) == 1
+
+
+async def _dead_lettered_while_the_next_goes_on(careplan, infra, poison, other: uuid.UUID):
+    """``poison`` published, then another patient's assessment: that one is applied, and ``poison``'s
+    dead letter (returned) is noted in the inbox."""
+    topic = careplan.topic_for(ASSESSED)
     await publish_message(infra.bootstrap_servers, topic, poison)
     await publish_message(infra.bootstrap_servers, topic, new_message(assessed(other)))
-
     await eventually(lambda: plan_versions(careplan, other), what="later event processed")
     async with TopicReader(infra.bootstrap_servers, careplan.dead_letter_topic) as dlq:
         dead = await dlq.wait_for(lambda r: header(r, "ce_id") == str(poison.envelope.id))
-    assert header(dead, "dlq_error_type") == "ForeignAgencyAssessment"
-    assert await plan_versions(careplan, patient) == 1
-    assert (
-        await careplan.pool.fetchval("SELECT outcome FROM inbox WHERE event_id = $1", poison.envelope.id)
-        == "dead-lettered"
+    outcome = await careplan.pool.fetchval(
+        "SELECT outcome FROM inbox WHERE event_id = $1", poison.envelope.id
     )
+    assert outcome == "dead-lettered"
+    return dead
+
+
+async def test_an_event_with_a_value_no_service_keeps_is_dead_lettered_at_once_as_invalid(careplan, infra):
+    from careloop_shared.metrics import REGISTRY
+
+    topic = careplan.topic_for(ASSESSED)
+    patient, other = uuid.uuid4(), uuid.uuid4()
+    # Its schema allows any text; PostgreSQL cannot keep a NUL, so the batch it is in fails.
+    poison = new_message(assessed(patient, "agency-\x00a"))
+    labels = {"service_name": careplan.spec.name, "topic": topic, "reason": "failed"}
+    retries_before = REGISTRY.get_sample_value("careloop_consumer_retries_total", labels) or 0
+    dead = await _dead_lettered_while_the_next_goes_on(careplan, infra, poison, other)
+    assert header(dead, "dlq_error_type") == "ValidationError"
+    assert header(dead, "dlq_error") == "1 validation error(s): agency_id: text_with_nul"
+    assert await plan_versions(careplan, patient) == 0
+    # Refused without being tried again.
+    assert (REGISTRY.get_sample_value("careloop_consumer_retries_total", labels) or 0) == retries_before

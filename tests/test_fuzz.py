@@ -2,7 +2,8 @@
 service's OpenAPI document as a care manager, a supervisor and a provider (coverage, fuzzing and
 stateful phases) and finds no 5xx, no undocumented status, no body or header unlike its schema, and no
 schema-violating input accepted. Then the workspace, which has no OpenAPI document, is walked as every
-role and as nobody (tests/fuzz/workspace.py). `make fuzz` runs every role at a large size."""
+role and as nobody (tests/fuzz/workspace.py), and every consumer is fed events drawn from their
+contracts (tests/fuzz/events.py). `make fuzz` runs every role at a large size."""
 
 import json
 
@@ -83,3 +84,24 @@ async def test_the_workspace_walk_finds_nothing_wrong_on_any_page(platform, work
     for process in (*platform[1].values(), workspace):
         logged = process.log_path.read_text(errors="replace")
         assert not [t for t in typed if t in logged], (process.service, [t for t in typed if t in logged])
+
+
+@pytest.mark.timeout(300)
+async def test_every_consumer_keeps_or_refuses_each_event_drawn_from_the_contracts(platform, tmp_path):
+    _, processes = platform
+    code, log = await run_module(
+        "tests.fuzz.events", "--examples", "8", "--seed", "20261206", "--out", str(tmp_path),
+        log_path=tmp_path / "events.log", timeout=240, env=platform_env(platform),
+    )  # fmt: skip
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    shown = [{k: f.get(k) for k in ("problem", "type", "error_type", "error")} for f in summary["findings"]]
+    assert not shown, shown[:20]
+    assert code == 0, log[-3000:]
+    # Events of every consumed type went out; some were kept and applied, some refused, at once, as invalid.
+    outcomes = {o for by_outcome in summary["outcomes"].values() for o in by_outcome}
+    assert {"allowed: applied", "refused: dead-lettered (ValidationError)"} <= outcomes, outcomes
+    assert summary["sent"] >= 8 * 20 and summary["settled"]["settled"], summary["settled"]
+    # No handler failed on any of them: nothing was dead-lettered after retries.
+    for name, process in processes.items():
+        logged = process.log_path.read_text(errors="replace")
+        assert "event failed after retries" not in logged, (name, process.tail(40))

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from careloop_shared import db, tracing
 from careloop_shared.coalesce import SharedConnection, handler_runs, run_side_by_side, runs_side_by_side
 from careloop_shared.db import RowTypeChanged
-from careloop_shared.events import Event, ReceivedEvent, UndecodableEvent, decode
+from careloop_shared.events import Event, ReceivedEvent, UndecodableEvent, decode, refusal_of
 from careloop_shared.failpoints import failpoint
 from careloop_shared.logging import get_logger, safe_exception_message
 from careloop_shared.metrics import ConsumerMetrics
@@ -261,8 +261,25 @@ class EventConsumer:
             except Exception as exc:
                 if is_transient(exc):
                     raise
-        # Find the culprit: one event per transaction, each with bounded retries.
+        # Values no careloop service keeps (text with NUL, numbers past 32 bits, times outside 1900-2999):
+        # an event carrying one is refused at once, for that reason, and the rest tried together again.
+        kept = []
         for record, event in received:
+            refusal = refusal_of(event.event)
+            if refusal is None:
+                kept.append((record, event))
+                continue
+            await self._send_to_dead_letter(record, refusal, "invalid")
+            await self._record_dead_letter(event)
+        if kept and len(kept) < len(received):
+            try:
+                self._metrics.handled(await self._apply([event for _, event in kept]))
+                return
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+        # Find the culprit: one event per transaction, each with bounded retries.
+        for record, event in kept:
             await self._apply_with_retries(record, event)
 
     async def _apply(self, events: Sequence[ReceivedEvent], *, batch: bool = False) -> list[str]:

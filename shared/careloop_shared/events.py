@@ -6,14 +6,17 @@ header; the Kafka key is the patient's pseudonymous id so one patient's events s
 
 from __future__ import annotations
 
+import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from careloop_shared.body import EARLIEST_TIME, LATEST_TIME
 from careloop_shared.errors import SafeMessageError
 from careloop_shared.ids import new_id, parse_id
 
@@ -227,3 +230,54 @@ def decode(
     if event.subject != envelope.subject:
         raise UndecodableEvent("ce_subject does not match the event's patient_id")
     return ReceivedEvent(envelope, event, topic, partition, offset, bytes(value))
+
+
+# What an event's schema allows but no careloop service keeps, nor any careloop producer sends (its
+# requests are held to the same): text with NUL (PostgreSQL's text and jsonb cannot hold it), a number past
+# the 32-bit integers the services store, a time outside the years 1900 to 2999 (asyncpg writes the
+# calendar's ends as -infinity and infinity, and a time an offset away from them has no UTC form). Looked
+# for only once a batch has failed (``consumer``): such an event is then dead-lettered at once as invalid,
+# instead of being retried and splitting its batch into a transaction an event to find it.
+INT_RANGE = (-(2**31), 2**31 - 1)
+
+
+def refusal_of(event: Event) -> ValidationError | None:
+    """Why careloop does not keep this event, naming each field (never its value); None if it does."""
+    problems = list(not_kept(event))
+    return ValidationError.from_exception_data(type(event).__name__, problems) if problems else None
+
+
+def not_kept(value: Any, loc: tuple[str | int, ...] = ()) -> Iterator[InitErrorDetails]:
+    """Each value of an event (its fields, their items, their parts) that careloop does not keep."""
+    problem: PydanticCustomError | None = None
+    if isinstance(value, str):
+        if "\x00" in value:
+            problem = PydanticCustomError("text_with_nul", "text must not contain NUL (U+0000)")
+    elif isinstance(value, bool) or value is None:
+        pass
+    elif isinstance(value, int):
+        if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+            problem = PydanticCustomError("int_out_of_range", "should be a 32-bit integer")
+    elif isinstance(value, float):
+        if not (math.isfinite(value) and INT_RANGE[0] <= value <= INT_RANGE[1]):
+            problem = PydanticCustomError("number_out_of_range", "should be a finite number below 2^31")
+    elif isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        try:
+            kept = EARLIEST_TIME <= aware < LATEST_TIME
+        except OverflowError:
+            kept = False
+        if not kept:
+            problem = PydanticCustomError("time_out_of_range", "should be a time in the years 1900 to 2999")
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from not_kept(getattr(value, name), (*loc, name))
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for i, item in enumerate(value):
+            yield from not_kept(item, (*loc, i))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from not_kept(key, (*loc, "<key>"))
+            yield from not_kept(item, (*loc, str(key)))
+    if problem is not None:
+        yield InitErrorDetails(type=problem, loc=loc, input=None)

@@ -72,8 +72,8 @@ RETRIED = Counter(
 )
 DEAD_LETTERED = Counter(
     "careloop_consumer_dead_lettered",
-    "Records sent to the dead-letter topic: `undecodable`, `invalid` (fails its contract) or"
-    " `failed-after-retries`.",
+    "Records sent to the dead-letter topic: `undecodable`, `invalid` (fails its contract, or carries a"
+    " value no careloop service keeps) or `failed-after-retries`.",
     ["service_name", "topic", "reason"],
     registry=REGISTRY,
 )

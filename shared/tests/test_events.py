@@ -178,3 +178,61 @@ def test_ids_in_every_form_a_uuid_is_written_are_read_as_uuid_reads_them():
     for bad in ("", "x", known.hex[:-1], f"{known}0", f" {known.hex[1:]}"):
         with pytest.raises(ValueError, match=r"^not a UUID$"):
             parse_id(bad)
+
+
+def _plan(**changes):
+    from careloop_shared.contracts import PlanUpdated
+    from careloop_shared.event_examples import example_body
+
+    return PlanUpdated.model_validate(example_body(PlanUpdated)).model_copy(update=changes)
+
+
+def test_values_no_service_keeps_are_named_by_field_and_never_shown():
+    from datetime import timedelta, timezone
+
+    from careloop_shared.contracts import FollowUpCadence, Goal
+    from careloop_shared.events import refusal_of
+    from careloop_shared.logging import safe_exception_message
+
+    kept = _plan()
+    assert refusal_of(kept) is None
+    goal = kept.goals[0]
+    far = timezone(timedelta(hours=14))
+    cases = {
+        "agency_id: text_with_nul": _plan(agency_id="agency-\x00"),
+        "version: int_out_of_range": _plan(version=2**31),
+        "goals.0.due: time_out_of_range": _plan(
+            goals=[goal.model_copy(update={"due": datetime(1, 1, 1, 12, tzinfo=far)})]
+        ),
+        "goals.0.target: text_with_nul": _plan(
+            goals=[Goal.model_validate({**goal.model_dump(), "target": "a\x00"})]
+        ),
+    }
+    for expected, event in cases.items():
+        refusal = refusal_of(event)
+        assert refusal is not None and safe_exception_message(refusal) == f"1 validation error(s): {expected}"
+        assert "\x00" not in str(refusal.errors(include_input=False))
+    # The calendar's last instant, a naive time of year 1 (taken as UTC), an infinite and a huge number.
+    late = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    assert refusal_of(_plan(goals=[goal.model_copy(update={"due": late})])) is not None
+    assert refusal_of(_plan(goals=[goal.model_copy(update={"due": datetime(1, 1, 1)})])) is not None
+    assert refusal_of(_plan(goals=[goal.model_copy(update={"due": datetime(2999, 12, 31, 23)})])) is None
+    huge = FollowUpCadence.model_construct(every_days=float("inf"), priority=RiskLevel.low)
+    assert "number_out_of_range" in safe_exception_message(refusal_of(_plan(follow_up=huge)))
+
+
+@pytest.mark.parametrize("days", [3650.5, 1e9, float("inf"), float("nan")])
+def test_a_cadence_past_ten_years_is_refused_as_the_event_is_read(days):
+    event = _plan()
+    body = json.loads(event.body())
+    body["follow_up"]["every_days"] = days
+    message = new_message(event)
+    with pytest.raises(ValidationError) as refused:
+        decode(
+            json.dumps(body).encode(),
+            [(k, v.encode()) for k, v in message.envelope.headers().items()],
+            topic="t",
+            partition=0,
+            offset=0,
+        )
+    assert [e["type"] for e in refused.value.errors()] == ["cadence_out_of_range"]

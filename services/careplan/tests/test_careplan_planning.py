@@ -337,3 +337,13 @@ def test_a_library_without_a_cadence_for_every_risk_stops_the_service_at_start(t
     path.write_text(json.dumps(library))
     with pytest.raises(InvalidRulesFile, match="urgent"):
         load_rules(PlanLibrary, path)
+
+
+@pytest.mark.parametrize("days", [0, -7, 3651])
+def test_a_library_cadence_the_plan_event_could_not_carry_stops_the_service_at_start(tmp_path, days):
+    library = json.loads(DEFAULT_LIBRARY.read_text())
+    library["follow_up_days_by_risk"]["low"] = days
+    path = tmp_path / "plan-library.json"
+    path.write_text(json.dumps(library))
+    with pytest.raises(InvalidRulesFile, match="at most 3650 days"):
+        load_rules(PlanLibrary, path)

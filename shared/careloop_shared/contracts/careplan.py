@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 from careloop_shared.contracts.common import ActorId, ActorRole, Part, RiskLevel
 from careloop_shared.events import Event, register
@@ -45,8 +47,21 @@ class Intervention(Part):
     service_code: str | None = Field(None, description="Service asked for, for clinical interventions.")
 
 
+# The longest cadence a plan may keep: ten years between follow-ups.
+LONGEST_CADENCE_DAYS = 3650
+
+
+def _a_cadence(days: float) -> float:
+    if not days <= LONGEST_CADENCE_DAYS:  # NaN too
+        raise PydanticCustomError("cadence_out_of_range", "should be at most 3650 days")
+    return days
+
+
 class FollowUpCadence(Part):
-    every_days: float
+    every_days: Annotated[float, AfterValidator(_a_cadence)] = Field(
+        description="Days between follow-ups, at most 3650 (ten years); 0 or less when the plan has no"
+        " cadence of its own (followup then uses its default for the plan's risk)."
+    )
     priority: RiskLevel
     channel: str | None = Field(
         None,

@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from careloop_shared.contracts import RiskLevel
+from careloop_shared.contracts.careplan import LONGEST_CADENCE_DAYS
 from careloop_shared.rules import Rule, RulesFile
 from careplan.domain.contact_safety import InterpersonalSafety, follow_up_channel
 from careplan.domain.education import material_id
@@ -69,6 +70,10 @@ class PlanLibrary(RulesFile):
         missing = [r.value for r in RiskLevel if r not in self.follow_up_days_by_risk]
         if missing:
             raise ValueError(f"follow_up_days_by_risk lacks {', '.join(missing)}")
+        if any(not 0 < days <= LONGEST_CADENCE_DAYS for days in self.follow_up_days_by_risk.values()):
+            raise ValueError(
+                f"follow_up_days_by_risk: each more than 0 and at most {LONGEST_CADENCE_DAYS} days"
+            )
         if self.agency_language not in self.education_languages:
             raise ValueError("education_languages lacks the agency_language")
         return self

@@ -1,0 +1,348 @@
+"""Fuzz every service's consumers with events drawn from their contracts, hostile values included.
+
+    python -m tests.fuzz.events [--examples 20] [--seed N] [--types careloop.intake.patient_assessed.v1]
+
+Schemathesis walks the HTTP APIs; the consumers take input too, from any producer with access to a topic.
+For every event type some service consumes, this draws ``--examples`` bodies from the event's contract
+(Hypothesis, field by field from the model's types: every optional field present or not, text with NUL,
+markup and right-to-left marks, integers past 64 bits, times at the calendar's ends and at the widest
+offsets), each for a fresh patient of a fresh agency (a quarter of them with a drawn agency id instead),
+and publishes them as binary-mode CloudEvents keyed by the patient, as a careloop producer would.
+
+Each event is judged first: careloop keeps it if it passes its type's published JSON Schema, reads as its
+contract says, and carries none of the values the event catalogue says no service keeps (text with NUL,
+numbers past 32 bits, times outside 1900-2999: ``careloop_shared.events.refusal_of``). Then, once every
+consuming service's group has committed every record on its topics and no outbox holds anything (so what
+the events caused in turn is handled too), each consuming service's dead-letter topic is read:
+
+- an event careloop keeps must not be dead-lettered by any consumer: a refusal (``ValidationError``)
+  would mean a contract promises what the consumer does not take, any other error (after the consumer's
+  retries) that a handler fails on input it was promised;
+- an event careloop does not keep may be applied (a consumer that stores none of its odd values takes
+  it) or refused, but a consumer that dead-letters it must do so for what it is (``ValidationError`` or
+  ``UndecodableEvent``), not after a handler failed on it;
+- every service answers ``/readyz`` afterwards.
+
+Writes ``<out>/summary.json`` (counts by type and service, findings) and exits 1 on any finding.
+Bootstrap servers, topic prefix and databases as the bench reads them (``tests.perf.bench_common``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import enum
+import json
+import sys
+import time
+import types
+import typing
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
+
+from careloop_shared.events import CONTENT_TYPE, REGISTRY, SPEC_VERSION, Event, refusal_of
+from careloop_shared.kafka import consumer_lag
+from careloop_shared.schemas import path_of
+from careloop_shared.topology import event_flow, shipped_runtimes
+from tests.chaos.tally import read_topics, waiting
+from tests.fuzz.fuzz import PORTS, service_url
+from tests.perf.bench_common import BenchConfig, config_from_env
+from tests.perf.bench_kafka import header, producer
+
+# Text a person or a careless producer could send, beside Hypothesis' own.
+# How a consumer refuses an event it does not take: anything else in a dead letter is a handler's crash.
+REFUSALS = ("ValidationError", "UndecodableEvent")
+HOSTILE_TEXT = (
+    "\x00",
+    "a\x00b",
+    "<script>alert(1)</script>",
+    "\u202egnp.exe",
+    "' OR 1=1 --",
+    "x" * 3000,
+    " ",
+)
+EDGE_TIMES = (
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(1, 1, 1, 12, tzinfo=timezone(timedelta(hours=14))),
+    datetime(9999, 12, 31, 12, tzinfo=timezone(timedelta(hours=-14))),
+    datetime(1900, 1, 1, tzinfo=UTC),
+)
+
+
+def _text() -> st.SearchStrategy[str]:
+    return st.one_of(st.text(max_size=30), st.sampled_from(HOSTILE_TEXT), st.just(""))
+
+
+def _times() -> st.SearchStrategy[str]:
+    ordinary = st.datetimes(
+        min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+    )
+    return st.one_of(ordinary, ordinary, st.sampled_from(EDGE_TIMES), st.datetimes()).map(
+        lambda t: t.isoformat()
+    )
+
+
+def value_of(annotation: Any) -> st.SearchStrategy[Any]:
+    """JSON values for a field of this type (its constraints left to the schema check)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return value_of(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return st.one_of([value_of(a) for a in typing.get_args(annotation)])
+    if origin is typing.Literal:
+        return st.sampled_from(typing.get_args(annotation))
+    if origin in (list, tuple, set, frozenset, typing.Sequence):
+        args = typing.get_args(annotation) or (Any,)
+        return st.lists(value_of(args[0]), max_size=4)
+    if origin is dict:
+        _, item = typing.get_args(annotation) or (str, Any)
+        return st.dictionaries(_text(), value_of(item), max_size=3)
+    if annotation is type(None):
+        return st.none()
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return body_of(annotation)
+        if issubclass(annotation, enum.Enum):
+            return st.sampled_from([m.value for m in annotation])
+        if issubclass(annotation, bool):
+            return st.booleans()
+        if issubclass(annotation, int):
+            return st.one_of(
+                st.integers(-10, 1000), st.integers(), st.sampled_from([2**31, 2**63, -(2**63) - 1])
+            )
+        if issubclass(annotation, float):
+            return st.floats(allow_nan=False, allow_infinity=False)
+        if issubclass(annotation, uuid.UUID):
+            return st.uuids().map(str)
+        if issubclass(annotation, datetime):
+            return _times()
+        if issubclass(annotation, date):
+            return st.dates().map(date.isoformat)
+        if issubclass(annotation, str):
+            return _text()
+    return st.one_of(st.none(), _text(), st.integers(-5, 5))
+
+
+def body_of(model: type[BaseModel]) -> st.SearchStrategy[dict[str, Any]]:
+    """A body of the model: its required fields, and each optional one present or not."""
+    required: dict[str, st.SearchStrategy[Any]] = {}
+    optional: dict[str, st.SearchStrategy[Any]] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        (required if info.is_required() else optional)[key] = value_of(info.annotation)
+    return st.fixed_dictionaries(required, optional=optional)
+
+
+def draw(model: type[Event], examples: int, seed_value: int) -> list[dict[str, Any]]:
+    drawn: list[dict[str, Any]] = []
+
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @seed(seed_value)
+    @given(body_of(model), st.booleans(), st.integers(0, 3))
+    def collect(body: dict[str, Any], _: bool, agency_choice: int) -> None:
+        body = dict(body)
+        body["__keep_agency"] = agency_choice == 0
+        drawn.append(body)
+
+    collect()
+    return drawn
+
+
+def _kept(model: type[Event], value: bytes) -> bool:
+    """Whether the event is one careloop keeps: it reads as its contract says, and carries no value the
+    catalogue says no service keeps (``careloop_shared.events.refusal_of``)."""
+    try:
+        event = model.model_validate_json(value)
+    except ValidationError:
+        return False
+    return refusal_of(event) is None
+
+
+def headers_for(model: type[Event], event_id: uuid.UUID, patient: str) -> list[tuple[str, bytes]]:
+    values = {
+        "ce_specversion": SPEC_VERSION,
+        "ce_id": str(event_id),
+        "ce_type": model.type,
+        "ce_source": model.source,
+        "ce_subject": patient,
+        "ce_time": datetime.now(UTC).isoformat(),
+        "ce_correlationid": str(uuid.uuid4()),
+        "content-type": CONTENT_TYPE,
+    }
+    return [(k, v.encode()) for k, v in values.items()]
+
+
+async def settle(cfg: BenchConfig, limit_s: float) -> dict[str, Any]:
+    """Until every consuming service's group has committed every record on the topics it reads (a
+    partition it never committed counting from its start) and no outbox holds an event, twice running:
+    what the events sent caused is then handled too."""
+    subscriptions = defaultdict(list)
+    for event_type, services in event_flow(shipped_runtimes()).consumers.items():
+        for service in services:
+            subscriptions[service].append(cfg.topic(event_type))
+    started, clean = time.monotonic(), 0
+    state: dict[str, Any] = {}
+    while time.monotonic() < started + limit_s:
+        try:
+            lag = {
+                s: await consumer_lag(cfg.bootstrap, f"{cfg.prefix}{s}", ts)
+                for s, ts in subscriptions.items()
+            }
+            state = {"lag": {s: n for s, n in lag.items() if n}, "outbox": await waiting(cfg.db_urls)}
+        except Exception as exc:  # a service's database or the broker busy: ask again
+            state = {"error": repr(exc)[:200]}
+        clean = clean + 1 if state.get("lag") == {} and state.get("outbox") == {} else 0
+        if clean >= 2:
+            return {"settled": True, "waited_s": round(time.monotonic() - started, 1)}
+        await asyncio.sleep(0.5)
+    return {"settled": False, **state}
+
+
+def prepare(args: argparse.Namespace, prefix: str) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+    """The events to send (ce_id -> type, consumers, body, whether its schema allows it) and the records."""
+    flow = event_flow(shipped_runtimes())
+    agency = f"evfuzz-{uuid.uuid4().hex[:8]}"
+    wanted = set(args.types.split(",")) if args.types else None
+    sent: dict[str, dict[str, Any]] = {}
+    records: list[Any] = []
+    for n, (event_type, consumers) in enumerate(sorted(flow.consumers.items())):
+        if not consumers or (wanted and event_type not in wanted):
+            continue
+        model = REGISTRY[event_type]
+        schema = json.loads(path_of(event_type).read_text())
+        validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+        for body in draw(model, args.examples, args.seed + n):
+            keep_agency = body.pop("__keep_agency")
+            patient = str(uuid.uuid4())
+            body["patient_id"] = patient
+            if not keep_agency or not isinstance(body.get("agency_id"), str):
+                body["agency_id"] = agency
+            event_id = uuid.uuid4()
+            value = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+            headers = headers_for(model, event_id, patient)
+            records.append((f"{prefix}{event_type}", value, patient.encode(), headers))
+            sent[str(event_id)] = {
+                "type": event_type,
+                "allowed": validator.is_valid(body) and _kept(model, value),
+                "consumers": consumers,
+                "body": body,
+            }
+    return sent, records
+
+
+async def run(
+    args: argparse.Namespace, cfg: BenchConfig, sent: dict[str, dict[str, Any]], records: list[Any]
+) -> dict[str, Any]:
+    dlq_of = {s: cfg.topic(r.dead_letter_topic) for s, r in shipped_runtimes().items() if r.spec.handlers}
+    kafka = producer(cfg.bootstrap)
+    await kafka.start()
+    try:
+        for topic, value, key, headers in records:
+            await kafka.send(topic, value, key=key, headers=headers)
+        await kafka.flush()
+    finally:
+        await kafka.stop()
+    print(f"[event-fuzz] {len(sent)} events sent; waiting for the consumers", flush=True)
+    state = await settle(cfg, args.settle_timeout)
+    held = await read_topics(cfg.bootstrap, list(dlq_of.values()))
+    dead: dict[tuple[str, str], dict[str, str]] = {}
+    for service, topic in dlq_of.items():
+        for r in held[topic]:
+            ce_id = header(r, "ce_id")
+            if ce_id in sent:
+                dead[(ce_id, service)] = {
+                    "error_type": header(r, "dlq_error_type") or "",
+                    "error": header(r, "dlq_error") or "",
+                }
+    findings: list[dict[str, Any]] = []
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for ce_id, what in sent.items():
+        for service in what["consumers"]:
+            found = dead.get((ce_id, service))
+            outcome = "applied" if found is None else f"dead-lettered ({found['error_type']})"
+            counts[f"{what['type']} -> {service}"][
+                f"{'allowed' if what['allowed'] else 'refused'}: {outcome}"
+            ] += 1
+            if found is None:
+                continue
+            if what["allowed"]:
+                problem = "refused" if found["error_type"] in REFUSALS else "crashed on"
+                findings.append(
+                    {
+                        "problem": f"{service} {problem} an event careloop keeps",
+                        "ce_id": ce_id,
+                        **what,
+                        **found,
+                    }
+                )
+            elif found["error_type"] not in REFUSALS:
+                findings.append(
+                    {
+                        "problem": f"{service} crashed on an event it should refuse",
+                        "ce_id": ce_id,
+                        **what,
+                        **found,
+                    }
+                )
+    if not state.get("settled"):
+        findings.append({"problem": "the consumers did not settle", "state": state})
+    async with httpx.AsyncClient(timeout=10) as client:
+        for service in PORTS:
+            try:
+                ready: int | str = (await client.get(f"{service_url(service)}/readyz")).status_code
+            except httpx.HTTPError as exc:
+                ready = repr(exc)
+            if ready != 200:
+                findings.append({"problem": f"{service} not ready afterwards", "answer": ready})
+    summary = {
+        "seed": args.seed,
+        "sent": len(sent),
+        "allowed": sum(1 for s in sent.values() if s["allowed"]),
+        "settled": state,
+        "outcomes": {k: dict(v) for k, v in sorted(counts.items())},
+        "findings": findings,
+    }
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--examples", type=int, default=20, help="bodies drawn per event type")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--types", default="", help="comma-separated event types (default: every consumed type)")
+    p.add_argument("--settle-timeout", type=float, default=180.0)
+    p.add_argument("--out", default=".artifacts/fuzz-events")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = config_from_env(out)
+    sent, records = prepare(args, cfg.prefix)
+    summary = asyncio.run(run(args, cfg, sent, records))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str, ensure_ascii=True))
+    for problem, n in Counter(f["problem"] for f in summary["findings"]).most_common():
+        print(f"[event-fuzz] FINDING x{n}: {problem}")
+    print(
+        f"[event-fuzz] {summary['sent']} events ({summary['allowed']} of them ones careloop keeps),"
+        f" {len(summary['findings'])} findings; {args.out}/summary.json"
+    )
+    return 1 if summary["findings"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
