@@ -11,7 +11,7 @@ import types
 import uuid
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -114,6 +114,8 @@ def _fake_uuid(name: str) -> uuid.UUID:
 
 def _value(annotation: Any, owner: str, name: str) -> Any:
     origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:  # a type with its bounds (contracts.EventTime): the type's example
+        return _value(args[0], owner, name)
     if origin in (Union, types.UnionType):
         return _value(next(a for a in args if a is not type(None)), owner, name)
     if origin is list:

@@ -234,10 +234,11 @@ def decode(
 
 # What an event's schema allows but no careloop service keeps, nor any careloop producer sends (its
 # requests are held to the same): text with NUL (PostgreSQL's text and jsonb cannot hold it), a number past
-# the 32-bit integers the services store, a time outside the years 1900 to 2999 (asyncpg writes the
-# calendar's ends as -infinity and infinity, and a time an offset away from them has no UTC form). Looked
-# for only once a batch has failed (``consumer``): such an event is then dead-lettered at once as invalid,
-# instead of being retried and splitting its batch into a transaction an event to find it.
+# the 32-bit integers the services store, a time outside the years 1900 to 2999 (every contract's times are
+# ``contracts.EventTime``, refused as the event is read; looked for here too, for a time in a field of no
+# declared type). Looked for only once a batch has failed (``consumer``; a walk of the event costs more than
+# reading it): such an event is then dead-lettered at once as invalid, instead of being retried and
+# splitting its batch into a transaction an event to find it.
 INT_RANGE = (-(2**31), 2**31 - 1)
 
 

@@ -236,3 +236,26 @@ def test_a_cadence_past_ten_years_is_refused_as_the_event_is_read(days):
             offset=0,
         )
     assert [e["type"] for e in refused.value.errors()] == ["cadence_out_of_range"]
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+        "0001-01-01T12:00:00+14:00",
+        "1899-12-31T23:59:59Z",
+    ],
+)
+def test_a_time_postgresql_would_keep_as_infinity_is_refused_as_the_event_is_read(time):
+    from careloop_shared.contracts import ConsentRecorded
+    from careloop_shared.event_examples import example_message
+
+    message = example_message(ConsentRecorded)
+    headers = [(k, v.encode()) for k, v in message.envelope.headers().items()]
+    body = json.loads(message.event.body())
+    assert decode(json.dumps(body).encode(), headers, topic="t", partition=0, offset=0).event == message.event
+    for field in ("period_start", "period_end"):
+        with pytest.raises(ValidationError) as refused:
+            decode(json.dumps({**body, field: time}).encode(), headers, topic="t", partition=0, offset=0)
+        assert [e["loc"] for e in refused.value.errors()] == [(field,)]

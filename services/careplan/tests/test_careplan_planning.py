@@ -347,3 +347,13 @@ def test_a_library_cadence_the_plan_event_could_not_carry_stops_the_service_at_s
     path.write_text(json.dumps(library))
     with pytest.raises(InvalidRulesFile, match="at most 3650 days"):
         load_rules(PlanLibrary, path)
+
+
+@pytest.mark.parametrize("days", [-1, 3651, 1e9])
+def test_a_library_goal_due_past_ten_years_or_in_the_past_stops_the_service_at_start(tmp_path, days):
+    library = json.loads(DEFAULT_LIBRARY.read_text())
+    library["needs"]["depression"]["goal"]["due_days"] = days
+    path = tmp_path / "plan-library.json"
+    path.write_text(json.dumps(library))
+    with pytest.raises(InvalidRulesFile, match="due_days"):
+        load_rules(PlanLibrary, path)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
-from careloop_shared.contracts.common import ActorId, ActorRole, Part, RiskLevel
+from careloop_shared.contracts.common import ActorId, ActorRole, EventTime, Part, RiskLevel
 from careloop_shared.events import Event, register
 
 
@@ -18,7 +17,7 @@ class Goal(Part):
     need: str
     description: str = Field(description="Coded goal text from the plan library, not patient notes.")
     target: str
-    due: datetime
+    due: EventTime
     lifecycle_status: str = Field(
         "active", description="FHIR Goal.lifecycleStatus: proposed, accepted, active, on-hold, completed, ..."
     )
@@ -126,7 +125,7 @@ class EducationProvided(Event):
     intervention_id: uuid.UUID
     materials: list[str]
     language: str
-    provided_at: datetime
+    provided_at: EventTime
     material_versions: list[str] = Field(
         default_factory=list, description="The version of each material given, in the order of materials."
     )

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from careloop_shared.body import EARLIEST_TIME, LATEST_TIME
 
 
 class Part(BaseModel):
     """A value inside an event body: immutable, tolerant of fields it does not know."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# A time an event carries: in the years 1900 to 2999, as every time a client sends careloop is. Checked as
+# the event is read (pydantic-core compares, at no cost worth measuring), so a time at the calendar's ends,
+# which PostgreSQL would keep as -infinity or infinity and give back without an offset, is refused as
+# invalid before any service keeps it. The published schemas do not change: a date-time, as before.
+EventTime = Annotated[datetime, Field(ge=EARLIEST_TIME, lt=LATEST_TIME)]
 
 
 class RiskLevel(StrEnum):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from pydantic import Field
 
-from careloop_shared.contracts.common import ActorId, ActorRole, Part, RiskLevel
+from careloop_shared.contracts.common import ActorId, ActorRole, EventTime, Part, RiskLevel
 from careloop_shared.events import Event, register
 
 
@@ -20,7 +19,7 @@ class FollowUpDue(Event):
 
     follow_up_id: uuid.UUID
     reason: str = Field(description="plan-cadence or referral-check-in.")
-    due_at: datetime
+    due_at: EventTime
     priority: RiskLevel
     referral_id: uuid.UUID | None = None
     channel: str | None = Field(None, description="How to reach the patient, from the plan.")
@@ -41,7 +40,7 @@ class FollowUpScheduled(Event):
 
     follow_up_id: uuid.UUID
     reason: str
-    due_at: datetime
+    due_at: EventTime
     priority: RiskLevel
     rescheduled: bool = False
     channel: str | None = Field(None, description="How to reach the patient, from the plan.")
@@ -67,7 +66,7 @@ class FollowUpCompleted(Event):
         None, description="Coded next step, e.g. continue-plan, reassess, escalate."
     )
     referral_id: uuid.UUID | None = None
-    completed_at: datetime
+    completed_at: EventTime
     actor_id: ActorId = None
     actor_role: ActorRole = None
 
@@ -80,8 +79,8 @@ class FollowUpOverdue(Event):
     source = "/careloop/followup"
 
     follow_up_id: uuid.UUID
-    due_at: datetime
-    overdue_since: datetime
+    due_at: EventTime
+    overdue_since: EventTime
     priority: RiskLevel
 
 
@@ -94,7 +93,7 @@ class ReassessmentRequested(Event):
 
     follow_up_id: uuid.UUID
     reason: str = Field(description="not-reached or worsening.")
-    requested_at: datetime
+    requested_at: EventTime
     actor_id: ActorId = None
     actor_role: ActorRole = None
 
@@ -125,7 +124,7 @@ class TaskOpened(Event):
     priority: str = Field(
         description="stat, urgent, high, routine: the list is ordered by it, then by due time."
     )
-    due_at: datetime
+    due_at: EventTime
     assignee_id: str | None = Field(None, description="The staff member it is for; null when for a role.")
     assignee_role: str | None = Field(None, description="The role it is for when not a person, e.g. admin.")
     cause: TaskCause
@@ -142,7 +141,7 @@ class TaskStatusChanged(Event):
     from_status: str
     to_status: str = Field(description="open, in-progress, done or cancelled.")
     reason: str | None = Field(None, description="Coded: resolved (its cause was), or the closer's reason.")
-    changed_at: datetime
+    changed_at: EventTime
     actor_id: ActorId = None
     actor_role: ActorRole = None
 
@@ -157,5 +156,5 @@ class TaskEscalated(Event):
     task_id: uuid.UUID
     kind: str
     to_role: str = Field(description="Who it went to: supervisor.")
-    due_at: datetime
-    escalated_at: datetime
+    due_at: EventTime
+    escalated_at: EventTime

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from pydantic import Field
 
@@ -11,6 +10,7 @@ from careloop_shared.contracts.common import (
     ActorId,
     ActorRole,
     ContactPreference,
+    EventTime,
     Need,
     Observation,
     RiskLevel,
@@ -28,7 +28,7 @@ class PatientRegistered(Event):
     source = "/careloop/intake"
 
     preferred_language: str = Field(description="BCP-47 language tag, e.g. en, es.")
-    registered_at: datetime
+    registered_at: EventTime
     contact_preference: ContactPreference | None = None
     postal_area: str | None = Field(None, description="First three characters of the postal code.")
     safe_channels: SafeChannels = None
@@ -52,7 +52,7 @@ class PatientUpdated(Event):
     postal_area: str | None = Field(None, description="First three characters of the postal code.")
     changed_fields: list[str] = Field(description="Names of the fields that changed, never their values.")
     safe_channels: SafeChannels = None
-    updated_at: datetime
+    updated_at: EventTime
     # The staff member who changed the details.
     actor_id: ActorId = None
     actor_role: ActorRole = None
@@ -69,9 +69,9 @@ class ConsentRecorded(Event):
     purpose: str = Field(description="What sharing is for: referral, care-coordination, ...")
     agencies: list[str] = Field(description="Agencies the case may be shared with.")
     program_categories: list[str] = Field(description="Program categories the case may be shared with.")
-    period_start: datetime
-    period_end: datetime | None = None
-    recorded_at: datetime
+    period_start: EventTime
+    period_end: EventTime | None = None
+    recorded_at: EventTime
     # The staff member who recorded the consent.
     actor_id: ActorId = None
     actor_role: ActorRole = None
@@ -85,7 +85,7 @@ class ConsentRevoked(Event):
     source = "/careloop/intake"
 
     consent_id: uuid.UUID
-    revoked_at: datetime
+    revoked_at: EventTime
     # The staff member who recorded the withdrawal.
     actor_id: ActorId = None
     actor_role: ActorRole = None
@@ -105,7 +105,7 @@ class PatientAssessed(Event):
     needs: list[Need]
     risk_level: RiskLevel
     urgent_flags: list[str] = Field(default_factory=list)
-    assessed_at: datetime
+    assessed_at: EventTime
     observations: list[Observation] = Field(
         default_factory=list,
         description="The totals in the clear; item-level answers only in `sealed` (from intake 2026-11-30;"
@@ -136,7 +136,7 @@ class CareManagerAssigned(Event):
     care_manager_id: str = Field(description="The responsible staff member's id (identity provider subject).")
     previous_care_manager_id: str | None = None
     reason: str = Field(description="registration or reassignment.")
-    assigned_at: datetime
+    assigned_at: EventTime
     actor_id: ActorId = None
     actor_role: ActorRole = None
 
@@ -149,6 +149,6 @@ class PatientErased(Event):
     type = "careloop.intake.patient_erased.v1"
     source = "/careloop/intake"
 
-    erased_at: datetime
+    erased_at: EventTime
     actor_id: ActorId = None
     actor_role: ActorRole = None

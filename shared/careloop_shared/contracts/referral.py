@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from pydantic import Field
 
-from careloop_shared.contracts.common import ActorId, ActorRole, Part
+from careloop_shared.contracts.common import ActorId, ActorRole, EventTime, Part
 from careloop_shared.events import Event, register
 
 
@@ -25,8 +24,8 @@ class ReferralMade(Event):
     program_id: str
     receiving_agency_id: str
     status: str = Field(description="Gravity SDOH task status; requested when made.")
-    response_due_at: datetime
-    outcome_due_at: datetime | None = None
+    response_due_at: EventTime
+    outcome_due_at: EventTime | None = None
     replaces_referral_id: uuid.UUID | None = Field(
         None, description="The referral this one re-routes after a rejection."
     )
@@ -67,7 +66,7 @@ class ReferralStatusChanged(Event):
         None, description="Coded reason (no free text): no-capacity, not-eligible, ..."
     )
     outcome: ReferralOutcome | None = None
-    changed_at: datetime
+    changed_at: EventTime
     # The person who moved it (of ``by_agency_id``); null when careloop did (consent revoked, released).
     actor_id: ActorId = None
     actor_role: ActorRole = None
@@ -86,7 +85,7 @@ class NetworkGapDetected(Event):
     program_category: str | None
     postal_area: str | None
     language: str | None
-    detected_at: datetime
+    detected_at: EventTime
 
 
 @register
@@ -99,4 +98,4 @@ class ReferralOverdue(Event):
     referral_id: uuid.UUID
     receiving_agency_id: str
     deadline: str = Field(description="response or outcome.")
-    due_at: datetime
+    due_at: EventTime

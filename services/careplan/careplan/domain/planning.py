@@ -34,7 +34,8 @@ _IDS = uuid.UUID("6d1f4f4e-8d8e-4c55-9b65-3f1c2a7e0c11")
 class GoalTemplate(Rule):
     description: str
     target: str
-    due_days: float
+    # A goal's due time goes into PlanUpdated, whose times lie before the year 3000 (contracts.EventTime).
+    due_days: float = Field(ge=0, le=LONGEST_CADENCE_DAYS)
 
 
 class InterventionTemplate(Rule):
