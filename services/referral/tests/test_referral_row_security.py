@@ -41,6 +41,7 @@ from referral.domain.directory import DIRECTORY_FILE, Organization, SeedDirector
 from referral.domain.matching import RANKING_FILE, Weights
 from referral.gaps.store import GapStore
 from referral.loop import handlers as loop
+from referral.loop.batches import InterventionOfAnotherPlan
 from referral.store import ReferralStore
 
 pytestmark = pytest.mark.integration
@@ -483,3 +484,17 @@ async def test_the_migration_gives_the_rows_kept_before_it_their_patients_agency
             assert await keys(pool, "plan_interventions") == await keys(pool, "network_gaps") == set()
     finally:
         await pool.close()
+
+
+async def test_a_plan_naming_an_intervention_of_another_patients_plan_is_refused_by_name(referral, case):
+    """careplan gives every patient's interventions ids of their own; a plan naming another patient's
+    (another agency's here) is not careplan's, and changes nothing: refused by name, not by the key."""
+    patient_a, _ = case["patients"]
+    taken = case["to_b"]["intervention_id"]
+    forged = Intervention(id=taken, need="need-x", kind="referral", program_category="x", needs_referral=True)
+    with pytest.raises(InterventionOfAnotherPlan):
+        await referral.consume(plan(uuid.uuid4(), D, forged))
+    with as_agency(A):
+        async with referral.uow() as uow:
+            kept = await uow.store.loop.plan_intervention(patient_a, taken)
+    assert kept is not None and kept["intervention_id"] == taken

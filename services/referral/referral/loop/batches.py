@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from careloop_shared.db import Db, by_key, insert_rows_each, insert_rows_returning, probed
+from careloop_shared.errors import Conflict
 from referral.domain.consent import Consent
 
 _NEWER_PLAN = (
@@ -68,8 +69,21 @@ async def remember_plans(db: Db, asks: list[tuple[dict[str, Any], list[dict[str,
     if fresh:
         patients = [plan["patient_id"] for plan, _ in fresh]
         await db.execute(FORGET_INTERVENTIONS, list(dict.fromkeys(patients)))
-        await insert_rows_each(db, "plan_interventions", [i for _, items in fresh for i in items])
+        try:
+            await insert_rows_each(db, "plan_interventions", [i for _, items in fresh for i in items])
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != "plan_interventions_pkey":
+                raise
+            raise InterventionOfAnotherPlan() from exc
     return newer
+
+
+class InterventionOfAnotherPlan(Conflict):
+    """A plan names an intervention by an id another patient's plan holds, or names one twice: careplan
+    gives each intervention an id of its own, so the event is not one careplan sent."""
+
+    def __init__(self) -> None:
+        super().__init__("a plan names an intervention id another patient's plan holds, or one id twice")
 
 
 async def insert_referrals(db: Db, rows: list[dict[str, Any]]) -> list[bool]:
