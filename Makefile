@@ -113,7 +113,7 @@ oncpu: install
 	.venv/bin/python -m tests.perf.oncpu $(ONCPU_ARGS)
 
 # Schemathesis over every service's OpenAPI document, as every role, with a fresh agency's tokens, against
-# the platform `make up` runs; then the workspace, which has no OpenAPI document, walked page by page and
+# the platform `make up` runs (as an admin it edits the shared service directory: start afresh after it); then the workspace, which has no OpenAPI document, walked page by page and
 # form by form as every role and as nobody (tests/fuzz/workspace.py); then every consumer fed events drawn
 # from their contracts, hostile values included (tests/fuzz/events.py). CI runs all three at a small size
 # (tests/test_fuzz.py). FUZZ_ARGS=..., FUZZ_WORKSPACE_ARGS=... and FUZZ_EVENTS_ARGS=... pass options.
