@@ -30,6 +30,7 @@ from careloop_cli.client import Careloop, dev_token
 from careloop_cli.demo import AGENCIES, CARE_MANAGERS, SUPERVISORS, caseload, steps
 from careloop_cli.directory import add_parser as add_directory_parser
 from careloop_cli.fhir_export import add_parser as add_export_parser
+from careloop_cli.shown import shown
 
 console = Console()
 
@@ -42,7 +43,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
         else:
             table.add_column(column)
     for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
+        table.add_row(*[shown(v) for v in row])
     console.print(table)
 
 

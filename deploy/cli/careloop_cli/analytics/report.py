@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from rich.text import Text
 
 from careloop_cli.analytics import store
+from careloop_cli.shown import shown
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,8 @@ def read(db: str, *, agency: str | None = None, month: str | None = None) -> lis
         return figures(con, agency=agency, month=month)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+def _cell(value: Any) -> Text:
+    return shown(f"{value:g}" if isinstance(value, float) else value, empty="-")
 
 
 def print_tables(figs: list[Figure], console: Any) -> None:
