@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from careloop_shared import contracts  # noqa: F401 - registers every event type
-from careloop_shared.events import REGISTRY, UndecodableEvent, decode
+from careloop_shared.events import REGISTRY, Event, UndecodableEvent, decode, refusal_of
 from careloop_shared.kafka import Kafka, connection, topic_partitions
 
 TABLE = """
@@ -47,6 +47,14 @@ async def _partitions(kafka: Kafka, topics: list[str]) -> list[TopicPartition]:
     return await topic_partitions(kafka, [t for t in topics if t in existing])
 
 
+async def _insert(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    await conn.executemany(
+        "INSERT INTO careloop_events VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)"
+        " ON CONFLICT (event_id) DO NOTHING",
+        [(*r[:-1], json.dumps(r[-1])) for r in rows],
+    )
+
+
 async def replay(
     kafka: Kafka, dsn: str, *, topic_prefix: str = "", batch: int = 1000, timeout_s: float = 600
 ) -> dict[str, int]:
@@ -71,6 +79,7 @@ async def replay(
         while remaining:
             fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
             rows: list[tuple[Any, ...]] = []
+            events: list[Event] = []
             for tp, records in fetched.items():
                 for record in records:
                     counts["read"] += 1
@@ -86,6 +95,7 @@ async def replay(
                         counts["skipped"] += 1
                         continue
                     env = received.envelope
+                    events.append(received.event)
                     rows.append(
                         (
                             env.id,
@@ -105,12 +115,15 @@ async def replay(
                 if records and records[-1].offset + 1 >= end[tp]:
                     remaining.discard(tp)
             if rows:
-                await conn.executemany(
-                    "INSERT INTO careloop_events"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)"
-                    " ON CONFLICT (event_id) DO NOTHING",
-                    [(*r[:-1], json.dumps(r[-1])) for r in rows],
-                )
+                try:
+                    await _insert(conn, rows)
+                except asyncpg.DataError:
+                    # An event with a value no careloop service keeps (text with NUL: catalogue): the batch
+                    # (one statement, all or nothing) again without it, and it counted as skipped.
+                    kept = [r for r, e in zip(rows, events, strict=True) if refusal_of(e) is None]
+                    counts["skipped"] += len(rows) - len(kept)
+                    rows = kept
+                    await _insert(conn, rows)
                 counts["stored"] += len(rows)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"replay did not reach the end of {len(remaining)} partition(s) in time")
