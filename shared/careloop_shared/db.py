@@ -136,17 +136,20 @@ PLAN_CACHE_MODE: PlanCacheMode = "auto"
 
 
 # How old a consumer's session's plans may get: a batch that finds them older has them made again first
-# (``replan_if_due``). A generic plan is made from the statistics and the table's size of its moment and
-# is kept until the table is analyzed again: made just after a table's first analyze, while it held a few
-# dozen rows, a look-up of a batch's keys scans the whole table, and keeps doing so as the table grows
-# until autovacuum's next visit (after a tenth more rows, up to 30 s later here). After a 40-journey chain
-# and autovacuum's first visit, record's head look-up in a chain of 10,000 took 24-32 ms a batch against
-# 1.1-1.4 on a fresh platform (docs/performance.md). Made again, a plan sees the table's size now (its
-# pages, at the rows a page its statistics say). Doing it for every batch of 100 events or more (tried
-# first) cost PostgreSQL 0.07 ms more a journey in a fresh platform's chain, every statement, foreign-key
-# check and PL/pgSQL statement analyzed and planned again for each batch; every two seconds bounds what a
-# plan made on a nearly empty table costs to two seconds of a burst, for one planning of a connection's
-# statements every two seconds.
+# (``replan_if_due``), as has a periodic step's round (``runtime.periodic``: the scheduler asks what fell
+# due every tick while the follow-ups grow; its claims read 12-25 pages a call where 1-2 did, in one CI run
+# of tests/test_plans_as_tables_grow.py, not seen again: the likeliest reading, a plan made while the table
+# was small). A generic plan is made from the statistics and the table's size of
+# its moment and is kept until the table is analyzed again: made just after a table's first analyze, while
+# it held a few dozen rows, a look-up of a batch's keys scans the whole table, and keeps doing so as the
+# table grows until autovacuum's next visit (after a tenth more rows, up to 30 s later here). After a
+# 40-journey chain and autovacuum's first visit, record's head look-up in a chain of 10,000 took 24-32 ms a
+# batch against 1.1-1.4 on a fresh platform (docs/performance.md). Made again, a plan sees the table's size
+# now (its pages, at the rows a page its statistics say). Doing it for every batch of 100 events or more
+# (tried first) cost PostgreSQL 0.07 ms more a journey in a fresh platform's chain, every statement,
+# foreign-key check and PL/pgSQL statement analyzed and planned again for each batch; every two seconds
+# bounds what a plan made on a nearly empty table costs to two seconds of a burst, for one planning of a
+# connection's statements every two seconds.
 REPLAN_EVERY_S = 2.0
 
 

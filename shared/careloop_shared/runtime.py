@@ -94,6 +94,9 @@ def periodic(step: PeriodicStep, *, every_s: float, workers: int = 1) -> Backgro
 
     async def one_round(runtime: ServiceRuntime) -> bool:
         async with runtime.uow() as uow:
+            # As a consumer's batch does (``db.REPLAN_EVERY_S``): a step asks the same question of a table
+            # every tick while it grows, and a generic plan made while it held a few dozen rows scanned it.
+            await db.replan_if_due(uow.conn)
             return await step(runtime.context, uow)
 
     async def rounds(runtime: ServiceRuntime) -> None:

@@ -77,6 +77,24 @@ def test_a_rules_file_that_does_not_fit_stops_the_service_saying_where(tmp_path)
     assert "bands.0.max" in str(failed.value) and "bands.0.maximum" in str(failed.value)
 
 
+class _Connection:
+    """A unit of work's connection: its plans old enough to be made again every ``every`` rounds."""
+
+    def __init__(self, every: int = 0) -> None:
+        self.every, self.asked, self.executed = every, 0, []
+
+    def plans_due(self, every_s: float) -> bool:
+        self.asked += 1
+        return bool(self.every) and self.asked % self.every == 0
+
+    async def execute(self, sql: str) -> None:
+        self.executed.append(sql)
+
+
+class _Uow:
+    conn = _Connection()
+
+
 class _Runtime:
     """What ``periodic`` needs of a runtime: the context and units of work."""
 
@@ -87,7 +105,7 @@ class _Runtime:
 
     @contextlib.asynccontextmanager
     async def uow(self):
-        yield "uow"
+        yield _Uow()
         self.committed += 1
 
 
@@ -106,7 +124,7 @@ async def test_periodic_work_repeats_at_once_while_there_is_more_and_survives_a_
     done = asyncio.Event()
 
     async def step(ctx, uow) -> bool:
-        calls.append((ctx, uow))
+        calls.append((ctx, type(uow).__name__))
         answer = next(answers, None)
         if answer is None:
             done.set()
@@ -116,7 +134,7 @@ async def test_periodic_work_repeats_at_once_while_there_is_more_and_survives_a_
         return answer
 
     await _run_until(periodic(step, every_s=0.01, workers=workers), runtime, done)
-    assert calls[:5] == [("ctx", "uow")] * 5
+    assert calls[:5] == [("ctx", "_Uow")] * 5
     # Three rounds in the first tick (more, more, done), the failed one rolled back, then one per tick;
     # with two workers the failure ends one worker's rounds, and the loop goes on.
     assert runtime.committed >= 4
@@ -442,3 +460,24 @@ def test_a_consumer_finds_applied_events_only_in_a_named_tables_column(applied_i
             dead_letter_topic="dlq",
             applied_in=applied_in,
         )
+
+
+async def test_a_periodic_round_has_its_connections_plans_made_again_once_they_are_old():
+    """A step asks the same question of a growing table every tick: a generic plan made while the table
+    held a few dozen rows would scan it (the scheduler's claims, tests/test_plans_as_tables_grow.py)."""
+    runtime, conn, rounds = _Runtime(), _Connection(every=3), []
+    _Uow.conn = conn
+    done = asyncio.Event()
+
+    async def step(ctx, uow) -> bool:
+        rounds.append(len(uow.conn.executed))
+        if len(rounds) == 7:
+            done.set()
+        return len(rounds) < 7  # more, at once: seven rounds without a tick between
+
+    try:
+        await _run_until(periodic(step, every_s=60), runtime, done)
+    finally:
+        _Uow.conn = _Connection()
+    assert conn.asked >= 7 and conn.executed == ["DISCARD PLANS"] * (conn.asked // 3)
+    assert rounds[:7] == [0, 0, 1, 1, 1, 2, 2]
