@@ -22,7 +22,9 @@ the events caused in turn is handled too), each consuming service's dead-letter 
 - an event careloop does not keep may be applied (a consumer that stores none of its odd values takes
   it) or refused, but a consumer that dead-letters it must do so for what it is (``ValidationError`` or
   ``UndecodableEvent``), not after a handler failed on it;
-- every service answers ``/readyz`` afterwards.
+- every service answers ``/readyz`` afterwards;
+- the case record of up to 100 of the run agency's patients whose events careloop kept verifies, as their
+  care manager asks record (``/record/verify``): the chain holds over the events' bytes as drawn.
 
 Writes ``<out>/summary.json`` (counts by type and service, findings) and exits 1 on any finding.
 Bootstrap servers, topic prefix and databases as the bench reads them (``tests.perf.bench_common``).
@@ -50,10 +52,12 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
+from careloop_shared.auth import issue_token
 from careloop_shared.errors import Refusal
 from careloop_shared.events import CONTENT_TYPE, REGISTRY, SPEC_VERSION, Event, refusal_of
 from careloop_shared.kafka import consumer_lag
 from careloop_shared.schemas import path_of
+from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.topology import event_flow, shipped_runtimes
 from tests.chaos.tally import read_topics, waiting
 from tests.fuzz.fuzz import PORTS, service_url
@@ -327,8 +331,10 @@ async def run(
                 ready = repr(exc)
             if ready != 200:
                 findings.append({"problem": f"{service} not ready afterwards", "answer": ready})
+        verified = await _verify_records(client, sent, findings)
     summary = {
         "seed": args.seed,
+        "records_verified": verified,
         "sent": len(sent),
         "allowed": sum(1 for s in sent.values() if s["allowed"]),
         "settled": state,
@@ -336,6 +342,38 @@ async def run(
         "findings": findings,
     }
     return summary
+
+
+# How many of the patients whose events careloop kept have their case record verified afterwards.
+VERIFIED_RECORDS = 100
+
+
+async def _verify_records(
+    client: httpx.AsyncClient, sent: dict[str, dict[str, Any]], findings: list[dict[str, Any]]
+) -> int:
+    """The case record of patients of the run's own agency whose events careloop kept, verified as their
+    care manager would: the chain over the events' bytes exactly as drawn (odd text, the largest numbers
+    kept) must hold. How many were verified."""
+    patients = list(
+        dict.fromkeys(
+            (s["body"]["patient_id"], s["body"]["agency_id"])
+            for s in sent.values()
+            if s["allowed"] and s["body"]["agency_id"].startswith("evfuzz-")
+        )
+    )[:VERIFIED_RECORDS]
+    for patient, agency in patients:
+        token = issue_token(DEV_JWT_SECRET, agency=agency, role="care-manager", subject="evfuzz")
+        url = f"{service_url('record')}/v1/patients/{patient}/record/verify"
+        answer = await client.get(url, headers={"Authorization": f"Bearer {token}"})
+        if answer.status_code != 200 or answer.json().get("intact") is not True:
+            findings.append(
+                {
+                    "problem": "a case record does not verify",
+                    "patient_id": patient,
+                    "answer": answer.text[:300],
+                }
+            )
+    return len(patients)
 
 
 def main(argv: list[str] | None = None) -> int:
