@@ -298,26 +298,27 @@ async def test_recording_consent_sends_the_period_in_the_workspace_time_zone(
     }
 
 
-async def test_consent_needs_someone_to_share_with_and_an_end_after_its_start(client, services, sign_in):
+async def _consent_refused(client, services, sign_in, **fields):
+    """A referral consent sent with ``fields``: the form again (422), and nothing sent to intake."""
     services.answer("intake", "GET", PATH, body=PATIENT)
     await sign_in(client)
     form = await client.get(f"/patients/{PID}/consents/new")
     page = await client.post(
-        f"/patients/{PID}/consents",
-        data={
-            **form_of(form),
-            "purpose": "referral",
-            "agencies": "",
-            "period_start": "2026-03-02",
-            "period_end": "2026-03-01",
-        },
+        f"/patients/{PID}/consents", data={**form_of(form), "purpose": "referral", **fields}
     )
     assert page.status_code == 422
+    assert not [r for r in services.requests if r.method == "POST"]
+    return page
+
+
+async def test_consent_needs_someone_to_share_with_and_an_end_after_its_start(client, services, sign_in):
+    page = await _consent_refused(
+        client, services, sign_in, agencies="", period_start="2026-03-02", period_end="2026-03-01"
+    )
     assert field_errors(page) == {
         "agencies": ["Name at least one agency or tick a program category the patient agrees to share with."],
         "period_end": ["The consent cannot end before it starts."],
     }
-    assert not [r for r in services.requests if r.method == "POST"]
 
 
 async def test_a_consent_ending_on_the_last_day_a_date_can_name_is_refused_beside_the_field(
@@ -325,24 +326,17 @@ async def test_a_consent_ending_on_the_last_day_a_date_can_name_is_refused_besid
 ):
     """It runs through its last day, so to the start of the next: 9999-12-31 has none (found by the
     workspace fuzz walk: it was a 500)."""
-    services.answer("intake", "GET", PATH, body=PATIENT)
-    await sign_in(client)
-    form = await client.get(f"/patients/{PID}/consents/new")
-    page = await client.post(
-        f"/patients/{PID}/consents",
-        data={
-            **form_of(form),
-            "purpose": "referral",
-            "program_categories": ["transportation"],
-            "period_start": "2026-03-02",
-            "period_end": "9999-12-31",
-        },
+    page = await _consent_refused(
+        client,
+        services,
+        sign_in,
+        program_categories=["transportation"],
+        period_start="2026-03-02",
+        period_end="9999-12-31",
     )
-    assert page.status_code == 422
     assert field_errors(page) == {
         "period_end": ["Enter an end before 9999-12-31, or none for a consent without an end."]
     }
-    assert not [r for r in services.requests if r.method == "POST"]
 
 
 async def test_the_instruments_to_choose_from_are_intakes(client, services, sign_in):
