@@ -110,15 +110,29 @@ EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(3000, 1, 1, tzinfo=UTC)
 
 
-def _in_the_years_kept(value: datetime) -> datetime:
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+# PostgreSQL's integer: no count, version or offset a client sends, nor any number an event carries, is
+# beyond it (``http``, ``events.not_kept``).
+MAX_INT = 2**31 - 1
+MIN_INT = -(2**31)
+
+
+def as_utc_if_naive(value: datetime) -> datetime:
+    """A time without an offset taken as UTC, as PostgreSQL would store it."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def in_the_years_kept(value: datetime) -> bool:
+    """Whether the time (one without an offset taken as UTC) lies in the years 1900 to 2999."""
     try:
-        kept = EARLIEST_TIME <= aware < LATEST_TIME
+        return EARLIEST_TIME <= as_utc_if_naive(value) < LATEST_TIME
     except OverflowError:  # its offset takes it past the first or the last day Python can name
-        kept = False
-    if not kept:
+        return False
+
+
+def _in_the_years_kept(value: datetime) -> datetime:
+    if not in_the_years_kept(value):
         raise PydanticCustomError("time_out_of_range", "should be a time in the years 1900 to 2999")
-    return aware
+    return as_utc_if_naive(value)
 
 
 # A time in a request body: in the years 1900 to 2999; one sent without an offset is taken as UTC (as

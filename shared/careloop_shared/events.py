@@ -16,7 +16,7 @@ from typing import Any, ClassVar, NamedTuple, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from careloop_shared.body import EARLIEST_TIME, LATEST_TIME
+from careloop_shared.body import MAX_INT, MIN_INT, in_the_years_kept
 from careloop_shared.errors import SafeMessageError
 from careloop_shared.ids import new_id, parse_id
 
@@ -239,7 +239,6 @@ def decode(
 # declared type). Looked for only once a batch has failed (``consumer``; a walk of the event costs more than
 # reading it): such an event is then dead-lettered at once as invalid, instead of being retried and
 # splitting its batch into a transaction an event to find it.
-INT_RANGE = (-(2**31), 2**31 - 1)
 
 
 def refusal_of(event: Event) -> ValidationError | None:
@@ -257,18 +256,13 @@ def not_kept(value: Any, loc: tuple[str | int, ...] = ()) -> Iterator[InitErrorD
     elif isinstance(value, bool) or value is None:
         pass
     elif isinstance(value, int):
-        if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        if not MIN_INT <= value <= MAX_INT:
             problem = PydanticCustomError("int_out_of_range", "should be a 32-bit integer")
     elif isinstance(value, float):
-        if not (math.isfinite(value) and INT_RANGE[0] <= value <= INT_RANGE[1]):
+        if not (math.isfinite(value) and MIN_INT <= value <= MAX_INT):
             problem = PydanticCustomError("number_out_of_range", "should be a finite number below 2^31")
     elif isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        try:
-            kept = EARLIEST_TIME <= aware < LATEST_TIME
-        except OverflowError:
-            kept = False
-        if not kept:
+        if not in_the_years_kept(value):
             problem = PydanticCustomError("time_out_of_range", "should be a time in the years 1900 to 2999")
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from careloop_shared.audit import AuditEntry
 from careloop_shared.auth import Principal, authenticate, bearer
+from careloop_shared.body import MAX_INT
 from careloop_shared.command_groups import grouped
 from careloop_shared.db import AGENCY
 from careloop_shared.idempotency import at_most_once, idempotency_key, run_idempotent
@@ -161,8 +162,6 @@ Commands = Annotated[CommandRunner, Depends(command_runner)]
 T = TypeVar("T")
 
 
-# PostgreSQL's integer: no count, version or offset a client sends is beyond it.
-MAX_INT = 2**31 - 1
 VersionNumber = Annotated[int, Field(ge=1, le=MAX_INT)]
 VersionPath = Annotated[int, Path(ge=1, le=MAX_INT)]
 # A directory entry's, a material's or an instrument's id in the URL: a code, never free text.
