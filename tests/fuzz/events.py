@@ -42,6 +42,7 @@ import types
 import typing
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,10 @@ from careloop_shared.auth import issue_token
 from careloop_shared.errors import Refusal
 from careloop_shared.events import CONTENT_TYPE, REGISTRY, SPEC_VERSION, Event, refusal_of
 from careloop_shared.kafka import consumer_lag
+from careloop_shared.runtime import ServiceRuntime
 from careloop_shared.schemas import path_of
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.topology import event_flow, shipped_runtimes
+from careloop_shared.topology import EventFlow, event_flow, shipped_runtimes
 from tests.chaos.tally import read_topics, waiting
 from tests.fuzz.fuzz import PORTS, service_url
 from tests.perf.bench_common import BenchConfig, config_from_env
@@ -149,8 +151,9 @@ def body_of(model: type[BaseModel]) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(required, optional=optional)
 
 
-def draw(model: type[Event], examples: int, seed_value: int) -> list[dict[str, Any]]:
-    drawn: list[dict[str, Any]] = []
+def draw(model: type[Event], examples: int, seed_value: int) -> list[tuple[dict[str, Any], bool]]:
+    """``examples`` bodies of the model, each with whether it keeps its drawn agency (a quarter do)."""
+    drawn: list[tuple[dict[str, Any], bool]] = []
 
     @settings(
         max_examples=examples,
@@ -160,11 +163,9 @@ def draw(model: type[Event], examples: int, seed_value: int) -> list[dict[str, A
         suppress_health_check=list(HealthCheck),
     )
     @seed(seed_value)
-    @given(body_of(model), st.booleans(), st.integers(0, 3))
-    def collect(body: dict[str, Any], _: bool, agency_choice: int) -> None:
-        body = dict(body)
-        body["__keep_agency"] = agency_choice == 0
-        drawn.append(body)
+    @given(body_of(model), st.integers(0, 3))
+    def collect(body: dict[str, Any], agency_choice: int) -> None:
+        drawn.append((dict(body), agency_choice == 0))
 
     collect()
     return drawn
@@ -208,12 +209,12 @@ def headers_for(model: type[Event], event_id: uuid.UUID, patient: str) -> list[t
     return [(k, v.encode()) for k, v in values.items()]
 
 
-async def settle(cfg: BenchConfig, limit_s: float) -> dict[str, Any]:
+async def settle(cfg: BenchConfig, flow: EventFlow, limit_s: float) -> dict[str, Any]:
     """Until every consuming service's group has committed every record on the topics it reads (a
     partition it never committed counting from its start) and no outbox holds an event, twice running:
     what the events sent caused is then handled too."""
     subscriptions = defaultdict(list)
-    for event_type, services in event_flow(shipped_runtimes()).consumers.items():
+    for event_type, services in flow.consumers.items():
         for service in services:
             subscriptions[service].append(cfg.topic(event_type))
     started, clean = time.monotonic(), 0
@@ -234,9 +235,10 @@ async def settle(cfg: BenchConfig, limit_s: float) -> dict[str, Any]:
     return {"settled": False, **state}
 
 
-def prepare(args: argparse.Namespace, prefix: str) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+def prepare(
+    args: argparse.Namespace, prefix: str, flow: EventFlow
+) -> tuple[dict[str, dict[str, Any]], list[Any]]:
     """The events to send (ce_id -> type, consumers, body, whether its schema allows it) and the records."""
-    flow = event_flow(shipped_runtimes())
     agency = f"evfuzz-{uuid.uuid4().hex[:8]}"
     wanted = set(args.types.split(",")) if args.types else None
     sent: dict[str, dict[str, Any]] = {}
@@ -247,8 +249,7 @@ def prepare(args: argparse.Namespace, prefix: str) -> tuple[dict[str, dict[str, 
         model = REGISTRY[event_type]
         schema = json.loads(path_of(event_type).read_text())
         validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-        for body in draw(model, args.examples, args.seed + n):
-            keep_agency = body.pop("__keep_agency")
+        for body, keep_agency in draw(model, args.examples, args.seed + n):
             patient = str(uuid.uuid4())
             body["patient_id"] = patient
             if not keep_agency or not isinstance(body.get("agency_id"), str):
@@ -267,9 +268,13 @@ def prepare(args: argparse.Namespace, prefix: str) -> tuple[dict[str, dict[str, 
 
 
 async def run(
-    args: argparse.Namespace, cfg: BenchConfig, sent: dict[str, dict[str, Any]], records: list[Any]
+    args: argparse.Namespace,
+    cfg: BenchConfig,
+    runtimes: Mapping[str, ServiceRuntime],
+    sent: dict[str, dict[str, Any]],
+    records: list[Any],
 ) -> dict[str, Any]:
-    dlq_of = {s: cfg.topic(r.dead_letter_topic) for s, r in shipped_runtimes().items() if r.spec.handlers}
+    dlq_of = {s: cfg.topic(r.dead_letter_topic) for s, r in runtimes.items() if r.spec.handlers}
     kafka = producer(cfg.bootstrap)
     await kafka.start()
     try:
@@ -279,7 +284,7 @@ async def run(
     finally:
         await kafka.stop()
     print(f"[event-fuzz] {len(sent)} events sent; waiting for the consumers", flush=True)
-    state = await settle(cfg, args.settle_timeout)
+    state = await settle(cfg, event_flow(runtimes), args.settle_timeout)
     held = await read_topics(cfg.bootstrap, list(dlq_of.values()))
     dead: dict[tuple[str, str], dict[str, str]] = {}
     for service, topic in dlq_of.items():
@@ -387,8 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = config_from_env(out)
-    sent, records = prepare(args, cfg.prefix)
-    summary = asyncio.run(run(args, cfg, sent, records))
+    runtimes = shipped_runtimes()
+    sent, records = prepare(args, cfg.prefix, event_flow(runtimes))
+    summary = asyncio.run(run(args, cfg, runtimes, sent, records))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str, ensure_ascii=True))
     for problem, n in Counter(f["problem"] for f in summary["findings"]).most_common():
         print(f"[event-fuzz] FINDING x{n}: {problem}")
