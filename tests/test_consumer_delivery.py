@@ -121,16 +121,21 @@ async def test_a_valid_event_with_one_bad_header_is_dead_lettered_with_the_reaso
     assert await plan_versions(careplan, patient) == 0
 
 
-async def test_event_failing_every_retry_is_dead_lettered_once_and_others_proceed(careplan, infra):
+async def test_event_a_rule_refuses_is_dead_lettered_once_at_once_and_others_proceed(careplan, infra):
+    from careloop_shared.metrics import REGISTRY
+
     topic = careplan.topic_for(ASSESSED)
     patient, other = uuid.uuid4(), uuid.uuid4()
     await publish_message(infra.bootstrap_servers, topic, new_message(assessed(patient, "agency-a")))
     await eventually(lambda: plan_versions(careplan, patient), what="first plan")
-    # A second agency assessing the same pseudonymous patient is refused by the handler, every time.
+    # A second agency assessing the same pseudonymous patient is refused by the handler, by name: no retry.
     poison = new_message(assessed(patient, "agency-b"))
+    labels = {"service_name": careplan.spec.name, "topic": topic, "reason": "failed"}
+    retries_before = REGISTRY.get_sample_value("careloop_consumer_retries_total", labels) or 0
     dead = await _dead_lettered_while_the_next_goes_on(careplan, infra, poison, other)
     assert header(dead, "dlq_error_type") == "ForeignAgencyAssessment"
     assert await plan_versions(careplan, patient) == 1
+    assert (REGISTRY.get_sample_value("careloop_consumer_retries_total", labels) or 0) == retries_before
 
 
 async def _dead_lettered_while_the_next_goes_on(careplan, infra, poison, other: uuid.UUID):

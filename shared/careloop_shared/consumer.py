@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from careloop_shared import db, tracing
 from careloop_shared.coalesce import SharedConnection, handler_runs, run_side_by_side, runs_side_by_side
 from careloop_shared.db import RowTypeChanged
+from careloop_shared.errors import Refusal
 from careloop_shared.events import Event, ReceivedEvent, UndecodableEvent, decode, refusal_of
 from careloop_shared.failpoints import failpoint
 from careloop_shared.logging import get_logger, safe_exception_message
@@ -51,6 +52,21 @@ def batch_handler(handler: H) -> H:
 
 def handles_batches(handler: Handler) -> bool:
     return bool(getattr(handler, "handles_batches", False))
+
+
+R = TypeVar("R", bound=Refusal)
+
+
+def refusing(event: ReceivedEvent, refusal: R) -> R:
+    """``refusal``, naming the event it refuses: the consumer dead-letters that event at once, with the
+    refusal for its reason, and applies the rest of its batch together. A refusal that names no event fails
+    its whole batch, which is then applied one event a transaction, each failure retried."""
+    refusal.event_id = event.envelope.id
+    return refusal
+
+
+def _refused(exc: BaseException) -> uuid.UUID | None:
+    return exc.event_id if isinstance(exc, Refusal) else None
 
 
 DeadLetterSink = Callable[[str, bytes | None, dict[str, str], bytes | None], Awaitable[None]]
@@ -246,32 +262,39 @@ class EventConsumer:
                 await self._send_to_dead_letter(record, exc, reason)
         if not received:
             return
-        events = [event for _, event in received]
-        try:
-            self._metrics.handled(await self._apply(events, batch=True))
-            return
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            redelivered = self._applied is not None and isinstance(exc, asyncpg.UniqueViolationError)
-        if redelivered:  # an event applied before: the batch again, each event looked for first
+        # The batch together; again with each event looked for first when one was applied before (a
+        # redelivery); and again without any event a handler's refusal names (``refusing``), dead-lettered.
+        pending, batch = received, True
+        while pending:
             try:
-                self._metrics.handled(await self._apply(events))
+                self._metrics.handled(await self._apply([e for _, e in pending], batch=batch))
                 return
             except Exception as exc:
                 if is_transient(exc):
                     raise
+                if batch and self._applied is not None and isinstance(exc, asyncpg.UniqueViolationError):
+                    batch = False
+                    continue
+                refused = next(((r, e) for r, e in pending if e.envelope.id == _refused(exc)), None)
+                if refused is None:
+                    break
+                await self._send_to_dead_letter(refused[0], exc, "refused")
+                await self._record_dead_letter(refused[1])
+                # Without it, and without any copy of it the batch holds (a redelivery within it).
+                pending = [(r, e) for r, e in pending if e.envelope.id != refused[1].envelope.id]
+        if not pending:
+            return
         # Values no careloop service keeps (text with NUL, numbers past 32 bits, times outside 1900-2999):
         # an event carrying one is refused at once, for that reason, and the rest tried together again.
         kept = []
-        for record, event in received:
+        for record, event in pending:
             refusal = refusal_of(event.event)
             if refusal is None:
                 kept.append((record, event))
                 continue
             await self._send_to_dead_letter(record, refusal, "invalid")
             await self._record_dead_letter(event)
-        if kept and len(kept) < len(received):
+        if kept and len(kept) < len(pending):
             try:
                 self._metrics.handled(await self._apply([event for _, event in kept]))
                 return
@@ -371,6 +394,10 @@ class EventConsumer:
             except Exception as exc:
                 if is_transient(exc):
                     raise
+                if _refused(exc) == event.envelope.id:  # refused by name: not tried again
+                    await self._send_to_dead_letter(record, exc, "refused")
+                    await self._record_dead_letter(event)
+                    return
                 if attempt < self._max_attempts:
                     self._metrics.retried([event.topic], "failed")
                     await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))

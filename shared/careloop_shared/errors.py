@@ -8,6 +8,7 @@ why, and never quotes a value from the input, which may be patient data.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -21,6 +22,8 @@ class Refusal(SafeMessageError):
     to help the caller recover (an existing id, the current version, the missing permission)."""
 
     status_code: ClassVar[int] = 400
+    # The event a consumer's handler refuses, where it names one (``consumer.refusing``).
+    event_id: uuid.UUID | None = None
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)

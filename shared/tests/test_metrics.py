@@ -14,7 +14,8 @@ from fastapi import FastAPI
 
 from careloop_shared import metrics
 from careloop_shared.app import AccessLog
-from careloop_shared.consumer import EventConsumer, Record, TransientFailure
+from careloop_shared.consumer import EventConsumer, Record, TransientFailure, batch_handler, refusing
+from careloop_shared.errors import Conflict
 from careloop_shared.events import Event, ReceivedEvent
 from careloop_shared.outbox import UnitOfWork
 from careloop_shared.settings import ServiceSettings
@@ -178,6 +179,39 @@ async def test_a_failing_event_counts_its_retries_and_its_dead_letter_reason():
         "retried": 2,  # three attempts: two retries, then the dead-letter topic
         "failed": 1,
     }
+
+
+async def test_an_event_refused_by_name_is_dead_lettered_at_once_and_the_rest_applied_together():
+    class Refused(Conflict):
+        pass
+
+    calls: list[int] = []
+    records = [_record(0), _record(1), _record(2)]
+    refused_id = dict(records[1].headers)["ce_id"].decode()
+
+    @batch_handler
+    async def handle(_: Any, __: UnitOfWork[Any], batch: list[ReceivedEvent]) -> None:
+        calls.append(len(batch))
+        for received in batch:
+            if str(received.envelope.id) == refused_id:
+                raise refusing(received, Refused("not this one"))
+
+    dead: list[str] = []
+    before, refused_before = _counts(), _refused()
+    await _consumer(handle, dead).process(records)
+    after = _counts()
+    assert calls == [3, 2]  # the batch, then the two others together: no event alone, none tried again
+    assert {k: after[k] - before[k] for k in ("handled", "retried", "failed")} == {
+        "handled": 2,
+        "retried": 0,
+        "failed": 0,
+    }
+    assert (_refused() - refused_before, dead) == (1, ["dlq"])
+
+
+def _refused() -> float:
+    labels = {"service_name": "test-metrics-consumer", "topic": Pinged.type, "reason": "refused"}
+    return sample("careloop_consumer_dead_lettered_total", **labels)
 
 
 async def test_an_event_failing_for_a_server_out_of_disk_is_redelivered_not_dead_lettered():

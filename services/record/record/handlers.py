@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, TypeAlias
 
-from careloop_shared.consumer import batch_handler
+from careloop_shared.consumer import batch_handler, refusing
+from careloop_shared.errors import Conflict
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.outbox import UnitOfWork
 from record.config import RecordContext
 from record.domain.chain import entry_hash
-from record.store import RecordStore
+from record.store import Head, RecordStore
 
 Uow: TypeAlias = UnitOfWork[RecordStore]
+
+
+class EventOfAnotherAgency(Conflict):
+    """An event names another agency than its patient's chain (the agency of the chain's first entry)."""
+
+    def __init__(self) -> None:
+        super().__init__("event names another agency than its patient's case record")
 
 
 @batch_handler
@@ -21,22 +30,31 @@ async def when_any_event_append_to_record(ctx: RecordContext, uow: Uow, events: 
     (a redelivery, or a replica's meanwhile), and the consumer then applies the batch again, each event
     looked for among the entries first (``APPLIED_IN``).
 
+    A chain is one agency's: its first event's. An event naming another agency is refused by name
+    (``EventOfAnotherAgency``): the consumer dead-letters it and applies the rest of the batch, so the
+    chain's agency sees the whole chain, and no other agency sees any of it.
+
     A whole batch costs three statements: lock the heads of the patients involved, insert the entries,
     move the heads (two more when some patient is new to the record: its genesis head, then its lock).
     """
-    heads = await uow.store.lock_heads({e.event.patient_id for e in events})
+    first_agencies: dict[uuid.UUID, str] = {}
+    for received in events:
+        first_agencies.setdefault(received.event.patient_id, received.event.agency_id)
+    heads = await uow.store.lock_heads(first_agencies)
     recorded_at = ctx.clock()
     entries: list[dict[str, Any]] = []
     for received in events:
-        patient_id = received.event.patient_id
-        seq, prev_hash = heads[patient_id]
+        patient_id, agency_id = received.event.patient_id, received.event.agency_id
+        seq, prev_hash, chain_agency = heads[patient_id]
+        if chain_agency not in (None, agency_id):
+            raise refusing(received, EventOfAnotherAgency())
         entry: dict[str, Any] = {
             "patient_id": patient_id,
             "seq": seq + 1,
             "event_id": received.envelope.id,
             "event_type": received.envelope.type,
             "source": received.envelope.source,
-            "agency_id": received.event.agency_id,
+            "agency_id": agency_id,
             "occurred_at": received.envelope.time,
             "recorded_at": recorded_at,
             "correlation_id": received.envelope.correlation_id,
@@ -46,6 +64,6 @@ async def when_any_event_append_to_record(ctx: RecordContext, uow: Uow, events: 
         }
         entry["hash"] = entry_hash(prev_hash, entry)
         entry["mac_key"], entry["mac"] = ctx.chain_keys.mac(entry["hash"])
-        heads[patient_id] = (entry["seq"], entry["hash"])
+        heads[patient_id] = Head(entry["seq"], entry["hash"], agency_id)
         entries.append(entry)
     await uow.store.append(entries, heads)

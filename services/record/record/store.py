@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -23,7 +23,18 @@ ENTRY_COLUMNS = (
 APPLIED_IN = "record_entries.event_id"
 
 _E_COLUMNS = ", ".join("e." + c.strip() for c in ENTRY_COLUMNS.split(","))
-Heads = dict[uuid.UUID, tuple[int, bytes]]
+
+
+class Head(NamedTuple):
+    """The end of a patient's chain: its last entry's seq and hash, and the chain's agency (its first
+    entry's, which every entry names; none for a chain with no entry yet)."""
+
+    seq: int
+    hash: bytes
+    agency_id: str | None
+
+
+Heads = dict[uuid.UUID, Head]
 
 MOVED_HEADS = (
     "SELECT h.patient_id, h.seq, h.hash FROM record_heads h"
@@ -34,8 +45,9 @@ MOVED_HEADS = (
 
 
 class RecordStore(Store):
-    async def lock_heads(self, patient_ids: Iterable[uuid.UUID]) -> Heads:
-        """The chain heads of these patients (a new patient's is the genesis), locked for this transaction.
+    async def lock_heads(self, agencies: Mapping[uuid.UUID, str]) -> Heads:
+        """The chain heads of these patients, locked for this transaction; a patient new to the record
+        gets a genesis head of the agency given for it.
 
         Most events are for patients the record already holds: their heads are locked with one statement,
         and only the patients not found get a genesis head (a replica inserting the same one first makes
@@ -43,34 +55,37 @@ class RecordStore(Store):
         only meet while their consumer group rebalances; if they take new and known heads in crossed
         orders then, PostgreSQL reports the deadlock and the consumer retries the batch (a transient error).
         """
-        ids = sorted(set(patient_ids))  # known heads, then new ones, each in one order
+        ids = sorted(agencies)  # known heads, then new ones, each in one order
         heads = await self._lock(ids)
         if missing := [i for i in ids if i not in heads]:
             await self.db.execute(
-                "INSERT INTO record_heads (patient_id, seq, hash) SELECT unnest($1::uuid[]), 0, $2"
-                " ON CONFLICT (patient_id) DO NOTHING",
+                "INSERT INTO record_heads (patient_id, seq, hash, agency_id)"
+                " SELECT unnest($1::uuid[]), 0, $2, unnest($3::text[]) ON CONFLICT (patient_id) DO NOTHING",
                 missing,
                 GENESIS,
+                [agencies[i] for i in missing],
             )
             heads |= await self._lock(missing)
         return heads
 
     async def _lock(self, ids: list[uuid.UUID]) -> Heads:
         rows = await self.db.fetch(
-            "SELECT patient_id, seq, hash FROM record_heads WHERE patient_id = ANY($1::uuid[])"
+            "SELECT patient_id, seq, hash, agency_id FROM record_heads WHERE patient_id = ANY($1::uuid[])"
             " ORDER BY patient_id FOR UPDATE",
             ids,
         )
-        return {r["patient_id"]: (r["seq"], bytes(r["hash"])) for r in rows}
+        return {r["patient_id"]: Head(r["seq"], bytes(r["hash"]), r["agency_id"]) for r in rows}
 
     async def append(self, entries: list[dict[str, Any]], heads: Heads) -> None:
-        """Insert the entries and move the heads to the last of each patient's."""
+        """Insert the entries and move the heads to the last of each patient's (a head of no agency yet,
+        one made before heads kept theirs, takes its entries')."""
         await insert_rows(self.db, "record_entries", entries)
-        columns = {"patient_id": "uuid", "seq": "bigint", "hash": "bytea"}
+        columns = {"patient_id": "uuid", "seq": "bigint", "hash": "bytea", "agency_id": "text"}
         await self.db.execute(
-            f"UPDATE record_heads h SET seq = r.seq, hash = r.hash, moved = true FROM {rows_from(columns)}"
+            f"UPDATE record_heads h SET seq = r.seq, hash = r.hash, moved = true,"
+            f" agency_id = coalesce(h.agency_id, r.agency_id) FROM {rows_from(columns)}"
             " WHERE h.patient_id = r.patient_id",  # one head per patient: each row matched once
-            *columns_of([(patient_id, seq, hash_) for patient_id, (seq, hash_) in heads.items()], columns),
+            *columns_of([(patient_id, *head) for patient_id, head in heads.items()], columns),
         )
 
     async def owning_agency(self, patient_id: uuid.UUID) -> str | None:

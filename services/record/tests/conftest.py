@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from careloop_shared.testing.fakes import FakeClock
 from record.config import RecordContext
 from record.domain.chain import GENESIS
 from record.domain.timeline import SUMMARIES_FILE, Summaries
+from record.store import Head
 
 
 class FakeRecordStore:
@@ -21,16 +22,16 @@ class FakeRecordStore:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
-        self.heads: dict[uuid.UUID, tuple[int, bytes]] = {}
+        self.heads: dict[uuid.UUID, Head] = {}
         self.checkpoints: dict[int, dict[str, Any]] = {}  # number -> at, digest, document, published_at
         self.signed: dict[uuid.UUID, dict[str, Any]] = {}  # patient -> checkpoint, seq, hash
 
-    async def lock_heads(self, patient_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[int, bytes]]:
-        for patient_id in patient_ids:
-            self.heads.setdefault(patient_id, (0, GENESIS))
-        return {p: self.heads[p] for p in sorted(set(patient_ids))}
+    async def lock_heads(self, agencies: Mapping[uuid.UUID, str]) -> dict[uuid.UUID, Head]:
+        for patient_id, agency_id in agencies.items():
+            self.heads.setdefault(patient_id, Head(0, GENESIS, agency_id))
+        return {p: self.heads[p] for p in sorted(agencies)}
 
-    async def append(self, entries: list[dict[str, Any]], heads: dict[uuid.UUID, tuple[int, bytes]]) -> None:
+    async def append(self, entries: list[dict[str, Any]], heads: dict[uuid.UUID, Head]) -> None:
         taken = {(r["patient_id"], r["seq"]) for r in self.rows} | {r["event_id"] for r in self.rows}
         for entry in entries:
             assert (entry["patient_id"], entry["seq"]) not in taken and entry["event_id"] not in taken
@@ -66,7 +67,7 @@ class FakeRecordStore:
     async def chain(self, patient_id: uuid.UUID) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         if patient_id not in self.heads:
             return await self.entries(patient_id), None
-        seq, hash_ = self.heads[patient_id]
+        seq, hash_, _ = self.heads[patient_id]
         return await self.entries(patient_id), {"seq": seq, "hash": hash_}
 
     async def witnessed(self, patient_id: uuid.UUID) -> dict[str, Any] | None:
@@ -88,7 +89,7 @@ class FakeRecordStore:
     async def moved_heads(self, limit: int) -> list[dict[str, Any]]:
         moved = [
             (self.signed.get(p, {}).get("checkpoint", 0), p, seq, hash_)
-            for p, (seq, hash_) in self.heads.items()
+            for p, (seq, hash_, _) in self.heads.items()
             if seq > 0 and self.signed.get(p, {}).get("seq") != seq
         ]
         return [{"patient_id": p, "seq": seq, "hash": h} for _, p, seq, h in sorted(moved)[:limit]]

@@ -22,6 +22,7 @@ from careloop_shared.consumer import EventConsumer, Record
 from careloop_shared.contracts import FollowUpCompleted, PatientAssessed, PatientRegistered
 from careloop_shared.db import as_agency, create_pool
 from careloop_shared.events import new_message
+from careloop_shared.metrics import REGISTRY as METRICS
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import eventually, phq2_positive, publish_message, unique_prefix
@@ -135,6 +136,10 @@ async def test_the_timeline_keeps_a_window_of_time_and_refuses_a_time_it_could_n
             assert r.status_code == 422, (name, edge, r.text)
             problem = r.json()["detail"][0]
             assert (problem["loc"], problem["type"]) == (["query", name], "time_out_of_range")
+
+
+def _sample(name: str, **labels: str) -> float:
+    return METRICS.get_sample_value(name, labels) or 0.0
 
 
 def _delivered(runtime, message, offset: int) -> Record:
@@ -303,6 +308,77 @@ async def test_an_event_dead_lettered_is_not_tried_again_when_delivered_again(re
     assert await _chain(runtime, patient) == []
 
 
+async def test_an_event_naming_another_agency_is_refused_and_the_chain_stays_whole(record):
+    """A chain is its first event's agency's. An event for the same patient that names another agency
+    (a producer's mistake, or someone else's) is dead-lettered, by name, and not appended: the patient's
+    agency still reads and verifies the whole chain, and the other agency finds no record at all."""
+    client, runtime, _ = record
+    patient, agency, other = uuid.uuid4(), f"agency-{uuid.uuid4().hex[:6]}", f"agency-{uuid.uuid4().hex[:6]}"
+    registered, assessed, _ = _journey_start(patient, agency)
+    foreign = new_message(phq2_positive(patient, other))
+    later = new_message(phq2_positive(patient, agency))
+    batch = [registered, assessed, foreign, later]
+    topic = runtime.topic_for(PatientAssessed.type)
+    labels = {"service_name": runtime.spec.name, "topic": topic}
+    before = _sample("careloop_consumer_retries_total", **labels, reason="failed")
+    refused_before = _sample("careloop_consumer_dead_lettered_total", **labels, reason="refused")
+    await runtime.consumer.process([_delivered(runtime, m, 930_000 + i) for i, m in enumerate(batch)])
+    # Refused at once, by name, not tried again; the others applied.
+    assert _sample("careloop_consumer_retries_total", **labels, reason="failed") == before
+    assert _sample("careloop_consumer_dead_lettered_total", **labels, reason="refused") == refused_before + 1
+    ids = [m.envelope.id for m in (registered, assessed, later)]
+    assert await _chain(runtime, patient) == [(i + 1, event_id) for i, event_id in enumerate(ids)]
+    outcome = await runtime.pool.fetchval(
+        "SELECT outcome FROM inbox WHERE event_id = $1", foreign.envelope.id
+    )
+    assert outcome == "dead-lettered"
+    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+    assert (verified["intact"], verified["entries"]) == (True, 3)
+    for path in ("record", "record/verify"):
+        answer = await client.get(f"/v1/patients/{patient}/{path}", headers=auth(other))
+        assert answer.status_code == 404, answer.text
+
+
+async def test_heads_kept_before_they_named_their_agency_take_their_chains(database_factory):
+    """Migration 010: each head already kept takes the agency of its chain's first entry (read past row
+    security, whichever agency's); a head with no entry yet keeps none, and takes its first event's."""
+    migrations = [
+        *db.kernel_migrations(),
+        *db.folder_migrations("record", Path(record_package.__file__).parent / "migrations"),
+    ]
+    before = [m for m in migrations if not m[0].startswith("record/") or m[0] < "record/010"]
+    pool = await create_pool(await database_factory("record_heads_agency"), min_size=1, max_size=2)
+    try:
+        await db.migrate(pool, before)
+        kept, empty = uuid.uuid4(), uuid.uuid4()
+        with as_agency(db.ALL_AGENCIES):
+            for seq, agency in ((1, "agency-b"), (2, "agency-b")):
+                await pool.execute(
+                    "INSERT INTO record_entries (patient_id, seq, event_id, event_type, source, agency_id,"
+                    " occurred_at, recorded_at, correlation_id, body, prev_hash, hash)"
+                    " VALUES ($1, $2, $3, 't', 's', $4, now(), now(), $3, '{}', $5, $5)",
+                    kept, seq, uuid.uuid4(), agency, GENESIS,
+                )  # fmt: skip
+            await pool.executemany(
+                "INSERT INTO record_heads (patient_id, seq, hash) VALUES ($1, $2, $3)",
+                [(kept, 2, GENESIS), (empty, 0, GENESIS)],
+            )
+        with as_agency("agency-a"):  # a session that sees one agency's rows only
+            await db.migrate(pool, migrations)
+        heads = dict(await pool.fetch("SELECT patient_id, agency_id FROM record_heads"))
+        assert heads == {kept: "agency-b", empty: None}
+        async with pool.acquire() as conn, conn.transaction():
+            store = RecordStore(conn)
+            found = await store.lock_heads({empty: "agency-c", kept: "agency-c"})
+            assert (found[kept].agency_id, found[empty].agency_id) == ("agency-b", None)
+            await store.append([], {empty: found[empty]._replace(agency_id="agency-c")})
+        assert await pool.fetchval("SELECT agency_id FROM record_heads WHERE patient_id = $1", empty) == (
+            "agency-c"
+        )
+    finally:
+        await pool.close()
+
+
 async def test_update_and_delete_on_the_record_are_refused_by_the_database(record, infra):
     _, runtime, _ = record
     patient, *_ = await _patient_with_two_events(record, infra)
@@ -439,12 +515,12 @@ async def test_heads_are_locked_for_known_and_new_patients_alike(record):
     async def try_to_lock(patient: uuid.UUID) -> None:
         async with runtime.pool.acquire() as conn, conn.transaction():
             await conn.execute("SET LOCAL lock_timeout = '300ms'")
-            await RecordStore(conn).lock_heads([patient])
+            await RecordStore(conn).lock_heads({patient: "agency-a"})
 
     try:
         async with runtime.pool.acquire() as conn, conn.transaction():
-            heads = await RecordStore(conn).lock_heads([new, known, known])
-            assert heads == {known: (4, moved), new: (0, GENESIS)}
+            heads = await RecordStore(conn).lock_heads({new: "agency-a", known: "agency-a"})
+            assert heads == {known: (4, moved, None), new: (0, GENESIS, "agency-a")}
             for patient in (known, new):
                 with pytest.raises(asyncpg.LockNotAvailableError):
                     await try_to_lock(patient)

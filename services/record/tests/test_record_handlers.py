@@ -5,6 +5,8 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
+
 from careloop_shared.contracts import (
     FollowUpCadence,
     FollowUpCompleted,
@@ -19,7 +21,7 @@ from careloop_shared.testing import phq2_positive
 from careloop_shared.testing.fakes import assert_fake_matches, received, run
 from record.domain.chain import GENESIS, verify
 from record.domain.timeline import actor, timeline
-from record.handlers import when_any_event_append_to_record
+from record.handlers import EventOfAnotherAgency, when_any_event_append_to_record
 from record.store import RecordStore
 
 
@@ -61,6 +63,25 @@ async def test_a_later_batch_continues_the_chain_from_its_head(ctx, store):
     chained, head = await store.chain(patient)
     assert chained == entries and head is not None and head["hash"] == entries[-1]["hash"]
     assert verify(entries, head).intact
+
+
+async def test_an_event_naming_another_agency_than_its_chain_is_refused(ctx, store):
+    """A chain is its first event's agency's: an event for the patient naming another is refused by name,
+    in a batch or alone, and nothing of its batch is appended (the consumer then applies the rest)."""
+    patient = uuid.uuid4()
+    await run(when_any_event_append_to_record, ctx, store, [received(registered(patient, "agency-a"))])
+    for batch in (
+        [received(assessed(patient, "agency-b"))],
+        [received(assessed(patient, "agency-a")), received(assessed(patient, "agency-b"))],
+    ):
+        with pytest.raises(EventOfAnotherAgency):
+            await run(when_any_event_append_to_record, ctx, store, batch)
+    assert [e["agency_id"] for e in await store.entries(patient)] == ["agency-a"]
+    # A new patient's chain takes the agency of its first event in the batch.
+    newcomer = uuid.uuid4()
+    with pytest.raises(EventOfAnotherAgency):
+        batch = [received(registered(newcomer, "agency-b")), received(assessed(newcomer, "agency-a"))]
+        await run(when_any_event_append_to_record, ctx, store, batch)
 
 
 async def test_the_body_is_kept_byte_for_byte_and_read_back_as_a_summarised_timeline(ctx, store):

@@ -6,7 +6,7 @@ Every change of a plan goes through ``revision`` and makes a new version announc
 from __future__ import annotations
 
 from careloop_shared.coalesce import each_side_by_side
-from careloop_shared.consumer import batch_handler
+from careloop_shared.consumer import batch_handler, refusing
 from careloop_shared.contracts import (
     FollowUpCompleted,
     PatientAssessed,
@@ -66,7 +66,7 @@ async def _revise_for_assessment(
     ctx: CareplanContext, uow: Uow, plan: PlanState, assessed: PatientAssessed, received: ReceivedEvent
 ) -> None:
     if plan.agency_id != assessed.agency_id:
-        raise ForeignAgencyAssessment()
+        raise refusing(received, ForeignAgencyAssessment())
     group = ctx.library.group_of(assessed.instrument)
     previous = plan.assessments.get(group)
     if previous is not None and previous.assessed_at > assessed.assessed_at:
