@@ -115,11 +115,11 @@ oncpu: install
 # Schemathesis over every service's OpenAPI document, as every role, with a fresh agency's tokens, against
 # the platform `make up` runs (as an admin it edits the shared service directory: start afresh after it); then the workspace, which has no OpenAPI document, walked page by page and
 # form by form as every role and as nobody (tests/fuzz/workspace.py); then every consumer fed events drawn
-# from their contracts, hostile values included (tests/fuzz/events.py). CI runs all three at a small size
+# from their contracts, hostile values included, and as patients' sequences in drawn orders (tests/fuzz/events.py). CI runs all three at a small size
 # (tests/test_fuzz.py). FUZZ_ARGS=..., FUZZ_WORKSPACE_ARGS=... and FUZZ_EVENTS_ARGS=... pass options.
 FUZZ_ARGS ?= --examples 300
 FUZZ_WORKSPACE_ARGS ?= --cases 40
-FUZZ_EVENTS_ARGS ?= --examples 200
+FUZZ_EVENTS_ARGS ?= --examples 200 --sequences 200
 FUZZ_WORKSPACE_URL = $${WORKSPACE_URL:-http://127.0.0.1:8000}
 fuzz:
 	@test -x .venv/bin/python || { echo "no .venv: run 'make up' first (it installs and starts the platform)" >&2; exit 1; }

@@ -3,13 +3,15 @@ service's OpenAPI document as a care manager, a supervisor and a provider (cover
 stateful phases) and finds no 5xx, no undocumented status, no body or header unlike its schema, and no
 schema-violating input accepted. Then the workspace, which has no OpenAPI document, is walked as every
 role and as nobody (tests/fuzz/workspace.py), and every consumer is fed events drawn from their
-contracts (tests/fuzz/events.py). `make fuzz` runs every role at a large size."""
+contracts, one at a time and as patients' sequences in drawn orders (tests/fuzz/events.py). `make fuzz`
+runs every role at a large size."""
 
 import json
 
 import pytest
 import pytest_asyncio
 
+from careloop_shared.contracts import PlanUpdated
 from tests.conftest import platform_env, run_module, start_workspace
 from tests.fuzz.events import refusals_by_rule
 
@@ -91,7 +93,8 @@ async def test_the_workspace_walk_finds_nothing_wrong_on_any_page(platform, work
 async def test_every_consumer_keeps_or_refuses_each_event_drawn_from_the_contracts(platform, tmp_path):
     _, processes = platform
     code, log = await run_module(
-        "tests.fuzz.events", "--examples", "8", "--seed", "20261206", "--out", str(tmp_path),
+        "tests.fuzz.events", "--examples", "8", "--sequences", "40", "--seed", "20261206",
+        "--out", str(tmp_path),
         log_path=tmp_path / "events.log", timeout=240, env=platform_env(platform),
     )  # fmt: skip
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -103,6 +106,10 @@ async def test_every_consumer_keeps_or_refuses_each_event_drawn_from_the_contrac
     assert {"allowed: applied", "refused: dead-lettered (ValidationError)"} <= outcomes, outcomes
     assert summary["sent"] >= 8 * 20 and summary["settled"]["settled"], summary["settled"]
     assert summary["records_verified"] >= 10, summary["records_verified"]  # and each held (no finding)
+    # Forty patients' events in drawn orders, some twice, a few naming another agency: each patient's case
+    # record read, every event kept in it once (no finding), the other agency's refused by name.
+    assert summary["sequences"] == {"patients": 40, "records_read": 40}, summary["sequences"]
+    assert summary["outcomes"].get(f"{PlanUpdated.type} -> record", {}).get("allowed: applied"), summary
     # No handler failed on any of them: nothing was dead-lettered after retries but by a rule's refusal.
     rules = refusals_by_rule()
     for name, process in processes.items():

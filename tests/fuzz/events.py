@@ -34,24 +34,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import enum
 import json
+import random
 import sys
 import time
-import types
-import typing
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema
-from hypothesis import HealthCheck, Phase, given, seed, settings
-from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from careloop_shared.auth import issue_token
 from careloop_shared.errors import Refusal
@@ -62,113 +58,13 @@ from careloop_shared.schemas import path_of
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.topology import EventFlow, event_flow, shipped_runtimes
 from tests.chaos.tally import read_topics, waiting
+from tests.fuzz.drawn import draw, draw_sequences
 from tests.fuzz.fuzz import PORTS, service_url
 from tests.perf.bench_common import BenchConfig, config_from_env
 from tests.perf.bench_kafka import header, producer
 
-# Text a person or a careless producer could send, beside Hypothesis' own.
 # How a consumer refuses an event it does not take: anything else in a dead letter is a handler's crash.
 REFUSALS = ("ValidationError", "UndecodableEvent")
-HOSTILE_TEXT = (
-    "\x00",
-    "a\x00b",
-    "<script>alert(1)</script>",
-    "\u202egnp.exe",
-    "' OR 1=1 --",
-    "x" * 3000,
-    " ",
-)
-EDGE_TIMES = (
-    datetime(1, 1, 1, tzinfo=UTC),
-    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-    datetime(1, 1, 1, 12, tzinfo=timezone(timedelta(hours=14))),
-    datetime(9999, 12, 31, 12, tzinfo=timezone(timedelta(hours=-14))),
-    datetime(1900, 1, 1, tzinfo=UTC),
-)
-
-
-def _text() -> st.SearchStrategy[str]:
-    return st.one_of(st.text(max_size=30), st.sampled_from(HOSTILE_TEXT), st.just(""))
-
-
-def _times() -> st.SearchStrategy[str]:
-    ordinary = st.datetimes(
-        min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
-    )
-    return st.one_of(ordinary, ordinary, st.sampled_from(EDGE_TIMES), st.datetimes()).map(
-        lambda t: t.isoformat()
-    )
-
-
-def value_of(annotation: Any) -> st.SearchStrategy[Any]:
-    """JSON values for a field of this type (its constraints left to the schema check)."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return value_of(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType):
-        return st.one_of([value_of(a) for a in typing.get_args(annotation)])
-    if origin is typing.Literal:
-        return st.sampled_from(typing.get_args(annotation))
-    if origin in (list, tuple, set, frozenset, typing.Sequence):
-        args = typing.get_args(annotation) or (Any,)
-        return st.lists(value_of(args[0]), max_size=4)
-    if origin is dict:
-        _, item = typing.get_args(annotation) or (str, Any)
-        return st.dictionaries(_text(), value_of(item), max_size=3)
-    if annotation is type(None):
-        return st.none()
-    if isinstance(annotation, type):
-        if issubclass(annotation, BaseModel):
-            return body_of(annotation)
-        if issubclass(annotation, enum.Enum):
-            return st.sampled_from([m.value for m in annotation])
-        if issubclass(annotation, bool):
-            return st.booleans()
-        if issubclass(annotation, int):
-            return st.one_of(
-                st.integers(-10, 1000), st.integers(), st.sampled_from([2**31, 2**63, -(2**63) - 1])
-            )
-        if issubclass(annotation, float):
-            return st.floats(allow_nan=False, allow_infinity=False)
-        if issubclass(annotation, uuid.UUID):
-            return st.uuids().map(str)
-        if issubclass(annotation, datetime):
-            return _times()
-        if issubclass(annotation, date):
-            return st.dates().map(date.isoformat)
-        if issubclass(annotation, str):
-            return _text()
-    return st.one_of(st.none(), _text(), st.integers(-5, 5))
-
-
-def body_of(model: type[BaseModel]) -> st.SearchStrategy[dict[str, Any]]:
-    """A body of the model: its required fields, and each optional one present or not."""
-    required: dict[str, st.SearchStrategy[Any]] = {}
-    optional: dict[str, st.SearchStrategy[Any]] = {}
-    for name, info in model.model_fields.items():
-        key = info.alias or name
-        (required if info.is_required() else optional)[key] = value_of(info.annotation)
-    return st.fixed_dictionaries(required, optional=optional)
-
-
-def draw(model: type[Event], examples: int, seed_value: int) -> list[tuple[dict[str, Any], bool]]:
-    """``examples`` bodies of the model, each with whether it keeps its drawn agency (a quarter do)."""
-    drawn: list[tuple[dict[str, Any], bool]] = []
-
-    @settings(
-        max_examples=examples,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @seed(seed_value)
-    @given(body_of(model), st.integers(0, 3))
-    def collect(body: dict[str, Any], agency_choice: int) -> None:
-        drawn.append((dict(body), agency_choice == 0))
-
-    collect()
-    return drawn
 
 
 def refusals_by_rule() -> set[str]:
@@ -238,32 +134,53 @@ async def settle(cfg: BenchConfig, flow: EventFlow, limit_s: float) -> dict[str,
 def prepare(
     args: argparse.Namespace, prefix: str, flow: EventFlow
 ) -> tuple[dict[str, dict[str, Any]], list[Any]]:
-    """The events to send (ce_id -> type, consumers, body, whether its schema allows it) and the records."""
+    """The events to send (ce_id -> type, consumers, body, whether careloop keeps it, and for a sequence's
+    event its number) and the records, a sequence's in its order with its redeliveries."""
     agency = f"evfuzz-{uuid.uuid4().hex[:8]}"
     wanted = set(args.types.split(",")) if args.types else None
+    consumed = {t: c for t, c in sorted(flow.consumers.items()) if c and (not wanted or t in wanted)}
+    judges = {
+        t: jsonschema.Draft202012Validator(
+            json.loads(path_of(t).read_text()), format_checker=jsonschema.FormatChecker()
+        )
+        for t in consumed
+    }
     sent: dict[str, dict[str, Any]] = {}
+
+    def record(model: type[Event], body: dict[str, Any], **more: Any) -> Any:
+        event_id, patient = uuid.uuid4(), body["patient_id"]
+        value = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        sent[str(event_id)] = {
+            "type": model.type,
+            "allowed": judges[model.type].is_valid(body) and _kept(model, value),
+            "consumers": consumed[model.type],
+            "body": body,
+            **more,
+        }
+        return (f"{prefix}{model.type}", value, patient.encode(), headers_for(model, event_id, patient))
+
     records: list[Any] = []
-    for n, (event_type, consumers) in enumerate(sorted(flow.consumers.items())):
-        if not consumers or (wanted and event_type not in wanted):
+    for n, event_type in enumerate(sorted(flow.consumers)):
+        if event_type not in consumed:
             continue
-        model = REGISTRY[event_type]
-        schema = json.loads(path_of(event_type).read_text())
-        validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-        for body, keep_agency in draw(model, args.examples, args.seed + n):
-            patient = str(uuid.uuid4())
-            body["patient_id"] = patient
+        for body, keep_agency in draw(REGISTRY[event_type], args.examples, args.seed + n):
+            body["patient_id"] = str(uuid.uuid4())
             if not keep_agency or not isinstance(body.get("agency_id"), str):
                 body["agency_id"] = agency
-            event_id = uuid.uuid4()
-            value = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
-            headers = headers_for(model, event_id, patient)
-            records.append((f"{prefix}{event_type}", value, patient.encode(), headers))
-            sent[str(event_id)] = {
-                "type": event_type,
-                "allowed": validator.is_valid(body) and _kept(model, value),
-                "consumers": consumers,
-                "body": body,
-            }
+            records.append(record(REGISTRY[event_type], body))
+    models = [REGISTRY[t] for t in consumed]
+    for n, steps in enumerate(draw_sequences(models, args.sequences, args.seed)):
+        patient, order = str(uuid.uuid4()), random.Random(args.seed + n)
+        own = [
+            record(
+                s.model, {**s.body, "patient_id": patient, "agency_id": agency + "-b" * s.foreign}, sequence=n
+            )
+            for s in steps
+        ]
+        for again in [r for s, r in zip(steps, list(own), strict=True) if s.twice]:
+            # the same record again, anywhere after the first in the patient's order, as a redelivery
+            own.insert(order.randint(own.index(again) + 1, len(own)), again)
+        records += own
     return sent, records
 
 
@@ -337,9 +254,11 @@ async def run(
             if ready != 200:
                 findings.append({"problem": f"{service} not ready afterwards", "answer": ready})
         verified = await _verify_records(client, sent, findings)
+        sequences = await _check_sequences(client, sent, dead, findings)
     summary = {
         "seed": args.seed,
         "records_verified": verified,
+        "sequences": sequences,
         "sent": len(sent),
         "allowed": sum(1 for s in sent.values() if s["allowed"]),
         "settled": state,
@@ -363,7 +282,7 @@ async def _verify_records(
         dict.fromkeys(
             (s["body"]["patient_id"], s["body"]["agency_id"])
             for s in sent.values()
-            if s["allowed"] and s["body"]["agency_id"].startswith("evfuzz-")
+            if s["allowed"] and s["body"]["agency_id"].startswith("evfuzz-") and "sequence" not in s
         )
     )[:VERIFIED_RECORDS]
     for patient, agency in patients:
@@ -381,10 +300,57 @@ async def _verify_records(
     return len(patients)
 
 
+async def _check_sequences(
+    client: httpx.AsyncClient,
+    sent: dict[str, dict[str, Any]],
+    dead: Mapping[tuple[str, str], Any],
+    findings: list[dict[str, Any]],
+) -> dict[str, int]:
+    """Each sequence's patient, read from record as the care manager of the agency that holds the case
+    record (the agency of its first entry): every event careloop kept and record did not refuse by name
+    is in it exactly once, redeliveries included, nothing is in it twice, and the chain verifies."""
+    by_patient: dict[str, list[str]] = defaultdict(list)
+    for ce_id, s in sent.items():
+        if "sequence" in s:
+            by_patient[s["body"]["patient_id"]].append(ce_id)
+    read = 0
+    for patient, ce_ids in by_patient.items():
+        entries, intact = None, None
+        for agency in dict.fromkeys(sent[c]["body"]["agency_id"] for c in ce_ids):
+            token = issue_token(DEV_JWT_SECRET, agency=agency, role="care-manager", subject="evfuzz")
+            auth, url = {"Authorization": f"Bearer {token}"}, f"{service_url('record')}/v1/patients/{patient}"
+            answer = await client.get(f"{url}/record", headers=auth)
+            if answer.status_code == 200:
+                entries = [e["event_id"] for e in answer.json()["entries"]]
+                intact = (await client.get(f"{url}/record/verify", headers=auth)).json().get("intact")
+                break
+        kept = [c for c in ce_ids if sent[c]["allowed"] and (c, "record") not in dead]
+        if entries is None:
+            if kept:
+                findings.append({"problem": "a sequence's case record is missing", "patient_id": patient})
+            continue
+        read += 1
+        held = Counter(entries)
+        twice = sorted(e for e, n in held.items() if n > 1)
+        missing = sorted(c for c in kept if not held[c])
+        if twice or missing or intact is not True:
+            findings.append(
+                {
+                    "problem": "a sequence's case record is not its events once each, verified",
+                    "patient_id": patient,
+                    "twice": twice,
+                    "missing": missing,
+                    "intact": intact,
+                }
+            )
+    return {"patients": len(by_patient), "records_read": read}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--examples", type=int, default=20, help="bodies drawn per event type")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sequences", type=int, default=20, help="patients whose events come in a drawn order")
     p.add_argument("--types", default="", help="comma-separated event types (default: every consumed type)")
     p.add_argument("--settle-timeout", type=float, default=180.0)
     p.add_argument("--out", default=".artifacts/fuzz-events")
