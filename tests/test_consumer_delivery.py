@@ -17,6 +17,7 @@ from careloop_shared.testing import (
     publish_raw,
     unique_prefix,
 )
+from careloop_shared.testing.batches import delivered
 from careplan.config import CareplanSettings
 from careplan.main import build_app
 
@@ -121,19 +122,22 @@ async def test_a_valid_event_with_one_bad_header_is_dead_lettered_with_the_reaso
     assert await plan_versions(careplan, patient) == 0
 
 
-async def test_event_a_rule_refuses_is_dead_lettered_once_at_once_and_others_proceed(careplan, infra):
+async def test_an_event_naming_another_agency_is_dead_lettered_once_at_once_and_others_proceed(
+    careplan, infra
+):
     from careloop_shared.metrics import REGISTRY
 
     topic = careplan.topic_for(ASSESSED)
     patient, other = uuid.uuid4(), uuid.uuid4()
     await publish_message(infra.bootstrap_servers, topic, new_message(assessed(patient, "agency-a")))
     await eventually(lambda: plan_versions(careplan, patient), what="first plan")
-    # A second agency assessing the same pseudonymous patient is refused by the handler, by name: no retry.
+    # An event naming a second agency for the same pseudonymous patient is refused by the consumer, by name,
+    # before any handler acts on it (careloop_shared.consumer.EventOfAnotherAgency): no retry.
     poison = new_message(assessed(patient, "agency-b"))
     labels = {"service_name": careplan.spec.name, "topic": topic, "reason": "failed"}
     retries_before = REGISTRY.get_sample_value("careloop_consumer_retries_total", labels) or 0
     dead = await _dead_lettered_while_the_next_goes_on(careplan, infra, poison, other)
-    assert header(dead, "dlq_error_type") == "ForeignAgencyAssessment"
+    assert header(dead, "dlq_error_type") == "EventOfAnotherAgency"
     assert await plan_versions(careplan, patient) == 1
     assert (REGISTRY.get_sample_value("careloop_consumer_retries_total", labels) or 0) == retries_before
 
@@ -169,3 +173,21 @@ async def test_an_event_with_a_value_no_service_keeps_is_dead_lettered_at_once_a
     assert await plan_versions(careplan, patient) == 0
     # Refused without being tried again.
     assert (REGISTRY.get_sample_value("careloop_consumer_retries_total", labels) or 0) == retries_before
+
+
+async def test_a_new_patient_is_the_agencys_its_first_event_names_and_one_naming_another_is_refused(careplan):
+    """Within one batch too: the patient is claimed for the first event's agency, the event naming another
+    is dead-lettered by name, and the one after it is applied with the first, in the same batch's retry."""
+    patient = uuid.uuid4()
+    first, foreign, later = (new_message(assessed(patient, a)) for a in ("agency-a", "agency-b", "agency-a"))
+    topic = careplan.topic_for(ASSESSED)
+    batch = [delivered(m, 940_000 + i, topic) for i, m in enumerate((first, foreign, later))]
+    await careplan.consumer.process(batch)
+    ids = [m.envelope.id for m in (first, foreign, later)]
+    outcomes = dict(
+        await careplan.pool.fetch("SELECT event_id, outcome FROM inbox WHERE event_id = ANY($1::uuid[])", ids)
+    )
+    assert [outcomes.get(i) for i in ids] == ["processed", "dead-lettered", "processed"]
+    claimed = "SELECT agency_id FROM patient_agencies WHERE patient_id = $1"
+    assert await careplan.pool.fetchval(claimed, patient) == "agency-a"
+    assert await plan_versions(careplan, patient) >= 1

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from careloop_shared import db, tracing
 from careloop_shared.coalesce import SharedConnection, handler_runs, run_side_by_side, runs_side_by_side
 from careloop_shared.db import RowTypeChanged
-from careloop_shared.errors import Refusal
+from careloop_shared.errors import Conflict, Refusal
 from careloop_shared.events import Event, ReceivedEvent, UndecodableEvent, decode, refusal_of
 from careloop_shared.failpoints import failpoint
 from careloop_shared.logging import get_logger, safe_exception_message
@@ -163,6 +163,30 @@ def dead_letter_headers(record: Record, error: BaseException, consumer: str) -> 
         }
     )
     return headers
+
+
+# The batch's events ($2-$6) written to the consumer's ($1) inbox, those new to it returned (event_id); its
+# patients ($7) claimed for the agencies their first events name ($8) where none was before, and returned
+# (patient_id, agency_id) where an event before named another. One round trip, as the inbox alone was.
+_FRESH_AND_CLAIMED = (
+    'WITH fresh AS (INSERT INTO inbox (consumer, event_id, event_type, topic, partition, "offset")'
+    " SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::bigint[])"
+    " ON CONFLICT DO NOTHING RETURNING event_id),"
+    " claimed AS (INSERT INTO patient_agencies (patient_id, agency_id)"
+    " SELECT * FROM unnest($7::uuid[], $8::text[]) ON CONFLICT DO NOTHING)"
+    " SELECT event_id, NULL::uuid AS patient_id, NULL::text AS agency_id FROM fresh"
+    " UNION ALL SELECT NULL, k.patient_id, k.agency_id FROM patient_agencies k"
+    " JOIN unnest($7::uuid[], $8::text[]) AS c(patient_id, agency_id)"
+    " ON k.patient_id = c.patient_id AND k.agency_id <> c.agency_id"
+)
+
+
+class EventOfAnotherAgency(Conflict):
+    """An event about a patient names another agency than the patient's: the one the events before it
+    named (a consumer's ``patient_agencies``; record, its case record's)."""
+
+    def __init__(self) -> None:
+        super().__init__("event names another agency than its patient's")
 
 
 # Which of a batch's event ids ($2) the consumer ($1) dead-lettered before.
@@ -348,23 +372,39 @@ class EventConsumer:
         as new unless dead-lettered: one applied before (redelivered after a crash, or appended by a
         replica meanwhile) makes the transaction fail on the unique column, and the batch is applied
         again with each event looked for there first (``batch`` false). Redeliveries are rare; a
-        look-up of every event would cost every batch."""
+        look-up of every event would cost every batch.
+
+        Without it, the same statement claims each patient new to the service for the agency the batch's
+        first event about them names (``patient_agencies``); a new event naming another agency than the
+        patient's is refused by name (``EventOfAnotherAgency``), and the consumer applies the rest."""
         ids = [e.envelope.id for e in events]
         if self._applied is not None:
             query = _DEAD_LETTERED if batch else self._applied
             return set(ids).difference(r[0] for r in await conn.fetch(query, self.name, ids))
+        first_agency: dict[uuid.UUID, str] = {}  # each patient's, as the batch's first event names it
+        for e in events:
+            first_agency.setdefault(e.event.patient_id, e.event.agency_id)
         rows = await conn.fetch(
-            'INSERT INTO inbox (consumer, event_id, event_type, topic, partition, "offset")'
-            " SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[],"
-            " $6::bigint[]) ON CONFLICT DO NOTHING RETURNING event_id",
+            _FRESH_AND_CLAIMED,
             self.name,
             ids,
             [e.envelope.type for e in events],
             [e.topic for e in events],
             [e.partition for e in events],
             [e.offset for e in events],
+            list(first_agency),
+            list(first_agency.values()),
         )
-        return {r["event_id"] for r in rows}
+        fresh: set[uuid.UUID] = set()
+        for r in rows:
+            if r["event_id"] is not None:
+                fresh.add(r["event_id"])
+            else:  # a patient an event before this batch named for another agency
+                first_agency[r["patient_id"]] = r["agency_id"]
+        for e in events:
+            if e.envelope.id in fresh and e.event.agency_id != first_agency[e.event.patient_id]:
+                raise refusing(e, EventOfAnotherAgency())
+        return fresh
 
     async def _side_by_side(
         self,

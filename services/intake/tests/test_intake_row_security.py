@@ -22,7 +22,7 @@ from careloop_shared.contracts import ContactPreference, ReferralMade, ReferralS
 from careloop_shared.db import ALL_AGENCIES, NO_AGENCY, as_agency, insert_row
 from careloop_shared.outbox import unit_of_work
 from careloop_shared.rules import load_rules
-from careloop_shared.testing import KERNEL_TABLES_WITHOUT_POLICY
+from careloop_shared.testing import KERNEL_TABLES_WITH_POLICY, KERNEL_TABLES_WITHOUT_POLICY
 from careloop_shared.testing.batches import pages_read
 from careloop_shared.testing.fakes import FakeClock, received
 from intake import handlers
@@ -55,7 +55,7 @@ PROTECTED = {
 # Kernel tables without an agency column (005_row_security.sql says why they hold no policy), and the
 # retention rules' runs (007: when, which rules, counts; no patient).
 UNPROTECTED = KERNEL_TABLES_WITHOUT_POLICY | {"retention_runs"}
-KERNEL_PROTECTED = {"audit_log", "idempotency_keys"}
+KERNEL_PROTECTED = KERNEL_TABLES_WITH_POLICY
 # The patients' wrapped data keys: by agency too (test_intake_erasure.py reads them per agency).
 KEYS = {"patient_keys"}
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, TypeAlias
 
-from careloop_shared.consumer import batch_handler, refusing
-from careloop_shared.errors import Conflict
+from careloop_shared.consumer import EventOfAnotherAgency, batch_handler, refusing
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.outbox import UnitOfWork
 from record.config import RecordContext
@@ -16,13 +15,6 @@ from record.store import Head, RecordStore
 Uow: TypeAlias = UnitOfWork[RecordStore]
 
 
-class EventOfAnotherAgency(Conflict):
-    """An event names another agency than its patient's chain (the agency of the chain's first entry)."""
-
-    def __init__(self) -> None:
-        super().__init__("event names another agency than its patient's case record")
-
-
 @batch_handler
 async def when_any_event_append_to_record(ctx: RecordContext, uow: Uow, events: list[ReceivedEvent]) -> None:
     """Link each event to the end of its patient's chain, in arrival order, authenticated with the chain
@@ -30,9 +22,10 @@ async def when_any_event_append_to_record(ctx: RecordContext, uow: Uow, events: 
     (a redelivery, or a replica's meanwhile), and the consumer then applies the batch again, each event
     looked for among the entries first (``APPLIED_IN``).
 
-    A chain is one agency's: its first event's. An event naming another agency is refused by name
-    (``EventOfAnotherAgency``): the consumer dead-letters it and applies the rest of the batch, so the
-    chain's agency sees the whole chain, and no other agency sees any of it.
+    A chain is one agency's: its first event's, kept on its head. An event naming another agency is refused
+    by name (``EventOfAnotherAgency``; record's inbox is its entries, so the consumer's own claim of each
+    patient's agency does not run here): the consumer dead-letters it and applies the rest of the batch,
+    so the chain's agency sees the whole chain, and no other agency sees any of it.
 
     A whole batch costs three statements: lock the heads of the patients involved, insert the entries,
     move the heads (two more when some patient is new to the record: its genesis head, then its lock).

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from careloop_shared.consumer import EventOfAnotherAgency
 from careloop_shared.contracts import (
     FollowUpCadence,
     FollowUpCompleted,
@@ -21,7 +22,7 @@ from careloop_shared.testing import phq2_positive
 from careloop_shared.testing.fakes import assert_fake_matches, received, run
 from record.domain.chain import GENESIS, verify
 from record.domain.timeline import actor, timeline
-from record.handlers import EventOfAnotherAgency, when_any_event_append_to_record
+from record.handlers import when_any_event_append_to_record
 from record.store import RecordStore
 
 

@@ -354,7 +354,7 @@ async def test_no_eligible_program_reports_a_network_gap_once_with_need_area_and
     await svc.publish(plan(patient_id, "agency-home", item, language=None))
     await svc.publish(plan(patient_id, "agency-home", item, version=2, language=None))
     sentinel = intervention("food-assistance")
-    await svc.publish(plan(patient_id, "agency-own", sentinel, version=3, language=None))
+    await svc.publish(plan(patient_id, "agency-home", sentinel, version=3, language=None))
 
     async def sentinel_seen():
         return await svc.runtime.pool.fetchval(

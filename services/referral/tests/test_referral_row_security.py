@@ -29,7 +29,7 @@ from careloop_shared.db import ALL_AGENCIES, NO_AGENCY, as_agency
 from careloop_shared.events import Event
 from careloop_shared.outbox import unit_of_work
 from careloop_shared.rules import load_rules
-from careloop_shared.testing import KERNEL_TABLES_WITHOUT_POLICY
+from careloop_shared.testing import KERNEL_TABLES_WITH_POLICY, KERNEL_TABLES_WITHOUT_POLICY
 from careloop_shared.testing.fakes import FakeClock, received
 from careloop_shared.testing.keys import FakePatientKeys
 from referral.config import QualityCache, ReferralContext
@@ -81,7 +81,7 @@ UNPROTECTED = {
     "prospects",
     "prospect_status_history",
 }
-KERNEL = KERNEL_TABLES_WITHOUT_POLICY | {"audit_log", "idempotency_keys"}
+KERNEL = KERNEL_TABLES_WITHOUT_POLICY | KERNEL_TABLES_WITH_POLICY
 
 
 MIGRATIONS = db.folder_migrations("referral", Path(loop.__file__).parents[1] / "migrations")

@@ -39,6 +39,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 # The kernel's tables that hold no row-level security policy: no agency column, no patient data (kernel
 # migrations 005 and 007 say why). Each service's row-security test allows these and no other.
 KERNEL_TABLES_WITHOUT_POLICY = frozenset({"schema_migrations", "outbox", "outbox_pending", "inbox"})
+# The kernel's tables that name an agency, each held by row security.
+KERNEL_TABLES_WITH_POLICY = frozenset({"audit_log", "idempotency_keys", "patient_agencies"})
 T = TypeVar("T")
 
 
