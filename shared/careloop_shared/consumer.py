@@ -60,7 +60,8 @@ R = TypeVar("R", bound=Refusal)
 def refusing(event: ReceivedEvent, refusal: R) -> R:
     """``refusal``, naming the event it refuses: the consumer dead-letters that event at once, with the
     refusal for its reason, and applies the rest of its batch together. A refusal that names no event fails
-    its whole batch, which is then applied one event a transaction, each failure retried."""
+    its whole batch, which is then applied one event a transaction: the event refused in its own is
+    dead-lettered then, not tried again (other failures are retried)."""
     refusal.event_id = event.envelope.id
     return refusal
 
@@ -434,7 +435,7 @@ class EventConsumer:
             except Exception as exc:
                 if is_transient(exc):
                     raise
-                if _refused(exc) == event.envelope.id:  # refused by name: not tried again
+                if isinstance(exc, Refusal):  # a rule's answer to this event: the same if tried again
                     await self._send_to_dead_letter(record, exc, "refused")
                     await self._record_dead_letter(event)
                     return

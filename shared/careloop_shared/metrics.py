@@ -73,8 +73,8 @@ RETRIED = Counter(
 DEAD_LETTERED = Counter(
     "careloop_consumer_dead_lettered",
     "Records sent to the dead-letter topic: `undecodable`, `invalid` (fails its contract, or carries a"
-    " value no careloop service keeps), `refused` (a rule of the service's refused it by name, at once) or"
-    " `failed-after-retries`.",
+    " value no careloop service keeps), `refused` (a rule of the service's refused it, at once, not tried"
+    " again) or `failed-after-retries`.",
     ["service_name", "topic", "reason"],
     registry=REGISTRY,
 )

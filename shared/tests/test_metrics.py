@@ -209,6 +209,30 @@ async def test_an_event_refused_by_name_is_dead_lettered_at_once_and_the_rest_ap
     assert (_refused() - refused_before, dead) == (1, ["dlq"])
 
 
+async def test_an_event_a_rule_refuses_without_naming_it_is_found_alone_and_not_tried_again():
+    calls: list[int] = []
+    records = [_record(0), _record(1)]
+    refused_id = dict(records[0].headers)["ce_id"].decode()
+
+    @batch_handler
+    async def handle(_: Any, __: UnitOfWork[Any], batch: list[ReceivedEvent]) -> None:
+        calls.append(len(batch))
+        if any(str(r.envelope.id) == refused_id for r in batch):
+            raise Conflict("not with this one")  # found on a table's key, say: no event named
+
+    dead: list[str] = []
+    before, refused_before = _counts(), _refused()
+    await _consumer(handle, dead).process(records)
+    after = _counts()
+    assert calls == [2, 1, 1]  # the batch, then each event alone: the refused one once
+    assert {k: after[k] - before[k] for k in ("handled", "retried", "failed")} == {
+        "handled": 1,
+        "retried": 0,
+        "failed": 0,
+    }
+    assert (_refused() - refused_before, dead) == (1, ["dlq"])
+
+
 def _refused() -> float:
     labels = {"service_name": "test-metrics-consumer", "topic": Pinged.type, "reason": "refused"}
     return sample("careloop_consumer_dead_lettered_total", **labels)
