@@ -3,7 +3,7 @@
 -- (careloop_shared.consumer, EventOfAnotherAgency) instead of acting on another agency's patient: an upsert
 -- of its preferences, a plan's progress, a follow-up or a task under the other agency's name. Written by
 -- the statement that writes the inbox, so it costs no round trip. Pseudonymous ids and agency ids only.
--- A patient this service held before this table came takes the agency of its next event.
+-- The patients a service held before this table came are claimed by a migration of the service's own.
 CREATE TABLE patient_agencies (patient_id uuid PRIMARY KEY, agency_id text NOT NULL);
 ALTER TABLE patient_agencies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE patient_agencies FORCE ROW LEVEL SECURITY;
