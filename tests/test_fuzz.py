@@ -109,6 +109,9 @@ async def test_every_consumer_keeps_or_refuses_each_event_drawn_from_the_contrac
     # Forty patients' events in drawn orders, some twice, a few naming another agency: each patient's case
     # record read, every event kept in it once (no finding), the other agency's refused by name.
     assert summary["sequences"] == {"patients": 40, "records_read": 40}, summary["sequences"]
+    # Then the services' reads of those patients and their lists, none a 5xx (no finding), some a 200.
+    reads = summary["reads_after_sequences"]
+    assert reads.get("careplan 200") and reads.get("record 200"), reads
     assert summary["outcomes"].get(f"{PlanUpdated.type} -> record", {}).get("allowed: applied"), summary
     # No handler failed on any of them: nothing was dead-lettered after retries but by a rule's refusal.
     rules = refusals_by_rule()

@@ -24,7 +24,11 @@ the events caused in turn is handled too), each consuming service's dead-letter 
   ``UndecodableEvent``), not after a handler failed on it;
 - every service answers ``/readyz`` afterwards;
 - the case record of up to 100 of the run agency's patients whose events careloop kept verifies, as their
-  care manager asks record (``/record/verify``): the chain holds over the events' bytes as drawn.
+  care manager asks record (``/record/verify``): the chain holds over the events' bytes as drawn;
+- each sequence's patient (``--sequences``, ``tests/fuzz/drawn.py``: one patient's events in a drawn order,
+  some twice, a few naming another agency) has every event careloop kept in their case record once, and it
+  verifies; and every read the services offer about a patient, and every list, answers no 5xx to a care
+  manager or a supervisor of each agency the sequences named, whatever state the orders left.
 
 Writes ``<out>/summary.json`` (counts by type and service, findings) and exits 1 on any finding.
 Bootstrap servers, topic prefix and databases as the bench reads them (``tests.perf.bench_common``).
@@ -36,6 +40,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import sys
 import time
 import uuid
@@ -255,10 +260,12 @@ async def run(
                 findings.append({"problem": f"{service} not ready afterwards", "answer": ready})
         verified = await _verify_records(client, sent, findings)
         sequences = await _check_sequences(client, sent, dead, findings)
+        reads = await _read_after_sequences(client, sent, findings)
     summary = {
         "seed": args.seed,
         "records_verified": verified,
         "sequences": sequences,
+        "reads_after_sequences": reads,
         "sent": len(sent),
         "allowed": sum(1 for s in sent.values() if s["allowed"]),
         "settled": state,
@@ -344,6 +351,56 @@ async def _check_sequences(
                 }
             )
     return {"patients": len(by_patient), "records_read": read}
+
+
+# The roles whose reads of a patient the walk after the sequences makes (each sees the most of a case).
+READERS = ("care-manager", "supervisor")
+
+
+async def _reads(client: httpx.AsyncClient) -> list[tuple[str, str]]:
+    """Each service's reads a care manager makes with no input but, at most, a patient: the GET routes of
+    its OpenAPI document whose only path parameter is ``patient_id`` and that need no query parameter."""
+    found = []
+    for service in PORTS:
+        doc = (await client.get(f"{service_url(service)}/openapi.json")).json()
+        for path, operations in doc["paths"].items():
+            get = operations.get("get")
+            required = [
+                p for p in (get or {}).get("parameters", []) if p.get("required") and p["in"] == "query"
+            ]
+            if get and not required and re.findall(r"{(\w+)}", path) in ([], ["patient_id"]):
+                found.append((service, path))
+    return found
+
+
+async def _read_after_sequences(
+    client: httpx.AsyncClient, sent: dict[str, dict[str, Any]], findings: list[dict[str, Any]]
+) -> dict[str, int]:
+    """Every read of the services about each sequence's patient (and their lists), as a care manager and a
+    supervisor of each agency its events named: whatever states the drawn orders left, none answers 5xx.
+    How many reads each service answered with each status."""
+    patients: dict[str, set[str]] = defaultdict(set)
+    for s in sent.values():
+        if "sequence" in s:
+            patients[s["body"]["patient_id"]].add(s["body"]["agency_id"])
+    agencies = sorted(set().union(*patients.values())) if patients else []
+    reads, made = await _reads(client), Counter[str]()
+    for agency in agencies:
+        for role in READERS:
+            token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject="evfuzz")
+            auth = {"Authorization": f"Bearer {token}"}
+            mine = [p for p, named in patients.items() if agency in named]
+            for service, path in reads:
+                for patient in mine if "{patient_id}" in path else [None]:
+                    url = service_url(service) + path.replace("{patient_id}", str(patient))
+                    status = (await client.get(url, headers=auth)).status_code
+                    made[f"{service} {status}"] += 1
+                    if status >= 500:
+                        findings.append(
+                            {"problem": f"{service} answered {status}", "path": path, "patient_id": patient,
+                             "agency": agency, "role": role}
+                        )  # fmt: skip
+    return dict(sorted(made.items()))
 
 
 def main(argv: list[str] | None = None) -> int:
