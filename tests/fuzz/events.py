@@ -28,7 +28,8 @@ the events caused in turn is handled too), each consuming service's dead-letter 
 - each sequence's patient (``--sequences``, ``tests/fuzz/drawn.py``: one patient's events in a drawn order,
   some twice, a few naming another agency) has every event careloop kept in their case record once, and it
   verifies; and every read the services offer about a patient, and every list, answers no 5xx to a care
-  manager or a supervisor of each agency the sequences named, whatever state the orders left.
+  manager or a supervisor of each agency the sequences named, nor to a provider of each agency their
+  referrals went to, whatever state the orders left.
 
 Writes ``<out>/summary.json`` (counts by type and service, findings) and exits 1 on any finding.
 Bootstrap servers, topic prefix and databases as the bench reads them (``tests.perf.bench_common``).
@@ -55,6 +56,7 @@ import jsonschema
 from pydantic import ValidationError
 
 from careloop_shared.auth import issue_token
+from careloop_shared.contracts import ReferralMade
 from careloop_shared.errors import Refusal
 from careloop_shared.events import CONTENT_TYPE, REGISTRY, SPEC_VERSION, Event, refusal_of
 from careloop_shared.kafka import consumer_lag
@@ -353,10 +355,6 @@ async def _check_sequences(
     return {"patients": len(by_patient), "records_read": read}
 
 
-# The roles whose reads of a patient the walk after the sequences makes (each sees the most of a case).
-READERS = ("care-manager", "supervisor")
-
-
 async def _reads(client: httpx.AsyncClient) -> list[tuple[str, str]]:
     """Each service's reads a care manager makes with no input but, at most, a patient: the GET routes of
     its OpenAPI document whose only path parameter is ``patient_id`` and that need no query parameter."""
@@ -376,30 +374,32 @@ async def _reads(client: httpx.AsyncClient) -> list[tuple[str, str]]:
 async def _read_after_sequences(
     client: httpx.AsyncClient, sent: dict[str, dict[str, Any]], findings: list[dict[str, Any]]
 ) -> dict[str, int]:
-    """Every read of the services about each sequence's patient (and their lists), as a care manager and a
-    supervisor of each agency its events named: whatever states the drawn orders left, none answers 5xx.
-    How many reads each service answered with each status."""
-    patients: dict[str, set[str]] = defaultdict(set)
+    """Every read of the services about each sequence's patient, and every list: as a care manager and a
+    supervisor of each agency the patient's events named, and as a provider of each agency a referral of
+    theirs went to. Whatever states the drawn orders left, none may answer 5xx. How many reads each service
+    answered with each status."""
+    readers: dict[tuple[str, str], set[str]] = defaultdict(set)  # (agency, role) -> patients
     for s in sent.values():
         if "sequence" in s:
-            patients[s["body"]["patient_id"]].add(s["body"]["agency_id"])
-    agencies = sorted(set().union(*patients.values())) if patients else []
+            body = s["body"]
+            for role in ("care-manager", "supervisor"):
+                readers[(body["agency_id"], role)].add(body["patient_id"])
+            if s["type"] == ReferralMade.type and isinstance(body.get("receiving_agency_id"), str):
+                readers[(body["receiving_agency_id"], "provider")].add(body["patient_id"])
     reads, made = await _reads(client), Counter[str]()
-    for agency in agencies:
-        for role in READERS:
-            token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject="evfuzz")
-            auth = {"Authorization": f"Bearer {token}"}
-            mine = [p for p, named in patients.items() if agency in named]
-            for service, path in reads:
-                for patient in mine if "{patient_id}" in path else [None]:
-                    url = service_url(service) + path.replace("{patient_id}", str(patient))
-                    status = (await client.get(url, headers=auth)).status_code
-                    made[f"{service} {status}"] += 1
-                    if status >= 500:
-                        findings.append(
-                            {"problem": f"{service} answered {status}", "path": path, "patient_id": patient,
-                             "agency": agency, "role": role}
-                        )  # fmt: skip
+    for (agency, role), patients in sorted(readers.items()):
+        token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject="evfuzz")
+        auth = {"Authorization": f"Bearer {token}"}
+        for service, path in reads:
+            for patient in sorted(patients) if "{patient_id}" in path else [None]:
+                url = service_url(service) + path.replace("{patient_id}", str(patient))
+                status = (await client.get(url, headers=auth)).status_code
+                made[f"{service} {status}"] += 1
+                if status >= 500:
+                    findings.append(
+                        {"problem": f"{service} answered {status}", "path": path, "patient_id": patient,
+                         "agency": agency, "role": role}
+                    )  # fmt: skip
     return dict(sorted(made.items()))
 
 
