@@ -17,7 +17,7 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
@@ -64,6 +64,14 @@ def refusing(event: ReceivedEvent, refusal: R) -> R:
     dead-lettered then, not tried again (other failures are retried)."""
     refusal.event_id = event.envelope.id
     return refusal
+
+
+def first_agencies(events: Iterable[ReceivedEvent]) -> dict[uuid.UUID, str]:
+    """Each patient of the events, with the agency the first event about them names."""
+    found: dict[uuid.UUID, str] = {}
+    for received in events:
+        found.setdefault(received.event.patient_id, received.event.agency_id)
+    return found
 
 
 def _refused(exc: BaseException) -> uuid.UUID | None:
@@ -300,13 +308,13 @@ class EventConsumer:
                 if batch and self._applied is not None and isinstance(exc, asyncpg.UniqueViolationError):
                     batch = False
                     continue
-                refused = next(((r, e) for r, e in pending if e.envelope.id == _refused(exc)), None)
+                named = _refused(exc)
+                refused = next(((r, e) for r, e in pending if e.envelope.id == named), None)
                 if refused is None:
                     break
-                await self._send_to_dead_letter(refused[0], exc, "refused")
-                await self._record_dead_letter(refused[1])
+                await self._give_up(*refused, exc, "refused")
                 # Without it, and without any copy of it the batch holds (a redelivery within it).
-                pending = [(r, e) for r, e in pending if e.envelope.id != refused[1].envelope.id]
+                pending = [(r, e) for r, e in pending if e.envelope.id != named]
         if not pending:
             return
         # Values no careloop service keeps (text with NUL, numbers past 32 bits, times outside 1900-2999):
@@ -317,8 +325,7 @@ class EventConsumer:
             if refusal is None:
                 kept.append((record, event))
                 continue
-            await self._send_to_dead_letter(record, refusal, "invalid")
-            await self._record_dead_letter(event)
+            await self._give_up(record, event, refusal, "invalid")
         if kept and len(kept) < len(pending):
             try:
                 self._metrics.handled(await self._apply([event for _, event in kept]))
@@ -382,9 +389,7 @@ class EventConsumer:
         if self._applied is not None:
             query = _DEAD_LETTERED if batch else self._applied
             return set(ids).difference(r[0] for r in await conn.fetch(query, self.name, ids))
-        first_agency: dict[uuid.UUID, str] = {}  # each patient's, as the batch's first event names it
-        for e in events:
-            first_agency.setdefault(e.event.patient_id, e.event.agency_id)
+        first_agency = first_agencies(events)
         rows = await conn.fetch(
             _FRESH_AND_CLAIMED,
             self.name,
@@ -436,8 +441,7 @@ class EventConsumer:
                 if is_transient(exc):
                     raise
                 if isinstance(exc, Refusal):  # a rule's answer to this event: the same if tried again
-                    await self._send_to_dead_letter(record, exc, "refused")
-                    await self._record_dead_letter(event)
+                    await self._give_up(record, event, exc, "refused")
                     return
                 if attempt < self._max_attempts:
                     self._metrics.retried([event.topic], "failed")
@@ -450,8 +454,13 @@ class EventConsumer:
                     attempts=attempt,
                     exc_info=exc,
                 )
-                await self._send_to_dead_letter(record, exc, "failed-after-retries")
-                await self._record_dead_letter(event)
+                await self._give_up(record, event, exc, "failed-after-retries")
+
+    async def _give_up(self, record: Record, event: ReceivedEvent, exc: BaseException, reason: str) -> None:
+        """A decoded event to the dead-letter topic, then noted in the inbox as dead-lettered (so that,
+        delivered again, it is skipped)."""
+        await self._send_to_dead_letter(record, exc, reason)
+        await self._record_dead_letter(event)
 
     async def _record_dead_letter(self, event: ReceivedEvent) -> None:
         async with self._pool.acquire() as conn:

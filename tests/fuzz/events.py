@@ -55,16 +55,15 @@ import httpx
 import jsonschema
 from pydantic import ValidationError
 
-from careloop_shared.auth import issue_token
 from careloop_shared.contracts import ReferralMade
 from careloop_shared.errors import Refusal
 from careloop_shared.events import CONTENT_TYPE, REGISTRY, SPEC_VERSION, Event, refusal_of
 from careloop_shared.kafka import consumer_lag
 from careloop_shared.runtime import ServiceRuntime
 from careloop_shared.schemas import path_of
-from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.topology import EventFlow, event_flow, shipped_runtimes
 from tests.chaos.tally import read_topics, waiting
+from tests.conftest import token
 from tests.fuzz.drawn import draw, draw_sequences
 from tests.fuzz.fuzz import PORTS, service_url
 from tests.perf.bench_common import BenchConfig, config_from_env
@@ -295,9 +294,8 @@ async def _verify_records(
         )
     )[:VERIFIED_RECORDS]
     for patient, agency in patients:
-        token = issue_token(DEV_JWT_SECRET, agency=agency, role="care-manager", subject="evfuzz")
         url = f"{service_url('record')}/v1/patients/{patient}/record/verify"
-        answer = await client.get(url, headers={"Authorization": f"Bearer {token}"})
+        answer = await client.get(url, headers=token(agency, subject="evfuzz"))
         if answer.status_code != 200 or answer.json().get("intact") is not True:
             findings.append(
                 {
@@ -326,8 +324,7 @@ async def _check_sequences(
     for patient, ce_ids in by_patient.items():
         entries, intact = None, None
         for agency in dict.fromkeys(sent[c]["body"]["agency_id"] for c in ce_ids):
-            token = issue_token(DEV_JWT_SECRET, agency=agency, role="care-manager", subject="evfuzz")
-            auth, url = {"Authorization": f"Bearer {token}"}, f"{service_url('record')}/v1/patients/{patient}"
+            auth, url = token(agency, subject="evfuzz"), f"{service_url('record')}/v1/patients/{patient}"
             answer = await client.get(f"{url}/record", headers=auth)
             if answer.status_code == 200:
                 entries = [e["event_id"] for e in answer.json()["entries"]]
@@ -388,8 +385,7 @@ async def _read_after_sequences(
                 readers[(body["receiving_agency_id"], "provider")].add(body["patient_id"])
     reads, made = await _reads(client), Counter[str]()
     for (agency, role), patients in sorted(readers.items()):
-        token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject="evfuzz")
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = token(agency, role, "evfuzz")
         for service, path in reads:
             for patient in sorted(patients) if "{patient_id}" in path else [None]:
                 url = service_url(service) + path.replace("{patient_id}", str(patient))

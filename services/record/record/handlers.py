@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, TypeAlias
 
-from careloop_shared.consumer import EventOfAnotherAgency, batch_handler, refusing
+from careloop_shared.consumer import EventOfAnotherAgency, batch_handler, first_agencies, refusing
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.outbox import UnitOfWork
 from record.config import RecordContext
@@ -30,10 +29,7 @@ async def when_any_event_append_to_record(ctx: RecordContext, uow: Uow, events: 
     A whole batch costs three statements: lock the heads of the patients involved, insert the entries,
     move the heads (two more when some patient is new to the record: its genesis head, then its lock).
     """
-    first_agencies: dict[uuid.UUID, str] = {}
-    for received in events:
-        first_agencies.setdefault(received.event.patient_id, received.event.agency_id)
-    heads = await uow.store.lock_heads(first_agencies)
+    heads = await uow.store.lock_heads(first_agencies(events))
     recorded_at = ctx.clock()
     entries: list[dict[str, Any]] = []
     for received in events:
