@@ -1,5 +1,6 @@
 """The idempotent consumer against the real broker and database, using careplan as the consumer."""
 
+import asyncio
 import uuid
 
 import pytest
@@ -191,3 +192,28 @@ async def test_a_new_patient_is_the_agencys_its_first_event_names_and_one_naming
     claimed = "SELECT agency_id FROM patient_agencies WHERE patient_id = $1"
     assert await careplan.pool.fetchval(claimed, patient) == "agency-a"
     assert await plan_versions(careplan, patient) >= 1
+
+
+async def test_a_claim_another_replica_commits_while_this_one_waits_for_it_is_the_patients(careplan):
+    """Two replicas meet on a new patient (a rebalance, or the patient's events on two topics owned by two
+    replicas): one's claim is in flight when the other's statement starts, so the other's snapshot cannot
+    see it, and its insert waits for it and skips. The event naming another agency is still refused."""
+    patient = uuid.uuid4()
+    foreign = new_message(assessed(patient, "agency-b"))
+    async with careplan.pool.acquire() as replica:
+        transaction = replica.transaction()
+        await transaction.start()
+        await replica.execute("INSERT INTO patient_agencies VALUES ($1, 'agency-a')", patient)
+        applying = asyncio.create_task(
+            careplan.consumer.process([delivered(foreign, 950_000, careplan.topic_for(ASSESSED))])
+        )
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE '%patient_agencies%' AND pid <> pg_backend_pid()"
+        )
+        await eventually(lambda: careplan.pool.fetchval(waiting), what="the consumer waits for the claim")
+        await transaction.commit()
+        await applying
+    outcome = "SELECT outcome FROM inbox WHERE event_id = $1"
+    assert await careplan.pool.fetchval(outcome, foreign.envelope.id) == "dead-lettered"
+    assert await plan_versions(careplan, patient) == 0

@@ -181,13 +181,21 @@ _FRESH_AND_CLAIMED = (
     'WITH fresh AS (INSERT INTO inbox (consumer, event_id, event_type, topic, partition, "offset")'
     " SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::bigint[])"
     " ON CONFLICT DO NOTHING RETURNING event_id),"
-    " claimed AS (INSERT INTO patient_agencies (patient_id, agency_id)"
-    " SELECT * FROM unnest($7::uuid[], $8::text[]) ON CONFLICT DO NOTHING)"
+    " batch AS (SELECT * FROM unnest($7::uuid[], $8::text[]) AS c(patient_id, agency_id)),"
+    " claimed AS (INSERT INTO patient_agencies (patient_id, agency_id) SELECT * FROM batch"
+    " ON CONFLICT DO NOTHING RETURNING patient_id)"
     " SELECT event_id, NULL::uuid AS patient_id, NULL::text AS agency_id FROM fresh"
-    " UNION ALL SELECT NULL, k.patient_id, k.agency_id FROM patient_agencies k"
-    " JOIN unnest($7::uuid[], $8::text[]) AS c(patient_id, agency_id)"
-    " ON k.patient_id = c.patient_id AND k.agency_id <> c.agency_id"
+    " UNION ALL SELECT NULL, c.patient_id, k.agency_id FROM batch c"
+    " LEFT JOIN patient_agencies k ON k.patient_id = c.patient_id"
+    " WHERE k.agency_id IS DISTINCT FROM c.agency_id"
+    " AND NOT EXISTS (SELECT FROM claimed WHERE claimed.patient_id = c.patient_id)"
 )
+# A patient of the batch is claimed by this statement, or was claimed before it (the statement's snapshot
+# shows whose), or neither: a replica's claim committed while this one's insert waited for it, after the
+# snapshot was taken. Those rows come back with no agency, and the claim is read again (a statement of
+# its own sees it). Rare: a patient's events meet on two replicas only while their group rebalances, or
+# when one replica owns one topic's partition and another another's.
+_CLAIMS = "SELECT patient_id, agency_id FROM patient_agencies WHERE patient_id = ANY($1::uuid[])"
 
 
 class EventOfAnotherAgency(Conflict):
@@ -384,7 +392,8 @@ class EventConsumer:
 
         Without it, the same statement claims each patient new to the service for the agency the batch's
         first event about them names (``patient_agencies``); a new event naming another agency than the
-        patient's is refused by name (``EventOfAnotherAgency``), and the consumer applies the rest."""
+        patient's is refused by name (``EventOfAnotherAgency``), and the consumer applies the rest. A
+        claim another replica committed while this statement waited for it is read again (``_CLAIMS``)."""
         ids = [e.envelope.id for e in events]
         if self._applied is not None:
             query = _DEAD_LETTERED if batch else self._applied
@@ -402,11 +411,16 @@ class EventConsumer:
             list(first_agency.values()),
         )
         fresh: set[uuid.UUID] = set()
+        claimed_meanwhile = []
         for r in rows:
             if r["event_id"] is not None:
                 fresh.add(r["event_id"])
+            elif r["agency_id"] is None:
+                claimed_meanwhile.append(r["patient_id"])
             else:  # a patient an event before this batch named for another agency
                 first_agency[r["patient_id"]] = r["agency_id"]
+        if claimed_meanwhile:
+            first_agency.update(dict(await conn.fetch(_CLAIMS, claimed_meanwhile)))
         for e in events:
             if e.envelope.id in fresh and e.event.agency_id != first_agency[e.event.patient_id]:
                 raise refusing(e, EventOfAnotherAgency())
