@@ -251,6 +251,65 @@ async def test_redelivered_and_repeated_plan_updates_make_no_duplicate_referral(
     assert sorted(e["intervention_id"] for e in made) == sorted([str(item.id), str(sentinel.id)])
 
 
+async def test_a_plan_naming_another_patients_intervention_is_refused_by_name_and_its_batch_goes_on(
+    referral, monkeypatch
+):
+    """careplan gives each intervention an id of its own: a plan naming one another patient's plan holds, or
+    one id twice, is not careplan's. It is dead-lettered at once by name, not tried again, and the plans
+    polled with it are applied."""
+    from careloop_shared.metrics import REGISTRY
+    from careloop_shared.testing.batches import delivered
+
+    svc, category = referral, unique("cat")
+    await svc.program(category)
+    held, holder = await made_referral(svc, category)
+    taken = held["intervention_id"]
+    twice = intervention(category)
+    forged = plan(uuid.uuid4(), "agency-home", Intervention(**{**twice.model_dump(), "id": taken}))
+    doubled = plan(uuid.uuid4(), "agency-home", twice, twice)
+    others = [await consented_patient(svc, "agency-home", category) for _ in range(2)]
+    items = [intervention(category) for _ in others]
+    topic = svc.runtime.topic_for(PlanUpdated.type)
+    labels = {"service_name": svc.runtime.spec.name, "topic": topic, "reason": "failed"}
+    retries_before = REGISTRY.get_sample_value("careloop_consumer_retries_total", labels) or 0
+    messages = [
+        new_message(e)
+        for e in (
+            plan(others[0], "agency-home", items[0]),
+            forged,
+            doubled,
+            plan(others[1], "agency-home", items[1]),
+        )
+    ]
+    consumer, sizes = svc.runtime.consumer, []
+    apply = consumer._apply
+
+    async def counted(events, **kw):
+        sizes.append(len(events))
+        return await apply(events, **kw)
+
+    monkeypatch.setattr(consumer, "_apply", counted)
+    await consumer.process([delivered(m, 970_000 + n, topic) for n, m in enumerate(messages)])
+    # Each refusal named its event: the rest applied together again, not one event a transaction.
+    assert sizes == [4, 3, 2]
+
+    ids = [m.envelope.id for m in messages]
+    outcomes = dict(
+        await svc.runtime.pool.fetch(
+            "SELECT event_id, outcome FROM inbox WHERE event_id = ANY($1::uuid[])", ids
+        )
+    )
+    assert [outcomes.get(i) for i in ids] == ["processed", "dead-lettered", "dead-lettered", "processed"]
+    assert (REGISTRY.get_sample_value("careloop_consumer_retries_total", labels) or 0) == retries_before
+    for item in items:
+        assert (await svc.referral_for(item.id))["status"] == "requested"
+    holds = "SELECT patient_id FROM plan_interventions WHERE intervention_id = $1"
+    assert await svc.runtime.pool.fetchval(holds, taken) == holder
+    assert await svc.runtime.pool.fetchval(holds, twice.id) is None
+    unknown = "SELECT count(*) FROM plans WHERE patient_id = ANY($1::uuid[])"
+    assert await svc.runtime.pool.fetchval(unknown, [forged.patient_id, doubled.patient_id]) == 0
+
+
 async def test_without_consent_the_referral_waits_and_is_made_when_consent_arrives(referral):
     svc, category = referral, unique("cat")
     receiving = unique("agency")

@@ -27,6 +27,7 @@ from referral.domain.deadlines import overdue_event_id
 from referral.domain.directory import Organization, Service
 from referral.domain.lifecycle import IllegalTransition, IncompleteChange, Outcome, WrongParty
 from referral.loop import handlers
+from referral.loop.batches import InterventionOfAnotherPlan
 
 HOME = "agency-home"
 FOOD = "food-assistance"
@@ -114,6 +115,21 @@ async def referred(ctx, store, item=None, **consent_fields) -> tuple[dict, uuid.
     await deliver(handlers.when_plan_updated_make_referrals, ctx, store, plan(patient_id, item))
     [row] = [r for r in store.loop.referrals.values() if r["intervention_id"] == item.id]
     return row, patient_id
+
+
+async def test_a_plan_naming_another_patients_intervention_or_one_twice_is_refused_by_name(ctx, store):
+    """Not careplan's: refused naming the event, so the consumer dead-letters it alone and applies the rest
+    of its batch together; the intervention stays the other patient's."""
+    await program(ctx, store, "pantry", "agency-food")
+    row, holder = await referred(ctx, store)
+    taken = intervention(id=row["intervention_id"])
+    for forged in (plan(uuid.uuid4(), taken), plan(uuid.uuid4(), *[intervention(id=uuid.uuid4())] * 2)):
+        event = received(forged)
+        with pytest.raises(InterventionOfAnotherPlan) as refused:
+            await run(handlers.when_plan_updated_make_referrals, ctx, store, event)
+        assert refused.value.event_id == event.envelope.id
+        assert forged.patient_id not in store.loop.plans
+    assert store.loop.interventions[row["intervention_id"]]["patient_id"] == holder
 
 
 def change(

@@ -60,21 +60,34 @@ FORGET_INTERVENTIONS = (
 )
 
 
-async def remember_plans(db: Db, asks: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> list[bool]:
-    """Each patient once per call (side by side runs one event per patient at a time)."""
-    newer = await insert_rows_returning(
-        db, "plans", [p for p, _ in asks], key="patient_id", conflict=_NEWER_PLAN
+async def remember_plans(
+    db: Db, asks: list[tuple[dict[str, Any], list[dict[str, Any]]]]
+) -> list[bool | None]:
+    """Each patient once per call (side by side runs one event per patient at a time): whether the plan
+    was newer and kept, or None when it names an intervention another patient's plan holds, or one id
+    twice (careplan gives each intervention an id of its own, so the event is not one careplan sent).
+    Such an intervention is skipped, not failed on its key, so the asker can refuse its own event by name
+    and the others' go on (the consumer applies them again without it)."""
+    newer: list[bool | None] = list(
+        await insert_rows_returning(db, "plans", [p for p, _ in asks], key="patient_id", conflict=_NEWER_PLAN)
     )
-    fresh = [ask for ask, is_newer in zip(asks, newer, strict=True) if is_newer]
+    fresh = [n for n, is_newer in enumerate(newer) if is_newer]
     if fresh:
-        patients = [plan["patient_id"] for plan, _ in fresh]
+        patients = [asks[n][0]["patient_id"] for n in fresh]
         await db.execute(FORGET_INTERVENTIONS, list(dict.fromkeys(patients)))
-        try:
-            await insert_rows_each(db, "plan_interventions", [i for _, items in fresh for i in items])
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name != "plan_interventions_pkey":
-                raise
-            raise InterventionOfAnotherPlan() from exc
+        items = [(n, item) for n in fresh for item in asks[n][1]]
+        went_in = await insert_rows_returning(
+            db,
+            "plan_interventions",
+            [item for _, item in items],
+            key="intervention_id",
+            conflict="(intervention_id) DO NOTHING",
+        )
+        seen: set[uuid.UUID] = set()
+        for (n, item), kept in zip(items, went_in, strict=True):
+            if not kept or item["intervention_id"] in seen:  # held by another plan, or named twice
+                newer[n] = None
+            seen.add(item["intervention_id"])
     return newer
 
 

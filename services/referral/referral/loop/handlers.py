@@ -7,7 +7,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from careloop_shared.consumer import batch_handler
+from careloop_shared.consumer import batch_handler, refusing
 from careloop_shared.contracts import (
     ConsentRecorded,
     ConsentRevoked,
@@ -34,6 +34,7 @@ from referral.domain.lifecycle import (
 )
 from referral.domain.matching import MatchRequest
 from referral.erasure.notes import history_shown, refuse_note_if_erased, seal_note
+from referral.loop.batches import InterventionOfAnotherPlan
 from referral.loop.routing import (
     Ask,
     Known,
@@ -76,7 +77,10 @@ async def when_plan_updated_make_referrals(ctx: ReferralContext, uow: Uow, recei
     intervention that needs a referral and has none."""
     plan = received.event
     assert isinstance(plan, PlanUpdated)
-    await _remember_plan(ctx, uow, plan)
+    try:
+        await _remember_plan(ctx, uow, plan)
+    except InterventionOfAnotherPlan as refusal:
+        raise refusing(received, refusal) from None
     if plan.status in CLOSED_PLANS:
         return
     wanted = [i for i in plan.interventions if i.needs_referral and i.status not in _CLOSED_INTERVENTIONS]

@@ -94,8 +94,12 @@ class LoopStore(Store):
 
     async def remember_plan(self, plan: dict[str, Any], interventions: list[dict[str, Any]]) -> bool:
         """Keep the patient's newest plan version and its interventions; False for an older or the same
-        version arriving again (then nothing changes)."""
-        return bool(await self.one(batches.remember_plans, (plan, interventions)))
+        version arriving again (then nothing changes). Refuses a plan naming an intervention id another
+        patient's plan holds, or one id twice (``InterventionOfAnotherPlan``)."""
+        newer: bool | None = await self.one(batches.remember_plans, (plan, interventions))
+        if newer is None:
+            raise batches.InterventionOfAnotherPlan()
+        return newer
 
     async def plan_intervention(
         self, patient_id: uuid.UUID, intervention_id: uuid.UUID
