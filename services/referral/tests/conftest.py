@@ -22,7 +22,6 @@ from referral.domain.deadlines import DEADLINES_FILE, Deadlines
 from referral.domain.directory import DIRECTORY_FILE, SeedDirectory
 from referral.domain.matching import RANKING_FILE, Weights
 from referral.domain.quality import History
-from referral.loop.batches import InterventionOfAnotherPlan
 
 _ORGANIZATION_COLUMNS = (
     *("id", "agency_id", "name", "description", "url", "email", "phone", "updated_at"),
@@ -290,14 +289,14 @@ class FakeLoopStore:
     async def consents_of(self, patient_id: uuid.UUID) -> list[Consent]:
         return [Consent.from_row(c) for c in self.consents.values() if c["patient_id"] == patient_id]
 
-    async def remember_plan(self, plan: dict[str, Any], interventions: list[dict[str, Any]]) -> bool:
+    async def remember_plan(self, plan: dict[str, Any], interventions: list[dict[str, Any]]) -> bool | None:
         known = self.plans.get(plan["patient_id"])
         if known is not None and known["version"] >= plan["version"]:
             return False
         ids = [i["intervention_id"] for i in interventions]
         held = {k for k, i in self.interventions.items() if i["patient_id"] != plan["patient_id"]}
         if len(set(ids)) < len(ids) or held.intersection(ids):
-            raise InterventionOfAnotherPlan()
+            return None
         self.plans[plan["patient_id"]] = dict(plan)
         for i_id, i in list(self.interventions.items()):
             if i["patient_id"] == plan["patient_id"]:

@@ -77,10 +77,8 @@ async def when_plan_updated_make_referrals(ctx: ReferralContext, uow: Uow, recei
     intervention that needs a referral and has none."""
     plan = received.event
     assert isinstance(plan, PlanUpdated)
-    try:
-        await _remember_plan(ctx, uow, plan)
-    except InterventionOfAnotherPlan as refusal:
-        raise refusing(received, refusal) from None
+    if await _remember_plan(ctx, uow, plan) is None:  # it names another patient's intervention
+        raise refusing(received, InterventionOfAnotherPlan())
     if plan.status in CLOSED_PLANS:
         return
     wanted = [i for i in plan.interventions if i.needs_referral and i.status not in _CLOSED_INTERVENTIONS]
@@ -105,8 +103,8 @@ async def when_plan_updated_make_referrals(ctx: ReferralContext, uow: Uow, recei
         await route(ctx, uow, ask, received, exclude=[], known=known)
 
 
-async def _remember_plan(ctx: ReferralContext, uow: Uow, plan: PlanUpdated) -> None:
-    await uow.store.loop.remember_plan(
+async def _remember_plan(ctx: ReferralContext, uow: Uow, plan: PlanUpdated) -> bool | None:
+    return await uow.store.loop.remember_plan(
         {
             "patient_id": plan.patient_id,
             "agency_id": plan.agency_id,

@@ -92,13 +92,11 @@ class LoopStore(Store):
 
     # --- what careplan told us of the patient's current plan --------------------------------------
 
-    async def remember_plan(self, plan: dict[str, Any], interventions: list[dict[str, Any]]) -> bool:
+    async def remember_plan(self, plan: dict[str, Any], interventions: list[dict[str, Any]]) -> bool | None:
         """Keep the patient's newest plan version and its interventions; False for an older or the same
-        version arriving again (then nothing changes). Refuses a plan naming an intervention id another
-        patient's plan holds, or one id twice (``InterventionOfAnotherPlan``)."""
+        version arriving again (then nothing changes); None for a plan naming an intervention id another
+        patient's plan holds, or one id twice (its interventions skipped: the plan is to be refused)."""
         newer: bool | None = await self.one(batches.remember_plans, (plan, interventions))
-        if newer is None:
-            raise batches.InterventionOfAnotherPlan()
         return newer
 
     async def plan_intervention(
