@@ -32,13 +32,14 @@ def assessed(patient_id: uuid.UUID, agency: str = "agency-a") -> PatientAssessed
 
 
 @pytest_asyncio.fixture(scope="module")
-async def careplan(infra, database_factory):
+async def careplan(infra, database_factory, tmp_path_factory):
     prefix = unique_prefix()
     settings = CareplanSettings(
         database_url=await database_factory("careplan"),
         kafka_bootstrap_servers=infra.bootstrap_servers,
         topic_prefix=prefix,
         consumer_backoff_s=0.01,
+        group_member_file=tmp_path_factory.mktemp("careplan") / "member",
     )
     runtime = build_app(settings).state.runtime
     async with running(runtime):
@@ -217,3 +218,15 @@ async def test_a_claim_another_replica_commits_while_this_one_waits_for_it_is_th
     outcome = "SELECT outcome FROM inbox WHERE event_id = $1"
     assert await careplan.pool.fetchval(outcome, foreign.envelope.id) == "dead-lettered"
     assert await plan_versions(careplan, patient) == 0
+
+
+async def test_a_dynamic_member_keeps_its_member_id_for_the_process_after_it(careplan):
+    """Without an instance id, the service keeps its consumer's member id where its settings say, for the
+    process started after a crash to make it leave the group (shared/tests/test_kafka_member_kept.py)."""
+    [consumer] = [s.consumer for s in careplan.broker.subscribers if getattr(s, "consumer", None)]
+    path = careplan.settings.group_member_file
+
+    async def kept() -> bool:
+        return path.exists() and path.read_text() == consumer._coordinator.member_id
+
+    await eventually(kept, what="the member id kept")

@@ -340,6 +340,23 @@ def test_production_has_a_kafka_user_per_event_service(production):
     assert len(of_kind(production, "KafkaUser")) >= len(table["services"])
 
 
+def test_every_consumer_keeps_its_group_member_id_in_its_pods_empty_dir(rendered):
+    """The services are dynamic members of their groups (no instance id); each keeps its member id on a
+    volume that outlives a container killed outright, so the container after it makes the killed member
+    leave at once (careloop_shared.kafka.evict_predecessor)."""
+    for service, workload in service_deployments(rendered).items():
+        if service == "workspace":
+            continue
+        pod = pod_template(workload)["spec"]
+        [(_, container, _)] = list(containers(workload, init=False))
+        env = {e["name"]: e.get("value") for e in container.get("env") or []}
+        assert f"{service.upper()}_GROUP_INSTANCE_ID" not in env, service
+        kept = Path(env[f"{service.upper()}_GROUP_MEMBER_FILE"])
+        mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts") or []}
+        volume = next(v for v in pod["volumes"] if v["name"] == mounts[str(kept.parent)])
+        assert "emptyDir" in volume, (service, volume)
+
+
 KEY_CLIENTS = ("careplan", "referral", "followup")  # as intake/rules/key-release.v1.json names them
 
 

@@ -6,12 +6,17 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient, CoordinationType
+from aiokafka.protocol.group import LeaveGroupRequest
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, Topic
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -341,25 +346,31 @@ def subscribe(
     *,
     max_records: int,
     instance_id: str | None = None,
+    member_file: Path | None = None,
     fetch_wait_ms: int = 0,
     linger_ms: int = 0,
     commit_interval_ms: int = 0,
 ) -> Committer:
     """Feed batches of raw records to ``consumer``; a batch's offsets are committed only after it
     returns (by the returned ``Committer``). With an ``instance_id`` the consumer is a static member of
-    its group. ``fetch_wait_ms``: how long the broker may hold a fetch to gather up to
+    its group; without one, ``member_file`` keeps its member id for the process after it
+    (``MemberKept``). ``fetch_wait_ms``: how long the broker may hold a fetch to gather up to
     ``FETCH_GATHER_BYTES``; 0, it answers as soon as one record is there. ``linger_ms``: how long a poll
     that found fewer than ``max_records`` waits for more (``waiting_poll``). ``commit_interval_ms``: how
     long after a commit began the next may begin (``Committer``)."""
     committer = Committer(commit_interval_ms / 1000)
     on_batch = batch_handler(consumer, committer)
 
+    kept = None
+    if member_file is not None and instance_id is None:
+        kept = MemberKept(member_file, lambda: getattr(subscriber, "consumer", None))
     subscriber = broker.subscriber(
         # ensure_topics owns topic creation: a subscriber asking the broker again would be refused where
         # the topics belong to someone else (Strimzi's KafkaTopics; the chart's KafkaUsers have no Create).
         *(Topic(topic, declare=False) for topic in consumer.topics),
         group_id=group_id,
         group_instance_id=instance_id,
+        listener=kept,
         auto_offset_reset="earliest",
         batch=True,
         max_records=max_records,
@@ -378,6 +389,76 @@ def subscribe(
     subscriber.get_msg = waiting_poll(max_records, linger_ms)  # type: ignore[method-assign,assignment]
     subscriber(on_batch)
     return committer
+
+
+class MemberKept(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Keeps a dynamic member's id in ``path`` after each assignment (when it changed), so the process
+    started after this one is killed can make it leave its group at once (``evict_predecessor``): a
+    killed member cannot leave, and its group would wait out the session timeout and a rebalance before
+    its partitions are read again. aiokafka keeps the id on the consumer's coordinator (private)."""
+
+    def __init__(self, path: Path, consumer: Callable[[], AIOKafkaConsumer | None]) -> None:
+        self._path, self._consumer, self._kept = path, consumer, ""
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        member = getattr(getattr(self._consumer(), "_coordinator", None), "member_id", "")
+        if not member or member == self._kept:
+            return
+        try:
+            await asyncio.to_thread(_write_atomically, self._path, member)
+        except OSError as exc:  # the next process will wait out the session timeout, as without it
+            log.warning("group member id not kept", path=str(self._path), error=type(exc).__name__)
+            return
+        self._kept = member
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    scratch = path.with_name(path.name + ".new")
+    scratch.write_text(text)
+    os.replace(scratch, path)
+
+
+async def evict_predecessor(kafka: Kafka, group_id: str, path: Path, timeout_s: float = 10.0) -> str:
+    """Make the member whose id ``path`` keeps (this process's predecessor, ``MemberKept``) leave the
+    group, so that this one is assigned partitions without waiting for the predecessor's session to
+    expire. What happened: "left" (it was killed and still held its partitions), "gone" (it had left
+    or expired), "none kept", or the error; best effort, never raises."""
+    try:
+        member = (await asyncio.to_thread(path.read_text)).strip()
+    except FileNotFoundError:
+        return "none kept"
+    except OSError as exc:
+        return type(exc).__name__
+    if not member:
+        return "none kept"
+    client = AIOKafkaClient(**connection(kafka), client_id="careloop-member-leave")
+    try:
+        async with asyncio.timeout(timeout_s):
+            await client.bootstrap()
+            while True:  # a broker just restarted loads its groups, or moved this one, for a moment
+                try:
+                    node = await client.coordinator_lookup(CoordinationType.GROUP, group_id)
+                    response = await client.send(node, LeaveGroupRequest(group_id, member))
+                    error = kafka_errors.for_code(response.error_code)
+                except kafka_errors.KafkaError as exc:
+                    if not exc.retriable:
+                        raise
+                    error = type(exc)
+                if not error.retriable:
+                    break
+                await asyncio.sleep(0.2)
+    except Exception as exc:  # the broker unreachable, a timeout: this process waits it out as before
+        return type(exc).__name__
+    finally:
+        await client.close()
+    if error is kafka_errors.NoError:
+        return "left"
+    if error is kafka_errors.UnknownMemberIdError:
+        return "gone"
+    return error.__name__
 
 
 async def publish_dead_letter(

@@ -169,6 +169,12 @@ class ServiceSettings(KafkaSettings):
     # StatefulSet, a supervised local service) takes its partitions back at once instead of waiting
     # out the session timeout and a rebalance. Two live processes must never share one.
     group_instance_id: str | None = None
+    # Without one (dynamic membership, as the chart's Deployments run): a file of this process's own that
+    # outlives it (a pod's emptyDir survives its container's restarts) where the consumer keeps its member
+    # id, so the process started after a crash makes its predecessor leave the group at once instead of
+    # waiting out the session timeout (``kafka.evict_predecessor``). Never one another live process of the
+    # group writes: that one would be made to leave (and rejoin).
+    group_member_file: Path | None = None
     topic_partitions: int = Field(6, validation_alias=_global("CARELOOP_TOPIC_PARTITIONS"))
 
     jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), validation_alias=_global("CARELOOP_JWT_SECRET"))

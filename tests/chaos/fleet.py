@@ -70,6 +70,8 @@ class Fleet:
         process.log_path = self.log_dir / f"{service}.log"
         if self.static:  # one process per service: it comes back as the member it was
             process.env[f"{service.upper()}_GROUP_INSTANCE_ID"] = f"{service}-0"
+        else:  # it makes the member it was leave, as a pod's next container does (the chart)
+            process.env[f"{service.upper()}_GROUP_MEMBER_FILE"] = str(self.log_dir / f"{service}.member")
         self.procs[service] = process.start()
 
     async def start_all(self) -> None:

@@ -132,6 +132,11 @@ Names follow shared/careloop_shared/settings.py and services/workspace/workspace
   value: {{ $k.topics.replicationFactor | quote }}
 - name: CARELOOP_TOPIC_MIN_INSYNC_REPLICAS
   value: {{ $k.topics.minInsyncReplicas | quote }}
+# Where the consumer keeps its group member id: /tmp is the pod's emptyDir, which outlives a container killed
+# outright, so the container started after it makes the killed member leave the group at once instead of
+# its partitions waiting out the session timeout (a dynamic member: deploy/README.md, Choices).
+- name: {{ upper .name }}_GROUP_MEMBER_FILE
+  value: /tmp/careloop-group-member
 {{- if include "careloop.strimzi" $root }}
 # The Strimzi KafkaTopic resources own the topics; a service waits for them and names any missing.
 - name: CARELOOP_KAFKA_CREATE_TOPICS
