@@ -22,6 +22,8 @@ import psutil
 from careloop_shared.testing import REPO_ROOT, ServiceProcess, free_port
 
 SERVICES = ("intake", "careplan", "referral", "followup", "record")
+# How long a database crash waits for a backend to crash (the services may all have just been killed).
+CRASH_WAIT_S = 15.0
 
 
 @dataclass
@@ -167,10 +169,33 @@ class Fleet:
         service answers ready."""
         fault = Fault("database-crash", "postgres", self.now())
         self.faults.append(fault)
-        try:  # the server may be restarting just now (another fault): then the crash is named as not done
+        # The server may be restarting just now, or every service just killed (no backend yet): tried
+        # again until one is there, else the crash is named as not done.
+        deadline = time.monotonic() + CRASH_WAIT_S
+        while True:
+            error, pids = await self._backends(pg_url, databases)
+            if pids or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.25)
+        if error is not None or not pids:
+            fault.detail["error"] = error or "no backend of the services' databases to crash"
+        else:
+            fault.detail["database"] = pids[0]["datname"]
+            try:
+                os.kill(pids[0]["pid"], signal.SIGKILL)
+            except OSError as exc:  # another user's process: the fault is named as not done
+                fault.detail["error"] = f"{type(exc).__name__}: {exc}"
+        fault.ended_at = self.now()
+        await self._until_ready(fault)
+        return fault
+
+    @staticmethod
+    async def _backends(pg_url: str, databases: list[str]) -> tuple[str | None, list[asyncpg.Record]]:
+        """The backends serving these databases, the active first; or why they could not be listed."""
+        try:
             conn = await asyncpg.connect(f"{pg_url}/postgres", timeout=10)
             try:
-                pids = await conn.fetch(
+                return None, await conn.fetch(
                     "SELECT pid, datname FROM pg_stat_activity WHERE datname = ANY($1)"
                     " ORDER BY state = 'active' DESC, pid",
                     databases,
@@ -178,19 +203,7 @@ class Fleet:
             finally:
                 await conn.close()
         except (OSError, asyncpg.PostgresError) as exc:
-            fault.detail["error"] = f"{type(exc).__name__}: {exc}"
-        else:
-            if not pids:
-                fault.detail["error"] = "no backend of the services' databases to crash"
-            else:
-                fault.detail["database"] = pids[0]["datname"]
-                try:
-                    os.kill(pids[0]["pid"], signal.SIGKILL)
-                except OSError as exc:  # another user's process: the fault is named as not done
-                    fault.detail["error"] = f"{type(exc).__name__}: {exc}"
-        fault.ended_at = self.now()
-        await self._until_ready(fault)
-        return fault
+            return f"{type(exc).__name__}: {exc}", []
 
     def supervise(self) -> None:
         """Start again any service that stopped without being killed (as a supervisor would), and
