@@ -38,7 +38,7 @@ from careloop_cli.replay import replay
 from careloop_shared.contracts import FollowUpScheduled, PatientAssessed, PlanUpdated
 from careloop_shared.db import connect_for
 from careloop_shared.events import new_message
-from careloop_shared.kafka import client_options
+from careloop_shared.kafka import client_options, evict_predecessor
 from careloop_shared.settings import KafkaSettings
 from careloop_shared.testing import (
     REPO_ROOT,
@@ -283,7 +283,7 @@ async def _fetch(dsn: str, sql: str, *args: Any) -> list[Any]:
         await conn.close()
 
 
-async def test_events_flow_over_sasl_ssl_and_mtls_with_only_the_charts_acls(secured):
+async def test_events_flow_over_sasl_ssl_and_mtls_with_only_the_charts_acls(secured, tmp_path):
     admin, processes = secured["admin"], secured["processes"]
     t0 = time.monotonic()
     patient = uuid.uuid4()
@@ -331,6 +331,14 @@ async def test_events_flow_over_sasl_ssl_and_mtls_with_only_the_charts_acls(secu
             await eventually(committed, timeout=30, what=f"{service}'s group committed both records")
     finally:
         await client.close()
+    # A service started after a crash may make its predecessor leave its group (kafka.evict_predecessor):
+    # the group's ACLs allow it, so an id no member holds is answered as gone, not refused.
+    (tmp_path / "member").write_text("aiokafka-no-such-member")
+    for service in processes:
+        outcome = await evict_predecessor(
+            secured["clients"][service], f"{PREFIX}{service}", tmp_path / "member"
+        )
+        assert outcome == "gone", (service, outcome)
     # Nothing the services did was refused: the chart's ACLs are enough, and no service asks for more
     # (not even to create the topics it reads: ensure_topics owns that, and with the chart it may not).
     for service, principal in secured["principals"].items():
@@ -360,7 +368,7 @@ async def _read(options: dict[str, Any], topic: str, group: str | None = None) -
         await consumer.stop()
 
 
-async def test_the_acls_refuse_what_a_service_does_not_own(secured):
+async def test_the_acls_refuse_what_a_service_does_not_own(secured, tmp_path):
     clients, principals = secured["clients"], secured["principals"]
     # careplan (SCRAM): no Write on intake's topic, no Read on a followup topic it does not consume,
     # no other group, no Create.
@@ -371,6 +379,9 @@ async def test_the_acls_refuse_what_a_service_does_not_own(secured):
         await _read(careplan, f"{PREFIX}careloop.followup.follow_up_due.v1")
     with pytest.raises(GroupAuthorizationFailedError):
         await _read(careplan, f"{PREFIX}{PatientAssessed.type}", group=f"{PREFIX}followup")
+    (tmp_path / "member").write_text("aiokafka-no-such-member")  # nor make another group's member leave
+    outcome = await evict_predecessor(careplan, f"{PREFIX}followup", tmp_path / "member")
+    assert outcome == "GroupAuthorizationFailedError", outcome
     admin = AIOKafkaAdminClient(**careplan)
     await admin.start()
     try:
