@@ -353,8 +353,8 @@ def subscribe(
 ) -> Committer:
     """Feed batches of raw records to ``consumer``; a batch's offsets are committed only after it
     returns (by the returned ``Committer``). With an ``instance_id`` the consumer is a static member of
-    its group; without one, ``member_file`` keeps its member id for the process after it
-    (``MemberKept``). ``fetch_wait_ms``: how long the broker may hold a fetch to gather up to
+    its group; a dynamic one keeps its member id in ``member_file``, where given, for the process after
+    it (``MemberKept``). ``fetch_wait_ms``: how long the broker may hold a fetch to gather up to
     ``FETCH_GATHER_BYTES``; 0, it answers as soon as one record is there. ``linger_ms``: how long a poll
     that found fewer than ``max_records`` waits for more (``waiting_poll``). ``commit_interval_ms``: how
     long after a commit began the next may begin (``Committer``)."""
@@ -362,7 +362,7 @@ def subscribe(
     on_batch = batch_handler(consumer, committer)
 
     kept = None
-    if member_file is not None and instance_id is None:
+    if member_file is not None:
         kept = MemberKept(member_file, lambda: getattr(subscriber, "consumer", None))
     subscriber = broker.subscriber(
         # ensure_topics owns topic creation: a subscriber asking the broker again would be refused where

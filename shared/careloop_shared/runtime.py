@@ -232,7 +232,7 @@ class ServiceRuntime:
                 s.consumer_group,
                 max_records=s.consumer_batch_size,
                 instance_id=s.group_instance_id,
-                member_file=s.group_member_file,
+                member_file=s.member_file,
                 fetch_wait_ms=s.consumer_fetch_wait_ms,
                 linger_ms=s.consumer_linger_ms,
                 commit_interval_ms=s.consumer_commit_interval_ms,
@@ -250,8 +250,8 @@ class ServiceRuntime:
                 create=s.kafka_create_topics,
             ),
         )
-        if self.consumer is not None and s.group_member_file is not None and s.group_instance_id is None:
-            outcome = await evict_predecessor(self.kafka, s.consumer_group, s.group_member_file)
+        if self.consumer is not None and s.member_file is not None:
+            outcome = await evict_predecessor(self.kafka, s.consumer_group, s.member_file)
             log.info("predecessor in the consumer group", outcome=outcome)
         await wait("the broker", self._start_broker)
         self.relay = OutboxRelay(

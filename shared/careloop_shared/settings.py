@@ -288,6 +288,12 @@ class ServiceSettings(KafkaSettings):
     def consumer_group(self) -> str:
         return self.group_id or f"{self.topic_prefix}{self.service_name}"
 
+    @property
+    def member_file(self) -> Path | None:
+        """Where the consumer keeps its member id: a dynamic member's file; none for a static member,
+        which comes back under its instance id."""
+        return self.group_member_file if self.group_instance_id is None else None
+
 
 def with_tls(url: str, sslmode: str | None, sslrootcert: str | None) -> str:
     """``url`` with ``sslmode`` and ``sslrootcert`` as query parameters, where given and not already there."""

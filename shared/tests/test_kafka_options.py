@@ -223,3 +223,11 @@ async def test_a_service_that_may_not_create_topics_names_the_missing_ones(infra
     assert caught.value.topics == [f"{prefix}absent"]
     assert f"{prefix}absent" in str(caught.value) and f"{prefix}present" not in str(caught.value)
     assert await ensure_topics(infra.kafka, [f"{prefix}present"], partitions=1, create=False) == []
+
+
+def test_only_a_dynamic_member_keeps_its_member_id_in_a_file():
+    """A static member comes back under its instance id; its member file, if set too, goes unused."""
+    kept = Path("/tmp/member")
+    assert ServiceSettings(group_member_file=kept).member_file == kept
+    assert ServiceSettings(group_member_file=kept, group_instance_id="careplan-0").member_file is None
+    assert ServiceSettings().member_file is None
