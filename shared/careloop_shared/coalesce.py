@@ -25,6 +25,10 @@ H = TypeVar("H", bound=Callable[..., Awaitable[None]])
 
 # many(connection, keys) -> one result per key, in the keys' order: one set-based statement.
 Many = Callable[[Any, list[Any]], Awaitable[Sequence[Any]]]
+# Rows kept for the commit, a row each: (table, row, conflict clause).
+KeptRows = list[tuple[str, dict[str, Any], str]]
+# write(connection, rows) -> None: the kept rows in one statement (``careloop_shared.db.insert_with``).
+WriteRows = Callable[[asyncpg.Connection, KeptRows], Awaitable[None]]
 
 
 def side_by_side(handler: H) -> H:
@@ -51,13 +55,14 @@ class SharedConnection:
     """One transaction's connection shared by concurrent handler tasks: one statement at a time, and
     calls of the same set-based query made at about the same moment answered by one statement."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, write_kept: WriteRows | None = None) -> None:
         self.raw = conn
+        self._write_rows = write_kept  # without it no row is kept for the commit (``keeps_rows``)
         self._lock = asyncio.Lock()
         self._pending: dict[Many, list[tuple[Any, asyncio.Future[Any]]]] = {}
         self._flushing: asyncio.Task[None] | None = None
         self._scheduled = False
-        self._at_commit: list[tuple[str, dict[str, Any], str]] = []
+        self._at_commit: KeptRows = []
 
     # What a store calls on its connection, one statement at a time.
     execute = _one_at_a_time("execute")
@@ -69,22 +74,29 @@ class SharedConnection:
     def transaction(self, **kwargs: Any) -> Any:
         return _Savepoint(self, kwargs)
 
+    @property
+    def keeps_rows(self) -> bool:
+        """Whether a row may be kept for the commit (``at_commit``): only with a way to write it."""
+        return self._write_rows is not None
+
     def at_commit(self, table: str, row: dict[str, Any], conflict: str = "") -> None:
         """Keep a row to insert with the unit of work's outbox, in its statement, or before this
         connection's next statement, whichever comes first (``Store.insert_at_commit``)."""
+        if self._write_rows is None:
+            raise ValueError(
+                "this shared connection keeps no rows for the commit: it has no way to write them"
+            )
         self._at_commit.append((table, row, conflict))
 
-    def take_at_commit(self) -> list[tuple[str, dict[str, Any], str]]:
+    def take_at_commit(self) -> KeptRows:
         taken, self._at_commit = self._at_commit, []
         return taken
 
     async def _write_kept(self) -> None:
         """The rows kept for the commit go in before any other statement: whatever follows sees them.
         Called holding the lock."""
-        if self._at_commit:
-            from careloop_shared.db import insert_with  # db builds on this module
-
-            await insert_with(self.raw, self.take_at_commit())
+        if self._at_commit and self._write_rows is not None:
+            await self._write_rows(self.raw, self.take_at_commit())
 
     async def load(self, many: Many, key: Any) -> Any:
         """``many``'s answer for ``key``, asked together with every other key asked right now."""

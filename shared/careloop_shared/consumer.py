@@ -18,7 +18,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -28,7 +28,7 @@ from careloop_shared import db, tracing
 from careloop_shared.coalesce import SharedConnection, handler_runs, run_side_by_side, runs_side_by_side
 from careloop_shared.db import RowTypeChanged
 from careloop_shared.errors import Conflict, Refusal
-from careloop_shared.events import Event, ReceivedEvent, UndecodableEvent, decode, refusal_of
+from careloop_shared.events import Event, ReceivedEvent, Record, UndecodableEvent, decode, refusal_of
 from careloop_shared.failpoints import failpoint
 from careloop_shared.logging import get_logger, safe_exception_message
 from careloop_shared.metrics import ConsumerMetrics
@@ -145,18 +145,6 @@ TRANSIENT_RETRY_MAX_S = 1.0
 
 class TransientFailure(Exception):
     """Raised to the broker so the batch is redelivered (offsets not committed)."""
-
-
-class Record(NamedTuple):
-    """What the consumer needs of a Kafka record (a named tuple, as ``events.ReceivedEvent`` is: one is
-    built for every record read)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
 
 
 def dead_letter_headers(record: Record, error: BaseException, consumer: str) -> dict[str, str]:
@@ -353,7 +341,7 @@ class EventConsumer:
             fresh = await self._fresh(conn, events, batch)
             # The store's statements go one at a time through the shared connection, so handlers
             # marked side_by_side can run at once for different patients (careloop_shared.coalesce).
-            shared = SharedConnection(conn)
+            shared = SharedConnection(conn, db.insert_with)
             uow = DatabaseUnitOfWork(conn, self._topic_for, self._store(shared), shared=shared)
             todo = []
             for event in events:

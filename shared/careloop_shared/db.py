@@ -249,8 +249,8 @@ class Store:
         """Insert ``row`` in the statement that writes the unit of work's outbox, one round trip fewer, or
         before this store's next statement if one comes first (so what follows sees it). For a row whose
         insert is not expected to fail: a constraint it breaks fails the unit of work where it is sent.
-        Outside a unit of work (the pool, a bare connection): at once."""
-        if isinstance(self.db, SharedConnection):
+        Outside a unit of work (the pool, a bare connection, a shared one that keeps no rows): at once."""
+        if isinstance(self.db, SharedConnection) and self.db.keeps_rows:
             self.db.at_commit(table, row, conflict)
         else:
             await insert_row(self.db, table, row, conflict=conflict)

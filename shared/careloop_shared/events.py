@@ -145,6 +145,18 @@ class UndecodableEvent(SafeMessageError):
     """A Kafka record that is not a valid careloop event. The message never quotes the payload."""
 
 
+class Record(NamedTuple):
+    """What a consumer needs of a Kafka record (a named tuple, as ``ReceivedEvent`` is: one is built for
+    every record read)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
 class ReceivedEvent(NamedTuple):
     """An event read from Kafka, with where it came from."""
 

@@ -23,7 +23,7 @@ from careloop_shared.auth import Principal, authenticate, bearer
 from careloop_shared.body import MAX_INT
 from careloop_shared.command_groups import grouped
 from careloop_shared.db import AGENCY
-from careloop_shared.idempotency import at_most_once, idempotency_key, run_idempotent
+from careloop_shared.idempotency import at_most_once, idempotency_key
 from careloop_shared.logging import get_logger
 from careloop_shared.outbox import UnitOfWork
 from careloop_shared.runtime import ServiceRuntime
@@ -136,21 +136,20 @@ class CommandRunner:
             return status_code, answer
 
         patient = patient_id or getattr(command, "patient_id", None)
+        once = at_most_once(self._request, self._principal, command, operation, patient_id=patient_id)
         groups = self._runtime.command_groups
         if groups is not None and grouped(handler):
             # Shares a transaction with the commands arriving with it (careloop_shared.command_groups):
             # one patient's one after another; one about no patient yet (a registration) after none but
             # a request with its Idempotency-Key, which then replays it.
-            once = at_most_once(self._request, self._principal, command, operation, patient_id=patient_id)
             together = (handler, self._principal.agency_id)
             order: Any = patient
             if order is None:  # the header is read again only here, off the path of a patient's commands
                 key = idempotency_key(self._request)
                 order = ("idempotency-key", key) if key else object()
             return await groups.run(together, order, once)
-        return await run_idempotent(
-            self._runtime, self._request, self._principal, command, operation, patient_id=patient_id
-        )
+        async with self._runtime.uow() as uow:  # a transaction of its own
+            return await once(uow)
 
 
 async def command_runner(request: Request) -> CommandRunner:

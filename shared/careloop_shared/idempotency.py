@@ -18,7 +18,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
@@ -28,9 +28,6 @@ from careloop_shared.auth import Principal
 from careloop_shared.db import Db
 from careloop_shared.errors import Invalid
 from careloop_shared.outbox import DatabaseUnitOfWork, UnitOfWork
-
-if TYPE_CHECKING:
-    from careloop_shared.runtime import ServiceRuntime
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -53,21 +50,6 @@ def idempotency_key(request: Request) -> str | None:
         kind = "string_too_long" if key else "string_too_short"
         raise Invalid.at(["header", HEADER], kind, f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters")
     return key
-
-
-async def run_idempotent(
-    rt: ServiceRuntime,
-    request: Request,
-    who: Principal,
-    body: Any,
-    operation: Operation,
-    *,
-    patient_id: uuid.UUID | None = None,
-) -> JSONResponse:
-    """Run ``operation`` in one unit of work, at most once per Idempotency-Key."""
-    once = at_most_once(request, who, body, operation, patient_id=patient_id)
-    async with rt.uow() as uow:
-        return await once(uow)
 
 
 def at_most_once(

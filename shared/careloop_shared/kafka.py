@@ -8,9 +8,9 @@ import dataclasses
 import logging
 import os
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka import errors as kafka_errors
@@ -21,8 +21,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, Topic
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
-from careloop_shared.consumer import EventConsumer, Record
-from careloop_shared.events import UNDECODABLE_HEADER
+from careloop_shared.events import UNDECODABLE_HEADER, Record
 from careloop_shared.logging import get_logger
 from careloop_shared.settings import KafkaSettings
 
@@ -198,6 +197,18 @@ def _with_printable_headers(record: Any) -> Any:
     return dataclasses.replace(record, headers=headers)
 
 
+class Processor(Protocol):
+    """What a subscriber feeds its batches to (``consumer.EventConsumer``): named, reading its topics."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def topics(self) -> list[str]: ...
+
+    async def process(self, records: Sequence[Record]) -> None: ...
+
+
 def next_offsets(records: Iterable[Any]) -> dict[TopicPartition, int]:
     """What to commit once ``records`` are processed: per partition, the offset after its last one."""
     after: dict[TopicPartition, int] = {}
@@ -266,7 +277,7 @@ async def _the_message_itself(msg: Any) -> Any:
     return msg
 
 
-def batch_handler(consumer: EventConsumer, committer: Committer) -> Callable[[Any], Awaitable[None]]:
+def batch_handler(consumer: Processor, committer: Committer) -> Callable[[Any], Awaitable[None]]:
     """What a subscriber runs for each batch FastStream hands it: the records to ``consumer``, then their
     offsets to ``committer``; a batch that fails is rewound to be delivered again."""
 
@@ -341,7 +352,7 @@ def _in_order(batches: Mapping[TopicPartition, list[Any]]) -> list[Any]:
 
 def subscribe(
     broker: KafkaBroker,
-    consumer: EventConsumer,
+    consumer: Processor,
     group_id: str,
     *,
     max_records: int,

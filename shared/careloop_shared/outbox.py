@@ -14,7 +14,7 @@ import contextlib
 import random
 import time as clock
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -26,6 +26,7 @@ from careloop_shared import tracing
 from careloop_shared.coalesce import SharedConnection
 from careloop_shared.db import PLAN_CACHE_MODE, PlanCacheMode, connect, insert_with
 from careloop_shared.events import Event, Message, ReceivedEvent, new_message
+from careloop_shared.kafka import Kafka, connection
 from careloop_shared.logging import get_logger
 from careloop_shared.metrics import OutboxMetrics
 
@@ -150,7 +151,7 @@ async def unit_of_work(
 ) -> AsyncIterator[DatabaseUnitOfWork[S]]:
     async with pool.acquire() as conn, conn.transaction():
         # Shared one statement at a time, so a use case may work on many patients side by side.
-        shared = SharedConnection(conn)
+        shared = SharedConnection(conn, insert_with)
         uow = DatabaseUnitOfWork(conn, topic_for, store(shared), correlation_id, shared)
         yield uow
         await uow.flush()
@@ -162,7 +163,7 @@ class OutboxRelay:
     def __init__(
         self,
         dsn: str,
-        kafka: str | Mapping[str, Any],
+        kafka: Kafka,
         *,
         client_id: str,
         batch_size: int = 500,
@@ -207,8 +208,6 @@ class OutboxRelay:
 
     async def _run_once(self) -> None:
         conn = await connect(self._dsn, plan_cache_mode=self._plan_cache_mode)
-        from careloop_shared.kafka import connection  # here: kafka imports this module (via consumer)
-
         producer = AIOKafkaProducer(
             **connection(self._kafka),
             client_id=f"{self._client_id}-relay",

@@ -130,3 +130,29 @@ async def test_each_side_by_side_runs_in_order_over_a_store_without_a_shared_con
 
     await each_side_by_side(FakeStore(), [1, 2, 3, 4], handle, key=lambda i: i)
     assert seen == [1, 2, 3, 4]
+
+
+async def test_rows_kept_for_the_commit_go_in_through_the_writer_before_the_next_statement() -> None:
+    conn = FakeConnection()
+    written: list[Any] = []
+
+    async def write(raw: Any, rows: Any) -> None:
+        assert raw is conn
+        written.append(rows)
+
+    shared = SharedConnection(conn, write)  # type: ignore[arg-type]
+    await Store(shared).insert_at_commit("notes", {"id": 1}, conflict="(id) DO NOTHING")
+    assert shared.keeps_rows and written == [] and conn.statements == []
+    await shared.execute("next", 2)
+    assert written == [[("notes", {"id": 1}, "(id) DO NOTHING")]]
+    assert conn.statements == [("next", (2,))]
+
+
+async def test_a_shared_connection_without_a_writer_keeps_no_rows_a_store_inserts_at_once() -> None:
+    conn = FakeConnection()
+    shared = SharedConnection(conn)  # type: ignore[arg-type]
+    assert not shared.keeps_rows
+    with pytest.raises(ValueError, match="keeps no rows"):
+        shared.at_commit("notes", {"id": 1})
+    await Store(shared).insert_at_commit("notes", {"id": 1})
+    assert conn.statements == [("INSERT INTO notes (id) VALUES ($1)", (1,))]
