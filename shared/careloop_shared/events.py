@@ -168,11 +168,6 @@ class ReceivedEvent(NamedTuple):
     body: bytes = b""  # the value exactly as it was published
 
 
-# Set by the Kafka layer on a record whose header it had to make readable (FastStream decodes headers
-# strictly); its value names that header, and ``decode`` refuses the record for it.
-UNDECODABLE_HEADER = "careloop-undecodable-header"
-
-
 def _header_map(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in headers:
@@ -185,8 +180,6 @@ def _header_map(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
         if key in out and out[key] != text and (key.startswith("ce_") or key.lower() == "content-type"):
             raise UndecodableEvent(f"header {key!r} given twice")
         out[key] = text
-    if UNDECODABLE_HEADER in out:
-        raise UndecodableEvent(f"header {out[UNDECODABLE_HEADER]!r} is not UTF-8")
     return out
 
 

@@ -20,6 +20,7 @@ from careloop_shared.kafka import (
     IDLE_FETCH_WAIT_MS,
     POLL_WAIT_MS,
     Committer,
+    _records_as_read,
     _the_message_itself,
     batch_handler,
     next_offsets,
@@ -196,6 +197,34 @@ async def test_a_handled_batch_is_freed_at_once_not_left_to_the_cyclic_garbage_c
         assert batch() is None and record() is None
     finally:
         gc.enable()
+
+
+class _SeekingConsumer:
+    def __init__(self) -> None:
+        self.seeks: dict[tuple[str, int], int] = {}
+
+    def seek(self, *, partition: TopicPartition, offset: int) -> None:
+        self.seeks[(partition.topic, partition.partition)] = offset
+
+
+async def test_a_batch_reaches_the_consumer_as_read_and_a_failed_one_is_rewound_where_it_began():
+    """No header is decoded on the way (FastStream's parser decoded them all, and failed the whole batch
+    on one that is not UTF-8): the consumer reads them, and dead-letters such a record alone."""
+
+    def record(topic: str, partition: int, offset: int, headers: list) -> ConsumerRecord:
+        return ConsumerRecord(topic, partition, offset, 0, 0, None, b"{}", None, 2, -1, headers)
+
+    records = (
+        record("a", 0, 4, [("ce_source", b"\xff\xfe")]),
+        record("b", 1, 9, [("ce_id", b"x")]),
+        record("a", 0, 5, []),
+    )
+    consumer = _SeekingConsumer()
+    msg = await _records_as_read(lambda: consumer)(records, None)
+    assert msg.raw_message is records and msg.consumer is consumer and msg.headers == {}
+    assert msg.message_id == "4-5-0"
+    await msg.nack()
+    assert consumer.seeks == {("a", 0): 4, ("b", 1): 9}
 
 
 def _subscribed(**options):
