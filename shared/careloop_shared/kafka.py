@@ -367,9 +367,10 @@ def subscribe(
     committer = Committer(commit_interval_ms / 1000)
     on_batch = batch_handler(consumer, committer)
 
-    kept = None
-    if member_file is not None:
-        kept = MemberKept(member_file, lambda: getattr(subscriber, "consumer", None))
+    def reading() -> Any:  # the subscriber's consumer: built as the subscriber starts, gone as it stops
+        return getattr(subscriber, "consumer", None)
+
+    kept = MemberKept(member_file, reading) if member_file is not None else None
     subscriber = broker.subscriber(
         # ensure_topics owns topic creation: a subscriber asking the broker again would be refused where
         # the topics belong to someone else (Strimzi's KafkaTopics; the chart's KafkaUsers have no Create).
@@ -387,7 +388,7 @@ def subscribe(
         fetch_min_bytes=FETCH_GATHER_BYTES if fetch_wait_ms else 1,
         ack_policy=AckPolicy.MANUAL,  # on_batch commits what it processed and rewinds what failed
         decoder=_the_message_itself,
-        parser=_records_as_read(lambda: subscriber.consumer),
+        parser=_records_as_read(reading),
         title=f"{consumer.name}:events",
     )
     # FastStream's consume loop asks its subscriber's ``get_msg`` for each batch: this one's, on this
