@@ -26,13 +26,13 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-import httpx
 import pytest
 from starlette.requests import Request
 
 from careloop_shared.fhir import LOINC, SNOMED, searchset
 from careloop_shared.fhir_bundle import collection
 from careloop_shared.rules import load_rules
+from careloop_shared.testing import client_of
 from careplan.domain.necessity import DEFAULT_CRITERIA, NecessityCriteria
 from careplan.domain.planning import DEFAULT_LIBRARY, PlanLibrary
 from followup.domain.rules import PRIORITIES, RULES_FILE, FollowUpRules
@@ -193,8 +193,7 @@ async def capability_statements() -> list[dict[str, Any]]:
     for service in FHIR_SERVICES:
         app = importlib.import_module(f"{service}.main").build_app()
         app.state.runtime.audit = _Trail()
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=f"http://{service}") as client:
+        async with client_of(app, f"http://{service}") as client:
             answer = await client.get("/fhir/R4/metadata", headers=token("agency-a", "analyst"))
         assert answer.status_code == 200, (service, answer.text)
         statements.append(answer.json())

@@ -12,7 +12,6 @@ command runner, where this test stops it (no database or broker needed).
 import importlib
 import re
 
-import httpx
 import pytest
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -21,6 +20,7 @@ from careloop_shared.auth import ROLES
 from careloop_shared.fhir import FHIR_JSON
 from careloop_shared.http import PERMISSION_KEY, command_runner, read_store, service_context
 from careloop_shared.permissions import PERMISSIONS_FILE, load_matrix, markdown_table
+from careloop_shared.testing import client_of
 from tests.conftest import SERVICES, token
 
 MATRIX = load_matrix()
@@ -73,8 +73,7 @@ def _is_fhir(path: str) -> bool:
 async def test_every_route_and_role_decides_as_the_matrix_says(service):
     app = _app(service)
     walked = 0
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url=f"http://{service}") as client:
+    async with client_of(app, f"http://{service}", raise_app_exceptions=False) as client:
         for method, path, operation in _operations(app):
             permission = operation.get(PERMISSION_KEY)
             assert permission in MATRIX.permissions(), f"{method.upper()} {path} names no known permission"
@@ -113,8 +112,7 @@ async def test_every_route_and_role_decides_as_the_matrix_says(service):
 @pytest.mark.parametrize("service", SERVICES)
 async def test_no_token_is_401_before_any_permission_is_looked_at(service):
     app = _app(service)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url=f"http://{service}") as client:
+    async with client_of(app, f"http://{service}", raise_app_exceptions=False) as client:
         for method, path, _ in _operations(app):
             r = await client.request(method, re.sub(r"\{[^}]+\}", "x", path))
             assert r.status_code == 401, path

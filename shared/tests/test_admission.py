@@ -13,7 +13,7 @@ from careloop_shared.admission import BUSY, Admission
 from careloop_shared.auth import issue_token
 from careloop_shared.http import needs
 from careloop_shared.settings import DEV_JWT_SECRET, ServiceSettings
-from careloop_shared.testing import app_of, until
+from careloop_shared.testing import app_of, client_of, until
 
 
 class HeldApp:
@@ -40,7 +40,7 @@ def build(limit: int = 1, wait_s: float = 5.0, service: str = "admission-test") 
 
 
 def client(app: Admission) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    return client_of(app, "http://t")
 
 
 def refused(service: str) -> float:
@@ -158,7 +158,7 @@ async def test_every_service_app_holds_its_routes_to_its_limit_but_never_its_met
     app = app_of("test-admission-app", [router], ServiceSettings(http_max_active=1, http_queue_wait_s=0.05))
     token = issue_token(DEV_JWT_SECRET, agency="agency-a", role="care-manager")
     auth = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+    async with client_of(app, "http://t") as http:
         first = asyncio.create_task(http.get("/v1/slow", headers=auth))
         await until(lambda: inside == ["slow"], "first inside")
         second = await http.get("/v1/slow", headers=auth)

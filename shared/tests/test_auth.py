@@ -15,7 +15,7 @@ from careloop_shared.auth import (
     verify_token,
 )
 from careloop_shared.settings import ServiceSettings
-from careloop_shared.testing import app_of
+from careloop_shared.testing import app_of, client_of
 
 SECRET = "test-secret-0123456789-0123456789-abcd"
 
@@ -145,7 +145,6 @@ async def test_a_route_of_create_app_signs_its_caller_in_once_and_documents_the_
     """The app's ``authorized`` dependency signs the caller in; the route's principal, command runner and
     auditor read them from the request instead of being solved (and authenticated) again."""
 
-    import httpx
     from fastapi import APIRouter, Request
 
     from careloop_shared import http
@@ -170,7 +169,7 @@ async def test_a_route_of_create_app_signs_its_caller_in_once_and_documents_the_
 
     app = app_of("test-sign-in", [router])
     token = issue_token(DEV_JWT_SECRET, agency="agency-a", role="care-manager")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with client_of(app, "http://t") as client:
         ok = await client.get("/who", headers={"Authorization": f"Bearer {token}"})
         anonymous = await client.get("/who")
     assert (ok.status_code, ok.json()) == (200, {"agency": "agency-a", "role": "care-manager"})

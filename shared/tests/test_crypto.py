@@ -19,7 +19,7 @@ from careloop_shared.crypto import (
     parse_key_ring,
     seal,
 )
-from careloop_shared.testing import app_of
+from careloop_shared.testing import app_of, client_of
 
 
 def _kek(kid: str) -> str:
@@ -71,7 +71,6 @@ def test_a_bad_kek_setting_is_named_without_the_key(text, says):
 
 async def test_sealed_data_that_does_not_open_here_answers_503_saying_why_never_500():
 
-    import httpx
     from fastapi import APIRouter
 
     from careloop_shared.auth import issue_token
@@ -85,7 +84,7 @@ async def test_sealed_data_that_does_not_open_here_answers_503_saying_why_never_
         LocalKeyWrapper.from_setting(_kek("k2")).unwrap("k1", b"x" * 40, b"patient")
 
     app = app_of("test-unreadable", [router])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with client_of(app, "http://t") as client:
         token = issue_token(DEV_JWT_SECRET, agency="agency-a", role="care-manager")
         answer = await client.get("/sealed", headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 503

@@ -5,7 +5,6 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Query
 from fastapi.routing import APIRoute
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from careloop_shared.body import AwareMoment, Body, Moment
 from careloop_shared.doors import BUSY_NOTE, NUL_MSG, Doors, check_query, declare_answers, nul_locations
 from careloop_shared.errors import Conflict, Invalid
+from careloop_shared.testing import client_of
 
 
 class Child(Body):
@@ -58,7 +58,7 @@ app.add_middleware(Doors, max_body_bytes=1000)
 
 @pytest.fixture
 async def client():
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with client_of(app, "http://t") as c:
         yield c
 
 

@@ -3,7 +3,6 @@ from the routes a service declares; each validated with ``fhir.resources`` (R4B,
 
 from datetime import UTC, datetime
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fhir.resources.R4B.bundle import Bundle
@@ -24,6 +23,7 @@ from careloop_shared.fhir import (
     serve_fhir,
 )
 from careloop_shared.http import needs
+from careloop_shared.testing import client_of
 
 
 def test_every_kernel_refusal_is_an_operation_outcome_saying_the_same():
@@ -81,7 +81,7 @@ def _app() -> FastAPI:
 
 
 async def test_a_refusal_on_a_fhir_path_is_answered_as_fhir_and_elsewhere_as_before():
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://t") as client:
+    async with client_of(_app(), "http://t") as client:
         refused = await client.get("/fhir/R4/Thing/1")
         assert (refused.status_code, refused.headers["content-type"]) == (404, FHIR_JSON)
         assert refused.headers["x-kept"] == "yes"

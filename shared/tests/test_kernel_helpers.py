@@ -16,7 +16,7 @@ from careloop_shared.db import _insert_sql
 from careloop_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from careloop_shared.rules import InvalidRulesFile, Rule, RulesFile, load_rules
 from careloop_shared.runtime import periodic, settle_heap
-from careloop_shared.testing import app_of
+from careloop_shared.testing import app_of, client_of
 
 
 def test_each_refusal_answers_with_its_status_and_a_body_that_quotes_no_input():
@@ -391,7 +391,6 @@ def test_a_server_that_is_down_or_dropped_the_connection_is_unavailable_and_a_mi
 )
 async def test_a_request_meeting_a_server_out_of_disk_or_recovering_from_a_crash_is_told_503_not_500(exc):
 
-    import httpx
     from fastapi import APIRouter
 
     from careloop_shared.auth import issue_token
@@ -405,7 +404,7 @@ async def test_a_request_meeting_a_server_out_of_disk_or_recovering_from_a_crash
         raise exc
 
     app = app_of("test-server-trouble", [router])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with client_of(app, "http://t") as client:
         token = issue_token(DEV_JWT_SECRET, agency="agency-a", role="care-manager")
         answer = await client.post("/write", headers={"Authorization": f"Bearer {token}"})
     assert (answer.status_code, answer.headers.get("retry-after")) == (503, "2")

@@ -19,7 +19,7 @@ from careloop_shared.errors import Conflict
 from careloop_shared.events import Event, ReceivedEvent
 from careloop_shared.outbox import UnitOfWork
 from careloop_shared.settings import ServiceSettings
-from careloop_shared.testing import app_of
+from careloop_shared.testing import app_of, client_of
 from careloop_shared.testing.batches import consumer_of, record_of
 
 
@@ -28,7 +28,7 @@ def sample(name: str, **labels: str) -> float:
 
 
 async def _call(app: FastAPI, method: str, path: str) -> httpx.Response:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with client_of(app, "http://t") as client:
         return await client.request(method, path)
 
 

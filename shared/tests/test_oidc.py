@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -35,6 +34,7 @@ from careloop_shared.auth import (
 from careloop_shared.http import CurrentPrincipal
 from careloop_shared.oidc import OidcConfig, OidcVerifier, TokenRejected
 from careloop_shared.settings import DEV_JWT_SECRET, ServiceSettings
+from careloop_shared.testing import client_of
 
 AUDIENCE = "careloop-api"
 JWKS_PATH = "/protocol/openid-connect/certs"
@@ -413,7 +413,7 @@ async def test_a_route_answers_the_providers_caller_and_refuses_a_bad_token_with
 
     good = rs256.sign(provider.claims())
     expired = rs256.sign(provider.claims(exp=int(time.time()) - 3600, agency="agency-secret-name"))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as client:
+    async with client_of(app, "http://svc") as client:
         ok = await client.get("/me", headers={"Authorization": f"Bearer {good}"})
         refused = await client.get("/me", headers={"Authorization": f"Bearer {expired}"})
         again = await client.get("/me", headers={"Authorization": f"Bearer {good}"})

@@ -1,12 +1,12 @@
 """Per-agency and per-token request limits (``ratelimit.RateLimits``) and their 429 answer."""
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
 from careloop_shared.app import _on_refusal
 from careloop_shared.errors import Refusal
 from careloop_shared.ratelimit import RateLimits, TooManyRequests, parse_limits
+from careloop_shared.testing import client_of
 
 
 async def test_a_token_over_its_limit_is_refused_while_another_token_of_the_agency_goes_on():
@@ -60,7 +60,7 @@ async def test_the_answer_is_429_with_retry_after_and_says_which_limit():
     async def x() -> None:
         raise TooManyRequests("too many requests for this agency; retry later", 7)
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with client_of(app, "http://t") as client:
         r = await client.get("/x")
     assert r.status_code == 429
     assert r.headers["retry-after"] == "7"

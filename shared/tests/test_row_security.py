@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-import httpx
 import pytest
 from fastapi import FastAPI, Request
 
 from careloop_shared import db
 from careloop_shared.app import AccessLog
 from careloop_shared.db import AGENCY, ALL_AGENCIES, NO_AGENCY, as_agency
+from careloop_shared.testing import client_of
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ async def test_a_request_acts_for_no_agency_until_its_caller_is_known_and_leaves
 
     wrapped = AccessLog(app, service="test-row-security")
     with as_agency("agency-a"):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped), base_url="http://t") as c:
+        async with client_of(wrapped, "http://t") as c:
             assert (await c.get("/x")).status_code == 200
         assert AGENCY.get() == "agency-a"
     assert seen == [NO_AGENCY]

@@ -27,7 +27,7 @@ from careloop_shared.events import Event, ReceivedEvent, new_message
 from careloop_shared.http import CurrentPrincipal, needs
 from careloop_shared.outbox import DatabaseUnitOfWork, UnitOfWork
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import app_of
+from careloop_shared.testing import app_of, client_of
 from careloop_shared.testing.batches import consumer_of, delivered
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -77,8 +77,7 @@ def _app(emitted: list[Any]) -> FastAPI:
 
 
 async def _post(app: FastAPI, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with client_of(app, "http://test") as client:
         return await client.post(path, headers=headers)
 
 
@@ -122,7 +121,7 @@ async def test_untraced_paths_make_no_span(spans):
     async def metrics() -> dict[str, str]:
         return {}
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with client_of(app, "http://t") as client:
         assert (await client.get("/metrics")).status_code == 200
     assert spans.get_finished_spans() == ()
 
@@ -298,13 +297,13 @@ async def test_fastapis_own_telemetry_stays_off_under_a_global_provider(spans, m
     path = f"/v1/patients/{patient}/pings?name=Zelda"
     token = issue_token(DEV_JWT_SECRET, agency="agency-a", role="care-manager")
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=plain), base_url="http://t") as client:
+    async with client_of(plain, "http://t") as client:
         assert (await client.get(path)).status_code == 200
     theirs = "".join(span.to_json() for span in installed.get_finished_spans())
     assert str(patient) in theirs and "Zelda" in theirs
     installed.clear()
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=careloop), base_url="http://t") as client:
+    async with client_of(careloop, "http://t") as client:
         answer = await client.get(path, headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 200, answer.text
     assert installed.get_finished_spans() == ()

@@ -6,7 +6,6 @@ sees what the permission matrix lets it; the CapabilityStatement and OpenAPI nam
 import uuid
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 import pytest_asyncio
 from fhir.resources.R4B import get_fhir_model_class
@@ -15,9 +14,8 @@ from careloop_shared.auth import issue_token
 from careloop_shared.contracts import Need, PatientAssessed, RiskLevel
 from careloop_shared.events import new_message
 from careloop_shared.fhir import FHIR_JSON
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing import eventually, publish_message, served, settings_for
 from careloop_shared.testing.keys import FakePatientKeys
 from careplan.config import CareplanSettings
 from careplan.main import build_app
@@ -40,18 +38,12 @@ def auth(agency: str, role: str = "care-manager", subject: str = "cm-1") -> dict
 
 @pytest_asyncio.fixture(scope="module")
 async def careplan(infra, database_factory):
-    settings = CareplanSettings(
-        database_url=await database_factory("careplan_fhir"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
-        consumer_backoff_s=0.01,
+    settings = settings_for(
+        CareplanSettings, infra, await database_factory("careplan_fhir"), consumer_backoff_s=0.01
     )
     app = build_app(settings, keys=FakePatientKeys())
-    async with running(app.state.runtime) as runtime:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://careplan"
-        ) as client:
-            yield client, runtime, infra.bootstrap_servers
+    async with served(app, "http://careplan") as (client, runtime):
+        yield client, runtime, infra.bootstrap_servers
 
 
 async def _assessed(careplan, agency, patient_id, instrument, needs, risk) -> uuid.UUID:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 import pytest_asyncio
 
@@ -24,9 +23,8 @@ from careloop_shared.auth import issue_token
 from careloop_shared.db import ALL_AGENCIES, as_agency
 from careloop_shared.events import new_message
 from careloop_shared.outbox import unit_of_work
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing import eventually, publish_message, served, settings_for
 from careloop_shared.testing.intake_events import depression_found
 from careloop_shared.testing.keys import FakePatientKeys
 from careplan.config import CareplanContext, CareplanSettings
@@ -229,17 +227,16 @@ HEADERS = {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=AGENC
 
 @pytest_asyncio.fixture(scope="module")
 async def service(infra, database_factory):
-    settings = CareplanSettings(
-        database_url=await database_factory("careplan_legacy_service"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
+    settings = settings_for(
+        CareplanSettings,
+        infra,
+        await database_factory("careplan_legacy_service"),
         consumer_backoff_s=0.01,
         seal_tick_s=0.2,
     )
     app = build_app(settings, keys=FakePatientKeys())
-    async with running(app.state.runtime) as runtime:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://careplan") as c:
-            yield c, runtime, infra.bootstrap_servers
+    async with served(app, "http://careplan") as (c, runtime):
+        yield c, runtime, infra.bootstrap_servers
 
 
 async def test_the_running_service_seals_rows_written_before_sealing_in_the_background(service):

@@ -12,9 +12,8 @@ import pytest_asyncio
 from careloop_shared.auth import issue_token
 from careloop_shared.db import ALL_AGENCIES, as_agency
 from careloop_shared.events import new_message
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing import eventually, publish_message, served, settings_for
 from careloop_shared.testing.intake_events import depression_found
 from careloop_shared.testing.keys import FakePatientKeys
 from careplan.config import CareplanSettings
@@ -29,18 +28,12 @@ HEADERS = {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=AGENC
 @pytest_asyncio.fixture(scope="module")
 async def careplan(infra, database_factory):
     keys = FakePatientKeys()
-    settings = CareplanSettings(
-        database_url=await database_factory("careplan_sealed"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
-        consumer_backoff_s=0.01,
+    settings = settings_for(
+        CareplanSettings, infra, await database_factory("careplan_sealed"), consumer_backoff_s=0.01
     )
     app = build_app(settings, keys=keys)
-    async with running(app.state.runtime) as runtime:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://careplan"
-        ) as client:
-            yield client, runtime, keys, infra.bootstrap_servers
+    async with served(app, "http://careplan") as (client, runtime):
+        yield client, runtime, keys, infra.bootstrap_servers
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 import pytest_asyncio
 
@@ -15,9 +14,8 @@ from careloop_shared.contracts import (
     ReassessmentRequested,
 )
 from careloop_shared.rules import load_rules
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, unique_prefix
+from careloop_shared.testing import eventually, served, unique_prefix
 from careloop_shared.testing.fakes import FakeClock
 from careloop_shared.testing.keys import FakePatientKeys
 from followup.domain.rules import RULES_FILE, FollowUpRules
@@ -41,10 +39,8 @@ async def followup(infra, database_factory, make_settings):
     dsn = await database_factory("followup_api")
     settings = make_settings(infra.bootstrap_servers, dsn, unique_prefix())
     app = build_app(settings, clock, keys=FakePatientKeys())
-    async with running(app.state.runtime) as runtime:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://followup") as client:
-            yield client, runtime, clock
+    async with served(app, "http://followup") as (client, runtime):
+        yield client, runtime, clock
 
 
 @pytest.fixture

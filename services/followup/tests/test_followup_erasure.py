@@ -5,7 +5,6 @@ note about them (410)."""
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 import pytest_asyncio
 
@@ -13,9 +12,8 @@ from careloop_shared.auth import issue_token
 from careloop_shared.contracts import PatientErased
 from careloop_shared.events import new_message
 from careloop_shared.patient_keys import Erased, open_for
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing import eventually, publish_message, served, unique_prefix
 from careloop_shared.testing.fakes import FakeClock
 from careloop_shared.testing.keys import FakePatientKeys
 from followup.domain.follow_up import REFERRAL_CHECK_IN
@@ -35,10 +33,8 @@ async def followup(infra, database_factory, make_settings):
     clock, keys = FakeClock(T0), FakePatientKeys()
     dsn = await database_factory("followup_erasure")
     app = build_app(make_settings(infra.bootstrap_servers, dsn, unique_prefix()), clock, keys=keys)
-    async with running(app.state.runtime) as runtime:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://followup") as client:
-            yield client, runtime, clock, keys
+    async with served(app, "http://followup") as (client, runtime):
+        yield client, runtime, clock, keys
 
 
 async def due(runtime, schedule, clock, agency: str, patient: uuid.UUID, **kw) -> uuid.UUID:

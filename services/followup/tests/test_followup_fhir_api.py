@@ -6,7 +6,6 @@ another agency finds nothing; searches filter by patient, owner and status and p
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 import pytest_asyncio
 from fhir.resources.R4B import get_fhir_model_class
@@ -15,9 +14,8 @@ from careloop_shared.auth import issue_token
 from careloop_shared.contracts import PatientRegistered
 from careloop_shared.events import new_message
 from careloop_shared.fhir import FHIR_JSON
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing import eventually, publish_message, served, unique_prefix
 from careloop_shared.testing.fakes import FakeClock
 from careloop_shared.testing.keys import FakePatientKeys
 from followup.domain.follow_up import REFERRAL_CHECK_IN
@@ -45,10 +43,8 @@ async def followup(infra, database_factory, make_settings):
     dsn = await database_factory("followup_fhir")
     settings = make_settings(infra.bootstrap_servers, dsn, unique_prefix())
     app = build_app(settings, clock, keys=FakePatientKeys())
-    async with running(app.state.runtime) as runtime:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://followup") as client:
-            yield client, runtime, infra
+    async with served(app, "http://followup") as (client, runtime):
+        yield client, runtime, infra
 
 
 @pytest_asyncio.fixture

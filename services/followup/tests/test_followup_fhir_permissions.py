@@ -2,12 +2,10 @@
 included, is walked for every role by ``tests/test_permissions.py`` (refusals as OperationOutcomes,
 audited)."""
 
-import httpx
-
 from careloop_shared.auth import issue_token
 from careloop_shared.fhir import FHIR_JSON
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import route_permissions
+from careloop_shared.testing import client_of, route_permissions
 from followup.main import build_app
 
 
@@ -27,7 +25,7 @@ def test_the_openapi_document_lists_the_fhir_routes_with_their_permissions():
 async def test_the_capability_statement_names_task_read_and_its_searches():
     app = build_app()
     token = issue_token(DEV_JWT_SECRET, agency="agency-a", role="analyst", subject="s")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://f") as client:
+    async with client_of(app, "http://f") as client:
         r = await client.get("/fhir/R4/metadata", headers={"Authorization": f"Bearer {token}"})
     assert (r.status_code, r.headers["content-type"]) == (200, FHIR_JSON)
     [rest] = r.json()["rest"]

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 import pytest_asyncio
 
@@ -21,9 +20,8 @@ from careloop_shared import db
 from careloop_shared.auth import issue_token
 from careloop_shared.db import insert_row
 from careloop_shared.outbox import unit_of_work
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, unique_prefix
+from careloop_shared.testing import eventually, served, unique_prefix
 from careloop_shared.testing.fakes import FakeClock
 from careloop_shared.testing.keys import FakePatientKeys
 from followup.config import FollowupContext, FollowupSettings
@@ -200,9 +198,8 @@ async def service(infra, database_factory, make_settings):
     ctx = FollowupContext.from_settings(settings, keys=keys)
     legacy = await written_before_sealing(url, ctx, [uuid.uuid4() for _ in range(4)], notes_each=2)
     app = build_app(settings, FakeClock(T0), keys=keys)
-    async with running(app.state.runtime) as runtime:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://followup") as c:
-            yield c, runtime, legacy
+    async with served(app, "http://followup") as (c, runtime):
+        yield c, runtime, legacy
 
 
 async def test_the_running_service_seals_the_notes_in_the_background_and_the_api_reads_them(service):

@@ -6,7 +6,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 import pytest_asyncio
 
@@ -25,9 +24,8 @@ from careloop_shared.contracts import (
     TaskStatusChanged,
 )
 from careloop_shared.events import Event, new_message
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing import eventually, publish_message, served, unique_prefix
 from careloop_shared.testing.fakes import FakeClock
 from followup.main import build_app
 
@@ -47,16 +45,14 @@ async def followup(infra, database_factory, make_settings):
     clock = FakeClock(T0)
     dsn = await database_factory("followup_tasks_api")
     app = build_app(make_settings(infra.bootstrap_servers, dsn, unique_prefix()), clock)
-    async with running(app.state.runtime) as runtime:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://followup") as client:
+    async with served(app, "http://followup") as (client, runtime):
 
-            async def publish(event: Event, *, event_id: uuid.UUID | None = None, at: datetime | None = None):
-                message = new_message(event, event_id=event_id, time=at or clock.now)
-                await publish_message(infra.bootstrap_servers, runtime.topic_for(event.type), message)
-                return message
+        async def publish(event: Event, *, event_id: uuid.UUID | None = None, at: datetime | None = None):
+            message = new_message(event, event_id=event_id, time=at or clock.now)
+            await publish_message(infra.bootstrap_servers, runtime.topic_for(event.type), message)
+            return message
 
-            yield client, runtime, clock, publish
+        yield client, runtime, clock, publish
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import jsonschema
 import pytest
 import pytest_asyncio
@@ -18,10 +17,9 @@ from careloop_shared.doors import NUL_MSG
 from careloop_shared.events import REGISTRY, Event, new_message
 from careloop_shared.logging import configure_logging
 from careloop_shared.rules import load_rules
-from careloop_shared.runtime import running
 from careloop_shared.schemas import path_of
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing import eventually, publish_message, served, settings_for
 from intake.domain.scoring import RULES_FILE, ScreeningRules
 from intake.main import IntakeSettings, build_app
 
@@ -59,17 +57,12 @@ def agency_of(headers: dict[str, str]) -> str:
 
 @pytest_asyncio.fixture(scope="module")
 async def intake(infra, database_factory):
-    settings = IntakeSettings(
-        database_url=await database_factory("intake_api"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
-        consumer_backoff_s=0.01,
+    settings = settings_for(
+        IntakeSettings, infra, await database_factory("intake_api"), consumer_backoff_s=0.01
     )
     app = build_app(settings)
-    async with running(app.state.runtime) as runtime:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            yield client, runtime
+    async with served(app, "http://intake") as (client, runtime):
+        yield client, runtime
 
 
 @pytest.fixture
@@ -878,27 +871,25 @@ async def test_values_the_database_cannot_store_get_a_clear_422_that_does_not_ec
 async def test_a_token_past_its_rate_limit_gets_429_with_retry_after_and_others_go_on(
     infra, database_factory
 ):
-    settings = IntakeSettings(
-        database_url=await database_factory("intake_limits"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
+    settings = settings_for(
+        IntakeSettings,
+        infra,
+        await database_factory("intake_limits"),
         rate_limit_token="3/minute",
         rate_limit_agency="5/minute",
     )
     app = build_app(settings)
-    async with running(app.state.runtime):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            one = auth("agency-limited", subject="cm-one")
-            two = auth("agency-limited", subject="cm-two")
-            answers = [(await client.get("/v1/patients", headers=one)).status_code for _ in range(4)]
-            assert answers == [200, 200, 200, 429]
-            refused = await client.get("/v1/patients", headers=one)
-            assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 60
-            assert "token" in refused.json()["detail"]
-            # Refused requests count for nothing; the agency's limit counts every token's: two more.
-            statuses = [(await client.get("/v1/patients", headers=two)).status_code for _ in range(3)]
-            assert statuses == [200, 200, 429]
-            other = auth("agency-elsewhere")
-            assert (await client.get("/v1/patients", headers=other)).status_code == 200
-            assert (await client.get("/readyz")).status_code == 200
+    async with served(app, "http://intake") as (client, _):
+        one = auth("agency-limited", subject="cm-one")
+        two = auth("agency-limited", subject="cm-two")
+        answers = [(await client.get("/v1/patients", headers=one)).status_code for _ in range(4)]
+        assert answers == [200, 200, 200, 429]
+        refused = await client.get("/v1/patients", headers=one)
+        assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 60
+        assert "token" in refused.json()["detail"]
+        # Refused requests count for nothing; the agency's limit counts every token's: two more.
+        statuses = [(await client.get("/v1/patients", headers=two)).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        other = auth("agency-elsewhere")
+        assert (await client.get("/v1/patients", headers=other)).status_code == 200
+        assert (await client.get("/readyz")).status_code == 200

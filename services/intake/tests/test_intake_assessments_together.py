@@ -8,8 +8,7 @@ import uuid
 import pytest
 import pytest_asyncio
 
-from careloop_shared.runtime import running
-from careloop_shared.testing import unique_prefix
+from careloop_shared.testing import served, settings_for
 from intake.main import IntakeSettings, build_app
 
 from .test_intake_api import PHQ9_SEVERE, auth, register
@@ -22,19 +21,16 @@ PHQ2 = {"instrument": "phq-2", "answers": {"44250-9": 1, "44255-8": 1}}
 
 @pytest_asyncio.fixture(scope="module")
 async def intake(infra, database_factory):
-    import httpx
 
-    settings = IntakeSettings(
-        database_url=await database_factory("intake_together"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
+    settings = settings_for(
+        IntakeSettings,
+        infra,
+        await database_factory("intake_together"),
         command_group_slots=1,  # one transaction at a time: what arrives meanwhile goes in the next
     )
     app = build_app(settings)
-    async with running(app.state.runtime) as runtime:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            yield client, runtime
+    async with served(app, "http://intake") as (client, runtime):
+        yield client, runtime
 
 
 async def assess_all(client, agency, patients, body=PHQ2):

@@ -12,9 +12,8 @@ import pytest_asyncio
 from careloop_shared.auth import issue_token
 from careloop_shared.crypto import Erased, Sealed
 from careloop_shared.db import as_agency
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import unique_prefix
+from careloop_shared.testing import served, settings_for
 from intake.erasure.keys import open_assessment
 from intake.main import IntakeSettings, build_app
 
@@ -41,15 +40,10 @@ def auth(agency: str, role: str = "care-manager", subject: str = "cm-ada") -> di
 
 @pytest_asyncio.fixture(scope="module")
 async def intake(infra, database_factory):
-    settings = IntakeSettings(
-        database_url=await database_factory("intake_erasure"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
-    )
+    settings = settings_for(IntakeSettings, infra, await database_factory("intake_erasure"))
     app = build_app(settings)
-    async with running(app.state.runtime) as runtime:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as c:
-            yield c, runtime
+    async with served(app, "http://intake") as (c, runtime):
+        yield c, runtime
 
 
 async def _assessed(client: httpx.AsyncClient, agency: str) -> str:

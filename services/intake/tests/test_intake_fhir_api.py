@@ -9,7 +9,6 @@ import json
 import logging
 import uuid
 
-import httpx
 import pytest
 import pytest_asyncio
 import structlog
@@ -19,9 +18,8 @@ from careloop_shared.auth import issue_token
 from careloop_shared.fhir import FHIR_JSON
 from careloop_shared.logging import configure_logging
 from careloop_shared.rules import load_rules
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import unique_prefix
+from careloop_shared.testing import served, settings_for
 from intake.domain.scoring import RULES_FILE, ScreeningRules
 from intake.main import IntakeSettings, build_app
 
@@ -58,17 +56,10 @@ def auth(agency: str, role: str = "care-manager") -> dict[str, str]:
 
 @pytest_asyncio.fixture(scope="module")
 async def intake(infra, database_factory):
-    settings = IntakeSettings(
-        database_url=await database_factory("intake_fhir"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
-    )
+    settings = settings_for(IntakeSettings, infra, await database_factory("intake_fhir"))
     app = build_app(settings)
-    async with running(app.state.runtime) as runtime:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://intake"
-        ) as client:
-            yield client, runtime
+    async with served(app, "http://intake") as (client, runtime):
+        yield client, runtime
 
 
 @pytest_asyncio.fixture

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 import pytest_asyncio
 
 from careloop_shared.auth import issue_token
 from careloop_shared.db import as_agency
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import unique_prefix
+from careloop_shared.testing import served, settings_for
 from intake.main import IntakeSettings, build_app
 
 pytestmark = pytest.mark.integration
@@ -34,15 +32,10 @@ def auth(agency: str, role: str = "care-manager") -> dict[str, str]:
 
 @pytest_asyncio.fixture(scope="module")
 async def intake(infra, database_factory):
-    settings = IntakeSettings(
-        database_url=await database_factory("intake_idem_erasure"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
-    )
+    settings = settings_for(IntakeSettings, infra, await database_factory("intake_idem_erasure"))
     app = build_app(settings)
-    async with running(app.state.runtime) as runtime:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as c:
-            yield c, runtime
+    async with served(app, "http://intake") as (c, runtime):
+        yield c, runtime
 
 
 async def _kept(runtime, agency: str) -> dict[str, uuid.UUID | None]:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 import pytest_asyncio
 
@@ -23,9 +22,8 @@ from careloop_shared.contracts import ContactPreference, ReferralMade, ReferralS
 from careloop_shared.crypto import Erased
 from careloop_shared.db import ALL_AGENCIES, as_agency, insert_row
 from careloop_shared.outbox import unit_of_work
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, unique_prefix
+from careloop_shared.testing import eventually, served, settings_for
 from careloop_shared.testing.fakes import received
 from intake import handlers
 from intake.config import IntakeContext
@@ -223,16 +221,11 @@ async def test_changing_a_row_written_before_sealing_seals_it_and_only_it(by_han
 
 @pytest_asyncio.fixture(scope="module")
 async def service(infra, database_factory):
-    settings = IntakeSettings(
-        database_url=await database_factory("intake_identity_service"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
-    )
+    settings = settings_for(IntakeSettings, infra, await database_factory("intake_identity_service"))
     ids = await intake_before_sealing(settings.database_url, IntakeContext.from_settings(settings))
     app = build_app(settings)
-    async with running(app.state.runtime) as runtime:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as c:
-            yield c, runtime, ids
+    async with served(app, "http://intake") as (c, runtime):
+        yield c, runtime, ids
 
 
 async def _all_sealed(runtime) -> bool:

@@ -18,9 +18,8 @@ import structlog
 from careloop_shared.auth import issue_token
 from careloop_shared.db import ALL_AGENCIES, as_agency, insert_row
 from careloop_shared.logging import configure_logging
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import unique_prefix
+from careloop_shared.testing import served, settings_for
 from intake.erasure.keys import open_assessment
 from intake.identity.sealed import open_identity
 from intake.main import IntakeSettings, build_app
@@ -52,16 +51,15 @@ def service(agency: str, name: str = "careplan") -> dict[str, str]:
 
 @pytest_asyncio.fixture(scope="module")
 async def intake(infra, database_factory):
-    settings = IntakeSettings(
-        database_url=await database_factory("intake_key_release"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
+    settings = settings_for(
+        IntakeSettings,
+        infra,
+        await database_factory("intake_key_release"),
         identity_seal_tick_s=3600,  # a row in the clear stays so until a test says otherwise
     )
     app = build_app(settings)
-    async with running(app.state.runtime) as runtime:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as c:
-            yield c, runtime
+    async with served(app, "http://intake") as (c, runtime):
+        yield c, runtime
 
 
 @pytest.fixture

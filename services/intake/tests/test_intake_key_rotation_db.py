@@ -28,9 +28,8 @@ from careloop_shared.crypto import LocalKeyWrapper
 from careloop_shared.db import ALL_AGENCIES, as_agency
 from careloop_shared.outbox import DatabaseUnitOfWork, unit_of_work
 from careloop_shared.rules import load_rules
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, unique_prefix
+from careloop_shared.testing import eventually, served, unique_prefix
 from careloop_shared.testing.fakes import FakeClock
 from intake import handlers
 from intake.config import IntakeContext
@@ -231,10 +230,8 @@ async def test_the_service_rewraps_in_the_background_after_a_restart_with_the_ne
     @contextlib.asynccontextmanager
     async def serving(*kids: str) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
         app = build_app(settings(*kids))
-        async with running(app.state.runtime) as runtime:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-                yield client, runtime
+        async with served(app, "http://intake") as (client, runtime):
+            yield client, runtime
 
     async def opened(client: httpx.AsyncClient, patient_id: str) -> bool:
         r = await client.get(f"/v1/patients/{patient_id}/assessments", headers=_auth(A))

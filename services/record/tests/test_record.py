@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
@@ -23,9 +22,14 @@ from careloop_shared.contracts import FollowUpCompleted, PatientAssessed, Patien
 from careloop_shared.db import as_agency, create_pool
 from careloop_shared.events import new_message
 from careloop_shared.metrics import REGISTRY as METRICS
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, phq2_positive, publish_message, unique_prefix
+from careloop_shared.testing import (
+    eventually,
+    phq2_positive,
+    publish_message,
+    served,
+    settings_for,
+)
 from careloop_shared.testing.batches import delivered
 from record.authenticate import authenticate
 from record.checkpoints import TOPIC as CHECKPOINT_TOPIC
@@ -42,20 +46,17 @@ pytestmark = pytest.mark.integration
 @pytest_asyncio.fixture(scope="module")
 async def record(infra, database_factory, tmp_path_factory):
     dsn = await database_factory("record")
-    settings = RecordSettings(
-        database_url=dsn,
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
+    settings = settings_for(
+        RecordSettings,
+        infra,
+        dsn,
         checkpoint_dir=tmp_path_factory.mktemp("checkpoints"),
         checkpoint_every_s=3600,  # the tests sign checkpoints when they want them
     )
     app = build_app(settings)
-    async with running(app.state.runtime) as runtime:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://record"
-        ) as client:
-            # As a database superuser would connect, to play one (switching the triggers off).
-            yield client, runtime, infra.admin_url(dsn.rsplit("/", 1)[1])
+    async with served(app, "http://record") as (client, runtime):
+        # As a database superuser would connect, to play one (switching the triggers off).
+        yield client, runtime, infra.admin_url(dsn.rsplit("/", 1)[1])
 
 
 def auth(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:

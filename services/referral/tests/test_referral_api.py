@@ -20,10 +20,9 @@ from careloop_shared.contracts import (
     RiskLevel,
 )
 from careloop_shared.events import REGISTRY, Event, Message, new_message
-from careloop_shared.runtime import running
 from careloop_shared.schemas import path_of
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing import eventually, publish_message, served, settings_for
 from careloop_shared.testing.keys import FakePatientKeys
 from referral.config import ReferralSettings
 from referral.directory.handlers import load_seed_directory
@@ -64,19 +63,17 @@ def unique(label: str) -> str:
 @pytest_asyncio.fixture(scope="module")
 async def referral(infra, database_factory):
     clock = Clock()
-    settings = ReferralSettings(
-        database_url=await database_factory("referral"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
+    settings = settings_for(
+        ReferralSettings,
+        infra,
+        await database_factory("referral"),
         consumer_backoff_s=0.01,
         overdue_tick_s=0.05,
         relay_poll_interval_s=0.2,
     )
     app = build_app(settings, clock=clock, keys=FakePatientKeys())
-    async with running(app.state.runtime) as runtime:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://referral") as client:
-            yield Service(client, runtime, clock, infra.bootstrap_servers)
+    async with served(app, "http://referral") as (client, runtime):
+        yield Service(client, runtime, clock, infra.bootstrap_servers)
 
 
 class Service:

@@ -28,7 +28,7 @@ from careloop_shared.events import Event, Message, new_message
 from careloop_shared.patient_keys import HttpPatientKeys
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing import client_of, eventually, publish_message, settings_for
 from referral.config import ReferralSettings
 from referral.domain.commands import ChangeReferralStatus
 from referral.erasure.store import ERASURE_LOCK
@@ -128,10 +128,10 @@ class Referral:
 
 @pytest_asyncio.fixture(scope="module")
 async def referral(infra, database_factory):
-    settings = ReferralSettings(
-        database_url=await database_factory("referral_erasure"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
+    settings = settings_for(
+        ReferralSettings,
+        infra,
+        await database_factory("referral_erasure"),
         consumer_backoff_s=0.01,
         relay_poll_interval_s=0.2,
         overdue_tick_s=3600,  # no periodic step holds a pooled connection while intake is asked
@@ -147,8 +147,7 @@ async def referral(infra, database_factory):
     app = build_app(settings, clock=lambda: datetime(2026, 11, 2, 9, 0, tzinfo=UTC), keys=keys)
     async with running(app.state.runtime) as runtime:
         intake.pool = runtime.pool
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://referral") as client:
+        async with client_of(app, "http://referral") as client:
             yield Referral(client, runtime, infra.bootstrap_servers, intake)
     await keys.aclose()
 

@@ -21,9 +21,8 @@ from careloop_shared.contracts import ConsentRecorded, FollowUpCadence, Interven
 from careloop_shared.events import new_message
 from careloop_shared.fhir import FHIR_JSON
 from careloop_shared.logging import configure_logging
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, unique_prefix
+from careloop_shared.testing import eventually, publish_message, served, settings_for
 from referral.config import ReferralSettings
 from referral.main import build_app
 
@@ -42,18 +41,16 @@ def unique(label: str) -> str:
 
 @pytest_asyncio.fixture(scope="module")
 async def referral(infra, database_factory):
-    settings = ReferralSettings(
-        database_url=await database_factory("referral_fhir"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
+    settings = settings_for(
+        ReferralSettings,
+        infra,
+        await database_factory("referral_fhir"),
         consumer_backoff_s=0.01,
         relay_poll_interval_s=0.2,
     )
     app = build_app(settings)
-    async with running(app.state.runtime) as runtime:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://referral") as client:
-            yield client, runtime, infra.bootstrap_servers
+    async with served(app, "http://referral") as (client, runtime):
+        yield client, runtime, infra.bootstrap_servers
 
 
 async def program(client, category: str, label: str) -> dict[str, str]:

@@ -3,14 +3,12 @@
 import importlib.util
 from pathlib import Path
 
-import httpx
 import pytest
 import pytest_asyncio
 
 from careloop_shared.auth import issue_token
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import unique_prefix
+from careloop_shared.testing import served, settings_for
 from referral.config import ReferralSettings
 from referral.main import build_app
 
@@ -42,17 +40,15 @@ def by_id(dataset: dict, keep: dict | None = None) -> dict:
 
 @pytest_asyncio.fixture(scope="module")
 async def client(infra, database_factory):
-    settings = ReferralSettings(
-        database_url=await database_factory("referral"),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
+    settings = settings_for(
+        ReferralSettings,
+        infra,
+        await database_factory("referral"),
         http_max_body_bytes=4 * 1024 * 1024,  # a few hundred services are about a megabyte
     )
     app = build_app(settings)
-    async with running(app.state.runtime):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://referral", timeout=60) as c:
-            yield c
+    async with served(app, "http://referral", timeout=60) as (c, _):
+        yield c
 
 
 async def test_a_synthetic_dataset_round_trips_through_the_api(client):

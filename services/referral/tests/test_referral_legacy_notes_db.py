@@ -19,9 +19,8 @@ import pytest_asyncio
 
 from careloop_shared.auth import issue_token, verify_token
 from careloop_shared.patient_keys import HttpPatientKeys
-from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, unique_prefix, until
+from careloop_shared.testing import eventually, served, settings_for, until
 from referral.config import NotesInTheClear, ReferralContext, ReferralSettings
 from referral.erasure.handlers import seal_notes_in_the_clear
 from referral.main import build_app
@@ -146,12 +145,8 @@ class Referral:
 
 
 async def start_referral(infra, database_factory, label: str, **settings_given):
-    settings = ReferralSettings(
-        database_url=await database_factory(label),
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-        topic_prefix=unique_prefix(),
-        overdue_tick_s=3600,
-        **settings_given,
+    settings = settings_for(
+        ReferralSettings, infra, await database_factory(label), overdue_tick_s=3600, **settings_given
     )
     intake = Intake()
     keys = HttpPatientKeys(
@@ -168,14 +163,13 @@ async def start_referral(infra, database_factory, label: str, **settings_given):
 async def referral(infra, database_factory):
     # The step runs once as the service starts (nothing to seal yet), then only when a test runs it.
     app, intake, keys = await start_referral(infra, database_factory, "referral_legacy", seal_tick_s=3600)
-    async with running(app.state.runtime) as runtime:
+    async with served(app, "http://referral") as (c, runtime):
         intake.pool = runtime.pool
         # That round is a task of its own: on a slow machine it could look only after a test wrote its
         # notes, and seal them, asking intake, before the test does (a CI run's failure).
         state = runtime.context.notes_in_the_clear
         await until(lambda: not state.remain, "the step's round at start, which finds nothing", timeout=30)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://referral") as c:
-            yield Referral(c, runtime, intake)
+        yield Referral(c, runtime, intake)
     await keys.aclose()
 
 
@@ -262,10 +256,9 @@ async def test_two_replicas_seal_disjoint_notes_without_waiting_on_each_other(re
 @pytest_asyncio.fixture
 async def ticking(infra, database_factory):
     app, intake, keys = await start_referral(infra, database_factory, "referral_legacy_tick", seal_tick_s=0.2)
-    async with running(app.state.runtime) as runtime:
+    async with served(app, "http://referral") as (c, runtime):
         intake.pool = runtime.pool
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://referral") as c:
-            yield Referral(c, runtime, intake)
+        yield Referral(c, runtime, intake)
     await keys.aclose()
 
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from careloop_shared.testing import client_of
 from careloop_shared.testing.fakes import FakeClock
 from workspace.config import WorkspaceSettings
 from workspace.main import build_app
@@ -145,9 +146,7 @@ def open_browser() -> Callable[..., httpx.AsyncClient]:
 
 def browser(app: Any, base_url: str = BASE_URL) -> httpx.AsyncClient:
     """A client that keeps cookies and does not follow redirects (tests look at each step)."""
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url=base_url, follow_redirects=False
-    )
+    return client_of(app, base_url, follow_redirects=False)
 
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

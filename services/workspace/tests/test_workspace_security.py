@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from careloop_shared.logging import PHI_KEYS
-from careloop_shared.testing import api_routes, until
+from careloop_shared.testing import api_routes, client_of, until
 from workspace.config import WorkspaceSettings
 from workspace.main import build_app
 from workspace.security import CONTENT_SECURITY_POLICY
@@ -104,8 +104,7 @@ async def test_every_answer_carries_the_security_headers(
         await client.delete("/"),
     ]
     services.answer_with("followup", "GET", "/v1/tasks", _broken)
-    transport = httpx.ASGITransport(app=make_app(settings), raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as other:
+    async with client_of(make_app(settings), "http://127.0.0.1:8000", raise_app_exceptions=False) as other:
         page = await other.get("/signin")
         form = {"agency": "agency-harbor", "role": "care-manager", "subject": "cm-harbor-eli"}
         await other.post("/signin/development", data={**form, "csrf_token": csrf_of(page)})

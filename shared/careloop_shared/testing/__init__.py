@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import httpx
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -495,3 +496,33 @@ def app_of(name: str, routers: list[Any], settings: Any = None) -> Any:
 
     spec = ServiceSpec(name=name, migrations=Path("."), context=None, store=lambda _: None)
     return create_app(ServiceRuntime(spec, settings or ServiceSettings()), routers, description="test")
+
+
+def settings_for(settings_type: type[T], infra: Infra, database_url: str, **extra: Any) -> T:
+    """A service's settings under test: ``database_url``, the test broker and topics of its own (a fresh
+    ``unique_prefix``), and ``extra`` for what the test wants otherwise."""
+    return settings_type(  # type: ignore[call-arg]
+        database_url=database_url,
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+        topic_prefix=unique_prefix(),
+        **extra,
+    )
+
+
+def client_of(
+    app: Any, base_url: str = "http://t", *, raise_app_exceptions: bool = True, **options: Any
+) -> httpx.AsyncClient:
+    """A client calling ``app`` in this process, no server or socket between (``options`` are the
+    client's: a timeout, redirects)."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    return httpx.AsyncClient(transport=transport, base_url=base_url, **options)
+
+
+@contextlib.asynccontextmanager
+async def served(app: Any, base_url: str, **options: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    """A service's app started as its process starts it (its runtime: pool, migrations, consumers, relay,
+    background steps), with a client for its API (``client_of``); both stopped at the end."""
+    from careloop_shared.runtime import running
+
+    async with running(app.state.runtime) as runtime, client_of(app, base_url, **options) as client:
+        yield client, runtime
