@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from careloop_shared.auth import issue_token
-from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import REPO_ROOT, ServiceProcess, start_services, unique_prefix
 from careplan.domain.planning import DEFAULT_LIBRARY
 
@@ -83,12 +81,6 @@ def base_env(infra, prefix: str) -> dict[str, str]:
         "CARELOOP_LOG_LEVEL": "INFO",
         "FOLLOWUP_SCHEDULER_TICK_S": "0.2",
         "PYTHON": sys.executable,
-    }
-
-
-def token(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)}"
     }
 
 

@@ -20,14 +20,14 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from careloop_shared.fhir import FHIR_JSON, PREFIX
 from careloop_shared.fhir_bundle import SERVICES, unresolved
-from careloop_shared.testing import ServiceProcess, eventually, services
-from tests.conftest import base_env, new_prefix, run_module, token
+from careloop_shared.testing import ServiceProcess, bearer, eventually, services
+from tests.conftest import base_env, new_prefix, run_module
 from tests.fhir_r4 import r4_errors
 
 pytestmark = pytest.mark.integration
 
 AGENCY = "agency-export"
-CARE_MANAGER = token(AGENCY, "care-manager", "cm-export-ana")
+CARE_MANAGER = bearer(AGENCY, "care-manager", "cm-export-ana")
 PATIENT = {
     "given_name": "Odalys",
     "family_name": "Featherstonehaugh",
@@ -187,7 +187,7 @@ async def test_the_export_of_a_journey_holds_every_services_resources_valid_and_
         assert detail not in pseudonymous, detail
 
     # Every service that disclosed something audited it as the person who downloaded it.
-    supervisor = token(AGENCY, "supervisor", "sv-export-sam")
+    supervisor = bearer(AGENCY, "supervisor", "sv-export-sam")
     async with httpx.AsyncClient(timeout=15) as http:
         for service in ("intake", "careplan", "referral"):
             trail = await http.get(

@@ -32,13 +32,12 @@ from starlette.requests import Request
 from careloop_shared.fhir import LOINC, SNOMED, searchset
 from careloop_shared.fhir_bundle import collection
 from careloop_shared.rules import load_rules
-from careloop_shared.testing import client_of
+from careloop_shared.testing import bearer, client_of
 from careplan.domain.necessity import DEFAULT_CRITERIA, NecessityCriteria
 from careplan.domain.planning import DEFAULT_LIBRARY, PlanLibrary
 from followup.domain.rules import PRIORITIES, RULES_FILE, FollowUpRules
 from intake.domain.scoring import RULES_FILE as SCREENING_RULES_FILE
 from intake.domain.scoring import ScreeningRules
-from tests.conftest import token
 from tests.fhir_r4 import Issue, ValidatorUnavailable, validate_r4
 
 pytestmark = [
@@ -194,7 +193,7 @@ async def capability_statements() -> list[dict[str, Any]]:
         app = importlib.import_module(f"{service}.main").build_app()
         app.state.runtime.audit = _Trail()
         async with client_of(app, f"http://{service}") as client:
-            answer = await client.get("/fhir/R4/metadata", headers=token("agency-a", "analyst"))
+            answer = await client.get("/fhir/R4/metadata", headers=bearer("agency-a", "analyst"))
         assert answer.status_code == 200, (service, answer.text)
         statements.append(answer.json())
     return statements

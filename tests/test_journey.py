@@ -15,8 +15,8 @@ from careloop_shared.contracts import (
     ReferralMade,
 )
 from careloop_shared.events import REGISTRY
-from careloop_shared.testing import TopicReader, eventually, header, start_services
-from tests.conftest import SERVICES, base_env, new_prefix, token
+from careloop_shared.testing import TopicReader, bearer, eventually, header, start_services
+from tests.conftest import SERVICES, base_env, new_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ async def platform(infra, database_factory, fast_cadence_library, log_dir):
 
 async def test_assessment_flows_to_plan_referral_and_a_due_follow_up(platform, infra):
     prefix, svc = platform
-    agency = token("agency-journey")
+    agency = bearer("agency-journey")
     async with httpx.AsyncClient(timeout=10) as http:
         created = await http.post(f"{svc['intake'].url}/v1/patients", json=PATIENT, headers=agency)
         assert created.status_code == 201, created.text
@@ -147,7 +147,7 @@ async def _all_types_seen(reader: TopicReader, topics: list[str], patient_id: st
 
 async def test_another_agency_cannot_read_or_change_a_patient(platform):
     _, svc = platform
-    owner, stranger = token("agency-owner"), token("agency-stranger")
+    owner, stranger = bearer("agency-owner"), bearer("agency-stranger")
     async with httpx.AsyncClient(timeout=10) as http:
         patient_id = (
             await http.post(f"{svc['intake'].url}/v1/patients", json=PATIENT, headers=owner)
@@ -187,7 +187,7 @@ async def test_another_agency_cannot_read_or_change_a_patient(platform):
 
 async def test_bad_assessment_input_is_refused_without_echoing_it(platform):
     _, svc = platform
-    agency = token("agency-input")
+    agency = bearer("agency-input")
     async with httpx.AsyncClient(timeout=10) as http:
         patient_id = (
             await http.post(f"{svc['intake'].url}/v1/patients", json=PATIENT, headers=agency)
@@ -212,8 +212,8 @@ async def test_bad_assessment_input_is_refused_without_echoing_it(platform):
 async def test_the_whole_journey_appears_in_the_case_record_in_causal_order(platform):
     """Assessment, plan, referral accepted and completed, follow-up due and completed, plan updated."""
     _, svc = platform
-    agency = token("agency-record")
-    receiving = token("agency-community-health")  # runs the behavioral health program in the seed directory
+    agency = bearer("agency-record")
+    receiving = bearer("agency-community-health")  # runs the behavioral health program in the seed directory
     async with httpx.AsyncClient(timeout=10) as http:
 
         async def post(service: str, path: str, body: object, headers: dict[str, str] = agency) -> dict:
@@ -321,7 +321,7 @@ async def test_the_whole_journey_appears_in_the_case_record_in_causal_order(plat
             raise AssertionError(f"{missing}; the record holds {arrived}") from None
         verified = await get("record", f"/v1/patients/{patient_id}/record/verify")
         stranger = await http.get(
-            f"{svc['record'].url}/v1/patients/{patient_id}/record", headers=token("agency-stranger")
+            f"{svc['record'].url}/v1/patients/{patient_id}/record", headers=bearer("agency-stranger")
         )
 
     # Causes come before their effects, and every event is in the record exactly once.
@@ -373,7 +373,7 @@ async def test_patient_data_reaches_only_who_may_see_it_and_every_read_is_audite
     matrix allows, never in an event, a log line or an analyst's answer, and each read names its reader."""
     prefix, svc = platform
     home, provider_agency = "agency-canary", "agency-community-health"  # runs the seed's behavioral health
-    manager = token(home, subject="cm-ana")
+    manager = bearer(home, subject="cm-ana")
     async with httpx.AsyncClient(timeout=10) as http:
 
         async def call(
@@ -416,7 +416,7 @@ async def test_patient_data_reaches_only_who_may_see_it_and_every_read_is_audite
             "POST",
             "referral",
             f"/v1/referrals/{made['id']}/status",
-            token(provider_agency, "provider", subject="pr-joe"),
+            bearer(provider_agency, "provider", subject="pr-joe"),
             {"status": "accepted", "note": "Xylophonenote: call after 5"},
         )
         assert accepted.status_code == 200, accepted.text
@@ -427,7 +427,7 @@ async def test_patient_data_reaches_only_who_may_see_it_and_every_read_is_audite
                 "GET",
                 "intake",
                 f"/v1/referred-patients/{patient_id}",
-                token(provider_agency, "provider", subject="pr-joe"),
+                bearer(provider_agency, "provider", subject="pr-joe"),
             )
             return r.json() if r.status_code == 200 else None
 
@@ -435,7 +435,7 @@ async def test_patient_data_reaches_only_who_may_see_it_and_every_read_is_audite
         assert (
             "Canaryzeb" in str(seen) and "555 0142" in str(seen) and "canary.phi@example.org" not in str(seen)
         )
-        supervisor = token(home, "supervisor", subject="sv-sam")
+        supervisor = bearer(home, "supervisor", subject="sv-sam")
         disclosed = (
             await call("GET", "intake", f"/v1/audit/disclosures?patient_id={patient_id}", supervisor)
         ).json()
@@ -448,7 +448,7 @@ async def test_patient_data_reaches_only_who_may_see_it_and_every_read_is_audite
         assert ("cm-ana", "allowed") not in {(e["subject"], e["outcome"]) for e in trail}  # she only wrote
 
         # An analyst is refused everything that names or describes the patient, and sees no canary.
-        analyst = token(home, "analyst", subject="an-al")
+        analyst = bearer(home, "analyst", subject="an-al")
         for service, path in (
             ("intake", f"/v1/patients/{patient_id}"),
             ("intake", f"/v1/patients/{patient_id}/assessments"),
@@ -499,7 +499,7 @@ async def _has_events_of(reader: TopicReader, patient_id: str) -> bool:
 async def test_an_item_9_answer_puts_a_safety_check_on_the_care_managers_list_at_once(platform):
     _, svc = platform
     agency = "agency-safety"
-    manager = token(agency, subject="cm-zoe")
+    manager = bearer(agency, subject="cm-zoe")
     phq9 = {"instrument": "phq-9", "answers": {**dict.fromkeys(PHQ9_ITEMS, 0), "44260-8": 1}}
     async with httpx.AsyncClient(timeout=10) as http:
         created = await http.post(f"{svc['intake'].url}/v1/patients", json=PATIENT, headers=manager)
@@ -525,7 +525,7 @@ async def test_an_item_9_answer_puts_a_safety_check_on_the_care_managers_list_at
 
 async def test_a_service_approved_under_medical_necessity_reaches_a_provider(platform):
     _, svc = platform
-    agency = token("agency-necessity")
+    agency = bearer("agency-necessity")
     async with httpx.AsyncClient(timeout=10) as http:
         patient_id = (
             await http.post(f"{svc['intake'].url}/v1/patients", json=PATIENT, headers=agency)

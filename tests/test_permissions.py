@@ -20,8 +20,8 @@ from careloop_shared.auth import ROLES
 from careloop_shared.fhir import FHIR_JSON
 from careloop_shared.http import PERMISSION_KEY, command_runner, read_store, service_context
 from careloop_shared.permissions import PERMISSIONS_FILE, load_matrix, markdown_table
-from careloop_shared.testing import client_of
-from tests.conftest import SERVICES, token
+from careloop_shared.testing import bearer, client_of
+from tests.conftest import SERVICES
 
 MATRIX = load_matrix()
 REACHED = 299
@@ -79,7 +79,7 @@ async def test_every_route_and_role_decides_as_the_matrix_says(service):
             assert permission in MATRIX.permissions(), f"{method.upper()} {path} names no known permission"
             url = re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000001", path)
             for role in sorted(ROLES):
-                r = await client.request(method, url, headers=token("agency-a", role), json={})
+                r = await client.request(method, url, headers=bearer("agency-a", role), json={})
                 if MATRIX.allows(role, permission):
                     # A FHIR CapabilityStatement is served by the route itself, without a store.
                     answered = (REACHED, 200) if _is_fhir(path) else (REACHED,)

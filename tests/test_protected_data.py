@@ -18,15 +18,14 @@ from careloop_shared.crypto import Sealed
 from careloop_shared.db import connect_for
 from careloop_shared.kafka import connection
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually
+from careloop_shared.testing import bearer, eventually
 from tests.chaos.tally import read_topics
-from tests.conftest import token
 
 pytestmark = pytest.mark.integration
 
 AGENCY = "agency-canary"
-CARE_MANAGER = token(AGENCY, "care-manager", "cm-canary-cy")
-SUPERVISOR = token(AGENCY, "supervisor", "sv-canary-sol")
+CARE_MANAGER = bearer(AGENCY, "care-manager", "cm-canary-cy")
+SUPERVISOR = bearer(AGENCY, "supervisor", "sv-canary-sol")
 # Values that can only come from this test: a name, a phone, a birth date.
 CANARY = {"given_name": "Quetzalcanary", "family_name": "Vandersnoot", "birth_date": "1949-02-28"}
 PATIENT = {**CANARY, "preferred_language": "en", "contact_preference": "phone", "phone": "+1 555 0163"}

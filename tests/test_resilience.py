@@ -18,8 +18,8 @@ from careloop_shared.contracts import PatientAssessed, PlanUpdated
 from careloop_shared.db import ALL_AGENCIES
 from careloop_shared.events import new_message
 from careloop_shared.kafka import ensure_topics
-from careloop_shared.testing import ServiceProcess, TopicReader, eventually, header
-from tests.conftest import base_env, local_script, new_prefix, token
+from careloop_shared.testing import ServiceProcess, TopicReader, bearer, eventually, header
+from tests.conftest import base_env, local_script, new_prefix
 from tests.test_consumer_delivery import assessed
 from tests.test_journey import PATIENT, PHQ2_POSITIVE
 
@@ -157,7 +157,7 @@ async def test_requests_while_the_database_is_down_are_answered_503_never_500(
     env = {**base_env(infra, new_prefix()), "INTAKE_DATABASE_URL": await database_factory("intake_outage")}
     process = ServiceProcess("intake", env, log_dir).start()
     await process.wait_ready()
-    agency = token("agency-outage")
+    agency = bearer("agency-outage")
     try:
         async with httpx.AsyncClient(timeout=15) as http:
             created = await http.post(f"{process.url}/v1/patients", json=PATIENT, headers=agency)

@@ -61,9 +61,9 @@ from careloop_shared.events import CONTENT_TYPE, REGISTRY, SPEC_VERSION, Event, 
 from careloop_shared.kafka import consumer_lag
 from careloop_shared.runtime import ServiceRuntime
 from careloop_shared.schemas import path_of
+from careloop_shared.testing import bearer
 from careloop_shared.topology import EventFlow, event_flow, shipped_runtimes
 from tests.chaos.tally import read_topics, waiting
-from tests.conftest import token
 from tests.fuzz.drawn import draw, draw_sequences
 from tests.fuzz.fuzz import PORTS, service_url
 from tests.perf.bench_common import BenchConfig, config_from_env
@@ -295,7 +295,7 @@ async def _verify_records(
     )[:VERIFIED_RECORDS]
     for patient, agency in patients:
         url = f"{service_url('record')}/v1/patients/{patient}/record/verify"
-        answer = await client.get(url, headers=token(agency, subject="evfuzz"))
+        answer = await client.get(url, headers=bearer(agency, subject="evfuzz"))
         if answer.status_code != 200 or answer.json().get("intact") is not True:
             findings.append(
                 {
@@ -324,7 +324,7 @@ async def _check_sequences(
     for patient, ce_ids in by_patient.items():
         entries, intact = None, None
         for agency in dict.fromkeys(sent[c]["body"]["agency_id"] for c in ce_ids):
-            auth, url = token(agency, subject="evfuzz"), f"{service_url('record')}/v1/patients/{patient}"
+            auth, url = bearer(agency, subject="evfuzz"), f"{service_url('record')}/v1/patients/{patient}"
             answer = await client.get(f"{url}/record", headers=auth)
             if answer.status_code == 200:
                 entries = [e["event_id"] for e in answer.json()["entries"]]
@@ -385,7 +385,7 @@ async def _read_after_sequences(
                 readers[(body["receiving_agency_id"], "provider")].add(body["patient_id"])
     reads, made = await _reads(client), Counter[str]()
     for (agency, role), patients in sorted(readers.items()):
-        auth = token(agency, role, "evfuzz")
+        auth = bearer(agency, role, "evfuzz")
         for service, path in reads:
             for patient in sorted(patients) if "{patient_id}" in path else [None]:
                 url = service_url(service) + path.replace("{patient_id}", str(patient))

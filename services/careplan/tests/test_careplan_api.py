@@ -8,7 +8,6 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from careloop_shared.auth import issue_token
 from careloop_shared.contracts import (
     ContactChannel,
     ContactPreference,
@@ -22,18 +21,12 @@ from careloop_shared.contracts import (
     RiskLevel,
 )
 from careloop_shared.events import new_message
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, served, settings_for
+from careloop_shared.testing import bearer, eventually, publish_message, served, settings_for
 from careloop_shared.testing.keys import FakePatientKeys
 from careplan.config import CareplanSettings
 from careplan.main import build_app
 
 pytestmark = pytest.mark.integration
-
-
-def auth(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:
-    token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
-    return {"Authorization": "Bearer " + token}
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -52,7 +45,7 @@ class Patient:
         self.bootstrap = infra.bootstrap_servers
         self.id = uuid.uuid4()
         self.agency = f"agency-{uuid.uuid4().hex[:6]}"
-        self.headers = auth(self.agency)
+        self.headers = bearer(self.agency)
 
     async def send(self, event, message=None):
         message = message or new_message(event)
@@ -398,7 +391,7 @@ async def test_follow_up_progress_updates_goals_and_completes_the_plan(patient):
 async def test_another_agency_sees_and_changes_nothing(patient):
     await patient.assessed(["depression"], "moderate", "phq-2")
     await patient.at_version(1)
-    stranger = auth("agency-stranger")
+    stranger = bearer("agency-stranger")
     base = f"/v1/patients/{patient.id}"
     answers = [
         await patient.client.get(f"{base}/care-plan", headers=stranger),
@@ -471,7 +464,7 @@ async def test_documents_are_answered_exactly_as_stored_even_an_older_shape(pati
 async def test_each_change_names_the_person_who_made_it_in_the_record_and_its_event(patient):
     await patient.assessed(["depression"], "high", "phq-9")
     plan = await patient.at_version(1)
-    ana, sam = auth(patient.agency, subject="cm-ana"), auth(patient.agency, "supervisor", "sv-sam")
+    ana, sam = bearer(patient.agency, subject="cm-ana"), bearer(patient.agency, "supervisor", "sv-sam")
     status = await patient.post("/care-plan/status", {"status": "on-hold", "expected_version": 1}, **ana)
     assert status.json() == {"plan_version": 2}
     versions = await patient.client.get(f"/v1/patients/{patient.id}/care-plan/versions", headers=sam)
@@ -553,7 +546,7 @@ async def test_every_read_of_plan_content_or_the_care_team_is_audited_with_the_p
     plan = await patient.at_version(1)
     version_1 = f"{plan['plan_id']}/v1"
     base = f"/v1/patients/{patient.id}"
-    ana = auth(patient.agency, subject="cm-ana")
+    ana = bearer(patient.agency, subject="cm-ana")
     member = (
         await patient.post(
             "/care-team", {"name": "Rosalind", "relationship": "family", "role": "helper"}, **ana
@@ -567,12 +560,12 @@ async def test_every_read_of_plan_content_or_the_care_team_is_audited_with_the_p
         assert (await patient.client.get(base + path, headers=ana)).status_code == 200
     assert (await patient.client.get(f"{base}/care-team", headers=ana)).status_code == 200
     assert (await patient.client.get(f"{base}/service-requests", headers=ana)).status_code == 200
-    eve = auth("agency-elsewhere", subject="cm-eve")
+    eve = bearer("agency-elsewhere", subject="cm-eve")
     assert (await patient.client.get(f"{base}/care-plan", headers=eve)).status_code == 404
-    al = auth(patient.agency, role="analyst", subject="an-al")
+    al = bearer(patient.agency, role="analyst", subject="an-al")
     assert (await patient.client.get(f"{base}/care-team", headers=al)).status_code == 403
 
-    supervisor = auth(patient.agency, role="supervisor", subject="sv-sam")
+    supervisor = bearer(patient.agency, role="supervisor", subject="sv-sam")
     trail = await patient.client.get(f"/v1/audit?patient_id={patient.id}&limit=200", headers=supervisor)
     assert trail.status_code == 200, trail.text
     seen = [
@@ -616,24 +609,26 @@ async def test_every_read_of_plan_content_or_the_care_team_is_audited_with_the_p
     assert disclosures.status_code == 200 and disclosures.json()["items"] == []
     # A care manager may not read the audit log; another agency's supervisor finds no such patient.
     assert (await patient.client.get(f"/v1/audit?patient_id={patient.id}", headers=ana)).status_code == 403
-    other = auth("agency-elsewhere", role="supervisor")
+    other = bearer("agency-elsewhere", role="supervisor")
     assert (await patient.client.get(f"/v1/audit?patient_id={patient.id}", headers=other)).status_code == 404
 
 
 async def test_education_materials_are_read_by_topic_or_id_in_a_language_or_else_in_english(careplan):
     client, _ = careplan
     for role in ("care-manager", "provider", "analyst", "admin"):
-        listed = await client.get("/v1/education/materials?limit=200", headers=auth("agency-x", role))
+        listed = await client.get("/v1/education/materials?limit=200", headers=bearer("agency-x", role))
         assert listed.status_code == 200, role
     topics = {t["topic"]: t["materials"] for t in listed.json()["items"]}
     assert len(topics) == 10 and {m["language"] for m in topics["crisis-line"]} == {"en", "es"}
-    for_need = await client.get("/v1/education/materials?need=food-insecurity&language=es", headers=auth("a"))
+    for_need = await client.get(
+        "/v1/education/materials?need=food-insecurity&language=es", headers=bearer("a")
+    )
     [food] = for_need.json()["items"]
     assert (food["topic"], [m["material_id"] for m in food["materials"]]) == (
         "food-benefits",
         ["edu-food-benefits-es"],
     )
-    spanish = (await client.get("/v1/education/materials/depression?language=es", headers=auth("a"))).json()
+    spanish = (await client.get("/v1/education/materials/depression?language=es", headers=bearer("a"))).json()
     assert (spanish["material_id"], spanish["language"], spanish["fell_back"], spanish["note"]) == (
         "edu-depression-es",
         "es",
@@ -641,14 +636,14 @@ async def test_education_materials_are_read_by_topic_or_id_in_a_language_or_else
         None,
     )
     assert spanish["markdown"].startswith("# La depresión") and spanish["version"] and spanish["title"]
-    by_id = (await client.get("/v1/education/materials/edu-safety-planning-so", headers=auth("a"))).json()
+    by_id = (await client.get("/v1/education/materials/edu-safety-planning-so", headers=bearer("a"))).json()
     assert (by_id["material_id"], by_id["requested_language"], by_id["fell_back"]) == (
         "edu-safety-planning-en",
         "so",
         True,
     )
     assert by_id["note"] == "not available in so; shown in en"
-    missing = await client.get("/v1/education/materials/moon-landing", headers=auth("a"))
+    missing = await client.get("/v1/education/materials/moon-landing", headers=bearer("a"))
     assert missing.status_code == 404
     assert (await client.get("/v1/education/materials")).status_code == 401
 
@@ -656,7 +651,7 @@ async def test_education_materials_are_read_by_topic_or_id_in_a_language_or_else
 async def test_care_team_contributions_are_read_back_with_who_recorded_each_and_audited(patient):
     await patient.assessed(["depression"], "moderate", "phq-2")
     plan = await patient.at_version(1)
-    ana, sam = auth(patient.agency, subject="cm-ana"), auth(patient.agency, "supervisor", "sv-sam")
+    ana, sam = bearer(patient.agency, subject="cm-ana"), bearer(patient.agency, "supervisor", "sv-sam")
     member = (
         await patient.post(
             "/care-team", {"name": "Rosalind", "relationship": "family", "role": "primary-support"}, **ana
@@ -691,8 +686,8 @@ async def test_care_team_contributions_are_read_back_with_who_recorded_each_and_
         ("agreed-goal", None, "primary-support", "sv-sam", "supervisor", 1),
     ]
     assert contributions[1]["goal_id"] == goal["goal_id"]
-    assert (await patient.client.get(base, headers=auth("agency-elsewhere"))).status_code == 404
-    assert (await patient.client.get(base, headers=auth(patient.agency, "analyst"))).status_code == 403
+    assert (await patient.client.get(base, headers=bearer("agency-elsewhere"))).status_code == 404
+    assert (await patient.client.get(base, headers=bearer(patient.agency, "analyst"))).status_code == 403
     trail = await patient.client.get(f"/v1/audit?patient_id={patient.id}&limit=200", headers=sam)
     shown = [
         (e["subject"], e["what"], e["entity_id"])

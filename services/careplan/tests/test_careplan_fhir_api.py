@@ -10,12 +10,10 @@ import pytest
 import pytest_asyncio
 from fhir.resources.R4B import get_fhir_model_class
 
-from careloop_shared.auth import issue_token
 from careloop_shared.contracts import Need, PatientAssessed, RiskLevel
 from careloop_shared.events import new_message
 from careloop_shared.fhir import FHIR_JSON
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, served, settings_for
+from careloop_shared.testing import bearer, eventually, publish_message, served, settings_for
 from careloop_shared.testing.keys import FakePatientKeys
 from careplan.config import CareplanSettings
 from careplan.main import build_app
@@ -32,8 +30,7 @@ MEMBER = {
 
 
 def auth(agency: str, role: str = "care-manager", subject: str = "cm-1") -> dict[str, str]:
-    token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
-    return {"Authorization": "Bearer " + token}
+    return bearer(agency, role, subject)
 
 
 @pytest_asyncio.fixture(scope="module")

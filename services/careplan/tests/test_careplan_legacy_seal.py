@@ -19,12 +19,10 @@ import pytest_asyncio
 
 import careplan
 from careloop_shared import db
-from careloop_shared.auth import issue_token
 from careloop_shared.db import ALL_AGENCIES, as_agency
 from careloop_shared.events import new_message
 from careloop_shared.outbox import unit_of_work
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, served, settings_for
+from careloop_shared.testing import bearer, eventually, publish_message, served, settings_for
 from careloop_shared.testing.intake_events import depression_found
 from careloop_shared.testing.keys import FakePatientKeys
 from careplan.config import CareplanContext, CareplanSettings
@@ -222,7 +220,7 @@ async def test_two_replicas_seal_disjoint_rows_and_neither_waits_on_the_other(by
 
 # The running service, its step every 0.2 s: rows written before sealing are sealed as it serves.
 
-HEADERS = {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=AGENCY, role="care-manager")}
+HEADERS = bearer(AGENCY)
 
 
 @pytest_asyncio.fixture(scope="module")

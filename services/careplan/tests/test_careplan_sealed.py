@@ -9,11 +9,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from careloop_shared.auth import issue_token
 from careloop_shared.db import ALL_AGENCIES, as_agency
 from careloop_shared.events import new_message
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, served, settings_for
+from careloop_shared.testing import bearer, eventually, publish_message, served, settings_for
 from careloop_shared.testing.intake_events import depression_found
 from careloop_shared.testing.keys import FakePatientKeys
 from careplan.config import CareplanSettings
@@ -22,7 +20,7 @@ from careplan.main import build_app
 pytestmark = pytest.mark.integration
 
 AGENCY = f"agency-{uuid.uuid4().hex[:6]}"
-HEADERS = {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=AGENCY, role="care-manager")}
+HEADERS = bearer(AGENCY)
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
-from careloop_shared.auth import issue_token
 from careloop_shared.contracts import (
     FollowUpCompleted,
     FollowUpDue,
@@ -14,8 +13,7 @@ from careloop_shared.contracts import (
     ReassessmentRequested,
 )
 from careloop_shared.rules import load_rules
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, served, unique_prefix
+from careloop_shared.testing import bearer, eventually, served, unique_prefix
 from careloop_shared.testing.fakes import FakeClock
 from careloop_shared.testing.keys import FakePatientKeys
 from followup.domain.rules import RULES_FILE, FollowUpRules
@@ -26,11 +24,6 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 RULES = load_rules(FollowUpRules, RULES_FILE)
 NOTE = "Quartermaine said her landlord at 12 Elm St changed the locks"
-
-
-def auth(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:
-    token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
-    return {"Authorization": "Bearer " + token}
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -46,7 +39,7 @@ async def followup(infra, database_factory, make_settings):
 @pytest.fixture
 def agency() -> tuple[str, dict[str, str]]:
     name = f"agency-{uuid.uuid4().hex[:6]}"
-    return name, auth(name)
+    return name, bearer(name)
 
 
 def at(text: str) -> datetime:
@@ -274,7 +267,7 @@ async def test_another_agency_sees_nothing_and_cannot_change_anything(
     client, runtime, _ = followup
     agency_id, headers = agency
     patient, follow_up_id = await due_follow_up(agency_id)
-    stranger = auth("agency-stranger")
+    stranger = bearer("agency-stranger")
     listed = await client.get("/v1/follow-ups", params={"patient_id": str(patient)}, headers=stranger)
     assert listed.json()["items"] == []
     assert str(follow_up_id) not in (await client.get("/v1/work-queue", headers=stranger)).text
@@ -370,7 +363,7 @@ async def test_every_read_of_a_follow_up_s_notes_is_audited_with_the_person_and_
     client, runtime, _ = followup
     agency_id, _ = agency
     patient, follow_up_id = await due_follow_up(agency_id)
-    ana = auth(agency_id, subject="cm-ana")
+    ana = bearer(agency_id, subject="cm-ana")
     r = await client.post(
         f"/v1/follow-ups/{follow_up_id}/outcome", headers=ana, json={"reached": True, "note": NOTE}
     )
@@ -386,12 +379,12 @@ async def test_every_read_of_a_follow_up_s_notes_is_audited_with_the_person_and_
     # Pseudonymous, coded listings are not disclosures of the notes: no entry.
     assert (await client.get("/v1/follow-ups", params={"patient_id": str(patient)}, headers=ana)).is_success
     assert (await client.get("/v1/work-queue", headers=ana)).is_success
-    stranger = auth("agency-elsewhere", subject="cm-eve")
+    stranger = bearer("agency-elsewhere", subject="cm-eve")
     assert (await client.get(f"/v1/follow-ups/{follow_up_id}", headers=stranger)).status_code == 404
-    analyst = auth(agency_id, role="analyst", subject="an-al")
+    analyst = bearer(agency_id, role="analyst", subject="an-al")
     assert (await client.get(f"/v1/follow-ups/{follow_up_id}", headers=analyst)).status_code == 403
 
-    supervisor = auth(agency_id, role="supervisor", subject="sv-sam")
+    supervisor = bearer(agency_id, role="supervisor", subject="sv-sam")
     trail = await client.get("/v1/audit", params={"patient_id": str(patient)}, headers=supervisor)
     assert trail.status_code == 200, trail.text
     [entry] = trail.json()["items"]
@@ -424,7 +417,7 @@ async def test_every_read_of_a_follow_up_s_notes_is_audited_with_the_person_and_
     assert (
         await client.get("/v1/audit", params={"patient_id": str(patient)}, headers=ana)
     ).status_code == 403
-    other = auth("agency-elsewhere", role="supervisor")
+    other = bearer("agency-elsewhere", role="supervisor")
     assert (
         await client.get("/v1/audit", params={"patient_id": str(patient)}, headers=other)
     ).status_code == 404

@@ -8,12 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
-from careloop_shared.auth import issue_token
 from careloop_shared.contracts import PatientErased
 from careloop_shared.events import new_message
 from careloop_shared.patient_keys import Erased, open_for
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, served, unique_prefix
+from careloop_shared.testing import bearer, eventually, publish_message, served, unique_prefix
 from careloop_shared.testing.fakes import FakeClock
 from careloop_shared.testing.keys import FakePatientKeys
 from followup.domain.follow_up import REFERRAL_CHECK_IN
@@ -80,7 +78,7 @@ async def processed(runtime, event_id: uuid.UUID) -> bool:
 async def test_erasure_blanks_only_the_patient_s_notes_once_and_refuses_new_ones(followup, schedule):
     client, runtime, clock, keys = followup
     agency = f"agency-{uuid.uuid4().hex[:6]}"
-    headers = {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role="care-manager")}
+    headers = bearer(agency)
     erased, other = uuid.uuid4(), uuid.uuid4()
     noted = {}
     for patient, note in ((erased, NOTE), (other, OTHER_NOTE)):

@@ -10,12 +10,10 @@ import pytest
 import pytest_asyncio
 from fhir.resources.R4B import get_fhir_model_class
 
-from careloop_shared.auth import issue_token
 from careloop_shared.contracts import PatientRegistered
 from careloop_shared.events import new_message
 from careloop_shared.fhir import FHIR_JSON
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, served, unique_prefix
+from careloop_shared.testing import bearer, eventually, publish_message, served, unique_prefix
 from careloop_shared.testing.fakes import FakeClock
 from careloop_shared.testing.keys import FakePatientKeys
 from followup.domain.follow_up import REFERRAL_CHECK_IN
@@ -28,8 +26,7 @@ T0 = datetime(2026, 9, 7, 9, 0, tzinfo=UTC)
 
 
 def auth(agency: str, role: str = "care-manager", subject: str = "cm-ana") -> dict[str, str]:
-    token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
-    return {"Authorization": "Bearer " + token}
+    return bearer(agency, role, subject)
 
 
 def valid(resource: dict) -> dict:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
-from careloop_shared.auth import issue_token
 from careloop_shared.contracts import (
     CareManagerAssigned,
     NetworkGapDetected,
@@ -24,8 +23,7 @@ from careloop_shared.contracts import (
     TaskStatusChanged,
 )
 from careloop_shared.events import Event, new_message
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, served, unique_prefix
+from careloop_shared.testing import bearer, eventually, publish_message, served, unique_prefix
 from careloop_shared.testing.fakes import FakeClock
 from followup.main import build_app
 
@@ -35,9 +33,7 @@ T0 = datetime(2026, 8, 3, 9, 0, tzinfo=UTC)
 
 
 def auth(agency: str, role: str = "care-manager", subject: str = "cm-ana") -> dict[str, str]:
-    return {
-        "Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
-    }
+    return bearer(agency, role, subject)
 
 
 @pytest_asyncio.fixture(scope="module")

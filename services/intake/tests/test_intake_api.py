@@ -11,15 +11,13 @@ import pytest
 import pytest_asyncio
 import structlog
 
-from careloop_shared.auth import issue_token
 from careloop_shared.contracts import ReferralMade, ReferralStatusChanged
 from careloop_shared.doors import NUL_MSG
 from careloop_shared.events import REGISTRY, Event, new_message
 from careloop_shared.logging import configure_logging
 from careloop_shared.rules import load_rules
 from careloop_shared.schemas import path_of
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, served, settings_for
+from careloop_shared.testing import bearer, eventually, publish_message, served, settings_for
 from intake.domain.scoring import RULES_FILE, ScreeningRules
 from intake.main import IntakeSettings, build_app
 
@@ -47,8 +45,7 @@ PHQ9_SEVERE = {
 
 
 def auth(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:
-    token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
-    return {"Authorization": "Bearer " + token, "X-Agency": agency}
+    return {**bearer(agency, role, subject), "X-Agency": agency}
 
 
 def agency_of(headers: dict[str, str]) -> str:

@@ -9,11 +9,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from careloop_shared.auth import issue_token
 from careloop_shared.crypto import Erased, Sealed
 from careloop_shared.db import as_agency
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import served, settings_for
+from careloop_shared.testing import bearer, served, settings_for
 from intake.erasure.keys import open_assessment
 from intake.main import IntakeSettings, build_app
 
@@ -33,9 +31,7 @@ PHQ9 = {"instrument": "phq-9", "answers": dict.fromkeys(ITEMS, 2)}
 
 
 def auth(agency: str, role: str = "care-manager", subject: str = "cm-ada") -> dict[str, str]:
-    return {
-        "Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
-    }
+    return bearer(agency, role, subject)
 
 
 @pytest_asyncio.fixture(scope="module")

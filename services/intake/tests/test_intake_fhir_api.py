@@ -14,12 +14,10 @@ import pytest_asyncio
 import structlog
 from fhir.resources.R4B import get_fhir_model_class
 
-from careloop_shared.auth import issue_token
 from careloop_shared.fhir import FHIR_JSON
 from careloop_shared.logging import configure_logging
 from careloop_shared.rules import load_rules
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import served, settings_for
+from careloop_shared.testing import bearer, served, settings_for
 from intake.domain.scoring import RULES_FILE, ScreeningRules
 from intake.main import IntakeSettings, build_app
 
@@ -51,7 +49,7 @@ RULES = load_rules(ScreeningRules, RULES_FILE)  # what the app is built with
 
 
 def auth(agency: str, role: str = "care-manager") -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject="s-1")}
+    return bearer(agency, role, "s-1")
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -7,10 +7,8 @@ import uuid
 import pytest
 import pytest_asyncio
 
-from careloop_shared.auth import issue_token
 from careloop_shared.db import as_agency
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import served, settings_for
+from careloop_shared.testing import bearer, served, settings_for
 from intake.main import IntakeSettings, build_app
 
 pytestmark = pytest.mark.integration
@@ -27,7 +25,7 @@ PHQ2 = {"instrument": "phq-2", "answers": {"44250-9": 1, "44255-8": 2}}
 
 
 def auth(agency: str, role: str = "care-manager") -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject="u1")}
+    return bearer(agency, role, "u1")
 
 
 @pytest_asyncio.fixture(scope="module")

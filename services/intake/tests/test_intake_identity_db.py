@@ -17,13 +17,11 @@ import pytest_asyncio
 
 import intake
 from careloop_shared import db
-from careloop_shared.auth import issue_token
 from careloop_shared.contracts import ContactPreference, ReferralMade, ReferralStatusChanged
 from careloop_shared.crypto import Erased
 from careloop_shared.db import ALL_AGENCIES, as_agency, insert_row
 from careloop_shared.outbox import unit_of_work
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, served, settings_for
+from careloop_shared.testing import bearer, eventually, served, settings_for
 from careloop_shared.testing.fakes import received
 from intake import handlers
 from intake.config import IntakeContext
@@ -64,9 +62,7 @@ SECRETS = ("Quetzalcanary", "Vandersnoot", "1949-02-28", "555 0163", "quetzal@ca
 
 
 def auth(agency: str, role: str = "care-manager", subject: str = "cm-ada") -> dict[str, str]:
-    return {
-        "Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
-    }
+    return bearer(agency, role, subject)
 
 
 def legacy_row(given_name: str, agency: str, **changes: Any) -> dict[str, Any]:

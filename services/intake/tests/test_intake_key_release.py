@@ -15,11 +15,9 @@ import pytest
 import pytest_asyncio
 import structlog
 
-from careloop_shared.auth import issue_token
 from careloop_shared.db import ALL_AGENCIES, as_agency, insert_row
 from careloop_shared.logging import configure_logging
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import served, settings_for
+from careloop_shared.testing import bearer, served, settings_for
 from intake.erasure.keys import open_assessment
 from intake.identity.sealed import open_identity
 from intake.main import IntakeSettings, build_app
@@ -39,9 +37,7 @@ KEY_PATH = "/v1/patients/{}/data-key"
 
 
 def auth(agency: str, role: str = "care-manager", subject: str = "cm-ana") -> dict[str, str]:
-    return {
-        "Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
-    }
+    return bearer(agency, role, subject)
 
 
 def service(agency: str, name: str = "careplan") -> dict[str, str]:

@@ -22,14 +22,12 @@ import pytest_asyncio
 
 import intake
 from careloop_shared import db, metrics
-from careloop_shared.auth import issue_token
 from careloop_shared.contracts import ContactPreference
 from careloop_shared.crypto import LocalKeyWrapper
 from careloop_shared.db import ALL_AGENCIES, as_agency
 from careloop_shared.outbox import DatabaseUnitOfWork, unit_of_work
 from careloop_shared.rules import load_rules
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, served, unique_prefix
+from careloop_shared.testing import bearer, eventually, served, unique_prefix
 from careloop_shared.testing.fakes import FakeClock
 from intake import handlers
 from intake.config import IntakeContext
@@ -209,8 +207,7 @@ async def _kek_of(pool: asyncpg.Pool, patient_id: uuid.UUID) -> str:
 
 
 def _auth(agency: str) -> dict[str, str]:
-    token = issue_token(DEV_JWT_SECRET, agency=agency, role="care-manager", subject="cm-ada")
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(agency, subject="cm-ada")
 
 
 async def test_the_service_rewraps_in_the_background_after_a_restart_with_the_new_kek_first(

@@ -16,14 +16,13 @@ from aiokafka import AIOKafkaConsumer
 
 import record as record_package
 from careloop_shared import db
-from careloop_shared.auth import issue_token
 from careloop_shared.consumer import EventConsumer, Record
 from careloop_shared.contracts import FollowUpCompleted, PatientAssessed, PatientRegistered
 from careloop_shared.db import as_agency, create_pool
 from careloop_shared.events import new_message
 from careloop_shared.metrics import REGISTRY as METRICS
-from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import (
+    bearer,
     eventually,
     phq2_positive,
     publish_message,
@@ -59,11 +58,6 @@ async def record(infra, database_factory, tmp_path_factory):
         yield client, runtime, infra.admin_url(dsn.rsplit("/", 1)[1])
 
 
-def auth(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:
-    token = issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
-    return {"Authorization": "Bearer " + token}
-
-
 async def _patient_with_two_events(record, infra):
     client, runtime, _ = record
     patient, agency = uuid.uuid4(), f"agency-{uuid.uuid4().hex[:6]}"
@@ -83,7 +77,7 @@ async def _patient_with_two_events(record, infra):
     await publish_message(infra.bootstrap_servers, runtime.topic_for(PatientAssessed.type), assessed)  # again
 
     async def two_entries():
-        r = await client.get(f"/v1/patients/{patient}/record", headers=auth(agency))
+        r = await client.get(f"/v1/patients/{patient}/record", headers=bearer(agency))
         return r.json()["entries"] if r.status_code == 200 and len(r.json()["entries"]) >= 2 else None
 
     entries = await eventually(two_entries, what="two record entries")
@@ -99,13 +93,13 @@ async def test_events_are_appended_once_and_read_causes_first(record, infra):
     assert (
         await runtime.pool.fetchval("SELECT count(*) FROM record_entries WHERE patient_id = $1", patient) == 2
     )
-    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=bearer(agency))).json()
     assert (verified["intact"], verified["entries"]) == (True, 2)
     only = await client.get(
-        f"/v1/patients/{patient}/record", params={"type": PatientAssessed.type}, headers=auth(agency)
+        f"/v1/patients/{patient}/record", params={"type": PatientAssessed.type}, headers=bearer(agency)
     )
     assert [e["type"] for e in only.json()["entries"]] == [PatientAssessed.type]
-    stranger = await client.get(f"/v1/patients/{patient}/record", headers=auth("agency-stranger"))
+    stranger = await client.get(f"/v1/patients/{patient}/record", headers=bearer("agency-stranger"))
     assert stranger.status_code == 404
     # The second delivery was found among the entries: the inbox keeps no id of an event applied.
     ids = [registered.envelope.id, assessed.envelope.id]
@@ -120,7 +114,7 @@ async def test_the_timeline_keeps_a_window_of_time_and_refuses_a_time_it_could_n
     url = f"/v1/patients/{patient}/record"
 
     async def shown(**window: str) -> list[str]:
-        r = await client.get(url, params=window, headers=auth(agency))
+        r = await client.get(url, params=window, headers=bearer(agency))
         assert r.status_code == 200, r.text
         return [e["event_id"] for e in r.json()["entries"]]
 
@@ -133,7 +127,7 @@ async def test_the_timeline_keeps_a_window_of_time_and_refuses_a_time_it_could_n
     assert (await shown(since=first.isoformat()))[0] == every[0]
     for edge in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "0001-01-01T00:00:00+14:00"):
         for name in ("since", "until"):
-            r = await client.get(url, params={name: edge}, headers=auth(agency))
+            r = await client.get(url, params={name: edge}, headers=bearer(agency))
             assert r.status_code == 422, (name, edge, r.text)
             problem = r.json()["detail"][0]
             assert (problem["loc"], problem["type"]) == (["query", name], "time_out_of_range")
@@ -179,7 +173,7 @@ async def test_a_batch_delivered_again_with_new_events_appends_only_the_new(reco
     await runtime.consumer.process(delivered)  # the first two again, the third new
     await runtime.consumer.process([delivered[2], delivered[2]])  # the third twice more, in one batch
     assert await _chain(runtime, patient) == [(i + 1, m.envelope.id) for i, m in enumerate(messages)]
-    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=bearer(agency))).json()
     assert (verified["intact"], verified["entries"]) == (True, 3)
     ids = [m.envelope.id for m in messages]
     assert (
@@ -253,7 +247,7 @@ async def test_two_replicas_appending_the_same_batch_at_once_record_each_event_o
     for patient in patients:
         ids = [m.envelope.id for m in messages if m.event.patient_id == patient]
         assert await _chain(runtime, patient) == [(i + 1, event_id) for i, event_id in enumerate(ids)]
-        verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+        verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=bearer(agency))).json()
         assert (verified["intact"], verified["entries"]) == (True, 3)
 
 
@@ -333,10 +327,10 @@ async def test_an_event_naming_another_agency_is_refused_and_the_chain_stays_who
         "SELECT outcome FROM inbox WHERE event_id = $1", foreign.envelope.id
     )
     assert outcome == "dead-lettered"
-    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=bearer(agency))).json()
     assert (verified["intact"], verified["entries"]) == (True, 3)
     for path in ("record", "record/verify"):
-        answer = await client.get(f"/v1/patients/{patient}/{path}", headers=auth(other))
+        answer = await client.get(f"/v1/patients/{patient}/{path}", headers=bearer(other))
         assert answer.status_code == 404, answer.text
 
 
@@ -414,7 +408,7 @@ async def test_a_row_changed_behind_the_databases_back_is_caught_by_verify(recor
         )
     finally:
         await conn.close()
-    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=bearer(agency))).json()
     assert (verified["intact"], verified["first_broken_seq"]) == (False, tampered_seq)
     assert verified["problem"] == "content does not match its hash"
 
@@ -435,7 +429,7 @@ async def test_the_timeline_names_the_person_and_every_read_of_it_is_audited_wit
         )
     )
     await publish_message(infra.bootstrap_servers, runtime.topic_for(FollowUpCompleted.type), completed)
-    ana = auth(agency, subject="cm-ana")
+    ana = bearer(agency, subject="cm-ana")
 
     async def three_entries():
         r = await client.get(f"/v1/patients/{patient}/record", headers=ana)
@@ -444,14 +438,14 @@ async def test_the_timeline_names_the_person_and_every_read_of_it_is_audited_wit
     entries = await eventually(three_entries, what="the follow-up in the record")
     assert [e["actor"] for e in entries] == ["system (intake)", "system (intake)", "care-manager cm-ana"]
 
-    stranger = auth("agency-elsewhere", subject="cm-eve")
+    stranger = bearer("agency-elsewhere", subject="cm-eve")
     assert (await client.get(f"/v1/patients/{patient}/record", headers=stranger)).status_code == 404
-    analyst = auth(agency, role="analyst", subject="an-al")
+    analyst = bearer(agency, role="analyst", subject="an-al")
     assert (await client.get(f"/v1/patients/{patient}/record", headers=analyst)).status_code == 403
     verified = await client.get(f"/v1/patients/{patient}/record/verify", headers=analyst)
     assert verified.status_code == 200  # counts only: allowed to an analyst, and no disclosure
 
-    supervisor = auth(agency, role="supervisor", subject="sv-sam")
+    supervisor = bearer(agency, role="supervisor", subject="sv-sam")
     trail = await client.get("/v1/audit", params={"patient_id": str(patient)}, headers=supervisor)
     assert trail.status_code == 200, trail.text
     seen = {(e["subject"], e["outcome"], e["what"], e["outcome_detail"]) for e in trail.json()["items"]}
@@ -472,7 +466,7 @@ async def test_the_timeline_names_the_person_and_every_read_of_it_is_audited_wit
         "/v1/audit/disclosures", params={"patient_id": str(patient)}, headers=supervisor
     )
     assert disclosures.json()["items"] == []
-    other = auth("agency-elsewhere", role="supervisor")
+    other = bearer("agency-elsewhere", role="supervisor")
     assert (
         await client.get("/v1/audit", params={"patient_id": str(patient)}, headers=other)
     ).status_code == 404
@@ -494,7 +488,7 @@ async def test_verify_while_events_are_appended_sees_an_intact_chain(record, inf
     seen: list[dict] = []
 
     async def all_appended():
-        verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+        verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=bearer(agency))).json()
         seen.append(verified)
         return verified if verified["entries"] == 2 + more else None
 
@@ -576,7 +570,7 @@ async def _rewrite_consistently(dsn: str, patient: uuid.UUID, keys: ChainKeys | 
 
 
 async def _verify(client, patient, agency):
-    return (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+    return (await client.get(f"/v1/patients/{patient}/record/verify", headers=bearer(agency))).json()
 
 
 async def test_a_consistent_rewrite_by_a_superuser_without_the_chain_key_is_caught_by_its_macs(record, infra):
@@ -686,7 +680,7 @@ async def _one_more_event(record, infra, patient: uuid.UUID, agency: str, entrie
     await publish_message(infra.bootstrap_servers, runtime.topic_for(PatientAssessed.type), message)
 
     async def appended() -> bool:
-        r = await client.get(f"/v1/patients/{patient}/record", headers=auth(agency))
+        r = await client.get(f"/v1/patients/{patient}/record", headers=bearer(agency))
         return len(r.json()["entries"]) == entries
 
     await eventually(appended, what=f"entry {entries}")
@@ -758,7 +752,7 @@ async def test_a_head_that_moves_after_it_is_signed_or_is_held_by_an_appender_st
         pass
     signed = await runtime.pool.fetchval("SELECT seq FROM record_witnessed WHERE patient_id = $1", patient)
     assert (signed, await _moved(runtime, patient)) == (3, set())
-    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=auth(agency))).json()
+    verified = (await client.get(f"/v1/patients/{patient}/record/verify", headers=bearer(agency))).json()
     assert verified["intact"] is True
 
 

@@ -9,7 +9,6 @@ import jsonschema
 import pytest
 import pytest_asyncio
 
-from careloop_shared.auth import issue_token
 from careloop_shared.contracts import (
     ConsentRecorded,
     ConsentRevoked,
@@ -21,8 +20,7 @@ from careloop_shared.contracts import (
 )
 from careloop_shared.events import REGISTRY, Event, Message, new_message
 from careloop_shared.schemas import path_of
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, served, settings_for
+from careloop_shared.testing import bearer, eventually, publish_message, served, settings_for
 from careloop_shared.testing.keys import FakePatientKeys
 from referral.config import ReferralSettings
 from referral.directory.handlers import load_seed_directory
@@ -34,7 +32,7 @@ MADE = "careloop.referral.referral_made.v1"
 CHANGED = "careloop.referral.referral_status_changed.v1"
 GAP = "careloop.referral.network_gap_detected.v1"
 OVERDUE = "careloop.referral.referral_overdue.v1"
-ADMIN = {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency="agency-network", role="admin")}
+ADMIN = bearer("agency-network", "admin")
 
 
 class Clock:
@@ -48,12 +46,6 @@ class Clock:
 
     def advance(self, delta: timedelta) -> None:
         self.now += delta
-
-
-def auth(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:
-    return {
-        "Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
-    }
 
 
 def unique(label: str) -> str:
@@ -191,7 +183,7 @@ async def made_referral(svc: Service, category: str, agency: str = "agency-home"
 
 
 async def set_status(svc: Service, referral_id, agency: str, **body) -> httpx.Response:
-    return await svc.client.post(f"/v1/referrals/{referral_id}/status", json=body, headers=auth(agency))
+    return await svc.client.post(f"/v1/referrals/{referral_id}/status", json=body, headers=bearer(agency))
 
 
 # --- matching -------------------------------------------------------------------------------------
@@ -318,11 +310,11 @@ async def test_without_consent_the_referral_waits_and_is_made_when_consent_arriv
     assert await svc.outbox(patient_id, MADE) == []
     # The receiving agency knows nothing of it yet; the referring agency sees why it waits.
     assert (
-        await svc.client.get(f"/v1/referrals/{waiting['id']}", headers=auth(receiving))
+        await svc.client.get(f"/v1/referrals/{waiting['id']}", headers=bearer(receiving))
     ).status_code == 404
-    listed = await svc.client.get(f"/v1/referrals?receiving_agency={receiving}", headers=auth(receiving))
+    listed = await svc.client.get(f"/v1/referrals?receiving_agency={receiving}", headers=bearer(receiving))
     assert listed.json()["items"] == []
-    mine = (await svc.client.get(f"/v1/referrals/{waiting['id']}", headers=auth("agency-home"))).json()
+    mine = (await svc.client.get(f"/v1/referrals/{waiting['id']}", headers=bearer("agency-home"))).json()
     assert (mine["status"], mine["status_reason"]) == ("draft", "awaiting-consent")
 
     other = consent(patient_id, "agency-home", program_categories=["something-else"])
@@ -338,7 +330,7 @@ async def test_without_consent_the_referral_waits_and_is_made_when_consent_arriv
         "requested",
         "requester",
     )
-    seen = await svc.client.get(f"/v1/referrals?receiving_agency={receiving}", headers=auth(receiving))
+    seen = await svc.client.get(f"/v1/referrals?receiving_agency={receiving}", headers=bearer(receiving))
     assert [r["id"] for r in seen.json()["items"]] == [str(sent["id"])]
 
 
@@ -476,7 +468,7 @@ async def test_receiving_agency_moves_the_referral_through_its_lifecycle_and_eac
     after = await set_status(svc, rid, receiving, status="in-progress")
     assert after.status_code == 409
 
-    detail = (await svc.client.get(f"/v1/referrals/{rid}", headers=auth("agency-home"))).json()
+    detail = (await svc.client.get(f"/v1/referrals/{rid}", headers=bearer("agency-home"))).json()
     assert [(h["from_status"], h["to_status"], h["by_party"]) for h in detail["history"]] == [
         (None, "requested", "requester"),
         ("requested", "accepted", "target"),
@@ -535,7 +527,7 @@ async def test_status_change_with_the_same_idempotency_key_is_applied_once(refer
     receiving = unique("agency")
     await svc.program(category, agency=receiving)
     made, patient_id = await made_referral(svc, category)
-    headers = {**auth(receiving), "Idempotency-Key": "accept-1"}
+    headers = {**bearer(receiving), "Idempotency-Key": "accept-1"}
     url = f"/v1/referrals/{made['id']}/status"
     first = await svc.client.post(url, json={"status": "accepted"}, headers=headers)
     again = await svc.client.post(url, json={"status": "accepted"}, headers=headers)
@@ -554,7 +546,7 @@ async def test_rejection_for_no_capacity_reroutes_to_the_next_best_program_linke
     r = await set_status(svc, made["id"], first_agency, status="rejected", reason="no-capacity")
     assert r.status_code == 200, r.text
     new_id = r.json()["rerouted_to"]
-    rerouted = (await svc.client.get(f"/v1/referrals/{new_id}", headers=auth(second_agency))).json()
+    rerouted = (await svc.client.get(f"/v1/referrals/{new_id}", headers=bearer(second_agency))).json()
     assert (rerouted["program_id"], rerouted["status"]) == (second, "requested")
     assert rerouted["replaces_referral_id"] == str(made["id"])
     assert rerouted["service_request_id"] == str(made["service_request_id"])
@@ -590,7 +582,7 @@ async def test_agencies_see_their_own_referrals_and_those_sent_to_them_only(refe
     ref_b = await svc.referral_for(b.id, "requested")
 
     async def ids(agency: str, query: str) -> list[str]:
-        r = await svc.client.get(f"/v1/referrals?{query}", headers=auth(agency))
+        r = await svc.client.get(f"/v1/referrals?{query}", headers=bearer(agency))
         assert r.status_code == 200, r.text
         return [x["id"] for x in r.json()["items"]]
 
@@ -601,10 +593,10 @@ async def test_agencies_see_their_own_referrals_and_those_sent_to_them_only(refe
     assert await ids(agency_a, f"receiving_agency={agency_a}") == [str(ref_a["id"])]
     assert await ids(agency_a, f"receiving_agency={agency_b}") == []
     assert await ids("agency-stranger", f"patient_id={patient_id}") == []
-    hidden = await svc.client.get(f"/v1/referrals/{ref_b['id']}", headers=auth(agency_a))
+    hidden = await svc.client.get(f"/v1/referrals/{ref_b['id']}", headers=bearer(agency_a))
     assert hidden.status_code == 404
     page = (
-        await svc.client.get(f"/v1/referrals?patient_id={patient_id}&limit=1", headers=auth("agency-home"))
+        await svc.client.get(f"/v1/referrals?patient_id={patient_id}&limit=1", headers=bearer("agency-home"))
     ).json()
     assert len(page["items"]) == 1 and page["next_offset"] == 1
 
@@ -621,25 +613,25 @@ async def test_a_provider_sees_and_answers_only_the_referrals_sent_to_its_agency
     sent, _ = await made_referral(svc, category)  # from agency-home to the same program
 
     async def seen(role: str) -> list[str]:
-        r = await svc.client.get("/v1/referrals", headers=auth(both, role))
+        r = await svc.client.get("/v1/referrals", headers=bearer(both, role))
         assert r.status_code == 200, r.text
         return sorted(x["id"] for x in r.json()["items"])
 
     assert await seen("care-manager") == sorted([str(mine["id"]), str(sent["id"])])
     assert await seen("provider") == sorted([str(mine["id"]), str(sent["id"])])  # both were sent to it
-    from_home = await svc.client.get("/v1/referrals", headers=auth("agency-home", "provider"))
+    from_home = await svc.client.get("/v1/referrals", headers=bearer("agency-home", "provider"))
     assert str(sent["id"]) not in {x["id"] for x in from_home.json()["items"]}  # made by home, not sent to it
     refused = await svc.client.post(
         f"/v1/referrals/{sent['id']}/status",
         json={"status": "entered-in-error"},
-        headers=auth("agency-home", "provider"),
+        headers=bearer("agency-home", "provider"),
     )
     assert refused.status_code == 404
     accepted = await svc.client.post(
-        f"/v1/referrals/{sent['id']}/status", json={"status": "accepted"}, headers=auth(both, "provider")
+        f"/v1/referrals/{sent['id']}/status", json={"status": "accepted"}, headers=bearer(both, "provider")
     )
     assert accepted.status_code == 200 and accepted.json()["referral"]["status"] == "accepted"
-    analyst = await svc.client.get("/v1/referrals", headers=auth(both, "analyst"))
+    analyst = await svc.client.get("/v1/referrals", headers=bearer(both, "analyst"))
     assert analyst.status_code == 403 and analyst.json()["missing_permission"] == "referral:read"
 
 
@@ -671,7 +663,7 @@ async def test_unanswered_referral_is_flagged_overdue_once_per_deadline(referral
         what="sentinel overdue",
     )
     assert len(await overdue("response")) == 1 and len(await overdue("outcome")) == 1
-    detail = (await svc.client.get(f"/v1/referrals/{made['id']}", headers=auth("agency-home"))).json()
+    detail = (await svc.client.get(f"/v1/referrals/{made['id']}", headers=bearer("agency-home"))).json()
     assert detail["response_overdue"] and detail["outcome_overdue"]
 
 
@@ -702,7 +694,7 @@ async def test_quality_figures_are_computed_from_the_referral_history(referral):
     )
     await set_status(svc, refs[1], receiving, status="failed", reason="unable-to-contact")
 
-    got = (await svc.client.get(f"/v1/services/{service_id}", headers=auth("agency-home"))).json()
+    got = (await svc.client.get(f"/v1/services/{service_id}", headers=bearer("agency-home"))).json()
     assert got["quality"] == {
         "referrals": 4,
         "acceptance_rate": round(2 / 3, 4),
@@ -714,9 +706,11 @@ async def test_quality_figures_are_computed_from_the_referral_history(referral):
 
 async def test_directory_is_seeded_searchable_and_changed_only_by_its_owner_or_an_administrator(referral):
     svc = referral
-    seeded = await svc.client.get("/v1/services/prg-food-bank-central", headers=auth("agency-home"))
+    seeded = await svc.client.get("/v1/services/prg-food-bank-central", headers=bearer("agency-home"))
     assert seeded.status_code == 200 and seeded.json()["receiving_agency_id"] == "agency-food-bank"
-    orgs = (await svc.client.get("/v1/organizations?limit=200", headers=auth("agency-home"))).json()["items"]
+    orgs = (await svc.client.get("/v1/organizations?limit=200", headers=bearer("agency-home"))).json()[
+        "items"
+    ]
     assert {"org-food-bank", "org-community-health"} <= {o["id"] for o in orgs}
 
     category, owner = unique("cat"), unique("agency")
@@ -727,7 +721,7 @@ async def test_directory_is_seeded_searchable_and_changed_only_by_its_owner_or_a
 
     async def found(query: str) -> list[str]:
         r = await svc.client.get(
-            f"/v1/services?program_category={category}&{query}", headers=auth("agency-home")
+            f"/v1/services?program_category={category}&{query}", headers=bearer("agency-home")
         )
         assert r.status_code == 200, r.text
         return [s["id"] for s in r.json()["items"]]
@@ -737,17 +731,17 @@ async def test_directory_is_seeded_searchable_and_changed_only_by_its_owner_or_a
 
     capacity = {"status": "waitlist", "notes": "about 10 waiting"}
     refused = await svc.client.post(
-        f"/v1/services/{local}/capacity", json=capacity, headers=auth("agency-other", "provider")
+        f"/v1/services/{local}/capacity", json=capacity, headers=bearer("agency-other", "provider")
     )
     assert refused.status_code == 403
     # The directory is its providers' and administrators' business, not a care manager's.
-    no_role = await svc.client.post(f"/v1/services/{local}/capacity", json=capacity, headers=auth(owner))
+    no_role = await svc.client.post(f"/v1/services/{local}/capacity", json=capacity, headers=bearer(owner))
     assert no_role.status_code == 403 and no_role.json()["missing_permission"] == "directory:change"
     updated = await svc.client.post(
-        f"/v1/services/{local}/capacity", json=capacity, headers=auth(owner, "provider", "pr-pia")
+        f"/v1/services/{local}/capacity", json=capacity, headers=bearer(owner, "provider", "pr-pia")
     )
     assert updated.status_code == 200 and updated.json()["capacity"] == capacity
-    shown = (await svc.client.get(f"/v1/services/{local}", headers=auth("agency-home"))).json()
+    shown = (await svc.client.get(f"/v1/services/{local}", headers=bearer("agency-home"))).json()
     assert (shown["capacity_changed_by"], shown["capacity_changed_by_role"], shown["changed_by"]) == (
         "pr-pia",
         "provider",
@@ -789,7 +783,7 @@ async def test_directory_is_seeded_searchable_and_changed_only_by_its_owner_or_a
     not_mine = await svc.client.post(
         "/v1/organizations",
         json={"id": "org-food-bank", "agency_id": "agency-x", "name": "Mine now"},
-        headers=auth("agency-x"),
+        headers=bearer("agency-x"),
     )
     assert not_mine.status_code == 403
 
@@ -833,7 +827,7 @@ async def plan_known(svc: Service, patient_id: uuid.UUID, version: int = 1) -> N
 
 async def refer_by_hand(svc: Service, agency: str = "agency-home", subject: str = "cm-ana", **body):
     jsonable = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in body.items()}
-    return await svc.client.post("/v1/referrals", json=jsonable, headers=auth(agency, subject=subject))
+    return await svc.client.post("/v1/referrals", json=jsonable, headers=bearer(agency, subject=subject))
 
 
 async def test_a_referral_by_hand_without_consent_waits_is_sent_when_consent_arrives_and_is_accepted(
@@ -857,7 +851,7 @@ async def test_a_referral_by_hand_without_consent_waits_is_sent_when_consent_arr
         ("draft", "cm-ana", "Prefers mornings")
     ]
     assert await svc.outbox(patient_id, MADE) == []
-    hidden = await svc.client.get(f"/v1/referrals/{made['id']}", headers=auth(receiving, "provider"))
+    hidden = await svc.client.get(f"/v1/referrals/{made['id']}", headers=bearer(receiving, "provider"))
     assert hidden.status_code == 404  # the receiving agency learns of it only once it is sent
 
     await svc.publish(consent(patient_id, "agency-home", agencies=[receiving]))
@@ -871,7 +865,9 @@ async def test_a_referral_by_hand_without_consent_waits_is_sent_when_consent_arr
     )
     assert "mornings" not in json.dumps(await svc.outbox(patient_id))
     accepted = await svc.client.post(
-        f"/v1/referrals/{made['id']}/status", json={"status": "accepted"}, headers=auth(receiving, "provider")
+        f"/v1/referrals/{made['id']}/status",
+        json={"status": "accepted"},
+        headers=bearer(receiving, "provider"),
     )
     assert accepted.status_code == 200 and accepted.json()["referral"]["status"] == "accepted"
     [changed_to_requested, changed_to_accepted] = await svc.outbox(patient_id, CHANGED)
@@ -913,7 +909,7 @@ async def test_a_choice_by_hand_cancels_the_automatic_referral_and_replaces_it(r
     analyst = await svc.client.post(
         "/v1/referrals",
         json={**{k: str(v) for k, v in ask.items()}, "service_id": chosen},
-        headers=auth("agency-home", "analyst"),
+        headers=bearer("agency-home", "analyst"),
     )
     assert analyst.status_code == 403 and analyst.json()["missing_permission"] == "referral:make"
 
@@ -927,7 +923,7 @@ async def test_a_choice_by_hand_cancels_the_automatic_referral_and_replaces_it(r
         "urgent",
     )
     assert new["service_request_id"] == str(made["service_request_id"])
-    old = (await svc.client.get(f"/v1/referrals/{made['id']}", headers=auth("agency-home"))).json()
+    old = (await svc.client.get(f"/v1/referrals/{made['id']}", headers=bearer("agency-home"))).json()
     assert (old["status"], old["status_reason"]) == ("cancelled", "overridden-by-care-manager")
     [cancelled] = await svc.outbox(patient_id, CHANGED)
     assert (cancelled["referral_id"], cancelled["reason"], cancelled["actor_id"]) == (
@@ -994,7 +990,7 @@ async def test_a_gap_is_reported_and_activating_a_recruited_prospect_refers_the_
         what="gap recorded",
     )
 
-    analyst = auth("agency-network", "analyst", "an-al")
+    analyst = bearer("agency-network", "analyst", "an-al")
     report = await svc.client.get(f"/v1/network-gaps?program_category={category}", headers=analyst)
     assert report.status_code == 200, report.text
     [group] = report.json()["items"]
@@ -1008,10 +1004,10 @@ async def test_a_gap_is_reported_and_activating_a_recruited_prospect_refers_the_
         "oldest_waiting_since": svc.clock().isoformat().replace("+00:00", "Z"),
     }
     assert str(patient_id) not in report.text
-    no_role = await svc.client.get("/v1/network-gaps", headers=auth("agency-home"))
+    no_role = await svc.client.get("/v1/network-gaps", headers=bearer("agency-home"))
     assert no_role.status_code == 403 and no_role.json()["missing_permission"] == "network-gap:read"
 
-    admin = auth("agency-network", "admin", "adm-ada")
+    admin = bearer("agency-network", "admin", "adm-ada")
     prospect_id = unique("sunrise")
     body = {
         "id": prospect_id,
@@ -1038,7 +1034,7 @@ async def test_a_gap_is_reported_and_activating_a_recruited_prospect_refers_the_
     updated = await svc.client.post("/v1/prospects", json={**body, "agency_id": recruited}, headers=admin)
     assert updated.status_code == 200 and updated.json()["status"] == "onboarding"
 
-    supervisor = auth("agency-home", "supervisor", "sv-sam")
+    supervisor = bearer("agency-home", "supervisor", "sv-sam")
     active = await svc.client.post(
         f"/v1/prospects/{prospect_id}/status", json={"status": "active"}, headers=supervisor
     )
@@ -1067,7 +1063,7 @@ async def test_a_gap_is_reported_and_activating_a_recruited_prospect_refers_the_
     ]
     listed = await svc.client.get(f"/v1/prospects?status=active&program_category={category}", headers=admin)
     assert [p["id"] for p in listed.json()["items"]] == [prospect_id]
-    care_manager = await svc.client.get("/v1/prospects", headers=auth("agency-home"))
+    care_manager = await svc.client.get("/v1/prospects", headers=bearer("agency-home"))
     assert care_manager.status_code == 403 and care_manager.json()["missing_permission"] == "prospect:read"
     final = await svc.client.post(
         f"/v1/prospects/{prospect_id}/status", json={"status": "declined", "reason": "other"}, headers=admin
@@ -1080,7 +1076,7 @@ async def test_a_gap_is_reported_and_activating_a_recruited_prospect_refers_the_
     rejected = await svc.client.post(
         f"/v1/referrals/{made['id']}/status",
         json={"status": "rejected", "reason": "no-capacity"},
-        headers=auth(recruited, "provider"),
+        headers=bearer(recruited, "provider"),
     )
     assert rejected.status_code == 200 and rejected.json()["rerouted_to"] is None
     [reopened] = (
@@ -1111,7 +1107,7 @@ async def test_a_gap_recorded_before_its_routing_details_were_kept_is_referred_f
     assert await svc.runtime.pool.fetchval(
         "SELECT agency_id IS NULL AND plan_id IS NULL FROM network_gaps WHERE intervention_id = $1", item.id
     )
-    admin = auth("agency-network", "admin", "adm-ada")
+    admin = bearer("agency-network", "admin", "adm-ada")
     prospect_id = unique("own")
     body = {
         "id": prospect_id,
@@ -1145,10 +1141,10 @@ async def test_every_read_of_a_referral_is_audited_with_the_person_and_the_recei
     accepted = await svc.client.post(
         f"/v1/referrals/{rid}/status",
         json={"status": "accepted", "note": "Called the client"},
-        headers=auth(receiving, "provider", "pr-pat"),
+        headers=bearer(receiving, "provider", "pr-pat"),
     )
     assert accepted.status_code == 200, accepted.text
-    reader = auth("agency-home", subject="cm-ana")
+    reader = bearer("agency-home", subject="cm-ana")
     detail = await svc.client.get(f"/v1/referrals/{rid}", headers=reader)
     assert [(h["by_subject"], h["by_role"]) for h in detail.json()["history"]] == [
         (None, None),  # made by careloop from the plan
@@ -1159,11 +1155,13 @@ async def test_every_read_of_a_referral_is_audited_with_the_person_and_the_recei
     [changed] = await svc.outbox(patient_id, CHANGED)
     assert (changed["actor_id"], changed["actor_role"]) == ("pr-pat", "provider")
 
-    stranger = await svc.client.get(f"/v1/referrals/{rid}", headers=auth("agency-stranger", subject="cm-eve"))
-    analyst = await svc.client.get(f"/v1/referrals/{rid}", headers=auth("agency-home", "analyst", "an-al"))
+    stranger = await svc.client.get(
+        f"/v1/referrals/{rid}", headers=bearer("agency-stranger", subject="cm-eve")
+    )
+    analyst = await svc.client.get(f"/v1/referrals/{rid}", headers=bearer("agency-home", "analyst", "an-al"))
     assert (stranger.status_code, analyst.status_code) == (404, 403)
 
-    supervisor = auth("agency-home", "supervisor", "sv-sam")
+    supervisor = bearer("agency-home", "supervisor", "sv-sam")
     trail = await svc.client.get(f"/v1/audit?patient_id={patient_id}", headers=supervisor)
     assert trail.status_code == 200, trail.text
     seen = [(e["subject"], e["agency_id"], e["route"]) for e in trail.json()["items"]]
@@ -1191,7 +1189,7 @@ async def test_every_read_of_a_referral_is_audited_with_the_person_and_the_recei
         ("an-al", "referral:read"),
     ]
     # The audit log answers to the patient's own agency only.
-    other = auth(receiving, "supervisor", "sv-other")
+    other = bearer(receiving, "supervisor", "sv-other")
     assert (await svc.client.get(f"/v1/audit?patient_id={patient_id}", headers=other)).status_code == 404
 
 

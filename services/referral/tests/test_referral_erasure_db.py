@@ -14,7 +14,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from careloop_shared.auth import issue_token, verify_token
+from careloop_shared.auth import verify_token
 from careloop_shared.contracts import (
     ConsentRecorded,
     FollowUpCadence,
@@ -28,7 +28,7 @@ from careloop_shared.events import Event, Message, new_message
 from careloop_shared.patient_keys import HttpPatientKeys
 from careloop_shared.runtime import running
 from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import client_of, eventually, publish_message, settings_for
+from careloop_shared.testing import bearer, client_of, eventually, publish_message, settings_for
 from referral.config import ReferralSettings
 from referral.domain.commands import ChangeReferralStatus
 from referral.erasure.store import ERASURE_LOCK
@@ -38,12 +38,12 @@ from referral.main import build_app
 pytestmark = pytest.mark.integration
 
 HOME = "agency-home"
-ADMIN = {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency="agency-network", role="admin")}
+ADMIN = bearer("agency-network", "admin")
 ERASED_AT = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
 def auth(agency: str, role: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject="s-1")}
+    return bearer(agency, role, "s-1")
 
 
 def unique(label: str) -> str:

@@ -16,13 +16,11 @@ import pytest_asyncio
 import structlog
 from fhir.resources.R4B import get_fhir_model_class
 
-from careloop_shared.auth import issue_token
 from careloop_shared.contracts import ConsentRecorded, FollowUpCadence, Intervention, PlanUpdated, RiskLevel
 from careloop_shared.events import new_message
 from careloop_shared.fhir import FHIR_JSON
 from careloop_shared.logging import configure_logging
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import eventually, publish_message, served, settings_for
+from careloop_shared.testing import bearer, eventually, publish_message, served, settings_for
 from referral.config import ReferralSettings
 from referral.main import build_app
 
@@ -32,7 +30,7 @@ HOME = "agency-home"
 
 
 def auth(agency: str, role: str = "care-manager") -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject="s-1")}
+    return bearer(agency, role, "s-1")
 
 
 def unique(label: str) -> str:

@@ -6,9 +6,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from careloop_shared.auth import issue_token
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import served, settings_for
+from careloop_shared.testing import bearer, served, settings_for
 from referral.config import ReferralSettings
 from referral.main import build_app
 
@@ -18,7 +16,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "hsds_synthetic.py"
 
 
 def auth(role: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency="agency-network", role=role)}
+    return bearer("agency-network", role)
 
 
 def synthetic(services: int, seed: int) -> dict:

@@ -526,3 +526,13 @@ async def served(app: Any, base_url: str, **options: Any) -> AsyncIterator[tuple
 
     async with running(app.state.runtime) as runtime, client_of(app, base_url, **options) as client:
         yield client, runtime
+
+
+def bearer(agency: str, role: str = "care-manager", subject: str = "dev-user") -> dict[str, str]:
+    """The ``Authorization`` header of a development token: ``subject`` of ``agency``, acting as ``role``."""
+    from careloop_shared.auth import issue_token
+    from careloop_shared.settings import DEV_JWT_SECRET
+
+    return {
+        "Authorization": "Bearer " + issue_token(DEV_JWT_SECRET, agency=agency, role=role, subject=subject)
+    }
