@@ -130,13 +130,20 @@ class IntakeStore(Store):
         )
         return agency
 
-    async def list_patients(self, agency_id: str, limit: int, offset: int) -> list[asyncpg.Record]:
+    async def list_patients(
+        self, agency_id: str, limit: int, offset: int, *, only: list[uuid.UUID] | None = None
+    ) -> list[asyncpg.Record]:
+        """The agency's patients not erased, in the order they were registered; ``only`` these, if given
+        (found by their ids, not by walking the agency's list)."""
+        chosen, args = ("", ()) if only is None else (" AND p.id = ANY($4::uuid[])", (only,))
         return await self.db.fetch(
             f"SELECT {PATIENT_COLUMNS} FROM {PATIENTS_AND_KEYS}"
-            " WHERE p.agency_id = $1 AND p.erased_at IS NULL ORDER BY p.created_at, p.id LIMIT $2 OFFSET $3",
+            f" WHERE p.agency_id = $1 AND p.erased_at IS NULL{chosen}"
+            " ORDER BY p.created_at, p.id LIMIT $2 OFFSET $3",
             agency_id,
             limit,
             offset,
+            *args,
         )
 
     async def insert_consent(self, row: dict[str, Any]) -> None:

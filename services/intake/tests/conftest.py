@@ -272,9 +272,16 @@ class FakeIntakeStore:
         row = self.patients.get(patient_id)
         return None if row is None else row["agency_id"]
 
-    async def list_patients(self, agency_id: str, limit: int, offset: int) -> list[dict[str, Any]]:
+    async def list_patients(
+        self, agency_id: str, limit: int, offset: int, *, only: list[uuid.UUID] | None = None
+    ) -> list[dict[str, Any]]:
+        chosen = (
+            self.patients.values()
+            if only is None
+            else [self.patients[i] for i in dict.fromkeys(only) if i in self.patients]
+        )
         mine = sorted(
-            (p for p in self.patients.values() if p["agency_id"] == agency_id and not p.get("erased_at")),
+            (p for p in chosen if p["agency_id"] == agency_id and not p.get("erased_at")),
             key=lambda p: (p["created_at"], p["id"]),
         )
         return [kept_with_key(p, self.keys.rows) for p in mine[offset : offset + limit]]

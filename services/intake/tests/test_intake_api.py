@@ -467,6 +467,27 @@ async def test_emitted_events_validate_against_the_published_schemas(intake, age
     ]
 
 
+async def test_the_list_shows_only_the_patients_asked_for_by_id_of_the_callers_agency(intake, agency):
+    client, _ = intake
+    first, second, third = [await register(client, agency, given_name=n) for n in ("Una", "Duo", "Tria")]
+    elsewhere = await register(client, auth("agency-elsewhere"), given_name="Alien")
+    unknown = str(uuid.uuid4())
+    asked = [("id", i) for i in (third, elsewhere, first, unknown, first)]
+    listed = await client.get("/v1/patients", params=asked, headers=agency)
+    assert listed.status_code == 200, listed.text
+    # Each once, in the order they were registered; another agency's and an unknown id are left out.
+    assert [(p["id"], p["given_name"]) for p in listed.json()["items"]] == [(first, "Una"), (third, "Tria")]
+    paged = await client.get("/v1/patients", params=[*asked, ("limit", "1"), ("offset", "1")], headers=agency)
+    assert ([p["id"] for p in paged.json()["items"]], paged.json()["next_offset"]) == ([third], None)
+    assert second not in listed.text
+    # Not an id, or more than 200 of them: refused, saying where.
+    for params in ([("id", "Una")], [("id", str(uuid.uuid4())) for _ in range(201)]):
+        refused = await client.get("/v1/patients", params=params, headers=agency)
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][:2] == ["query", "id"], (
+            refused.text
+        )
+
+
 async def test_every_read_of_a_patients_details_is_audited_with_the_person_and_refusals_too(intake, agency):
     client, runtime = intake
     patient_id = await register(client, agency, given_name="Audited")

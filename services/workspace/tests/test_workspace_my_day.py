@@ -192,3 +192,55 @@ async def test_a_refusal_or_outage_that_ends_a_page_answers_a_page_saying_why(
         malformed = await http.get("/?tasks=-1")
         assert malformed.status_code == 400
         assert "Please check: tasks: Input should be greater than or equal to 0." in malformed.text
+
+
+async def test_my_day_names_the_patients_intake_may_show_and_keeps_the_id_of_the_others(
+    client, services, sign_in, make_task, make_follow_up
+):
+    named, erased = "33333333-3333-4333-8333-333333333333", "44444444-4444-4444-8444-444444444444"
+    services.page("followup", "/v1/tasks", [make_task("stat", "safety-check", patient_id=named)])
+    services.page("followup", "/v1/work-queue", [make_follow_up("due", patient_id=erased)])
+    services.page("followup", "/v1/caseload", [{**_caseload_row(named)}, {**_caseload_row(erased)}])
+    services.page("intake", "/v1/patients", [{"id": named, "given_name": "Avery", "family_name": "Demo"}])
+    await sign_in(client)
+    page = await client.get("/")
+    assert rows(page, "tasks")[1].startswith("stat Safety check Avery Demo 33333333 ")
+    assert "Patient 44444444" in rows(page, "due")[1]  # erased, or not shown by intake: by id only
+    assert [r.split(" ")[:3] for r in rows(page, "caseload")[1:]] == [
+        ["Avery", "Demo", "33333333"],
+        ["Patient", "44444444", "High"],
+    ]
+    # One request, each patient once, however many lists name them.
+    [call] = services.called("intake", "/v1/patients")
+    assert (call.url.params.get_list("id"), call.url.params["limit"]) == ([named, erased], "2")
+
+
+async def test_my_day_still_shows_when_intake_cannot_name_its_patients(client, services, sign_in, make_task):
+    services.page("followup", "/v1/tasks", [make_task("stat", "safety-check", patient_id=_ID)])
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    services.answer_with("intake", "GET", "/v1/patients", down)
+    await sign_in(client)
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert rows(page, "tasks")[1].startswith("stat Safety check Patient 55555555 ")
+
+
+_ID = "55555555-5555-4555-8555-555555555555"
+
+
+def _caseload_row(patient_id: str) -> dict:
+    return {
+        "patient_id": patient_id,
+        "assigned_at": "2026-02-01T10:00:00+00:00",
+        "risk_level": "high",
+        "open_needs": [],
+        "last_contact": None,
+        "open_tasks": 0,
+        "overdue_tasks": 0,
+        "urgent_tasks": 0,
+        "overdue_follow_ups": 0,
+        "next_follow_up_due": None,
+    }

@@ -9,9 +9,7 @@ import pytest
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient
 
-from careloop_shared.auth import issue_token
-from careloop_shared.settings import DEV_JWT_SECRET
-from careloop_shared.testing import ServiceProcess, eventually, unique_prefix
+from careloop_shared.testing import ServiceProcess, bearer, eventually, unique_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -73,9 +71,7 @@ async def sign_in(http: httpx.AsyncClient, subject: str = CARE_MANAGER) -> None:
 
 async def test_a_care_manager_sees_the_safety_check_and_the_patient_on_my_day(platform):
     intake = platform["intake"].url
-    bearer = issue_token(DEV_JWT_SECRET, agency=AGENCY, role="care-manager", subject=CARE_MANAGER)
-    headers = {"Authorization": f"Bearer {bearer}"}
-    async with httpx.AsyncClient(timeout=10, headers=headers) as api:
+    async with httpx.AsyncClient(timeout=10, headers=bearer(AGENCY, subject=CARE_MANAGER)) as api:
         created = await api.post(f"{intake}/v1/patients", json=PATIENT)
         assert created.status_code == 201, created.text
         patient_id = created.json()["id"]
@@ -98,11 +94,17 @@ async def test_a_care_manager_sees_the_safety_check_and_the_patient_on_my_day(pl
 
         page = await eventually(my_day, timeout=30, what="the safety check on My day")
         tasks = page.split('id="tasks-heading"')[1].split("</section>")[0]
-        assert "stat" in tasks and f'href="/patients/{patient_id}"' in tasks
+        assert "stat" in tasks and f'<a href="/patients/{patient_id}">Wanda Testperson</a>' in tasks
         caseload = page.split('id="caseload-heading"')[1].split("</section>")[0]
-        assert f'href="/patients/{patient_id}"' in caseload
-        for phi in ("Wanda", "Testperson", "1958-04-11"):
+        assert f'<a href="/patients/{patient_id}">Wanda Testperson</a>' in caseload
+        # Her name, read from intake as the care manager (and recorded there as read); nothing else of hers.
+        for phi in ("1958-04-11", "555 0142"):
             assert phi not in page
+        async with httpx.AsyncClient(timeout=10) as api:
+            supervisor = bearer(AGENCY, "supervisor", "sv-riverside-sam")
+            trail = await api.get(f"{intake}/v1/audit", params={"patient_id": patient_id}, headers=supervisor)
+        read = [(e["subject"], e["route"]) for e in trail.json()["items"] if e["what"] == "patient"]
+        assert (CARE_MANAGER, "GET /v1/patients") in read
 
         platform["followup"].stop()
         down = await http.get("/")

@@ -108,6 +108,18 @@ async def test_follow_ups_due_and_overdue_with_a_reassign_link(client, services,
     assert services.called("followup", "/v1/work-queue")[0].url.params["offset"] == "20"
 
 
+async def test_the_follow_ups_name_their_patients_as_intake_shows_them(
+    client, services, sign_in, make_follow_up
+):
+    services.page("followup", "/v1/work-queue", [make_follow_up("overdue", patient_id=PATIENT)])
+    services.page("intake", "/v1/patients", [PATIENT_BODY])
+    await sign_in(client, SAM)
+    page = await client.get("/supervisor")
+    assert rows(page, "due")[0].startswith("routine Plan cadence Rosa Demo-Okafor 44444444 Mon 02 Mar 09:00")
+    [asked] = services.called("intake", "/v1/patients")
+    assert asked.url.params.get_list("id") == [PATIENT]
+
+
 async def test_a_section_the_service_refuses_says_so_and_the_rest_shows(client, services, sign_in):
     services.answer("followup", "GET", "/v1/caseload/agency", 503, {"detail": "down"})
     await sign_in(client, SAM)

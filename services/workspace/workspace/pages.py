@@ -25,6 +25,7 @@ from workspace.web import CallServices, SignedInSession, redirect, render, works
 router = APIRouter()
 
 Offset = Annotated[int, Query(ge=0, le=100_000)]
+_MOST_NAMED = 200  # intake's bound on the patients one request names
 
 
 @router.get("/")
@@ -72,6 +73,7 @@ async def my_day(
         "due": due,
         "later": later,
         "caseload": patients,
+        "names": await names_of(services, person, my_tasks, due, later, patients),
         "shows": {p: may(person, p) for p in ("task:read", "follow-up:read", "caseload:read")},
         "now": ctx.clock(),
         "may_register": may(person, "patient:register"),
@@ -83,6 +85,19 @@ async def my_day(
 def may(person: Person, permission: str) -> bool:
     """Whether the person's role may read or do this (the services check it again)."""
     return load_matrix().allows(person.role, permission)
+
+
+async def names_of(services: Services, person: Person, *listings: Listing) -> dict[str, str]:
+    """The names of the patients the listings name (by ``patient_id``), for a role that may read a
+    patient's details: one request to intake, which records each as read. A patient erased, or one intake
+    cannot show now, keeps their pseudonymous id on the page, and the page still shows."""
+    ids = list(dict.fromkeys(str(item["patient_id"]) for listing in listings for item in listing.items))
+    if not ids or not may(person, "patient:read"):
+        return {}
+    found = await services.page(
+        "intake", "/v1/patients", limit=min(len(ids), _MOST_NAMED), id=ids[:_MOST_NAMED]
+    )
+    return {p["id"]: f"{p['given_name']} {p['family_name']}" for p in found.items}
 
 
 async def _due_later_today(services: Services, now: datetime, zone: Any, size: int) -> Listing:

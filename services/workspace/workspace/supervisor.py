@@ -21,7 +21,7 @@ from workspace.codes import REASSIGNMENT_REASONS
 from workspace.forms import FormKey, new_form_key
 from workspace.gates import may_any, not_available, supervisor_tabs
 from workspace.notices import notice_text
-from workspace.pages import may
+from workspace.pages import may, names_of
 from workspace.sessions import Person
 from workspace.web import CallServices, SignedInSession, redirect, render, workspace_of
 
@@ -78,6 +78,7 @@ async def team(
         "capped": capped,
         "scanned": SCAN_PAGE * SCAN_PAGES,
         "due": due,
+        "names": await names_of(services, person, urgent, due),
         "shows": {p: may(person, p) for p in ("task:read", "follow-up:read", "patient:assign")},
         "tab": "team",
         "tabs": supervisor_tabs(person),
