@@ -200,7 +200,7 @@ async def test_my_day_names_the_patients_intake_may_show_and_keeps_the_id_of_the
     named, erased = "33333333-3333-4333-8333-333333333333", "44444444-4444-4444-8444-444444444444"
     services.page("followup", "/v1/tasks", [make_task("stat", "safety-check", patient_id=named)])
     services.page("followup", "/v1/work-queue", [make_follow_up("due", patient_id=erased)])
-    services.page("followup", "/v1/caseload", [{**_caseload_row(named)}, {**_caseload_row(erased)}])
+    services.page("followup", "/v1/caseload", [_caseload_row(named), _caseload_row(erased)])
     services.page("intake", "/v1/patients", [{"id": named, "given_name": "Avery", "family_name": "Demo"}])
     await sign_in(client)
     page = await client.get("/")
@@ -215,6 +215,9 @@ async def test_my_day_names_the_patients_intake_may_show_and_keeps_the_id_of_the
     assert (call.url.params.get_list("id"), call.url.params["limit"]) == ([named, erased], "2")
 
 
+_ID = "55555555-5555-4555-8555-555555555555"
+
+
 async def test_my_day_still_shows_when_intake_cannot_name_its_patients(client, services, sign_in, make_task):
     services.page("followup", "/v1/tasks", [make_task("stat", "safety-check", patient_id=_ID)])
 
@@ -226,9 +229,6 @@ async def test_my_day_still_shows_when_intake_cannot_name_its_patients(client, s
     page = await client.get("/")
     assert page.status_code == 200
     assert rows(page, "tasks")[1].startswith("stat Safety check Patient 55555555 ")
-
-
-_ID = "55555555-5555-4555-8555-555555555555"
 
 
 def _caseload_row(patient_id: str) -> dict:
