@@ -354,7 +354,8 @@ async def test_a_care_manager_sees_every_section_of_the_patient(client, services
     await sign_in(client)
     page = await client.get(f"/patients/{PID}")
     assert page.status_code == 200, page.text
-    assert "<h1>Patient 33333333</h1>" in page.text
+    assert "<h1>Ann Example</h1>" in page.text
+    assert "<title>Patient · careloop</title>" in page.text  # no name in the browser's history
     details = section(page, "details")
     assert "Ann Example" in details and "1958-04-11" in details and "Spanish" in details
     assert "Safe to contact by Text, In person" in details
@@ -474,6 +475,24 @@ async def test_each_section_fails_on_its_own(client, services, sign_in, make_tas
     assert "Reliable transportation" in section(page, "plan")
 
 
+async def page_with_intake_answering(client, services, sign_in, make_task, status: int, detail: str):
+    """The patient page, every service answering as usual but intake's details answering ``status``."""
+    answer_everything(services, make_task)
+    services.answer("intake", "GET", PATH, status, {"detail": detail})
+    await sign_in(client)
+    return await client.get(f"/patients/{PID}")
+
+
+async def test_the_page_is_headed_by_the_id_while_intake_cannot_give_the_name(
+    client, services, sign_in, make_task
+):
+    page = await page_with_intake_answering(client, services, sign_in, make_task, 503, "down")
+    assert page.status_code == 200
+    assert "<h1>Patient 33333333</h1>" in page.text
+    assert "Ann Example" not in page.text
+    assert "Reliable transportation" in section(page, "plan")
+
+
 async def test_a_provider_or_an_analyst_has_no_patient_pages_and_nothing_is_asked(
     make_app, settings, open_browser, services, sign_in, make_task
 ):
@@ -524,10 +543,7 @@ async def test_a_supervisor_works_the_patient_as_a_care_manager_does(
 async def test_another_agencys_patient_is_not_found_and_no_other_service_is_asked(
     client, services, sign_in, make_task
 ):
-    answer_everything(services, make_task)
-    services.answer("intake", "GET", PATH, 404, {"detail": "patient not found"})
-    await sign_in(client)
-    page = await client.get(f"/patients/{PID}")
+    page = await page_with_intake_answering(client, services, sign_in, make_task, 404, "patient not found")
     assert page.status_code == 404
     assert "There is no such patient, or not one you may see." in page.text
     assert [r.url.path for r in services.requests] == [PATH]

@@ -116,6 +116,7 @@ async def test_the_follow_ups_name_their_patients_as_intake_shows_them(
     await sign_in(client, SAM)
     page = await client.get("/supervisor")
     assert rows(page, "due")[0].startswith("routine Plan cadence Rosa Demo-Okafor 44444444 Mon 02 Mar 09:00")
+    assert rows(page, "due")[0].endswith("Reassign Rosa Demo-Okafor")
     [asked] = services.called("intake", "/v1/patients")
     assert asked.url.params.get_list("id") == [PATIENT]
 
