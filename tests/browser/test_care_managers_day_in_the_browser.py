@@ -1,10 +1,10 @@
 """A care manager's day and a provider's answer, in a real browser against the six services.
 
-A care manager registers a patient, records consent, a PHQ-9 with item 9 above 0 and an AHC HRSN with a
-transport need; the safety check is at the top of My day; the plan appears on the patient page. The
-receiving agency's provider sees the referral with the patient's contact detail, accepts and completes
-it. The care manager records a follow-up outcome; the timeline shows every step and verifies. Every page
-is photographed, and the main ones are checked with axe-core.
+A care manager registers a patient, finds her again by name and birth date, records consent, a PHQ-9
+with item 9 above 0 and an AHC HRSN with a transport need; the safety check is at the top of My day; the
+plan appears on the patient page. The receiving agency's provider sees the referral with the patient's
+contact detail, accepts and completes it. The care manager records a follow-up outcome; the timeline
+shows every step and verifies. Every page is photographed, and the main ones are checked with axe-core.
 """
 
 from __future__ import annotations
@@ -64,6 +64,21 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     await page.wait_for_url("**/patients/*")
     patient_url = page.url.split("?")[0]
     patient_id = patient_url.rsplit("/", 1)[-1]
+    assert await page.get_by_role("heading", name="Tess Transit-Journey", level=1).is_visible()
+
+    # She calls back: found by her name and birth date as she gives them, from the main menu.
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Find a patient").click()
+    finder = page.locator("#find-patient")
+    await finder.get_by_label("Given name").fill("tess")
+    await finder.get_by_label("Family name").fill("transit journey")
+    await finder.get_by_label("Birth date").fill("1966-06-06")
+    await finder.get_by_role("button", name="Find").click()
+    found = page.locator("section[aria-labelledby='found-heading']")
+    await found.get_by_role("link", name="Tess Transit-Journey").wait_for()
+    assert "/patients/find" in page.url and "tess" not in page.url.lower()  # nothing typed in the address
+    await accessibility(page, "find-patient")
+    await found.get_by_role("link", name="Tess Transit-Journey").click()
+    await page.wait_for_url(f"**/patients/{patient_id}")
 
     # Consent to refer for transportation.
     await page.goto(f"/patients/{patient_id}/consents/new")

@@ -5,23 +5,27 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from careloop_shared.errors import NotFound
 from careloop_shared.http import (
     Audit,
+    Auditor,
     CodePath,
     Commands,
     CurrentPrincipal,
     Page,
+    PageParams,
     Paging,
     needs,
     read_store,
     service_context,
 )
+from careloop_shared.idempotency import idempotency_key
 from intake import handlers
 from intake.config import IntakeContext
 from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient, RevokeConsent, UpdatePatient
+from intake.domain.patients import normalised_name
 from intake.domain.questionnaires import questionnaire
 from intake.erasure.handlers import ErasePatient, PatientErasedAlready, revealed
 from intake.erasure.handlers import erase_patient as erase
@@ -37,6 +41,7 @@ from intake.schemas import (
     PatientIn,
     PatientOut,
     PatientPatch,
+    PatientSearch,
     QuestionnaireOut,
 )
 from intake.store import IntakeStore
@@ -98,9 +103,42 @@ async def list_patients(
 ) -> Page[PatientOut]:
     """The agency's patients in the order they were registered; erased patients are left out."""
     rows = await store.list_patients(who.agency_id, page.fetch_limit, page.offset, only=ids)
+    return await _shown(rows, page, ctx, audit)
+
+
+async def _shown(rows: list[Any], page: PageParams, ctx: IntakeContext, audit: Auditor) -> Page[PatientOut]:
+    """A page of the patients as kept, their details opened, each recorded as read."""
     shown = Page.of([PatientOut(**p) for p in identified(ctx.keys, rows)], page)
     await audit.read_many([(p.id, p.id) for p in shown.items], "patient")
     return shown
+
+
+@router.post(
+    "/patients/search",
+    tags=["patients"],
+    response_model=Page[PatientOut],
+    openapi_extra=needs("patient:read"),
+)
+async def search_patients(
+    body: PatientSearch,
+    request: Request,
+    who: CurrentPrincipal,
+    store: Store,
+    audit: Audit,
+    page: Paging,
+    ctx: Ctx,
+) -> Page[PatientOut]:
+    """The agency's patients with this name and birth date (erased ones left out): found by the blind index
+    registration keeps for likely duplicates, so the details are never searched in the clear. A POST, so
+    the name and birth date travel in the body, never in a URL or an access log. It changes nothing (an
+    ``Idempotency-Key`` is checked, not needed); each patient found is recorded as read."""
+    idempotency_key(request)
+    name_key = normalised_name(body.given_name, body.family_name)
+    blind = ctx.blind_index.likely_duplicate(who.agency_id, name_key, body.birth_date)
+    rows = await store.find_patients(
+        who.agency_id, blind, name_key, body.birth_date, page.fetch_limit, page.offset
+    )
+    return await _shown(rows, page, ctx, audit)
 
 
 @router.get(

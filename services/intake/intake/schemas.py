@@ -85,6 +85,15 @@ class PatientIn(Body):
         return self
 
 
+class PatientSearch(Body):
+    """Whom to look for, as a front desk asks: the whole name and the birth date. Matched as registration
+    matches a likely duplicate (accents, case, punctuation and spacing aside), never by part of a name."""
+
+    given_name: Name
+    family_name: Name
+    birth_date: date
+
+
 class PatientPatch(Body):
     """Only the fields present change; ``null`` clears an optional contact detail or the safe channels.
     The care manager changes by reassignment (``POST /v1/patients/{id}/care-manager``), not here."""

@@ -8,7 +8,7 @@ Every read here is scoped to the caller's agency.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -144,6 +144,24 @@ class IntakeStore(Store):
             limit,
             offset,
             *args,
+        )
+
+    async def find_patients(
+        self, agency_id: str, duplicate_key: bytes, name_key: str, birth_date: date, limit: int, offset: int
+    ) -> list[asyncpg.Record]:
+        """The agency's patients not erased with this blind index of name and birth date (at most one
+        sealed), and any not sealed yet with this normalised name and birth date, in registration order."""
+        return await self.db.fetch(
+            f"SELECT {PATIENT_COLUMNS} FROM {PATIENTS_AND_KEYS}"
+            " WHERE p.agency_id = $1 AND p.erased_at IS NULL AND (p.duplicate_key = $2"
+            " OR (p.identity IS NULL AND p.name_key = $3 AND p.birth_date = $4))"
+            " ORDER BY p.created_at, p.id LIMIT $5 OFFSET $6",
+            agency_id,
+            duplicate_key,
+            name_key,
+            birth_date,
+            limit,
+            offset,
         )
 
     async def insert_consent(self, row: dict[str, Any]) -> None:

@@ -280,11 +280,21 @@ class FakeIntakeStore:
             if only is None
             else [self.patients[i] for i in dict.fromkeys(only) if i in self.patients]
         )
+        return self._shown(chosen, agency_id, limit, offset)
+
+    def _shown(self, rows: Any, agency_id: str, limit: int, offset: int) -> list[dict[str, Any]]:
+        """The agency's patients of ``rows`` not erased, a page of them in registration order."""
         mine = sorted(
-            (p for p in chosen if p["agency_id"] == agency_id and not p.get("erased_at")),
+            (p for p in rows if p["agency_id"] == agency_id and not p.get("erased_at")),
             key=lambda p: (p["created_at"], p["id"]),
         )
         return [kept_with_key(p, self.keys.rows) for p in mine[offset : offset + limit]]
+
+    async def find_patients(
+        self, agency_id: str, duplicate_key: bytes, name_key: str, birth_date: date, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        same = [p for p in self.patients.values() if p.get("duplicate_key") == duplicate_key]
+        return self._shown(same, agency_id, limit, offset)
 
     async def erase_patient_details(
         self, patient_id: uuid.UUID, blanks: dict[str, Any], at: datetime

@@ -488,6 +488,65 @@ async def test_the_list_shows_only_the_patients_asked_for_by_id_of_the_callers_a
         )
 
 
+async def test_a_patient_is_found_by_the_whole_name_and_birth_date_within_the_agency_only(intake, agency):
+    client, _ = intake
+    family = f"Zubiría-{uuid.uuid4().hex[:6]}"
+    wanted = await register(client, agency, family_name=family)
+    await register(client, agency, family_name=family, birth_date="1958-03-15")  # another person
+    elsewhere = auth("agency-elsewhere")
+    await register(client, elsewhere, family_name=family)
+    agency_id = agency_of(agency)
+
+    async def search(headers, **body):
+        return await client.post(
+            "/v1/patients/search",
+            json={"given_name": "Marisol", "family_name": family, "birth_date": "1958-03-14", **body},
+            headers=headers,
+        )
+
+    # As registration finds a likely duplicate: accents, case, punctuation and spacing aside.
+    found = await search(agency, given_name="  MARISOL ", family_name=family.upper().replace("Í", "I"))
+    assert found.status_code == 200, found.text
+    [patient] = found.json()["items"]
+    assert (patient["id"], patient["given_name"], patient["phone"]) == (wanted, "Marisol", "+1 555 0100")
+    assert found.json()["next_offset"] is None
+    # Part of a name, another birth date or another agency's caller: nobody.
+    for headers, body in (
+        (agency, {"family_name": family[:-1]}),
+        (agency, {"birth_date": "1958-03-13"}),
+        (auth("agency-nobody"), {}),
+    ):
+        assert (await search(headers, **body)).json()["items"] == [], body
+    [theirs] = (await search(elsewhere)).json()["items"]
+    assert theirs["id"] != wanted
+    # Recorded as a read of the patient found, by whoever searched.
+    supervisor = auth(agency_id, role="supervisor", subject="sv-sam")
+    assert (await search(auth(agency_id, subject="cm-finder"))).status_code == 200
+    trail = (await client.get(f"/v1/audit?patient_id={wanted}", headers=supervisor)).json()["items"]
+    assert ("cm-finder", "allowed", "POST /v1/patients/search") in [
+        (e["subject"], e["outcome"], e["route"]) for e in trail
+    ]
+    # An erased patient is not found.
+    erased = await client.post(
+        f"/v1/patients/{wanted}/erasure", json={"reason": "request"}, headers=supervisor
+    )
+    assert erased.status_code == 200, erased.text
+    assert (await search(agency)).json()["items"] == []
+    # Refusals: a role without patient:read; bad input, said where and why without the input itself.
+    assert (await search(auth(agency_id, role="analyst"))).status_code == 403
+    for body, loc in (
+        ({"birth_date": "14/03/1958"}, ["body", "birth_date"]),
+        ({"given_name": ""}, ["body", "given_name"]),
+        ({"family_name": "x" * 201}, ["body", "family_name"]),
+    ):
+        refused = await search(agency, **body)
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == loc, refused.text
+        assert family not in refused.text and "1958" not in refused.text
+    too_long_key = {**agency, "Idempotency-Key": "k" * 201}
+    refused = await search(too_long_key)
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+
+
 async def test_every_read_of_a_patients_details_is_audited_with_the_person_and_refusals_too(intake, agency):
     client, runtime = intake
     patient_id = await register(client, agency, given_name="Audited")

@@ -106,6 +106,17 @@ async def test_a_care_manager_sees_the_safety_check_and_the_patient_on_my_day(pl
         read = [(e["subject"], e["route"]) for e in trail.json()["items"] if e["what"] == "patient"]
         assert (CARE_MANAGER, "GET /v1/patients") in read
 
+        # Found again by her whole name and birth date, typed as a caller might give them.
+        form = await http.get("/patients/find")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+        asked = {"given_name": "wanda", "family_name": " TESTPERSON", "birth_date": "1958-04-11"}
+        found = await http.post("/patients/find", data={**asked, "csrf_token": csrf})
+        assert found.status_code == 200, found.text
+        assert (
+            f'<a href="/patients/{patient_id}">Wanda Testperson</a>'
+            in found.text.split('id="found-heading"')[1]
+        )
+
         platform["followup"].stop()
         down = await http.get("/")
         assert down.status_code == 200
@@ -113,4 +124,5 @@ async def test_a_care_manager_sees_the_safety_check_and_the_patient_on_my_day(pl
 
     log = platform["workspace"].log_path.read_text()
     assert patient_id not in log and "Testperson" not in log
+    assert "Testperson" not in platform["intake"].log_path.read_text()
     assert '"route": "/"' in log

@@ -188,7 +188,7 @@ async def test_my_day_links_name_patients_by_pseudonymous_id_only(client, sign_i
     links = re.findall(r'href="([^"]+)"', page.text)
     for link in links:
         assert re.fullmatch(
-            r"#main|/(static/workspace\.css|patients/([0-9a-f-]{36}|new)|\?tasks=\d+|signin|supervisor|inbox)?",
+            r"#main|/(static/workspace\.css|patients/([0-9a-f-]{36}|new|find)|\?tasks=\d+|signin|supervisor|inbox)?",
             link,
         ), link
 

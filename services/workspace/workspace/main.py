@@ -31,6 +31,7 @@ from workspace import (
     assessment,
     errors,
     fhir_record,
+    finding,
     followup_actions,
     necessity,
     pages,
@@ -156,6 +157,7 @@ def build_app(
     app.include_router(signin.router)
     app.include_router(pages.router)
     app.include_router(registration.router)
+    app.include_router(finding.router)  # /patients/find before /patients/{patient_id}
     app.include_router(patient.router)
     app.include_router(fhir_record.router)
     app.include_router(assessment.router)

@@ -73,15 +73,8 @@ async def register_patient(
         "postal_code": postal_code,
         "care_manager_id": care_manager_id,
     }
-    ctx = workspace_of(request).ctx
-    today = ctx.clock().astimezone(ctx.zone).date()
     check = Checks()
-    check.need("given_name", given_name.strip(), "Enter the patient's given name.")
-    check.need("family_name", family_name.strip(), "Enter the patient's family name.")
-    if check.need("birth_date", birth_date, "Enter the patient's birth date."):
-        born = check.day("birth_date", birth_date, "Enter the birth date as a date, such as 1958-04-11.")
-        if born is not None and born > today:
-            check.fail("birth_date", "The birth date cannot be in the future.")
+    check_who(request, check, given_name, family_name, birth_date)
     check.match("phone", phone.strip(), PHONE, "A phone number: 7 to 25 digits, spaces, brackets or dashes.")
     check.match("email", email.strip(), EMAIL, "An email address, such as name@example.org.")
     check.match("postal_code", postal_code.strip(), POSTAL_CODE, "A postal code: 2 to 12 letters or digits.")
@@ -117,6 +110,17 @@ async def register_patient(
         return _patient_form(request, entered, safe_channels, form_key, error)
     assert created is not None
     return redirect(patient_url(created["id"], "patient-registered"))
+
+
+def check_who(request: Request, check: Checks, given_name: str, family_name: str, birth_date: str) -> None:
+    """Who the patient is, as registering and finding them ask it: both names and a birth date not to come."""
+    ctx = workspace_of(request).ctx
+    check.need("given_name", given_name.strip(), "Enter the patient's given name.")
+    check.need("family_name", family_name.strip(), "Enter the patient's family name.")
+    if check.need("birth_date", birth_date, "Enter the patient's birth date."):
+        born = check.day("birth_date", birth_date, "Enter the birth date as a date, such as 1958-04-11.")
+        if born is not None and born > ctx.clock().astimezone(ctx.zone).date():
+            check.fail("birth_date", "The birth date cannot be in the future.")
 
 
 def _safe_channels(ticked: list[str]) -> list[str] | None:
