@@ -55,6 +55,15 @@ async def test_refusals_become_messages_for_the_person():
     assert (await refusal(418, None)).message == "Intake refused the request (418)."
 
 
+async def test_a_conflicts_existing_record_is_kept_only_when_it_is_an_id():
+    pid = "33333333-3333-4333-8333-333333333333"
+    found = await refusal(409, {"detail": "likely duplicate", "existing_id": pid})
+    assert str(found.existing_id) == pid
+    for odd in ("javascript:alert(1)", 7, None, ["x"]):
+        assert (await refusal(409, {"detail": "likely duplicate", "existing_id": odd})).existing_id is None
+    assert (await refusal(409, ["not", "an", "object"])).existing_id is None
+
+
 async def test_a_busy_service_s_retry_after_is_kept_within_reason():
     async def retry_after(status: int, header: str | None) -> int | None:
         headers = {"Retry-After": header.encode("latin-1")} if header is not None else {}

@@ -252,6 +252,7 @@ async def test_a_likely_duplicate_is_refused_in_plain_words(client, services, si
     page = await client.post("/patients", data={**form_of(form), **ENTERED})
     assert page.status_code == 409
     assert "already registered in your agency" in page.text
+    assert f'<a href="/patients/{PID}">Open the patient already registered</a>' in page.text
 
 
 async def test_a_supervisor_registering_is_not_named_care_manager_by_default(

@@ -9,6 +9,7 @@ a message, and nothing here logs a body.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ class ServiceError(SafeMessageError):
     message: str
     problems: list[Problem] = field(default_factory=list)
     retry_after_s: int | None = None  # a busy service's (429, 503) Retry-After, when it gave one
+    existing_id: uuid.UUID | None = None  # a 409's record already there (intake's likely duplicate)
 
     def __str__(self) -> str:
         return self.message
@@ -148,7 +150,12 @@ def refusal(service: str, response: httpx.Response) -> ServiceError:
         return ServiceError(service, status, "Not found, or not something your agency may see.")
     if status == 409:
         text = detail if isinstance(detail, str) else "it changed in the meantime"
-        return ServiceError(service, status, f"Not possible now: {text}. Reload the page and try again.")
+        return ServiceError(
+            service,
+            status,
+            f"Not possible now: {text}. Reload the page and try again.",
+            existing_id=_uuid_or_none(body.get("existing_id") if isinstance(body, dict) else None),
+        )
     if status == 422:
         problems = [_problem(p) for p in detail] if isinstance(detail, list) else []
         return ServiceError(service, status, "Some of what was entered needs correcting.", problems)
@@ -161,6 +168,13 @@ def refusal(service: str, response: httpx.Response) -> ServiceError:
             retry_after_s=_retry_after(response) if status in (429, 503) else None,
         )
     return ServiceError(service, status, f"{name} refused the request ({status}).")
+
+
+def _uuid_or_none(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _retry_after(response: httpx.Response) -> int | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import uuid
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -47,6 +48,7 @@ class FormError:
     problems: list[Problem] = field(default_factory=list)
     status: int = 422
     current_version: int | None = None  # a stale plan version: where the plan is now
+    existing_id: uuid.UUID | None = None  # the patient already registered, for a likely duplicate
 
     def __str__(self) -> str:
         return self.message
@@ -64,7 +66,8 @@ class FormError:
         renamed = renamed or {}
         problems = [Problem(renamed.get(p.field, p.field), p.message) for p in exc.problems]
         version = re.search(r"plan is at version (\d+)", exc.message)
-        return cls(exc.message, problems, exc.status or 503, int(version.group(1)) if version else None)
+        current = int(version.group(1)) if version else None
+        return cls(exc.message, problems, exc.status or 503, current, exc.existing_id)
 
 
 class Checks:
