@@ -355,6 +355,7 @@ async def test_a_care_manager_sees_every_section_of_the_patient(client, services
     page = await client.get(f"/patients/{PID}")
     assert page.status_code == 200, page.text
     assert "<h1>Ann Example</h1>" in page.text
+    assert "/care-manager" not in page.text  # reassigning is a supervisor's
     assert "<title>Patient · careloop</title>" in page.text  # no name in the browser's history
     details = section(page, "details")
     assert "Ann Example" in details and "1958-04-11" in details and "Spanish" in details
@@ -537,7 +538,8 @@ async def test_a_supervisor_works_the_patient_as_a_care_manager_does(
     assert 'id="plan-status"' in page.text
     assert f'href="/patients/{PID}/consents/new"' in page.text
     assert f'href="/patients/{PID}/interventions/{RIDES}/referral"' in page.text
-    assert "Care manager cm-riverside-ana" in section(page, "details")
+    assert "Care manager cm-riverside-ana Reassign Ann Example" in section(page, "details")
+    assert f'href="/supervisor/patients/{PID}/care-manager"' in page.text
 
 
 async def test_another_agencys_patient_is_not_found_and_no_other_service_is_asked(

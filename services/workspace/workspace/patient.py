@@ -55,6 +55,7 @@ ACTIONS = (
     "follow-up:record-outcome",
     "follow-up:reschedule",
     "task:change",
+    "patient:assign",  # a supervisor reassigns the patient from their page too
 )
 
 
