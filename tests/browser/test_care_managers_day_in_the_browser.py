@@ -1,10 +1,11 @@
 """A care manager's day and a provider's answer, in a real browser against the six services.
 
-A care manager registers a patient, finds her again by name and birth date, records consent, a PHQ-9
-with item 9 above 0 and an AHC HRSN with a transport need; the safety check is at the top of My day; the
-plan appears on the patient page. The receiving agency's provider sees the referral with the patient's
-contact detail, accepts and completes it. The care manager records a follow-up outcome; the timeline
-shows every step and verifies. Every page is photographed, and the main ones are checked with axe-core.
+A care manager registers a patient, finds her again by name and birth date, changes her phone number,
+records consent, a PHQ-9 with item 9 above 0 and an AHC HRSN with a transport need; the safety check is
+at the top of My day; the plan appears on the patient page. The receiving agency's provider sees the
+referral with the patient's contact detail, accepts and completes it. The care manager records a
+follow-up outcome; the timeline shows every step and verifies. Every page is photographed, and the main
+ones are checked with axe-core.
 """
 
 from __future__ import annotations
@@ -80,6 +81,19 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     await found.get_by_role("link", name="Tess Transit-Journey").click()
     await page.wait_for_url(f"**/patients/{patient_id}")
 
+    # She has a new phone number, and says calls and text messages to it are safe.
+    await page.get_by_role("link", name="Change the details").click()
+    details = page.locator("#change-details")
+    await details.get_by_label("Phone number").fill("+1 555 0177")
+    await details.get_by_label("Phone calls", exact=True).check()
+    await details.get_by_label("Text messages", exact=True).check()
+    await accessibility(page, "change-details")
+    await details.get_by_role("button", name="Save the changes").click()
+    await page.wait_for_url(f"**/patients/{patient_id}?notice=details-changed*")
+    shown = await page.locator("section[aria-labelledby='details-heading']").inner_text()
+    assert "Phone\n+1 555 0177" in shown and "Safe to contact by\nPhone, Text" in shown, shown
+    assert "The patient's details are changed." in await _main_text(page)
+
     # Consent to refer for transportation.
     await page.goto(f"/patients/{patient_id}/consents/new")
     consent = page.locator("#record-consent")
@@ -139,7 +153,7 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     inbox = await _until(
         provider, "/inbox", lambda t: "Tess Transit-Journey" in t, "the referral in the inbox"
     )
-    assert "+1 555 0166" in inbox
+    assert "+1 555 0177" in inbox  # the number as changed
     await screenshot(provider, "inbox")
     row = provider.locator("tbody tr", has_text="Tess Transit-Journey")
     await row.get_by_role("link").first.click()

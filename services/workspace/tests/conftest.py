@@ -24,6 +24,23 @@ from workspace.sessions import Login, Session
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 BASE_URL = "http://127.0.0.1:8000"
 ANA = {"agency": "agency-riverside", "role": "care-manager", "subject": "cm-riverside-ana"}
+ANN_ID = "33333333-3333-4333-8333-333333333333"
+# A patient of ANA's as intake's /v1 answers for her (tests change what they need: ``{**ANN, ...}``).
+ANN = {
+    "id": ANN_ID,
+    "given_name": "Ann",
+    "family_name": "Example",
+    "birth_date": "1958-04-11",
+    "preferred_language": "es",
+    "contact_preference": "text",
+    "phone": "+1 555 0100",
+    "email": None,
+    "postal_code": "94110",
+    "care_manager_id": "cm-riverside-ana",
+    "safe_channels": ["text"],
+    "created_at": "2026-03-02T08:00:00+00:00",
+    "updated_at": "2026-03-02T08:00:00+00:00",
+}
 
 
 class FakeSessionStore:

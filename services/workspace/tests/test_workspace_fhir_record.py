@@ -13,10 +13,11 @@ from careloop_shared.auth import PEOPLE_ROLES, verify_token
 from careloop_shared.fhir import FHIR_JSON
 from careloop_shared.fhir_bundle import unresolved
 from careloop_shared.settings import DEV_JWT_SECRET
+from services.workspace.tests.conftest import ANN, ANN_ID
 from workspace.config import SERVICE_PORTS, WorkspaceSettings
 from workspace.main import build_app
 
-PID = "33333333-3333-4333-8333-333333333333"
+PID = ANN_ID
 DOWNLOAD = f"/patients/{PID}/fhir-record"
 BASES = {s: f"http://127.0.0.1:{port}/fhir/R4" for s, port in SERVICE_PORTS.items()}
 SUBJECT = {"reference": f"Patient/{PID}"}
@@ -28,21 +29,7 @@ PATIENT = {
     "name": [{"given": ["Ann"], "family": "Example"}],
     "birthDate": "1958-04-11",
 }
-PATIENT_ROW = {  # intake's /v1 answer, for the patient page
-    "id": PID,
-    "given_name": "Ann",
-    "family_name": "Example",
-    "birth_date": "1958-04-11",
-    "preferred_language": "es",
-    "contact_preference": "text",
-    "phone": "+1 555 0100",
-    "email": None,
-    "postal_code": "94110",
-    "care_manager_id": "cm-riverside-ana",
-    "safe_channels": ["text"],
-    "created_at": "2026-03-02T08:00:00+00:00",
-    "updated_at": "2026-03-02T08:00:00+00:00",
-}
+PATIENT_ROW = ANN  # intake's /v1 answer, for the patient page
 
 
 def observation(oid: str) -> dict:

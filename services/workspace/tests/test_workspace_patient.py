@@ -6,8 +6,9 @@ import re
 import httpx
 
 from careloop_shared.auth import PEOPLE_ROLES
+from services.workspace.tests.conftest import ANN, ANN_ID
 
-PID = "33333333-3333-4333-8333-333333333333"
+PID = ANN_ID
 PATH = f"/v1/patients/{PID}"
 GOAL = "aaaaaaaa-0000-4000-8000-000000000001"
 RIDES = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -17,21 +18,7 @@ FOLLOW_UP = "dddddddd-0000-4000-8000-000000000005"
 PROVIDER = {"agency": "agency-transit-aid", "role": "provider", "subject": "pr-transit-aid-kai"}
 SUPERVISOR = {"agency": "agency-riverside", "role": "supervisor", "subject": "sv-riverside-sam"}
 
-PATIENT = {
-    "id": PID,
-    "given_name": "Ann",
-    "family_name": "Example",
-    "birth_date": "1958-04-11",
-    "preferred_language": "es",
-    "contact_preference": "text",
-    "phone": "+1 555 0100",
-    "email": None,
-    "postal_code": "94110",
-    "care_manager_id": "cm-riverside-ana",
-    "safe_channels": ["text", "in-person"],
-    "created_at": "2026-03-02T08:00:00+00:00",
-    "updated_at": "2026-03-02T08:00:00+00:00",
-}
+PATIENT = {**ANN, "safe_channels": ["text", "in-person"]}
 
 
 def plan(version: int = 2, status: str = "active") -> dict:
@@ -356,6 +343,7 @@ async def test_a_care_manager_sees_every_section_of_the_patient(client, services
     assert page.status_code == 200, page.text
     assert "<h1>Ann Example</h1>" in page.text
     assert "/care-manager" not in page.text  # reassigning is a supervisor's
+    assert f'<a href="/patients/{PID}/details/edit">Change the details</a>' in page.text
     assert "<title>Patient · careloop</title>" in page.text  # no name in the browser's history
     details = section(page, "details")
     assert "Ann Example" in details and "1958-04-11" in details and "Spanish" in details

@@ -105,6 +105,11 @@ class Services:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return await self._call("POST", service, path, json=body, headers=headers)
 
+    async def patch(self, service: str, path: str, body: Any, *, idempotency_key: str | None = None) -> Any:
+        """Only the fields in ``body`` change; ``idempotency_key`` as for ``post``."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return await self._call("PATCH", service, path, json=body, headers=headers)
+
     async def page(
         self, service: str, path: str, *, offset: int = 0, limit: int = 20, **params: Any
     ) -> Listing:

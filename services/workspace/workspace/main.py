@@ -36,6 +36,7 @@ from workspace import (
     necessity,
     pages,
     patient,
+    patient_details,
     plan_actions,
     provider,
     recruitment,
@@ -159,6 +160,7 @@ def build_app(
     app.include_router(registration.router)
     app.include_router(finding.router)  # /patients/find before /patients/{patient_id}
     app.include_router(patient.router)
+    app.include_router(patient_details.router)
     app.include_router(fhir_record.router)
     app.include_router(assessment.router)
     app.include_router(plan_actions.router)

@@ -18,6 +18,8 @@ NOTICES = {
     "referral-on-hold": "The referral is on hold.",
     "referral-completed": "The referral is completed with its outcome; the referring agency has been told.",
     "patient-registered": "The patient is registered. Record their consent and an assessment next.",
+    "details-changed": "The patient's details are changed.",
+    "details-unchanged": "Nothing was changed: the details are as they were.",
     "consent-recorded": "The consent is recorded.",
     "assessment-recorded": "The assessment is recorded. The care plan follows from it in a few seconds.",
     "plan-status-changed": "The plan's status changed; a new version records it.",

@@ -56,6 +56,7 @@ ACTIONS = (
     "follow-up:reschedule",
     "task:change",
     "patient:assign",  # a supervisor reassigns the patient from their page too
+    "patient:update",
 )
 
 

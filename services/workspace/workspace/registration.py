@@ -4,10 +4,11 @@ their consent to share the case: intake's ``POST /v1/patients`` and ``POST .../c
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from workspace.choices import form_choices
@@ -28,6 +29,8 @@ from workspace.web import CallServices, SignedInSession, redirect, render, words
 router = APIRouter()
 
 NO_CHANNEL = "none"  # the box saying the patient marked no channel safe
+REQUIRED = ("given_name", "family_name", "birth_date", "preferred_language", "contact_preference")
+OPTIONAL = ("phone", "email", "postal_code")  # left empty: none
 # Channels as the safe-channel boxes name them (apart from the phone and email fields' labels).
 CHANNEL_WORDS = {"phone": "Phone calls", "text": "Text messages", "email": "Emails", "in-person": "In person"}
 PHONE = r"\+?[0-9 ()\-.]{7,25}"
@@ -45,23 +48,46 @@ async def new_patient(request: Request, session: SignedInSession) -> Response:
     return _patient_form(request, entered, [], new_form_key())
 
 
-@router.post("/patients")
-async def register_patient(
-    request: Request,
-    session: SignedInSession,
-    services: CallServices,
-    form_key: FormKey,
+@dataclass(frozen=True)
+class DetailsForm:
+    """A patient's details as a form posts them: registering them, or changing them."""
+
+    entered: dict[str, str]  # each field as typed (shown again when something needs correcting)
+    safe_channels: list[str]  # the boxes ticked
+
+    def values(self) -> dict[str, Any]:
+        """As intake takes them: trimmed, an optional field left empty as ``None``, the safe channels
+        ``None`` when not asked and ``[]`` when none is safe."""
+        values: dict[str, Any] = {f: self.entered[f].strip() for f in REQUIRED}
+        values |= {f: none_if_blank(self.entered[f]) for f in OPTIONAL}
+        return values | {"safe_channels": safe_channels_of(self.safe_channels)}
+
+    def check(self, request: Request, check: Checks) -> None:
+        """Both names, a birth date not to come, and the way of contact the patient prefers."""
+        entered = self.entered
+        check_who(request, check, entered["given_name"], entered["family_name"], entered["birth_date"])
+        check.need(
+            "preferred_language", entered["preferred_language"], "Choose the patient's preferred language."
+        )
+        check.need(
+            "contact_preference",
+            entered["contact_preference"],
+            "Choose how the patient prefers to be contacted.",
+        )
+        check_contact(check, entered, self.safe_channels)
+
+
+def details_form(
     given_name: Text = "",
     family_name: Text = "",
     birth_date: Text = "",
-    preferred_language: Text = "en",
-    contact_preference: Text = "phone",
+    preferred_language: Text = "",
+    contact_preference: Text = "",
     phone: Text = "",
     email: Text = "",
     postal_code: Text = "",
-    care_manager_id: Text = "",
     safe_channels: Choices = [],  # noqa: B006 (FastAPI copies a form default)
-) -> Response:
+) -> DetailsForm:
     entered = {
         "given_name": given_name,
         "family_name": family_name,
@@ -71,35 +97,30 @@ async def register_patient(
         "phone": phone,
         "email": email,
         "postal_code": postal_code,
-        "care_manager_id": care_manager_id,
     }
+    return DetailsForm(entered, safe_channels)
+
+
+Details = Annotated[DetailsForm, Depends(details_form)]
+
+
+@router.post("/patients")
+async def register_patient(
+    request: Request,
+    session: SignedInSession,
+    services: CallServices,
+    form_key: FormKey,
+    details: Details,
+    care_manager_id: Text = "",
+) -> Response:
+    entered = {**details.entered, "care_manager_id": care_manager_id}
     check = Checks()
-    check_who(request, check, given_name, family_name, birth_date)
-    check.match("phone", phone.strip(), PHONE, "A phone number: 7 to 25 digits, spaces, brackets or dashes.")
-    check.match("email", email.strip(), EMAIL, "An email address, such as name@example.org.")
-    check.match("postal_code", postal_code.strip(), POSTAL_CODE, "A postal code: 2 to 12 letters or digits.")
+    details.check(request, check)
     check.match("care_manager_id", care_manager_id.strip(), STAFF_ID, "A staff id, without spaces.")
-    if contact_preference in ("phone", "text") and not phone.strip():
-        check.fail("phone", f"A phone number is needed to contact the patient by {contact_preference}.")
-    if contact_preference == "email" and not email.strip():
-        check.fail("email", "An email address is needed to contact the patient by email.")
-    if NO_CHANNEL in safe_channels and len(safe_channels) > 1:
-        check.fail("safe_channels", "“No channel is safe” stands alone: untick it or the channels.")
     error = check.error()
     if error is not None:
-        return _patient_form(request, entered, safe_channels, form_key, error)
-    body = {
-        "given_name": given_name.strip(),
-        "family_name": family_name.strip(),
-        "birth_date": birth_date,
-        "preferred_language": preferred_language,
-        "contact_preference": contact_preference,
-        "phone": none_if_blank(phone),
-        "email": none_if_blank(email),
-        "postal_code": none_if_blank(postal_code),
-        "care_manager_id": none_if_blank(care_manager_id),
-        "safe_channels": _safe_channels(safe_channels),
-    }
+        return _patient_form(request, entered, details.safe_channels, form_key, error)
+    body = {**details.values(), "care_manager_id": none_if_blank(care_manager_id)}
     created, error = await send(services.post("intake", "/v1/patients", body, idempotency_key=form_key))
     if error is not None:
         if error.status == 409:
@@ -107,7 +128,7 @@ async def register_patient(
                 "A patient with this name and birth date is already registered in your agency;"
                 " intake refused a likely duplicate."
             )
-        return _patient_form(request, entered, safe_channels, form_key, error)
+        return _patient_form(request, entered, details.safe_channels, form_key, error)
     assert created is not None
     return redirect(patient_url(created["id"], "patient-registered"))
 
@@ -123,7 +144,26 @@ def check_who(request: Request, check: Checks, given_name: str, family_name: str
             check.fail("birth_date", "The birth date cannot be in the future.")
 
 
-def _safe_channels(ticked: list[str]) -> list[str] | None:
+def check_contact(check: Checks, entered: dict[str, str], safe_channels: list[str]) -> None:
+    """How the patient is reached, as registering and changing their details ask it."""
+    phone, email, preference = (
+        entered["phone"].strip(),
+        entered["email"].strip(),
+        entered["contact_preference"],
+    )
+    check.match("phone", phone, PHONE, "A phone number: 7 to 25 digits, spaces, brackets or dashes.")
+    check.match("email", email, EMAIL, "An email address, such as name@example.org.")
+    postal_code = entered["postal_code"].strip()
+    check.match("postal_code", postal_code, POSTAL_CODE, "A postal code: 2 to 12 letters or digits.")
+    if preference in ("phone", "text") and not phone:
+        check.fail("phone", f"A phone number is needed to contact the patient by {preference}.")
+    if preference == "email" and not email:
+        check.fail("email", "An email address is needed to contact the patient by email.")
+    if NO_CHANNEL in safe_channels and len(safe_channels) > 1:
+        check.fail("safe_channels", "“No channel is safe” stands alone: untick it or the channels.")
+
+
+def safe_channels_of(ticked: list[str]) -> list[str] | None:
     """None: the patient was not asked; []: they said no channel is safe."""
     if not ticked:
         return None
@@ -133,19 +173,26 @@ def _safe_channels(ticked: list[str]) -> list[str] | None:
 def _patient_form(
     request: Request, entered: dict[str, str], safe: list[str], key: str, error: FormError | None = None
 ) -> Response:
-    choices = form_choices()
     context = {
         "title": "Register a patient",
         "entered": entered,
         "safe_channels": safe,
         "form_key": key,
         "error": error,
+        **detail_choices(),
+    }
+    return render(request, "patient_new.html", context, status_code=error.status if error else 200)
+
+
+def detail_choices() -> dict[str, list[tuple[str, str]]]:
+    """The options of a patient's details form: languages, contact preferences, safe channels."""
+    choices = form_choices()
+    return {
         "languages": list(choices.languages.items()),
         "preferences": [(p, words(p)) for p in choices.contact_preferences],
         "channels": [(c, CHANNEL_WORDS.get(c, words(c))) for c in choices.contact_channels]
         + [(NO_CHANNEL, "No channel is safe")],
     }
-    return render(request, "patient_new.html", context, status_code=error.status if error else 200)
 
 
 @router.get("/patients/{patient_id}/consents/new")
