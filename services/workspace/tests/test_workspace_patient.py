@@ -588,3 +588,56 @@ async def test_only_care_managers_and_supervisors_get_the_page(
             await sign_in(http, {"agency": "agency-riverside", "role": role, "subject": f"x-{role}"})
             statuses[role] = (await http.get(f"/patients/{PID}")).status_code
     assert statuses == {"admin": 403, "analyst": 403, "care-manager": 200, "provider": 403, "supervisor": 200}
+
+
+CONSENT = "22222222-0000-4000-8000-000000000009"
+REVOKE = f"{PATH}/consents/{CONSENT}/revoke"
+
+
+async def test_an_active_consent_can_be_revoked_from_the_page_once_however_often_pressed(
+    client, services, sign_in, make_task, csrf_of
+):
+    answer_everything(services, make_task)
+    consents = services.answers[("intake", "GET", f"{PATH}/consents")](None).json()
+    ended = {**consents[0], "id": "22222222-0000-4000-8000-000000000010", "status": "revoked"}
+    services.answer("intake", "GET", f"{PATH}/consents", body=[*consents, ended])
+    services.answer("intake", "POST", REVOKE, body={**consents[0], "status": "revoked"})
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}")
+    forms = re.findall(r'action="/patients/[^"]+/consents/([^"]+)/revoke"', page.text)
+    assert forms == [CONSENT]  # the active one only
+    assert "Revoke the consent to referral from Mon 02 Mar 00:00" in section(page, "consents")
+    for _ in range(2):
+        answer = await client.post(
+            f"/patients/{PID}/consents/{CONSENT}/revoke", data={"csrf_token": csrf_of(page)}
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"] == f"/patients/{PID}?notice=consent-revoked#consents"
+    keys = {r.headers["idempotency-key"] for r in services.called("intake", REVOKE)}
+    assert len(services.called("intake", REVOKE)) == 2 and len(keys) == 1  # intake replays the second
+
+
+async def test_a_consent_no_longer_active_says_so(client, services, sign_in, make_task, csrf_of):
+    answer_everything(services, make_task)
+    services.answer("intake", "POST", REVOKE, 409, {"detail": "consent is not active"})
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}")
+    answer = await client.post(
+        f"/patients/{PID}/consents/{CONSENT}/revoke", data={"csrf_token": csrf_of(page)}
+    )
+    assert answer.headers["location"] == f"/patients/{PID}?notice=consent-not-active#consents"
+    shown = await client.get(answer.headers["location"])
+    assert "That consent was no longer active: revoked already, or ended." in shown.text
+
+
+async def test_a_provider_may_not_revoke_a_consent(
+    make_app, settings, open_browser, services, sign_in, csrf_of
+):
+    async with open_browser(make_app(settings)) as http:
+        await sign_in(http, PROVIDER)
+        inbox = await http.get("/inbox")
+        answer = await http.post(
+            f"/patients/{PID}/consents/{CONSENT}/revoke", data={"csrf_token": csrf_of(inbox)}
+        )
+    assert answer.status_code == 403
+    assert not services.called("intake", REVOKE)

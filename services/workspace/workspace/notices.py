@@ -21,6 +21,8 @@ NOTICES = {
     "details-changed": "The patient's details are changed.",
     "details-unchanged": "Nothing was changed: the details are as they were.",
     "consent-recorded": "The consent is recorded.",
+    "consent-revoked": "The consent is revoked; nothing more is shared under it.",
+    "consent-not-active": "That consent was no longer active: revoked already, or ended.",
     "assessment-recorded": "The assessment is recorded. The care plan follows from it in a few seconds.",
     "plan-status-changed": "The plan's status changed; a new version records it.",
     "member-added": "The care-team member is added.",

@@ -47,6 +47,7 @@ READS = (
 )
 ACTIONS = (
     "consent:record",
+    "consent:revoke",
     "assessment:record",
     "plan:change",
     "care-team:change",

@@ -1,5 +1,6 @@
-"""Registering a patient (with their care manager and the channels safe to reach them) and recording
-their consent to share the case: intake's ``POST /v1/patients`` and ``POST .../consents``."""
+"""Registering a patient (with their care manager and the channels safe to reach them), and recording
+and revoking their consent to share the case: intake's ``POST /v1/patients``, ``POST .../consents`` and
+``POST .../consents/{id}/revoke``. The details form is shared with changing them (``patient_details``)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,22 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from workspace.choices import form_choices
+from workspace.client import ServiceError
 from workspace.forms import (
     Checks,
     Choices,
     FormError,
     FormKey,
     Text,
+    action_key,
     new_form_key,
     none_if_blank,
     patient_name,
     send,
 )
+from workspace.gates import not_available
 from workspace.notices import patient_url
+from workspace.pages import may
 from workspace.web import CallServices, SignedInSession, redirect, render, words, workspace_of
 
 router = APIRouter()
@@ -258,6 +263,30 @@ async def record_consent(
         if error is None:
             return redirect(patient_url(patient_id, "consent-recorded", "consents"))
     return await _consent_form(request, services, patient_id, entered, program_categories, form_key, error)
+
+
+@router.post("/patients/{patient_id}/consents/{consent_id}/revoke")
+async def revoke_consent(
+    request: Request,
+    patient_id: uuid.UUID,
+    consent_id: uuid.UUID,
+    session: SignedInSession,
+    services: CallServices,
+) -> Response:
+    """The patient withdraws a consent: intake ends it now, and referral stops sharing under it."""
+    assert session.person is not None
+    if not may(session.person, "consent:revoke"):
+        return not_available(request, "Revoking a consent is")
+    # One consent is revoked once, however often the button is pressed (a replay answers the first time's).
+    key = action_key("consent-revoke", str(consent_id))
+    path = f"/v1/patients/{patient_id}/consents/{consent_id}/revoke"
+    try:
+        await services.post("intake", path, None, idempotency_key=key)
+    except ServiceError as exc:
+        if exc.status != 409:
+            raise
+        return redirect(patient_url(patient_id, "consent-not-active", "consents"))
+    return redirect(patient_url(patient_id, "consent-revoked", "consents"))
 
 
 def _start_of(day: date | None, zone: Any) -> str | None:
