@@ -73,3 +73,19 @@ async def test_the_provider_inbox(cases, signed_in, screenshot, accessibility):
     await phone.goto("/inbox")
     await screenshot(phone, "inbox-phone")
     await accessibility(phone, "inbox-phone")
+
+
+async def test_the_erasure_form_refuses_without_a_reason_or_confirmation(
+    cases, signed_in, screenshot, accessibility
+):
+    rita = cases["rita"]
+    page = await signed_in("sv-riverside-sam")
+    await page.goto(f"/patients/{rita.patient_id}")
+    await page.get_by_role("link", name="Erase the identifying details").click()
+    await page.wait_for_url(f"**/patients/{rita.patient_id}/erasure/new")
+    await page.get_by_role("button", name="Erase for good").click()  # nothing entered: nothing sent
+    assert await page.get_by_text("Tick the box to confirm: an erasure cannot be undone.").first.is_visible()
+    await screenshot(page, "erasure-form-errors")
+    await accessibility(page, "erasure-form")
+    await page.goto(f"/patients/{rita.patient_id}")
+    assert rita.name in await page.locator("h1").inner_text()  # her details are still there

@@ -153,6 +153,10 @@ def refusal(service: str, response: httpx.Response) -> ServiceError:
         return ServiceError(service, status, f"Your role may not do this{why}.")
     if status == 404:
         return ServiceError(service, status, "Not found, or not something your agency may see.")
+    if status == 410:
+        return ServiceError(
+            service, status, "The patient's identifying details were erased; the pseudonymous case stays."
+        )
     if status == 409:
         text = detail if isinstance(detail, str) else "it changed in the meantime"
         return ServiceError(

@@ -18,6 +18,7 @@ NOTICES = {
     "referral-on-hold": "The referral is on hold.",
     "referral-completed": "The referral is completed with its outcome; the referring agency has been told.",
     "patient-registered": "The patient is registered. Record their consent and an assessment next.",
+    "patient-erased": "The patient's identifying details are erased; the pseudonymous case stays.",
     "details-changed": "The patient's details are changed.",
     "details-unchanged": "Nothing was changed: the details are as they were.",
     "consent-recorded": "The consent is recorded.",

@@ -58,6 +58,7 @@ ACTIONS = (
     "task:change",
     "patient:assign",  # a supervisor reassigns the patient from their page too
     "patient:update",
+    "patient:erase",
 )
 
 
