@@ -1,6 +1,7 @@
 """The workspace as its own process (``python -m workspace``) over the real intake and followup, with
 Kafka and PostgreSQL (integration): a care manager signs in and sees a safety check on My day."""
 
+import html
 import re
 import sys
 
@@ -62,10 +63,10 @@ async def _delete_topics(bootstrap: str, prefix: str) -> None:
         await admin.close()
 
 
-async def sign_in(http: httpx.AsyncClient, subject: str = CARE_MANAGER) -> None:
+async def sign_in(http: httpx.AsyncClient, subject: str = CARE_MANAGER, role: str = "care-manager") -> None:
     page = await http.get("/signin")
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    form = {"agency": AGENCY, "role": "care-manager", "subject": subject, "csrf_token": csrf}
+    form = {"agency": AGENCY, "role": role, "subject": subject, "csrf_token": csrf}
     assert (await http.post("/signin/development", data=form)).status_code == 303
 
 
@@ -126,3 +127,59 @@ async def test_a_care_manager_sees_the_safety_check_and_the_patient_on_my_day(pl
     assert patient_id not in log and "Testperson" not in log
     assert "Testperson" not in platform["intake"].log_path.read_text()
     assert '"route": "/"' in log
+
+
+def _form_fields(page: str) -> dict[str, str]:
+    """Every text input, hidden input and selected option of a page's form, as the browser would post them."""
+    fields = {
+        m.group(1): html.unescape(m.group(2))
+        for m in re.finditer(r'<input[^>]*? name="([^"]+)"[^>]*? value="([^"]*)"', page)
+        if 'type="checkbox"' not in m.group(0)
+    }
+    for select in re.finditer(r'<select[^>]*? name="([^"]+)".*?</select>', page, flags=re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected>', select.group(0))
+        fields[select.group(1)] = chosen.group(1) if chosen else ""
+    return fields
+
+
+async def test_details_changed_a_consent_revoked_and_the_patient_erased_through_the_workspace(platform):
+    intake = platform["intake"].url
+    async with httpx.AsyncClient(timeout=10, headers=bearer(AGENCY, subject=CARE_MANAGER)) as api:
+        created = await api.post(f"{intake}/v1/patients", json={**PATIENT, "given_name": "Petra"})
+        assert created.status_code == 201, created.text
+        patient_id = created.json()["id"]
+        consent = {"purpose": "referral", "agencies": ["agency-transit-aid"]}
+        recorded = await api.post(f"{intake}/v1/patients/{patient_id}/consents", json=consent)
+        assert recorded.status_code == 201, recorded.text
+        consent_id = recorded.json()["id"]
+
+    async with httpx.AsyncClient(base_url=platform["workspace"].url, timeout=10) as http:
+        await sign_in(http)
+        form = await http.get(f"/patients/{patient_id}/details/edit")
+        fields = {**_form_fields(form.text), "phone": "+1 555 0143"}
+        changed = await http.post(f"/patients/{patient_id}/details", data=fields)
+        assert changed.headers["location"].endswith("notice=details-changed#details"), changed.text
+        page = await http.get(f"/patients/{patient_id}")
+        revoked = await http.post(
+            f"/patients/{patient_id}/consents/{consent_id}/revoke",
+            data={"csrf_token": _form_fields(page.text)["csrf_token"]},
+        )
+        assert revoked.headers["location"].endswith("notice=consent-revoked#consents"), revoked.text
+
+        await http.post("/signout", data={"csrf_token": _form_fields(page.text)["csrf_token"]})
+        await sign_in(http, "sv-workspace-sue", role="supervisor")
+        form = await http.get(f"/patients/{patient_id}/erasure/new")
+        fields = {**_form_fields(form.text), "reason": "The patient's request", "confirm": "erase"}
+        erased = await http.post(f"/patients/{patient_id}/erasure", data=fields)
+        assert erased.headers["location"].endswith("notice=patient-erased"), erased.text
+        page = await http.get(erased.headers["location"])
+        assert "The patient&#39;s identifying details were erased" in page.text and "Petra" not in page.text
+
+    supervisor = bearer(AGENCY, "supervisor", "sv-workspace-sue")
+    async with httpx.AsyncClient(timeout=10, headers=supervisor) as api:
+        [kept] = (await api.get(f"{intake}/v1/patients/{patient_id}/consents")).json()
+        assert (kept["id"], kept["status"]) == (consent_id, "revoked")
+        assert (await api.get(f"{intake}/v1/patients/{patient_id}")).status_code == 410
+        trail = (await api.get(f"{intake}/v1/audit", params={"patient_id": patient_id})).json()["items"]
+    routes = {e["route"] for e in trail if e["subject"] == CARE_MANAGER}
+    assert "PATCH /v1/patients/{patient_id}" in routes
