@@ -93,3 +93,13 @@ async def test_a_supervisor_is_offered_the_erasure_and_a_care_manager_is_not_and
     answer = await client.post(f"/patients/{PID}/erasure", data=fields)
     assert answer.status_code == 403
     assert not services.called("intake", ERASURE)
+
+
+async def test_a_form_about_a_patient_erased_meanwhile_says_so_and_is_no_server_error(
+    client, services, sign_in
+):
+    services.answer("intake", "GET", f"/v1/patients/{PID}", 410, ERASED)
+    await sign_in(client, ANA)
+    page = await client.get(f"/patients/{PID}/details/edit")
+    assert page.status_code == 410
+    assert "The patient&#39;s identifying details were erased; the pseudonymous case stays." in page.text

@@ -47,7 +47,7 @@ async def on_service_error(request: Request, exc: Exception) -> Response:
         response = redirect("/signin?notice=session-ended")
         clear_session_cookie(response, workspace_of(request).ctx)
         return response
-    if exc.status in (403, 404, 409, 422):
+    if exc.status in (403, 404, 409, 410, 422):  # 410: the patient's details were erased
         return error_page(request, exc.status, "That could not be done", exc.message)
     return failed_call_page(request, exc, "That could not be done")
 
