@@ -641,3 +641,59 @@ async def test_a_provider_may_not_revoke_a_consent(
         )
     assert answer.status_code == 403
     assert not services.called("intake", REVOKE)
+
+
+MEMBER = "44444444-0000-4000-8000-000000000010"
+REMOVE = f"{PATH}/care-team/{MEMBER}"
+
+
+async def test_a_care_team_member_can_leave_the_team_once_however_often_pressed(
+    client, services, sign_in, make_task, csrf_of
+):
+    answer_everything(services, make_task)
+    team = services.answers[("careplan", "GET", f"{PATH}/care-team")](None).json()
+    gone = {
+        **team[0],
+        "id": "44444444-0000-4000-8000-000000000011",
+        "name": "Cy Former",
+        "status": "inactive",
+    }
+    services.answer("careplan", "GET", f"{PATH}/care-team", body=[*team, gone])
+    services.answer("careplan", "DELETE", REMOVE, body={"removed": MEMBER})
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}")
+    assert re.findall(r'action="/patients/[^"]+/care-team/([^"]+)/remove"', page.text) == [MEMBER]
+    shown = section(page, "care-team")
+    assert "Bo Example Family Transport helper" in shown and "On the team Remove Bo Example" in shown
+    assert "Cy Former" in shown and "Left the team —" in shown
+    for _ in range(2):
+        answer = await client.post(
+            f"/patients/{PID}/care-team/{MEMBER}/remove", data={"csrf_token": csrf_of(page)}
+        )
+        assert answer.headers["location"] == f"/patients/{PID}?notice=member-removed#care-team"
+    calls = services.called("careplan", REMOVE)
+    assert [r.method for r in calls] == ["DELETE", "DELETE"] and len(
+        {r.headers["idempotency-key"] for r in calls}
+    ) == 1
+
+
+async def test_a_member_no_longer_on_the_team_says_so_and_a_provider_may_not_remove(
+    make_app, settings, open_browser, services, sign_in, make_task, csrf_of
+):
+    answer_everything(services, make_task)
+    services.answer("careplan", "DELETE", REMOVE, 404, {"detail": "care team member not found"})
+    async with open_browser(make_app(settings)) as http:
+        await sign_in(http)
+        page = await http.get(f"/patients/{PID}")
+        answer = await http.post(
+            f"/patients/{PID}/care-team/{MEMBER}/remove", data={"csrf_token": csrf_of(page)}
+        )
+        assert answer.headers["location"] == f"/patients/{PID}?notice=member-not-active#care-team"
+    async with open_browser(make_app(settings)) as http:
+        await sign_in(http, PROVIDER)
+        inbox = await http.get("/inbox")
+        refused = await http.post(
+            f"/patients/{PID}/care-team/{MEMBER}/remove", data={"csrf_token": csrf_of(inbox)}
+        )
+    assert refused.status_code == 403
+    assert len(services.called("careplan", REMOVE)) == 1  # the care manager's only

@@ -198,7 +198,15 @@ async def test_a_contribution_names_its_member_kind_and_the_version_seen(client,
         "careplan",
         "GET",
         f"{PATH}/care-team",
-        body=[{"id": MEMBER, "name": "Bo Example", "relationship": "family", "role": "transport-helper"}],
+        body=[
+            {
+                "id": MEMBER,
+                "name": "Bo Example",
+                "relationship": "family",
+                "role": "transport-helper",
+                "status": "active",
+            }
+        ],
     )
     services.answer("careplan", "POST", f"{PATH}/care-plan/contributions", 201, {"plan_version": 4})
     await sign_in(client)
@@ -231,7 +239,7 @@ async def test_a_contribution_says_what_its_kind_needs(client, services, sign_in
         "careplan",
         "GET",
         f"{PATH}/care-team",
-        body=[{"id": MEMBER, "name": "Bo", "relationship": "family", "role": "helper"}],
+        body=[{"id": MEMBER, "name": "Bo", "relationship": "family", "role": "helper", "status": "active"}],
     )
     await sign_in(client)
     form = await client.get(f"/patients/{PID}/contributions/new")

@@ -110,6 +110,10 @@ class Services:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return await self._call("PATCH", service, path, json=body, headers=headers)
 
+    async def delete(self, service: str, path: str, *, idempotency_key: str | None = None) -> Any:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return await self._call("DELETE", service, path, headers=headers)
+
     async def page(
         self, service: str, path: str, *, offset: int = 0, limit: int = 20, **params: Any
     ) -> Listing:

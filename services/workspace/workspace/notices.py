@@ -27,6 +27,8 @@ NOTICES = {
     "assessment-recorded": "The assessment is recorded. The care plan follows from it in a few seconds.",
     "plan-status-changed": "The plan's status changed; a new version records it.",
     "member-added": "The care-team member is added.",
+    "member-removed": "The member has left the care team; their contributions stay with the plan.",
+    "member-not-active": "That member was no longer on the care team.",
     "contribution-recorded": "The contribution is recorded with the plan.",
     "alternative-chosen": "The patient's choice is recorded; the plan takes it up.",
     "referral-made": "The referral is made.",

@@ -18,6 +18,7 @@ from workspace.forms import (
     FormError,
     FormKey,
     Text,
+    action_key,
     current_plan,
     new_form_key,
     none_if_blank,
@@ -25,7 +26,9 @@ from workspace.forms import (
     send,
     stale_message,
 )
+from workspace.gates import not_available
 from workspace.notices import patient_url
+from workspace.pages import may
 from workspace.web import CallServices, SignedInSession, redirect, render, words
 
 router = APIRouter()
@@ -33,6 +36,30 @@ router = APIRouter()
 Code = Annotated[str, Form(max_length=64)]
 KINDS = {"note": "A note", "agreed-goal": "A goal they agreed", "preference": "A preference"}
 NO_PLAN = "There is no care plan yet: the care team is kept with the plan, drafted from the first assessment."
+
+
+@router.post("/patients/{patient_id}/care-team/{member_id}/remove")
+async def remove_member(
+    request: Request,
+    patient_id: uuid.UUID,
+    member_id: uuid.UUID,
+    session: SignedInSession,
+    services: CallServices,
+) -> Response:
+    """A member leaves the team (careplan keeps their record, inactive, and their contributions)."""
+    assert session.person is not None
+    if not may(session.person, "care-team:change"):
+        return not_available(request, "Changing the care team is")
+    # One member leaves once, however often the button is pressed.
+    key = action_key("care-team-remove", str(member_id))
+    path = f"/v1/patients/{patient_id}/care-team/{member_id}"
+    try:
+        await services.delete("careplan", path, idempotency_key=key)
+    except ServiceError as exc:
+        if exc.status != 404:
+            raise
+        return redirect(patient_url(patient_id, "member-not-active", "care-team"))
+    return redirect(patient_url(patient_id, "member-removed", "care-team"))
 
 
 @router.get("/patients/{patient_id}/care-team/new")
@@ -203,6 +230,7 @@ async def _contribution_form(
         "members": [
             (m["id"], f"{m['name']} ({words(m['relationship']).lower()}, {words(m['role']).lower()})")
             for m in team
+            if m.get("status") == "active"
         ],
         "kinds": list(KINDS.items()),
         "goals": [(g["id"], f"{words(g['description'])} ({words(g['need']).lower()})") for g in goals],
