@@ -6,14 +6,19 @@ a person whose role may read none of it gets a plain "not available" page, and n
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
 
+from workspace.client import ServiceError
 from workspace.errors import error_page
+from workspace.notices import patient_url
 from workspace.pages import may
 from workspace.sessions import Person
+from workspace.web import SignedInSession, redirect
 
 
 def may_any(person: Person, permissions: Iterable[str]) -> bool:
@@ -33,3 +38,29 @@ def supervisor_tabs(person: Person) -> list[tuple[str, str, str]]:
     if may_any(person, ("network-gap:read", "prospect:read")):
         tabs.append(("network", "/supervisor/network", "Network gaps and recruitment"))
     return tabs
+
+
+async def act_on_patient(
+    request: Request,
+    session: SignedInSession,
+    permission: str,
+    what: str,
+    call: Callable[[], Awaitable[Any]],
+    back_to: tuple[uuid.UUID, str],
+    notices: tuple[str, int, str],
+) -> Response:
+    """One button's action about a patient (no form to fill): refused with a page for a role without
+    ``permission`` (``what`` "is" not available), else ``call``, then back to the patient's section
+    (``back_to``) with ``notices``: (done, the status saying it was done before or cannot be, its notice)."""
+    assert session.person is not None
+    if not may(session.person, permission):
+        return not_available(request, what)
+    patient_id, section = back_to
+    done, gone_status, gone = notices
+    try:
+        await call()
+    except ServiceError as exc:
+        if exc.status != gone_status:
+            raise
+        return redirect(patient_url(patient_id, gone, section))
+    return redirect(patient_url(patient_id, done, section))

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from workspace.choices import form_choices
-from workspace.client import ServiceError
 from workspace.forms import (
     Checks,
     Choices,
@@ -26,9 +25,8 @@ from workspace.forms import (
     patient_name,
     send,
 )
-from workspace.gates import not_available
+from workspace.gates import act_on_patient
 from workspace.notices import patient_url
-from workspace.pages import may
 from workspace.web import CallServices, SignedInSession, redirect, render, words, workspace_of
 
 router = APIRouter()
@@ -273,20 +271,19 @@ async def revoke_consent(
     session: SignedInSession,
     services: CallServices,
 ) -> Response:
-    """The patient withdraws a consent: intake ends it now, and referral stops sharing under it."""
-    assert session.person is not None
-    if not may(session.person, "consent:revoke"):
-        return not_available(request, "Revoking a consent is")
-    # One consent is revoked once, however often the button is pressed (a replay answers the first time's).
-    key = action_key("consent-revoke", str(consent_id))
+    """The patient withdraws a consent: intake ends it now, and referral stops sharing under it. One
+    consent is revoked once, however often the button is pressed (a replay answers the first time's)."""
     path = f"/v1/patients/{patient_id}/consents/{consent_id}/revoke"
-    try:
-        await services.post("intake", path, None, idempotency_key=key)
-    except ServiceError as exc:
-        if exc.status != 409:
-            raise
-        return redirect(patient_url(patient_id, "consent-not-active", "consents"))
-    return redirect(patient_url(patient_id, "consent-revoked", "consents"))
+    key = action_key("consent-revoke", str(consent_id))
+    return await act_on_patient(
+        request,
+        session,
+        "consent:revoke",
+        "Revoking a consent is",
+        lambda: services.post("intake", path, None, idempotency_key=key),
+        (patient_id, "consents"),
+        ("consent-revoked", 409, "consent-not-active"),
+    )
 
 
 def _start_of(day: date | None, zone: Any) -> str | None:

@@ -26,9 +26,8 @@ from workspace.forms import (
     send,
     stale_message,
 )
-from workspace.gates import not_available
+from workspace.gates import act_on_patient
 from workspace.notices import patient_url
-from workspace.pages import may
 from workspace.web import CallServices, SignedInSession, redirect, render, words
 
 router = APIRouter()
@@ -46,20 +45,19 @@ async def remove_member(
     session: SignedInSession,
     services: CallServices,
 ) -> Response:
-    """A member leaves the team (careplan keeps their record, inactive, and their contributions)."""
-    assert session.person is not None
-    if not may(session.person, "care-team:change"):
-        return not_available(request, "Changing the care team is")
-    # One member leaves once, however often the button is pressed.
-    key = action_key("care-team-remove", str(member_id))
+    """A member leaves the team (careplan keeps their record, inactive, and their contributions). One
+    member leaves once, however often the button is pressed (one idempotency key per member)."""
     path = f"/v1/patients/{patient_id}/care-team/{member_id}"
-    try:
-        await services.delete("careplan", path, idempotency_key=key)
-    except ServiceError as exc:
-        if exc.status != 404:
-            raise
-        return redirect(patient_url(patient_id, "member-not-active", "care-team"))
-    return redirect(patient_url(patient_id, "member-removed", "care-team"))
+    key = action_key("care-team-remove", str(member_id))
+    return await act_on_patient(
+        request,
+        session,
+        "care-team:change",
+        "Changing the care team is",
+        lambda: services.delete("careplan", path, idempotency_key=key),
+        (patient_id, "care-team"),
+        ("member-removed", 404, "member-not-active"),
+    )
 
 
 @router.get("/patients/{patient_id}/care-team/new")
