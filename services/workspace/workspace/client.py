@@ -102,17 +102,14 @@ class Services:
 
     async def post(self, service: str, path: str, body: Any, *, idempotency_key: str | None = None) -> Any:
         """``idempotency_key``: the form's own key, so a resubmitted form stores nothing twice."""
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return await self._call("POST", service, path, json=body, headers=headers)
+        return await self._call("POST", service, path, json=body, headers=_keyed(idempotency_key))
 
     async def patch(self, service: str, path: str, body: Any, *, idempotency_key: str | None = None) -> Any:
         """Only the fields in ``body`` change; ``idempotency_key`` as for ``post``."""
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return await self._call("PATCH", service, path, json=body, headers=headers)
+        return await self._call("PATCH", service, path, json=body, headers=_keyed(idempotency_key))
 
     async def delete(self, service: str, path: str, *, idempotency_key: str | None = None) -> Any:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return await self._call("DELETE", service, path, headers=headers)
+        return await self._call("DELETE", service, path, headers=_keyed(idempotency_key))
 
     async def page(
         self, service: str, path: str, *, offset: int = 0, limit: int = 20, **params: Any
@@ -181,6 +178,10 @@ def refusal(service: str, response: httpx.Response) -> ServiceError:
             retry_after_s=_retry_after(response) if status in (429, 503) else None,
         )
     return ServiceError(service, status, f"{name} refused the request ({status}).")
+
+
+def _keyed(idempotency_key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": idempotency_key} if idempotency_key else {}
 
 
 def _uuid_or_none(value: object) -> uuid.UUID | None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from workspace.errors import error_page
 from workspace.forms import Checks, FormError, Text, send
+from workspace.gates import not_available
 from workspace.pages import may
 from workspace.registration import check_who
 from workspace.web import CallServices, SignedInSession, render
@@ -21,6 +21,9 @@ FINDS = "patient:read"  # whoever may read a patient's details may look one up
 
 @router.get("/patients/find")
 async def find_form(request: Request, session: SignedInSession) -> Response:
+    assert session.person is not None
+    if not may(session.person, FINDS):
+        return not_available(request, "Finding patients is")
     return _page(request, session, {}, None)
 
 
@@ -33,9 +36,10 @@ async def find_patient(
     family_name: Text = "",
     birth_date: Text = "",
 ) -> Response:
+    assert session.person is not None
+    if not may(session.person, FINDS):
+        return not_available(request, "Finding patients is")
     entered = {"given_name": given_name, "family_name": family_name, "birth_date": birth_date}
-    if not _may_find(session):
-        return _refused(request)
     check = Checks()
     check_who(request, check, given_name, family_name, birth_date)
     error = check.error()
@@ -46,14 +50,6 @@ async def find_patient(
     return _page(request, session, entered, found["items"] if found else None, error)
 
 
-def _may_find(session: SignedInSession) -> bool:
-    return session.person is not None and may(session.person, FINDS)
-
-
-def _refused(request: Request) -> Response:
-    return error_page(request, 403, "Not available", "Finding patients is not available to your role.")
-
-
 def _page(
     request: Request,
     session: SignedInSession,
@@ -61,8 +57,6 @@ def _page(
     found: list[dict[str, object]] | None,
     error: FormError | None = None,
 ) -> Response:
-    if not _may_find(session):
-        return _refused(request)
     assert session.person is not None
     context = {
         "title": "Find a patient",

@@ -86,8 +86,9 @@ async def change_details(
 
 def _changes(before: dict[str, Any], details: DetailsForm) -> dict[str, Any]:
     """What the person changed of what the form showed (the safe channels in any order)."""
-    changes = {f: v for f, v in details.values().items() if f != "safe_channels" and v != before.get(f)}
-    channels = details.values()["safe_channels"]
+    values = details.values()
+    channels = values.pop("safe_channels")
+    changes = {f: v for f, v in values.items() if v != before.get(f)}
     if _as_set(channels) != _as_set(before.get("safe_channels")):
         changes["safe_channels"] = channels
     return changes
