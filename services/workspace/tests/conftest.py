@@ -175,6 +175,13 @@ def _csrf_of(page: httpx.Response) -> str:
     return html.unescape(match.group(1))
 
 
+def form_value(page: httpx.Response, name: str) -> str:
+    """The value a page's form field ``name`` holds (the first such field)."""
+    match = re.search(rf'name="{name}"[^>]*? value="([^"]*)"', page.text)
+    assert match, f"no {name} on the page"
+    return html.unescape(match.group(1))
+
+
 async def _sign_in(http: httpx.AsyncClient, person: dict[str, str] = ANA) -> httpx.Response:
     page = await http.get("/signin")
     answer = await http.post("/signin/development", data={**person, "csrf_token": _csrf_of(page)})

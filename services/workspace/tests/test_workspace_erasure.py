@@ -7,18 +7,12 @@ import re
 
 import httpx
 
-from services.workspace.tests.conftest import ANA, ANN, ANN_ID
+from services.workspace.tests.conftest import ANA, ANN, ANN_ID, form_value
 
 PID = ANN_ID
 ERASURE = f"/v1/patients/{PID}/erasure"
 SUPERVISOR = {"agency": "agency-riverside", "role": "supervisor", "subject": "sv-riverside-sam"}
 ERASED = {"detail": "patient details erased", "erased_at": "2026-03-02T09:00:00+00:00"}
-
-
-def value(page: httpx.Response, name: str) -> str:
-    match = re.search(rf'name="{name}"[^>]*? value="([^"]*)"', page.text)
-    assert match, f"no {name} on the page"
-    return html.unescape(match.group(1))
 
 
 async def open_form(client, services, sign_in, person=SUPERVISOR) -> httpx.Response:
@@ -28,7 +22,7 @@ async def open_form(client, services, sign_in, person=SUPERVISOR) -> httpx.Respo
 
 
 def posted(form: httpx.Response, **fields: str) -> dict[str, str]:
-    return {"csrf_token": value(form, "csrf_token"), "form_key": value(form, "form_key"), **fields}
+    return {"csrf_token": form_value(form, "csrf_token"), "form_key": form_value(form, "form_key"), **fields}
 
 
 async def test_the_form_says_what_goes_and_what_stays_and_sends_the_reason_once_confirmed(
@@ -47,7 +41,7 @@ async def test_the_form_says_what_goes_and_what_stays_and_sends_the_reason_once_
     assert answer.headers["location"] == f"/patients/{PID}?notice=patient-erased"
     [request] = services.called("intake", ERASURE)
     assert json.loads(request.content) == {"reason": "The patient's request"}
-    assert request.headers["idempotency-key"] == value(form, "form_key")
+    assert request.headers["idempotency-key"] == form_value(form, "form_key")
 
 
 async def test_without_a_reason_or_the_confirmation_nothing_is_sent(client, services, sign_in):
@@ -83,7 +77,7 @@ async def test_a_supervisor_is_offered_the_erasure_and_a_care_manager_is_not_and
     form = await open_form(client, services, sign_in)
     page = await client.get(f"/patients/{PID}")
     assert f'<a href="/patients/{PID}/erasure/new">Erase the identifying details</a>' in page.text
-    await client.post("/signout", data={"csrf_token": value(form, "csrf_token")})
+    await client.post("/signout", data={"csrf_token": form_value(form, "csrf_token")})
     refused = await open_form(client, services, sign_in, person=ANA)  # a care manager
     assert refused.status_code == 403
     page = await client.get(f"/patients/{PID}")

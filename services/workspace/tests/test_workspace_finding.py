@@ -7,6 +7,8 @@ import re
 
 import httpx
 
+from services.workspace.tests.conftest import form_value
+
 PID = "33333333-3333-4333-8333-333333333333"
 SEARCH = "/v1/patients/search"
 FOUND = {
@@ -30,9 +32,7 @@ def found(services, patients: list[dict]) -> None:
 
 
 def csrf(page: httpx.Response) -> dict[str, str]:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert match, "no CSRF token on the page"
-    return {"csrf_token": html.unescape(match.group(1))}
+    return {"csrf_token": form_value(page, "csrf_token")}
 
 
 def found_rows(page: httpx.Response) -> list[str]:

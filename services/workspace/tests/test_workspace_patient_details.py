@@ -1,25 +1,18 @@
 """Changing a patient's details: the form shows them as intake has them, sends only what the person
 changed, and says what needs correcting before anything is sent."""
 
-import html
 import json
 import re
 
 import httpx
 
-from services.workspace.tests.conftest import ANN, ANN_ID
+from services.workspace.tests.conftest import ANN, ANN_ID, form_value
 
 PID = ANN_ID
 OTHER = "44444444-4444-4444-8444-444444444444"
 PATH = f"/v1/patients/{PID}"
 PATIENT = {**ANN, "email": "ann@example.org"}
 PROVIDER = {"agency": "agency-community-health", "role": "provider", "subject": "pr-community-joe"}
-
-
-def value(page: httpx.Response, name: str) -> str:
-    match = re.search(rf'name="{name}"[^>]*? value="([^"]*)"', page.text)
-    assert match, f"no {name} on the page"
-    return html.unescape(match.group(1))
 
 
 def ticked(page: httpx.Response, name: str) -> list[str]:
@@ -35,14 +28,14 @@ async def open_form(client, services, sign_in) -> tuple[httpx.Response, dict[str
     form = await client.get(f"/patients/{PID}/details/edit")
     assert form.status_code == 200, form.text
     fields = ("given_name", "family_name", "birth_date", "phone", "email", "postal_code")
-    data: dict[str, object] = {f: value(form, f) for f in fields}
+    data: dict[str, object] = {f: form_value(form, f) for f in fields}
     data |= {
         "preferred_language": "es",
         "contact_preference": "text",
         "safe_channels": ticked(form, "safe_channels"),
-        "csrf_token": value(form, "csrf_token"),
-        "form_key": value(form, "form_key"),
-        "shown": value(form, "shown"),
+        "csrf_token": form_value(form, "csrf_token"),
+        "form_key": form_value(form, "form_key"),
+        "shown": form_value(form, "shown"),
     }
     return form, data
 
@@ -100,7 +93,7 @@ async def test_what_needs_correcting_is_said_beside_each_field_and_nothing_is_se
     assert "Enter the patient&#39;s given name." in page.text
     assert "A phone number: 7 to 25 digits" in page.text
     assert "The birth date cannot be in the future." in page.text
-    assert value(page, "phone") == "call me" and value(page, "shown") == data["shown"]
+    assert form_value(page, "phone") == "call me" and form_value(page, "shown") == data["shown"]
     assert patched(services) == []
 
 
@@ -132,7 +125,7 @@ async def test_the_patient_page_offers_the_change_and_a_provider_may_not_make_it
     assert (await client.get(f"/patients/{PID}/details/edit")).status_code == 403
     inbox = await client.get("/inbox")
     refused = await client.post(
-        f"/patients/{PID}/details", data={**data, "csrf_token": value(inbox, "csrf_token")}
+        f"/patients/{PID}/details", data={**data, "csrf_token": form_value(inbox, "csrf_token")}
     )
     assert refused.status_code == 403
     assert patched(services) == []

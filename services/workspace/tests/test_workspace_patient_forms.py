@@ -7,6 +7,8 @@ import re
 
 import httpx
 
+from services.workspace.tests.conftest import form_value
+
 PID = "33333333-3333-4333-8333-333333333333"
 PATH = f"/v1/patients/{PID}"
 PATIENT = {
@@ -75,14 +77,8 @@ HOUSING = {
 }
 
 
-def value(page: httpx.Response, name: str) -> str:
-    match = re.search(rf'name="{name}"[^>]*? value="([^"]*)"', page.text)
-    assert match, f"no {name} on the page"
-    return html.unescape(match.group(1))
-
-
 def form_of(page: httpx.Response) -> dict[str, str]:
-    return {"csrf_token": value(page, "csrf_token"), "form_key": value(page, "form_key")}
+    return {"csrf_token": form_value(page, "csrf_token"), "form_key": form_value(page, "form_key")}
 
 
 def field_errors(page: httpx.Response) -> dict[str, list[str]]:
@@ -140,9 +136,9 @@ async def test_the_registration_form_is_labelled_and_names_me_as_care_manager(cl
         "Care manager",
     ):
         assert re.search(rf'<label for="[a-z_]+">{label}( <span|</label>)', page.text), label
-    assert value(page, "care_manager_id") == "cm-riverside-ana"
+    assert form_value(page, "care_manager_id") == "cm-riverside-ana"
     assert "<legend>Channels safe to contact the patient through" in page.text
-    assert len(value(page, "form_key")) >= 16
+    assert len(form_value(page, "form_key")) >= 16
     assert len(labels_of(page)) == 14
     assert not ambiguous(labels_of(page))
 
@@ -169,7 +165,7 @@ async def test_registering_sends_the_details_and_goes_to_the_patient_by_id(clien
         "care_manager_id": "cm-riverside-ben",
         "safe_channels": ["text", "in-person"],
     }
-    assert request.headers["idempotency-key"] == value(form, "form_key")
+    assert request.headers["idempotency-key"] == form_value(form, "form_key")
     registered = {
         **body,
         "id": PID,
@@ -218,8 +214,8 @@ async def test_registration_says_what_needs_correcting_beside_each_field_and_sen
     }
     assert 'aria-describedby=" given_name-error-1"' in page.text and 'aria-invalid="true"' in page.text
     assert '<a href="#birth_date">The birth date cannot be in the future.</a>' in page.text
-    assert value(page, "family_name") == "Example"  # what was typed stays
-    assert value(page, "form_key") == value(form, "form_key")
+    assert form_value(page, "family_name") == "Example"  # what was typed stays
+    assert form_value(page, "form_key") == form_value(form, "form_key")
     assert not services.called("intake", "/v1/patients")
 
 
@@ -261,7 +257,7 @@ async def test_a_supervisor_registering_is_not_named_care_manager_by_default(
     async with open_browser(make_app(settings)) as http:
         await sign_in(http, SUPERVISOR)
         page = await http.get("/patients/new")
-    assert value(page, "care_manager_id") == ""
+    assert form_value(page, "care_manager_id") == ""
 
 
 async def test_recording_consent_sends_the_period_in_the_workspace_time_zone(
