@@ -1,9 +1,10 @@
 """What every service's HTTP door checks before a route runs, and the answers it may give.
 
-``Doors`` is plain ASGI in front of the routes. A request with a body must say it is JSON (else 415)
-and must not be larger than the service's limit (else 413, before the rest is read). Text that
-PostgreSQL cannot keep (the NUL character) is refused with a 422 that names where it was, in the path,
-the query or the body, and never echoes the value. Everything else is the routes' schemas' business.
+``Doors`` is plain ASGI in front of the routes. A request with a body must say it is JSON (else 415; a
+FHIR search by POST, a path ending in ``/_search``, may send a form instead) and must not be larger
+than the service's limit (else 413, before the rest is read). Text that PostgreSQL cannot keep (the
+NUL character) is refused with a 422 that names where it was, in the path, the query or the body (a
+form's by field), and never echoes the value. Everything else is the routes' schemas' business.
 
 ``declare_answers`` writes the answers the kernel gives into each route's OpenAPI entry (401, 403, 404
 where the path names something, 409 where the route changes something, 413 and 415 where it takes a
@@ -28,6 +29,8 @@ from careloop_shared.errors import Invalid, problem
 from careloop_shared.events import is_json_content_type
 
 _NUL_ESCAPE = b"\\u0000"
+FORM = "application/x-www-form-urlencoded"
+SEARCH_BY_POST = "/_search"  # FHIR's search by POST: its parameters may come as a form
 NUL_MSG = "text cannot contain the NUL character (U+0000)"
 
 
@@ -201,7 +204,9 @@ class Doors:
         if not chunked and not declared:
             await self.app(scope, receive, send)
             return
-        if not is_json_content_type(headers.get("content-type", ""), suffixed=True):
+        content_type = headers.get("content-type", "")
+        form = scope["path"].endswith(SEARCH_BY_POST) and is_form(content_type)
+        if not form and not is_json_content_type(content_type, suffixed=True):
             await reply(
                 send, 415, {"detail": "the body must be JSON, sent as Content-Type: application/json"}
             )
@@ -213,7 +218,13 @@ class Doors:
         if body is None:
             await reply(send, 413, self._too_large())
             return
-        if _NUL_ESCAPE in body:
+        if form:
+            names = _form_nul_names(body)
+            if names:
+                where: list[list[str | int]] = [["body", n] if n else ["body"] for n in names]
+                await reply(send, 422, {"detail": [problem(loc, "nul_character", NUL_MSG) for loc in where]})
+                return
+        elif _NUL_ESCAPE in body:
             where = _body_nul_locations(body)
             if where:
                 await reply(send, 422, {"detail": [problem(loc, "nul_character", NUL_MSG) for loc in where]})
@@ -248,14 +259,25 @@ class Doors:
         raw_path = scope.get("raw_path") or scope["path"].encode()
         if b"%00" in raw_path or b"\x00" in raw_path or "\x00" in scope["path"]:
             problems.append(problem(["path"], "nul_character", NUL_MSG))
-        query: bytes = scope.get("query_string", b"")
-        if b"%00" in query or b"\x00" in query:
-            decoded = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-            names = sorted({unquote(k).replace("\x00", "") for k, v in decoded if "\x00" in k + v}) or [""]
-            problems.extend(
-                problem(["query", name] if name else ["query"], "nul_character", NUL_MSG) for name in names
-            )
+        names = _form_nul_names(scope.get("query_string", b""))
+        problems.extend(
+            problem(["query", name] if name else ["query"], "nul_character", NUL_MSG) for name in names
+        )
         return problems
+
+
+def is_form(content_type: str) -> bool:
+    """``application/x-www-form-urlencoded``, whatever its parameters."""
+    return content_type.partition(";")[0].strip().lower() == FORM
+
+
+def _form_nul_names(encoded: bytes) -> list[str]:
+    """The fields of URL-encoded pairs (a query, a form) whose name or value holds NUL; ``[""]`` when
+    one does and no name can be given; none when none does."""
+    if b"%00" not in encoded and b"\x00" not in encoded:
+        return []
+    decoded = parse_qsl(encoded.decode("latin-1"), keep_blank_values=True)
+    return sorted({unquote(k).replace("\x00", "") for k, v in decoded if "\x00" in k + v}) or [""]
 
 
 def _body_nul_locations(body: bytes) -> list[list[str | int]]:

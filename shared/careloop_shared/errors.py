@@ -51,6 +51,12 @@ class Gone(Refusal):
     status_code = 410
 
 
+class UnsupportedBody(Refusal):
+    """A body of a kind the route does not take."""
+
+    status_code = 415
+
+
 class Conflict(Refusal):
     """Not possible in the present state."""
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -26,8 +28,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from careloop_shared.doors import declare_answers
-from careloop_shared.errors import Invalid
+from careloop_shared.doors import declare_answers, is_form
+from careloop_shared.errors import Invalid, UnsupportedBody, problem
 from careloop_shared.http import MAX_INT, needs
 
 FHIR_VERSION = "4.0.1"
@@ -82,14 +84,19 @@ def searchset(
     *,
     next_offset: int | None = None,
     total: int | None = None,
+    links: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The resources that match a search, as a ``Bundle`` of type ``searchset``; ``next_offset`` (a
     further page) becomes the ``next`` link, the same query with ``_offset`` moved on; ``total``, the
-    number of matches in all pages, when it is known (else left out, as FHIR allows)."""
+    number of matches in all pages, when it is known (else left out, as FHIR allows). ``links``, when
+    given, are the links instead (a search by POST: ``links_as_get``)."""
     base = base_url(request)
-    links = [{"relation": "self", "url": str(request.url)}]
-    if next_offset is not None:
-        links.append({"relation": "next", "url": str(request.url.include_query_params(_offset=next_offset))})
+    if links is None:
+        links = [{"relation": "self", "url": str(request.url)}]
+        if next_offset is not None:
+            links.append(
+                {"relation": "next", "url": str(request.url.include_query_params(_offset=next_offset))}
+            )
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
     if total is not None:
         bundle["total"] = total
@@ -102,6 +109,20 @@ def searchset(
         for r in resources
     ]
     return bundle
+
+
+def links_as_get(
+    request: Request, resource_type: str, query: dict[str, str], page: SearchPage, next_offset: int | None
+) -> list[dict[str, str]]:
+    """A search by POST's links: the same search by GET (``query`` and the page), for parameters that may
+    be in a URL. A search by a name must not: its links are the ``_search`` URL alone."""
+    url = f"{base_url(request)}/{resource_type}"
+
+    def at(offset: int) -> str:
+        return f"{url}?{urlencode({**query, '_count': page.count, '_offset': offset})}"
+
+    links = [{"relation": "self", "url": at(page.offset)}]
+    return links + ([{"relation": "next", "url": at(next_offset)}] if next_offset is not None else [])
 
 
 class SearchPage(BaseModel):
@@ -142,6 +163,25 @@ Paging = Annotated[SearchPage, Query()]
 PatientQuery = Annotated[
     str | None, Query(pattern=PATIENT_PATTERN, max_length=44, description="Patient/<id>, or the id alone")
 ]
+
+
+async def search_form(request: Request) -> None:
+    """A search by POST (``[type]/_search``) takes its parameters as a form: another body is a 415, and a
+    parameter given more than once a 422 (each is taken once; the form's last would win unseen). The
+    route declares the form's fields with ``Annotated[<model>, Form()]`` and depends on this."""
+    if not is_form(request.headers.get("content-type", "")):
+        raise UnsupportedBody("a search by POST sends its parameters as application/x-www-form-urlencoded")
+    counts = Counter(name for name, _ in (await request.form()).multi_items())
+    repeated = sorted(name for name, n in counts.items() if n > 1)
+    if repeated:
+        raise Invalid(
+            [problem(["body", n], "repeated", "given more than once; it takes one value") for n in repeated]
+        )
+
+
+FORM_ANSWERS: dict[int | str, dict[str, Any]] = {
+    415: {"description": "The body is not a form (application/x-www-form-urlencoded)."}
+}
 
 
 def patient_of(search: str) -> uuid.UUID:
@@ -300,6 +340,12 @@ def interaction(resource_type: str, code: str, **search: str) -> dict[str, Any]:
     return {INTERACTION_KEY: {"type": resource_type, "code": code, "search": search}}
 
 
+def documented(declared: dict[str, Any], docs: dict[str, str]) -> dict[str, Any]:
+    """An ``interaction(...)`` saying how this server reads some of its parameters (``docs``: a
+    parameter's documentation), where that differs from FHIR's default."""
+    return {INTERACTION_KEY: {**declared[INTERACTION_KEY], "documented": docs}}
+
+
 def capability_statement(
     routes: Iterable[Any], *, software: str, version: str, date: datetime
 ) -> dict[str, Any]:
@@ -311,10 +357,16 @@ def capability_statement(
         if not declared:
             continue
         resource = types.setdefault(declared["type"], {"type": declared["type"], "interaction": []})
-        resource["interaction"].append({"code": declared["code"]})
+        if {"code": declared["code"]} not in resource["interaction"]:  # a search by GET and by POST: one
+            resource["interaction"].append({"code": declared["code"]})
         params = resource.setdefault("searchParam", []) if declared["search"] else []
         known = {p["name"] for p in params}
-        params += [{"name": n, "type": t} for n, t in declared["search"].items() if n not in known]
+        documented = declared.get("documented", {})
+        params += [
+            {"name": n, "type": t, **({"documentation": documented[n]} if n in documented else {})}
+            for n, t in declared["search"].items()
+            if n not in known
+        ]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 import pytest
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
@@ -41,6 +41,11 @@ async def make(thing_id: str, body: Thing, q: str | None = None) -> dict:
 @router.get("/things")
 async def things(patient_id: uuid.UUID | None = None) -> list[str]:
     return []
+
+
+@router.post("/finds/_search")
+async def search(request: Request) -> dict:
+    return {"form": (await request.body()).decode()}
 
 
 @router.delete("/things/{thing_id}")
@@ -94,6 +99,20 @@ async def test_a_body_that_is_not_said_to_be_json_is_415(client, content_type):
     r = await client.post("/things/a", content=b'{"name": "x"}', headers=headers)
     assert r.status_code == 415, r.text
     assert "application/json" in r.json()["detail"]
+
+
+async def test_a_form_is_taken_by_a_search_by_post_only_and_nul_in_it_refused_by_field(client):
+    form = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+    found = await client.post("/finds/_search", content=b"name=Ann+Lee", headers=form)
+    assert (found.status_code, found.json()) == (200, {"form": "name=Ann+Lee"})
+    elsewhere = await client.post("/things/a", content=b"name=x", headers=form)
+    assert elsewhere.status_code == 415
+    for body, where in ((b"name=Se%00cret&b=1", ["body", "name"]), (b"na%00me=Secret", ["body", "name"])):
+        refused = await client.post("/finds/_search", content=body, headers=form)
+        assert refused.status_code == 422 and "cret" not in refused.text
+        assert refused.json()["detail"] == [{"loc": where, "type": "nul_character", "msg": NUL_MSG}]
+    past = await client.post("/finds/_search", content=b"name=" + b"x" * 2000, headers=form)
+    assert past.status_code == 413
 
 
 async def test_nul_is_refused_where_it_is_without_echoing_what_surrounds_it(client):

@@ -2,23 +2,30 @@
 from the routes a service declares; each validated with ``fhir.resources`` (R4B, the nearest to R4)."""
 
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import JSONResponse
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from pydantic import BaseModel, ConfigDict
 
 from careloop_shared import doors
+from careloop_shared.errors import Refusal
 from careloop_shared.fhir import (
     FHIR_JSON,
+    FORM_ANSWERS,
     OperationOutcomeDoc,
     SearchPage,
     capability_statement,
     document_answers,
+    documented,
     fhir_router,
     interaction,
+    links_as_get,
     operation_outcome,
+    search_form,
     searchset,
     serve_fhir,
 )
@@ -56,6 +63,17 @@ def test_every_kernel_refusal_is_an_operation_outcome_saying_the_same():
     assert denied["details"] == {"text": "missing_permission: consent:read"}
 
 
+async def _refused(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refusal)
+    return JSONResponse(exc.body(), status_code=exc.status_code)
+
+
+class ThingForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patient: str | None = None
+    name: str | None = None
+
+
 def _app() -> FastAPI:
     router = fhir_router("careloop test")
 
@@ -70,8 +88,25 @@ def _app() -> FastAPI:
     async def things(request: Request) -> JSONResponse:
         return JSONResponse(searchset(request, [{"resourceType": "Patient", "id": "p1"}], next_offset=1))
 
+    @router.post(
+        "/Thing/_search",
+        openapi_extra={
+            **needs("x:read"),
+            **documented(
+                interaction("Thing", "search-type", patient="reference", name="string"), {"name": "whole"}
+            ),
+        },
+        responses=FORM_ANSWERS,
+        dependencies=[Depends(search_form)],
+    )
+    async def things_by_post(request: Request, form: Annotated[ThingForm, Form()]) -> JSONResponse:
+        page = SearchPage()
+        links = links_as_get(request, "Thing", {"patient": form.patient or ""}, page, 50)
+        return JSONResponse(searchset(request, [{"resourceType": "Patient", "id": "p1"}], links=links))
+
     app = FastAPI()
     app.include_router(document_answers(router))
+    app.add_exception_handler(Refusal, _refused)  # as every service's app does
 
     @app.get("/v1/thing")
     async def plain() -> JSONResponse:
@@ -100,7 +135,7 @@ async def test_a_refusal_on_a_fhir_path_is_answered_as_fhir_and_elsewhere_as_bef
         [thing] = statement.rest[0].resource
         assert thing.type == "Thing"
         assert [i.code for i in thing.interaction] == ["read", "search-type"]
-        assert [(p.name, p.type) for p in thing.searchParam] == [("patient", "reference")]
+        assert [(p.name, p.type) for p in thing.searchParam] == [("patient", "reference"), ("name", "string")]
 
 
 def test_fhir_routes_document_refusals_as_operation_outcome_and_leave_the_kernel_answers_alone():
@@ -127,3 +162,35 @@ def test_a_capability_statement_lists_only_declared_interactions():
 def test_a_search_page_counts_from_its_offset():
     page = SearchPage.model_validate({"_count": 2, "_offset": 4})
     assert (page.fetch_limit, page.next_offset(3), page.next_offset(2)) == (3, 6, None)
+
+
+async def test_a_search_by_post_takes_a_form_once_each_and_links_to_the_same_search_by_get():
+    async with client_of(_app(), "http://t") as client:
+        found = await client.post("/fhir/R4/Thing/_search", data={"patient": "p1", "name": "Ann"})
+        assert found.status_code == 200, found.text
+        bundle = Bundle.model_validate(found.json())
+        assert [link.url for link in bundle.link] == [
+            "http://t/fhir/R4/Thing?patient=p1&_count=50&_offset=0",
+            "http://t/fhir/R4/Thing?patient=p1&_count=50&_offset=50",
+        ]
+        as_json = await client.post("/fhir/R4/Thing/_search", json={"patient": "p1"})
+        assert (as_json.status_code, as_json.json()["issue"][0]["code"]) == (415, "not-supported")
+        twice = await client.post(
+            "/fhir/R4/Thing/_search",
+            content=b"name=Ann&name=Bob",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert twice.status_code == 422 and "Ann" not in twice.text and "Bob" not in twice.text
+        assert (
+            twice.json()["issue"][0]["diagnostics"] == "body.name: given more than once; it takes one value"
+        )
+        unknown = await client.post("/fhir/R4/Thing/_search", data={"colour": "red"})
+        assert unknown.status_code == 422 and "red" not in unknown.text
+        statement = CapabilityStatement.model_validate((await client.get("/fhir/R4/metadata")).json())
+        [thing] = statement.rest[0].resource
+        assert [i.code for i in thing.interaction] == ["read", "search-type"]  # by GET and by POST: one
+        params = {p.name: p.documentation for p in thing.searchParam}
+        assert params == {"patient": None, "name": "whole"}
+    operation = _app().openapi()["paths"]["/fhir/R4/Thing/_search"]["post"]
+    assert list(operation["requestBody"]["content"]) == ["application/x-www-form-urlencoded"]
+    assert "not a form" in operation["responses"]["415"]["description"]

@@ -171,6 +171,70 @@ async def test_each_role_sees_a_patient_as_the_permission_matrix_says(intake, ca
         assert issue["code"] == "forbidden" and "lacks permission" in issue["diagnostics"]
 
 
+async def test_a_search_by_post_finds_a_patient_by_whole_name_and_birth_date_and_puts_neither_in_a_url(
+    intake, case
+):
+    client, _ = intake
+    agency, patient_id = case
+    who = {**auth(agency), "Content-Type": "application/x-www-form-urlencoded"}
+
+    async def search(headers=who, **form):
+        body = {"given": "Itzel", "family": "Quenteh", "birthdate": "1961-07-02", **form}
+        return await client.post("/fhir/R4/Patient/_search", data=body, headers=headers)
+
+    # The whole name as registration matches it (case and accents aside), the day with or without eq.
+    found = await search(given=" ITZEL", family="Quénteh", birthdate="eq1961-07-02")
+    assert (found.status_code, found.headers["content-type"]) == (200, FHIR_JSON), found.text
+    bundle = found.json()
+    [patient] = resources_of(bundle)
+    assert (patient["id"], patient["name"][0]["family"], bundle["total"]) == (patient_id, "Quenteh", 1)
+    assert bundle["link"] == [{"relation": "self", "url": "http://intake/fhir/R4/Patient/_search"}]
+    assert found.request.url.query == b""
+    # Part of a name, another day, another agency, or an _id of nobody else: nobody.
+    stranger = {**who, **auth(f"agency-{uuid.uuid4().hex[:6]}")}
+    for headers, form in (
+        (who, {"family": "Quente"}),
+        (who, {"birthdate": "1961-07-03"}),
+        (stranger, {}),
+        (who, {"_id": str(uuid.uuid4())}),
+    ):
+        nobody = (await search(headers, **form)).json()
+        assert (resources_of(nobody) if "entry" in nobody else [], nobody["total"]) == ([], 0), form
+    # Recorded as a read of the patient found.
+    supervisor = auth(agency, "supervisor")
+    trail = (await client.get(f"/v1/audit?patient_id={patient_id}", headers=supervisor)).json()["items"]
+    assert "POST /fhir/R4/Patient/_search" in [e["route"] for e in trail]
+    # Without a name it is the GET search, whose links (with no patient data) it gives.
+    listed = await client.post("/fhir/R4/Patient/_search", data={"_count": "1"}, headers=who)
+    assert [p["id"] for p in resources_of(listed.json())] == [patient_id]
+    assert listed.json()["link"][0]["url"] == "http://intake/fhir/R4/Patient?_count=1&_offset=0"
+    # A role that may not read patients' details may not search by them; by _id it may.
+    analyst = {**who, **auth(agency, "analyst")}
+    refused = await search(analyst)
+    assert (refused.status_code, refused.json()["issue"][0]["code"]) == (403, "forbidden")
+    by_id = await client.post("/fhir/R4/Patient/_search", data={"_id": patient_id}, headers=analyst)
+    assert resources_of(by_id.json()) == [{"resourceType": "Patient", "id": patient_id}]
+    # Bad input: where and why, never the input; a JSON body is not a form; names stay out of URLs.
+    for form, where in (
+        ({"given": ""}, "body: Value error, a search by name takes given, family and birthdate"),
+        ({"birthdate": "1961-02-30"}, "body: Value error, birthdate is not a day"),
+        ({"birthdate": "ge1961-07-02"}, "body.birthdate"),
+        ({"family": "x" * 201}, "body.family"),
+        ({"name": "Itzel"}, "body.name"),
+    ):
+        bad = await search(**form)
+        assert bad.status_code == 422, (form, bad.text)
+        assert bad.json()["issue"][0]["diagnostics"].startswith(where), bad.text
+        assert not any(p in bad.text for p in PHI)
+    half = await client.post("/fhir/R4/Patient/_search", data={"family": "Quenteh"}, headers=who)
+    assert half.status_code == 422 and "given, family and birthdate together" in half.text
+    assert "Quenteh" not in half.text
+    as_json = await client.post("/fhir/R4/Patient/_search", json={"family": "Quenteh"}, headers=auth(agency))
+    assert as_json.status_code == 415 and "Quenteh" not in as_json.text
+    in_url = await client.get("/fhir/R4/Patient", params={"family": "Quenteh"}, headers=auth(agency))
+    assert in_url.status_code == 422 and "Quenteh" not in in_url.text
+
+
 async def test_an_imported_questionnaire_response_is_scored_and_announced_as_a_native_one(intake, case):
     client, runtime = intake
     agency, patient_id = case
@@ -300,9 +364,14 @@ async def test_the_capability_statement_and_the_openapi_document_name_every_fhir
     }
     [questionnaire] = [res for res in statement.rest[0].resource if res.type == "Questionnaire"]
     assert {(p.name, p.type) for p in questionnaire.searchParam} == {("url", "uri"), ("name", "string")}
+    [patient] = [res for res in statement.rest[0].resource if res.type == "Patient"]
+    assert [p.name for p in patient.searchParam] == ["_id", "given", "family", "birthdate"]
+    assert "by POST only" in (patient.searchParam[1].documentation or "")
     paths = (await client.get("/openapi.json")).json()["paths"]
     documented = {p for p in paths if p.startswith("/fhir/R4/")}
-    assert documented == {"/fhir/R4/metadata"} | {f"/fhir/R4/{t}" for t in served} | {
+    assert documented == {"/fhir/R4/metadata", "/fhir/R4/Patient/_search"} | {
+        f"/fhir/R4/{t}" for t in served
+    } | {
         f"/fhir/R4/{t}/{{{name}}}"
         for t, name in (
             ("Patient", "patient_id"),

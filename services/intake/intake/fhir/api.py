@@ -1,7 +1,8 @@
 """intake's FHIR R4 routes (``/fhir/R4/``): read by id and search by patient for what intake owns, the
-screening instruments as Questionnaires (``questionnaire_api``), and the import of a
-QuestionnaireResponse. The same agency scoping, permissions and audit as ``/v1/``: another agency's
-resources do not exist (404 on a read, nothing found in a search).
+patients themselves (``patient_api``), the screening instruments as Questionnaires
+(``questionnaire_api``), and the import of a QuestionnaireResponse. The same agency scoping,
+permissions and audit as ``/v1/``: another agency's resources do not exist (404 on a read, nothing
+found in a search).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Request
 from fastapi.responses import Response
 
 from careloop_shared.errors import NotFound
@@ -32,11 +33,10 @@ from careloop_shared.fhir import (
     searchset,
 )
 from careloop_shared.http import Audit, Commands, CurrentPrincipal, needs, read_store, service_context
-from careloop_shared.permissions import load_matrix
 from intake.config import IntakeContext
 from intake.domain.commands import AssessPatient
-from intake.erasure.handlers import PatientErasedAlready, revealed
-from intake.fhir import assessments, questionnaire_api, resources
+from intake.erasure.handlers import revealed
+from intake.fhir import assessments, patient_api, questionnaire_api, resources
 from intake.fhir.codes import fhir_codes
 from intake.fhir.handlers import import_assessment
 from intake.fhir.imports import imported_answers, subject_patient
@@ -46,6 +46,7 @@ from intake.store import IntakeStore
 
 router = fhir_router("careloop intake")
 questionnaire_api.add_routes(router)  # the instruments as forms: no patient data
+patient_api.add_routes(router)  # the patients: read, and searched by GET and by POST
 Store = Annotated[IntakeStore, Depends(read_store)]
 Ctx = Annotated[IntakeContext, Depends(service_context)]
 ById = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -55,71 +56,12 @@ async def fhir_store(store: Store) -> FhirStore:
     return FhirStore(store.db)
 
 
-def _identifying(role: str) -> bool:
-    """Identifying details go to the roles that may read them on ``/v1/patients`` (patient:read)."""
-    return load_matrix().allows(role, "patient:read")
-
-
 def _assessment_of(resource_id: str) -> uuid.UUID | None:
     """The assessment an Observation or Condition was made of: its id starts with the assessment's."""
     try:
         return uuid.UUID(resource_id[:36]) if len(resource_id) > 37 and resource_id[36] == "-" else None
     except ValueError:
         return None
-
-
-@router.get(
-    "/Patient/{patient_id}",
-    response_model=ResourceDoc,
-    openapi_extra={**needs("patient:read-id"), **interaction("Patient", "read")},
-    responses={410: {"description": "The patient's identifying details and sealed data were erased"}},
-    summary="A patient: identifying details for roles that may read them, else the pseudonymous id",
-)
-async def read_patient(
-    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, ctx: Ctx
-) -> FhirResponse:
-    row = await store.get_patient(who.agency_id, patient_id)
-    if row is None:
-        raise NotFound("patient not found")
-    if row["erased_at"] is not None:
-        raise PatientErasedAlready(row["erased_at"])
-    identifying = _identifying(who.role)
-    [found] = resources.patients(ctx.keys, [row], identifying=identifying)
-    if identifying:
-        await audit.read(patient_id, "patient")
-    return FhirResponse(found)
-
-
-@router.get(
-    "/Patient",
-    response_model=BundleDoc,
-    openapi_extra={**needs("patient:read-id"), **interaction("Patient", "search-type", _id="token")},
-    summary="The agency's patients, or the one named by _id",
-)
-async def search_patients(
-    request: Request,
-    who: CurrentPrincipal,
-    store: Store,
-    audit: Audit,
-    page: Paging,
-    ctx: Ctx,
-    id_: Annotated[uuid.UUID | None, Query(alias="_id")] = None,
-) -> FhirResponse:
-    if id_ is not None:
-        kept = await store.get_patient(who.agency_id, id_)
-        one = kept if kept is not None and kept["erased_at"] is None else None  # erased: not listed
-        total: int | None = int(one is not None)
-        next_offset = None
-        rows = [one] if one is not None and page.offset == 0 else []
-    else:
-        fetched = await store.list_patients(who.agency_id, page.fetch_limit, page.offset)
-        total, next_offset = page.total(len(fetched)), page.next_offset(len(fetched))
-        rows = fetched[: page.count]
-    identifying = _identifying(who.role)
-    if identifying:
-        await audit.read_many([(r["id"], r["id"]) for r in rows], "patient")
-    found = resources.patients(ctx.keys, rows, identifying=identifying)
-    return FhirResponse(searchset(request, found, next_offset=next_offset, total=total))
 
 
 @router.get(

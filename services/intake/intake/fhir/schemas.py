@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import JsonDict
 
 from careloop_shared.body import Body, Moment
-from careloop_shared.fhir import UUID_PATTERN
+from careloop_shared.fhir import UUID_PATTERN, SearchPage
+from careloop_shared.http import MAX_INT
+from intake.schemas import Name
 
 ID_PATTERN = r"^[A-Za-z0-9\-.]{1,64}$"  # a FHIR resource id
 FhirId = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -83,3 +87,48 @@ class QuestionnaireResponseIn(Body):
     subject: ReferenceIn
     authored: Moment | None = None
     item: list[ItemIn] = Field(min_length=1, max_length=100)
+
+
+def _birth_date(value: str) -> date:
+    """FHIR's ``birthdate`` as careloop matches it: one whole day, with or without the ``eq`` prefix."""
+    return date.fromisoformat(value.removeprefix("eq"))
+
+
+class PatientSearchForm(BaseModel):
+    """``POST Patient/_search``'s form: ``_id``, or the whole ``given`` and ``family`` name with the
+    ``birthdate`` (all three), or neither (the agency's patients); ``_count`` and ``_offset`` page."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id_: uuid.UUID | None = Field(None, alias="_id", description="The patient's id.")
+    given: Name | None = Field(None, description="The whole given name (with family and birthdate).")
+    family: Name | None = Field(None, description="The whole family name (with given and birthdate).")
+    birthdate: (
+        Annotated[str, Field(pattern=r"^(eq)?\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD, or eqYYYY-MM-DD.")]
+        | None
+    ) = None
+    count: int = Field(50, ge=1, le=200, alias="_count")
+    offset: int = Field(0, ge=0, le=MAX_INT, alias="_offset")
+
+    @model_validator(mode="after")
+    def _whole_name_and_day(self) -> PatientSearchForm:
+        named = [self.given, self.family, self.birthdate]
+        if any(v is not None for v in named) and not all(v is not None for v in named):
+            raise ValueError("a search by name takes given, family and birthdate together")
+        if self.birthdate is not None:
+            try:
+                _birth_date(self.birthdate)
+            except ValueError:
+                raise ValueError("birthdate is not a day of the calendar") from None
+        return self
+
+    @property
+    def by_name(self) -> tuple[str, str, date] | None:
+        """The given name, family name and birth date searched for, if they are."""
+        if self.given is None or self.family is None or self.birthdate is None:
+            return None
+        return self.given, self.family, _birth_date(self.birthdate)
+
+    @property
+    def page(self) -> SearchPage:
+        return SearchPage(_count=self.count, _offset=self.offset)
