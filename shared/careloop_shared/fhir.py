@@ -166,17 +166,26 @@ PatientQuery = Annotated[
 
 
 async def search_form(request: Request) -> None:
-    """A search by POST (``[type]/_search``) takes its parameters as a form: another body is a 415, and a
-    parameter given more than once a 422 (each is taken once; the form's last would win unseen). The
-    route declares the form's fields with ``Annotated[<model>, Form()]`` and depends on this."""
+    """A search by POST (``[type]/_search``) takes its parameters as a form: another body is a 415. A
+    parameter given more than once, or given empty, is a 422: each is taken once (the form's last would
+    win unseen), and FastAPI reads an empty field as one left out (``family=`` would search for
+    everyone). The route declares the form's fields with ``Annotated[<model>, Form()]`` and depends on
+    this."""
     if not is_form(request.headers.get("content-type", "")):
         raise UnsupportedBody("a search by POST sends its parameters as application/x-www-form-urlencoded")
-    counts = Counter(name for name, _ in (await request.form()).multi_items())
-    repeated = sorted(name for name, n in counts.items() if n > 1)
-    if repeated:
-        raise Invalid(
-            [problem(["body", n], "repeated", "given more than once; it takes one value") for n in repeated]
-        )
+    items = (await request.form()).multi_items()
+    counts = Counter(name for name, _ in items)
+    problems = [
+        problem(["body", n], "repeated", "given more than once; it takes one value")
+        for n in sorted(counts)
+        if counts[n] > 1
+    ]
+    empty = sorted({name for name, value in items if value == ""} - {n for n in counts if counts[n] > 1})
+    problems += [
+        problem(["body", n], "empty", "given without a value; leave it out or give one") for n in empty
+    ]
+    if problems:
+        raise Invalid(problems)
 
 
 FORM_ANSWERS: dict[int | str, dict[str, Any]] = {

@@ -184,6 +184,12 @@ async def test_a_search_by_post_takes_a_form_once_each_and_links_to_the_same_sea
         assert (
             twice.json()["issue"][0]["diagnostics"] == "body.name: given more than once; it takes one value"
         )
+        empty = await client.post("/fhir/R4/Thing/_search", data={"name": "", "patient": "p1"})
+        assert empty.status_code == 422  # FastAPI would take it as left out: a search for everyone
+        assert (
+            empty.json()["issue"][0]["diagnostics"]
+            == "body.name: given without a value; leave it out or give one"
+        )
         unknown = await client.post("/fhir/R4/Thing/_search", data={"colour": "red"})
         assert unknown.status_code == 422 and "red" not in unknown.text
         statement = CapabilityStatement.model_validate((await client.get("/fhir/R4/metadata")).json())
