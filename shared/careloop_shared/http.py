@@ -259,6 +259,11 @@ class Auditor:
             [self.entry(p, what, entity_id=e, patient_agency_id=patient_agency_id) for p, e in disclosed]
         )
 
+    async def found_nobody(self, what: str) -> None:
+        """A search by a person's identifying details that found no patient: one entry naming none
+        (``none found``), so that the attempt is kept as a search that finds someone is (their reads)."""
+        await self._runtime.audit.record([self.entry(None, what, outcome_detail="none found")])
+
 
 async def auditor(request: Request) -> Auditor:
     return Auditor(get_runtime(request), request, await current_principal(request))

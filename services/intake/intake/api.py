@@ -131,13 +131,16 @@ async def search_patients(
     """The agency's patients with this name and birth date (erased ones left out): found by the blind index
     registration keeps for likely duplicates, so the details are never searched in the clear. A POST, so
     the name and birth date travel in the body, never in a URL or an access log. It changes nothing (an
-    ``Idempotency-Key`` is checked, not needed); each patient found is recorded as read."""
+    ``Idempotency-Key`` is checked, not needed); each patient found is recorded as read, and a search that
+    finds nobody as one entry naming no patient."""
     idempotency_key(request)
     name_key = normalised_name(body.given_name, body.family_name)
     blind = ctx.blind_index.likely_duplicate(who.agency_id, name_key, body.birth_date)
     rows = await store.find_patients(
         who.agency_id, blind, name_key, body.birth_date, page.fetch_limit, page.offset
     )
+    if not rows and page.offset == 0:
+        await audit.found_nobody("patient")
     return await _shown(rows, page, ctx, audit)
 
 

@@ -489,7 +489,7 @@ async def test_the_list_shows_only_the_patients_asked_for_by_id_of_the_callers_a
 
 
 async def test_a_patient_is_found_by_the_whole_name_and_birth_date_within_the_agency_only(intake, agency):
-    client, _ = intake
+    client, runtime = intake
     family = f"Zubiría-{uuid.uuid4().hex[:6]}"
     wanted = await register(client, agency, family_name=family)
     await register(client, agency, family_name=family, birth_date="1958-03-15")  # another person
@@ -526,6 +526,13 @@ async def test_a_patient_is_found_by_the_whole_name_and_birth_date_within_the_ag
     assert ("cm-finder", "allowed", "POST /v1/patients/search") in [
         (e["subject"], e["outcome"], e["route"]) for e in trail
     ]
+    # A search that finds nobody is kept too: one entry naming no patient.
+    nobody = auth(agency_id, subject="cm-nobody")
+    assert (await search(nobody, birth_date="1901-01-01")).json()["items"] == []
+    kept = await runtime.pool.fetch(
+        "SELECT patient_id, outcome, outcome_detail, route FROM audit_log WHERE subject = 'cm-nobody'"
+    )
+    assert [tuple(r) for r in kept] == [(None, "allowed", "none found", "POST /v1/patients/search")]
     # An erased patient is not found.
     erased = await client.post(
         f"/v1/patients/{wanted}/erasure", json={"reason": "request"}, headers=supervisor

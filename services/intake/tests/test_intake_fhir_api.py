@@ -174,7 +174,7 @@ async def test_each_role_sees_a_patient_as_the_permission_matrix_says(intake, ca
 async def test_a_search_by_post_finds_a_patient_by_whole_name_and_birth_date_and_puts_neither_in_a_url(
     intake, case
 ):
-    client, _ = intake
+    client, runtime = intake
     agency, patient_id = case
     who = {**auth(agency), "Content-Type": "application/x-www-form-urlencoded"}
 
@@ -200,10 +200,16 @@ async def test_a_search_by_post_finds_a_patient_by_whole_name_and_birth_date_and
     ):
         nobody = (await search(headers, **form)).json()
         assert (resources_of(nobody) if "entry" in nobody else [], nobody["total"]) == ([], 0), form
-    # Recorded as a read of the patient found.
+    # Recorded as a read of the patient found; a search that found nobody as one entry naming no one.
     supervisor = auth(agency, "supervisor")
     trail = (await client.get(f"/v1/audit?patient_id={patient_id}", headers=supervisor)).json()["items"]
     assert "POST /fhir/R4/Patient/_search" in [e["route"] for e in trail]
+    kept = await runtime.pool.fetch(
+        "SELECT outcome_detail, count(*) FROM audit_log WHERE agency_id = $1 AND patient_id IS NULL"
+        " AND route = 'POST /fhir/R4/Patient/_search' GROUP BY 1",
+        agency,
+    )
+    assert [tuple(r) for r in kept] == [("none found", 3)]  # part of a name, another day, another _id
     # Without a name it is the GET search, whose links (with no patient data) it gives.
     listed = await client.post("/fhir/R4/Patient/_search", data={"_count": "1"}, headers=who)
     assert [p["id"] for p in resources_of(listed.json())] == [patient_id]

@@ -136,6 +136,8 @@ def add_routes(router: APIRouter) -> None:
         matches = await store.find_patients(who.agency_id, blind, name_key, birth_date, NAME_MATCHES, 0)
         matches = [r for r in matches if form.id_ is None or r["id"] == form.id_]
         rows = matches[page.offset : page.offset + page.count]
+        if not matches:
+            await audit.found_nobody("patient")
         found = await _patients_shown(who, audit, ctx, rows)
         total = len(matches) if len(matches) < NAME_MATCHES else None
         links = [{"relation": "self", "url": f"{base_url(request)}/Patient/_search"}]
