@@ -89,3 +89,18 @@ async def test_the_erasure_form_refuses_without_a_reason_or_confirmation(
     await accessibility(page, "erasure-form")
     await page.goto(f"/patients/{rita.patient_id}")
     assert rita.name in await page.locator("h1").inner_text()  # her details are still there
+
+
+async def test_who_has_seen_a_patients_data(cases, signed_in, screenshot, accessibility):
+    rita = cases["rita"]
+    page = await signed_in("sv-riverside-sam")
+    await page.goto(f"/patients/{rita.patient_id}")
+    await page.get_by_role("link", name="Who has seen this patient's data").click()
+    await page.wait_for_url(f"**/patients/{rita.patient_id}/access")
+    # The care manager who registered and assessed her read her details in intake.
+    assert await page.get_by_role("cell", name="cm-riverside-ana (Care manager)").first.is_visible()
+    await screenshot(page, "patient-access")
+    await accessibility(page, "patient-access")
+    await page.get_by_role("link", name="Disclosures outside your agency").click()
+    await page.wait_for_url(f"**/patients/{rita.patient_id}/access?view=disclosures")
+    await accessibility(page, "patient-disclosures")

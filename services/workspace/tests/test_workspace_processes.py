@@ -168,6 +168,13 @@ async def test_details_changed_a_consent_revoked_and_the_patient_erased_through_
 
         await http.post("/signout", data={"csrf_token": _form_fields(page.text)["csrf_token"]})
         await sign_in(http, "sv-workspace-sue", role="supervisor")
+        # Who has seen the patient: intake's log has the care manager's change; a service not running
+        # here is named in its place.
+        access = await http.get(f"/patients/{patient_id}/access")
+        assert access.status_code == 200, access.text
+        assert f"{CARE_MANAGER} (Care manager)" in access.text
+        assert "PATCH /v1/patients/{patient_id}" in access.text
+        assert "Its entries are not in this list." in access.text
         form = await http.get(f"/patients/{patient_id}/erasure/new")
         fields = {**_form_fields(form.text), "reason": "The patient's request", "confirm": "erase"}
         erased = await http.post(f"/patients/{patient_id}/erasure", data=fields)

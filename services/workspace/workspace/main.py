@@ -28,6 +28,7 @@ from careloop_shared.consumer import UNAVAILABLE_TYPES
 from careloop_shared.logging import configure_logging, get_logger
 from careloop_shared.settings import DEV_JWT_SECRET
 from workspace import (
+    access,
     assessment,
     erasure,
     errors,
@@ -163,6 +164,7 @@ def build_app(
     app.include_router(patient.router)
     app.include_router(patient_details.router)
     app.include_router(erasure.router)
+    app.include_router(access.router)
     app.include_router(fhir_record.router)
     app.include_router(assessment.router)
     app.include_router(plan_actions.router)

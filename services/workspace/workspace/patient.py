@@ -59,6 +59,7 @@ ACTIONS = (
     "patient:assign",  # a supervisor reassigns the patient from their page too
     "patient:update",
     "patient:erase",
+    "audit:read",  # who has seen the patient's data (a page of its own)
 )
 
 
