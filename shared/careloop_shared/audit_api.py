@@ -1,6 +1,7 @@
 """Reading the audit log: every service answers for what it disclosed, to the patient's own agency.
 
-``GET /v1/audit?patient_id=`` lists every entry about the patient (reads and refusals, by anyone);
+``GET /v1/audit?patient_id=`` lists every entry about the patient (reads and refusals, by anyone; oldest
+first, or ``&order=newest``);
 ``GET /v1/audit/disclosures?patient_id=`` is the accounting of disclosures: what people outside the
 patient's agency were shown. Both need ``audit:read`` and answer 404 for another agency's patient.
 """
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from careloop_shared.db import ALL_AGENCIES, as_agency
@@ -55,8 +56,20 @@ class AuditEntryOut(BaseModel):
 Store = Annotated[PatientOwner, Depends(read_store)]
 
 
+Order = Annotated[
+    Literal["oldest", "newest"],
+    Query(description="oldest first (the default), or newest first: the latest reads on the first page"),
+]
+
+
 async def _entries(
-    request: Request, store: PatientOwner, who: Any, patient_id: uuid.UUID, page: Any, where: str
+    request: Request,
+    store: PatientOwner,
+    who: Any,
+    patient_id: uuid.UUID,
+    page: Any,
+    where: str,
+    order: str = "oldest",
 ) -> Any:
     if await store.agency_of_patient(patient_id) != who.agency_id:
         raise NotFound("no such patient in your agency")
@@ -66,7 +79,7 @@ async def _entries(
     with as_agency(ALL_AGENCIES):
         rows = await get_runtime(request).pool.fetch(
             f"SELECT {_COLUMNS} FROM audit_log WHERE patient_id = $1 {where}"
-            " ORDER BY position LIMIT $3 OFFSET $4",
+            f" ORDER BY position {'DESC' if order == 'newest' else 'ASC'} LIMIT $3 OFFSET $4",
             patient_id,
             who.agency_id,
             page.fetch_limit,
@@ -77,21 +90,32 @@ async def _entries(
 
 @router.get("", response_model=Page[AuditEntryOut], openapi_extra=needs("audit:read"))
 async def audit_of_patient(
-    patient_id: uuid.UUID, request: Request, store: Store, who: CurrentPrincipal, page: Paging
+    patient_id: uuid.UUID,
+    request: Request,
+    store: Store,
+    who: CurrentPrincipal,
+    page: Paging,
+    order: Order = "oldest",
 ) -> Page[AuditEntryOut]:
-    """Every read of the patient's data here, and every refused attempt, oldest first."""
+    """Every read of the patient's data here, and every refused attempt, oldest first (or newest)."""
     result: Page[AuditEntryOut] = await _entries(
-        request, store, who, patient_id, page, "AND $2::text IS NOT NULL"
+        request, store, who, patient_id, page, "AND $2::text IS NOT NULL", order
     )
     return result
 
 
 @router.get("/disclosures", response_model=Page[AuditEntryOut], openapi_extra=needs("audit:read"))
 async def disclosures_of_patient(
-    patient_id: uuid.UUID, request: Request, store: Store, who: CurrentPrincipal, page: Paging
+    patient_id: uuid.UUID,
+    request: Request,
+    store: Store,
+    who: CurrentPrincipal,
+    page: Paging,
+    order: Order = "oldest",
 ) -> Page[AuditEntryOut]:
-    """The accounting of disclosures: what people outside the patient's agency were shown here."""
+    """The accounting of disclosures: what people outside the patient's agency were shown here, oldest
+    first (or newest)."""
     result: Page[AuditEntryOut] = await _entries(
-        request, store, who, patient_id, page, "AND outcome = 'allowed' AND agency_id <> $2"
+        request, store, who, patient_id, page, "AND outcome = 'allowed' AND agency_id <> $2", order
     )
     return result

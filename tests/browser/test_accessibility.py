@@ -97,10 +97,15 @@ async def test_who_has_seen_a_patients_data(cases, signed_in, screenshot, access
     await page.goto(f"/patients/{rita.patient_id}")
     await page.get_by_role("link", name="Who has seen this patient's data").click()
     await page.wait_for_url(f"**/patients/{rita.patient_id}/access")
-    # The care manager who registered and assessed her read her details in intake.
-    assert await page.get_by_role("cell", name="cm-riverside-ana (Care manager)").first.is_visible()
+    # Newest first: the supervisor's own look at her page just now.
+    first = page.locator("#entries-heading + table tbody tr").first
+    assert "sv-riverside-sam (Supervisor)" in await first.inner_text()
     await screenshot(page, "patient-access")
     await accessibility(page, "patient-access")
+    # Oldest first: the care manager who registered and assessed her, reading her details in intake.
+    await page.get_by_role("link", name="Oldest first").click()
+    await page.wait_for_url(f"**/patients/{rita.patient_id}/access?order=oldest")
+    assert await page.get_by_role("cell", name="cm-riverside-ana (Care manager)").first.is_visible()
     await page.get_by_role("link", name="Disclosures outside your agency").click()
-    await page.wait_for_url(f"**/patients/{rita.patient_id}/access?view=disclosures")
+    await page.wait_for_url(f"**/patients/{rita.patient_id}/access?view=disclosures&order=oldest")
     await accessibility(page, "patient-disclosures")

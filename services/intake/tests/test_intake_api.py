@@ -578,6 +578,14 @@ async def test_every_read_of_a_patients_details_is_audited_with_the_person_and_r
         "intake",
         agency_id,
     )
+    # Newest first on request: the same entries, the latest on the first page.
+    oldest = [e["id"] for e in trail.json()["items"]]
+    newest = await client.get(f"/v1/audit?patient_id={patient_id}&order=newest", headers=supervisor)
+    assert [e["id"] for e in newest.json()["items"]] == oldest[::-1]
+    latest = await client.get(f"/v1/audit?patient_id={patient_id}&order=newest&limit=1", headers=supervisor)
+    assert [e["id"] for e in latest.json()["items"]] == oldest[-1:]
+    bad = await client.get(f"/v1/audit?patient_id={patient_id}&order=sideways", headers=supervisor)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "order"]
     # Nobody outside the agency was shown anything; the refusals are not disclosures.
     disclosures = await client.get(f"/v1/audit/disclosures?patient_id={patient_id}", headers=supervisor)
     assert disclosures.json()["items"] == []

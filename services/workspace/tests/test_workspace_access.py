@@ -56,8 +56,9 @@ def logs(services, kept: dict[str, list[dict]], route: str = "/v1/audit") -> Non
 def _paged(items: list[dict]):
     def respond(request: httpx.Request) -> httpx.Response:
         offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        ordered = items[::-1] if request.url.params["order"] == "newest" else items
         more = offset + limit < len(items)
-        page = {"items": items[offset : offset + limit], "limit": limit, "offset": offset}
+        page = {"items": ordered[offset : offset + limit], "limit": limit, "offset": offset}
         return httpx.Response(200, json={**page, "next_offset": offset + limit if more else None})
 
     return respond
@@ -82,6 +83,10 @@ def test_the_oldest_entries_of_every_log_come_first_and_each_log_goes_on_from_wh
     assert page.next == {"intake": 1, "careplan": 12, "record": 0}
     last = merged({"intake": Listing([entry(1)], 5, 3), "careplan": Listing([], 2, 3)}, 3)
     assert last.next is None  # every log shown to its end
+    a, b = Listing([entry(5), entry(4), entry(1)], 0, 3, 3), Listing([entry(3), entry(2)], 0, 3)
+    latest = merged({"intake": a, "careplan": b}, 3, newest=True)
+    assert [e["recorded_at"][11:16] for e in latest.entries] == ["09:05", "09:04", "09:03"]
+    assert latest.next == {"intake": 2, "careplan": 1}
 
 
 async def test_a_supervisor_sees_every_services_entries_oldest_first_a_page_at_a_time(
@@ -102,9 +107,16 @@ async def test_a_supervisor_sees_every_services_entries_oldest_first_a_page_at_a
         },
     )
     await sign_in(client, SUPERVISOR)
-    page = await client.get(f"/patients/{PID}/access")
-    assert page.status_code == 200, page.text
-    assert "For <strong>Ann Lee</strong>" in page.text
+    latest = await client.get(f"/patients/{PID}/access")  # newest first, as a log is read
+    assert latest.status_code == 200, latest.text
+    assert "For <strong>Ann Lee</strong>" in latest.text
+    assert [r[:16] for r in rows(latest)] == ["Mon 02 Mar 09:05", "Mon 02 Mar 09:04", "Mon 02 Mar 09:03"]
+    assert {dict(r.url.params)["order"] for r in services.requests if "/v1/audit" in r.url.path} == {"newest"}
+    assert (
+        f'href="/patients/{PID}/access?intake=1&amp;careplan=1&amp;record=1" rel="next">Earlier entries'
+        in (latest.text)
+    )
+    page = await client.get(f"/patients/{PID}/access", params={"order": "oldest"})
     assert rows(page) == [
         f"Mon 02 Mar 09:01 cm-riverside-ana (Care manager) Yours intake Patient {PATIENT_ROUTE} Shown",
         f"Mon 02 Mar 09:02 pr-x (Provider) agency-community-health careplan Patient {PATIENT_ROUTE}"
@@ -114,15 +126,15 @@ async def test_a_supervisor_sees_every_services_entries_oldest_first_a_page_at_a
     ]
     # Every service was asked for its first page of this patient's entries.
     for service in SERVICES:
-        [asked] = services.called(service, "/v1/audit")
-        assert dict(asked.url.params) == {"patient_id": PID, "offset": "0", "limit": "3"}
+        asked = services.called(service, "/v1/audit")[-1]
+        assert dict(asked.url.params) == {"patient_id": PID, "offset": "0", "limit": "3", "order": "oldest"}
     later = html.unescape(re.search(r'href="([^"]+)" rel="next">Later entries', page.text).group(1))
-    assert later == f"/patients/{PID}/access?intake=1&careplan=2"
+    assert later == f"/patients/{PID}/access?intake=1&careplan=2&order=oldest"
     following = await client.get(later)
     assert rows(following)[0].startswith("Mon 02 Mar 09:04 sv-riverside-sam (Supervisor) Yours record Record")
     assert rows(following)[1].startswith("Mon 02 Mar 09:05 cm-riverside-ana")
     assert 'rel="next"' not in following.text
-    assert f'href="/patients/{PID}/access">Back to the first entries' in following.text
+    assert f'href="/patients/{PID}/access?order=oldest">Back to the first entries' in following.text
     asked = {s: dict(services.called(s, "/v1/audit")[-1].url.params)["offset"] for s in SERVICES}
     assert asked == {"intake": "1", "careplan": "2", "referral": "0", "followup": "0", "record": "0"}
 

@@ -175,6 +175,7 @@ def test_no_route_takes_patient_data_in_its_url():
         "state",
         "error",
         "view",
+        "order",
     }
     app = build_app(WorkspaceSettings(), store=object())  # type: ignore[arg-type]
     routes = api_routes(app.routes)

@@ -1,13 +1,13 @@
-"""Who has seen a patient's data: the audit logs of the five services as one list, oldest first (for the
-roles that may read them, ``audit:read``: supervisors).
+"""Who has seen a patient's data: the audit logs of the five services as one list, newest first (or
+``?order=oldest``), for the roles that may read them (``audit:read``: supervisors).
 
 Each service keeps its own log (``GET /v1/audit?patient_id=``: every read of the patient's data there and
 every refused attempt) and answers only for its caller's agency's patients; the page asks all five at the
-same time, a page from each, and shows the oldest entries of them all (``merged``). The next page carries
-where each service's log is (``?intake=&careplan=&...``). ``?view=disclosures`` shows the accounting of
-disclosures instead: what people outside the patient's agency were shown. A service that cannot answer is
-named in its place and the others are still shown; one that has never heard of the patient has nothing to
-show. The workspace keeps nothing of it.
+same time, a page from each in that order, and shows the first entries of them all (``merged``). The next
+page carries where each service's log is (``?intake=&careplan=&...``). ``?view=disclosures`` shows the
+accounting of disclosures instead: what people outside the patient's agency were shown. A service that
+cannot answer is named in its place and the others are still shown; one that has never heard of the
+patient has nothing to show. The workspace keeps nothing of it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ READS = "audit:read"
 SERVICES = ("intake", "careplan", "referral", "followup", "record")
 ROUTES = {"all": "/v1/audit", "disclosures": "/v1/audit/disclosures"}
 View = Literal["all", "disclosures"]
+Order = Literal["newest", "oldest"]  # the latest entries first, as a log is usually read; or the first
 LogOffset = Annotated[int, Query(ge=0, le=2_147_483_647)]  # as far as a service's log pages go
 
 
@@ -49,6 +50,7 @@ class Where:
     followup: LogOffset = 0
     record: LogOffset = 0
     view: Annotated[View, Query()] = "all"
+    order: Annotated[Order, Query()] = "newest"
 
     def offsets(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name in SERVICES}
@@ -63,12 +65,13 @@ class Merged:
     next: dict[str, int] | None
 
 
-def merged(pages: dict[str, Listing], size: int) -> Merged:
-    """The ``size`` oldest entries of the services' pages. Each page holds a service's next ``size``
-    entries in order, so the oldest ``size`` of them all are among them; a service's offset moves on by as
-    many of its entries as were shown, and one that could not be read stays where it was."""
+def merged(pages: dict[str, Listing], size: int, *, newest: bool = False) -> Merged:
+    """The ``size`` oldest entries of the services' pages (``newest``: the latest). Each page holds a
+    service's next ``size`` entries in that order, so the first ``size`` of them all are among them; a
+    service's offset moves on by as many of its entries as were shown, and one that could not be read
+    stays where it was."""
     ordered = sorted(
-        (_moment(entry), service, i, entry)
+        ((-1 if newest else 1) * _moment(entry).timestamp(), service, i, entry)
         for service, listing in pages.items()
         for i, entry in enumerate(listing.items)
     )
@@ -103,39 +106,40 @@ async def patient_access(
     size = workspace_of(request).ctx.settings.page_size
     route, pid = ROUTES[at.view], str(patient_id)
     offsets = at.offsets()
-    pages = dict(
-        zip(
-            SERVICES,
-            await asyncio.gather(*(_page(services, s, route, pid, offsets[s], size) for s in SERVICES)),
-            strict=True,
-        )
-    )
+    asked = (_page(services, s, route, offsets[s], size, patient_id=pid, order=at.order) for s in SERVICES)
+    pages = dict(zip(SERVICES, await asyncio.gather(*asked), strict=True))
     gone = pages["intake"].error
     if gone is not None and gone.status == 404:  # not the agency's patient (or none): nothing is shown
         return error_page(request, 404, "Page not found", "There is no such patient, or not one you may see.")
-    page = merged({s: p for s, p in pages.items() if p.error is None}, size)
+    page = merged({s: p for s, p in pages.items() if p.error is None}, size, newest=at.order == "newest")
     context = {
         "title": "Who has seen this patient's data",
         "patient_id": patient_id,
         "name": await patient_name(services, patient_id),
         "view": at.view,
+        "order": at.order,
+        "order_urls": {o: _url(patient_id, at.view, o, {}) for o in ("newest", "oldest")},
+        "view_urls": {v: _url(patient_id, v, at.order, {}) for v in ("all", "disclosures")},
         "entries": page.entries,
         "failed": [p.error for p in pages.values() if p.error is not None],
-        "next_url": _url(patient_id, at.view, page.next) if page.next else None,
-        "first_url": _url(patient_id, at.view, {}) if any(offsets.values()) else None,
+        "next_url": _url(patient_id, at.view, at.order, page.next) if page.next else None,
+        "first_url": _url(patient_id, at.view, at.order, {}) if any(offsets.values()) else None,
         "agency": person.agency_id,
     }
     return render(request, "patient_access.html", context)
 
 
-async def _page(services: Services, service: str, route: str, pid: str, offset: int, size: int) -> Listing:
-    listing = await services.page(service, route, offset=offset, limit=size, patient_id=pid)
+async def _page(
+    services: Services, service: str, route: str, offset: int, size: int, **params: str
+) -> Listing:
+    listing = await services.page(service, route, offset=offset, limit=size, **params)
     error = listing.error
     if service != "intake" and error is not None and error.status == 404:
         return Listing([], offset, size)  # a service that has never heard of the patient: nothing there
     return listing
 
 
-def _url(patient_id: uuid.UUID, view: View, offsets: dict[str, int]) -> str:
-    query = {**{s: n for s, n in offsets.items() if n}, **({"view": view} if view != "all" else {})}
+def _url(patient_id: uuid.UUID, view: View, order: Order, offsets: dict[str, int]) -> str:
+    query: dict[str, Any] = {s: n for s, n in offsets.items() if n}
+    query |= ({"view": view} if view != "all" else {}) | ({"order": order} if order != "newest" else {})
     return f"/patients/{patient_id}/access" + (f"?{urlencode(query)}" if query else "")
