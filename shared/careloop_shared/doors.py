@@ -32,6 +32,8 @@ _NUL_ESCAPE = b"\\u0000"
 FORM = "application/x-www-form-urlencoded"
 SEARCH_BY_POST = "/_search"  # FHIR's search by POST: its parameters may come as a form
 NUL_MSG = "text cannot contain the NUL character (U+0000)"
+_JSON_BODY = "the body must be JSON, sent as Content-Type: application/json"
+SEARCH_BODY = "a search by POST sends its parameters as application/x-www-form-urlencoded"
 
 
 class Problem(BaseModel):
@@ -204,12 +206,10 @@ class Doors:
         if not chunked and not declared:
             await self.app(scope, receive, send)
             return
-        content_type = headers.get("content-type", "")
-        form = scope["path"].endswith(SEARCH_BY_POST) and is_form(content_type)
+        content_type, search = headers.get("content-type", ""), scope["path"].endswith(SEARCH_BY_POST)
+        form = search and is_form(content_type)
         if not form and not is_json_content_type(content_type, suffixed=True):
-            await reply(
-                send, 415, {"detail": "the body must be JSON, sent as Content-Type: application/json"}
-            )
+            await reply(send, 415, {"detail": SEARCH_BODY if search else _JSON_BODY})
             return
         if declared is not None and declared > self.max_body_bytes:
             await reply(send, 413, self._too_large())

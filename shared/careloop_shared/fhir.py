@@ -28,7 +28,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from careloop_shared.doors import declare_answers, is_form
+from careloop_shared.doors import SEARCH_BODY, declare_answers, is_form
 from careloop_shared.errors import Invalid, UnsupportedBody, problem
 from careloop_shared.http import MAX_INT, needs
 
@@ -172,7 +172,7 @@ async def search_form(request: Request) -> None:
     everyone). The route declares the form's fields with ``Annotated[<model>, Form()]`` and depends on
     this."""
     if not is_form(request.headers.get("content-type", "")):
-        raise UnsupportedBody("a search by POST sends its parameters as application/x-www-form-urlencoded")
+        raise UnsupportedBody(SEARCH_BODY)
     items = (await request.form()).multi_items()
     counts = Counter(name for name, _ in items)
     problems = [

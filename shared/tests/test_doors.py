@@ -107,6 +107,8 @@ async def test_a_form_is_taken_by_a_search_by_post_only_and_nul_in_it_refused_by
     assert (found.status_code, found.json()) == (200, {"form": "name=Ann+Lee"})
     elsewhere = await client.post("/things/a", content=b"name=x", headers=form)
     assert elsewhere.status_code == 415
+    as_text = await client.post("/finds/_search", content=b"name=x", headers={"content-type": "text/plain"})
+    assert as_text.status_code == 415 and "x-www-form-urlencoded" in as_text.json()["detail"]
     for body, where in ((b"name=Se%00cret&b=1", ["body", "name"]), (b"na%00me=Secret", ["body", "name"])):
         refused = await client.post("/finds/_search", content=body, headers=form)
         assert refused.status_code == 422 and "cret" not in refused.text

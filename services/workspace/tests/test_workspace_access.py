@@ -166,6 +166,12 @@ async def test_a_log_that_cannot_be_read_is_named_and_the_others_are_still_shown
         r'role="alert">[^<]*record[^<]*Its entries are not in this list\.', page.text, flags=re.I
     )
     assert "careplan" not in page.text.split('role="alert"', 1)[1].split("</p>", 1)[0].lower()
+    # Further on, the log that failed is asked again from where it was, not from its start.
+    logs(services, {"intake": [entry(m) for m in range(1, 6)]})
+    services.answer("record", "GET", "/v1/audit", 503, {"detail": "the audit log is unavailable"})
+    further = await client.get(f"/patients/{PID}/access", params={"intake": "1", "record": "2"})
+    later = re.search(r'href="([^"]+)" rel="next"', further.text).group(1)
+    assert "record=2" in html.unescape(later) and "intake=4" in html.unescape(later)
 
 
 async def test_another_agencys_patient_is_not_found_and_a_care_manager_may_not_look(

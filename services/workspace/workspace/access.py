@@ -58,8 +58,8 @@ class Where:
 
 @dataclass(frozen=True)
 class Merged:
-    """A page of entries from every log, oldest first (each with its ``service``), and where each log
-    goes on from (``next``: None when every log has been shown to its end)."""
+    """A page of entries from every log in the order asked (each with its ``service``), and where each
+    log goes on from (``next``: None when every log has been shown to its end)."""
 
     entries: list[dict[str, Any]]
     next: dict[str, int] | None
@@ -122,7 +122,8 @@ async def patient_access(
         "view_urls": {v: _url(patient_id, v, at.order, {}) for v in ("all", "disclosures")},
         "entries": page.entries,
         "failed": [p.error for p in pages.values() if p.error is not None],
-        "next_url": _url(patient_id, at.view, at.order, page.next) if page.next else None,
+        # A log that could not be read is asked again from where it was.
+        "next_url": _url(patient_id, at.view, at.order, offsets | page.next) if page.next else None,
         "first_url": _url(patient_id, at.view, at.order, {}) if any(offsets.values()) else None,
         "agency": person.agency_id,
     }
