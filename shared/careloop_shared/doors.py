@@ -32,6 +32,7 @@ _NUL_ESCAPE = b"\\u0000"
 FORM = "application/x-www-form-urlencoded"
 SEARCH_BY_POST = "/_search"  # FHIR's search by POST: its parameters may come as a form
 NUL_MSG = "text cannot contain the NUL character (U+0000)"
+QUERY_HINTS = "x-careloop-not-in-query"
 _JSON_BODY = "the body must be JSON, sent as Content-Type: application/json"
 SEARCH_BODY = "a search by POST sends its parameters as application/x-www-form-urlencoded"
 
@@ -142,10 +143,17 @@ def _query_names(dependant: Dependant, *, lists_only: bool = False) -> Iterator[
         yield from _query_names(sub, lists_only=lists_only)
 
 
+def elsewhere(hints: dict[str, str]) -> dict[str, Any]:
+    """A route's ``openapi_extra`` part: for parameters it does not take but a caller may try, where
+    they belong instead (the 422's message), e.g. a name, which is never taken in a URL."""
+    return {QUERY_HINTS: hints}
+
+
 def check_query(route: APIRoute, query: list[tuple[str, str]]) -> None:
     """A parameter the route does not take is a 422 (``?limit=`` where there is no paging would
-    otherwise be ignored), and so is one that takes one value given more than once (which would
-    count is a guess: Starlette takes the last)."""
+    otherwise be ignored; the route may say where it belongs instead, ``elsewhere``), and so is one
+    that takes one value given more than once (which would count is a guess: Starlette takes the
+    last)."""
     known = route.__dict__.get("_careloop_query")
     if known is None:  # worked out once per route and kept with it
         known = route.__dict__["_careloop_query"] = (
@@ -154,7 +162,8 @@ def check_query(route: APIRoute, query: list[tuple[str, str]]) -> None:
         )
     names, lists = known
     counts = Counter(name for name, _ in query)
-    problems = [problem(["query", n], "unknown_parameter", "not a parameter of this operation")
+    hints = (route.openapi_extra or {}).get(QUERY_HINTS, {})
+    problems = [problem(["query", n], "unknown_parameter", hints.get(n, "not a parameter of this operation"))
                 for n in sorted(counts) if n not in names]  # fmt: skip
     why = "given more than once; it takes one value"
     problems += [

@@ -11,7 +11,15 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from careloop_shared.body import AwareMoment, Body, Moment
-from careloop_shared.doors import BUSY_NOTE, NUL_MSG, Doors, check_query, declare_answers, nul_locations
+from careloop_shared.doors import (
+    BUSY_NOTE,
+    NUL_MSG,
+    Doors,
+    check_query,
+    declare_answers,
+    elsewhere,
+    nul_locations,
+)
 from careloop_shared.errors import Conflict, Invalid
 from careloop_shared.testing import client_of
 
@@ -256,7 +264,7 @@ def test_a_routes_own_503_is_told_the_service_may_be_busy_without_changing_the_d
 def test_an_unknown_parameter_or_one_value_given_twice_is_refused_and_a_list_may_repeat():
     r = APIRouter()
 
-    @r.get("/x")
+    @r.get("/x", openapi_extra=elsewhere({"name": "a name goes in the body of POST /x/_search"}))
     async def x(offset: int = 0, type: Annotated[list[str] | None, Query()] = None) -> dict:
         return {}
 
@@ -268,6 +276,9 @@ def test_an_unknown_parameter_or_one_value_given_twice_is_refused_and_a_list_may
     assert unknown.value.problems == [
         {"loc": ["query", "limit"], "type": "unknown_parameter", "msg": "not a parameter of this operation"}
     ]
+    with pytest.raises(Invalid) as hinted:  # where it belongs instead, as the route says
+        check_query(route, [("name", "Ann")])
+    assert hinted.value.problems[0]["msg"] == "a name goes in the body of POST /x/_search"
     with pytest.raises(Invalid) as refused:
         check_query(route, [("offset", "1"), ("offset", "2"), ("type", "a")])
     assert refused.value.problems == [

@@ -239,6 +239,7 @@ async def test_a_search_by_post_finds_a_patient_by_whole_name_and_birth_date_and
     assert as_json.status_code == 415 and "Quenteh" not in as_json.text
     in_url = await client.get("/fhir/R4/Patient", params={"family": "Quenteh"}, headers=auth(agency))
     assert in_url.status_code == 422 and "Quenteh" not in in_url.text
+    assert "searched by POST Patient/_search" in in_url.json()["issue"][0]["diagnostics"]
 
 
 async def test_an_imported_questionnaire_response_is_scored_and_announced_as_a_native_one(intake, case):

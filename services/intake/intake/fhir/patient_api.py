@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 
+from careloop_shared.doors import elsewhere
 from careloop_shared.errors import NotFound
 from careloop_shared.fhir import (
     FORM_ANSWERS,
@@ -38,6 +39,7 @@ from intake.store import IntakeStore
 
 Store = Annotated[IntakeStore, Depends(read_store)]
 Ctx = Annotated[IntakeContext, Depends(service_context)]
+BY_NAME_IN_A_FORM = "never in a URL: a name and birth date are searched by POST Patient/_search, in a form"
 NAME_MATCHES = 1000  # a name and birth date's matches read at once: the total is known below it
 BY_NAME = {
     name: "The whole name, matched as registration matches a likely duplicate (accents, case, punctuation"
@@ -78,7 +80,11 @@ def add_routes(router: APIRouter) -> None:
     @router.get(
         "/Patient",
         response_model=BundleDoc,
-        openapi_extra={**needs("patient:read-id"), **interaction("Patient", "search-type", _id="token")},
+        openapi_extra={
+            **needs("patient:read-id"),
+            **interaction("Patient", "search-type", _id="token"),
+            **elsewhere({name: BY_NAME_IN_A_FORM for name in ("given", "family", "name", "birthdate")}),
+        },
         summary="The agency's patients, or the one named by _id",
     )
     async def search_patients(
