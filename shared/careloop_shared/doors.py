@@ -90,6 +90,19 @@ WITH_BODY: dict[int | str, dict[str, Any]] = {
 }
 
 
+def api_routes(routes: Iterable[Any]) -> list[APIRoute]:
+    """Every ``APIRoute`` of ``routes`` (an app's), those of included routers too: FastAPI may list an
+    included router as one entry holding its routes."""
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        for inner in ("original_router", "router"):
+            if hasattr(route, inner) and hasattr(getattr(route, inner), "routes"):
+                found += api_routes(getattr(route, inner).routes)
+    return found
+
+
 def declare_answers(route: APIRoute) -> None:
     """Adds the kernel's answers to ``route``'s documented responses, before the route is included in
     an app (FastAPI reads them then). A route's own description of one of them is kept, with its body;

@@ -104,6 +104,13 @@ def _app() -> FastAPI:
         links = links_as_get(request, "Thing", {"patient": form.patient or ""}, page, 50)
         return JSONResponse(searchset(request, [{"resourceType": "Patient", "id": "p1"}], links=links))
 
+    @router.get(
+        "/Other",
+        openapi_extra={**needs("x:read"), **interaction("Other", "search-type", patient="reference")},
+    )
+    async def others(request: Request, patient: str, _count: int = 50) -> JSONResponse:
+        return JSONResponse(searchset(request, [{"resourceType": "Patient", "id": patient}]))
+
     app = FastAPI()
     app.include_router(document_answers(router))
     app.add_exception_handler(Refusal, _refused)  # as every service's app does
@@ -132,7 +139,7 @@ async def test_a_refusal_on_a_fhir_path_is_answered_as_fhir_and_elsewhere_as_bef
         assert [link.relation for link in bundle.link] == ["self", "next"]
         assert "_offset=1" in bundle.link[1].url
         statement = CapabilityStatement.model_validate((await client.get("/fhir/R4/metadata")).json())
-        [thing] = statement.rest[0].resource
+        thing, _other = statement.rest[0].resource
         assert thing.type == "Thing"
         assert [i.code for i in thing.interaction] == ["read", "search-type"]
         assert [(p.name, p.type) for p in thing.searchParam] == [("patient", "reference"), ("name", "string")]
@@ -193,10 +200,42 @@ async def test_a_search_by_post_takes_a_form_once_each_and_links_to_the_same_sea
         unknown = await client.post("/fhir/R4/Thing/_search", data={"colour": "red"})
         assert unknown.status_code == 422 and "red" not in unknown.text
         statement = CapabilityStatement.model_validate((await client.get("/fhir/R4/metadata")).json())
-        [thing] = statement.rest[0].resource
+        thing, _other = statement.rest[0].resource
         assert [i.code for i in thing.interaction] == ["read", "search-type"]  # by GET and by POST: one
         params = {p.name: p.documentation for p in thing.searchParam}
         assert params == {"patient": None, "name": "whole"}
     operation = _app().openapi()["paths"]["/fhir/R4/Thing/_search"]["post"]
     assert list(operation["requestBody"]["content"]) == ["application/x-www-form-urlencoded"]
     assert "not a form" in operation["responses"]["415"]["description"]
+
+
+async def test_every_type_searched_by_get_is_searched_by_post_with_the_same_checks():
+    async with client_of(_app(), "http://t") as client:
+        found = await client.post("/fhir/R4/Other/_search?_count=2", data={"patient": "p1"})
+        assert found.status_code == 200, found.text
+        bundle = Bundle.model_validate(found.json())
+        assert bundle.entry[0].resource.id == "p1"  # the form's parameter reached the search
+        assert bundle.link[0].url == "http://t/fhir/R4/Other?_count=2&patient=p1"
+        spaced = await client.post("/fhir/R4/Other/_search", data={"patient": "a b"})
+        assert spaced.json()["entry"][0]["resource"]["id"] == "a b"
+        # The search by GET's own checks: a parameter it lacks, one of the wrong kind (and, in a service's
+        # app, one it does not take: intake's FHIR tests).
+        for form, where in (
+            ({"_count": "1"}, "query.patient"),
+            ({"patient": "p1", "_count": "many"}, "query._count"),
+        ):
+            refused = await client.post("/fhir/R4/Other/_search", data=form)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["issue"][0]["diagnostics"].startswith(where), refused.text
+        as_json = await client.post("/fhir/R4/Other/_search", json={"patient": "p1"})
+        assert (as_json.status_code, as_json.json()["resourceType"]) == (415, "OperationOutcome")
+        latin = await client.post(
+            "/fhir/R4/Other/_search",
+            content=b"patient=\xe9",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert latin.status_code == 422 and latin.json()["issue"][0]["details"] == {"text": "not_utf8"}
+        # A type with a POST search of its own keeps it; a type not searched has no search by POST.
+        own = await client.post("/fhir/R4/Thing/_search", data={"patient": "p1"})
+        assert own.json()["link"][0]["url"] == "http://t/fhir/R4/Thing?patient=p1&_count=50&_offset=0"
+        assert (await client.post("/fhir/R4/Nothing/_search", data={"a": "b"})).status_code in (404, 405)

@@ -242,6 +242,44 @@ async def test_a_search_by_post_finds_a_patient_by_whole_name_and_birth_date_and
     assert "searched by POST Patient/_search" in in_url.json()["issue"][0]["diagnostics"]
 
 
+async def test_every_type_searched_by_get_is_searched_by_post_with_the_gets_permission_and_checks(
+    intake, case
+):
+    client, _ = intake
+    agency, patient_id = case
+    form = "application/x-www-form-urlencoded"
+    for resource_type in TYPES:
+        by_post = await client.post(
+            f"/fhir/R4/{resource_type}/_search", data={"patient": patient_id}, headers=auth(agency)
+        )
+        assert (by_post.status_code, by_post.headers["content-type"]) == (200, FHIR_JSON), by_post.text
+        assert resources_of(by_post.json()) == await search(client, agency, resource_type, patient_id)
+    # Under the search's own permission, audit and checks; refusals as OperationOutcomes.
+    denied = await client.post(
+        "/fhir/R4/Observation/_search", data={"patient": patient_id}, headers=auth(agency, "admin")
+    )
+    assert (denied.status_code, denied.json()["issue"][0]["code"]) == (403, "forbidden")
+    for body, where in (
+        ({"patient": patient_id, "colour": "red"}, "query.colour"),
+        ({"patient": "Itzel Quenteh"}, "query.patient"),
+        ({"patient": ""}, "query.patient"),
+    ):
+        refused = await client.post("/fhir/R4/Observation/_search", data=body, headers=auth(agency))
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["issue"][0]["diagnostics"].startswith(where), refused.text
+        assert "Quenteh" not in refused.text and "red" not in refused.text
+    twice = await client.post(
+        "/fhir/R4/Condition/_search",
+        content=f"patient={patient_id}&patient={patient_id}".encode(),
+        headers={**auth(agency), "Content-Type": form},
+    )
+    assert twice.status_code == 422 and twice.json()["issue"][0]["details"] == {"text": "repeated"}
+    nul = await client.post(
+        "/fhir/R4/Condition/_search", content=b"patient=a%00b", headers={**auth(agency), "Content-Type": form}
+    )
+    assert nul.status_code == 422 and nul.json()["issue"][0]["details"] == {"text": "nul_character"}
+
+
 async def test_an_imported_questionnaire_response_is_scored_and_announced_as_a_native_one(intake, case):
     client, runtime = intake
     agency, patient_id = case

@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from careloop_shared.contracts import Need, PatientAssessed, RiskLevel
+from careloop_shared.doors import api_routes as api_routes  # for the tests that walk an app's routes
 from careloop_shared.events import Message
 from careloop_shared.http import PERMISSION_KEY
 from careloop_shared.kafka import Kafka, client_options, connection
@@ -459,21 +460,6 @@ def start_services(names: Iterable[str], env: dict[str, str], log_dir: Path) -> 
     for process in processes.values():
         process.start()
     return processes
-
-
-def api_routes(routes: Iterable[Any]) -> list[Any]:
-    """Every ``APIRoute`` of ``routes`` (an app's), those of included routers too: FastAPI may list an
-    included router as one entry holding its routes."""
-    from fastapi.routing import APIRoute
-
-    found: list[Any] = []
-    for route in routes:
-        if isinstance(route, APIRoute):
-            found.append(route)
-        for inner in ("original_router", "router"):
-            if hasattr(route, inner) and hasattr(getattr(route, inner), "routes"):
-                found += api_routes(getattr(route, inner).routes)
-    return found
 
 
 def route_permissions(app: Any, prefix: str) -> dict[tuple[str, str], str]:
