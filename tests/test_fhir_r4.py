@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
+from careloop_shared.audit_api import audit_event
 from careloop_shared.fhir import LOINC, SNOMED, searchset
 from careloop_shared.fhir_bundle import collection
 from careloop_shared.rules import load_rules
@@ -186,6 +187,37 @@ def followup_resources() -> list[dict[str, Any]]:
     return made
 
 
+def audit_events(service: str) -> list[dict[str, Any]]:
+    """The kernel's AuditEvents, as every FHIR service serves its audit log: a read shown (from an
+    address, of one record) and an attempt refused."""
+    shown = {
+        "id": uuid.UUID(int=7),
+        "recorded_at": NOW,
+        "action": "R",
+        "outcome": "allowed",
+        "outcome_detail": None,
+        "subject": "cm-riverside-ana",
+        "role": "care-manager",
+        "agency_id": "agency-a",
+        "network_address": "10.0.0.7",
+        "source": service,
+        "patient_id": intake_cases.PATIENT_ID,
+        "patient_agency_id": "agency-a",
+        "what": "assessment",
+        "entity_id": str(uuid.UUID(int=9)),
+        "route": "GET /v1/assessments/{assessment_id}",
+    }
+    refused = shown | {
+        "id": uuid.UUID(int=8),
+        "outcome": "denied",
+        "outcome_detail": "assessment:read",
+        "role": "admin",
+        "network_address": None,
+        "entity_id": None,
+    }
+    return [audit_event(shown), audit_event(refused)]
+
+
 async def capability_statements() -> list[dict[str, Any]]:
     """``GET /fhir/R4/metadata`` of each service's own app (no database or broker is reached)."""
     statements = []
@@ -299,6 +331,8 @@ async def validated() -> Validated:
         "referral": referral_resources(),
         "followup": followup_resources(),
     }
+    for service in FHIR_SERVICES:  # each serves its audit log as AuditEvents (the kernel's)
+        made[service] += audit_events(service)
     made["capabilities"] = await capability_statements()
     if "Questionnaire" in served(made["capabilities"][FHIR_SERVICES.index("intake")]):
         made["intake"] += intake_questionnaires()

@@ -3,7 +3,9 @@
 ``GET /v1/audit?patient_id=`` lists every entry about the patient (reads and refusals, by anyone; oldest
 first, or ``&order=newest``);
 ``GET /v1/audit/disclosures?patient_id=`` is the accounting of disclosures: what people outside the
-patient's agency were shown. Both need ``audit:read`` and answer 404 for another agency's patient.
+patient's agency were shown. Both need ``audit:read`` and answer 404 for another agency's patient. A
+service with a FHIR router serves the first as ``GET /fhir/R4/AuditEvent?patient=`` too
+(``add_audit_events``; ``_sort=-date`` for the newest first).
 """
 
 from __future__ import annotations
@@ -17,6 +19,18 @@ from pydantic import BaseModel
 
 from careloop_shared.db import ALL_AGENCIES, as_agency
 from careloop_shared.errors import NotFound
+from careloop_shared.fhir import (
+    BundleDoc,
+    FhirResponse,
+    PatientQuery,
+    coding,
+    instant,
+    interaction,
+    reference,
+    searched_patient,
+    searchset_page,
+)
+from careloop_shared.fhir import Paging as FhirPaging
 from careloop_shared.http import CurrentPrincipal, Page, Paging, get_runtime, needs, read_store
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -62,7 +76,7 @@ Order = Annotated[
 ]
 
 
-async def _entries(
+async def _rows(
     request: Request,
     store: PatientOwner,
     who: Any,
@@ -70,14 +84,16 @@ async def _entries(
     page: Any,
     where: str,
     order: str = "oldest",
-) -> Any:
+) -> list[Any]:
+    """The patient's entries as kept (``page.fetch_limit`` of them from ``page.offset``); NotFound for a
+    patient not of the caller's agency."""
     if await store.agency_of_patient(patient_id) != who.agency_id:
         raise NotFound("no such patient in your agency")
     # The patient is the caller's: every attempt on them counts, a refused one by another agency's
     # caller too (its row names that agency only), so this read is deliberately wider than the
     # row-level policy (which shows rows naming the caller's agency).
     with as_agency(ALL_AGENCIES):
-        rows = await get_runtime(request).pool.fetch(
+        rows: list[Any] = await get_runtime(request).pool.fetch(
             f"SELECT {_COLUMNS} FROM audit_log WHERE patient_id = $1 {where}"
             f" ORDER BY position {'DESC' if order == 'newest' else 'ASC'} LIMIT $3 OFFSET $4",
             patient_id,
@@ -85,6 +101,10 @@ async def _entries(
             page.fetch_limit,
             page.offset,
         )
+    return rows
+
+
+def _page(rows: list[Any], page: Any) -> Page[AuditEntryOut]:
     return Page.of([AuditEntryOut(**dict(r)) for r in rows], page)
 
 
@@ -98,10 +118,8 @@ async def audit_of_patient(
     order: Order = "oldest",
 ) -> Page[AuditEntryOut]:
     """Every read of the patient's data here, and every refused attempt, oldest first (or newest)."""
-    result: Page[AuditEntryOut] = await _entries(
-        request, store, who, patient_id, page, "AND $2::text IS NOT NULL", order
-    )
-    return result
+    rows = await _rows(request, store, who, patient_id, page, "AND $2::text IS NOT NULL", order)
+    return _page(rows, page)
 
 
 @router.get("/disclosures", response_model=Page[AuditEntryOut], openapi_extra=needs("audit:read"))
@@ -115,7 +133,93 @@ async def disclosures_of_patient(
 ) -> Page[AuditEntryOut]:
     """The accounting of disclosures: what people outside the patient's agency were shown here, oldest
     first (or newest)."""
-    result: Page[AuditEntryOut] = await _entries(
-        request, store, who, patient_id, page, "AND outcome = 'allowed' AND agency_id <> $2", order
+    where = "AND outcome = 'allowed' AND agency_id <> $2"
+    return _page(await _rows(request, store, who, patient_id, page, where, order), page)
+
+
+# -- the same entries as FHIR AuditEvents ------------------------------------------------------------
+
+AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
+ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+STAFF = "urn:careloop:staff"  # a staff member's id at the identity provider, as the services say it
+_OUTCOMES = {"allowed": "0", "denied": "4"}  # success; minor failure (the request was refused)
+
+
+def audit_event(entry: Any) -> dict[str, Any]:
+    """One audit log entry as a FHIR R4 ``AuditEvent``: who (the person's id, assigned by their agency,
+    their role, from which address), what (the patient, the kind of data, the record, the route), when,
+    which service observed it, and whether it was shown or refused (``outcomeDesc``: why)."""
+    agent: dict[str, Any] = {
+        "who": {
+            "identifier": {
+                "system": STAFF,
+                "value": entry["subject"],
+                "assigner": {"display": entry["agency_id"]},
+            }
+        },
+        "role": [{"text": entry["role"]}],
+        "requestor": True,
+    }
+    if entry["network_address"]:
+        agent["network"] = {"address": entry["network_address"], "type": "2"}  # an IP address
+    details = [("data", entry["what"]), ("route", entry["route"]), ("record", entry["entity_id"])]
+    entity: dict[str, Any] = {
+        "what": reference("Patient", entry["patient_id"]),
+        "type": coding(ENTITY_TYPE, "1", "Person"),
+        "role": coding(OBJECT_ROLE, "1", "Patient"),
+        "detail": [{"type": kind, "valueString": str(value)} for kind, value in details if value],
+    }
+    return {
+        "resourceType": "AuditEvent",
+        "id": str(entry["id"]),
+        "type": coding(AUDIT_EVENT_TYPE, "rest", "RESTful Operation"),
+        "action": entry["action"],
+        "recorded": instant(entry["recorded_at"]),
+        "outcome": _OUTCOMES.get(entry["outcome"], "4"),
+        **({"outcomeDesc": entry["outcome_detail"]} if entry["outcome_detail"] else {}),
+        "agent": [agent],
+        "source": {
+            "observer": {"display": f"careloop {entry['source']}"},
+            "type": [coding(SOURCE_TYPE, "4", "Application Server")],
+        },
+        "entity": [entity],
+    }
+
+
+Sort = Annotated[
+    Literal["date", "-date"],
+    Query(alias="_sort", description="date: oldest first (the default); -date: newest"),
+]
+
+
+def add_audit_events(router: APIRouter) -> None:
+    """``GET /fhir/R4/AuditEvent?patient=``: the service's audit log of one patient of the caller's agency,
+    as AuditEvents (``audit:read``; another agency's patient: nothing found), declared on the service's
+    FHIR router."""
+
+    @router.get(
+        "/AuditEvent",
+        response_model=BundleDoc,
+        openapi_extra={
+            **needs("audit:read"),
+            **interaction("AuditEvent", "search-type", patient="reference"),
+        },
+        summary="Every read of the patient's data here, and every refused attempt, as AuditEvents",
     )
-    return result
+    async def search_audit_events(
+        request: Request,
+        store: Store,
+        who: CurrentPrincipal,
+        page: FhirPaging,
+        patient: PatientQuery = None,
+        sort: Sort = "date",
+    ) -> FhirResponse:
+        patient_id = searched_patient(patient)
+        order = "newest" if sort == "-date" else "oldest"
+        try:
+            rows = await _rows(request, store, who, patient_id, page, "AND $2::text IS NOT NULL", order)
+        except NotFound:
+            rows = []  # another agency's patient does not exist: nothing is found
+        return searchset_page(request, page, len(rows), [audit_event(r) for r in rows[: page.count]])

@@ -179,9 +179,9 @@ async def test_the_capability_statement_and_the_openapi_document_name_every_fhir
     r = await client.get("/fhir/R4/metadata", headers=auth("agency-x", "analyst"))
     statement = get_fhir_model_class("CapabilityStatement").model_validate(r.json())
     served = {res.type: {i.code for i in res.interaction} for res in statement.rest[0].resource}
-    assert served == {t: {"read", "search-type"} for t in TYPES}
+    assert served == {t: {"read", "search-type"} for t in TYPES} | {"AuditEvent": {"search-type"}}
     params = {res.type: {p.name for p in res.searchParam} for res in statement.rest[0].resource}
-    assert params == {t: {"patient", "subject"} for t in TYPES}
+    assert params == {t: {"patient", "subject"} for t in TYPES} | {"AuditEvent": {"patient"}}
     paths = (await client.get("/openapi.json")).json()["paths"]
     ids = {
         "CarePlan": "care_plan_id",
@@ -189,7 +189,7 @@ async def test_the_capability_statement_and_the_openapi_document_name_every_fhir
         "CareTeam": "care_team_id",
         "ServiceRequest": "request_id",
     }
-    assert {p for p in paths if p.startswith("/fhir/R4/")} == {"/fhir/R4/metadata"} | {
+    assert {p for p in paths if p.startswith("/fhir/R4/")} == {"/fhir/R4/metadata", "/fhir/R4/AuditEvent"} | {
         f"/fhir/R4/{t}" for t in TYPES
     } | {f"/fhir/R4/{t}/{{{name}}}" for t, name in ids.items()}
     r = await client.get("/fhir/R4/Goal", headers=auth("agency-x"))  # no patient named

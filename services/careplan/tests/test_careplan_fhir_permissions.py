@@ -20,6 +20,7 @@ EXPECTED = {
     "/fhir/R4/CareTeam/{care_team_id}": "care-team:read",
     "/fhir/R4/ServiceRequest": "service-request:read",
     "/fhir/R4/ServiceRequest/{request_id}": "service-request:read",
+    "/fhir/R4/AuditEvent": "audit:read",  # every FHIR service's audit log (the kernel's)
 }
 
 

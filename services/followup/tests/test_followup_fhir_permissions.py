@@ -19,6 +19,7 @@ def test_the_openapi_document_lists_the_fhir_routes_with_their_permissions():
         ("get", "/fhir/R4/metadata"): "capabilities:read",
         ("get", "/fhir/R4/Task/{task_id}"): "task:read",
         ("get", "/fhir/R4/Task"): "task:read",
+        ("get", "/fhir/R4/AuditEvent"): "audit:read",  # every FHIR service's audit log (the kernel's)
     }
 
 
@@ -38,5 +39,10 @@ async def test_the_capability_statement_names_task_read_and_its_searches():
                 {"name": "owner", "type": "reference"},
                 {"name": "status", "type": "token"},
             ],
-        }
+        },
+        {
+            "type": "AuditEvent",
+            "interaction": [{"code": "search-type"}],
+            "searchParam": [{"name": "patient", "type": "reference"}],
+        },
     ]

@@ -280,6 +280,39 @@ async def test_every_type_searched_by_get_is_searched_by_post_with_the_gets_perm
     assert nul.status_code == 422 and nul.json()["issue"][0]["details"] == {"text": "nul_character"}
 
 
+async def test_the_audit_log_of_a_patient_is_served_as_audit_events(intake, case):
+    client, _ = intake
+    agency, patient_id = case
+    await client.get(f"/fhir/R4/Patient/{patient_id}", headers=auth(agency))  # a read to find
+    supervisor = auth(agency, "supervisor")
+    kept = (await client.get("/v1/audit", params={"patient_id": patient_id}, headers=supervisor)).json()
+    r = await client.get("/fhir/R4/AuditEvent", params={"patient": patient_id}, headers=supervisor)
+    assert (r.status_code, r.headers["content-type"]) == (200, FHIR_JSON), r.text
+    events = resources_of(r.json())  # validated as R4B Bundle and AuditEvents
+    assert [e["id"] for e in events] == [e["id"] for e in kept["items"]]
+    read = next(e for e in events if {"type": "route", "valueString": "GET /fhir/R4/Patient/{patient_id}"}
+                in e["entity"][0]["detail"])  # fmt: skip
+    assert read["agent"][0]["who"]["identifier"] == {
+        "system": "urn:careloop:staff",
+        "value": "s-1",
+        "assigner": {"display": agency},
+    }
+    assert (read["outcome"], read["entity"][0]["what"]) == ("0", {"reference": f"Patient/{patient_id}"})
+    assert (read["source"]["observer"], read["action"]) == ({"display": "careloop intake"}, "R")
+    assert not any(p in r.text for p in PHI)
+    newest = await client.get(
+        "/fhir/R4/AuditEvent", params={"patient": patient_id, "_sort": "-date"}, headers=supervisor
+    )
+    assert [e["id"] for e in resources_of(newest.json())] == [e["id"] for e in events][::-1]
+    # Another agency finds nothing; a care manager may not read the log.
+    elsewhere = auth(f"agency-{uuid.uuid4().hex[:6]}", "supervisor")
+    other = await client.get("/fhir/R4/AuditEvent", params={"patient": patient_id}, headers=elsewhere)
+    assert (other.status_code, other.json()["total"] if "total" in other.json() else 0) == (200, 0)
+    assert "entry" not in other.json() or other.json()["entry"] == []
+    refused = await client.get("/fhir/R4/AuditEvent", params={"patient": patient_id}, headers=auth(agency))
+    assert (refused.status_code, refused.json()["issue"][0]["code"]) == (403, "forbidden")
+
+
 async def test_an_imported_questionnaire_response_is_scored_and_announced_as_a_native_one(intake, case):
     client, runtime = intake
     agency, patient_id = case
@@ -406,6 +439,7 @@ async def test_the_capability_statement_and_the_openapi_document_name_every_fhir
         "Observation": {"read", "search-type"},
         "Condition": {"read", "search-type"},
         "Questionnaire": {"read", "search-type"},
+        "AuditEvent": {"search-type"},  # every FHIR service's audit log (the kernel's)
     }
     [questionnaire] = [res for res in statement.rest[0].resource if res.type == "Questionnaire"]
     assert {(p.name, p.type) for p in questionnaire.searchParam} == {("url", "uri"), ("name", "string")}

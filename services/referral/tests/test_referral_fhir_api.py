@@ -274,10 +274,10 @@ async def test_the_capability_statement_and_the_openapi_document_name_every_fhir
     statement = get_fhir_model_class("CapabilityStatement").model_validate(r.json())
     served = {res.type: {i.code for i in res.interaction} for res in statement.rest[0].resource}
     types = ("ServiceRequest", "Task", "Organization", "HealthcareService", "Location")
-    assert served == {t: {"read", "search-type"} for t in types}
+    assert served == {t: {"read", "search-type"} for t in types} | {"AuditEvent": {"search-type"}}
     paths = (await client.get("/openapi.json")).json()["paths"]
     documented = {p for p in paths if p.startswith("/fhir/R4/")}
-    assert documented == {"/fhir/R4/metadata"} | {f"/fhir/R4/{t}" for t in types} | {
+    assert documented == {"/fhir/R4/metadata", "/fhir/R4/AuditEvent"} | {f"/fhir/R4/{t}" for t in types} | {
         f"/fhir/R4/{t}/{{{name}}}"
         for t, name in zip(
             types,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 
+from careloop_shared.audit_api import add_audit_events
 from careloop_shared.errors import NotFound
 from careloop_shared.fhir import (
     BY_PATIENT,
@@ -223,4 +224,5 @@ async def search_service_requests(
     return FhirResponse(searchset(request, found, total=len(found)))
 
 
+add_audit_events(router)  # the service's audit log of a patient, as AuditEvents
 document_answers(router)

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query, Request
 
+from careloop_shared.audit_api import add_audit_events
 from careloop_shared.errors import NotFound
 from careloop_shared.fhir import (
     BundleDoc,
@@ -145,4 +146,5 @@ async def search_tasks(
     return FhirResponse(searchset(request, found, next_offset=next_offset, total=total))
 
 
+add_audit_events(router)  # the service's audit log of a patient, as AuditEvents
 document_answers(router)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request
 from fastapi.responses import Response
 
+from careloop_shared.audit_api import add_audit_events
 from careloop_shared.errors import NotFound
 from careloop_shared.fhir import (
     BY_PATIENT,
@@ -273,4 +274,5 @@ def _the_one(made: list[dict[str, Any]], resource_id: str) -> dict[str, Any]:
     return found
 
 
+add_audit_events(router)  # the service's audit log of a patient, as AuditEvents
 document_answers(router)

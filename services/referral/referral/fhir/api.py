@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import Request
 
+from careloop_shared.audit_api import add_audit_events
 from careloop_shared.errors import NotFound
 from careloop_shared.fhir import (
     BY_PATIENT,
@@ -159,4 +160,5 @@ async def search_tasks(
 
 # The directory's routes join this router, so that its ``/metadata`` declares them too.
 router.routes.extend(directory_router.routes)
+add_audit_events(router)  # the service's audit log of a patient, as AuditEvents
 document_answers(router)
