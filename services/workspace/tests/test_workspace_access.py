@@ -1,7 +1,9 @@
 """Who has seen a patient's data: the five services' audit logs as one list, oldest first, for the roles
 with ``audit:read``; a page at a time across all five; a log that cannot be read named in its place."""
 
+import csv
 import html
+import io
 import re
 import uuid
 from datetime import timedelta
@@ -10,7 +12,8 @@ import httpx
 import pytest
 
 from services.workspace.tests.conftest import ANN, NOW
-from workspace.access import SERVICES, merged
+from workspace import access
+from workspace.access import COLUMNS, SERVICES, merged
 from workspace.client import Listing
 from workspace.config import WorkspaceSettings
 
@@ -47,15 +50,16 @@ def entry(minute: int, **changes) -> dict:
     }
 
 
-def logs(services, kept: dict[str, list[dict]], route: str = "/v1/audit") -> None:
-    """Each service's log as its audit route pages it (offset, limit), oldest first."""
+def logs(services, kept: dict[str, list[dict]], route: str = "/v1/audit", most: int = 200) -> None:
+    """Each service's log as its audit route pages it (offset, limit up to ``most``), oldest first or
+    newest."""
     for service in SERVICES:
-        services.answer_with(service, "GET", route, _paged(kept.get(service, [])))
+        services.answer_with(service, "GET", route, _paged(kept.get(service, []), most))
 
 
-def _paged(items: list[dict]):
+def _paged(items: list[dict], most: int):
     def respond(request: httpx.Request) -> httpx.Response:
-        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        offset, limit = int(request.url.params["offset"]), min(most, int(request.url.params["limit"]))
         ordered = items[::-1] if request.url.params["order"] == "newest" else items
         more = offset + limit < len(items)
         page = {"items": ordered[offset : offset + limit], "limit": limit, "offset": offset}
@@ -203,3 +207,51 @@ async def test_the_patient_page_offers_it_to_a_supervisor_only(
         await sign_in(care_manager)
         theirs = await care_manager.get(f"/patients/{PID}")
     assert theirs.status_code == 200 and f"/patients/{PID}/access" not in theirs.text
+
+
+async def test_the_trail_downloads_whole_as_csv_oldest_first_or_not_at_all(client, services, sign_in):
+    services.answer("intake", "GET", f"/v1/patients/{PID}", body=PATIENT)
+    formula = entry(2, subject="=HYPERLINK(1)", agency_id="agency-community-health")
+    logs(services, {"intake": [entry(m) for m in (1, 3, 5, 6, 7)], "record": [formula]}, most=2)
+    await sign_in(client, SUPERVISOR)
+    page = await client.get(f"/patients/{PID}/access")
+    assert f'href="/patients/{PID}/access.csv" download>Download the whole trail as CSV' in page.text
+    got = await client.get(f"/patients/{PID}/access.csv")
+    assert got.status_code == 200, got.text
+    assert got.headers["content-type"] == "text/csv; charset=utf-8"
+    assert got.headers["content-disposition"] == f'attachment; filename="patient-{PID}-audit.csv"'
+    header, *lines = list(csv.reader(io.StringIO(got.text)))
+    assert header[:6] == ["recorded_at", "service", "agency", "person", "role", "outcome"]
+    # Every page of every log (two entries a page here), oldest first; a formula is quoted, not run.
+    assert [(line[0][11:16], line[1]) for line in lines] == [
+        ("09:01", "intake"), ("09:02", "record"), ("09:03", "intake"), ("09:05", "intake"),
+        ("09:06", "intake"), ("09:07", "intake"),
+    ]  # fmt: skip
+    assert lines[1][3] == "'=HYPERLINK(1)" and lines[0][5:8] == ["shown", "", "patient"]
+    asked = [dict(r.url.params) for r in services.called("intake", "/v1/audit")][-3:]
+    assert [(a["offset"], a["limit"], a["order"]) for a in asked] == [(o, "200", "oldest") for o in "024"]
+    # The accounting of disclosures, named so.
+    logs(services, {}, route="/v1/audit/disclosures")
+    disclosures = await client.get(f"/patients/{PID}/access.csv", params={"view": "disclosures"})
+    assert disclosures.headers["content-disposition"].endswith('-disclosures.csv"')
+    assert disclosures.text.strip() == ",".join(COLUMNS)
+    # A log that cannot be read: a page saying so, never part of a file.
+    services.answer("careplan", "GET", "/v1/audit", 503, {"detail": "the audit log is unavailable"})
+    failed = await client.get(f"/patients/{PID}/access.csv")
+    assert failed.status_code == 503 and failed.headers["content-type"].startswith("text/html")
+
+
+async def test_a_care_manager_may_not_download_the_trail(client, services, sign_in):
+    logs(services, {"intake": [entry(1)]})
+    await sign_in(client)
+    refused = await client.get(f"/patients/{PID}/access.csv")
+    assert refused.status_code == 403 and not [r for r in services.requests if "/v1/audit" in r.url.path]
+
+
+async def test_a_log_longer_than_a_download_holds_is_read_on_the_page(client, services, sign_in, monkeypatch):
+    monkeypatch.setattr(access, "MOST_DOWNLOADED", 3)
+    logs(services, {"intake": [entry(m) for m in range(1, 6)]}, most=2)
+    await sign_in(client, SUPERVISOR)
+    refused = await client.get(f"/patients/{PID}/access.csv")
+    assert refused.status_code == 422 and "read them on the page" in refused.text
+    assert refused.headers["content-type"].startswith("text/html")

@@ -13,6 +13,8 @@ patient has nothing to show. The workspace keeps nothing of it.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import uuid
 from collections import Counter
 from dataclasses import dataclass, fields
@@ -23,8 +25,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from workspace.client import Listing, Services
-from workspace.errors import error_page
+from workspace.client import Listing, ServiceError, Services
+from workspace.errors import error_page, failed_call_page
 from workspace.forms import patient_name
 from workspace.gates import not_available
 from workspace.pages import may
@@ -38,6 +40,9 @@ ROUTES = {"all": "/v1/audit", "disclosures": "/v1/audit/disclosures"}
 View = Literal["all", "disclosures"]
 Order = Literal["newest", "oldest"]  # the latest entries first, as a log is usually read; or the first
 LogOffset = Annotated[int, Query(ge=0, le=2_147_483_647)]  # as far as a service's log pages go
+DOWNLOAD_PAGE = 200  # entries asked of a log at a time for a download (a service's largest page)
+MOST_DOWNLOADED = 20_000  # a log longer than this is read on the page: a download is whole or is not made
+COLUMNS = ("recorded_at", "service", "agency", "person", "role", "outcome", "why", "data", "record", "route")
 
 
 @dataclass
@@ -144,3 +149,82 @@ def _url(patient_id: uuid.UUID, view: View, order: Order, offsets: dict[str, int
     query: dict[str, Any] = {s: n for s, n in offsets.items() if n}
     query |= ({"view": view} if view != "all" else {}) | ({"order": order} if order != "newest" else {})
     return f"/patients/{patient_id}/access" + (f"?{urlencode(query)}" if query else "")
+
+
+@router.get("/patients/{patient_id}/access.csv")
+async def patient_access_csv(
+    request: Request,
+    patient_id: uuid.UUID,
+    session: SignedInSession,
+    services: CallServices,
+    view: Annotated[View, Query()] = "all",
+) -> Response:
+    """The same entries as one CSV file, oldest first: what a patient who asks for an accounting of
+    disclosures is given (``?view=disclosures``), or the whole trail. Whole or not at all: a log that
+    cannot be read, or is longer than a download holds, gives a page saying so, never part of a file."""
+    person = session.person
+    assert person is not None
+    if not may(person, READS):
+        return not_available(request, "The patient's audit trail is")
+    pid, title = str(patient_id), "The audit trail could not be downloaded"
+    try:
+        logs = await asyncio.gather(*(_whole_log(services, s, ROUTES[view], pid) for s in SERVICES))
+    except ServiceError as exc:
+        if exc.status == 401:
+            raise
+        if exc.status == 404:  # intake's: not the agency's patient (or none)
+            return error_page(
+                request, 404, "Page not found", "There is no such patient, or not one you may see."
+            )
+        return failed_call_page(request, exc, title)
+    if any(log is None for log in logs):
+        message = (
+            f"A service holds more than {MOST_DOWNLOADED:,} entries of this patient; read them on the page."
+        )
+        return error_page(request, 422, title, message)
+    entries = sorted(
+        ({**e, "service": s} for s, log in zip(SERVICES, logs, strict=True) for e in log or []),
+        key=lambda e: (_moment(e), e["service"]),
+    )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    writer.writerows([_cell(v) for v in _row(e)] for e in entries)
+    name = f"patient-{patient_id}-{'disclosures' if view == 'disclosures' else 'audit'}.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def _whole_log(services: Services, service: str, route: str, pid: str) -> list[dict[str, Any]] | None:
+    """Every entry of one service's log of the patient, oldest first; None past ``MOST_DOWNLOADED``. A
+    service other than intake that has never heard of the patient has none."""
+    entries: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        params = {"patient_id": pid, "offset": offset, "limit": DOWNLOAD_PAGE, "order": "oldest"}
+        try:
+            answer = await services.get(service, route, params)
+        except ServiceError as exc:
+            if exc.status == 404 and service != "intake":
+                return []
+            raise
+        entries += answer["items"]
+        if len(entries) > MOST_DOWNLOADED:
+            return None
+        offset = answer.get("next_offset")
+    return entries
+
+
+def _row(e: dict[str, Any]) -> tuple[Any, ...]:
+    return (e["recorded_at"], e["service"], e["agency_id"], e["subject"], e["role"],
+            "shown" if e["outcome"] == "allowed" else "refused", e["outcome_detail"], e["what"],
+            e["entity_id"], e["route"])  # fmt: skip
+
+
+def _cell(value: Any) -> str:
+    """A value as a spreadsheet will show it, never run it: text that would start a formula is quoted."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
