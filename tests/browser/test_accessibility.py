@@ -4,6 +4,9 @@ Each page's screenshot is written to .artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
 from careloop_shared.testing import eventually
@@ -106,6 +109,12 @@ async def test_who_has_seen_a_patients_data(cases, signed_in, screenshot, access
     await page.get_by_role("link", name="Oldest first").click()
     await page.wait_for_url(f"**/patients/{rita.patient_id}/access?order=oldest")
     assert await page.get_by_role("cell", name="cm-riverside-ana (Care manager)").first.is_visible()
+    async with page.expect_download() as downloading:
+        await page.get_by_role("link", name="Download the whole trail as CSV").click()
+    download = await downloading.value
+    assert download.suggested_filename == f"patient-{rita.patient_id}-audit.csv"
+    text = await asyncio.to_thread(Path(await download.path()).read_text)
+    assert text.startswith("recorded_at,service,agency,person,role") and "cm-riverside-ana" in text
     await page.get_by_role("link", name="Disclosures outside your agency").click()
     await page.wait_for_url(f"**/patients/{rita.patient_id}/access?view=disclosures&order=oldest")
     await accessibility(page, "patient-disclosures")
