@@ -236,7 +236,7 @@ class Doors:
         if declared is not None and declared > self.max_body_bytes:
             await reply(send, 413, self._too_large())
             return
-        body = await self._read(receive)
+        body = await read_body(receive, self.max_body_bytes)
         if body is None:
             await reply(send, 413, self._too_large())
             return
@@ -251,29 +251,13 @@ class Doors:
             if where:
                 await reply(send, 422, {"detail": [problem(loc, "nul_character", NUL_MSG) for loc in where]})
                 return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     def _too_large(self) -> dict[str, Any]:
         return {
             "detail": f"the body is larger than {self.max_body_bytes} bytes",
             "limit": self.max_body_bytes,
         }
-
-    async def _read(self, receive: Receive) -> bytes | None:
-        """The whole body, or None once it passes the limit (the rest is not read)."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return b"".join(chunks)
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
 
     @staticmethod
     def _nul_in_url(scope: Scope) -> list[dict[str, Any]]:
@@ -310,7 +294,25 @@ def _body_nul_locations(body: bytes) -> list[list[str | int]]:
     return list(nul_locations(decoded))
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """The whole body, or None once it passes ``limit`` (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """What the app reads once the body has been read: ``body``, then whatever comes next."""
     sent = False
 
     async def replay() -> Message:

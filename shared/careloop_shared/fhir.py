@@ -29,7 +29,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from careloop_shared.doors import SEARCH_BODY, SEARCH_BY_POST, api_routes, declare_answers, is_form, reply
+from careloop_shared.doors import (
+    SEARCH_BODY,
+    SEARCH_BY_POST,
+    api_routes,
+    declare_answers,
+    is_form,
+    read_body,
+    replay,
+    reply,
+)
 from careloop_shared.errors import Invalid, UnsupportedBody, problem
 from careloop_shared.http import MAX_INT, needs
 
@@ -372,13 +381,10 @@ class SearchesByPost:
         ):
             await self.app(scope, receive, send)
             return
-        headers = [
-            (k, v) for k, v in scope["headers"] if k.lower() not in (b"content-type", b"content-length")
-        ]
         if not is_form(dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")):
             await reply(send, 415, {"detail": SEARCH_BODY})
             return
-        body = await _whole_body(receive)
+        body = await read_body(receive) or b""  # the door has bounded it
         try:
             body.decode("utf-8")
         except UnicodeDecodeError:
@@ -386,34 +392,12 @@ class SearchesByPost:
             return
         query = b"&".join(part for part in (scope.get("query_string", b""), body) if part)
         searched = path.removesuffix(SEARCH_BY_POST)
+        headers = [
+            (k, v) for k, v in scope["headers"] if k.lower() not in (b"content-type", b"content-length")
+        ]
         as_get = {**scope, "method": "GET", "path": searched, "raw_path": searched.encode(),
                   "query_string": query, "headers": headers}  # fmt: skip
-        await self.app(as_get, _body_read(receive), send)
-
-
-async def _whole_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks)
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _body_read(receive: Receive) -> Receive:
-    """What the search by GET reads: no body, then whatever comes next (a disconnect)."""
-    sent = False
-
-    async def next_message() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        return await receive()
-
-    return next_message
+        await self.app(as_get, replay(b"", receive), send)  # the search by GET reads no body
 
 
 def serve_fhir(app: FastAPI) -> FastAPI:
