@@ -27,7 +27,7 @@ from intake.config import IntakeContext
 from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient, RevokeConsent, UpdatePatient
 from intake.domain.patients import normalised_name
 from intake.domain.questionnaires import questionnaire
-from intake.erasure.handlers import ErasePatient, PatientErasedAlready, revealed
+from intake.erasure.handlers import ErasePatient, kept_patient, revealed
 from intake.erasure.handlers import erase_patient as erase
 from intake.identity.sealed import identified
 from intake.schemas import (
@@ -57,16 +57,6 @@ Language = Annotated[str, Query(pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$", 
 
 def _created(new_id: uuid.UUID) -> Created:
     return Created(id=new_id)
-
-
-async def _patient(store: IntakeStore, agency_id: str, patient_id: uuid.UUID, *, erased: bool = False) -> Any:
-    """The agency's patient; one whose details were erased answers 410 unless ``erased`` allows it."""
-    row = await store.get_patient(agency_id, patient_id)
-    if row is None:
-        raise handlers.PatientNotFound()
-    if row["erased_at"] is not None and not erased:
-        raise PatientErasedAlready(row["erased_at"])
-    return row
 
 
 @router.post(
@@ -154,7 +144,7 @@ async def search_patients(
 async def get_patient(
     patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, ctx: Ctx
 ) -> PatientOut:
-    [opened] = identified(ctx.keys, [await _patient(store, who.agency_id, patient_id)])
+    [opened] = identified(ctx.keys, [await kept_patient(store, who.agency_id, patient_id)])
     patient = PatientOut(**opened)
     await audit.read(patient_id, "patient")
     return patient
@@ -200,7 +190,7 @@ async def record_consent(
     openapi_extra=needs("consent:read"),
 )
 async def list_consents(patient_id: uuid.UUID, who: CurrentPrincipal, store: Store) -> list[ConsentOut]:
-    await _patient(store, who.agency_id, patient_id, erased=True)  # consents name no one
+    await kept_patient(store, who.agency_id, patient_id, erased=True)  # consents name no one
     return [ConsentOut(**dict(r)) for r in await store.list_consents(who.agency_id, patient_id)]
 
 
@@ -243,7 +233,7 @@ async def assess_patient(
 async def list_assessments(
     patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, page: Paging, ctx: Ctx
 ) -> Page[AssessmentOut]:
-    await _patient(store, who.agency_id, patient_id, erased=True)  # needs and scores stay; answers do not
+    await kept_patient(store, who.agency_id, patient_id, erased=True)  # needs and scores stay; answers do not
     rows = await store.list_assessments(who.agency_id, patient_id, page.fetch_limit, page.offset)
     shown = Page.of([AssessmentOut(**r) for r in await revealed(ctx, store, who.agency_id, rows)], page)
     await audit.read_many([(a.patient_id, a.id) for a in shown.items], "assessment")

@@ -22,7 +22,7 @@ from careloop_shared.testing.fakes import assert_fake_matches, run
 from intake import handlers
 from intake.domain.commands import AssessPatient, RecordConsent, RegisterPatient, RevokeConsent, UpdatePatient
 from intake.domain.scoring import InvalidAnswers
-from intake.erasure.handlers import ErasePatient, PatientErasedAlready, erase_patient
+from intake.erasure.handlers import ErasePatient, PatientErasedAlready, erase_patient, kept_patient
 from intake.erasure.keys import open_assessment
 from intake.erasure.store import KeyStore
 from intake.identity.sealed import identified
@@ -337,6 +337,12 @@ async def test_erasure_destroys_the_data_key_blanks_the_details_and_announces_it
     assert store.patients[patient_id]["duplicate_key"] is None
     with pytest.raises(PatientErasedAlready):  # once only
         await run(erase_patient, ctx, store, erase)
+    # A read finds them gone (410), unless it reads what stays of them; another agency finds no one.
+    with pytest.raises(PatientErasedAlready):
+        await kept_patient(store, AGENCY, patient_id)
+    assert (await kept_patient(store, AGENCY, patient_id, erased=True))["erased_at"] == erased_at
+    with pytest.raises(handlers.PatientNotFound):
+        await kept_patient(store, "agency-b", patient_id, erased=True)
     with pytest.raises(Gone):  # and nothing new is recorded about them
         await run(
             handlers.assess_patient, ctx, store, AssessPatient(AGENCY, patient_id, "phq-9", answers, **BY)

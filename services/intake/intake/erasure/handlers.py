@@ -38,6 +38,19 @@ class PatientErasedAlready(Gone):
         )
 
 
+async def kept_patient(
+    store: IntakeStore, agency_id: str, patient_id: uuid.UUID, *, erased: bool = False
+) -> Any:
+    """The agency's patient, for a read; one whose details were erased answers 410 unless ``erased``
+    allows it (what stays of them is read by their pseudonymous id)."""
+    row = await store.get_patient(agency_id, patient_id)
+    if row is None:
+        raise PatientNotFound()
+    if row["erased_at"] is not None and not erased:
+        raise PatientErasedAlready(row["erased_at"])
+    return row
+
+
 @dataclass(frozen=True)
 class ErasePatient:
     agency_id: str

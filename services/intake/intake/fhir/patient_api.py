@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 
 from careloop_shared.doors import elsewhere
-from careloop_shared.errors import NotFound
 from careloop_shared.fhir import (
     FORM_ANSWERS,
     BundleDoc,
@@ -32,7 +31,7 @@ from careloop_shared.http import Audit, CurrentPrincipal, needs, read_store, ser
 from careloop_shared.permissions import authorize, load_matrix
 from intake.config import IntakeContext
 from intake.domain.patients import normalised_name
-from intake.erasure.handlers import PatientErasedAlready
+from intake.erasure.handlers import kept_patient
 from intake.fhir import resources
 from intake.fhir.schemas import PatientSearchForm
 from intake.store import IntakeStore
@@ -66,11 +65,7 @@ def add_routes(router: APIRouter) -> None:
     async def read_patient(
         patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, ctx: Ctx
     ) -> FhirResponse:
-        row = await store.get_patient(who.agency_id, patient_id)
-        if row is None:
-            raise NotFound("patient not found")
-        if row["erased_at"] is not None:
-            raise PatientErasedAlready(row["erased_at"])
+        row = await kept_patient(store, who.agency_id, patient_id)
         identifying = _identifying(who.role)
         [found] = resources.patients(ctx.keys, [row], identifying=identifying)
         if identifying:
