@@ -5,8 +5,8 @@ as a FHIR OperationOutcome (the same status, permission and audit entry).
 
 The walk reads each service's OpenAPI document: every operation must name a permission the matrix
 knows; then each role's token is sent to it. A denied role gets 403 naming the missing permission
-before anything else runs; an allowed role gets past the check and reaches the route's store or
-command runner, where this test stops it (no database or broker needed).
+before anything else runs; an allowed role gets past the check and reaches the route's store, command
+runner or runtime, where this test stops it (no database or broker needed).
 """
 
 import importlib
@@ -18,7 +18,13 @@ from fastapi.responses import JSONResponse
 
 from careloop_shared.auth import ROLES
 from careloop_shared.fhir import FHIR_JSON
-from careloop_shared.http import PERMISSION_KEY, command_runner, read_store, service_context
+from careloop_shared.http import (
+    PERMISSION_KEY,
+    command_runner,
+    read_store,
+    runtime_dependency,
+    service_context,
+)
 from careloop_shared.permissions import PERMISSIONS_FILE, load_matrix, markdown_table
 from careloop_shared.testing import bearer, client_of
 from tests.conftest import SERVICES
@@ -48,7 +54,7 @@ class _Trail:
 def _app(service: str):
     app = importlib.import_module(f"{service}.main").build_app()
     app.state.runtime.audit = _Trail()
-    for dependency in (read_store, command_runner, service_context):
+    for dependency in (read_store, command_runner, service_context, runtime_dependency):
         app.dependency_overrides[dependency] = _reached
 
     async def on_reached(_: Request, __: Exception) -> JSONResponse:

@@ -3,7 +3,9 @@
 ``GET /v1/audit?patient_id=`` lists every entry about the patient (reads and refusals, by anyone; oldest
 first, or ``&order=newest``);
 ``GET /v1/audit/disclosures?patient_id=`` is the accounting of disclosures: what people outside the
-patient's agency were shown. Both need ``audit:read`` and answer 404 for another agency's patient. A
+patient's agency were shown. Both need ``audit:read`` and answer 404 for another agency's patient.
+``GET /v1/audit/activity?subject=`` lists what one person of the caller's agency was shown here: every
+read, refusal and search, a search that found nobody too (its entry names no patient). A
 service with a FHIR router serves the first as ``GET /fhir/R4/AuditEvent?patient=`` too
 (``add_audit_events``; ``_sort=-date`` for the newest first).
 """
@@ -31,7 +33,7 @@ from careloop_shared.fhir import (
     searchset_page,
 )
 from careloop_shared.fhir import Paging as FhirPaging
-from careloop_shared.http import CurrentPrincipal, Page, Paging, get_runtime, needs, read_store
+from careloop_shared.http import CurrentPrincipal, Page, Paging, Runtime, get_runtime, needs, read_store
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -135,6 +137,39 @@ async def disclosures_of_patient(
     first (or newest)."""
     where = "AND outcome = 'allowed' AND agency_id <> $2"
     return _page(await _rows(request, store, who, patient_id, page, where, order), page)
+
+
+Subject = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=255,
+        description="the person's id at the identity provider (their token's subject), as entries name it",
+    ),
+]
+
+
+@router.get("/activity", response_model=Page[AuditEntryOut], openapi_extra=needs("audit:read"))
+async def activity_of_person(
+    subject: Subject,
+    runtime: Runtime,
+    who: CurrentPrincipal,
+    page: Paging,
+    order: Order = "oldest",
+) -> Page[AuditEntryOut]:
+    """What one person of your agency was shown here: every read of a patient's data, every refused attempt
+    and every search, one that found nobody too (its entry names no patient), oldest first (or newest).
+    Their changes are in the case record, not here. A person of another agency with the same id is
+    another person: their entries are not listed."""
+    rows: list[Any] = await runtime.pool.fetch(
+        f"SELECT {_COLUMNS} FROM audit_log WHERE agency_id = $1 AND subject = $2"
+        f" ORDER BY position {'DESC' if order == 'newest' else 'ASC'} LIMIT $3 OFFSET $4",
+        who.agency_id,
+        subject,
+        page.fetch_limit,
+        page.offset,
+    )
+    return _page(rows, page)
 
 
 # -- the same entries as FHIR AuditEvents ------------------------------------------------------------

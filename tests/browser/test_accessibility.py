@@ -118,3 +118,15 @@ async def test_who_has_seen_a_patients_data(cases, signed_in, screenshot, access
     await page.get_by_role("link", name="Disclosures outside your agency").click()
     await page.wait_for_url(f"**/patients/{rita.patient_id}/access?view=disclosures&order=oldest")
     await accessibility(page, "patient-disclosures")
+    # Who that care manager is: what she has seen, in every service, newest first (Rita's referral).
+    await page.goto(f"/patients/{rita.patient_id}/access?order=oldest")
+    await page.get_by_role("link", name="cm-riverside-ana", exact=True).first.click()
+    await page.wait_for_url("**/supervisor/activity?person=cm-riverside-ana")
+    entries = page.locator("#entries-heading + .table-wrap tbody tr")
+    assert await entries.count() > 0
+    assert (
+        await page.locator(f'#entries-heading + .table-wrap a[href="/patients/{rita.patient_id}"]').count()
+        > 0
+    )
+    await screenshot(page, "supervisor-activity")
+    await accessibility(page, "supervisor-activity")

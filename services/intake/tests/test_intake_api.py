@@ -533,6 +533,12 @@ async def test_a_patient_is_found_by_the_whole_name_and_birth_date_within_the_ag
         "SELECT patient_id, outcome, outcome_detail, route FROM audit_log WHERE subject = 'cm-nobody'"
     )
     assert [tuple(r) for r in kept] == [(None, "allowed", "none found", "POST /v1/patients/search")]
+    # ...and listed with what that person was shown.
+    activity = await client.get("/v1/audit/activity", params={"subject": "cm-nobody"}, headers=supervisor)
+    assert activity.status_code == 200, activity.text
+    assert [(e["patient_id"], e["outcome_detail"], e["route"]) for e in activity.json()["items"]] == [
+        (None, "none found", "POST /v1/patients/search")
+    ]
     # An erased patient is not found.
     erased = await client.post(
         f"/v1/patients/{wanted}/erasure", json={"reason": "request"}, headers=supervisor
@@ -595,6 +601,58 @@ async def test_every_read_of_a_patients_details_is_audited_with_the_person_and_r
     assert (await client.get(f"/v1/audit?patient_id={patient_id}", headers=other)).status_code == 404
     with pytest.raises(Exception, match="append-only"):
         await runtime.pool.execute("DELETE FROM audit_log")
+
+
+async def test_what_one_person_was_shown_is_listed_for_their_agency_s_supervisors(intake, agency):
+    client, _ = intake
+    agency_id = agency_of(agency)
+    first = await register(client, agency, given_name="Activity")
+    second = await register(client, agency, given_name="Actively")
+    ana = auth(agency_id, subject="cm-activity")
+    for patient_id in (first, second, first):
+        assert (await client.get(f"/v1/patients/{patient_id}", headers=ana)).status_code == 200
+    # The same id at another agency is another person: refused there, and not listed here.
+    namesake = auth("agency-elsewhere", subject="cm-activity")
+    assert (await client.get(f"/v1/patients/{second}", headers=namesake)).status_code == 404
+    refused = auth(agency_id, role="analyst", subject="cm-activity")
+    assert (await client.get(f"/v1/patients/{first}", headers=refused)).status_code == 403
+
+    supervisor = auth(agency_id, role="supervisor", subject="sv-sam")
+
+    async def activity(**params):
+        return await client.get(
+            "/v1/audit/activity", params={"subject": "cm-activity", **params}, headers=supervisor
+        )
+
+    listed = await activity()
+    assert listed.status_code == 200, listed.text
+    seen = [(e["patient_id"], e["outcome"], e["agency_id"]) for e in listed.json()["items"]]
+    assert seen == [
+        (str(first), "allowed", agency_id),
+        (str(second), "allowed", agency_id),
+        (str(first), "allowed", agency_id),
+        (str(first), "denied", agency_id),
+    ]
+    oldest = [e["id"] for e in listed.json()["items"]]
+    newest = await activity(order="newest", limit=3)
+    assert [e["id"] for e in newest.json()["items"]] == oldest[::-1][:3]
+    assert newest.json()["next_offset"] == 3
+    rest = await activity(order="newest", limit=3, offset=3)
+    assert [e["id"] for e in rest.json()["items"]] == oldest[:1] and rest.json()["next_offset"] is None
+    # Another agency's supervisor sees their own person of that id; a care manager may not look; an
+    # empty or overlong id is a 422 naming the field.
+    other = await client.get(
+        "/v1/audit/activity",
+        params={"subject": "cm-activity"},
+        headers=auth("agency-elsewhere", role="supervisor"),
+    )
+    assert other.status_code == 200 and [e["patient_id"] for e in other.json()["items"]] == [str(second)]
+    assert (
+        await client.get("/v1/audit/activity", params={"subject": "cm-activity"}, headers=ana)
+    ).status_code == 403
+    for subject in ("", "x" * 256):
+        bad = await activity(subject=subject)
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "subject"], bad.text
 
 
 async def test_each_change_names_the_person_who_made_it_in_the_answers_and_the_events(intake, agency):

@@ -172,7 +172,7 @@ async def test_details_changed_a_consent_revoked_and_the_patient_erased_through_
         # here is named in its place.
         access = await http.get(f"/patients/{patient_id}/access")
         assert access.status_code == 200, access.text
-        assert f"{CARE_MANAGER} (Care manager)" in access.text
+        assert f">{CARE_MANAGER}</a> (Care manager)" in access.text  # linked to what they did
         assert "PATCH /v1/patients/{patient_id}" in access.text
         assert "Its entries are not in this list." in access.text
         form = await http.get(f"/patients/{patient_id}/erasure/new")

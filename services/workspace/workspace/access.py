@@ -10,8 +10,6 @@ cannot answer is named in its place and the others are still shown; one that has
 patient has nothing to show. The workspace keeps nothing of it.
 """
 
-from __future__ import annotations
-
 import asyncio
 import csv
 import io
@@ -46,19 +44,25 @@ COLUMNS = ("recorded_at", "service", "agency", "person", "role", "outcome", "why
 
 
 @dataclass
-class Where:
-    """How far into each service's log the page is (offsets), and which view."""
+class Offsets:  # no postponed annotations in this module: FastAPI reads these fields' types from here
+    """How far into each service's log a page of a merged list is."""
 
     intake: LogOffset = 0
     careplan: LogOffset = 0
     referral: LogOffset = 0
     followup: LogOffset = 0
     record: LogOffset = 0
-    view: Annotated[View, Query()] = "all"
     order: Annotated[Order, Query()] = "newest"
 
     def offsets(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name in SERVICES}
+
+
+@dataclass
+class Where(Offsets):
+    """The offsets, and which view of the patient's trail."""
+
+    view: Annotated[View, Query()] = "all"
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ async def patient_access(
     size = workspace_of(request).ctx.settings.page_size
     route, pid = ROUTES[at.view], str(patient_id)
     offsets = at.offsets()
-    asked = (_page(services, s, route, offsets[s], size, patient_id=pid, order=at.order) for s in SERVICES)
+    asked = (log_page(services, s, route, offsets[s], size, patient_id=pid, order=at.order) for s in SERVICES)
     pages = dict(zip(SERVICES, await asyncio.gather(*asked), strict=True))
     gone = pages["intake"].error
     if gone is not None and gone.status == 404:  # not the agency's patient (or none): nothing is shown
@@ -135,7 +139,7 @@ async def patient_access(
     return render(request, "patient_access.html", context)
 
 
-async def _page(
+async def log_page(
     services: Services, service: str, route: str, offset: int, size: int, **params: str
 ) -> Listing:
     listing = await services.page(service, route, offset=offset, limit=size, **params)
@@ -166,9 +170,9 @@ async def patient_access_csv(
     assert person is not None
     if not may(person, READS):
         return not_available(request, "The patient's audit trail is")
-    pid, title = str(patient_id), "The audit trail could not be downloaded"
+    name = f"patient-{patient_id}-{'disclosures' if view == 'disclosures' else 'audit'}.csv"
     try:
-        logs = await asyncio.gather(*(_whole_log(services, s, ROUTES[view], pid) for s in SERVICES))
+        return await csv_download(services, ROUTES[view], {"patient_id": str(patient_id)}, name)
     except ServiceError as exc:
         if exc.status == 401:
             raise
@@ -176,21 +180,30 @@ async def patient_access_csv(
             return error_page(
                 request, 404, "Page not found", "There is no such patient, or not one you may see."
             )
-        return failed_call_page(request, exc, title)
-    if any(log is None for log in logs):
+        return failed_call_page(request, exc, "The audit trail could not be downloaded")
+    except TooLong:
         message = (
             f"A service holds more than {MOST_DOWNLOADED:,} entries of this patient; read them on the page."
         )
-        return error_page(request, 422, title, message)
+        return error_page(request, 422, "The audit trail could not be downloaded", message)
+
+
+class TooLong(Exception):
+    """A service's log holds more entries than a download does (``MOST_DOWNLOADED``)."""
+
+
+async def csv_download(services: Services, route: str, params: dict[str, str], name: str) -> Response:
+    """Every entry of the five logs at ``route`` with ``params``, oldest first, as one CSV file ``name``:
+    whole or not at all (``ServiceError`` for a log that cannot be read, ``TooLong``)."""
+    logs = await asyncio.gather(*(_whole_log(services, s, route, params) for s in SERVICES))
     entries = sorted(
-        ({**e, "service": s} for s, log in zip(SERVICES, logs, strict=True) for e in log or []),
+        ({**e, "service": s} for s, log in zip(SERVICES, logs, strict=True) for e in log),
         key=lambda e: (_moment(e), e["service"]),
     )
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     writer.writerows([_cell(v) for v in _row(e)] for e in entries)
-    name = f"patient-{patient_id}-{'disclosures' if view == 'disclosures' else 'audit'}.csv"
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
@@ -198,22 +211,24 @@ async def patient_access_csv(
     )
 
 
-async def _whole_log(services: Services, service: str, route: str, pid: str) -> list[dict[str, Any]] | None:
-    """Every entry of one service's log of the patient, oldest first; None past ``MOST_DOWNLOADED``. A
-    service other than intake that has never heard of the patient has none."""
+async def _whole_log(
+    services: Services, service: str, route: str, params: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Every entry of one service's log, oldest first (``TooLong`` past ``MOST_DOWNLOADED``). A service
+    other than intake that has never heard of the patient has none."""
     entries: list[dict[str, Any]] = []
     offset: int | None = 0
     while offset is not None:
-        params = {"patient_id": pid, "offset": offset, "limit": DOWNLOAD_PAGE, "order": "oldest"}
+        asked = {**params, "offset": offset, "limit": DOWNLOAD_PAGE, "order": "oldest"}
         try:
-            answer = await services.get(service, route, params)
+            answer = await services.get(service, route, asked)
         except ServiceError as exc:
             if exc.status == 404 and service != "intake":
                 return []
             raise
         entries += answer["items"]
         if len(entries) > MOST_DOWNLOADED:
-            return None
+            raise TooLong(service)
         offset = answer.get("next_offset")
     return entries
 

@@ -29,6 +29,7 @@ from careloop_shared.logging import configure_logging, get_logger
 from careloop_shared.settings import DEV_JWT_SECRET
 from workspace import (
     access,
+    activity,
     assessment,
     erasure,
     errors,
@@ -165,6 +166,7 @@ def build_app(
     app.include_router(patient_details.router)
     app.include_router(erasure.router)
     app.include_router(access.router)
+    app.include_router(activity.router)
     app.include_router(fhir_record.router)
     app.include_router(assessment.router)
     app.include_router(plan_actions.router)

@@ -79,7 +79,7 @@ async def team(
         "scanned": SCAN_PAGE * SCAN_PAGES,
         "due": due,
         "names": await names_of(services, person, urgent, due),
-        "shows": {p: may(person, p) for p in ("task:read", "follow-up:read", "patient:assign")},
+        "shows": {p: may(person, p) for p in ("task:read", "follow-up:read", "patient:assign", "audit:read")},
         "tab": "team",
         "tabs": supervisor_tabs(person),
     }

@@ -1,0 +1,115 @@
+"""What one person of the agency has seen: the five services' audit logs of that person as one list,
+newest first (or ``?order=oldest``), for the roles that may read them (``audit:read``: supervisors).
+
+Each service answers ``GET /v1/audit/activity?subject=`` with what that person of the caller's agency
+was shown there: every read of a patient's data, every refused attempt, every search (one that found
+nobody too, naming no patient). What they changed is in each patient's case record, not here. The page
+asks all five at the same time and merges them as the patient's trail is merged (``access.merged``);
+the next page carries where each log is. ``/supervisor/activity.csv`` is the whole of it as a file,
+oldest first. The workspace keeps nothing of it.
+"""
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from workspace.access import READS, SERVICES, Offsets, Order, TooLong, csv_download, log_page, merged
+from workspace.client import Listing, ServiceError
+from workspace.errors import error_page, failed_call_page
+from workspace.gates import not_available, supervisor_tabs
+from workspace.pages import may, names_of
+from workspace.web import CallServices, SignedInSession, render, workspace_of
+
+router = APIRouter()
+
+ROUTE = "/v1/audit/activity"
+PersonId = Annotated[str, Query(max_length=255)]  # a token's subject, as the services' audit logs keep it
+_FILE_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass
+class At(Offsets):  # no postponed annotations in this module: FastAPI reads these fields' types as given
+    """The offsets, and whose activity (none yet: the page asks for a person's id)."""
+
+    person: PersonId = ""
+
+
+@router.get("/supervisor/activity")
+async def activity(
+    request: Request,
+    session: SignedInSession,
+    services: CallServices,
+    at: Annotated[At, Depends()],
+) -> Response:
+    viewer = session.person
+    assert viewer is not None
+    if not may(viewer, READS):
+        return not_available(request, "People's activity is")
+    whose = at.person.strip()
+    context: dict[str, Any] = {
+        "title": "What a person has seen",
+        "tab": "activity",
+        "tabs": supervisor_tabs(viewer),
+        "person_id": whose,
+        "order": at.order,
+        "entries": [],
+        "failed": [],
+    }
+    if whose:
+        size = workspace_of(request).ctx.settings.page_size
+        offsets = at.offsets()
+        asked = (
+            log_page(services, s, ROUTE, offsets[s], size, subject=whose, order=at.order) for s in SERVICES
+        )
+        pages = dict(zip(SERVICES, await asyncio.gather(*asked), strict=True))
+        page = merged({s: p for s, p in pages.items() if p.error is None}, size, newest=at.order == "newest")
+        named = Listing([e for e in page.entries if e["patient_id"]], 0, size)
+        context |= {
+            "entries": page.entries,
+            "names": await names_of(services, viewer, named),
+            "failed": [p.error for p in pages.values() if p.error is not None],
+            "order_urls": {o: _url(whose, o, {}) for o in ("newest", "oldest")},
+            # A log that could not be read is asked again from where it was.
+            "next_url": _url(whose, at.order, offsets | page.next) if page.next else None,
+            "first_url": _url(whose, at.order, {}) if any(offsets.values()) else None,
+            "csv_url": "/supervisor/activity.csv?" + urlencode({"person": whose}),
+        }
+    return render(request, "activity.html", context)
+
+
+def _url(person: str, order: Order, offsets: dict[str, int]) -> str:
+    query: dict[str, Any] = {"person": person} | {s: n for s, n in offsets.items() if n}
+    query |= {"order": order} if order != "newest" else {}
+    return "/supervisor/activity?" + urlencode(query)
+
+
+@router.get("/supervisor/activity.csv")
+async def activity_csv(
+    request: Request,
+    session: SignedInSession,
+    services: CallServices,
+    person: Annotated[str, Query(min_length=1, max_length=255)],
+) -> Response:
+    """Everything the page lists of the person, oldest first, as one CSV file: whole or not at all."""
+    viewer = session.person
+    assert viewer is not None
+    if not may(viewer, READS):
+        return not_available(request, "People's activity is")
+    whose, title = person.strip(), "The activity could not be downloaded"
+    if not whose:
+        return error_page(request, 422, title, "Say whose activity to download: their id.")
+    name = f"activity-{_FILE_SAFE.sub('_', whose)[:80]}.csv"
+    try:
+        return await csv_download(services, ROUTE, {"subject": whose}, name)
+    except ServiceError as exc:
+        if exc.status == 401:
+            raise
+        return failed_call_page(request, exc, title)
+    except TooLong:
+        message = "A service holds more entries of this person than a download does; read them on the page."
+        return error_page(request, 422, title, message)
