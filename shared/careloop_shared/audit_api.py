@@ -12,6 +12,7 @@ service with a FHIR router serves the first as ``GET /fhir/R4/AuditEvent?patient
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
@@ -153,6 +154,7 @@ Subject = Annotated[
 async def activity_of_person(
     subject: Subject,
     runtime: Runtime,
+    store: Store,
     who: CurrentPrincipal,
     page: Paging,
     order: Order = "oldest",
@@ -160,7 +162,9 @@ async def activity_of_person(
     """What one person of your agency was shown here: every read of a patient's data, every refused attempt
     and every search, one that found nobody too (its entry names no patient), oldest first (or newest).
     Their changes are in the case record, not here. A person of another agency with the same id is
-    another person: their entries are not listed."""
+    another person: their entries are not listed. An entry about a patient who is not the agency's (one
+    of another agency a provider was shown, or an id tried and refused) names neither the patient nor
+    the record: the agency never sees another agency's patients."""
     rows: list[Any] = await runtime.pool.fetch(
         f"SELECT {_COLUMNS} FROM audit_log WHERE agency_id = $1 AND subject = $2"
         f" ORDER BY position {'DESC' if order == 'newest' else 'ASC'} LIMIT $3 OFFSET $4",
@@ -169,7 +173,21 @@ async def activity_of_person(
         page.fetch_limit,
         page.offset,
     )
-    return _page(rows, page)
+    ours = await _agencys_patients(store, rows, who.agency_id)
+    return _page([r if r["patient_id"] in ours else _unnamed(r) for r in rows], page)
+
+
+async def _agencys_patients(store: PatientOwner, rows: list[Any], agency_id: str) -> set[uuid.UUID]:
+    """The patients the entries name who are the agency's: as an entry that showed them says, else as the
+    service knows them (a refused attempt does not say whose the patient was)."""
+    ours = {r["patient_id"] for r in rows if r["patient_agency_id"] == agency_id}
+    unsure = list({r["patient_id"] for r in rows if r["patient_id"] is not None} - ours)
+    agencies = await asyncio.gather(*(store.agency_of_patient(p) for p in unsure))
+    return ours | {p for p, agency in zip(unsure, agencies, strict=True) if agency == agency_id}
+
+
+def _unnamed(row: Any) -> dict[str, Any]:
+    return {**dict(row), "patient_id": None, "entity_id": None}
 
 
 # -- the same entries as FHIR AuditEvents ------------------------------------------------------------

@@ -27,7 +27,9 @@ async def test_a_supervisor_asks_for_a_person_and_sees_what_they_were_shown_ever
 ):
     search = entry(2, patient_id=None, patient_agency_id=None, entity_id=None, what="patient",
                    outcome_detail="none found", route="POST /v1/patients/search")  # fmt: skip
-    theirs = entry(3, patient_agency_id="agency-community-health", what="referral")
+    theirs = entry(
+        3, patient_id=None, entity_id=None, patient_agency_id="agency-community-health", what="referral"
+    )
     logs(
         services,
         {
@@ -54,7 +56,7 @@ async def test_a_supervisor_asks_for_a_person_and_sees_what_they_were_shown_ever
         asked = dict(services.called(service, ROUTE)[-1].url.params)
         assert asked == {"subject": "cm-riverside-ana", "order": "newest", "offset": "0", "limit": "3"}
     assert rows(page)[0].endswith("Refused (record:read)")
-    assert "Ann Example 44444444" in rows(page)[1] and "of agency-community-health" in rows(page)[2]
+    assert "Ann Example 44444444" in rows(page)[1] and "A patient of agency-community-health" in rows(page)[2]
     later = html.unescape(re.search(r'href="([^"]+)" rel="next">Earlier entries', page.text).group(1))
     assert later == "/supervisor/activity?person=cm-riverside-ana&careplan=1&referral=1&record=1"
     following = await client.get(later)
@@ -75,6 +77,10 @@ async def test_a_log_that_cannot_be_read_is_named_and_nobody_found_says_so(clien
     page = await client.get("/supervisor/activity", params={"person": "cm-riverside-ana"})
     assert page.status_code == 200 and len(rows(page)) == 1
     assert re.search(r'role="alert">[^<]*Its entries are not in this list\.', page.text)
+    unknown = entry(2, patient_id=None, entity_id=None, patient_agency_id=None, outcome="denied")
+    logs(services, {"referral": [unknown]}, route=ROUTE)
+    refused = await client.get("/supervisor/activity", params={"person": "cm-riverside-ana"})
+    assert "Not known as your agency's" in rows(refused)[0] and "Refused" in rows(refused)[0]
     logs(services, {}, route=ROUTE)
     none = await client.get("/supervisor/activity", params={"person": "cm-nobody"})
     assert "No entries: nobody of your agency by that id" in none.text and 'role="alert"' not in none.text
@@ -99,8 +105,11 @@ async def test_only_a_supervisor_may_look_and_the_team_page_links_each_care_mana
         team = await supervisor.get("/supervisor")
         assert '<a href="/supervisor/activity?person=cm-riverside-ana"' in team.text
         assert '<a href="/supervisor/activity">What a person has seen</a>' in team.text
-        too_long = await supervisor.get("/supervisor/activity", params={"person": "x" * 256})
-    assert too_long.status_code == 400
+        for bad in ("x" * 256, "a\x00b", "a\nb"):  # too long, or a control character: a bad address
+            for address in ("/supervisor/activity", "/supervisor/activity.csv"):
+                refused = await supervisor.get(address, params={"person": bad})
+                assert refused.status_code == 400, (address, bad)
+    assert not [r for r in services.requests if ROUTE in r.url.path]
 
 
 async def test_what_a_person_has_seen_downloads_whole_as_csv_or_not_at_all(

@@ -28,7 +28,9 @@ from workspace.web import CallServices, SignedInSession, render, workspace_of
 router = APIRouter()
 
 ROUTE = "/v1/audit/activity"
-PersonId = Annotated[str, Query(max_length=255)]  # a token's subject, as the services' audit logs keep it
+# A token's subject, as the services' audit logs keep it: text without control characters.
+PLAIN = r"^[^\x00-\x1f\x7f]*$"
+PersonId = Annotated[str, Query(max_length=255, pattern=PLAIN)]
 _FILE_SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -93,7 +95,7 @@ async def activity_csv(
     request: Request,
     session: SignedInSession,
     services: CallServices,
-    person: Annotated[str, Query(min_length=1, max_length=255)],
+    person: Annotated[str, Query(min_length=1, max_length=255, pattern=PLAIN)],
 ) -> Response:
     """Everything the page lists of the person, oldest first, as one CSV file: whole or not at all."""
     viewer = session.person
