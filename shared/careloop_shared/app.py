@@ -29,7 +29,7 @@ from careloop_shared.auth import BearerCredentials, Principal
 from careloop_shared.consumer import UNAVAILABLE_TYPES, is_unavailable
 from careloop_shared.crypto import Erased, Unreadable
 from careloop_shared.db import AGENCY, NO_AGENCY, RowTypeChanged
-from careloop_shared.doors import Doors, check_query, declare_answers
+from careloop_shared.doors import Doors, check_query, declare_answers, refused_body
 from careloop_shared.errors import Refusal
 from careloop_shared.http import (
     PRINCIPAL_STATE,
@@ -292,6 +292,7 @@ def create_app(
         if isinstance(route, APIRoute) and request.scope.get("query_string"):
             check_query(route, request.query_params.multi_items())
         authorize(matrix, who.role, permission_of(route))
+        await refused_body(request)  # a search by POST's (fhir_searches.SearchesByPost)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, get_args, get_origin
 from urllib.parse import parse_qsl, unquote
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +35,9 @@ NUL_MSG = "text cannot contain the NUL character (U+0000)"
 QUERY_HINTS = "x-careloop-not-in-query"
 _JSON_BODY = "the body must be JSON, sent as Content-Type: application/json"
 SEARCH_BODY = "a search by POST sends its parameters as application/x-www-form-urlencoded"
+# A request scope's refusal of its body, found before the route ran and raised once the caller is known
+# and allowed the route (``refused_body``): a caller without either learns no more than 401 or 403.
+REFUSED_BODY = "careloop.refused_body"
 
 
 class Problem(BaseModel):
@@ -270,6 +273,15 @@ class Doors:
             problem(["query", name] if name else ["query"], "nul_character", NUL_MSG) for name in names
         )
         return problems
+
+
+async def refused_body(request: Request) -> None:
+    """A body refused before the route ran (``fhir_searches.SearchesByPost``: a search by POST's that is
+    not a form, or not UTF-8), raised by the app's ``authorized`` once the caller is signed in and
+    allowed the route, so before the route runs."""
+    refused = request.scope.get(REFUSED_BODY)
+    if refused is not None:
+        raise refused
 
 
 def is_form(content_type: str) -> bool:

@@ -22,22 +22,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from careloop_shared.doors import (
     SEARCH_BODY,
-    SEARCH_BY_POST,
-    api_routes,
     declare_answers,
     is_form,
-    read_body,
-    replay,
-    reply,
 )
 from careloop_shared.errors import Invalid, UnsupportedBody, problem
 from careloop_shared.http import MAX_INT, needs
@@ -344,70 +338,6 @@ def document_answers(router: APIRouter) -> APIRouter:
     return router
 
 
-class SearchesByPost:
-    """Plain ASGI, innermost: FHIR's search by POST for every type searched by GET that has no POST
-    route of its own. ``POST [type]/_search`` with a form is answered as ``GET [type]?`` with the URL's
-    parameters and then the form's, so the search route checks them as it checks any (an unknown one, one
-    given twice or empty: 422), under its own permission. The kernel's door has already bounded the
-    body and refused NUL in it; another body is a 415, one that is not UTF-8 a 422. ``Patient/_search``
-    has a route of its own: a name must never reach a URL, and this puts the form in the request's."""
-
-    def __init__(self, app: ASGIApp, routes: Sequence[Any]) -> None:
-        self.app = app
-        self._routes = routes  # the app's, read at the first request (every route declared by then)
-        self._searched: frozenset[str] | None = None
-
-    def searched(self) -> frozenset[str]:
-        """The paths searched by GET whose ``/_search`` no route takes."""
-        if self._searched is None:
-            routes = api_routes(self._routes)
-            posted = {r.path for r in routes if "POST" in (r.methods or ())}
-            self._searched = frozenset(
-                r.path
-                for r in routes
-                if "GET" in (r.methods or ())
-                and (r.openapi_extra or {}).get(INTERACTION_KEY, {}).get("code") == "search-type"
-                and r.path + SEARCH_BY_POST not in posted
-            )
-        return self._searched
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or not path.endswith(SEARCH_BY_POST)
-            or path.removesuffix(SEARCH_BY_POST) not in self.searched()
-        ):
-            await self.app(scope, receive, send)
-            return
-        if not is_form(dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")):
-            await reply(send, 415, {"detail": SEARCH_BODY})
-            return
-        body = await read_body(receive) or b""  # the door has bounded it
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            await reply(send, 422, {"detail": [problem(["body"], "not_utf8", "the form is not UTF-8 text")]})
-            return
-        query = b"&".join(part for part in (scope.get("query_string", b""), body) if part)
-        searched = path.removesuffix(SEARCH_BY_POST)
-        headers = [
-            (k, v) for k, v in scope["headers"] if k.lower() not in (b"content-type", b"content-length")
-        ]
-        as_get = {**scope, "method": "GET", "path": searched, "raw_path": searched.encode(),
-                  "query_string": query, "headers": headers}  # fmt: skip
-        await self.app(as_get, replay(b"", receive), send)  # the search by GET reads no body
-
-
-def serve_fhir(app: FastAPI) -> FastAPI:
-    """The app's FHIR paths answer refusals as OperationOutcome, and every type searched by GET is
-    searched by POST too (``SearchesByPost``); call once the app is built."""
-    app.user_middleware.append(Middleware(SearchesByPost, routes=app.router.routes))  # innermost
-    app.add_middleware(OperationOutcomes)
-    return app
-
-
 # -- the CapabilityStatement -----------------------------------------------------------------------
 
 
@@ -466,7 +396,11 @@ def capability_statement(
 def fhir_router(software: str) -> APIRouter:
     """A router for ``/fhir/R4`` answering ``application/fhir+json``, with ``GET /metadata``: the
     CapabilityStatement of the interactions declared on this router's routes."""
-    router = APIRouter(prefix=PREFIX, default_response_class=FhirResponse, tags=["fhir"])
+    router = APIRouter(
+        prefix=PREFIX,
+        default_response_class=FhirResponse,
+        tags=["fhir"],
+    )
     built = datetime.now(UTC)
 
     @router.get(

@@ -27,8 +27,8 @@ from careloop_shared.fhir import (
     operation_outcome,
     search_form,
     searchset,
-    serve_fhir,
 )
+from careloop_shared.fhir_searches import serve_fhir
 from careloop_shared.http import needs
 from careloop_shared.testing import client_of
 
@@ -112,7 +112,7 @@ def _app() -> FastAPI:
         return JSONResponse(searchset(request, [{"resourceType": "Patient", "id": patient}]))
 
     app = FastAPI()
-    app.include_router(document_answers(router))
+    app.include_router(document_answers(router), dependencies=[Depends(doors.refused_body)])  # as create_app
     app.add_exception_handler(Refusal, _refused)  # as every service's app does
 
     @app.get("/v1/thing")
@@ -207,6 +207,22 @@ async def test_a_search_by_post_takes_a_form_once_each_and_links_to_the_same_sea
     operation = _app().openapi()["paths"]["/fhir/R4/Thing/_search"]["post"]
     assert list(operation["requestBody"]["content"]) == ["application/x-www-form-urlencoded"]
     assert "not a form" in operation["responses"]["415"]["description"]
+
+
+def test_the_openapi_document_lists_each_search_by_post_beside_its_get():
+    paths = _app().openapi()["paths"]
+    get, post = paths["/fhir/R4/Other"]["get"], paths["/fhir/R4/Other/_search"]["post"]
+    form = post["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert sorted(form["properties"]) == ["_count", "patient"] and form["required"] == ["patient"]
+    assert form["properties"]["_count"]["type"] == "integer"
+    assert post["x-careloop-permission"] == get["x-careloop-permission"] == "x:read"
+    assert {"413", "415"} <= set(post["responses"]) and set(get["responses"]) <= set(post["responses"])
+    assert post["operationId"] == f"{get['operationId']}_by_post"
+    # A route of its own keeps its own document; the GET search of a type with one is not doubled.
+    own = paths["/fhir/R4/Thing/_search"]["post"]["requestBody"]["content"][
+        "application/x-www-form-urlencoded"
+    ]
+    assert own["schema"] == {"$ref": "#/components/schemas/ThingForm"}
 
 
 async def test_every_type_searched_by_get_is_searched_by_post_with_the_same_checks():

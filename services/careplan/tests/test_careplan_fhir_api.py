@@ -191,7 +191,10 @@ async def test_the_capability_statement_and_the_openapi_document_name_every_fhir
     }
     assert {p for p in paths if p.startswith("/fhir/R4/")} == {"/fhir/R4/metadata", "/fhir/R4/AuditEvent"} | {
         f"/fhir/R4/{t}" for t in TYPES
-    } | {f"/fhir/R4/{t}/{{{name}}}" for t, name in ids.items()}
+    } | {f"/fhir/R4/{t}/{{{name}}}" for t, name in ids.items()} | {
+        f"/fhir/R4/{t}/_search"
+        for t in served  # every search, by POST too
+    }
     r = await client.get("/fhir/R4/Goal", headers=auth("agency-x"))  # no patient named
     assert (r.status_code, r.json()["issue"][0]["diagnostics"]) == (
         422,

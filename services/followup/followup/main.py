@@ -18,7 +18,7 @@ from careloop_shared.contracts import (
     TaskOpened,
     TaskStatusChanged,
 )
-from careloop_shared.fhir import serve_fhir
+from careloop_shared.fhir_searches import serve_fhir
 from careloop_shared.patient_keys import PatientKeys, http_patient_keys
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
 from followup.api import router

@@ -20,6 +20,8 @@ def test_the_openapi_document_lists_the_fhir_routes_with_their_permissions():
         ("get", "/fhir/R4/Task/{task_id}"): "task:read",
         ("get", "/fhir/R4/Task"): "task:read",
         ("get", "/fhir/R4/AuditEvent"): "audit:read",  # every FHIR service's audit log (the kernel's)
+        ("post", "/fhir/R4/Task/_search"): "task:read",  # each search by POST too
+        ("post", "/fhir/R4/AuditEvent/_search"): "audit:read",
     }
 
 

@@ -18,7 +18,7 @@ from careloop_shared.contracts import (
     PatientUpdated,
 )
 from careloop_shared.doors import document_codes
-from careloop_shared.fhir import serve_fhir
+from careloop_shared.fhir_searches import serve_fhir
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
 from intake.api import router
 from intake.care_manager.api import router as care_manager_router

@@ -259,6 +259,12 @@ async def test_every_type_searched_by_get_is_searched_by_post_with_the_gets_perm
         "/fhir/R4/Observation/_search", data={"patient": patient_id}, headers=auth(agency, "admin")
     )
     assert (denied.status_code, denied.json()["issue"][0]["code"]) == (403, "forbidden")
+    # A body that is not a form is refused once the caller is known and allowed: 401, 403, then 415.
+    for headers, status in ((None, 401), (auth(agency, "admin"), 403), (auth(agency), 415)):
+        as_json = await client.post(
+            "/fhir/R4/Observation/_search", json={"patient": patient_id}, headers=headers
+        )
+        assert (as_json.status_code, as_json.json()["resourceType"]) == (status, "OperationOutcome"), status
     for body, where in (
         ({"patient": patient_id, "colour": "red"}, "query.colour"),
         ({"patient": "Itzel Quenteh"}, "query.patient"),
@@ -448,8 +454,9 @@ async def test_the_capability_statement_and_the_openapi_document_name_every_fhir
     assert "by POST only" in (patient.searchParam[1].documentation or "")
     paths = (await client.get("/openapi.json")).json()["paths"]
     documented = {p for p in paths if p.startswith("/fhir/R4/")}
-    assert documented == {"/fhir/R4/metadata", "/fhir/R4/Patient/_search"} | {
-        f"/fhir/R4/{t}" for t in served
+    assert documented == {"/fhir/R4/metadata"} | {f"/fhir/R4/{t}" for t in served} | {
+        f"/fhir/R4/{t}/_search"
+        for t in served  # every search by POST too (Patient's a route of its own)
     } | {
         f"/fhir/R4/{t}/{{{name}}}"
         for t, name in (

@@ -14,7 +14,7 @@ def _fhir_operations() -> dict[tuple[str, str], str]:
 def test_every_fhir_route_names_a_permission_the_matrix_knows():
     operations = _fhir_operations()
     assert set(operations.values()) <= set(load_matrix().permissions())
-    assert len({path for _, path in operations}) == 15
+    assert len({path for _, path in operations}) == 21  # 15, and each GET search by POST too
 
 
 def test_the_questionnaires_are_read_by_the_roles_with_an_assessment_permission_and_no_other():

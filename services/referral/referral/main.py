@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from careloop_shared.app import create_app, serve
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.contracts import NetworkGapDetected, ReferralMade, ReferralOverdue, ReferralStatusChanged
-from careloop_shared.fhir import serve_fhir
+from careloop_shared.fhir_searches import serve_fhir
 from careloop_shared.patient_keys import PatientKeys, http_patient_keys
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
 from referral.config import ReferralContext, ReferralSettings

@@ -266,6 +266,12 @@ async def test_the_directory_searches_by_id_and_organization(referral, case):
     assert len(resources_of(r)) == 1 and r.json()["link"][1]["relation"] == "next"
     r = await client.get("/fhir/R4/Location/loc-nowhere", headers=anyone)
     assert (r.status_code, r.json()["issue"][0]["code"]) == (404, "not-found")
+    # By POST as by GET; a POST without a form is refused, not answered as the search with no parameters.
+    posted = await client.post("/fhir/R4/Organization/_search", data={"_id": first["org"]}, headers=anyone)
+    assert [o["id"] for o in resources_of(posted)] == [first["org"]]
+    for resource_type in ("Organization", "HealthcareService", "Location"):
+        bare = await client.post(f"/fhir/R4/{resource_type}/_search", headers=anyone)
+        assert (bare.status_code, bare.json()["issue"][0]["code"]) == (415, "not-supported"), bare.text
 
 
 async def test_the_capability_statement_and_the_openapi_document_name_every_fhir_route(referral):
@@ -284,7 +290,7 @@ async def test_the_capability_statement_and_the_openapi_document_name_every_fhir
             ("service_request_id", "referral_id", "organization_id", "service_id", "location_id"),
             strict=True,
         )
-    }
+    } | {f"/fhir/R4/{t}/_search" for t in (*types, "AuditEvent")}  # every search by POST too
     r = await client.get("/fhir/R4/Task", headers=auth("agency-x"))  # no patient named
     assert (r.status_code, r.json()["issue"][0]["diagnostics"]) == (
         422,

@@ -18,7 +18,9 @@ MATRIX = load_matrix()
 def test_every_fhir_route_names_a_permission_the_matrix_knows():
     operations = _fhir_operations()
     assert set(operations.values()) <= set(MATRIX.permissions())
-    assert len({path for _, path in operations}) == 12  # with the kernel's AuditEvent
+    assert (
+        len({path for _, path in operations}) == 18
+    )  # with the kernel's AuditEvent, each search by POST too
 
 
 def test_referrals_are_for_their_parties_roles_and_the_directory_for_every_role():
