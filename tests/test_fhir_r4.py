@@ -189,7 +189,7 @@ def followup_resources() -> list[dict[str, Any]]:
 
 def audit_events(service: str) -> list[dict[str, Any]]:
     """The kernel's AuditEvents, as every FHIR service serves its audit log: a read shown (from an
-    address, of one record) and an attempt refused."""
+    address, of one record), an attempt refused and a search that found nobody."""
     shown = {
         "id": uuid.UUID(int=7),
         "recorded_at": NOW,
@@ -207,6 +207,15 @@ def audit_events(service: str) -> list[dict[str, Any]]:
         "entity_id": str(uuid.UUID(int=9)),
         "route": "GET /v1/assessments/{assessment_id}",
     }
+    nobody = shown | {  # a search by name that found nobody: no patient, no record
+        "id": uuid.UUID(int=10),
+        "outcome_detail": "none found",
+        "patient_id": None,
+        "patient_agency_id": None,
+        "what": "patient",
+        "entity_id": None,
+        "route": "POST /v1/patients/search",
+    }
     refused = shown | {
         "id": uuid.UUID(int=8),
         "outcome": "denied",
@@ -215,7 +224,7 @@ def audit_events(service: str) -> list[dict[str, Any]]:
         "network_address": None,
         "entity_id": None,
     }
-    return [audit_event(shown), audit_event(refused)]
+    return [audit_event(shown), audit_event(refused), audit_event(nobody)]
 
 
 async def capability_statements() -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from careloop_shared.db import ALL_AGENCIES, as_agency
-from careloop_shared.errors import NotFound
+from careloop_shared.errors import Invalid, NotFound
 from careloop_shared.fhir import (
     BundleDoc,
     FhirResponse,
@@ -165,16 +165,24 @@ async def activity_of_person(
     another person: their entries are not listed. An entry about a patient who is not the agency's (one
     of another agency a provider was shown, or an id tried and refused) names neither the patient nor
     the record: the agency never sees another agency's patients."""
-    rows: list[Any] = await runtime.pool.fetch(
+    return _page(await _activity(runtime.pool, store, who.agency_id, subject, page, order), page)
+
+
+async def _activity(
+    pool: Any, store: PatientOwner, agency_id: str, subject: str, page: Any, order: str
+) -> list[Any]:
+    """One person's entries (``page.fetch_limit`` of them from ``page.offset``), naming only the agency's
+    own patients."""
+    rows: list[Any] = await pool.fetch(
         f"SELECT {_COLUMNS} FROM audit_log WHERE agency_id = $1 AND subject = $2"
         f" ORDER BY position {'DESC' if order == 'newest' else 'ASC'} LIMIT $3 OFFSET $4",
-        who.agency_id,
+        agency_id,
         subject,
         page.fetch_limit,
         page.offset,
     )
-    ours = await _agencys_patients(store, rows, who.agency_id)
-    return _page([r if r["patient_id"] in ours else _unnamed(r) for r in rows], page)
+    ours = await _agencys_patients(store, rows, agency_id)
+    return [r if r["patient_id"] in ours else _unnamed(r) for r in rows]
 
 
 async def _agencys_patients(store: PatientOwner, rows: list[Any], agency_id: str) -> set[uuid.UUID]:
@@ -202,8 +210,9 @@ _OUTCOMES = {"allowed": "0", "denied": "4"}  # success; minor failure (the reque
 
 def audit_event(entry: Any) -> dict[str, Any]:
     """One audit log entry as a FHIR R4 ``AuditEvent``: who (the person's id, assigned by their agency,
-    their role, from which address), what (the patient, the kind of data, the record, the route), when,
-    which service observed it, and whether it was shown or refused (``outcomeDesc``: why)."""
+    also as ``altId``, their role, from which address), what (the patient, the kind of data, the record,
+    the route; a search that found nobody names no patient), when, which service observed it, and
+    whether it was shown or refused (``outcomeDesc``: why)."""
     agent: dict[str, Any] = {
         "who": {
             "identifier": {
@@ -212,6 +221,7 @@ def audit_event(entry: Any) -> dict[str, Any]:
                 "assigner": {"display": entry["agency_id"]},
             }
         },
+        "altId": entry["subject"],  # the user's id at the authentication system
         "role": [{"text": entry["role"]}],
         "requestor": True,
     }
@@ -219,11 +229,14 @@ def audit_event(entry: Any) -> dict[str, Any]:
         agent["network"] = {"address": entry["network_address"], "type": "2"}  # an IP address
     details = [("data", entry["what"]), ("route", entry["route"]), ("record", entry["entity_id"])]
     entity: dict[str, Any] = {
-        "what": reference("Patient", entry["patient_id"]),
-        "type": coding(ENTITY_TYPE, "1", "Person"),
-        "role": coding(OBJECT_ROLE, "1", "Patient"),
         "detail": [{"type": kind, "valueString": str(value)} for kind, value in details if value],
     }
+    if entry["patient_id"] is not None:
+        entity |= {
+            "what": reference("Patient", entry["patient_id"]),
+            "type": coding(ENTITY_TYPE, "1", "Person"),
+            "role": coding(OBJECT_ROLE, "1", "Patient"),
+        }
     return {
         "resourceType": "AuditEvent",
         "id": str(entry["id"]),
@@ -247,19 +260,26 @@ Sort = Annotated[
 ]
 
 
+AltId = Annotated[
+    str | None,
+    Query(min_length=1, max_length=255, description="one person of your agency, by their id as signed in"),
+]
+
+
 def add_audit_events(router: APIRouter) -> None:
     """``GET /fhir/R4/AuditEvent?patient=``: the service's audit log of one patient of the caller's agency,
-    as AuditEvents (``audit:read``; another agency's patient: nothing found), declared on the service's
-    FHIR router."""
+    as AuditEvents (``audit:read``; another agency's patient: nothing found); ``?altid=``: what one person
+    of the agency was shown, as ``/v1/audit/activity`` lists it. Declared on the service's FHIR router."""
 
     @router.get(
         "/AuditEvent",
         response_model=BundleDoc,
         openapi_extra={
             **needs("audit:read"),
-            **interaction("AuditEvent", "search-type", patient="reference"),
+            **interaction("AuditEvent", "search-type", patient="reference", altid="token"),
         },
-        summary="Every read of the patient's data here, and every refused attempt, as AuditEvents",
+        summary="Every read of one patient's data here, or every read by one person, and every refused"
+        " attempt, as AuditEvents",
     )
     async def search_audit_events(
         request: Request,
@@ -267,10 +287,18 @@ def add_audit_events(router: APIRouter) -> None:
         who: CurrentPrincipal,
         page: FhirPaging,
         patient: PatientQuery = None,
+        altid: AltId = None,
         sort: Sort = "date",
     ) -> FhirResponse:
-        patient_id = searched_patient(patient)
         order = "newest" if sort == "-date" else "oldest"
+        if altid is not None and patient is None:
+            rows = await _activity(get_runtime(request).pool, store, who.agency_id, altid, page, order)
+            return searchset_page(request, page, len(rows), [audit_event(r) for r in rows[: page.count]])
+        if altid is not None:
+            raise Invalid.at(
+                ["query", "altid"], "conflict", "search by one patient or by one person, not both"
+            )
+        patient_id = searched_patient(patient)
         try:
             rows = await _rows(request, store, who, patient_id, page, "AND $2::text IS NOT NULL", order)
         except NotFound:

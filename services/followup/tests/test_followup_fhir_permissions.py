@@ -45,6 +45,6 @@ async def test_the_capability_statement_names_task_read_and_its_searches():
         {
             "type": "AuditEvent",
             "interaction": [{"code": "search-type"}],
-            "searchParam": [{"name": "patient", "type": "reference"}],
+            "searchParam": [{"name": "patient", "type": "reference"}, {"name": "altid", "type": "token"}],
         },
     ]

@@ -310,6 +310,17 @@ async def test_the_audit_log_of_a_patient_is_served_as_audit_events(intake, case
         "/fhir/R4/AuditEvent", params={"patient": patient_id, "_sort": "-date"}, headers=supervisor
     )
     assert [e["id"] for e in resources_of(newest.json())] == [e["id"] for e in events][::-1]
+    # By person (``altid``, the id they signed in with): what /v1/audit/activity lists, as AuditEvents.
+    listed = await client.get("/v1/audit/activity", params={"subject": "s-1"}, headers=supervisor)
+    by_person = await client.get("/fhir/R4/AuditEvent", params={"altid": "s-1"}, headers=supervisor)
+    assert by_person.status_code == 200, by_person.text
+    mine = resources_of(by_person.json())
+    assert [e["id"] for e in mine] == [e["id"] for e in listed.json()["items"]] and mine
+    assert {e["agent"][0]["altId"] for e in mine} == {"s-1"}
+    both = await client.get(
+        "/fhir/R4/AuditEvent", params={"altid": "s-1", "patient": patient_id}, headers=supervisor
+    )
+    assert (both.status_code, both.json()["issue"][0]["diagnostics"].split(":")[0]) == (422, "query.altid")
     # Another agency finds nothing; a care manager may not read the log.
     elsewhere = auth(f"agency-{uuid.uuid4().hex[:6]}", "supervisor")
     other = await client.get("/fhir/R4/AuditEvent", params={"patient": patient_id}, headers=elsewhere)
