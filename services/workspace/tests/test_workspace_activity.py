@@ -43,10 +43,14 @@ async def test_a_supervisor_asks_for_a_person_and_sees_what_they_were_shown_ever
     services.answer(
         "intake", "GET", "/v1/patients", body={"items": [{**ANN, "id": PID}], "next_offset": None}
     )
+    load = {"care_manager_id": "cm-riverside-ana", "patients": 1}
+    services.answer("followup", "GET", "/v1/caseload/agency", body={"items": [load], "next_offset": None})
     await sign_in(client, SUPERVISOR)
     form = await client.get("/supervisor/activity")
     assert form.status_code == 200, form.text
     assert 'id="whose-activity"' in form.text and 'id="entries-heading"' not in form.text
+    # The care managers with a caseload are offered as the id is typed.
+    assert 'list="people"' in form.text and '<option value="cm-riverside-ana">' in form.text
     assert not [r for r in services.requests if ROUTE in r.url.path]  # nobody asked for yet
 
     page = await client.get("/supervisor/activity", params={"person": " cm-riverside-ana "})

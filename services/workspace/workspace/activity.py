@@ -23,6 +23,7 @@ from workspace.client import Listing, ServiceError
 from workspace.errors import error_page, failed_call_page
 from workspace.gates import not_available, supervisor_tabs
 from workspace.pages import may, names_of
+from workspace.supervisor import care_managers
 from workspace.web import CallServices, SignedInSession, render, workspace_of
 
 router = APIRouter()
@@ -61,6 +62,8 @@ async def activity(
         "order": at.order,
         "entries": [],
         "failed": [],
+        # The care managers with a caseload, offered as the form is filled in (any id may be typed).
+        "offered": await care_managers(services) if may(viewer, "caseload:read-agency") else [],
     }
     if whose:
         size = workspace_of(request).ctx.settings.page_size

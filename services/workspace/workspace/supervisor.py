@@ -156,6 +156,12 @@ async def reassign(
     return redirect("/supervisor?notice=reassigned")
 
 
+async def care_managers(services: Services) -> list[str]:
+    """The agency's care managers with a caseload, by id, as followup knows them: what a form offers."""
+    staff = await services.page("followup", "/v1/caseload/agency", limit=_STAFF_LIST)
+    return sorted({s["care_manager_id"] for s in staff.items if s.get("care_manager_id")})
+
+
 async def _reassignment_page(
     request: Request,
     person: Person,
@@ -166,15 +172,14 @@ async def _reassignment_page(
     error: str | None = None,
     code: int = 422,
 ) -> Response:
-    patient, staff = await asyncio.gather(
+    patient, offered = await asyncio.gather(
         services.get("intake", f"/v1/patients/{patient_id}"),  # 404: not a patient of this agency
-        services.page("followup", "/v1/caseload/agency", limit=_STAFF_LIST),
+        care_managers(services),
     )
-    care_managers = sorted({s["care_manager_id"] for s in staff.items if s.get("care_manager_id")})
     context = {
         "title": "Reassign a patient",
         "patient": patient,
-        "care_managers": care_managers,
+        "care_managers": offered,
         "reasons": list(REASSIGNMENT_REASONS.items()),
         "entered": entered,
         "problems": problems or {},
