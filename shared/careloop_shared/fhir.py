@@ -396,11 +396,7 @@ def capability_statement(
 def fhir_router(software: str) -> APIRouter:
     """A router for ``/fhir/R4`` answering ``application/fhir+json``, with ``GET /metadata``: the
     CapabilityStatement of the interactions declared on this router's routes."""
-    router = APIRouter(
-        prefix=PREFIX,
-        default_response_class=FhirResponse,
-        tags=["fhir"],
-    )
+    router = APIRouter(prefix=PREFIX, default_response_class=FhirResponse, tags=["fhir"])
     built = datetime.now(UTC)
 
     @router.get(

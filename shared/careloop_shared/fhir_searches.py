@@ -16,6 +16,7 @@ from careloop_shared.doors import (
     REFUSED_BODY,
     SEARCH_BODY,
     SEARCH_BY_POST,
+    WITH_BODY,
     api_routes,
     is_form,
     read_body,
@@ -49,7 +50,7 @@ def _search_by_post(get: dict[str, Any]) -> dict[str, Any]:
     }
     refused = get["responses"].get("422", {}).get("content", {})
     body_answers = {
-        "413": {"description": "The body is larger than the service accepts.", "content": refused},
+        "413": {"description": WITH_BODY[413]["description"], "content": refused},
         "415": {"description": FORM_ANSWERS[415]["description"], "content": refused},
     }
     return {
@@ -72,7 +73,9 @@ def _documenting_searches_by_post(app: FastAPI) -> None:
     made = app.openapi
 
     def openapi() -> dict[str, Any]:
-        schema = made()  # FastAPI keeps it once made; the searches are added to it once
+        if app.openapi_schema is not None:  # made, the searches added: FastAPI keeps it
+            return app.openapi_schema
+        schema = made()
         paths = schema["paths"]
         for path in sorted(searched_by_post(app.router.routes)):
             get = paths.get(path, {}).get("get")

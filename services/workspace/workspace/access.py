@@ -113,14 +113,11 @@ async def patient_access(
     if not may(person, READS):
         return not_available(request, "The patient's audit trail is")
     size = workspace_of(request).ctx.settings.page_size
-    route, pid = ROUTES[at.view], str(patient_id)
-    offsets = at.offsets()
-    asked = (log_page(services, s, route, offsets[s], size, patient_id=pid, order=at.order) for s in SERVICES)
-    pages = dict(zip(SERVICES, await asyncio.gather(*asked), strict=True))
+    pages, page = await read_logs(services, ROUTES[at.view], at, size, patient_id=str(patient_id))
     gone = pages["intake"].error
     if gone is not None and gone.status == 404:  # not the agency's patient (or none): nothing is shown
         return error_page(request, 404, "Page not found", "There is no such patient, or not one you may see.")
-    page = merged({s: p for s, p in pages.items() if p.error is None}, size, newest=at.order == "newest")
+    offsets = at.offsets()
     context = {
         "title": "Who has seen this patient's data",
         "patient_id": patient_id,
@@ -139,7 +136,19 @@ async def patient_access(
     return render(request, "patient_access.html", context)
 
 
-async def log_page(
+async def read_logs(
+    services: Services, route: str, at: Offsets, size: int, **params: str
+) -> tuple[dict[str, Listing], Merged]:
+    """A page of every service's log at ``route`` from where ``at`` says, asked side by side, and the first
+    ``size`` entries of them all in ``at``'s order (a log that could not be read has its error instead)."""
+    offsets = at.offsets()
+    asked = (_log_page(services, s, route, offsets[s], size, order=at.order, **params) for s in SERVICES)
+    pages = dict(zip(SERVICES, await asyncio.gather(*asked), strict=True))
+    readable = {s: p for s, p in pages.items() if p.error is None}
+    return pages, merged(readable, size, newest=at.order == "newest")
+
+
+async def _log_page(
     services: Services, service: str, route: str, offset: int, size: int, **params: str
 ) -> Listing:
     listing = await services.page(service, route, offset=offset, limit=size, **params)
@@ -171,6 +180,7 @@ async def patient_access_csv(
     if not may(person, READS):
         return not_available(request, "The patient's audit trail is")
     name = f"patient-{patient_id}-{'disclosures' if view == 'disclosures' else 'audit'}.csv"
+    title = "The audit trail could not be downloaded"
     try:
         return await csv_download(services, ROUTES[view], {"patient_id": str(patient_id)}, name)
     except ServiceError as exc:
@@ -180,12 +190,12 @@ async def patient_access_csv(
             return error_page(
                 request, 404, "Page not found", "There is no such patient, or not one you may see."
             )
-        return failed_call_page(request, exc, "The audit trail could not be downloaded")
+        return failed_call_page(request, exc, title)
     except TooLong:
         message = (
             f"A service holds more than {MOST_DOWNLOADED:,} entries of this patient; read them on the page."
         )
-        return error_page(request, 422, "The audit trail could not be downloaded", message)
+        return error_page(request, 422, title, message)
 
 
 class TooLong(Exception):

@@ -4,12 +4,11 @@ newest first (or ``?order=oldest``), for the roles that may read them (``audit:r
 Each service answers ``GET /v1/audit/activity?subject=`` with what that person of the caller's agency
 was shown there: every read of a patient's data, every refused attempt, every search (one that found
 nobody too, naming no patient). What they changed is in each patient's case record, not here. The page
-asks all five at the same time and merges them as the patient's trail is merged (``access.merged``);
+asks all five at the same time and merges them as the patient's trail is merged (``access.read_logs``);
 the next page carries where each log is. ``/supervisor/activity.csv`` is the whole of it as a file,
 oldest first. The workspace keeps nothing of it.
 """
 
-import asyncio
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -18,7 +17,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from workspace.access import READS, SERVICES, Offsets, Order, TooLong, csv_download, log_page, merged
+from workspace.access import READS, Offsets, Order, TooLong, csv_download, read_logs
 from workspace.client import Listing, ServiceError
 from workspace.errors import error_page, failed_call_page
 from workspace.gates import not_available, supervisor_tabs
@@ -67,12 +66,8 @@ async def activity(
     }
     if whose:
         size = workspace_of(request).ctx.settings.page_size
+        pages, page = await read_logs(services, ROUTE, at, size, subject=whose)
         offsets = at.offsets()
-        asked = (
-            log_page(services, s, ROUTE, offsets[s], size, subject=whose, order=at.order) for s in SERVICES
-        )
-        pages = dict(zip(SERVICES, await asyncio.gather(*asked), strict=True))
-        page = merged({s: p for s, p in pages.items() if p.error is None}, size, newest=at.order == "newest")
         named = Listing([e for e in page.entries if e["patient_id"]], 0, size)
         context |= {
             "entries": page.entries,
