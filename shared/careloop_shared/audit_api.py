@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, Protocol
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
+from careloop_shared.body import Moment
 from careloop_shared.db import ALL_AGENCIES, as_agency
 from careloop_shared.errors import Invalid, NotFound
 from careloop_shared.fhir import (
@@ -27,6 +28,7 @@ from careloop_shared.fhir import (
     FhirResponse,
     PatientQuery,
     coding,
+    documented,
     instant,
     interaction,
     reference,
@@ -34,10 +36,13 @@ from careloop_shared.fhir import (
     searchset_page,
 )
 from careloop_shared.fhir import Paging as FhirPaging
+from careloop_shared.fhir_dates import DOCUMENTATION as DATE_DOCUMENTATION
+from careloop_shared.fhir_dates import Period, searched_period
 from careloop_shared.http import CurrentPrincipal, Page, Paging, Runtime, get_runtime, needs, read_store
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
+_ANYONE = "AND $2::text IS NOT NULL"  # every entry about the patient ($2, the caller's agency, unused)
 _COLUMNS = (
     "id, recorded_at, action, outcome, outcome_detail, subject, role, agency_id, network_address, source,"
     " patient_id, patient_agency_id, what, entity_id, route"
@@ -79,6 +84,17 @@ Order = Annotated[
 ]
 
 
+async def _period(
+    since: Annotated[Moment | None, Query(description="Keep entries recorded at or after this time")] = None,
+    until: Annotated[Moment | None, Query(description="Keep entries recorded before this time")] = None,
+) -> Period:
+    """When: the entries recorded from ``since`` (included) until ``until`` (not included)."""
+    return Period(since, until)
+
+
+When = Annotated[Period, Depends(_period)]
+
+
 async def _rows(
     request: Request,
     store: PatientOwner,
@@ -86,25 +102,36 @@ async def _rows(
     patient_id: uuid.UUID,
     page: Any,
     where: str,
-    order: str = "oldest",
+    order: str,
+    period: Period,
 ) -> list[Any]:
-    """The patient's entries as kept (``page.fetch_limit`` of them from ``page.offset``); NotFound for a
-    patient not of the caller's agency."""
+    """The patient's entries as kept (``page.fetch_limit`` of them from ``page.offset``) within the
+    period; NotFound for a patient not of the caller's agency."""
     if await store.agency_of_patient(patient_id) != who.agency_id:
         raise NotFound("no such patient in your agency")
+    within, bounds = _within(period, 5)
     # The patient is the caller's: every attempt on them counts, a refused one by another agency's
     # caller too (its row names that agency only), so this read is deliberately wider than the
     # row-level policy (which shows rows naming the caller's agency).
     with as_agency(ALL_AGENCIES):
         rows: list[Any] = await get_runtime(request).pool.fetch(
-            f"SELECT {_COLUMNS} FROM audit_log WHERE patient_id = $1 {where}"
+            f"SELECT {_COLUMNS} FROM audit_log WHERE patient_id = $1 {where}{within}"
             f" ORDER BY position {'DESC' if order == 'newest' else 'ASC'} LIMIT $3 OFFSET $4",
             patient_id,
             who.agency_id,
             page.fetch_limit,
             page.offset,
+            *bounds,
         )
     return rows
+
+
+def _within(period: Period, first: int) -> tuple[str, list[datetime]]:
+    """The SQL that keeps the entries recorded within the period, its bounds numbered from ``first``,
+    and their values: only the bounds given, so that each statement is planned for what it asks."""
+    given = [(op, t) for op, t in ((">=", period.since), ("<", period.until)) if t is not None]
+    sql = "".join(f" AND recorded_at {op} ${first + i}" for i, (op, _) in enumerate(given))
+    return sql, [t for _, t in given]
 
 
 def _page(rows: list[Any], page: Any) -> Page[AuditEntryOut]:
@@ -118,10 +145,12 @@ async def audit_of_patient(
     store: Store,
     who: CurrentPrincipal,
     page: Paging,
+    when: When,
     order: Order = "oldest",
 ) -> Page[AuditEntryOut]:
-    """Every read of the patient's data here, and every refused attempt, oldest first (or newest)."""
-    rows = await _rows(request, store, who, patient_id, page, "AND $2::text IS NOT NULL", order)
+    """Every read of the patient's data here, and every refused attempt, oldest first (or newest); those
+    of a period, with ``since`` and ``until``."""
+    rows = await _rows(request, store, who, patient_id, page, _ANYONE, order, when)
     return _page(rows, page)
 
 
@@ -132,12 +161,13 @@ async def disclosures_of_patient(
     store: Store,
     who: CurrentPrincipal,
     page: Paging,
+    when: When,
     order: Order = "oldest",
 ) -> Page[AuditEntryOut]:
     """The accounting of disclosures: what people outside the patient's agency were shown here, oldest
-    first (or newest)."""
+    first (or newest); those of a period, with ``since`` and ``until``."""
     where = "AND outcome = 'allowed' AND agency_id <> $2"
-    return _page(await _rows(request, store, who, patient_id, page, where, order), page)
+    return _page(await _rows(request, store, who, patient_id, page, where, order, when), page)
 
 
 Subject = Annotated[
@@ -157,29 +187,35 @@ async def activity_of_person(
     store: Store,
     who: CurrentPrincipal,
     page: Paging,
+    when: When,
     order: Order = "oldest",
 ) -> Page[AuditEntryOut]:
     """What one person of your agency was shown here: every read of a patient's data, every refused attempt
-    and every search, one that found nobody too (its entry names no patient), oldest first (or newest).
+    and every search, one that found nobody too (its entry names no patient), oldest first (or newest);
+    those of a period, with ``since`` and ``until``.
     Their changes are in the case record, not here. A person of another agency with the same id is
     another person: their entries are not listed. An entry about a patient who is not the agency's (one
     of another agency a provider was shown, or an id tried and refused) names neither the patient nor
     the record: the agency never sees another agency's patients."""
-    return _page(await _activity(runtime.pool, store, who.agency_id, subject, page, order), page)
+    rows = await _activity(runtime.pool, store, who.agency_id, subject, page, order, when)
+    return _page(rows, page)
 
 
 async def _activity(
-    pool: Any, store: PatientOwner, agency_id: str, subject: str, page: Any, order: str
+    pool: Any, store: PatientOwner, agency_id: str, subject: str, page: Any, order: str, period: Period
 ) -> list[Any]:
-    """One person's entries (``page.fetch_limit`` of them from ``page.offset``), naming only the agency's
-    own patients."""
+    """One person's entries within the period (``page.fetch_limit`` of them from ``page.offset``), in the
+    order recorded, naming only the agency's own patients."""
+    within, bounds = _within(period, 5)
+    way = "DESC" if order == "newest" else "ASC"
     rows: list[Any] = await pool.fetch(
-        f"SELECT {_COLUMNS} FROM audit_log WHERE agency_id = $1 AND subject = $2"
-        f" ORDER BY position {'DESC' if order == 'newest' else 'ASC'} LIMIT $3 OFFSET $4",
+        f"SELECT {_COLUMNS} FROM audit_log WHERE agency_id = $1 AND subject = $2{within}"
+        f" ORDER BY recorded_at {way}, position {way} LIMIT $3 OFFSET $4",
         agency_id,
         subject,
         page.fetch_limit,
         page.offset,
+        *bounds,
     )
     ours = await _agencys_patients(store, rows, agency_id)
     return [r if r["patient_id"] in ours else _unnamed(r) for r in rows]
@@ -266,6 +302,12 @@ AltId = Annotated[
 ]
 
 
+Dates = Annotated[
+    list[Annotated[str, Query(max_length=40)]] | None,
+    Query(max_length=4, description=DATE_DOCUMENTATION),
+]
+
+
 def add_audit_events(router: APIRouter) -> None:
     """``GET /fhir/R4/AuditEvent?patient=``: the service's audit log of one patient of the caller's agency,
     as AuditEvents (``audit:read``; another agency's patient: nothing found); ``?altid=``: what one person
@@ -276,7 +318,10 @@ def add_audit_events(router: APIRouter) -> None:
         response_model=BundleDoc,
         openapi_extra={
             **needs("audit:read"),
-            **interaction("AuditEvent", "search-type", patient="reference", altid="token"),
+            **documented(
+                interaction("AuditEvent", "search-type", patient="reference", altid="token", date="date"),
+                {"date": DATE_DOCUMENTATION},
+            ),
         },
         summary="Every read of one patient's data here, or every read by one person, and every refused"
         " attempt, as AuditEvents",
@@ -288,11 +333,13 @@ def add_audit_events(router: APIRouter) -> None:
         page: FhirPaging,
         patient: PatientQuery = None,
         altid: AltId = None,
+        date: Dates = None,
         sort: Sort = "date",
     ) -> FhirResponse:
-        order = "newest" if sort == "-date" else "oldest"
+        order, period = "newest" if sort == "-date" else "oldest", searched_period(date)
         if altid is not None and patient is None:
-            rows = await _activity(get_runtime(request).pool, store, who.agency_id, altid, page, order)
+            pool = get_runtime(request).pool
+            rows = await _activity(pool, store, who.agency_id, altid, page, order, period)
             return searchset_page(request, page, len(rows), [audit_event(r) for r in rows[: page.count]])
         if altid is not None:
             raise Invalid.at(
@@ -300,7 +347,7 @@ def add_audit_events(router: APIRouter) -> None:
             )
         patient_id = searched_patient(patient)
         try:
-            rows = await _rows(request, store, who, patient_id, page, "AND $2::text IS NOT NULL", order)
+            rows = await _rows(request, store, who, patient_id, page, _ANYONE, order, period)
         except NotFound:
             rows = []  # another agency's patient does not exist: nothing is found
         return searchset_page(request, page, len(rows), [audit_event(r) for r in rows[: page.count]])

@@ -5,6 +5,7 @@ Each page's screenshot is written to .artifacts/screenshots/."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,15 @@ async def test_who_has_seen_a_patients_data(cases, signed_in, screenshot, access
     )
     await screenshot(page, "supervisor-activity")
     await accessibility(page, "supervisor-activity")
+    # Of some days only: the days around today keep her reads; days before the cases were made, none.
+    today = datetime.now(UTC).date()
+    for first, last, found in ((-1, 1, True), (-5, -3, False)):
+        days = [(today + timedelta(days=n)).isoformat() for n in (first, last)]
+        await page.get_by_label("From (optional)", exact=True).fill(days[0])
+        await page.get_by_label("To (optional)", exact=True).fill(days[1])
+        await page.get_by_role("button", name="Show").click()
+        whose = "person=cm-riverside-ana"
+        await page.wait_for_url(f"**/supervisor/activity?{whose}&first_day={days[0]}&last_day={days[1]}")
+        assert (await entries.count() > 0) is found
+        assert await page.get_by_text("anything on those days.").is_visible() is not found
+    await accessibility(page, "supervisor-activity-of-some-days")

@@ -4,6 +4,7 @@ audited)."""
 
 from careloop_shared.auth import issue_token
 from careloop_shared.fhir import FHIR_JSON
+from careloop_shared.fhir_dates import DOCUMENTATION as DATE_DOCUMENTATION
 from careloop_shared.settings import DEV_JWT_SECRET
 from careloop_shared.testing import client_of, route_permissions
 from followup.main import build_app
@@ -45,6 +46,10 @@ async def test_the_capability_statement_names_task_read_and_its_searches():
         {
             "type": "AuditEvent",
             "interaction": [{"code": "search-type"}],
-            "searchParam": [{"name": "patient", "type": "reference"}, {"name": "altid", "type": "token"}],
+            "searchParam": [
+                {"name": "patient", "type": "reference"},
+                {"name": "altid", "type": "token"},
+                {"name": "date", "type": "date", "documentation": DATE_DOCUMENTATION},
+            ],
         },
     ]

@@ -659,6 +659,53 @@ async def test_what_one_person_was_shown_is_listed_for_their_agency_s_supervisor
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "subject"], bad.text
 
 
+async def test_a_patient_s_and_a_person_s_entries_are_listed_for_a_period(intake, agency):
+    client, _ = intake
+    agency_id = agency_of(agency)
+    patient_id = await register(client, agency, given_name="Period")
+    ana = auth(agency_id, subject="cm-period")
+    for _ in range(4):
+        assert (await client.get(f"/v1/patients/{patient_id}", headers=ana)).status_code == 200
+    supervisor = auth(agency_id, role="supervisor", subject="sv-sam")
+
+    async def listed(route, **params):
+        answer = await client.get(route, params=params, headers=supervisor)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["items"]
+
+    everything = await listed("/v1/audit/activity", subject="cm-period")
+    times = [e["recorded_at"] for e in everything]
+    assert len(times) == 4 and times == sorted(times) and len(set(times)) == 4
+    # From the second read (included) until the fourth (not included), both ways and paged.
+    within = {"since": times[1], "until": times[3]}
+    assert await listed("/v1/audit/activity", subject="cm-period", **within) == everything[1:3]
+    newest = await listed("/v1/audit/activity", subject="cm-period", order="newest", limit=1, **within)
+    assert newest == everything[2:3]
+    assert await listed("/v1/audit/activity", subject="cm-period", since=times[3]) == everything[3:]
+    assert await listed("/v1/audit/activity", subject="cm-period", until=times[0]) == []
+    # The patient's trail the same way (the registration's reads are before the first of these).
+    trail = await listed("/v1/audit", patient_id=patient_id, **within)
+    assert [e["id"] for e in trail] == [e["id"] for e in everything[1:3]]
+    assert await listed("/v1/audit/disclosures", patient_id=patient_id, **within) == []
+    # A time without an offset is UTC; one outside the years kept, or no time at all, is a 422.
+    naive = datetime.fromisoformat(times[1]).astimezone(UTC).replace(tzinfo=None).isoformat()
+    assert await listed("/v1/audit/activity", subject="cm-period", since=naive, until=times[3]) == trail
+    for bad in ({"since": "1899-12-31T23:00:00Z"}, {"until": "yesterday"}):
+        refused = await client.get(
+            "/v1/audit/activity", params={"subject": "cm-period", **bad}, headers=supervisor
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"][0]["loc"] == ["query", *bad], refused.text
+    # As AuditEvents: FHIR's date search, by person and by patient.
+    fhir = await client.get(
+        "/fhir/R4/AuditEvent",
+        params=[("altid", "cm-period"), ("date", f"ge{times[1]}"), ("date", f"lt{times[3]}")],
+        headers=supervisor,
+    )
+    assert fhir.status_code == 200, fhir.text
+    assert [e["resource"]["id"] for e in fhir.json()["entry"]] == [e["id"] for e in everything[1:3]]
+
+
 async def test_each_change_names_the_person_who_made_it_in_the_answers_and_the_events(intake, agency):
     client, runtime = intake
     agency_id = agency_of(agency)

@@ -153,7 +153,7 @@ async def test_pages_have_no_inline_script_or_style(client, sign_in, services, m
 def test_no_route_takes_patient_data_in_its_url():
     """Path parameters are pseudonymous ids; query parameters are offsets (one per paginated list, or
     per service's audit log), the versions a diff compares, the instrument a form asks, which audit
-    entries, or the OIDC callback's."""
+    entries and of which days, or the OIDC callback's."""
     offsets = {
         "tasks",
         "queue",
@@ -177,6 +177,8 @@ def test_no_route_takes_patient_data_in_its_url():
         "view",
         "order",
         "person",  # whose activity a supervisor reads: a staff member's id, never a patient's
+        "first_day",  # the days an audit list is read for: the reader's choice, no patient's date
+        "last_day",
     }
     app = build_app(WorkspaceSettings(), store=object())  # type: ignore[arg-type]
     routes = api_routes(app.routes)

@@ -16,7 +16,7 @@ import io
 import uuid
 from collections import Counter
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -43,9 +43,69 @@ MOST_DOWNLOADED = 20_000  # a log longer than this is read on the page: a downlo
 COLUMNS = ("recorded_at", "service", "agency", "person", "role", "outcome", "why", "data", "record", "route")
 
 
+# A day as a date field sends it (YYYY-MM-DD), or nothing; a day that does not exist is said in the form.
+DayText = Annotated[str, Query(max_length=10, pattern=r"^(\d{4}-\d{2}-\d{2})?$")]
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 30)  # the services keep times of these years
+
+
 @dataclass
-class Offsets:  # no postponed annotations in this module: FastAPI reads these fields' types from here
-    """How far into each service's log a page of a merged list is."""
+class Days:  # no postponed annotations in this module: FastAPI reads these fields' types from here
+    """The entries of some days only: from the first day to the last, both included, in the workspace's
+    time zone; either may be left out."""
+
+    first_day: DayText = ""
+    last_day: DayText = ""
+
+    def chosen(self) -> tuple[date | None, date | None]:
+        """The two days (None where left out); ``BadDays`` saying what is wrong with them."""
+        problems: dict[str, str] = {}
+        days: dict[str, date | None] = {}
+        for name in ("first_day", "last_day"):
+            text = getattr(self, name)
+            try:
+                day = days[name] = date.fromisoformat(text) if text else None
+            except ValueError:
+                problems[name] = "There is no such day."
+                continue
+            if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+                problems[name] = "Give a day in the years 1900 to 2999."
+        first, last = days.get("first_day"), days.get("last_day")
+        if not problems and first is not None and last is not None and first > last:
+            problems["last_day"] = "The last day is before the first."
+        if problems:
+            raise BadDays(problems)
+        return first, last
+
+    def params(self, zone: tzinfo) -> dict[str, str]:
+        """The services' ``since`` and ``until`` for these days: from the first day's midnight there to the
+        midnight after the last (``BadDays``)."""
+        first, last = self.chosen()
+        bounds = {"since": first, "until": last + timedelta(days=1) if last else None}
+        return {k: datetime.combine(d, time(), zone).isoformat() for k, d in bounds.items() if d is not None}
+
+    def said(self) -> str:
+        """The days in words, for a heading: "from 1 Dec 2026 to 7 Dec 2026", "on 1 Dec 2026"."""
+        first, last = (f"{d.day} {d:%b %Y}" if d else None for d in self.chosen())
+        if first and last:
+            return f"on {first}" if first == last else f"from {first} to {last}"
+        return f"from {first}" if first else f"up to {last}"
+
+    def query(self) -> dict[str, str]:
+        """The days as a URL carries them on (those given)."""
+        return {name: getattr(self, name) for name in ("first_day", "last_day") if getattr(self, name)}
+
+
+class BadDays(Exception):
+    """The days asked for are not days the logs can be read for: ``problems``, by field."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+
+@dataclass
+class Offsets(Days):
+    """How far into each service's log a page of a merged list is, and of which days."""
 
     intake: LogOffset = 0
     careplan: LogOffset = 0
@@ -112,25 +172,48 @@ async def patient_access(
     assert person is not None
     if not may(person, READS):
         return not_available(request, "The patient's audit trail is")
-    size = workspace_of(request).ctx.settings.page_size
-    pages, page = await read_logs(services, ROUTES[at.view], at, size, patient_id=str(patient_id))
+    ctx = workspace_of(request).ctx
+    try:
+        period, problems = at.params(ctx.zone), {}
+    except BadDays as bad:  # nothing is read for them: the form says what is wrong
+        period, problems = None, bad.problems
+    route, size = ROUTES[at.view], ctx.settings.page_size
+    if period is None:  # only whether the patient is the agency's
+        pages, page = (
+            {
+                "intake": await services.page(
+                    "intake", route, limit=1, patient_id=str(patient_id), order=at.order
+                )
+            },
+            None,
+        )
+    else:
+        pages, page = await read_logs(services, route, at, size, patient_id=str(patient_id), **period)
     gone = pages["intake"].error
     if gone is not None and gone.status == 404:  # not the agency's patient (or none): nothing is shown
         return error_page(request, 404, "Page not found", "There is no such patient, or not one you may see.")
-    offsets = at.offsets()
+    offsets, days = at.offsets(), at.query()
+
+    def url(view: View, order: Order, offsets: dict[str, int]) -> str:
+        return _url(patient_id, view, order, offsets, days)
+
     context = {
         "title": "Who has seen this patient's data",
         "patient_id": patient_id,
         "name": await patient_name(services, patient_id),
         "view": at.view,
         "order": at.order,
-        "order_urls": {o: _url(patient_id, at.view, o, {}) for o in ("newest", "oldest")},
-        "view_urls": {v: _url(patient_id, v, at.order, {}) for v in ("all", "disclosures")},
-        "entries": page.entries,
-        "failed": [p.error for p in pages.values() if p.error is not None],
+        "order_urls": {o: url(at.view, o, {}) for o in ("newest", "oldest")},
+        "view_urls": {v: url(v, at.order, {}) for v in ("all", "disclosures")},
+        "days": at,
+        "problems": problems,
+        "entries": page.entries if page else [],
+        "failed": [p.error for p in pages.values() if p.error is not None and page],
         # A log that could not be read is asked again from where it was.
-        "next_url": _url(patient_id, at.view, at.order, offsets | page.next) if page.next else None,
-        "first_url": _url(patient_id, at.view, at.order, {}) if any(offsets.values()) else None,
+        "next_url": url(at.view, at.order, offsets | page.next) if page and page.next else None,
+        "first_url": url(at.view, at.order, {}) if any(offsets.values()) else None,
+        "csv_url": f"/patients/{patient_id}/access.csv"
+        + _query({"view": at.view} if at.view != "all" else {}, days),
         "agency": person.agency_id,
     }
     return render(request, "patient_access.html", context)
@@ -158,10 +241,17 @@ async def _log_page(
     return listing
 
 
-def _url(patient_id: uuid.UUID, view: View, order: Order, offsets: dict[str, int]) -> str:
+def _url(
+    patient_id: uuid.UUID, view: View, order: Order, offsets: dict[str, int], days: dict[str, str]
+) -> str:
     query: dict[str, Any] = {s: n for s, n in offsets.items() if n}
     query |= ({"view": view} if view != "all" else {}) | ({"order": order} if order != "newest" else {})
-    return f"/patients/{patient_id}/access" + (f"?{urlencode(query)}" if query else "")
+    return f"/patients/{patient_id}/access" + _query(query, days)
+
+
+def _query(query: dict[str, Any], days: dict[str, str]) -> str:
+    """A URL's query string (empty for nothing), the days last."""
+    return f"?{urlencode(query | days)}" if query or days else ""
 
 
 @router.get("/patients/{patient_id}/access.csv")
@@ -170,6 +260,7 @@ async def patient_access_csv(
     patient_id: uuid.UUID,
     session: SignedInSession,
     services: CallServices,
+    days: Annotated[Days, Depends()],
     view: Annotated[View, Query()] = "all",
 ) -> Response:
     """The same entries as one CSV file, oldest first: what a patient who asks for an accounting of
@@ -182,7 +273,10 @@ async def patient_access_csv(
     name = f"patient-{patient_id}-{'disclosures' if view == 'disclosures' else 'audit'}.csv"
     title = "The audit trail could not be downloaded"
     try:
-        return await csv_download(services, ROUTES[view], {"patient_id": str(patient_id)}, name)
+        asked = {"patient_id": str(patient_id), **days.params(workspace_of(request).ctx.zone)}
+        return await csv_download(services, ROUTES[view], asked, name)
+    except BadDays as bad:
+        return error_page(request, 422, title, " ".join(bad.problems.values()))
     except ServiceError as exc:
         if exc.status == 401:
             raise

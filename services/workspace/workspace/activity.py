@@ -9,6 +9,7 @@ the next page carries where each log is. ``/supervisor/activity.csv`` is the who
 oldest first. The workspace keeps nothing of it.
 """
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -17,7 +18,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from workspace.access import READS, Offsets, Order, TooLong, csv_download, read_logs
+from workspace.access import READS, BadDays, Days, Offsets, Order, TooLong, csv_download, read_logs
 from workspace.client import Listing, ServiceError
 from workspace.errors import error_page, failed_call_page
 from workspace.gates import not_available, supervisor_tabs
@@ -52,40 +53,54 @@ async def activity(
     assert viewer is not None
     if not may(viewer, READS):
         return not_available(request, "People's activity is")
-    whose = at.person.strip()
+    whose, ctx = at.person.strip(), workspace_of(request).ctx
+    try:
+        period, problems = at.params(ctx.zone), {}
+    except BadDays as bad:  # nothing is read for them: the form says what is wrong
+        period, problems = {}, bad.problems
     context: dict[str, Any] = {
         "title": "What a person has seen",
         "tab": "activity",
         "tabs": supervisor_tabs(viewer),
         "person_id": whose,
         "order": at.order,
+        "days": at,
+        "problems": problems,
         "entries": [],
         "failed": [],
-        # The care managers with a caseload, offered as the form is filled in (any id may be typed).
-        "offered": await care_managers(services) if may(viewer, "caseload:read-agency") else [],
     }
-    if whose:
-        size = workspace_of(request).ctx.settings.page_size
-        pages, page = await read_logs(services, ROUTE, at, size, subject=whose)
-        offsets = at.offsets()
-        named = Listing([e for e in page.entries if e["patient_id"]], 0, size)
-        context |= {
-            "entries": page.entries,
-            "names": await names_of(services, viewer, named),
-            "failed": [p.error for p in pages.values() if p.error is not None],
-            "order_urls": {o: _url(whose, o, {}) for o in ("newest", "oldest")},
-            # A log that could not be read is asked again from where it was.
-            "next_url": _url(whose, at.order, offsets | page.next) if page.next else None,
-            "first_url": _url(whose, at.order, {}) if any(offsets.values()) else None,
-            "csv_url": "/supervisor/activity.csv?" + urlencode({"person": whose}),
-        }
+    # The care managers with a caseload, offered as the form is filled in (any id may be typed), asked
+    # beside the logs.
+    offered = care_managers(services) if may(viewer, "caseload:read-agency") else _nobody()
+    if not whose or problems:
+        return render(request, "activity.html", context | {"offered": await offered})
+    size = ctx.settings.page_size
+    (pages, page), context["offered"] = await asyncio.gather(
+        read_logs(services, ROUTE, at, size, subject=whose, **period), offered
+    )
+    offsets, days = at.offsets(), at.query()
+    named = Listing([e for e in page.entries if e["patient_id"]], 0, size)
+    context |= {
+        "entries": page.entries,
+        "names": await names_of(services, viewer, named),
+        "failed": [p.error for p in pages.values() if p.error is not None],
+        "order_urls": {o: _url(whose, o, {}, days) for o in ("newest", "oldest")},
+        # A log that could not be read is asked again from where it was.
+        "next_url": _url(whose, at.order, offsets | page.next, days) if page.next else None,
+        "first_url": _url(whose, at.order, {}, days) if any(offsets.values()) else None,
+        "csv_url": "/supervisor/activity.csv?" + urlencode({"person": whose} | days),
+    }
     return render(request, "activity.html", context)
 
 
-def _url(person: str, order: Order, offsets: dict[str, int]) -> str:
+async def _nobody() -> list[str]:
+    return []
+
+
+def _url(person: str, order: Order, offsets: dict[str, int], days: dict[str, str]) -> str:
     query: dict[str, Any] = {"person": person} | {s: n for s, n in offsets.items() if n}
     query |= {"order": order} if order != "newest" else {}
-    return "/supervisor/activity?" + urlencode(query)
+    return "/supervisor/activity?" + urlencode(query | days)
 
 
 @router.get("/supervisor/activity.csv")
@@ -94,6 +109,7 @@ async def activity_csv(
     session: SignedInSession,
     services: CallServices,
     person: Annotated[str, Query(min_length=1, max_length=255, pattern=PLAIN)],
+    days: Annotated[Days, Depends()],
 ) -> Response:
     """Everything the page lists of the person, oldest first, as one CSV file: whole or not at all."""
     viewer = session.person
@@ -105,7 +121,10 @@ async def activity_csv(
         return error_page(request, 422, title, "Say whose activity to download: their id.")
     name = f"activity-{_FILE_SAFE.sub('_', whose)[:80]}.csv"
     try:
-        return await csv_download(services, ROUTE, {"subject": whose}, name)
+        asked = {"subject": whose, **days.params(workspace_of(request).ctx.zone)}
+        return await csv_download(services, ROUTE, asked, name)
+    except BadDays as bad:
+        return error_page(request, 422, title, " ".join(bad.problems.values()))
     except ServiceError as exc:
         if exc.status == 401:
             raise

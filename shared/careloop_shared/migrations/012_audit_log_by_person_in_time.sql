@@ -1,0 +1,4 @@
+-- What one person of an agency did within a period (GET /v1/audit/activity?subject=&since=&until=):
+-- their entries in the order recorded, the period's found without reading their entries before it.
+DROP INDEX IF EXISTS audit_log_person;
+CREATE INDEX audit_log_person ON audit_log (agency_id, subject, recorded_at, position);
