@@ -221,6 +221,46 @@ async def _activity(
     return [r if r["patient_id"] in ours else _unnamed(r) for r in rows]
 
 
+class PersonSeenOut(BaseModel):
+    """One person of the agency the log has entries of: their id, and their latest entry's time and role."""
+
+    subject: str
+    role: str
+    last_recorded_at: datetime
+
+
+# The agency's ($1) people, one index probe each (a skip over the index on agency, person and time rather
+# than a read of every entry), each with their latest entry (of the period: $4, $5), latest first.
+_PEOPLE = (
+    "WITH RECURSIVE people AS ("
+    " (SELECT subject FROM audit_log WHERE agency_id = $1 ORDER BY subject LIMIT 1)"
+    " UNION ALL SELECT (SELECT a.subject FROM audit_log a WHERE a.agency_id = $1 AND a.subject > p.subject"
+    " ORDER BY a.subject LIMIT 1) FROM people p WHERE p.subject IS NOT NULL)"
+    " SELECT p.subject, last.role, last.recorded_at AS last_recorded_at FROM people p"
+    " CROSS JOIN LATERAL (SELECT role, recorded_at FROM audit_log a WHERE a.agency_id = $1"
+    " AND a.subject = p.subject{within} ORDER BY recorded_at DESC, position DESC LIMIT 1) last"
+    " ORDER BY last.recorded_at DESC, p.subject LIMIT $2 OFFSET $3"
+)
+
+
+@router.get("/people", response_model=Page[PersonSeenOut], openapi_extra=needs("audit:read"))
+async def people_seen(
+    runtime: Runtime, who: CurrentPrincipal, page: Paging, when: When
+) -> Page[PersonSeenOut]:
+    """The people of your agency this service's log has entries of (reads, refused attempts, searches),
+    each with when they were last seen and as which role, the latest first; those seen in a period, with
+    ``since`` and ``until`` (their latest entry of it). What each was shown: ``/v1/audit/activity``."""
+    within, bounds = _within(when, 4)
+    rows = await runtime.pool.fetch(
+        _PEOPLE.format(within=within.replace("recorded_at", "a.recorded_at")),
+        who.agency_id,
+        page.fetch_limit,
+        page.offset,
+        *bounds,
+    )
+    return Page.of([PersonSeenOut(**dict(r)) for r in rows], page)
+
+
 async def _agencys_patients(store: PatientOwner, rows: list[Any], agency_id: str) -> set[uuid.UUID]:
     """The patients the entries name who are the agency's: as an entry that showed them says, else as the
     service knows them (a refused attempt does not say whose the patient was)."""

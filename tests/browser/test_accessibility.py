@@ -143,3 +143,10 @@ async def test_who_has_seen_a_patients_data(cases, signed_in, screenshot, access
         assert (await entries.count() > 0) is found
         assert await page.get_by_text("anything on those days.").is_visible() is not found
     await accessibility(page, "supervisor-activity-of-some-days")
+    # Before anyone is chosen: who the logs have seen, each a link to what they have seen.
+    await page.goto("/supervisor/activity")
+    await page.locator("#people-heading + .table-wrap").get_by_role("link", name="cm-riverside-ana").click()
+    await page.wait_for_url("**/supervisor/activity?person=cm-riverside-ana")
+    assert await entries.count() > 0
+    await page.goto("/supervisor/activity")
+    await accessibility(page, "supervisor-people-seen")

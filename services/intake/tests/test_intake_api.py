@@ -706,6 +706,48 @@ async def test_a_patient_s_and_a_person_s_entries_are_listed_for_a_period(intake
     assert [e["resource"]["id"] for e in fhir.json()["entry"]] == [e["id"] for e in everything[1:3]]
 
 
+async def test_the_agency_s_people_the_log_has_seen_are_listed_latest_first_of_any_period(intake, agency):
+    client, _ = intake
+    agency_id = agency_of(agency)
+    patient_id = await register(client, agency, given_name="Seen")
+    supervisor = auth(agency_id, role="supervisor", subject="sv-people")
+
+    async def read_as(subject, role="care-manager", agency=agency_id):
+        reader = auth(agency, role=role, subject=subject)
+        return (await client.get(f"/v1/patients/{patient_id}", headers=reader)).status_code
+
+    assert [await read_as("cm-first"), await read_as("cm-second"), await read_as("an-third", "analyst")] == [
+        200,
+        200,
+        403,
+    ]
+    assert await read_as("cm-first") == 200  # seen again: now the latest
+    assert await read_as("cm-other", agency="agency-elsewhere") == 404  # another agency's person
+
+    async def people(**params):
+        answer = await client.get("/v1/audit/people", params=params, headers=supervisor)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    seen = (await people())["items"]
+    ours = [(p["subject"], p["role"]) for p in seen if p["subject"] in ("cm-first", "cm-second", "an-third")]
+    assert ours == [("cm-first", "care-manager"), ("an-third", "analyst"), ("cm-second", "care-manager")]
+    assert "cm-other" not in [p["subject"] for p in seen]
+    times = [p["last_recorded_at"] for p in seen]
+    assert times == sorted(times, reverse=True)
+    # Paged; and those seen in a period, by their latest entry of it.
+    first_page = await people(limit=1)
+    assert first_page["items"] == seen[:1] and first_page["next_offset"] == 1
+    activity = await client.get("/v1/audit/activity", params={"subject": "cm-first"}, headers=supervisor)
+    first_read, last_read = (e["recorded_at"] for e in activity.json()["items"])
+    earlier = (await people(until=last_read))["items"]
+    assert ("cm-first", first_read) in [(p["subject"], p["last_recorded_at"]) for p in earlier]
+    assert [p["subject"] for p in (await people(since=last_read))["items"]] == ["cm-first"]
+    # Only for those who may read the audit log.
+    refused = await client.get("/v1/audit/people", headers=auth(agency_id, subject="cm-first"))
+    assert refused.status_code == 403
+
+
 async def test_each_change_names_the_person_who_made_it_in_the_answers_and_the_events(intake, agency):
     client, runtime = intake
     agency_id = agency_of(agency)

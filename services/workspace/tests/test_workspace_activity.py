@@ -145,3 +145,48 @@ async def test_what_a_person_has_seen_downloads_whole_as_csv_or_not_at_all(
     monkeypatch.setattr(access, "MOST_DOWNLOADED", 20_000)
     failed = await client.get("/supervisor/activity.csv", params={"person": "cm-riverside-ana"})
     assert failed.status_code == 503 and failed.headers["content-type"].startswith("text/html")
+
+
+def _seen(subject: str, minute: int, role: str = "care-manager") -> dict:
+    return {"subject": subject, "role": role, "last_recorded_at": entry(minute)["recorded_at"]}
+
+
+async def test_before_a_person_is_chosen_the_page_lists_who_the_logs_have_seen_latest_first(
+    client, services, sign_in
+):
+    people = "/v1/audit/people"
+    services.page(
+        "intake", people, [_seen("cm-riverside-ana", 5), _seen("sv-riverside-sam", 2, "supervisor")]
+    )
+    services.page("careplan", people, [_seen("cm-riverside-ana", 3), _seen("an-riverside-al", 4, "analyst")])
+    services.page("referral", people, [_seen("cm-riverside-ana", 7, "supervisor")], next_offset=200)
+    services.page("followup", people, [])
+    services.answer("record", "GET", people, 503, {"detail": "the audit log is unavailable"})
+    load = {"care_manager_id": "cm-riverside-ben", "patients": 1}
+    services.answer("followup", "GET", "/v1/caseload/agency", body={"items": [load], "next_offset": None})
+    await sign_in(client, SUPERVISOR)
+    page = await client.get("/supervisor/activity", params={"first_day": "2026-03-02"})
+    assert page.status_code == 200, page.text
+    part = page.text.split('id="people-heading"', 1)[1].split("</section>", 1)[0]
+    assert part.startswith(">Who has been seen in the logs from 2 Mar 2026</h2>")
+    listed = [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", r)).split())
+              for r in re.findall(r"<tr>(.*?)</tr>", part, flags=re.S)[1:]]  # fmt: skip
+    # Each person once, as their latest entry in any log says, with the logs that have them.
+    assert listed == [
+        "cm-riverside-ana Mon 02 Mar 09:07 Supervisor intake, careplan, referral",
+        "an-riverside-al Mon 02 Mar 09:04 Analyst careplan",
+        "sv-riverside-sam Mon 02 Mar 09:02 Supervisor intake",
+    ]
+    assert 'href="/supervisor/activity?person=an-riverside-al&amp;first_day=2026-03-02"' in part
+    assert "Its people are not in this list." in part and "type an id to find anyone else" in part
+    for service in SERVICES:  # each asked for its latest people of those days
+        asked = dict(services.called(service, people)[-1].url.params)
+        assert asked == {"since": "2026-03-02T00:00:00+00:00", "offset": "0", "limit": "200"}
+    # The form offers the care managers with a caseload and everyone seen.
+    offered = re.findall(r'<option value="([^"]+)">', page.text)
+    assert offered == ["an-riverside-al", "cm-riverside-ana", "cm-riverside-ben", "sv-riverside-sam"]
+    # Nobody seen: said so.
+    for service in SERVICES:
+        services.page(service, people, [])
+    none = await client.get("/supervisor/activity")
+    assert "Nobody of your agency has been shown or refused anything." in none.text

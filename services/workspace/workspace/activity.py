@@ -6,20 +6,33 @@ was shown there: every read of a patient's data, every refused attempt, every se
 nobody too, naming no patient). What they changed is in each patient's case record, not here. The page
 asks all five at the same time and merges them as the patient's trail is merged (``access.read_logs``);
 the next page carries where each log is. ``/supervisor/activity.csv`` is the whole of it as a file,
-oldest first. The workspace keeps nothing of it.
+oldest first. Before a person is chosen, the page lists who the logs have seen (``/v1/audit/people``
+of each service), the latest seen first. Each list may be of some days (``access.Days``). The workspace
+keeps nothing of it.
 """
 
 import asyncio
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from workspace.access import READS, BadDays, Days, Offsets, Order, TooLong, csv_download, read_logs
-from workspace.client import Listing, ServiceError
+from workspace.access import (
+    READS,
+    SERVICES,
+    BadDays,
+    Days,
+    Offsets,
+    Order,
+    TooLong,
+    csv_download,
+    read_logs,
+)
+from workspace.client import Listing, ServiceError, Services
 from workspace.errors import error_page, failed_call_page
 from workspace.gates import not_available, supervisor_tabs
 from workspace.pages import may, names_of
@@ -29,6 +42,8 @@ from workspace.web import CallServices, SignedInSession, render, workspace_of
 router = APIRouter()
 
 ROUTE = "/v1/audit/activity"
+PEOPLE = "/v1/audit/people"
+MOST_PEOPLE = 200  # people asked of each log (a service's largest page); a log with more says so
 # A token's subject, as the services' audit logs keep it: text without control characters.
 PLAIN = r"^[^\x00-\x1f\x7f]*$"
 PersonId = Annotated[str, Query(max_length=255, pattern=PLAIN)]
@@ -72,8 +87,14 @@ async def activity(
     # The care managers with a caseload, offered as the form is filled in (any id may be typed), asked
     # beside the logs.
     offered = care_managers(services) if may(viewer, "caseload:read-agency") else _nobody()
-    if not whose or problems:
+    if problems:
         return render(request, "activity.html", context | {"offered": await offered})
+    if not whose:  # who has been seen in the logs (of those days), to choose from
+        seen, caseloads = await asyncio.gather(people_seen(services, period), offered)
+        urls = {p["subject"]: _url(p["subject"], "newest", {}, at.query()) for p in seen.people}
+        context |= {"seen": seen, "most_people": MOST_PEOPLE, "person_urls": urls}
+        context["offered"] = sorted(set(caseloads) | {p["subject"] for p in seen.people})
+        return render(request, "activity.html", context)
     size = ctx.settings.page_size
     (pages, page), context["offered"] = await asyncio.gather(
         read_logs(services, ROUTE, at, size, subject=whose, **period), offered
@@ -95,6 +116,34 @@ async def activity(
 
 async def _nobody() -> list[str]:
     return []
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The agency's people the logs have entries of, the latest seen first: each with ``subject``,
+    ``role`` and ``last_recorded_at`` of their latest entry in any log, and the ``services`` that have
+    entries of them; the logs that could not be read; whether a log holds more people than it listed."""
+
+    people: list[dict[str, Any]]
+    failed: list[ServiceError]
+    more: bool
+
+
+async def people_seen(services: Services, period: dict[str, Any]) -> Seen:
+    """Every service's latest ``MOST_PEOPLE`` people (of the period), asked side by side, as one list."""
+    asked = (services.page(s, PEOPLE, limit=MOST_PEOPLE, **period) for s in SERVICES)
+    pages = dict(zip(SERVICES, await asyncio.gather(*asked), strict=True))
+    latest: dict[str, dict[str, Any]] = {}
+    for service, listing in pages.items():
+        for person in listing.items:
+            when = datetime.fromisoformat(person["last_recorded_at"])
+            kept = latest.setdefault(person["subject"], {**person, "at": when, "services": []})
+            kept["services"].append(service)
+            if when > kept["at"]:
+                kept |= {"role": person["role"], "last_recorded_at": person["last_recorded_at"], "at": when}
+    people = sorted(latest.values(), key=lambda p: (-p["at"].timestamp(), p["subject"]))
+    failed = [p.error for p in pages.values() if p.error is not None]
+    return Seen(people, failed, any(p.next_offset is not None for p in pages.values()))
 
 
 def _url(person: str, order: Order, offsets: dict[str, int], days: dict[str, str]) -> str:
