@@ -10,18 +10,37 @@ FastAPI validates the decoded body as Python, where strict mode refuses the stri
 from __future__ import annotations
 
 import enum
+import re
 import types
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 _AS_TEXT = (date, datetime, time, timedelta, uuid.UUID, str)
 _JSON_NAME = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
               list: "an array", dict: "an object"}  # fmt: skip
+
+
+# Text that is to be a day or a time starts as ISO 8601 does (2026-12-01): pydantic would read "0.5" as
+# half a second past 1970, and "0" as the first day of that year.
+_WRITTEN_AS_A_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NOT_ISO = PydanticCustomError("date_format", "should be a day or a time in ISO 8601, such as 2026-12-01")
+
+
+def _is_a_day(text: str) -> bool:
+    return _WRITTEN_AS_A_DAY.match(text) is not None
 
 
 @cache
@@ -69,7 +88,8 @@ def _kind_ok(value: Any, kinds: frozenset[type]) -> bool:
 
 
 class JsonTypes(BaseModel):
-    """Mixin: each field's value must be of the JSON type its declaration names."""
+    """Mixin: each field's value must be of the JSON type its declaration names (a day or a time: text in
+    ISO 8601)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -82,6 +102,8 @@ class JsonTypes(BaseModel):
             annotation: Any = field.annotation
             kinds = json_kinds(annotation) if value is not None and annotation is not None else None
             if kinds is None or _kind_ok(value, kinds):
+                if kinds and isinstance(value, str) and kinds & {date, datetime} and not _is_a_day(value):
+                    problems.append(InitErrorDetails(type=_NOT_ISO, loc=(field.alias or name,), input=value))
                 continue
             wanted = " or ".join(sorted({_JSON_NAME[k] for k in kinds if k in _JSON_NAME}))
             problems.append(
@@ -135,8 +157,17 @@ def _in_the_years_kept(value: datetime) -> datetime:
     return as_utc_if_naive(value)
 
 
-# A time in a request body: in the years 1900 to 2999; one sent without an offset is taken as UTC (as
-# PostgreSQL would store it), so that two times of one request always compare.
-Moment = Annotated[datetime, AfterValidator(_in_the_years_kept)]
+def _written_as_a_time(value: Any) -> Any:
+    """A time in a URL is written in ISO 8601 too (``JsonTypes`` sees to a body's)."""
+    if isinstance(value, str) and not _is_a_day(value):
+        raise _NOT_ISO
+    return value
+
+
+# A time in a request (its body or its URL): ISO 8601, in the years 1900 to 2999; one sent without an
+# offset is taken as UTC (as PostgreSQL would store it), so that two times of one request always compare.
+Moment = Annotated[datetime, BeforeValidator(_written_as_a_time), AfterValidator(_in_the_years_kept)]
 # The same, its offset required.
-AwareMoment = Annotated[AwareDatetime, AfterValidator(_in_the_years_kept)]
+AwareMoment = Annotated[
+    AwareDatetime, BeforeValidator(_written_as_a_time), AfterValidator(_in_the_years_kept)
+]

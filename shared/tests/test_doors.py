@@ -8,7 +8,7 @@ from typing import Annotated
 import pytest
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from careloop_shared.body import AwareMoment, Body, Moment
 from careloop_shared.doors import (
@@ -205,6 +205,22 @@ def test_a_time_without_an_offset_is_utcs_where_one_is_not_required():
     with pytest.raises(ValidationError) as refused:
         Period.model_validate({"start": "2026-12-01T00:00:00Z", "end": "2027-01-01T00:00:00"})
     assert refused.value.errors()[0]["type"] == "timezone_aware"
+
+
+@pytest.mark.parametrize("sent", ["0", "0.5", "1700000000", "86400", " 2026-12-01", "12/01/2026"])
+def test_a_day_or_a_time_is_text_in_iso_8601_not_a_number_written_as_text(sent):
+    """Pydantic reads "0.5" as half a second past 1970 and "0" as its first day: a mistake to point out."""
+    with pytest.raises(ValidationError) as refused:
+        Period.model_validate({"start": sent})
+    assert [(e["loc"], e["type"]) for e in refused.value.errors()] == [(("start",), "date_format")]
+    with pytest.raises(ValidationError) as refused:
+        Thing.model_validate({"name": "x", "born": sent})
+    assert [(e["loc"], e["type"]) for e in refused.value.errors()] == [(("born",), "date_format")]
+    # A time in a URL likewise.
+    with pytest.raises(ValidationError) as refused:
+        TypeAdapter(Moment).validate_python(sent)
+    assert [e["type"] for e in refused.value.errors()] == ["date_format"]
+    assert TypeAdapter(Moment).validate_python("2026-12-01") == datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def test_models_built_in_code_keep_their_objects():
