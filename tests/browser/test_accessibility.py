@@ -142,6 +142,7 @@ async def test_who_has_seen_a_patients_data(cases, signed_in, screenshot, access
         await page.wait_for_url(f"**/supervisor/activity?{whose}&first_day={days[0]}&last_day={days[1]}")
         assert (await entries.count() > 0) is found
         assert await page.get_by_text("anything on those days.").is_visible() is not found
+    await screenshot(page, "supervisor-activity-of-some-days")
     await accessibility(page, "supervisor-activity-of-some-days")
     # Before anyone is chosen: who the logs have seen, each a link to what they have seen.
     await page.goto("/supervisor/activity")
@@ -149,4 +150,5 @@ async def test_who_has_seen_a_patients_data(cases, signed_in, screenshot, access
     await page.wait_for_url("**/supervisor/activity?person=cm-riverside-ana")
     assert await entries.count() > 0
     await page.goto("/supervisor/activity")
+    await screenshot(page, "supervisor-people-seen")
     await accessibility(page, "supervisor-people-seen")
