@@ -93,6 +93,10 @@ async def _period(
 
 
 When = Annotated[Period, Depends(_period)]
+OutcomeQuery = Annotated[
+    Literal["allowed", "denied"] | None,
+    Query(description="allowed: only what was shown; denied: only the refused attempts"),
+]
 
 
 async def _rows(
@@ -104,12 +108,13 @@ async def _rows(
     where: str,
     order: str,
     period: Period,
+    outcome: str | None = None,
 ) -> list[Any]:
     """The patient's entries as kept (``page.fetch_limit`` of them from ``page.offset``) within the
-    period; NotFound for a patient not of the caller's agency."""
+    period (and of that outcome); NotFound for a patient not of the caller's agency."""
     if await store.agency_of_patient(patient_id) != who.agency_id:
         raise NotFound("no such patient in your agency")
-    within, bounds = _within(period, 5)
+    within, bounds = _within(period, 5, outcome)
     # The patient is the caller's: every attempt on them counts, a refused one by another agency's
     # caller too (its row names that agency only), so this read is deliberately wider than the
     # row-level policy (which shows rows naming the caller's agency).
@@ -126,12 +131,17 @@ async def _rows(
     return rows
 
 
-def _within(period: Period, first: int) -> tuple[str, list[datetime]]:
-    """The SQL that keeps the entries recorded within the period, its bounds numbered from ``first``,
-    and their values: only the bounds given, so that each statement is planned for what it asks."""
-    given = [(op, t) for op, t in ((">=", period.since), ("<", period.until)) if t is not None]
-    sql = "".join(f" AND recorded_at {op} ${first + i}" for i, (op, _) in enumerate(given))
-    return sql, [t for _, t in given]
+def _within(period: Period, first: int, outcome: str | None = None, of: str = "") -> tuple[str, list[Any]]:
+    """The SQL that keeps the entries recorded within the period (and of that outcome), its parameters
+    numbered from ``first`` (the columns of the table named ``of``), and their values: only the conditions
+    given, so that each statement is planned for what it asks."""
+    conditions: list[tuple[str, Any]] = [
+        (f"{of}recorded_at >=", period.since),
+        (f"{of}recorded_at <", period.until),
+    ]
+    given = [(column, v) for column, v in [*conditions, (f"{of}outcome =", outcome)] if v is not None]
+    sql = "".join(f" AND {column} ${first + i}" for i, (column, _) in enumerate(given))
+    return sql, [v for _, v in given]
 
 
 def _page(rows: list[Any], page: Any) -> Page[AuditEntryOut]:
@@ -147,10 +157,11 @@ async def audit_of_patient(
     page: Paging,
     when: When,
     order: Order = "oldest",
+    outcome: OutcomeQuery = None,
 ) -> Page[AuditEntryOut]:
     """Every read of the patient's data here, and every refused attempt, oldest first (or newest); those
-    of a period, with ``since`` and ``until``."""
-    rows = await _rows(request, store, who, patient_id, page, _ANYONE, order, when)
+    of a period, with ``since`` and ``until``; only those shown, or only the refused, with ``outcome``."""
+    rows = await _rows(request, store, who, patient_id, page, _ANYONE, order, when, outcome)
     return _page(rows, page)
 
 
@@ -189,24 +200,33 @@ async def activity_of_person(
     page: Paging,
     when: When,
     order: Order = "oldest",
+    outcome: OutcomeQuery = None,
 ) -> Page[AuditEntryOut]:
     """What one person of your agency was shown here: every read of a patient's data, every refused attempt
     and every search, one that found nobody too (its entry names no patient), oldest first (or newest);
-    those of a period, with ``since`` and ``until``.
+    those of a period, with ``since`` and ``until``; only those shown, or only the refused, with
+    ``outcome``.
     Their changes are in the case record, not here. A person of another agency with the same id is
     another person: their entries are not listed. An entry about a patient who is not the agency's (one
     of another agency a provider was shown, or an id tried and refused) names neither the patient nor
     the record: the agency never sees another agency's patients."""
-    rows = await _activity(runtime.pool, store, who.agency_id, subject, page, order, when)
+    rows = await _activity(runtime.pool, store, who.agency_id, subject, page, order, when, outcome)
     return _page(rows, page)
 
 
 async def _activity(
-    pool: Any, store: PatientOwner, agency_id: str, subject: str, page: Any, order: str, period: Period
+    pool: Any,
+    store: PatientOwner,
+    agency_id: str,
+    subject: str,
+    page: Any,
+    order: str,
+    period: Period,
+    outcome: str | None = None,
 ) -> list[Any]:
-    """One person's entries within the period (``page.fetch_limit`` of them from ``page.offset``), in the
-    order recorded, naming only the agency's own patients."""
-    within, bounds = _within(period, 5)
+    """One person's entries within the period (and of that outcome; ``page.fetch_limit`` of them from
+    ``page.offset``), in the order recorded, naming only the agency's own patients."""
+    within, bounds = _within(period, 5, outcome)
     way = "DESC" if order == "newest" else "ASC"
     rows: list[Any] = await pool.fetch(
         f"SELECT {_COLUMNS} FROM audit_log WHERE agency_id = $1 AND subject = $2{within}"
@@ -245,14 +265,15 @@ _PEOPLE = (
 
 @router.get("/people", response_model=Page[PersonSeenOut], openapi_extra=needs("audit:read"))
 async def people_seen(
-    runtime: Runtime, who: CurrentPrincipal, page: Paging, when: When
+    runtime: Runtime, who: CurrentPrincipal, page: Paging, when: When, outcome: OutcomeQuery = None
 ) -> Page[PersonSeenOut]:
     """The people of your agency this service's log has entries of (reads, refused attempts, searches),
     each with when they were last seen and as which role, the latest first; those seen in a period, with
-    ``since`` and ``until`` (their latest entry of it). What each was shown: ``/v1/audit/activity``."""
-    within, bounds = _within(when, 4)
+    ``since`` and ``until`` (their latest entry of it); those refused, with ``outcome=denied`` (their latest
+    refusal). What each was shown: ``/v1/audit/activity``."""
+    within, bounds = _within(when, 4, outcome, of="a.")
     rows = await runtime.pool.fetch(
-        _PEOPLE.format(within=within.replace("recorded_at", "a.recorded_at")),
+        _PEOPLE.format(within=within),
         who.agency_id,
         page.fetch_limit,
         page.offset,
@@ -348,6 +369,13 @@ Dates = Annotated[
 ]
 
 
+# AuditEvent.outcome as the log keeps it: 0 shown, 4 refused; a serious or major failure (8, 12) is never
+# recorded, so a search for one finds nothing.
+_KEPT_AS = {code: kept for kept, code in _OUTCOMES.items()} | {"8": "failed", "12": "failed"}
+OUTCOME_DOCUMENTATION = "0: what was shown; 4: the refused attempts (8 and 12 are never recorded)"
+FhirOutcome = Annotated[Literal["0", "4", "8", "12"] | None, Query(description=OUTCOME_DOCUMENTATION)]
+
+
 def add_audit_events(router: APIRouter) -> None:
     """``GET /fhir/R4/AuditEvent?patient=``: the service's audit log of one patient of the caller's agency,
     as AuditEvents (``audit:read``; another agency's patient: nothing found); ``?altid=``: what one person
@@ -359,8 +387,15 @@ def add_audit_events(router: APIRouter) -> None:
         openapi_extra={
             **needs("audit:read"),
             **documented(
-                interaction("AuditEvent", "search-type", patient="reference", altid="token", date="date"),
-                {"date": DATE_DOCUMENTATION},
+                interaction(
+                    "AuditEvent",
+                    "search-type",
+                    patient="reference",
+                    altid="token",
+                    date="date",
+                    outcome="token",
+                ),
+                {"date": DATE_DOCUMENTATION, "outcome": OUTCOME_DOCUMENTATION},
             ),
         },
         summary="Every read of one patient's data here, or every read by one person, and every refused"
@@ -374,12 +409,14 @@ def add_audit_events(router: APIRouter) -> None:
         patient: PatientQuery = None,
         altid: AltId = None,
         date: Dates = None,
+        outcome: FhirOutcome = None,
         sort: Sort = "date",
     ) -> FhirResponse:
         order, period = "newest" if sort == "-date" else "oldest", searched_period(date)
+        kept = None if outcome is None else _KEPT_AS[outcome]
         if altid is not None and patient is None:
             pool = get_runtime(request).pool
-            rows = await _activity(pool, store, who.agency_id, altid, page, order, period)
+            rows = await _activity(pool, store, who.agency_id, altid, page, order, period, kept)
             return searchset_page(request, page, len(rows), [audit_event(r) for r in rows[: page.count]])
         if altid is not None:
             raise Invalid.at(
@@ -387,7 +424,7 @@ def add_audit_events(router: APIRouter) -> None:
             )
         patient_id = searched_patient(patient)
         try:
-            rows = await _rows(request, store, who, patient_id, page, _ANYONE, order, period)
+            rows = await _rows(request, store, who, patient_id, page, _ANYONE, order, period, kept)
         except NotFound:
             rows = []  # another agency's patient does not exist: nothing is found
         return searchset_page(request, page, len(rows), [audit_event(r) for r in rows[: page.count]])

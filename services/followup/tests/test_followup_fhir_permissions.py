@@ -2,6 +2,7 @@
 included, is walked for every role by ``tests/test_permissions.py`` (refusals as OperationOutcomes,
 audited)."""
 
+from careloop_shared.audit_api import OUTCOME_DOCUMENTATION
 from careloop_shared.auth import issue_token
 from careloop_shared.fhir import FHIR_JSON
 from careloop_shared.fhir_dates import DOCUMENTATION as DATE_DOCUMENTATION
@@ -50,6 +51,7 @@ async def test_the_capability_statement_names_task_read_and_its_searches():
                 {"name": "patient", "type": "reference"},
                 {"name": "altid", "type": "token"},
                 {"name": "date", "type": "date", "documentation": DATE_DOCUMENTATION},
+                {"name": "outcome", "type": "token", "documentation": OUTCOME_DOCUMENTATION},
             ],
         },
     ]

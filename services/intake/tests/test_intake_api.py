@@ -651,6 +651,22 @@ async def test_what_one_person_was_shown_is_listed_for_their_agency_s_supervisor
     [attempt] = other.json()["items"]
     assert (attempt["patient_id"], attempt["entity_id"], attempt["outcome"]) == (None, None, "denied")
     assert str(second) not in other.text
+    # Only the refused attempts, or only what was shown; as AuditEvents by their outcome's code.
+    refusals = await activity(outcome="denied")
+    assert [(e["patient_id"], e["outcome"]) for e in refusals.json()["items"]] == [(str(first), "denied")]
+    assert [e["id"] for e in (await activity(outcome="allowed")).json()["items"]] == oldest[:3]
+    for code, expected in (("4", oldest[3:]), ("0", oldest[:3]), ("8", [])):
+        events = await client.get(
+            "/fhir/R4/AuditEvent", params={"altid": "cm-activity", "outcome": code}, headers=supervisor
+        )
+        assert [e["resource"]["id"] for e in events.json().get("entry", [])] == expected, code
+    trail = await client.get(
+        "/v1/audit", params={"patient_id": str(first), "outcome": "denied"}, headers=supervisor
+    )
+    assert [(e["subject"], e["role"]) for e in trail.json()["items"]] == [("cm-activity", "analyst")]
+    refused_people = await client.get("/v1/audit/people", params={"outcome": "denied"}, headers=supervisor)
+    assert [(p["subject"], p["role"]) for p in refused_people.json()["items"]] == [("cm-activity", "analyst")]
+    assert (await activity(outcome="sideways")).status_code == 422
     assert (
         await client.get("/v1/audit/activity", params={"subject": "cm-activity"}, headers=ana)
     ).status_code == 403

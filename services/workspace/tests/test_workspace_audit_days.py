@@ -16,6 +16,7 @@ from workspace.config import WorkspaceSettings
 ACTIVITY = "/v1/audit/activity"
 DAYS = {"first_day": "2026-03-01", "last_day": "2026-03-02"}
 # Chicago's midnights those days (standard time, UTC-6), the second's next.
+DAYS_QUERY = "first_day=2026-03-01&last_day=2026-03-02"
 ASKED = {"since": "2026-03-01T00:00:00-06:00", "until": "2026-03-03T00:00:00-06:00"}
 
 
@@ -144,3 +145,56 @@ async def test_a_day_not_written_as_a_date_is_a_bad_address_and_another_agencys_
     for address in ("/supervisor/activity", f"/patients/{PID}/access", "/supervisor/activity.csv"):
         refused = await client.get(address, params={"person": "x", "first_day": "tomorrow"})
         assert refused.status_code == 400, (address, refused.text)
+
+
+async def test_the_refused_attempts_alone_of_a_patient_and_of_a_person_on_the_page_and_as_csv(
+    client, services, sign_in
+):
+    refused = entry(1, outcome="denied", outcome_detail="patient:read", role="analyst")
+    logs(services, {"intake": [refused]})
+    logs(services, {"intake": [refused]}, route=ACTIVITY)
+    services.page("intake", "/v1/audit/people", [{"subject": "cm-riverside-ana", "role": "analyst",
+                                                  "last_recorded_at": refused["recorded_at"]}])  # fmt: skip
+    await sign_in(client, SUPERVISOR)
+    page = await client.get(f"/patients/{PID}/access", params={"view": "refused", **DAYS})
+    assert page.status_code == 200, page.text
+    assert "Every attempt on this patient's data that was refused" in page.text
+    assert 'aria-current="page">Refused attempts' in page.text
+    _each_asked(
+        services, "/v1/audit", patient_id=PID, outcome="denied", order="newest", offset="0", limit="3"
+    )
+    assert _link(page, "Oldest first") == f"/patients/{PID}/access?view=refused&order=oldest&{DAYS_QUERY}"
+    assert (
+        _link(page, "Download the refused attempts")
+        == f"/patients/{PID}/access.csv?view=refused&{DAYS_QUERY}"
+    )
+    download = await client.get(_link(page, "Download the refused attempts"))
+    assert f'filename="patient-{PID}-refusals.csv"' in download.headers["content-disposition"]
+    _each_asked(
+        services, "/v1/audit", patient_id=PID, outcome="denied", order="oldest", offset="0", limit="200"
+    )
+    # A person's refused attempts, and who has been refused.
+    person = await client.get(
+        "/supervisor/activity", params={"person": "cm-riverside-ana", "view": "refused", **DAYS}
+    )
+    assert "What cm-riverside-ana was refused, from 1 Mar 2026 to 2 Mar 2026" in person.text
+    assert 'name="view" value="refused"' in person.text  # the form keeps the view
+    _each_asked(
+        services,
+        ACTIVITY,
+        subject="cm-riverside-ana",
+        outcome="denied",
+        order="newest",
+        offset="0",
+        limit="3",
+    )
+    assert _link(person, "Everything") == f"/supervisor/activity?person=cm-riverside-ana&{DAYS_QUERY}"
+    csv_url = _link(person, "Download everything cm-riverside-ana was refused")
+    assert csv_url == f"/supervisor/activity.csv?person=cm-riverside-ana&{DAYS_QUERY}&view=refused"
+    download = await client.get(csv_url)
+    assert 'filename="activity-cm-riverside-ana-refusals.csv"' in download.headers["content-disposition"]
+    people = await client.get("/supervisor/activity", params={"view": "refused"})
+    assert "Who has been refused" in people.text and "Last refused" in people.text
+    asked = dict(services.called("intake", "/v1/audit/people")[-1].url.params)
+    assert asked == {"outcome": "denied", "offset": "0", "limit": "200"}
+    assert 'href="/supervisor/activity?person=cm-riverside-ana&amp;view=refused"' in people.text

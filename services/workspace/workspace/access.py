@@ -5,7 +5,8 @@ Each service keeps its own log (``GET /v1/audit?patient_id=``: every read of the
 every refused attempt) and answers only for its caller's agency's patients; the page asks all five at the
 same time, a page from each in that order, and shows the first entries of them all (``merged``). The next
 page carries where each service's log is (``?intake=&careplan=&...``). ``?view=disclosures`` shows the
-accounting of disclosures instead: what people outside the patient's agency were shown. A service that
+accounting of disclosures instead: what people outside the patient's agency were shown; ``?view=refused``
+the refused attempts only. A service that
 cannot answer is named in its place and the others are still shown; one that has never heard of the
 patient has nothing to show. The workspace keeps nothing of it.
 """
@@ -16,13 +17,14 @@ import io
 import uuid
 from collections import Counter
 from dataclasses import dataclass, fields
-from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from workspace.audit_days import BadDays, Days
 from workspace.client import Listing, ServiceError, Services
 from workspace.errors import error_page, failed_call_page
 from workspace.forms import patient_name
@@ -34,73 +36,15 @@ router = APIRouter()
 
 READS = "audit:read"
 SERVICES = ("intake", "careplan", "referral", "followup", "record")
-ROUTES = {"all": "/v1/audit", "disclosures": "/v1/audit/disclosures"}
-View = Literal["all", "disclosures"]
+ROUTES = {"all": "/v1/audit", "disclosures": "/v1/audit/disclosures", "refused": "/v1/audit"}
+View = Literal["all", "disclosures", "refused"]
+REFUSED = {"outcome": "denied"}  # what a log is asked for the refused attempts only
+FILE_NAMES = {"all": "audit", "disclosures": "disclosures", "refused": "refusals"}
 Order = Literal["newest", "oldest"]  # the latest entries first, as a log is usually read; or the first
 LogOffset = Annotated[int, Query(ge=0, le=2_147_483_647)]  # as far as a service's log pages go
 DOWNLOAD_PAGE = 200  # entries asked of a log at a time for a download (a service's largest page)
 MOST_DOWNLOADED = 20_000  # a log longer than this is read on the page: a download is whole or is not made
 COLUMNS = ("recorded_at", "service", "agency", "person", "role", "outcome", "why", "data", "record", "route")
-
-
-# A day as a date field sends it (YYYY-MM-DD), or nothing; a day that does not exist is said in the form.
-DayText = Annotated[str, Query(max_length=10, pattern=r"^(\d{4}-\d{2}-\d{2})?$")]
-FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 30)  # the services keep times of these years
-
-
-@dataclass
-class Days:  # no postponed annotations in this module: FastAPI reads these fields' types from here
-    """The entries of some days only: from the first day to the last, both included, in the workspace's
-    time zone; either may be left out."""
-
-    first_day: DayText = ""
-    last_day: DayText = ""
-
-    def chosen(self) -> tuple[date | None, date | None]:
-        """The two days (None where left out); ``BadDays`` saying what is wrong with them."""
-        problems: dict[str, str] = {}
-        days: dict[str, date | None] = {}
-        for name in ("first_day", "last_day"):
-            text = getattr(self, name)
-            try:
-                day = days[name] = date.fromisoformat(text) if text else None
-            except ValueError:
-                problems[name] = "There is no such day."
-                continue
-            if day is not None and not FIRST_DAY <= day <= LAST_DAY:
-                problems[name] = "Give a day in the years 1900 to 2999."
-        first, last = days.get("first_day"), days.get("last_day")
-        if not problems and first is not None and last is not None and first > last:
-            problems["last_day"] = "The last day is before the first."
-        if problems:
-            raise BadDays(problems)
-        return first, last
-
-    def params(self, zone: tzinfo) -> dict[str, str]:
-        """The services' ``since`` and ``until`` for these days: from the first day's midnight there to the
-        midnight after the last (``BadDays``)."""
-        first, last = self.chosen()
-        bounds = {"since": first, "until": last + timedelta(days=1) if last else None}
-        return {k: datetime.combine(d, time(), zone).isoformat() for k, d in bounds.items() if d is not None}
-
-    def said(self) -> str:
-        """The days in words, for a heading: "from 1 Dec 2026 to 7 Dec 2026", "on 1 Dec 2026"."""
-        first, last = (f"{d.day} {d:%b %Y}" if d else None for d in self.chosen())
-        if first and last:
-            return f"on {first}" if first == last else f"from {first} to {last}"
-        return f"from {first}" if first else f"up to {last}"
-
-    def query(self) -> dict[str, str]:
-        """The days as a URL carries them on (those given)."""
-        return {name: getattr(self, name) for name in ("first_day", "last_day") if getattr(self, name)}
-
-
-class BadDays(Exception):
-    """The days asked for are not days the logs can be read for: ``problems``, by field."""
-
-    def __init__(self, problems: dict[str, str]) -> None:
-        super().__init__(problems)
-        self.problems = problems
 
 
 @dataclass
@@ -178,17 +122,12 @@ async def patient_access(
     except BadDays as bad:  # nothing is read for them: the form says what is wrong
         period, problems = None, bad.problems
     route, size = ROUTES[at.view], ctx.settings.page_size
+    asked: dict[str, Any] = {"patient_id": str(patient_id)} | (REFUSED if at.view == "refused" else {})
     if period is None:  # only whether the patient is the agency's
-        pages, page = (
-            {
-                "intake": await services.page(
-                    "intake", route, limit=1, patient_id=str(patient_id), order=at.order
-                )
-            },
-            None,
-        )
+        pages = {"intake": await services.page("intake", route, limit=1, order=at.order, **asked)}
+        page = None
     else:
-        pages, page = await read_logs(services, route, at, size, patient_id=str(patient_id), **period)
+        pages, page = await read_logs(services, route, at, size, **asked, **period)
     gone = pages["intake"].error
     if gone is not None and gone.status == 404:  # not the agency's patient (or none): nothing is shown
         return error_page(request, 404, "Page not found", "There is no such patient, or not one you may see.")
@@ -204,7 +143,7 @@ async def patient_access(
         "view": at.view,
         "order": at.order,
         "order_urls": {o: url(at.view, o, {}) for o in ("newest", "oldest")},
-        "view_urls": {v: url(v, at.order, {}) for v in ("all", "disclosures")},
+        "view_urls": {v: url(v, at.order, {}) for v in get_args(View)},
         "days": at,
         "problems": problems,
         "entries": page.entries if page else [],
@@ -264,16 +203,17 @@ async def patient_access_csv(
     view: Annotated[View, Query()] = "all",
 ) -> Response:
     """The same entries as one CSV file, oldest first: what a patient who asks for an accounting of
-    disclosures is given (``?view=disclosures``), or the whole trail. Whole or not at all: a log that
+    disclosures is given (``?view=disclosures``), the refused attempts (``?view=refused``), or the whole
+    trail. Whole or not at all: a log that
     cannot be read, or is longer than a download holds, gives a page saying so, never part of a file."""
     person = session.person
     assert person is not None
     if not may(person, READS):
         return not_available(request, "The patient's audit trail is")
-    name = f"patient-{patient_id}-{'disclosures' if view == 'disclosures' else 'audit'}.csv"
-    title = "The audit trail could not be downloaded"
+    name, title = f"patient-{patient_id}-{FILE_NAMES[view]}.csv", "The audit trail could not be downloaded"
     try:
         asked = {"patient_id": str(patient_id), **days.params(workspace_of(request).ctx.zone)}
+        asked |= REFUSED if view == "refused" else {}
         return await csv_download(services, ROUTES[view], asked, name)
     except BadDays as bad:
         return error_page(request, 422, title, " ".join(bad.problems.values()))

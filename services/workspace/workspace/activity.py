@@ -15,23 +15,14 @@ import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from workspace.access import (
-    READS,
-    SERVICES,
-    BadDays,
-    Days,
-    Offsets,
-    Order,
-    TooLong,
-    csv_download,
-    read_logs,
-)
+from workspace.access import READS, REFUSED, SERVICES, Offsets, Order, TooLong, csv_download, read_logs
+from workspace.audit_days import BadDays, Days
 from workspace.client import Listing, ServiceError, Services
 from workspace.errors import error_page, failed_call_page
 from workspace.gates import not_available, supervisor_tabs
@@ -47,14 +38,21 @@ MOST_PEOPLE = 200  # people asked of each log (a service's largest page); a log 
 # A token's subject, as the services' audit logs keep it: text without control characters.
 PLAIN = r"^[^\x00-\x1f\x7f]*$"
 PersonId = Annotated[str, Query(max_length=255, pattern=PLAIN)]
+Which = Literal["all", "refused"]  # everything, or the refused attempts only
 _FILE_SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass
 class At(Offsets):  # no postponed annotations in this module: FastAPI reads these fields' types as given
-    """The offsets, and whose activity (none yet: the page asks for a person's id)."""
+    """The offsets, whose activity (none yet: the page asks for a person's id), and all of it or the refused
+    attempts only."""
 
     person: PersonId = ""
+    view: Annotated[Which, Query()] = "all"
+
+    def asked(self) -> dict[str, str]:
+        """What the logs are asked for the view, beside the days."""
+        return REFUSED if self.view == "refused" else {}
 
 
 @router.get("/supervisor/activity")
@@ -80,9 +78,15 @@ async def activity(
         "person_id": whose,
         "order": at.order,
         "days": at,
+        "view": at.view,
         "problems": problems,
         "entries": [],
         "failed": [],
+    }
+    days = at.query()
+    kept = days | ({"view": at.view} if at.view != "all" else {})  # what every link carries on
+    context["view_urls"] = {
+        v: _url(whose, at.order, {}, days | ({"view": v} if v != "all" else {})) for v in ("all", "refused")
     }
     # The care managers with a caseload, offered as the form is filled in (any id may be typed), asked
     # beside the logs.
@@ -90,26 +94,26 @@ async def activity(
     if problems:
         return render(request, "activity.html", context | {"offered": await offered})
     if not whose:  # who has been seen in the logs (of those days), to choose from
-        seen, caseloads = await asyncio.gather(people_seen(services, period), offered)
-        urls = {p["subject"]: _url(p["subject"], "newest", {}, at.query()) for p in seen.people}
+        seen, caseloads = await asyncio.gather(people_seen(services, period | at.asked()), offered)
+        urls = {p["subject"]: _url(p["subject"], "newest", {}, kept) for p in seen.people}
         context |= {"seen": seen, "most_people": MOST_PEOPLE, "person_urls": urls}
         context["offered"] = sorted(set(caseloads) | {p["subject"] for p in seen.people})
         return render(request, "activity.html", context)
     size = ctx.settings.page_size
     (pages, page), context["offered"] = await asyncio.gather(
-        read_logs(services, ROUTE, at, size, subject=whose, **period), offered
+        read_logs(services, ROUTE, at, size, subject=whose, **period, **at.asked()), offered
     )
-    offsets, days = at.offsets(), at.query()
+    offsets = at.offsets()
     named = Listing([e for e in page.entries if e["patient_id"]], 0, size)
     context |= {
         "entries": page.entries,
         "names": await names_of(services, viewer, named),
         "failed": [p.error for p in pages.values() if p.error is not None],
-        "order_urls": {o: _url(whose, o, {}, days) for o in ("newest", "oldest")},
+        "order_urls": {o: _url(whose, o, {}, kept) for o in ("newest", "oldest")},
         # A log that could not be read is asked again from where it was.
-        "next_url": _url(whose, at.order, offsets | page.next, days) if page.next else None,
-        "first_url": _url(whose, at.order, {}, days) if any(offsets.values()) else None,
-        "csv_url": "/supervisor/activity.csv?" + urlencode({"person": whose} | days),
+        "next_url": _url(whose, at.order, offsets | page.next, kept) if page.next else None,
+        "first_url": _url(whose, at.order, {}, kept) if any(offsets.values()) else None,
+        "csv_url": "/supervisor/activity.csv?" + urlencode({"person": whose} | kept),
     }
     return render(request, "activity.html", context)
 
@@ -146,10 +150,12 @@ async def people_seen(services: Services, period: dict[str, Any]) -> Seen:
     return Seen(people, failed, any(p.next_offset is not None for p in pages.values()))
 
 
-def _url(person: str, order: Order, offsets: dict[str, int], days: dict[str, str]) -> str:
-    query: dict[str, Any] = {"person": person} | {s: n for s, n in offsets.items() if n}
+def _url(person: str, order: Order, offsets: dict[str, int], kept: dict[str, str]) -> str:
+    """The page's address: the person (if any), where each log is, the order, then the days and view."""
+    query: dict[str, Any] = ({"person": person} if person else {}) | {s: n for s, n in offsets.items() if n}
     query |= {"order": order} if order != "newest" else {}
-    return "/supervisor/activity?" + urlencode(query | days)
+    query |= kept
+    return "/supervisor/activity" + (f"?{urlencode(query)}" if query else "")
 
 
 @router.get("/supervisor/activity.csv")
@@ -159,6 +165,7 @@ async def activity_csv(
     services: CallServices,
     person: Annotated[str, Query(min_length=1, max_length=255, pattern=PLAIN)],
     days: Annotated[Days, Depends()],
+    view: Annotated[Which, Query()] = "all",
 ) -> Response:
     """Everything the page lists of the person, oldest first, as one CSV file: whole or not at all."""
     viewer = session.person
@@ -168,9 +175,10 @@ async def activity_csv(
     whose, title = person.strip(), "The activity could not be downloaded"
     if not whose:
         return error_page(request, 422, title, "Say whose activity to download: their id.")
-    name = f"activity-{_FILE_SAFE.sub('_', whose)[:80]}.csv"
+    name = f"activity-{_FILE_SAFE.sub('_', whose)[:80]}{'-refusals' if view == 'refused' else ''}.csv"
     try:
         asked = {"subject": whose, **days.params(workspace_of(request).ctx.zone)}
+        asked |= REFUSED if view == "refused" else {}
         return await csv_download(services, ROUTE, asked, name)
     except BadDays as bad:
         return error_page(request, 422, title, " ".join(bad.problems.values()))
