@@ -119,6 +119,10 @@ async def test_who_has_seen_a_patients_data(cases, signed_in, screenshot, access
     await page.get_by_role("link", name="Disclosures outside your agency").click()
     await page.wait_for_url(f"**/patients/{rita.patient_id}/access?view=disclosures&order=oldest")
     await accessibility(page, "patient-disclosures")
+    await page.get_by_role("link", name="Refused attempts").click()
+    await page.wait_for_url(f"**/patients/{rita.patient_id}/access?view=refused&order=oldest")
+    assert await page.get_by_text("Every attempt on this patient's data that was refused").is_visible()
+    await accessibility(page, "patient-refusals")
     # Who that care manager is: what she has seen, in every service, newest first (Rita's referral).
     await page.goto(f"/patients/{rita.patient_id}/access?order=oldest")
     await page.get_by_role("link", name="cm-riverside-ana", exact=True).first.click()
