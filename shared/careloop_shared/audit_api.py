@@ -131,17 +131,19 @@ async def _rows(
     return rows
 
 
-def _within(period: Period, first: int, outcome: str | None = None, of: str = "") -> tuple[str, list[Any]]:
-    """The SQL that keeps the entries recorded within the period (and of that outcome), its parameters
-    numbered from ``first`` (the columns of the table named ``of``), and their values: only the conditions
-    given, so that each statement is planned for what it asks."""
-    conditions: list[tuple[str, Any]] = [
-        (f"{of}recorded_at >=", period.since),
-        (f"{of}recorded_at <", period.until),
-    ]
-    given = [(column, v) for column, v in [*conditions, (f"{of}outcome =", outcome)] if v is not None]
-    sql = "".join(f" AND {column} ${first + i}" for i, (column, _) in enumerate(given))
-    return sql, [v for _, v in given]
+def _within(
+    period: Period, first: int, outcome: str | None = None, of: str = ""
+) -> tuple[str, list[datetime]]:
+    """The SQL that keeps the entries recorded within the period (and of that outcome, one of those the log
+    knows), its bounds numbered from ``first`` (the columns of the table named ``of``), and their values:
+    only the conditions given, so that each statement is planned for what it asks."""
+    given = [(op, t) for op, t in ((">=", period.since), ("<", period.until)) if t is not None]
+    sql = "".join(f" AND {of}recorded_at {op} ${first + i}" for i, (op, _) in enumerate(given))
+    if outcome is not None:  # written in, so that the index of refusals alone (kernel migration 012) is used
+        if outcome not in _KEPT_AS.values():
+            raise ValueError(f"no outcome {outcome!r} is kept")
+        sql += f" AND {of}outcome = '{outcome}'"
+    return sql, [t for _, t in given]
 
 
 def _page(rows: list[Any], page: Any) -> Page[AuditEntryOut]:
