@@ -40,11 +40,18 @@ ROUTES = {"all": "/v1/audit", "disclosures": "/v1/audit/disclosures", "refused":
 View = Literal["all", "disclosures", "refused"]
 REFUSED = {"outcome": "denied"}  # what a log is asked for the refused attempts only
 FILE_NAMES = {"all": "audit", "disclosures": "disclosures", "refused": "refusals"}
+
 Order = Literal["newest", "oldest"]  # the latest entries first, as a log is usually read; or the first
 LogOffset = Annotated[int, Query(ge=0, le=2_147_483_647)]  # as far as a service's log pages go
 DOWNLOAD_PAGE = 200  # entries asked of a log at a time for a download (a service's largest page)
 MOST_DOWNLOADED = 20_000  # a log longer than this is read on the page: a download is whole or is not made
 COLUMNS = ("recorded_at", "service", "agency", "person", "role", "outcome", "why", "data", "record", "route")
+
+
+def asked_for(view: str) -> dict[str, str]:
+    """What a log is asked, beside the patient or the person, for a view of it (``refused``: the refused
+    attempts only)."""
+    return REFUSED if view == "refused" else {}
 
 
 @dataclass
@@ -122,7 +129,7 @@ async def patient_access(
     except BadDays as bad:  # nothing is read for them: the form says what is wrong
         period, problems = None, bad.problems
     route, size = ROUTES[at.view], ctx.settings.page_size
-    asked: dict[str, Any] = {"patient_id": str(patient_id)} | (REFUSED if at.view == "refused" else {})
+    asked: dict[str, Any] = {"patient_id": str(patient_id)} | asked_for(at.view)
     if period is None:  # only whether the patient is the agency's
         pages = {"intake": await services.page("intake", route, limit=1, order=at.order, **asked)}
         page = None
@@ -213,7 +220,7 @@ async def patient_access_csv(
     name, title = f"patient-{patient_id}-{FILE_NAMES[view]}.csv", "The audit trail could not be downloaded"
     try:
         asked = {"patient_id": str(patient_id), **days.params(workspace_of(request).ctx.zone)}
-        asked |= REFUSED if view == "refused" else {}
+        asked |= asked_for(view)
         return await csv_download(services, ROUTES[view], asked, name)
     except BadDays as bad:
         return error_page(request, 422, title, " ".join(bad.problems.values()))

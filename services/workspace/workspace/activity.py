@@ -7,7 +7,7 @@ nobody too, naming no patient). What they changed is in each patient's case reco
 asks all five at the same time and merges them as the patient's trail is merged (``access.read_logs``);
 the next page carries where each log is. ``/supervisor/activity.csv`` is the whole of it as a file,
 oldest first. Before a person is chosen, the page lists who the logs have seen (``/v1/audit/people``
-of each service), the latest seen first. Each list may be of some days (``access.Days``). The workspace
+of each service), the latest seen first. Each list may be of some days (``audit_days.Days``). The workspace
 keeps nothing of it.
 """
 
@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from workspace.access import READS, REFUSED, SERVICES, Offsets, Order, TooLong, csv_download, read_logs
+from workspace.access import READS, SERVICES, Offsets, Order, TooLong, asked_for, csv_download, read_logs
 from workspace.audit_days import BadDays, Days
 from workspace.client import Listing, ServiceError, Services
 from workspace.errors import error_page, failed_call_page
@@ -49,10 +49,6 @@ class At(Offsets):  # no postponed annotations in this module: FastAPI reads the
 
     person: PersonId = ""
     view: Annotated[Which, Query()] = "all"
-
-    def asked(self) -> dict[str, str]:
-        """What the logs are asked for the view, beside the days."""
-        return REFUSED if self.view == "refused" else {}
 
 
 @router.get("/supervisor/activity")
@@ -94,14 +90,14 @@ async def activity(
     if problems:
         return render(request, "activity.html", context | {"offered": await offered})
     if not whose:  # who has been seen in the logs (of those days), to choose from
-        seen, caseloads = await asyncio.gather(people_seen(services, period | at.asked()), offered)
+        seen, caseloads = await asyncio.gather(people_seen(services, period | asked_for(at.view)), offered)
         urls = {p["subject"]: _url(p["subject"], "newest", {}, kept) for p in seen.people}
         context |= {"seen": seen, "most_people": MOST_PEOPLE, "person_urls": urls}
         context["offered"] = sorted(set(caseloads) | {p["subject"] for p in seen.people})
         return render(request, "activity.html", context)
     size = ctx.settings.page_size
     (pages, page), context["offered"] = await asyncio.gather(
-        read_logs(services, ROUTE, at, size, subject=whose, **period, **at.asked()), offered
+        read_logs(services, ROUTE, at, size, subject=whose, **period, **asked_for(at.view)), offered
     )
     offsets = at.offsets()
     named = Listing([e for e in page.entries if e["patient_id"]], 0, size)
@@ -178,7 +174,7 @@ async def activity_csv(
     name = f"activity-{_FILE_SAFE.sub('_', whose)[:80]}{'-refusals' if view == 'refused' else ''}.csv"
     try:
         asked = {"subject": whose, **days.params(workspace_of(request).ctx.zone)}
-        asked |= REFUSED if view == "refused" else {}
+        asked |= asked_for(view)
         return await csv_download(services, ROUTE, asked, name)
     except BadDays as bad:
         return error_page(request, 422, title, " ".join(bad.problems.values()))
