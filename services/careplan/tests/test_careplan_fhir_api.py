@@ -181,7 +181,9 @@ async def test_the_capability_statement_and_the_openapi_document_name_every_fhir
     served = {res.type: {i.code for i in res.interaction} for res in statement.rest[0].resource}
     assert served == {t: {"read", "search-type"} for t in TYPES} | {"AuditEvent": {"search-type"}}
     params = {res.type: {p.name for p in res.searchParam} for res in statement.rest[0].resource}
-    assert params == {t: {"patient", "subject"} for t in TYPES} | {"AuditEvent": {"patient", "altid"}}
+    assert params == {t: {"patient", "subject"} for t in TYPES} | {
+        "AuditEvent": {"patient", "altid", "date", "outcome"}
+    }
     paths = (await client.get("/openapi.json")).json()["paths"]
     ids = {
         "CarePlan": "care_plan_id",
