@@ -140,7 +140,7 @@ async def test_what_a_person_has_seen_downloads_whole_as_csv_or_not_at_all(
     assert blank.status_code == 422 and "Say whose activity" in blank.text
     monkeypatch.setattr(access, "MOST_DOWNLOADED", 2)
     too_many = await client.get("/supervisor/activity.csv", params={"person": "cm-riverside-ana"})
-    assert too_many.status_code == 422 and "read them on the page" in too_many.text
+    assert too_many.status_code == 422 and "read them on the page, or download fewer days." in too_many.text
     services.answer("careplan", "GET", ROUTE, 503, {"detail": "the audit log is unavailable"})
     monkeypatch.setattr(access, "MOST_DOWNLOADED", 20_000)
     failed = await client.get("/supervisor/activity.csv", params={"person": "cm-riverside-ana"})

@@ -234,7 +234,8 @@ async def patient_access_csv(
         return failed_call_page(request, exc, title)
     except TooLong:
         message = (
-            f"A service holds more than {MOST_DOWNLOADED:,} entries of this patient; read them on the page."
+            f"A service holds more than {MOST_DOWNLOADED:,} entries of this patient; read them on the page,"
+            " or download fewer days."
         )
         return error_page(request, 422, title, message)
 

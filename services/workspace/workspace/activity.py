@@ -183,5 +183,8 @@ async def activity_csv(
             raise
         return failed_call_page(request, exc, title)
     except TooLong:
-        message = "A service holds more entries of this person than a download does; read them on the page."
+        message = (
+            "A service holds more entries of this person than a download does; read them on the page, or"
+            " download fewer days."
+        )
         return error_page(request, 422, title, message)
