@@ -252,7 +252,8 @@ class PersonSeenOut(BaseModel):
 
 
 # The agency's ($1) people, one index probe each (a skip over the index on agency, person and time rather
-# than a read of every entry), each with their latest entry (of the period: $4, $5), latest first.
+# than a read of every entry), each with their latest entry (of the period and outcome: ``_within`` from
+# $4), latest first.
 _PEOPLE = (
     "WITH RECURSIVE people AS ("
     " (SELECT subject FROM audit_log WHERE agency_id = $1 ORDER BY subject LIMIT 1)"

@@ -154,7 +154,7 @@ async def patient_access(
         "days": at,
         "problems": problems,
         "entries": page.entries if page else [],
-        "failed": [p.error for p in pages.values() if p.error is not None and page],
+        "failed": [p.error for p in pages.values() if p.error is not None] if page else [],
         # A log that could not be read is asked again from where it was.
         "next_url": url(at.view, at.order, offsets | page.next) if page and page.next else None,
         "first_url": url(at.view, at.order, {}) if any(offsets.values()) else None,

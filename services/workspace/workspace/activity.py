@@ -15,7 +15,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -80,10 +80,12 @@ async def activity(
         "failed": [],
     }
     days = at.query()
-    kept = days | ({"view": at.view} if at.view != "all" else {})  # what every link carries on
-    context["view_urls"] = {
-        v: _url(whose, at.order, {}, days | ({"view": v} if v != "all" else {})) for v in ("all", "refused")
-    }
+
+    def carried(view: str) -> dict[str, str]:  # what a link carries on: the days, and the view
+        return days | ({"view": view} if view != "all" else {})
+
+    kept = carried(at.view)
+    context["view_urls"] = {v: _url(whose, at.order, {}, carried(v)) for v in get_args(Which)}
     # The care managers with a caseload, offered as the form is filled in (any id may be typed), asked
     # beside the logs.
     offered = care_managers(services) if may(viewer, "caseload:read-agency") else _nobody()
