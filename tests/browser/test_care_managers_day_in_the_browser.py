@@ -170,12 +170,10 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
             continue
         await action.get_by_role("button", name=heading, exact=True).click()
         await provider.wait_for_url(f"{referral_url}?notice={notice}")
-    completion = provider.locator(
-        "section.action", has=provider.get_by_role("heading", name="Complete with an outcome")
-    )
-    await completion.get_by_label("Yes").check()
+    completed = "Complete: the service was delivered"
+    completion = provider.locator("section.action", has=provider.get_by_role("heading", name=completed))
     await completion.get_by_label("Enrollment").select_option("enrolled")
-    await completion.get_by_role("button", name="Complete with an outcome").click()
+    await completion.get_by_role("button", name=completed).click()
     await provider.wait_for_url(f"{referral_url}?notice=referral-completed")
     await screenshot(provider, "referral-completed")
 

@@ -151,12 +151,11 @@ async def test_a_provider_accepts_holds_resumes_and_completes_a_referral_with_an
     await answer("Accept", {note: "We will call her."}, "referral-accepted")
     await answer("Put on hold", {"Why": "On the waitlist"}, "referral-on-hold")
     await answer("Resume work", None, "referral-in-progress")
-    heading = page.get_by_role("heading", name="Complete with an outcome")
+    heading = page.get_by_role("heading", name="Complete: the service was delivered")
     completion = page.locator("section.action", has=heading)
-    await completion.get_by_label("Yes").check()
     await completion.get_by_label("Enrollment").select_option("enrolled")
     await screenshot(page, "complete")
-    await completion.get_by_role("button", name="Complete with an outcome").click()
+    await completion.get_by_role("button", name="Complete: the service was delivered").click()
     await page.wait_for_url(f"**/inbox/referrals/{case.referral_id}?notice=referral-completed")
     main = await page.inner_text("main")
     assert "Service delivered; Enrolled" in main
@@ -168,3 +167,101 @@ async def test_a_provider_accepts_holds_resumes_and_completes_a_referral_with_an
     assert history[-4:] == moves
     assert shown.json()["outcome"]["enrollment_status"] == "enrolled"
     await screenshot(page, "completed")
+
+
+async def _text_until(page: Any, url: str, wanted: Any, what: str) -> str:
+    """The page's main text once ``wanted(text)`` holds, loading it again until then (45 s)."""
+
+    async def shown() -> str | None:
+        await page.goto(url)
+        text: str = await page.inner_text("main")
+        return text if wanted(text) else None
+
+    found: str = await eventually(shown, timeout=45, interval=0.5, what=what)
+    return found
+
+
+async def test_a_service_the_provider_could_not_provide_gives_the_care_manager_a_task_to_refer_again(
+    platform, signed_in, screenshot, accessibility
+):
+    patient = {
+        "given_name": "Nell",
+        "family_name": "Notserved",
+        "birth_date": "1970-07-07",
+        "contact_preference": "phone",
+        "phone": "+1 555 0191",
+    }
+    case: Case = await referred(platform, "cm-harbor-eli", patient, "food-assistance", HRSN_FOOD)
+    provider = await signed_in("pr-food-bank-liz")
+    await provider.goto(f"/inbox/referrals/{case.referral_id}")
+    accept = provider.locator(
+        "section.action", has=provider.get_by_role("heading", name="Accept", exact=True)
+    )
+    await accept.get_by_role("button", name="Accept", exact=True).click()
+    await provider.wait_for_url(f"**/inbox/referrals/{case.referral_id}?notice=referral-accepted")
+    closing = "Close: the service was not provided"
+    form = provider.locator("section.action", has=provider.get_by_role("heading", name=closing))
+    await form.get_by_label("Why not").select_option(label="Unable to contact the patient")
+    await form.get_by_label("Note for the referring agency (optional)").fill("Three calls, no answer.")
+    await screenshot(provider, "not-provided")
+    await accessibility(provider, "inbox-referral-not-provided")
+    await form.get_by_role("button", name=closing).click()
+    await provider.wait_for_url(f"**/inbox/referrals/{case.referral_id}?notice=referral-failed")
+    assert "the service was not provided" in await provider.inner_text("main")
+    async with platform.api("cm-harbor-eli") as api:
+        shown = await api.get(f"{platform.urls['referral']}/v1/referrals/{case.referral_id}")
+    assert (shown.json()["status"], shown.json()["status_reason"]) == ("failed", "unable-to-contact")
+
+    # The referring care manager is given the work of referring again, and the plan shows the
+    # intervention stopped rather than done.
+    page = await signed_in("cm-harbor-eli")
+    text = await _text_until(
+        page,
+        f"/patients/{case.patient_id}",
+        lambda t: "Re refer" in t and "Stopped" in t,
+        "the re-refer task and the stopped intervention",
+    )
+    assert "Failed" in text and "Unable to contact" in text
+    await screenshot(page, "re-refer")
+
+
+async def test_a_care_manager_withdraws_a_referral_the_patient_no_longer_needs(
+    platform, signed_in, screenshot, accessibility
+):
+    patient = {
+        "given_name": "Wes",
+        "family_name": "Withdrawn",
+        "birth_date": "1966-06-06",
+        "contact_preference": "phone",
+        "phone": "+1 555 0192",
+    }
+    case: Case = await referred(platform, "cm-harbor-eli", patient, "food-assistance", HRSN_FOOD)
+    page = await signed_in("cm-harbor-eli")
+    await page.goto(f"/patients/{case.patient_id}")
+    await page.get_by_role("link", name="Withdraw the referral to").first.click()
+    await page.wait_for_url(f"**/patients/{case.patient_id}/referrals/{case.referral_id}/withdraw")
+    assert "Wes Withdrawn" in await page.inner_text("main")
+    await page.get_by_label("Why it is withdrawn").select_option(label="The need was resolved")
+    await page.get_by_label("Note for the receiving agency (optional)").fill("Family helps with food now.")
+    await screenshot(page, "withdraw")
+    await accessibility(page, "referral-withdraw")
+    await page.get_by_role("button", name="Withdraw the referral").click()
+    await page.wait_for_url(f"**/patients/{case.patient_id}?notice=referral-withdrawn*")
+    referrals = await page.inner_text("#referrals")
+    assert "Cancelled" in referrals and "need resolved" in referrals
+    assert "Withdraw" not in referrals  # closed: nothing more to withdraw
+    async with platform.api("cm-harbor-eli") as api:
+        shown = await api.get(f"{platform.urls['referral']}/v1/referrals/{case.referral_id}")
+    last = shown.json()["history"][-1]
+    assert (last["to_status"], last["reason"], last["by_party"]) == (
+        "cancelled",
+        "need-resolved",
+        "requester",
+    )
+
+    # The receiving agency sees it withdrawn, with the note, and no longer the patient's details.
+    provider = await signed_in("pr-food-bank-liz")
+    await provider.goto(f"/inbox/referrals/{case.referral_id}")
+    main = await provider.inner_text("main")
+    assert "Cancelled (Need resolved)" in main and "Family helps with food now." in main
+    assert "Wes Withdrawn" not in main

@@ -18,6 +18,7 @@ from careloop_shared.contracts import (
     PatientUpdated,
     PlanAlternativesProposed,
     PlanUpdated,
+    ReferralOutcome,
     ReferralStatusChanged,
     RiskLevel,
 )
@@ -387,7 +388,7 @@ async def test_a_closed_plan_is_not_personalised(ctx, store, status):
     assert store.plans.patients[patient_id]["preferred_language"] == "es"
 
 
-def referral_moved(patient_id, intervention_id, to_status):
+def referral_moved(patient_id, intervention_id, to_status, outcome=None):
     return received(
         ReferralStatusChanged(
             patient_id=patient_id,
@@ -399,6 +400,7 @@ def referral_moved(patient_id, intervention_id, to_status):
             to_status=to_status,
             by_agency_id="agency-bh",
             by_party="target",
+            outcome=outcome,
             changed_at=ASSESSED_AT + timedelta(days=1),
         )
     )
@@ -422,6 +424,18 @@ async def test_referral_progress_moves_its_intervention(ctx, store):
     unknown = referral_moved(patient_id, uuid.uuid4(), "completed")
     _, uow = await run(plan_handlers.when_referral_status_changes_track_intervention, ctx, store, unknown)
     assert uow.pending == []
+
+
+async def test_a_referral_completed_without_the_service_stops_its_intervention(ctx, store):
+    patient_id = await planned(ctx, store)
+    referral = next(
+        i for i in current(store, patient_id)["document"]["interventions"] if i["kind"] == "referral"
+    )
+    outcome = ReferralOutcome(service_delivered=False, reason="unable-to-contact")
+    moved = referral_moved(patient_id, uuid.UUID(referral["id"]), "completed", outcome)
+    _, uow = await run(plan_handlers.when_referral_status_changes_track_intervention, ctx, store, moved)
+    [announced] = uow.events(PlanUpdated)
+    assert next(i for i in announced.interventions if str(i.id) == referral["id"]).status == "stopped"
 
 
 async def test_referral_progress_for_a_patient_without_a_plan_is_ignored(ctx, store):

@@ -98,6 +98,19 @@ def test_referral_progress_moves_the_intervention_and_unknown_ones_change_nothin
     )
 
 
+def test_a_referral_completed_without_the_service_stops_the_intervention_as_a_failed_one_does():
+    doc = plan()
+    referral = next(i for i in doc.interventions if i.needs_referral).id
+
+    def status(to: str, delivered: bool | None) -> str:
+        return apply_referral_status(doc, referral, to, delivered=delivered).intervention(referral).status
+
+    assert status("failed", None) == "stopped"
+    assert status("completed", False) == "stopped"
+    assert status("completed", True) == "completed"
+    assert status("completed", None) == "completed"  # an outcome of enrollment alone
+
+
 def test_goal_achieved_completes_it_and_a_plan_with_every_goal_completed_is_completed():
     doc = plan()
     goal = doc.goals[0]

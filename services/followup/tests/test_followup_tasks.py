@@ -12,6 +12,7 @@ from careloop_shared.contracts import (
     NetworkGapDetected,
     PlanUpdated,
     ReferralMade,
+    ReferralOutcome,
     ReferralStatusChanged,
     RiskLevel,
 )
@@ -67,6 +68,10 @@ def own_rules(tmp_path, change):
             lambda r: r["kinds"][5]["opened_by"].update(urgent_flags=["x"]),
             "urgent_flags apply to PatientAssessed",
         ),
+        (
+            lambda r: r["kinds"][4]["opened_by"].update(not_delivered=True),
+            "not_delivered goes with to_statuses",
+        ),
     ],
 )
 def test_a_rules_file_the_code_cannot_follow_stops_the_service_at_start_saying_where(tmp_path, change, says):
@@ -104,6 +109,40 @@ def test_a_follow_up_task_takes_its_priority_from_the_follow_up_and_falls_due_wh
         == task_id("follow-up", str(event_id))
         == tasks_to_open(RULES, facts, T, care_manager=None)[0]["id"]
     )
+
+
+def _moved(to_status, outcome=None):
+    return ReferralStatusChanged(
+        patient_id=uuid.uuid4(),
+        agency_id="a",
+        referral_id=uuid.uuid4(),
+        plan_id=uuid.uuid4(),
+        intervention_id=uuid.uuid4(),
+        from_status="in-progress",
+        to_status=to_status,
+        by_agency_id="b",
+        by_party="target",
+        reason="unable-to-contact" if to_status == "failed" else None,
+        outcome=outcome,
+        changed_at=T,
+    )
+
+
+@pytest.mark.parametrize(
+    ("to_status", "outcome", "opens"),
+    [
+        ("failed", None, True),
+        ("rejected", None, True),
+        ("completed", ReferralOutcome(service_delivered=False, reason="service-not-obtained"), True),
+        ("completed", ReferralOutcome(service_delivered=True), False),
+        ("completed", ReferralOutcome(enrollment_status="enrolled"), False),
+        ("cancelled", None, False),  # the referring agency withdrew it: its own decision
+    ],
+)
+def test_a_referral_ended_without_the_service_opens_a_re_refer_task(to_status, outcome, opens):
+    facts = facts_of(_moved(to_status, outcome), uuid.uuid4(), T)
+    kinds = [row["kind"] for row in tasks_to_open(RULES, facts, T, care_manager="cm-ana")]
+    assert kinds == (["re-refer"] if opens else [])
 
 
 def test_a_re_route_is_about_the_referral_it_replaces_and_a_gap_is_read_on_the_cloudevents_clock():

@@ -45,7 +45,7 @@ def test_reassignment_reasons_are_intakes():
 
 def test_referral_reasons_and_outcomes_are_referrals():
     lifecycle = constants(SERVICES / "referral/referral/domain/lifecycle.py")
-    offered = {*codes.REJECT_REASONS, *codes.HOLD_REASONS, *codes.NOT_DELIVERED_REASONS}
+    offered = {*codes.REJECT_REASONS, *codes.HOLD_REASONS, *codes.FAILED_REASONS, *codes.WITHDRAW_REASONS}
     assert offered <= lifecycle["REASONS"]
     assert set(codes.ENROLLMENT_STATUSES) == lifecycle["ENROLLMENT_STATUSES"]
 
@@ -56,6 +56,14 @@ def test_the_inbox_offers_only_moves_the_receiving_agency_may_make():
         for move in moves:
             assert f'("{current}", "{move}"): frozenset({{T}})' in source, (current, move)
     assert set(codes.PROVIDER_MOVES) == codes.OPEN_REFERRAL_STATUSES
+
+
+def test_a_referral_is_offered_for_withdrawal_only_where_the_referring_agency_may_cancel_it():
+    source = (SERVICES / "referral/referral/domain/lifecycle.py").read_text()
+    for current in codes.WITHDRAWABLE:
+        assert f'("{current}", "cancelled"): frozenset({{R' in source, current
+    lifecycle = constants(SERVICES / "referral/referral/domain/lifecycle.py")
+    assert not codes.WITHDRAWABLE & lifecycle["TERMINAL"]
 
 
 def test_prospect_moves_and_decline_reasons_are_referrals():

@@ -157,9 +157,13 @@ async def test_an_accepted_referral_offers_progress_hold_and_completion(client, 
     services.answer("intake", "GET", f"/v1/referred-patients/{ROSA}", body=rosa())
     await sign_in(client, JOE)
     page = await client.get(f"/inbox/referrals/{REFERRAL}")
-    assert re.findall(r'name="status" value="([^"]+)"', page.text) == ["in-progress", "completed"]
+    assert re.findall(r'name="status" value="([^"]+)"', page.text) == ["in-progress", "completed", "failed"]
     assert '<h3 id="to-in-progress-heading">Resume work</h3>' in page.text
-    assert "<legend>Was the service delivered?</legend>" in page.text
+    assert '<h3 id="to-completed-heading">Complete: the service was delivered</h3>' in page.text
+    assert '<h3 id="to-failed-heading">Close: the service was not provided</h3>' in page.text
+    failing = page.text.split('id="to-failed-heading"', 1)[1].split("</form>", 1)[0]
+    assert '<option value="unable-to-contact">Unable to contact the patient</option>' in failing
+    assert "Was the service delivered?" not in page.text
 
 
 async def test_a_closed_referral_shows_no_patient_and_no_form(client, services, sign_in):
@@ -229,20 +233,16 @@ async def test_rejecting_with_a_reason_goes_back_to_the_inbox_saying_whether_it_
     )
 
 
-async def test_completing_sends_the_outcome(client, services, sign_in, csrf_of):
+async def test_completing_says_the_service_was_delivered_with_the_enrollment(
+    client, services, sign_in, csrf_of
+):
     services.answer("referral", "GET", f"/v1/referrals/{REFERRAL}", body=referral("in-progress"))
     services.answer(
         "referral", "POST", f"/v1/referrals/{REFERRAL}/status", body={"referral": referral("completed")}
     )
     await sign_in(client, JOE)
     form = form_for(await client.get(f"/inbox/referrals/{REFERRAL}"), csrf_of, "completed")
-    data = {
-        **form,
-        "service_delivered": "yes",
-        "enrollment_status": "enrolled",
-        "outcome_reason": "",
-        "note": "",
-    }
+    data = {**form, "enrollment_status": "enrolled", "note": ""}
     answer = await client.post(f"/inbox/referrals/{REFERRAL}/status", data=data)
     assert answer.headers["location"] == f"/inbox/referrals/{REFERRAL}?notice=referral-completed"
     [sent] = services.called("referral", f"/v1/referrals/{REFERRAL}/status")
@@ -250,40 +250,50 @@ async def test_completing_sends_the_outcome(client, services, sign_in, csrf_of):
         "status": "completed",
         "reason": None,
         "note": None,
-        "outcome": {"service_delivered": True, "enrollment_status": "enrolled", "reason": None},
+        "outcome": {"service_delivered": True, "enrollment_status": "enrolled"},
     }
 
 
-async def test_an_incomplete_outcome_is_shown_on_the_completion_form_with_what_was_chosen(
+async def test_a_service_not_provided_closes_the_referral_as_failed_with_its_reason(
     client, services, sign_in, csrf_of
 ):
     services.answer("referral", "GET", f"/v1/referrals/{REFERRAL}", body=referral("accepted"))
-    detail = [
-        {"loc": ["body", "outcome"], "msg": "an outcome without service says why not (reason)", "type": "x"}
-    ]
+    services.answer(
+        "referral", "POST", f"/v1/referrals/{REFERRAL}/status", body={"referral": referral("failed")}
+    )
+    await sign_in(client, JOE)
+    form = form_for(await client.get(f"/inbox/referrals/{REFERRAL}"), csrf_of, "failed")
+    data = {**form, "reason": "unable-to-contact", "note": "Three calls, no answer."}
+    answer = await client.post(f"/inbox/referrals/{REFERRAL}/status", data=data)
+    assert answer.headers["location"] == f"/inbox/referrals/{REFERRAL}?notice=referral-failed"
+    [sent] = services.called("referral", f"/v1/referrals/{REFERRAL}/status")
+    assert json.loads(sent.content) == {
+        "status": "failed",
+        "reason": "unable-to-contact",
+        "note": "Three calls, no answer.",
+    }
+    assert sent.headers["Idempotency-Key"] == form["idempotency_key"]
+    shown = (await client.get(answer.headers["location"])).text
+    assert "The referral is closed: the service was not provided." in shown
+
+
+async def test_a_refused_move_is_shown_on_its_own_form_with_what_was_chosen(
+    client, services, sign_in, csrf_of
+):
+    services.answer("referral", "GET", f"/v1/referrals/{REFERRAL}", body=referral("accepted"))
+    detail = [{"loc": ["body", "reason"], "msg": "a reason is required for failed", "type": "x"}]
     services.answer("referral", "POST", f"/v1/referrals/{REFERRAL}/status", 422, {"detail": detail})
     await sign_in(client, JOE)
-    form = form_for(await client.get(f"/inbox/referrals/{REFERRAL}"), csrf_of, "completed")
+    form = form_for(await client.get(f"/inbox/referrals/{REFERRAL}"), csrf_of, "failed")
     page = await client.post(
-        f"/inbox/referrals/{REFERRAL}/status",
-        data={
-            **form,
-            "service_delivered": "no",
-            "enrollment_status": "",
-            "outcome_reason": "",
-            "note": "Tried.",
-        },
+        f"/inbox/referrals/{REFERRAL}/status", data={**form, "reason": "", "note": "Tried."}
     )
     assert page.status_code == 422
-    completion = page.text.split('id="to-completed-heading"', 1)[1]
-    assert (
-        'id="to-completed-service_delivered-error-1">an outcome without service says why not (reason)</p>'
-        in completion
-    )
-    assert 'value="no" checked' in completion
-    assert ">Tried.</textarea>" in completion
-    assert f'value="{form["idempotency_key"]}"' in completion
-    assert "field-error" not in page.text.split('id="to-completed-heading"', 1)[0]
+    failing = page.text.split('id="to-failed-heading"', 1)[1]
+    assert 'id="to-failed-reason-error-1">a reason is required for failed</p>' in failing
+    assert ">Tried.</textarea>" in failing
+    assert f'value="{form["idempotency_key"]}"' in failing
+    assert "field-error" not in page.text.split('id="to-failed-heading"', 1)[0]
 
 
 async def test_a_move_the_referral_no_longer_allows_is_explained_on_the_page(

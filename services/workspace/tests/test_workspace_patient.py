@@ -365,6 +365,7 @@ async def test_a_care_manager_sees_every_section_of_the_patient(client, services
     referrals = section(page, "referrals")
     assert "Transportation: prg-ride-share-health Accepted" in referrals
     assert "Requested → Accepted by receiver (pr-transit-aid-kai). Note: We will call her" in referrals
+    assert f'href="/patients/{PID}/referrals/{REFERRAL}/withdraw"' in page.text  # an open one
     follow_ups = section(page, "follow-ups")
     assert "Plan cadence, due Mon 02 Mar 08:00 Due" in follow_ups
     assert "attempt 1: not reached ; barriers: no phone. Note: No answer (cm-riverside-ana)" in follow_ups

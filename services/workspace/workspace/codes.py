@@ -36,14 +36,25 @@ HOLD_REASONS = {
     "unable-to-contact": "Unable to contact",
     "other": "Other",
 }
-NOT_DELIVERED_REASONS = {
-    "unable-to-contact": "Unable to contact",
-    "service-not-obtained": "Service not obtained",
+# Why the service was not provided (a ``failed`` referral; domain.md 3.6: "couldn't contact", "couldn't
+# get help" are failures, not completions).
+FAILED_REASONS = {
+    "unable-to-contact": "Unable to contact the patient",
+    "service-not-obtained": "The service could not be obtained",
     "client-declined": "The patient declined",
     "client-unavailable": "The patient was unavailable",
     "not-eligible": "Not eligible",
     "need-resolved": "The need was resolved",
     "referred-elsewhere": "Referred elsewhere",
+    "other": "Other",
+}
+# Why the referring agency withdraws a referral it made (``cancelled``, the requester's move).
+WITHDRAW_REASONS = {
+    "client-declined": "The patient no longer wants it",
+    "need-resolved": "The need was resolved",
+    "referred-elsewhere": "Referred elsewhere",
+    "withdrawn-by-referrer": "Withdrawn by your agency",
+    "duplicate": "Duplicate referral",
     "other": "Other",
 }
 # referral: domain/lifecycle.py, ENROLLMENT_STATUSES.
@@ -57,10 +68,12 @@ OPEN_REFERRAL_STATUSES = frozenset({"requested", "accepted", "in-progress", "on-
 # referral: domain/lifecycle.py, TRANSITIONS: the receiving agency's moves the inbox offers, by status.
 PROVIDER_MOVES = {
     "requested": ("accepted", "rejected"),
-    "accepted": ("in-progress", "on-hold", "completed"),
-    "in-progress": ("on-hold", "completed"),
-    "on-hold": ("in-progress", "completed"),
+    "accepted": ("in-progress", "on-hold", "completed", "failed"),
+    "in-progress": ("on-hold", "completed", "failed"),
+    "on-hold": ("in-progress", "completed", "failed"),
 }
+# The referring agency's moves: the open statuses it may withdraw (cancel) a referral from.
+WITHDRAWABLE = frozenset({"draft", *OPEN_REFERRAL_STATUSES})
 
 # referral: domain/recruitment.py, MOVES and DECLINE_REASONS.
 PROSPECT_MOVES = {

@@ -17,6 +17,10 @@ NOTICES = {
     "referral-in-progress": "The referral is in progress.",
     "referral-on-hold": "The referral is on hold.",
     "referral-completed": "The referral is completed with its outcome; the referring agency has been told.",
+    "referral-failed": (
+        "The referral is closed: the service was not provided. The referring agency has been told."
+    ),
+    "referral-withdrawn": "The referral is withdrawn; the receiving agency has been told.",
     "patient-registered": "The patient is registered. Record their consent and an assessment next.",
     "patient-erased": "The patient's identifying details are erased; the pseudonymous case stays.",
     "details-changed": "The patient's details are changed.",

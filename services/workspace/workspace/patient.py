@@ -20,6 +20,7 @@ from fastapi.responses import Response
 
 from workspace.choices import form_choices
 from workspace.client import Listing, ServiceError, Services
+from workspace.codes import WITHDRAWABLE
 from workspace.errors import error_page
 from workspace.fhir_record import EXPORTS
 from workspace.forms import new_form_key
@@ -53,6 +54,7 @@ ACTIONS = (
     "care-team:change",
     "service-request:request",
     "referral:make",
+    "referral:change-status",  # withdraw a referral the agency made
     "follow-up:record-outcome",
     "follow-up:reschedule",
     "task:change",
@@ -191,6 +193,7 @@ async def patient_page(
         "contributions": contributions,
         "requests": sliced(requests, at.requests, size),
         "referrals": referrals,
+        "withdrawable": WITHDRAWABLE,
         "follow_ups": follow_ups,
         "tasks": tasks,
         "education": [e for e in entries if e.get("type") == EDUCATION_PROVIDED],

@@ -1,6 +1,7 @@
 """The provider's inbox: the referrals sent to its agency, with the minimum of each patient it may see,
-and its side of the referral lifecycle: accept, reject with a coded reason, progress, complete with an
-outcome.
+and its side of the referral lifecycle: accept, reject with a coded reason, progress, complete with the
+service delivered (and the enrollment), or close it as failed when the service was not provided, saying
+why (domain.md 3.6: a service not obtained is a failure, not a completion).
 
 Calls: referral ``GET /v1/referrals`` (a provider sees only those sent to its agency), ``GET
 /v1/referrals/{id}``, ``POST /v1/referrals/{id}/status``; intake ``GET /v1/referred-patients/{id}`` for
@@ -19,8 +20,8 @@ from fastapi.responses import Response
 from workspace.client import ServiceError, Services
 from workspace.codes import (
     ENROLLMENT_STATUSES,
+    FAILED_REASONS,
     HOLD_REASONS,
-    NOT_DELIVERED_REASONS,
     OPEN_REFERRAL_STATUSES,
     PROVIDER_MOVES,
     REJECT_REASONS,
@@ -98,9 +99,7 @@ async def change_status(
     idempotency_key: FormKey,
     status: Code = "",
     reason: Code = "",
-    service_delivered: Code = "",
     enrollment_status: Code = "",
-    outcome_reason: Code = "",
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Move the referral as its receiving agency; the service checks the move, its reason and outcome."""
@@ -108,13 +107,8 @@ async def change_status(
     if not may(session.person, INBOX):
         return not_available(request, "The provider inbox is")
     body: dict[str, Any] = {"status": status, "reason": reason or None, "note": note.strip() or None}
-    if status == "completed":
-        delivered = {"yes": True, "no": False}.get(service_delivered)
-        body["outcome"] = {
-            "service_delivered": delivered,
-            "enrollment_status": enrollment_status or None,
-            "reason": outcome_reason or None,
-        }
+    if status == "completed":  # the inbox completes a referral whose service was delivered
+        body["outcome"] = {"service_delivered": True, "enrollment_status": enrollment_status or None}
     path = f"/v1/referrals/{referral_id}/status"
     try:
         answer = await services.post("referral", path, body, idempotency_key=idempotency_key)
@@ -125,9 +119,7 @@ async def change_status(
             "status": status,
             "key": idempotency_key,
             "reason": reason,
-            "service_delivered": service_delivered,
             "enrollment_status": enrollment_status,
-            "outcome_reason": outcome_reason,
             "note": note,
         }
         problems = {name: exc.for_field(name) for name in ("status", "reason", "outcome", "note")}
@@ -157,7 +149,7 @@ async def _referral_page(
         "failed": failed or {},
         "reject_reasons": list(REJECT_REASONS.items()),
         "hold_reasons": list(HOLD_REASONS.items()),
-        "not_delivered_reasons": list(NOT_DELIVERED_REASONS.items()),
+        "failed_reasons": list(FAILED_REASONS.items()),
         "enrollment_statuses": list(ENROLLMENT_STATUSES.items()),
     }
     return render(request, "inbox_referral.html", context, status_code=failed["code"] if failed else 200)

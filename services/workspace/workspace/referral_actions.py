@@ -1,6 +1,8 @@
 """Referring by hand: for an intervention of the plan, search the directory (referral's ``GET
 /v1/services``: need, program category, language, postal code) and refer the patient to the program
-chosen (``POST /v1/referrals``), which replaces an open automatic referral for that intervention.
+chosen (``POST /v1/referrals``), which replaces an open automatic referral for that intervention. And
+withdrawing a referral the agency made (``POST /v1/referrals/{id}/status``, cancelled with a coded reason:
+the patient declined, the need was resolved...), which the receiving agency is told of and the plan shows.
 
 The search starts from the intervention's need and category and the patient's language and postal
 code, read on the server: a postal code never travels in a URL, so searches are POST bodies.
@@ -16,7 +18,18 @@ from fastapi.responses import Response
 
 from workspace.choices import form_choices
 from workspace.client import Listing, ServiceError, Services
-from workspace.forms import Checks, FormError, FormKey, Text, current_plan, new_form_key, none_if_blank, send
+from workspace.codes import WITHDRAW_REASONS, WITHDRAWABLE
+from workspace.forms import (
+    Checks,
+    FormError,
+    FormKey,
+    Text,
+    current_plan,
+    new_form_key,
+    none_if_blank,
+    patient_name,
+    send,
+)
 from workspace.notices import patient_url
 from workspace.web import CallServices, SignedInSession, redirect, render, words, workspace_of
 
@@ -202,3 +215,81 @@ async def _page(
         "error": error,
     }
     return render(request, "referral_new.html", context, status_code=error.status if error else 200)
+
+
+@router.get("/patients/{patient_id}/referrals/{referral_id}/withdraw")
+async def withdraw_page(
+    request: Request,
+    patient_id: uuid.UUID,
+    referral_id: uuid.UUID,
+    session: SignedInSession,
+    services: CallServices,
+) -> Response:
+    entered = {"reason": "", "note": ""}
+    return await _withdraw_form(request, services, session, patient_id, referral_id, entered, new_form_key())
+
+
+@router.post("/patients/{patient_id}/referrals/{referral_id}/withdraw")
+async def withdraw(
+    request: Request,
+    patient_id: uuid.UUID,
+    referral_id: uuid.UUID,
+    session: SignedInSession,
+    services: CallServices,
+    form_key: FormKey,
+    reason: Code = "",
+    note: Text = "",
+) -> Response:
+    """Cancel the referral as the agency that made it; the service checks the move (a referral the
+    receiving agency closed meanwhile is a 409, said on the form)."""
+    await _referral_of(services, session, patient_id, referral_id)
+    check = Checks()
+    if reason not in WITHDRAW_REASONS:
+        check.fail("reason", "Choose why the referral is withdrawn.")
+    error = check.error()
+    if error is None:
+        body = {"status": "cancelled", "reason": reason, "note": none_if_blank(note)}
+        path = f"/v1/referrals/{referral_id}/status"
+        _, error = await send(services.post("referral", path, body, idempotency_key=form_key))
+        if error is None:
+            return redirect(patient_url(patient_id, "referral-withdrawn", "referrals"))
+    entered = {"reason": reason, "note": note}
+    return await _withdraw_form(request, services, session, patient_id, referral_id, entered, form_key, error)
+
+
+async def _withdraw_form(
+    request: Request,
+    services: Services,
+    session: SignedInSession,
+    patient_id: uuid.UUID,
+    referral_id: uuid.UUID,
+    entered: dict[str, str],
+    key: str,
+    error: FormError | None = None,
+) -> Response:
+    referral = await _referral_of(services, session, patient_id, referral_id)
+    context = {
+        "title": "Withdraw a referral",
+        "patient_id": patient_id,
+        "name": await patient_name(services, patient_id),
+        "referral": referral,
+        "open": referral["status"] in WITHDRAWABLE,
+        "reasons": list(WITHDRAW_REASONS.items()),
+        "entered": entered,
+        "form_key": key,
+        "error": error,
+    }
+    return render(request, "referral_withdraw.html", context, status_code=error.status if error else 200)
+
+
+async def _referral_of(
+    services: Services, session: SignedInSession, patient_id: uuid.UUID, referral_id: uuid.UUID
+) -> dict[str, Any]:
+    """The referral, if it is this patient's and the person's agency made it: another patient's, or one
+    sent to the agency (a receiving agency answers from its inbox), answers as one that does not exist."""
+    assert session.person is not None
+    referral: dict[str, Any] = await services.get("referral", f"/v1/referrals/{referral_id}")
+    mine = referral.get("referring_agency_id") == session.person.agency_id
+    if referral["patient_id"] != str(patient_id) or not mine:
+        raise ServiceError("referral", 404, "Not found, or not something your agency may see.")
+    return referral

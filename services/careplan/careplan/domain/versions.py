@@ -30,6 +30,8 @@ REFERRAL_TO_ACTIVITY = {
 }
 # A referral cancelled for these reasons was replaced by another: the intervention still stands.
 REPLACED_REASONS = frozenset({"overridden-by-care-manager"})
+# A referral completed with an outcome saying the service was not delivered ended as a failed one does.
+NOT_DELIVERED_ACTIVITY = REFERRAL_TO_ACTIVITY["failed"]
 
 # Follow-up progress -> FHIR Goal.achievementStatus (and lifecycle when achieved).
 PROGRESS_TO_ACHIEVEMENT = {
@@ -54,11 +56,22 @@ def change_status(current: str, new: str) -> str:
 
 
 def apply_referral_status(
-    document: PlanDocument, intervention_id: uuid.UUID, to_status: str, reason: str | None = None
+    document: PlanDocument,
+    intervention_id: uuid.UUID,
+    to_status: str,
+    reason: str | None = None,
+    *,
+    delivered: bool | None = None,
 ) -> PlanDocument | None:
-    """The document with the intervention's activity status updated, or None when nothing changes."""
+    """The document with the intervention's activity status updated, or None when nothing changes.
+    ``delivered`` is the outcome's ``service_delivered``: a completion without the service is not done."""
     replaced = to_status == "cancelled" and reason in REPLACED_REASONS
-    activity = "not-started" if replaced else REFERRAL_TO_ACTIVITY.get(to_status)
+    if replaced:
+        activity: str | None = "not-started"
+    elif to_status == "completed" and delivered is False:
+        activity = NOT_DELIVERED_ACTIVITY
+    else:
+        activity = REFERRAL_TO_ACTIVITY.get(to_status)
     return _update(document, "interventions", intervention_id, {"status": activity} if activity else {})
 
 

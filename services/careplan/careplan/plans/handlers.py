@@ -113,7 +113,10 @@ async def when_referral_status_changes_track_intervention(
     if plan is None or plan.document is None:
         log.warning("referral status for a patient without a plan", referral_id=str(event.referral_id))
         return
-    document = apply_referral_status(plan.document, event.intervention_id, event.to_status, event.reason)
+    delivered = event.outcome.service_delivered if event.outcome is not None else None
+    document = apply_referral_status(
+        plan.document, event.intervention_id, event.to_status, event.reason, delivered=delivered
+    )
     if document is not None:
         await save(uow, plan, document, plan.status, Change("progress", "system", event.changed_at, received))
 

@@ -44,6 +44,7 @@ class Facts:
     recommended: tuple[str, ...] = ()
     urgent_flags: frozenset[str] = frozenset()
     to_status: str | None = None
+    not_delivered: bool = False  # ReferralStatusChanged: completed, its outcome saying without the service
     plan_reason: str | None = None
     priority: str | None = None  # the cause's own priority (a follow-up's)
     ids: Mapping[str, uuid.UUID] = field(default_factory=dict)  # for the TaskCause
@@ -88,7 +89,7 @@ def facts_of(event: Event, event_id: uuid.UUID, time: datetime, *, due_base: dat
         at, key, extra = (
             event.changed_at,
             f"{event.referral_id}/{event.to_status}",
-            {"to_status": event.to_status},
+            {"to_status": event.to_status, "not_delivered": _not_delivered(event)},
         )
     elif isinstance(event, ReferralMade):
         ids["intervention_id"] = event.intervention_id
@@ -115,4 +116,12 @@ def facts_of(event: Event, event_id: uuid.UUID, time: datetime, *, due_base: dat
         due_base=due_base,
         ids=ids,
         **extra,
+    )
+
+
+def _not_delivered(event: ReferralStatusChanged) -> bool:
+    return (
+        event.to_status == "completed"
+        and event.outcome is not None
+        and event.outcome.service_delivered is False
     )

@@ -65,6 +65,8 @@ class Opening(Rule):
     urgent_flags: frozenset[str] | None = None  # PatientAssessed: when it raises any of these
     per_recommended_instrument: bool = False  # PatientAssessed: one task per instrument it recommends
     to_statuses: frozenset[str] | None = None  # ReferralStatusChanged: a move to one of these
+    # ReferralStatusChanged: also a completion whose outcome says the service was not delivered
+    not_delivered: bool = False
 
 
 class Resolution(Rule):
@@ -125,6 +127,8 @@ class TaskKind(Rule):
             found.append(f"{self.kind}: urgent_flags apply to PatientAssessed only")
         if opener.to_statuses is not None and opener.event != ReferralStatusChanged.type:
             found.append(f"{self.kind}: to_statuses apply to ReferralStatusChanged only")
+        if opener.not_delivered and opener.to_statuses is None:
+            found.append(f"{self.kind}: not_delivered goes with to_statuses")
         if any(r.plan_reasons is not None and r.event != PlanUpdated.type for r in self.resolved_by):
             found.append(f"{self.kind}: plan_reasons apply to PlanUpdated only")
         for priority in (self.priority, *self.priority_by_cause.values()):

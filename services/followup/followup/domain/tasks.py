@@ -60,7 +60,8 @@ def _subjects(kind: TaskKind, facts: Facts) -> list[str]:
     if opener.urgent_flags is not None and not opener.urgent_flags & facts.urgent_flags:
         return []
     if opener.to_statuses is not None and facts.to_status not in opener.to_statuses:
-        return []
+        if not (opener.not_delivered and facts.not_delivered):
+            return []
     return [facts.about[kind.about]]
 
 
