@@ -265,3 +265,29 @@ async def test_a_care_manager_withdraws_a_referral_the_patient_no_longer_needs(
     main = await provider.inner_text("main")
     assert "Cancelled (Need resolved)" in main and "Family helps with food now." in main
     assert "Wes Withdrawn" not in main
+
+
+async def test_a_provider_says_its_program_has_a_waitlist_and_the_directory_shows_it(
+    platform, signed_in, screenshot, accessibility
+):
+    service = f"{platform.urls['referral']}/v1/services/prg-food-bank-central"
+    page = await signed_in("pr-food-bank-liz")
+    await page.get_by_role("link", name="Your programs").click()
+    await page.wait_for_url("**/programs")
+    program = page.locator("article.card", has_text="prg-food-bank-central")
+    try:
+        await program.get_by_label("Takes referrals now?").select_option(label="Waitlist")
+        await program.get_by_label("Notes for care managers (optional)").fill("About three weeks.")
+        await screenshot(page, "programs")
+        await accessibility(page, "programs")
+        await program.get_by_role("button", name="Save the capacity of").click()
+        await page.wait_for_url("**/programs?notice=capacity-changed*")
+        assert "Waitlist" in await page.locator("article.card", has_text="prg-food-bank-central").inner_text()
+        async with platform.api("cm-harbor-eli") as api:
+            shown = (await api.get(service)).json()
+        assert shown["capacity"] == {"status": "waitlist", "notes": "About three weeks."}
+        assert shown["capacity_changed_by"] == "pr-food-bank-liz"
+    finally:  # the other tests refer patients to it
+        async with platform.api("pr-food-bank-liz") as api:
+            again = await api.post(f"{service}/capacity", json={"status": "capacity"})
+            assert again.status_code == 200, again.text

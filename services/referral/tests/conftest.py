@@ -141,12 +141,14 @@ class FakeDirectoryStore:
         postal_area: str | None,
         capacity: str | None,
         organization_id: str | None,
+        receiving_agency_id: str | None = None,
         limit: int,
         offset: int,
     ) -> list[dict[str, Any]]:
+        joined = [self._joined(s) for s in self.services.values()]
         found = [
             s
-            for s in self.services.values()
+            for s in joined
             if (need is None or need in s["needs"] or s["program_category"] == need)
             and (category is None or s["program_category"] == category)
             and (
@@ -157,9 +159,10 @@ class FakeDirectoryStore:
             and (postal_area is None or _area_served(postal_area, s["eligibility"]["postal_prefixes"]))
             and (capacity is None or s["capacity_status"] == capacity)
             and (organization_id is None or s["organization_id"] == organization_id)
+            and (receiving_agency_id is None or s["receiving_agency_id"] == receiving_agency_id)
         ]
         found.sort(key=lambda s: s["id"])
-        return [service_out(self._joined(s)) for s in found[offset : offset + limit]]
+        return [service_out(s) for s in found[offset : offset + limit]]
 
     async def update_capacity(
         self, service_id: str, status: str, notes: str | None, at: datetime, *, by: str, by_role: str

@@ -728,6 +728,8 @@ async def test_directory_is_seeded_searchable_and_changed_only_by_its_owner_or_a
 
     assert await found("language=vi&postal_code=94110") == [local]
     assert await found("language=vi&postal_code=10001") == []
+    assert await found(f"receiving_agency_id={owner}") == [local]  # an agency's own programs
+    assert await found("receiving_agency_id=agency-nowhere") == []
 
     capacity = {"status": "waitlist", "notes": "about 10 waiting"}
     refused = await svc.client.post(

@@ -296,6 +296,8 @@ async def test_the_fake_directory_search_filters_like_the_query(ctx, store):
     assert await found(need="transportation") == ["prg-ride-share-health"]  # a category as the need
     assert await found(capacity="waitlist") == ["prg-housing-first"]
     assert await found(organization_id="org-neighbors-united") == ["prg-home-repair", "prg-utility-relief"]
+    assert await found(receiving_agency_id="agency-food-bank") == ["prg-food-bank-central"]
+    assert await found(receiving_agency_id="agency-nowhere") == []
     page = await store.directory.search_services(
         **dict.fromkeys(("need", "category", "language", "postal_area", "capacity", "organization_id")),
         limit=1,

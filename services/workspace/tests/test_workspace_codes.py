@@ -3,6 +3,7 @@ domain files as text (the workspace imports no service), so a code renamed there
 
 import ast
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -85,3 +86,9 @@ def test_these_pages_take_pseudonymous_ids_in_paths_and_offsets_only_in_query_st
             assert names <= offsets, route.path
             if "POST" in route.methods:
                 assert not names, f"{route.path}: a form's fields go in its body"
+
+
+def test_the_capacity_statuses_are_referrals():
+    source = (SERVICES / "referral/referral/domain/matching.py").read_text()
+    [literal] = re.findall(r"^CapacityStatus = Literal\[(.*)\]$", source, re.M)
+    assert set(codes.CAPACITY_STATUSES) == set(ast.literal_eval(f"[{literal}]"))

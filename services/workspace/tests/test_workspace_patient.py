@@ -4,9 +4,11 @@ asked of the services, and sections that fail on their own."""
 import re
 
 import httpx
+import pytest
 
 from careloop_shared.auth import PEOPLE_ROLES
 from services.workspace.tests.conftest import ANN, ANN_ID
+from workspace.web import interval
 
 PID = ANN_ID
 PATH = f"/v1/patients/{PID}"
@@ -698,3 +700,11 @@ async def test_a_member_no_longer_on_the_team_says_so_and_a_provider_may_not_rem
         )
     assert refused.status_code == 403
     assert len(services.called("careplan", REMOVE)) == 1  # the care manager's only
+
+
+@pytest.mark.parametrize(
+    ("days", "said"),
+    [(14, "14 days"), (1, "1 day"), (1.5, "1.5 days"), (0.25, "6 hours"), (2 / 86400, "2 seconds")],
+)
+def test_a_follow_up_cadence_is_said_in_the_unit_a_person_would_use(days, said):
+    assert interval(days) == said

@@ -164,7 +164,7 @@ def test_no_route_takes_patient_data_in_its_url():
         "members",
         "contributions",
     }
-    offsets |= {"requests", "referrals", "follow_ups", "timeline", "gaps", "prospects"}
+    offsets |= {"requests", "referrals", "follow_ups", "timeline", "gaps", "prospects", "programs"}
     offsets |= {"intake", "careplan", "referral", "followup", "record"}  # the audit logs'
     allowed_query = offsets | {
         "diff_from",

@@ -75,6 +75,14 @@ PROVIDER_MOVES = {
 # The referring agency's moves: the open statuses it may withdraw (cancel) a referral from.
 WITHDRAWABLE = frozenset({"draft", *OPEN_REFERRAL_STATUSES})
 
+# referral: domain/matching.py, CapacityStatus (the SDOH Clinical Care IG's capacity status codes).
+CAPACITY_STATUSES = {
+    "capacity": "Taking referrals",
+    "waitlist": "Waitlist",
+    "additional-assessment-required": "Taking referrals after an assessment of its own",
+    "no-capacity": "Not taking referrals now",
+}
+
 # referral: domain/recruitment.py, MOVES and DECLINE_REASONS.
 PROSPECT_MOVES = {
     "prospect": ("contacted", "declined"),

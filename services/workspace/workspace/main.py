@@ -41,6 +41,7 @@ from workspace import (
     patient,
     patient_details,
     plan_actions,
+    programs,
     provider,
     recruitment,
     referral_actions,
@@ -177,6 +178,7 @@ def build_app(
     app.include_router(supervisor.router)
     app.include_router(recruitment.router)
     app.include_router(provider.router)
+    app.include_router(programs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

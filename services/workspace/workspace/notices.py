@@ -9,6 +9,7 @@ NOTICES = {
     "session-ended": "Your session has ended; sign in again.",
     "sign-in-needed": "Sign in to continue.",
     "reassigned": "The patient has a new care manager; their open tasks moved with them.",
+    "capacity-changed": "The program's capacity is changed; matching and directory searches use it now.",
     "prospect-added": "The prospect is in the pipeline.",
     "prospect-moved": "The prospect moved along the pipeline.",
     "referral-accepted": "You accepted the referral.",

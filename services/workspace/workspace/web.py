@@ -155,6 +155,7 @@ def new_templates(ctx: WorkspaceContext) -> Jinja2Templates:
     env.filters["past"] = lambda value: is_past(value, ctx)
     env.filters["short_id"] = short_id
     env.filters["words"] = words
+    env.filters["interval"] = interval
     env.globals["page_url"] = page_url
     env.globals["csrf_field"] = CSRF_FIELD
     env.globals["roles"] = sorted(PEOPLE_ROLES)
@@ -206,6 +207,18 @@ def page_url(request: Request, param: str, offset: int) -> str:
     params = {k: v for k, v in request.query_params.items() if k != "notice"}
     params[param] = str(offset)
     return f"{request.url.path}?{urlencode(params)}"
+
+
+_UNITS = (("day", 1.0), ("hour", 1 / 24), ("minute", 1 / 1440), ("second", 1 / 86400))
+
+
+def interval(days: Any) -> str:
+    """A cadence in days as a person says it: ``14`` -> ``14 days``, ``0.25`` -> ``6 hours`` (a rules file
+    may set one shorter than a day, as the tests' do)."""
+    amount = float(days)
+    unit, size = next(((u, s) for u, s in _UNITS if amount >= s), _UNITS[-1])
+    shown = f"{round(amount / size, 1):g}"
+    return f"{shown} {unit}{'' if shown == '1' else 's'}"
 
 
 def short_id(value: Any) -> str:

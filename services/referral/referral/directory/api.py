@@ -72,8 +72,10 @@ async def search_services(
         str | None, Query(pattern=r"^(capacity|no-capacity|waitlist|additional-assessment-required)$")
     ] = None,
     organization_id: Code = None,
+    receiving_agency_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")] = None,
 ) -> Page[ServiceOut]:
-    """Search by need, category, language (spoken or interpreted), postal code (service area), capacity."""
+    """Search by need, category, language (spoken or interpreted), postal code (service area), capacity,
+    organization, or the agency that answers the program's referrals (an agency's own programs)."""
     rows = await store.directory.search_services(
         need=need,
         category=program_category,
@@ -81,6 +83,7 @@ async def search_services(
         postal_area=postal_code.replace(" ", "").replace("-", "").upper() if postal_code else None,
         capacity=capacity,
         organization_id=organization_id,
+        receiving_agency_id=receiving_agency_id,
         limit=page.fetch_limit,
         offset=page.offset,
     )

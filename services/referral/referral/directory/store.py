@@ -191,6 +191,7 @@ class DirectoryStore(Store):
         postal_area: str | None,
         capacity: str | None,
         organization_id: str | None,
+        receiving_agency_id: str | None = None,
         limit: int,
         offset: int,
     ) -> list[dict[str, Any]]:
@@ -205,6 +206,7 @@ class DirectoryStore(Store):
             "   WHERE $4 LIKE upper(p) || '%' OR upper(p) LIKE $4 || '%'))"
             " AND ($5::text IS NULL OR s.capacity_status = $5)"
             " AND ($6::text IS NULL OR s.organization_id = $6)"
+            " AND ($9::text IS NULL OR o.agency_id = $9)"
             " ORDER BY s.id LIMIT $7 OFFSET $8",
             need,
             category,
@@ -214,6 +216,7 @@ class DirectoryStore(Store):
             organization_id,
             limit,
             offset,
+            receiving_agency_id,
         )
         return [service_out(r) for r in rows]
 
