@@ -2,10 +2,10 @@
 
 A care manager registers a patient, finds her again by name and birth date, changes her phone number,
 records consent, a PHQ-9 with item 9 above 0 and an AHC HRSN with a transport need; the safety check is
-at the top of My day; the plan appears on the patient page. The receiving agency's provider sees the
-referral with the patient's contact detail, accepts and completes it. The care manager records a
-follow-up outcome; the timeline shows every step and verifies. Every page is photographed, and the main
-ones are checked with axe-core.
+at the top of My day; the plan appears on the patient page, and she records the safety evaluation
+done. The receiving agency's provider sees the referral with the patient's contact detail, accepts and
+completes it. The care manager records a follow-up outcome; the timeline shows every step and verifies.
+Every page is photographed, and the main ones are checked with axe-core.
 """
 
 from __future__ import annotations
@@ -147,6 +147,16 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     assert "Tess Transit-Journey" in plan
     await screenshot(page, "patient")
     await accessibility(page, "patient")
+
+    # The safety evaluation the PHQ-9 called for is done: recorded on the plan as progress.
+    await page.get_by_role("link", name="Record progress on the clinical for suicidal ideation").click()
+    await page.wait_for_url("**/interventions/*/status")
+    await page.get_by_label("New status").select_option(label="Completed")
+    await accessibility(page, "plan-progress")
+    await page.get_by_role("button", name="Record the progress").click()
+    await page.wait_for_url(f"**/patients/{patient_id}?notice=plan-progress-recorded*")
+    row = page.locator("tr", has_text="Suicidal ideation").filter(has_text="Clinical")
+    assert "Completed" in await row.first.inner_text()
 
     # The provider of the receiving agency sees the referral and what it may of the patient.
     provider = await signed_in(PROVIDER)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 from careloop_shared.body import Body
 from careloop_shared.http import MAX_INT
 from careplan.domain.plan import PlanDocument
+from careplan.domain.versions import GoalAchievement
 
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,63}$")]
 
@@ -60,6 +61,29 @@ class DiffOut(BaseModel):
 class StatusIn(Body):
     status: Literal["draft", "active", "on-hold", "revoked", "completed"]
     expected_version: int = Field(ge=1, le=MAX_INT)
+
+
+ActivityStatus = Literal[
+    "not-started", "scheduled", "in-progress", "on-hold", "completed", "stopped", "cancelled"
+]
+GoalLifecycle = Literal["active", "accepted", "on-hold", "completed", "cancelled"]
+
+
+class InterventionStatusIn(Body):
+    status: ActivityStatus = Field(description="FHIR CarePlan.activity.detail.status.")
+    expected_version: int = Field(ge=1, le=MAX_INT)
+
+
+class GoalStatusIn(Body):
+    lifecycle_status: GoalLifecycle | None = Field(None, description="FHIR Goal.lifecycleStatus.")
+    achievement_status: GoalAchievement | None = Field(None, description="FHIR Goal.achievementStatus.")
+    expected_version: int = Field(ge=1, le=MAX_INT)
+
+    @model_validator(mode="after")
+    def _says_something(self) -> GoalStatusIn:
+        if self.lifecycle_status is None and self.achievement_status is None:
+            raise ValueError("say the goal's lifecycle_status, its achievement_status, or both")
+        return self
 
 
 class MemberIn(Body):

@@ -197,6 +197,59 @@ async def test_concurrent_edits_are_detected_not_overwritten(patient):
     assert illegal.status_code == 409
 
 
+async def test_a_care_manager_moves_a_safety_step_and_a_goal_by_hand(patient):
+    await patient.assessed(["depression"], "high", "phq-9", flags=["suicidal-ideation"])
+    plan = await patient.at_version(1)
+    safety = next(i for i in plan["document"]["interventions"] if i["need"] == "suicidal-ideation")
+    referred = next(i for i in plan["document"]["interventions"] if i["needs_referral"])
+    goal = plan["document"]["goals"][0]
+    ana = bearer(patient.agency, subject="cm-ana")
+    done = await patient.post(
+        f"/care-plan/interventions/{safety['id']}/status",
+        {"status": "completed", "expected_version": 1},
+        **ana,
+    )
+    assert done.status_code == 200 and done.json() == {"plan_version": 2}
+    held = await patient.post(
+        f"/care-plan/goals/{goal['id']}/status",
+        {"lifecycle_status": "on-hold", "achievement_status": "no-change", "expected_version": 2},
+        **ana,
+    )
+    assert held.json() == {"plan_version": 3}
+    shown = (await patient.plan())["document"]
+    assert next(i for i in shown["interventions"] if i["id"] == safety["id"])["status"] == "completed"
+    assert (shown["goals"][0]["lifecycle_status"], shown["goals"][0]["achievement_status"]) == (
+        "on-hold",
+        "no-change",
+    )
+    [*_, announced] = await patient.outbox("careloop.careplan.plan_updated.v1")
+    assert (announced["version"], announced["reason"], announced["actor_id"]) == (3, "progress", "cm-ana")
+    refused = {
+        "a referral's": await patient.post(
+            f"/care-plan/interventions/{referred['id']}/status",
+            {"status": "completed", "expected_version": 3},
+        ),
+        "not in the plan": await patient.post(
+            f"/care-plan/interventions/{uuid.uuid4()}/status", {"status": "completed", "expected_version": 3}
+        ),
+        "not a status": await patient.post(
+            f"/care-plan/interventions/{safety['id']}/status", {"status": "done", "expected_version": 3}
+        ),
+        "nothing said": await patient.post(f"/care-plan/goals/{goal['id']}/status", {"expected_version": 3}),
+        "stale": await patient.post(
+            f"/care-plan/goals/{goal['id']}/status", {"lifecycle_status": "active", "expected_version": 2}
+        ),
+    }
+    assert {k: r.status_code for k, r in refused.items()} == {
+        "a referral's": 409,
+        "not in the plan": 404,
+        "not a status": 422,
+        "nothing said": 422,
+        "stale": 409,
+    }
+    assert (await patient.plan())["version"] == 3
+
+
 async def test_necessity_met_adds_the_service_and_not_met_proposes_alternatives(patient):
     await patient.assessed(["depression"], "high", "phq-9")
     plan = await patient.at_version(1)

@@ -29,12 +29,20 @@ from careplan.domain.commands import (
     ChangePlanStatus,
     ChooseAlternative,
     ContributeToPlan,
+    MoveGoal,
+    MoveIntervention,
     RecordEducation,
     RemoveCareTeamMember,
     RequestService,
 )
 from careplan.domain.necessity import UnknownService
-from careplan.domain.versions import IllegalPlanTransition
+from careplan.domain.versions import (
+    ClosedPlan,
+    FollowsItsReferral,
+    IllegalItemMove,
+    IllegalPlanTransition,
+    NotInPlan,
+)
 from careplan.education import handlers as education_handlers
 from careplan.education.store import EducationStore
 from careplan.erasure.store import ErasureStore
@@ -522,6 +530,72 @@ async def test_a_status_change_makes_a_version_and_a_stale_or_illegal_one_is_ref
     assert current(store, patient_id)["version"] == 2
 
 
+async def test_an_intervention_no_referral_serves_is_moved_by_hand_and_a_referrals_is_not(ctx, store):
+    patient_id = await planned(ctx, store)
+    items = current(store, patient_id)["document"]["interventions"]
+    own = uuid.UUID(next(i["id"] for i in items if not i["needs_referral"]))
+    referred = uuid.UUID(next(i["id"] for i in items if i["needs_referral"]))
+
+    def moved(item, status, version):
+        return MoveIntervention(AGENCY, ANA, MANAGER, patient_id, item, status, version)
+
+    version, uow = await run(plan_handlers.move_intervention_by_hand, ctx, store, moved(own, "completed", 1))
+    assert version == 2
+    [announced] = uow.events(PlanUpdated)
+    assert (announced.reason, announced.actor_id, announced.actor_role) == ("progress", ANA, MANAGER)
+    assert next(i for i in announced.interventions if i.id == own).status == "completed"
+    handler = plan_handlers.move_intervention_by_hand
+    refused = [
+        (StaleVersion, moved(own, "in-progress", 1), "the plan is at version 2; reload and try again"),
+        (IllegalItemMove, moved(own, "on-hold", 2), "a completed intervention cannot become on-hold"),
+        (FollowsItsReferral, moved(referred, "completed", 2), "this intervention follows its referral"),
+        (NotInPlan, moved(uuid.uuid4(), "completed", 2), "the intervention is not in the plan's current"),
+    ]
+    for kind, command, said in refused:
+        status, body = await refusal(kind, handler, ctx, store, command)
+        assert status == (404 if kind is NotInPlan else 409) and body["detail"].startswith(said), body
+    version, _ = await run(handler, ctx, store, moved(own, "in-progress", 2))  # reopened: done too soon
+    assert version == 3
+    await run(
+        plan_handlers.change_plan_status,
+        ctx,
+        store,
+        ChangePlanStatus(AGENCY, ANA, MANAGER, patient_id, "revoked", 3),
+    )
+    assert await refusal(ClosedPlan, handler, ctx, store, moved(own, "completed", 4)) == (
+        409,
+        {"detail": "a revoked plan is closed: nothing in it changes"},
+    )
+
+
+async def test_a_goal_is_put_on_hold_its_progress_said_and_completing_the_last_completes_the_plan(ctx, store):
+    patient_id = await planned(ctx, store)
+    [goal] = [uuid.UUID(g["id"]) for g in current(store, patient_id)["document"]["goals"]]
+
+    def said(lifecycle, achievement, version):
+        return MoveGoal(AGENCY, ANA, MANAGER, patient_id, goal, lifecycle, achievement, version)
+
+    handler = plan_handlers.move_goal_by_hand
+    assert (await run(handler, ctx, store, said("on-hold", None, 1)))[0] == 2
+    version, uow = await run(handler, ctx, store, said(None, "no-progress", 2))
+    [announced] = uow.events(PlanUpdated)
+    assert (announced.goals[0].lifecycle_status, announced.goals[0].achievement_status) == (
+        "on-hold",
+        "no-progress",
+    )
+    assert await refusal(IllegalItemMove, handler, ctx, store, said("accepted", None, 3)) == (
+        409,
+        {"detail": "a on-hold goal cannot become accepted"},
+    )
+    version, uow = await run(handler, ctx, store, said("completed", "achieved", 3))
+    [announced] = uow.events(PlanUpdated)
+    assert (version, announced.status, announced.reason) == (4, "completed", "progress")
+    assert await refusal(ClosedPlan, handler, ctx, store, said("active", None, 4)) == (
+        409,
+        {"detail": "a completed plan is closed: nothing in it changes"},
+    )
+
+
 async def test_another_agency_or_an_undrafted_plan_is_not_found_for_every_command(ctx, store):
     patient_id = await planned(ctx, store)
     undrafted = uuid.uuid4()
@@ -529,6 +603,14 @@ async def test_another_agency_or_an_undrafted_plan_is_not_found_for_every_comman
     for agency, patient in (("agency-b", patient_id), (AGENCY, undrafted), (AGENCY, uuid.uuid4())):
         for handler, command in [
             (plan_handlers.change_plan_status, ChangePlanStatus(agency, ANA, MANAGER, patient, "on-hold", 1)),
+            (
+                plan_handlers.move_intervention_by_hand,
+                MoveIntervention(agency, ANA, MANAGER, patient, uuid.uuid4(), "completed", 1),
+            ),
+            (
+                plan_handlers.move_goal_by_hand,
+                MoveGoal(agency, ANA, MANAGER, patient, uuid.uuid4(), "on-hold", None, 1),
+            ),
             (
                 education_handlers.record_education,
                 RecordEducation(agency, ANA, MANAGER, patient, uuid.uuid4()),

@@ -8,11 +8,14 @@ from careplan.domain.necessity import DEFAULT_CRITERIA, NecessityCriteria, Unkno
 from careplan.domain.plan import Intervention, PlanDocument
 from careplan.domain.planning import DEFAULT_LIBRARY, PlanInputs, PlanLibrary, draft_plan
 from careplan.domain.versions import (
+    ACTIVITY_TRANSITIONS,
+    GOAL_TRANSITIONS,
     IllegalPlanTransition,
     apply_goal_progress,
     apply_referral_status,
     change_status,
     diff,
+    move_goal,
     plan_status_after_progress,
 )
 
@@ -180,3 +183,18 @@ def test_a_criterion_with_no_rule_this_engine_knows_stops_the_service_at_start(t
     )
     with pytest.raises(InvalidRulesFile):
         load_rules(NecessityCriteria, path)
+
+
+def test_the_moves_a_person_may_make_are_fhirs_and_every_closed_item_may_be_reopened():
+    for current, moves in ACTIVITY_TRANSITIONS.items():
+        assert current not in moves
+    assert {s for s, moves in ACTIVITY_TRANSITIONS.items() if moves == {"in-progress"}} == {
+        "completed",
+        "stopped",
+        "cancelled",
+    }
+    assert {s for s, moves in GOAL_TRANSITIONS.items() if moves == {"active"}} == {"completed", "cancelled"}
+    doc = plan()
+    goal = doc.goals[0]
+    assert move_goal(doc, goal.id, None, None) is doc  # nothing said: nothing changes
+    assert move_goal(doc, goal.id, goal.lifecycle_status, None) is doc

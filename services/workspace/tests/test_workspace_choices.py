@@ -4,6 +4,7 @@ patient pages' addresses carry ids, offsets and codes only."""
 
 import ast
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -77,6 +78,20 @@ def test_the_plan_moves_offered_are_careplans():
     assert isinstance(transitions, dict)
     offered = form_choices().plan_transitions
     assert {k: set(v) for k, v in offered.items()} == {k: set(v) for k, v in transitions.items()}
+
+
+def test_the_goal_and_intervention_moves_offered_are_careplans():
+    choices = form_choices()
+    for name, offered in (
+        ("ACTIVITY_TRANSITIONS", choices.activity_transitions),
+        ("GOAL_TRANSITIONS", choices.goal_transitions),
+    ):
+        transitions = literal_of("careplan/careplan/domain/versions.py", name)
+        assert isinstance(transitions, dict)
+        assert {k: set(v) for k, v in offered.items()} == {k: set(v) for k, v in transitions.items()}, name
+    source = (SERVICES / "careplan/careplan/domain/versions.py").read_text()
+    [literal] = re.findall(r"^GoalAchievement = Literal\[(.*?)\]$", source, re.M | re.S)
+    assert choices.goal_achievements == ast.literal_eval(f"[{literal}]")
 
 
 def test_a_diff_reads_as_added_changed_and_removed_lines():

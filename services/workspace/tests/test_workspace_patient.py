@@ -359,6 +359,9 @@ async def test_a_care_manager_sees_every_section_of_the_patient(client, services
         "Reliable transportation Transportation insecurity No missed care for lack of transport" in plan_text
     )
     assert "Referral Transportation insecurity Transportation routine Scheduled" in plan_text
+    assert f'href="/patients/{PID}/goals/{GOAL}/status"' in page.text  # progress by hand
+    assert f'href="/patients/{PID}/interventions/{SAFETY}/status"' in page.text
+    assert f'href="/patients/{PID}/interventions/{RIDES}/status"' not in page.text  # follows its referral
     assert "What changed from version 1 to version 2" in plan_text
     assert (
         "Intervention “referral for transportation insecurity (transportation)” changed:"

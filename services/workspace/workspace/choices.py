@@ -22,6 +22,9 @@ class FormChoices(RulesFile):
     program_categories: list[str]
     needs: list[str]
     plan_transitions: dict[str, list[str]]  # FHIR CarePlan.status -> where a person may move it
+    activity_transitions: dict[str, list[str]]  # an intervention's activity status, the same way
+    goal_transitions: dict[str, list[str]]  # FHIR Goal.lifecycleStatus, the same way
+    goal_achievements: list[str]  # FHIR Goal.achievementStatus
     care_team_relationships: list[str]
     care_team_roles: list[str]  # suggestions: a role is any code
     services: dict[str, str]  # service code -> title, as the necessity criteria name them

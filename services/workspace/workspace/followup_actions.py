@@ -17,6 +17,7 @@ from workspace.errors import error_page
 from workspace.forms import (
     Checks,
     Choices,
+    Code,
     FormError,
     FormKey,
     Text,
@@ -32,7 +33,6 @@ from workspace.web import CallServices, SignedInSession, redirect, render, words
 
 router = APIRouter()
 
-Code = Annotated[str, Form(max_length=64)]
 PROGRESS = "progress-"  # a goal's field: progress-<goal id>
 OUTSTANDING = ("due", "overdue")
 OPEN = ("scheduled", "due", "overdue")  # may still be moved

@@ -25,6 +25,8 @@ from workspace.client import Problem, ServiceError, Services
 FORM_KEY = "form_key"
 FormKey = Annotated[str, Form(min_length=16, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 Text = Annotated[str, Form(max_length=4000)]  # a typed answer; the services hold the real limits
+Code = Annotated[str, Form(max_length=64)]  # a code chosen from a list; the service checks it
+Version = Annotated[int, Form(ge=1, le=1_000_000)]  # the plan's version the form was made for
 Choices = Annotated[list[str], Form(max_length=50)]  # the boxes ticked of a group
 
 T = TypeVar("T")

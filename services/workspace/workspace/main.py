@@ -41,6 +41,7 @@ from workspace import (
     patient,
     patient_details,
     plan_actions,
+    plan_progress,
     programs,
     provider,
     recruitment,
@@ -171,6 +172,7 @@ def build_app(
     app.include_router(fhir_record.router)
     app.include_router(assessment.router)
     app.include_router(plan_actions.router)
+    app.include_router(plan_progress.router)
     app.include_router(team_actions.router)
     app.include_router(necessity.router)
     app.include_router(referral_actions.router)

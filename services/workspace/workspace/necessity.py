@@ -5,17 +5,19 @@ alternative the patient chooses is recorded (``POST .../service-requests/{id}/ch
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workspace.choices import form_choices
 from workspace.client import ServiceError, Services
 from workspace.forms import (
     Checks,
+    Code,
     FormError,
     FormKey,
+    Version,
     current_plan,
     new_form_key,
     patient_name,
@@ -26,9 +28,6 @@ from workspace.notices import patient_url
 from workspace.web import CallServices, SignedInSession, redirect, render
 
 router = APIRouter()
-
-Code = Annotated[str, Form(max_length=64)]
-Version = Annotated[int, Form(ge=1, le=1_000_000)]
 
 
 @router.get("/patients/{patient_id}/service-requests/new")

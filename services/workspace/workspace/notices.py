@@ -31,6 +31,7 @@ NOTICES = {
     "consent-not-active": "That consent was no longer active: revoked already, or ended.",
     "assessment-recorded": "The assessment is recorded. The care plan follows from it in a few seconds.",
     "plan-status-changed": "The plan's status changed; a new version records it.",
+    "plan-progress-recorded": "The progress is recorded; a new version of the plan holds it.",
     "member-added": "The care-team member is added.",
     "member-removed": "The member has left the care team; their contributions stay with the plan.",
     "member-not-active": "That member was no longer on the care team.",

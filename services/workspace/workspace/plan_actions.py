@@ -4,9 +4,9 @@ and the page says where the plan is now) and recording education given for an in
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workspace.choices import form_choices
@@ -14,8 +14,10 @@ from workspace.client import ServiceError, Services
 from workspace.forms import (
     Checks,
     Choices,
+    Code,
     FormError,
     FormKey,
+    Version,
     current_plan,
     new_form_key,
     patient_name,
@@ -27,8 +29,6 @@ from workspace.web import CallServices, SignedInSession, redirect, render, words
 
 router = APIRouter()
 
-Version = Annotated[int, Form(ge=1, le=1_000_000)]
-Code = Annotated[str, Form(max_length=64)]
 TEACH_BACK = {"yes": True, "no": False, "": None}
 
 

@@ -26,7 +26,7 @@ from workspace.codes import (
     PROVIDER_MOVES,
     REJECT_REASONS,
 )
-from workspace.forms import FormKey, new_form_key
+from workspace.forms import Code, FormKey, new_form_key
 from workspace.gates import not_available
 from workspace.notices import notice_text
 from workspace.pages import may
@@ -35,7 +35,6 @@ from workspace.web import CallServices, SignedInSession, redirect, render, works
 router = APIRouter()
 
 Offset = Annotated[int, Query(ge=0, le=100_000)]
-Code = Annotated[str, Form(max_length=64)]
 INBOX = "referred-patient:read"  # a receiving agency's role: only providers have it
 
 

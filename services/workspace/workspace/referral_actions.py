@@ -21,6 +21,7 @@ from workspace.client import Listing, ServiceError, Services
 from workspace.codes import WITHDRAW_REASONS, WITHDRAWABLE
 from workspace.forms import (
     Checks,
+    Code,
     FormError,
     FormKey,
     Text,
@@ -35,7 +36,6 @@ from workspace.web import CallServices, SignedInSession, redirect, render, words
 
 router = APIRouter()
 
-Code = Annotated[str, Form(max_length=64)]
 CODE = r"[a-z][a-z0-9-]{0,63}"
 LANGUAGE = r"[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*"
 POSTAL_CODE = r"[A-Za-z0-9][A-Za-z0-9 \-]{1,11}"

@@ -15,6 +15,7 @@ from workspace.choices import form_choices
 from workspace.client import ServiceError, Services
 from workspace.forms import (
     Checks,
+    Code,
     FormError,
     FormKey,
     Text,
@@ -32,7 +33,6 @@ from workspace.web import CallServices, SignedInSession, redirect, render, words
 
 router = APIRouter()
 
-Code = Annotated[str, Form(max_length=64)]
 KINDS = {"note": "A note", "agreed-goal": "A goal they agreed", "preference": "A preference"}
 NO_PLAN = "There is no care plan yet: the care team is kept with the plan, drafted from the first assessment."
 

@@ -30,6 +30,27 @@ class ChangePlanStatus(Command):
 
 
 @dataclass(frozen=True)
+class MoveIntervention(Command):
+    """An intervention's activity status moved by hand (one not served by a referral)."""
+
+    patient_id: uuid.UUID
+    intervention_id: uuid.UUID
+    status: str
+    expected_version: int
+
+
+@dataclass(frozen=True)
+class MoveGoal(Command):
+    """A goal's lifecycle or achievement as a person says it; ``None``: left as it is."""
+
+    patient_id: uuid.UUID
+    goal_id: uuid.UUID
+    lifecycle_status: str | None
+    achievement_status: str | None
+    expected_version: int
+
+
+@dataclass(frozen=True)
 class RecordEducation(Command):
     """Materials given for an intervention; ``None`` means the intervention's own materials (else the
     one explaining its need). ``channel`` and ``teach_back_confirmed``: ``None`` when not said."""

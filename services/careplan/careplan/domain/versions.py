@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal, get_args
 
-from careloop_shared.errors import Conflict
+from careloop_shared.errors import Conflict, NotFound
 from careplan.domain.plan import PlanDocument
 
 # FHIR CarePlan.status: draft -> active <-> on-hold -> completed | revoked.
@@ -33,6 +33,43 @@ REPLACED_REASONS = frozenset({"overridden-by-care-manager"})
 # A referral completed with an outcome saying the service was not delivered ended as a failed one does.
 NOT_DELIVERED_ACTIVITY = REFERRAL_TO_ACTIVITY["failed"]
 
+# FHIR CarePlan.activity.detail.status: where a person may move an intervention by hand. One served by a
+# referral follows its referral instead (REFERRAL_TO_ACTIVITY). A closed one may be reopened, as in
+# progress, when it was closed too soon.
+ACTIVITY_TRANSITIONS: dict[str, frozenset[str]] = {
+    "not-started": frozenset({"scheduled", "in-progress", "completed", "cancelled"}),
+    "scheduled": frozenset({"in-progress", "on-hold", "completed", "cancelled"}),
+    "in-progress": frozenset({"on-hold", "completed", "stopped", "cancelled"}),
+    "on-hold": frozenset({"in-progress", "completed", "stopped", "cancelled"}),
+    "completed": frozenset({"in-progress"}),
+    "stopped": frozenset({"in-progress"}),
+    "cancelled": frozenset({"in-progress"}),
+}
+# FHIR Goal.lifecycleStatus: where a person may move a goal (a drafted goal is active, or accepted once
+# the care team agreed it with the patient); a closed one may be made active again.
+GOAL_TRANSITIONS: dict[str, frozenset[str]] = {
+    "accepted": frozenset({"active", "on-hold", "completed", "cancelled"}),
+    "active": frozenset({"on-hold", "completed", "cancelled"}),
+    "on-hold": frozenset({"active", "completed", "cancelled"}),
+    "completed": frozenset({"active"}),
+    "cancelled": frozenset({"active"}),
+}
+# FHIR Goal.achievementStatus: what a person may say of a goal's progress.
+GoalAchievement = Literal[
+    "in-progress",
+    "improving",
+    "worsening",
+    "no-change",
+    "achieved",
+    "sustaining",
+    "not-achieved",
+    "no-progress",
+    "not-attainable",
+]
+ACHIEVEMENT_STATUSES: tuple[str, ...] = get_args(GoalAchievement)
+# A plan in these statuses is closed: nothing in it is moved by hand.
+CLOSED_PLANS = frozenset({"completed", "revoked"})
+
 # Follow-up progress -> FHIR Goal.achievementStatus (and lifecycle when achieved).
 PROGRESS_TO_ACHIEVEMENT = {
     "improving": "improving",
@@ -47,6 +84,59 @@ class IllegalPlanTransition(Conflict):
 
     def __init__(self, current: str, new: str) -> None:
         super().__init__(f"a {current} plan cannot become {new}")
+
+
+class NotInPlan(NotFound):
+    """The goal or intervention is not in the plan's current version."""
+
+    def __init__(self, part: str) -> None:
+        super().__init__(f"the {part} is not in the plan's current version")
+
+
+class FollowsItsReferral(Conflict):
+    """An intervention served by a referral moves with the referral, not by hand."""
+
+    def __init__(self) -> None:
+        super().__init__("this intervention follows its referral: change the referral instead")
+
+
+class IllegalItemMove(Conflict):
+    """A goal or intervention cannot move so from where it is (the message names the statuses only)."""
+
+
+class ClosedPlan(Conflict):
+    def __init__(self, status: str) -> None:
+        super().__init__(f"a {status} plan is closed: nothing in it changes")
+
+
+def move_intervention(document: PlanDocument, intervention_id: uuid.UUID, to: str) -> PlanDocument:
+    """The document with the intervention moved by hand along its activity status."""
+    found = document.intervention(intervention_id)
+    if found is None:
+        raise NotInPlan("intervention")
+    if found.needs_referral:
+        raise FollowsItsReferral()
+    if to not in ACTIVITY_TRANSITIONS.get(found.status, frozenset()):
+        raise IllegalItemMove(f"a {found.status} intervention cannot become {to}")
+    return _update(document, "interventions", intervention_id, {"status": to}) or document
+
+
+def move_goal(
+    document: PlanDocument, goal_id: uuid.UUID, lifecycle: str | None, achievement: str | None
+) -> PlanDocument:
+    """The document with the goal's lifecycle and achievement as a person said them (either may be
+    left as it is); a goal said achieved is not completed unless the person says so too."""
+    found = document.goal(goal_id)
+    if found is None:
+        raise NotInPlan("goal")
+    changes: dict[str, Any] = {}
+    if lifecycle is not None and lifecycle != found.lifecycle_status:
+        if lifecycle not in GOAL_TRANSITIONS.get(found.lifecycle_status, frozenset()):
+            raise IllegalItemMove(f"a {found.lifecycle_status} goal cannot become {lifecycle}")
+        changes["lifecycle_status"] = lifecycle
+    if achievement is not None:
+        changes["achievement_status"] = achievement
+    return _update(document, "goals", goal_id, changes) or document
 
 
 def change_status(current: str, new: str) -> str:

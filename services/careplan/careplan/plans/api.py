@@ -24,12 +24,20 @@ from careloop_shared.http import (
     needs,
     read_store,
 )
-from careplan.domain.commands import ChangePlanStatus
+from careplan.domain.commands import ChangePlanStatus, MoveGoal, MoveIntervention
 from careplan.domain.plan import PlanDocument
 from careplan.domain.versions import diff
 from careplan.plans import handlers
 from careplan.plans.revision import PlanNotFound
-from careplan.schemas import CarePlanOut, DiffOut, StatusIn, VersionOut, VersionRef
+from careplan.schemas import (
+    CarePlanOut,
+    DiffOut,
+    GoalStatusIn,
+    InterventionStatusIn,
+    StatusIn,
+    VersionOut,
+    VersionRef,
+)
 from careplan.store import CareplanStore
 
 router = APIRouter(prefix="/v1/patients/{patient_id}")
@@ -136,3 +144,58 @@ async def change_status(
         who.agency_id, who.subject, who.role, patient_id, body.status, body.expected_version
     )
     return await commands.run(handlers.change_plan_status, command, respond=VersionRef.of)
+
+
+_MOVED: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No plan, or the item is not in its current version"},
+    409: {
+        "description": "A stale version, a move it cannot make, a closed plan, or a referral's intervention"
+    },
+}
+
+
+@router.post(
+    "/care-plan/interventions/{intervention_id}/status",
+    tags=["care plans"],
+    response_model=VersionRef,
+    responses=_MOVED,
+    openapi_extra=needs("plan:change"),
+)
+async def move_intervention(
+    patient_id: uuid.UUID,
+    intervention_id: uuid.UUID,
+    body: InterventionStatusIn,
+    who: CurrentPrincipal,
+    commands: Commands,
+) -> Any:
+    """Move an intervention that no referral serves (a clinical step, education) along its activity
+    status: done, on hold, stopped, reopened. A new version records it, as progress by the person."""
+    command = MoveIntervention(
+        who.agency_id, who.subject, who.role, patient_id, intervention_id, body.status, body.expected_version
+    )
+    return await commands.run(handlers.move_intervention_by_hand, command, respond=VersionRef.of)
+
+
+@router.post(
+    "/care-plan/goals/{goal_id}/status",
+    tags=["care plans"],
+    response_model=VersionRef,
+    responses=_MOVED,
+    openapi_extra=needs("plan:change"),
+)
+async def move_goal(
+    patient_id: uuid.UUID, goal_id: uuid.UUID, body: GoalStatusIn, who: CurrentPrincipal, commands: Commands
+) -> Any:
+    """Say where a goal stands: its lifecycle (on hold, completed, cancelled, active again) and its
+    achievement. A plan whose goals are all completed is completed with them."""
+    command = MoveGoal(
+        who.agency_id,
+        who.subject,
+        who.role,
+        patient_id,
+        goal_id,
+        body.lifecycle_status,
+        body.achievement_status,
+        body.expected_version,
+    )
+    return await commands.run(handlers.move_goal_by_hand, command, respond=VersionRef.of)

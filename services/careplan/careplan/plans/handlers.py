@@ -18,12 +18,16 @@ from careloop_shared.errors import Conflict
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.logging import get_logger
 from careplan.config import CareplanContext
-from careplan.domain.commands import ChangePlanStatus
+from careplan.domain.commands import ChangePlanStatus, MoveGoal, MoveIntervention
 from careplan.domain.plan import AssessedNeed, Assessment, PlanState
 from careplan.domain.versions import (
+    CLOSED_PLANS,
+    ClosedPlan,
     apply_goal_progress,
     apply_referral_status,
     change_status,
+    move_goal,
+    move_intervention,
     plan_status_after_progress,
 )
 from careplan.plans.revision import Change, plan_to_change, revise, save
@@ -144,3 +148,22 @@ async def change_plan_status(ctx: CareplanContext, uow: Uow, cmd: ChangePlanStat
     plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
     new_status = change_status(plan.status, cmd.status)
     return await save(uow, plan, plan.drafted, new_status, Change.by(cmd, "status-change", ctx.clock()))
+
+
+async def move_intervention_by_hand(ctx: CareplanContext, uow: Uow, cmd: MoveIntervention) -> int:
+    """Move an intervention along its activity status; returns the plan's version after."""
+    plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
+    if plan.status in CLOSED_PLANS:
+        raise ClosedPlan(plan.status)
+    document = move_intervention(plan.drafted, cmd.intervention_id, cmd.status)
+    return await save(uow, plan, document, plan.status, Change.by(cmd, "progress", ctx.clock()))
+
+
+async def move_goal_by_hand(ctx: CareplanContext, uow: Uow, cmd: MoveGoal) -> int:
+    """Say where a goal stands; a plan whose goals are all completed is completed with them."""
+    plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
+    if plan.status in CLOSED_PLANS:
+        raise ClosedPlan(plan.status)
+    document = move_goal(plan.drafted, cmd.goal_id, cmd.lifecycle_status, cmd.achievement_status)
+    status = plan_status_after_progress(document, plan.status)
+    return await save(uow, plan, document, status, Change.by(cmd, "progress", ctx.clock()))
