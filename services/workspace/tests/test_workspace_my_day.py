@@ -41,6 +41,29 @@ async def test_my_day_shows_my_open_tasks_most_pressing_first_with_due_times(
     assert dict(call.url.params) == {"assignee": "me", "status": "open", "offset": "0", "limit": "20"}
 
 
+async def test_a_task_whose_work_has_a_page_links_to_it(client, services, sign_in, make_task):
+    pid, intervention, follow_up = (
+        "11111111-1111-4111-8111-111111111111",
+        "bbbbbbbb-0000-4000-8000-000000000002",
+        "dddddddd-0000-4000-8000-000000000005",
+    )
+    tasks = [
+        make_task("high", "re-refer", patient_id=pid, cause={"intervention_id": intervention}),
+        make_task("routine", "do-instrument", patient_id=pid, cause={"instrument": "phq-9"}),
+        make_task("routine", "follow-up", patient_id=pid, cause={"follow_up_id": follow_up}),
+        make_task("stat", "safety-check", patient_id=pid, cause={}),
+    ]
+    services.page("followup", "/v1/tasks", tasks)
+    await sign_in(client)
+    page = await client.get("/")
+    links = re.findall(r'<br><a href="([^"]+)">([^<]+)<span class="visually-hidden">', page.text)
+    assert links == [
+        (f"/patients/{pid}/interventions/{intervention}/referral", "Refer again"),
+        (f"/patients/{pid}/assessments/new?instrument=phq-9", "Give the PHQ-9"),
+        (f"/patients/{pid}/follow-ups/{follow_up}/outcome", "Record its outcome"),
+    ]  # a safety check is a call to make: no page of its own
+
+
 async def test_due_and_overdue_follow_ups_and_those_due_later_today(
     client, services, sign_in, make_follow_up, clock
 ):
