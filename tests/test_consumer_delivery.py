@@ -1,4 +1,5 @@
-"""The idempotent consumer against the real broker and database, using careplan as the consumer."""
+"""The idempotent consumer against the real broker and database, using careplan as the consumer; and
+`careloop dlq`, which lists its dead letters and sends them again."""
 
 import asyncio
 import uuid
@@ -6,6 +7,7 @@ import uuid
 import pytest
 import pytest_asyncio
 
+from careloop_cli.dead_letters import REDRIVEN_FROM, chosen, read, redrive
 from careloop_shared.contracts import PatientAssessed
 from careloop_shared.events import new_message
 from careloop_shared.runtime import running
@@ -230,3 +232,109 @@ async def test_a_dynamic_member_keeps_its_member_id_for_the_process_after_it(car
         return path.exists() and path.read_text() == consumer._coordinator.member_id
 
     await eventually(kept, what="the member id kept")
+
+
+# ---- `careloop dlq`: dead letters listed and sent again ----------------------------------------------
+# A dead letter whose cause is gone is applied once sent again, and one whose cause remains is
+# dead-lettered anew (its consumer tried it again rather than skipping it).
+
+
+async def marked(runtime, event_id: uuid.UUID) -> str | None:
+    return await runtime.pool.fetchval("SELECT outcome FROM inbox WHERE event_id = $1", event_id)
+
+
+async def letter_of(runtime, infra, event_id: uuid.UUID, *, after: int = 0):
+    """The dead letter of that event (the newest), once it is on the topic."""
+
+    async def found():
+        letters = [
+            d
+            for d in await read(infra.bootstrap_servers, runtime.dead_letter_topic)
+            if d.event_id == event_id
+        ]
+        return letters[-1] if len(letters) > after else None
+
+    return await eventually(found, timeout=30, what=f"dead letter number {after + 1} of {event_id}")
+
+
+async def test_a_dead_letter_whose_cause_is_gone_is_applied_once_sent_again(careplan, infra):
+    """As if careplan had set the event aside for a cause fixed since (a new version, data corrected): the
+    dead letter on its topic and the mark in its inbox, as its consumer writes them."""
+    patient = uuid.uuid4()
+    message = new_message(phq2_positive(patient, "agency-a"))
+    topic = careplan.topic_for(PatientAssessed.type)
+    consumer = careplan.consumer.name
+    await careplan.pool.execute(
+        'INSERT INTO inbox (consumer, event_id, event_type, topic, partition, "offset", outcome)'
+        " VALUES ($1, $2, $3, $4, 0, 0, 'dead-lettered')",
+        consumer,
+        message.envelope.id,
+        message.envelope.type,
+        topic,
+    )
+    own = [(k, v.encode()) for k, v in message.envelope.headers().items()]
+    said = {"dlq_error_type": "RuntimeError", "dlq_error": "a bug since fixed", "dlq_consumer": consumer}
+    said |= {"dlq_original_topic": topic, "dlq_original_partition": "0", "dlq_original_offset": "0"}
+    await publish_raw(
+        infra.bootstrap_servers,
+        careplan.dead_letter_topic,
+        message.event.body(),
+        key=message.key.encode(),
+        headers=[*own, *((k, v.encode()) for k, v in said.items())],
+    )
+    letter = await letter_of(careplan, infra, message.envelope.id)
+    assert (letter.header("ce_type"), letter.header("dlq_error")) == (
+        PatientAssessed.type,
+        "a bug since fixed",
+    )
+
+    [(sent, outcome)] = await redrive(infra.bootstrap_servers, careplan.settings.database_url, [letter])
+    assert (sent, outcome) == (letter, f"sent again to {topic}")
+    await eventually(
+        lambda: plan_versions(careplan, patient), timeout=30, what="the plan from the event sent again"
+    )
+    assert await marked(careplan, message.envelope.id) != "dead-lettered"  # applied, once
+    async with TopicReader(infra.bootstrap_servers, topic) as original:
+        again = await original.wait_for(lambda r: header(r, "ce_id") == str(message.envelope.id))
+    assert header(again, REDRIVEN_FROM) == f"{careplan.dead_letter_topic}:{letter.where}"
+    assert not [k for k, _ in again.headers if k.startswith("dlq_")]
+    assert again.key == message.key.encode()
+
+
+async def test_a_dead_letter_whose_cause_remains_is_tried_again_and_set_aside_anew(careplan, infra):
+    patient = uuid.uuid4()
+    poison = new_message(phq2_positive(patient, "agency-\x00a"))  # text PostgreSQL cannot keep
+    await publish_message(infra.bootstrap_servers, careplan.topic_for(PatientAssessed.type), poison)
+    first = await letter_of(careplan, infra, poison.envelope.id)
+    assert await marked(careplan, poison.envelope.id) == "dead-lettered"
+    letters = await read(infra.bootstrap_servers, careplan.dead_letter_topic)
+    assert chosen(letters, [first.where]) == [first]
+    assert first in chosen(letters, [], error_type="ValidationError")
+    with pytest.raises(ValueError, match="no dead letter at 9:999999"):
+        chosen(letters, ["9:999999"])
+
+    await redrive(infra.bootstrap_servers, careplan.settings.database_url, [first])
+    second = await letter_of(careplan, infra, poison.envelope.id, after=1)
+    assert second.where != first.where
+    assert second.header(REDRIVEN_FROM) == f"{careplan.dead_letter_topic}:{first.where}"
+    assert second.header("dlq_error_type") == "ValidationError"
+    assert await marked(careplan, poison.envelope.id) == "dead-lettered"
+    assert await plan_versions(careplan, patient) == 0
+
+
+def test_the_command_lists_them_and_sends_nothing_unless_entries_are_named(careplan, infra, capsys):
+    from careloop_cli.main import main
+
+    where = ["--service", "careplan", "--bootstrap", infra.bootstrap_servers]
+    where += ["--topic-prefix", careplan.settings.topic_prefix]
+    assert main(["dlq", "list", *where, "--error-type", "ValidationError"]) == 0
+    listed = capsys.readouterr().out
+    assert "ValidationError" in listed and "RuntimeError" not in listed
+    dsn = ["--dsn", careplan.settings.database_url]
+    assert main(["dlq", "redrive", *where, *dsn]) == 2
+    assert "name the entries" in capsys.readouterr().out
+    assert main(["dlq", "redrive", *where, *dsn, "--entry", "9:999999"]) == 2
+    assert "no dead letter at 9:999999" in capsys.readouterr().out
+    before = len(asyncio.run(read(infra.bootstrap_servers, careplan.dead_letter_topic)))
+    assert main(["dlq", "redrive", *where, *dsn, "--all", "--dry-run"]) == 0
+    assert f"would send {before} dead letter(s) again" in capsys.readouterr().out

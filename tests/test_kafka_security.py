@@ -34,6 +34,8 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.admin import CreateAclsRequest, DescribeAclsRequest
 
+from careloop_cli.dead_letters import read as read_dead_letters
+from careloop_cli.dead_letters import redrive
 from careloop_cli.replay import replay
 from careloop_shared.contracts import FollowUpScheduled, PatientAssessed, PlanUpdated
 from careloop_shared.db import connect_for
@@ -46,6 +48,7 @@ from careloop_shared.testing import (
     TopicReader,
     eventually,
     exported,
+    header,
     phq2_positive,
     publish_raw,
 )
@@ -85,7 +88,7 @@ def _render(authentication: str) -> list[dict[str, Any]]:
         shlex.split(tools["HELM"])[0], "template", "careloop", CHART, "--namespace", "careloop",
         "--kube-version", "1.34.0", "--set", f"kafka.topicPrefix={PREFIX}",
         "--set", f"kafka.strimzi.authentication={authentication}",
-        "--set", "kafka.strimzi.readers={analytics}",
+        "--set", "kafka.strimzi.readers={analytics}", "--set", "kafka.strimzi.redrivers={ops}",
     )  # fmt: skip
     return [doc for doc in yaml.safe_load_all(manifest) if doc]
 
@@ -104,8 +107,9 @@ def chart() -> dict[str, Any]:
         out["topics"] = [d for d in docs if d["kind"] == "KafkaTopic"]
         users = {d["metadata"]["name"]: d for d in docs if d["kind"] == "KafkaUser"}
         out["names"] = sorted(users)
-        if authentication == "scram-sha-512":  # the reader over SASL_SSL
+        if authentication == "scram-sha-512":  # the reader and the redriver over SASL_SSL
             out["users"]["reader"] = users["careloop-reader-analytics"]
+            out["users"]["redriver"] = users["careloop-redriver-ops"]
         user = out["users"][service] = users[f"careloop-{service}"]
         assert user["spec"]["authentication"]["type"] == authentication
         [deployment] = [
@@ -252,6 +256,15 @@ async def secured(chart, broker, infra, database_factory, log_dir):
                     **broker_env,
                     "CARELOOP_KAFKA_SASL_USERNAME": "careloop-reader-analytics",
                     "CARELOOP_KAFKA_SASL_PASSWORD": _user_files(broker_env, "careloop-reader-analytics")
+                    .joinpath("password")
+                    .read_text(),
+                }
+            ),
+            "redriver": _options(
+                {
+                    **broker_env,
+                    "CARELOOP_KAFKA_SASL_USERNAME": "careloop-redriver-ops",
+                    "CARELOOP_KAFKA_SASL_PASSWORD": _user_files(broker_env, "careloop-redriver-ops")
                     .joinpath("password")
                     .read_text(),
                 }
@@ -470,3 +483,35 @@ async def test_a_reader_user_can_replay_every_topic_and_nothing_more(secured, da
         await _read(reader, f"{PREFIX}{PatientAssessed.type}", group=f"{PREFIX}careplan")
     with pytest.raises(TopicAuthorizationFailedError):
         await _read(reader, f"{PREFIX}careloop.careplan.dlq")
+
+
+async def test_a_redriver_user_sends_dead_letters_again_and_does_nothing_more(secured, database_factory):
+    """The chart's `redrivers` KafkaUsers: Read on every dead-letter topic, Write on every event topic, no
+    group, as `careloop dlq list|redrive` runs."""
+    admin, redriver = secured["admin"], secured["redriver"]
+    message = new_message(phq2_positive(uuid.uuid4(), "agency-sec"))
+    topic, dead = f"{PREFIX}{PatientAssessed.type}", f"{PREFIX}careloop.careplan.dlq"
+    said = {"dlq_error_type": "RuntimeError", "dlq_error": "fixed since", "dlq_consumer": "careplan"}
+    said |= {"dlq_original_topic": topic, "dlq_original_partition": "0", "dlq_original_offset": "0"}
+    headers = {**message.envelope.headers(), **said}
+    await publish_raw(
+        admin,
+        dead,
+        message.event.body(),
+        key=message.key.encode(),
+        headers=[(k, v.encode()) for k, v in headers.items()],
+    )
+    [letter] = [d for d in await read_dead_letters(redriver, dead) if d.event_id == message.envelope.id]
+    dsn = await database_factory("secure_redrive")  # the inbox the marks are in, as a service's holds them
+    conn = await connect_for(dsn)
+    try:
+        await conn.execute("CREATE TABLE inbox (consumer text, event_id uuid, outcome text)")
+    finally:
+        await conn.close()
+    assert await redrive(redriver, dsn, [letter]) == [(letter, f"sent again to {topic}")]
+    async with TopicReader(admin, topic) as original:
+        await original.wait_for(lambda r: header(r, "careloop_redriven_from") == f"{dead}:{letter.where}")
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _read(redriver, topic)  # no event topic to read
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _produce(redriver, dead)  # no dead letter to write

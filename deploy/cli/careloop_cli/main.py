@@ -11,6 +11,7 @@ careloop replay --dsn postgresql://.../analytics    rebuild an analytics table f
 careloop sink --db analytics.duckdb                 every event into DuckDB, exactly once, continuously
 careloop report --db analytics.duckdb               the measures programs report: tables and charts
 careloop directory export|import DIR               the directory as an HSDS 3.0 CSV package
+careloop dlq list|redrive --service referral        a service's dead letters, and sending them again
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from careloop_cli.client import Careloop, dev_token
+from careloop_cli.dead_letters import add_parser as add_dead_letter_parser
 from careloop_cli.demo import AGENCIES, CARE_MANAGERS, SUPERVISORS, caseload, steps
 from careloop_cli.directory import add_parser as add_directory_parser
 from careloop_cli.fhir_export import add_parser as add_export_parser
@@ -320,6 +322,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--charts", metavar="DIR", help="also write PNG charts into DIR (needs matplotlib)")
     p.set_defaults(run=cmd_report)
     add_directory_parser(sub, agency)
+    add_dead_letter_parser(sub)
     add_export_parser(sub, agency)
     return root
 
