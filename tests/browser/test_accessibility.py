@@ -60,6 +60,14 @@ async def test_the_supervisors_pages(cases, signed_in, screenshot, accessibility
     assert await page.get_by_text("An id of 2 to 80 lowercase letters").is_visible()
     await screenshot(page, "prospect-form-errors")
     await accessibility(page, "supervisor-prospect-form")
+    # How the agency's referrals went: the cases' referrals are the agency's, made today.
+    await page.goto("/supervisor")
+    await page.get_by_role("link", name="How referrals went").click()
+    await page.wait_for_url("**/supervisor/referrals")
+    heading = await page.get_by_role("heading", level=2).first.inner_text()
+    assert "made from" in heading and not heading.startswith("0 "), heading
+    await screenshot(page, "referral-measures")
+    await accessibility(page, "supervisor-referral-measures")
 
 
 async def test_the_provider_inbox(cases, signed_in, screenshot, accessibility):

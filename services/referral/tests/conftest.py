@@ -404,6 +404,63 @@ class FakeLoopStore:
         )
         return rows[offset : offset + limit]
 
+    async def summary(
+        self, agency_id: str, since: datetime | None, until: datetime | None, now: datetime
+    ) -> dict[str, Any]:
+        rows = [
+            r
+            for r in self.referrals.values()
+            if r["agency_id"] == agency_id
+            and r["status"] != "entered-in-error"
+            and (since is None or r["created_at"] >= since)
+            and (until is None or r["created_at"] < until)
+        ]
+
+        def counted(keep: Any) -> int:
+            return sum(1 for r in rows if keep(r))
+
+        def delivered(r: dict[str, Any]) -> bool:
+            return (r.get("outcome") or {}).get("service_delivered") is not False
+
+        def median_hours(ends: list[Any]) -> float | None:
+            return (
+                statistics.median([(end - start).total_seconds() / 3600 for start, end in ends])
+                if ends
+                else None
+            )
+
+        sent = {"requested", "accepted", "in-progress", "on-hold"}
+        return {
+            "made": len(rows),
+            "waiting_for_consent": counted(lambda r: r["status"] == "draft"),
+            "open": counted(lambda r: r["status"] in sent),
+            "answer_overdue": counted(lambda r: r["status"] == "requested" and r["response_due_at"] < now),
+            "outcome_overdue": counted(
+                lambda r: (
+                    r["status"] in sent - {"requested"}
+                    and r.get("outcome_due_at")
+                    and r["outcome_due_at"] < now
+                )
+            ),
+            "accepted": counted(lambda r: r.get("accepted_at") is not None),
+            "rejected": counted(lambda r: r["status"] == "rejected"),
+            "delivered": counted(lambda r: r["status"] == "completed" and delivered(r)),
+            "not_delivered": counted(
+                lambda r: r["status"] == "failed" or (r["status"] == "completed" and not delivered(r))
+            ),
+            "cancelled": counted(lambda r: r["status"] == "cancelled"),
+            "hours_to_accept_median": median_hours(
+                [(r["made_at"], r["accepted_at"]) for r in rows if r.get("accepted_at") and r.get("made_at")]
+            ),
+            "hours_to_deliver_median": median_hours(
+                [
+                    (r["made_at"], r["closed_at"])
+                    for r in rows
+                    if r["status"] == "completed" and delivered(r) and r.get("made_at")
+                ]
+            ),
+        }
+
     async def history_of(self, referral_id: uuid.UUID) -> list[dict[str, Any]]:
         columns = (
             *("from_status", "to_status", "by_agency_id", "by_party", "by_subject", "by_role"),

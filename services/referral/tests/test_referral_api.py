@@ -222,6 +222,29 @@ async def test_plan_update_refers_to_the_best_program_for_the_patients_language_
     assert event["service_request_id"] == str(made["service_request_id"])
 
 
+async def test_the_summary_counts_the_agencys_referrals_of_a_period_and_nobody_elses(referral):
+    svc, category = referral, unique("cat")
+    await svc.program(category, id=unique("summed"))
+    agency = unique("agency")
+    patient_id = await consented_patient(svc, agency, category)
+    item = intervention(category)
+    await svc.publish(plan(patient_id, agency, item))
+    await svc.referral_for(item.id, "requested")
+
+    async def summary(query: str = "", who: str = agency, role: str = "supervisor") -> httpx.Response:
+        return await svc.client.get(f"/v1/referrals/summary{query}", headers=bearer(who, role))
+
+    ever = await summary()
+    assert ever.status_code == 200, ever.text
+    assert (ever.json()["made"], ever.json()["open"], ever.json()["delivered"]) == (1, 1, 0)
+    assert ever.json()["since"] is None
+    later = await summary("?since=2999-01-01T00:00:00Z")
+    assert later.json()["made"] == 0
+    assert (await summary(who=unique("agency"))).json()["made"] == 0  # another agency's, not counted
+    assert (await summary("?since=0.5")).status_code == 422  # a time is written as one
+    assert (await summary(role="analyst")).status_code == 403
+
+
 async def test_redelivered_and_repeated_plan_updates_make_no_duplicate_referral(referral):
     svc, category = referral, unique("cat")
     await svc.program(category)

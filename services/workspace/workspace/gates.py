@@ -37,6 +37,8 @@ def supervisor_tabs(person: Person) -> list[tuple[str, str, str]]:
         tabs.append(("team", "/supervisor", "Your team"))
     if may_any(person, ("network-gap:read", "prospect:read")):
         tabs.append(("network", "/supervisor/network", "Network gaps and recruitment"))
+    if may(person, "caseload:read-agency") and may(person, "referral:read"):
+        tabs.append(("referrals", "/supervisor/referrals", "How referrals went"))
     if may(person, "audit:read"):
         tabs.append(("activity", "/supervisor/activity", "What a person has seen"))
     return tabs

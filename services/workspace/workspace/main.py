@@ -46,6 +46,7 @@ from workspace import (
     provider,
     recruitment,
     referral_actions,
+    referral_measures,
     registration,
     signin,
     supervisor,
@@ -169,6 +170,7 @@ def build_app(
     app.include_router(erasure.router)
     app.include_router(access.router)
     app.include_router(activity.router)
+    app.include_router(referral_measures.router)
     app.include_router(fhir_record.router)
     app.include_router(assessment.router)
     app.include_router(plan_actions.router)

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from careloop_shared.auth import Principal
+from careloop_shared.body import Moment
 from careloop_shared.http import (
     Audit,
     Auditor,
@@ -34,7 +35,14 @@ from referral.domain.commands import ChangeReferralStatus
 from referral.domain.lifecycle import RECEIVING_ROLES, Outcome, ReferralStatus
 from referral.erasure.notes import history_shown
 from referral.loop import handlers
-from referral.loop.schemas import HistoryEntry, ReferralDetail, ReferralOut, StatusChanged, StatusChangeIn
+from referral.loop.schemas import (
+    HistoryEntry,
+    ReferralDetail,
+    ReferralOut,
+    ReferralSummary,
+    StatusChanged,
+    StatusChangeIn,
+)
 from referral.store import ReferralStore
 
 router = APIRouter(prefix="/v1", tags=["referrals"])
@@ -94,6 +102,20 @@ async def list_referrals(
     shown = Page.of([ReferralOut(**dict(r)) for r in rows], page)
     await audit_shown(audit, ((r.patient_id, r.id, r.referring_agency_id) for r in shown.items))
     return shown
+
+
+@router.get("/referrals/summary", response_model=ReferralSummary, openapi_extra=needs("referral:read"))
+async def referral_summary(
+    who: CurrentPrincipal,
+    store: Store,
+    ctx: Ctx,
+    since: Annotated[Moment | None, Query(description="Referrals made at or after this time")] = None,
+    until: Annotated[Moment | None, Query(description="Referrals made before this time")] = None,
+) -> ReferralSummary:
+    """How the referrals your agency made went: counts by where they stand, overdue ones, and the median
+    hours to an answer and to the service. Counts only: no patient, no program, so nothing is audited."""
+    row = await store.loop.summary(who.agency_id, since, until, ctx.clock())
+    return ReferralSummary(since=since, until=until, **dict(row))
 
 
 @router.get(

@@ -93,3 +93,24 @@ class ReferralDetail(ReferralOut):
 class StatusChanged(BaseModel):
     referral: ReferralDetail
     rerouted_to: uuid.UUID | None = Field(None, description="The new referral a rejection re-routed to.")
+
+
+class ReferralSummary(BaseModel):
+    """How the referrals an agency made in a period went, as counts: no patient, no program."""
+
+    since: datetime | None = Field(description="Referrals made at or after this time; null: from the first.")
+    until: datetime | None = Field(description="Referrals made before this time; null: up to now.")
+    made: int = Field(description="Referrals made (an automatic one, one by hand, each re-route one more).")
+    waiting_for_consent: int = Field(
+        description="Drafts not sent: the patient's consent does not cover them."
+    )
+    open: int = Field(description="Sent and not closed: requested, accepted, in progress or on hold.")
+    answer_overdue: int = Field(description="Requested, and not answered by the time the rules allow.")
+    outcome_overdue: int = Field(description="Accepted, and no outcome by the time the rules allow.")
+    accepted: int = Field(description="Accepted by the receiving agency, whatever became of them since.")
+    rejected: int
+    delivered: int = Field(description="Completed with the service delivered: the loop closed.")
+    not_delivered: int = Field(description="Failed, or completed with an outcome saying not delivered.")
+    cancelled: int = Field(description="Withdrawn, replaced by a care manager's choice, or consent revoked.")
+    hours_to_accept_median: float | None = Field(description="From sent to accepted; null: none accepted.")
+    hours_to_deliver_median: float | None = Field(description="From sent to completed with the service.")

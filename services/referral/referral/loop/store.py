@@ -41,6 +41,32 @@ _CONSENT_KEPT = (
 )
 
 
+_DELIVERED = "coalesce((outcome->>'service_delivered')::boolean, true)"
+_HOURS = "extract(epoch FROM {} - made_at) / 3600"
+# An agency's referrals made in a period, counted (ReferralSummary). Entered in error: as if never made.
+_SUMMARY = (
+    "SELECT count(*) AS made,"
+    " count(*) FILTER (WHERE status = 'draft') AS waiting_for_consent,"
+    " count(*) FILTER (WHERE status IN ('requested', 'accepted', 'in-progress', 'on-hold')) AS open,"
+    " count(*) FILTER (WHERE status = 'requested' AND response_due_at < $4) AS answer_overdue,"
+    " count(*) FILTER (WHERE status IN ('accepted', 'in-progress', 'on-hold') AND outcome_due_at < $4)"
+    " AS outcome_overdue,"
+    " count(*) FILTER (WHERE accepted_at IS NOT NULL) AS accepted,"
+    " count(*) FILTER (WHERE status = 'rejected') AS rejected,"
+    f" count(*) FILTER (WHERE status = 'completed' AND {_DELIVERED}) AS delivered,"
+    f" count(*) FILTER (WHERE status = 'failed' OR (status = 'completed' AND NOT {_DELIVERED}))"
+    " AS not_delivered,"
+    " count(*) FILTER (WHERE status = 'cancelled') AS cancelled,"
+    f" percentile_cont(0.5) WITHIN GROUP (ORDER BY {_HOURS.format('accepted_at')})"
+    " FILTER (WHERE accepted_at IS NOT NULL AND made_at IS NOT NULL) AS hours_to_accept_median,"
+    f" percentile_cont(0.5) WITHIN GROUP (ORDER BY {_HOURS.format('closed_at')})"
+    f" FILTER (WHERE status = 'completed' AND {_DELIVERED} AND made_at IS NOT NULL)"
+    " AS hours_to_deliver_median"
+    " FROM referrals WHERE agency_id = $1 AND status <> 'entered-in-error'"
+    " AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3)"
+)
+
+
 class LoopStore(Store):
     # --- what intake told us of patients and their consents -------------------------------------
 
@@ -178,6 +204,12 @@ class LoopStore(Store):
             limit,
             offset,
         )
+
+    async def summary(
+        self, agency_id: str, since: datetime | None, until: datetime | None, now: datetime
+    ) -> asyncpg.Record:
+        """How the referrals the agency made in [since, until) went (``ReferralSummary``); one read."""
+        return await self.db.fetchrow(_SUMMARY, agency_id, since, until, now)
 
     async def history_of(self, referral_id: uuid.UUID) -> list[asyncpg.Record]:
         return await self.db.fetch(
