@@ -158,6 +158,24 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     row = page.locator("tr", has_text="Suicidal ideation").filter(has_text="Clinical")
     assert "Completed" in await row.first.inner_text()
 
+    # Her daughter joins the care team, then gives another number.
+    await page.get_by_role("link", name="Add a care-team member").click()
+    member = page.locator("#add-care-team-member")
+    await member.get_by_label("Name").fill("Tina Transit")
+    await member.get_by_label("Relationship to the patient").select_option("family")
+    await member.get_by_label("Role in their care").fill("Transport helper")
+    await member.get_by_label("How to reach them").fill("+1 555 0168")
+    await member.get_by_role("button", name="Add to the care team").click()
+    await page.wait_for_url(f"**/patients/{patient_id}?notice=member-added*")
+    await page.get_by_role("link", name="Change Tina Transit").click()
+    changed = page.locator("#change-care-team-member")
+    await changed.get_by_label("How to reach them").fill("+1 555 0169")
+    await accessibility(page, "care-team-change")
+    await changed.get_by_role("button", name="Save the changes").click()
+    await page.wait_for_url(f"**/patients/{patient_id}?notice=member-changed*")
+    team = await page.locator("#care-team").inner_text()
+    assert "Tina Transit" in team and "+1 555 0169" in team and "+1 555 0168" not in team
+
     # The provider of the receiving agency sees the referral and what it may of the patient.
     provider = await signed_in(PROVIDER)
     inbox = await _until(

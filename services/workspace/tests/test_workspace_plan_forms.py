@@ -192,6 +192,58 @@ async def test_a_member_needs_a_name_a_relationship_and_a_role_and_a_plan(client
     assert "There is no care plan yet: the care team is kept with the plan" in page.text
 
 
+BO = {
+    "id": MEMBER,
+    "name": "Bo Example",
+    "relationship": "family",
+    "role": "transport-helper",
+    "contact": "+1 555 0101",
+    "status": "active",
+}
+
+
+async def test_a_members_changed_fields_alone_are_sent(client, services, sign_in):
+    with_plan(services)
+    services.answer("careplan", "GET", f"{PATH}/care-team", body=[BO])
+    services.answer("careplan", "PATCH", f"{PATH}/care-team/{MEMBER}", body={**BO, "contact": None})
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/care-team/{MEMBER}/edit")
+    assert 'id="change-care-team-member"' in form.text
+    assert value(form, "name") == "Bo Example" and value(form, "role") == "Transport helper"
+    data = {**form_of(form), "shown": value(form, "shown")}
+    data |= {"name": "Bo Example", "relationship": "family", "role": "Transport helper"}
+    answer = await client.post(f"/patients/{PID}/care-team/{MEMBER}", data={**data, "contact": " "})
+    assert answer.headers["location"] == f"/patients/{PID}?notice=member-changed#care-team"
+
+    def patches() -> list[dict]:
+        return [
+            json.loads(r.content)
+            for r in services.called("careplan", f"{PATH}/care-team/{MEMBER}")
+            if r.method == "PATCH"
+        ]
+
+    assert patches() == [{"contact": None}]  # cleared; the rest as it was
+    same = await client.post(f"/patients/{PID}/care-team/{MEMBER}", data={**data, "contact": BO["contact"]})
+    assert same.headers["location"] == f"/patients/{PID}?notice=details-unchanged#care-team"
+    # A colleague gave another number meanwhile: a change of the name alone leaves it be.
+    services.answer("careplan", "GET", f"{PATH}/care-team", body=[{**BO, "contact": "+1 555 0199"}])
+    renamed = {**data, "name": "Bo Examples", "contact": BO["contact"]}
+    assert (await client.post(f"/patients/{PID}/care-team/{MEMBER}", data=renamed)).status_code == 303
+    assert patches()[-1] == {"name": "Bo Examples"}
+    bad = await client.post(f"/patients/{PID}/care-team/{MEMBER}", data={**data, "name": "", "contact": ""})
+    assert field_errors(bad) == {"name": ["Enter the member's name."]}
+    forged = await client.post(f"/patients/{PID}/care-team/{MEMBER}", data={**data, "shown": "[]"})
+    assert forged.status_code == 422
+    assert len(patches()) == 2
+
+
+async def test_a_member_not_on_the_team_cannot_be_changed(client, services, sign_in):
+    with_plan(services)
+    services.answer("careplan", "GET", f"{PATH}/care-team", body=[{**BO, "status": "inactive"}])
+    await sign_in(client)
+    assert (await client.get(f"/patients/{PID}/care-team/{MEMBER}/edit")).status_code == 404
+
+
 async def test_a_contribution_names_its_member_kind_and_the_version_seen(client, services, sign_in):
     with_plan(services)
     services.answer(

@@ -33,6 +33,7 @@ NOTICES = {
     "plan-status-changed": "The plan's status changed; a new version records it.",
     "plan-progress-recorded": "The progress is recorded; a new version of the plan holds it.",
     "member-added": "The care-team member is added.",
+    "member-changed": "The care-team member's details are changed.",
     "member-removed": "The member has left the care team; their contributions stay with the plan.",
     "member-not-active": "That member was no longer on the care team.",
     "contribution-recorded": "The contribution is recorded with the plan.",

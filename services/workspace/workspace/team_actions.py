@@ -4,6 +4,7 @@ naming the plan version the person saw)."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ from fastapi.responses import Response
 
 from workspace.choices import form_choices
 from workspace.client import ServiceError, Services
+from workspace.errors import error_page
 from workspace.forms import (
     Checks,
     Code,
@@ -32,6 +34,8 @@ from workspace.notices import patient_url
 from workspace.web import CallServices, SignedInSession, redirect, render, words
 
 router = APIRouter()
+
+MEMBER_FIELDS = ("name", "relationship", "role", "contact")
 
 KINDS = {"note": "A note", "agreed-goal": "A goal they agreed", "preference": "A preference"}
 NO_PLAN = "There is no care plan yet: the care team is kept with the plan, drafted from the first assessment."
@@ -81,23 +85,9 @@ async def add_member(
     contact: Text = "",
 ) -> Response:
     entered = {"name": name, "relationship": relationship, "role": role, "contact": contact}
-    code = as_code(role)
-    check = Checks()
-    check.need("name", name.strip(), "Enter the member's name.")
-    if relationship not in form_choices().care_team_relationships:
-        check.fail("relationship", "Choose how they are related to the patient.")
-    if check.need("role", role.strip(), "Enter their role in the patient's care, such as primary support."):
-        check.match(
-            "role", code, r"[a-z][a-z0-9-]{1,63}", "A role in a few plain words: letters, digits, dashes."
-        )
-    error = check.error()
+    error = _member_checks(name, relationship, role)
     if error is None:
-        body = {
-            "name": name.strip(),
-            "relationship": relationship,
-            "role": code,
-            "contact": none_if_blank(contact),
-        }
+        body = _as_sent(entered)
         path = f"/v1/patients/{patient_id}/care-team"
         _, error = await send(
             services.post("careplan", path, body, idempotency_key=form_key), shown=(404, 409, 422)
@@ -107,6 +97,105 @@ async def add_member(
         if error.status == 404:
             error.message = NO_PLAN
     return await _member_form(request, services, patient_id, entered, form_key, error)
+
+
+@router.get("/patients/{patient_id}/care-team/{member_id}/edit")
+async def edit_member(
+    request: Request,
+    patient_id: uuid.UUID,
+    member_id: uuid.UUID,
+    session: SignedInSession,
+    services: CallServices,
+) -> Response:
+    member = await _member(services, patient_id, member_id)
+    entered = {k: member.get(k) or "" for k in MEMBER_FIELDS} | {"role": words(member["role"])}
+    shown = json.dumps({k: member.get(k) for k in MEMBER_FIELDS})
+    return await _member_form(
+        request, services, patient_id, entered, new_form_key(), member=member, shown=shown
+    )
+
+
+@router.post("/patients/{patient_id}/care-team/{member_id}")
+async def change_member(
+    request: Request,
+    patient_id: uuid.UUID,
+    member_id: uuid.UUID,
+    session: SignedInSession,
+    services: CallServices,
+    form_key: FormKey,
+    name: Text = "",
+    relationship: Code = "",
+    role: Text = "",
+    contact: Text = "",
+    shown: Text = "",
+) -> Response:
+    """Change what the person changed of the member as the form showed them (``shown``; careplan's
+    ``PATCH`` with those fields only: a colleague's change meanwhile to another field stays)."""
+    member = await _member(services, patient_id, member_id)
+    entered = {"name": name, "relationship": relationship, "role": role, "contact": contact}
+    before = _shown_of(shown)
+    if before is None:
+        return error_page(request, 422, "That could not be done", "Open the member's form again and retry.")
+    error = _member_checks(name, relationship, role)
+    if error is None:
+        changes = {k: v for k, v in _as_sent(entered).items() if v != before[k]}
+        if not changes:
+            return redirect(patient_url(patient_id, "details-unchanged", "care-team"))
+        path = f"/v1/patients/{patient_id}/care-team/{member_id}"
+        sent = services.patch("careplan", path, changes, idempotency_key=form_key)
+        _, error = await send(sent, shown=(404, 409, 422))
+        if error is None:
+            return redirect(patient_url(patient_id, "member-changed", "care-team"))
+    return await _member_form(
+        request, services, patient_id, entered, form_key, error, member=member, shown=shown
+    )
+
+
+def _as_sent(entered: dict[str, str]) -> dict[str, str | None]:
+    """A member as careplan keeps them: the role as a code, no contact for a blank one."""
+    return {
+        "name": entered["name"].strip(),
+        "relationship": entered["relationship"],
+        "role": as_code(entered["role"]),
+        "contact": none_if_blank(entered["contact"]),
+    }
+
+
+def _shown_of(text: str) -> dict[str, Any] | None:
+    """The member as the form showed them, or None when what came back is not that."""
+    try:
+        shown = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(shown, dict) or set(shown) != set(MEMBER_FIELDS):
+        return None
+    return shown if all(v is None or isinstance(v, str) for v in shown.values()) else None
+
+
+async def _member(services: Services, patient_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, Any]:
+    """The member on the patient's care team now (one not on it answers as one that does not exist)."""
+    team = await services.get("careplan", f"/v1/patients/{patient_id}/care-team")
+    found = next((m for m in team if m["id"] == str(member_id) and m.get("status") == "active"), None)
+    if found is None:
+        raise ServiceError("careplan", 404, "Not found, or not something your agency may see.")
+    member: dict[str, Any] = found
+    return member
+
+
+def _member_checks(name: str, relationship: str, role: str) -> FormError | None:
+    """What is wrong with a member's name, relationship and role as typed, or None."""
+    check = Checks()
+    check.need("name", name.strip(), "Enter the member's name.")
+    if relationship not in form_choices().care_team_relationships:
+        check.fail("relationship", "Choose how they are related to the patient.")
+    if check.need("role", role.strip(), "Enter their role in the patient's care, such as primary support."):
+        check.match(
+            "role",
+            as_code(role),
+            r"[a-z][a-z0-9-]{1,63}",
+            "A role in a few plain words: letters, digits, dashes.",
+        )
+    return check.error()
 
 
 def as_code(words_typed: str) -> str:
@@ -121,10 +210,16 @@ async def _member_form(
     entered: dict[str, str],
     key: str,
     error: FormError | None = None,
+    *,
+    member: dict[str, Any] | None = None,
+    shown: str = "",
 ) -> Response:
+    """The form to add a member, or to change ``member`` (``shown``: as the form first showed them)."""
     choices = form_choices()
     context = {
-        "title": "Add a care-team member",
+        "title": "Change a care-team member" if member else "Add a care-team member",
+        "member": member,
+        "shown": shown,
         "patient_id": patient_id,
         "name": await patient_name(services, patient_id),
         "entered": entered,
