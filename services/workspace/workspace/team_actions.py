@@ -9,7 +9,7 @@ import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from workspace.choices import form_choices
@@ -36,6 +36,16 @@ from workspace.web import CallServices, SignedInSession, redirect, render, words
 router = APIRouter()
 
 MEMBER_FIELDS = ("name", "relationship", "role", "contact")
+
+
+def member_form(
+    name: Text = "", relationship: Code = "", role: Text = "", contact: Text = ""
+) -> dict[str, str]:
+    """A care-team member as a form posts them, each field as typed."""
+    return {"name": name, "relationship": relationship, "role": role, "contact": contact}
+
+
+Member = Annotated[dict[str, str], Depends(member_form)]
 
 KINDS = {"note": "A note", "agreed-goal": "A goal they agreed", "preference": "A preference"}
 NO_PLAN = "There is no care plan yet: the care team is kept with the plan, drafted from the first assessment."
@@ -79,13 +89,9 @@ async def add_member(
     session: SignedInSession,
     services: CallServices,
     form_key: FormKey,
-    name: Text = "",
-    relationship: Code = "",
-    role: Text = "",
-    contact: Text = "",
+    entered: Member,
 ) -> Response:
-    entered = {"name": name, "relationship": relationship, "role": role, "contact": contact}
-    error = _member_checks(name, relationship, role)
+    error = _member_checks(entered)
     if error is None:
         body = _as_sent(entered)
         path = f"/v1/patients/{patient_id}/care-team"
@@ -123,20 +129,16 @@ async def change_member(
     session: SignedInSession,
     services: CallServices,
     form_key: FormKey,
-    name: Text = "",
-    relationship: Code = "",
-    role: Text = "",
-    contact: Text = "",
+    entered: Member,
     shown: Text = "",
 ) -> Response:
     """Change what the person changed of the member as the form showed them (``shown``; careplan's
     ``PATCH`` with those fields only: a colleague's change meanwhile to another field stays)."""
     member = await _member(services, patient_id, member_id)
-    entered = {"name": name, "relationship": relationship, "role": role, "contact": contact}
     before = _shown_of(shown)
     if before is None:
         return error_page(request, 422, "That could not be done", "Open the member's form again and retry.")
-    error = _member_checks(name, relationship, role)
+    error = _member_checks(entered)
     if error is None:
         changes = {k: v for k, v in _as_sent(entered).items() if v != before[k]}
         if not changes:
@@ -182,8 +184,9 @@ async def _member(services: Services, patient_id: uuid.UUID, member_id: uuid.UUI
     return member
 
 
-def _member_checks(name: str, relationship: str, role: str) -> FormError | None:
+def _member_checks(entered: dict[str, str]) -> FormError | None:
     """What is wrong with a member's name, relationship and role as typed, or None."""
+    name, relationship, role = entered["name"], entered["relationship"], entered["role"]
     check = Checks()
     check.need("name", name.strip(), "Enter the member's name.")
     if relationship not in form_choices().care_team_relationships:
