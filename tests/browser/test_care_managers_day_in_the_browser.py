@@ -159,7 +159,7 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     assert "Completed" in await row.first.inner_text()
 
     # Her daughter joins the care team, then gives another number.
-    await page.get_by_role("link", name="Add a care-team member").click()
+    await page.locator("#care-team").get_by_role("link", name="Add a care-team member").click()
     member = page.locator("#add-care-team-member")
     await member.get_by_label("Name").fill("Tina Transit")
     await member.get_by_label("Relationship to the patient").select_option("family")

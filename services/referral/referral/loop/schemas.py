@@ -109,7 +109,7 @@ class ReferralSummary(BaseModel):
     outcome_overdue: int = Field(description="Accepted, and no outcome by the time the rules allow.")
     accepted: int = Field(description="Accepted by the receiving agency, whatever became of them since.")
     rejected: int
-    delivered: int = Field(description="Completed with the service delivered: the loop closed.")
+    delivered: int = Field(description="Completed with the service delivered.")
     not_delivered: int = Field(description="Failed, or completed with an outcome saying not delivered.")
     cancelled: int = Field(description="Withdrawn, replaced by a care manager's choice, or consent revoked.")
     hours_to_accept_median: float | None = Field(description="From sent to accepted; null: none accepted.")
