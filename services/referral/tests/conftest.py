@@ -389,7 +389,7 @@ class FakeLoopStore:
         *,
         patient_id: uuid.UUID | None,
         receiving_agency: str | None,
-        status: str | None,
+        status: Sequence[str] | None,
         limit: int,
         offset: int,
         sent_to_only: bool = False,
@@ -399,7 +399,7 @@ class FakeLoopStore:
                 self._visible_to(agency_id, r, sent_to_only)
                 and (patient_id is None or r["patient_id"] == patient_id)
                 and (receiving_agency is None or r["receiving_agency_id"] == receiving_agency)
-                and (status is None or r["status"] == status)
+                and (status is None or r["status"] in status)
             )
         )
         return rows[offset : offset + limit]

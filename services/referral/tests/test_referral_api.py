@@ -244,6 +244,13 @@ async def test_the_summary_counts_the_agencys_referrals_of_a_period_and_nobody_e
     assert (await summary("?since=0.5")).status_code == 422  # a time is written as one
     assert (await summary(role="analyst")).status_code == 403
 
+    async def listed(query: str) -> httpx.Response:
+        return await svc.client.get(f"/v1/referrals?patient_id={patient_id}&{query}", headers=bearer(agency))
+
+    assert len((await listed("status=requested&status=accepted")).json()["items"]) == 1  # any of them
+    assert (await listed("status=completed&status=failed")).json()["items"] == []
+    assert (await listed("status=done")).status_code == 422
+
 
 async def test_redelivered_and_repeated_plan_updates_make_no_duplicate_referral(referral):
     svc, category = referral, unique("cat")

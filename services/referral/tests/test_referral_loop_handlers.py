@@ -663,7 +663,9 @@ async def test_the_fake_shows_agencies_their_own_referrals_and_those_sent_to_the
     assert await ids(HOME) == [made["id"], draft_id]
     assert await ids("agency-food") == [made["id"]]  # never another agency's waiting drafts
     assert await ids("agency-stranger") == []
-    assert await ids(HOME, status="draft") == [draft_id]
+    assert await ids(HOME, status=["draft"]) == [draft_id]
+    assert await ids(HOME, status=["draft", "requested"]) == [made["id"], draft_id]
+    assert await ids(HOME, status=["completed"]) == []
     assert await ids(HOME, limit=1, offset=1) == [draft_id]
     assert (await loop.visible_referral("agency-food", made["id"]))["referring_agency_id"] == HOME
     assert await loop.visible_referral("agency-food", draft_id) is None

@@ -77,6 +77,7 @@ def test_prospect_moves_and_decline_reasons_are_referrals():
 
 def test_these_pages_take_pseudonymous_ids_in_paths_and_offsets_only_in_query_strings():
     offsets = {"caseload", "tasks", "queue", "gaps", "prospects", "referrals"}
+    offsets |= {"view"}  # the inbox's open or closed referrals: a word of ours, no patient's
     for router in (supervisor.router, recruitment.router, provider.router):
         for route in router.routes:
             assert isinstance(route, APIRoute)

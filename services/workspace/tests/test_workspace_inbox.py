@@ -94,11 +94,32 @@ async def test_the_inbox_lists_referrals_with_what_the_agency_may_see_of_each_pa
         " Accepted outcome by Sun 15 Mar 10:00",
     ]
     assert f'href="/inbox/referrals/{REFERRAL}"' in page.text
-    assert services.called("referral", "/v1/referrals")[0].url.params["offset"] == "20"
+    [asked_open] = services.called("referral", "/v1/referrals")
+    assert asked_open.url.params["offset"] == "20"
+    assert asked_open.url.params.get_list("status") == ["accepted", "in-progress", "on-hold", "requested"]
     # Only the open referrals' patients are asked for, once each: a closed one discloses nothing.
     asked = [r.url.path for r in services.requests if r.url.path.startswith("/v1/referred-patients/")]
     assert sorted(asked) == sorted([f"/v1/referred-patients/{ROSA}", f"/v1/referred-patients/{OMAR}"])
     assert 'href="/inbox?referrals=40" rel="next"' in page.text
+
+
+async def test_the_closed_referrals_are_a_view_of_their_own(client, services, sign_in):
+    closed = referral("completed", patient_id=OMAR)
+    services.page("referral", "/v1/referrals", [closed], next_offset=20)
+    await sign_in(client, JOE)
+    page = await client.get("/inbox?view=closed")
+    [asked] = services.called("referral", "/v1/referrals")
+    assert asked.url.params.get_list("status") == [
+        "cancelled",
+        "completed",
+        "entered-in-error",
+        "failed",
+        "rejected",
+    ]
+    assert '<a href="/inbox?view=closed" aria-current="page">Closed</a>' in page.text
+    assert 'href="/inbox?view=closed&amp;referrals=20" rel="next"' in page.text  # the view carried on
+    assert services.requests and not [r for r in services.requests if "/referred-patients/" in r.url.path]
+    assert (await client.get("/inbox?view=everything")).status_code == 400  # a bad address
 
 
 async def test_a_contact_detail_is_shown_only_as_intake_permits_it(client, services, sign_in):
@@ -132,7 +153,7 @@ async def test_only_providers_have_an_inbox(client, services, sign_in):
 async def test_an_empty_inbox_or_a_refusing_service_says_so(client, services, sign_in):
     services.page("referral", "/v1/referrals", [])
     await sign_in(client, JOE)
-    assert "No referrals have been sent to your agency." in (await client.get("/inbox")).text
+    assert "No open referrals: nothing waits for your agency." in (await client.get("/inbox")).text
     services.answer("referral", "GET", "/v1/referrals", 503, {"detail": "audit log unavailable"})
     page = await client.get("/inbox")
     assert page.status_code == 200

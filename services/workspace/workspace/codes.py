@@ -63,8 +63,9 @@ ENROLLMENT_STATUSES = {
     "not-enrolled": "Not enrolled",
     "not-enrolled-on-waitlist": "Not enrolled, on the waitlist",
 }
-# The statuses in which the referral is still the receiving agency's to work.
+# The statuses in which the referral is still the receiving agency's to work, and those it is done with.
 OPEN_REFERRAL_STATUSES = frozenset({"requested", "accepted", "in-progress", "on-hold"})
+CLOSED_REFERRAL_STATUSES = frozenset({"rejected", "cancelled", "completed", "failed", "entered-in-error"})
 # referral: domain/lifecycle.py, TRANSITIONS: the receiving agency's moves the inbox offers, by status.
 PROVIDER_MOVES = {
     "requested": ("accepted", "rejected"),

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from workspace.client import ServiceError, Services
 from workspace.codes import (
+    CLOSED_REFERRAL_STATUSES,
     ENROLLMENT_STATUSES,
     FAILED_REASONS,
     HOLD_REASONS,
@@ -40,14 +41,20 @@ INBOX = "referred-patient:read"  # a receiving agency's role: only providers hav
 
 @router.get("/inbox")
 async def inbox(
-    request: Request, session: SignedInSession, services: CallServices, referrals: Offset = 0
+    request: Request,
+    session: SignedInSession,
+    services: CallServices,
+    referrals: Offset = 0,
+    view: Literal["open", "closed"] = "open",
 ) -> Response:
-    """The referrals sent to the agency, oldest first, each with the patient when it may see them."""
+    """The referrals sent to the agency that are still its to work (``view=closed``: those it is done
+    with), oldest first, each with the patient when it may see them."""
     assert session.person is not None
     if not may(session.person, INBOX):
         return not_available(request, "The provider inbox is")
     size = workspace_of(request).ctx.settings.page_size
-    listing = await services.page("referral", "/v1/referrals", offset=referrals, limit=size)
+    statuses = sorted(OPEN_REFERRAL_STATUSES) if view == "open" else sorted(CLOSED_REFERRAL_STATUSES)
+    listing = await services.page("referral", "/v1/referrals", offset=referrals, limit=size, status=statuses)
     open_ones = [r["patient_id"] for r in listing.items if r["status"] in OPEN_REFERRAL_STATUSES]
     patients = await referred_patients(services, open_ones)
     context = {
@@ -56,6 +63,7 @@ async def inbox(
         "referrals": listing,
         "patients": patients,
         "agency": session.person.agency_id,
+        "view": view,
     }
     return render(request, "inbox.html", context)
 

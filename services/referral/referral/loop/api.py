@@ -87,9 +87,12 @@ async def list_referrals(
     page: Paging,
     patient_id: uuid.UUID | None = None,
     receiving_agency: AgencyId = None,
-    status_: Annotated[ReferralStatus | None, Query(alias="status")] = None,
+    status_: Annotated[
+        list[ReferralStatus] | None, Query(alias="status", max_length=10, description="Any of these")
+    ] = None,
 ) -> Page[ReferralOut]:
-    """Referrals your agency made, and those sent to it (never another agency's waiting drafts)."""
+    """Referrals your agency made, and those sent to it (never another agency's waiting drafts); of the
+    statuses named (``status`` repeated: ``?status=requested&status=accepted``), if any."""
     rows = await store.loop.list_referrals(
         who.agency_id,
         patient_id=patient_id,

@@ -187,20 +187,22 @@ class LoopStore(Store):
         *,
         patient_id: uuid.UUID | None,
         receiving_agency: str | None,
-        status: str | None,
+        status: Sequence[str] | None,
         limit: int,
         offset: int,
         sent_to_only: bool = False,
     ) -> list[asyncpg.Record]:
+        """``status``: any of these (None: any status)."""
         visible = _SENT_TO if sent_to_only else _VISIBLE
         return await self.db.fetch(
             f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE {visible}"
             " AND ($2::uuid IS NULL OR patient_id = $2) AND ($3::text IS NULL OR receiving_agency_id = $3)"
-            " AND ($4::text IS NULL OR status = $4) ORDER BY created_at, id LIMIT $5 OFFSET $6",
+            " AND ($4::text[] IS NULL OR status = ANY($4::text[]))"
+            " ORDER BY created_at, id LIMIT $5 OFFSET $6",
             agency_id,
             patient_id,
             receiving_agency,
-            status,
+            None if status is None else list(status),
             limit,
             offset,
         )
