@@ -22,7 +22,7 @@ PROGRAM = {
     "interpretation_services": False,
     "eligibility": {"postal_prefixes": [], "requirements": []},
     "hours": [],
-    "capacity": {"status": "capacity"},
+    "capacity": {"status": "waitlist", "notes": "About three weeks"},
     "contact": {},
     "location_ids": [],
     "receiving_agency_id": "agency-transit-aid",
@@ -113,6 +113,7 @@ async def test_the_first_search_is_the_interventions_need_and_the_patients_langu
     }
     assert '<label for="service-1">Ride Share for Health</label>' in page.text
     assert "75% of 8" in page.text
+    assert 'Waitlist <span class="muted">(About three weeks)</span>' in page.text  # the provider's notes
     text = " ".join(re.sub(r"<[^>]+>", " ", html.unescape(page.text)).split())
     assert "An open automatic referral to prg-other is requested." in text
     assert "94110" not in "".join(re.findall(r'(?:href|action)="([^"]+)"', page.text))  # never in a URL
