@@ -405,12 +405,22 @@ class FakeLoopStore:
         return rows[offset : offset + limit]
 
     async def summary(
-        self, agency_id: str, since: datetime | None, until: datetime | None, now: datetime
+        self,
+        agency_id: str,
+        since: datetime | None,
+        until: datetime | None,
+        now: datetime,
+        *,
+        received: bool = False,
     ) -> dict[str, Any]:
         rows = [
             r
             for r in self.referrals.values()
-            if r["agency_id"] == agency_id
+            if (
+                (r["receiving_agency_id"] == agency_id and r["status"] != "draft")
+                if received
+                else r["agency_id"] == agency_id
+            )
             and r["status"] != "entered-in-error"
             and (since is None or r["created_at"] >= since)
             and (until is None or r["created_at"] < until)
@@ -456,7 +466,7 @@ class FakeLoopStore:
                 [
                     (r["made_at"], r["closed_at"])
                     for r in rows
-                    if r["status"] == "completed" and delivered(r) and r.get("made_at")
+                    if r["status"] == "completed" and delivered(r) and r.get("made_at") and r.get("closed_at")
                 ]
             ),
         }

@@ -243,6 +243,8 @@ async def test_the_summary_counts_the_agencys_referrals_of_a_period_and_nobody_e
     assert (await summary(who=unique("agency"))).json()["made"] == 0  # another agency's, not counted
     assert (await summary("?since=0.5")).status_code == 422  # a time is written as one
     assert (await summary(role="analyst")).status_code == 403
+    assert (await summary("?side=received")).json()["made"] == 0  # none was sent to the referring agency
+    assert (await summary("?side=both")).status_code == 422
 
     async def listed(query: str) -> httpx.Response:
         return await svc.client.get(f"/v1/referrals?patient_id={patient_id}&{query}", headers=bearer(agency))

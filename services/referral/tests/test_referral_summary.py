@@ -109,10 +109,14 @@ async def test_the_real_summary_and_the_fakes_agree_for_every_state_and_a_period
                 real = LoopStore(conn)
                 ever = dict(await real.summary("agency-a", None, None, NOW))
                 week = dict(await real.summary("agency-a", T + timedelta(days=1), T + timedelta(days=8), NOW))
+                received = dict(await real.summary("agency-food", None, None, NOW, received=True))
         assert ever == EVER
         assert await fake.summary("agency-a", None, None, NOW) == EVER
         # Made from day 1 up to day 8: only the referral made on day 1 (sent, unanswered).
         assert week == await fake.summary("agency-a", T + timedelta(days=1), T + timedelta(days=8), NOW)
+        # Sent to the program's agency: every agency's but the draft, which was never sent.
+        assert received == await fake.summary("agency-food", None, None, NOW, received=True)
+        assert (received["made"], received["waiting_for_consent"], received["delivered"]) == (11, 0, 3)
         assert (week["made"], week["open"], week["answer_overdue"], week["hours_to_accept_median"]) == (
             1,
             1,

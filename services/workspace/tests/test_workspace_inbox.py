@@ -103,6 +103,27 @@ async def test_the_inbox_lists_referrals_with_what_the_agency_may_see_of_each_pa
     assert 'href="/inbox?referrals=40" rel="next"' in page.text
 
 
+async def test_the_inbox_says_how_the_referrals_sent_to_the_agency_stand(client, services, sign_in):
+    services.page("referral", "/v1/referrals", [referral()])
+    standing = {"open": 7, "answer_overdue": 2, "outcome_overdue": 1, "hours_to_accept_median": 5.25}
+    services.answer("referral", "GET", "/v1/referrals/summary", body=standing)
+    await sign_in(client, JOE)
+    page = await client.get("/inbox")
+    [asked] = services.called("referral", "/v1/referrals/summary")
+    assert dict(asked.url.params) == {"side": "received"}
+    said = " ".join(
+        re.sub(r"<[^>]+>", " ", page.text.split('id="inbox-standing">', 1)[1].split("</p>", 1)[0]).split()
+    )
+    assert said == (
+        "7 open : 2 not answered in time, 1 without an outcome in time ."
+        " Your agency has accepted referrals in a median 5.2 hours."
+    )
+    services.answer("referral", "GET", "/v1/referrals/summary", 503, {"detail": "down"})
+    page = await client.get("/inbox")  # the counts are a heading: the list still shows without them
+    assert page.status_code == 200 and 'id="inbox-standing"' not in page.text
+    assert "Depression" in page.text
+
+
 async def test_the_closed_referrals_are_a_view_of_their_own(client, services, sign_in):
     closed = referral("completed", patient_id=OMAR)
     services.page("referral", "/v1/referrals", [closed], next_offset=20)

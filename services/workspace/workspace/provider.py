@@ -54,7 +54,10 @@ async def inbox(
         return not_available(request, "The provider inbox is")
     size = workspace_of(request).ctx.settings.page_size
     statuses = sorted(OPEN_REFERRAL_STATUSES) if view == "open" else sorted(CLOSED_REFERRAL_STATUSES)
-    listing = await services.page("referral", "/v1/referrals", offset=referrals, limit=size, status=statuses)
+    listing, standing = await asyncio.gather(
+        services.page("referral", "/v1/referrals", offset=referrals, limit=size, status=statuses),
+        _standing(services),
+    )
     open_ones = [r["patient_id"] for r in listing.items if r["status"] in OPEN_REFERRAL_STATUSES]
     patients = await referred_patients(services, open_ones)
     context = {
@@ -64,8 +67,21 @@ async def inbox(
         "patients": patients,
         "agency": session.person.agency_id,
         "view": view,
+        "standing": standing,
     }
     return render(request, "inbox.html", context)
+
+
+async def _standing(services: Services) -> dict[str, Any] | None:
+    """How the referrals sent to the agency stand (referral's summary of those received), or None when
+    it cannot be read: the list is the page, the counts only its heading."""
+    try:
+        found: dict[str, Any] = await services.get("referral", "/v1/referrals/summary", {"side": "received"})
+    except ServiceError as exc:
+        if exc.status == 401:
+            raise
+        return None
+    return found
 
 
 async def referred_patients(services: Services, patient_ids: list[str]) -> dict[str, dict[str, Any]]:

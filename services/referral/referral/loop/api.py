@@ -12,7 +12,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -114,10 +114,14 @@ async def referral_summary(
     ctx: Ctx,
     since: Annotated[Moment | None, Query(description="Referrals made at or after this time")] = None,
     until: Annotated[Moment | None, Query(description="Referrals made before this time")] = None,
+    side: Annotated[
+        Literal["made", "received"], Query(description="Those your agency made, or those sent to it")
+    ] = "made",
 ) -> ReferralSummary:
-    """How the referrals your agency made went: counts by where they stand, overdue ones, and the median
-    hours to an answer and to the service. Counts only: no patient, no program, so nothing is audited."""
-    row = await store.loop.summary(who.agency_id, since, until, ctx.clock())
+    """How the referrals your agency made went (or, ``side=received``, those sent to it): counts by where
+    they stand, overdue ones, and the median hours to an answer and to the service. Counts only: no
+    patient, no program, so nothing is audited."""
+    row = await store.loop.summary(who.agency_id, since, until, ctx.clock(), received=side == "received")
     return ReferralSummary(since=since, until=until, **dict(row))
 
 

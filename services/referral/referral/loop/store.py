@@ -62,9 +62,12 @@ _SUMMARY = (
     f" percentile_cont(0.5) WITHIN GROUP (ORDER BY {_HOURS.format('closed_at')})"
     f" FILTER (WHERE status = 'completed' AND {_DELIVERED} AND made_at IS NOT NULL)"
     " AS hours_to_deliver_median"
-    " FROM referrals WHERE agency_id = $1 AND status <> 'entered-in-error'"
+    " FROM referrals WHERE {whose} AND status <> 'entered-in-error'"
     " AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3)"
 )
+_SUMMARY_MADE = _SUMMARY.replace("{whose}", "agency_id = $1")
+# Those sent to the agency (a waiting draft is the referring agency's alone).
+_SUMMARY_RECEIVED = _SUMMARY.replace("{whose}", "receiving_agency_id = $1 AND status <> 'draft'")
 
 
 class LoopStore(Store):
@@ -208,10 +211,18 @@ class LoopStore(Store):
         )
 
     async def summary(
-        self, agency_id: str, since: datetime | None, until: datetime | None, now: datetime
+        self,
+        agency_id: str,
+        since: datetime | None,
+        until: datetime | None,
+        now: datetime,
+        *,
+        received: bool = False,
     ) -> asyncpg.Record:
-        """How the referrals the agency made in [since, until) went (``ReferralSummary``); one read."""
-        return await self.db.fetchrow(_SUMMARY, agency_id, since, until, now)
+        """How the referrals the agency made in [since, until) went (``ReferralSummary``), or those sent to
+        it (``received``); one read."""
+        query = _SUMMARY_RECEIVED if received else _SUMMARY_MADE
+        return await self.db.fetchrow(query, agency_id, since, until, now)
 
     async def history_of(self, referral_id: uuid.UUID) -> list[asyncpg.Record]:
         return await self.db.fetch(
