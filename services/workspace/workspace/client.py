@@ -153,7 +153,7 @@ def refusal(service: str, response: httpx.Response) -> ServiceError:
         why = f" (it needs the permission {needed})" if isinstance(needed, str) else ""
         return ServiceError(service, status, f"Your role may not do this{why}.")
     if status == 404:
-        return ServiceError(service, status, "Not found, or not something your agency may see.")
+        return not_found(service)
     if status == 410:
         return ServiceError(
             service, status, "The patient's identifying details were erased; the pseudonymous case stays."
@@ -178,6 +178,12 @@ def refusal(service: str, response: httpx.Response) -> ServiceError:
             retry_after_s=_retry_after(response) if status in (429, 503) else None,
         )
     return ServiceError(service, status, f"{name} refused the request ({status}).")
+
+
+def not_found(service: str) -> ServiceError:
+    """A 404 as the person is told it: what does not exist and what their agency may not see look alike
+    (the services answer both so); also for a page's own finding that an id is not this patient's."""
+    return ServiceError(service, 404, "Not found, or not something your agency may see.")
 
 
 def _keyed(idempotency_key: str | None) -> dict[str, str]:

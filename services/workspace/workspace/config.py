@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -121,3 +122,7 @@ class WorkspaceContext:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.settings.time_zone)
+
+    def today(self) -> date:
+        """Today in the workspace's time zone."""
+        return self.clock().astimezone(self.zone).date()

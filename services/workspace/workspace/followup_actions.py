@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from workspace.choices import form_choices
-from workspace.client import ServiceError, Services
+from workspace.client import Services, not_found
 from workspace.errors import error_page
 from workspace.forms import (
     Checks,
@@ -208,7 +208,7 @@ async def _follow_up(services: Services, patient_id: uuid.UUID, follow_up_id: uu
     """The follow-up, if it is this patient's (another patient's answers as one that does not exist)."""
     follow_up: dict[str, Any] = await services.get("followup", f"/v1/follow-ups/{follow_up_id}")
     if follow_up["patient_id"] != str(patient_id):
-        raise ServiceError("followup", 404, "Not found, or not something your agency may see.")
+        raise not_found("followup")
     return follow_up
 
 

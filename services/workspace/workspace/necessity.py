@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workspace.choices import form_choices
-from workspace.client import ServiceError, Services
+from workspace.client import Services, not_found
 from workspace.forms import (
     Checks,
     Code,
@@ -139,7 +139,7 @@ async def _decision(
     )
     found = [r for r in requests if r["id"] == str(request_id)]
     if not found:
-        raise ServiceError("careplan", 404, "Not found, or not something your agency may see.")
+        raise not_found("careplan")
     plan = await current_plan(services, patient_id)
     titles = form_choices().services
     context = {

@@ -32,9 +32,6 @@ from workspace.web import CallServices, SignedInSession, redirect, render
 
 router = APIRouter()
 
-INTERVENTION = "/patients/{patient_id}/interventions/{item_id}/status"
-GOAL = "/patients/{patient_id}/goals/{item_id}/status"
-
 
 @router.get("/patients/{patient_id}/interventions/{intervention_id}/status")
 async def intervention_page(

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from workspace.choices import form_choices
-from workspace.client import Listing, ServiceError, Services
+from workspace.client import Listing, ServiceError, Services, not_found
 from workspace.codes import WITHDRAW_REASONS, WITHDRAWABLE
 from workspace.forms import (
     Checks,
@@ -291,5 +291,5 @@ async def _referral_of(
     referral: dict[str, Any] = await services.get("referral", f"/v1/referrals/{referral_id}")
     mine = referral.get("referring_agency_id") == session.person.agency_id
     if referral["patient_id"] != str(patient_id) or not mine:
-        raise ServiceError("referral", 404, "Not found, or not something your agency may see.")
+        raise not_found("referral")
     return referral

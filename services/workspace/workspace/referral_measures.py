@@ -33,7 +33,7 @@ async def referral_measures(
         return not_available(request, "How referrals went is")
     ctx = workspace_of(request).ctx
     if not days.first_day and not days.last_day:
-        today = ctx.clock().astimezone(ctx.zone).date()
+        today = ctx.today()
         days = Days((today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(), today.isoformat())
     context: dict[str, Any] = {
         "title": "How referrals went",

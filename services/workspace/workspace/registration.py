@@ -143,7 +143,7 @@ def check_who(request: Request, check: Checks, given_name: str, family_name: str
     check.need("family_name", family_name.strip(), "Enter the patient's family name.")
     if check.need("birth_date", birth_date, "Enter the patient's birth date."):
         born = check.day("birth_date", birth_date, "Enter the birth date as a date, such as 1958-04-11.")
-        if born is not None and born > ctx.clock().astimezone(ctx.zone).date():
+        if born is not None and born > ctx.today():
             check.fail("birth_date", "The birth date cannot be in the future.")
 
 

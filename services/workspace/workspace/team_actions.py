@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from workspace.choices import form_choices
-from workspace.client import ServiceError, Services
+from workspace.client import ServiceError, Services, not_found
 from workspace.errors import error_page
 from workspace.forms import (
     Checks,
@@ -179,7 +179,7 @@ async def _member(services: Services, patient_id: uuid.UUID, member_id: uuid.UUI
     team = await services.get("careplan", f"/v1/patients/{patient_id}/care-team")
     found = next((m for m in team if m["id"] == str(member_id) and m.get("status") == "active"), None)
     if found is None:
-        raise ServiceError("careplan", 404, "Not found, or not something your agency may see.")
+        raise not_found("careplan")
     member: dict[str, Any] = found
     return member
 

@@ -103,7 +103,7 @@ async def when_patient_details_change_personalise_plan(
         event.patient_id, event.agency_id, event.preferred_language, contact, safe, at
     )
     plan = await uow.store.plans.lock_plan(event.patient_id)
-    if plan is None or plan.version == 0 or plan.status in ("revoked", "completed"):
+    if plan is None or plan.version == 0 or plan.status in CLOSED_PLANS:
         return
     await revise(ctx, uow, plan, Change("preferences-changed", "system", at, received))
 
@@ -152,18 +152,22 @@ async def change_plan_status(ctx: CareplanContext, uow: Uow, cmd: ChangePlanStat
 
 async def move_intervention_by_hand(ctx: CareplanContext, uow: Uow, cmd: MoveIntervention) -> int:
     """Move an intervention along its activity status; returns the plan's version after."""
-    plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
-    if plan.status in CLOSED_PLANS:
-        raise ClosedPlan(plan.status)
+    plan = await _open_plan_to_change(uow, cmd)
     document = move_intervention(plan.drafted, cmd.intervention_id, cmd.status)
     return await save(uow, plan, document, plan.status, Change.by(cmd, "progress", ctx.clock()))
 
 
 async def move_goal_by_hand(ctx: CareplanContext, uow: Uow, cmd: MoveGoal) -> int:
     """Say where a goal stands; a plan whose goals are all completed is completed with them."""
-    plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
-    if plan.status in CLOSED_PLANS:
-        raise ClosedPlan(plan.status)
+    plan = await _open_plan_to_change(uow, cmd)
     document = move_goal(plan.drafted, cmd.goal_id, cmd.lifecycle_status, cmd.achievement_status)
     status = plan_status_after_progress(document, plan.status)
     return await save(uow, plan, document, status, Change.by(cmd, "progress", ctx.clock()))
+
+
+async def _open_plan_to_change(uow: Uow, cmd: MoveIntervention | MoveGoal) -> PlanState:
+    """The plan an item of is moved by hand, locked; ``ClosedPlan`` for a completed or revoked one."""
+    plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
+    if plan.status in CLOSED_PLANS:
+        raise ClosedPlan(plan.status)
+    return plan
