@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from careloop_shared.contracts import (
+    FollowUpCancelled,
     FollowUpCompleted,
     FollowUpDue,
     FollowUpOverdue,
@@ -244,6 +245,11 @@ def _follow_ups() -> list[Message]:
             completed_at=at(when),
         )
 
+    def called_off(name: str, patient: str, agency: str, when: str) -> Message:
+        return _follow_up(
+            FollowUpCancelled, name, patient, agency, when, reason="patient-request", cancelled_at=at(when)
+        )
+
     def late(name: str, patient: str, agency: str, due_at: str, when: str) -> Message:
         return _follow_up(
             FollowUpOverdue,
@@ -271,6 +277,11 @@ def _follow_ups() -> list[Message]:
         due("f5", "p5", SOUTH, "2026-01-25 09:00"),
         done("f5", "p5", SOUTH, "2026-01-25 12:00"),
         due("f6", "p6", NORTH, "2026-02-10 09:00"),
+        due("f7", "p6", NORTH, "2026-02-12 09:00"),
+        called_off("f7", "p6", NORTH, "2026-02-12 10:00"),
+        due("f8", "p4", SOUTH, "2026-01-26 09:00"),
+        late("f8", "p4", SOUTH, "2026-01-26 09:00", "2026-01-29 09:00"),
+        called_off("f8", "p4", SOUTH, "2026-01-30 09:00"),
     ]
 
 

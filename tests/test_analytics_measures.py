@@ -34,9 +34,12 @@ EXPECTED = {
     "follow_ups": (
         # f1 on time; f2 late (completed after it went overdue); f3 first point on time (not reached),
         # its retry missed (overdue, never completed): 2 of 4 on time.
-        ("agency-north", "2026-01", 4, 2, 1, 1, 0, 50.0),
-        ("agency-north", "2026-02", 1, 0, 0, 0, 1, None),  # f6 still within its grace period
-        ("agency-south", "2026-01", 2, 1, 0, 1, 0, 50.0),  # f5 on time, f4 missed
+        ("agency-north", "2026-01", 4, 2, 1, 1, 0, 0, 50.0),
+        # f6 still within its grace period; f7 (an arranged contact) called off after it fell due and
+        # before it went overdue: neither counts towards the share.
+        ("agency-north", "2026-02", 2, 0, 0, 0, 1, 1, None),
+        # f5 on time, f4 missed; f8 called off only after it went overdue: missed.
+        ("agency-south", "2026-01", 3, 1, 0, 2, 0, 0, 33.3),
     ),
     "needs": (
         # January, A1B: p1, p2 and p6 screened (p2 twice: once); p3 (C2D) found no need, so no row.

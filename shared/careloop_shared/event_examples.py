@@ -78,6 +78,8 @@ _VALUES: dict[str, Any] = {
     "CareTeamChanged.role": "primary-support",
     "FollowUpDue.reason": "plan-cadence",
     "FollowUpScheduled.reason": "plan-cadence",
+    "FollowUpScheduled.purpose": None,
+    "FollowUpCancelled.reason": "patient-request",
     "FollowUpCompleted.attempt": 1,
     "FollowUpCompleted.barriers": ["transportation"],
     "FollowUpCompleted.next_step": "continue-plan",

@@ -3,13 +3,16 @@
 A care manager registers a patient, finds her again by name and birth date, changes her phone number,
 records consent, a PHQ-9 with item 9 above 0 and an AHC HRSN with a transport need; the safety check is
 at the top of My day; the plan appears on the patient page, and she records the safety evaluation
-done. The receiving agency's provider sees the referral with the patient's contact detail, accepts and
-completes it. The care manager records a follow-up outcome; the timeline shows every step and verifies.
-Every page is photographed, and the main ones are checked with axe-core.
+done, and arranges a visit with her, which she calls off. The receiving agency's provider sees the
+referral with the patient's contact detail, accepts and completes it. The care manager records a
+follow-up outcome; the timeline shows every step and verifies. Every page is photographed, and the main
+ones are checked with axe-core.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -176,6 +179,27 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     team = await page.locator("#care-team").inner_text()
     assert "Tina Transit" in team and "+1 555 0169" in team and "+1 555 0168" not in team
 
+    # She agrees to visit on Thursday to go over the plan, then Tess asks to leave it for now.
+    await page.locator("#follow-ups").get_by_role("link", name="Arrange a contact").click()
+    await page.wait_for_url(f"**/patients/{patient_id}/follow-ups/new")
+    contact = page.locator("#arrange-contact")
+    when = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT10:00")
+    await contact.get_by_label("When").fill(when)
+    assert await contact.get_by_label("Phone", exact=True).count() == 1  # the plan's way, or in person
+    assert await contact.get_by_label("Email", exact=True).count() == 0
+    await contact.get_by_label("In person only", exact=True).check()
+    await contact.get_by_label("What for").select_option("plan-review")
+    await accessibility(page, "arrange-contact")
+    await contact.get_by_role("button", name="Arrange the contact").click()
+    await page.wait_for_url(f"**/patients/{patient_id}?notice=contact-arranged*")
+    arranged = page.locator("#follow-ups article", has_text="Arranged contact")
+    assert "Plan review" in await arranged.inner_text()
+    await screenshot(page, "contact-arranged")
+    await arranged.get_by_label("Why call it off").select_option("patient-request")
+    await arranged.get_by_role("button", name=re.compile("^Call off the contact")).click()
+    await page.wait_for_url(f"**/patients/{patient_id}?notice=contact-called-off*")
+    assert "Cancelled" in await page.locator("#follow-ups article", has_text="Arranged contact").inner_text()
+
     # The provider of the receiving agency sees the referral and what it may of the patient.
     provider = await signed_in(PROVIDER)
     inbox = await _until(
@@ -228,7 +252,9 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     record = await _until(
         page,
         f"/patients/{patient_id}?timeline=0",
-        lambda t: all(w in t for w in wanted) and "Follow-up completed" in t,
+        lambda t: (
+            all(w in t for w in wanted) and "Follow-up completed" in t and "Arranged contact called off" in t
+        ),
         "every step in the timeline",
         60,
     )

@@ -1,4 +1,5 @@
 """followup's HTTP routes: each command route builds a command and runs its handler; reads use the store.
+A care manager also arranges contacts with a patient and calls them off (``POST /v1/follow-ups``).
 
 Every POST honours Idempotency-Key; every read is agency-scoped. A follow-up's detail shows its outcomes'
 free-text notes about the patient, so each read of it is audited; the lists and the work queue show
@@ -26,9 +27,11 @@ from careloop_shared.http import (
 )
 from followup import handlers
 from followup.config import FollowupContext
-from followup.domain.commands import RecordOutcome, RescheduleFollowUp
+from followup.domain.commands import ArrangeContact, CancelContact, RecordOutcome, RescheduleFollowUp
 from followup.notes import opened_notes, seal_note_ahead
 from followup.schemas import (
+    ArrangeIn,
+    CancelIn,
     FollowUpDetail,
     FollowUpOut,
     OutcomeIn,
@@ -141,3 +144,41 @@ async def reschedule_follow_up(
 ) -> Any:
     command = RescheduleFollowUp(who.agency_id, follow_up_id, who.subject, who.role, body.reason, body.due_at)
     return await commands.run(handlers.reschedule_follow_up, command, respond=FollowUpOut.of)
+
+
+@router.post(
+    "/follow-ups",
+    status_code=201,
+    response_model=FollowUpOut,
+    responses={
+        404: {"description": "No such patient in your agency"},
+        410: {"description": "The patient was erased: there is no way left to reach them"},
+    },
+    openapi_extra=needs("follow-up:arrange"),
+)
+async def arrange_contact(body: ArrangeIn, who: CurrentPrincipal, commands: Commands) -> Any:
+    """A contact the caller agreed with the patient (reason ``arranged-contact``): it falls due at its
+    time, opens a follow-up task for the patient's care manager and takes an outcome like any other. It
+    reaches the patient by the plan's channel or in person, so a channel the patient marked unsafe is
+    never used."""
+    command = ArrangeContact(
+        who.agency_id, body.patient_id, who.subject, who.role, body.due_at, body.channel, body.purpose
+    )
+    return await commands.run(handlers.arrange_contact, command, status_code=201, respond=FollowUpOut.of)
+
+
+@router.post(
+    "/follow-ups/{follow_up_id}/cancel",
+    response_model=FollowUpOut,
+    responses={
+        404: {"description": "No such follow-up in your agency"},
+        409: {"description": "Not an arranged contact, or no longer open"},
+    },
+    openapi_extra=needs("follow-up:arrange"),
+)
+async def cancel_contact(
+    follow_up_id: uuid.UUID, body: CancelIn, who: CurrentPrincipal, commands: Commands
+) -> Any:
+    """Call off an open arranged contact (FollowUpCancelled); its follow-up task, if it opened one, closes."""
+    command = CancelContact(who.agency_id, follow_up_id, who.subject, who.role, body.reason)
+    return await commands.run(handlers.cancel_contact, command, respond=FollowUpOut.of)

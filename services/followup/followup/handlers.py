@@ -19,9 +19,10 @@ from careloop_shared.logging import get_logger
 from careloop_shared.patient_keys import Erased
 from followup.config import FollowupContext
 from followup.domain import announcements as announce
+from followup.domain import arranged
 from followup.domain.announcements import Announcement
-from followup.domain.commands import RecordOutcome, RescheduleFollowUp
-from followup.domain.erasure import ErasedPatient, refuse_note_if_erased
+from followup.domain.commands import ArrangeContact, CancelContact, RecordOutcome, RescheduleFollowUp
+from followup.domain.erasure import ErasedPatient, NoContactWithErased, refuse_note_if_erased
 from followup.domain.follow_up import (
     PLAN_CADENCE,
     REFERRAL_CHECK_IN,
@@ -44,6 +45,13 @@ class FollowUpNotFound(NotFound):
 
     def __init__(self) -> None:
         super().__init__("follow-up not found")
+
+
+class PatientNotFound(NotFound):
+    """No such patient in the caller's agency, as followup knows them (another agency's looks the same)."""
+
+    def __init__(self) -> None:
+        super().__init__("patient not found")
 
 
 def _announce(
@@ -149,7 +157,13 @@ async def when_plan_updated_schedule_follow_up(
         _announce(uow, revision.announcements, now, received)
     # Check-ins reach the patient the same way (the cadence follow-up was given the channel above); an
     # update only when one of them is to change, which a patient's first plan seldom finds.
-    if stale := [f["id"] for f in open_now if f is not current and f["channel"] != channel]:
+    # An arranged contact keeps its own channel while the plan still allows it.
+    moves = [f for f in open_now if f is not current and f["channel"] != channel]
+    if stale := [
+        f["id"]
+        for f in moves
+        if arranged.channel_after_plan(rules, f["reason"], f["channel"], channel) == channel
+    ]:
         await uow.store.set_channel(stale, channel, now)
 
 
@@ -276,4 +290,43 @@ async def reschedule_follow_up(ctx: FollowupContext, uow: Uow, cmd: RescheduleFo
     await uow.store.insert_reschedule(moved.reschedule_row)
     updated = await uow.store.update_follow_up(row["id"], moved.changes, now)
     await track_own(ctx, uow, _announce(uow, [moved.announcement], now), by=cmd.actor)
+    return dict(updated)
+
+
+async def arrange_contact(ctx: FollowupContext, uow: Uow, cmd: ArrangeContact) -> dict[str, Any]:
+    """A contact the care manager agreed with the patient: it falls due, opens a task and takes an outcome
+    as any follow-up does, at the priority of the patient's plan and by a channel it allows."""
+    if await uow.store.agency_of_patient(cmd.patient_id) != cmd.agency_id:
+        raise PatientNotFound()
+    if (erased_at := await uow.store.erased_at(cmd.patient_id)) is not None:
+        raise NoContactWithErased(erased_at)
+    plan = await uow.store.get_plan(cmd.patient_id)
+    now = ctx.clock()
+    contact = arranged.arrange_contact(
+        ctx.rules,
+        now,
+        patient_id=cmd.patient_id,
+        agency_id=cmd.agency_id,
+        due_at=cmd.due_at,
+        channel=cmd.channel,
+        purpose=cmd.purpose,
+        plan_channel=plan["channel"] if plan else None,
+        plan_priority=str(plan["priority"]) if plan else None,
+        by=cmd.actor,
+    )
+    await uow.store.insert_follow_up(contact.row)
+    await track_own(ctx, uow, _announce(uow, [contact.announcement], now), by=cmd.actor)
+    shown = await uow.store.get_follow_up(cmd.agency_id, contact.row["id"])
+    assert shown is not None  # inserted above, in this transaction
+    return dict(shown)
+
+
+async def cancel_contact(ctx: FollowupContext, uow: Uow, cmd: CancelContact) -> dict[str, Any]:
+    """Call off an open arranged contact; a task it opened closes with it."""
+    row = await _follow_up(uow, cmd.agency_id, cmd.follow_up_id)
+    now = ctx.clock()
+    cancellation = arranged.cancel_contact(ctx.rules, FollowUp.from_row(row), cmd.reason, now, by=cmd.actor)
+    updated = await uow.store.update_follow_up(row["id"], cancellation.changes, now)
+    await track_own(ctx, uow, _announce(uow, [cancellation.announcement], now), by=cmd.actor)
+    await close_tasks_of_cancelled_follow_ups(ctx, uow, [row])
     return dict(updated)

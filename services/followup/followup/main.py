@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from careloop_shared.app import create_app, serve
 from careloop_shared.clock import Clock, system_clock
 from careloop_shared.contracts import (
+    FollowUpCancelled,
     FollowUpCompleted,
     FollowUpDue,
     FollowUpOverdue,
@@ -51,6 +52,7 @@ def build_app(
             FollowUpDue,
             FollowUpCompleted,
             FollowUpOverdue,
+            FollowUpCancelled,
             ReassessmentRequested,
             TaskOpened,
             TaskStatusChanged,

@@ -38,6 +38,21 @@ class RescheduleIn(Body):
     due_at: AwareMoment
 
 
+class ArrangeIn(Body):
+    patient_id: uuid.UUID
+    due_at: AwareMoment = Field(
+        description="When, agreed with the patient: in the future, within the rules' limit."
+    )
+    channel: Code = Field(
+        description="How: the plan's channel or in-person-only (phone, text, ... before a plan)."
+    )
+    purpose: Code = Field(description="What for, coded: check-in, plan-review, referral-help, ...")
+
+
+class CancelIn(Body):
+    reason: Code = Field(description="Coded reason, e.g. patient-request, no-longer-needed.")
+
+
 class FollowUpOut(BaseModel):
     id: uuid.UUID
     patient_id: uuid.UUID
@@ -56,6 +71,7 @@ class FollowUpOut(BaseModel):
         None, description="How to reach the patient, from the plan; null: their preference, or phone."
     )
     assignee_id: str | None = Field(None, description="The patient's care manager, when followup knows them.")
+    purpose: str | None = Field(None, description="What an arranged contact is for; null for the others.")
     created_at: datetime
     updated_at: datetime
 

@@ -34,7 +34,7 @@ from followup.tasks.store import TaskStore
 COLUMNS = (
     "id, patient_id, agency_id, reason, plan_id, referral_id, priority, due_at, overdue_at, status,"
     " attempt, due_point, every_days, cadence_anchor_at, overdue_since, completed_at, reassessment,"
-    " channel, created_at, updated_at"
+    " channel, purpose, created_at, updated_at"
 )
 _F_COLUMNS = ", ".join("f." + c.strip() for c in COLUMNS.split(","))
 # A follow-up as shown: with whose it is, the patient's care manager as followup knows them.

@@ -19,13 +19,13 @@ from careloop_shared.runtime import ServiceRuntime
 from careloop_shared.testing.fakes import FakeClock
 from careloop_shared.testing.keys import FakePatientKeys
 from followup.config import FollowupContext, FollowupSettings
-from followup.domain.follow_up import PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN
+from followup.domain.follow_up import ARRANGED_CONTACT, PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN
 from followup.domain.rules import PRIORITIES, RULES_FILE, FollowUpRules
 from followup.domain.scheduling import new_follow_up
 from followup.store import COLUMNS, OPEN_STATUSES, FollowupStore
 from followup.tasks.store import TASK_COLUMNS
 
-REASONS = (PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN)
+REASONS = (PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN, ARRANGED_CONTACT)
 STATUSES = ("scheduled", "due", "completed", "overdue", "cancelled")
 _NOT_NULL = ("id", "patient_id", "agency_id", "reason", "priority", "due_at", "overdue_at", "status")
 _DEFAULTS = {"attempt": 1, "due_point": 1} | dict.fromkeys(
@@ -38,6 +38,7 @@ _DEFAULTS = {"attempt": 1, "due_point": 1} | dict.fromkeys(
         "completed_at",
         "reassessment",
         "channel",
+        "purpose",
     )
 )
 _OUTCOME_COLUMNS = (

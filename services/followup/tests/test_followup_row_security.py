@@ -306,11 +306,11 @@ async def test_the_migration_gives_earlier_resolutions_their_patients_agency(dat
         await store.caseload.learn_care_manager(
             {"patient_id": registered, "agency_id": A, "care_manager_id": "cm", "assigned_at": T0}
         )
-        await store.insert_follow_up(
-            new_follow_up(
-                rules, T0, patient_id=followed, agency_id=B, reason="plan-cadence", priority="high", due_at=T0
-            )
+        row = new_follow_up(
+            rules, T0, patient_id=followed, agency_id=B, reason="plan-cadence", priority="high", due_at=T0
         )
+        del row["purpose"]  # a column since migration 013
+        await db.insert_row(pool, "follow_ups", row)
 
         def resolution(patient: uuid.UUID) -> dict[str, Any]:
             """A resolution as recorded before 006: no agency."""

@@ -69,6 +69,7 @@ async def written_before_sealing(
                     priority="high",
                     due_at=T0,
                 )
+                del row["purpose"]  # a column since migration 013
                 await insert_row(pool, "follow_ups", {**row, "status": "completed", "completed_at": RECORDED})
                 note = canary(len(kept))
                 await pool.execute(

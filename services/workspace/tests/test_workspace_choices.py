@@ -70,6 +70,10 @@ def test_the_choices_mirror_the_services_rules():
     assert choices.barriers == follow_up["barriers"]
     assert choices.next_steps == follow_up["next_steps"]
     assert choices.reschedule_reasons == follow_up["reschedule_reasons"]
+    arranged = follow_up["arranged_contact"]
+    assert choices.arranged_contact.model_dump() == {
+        k: arranged[k] for k in ("purposes", "channels", "always_allowed", "cancel_reasons")
+    }
     assert choices.task_close_reasons == rules("followup/followup/rules/tasks.v1.json")["close_reasons"]
 
 

@@ -10,9 +10,24 @@ from functools import cache
 from pathlib import Path
 
 from careloop_shared.contracts import ContactChannel, ContactPreference
-from careloop_shared.rules import RulesFile, load_rules
+from careloop_shared.rules import Rule, RulesFile, load_rules
 
 CHOICES_FILE = Path(__file__).parent / "rules" / "form-choices.v1.json"
+
+
+class ArrangedContactChoices(Rule):
+    """What arranging a contact offers, as followup's rules have it (``arranged_contact``)."""
+
+    purposes: list[str]
+    channels: list[str]
+    always_allowed: list[str]  # in person, whatever the plan's channel
+    cancel_reasons: list[str]
+
+    def channels_for(self, plan_channel: str | None) -> list[str]:
+        """The plan's channel and in person; every channel before a plan says (followup checks again)."""
+        if not plan_channel:
+            return list(self.channels)
+        return [c for c in self.channels if c == plan_channel or c in self.always_allowed]
 
 
 class FormChoices(RulesFile):
@@ -35,6 +50,7 @@ class FormChoices(RulesFile):
     next_steps: list[str]
     reschedule_reasons: list[str]
     task_close_reasons: list[str]
+    arranged_contact: ArrangedContactChoices
 
     @property
     def contact_preferences(self) -> list[str]:

@@ -5,7 +5,6 @@ progress on the plan's goals, barriers, the next step, a note), moving a follow-
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -159,14 +158,7 @@ async def reschedule(
     ctx = workspace_of(request).ctx
     entered = {"due_at": due_at, "reason": reason}
     check = Checks()
-    when = None
-    if check.need("due_at", due_at, "Choose when the follow-up should fall due."):
-        try:
-            when = datetime.fromisoformat(due_at).replace(tzinfo=ctx.zone)
-        except ValueError:
-            check.fail("due_at", "Enter a date and time, such as 2026-03-09T10:00.")
-    if when is not None and when <= ctx.clock():
-        check.fail("due_at", "Choose a time in the future.")
+    when = check.future("due_at", due_at, ctx.zone, ctx.clock(), "Choose when the follow-up should fall due.")
     if reason not in form_choices().reschedule_reasons:
         check.fail("reason", "Choose why it moves.")
     error = check.error()

@@ -15,7 +15,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, tzinfo
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Form
@@ -100,6 +100,21 @@ class Checks:
         except ValueError:
             self.fail(name, message)
             return None
+
+    def future(self, name: str, value: str, zone: tzinfo, now: datetime, missing: str) -> datetime | None:
+        """A time as a date-and-time field sends it, read in the workspace's zone, that is still to come; or
+        None (and a problem: ``missing`` when nothing was entered)."""
+        if not self.need(name, value, missing):
+            return None
+        try:
+            when = datetime.fromisoformat(value).replace(tzinfo=zone)
+        except ValueError:
+            self.fail(name, "Enter a date and time, such as 2026-03-09T10:00.")
+            return None
+        if when <= now:
+            self.fail(name, "Choose a time in the future.")
+            return None
+        return when
 
     def error(self) -> FormError | None:
         if not self.problems:

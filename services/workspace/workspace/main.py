@@ -31,6 +31,7 @@ from workspace import (
     access,
     activity,
     assessment,
+    contacts,
     erasure,
     errors,
     fhir_record,
@@ -179,6 +180,7 @@ def build_app(
     app.include_router(necessity.router)
     app.include_router(referral_actions.router)
     app.include_router(followup_actions.router)
+    app.include_router(contacts.router)
     app.include_router(supervisor.router)
     app.include_router(recruitment.router)
     app.include_router(provider.router)

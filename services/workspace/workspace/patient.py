@@ -57,6 +57,7 @@ ACTIONS = (
     "referral:change-status",  # withdraw a referral the agency made
     "follow-up:record-outcome",
     "follow-up:reschedule",
+    "follow-up:arrange",  # arrange a contact with the patient, or call one off
     "task:change",
     "patient:assign",  # a supervisor reassigns the patient from their page too
     "patient:update",

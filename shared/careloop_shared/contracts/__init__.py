@@ -28,6 +28,7 @@ from careloop_shared.contracts.common import (
     SafeChannels,
 )
 from careloop_shared.contracts.followup import (
+    FollowUpCancelled,
     FollowUpCompleted,
     FollowUpDue,
     FollowUpOverdue,
@@ -67,6 +68,7 @@ __all__ = [
     "ContactPreference",
     "EducationProvided",
     "FollowUpCadence",
+    "FollowUpCancelled",
     "FollowUpCompleted",
     "FollowUpDue",
     "FollowUpOverdue",

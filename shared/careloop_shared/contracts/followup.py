@@ -1,4 +1,4 @@
-"""Events followup publishes: follow-ups scheduled, due, completed, overdue, reassessment."""
+"""Events followup publishes: follow-ups scheduled, due, completed, overdue, cancelled, reassessment."""
 
 from __future__ import annotations
 
@@ -39,13 +39,22 @@ class FollowUpScheduled(Event):
     source = "/careloop/followup"
 
     follow_up_id: uuid.UUID
-    reason: str
+    reason: str = Field(
+        description="plan-cadence, referral-check-in, referral-outcome-check-in, or arranged-contact (a"
+        " contact a care manager agreed with the patient)."
+    )
     due_at: EventTime
     priority: RiskLevel
     rescheduled: bool = False
-    channel: str | None = Field(None, description="How to reach the patient, from the plan.")
+    channel: str | None = Field(
+        None,
+        description="How to reach the patient: the plan's channel, or the one an arranged contact names.",
+    )
     actor_id: ActorId = None
     actor_role: ActorRole = None
+    purpose: str | None = Field(
+        None, description="What an arranged contact is for, a code: check-in, plan-review, ... (rules data)."
+    )
 
 
 @register
@@ -82,6 +91,20 @@ class FollowUpOverdue(Event):
     due_at: EventTime
     overdue_since: EventTime
     priority: RiskLevel
+
+
+@register
+class FollowUpCancelled(Event):
+    """A care manager called off a contact arranged with the patient, for a coded reason."""
+
+    type = "careloop.followup.follow_up_cancelled.v1"
+    source = "/careloop/followup"
+
+    follow_up_id: uuid.UUID
+    reason: str = Field(description="Coded: patient-request, no-longer-needed, ... (rules data).")
+    cancelled_at: EventTime
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
 
 
 @register

@@ -53,7 +53,17 @@ MEASURES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     (
         "measure_follow_ups",
         "Follow-ups done on time (by month due)",
-        ("agency_id", "month", "due_points", "on_time", "late", "missed", "pending", "on_time_pct"),
+        (
+            "agency_id",
+            "month",
+            "due_points",
+            "on_time",
+            "late",
+            "missed",
+            "pending",
+            "cancelled",
+            "on_time_pct",
+        ),
         "agency_id, month",
     ),
     (

@@ -13,8 +13,9 @@ T = "careloop"
 MADE, MOVED, GAP = (
     f"{T}.referral.{n}.v1" for n in ("referral_made", "referral_status_changed", "network_gap_detected")
 )
-DUE, DONE, LATE = (
-    f"{T}.followup.{n}.v1" for n in ("follow_up_due", "follow_up_completed", "follow_up_overdue")
+DUE, DONE, LATE, OFF = (
+    f"{T}.followup.{n}.v1"
+    for n in ("follow_up_due", "follow_up_completed", "follow_up_overdue", "follow_up_cancelled")
 )
 ASSESSED, REGISTERED, UPDATED = (
     f"{T}.intake.{n}.v1" for n in ("patient_assessed", "patient_registered", "patient_updated")
@@ -99,27 +100,37 @@ VIEWS: dict[str, str] = {
             SELECT CAST(data->>'follow_up_id' AS UUID) AS follow_up_id, {_ts("due_at")} AS due_at,
                    min({_ts("overdue_since")}) AS overdue_since
             FROM events WHERE event_type = '{LATE}' GROUP BY ALL),
+        called_off AS (
+            SELECT CAST(data->>'follow_up_id' AS UUID) AS follow_up_id,
+                   min({_ts("cancelled_at")}) AS cancelled_at
+            FROM events WHERE event_type = '{OFF}' GROUP BY ALL),
         points AS (
-            SELECT w.follow_up_id, w.due_at, w.agency_id, w.reason, w.priority,
+            SELECT w.follow_up_id, w.due_at, w.agency_id, w.reason, w.priority, w.next_due_at,
                    min(d.completed_at) AS completed_at
             FROM windows w LEFT JOIN done d ON d.follow_up_id = w.follow_up_id AND d.completed_at >= w.due_at
                  AND (w.next_due_at IS NULL OR d.completed_at < w.next_due_at)
             GROUP BY ALL)
-        SELECT p.*, l.overdue_since, strftime(p.due_at, '%Y-%m') AS month,
+        SELECT p.* EXCLUDE (next_due_at), l.overdue_since, strftime(p.due_at, '%Y-%m') AS month,
                CASE WHEN p.completed_at IS NOT NULL
                              AND (l.overdue_since IS NULL OR p.completed_at <= l.overdue_since) THEN 'on-time'
                     WHEN p.completed_at IS NOT NULL THEN 'late'
-                    WHEN l.overdue_since IS NOT NULL THEN 'missed'
+                    WHEN l.overdue_since IS NOT NULL
+                         AND (c.cancelled_at IS NULL OR c.cancelled_at > l.overdue_since) THEN 'missed'
+                    WHEN c.cancelled_at IS NOT NULL THEN 'cancelled'
                     ELSE 'pending' END AS result
-        FROM points p LEFT JOIN late l USING (follow_up_id, due_at)""",
+        FROM points p LEFT JOIN late l USING (follow_up_id, due_at)
+             LEFT JOIN called_off c ON c.follow_up_id = p.follow_up_id AND p.next_due_at IS NULL
+                  AND c.cancelled_at >= p.due_at""",
     "measure_follow_ups": """
         SELECT agency_id, month, count(*) AS due_points,
                count(*) FILTER (WHERE result = 'on-time') AS on_time,
                count(*) FILTER (WHERE result = 'late') AS late,
                count(*) FILTER (WHERE result = 'missed') AS missed,
                count(*) FILTER (WHERE result = 'pending') AS pending,
+               count(*) FILTER (WHERE result = 'cancelled') AS cancelled,
                round(100.0 * count(*) FILTER (WHERE result = 'on-time')
-                     / nullif(count(*) FILTER (WHERE result <> 'pending'), 0), 1) AS on_time_pct
+                     / nullif(count(*) FILTER (WHERE result NOT IN ('pending', 'cancelled')), 0), 1)
+                   AS on_time_pct
         FROM follow_up_due_points GROUP BY agency_id, month""",
     # The patient's postal area (first three characters) as last registered or updated before a time.
     "patient_areas": f"""

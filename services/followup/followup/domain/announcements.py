@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from careloop_shared.contracts import (
+    FollowUpCancelled,
     FollowUpCompleted,
     FollowUpDue,
     FollowUpOverdue,
@@ -52,6 +53,7 @@ def _scheduled(follow_up: FollowUp, *, rescheduled: bool, by: Actor | None = Non
         priority=RiskLevel(follow_up.priority),
         rescheduled=rescheduled,
         channel=follow_up.channel,
+        purpose=follow_up.purpose,
         **_actor(by),
     )
 
@@ -115,6 +117,14 @@ def completed(follow_up: FollowUp, outcome: Outcome, at: datetime, *, by: Actor)
             **_actor(by),
         ),
         event_id("completed", follow_up.id, follow_up.attempt),
+    )
+
+
+def cancelled(follow_up: FollowUp, reason: str, at: datetime, *, by: Actor) -> Announcement:
+    """Once: a follow-up called off stays so."""
+    return Announcement(
+        FollowUpCancelled(**_about(follow_up), reason=reason, cancelled_at=at, **_actor(by)),
+        event_id("cancelled", follow_up.id),
     )
 
 

@@ -62,3 +62,35 @@ class ChangeTaskStatus:
     @property
     def actor(self) -> Actor:
         return Actor(self.by, self.by_role)
+
+
+@dataclass(frozen=True)
+class ArrangeContact:
+    """A contact the caller (their subject and role) agreed with the patient: when, how, what for."""
+
+    agency_id: str
+    patient_id: uuid.UUID
+    by_subject: str
+    by_role: str
+    due_at: datetime
+    channel: str
+    purpose: str
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.by_subject, self.by_role)
+
+
+@dataclass(frozen=True)
+class CancelContact:
+    """Call off an arranged contact, for a coded reason, by the caller (their subject and role)."""
+
+    agency_id: str
+    follow_up_id: uuid.UUID
+    by_subject: str
+    by_role: str
+    reason: str
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.by_subject, self.by_role)

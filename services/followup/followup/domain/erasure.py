@@ -19,3 +19,10 @@ def refuse_note_if_erased(note: str | None, erased_at: datetime | None) -> None:
     """A note about an erased patient is refused, even an empty one; an outcome without one is not."""
     if note is not None and erased_at is not None:
         raise ErasedPatient(erased_at)
+
+
+class NoContactWithErased(Gone):
+    """The patient was erased: careloop no longer holds a way to reach them, so no contact is arranged."""
+
+    def __init__(self, erased_at: datetime) -> None:
+        super().__init__("this patient was erased: no contact can be arranged", erased_at=str(erased_at))

@@ -18,6 +18,7 @@ from careloop_shared.errors import Conflict, Invalid
 PLAN_CADENCE = "plan-cadence"
 REFERRAL_CHECK_IN = "referral-check-in"
 SERVICE_CHECK_IN = "referral-outcome-check-in"
+ARRANGED_CONTACT = "arranged-contact"  # a one-off contact a care manager agreed with the patient
 
 OUTSTANDING = frozenset({"due", "overdue"})
 OPEN = frozenset({"scheduled", "due", "overdue"})
@@ -49,6 +50,7 @@ class FollowUp:
     cadence_anchor_at: datetime | None = None
     created_at: datetime | None = None
     channel: str | None = None  # how to reach the patient, from the plan (None: their preference, or phone)
+    purpose: str | None = None  # what an arranged contact is for (a code)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> FollowUp:

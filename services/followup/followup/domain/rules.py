@@ -48,6 +48,33 @@ class NotReached(Rule):
         return self
 
 
+class ArrangedContact(Rule):
+    """A contact a care manager arranges with the patient for a time they agreed: what it is for, how it
+    may reach them (the plan's channel, or one of ``always_allowed``), and why one may be called off."""
+
+    purposes: frozenset[str]
+    channels: frozenset[str]  # every channel an arranged contact may name
+    always_allowed: frozenset[str]  # allowed whatever the plan's channel (in person)
+    default_priority: str  # when followup has not heard of the patient's plan
+    max_days_ahead: float = Field(gt=0)
+    cancel_reasons: frozenset[str]
+
+    @model_validator(mode="after")
+    def _known_channels_and_priority(self) -> ArrangedContact:
+        if not self.always_allowed <= self.channels:
+            raise ValueError("always_allowed names a channel not in channels")
+        if self.default_priority not in PRIORITIES:
+            raise ValueError(f"default_priority must be one of {', '.join(PRIORITIES)}")
+        return self
+
+    def channels_for(self, plan_channel: str | None) -> list[str]:
+        """The channels allowed for a patient whose plan reaches them by ``plan_channel``: that one (a
+        safe channel, for a patient at risk at home) and in person; every one when no plan says."""
+        if plan_channel is None:
+            return sorted(self.channels)
+        return sorted({plan_channel} | self.always_allowed)
+
+
 class FollowUpRules(RulesFile):
     cadence_days_by_risk: dict[str, float]
     grace_hours_by_priority: dict[str, float]
@@ -62,6 +89,7 @@ class FollowUpRules(RulesFile):
     next_steps: frozenset[str]
     reschedule_reasons: frozenset[str]
     max_reschedule_days: float
+    arranged_contact: ArrangedContact
 
     @model_validator(mode="after")
     def _every_priority_has_a_cadence_and_a_grace_period(self) -> FollowUpRules:

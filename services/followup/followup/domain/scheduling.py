@@ -34,6 +34,7 @@ def new_follow_up(
     every_days: float | None = None,
     cadence_anchor_at: datetime | None = None,
     channel: str | None = None,
+    purpose: str | None = None,
 ) -> dict[str, Any]:
     """The row of a follow-up to schedule: first attempt, first due point, its grace period from the rules."""
     return {
@@ -55,6 +56,7 @@ def new_follow_up(
         "completed_at": None,
         "reassessment": None,
         "channel": channel,
+        "purpose": purpose,
         "created_at": now,
         "updated_at": now,
     }

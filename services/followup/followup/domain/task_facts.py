@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from careloop_shared.contracts import (
+    FollowUpCancelled,
     FollowUpCompleted,
     FollowUpDue,
     FollowUpOverdue,
@@ -65,7 +66,9 @@ def facts_of(event: Event, event_id: uuid.UUID, time: datetime, *, due_base: dat
             "recommended": tuple(event.recommended_instruments),
             "urgent_flags": frozenset(event.urgent_flags),
         }
-    elif isinstance(event, FollowUpDue | FollowUpOverdue | FollowUpCompleted | FollowUpScheduled):
+    elif isinstance(
+        event, FollowUpDue | FollowUpOverdue | FollowUpCompleted | FollowUpScheduled | FollowUpCancelled
+    ):
         ids["follow_up_id"] = event.follow_up_id
         about["follow-up"] = str(event.follow_up_id)
         if isinstance(event, FollowUpDue):
@@ -75,6 +78,8 @@ def facts_of(event: Event, event_id: uuid.UUID, time: datetime, *, due_base: dat
             at = event.overdue_since
         elif isinstance(event, FollowUpCompleted):
             at = event.completed_at
+        elif isinstance(event, FollowUpCancelled):
+            at = event.cancelled_at
     elif isinstance(event, ReassessmentRequested):
         ids["follow_up_id"] = event.follow_up_id
         about["follow-up"] = str(event.follow_up_id)

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from careloop_shared.contracts import (
+    FollowUpCancelled,
     FollowUpCompleted,
     FollowUpDue,
     FollowUpOverdue,
@@ -42,6 +43,7 @@ ABOUT_BY_EVENT: dict[str, frozenset[str]] = {
     FollowUpDue.type: frozenset({"patient", "follow-up"}),
     FollowUpOverdue.type: frozenset({"patient", "follow-up"}),
     FollowUpCompleted.type: frozenset({"patient", "follow-up"}),
+    FollowUpCancelled.type: frozenset({"patient", "follow-up"}),
     FollowUpScheduled.type: frozenset({"patient", "follow-up"}),
     ReassessmentRequested.type: frozenset({"patient", "follow-up"}),
     ReferralOverdue.type: frozenset({"patient", "referral"}),
@@ -54,7 +56,14 @@ ABOUT_BY_EVENT: dict[str, frozenset[str]] = {
 # followup's own events: tracked in the unit of work that publishes them, after whatever it has heard.
 OWN_EVENTS = frozenset(
     e.type
-    for e in (FollowUpDue, FollowUpOverdue, FollowUpCompleted, FollowUpScheduled, ReassessmentRequested)
+    for e in (
+        FollowUpDue,
+        FollowUpOverdue,
+        FollowUpCompleted,
+        FollowUpScheduled,
+        FollowUpCancelled,
+        ReassessmentRequested,
+    )
 )
 
 
