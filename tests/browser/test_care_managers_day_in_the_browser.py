@@ -3,7 +3,8 @@
 A care manager registers a patient, finds her again by name and birth date, changes her phone number,
 records consent, a PHQ-9 with item 9 above 0 and an AHC HRSN with a transport need; the safety check is
 at the top of My day; the plan appears on the patient page, and she records the safety evaluation
-done, and arranges a visit with her, which she calls off. The receiving agency's provider sees the
+done; her daughter joins the care team and raises a need no screening found, and the care manager
+arranges a visit, which Tess calls off. The receiving agency's provider sees the
 referral with the patient's contact detail, accepts and completes it. The care manager records a
 follow-up outcome; the timeline shows every step and verifies. Every page is photographed, and the main
 ones are checked with axe-core.
@@ -178,6 +179,18 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     await page.wait_for_url(f"**/patients/{patient_id}?notice=member-changed*")
     team = await page.locator("#care-team").inner_text()
     assert "Tina Transit" in team and "+1 555 0169" in team and "+1 555 0168" not in team
+
+    # Tina says her mother is behind on the electric bill: a need no screening found joins the plan.
+    await page.locator("#care-team").get_by_role("link", name="Record a contribution").click()
+    contribution = page.locator("#record-contribution")
+    await contribution.get_by_label("From").select_option(label="Tina Transit (family, transport helper)")
+    await contribution.get_by_label("A need they raised").check()
+    await contribution.get_by_label("Which need").select_option("utility-insecurity")
+    await accessibility(page, "contribution-stated-need")
+    await contribution.get_by_role("button", name="Record the contribution").click()
+    await page.wait_for_url(f"**/patients/{patient_id}?notice=contribution-recorded*")
+    goals = await page.locator("#plan").inner_text()
+    assert "Utilities secured" in goals and "Utility insecurity" in goals, goals
 
     # She agrees to visit on Thursday to go over the plan, then Tess asks to leave it for now.
     await page.locator("#follow-ups").get_by_role("link", name="Arrange a contact").click()

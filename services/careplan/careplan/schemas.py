@@ -123,17 +123,20 @@ class Preference(Body):
 
 class ContributionIn(Body):
     member_id: uuid.UUID
-    kind: Literal["note", "agreed-goal", "preference"]
+    kind: Literal["note", "agreed-goal", "preference", "stated-need"]
     expected_version: int = Field(ge=1, le=MAX_INT)
     note: str | None = Field(None, max_length=4000, description="Kept in careplan only, never in events.")
     goal_id: uuid.UUID | None = None
     preference: Preference | None = None
+    need: Code | None = Field(
+        None, description="stated-need: a need the plan library names, raised by the patient or family."
+    )
 
     @model_validator(mode="after")
     def _fits_kind(self) -> ContributionIn:
-        needed = {"note": self.note, "agreed-goal": self.goal_id, "preference": self.preference}[self.kind]
-        if needed is None:
-            raise ValueError(f"a {self.kind} contribution needs its {self.kind.replace('agreed-', '')}")
+        part = {"note": "note", "agreed-goal": "goal_id", "preference": "preference", "stated-need": "need"}
+        if getattr(self, part[self.kind]) is None:
+            raise ValueError(f"a {self.kind} contribution needs its {part[self.kind]}")
         if self.preference is not None and not self.preference.model_dump(exclude_none=True):
             raise ValueError("a preference names a language or a contact preference")
         return self
@@ -199,6 +202,7 @@ class ContributionOut(BaseModel):
     note: str | None
     goal_id: uuid.UUID | None
     preference: dict[str, str] | None
+    need: str | None = None
     plan_version: int
     created_at: datetime
     recorded_by_subject: Person = None  # who recorded it

@@ -91,6 +91,7 @@ class FakePlanStore:
                     "services": [],
                     "agreed_goals": [],
                     "overrides": {},
+                    "stated_needs": [],
                     "updated_at": at,
                 },
             )
@@ -300,6 +301,7 @@ class FakeTeamStore:
             "sealed_note",
             "goal_id",
             "preference",
+            "need",
             "plan_version",
             "created_at",
             "recorded_by_subject",
@@ -307,7 +309,7 @@ class FakeTeamStore:
         )
         return [
             {
-                **{k: _json(c[k]) for k in columns},
+                **{k: _json({"need": None, **c}[k]) for k in columns},  # need: a later column
                 "member_relationship": self.care_team_members[c["member_id"]]["relationship"],
                 "member_role": self.care_team_members[c["member_id"]]["role"],
             }

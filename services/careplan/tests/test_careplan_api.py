@@ -360,6 +360,25 @@ async def test_care_team_members_contribute_and_events_never_name_them(patient):
     )
     assert pref.json() == {"plan_version": 3}
     assert (await patient.plan())["document"]["preferred_language"] == "pt"
+    raised = {"member_id": member["id"], "kind": "stated-need", "expected_version": 3}
+    unknown = await patient.post("/care-plan/contributions", {**raised, "need": "space-travel"})
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "need"]
+    missing = await patient.post("/care-plan/contributions", raised)
+    assert missing.status_code == 422
+    stated = await patient.post("/care-plan/contributions", {**raised, "need": "utility-insecurity"})
+    assert stated.json() == {"plan_version": 4}
+    assert [g["need"] for g in (await patient.plan())["document"]["goals"]] == [
+        "depression",
+        "utility-insecurity",
+    ]
+    shown = await patient.client.get(
+        f"/v1/patients/{patient.id}/care-team/contributions", headers=patient.headers
+    )
+    last = shown.json()["items"][-1]
+    assert (last["kind"], last["need"]) == ("stated-need", "utility-insecurity")
+    await patient.assessed(["depression"], "high", "phq-9")  # a later screening keeps the stated need
+    later = await patient.at_version(5)
+    assert [g["need"] for g in later["document"]["goals"]] == ["depression", "utility-insecurity"]
     changed = await patient.client.patch(
         f"/v1/patients/{patient.id}/care-team/{member['id']}",
         json={"role": "decision-maker"},

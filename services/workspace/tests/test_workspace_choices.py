@@ -63,6 +63,7 @@ def test_the_choices_mirror_the_services_rules():
     follow_up = rules("followup/followup/rules/follow-up-rules.v1.json")
     assert choices.program_categories == sorted({s["program_category"] for s in directory})
     assert choices.needs == sorted(set(library["needs"]) | {n for s in directory for n in s["needs"]})
+    assert choices.stated_needs == sorted(library["needs"])
     assert {lang for s in directory for lang in s["languages"]} <= set(choices.languages)
     necessity_services = rules("careplan/careplan/rules/necessity-criteria.v1.json")["services"]
     assert choices.services == {code: s["title"] for code, s in necessity_services.items()}

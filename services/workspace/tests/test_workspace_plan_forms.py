@@ -270,6 +270,7 @@ async def test_a_contribution_names_its_member_kind_and_the_version_seen(client,
         {"kind": "agreed-goal", "goal_id": GOAL},
         {"kind": "note", "note": " Drives her Tuesdays "},
         {"kind": "preference", "contact_preference": "text"},
+        {"kind": "stated-need", "need": "transportation-insecurity"},
     ):
         answer = await client.post(f"/patients/{PID}/contributions", data={**base, **data})
         assert answer.status_code == 303
@@ -281,6 +282,12 @@ async def test_a_contribution_names_its_member_kind_and_the_version_seen(client,
             "kind": "preference",
             "expected_version": 3,
             "preference": {"contact_preference": "text"},
+        },
+        {
+            "member_id": MEMBER,
+            "kind": "stated-need",
+            "expected_version": 3,
+            "need": "transportation-insecurity",
         },
     ]
 
@@ -307,6 +314,14 @@ async def test_a_contribution_says_what_its_kind_needs(client, services, sign_in
     assert field_errors(page) == {
         "preferred_language": ["Choose a language or a way of contact they prefer."]
     }
+    assert '<option value="transportation-insecurity">Transportation insecurity</option>' in form.text
+    for need in ("", "legal-aid"):  # none, or one the plan library does not name
+        page = await client.post(
+            f"/patients/{PID}/contributions",
+            data={**base, "member_id": MEMBER, "kind": "stated-need", "need": need},
+        )
+        assert field_errors(page) == {"need": ["Choose the need they raised."]}
+    assert not services.called("careplan", f"{PATH}/care-plan/contributions")
 
 
 async def test_a_service_request_shows_its_necessity_decision_and_records_the_choice(

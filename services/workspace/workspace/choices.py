@@ -36,6 +36,7 @@ class FormChoices(RulesFile):
     consent_purposes: dict[str, str]
     program_categories: list[str]
     needs: list[str]
+    stated_needs: list[str]  # the needs the plan library names: a care-team member may raise one
     plan_transitions: dict[str, list[str]]  # FHIR CarePlan.status -> where a person may move it
     activity_transitions: dict[str, list[str]]  # an intervention's activity status, the same way
     goal_transitions: dict[str, list[str]]  # FHIR Goal.lifecycleStatus, the same way

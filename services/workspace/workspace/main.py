@@ -32,6 +32,7 @@ from workspace import (
     activity,
     assessment,
     contacts,
+    contributions,
     erasure,
     errors,
     fhir_record,
@@ -177,6 +178,7 @@ def build_app(
     app.include_router(plan_actions.router)
     app.include_router(plan_progress.router)
     app.include_router(team_actions.router)
+    app.include_router(contributions.router)
     app.include_router(necessity.router)
     app.include_router(referral_actions.router)
     app.include_router(followup_actions.router)

@@ -1,6 +1,5 @@
-"""The care team: adding a member (careplan ``POST .../care-team``) and recording what a member
-contributes to the plan: a note, a goal they agreed, or a preference (``POST .../care-plan/contributions``,
-naming the plan version the person saw)."""
+"""The care team: adding a member (careplan ``POST .../care-team``), changing their details and letting them
+leave the team. What a member contributes to the plan is ``workspace.contributions``."""
 
 from __future__ import annotations
 
@@ -9,11 +8,11 @@ import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from workspace.choices import form_choices
-from workspace.client import ServiceError, Services, not_found
+from workspace.client import Services, not_found
 from workspace.errors import error_page
 from workspace.forms import (
     Checks,
@@ -22,12 +21,10 @@ from workspace.forms import (
     FormKey,
     Text,
     action_key,
-    current_plan,
     new_form_key,
     none_if_blank,
     patient_name,
     send,
-    stale_message,
 )
 from workspace.gates import act_on_patient
 from workspace.notices import patient_url
@@ -47,7 +44,6 @@ def member_form(
 
 Member = Annotated[dict[str, str], Depends(member_form)]
 
-KINDS = {"note": "A note", "agreed-goal": "A goal they agreed", "preference": "A preference"}
 NO_PLAN = "There is no care plan yet: the care team is kept with the plan, drafted from the first assessment."
 
 
@@ -232,108 +228,3 @@ async def _member_form(
         "error": error,
     }
     return render(request, "care_team_new.html", context, status_code=error.status if error else 200)
-
-
-@router.get("/patients/{patient_id}/contributions/new")
-async def new_contribution(
-    request: Request, patient_id: uuid.UUID, session: SignedInSession, services: CallServices
-) -> Response:
-    entered = {
-        k: "" for k in ("member_id", "kind", "note", "goal_id", "preferred_language", "contact_preference")
-    }
-    return await _contribution_form(request, services, patient_id, entered, None, new_form_key())
-
-
-@router.post("/patients/{patient_id}/contributions")
-async def record_contribution(
-    request: Request,
-    patient_id: uuid.UUID,
-    session: SignedInSession,
-    services: CallServices,
-    form_key: FormKey,
-    expected_version: Annotated[int, Form(ge=1, le=1_000_000)],
-    member_id: Code = "",
-    kind: Code = "",
-    note: Text = "",
-    goal_id: Code = "",
-    preferred_language: Code = "",
-    contact_preference: Code = "",
-) -> Response:
-    entered = {
-        "member_id": member_id,
-        "kind": kind,
-        "note": note,
-        "goal_id": goal_id,
-        "preferred_language": preferred_language,
-        "contact_preference": contact_preference,
-    }
-    check = Checks()
-    check.need("member_id", member_id, "Choose the care-team member it comes from.")
-    if kind not in KINDS:
-        check.fail("kind", "Choose what they contribute.")
-    if kind == "note":
-        check.need("note", note.strip(), "Write the note.")
-    if kind == "agreed-goal":
-        check.need("goal_id", goal_id, "Choose the goal they agreed.")
-    if kind == "preference" and not (preferred_language or contact_preference):
-        check.fail("preferred_language", "Choose a language or a way of contact they prefer.")
-    error = check.error()
-    if error is None:
-        body: dict[str, Any] = {"member_id": member_id, "kind": kind, "expected_version": expected_version}
-        if kind == "note":
-            body["note"] = note.strip()
-        elif kind == "agreed-goal":
-            body["goal_id"] = goal_id
-        else:
-            preference = {"preferred_language": preferred_language, "contact_preference": contact_preference}
-            body["preference"] = {k: v for k, v in preference.items() if v}
-        path = f"/v1/patients/{patient_id}/care-plan/contributions"
-        call = services.post("careplan", path, body, idempotency_key=form_key)
-        _, error = await send(call, {"preference": "preferred_language"}, shown=(404, 409, 422))
-        if error is None:
-            return redirect(patient_url(patient_id, "contribution-recorded", "care-team"))
-        if error.status == 404:
-            error.message = "That care-team member or plan was not found; reload the patient's page."
-        stale_message(error, expected_version)
-    return await _contribution_form(request, services, patient_id, entered, expected_version, form_key, error)
-
-
-async def _contribution_form(
-    request: Request,
-    services: Services,
-    patient_id: uuid.UUID,
-    entered: dict[str, str],
-    expected_version: int | None,
-    key: str,
-    error: FormError | None = None,
-) -> Response:
-    plan = await current_plan(services, patient_id)
-    team: list[dict[str, Any]] = []
-    if plan is not None:
-        try:
-            team = await services.get("careplan", f"/v1/patients/{patient_id}/care-team")
-        except ServiceError as exc:
-            if exc.status != 404:
-                raise
-    choices = form_choices()
-    goals = (plan or {}).get("document", {}).get("goals", [])
-    context = {
-        "title": "Record a contribution",
-        "patient_id": patient_id,
-        "name": await patient_name(services, patient_id),
-        "plan": plan,
-        "expected_version": expected_version or (plan or {}).get("version"),
-        "members": [
-            (m["id"], f"{m['name']} ({words(m['relationship']).lower()}, {words(m['role']).lower()})")
-            for m in team
-            if m.get("status") == "active"
-        ],
-        "kinds": list(KINDS.items()),
-        "goals": [(g["id"], f"{words(g['description'])} ({words(g['need']).lower()})") for g in goals],
-        "languages": list(choices.languages.items()),
-        "preferences": [(p, words(p)) for p in choices.contact_preferences],
-        "entered": entered,
-        "form_key": key,
-        "error": error,
-    }
-    return render(request, "contribution_new.html", context, status_code=error.status if error else 200)

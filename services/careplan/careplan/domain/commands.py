@@ -88,15 +88,16 @@ class RemoveCareTeamMember(Command):
 
 @dataclass(frozen=True)
 class ContributeToPlan(Command):
-    """A care team member's note, agreed goal or preference; each kind carries its own part."""
+    """A care team member's note, agreed goal, preference or stated need; each kind carries its own part."""
 
     patient_id: uuid.UUID
     member_id: uuid.UUID
-    kind: str  # note, agreed-goal or preference
+    kind: str  # note, agreed-goal, preference or stated-need
     expected_version: int
     note: str | None = None
     goal_id: uuid.UUID | None = None
     preference: dict[str, str] | None = None  # preferred_language and/or contact_preference
+    need: str | None = None  # a need code of the plan library
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ class Preferences(Stored):
     contact_preference: str | None = None
 
 
-INPUTS = ("assessments", "services", "agreed_goals", "overrides")
+INPUTS = ("assessments", "services", "agreed_goals", "overrides", "stated_needs")
 
 
 class PlanState(BaseModel):
@@ -134,6 +134,7 @@ class PlanState(BaseModel):
     services: list[str]  # service codes approved or chosen
     agreed_goals: list[uuid.UUID]  # goals agreed with the care team
     overrides: Preferences
+    stated_needs: list[str]  # needs the patient or their family raised with the care team (library codes)
     # What careplan knows of the patient's preferences, from intake's events.
     preferred_language: str | None
     contact_preference: str | None

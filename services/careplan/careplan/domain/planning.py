@@ -288,7 +288,7 @@ def redraft(
     assessments = sorted(plan.assessments.values(), key=lambda a: a.assessed_at)
     inputs = PlanInputs(
         patient_id=plan.patient_id,
-        needs=[n.code for a in assessments for n in a.needs],
+        needs=[n.code for a in assessments for n in a.needs] + list(plan.stated_needs),
         risk_level=highest_risk([a.risk_level for a in assessments]),
         urgent_flags=list(dict.fromkeys(f for a in assessments for f in a.urgent_flags)),
         preferred_language=plan.overrides.preferred_language or plan.preferred_language,

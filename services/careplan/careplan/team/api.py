@@ -92,6 +92,7 @@ async def contribute(
         note=body.note,
         goal_id=body.goal_id,
         preference=body.preference.model_dump(exclude_none=True) if body.preference else None,
+        need=body.need,
     )
     return await commands.run(handlers.contribute, command, status_code=201, respond=VersionRef.of)
 

@@ -61,6 +61,13 @@ class GoalNotFound(NotFound):
         super().__init__("goal not found in the current plan")
 
 
+class UnknownNeed(Invalid):
+    """A stated need the plan library does not name: the plan would have nothing to offer for it."""
+
+    def __init__(self) -> None:
+        super().__init__([problem(["body", "need"], "unknown_need", "not a need the plan library names")])
+
+
 class CannotClear(Invalid):
     def __init__(self) -> None:
         super().__init__([problem(["body"], "cannot_clear", "name, relationship and role cannot be cleared")])
@@ -126,8 +133,11 @@ async def remove_member(ctx: CareplanContext, uow: Uow, cmd: RemoveCareTeamMembe
 
 
 async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> int:
-    """Record a care team member's note, agreed goal or preference; the last two make a new version.
+    """Record a care team member's note, agreed goal, preference or stated need; all but a note make a new
+    version (a stated need adds the library's goal and interventions for it, as an assessed one would).
     Returns the plan's version after."""
+    if cmd.kind == "stated-need" and cmd.need not in ctx.library.needs:
+        raise UnknownNeed()
     plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
     await _refuse_free_text_if_erased(uow, cmd.patient_id, vars(cmd))
     member = await uow.store.team.get_member(cmd.agency_id, cmd.patient_id, cmd.member_id)
@@ -147,6 +157,7 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
             "note": None,
             NOTE: sealed_note,
             "preference": cmd.preference,
+            "need": cmd.need,
             "plan_version": plan.version,
             "created_at": at,
             "recorded_by_subject": cmd.by,
@@ -159,6 +170,9 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
         if cmd.goal_id is None or plan.drafted.goal(cmd.goal_id) is None:
             raise GoalNotFound()
         plan.agreed_goals = list(dict.fromkeys([*plan.agreed_goals, cmd.goal_id]))
+    elif cmd.kind == "stated-need":
+        assert cmd.need is not None  # checked above
+        plan.stated_needs = list(dict.fromkeys([*plan.stated_needs, cmd.need]))
     else:
         plan.overrides = plan.overrides.model_copy(update=cmd.preference or {})
     return await revise(ctx, uow, plan, Change.by(cmd, "care-team-contribution", at))

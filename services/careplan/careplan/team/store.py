@@ -83,7 +83,7 @@ class TeamStore(Store):
         """A page of the patient's contributions, oldest first, with the member's relationship and role."""
         return await self.db.fetch(
             "SELECT c.id, c.member_id, m.relationship AS member_relationship, m.role AS member_role, c.kind,"
-            " c.note, c.sealed_note, c.goal_id, c.preference, c.plan_version, c.created_at,"
+            " c.note, c.sealed_note, c.goal_id, c.preference, c.need, c.plan_version, c.created_at,"
             " c.recorded_by_subject, c.recorded_by_role"
             " FROM contributions c JOIN care_team_members m ON m.id = c.member_id"
             " WHERE c.patient_id = $1 AND c.agency_id = $2 ORDER BY c.created_at, c.id LIMIT $3 OFFSET $4",
