@@ -80,6 +80,8 @@ _VALUES: dict[str, Any] = {
     "FollowUpScheduled.reason": "plan-cadence",
     "FollowUpScheduled.purpose": None,
     "FollowUpCancelled.reason": "patient-request",
+    "AppointmentStatusChanged.from_status": None,
+    "AppointmentStatusChanged.status": "booked",
     "FollowUpCompleted.attempt": 1,
     "FollowUpCompleted.barriers": ["transportation"],
     "FollowUpCompleted.next_step": "continue-plan",

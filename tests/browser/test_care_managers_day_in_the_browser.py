@@ -5,7 +5,8 @@ records consent, a PHQ-9 with item 9 above 0 and an AHC HRSN with a transport ne
 at the top of My day; the plan appears on the patient page, and she records the safety evaluation
 done; her daughter joins the care team and raises a need no screening found, and the care manager
 arranges a visit, which Tess calls off. The receiving agency's provider sees the
-referral with the patient's contact detail, accepts and completes it. The care manager records a
+referral with the patient's contact detail, accepts it, books her appointment (which the care manager
+sees) and completes it. The care manager records a
 follow-up outcome; the timeline shows every step and verifies. Every page is photographed, and the main
 ones are checked with axe-core.
 """
@@ -235,6 +236,17 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
             continue
         await action.get_by_role("button", name=heading, exact=True).click()
         await provider.wait_for_url(f"{referral_url}?notice={notice}")
+    # The program books her first ride for two days on; the referring care manager sees it.
+    booking = provider.locator("#book-appointment")
+    await booking.get_by_label("When").fill(
+        (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT09:30")
+    )
+    await accessibility(provider, "book-appointment")
+    await booking.get_by_role("button", name="Book the appointment").click()
+    await provider.wait_for_url(f"{referral_url}?notice=appointment-booked")
+    assert "Booked for" in await provider.locator("#appointment").inner_text()
+    await page.goto(f"/patients/{patient_id}")
+    assert "Appointment\nBooked," in await page.locator("#referrals").inner_text()
     completed = "Complete: the service was delivered"
     completion = provider.locator("section.action", has=provider.get_by_role("heading", name=completed))
     await completion.get_by_label("Enrollment").select_option("enrolled")

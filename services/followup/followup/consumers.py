@@ -9,6 +9,7 @@ from __future__ import annotations
 from careloop_shared.coalesce import side_by_side
 from careloop_shared.consumer import Handler
 from careloop_shared.contracts import (
+    AppointmentStatusChanged,
     CareManagerAssigned,
     NetworkGapDetected,
     PatientAssessed,
@@ -43,6 +44,7 @@ _BY_EVENT: dict[type[Event], Handler] = {
     ReferralOverdue: when_event_track_tasks,
     PlanAlternativesProposed: when_event_track_tasks,
     NetworkGapDetected: when_event_track_tasks,
+    AppointmentStatusChanged: when_event_track_tasks,
     PatientErased: when_patient_erased_blank_notes,
 }
 # Every one of them touches only the patient's own rows: different patients' events run side by side.

@@ -40,9 +40,11 @@ def test_the_shipped_rules_name_every_kind_of_work_with_its_priority_and_owner()
         "reassess",
         "chase-referral",
         "re-refer",
+        "missed-appointment",
         "discuss-alternatives",
         "recruit-provider",
     }
+    assert kinds["missed-appointment"] == ("high", "care-manager", 4320)
     assert RULES.priorities == ("stat", "urgent", "high", "routine")
 
 
@@ -176,11 +178,18 @@ def test_a_resolution_is_kept_only_where_its_cause_can_be_heard_after_it():
     assert kept == {
         ("chase-referral", ReferralStatusChanged.type),  # the overdue is referral's, on its own topic
         ("re-refer", ReferralMade.type),  # the rejection is a status change
+        ("missed-appointment", ReferralStatusChanged.type),  # the appointment is on its own topic
         ("discuss-alternatives", PlanUpdated.type),
         ("recruit-provider", ReferralMade.type),  # the gap is on its own topic
     }
     early = {k.kind for k in RULES.kinds if k.resolved_early}
-    assert early == {"chase-referral", "re-refer", "discuss-alternatives", "recruit-provider"}
+    assert early == {
+        "chase-referral",
+        "re-refer",
+        "missed-appointment",
+        "discuss-alternatives",
+        "recruit-provider",
+    }
     made = resolutions(RULES, facts_of(_made(), uuid.uuid4(), T))
     assert [(r["kind"], RULES.remembers(r)) for r in made] == [("recruit-provider", True)]
 

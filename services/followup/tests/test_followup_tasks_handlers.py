@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from careloop_shared.contracts import (
+    AppointmentStatusChanged,
     FollowUpCadence,
     FollowUpDue,
     NetworkGapDetected,
@@ -284,6 +285,50 @@ async def test_a_later_status_change_resolves_a_re_refer_task(ctx, store):
     await hear(ctx, store, changed(patient, referral, "rejected", T))
     await hear(ctx, store, changed(patient, referral, "entered-in-error", T + timedelta(hours=1)))
     assert only(store, "re-refer")["status"] == "done"
+
+
+def appointment(patient, referral_id, status, starts_at, at):
+    return AppointmentStatusChanged(
+        patient_id=patient,
+        agency_id=AGENCY,
+        referral_id=referral_id,
+        from_status="booked" if status != "booked" else None,
+        status=status,
+        starts_at=starts_at,
+        by_agency_id="agency-food",
+        changed_at=at,
+        actor_id="pr-kai",
+        actor_role="provider",
+    )
+
+
+async def test_a_missed_appointment_opens_a_task_for_the_care_manager_closed_when_it_is_booked_again(
+    ctx, store
+):
+    patient, referral = uuid.uuid4(), uuid.uuid4()
+    await hear(ctx, store, registered(patient))
+    first = T - timedelta(hours=2)
+    assert (
+        await hear(ctx, store, appointment(patient, referral, "booked", first, T - timedelta(days=1)))
+    ).events(TaskOpened) == []
+    uow = await hear(ctx, store, appointment(patient, referral, "noshow", first, T))
+    [opened] = uow.events(TaskOpened)
+    assert (opened.kind, opened.priority, opened.assignee_id, opened.cause.referral_id) == (
+        "missed-appointment",
+        "high",
+        "cm-ana",
+        referral,
+    )
+    assert opened.due_at == T + timedelta(days=1)
+    again = T + timedelta(days=3)
+    uow = await hear(ctx, store, appointment(patient, referral, "booked", again, T + timedelta(hours=4)))
+    assert [e.to_status for e in uow.events(TaskStatusChanged)] == ["done"]
+    # Missing the one booked again is a new task; a fulfilled or cancelled appointment opens none.
+    uow = await hear(ctx, store, appointment(patient, referral, "noshow", again, again + timedelta(hours=1)))
+    assert [e.kind for e in uow.events(TaskOpened)] == ["missed-appointment"]
+    for status in ("fulfilled", "cancelled"):
+        quiet = await hear(ctx, store, appointment(patient, uuid.uuid4(), status, first, T))
+        assert quiet.events(TaskOpened) == []
 
 
 async def test_proposed_alternatives_open_a_discussion_closed_when_an_alternative_is_chosen(

@@ -8,10 +8,17 @@ from fastapi import FastAPI
 
 from careloop_shared.app import create_app, serve
 from careloop_shared.clock import Clock, system_clock
-from careloop_shared.contracts import NetworkGapDetected, ReferralMade, ReferralOverdue, ReferralStatusChanged
+from careloop_shared.contracts import (
+    AppointmentStatusChanged,
+    NetworkGapDetected,
+    ReferralMade,
+    ReferralOverdue,
+    ReferralStatusChanged,
+)
 from careloop_shared.fhir_searches import serve_fhir
 from careloop_shared.patient_keys import PatientKeys, http_patient_keys
 from careloop_shared.runtime import ServiceRuntime, ServiceSpec, periodic
+from referral.appointments import api as appointments_api
 from referral.config import ReferralContext, ReferralSettings
 from referral.consumers import HANDLERS
 from referral.directory import api as directory_api
@@ -40,7 +47,13 @@ def build_app(
         migrations=Path(__file__).parent / "migrations",
         context=ReferralContext.from_settings(settings, clock, keys=keys),
         store=ReferralStore,
-        publishes=[ReferralMade, ReferralStatusChanged, NetworkGapDetected, ReferralOverdue],
+        publishes=[
+            ReferralMade,
+            ReferralStatusChanged,
+            NetworkGapDetected,
+            ReferralOverdue,
+            AppointmentStatusChanged,
+        ],
         handlers=HANDLERS,
         background=[
             periodic(flag_overdue_referrals, every_s=settings.overdue_tick_s),
@@ -54,6 +67,7 @@ def build_app(
         [
             loop_api.router,
             manual_api.router,
+            appointments_api.router,
             directory_api.router,
             gaps_api.router,
             recruitment_api.router,
@@ -64,8 +78,9 @@ def build_app(
             " referral task), referrals made by hand, the network-gap report and the recruitment"
             " pipeline. Consumes PlanUpdated, PatientRegistered, PatientUpdated, ConsentRecorded"
             " and ConsentRevoked; emits ReferralMade, ReferralStatusChanged, NetworkGapDetected and"
-            " ReferralOverdue. The notes of a referral's history are kept sealed with the patient's data"
-            " key, asked of intake; those kept in the clear before are sealed in the background."
+            " ReferralOverdue, and AppointmentStatusChanged as the receiving agency books and records the"
+            " patient's appointment. The notes of a referral's history are kept sealed with the patient's"
+            " data key, asked of intake; those kept in the clear before are sealed in the background."
         ),
     )
     return serve_fhir(app)

@@ -234,6 +234,8 @@ class FakeLoopStore:
             "referring_agency_id": r["agency_id"],
             "response_overdue": r["response_overdue_at"] is not None,
             "outcome_overdue": r["outcome_overdue_at"] is not None,
+            "appointment_status": r.get("appointment_status"),  # columns since migration 013
+            "appointment_starts_at": r.get("appointment_starts_at"),
         }
 
     def _ordered(self, keep: Any) -> list[dict[str, Any]]:
@@ -502,6 +504,9 @@ class FakeLoopStore:
             r["accepted_at"] = at
         if closed:
             r["closed_at"] = at
+
+    async def set_appointment(self, referral_id: uuid.UUID, columns: dict[str, Any], at: datetime) -> None:
+        self.referrals[referral_id].update(columns, updated_at=at)
 
     async def send_draft(self, referral_id: uuid.UUID, sent: dict[str, Any]) -> None:
         self.referrals[referral_id].update(

@@ -59,6 +59,14 @@ def test_the_inbox_offers_only_moves_the_receiving_agency_may_make():
     assert set(codes.PROVIDER_MOVES) == codes.OPEN_REFERRAL_STATUSES
 
 
+def test_appointments_are_kept_where_referral_keeps_them_with_its_statuses():
+    appointments = constants(SERVICES / "referral/referral/domain/appointments.py")
+    assert codes.APPOINTMENT_REFERRALS == appointments["WORKED_ON"]
+    source = (SERVICES / "referral/referral/domain/appointments.py").read_text()
+    assert '"booked": frozenset({"booked", "fulfilled", "noshow", "cancelled"})' in source
+    assert set(codes.APPOINTMENT_OUTCOMES) == {"fulfilled", "noshow", "cancelled"}
+
+
 def test_a_referral_is_offered_for_withdrawal_only_where_the_referring_agency_may_cancel_it():
     source = (SERVICES / "referral/referral/domain/lifecycle.py").read_text()
     for current in codes.WITHDRAWABLE:

@@ -66,6 +66,14 @@ ENROLLMENT_STATUSES = {
 # The statuses in which the referral is still the receiving agency's to work, and those it is done with.
 OPEN_REFERRAL_STATUSES = frozenset({"requested", "accepted", "in-progress", "on-hold"})
 CLOSED_REFERRAL_STATUSES = frozenset({"rejected", "cancelled", "completed", "failed", "entered-in-error"})
+# referral: domain/appointments.py, WORKED_ON and APPOINTMENT_STATUSES: the referrals whose appointment the
+# receiving agency keeps, and what it says of one booked.
+APPOINTMENT_REFERRALS = frozenset({"accepted", "in-progress", "on-hold"})
+APPOINTMENT_OUTCOMES = {
+    "fulfilled": "The patient came",
+    "noshow": "The patient did not come",
+    "cancelled": "Call it off",
+}
 # referral: domain/lifecycle.py, TRANSITIONS: the receiving agency's moves the inbox offers, by status.
 PROVIDER_MOVES = {
     "requested": ("accepted", "rejected"),

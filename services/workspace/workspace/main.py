@@ -30,6 +30,7 @@ from careloop_shared.settings import DEV_JWT_SECRET
 from workspace import (
     access,
     activity,
+    appointments,
     assessment,
     contacts,
     contributions,
@@ -186,6 +187,7 @@ def build_app(
     app.include_router(supervisor.router)
     app.include_router(recruitment.router)
     app.include_router(provider.router)
+    app.include_router(appointments.router)
     app.include_router(programs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -19,6 +19,8 @@ from fastapi.responses import Response
 
 from workspace.client import ServiceError, Services
 from workspace.codes import (
+    APPOINTMENT_OUTCOMES,
+    APPOINTMENT_REFERRALS,
     CLOSED_REFERRAL_STATUSES,
     ENROLLMENT_STATUSES,
     FAILED_REASONS,
@@ -110,7 +112,7 @@ async def referral(
     assert session.person is not None
     if not may(session.person, INBOX):
         return not_available(request, "The provider inbox is")
-    return await _referral_page(request, services, referral_id)
+    return await referral_page(request, services, referral_id)
 
 
 @router.post("/inbox/referrals/{referral_id}/status")
@@ -147,14 +149,14 @@ async def change_status(
         }
         problems = {name: exc.for_field(name) for name in ("status", "reason", "outcome", "note")}
         failed = {**entered, "message": exc.message, "problems": problems, "code": exc.status}
-        return await _referral_page(request, services, referral_id, failed=failed)
+        return await referral_page(request, services, referral_id, failed=failed)
     if status == "rejected":
         notice = "referral-rerouted" if answer.get("rerouted_to") else "referral-rejected"
         return redirect(f"/inbox?notice={notice}")
     return redirect(f"/inbox/referrals/{referral_id}?notice=referral-{status}")
 
 
-async def _referral_page(
+async def referral_page(
     request: Request, services: Services, referral_id: uuid.UUID, *, failed: dict[str, Any] | None = None
 ) -> Response:
     shown = await services.get("referral", f"/v1/referrals/{referral_id}")  # 404: not sent to this agency
@@ -162,6 +164,7 @@ async def _referral_page(
     if shown["status"] in OPEN_REFERRAL_STATUSES:
         patient = (await referred_patients(services, [shown["patient_id"]])).get(shown["patient_id"])
     moves = PROVIDER_MOVES.get(shown["status"], ())
+    appointment = shown.get("appointment_status")
     context = {
         "title": "Referral",
         "notice": notice_text(request),
@@ -174,5 +177,11 @@ async def _referral_page(
         "hold_reasons": list(HOLD_REASONS.items()),
         "failed_reasons": list(FAILED_REASONS.items()),
         "enrollment_statuses": list(ENROLLMENT_STATUSES.items()),
+        # The appointment: kept while the agency works on the referral; what may be done with it now.
+        "books": shown["status"] in APPOINTMENT_REFERRALS and appointment in (None, "noshow", "cancelled"),
+        "moves_booked": shown["status"] in APPOINTMENT_REFERRALS and appointment == "booked",
+        "appointment_outcomes": list(APPOINTMENT_OUTCOMES.items()),
+        "appointment_key": new_form_key(),
+        "zone": workspace_of(request).ctx.settings.time_zone,
     }
     return render(request, "inbox_referral.html", context, status_code=failed["code"] if failed else 200)

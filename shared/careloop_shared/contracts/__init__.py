@@ -50,6 +50,7 @@ from careloop_shared.contracts.intake import (
     PatientUpdated,
 )
 from careloop_shared.contracts.referral import (
+    AppointmentStatusChanged,
     NetworkGapDetected,
     ReferralMade,
     ReferralOutcome,
@@ -60,6 +61,7 @@ from careloop_shared.contracts.referral import (
 __all__ = [
     "ActorId",
     "ActorRole",
+    "AppointmentStatusChanged",
     "CareManagerAssigned",
     "CareTeamChanged",
     "ConsentRecorded",

@@ -73,6 +73,24 @@ class ReferralStatusChanged(Event):
 
 
 @register
+class AppointmentStatusChanged(Event):
+    """The receiving agency booked the referred patient's appointment with its program, moved it, or said
+    how it went (FHIR Appointment statuses): a missed one is the care manager's to follow up."""
+
+    type = "careloop.referral.appointment_status_changed.v1"
+    source = "/careloop/referral"
+
+    referral_id: uuid.UUID
+    from_status: str | None = Field(None, description="The appointment's status before; null: none booked.")
+    status: str = Field(description="booked, fulfilled, noshow or cancelled.")
+    starts_at: EventTime
+    by_agency_id: str = Field(description="The receiving agency, which books and keeps its appointments.")
+    changed_at: EventTime
+    actor_id: ActorId = None
+    actor_role: ActorRole = None
+
+
+@register
 class NetworkGapDetected(Event):
     """No eligible program exists for a need, area and language: a provider to recruit."""
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from careloop_shared.contracts import (
+    AppointmentStatusChanged,
     FollowUpCancelled,
     FollowUpCompleted,
     FollowUpDue,
@@ -101,6 +102,12 @@ def facts_of(event: Event, event_id: uuid.UUID, time: datetime, *, due_base: dat
         about["intervention"] = str(event.intervention_id)
         if event.replaces_referral_id is not None:
             about["referral"] = str(event.replaces_referral_id)
+    elif isinstance(event, AppointmentStatusChanged):
+        ids["referral_id"] = event.referral_id
+        about["referral"] = str(event.referral_id)
+        # One task per appointment missed: a patient who misses the one booked again is followed up again.
+        at, key = event.changed_at, f"{event.referral_id}/{event.starts_at.isoformat()}/{event.status}"
+        extra = {"to_status": event.status}
     elif isinstance(event, PlanAlternativesProposed):
         about["service-request"] = str(event.service_request_id)
         key = str(event.service_request_id)

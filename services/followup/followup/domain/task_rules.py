@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from careloop_shared.contracts import (
+    AppointmentStatusChanged,
     FollowUpCancelled,
     FollowUpCompleted,
     FollowUpDue,
@@ -52,6 +53,7 @@ ABOUT_BY_EVENT: dict[str, frozenset[str]] = {
     PlanAlternativesProposed.type: frozenset({"patient", "service-request"}),
     PlanUpdated.type: frozenset({"patient"}),
     NetworkGapDetected.type: frozenset({"patient", "intervention"}),
+    AppointmentStatusChanged.type: frozenset({"patient", "referral"}),
 }
 # followup's own events: tracked in the unit of work that publishes them, after whatever it has heard.
 OWN_EVENTS = frozenset(
@@ -67,13 +69,17 @@ OWN_EVENTS = frozenset(
 )
 
 
+_WITH_STATUSES = frozenset({ReferralStatusChanged.type, AppointmentStatusChanged.type})
+
+
 class Opening(Rule):
     """The event that opens a task, and the condition on it."""
 
     event: str
     urgent_flags: frozenset[str] | None = None  # PatientAssessed: when it raises any of these
     per_recommended_instrument: bool = False  # PatientAssessed: one task per instrument it recommends
-    to_statuses: frozenset[str] | None = None  # ReferralStatusChanged: a move to one of these
+    # ReferralStatusChanged, AppointmentStatusChanged: a move to one of these
+    to_statuses: frozenset[str] | None = None
     # ReferralStatusChanged: also a completion whose outcome says the service was not delivered
     not_delivered: bool = False
 
@@ -134,8 +140,10 @@ class TaskKind(Rule):
             )
         if opener.urgent_flags is not None and opener.event != PatientAssessed.type:
             found.append(f"{self.kind}: urgent_flags apply to PatientAssessed only")
-        if opener.to_statuses is not None and opener.event != ReferralStatusChanged.type:
-            found.append(f"{self.kind}: to_statuses apply to ReferralStatusChanged only")
+        if opener.to_statuses is not None and opener.event not in _WITH_STATUSES:
+            found.append(
+                f"{self.kind}: to_statuses apply to ReferralStatusChanged and AppointmentStatusChanged"
+            )
         if opener.not_delivered and opener.to_statuses is None:
             found.append(f"{self.kind}: not_delivered goes with to_statuses")
         if any(r.plan_reasons is not None and r.event != PlanUpdated.type for r in self.resolved_by):

@@ -16,7 +16,6 @@ from careloop_shared.contracts import (
     PlanUpdated,
     ReferralOverdue,
 )
-from careloop_shared.errors import NotFound
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
@@ -30,7 +29,6 @@ from referral.domain.lifecycle import (
     IllegalTransition,
     Party,
     check_transition,
-    parties,
 )
 from referral.domain.matching import MatchRequest
 from referral.erasure.notes import history_shown, refuse_note_if_erased, seal_note
@@ -42,8 +40,10 @@ from referral.loop.routing import (
     destination,
     ranked_programs,
     record_change,
+    referral_as_party,
     route,
 )
+from referral.loop.routing import ReferralNotFound as ReferralNotFound  # the API's and the FHIR view's
 from referral.store import Uow
 
 log = get_logger(__name__)
@@ -51,13 +51,6 @@ log = get_logger(__name__)
 OVERDUE_BATCH = 500  # referrals flagged per deadline in one unit of work
 CLOSED_PLANS = frozenset({"revoked", "completed", "entered-in-error"})
 _CLOSED_INTERVENTIONS = frozenset({"cancelled", "stopped", "completed"})
-
-
-class ReferralNotFound(NotFound):
-    """No such referral that the caller's agency may see."""
-
-    def __init__(self) -> None:
-        super().__init__("referral not found")
 
 
 @dataclass(frozen=True)
@@ -251,19 +244,9 @@ async def change_referral_status(ctx: ReferralContext, uow: Uow, cmd: ChangeRefe
     """Move a referral along its lifecycle; a rejection for want of capacity or eligibility re-routes
     it to the next best program. The note is kept sealed, and the history answered with notes opened."""
     loop = uow.store.loop
-    referral = await loop.get_referral(cmd.referral_id, lock=True)
-    sides = frozenset[Party]()
-    if referral is not None:
-        sides = parties(
-            cmd.agency_id,
-            referring=referral["agency_id"],
-            receiving=referral["receiving_agency_id"],
-            status=referral["status"],
-        )
-        if cmd.receiving_only:
-            sides = sides & {Party.target}
-    if referral is None or not sides:
-        raise ReferralNotFound()  # the same to an agency that may not see it
+    referral, sides = await referral_as_party(
+        uow, cmd.agency_id, cmd.referral_id, receiving_only=cmd.receiving_only
+    )
     if referral["status"] == "draft" and cmd.status == "requested":
         raise IllegalTransition("a waiting referral is sent when the patient's consent arrives")
     party = check_transition(referral["status"], cmd.status, sides, reason=cmd.reason, outcome=cmd.outcome)

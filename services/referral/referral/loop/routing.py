@@ -14,17 +14,47 @@ from datetime import datetime
 from typing import Any
 
 from careloop_shared.contracts import NetworkGapDetected, ReferralMade, ReferralOutcome, ReferralStatusChanged
+from careloop_shared.errors import NotFound
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
 from referral.config import ReferralContext
 from referral.domain.consent import Consent, first_allowed
-from referral.domain.lifecycle import Party
+from referral.domain.lifecycle import Party, parties
 from referral.domain.matching import MatchRequest, Ranked, rank
 from referral.erasure.notes import seal_note
 from referral.store import Uow
 
 log = get_logger(__name__)
+
+
+class ReferralNotFound(NotFound):
+    """No such referral that the caller's agency may see."""
+
+    def __init__(self) -> None:
+        super().__init__("referral not found")
+
+
+async def referral_as_party(
+    uow: Uow, agency_id: str, referral_id: uuid.UUID, *, receiving_only: bool = False
+) -> tuple[Any, frozenset[Party]]:
+    """The referral, locked, and the sides of it the agency is (only the receiving one for a provider);
+    ReferralNotFound when it is neither, the same as when there is no such referral."""
+    referral = await uow.store.loop.get_referral(referral_id, lock=True)
+    sides = frozenset[Party]()
+    if referral is not None:
+        sides = parties(
+            agency_id,
+            referring=referral["agency_id"],
+            receiving=referral["receiving_agency_id"],
+            status=referral["status"],
+        )
+        if receiving_only:
+            sides = sides & {Party.target}
+    if referral is None or not sides:
+        raise ReferralNotFound()
+    return referral, sides
+
 
 AWAITING_CONSENT = "awaiting-consent"
 _GAP_IDS = uuid.UUID("c3a1e0f2-6b7d-4c19-8e5a-0f2d9b4a7c61")

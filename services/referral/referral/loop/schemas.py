@@ -82,6 +82,10 @@ class ReferralOut(BaseModel):
     outcome_due_at: datetime | None
     response_overdue: bool
     outcome_overdue: bool
+    appointment_status: str | None = Field(
+        None, description="The patient's appointment with the program: booked, fulfilled, noshow, cancelled."
+    )
+    appointment_starts_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

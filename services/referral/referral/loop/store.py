@@ -23,7 +23,7 @@ REFERRAL_COLUMNS = (
     " priority, language, postal_area, consent_id, outcome, replaces_referral_id, made_at,"
     " response_due_at, outcome_due_at, response_overdue_at IS NOT NULL AS response_overdue,"
     " outcome_overdue_at IS NOT NULL AS outcome_overdue, accepted_at, created_at, updated_at, choice,"
-    " made_by, made_by_role"
+    " made_by, made_by_role, appointment_status, appointment_starts_at"
 )
 # Who may see a referral: the referring agency always; the receiving agency once it was sent.
 _VISIBLE = "(agency_id = $1 OR (receiving_agency_id = $1 AND status <> 'draft'))"
@@ -234,6 +234,10 @@ class LoopStore(Store):
 
     async def add_history(self, row: dict[str, Any]) -> None:
         await self.one(batches.add_histories, row)
+
+    async def set_appointment(self, referral_id: uuid.UUID, columns: dict[str, Any], at: datetime) -> None:
+        """The referral's appointment as the receiving agency booked it or said how it went."""
+        await update_by_id(self.db, "referrals", referral_id, columns, at=at)
 
     async def set_status(
         self,

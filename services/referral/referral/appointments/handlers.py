@@ -1,0 +1,67 @@
+"""The referred patient's appointment with the receiving program: booked, moved, attended, missed or called
+off by the receiving agency (``AppointmentStatusChanged``); the referring agency sees it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from careloop_shared.contracts import AppointmentStatusChanged
+from careloop_shared.errors import Forbidden
+from referral.config import ReferralContext
+from referral.domain.appointments import change_appointment
+from referral.domain.lifecycle import Party
+from referral.loop.routing import referral_as_party
+from referral.store import Uow
+
+
+@dataclass(frozen=True)
+class ChangeAppointment:
+    """Book (with a time) or move the referral's appointment, or say how it went, as the receiving agency."""
+
+    agency_id: str
+    referral_id: uuid.UUID
+    status: str
+    by: str  # the person (token sub)
+    by_role: str
+    starts_at: datetime | None = None
+
+
+class BookedByTheReceiver(Forbidden):
+    """The referring agency sees the appointment; the receiving agency, which runs the program, keeps it."""
+
+    def __init__(self) -> None:
+        super().__init__("the receiving agency books and keeps its appointments")
+
+
+async def change_referral_appointment(
+    ctx: ReferralContext, uow: Uow, cmd: ChangeAppointment
+) -> dict[str, Any]:
+    """Check the move, store the appointment on the referral and announce it; the referral as it is now."""
+    loop = uow.store.loop
+    referral, sides = await referral_as_party(uow, cmd.agency_id, cmd.referral_id)
+    if Party.target not in sides:
+        raise BookedByTheReceiver()
+    now = ctx.clock()
+    change = change_appointment(dict(referral), cmd.status, cmd.starts_at, now)
+    await loop.set_appointment(cmd.referral_id, change.columns, now)
+    uow.emit(
+        AppointmentStatusChanged(
+            patient_id=referral["patient_id"],
+            agency_id=referral["agency_id"],
+            referral_id=referral["id"],
+            from_status=change.from_status,
+            status=change.status,
+            starts_at=change.starts_at,
+            by_agency_id=cmd.agency_id,
+            changed_at=now,
+            actor_id=cmd.by,
+            actor_role=cmd.by_role,
+        ),
+        time=now,
+    )
+    updated = await loop.get_referral(cmd.referral_id)
+    assert updated is not None  # locked above, in this transaction
+    return dict(updated)

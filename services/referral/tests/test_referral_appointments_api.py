@@ -1,0 +1,66 @@
+"""The referred patient's appointment over HTTP against referral's real database and broker."""
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from careloop_shared.testing import bearer
+from services.referral.tests.test_referral_api import made_referral, referral, set_status, unique  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+CHANGED = "careloop.referral.appointment_status_changed.v1"
+
+
+async def test_the_receiver_books_and_records_the_appointment_and_the_referrer_sees_it(referral):  # noqa: F811
+    svc, category = referral, unique("cat")
+    receiving = unique("agency")
+    await svc.program(category, agency=receiving)
+    made, patient_id = await made_referral(svc, category)
+    rid, path = made["id"], f"/v1/referrals/{made['id']}/appointment"
+    when = svc.clock.now + timedelta(days=2)
+    early = await svc.client.post(
+        path, json={"status": "booked", "starts_at": when.isoformat()}, headers=bearer(receiving)
+    )
+    assert early.status_code == 409  # not accepted yet
+    assert (await set_status(svc, rid, receiving, status="accepted")).status_code == 200
+
+    provider = bearer(receiving, "provider", "pr-kai")
+    booked = await svc.client.post(
+        path, json={"status": "booked", "starts_at": when.isoformat()}, headers=provider
+    )
+    assert booked.status_code == 200, booked.text
+    shown = booked.json()
+    assert (shown["appointment_status"], datetime.fromisoformat(shown["appointment_starts_at"])) == (
+        "booked",
+        when,
+    )
+    referring = await svc.client.get(f"/v1/referrals/{rid}", headers=bearer("agency-home"))
+    assert referring.json()["appointment_status"] == "booked"
+    not_theirs = await svc.client.post(path, json={"status": "noshow"}, headers=bearer("agency-home"))
+    stranger = await svc.client.post(path, json={"status": "noshow"}, headers=bearer("agency-stranger"))
+    assert (not_theirs.status_code, stranger.status_code) == (403, 404)
+    for bad in (
+        {"status": "lost"},
+        {"status": "booked"},
+        {"status": "booked", "starts_at": "2026-11-05T10:00:00"},
+    ):
+        refused = await svc.client.post(path, json=bad, headers=provider)
+        assert refused.status_code == 422, bad
+        assert "lost" not in refused.text
+
+    too_soon = await svc.client.post(path, json={"status": "noshow"}, headers=provider)
+    assert too_soon.status_code == 409
+    svc.clock.advance(timedelta(days=2, hours=1))
+    missed = await svc.client.post(path, json={"status": "noshow"}, headers=provider)
+    assert missed.json()["appointment_status"] == "noshow"
+    events = await svc.outbox(patient_id, CHANGED)
+    assert [(e["from_status"], e["status"]) for e in events] == [(None, "booked"), ("booked", "noshow")]
+    assert {(e["by_agency_id"], e["actor_id"], e["agency_id"]) for e in events} == {
+        (receiving, "pr-kai", "agency-home")
+    }
+    illegal = await svc.client.post(path, json={"status": "fulfilled"}, headers=provider)
+    assert (illegal.status_code, illegal.json()) == (
+        409,
+        {"detail": "an appointment missed cannot become fulfilled"},
+    )

@@ -1,0 +1,117 @@
+"""The referred patient's appointment with the receiving program, on an in-memory store."""
+
+from datetime import timedelta
+
+import pytest
+
+from careloop_shared.contracts import AppointmentStatusChanged
+from careloop_shared.errors import Invalid
+from careloop_shared.testing.fakes import run
+from referral.appointments.handlers import BookedByTheReceiver, ChangeAppointment, change_referral_appointment
+from referral.domain.appointments import IllegalAppointmentMove, NotWorkedOn, NotYet
+from referral.loop import handlers
+from services.referral.tests.test_referral_loop_handlers import HOME, change, program, referred
+
+RECEIVER = "agency-food"
+
+
+def appointment(referral_id, status, starts_at=None, *, agency=RECEIVER):
+    return ChangeAppointment(agency, referral_id, status, "pr-kai", "provider", starts_at)
+
+
+async def accepted(ctx, store) -> dict:
+    await program(ctx, store, "pantry", RECEIVER)
+    row, _ = await referred(ctx, store)
+    await run(
+        handlers.change_referral_status,
+        ctx,
+        store,
+        change(RECEIVER, row["id"], "accepted", by_role="provider"),
+    )
+    return row
+
+
+async def test_the_receiver_books_an_appointment_and_says_the_patient_came(ctx, store, clock):
+    row = await accepted(ctx, store)
+    when = clock.now + timedelta(days=2)
+    shown, uow = await run(change_referral_appointment, ctx, store, appointment(row["id"], "booked", when))
+    assert (shown["appointment_status"], shown["appointment_starts_at"]) == ("booked", when)
+    [booked] = uow.events(AppointmentStatusChanged)
+    assert (booked.referral_id, booked.from_status, booked.status, booked.starts_at) == (
+        row["id"],
+        None,
+        "booked",
+        when,
+    )
+    assert (booked.patient_id, booked.agency_id, booked.by_agency_id) == (row["patient_id"], HOME, RECEIVER)
+    assert (booked.actor_id, booked.actor_role, booked.changed_at) == ("pr-kai", "provider", clock.now)
+
+    clock.advance(days=2, hours=1)
+    shown, uow = await run(change_referral_appointment, ctx, store, appointment(row["id"], "fulfilled"))
+    assert (shown["appointment_status"], shown["appointment_starts_at"]) == ("fulfilled", when)
+    [came] = uow.events(AppointmentStatusChanged)
+    assert (came.from_status, came.status, came.starts_at) == ("booked", "fulfilled", when)
+
+
+async def test_a_missed_appointment_is_booked_again_and_a_booked_one_moved(ctx, store, clock):
+    row = await accepted(ctx, store)
+    first = clock.now + timedelta(days=1)
+    await run(change_referral_appointment, ctx, store, appointment(row["id"], "booked", first))
+    clock.advance(days=1, hours=1)
+    await run(change_referral_appointment, ctx, store, appointment(row["id"], "noshow"))
+    again = clock.now + timedelta(days=5)
+    shown, _ = await run(change_referral_appointment, ctx, store, appointment(row["id"], "booked", again))
+    assert (shown["appointment_status"], shown["appointment_starts_at"]) == ("booked", again)
+    moved = clock.now + timedelta(days=6)
+    shown, uow = await run(change_referral_appointment, ctx, store, appointment(row["id"], "booked", moved))
+    assert shown["appointment_starts_at"] == moved
+    assert uow.events(AppointmentStatusChanged)[0].from_status == "booked"
+
+
+async def test_only_the_receiver_keeps_the_appointment_and_a_stranger_finds_nothing(ctx, store, clock):
+    row = await accepted(ctx, store)
+    when = clock.now + timedelta(days=1)
+    with pytest.raises(BookedByTheReceiver) as refused:
+        await run(
+            change_referral_appointment, ctx, store, appointment(row["id"], "booked", when, agency=HOME)
+        )
+    assert refused.value.status_code == 403
+    with pytest.raises(handlers.ReferralNotFound):
+        await run(
+            change_referral_appointment, ctx, store, appointment(row["id"], "booked", when, agency="agency-x")
+        )
+    assert store.loop.referrals[row["id"]].get("appointment_status") is None
+
+
+async def test_moves_the_appointment_cannot_make_and_bad_times_are_refused(ctx, store, clock):
+    await program(ctx, store, "pantry", RECEIVER)
+    requested, _ = await referred(ctx, store)
+    with pytest.raises(NotWorkedOn):  # not accepted yet
+        await run(change_referral_appointment, ctx, store, appointment(requested["id"], "booked", clock.now))
+    await run(
+        handlers.change_referral_status,
+        ctx,
+        store,
+        change(RECEIVER, requested["id"], "accepted", by_role="provider"),
+    )
+    rid = requested["id"]
+    with pytest.raises(IllegalAppointmentMove) as illegal:
+        await run(change_referral_appointment, ctx, store, appointment(rid, "fulfilled"))
+    assert illegal.value.body() == {"detail": "an appointment not booked cannot become fulfilled"}
+    for starts_at in (None, clock.now - timedelta(minutes=1), clock.now + timedelta(days=366)):
+        with pytest.raises(Invalid) as bad:
+            await run(change_referral_appointment, ctx, store, appointment(rid, "booked", starts_at))
+        assert [p["loc"] for p in bad.value.body()["detail"]] == [["body", "starts_at"]]
+    await run(
+        change_referral_appointment, ctx, store, appointment(rid, "booked", clock.now + timedelta(days=1))
+    )
+    with pytest.raises(Invalid):  # attendance keeps the booked time
+        await run(change_referral_appointment, ctx, store, appointment(rid, "fulfilled", clock.now))
+    with pytest.raises(NotYet):  # not before its time
+        await run(change_referral_appointment, ctx, store, appointment(rid, "noshow"))
+    clock.advance(days=1)
+    await run(change_referral_appointment, ctx, store, appointment(rid, "fulfilled"))
+    with pytest.raises(IllegalAppointmentMove):  # it happened: nothing to move
+        await run(
+            change_referral_appointment, ctx, store, appointment(rid, "booked", clock.now + timedelta(days=2))
+        )

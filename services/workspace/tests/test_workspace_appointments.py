@@ -1,0 +1,143 @@
+"""The provider keeps the referred patient's appointment from the referral's page."""
+
+import json
+import re
+
+from services.workspace.tests.test_workspace_inbox import JOE, REFERRAL, ROSA, form_for, referral, rosa
+from services.workspace.tests.test_workspace_patient import PID, REFERRAL_ROW, answer_everything, section
+
+APPOINTMENT = f"/v1/referrals/{REFERRAL}/appointment"
+
+
+def answer(services, status="accepted", **changes):
+    services.answer("referral", "GET", f"/v1/referrals/{REFERRAL}", body=referral(status, **changes))
+    services.answer("intake", "GET", f"/v1/referred-patients/{ROSA}", body=rosa())
+
+
+async def test_an_accepted_referral_books_an_appointment_in_the_workspace_time_zone(
+    make_app, open_browser, services, csrf_of, sign_in
+):
+    from workspace.config import WorkspaceSettings
+
+    answer(services)
+    services.answer("referral", "POST", APPOINTMENT, body=referral("accepted", appointment_status="booked"))
+    async with open_browser(make_app(WorkspaceSettings(time_zone="America/Chicago"))) as http:
+        await sign_in(http, JOE)
+        page = await http.get(f"/inbox/referrals/{REFERRAL}")
+        assert "No appointment booked yet." in page.text
+        assert "In America/Chicago time" in page.text
+        form = form_for(page, csrf_of, "booked")
+        past = await http.post(
+            f"/inbox/referrals/{REFERRAL}/appointment", data={**form, "starts_at": "2026-03-01T10:00"}
+        )
+        assert past.status_code == 422 and "Choose a time in the future." in past.text
+        sent = await http.post(
+            f"/inbox/referrals/{REFERRAL}/appointment", data={**form, "starts_at": "2026-03-09T10:00"}
+        )
+    assert sent.headers["location"] == f"/inbox/referrals/{REFERRAL}?notice=appointment-booked"
+    [request] = services.called("referral", APPOINTMENT)
+    assert json.loads(request.content) == {"status": "booked", "starts_at": "2026-03-09T10:00:00-05:00"}
+    assert request.headers["Idempotency-Key"] == form["idempotency_key"]
+
+
+async def test_a_booked_appointment_is_moved_or_said_to_have_been_kept_or_missed(
+    client, services, csrf_of, sign_in
+):
+    answer(
+        services,
+        "in-progress",
+        appointment_status="booked",
+        appointment_starts_at="2026-03-04T15:00:00+00:00",
+    )
+    services.answer(
+        "referral", "POST", APPOINTMENT, body=referral("in-progress", appointment_status="noshow")
+    )
+    await sign_in(client, JOE)
+    page = await client.get(f"/inbox/referrals/{REFERRAL}")
+    section = page.text.split('id="appointment-heading"', 1)[1].split("</section>", 1)[0]
+    assert "Booked for" in section and "Wed 04 Mar 15:00" in section
+    assert "Move the appointment" in section
+    assert re.findall(r'name="status" value="([^"]+)"', section) == [
+        "booked",
+        "fulfilled",
+        "noshow",
+        "cancelled",
+    ]
+    missed = await client.post(
+        f"/inbox/referrals/{REFERRAL}/appointment", data=form_for(page, csrf_of, "noshow")
+    )
+    assert missed.headers["location"] == f"/inbox/referrals/{REFERRAL}?notice=appointment-noshow"
+    assert json.loads(services.called("referral", APPOINTMENT)[0].content) == {"status": "noshow"}
+    bad = await client.post(
+        f"/inbox/referrals/{REFERRAL}/appointment",
+        data={**form_for(page, csrf_of, "noshow"), "status": "lost"},
+    )
+    assert bad.status_code == 422 and "Choose what happened to the appointment." in bad.text
+    assert len(services.called("referral", APPOINTMENT)) == 1
+
+
+async def test_the_service_s_refusal_is_said_on_the_appointment_form(client, services, csrf_of, sign_in):
+    answer(services)
+    services.answer(
+        "referral",
+        "POST",
+        APPOINTMENT,
+        409,
+        {"detail": "the referral is completed: appointments are for referrals worked on"},
+    )
+    await sign_in(client, JOE)
+    page = await client.get(f"/inbox/referrals/{REFERRAL}")
+    refused = await client.post(
+        f"/inbox/referrals/{REFERRAL}/appointment",
+        data={**form_for(page, csrf_of, "booked"), "starts_at": "2026-03-09T10:00"},
+    )
+    assert refused.status_code == 409
+    assert (
+        'id="appointment-problem"' in refused.text
+        and "appointments are for referrals worked on" in refused.text
+    )
+
+
+async def test_no_appointment_is_offered_before_acceptance_or_after_the_referral_closed(
+    client, services, sign_in
+):
+    await sign_in(client, JOE)
+    for status in ("requested", "completed"):
+        answer(services, status)
+        page = await client.get(f"/inbox/referrals/{REFERRAL}")
+        assert 'id="appointment-heading"' not in page.text
+    answer(
+        services,
+        "completed",
+        appointment_status="fulfilled",
+        appointment_starts_at="2026-03-04T15:00:00+00:00",
+    )
+    page = await client.get(f"/inbox/referrals/{REFERRAL}")
+    section = page.text.split('id="appointment-heading"', 1)[1].split("</section>", 1)[0]
+    assert "The patient came on" in section and "<form" not in section
+
+
+async def test_a_care_manager_may_not_keep_the_appointment(client, services, csrf_of, sign_in):
+    await sign_in(client)
+    token = csrf_of(await client.get("/patients/find"))
+    page = await client.post(
+        f"/inbox/referrals/{REFERRAL}/appointment",
+        data={"csrf_token": token, "idempotency_key": "k" * 20, "status": "noshow"},
+    )
+    assert page.status_code == 403
+    assert services.called("referral", APPOINTMENT) == []
+
+
+async def test_the_care_manager_sees_the_appointment_on_the_patient_s_referral(
+    client, services, sign_in, make_task
+):
+    answer_everything(services, make_task)
+    missed = {
+        **REFERRAL_ROW,
+        "appointment_status": "noshow",
+        "appointment_starts_at": "2026-03-04T15:00:00+00:00",
+    }
+    services.page("referral", "/v1/referrals", [missed])
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}")
+    assert "Appointment Missed, Wed 04 Mar 15:00" in section(page, "referrals")
