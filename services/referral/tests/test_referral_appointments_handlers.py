@@ -10,7 +10,7 @@ from careloop_shared.testing.fakes import run
 from referral.appointments.handlers import BookedByTheReceiver, ChangeAppointment, change_referral_appointment
 from referral.domain.appointments import IllegalAppointmentMove, NotWorkedOn, NotYet
 from referral.loop import handlers
-from services.referral.tests.test_referral_loop_handlers import HOME, change, program, referred
+from services.referral.tests.test_referral_loop_handlers import DELIVERED, HOME, change, program, referred
 
 RECEIVER = "agency-food"
 
@@ -115,3 +115,30 @@ async def test_moves_the_appointment_cannot_make_and_bad_times_are_refused(ctx, 
         await run(
             change_referral_appointment, ctx, store, appointment(rid, "booked", clock.now + timedelta(days=2))
         )
+
+
+async def test_a_referral_withdrawn_or_failed_calls_off_its_booked_appointment_and_a_completed_one_keeps_it(
+    ctx, store, clock
+):
+    when = clock.now + timedelta(days=3)
+    for to_status, by, fields, left in (
+        ("cancelled", HOME, {"reason": "client-declined"}, "cancelled"),
+        ("failed", RECEIVER, {"reason": "unable-to-contact"}, "cancelled"),
+        ("completed", RECEIVER, {"outcome": DELIVERED}, "booked"),
+    ):
+        row = await accepted(ctx, store)
+        await run(change_referral_appointment, ctx, store, appointment(row["id"], "booked", when))
+        moved = change(by, row["id"], to_status, **fields)
+        _, uow = await run(handlers.change_referral_status, ctx, store, moved)
+        assert store.loop.referrals[row["id"]]["appointment_status"] == left, to_status
+        called_off = uow.events(AppointmentStatusChanged)
+        if left == "cancelled":
+            [event] = called_off
+            assert (event.from_status, event.status, event.starts_at, event.by_agency_id) == (
+                "booked",
+                "cancelled",
+                when,
+                by,
+            )
+        else:
+            assert called_off == []

@@ -32,6 +32,7 @@ _SAID = {
     "cancelled": "cancelled",
 }
 ATTENDANCE = frozenset({"fulfilled", "noshow"})
+ENDS_APPOINTMENT = frozenset({"cancelled", "failed", "entered-in-error"})
 WORKED_ON = frozenset({"accepted", "in-progress", "on-hold"})  # referral statuses that take appointments
 FURTHEST_BOOKING = timedelta(days=365)
 
@@ -57,6 +58,14 @@ class AppointmentChange:
     @property
     def columns(self) -> dict[str, Any]:
         return {"appointment_status": self.status, "appointment_starts_at": self.starts_at}
+
+
+def called_off_with(referral: Any, to_status: str) -> AppointmentChange | None:
+    """A booked appointment is called off with a referral that ends without the service (cancelled,
+    failed, entered in error); one completed keeps it as it was."""
+    if to_status not in ENDS_APPOINTMENT or referral.get("appointment_status") != "booked":
+        return None
+    return AppointmentChange("booked", "cancelled", referral["appointment_starts_at"])
 
 
 def change_appointment(
