@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from careloop_shared.contracts import (
+    AppointmentStatusChanged,
     FollowUpCancelled,
     FollowUpCompleted,
     FollowUpDue,
@@ -178,17 +179,43 @@ class _Referral:
         self.status = to
         return self
 
+    def appointment(self, status: str, starts: str, when: str, before: str | None = None) -> _Referral:
+        self.messages.append(
+            _msg(
+                AppointmentStatusChanged(
+                    patient_id=uid(self.patient),
+                    agency_id=self.agency,
+                    referral_id=uid(self.ref),
+                    from_status=before,
+                    status=status,
+                    starts_at=at(starts),
+                    by_agency_id=EAST,
+                    changed_at=at(when),
+                ),
+                when,
+            )
+        )
+        return self
+
 
 def _referrals() -> list[Message]:
     r = _Referral
     referrals = [
         r("r1", "p1", NORTH, PANTRY, "2026-01-06 10:00")
         .move("accepted", "2026-01-06 16:00")
+        .appointment("booked", "2026-01-08 10:00", "2026-01-06 17:00")
         .move("in-progress", "2026-01-07 10:00")
+        .appointment("fulfilled", "2026-01-08 10:00", "2026-01-08 11:00", "booked")
         .move("completed", "2026-01-10 10:00"),
+        # Missed, booked again, moved, then attended.
         r("r2", "p2", NORTH, PANTRY, "2026-01-07 10:00")
         .move("accepted", "2026-01-08 10:00")
-        .move("in-progress", "2026-01-09 10:00"),
+        .move("in-progress", "2026-01-09 10:00")
+        .appointment("booked", "2026-01-12 10:00", "2026-01-09 11:00")
+        .appointment("noshow", "2026-01-12 10:00", "2026-01-12 12:00", "booked")
+        .appointment("booked", "2026-01-15 10:00", "2026-01-12 13:00", "noshow")
+        .appointment("booked", "2026-01-16 10:00", "2026-01-13 09:00", "booked")
+        .appointment("fulfilled", "2026-01-16 10:00", "2026-01-16 11:00", "booked"),
         r("r3", "p3", NORTH, PANTRY, "2026-01-08 10:00").move("rejected", "2026-01-08 12:00", "no-capacity"),
         r("r4", "p3", NORTH, HOUSING, "2026-01-08 12:00", replaces="r3", intervention="i-r3").move(
             "rejected", "2026-01-09 12:00", "not-eligible"
@@ -205,9 +232,12 @@ def _referrals() -> list[Message]:
         ),
         r("r8", "p5", SOUTH, PANTRY, "2026-01-10 10:00")
         .move("accepted", "2026-01-10 12:00")
-        .move("failed", "2026-02-01 10:00", "unable-to-contact"),
+        .appointment("booked", "2026-02-03 10:00", "2026-01-25 10:00")
+        .move("failed", "2026-02-01 10:00", "unable-to-contact")
+        .appointment("cancelled", "2026-02-03 10:00", "2026-02-01 10:00", "booked"),  # with the referral
         r("r9", "p6", NORTH, PANTRY, "2026-02-02 10:00")
         .move("accepted", "2026-02-02 14:00")
+        .appointment("booked", "2026-02-04 09:00", "2026-02-02 15:00")  # nobody said how it went
         .move("completed", "2026-02-05 10:00"),
         r("r10", "p1", NORTH, PANTRY, "2026-02-03 10:00").move("rejected", "2026-02-03 11:00", "no-capacity"),
     ]

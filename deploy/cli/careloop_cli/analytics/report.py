@@ -51,6 +51,22 @@ MEASURES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
         "agency_id, program_id, month, rejections DESC, reason",
     ),
     (
+        "measure_appointments",
+        "Appointments with the program: attended and missed (by month of the appointment)",
+        (
+            "agency_id",
+            "program_id",
+            "month",
+            "appointments",
+            "attended",
+            "missed",
+            "cancelled",
+            "pending",
+            "missed_pct",
+        ),
+        "agency_id, program_id, month",
+    ),
+    (
         "measure_follow_ups",
         "Follow-ups done on time (by month due)",
         (
@@ -132,6 +148,7 @@ CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("closed_loop", "median_hours_to_accept", ("agency_id", "program_id", "month")),
     ("closed_loop", "median_hours_to_complete", ("agency_id", "program_id", "month")),
     ("rejection_reasons", "rejections", ("agency_id", "program_id", "month", "reason")),
+    ("appointments", "missed_pct", ("agency_id", "program_id", "month")),
     ("follow_ups", "on_time_pct", ("agency_id", "month")),
     ("needs", "per_100_screened", ("agency_id", "area", "month", "need")),
     ("network_gaps", "still_open", ("agency_id", "month", "need", "area")),

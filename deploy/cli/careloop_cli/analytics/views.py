@@ -10,8 +10,14 @@ from __future__ import annotations
 import duckdb
 
 T = "careloop"
-MADE, MOVED, GAP = (
-    f"{T}.referral.{n}.v1" for n in ("referral_made", "referral_status_changed", "network_gap_detected")
+MADE, MOVED, GAP, APPOINTED = (
+    f"{T}.referral.{n}.v1"
+    for n in (
+        "referral_made",
+        "referral_status_changed",
+        "network_gap_detected",
+        "appointment_status_changed",
+    )
 )
 DUE, DONE, LATE, OFF = (
     f"{T}.followup.{n}.v1"
@@ -76,6 +82,32 @@ VIEWS: dict[str, str] = {
                round(median(epoch(accepted_at - sent_at) / 3600.0), 2) AS median_hours_to_accept,
                round(median(epoch(completed_at - sent_at) / 3600.0), 2) AS median_hours_to_complete
         FROM referrals WHERE NOT entered_in_error
+        GROUP BY agency_id, program_id, month""",
+    # One row per appointment (a referral's booking for one time), with how it ended: attended (fulfilled),
+    # missed (noshow), cancelled, moved (booked again for another time while still booked), or still booked.
+    "appointments": f"""
+        WITH ev AS (
+            SELECT CAST(data->>'referral_id' AS UUID) AS referral_id, agency_id,
+                   {_ts("starts_at")} AS starts_at, data->>'status' AS status,
+                   {_ts("changed_at")} AS changed_at
+            FROM events WHERE event_type = '{APPOINTED}'),
+        ends AS (
+            SELECT referral_id, starts_at, min(agency_id) AS agency_id, arg_max(status, changed_at) AS status,
+                   max(changed_at) AS last_at
+            FROM ev GROUP BY referral_id, starts_at),
+        latest AS (SELECT referral_id, max(changed_at) AS at FROM ev GROUP BY referral_id)
+        SELECT e.referral_id, e.agency_id, r.program_id, e.starts_at, strftime(e.starts_at, '%Y-%m') AS month,
+               CASE WHEN e.status = 'booked' AND e.last_at < l.at THEN 'moved' ELSE e.status END AS result
+        FROM ends e JOIN latest l USING (referral_id) LEFT JOIN referrals r USING (referral_id)""",
+    "measure_appointments": """
+        SELECT agency_id, program_id, month, count(*) AS appointments,
+               count(*) FILTER (WHERE result = 'fulfilled') AS attended,
+               count(*) FILTER (WHERE result = 'noshow') AS missed,
+               count(*) FILTER (WHERE result = 'cancelled') AS cancelled,
+               count(*) FILTER (WHERE result = 'booked') AS pending,
+               round(100.0 * count(*) FILTER (WHERE result = 'noshow')
+                     / nullif(count(*) FILTER (WHERE result IN ('fulfilled', 'noshow')), 0), 1) AS missed_pct
+        FROM appointments WHERE result <> 'moved'
         GROUP BY agency_id, program_id, month""",
     "measure_rejection_reasons": """
         SELECT r.agency_id, r.program_id, strftime(s.changed_at, '%Y-%m') AS month, s.reason,
