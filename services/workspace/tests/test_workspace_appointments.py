@@ -3,7 +3,7 @@
 import json
 import re
 
-from services.workspace.tests.test_workspace_inbox import JOE, REFERRAL, ROSA, form_for, referral, rosa
+from services.workspace.tests.test_workspace_inbox import JOE, REFERRAL, ROSA, form_for, referral, rosa, rows
 from services.workspace.tests.test_workspace_patient import PID, REFERRAL_ROW, answer_everything, section
 
 APPOINTMENT = f"/v1/referrals/{REFERRAL}/appointment"
@@ -141,3 +141,21 @@ async def test_the_care_manager_sees_the_appointment_on_the_patient_s_referral(
     await sign_in(client)
     page = await client.get(f"/patients/{PID}")
     assert "Appointment Missed, Wed 04 Mar 15:00" in section(page, "referrals")
+
+
+async def test_the_inbox_shows_when_each_patient_is_booked_to_come(client, services, sign_in):
+    booked = referral(
+        "in-progress", appointment_status="booked", appointment_starts_at="2026-03-04T15:00:00+00:00"
+    )
+    missed = {
+        **referral(
+            "accepted", appointment_status="noshow", appointment_starts_at="2026-03-01T15:00:00+00:00"
+        ),
+        "id": "99999999-9999-4999-8999-999999999999",
+    }
+    services.page("referral", "/v1/referrals", [booked, missed])
+    services.answer("intake", "GET", f"/v1/referred-patients/{ROSA}", body=rosa())
+    await sign_in(client, JOE)
+    listed = rows(await client.get("/inbox"), "referrals")
+    assert "In progress appointment Wed 04 Mar 15:00 outcome by" in listed[0]
+    assert "appointment" not in listed[1]  # a missed one is not a time to come
