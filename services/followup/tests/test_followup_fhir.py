@@ -9,7 +9,7 @@ from typing import get_args
 from fhir.resources.R4B import get_fhir_model_class
 
 from careloop_shared.rules import load_rules
-from followup.domain.follow_up import PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN
+from followup.domain.follow_up import ARRANGED_CONTACT, PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN
 from followup.domain.rules import PRIORITIES
 from followup.domain.scheduling import new_follow_up
 from followup.domain.task_rules import TASK_RULES_FILE, TaskRules
@@ -21,7 +21,7 @@ from followup.tasks.store import TASK_COLUMNS
 AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 PATIENT_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 TASK_RULES = load_rules(TaskRules, TASK_RULES_FILE)
-REASONS = (PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN)
+REASONS = (PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN, ARRANGED_CONTACT)
 STATUSES = get_args(Status)
 OUTCOME = {"attempt": 2, "reached": True, "barriers": ["transportation", "cost"], "next_step": "reassess"}
 
@@ -41,7 +41,8 @@ def follow_up_row(rules, reason: str, status: str, priority: str = "high", assig
         priority=priority,
         due_at=AT,
         plan_id=uuid.uuid4() if reason == PLAN_CADENCE else None,
-        referral_id=None if reason == PLAN_CADENCE else uuid.uuid4(),
+        referral_id=uuid.uuid4() if reason in (REFERRAL_CHECK_IN, SERVICE_CHECK_IN) else None,
+        purpose="plan-review" if reason == ARRANGED_CONTACT else None,
     )
     done = status == "completed"
     return {**row, "status": status, "completed_at": AT if done else None, "assignee_id": assignee}
@@ -96,6 +97,14 @@ def test_every_follow_up_of_every_reason_status_and_priority_validates_as_a_fhir
                     "identifier": {"system": STAFF, "value": "cm-ana"},
                 }
                 assert "output" in task if status == "completed" else "output" not in task
+
+
+def test_an_arranged_contact_says_what_it_is_for_and_focuses_on_nothing_else(rules):
+    task = valid(resources.follow_up(follow_up_row(rules, ARRANGED_CONTACT, "scheduled")))
+    assert task["code"]["coding"][0]["code"] == ARRANGED_CONTACT
+    assert task["reasonCode"]["coding"] == [{"system": resources.CONTACT_PURPOSE, "code": "plan-review"}]
+    assert "focus" not in task
+    assert "reasonCode" not in resources.follow_up(follow_up_row(rules, PLAN_CADENCE, "scheduled"))
 
 
 def test_a_follow_up_is_sought_from_due_until_its_grace_ends_and_names_its_plan_or_referral_by_id(rules):

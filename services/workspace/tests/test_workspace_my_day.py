@@ -267,3 +267,19 @@ def _caseload_row(patient_id: str) -> dict:
         "overdue_follow_ups": 0,
         "next_follow_up_due": None,
     }
+
+
+async def test_an_arranged_contact_says_what_it_is_for(client, services, sign_in, make_follow_up, clock):
+    due = make_follow_up("due", reason="arranged-contact", purpose="plan-review", channel="in-person-only")
+    services.page("followup", "/v1/work-queue", [due])
+    later = make_follow_up(
+        "scheduled",
+        reason="arranged-contact",
+        purpose="referral-help",
+        due_at=(clock.now + timedelta(hours=4)).isoformat(),
+    )
+    services.page("followup", "/v1/follow-ups", [later])
+    await sign_in(client)
+    listed = rows(await client.get("/"), "due")
+    assert any("Arranged contact (plan review)" in r and "In person only" in r for r in listed), listed
+    assert listed[-1].endswith(f"Arranged contact (referral help) for Patient {later['patient_id'][:8]}")

@@ -19,6 +19,7 @@ STAFF = "urn:careloop:staff"  # a staff member's id at the identity provider (as
 ROLE = "urn:careloop:role"
 TASK_TYPE = "urn:careloop:task-type"  # meta.tag: which of followup's two kinds of Task
 FOLLOW_UP_REASON = "urn:careloop:follow-up-reason"
+CONTACT_PURPOSE = "urn:careloop:contact-purpose"  # what an arranged contact is for
 TASK_KIND = "urn:careloop:task-kind"
 BUSINESS_STATUS = "urn:careloop:task-business-status"
 CLOSE_REASON = "urn:careloop:task-close-reason"
@@ -98,6 +99,8 @@ def follow_up(row: Mapping[str, Any], outcome: Mapping[str, Any] | None = None) 
         "lastModified": instant(row["updated_at"]),
         "restriction": {"period": _period(row["due_at"], row["overdue_at"])},
     }
+    if row.get("purpose"):
+        resource["reasonCode"] = _coded(CONTACT_PURPOSE, str(row["purpose"]))
     if row["plan_id"] is not None:
         resource["focus"] = _by_identifier("CarePlan", CARE_PLAN, row["plan_id"])
     elif row["referral_id"] is not None:
