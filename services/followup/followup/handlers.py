@@ -158,11 +158,11 @@ async def when_plan_updated_schedule_follow_up(
     # Check-ins reach the patient the same way (the cadence follow-up was given the channel above); an
     # update only when one of them is to change, which a patient's first plan seldom finds.
     # An arranged contact keeps its own channel while the plan still allows it.
-    moves = [f for f in open_now if f is not current and f["channel"] != channel]
     if stale := [
         f["id"]
-        for f in moves
-        if arranged.channel_after_plan(rules, f["reason"], f["channel"], channel) == channel
+        for f in open_now
+        if f is not current
+        and arranged.channel_after_plan(rules, f["reason"], f["channel"], channel) != f["channel"]
     ]:
         await uow.store.set_channel(stale, channel, now)
 

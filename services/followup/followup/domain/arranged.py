@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from followup.domain import announcements as announce
 from followup.domain.announcements import Announcement
 from followup.domain.follow_up import ARRANGED_CONTACT, OPEN, Actor, FollowUp, InvalidInput, NotOutstanding
 from followup.domain.rules import FollowUpRules
-from followup.domain.scheduling import in_body, new_follow_up
+from followup.domain.scheduling import in_body, new_follow_up, time_problems
 
 
 class NotArranged(NotOutstanding):
@@ -56,10 +56,7 @@ def arrange_contact(
         problems.append(
             {"loc": in_body("channel"), "msg": f"must be one of {', '.join(allowed)} for this patient"}
         )
-    if due_at <= now:
-        problems.append({"loc": in_body("due_at"), "msg": "must be in the future"})
-    elif due_at > now + timedelta(days=arranged.max_days_ahead):
-        problems.append({"loc": in_body("due_at"), "msg": f"must be within {arranged.max_days_ahead:g} days"})
+    problems += time_problems(due_at, now, arranged.max_days_ahead)
     if problems:
         raise InvalidInput(problems)
     row = new_follow_up(

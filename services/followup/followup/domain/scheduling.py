@@ -106,6 +106,16 @@ def waiting_again(rules: FollowUpRules, moved: FollowUp) -> dict[str, Any]:
     }
 
 
+def time_problems(due_at: datetime, now: datetime, within_days: float) -> list[dict[str, Any]]:
+    """What is wrong with ``due_at`` as the time a person gives a follow-up: it is to come, and within
+    ``within_days``."""
+    if due_at <= now:
+        return [{"loc": in_body("due_at"), "msg": "must be in the future"}]
+    if due_at > now + timedelta(days=within_days):
+        return [{"loc": in_body("due_at"), "msg": f"must be within {within_days:g} days"}]
+    return []
+
+
 def check_reschedule(
     rules: FollowUpRules, follow_up: FollowUp, reason: str, due_at: datetime, now: datetime
 ) -> None:
@@ -113,12 +123,7 @@ def check_reschedule(
     problems: list[dict[str, Any]] = []
     if reason not in rules.reschedule_reasons:
         problems.append({"loc": in_body("reason"), "msg": "unknown reschedule reason code"})
-    if due_at <= now:
-        problems.append({"loc": in_body("due_at"), "msg": "must be in the future"})
-    elif due_at > now + timedelta(days=rules.max_reschedule_days):
-        problems.append(
-            {"loc": in_body("due_at"), "msg": f"must be within {rules.max_reschedule_days:g} days"}
-        )
+    problems += time_problems(due_at, now, rules.max_reschedule_days)
     if problems:
         raise InvalidInput(problems)
     if follow_up.status not in OPEN:
