@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from careloop_shared.contracts import AppointmentStatusChanged
 from careloop_shared.errors import Forbidden
+from referral.appointments.recorded import record_appointment
 from referral.config import ReferralContext
 from referral.domain.appointments import change_appointment
 from referral.domain.lifecycle import Party
@@ -46,22 +46,7 @@ async def change_referral_appointment(
         raise BookedByTheReceiver()
     now = ctx.clock()
     change = change_appointment(dict(referral), cmd.status, cmd.starts_at, now)
-    await loop.set_appointment(cmd.referral_id, change.columns, now)
-    uow.emit(
-        AppointmentStatusChanged(
-            patient_id=referral["patient_id"],
-            agency_id=referral["agency_id"],
-            referral_id=referral["id"],
-            from_status=change.from_status,
-            status=change.status,
-            starts_at=change.starts_at,
-            by_agency_id=cmd.agency_id,
-            changed_at=now,
-            actor_id=cmd.by,
-            actor_role=cmd.by_role,
-        ),
-        time=now,
-    )
+    await record_appointment(uow, referral, change, cmd.agency_id, now, by=cmd.by, by_role=cmd.by_role)
     updated = await loop.get_referral(cmd.referral_id)
     assert updated is not None  # locked above, in this transaction
     return dict(updated)

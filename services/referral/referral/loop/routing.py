@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from careloop_shared.contracts import (
-    AppointmentStatusChanged,
     NetworkGapDetected,
     ReferralMade,
     ReferralOutcome,
@@ -24,6 +23,7 @@ from careloop_shared.errors import NotFound
 from careloop_shared.events import ReceivedEvent
 from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
+from referral.appointments.recorded import record_appointment
 from referral.config import ReferralContext
 from referral.domain.appointments import called_off_with
 from referral.domain.consent import Consent, first_allowed
@@ -289,22 +289,7 @@ async def record_change(
         caused_by=caused_by,
     )
     if (off := called_off_with(referral, to)) is not None:  # no appointment outlives its referral
-        await uow.store.loop.set_appointment(referral["id"], off.columns, at)
-        uow.emit(
-            AppointmentStatusChanged(
-                patient_id=referral["patient_id"],
-                agency_id=referral["agency_id"],
-                referral_id=referral["id"],
-                from_status=off.from_status,
-                status=off.status,
-                starts_at=off.starts_at,
-                by_agency_id=by_agency,
-                changed_at=at,
-                actor_id=by,
-                actor_role=by_role,
-            ),
-            caused_by=caused_by,
-        )
+        await record_appointment(uow, referral, off, by_agency, at, caused_by, by=by, by_role=by_role)
 
 
 def announce_made(
