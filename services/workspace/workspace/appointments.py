@@ -10,9 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from workspace.client import ServiceError
 from workspace.codes import APPOINTMENT_OUTCOMES
-from workspace.forms import Checks, Code, FormKey
+from workspace.forms import Checks, Code, FormKey, send
 from workspace.gates import not_available
 from workspace.pages import may
 from workspace.provider import INBOX, referral_page
@@ -48,20 +47,10 @@ async def keep_appointment(
     error = check.error()
     if error is None:
         path = f"/v1/referrals/{referral_id}/appointment"
-        try:
-            await services.post("referral", path, body, idempotency_key=idempotency_key)
-        except ServiceError as exc:
-            if exc.status not in (403, 409, 422):
-                raise
-            problems = exc.for_field("starts_at") + exc.for_field("status")
-            failed = {
-                "status": "appointment",
-                "message": exc.message,
-                "problems": problems,
-                "code": exc.status,
-            }
-            return await referral_page(request, services, referral_id, failed=failed)
-        return redirect(f"/inbox/referrals/{referral_id}?notice=appointment-{status}")
+        call = services.post("referral", path, body, idempotency_key=idempotency_key)
+        _, error = await send(call, shown=(403, 409, 422))
+        if error is None:
+            return redirect(f"/inbox/referrals/{referral_id}?notice=appointment-{status}")
     problems = [p.message for p in error.problems]
-    failed = {"status": "appointment", "message": error.message, "problems": problems, "code": 422}
+    failed = {"status": "appointment", "message": error.message, "problems": problems, "code": error.status}
     return await referral_page(request, services, referral_id, failed=failed)

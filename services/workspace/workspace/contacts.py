@@ -13,8 +13,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workspace.choices import form_choices
-from workspace.client import Services, not_found
+from workspace.client import Services
 from workspace.errors import error_page
+from workspace.followup_actions import patients_follow_up
 from workspace.forms import (
     Checks,
     Code,
@@ -127,9 +128,7 @@ async def call_off(
         return not_available(request, "Calling off a contact is")
     if reason not in form_choices().arranged_contact.cancel_reasons:
         return error_page(request, 422, "That could not be done", "Choose why the contact is called off.")
-    follow_up = await services.get("followup", f"/v1/follow-ups/{follow_up_id}")
-    if follow_up["patient_id"] != str(patient_id):
-        raise not_found("followup")
+    await patients_follow_up(services, patient_id, follow_up_id)  # another patient's: not found here
     # One person calling off one contact happens once, however often the button is pressed.
     key = action_key("call-off", str(follow_up_id), reason, session.person.subject)
     path = f"/v1/follow-ups/{follow_up_id}/cancel"

@@ -110,7 +110,7 @@ async def _outcome_form(
     key: str,
     error: FormError | None = None,
 ) -> Response:
-    follow_up = await _follow_up(services, patient_id, follow_up_id)
+    follow_up = await patients_follow_up(services, patient_id, follow_up_id)
     plan = await current_plan(services, patient_id)
     choices = form_choices()
     context = {
@@ -180,7 +180,7 @@ async def _reschedule_form(
     key: str,
     error: FormError | None = None,
 ) -> Response:
-    follow_up = await _follow_up(services, patient_id, follow_up_id)
+    follow_up = await patients_follow_up(services, patient_id, follow_up_id)
     context = {
         "title": "Reschedule a follow-up",
         "patient_id": patient_id,
@@ -196,7 +196,9 @@ async def _reschedule_form(
     return render(request, "follow_up_reschedule.html", context, status_code=error.status if error else 200)
 
 
-async def _follow_up(services: Services, patient_id: uuid.UUID, follow_up_id: uuid.UUID) -> dict[str, Any]:
+async def patients_follow_up(
+    services: Services, patient_id: uuid.UUID, follow_up_id: uuid.UUID
+) -> dict[str, Any]:
     """The follow-up, if it is this patient's (another patient's answers as one that does not exist)."""
     follow_up: dict[str, Any] = await services.get("followup", f"/v1/follow-ups/{follow_up_id}")
     if follow_up["patient_id"] != str(patient_id):
