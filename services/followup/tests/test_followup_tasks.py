@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from careloop_shared.contracts import (
+    AppointmentStatusChanged,
     FollowUpCadence,
     FollowUpDue,
     NetworkGapDetected,
@@ -41,10 +42,12 @@ def test_the_shipped_rules_name_every_kind_of_work_with_its_priority_and_owner()
         "chase-referral",
         "re-refer",
         "missed-appointment",
+        "confirm-attendance",
         "discuss-alternatives",
         "recruit-provider",
     }
     assert kinds["missed-appointment"] == ("high", "care-manager", 4320)
+    assert kinds["confirm-attendance"] == ("routine", "care-manager", 4320)
     assert RULES.priorities == ("stat", "urgent", "high", "routine")
 
 
@@ -73,6 +76,10 @@ def own_rules(tmp_path, change):
         (
             lambda r: r["kinds"][4]["opened_by"].update(not_delivered=True),
             "not_delivered goes with to_statuses",
+        ),
+        (
+            lambda r: r["kinds"][0]["opened_by"].update(deadlines=["response"]),
+            "deadlines apply to ReferralOverdue only",
         ),
     ],
 )
@@ -179,6 +186,8 @@ def test_a_resolution_is_kept_only_where_its_cause_can_be_heard_after_it():
         ("chase-referral", ReferralStatusChanged.type),  # the overdue is referral's, on its own topic
         ("re-refer", ReferralMade.type),  # the rejection is a status change
         ("missed-appointment", ReferralStatusChanged.type),  # the appointment is on its own topic
+        ("confirm-attendance", AppointmentStatusChanged.type),  # the overdue is on referral's own topic
+        ("confirm-attendance", ReferralStatusChanged.type),
         ("discuss-alternatives", PlanUpdated.type),
         ("recruit-provider", ReferralMade.type),  # the gap is on its own topic
     }
@@ -187,6 +196,7 @@ def test_a_resolution_is_kept_only_where_its_cause_can_be_heard_after_it():
         "chase-referral",
         "re-refer",
         "missed-appointment",
+        "confirm-attendance",
         "discuss-alternatives",
         "recruit-provider",
     }

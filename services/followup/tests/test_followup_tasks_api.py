@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 
 from careloop_shared.contracts import (
+    AppointmentStatusChanged,
     CareManagerAssigned,
     NetworkGapDetected,
     PatientAssessed,
@@ -211,6 +212,55 @@ async def test_a_referral_overdue_makes_exactly_one_chase_task_closed_when_the_p
         "/v1/tasks", params={"status": "done", "patient_id": str(patient)}, headers=auth(agency)
     )
     assert [t["cause"]["referral_id"] for t in listed.json()["items"]] == [str(referral)]
+
+
+async def test_an_appointment_not_recorded_asks_the_care_manager_until_the_program_says(followup, agency):
+    client, runtime, clock, publish = followup
+    patient, referral = uuid.uuid4(), uuid.uuid4()
+    await publish(registered(agency, patient))
+    starts = clock.now - timedelta(days=1, hours=2)
+    await publish(
+        ReferralOverdue(
+            patient_id=patient,
+            agency_id=agency,
+            referral_id=referral,
+            receiving_agency_id="agency-food",
+            deadline="attendance",
+            due_at=starts + timedelta(days=1),
+        )
+    )
+    [task] = await eventually(lambda: tasks_of(runtime, patient), what="attendance task")
+    assert (task["kind"], task["referral_id"], task["priority"], task["assignee_id"]) == (
+        "confirm-attendance",
+        referral,
+        "routine",
+        "cm-ana",
+    )
+    await publish(
+        AppointmentStatusChanged(
+            patient_id=patient,
+            agency_id=agency,
+            referral_id=referral,
+            from_status="booked",
+            status="fulfilled",
+            starts_at=starts,
+            by_agency_id="agency-food",
+            changed_at=clock.now,
+        )
+    )
+
+    async def closed() -> list:
+        return [t for t in await tasks_of(runtime, patient) if t["status"] == "done"]
+
+    [done] = await eventually(closed, what="attendance task closed")
+    assert (done["id"], done["resolved_by_event_type"]) == (task["id"], AppointmentStatusChanged.type)
+    assert len(await tasks_of(runtime, patient)) == 1  # the patient came: nothing else to do
+    listed = await client.get(
+        "/v1/tasks", params={"status": "done", "patient_id": str(patient)}, headers=auth(agency)
+    )
+    assert [(t["kind"], t["cause"]["referral_id"]) for t in listed.json()["items"]] == [
+        ("confirm-attendance", str(referral))
+    ]
 
 
 async def test_a_network_gap_makes_a_recruit_task_for_admins_closed_by_the_referral_for_that_intervention(

@@ -331,6 +331,42 @@ async def test_a_missed_appointment_opens_a_task_for_the_care_manager_closed_whe
         assert quiet.events(TaskOpened) == []
 
 
+async def test_an_appointment_nobody_recorded_asks_the_care_manager_until_the_provider_says_how_it_went(
+    ctx, store
+):
+    patient, referral = uuid.uuid4(), uuid.uuid4()
+    await hear(ctx, store, registered(patient))
+    starts = T - timedelta(days=1)
+    uow = await hear(ctx, store, overdue(patient, referral, "attendance", due_at=T))
+    [opened] = uow.events(TaskOpened)  # not a chase: the referral itself is on time
+    assert (opened.kind, opened.priority, opened.assignee_id, opened.cause.referral_id) == (
+        "confirm-attendance",
+        "routine",
+        "cm-ana",
+        referral,
+    )
+    assert opened.due_at == T + timedelta(days=1)
+    # The provider says the patient did not come: this task is done, and the missed one opens.
+    uow = await hear(ctx, store, appointment(patient, referral, "noshow", starts, T + timedelta(hours=3)))
+    assert [e.to_status for e in uow.events(TaskStatusChanged)] == ["done"]
+    assert [e.kind for e in uow.events(TaskOpened)] == ["missed-appointment"]
+    # Booked again and again not recorded: a new question for the new booking.
+    later = T + timedelta(days=4)
+    await hear(ctx, store, appointment(patient, referral, "booked", later, T + timedelta(hours=5)))
+    uow = await hear(ctx, store, overdue(patient, referral, "attendance", due_at=later + timedelta(days=1)))
+    assert [e.kind for e in uow.events(TaskOpened)] == ["confirm-attendance"]
+    assert {t["kind"] for t in store.tasks.tasks.values()} == {"confirm-attendance", "missed-appointment"}
+
+
+async def test_attendance_recorded_before_its_overdue_is_heard_leaves_the_question_closed(ctx, store):
+    patient, referral = uuid.uuid4(), uuid.uuid4()
+    came = appointment(patient, referral, "fulfilled", T - timedelta(days=1), T + timedelta(minutes=5))
+    await hear(ctx, store, came)  # its topic is heard first
+    uow = await hear(ctx, store, overdue(patient, referral, "attendance", due_at=T))
+    assert uow.events(TaskOpened) == []
+    assert only(store, "confirm-attendance")["status"] == "done"
+
+
 async def test_proposed_alternatives_open_a_discussion_closed_when_an_alternative_is_chosen(
     ctx, store, clock
 ):

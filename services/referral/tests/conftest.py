@@ -6,7 +6,7 @@ import contextlib
 import statistics
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -236,6 +236,7 @@ class FakeLoopStore:
             "outcome_overdue": r["outcome_overdue_at"] is not None,
             "appointment_status": r.get("appointment_status"),  # columns since migration 013
             "appointment_starts_at": r.get("appointment_starts_at"),
+            "attendance_overdue": r.get("attendance_overdue_at") is not None,  # since migration 014
         }
 
     def _ordered(self, keep: Any) -> list[dict[str, Any]]:
@@ -546,6 +547,25 @@ class FakeLoopStore:
 
     async def claim_outcome_overdue(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         return self._claim("outcome_overdue_at", "outcome_due_at", _OPEN, now, limit)
+
+    async def claim_attendance_overdue(
+        self, now: datetime, limit: int, grace: timedelta, worked_on: list[str]
+    ) -> list[dict[str, Any]]:
+        booked = sorted(
+            (
+                r
+                for r in self.referrals.values()
+                if r["status"] in worked_on
+                and r.get("appointment_status") == "booked"
+                and r.get("attendance_overdue_at") is None
+                and r["appointment_starts_at"] <= now - grace
+            ),
+            key=lambda r: r["appointment_starts_at"],
+        )[:limit]
+        for r in booked:
+            r["attendance_overdue_at"] = now
+        keys = ("id", "patient_id", "agency_id", "receiving_agency_id")
+        return [{**{k: r[k] for k in keys}, "due_at": r["appointment_starts_at"] + grace} for r in booked]
 
 
 class FakeGapStore:

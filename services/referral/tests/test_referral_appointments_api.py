@@ -4,8 +4,14 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from careloop_shared.testing import bearer
-from services.referral.tests.test_referral_api import made_referral, referral, set_status, unique  # noqa: F401
+from careloop_shared.testing import bearer, eventually
+from services.referral.tests.test_referral_api import (  # noqa: F401
+    OVERDUE,
+    made_referral,
+    referral,
+    set_status,
+    unique,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +70,38 @@ async def test_the_receiver_books_and_records_the_appointment_and_the_referrer_s
         409,
         {"detail": "an appointment missed cannot become fulfilled"},
     )
+
+
+async def test_a_booking_past_its_time_with_no_word_is_flagged_overdue_once(referral):  # noqa: F811
+    svc, category = referral, unique("cat")
+    receiving = unique("agency")
+    await svc.program(category, agency=receiving)
+    made, patient_id = await made_referral(svc, category)
+    rid, path = made["id"], f"/v1/referrals/{made['id']}/appointment"
+    assert (await set_status(svc, rid, receiving, status="accepted")).status_code == 200
+    when = svc.clock.now + timedelta(hours=3)
+    booked = await svc.client.post(
+        path, json={"status": "booked", "starts_at": when.isoformat()}, headers=bearer(receiving)
+    )
+    assert booked.status_code == 200, booked.text
+    svc.clock.advance(timedelta(days=1, hours=4))  # a day and an hour after its time
+
+    async def attendance() -> list:
+        return [e for e in await svc.outbox(patient_id, OVERDUE) if e["deadline"] == "attendance"]
+
+    [overdue] = await eventually(attendance, what="attendance overdue")
+    assert datetime.fromisoformat(overdue["due_at"]) == when + timedelta(days=1)
+    assert (overdue["referral_id"], overdue["receiving_agency_id"]) == (str(rid), receiving)
+    flag = "SELECT attendance_overdue_at IS NOT NULL FROM referrals WHERE id = $1"
+    assert await svc.runtime.pool.fetchval(flag, rid)
+    missed = await svc.client.post(path, json={"status": "noshow"}, headers=bearer(receiving))
+    assert missed.status_code == 200 and not await svc.runtime.pool.fetchval(flag, rid)
+    sentinel, _ = await made_referral(svc, category)  # the loop ticks on: nothing more for this booking
+    svc.clock.advance(timedelta(days=5))  # past two working days from any weekday
+    await eventually(
+        lambda: svc.runtime.pool.fetchval(
+            "SELECT response_overdue_at IS NOT NULL FROM referrals WHERE id = $1", sentinel["id"]
+        ),
+        what="sentinel overdue",
+    )
+    assert len(await attendance()) == 1

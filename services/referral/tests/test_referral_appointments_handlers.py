@@ -4,11 +4,12 @@ from datetime import timedelta
 
 import pytest
 
-from careloop_shared.contracts import AppointmentStatusChanged
+from careloop_shared.contracts import AppointmentStatusChanged, ReferralOverdue
 from careloop_shared.errors import Invalid
-from careloop_shared.testing.fakes import run
+from careloop_shared.testing.fakes import run, run_step
 from referral.appointments.handlers import BookedByTheReceiver, ChangeAppointment, change_referral_appointment
 from referral.domain.appointments import IllegalAppointmentMove, NotWorkedOn, NotYet
+from referral.domain.deadlines import overdue_event_id
 from referral.loop import handlers
 from services.referral.tests.test_referral_loop_handlers import DELIVERED, HOME, change, program, referred
 
@@ -142,3 +143,60 @@ async def test_a_referral_withdrawn_or_failed_calls_off_its_booked_appointment_a
             )
         else:
             assert called_off == []
+
+
+# --- attendance not recorded ----------------------------------------------------------------------------
+
+
+async def flagged(ctx, store) -> list[tuple[ReferralOverdue, object]]:
+    _, uow = await run_step(handlers.flag_overdue_referrals, ctx, store)
+    return [(p.event, p.envelope.id) for p in uow.pending if isinstance(p.event, ReferralOverdue)]
+
+
+async def test_a_booking_nobody_said_how_it_went_is_overdue_once_and_again_after_a_new_booking(
+    ctx, store, clock
+):
+    row = await accepted(ctx, store)
+    rid, first = row["id"], clock.now + timedelta(days=1)
+    await run(change_referral_appointment, ctx, store, appointment(rid, "booked", first))
+    clock.advance(days=1, hours=23)  # 23 hours after its time: within the day's grace
+    assert await flagged(ctx, store) == []
+    clock.advance(hours=1)
+    [(overdue, event_id)] = await flagged(ctx, store)
+    grace = ctx.deadlines.attendance_grace
+    assert (overdue.deadline, overdue.referral_id, overdue.receiving_agency_id) == (
+        "attendance",
+        rid,
+        RECEIVER,
+    )
+    assert (overdue.due_at, event_id) == (first + grace, overdue_event_id(rid, "attendance", first + grace))
+    assert (overdue.patient_id, overdue.agency_id) == (row["patient_id"], HOME)
+    assert await flagged(ctx, store) == []  # once for this booking
+
+    second = clock.now + timedelta(days=2)  # the provider books it again: the flag is for the new time
+    await run(change_referral_appointment, ctx, store, appointment(rid, "booked", second))
+    clock.advance(days=3, hours=1)
+    [(again, again_id)] = await flagged(ctx, store)
+    assert again.due_at == second + grace and again_id != event_id
+
+    third = clock.now + timedelta(hours=1)
+    await run(change_referral_appointment, ctx, store, appointment(rid, "booked", third))
+    clock.advance(hours=2)
+    await run(change_referral_appointment, ctx, store, appointment(rid, "fulfilled"))
+    clock.advance(days=2)
+    assert await flagged(ctx, store) == []  # said: nothing overdue
+
+
+async def test_a_closed_referrals_or_a_cancelled_appointment_is_never_overdue_for_attendance(
+    ctx, store, clock
+):
+    when = clock.now + timedelta(hours=2)
+    done = await accepted(ctx, store)
+    await run(change_referral_appointment, ctx, store, appointment(done["id"], "booked", when))
+    completed = change(RECEIVER, done["id"], "completed", outcome=DELIVERED)
+    await run(handlers.change_referral_status, ctx, store, completed)
+    off = await accepted(ctx, store)
+    await run(change_referral_appointment, ctx, store, appointment(off["id"], "booked", when))
+    await run(change_referral_appointment, ctx, store, appointment(off["id"], "cancelled"))
+    clock.advance(days=3)
+    assert [e.deadline for e, _ in await flagged(ctx, store)] == []

@@ -159,3 +159,36 @@ async def test_the_inbox_shows_when_each_patient_is_booked_to_come(client, servi
     listed = rows(await client.get("/inbox"), "referrals")
     assert "In progress appointment Wed 04 Mar 15:00 outcome by" in listed[0]
     assert "appointment" not in listed[1]  # a missed one is not a time to come
+
+
+OVERDUE = {
+    "appointment_status": "booked",
+    "appointment_starts_at": "2026-03-01T15:00:00+00:00",
+    "attendance_overdue": True,
+}
+
+
+async def test_a_booking_past_its_time_with_no_word_asks_the_provider_to_say_how_it_went(
+    client, services, sign_in
+):
+    services.page("referral", "/v1/referrals", [referral("in-progress", **OVERDUE)])
+    answer(services, "in-progress", **OVERDUE)
+    await sign_in(client, JOE)
+    [listed] = rows(await client.get("/inbox"), "referrals")
+    assert "appointment Sun 01 Mar 15:00 say whether they came" in listed
+    page = await client.get(f"/inbox/referrals/{REFERRAL}")
+    section = page.text.split('id="appointment-heading"', 1)[1].split("</section>", 1)[0]
+    assert "Its time has passed:" in section and "say whether the patient came" in section
+    assert re.findall(r'name="status" value="([^"]+)"', section)[1:] == ["fulfilled", "noshow", "cancelled"]
+
+
+async def test_the_care_manager_sees_that_the_program_has_not_said_whether_the_patient_came(
+    client, services, sign_in, make_task
+):
+    answer_everything(services, make_task)
+    services.page("referral", "/v1/referrals", [{**REFERRAL_ROW, **OVERDUE}])
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}")
+    assert "Booked, Sun 01 Mar 15:00 ; the program has not said whether they came" in section(
+        page, "referrals"
+    )

@@ -108,12 +108,16 @@ class NetworkGapDetected(Event):
 
 @register
 class ReferralOverdue(Event):
-    """A referral was not answered, or not closed with an outcome, by its deadline."""
+    """A referral was not answered, not closed with an outcome, or its appointment's attendance not
+    recorded, by its deadline."""
 
     type = "careloop.referral.referral_overdue.v1"
     source = "/careloop/referral"
 
     referral_id: uuid.UUID
     receiving_agency_id: str
-    deadline: str = Field(description="response or outcome.")
+    deadline: str = Field(
+        description="response, outcome, or attendance (a booked appointment's time passed with no word"
+        " of whether the patient came; once per booking)."
+    )
     due_at: EventTime

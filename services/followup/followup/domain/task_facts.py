@@ -30,6 +30,8 @@ from careloop_shared.contracts import (
 )
 from careloop_shared.events import Event
 
+ATTENDANCE = "attendance"  # ReferralOverdue's deadline that comes again with each booked appointment
+
 
 @dataclass(frozen=True)
 class Facts:
@@ -47,6 +49,7 @@ class Facts:
     urgent_flags: frozenset[str] = frozenset()
     to_status: str | None = None
     not_delivered: bool = False  # ReferralStatusChanged: completed, its outcome saying without the service
+    deadline: str | None = None  # ReferralOverdue: which one
     plan_reason: str | None = None
     priority: str | None = None  # the cause's own priority (a follow-up's)
     ids: Mapping[str, uuid.UUID] = field(default_factory=dict)  # for the TaskCause
@@ -89,6 +92,9 @@ def facts_of(event: Event, event_id: uuid.UUID, time: datetime, *, due_base: dat
         ids["referral_id"] = event.referral_id
         about["referral"] = str(event.referral_id)
         at, key = event.due_at, f"{event.referral_id}/{event.deadline}"
+        if event.deadline == ATTENDANCE:  # once per booking: a later booking's is another cause
+            key = f"{key}/{event.due_at.isoformat()}"
+        extra = {"deadline": event.deadline}
     elif isinstance(event, ReferralStatusChanged):
         ids |= {"referral_id": event.referral_id, "intervention_id": event.intervention_id}
         about |= {"referral": str(event.referral_id), "intervention": str(event.intervention_id)}

@@ -82,6 +82,7 @@ class Opening(Rule):
     to_statuses: frozenset[str] | None = None
     # ReferralStatusChanged: also a completion whose outcome says the service was not delivered
     not_delivered: bool = False
+    deadlines: frozenset[str] | None = None  # ReferralOverdue: for one of these deadlines
 
 
 class Resolution(Rule):
@@ -144,6 +145,8 @@ class TaskKind(Rule):
             found.append(
                 f"{self.kind}: to_statuses apply to ReferralStatusChanged and AppointmentStatusChanged"
             )
+        if opener.deadlines is not None and opener.event != ReferralOverdue.type:
+            found.append(f"{self.kind}: deadlines apply to ReferralOverdue only")
         if opener.not_delivered and opener.to_statuses is None:
             found.append(f"{self.kind}: not_delivered goes with to_statuses")
         if any(r.plan_reasons is not None and r.event != PlanUpdated.type for r in self.resolved_by):

@@ -59,6 +59,8 @@ def _subjects(kind: TaskKind, facts: Facts) -> list[str]:
         return list(dict.fromkeys(facts.recommended))
     if opener.urgent_flags is not None and not opener.urgent_flags & facts.urgent_flags:
         return []
+    if opener.deadlines is not None and facts.deadline not in opener.deadlines:
+        return []
     if opener.to_statuses is not None and facts.to_status not in opener.to_statuses:
         if not (opener.not_delivered and facts.not_delivered):
             return []

@@ -57,7 +57,12 @@ class AppointmentChange:
 
     @property
     def columns(self) -> dict[str, Any]:
-        return {"appointment_status": self.status, "appointment_starts_at": self.starts_at}
+        # Any change answers for the booking before it: an attendance flag is for the booking it names.
+        return {
+            "appointment_status": self.status,
+            "appointment_starts_at": self.starts_at,
+            "attendance_overdue_at": None,
+        }
 
 
 def called_off_with(referral: Any, to_status: str) -> AppointmentChange | None:

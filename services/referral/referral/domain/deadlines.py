@@ -34,10 +34,12 @@ def add_business_days(start: datetime, days: float) -> datetime:
 
 
 class Deadlines(RulesFile):
-    """How long the receiving agency has to answer a sent referral, and to close it with an outcome."""
+    """How long the receiving agency has to answer a sent referral, to close it with an outcome, and to say
+    whether the patient came to a booked appointment once its time has passed."""
 
     response_business_days: float = Field(ge=0)
     outcome_days: float = Field(ge=0)
+    attendance_hours: float = Field(24, ge=0)
 
     def response_due(self, made_at: datetime) -> datetime:
         return add_business_days(made_at, self.response_business_days)
@@ -45,7 +47,14 @@ class Deadlines(RulesFile):
     def outcome_due(self, made_at: datetime) -> datetime:
         return made_at + timedelta(days=self.outcome_days)
 
+    @property
+    def attendance_grace(self) -> timedelta:
+        """How long after a booked appointment's time whether the patient came is overdue."""
+        return timedelta(hours=self.attendance_hours)
 
-def overdue_event_id(referral_id: uuid.UUID, deadline: str) -> uuid.UUID:
-    """One ReferralOverdue per referral and deadline, whichever replica notices it."""
-    return uuid.uuid5(_OVERDUE_IDS, f"{referral_id}/{deadline}")
+
+def overdue_event_id(referral_id: uuid.UUID, deadline: str, due_at: datetime | None = None) -> uuid.UUID:
+    """One ReferralOverdue per referral and deadline, whichever replica notices it; for a deadline that
+    comes again with each booking (attendance), one per referral, deadline and due time."""
+    occasion = "" if due_at is None else f"/{due_at.isoformat()}"
+    return uuid.uuid5(_OVERDUE_IDS, f"{referral_id}/{deadline}{occasion}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 from careloop_shared.consumer import batch_handler, refusing
@@ -20,6 +21,7 @@ from careloop_shared.events import ReceivedEvent
 from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
 from referral.config import ReferralContext
+from referral.domain.appointments import WORKED_ON
 from referral.domain.commands import ChangeReferralStatus
 from referral.domain.consent import first_allowed, permission
 from referral.domain.deadlines import overdue_event_id
@@ -307,15 +309,20 @@ async def change_referral_status(ctx: ReferralContext, uow: Uow, cmd: ChangeRefe
 
 
 async def flag_overdue_referrals(ctx: ReferralContext, uow: Uow) -> bool:
-    """Periodic: ReferralOverdue once per referral and deadline, the flag and the event committed
-    together. True when a deadline filled its batch and more may be overdue."""
+    """Periodic: ReferralOverdue once per referral and deadline (attendance: once per booking), the flag
+    and the event committed together. True when a deadline filled its batch and more may be overdue."""
     now, loop, more = ctx.clock(), uow.store.loop, False
+    attendance = partial(
+        loop.claim_attendance_overdue, grace=ctx.deadlines.attendance_grace, worked_on=sorted(WORKED_ON)
+    )
     for deadline, claim in (
         ("response", loop.claim_response_overdue),
         ("outcome", loop.claim_outcome_overdue),
+        ("attendance", attendance),  # again with each booking: its id names the due time
     ):
         rows = await claim(now, OVERDUE_BATCH)
         for row in rows:
+            again = row["due_at"] if deadline == "attendance" else None
             uow.emit(
                 ReferralOverdue(
                     patient_id=row["patient_id"],
@@ -325,7 +332,7 @@ async def flag_overdue_referrals(ctx: ReferralContext, uow: Uow) -> bool:
                     deadline=deadline,
                     due_at=row["due_at"],
                 ),
-                event_id=overdue_event_id(row["id"], deadline),
+                event_id=overdue_event_id(row["id"], deadline, again),
             )
         if rows:
             log.info("referrals overdue", deadline=deadline, count=len(rows))

@@ -86,6 +86,9 @@ class ReferralOut(BaseModel):
         None, description="The patient's appointment with the program: booked, fulfilled, noshow, cancelled."
     )
     appointment_starts_at: datetime | None = None
+    attendance_overdue: bool = Field(
+        False, description="Its booked time passed a while ago with no word of whether the patient came."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -23,7 +23,8 @@ REFERRAL_COLUMNS = (
     " priority, language, postal_area, consent_id, outcome, replaces_referral_id, made_at,"
     " response_due_at, outcome_due_at, response_overdue_at IS NOT NULL AS response_overdue,"
     " outcome_overdue_at IS NOT NULL AS outcome_overdue, accepted_at, created_at, updated_at, choice,"
-    " made_by, made_by_role, appointment_status, appointment_starts_at"
+    " made_by, made_by_role, appointment_status, appointment_starts_at,"
+    " attendance_overdue_at IS NOT NULL AS attendance_overdue"
 )
 # Who may see a referral: the referring agency always; the receiving agency once it was sent.
 _VISIBLE = "(agency_id = $1 OR (receiving_agency_id = $1 AND status <> 'draft'))"
@@ -323,4 +324,21 @@ class LoopStore(Store):
             f" RETURNING {_OVERDUE_COLUMNS}, outcome_due_at AS due_at",
             now,
             limit,
+        )
+
+    async def claim_attendance_overdue(
+        self, now: datetime, limit: int, grace: timedelta, worked_on: list[str]
+    ) -> list[asyncpg.Record]:
+        """Flag booked appointments of referrals in ``worked_on`` whose time passed ``grace`` ago with no
+        word of whether the patient came; other replicas skip locked ones."""
+        return await self.db.fetch(
+            "UPDATE referrals SET attendance_overdue_at = $1 WHERE id IN (SELECT id FROM referrals"
+            " WHERE appointment_status = 'booked' AND attendance_overdue_at IS NULL"
+            " AND appointment_starts_at <= $1::timestamptz - $3::interval"
+            " AND status = ANY($4::text[]) ORDER BY appointment_starts_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            f" RETURNING {_OVERDUE_COLUMNS}, appointment_starts_at + $3::interval AS due_at",
+            now,
+            limit,
+            grace,
+            worked_on,
         )
