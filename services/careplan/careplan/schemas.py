@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from careloop_shared.body import Body
 from careloop_shared.http import MAX_INT
@@ -121,22 +121,45 @@ class Preference(Body):
     contact_preference: Literal["phone", "text", "email", "do-not-contact"] | None = None
 
 
+ContributionKind = Literal["note", "agreed-goal", "preference", "stated-need", "personal-goal"]
+
+
 class ContributionIn(Body):
     member_id: uuid.UUID
-    kind: Literal["note", "agreed-goal", "preference", "stated-need"]
+    kind: ContributionKind
     expected_version: int = Field(ge=1, le=MAX_INT)
-    note: str | None = Field(None, max_length=4000, description="Kept in careplan only, never in events.")
+    note: str | None = Field(
+        None,
+        max_length=4000,
+        description="Kept in careplan only, sealed, never in events; for personal-goal, the goal in the"
+        " patient's own words.",
+    )
     goal_id: uuid.UUID | None = None
     preference: Preference | None = None
     need: Code | None = Field(
-        None, description="stated-need: a need the plan library names, raised by the patient or family."
+        None,
+        description="stated-need: a need the plan library names, raised by the patient or family;"
+        " personal-goal: the library's need the goal is about, if any.",
+    )
+    due: AwareDatetime | None = Field(
+        None, description="personal-goal: when it is due (in the future); by default the plan library's."
     )
 
     @model_validator(mode="after")
     def _fits_kind(self) -> ContributionIn:
-        part = {"note": "note", "agreed-goal": "goal_id", "preference": "preference", "stated-need": "need"}
+        part = {
+            "note": "note",
+            "agreed-goal": "goal_id",
+            "preference": "preference",
+            "stated-need": "need",
+            "personal-goal": "note",
+        }
         if getattr(self, part[self.kind]) is None:
             raise ValueError(f"a {self.kind} contribution needs its {part[self.kind]}")
+        if self.due is not None and self.kind != "personal-goal":
+            raise ValueError("only a personal-goal contribution names a due time")
+        if self.kind == "personal-goal" and not (self.note or "").strip():
+            raise ValueError("a personal-goal contribution needs the patient's words")
         if self.preference is not None and not self.preference.model_dump(exclude_none=True):
             raise ValueError("a preference names a language or a contact preference")
         return self

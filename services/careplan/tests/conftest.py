@@ -92,6 +92,7 @@ class FakePlanStore:
                     "agreed_goals": [],
                     "overrides": {},
                     "stated_needs": [],
+                    "personal_goals": [],
                     "updated_at": at,
                 },
             )
@@ -283,13 +284,13 @@ class FakeTeamStore:
         self.care_team_changes[row["id"]] = dict(row)
 
     async def contributions(
-        self, agency_id: str, patient_id: uuid.UUID, limit: int, offset: int
+        self, agency_id: str, patient_id: uuid.UUID, limit: int, offset: int, kind: str | None = None
     ) -> list[dict[str, Any]]:
         mine = sorted(
             (
                 c
                 for c in self.contribution_rows.values()
-                if (c["agency_id"], c["patient_id"]) == (agency_id, patient_id)
+                if (c["agency_id"], c["patient_id"]) == (agency_id, patient_id) and kind in (None, c["kind"])
             ),
             key=lambda c: (c["created_at"], c["id"]),
         )

@@ -397,6 +397,59 @@ async def test_care_team_members_contribute_and_events_never_name_them(patient):
     assert "Rosalind" not in everything and "555 0142" not in everything and "Tuesdays" not in everything
 
 
+async def test_a_goal_in_the_patient_s_own_words_joins_the_plan_and_its_words_never_leave_careplan(patient):
+    await patient.assessed(["depression"], "moderate", "phq-2")
+    await patient.at_version(1)
+    added = await patient.post(
+        "/care-team", {"name": "Mia Brandt", "relationship": "family", "role": "primary-support"}
+    )
+    words = "Walk Mia to school again by spring"
+    own = {"member_id": added.json()["id"], "kind": "personal-goal", "expected_version": 1}
+    for bad in ({}, {"note": "   "}, {"note": words, "due": "2020-01-01T09:00:00+00:00"}):
+        refused = await patient.post("/care-plan/contributions", {**own, **bad})
+        assert refused.status_code == 422, bad
+        assert words not in refused.text
+    wrong_kind = {"member_id": own["member_id"], "kind": "note", "note": "x", "expected_version": 1}
+    assert (
+        await patient.post("/care-plan/contributions", {**wrong_kind, "due": "2030-01-01T09:00:00Z"})
+    ).status_code == 422
+    due = "2027-03-01T12:00:00+00:00"
+    made = await patient.post(
+        "/care-plan/contributions", {**own, "note": words, "need": "food-insecurity", "due": due}
+    )
+    assert made.json() == {"plan_version": 2}
+    goals = (await patient.plan())["document"]["goals"]
+    [goal] = [g for g in goals if g["description"] == "personal-goal"]
+    assert (goal["need"], goal["lifecycle_status"], datetime.fromisoformat(goal["due"])) == (
+        "food-insecurity",
+        "accepted",
+        datetime.fromisoformat(due),
+    )
+    shown = await patient.client.get(
+        f"/v1/patients/{patient.id}/care-team/contributions", headers=patient.headers
+    )
+    last = shown.json()["items"][-1]
+    assert (last["kind"], last["goal_id"], last["note"]) == ("personal-goal", goal["id"], words)
+    await patient.post("/care-plan/contributions", {**wrong_kind, "expected_version": 2})  # a note
+    mine = await patient.client.get(
+        f"/v1/patients/{patient.id}/care-team/contributions?kind=personal-goal", headers=patient.headers
+    )
+    assert [(c["kind"], c["note"]) for c in mine.json()["items"]] == [("personal-goal", words)]
+    odd = await patient.client.get(
+        f"/v1/patients/{patient.id}/care-team/contributions?kind=wish", headers=patient.headers
+    )
+    assert odd.status_code == 422
+    await patient.assessed(["depression"], "high", "phq-9")  # a later screening keeps it
+    later = await patient.at_version(3)
+    assert goal["id"] in [g["id"] for g in later["document"]["goals"]]
+    stored = await patient.runtime.pool.fetchval(
+        "SELECT sealed_note::text FROM contributions WHERE id = $1", uuid.UUID(goal["id"])
+    )
+    assert stored is not None and words not in stored
+    everything = json.dumps(await patient.outbox("careloop.careplan.plan_updated.v1"))
+    assert words not in everything and "Mia" not in everything
+
+
 async def test_education_given_is_an_event_and_completes_the_intervention(patient):
     await patient.assessed(["depression"], "moderate", "phq-2")
     plan = await patient.at_version(1)

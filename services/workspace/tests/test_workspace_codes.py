@@ -101,3 +101,11 @@ def test_the_capacity_statuses_are_referrals():
     source = (SERVICES / "referral/referral/domain/matching.py").read_text()
     [literal] = re.findall(r"^CapacityStatus = Literal\[(.*)\]$", source, re.M)
     assert set(codes.CAPACITY_STATUSES) == set(ast.literal_eval(f"[{literal}]"))
+
+
+def test_a_goal_in_the_patient_s_own_words_is_careplans_kind_and_its_librarys_description():
+    plan = constants(SERVICES / "careplan/careplan/domain/plan.py")
+    library = json.loads((SERVICES / "careplan/careplan/rules/plan-library.v1.json").read_text())
+    assert codes.PERSONAL_GOAL == plan["PERSONAL_GOAL"] == library["personal_goal"]["description"]
+    paging = (SERVICES.parent / "shared/careloop_shared/http.py").read_text()
+    assert f"limit: int = Field(50, ge=1, le={codes.OWN_WORDS_SHOWN})" in paging

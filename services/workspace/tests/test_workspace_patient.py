@@ -714,3 +714,56 @@ async def test_a_member_no_longer_on_the_team_says_so_and_a_provider_may_not_rem
 )
 def test_a_follow_up_cadence_is_said_in_the_unit_a_person_would_use(days, said):
     assert interval(days) == said
+
+
+OWN_GOAL = "55555555-0000-4000-8000-000000000099"
+
+
+async def test_a_goal_in_the_patient_s_own_words_shows_their_words_in_the_plan(
+    client, services, sign_in, make_task
+):
+    answer_everything(services, make_task)
+    shown = plan()
+    shown["document"]["goals"].append(
+        {
+            "id": OWN_GOAL,
+            "need": "personal",
+            "description": "personal-goal",
+            "target": "In the patient's own words",
+            "due": "2026-06-01T17:00:00+00:00",
+            "lifecycle_status": "accepted",
+            "achievement_status": "improving",
+        }
+    )
+    services.answer("careplan", "GET", f"{PATH}/care-plan", body=shown)
+    words = {
+        "id": OWN_GOAL,
+        "member_id": "44444444-0000-4000-8000-000000000010",
+        "member_relationship": "family",
+        "member_role": "transport-helper",
+        "kind": "personal-goal",
+        "note": "Get back to choir on Thursdays",
+        "goal_id": OWN_GOAL,
+        "preference": None,
+        "need": None,
+        "plan_version": 3,
+        "created_at": "2026-03-02T08:40:00+00:00",
+        "recorded_by_subject": "cm-riverside-ana",
+    }
+    services.page("careplan", f"{PATH}/care-team/contributions", [words])
+    await sign_in(client)
+    page = await client.get(f"/patients/{PID}")
+    goals = section(page, "goals")
+    assert (
+        "“Get back to choir on Thursdays” (in their own words) Personal In the patient&#39;s own words"
+        in goals
+    )
+    assert "Reliable transportation" in goals
+    asked = [r.url.params.get("kind") for r in services.called("careplan", f"{PATH}/care-team/contributions")]
+    assert sorted(asked, key=str) == sorted([None, "personal-goal"], key=str)
+    assert "“Get back to choir on Thursdays”" in section(page, "care-team")
+
+    # careplan cannot say the words (an outage, or an erased patient's): the goal still shows as theirs.
+    services.answer("careplan", "GET", f"{PATH}/care-team/contributions", 503, {"detail": "down"})
+    page = await client.get(f"/patients/{PID}")
+    assert "A goal in their own words Personal" in section(page, "goals")

@@ -292,14 +292,18 @@ async def test_a_contribution_names_its_member_kind_and_the_version_seen(client,
     ]
 
 
-async def test_a_contribution_says_what_its_kind_needs(client, services, sign_in):
-    with_plan(services)
+def one_member(services) -> None:
     services.answer(
         "careplan",
         "GET",
         f"{PATH}/care-team",
         body=[{"id": MEMBER, "name": "Bo", "relationship": "family", "role": "helper", "status": "active"}],
     )
+
+
+async def test_a_contribution_says_what_its_kind_needs(client, services, sign_in):
+    with_plan(services)
+    one_member(services)
     await sign_in(client)
     form = await client.get(f"/patients/{PID}/contributions/new")
     base = {**form_of(form), "expected_version": "3"}
@@ -322,6 +326,56 @@ async def test_a_contribution_says_what_its_kind_needs(client, services, sign_in
         )
         assert field_errors(page) == {"need": ["Choose the need they raised."]}
     assert not services.called("careplan", f"{PATH}/care-plan/contributions")
+
+
+async def test_a_goal_in_their_own_words_is_sent_with_its_need_and_its_day_at_noon_in_the_workspace_zone(
+    make_app, open_browser, services, sign_in
+):
+    from workspace.config import WorkspaceSettings
+
+    with_plan(services)
+    one_member(services)
+    services.answer("careplan", "POST", f"{PATH}/care-plan/contributions", 201, {"plan_version": 4})
+    async with open_browser(make_app(WorkspaceSettings(time_zone="America/Chicago"))) as http:
+        await sign_in(http)
+        form = await http.get(f"/patients/{PID}/contributions/new")
+        assert 'value="personal-goal"' in form.text and 'type="date"' in form.text
+        base = {**form_of(form), "member_id": MEMBER, "expected_version": "3", "kind": "personal-goal"}
+        for data, problems in (
+            ({"note": "  "}, {"note": ["Write the goal as they put it."]}),
+            ({"note": "Cook for the family", "due": "2026-03-02"}, {"due": ["Choose a day after today."]}),
+            ({"note": "Cook for the family", "due": "March"}, {"due": ["Enter a date, such as 2027-03-01."]}),
+            (
+                {"note": "Cook for the family", "need": "legal-aid"},
+                {"need": ["Choose one of the needs, or none."]},
+            ),
+        ):
+            refused = await http.post(f"/patients/{PID}/contributions", data={**base, **data})
+            assert field_errors(refused) == problems, data
+        assert not services.called("careplan", f"{PATH}/care-plan/contributions")
+        for data in (
+            {"note": " Cook for the family again ", "need": "food-insecurity", "due": "2026-06-01"},
+            {"note": "Get back to choir"},
+        ):
+            answer = await http.post(f"/patients/{PID}/contributions", data={**base, **data})
+            assert answer.status_code == 303
+    assert posted(services, "careplan", f"{PATH}/care-plan/contributions") == [
+        {
+            "member_id": MEMBER,
+            "kind": "personal-goal",
+            "expected_version": 3,
+            "note": "Cook for the family again",
+            "need": "food-insecurity",
+            "due": "2026-06-01T12:00:00-05:00",
+        },
+        {
+            "member_id": MEMBER,
+            "kind": "personal-goal",
+            "expected_version": 3,
+            "note": "Get back to choir",
+            "need": None,
+        },
+    ]
 
 
 async def test_a_service_request_shows_its_necessity_decision_and_records_the_choice(

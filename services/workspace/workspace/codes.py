@@ -115,3 +115,8 @@ DECLINE_REASONS = {
     "duplicate": "Duplicate",
     "other": "Other",
 }
+
+# careplan: domain/plan.py, PERSONAL_GOAL (the contribution kind), which is also the goal's coded description
+# in the shipped plan library (rules/plan-library.v1.json, personal_goal).
+PERSONAL_GOAL = "personal-goal"
+OWN_WORDS_SHOWN = 200  # goals in the patient's own words read for the plan page (careplan's largest page)

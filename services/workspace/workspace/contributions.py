@@ -1,11 +1,13 @@
 """What a care-team member contributes to the plan (careplan ``POST .../care-plan/contributions``, naming the
-plan version the person saw): a note, a goal they agreed, a preference, or a need they raised that no
+plan version the person saw): a note, a goal they agreed, a preference, a need they raised that no
 screening found (``stated-need``: the plan library's goal and interventions for it join the plan, as for an
-assessed need; the needs offered are the library's)."""
+assessed need; the needs offered are the library's), or a goal the patient set in their own words
+(``personal-goal``: the words kept sealed in careplan, due on a day chosen here or the library's default)."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -26,7 +28,7 @@ from workspace.forms import (
     stale_message,
 )
 from workspace.notices import patient_url
-from workspace.web import CallServices, SignedInSession, redirect, render, words
+from workspace.web import CallServices, SignedInSession, redirect, render, words, workspace_of
 
 router = APIRouter()
 
@@ -35,7 +37,9 @@ KINDS = {
     "agreed-goal": "A goal they agreed",
     "preference": "A preference",
     "stated-need": "A need they raised",
+    "personal-goal": "A goal in their own words",
 }
+_NOON = time(12)  # a goal due on a day is due at noon of it, in the workspace's zone
 
 
 @router.get("/patients/{patient_id}/contributions/new")
@@ -44,7 +48,16 @@ async def new_contribution(
 ) -> Response:
     entered = {
         k: ""
-        for k in ("member_id", "kind", "note", "goal_id", "preferred_language", "contact_preference", "need")
+        for k in (
+            "member_id",
+            "kind",
+            "note",
+            "goal_id",
+            "preferred_language",
+            "contact_preference",
+            "need",
+            "due",
+        )
     }
     return await _contribution_form(request, services, patient_id, entered, None, new_form_key())
 
@@ -64,7 +77,9 @@ async def record_contribution(
     preferred_language: Code = "",
     contact_preference: Code = "",
     need: Code = "",
+    due: Code = "",
 ) -> Response:
+    ctx = workspace_of(request).ctx
     entered = {
         "member_id": member_id,
         "kind": kind,
@@ -73,6 +88,7 @@ async def record_contribution(
         "preferred_language": preferred_language,
         "contact_preference": contact_preference,
         "need": need,
+        "due": due,
     }
     check = Checks()
     check.need("member_id", member_id, "Choose the care-team member it comes from.")
@@ -80,6 +96,13 @@ async def record_contribution(
         check.fail("kind", "Choose what they contribute.")
     if kind == "note":
         check.need("note", note.strip(), "Write the note.")
+    if kind == "personal-goal":
+        check.need("note", note.strip(), "Write the goal as they put it.")
+        if need and need not in form_choices().stated_needs:
+            check.fail("need", "Choose one of the needs, or none.")
+    due_on = check.day("due", due, "Enter a date, such as 2027-03-01.") if kind == "personal-goal" else None
+    if due_on is not None and due_on <= ctx.today():
+        check.fail("due", "Choose a day after today.")
     if kind == "agreed-goal":
         check.need("goal_id", goal_id, "Choose the goal they agreed.")
     if kind == "preference" and not (preferred_language or contact_preference):
@@ -95,6 +118,10 @@ async def record_contribution(
             body["goal_id"] = goal_id
         elif kind == "stated-need":
             body["need"] = need
+        elif kind == "personal-goal":
+            body |= {"note": note.strip(), "need": need or None}
+            if due_on is not None:
+                body["due"] = datetime.combine(due_on, _NOON, ctx.zone).isoformat()
         else:
             preference = {"preferred_language": preferred_language, "contact_preference": contact_preference}
             body["preference"] = {k: v for k, v in preference.items() if v}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 
@@ -88,16 +89,18 @@ class RemoveCareTeamMember(Command):
 
 @dataclass(frozen=True)
 class ContributeToPlan(Command):
-    """A care team member's note, agreed goal, preference or stated need; each kind carries its own part."""
+    """A care team member's note, agreed goal, preference, stated need or a goal in the patient's own words
+    (personal-goal: the words are its note); each kind carries its own part."""
 
     patient_id: uuid.UUID
     member_id: uuid.UUID
-    kind: str  # note, agreed-goal, preference or stated-need
+    kind: str  # note, agreed-goal, preference, stated-need or personal-goal
     expected_version: int
     note: str | None = None
     goal_id: uuid.UUID | None = None
     preference: dict[str, str] | None = None  # preferred_language and/or contact_preference
     need: str | None = None  # a need code of the plan library
+    due: datetime | None = None  # personal-goal: when it is due (else the library's default)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,23 @@ class Goal(Stored):
         return isoformat(due)
 
 
+PERSONAL_GOAL = "personal-goal"  # the contribution kind that sets one
+PERSONAL_GOAL_NEED = "personal"  # the need of a personal goal that names none of the library's
+
+
+class PersonalGoal(Stored):
+    """A goal the patient set in their own words with the care team: its words stay with the contribution
+    that made it (sealed), the plan keeps only which goal, for which need, and when."""
+
+    id: uuid.UUID  # the contribution's id, and the goal's
+    need: str  # a need of the plan library, or "personal"
+    due: datetime
+
+    @field_serializer("due")
+    def _due(self, due: datetime) -> str:
+        return isoformat(due)
+
+
 class Intervention(Stored):
     id: uuid.UUID
     need: str
@@ -112,7 +129,7 @@ class Preferences(Stored):
     contact_preference: str | None = None
 
 
-INPUTS = ("assessments", "services", "agreed_goals", "overrides", "stated_needs")
+INPUTS = ("assessments", "services", "agreed_goals", "overrides", "stated_needs", "personal_goals")
 
 
 class PlanState(BaseModel):
@@ -135,6 +152,7 @@ class PlanState(BaseModel):
     agreed_goals: list[uuid.UUID]  # goals agreed with the care team
     overrides: Preferences
     stated_needs: list[str]  # needs the patient or their family raised with the care team (library codes)
+    personal_goals: list[PersonalGoal]  # goals the patient set in their own words
     # What careplan knows of the patient's preferences, from intake's events.
     preferred_language: str | None
     contact_preference: str | None

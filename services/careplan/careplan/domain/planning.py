@@ -18,10 +18,11 @@ from pydantic import Field, model_validator
 
 from careloop_shared.contracts import RiskLevel
 from careloop_shared.contracts.careplan import LONGEST_CADENCE_DAYS
+from careloop_shared.errors import Invalid, problem
 from careloop_shared.rules import Rule, RulesFile
 from careplan.domain.contact_safety import InterpersonalSafety, follow_up_channel
 from careplan.domain.education import material_id
-from careplan.domain.plan import FollowUp, Goal, Intervention, PlanDocument, PlanState
+from careplan.domain.plan import FollowUp, Goal, Intervention, PersonalGoal, PlanDocument, PlanState
 
 DEFAULT_LIBRARY = Path(__file__).resolve().parent.parent / "rules" / "plan-library.v1.json"
 RISK_ORDER = ("low", "moderate", "high", "urgent")
@@ -65,6 +66,10 @@ class PlanLibrary(RulesFile):
     contact_preference_follow_up: dict[str, str] = Field(default_factory=dict)
     interpersonal_safety: InterpersonalSafety
     instrument_groups: dict[str, str] = Field(default_factory=dict)
+    # A goal in the patient's own words: its coded description and target, and how soon it is due by default.
+    personal_goal: GoalTemplate = GoalTemplate(
+        description="personal-goal", target="In the patient's own words", due_days=90
+    )
 
     @model_validator(mode="after")
     def _a_cadence_for_every_risk(self) -> PlanLibrary:
@@ -78,6 +83,17 @@ class PlanLibrary(RulesFile):
         if self.agency_language not in self.education_languages:
             raise ValueError("education_languages lacks the agency_language")
         return self
+
+    def personal_goal_due(self, requested: datetime | None, now: datetime) -> datetime:
+        """When a goal in the patient's own words is due: as asked, in the future and within the longest
+        cadence, else the library's default."""
+        if requested is None:
+            return now + timedelta(days=self.personal_goal.due_days)
+        if not now < requested <= now + timedelta(days=LONGEST_CADENCE_DAYS):
+            raise Invalid(
+                [problem(["body", "due"], "out_of_range", "must be in the future, within ten years")]
+            )
+        return requested
 
     def group_of(self, instrument: str) -> str:
         """Instruments in one group supersede each other (a PHQ-9 answers what a PHQ-2 asked)."""
@@ -119,6 +135,7 @@ class PlanInputs:
     services: list[str] = field(default_factory=list)  # approved or chosen service codes
     agreed_goals: list[uuid.UUID] = field(default_factory=list)  # goals agreed with the care team
     safe_channels: list[str] | None = None  # channels the patient marked safe; None: not said
+    personal_goals: list[PersonalGoal] = field(default_factory=list)  # goals in the patient's own words
     # Services a provider delivers -> the program category to refer them to; others are careplan's own.
     service_programs: Mapping[str, str] = field(default_factory=dict)
 
@@ -188,6 +205,19 @@ def draft_plan(library: PlanLibrary, inputs: PlanInputs, *, now: datetime) -> Pl
                     urgent=urgent,
                 )
             )
+    own = library.personal_goal
+    goals += [
+        Goal(
+            id=g.id,
+            need=g.need,
+            description=own.description,
+            target=own.target,
+            due=g.due,
+            lifecycle_status="accepted",  # set with the patient: agreed from the start
+            achievement_status=None,
+        )
+        for g in inputs.personal_goals
+    ]
     for flag in inputs.urgent_flags:
         flagged = library.urgent_flags.get(flag)
         if flagged is not None:
@@ -296,6 +326,7 @@ def redraft(
         services=list(plan.services),
         agreed_goals=list(plan.agreed_goals),
         safe_channels=plan.safe_channels,
+        personal_goals=list(plan.personal_goals),
         service_programs=service_programs,
     )
     return carry_over(plan.document, draft_plan(library, inputs, now=at))

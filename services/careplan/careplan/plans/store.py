@@ -64,7 +64,7 @@ class PlanStore(Store):
         inputs = plan.stored_inputs()
         await self.db.execute(
             "UPDATE plans SET assessments = $2, services = $3, agreed_goals = $4, overrides = $5,"
-            " stated_needs = $6 WHERE patient_id = $1",
+            " stated_needs = $6, personal_goals = $7 WHERE patient_id = $1",
             plan.patient_id,
             *(inputs[c] for c in INPUTS),
         )
@@ -157,7 +157,7 @@ async def _lock_plans(db: Db, patient_ids: list[uuid.UUID]) -> list[PlanState | 
     """Each patient's plan (None without one), all locked in the patients' order."""
     rows = await db.fetch(
         "SELECT p.patient_id, p.plan_id, p.agency_id, p.version, p.status, p.assessments, p.services,"
-        " p.agreed_goals, p.overrides, p.stated_needs, v.document, pr.preferred_language,"
+        " p.agreed_goals, p.overrides, p.stated_needs, p.personal_goals, v.document, pr.preferred_language,"
         " pr.contact_preference, pr.safe_channels"
         " FROM plans p"
         " LEFT JOIN plan_versions v ON v.plan_id = p.plan_id AND v.version = p.version"

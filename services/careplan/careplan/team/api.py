@@ -36,7 +36,15 @@ from careplan.domain.commands import (
     RemoveCareTeamMember,
 )
 from careplan.plans.revision import PlanNotFound
-from careplan.schemas import ContributionIn, ContributionOut, MemberIn, MemberOut, MemberPatch, VersionRef
+from careplan.schemas import (
+    ContributionIn,
+    ContributionKind,
+    ContributionOut,
+    MemberIn,
+    MemberOut,
+    MemberPatch,
+    VersionRef,
+)
 from careplan.store import CareplanStore
 from careplan.team import handlers
 from careplan.team.sealed import contribution_shown, member_shown
@@ -93,6 +101,7 @@ async def contribute(
         goal_id=body.goal_id,
         preference=body.preference.model_dump(exclude_none=True) if body.preference else None,
         need=body.need,
+        due=body.due,
     )
     return await commands.run(handlers.contribute, command, status_code=201, respond=VersionRef.of)
 
@@ -126,13 +135,20 @@ async def care_team(
     openapi_extra=needs("care-team:read"),
 )
 async def contributions(
-    patient_id: uuid.UUID, who: CurrentPrincipal, store: Store, audit: Audit, page: Paging, ctx: Ctx
+    patient_id: uuid.UUID,
+    who: CurrentPrincipal,
+    store: Store,
+    audit: Audit,
+    page: Paging,
+    ctx: Ctx,
+    kind: ContributionKind | None = None,
 ) -> Page[ContributionOut]:
-    """The care team's notes, agreed goals and preferences, oldest first, each with who recorded it (an
-    erased patient's notes: null)."""
+    """The care team's notes, agreed goals, preferences, needs raised and goals in the patient's own words
+    (``kind``: of one kind only), oldest first, each with who recorded it (an erased patient's notes and
+    words: null)."""
     if await store.plans.plan_version(who.agency_id, patient_id) is None:
         raise PlanNotFound()
-    rows = await store.team.contributions(who.agency_id, patient_id, page.fetch_limit, page.offset)
+    rows = await store.team.contributions(who.agency_id, patient_id, page.fetch_limit, page.offset, kind)
     opened = [await contribution_shown(ctx.keys, who.agency_id, patient_id, r) for r in rows]
     shown = Page.of([ContributionOut(**c) for c in opened], page)
     # Notes are free text about the patient; an empty page tells something about them too.

@@ -28,6 +28,7 @@ from careplan.domain.commands import (
     RemoveCareTeamMember,
 )
 from careplan.domain.erasure import ErasedPatient, free_text_in
+from careplan.domain.plan import PERSONAL_GOAL, PERSONAL_GOAL_NEED, PersonalGoal
 from careplan.plans.revision import Change, plan_to_change, revise
 from careplan.store import Uow
 from careplan.team.sealed import (
@@ -133,11 +134,13 @@ async def remove_member(ctx: CareplanContext, uow: Uow, cmd: RemoveCareTeamMembe
 
 
 async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> int:
-    """Record a care team member's note, agreed goal, preference or stated need; all but a note make a new
-    version (a stated need adds the library's goal and interventions for it, as an assessed one would).
+    """Record a care team member's note, agreed goal, preference, stated need or a goal in the patient's
+    own words; all but a note make a new version (a stated need adds the library's goal and interventions
+    for it, as an assessed one would; a personal goal joins the goals, its words sealed as the note).
     Returns the plan's version after."""
-    if cmd.kind == "stated-need" and cmd.need not in ctx.library.needs:
+    if cmd.need is not None and cmd.need not in ctx.library.needs:
         raise UnknownNeed()
+    due = ctx.library.personal_goal_due(cmd.due, ctx.clock()) if cmd.kind == PERSONAL_GOAL else None
     plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
     await _refuse_free_text_if_erased(uow, cmd.patient_id, vars(cmd))
     member = await uow.store.team.get_member(cmd.agency_id, cmd.patient_id, cmd.member_id)
@@ -153,7 +156,7 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
             "agency_id": cmd.agency_id,
             "member_id": member["id"],
             "kind": cmd.kind,
-            "goal_id": cmd.goal_id,
+            "goal_id": contribution_id if due is not None else cmd.goal_id,  # a personal goal is its own
             "note": None,
             NOTE: sealed_note,
             "preference": cmd.preference,
@@ -173,6 +176,9 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
     elif cmd.kind == "stated-need":
         assert cmd.need is not None  # checked above
         plan.stated_needs = list(dict.fromkeys([*plan.stated_needs, cmd.need]))
+    elif due is not None:
+        goal = PersonalGoal(id=contribution_id, need=cmd.need or PERSONAL_GOAL_NEED, due=due)
+        plan.personal_goals = [*plan.personal_goals, goal]
     else:
         plan.overrides = plan.overrides.model_copy(update=cmd.preference or {})
     return await revise(ctx, uow, plan, Change.by(cmd, "care-team-contribution", at))
