@@ -193,6 +193,21 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     goals = await page.locator("#plan").inner_text()
     assert "Utilities secured" in goals and "Utility insecurity" in goals, goals
 
+    # Tess says what she wants for herself: a goal in her own words joins the plan, her words beside it.
+    await page.locator("#care-team").get_by_role("link", name="Record a contribution").click()
+    contribution = page.locator("#record-contribution")
+    await contribution.get_by_label("From").select_option(label="Tina Transit (family, transport helper)")
+    await contribution.get_by_label("A goal in their own words").check()
+    await contribution.get_by_label("Note, or the goal in their words").fill("Get back to choir on Thursdays")
+    due_on = (datetime.now(UTC) + timedelta(days=60)).strftime("%Y-%m-%d")
+    await contribution.get_by_label("Goal due on").fill(due_on)
+    await accessibility(page, "contribution-personal-goal")
+    await contribution.get_by_role("button", name="Record the contribution").click()
+    await page.wait_for_url(f"**/patients/{patient_id}?notice=contribution-recorded*")
+    goals = await page.locator("#plan").inner_text()
+    assert "“Get back to choir on Thursdays” (in their own words)" in goals, goals
+    await screenshot(page, "personal-goal")
+
     # She agrees to visit on Thursday to go over the plan, then Tess asks to leave it for now.
     await page.locator("#follow-ups").get_by_role("link", name="Arrange a contact").click()
     await page.wait_for_url(f"**/patients/{patient_id}/follow-ups/new")
