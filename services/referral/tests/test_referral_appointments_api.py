@@ -92,10 +92,11 @@ async def test_a_booking_past_its_time_with_no_word_is_flagged_overdue_once(refe
     [overdue] = await eventually(attendance, what="attendance overdue")
     assert datetime.fromisoformat(overdue["due_at"]) == when + timedelta(days=1)
     assert (overdue["referral_id"], overdue["receiving_agency_id"]) == (str(rid), receiving)
-    flag = "SELECT attendance_overdue_at IS NOT NULL FROM referrals WHERE id = $1"
-    assert await svc.runtime.pool.fetchval(flag, rid)
+    for side in (receiving, "agency-home"):  # the provider is asked, the referring agency sees it
+        shown = await svc.client.get(f"/v1/referrals/{rid}", headers=bearer(side))
+        assert shown.json()["attendance_overdue"] is True, side
     missed = await svc.client.post(path, json={"status": "noshow"}, headers=bearer(receiving))
-    assert missed.status_code == 200 and not await svc.runtime.pool.fetchval(flag, rid)
+    assert missed.status_code == 200 and missed.json()["attendance_overdue"] is False
     sentinel, _ = await made_referral(svc, category)  # the loop ticks on: nothing more for this booking
     svc.clock.advance(timedelta(days=5))  # past two working days from any weekday
     await eventually(
