@@ -206,6 +206,7 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     await page.wait_for_url(f"**/patients/{patient_id}?notice=contribution-recorded*")
     goals = await page.locator("#plan").inner_text()
     assert "“Get back to choir on Thursdays” (in their own words)" in goals, goals
+    assert "Goal added: “Get back to choir on Thursdays”" in goals, goals  # what changed, in her words
     await screenshot(page, "personal-goal")
 
     # She agrees to visit on Thursday to go over the plan, then Tess asks to leave it for now.

@@ -751,8 +751,15 @@ async def test_a_goal_in_the_patient_s_own_words_shows_their_words_in_the_plan(
         "recorded_by_subject": "cm-riverside-ana",
     }
     services.page("careplan", f"{PATH}/care-team/contributions", [words])
+    added = {
+        "from_version": 1,
+        "to_version": 2,
+        "changes": {"goals": {"added": [shown["document"]["goals"][-1]]}},
+    }
+    services.answer("careplan", "GET", f"{PATH}/care-plan/diff", body=added)
     await sign_in(client)
     page = await client.get(f"/patients/{PID}")
+    assert "Goal added: “Get back to choir on Thursdays”, target: In the patient" in page.text
     goals = section(page, "goals")
     assert (
         "“Get back to choir on Thursdays” (in their own words) Personal In the patient&#39;s own words"

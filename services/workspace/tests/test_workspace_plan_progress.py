@@ -110,3 +110,22 @@ async def test_a_closed_plan_offers_no_form(client, services, sign_in):
     page = await client.get(GOAL_PAGE)
     assert "The plan is completed: nothing in it changes." in page.text
     assert 'id="plan-progress"' not in page.text
+
+
+async def test_progress_on_a_goal_in_the_patient_s_own_words_names_it_in_their_words(
+    client, services, sign_in
+):
+    shown = plan()
+    [goal] = [g for g in shown["document"]["goals"] if g["id"] == GOAL]
+    goal |= {"description": "personal-goal", "need": "personal", "target": "In the patient's own words"}
+    services.answer("intake", "GET", PATH, body={"given_name": "Ann", "family_name": "Example"})
+    services.answer("careplan", "GET", f"{PATH}/care-plan", body=shown)
+    said = {"kind": "personal-goal", "goal_id": GOAL, "note": "Cook for my grandchildren"}
+    services.page("careplan", f"{PATH}/care-team/contributions", [said])
+    await sign_in(client)
+    page = await client.get(GOAL_PAGE)
+    assert (
+        "The goal <strong>“Cook for my grandchildren”</strong> (in their own words) (personal;" in page.text
+    )
+    [asked] = services.called("careplan", f"{PATH}/care-team/contributions")
+    assert asked.url.params["kind"] == "personal-goal"

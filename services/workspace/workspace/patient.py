@@ -20,11 +20,12 @@ from fastapi.responses import Response
 
 from workspace.choices import form_choices
 from workspace.client import Listing, ServiceError, Services
-from workspace.codes import OWN_WORDS_SHOWN, PERSONAL_GOAL, WITHDRAWABLE
+from workspace.codes import WITHDRAWABLE
 from workspace.errors import error_page
 from workspace.fhir_record import EXPORTS
 from workspace.forms import new_form_key
 from workspace.notices import notice_of
+from workspace.own_words import goal_words
 from workspace.pages import Offset, may
 from workspace.plan_diff import DiffLine, diff_lines, names_in
 from workspace.web import CallServices, SignedInSession, render, workspace_of
@@ -169,11 +170,12 @@ async def patient_page(
     assessments, versions, contributions, referrals, follow_ups, tasks = pages
     document = plan.value["document"] if plan.value else {}
     compared = _compared(plan, at)
-    changes, referrals, follow_ups, own_words = await asyncio.gather(
-        _changes(services, path, compared, names_in(document)),
+    own_words = await goal_words(services, path, document, shows["care-team:read"])
+    named = names_in(document) | {goal: f"“{said}”" for goal, said in own_words.items()}
+    changes, referrals, follow_ups = await asyncio.gather(
+        _changes(services, path, compared, named),
         _with_details(services, referrals, "referral", "/v1/referrals", "history"),
         _with_details(services, follow_ups, "followup", "/v1/follow-ups", "outcomes"),
-        _own_words(services, path, document, shows["care-team:read"]),
     )
     entries = (record.value or {}).get("entries", [])
     context = {
@@ -209,18 +211,6 @@ async def patient_page(
         **notice_of(request),
     }
     return render(request, "patient.html", context)
-
-
-async def _own_words(services: Services, path: str, document: dict[str, Any], shown: bool) -> dict[str, str]:
-    """The patient's words for each goal they set in them (goal id -> words), from the contributions that
-    set them; none when the plan has no such goal, the care team is not shown, or careplan does not answer
-    (the goal then shows as set in their own words, without them)."""
-    if not shown or not any(g.get("description") == PERSONAL_GOAL for g in document.get("goals", [])):
-        return {}
-    listing = await services.page(
-        "careplan", f"{path}/care-team/contributions", limit=OWN_WORDS_SHOWN, kind=PERSONAL_GOAL
-    )
-    return {str(c["goal_id"]): c["note"] for c in listing.items if c.get("note")}
 
 
 async def _nothing(size: int) -> Listing:

@@ -40,7 +40,8 @@ def diff_lines(diff: Mapping[str, Any], named: Mapping[str, str]) -> list[DiffLi
     for part, noun in _PARTS:
         changes = diff.get(part) or {}
         lines += [
-            DiffLine("added", f"{noun} added: {_describe(part, item)}.") for item in changes.get("added", [])
+            DiffLine("added", f"{noun} added: {_describe(part, item, named)}.")
+            for item in changes.get("added", [])
         ]
         for change in changes.get("changed", []):
             name = named.get(str(change.get("id")), f"{noun.lower()} {str(change.get('id'))[:8]}")
@@ -50,7 +51,7 @@ def diff_lines(diff: Mapping[str, Any], named: Mapping[str, str]) -> list[DiffLi
             )
             lines.append(DiffLine("changed", f"{noun} {name} changed: {fields}."))
         lines += [
-            DiffLine("removed", f"{noun} removed: {_describe(part, item)}.")
+            DiffLine("removed", f"{noun} removed: {_describe(part, item, named)}.")
             for item in changes.get("removed", [])
         ]
     return lines
@@ -74,10 +75,11 @@ def names_in(document: Mapping[str, Any]) -> dict[str, str]:
     return named
 
 
-def _describe(part: str, item: Mapping[str, Any]) -> str:
+def _describe(part: str, item: Mapping[str, Any], named: Mapping[str, str]) -> str:
     if part == "goals":
         target = item.get("target")
-        return f"{goal_name(item)}{f', target: {target}' if target else ''}"
+        name = named.get(str(item.get("id"))) or goal_name(item)  # a goal in the patient's words: them
+        return f"{name}{f', target: {target}' if target else ''}"
     priority = item.get("priority")
     extra = f", {priority} priority" if priority and priority != "routine" else ""
     return f"{intervention_name(item)}{extra}"

@@ -28,6 +28,7 @@ from workspace.forms import (
     stale_message,
 )
 from workspace.notices import patient_url
+from workspace.own_words import goal_words
 from workspace.web import CallServices, SignedInSession, redirect, render
 
 router = APIRouter()
@@ -135,6 +136,7 @@ async def _form(
     plan = await current_plan(services, patient_id)
     document: dict[str, Any] = (plan or {}).get("document") or {}
     item = next((i for i in document.get(part, []) if i["id"] == str(item_id)), None)
+    said = await goal_words(services, f"/v1/patients/{patient_id}", {"goals": [item]} if item else {})
     choices = form_choices()
     if part == "goals":
         current = (item or {}).get("lifecycle_status", "active")
@@ -149,6 +151,7 @@ async def _form(
         "plan": plan,
         "part": part,
         "item": item,
+        "own_words": said.get(str(item_id)),
         "current": current,
         "moves": moves,
         "achievements": choices.goal_achievements,
