@@ -230,6 +230,27 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     await page.wait_for_url(f"**/patients/{patient_id}?notice=contact-called-off*")
     assert "Cancelled" in await page.locator("#follow-ups article", has_text="Arranged contact").inner_text()
 
+    # The benefits form Tess needs help with: a to-do of the care manager's own, then done.
+    await page.locator("#tasks").get_by_role("link", name="Add a to-do").click()
+    await page.wait_for_url(f"**/patients/{patient_id}/tasks/new")
+    to_do = page.locator("#add-to-do")
+    await to_do.get_by_label("What for").select_option("benefits-application")
+    await to_do.get_by_label("High", exact=True).check()
+    await to_do.get_by_label("Due on").fill((datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d"))
+    await accessibility(page, "add-to-do")
+    await to_do.get_by_role("button", name="Add the to-do").click()
+    await page.wait_for_url(f"**/patients/{patient_id}?notice=to-do-added*")
+    row = page.locator("#tasks tr", has_text="To do: benefits application")
+    assert "High" in await row.inner_text()
+    await row.get_by_role("button", name=re.compile("^Mark done")).click()
+    await page.wait_for_url(f"**/patients/{patient_id}?*")
+    await _until(
+        page,
+        f"/patients/{patient_id}",
+        lambda text: "To do: benefits application" not in text,
+        "the to-do done",
+    )
+
     # The provider of the receiving agency sees the referral and what it may of the patient.
     provider = await signed_in(PROVIDER)
     inbox = await _until(

@@ -35,7 +35,12 @@ from followup.domain.outcomes import record_outcome as decide_outcome
 from followup.domain.scheduling import cadence_follow_up, new_follow_up, reschedule, revise_for_plan
 from followup.notes import seal_note
 from followup.store import Uow
-from followup.tasks.handlers import close_tasks_of_cancelled_follow_ups, track_own, when_event_track_tasks
+from followup.tasks.handlers import (
+    PatientNotFound,
+    close_tasks_of_cancelled_follow_ups,
+    track_own,
+    when_event_track_tasks,
+)
 
 log = get_logger(__name__)
 
@@ -45,13 +50,6 @@ class FollowUpNotFound(NotFound):
 
     def __init__(self) -> None:
         super().__init__("follow-up not found")
-
-
-class PatientNotFound(NotFound):
-    """No such patient in the caller's agency, as followup knows them (another agency's looks the same)."""
-
-    def __init__(self) -> None:
-        super().__init__("patient not found")
 
 
 def _announce(

@@ -8,6 +8,7 @@ from typing import get_args
 
 from fhir.resources.R4B import get_fhir_model_class
 
+from careloop_shared.contracts import TaskOpened
 from careloop_shared.rules import load_rules
 from followup.domain.follow_up import ARRANGED_CONTACT, PLAN_CADENCE, REFERRAL_CHECK_IN, SERVICE_CHECK_IN
 from followup.domain.rules import PRIORITIES
@@ -154,6 +155,17 @@ def test_every_kind_of_task_in_every_status_validates_and_points_at_what_it_is_a
             assert set(focus) == {"type", "identifier"}
         else:
             assert focus is None
+
+
+def test_a_to_do_says_what_it_is_for_and_focuses_on_nothing():
+    [paperwork] = [k for k in TASK_RULES.kinds if k.kind == "reassess"]  # any kind about the patient
+    row = task_row(paperwork) | {"kind": "to-do", "purpose": "paperwork", "cause_event_type": TaskOpened.type}
+    task = valid(resources.work_item(row))
+    assert task["code"]["text"] == "to-do" and "focus" not in task
+    assert task["reasonCode"]["coding"] == [{"system": resources.TO_DO_PURPOSE, "code": "paperwork"}]
+    assert valid(resources.work_item(task_row(paperwork)))["reasonCode"]["coding"][0]["code"] == (
+        paperwork.opened_by.event
+    )
 
 
 def test_a_task_for_a_role_has_no_owner_and_one_for_a_person_names_them_by_staff_id():

@@ -423,3 +423,54 @@ async def test_caseloads_count_each_care_manager_s_patients_and_work_and_reassig
         "items"
     ]
     assert [(f["assignee_id"], f["channel"]) for f in follow_ups] == [("cm-ana", None)]
+
+
+async def test_a_care_manager_adds_a_to_do_for_themselves_and_closes_it(followup, agency):
+    client, runtime, clock, publish = followup
+    patient = uuid.uuid4()
+    await publish(registered(agency, patient))
+    await eventually(
+        lambda: runtime.pool.fetchval("SELECT count(*) FROM patients WHERE patient_id = $1", patient),
+        what="patient known",
+    )
+    due = (clock.now + timedelta(days=2)).isoformat()
+    body = {"patient_id": str(patient), "purpose": "paperwork", "priority": "high", "due_at": due}
+    made = await client.post(
+        "/v1/tasks", json=body, headers={**auth(agency), "Idempotency-Key": "td-1-" + agency}
+    )
+    assert made.status_code == 201, made.text
+    task = made.json()
+    assert (task["kind"], task["purpose"], task["assignee_id"], task["status"]) == (
+        "to-do",
+        "paperwork",
+        "cm-ana",
+        "open",
+    )
+    replayed = await client.post(
+        "/v1/tasks", json=body, headers={**auth(agency), "Idempotency-Key": "td-1-" + agency}
+    )
+    assert replayed.json()["id"] == task["id"] and len(await tasks_of(runtime, patient)) == 1
+    [opened] = await runtime.pool.fetch(
+        "SELECT payload FROM outbox WHERE key = $1 AND event_type = $2", str(patient), TaskOpened.type
+    )
+    assert json.loads(opened["payload"])["purpose"] == "paperwork"
+    mine = await client.get("/v1/tasks", params={"assignee": "me"}, headers=auth(agency))
+    assert [(t["id"], t["purpose"]) for t in mine.json()["items"] if t["kind"] == "to-do"] == [
+        (task["id"], "paperwork")
+    ]
+    for headers, code in (
+        (auth("agency-elsewhere"), 404),
+        (auth(agency, "analyst", "an-al"), 403),
+    ):
+        assert (await client.post("/v1/tasks", json=body, headers=headers)).status_code == code
+    bad = await client.post(
+        "/v1/tasks",
+        json={**body, "purpose": "gossip", "due_at": "2020-01-01T00:00:00Z"},
+        headers=auth(agency),
+    )
+    assert bad.status_code == 422
+    assert [p["loc"] for p in bad.json()["detail"]] == [["body", "purpose"], ["body", "due_at"]]
+    done = await client.post(
+        f"/v1/tasks/{task['id']}/status", json={"status": "done", "reason": "completed"}, headers=auth(agency)
+    )
+    assert done.status_code == 200 and done.json()["status"] == "done"

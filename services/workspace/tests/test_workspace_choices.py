@@ -75,7 +75,11 @@ def test_the_choices_mirror_the_services_rules():
     assert choices.arranged_contact.model_dump() == {
         k: arranged[k] for k in ("purposes", "channels", "always_allowed", "cancel_reasons")
     }
-    assert choices.task_close_reasons == rules("followup/followup/rules/tasks.v1.json")["close_reasons"]
+    task_rules = rules("followup/followup/rules/tasks.v1.json")
+    assert choices.task_close_reasons == task_rules["close_reasons"]
+    assert choices.to_do.model_dump() == {
+        k: task_rules["to_do"][k] for k in ("purposes", "priorities", "furthest_days")
+    }
 
 
 def test_the_plan_moves_offered_are_careplans():

@@ -15,6 +15,14 @@ from careloop_shared.rules import Rule, RulesFile, load_rules
 CHOICES_FILE = Path(__file__).parent / "rules" / "form-choices.v1.json"
 
 
+class ToDoChoices(Rule):
+    """What adding a to-do offers, as followup's task rules have it (``to_do``)."""
+
+    purposes: list[str]
+    priorities: list[str]  # most pressing first
+    furthest_days: float
+
+
 class ArrangedContactChoices(Rule):
     """What arranging a contact offers, as followup's rules have it (``arranged_contact``)."""
 
@@ -52,6 +60,7 @@ class FormChoices(RulesFile):
     reschedule_reasons: list[str]
     task_close_reasons: list[str]
     arranged_contact: ArrangedContactChoices
+    to_do: ToDoChoices
 
     @property
     def contact_preferences(self) -> list[str]:

@@ -54,6 +54,7 @@ from workspace import (
     signin,
     supervisor,
     team_actions,
+    to_dos,
     web,
 )
 from workspace.client import ServiceError, new_http_client
@@ -184,6 +185,7 @@ def build_app(
     app.include_router(referral_actions.router)
     app.include_router(followup_actions.router)
     app.include_router(contacts.router)
+    app.include_router(to_dos.router)
     app.include_router(supervisor.router)
     app.include_router(recruitment.router)
     app.include_router(provider.router)

@@ -49,6 +49,7 @@ NOTICES = {
     "outcome-recorded": "The follow-up's outcome is recorded.",
     "follow-up-rescheduled": "The follow-up is moved; it falls due at its new time.",
     "contact-arranged": "The contact is arranged: it comes to your day when it falls due.",
+    "to-do-added": "The to-do is on your task list.",
     "contact-called-off": "The contact is called off.",
     "education-recorded": "The education given is recorded.",
     "task-started": "The task is in progress.",

@@ -150,7 +150,13 @@ class TaskOpened(Event):
     due_at: EventTime
     assignee_id: str | None = Field(None, description="The staff member it is for; null when for a role.")
     assignee_role: str | None = Field(None, description="The role it is for when not a person, e.g. admin.")
-    cause: TaskCause
+    cause: TaskCause = Field(
+        description="The event that called for it; for a to-do a person added, this TaskOpened itself."
+    )
+    purpose: str | None = Field(
+        None,
+        description="A to-do's coded purpose (call-patient, paperwork, ...: rules data); null otherwise.",
+    )
 
 
 @register

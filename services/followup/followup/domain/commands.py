@@ -94,3 +94,20 @@ class CancelContact:
     @property
     def actor(self) -> Actor:
         return Actor(self.by_subject, self.by_role)
+
+
+@dataclass(frozen=True)
+class MakeToDo:
+    """A to-do the caller (their subject and role) adds about a patient for themselves."""
+
+    agency_id: str
+    patient_id: uuid.UUID
+    by_subject: str
+    by_role: str
+    purpose: str
+    priority: str
+    due_at: datetime
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.by_subject, self.by_role)

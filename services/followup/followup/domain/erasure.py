@@ -26,3 +26,10 @@ class NoContactWithErased(Gone):
 
     def __init__(self, erased_at: datetime) -> None:
         super().__init__("this patient was erased: no contact can be arranged", erased_at=str(erased_at))
+
+
+class NoWorkForErased(Gone):
+    """The patient was erased: no new work about them is added to the task list."""
+
+    def __init__(self, erased_at: datetime) -> None:
+        super().__init__("this patient was erased: no to-do about them is added", erased_at=str(erased_at))

@@ -157,6 +157,16 @@ class TaskKind(Rule):
         return found
 
 
+class ToDo(Rule):
+    """A task a person adds about a patient for themselves: its kind, what it may be for, how pressing,
+    and how far ahead it may be due."""
+
+    kind: str = Field("to-do", pattern=r"^[a-z][a-z0-9-]*$")
+    purposes: frozenset[str] = frozenset({"other"})
+    priorities: frozenset[str] = frozenset({"routine"})
+    furthest_days: float = Field(365, gt=0, le=3650)
+
+
 class TaskRules(RulesFile):
     priorities: tuple[str, ...] = Field(min_length=1)  # most pressing first
     urgent_priorities: frozenset[str]  # what caseloads count as urgent
@@ -164,12 +174,16 @@ class TaskRules(RulesFile):
     agency_wide_roles: frozenset[str]  # who sees (and may move) every task of their agency
     close_reasons: frozenset[str]
     kinds: tuple[TaskKind, ...]
+    to_do: ToDo = ToDo()
 
     @model_validator(mode="after")
     def _every_kind_is_one_the_code_can_follow(self) -> TaskRules:
         problems = [p for k in self.kinds for p in k.problems(self.priorities)]
-        if len({k.kind for k in self.kinds}) != len(self.kinds):
+        if len({k.kind for k in self.kinds} | {self.to_do.kind}) != len(self.kinds) + 1:
             problems.append("a kind is listed twice")
+        problems += [
+            f"to_do: unknown priority {p}" for p in sorted(self.to_do.priorities - set(self.priorities))
+        ]
         problems += [
             f"unknown urgent priority {p}" for p in sorted(self.urgent_priorities - set(self.priorities))
         ]

@@ -220,9 +220,15 @@ def opened(task: Mapping[str, Any]) -> Announcement:
                 intervention_id=task["intervention_id"],
                 instrument=task["instrument"],
             ),
+            purpose=task.get("purpose"),
         ),
-        _event_id("opened", task["id"]),
+        opened_event_id(task["id"]),
     )
+
+
+def opened_event_id(task_id: uuid.UUID) -> uuid.UUID:
+    """The id of the TaskOpened announcing the task: a to-do's cause."""
+    return _event_id("opened", task_id)
 
 
 def status_changed(

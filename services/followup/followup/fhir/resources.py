@@ -21,6 +21,7 @@ TASK_TYPE = "urn:careloop:task-type"  # meta.tag: which of followup's two kinds 
 FOLLOW_UP_REASON = "urn:careloop:follow-up-reason"
 CONTACT_PURPOSE = "urn:careloop:contact-purpose"  # what an arranged contact is for
 TASK_KIND = "urn:careloop:task-kind"
+TO_DO_PURPOSE = "urn:careloop:to-do-purpose"  # what a to-do a person added is for
 BUSINESS_STATUS = "urn:careloop:task-business-status"
 CLOSE_REASON = "urn:careloop:task-close-reason"
 EVENT_TYPE = "urn:careloop:event-type"
@@ -162,7 +163,12 @@ def work_item(row: Mapping[str, Any]) -> dict[str, Any]:
         "authoredOn": instant(row["created_at"]),
         "lastModified": instant(row["updated_at"]),
         "performerType": [_coded(ROLE, str(row["assignee_role"]))],
-        "reasonCode": _coded(EVENT_TYPE, str(row["cause_event_type"])),
+        # Why: the event that called for it, or what a to-do a person added is for.
+        "reasonCode": (
+            _coded(TO_DO_PURPOSE, str(row["purpose"]))
+            if row.get("purpose")
+            else _coded(EVENT_TYPE, str(row["cause_event_type"]))
+        ),
         "restriction": {"period": _period(end=row["due_at"])},
     }
     focus = _focus(row)

@@ -1,4 +1,4 @@
-"""The task list over HTTP: what the caller may see, and moving a task along.
+"""The task list over HTTP: what the caller may see, a to-do the caller adds, and moving a task along.
 
 A care manager sees their own tasks and their role's unassigned ones, a supervisor every task of the
 agency, an admin the admin role's. Tasks show pseudonymous ids, codes and times only (no names, notes or
@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends, Query
 
 from careloop_shared.http import Commands, CurrentPrincipal, Page, Paging, needs, read_store, service_context
 from followup.config import FollowupContext
-from followup.domain.commands import ChangeTaskStatus
+from followup.domain.commands import ChangeTaskStatus, MakeToDo
 from followup.store import FollowupStore
 from followup.tasks import handlers
-from followup.tasks.schemas import StatusFilter, TaskOut, TaskStatusIn
+from followup.tasks.schemas import StatusFilter, TaskOut, TaskStatusIn, ToDoIn
 
 router = APIRouter(prefix="/v1", tags=["tasks"])
 Store = Annotated[FollowupStore, Depends(read_store)]
@@ -53,6 +53,27 @@ async def list_tasks(
         offset=page.offset,
     )
     return Page.of([TaskOut.of(r) for r in rows], page)
+
+
+@router.post(
+    "/tasks",
+    status_code=201,
+    response_model=TaskOut,
+    responses={
+        404: {"description": "No such patient of your agency"},
+        410: {"description": "The patient was erased: no new work about them"},
+        422: {
+            "description": "An unknown purpose or priority, or a due time not in the future within the rules'"
+        },
+    },
+    openapi_extra=needs("task:change"),
+)
+async def make_to_do(body: ToDoIn, who: CurrentPrincipal, commands: Commands) -> Any:
+    """A to-do about a patient for the caller (coded purpose, priority, due time); closed like any task."""
+    command = MakeToDo(
+        who.agency_id, body.patient_id, who.subject, who.role, body.purpose, body.priority, body.due_at
+    )
+    return await commands.run(handlers.make_to_do, command, status_code=201, respond=TaskOut.of)
 
 
 @router.post(

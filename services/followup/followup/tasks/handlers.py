@@ -15,19 +15,54 @@ from typing import Any
 from careloop_shared.coalesce import each_side_by_side
 from careloop_shared.errors import NotFound
 from careloop_shared.events import Message, ReceivedEvent
+from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
 from followup.config import FollowupContext
 from followup.domain import tasks as task
 from followup.domain.announcements import Announcement
-from followup.domain.commands import ChangeTaskStatus
+from followup.domain.commands import ChangeTaskStatus, MakeToDo
+from followup.domain.erasure import NoWorkForErased
 from followup.domain.follow_up import Actor
 from followup.domain.task_facts import Facts, facts_of
 from followup.domain.task_rules import CARE_MANAGER
+from followup.domain.to_do import to_do_row
 from followup.store import Uow
 
 log = get_logger(__name__)
 
 FOLLOW_UP_KIND_ABOUT = "follow-up"
+
+
+class PatientNotFound(NotFound):
+    """No such patient in the caller's agency, as followup knows them (another agency's looks the same)."""
+
+    def __init__(self) -> None:
+        super().__init__("patient not found")
+
+
+async def make_to_do(ctx: FollowupContext, uow: Uow, cmd: MakeToDo) -> dict[str, Any]:
+    """A to-do about one of the agency's patients, for the caller, announced (TaskOpened with its purpose)."""
+    if await uow.store.agency_of_patient(cmd.patient_id) != cmd.agency_id:
+        raise PatientNotFound()
+    if (erased_at := await uow.store.erased_at(cmd.patient_id)) is not None:
+        raise NoWorkForErased(erased_at)
+    now = ctx.clock()
+    row = to_do_row(
+        ctx.tasks,
+        now,
+        task_id=new_id(),
+        patient_id=cmd.patient_id,
+        agency_id=cmd.agency_id,
+        purpose=cmd.purpose,
+        priority=cmd.priority,
+        due_at=cmd.due_at,
+        by=cmd.actor,
+    )
+    await uow.store.tasks.insert_task(row)
+    _announce(uow, [task.opened(row)], now, None)
+    shown = await uow.store.tasks.get_task(cmd.agency_id, row["id"])
+    assert shown is not None  # inserted above, in this transaction
+    return dict(shown)
 
 
 class TaskNotFound(NotFound):

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from careloop_shared.body import Body
 from followup.schemas import Code
@@ -18,6 +18,19 @@ class TaskStatusIn(Body):
     status: Literal["in-progress", "done", "cancelled"]
     reason: Code | None = Field(
         None, description="Coded, from the task rules' close_reasons, e.g. not-needed."
+    )
+
+
+class ToDoIn(Body):
+    patient_id: uuid.UUID
+    purpose: Code = Field(
+        description="What it is for: a code of the task rules' to_do purposes, e.g. paperwork."
+    )
+    priority: Code = Field(
+        "routine", description="urgent, high or routine (the task rules' to_do priorities)."
+    )
+    due_at: AwareDatetime = Field(
+        description="When it is due: in the future, within the rules' furthest_days."
     )
 
 
@@ -52,6 +65,7 @@ class TaskOut(BaseModel):
     closed_reason: str | None = Field(description="resolved, or the closer's coded reason.")
     resolved_by_event_id: uuid.UUID | None
     resolved_by_event_type: str | None
+    purpose: str | None = Field(None, description="A to-do's coded purpose; null for a task an event opened.")
     created_at: datetime
     updated_at: datetime
 
