@@ -140,7 +140,8 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
     Returns the plan's version after."""
     if cmd.need is not None and cmd.need not in ctx.library.needs:
         raise UnknownNeed()
-    due = ctx.library.personal_goal_due(cmd.due, ctx.clock()) if cmd.kind == PERSONAL_GOAL else None
+    personal = cmd.kind == PERSONAL_GOAL
+    due = ctx.library.personal_goal_due(cmd.due, ctx.clock()) if personal else None
     plan = await plan_to_change(uow, cmd.agency_id, cmd.patient_id, cmd.expected_version)
     await _refuse_free_text_if_erased(uow, cmd.patient_id, vars(cmd))
     member = await uow.store.team.get_member(cmd.agency_id, cmd.patient_id, cmd.member_id)
@@ -156,7 +157,7 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
             "agency_id": cmd.agency_id,
             "member_id": member["id"],
             "kind": cmd.kind,
-            "goal_id": contribution_id if due is not None else cmd.goal_id,  # a personal goal is its own
+            "goal_id": contribution_id if personal else cmd.goal_id,  # a personal goal is its own
             "note": None,
             NOTE: sealed_note,
             "preference": cmd.preference,
@@ -176,7 +177,8 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
     elif cmd.kind == "stated-need":
         assert cmd.need is not None  # checked above
         plan.stated_needs = list(dict.fromkeys([*plan.stated_needs, cmd.need]))
-    elif due is not None:
+    elif personal:
+        assert due is not None  # set above for a personal goal
         goal = PersonalGoal(id=contribution_id, need=cmd.need or PERSONAL_GOAL_NEED, due=due)
         plan.personal_goals = [*plan.personal_goals, goal]
     else:
