@@ -41,6 +41,9 @@ async def test_my_day_shows_my_open_tasks_most_pressing_first_with_due_times(
     assert dict(call.url.params) == {"assignee": "me", "status": "open", "offset": "0", "limit": "20"}
 
 
+REFERRAL_ID = "cccccccc-0000-4000-8000-000000000004"
+
+
 async def test_a_task_whose_work_has_a_page_links_to_it(client, services, sign_in, make_task):
     pid, intervention, follow_up = (
         "11111111-1111-4111-8111-111111111111",
@@ -52,6 +55,7 @@ async def test_a_task_whose_work_has_a_page_links_to_it(client, services, sign_i
         make_task("routine", "do-instrument", patient_id=pid, cause={"instrument": "phq-9"}),
         make_task("routine", "follow-up", patient_id=pid, cause={"follow_up_id": follow_up}),
         make_task("stat", "safety-check", patient_id=pid, cause={}),
+        make_task("routine", "confirm-attendance", patient_id=pid, cause={"referral_id": REFERRAL_ID}),
     ]
     services.page("followup", "/v1/tasks", tasks)
     await sign_in(client)
@@ -61,6 +65,7 @@ async def test_a_task_whose_work_has_a_page_links_to_it(client, services, sign_i
         (f"/patients/{pid}/interventions/{intervention}/referral", "Refer again"),
         (f"/patients/{pid}/assessments/new?instrument=phq-9", "Give the PHQ-9"),
         (f"/patients/{pid}/follow-ups/{follow_up}/outcome", "Record its outcome"),
+        (f"/patients/{pid}#referral-{REFERRAL_ID}-heading", "See the referral"),
     ]  # a safety check is a call to make: no page of its own
 
 
