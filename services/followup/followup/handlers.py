@@ -36,7 +36,7 @@ from followup.domain.scheduling import cadence_follow_up, new_follow_up, resched
 from followup.notes import seal_note
 from followup.store import Uow
 from followup.tasks.handlers import (
-    PatientNotFound,
+    check_new_work,
     close_tasks_of_cancelled_follow_ups,
     track_own,
     when_event_track_tasks,
@@ -294,10 +294,7 @@ async def reschedule_follow_up(ctx: FollowupContext, uow: Uow, cmd: RescheduleFo
 async def arrange_contact(ctx: FollowupContext, uow: Uow, cmd: ArrangeContact) -> dict[str, Any]:
     """A contact the care manager agreed with the patient: it falls due, opens a task and takes an outcome
     as any follow-up does, at the priority of the patient's plan and by a channel it allows."""
-    if await uow.store.agency_of_patient(cmd.patient_id) != cmd.agency_id:
-        raise PatientNotFound()
-    if (erased_at := await uow.store.erased_at(cmd.patient_id)) is not None:
-        raise NoContactWithErased(erased_at)
+    await check_new_work(uow, cmd.agency_id, cmd.patient_id, NoContactWithErased)
     plan = await uow.store.get_plan(cmd.patient_id)
     now = ctx.clock()
     contact = arranged.arrange_contact(

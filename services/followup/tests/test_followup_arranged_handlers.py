@@ -22,6 +22,7 @@ from followup.domain.arranged import NotArranged
 from followup.domain.commands import ArrangeContact, CancelContact, RecordOutcome
 from followup.domain.follow_up import ARRANGED_CONTACT, InvalidInput, NotOutstanding
 from followup.domain.schedule import event_id
+from followup.tasks.handlers import PatientNotFound
 
 AGENCY = "agency-a"
 CM = ("cm-ana", "care-manager")
@@ -134,7 +135,7 @@ async def test_another_agency_s_patient_or_an_unknown_one_is_not_found(ctx, stor
     patient = await with_plan(ctx, store)
     when = clock.now + timedelta(days=1)
     for command in (arrange(patient, when, agency="agency-stranger"), arrange(uuid.uuid4(), when)):
-        with pytest.raises(handlers.PatientNotFound) as refused:
+        with pytest.raises(PatientNotFound) as refused:
             await run(handlers.arrange_contact, ctx, store, command)
         assert (refused.value.status_code, refused.value.body()) == (404, {"detail": "patient not found"})
     assert len(store.follow_ups) == 1

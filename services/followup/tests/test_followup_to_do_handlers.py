@@ -8,9 +8,9 @@ import pytest
 
 from careloop_shared.contracts import TaskOpened, TaskStatusChanged
 from careloop_shared.errors import Invalid
-from careloop_shared.testing.fakes import run, run_step
+from careloop_shared.testing.fakes import FakeUnitOfWork, run, run_step
 from followup.domain.commands import ChangeTaskStatus, MakeToDo
-from followup.domain.erasure import NoWorkForErased
+from followup.domain.erasure import NoContactWithErased, NoWorkForErased
 from followup.tasks import handlers as tasks
 from services.followup.tests.test_followup_tasks_handlers import AGENCY, hear, registered
 
@@ -83,3 +83,18 @@ async def test_a_to_do_for_a_stranger_an_erased_patient_or_out_of_the_rules_is_r
         await run(tasks.make_to_do, ctx, store, to_do(patient, soon))
     assert erased.value.status_code == 410
     assert store.tasks.tasks == {}
+
+
+async def test_new_work_is_for_the_agencys_patients_not_erased_and_says_which_refusal(ctx, store, clock):
+    patient = uuid.uuid4()
+    await hear(ctx, store, registered(patient))
+    uow = FakeUnitOfWork(store)
+    await tasks.check_new_work(uow, AGENCY, patient, NoWorkForErased)  # one of ours: nothing said
+    for agency, someone in (("agency-b", patient), (AGENCY, uuid.uuid4())):
+        with pytest.raises(tasks.PatientNotFound):
+            await tasks.check_new_work(uow, agency, someone, NoWorkForErased)
+    await store.erase_patient(patient, AGENCY, clock.now)
+    for refusal in (NoWorkForErased, NoContactWithErased):
+        with pytest.raises(refusal) as erased:
+            await tasks.check_new_work(uow, AGENCY, patient, refusal)
+        assert erased.value.status_code == 410

@@ -9,11 +9,12 @@ followup's own events are tracked in the unit of work that emits them, never con
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from careloop_shared.coalesce import each_side_by_side
-from careloop_shared.errors import NotFound
+from careloop_shared.errors import Gone, NotFound
 from careloop_shared.events import Message, ReceivedEvent
 from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
@@ -40,12 +41,20 @@ class PatientNotFound(NotFound):
         super().__init__("patient not found")
 
 
+async def check_new_work(
+    uow: Uow, agency_id: str, patient_id: uuid.UUID, refused_if_erased: Callable[[datetime], Gone]
+) -> None:
+    """New work about a patient (an arranged contact, a to-do) is for one of the agency's patients
+    (404 otherwise, another agency's looking the same) who was not erased (``refused_if_erased``)."""
+    if await uow.store.agency_of_patient(patient_id) != agency_id:
+        raise PatientNotFound()
+    if (erased_at := await uow.store.erased_at(patient_id)) is not None:
+        raise refused_if_erased(erased_at)
+
+
 async def make_to_do(ctx: FollowupContext, uow: Uow, cmd: MakeToDo) -> dict[str, Any]:
     """A to-do about one of the agency's patients, for the caller, announced (TaskOpened with its purpose)."""
-    if await uow.store.agency_of_patient(cmd.patient_id) != cmd.agency_id:
-        raise PatientNotFound()
-    if (erased_at := await uow.store.erased_at(cmd.patient_id)) is not None:
-        raise NoWorkForErased(erased_at)
+    await check_new_work(uow, cmd.agency_id, cmd.patient_id, NoWorkForErased)
     now = ctx.clock()
     row = to_do_row(
         ctx.tasks,
