@@ -7,12 +7,12 @@ escalate it. Pure: no I/O.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from careloop_shared.contracts import TaskOpened
-from careloop_shared.errors import Invalid, problem
-from followup.domain.follow_up import Actor
+from followup.domain.follow_up import Actor, InvalidInput
+from followup.domain.scheduling import in_body, time_problems
 from followup.domain.task_rules import TaskRules
 from followup.domain.tasks import opened_event_id
 
@@ -32,14 +32,12 @@ def to_do_row(
     """The task's row, checked against the rules (422 naming each field that does not fit)."""
     to_do, problems = rules.to_do, []
     if purpose not in to_do.purposes:
-        problems.append(problem(["body", "purpose"], "unknown_purpose", "not a to-do purpose the rules name"))
+        problems.append({"loc": in_body("purpose"), "msg": "not a to-do purpose the rules name"})
     if priority not in to_do.priorities:
-        problems.append(problem(["body", "priority"], "unknown_priority", "not a priority a to-do may have"))
-    if not now < due_at <= now + timedelta(days=to_do.furthest_days):
-        words = f"must be in the future, within {to_do.furthest_days:g} days"
-        problems.append(problem(["body", "due_at"], "out_of_range", words))
+        problems.append({"loc": in_body("priority"), "msg": "not a priority a to-do may have"})
+    problems += time_problems(due_at, now, to_do.furthest_days)
     if problems:
-        raise Invalid(problems)
+        raise InvalidInput(problems)
     return {
         "id": task_id,
         "kind": to_do.kind,
