@@ -58,13 +58,12 @@ async def add_to_do(
         check.fail("purpose", "Choose what the to-do is for.")
     if priority not in offered.priorities:
         check.fail("priority", "Choose how pressing it is.")
-    day = check.day("due_on", due_on, "Enter a date, such as 2027-03-01.") if due_on else None
-    if not due_on:
-        check.fail("due_on", "Choose the day it is due.")
-    elif day is not None:
-        today = ctx.today()
-        if not today <= day <= today + timedelta(days=offered.furthest_days):
-            check.fail("due_on", f"Choose a day from today to {offered.furthest_days:g} days ahead.")
+    day = None
+    if check.need("due_on", due_on, "Choose the day it is due."):
+        day = check.day("due_on", due_on, "Enter a date, such as 2027-03-01.")
+    today = ctx.today()
+    if day is not None and not today <= day <= today + timedelta(days=offered.furthest_days):
+        check.fail("due_on", f"Choose a day from today to {offered.furthest_days:g} days ahead.")
     error = check.error()
     if error is None and day is not None:
         due_at = max(datetime.combine(day, _END_OF_DAY, ctx.zone), ctx.clock() + timedelta(hours=1))
