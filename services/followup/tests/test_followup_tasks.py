@@ -187,7 +187,6 @@ def test_a_resolution_is_kept_only_where_its_cause_can_be_heard_after_it():
         ("re-refer", ReferralMade.type),  # the rejection is a status change
         ("missed-appointment", ReferralStatusChanged.type),  # the appointment is on its own topic
         ("confirm-attendance", AppointmentStatusChanged.type),  # the overdue is on referral's own topic
-        ("confirm-attendance", ReferralStatusChanged.type),
         ("discuss-alternatives", PlanUpdated.type),
         ("recruit-provider", ReferralMade.type),  # the gap is on its own topic
     }

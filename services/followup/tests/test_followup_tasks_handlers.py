@@ -358,6 +358,20 @@ async def test_an_appointment_nobody_recorded_asks_the_care_manager_until_the_pr
     assert {t["kind"] for t in store.tasks.tasks.values()} == {"confirm-attendance", "missed-appointment"}
 
 
+async def test_a_referral_completed_with_its_appointment_unanswered_leaves_the_question_open(ctx, store):
+    """Completing the referral says nothing of the appointment still booked; the program's answer does."""
+    patient, referral = uuid.uuid4(), uuid.uuid4()
+    await hear(ctx, store, registered(patient))
+    await hear(ctx, store, overdue(patient, referral, "attendance", due_at=T))
+    completed = changed(patient, referral, "completed", T + timedelta(hours=1))
+    uow = await hear(ctx, store, completed)
+    assert uow.events(TaskStatusChanged) == []
+    assert only(store, "confirm-attendance")["status"] == "open"
+    came = appointment(patient, referral, "fulfilled", T - timedelta(days=1), T + timedelta(hours=2))
+    uow = await hear(ctx, store, came)
+    assert [e.to_status for e in uow.events(TaskStatusChanged)] == ["done"]
+
+
 async def test_attendance_recorded_before_its_overdue_is_heard_leaves_the_question_closed(ctx, store):
     patient, referral = uuid.uuid4(), uuid.uuid4()
     came = appointment(patient, referral, "fulfilled", T - timedelta(days=1), T + timedelta(minutes=5))

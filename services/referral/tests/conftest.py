@@ -549,13 +549,13 @@ class FakeLoopStore:
         return self._claim("outcome_overdue_at", "outcome_due_at", _OPEN, now, limit)
 
     async def claim_attendance_overdue(
-        self, now: datetime, limit: int, grace: timedelta, worked_on: list[str]
+        self, now: datetime, limit: int, grace: timedelta, statuses: list[str]
     ) -> list[dict[str, Any]]:
         booked = sorted(
             (
                 r
                 for r in self.referrals.values()
-                if r["status"] in worked_on
+                if r["status"] in statuses
                 and r.get("appointment_status") == "booked"
                 and r.get("attendance_overdue_at") is None
                 and r["appointment_starts_at"] <= now - grace

@@ -72,24 +72,35 @@ async def test_the_receiver_books_and_records_the_appointment_and_the_referrer_s
     )
 
 
-async def test_a_booking_past_its_time_with_no_word_is_flagged_overdue_once(referral):  # noqa: F811
-    svc, category = referral, unique("cat")
-    receiving = unique("agency")
+async def booked_in_three_hours(svc) -> tuple[str, str, str, datetime]:
+    """A referral accepted by a new program's agency with an appointment booked three hours on: the
+    receiving agency, the referral, the patient and the time."""
+    category, receiving = unique("cat"), unique("agency")
     await svc.program(category, agency=receiving)
     made, patient_id = await made_referral(svc, category)
-    rid, path = made["id"], f"/v1/referrals/{made['id']}/appointment"
+    rid = made["id"]
     assert (await set_status(svc, rid, receiving, status="accepted")).status_code == 200
     when = svc.clock.now + timedelta(hours=3)
     booked = await svc.client.post(
-        path, json={"status": "booked", "starts_at": when.isoformat()}, headers=bearer(receiving)
+        f"/v1/referrals/{rid}/appointment",
+        json={"status": "booked", "starts_at": when.isoformat()},
+        headers=bearer(receiving),
     )
     assert booked.status_code == 200, booked.text
+    return receiving, rid, patient_id, when
+
+
+async def attendance(svc, patient_id) -> list:
+    return [e for e in await svc.outbox(patient_id, OVERDUE) if e["deadline"] == "attendance"]
+
+
+async def test_a_booking_past_its_time_with_no_word_is_flagged_overdue_once(referral):  # noqa: F811
+    svc = referral
+    receiving, rid, patient_id, when = await booked_in_three_hours(svc)
+    path = f"/v1/referrals/{rid}/appointment"
     svc.clock.advance(timedelta(days=1, hours=4))  # a day and an hour after its time
 
-    async def attendance() -> list:
-        return [e for e in await svc.outbox(patient_id, OVERDUE) if e["deadline"] == "attendance"]
-
-    [overdue] = await eventually(attendance, what="attendance overdue")
+    [overdue] = await eventually(lambda: attendance(svc, patient_id), what="attendance overdue")
     assert datetime.fromisoformat(overdue["due_at"]) == when + timedelta(days=1)
     assert (overdue["referral_id"], overdue["receiving_agency_id"]) == (str(rid), receiving)
     for side in (receiving, "agency-home"):  # the provider is asked, the referring agency sees it
@@ -97,6 +108,7 @@ async def test_a_booking_past_its_time_with_no_word_is_flagged_overdue_once(refe
         assert shown.json()["attendance_overdue"] is True, side
     missed = await svc.client.post(path, json={"status": "noshow"}, headers=bearer(receiving))
     assert missed.status_code == 200 and missed.json()["attendance_overdue"] is False
+    await svc.program(category := unique("cat"))
     sentinel, _ = await made_referral(svc, category)  # the loop ticks on: nothing more for this booking
     svc.clock.advance(timedelta(days=5))  # past two working days from any weekday
     await eventually(
@@ -105,4 +117,35 @@ async def test_a_booking_past_its_time_with_no_word_is_flagged_overdue_once(refe
         ),
         what="sentinel overdue",
     )
-    assert len(await attendance()) == 1
+    assert len(await attendance(svc, patient_id)) == 1
+
+
+async def test_a_referral_completed_with_its_appointment_booked_is_asked_about_and_answered(referral):  # noqa: F811
+    svc = referral
+    receiving, rid, patient_id, when = await booked_in_three_hours(svc)
+    path = f"/v1/referrals/{rid}/appointment"
+    done = await set_status(svc, rid, receiving, status="completed", outcome={"service_delivered": True})
+    assert done.status_code == 200, done.text
+    shown = (await svc.client.get(f"/v1/referrals/{rid}", headers=bearer(receiving))).json()
+    assert (shown["status"], shown["appointment_status"]) == ("completed", "booked")
+    moved = await svc.client.post(
+        path,
+        json={"status": "booked", "starts_at": (when + timedelta(days=1)).isoformat()},
+        headers=bearer(receiving),
+    )
+    assert moved.status_code == 409  # done with: it is answered for, not moved
+    svc.clock.advance(timedelta(days=1, hours=4))
+
+    [overdue] = await eventually(
+        lambda: attendance(svc, patient_id), what="attendance overdue of a completed referral"
+    )
+    assert overdue["referral_id"] == str(rid)
+    came = await svc.client.post(path, json={"status": "fulfilled"}, headers=bearer(receiving))
+    assert came.status_code == 200, came.text
+    assert (came.json()["status"], came.json()["appointment_status"], came.json()["attendance_overdue"]) == (
+        "completed",
+        "fulfilled",
+        False,
+    )
+    events = await svc.outbox(patient_id, CHANGED)
+    assert [(e["from_status"], e["status"]) for e in events] == [(None, "booked"), ("booked", "fulfilled")]

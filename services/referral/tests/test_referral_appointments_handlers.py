@@ -187,16 +187,76 @@ async def test_a_booking_nobody_said_how_it_went_is_overdue_once_and_again_after
     assert await flagged(ctx, store) == []  # said: nothing overdue
 
 
-async def test_a_closed_referrals_or_a_cancelled_appointment_is_never_overdue_for_attendance(
-    ctx, store, clock
-):
+async def test_a_referral_ended_or_a_cancelled_appointment_is_never_overdue_for_attendance(ctx, store, clock):
     when = clock.now + timedelta(hours=2)
-    done = await accepted(ctx, store)
-    await run(change_referral_appointment, ctx, store, appointment(done["id"], "booked", when))
-    completed = change(RECEIVER, done["id"], "completed", outcome=DELIVERED)
-    await run(handlers.change_referral_status, ctx, store, completed)
+    failed = await accepted(ctx, store)
+    await run(change_referral_appointment, ctx, store, appointment(failed["id"], "booked", when))
+    ended = change(RECEIVER, failed["id"], "failed", reason="unable-to-contact")
+    await run(handlers.change_referral_status, ctx, store, ended)
     off = await accepted(ctx, store)
     await run(change_referral_appointment, ctx, store, appointment(off["id"], "booked", when))
     await run(change_referral_appointment, ctx, store, appointment(off["id"], "cancelled"))
     clock.advance(days=3)
     assert [e.deadline for e, _ in await flagged(ctx, store)] == []
+
+
+async def test_a_completed_referrals_booked_appointment_is_still_asked_about_and_answered_not_moved(
+    ctx, store, clock
+):
+    when = clock.now + timedelta(hours=2)
+    done = await accepted(ctx, store)
+    rid = done["id"]
+    await run(change_referral_appointment, ctx, store, appointment(rid, "booked", when))
+    await run(
+        handlers.change_referral_status, ctx, store, change(RECEIVER, rid, "completed", outcome=DELIVERED)
+    )
+    with pytest.raises(NotWorkedOn):  # done with: no more booking or moving
+        await run(
+            change_referral_appointment, ctx, store, appointment(rid, "booked", when + timedelta(days=1))
+        )
+    with pytest.raises(NotYet):
+        await run(change_referral_appointment, ctx, store, appointment(rid, "noshow"))
+    clock.advance(days=1, hours=3)
+    [(overdue, _)] = await flagged(ctx, store)
+    assert (overdue.deadline, overdue.referral_id) == ("attendance", rid)
+    shown, uow = await run(change_referral_appointment, ctx, store, appointment(rid, "fulfilled"))
+    assert (shown["status"], shown["appointment_status"], shown["attendance_overdue"]) == (
+        "completed",
+        "fulfilled",
+        False,
+    )
+    [came] = uow.events(AppointmentStatusChanged)
+    assert (came.from_status, came.status, came.starts_at) == ("booked", "fulfilled", when)
+    with pytest.raises(NotWorkedOn):  # answered: a completed referral takes nothing more
+        await run(
+            change_referral_appointment, ctx, store, appointment(rid, "booked", clock.now + timedelta(days=1))
+        )
+    assert await flagged(ctx, store) == []
+
+    other = await accepted(ctx, store)  # called off after completion: the program says it will not happen
+    await run(
+        change_referral_appointment,
+        ctx,
+        store,
+        appointment(other["id"], "booked", clock.now + timedelta(days=2)),
+    )
+    await run(
+        handlers.change_referral_status,
+        ctx,
+        store,
+        change(RECEIVER, other["id"], "completed", outcome=DELIVERED),
+    )
+    shown, _ = await run(change_referral_appointment, ctx, store, appointment(other["id"], "cancelled"))
+    assert shown["appointment_status"] == "cancelled"
+    ended = await accepted(ctx, store)  # a referral ended otherwise calls its appointment off: nothing to say
+    await run(
+        change_referral_appointment,
+        ctx,
+        store,
+        appointment(ended["id"], "booked", clock.now + timedelta(hours=1)),
+    )
+    failed = change(RECEIVER, ended["id"], "failed", reason="unable-to-contact")
+    await run(handlers.change_referral_status, ctx, store, failed)
+    clock.advance(hours=2)
+    with pytest.raises(NotWorkedOn):
+        await run(change_referral_appointment, ctx, store, appointment(ended["id"], "fulfilled"))

@@ -117,6 +117,29 @@ async def test_no_appointment_is_offered_before_acceptance_or_after_the_referral
     assert "The patient came on" in section and "<form" not in section
 
 
+async def test_a_completed_referral_s_booked_appointment_is_said_to_have_been_kept_not_moved(
+    client, services, csrf_of, sign_in
+):
+    answer(services, "completed", **OVERDUE)
+    services.answer(
+        "referral", "POST", APPOINTMENT, body=referral("completed", appointment_status="fulfilled")
+    )
+    services.page("referral", "/v1/referrals", [referral("completed", **OVERDUE)])
+    await sign_in(client, JOE)
+    [listed] = rows(await client.get("/inbox?view=closed"), "referrals")
+    assert "appointment Sun 01 Mar 15:00 say whether they came" in listed
+    page = await client.get(f"/inbox/referrals/{REFERRAL}")
+    section = page.text.split('id="appointment-heading"', 1)[1].split("</section>", 1)[0]
+    assert "Booked for" in section and "Its time has passed:" in section
+    assert "completed with this appointment still booked" in section and "Move the appointment" not in section
+    assert re.findall(r'name="status" value="([^"]+)"', section) == ["fulfilled", "noshow", "cancelled"]
+    came = await client.post(
+        f"/inbox/referrals/{REFERRAL}/appointment", data=form_for(page, csrf_of, "fulfilled")
+    )
+    assert came.headers["location"] == f"/inbox/referrals/{REFERRAL}?notice=appointment-fulfilled"
+    assert json.loads(services.called("referral", APPOINTMENT)[0].content) == {"status": "fulfilled"}
+
+
 async def test_a_care_manager_may_not_keep_the_appointment(client, services, csrf_of, sign_in):
     await sign_in(client)
     token = csrf_of(await client.get("/patients/find"))

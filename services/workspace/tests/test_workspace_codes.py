@@ -62,6 +62,7 @@ def test_the_inbox_offers_only_moves_the_receiving_agency_may_make():
 def test_appointments_are_kept_where_referral_keeps_them_with_its_statuses():
     appointments = constants(SERVICES / "referral/referral/domain/appointments.py")
     assert codes.APPOINTMENT_REFERRALS == appointments["WORKED_ON"]
+    assert codes.APPOINTMENT_ANSWERED_AFTER == appointments["ANSWERED_AFTER"]
     source = (SERVICES / "referral/referral/domain/appointments.py").read_text()
     assert '"booked": frozenset({"booked", "fulfilled", "noshow", "cancelled"})' in source
     assert set(codes.APPOINTMENT_OUTCOMES) == {"fulfilled", "noshow", "cancelled"}

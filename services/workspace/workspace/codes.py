@@ -66,9 +66,11 @@ ENROLLMENT_STATUSES = {
 # The statuses in which the referral is still the receiving agency's to work, and those it is done with.
 OPEN_REFERRAL_STATUSES = frozenset({"requested", "accepted", "in-progress", "on-hold"})
 CLOSED_REFERRAL_STATUSES = frozenset({"rejected", "cancelled", "completed", "failed", "entered-in-error"})
-# referral: domain/appointments.py, WORKED_ON and APPOINTMENT_STATUSES: the referrals whose appointment the
-# receiving agency keeps, and what it says of one booked.
+# referral: domain/appointments.py, WORKED_ON, ANSWERED_AFTER and APPOINTMENT_STATUSES: the referrals whose
+# appointment the receiving agency keeps, those whose booked appointment it still answers for (not moved), and
+# what it says of one booked.
 APPOINTMENT_REFERRALS = frozenset({"accepted", "in-progress", "on-hold"})
+APPOINTMENT_ANSWERED_AFTER = frozenset({"completed"})
 APPOINTMENT_OUTCOMES = {
     "fulfilled": "The patient came",
     "noshow": "The patient did not come",

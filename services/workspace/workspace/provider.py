@@ -19,6 +19,7 @@ from fastapi.responses import Response
 
 from workspace.client import ServiceError, Services
 from workspace.codes import (
+    APPOINTMENT_ANSWERED_AFTER,
     APPOINTMENT_OUTCOMES,
     APPOINTMENT_REFERRALS,
     CLOSED_REFERRAL_STATUSES,
@@ -177,9 +178,12 @@ async def referral_page(
         "hold_reasons": list(HOLD_REASONS.items()),
         "failed_reasons": list(FAILED_REASONS.items()),
         "enrollment_statuses": list(ENROLLMENT_STATUSES.items()),
-        # The appointment: kept while the agency works on the referral; what may be done with it now.
+        # The appointment: kept while the agency works on the referral, one still booked answered for
+        # after it completes; what may be done with it now.
         "books": shown["status"] in APPOINTMENT_REFERRALS and appointment in (None, "noshow", "cancelled"),
         "moves_booked": shown["status"] in APPOINTMENT_REFERRALS and appointment == "booked",
+        "answers_booked": appointment == "booked"
+        and shown["status"] in APPOINTMENT_REFERRALS | APPOINTMENT_ANSWERED_AFTER,
         "appointment_outcomes": list(APPOINTMENT_OUTCOMES.items()),
         "appointment_key": new_form_key(),
         "zone": workspace_of(request).ctx.settings.time_zone,

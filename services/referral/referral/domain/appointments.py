@@ -3,7 +3,9 @@ it went (a subset of FHIR Appointment's statuses). Pure: no I/O.
 
 One appointment per referral at a time: booking again after a missed or cancelled one, or moving a booked
 one, replaces its time. Only the receiving agency books and records attendance, and only while it works on
-the referral (accepted, in progress or on hold); the referring agency sees it.
+the referral (accepted, in progress or on hold); the referring agency sees it. A referral completed with an
+appointment still booked keeps it (an enrolled patient's first visit may still be to come), and the
+receiving agency still says whether the patient came, or calls it off; it books no more.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ _SAID = {
 ATTENDANCE = frozenset({"fulfilled", "noshow"})
 ENDS_APPOINTMENT = frozenset({"cancelled", "failed", "entered-in-error"})
 WORKED_ON = frozenset({"accepted", "in-progress", "on-hold"})  # referral statuses that take appointments
+# Referral statuses in which a booked appointment is still answered for (came, missed, called off), not moved.
+ANSWERED_AFTER = frozenset({"completed"})
+ASKED_ABOUT = WORKED_ON | ANSWERED_AFTER  # whose booked appointments the deadline sweep asks about
 FURTHEST_BOOKING = timedelta(days=365)
 
 
@@ -78,9 +83,13 @@ def change_appointment(
 ) -> AppointmentChange:
     """The move asked of the referral's appointment, checked: a booking names a time to come (within a
     year); attendance and cancellation keep the booked time."""
-    if referral["status"] not in WORKED_ON:
-        raise NotWorkedOn(f"the referral is {referral['status']}: appointments are for referrals worked on")
     current = referral.get("appointment_status")
+    answered = referral["status"] in ANSWERED_AFTER and current == "booked" and status != "booked"
+    if referral["status"] not in WORKED_ON and not answered:
+        raise NotWorkedOn(
+            f"the referral is {referral['status']}: appointments are booked for referrals worked on,"
+            " and one still booked when the referral completed is only said attended, missed or called off"
+        )
     if status not in APPOINTMENT_TRANSITIONS.get(current, frozenset()):
         raise IllegalAppointmentMove(f"an appointment {_SAID[current]} cannot become {status}")
     if status == "booked":

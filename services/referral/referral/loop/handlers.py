@@ -21,7 +21,7 @@ from careloop_shared.events import ReceivedEvent
 from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
 from referral.config import ReferralContext
-from referral.domain.appointments import WORKED_ON
+from referral.domain.appointments import ASKED_ABOUT
 from referral.domain.commands import ChangeReferralStatus
 from referral.domain.consent import first_allowed, permission
 from referral.domain.deadlines import overdue_event_id
@@ -313,7 +313,7 @@ async def flag_overdue_referrals(ctx: ReferralContext, uow: Uow) -> bool:
     and the event committed together. True when a deadline filled its batch and more may be overdue."""
     now, loop, more = ctx.clock(), uow.store.loop, False
     attendance = partial(
-        loop.claim_attendance_overdue, grace=ctx.deadlines.attendance_grace, worked_on=sorted(WORKED_ON)
+        loop.claim_attendance_overdue, grace=ctx.deadlines.attendance_grace, statuses=sorted(ASKED_ABOUT)
     )
     for deadline, claim in (
         ("response", loop.claim_response_overdue),

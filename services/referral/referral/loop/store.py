@@ -327,9 +327,9 @@ class LoopStore(Store):
         )
 
     async def claim_attendance_overdue(
-        self, now: datetime, limit: int, grace: timedelta, worked_on: list[str]
+        self, now: datetime, limit: int, grace: timedelta, statuses: list[str]
     ) -> list[asyncpg.Record]:
-        """Flag booked appointments of referrals in ``worked_on`` whose time passed ``grace`` ago with no
+        """Flag booked appointments of referrals in ``statuses`` whose time passed ``grace`` ago with no
         word of whether the patient came; other replicas skip locked ones."""
         return await self.db.fetch(
             "UPDATE referrals SET attendance_overdue_at = $1 WHERE id IN (SELECT id FROM referrals"
@@ -340,5 +340,5 @@ class LoopStore(Store):
             now,
             limit,
             grace,
-            worked_on,
+            statuses,
         )
