@@ -121,7 +121,9 @@ class Preference(Body):
     contact_preference: Literal["phone", "text", "email", "do-not-contact"] | None = None
 
 
-ContributionKind = Literal["note", "agreed-goal", "preference", "stated-need", "personal-goal"]
+ContributionKind = Literal[
+    "note", "agreed-goal", "preference", "stated-need", "need-withdrawn", "personal-goal"
+]
 
 
 class ContributionIn(Body):
@@ -139,6 +141,7 @@ class ContributionIn(Body):
     need: Code | None = Field(
         None,
         description="stated-need: a need the plan library names, raised by the patient or family;"
+        " need-withdrawn: a need raised so, no longer theirs (409 if none was raised);"
         " personal-goal: the library's need the goal is about, if any.",
     )
     due: AwareDatetime | None = Field(
@@ -152,6 +155,7 @@ class ContributionIn(Body):
             "agreed-goal": "goal_id",
             "preference": "preference",
             "stated-need": "need",
+            "need-withdrawn": "need",
             "personal-goal": "note",
         }
         if getattr(self, part[self.kind]) is None:

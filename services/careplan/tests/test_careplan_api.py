@@ -379,6 +379,12 @@ async def test_care_team_members_contribute_and_events_never_name_them(patient):
     await patient.assessed(["depression"], "high", "phq-9")  # a later screening keeps the stated need
     later = await patient.at_version(5)
     assert [g["need"] for g in later["document"]["goals"]] == ["depression", "utility-insecurity"]
+    withdrawn = {**raised, "kind": "need-withdrawn", "need": "utility-insecurity", "expected_version": 5}
+    taken_out = await patient.post("/care-plan/contributions", withdrawn)
+    assert taken_out.json() == {"plan_version": 6}, taken_out.text
+    assert [g["need"] for g in (await patient.plan())["document"]["goals"]] == ["depression"]
+    again = await patient.post("/care-plan/contributions", {**withdrawn, "expected_version": 6})
+    assert again.status_code == 409 and "nothing to withdraw" in again.json()["detail"]
     changed = await patient.client.patch(
         f"/v1/patients/{patient.id}/care-team/{member['id']}",
         json={"role": "decision-maker"},

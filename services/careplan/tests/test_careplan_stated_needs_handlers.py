@@ -90,3 +90,62 @@ async def test_a_need_the_library_does_not_name_or_a_stale_version_is_refused(ct
     assert status == 409
     assert store.team.contribution_rows == {}
     assert store.plans.plans[patient_id]["stated_needs"] == []
+
+
+def withdrawn(patient_id, member_id, need, version):
+    return ContributeToPlan(AGENCY, ANA, MANAGER, patient_id, member_id, "need-withdrawn", version, need=need)
+
+
+async def test_a_stated_need_withdrawn_takes_its_goal_and_interventions_out_unless_a_screening_found_it(
+    ctx, store
+):
+    patient_id = await planned(ctx, store, needs=("depression",))
+    member = await member_of(ctx, store, patient_id)
+    for need, version in (("transportation-insecurity", 1), ("food-insecurity", 2)):
+        await run(team_handlers.contribute, ctx, store, stated(patient_id, member["id"], need, version))
+    later = ASSESSED_AT + timedelta(days=1)  # a screening finds food insecurity as well
+    await assess(ctx, store, assessment(patient_id, ("food-insecurity",), at=later, instrument="ahc-hrsn"))
+    at = current(store, patient_id)["version"]
+    version, uow = await run(
+        team_handlers.contribute,
+        ctx,
+        store,
+        withdrawn(patient_id, member["id"], "transportation-insecurity", at),
+    )
+    assert version == at + 1
+    [announced] = uow.events(PlanUpdated)
+    assert announced.reason == "care-team-contribution"
+    assert sorted(g.need for g in announced.goals) == ["depression", "food-insecurity"]
+    assert all(i.need != "transportation-insecurity" for i in announced.interventions)
+    assert store.plans.plans[patient_id]["stated_needs"] == ["food-insecurity"]
+    # Withdrawn as stated, food insecurity stays: the screening found it.
+    version, _ = await run(
+        team_handlers.contribute, ctx, store, withdrawn(patient_id, member["id"], "food-insecurity", version)
+    )
+    assert store.plans.plans[patient_id]["stated_needs"] == []
+    assert sorted(g["need"] for g in current(store, patient_id)["document"]["goals"]) == [
+        "depression",
+        "food-insecurity",
+    ]
+    kinds = [r["kind"] for r in store.team.contribution_rows.values()]
+    assert kinds == ["stated-need", "stated-need", "need-withdrawn", "need-withdrawn"]
+
+
+async def test_a_need_nobody_raised_or_already_withdrawn_is_refused_and_nothing_is_kept(ctx, store):
+    patient_id = await planned(ctx, store, needs=("depression",))
+    member = await member_of(ctx, store, patient_id)
+    await run(team_handlers.contribute, ctx, store, stated(patient_id, member["id"], "food-insecurity", 1))
+    await run(team_handlers.contribute, ctx, store, withdrawn(patient_id, member["id"], "food-insecurity", 2))
+    for need in ("food-insecurity", "depression"):  # withdrawn already; found by a screening, never stated
+        status, body = await refusal(
+            team_handlers.NeedNotStated,
+            team_handlers.contribute,
+            ctx,
+            store,
+            withdrawn(patient_id, member["id"], need, 3),
+        )
+        assert (status, body) == (
+            409,
+            {"detail": "that need is not one the care team raised for this plan; nothing to withdraw"},
+        ), need
+    assert len(store.team.contribution_rows) == 2 and current(store, patient_id)["version"] == 3

@@ -271,6 +271,7 @@ async def test_a_contribution_names_its_member_kind_and_the_version_seen(client,
         {"kind": "note", "note": " Drives her Tuesdays "},
         {"kind": "preference", "contact_preference": "text"},
         {"kind": "stated-need", "need": "transportation-insecurity"},
+        {"kind": "need-withdrawn", "need": "food-insecurity"},
     ):
         answer = await client.post(f"/patients/{PID}/contributions", data={**base, **data})
         assert answer.status_code == 303
@@ -289,6 +290,7 @@ async def test_a_contribution_names_its_member_kind_and_the_version_seen(client,
             "expected_version": 3,
             "need": "transportation-insecurity",
         },
+        {"member_id": MEMBER, "kind": "need-withdrawn", "expected_version": 3, "need": "food-insecurity"},
     ]
 
 
@@ -325,6 +327,11 @@ async def test_a_contribution_says_what_its_kind_needs(client, services, sign_in
             data={**base, "member_id": MEMBER, "kind": "stated-need", "need": need},
         )
         assert field_errors(page) == {"need": ["Choose the need they raised."]}
+        page = await client.post(
+            f"/patients/{PID}/contributions",
+            data={**base, "member_id": MEMBER, "kind": "need-withdrawn", "need": need},
+        )
+        assert field_errors(page) == {"need": ["Choose the need that is no longer theirs."]}
     assert not services.called("careplan", f"{PATH}/care-plan/contributions")
 
 
@@ -535,3 +542,19 @@ async def test_an_unknown_material_is_said_beside_the_materials(client, services
     )
     assert page.status_code == 422
     assert field_errors(page) == {"materials": ["0: no such education material"]}
+
+
+async def test_a_need_withdrawn_that_nobody_raised_says_careplan_s_refusal_on_the_form(
+    client, services, sign_in
+):
+    with_plan(services)
+    one_member(services)
+    refusal = "that need is not one the care team raised for this plan; nothing to withdraw"
+    services.answer("careplan", "POST", f"{PATH}/care-plan/contributions", 409, {"detail": refusal})
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/contributions/new")
+    assert "A need they raised is no longer theirs" in form.text
+    data = {**form_of(form), "expected_version": "3", "member_id": MEMBER, "kind": "need-withdrawn"}
+    page = await client.post(f"/patients/{PID}/contributions", data={**data, "need": "depression"})
+    assert page.status_code == 409 and refusal in page.text
+    assert 'value="need-withdrawn" checked' in page.text  # what was entered is kept

@@ -1,8 +1,9 @@
 """What a care-team member contributes to the plan (careplan ``POST .../care-plan/contributions``, naming the
 plan version the person saw): a note, a goal they agreed, a preference, a need they raised that no
 screening found (``stated-need``: the plan library's goal and interventions for it join the plan, as for an
-assessed need; the needs offered are the library's), or a goal the patient set in their own words
-(``personal-goal``: the words kept sealed in careplan, due on a day chosen here or the library's default)."""
+assessed need; the needs offered are the library's; ``need-withdrawn`` takes one raised so out again when it
+is no longer theirs), or a goal the patient set in their own words (``personal-goal``: the words kept sealed
+in careplan, due on a day chosen here or the library's default)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,13 @@ KINDS = {
     "agreed-goal": "A goal they agreed",
     "preference": "A preference",
     "stated-need": "A need they raised",
+    "need-withdrawn": "A need they raised is no longer theirs",
     "personal-goal": "A goal in their own words",
+}
+# The kinds about a need raised with the care team, and what to ask when the need is missing.
+RAISED = {
+    "stated-need": "Choose the need they raised.",
+    "need-withdrawn": "Choose the need that is no longer theirs.",
 }
 _NOON = time(12)  # a goal due on a day is due at noon of it, in the workspace's zone
 
@@ -107,8 +114,8 @@ async def record_contribution(
         check.need("goal_id", goal_id, "Choose the goal they agreed.")
     if kind == "preference" and not (preferred_language or contact_preference):
         check.fail("preferred_language", "Choose a language or a way of contact they prefer.")
-    if kind == "stated-need" and need not in form_choices().stated_needs:
-        check.fail("need", "Choose the need they raised.")
+    if kind in RAISED and need not in form_choices().stated_needs:
+        check.fail("need", RAISED[kind])
     error = check.error()
     if error is None:
         body: dict[str, Any] = {"member_id": member_id, "kind": kind, "expected_version": expected_version}
@@ -116,7 +123,7 @@ async def record_contribution(
             body["note"] = note.strip()
         elif kind == "agreed-goal":
             body["goal_id"] = goal_id
-        elif kind == "stated-need":
+        elif kind in RAISED:
             body["need"] = need
         elif kind == "personal-goal":
             body |= {"note": note.strip(), "need": need or None}

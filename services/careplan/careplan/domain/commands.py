@@ -89,12 +89,12 @@ class RemoveCareTeamMember(Command):
 
 @dataclass(frozen=True)
 class ContributeToPlan(Command):
-    """A care team member's note, agreed goal, preference, stated need or a goal in the patient's own words
-    (personal-goal: the words are its note); each kind carries its own part."""
+    """A care team member's note, agreed goal, preference, stated need (or its withdrawal) or a goal in the
+    patient's own words (personal-goal: the words are its note); each kind carries its own part."""
 
     patient_id: uuid.UUID
     member_id: uuid.UUID
-    kind: str  # note, agreed-goal, preference, stated-need or personal-goal
+    kind: str  # note, agreed-goal, preference, stated-need, need-withdrawn or personal-goal
     expected_version: int
     note: str | None = None
     goal_id: uuid.UUID | None = None

@@ -15,7 +15,7 @@ from typing import Any
 
 from careloop_shared.contracts import CareTeamChanged
 from careloop_shared.crypto import Erased
-from careloop_shared.errors import Invalid, NotFound, problem
+from careloop_shared.errors import Conflict, Invalid, NotFound, problem
 from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
 from careloop_shared.patient_keys import KeysUnavailable, keys_ahead
@@ -28,7 +28,7 @@ from careplan.domain.commands import (
     RemoveCareTeamMember,
 )
 from careplan.domain.erasure import ErasedPatient, free_text_in
-from careplan.domain.plan import PERSONAL_GOAL, PERSONAL_GOAL_NEED, PersonalGoal
+from careplan.domain.plan import NEED_WITHDRAWN, PERSONAL_GOAL, PERSONAL_GOAL_NEED, PersonalGoal
 from careplan.plans.revision import Change, plan_to_change, revise
 from careplan.store import Uow
 from careplan.team.sealed import (
@@ -60,6 +60,14 @@ class MemberNotFound(NotFound):
 class GoalNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("goal not found in the current plan")
+
+
+class NeedNotStated(Conflict):
+    """A need withdrawn that the care team did not raise (or withdrew already): a need a screening found
+    leaves the plan with a later screening."""
+
+    def __init__(self) -> None:
+        super().__init__("that need is not one the care team raised for this plan; nothing to withdraw")
 
 
 class UnknownNeed(Invalid):
@@ -134,10 +142,11 @@ async def remove_member(ctx: CareplanContext, uow: Uow, cmd: RemoveCareTeamMembe
 
 
 async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> int:
-    """Record a care team member's note, agreed goal, preference, stated need or a goal in the patient's
-    own words; all but a note make a new version (a stated need adds the library's goal and interventions
-    for it, as an assessed one would; a personal goal joins the goals, its words sealed as the note).
-    Returns the plan's version after."""
+    """Record a care team member's note, agreed goal, preference, stated need (or its withdrawal) or a
+    goal in the patient's own words; all but a note make a new version (a stated need adds the library's
+    goal and interventions for it, as an assessed one would, and its withdrawal takes them out again
+    unless a screening found that need too; a personal goal joins the goals, its words sealed as the
+    note). Returns the plan's version after."""
     if cmd.need is not None and cmd.need not in ctx.library.needs:
         raise UnknownNeed()
     personal = cmd.kind == PERSONAL_GOAL
@@ -177,6 +186,10 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
     elif cmd.kind == "stated-need":
         assert cmd.need is not None  # checked above
         plan.stated_needs = list(dict.fromkeys([*plan.stated_needs, cmd.need]))
+    elif cmd.kind == NEED_WITHDRAWN:
+        if cmd.need not in plan.stated_needs:
+            raise NeedNotStated()
+        plan.stated_needs = [n for n in plan.stated_needs if n != cmd.need]
     elif personal:
         assert due is not None  # set above for a personal goal
         goal = PersonalGoal(id=contribution_id, need=cmd.need or PERSONAL_GOAL_NEED, due=due)
