@@ -122,7 +122,7 @@ class Preference(Body):
 
 
 ContributionKind = Literal[
-    "note", "agreed-goal", "preference", "stated-need", "need-withdrawn", "personal-goal"
+    "note", "agreed-goal", "preference", "stated-need", "need-withdrawn", "personal-goal", "goal-reworded"
 ]
 
 
@@ -134,7 +134,7 @@ class ContributionIn(Body):
         None,
         max_length=4000,
         description="Kept in careplan only, sealed, never in events; for personal-goal, the goal in the"
-        " patient's own words.",
+        " patient's own words; for goal-reworded, its new words.",
     )
     goal_id: uuid.UUID | None = None
     preference: Preference | None = None
@@ -157,13 +157,16 @@ class ContributionIn(Body):
             "stated-need": "need",
             "need-withdrawn": "need",
             "personal-goal": "note",
+            "goal-reworded": "note",
         }
         if getattr(self, part[self.kind]) is None:
             raise ValueError(f"a {self.kind} contribution needs its {part[self.kind]}")
         if self.due is not None and self.kind != "personal-goal":
             raise ValueError("only a personal-goal contribution names a due time")
-        if self.kind == "personal-goal" and not (self.note or "").strip():
-            raise ValueError("a personal-goal contribution needs the patient's words")
+        if self.kind in ("personal-goal", "goal-reworded") and not (self.note or "").strip():
+            raise ValueError(f"a {self.kind} contribution needs the patient's words")
+        if self.kind == "goal-reworded" and self.goal_id is None:
+            raise ValueError("a goal-reworded contribution names the goal (goal_id)")
         if self.preference is not None and not self.preference.model_dump(exclude_none=True):
             raise ValueError("a preference names a language or a contact preference")
         return self

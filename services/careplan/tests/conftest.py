@@ -284,13 +284,14 @@ class FakeTeamStore:
         self.care_team_changes[row["id"]] = dict(row)
 
     async def contributions(
-        self, agency_id: str, patient_id: uuid.UUID, limit: int, offset: int, kind: str | None = None
+        self, agency_id: str, patient_id: uuid.UUID, limit: int, offset: int, kinds: list[str] | None = None
     ) -> list[dict[str, Any]]:
         mine = sorted(
             (
                 c
                 for c in self.contribution_rows.values()
-                if (c["agency_id"], c["patient_id"]) == (agency_id, patient_id) and kind in (None, c["kind"])
+                if (c["agency_id"], c["patient_id"]) == (agency_id, patient_id)
+                and (kinds is None or c["kind"] in kinds)
             ),
             key=lambda c: (c["created_at"], c["id"]),
         )

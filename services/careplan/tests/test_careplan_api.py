@@ -452,8 +452,26 @@ async def test_a_goal_in_the_patient_s_own_words_joins_the_plan_and_its_words_ne
         "SELECT sealed_note::text FROM contributions WHERE id = $1", uuid.UUID(goal["id"])
     )
     assert stored is not None and words not in stored
+    anew = "Walk Mia to school twice a week"
+    reword = {**own, "kind": "goal-reworded", "expected_version": 3}
+    no_goal = await patient.post("/care-plan/contributions", {**reword, "note": anew})
+    assert no_goal.status_code == 422 and anew not in no_goal.text
+    library = next(g["id"] for g in later["document"]["goals"] if g["description"] != "personal-goal")
+    coded = await patient.post("/care-plan/contributions", {**reword, "note": anew, "goal_id": library})
+    assert coded.status_code == 409 and anew not in coded.text
+    put = await patient.post("/care-plan/contributions", {**reword, "note": anew, "goal_id": goal["id"]})
+    assert put.json() == {"plan_version": 3}  # the plan has only the goal's code: no new version
+    both = await patient.client.get(
+        f"/v1/patients/{patient.id}/care-team/contributions?kind=personal-goal&kind=goal-reworded",
+        headers=patient.headers,
+    )
+    assert [(c["kind"], c["goal_id"], c["note"]) for c in both.json()["items"]] == [
+        ("personal-goal", goal["id"], words),
+        ("goal-reworded", goal["id"], anew),
+    ]
     everything = json.dumps(await patient.outbox("careloop.careplan.plan_updated.v1"))
     assert words not in everything and "Mia" not in everything
+    assert (await patient.plan())["version"] == 3
 
 
 async def test_education_given_is_an_event_and_completes_the_intervention(patient):

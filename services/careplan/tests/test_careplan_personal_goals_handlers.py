@@ -101,3 +101,45 @@ async def test_a_personal_goal_due_in_the_past_or_for_an_unknown_need_is_refused
         assert status == 422 and [p["loc"] for p in body["detail"]] == [["body", field]], (field, body)
     assert store.team.contribution_rows == {}
     assert store.plans.plans[patient_id]["personal_goals"] == []
+
+
+def reworded(patient_id, member_id, goal_id, version, words):
+    return ContributeToPlan(
+        AGENCY, ANA, MANAGER, patient_id, member_id, "goal-reworded", version, note=words, goal_id=goal_id
+    )
+
+
+async def test_a_personal_goal_is_put_in_new_words_kept_sealed_with_no_new_version(ctx, store):
+    patient_id = await planned(ctx, store, needs=("depression",))
+    member = await member_of(ctx, store, patient_id)
+    await run(team_handlers.contribute, ctx, store, own_goal(patient_id, member["id"], 1))
+    goal = current(store, patient_id)["document"]["goals"][-1]
+    goal_id = uuid.UUID(goal["id"])
+    before = current(store, patient_id)["document"]
+    anew = "Walk Mia to school twice a week"
+    version, uow = await run(
+        team_handlers.contribute, ctx, store, reworded(patient_id, member["id"], goal_id, 2, anew)
+    )
+    assert version == 2 and uow.pending == []  # the plan has only the goal's code: nothing to announce
+    assert current(store, patient_id)["document"] == before
+    rows = await store.team.contributions(AGENCY, patient_id, 10, 0, ["personal-goal", "goal-reworded"])
+    assert [(r["kind"], r["goal_id"]) for r in rows] == [
+        ("personal-goal", goal_id),
+        ("goal-reworded", goal_id),
+    ]
+    assert rows[-1]["note"] is None and anew not in json.dumps(dict(rows[-1]), default=str)
+    assert (await contribution_shown(ctx.keys, AGENCY, patient_id, rows[-1]))["note"] == anew
+
+
+async def test_only_a_goal_in_their_own_words_is_reworded(ctx, store):
+    patient_id = await planned(ctx, store, needs=("depression",))
+    member = await member_of(ctx, store, patient_id)
+    library_goal = uuid.UUID(current(store, patient_id)["document"]["goals"][0]["id"])
+    for goal_id, refused, status in (
+        (library_goal, team_handlers.NotInTheirWords, 409),
+        (uuid.uuid4(), team_handlers.GoalNotFound, 404),
+    ):
+        command = reworded(patient_id, member["id"], goal_id, 1, "Sleep through the night")
+        answered, body = await refusal(refused, team_handlers.contribute, ctx, store, command)
+        assert answered == status, body
+    assert store.team.contribution_rows == {}

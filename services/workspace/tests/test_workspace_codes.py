@@ -108,5 +108,6 @@ def test_a_goal_in_the_patient_s_own_words_is_careplans_kind_and_its_librarys_de
     plan = constants(SERVICES / "careplan/careplan/domain/plan.py")
     library = json.loads((SERVICES / "careplan/careplan/rules/plan-library.v1.json").read_text())
     assert codes.PERSONAL_GOAL == plan["PERSONAL_GOAL"] == library["personal_goal"]["description"]
+    assert codes.GOAL_REWORDED == plan["GOAL_REWORDED"]
     paging = (SERVICES.parent / "shared/careloop_shared/http.py").read_text()
     assert f"limit: int = Field(50, ge=1, le={codes.OWN_WORDS_SHOWN})" in paging

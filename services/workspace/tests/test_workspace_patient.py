@@ -766,8 +766,9 @@ async def test_a_goal_in_the_patient_s_own_words_shows_their_words_in_the_plan(
         in goals
     )
     assert "Reliable transportation" in goals
-    asked = [r.url.params.get("kind") for r in services.called("careplan", f"{PATH}/care-team/contributions")]
-    assert sorted(asked, key=str) == sorted([None, "personal-goal"], key=str)
+    called = services.called("careplan", f"{PATH}/care-team/contributions")
+    asked = [r.url.params.get_list("kind") for r in called]
+    assert sorted(asked) == [[], ["personal-goal", "goal-reworded"]]
     assert "“Get back to choir on Thursdays”" in section(page, "care-team")
 
     # careplan cannot say the words (an outage, or an erased patient's): the goal still shows as theirs.

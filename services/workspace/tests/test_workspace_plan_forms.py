@@ -14,6 +14,7 @@ GOAL = "aaaaaaaa-0000-4000-8000-000000000001"
 EDUCATION = "bbbbbbbb-0000-4000-8000-000000000002"
 MEMBER = "44444444-0000-4000-8000-000000000010"
 REQUEST = "66666666-0000-4000-8000-000000000012"
+OWN = "aaaaaaaa-0000-4000-8000-000000000099"
 
 
 def plan(version: int = 3, status: str = "active") -> dict:
@@ -558,3 +559,39 @@ async def test_a_need_withdrawn_that_nobody_raised_says_careplan_s_refusal_on_th
     page = await client.post(f"/patients/{PID}/contributions", data={**data, "need": "depression"})
     assert page.status_code == 409 and refusal in page.text
     assert 'value="need-withdrawn" checked' in page.text  # what was entered is kept
+
+
+async def test_their_goal_in_new_words_names_the_goal_shown_in_its_words_and_sends_the_new_ones(
+    client, services, sign_in
+):
+    with_plan(services)
+    shown = plan()
+    own = {**shown["document"]["goals"][0], "id": OWN, "description": "personal-goal", "need": "personal"}
+    shown["document"]["goals"].append(own)
+    services.answer("careplan", "GET", f"{PATH}/care-plan", body=shown)
+    said = {"kind": "personal-goal", "goal_id": OWN, "note": "Sing in the choir"}
+    services.page("careplan", f"{PATH}/care-team/contributions", [said])
+    one_member(services)
+    services.answer("careplan", "POST", f"{PATH}/care-plan/contributions", 201, {"plan_version": 3})
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/contributions/new")
+    assert f'<option value="{OWN}">“Sing in the choir” (personal)</option>' in form.text
+    base = {**form_of(form), "member_id": MEMBER, "expected_version": "3", "kind": "goal-reworded"}
+    page = await client.post(f"/patients/{PID}/contributions", data=base)
+    assert field_errors(page) == {
+        "goal_id": ["Choose the goal in their own words to put anew."],
+        "note": ["Write the goal as they put it now."],
+    }
+    sent = await client.post(
+        f"/patients/{PID}/contributions", data={**base, "goal_id": OWN, "note": " Sing solo at Easter "}
+    )
+    assert sent.status_code == 303
+    assert posted(services, "careplan", f"{PATH}/care-plan/contributions") == [
+        {
+            "member_id": MEMBER,
+            "kind": "goal-reworded",
+            "expected_version": 3,
+            "goal_id": OWN,
+            "note": "Sing solo at Easter",
+        }
+    ]

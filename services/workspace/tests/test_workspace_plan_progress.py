@@ -121,11 +121,13 @@ async def test_progress_on_a_goal_in_the_patient_s_own_words_names_it_in_their_w
     services.answer("intake", "GET", PATH, body={"given_name": "Ann", "family_name": "Example"})
     services.answer("careplan", "GET", f"{PATH}/care-plan", body=shown)
     said = {"kind": "personal-goal", "goal_id": GOAL, "note": "Cook for my grandchildren"}
-    services.page("careplan", f"{PATH}/care-team/contributions", [said])
+    anew = {"kind": "goal-reworded", "goal_id": GOAL, "note": "Cook Sunday lunch for my grandchildren"}
+    services.page("careplan", f"{PATH}/care-team/contributions", [said, anew])
     await sign_in(client)
     page = await client.get(GOAL_PAGE)
-    assert (
-        "The goal <strong>“Cook for my grandchildren”</strong> (in their own words) (personal;" in page.text
+    assert (  # the words they put it in last
+        "The goal <strong>“Cook Sunday lunch for my grandchildren”</strong> (in their own words) (personal;"
+        in page.text
     )
     [asked] = services.called("careplan", f"{PATH}/care-team/contributions")
-    assert asked.url.params["kind"] == "personal-goal"
+    assert asked.url.params.get_list("kind") == ["personal-goal", "goal-reworded"]

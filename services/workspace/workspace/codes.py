@@ -121,4 +121,5 @@ DECLINE_REASONS = {
 # careplan: domain/plan.py, PERSONAL_GOAL (the contribution kind), which is also the goal's coded description
 # in the shipped plan library (rules/plan-library.v1.json, personal_goal).
 PERSONAL_GOAL = "personal-goal"
+GOAL_REWORDED = "goal-reworded"  # careplan: domain/plan.py, the contribution kind that puts one in new words
 OWN_WORDS_SHOWN = 200  # goals in the patient's own words read for the plan page (careplan's largest page)

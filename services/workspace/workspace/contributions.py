@@ -29,6 +29,7 @@ from workspace.forms import (
     stale_message,
 )
 from workspace.notices import patient_url
+from workspace.own_words import goal_words
 from workspace.web import CallServices, SignedInSession, redirect, render, words, workspace_of
 
 router = APIRouter()
@@ -40,6 +41,7 @@ KINDS = {
     "stated-need": "A need they raised",
     "need-withdrawn": "A need they raised is no longer theirs",
     "personal-goal": "A goal in their own words",
+    "goal-reworded": "Their goal in new words",
 }
 # The kinds about a need raised with the care team, and what to ask when the need is missing.
 RAISED = {
@@ -103,6 +105,9 @@ async def record_contribution(
         check.fail("kind", "Choose what they contribute.")
     if kind == "note":
         check.need("note", note.strip(), "Write the note.")
+    if kind == "goal-reworded":
+        check.need("goal_id", goal_id, "Choose the goal in their own words to put anew.")
+        check.need("note", note.strip(), "Write the goal as they put it now.")
     if kind == "personal-goal":
         check.need("note", note.strip(), "Write the goal as they put it.")
         if need and need not in form_choices().stated_needs:
@@ -123,6 +128,8 @@ async def record_contribution(
             body["note"] = note.strip()
         elif kind == "agreed-goal":
             body["goal_id"] = goal_id
+        elif kind == "goal-reworded":
+            body |= {"goal_id": goal_id, "note": note.strip()}
         elif kind in RAISED:
             body["need"] = need
         elif kind == "personal-goal":
@@ -161,7 +168,8 @@ async def _contribution_form(
             if exc.status != 404:
                 raise
     choices = form_choices()
-    goals = (plan or {}).get("document", {}).get("goals", [])
+    document = (plan or {}).get("document", {})
+    own = await goal_words(services, f"/v1/patients/{patient_id}", document)
     context = {
         "title": "Record a contribution",
         "patient_id": patient_id,
@@ -174,7 +182,7 @@ async def _contribution_form(
             if m.get("status") == "active"
         ],
         "kinds": list(KINDS.items()),
-        "goals": [(g["id"], f"{words(g['description'])} ({words(g['need']).lower()})") for g in goals],
+        "goals": [(g["id"], _goal_label(g, own)) for g in document.get("goals", [])],
         "languages": list(choices.languages.items()),
         "preferences": [(p, words(p)) for p in choices.contact_preferences],
         "needs": [(n, words(n)) for n in choices.stated_needs],
@@ -183,3 +191,10 @@ async def _contribution_form(
         "error": error,
     }
     return render(request, "contribution_new.html", context, status_code=error.status if error else 200)
+
+
+def _goal_label(goal: dict[str, Any], own: dict[str, str]) -> str:
+    """A goal as the form offers it: one in the patient's own words by its words, when careplan gave them."""
+    said = own.get(str(goal["id"]))
+    described = f"“{said}”" if said else words(goal["description"])
+    return f"{described} ({words(goal['need']).lower()})"

@@ -1,13 +1,14 @@
 """The words of the goals a patient set in their own words: careplan keeps them sealed with the contribution
-that set each goal (``kind=personal-goal``; the goal's id is the contribution's), and the plan only the goal's
-code, so the pages that show such a goal read its words from the contributions."""
+that set each goal (``kind=personal-goal``; the goal's id is the contribution's) and with each that put it in
+new words later (``kind=goal-reworded``, naming the goal), and the plan only the goal's code, so the pages
+that show such a goal read its latest words from the contributions."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from workspace.client import Services
-from workspace.codes import OWN_WORDS_SHOWN, PERSONAL_GOAL
+from workspace.codes import GOAL_REWORDED, OWN_WORDS_SHOWN, PERSONAL_GOAL
 
 
 async def goal_words(
@@ -19,6 +20,11 @@ async def goal_words(
     if not shown or not any(g.get("description") == PERSONAL_GOAL for g in document.get("goals", [])):
         return {}
     listing = await services.page(
-        "careplan", f"{path}/care-team/contributions", limit=OWN_WORDS_SHOWN, kind=PERSONAL_GOAL
+        "careplan",
+        f"{path}/care-team/contributions",
+        limit=OWN_WORDS_SHOWN,
+        kind=[PERSONAL_GOAL, GOAL_REWORDED],
     )
-    return {str(c["goal_id"]): c["note"] for c in listing.items if c.get("note")}
+    return {
+        str(c["goal_id"]): c["note"] for c in listing.items if c.get("note")
+    }  # oldest first: the last wins

@@ -94,7 +94,7 @@ class ContributeToPlan(Command):
 
     patient_id: uuid.UUID
     member_id: uuid.UUID
-    kind: str  # note, agreed-goal, preference, stated-need, need-withdrawn or personal-goal
+    kind: str  # note, agreed-goal, preference, stated-need, need-withdrawn, personal-goal or goal-reworded
     expected_version: int
     note: str | None = None
     goal_id: uuid.UUID | None = None

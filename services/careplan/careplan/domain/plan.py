@@ -48,6 +48,7 @@ class Goal(Stored):
 
 PERSONAL_GOAL = "personal-goal"  # the contribution kind that sets one
 NEED_WITHDRAWN = "need-withdrawn"  # the contribution kind that takes a stated need out of the plan's inputs
+GOAL_REWORDED = "goal-reworded"  # the contribution kind that puts a personal goal in new words (its note)
 PERSONAL_GOAL_NEED = "personal"  # the need of a personal goal that names none of the library's
 
 

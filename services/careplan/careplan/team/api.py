@@ -14,7 +14,7 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from careloop_shared.http import (
@@ -141,11 +141,11 @@ async def contributions(
     audit: Audit,
     page: Paging,
     ctx: Ctx,
-    kind: ContributionKind | None = None,
+    kind: Annotated[list[ContributionKind] | None, Query()] = None,
 ) -> Page[ContributionOut]:
-    """The care team's notes, agreed goals, preferences, needs raised and goals in the patient's own words
-    (``kind``: of one kind only), oldest first, each with who recorded it (an erased patient's notes and
-    words: null)."""
+    """The care team's notes, agreed goals, preferences, needs raised or withdrawn and goals in the
+    patient's own words and their rewordings (``kind``, repeated for several: of those kinds only), oldest
+    first, each with who recorded it (an erased patient's notes and words: null)."""
     if await store.plans.plan_version(who.agency_id, patient_id) is None:
         raise PlanNotFound()
     rows = await store.team.contributions(who.agency_id, patient_id, page.fetch_limit, page.offset, kind)

@@ -28,7 +28,13 @@ from careplan.domain.commands import (
     RemoveCareTeamMember,
 )
 from careplan.domain.erasure import ErasedPatient, free_text_in
-from careplan.domain.plan import NEED_WITHDRAWN, PERSONAL_GOAL, PERSONAL_GOAL_NEED, PersonalGoal
+from careplan.domain.plan import (
+    GOAL_REWORDED,
+    NEED_WITHDRAWN,
+    PERSONAL_GOAL,
+    PERSONAL_GOAL_NEED,
+    PersonalGoal,
+)
 from careplan.plans.revision import Change, plan_to_change, revise
 from careplan.store import Uow
 from careplan.team.sealed import (
@@ -68,6 +74,13 @@ class NeedNotStated(Conflict):
 
     def __init__(self) -> None:
         super().__init__("that need is not one the care team raised for this plan; nothing to withdraw")
+
+
+class NotInTheirWords(Conflict):
+    """Only a goal the patient set in their own words has words to put anew; the library's are coded."""
+
+    def __init__(self) -> None:
+        super().__init__("only a goal in the patient's own words can be reworded")
 
 
 class UnknownNeed(Invalid):
@@ -143,10 +156,10 @@ async def remove_member(ctx: CareplanContext, uow: Uow, cmd: RemoveCareTeamMembe
 
 async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> int:
     """Record a care team member's note, agreed goal, preference, stated need (or its withdrawal) or a
-    goal in the patient's own words; all but a note make a new version (a stated need adds the library's
-    goal and interventions for it, as an assessed one would, and its withdrawal takes them out again
-    unless a screening found that need too; a personal goal joins the goals, its words sealed as the
-    note). Returns the plan's version after."""
+    goal in the patient's own words (or new words for it). All but a note and new words make a new
+    version: a stated need adds the library's goal and interventions for it, as an assessed one would,
+    and its withdrawal takes them out again unless a screening found that need too; a personal goal joins
+    the goals, its words sealed as the note, as new words for it are. Returns the plan's version after."""
     if cmd.need is not None and cmd.need not in ctx.library.needs:
         raise UnknownNeed()
     personal = cmd.kind == PERSONAL_GOAL
@@ -177,7 +190,11 @@ async def contribute(ctx: CareplanContext, uow: Uow, cmd: ContributeToPlan) -> i
             "recorded_by_role": cmd.by_role,
         }
     )
-    if cmd.kind == "note":
+    if cmd.kind == GOAL_REWORDED:  # the words are the note; the plan keeps only the goal's code
+        if not any(g.id == cmd.goal_id for g in plan.personal_goals):
+            coded = cmd.goal_id is not None and plan.drafted.goal(cmd.goal_id) is not None
+            raise NotInTheirWords() if coded else GoalNotFound()
+    if cmd.kind in ("note", GOAL_REWORDED):
         return plan.version
     if cmd.kind == "agreed-goal":
         if cmd.goal_id is None or plan.drafted.goal(cmd.goal_id) is None:

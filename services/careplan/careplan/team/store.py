@@ -78,22 +78,28 @@ class TeamStore(Store):
         await insert_row(self.db, "contributions", row)
 
     async def contributions(
-        self, agency_id: str, patient_id: uuid.UUID, limit: int, offset: int, kind: str | None = None
+        self,
+        agency_id: str,
+        patient_id: uuid.UUID,
+        limit: int,
+        offset: int,
+        kinds: Sequence[str] | None = None,
     ) -> list[asyncpg.Record]:
-        """A page of the patient's contributions (of one ``kind``, or all), oldest first, with the member's
-        relationship and role."""
+        """A page of the patient's contributions (of the ``kinds`` given, or all), oldest first, with the
+        member's relationship and role."""
         return await self.db.fetch(
             "SELECT c.id, c.member_id, m.relationship AS member_relationship, m.role AS member_role, c.kind,"
             " c.note, c.sealed_note, c.goal_id, c.preference, c.need, c.plan_version, c.created_at,"
             " c.recorded_by_subject, c.recorded_by_role"
             " FROM contributions c JOIN care_team_members m ON m.id = c.member_id"
-            " WHERE c.patient_id = $1 AND c.agency_id = $2 AND ($5::text IS NULL OR c.kind = $5)"
+            " WHERE c.patient_id = $1 AND c.agency_id = $2"
+            " AND ($5::text[] IS NULL OR c.kind = ANY($5::text[]))"
             " ORDER BY c.created_at, c.id LIMIT $3 OFFSET $4",
             patient_id,
             agency_id,
             limit,
             offset,
-            kind,
+            kinds,
         )
 
     async def forget_free_text(self, agency_id: str, patient_id: uuid.UUID) -> None:
