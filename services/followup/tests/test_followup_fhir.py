@@ -166,6 +166,9 @@ def test_a_to_do_says_what_it_is_for_and_focuses_on_nothing():
     assert valid(resources.work_item(task_row(paperwork)))["reasonCode"]["coding"][0]["code"] == (
         paperwork.opened_by.event
     )
+    assert "requester" not in task and "requester" not in resources.work_item(task_row(paperwork))
+    asked = valid(resources.work_item(row | {"opened_by": "sv-sam", "opened_by_role": "supervisor"}))
+    assert asked["requester"] == resources.staff("sv-sam")  # added for the care manager by a supervisor
 
 
 def test_a_task_for_a_role_has_no_owner_and_one_for_a_person_names_them_by_staff_id():

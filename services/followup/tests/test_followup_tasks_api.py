@@ -474,3 +474,42 @@ async def test_a_care_manager_adds_a_to_do_for_themselves_and_closes_it(followup
         f"/v1/tasks/{task['id']}/status", json={"status": "done", "reason": "completed"}, headers=auth(agency)
     )
     assert done.status_code == 200 and done.json()["status"] == "done"
+
+
+async def test_a_supervisor_adds_a_to_do_for_the_patients_care_manager_over_http(followup, agency):
+    client, runtime, clock, publish = followup
+    patient, unassigned = uuid.uuid4(), uuid.uuid4()
+    await publish(registered(agency, patient))
+    await publish(registered(agency, unassigned, care_manager=None))
+    await eventually(
+        lambda: runtime.pool.fetchval(
+            "SELECT count(*) = 2 FROM patients WHERE patient_id = ANY($1::uuid[])", [patient, unassigned]
+        ),
+        what="patients known",
+    )
+    supervisor = auth(agency, "supervisor", "sv-sam")
+    due = (clock.now + timedelta(days=1)).isoformat()
+    body = {"patient_id": str(patient), "purpose": "call-patient", "due_at": due, "for_care_manager": True}
+    made = await client.post("/v1/tasks", json=body, headers=supervisor)
+    assert made.status_code == 201, made.text
+    task = made.json()
+    assert (task["assignee_id"], task["assignee_role"], task["opened_by"], task["opened_by_role"]) == (
+        "cm-ana",
+        "care-manager",
+        "sv-sam",
+        "supervisor",
+    )
+    mine = await client.get("/v1/tasks", params={"assignee": "me"}, headers=auth(agency))
+    assert task["id"] in [t["id"] for t in mine.json()["items"]]  # on the care manager's own list
+    [opened] = await runtime.pool.fetch(
+        "SELECT payload FROM outbox WHERE key = $1 AND event_type = $2", str(patient), TaskOpened.type
+    )
+    payload = json.loads(opened["payload"])
+    assert (payload["assignee_id"], payload["actor_id"], payload["actor_role"]) == (
+        "cm-ana",
+        "sv-sam",
+        "supervisor",
+    )
+    nobody = await client.post("/v1/tasks", json={**body, "patient_id": str(unassigned)}, headers=supervisor)
+    assert nobody.status_code == 409 and "no care manager" in nobody.json()["detail"]
+    assert await tasks_of(runtime, unassigned) == []

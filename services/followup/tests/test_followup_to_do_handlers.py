@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from careloop_shared.contracts import TaskOpened, TaskStatusChanged
+from careloop_shared.contracts import CareManagerAssigned, TaskOpened, TaskStatusChanged
 from careloop_shared.errors import Invalid
-from careloop_shared.testing.fakes import FakeUnitOfWork, run, run_step
+from careloop_shared.testing.fakes import FakeUnitOfWork, received, run, run_step
+from followup.caseload import handlers as caseload
 from followup.domain.commands import ChangeTaskStatus, MakeToDo
 from followup.domain.erasure import NoContactWithErased, NoWorkForErased
 from followup.tasks import handlers as tasks
@@ -98,3 +99,43 @@ async def test_new_work_is_for_the_agencys_patients_not_erased_and_says_which_re
         with pytest.raises(refusal) as erased:
             await tasks.check_new_work(uow, AGENCY, patient, refusal)
         assert erased.value.status_code == 410
+
+
+async def test_a_supervisor_adds_a_to_do_for_the_patients_care_manager_who_keeps_it_as_the_caseload_moves(
+    ctx, store, clock
+):
+    patient, nobody_s = uuid.uuid4(), uuid.uuid4()
+    await hear(ctx, store, registered(patient))
+    due = clock.now + timedelta(days=2)
+    asked = MakeToDo(
+        AGENCY, patient, "sv-sam", "supervisor", "call-patient", "urgent", due, for_care_manager=True
+    )
+    row, uow = await run(tasks.make_to_do, ctx, store, asked)
+    assert (row["assignee_id"], row["assignee_role"], row["for_role"]) == (
+        "cm-ana",
+        "care-manager",
+        "care-manager",
+    )
+    assert (row["opened_by"], row["opened_by_role"]) == ("sv-sam", "supervisor")
+    [opened] = uow.events(TaskOpened)
+    assert (opened.assignee_id, opened.actor_id, opened.actor_role) == ("cm-ana", "sv-sam", "supervisor")
+    # The patient moves to another care manager: the to-do goes with them, as the care manager's tasks do.
+    moved = CareManagerAssigned(
+        patient_id=patient,
+        agency_id=AGENCY,
+        care_manager_id="cm-bo",
+        previous_care_manager_id="cm-ana",
+        assigned_at=clock.now,
+        reason="caseload-balance",
+    )
+    await run(caseload.when_care_manager_assigned_move_caseload, ctx, store, received(moved))
+    assert store.tasks.tasks[row["id"]]["assignee_id"] == "cm-bo"
+    # A patient nobody is responsible for yet: the to-do is refused, and nothing is kept.
+    await hear(ctx, store, registered(nobody_s, care_manager=None))
+    alone = MakeToDo(
+        AGENCY, nobody_s, "sv-sam", "supervisor", "paperwork", "routine", due, for_care_manager=True
+    )
+    with pytest.raises(tasks.NoCareManager) as refused:
+        await run(tasks.make_to_do, ctx, store, alone)
+    assert refused.value.status_code == 409
+    assert [t for t in store.tasks.tasks.values() if t["patient_id"] == nobody_s] == []

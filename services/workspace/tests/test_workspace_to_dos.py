@@ -38,6 +38,7 @@ async def test_a_to_do_is_sent_with_its_purpose_priority_and_the_end_of_its_day_
         "purpose": "paperwork",
         "priority": "high",
         "due_at": "2026-03-04T17:00:00-06:00",
+        "for_care_manager": False,
     }
     assert request.headers["idempotency-key"] == value(form, "form_key")
 
@@ -49,10 +50,11 @@ async def test_the_to_do_form_says_what_needs_correcting_and_sends_nothing(clien
     base = form_of(form)
     for data, problems in (
         (
-            {"purpose": "", "priority": "stat", "due_on": ""},
+            {"purpose": "", "priority": "stat", "due_on": "", "for_whom": "boss"},
             {
                 "purpose": ["Choose what the to-do is for."],
                 "priority": ["Choose how pressing it is."],
+                "for_whom": ["Choose whom it is for."],
                 "due_on": ["Choose the day it is due."],
             },
         ),
@@ -103,3 +105,32 @@ async def test_my_day_says_what_a_to_do_is_for(client, services, sign_in, make_t
     await sign_in(client)
     [_, row] = rows(await client.get("/"), "tasks")
     assert row.startswith("high To do: benefits application Patient")
+
+
+async def test_a_to_do_for_their_care_manager_is_sent_so_and_a_patient_without_one_is_said(
+    client, services, sign_in
+):
+    answer_patient(services)
+    refusal = "the patient has no care manager yet: add the to-do for yourself"
+    services.answer("followup", "POST", "/v1/tasks", 409, {"detail": refusal})
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/tasks/new")
+    assert 'value="care-manager"' in form.text and "Their care manager" in form.text
+    data = {**form_of(form), "purpose": "call-patient", "priority": "urgent", "due_on": "2026-03-02"}
+    page = await client.post(f"/patients/{PID}/tasks", data={**data, "for_whom": "care-manager"})
+    assert page.status_code == 409 and refusal in page.text
+    assert 'value="care-manager" checked' in page.text  # what was entered is kept
+    [request] = services.called("followup", "/v1/tasks")
+    assert json.loads(request.content)["for_care_manager"] is True
+
+
+async def test_a_to_do_someone_else_added_says_who_on_my_day(client, services, sign_in, make_task):
+    asked = make_task(
+        "urgent", "to-do", purpose="call-patient", opened_by="sv-sam", opened_by_role="supervisor"
+    )
+    own = make_task("routine", "to-do", purpose="paperwork", opened_by="cm-riverside-ana")
+    services.page("followup", "/v1/tasks", [asked, own])
+    await sign_in(client)
+    [_, first, second] = rows(await client.get("/"), "tasks")
+    assert first.startswith("urgent To do: call patient (from sv-sam) Patient")
+    assert "(from" not in second

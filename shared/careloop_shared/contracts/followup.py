@@ -157,6 +157,8 @@ class TaskOpened(Event):
         None,
         description="A to-do's coded purpose (call-patient, paperwork, ...: rules data); null otherwise.",
     )
+    actor_id: ActorId = None  # who added a to-do (it may be for another); null for a task an event opened
+    actor_role: ActorRole = None
 
 
 @register

@@ -98,7 +98,8 @@ class CancelContact:
 
 @dataclass(frozen=True)
 class MakeToDo:
-    """A to-do the caller (their subject and role) adds about a patient for themselves."""
+    """A to-do the caller (their subject and role) adds about a patient for themselves, or for the
+    patient's care manager."""
 
     agency_id: str
     patient_id: uuid.UUID
@@ -107,6 +108,7 @@ class MakeToDo:
     purpose: str
     priority: str
     due_at: datetime
+    for_care_manager: bool = False
 
     @property
     def actor(self) -> Actor:

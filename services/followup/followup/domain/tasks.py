@@ -221,6 +221,8 @@ def opened(task: Mapping[str, Any]) -> Announcement:
                 instrument=task["instrument"],
             ),
             purpose=task.get("purpose"),
+            actor_id=task.get("opened_by"),  # a to-do's maker; none for a task an event opened
+            actor_role=task.get("opened_by_role"),
         ),
         opened_event_id(task["id"]),
     )

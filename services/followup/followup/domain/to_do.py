@@ -28,8 +28,11 @@ def to_do_row(
     priority: str,
     due_at: datetime,
     by: Actor,
+    assignee: Actor | None = None,
 ) -> dict[str, Any]:
-    """The task's row, checked against the rules (422 naming each field that does not fit)."""
+    """The task's row, checked against the rules (422 naming each field that does not fit): for
+    ``assignee`` (the patient's care manager), or for its maker ``by``."""
+    assignee = assignee or by
     to_do, problems = rules.to_do, []
     if purpose not in to_do.purposes:
         problems.append({"loc": in_body("purpose"), "msg": "not a to-do purpose the rules name"})
@@ -54,10 +57,12 @@ def to_do_row(
         "status": "open",
         "due_at": due_at,
         "escalate_at": None,
-        "for_role": by.role,
-        "assignee_id": by.subject,
-        "assignee_role": by.role,
+        "for_role": assignee.role,
+        "assignee_id": assignee.subject,
+        "assignee_role": assignee.role,
         "purpose": purpose,
+        "opened_by": by.subject,
+        "opened_by_role": by.role,
         "created_at": now,
         "updated_at": now,
     }

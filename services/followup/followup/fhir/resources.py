@@ -176,6 +176,8 @@ def work_item(row: Mapping[str, Any]) -> dict[str, Any]:
         resource["focus"] = focus
     if row["assignee_id"]:
         resource["owner"] = staff(str(row["assignee_id"]))
+    if row.get("opened_by"):  # a to-do's maker, who may have added it for the patient's care manager
+        resource["requester"] = staff(str(row["opened_by"]))
     if row["closed_reason"]:
         resource["statusReason"] = _coded(CLOSE_REASON, str(row["closed_reason"]))
     if row["closed_at"] is not None:

@@ -61,6 +61,7 @@ async def list_tasks(
     response_model=TaskOut,
     responses={
         404: {"description": "No such patient of your agency"},
+        409: {"description": "For the patient's care manager, when the patient has none"},
         410: {"description": "The patient was erased: no new work about them"},
         422: {
             "description": "An unknown purpose or priority, or a due time not in the future within the rules'"
@@ -69,9 +70,17 @@ async def list_tasks(
     openapi_extra=needs("task:change"),
 )
 async def make_to_do(body: ToDoIn, who: CurrentPrincipal, commands: Commands) -> Any:
-    """A to-do about a patient for the caller (coded purpose, priority, due time); closed like any task."""
+    """A to-do about a patient for the caller, or for the patient's care manager (coded purpose, priority,
+    due time); closed like any task."""
     command = MakeToDo(
-        who.agency_id, body.patient_id, who.subject, who.role, body.purpose, body.priority, body.due_at
+        who.agency_id,
+        body.patient_id,
+        who.subject,
+        who.role,
+        body.purpose,
+        body.priority,
+        body.due_at,
+        body.for_care_manager,
     )
     return await commands.run(handlers.make_to_do, command, status_code=201, respond=TaskOut.of)
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from careloop_shared.coalesce import each_side_by_side
-from careloop_shared.errors import Gone, NotFound
+from careloop_shared.errors import Conflict, Gone, NotFound
 from careloop_shared.events import Message, ReceivedEvent
 from careloop_shared.ids import new_id
 from careloop_shared.logging import get_logger
@@ -52,9 +52,22 @@ async def check_new_work(
         raise refused_if_erased(erased_at)
 
 
+class NoCareManager(Conflict):
+    """A to-do for the patient's care manager when nobody is responsible for the patient yet."""
+
+    def __init__(self) -> None:
+        super().__init__("the patient has no care manager yet: add the to-do for yourself")
+
+
 async def make_to_do(ctx: FollowupContext, uow: Uow, cmd: MakeToDo) -> dict[str, Any]:
-    """A to-do about one of the agency's patients, for the caller, announced (TaskOpened with its purpose)."""
+    """A to-do about one of the agency's patients, for the caller or the patient's care manager (who keeps
+    it as their caseload moves), announced (TaskOpened with its purpose, naming who added it)."""
     await check_new_work(uow, cmd.agency_id, cmd.patient_id, NoWorkForErased)
+    assignee = None
+    if cmd.for_care_manager:
+        if (care_manager := await uow.store.caseload.care_manager(cmd.patient_id)) is None:
+            raise NoCareManager()
+        assignee = Actor(care_manager, CARE_MANAGER)
     now = ctx.clock()
     row = to_do_row(
         ctx.tasks,
@@ -66,6 +79,7 @@ async def make_to_do(ctx: FollowupContext, uow: Uow, cmd: MakeToDo) -> dict[str,
         priority=cmd.priority,
         due_at=cmd.due_at,
         by=cmd.actor,
+        assignee=assignee,
     )
     await uow.store.tasks.insert_task(row)
     _announce(uow, [task.opened(row)], now, None)

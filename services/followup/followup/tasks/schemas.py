@@ -32,6 +32,11 @@ class ToDoIn(Body):
     due_at: AwareDatetime = Field(
         description="When it is due: in the future, within the rules' furthest_days."
     )
+    for_care_manager: bool = Field(
+        False,
+        description="For the patient's care manager (who keeps it as the caseload moves) rather than the"
+        " caller; 409 when the patient has none.",
+    )
 
 
 class TaskCauseOut(BaseModel):
@@ -66,6 +71,8 @@ class TaskOut(BaseModel):
     resolved_by_event_id: uuid.UUID | None
     resolved_by_event_type: str | None
     purpose: str | None = Field(None, description="A to-do's coded purpose; null for a task an event opened.")
+    opened_by: str | None = Field(None, description="Who added a to-do; null for a task an event opened.")
+    opened_by_role: str | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -26,7 +26,7 @@ TASK_COLUMNS = (
     " referral_id, follow_up_id, assessment_id, intervention_id, instrument, priority, priority_rank, status,"
     " due_at, escalate_at, escalated_at, for_role, assignee_id, assignee_role, closed_at, closed_by,"
     " closed_by_role, closed_reason, resolved_by_event_id, resolved_by_event_type, created_at, updated_at,"
-    " purpose"
+    " purpose, opened_by, opened_by_role"
 )
 _T_COLUMNS = ", ".join("t." + c.strip() for c in TASK_COLUMNS.split(","))
 ACTIVE = ["open", "in-progress"]
