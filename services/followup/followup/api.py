@@ -27,10 +27,18 @@ from careloop_shared.http import (
 )
 from followup import handlers
 from followup.config import FollowupContext
-from followup.domain.commands import ArrangeContact, CancelContact, RecordOutcome, RescheduleFollowUp
+from followup.contacts import handlers as contacts
+from followup.domain.commands import (
+    ArrangeContact,
+    CancelContact,
+    ChangeArrangement,
+    RecordOutcome,
+    RescheduleFollowUp,
+)
 from followup.notes import opened_notes, seal_note_ahead
 from followup.schemas import (
     ArrangeIn,
+    ArrangementIn,
     CancelIn,
     FollowUpDetail,
     FollowUpOut,
@@ -164,7 +172,30 @@ async def arrange_contact(body: ArrangeIn, who: CurrentPrincipal, commands: Comm
     command = ArrangeContact(
         who.agency_id, body.patient_id, who.subject, who.role, body.due_at, body.channel, body.purpose
     )
-    return await commands.run(handlers.arrange_contact, command, status_code=201, respond=FollowUpOut.of)
+    return await commands.run(contacts.arrange_contact, command, status_code=201, respond=FollowUpOut.of)
+
+
+@router.post(
+    "/follow-ups/{follow_up_id}/arrangement",
+    response_model=FollowUpOut,
+    responses={
+        404: {"description": "No such follow-up in your agency"},
+        409: {"description": "Not an arranged contact, or no longer open"},
+        422: {
+            "description": "Neither named, an unknown purpose, or a channel the patient's plan does not allow"
+        },
+    },
+    openapi_extra=needs("follow-up:arrange"),
+)
+async def change_arrangement(
+    follow_up_id: uuid.UUID, body: ArrangementIn, who: CurrentPrincipal, commands: Commands
+) -> Any:
+    """Reach the patient another way, or for another purpose, at an open arranged contact (same time;
+    FollowUpScheduled when something changed)."""
+    command = ChangeArrangement(
+        who.agency_id, follow_up_id, who.subject, who.role, body.channel, body.purpose
+    )
+    return await commands.run(contacts.change_arrangement, command, respond=FollowUpOut.of)
 
 
 @router.post(
@@ -181,4 +212,4 @@ async def cancel_contact(
 ) -> Any:
     """Call off an open arranged contact (FollowUpCancelled); its follow-up task, if it opened one, closes."""
     command = CancelContact(who.agency_id, follow_up_id, who.subject, who.role, body.reason)
-    return await commands.run(handlers.cancel_contact, command, respond=FollowUpOut.of)
+    return await commands.run(contacts.cancel_contact, command, respond=FollowUpOut.of)

@@ -21,8 +21,8 @@ from followup.config import FollowupContext
 from followup.domain import announcements as announce
 from followup.domain import arranged
 from followup.domain.announcements import Announcement
-from followup.domain.commands import ArrangeContact, CancelContact, RecordOutcome, RescheduleFollowUp
-from followup.domain.erasure import ErasedPatient, NoContactWithErased, refuse_note_if_erased
+from followup.domain.commands import RecordOutcome, RescheduleFollowUp
+from followup.domain.erasure import ErasedPatient, refuse_note_if_erased
 from followup.domain.follow_up import (
     PLAN_CADENCE,
     REFERRAL_CHECK_IN,
@@ -36,7 +36,6 @@ from followup.domain.scheduling import cadence_follow_up, new_follow_up, resched
 from followup.notes import seal_note
 from followup.store import Uow
 from followup.tasks.handlers import (
-    check_new_work,
     close_tasks_of_cancelled_follow_ups,
     track_own,
     when_event_track_tasks,
@@ -52,7 +51,7 @@ class FollowUpNotFound(NotFound):
         super().__init__("follow-up not found")
 
 
-def _announce(
+def announce_all(
     uow: Uow, announcements: Iterable[Announcement], now: datetime, caused_by: ReceivedEvent | None = None
 ) -> list[Message]:
     return [uow.emit(a.event, caused_by=caused_by, event_id=a.event_id, time=now) for a in announcements]
@@ -69,7 +68,7 @@ async def _schedule(
     did); nothing when an equivalent one exists already."""
     if not await uow.store.insert_follow_up(row):
         return False
-    _announce(uow, [announce.scheduled(FollowUp.from_row(row), by=by)], now, caused_by)
+    announce_all(uow, [announce.scheduled(FollowUp.from_row(row), by=by)], now, caused_by)
     return True
 
 
@@ -152,7 +151,7 @@ async def when_plan_updated_schedule_follow_up(
             channel=channel,
         )
         await uow.store.update_follow_up(current["id"], revision.changes, now)
-        _announce(uow, revision.announcements, now, received)
+        announce_all(uow, revision.announcements, now, received)
     # Check-ins reach the patient the same way (the cadence follow-up was given the channel above); an
     # update only when one of them is to change, which a patient's first plan seldom finds.
     # An arranged contact keeps its own channel while the plan still allows it.
@@ -222,17 +221,19 @@ async def fire_due_and_overdue_follow_ups(ctx: FollowupContext, uow: Uow) -> boo
     due = await uow.store.claim_due(now, ctx.batch_size)
     overdue = await uow.store.claim_overdue(now, ctx.batch_size)
     managers = await uow.store.caseload.care_managers(list({r["patient_id"] for r in due}))
-    announced = _announce(
+    announced = announce_all(
         uow, [announce.due(FollowUp.from_row(r), assignee_id=managers.get(r["patient_id"])) for r in due], now
     )
     await track_own(ctx, uow, announced, due_base={r["id"]: r["overdue_at"] for r in due})
-    await track_own(ctx, uow, _announce(uow, [announce.overdue(FollowUp.from_row(r)) for r in overdue], now))
+    await track_own(
+        ctx, uow, announce_all(uow, [announce.overdue(FollowUp.from_row(r)) for r in overdue], now)
+    )
     if due or overdue:
         log.info("follow-ups fell due", due=len(due), overdue=len(overdue))
     return len(due) >= ctx.batch_size or len(overdue) >= ctx.batch_size
 
 
-async def _follow_up(uow: Uow, agency_id: str, follow_up_id: uuid.UUID) -> Any:
+async def locked_follow_up(uow: Uow, agency_id: str, follow_up_id: uuid.UUID) -> Any:
     row = await uow.store.get_follow_up(agency_id, follow_up_id, lock=True)
     if row is None:
         raise FollowUpNotFound()
@@ -246,7 +247,7 @@ async def record_outcome(
 
     The note is kept sealed only: ``sealed_note`` when the caller sealed it before the unit of work
     (``notes.seal_note_ahead``), else it is sealed here."""
-    row = await _follow_up(uow, cmd.agency_id, cmd.follow_up_id)
+    row = await locked_follow_up(uow, cmd.agency_id, cmd.follow_up_id)
     refuse_note_if_erased(cmd.note, await uow.store.erased_at(row["patient_id"]))
     if cmd.note is not None and sealed_note is None:
         try:
@@ -265,7 +266,7 @@ async def record_outcome(
     )
     await uow.store.insert_outcome({**decision.outcome_row, "note": None, "note_sealed": sealed_note})
     updated = await uow.store.update_follow_up(row["id"], decision.changes, now)
-    await track_own(ctx, uow, _announce(uow, decision.announcements, now), by=cmd.actor)
+    await track_own(ctx, uow, announce_all(uow, decision.announcements, now), by=cmd.actor)
     next_id = None
     if decision.next_follow_up is not None:
         if await _schedule(uow, decision.next_follow_up, now, by=cmd.actor):
@@ -282,46 +283,10 @@ async def record_outcome(
 
 async def reschedule_follow_up(ctx: FollowupContext, uow: Uow, cmd: RescheduleFollowUp) -> dict[str, Any]:
     """Move an open follow-up to another time: a new due point, so it falls due again once."""
-    row = await _follow_up(uow, cmd.agency_id, cmd.follow_up_id)
+    row = await locked_follow_up(uow, cmd.agency_id, cmd.follow_up_id)
     now = ctx.clock()
     moved = reschedule(ctx.rules, FollowUp.from_row(row), cmd.reason, cmd.due_at, now, by=cmd.actor)
     await uow.store.insert_reschedule(moved.reschedule_row)
     updated = await uow.store.update_follow_up(row["id"], moved.changes, now)
-    await track_own(ctx, uow, _announce(uow, [moved.announcement], now), by=cmd.actor)
-    return dict(updated)
-
-
-async def arrange_contact(ctx: FollowupContext, uow: Uow, cmd: ArrangeContact) -> dict[str, Any]:
-    """A contact the care manager agreed with the patient: it falls due, opens a task and takes an outcome
-    as any follow-up does, at the priority of the patient's plan and by a channel it allows."""
-    await check_new_work(uow, cmd.agency_id, cmd.patient_id, NoContactWithErased)
-    plan = await uow.store.get_plan(cmd.patient_id)
-    now = ctx.clock()
-    contact = arranged.arrange_contact(
-        ctx.rules,
-        now,
-        patient_id=cmd.patient_id,
-        agency_id=cmd.agency_id,
-        due_at=cmd.due_at,
-        channel=cmd.channel,
-        purpose=cmd.purpose,
-        plan_channel=plan["channel"] if plan else None,
-        plan_priority=str(plan["priority"]) if plan else None,
-        by=cmd.actor,
-    )
-    await uow.store.insert_follow_up(contact.row)
-    await track_own(ctx, uow, _announce(uow, [contact.announcement], now), by=cmd.actor)
-    shown = await uow.store.get_follow_up(cmd.agency_id, contact.row["id"])
-    assert shown is not None  # inserted above, in this transaction
-    return dict(shown)
-
-
-async def cancel_contact(ctx: FollowupContext, uow: Uow, cmd: CancelContact) -> dict[str, Any]:
-    """Call off an open arranged contact; a task it opened closes with it."""
-    row = await _follow_up(uow, cmd.agency_id, cmd.follow_up_id)
-    now = ctx.clock()
-    cancellation = arranged.cancel_contact(ctx.rules, FollowUp.from_row(row), cmd.reason, now, by=cmd.actor)
-    updated = await uow.store.update_follow_up(row["id"], cancellation.changes, now)
-    await track_own(ctx, uow, _announce(uow, [cancellation.announcement], now), by=cmd.actor)
-    await close_tasks_of_cancelled_follow_ups(ctx, uow, [row])
+    await track_own(ctx, uow, announce_all(uow, [moved.announcement], now), by=cmd.actor)
     return dict(updated)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from careloop_shared.body import AwareMoment, Body
 
@@ -47,6 +47,19 @@ class ArrangeIn(Body):
         description="How: the plan's channel or in-person-only (phone, text, ... before a plan)."
     )
     purpose: Code = Field(description="What for, coded: check-in, plan-review, referral-help, ...")
+
+
+class ArrangementIn(Body):
+    channel: Code | None = Field(
+        None, description="Another way to reach the patient: the plan's channel or in-person-only."
+    )
+    purpose: Code | None = Field(None, description="Another purpose, coded: check-in, plan-review, ...")
+
+    @model_validator(mode="after")
+    def _names_a_change(self) -> ArrangementIn:
+        if self.channel is None and self.purpose is None:
+            raise ValueError("name a channel or a purpose to change")
+        return self
 
 
 class CancelIn(Body):

@@ -75,6 +75,26 @@ async def test_a_contact_arranged_falls_due_for_the_patient_s_care_manager_and_c
     listed = await client.get("/v1/follow-ups", params={"patient_id": str(patient)}, headers=headers)
     assert sorted(f["reason"] for f in listed.json()["items"]) == ["arranged-contact", "plan-cadence"]
 
+    path = f"/v1/follow-ups/{shown['id']}/arrangement"
+    nothing = await client.post(path, headers=headers, json={})
+    assert nothing.status_code == 422
+    visit = await client.post(
+        path, headers=headers, json={"channel": "in-person-only", "purpose": "home-visit"}
+    )
+    assert visit.status_code == 200, visit.text
+    assert (visit.json()["channel"], visit.json()["purpose"], visit.json()["due_at"]) == (
+        "in-person-only",
+        "home-visit",
+        shown["due_at"],
+    )
+    [*_, moved] = await emitted(runtime, patient, FollowUpScheduled.type)
+    assert (moved["follow_up_id"], moved["channel"], moved["purpose"], moved["rescheduled"]) == (
+        shown["id"],
+        "in-person-only",
+        "home-visit",
+        True,
+    )
+
     clock.advance(hours=2)
 
     async def fell_due() -> bool:

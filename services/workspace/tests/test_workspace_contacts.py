@@ -154,6 +154,7 @@ async def test_an_arranged_contact_shows_what_it_is_for_and_is_called_off_once(
     assert "Contact by In person only For Plan review" in follow_ups
     assert f'href="/patients/{PID}/follow-ups/new"' in page.text
     assert f'action="/patients/{PID}/follow-ups/{CONTACT}/cancel"' in page.text
+    assert f'href="/patients/{PID}/follow-ups/{CONTACT}/arrangement"' in page.text
     token = csrf_of(page)
     refused = await client.post(
         f"/patients/{PID}/follow-ups/{CONTACT}/cancel", data={"csrf_token": token, "reason": "bored"}
@@ -196,3 +197,75 @@ async def test_a_contact_no_longer_open_says_why(client, services, sign_in, csrf
     )
     assert page.status_code == 409
     assert "follow-up is completed" in page.text
+
+
+OPEN_CONTACT = {
+    "id": CONTACT,
+    "patient_id": PID,
+    "reason": "arranged-contact",
+    "purpose": "plan-review",
+    "due_at": "2026-03-04T15:00:00+00:00",
+    "status": "scheduled",
+    "channel": "phone",
+}
+
+
+async def test_a_contact_is_changed_to_another_way_the_plan_allows_or_another_purpose(
+    client, services, sign_in
+):
+    answer_plan(services, channel="phone")
+    services.answer("followup", "GET", f"/v1/follow-ups/{CONTACT}", body=OPEN_CONTACT)
+    services.answer("followup", "POST", f"/v1/follow-ups/{CONTACT}/arrangement", body=OPEN_CONTACT)
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/follow-ups/{CONTACT}/arrangement")
+    assert form.status_code == 200 and "stays at its time" in form.text
+    assert offered_channels(form) == ["phone", "in-person-only"]
+    assert 'value="phone" checked' in form.text  # as it is now
+    assert '<option value="plan-review" selected>' in form.text
+    bad = await client.post(
+        f"/patients/{PID}/follow-ups/{CONTACT}/arrangement",
+        data={**form_of(form), "channel": "phone", "purpose": "gossip"},
+    )
+    assert field_errors(bad) == {"purpose": ["Choose what the contact is for."]}
+    changed = await client.post(
+        f"/patients/{PID}/follow-ups/{CONTACT}/arrangement",
+        data={**form_of(form), "channel": "in-person-only", "purpose": "home-visit"},
+    )
+    assert changed.headers["location"] == f"/patients/{PID}?notice=contact-changed#follow-ups"
+    [request] = services.called("followup", f"/v1/follow-ups/{CONTACT}/arrangement")
+    assert json.loads(request.content) == {"channel": "in-person-only", "purpose": "home-visit"}
+    assert request.headers["idempotency-key"] == value(form, "form_key")
+
+
+async def test_a_contact_that_cannot_change_says_why_and_another_patient_s_is_not_found(
+    client, services, sign_in
+):
+    answer_plan(services, channel="phone")
+    services.answer("followup", "GET", f"/v1/follow-ups/{CONTACT}", body=OPEN_CONTACT)
+    services.answer(
+        "followup",
+        "POST",
+        f"/v1/follow-ups/{CONTACT}/arrangement",
+        409,
+        {"detail": "follow-up is completed"},
+    )
+    await sign_in(client)
+    form = await client.get(f"/patients/{PID}/follow-ups/{CONTACT}/arrangement")
+    page = await client.post(
+        f"/patients/{PID}/follow-ups/{CONTACT}/arrangement",
+        data={**form_of(form), "channel": "phone", "purpose": "check-in"},
+    )
+    assert page.status_code == 409 and "follow-up is completed" in page.text
+    services.answer(
+        "followup", "GET", f"/v1/follow-ups/{CONTACT}", body={**OPEN_CONTACT, "status": "completed"}
+    )
+    done = await client.get(f"/patients/{PID}/follow-ups/{CONTACT}/arrangement")
+    assert "nothing to change" in done.text and 'id="change-contact"' not in done.text
+    other = {**OPEN_CONTACT, "patient_id": "99999999-0000-4000-8000-000000000000"}
+    services.answer("followup", "GET", f"/v1/follow-ups/{CONTACT}", body=other)
+    assert (await client.get(f"/patients/{PID}/follow-ups/{CONTACT}/arrangement")).status_code == 404
+
+
+async def test_a_provider_may_not_change_a_contact(client, services, sign_in):
+    await sign_in(client, person=PROVIDER)
+    assert (await client.get(f"/patients/{PID}/follow-ups/{CONTACT}/arrangement")).status_code == 403

@@ -51,6 +51,7 @@ NOTICES = {
     "contact-arranged": "The contact is arranged: it comes to your day when it falls due.",
     "to-do-added": "The to-do is on your task list.",
     "contact-called-off": "The contact is called off.",
+    "contact-changed": "The contact is changed; it stays at its time.",
     "education-recorded": "The education given is recorded.",
     "task-started": "The task is in progress.",
     "task-done": "The task is done.",

@@ -45,7 +45,11 @@ class FollowUpScheduled(Event):
     )
     due_at: EventTime
     priority: RiskLevel
-    rescheduled: bool = False
+    rescheduled: bool = Field(
+        False,
+        description="True when it announces a follow-up scheduled before again: moved to another time,"
+        " revised with the plan, or an arranged contact's channel or purpose changed (due_at the same).",
+    )
     channel: str | None = Field(
         None,
         description="How to reach the patient: the plan's channel, or the one an arranged contact names.",

@@ -66,10 +66,11 @@ def scheduled(follow_up: FollowUp, *, rescheduled: bool = False, by: Actor | Non
     )
 
 
-def revised(follow_up: FollowUp) -> Announcement:
-    """A plan revision moved a waiting follow-up or changed its priority. The inbox applies each
-    revision once, and a priority change keeps the due point, so the id is a fresh one."""
-    return Announcement(_scheduled(follow_up, rescheduled=True), None)
+def revised(follow_up: FollowUp, *, by: Actor | None = None) -> Announcement:
+    """A plan revision moved a waiting follow-up or changed its priority, or a person changed how or what
+    for an arranged contact is (``by``). The inbox applies each revision once, and a revision keeps the
+    due point, so the id is a fresh one."""
+    return Announcement(_scheduled(follow_up, rescheduled=True, by=by), None)
 
 
 def due(follow_up: FollowUp, *, assignee_id: str | None = None) -> Announcement:

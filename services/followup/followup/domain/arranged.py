@@ -2,7 +2,8 @@
 coded purpose, reaching them by a channel their plan allows; and calling one off. Pure: no I/O.
 
 An arranged contact falls due, opens a follow-up task and takes an outcome as any follow-up does; it
-does not recur, and it is not the plan's to move or cancel. Its channel is the plan's or in person
+does not recur, and it is not the plan's to move or cancel; a person may move it, call it off, or change how
+it reaches the patient or what it is for. Its channel is the plan's or in person
 (``ArrangedContact.channels_for``): for a patient at risk at home the plan's channel is the one they
 marked safe, so no arranged call may go around it, and a later plan that changes the channel moves an
 arranged contact that no longer fits it (``channel_after_plan``).
@@ -23,8 +24,8 @@ from followup.domain.scheduling import in_body, new_follow_up, time_problems
 
 
 class NotArranged(NotOutstanding):
-    """Only a contact a care manager arranged may be called off; careloop's own follow-ups end with what
-    they follow (the plan, the referral)."""
+    """Only a contact a care manager arranged may be called off or changed; careloop's own follow-ups end
+    with what they follow (the plan, the referral) and reach the patient as the plan says."""
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,16 @@ def arrange_contact(
 
 
 @dataclass(frozen=True)
-class Cancellation:
+class ContactChange:
+    """What calling off or changing an arranged contact writes to its row, and its announcement."""
+
     changes: dict[str, Any]
     announcement: Announcement
 
 
 def cancel_contact(
     rules: FollowUpRules, follow_up: FollowUp, reason: str, now: datetime, *, by: Actor
-) -> Cancellation:
+) -> ContactChange:
     """Call off an open arranged contact for a coded reason; its follow-up task, if due, closes with it."""
     if reason not in rules.arranged_contact.cancel_reasons:
         raise InvalidInput([{"loc": in_body("reason"), "msg": "unknown cancel reason code"}])
@@ -90,10 +93,43 @@ def cancel_contact(
     if follow_up.status not in OPEN:
         raise NotOutstanding(f"follow-up is {follow_up.status}")
     cancelled = replace(follow_up, status="cancelled")
-    return Cancellation(
+    return ContactChange(
         changes={"status": "cancelled"},
         announcement=announce.cancelled(cancelled, reason, now, by=by),
     )
+
+
+def change_arrangement(
+    rules: FollowUpRules,
+    follow_up: FollowUp,
+    now: datetime,
+    *,
+    channel: str | None,
+    purpose: str | None,
+    plan_channel: str | None,
+    by: Actor,
+) -> ContactChange | None:
+    """An open arranged contact reached another way (one its plan allows) or for another purpose, at the
+    same time; None when nothing named differs from what it is."""
+    if follow_up.reason != ARRANGED_CONTACT:
+        raise NotArranged("only an arranged contact's way or purpose can be changed")
+    if follow_up.status not in OPEN:
+        raise NotOutstanding(f"follow-up is {follow_up.status}")
+    arranged, problems = rules.arranged_contact, []
+    if purpose is not None and purpose not in arranged.purposes:
+        problems.append({"loc": in_body("purpose"), "msg": "unknown purpose code"})
+    allowed = arranged.channels_for(plan_channel)
+    if channel is not None and channel not in allowed:
+        problems.append(
+            {"loc": in_body("channel"), "msg": f"must be one of {', '.join(allowed)} for this patient"}
+        )
+    if problems:
+        raise InvalidInput(problems)
+    changed = replace(follow_up, channel=channel or follow_up.channel, purpose=purpose or follow_up.purpose)
+    if changed == follow_up:
+        return None
+    changes = {"channel": changed.channel, "purpose": changed.purpose}
+    return ContactChange(changes, announce.revised(changed, by=by))
 
 
 def channel_after_plan(

@@ -82,6 +82,22 @@ class ArrangeContact:
 
 
 @dataclass(frozen=True)
+class ChangeArrangement:
+    """Reach the patient another way or for another purpose at an arranged contact, by the caller."""
+
+    agency_id: str
+    follow_up_id: uuid.UUID
+    by_subject: str
+    by_role: str
+    channel: str | None = None
+    purpose: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.by_subject, self.by_role)
+
+
+@dataclass(frozen=True)
 class CancelContact:
     """Call off an arranged contact, for a coded reason, by the caller (their subject and role)."""
 
