@@ -209,6 +209,34 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     assert "Goal added: “Get back to choir on Thursdays”" in goals, goals  # what changed, in her words
     await screenshot(page, "personal-goal")
 
+    # She puts it another way a moment later; the plan shows her goal as she says it now.
+    await page.locator("#care-team").get_by_role("link", name="Record a contribution").click()
+    contribution = page.locator("#record-contribution")
+    await contribution.get_by_label("From").select_option(label="Tina Transit (family, transport helper)")
+    await contribution.get_by_label("Their goal in new words").check()
+    await contribution.get_by_label("Which goal").select_option(
+        label="“Get back to choir on Thursdays” (personal)"
+    )
+    await contribution.get_by_label("Note, or the goal in their words").fill(
+        "Sing with the choir on Thursdays"
+    )
+    await accessibility(page, "contribution-goal-reworded")
+    await contribution.get_by_role("button", name="Record the contribution").click()
+    await page.wait_for_url(f"**/patients/{patient_id}?notice=contribution-recorded*")
+    goals = await page.locator("#plan").inner_text()
+    assert "“Sing with the choir on Thursdays” (in their own words)" in goals, goals
+
+    # Tina rings back: the electric bill is paid after all. The need she raised leaves the plan.
+    await page.locator("#care-team").get_by_role("link", name="Record a contribution").click()
+    contribution = page.locator("#record-contribution")
+    await contribution.get_by_label("From").select_option(label="Tina Transit (family, transport helper)")
+    await contribution.get_by_label("No longer a need for them").check()
+    await contribution.get_by_label("Which need").select_option("utility-insecurity")
+    await contribution.get_by_role("button", name="Record the contribution").click()
+    await page.wait_for_url(f"**/patients/{patient_id}?notice=contribution-recorded*")
+    goals = await page.locator("#plan").inner_text()
+    assert "Goal removed: “Utilities secured”" in goals and goals.count("Utilities secured") == 1, goals
+
     # She agrees to visit on Thursday to go over the plan, then Tess asks to leave it for now.
     await page.locator("#follow-ups").get_by_role("link", name="Arrange a contact").click()
     await page.wait_for_url(f"**/patients/{patient_id}/follow-ups/new")
@@ -225,6 +253,16 @@ async def test_a_care_managers_day_from_registration_to_a_verified_record(
     arranged = page.locator("#follow-ups article", has_text="Arranged contact")
     assert "Plan review" in await arranged.inner_text()
     await screenshot(page, "contact-arranged")
+    # Tess would rather it were a home visit: the same time, another purpose.
+    await arranged.get_by_role("link", name=re.compile("^Change how or what for")).click()
+    await page.wait_for_url(f"**/patients/{patient_id}/follow-ups/*/arrangement")
+    change = page.locator("#change-contact")
+    await change.get_by_label("What for").select_option("home-visit")
+    await accessibility(page, "change-contact")
+    await change.get_by_role("button", name="Change the contact").click()
+    await page.wait_for_url(f"**/patients/{patient_id}?notice=contact-changed*")
+    arranged = page.locator("#follow-ups article", has_text="Arranged contact")
+    assert "Home visit" in await arranged.inner_text()
     await arranged.get_by_label("Why call it off").select_option("patient-request")
     await arranged.get_by_role("button", name=re.compile("^Call off the contact")).click()
     await page.wait_for_url(f"**/patients/{patient_id}?notice=contact-called-off*")

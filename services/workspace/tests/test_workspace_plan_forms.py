@@ -554,7 +554,7 @@ async def test_a_need_withdrawn_that_nobody_raised_says_careplan_s_refusal_on_th
     services.answer("careplan", "POST", f"{PATH}/care-plan/contributions", 409, {"detail": refusal})
     await sign_in(client)
     form = await client.get(f"/patients/{PID}/contributions/new")
-    assert "A need they raised is no longer theirs" in form.text
+    assert "No longer a need for them" in form.text
     data = {**form_of(form), "expected_version": "3", "member_id": MEMBER, "kind": "need-withdrawn"}
     page = await client.post(f"/patients/{PID}/contributions", data={**data, "need": "depression"})
     assert page.status_code == 409 and refusal in page.text

@@ -39,7 +39,7 @@ KINDS = {
     "agreed-goal": "A goal they agreed",
     "preference": "A preference",
     "stated-need": "A need they raised",
-    "need-withdrawn": "A need they raised is no longer theirs",
+    "need-withdrawn": "No longer a need for them",
     "personal-goal": "A goal in their own words",
     "goal-reworded": "Their goal in new words",
 }
