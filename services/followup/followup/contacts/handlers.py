@@ -50,7 +50,6 @@ async def change_arrangement(ctx: FollowupContext, uow: Uow, cmd: ChangeArrangem
     change = arranged.change_arrangement(
         ctx.rules,
         FollowUp.from_row(row),
-        now,
         channel=cmd.channel,
         purpose=cmd.purpose,
         plan_channel=plan["channel"] if plan else None,

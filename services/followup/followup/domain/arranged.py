@@ -102,7 +102,6 @@ def cancel_contact(
 def change_arrangement(
     rules: FollowUpRules,
     follow_up: FollowUp,
-    now: datetime,
     *,
     channel: str | None,
     purpose: str | None,
