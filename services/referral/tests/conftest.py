@@ -396,6 +396,7 @@ class FakeLoopStore:
         limit: int,
         offset: int,
         sent_to_only: bool = False,
+        attendance_overdue: bool | None = None,
     ) -> list[dict[str, Any]]:
         rows = self._ordered(
             lambda r: (
@@ -403,6 +404,10 @@ class FakeLoopStore:
                 and (patient_id is None or r["patient_id"] == patient_id)
                 and (receiving_agency is None or r["receiving_agency_id"] == receiving_agency)
                 and (status is None or r["status"] in status)
+                and (
+                    attendance_overdue is None
+                    or (r.get("attendance_overdue_at") is not None) == attendance_overdue
+                )
             )
         )
         return rows[offset : offset + limit]

@@ -139,6 +139,9 @@ async def test_a_referral_completed_with_its_appointment_booked_is_asked_about_a
     [overdue] = await eventually(
         lambda: attendance(svc, patient_id), what="attendance overdue of a completed referral"
     )
+    asked = {"status": "completed", "attendance_overdue": "true"}
+    waiting = await svc.client.get("/v1/referrals", params=asked, headers=bearer(receiving))
+    assert [r["id"] for r in waiting.json()["items"]] == [str(rid)]
     assert overdue["referral_id"] == str(rid)
     came = await svc.client.post(path, json={"status": "fulfilled"}, headers=bearer(receiving))
     assert came.status_code == 200, came.text
@@ -149,3 +152,5 @@ async def test_a_referral_completed_with_its_appointment_booked_is_asked_about_a
     )
     events = await svc.outbox(patient_id, CHANGED)
     assert [(e["from_status"], e["status"]) for e in events] == [(None, "booked"), ("booked", "fulfilled")]
+    answered = await svc.client.get("/v1/referrals", params=asked, headers=bearer(receiving))
+    assert answered.json()["items"] == []

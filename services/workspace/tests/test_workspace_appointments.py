@@ -128,6 +128,9 @@ async def test_a_completed_referral_s_booked_appointment_is_said_to_have_been_ke
     await sign_in(client, JOE)
     [listed] = rows(await client.get("/inbox?view=closed"), "referrals")
     assert "appointment Sun 01 Mar 15:00 say whether they came" in listed
+    inbox = await client.get("/inbox")  # and above the open ones, until it is answered
+    waiting = inbox.text.split('id="unanswered-appointments"', 1)[1].split("</section>", 1)[0]
+    assert f'href="/inbox/referrals/{REFERRAL}#appointment"' in waiting and "say whether they came" in waiting
     page = await client.get(f"/inbox/referrals/{REFERRAL}")
     section = page.text.split('id="appointment-heading"', 1)[1].split("</section>", 1)[0]
     assert "Booked for" in section and "Its time has passed:" in section

@@ -94,9 +94,15 @@ async def test_the_inbox_lists_referrals_with_what_the_agency_may_see_of_each_pa
         " Accepted outcome by Sun 15 Mar 10:00",
     ]
     assert f'href="/inbox/referrals/{REFERRAL}"' in page.text
-    [asked_open] = services.called("referral", "/v1/referrals")
+    [asked_open, asked_unanswered] = sorted(
+        services.called("referral", "/v1/referrals"), key=lambda r: "attendance_overdue" in r.url.params
+    )
     assert asked_open.url.params["offset"] == "20"
     assert asked_open.url.params.get_list("status") == ["accepted", "in-progress", "on-hold", "requested"]
+    # Completed ones whose appointment waits for an answer are asked for beside them (none here).
+    assert asked_unanswered.url.params.get_list("status") == ["completed"]
+    assert asked_unanswered.url.params["attendance_overdue"] == "true"
+    assert 'id="unanswered-appointments"' not in page.text
     # Only the open referrals' patients are asked for, once each: a closed one discloses nothing.
     asked = [r.url.path for r in services.requests if r.url.path.startswith("/v1/referred-patients/")]
     assert sorted(asked) == sorted([f"/v1/referred-patients/{ROSA}", f"/v1/referred-patients/{OMAR}"])

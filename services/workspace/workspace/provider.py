@@ -57,9 +57,10 @@ async def inbox(
         return not_available(request, "The provider inbox is")
     size = workspace_of(request).ctx.settings.page_size
     statuses = sorted(OPEN_REFERRAL_STATUSES) if view == "open" else sorted(CLOSED_REFERRAL_STATUSES)
-    listing, standing = await asyncio.gather(
+    listing, standing, unanswered = await asyncio.gather(
         services.page("referral", "/v1/referrals", offset=referrals, limit=size, status=statuses),
         _standing(services),
+        _unanswered_appointments(services, size) if view == "open" else _nothing(),
     )
     open_ones = [r["patient_id"] for r in listing.items if r["status"] in OPEN_REFERRAL_STATUSES]
     patients = await referred_patients(services, open_ones)
@@ -71,8 +72,23 @@ async def inbox(
         "agency": session.person.agency_id,
         "view": view,
         "standing": standing,
+        "unanswered": unanswered,
     }
     return render(request, "inbox.html", context)
+
+
+async def _unanswered_appointments(services: Services, size: int) -> list[dict[str, Any]]:
+    """Referrals the agency completed whose booked appointment nobody has said the patient came to: done
+    with, so not among the open ones, but still waiting for that answer (none shown when referral cannot
+    say: the open ones are the page)."""
+    listing = await services.page(
+        "referral", "/v1/referrals", limit=size, status=["completed"], attendance_overdue="true"
+    )
+    return [r for r in listing.items if r["status"] == "completed" and r.get("attendance_overdue")]
+
+
+async def _nothing() -> list[dict[str, Any]]:
+    return []
 
 
 async def _standing(services: Services) -> dict[str, Any] | None:

@@ -90,9 +90,14 @@ async def list_referrals(
     status_: Annotated[
         list[ReferralStatus] | None, Query(alias="status", max_length=10, description="Any of these")
     ] = None,
+    attendance_overdue: Annotated[
+        bool | None,
+        Query(description="Only those whose booked appointment nobody has said the patient came to (true)"),
+    ] = None,
 ) -> Page[ReferralOut]:
     """Referrals your agency made, and those sent to it (never another agency's waiting drafts); of the
-    statuses named (``status`` repeated: ``?status=requested&status=accepted``), if any."""
+    statuses named (``status`` repeated: ``?status=requested&status=accepted``), if any; with
+    ``attendance_overdue``, only those whose appointment is (or is not) waiting to be said how it went."""
     rows = await store.loop.list_referrals(
         who.agency_id,
         patient_id=patient_id,
@@ -101,6 +106,7 @@ async def list_referrals(
         limit=page.fetch_limit,
         offset=page.offset,
         sent_to_only=sent_to_only(who),
+        attendance_overdue=attendance_overdue,
     )
     shown = Page.of([ReferralOut(**dict(r)) for r in rows], page)
     await audit_shown(audit, ((r.patient_id, r.id, r.referring_agency_id) for r in shown.items))

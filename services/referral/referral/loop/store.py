@@ -195,13 +195,16 @@ class LoopStore(Store):
         limit: int,
         offset: int,
         sent_to_only: bool = False,
+        attendance_overdue: bool | None = None,
     ) -> list[asyncpg.Record]:
-        """``status``: any of these (None: any status)."""
+        """``status``: any of these (None: any status); ``attendance_overdue``: only those whose booked
+        appointment is (True) or is not (False) flagged as nobody having said whether the patient came."""
         visible = _SENT_TO if sent_to_only else _VISIBLE
         return await self.db.fetch(
             f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE {visible}"
             " AND ($2::uuid IS NULL OR patient_id = $2) AND ($3::text IS NULL OR receiving_agency_id = $3)"
             " AND ($4::text[] IS NULL OR status = ANY($4::text[]))"
+            " AND ($7::boolean IS NULL OR (attendance_overdue_at IS NOT NULL) = $7)"
             " ORDER BY created_at, id LIMIT $5 OFFSET $6",
             agency_id,
             patient_id,
@@ -209,6 +212,7 @@ class LoopStore(Store):
             None if status is None else list(status),
             limit,
             offset,
+            attendance_overdue,
         )
 
     async def summary(
