@@ -450,6 +450,10 @@ class FakeLoopStore:
         sent = {"requested", "accepted", "in-progress", "on-hold"}
         return {
             "made": len(rows),
+            "needs_referred": len({r["intervention_id"] for r in rows}),
+            "needs_served": len(
+                {r["intervention_id"] for r in rows if r["status"] == "completed" and delivered(r)}
+            ),
             "waiting_for_consent": counted(lambda r: r["status"] == "draft"),
             "open": counted(lambda r: r["status"] in sent),
             "answer_overdue": counted(lambda r: r["status"] == "requested" and r["response_due_at"] < now),

@@ -53,15 +53,22 @@ def referral(
 
 def rows() -> list[dict[str, Any]]:
     accepted = {"accepted_at": T + timedelta(hours=6)}
+    rejected = referral("rejected", closed_at=T + timedelta(hours=3))
+    # Rejected, then sent on to the next program and delivered there: one need.
+    rerouted = {"intervention_id": rejected["intervention_id"], "replaces_referral_id": rejected["id"]}
     return [
         referral("draft"),
         referral("requested", made_days=1),  # answer due day 3: overdue on day 10
         referral("requested", made_days=9),  # answer due day 11
         referral("accepted", **accepted),  # outcome due day 14
         referral("in-progress", made_days=-20, **{"accepted_at": T - timedelta(days=19)}),  # outcome overdue
-        referral("rejected", closed_at=T + timedelta(hours=3)),
+        rejected,
         referral(
-            "completed", **accepted, closed_at=T + timedelta(days=2), outcome={"service_delivered": True}
+            "completed",
+            **accepted,
+            **rerouted,
+            closed_at=T + timedelta(days=2),
+            outcome={"service_delivered": True},
         ),
         referral(
             "completed",
@@ -81,6 +88,8 @@ def rows() -> list[dict[str, Any]]:
 
 EVER = {
     "made": 11,
+    "needs_referred": 10,  # the rejected referral and the one delivered after it were for one need
+    "needs_served": 2,
     "waiting_for_consent": 1,
     "open": 4,
     "answer_overdue": 1,

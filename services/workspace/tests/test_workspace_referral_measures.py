@@ -11,6 +11,8 @@ SUMMARY = {
     "since": None,
     "until": None,
     "made": 12,
+    "needs_referred": 10,
+    "needs_served": 3,
     "waiting_for_consent": 1,
     "open": 4,
     "answer_overdue": 1,
@@ -45,6 +47,7 @@ async def test_the_last_thirty_days_by_default_as_counts_and_shares(client, serv
     assert "1 not answered in time, 2 without an outcome in time" in page.text
     assert "7: 43% with the service delivered" in page.text  # 3 of the 7 closed
     assert "5.2 hours to accept" in page.text and "3.5 days" in page.text
+    assert "For 10 needs in patients' plans, of which 3 served" in page.text  # re-routes count once
     assert '<a href="/supervisor/referrals" aria-current="page">How referrals went</a>' in page.text
 
 

@@ -108,6 +108,13 @@ class ReferralSummary(BaseModel):
     since: datetime | None = Field(description="Referrals made at or after this time; null: from the first.")
     until: datetime | None = Field(description="Referrals made before this time; null: up to now.")
     made: int = Field(description="Referrals made (an automatic one, one by hand, each re-route one more).")
+    needs_referred: int = Field(
+        0,
+        description="The plan interventions they were for: a need re-routed or referred again counts once.",
+    )
+    needs_served: int = Field(
+        0, description="Of those, the interventions a referral delivered the service for."
+    )
     waiting_for_consent: int = Field(
         description="Drafts not sent: the patient's consent does not cover them."
     )

@@ -47,6 +47,8 @@ _HOURS = "extract(epoch FROM {} - made_at) / 3600"
 # An agency's referrals made in a period, counted (ReferralSummary). Entered in error: as if never made.
 _SUMMARY = (
     "SELECT count(*) AS made,"
+    " count(DISTINCT intervention_id) AS needs_referred,"
+    f" count(DISTINCT intervention_id) FILTER (WHERE status = 'completed' AND {_DELIVERED}) AS needs_served,"
     " count(*) FILTER (WHERE status = 'draft') AS waiting_for_consent,"
     " count(*) FILTER (WHERE status IN ('requested', 'accepted', 'in-progress', 'on-hold')) AS open,"
     " count(*) FILTER (WHERE status = 'requested' AND response_due_at < $4) AS answer_overdue,"
