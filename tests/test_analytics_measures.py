@@ -33,9 +33,9 @@ EXPECTED = {
     ),
     "appointments": (
         # r1 attended; r2 missed one, then attended the one booked again and moved (the move not counted).
-        ("agency-north", PANTRY, "2026-01", 3, 2, 1, 0, 0, 33.3),
-        ("agency-north", PANTRY, "2026-02", 1, 0, 0, 0, 1, None),  # r9: nobody said how it went
-        ("agency-south", PANTRY, "2026-02", 1, 0, 0, 1, 0, None),  # r8's, called off as it failed
+        ("agency-north", EAST, PANTRY, "2026-01", 3, 2, 1, 0, 0, 33.3),
+        ("agency-north", EAST, PANTRY, "2026-02", 1, 0, 0, 0, 1, None),  # r9: nobody said how it went
+        ("agency-south", EAST, PANTRY, "2026-02", 1, 0, 0, 1, 0, None),  # r8's, called off as it failed
     ),
     "follow_ups": (
         # f1 on time; f2 late (completed after it went overdue); f3 first point on time (not reached),

@@ -55,6 +55,7 @@ MEASURES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
         "Appointments with the program: attended and missed (by month of the appointment)",
         (
             "agency_id",
+            "receiving_agency_id",
             "program_id",
             "month",
             "appointments",

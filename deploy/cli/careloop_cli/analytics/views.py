@@ -56,6 +56,7 @@ VIEWS: dict[str, str] = {
         WITH made AS (
             SELECT referral_id, min(made_at) AS made_at, arg_min(agency_id, made_at) AS agency_id,
                    arg_min(program_id, made_at) AS program_id, arg_min(need, made_at) AS need,
+                   arg_min(receiving_agency_id, made_at) AS receiving_agency_id,
                    arg_min(status, made_at) AS made_status
             FROM referral_made GROUP BY referral_id),
         moves AS (
@@ -67,7 +68,7 @@ VIEWS: dict[str, str] = {
                        AS closed_with_reason_at,
                    bool_or(to_status = 'entered-in-error') AS entered_in_error
             FROM referral_status_changed GROUP BY referral_id)
-        SELECT m.referral_id, m.agency_id, m.program_id, m.need, m.made_at,
+        SELECT m.referral_id, m.agency_id, m.program_id, m.need, m.receiving_agency_id, m.made_at,
                strftime(m.made_at, '%Y-%m') AS month,
                CASE WHEN m.made_status = 'requested' THEN m.made_at ELSE v.requested_at END AS sent_at,
                v.accepted_at, v.completed_at, v.closed_with_reason_at,
@@ -96,11 +97,12 @@ VIEWS: dict[str, str] = {
                    max(changed_at) AS last_at
             FROM ev GROUP BY referral_id, starts_at),
         latest AS (SELECT referral_id, max(changed_at) AS at FROM ev GROUP BY referral_id)
-        SELECT e.referral_id, e.agency_id, r.program_id, e.starts_at, strftime(e.starts_at, '%Y-%m') AS month,
+        SELECT e.referral_id, e.agency_id, r.receiving_agency_id, r.program_id, e.starts_at,
+               strftime(e.starts_at, '%Y-%m') AS month,
                CASE WHEN e.status = 'booked' AND e.last_at < l.at THEN 'moved' ELSE e.status END AS result
         FROM ends e JOIN latest l USING (referral_id) LEFT JOIN referrals r USING (referral_id)""",
     "measure_appointments": """
-        SELECT agency_id, program_id, month, count(*) AS appointments,
+        SELECT agency_id, receiving_agency_id, program_id, month, count(*) AS appointments,
                count(*) FILTER (WHERE result = 'fulfilled') AS attended,
                count(*) FILTER (WHERE result = 'noshow') AS missed,
                count(*) FILTER (WHERE result = 'cancelled') AS cancelled,
@@ -108,7 +110,7 @@ VIEWS: dict[str, str] = {
                round(100.0 * count(*) FILTER (WHERE result = 'noshow')
                      / nullif(count(*) FILTER (WHERE result IN ('fulfilled', 'noshow')), 0), 1) AS missed_pct
         FROM appointments WHERE result <> 'moved'
-        GROUP BY agency_id, program_id, month""",
+        GROUP BY agency_id, receiving_agency_id, program_id, month""",
     "measure_rejection_reasons": """
         SELECT r.agency_id, r.program_id, strftime(s.changed_at, '%Y-%m') AS month, s.reason,
                count(DISTINCT s.referral_id) AS rejections
