@@ -8,19 +8,17 @@ hands what it announced to the task list in the same unit of work (``track_own``
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from careloop_shared.contracts import PatientErased, PlanUpdated, ReferralMade, ReferralStatusChanged
 from careloop_shared.errors import NotFound
-from careloop_shared.events import Message, ReceivedEvent
+from careloop_shared.events import ReceivedEvent
 from careloop_shared.logging import get_logger
 from careloop_shared.patient_keys import Erased
 from followup.config import FollowupContext
 from followup.domain import announcements as announce
 from followup.domain import arranged
-from followup.domain.announcements import Announcement
 from followup.domain.commands import RecordOutcome, RescheduleFollowUp
 from followup.domain.erasure import ErasedPatient, refuse_note_if_erased
 from followup.domain.follow_up import (
@@ -36,6 +34,7 @@ from followup.domain.scheduling import cadence_follow_up, new_follow_up, resched
 from followup.notes import seal_note
 from followup.store import Uow
 from followup.tasks.handlers import (
+    announce_all,
     close_tasks_of_cancelled_follow_ups,
     track_own,
     when_event_track_tasks,
@@ -49,12 +48,6 @@ class FollowUpNotFound(NotFound):
 
     def __init__(self) -> None:
         super().__init__("follow-up not found")
-
-
-def announce_all(
-    uow: Uow, announcements: Iterable[Announcement], now: datetime, caused_by: ReceivedEvent | None = None
-) -> list[Message]:
-    return [uow.emit(a.event, caused_by=caused_by, event_id=a.event_id, time=now) for a in announcements]
 
 
 async def _schedule(

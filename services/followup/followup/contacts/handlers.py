@@ -12,9 +12,14 @@ from followup.domain import arranged
 from followup.domain.commands import ArrangeContact, CancelContact, ChangeArrangement
 from followup.domain.erasure import NoContactWithErased
 from followup.domain.follow_up import FollowUp
-from followup.handlers import announce_all, locked_follow_up
+from followup.handlers import locked_follow_up
 from followup.store import Uow
-from followup.tasks.handlers import check_new_work, close_tasks_of_cancelled_follow_ups, track_own
+from followup.tasks.handlers import (
+    announce_all,
+    check_new_work,
+    close_tasks_of_cancelled_follow_ups,
+    track_own,
+)
 
 
 async def arrange_contact(ctx: FollowupContext, uow: Uow, cmd: ArrangeContact) -> dict[str, Any]:

@@ -9,6 +9,17 @@ from datetime import datetime
 from followup.domain.follow_up import Actor, Outcome
 
 
+class ByCaller:
+    """A command the caller makes as themselves (``by_subject``, ``by_role``: fields of each command)."""
+
+    by_subject: str
+    by_role: str
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.by_subject, self.by_role)
+
+
 @dataclass(frozen=True)
 class RecordOutcome:
     """One contact attempt's outcome, recorded by the care manager (their subject and role) who made it."""
@@ -33,7 +44,7 @@ class RecordOutcome:
 
 
 @dataclass(frozen=True)
-class RescheduleFollowUp:
+class RescheduleFollowUp(ByCaller):
     """Move an open follow-up to another time, for a coded reason, by the caller (their subject and role)."""
 
     agency_id: str
@@ -42,10 +53,6 @@ class RescheduleFollowUp:
     by_role: str
     reason: str
     due_at: datetime
-
-    @property
-    def actor(self) -> Actor:
-        return Actor(self.by_subject, self.by_role)
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class ChangeTaskStatus:
 
 
 @dataclass(frozen=True)
-class ArrangeContact:
+class ArrangeContact(ByCaller):
     """A contact the caller (their subject and role) agreed with the patient: when, how, what for."""
 
     agency_id: str
@@ -76,13 +83,9 @@ class ArrangeContact:
     channel: str
     purpose: str
 
-    @property
-    def actor(self) -> Actor:
-        return Actor(self.by_subject, self.by_role)
-
 
 @dataclass(frozen=True)
-class ChangeArrangement:
+class ChangeArrangement(ByCaller):
     """Reach the patient another way or for another purpose at an arranged contact, by the caller."""
 
     agency_id: str
@@ -92,13 +95,9 @@ class ChangeArrangement:
     channel: str | None = None
     purpose: str | None = None
 
-    @property
-    def actor(self) -> Actor:
-        return Actor(self.by_subject, self.by_role)
-
 
 @dataclass(frozen=True)
-class CancelContact:
+class CancelContact(ByCaller):
     """Call off an arranged contact, for a coded reason, by the caller (their subject and role)."""
 
     agency_id: str
@@ -107,13 +106,9 @@ class CancelContact:
     by_role: str
     reason: str
 
-    @property
-    def actor(self) -> Actor:
-        return Actor(self.by_subject, self.by_role)
-
 
 @dataclass(frozen=True)
-class MakeToDo:
+class MakeToDo(ByCaller):
     """A to-do the caller (their subject and role) adds about a patient for themselves, or for the
     patient's care manager."""
 
@@ -125,7 +120,3 @@ class MakeToDo:
     priority: str
     due_at: datetime
     for_care_manager: bool = False
-
-    @property
-    def actor(self) -> Actor:
-        return Actor(self.by_subject, self.by_role)

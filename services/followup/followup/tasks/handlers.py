@@ -82,7 +82,7 @@ async def make_to_do(ctx: FollowupContext, uow: Uow, cmd: MakeToDo) -> dict[str,
         assignee=assignee,
     )
     await uow.store.tasks.insert_task(row)
-    _announce(uow, [task.opened(row)], now, None)
+    announce_all(uow, [task.opened(row)], now, None)
     shown = await uow.store.tasks.get_task(cmd.agency_id, row["id"])
     assert shown is not None  # inserted above, in this transaction
     return dict(shown)
@@ -95,9 +95,10 @@ class TaskNotFound(NotFound):
         super().__init__("task not found")
 
 
-def _announce(
-    uow: Uow, announcements: Iterable[Announcement], now: Any, caused_by: ReceivedEvent | None
+def announce_all(
+    uow: Uow, announcements: Iterable[Announcement], now: datetime, caused_by: ReceivedEvent | None = None
 ) -> list[Message]:
+    """Each announcement emitted at ``now`` with its own id (None: a fresh one), caused by ``caused_by``."""
     return [uow.emit(a.event, caused_by=caused_by, event_id=a.event_id, time=now) for a in announcements]
 
 
@@ -112,7 +113,7 @@ async def _close(
 ) -> None:
     for t in tasks:
         await uow.store.tasks.update_task(t["id"], {**changes, "status": to}, now)
-        _announce(uow, [task.status_changed(t, to, task.RESOLVED, now, by)], now, caused_by)
+        announce_all(uow, [task.status_changed(t, to, task.RESOLVED, now, by)], now, caused_by)
 
 
 async def track_tasks(
@@ -139,7 +140,7 @@ async def track_tasks(
         for t in await store.active_about(facts.patient_id, [kind], subject):
             if t["escalated_at"] is None:
                 await store.update_task(t["id"], task.escalated_changes(rules, now), now)
-                _announce(uow, [task.escalated(t, rules.escalate_to_role, now)], now, caused_by)
+                announce_all(uow, [task.escalated(t, rules.escalate_to_role, now)], now, caused_by)
     kinds = rules.opened_by(facts.event_type)
     if not kinds:
         return
@@ -161,7 +162,7 @@ async def track_tasks(
             )
             await store.insert_task(row | closed)
         elif await store.insert_task(row):
-            _announce(uow, [task.opened(row)], now, caused_by)
+            announce_all(uow, [task.opened(row)], now, caused_by)
 
 
 async def when_event_track_tasks(ctx: FollowupContext, uow: Uow, received: ReceivedEvent) -> None:
@@ -212,7 +213,7 @@ async def escalate_overdue_tasks(ctx: FollowupContext, uow: Uow) -> bool:
     True when a full batch was claimed, so more may be waiting."""
     now, to_role = ctx.clock(), ctx.tasks.escalate_to_role
     late = await uow.store.tasks.claim_escalations(now, to_role, ctx.batch_size)
-    _announce(uow, [task.escalated(t, to_role, now) for t in late], now, None)
+    announce_all(uow, [task.escalated(t, to_role, now) for t in late], now, None)
     if late:
         log.info("tasks escalated", count=len(late))
     return len(late) >= ctx.batch_size
@@ -227,5 +228,5 @@ async def change_task_status(ctx: FollowupContext, uow: Uow, cmd: ChangeTaskStat
         raise TaskNotFound()
     changes, announcement = task.change_status(rules, row, cmd.status, cmd.reason, cmd.actor, now)
     updated = await uow.store.tasks.update_task(row["id"], changes, now)
-    _announce(uow, [announcement], now, None)
+    announce_all(uow, [announcement], now, None)
     return dict(updated)
