@@ -6,6 +6,7 @@ import json
 from services.workspace.tests.test_workspace_contacts import PID, PROVIDER
 from services.workspace.tests.test_workspace_followup_forms import field_errors, form_of, value
 from services.workspace.tests.test_workspace_my_day import rows
+from workspace.notices import NOTICES
 
 PATH = f"/v1/patients/{PID}"
 TASK = "dddddddd-0000-4000-8000-000000000088"
@@ -122,6 +123,12 @@ async def test_a_to_do_for_their_care_manager_is_sent_so_and_a_patient_without_o
     assert 'value="care-manager" checked' in page.text  # what was entered is kept
     [request] = services.called("followup", "/v1/tasks")
     assert json.loads(request.content)["for_care_manager"] is True
+    services.answer("followup", "POST", "/v1/tasks", 201, {"id": TASK})  # one they have: it is theirs
+    added = await client.post(f"/patients/{PID}/tasks", data={**data, "for_whom": "care-manager"})
+    assert added.headers["location"] == f"/patients/{PID}?notice=to-do-added-for-care-manager#tasks"
+    assert (
+        NOTICES["to-do-added-for-care-manager"] == "The to-do is on the patient's care manager's task list."
+    )
 
 
 async def test_a_to_do_someone_else_added_says_who_on_my_day(client, services, sign_in, make_task):

@@ -50,6 +50,7 @@ NOTICES = {
     "follow-up-rescheduled": "The follow-up is moved; it falls due at its new time.",
     "contact-arranged": "The contact is arranged: it comes to your day when it falls due.",
     "to-do-added": "The to-do is on your task list.",
+    "to-do-added-for-care-manager": "The to-do is on the patient's care manager's task list.",
     "contact-called-off": "The contact is called off.",
     "contact-changed": "The contact is changed; it stays at its time.",
     "education-recorded": "The education given is recorded.",

@@ -82,7 +82,8 @@ async def add_to_do(
         call = services.post("followup", "/v1/tasks", body, idempotency_key=form_key)
         _, error = await send(call, renamed={"due_at": "due_on"}, shown=(404, 409, 410, 422))
         if error is None:
-            return redirect(patient_url(patient_id, "to-do-added", "tasks"))
+            added = "to-do-added-for-care-manager" if body["for_care_manager"] else "to-do-added"
+            return redirect(patient_url(patient_id, added, "tasks"))
     return await _to_do_form(request, services, patient_id, entered, form_key, error)
 
 
