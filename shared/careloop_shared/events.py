@@ -11,14 +11,14 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Annotated, Any, ClassVar, NamedTuple, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from careloop_shared.body import MAX_INT, MIN_INT, in_the_years_kept
 from careloop_shared.errors import SafeMessageError
-from careloop_shared.ids import new_id, parse_id
+from careloop_shared.ids import new_id, parse_id, written_in_c
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -47,7 +47,9 @@ class Event(BaseModel):
     type: ClassVar[str]
     source: ClassVar[str]
 
-    patient_id: uuid.UUID
+    # Written as text several times an event (its subject, its Kafka key, the record's entry): asyncpg's
+    # class does that in C (``ids``); the schema is a UUID's either way.
+    patient_id: Annotated[uuid.UUID, AfterValidator(written_in_c)]
     agency_id: str
 
     @property

@@ -171,11 +171,30 @@ def test_ids_in_every_form_a_uuid_is_written_are_read_as_uuid_reads_them():
     known = uuid.UUID("018f3a1c-5b2e-7d4f-8a6b-9c0d1e2f3a4b")
     for text in (str(known), str(known).upper(), f"{{{known}}}", f"urn:uuid:{known}", known.hex):
         parsed = parse_id(text)
-        assert type(parsed) is uuid.UUID and parsed == known and str(parsed) == str(known)
-        assert hash(parsed) == hash(known) and parsed.version == 7
-    for bad in ("", "x", known.hex[:-1], f"{known}0", f" {known.hex[1:]}"):
+        assert isinstance(parsed, uuid.UUID) and parsed == known and str(parsed) == str(known)
+        assert hash(parsed) == hash(known) and parsed.version == 7 and parsed.bytes == known.bytes
+    hyphens_astray = str(known).replace("-", "")[:3] + "-" + str(known)[3:]  # asyncpg's parser alone takes it
+    for bad in ("", "x", known.hex[:-1], f"{known}0", f" {known.hex[1:]}", hyphens_astray):
         with pytest.raises(ValueError, match=r"^not a UUID$"):
             parse_id(bad)
+
+
+def test_ids_are_written_as_text_in_c_and_equal_the_standard_ones():
+    from asyncpg.pgproto.pgproto import UUID as WrittenInC
+
+    from careloop_shared.contracts import PatientAssessed
+    from careloop_shared.event_examples import example_body
+    from careloop_shared.ids import new_id
+
+    fresh = new_id()
+    assert type(fresh) is WrittenInC and fresh.version == 7 and uuid.UUID(str(fresh)) == fresh
+    body = example_body(PatientAssessed)
+    patient = uuid.UUID(str(body["patient_id"]))
+    read = (PatientAssessed.model_validate(body), PatientAssessed.model_validate_json(json.dumps(body)))
+    for event in read:
+        assert type(event.patient_id) is WrittenInC and event.patient_id == patient
+        assert event.subject == str(patient) and json.loads(event.body())["patient_id"] == str(patient)
+    assert PatientAssessed.model_json_schema()["properties"]["patient_id"]["format"] == "uuid"
 
 
 def _plan(**changes):
