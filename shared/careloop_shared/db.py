@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import datetime
@@ -26,7 +27,15 @@ _MIGRATION_LOCK = 0x63617265  # advisory lock id: one replica migrates at a time
 def _json_bytes(value: Any) -> bytes:
     """A value as JSON: orjson, about five times faster than ``json``; non-string keys become strings as
     ``json.dumps`` makes them."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(value, default=_uuid_text, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _uuid_text(value: Any) -> str:
+    """orjson writes the standard ``uuid.UUID`` itself; asyncpg's (every ``uuid`` column read, and
+    ``ids``' ids) it hands here."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _json_text(value: Any) -> str:

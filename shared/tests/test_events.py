@@ -195,6 +195,13 @@ def test_ids_are_written_as_text_in_c_and_equal_the_standard_ones():
         assert type(event.patient_id) is WrittenInC and event.patient_id == patient
         assert event.subject == str(patient) and json.loads(event.body())["patient_id"] == str(patient)
     assert PatientAssessed.model_json_schema()["properties"]["patient_id"]["format"] == "uuid"
+    # In a JSON column as the standard class is (orjson writes only that one itself).
+    from careloop_shared.db import _json_text
+
+    standard = uuid.uuid4()
+    assert json.loads(_json_text({"ids": [fresh, standard]})) == {"ids": [str(fresh), str(standard)]}
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        _json_text({"other": object()})
 
 
 def _plan(**changes):
