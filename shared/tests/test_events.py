@@ -204,6 +204,18 @@ def test_ids_are_written_as_text_in_c_and_equal_the_standard_ones():
         _json_text({"other": object()})
 
 
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(namespace=st.uuids(), name=st.text(max_size=80))
+def test_a_name_based_id_is_uuid5s(namespace, name):
+    from asyncpg.pgproto.pgproto import UUID as WrittenInC
+
+    from careloop_shared.ids import NameBased
+
+    made, standard = NameBased(namespace)(name), uuid.uuid5(namespace, name)
+    assert type(made) is WrittenInC and made == standard and str(made) == str(standard)
+    assert made.version == 5 and made.variant == uuid.RFC_4122 and hash(made) == hash(standard)
+
+
 def _plan(**changes):
     from careloop_shared.contracts import PlanUpdated
     from careloop_shared.event_examples import example_body

@@ -7,7 +7,6 @@ previous version so progress on a goal or an intervention is never lost by a rev
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pydantic import Field, model_validator
 from careloop_shared.contracts import RiskLevel
 from careloop_shared.contracts.careplan import LONGEST_CADENCE_DAYS
 from careloop_shared.errors import Invalid, problem
+from careloop_shared.ids import NameBased
 from careloop_shared.rules import Rule, RulesFile
 from careplan.domain.contact_safety import InterpersonalSafety, follow_up_channel
 from careplan.domain.education import material_id
@@ -140,15 +140,13 @@ class PlanInputs:
     service_programs: Mapping[str, str] = field(default_factory=dict)
 
 
-_IDS_HASHED = hashlib.sha1(_IDS.bytes, usedforsecurity=False)
+_IDS_NAMED = NameBased(_IDS)
 
 
 def stable_id(*parts: object) -> uuid.UUID:
-    """``uuid5(_IDS, "/".join(parts))``, the namespace's share of the hash computed once: a plan mints
-    one per goal and intervention each time it is drafted."""
-    digest = _IDS_HASHED.copy()
-    digest.update("/".join(map(str, parts)).encode())
-    return uuid.UUID(bytes=digest.digest()[:16], version=5)
+    """``uuid5(_IDS, "/".join(parts))``: a plan mints one per goal and intervention each time it is
+    drafted (``NameBased`` computes the namespace's share of the hash once)."""
+    return _IDS_NAMED("/".join(map(str, parts)))
 
 
 def highest_risk(levels: list[str]) -> str:

@@ -22,14 +22,15 @@ from careloop_shared.contracts import (
     TaskStatusChanged,
 )
 from careloop_shared.errors import Conflict
+from careloop_shared.ids import NameBased
 from followup.domain.announcements import Announcement
 from followup.domain.follow_up import Actor, InvalidInput
 from followup.domain.scheduling import in_body
 from followup.domain.task_facts import Facts
 from followup.domain.task_rules import CARE_MANAGER, TaskKind, TaskRules, due_at, escalate_at
 
-_TASK_IDS = uuid.UUID("3c0f8e52-91d4-4b7e-a2c6-7d15e9b04f38")
-_TASK_EVENT_IDS = uuid.UUID("a4e71b09-6d2c-4f85-b3a8-0c9e5d2f7b61")
+_TASK_IDS = NameBased(uuid.UUID("3c0f8e52-91d4-4b7e-a2c6-7d15e9b04f38"))
+_TASK_EVENT_IDS = NameBased(uuid.UUID("a4e71b09-6d2c-4f85-b3a8-0c9e5d2f7b61"))
 
 ACTIVE = ("open", "in-progress")
 CLOSED = ("done", "cancelled")
@@ -46,11 +47,11 @@ class IllegalMove(Conflict):
 
 def task_id(kind: str, cause_key: str) -> uuid.UUID:
     """One task per kind and cause, whoever makes it and however often."""
-    return uuid.uuid5(_TASK_IDS, f"{kind}/{cause_key}")
+    return _TASK_IDS(f"{kind}/{cause_key}")
 
 
 def _event_id(*parts: object) -> uuid.UUID:
-    return uuid.uuid5(_TASK_EVENT_IDS, "/".join(map(str, parts)))
+    return _TASK_EVENT_IDS("/".join(map(str, parts)))
 
 
 def _subjects(kind: TaskKind, facts: Facts) -> list[str]:

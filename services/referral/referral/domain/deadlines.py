@@ -12,11 +12,12 @@ from pathlib import Path
 
 from pydantic import Field
 
+from careloop_shared.ids import NameBased
 from careloop_shared.rules import RulesFile
 
 DEADLINES_FILE = Path(__file__).resolve().parent.parent / "rules" / "deadlines.v1.json"
 
-_OVERDUE_IDS = uuid.UUID("5d0c6f1e-8a43-4b7e-9c2f-61e0a7b3d915")
+_OVERDUE_IDS = NameBased(uuid.UUID("5d0c6f1e-8a43-4b7e-9c2f-61e0a7b3d915"))
 
 
 def add_business_days(start: datetime, days: float) -> datetime:
@@ -57,4 +58,4 @@ def overdue_event_id(referral_id: uuid.UUID, deadline: str, due_at: datetime | N
     """One ReferralOverdue per referral and deadline, whichever replica notices it; for a deadline that
     comes again with each booking (attendance), one per referral, deadline and due time."""
     occasion = "" if due_at is None else f"/{due_at.isoformat()}"
-    return uuid.uuid5(_OVERDUE_IDS, f"{referral_id}/{deadline}{occasion}")
+    return _OVERDUE_IDS(f"{referral_id}/{deadline}{occasion}")

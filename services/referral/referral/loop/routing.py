@@ -21,7 +21,7 @@ from careloop_shared.contracts import (
 )
 from careloop_shared.errors import NotFound
 from careloop_shared.events import ReceivedEvent
-from careloop_shared.ids import new_id
+from careloop_shared.ids import NameBased, new_id
 from careloop_shared.logging import get_logger
 from referral.appointments.recorded import record_appointment
 from referral.config import ReferralContext
@@ -64,7 +64,7 @@ async def referral_as_party(
 
 
 AWAITING_CONSENT = "awaiting-consent"
-_GAP_IDS = uuid.UUID("c3a1e0f2-6b7d-4c19-8e5a-0f2d9b4a7c61")
+_GAP_IDS = NameBased(uuid.UUID("c3a1e0f2-6b7d-4c19-8e5a-0f2d9b4a7c61"))
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ async def record_gap(
         uow.emit(
             NetworkGapDetected(agency_id=ask.agency_id, plan_id=ask.plan_id, **gap),
             caused_by=caused_by,
-            event_id=uuid.uuid5(_GAP_IDS, str(ask.intervention_id)),
+            event_id=_GAP_IDS(str(ask.intervention_id)),
         )
     log.info("network gap", need=ask.need, program_category=ask.program_category)
 
